@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the Debian packages the real-PC/SC tier needs (DESIGN.md §3):
+#   pcscd             the PC/SC daemon
+#   vsmartcard-vpcd   the virtual reader driver our card connects to (35963/35964)
+#   pcsc-tools        pcsc_scan and scriptor, used by tests/integration
+#   opensc            opensc-tool, used by tests/integration
+#   libpcsclite-dev   winscard.h + pkg-config file: pip builds pyscard from source
+#   gcc python3-dev   the compiler and headers for that build
+#   swig pkg-config   pyscard's build generates its wrapper with SWIG (PyPI's swig
+#                     wheel normally serves; Debian's is the fallback) and asks
+#                     pkg-config for the pcsclite flags
+# --no-install-recommends keeps pcsc-tools from pulling in GTK. Idempotent:
+# a second run installs nothing. Needs root (or sudo) and no TTY.
+set -euo pipefail
+
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev swig pkg-config)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-system: all packages present"
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Another apt run may hold the lock for a while (a fresh machine's first boot):
+# wait for it rather than fail.
+apt_opts=(-o DPkg::Lock::Timeout=300)
+
+echo "install-system: installing ${missing[*]}"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -q \
+    --no-install-recommends "${missing[@]}"
