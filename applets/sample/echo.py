@@ -1,0 +1,25 @@
+"""An echo applet for transport tests (proprietary class 80).
+
+- `80 01 00 00 Lc <data> [Le]`  ECHO: returns the data (after any command chaining).
+- `80 02 P1 P2 [Le]`           GENERATE: returns P1P2 bytes (a counting pattern).
+- `80 03 00 00`                 CRASH: raises a Python exception (tests 6F00 handling).
+"""
+
+from __future__ import annotations
+
+from card.framework import APDU, SW, Applet, CardError
+
+
+class EchoApplet(Applet):
+    multiselectable = True
+
+    def process(self, apdu: APDU) -> bytes | None:
+        ins = apdu.ins
+        if ins == 0x01:
+            return apdu.data
+        if ins == 0x02:
+            n = apdu.p1p2
+            return bytes(i & 0xFF for i in range(n))
+        if ins == 0x03:
+            raise RuntimeError("deliberate crash for tests")
+        raise CardError(SW.INS_NOT_SUPPORTED)

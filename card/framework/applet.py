@@ -1,0 +1,190 @@
+"""What an applet is: the base class, its declared state, and the command it is given.
+
+Java Card keeps every field of an applet object in persistent memory. Python
+cannot intercept every mutation, so an applet declares its state explicitly:
+
+    class Counter(Applet):
+        value = persistent(0)                       # survives power loss, atomic writes
+        session = transient(None, CLEAR_ON_DESELECT)  # RAM, cleared on deselect/reset
+        pin = OwnerPIN.field(try_limit=3, max_length=8)
+
+Assigning any other public attribute on an installed applet is an error, so
+state cannot silently live in RAM and vanish when the card image is reopened.
+Private attributes (`_cache`) stay allowed for derived, volatile data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from card.apdu import CommandApdu
+from card.framework.aid import AID
+from card.framework.system import CLEAR_ON_DESELECT, CLEAR_ON_RESET, Context, JCSystem
+from card.nvm import _check_value
+from card.sw import SW, CardError
+
+if TYPE_CHECKING:
+    from card.framework.shareable import Shareable
+
+
+class APDU:
+    """The command an applet is processing, as the runtime parsed it."""
+
+    __slots__ = ("command", "cla", "ins", "p1", "p2", "data", "ne", "channel", "selecting")
+
+    def __init__(self, command: CommandApdu, channel: int, selecting: bool = False) -> None:
+        self.command = command
+        self.cla = command.cla
+        self.ins = command.ins
+        self.p1 = command.p1
+        self.p2 = command.p2
+        self.data = command.data
+        #: Ne, the number of response bytes expected (None when the command had no Le)
+        self.ne = command.le
+        self.channel = channel
+        #: True when this is the SELECT that selected the applet
+        self.selecting = selecting
+
+    @property
+    def p1p2(self) -> int:
+        return (self.p1 << 8) | self.p2
+
+    @property
+    def extended(self) -> bool:
+        return self.command.extended
+
+    def __repr__(self) -> str:
+        return f"APDU({self.command.to_bytes().hex().upper()}, channel={self.channel})"
+
+
+class persistent:  # noqa: N801 - used like a keyword in class bodies
+    """A field stored in the card's persistent memory; each assignment is one atomic write."""
+
+    __slots__ = ("name", "default")
+
+    def __init__(self, default: Any = None) -> None:
+        self.default = _check_value(default)
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        owner._declared = (*getattr(owner, "_declared", ()), name)
+
+    def __get__(self, obj: Applet | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        ctx = obj._ctx
+        active = ctx.runtime._active
+        if active is not ctx and active is not None:
+            ctx.check_access()
+        return ctx.seg.get(self.name, self.default)
+
+    def __set__(self, obj: Applet, value: Any) -> None:
+        ctx = obj._ctx
+        if ctx.runtime._active is not ctx:
+            ctx.check_access()
+        ctx.nvm.write(ctx.owner, self.name, value)
+
+
+class transient:  # noqa: N801
+    """A field in RAM, reset to its default on card reset (and on deselect if asked)."""
+
+    __slots__ = ("name", "default", "clear_on")
+
+    def __init__(self, default: Any = None, clear_on: int = CLEAR_ON_RESET) -> None:
+        if clear_on not in (CLEAR_ON_RESET, CLEAR_ON_DESELECT):
+            raise ValueError("clear_on must be CLEAR_ON_RESET or CLEAR_ON_DESELECT")
+        self.default = default
+        self.clear_on = clear_on
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        owner._declared = (*getattr(owner, "_declared", ()), name)
+
+    def _dict(self, ctx: Context) -> dict[str, Any]:
+        return ctx.deselect_transient if self.clear_on == CLEAR_ON_DESELECT else ctx.transient
+
+    def __get__(self, obj: Applet | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        ctx = obj._ctx
+        if ctx.runtime._active is not ctx:
+            ctx.check_access()
+        return self._dict(ctx).get(self.name, self.default)
+
+    def __set__(self, obj: Applet, value: Any) -> None:
+        ctx = obj._ctx
+        if ctx.runtime._active is not ctx:
+            ctx.check_access()
+        self._dict(ctx)[self.name] = value
+
+
+class Applet:
+    """Base class of every applet. Subclass it and override what the applet needs."""
+
+    #: May the applet be selected on several logical channels at once (JC MultiSelectable)?
+    multiselectable: ClassVar[bool] = False
+    _declared: ClassVar[tuple[str, ...]] = ()
+
+    _ctx: Context
+
+    # The runtime creates applets; `on_install` is Java Card's install()/constructor.
+    def _bind(self, ctx: Context) -> None:
+        object.__setattr__(self, "_ctx", ctx)
+        ctx.applet = self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_") and name not in type(self)._declared:
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is not declared: applet state must be a "
+                "persistent(), transient() or OwnerPIN.field() class attribute"
+            )
+        object.__setattr__(self, name, value)
+
+    @property
+    def aid(self) -> AID:
+        return self._ctx.aid
+
+    @property
+    def system(self) -> JCSystem:
+        return self._ctx.system
+
+    # -- life cycle --------------------------------------------------------
+
+    def on_install(self, params: bytes) -> None:
+        """Called once when the applet is installed, with the install parameters."""
+
+    def on_uninstall(self) -> None:
+        """Called before the applet is deleted."""
+
+    def select(self) -> bool:
+        """Called when the applet is selected on a channel; return False to refuse."""
+        return True
+
+    def deselect(self) -> None:
+        """Called when another applet is selected on the channel, or the channel closes."""
+
+    def select_response(self, apdu: APDU) -> bytes | None:
+        """The response data of the SELECT that selected the applet (ISO 7816-4 §7.1.1).
+
+        The default is an FCI template `6F { 84 AID }`, or nothing when P2 asks for
+        no response data (b4-b3 = 11).
+        """
+        if apdu.p2 & 0x0C == 0x0C:
+            return None
+        aid = bytes(self.aid)
+        inner = b"\x84" + bytes((len(aid),)) + aid
+        return b"\x6f" + bytes((len(inner),)) + inner
+
+    def process(self, apdu: APDU) -> bytes | None:
+        """Process one command; return the response data (or None), or raise CardError."""
+        raise CardError(SW.INS_NOT_SUPPORTED)
+
+    def get_shareable_interface_object(self, client_aid: AID, parameter: int) -> Shareable | None:
+        """Grant (return an object) or refuse (None) a Shareable interface to a client."""
+        return None
+
+    def __repr__(self) -> str:
+        ctx = self.__dict__.get("_ctx")
+        return f"<{type(self).__name__} {ctx.aid if ctx else 'unbound'}>"

@@ -1,0 +1,216 @@
+"""An applet's execution context and its view of the card (Java Card's JCSystem).
+
+There is no global JCSystem: each applet reaches the card it runs on through
+`self.system`, so one process can hold many cards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from card.framework.aid import AID
+from card.framework.exceptions import SecurityException
+from card.nvm import NVM, TransactionError, Value
+
+if TYPE_CHECKING:
+    from card.framework.applet import Applet
+    from card.framework.shareable import ShareableProxy
+    from card.runtime import CardRuntime
+
+CLEAR_ON_RESET = 1
+CLEAR_ON_DESELECT = 2
+
+MEMORY_TYPE_PERSISTENT = 0
+MEMORY_TYPE_TRANSIENT_RESET = 1
+MEMORY_TYPE_TRANSIENT_DESELECT = 2
+
+
+class Store:
+    """Key-value access to one context's persistent values (every `set` is atomic)."""
+
+    __slots__ = ("get", "_nvm", "_owner", "_seg")
+
+    def __init__(self, nvm: NVM, owner: str) -> None:
+        self._nvm = nvm
+        self._owner = owner
+        self._seg = nvm.segment(owner)
+        self.get = self._seg.get
+
+    def set(self, key: str, value: Value) -> None:
+        self._nvm.write(self._owner, key, value)
+
+    def delete(self, key: str) -> None:
+        self._nvm.delete(self._owner, key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._seg
+
+    def keys(self) -> list[str]:
+        return list(self._seg)
+
+
+class Context:
+    """One applet instance's context: its persistent segment, transient memory, channel state."""
+
+    __slots__ = (
+        "runtime",
+        "aid",
+        "owner",
+        "nvm",
+        "store",
+        "seg",
+        "transient",
+        "deselect_transient",
+        "transient_arrays",
+        "channel_states",
+        "objects",
+        "applet",
+        "system",
+    )
+
+    def __init__(self, runtime: CardRuntime, aid: AID) -> None:
+        self.runtime = runtime
+        self.aid = aid
+        self.owner = aid.hex()
+        self.nvm = runtime.nvm
+        self.store = Store(runtime.nvm, self.owner)
+        self.seg = self.store._seg
+        self.transient: dict[str, Any] = {}
+        self.deselect_transient: dict[str, Any] = {}
+        self.transient_arrays: list[tuple[bytearray, int]] = []
+        self.channel_states: dict[int, dict[str, Any]] = {}
+        self.objects: dict[str, Any] = {}
+        self.applet: Applet | None = None
+        self.system = JCSystem(runtime, self)
+
+    def check_access(self) -> None:
+        """Raise SecurityException unless this context (or the card itself) is running."""
+        active = self.runtime._active
+        if active is not self and active is not None:
+            self.runtime.firewall_violations += 1
+            raise SecurityException(f"applet {active.aid} may not access objects of {self.aid}")
+
+    def clear_on_reset(self) -> None:
+        self.transient.clear()
+        self.deselect_transient.clear()
+        self.channel_states.clear()
+        for arr, _ in self.transient_arrays:
+            arr[:] = bytes(len(arr))
+
+    def clear_on_deselect(self, channel: int, still_active: bool) -> None:
+        self.channel_states.pop(channel, None)
+        if not still_active:
+            self.deselect_transient.clear()
+            for arr, event in self.transient_arrays:
+                if event == CLEAR_ON_DESELECT:
+                    arr[:] = bytes(len(arr))
+
+
+class JCSystem:
+    """What an applet may ask of the card it runs on."""
+
+    __slots__ = ("_rt", "_ctx")
+
+    CLEAR_ON_RESET = CLEAR_ON_RESET
+    CLEAR_ON_DESELECT = CLEAR_ON_DESELECT
+
+    def __init__(self, runtime: CardRuntime, ctx: Context) -> None:
+        self._rt = runtime
+        self._ctx = ctx
+
+    # -- transactions (JC 3.0 RE §7) ----------------------------------------
+
+    def begin_transaction(self) -> None:
+        """Start a transaction; a nested begin raises TransactionError(IN_PROGRESS)."""
+        self._rt.nvm.begin()
+
+    def commit_transaction(self) -> None:
+        self._rt.nvm.commit()
+
+    def abort_transaction(self) -> None:
+        self._rt.nvm.abort()
+
+    @property
+    def transaction_depth(self) -> int:
+        return 1 if self._rt.nvm.in_transaction else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """`with system.transaction():` commits on success and aborts on any exception."""
+        nvm = self._rt.nvm
+        nvm.begin()
+        try:
+            yield
+        except BaseException:
+            if nvm.in_transaction and not nvm.torn:
+                nvm.abort()
+            raise
+        nvm.commit()
+
+    # -- memory ---------------------------------------------------------------
+
+    def make_transient_bytes(self, size: int, event: int = CLEAR_ON_RESET) -> bytearray:
+        """A byte array cleared to zero on reset (or also on deselect)."""
+        if event not in (CLEAR_ON_RESET, CLEAR_ON_DESELECT):
+            raise ValueError("event must be CLEAR_ON_RESET or CLEAR_ON_DESELECT")
+        if size > self._rt.transient_available():
+            raise TransactionError(TransactionError.BUFFER_FULL, "not enough transient memory")
+        arr = bytearray(size)
+        self._ctx.transient_arrays.append((arr, event))
+        return arr
+
+    def available_memory(self, memory_type: int = MEMORY_TYPE_PERSISTENT) -> int:
+        if memory_type == MEMORY_TYPE_PERSISTENT:
+            return self._rt.nvm.available
+        return self._rt.transient_available()
+
+    @property
+    def store(self) -> Store:
+        """This applet's persistent key-value store (for libraries such as card.fs)."""
+        return self._ctx.store
+
+    # -- the current command --------------------------------------------------
+
+    @property
+    def channel(self) -> int:
+        """The logical channel of the command being processed."""
+        return self._rt._channel
+
+    @property
+    def channel_state(self) -> dict[str, Any]:
+        """Volatile state of this applet on the current channel (cleared on deselect/reset)."""
+        states = self._ctx.channel_states
+        ch = self._rt._channel
+        st = states.get(ch)
+        if st is None:
+            st = states[ch] = {}
+        return st
+
+    def is_selected_on(self, channel: int) -> bool:
+        return self._rt.selected_context(channel) is self._ctx
+
+    @property
+    def aid(self) -> AID:
+        return self._ctx.aid
+
+    @property
+    def rng(self) -> Any:
+        """The card's random number generator (seedable for tests)."""
+        return self._rt.rng
+
+    # -- the firewall -----------------------------------------------------------
+
+    def get_shareable(self, server_aid: bytes, parameter: int = 0) -> ShareableProxy | None:
+        """Java Card's getAppletShareableInterfaceObject: None if refused or absent."""
+        return self._rt.get_shareable(self._ctx, AID(server_aid), parameter)
+
+    @property
+    def previous_context_aid(self) -> AID | None:
+        """During a Shareable call, the AID of the calling applet (None if the card called)."""
+        return self._rt.previous_context_aid()
+
+    def check_owner(self, ctx: Context) -> None:
+        if ctx is not self._ctx:
+            raise SecurityException("object belongs to another context")

@@ -1,0 +1,386 @@
+"""Persistent memory: atomic writes, transactions with an undo journal, tears, the card image.
+
+The model is Java Card's (JC 3.0 Runtime Environment §7): every single write to a
+persistent field is atomic; `begin`/`commit`/`abort` group writes with an undo
+journal; a power loss ("tear") inside a transaction is rolled back at the next
+power-up. Writes outside a transaction that completed before a tear stay.
+
+Values are immutable: None, bool, int, str, bytes and tuples of them. Storing a
+whole new value is the unit of atomicity, so an applet that needs two fields to
+change together either keeps them in one tuple or wraps the writes in a
+transaction.
+
+A card image is a SQLite file. `flush()` (called by the runtime after every
+APDU) commits what changed in one SQLite transaction, so a killed process leaves
+the image as of the last completed APDU; SQLite never leaves it corrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+Value = Any  # None | bool | int | str | bytes | tuple[Value, ...]
+
+IMAGE_MAGIC = "cardemu-card-image"
+IMAGE_VERSION = 1
+_JOURNAL_KEY = "__journal__"
+_ABSENT = object()
+_SCALARS = (type(None), bool, int, str, bytes)
+
+
+class PowerLoss(BaseException):
+    """Simulated loss of power in the middle of a write sequence (a tear).
+
+    A BaseException so that an applet's `except Exception` cannot swallow it.
+    """
+
+
+class NvmError(Exception):
+    """The card image cannot be used (not a card image, newer format, unreadable)."""
+
+
+class TransactionError(Exception):
+    """Java Card's TransactionException: nested begin, commit/abort without begin, overflow."""
+
+    IN_PROGRESS = 1
+    NOT_IN_PROGRESS = 2
+    BUFFER_FULL = 3
+
+    def __init__(self, reason: int, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class OutOfMemory(Exception):
+    """Persistent memory is full (Java Card's SystemException.NO_RESOURCE)."""
+
+
+def _check_value(value: Value) -> Value:
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is bytearray or t is memoryview:
+        return bytes(value)
+    if t is tuple or t is list:
+        return tuple(_check_value(v) for v in value)
+    raise TypeError(f"a persistent value must be None/bool/int/str/bytes/tuple, not {t.__name__}")
+
+
+def _size(value: Value) -> int:
+    t = type(value)
+    if t is bytes or t is str:
+        return len(value) + 2
+    if t is tuple:
+        return 2 + sum(_size(v) for v in value)
+    return 4
+
+
+def _encode(value: Value) -> Any:
+    # JSON with tags keeps the image readable and never executes anything on load
+    # (the image format deliberately avoids pickle).
+    t = type(value)
+    if t is bytes:
+        return {"b": value.hex()}
+    if t is tuple:
+        return {"t": [_encode(v) for v in value]}
+    return value
+
+
+def _decode(obj: Any) -> Value:
+    if isinstance(obj, dict):
+        if "b" in obj:
+            return bytes.fromhex(obj["b"])
+        if "t" in obj:
+            return tuple(_decode(v) for v in obj["t"])
+        raise NvmError("unknown value tag in card image")
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    raise NvmError(f"unexpected value of type {type(obj).__name__} in card image")
+
+
+class NVM:
+    """The persistent memory of one card.
+
+    Args:
+        path: SQLite card image, or None for a card that lives in memory only.
+        capacity: bytes of persistent memory the card reports (an estimate of the
+            stored values' size is charged against it).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, capacity: int = 1 << 20) -> None:
+        self.capacity = capacity
+        self._segments: dict[str, dict[str, Value]] = {}
+        self._journal: list[tuple[str, str, Value]] | None = None
+        self._journaled: set[tuple[str, str]] = set()
+        self._dirty: set[tuple[str, str]] = set()
+        self._used = 0
+        self._tear_countdown: int | None = None
+        #: writes since the runtime last reset it (the runtime uses it per APDU)
+        self.apdu_writes = 0
+        #: every write ever attempted on this NVM object, for tear enumeration
+        self.total_writes = 0
+        #: True between a tear and the next power-up
+        self.torn = False
+        self._db: sqlite3.Connection | None = None
+        self.path = os.fspath(path) if path is not None else None
+        if self.path is not None:
+            self._open(self.path)
+
+    # -- the card image ----------------------------------------------------
+
+    def _open(self, path: str) -> None:
+        exists = os.path.exists(path) and os.path.getsize(path) > 0
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if exists:
+                row = db.execute("SELECT value FROM meta WHERE key='magic'").fetchone()
+                if row is None or row[0] != IMAGE_MAGIC:
+                    raise NvmError(f"{path} is not a cardemu card image")
+                version = int(db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+                if version > IMAGE_VERSION:
+                    raise NvmError(f"{path} is a card image of format {version}, newer than this cardemu")
+                for owner, name, raw in db.execute("SELECT owner, name, value FROM nvm"):
+                    value = _decode(json.loads(raw))
+                    if owner == "" and name == _JOURNAL_KEY:
+                        self._journal_from_image(value)
+                        continue
+                    self._segments.setdefault(owner, {})[name] = value
+                    self._used += _size(value)
+            else:
+                db.execute("BEGIN")
+                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                db.execute(
+                    "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+                    " PRIMARY KEY (owner, name))"
+                )
+                db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION))],
+                )
+                db.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            raise NvmError(f"{path} is not a cardemu card image ({e})") from None
+        except (TypeError, ValueError, KeyError) as e:
+            raise NvmError(f"{path} is a damaged card image ({e})") from None
+        self._db = db
+
+    def _journal_from_image(self, value: Value) -> None:
+        # An image saved while torn inside a transaction: keep the journal so that
+        # the next power_up() rolls it back.
+        journal = []
+        for owner, name, present, old in value:
+            journal.append((owner, name, old if present else _ABSENT))
+        self._journal = journal
+        self._journaled = {(o, n) for o, n, _ in journal}
+        self.torn = True
+
+    def flush(self) -> None:
+        """Write every change since the last flush to the image, in one SQLite transaction."""
+        db = self._db
+        if db is None or not (self._dirty or self.torn):
+            self._dirty.clear()
+            return
+        rows_set = []
+        rows_del = []
+        for owner, name in self._dirty:
+            seg = self._segments.get(owner)
+            value = _ABSENT if seg is None else seg.get(name, _ABSENT)
+            if value is _ABSENT:
+                rows_del.append((owner, name))
+            else:
+                rows_set.append((owner, name, json.dumps(_encode(value), separators=(",", ":"))))
+        db.execute("BEGIN")
+        try:
+            if rows_del:
+                db.executemany("DELETE FROM nvm WHERE owner=? AND name=?", rows_del)
+            if rows_set:
+                db.executemany("INSERT OR REPLACE INTO nvm VALUES (?, ?, ?)", rows_set)
+            if self._journal is not None:
+                journal = tuple(
+                    (o, n, old is not _ABSENT, None if old is _ABSENT else old)
+                    for o, n, old in self._journal
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO nvm VALUES ('', ?, ?)",
+                    (_JOURNAL_KEY, json.dumps(_encode(journal), separators=(",", ":"))),
+                )
+            else:
+                db.execute("DELETE FROM nvm WHERE owner='' AND name=?", (_JOURNAL_KEY,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._dirty.clear()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self.flush()
+            self._db.close()
+            self._db = None
+
+    # -- reading and writing ---------------------------------------------------
+
+    def segment(self, owner: str) -> dict[str, Value]:
+        """The live dict of one owner's values. Read from it; write only through `write`."""
+        seg = self._segments.get(owner)
+        if seg is None:
+            seg = self._segments[owner] = {}
+        return seg
+
+    def owners(self) -> Iterator[str]:
+        return iter(list(self._segments))
+
+    def read(self, owner: str, name: str, default: Value = None) -> Value:
+        seg = self._segments.get(owner)
+        return default if seg is None else seg.get(name, default)
+
+    def _count_write(self) -> None:
+        # The tear check comes first: a torn write never reaches the memory.
+        if self._tear_countdown is not None:
+            if self._tear_countdown == 0:
+                self._tear_countdown = None
+                self.torn = True
+                raise PowerLoss("power lost (tear injected)")
+            self._tear_countdown -= 1
+        if self.torn:
+            raise PowerLoss("write after power loss")
+        self.total_writes += 1
+        self.apdu_writes += 1
+
+    def write(self, owner: str, name: str, value: Value) -> None:
+        """Store one value atomically (journaled when a transaction is open)."""
+        value = _check_value(value)
+        seg = self.segment(owner)
+        old = seg.get(name, _ABSENT)
+        if old is not _ABSENT and type(old) is type(value) and old == value:
+            return  # not a change: costs no write, as a card's compare-before-write
+        grow = _size(value) - (0 if old is _ABSENT else _size(old))
+        if grow > 0 and self._used + grow > self.capacity:
+            raise OutOfMemory(f"persistent memory full ({self._used} of {self.capacity} bytes)")
+        self._count_write()
+        key = (owner, name)
+        if self._journal is not None and key not in self._journaled:
+            self._journal.append((owner, name, old))
+            self._journaled.add(key)
+        seg[name] = value
+        self._used += grow
+        self._dirty.add(key)
+
+    def delete(self, owner: str, name: str) -> None:
+        seg = self._segments.get(owner)
+        if seg is None or name not in seg:
+            return
+        self._count_write()
+        key = (owner, name)
+        old = seg.pop(name)
+        if self._journal is not None and key not in self._journaled:
+            self._journal.append((owner, name, old))
+            self._journaled.add(key)
+        self._used -= _size(old)
+        self._dirty.add(key)
+
+    def delete_owner(self, owner: str) -> None:
+        """Remove all of one owner's values (applet deletion) as a single atomic write."""
+        seg = self._segments.get(owner)
+        if not seg:
+            self._segments.pop(owner, None)
+            return
+        if self._journal is not None:
+            for name in list(seg):
+                self.delete(owner, name)
+            return
+        self._count_write()
+        for name, old in seg.items():
+            self._used -= _size(old)
+            self._dirty.add((owner, name))
+        seg.clear()
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    @property
+    def available(self) -> int:
+        return max(0, self.capacity - self._used)
+
+    # -- transactions ----------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._journal is not None
+
+    def begin(self) -> None:
+        if self._journal is not None:
+            raise TransactionError(TransactionError.IN_PROGRESS, "transaction already in progress")
+        self._journal = []
+        self._journaled = set()
+
+    def commit(self) -> None:
+        if self._journal is None:
+            raise TransactionError(TransactionError.NOT_IN_PROGRESS, "no transaction in progress")
+        if self._journal:
+            # Discarding the journal is the commit point: itself one atomic write.
+            self._count_write()
+        self._journal = None
+        self._journaled = set()
+
+    def abort(self) -> None:
+        if self._journal is None:
+            raise TransactionError(TransactionError.NOT_IN_PROGRESS, "no transaction in progress")
+        self._rollback()
+
+    def _rollback(self) -> None:
+        journal = self._journal or []
+        for owner, name, old in reversed(journal):
+            seg = self.segment(owner)
+            cur = seg.get(name, _ABSENT)
+            if cur is not _ABSENT:
+                self._used -= _size(cur)
+            if old is _ABSENT:
+                seg.pop(name, None)
+            else:
+                seg[name] = old
+                self._used += _size(old)
+            self._dirty.add((owner, name))
+        self._journal = None
+        self._journaled = set()
+
+    # -- tears -----------------------------------------------------------------
+
+    def tear_after(self, n: int | None) -> None:
+        """Lose power when the (n+1)-th write from now is attempted (n writes complete).
+
+        None disarms. The write that would be torn never happens.
+        """
+        if n is not None and n < 0:
+            raise ValueError("n must be >= 0")
+        self._tear_countdown = n
+
+    @property
+    def tear_armed(self) -> bool:
+        return self._tear_countdown is not None
+
+    def power_up(self) -> bool:
+        """Recover after power loss: roll back an interrupted transaction.
+
+        Returns:
+            True if a transaction was rolled back.
+        """
+        rolled = False
+        if self._journal is not None:
+            self._rollback()
+            rolled = True
+        self.torn = False
+        self._tear_countdown = None
+        self.flush()
+        return rolled
+
+    def snapshot(self) -> dict[str, dict[str, Value]]:
+        """A deep copy of all persistent values (values are immutable: copying dicts suffices)."""
+        return {o: dict(s) for o, s in self._segments.items() if s}

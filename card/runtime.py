@@ -1,0 +1,671 @@
+"""CardRuntime: one emulated chip (ISO/IEC 7816-4 §5-§7, Java Card 3.0 RE §3-§4).
+
+The runtime owns everything of one card: persistent memory, the applet registry,
+logical channels, the selected applet on each, pending response data and
+command chains. `process(apdu) -> bytes` always answers: an applet's CardError
+becomes its status word, any other exception becomes 6F00 (logged with its
+traceback and counted in `exceptions`).
+
+What the runtime itself handles, before any applet sees a command:
+- the CLA byte: logical channel (0-3 first interindustry class, 4-19 further),
+  chaining bit, invalid classes;
+- MANAGE CHANNEL open/close (ISO 7816-4 §11.1.2);
+- SELECT by DF name when it names an applet (full or right-truncated AID, first/
+  last/next/previous occurrence, FCI/FCP/none) — other SELECTs go to the applet;
+- GET RESPONSE (61xx, and 9Fxx for the GSM class A0), 6Cxx for a wrong Le;
+- command chaining assembly (ISO 7816-4 §5.3.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from card.apdu import CommandApdu, cla_channel
+from card.framework.aid import AID
+from card.framework.applet import APDU, Applet
+from card.framework.catalogue import Catalogue, CatalogueError, class_ref
+from card.framework.exceptions import SecurityException
+from card.framework.shareable import Shareable, ShareableProxy
+from card.framework.system import Context
+from card.nvm import NVM, NvmError, PowerLoss
+from card.sw import SW, CardError, nvm_may_change
+
+log = logging.getLogger("cardemu.card")
+
+CARD_OWNER = "__card__"
+MAX_CHAIN = 65535
+
+# Application life cycle states (GlobalPlatform Card Specification §5.3.1).
+INSTALLED = 0x03
+SELECTABLE = 0x07
+LOCKED = 0x83
+
+# ISO 7816-3 ATR: direct convention, T=0 and T=1 offered, historical bytes with a
+# card capabilities compact-TLV (ISO 7816-4 §12.1.1.9): selection by full/partial DF
+# name, path and FID; data coding 21; chaining, extended Lc/Le, card-assigned
+# logical channels, 8 or more channels. Status indicator 9000.
+_HISTORICAL = bytes.fromhex("8073F021D7829000")
+
+
+def _default_atr() -> bytes:
+    body = bytes((0x80 | len(_HISTORICAL), 0x80, 0x01)) + _HISTORICAL
+    tck = 0
+    for b in body:
+        tck ^= b
+    return b"\x3b" + body + bytes((tck,))
+
+
+DEFAULT_ATR = _default_atr()
+
+_SW9000 = b"\x90\x00"
+_OK_NO_DATA = b"\x90\x00"
+
+
+class CardStateError(Exception):
+    """The card was driven wrongly from outside (e.g. a command with no power)."""
+
+
+class CardTorn(Exception):
+    """The card lost power in the middle of a command (an injected tear): no response."""
+
+
+class _Channel:
+    __slots__ = ("ctx", "pending", "pending_gsm", "chain_header", "chain_data", "select_name")
+
+    def __init__(self) -> None:
+        self.ctx: Context | None = None
+        self.pending: bytes = b""
+        self.pending_gsm = False
+        self.chain_header: bytes | None = None
+        self.chain_data = bytearray()
+        self.select_name: bytes | None = None
+
+
+class _Entry:
+    """One registered applet instance."""
+
+    __slots__ = ("ctx", "ref", "lifecycle", "default")
+
+    def __init__(self, ctx: Context, ref: str, lifecycle: int, default: bool) -> None:
+        self.ctx = ctx
+        self.ref = ref
+        self.lifecycle = lifecycle
+        self.default = default
+
+    @property
+    def selectable(self) -> bool:
+        return self.lifecycle & 0x80 == 0 and self.lifecycle & 0x07 == 0x07
+
+
+class CardRuntime:
+    """One card.
+
+    Args:
+        image: path of the SQLite card image (created if absent), or None for a card
+            that lives only in memory.
+        atr: the ATR to answer with.
+        rng_seed: seed the card's RNG for reproducible runs (None: OS randomness).
+        max_channels: logical channels supported (1..20).
+        catalogue: applet classes this card may instantiate when its image is opened.
+    """
+
+    def __init__(
+        self,
+        image: str | os.PathLike[str] | None = None,
+        *,
+        atr: bytes = DEFAULT_ATR,
+        rng_seed: bytes | int | None = None,
+        max_channels: int = 20,
+        catalogue: Catalogue | None = None,
+        capacity: int = 1 << 20,
+        transient_capacity: int = 16 << 10,
+    ) -> None:
+        if not 1 <= max_channels <= 20:
+            raise ValueError("max_channels must be 1..20")
+        self.atr = atr
+        self.max_channels = max_channels
+        self.catalogue = catalogue or Catalogue()
+        self.nvm = NVM(image, capacity=capacity)
+        self.transient_capacity = transient_capacity
+        self.rng = _make_rng(rng_seed)
+        #: Python exceptions that escaped an applet and became 6F00
+        self.exceptions = 0
+        #: the traceback text of the last such exception
+        self.last_exception: str | None = None
+        #: commands that changed persistent memory yet answered an "NVM unchanged" SW
+        self.nvm_violations = 0
+        #: accesses the firewall refused
+        self.firewall_violations = 0
+        #: tears (power lost mid-command)
+        self.tears = 0
+        self._powered = False
+        self._channels: dict[int, _Channel] = {}
+        self._entries: dict[bytes, _Entry] = {}
+        self._registry_value: Any = None
+        self._active: Context | None = None
+        self._channel = 0
+        self._context_stack: list[Context | None] = []
+        self._load_registry()
+
+    # -- registry ----------------------------------------------------------------
+
+    def _load_registry(self) -> None:
+        value = self.nvm.read(CARD_OWNER, "registry", ())
+        if value == self._registry_value and value is not None:
+            return
+        entries: dict[bytes, _Entry] = {}
+        for aid, ref, lifecycle, default in value:
+            old = self._entries.get(aid)
+            if old is not None and old.ref == ref:
+                old.lifecycle, old.default = lifecycle, default
+                entries[aid] = old
+                continue
+            try:
+                cls = self.catalogue.resolve(ref)
+            except CatalogueError as e:
+                raise NvmError(f"card image: {e}") from None
+            ctx = Context(self, AID(aid))
+            applet = cls.__new__(cls)
+            applet._bind(ctx)
+            entries[aid] = _Entry(ctx, ref, lifecycle, default)
+        self._entries = entries
+        self._registry_value = value
+
+    def _save_registry(self) -> None:
+        value = tuple(
+            (bytes(e.ctx.aid), e.ref, e.lifecycle, e.default) for e in self._entries.values()
+        )
+        self.nvm.write(CARD_OWNER, "registry", value)
+        self._registry_value = value
+
+    def install(
+        self,
+        cls: type[Applet],
+        aid: bytes | str,
+        params: bytes = b"",
+        *,
+        default: bool = False,
+        lifecycle: int = SELECTABLE,
+    ) -> Applet:
+        """Create and register an applet instance (GlobalPlatform INSTALL [for install]).
+
+        The instance's persistent state and its registry entry are written in one
+        transaction: a tear leaves either no applet or a complete one.
+
+        Raises:
+            CardError: 6A80 for an AID already present.
+        """
+        aid = AID(aid)
+        if bytes(aid) in self._entries:
+            raise CardError(SW.WRONG_DATA)
+        if not (isinstance(cls, type) and issubclass(cls, Applet)):
+            raise TypeError(f"{cls!r} is not an Applet class")
+        ctx = Context(self, aid)
+        applet = cls.__new__(cls)
+        applet._bind(ctx)
+        nvm = self.nvm
+        own_txn = not nvm.in_transaction
+        if own_txn:
+            nvm.begin()
+        entry = _Entry(ctx, class_ref(cls), lifecycle, default)
+        try:
+            if default:
+                for e in self._entries.values():
+                    e.default = False
+            self._entries[bytes(aid)] = entry
+            self.call_in_context(ctx, applet.on_install, bytes(params))
+            self._save_registry()
+            if own_txn:
+                nvm.commit()
+        except BaseException:
+            self._entries.pop(bytes(aid), None)
+            if own_txn and nvm.in_transaction and not nvm.torn:
+                nvm.abort()
+                self._load_registry()
+            raise
+        return applet
+
+    def delete(self, aid: bytes | str) -> None:
+        """Remove an applet instance and its persistent state (GP DELETE)."""
+        key = bytes(AID(aid))
+        entry = self._entries.get(key)
+        if entry is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        for ch in self._channels.values():
+            if ch.ctx is entry.ctx:
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        nvm = self.nvm
+        own_txn = not nvm.in_transaction
+        if own_txn:
+            nvm.begin()
+        try:
+            self.call_in_context(entry.ctx, entry.ctx.applet.on_uninstall)  # type: ignore[union-attr]
+            del self._entries[key]
+            nvm.delete_owner(entry.ctx.owner)
+            self._save_registry()
+            if own_txn:
+                nvm.commit()
+        except BaseException:
+            if own_txn and nvm.in_transaction and not nvm.torn:
+                nvm.abort()
+                self._load_registry()
+            raise
+
+    def set_lifecycle(self, aid: bytes | str, lifecycle: int) -> None:
+        entry = self._entries.get(bytes(AID(aid)))
+        if entry is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        entry.lifecycle = lifecycle
+        self._save_registry()
+
+    def applets(self) -> list[tuple[AID, str, int, bool]]:
+        """(AID, class reference, life cycle state, default) of every installed applet."""
+        return [(e.ctx.aid, e.ref, e.lifecycle, e.default) for e in self._entries.values()]
+
+    def applet(self, aid: bytes | str) -> Applet:
+        """The applet instance with this AID (for the card's own tools and tests)."""
+        entry = self._entries.get(bytes(AID(aid)))
+        if entry is None or entry.ctx.applet is None:
+            raise KeyError(f"no applet {AID(aid)}")
+        return entry.ctx.applet
+
+    def selected_context(self, channel: int) -> Context | None:
+        ch = self._channels.get(channel)
+        return None if ch is None else ch.ctx
+
+    def selected_aid(self, channel: int = 0) -> AID | None:
+        ctx = self.selected_context(channel)
+        return None if ctx is None else ctx.aid
+
+    def transient_available(self) -> int:
+        used = sum(
+            len(arr) for e in self._entries.values() for arr, _ in e.ctx.transient_arrays
+        )
+        return max(0, self.transient_capacity - used)
+
+    # -- power -------------------------------------------------------------------
+
+    @property
+    def powered(self) -> bool:
+        return self._powered
+
+    def power_on(self) -> bytes:
+        """Cold reset: recover persistent memory, clear RAM, select defaults. Returns the ATR."""
+        if self.nvm.torn or self.nvm.in_transaction:
+            if self.nvm.power_up():
+                log.info("power-up: rolled back an interrupted transaction")
+        self._load_registry()
+        self._clear_volatile()
+        self._powered = True
+        self._channels = {0: _Channel()}
+        self._select_default(0)
+        self.nvm.flush()
+        return self.atr
+
+    def reset(self) -> bytes:
+        """Warm reset: as power-on for the card's state. Returns the ATR."""
+        self._powered = False
+        return self.power_on()
+
+    def power_off(self) -> None:
+        self._powered = False
+        self._clear_volatile()
+        self._channels = {}
+        self.nvm.flush()
+
+    def close(self) -> None:
+        """Power off and close the card image."""
+        self.power_off()
+        self.nvm.close()
+
+    def _clear_volatile(self) -> None:
+        for e in self._entries.values():
+            e.ctx.clear_on_reset()
+        self._active = None
+        self._context_stack.clear()
+
+    def _select_default(self, channel: int) -> None:
+        for e in self._entries.values():
+            if e.default and e.selectable:
+                self._do_select(self._channels[channel], channel, e.ctx)
+                return
+
+    # -- contexts and the firewall -------------------------------------------------
+
+    def call_in_context(self, ctx: Context, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """Run `fn` with `ctx` as the active context (the Java Card context switch)."""
+        self._context_stack.append(self._active)
+        self._active = ctx
+        try:
+            return fn(*args, **kw)
+        finally:
+            self._active = self._context_stack.pop()
+
+    def previous_context_aid(self) -> AID | None:
+        if not self._context_stack:
+            return None
+        prev = self._context_stack[-1]
+        return None if prev is None else prev.aid
+
+    def get_shareable(self, client: Context, server_aid: AID, parameter: int) -> ShareableProxy | None:
+        entry = self._entries.get(bytes(server_aid))
+        if entry is None or not entry.selectable or entry.ctx.applet is None:
+            return None
+        obj = self.call_in_context(
+            entry.ctx, entry.ctx.applet.get_shareable_interface_object, client.aid, parameter
+        )
+        if obj is None:
+            return None
+        if not isinstance(obj, Shareable):
+            raise SecurityException(f"{server_aid} offered an object that is not Shareable")
+        return ShareableProxy(obj, entry.ctx)
+
+    # -- the command path ------------------------------------------------------------
+
+    def process(self, apdu: bytes) -> bytes:
+        """Process one command APDU and return the response APDU (data + SW1 SW2).
+
+        Raises:
+            CardStateError: the card is not powered.
+            CardTorn: an injected tear cut the power; the card must be powered on again.
+        """
+        if not self._powered:
+            raise CardStateError("the card is not powered: call power_on() first")
+        nvm = self.nvm
+        nvm.apdu_writes = 0
+        try:
+            try:
+                resp = self._dispatch(apdu)
+            finally:
+                self._active = None
+                if nvm.in_transaction and not nvm.torn:
+                    log.warning("command ended with a transaction open: aborted")
+                    nvm.abort()
+        except PowerLoss:
+            self._powered = False
+            self.tears += 1
+            self._clear_volatile()
+            self._channels = {}
+            nvm.flush()
+            raise CardTorn("the card lost power during the command") from None
+        except SecurityException as e:
+            # Java Card answers an uncaught SecurityException with 6F00; it is counted
+            # as a firewall violation (in check_access), not as a crash.
+            log.warning("firewall: %s", e)
+            resp = b"\x6f\x00"
+        except CardError as e:
+            sw = e.sw & 0xFFFF
+            if e.data and sw >> 8 in (0x62, 0x63):
+                resp = e.data + sw.to_bytes(2, "big")
+            else:
+                resp = sw.to_bytes(2, "big")
+        except Exception:
+            self.exceptions += 1
+            self.last_exception = traceback.format_exc()
+            log.error("exception in the card on %s:\n%s", apdu[:4].hex(), self.last_exception)
+            resp = b"\x6f\x00"
+        if nvm.apdu_writes:
+            sw = (resp[-2] << 8) | resp[-1]
+            if not nvm_may_change(sw):
+                self.nvm_violations += 1
+                log.warning(
+                    "command %s changed persistent memory but answered %04X", apdu[:4].hex(), sw
+                )
+            nvm.flush()
+        return resp
+
+    def _dispatch(self, raw: bytes) -> bytes:
+        cmd = CommandApdu.from_bytes(raw)
+        cla = cmd.cla
+        if cla == 0xFF:
+            raise CardError(SW.CLA_NOT_SUPPORTED)
+        ch_no = cla_channel(cla)
+        ch = self._channels.get(ch_no)
+        if ch is None:
+            raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+        self._channel = ch_no
+        ins = cmd.ins
+
+        # GET RESPONSE (ISO 7816-4 §11.7.1) for data left over from the previous command.
+        if ch.pending:
+            if ins == 0xC0:
+                return self._get_response(ch, cmd)
+            ch.pending = b""
+
+        interindustry = cla & 0x80 == 0
+        # Command chaining (ISO 7816-4 §5.3.3): the runtime assembles, the applet sees one command.
+        if interindustry and (cla & 0x10 or ch.chain_header is not None):
+            cmd = self._chain(ch, cmd)
+            if cmd is None:
+                return _SW9000
+
+        ctx = ch.ctx
+        if interindustry:
+            if ins == 0xA4 and cmd.p1 == 0x04:
+                selected = self._select_by_name(ch, ch_no, cmd)
+                if selected is not None:
+                    return selected
+                ctx = ch.ctx
+            elif ins == 0x70:
+                return self._manage_channel(ch, ch_no, cmd)
+            elif ins == 0xC0 and ctx is None:
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        if ctx is None:
+            raise CardError(SW.APPLET_SELECTION_FAILED if ins != 0xA4 else SW.FILE_NOT_FOUND)
+        self._active = ctx
+        data = ctx.applet.process(APDU(cmd, ch_no))  # type: ignore[union-attr]
+        return self._respond(ch, cmd, data, cla == 0xA0)
+
+    def _respond(self, ch: _Channel, cmd: CommandApdu, data: bytes | None, gsm: bool) -> bytes:
+        if not data:
+            return _SW9000
+        ne = cmd.le
+        n = len(data)
+        if ne is None:
+            # No Le: the T=0 convention (ISO 7816-3 §12.2.4 case 4 → 61xx).
+            ch.pending = bytes(data)
+            ch.pending_gsm = gsm
+            return bytes(((0x9F if gsm else 0x61), n & 0xFF if n < 256 else 0))
+        if n <= ne:
+            return data + _SW9000
+        ch.pending = bytes(data[ne:])
+        ch.pending_gsm = gsm
+        rest = n - ne
+        return data[:ne] + bytes(((0x9F if gsm else 0x61), rest if rest < 256 else 0))
+
+    def _get_response(self, ch: _Channel, cmd: CommandApdu) -> bytes:
+        if cmd.p1 or cmd.p2:
+            raise CardError(SW.INCORRECT_P1P2)
+        pending = ch.pending
+        n = len(pending)
+        ne = cmd.le
+        if ne is None:
+            ne = 256
+        elif ne > n and ne not in (256, 65536):
+            # Le must be the announced length; 00 means "up to the maximum".
+            raise CardError(0x6C00 | (n & 0xFF if n < 256 else 0))
+        if ne >= n:
+            ch.pending = b""
+            return pending + _SW9000
+        ch.pending = pending[ne:]
+        rest = n - ne
+        return pending[:ne] + bytes(((0x9F if ch.pending_gsm else 0x61), rest if rest < 256 else 0))
+
+    def _chain(self, ch: _Channel, cmd: CommandApdu) -> CommandApdu | None:
+        header = bytes((cmd.cla & ~0x10 & 0xFF, cmd.ins, cmd.p1, cmd.p2))
+        if ch.chain_header is not None and header != ch.chain_header:
+            ch.chain_header = None
+            ch.chain_data = bytearray()
+            raise CardError(SW.LAST_COMMAND_OF_CHAIN_EXPECTED)
+        if len(ch.chain_data) + len(cmd.data) > MAX_CHAIN:
+            ch.chain_header = None
+            ch.chain_data = bytearray()
+            raise CardError(SW.WRONG_LENGTH)
+        ch.chain_data += cmd.data
+        if cmd.cla & 0x10:
+            ch.chain_header = header
+            return None
+        data = bytes(ch.chain_data)
+        ch.chain_header = None
+        ch.chain_data = bytearray()
+        return CommandApdu(header[0], cmd.ins, cmd.p1, cmd.p2, data, cmd.le)
+
+    # -- SELECT by DF name (ISO 7816-4 §11.2.2, JC 3.0 RE §4.5) ---------------------------
+
+    def _select_by_name(self, ch: _Channel, ch_no: int, cmd: CommandApdu) -> bytes | None:
+        """Select an applet by AID; None when no applet matches (the SELECT goes on to the
+        currently selected applet, which may know the name as a DF)."""
+        p2 = cmd.p2
+        name = cmd.data
+        if p2 & 0xF0:
+            raise CardError(SW.INCORRECT_P1P2)
+        occurrence = p2 & 0x03
+        if len(name) > 16:
+            return None
+        if not name:
+            candidates = [e for e in self._entries.values() if e.default and e.selectable]
+        else:
+            candidates = [
+                e for e in self._entries.values() if e.selectable and e.ctx.aid.startswith(name)
+            ]
+        if not candidates:
+            if ch.ctx is None:
+                raise CardError(SW.FILE_NOT_FOUND)
+            return None
+        current = ch.ctx
+        if occurrence in (2, 3) and ch.select_name == name and current is not None:
+            idx = next((i for i, e in enumerate(candidates) if e.ctx is current), None)
+            if idx is None:
+                target = candidates[0] if occurrence == 2 else candidates[-1]
+            else:
+                idx += 1 if occurrence == 2 else -1
+                if not 0 <= idx < len(candidates):
+                    raise CardError(SW.FILE_NOT_FOUND)
+                target = candidates[idx]
+        elif occurrence in (1, 3):
+            target = candidates[-1]
+        else:
+            target = candidates[0]
+        self._do_select(ch, ch_no, target.ctx, strict=True)
+        ch.select_name = name
+        ctx = ch.ctx
+        assert ctx is not None and ctx.applet is not None
+        self._active = ctx
+        data = ctx.applet.select_response(APDU(cmd, ch_no, selecting=True))
+        return self._respond(ch, cmd, data, False)
+
+    def _do_select(self, ch: _Channel, ch_no: int, ctx: Context, strict: bool = False) -> None:
+        applet = ctx.applet
+        assert applet is not None
+        if not applet.multiselectable and ch.ctx is not ctx:
+            for other_no, other in self._channels.items():
+                if other.ctx is ctx and other_no != ch_no:
+                    if strict:
+                        raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+                    return
+        self._deselect(ch, ch_no)
+        prev = self._channel
+        self._channel = ch_no
+        try:
+            ok = self.call_in_context(ctx, applet.select)
+        except (CardError, SecurityException):
+            ok = False
+        except Exception:
+            self.exceptions += 1
+            self.last_exception = traceback.format_exc()
+            log.error("exception in select() of %s:\n%s", ctx.aid, self.last_exception)
+            ok = False
+        finally:
+            self._channel = prev
+        if not ok:
+            ctx.clear_on_deselect(ch_no, self._active_elsewhere(ctx, ch_no))
+            if strict:
+                raise CardError(SW.APPLET_SELECTION_FAILED)
+            return
+        ch.ctx = ctx
+
+    def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
+        return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)
+
+    def _deselect(self, ch: _Channel, ch_no: int) -> None:
+        ctx = ch.ctx
+        if ctx is None:
+            return
+        ch.ctx = None
+        ch.select_name = None
+        prev = self._channel
+        self._channel = ch_no
+        try:
+            self.call_in_context(ctx, ctx.applet.deselect)  # type: ignore[union-attr]
+        except PowerLoss:
+            raise
+        except Exception:
+            log.warning("exception in deselect() of %s ignored", ctx.aid, exc_info=True)
+        finally:
+            self._channel = prev
+        ctx.clear_on_deselect(ch_no, self._active_elsewhere(ctx, ch_no))
+
+    # -- MANAGE CHANNEL (ISO 7816-4 §11.1.2) ------------------------------------------------
+
+    def _manage_channel(self, ch: _Channel, ch_no: int, cmd: CommandApdu) -> bytes:
+        if cmd.data:
+            raise CardError(SW.WRONG_LENGTH)
+        p1, p2 = cmd.p1, cmd.p2
+        if p1 == 0x00:  # open
+            if p2 == 0:
+                new = next((n for n in range(1, self.max_channels) if n not in self._channels), None)
+                if new is None:
+                    raise CardError(SW.FUNCTION_NOT_SUPPORTED)
+            else:
+                if p2 >= self.max_channels:
+                    raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+                if p2 in self._channels:
+                    raise CardError(SW.FUNCTION_NOT_SUPPORTED)
+                new = p2
+            nch = self._channels[new] = _Channel()
+            if ch_no != 0 and ch.ctx is not None:
+                self._do_select(nch, new, ch.ctx)
+            else:
+                self._select_default(new)
+            if p2 == 0:
+                return bytes((new,)) + _SW9000
+            return _SW9000
+        if p1 == 0x80:  # close
+            target = p2 if p2 else ch_no
+            if target == 0:
+                raise CardError(SW.INCORRECT_P1P2)
+            tch = self._channels.get(target)
+            if tch is None:
+                raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
+            self._deselect(tch, target)
+            del self._channels[target]
+            return _SW9000
+        raise CardError(SW.INCORRECT_P1P2)
+
+    # -- convenience -----------------------------------------------------------------------
+
+    def open_channels(self) -> list[int]:
+        return sorted(self._channels)
+
+    def transmit_all(self, apdus: Iterable[bytes]) -> list[bytes]:
+        return [self.process(a) for a in apdus]
+
+
+def _make_rng(seed: bytes | int | None) -> Any:
+    try:
+        from card.crypto.rng import CardRng
+    except ImportError:  # pragma: no cover - during bootstrap only
+        import random
+
+        r = random.Random(seed) if seed is not None else None
+
+        class _Fallback:
+            def random(self, n: int) -> bytes:
+                return r.randbytes(n) if r else os.urandom(n)
+
+        return _Fallback()
+    return CardRng(seed)
