@@ -97,7 +97,9 @@ class CommandApdu:
             raise ValueError(f"Ne {self.le} out of range 1..65536")
         if not isinstance(self.data, bytes):
             object.__setattr__(self, "data", bytes(self.data))
-        if not self.extended and (
+        if self.extended and not self.data and self.le is None:
+            object.__setattr__(self, "extended", False)  # case 1 has no length field at all
+        elif not self.extended and (
             len(self.data) > 255 or (self.le is not None and self.le > SHORT_NE_MAX)
         ):
             object.__setattr__(self, "extended", True)

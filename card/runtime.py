@@ -452,8 +452,8 @@ class CardRuntime:
                 ctx = ch.ctx
             elif ins == 0x70:
                 return self._manage_channel(ch, ch_no, cmd)
-            elif ins == 0xC0 and ctx is None:
-                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+            elif ins == 0xC0:
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # nothing pending
         if ctx is None:
             raise CardError(SW.APPLET_SELECTION_FAILED if ins != 0xA4 else SW.FILE_NOT_FOUND)
         self._active = ctx

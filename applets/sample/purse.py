@@ -21,6 +21,8 @@ CREDIT, DEBIT = 1, 2
 
 
 class PurseApplet(Applet):
+    multiselectable = True
+
     balance = persistent(0)
     counter = persistent(0)
     last = persistent(b"")

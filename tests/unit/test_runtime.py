@@ -1,0 +1,180 @@
+"""CardRuntime: CLA decoding, SELECT, GET RESPONSE, chaining, channels, errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from applets.sample import ECHO_AID, PURSE_AID
+from card.runtime import CardRuntime, CardStateError
+from tests.unit.cards import sample_card, select, tx
+
+
+@pytest.fixture
+def card() -> CardRuntime:
+    return sample_card()
+
+
+def test_power_on_returns_atr_and_selects_default(card: CardRuntime) -> None:
+    assert card.reset() == card.atr
+    assert card.selected_aid(0) == PURSE_AID
+    assert tx(card, "8050000004") == "000000009000"
+
+
+def test_unpowered_card_refuses() -> None:
+    rt = sample_card(power=False)
+    with pytest.raises(CardStateError):
+        rt.process(bytes.fromhex("8050000004"))
+
+
+def test_select_full_and_partial_aid(card: CardRuntime) -> None:
+    assert tx(card, select(ECHO_AID)) == "9000"
+    assert card.selected_aid(0) == ECHO_AID
+    # FCI requested with Le: 6F { 84 AID }
+    resp = tx(card, f"00A4040009{ECHO_AID.hex()}00")
+    assert resp == f"6F0B8409{ECHO_AID.hex().upper()}9000"
+    # Right-truncated name: the first matching applet in registry order is the purse.
+    assert tx(card, "00A4040C05F043415244") == "9000"
+    assert card.selected_aid(0) == PURSE_AID
+    # Next occurrence of the same partial name: the echo applet; then the counters; then none.
+    assert tx(card, "00A4040E05F043415244") == "9000"
+    assert card.selected_aid(0) == ECHO_AID
+    tx(card, "00A4040E05F043415244")
+    tx(card, "00A4040E05F043415244")
+    assert tx(card, "00A4040E05F043415244") == "6A82"
+    # Last occurrence
+    assert tx(card, "00A4040D05F043415244") == "9000"
+    assert card.selected_aid(0).hex().endswith("04")
+
+
+def test_select_unknown_aid(card: CardRuntime) -> None:
+    # With an applet selected the SELECT is forwarded to it; the purse does not know it.
+    assert tx(card, "00A4040C05A000000001") == "6D00"
+    card.process(bytes.fromhex("0070800100"[:8]) if False else bytes.fromhex("00708001"))
+    rt = CardRuntime()
+    rt.power_on()
+    assert tx(rt, "00A4040C05A000000001") == "6A82"
+    assert tx(rt, "80500000") == "6999"
+
+
+def test_response_without_le_uses_61xx_and_get_response(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    assert tx(card, "8002000A") == "610A"
+    assert tx(card, "00C0000005") == "00010203046105"
+    assert tx(card, "00C0000007") == "6C05"  # wrong Le: exact length 5
+    assert tx(card, "00C0000005") == "05060708099000"
+    assert tx(card, "00C0000000") == "6985"  # nothing pending
+
+
+def test_long_response_chunks(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    expected = bytes(i & 0xFF for i in range(600))
+    got = bytearray()
+    resp = card.process(bytes.fromhex("8002025800"))
+    while True:
+        got += resp[:-2]
+        if resp[-2] != 0x61:
+            break
+        resp = card.process(bytes((0, 0xC0, 0, 0, resp[-1])))
+    assert resp[-2:] == b"\x90\x00"
+    assert bytes(got) == expected
+
+
+def test_extended_length_response(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    resp = card.process(bytes.fromhex("80020258") + b"\x00\x00\x00")
+    assert resp == bytes(i & 0xFF for i in range(600)) + b"\x90\x00"
+
+
+def test_other_command_discards_pending(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    tx(card, "8002000A")
+    assert tx(card, "8001000002AABB00") == "AABB9000"
+    assert tx(card, "00C0000000") == "6985"
+
+
+@given(st.binary(min_size=1, max_size=1500), st.integers(1, 255))
+def test_command_chaining_assembles(data: bytes, chunk: int) -> None:
+    rt = sample_card()
+    tx(rt, select(ECHO_AID))
+    parts = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    for part in parts[:-1]:
+        assert rt.process(bytes((0x10, 0x01, 0, 0, len(part))) + part) == b"\x90\x00"
+    last = parts[-1]
+    resp = rt.process(bytes((0x00, 0x01, 0, 0, len(last))) + last + b"\x00\x00"[: 1])
+    out = bytearray(resp[:-2])
+    while resp[-2] == 0x61:
+        resp = rt.process(bytes((0, 0xC0, 0, 0, resp[-1])))
+        out += resp[:-2]
+    assert bytes(out) == data
+
+
+def test_chain_interrupted_by_other_header(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    assert tx(card, "1001000002AABB") == "9000"
+    assert tx(card, "0002000002") == "6883"
+    # the chain was discarded: a fresh command works
+    assert tx(card, "0001000001CC00") == "CC9000"
+
+
+def test_invalid_cla_and_closed_channel(card: CardRuntime) -> None:
+    assert tx(card, "FFA4000000") == "6E00"
+    assert tx(card, "01A4040C05F043415244") == "6881"  # channel 1 not open
+    assert tx(card, "4FA4040C05F043415244") == "6881"
+
+
+def test_manage_channel_open_close(card: CardRuntime) -> None:
+    assert tx(card, "0070000001") == "019000"
+    assert tx(card, "0070000001") == "029000"
+    assert tx(card, "0070000500") == "9000"  # explicit channel 5 (Le absent)
+    assert card.open_channels() == [0, 1, 2, 5]
+    assert tx(card, "0070000500") == "6A81"  # already open
+    assert tx(card, "0070001400") == "6881"  # 20 is beyond the card's channels
+    # Channel 5 is in the further class: CLA C1 (proprietary, as the purse wants).
+    assert tx(card, "C150000004") == "000000009000"
+    assert tx(card, "00708005") == "9000"
+    assert tx(card, "C150000004") == "6881"
+    assert tx(card, "01708000") == "9000"  # close the channel the command came on
+    assert card.open_channels() == [0, 2]
+    assert tx(card, "00708000") == "6A86"  # the basic channel cannot be closed
+    assert tx(card, "0070010001") == "6A86"
+
+
+def test_channel_exhaustion() -> None:
+    rt = CardRuntime(max_channels=4)
+    rt.power_on()
+    for n in (1, 2, 3):
+        assert tx(rt, "0070000001") == f"{n:02X}9000"
+    assert tx(rt, "0070000001") == "6A81"
+
+
+def test_new_channel_inherits_applet_from_non_basic_origin(card: CardRuntime) -> None:
+    tx(card, "0070000001")
+    tx(card, select(ECHO_AID, cla=1))
+    assert tx(card, "0170000001") == "029000"
+    assert card.selected_aid(2) == ECHO_AID  # inherited from channel 1
+    tx(card, "0070000001")
+    assert card.selected_aid(3) == PURSE_AID  # from the basic channel: the default
+
+
+def test_applet_exception_becomes_6f00_and_is_counted(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    assert card.exceptions == 0
+    assert tx(card, "8003000000") == "6F00"
+    assert card.exceptions == 1
+    assert "deliberate crash" in (card.last_exception or "")
+    assert tx(card, "8001000001AA00") == "AA9000"  # the card carries on
+
+
+def test_malformed_apdu_answers_6700(card: CardRuntime) -> None:
+    assert tx(card, "00A404") == "6700"
+    assert tx(card, "00A4040005A000") == "6700"
+    assert card.exceptions == 0
+
+
+def test_gsm_class_get_response_uses_9fxx() -> None:
+    rt = sample_card()
+    tx(rt, select(ECHO_AID))
+    assert tx(rt, "A002000A") == "9F0A"
+    assert tx(rt, "A0C000000A") == "000102030405060708099000"
