@@ -134,6 +134,8 @@ class VpcdClient:
             from the serving thread.
         retry_interval: seconds between connection attempts while vpcd is not
             listening (pcscd not started yet, or restarting).
+        quickack: set TCP_QUICKACK before every recv(); turning it off exists
+            only to show what it saves (`host.bench_pcsc`).
     """
 
     def __init__(
@@ -143,12 +145,14 @@ class VpcdClient:
         port: int = VPCD_PORT,
         on_event: Callable[[VpcdEvent], None] | None = None,
         retry_interval: float = 0.2,
+        quickack: bool = True,
     ) -> None:
         self.card = card
         self.host = host
         self.port = port
         self.on_event = on_event
         self.retry_interval = retry_interval
+        self._quickack = _TCP_QUICKACK if quickack else None
         self.apdu_count = 0
         self.connection_count = 0
         self._stop = threading.Event()
@@ -260,8 +264,8 @@ class VpcdClient:
         """n bytes from vpcd, or None if it closed the connection cleanly before any."""
         buf = b""
         while len(buf) < n:
-            if _TCP_QUICKACK is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            if self._quickack is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
             chunk = sock.recv(n - len(buf))
             if not chunk:
                 if buf:
