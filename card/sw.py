@@ -137,8 +137,8 @@ def describe(sw: int) -> str:
 
 
 def is_success(sw: int) -> bool:
-    """True for 9000 and for 61xx (success, more data to fetch)."""
-    return sw == 0x9000 or sw >> 8 == 0x61
+    """True for 9000, 61xx and (GSM class) 9Fxx: success, perhaps with more data to fetch."""
+    return sw == 0x9000 or sw >> 8 in (0x61, 0x9F)
 
 
 def is_warning(sw: int) -> bool:
@@ -148,12 +148,12 @@ def is_warning(sw: int) -> bool:
 def nvm_may_change(sw: int) -> bool:
     """Whether ISO 7816-4 §5.1.3 allows this status word after a change of persistent state.
 
-    9000/61xx (success), 63xx (warning, NVM changed) and 65xx (execution error,
+    9000/61xx/9Fxx (success), 63xx (warning, NVM changed) and 65xx (execution error,
     NVM changed) may follow a persistent write; every other error or warning says
     the card's non-volatile memory is unchanged.
     """
     sw1 = sw >> 8
-    return sw == 0x9000 or sw1 in (0x61, 0x63, 0x65, 0x91, 0x92)
+    return sw == 0x9000 or sw1 in (0x61, 0x63, 0x65, 0x91, 0x92, 0x9F)
 
 
 def bytes_available(sw: int) -> int | None:

@@ -2,7 +2,6 @@
 
 - `80 01 00 00 Lc <data> [Le]`  ECHO: returns the data (after any command chaining).
 - `80 02 P1 P2 [Le]`           GENERATE: returns P1P2 bytes (a counting pattern).
-- `80 03 00 00`                 CRASH: raises a Python exception (tests 6F00 handling).
 """
 
 from __future__ import annotations
@@ -20,6 +19,4 @@ class EchoApplet(Applet):
         if ins == 0x02:
             n = apdu.p1p2
             return bytes(i & 0xFF for i in range(n))
-        if ins == 0x03:
-            raise RuntimeError("deliberate crash for tests")
         raise CardError(SW.INS_NOT_SUPPORTED)

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from applets.sample import ECHO_AID, PURSE_AID
+from applets.sample import ECHO_AID, PURSE_AID, EchoApplet
+from card.framework import APDU
 from card.runtime import CardRuntime, CardStateError
 from tests.unit.cards import sample_card, select, tx
 
@@ -158,8 +159,17 @@ def test_new_channel_inherits_applet_from_non_basic_origin(card: CardRuntime) ->
     assert card.selected_aid(3) == PURSE_AID  # from the basic channel: the default
 
 
-def test_applet_exception_becomes_6f00_and_is_counted(card: CardRuntime) -> None:
-    tx(card, select(ECHO_AID))
+class _CrashApplet(EchoApplet):
+    def process(self, apdu: APDU) -> bytes | None:
+        if apdu.ins == 0x03:
+            raise RuntimeError("deliberate crash for tests")
+        return super().process(apdu)
+
+
+def test_applet_exception_becomes_6f00_and_is_counted() -> None:
+    card = CardRuntime()
+    card.install(_CrashApplet, ECHO_AID, default=True)
+    card.power_on()
     assert card.exceptions == 0
     assert tx(card, "8003000000") == "6F00"
     assert card.exceptions == 1

@@ -1,0 +1,69 @@
+"""Built-in cards: what `cardemu send`, `cardemu card new --preset` and the benchmark start from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from applets.sample import (
+    COUNTER_CLIENT_AID,
+    COUNTER_SERVER_AID,
+    ECHO_AID,
+    PURSE_AID,
+    CounterClient,
+    CounterServer,
+    EchoApplet,
+    PurseApplet,
+)
+from card.runtime import CardRuntime
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    build: Callable[[CardRuntime], None]
+
+
+def _demo(rt: CardRuntime) -> None:
+    from applets.iso7816 import FS_APPLET_AID, FileSystemApplet
+
+    rt.install(FileSystemApplet, FS_APPLET_AID, default=True)
+    rt.install(PurseApplet, PURSE_AID, b"1234")
+    rt.install(EchoApplet, ECHO_AID)
+    rt.install(CounterServer, COUNTER_SERVER_AID, COUNTER_CLIENT_AID)
+    rt.install(CounterClient, COUNTER_CLIENT_AID, COUNTER_SERVER_AID)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "demo",
+            "ISO 7816-4 file system (default-selected), PIN purse, echo, Shareable counter",
+            _demo,
+        ),
+    ]
+}
+
+DEFAULT_PRESET = "demo"
+
+
+def new_card(
+    preset: str = DEFAULT_PRESET,
+    image: str | os.PathLike[str] | None = None,
+    *,
+    rng_seed: bytes | int | None = None,
+) -> CardRuntime:
+    """A new card built from a preset (in memory, or as a new card image file)."""
+    try:
+        spec = PRESETS[preset]
+    except KeyError:
+        raise KeyError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}") from None
+    if image is not None and os.path.exists(image):
+        raise FileExistsError(f"{image} already exists")
+    rt = CardRuntime(image, rng_seed=rng_seed)
+    spec.build(rt)
+    rt.nvm.flush()
+    return rt
