@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from card.apdu import CommandApdu, cla_channel
+from card.atr import build_atr
 from card.framework.aid import AID
 from card.framework.applet import APDU, Applet
 from card.framework.catalogue import Catalogue, CatalogueError, class_ref
@@ -44,25 +45,12 @@ INSTALLED = 0x03
 SELECTABLE = 0x07
 LOCKED = 0x83
 
-# ISO 7816-3 ATR: direct convention, T=0 and T=1 offered, historical bytes with a
-# card capabilities compact-TLV (ISO 7816-4 §12.1.1.9): selection by full/partial DF
-# name, path and FID; data coding 21; chaining, extended Lc/Le, card-assigned
-# logical channels, 8 or more channels. Status indicator 9000.
-_HISTORICAL = bytes.fromhex("8073F021D7829000")
-
-
-def _default_atr() -> bytes:
-    body = bytes((0x80 | len(_HISTORICAL), 0x80, 0x01)) + _HISTORICAL
-    tck = 0
-    for b in body:
-        tck ^= b
-    return b"\x3b" + body + bytes((tck,))
-
-
-DEFAULT_ATR = _default_atr()
+# ISO 7816-3 ATR: T=0 and T=1 offered, IFSC 254, historical bytes with a card
+# capabilities compact-TLV (ISO 7816-4 §12.1.1.9): command chaining, extended
+# Lc/Le, logical channels assigned by the card or the terminal.
+DEFAULT_ATR = build_atr((0, 1), ifsc=254, extended_length=True, max_channels=8).to_bytes()
 
 _SW9000 = b"\x90\x00"
-_OK_NO_DATA = b"\x90\x00"
 
 
 class CardStateError(Exception):
