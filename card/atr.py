@@ -1,4 +1,7 @@
-"""Answer-to-Reset: ISO/IEC 7816-3 §8.1-8.3, with historical bytes per ISO/IEC 7816-4 §8.1.1.
+"""Answer-to-Reset: ISO/IEC 7816-3 §8, with historical bytes per ISO/IEC 7816-4 §8.1.1.
+
+Clause numbers for 7816-4 are those of the 2005 edition (historical bytes moved
+to §12.1.1 in 2013).
 
 An ATR is TS, T0 (Y1 in b8-b5, K historical bytes in b4-b1), the interface
 bytes TAi/TBi/TCi/TDi (TDi's b8-b5 are the map Y(i+1) of the next group, its
@@ -337,7 +340,7 @@ class Atr:
 
     @property
     def specific_mode(self) -> SpecificMode | None:
-        """TA2 present: the card is in specific mode (§6.3.1); None: negotiable mode."""
+        """TA2 present: the card is in specific mode (§8.3); None: negotiable mode."""
         ta2 = self.interface[1].ta if len(self.interface) > 1 else None
         if ta2 is None:
             return None
@@ -449,7 +452,7 @@ def build_compact_tlv(objects: Iterable[tuple[int, bytes]]) -> bytes:
 
 @dataclass(frozen=True)
 class CardCapabilities:
-    """Card capabilities, COMPACT-TLV tag 7 (ISO 7816-4 §8.1.1.2.7, Tables 86-88).
+    """Card capabilities, COMPACT-TLV tag 7 (ISO 7816-4 §8.1.1.2.7).
 
     The three software function tables; `to_bytes` always writes all three.
     Reading an object of one or two bytes leaves the later tables at "nothing
