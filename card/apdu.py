@@ -61,7 +61,7 @@ def cla_secure_messaging(cla: int) -> int:
 
 
 def cla_with_channel(cla: int, channel: int) -> int:
-    """Rewrite a CLA byte so that it addresses `channel`, keeping its class, chaining and SM bits."""
+    """Rewrite a CLA byte to address `channel`, keeping its class, chaining and SM bits."""
     if not 0 <= channel <= 19:
         raise ValueError(f"logical channel {channel} out of range 0..19")
     sm = bool(cla & 0x20) if cla & 0x40 else bool(cla & 0x0C)
@@ -184,7 +184,7 @@ class CommandApdu:
                 out += b"\x00" + nc.to_bytes(2, "big") + self.data
             if self.le is not None:
                 le = self.le & 0xFFFF  # 65536 -> 0000
-                out += (le.to_bytes(2, "big") if nc else b"\x00" + le.to_bytes(2, "big"))
+                out += le.to_bytes(2, "big") if nc else b"\x00" + le.to_bytes(2, "big")
         else:
             if nc:
                 out.append(nc)

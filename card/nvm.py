@@ -142,9 +142,13 @@ class NVM:
                 row = db.execute("SELECT value FROM meta WHERE key='magic'").fetchone()
                 if row is None or row[0] != IMAGE_MAGIC:
                     raise NvmError(f"{path} is not a cardemu card image")
-                version = int(db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+                version = int(
+                    db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0]
+                )
                 if version > IMAGE_VERSION:
-                    raise NvmError(f"{path} is a card image of format {version}, newer than this cardemu")
+                    raise NvmError(
+                        f"{path} is a card image of format {version}, newer than this cardemu"
+                    )
                 for owner, name, raw in db.execute("SELECT owner, name, value FROM nvm"):
                     value = _decode(json.loads(raw))
                     if owner == "" and name == _JOURNAL_KEY:
@@ -156,8 +160,8 @@ class NVM:
                 db.execute("BEGIN")
                 db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.execute(
-                    "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
-                    " PRIMARY KEY (owner, name))"
+                    "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
+                    " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
                 )
                 db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",

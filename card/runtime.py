@@ -270,9 +270,7 @@ class CardRuntime:
         return None if ctx is None else ctx.aid
 
     def transient_available(self) -> int:
-        used = sum(
-            len(arr) for e in self._entries.values() for arr, _ in e.ctx.transient_arrays
-        )
+        used = sum(len(arr) for e in self._entries.values() for arr, _ in e.ctx.transient_arrays)
         return max(0, self.transient_capacity - used)
 
     # -- power -------------------------------------------------------------------
@@ -339,7 +337,9 @@ class CardRuntime:
         prev = self._context_stack[-1]
         return None if prev is None else prev.aid
 
-    def get_shareable(self, client: Context, server_aid: AID, parameter: int) -> ShareableProxy | None:
+    def get_shareable(
+        self, client: Context, server_aid: AID, parameter: int
+    ) -> ShareableProxy | None:
         entry = self._entries.get(bytes(server_aid))
         if entry is None or not entry.selectable or entry.ctx.applet is None:
             return None
@@ -605,7 +605,9 @@ class CardRuntime:
         p1, p2 = cmd.p1, cmd.p2
         if p1 == 0x00:  # open
             if p2 == 0:
-                new = next((n for n in range(1, self.max_channels) if n not in self._channels), None)
+                new = next(
+                    (n for n in range(1, self.max_channels) if n not in self._channels), None
+                )
                 if new is None:
                     raise CardError(SW.FUNCTION_NOT_SUPPORTED)
             else:

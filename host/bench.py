@@ -49,7 +49,7 @@ def rate(card: CardRuntime, apdus: Sequence[bytes], seconds: float) -> float:
     deadline = t0 + seconds
     while True:
         for _ in range(batch):
-            for a, want in zip(apdus, expected):
+            for a, want in zip(apdus, expected, strict=True):
                 if process(a) != want:
                     raise RuntimeError(f"benchmark command {a.hex()}: response changed")
         n += batch * len(apdus)
@@ -105,9 +105,7 @@ def run_card_benchmark(seconds: float = 1.0) -> dict[str, Any]:
     for key, label in labels.items():
         if vicc is not None:
             ratios[key] = ours[key] / vicc[key]
-            lines.append(
-                f"  {label:<34}{ours[key]:>12,.0f}{vicc[key]:>12,.0f}{ratios[key]:>8.1f}x"
-            )
+            lines.append(f"  {label:<34}{ours[key]:>12,.0f}{vicc[key]:>12,.0f}{ratios[key]:>8.1f}x")
         else:
             lines.append(f"  {label:<34}{ours[key]:>12,.0f}{'-':>12}{'-':>9}")
     if vicc is not None:

@@ -105,7 +105,9 @@ class OwnerPIN:
         self._channel_state().pop(self._vkey, None)
 
     def __repr__(self) -> str:
-        return f"<OwnerPIN {self._key} tries={self._state()[1]}/{self.try_limit}>"  # never the value
+        return (
+            f"<OwnerPIN {self._key} tries={self._state()[1]}/{self.try_limit}>"  # never the value
+        )
 
 
 class PinField:

@@ -6,8 +6,8 @@ import pytest
 
 from applets.sample import COUNTER_CLIENT_AID, COUNTER_SERVER_AID, ECHO_AID, PURSE_AID
 from card.framework import (
-    CLEAR_ON_DESELECT,
     APDU,
+    CLEAR_ON_DESELECT,
     Applet,
     SecurityException,
     TransactionError,
@@ -142,7 +142,7 @@ def test_shareable_proxy_exposes_only_the_interface() -> None:
     with pytest.raises(SecurityException):
         proxy.value  # noqa: B018 - a field, not an interface method
     with pytest.raises(SecurityException):
-        proxy.process
+        proxy.process  # noqa: B018
     # The server grants its interface only to the client it was installed for.
     echo_ctx = rt.applet(ECHO_AID)._ctx
     assert rt.call_in_context(echo_ctx, echo_ctx.system.get_shareable, COUNTER_SERVER_AID) is None

@@ -21,14 +21,20 @@ from tests.conftest import ROOT
 from tests.unit.cards import sample_card, tx
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.binary(max_size=40) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.binary(max_size=40)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4).map(tuple),
     max_leaves=10,
 )
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=8), values, max_size=8))
-def test_image_round_trips_every_value_type(tmp_path_factory: pytest.TempPathFactory, data: dict) -> None:
+def test_image_round_trips_every_value_type(
+    tmp_path_factory: pytest.TempPathFactory, data: dict
+) -> None:
     path = tmp_path_factory.mktemp("img") / "c.card"
     nvm = NVM(path)
     for k, v in data.items():

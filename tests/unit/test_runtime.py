@@ -103,7 +103,7 @@ def test_command_chaining_assembles(data: bytes, chunk: int) -> None:
     for part in parts[:-1]:
         assert rt.process(bytes((0x10, 0x01, 0, 0, len(part))) + part) == b"\x90\x00"
     last = parts[-1]
-    resp = rt.process(bytes((0x00, 0x01, 0, 0, len(last))) + last + b"\x00\x00"[: 1])
+    resp = rt.process(bytes((0x00, 0x01, 0, 0, len(last))) + last + b"\x00\x00"[:1])
     out = bytearray(resp[:-2])
     while resp[-2] == 0x61:
         resp = rt.process(bytes((0, 0xC0, 0, 0, resp[-1])))

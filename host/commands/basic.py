@@ -1,0 +1,188 @@
+"""Basic commands: send, card new/info, bench."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from card.nvm import NvmError
+from card.runtime import CardRuntime
+from card.sw import describe, is_success
+from host.commands.common import UnexpectedStatus, json_option
+from host.hexutil import parse_hex, to_hex
+from host.presets import DEFAULT_PRESET, PRESETS, new_card
+from host.readers.base import Reader, ReaderError
+from host.readers.inprocess import InProcessReader
+from host.trace import TracingReader, exchange_record
+
+
+def _open_card(image: str | None, preset: str, seed: int | None) -> CardRuntime:
+    if image:
+        try:
+            return CardRuntime(image, rng_seed=seed)
+        except NvmError as e:
+            raise click.ClickException(str(e)) from None
+    return new_card(preset, rng_seed=seed)
+
+
+def _hex_args(values: Sequence[str]) -> list[bytes]:
+    out = []
+    for v in values:
+        try:
+            out.append(parse_hex(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="APDU") from None
+    return out
+
+
+card_option = click.option(
+    "--card", "image", metavar="IMAGE", help="Card image file (default: a new in-memory card)."
+)
+preset_option = click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="Built-in card to use when no --card is given.",
+)
+seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reproducible runs).")
+
+
+@click.command()
+@card_option
+@preset_option
+@seed_option
+@json_option
+@click.option("-q", "--quiet", is_flag=True, help="No trace on stderr.")
+@click.argument("apdus", nargs=-1, required=True)
+def send(
+    image: str | None,
+    preset: str,
+    seed: int | None,
+    as_json: bool,
+    quiet: bool,
+    apdus: tuple[str, ...],
+) -> None:
+    """Send APDUs to a card and print the responses.
+
+    Stops at the first status word other than 9000 or 61xx (exit code 3).
+
+    \b
+    Examples:
+      cardemu send 00A4040009F043415244454D5501 0020000104 31323334
+      cardemu send --card my.card "80 50 00 00 04"
+      cardemu send --json 00A4000C023F00
+    """
+    cmds = _hex_args(apdus)
+    card = _open_card(image, preset, seed)
+    reader: Reader = InProcessReader(card)
+    if not quiet and not as_json:
+        reader = TracingReader(reader)
+    records: list[dict[str, Any]] = []
+    failed: str | None = None
+    try:
+        reader.connect()
+        for cmd in cmds:
+            t0 = time.perf_counter()
+            resp = reader.transmit(cmd)
+            rec = exchange_record(cmd, resp, time.perf_counter() - t0)
+            records.append(rec)
+            if not as_json:
+                click.echo(f"{to_hex(resp[:-2])} {to_hex(resp[-2:])}".strip())
+            sw = int.from_bytes(resp[-2:], "big")
+            if not is_success(sw):
+                failed = f"card answered {sw:04X} ({describe(sw)}) to {to_hex(cmd)}"
+                break
+    except ReaderError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        card.close()
+    if as_json:
+        click.echo(json.dumps({"atr": to_hex(card.atr), "exchanges": records}, indent=2))
+    if failed:
+        raise UnexpectedStatus(failed)
+
+
+@click.group()
+def card() -> None:
+    """Create and inspect card images."""
+
+
+@card.command("new")
+@click.option(
+    "--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET, show_default=True
+)
+@seed_option
+@click.argument("path", type=click.Path(dir_okay=False))
+def card_new(preset: str, seed: int | None, path: str) -> None:
+    """Create a card image from a built-in preset.
+
+    \b
+    Examples:
+      cardemu card new --preset demo my.card
+    """
+    try:
+        rt = new_card(preset, path, rng_seed=seed)
+    except FileExistsError as e:
+        raise click.ClickException(str(e)) from None
+    n = len(rt.applets())
+    rt.close()
+    click.echo(f"{path}: {preset} card with {n} applets")
+
+
+@card.command("info")
+@json_option
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def card_info(as_json: bool, path: str) -> None:
+    """Show a card image: ATR, applets and their life cycle states, memory.
+
+    \b
+    Examples:
+      cardemu card info my.card
+    """
+    try:
+        rt = CardRuntime(path)
+    except NvmError as e:
+        raise click.ClickException(str(e)) from None
+    info = {
+        "atr": to_hex(rt.atr),
+        "applets": [
+            {"aid": to_hex(aid), "class": ref, "lifecycle": f"{lc:02X}", "default": default}
+            for aid, ref, lc, default in rt.applets()
+        ],
+        "persistent_used": rt.nvm.used,
+        "persistent_capacity": rt.nvm.capacity,
+    }
+    rt.nvm.close()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"ATR       {info['atr']}")
+    click.echo(f"memory    {info['persistent_used']} of {info['persistent_capacity']} bytes used")
+    for a in info["applets"]:
+        mark = " (default)" if a["default"] else ""
+        click.echo(f"applet    {a['aid']:<32} {a['lifecycle']}  {a['class']}{mark}")
+
+
+@click.command()
+@click.option("--seconds", type=float, default=1.0, show_default=True, help="Time per figure.")
+@json_option
+def bench(seconds: float, as_json: bool) -> None:
+    """Measure the in-process card in APDUs/s, beside vsmartcard's vicc when installed.
+
+    \b
+    Examples:
+      cardemu bench
+      cardemu bench --seconds 3 --json
+    """
+    from host.bench import run_card_benchmark
+
+    report = run_card_benchmark(seconds)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(report["text"])
