@@ -131,6 +131,7 @@ class PcscReader(Reader):
         self._spec = reader
         self._protocol_wanted = Protocol(protocol) if isinstance(protocol, str) else protocol
         self._exclusive = exclusive
+        self._scard: ModuleType | None = None
         self._context: Any = None
         self._card: Any = None
         self._pci: int | None = None
@@ -178,7 +179,7 @@ class PcscReader(Reader):
         except BaseException:
             scard.SCardReleaseContext(context)
             raise
-        self._context, self._card, self.name = context, card, name
+        self._scard, self._context, self._card, self.name = scard, context, card, name
         self._set_protocol(scard, active)
         self._atr = self._read_atr(scard)
         return self._atr
@@ -189,9 +190,9 @@ class PcscReader(Reader):
         Raises:
             ReaderError: not connected, or pcscd could not carry the exchange.
         """
-        if self._card is None:
+        scard = self._scard
+        if self._card is None or scard is None:
             raise ReaderError("not connected: call connect() first")
-        scard = _scard()
         hresult, response = scard.SCardTransmit(self._card, self._pci, list(apdu))
         if hresult != scard.SCARD_S_SUCCESS:
             raise ReaderError(_message(scard, hresult, self.name))

@@ -293,3 +293,25 @@ def test_echo_card_serves_through_pcscd(serve, reader) -> None:
     serve(EchoCard())
     assert reader.connect() == EchoCard().atr
     assert reader.transmit(bytes.fromhex("00A4000C023F00")) == bytes.fromhex("3F009000")
+
+
+def test_bench_pcsc_measures_the_card_and_the_echo_floor(pcscd, make_card) -> None:
+    from host.bench_pcsc import SELECT_MF, bench_pcsc
+
+    twin = make_card()
+    twin.power_on()
+    result = bench_pcsc(make_card, n=200)
+    assert result.card_response == twin.process(SELECT_MF)
+    assert result.card_rate > 0 and result.echo_rate > 0
+    assert result.ratio == pytest.approx(result.card_rate / result.echo_rate)
+    assert result.reader == READER_0
+    assert "echo card" in "\n".join(result.lines())
+    assert pcscd.running  # the bench used our pcscd and left it alone
+
+
+def test_bench_pcsc_refuses_a_busy_reader(serve) -> None:
+    from host.bench_pcsc import PcscBenchError, measure_card
+
+    serve()
+    with pytest.raises(PcscBenchError, match="already holds a card"):
+        measure_card(EchoCard, n=10)

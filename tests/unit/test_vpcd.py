@@ -137,6 +137,7 @@ def served(vpcd: FakeVpcd, card: RecordingCard) -> Iterator[tuple[FakeVpcd, Vpcd
     client = VpcdClient(card, port=vpcd.port, on_event=events, retry_interval=0.05)
     client.run_in_thread()
     vpcd.accept()
+    assert client.wait_connected(5)  # the thread has finished setting up its side
     yield vpcd, client
     client.stop()
 
