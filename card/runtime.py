@@ -86,7 +86,10 @@ class _Entry:
 
     @property
     def selectable(self) -> bool:
-        return self.lifecycle & 0x80 == 0 and self.lifecycle & 0x07 == 0x07
+        if self.lifecycle & 0x80 or self.lifecycle & 0x07 != 0x07:
+            return False
+        only = self.ctx.nvm.read(CARD_OWNER, "only_selectable")
+        return only is None or only == bytes(self.ctx.aid)
 
 
 class CardRuntime:
@@ -249,6 +252,16 @@ class CardRuntime:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         entry.lifecycle = lifecycle
         self._save_registry()
+
+    @property
+    def selection_restricted_to(self) -> AID | None:
+        """When set (GP CARD_LOCKED/TERMINATED), only this applet can be selected."""
+        value = self.nvm.read(CARD_OWNER, "only_selectable")
+        return None if value is None else AID(value)
+
+    def restrict_selection(self, aid: bytes | None) -> None:
+        """Allow only `aid` to be selected (None lifts the restriction). Persistent."""
+        self.nvm.write(CARD_OWNER, "only_selectable", None if aid is None else bytes(AID(aid)))
 
     def applets(self) -> list[tuple[AID, str, int, bool]]:
         """(AID, class reference, life cycle state, default) of every installed applet."""

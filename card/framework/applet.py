@@ -125,6 +125,9 @@ class Applet:
 
     #: May the applet be selected on several logical channels at once (JC MultiSelectable)?
     multiselectable: ClassVar[bool] = False
+    #: May the applet reach the card runtime (registry, life cycles) through
+    #: `system.card`? Only a card manager (GlobalPlatform ISD) should.
+    card_manager: ClassVar[bool] = False
     _declared: ClassVar[tuple[str, ...]] = ()
 
     _ctx: Context

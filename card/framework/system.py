@@ -211,6 +211,18 @@ class JCSystem:
         """During a Shareable call, the AID of the calling applet (None if the card called)."""
         return self._rt.previous_context_aid()
 
+    @property
+    def card(self) -> CardRuntime:
+        """The card runtime itself: only for applets with the card-manager privilege.
+
+        A GlobalPlatform security domain needs the registry (install, delete, life
+        cycles); other applets get SecurityException.
+        """
+        applet = self._ctx.applet
+        if applet is None or not type(applet).card_manager:
+            raise SecurityException(f"applet {self._ctx.aid} has no card-manager privilege")
+        return self._rt
+
     def check_owner(self, ctx: Context) -> None:
         if ctx is not self._ctx:
             raise SecurityException("object belongs to another context")
