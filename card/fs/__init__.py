@@ -1,0 +1,60 @@
+"""ISO/IEC 7816-4 file system: MF/DF/ADF/EF, FCP, access conditions (ETSI TS 102 221 choices)."""
+
+from card.fs.fcp import (
+    Compact,
+    Expanded,
+    Fcp,
+    LifeCycle,
+    PinRef,
+    PinStatus,
+    Referenced,
+    Structure,
+    build_fcp,
+    parse_fcp,
+)
+from card.fs.files import MF_HANDLE, FileInfo
+from card.fs.filesystem import FileSystem
+from card.fs.security import (
+    ADM1,
+    ALW,
+    NEV,
+    PIN1,
+    PIN2,
+    AccessRules,
+    Op,
+    SecurityEnvironment,
+    StaticEnvironment,
+    all_of,
+    any_of,
+    encode_rules,
+    rules,
+)
+
+__all__ = [
+    "ADM1",
+    "ALW",
+    "AccessRules",
+    "Compact",
+    "Expanded",
+    "Fcp",
+    "FileInfo",
+    "FileSystem",
+    "LifeCycle",
+    "MF_HANDLE",
+    "NEV",
+    "Op",
+    "PIN1",
+    "PIN2",
+    "PinRef",
+    "PinStatus",
+    "Referenced",
+    "SecurityEnvironment",
+    "StaticEnvironment",
+    "Structure",
+    "all_of",
+    "any_of",
+    "build_fcp",
+    "encode_rules",
+    "parse_fcp",
+    "rules",
+]
