@@ -522,8 +522,16 @@ class CardRuntime:
         currently selected applet, which may know the name as a DF)."""
         p2 = cmd.p2
         name = cmd.data
-        if p2 & 0xF0:
+        if p2 & 0xB0:
             raise CardError(SW.INCORRECT_P1P2)
+        if p2 & 0x40:
+            # Application session termination (ETSI TS 102 221 §11.1.1.2, P2 b7): the
+            # named application, if selected here, is deselected; no data.
+            current = ch.ctx
+            if current is None or not name or not current.aid.startswith(name):
+                raise CardError(SW.FILE_NOT_FOUND)
+            self._deselect(ch, ch_no)
+            return _SW9000
         occurrence = p2 & 0x03
         if len(name) > 16:
             return None

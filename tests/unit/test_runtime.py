@@ -188,3 +188,11 @@ def test_gsm_class_get_response_uses_9fxx() -> None:
     tx(rt, select(ECHO_AID))
     assert tx(rt, "A002000A") == "9F0A"
     assert tx(rt, "A0C000000A") == "000102030405060708099000"
+
+
+def test_select_with_session_termination(card: CardRuntime) -> None:
+    tx(card, select(ECHO_AID))
+    assert tx(card, "00A4044C05F043415244") == "9000"
+    assert card.selected_aid(0) is None
+    assert tx(card, "00A4044C05F043415244") == "6A82"
+    assert tx(card, "00A4041C05F043415244") == "6A86"  # undefined P2 bits
