@@ -6,8 +6,9 @@ skipped, with the reason, when pcscd, vpcd or pyscard is missing, or when
 another pcscd already owns the machine's PC/SC socket (one pcscd per machine:
 we never borrow or kill one we did not start).
 
-Cards are made by the `make_card` fixture: switching these tests to the real
-card runtime is a change to that one fixture.
+Cards are made by the `make_card` fixture (the card runtime with the sample
+applets): tests that use it only rely on the card interface, so any other card
+is a change to that one fixture. `FakeCard` is for tests about the transport.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from host.vpcd import Pcscd, PcscdError, VpcdClient, port_for_slot
+from applets.sample import ECHO_AID, PURSE_AID, EchoApplet, PurseApplet
+from card.runtime import CardRuntime
+from host.vpcd import Pcscd, PcscdError, VpcdCard, VpcdClient, port_for_slot
 
 READER_0 = "Virtual PCD 00 00"
 READER_1 = "Virtual PCD 00 01"
@@ -71,10 +74,9 @@ def make_atr(protocols: tuple[int, ...] = (1,), historical: bytes = b"cardemu") 
 
 
 class FakeCard:
-    """A stand-in card until card.runtime.CardRuntime lands.
+    """A card that records what vpcd tells it, for tests about the transport.
 
-    Deterministic, so a twin made by the same factory answers the same: the
-    response is the short-form command data reversed, then 9000.
+    The response is the short-form command data reversed, then 9000.
     """
 
     def __init__(self, atr: bytes | None = None) -> None:
@@ -108,10 +110,18 @@ class FakeCard:
         return b"\x90\x00"
 
 
+def sample_card() -> CardRuntime:
+    """The card runtime with the sample applets, the echo applet default-selected."""
+    card = CardRuntime(rng_seed=1)
+    card.install(EchoApplet, ECHO_AID, default=True)
+    card.install(PurseApplet, PURSE_AID, b"1234")
+    return card
+
+
 @pytest.fixture
-def make_card() -> Callable[[], object]:
-    """The factory of the card under test: the one line to change for CardRuntime."""
-    return FakeCard
+def make_card() -> Callable[[], VpcdCard]:
+    """The factory of the card under test (any deterministic card; FakeCard works too)."""
+    return sample_card
 
 
 @pytest.fixture(scope="session")
@@ -171,21 +181,21 @@ def pcsc() -> PcscWatch:
 
 @dataclass
 class Served:
-    card: object
+    card: VpcdCard
     client: VpcdClient
     reader: str
 
 
 @pytest.fixture
 def serve(
-    pcscd: Pcscd, make_card: Callable[[], object], pcsc: PcscWatch
+    pcscd: Pcscd, make_card: Callable[[], VpcdCard], pcsc: PcscWatch
 ) -> Iterator[Callable[..., Served]]:
     """Serve a card on a vpcd slot; all are removed (and seen gone) at teardown."""
     clients: list[Served] = []
 
-    def _serve(card: object | None = None, slot: int = 0, wait: bool = True) -> Served:
+    def _serve(card: VpcdCard | None = None, slot: int = 0, wait: bool = True) -> Served:
         card = card if card is not None else make_card()
-        client = VpcdClient(card, port=port_for_slot(slot), retry_interval=0.05)  # type: ignore[arg-type]
+        client = VpcdClient(card, port=port_for_slot(slot), retry_interval=0.05)
         served = Served(card, client, reader_name(slot))
         clients.append(served)
         client.run_in_thread()

@@ -25,6 +25,9 @@ pytestmark = pytest.mark.pcsc
 
 READER_0 = "Virtual PCD 00 00"
 READER_1 = "Virtual PCD 00 01"
+# ECHO of one byte: the sample echo applet and FakeCard both answer 5A 9000.
+PING = bytes.fromhex("80010000015A00")
+PONG = bytes.fromhex("5A9000")
 
 
 @pytest.fixture
@@ -95,9 +98,12 @@ def test_extended_length_apdus_cross_pcscd(serve, make_card, reader) -> None:
     twin = make_card()
     twin.power_on()
     reader.connect()
+    # Case 4E (ISO/IEC 7816-3 §12.1.3): 1024 bytes each way through the echo applet.
     data = bytes(range(256)) * 4
-    apdu = bytes.fromhex("00DA0000") + b"\x00" + len(data).to_bytes(2, "big") + data + b"\x00\x00"
-    assert reader.transmit(apdu) == twin.process(apdu)
+    apdu = bytes.fromhex("80010000") + b"\x00" + len(data).to_bytes(2, "big") + data + b"\x00\x00"
+    response = reader.transmit(apdu)
+    assert response == twin.process(apdu)
+    assert len(response) > 2
     assert served.client.apdu_count == 1
 
 
@@ -119,7 +125,7 @@ def test_opensc_tool_sees_the_response(serve, make_card) -> None:
     serve()
     twin = make_card()
     twin.power_on()
-    apdu = bytes.fromhex("00A40400023F00")
+    apdu = bytes.fromhex("80010000023F0000")
     expected = twin.process(apdu)
     index = list_readers().index(READER_0)
     result = subprocess.run(
@@ -139,7 +145,7 @@ def test_scriptor_runs_a_script_file(serve, make_card, tmp_path) -> None:
     serve()
     twin = make_card()
     twin.power_on()
-    apdus = [bytes.fromhex("00A40400023F00"), bytes.fromhex("80CA9F7F00")]
+    apdus = [bytes.fromhex("80010000023F0000"), bytes.fromhex("8002000808"), PING]
     script = tmp_path / "select.txt"
     script.write_text(
         "# scriptor format: one APDU a line\n" + "".join(spaced(a) + "\n" for a in apdus)
@@ -160,7 +166,7 @@ def test_scriptor_runs_a_script_file(serve, make_card, tmp_path) -> None:
 def test_card_removal_and_reinsertion(serve, pcsc, reader) -> None:
     served = serve()
     reader.connect()
-    assert reader.transmit(bytes.fromhex("00A40000")).endswith(b"\x90\x00")
+    assert reader.transmit(PING) == PONG
 
     served.client.stop()
     # pcscd polls presence a few times a second (DESIGN.md §3: about half a second).
@@ -174,7 +180,7 @@ def test_card_removal_and_reinsertion(serve, pcsc, reader) -> None:
     served.client.run_in_thread()
     assert pcsc.wait(READER_0, present=True, timeout=3) < 1.5
     assert reader.connect() == served.card.atr
-    assert reader.transmit(bytes.fromhex("00A40000")).endswith(b"\x90\x00")
+    assert reader.transmit(PING) == PONG
     assert served.client.connection_count == 2
 
 
@@ -188,7 +194,7 @@ def test_pcscd_started_after_the_card(pcscd, serve, pcsc, reader) -> None:
     pcscd.start()
     pcsc.wait(READER_0, present=True, timeout=5)
     assert reader.connect() == served.card.atr
-    assert reader.transmit(bytes.fromhex("00A40000")).endswith(b"\x90\x00")
+    assert reader.transmit(PING) == PONG
     assert served.client.connection_count == 1
 
 
@@ -198,7 +204,7 @@ def test_card_comes_back_after_pcscd_restarts(pcscd, serve, pcsc, reader) -> Non
     pcscd.start()
     pcsc.wait(READER_0, present=True, timeout=5)
     assert reader.connect() == served.card.atr
-    assert reader.transmit(bytes.fromhex("00A40000")).endswith(b"\x90\x00")
+    assert reader.transmit(PING) == PONG
     assert served.client.connection_count == 2
 
 
