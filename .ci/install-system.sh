@@ -4,16 +4,18 @@
 #   vsmartcard-vpcd   the virtual reader driver our card connects to (35963/35964)
 #   pcsc-tools        pcsc_scan and scriptor, used by tests/integration
 #   opensc            opensc-tool, used by tests/integration
-#   libpcsclite-dev   winscard.h + pkg-config file: pip builds pyscard from source
-#   gcc python3-dev   the compiler and headers for that build
-#   swig pkg-config   pyscard's build generates its wrapper with SWIG (PyPI's swig
-#                     wheel normally serves; Debian's is the fallback) and asks
-#                     pkg-config for the pcsclite flags
+#   libpcsclite-dev   winscard.h and libpcsclite.so: pip builds pyscard from source
+#                     (it has no Linux wheel)
+#   gcc python3-dev   the compiler, and the headers for Debian's own python3
+#                     (a pyenv/venv interpreter brings its own)
+# Not needed: Debian's swig (pyscard's build-system.requires pulls the `swig`
+# wheel from PyPI into its isolated build environment) and pkg-config (pyscard's
+# setup.py falls back to /usr/include/PCSC).
 # --no-install-recommends keeps pcsc-tools from pulling in GTK. Idempotent:
 # a second run installs nothing. Needs root (or sudo) and no TTY.
 set -euo pipefail
 
-packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev swig pkg-config)
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
