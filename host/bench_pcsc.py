@@ -92,7 +92,10 @@ def _serve_child(
 
 
 def _reader_state(reader: str) -> tuple[bool, bytes]:
-    from smartcard import scard
+    try:
+        from smartcard import scard
+    except ImportError as exc:
+        raise PcscBenchError("pyscard is not installed: pip install 'cardemu[pcsc]'") from exc
 
     hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     if hresult != scard.SCARD_S_SUCCESS:

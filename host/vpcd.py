@@ -157,7 +157,8 @@ class VpcdClient:
         self.connection_count = 0
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._lock = threading.Lock()
+        # Re-entrant: stop() may run in a signal handler on the thread that holds it.
+        self._lock = threading.RLock()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
@@ -174,6 +175,10 @@ class VpcdClient:
 
     def serve_forever(self) -> None:
         """Connect, serve, and reconnect whenever vpcd drops us, until `stop()`."""
+        self._stop.clear()
+        self._serve_until_stopped()
+
+    def _serve_until_stopped(self) -> None:
         while not self._stop.is_set():
             sock = self._connect()
             if sock is None:
@@ -192,8 +197,12 @@ class VpcdClient:
         """Start `serve_forever` in a daemon thread and return it."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("already serving")
+        # Cleared here, not in the thread, so that a stop() right after this
+        # returns cannot be lost.
         self._stop.clear()
-        thread = threading.Thread(target=self.serve_forever, name=f"vpcd-{self.port}", daemon=True)
+        thread = threading.Thread(
+            target=self._serve_until_stopped, name=f"vpcd-{self.port}", daemon=True
+        )
         self._thread = thread
         thread.start()
         return thread
