@@ -54,9 +54,9 @@ def cli(ctx: click.Context, debug: bool, traffic: bool) -> None:
 
 def _register() -> None:
     # One line per command module: each area of the CLI lives in host/commands/.
-    from host.commands import basic
+    from host.commands import basic, serve
 
-    for command in (basic.send, basic.card, basic.bench):
+    for command in (basic.send, basic.card, basic.bench, serve.serve):
         cli.add_command(command)
 
 

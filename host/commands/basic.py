@@ -170,19 +170,53 @@ def card_info(as_json: bool, path: str) -> None:
 
 @click.command()
 @click.option("--seconds", type=float, default=1.0, show_default=True, help="Time per figure.")
+@click.option(
+    "--pcsc",
+    is_flag=True,
+    help="Instead: time SELECT MF through pcscd + vpcd + pyscard, beside a bare echo card.",
+)
+@click.option("-n", "count", type=int, default=5000, show_default=True, help="APDUs for --pcsc.")
 @json_option
-def bench(seconds: float, as_json: bool) -> None:
-    """Measure the in-process card in APDUs/s, beside vsmartcard's vicc when installed.
+def bench(seconds: float, pcsc: bool, count: int, as_json: bool) -> None:
+    """Measure the card in APDUs/s, each figure beside a reference run of the same invocation.
+
+    In-process (default): a fixed mix of commands, then SELECT MF and READ BINARY
+    beside vsmartcard's vicc card when it is installed. With --pcsc: the card served
+    through the real PC/SC stack beside a minimal echo card on the same path (the floor).
 
     \b
     Examples:
       cardemu bench
       cardemu bench --seconds 3 --json
+      cardemu bench --pcsc -n 5000
     """
+    if pcsc:
+        from host.bench_pcsc import PcscBenchError, bench_pcsc
+        from host.commands.serve import card_factory
+
+        try:
+            result = bench_pcsc(card_factory(DEFAULT_PRESET), n=count)
+        except (PcscBenchError, ReaderError) as e:
+            raise click.ClickException(str(e)) from None
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "n": result.n,
+                        "card_apdus_per_s": round(result.card_rate),
+                        "echo_apdus_per_s": round(result.echo_rate),
+                        "ratio": round(result.ratio, 3),
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            click.echo("\n".join(result.lines()))
+        return
     from host.bench import run_card_benchmark
 
     report = run_card_benchmark(seconds)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
         return
     click.echo(report["text"])

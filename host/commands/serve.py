@@ -1,0 +1,91 @@
+"""`cardemu serve`: put an emulated card on the real PC/SC stack through vsmartcard's vpcd."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import click
+
+from card.nvm import NvmError
+from card.runtime import CardRuntime
+from host.presets import DEFAULT_PRESET, PRESETS, new_card
+from host.vpcd import VPCD_PORT, VpcdClient, VpcdEvent, serve_until_signalled
+
+log = logging.getLogger("cardemu.serve")
+
+
+def open_or_preset(image: str | None, preset: str, seed: int | None) -> CardRuntime:
+    """A card image if given (created from the preset when it does not exist yet), else a preset."""
+    if image is None:
+        return new_card(preset, rng_seed=seed)
+    if not os.path.exists(image):
+        return new_card(preset, image, rng_seed=seed)
+    try:
+        return CardRuntime(image, rng_seed=seed)
+    except NvmError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.command()
+@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="Built-in card to serve (or to create IMAGE from when it does not exist).",
+)
+@click.option("--port", type=int, default=VPCD_PORT, show_default=True, help="vpcd port.")
+@click.option(
+    "--slot", type=int, help="vpcd slot: port 35963 + SLOT (slot 1 = 'Virtual PCD 00 01')."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="vpcd address.")
+@click.option("--seed", type=int, help="Seed the card's RNG.")
+def serve(
+    image: str | None, preset: str, port: int, slot: int | None, host: str, seed: int | None
+) -> None:
+    """Serve a card to pcscd through vsmartcard's virtual reader (vpcd).
+
+    Any PC/SC program then sees the card in reader 'Virtual PCD 00 00' (or 00 01
+    with --slot 1). The card waits for pcscd if it is not up yet and reconnects
+    when vpcd drops it. SIGINT/SIGTERM stop it; a card image is saved on exit.
+
+    \b
+    Examples:
+      cardemu serve                       # the demo card, in memory
+      cardemu serve my.card               # a card image (created if absent)
+      cardemu serve --preset demo --slot 1
+    """
+    if not host.startswith("127.") and host not in ("localhost", "::1"):
+        raise click.BadParameter(
+            "vpcd runs on this machine: use a loopback address", param_hint="--host"
+        )
+    if slot is not None:
+        port = VPCD_PORT + slot
+    card = open_or_preset(image, preset, seed)
+    name = image or f"preset {preset}"
+
+    def on_event(event: VpcdEvent) -> None:
+        click.echo(f"{name}: {event.name.lower().replace('_', ' ')}", err=True)
+
+    client = VpcdClient(card, host=host, port=port, on_event=on_event)
+    click.echo(
+        f"serving {name} to vpcd at {host}:{port} "
+        f"(reader 'Virtual PCD 00 {port - VPCD_PORT:02d}'); Ctrl-C to stop",
+        err=True,
+    )
+    try:
+        serve_until_signalled(client)
+    finally:
+        card.close()
+    click.echo(f"{name}: stopped after {client.apdu_count} APDUs", err=True)
+
+
+def demo_card_factory(preset: str, seed: int | None) -> CardRuntime:
+    return new_card(preset, rng_seed=seed)
+
+
+def card_factory(preset: str) -> functools.partial[CardRuntime]:
+    return functools.partial(demo_card_factory, preset, 1)
