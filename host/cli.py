@@ -54,10 +54,14 @@ def cli(ctx: click.Context, debug: bool, traffic: bool) -> None:
 
 def _register() -> None:
     # One line per command module: each area of the CLI lives in host/commands/.
-    from host.commands import basic, serve
+    from host.commands import basic, serve, tools
 
     for command in (basic.send, basic.card, basic.bench, serve.serve):
         cli.add_command(command)
+    cli.add_command(tools.readers)
+    cli.add_command(tools.run)
+    cli.add_command(tools.replay_cmd)
+    cli.add_command(tools.decode)
 
 
 _register()

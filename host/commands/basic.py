@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -13,96 +12,81 @@ from card.nvm import NvmError
 from card.runtime import CardRuntime
 from card.sw import describe, is_success
 from host.commands.common import UnexpectedStatus, json_option
-from host.hexutil import parse_hex, to_hex
+from host.commands.tools import (
+    open_session,
+    parse_hex_args,
+    pick_reader,
+    reader_options,
+    session_options,
+)
+from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
-from host.readers.base import Reader, ReaderError
-from host.readers.inprocess import InProcessReader
-from host.trace import TracingReader, exchange_record
+from host.readers.base import ReaderError
+from host.trace import TraceFormat, exchange_record
 
-
-def _open_card(image: str | None, preset: str, seed: int | None) -> CardRuntime:
-    if image:
-        try:
-            return CardRuntime(image, rng_seed=seed)
-        except NvmError as e:
-            raise click.ClickException(str(e)) from None
-    return new_card(preset, rng_seed=seed)
-
-
-def _hex_args(values: Sequence[str]) -> list[bytes]:
-    out = []
-    for v in values:
-        try:
-            out.append(parse_hex(v))
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="APDU") from None
-    return out
-
-
-card_option = click.option(
-    "--card", "image", metavar="IMAGE", help="Card image file (default: a new in-memory card)."
-)
-preset_option = click.option(
-    "--preset",
-    type=click.Choice(sorted(PRESETS)),
-    default=DEFAULT_PRESET,
-    show_default=True,
-    help="Built-in card to use when no --card is given.",
-)
 seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reproducible runs).")
 
 
 @click.command()
-@card_option
-@preset_option
-@seed_option
+@reader_options
+@session_options
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No trace on stderr.")
 @click.argument("apdus", nargs=-1, required=True)
 def send(
+    reader_spec: str | None,
     image: str | None,
-    preset: str,
+    preset: str | None,
     seed: int | None,
+    trace_file: str | None,
+    get_response: bool,
+    chaining: str,
     as_json: bool,
     quiet: bool,
     apdus: tuple[str, ...],
 ) -> None:
     """Send APDUs to a card and print the responses.
 
-    Stops at the first status word other than 9000 or 61xx (exit code 3).
+    Stops at the first status word other than 9000, 61xx or 9Fxx (exit code 3).
+    The card is a fresh demo card unless -r, --card or --preset says otherwise.
 
     \b
     Examples:
       cardemu send 00A4040009F043415244454D5501 0020000104 31323334
       cardemu send --card my.card "80 50 00 00 04"
-      cardemu send --json 00A4000C023F00
+      cardemu send -r 2 -g 00A4040000
+      cardemu send --json --trace-file s.jsonl 00A4000C023F00
     """
-    cmds = _hex_args(apdus)
-    card = _open_card(image, preset, seed)
-    reader: Reader = InProcessReader(card)
-    if not quiet and not as_json:
-        reader = TracingReader(reader)
+    cmds = parse_hex_args(apdus)
+    info = pick_reader(reader_spec, image, preset)
     records: list[dict[str, Any]] = []
     failed: str | None = None
-    try:
-        reader.connect()
-        for cmd in cmds:
-            t0 = time.perf_counter()
-            resp = reader.transmit(cmd)
-            rec = exchange_record(cmd, resp, time.perf_counter() - t0)
-            records.append(rec)
-            if not as_json:
-                click.echo(f"{to_hex(resp[:-2])} {to_hex(resp[-2:])}".strip())
-            sw = int.from_bytes(resp[-2:], "big")
-            if not is_success(sw):
-                failed = f"card answered {sw:04X} ({describe(sw)}) to {to_hex(cmd)}"
-                break
-    except ReaderError as e:
-        raise click.ClickException(str(e)) from None
-    finally:
-        card.close()
+    trace: TraceFormat = "none" if quiet or as_json else "text"
+    with open_session(
+        info,
+        seed=seed,
+        trace=trace,
+        trace_file=trace_file,
+        get_response=get_response,
+        chaining=chaining,
+    ) as session:
+        try:
+            for cmd in cmds:
+                t0 = time.perf_counter()
+                resp = session.reader.transmit(cmd)
+                rec = exchange_record(cmd, resp, time.perf_counter() - t0)
+                records.append(rec)
+                if not as_json:
+                    click.echo(f"{rec['response']} {rec['sw'] or ''}".strip())
+                sw = int.from_bytes(resp[-2:], "big")
+                if len(resp) < 2 or not is_success(sw):
+                    failed = f"card answered {sw:04X} ({describe(sw)}) to {to_hex(cmd)}"
+                    break
+        except ReaderError as e:
+            raise click.ClickException(str(e)) from None
     if as_json:
-        click.echo(json.dumps({"atr": to_hex(card.atr), "exchanges": records}, indent=2))
+        out = {"reader": info.name, "atr": to_hex(session.atr), "exchanges": records}
+        click.echo(json.dumps(out, indent=2))
     if failed:
         raise UnexpectedStatus(failed)
 

@@ -1,0 +1,607 @@
+"""APDU toolkit commands: readers, run, replay, decode; the reader options `send` shares.
+
+A command that talks to a card takes `-r/--reader` (an index or name substring
+from `cardemu readers`, or `cardemu:PRESET` / `cardemu:IMAGE`), or `--card
+IMAGE`, or `--preset NAME`; with none of them it uses a fresh in-memory demo
+card. The reader stack is `GetResponseReader` (with `-g`) over `ChainingReader`
+over `TracingReader` over the reader, so the trace and the trace file show what
+went over the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from card.apdu import ApduFormatError, CommandApdu, cla_chained, cla_channel
+from card.sw import describe
+from host.commands.common import EXIT_USAGE, UnexpectedStatus, json_option
+from host.hexutil import parse_hex, to_hex
+from host.presets import PRESETS
+from host.readers.base import Reader, ReaderError
+from host.readers.registry import (
+    EMULATED_PREFIX,
+    ReaderInfo,
+    connected,
+    list_readers,
+    resolve,
+)
+from host.readers.wrappers import ChainingReader, GetResponseReader
+from host.script import (
+    RunResult,
+    ScriptFailed,
+    ScriptMismatch,
+    ScriptSyntaxError,
+    StepResult,
+    parse_script,
+    run_script,
+)
+from host.trace import (
+    TraceFormat,
+    TracingReader,
+    annotate_command,
+    annotate_response,
+    exchange_record,
+    format_command,
+    format_response,
+    split_command,
+    use_colour,
+)
+from host.tracefile import TraceFormatError, TraceHeader, TraceWriter, read_trace, replay
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InvalidInput(click.ClickException):
+    """Bad input on the command line or in a script (exit code 2, one `Error:` line)."""
+
+    exit_code = EXIT_USAGE
+
+
+def parse_hex_args(values: Sequence[str], what: str = "APDU") -> list[bytes]:
+    """Hex arguments as bytes (plain, spaced or AA:BB).
+
+    Raises:
+        InvalidInput: an argument is not hex.
+    """
+    out = []
+    for v in values:
+        try:
+            out.append(parse_hex(v))
+        except ValueError as e:
+            raise InvalidInput(f"{what}: {e}") from None
+    return out
+
+
+# -- reader options and the session stack ----------------------------------------------
+
+
+def reader_options(f: F) -> F:
+    """-r/--reader, --card, --preset, --seed: which card a command talks to."""
+    options = [
+        click.option(
+            "-r",
+            "--reader",
+            "reader_spec",
+            metavar="READER",
+            help="Index or name substring from `cardemu readers`, or cardemu:PRESET, "
+            "cardemu:IMAGE.",
+        ),
+        click.option(
+            "--card", "image", metavar="IMAGE", help="Card image file (same as -r cardemu:IMAGE)."
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(sorted(PRESETS)),
+            help="Built-in card, fresh in memory, when no -r or --card is given [default: demo].",
+        ),
+        click.option("--seed", type=int, help="Seed an emulated card's RNG (reproducible runs)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def session_options(f: F) -> F:
+    """--trace-file, -g/--get-response, --chaining: how the exchanges are carried and kept."""
+    options = [
+        click.option(
+            "--trace-file",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Save every exchange as a trace file (JSON lines) for `cardemu replay`.",
+        ),
+        click.option(
+            "-g",
+            "--get-response",
+            is_flag=True,
+            help="Fetch held-back data: GET RESPONSE on 61xx (and 9Fxx for CLA A0), "
+            "resend with the exact Le on 6Cxx.",
+        ),
+        click.option(
+            "--chaining",
+            type=click.Choice(["auto", "always", "off"]),
+            default="auto",
+            show_default=True,
+            help="Command chaining for data over 255 bytes: when the card lacks extended "
+            "length (auto), always, or never.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def pick_reader(
+    reader_spec: str | None, image: str | None, preset: str | None, default: str | None = None
+) -> ReaderInfo:
+    """The reader the options name (see `host.readers.registry.resolve`).
+
+    Raises:
+        click.ClickException: no such reader or image, or an ambiguous name (exit 1).
+    """
+    try:
+        return resolve(reader_spec, image=image, preset=preset or default)
+    except ReaderError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@dataclass
+class Session:
+    """An open, connected reader stack."""
+
+    info: ReaderInfo
+    reader: Reader
+    atr: bytes
+
+
+@contextmanager
+def open_session(
+    info: ReaderInfo,
+    *,
+    seed: int | None = None,
+    trace: TraceFormat = "text",
+    trace_file: str | None = None,
+    get_response: bool = False,
+    chaining: str = "auto",
+) -> Iterator[Session]:
+    """Connect to a reader and stack the wrappers; close everything at the end.
+
+    Raises:
+        click.ClickException: the reader could not be opened or connected (exit 1).
+    """
+    try:
+        with connected(info, seed=seed) as (raw, atr):
+            writer = None
+            if trace_file:
+                try:
+                    writer = TraceWriter.create(trace_file, TraceHeader(info.name, atr, seed))
+                except OSError as e:
+                    raise click.ClickException(f"cannot write {trace_file}: {e}") from None
+            try:
+                reader: Reader = raw
+                if trace != "none" or writer is not None:
+                    reader = TracingReader(raw, fmt=trace, sinks=[writer] if writer else [])
+                if chaining != "off":
+                    reader = ChainingReader(reader, always=chaining == "always")
+                if get_response:
+                    reader = GetResponseReader(reader)
+                yield Session(info, reader, atr)
+            finally:
+                if writer is not None:
+                    writer.close()
+    except ReaderError as e:
+        raise click.ClickException(str(e)) from None
+
+
+# -- cardemu readers ------------------------------------------------------------------
+
+
+@click.command("readers")
+@json_option
+def readers(as_json: bool) -> None:
+    """List the readers: emulated cards, card images here, PC/SC readers.
+
+    Select one with `-r INDEX` or `-r SUBSTRING` (case-insensitive) on the other
+    commands. `cardemu:PRESET` and `cardemu:PATH` name cards that are not listed.
+
+    \b
+    Examples:
+      cardemu readers
+      cardemu send -r 2 00A4040000
+      cardemu send -r "virtual pcd 00 00" 00A4040000
+      cardemu readers --json
+    """
+    listing = list_readers()
+    for note in listing.notes:
+        click.echo(note, err=True)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"index": i, "name": r.name, "kind": r.kind}
+                    for i, r in enumerate(listing.readers)
+                ],
+                indent=2,
+            )
+        )
+        return
+    for i, r in enumerate(listing.readers):
+        click.echo(f"{i}: {r.name}")
+
+
+# -- cardemu run ----------------------------------------------------------------------
+
+
+def _read_script(path: str) -> tuple[str, str]:
+    if path == "-":
+        return click.get_text_stream("stdin").read(), "<stdin>"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(), path
+    except (OSError, UnicodeDecodeError) as e:
+        raise click.ClickException(f"cannot read script {path}: {e}") from None
+
+
+def _parse_vars(values: Sequence[str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for v in values:
+        name, sep, hexval = v.partition("=")
+        name = name.strip().lstrip("$")
+        if not sep or not name.isidentifier():
+            raise InvalidInput(f"--var {v!r}: use NAME=HEX")
+        try:
+            out[name] = parse_hex(hexval)
+        except ValueError as e:
+            raise InvalidInput(f"--var {name}: {e}") from None
+    return out
+
+
+@click.command("run")
+@reader_options
+@session_options
+@json_option
+@click.option("-q", "--quiet", is_flag=True, help="No trace and no summary on stderr.")
+@click.option(
+    "--lenient", is_flag=True, help="APDUs with no expectation may answer any status word."
+)
+@click.option(
+    "--var", "var_defs", multiple=True, metavar="NAME=HEX", help="Define $NAME (repeatable)."
+)
+@click.argument("script", metavar="SCRIPT|-")
+def run(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    trace_file: str | None,
+    get_response: bool,
+    chaining: str,
+    as_json: bool,
+    quiet: bool,
+    lenient: bool,
+    var_defs: tuple[str, ...],
+    script: str,
+) -> None:
+    """Run an APDU script (scriptor's format, with expectations); `-` reads stdin.
+
+    Prints each response on stdout (data SW) and the trace on stderr. Stops at
+    the first mismatch, naming the line, what was expected and what came.
+
+    \b
+    Format, one item a line:
+      00 A4 04 00 09 F043415244454D5501   an APDU: hex, spaced hex or AA:BB
+      # comment                           also after an APDU
+      80 01 00 00 08 \\                    a trailing backslash continues the line
+      reset | exit                        warm reset | stop here (success)
+      8050000004 =9000                    expectation on the APDU's line...
+      =9000                               ...or on the next line
+      0020000100 =63Cx                    x, X or . is any nibble
+      00A4040000 =6F..84..*9000           whole response: .. or XX any byte, * any bytes
+      0084000008 => $ch = [0:8]           capture response data: [a:b], [a:], [i], or all
+      0082000010 $ch 1122334455667788     use it: $name or ${name}
+      set $pin = 31323334                 define a variable
+    A two-byte pattern is the status word; a longer one (or with *) is data + SW.
+    An APDU with no expectation must answer 9000, 61xx or 9Fxx (unless --lenient).
+
+    \b
+    Exit codes: 0 all met; 1 reader or I/O failure; 2 bad script or options;
+    3 a response did not meet its expectation.
+
+    \b
+    Examples:
+      cardemu run session.apdu
+      echo "00A4040009F043415244454D5501 =9000" | cardemu run -
+      cardemu run -r 1 --trace-file session.jsonl --var pin=31323334 pin.apdu
+    """
+    variables = _parse_vars(var_defs)
+    text, source = _read_script(script)
+    try:
+        parsed = parse_script(text, source=source, variables=variables)
+    except ScriptSyntaxError as e:
+        raise InvalidInput(str(e)) from None
+    info = pick_reader(reader_spec, image, preset)
+    trace: TraceFormat = "none" if quiet or as_json else "text"
+    records: list[dict[str, Any]] = []
+
+    def show(step: StepResult) -> None:
+        rec = exchange_record(step.command, step.response, step.seconds)
+        records.append({"line": step.line, **rec})
+        if not as_json:
+            click.echo(f"{rec['response']} {rec['sw'] or ''}".strip())
+
+    outcome: dict[str, Any] = {"result": "ok", "error": None}
+    failure: click.ClickException | None = None
+    result: RunResult | None = None
+    with open_session(
+        info,
+        seed=seed,
+        trace=trace,
+        trace_file=trace_file,
+        get_response=get_response,
+        chaining=chaining,
+    ) as s:
+        try:
+            result = run_script(
+                parsed, s.reader, variables=variables, lenient=lenient, on_exchange=show
+            )
+        except ScriptMismatch as e:
+            outcome = {"result": "mismatch", "error": str(e)}
+            failure = UnexpectedStatus(str(e))
+        except ScriptFailed as e:
+            outcome = {"result": "failed", "error": str(e)}
+            failure = click.ClickException(str(e))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "reader": info.name,
+                    "atr": to_hex(s.atr),
+                    "exchanges": records,
+                    "variables": {
+                        k: to_hex(v) for k, v in (result.variables if result else {}).items()
+                    },
+                    **outcome,
+                },
+                indent=2,
+            )
+        )
+    if failure is not None:
+        raise failure
+    if not quiet and not as_json and result is not None:
+        ended = " (exit)" if result.exited else ""
+        click.echo(
+            f"{source}: {len(result.exchanges)} APDUs, "
+            f"{result.expectations_met} expectations met{ended}",
+            err=True,
+        )
+
+
+# -- cardemu replay -------------------------------------------------------------------
+
+
+@click.command("replay")
+@reader_options
+@json_option
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Compare every exchange, not just up to the first difference.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Trace the replayed exchanges on stderr.")
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+def replay_cmd(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    as_json: bool,
+    keep_going: bool,
+    verbose: bool,
+    trace_path: str,
+) -> None:
+    """Replay a trace file's commands and compare each response (a golden test).
+
+    The card is the one named by -r/--card/--preset; by default the preset the
+    trace was recorded on (cardemu:PRESET), else a fresh demo card. The RNG seed
+    recorded in the trace is used unless --seed is given. Exit code 3 when a
+    response differs.
+
+    \b
+    Examples:
+      cardemu run --seed 1 --trace-file golden.jsonl session.apdu
+      cardemu replay golden.jsonl
+      cardemu replay --card my.card --keep-going golden.jsonl
+    """
+    try:
+        trace = read_trace(trace_path)
+    except OSError as e:
+        raise click.ClickException(f"cannot read {trace_path}: {e.strerror or e}") from None
+    except TraceFormatError as e:
+        raise InvalidInput(str(e)) from None
+    recorded_on = trace.header.reader
+    default = None
+    if recorded_on.startswith(EMULATED_PREFIX) and recorded_on[len(EMULATED_PREFIX) :] in PRESETS:
+        default = recorded_on[len(EMULATED_PREFIX) :]
+    info = pick_reader(reader_spec, image, preset, default)
+    use_seed = seed if seed is not None else trace.header.seed
+    with open_session(
+        info, seed=use_seed, trace="text" if verbose else "none", chaining="off"
+    ) as s:
+        try:
+            result = replay(trace, s.reader, atr=s.atr, keep_going=keep_going)
+        except ReaderError as e:
+            raise click.ClickException(str(e)) from None
+    diffs = result.differences
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "reader": info.name,
+                    "replayed": result.replayed,
+                    "recorded": len(trace.exchanges),
+                    "equal": result.equal,
+                    "differences": [
+                        {
+                            "index": d.index,
+                            "line": d.line,
+                            "command": to_hex(d.command),
+                            "expected": to_hex(d.expected),
+                            "got": to_hex(d.got),
+                        }
+                        for d in diffs
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for d in diffs:
+            click.echo(f"differs: {d}")
+        if result.equal:
+            click.echo(
+                f"{trace_path}: {result.replayed} exchanges replayed on {info.name}, all equal"
+            )
+    if diffs:
+        first = diffs[0]
+        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+        raise UnexpectedStatus(f"{trace_path}: {first}{more}")
+
+
+# -- cardemu decode -------------------------------------------------------------------
+
+
+def _looks_like_command(raw: bytes) -> bool:
+    if len(raw) < 4:
+        return False
+    try:
+        CommandApdu.from_bytes(raw)
+    except ApduFormatError:
+        return False
+    return True
+
+
+def describe_command(raw: bytes) -> dict[str, Any]:
+    """A command APDU taken apart: header fields, case, class bits, apdu_specs' view."""
+    out: dict[str, Any] = {"kind": "command", "apdu": to_hex(raw)}
+    parts = split_command(raw)
+    out.update(parts)
+    try:
+        cmd = CommandApdu.from_bytes(raw)
+    except ApduFormatError as e:
+        out["error"] = e.reason
+    else:
+        out["case"] = cmd.case
+        out["cla"] = {
+            "value": f"{cmd.cla:02X}",
+            "interindustry": cmd.cla & 0x80 == 0,
+            "channel": cla_channel(cmd.cla),
+            "chained": cla_chained(cmd.cla),
+        }
+        out["nc"] = len(cmd.data)
+        out["ne"] = cmd.le
+    note = annotate_command(raw)
+    out["name"] = note.name
+    out["fields"] = dict(note.fields or {})
+    return out
+
+
+def describe_response(raw: bytes, command: bytes | None = None) -> dict[str, Any]:
+    """A response APDU taken apart: data, SW and its meaning, apdu_specs' view."""
+    if len(raw) < 2:
+        return {"kind": "response", "apdu": to_hex(raw), "error": "shorter than a status word"}
+    sw = (raw[-2] << 8) | raw[-1]
+    note = annotate_response(command, raw)
+    return {
+        "kind": "response",
+        "apdu": to_hex(raw),
+        "data": to_hex(raw[:-2]),
+        "sw": f"{sw:04X}",
+        "sw_meaning": describe(sw),
+        "fields": dict(note.fields or {}),
+    }
+
+
+def _text_command(d: dict[str, Any], raw: bytes, colour: bool) -> list[str]:
+    lines = [format_command(raw, colour)]
+    if "case" in d:
+        cla = d["cla"]
+        kind = "interindustry" if cla["interindustry"] else "proprietary"
+        extra = ", chained (not the last)" if cla["chained"] else ""
+        ne = f", Ne {d['ne']}" if d["ne"] is not None else ""
+        lines.append(
+            f"   case {d['case']}, CLA {cla['value']} {kind} channel {cla['channel']}{extra}, "
+            f"Nc {d['nc']}{ne}"
+        )
+    elif "error" in d:
+        lines.append(f"   malformed: {d['error']}")
+    return lines
+
+
+@click.command("decode")
+@json_option
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False),
+    help="Decode every exchange of a trace file.",
+)
+@click.option("-c", "--command", "force", flag_value="command", help="The hex is a command APDU.")
+@click.option(
+    "-R", "--response", "force", flag_value="response", help="The hex is a response APDU."
+)
+@click.argument("apdus", nargs=-1)
+def decode(
+    as_json: bool, trace_path: str | None, force: str | None, apdus: tuple[str, ...]
+) -> None:
+    """Decode command or response APDUs, or a trace file, with apdu_specs.
+
+    Each HEX is taken as a command when it parses as one (ISO 7816-3 cases),
+    else as a response; -c / -R force either.
+
+    \b
+    Examples:
+      cardemu decode 00A4040009F043415244454D5501
+      cardemu decode -R 6F10840E315041592E5359532E4444463031 9000
+      cardemu decode --trace session.jsonl --json
+    """
+    if not apdus and not trace_path:
+        raise InvalidInput("give APDUs in hex, or --trace FILE")
+    colour = use_colour(sys.stdout)
+    out: list[dict[str, Any]] = []
+    if trace_path:
+        try:
+            trace = read_trace(trace_path)
+        except OSError as e:
+            raise click.ClickException(f"cannot read {trace_path}: {e.strerror or e}") from None
+        except TraceFormatError as e:
+            raise InvalidInput(str(e)) from None
+        for ex in trace.exchanges:
+            rec = ex.record()
+            out.append(rec)
+            if not as_json:
+                click.echo(format_command(ex.command, colour))
+                click.echo(
+                    format_response(
+                        ex.response, ex.seconds, colour, annotate_response(ex.command, ex.response)
+                    )
+                )
+    for raw in parse_hex_args(apdus):
+        is_command = force == "command" or (force is None and _looks_like_command(raw))
+        if is_command:
+            d = describe_command(raw)
+            if not as_json:
+                for line in _text_command(d, raw, colour):
+                    click.echo(line)
+        else:
+            d = describe_response(raw)
+            if not as_json:
+                click.echo(format_response(raw, None, colour, annotate_response(None, raw)))
+        out.append(d)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))

@@ -1,0 +1,251 @@
+"""Reader listing and selection: emulated cards and PC/SC readers under one index.
+
+The readers, in this order:
+
+1. the built-in presets as in-process cards, `cardemu:<preset>` (a fresh card
+   in memory each time it is opened);
+2. card images (`*.card`) in the current directory, `cardemu:<path>`;
+3. the PC/SC readers pcscd knows (through pyscard, when it is installed and
+   pcscd runs), by their PC/SC names.
+
+A reader is chosen by index, or by a case-insensitive substring of its name
+(several matches is an error that names them). `cardemu:<preset>` and
+`cardemu:<path>` also name cards that are not listed, e.g. an image in another
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from card.nvm import NvmError
+from card.runtime import CardRuntime
+from host.presets import PRESETS, new_card
+from host.readers.base import Reader, ReaderError
+from host.readers.inprocess import InProcessReader
+from host.readers.pcsc import select_reader
+
+EMULATED_PREFIX = "cardemu:"
+IMAGE_SUFFIX = ".card"
+
+ReaderKind = Literal["preset", "image", "pcsc"]
+
+
+@dataclass(frozen=True)
+class ReaderInfo:
+    """One reader a user can pick.
+
+    Attributes:
+        name: what `cardemu readers` shows and `-r` matches.
+        kind: "preset" (in-memory card), "image" (card image file) or "pcsc".
+        target: the preset name, the image path, or the PC/SC reader name.
+    """
+
+    name: str
+    kind: ReaderKind
+    target: str
+
+    @property
+    def emulated(self) -> bool:
+        return self.kind != "pcsc"
+
+
+@dataclass
+class Listing:
+    """The readers found, and why some source gave none (e.g. pcscd not running)."""
+
+    readers: list[ReaderInfo]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.readers]
+
+
+def preset_reader(preset: str) -> ReaderInfo:
+    """The in-process card built from a preset.
+
+    Raises:
+        ReaderError: no such preset.
+    """
+    if preset not in PRESETS:
+        raise ReaderError(f"no preset '{preset}' (presets: {', '.join(sorted(PRESETS))})")
+    return ReaderInfo(f"{EMULATED_PREFIX}{preset}", "preset", preset)
+
+
+def image_reader(path: str | os.PathLike[str]) -> ReaderInfo:
+    """A card image file (it need not exist yet: opening it is what fails)."""
+    return ReaderInfo(f"{EMULATED_PREFIX}{os.fspath(path)}", "image", os.fspath(path))
+
+
+def emulated_reader(spec: str) -> ReaderInfo:
+    """Resolve `cardemu:<preset>` or `cardemu:<path>` (the prefix optional).
+
+    Raises:
+        ReaderError: neither a preset nor an existing file.
+    """
+    target = spec[len(EMULATED_PREFIX) :] if spec.startswith(EMULATED_PREFIX) else spec
+    if target in PRESETS:
+        return preset_reader(target)
+    if os.path.isfile(target):
+        return image_reader(target)
+    raise ReaderError(
+        f"no card image '{target}' and no such preset (presets: {', '.join(sorted(PRESETS))})"
+    )
+
+
+def _pcsc_names() -> tuple[list[str], str | None]:
+    try:
+        from host.readers.pcsc import list_readers
+    except ImportError as e:  # pragma: no cover - host.readers.pcsc imports pyscard lazily
+        return [], str(e)
+    try:
+        return list_readers(), None
+    except ReaderError as e:
+        return [], f"PC/SC: {e}"
+
+
+def list_readers(
+    *,
+    image_dir: str | os.PathLike[str] | None = ".",
+    pcsc: bool = True,
+    pcsc_names: Callable[[], tuple[list[str], str | None]] | None = None,
+) -> Listing:
+    """Every reader, numbered by position: presets, card images, PC/SC readers.
+
+    Args:
+        image_dir: where to look for `*.card` images (None: do not look).
+        pcsc: whether to ask pcscd.
+        pcsc_names: a stand-in for pcscd's list (tests), returning (names, note).
+    """
+    readers = [preset_reader(p) for p in sorted(PRESETS)]
+    notes: list[str] = []
+    if image_dir is not None:
+        base = Path(image_dir)
+        try:
+            images = sorted(p for p in base.iterdir() if p.suffix == IMAGE_SUFFIX and p.is_file())
+        except OSError as e:
+            images = []
+            notes.append(f"card images: {e}")
+        for p in images:
+            shown = p.name if base == Path(".") else str(p)
+            readers.append(image_reader(shown))
+    if pcsc:
+        names, note = (pcsc_names or _pcsc_names)()
+        readers += [ReaderInfo(n, "pcsc", n) for n in names]
+        if note:
+            notes.append(note)
+    return Listing(readers, notes)
+
+
+def choose(spec: str | int | None, listing: Listing) -> ReaderInfo:
+    """Pick one reader: by index, exact name, `cardemu:` name, or unique substring.
+
+    With no `spec`, the only reader is used; several is an error naming them.
+
+    Raises:
+        ReaderError: nothing matches, or several readers do (they are named).
+    """
+    if isinstance(spec, str) and spec.startswith(EMULATED_PREFIX):
+        for r in listing.readers:
+            if r.name == spec:
+                return r
+        return emulated_reader(spec)
+    if not listing.readers:
+        raise ReaderError("no reader found")
+    try:
+        name = select_reader(spec, listing.names)
+    except ReaderError as e:
+        if str(e).startswith("no reader"):
+            shown = ", ".join(f"{i}: {n}" for i, n in enumerate(listing.names))
+            raise ReaderError(f"{e} (readers: {shown})") from None
+        raise
+    return listing.readers[listing.names.index(name)]
+
+
+class EmulatedReader(InProcessReader):
+    """An in-process reader that owns its card: `close()` closes the card image."""
+
+    def close(self) -> None:
+        self.card.close()
+
+
+def open_card(info: ReaderInfo, *, seed: bytes | int | None = None) -> CardRuntime:
+    """The card behind an emulated reader (a new card for a preset).
+
+    Raises:
+        ReaderError: the image is missing or unreadable.
+    """
+    if info.kind == "preset":
+        return new_card(info.target, rng_seed=seed)
+    if info.kind == "image":
+        if not os.path.isfile(info.target):
+            raise ReaderError(f"no card image '{info.target}'")
+        try:
+            return CardRuntime(info.target, rng_seed=seed)
+        except NvmError as e:
+            raise ReaderError(f"{info.target}: {e}") from None
+    raise ReaderError(f"{info.name} is not an emulated card")
+
+
+def open_reader(info: ReaderInfo, *, seed: bytes | int | None = None) -> Reader:
+    """A reader for `info`, not yet connected.
+
+    `seed` seeds an emulated card's RNG; a PC/SC card ignores it.
+
+    Raises:
+        ReaderError: the card image cannot be opened.
+    """
+    if info.kind == "pcsc":
+        from host.readers.pcsc import PcscReader
+
+        return PcscReader(info.target)
+    return EmulatedReader(open_card(info, seed=seed), name=info.name)
+
+
+@contextmanager
+def connected(
+    info: ReaderInfo, *, seed: bytes | int | None = None
+) -> Iterator[tuple[Reader, bytes]]:
+    """Open and connect a reader; yields (reader, ATR); disconnects and closes at the end."""
+    reader = open_reader(info, seed=seed)
+    try:
+        atr = reader.connect()
+        yield reader, atr
+    finally:
+        try:
+            reader.disconnect()
+        finally:
+            if isinstance(reader, EmulatedReader):
+                reader.close()
+
+
+def resolve(
+    spec: str | None,
+    *,
+    image: str | None = None,
+    preset: str | None = None,
+    listing: Callable[[], Listing] | None = None,
+) -> ReaderInfo:
+    """The reader a command should use.
+
+    `-r SPEC` wins; otherwise `--card IMAGE`; otherwise the preset (the
+    in-process demo card by default), so that commands work with no set-up.
+
+    Raises:
+        ReaderError: `spec` matches no reader or several; `image` is missing.
+    """
+    if spec is not None:
+        if spec.startswith(EMULATED_PREFIX):
+            return emulated_reader(spec)
+        return choose(spec, (listing or list_readers)())
+    if image is not None:
+        if not os.path.isfile(image):
+            raise ReaderError(f"no card image '{image}'")
+        return image_reader(image)
+    return preset_reader(preset or "demo")
