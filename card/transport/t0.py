@@ -258,7 +258,7 @@ class T0Card:
         if not data:
             return self._sw(sw)
         if len(data) < ne:
-            # §12.2.3 case 2S.3: wrong length; the terminal repeats the header with P3 = La.
+            # §12.2.3: wrong length, 6C La; the terminal repeats the header with P3 = La.
             self._wrong_le = (header[:4], resp)
             return self._sw(bytes((0x6C, len(data))))
         if len(data) > ne:  # more than asked for: keep the rest for GET RESPONSE

@@ -10,14 +10,15 @@ A block is NAD PCB LEN INF EDC (§11.3). The PCB tells the three kinds apart:
   for RESYNCH (0), IFS (1), ABORT (2) and WTX (3).
 
 The EDC is the LRC (XOR of every byte, 1 byte) or a CRC (2 bytes), as b1 of
-the first TCi for T=1 in the ATR says (§11.4.4). The CRC is the ISO/IEC 3309
-(now 13239) one with generator x^16 + x^12 + x^5 + 1: register preset to
-FFFF, bits taken least-significant first (reflected, 0x8408), no final
-complement, and the result sent high byte first. 7816-3 leaves the last three
-choices to ISO/IEC 13239; these are the ones of the T=1 code that PC/SC
-readers run (OpenCT's `csum_crc_compute`, kept in the CCID driver as
-src/openct/checksum.c), which is what a card meets in the field. As a
-catalogue entry that is CRC-16/MCRF4XX (check value 6F91 on "123456789").
+the first TCi for T=1 in the ATR says (§11.4.4). For the CRC, 7816-3 points
+to ISO/IEC 3309 (now 13239) and its generator x^16 + x^12 + x^5 + 1, and
+implementations have differed on the rest. We do what the T=1 code of the
+PC/SC readers does (OpenCT's `csum_crc_compute`, kept in Ludovic Rousseau's
+CCID driver as src/openct/checksum.c), since that is the terminal a card meets:
+register preset to FFFF, bits taken least significant first (reflected
+polynomial 8408), no final complement, the two bytes sent high byte first.
+In the reveng catalogue that is CRC-16/MCRF4XX, check value 6F91 on
+"123456789"; complemented it is the ISO/IEC 14443-3 CRC_B.
 
 `T1Card` answers one block with one block (`handle_block`), following the
 rules of §11.6: chaining both ways, IFSC/IFSD, WTX, RESYNCH, ABORT, and
@@ -40,12 +41,12 @@ EdcKind = Literal["lrc", "crc"]
 DEFAULT_IFS = 32  # IFSC and IFSD until told otherwise (§11.4.2)
 MAX_IFS = 254  # 00 and FF are reserved (§11.4.2)
 
-# R-block error codes (§11.3.2.2, Table 16).
+# R-block error codes (§11.3.2.2).
 OK = 0
 EDC_ERROR = 1
 OTHER_ERROR = 2
 
-# S-block types (§11.3.2.2, Table 17).
+# S-block types (§11.3.2.2).
 RESYNCH = 0
 IFS = 1
 ABORT = 2
@@ -188,7 +189,7 @@ def s_block(s_type: int, response: bool = False, inf: bytes = b"", nad: int = 0)
 
 
 def parse_block(raw: bytes, edc: EdcKind = "lrc") -> Block:
-    """Check and decode one received block (§11.3, §11.6.3.2 rule 7 for what is invalid).
+    """Check and decode one received block (§11.3; §11.6.3, rule 7, for what is invalid).
 
     Raises:
         BlockError: with code 1 for a wrong EDC, 2 for a wrong length, PCB, NAD or INF.
@@ -335,7 +336,7 @@ class T1Card:
         self._resynch()
 
     def _resynch(self) -> None:
-        """Sequence numbers and chains as after the ATR (§11.6.3.2 rule 6.3)."""
+        """Sequence numbers and chains as after the ATR (§11.6.3, rule 6); IFSC/IFSD are kept."""
         self._ns = 0  # N(S) of the card's next I-block
         self._nr = 0  # N(S) expected in the terminal's next I-block
         self._rx = bytearray()  # command chain being received
@@ -367,7 +368,7 @@ class T1Card:
     reset = power_on
 
     def request_ifsc(self, ifsc: int) -> None:
-        """Announce a new IFSC by S(IFS request) before the card's next answer (rule 4.2)."""
+        """Announce a new IFSC by S(IFS request) before the card's next answer (rule 4)."""
         if not 1 <= ifsc <= MAX_IFS:
             raise ValueError(f"IFSC {ifsc} out of range 1..254")
         self._s_queue.append(s_block(IFS, inf=bytes((ifsc,))))
@@ -439,7 +440,7 @@ class T1Card:
         return self._answer(lambda: self._start_tx(resp))
 
     def _answer(self, deferred: Callable[[], Block]) -> Block:
-        """Send the queued S-requests first (rules 3, 4.2), then the deferred answer."""
+        """Send the queued S-requests first (rules 3 and 4), then the deferred answer."""
         self._deferred = deferred
         return self._next_queued()
 
@@ -479,7 +480,7 @@ class T1Card:
             return self._resend(last)
         if not self._rx and last is not None and block.nr == last.ns:
             return self._resend(last)  # the terminal missed our answer
-        # Nothing of ours is missing: say which I-block we expect (rule 7.1, 7.3).
+        # Nothing of ours is missing: say which I-block we expect (rule 7).
         return r_block(self._nr)
 
     def _on_s(self, block: Block) -> Block:
@@ -559,7 +560,7 @@ class T1ByteStream:
         return bytes(out)
 
     def timeout(self) -> bytes:
-        """The line went quiet: a partial block is invalid and gets an R-block (rule 7.1)."""
+        """The line went quiet: a partial block is invalid and gets an R-block (rule 7)."""
         self._pps = None
         if not self._buf:
             return b""

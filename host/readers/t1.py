@@ -8,7 +8,7 @@ responses, answers S(WTX request) and S(IFS request), and recovers from
 errors by the rules of §11.6.3: an invalid block is answered with an R-block
 (error 1 for EDC, 2 for anything else), an R-block from the card brings back
 our last block, and after `retries` failures in a row the reader
-resynchronises (S(RESYNCH)) and sends the APDU again (rule 6.3).
+resynchronises (S(RESYNCH), rule 6) and sends the APDU again.
 
 T=1 carries extended APDUs as they are: any APDU goes through unchanged.
 
@@ -192,8 +192,8 @@ class T1Reader(Reader):
     def _exchange(self, apdu: bytes) -> bytes:
         pos = 0
         response = bytearray()
-        pending: Block | None = self._chunk(apdu, pos)  # our I-block not yet acknowledged
-        last: Block = pending
+        last = self._chunk(apdu, pos)
+        pending: Block | None = last  # our I-block not yet acknowledged
         errors = 0
         wtx = 0
         while True:
@@ -201,7 +201,7 @@ class T1Reader(Reader):
                 blk = self._send(last)
             except BlockError as e:
                 errors = self._failure(errors)
-                last = r_block(self._nr, e.code)  # rule 7.1 / 7.2
+                last = r_block(self._nr, e.code)  # rule 7
                 continue
             if blk.kind == "S":
                 if blk.response:  # we asked for nothing
@@ -213,7 +213,7 @@ class T1Reader(Reader):
                     if wtx > self.max_wtx:
                         raise ReaderError(f"the card asked for more than {self.max_wtx} WTX")
                     last = s_block(WTX, response=True, inf=blk.inf)
-                elif blk.s_type == IFS:  # rule 4.2: applies from our next block on
+                elif blk.s_type == IFS:  # rule 4: applies from our next block on
                     wtx += 1
                     self.ifsc = blk.inf[0]
                     last = s_block(IFS, response=True, inf=blk.inf)
@@ -225,7 +225,7 @@ class T1Reader(Reader):
                     last = r_block(self._nr, OTHER_ERROR)
             elif blk.kind == "R":
                 if pending is not None and blk.nr != pending.ns and pending.more:
-                    # Our chained block is acknowledged: send the next one (rule 2.2).
+                    # Our chained block is acknowledged: send the next one (rule 5).
                     pos += len(pending.inf)
                     self._ns ^= 1
                     pending = last = self._chunk(apdu, pos)
@@ -315,12 +315,12 @@ class T1Reader(Reader):
         if not raw:
             reply = b""  # lost on the way: the card saw nothing
         elif self._stream is not None:
-            reply = bytearray()
+            out = bytearray()
             for i in range(0, len(raw), self.chunk):
-                reply += self._stream.feed(raw[i : i + self.chunk])
+                out += self._stream.feed(raw[i : i + self.chunk])
             # The reader falls silent and waits: a partial block times out in the card.
-            reply += self._stream.timeout()
-            reply = bytes(reply)
+            out += self._stream.timeout()
+            reply = bytes(out)
         else:
             reply = self.engine.handle_block(raw)
         if self.fault is not None and reply:

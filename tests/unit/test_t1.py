@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -362,8 +364,9 @@ def test_corrupted_and_lost_blocks_still_give_the_right_response(
 class BreakBlocks:
     """A line that damages chosen blocks: by index among the blocks to the card / from it."""
 
-    def __init__(self, to_card: set[int] = frozenset(), from_card: set[int] = frozenset(),
-                 drop: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, to_card: Collection[int] = (), from_card: Collection[int] = (), drop: bool = False
+    ) -> None:
         self.targets = {True: set(to_card), False: set(from_card)}
         self.counts = {True: 0, False: 0}
         self.drop = drop
