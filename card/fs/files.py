@@ -208,7 +208,7 @@ class FileInfo:
                     free |= bit
         self.free_ops = free
         self._fcp_head, self._fcp_tail = self._fcp_parts()
-        self._fcp_cache: dict[tuple[bool, ...], bytes] = {}
+        self._fcp_cache: dict[object, bytes] = {}
 
     @property
     def shareable(self) -> bool:
@@ -260,13 +260,21 @@ class FileInfo:
 
     def fcp(self, pin_enabled: tuple[bool, ...] = ()) -> bytes:
         """The FCP template '62' (ISO 7816-4 §7.4.3; TS 102 221 §11.1.1.3)."""
-        body = self.fcp_body(pin_enabled)
-        return bytes((TAG_FCP,)) + encode_length(len(body)) + body
+        key = (TAG_FCP, pin_enabled)
+        out = self._fcp_cache.get(key)
+        if out is None:
+            body = self.fcp_body(pin_enabled)
+            out = self._fcp_cache[key] = bytes((TAG_FCP,)) + encode_length(len(body)) + body
+        return out
 
     def fci(self, pin_enabled: tuple[bool, ...] = ()) -> bytes:
         """The FCI template '6F': here the FCP data objects (ISO 7816-4 §7.4.1)."""
-        body = self.fcp_body(pin_enabled)
-        return bytes((TAG_FCI,)) + encode_length(len(body)) + body
+        key = (TAG_FCI, pin_enabled)
+        out = self._fcp_cache.get(key)
+        if out is None:
+            body = self.fcp_body(pin_enabled)
+            out = self._fcp_cache[key] = bytes((TAG_FCI,)) + encode_length(len(body)) + body
+        return out
 
     def fmd(self) -> bytes:
         """The FMD template '64': the DF name of a named DF, else empty."""
