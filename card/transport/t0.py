@@ -226,7 +226,7 @@ class T0Card:
             return self._sw(_SW_CLA_INVALID)
         if ins == INS_GET_RESPONSE and self._buffer is not None:
             return self._serve_buffer(ins, p1, p2, p3 or 256)
-        # Any other command loses the data left for GET RESPONSE (ISO/IEC 7816-4 §5.1.3).
+        # Any other command loses the data left for GET RESPONSE, as in ISO/IEC 7816-4.
         self._buffer = None
         if ins != INS_ENVELOPE:
             self._envelope = None
