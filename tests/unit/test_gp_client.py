@@ -1,0 +1,258 @@
+"""host.gp: the SCP03 reader wrapper and the GlobalPlatform client.
+
+Part 1 runs `Scp03Reader` against a small stand-in Security Domain built on
+the card direction of `card.gp.scp03`, to reach what a well-behaved card never
+does (a bad R-MAC, 61xx under a protected response, a card without R-MAC).
+Part 2 runs `GpClient` against the emulated card's ISD (content management
+end to end).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from card.apdu import CommandApdu
+from card.gp.scp03 import (
+    InitializeUpdateResponse,
+    Scp03Error,
+    Scp03Keys,
+    Scp03Session,
+    pseudo_random_card_challenge,
+)
+from host.errors import ApduError, SecureChannelError
+from host.gp.data import (
+    Privilege,
+    StatusScope,
+    app_life_cycle_name,
+    decode_oid,
+    parse_card_data,
+    parse_cplc,
+    parse_get_status,
+    parse_key_information,
+)
+from host.gp.secure_channel import Scp03Reader
+from host.readers.base import Reader
+
+ISD = bytes.fromhex("A000000151000000")
+
+
+class StandInSd(Reader):
+    """A Security Domain reduced to SCP03: it echoes the data of every protected command.
+
+    Knobs: `i` (the SCP03 "i" it announces), `chunk` (answer 61xx and hand the
+    response out `chunk` bytes per GET RESPONSE), `corrupt_rmac`.
+    """
+
+    def __init__(self, keys: Scp03Keys, *, i: int = 0x70, chunk: int = 0) -> None:
+        self.keys = keys
+        self.i = i
+        self.chunk = chunk
+        self.corrupt_rmac = False
+        self.counter = 0
+        self.session: Scp03Session | None = None
+        self.pending = b""
+        self.seen: list[bytes] = []
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.seen.append(apdu)
+        cmd = CommandApdu.from_bytes(apdu)
+        if cmd.ins == 0xC0 and self.pending:
+            return self._hand_out()
+        if cmd.ins == 0x50:
+            self.counter += 1
+            cc = pseudo_random_card_challenge(self.keys, self.counter, ISD)
+            self.session = Scp03Session.derive(self.keys, cmd.data, cc)
+            iu = InitializeUpdateResponse(
+                bytes(10), self.keys.kvn, self.i, cc, self.session.card_cryptogram, self.counter
+            )
+            return iu.to_bytes() + b"\x90\x00"
+        assert self.session is not None
+        if cmd.ins == 0x82:
+            try:
+                self.session.check_external_authenticate(apdu)
+            except Scp03Error as e:
+                return e.sw.to_bytes(2, "big")
+            return b"\x90\x00"
+        if not cmd.cla & 0x80:
+            return b"\x6a\x82"  # an interindustry command: not for this stand-in
+        try:
+            plain = CommandApdu.from_bytes(self.session.unwrap_command(apdu))
+        except Scp03Error as e:
+            return e.sw.to_bytes(2, "big")
+        sw = 0x6A88 if plain.ins == 0xE4 else 0x9000
+        resp = bytearray(self.session.wrap_response(plain.data[::-1], sw))
+        if self.corrupt_rmac and len(resp) > 2:
+            resp[-3] ^= 1
+        if self.chunk and len(resp) > 2:
+            self.pending = bytes(resp)
+            return self._hand_out()
+        return bytes(resp)
+
+    def _hand_out(self) -> bytes:
+        body, sw = self.pending[:-2], self.pending[-2:]
+        part, rest = body[: self.chunk], body[self.chunk :]
+        if rest:
+            self.pending = rest + sw
+            return part + bytes((0x61, min(len(rest), 0xFF)))
+        self.pending = b""
+        return part + sw
+
+
+def _seeded(seed: int = 1):
+    r = random.Random(seed)
+    return lambda n: bytes(r.getrandbits(8) for _ in range(n))
+
+
+KEYS = Scp03Keys.test_keys()
+
+
+@pytest.mark.parametrize("level", [0x01, 0x03, 0x11, 0x13, 0x33])
+def test_scp03_reader_round_trips_through_a_stand_in_card(level: int) -> None:
+    card = StandInSd(KEYS)
+    reader = Scp03Reader(card, KEYS, level=level, random=_seeded())
+    info = reader.open()
+    assert info.kvn == 0x30 and reader.is_open
+    resp = reader.transmit(CommandApdu(0x80, 0xCA, 0x00, 0x66, b"\x01\x02\x03", 256).to_bytes())
+    assert resp == b"\x03\x02\x01\x90\x00"
+    wire = card.seen[-1]
+    assert wire[0] == 0x84  # secure messaging indicated
+    if level & 0x02:
+        assert b"\x01\x02\x03" not in wire
+
+
+def test_responses_split_by_61xx_are_joined_before_the_rmac_check() -> None:
+    card = StandInSd(KEYS, chunk=5)
+    reader = Scp03Reader(card, KEYS, level=0x33, random=_seeded())
+    reader.open()
+    data = bytes(range(40))
+    assert reader.transmit(CommandApdu(0x80, 0xCA, 0, 0, data, 256).to_bytes()) == (
+        data[::-1] + b"\x90\x00"
+    )
+    assert any(a[1] == 0xC0 for a in card.seen)
+
+
+def test_wrong_keys_are_reported_before_external_authenticate() -> None:
+    card = StandInSd(KEYS)
+    reader = Scp03Reader(card, Scp03Keys.single(bytes(16)), random=_seeded())
+    with pytest.raises(SecureChannelError, match="card cryptogram"):
+        reader.open()
+    assert [a[1] for a in card.seen] == [0x50]
+    with pytest.raises(SecureChannelError, match="no secure channel"):
+        reader.transmit(bytes.fromhex("80CA006600"))
+
+
+def test_bad_rmac_ends_the_session() -> None:
+    card = StandInSd(KEYS)
+    reader = Scp03Reader(card, KEYS, level=0x11, random=_seeded())
+    reader.open()
+    card.corrupt_rmac = True
+    with pytest.raises(SecureChannelError, match="R-MAC"):
+        reader.transmit(CommandApdu(0x80, 0xCA, 0, 0, b"\xaa", 256).to_bytes())
+    assert not reader.is_open
+
+
+def test_error_status_words_come_back_unprotected() -> None:
+    reader = Scp03Reader(StandInSd(KEYS), KEYS, level=0x33, random=_seeded())
+    reader.open()
+    assert reader.transmit(CommandApdu(0x80, 0xE4, 0, 0, b"\x4f\x00").to_bytes()) == b"\x6a\x88"
+
+
+def test_interindustry_commands_pass_through_unwrapped() -> None:
+    card = StandInSd(KEYS)
+    reader = Scp03Reader(card, KEYS, random=_seeded())
+    reader.open()
+    assert reader.transmit(bytes.fromhex("00A4040000")) == b"\x6a\x82"
+    assert card.seen[-1] == bytes.fromhex("00A4040000")
+
+
+def test_levels_the_card_does_not_offer_are_refused() -> None:
+    reader = Scp03Reader(StandInSd(KEYS, i=0x10), KEYS, level=0x11, random=_seeded())
+    with pytest.raises(SecureChannelError, match="R-MAC"):
+        reader.open()
+
+
+def test_refused_initialize_update_is_an_apdu_error() -> None:
+    class Refusing(Reader):
+        def transmit(self, apdu: bytes) -> bytes:
+            return b"\x6a\x88"
+
+    with pytest.raises(ApduError) as e:
+        Scp03Reader(Refusing(), KEYS).open()
+    assert e.value.sw == 0x6A88
+    assert "INITIALIZE UPDATE" in str(e.value) and "6A88" in str(e.value)
+
+
+def test_requested_key_version_must_be_the_one_used() -> None:
+    card = StandInSd(Scp03Keys.single(KEYS.enc, kvn=0x31))
+    reader = Scp03Reader(card, KEYS, kvn=0x32, random=_seeded())
+    with pytest.raises(SecureChannelError, match="key set 32"):
+        reader.open()
+    assert card.seen[0][2] == 0x32  # P1 of INITIALIZE UPDATE
+
+
+# -- Decoders --------------------------------------------------------------------------
+
+
+def test_get_status_tagged_and_legacy_decoding() -> None:
+    tagged = bytes.fromhex(
+        "E31C4F07A00000015100009F700107C5039EFE80CC08A000000151000000"
+        "E3154F05F0000000019F700183C50100C405F000000002"
+    )
+    a, b = parse_get_status(tagged, StatusScope.APPLICATIONS)
+    assert a.aid == bytes.fromhex("A0000001510000") and a.kind == "SD"
+    assert a.privileges & Privilege.SECURITY_DOMAIN and a.privileges & Privilege.TRUSTED_PATH
+    assert a.associated_sd == ISD and a.life_cycle_name == "SELECTABLE"
+    assert b.kind == "APP" and b.life_cycle_name == "LOCKED"
+    assert b.load_file_aid == bytes.fromhex("F000000002")
+    legacy = bytes.fromhex("05F000000003070007A00000015100000F80")
+    app, sd = parse_get_status(legacy, StatusScope.APPLICATIONS, tagged=False)
+    assert (app.aid, app.life_cycle, app.kind) == (bytes.fromhex("F000000003"), 0x07, "APP")
+    assert sd.kind == "SD" and sd.life_cycle_name == "PERSONALIZED"
+    modules = bytes.fromhex("05F00000000301000205F00000000405F000000005")
+    (elf,) = parse_get_status(modules, StatusScope.LOAD_FILES_AND_MODULES, tagged=False)
+    assert elf.modules == (bytes.fromhex("F000000004"), bytes.fromhex("F000000005"))
+    with pytest.raises(ValueError):
+        parse_get_status(bytes.fromhex("05F0000000"), StatusScope.LOAD_FILES, tagged=False)
+
+
+@given(st.integers(0, 0xFFFFFF))
+@settings(max_examples=200, deadline=None)
+def test_privileges_round_trip(value: int) -> None:
+    p = Privilege(value & sum(m.value for m in Privilege))
+    assert Privilege.from_bytes(p.to_bytes()) == p
+    assert Privilege.from_names(",".join(p.names())) == p
+
+
+def test_life_cycle_names() -> None:
+    assert app_life_cycle_name(0x03) == "INSTALLED"
+    assert app_life_cycle_name(0x07) == "SELECTABLE"
+    assert app_life_cycle_name(0x0F, security_domain=True) == "PERSONALIZED"
+    assert app_life_cycle_name(0x87) == "LOCKED"
+    assert "0F" in app_life_cycle_name(0x0F)
+
+
+def test_card_data_cplc_and_key_information() -> None:
+    # GPC v2.3.1 Annex H.2 example layout: GP 2.3.1, SCP03 i=70.
+    card_data = bytes.fromhex(
+        "663F733D06072A864886FC6B01600C060A2A864886FC6B02020301"
+        "630906072A864886FC6B03640B06092A864886FC6B040370"
+        "660C060A2B060104012A026E0103"
+    )
+    cd = parse_card_data(card_data)
+    assert cd.gp_version == "2.3.1"
+    assert cd.secure_channels == ((3, 0x70),)
+    assert decode_oid(bytes.fromhex("2A864886FC6B01")) == "1.2.840.114283.1"
+    cplc = parse_cplc(bytes.fromhex("9F7F2A") + bytes(range(42)))
+    assert cplc.fields["ic_fabricator"] == b"\x00\x01"
+    assert cplc.fields["ic_serial_number"] == bytes(range(12, 16))
+    assert cplc.fields["ic_personalization_equipment_id"] == bytes(range(38, 42))
+    keys = parse_key_information(bytes.fromhex("E012C00401308810C00402308810C00403308810"))
+    assert [(k.key_id, k.kvn, k.components) for k in keys] == [
+        (1, 0x30, ((0x88, 16),)),
+        (2, 0x30, ((0x88, 16),)),
+        (3, 0x30, ((0x88, 16),)),
+    ]
