@@ -54,7 +54,7 @@ def cli(ctx: click.Context, debug: bool, traffic: bool) -> None:
 
 def _register() -> None:
     # One line per command module: each area of the CLI lives in host/commands/.
-    from host.commands import basic, serve, tools
+    from host.commands import basic, gp, serve, tools
 
     for command in (basic.send, basic.card, basic.bench, serve.serve):
         cli.add_command(command)
@@ -62,6 +62,7 @@ def _register() -> None:
     cli.add_command(tools.run)
     cli.add_command(tools.replay_cmd)
     cli.add_command(tools.decode)
+    cli.add_command(gp.gp)
 
 
 _register()
