@@ -217,7 +217,7 @@ class Capture:
             return data[self.index : self.index + 1 or None]
         for bound in (self.start, self.stop):
             if bound is not None and not -n <= bound <= n:
-                raise IndexError(f"{self.text} needs {_need(bound)} data bytes, got {n}")
+                raise IndexError(f"{self.text} needs {abs(bound)} data bytes, got {n}")
         return data[self.start : self.stop]
 
 
@@ -448,9 +448,17 @@ class RunResult:
     exited: bool = False
 
 
+def _short(data: bytes, limit: int = 40) -> str:
+    """Hex for a message: long APDUs cut in the middle, their length given."""
+    if len(data) <= limit:
+        return data.hex().upper()
+    half = limit // 2
+    return f"{data[:half].hex().upper()}...{data[-half:].hex().upper()} ({len(data)} bytes)"
+
+
 def _show(response: bytes) -> str:
     data, sw = response[:-2], response[-2:]
-    return f"{data.hex().upper()} {sw.hex().upper()}".strip()
+    return f"{_short(data)} {sw.hex().upper()}".strip()
 
 
 def run_script(
@@ -461,6 +469,7 @@ def run_script(
     lenient: bool = False,
     on_exchange: Callable[[StepResult], None] | None = None,
     on_reset: Callable[[int, bytes], None] | None = None,
+    result: RunResult | None = None,
 ) -> RunResult:
     """Run a parsed script on a connected reader, stopping at the first mismatch.
 
@@ -471,12 +480,16 @@ def run_script(
         lenient: commands with no expectation may answer any status word.
         on_exchange: called after every command (e.g. to print the response).
         on_reset: called with (line, ATR) after every `reset`.
+        result: filled in as the run goes (so a caller sees the exchanges and variables
+            up to a failure); a new one by default.
 
     Raises:
         ScriptMismatch: a response did not meet its expectation.
         ScriptFailed: the reader failed; the message names the line.
     """
-    result = RunResult(variables=dict(variables or {}))
+    if result is None:
+        result = RunResult()
+    result.variables.update(variables or {})
     src = script.source
     for step in script.steps:
         if isinstance(step, Exit):
@@ -500,7 +513,7 @@ def run_script(
         try:
             response = reader.transmit(apdu)
         except ReaderError as e:
-            raise ScriptFailed(f"{apdu.hex().upper()}: {e}", step.line, src) from None
+            raise ScriptFailed(f"{_short(apdu)}: {e}", step.line, src) from None
         done = StepResult(step.line, apdu, response, time.perf_counter() - t0)
         result.exchanges.append(done)
         if on_exchange:
@@ -535,8 +548,7 @@ def _check(step: Command, done: StepResult, lenient: bool, source: str) -> None:
         if lenient or is_success(sw):
             return
         raise ScriptMismatch(
-            f"expected 9000 (or 61xx), got {sw:04X} ({describe(sw)}) to "
-            f"{done.command.hex().upper()}",
+            f"expected 9000 (or 61xx), got {sw:04X} ({describe(sw)}) to {_short(done.command)}",
             step.line,
             source,
             expected="9000",
@@ -550,7 +562,7 @@ def _check(step: Command, done: StepResult, lenient: bool, source: str) -> None:
     else:
         got = f"{_show(response)} ({describe(sw)})"
     raise ScriptMismatch(
-        f"expected {step.expect}, got {got} to {done.command.hex().upper()}",
+        f"expected {step.expect}, got {got} to {_short(done.command)}",
         step.line,
         source,
         expected=str(step.expect),

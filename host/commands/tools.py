@@ -337,7 +337,7 @@ def run(
 
     outcome: dict[str, Any] = {"result": "ok", "error": None}
     failure: click.ClickException | None = None
-    result: RunResult | None = None
+    result = RunResult()
     with open_session(
         info,
         seed=seed,
@@ -347,8 +347,13 @@ def run(
         chaining=chaining,
     ) as s:
         try:
-            result = run_script(
-                parsed, s.reader, variables=variables, lenient=lenient, on_exchange=show
+            run_script(
+                parsed,
+                s.reader,
+                variables=variables,
+                lenient=lenient,
+                on_exchange=show,
+                result=result,
             )
         except ScriptMismatch as e:
             outcome = {"result": "mismatch", "error": str(e)}
@@ -373,7 +378,7 @@ def run(
         )
     if failure is not None:
         raise failure
-    if not quiet and not as_json and result is not None:
+    if not quiet and not as_json:
         ended = " (exit)" if result.exited else ""
         click.echo(
             f"{source}: {len(result.exchanges)} APDUs, "
