@@ -78,10 +78,11 @@ class _Entry:
 
     __slots__ = ("ctx", "ref", "lifecycle", "default")
 
-    def __init__(self, ctx: Context, ref: str, lifecycle: int, default: bool) -> None:
+    def __init__(self, ctx: Context, ref: str, lifecycle: int, default: int) -> None:
         self.ctx = ctx
         self.ref = ref
         self.lifecycle = lifecycle
+        #: bit n set: the default applet of logical channel n
         self.default = default
 
     @property
@@ -162,7 +163,7 @@ class CardRuntime:
             ctx = Context(self, AID(aid))
             applet = cls.__new__(cls)
             applet._bind(ctx)
-            entries[aid] = _Entry(ctx, ref, lifecycle, default)
+            entries[aid] = _Entry(ctx, ref, lifecycle, int(default))
         self._entries = entries
         self._registry_value = value
 
@@ -179,7 +180,7 @@ class CardRuntime:
         aid: bytes | str,
         params: bytes = b"",
         *,
-        default: bool = False,
+        default: bool | Iterable[int] = False,
         lifecycle: int = SELECTABLE,
     ) -> Applet:
         """Create and register an applet instance (GlobalPlatform INSTALL [for install]).
@@ -202,11 +203,12 @@ class CardRuntime:
         own_txn = not nvm.in_transaction
         if own_txn:
             nvm.begin()
-        entry = _Entry(ctx, class_ref(cls), lifecycle, default)
+        mask = _channel_mask(default)
+        entry = _Entry(ctx, class_ref(cls), lifecycle, mask)
         try:
-            if default:
+            if mask:
                 for e in self._entries.values():
-                    e.default = False
+                    e.default &= ~mask
             self._entries[bytes(aid)] = entry
             self.call_in_context(ctx, applet.on_install, bytes(params))
             self._save_registry()
@@ -263,8 +265,19 @@ class CardRuntime:
         """Allow only `aid` to be selected (None lifts the restriction). Persistent."""
         self.nvm.write(CARD_OWNER, "only_selectable", None if aid is None else bytes(AID(aid)))
 
-    def applets(self) -> list[tuple[AID, str, int, bool]]:
-        """(AID, class reference, life cycle state, default) of every installed applet."""
+    def set_default(self, aid: bytes | str, channels: bool | Iterable[int] = True) -> None:
+        """Make an applet the default-selected one of some (True: all) logical channels."""
+        entry = self._entries.get(bytes(AID(aid)))
+        if entry is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        mask = _channel_mask(channels)
+        for e in self._entries.values():
+            e.default &= ~mask
+        entry.default |= mask
+        self._save_registry()
+
+    def applets(self) -> list[tuple[AID, str, int, int]]:
+        """(AID, class reference, life cycle state, default-channel mask) of every applet."""
         return [(e.ctx.aid, e.ref, e.lifecycle, e.default) for e in self._entries.values()]
 
     def applet(self, aid: bytes | str) -> Applet:
@@ -329,7 +342,7 @@ class CardRuntime:
 
     def _select_default(self, channel: int) -> None:
         for e in self._entries.values():
-            if e.default and e.selectable:
+            if e.default >> channel & 1 and e.selectable:
                 self._do_select(self._channels[channel], channel, e.ctx)
                 return
 
@@ -536,7 +549,9 @@ class CardRuntime:
         if len(name) > 16:
             return None
         if not name:
-            candidates = [e for e in self._entries.values() if e.default and e.selectable]
+            candidates = [
+                e for e in self._entries.values() if e.default >> ch_no & 1 and e.selectable
+            ]
         else:
             candidates = [
                 e for e in self._entries.values() if e.selectable and e.ctx.aid.startswith(name)
@@ -664,6 +679,22 @@ class CardRuntime:
 
     def transmit_all(self, apdus: Iterable[bytes]) -> list[bytes]:
         return [self.process(a) for a in apdus]
+
+
+ALL_CHANNELS = (1 << 20) - 1
+
+
+def _channel_mask(channels: bool | Iterable[int]) -> int:
+    if channels is True:
+        return ALL_CHANNELS
+    if channels is False:
+        return 0
+    mask = 0
+    for ch in channels:  # type: ignore[union-attr]
+        if not 0 <= ch <= 19:
+            raise ValueError(f"logical channel {ch} out of range 0..19")
+        mask |= 1 << ch
+    return mask
 
 
 def _make_rng(seed: bytes | int | None) -> Any:

@@ -196,3 +196,17 @@ def test_select_with_session_termination(card: CardRuntime) -> None:
     assert card.selected_aid(0) is None
     assert tx(card, "00A4044C05F043415244") == "6A82"
     assert tx(card, "00A4041C05F043415244") == "6A86"  # undefined P2 bits
+
+
+def test_default_applet_per_channel(card: CardRuntime) -> None:
+    card.set_default(ECHO_AID, channels=[2])
+    card.reset()
+    assert card.selected_aid(0) == PURSE_AID
+    assert tx(card, "0070000200") == "9000"
+    assert card.selected_aid(2) == ECHO_AID
+    assert tx(card, "0070000001") == "019000"
+    assert card.selected_aid(1) == PURSE_AID
+    # SELECT with an empty name selects the channel's default applet.
+    tx(card, select(PURSE_AID, cla=2))
+    assert tx(card, "02A4040C00") == "9000"
+    assert card.selected_aid(2) == ECHO_AID
