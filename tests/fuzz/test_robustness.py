@@ -1,4 +1,4 @@
-"""Robustness: 200,000 random and mutated APDUs against a card with the sample applets.
+"""Robustness: 200,000 random and mutated APDUs against the demo card (file system + samples).
 
 Checks after every command: no Python exception escaped an applet (the runtime's
 counter stays 0), and a command that answered a status word promising unchanged
@@ -13,7 +13,7 @@ import os
 import random
 
 from card.sw import nvm_may_change
-from tests.unit.cards import sample_card
+from host.presets import new_card
 
 N = int(os.environ.get("CARDEMU_ROBUSTNESS_N", "200000"))
 
@@ -43,6 +43,26 @@ CORPUS = [
         "01A4040C09F043415244454D5502",
         "00A40400",
         "0000000000000000",
+        "00A4040C0AF043415244454D557816",
+        "00A4000C023F00",
+        "00A40004022F1000",
+        "00A4020C022F10",
+        "00B0000080",
+        "00B0810010",
+        "00D6000004DEADBEEF",
+        "00B2010400",
+        "00B2000200",
+        "00DC000304AABBCCDD",
+        "00A2000004AABB",
+        "0032000003000001",
+        "00A4080C047F106F01",
+        "00A4090C02FFFF",
+        "00A4030C",
+        "00F2000000",
+        "002000810435363738",
+        "002C0001083132333435363738",
+        "0044000000",
+        "0004000000",
     )
 ]
 
@@ -108,7 +128,8 @@ def _random_apdu(r: random.Random) -> bytes:
 
 def test_random_and_mutated_apdus_never_escape_or_corrupt() -> None:
     r = random.Random(0xC0FFEE)
-    card = sample_card()
+    card = new_card("demo", rng_seed=1)
+    card.power_on()
     nvm = card.nvm
     checked_errors = 0
     for i in range(N):
