@@ -1,0 +1,434 @@
+"""The toolkit's command line: reader listing and selection, send/decode/replay, golden traces.
+
+Golden traces: tests/unit/golden/*.apdu are scripts; *.jsonl are the trace files
+recorded from them (GET RESPONSE handling on, chaining forced, timing left
+out). The tests replay every recorded command against a fresh card and require
+every response to be equal byte for byte, and check that running the script
+again records the same exchanges. After an intended change of card behaviour,
+regenerate them and review the diff:
+
+    CARDEMU_REGEN_GOLDEN=1 python -m pytest -q tests/unit/test_cli.py -k golden
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from card.runtime import CardRuntime
+from host.cli import main
+from host.readers import registry
+from host.readers.base import ReaderError
+from host.readers.inprocess import InProcessReader
+from host.readers.registry import Listing, choose, list_readers, preset_reader, resolve
+from host.readers.wrappers import ChainingReader, GetResponseReader
+from host.script import parse_script, run_script
+from host.trace import TracingReader
+from host.tracefile import TraceHeader, TraceWriter, parse_trace, read_trace, replay
+from tests.unit.cards import sample_card
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+REGENERATE = os.environ.get("CARDEMU_REGEN_GOLDEN") == "1"
+FAKE_PCSC = ["Virtual PCD 00 00", "Virtual PCD 00 01", "ACS ACR122U PICC Interface 00 00"]
+
+
+def cardemu(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run the CLI's real entry point; returns (exit code, stdout, stderr)."""
+    with CliRunner().isolation(input=stdin) as (out, err, _):
+        code = main(list(args))
+    return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+@pytest.fixture
+def pcsc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """pcscd stands in with three readers (no real pcscd is asked)."""
+    monkeypatch.setattr(registry, "_pcsc_names", lambda: (list(FAKE_PCSC), None))
+    return FAKE_PCSC
+
+
+@pytest.fixture
+def no_pcsc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_pcsc_names", lambda: ([], "PC/SC: PC/SC service not available"))
+
+
+@pytest.fixture
+def images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding two card images, a.card and b.card."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.card", "b.card"):
+        assert cardemu("card", "new", name)[0] == 0
+    (tmp_path / "notes.txt").write_text("not a card")
+    return tmp_path
+
+
+# -- reader listing and selection --------------------------------------------------------
+
+
+def test_listing_order(images: Path, pcsc: list[str]) -> None:
+    listing = list_readers()
+    assert listing.names == ["cardemu:demo", "cardemu:a.card", "cardemu:b.card", *pcsc]
+    assert [r.kind for r in listing.readers] == ["preset", "image", "image", *["pcsc"] * 3]
+
+
+def test_choose_by_index_substring_and_name(images: Path, pcsc: list[str]) -> None:
+    listing = list_readers()
+    assert choose("0", listing).name == "cardemu:demo"
+    assert choose(4, listing).name == "Virtual PCD 00 01"
+    assert choose("acr122", listing).name == "ACS ACR122U PICC Interface 00 00"
+    assert choose("B.CARD", listing).target == "b.card"  # case-insensitive
+    assert choose("Virtual PCD 00 00", listing).kind == "pcsc"  # the exact name
+
+
+def test_choose_ambiguous_names_the_matches(images: Path, pcsc: list[str]) -> None:
+    with pytest.raises(ReaderError) as e:
+        choose("virtual", list_readers())
+    assert str(e.value) == "'virtual' matches 2 readers: Virtual PCD 00 00, Virtual PCD 00 01"
+
+
+def test_choose_nothing_matches(images: Path, pcsc: list[str]) -> None:
+    with pytest.raises(ReaderError, match=r"no reader matches 'zzz' \(readers: 0: cardemu:demo"):
+        choose("zzz", list_readers())
+    with pytest.raises(ReaderError, match=r"no reader 9 \(there are 6\)"):
+        choose("9", list_readers())
+    with pytest.raises(ReaderError, match="no reader found"):
+        choose("x", Listing([]))
+
+
+def test_one_reader_is_used_without_asking() -> None:
+    only = Listing([preset_reader("demo")])
+    assert choose(None, only).name == "cardemu:demo"
+    two = Listing([preset_reader("demo"), registry.image_reader("x.card")])
+    with pytest.raises(ReaderError, match="2 readers, choose one: cardemu:demo, cardemu:x.card"):
+        choose(None, two)
+
+
+def test_emulated_names_need_no_listing(tmp_path: Path) -> None:
+    image = tmp_path / "elsewhere.card"
+    assert cardemu("card", "new", str(image))[0] == 0
+
+    def no_listing() -> Listing:
+        raise AssertionError("cardemu: names must not list readers (pcscd may be slow)")
+
+    assert resolve(f"cardemu:{image}", listing=no_listing).target == str(image)
+    assert resolve("cardemu:demo", listing=no_listing).kind == "preset"
+    with pytest.raises(ReaderError, match="no card image"):
+        resolve(f"cardemu:{tmp_path / 'missing.card'}", listing=no_listing)
+    # Without -r: --card, then the preset, then the demo card.
+    assert resolve(None, image=str(image)).kind == "image"
+    assert resolve(None).name == "cardemu:demo"
+
+
+def test_readers_command(images: Path, pcsc: list[str]) -> None:
+    code, out, err = cardemu("readers")
+    assert code == 0
+    assert out.splitlines() == [
+        "0: cardemu:demo",
+        "1: cardemu:a.card",
+        "2: cardemu:b.card",
+        "3: Virtual PCD 00 00",
+        "4: Virtual PCD 00 01",
+        "5: ACS ACR122U PICC Interface 00 00",
+    ]
+    code, out, _ = cardemu("readers", "--json")
+    assert json.loads(out)[1] == {"index": 1, "name": "cardemu:a.card", "kind": "image"}
+
+
+def test_readers_says_why_pcsc_is_missing(images: Path, no_pcsc: None) -> None:
+    code, out, err = cardemu("readers")
+    assert code == 0
+    assert out.splitlines()[-1] == "2: cardemu:b.card"
+    assert err.strip() == "PC/SC: PC/SC service not available"
+
+
+def test_send_selects_the_reader(images: Path, pcsc: list[str]) -> None:
+    select_purse = "00A4040C09F043415244454D5501"
+    # Put money in a.card only, then read both back through -r.
+    code, _, _ = cardemu(
+        "send", "-q", "-r", "a.card", select_purse, "002000010431323334", "803000000400000100"
+    )
+    assert code == 0
+    code, out, _ = cardemu("send", "--json", "-r", "1", select_purse, "8050000004")
+    doc = json.loads(out)
+    assert doc["reader"] == "cardemu:a.card"
+    assert doc["exchanges"][1]["response"] == "00000100"
+    code, out, _ = cardemu("send", "-q", "-r", "B.card", select_purse, "8050000004")
+    assert out.splitlines()[-1] == "00000000 9000"
+
+
+def test_send_reader_errors_are_one_line(images: Path, pcsc: list[str]) -> None:
+    code, out, err = cardemu("send", "-r", "virtual", "00A40000")
+    assert code == 1
+    assert err == "Error: 'virtual' matches 2 readers: Virtual PCD 00 00, Virtual PCD 00 01\n"
+    code, _, err = cardemu("send", "-r", "zzz", "00A40000")
+    assert code == 1 and err.startswith("Error: no reader matches 'zzz'")
+    assert len(err.splitlines()) == 1
+
+
+# -- send: output, exit codes ---------------------------------------------------------
+
+
+def test_send_bad_hex_is_a_usage_error() -> None:
+    code, out, err = cardemu("send", "00A4 0G")
+    assert code == 2
+    assert err == "Error: APDU: not hex: '00A4 0G'\n"
+    assert out == ""
+
+
+def test_send_unexpected_status_word_exits_3() -> None:
+    code, out, err = cardemu("send", "00B0000001", "00A40000")
+    assert code == 3
+    assert out == "6986\n"  # the response is still printed; the second APDU is not sent
+    assert err.splitlines()[-1] == (
+        "Error: card answered 6986 (Command not allowed (no current EF)) to 00B0000001"
+    )
+    assert ">> 00A40000" not in err
+
+
+def test_send_missing_card_image_exits_1(tmp_path: Path) -> None:
+    code, out, err = cardemu("send", "--card", str(tmp_path / "no.card"), "00A40000")
+    assert code == 1
+    assert err == f"Error: no card image '{tmp_path / 'no.card'}'\n"
+
+
+def test_send_accepts_hex_spellings() -> None:
+    code, out, _ = cardemu(
+        "send", "-q", "00 A4 04 0C 09 F0 43 41 52 44 45 4D 55 02", "80:02:00:03:00"
+    )
+    assert code == 0
+    assert out.splitlines() == ["9000", "000102 9000"]
+
+
+def test_send_get_response_and_trace_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    code, out, err = cardemu(
+        "send", "-g", "--seed", "7", "--trace-file", str(path),
+        "00A4040C09F043415244454D5502", "80020120",
+    )  # fmt: skip
+    assert code == 0
+    assert out.splitlines()[1] == bytes(i & 0xFF for i in range(0x120)).hex().upper() + " 9000"
+    trace = read_trace(path)
+    assert trace.header == TraceHeader("cardemu:demo", trace.header.atr, 7)
+    # The trace file holds the wire: the held-back data came by two GET RESPONSEs.
+    assert [e.command.hex().upper() for e in trace.exchanges] == [
+        "00A4040C09F043415244454D5502",
+        "80020120",
+        "00C0000000",
+        "00C0000020",
+    ]
+    assert err.count(">> ") == 4  # so does the trace on stderr
+    for line in path.read_text().splitlines()[1:]:
+        assert set(json.loads(line)) == {
+            "command", "response", "sw", "sw_meaning", "name", "fields", "ms"
+        }  # fmt: skip
+
+
+def test_no_traceback_without_debug(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.card"
+    bogus.write_text("this is not a card image")
+    cmd = [sys.executable, "-m", "host.cli", "send", "--card", str(bogus), "00A40000"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("Error: ") and len(proc.stderr.splitlines()) == 1
+
+
+# -- decode ---------------------------------------------------------------------------
+
+
+def test_decode_command_and_response() -> None:
+    code, out, _ = cardemu("decode", "00A4040009F043415244454D550100", "6A82")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(">> 00A40400 09 F043415244454D5501 00")
+    assert lines[1].strip() == (
+        "case 4S, CLA 00 interindustry channel 0, Nc 9, Ne 256"
+    )  # fmt: skip
+    assert lines[2] == "<< 6A82 (File or application not found)"
+
+
+def test_decode_json_and_forcing_the_kind() -> None:
+    code, out, _ = cardemu("decode", "--json", "-R", "00A40000")
+    doc = json.loads(out)
+    assert doc[0]["kind"] == "response" and doc[0]["sw"] == "0000"
+    code, out, _ = cardemu("decode", "--json", "81C0000010", "9000")
+    cmd, resp = json.loads(out)
+    assert cmd["kind"] == "command" and cmd["cla"]["channel"] == 1 and cmd["case"] == "2S"
+    assert cmd["ne"] == 16 and cmd["header"] == "81C00000" and cmd["le"] == "10"
+    assert resp == {
+        "kind": "response",
+        "apdu": "9000",
+        "data": "",
+        "sw": "9000",
+        "sw_meaning": "Normal processing: no further qualification",
+        "fields": {},
+    }
+
+
+def test_decode_usage_errors() -> None:
+    assert cardemu("decode")[0] == 2
+    code, _, err = cardemu("decode", "XYZ")
+    assert code == 2 and err.startswith("Error: APDU:")
+
+
+def test_decode_trace_file() -> None:
+    path = GOLDEN / "sample_session.jsonl"
+    code, out, _ = cardemu("decode", "--trace", str(path))
+    assert code == 0
+    n = len(read_trace(path).exchanges)
+    lines = out.splitlines()
+    assert len(lines) == 2 * n
+    assert lines[0] == ">> 80500000 04"
+    code, out, _ = cardemu("decode", "--json", "--trace", str(path))
+    assert len(json.loads(out)) == n
+
+
+# -- golden traces ----------------------------------------------------------------------
+
+
+def _demo_card() -> CardRuntime:
+    pytest.importorskip("applets.iso7816", reason="the demo preset needs applets/iso7816")
+    from host.presets import new_card
+
+    return new_card("demo", rng_seed=1)
+
+
+GOLDEN_SESSIONS: dict[str, tuple[Callable[[], CardRuntime], str]] = {
+    "sample_session": (lambda: sample_card(power=False), "cardemu:sample"),
+    "demo_session": (_demo_card, "cardemu:demo"),
+}
+
+
+def record(name: str) -> str:
+    """Run golden/<name>.apdu on a fresh card; the trace file's text (no timing)."""
+    make, reader_name = GOLDEN_SESSIONS[name]
+    raw = InProcessReader(make(), name=reader_name)
+    atr = raw.connect()
+    out = io.StringIO()
+    writer = TraceWriter(out, TraceHeader(reader_name, atr, 1), timing=False)
+    traced = TracingReader(raw, fmt="none", sinks=[writer])
+    stack = GetResponseReader(ChainingReader(traced, always=True))
+    script = (GOLDEN / f"{name}.apdu").read_text()
+    run_script(parse_script(script, source=f"{name}.apdu"), stack)
+    return out.getvalue()
+
+
+def wire(text_or_path: str | Path) -> list[tuple[str, bytes, bytes]]:
+    """The exchanges and resets of a trace, without annotations or timing."""
+    if isinstance(text_or_path, Path):
+        trace = read_trace(text_or_path)
+    else:
+        trace = parse_trace(text_or_path.splitlines())
+    out = []
+    for ev in trace.events:
+        if hasattr(ev, "exchange"):
+            out.append(("x", ev.exchange.command, ev.exchange.response))
+        else:
+            out.append(("reset", b"", ev.atr))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_SESSIONS))
+def test_golden_trace_replays_byte_for_byte(name: str) -> None:
+    path = GOLDEN / f"{name}.jsonl"
+    if REGENERATE:
+        path.write_text(record(name))
+    golden = read_trace(path)
+    make, reader_name = GOLDEN_SESSIONS[name]
+    assert golden.header.reader == reader_name
+    reader = InProcessReader(make())
+    result = replay(golden, reader, atr=reader.connect())
+    assert result.equal, "\n".join(str(d) for d in result.differences)
+    assert result.replayed == len(golden.exchanges) > 30
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_SESSIONS))
+def test_golden_script_records_the_same_exchanges(name: str) -> None:
+    assert wire(record(name)) == wire(GOLDEN / f"{name}.jsonl"), (
+        f"the card's behaviour changed; if intended, regenerate: CARDEMU_REGEN_GOLDEN=1 "
+        f"python -m pytest -q {Path(__file__).name} -k golden"
+    )
+
+
+def test_golden_demo_through_the_cli(tmp_path: Path) -> None:
+    _demo_card()
+    golden = GOLDEN / "demo_session.jsonl"
+    code, out, err = cardemu("replay", str(golden))
+    assert code == 0, err
+    n = len(read_trace(golden).exchanges)
+    assert out == f"{golden}: {n} exchanges replayed on cardemu:demo, all equal\n"
+    # `cardemu run --trace-file` records the same wire exchanges as the golden file.
+    fresh = tmp_path / "fresh.jsonl"
+    script = GOLDEN / "demo_session.apdu"
+    code, _, err = cardemu(
+        "run", "-q", "--seed", "1", "-g", "--chaining", "always",
+        "--trace-file", str(fresh), str(script),
+    )  # fmt: skip
+    assert code == 0, err
+    assert wire(fresh) == wire(golden)
+
+
+def _tamper(src: Path, dst: Path, indices: list[int]) -> list[int]:
+    """Flip the last response byte of the given exchanges; returns their trace lines."""
+    lines = src.read_text().splitlines()
+    seen = 0
+    hit = []
+    for no, line in enumerate(lines):
+        obj = json.loads(line)
+        if "command" not in obj:
+            continue
+        seen += 1
+        if seen in indices:
+            obj["sw"] = "6F00" if obj["sw"] != "6F00" else "9000"
+            lines[no] = json.dumps(obj)
+            hit.append(no + 1)
+    dst.write_text("\n".join(lines) + "\n")
+    return hit
+
+
+def test_replay_reports_the_first_difference(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    (line5, line9) = _tamper(GOLDEN / "sample_session.jsonl", bad, [5, 9])
+    trace = read_trace(bad)
+    result = replay(trace, InProcessReader(sample_card()))
+    assert [d.index for d in result.differences] == [5]
+    assert result.differences[0].line == line5
+    assert result.replayed == 5
+    result = replay(trace, InProcessReader(sample_card()), keep_going=True)
+    assert [(d.index, d.line) for d in result.differences] == [(5, line5), (9, line9)]
+    assert str(result.differences[0]).startswith(f"exchange 5 (line {line5}): expected ")
+
+
+def test_replay_cli_exit_codes(tmp_path: Path) -> None:
+    _demo_card()
+    bad = tmp_path / "bad.jsonl"
+    (line3,) = _tamper(GOLDEN / "demo_session.jsonl", bad, [3])
+    code, out, err = cardemu("replay", str(bad))
+    assert code == 3
+    assert err.startswith(f"Error: {bad}: exchange 3 (line {line3}): expected ")
+    code, out, _ = cardemu("replay", "--json", "--keep-going", str(bad))
+    doc = json.loads(out)
+    assert code == 3 and not doc["equal"] and len(doc["differences"]) == 1
+    assert doc["replayed"] == doc["recorded"]
+    # A missing file fails (1); a file that is not a trace is a usage error (2).
+    assert cardemu("replay", str(tmp_path / "none.jsonl"))[0] == 1
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text('{"command": "00A40000"}\n')
+    code, _, err = cardemu("replay", str(junk))
+    assert code == 2 and "the first line must be the trace header" in err
+
+
+def test_replay_of_an_atr_change(tmp_path: Path) -> None:
+    trace = read_trace(GOLDEN / "sample_session.jsonl")
+    other = CardRuntime(atr=bytes.fromhex("3B00"), rng_seed=1)
+    result = replay(trace, InProcessReader(other), atr=InProcessReader(other).connect())
+    assert result.differences[0].index == 0
+    assert str(result.differences[0]).startswith("ATR: expected 3B")
