@@ -36,6 +36,19 @@ def _demo(rt: CardRuntime) -> None:
     rt.install(CounterClient, COUNTER_CLIENT_AID, COUNTER_SERVER_AID)
 
 
+def _gp(rt: CardRuntime) -> None:
+    from card.gp.isd import ISD_AID, IssuerSecurityDomain
+    from card.gp.loadfile import build_load_file
+
+    isd = rt.install(IssuerSecurityDomain, ISD_AID, default=True)
+    # The sample applets' package is on the card from manufacture, as a ROM load file.
+    isd.register_load_file(build_load_file("applets.sample"))
+    rt.install(PurseApplet, PURSE_AID, b"1234")
+    rt.install(EchoApplet, ECHO_AID)
+    rt.install(CounterServer, COUNTER_SERVER_AID, COUNTER_CLIENT_AID)
+    rt.install(CounterClient, COUNTER_CLIENT_AID, COUNTER_SERVER_AID)
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -43,6 +56,11 @@ PRESETS: dict[str, Preset] = {
             "demo",
             "ISO 7816-4 file system (default-selected), PIN purse, echo, Shareable counter",
             _demo,
+        ),
+        Preset(
+            "gp",
+            "GlobalPlatform ISD (default-selected, SCP03, test keys 40..4F kvn 30), sample applets",
+            _gp,
         ),
     ]
 }
