@@ -1,0 +1,560 @@
+"""The UICC platform with its USIM: ETSI TS 102 221 and 3GPP TS 31.102 over card.fs.
+
+One applet instance is the card's telecom side: default-selected and
+multiselectable, it answers for the MF of the enabled profile on every logical
+channel, and holds every profile (card.profiles.ProfileStoreInterface).
+
+Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
+
+- SELECT (A4, P2 04 FCP / 0C none / 00 FCI), READ / UPDATE BINARY, READ /
+  UPDATE RECORD, SEARCH RECORD, DEACTIVATE / ACTIVATE FILE, STATUS (8X F2),
+  INCREASE (8X 32): card.fs, access conditions from EF.ARR.
+- VERIFY (20), CHANGE PIN (24), DISABLE PIN (26), ENABLE PIN (28), UNBLOCK PIN
+  (2C), TS 102 221 §11.1.9-13: PIN1 (01), PIN2 (81), ADM1 (0A) with PUK1/PUK2;
+  63Cx for a wrong value, 6983 when blocked. A PIN's counter is written down
+  before the comparison (a tear cannot buy a guess) and compared in constant
+  time. A verified PIN holds on every channel until reset or a profile switch.
+- AUTHENTICATE (88), TS 31.102 §7.1.2: P2 81 (3G context), 80 (GSM context), on
+  a channel whose current application is the USIM, PIN1 verified or disabled.
+- TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted.
+- CLA A0 (TS 51.011 §9): SELECT, STATUS, READ BINARY / RECORD, UPDATE BINARY /
+  RECORD with the GSM response format and status words; the runtime gives 9Fxx
+  and GET RESPONSE.
+
+Install parameters: an exported profile (card.profiles format), installed and
+enabled at once; none gives an eUICC with no profile.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from applets.usim.auth import authenticate_3g, authenticate_gsm, parse_lv_items
+from applets.usim.profile import Profile, ProfileFormatError
+from applets.usim.store import PinRecord, Slot
+from applets.usim.ts_31_102 import (
+    SERVICE_GSM_ACCESS,
+    SERVICE_GSM_SECURITY_CONTEXT,
+    decode_imsi,
+    decode_service_table,
+)
+from applets.usim.ts_51_011 import (
+    ChvStatus,
+    df_response,
+    ef_response,
+    gsm_status,
+)
+from applets.usim.ts_102_221 import PIN_LENGTH, USIM_AID_PREFIX
+from card.framework import APDU, SW, AID, Applet, CardError, transient
+from card.framework.catalogue import CatalogueError
+from card.framework.exceptions import OutOfMemory
+from card.fs import ADM1, PIN1, PIN2, FileSystem
+from card.fs.files import MF_HANDLE
+from card.profiles import (
+    ISD_R_AID,
+    ProfileStoreError,
+    ProfileStoreInterface,
+    ProfileStoreReason,
+    ProfileSummary,
+)
+
+# GlobalPlatform life cycle states for the applications of a profile.
+_SELECTABLE = 0x07
+_LOCKED = 0x83
+
+_ISO_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88})
+_PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA})
+_FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32})
+_GSM_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
+
+_AUTH_GSM = 0x80
+_AUTH_3G = 0x81
+
+_BASE_PREFIX = "base.fs."
+_EF_UST = 0x6F38
+_EF_IMSI = 0x6F07
+
+
+def _is_adm(ref: int) -> bool:
+    # TS 102 221 Table 9.3: 0A-0E ADM1-ADM5, 8A-8E ADM6-ADM10.
+    return 0x0A <= ref & 0x7F <= 0x0E
+
+
+def _valid_new_pin(ref: int, padded: bytes) -> bool:
+    """TS 102 221 §9.5.1: a PIN is 4-8 ASCII digits padded with FF (ADM codes are free)."""
+    if _is_adm(ref):
+        return True
+    raw = padded.rstrip(b"\xff")
+    return 4 <= len(raw) <= PIN_LENGTH and raw.isdigit() and b"\xff" not in raw
+
+
+class _Env:
+    """The security environment of one command (card.fs.SecurityEnvironment)."""
+
+    __slots__ = ("_slot", "_verified")
+    se = 1
+
+    def __init__(self, slot: Slot | None, verified: frozenset[int]) -> None:
+        self._slot = slot
+        self._verified = verified
+
+    def is_verified(self, ref: int) -> bool:
+        if ref in self._verified:
+            return True
+        if self._slot is None or _is_adm(ref):
+            return False
+        rec = self._slot.pin(ref)
+        # TS 102 221 §9.5.1: a disabled PIN's access condition counts as fulfilled.
+        return rec is not None and not rec.enabled
+
+    def pin_enabled(self, ref: int) -> bool:
+        if self._slot is None:
+            return True
+        rec = self._slot.pin(ref)
+        return rec is None or rec.enabled
+
+
+class UiccApplet(Applet, ProfileStoreInterface):
+    """The UICC, its USIM and the profile store (see the module docstring)."""
+
+    multiselectable = True
+    # Needed only to set the life cycle of (and to install, delete) the applications
+    # that belong to profiles; no command gives the terminal any of it.
+    card_manager = True
+
+    #: (generation, frozenset of verified key references): lost on reset and on a switch
+    verified = transient(None)
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def on_install(self, params: bytes) -> None:
+        store = self.system.store
+        store.set("profiles", ())
+        store.set("enabled", (None, 0))
+        store.set("next_slot", 0)
+        base = FileSystem(store, _BASE_PREFIX)
+        base.create_mf(pins=(PIN1, PIN2, ADM1), proprietary=bytes.fromhex("800171"))
+        if params:
+            try:
+                iccid = self.install_profile(params)
+                self.enable_profile(iccid)
+            except ProfileStoreError:
+                raise CardError(SW.WRONG_DATA) from None
+
+    def select_response(self, apdu: APDU) -> bytes | None:
+        if apdu.p2 & 0x0C == 0x0C:
+            return None
+        if not apdu.data:
+            # SELECT with no name: the MF, answered as SELECT 3F00 would be.
+            slot, gen = self._current()
+            fs = slot.fs if slot else self._base_fs()
+            state = self._channel_state(gen)
+            return fs.select(state, 0x00, apdu.p2 & 0x0C, b"", self._env(slot, gen))
+        return super().select_response(apdu)
+
+    def get_shareable_interface_object(
+        self, client_aid: AID, parameter: int
+    ) -> ProfileStoreInterface | None:
+        return self if bytes(client_aid) == ISD_R_AID else None
+
+    # -- state -------------------------------------------------------------------------
+
+    def _slot(self, number: int) -> Slot:
+        slots: dict[int, Slot] = self.__dict__.setdefault("_slot_cache", {})
+        s = slots.get(number)
+        if s is None:
+            s = slots[number] = Slot(self.system.store, number)
+        return s
+
+    def _base_fs(self) -> FileSystem:
+        fs = self.__dict__.get("_base")
+        if fs is None:
+            fs = self._base = FileSystem(self.system.store, _BASE_PREFIX)
+        return fs
+
+    def _current(self) -> tuple[Slot | None, int]:
+        number, gen = self.system.store.get("enabled", (None, 0))
+        return (None if number is None else self._slot(number)), gen
+
+    def _channel_state(self, gen: int) -> dict[str, Any]:
+        # A profile switch bumps the generation: the channel starts again at the MF.
+        st = self.system.channel_state
+        if st.get("gen") != gen:
+            st.clear()
+            st["gen"] = gen
+        return st
+
+    def _verified(self, gen: int) -> frozenset[int]:
+        v = self.verified
+        return v[1] if v is not None and v[0] == gen else frozenset()
+
+    def _set_verified(self, gen: int, ref: int, ok: bool) -> None:
+        refs = self._verified(gen)
+        self.verified = (gen, refs | {ref} if ok else refs - {ref})
+
+    def _env(self, slot: Slot | None, gen: int) -> _Env:
+        return _Env(slot, self._verified(gen))
+
+    # -- the command path ----------------------------------------------------------------
+
+    def process(self, apdu: APDU) -> bytes | None:
+        cla = apdu.cla
+        if cla == 0xA0:
+            try:
+                return self._gsm_class(apdu)
+            except CardError as e:
+                raise CardError(gsm_status(e.sw)) from None
+        ins = apdu.ins
+        proprietary = bool(cla & 0x80)
+        if proprietary and cla & 0xE0 not in (0x80, 0xC0):
+            raise CardError(SW.CLA_NOT_SUPPORTED)
+        if ins not in _ISO_INS and ins not in _PROPRIETARY_INS:
+            raise CardError(SW.INS_NOT_SUPPORTED)
+        if proprietary != (ins in _PROPRIETARY_INS):
+            raise CardError(SW.CLA_NOT_SUPPORTED)
+        slot, gen = self._current()
+        state = self._channel_state(gen)
+        env = self._env(slot, gen)
+        if ins in _FS_INS:
+            fs = slot.fs if slot is not None else self._base_fs()
+            return fs.process(state, env, apdu)
+        if ins in (0x10, 0xAA):
+            return None  # TERMINAL PROFILE / TERMINAL CAPABILITY: noted, nothing to answer
+        if slot is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        if ins == 0x88:
+            return self._authenticate(apdu, slot, state, env)
+        return self._pin_command(apdu, slot, gen)
+
+    # -- PINs (TS 102 221 §11.1.9-13) -------------------------------------------------------
+
+    def _pin_command(self, apdu: APDU, slot: Slot, gen: int) -> bytes | None:
+        ins, ref, data = apdu.ins, apdu.p2, apdu.data
+        if apdu.p1 != 0x00:
+            raise CardError(SW.WRONG_P1P2)
+        rec = slot.pin(ref)
+        if rec is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        if ins == 0x20:
+            return self._verify(slot, gen, ref, rec, data)
+        if ins == 0x2C:
+            return self._unblock(slot, gen, ref, rec, data)
+        expected = 2 * PIN_LENGTH if ins == 0x24 else PIN_LENGTH
+        if len(data) != expected:
+            raise CardError(SW.WRONG_LENGTH)
+        if ins == 0x24:  # CHANGE PIN
+            if not rec.enabled:
+                raise CardError(SW.REFERENCE_DATA_NOT_USABLE)
+            new = data[PIN_LENGTH:]
+            if not _valid_new_pin(ref, new):
+                raise CardError(SW.WRONG_DATA)
+            rec = self._check_pin(slot, gen, ref, rec, data[:PIN_LENGTH])
+            slot.set_pin(ref, _with(rec, value=bytes(new), tries=rec.limit))
+            self._set_verified(gen, ref, True)
+            return None
+        # DISABLE (26) / ENABLE (28): application PINs and the universal PIN only.
+        if ref & 0x80 or _is_adm(ref):
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        want_enabled = ins == 0x28
+        if rec.enabled == want_enabled:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        rec = self._check_pin(slot, gen, ref, rec, data)
+        slot.set_pin(ref, _with(rec, enabled=want_enabled))
+        self._set_verified(gen, ref, True)
+        return None
+
+    def _check_pin(self, slot: Slot, gen: int, ref: int, rec: PinRecord, value: bytes) -> PinRecord:
+        """Compare a PIN: the counter goes down first, and back up on success."""
+        if rec.tries <= 0:
+            raise CardError(SW.AUTH_METHOD_BLOCKED)
+        slot.set_pin(ref, _with(rec, tries=rec.tries - 1))
+        if hmac.compare_digest(rec.value, bytes(value)):
+            restored = _with(rec, tries=rec.limit)
+            slot.set_pin(ref, restored)
+            return restored
+        self._set_verified(gen, ref, False)
+        raise CardError(0x63C0 | (rec.tries - 1))
+
+    def _verify(self, slot: Slot, gen: int, ref: int, rec: PinRecord, data: bytes) -> None:
+        if not data:
+            if rec.tries == 0:
+                raise CardError(SW.AUTH_METHOD_BLOCKED)
+            if ref in self._verified(gen) or (not rec.enabled and not _is_adm(ref)):
+                return None
+            raise CardError(0x63C0 | rec.tries)
+        if len(data) != PIN_LENGTH:
+            raise CardError(SW.WRONG_LENGTH)
+        self._check_pin(slot, gen, ref, rec, data)
+        self._set_verified(gen, ref, True)
+        return None
+
+    def _unblock(self, slot: Slot, gen: int, ref: int, rec: PinRecord, data: bytes) -> None:
+        if rec.puk is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        if not data:
+            if rec.puk_tries == 0:
+                raise CardError(SW.AUTH_METHOD_BLOCKED)
+            raise CardError(0x63C0 | rec.puk_tries)
+        if len(data) != 2 * PIN_LENGTH:
+            raise CardError(SW.WRONG_LENGTH)
+        new = data[PIN_LENGTH:]
+        if not _valid_new_pin(ref, new):
+            raise CardError(SW.WRONG_DATA)
+        if rec.puk_tries <= 0:
+            raise CardError(SW.AUTH_METHOD_BLOCKED)
+        slot.set_pin(ref, _with(rec, puk_tries=rec.puk_tries - 1))
+        if not hmac.compare_digest(rec.puk, bytes(data[:PIN_LENGTH])):
+            self._set_verified(gen, ref, False)
+            raise CardError(0x63C0 | (rec.puk_tries - 1))
+        slot.set_pin(ref, _with(rec, value=bytes(new), tries=rec.limit, puk_tries=rec.puk_limit))
+        self._set_verified(gen, ref, True)
+        return None
+
+    # -- AUTHENTICATE (TS 31.102 §7.1.2) ---------------------------------------------------------
+
+    def _authenticate(self, apdu: APDU, slot: Slot, state: dict[str, Any], env: _Env) -> bytes:
+        if apdu.p1 != 0x00:
+            raise CardError(SW.WRONG_P1P2)
+        if apdu.p2 not in (_AUTH_GSM, _AUTH_3G):
+            raise CardError(SW.INCORRECT_P1P2)
+        app = slot.fs.current_application(state)
+        if app is None or not (app.name or b"").startswith(USIM_AID_PREFIX):
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        if not env.is_verified(PIN1):
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        services = self._services(slot, app.handle)
+        alg = slot.algorithm()
+        if apdu.p2 == _AUTH_GSM:
+            if SERVICE_GSM_SECURITY_CONTEXT not in services:
+                raise CardError(SW.AUTH_CONTEXT_UNSUPPORTED)
+            (rand,) = parse_lv_items(apdu.data, 1)
+            return authenticate_gsm(alg, rand)
+        rand, autn = parse_lv_items(apdu.data, 2)
+        resp, new_state = authenticate_3g(
+            alg,
+            slot.sqn_policy(),
+            slot.sqn_state(),
+            rand,
+            autn,
+            with_kc=SERVICE_GSM_ACCESS in services,
+        )
+        if new_state is not None:
+            slot.set_sqn_state(new_state)
+        return resp
+
+    @staticmethod
+    def _services(slot: Slot, adf: str) -> frozenset[int]:
+        try:
+            ust = slot.fs.read(f"{adf}/{_EF_UST:04X}")
+        except CardError:
+            return frozenset()
+        return decode_service_table(ust) if isinstance(ust, bytes) else frozenset()
+
+    # -- CLA A0: the GSM view (TS 51.011 §9) ------------------------------------------------
+
+    def _gsm_class(self, apdu: APDU) -> bytes | None:
+        ins = apdu.ins
+        if ins not in _GSM_INS:
+            raise CardError(0x6D00 if ins != 0xC0 else 0x6F00)
+        slot, gen = self._current()
+        fs = slot.fs if slot is not None else self._base_fs()
+        state = self._channel_state(gen)
+        env = self._env(slot, gen)
+        if ins == 0xA4:
+            if apdu.p1 or apdu.p2:
+                raise CardError(SW.INCORRECT_P1P2)
+            if len(apdu.data) != 2:
+                raise CardError(SW.WRONG_LENGTH)
+            fs.select(state, 0x00, 0x0C, apdu.data, env)
+            try:
+                info = fs.current_ef(state)
+            except CardError:
+                info = fs.current_df(state)  # a DF was selected: there is no current EF
+            return self._gsm_response(fs, info, slot, env)
+        if ins == 0xF2:
+            if apdu.p1 or apdu.p2:
+                raise CardError(SW.INCORRECT_P1P2)
+            return self._gsm_response(fs, fs.current_df(state), slot, env)
+        if ins == 0xB2 and apdu.p2 > 0x04:
+            raise CardError(SW.INCORRECT_P1P2)
+        if ins in (0xB0, 0xD6) and apdu.p1 & 0x80:
+            raise CardError(SW.WRONG_P1P2)
+        return fs.process(state, env, apdu)
+
+    def _gsm_response(self, fs: FileSystem, info: Any, slot: Slot | None, env: _Env) -> bytes:
+        if not info.is_df:
+            return ef_response(info, fs.access_rules(info, env.se))
+        kids = [fs.info(h) for h in fs.children(info.handle)]
+        n_df = sum(1 for k in kids if k is not None and k.is_df)
+        n_ef = sum(1 for k in kids if k is not None and not k.is_df)
+
+        def status(ref: int, puk: bool) -> ChvStatus:
+            rec = slot.pin(ref) if slot is not None else None
+            if rec is None or (puk and rec.puk is None):
+                return ChvStatus(False, 0)
+            return ChvStatus(True, rec.puk_tries if puk else rec.tries)
+
+        return df_response(
+            info,
+            children_df=n_df,
+            children_ef=n_ef,
+            chv1=status(PIN1, False),
+            puk1=status(PIN1, True),
+            chv2=status(PIN2, False),
+            puk2=status(PIN2, True),
+            chv1_enabled=env.pin_enabled(PIN1),
+            free_memory=min(self.system.available_memory(), 0xFFFF),
+        )
+
+    # -- the profile store (card.profiles.ProfileStoreInterface) ------------------------------
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        if self.system.transaction_depth:
+            yield
+            return
+        with self.system.transaction():
+            yield
+
+    def _slots(self) -> list[Slot]:
+        return [self._slot(n) for n in self.system.store.get("profiles", ())]
+
+    def _find(self, iccid: str) -> Slot:
+        for s in self._slots():
+            if s.iccid == iccid:
+                return s
+        raise ProfileStoreError(ProfileStoreReason.ICCID_NOT_FOUND, f"no profile {iccid}")
+
+    def list_profiles(self) -> tuple[ProfileSummary, ...]:
+        current, _ = self._current()
+        out = []
+        for s in self._slots():
+            iccid, name, provider, _meta, apps, _refs = s.meta
+            imsi = None
+            adf = next((h for n, h in s.fs.applications() if n.startswith(USIM_AID_PREFIX)), None)
+            if adf is not None:
+                try:
+                    raw = s.fs.read(f"{adf}/{_EF_IMSI:04X}")
+                    imsi = decode_imsi(raw) if isinstance(raw, bytes) else None
+                except (CardError, ValueError):
+                    imsi = None
+            out.append(
+                ProfileSummary(
+                    iccid,
+                    name,
+                    provider,
+                    current is not None and current.number == s.number,
+                    imsi,
+                    tuple(a[0] for a in apps),
+                )
+            )
+        return tuple(out)
+
+    def enabled_profile(self) -> str | None:
+        current, _ = self._current()
+        return None if current is None else current.iccid
+
+    def install_profile(self, data: bytes) -> str:
+        try:
+            profile = Profile.from_bytes(bytes(data))
+        except ProfileFormatError as e:
+            raise ProfileStoreError(ProfileStoreReason.BAD_FORMAT, str(e)) from None
+        store = self.system.store
+        if any(s.iccid == profile.iccid for s in self._slots()):
+            raise ProfileStoreError(ProfileStoreReason.ICCID_EXISTS, f"{profile.iccid} exists")
+        try:
+            with self._atomic():
+                number = store.get("next_slot", 0)
+                store.set("next_slot", number + 1)
+                slot = self._slot(number)
+                slot.write(profile)
+                self._install_apps(profile)
+                store.set("profiles", store.get("profiles", ()) + (number,))
+        except ProfileFormatError as e:
+            raise ProfileStoreError(ProfileStoreReason.BAD_FORMAT, str(e)) from None
+        except OutOfMemory as e:
+            raise ProfileStoreError(ProfileStoreReason.NO_MEMORY, str(e)) from None
+        return profile.iccid
+
+    def _install_apps(self, profile: Profile) -> None:
+        if not profile.apps:
+            return
+        card = self.system.card
+        for app in profile.apps:
+            try:
+                cls = card.catalogue.resolve(app.class_ref)
+                card.install(cls, app.aid, app.params, lifecycle=_LOCKED)
+            except (CatalogueError, CardError) as e:
+                raise ProfileStoreError(
+                    ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
+                ) from None
+
+    def _set_apps(self, slot: Slot | None, lifecycle: int) -> None:
+        if slot is None:
+            return
+        apps = slot.apps()
+        if apps:
+            card = self.system.card
+            for app in apps:
+                card.set_lifecycle(app.aid, lifecycle)
+
+    def enable_profile(self, iccid: str) -> None:
+        target = self._find(iccid)
+        current, gen = self._current()
+        if current is not None and current.number == target.number:
+            raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
+        with self._atomic():
+            self._set_apps(current, _LOCKED)
+            self._set_apps(target, _SELECTABLE)
+            self.system.store.set("enabled", (target.number, gen + 1))
+
+    def disable_profile(self, iccid: str) -> None:
+        target = self._find(iccid)
+        current, gen = self._current()
+        if current is None or current.number != target.number:
+            raise ProfileStoreError(ProfileStoreReason.NOT_ENABLED, f"{iccid} is not enabled")
+        with self._atomic():
+            self._set_apps(current, _LOCKED)
+            self.system.store.set("enabled", (None, gen + 1))
+
+    def delete_profile(self, iccid: str) -> None:
+        target = self._find(iccid)
+        current, _ = self._current()
+        if current is not None and current.number == target.number:
+            raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
+        store = self.system.store
+        with self._atomic():
+            apps = target.apps()
+            if apps:
+                card = self.system.card
+                for app in apps:
+                    try:
+                        card.delete(app.aid)
+                    except CardError as e:
+                        raise ProfileStoreError(
+                            ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
+                        ) from None
+            store.set("profiles", tuple(n for n in store.get("profiles", ()) if n != target.number))
+            target.erase()
+        self.__dict__.get("_slot_cache", {}).pop(target.number, None)
+
+    def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
+        profile = self._find(iccid).read()
+        return (profile if with_secrets else profile.without_secrets()).to_bytes()
+
+
+def _with(rec: PinRecord, **changes: Any) -> PinRecord:
+    values = {
+        "value": rec.value,
+        "limit": rec.limit,
+        "tries": rec.tries,
+        "enabled": rec.enabled,
+        "puk": rec.puk,
+        "puk_limit": rec.puk_limit,
+        "puk_tries": rec.puk_tries,
+    }
+    values.update(changes)
+    return PinRecord(**values)

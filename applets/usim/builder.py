@@ -1,0 +1,270 @@
+"""Build a complete profile from a few fields, with valid defaults everywhere else.
+
+`build_profile(iccid, imsi, k, opc=..., msisdn=..., spn=...)` returns a `Profile`
+with this tree (access rules are records of EF.ARR, see ts_102_221.ARR_RECORDS):
+
+    3F00 MF                         PIN status 01 PIN1, 81 PIN2, 0A ADM1
+    ├── 2F06 EF.ARR     SFI 06       the access rules
+    ├── 2F00 EF.DIR     SFI 1E       one application template: the USIM
+    ├── 2FE2 EF.ICCID   SFI 02
+    ├── 2F05 EF.PL      SFI 05       "en"
+    └── 7F10 DF.TELECOM
+        └── 6F3A EF.ADN              10 empty records
+    ADF.USIM (A0000000871002FFFFFFFF8907090000 by default)
+    ├── 6F06 EF.ARR     SFI 17       6F05 EF.LI     SFI 02     6F07 EF.IMSI   SFI 07
+    ├── 6F08 EF.KEYS    SFI 08       6F09 EF.KEYSPS SFI 09     6F60 EF.PLMNwAcT SFI 0A
+    ├── 6F31 EF.HPPLMN  SFI 12       6F38 EF.UST    SFI 04     6F56 EF.EST    SFI 05
+    ├── 6F78 EF.ACC     SFI 06       6F7B EF.FPLMN  SFI 0D     6F7E EF.LOCI   SFI 0B
+    ├── 6FAD EF.AD      SFI 03       6F73 EF.PSLOCI SFI 0C     6F46 EF.SPN
+    ├── 6F40 EF.MSISDN               6F3C EF.SMS               6F42 EF.SMSP
+    ├── 6FB7 EF.ECC     SFI 01       6F5B EF.START-HFN SFI 0F  6F5C EF.THRESHOLD SFI 10
+    └── 6F61 EF.OPLMNwAcT SFI 11     6F62 EF.HPLMNwAcT SFI 13
+
+File identifiers and SFIs are those of TS 31.102 §4.2 / Annex H and TS 102 221 §13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from applets.usim import ts_31_102 as u
+from applets.usim.auth import DEFAULT_DELTA, DEFAULT_IND_BITS
+from applets.usim.profile import AppSpec, AuthSpec, DictStore, PinSpec, Profile, files_from_fs
+from applets.usim.ts_102_221 import (
+    ADM1,
+    ARR_ADM,
+    ARR_DF,
+    ARR_PIN1,
+    ARR_PIN1_READ_ADM_UPDATE,
+    ARR_PIN1_READ_PIN2_UPDATE,
+    ARR_READ_ALW_PIN1_UPDATE,
+    ARR_READ_ALW_UPDATE_NEV,
+    ARR_RECORD_LENGTH,
+    ARR_RECORDS,
+    PIN1,
+    PIN2,
+    ApplicationTemplate,
+    encode_dir_record,
+    encode_iccid,
+    encode_languages,
+)
+from card.fs import FileSystem, Referenced, Structure
+
+#: A USIM AID as many commercial cards carry it: RID 3GPP, USIM, country/provider FF.
+DEFAULT_USIM_AID = bytes.fromhex("A0000000871002FFFFFFFF8907090000")
+
+#: Services marked available in EF.UST by default (TS 31.102 §4.2.8): SMS, SMSP, SPN,
+#: user/operator/HPLMN selectors with access technology, MSISDN, GSM access, n°33,
+#: EST, GSM security context.
+DEFAULT_SERVICES = frozenset({10, 12, 19, 20, 21, 27, 33, 34, 38, 42, 43})
+
+DF_TELECOM = 0x7F10
+UICC_CHARACTERISTICS = bytes.fromhex("800171")  # TS 102 221 §11.1.1.4.6.1, in 'A5'
+ALPHA_SIZE = 14
+UST_SIZE = 12
+SMS_RECORDS = 10
+ADN_RECORDS = 10
+
+
+def _arr(fid: int, record: int) -> Referenced:
+    return Referenced(fid, record)
+
+
+def build_profile(
+    iccid: str,
+    imsi: str,
+    k: bytes,
+    opc: bytes | None = None,
+    *,
+    op: bytes | None = None,
+    msisdn: str | None = None,
+    spn: str = "cardemu",
+    algorithm: str = "milenage",
+    res_len: int = 8,
+    mnc_length: int = 2,
+    usim_aid: bytes = DEFAULT_USIM_AID,
+    services: Iterable[int] = DEFAULT_SERVICES,
+    pin1: str = "1234",
+    puk1: str = "11111111",
+    pin2: str = "5678",
+    puk2: str = "22222222",
+    adm1: str = "12345678",
+    pin1_enabled: bool = False,
+    ind_bits: int = DEFAULT_IND_BITS,
+    delta: int | None = DEFAULT_DELTA,
+    age_limit: int | None = None,
+    sqn_ms: int = 0,
+    smsc: str | None = None,
+    name: str = "",
+    provider: str = "",
+    apps: Iterable[AppSpec] = (),
+    metadata: Iterable[tuple[str, str]] = (),
+) -> Profile:
+    """A profile for one subscription (see the module docstring for the tree).
+
+    Args:
+        iccid: up to 20 digits, stored as given (`ts_102_221.luhn_digit` makes the
+            check digit ISO/IEC 7812-1 ends an ICCID with).
+        imsi: 6-15 digits; MCC and MNC are its first 3 and `mnc_length` digits.
+        k: the 16-byte subscriber key.
+        opc / op: exactly one of them for Milenage (neither for the XOR algorithm).
+        pin1_enabled: PIN1 verification required (test cards usually ship without).
+
+    Raises:
+        ValueError: a field the files cannot hold.
+    """
+    plmn = u.Plmn.from_imsi(imsi, mnc_length)
+    home = u.encode_plmn(plmn)
+
+    store = DictStore()
+    fs = FileSystem(store)
+    mf = fs.create_mf(
+        security=_arr(0x2F06, ARR_DF), pins=(PIN1, PIN2, ADM1), proprietary=UICC_CHARACTERISTICS
+    )
+    mf_arr = 0x2F06
+    fs.create_ef(
+        mf,
+        0x2F06,
+        Structure.LINEAR_FIXED,
+        record_length=ARR_RECORD_LENGTH,
+        data=list(ARR_RECORDS),
+        sfi=0x06,
+        security=_arr(mf_arr, ARR_ADM),
+    )
+    dir_len = 4 + len(usim_aid) + 2 + 16
+    fs.create_ef(
+        mf,
+        0x2F00,
+        Structure.LINEAR_FIXED,
+        record_length=dir_len,
+        records=2,
+        data=[encode_dir_record(ApplicationTemplate(usim_aid, "USIM"), dir_len)],
+        sfi=0x1E,
+        security=_arr(mf_arr, ARR_ADM),
+    )
+    fs.create_ef(
+        mf, 0x2FE2, data=encode_iccid(iccid), sfi=0x02, security=_arr(mf_arr, ARR_READ_ALW_UPDATE_NEV)
+    )
+    fs.create_ef(
+        mf,
+        0x2F05,
+        data=encode_languages(["en"], 10),
+        sfi=0x05,
+        security=_arr(mf_arr, ARR_READ_ALW_PIN1_UPDATE),
+    )
+    telecom = fs.create_df(
+        mf, DF_TELECOM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1)
+    )
+    adn_len = u.dialling_record_length(ALPHA_SIZE)
+    fs.create_ef(
+        telecom,
+        0x6F3A,
+        Structure.LINEAR_FIXED,
+        record_length=adn_len,
+        records=ADN_RECORDS,
+        security=_arr(mf_arr, ARR_PIN1),
+    )
+
+    adf_arr = 0x6F06
+    adf = fs.create_adf(
+        usim_aid, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1), proprietary=UICC_CHARACTERISTICS
+    )
+
+    def ef(fid: int, data: bytes, arr: int, sfi: int | None = None) -> None:
+        fs.create_ef(adf, fid, data=data, sfi=sfi, security=_arr(adf_arr, arr))
+
+    def rec(
+        fid: int, records: list[bytes], length: int, count: int, arr: int, sfi: int | None = None
+    ) -> None:
+        fs.create_ef(
+            adf,
+            fid,
+            Structure.LINEAR_FIXED,
+            record_length=length,
+            records=count,
+            data=records,
+            sfi=sfi,
+            security=_arr(adf_arr, arr),
+        )
+
+    rec(0x6F06, list(ARR_RECORDS), ARR_RECORD_LENGTH, len(ARR_RECORDS), ARR_ADM, 0x17)
+    ef(0x6F05, encode_languages(["en"], 10), ARR_READ_ALW_PIN1_UPDATE, 0x02)
+    ef(0x6F07, u.encode_imsi(imsi), ARR_PIN1_READ_ADM_UPDATE, 0x07)
+    ef(0x6F08, u.encode_keys(u.Keys()), ARR_PIN1, 0x08)
+    ef(0x6F09, u.encode_keys(u.Keys()), ARR_PIN1, 0x09)
+    ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
+    ef(0x6F31, b"\x05", ARR_PIN1_READ_ADM_UPDATE, 0x12)
+    ef(0x6F38, u.encode_service_table(services, UST_SIZE), ARR_PIN1_READ_ADM_UPDATE, 0x04)
+    ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
+    ef(0x6F78, u.encode_acc(u.acc_for_imsi(imsi)), ARR_PIN1_READ_ADM_UPDATE, 0x06)
+    ef(0x6F7B, u.encode_plmn_list((), 12), ARR_PIN1, 0x0D)
+    ef(0x6F7E, u.encode_loci(u.Loci(plmn=home)), ARR_PIN1, 0x0B)
+    ef(0x6FAD, u.encode_ad(u.AdministrativeData(mnc_length=mnc_length)), ARR_ADM, 0x03)
+    ef(0x6F73, u.encode_psloci(u.PsLoci(plmn=home)), ARR_PIN1, 0x0C)
+    ef(0x6F46, u.encode_spn(u.Spn(spn)), ARR_ADM)
+    msisdn_len = u.dialling_record_length(ALPHA_SIZE)
+    rec(
+        0x6F40,
+        [u.encode_dialling_number(u.DiallingNumber("", msisdn) if msisdn else None, msisdn_len)],
+        msisdn_len,
+        2,
+        ARR_PIN1,
+    )
+    rec(
+        0x6F3C,
+        [u.encode_sms(u.SmsRecord())] * SMS_RECORDS,
+        u.SMS_RECORD_LENGTH,
+        SMS_RECORDS,
+        ARR_PIN1,
+    )
+    smsp_len = u.SMSP_FIXED + ALPHA_SIZE
+    rec(
+        0x6F42,
+        [u.encode_smsp(u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0), smsp_len)],
+        smsp_len,
+        1,
+        ARR_PIN1,
+    )
+    ecc_len = 4 + 10
+    rec(
+        0x6FB7,
+        [
+            u.encode_ecc(u.EmergencyCallCode("112", "Emergency"), ecc_len),
+            u.encode_ecc(u.EmergencyCallCode("911"), ecc_len),
+        ],
+        ecc_len,
+        3,
+        ARR_ADM,
+        0x01,
+    )
+    ef(0x6F5B, bytes.fromhex("F00000F00000"), ARR_PIN1, 0x0F)
+    ef(0x6F5C, b"\xff\xff\xff", ARR_PIN1_READ_ADM_UPDATE, 0x10)
+    ef(0x6F61, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1_READ_ADM_UPDATE, 0x11)
+    ef(0x6F62, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10), ARR_PIN1_READ_ADM_UPDATE, 0x13)
+
+    auth = AuthSpec(
+        k=bytes(k),
+        opc=None if opc is None else bytes(opc),
+        op=None if op is None else bytes(op),
+        algorithm=algorithm,
+        res_len=res_len,
+        ind_bits=ind_bits,
+        delta=delta,
+        age_limit=age_limit,
+        sqn_ms=sqn_ms,
+    )
+    pins = (
+        PinSpec(PIN1, pin1.encode(), 3, enabled=pin1_enabled, puk=puk1.encode()),
+        PinSpec(PIN2, pin2.encode(), 3, puk=puk2.encode()),
+        PinSpec(ADM1, adm1.encode(), 10),
+    )
+    return Profile(
+        iccid=iccid,
+        auth=auth,
+        files=files_from_fs(fs),
+        pins=pins,
+        name=name or spn,
+        provider=provider,
+        apps=tuple(apps),
+        metadata=tuple(metadata),
+    )

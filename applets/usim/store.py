@@ -1,0 +1,217 @@
+"""How an installed profile is kept in the applet's persistent store.
+
+Profile n lives under the keys "p<n>." of the applet's store:
+
+    p<n>.meta        (iccid, name, provider, metadata, apps, pin refs)
+    p<n>.auth        (algorithm, K, OPc, OP, RES length, IND bits, delta, L)
+    p<n>.sqn         (SEQ_MS array, SQN_MS)        -- changed by AUTHENTICATE
+    p<n>.pin.<ref>   (PIN, limit, tries, enabled, PUK, PUK limit, PUK tries)
+    p<n>.fs.*        the file tree (card.fs)
+
+Every value a command changes is one key, so each change is one atomic write: a
+PIN try (PIN and PUK counters share one tuple), the SQN state, a file's content.
+Installing and erasing a profile are many writes; the caller runs them in a
+transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from applets.usim.auth import SqnPolicy, SqnState, make_algorithm
+from applets.usim.profile import AppSpec, AuthSpec, PinSpec, Profile, files_from_fs, files_to_fs
+from applets.usim.ts_102_221 import pad_pin, unpad_pin
+from card.crypto.milenage import AkaAlgorithm
+from card.fs import FileSystem
+
+
+class Store(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class PinRecord:
+    """The stored state of one PIN and its PUK (values padded to 8 bytes)."""
+
+    value: bytes
+    limit: int
+    tries: int
+    enabled: bool
+    puk: bytes | None
+    puk_limit: int
+    puk_tries: int
+
+    def to_value(self) -> tuple[Any, ...]:
+        return (
+            self.value,
+            self.limit,
+            self.tries,
+            self.enabled,
+            self.puk,
+            self.puk_limit,
+            self.puk_tries,
+        )
+
+    @classmethod
+    def from_value(cls, v: tuple[Any, ...]) -> PinRecord:
+        return cls(*v)
+
+    def __repr__(self) -> str:
+        return f"PinRecord(tries={self.tries}/{self.limit}, enabled={self.enabled}, <hidden>)"
+
+
+class Slot:
+    """One installed profile: typed access to its keys."""
+
+    __slots__ = ("store", "number", "prefix", "fs", "_alg")
+
+    def __init__(self, store: Store, number: int) -> None:
+        self.store = store
+        self.number = number
+        self.prefix = f"p{number}."
+        self.fs = FileSystem(store, self.prefix + "fs.")
+        self._alg: tuple[Any, AkaAlgorithm] | None = None
+
+    # -- metadata and keys ---------------------------------------------------------
+
+    @property
+    def meta(self) -> tuple[Any, ...]:
+        return self.store.get(self.prefix + "meta")
+
+    @property
+    def iccid(self) -> str:
+        return self.meta[0]
+
+    def pin_refs(self) -> tuple[int, ...]:
+        return self.meta[5]
+
+    def apps(self) -> tuple[AppSpec, ...]:
+        return tuple(AppSpec(aid, ref, params) for aid, ref, params in self.meta[4])
+
+    def algorithm(self) -> AkaAlgorithm:
+        """The AKA algorithm with this profile's keys (rebuilt only when they change)."""
+        auth = self.store.get(self.prefix + "auth")
+        cached = self._alg
+        if cached is not None and cached[0] == auth:
+            return cached[1]
+        name, k, opc, op, res_len = auth[:5]
+        alg = make_algorithm(name, k, opc, op, res_len)
+        self._alg = (auth, alg)
+        return alg
+
+    def sqn_policy(self) -> SqnPolicy:
+        auth = self.store.get(self.prefix + "auth")
+        return SqnPolicy(auth[5], auth[6], auth[7])
+
+    def sqn_state(self) -> SqnState:
+        seq, sqn_ms = self.store.get(self.prefix + "sqn")
+        return SqnState(seq, sqn_ms)
+
+    def set_sqn_state(self, state: SqnState) -> None:
+        self.store.set(self.prefix + "sqn", (state.seq, state.sqn_ms))
+
+    def pin(self, ref: int) -> PinRecord | None:
+        v = self.store.get(f"{self.prefix}pin.{ref:02X}")
+        return None if v is None else PinRecord.from_value(v)
+
+    def set_pin(self, ref: int, rec: PinRecord) -> None:
+        self.store.set(f"{self.prefix}pin.{ref:02X}", rec.to_value())
+
+    # -- install, export, erase ------------------------------------------------------
+
+    def write(self, profile: Profile) -> None:
+        """Store a whole profile in this (empty) slot."""
+        a = profile.auth
+        policy = a.policy
+        seq = a.seq or SqnState.initial(policy).seq
+        files_to_fs(self.fs, profile.files)
+        self.store.set(
+            self.prefix + "auth",
+            (a.algorithm, a.k, a.opc, a.op, a.res_len, a.ind_bits, a.delta, a.age_limit),
+        )
+        self.store.set(self.prefix + "sqn", (seq, a.sqn_ms))
+        for p in profile.pins:
+            self.set_pin(
+                p.ref,
+                PinRecord(
+                    pad_pin(p.value),
+                    p.try_limit,
+                    p.tries_left,
+                    p.enabled,
+                    None if p.puk is None else pad_pin(p.puk),
+                    p.puk_try_limit,
+                    p.puk_tries_left,
+                ),
+            )
+        # The metadata goes last: a slot without it is not a profile yet.
+        self.store.set(
+            self.prefix + "meta",
+            (
+                profile.iccid,
+                profile.name,
+                profile.provider,
+                profile.metadata,
+                tuple((x.aid, x.class_ref, x.params) for x in profile.apps),
+                tuple(p.ref for p in profile.pins),
+            ),
+        )
+
+    def read(self) -> Profile:
+        """The profile as it is now (files, counters and SQN state included)."""
+        iccid, name, provider, metadata, apps, refs = self.meta
+        algorithm, k, opc, op, res_len, ind_bits, delta, age_limit = self.store.get(
+            self.prefix + "auth"
+        )
+        state = self.sqn_state()
+        pins = []
+        for ref in refs:
+            r = self.pin(ref)
+            if r is None:
+                continue
+            pins.append(
+                PinSpec(
+                    ref,
+                    unpad_pin(r.value),
+                    r.limit,
+                    r.tries,
+                    r.enabled,
+                    None if r.puk is None else unpad_pin(r.puk),
+                    r.puk_limit,
+                    r.puk_tries,
+                )
+            )
+        return Profile(
+            iccid=iccid,
+            auth=AuthSpec(
+                k=k,
+                opc=opc,
+                op=op,
+                algorithm=algorithm,
+                res_len=res_len,
+                ind_bits=ind_bits,
+                delta=delta,
+                age_limit=age_limit,
+                seq=state.seq,
+                sqn_ms=state.sqn_ms,
+            ),
+            files=files_from_fs(self.fs),
+            pins=tuple(pins),
+            name=name,
+            provider=provider,
+            apps=tuple(AppSpec(aid, ref, params) for aid, ref, params in apps),
+            metadata=metadata,
+        )
+
+    def erase(self) -> None:
+        """Delete every key of the slot (the metadata first: the slot stops being a profile)."""
+        self.store.delete(self.prefix + "meta")
+        for key in self.store.keys():
+            if key.startswith(self.prefix):
+                self.store.delete(key)

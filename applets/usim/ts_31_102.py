@@ -1,0 +1,760 @@
+"""USIM file contents: 3GPP TS 31.102 §4.2 (ADF.USIM) and §4.4 (DF.TELECOM), encoders and decoders.
+
+Codings used across the files:
+
+- PLMN (TS 24.008 §10.5.1.3): MCC digit 2 | MCC digit 1, MNC digit 3 | MCC
+  digit 3, MNC digit 2 | MNC digit 1; a two-digit MNC has F as its third digit;
+  FF FF FF is an unused entry.
+- Service tables (EF.UST §4.2.8, EF.EST §4.2.47): service n is bit (n-1) mod 8
+  of byte (n-1) div 8, b1 first.
+- Alpha identifiers (TS 31.102 Annex A, TS 102 221 Annex A): the SMS default
+  7-bit alphabet of TS 23.038 §6.2.1 one character per byte with b8 = 0, or UCS2
+  after an '80' byte ('81' and '82' forms are decoded too); padded with FF.
+- Dialling numbers (§4.2.26, §4.4.2.3; TS 24.008 §10.5.4.7): a length byte
+  (TON/NPI plus the BCD bytes), TON/NPI, 10 bytes of swapped BCD where A-E
+  stand for *, #, DTMF pause, wild value and expansion.
+
+Every encoder has a decoder, and `decode(encode(x)) == x` for every valid x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from applets.usim.ts_102_221 import swapped_bcd, unswap_bcd
+
+# -- TS 31.102 §4.2.8: the USIM service table ------------------------------------------------
+
+#: Service names of EF.UST (TS 31.102 §4.2.8), the ones a profile here may use.
+UST_SERVICES: dict[int, str] = {
+    1: "Local Phone Book",
+    2: "Fixed Dialling Numbers (FDN)",
+    3: "Extension 2",
+    4: "Service Dialling Numbers (SDN)",
+    5: "Extension 3",
+    6: "Barred Dialling Numbers (BDN)",
+    7: "Extension 4",
+    8: "Outgoing Call Information (OCI and OCT)",
+    9: "Incoming Call Information (ICI and ICT)",
+    10: "Short Message Storage (SMS)",
+    11: "Short Message Status Reports (SMSR)",
+    12: "Short Message Service Parameters (SMSP)",
+    13: "Advice of Charge (AoC)",
+    14: "Capability Configuration Parameters 2 (CCP2)",
+    15: "Cell Broadcast Message Identifier",
+    16: "Cell Broadcast Message Identifier Ranges",
+    17: "Group Identifier Level 1",
+    18: "Group Identifier Level 2",
+    19: "Service Provider Name",
+    20: "User controlled PLMN selector with Access Technology",
+    21: "MSISDN",
+    22: "Image (IMG)",
+    23: "Support of Localised Service Areas (SoLSA)",
+    24: "Enhanced Multi-Level Precedence and Pre-emption Service",
+    25: "Automatic Answer for eMLPP",
+    26: "RFU",
+    27: "GSM Access",
+    28: "Data download via SMS-PP",
+    29: "Data download via SMS-CB",
+    30: "Call Control by USIM",
+    31: "MO-SMS Control by USIM",
+    32: "RUN AT COMMAND command",
+    33: "shall be set to 1",
+    34: "Enabled Services Table",
+    35: "APN Control List (ACL)",
+    36: "Depersonalisation Control Keys",
+    37: "Co-operative Network List",
+    38: "GSM security context",
+    39: "CPBCCH Information",
+    40: "Investigation Scan",
+    41: "MExE",
+    42: "Operator controlled PLMN selector with Access Technology",
+    43: "HPLMN selector with Access Technology",
+    44: "Extension 5",
+    45: "PLMN Network Name",
+    46: "Operator PLMN List",
+    47: "Mailbox Dialling Numbers",
+    48: "Message Waiting Indication Status",
+    49: "Call Forwarding Indication Status",
+    51: "Service Provider Display Information",
+    52: "Multimedia Messaging Service (MMS)",
+    71: "Equivalent HPLMN",
+    85: "EPS Mobility Management Information",
+}
+
+#: Service names of EF.EST (TS 31.102 §4.2.47).
+EST_SERVICES: dict[int, str] = {
+    1: "Fixed Dialling Numbers (FDN)",
+    2: "Barred Dialling Numbers (BDN)",
+    3: "APN Control List (ACL)",
+}
+
+# Services numbers the applet itself consults.
+SERVICE_GSM_ACCESS = 27  # §7.1.2.1: Kc in the 3G AUTHENTICATE response
+SERVICE_GSM_SECURITY_CONTEXT = 38  # §7.1.2.1: AUTHENTICATE in the GSM context
+
+
+def encode_service_table(services: Iterable[int], size: int) -> bytes:
+    """EF.UST / EF.EST: one bit per service, service 1 in b1 of the first byte.
+
+    Raises:
+        ValueError: a service number below 1 or beyond `size` bytes.
+    """
+    out = bytearray(size)
+    for n in services:
+        if not 1 <= n <= 8 * size:
+            raise ValueError(f"service {n} does not fit in a {size}-byte service table")
+        out[(n - 1) // 8] |= 1 << ((n - 1) % 8)
+    return bytes(out)
+
+
+def decode_service_table(data: bytes) -> frozenset[int]:
+    """The numbers of the services marked available."""
+    return frozenset(
+        8 * i + bit + 1 for i, b in enumerate(data) for bit in range(8) if b >> bit & 1
+    )
+
+
+# -- EF.IMSI (§4.2.2; TS 24.008 §10.5.1.4) -----------------------------------------------------
+
+IMSI_SIZE = 9
+
+
+def encode_imsi(imsi: str) -> bytes:
+    """EF.IMSI: length byte, then the digits with the parity nibble first.
+
+    The first byte after the length holds digit 1 in its high nibble and, in its
+    low nibble, the odd/even indicator (b4, 1 for an odd number of digits) and
+    the type of identity 001 (IMSI). Unused bytes are FF.
+
+    Raises:
+        ValueError: not 6 to 15 decimal digits.
+    """
+    if not (imsi.isdigit() and imsi.isascii() and 6 <= len(imsi) <= 15):
+        raise ValueError(f"an IMSI is 6 to 15 decimal digits, not {imsi!r}")
+    parity = 0x9 if len(imsi) % 2 else 0x1
+    nibbles = [parity] + [int(d) for d in imsi]
+    if len(nibbles) % 2:
+        nibbles.append(0xF)
+    body = bytes(nibbles[i] | nibbles[i + 1] << 4 for i in range(0, len(nibbles), 2))
+    return bytes((len(body),)) + body + b"\xff" * (IMSI_SIZE - 1 - len(body))
+
+
+def decode_imsi(data: bytes) -> str:
+    """The IMSI digits of EF.IMSI.
+
+    Raises:
+        ValueError: an impossible length byte, or a type of identity other than IMSI.
+    """
+    if not data:
+        raise ValueError("empty EF.IMSI")
+    n = data[0]
+    if not 1 <= n <= len(data) - 1:
+        raise ValueError(f"EF.IMSI length byte {n} does not fit the file")
+    body = data[1 : 1 + n]
+    if body[0] & 0x07 != 0x01:
+        raise ValueError("EF.IMSI does not hold an IMSI (type of identity)")
+    odd = bool(body[0] & 0x08)
+    digits = [body[0] >> 4] + [x for b in body[1:] for x in (b & 0x0F, b >> 4)]
+    if not odd:
+        if digits[-1] != 0xF:
+            raise ValueError("EF.IMSI: an even IMSI must end with a filler nibble")
+        digits = digits[:-1]
+    if any(d > 9 for d in digits):
+        raise ValueError("EF.IMSI: a digit that is not decimal")
+    return "".join(str(d) for d in digits)
+
+
+# -- PLMN (TS 24.008 §10.5.1.3) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plmn:
+    """A PLMN identity: MCC (3 digits) and MNC (2 or 3 digits)."""
+
+    mcc: str
+    mnc: str
+
+    def __post_init__(self) -> None:
+        if not (self.mcc.isdigit() and self.mcc.isascii() and len(self.mcc) == 3):
+            raise ValueError(f"an MCC is 3 digits, not {self.mcc!r}")
+        if not (self.mnc.isdigit() and self.mnc.isascii() and len(self.mnc) in (2, 3)):
+            raise ValueError(f"an MNC is 2 or 3 digits, not {self.mnc!r}")
+
+    @classmethod
+    def from_imsi(cls, imsi: str, mnc_length: int = 2) -> Plmn:
+        return cls(imsi[:3], imsi[3 : 3 + mnc_length])
+
+    def __str__(self) -> str:
+        return f"{self.mcc}-{self.mnc}"
+
+
+def encode_plmn(plmn: Plmn) -> bytes:
+    """Three bytes of TS 24.008 §10.5.1.3."""
+    d = [int(c) for c in plmn.mcc] + [int(c) for c in plmn.mnc]
+    mnc3 = d[5] if len(d) == 6 else 0xF
+    return bytes((d[1] << 4 | d[0], mnc3 << 4 | d[2], d[4] << 4 | d[3]))
+
+
+def decode_plmn(data: bytes) -> Plmn | None:
+    """A PLMN from three bytes; None for an unused entry (FF FF FF).
+
+    Raises:
+        ValueError: not three bytes, or digits that are not decimal.
+    """
+    if len(data) != 3:
+        raise ValueError("a PLMN is 3 bytes")
+    if data == b"\xff\xff\xff":
+        return None
+    mcc = [data[0] & 0x0F, data[0] >> 4, data[1] & 0x0F]
+    mnc = [data[2] & 0x0F, data[2] >> 4]
+    if data[1] >> 4 != 0xF:
+        mnc.append(data[1] >> 4)
+    if any(x > 9 for x in mcc + mnc):
+        raise ValueError(f"PLMN {data.hex()} has a digit that is not decimal")
+    return Plmn("".join(map(str, mcc)), "".join(map(str, mnc)))
+
+
+def encode_plmn_list(plmns: Iterable[Plmn], size: int) -> bytes:
+    """EF.FPLMN (§4.2.16) and other PLMN lists: 3 bytes per entry, FF FF FF unused.
+
+    Raises:
+        ValueError: more entries than `size` holds.
+    """
+    out = b"".join(encode_plmn(p) for p in plmns)
+    if len(out) > size:
+        raise ValueError(f"{len(out) // 3} PLMNs do not fit in {size} bytes")
+    return out + b"\xff" * (size - len(out))
+
+
+def decode_plmn_list(data: bytes) -> tuple[Plmn, ...]:
+    """The used entries of a PLMN list, in order."""
+    out = []
+    for i in range(0, len(data) - 2, 3):
+        p = decode_plmn(data[i : i + 3])
+        if p is not None:
+            out.append(p)
+    return tuple(out)
+
+
+#: Access technology identifier bits of the PLMN selector files (TS 31.102 §4.2.5).
+ACT_UTRAN = 0x8000
+ACT_EUTRAN = 0x4000
+ACT_NGRAN = 0x0800
+ACT_GSM = 0x0080
+ACT_ALL = ACT_UTRAN | ACT_EUTRAN | ACT_GSM
+
+
+def encode_plmn_act_list(entries: Iterable[tuple[Plmn, int]], size: int) -> bytes:
+    """EF.PLMNwAcT / EF.OPLMNwAcT / EF.HPLMNwAcT (§4.2.5, §4.2.53, §4.2.54): 5 bytes an entry,
+    PLMN then the 2-byte access technology identifier; unused entries are FF FF FF 00 00."""
+    out = bytearray()
+    for plmn, act in entries:
+        if not 0 <= act <= 0xFFFF:
+            raise ValueError("an access technology identifier is 2 bytes")
+        out += encode_plmn(plmn) + act.to_bytes(2, "big")
+    if len(out) > size or size % 5:
+        raise ValueError(f"PLMN/AcT entries do not fit in {size} bytes")
+    while len(out) < size:
+        out += b"\xff\xff\xff\x00\x00"
+    return bytes(out)
+
+
+def decode_plmn_act_list(data: bytes) -> tuple[tuple[Plmn, int], ...]:
+    out = []
+    for i in range(0, len(data) - 4, 5):
+        p = decode_plmn(data[i : i + 3])
+        if p is not None:
+            out.append((p, int.from_bytes(data[i + 3 : i + 5], "big")))
+    return tuple(out)
+
+
+# -- EF.AD (§4.2.18) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdministrativeData:
+    """EF.AD: UE operation mode, additional information (2 bytes), length of the MNC."""
+
+    ue_operation_mode: int = 0x00  # 00: normal operation
+    additional_info: int = 0x0000
+    mnc_length: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ue_operation_mode <= 0xFF or not 0 <= self.additional_info <= 0xFFFF:
+            raise ValueError("UE operation mode is 1 byte, additional information 2")
+        if self.mnc_length not in (2, 3):
+            raise ValueError("the MNC has 2 or 3 digits")
+
+
+def encode_ad(ad: AdministrativeData) -> bytes:
+    return bytes((ad.ue_operation_mode,)) + ad.additional_info.to_bytes(2, "big") + bytes(
+        (ad.mnc_length,)
+    )
+
+
+def decode_ad(data: bytes) -> AdministrativeData:
+    """Raises: ValueError: fewer than 4 bytes, or an MNC length other than 2 or 3."""
+    if len(data) < 4:
+        raise ValueError("EF.AD has at least 4 bytes")
+    return AdministrativeData(data[0], int.from_bytes(data[1:3], "big"), data[3] & 0x0F)
+
+
+# -- EF.ACC (§4.2.15) ----------------------------------------------------------------------
+
+
+def encode_acc(classes: Iterable[int]) -> bytes:
+    """EF.ACC: access class n (0-15) is bit n of the 2-byte value (class 0 in b1 of byte 2)."""
+    v = 0
+    for c in classes:
+        if not 0 <= c <= 15:
+            raise ValueError(f"access class {c} is not 0..15")
+        v |= 1 << c
+    return v.to_bytes(2, "big")
+
+
+def decode_acc(data: bytes) -> frozenset[int]:
+    v = int.from_bytes(data[:2], "big")
+    return frozenset(c for c in range(16) if v >> c & 1)
+
+
+def acc_for_imsi(imsi: str) -> frozenset[int]:
+    """The access class TS 22.011 §4.2 gives a subscriber: the last digit of the IMSI."""
+    return frozenset((int(imsi[-1]),))
+
+
+# -- EF.LOCI (§4.2.17) and EF.PSLOCI (§4.2.23) ------------------------------------------------
+
+LU_UPDATED = 0x00
+LU_NOT_UPDATED = 0x01
+
+
+@dataclass(frozen=True)
+class Loci:
+    """EF.LOCI: TMSI, LAI (PLMN + LAC), RFU byte, location update status."""
+
+    tmsi: bytes = b"\xff" * 4
+    plmn: bytes = b"\xff\xff\xff"
+    lac: int = 0xFFFE
+    rfu: int = 0xFF
+    status: int = LU_NOT_UPDATED
+
+    def __post_init__(self) -> None:
+        if len(self.tmsi) != 4 or len(self.plmn) != 3:
+            raise ValueError("TMSI is 4 bytes, PLMN 3")
+        if not 0 <= self.lac <= 0xFFFF or not 0 <= self.rfu <= 0xFF or not 0 <= self.status <= 0xFF:
+            raise ValueError("LAC is 2 bytes, RFU and status 1")
+
+
+def encode_loci(loci: Loci) -> bytes:
+    return (
+        loci.tmsi + loci.plmn + loci.lac.to_bytes(2, "big") + bytes((loci.rfu, loci.status))
+    )
+
+
+def decode_loci(data: bytes) -> Loci:
+    if len(data) != 11:
+        raise ValueError("EF.LOCI is 11 bytes")
+    return Loci(data[:4], data[4:7], int.from_bytes(data[7:9], "big"), data[9], data[10])
+
+
+@dataclass(frozen=True)
+class PsLoci:
+    """EF.PSLOCI: P-TMSI, P-TMSI signature, RAI (PLMN + LAC + RAC), routing area update status."""
+
+    ptmsi: bytes = b"\xff" * 4
+    ptmsi_signature: bytes = b"\xff" * 3
+    plmn: bytes = b"\xff\xff\xff"
+    lac: int = 0xFFFE
+    rac: int = 0xFF
+    status: int = LU_NOT_UPDATED
+
+    def __post_init__(self) -> None:
+        if len(self.ptmsi) != 4 or len(self.ptmsi_signature) != 3 or len(self.plmn) != 3:
+            raise ValueError("P-TMSI is 4 bytes, its signature 3, PLMN 3")
+        if not 0 <= self.lac <= 0xFFFF or not 0 <= self.rac <= 0xFF or not 0 <= self.status <= 0xFF:
+            raise ValueError("LAC is 2 bytes, RAC and status 1")
+
+
+def encode_psloci(p: PsLoci) -> bytes:
+    return (
+        p.ptmsi
+        + p.ptmsi_signature
+        + p.plmn
+        + p.lac.to_bytes(2, "big")
+        + bytes((p.rac, p.status))
+    )
+
+
+def decode_psloci(data: bytes) -> PsLoci:
+    if len(data) != 14:
+        raise ValueError("EF.PSLOCI is 14 bytes")
+    return PsLoci(
+        data[:4], data[4:7], data[7:10], int.from_bytes(data[10:12], "big"), data[12], data[13]
+    )
+
+
+# -- EF.KEYS (§4.2.4) and EF.KEYSPS (§4.2.5) -----------------------------------------------
+
+KSI_NO_KEY = 0x07
+
+
+@dataclass(frozen=True)
+class Keys:
+    """EF.KEYS / EF.KEYSPS: key set identifier, CK, IK."""
+
+    ksi: int = KSI_NO_KEY
+    ck: bytes = b"\xff" * 16
+    ik: bytes = b"\xff" * 16
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ksi <= 0xFF or len(self.ck) != 16 or len(self.ik) != 16:
+            raise ValueError("KSI is 1 byte, CK and IK 16")
+
+    def __repr__(self) -> str:
+        return f"Keys(ksi={self.ksi}, <CK/IK hidden>)"
+
+
+def encode_keys(k: Keys) -> bytes:
+    return bytes((k.ksi,)) + k.ck + k.ik
+
+
+def decode_keys(data: bytes) -> Keys:
+    if len(data) != 33:
+        raise ValueError("EF.KEYS is 33 bytes")
+    return Keys(data[0], data[1:17], data[17:33])
+
+
+# -- Alpha identifiers (TS 31.102 Annex A; TS 23.038 §6.2.1) -----------------------------------
+
+#: The SMS default 7-bit alphabet, TS 23.038 §6.2.1 (index = code; 1B is the escape).
+GSM_DEFAULT_ALPHABET = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_INDEX = {ch: i for i, ch in enumerate(GSM_DEFAULT_ALPHABET) if i != 0x1B}
+
+
+def encode_alpha(text: str, size: int) -> bytes:
+    """An alpha identifier of `size` bytes: default alphabet if every character has a
+    code there, else '80' and UCS2; padded with FF.
+
+    Raises:
+        ValueError: the text does not fit.
+    """
+    if all(ch in _GSM_INDEX for ch in text):
+        raw = bytes(_GSM_INDEX[ch] for ch in text)
+    else:
+        try:
+            raw = b"\x80" + text.encode("utf-16-be")
+        except UnicodeEncodeError:
+            raise ValueError(f"{text!r} cannot be coded in UCS2") from None
+        if len(raw) % 2 == 0 or any(ord(ch) >= 0xFFFF for ch in text):
+            raise ValueError(f"{text!r} has characters outside UCS2")
+    if len(raw) > size:
+        raise ValueError(f"alpha identifier {text!r} needs {len(raw)} bytes, has {size}")
+    return raw + b"\xff" * (size - len(raw))
+
+
+def decode_alpha(data: bytes) -> str:
+    """The text of an alpha identifier in any of the codings of TS 102 221 Annex A."""
+    if not data:
+        return ""
+    first = data[0]
+    if first == 0x80:
+        body = data[1:]
+        # Trailing FF FF pairs are padding; an odd FF is not a UCS2 character either.
+        end = len(body) - len(body) % 2
+        chars = []
+        for i in range(0, end, 2):
+            pair = body[i : i + 2]
+            if pair == b"\xff\xff":
+                break
+            chars.append(pair.decode("utf-16-be", "replace"))
+        return "".join(chars)
+    if first in (0x81, 0x82):
+        if len(data) < 3:
+            return ""
+        n = data[1]
+        if first == 0x81:
+            base, pos = data[2] << 7, 3
+        else:
+            if len(data) < 4:
+                return ""
+            base, pos = int.from_bytes(data[2:4], "big"), 4
+        out = []
+        for b in data[pos : pos + n]:
+            out.append(chr(base + (b & 0x7F)) if b & 0x80 else GSM_DEFAULT_ALPHABET[b])
+        return "".join(out)
+    out = []
+    for b in data:
+        if b == 0xFF:
+            break
+        out.append(GSM_DEFAULT_ALPHABET[b & 0x7F])
+    return "".join(out)
+
+
+# -- EF.SPN (§4.2.12) ------------------------------------------------------------------------
+
+SPN_SIZE = 17
+
+
+@dataclass(frozen=True)
+class Spn:
+    """EF.SPN: display condition byte, then the service provider name (16 bytes)."""
+
+    name: str
+    display_condition: int = 0x01  # b1: display the registered PLMN name too
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.display_condition <= 0xFF:
+            raise ValueError("the display condition is 1 byte")
+
+
+def encode_spn(spn: Spn) -> bytes:
+    return bytes((spn.display_condition,)) + encode_alpha(spn.name, SPN_SIZE - 1)
+
+
+def decode_spn(data: bytes) -> Spn:
+    if not data:
+        raise ValueError("empty EF.SPN")
+    return Spn(decode_alpha(data[1:]), data[0])
+
+
+# -- Dialling numbers: EF.MSISDN (§4.2.26), EF.ADN (§4.4.2.3), EF.SMSP addresses ----------------
+
+#: Extended BCD of TS 24.008 Table 10.5.118 / TS 31.102 §4.4.2.3: A-E in the nibbles.
+_DIAL_TO_BCD = {"*": "A", "#": "B", "p": "C", "w": "D", "e": "E"}
+_BCD_TO_DIAL = {v: k for k, v in _DIAL_TO_BCD.items()}
+TON_INTERNATIONAL_ISDN = 0x91
+TON_UNKNOWN_ISDN = 0x81
+DIALLING_NUMBER_BYTES = 10
+
+
+def encode_number(number: str, size: int = DIALLING_NUMBER_BYTES) -> tuple[int, bytes]:
+    """(TON/NPI, BCD bytes) for a number such as "+4915112345678" or "*100#".
+
+    A leading "+" means an international number (TON/NPI 91), anything else
+    unknown/ISDN (81).
+
+    Raises:
+        ValueError: characters outside 0-9 * # p w e, or too many digits.
+    """
+    ton = TON_INTERNATIONAL_ISDN if number.startswith("+") else TON_UNKNOWN_ISDN
+    digits = number[1:] if number.startswith("+") else number
+    out = []
+    for ch in digits:
+        if ch.isdigit() and ch.isascii():
+            out.append(ch)
+        elif ch in _DIAL_TO_BCD:
+            out.append(_DIAL_TO_BCD[ch])
+        else:
+            raise ValueError(f"{ch!r} cannot be dialled")
+    return ton, swapped_bcd("".join(out), size)
+
+
+def decode_number(ton_npi: int, bcd: bytes) -> str:
+    """The number as text, with "+" for an international TON (inverse of `encode_number`)."""
+    digits = "".join(_BCD_TO_DIAL.get(d, d) for d in unswap_bcd(bcd))
+    return ("+" if ton_npi & 0x70 == 0x10 else "") + digits
+
+
+@dataclass(frozen=True)
+class DiallingNumber:
+    """One record of EF.ADN, EF.MSISDN (and the other dialling-number files)."""
+
+    alpha: str = ""
+    number: str = ""
+    ccp: int = 0xFF  # capability/configuration identifier, FF: none
+    ext: int = 0xFF  # extension record identifier, FF: none
+
+
+def dialling_record_length(alpha_size: int) -> int:
+    """X + 14 bytes (§4.4.2.3)."""
+    return alpha_size + 14
+
+
+def encode_dialling_number(entry: DiallingNumber | None, record_length: int) -> bytes:
+    """One record: alpha identifier (record length - 14 bytes), length, TON/NPI, 10 BCD bytes,
+    CCP identifier, extension identifier. None is an empty record (all FF).
+
+    Raises:
+        ValueError: a record shorter than 14 bytes, or fields that do not fit.
+    """
+    if record_length < 14:
+        raise ValueError("a dialling-number record has at least 14 bytes")
+    if entry is None:
+        return b"\xff" * record_length
+    alpha = encode_alpha(entry.alpha, record_length - 14)
+    if entry.number:
+        ton, bcd = encode_number(entry.number)
+        used = (len(unswap_bcd(bcd)) + 1) // 2
+        number = bytes((used + 1, ton)) + bcd
+    else:
+        number = b"\xff" * 12
+    return alpha + number + bytes((entry.ccp, entry.ext))
+
+
+def decode_dialling_number(record: bytes) -> DiallingNumber | None:
+    """The entry of a record, or None for an empty record.
+
+    Raises:
+        ValueError: a record shorter than 14 bytes.
+    """
+    if len(record) < 14:
+        raise ValueError("a dialling-number record has at least 14 bytes")
+    if not record.strip(b"\xff"):
+        return None
+    x = len(record) - 14
+    alpha = decode_alpha(record[:x])
+    n, ton = record[x], record[x + 1]
+    number = ""
+    if n != 0xFF and n >= 1:
+        used = min(n - 1, DIALLING_NUMBER_BYTES)
+        number = decode_number(ton, record[x + 2 : x + 2 + used])
+    return DiallingNumber(alpha, number, record[x + 12], record[x + 13])
+
+
+# -- EF.ECC (§4.2.21) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmergencyCallCode:
+    """One record of EF.ECC: the code (up to 6 digits), alpha identifier, service category."""
+
+    code: str
+    alpha: str = ""
+    category: int = 0x00
+
+    def __post_init__(self) -> None:
+        if not (self.code.isdigit() and self.code.isascii() and 1 <= len(self.code) <= 6):
+            raise ValueError(f"an emergency call code is 1 to 6 digits, not {self.code!r}")
+        if not 0 <= self.category <= 0xFF:
+            raise ValueError("the service category is 1 byte")
+
+
+def encode_ecc(entry: EmergencyCallCode | None, record_length: int) -> bytes:
+    """3 bytes of swapped BCD, the alpha identifier (record length - 4 bytes), the category."""
+    if record_length < 4:
+        raise ValueError("an EF.ECC record has at least 4 bytes")
+    if entry is None:
+        return b"\xff" * record_length
+    return (
+        swapped_bcd(entry.code, 3)
+        + encode_alpha(entry.alpha, record_length - 4)
+        + bytes((entry.category,))
+    )
+
+
+def decode_ecc(record: bytes) -> EmergencyCallCode | None:
+    if len(record) < 4:
+        raise ValueError("an EF.ECC record has at least 4 bytes")
+    code = unswap_bcd(record[:3])
+    if not code:
+        return None
+    return EmergencyCallCode(code, decode_alpha(record[3:-1]), record[-1])
+
+
+# -- EF.SMS (§4.2.25) and EF.SMSP (§4.2.27) ---------------------------------------------------
+
+SMS_RECORD_LENGTH = 176
+SMS_FREE = 0x00
+
+
+@dataclass(frozen=True)
+class SmsRecord:
+    """EF.SMS: status byte (00 free, 01 read, 03 to be read, 05/07 sent/to be sent) + 175 bytes."""
+
+    status: int = SMS_FREE
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.status <= 0xFF or len(self.body) > SMS_RECORD_LENGTH - 1:
+            raise ValueError("status is 1 byte, the body at most 175")
+
+
+def encode_sms(sms: SmsRecord) -> bytes:
+    return bytes((sms.status,)) + sms.body + b"\xff" * (SMS_RECORD_LENGTH - 1 - len(sms.body))
+
+
+def decode_sms(record: bytes) -> SmsRecord:
+    """The status and the body with its FF padding removed."""
+    if len(record) != SMS_RECORD_LENGTH:
+        raise ValueError("an EF.SMS record is 176 bytes")
+    return SmsRecord(record[0], record[1:].rstrip(b"\xff"))
+
+
+SMSP_FIXED = 28
+ADDRESS_BYTES = 12
+
+
+@dataclass(frozen=True)
+class SmsParameters:
+    """One EF.SMSP record. None fields are absent (their indicator bit set, bytes FF)."""
+
+    alpha: str = ""
+    destination: str | None = None
+    service_centre: str | None = None
+    protocol_id: int | None = None
+    coding_scheme: int | None = None
+    validity_period: int | None = None
+
+
+def _address_sc(number: str) -> bytes:
+    # TS 24.011 §8.2.5.1: length in bytes of TON/NPI + BCD.
+    ton, bcd = encode_number(number)
+    used = (len(unswap_bcd(bcd)) + 1) // 2
+    return bytes((used + 1, ton)) + bcd
+
+
+def _address_tp(number: str) -> bytes:
+    # TS 23.040 §9.1.2.5: length in useful semi-octets (digits).
+    ton, bcd = encode_number(number)
+    return bytes((len(unswap_bcd(bcd)), ton)) + bcd
+
+
+def encode_smsp(p: SmsParameters, record_length: int) -> bytes:
+    """Alpha identifier (record length - 28), parameter indicators (b1 destination, b2 service
+    centre, b3 PID, b4 DCS, b5 validity period; 0 = present), then the fields."""
+    if record_length < SMSP_FIXED:
+        raise ValueError("an EF.SMSP record has at least 28 bytes")
+    ind = 0xFF
+    dest = sc = b"\xff" * ADDRESS_BYTES
+    if p.destination is not None:
+        ind &= ~0x01
+        dest = _address_tp(p.destination)
+    if p.service_centre is not None:
+        ind &= ~0x02
+        sc = _address_sc(p.service_centre)
+    rest = bytearray(b"\xff\xff\xff")
+    for i, (bit, v) in enumerate(
+        ((0x04, p.protocol_id), (0x08, p.coding_scheme), (0x10, p.validity_period))
+    ):
+        if v is not None:
+            if not 0 <= v <= 0xFF:
+                raise ValueError("PID, DCS and VP are one byte each")
+            ind &= ~bit
+            rest[i] = v
+    alpha = encode_alpha(p.alpha, record_length - SMSP_FIXED)
+    return alpha + bytes((ind & 0xFF,)) + dest + sc + bytes(rest)
+
+
+def decode_smsp(record: bytes) -> SmsParameters:
+    if len(record) < SMSP_FIXED:
+        raise ValueError("an EF.SMSP record has at least 28 bytes")
+    y = len(record) - SMSP_FIXED
+    ind = record[y]
+    dest_raw = record[y + 1 : y + 13]
+    sc_raw = record[y + 13 : y + 25]
+    pid, dcs, vp = record[y + 25], record[y + 26], record[y + 27]
+    dest = None if ind & 0x01 else decode_number(dest_raw[1], dest_raw[2:])
+    sc = None if ind & 0x02 else decode_number(sc_raw[1], sc_raw[2:])
+    return SmsParameters(
+        decode_alpha(record[:y]),
+        dest,
+        sc,
+        None if ind & 0x04 else pid,
+        None if ind & 0x08 else dcs,
+        None if ind & 0x10 else vp,
+    )

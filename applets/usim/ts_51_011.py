@@ -1,0 +1,145 @@
+"""The GSM class (CLA A0) view of the file system: 3GPP TS 51.011 (GSM 11.11) §9.
+
+A SIM tool probing a card sends SELECT and GET RESPONSE with CLA A0; a UICC
+that answers them gives the SELECT response of TS 51.011 §9.2.1 (not an FCP),
+announced with 9Fxx, and uses the GSM status words of §9.4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from card.fs import FileInfo
+from card.fs.security import ALWAYS, NEVER, AccessRules, Op
+
+# TS 51.011 §9.3: type of file.
+TYPE_MF = 0x01
+TYPE_DF = 0x02
+TYPE_EF = 0x04
+
+# TS 51.011 §9.3: structure of file.
+STRUCT_TRANSPARENT = 0x00
+STRUCT_LINEAR_FIXED = 0x01
+STRUCT_CYCLIC = 0x03
+
+# TS 51.011 §9.3: access condition levels.
+AC_ALW = 0x0
+AC_CHV1 = 0x1
+AC_CHV2 = 0x2
+AC_ADM = 0xA  # ADM levels are 4..E, their meaning is the administrator's
+AC_NEV = 0xF
+
+# TS 51.011 §9.4: status words.
+SW_NO_EF_SELECTED = 0x9400
+SW_OUT_OF_RANGE = 0x9402
+SW_FILE_NOT_FOUND = 0x9404
+SW_FILE_INCONSISTENT = 0x9408
+SW_NO_CHV = 0x9802
+SW_ACCESS_NOT_FULFILLED = 0x9804
+SW_CHV_CONTRADICTION = 0x9808
+SW_CHV_BLOCKED = 0x9840
+SW_INCORRECT_P3 = 0x6700
+SW_INCORRECT_P1P2 = 0x6B00
+SW_UNKNOWN_INS = 0x6D00
+SW_WRONG_CLASS = 0x6E00
+SW_TECHNICAL_PROBLEM = 0x6F00
+
+_ISO_TO_GSM = {
+    0x6A82: SW_FILE_NOT_FOUND,
+    0x6982: SW_ACCESS_NOT_FULFILLED,
+    0x6986: SW_NO_EF_SELECTED,
+    0x6981: SW_FILE_INCONSISTENT,
+    0x6A83: SW_OUT_OF_RANGE,
+    0x6B00: SW_OUT_OF_RANGE,
+    0x6A86: SW_INCORRECT_P1P2,
+    0x6A88: SW_NO_CHV,
+    0x6983: SW_CHV_BLOCKED,
+    0x6985: SW_CHV_CONTRADICTION,
+    0x6282: SW_INCORRECT_P3,
+    0x6283: SW_FILE_INCONSISTENT,
+    0x6700: SW_INCORRECT_P3,
+}
+
+
+def gsm_status(iso_sw: int) -> int:
+    """The TS 51.011 §9.4 status word for an ISO 7816-4 one (63Cx: 9804; 6Cxx: 67xx)."""
+    if iso_sw >> 4 == 0x63C:
+        return SW_ACCESS_NOT_FULFILLED
+    if iso_sw >> 8 == 0x6C:
+        return 0x6700 | (iso_sw & 0xFF)
+    return _ISO_TO_GSM.get(iso_sw, iso_sw)
+
+
+@dataclass(frozen=True)
+class ChvStatus:
+    """One byte of §9.2.1 bytes 19-22: b8 secret code initialised, b4-b1 attempts left."""
+
+    initialised: bool
+    tries: int
+
+    def to_byte(self) -> int:
+        return (0x80 if self.initialised else 0) | (self.tries & 0x0F)
+
+
+def access_level(rules: AccessRules, op: int) -> int:
+    """One nibble of §9.3 for an operation: ALW, CHV1, CHV2, ADM or NEV."""
+    alts = rules.alternatives(op)
+    if alts == ALWAYS:
+        return AC_ALW
+    if alts == NEVER:
+        return AC_NEV
+    refs = min((sorted(a) for a in alts), key=len)
+    if refs == [0x01]:
+        return AC_CHV1
+    if refs == [0x81]:
+        return AC_CHV2
+    return AC_ADM
+
+
+def df_response(
+    info: FileInfo,
+    *,
+    children_df: int,
+    children_ef: int,
+    chv1: ChvStatus,
+    puk1: ChvStatus,
+    chv2: ChvStatus,
+    puk2: ChvStatus,
+    chv1_enabled: bool,
+    free_memory: int = 0,
+) -> bytes:
+    """SELECT response for the MF or a DF (§9.2.1), 22 bytes."""
+    characteristics = 0x31  # clock stop allowed, 3 V and 1.8 V technology
+    if not chv1_enabled:
+        characteristics |= 0x80  # b8: CHV1 disabled
+    return (
+        b"\x00\x00"
+        + min(free_memory, 0xFFFF).to_bytes(2, "big")
+        + (info.fid or 0).to_bytes(2, "big")
+        + bytes((TYPE_MF if info.parent is None else TYPE_DF,))
+        + bytes(5)
+        + bytes((9, characteristics, children_df & 0xFF, children_ef & 0xFF, 4, 0))
+        + bytes((chv1.to_byte(), puk1.to_byte(), chv2.to_byte(), puk2.to_byte()))
+    )
+
+
+def ef_response(info: FileInfo, rules: AccessRules) -> bytes:
+    """SELECT response for an EF (§9.2.1), 15 bytes."""
+    if info.is_transparent:
+        structure, size, reclen = STRUCT_TRANSPARENT, info.size, 0
+    elif info.is_cyclic:
+        structure, size, reclen = STRUCT_CYCLIC, info.size, info.record_length
+    else:
+        structure, size, reclen = STRUCT_LINEAR_FIXED, info.size, info.record_length
+    byte8 = 0x40 if info.is_cyclic and info.increase_allowed else 0x00
+    read, update = access_level(rules, Op.READ), access_level(rules, Op.UPDATE)
+    increase = update if info.is_cyclic and info.increase_allowed else AC_NEV
+    rehab, inval = access_level(rules, Op.ACTIVATE), access_level(rules, Op.DEACTIVATE)
+    status = 0x01 if info.lcs & 0xFD == 0x05 else 0x00
+    return (
+        b"\x00\x00"
+        + size.to_bytes(2, "big")
+        + (info.fid or 0).to_bytes(2, "big")
+        + bytes((TYPE_EF, byte8, read << 4 | update, increase << 4 | 0x0, rehab << 4 | inval))
+        + bytes((status, 2, structure, reclen))
+    )

@@ -1,0 +1,95 @@
+"""The profile store interface: how the platform and the ISD-R manage an eUICC's profiles.
+
+On a real eUICC the profiles live in ISD-Ps and the ISD-R enables, disables and
+deletes them (GSMA SGP.22 §2.2, §5.7). Here one applet (applets.usim's
+`UiccApplet`, the UICC platform with its USIM) holds every profile; what it
+offers other applets is this Shareable interface, looked up by
+`PROFILE_STORE_AID` with `system.get_shareable(...)`. The interface and its
+error type live in card/ because both sides need them and applets never import
+each other (the role a Java Card export file plays).
+
+Exactly one profile (or none) is enabled; the enabled profile's MF and USIM are
+what the terminal sees. Switching is atomic (one transaction) and resets the
+terminal's view as an eUICC's REFRESH does: every logical channel is back at
+the MF with no PIN verified at its next command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from card.framework.shareable import Shareable
+
+#: The applet holding the profiles: the "CARDEMU" proprietary RID family, PIX "UIC".
+PROFILE_STORE_AID = bytes.fromhex("F043415244454D55554943")
+#: GSMA SGP.22 §2.2.3: the AID of the ISD-R, the only client granted the interface by default.
+ISD_R_AID = bytes.fromhex("A0000005591010FFFFFFFF8900000100")
+
+
+class ProfileStoreReason(Enum):
+    """Why an operation was refused (close to the result codes of SGP.22 §5.7)."""
+
+    ICCID_NOT_FOUND = "iccid-or-aid-not-found"
+    ICCID_EXISTS = "iccid-already-exists"
+    NOT_DISABLED = "profile-not-in-disabled-state"
+    NOT_ENABLED = "profile-not-in-enabled-state"
+    BAD_FORMAT = "invalid-profile"
+    NO_MEMORY = "insufficient-memory"
+    APPLICATION = "application-error"
+
+
+class ProfileStoreError(Exception):
+    """A profile operation the store refused; `reason` says why."""
+
+    def __init__(self, reason: ProfileStoreReason, message: str = "") -> None:
+        super().__init__(reason, message)
+        self.reason = reason
+        self.message = message or reason.value
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """What GetProfilesInfo shows of one profile (no secret in it)."""
+
+    iccid: str
+    name: str
+    provider: str
+    enabled: bool
+    imsi: str | None = None
+    apps: tuple[bytes, ...] = ()
+
+
+class ProfileStoreInterface(Shareable):
+    """The operations of the profile store (each one atomic; see the module docstring)."""
+
+    def list_profiles(self) -> tuple[ProfileSummary, ...]:
+        """Every installed profile, in installation order."""
+        raise NotImplementedError
+
+    def enabled_profile(self) -> str | None:
+        """The ICCID of the enabled profile, or None."""
+        raise NotImplementedError
+
+    def install_profile(self, data: bytes) -> str:
+        """Install an exported profile (disabled); returns its ICCID."""
+        raise NotImplementedError
+
+    def enable_profile(self, iccid: str) -> None:
+        """Enable a disabled profile, disabling the one enabled before."""
+        raise NotImplementedError
+
+    def disable_profile(self, iccid: str) -> None:
+        """Disable the enabled profile: no profile is enabled afterwards."""
+        raise NotImplementedError
+
+    def delete_profile(self, iccid: str) -> None:
+        """Delete a disabled profile and the applications installed with it."""
+        raise NotImplementedError
+
+    def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
+        """The profile in the export format, with its current state (SQN, PINs, files)."""
+        raise NotImplementedError
