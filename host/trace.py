@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import enum
 import functools
-import inspect
+import importlib
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Literal, Protocol
 
 from card.apdu import ApduFormatError, CommandApdu
@@ -60,28 +60,58 @@ def use_colour(stream: IO[str]) -> bool:
 
 @dataclass(frozen=True)
 class Annotation:
-    """What `apdu_specs` says about one APDU: a name and decoded fields (JSON-ready)."""
+    """What `apdu_specs` says about one APDU.
+
+    Attributes:
+        name: the command's name (None when apdu_specs does not know the command).
+        summary: one line for the trace (the name and its parameters, or the decoded
+            response data).
+        fields: JSON-ready decoded fields.
+    """
 
     name: str | None = None
+    summary: str | None = None
     fields: Mapping[str, Any] | None = None
 
 
 _NONE = Annotation()
 
 
-@functools.cache
-def _decoders() -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
-    """apdu_specs' decode_command / decode_response, or None where missing.
+@dataclass(frozen=True)
+class _SpecsApi:
+    session: Callable[[], Any] | None
+    decode_command: Callable[..., Any] | None
+    decode_response: Callable[..., Any] | None
+    to_json: Callable[[Any], Any] | None
 
-    Cached (an immutable pair, looked up once): importing is the expensive part.
+
+@functools.cache
+def _specs_api() -> _SpecsApi | None:
+    """apdu_specs' decoding entry points, or None when it cannot decode.
+
+    Looked up once (an immutable result): `apdu_specs` first, then
+    `apdu_specs.base`, for a `DecodeSession` (which follows SELECTs and GET
+    RESPONSE) or module-level `decode_command` / `decode_response`.
     """
-    try:
-        import apdu_specs
-    except ImportError:
-        return None, None
-    cmd = getattr(apdu_specs, "decode_command", None)
-    resp = getattr(apdu_specs, "decode_response", None)
-    return (cmd if callable(cmd) else None), (resp if callable(resp) else None)
+    found: dict[str, Any] = {}
+    for module_name in ("apdu_specs", "apdu_specs.base", "apdu_specs.values"):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as e:  # noqa: BLE001 - a package being written must not break traces
+            log.debug("apdu_specs unavailable (%s): %s", module_name, e)
+            continue
+        for attr in ("DecodeSession", "decode_command", "decode_response", "to_json"):
+            value = getattr(module, attr, None)
+            if callable(value):
+                found.setdefault(attr, value)
+    if "DecodeSession" not in found and "decode_command" not in found:
+        return None
+    return _SpecsApi(
+        found.get("DecodeSession"),
+        found.get("decode_command"),
+        found.get("decode_response"),
+        found.get("to_json"),
+    )
 
 
 def json_safe(value: Any) -> Any:
@@ -93,62 +123,142 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items() if not str(k).startswith("_")}
     if isinstance(value, list | tuple | set | frozenset):
         return [json_safe(v) for v in value]
-    if hasattr(value, "items") and callable(value.items):  # construct's Container
-        return {str(k): json_safe(v) for k, v in value.items() if not str(k).startswith("_")}
     return str(value)
 
 
-def _normalise(result: Any) -> Annotation:
-    """Accept what a decoder returns: None, a mapping with name/fields, or an object."""
+def _json(api: _SpecsApi | None, value: Any) -> Any:
+    if api is not None and api.to_json is not None:
+        try:
+            return api.to_json(value)
+        except Exception:  # noqa: BLE001 - fall back to our own conversion
+            pass
+    return json_safe(value)
+
+
+_PICKED = ("params", "data")
+
+
+def _note(api: _SpecsApi | None, result: Any, kind: str, sw: int | None = None) -> Annotation:
+    """An Annotation from what a decoder returned (a Decoded, a mapping, or None)."""
     if result is None:
         return _NONE
-    if isinstance(result, str):
-        return Annotation(result, None)
     if isinstance(result, Mapping):
         name = result.get("name")
-        fields = result.get("fields")
-        if fields is None:
-            fields = {k: v for k, v in result.items() if k != "name"}
-    else:
-        name = getattr(result, "name", None)
-        fields = getattr(result, "fields", None)
-    safe = json_safe(fields) if fields else None
+        raw_fields = result.get("fields")
+        fields = json_safe(raw_fields) if raw_fields else None
+        summary = result.get("summary")
+        return Annotation(
+            str(name) if name is not None else None,
+            str(summary) if summary else None,
+            fields if isinstance(fields, dict) else None,
+        )
+    # apdu_specs' Decoded: with no spec, the command is unknown to it and it has
+    # nothing to say that the trace does not show already.
+    if hasattr(result, "spec") and result.spec is None:
+        return _NONE
+    name = getattr(result, "name", None)
+    summary = str(getattr(result, "summary", "") or "")
+    if kind == "response" and sw is not None:
+        # The trace shows the SW and its meaning already.
+        prefix = f"{sw:04X} ({describe(sw)})"
+        summary = summary[len(prefix) :].lstrip(": ") if summary.startswith(prefix) else summary
+    raw_fields = getattr(result, "fields", None) or {}
+    fields: dict[str, Any] = {}
+    if summary:
+        fields["summary"] = summary
+    for key in _PICKED:
+        value = raw_fields.get(key) if isinstance(raw_fields, Mapping) else None
+        if value is not None and value != b"" and value != {}:
+            fields[key] = _json(api, value)
+    issues = list(getattr(result, "issues", None) or ())
+    if issues:
+        fields["issues"] = issues
     return Annotation(
-        str(name) if name is not None else None, safe if isinstance(safe, dict) else None
+        str(name) if name is not None and kind == "command" else None,
+        summary or None,
+        fields or None,
     )
 
 
+class Annotator:
+    """Decodes a stream of exchanges with apdu_specs, when it is importable.
+
+    With apdu_specs' `DecodeSession`, what each logical channel selected and
+    the GET RESPONSE parts of one response are followed from one exchange to
+    the next; call `reset` when the card is reset. Decoding never raises: a
+    decoder's failure leaves the APDU unannotated.
+    """
+
+    def __init__(self) -> None:
+        self._api = _specs_api()
+        self._session: Any = None
+        self._last: Any = None
+        if self._api is not None and self._api.session is not None:
+            try:
+                self._session = self._api.session()
+            except Exception as e:  # noqa: BLE001
+                log.debug("apdu_specs DecodeSession failed: %s", e)
+
+    def reset(self) -> None:
+        self._last = None
+        if self._session is not None:
+            try:
+                self._session.reset()
+            except Exception as e:  # noqa: BLE001
+                log.debug("apdu_specs DecodeSession.reset failed: %s", e)
+
+    def command(self, raw: bytes) -> Annotation:
+        """Annotate a command APDU (and remember it for the response that follows)."""
+        self._last = None
+        api = self._api
+        if api is None:
+            return _NONE
+        try:
+            if self._session is not None:
+                decoded = self._session.command(raw)
+            elif api.decode_command is not None:
+                decoded = api.decode_command(raw)
+            else:
+                return _NONE
+        except Exception as e:  # noqa: BLE001 - a decoder's failure must never break a trace
+            log.debug("apdu_specs could not decode command %s: %s", raw.hex(), e)
+            return _NONE
+        self._last = decoded
+        return _note(api, decoded, "command")
+
+    def response(self, raw: bytes) -> Annotation:
+        """Annotate a response APDU (data + SW) to the last command given to `command`."""
+        api = self._api
+        if api is None:
+            return _NONE
+        sw = (raw[-2] << 8) | raw[-1] if len(raw) >= 2 else None
+        try:
+            if self._session is not None:
+                decoded = self._session.response(raw)
+            elif api.decode_response is not None and self._last is not None:
+                decoded = api.decode_response(getattr(self._last, "spec", None), raw, self._last)
+            else:
+                return _NONE
+        except Exception as e:  # noqa: BLE001 - a decoder's failure must never break a trace
+            log.debug("apdu_specs could not decode response %s: %s", raw.hex(), e)
+            return _NONE
+        return _note(api, decoded, "response", sw)
+
+
 def annotate_command(raw: bytes) -> Annotation:
-    """Name and fields of a command APDU from `apdu_specs`; empty when it cannot say."""
-    decode, _ = _decoders()
-    if decode is None:
-        return _NONE
-    try:
-        return _normalise(decode(raw))
-    except Exception as e:  # noqa: BLE001 - a decoder's failure must never break a trace
-        log.debug("apdu_specs could not decode command %s: %s", raw.hex(), e)
-        return _NONE
+    """Name and fields of one command APDU from `apdu_specs`; empty when it cannot say."""
+    return Annotator().command(raw)
 
 
 def annotate_response(command: bytes | None, response: bytes) -> Annotation:
-    """Decoded fields of a response APDU (data + SW) from `apdu_specs`, given its command."""
-    _, decode = _decoders()
-    if decode is None:
-        return _NONE
-    try:
-        params = len(inspect.signature(decode).parameters)
-    except (TypeError, ValueError):
-        params = 1
-    try:
-        if params >= 2:
-            return _normalise(decode(command, response))
-        return _normalise(decode(response))
-    except Exception as e:  # noqa: BLE001 - a decoder's failure must never break a trace
-        log.debug("apdu_specs could not decode response %s: %s", response.hex(), e)
-        return _NONE
+    """Decoded fields of one response APDU (data + SW) to `command`, from `apdu_specs`."""
+    a = Annotator()
+    if command is not None:
+        a.command(command)
+    return a.response(response)
 
 
 # -- splitting and formatting ---------------------------------------------------------
@@ -186,8 +296,20 @@ def _render_fields(fields: Mapping[str, Any] | None) -> str:
     return " ".join(parts)
 
 
+def _note_text(note: Annotation) -> str:
+    """The decoded part of a trace line: the summary, else the name and fields."""
+    issues = (note.fields or {}).get("issues")
+    if note.summary:
+        text = note.summary
+    else:
+        text = " ".join(p for p in (note.name or "", _render_fields(note.fields)) if p)
+    if issues and note.summary:
+        text += f" (! {'; '.join(str(i) for i in issues)})"
+    return text
+
+
 def format_command(raw: bytes, colour: bool = False, annotation: Annotation | None = None) -> str:
-    """`>> header Lc data Le  NAME field=value ...` (the name only when apdu_specs knows it)."""
+    """`>> header Lc data Le  SUMMARY` (the summary only when apdu_specs knows the command)."""
     f = split_command(raw)
     if "raw" in f:
         text = f"{f['raw']} (malformed)"
@@ -195,11 +317,9 @@ def format_command(raw: bytes, colour: bool = False, annotation: Annotation | No
         text = " ".join(f[k] for k in ("header", "lc", "data", "le") if k in f)
     note = annotation if annotation is not None else annotate_command(raw)
     line = f"{_CYAN}>> {text}{_RESET}" if colour else f">> {text}"
-    if note.name:
-        line += f"  {_BOLD}{note.name}{_RESET}" if colour else f"  {note.name}"
-    rendered = _render_fields(note.fields)
-    if rendered:
-        line += f" {_DIM}{rendered}{_RESET}" if colour else f" {rendered}"
+    decoded = _note_text(note)
+    if decoded:
+        line += f"  {_BOLD}{decoded}{_RESET}" if colour else f"  {decoded}"
     return line
 
 
@@ -218,7 +338,7 @@ def format_response(
     colour: bool = False,
     annotation: Annotation | None = None,
 ) -> str:
-    """`<< data SW (meaning) [ms]`, then decoded response fields when apdu_specs gives any."""
+    """`<< data SW (meaning) [ms]`, then the decoded response when apdu_specs gives any."""
     if len(raw) < 2:
         return f"<< {raw.hex().upper()} (malformed response)"
     sw = (raw[-2] << 8) | raw[-1]
@@ -229,9 +349,9 @@ def format_response(
         sw_text = f"{_sw_colour(sw)}{sw_text}{_RESET}"
     body = f"{data} " if data else ""
     line = f"<< {body}{sw_text} ({describe(sw)}){timing}"
-    rendered = _render_fields(annotation.fields if annotation else None)
-    if rendered:
-        line += f"  {_DIM}{rendered}{_RESET}" if colour else f"  {rendered}"
+    decoded = _note_text(annotation) if annotation is not None else ""
+    if decoded:
+        line += f"  {_DIM}{decoded}{_RESET}" if colour else f"  {decoded}"
     return line
 
 
@@ -246,12 +366,14 @@ class Exchange:
         command: the command APDU as sent.
         response: the response APDU (data + SW1 SW2) as received.
         seconds: the time the exchange took, or None when not measured.
+        notes: what apdu_specs said of the command and the response, when the
+            exchange was decoded as it happened (in its session's context).
     """
 
     command: bytes
     response: bytes
-
     seconds: float | None = None
+    notes: tuple[Annotation, Annotation] | None = field(default=None, compare=False)
 
     @property
     def sw(self) -> int | None:
@@ -267,19 +389,32 @@ class Exchange:
 
         Keys: command, response (data without SW), sw, sw_meaning, name, fields, ms.
         """
-        return exchange_record(self.command, self.response, self.seconds, decode=decode)
+        return exchange_record(
+            self.command, self.response, self.seconds, decode=decode, notes=self.notes
+        )
 
 
 def exchange_record(
-    cmd: bytes, resp: bytes, elapsed: float | None, *, decode: bool = True
+    cmd: bytes,
+    resp: bytes,
+    elapsed: float | None,
+    *,
+    decode: bool = True,
+    notes: tuple[Annotation, Annotation] | None = None,
 ) -> dict[str, Any]:
-    """One exchange as a JSON-ready object with stable keys (see `Exchange.record`)."""
+    """One exchange as a JSON-ready object with stable keys (see `Exchange.record`).
+
+    `fields` holds the command's decoded fields and, under "response", the
+    response's; `name` and `fields` are null / {} when apdu_specs cannot say.
+    """
     sw = (resp[-2] << 8) | resp[-1] if len(resp) >= 2 else None
     name: str | None = None
     fields: dict[str, Any] = {}
     if decode:
-        c = annotate_command(cmd)
-        r = annotate_response(cmd, resp)
+        if notes is None:
+            annotator = Annotator()
+            notes = annotator.command(cmd), annotator.response(resp)
+        c, r = notes
         name = c.name
         fields = dict(c.fields or {})
         if r.fields:
@@ -323,6 +458,8 @@ class TracingReader(Reader):
             or "none" (sinks only).
         colour: force colour on or off; by default only on a TTY without NO_COLOR.
         sinks: further receivers of every exchange and reset (e.g. a trace file).
+        decode: annotate with apdu_specs (one decoding session for the reader's life,
+            so SELECTs and GET RESPONSE parts are followed).
     """
 
     def __init__(
@@ -333,8 +470,10 @@ class TracingReader(Reader):
         fmt: TraceFormat = "text",
         colour: bool | None = None,
         sinks: Iterable[TraceSink] = (),
+        decode: bool = True,
     ) -> None:
         self.inner = inner
+        self.annotator = Annotator() if decode else None
         self.name = inner.name
         self.stream = stream if stream is not None else sys.stderr
         self.fmt = fmt
@@ -350,6 +489,8 @@ class TracingReader(Reader):
 
     def reset(self) -> bytes:
         atr = self.inner.reset()
+        if self.annotator is not None:
+            self.annotator.reset()
         if self.fmt == "text":
             print(f"-- reset, ATR {atr.hex().upper()}", file=self.stream)
         elif self.fmt == "json":
@@ -362,16 +503,19 @@ class TracingReader(Reader):
         self.inner.disconnect()
 
     def transmit(self, apdu: bytes) -> bytes:
+        annotator = self.annotator
+        c = annotator.command(apdu) if annotator is not None else _NONE
         if self.fmt == "text":
-            print(format_command(apdu, self.colour), file=self.stream, flush=True)
+            print(format_command(apdu, self.colour, c), file=self.stream, flush=True)
         t0 = time.perf_counter()
         resp = self.inner.transmit(apdu)
-        ex = Exchange(apdu, resp, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        r = annotator.response(resp) if annotator is not None else _NONE
+        ex = Exchange(apdu, resp, elapsed, (c, r) if annotator is not None else None)
         if self.fmt == "text":
-            note = annotate_response(apdu, resp)
-            print(format_response(resp, ex.seconds, self.colour, note), file=self.stream)
+            print(format_response(resp, elapsed, self.colour, r), file=self.stream)
         elif self.fmt == "json":
-            print(json.dumps(ex.record()), file=self.stream)
+            print(json.dumps(ex.record(decode=annotator is not None)), file=self.stream)
         for sink in self.sinks:
             sink.exchange(ex)
         return resp

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -121,7 +121,7 @@ class TraceWriter:
 
     def exchange(self, ex: Exchange) -> None:
         if not self.timing:
-            ex = Exchange(ex.command, ex.response, None)
+            ex = replace(ex, seconds=None)
         self._write(ex.record(decode=self.decode))
 
     def reset(self, atr: bytes) -> None:

@@ -22,7 +22,7 @@ from host.commands.tools import (
 from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
 from host.readers.base import ReaderError
-from host.trace import TraceFormat, exchange_record
+from host.trace import Annotator, TraceFormat, exchange_record
 
 seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reproducible runs).")
 
@@ -62,6 +62,7 @@ def send(
     records: list[dict[str, Any]] = []
     failed: str | None = None
     trace: TraceFormat = "none" if quiet or as_json else "text"
+    annotator = Annotator()
     with open_session(
         info,
         seed=seed,
@@ -74,7 +75,9 @@ def send(
             for cmd in cmds:
                 t0 = time.perf_counter()
                 resp = session.reader.transmit(cmd)
-                rec = exchange_record(cmd, resp, time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                notes = annotator.command(cmd), annotator.response(resp)
+                rec = exchange_record(cmd, resp, elapsed, notes=notes)
                 records.append(rec)
                 if not as_json:
                     click.echo(f"{rec['response']} {rec['sw'] or ''}".strip())

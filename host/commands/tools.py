@@ -43,6 +43,7 @@ from host.script import (
     run_script,
 )
 from host.trace import (
+    Annotator,
     TraceFormat,
     TracingReader,
     annotate_command,
@@ -53,7 +54,14 @@ from host.trace import (
     split_command,
     use_colour,
 )
-from host.tracefile import TraceFormatError, TraceHeader, TraceWriter, read_trace, replay
+from host.tracefile import (
+    ResetEvent,
+    TraceFormatError,
+    TraceHeader,
+    TraceWriter,
+    read_trace,
+    replay,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -328,9 +336,11 @@ def run(
     info = pick_reader(reader_spec, image, preset)
     trace: TraceFormat = "none" if quiet or as_json else "text"
     records: list[dict[str, Any]] = []
+    annotator = Annotator()
 
     def show(step: StepResult) -> None:
-        rec = exchange_record(step.command, step.response, step.seconds)
+        notes = annotator.command(step.command), annotator.response(step.response)
+        rec = exchange_record(step.command, step.response, step.seconds, notes=notes)
         records.append({"line": step.line, **rec})
         if not as_json:
             click.echo(f"{rec['response']} {rec['sw'] or ''}".strip())
@@ -353,6 +363,7 @@ def run(
                 variables=variables,
                 lenient=lenient,
                 on_exchange=show,
+                on_reset=lambda line, atr: annotator.reset(),
                 result=result,
             )
         except ScriptMismatch as e:
@@ -512,6 +523,7 @@ def describe_command(raw: bytes) -> dict[str, Any]:
         out["ne"] = cmd.le
     note = annotate_command(raw)
     out["name"] = note.name
+    out["summary"] = note.summary
     out["fields"] = dict(note.fields or {})
     return out
 
@@ -586,16 +598,19 @@ def decode(
             raise click.ClickException(f"cannot read {trace_path}: {e.strerror or e}") from None
         except TraceFormatError as e:
             raise InvalidInput(str(e)) from None
-        for ex in trace.exchanges:
-            rec = ex.record()
-            out.append(rec)
+        annotator = Annotator()
+        for ev in trace.events:
+            if isinstance(ev, ResetEvent):
+                annotator.reset()
+                if not as_json:
+                    click.echo(f"-- reset, ATR {to_hex(ev.atr)}")
+                continue
+            ex = ev.exchange
+            notes = annotator.command(ex.command), annotator.response(ex.response)
+            out.append(exchange_record(ex.command, ex.response, ex.seconds, notes=notes))
             if not as_json:
-                click.echo(format_command(ex.command, colour))
-                click.echo(
-                    format_response(
-                        ex.response, ex.seconds, colour, annotate_response(ex.command, ex.response)
-                    )
-                )
+                click.echo(format_command(ex.command, colour, notes[0]))
+                click.echo(format_response(ex.response, ex.seconds, colour, notes[1]))
     for raw in parse_hex_args(apdus):
         is_command = force == "command" or (force is None and _looks_like_command(raw))
         if is_command:

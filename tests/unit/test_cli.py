@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from card.runtime import CardRuntime
 from host.cli import main
+from host.presets import PRESETS
 from host.readers import registry
 from host.readers.base import ReaderError
 from host.readers.inprocess import InProcessReader
@@ -38,6 +39,8 @@ from tests.unit.cards import sample_card
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("CARDEMU_REGEN_GOLDEN") == "1"
+PRESET_READERS = [f"cardemu:{p}" for p in sorted(PRESETS)]
+N = len(PRESET_READERS)  # the listing starts with the presets, then the images
 FAKE_PCSC = ["Virtual PCD 00 00", "Virtual PCD 00 01", "ACS ACR122U PICC Interface 00 00"]
 
 
@@ -75,14 +78,15 @@ def images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_listing_order(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
-    assert listing.names == ["cardemu:demo", "cardemu:a.card", "cardemu:b.card", *pcsc]
-    assert [r.kind for r in listing.readers] == ["preset", "image", "image", *["pcsc"] * 3]
+    assert listing.names == [*PRESET_READERS, "cardemu:a.card", "cardemu:b.card", *pcsc]
+    kinds = ["preset"] * N + ["image", "image"] + ["pcsc"] * 3
+    assert [r.kind for r in listing.readers] == kinds
 
 
 def test_choose_by_index_substring_and_name(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
     assert choose("0", listing).name == "cardemu:demo"
-    assert choose(4, listing).name == "Virtual PCD 00 01"
+    assert choose(N + 3, listing).name == "Virtual PCD 00 01"
     assert choose("acr122", listing).name == "ACS ACR122U PICC Interface 00 00"
     assert choose("B.CARD", listing).target == "b.card"  # case-insensitive
     assert choose("Virtual PCD 00 00", listing).kind == "pcsc"  # the exact name
@@ -97,8 +101,8 @@ def test_choose_ambiguous_names_the_matches(images: Path, pcsc: list[str]) -> No
 def test_choose_nothing_matches(images: Path, pcsc: list[str]) -> None:
     with pytest.raises(ReaderError, match=r"no reader matches 'zzz' \(readers: 0: cardemu:demo"):
         choose("zzz", list_readers())
-    with pytest.raises(ReaderError, match=r"no reader 9 \(there are 6\)"):
-        choose("9", list_readers())
+    with pytest.raises(ReaderError, match=rf"no reader 99 \(there are {N + 5}\)"):
+        choose("99", list_readers())
     with pytest.raises(ReaderError, match="no reader found"):
         choose("x", Listing([]))
 
@@ -130,22 +134,17 @@ def test_emulated_names_need_no_listing(tmp_path: Path) -> None:
 def test_readers_command(images: Path, pcsc: list[str]) -> None:
     code, out, err = cardemu("readers")
     assert code == 0
-    assert out.splitlines() == [
-        "0: cardemu:demo",
-        "1: cardemu:a.card",
-        "2: cardemu:b.card",
-        "3: Virtual PCD 00 00",
-        "4: Virtual PCD 00 01",
-        "5: ACS ACR122U PICC Interface 00 00",
-    ]
+    names = [*PRESET_READERS, "cardemu:a.card", "cardemu:b.card", *pcsc]
+    assert out.splitlines() == [f"{i}: {name}" for i, name in enumerate(names)]
+    assert out.splitlines()[0] == "0: cardemu:demo"
     code, out, _ = cardemu("readers", "--json")
-    assert json.loads(out)[1] == {"index": 1, "name": "cardemu:a.card", "kind": "image"}
+    assert json.loads(out)[N] == {"index": N, "name": "cardemu:a.card", "kind": "image"}
 
 
 def test_readers_says_why_pcsc_is_missing(images: Path, no_pcsc: None) -> None:
     code, out, err = cardemu("readers")
     assert code == 0
-    assert out.splitlines()[-1] == "2: cardemu:b.card"
+    assert out.splitlines()[-1] == f"{N + 1}: cardemu:b.card"
     assert err.strip() == "PC/SC: PC/SC service not available"
 
 
@@ -156,7 +155,7 @@ def test_send_selects_the_reader(images: Path, pcsc: list[str]) -> None:
         "send", "-q", "-r", "a.card", select_purse, "002000010431323334", "803000000400000100"
     )
     assert code == 0
-    code, out, _ = cardemu("send", "--json", "-r", "1", select_purse, "8050000004")
+    code, out, _ = cardemu("send", "--json", "-r", str(N), select_purse, "8050000004")
     doc = json.loads(out)
     assert doc["reader"] == "cardemu:a.card"
     assert doc["exchanges"][1]["response"] == "00000100"
@@ -283,10 +282,13 @@ def test_decode_trace_file() -> None:
     path = GOLDEN / "sample_session.jsonl"
     code, out, _ = cardemu("decode", "--trace", str(path))
     assert code == 0
-    n = len(read_trace(path).exchanges)
+    trace = read_trace(path)
+    n = len(trace.exchanges)
     lines = out.splitlines()
-    assert len(lines) == 2 * n
-    assert lines[0] == ">> 80500000 04"
+    assert len(lines) == 2 * n + len(trace.events) - n  # >> and << per exchange, resets
+    assert lines[0].startswith(">> 80500000 04")
+    assert lines[1].startswith("<< 00000000 9000 (Normal processing")
+    assert sum(line.startswith("-- reset, ATR 3B") for line in lines) == 1
     code, out, _ = cardemu("decode", "--json", "--trace", str(path))
     assert len(json.loads(out)) == n
 

@@ -409,15 +409,18 @@ def fake_specs(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
             raise ValueError("decoder bug")
         return None
 
-    def decode_response(command: bytes, response: bytes) -> object:
-        return types.SimpleNamespace(name=None, fields={"fci": response[:-2]})
+    def decode_response(spec: object, response: bytes, command: object) -> object:
+        assert command is not None  # the decoded command comes along
+        return {"fields": {"fci": response[:-2]}}
 
     mod.decode_command = decode_command  # type: ignore[attr-defined]
     mod.decode_response = decode_response  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "apdu_specs", mod)
-    trace_mod._decoders.cache_clear()
+    for sub in ("apdu_specs.base", "apdu_specs.values"):
+        monkeypatch.setitem(sys.modules, sub, None)
+    trace_mod._specs_api.cache_clear()
     yield mod
-    trace_mod._decoders.cache_clear()
+    trace_mod._specs_api.cache_clear()
 
 
 def test_annotations_from_apdu_specs(fake_specs: types.ModuleType) -> None:
@@ -433,11 +436,96 @@ def test_annotations_from_apdu_specs(fake_specs: types.ModuleType) -> None:
 
 
 def test_no_apdu_specs_means_no_annotation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "apdu_specs", None)  # import fails
-    trace_mod._decoders.cache_clear()
+    for name in ("apdu_specs", "apdu_specs.base", "apdu_specs.values"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails
+    trace_mod._specs_api.cache_clear()
     try:
         assert format_command(bytes.fromhex("00A4040002A00000")) == ">> 00A40400 02 A000 00"
         rec = exchange_record(bytes.fromhex("00A4040002A00000"), b"\x90\x00", None)
         assert rec["name"] is None and rec["fields"] == {}
     finally:
-        trace_mod._decoders.cache_clear()
+        trace_mod._specs_api.cache_clear()
+
+
+class FakeSession:
+    """The shape of apdu_specs' DecodeSession: follows what was selected, across exchanges."""
+
+    def __init__(self) -> None:
+        self.selected: str | None = None
+        self.resets = 0
+        self._last = b""
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.selected = None
+
+    def command(self, raw: bytes) -> types.SimpleNamespace:
+        self._last = raw
+        spec = object()
+        if raw[1] == 0xA4:
+            name, summary = "SELECT", f"SELECT by DF name {raw[5:7].hex().upper()}"
+            fields = {"params": {"p1": "by DF name"}, "data": raw[5:7], "cla": 0}
+        elif raw[1] == 0xB0:
+            name, summary, fields = "READ BINARY", f"READ BINARY of {self.selected}", {}
+        else:
+            name, summary, fields, spec = "INS ??", "unknown command", {}, None
+        return types.SimpleNamespace(
+            name=name, summary=summary, fields=fields, spec=spec, issues=[]
+        )
+
+    def response(self, raw: bytes) -> types.SimpleNamespace:
+        sw = int.from_bytes(raw[-2:], "big")
+        if self._last[1] == 0xA4 and sw == 0x9000:
+            self.selected = self._last[5:7].hex().upper()
+        return types.SimpleNamespace(
+            name="SELECT",
+            summary=f"{sw:04X} ({trace_mod.describe(sw)}): FCI, 2 bytes",
+            fields={"sw": sw, "data": raw[:-2]},
+            spec=object() if self._last[1] != 0x01 else None,
+            issues=["6F00 is odd here"] if raw[:-2] == b"\x6f\x00" else [],
+        )
+
+
+@pytest.fixture
+def session_specs(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    mod = types.ModuleType("apdu_specs")
+    mod.DecodeSession = FakeSession  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "apdu_specs", mod)
+    for sub in ("apdu_specs.base", "apdu_specs.values"):
+        monkeypatch.setitem(sys.modules, sub, None)
+    trace_mod._specs_api.cache_clear()
+    yield mod
+    trace_mod._specs_api.cache_clear()
+
+
+def test_a_decoding_session_follows_the_exchanges(session_specs: types.ModuleType) -> None:
+    card = Scripted(lambda apdu: b"\x6f\x00\x90\x00" if apdu[1] == 0xA4 else b"\x90\x00")
+    out = io.StringIO()
+    sink = ExchangeList()
+    reader = TracingReader(card, out, sinks=[sink])
+    reader.transmit(bytes.fromhex("00A4040002A00000"))
+    reader.transmit(bytes.fromhex("00B0000001"))
+    reader.transmit(bytes.fromhex("80010000"))  # unknown to the decoder: no annotation
+    reader.reset()
+    reader.transmit(bytes.fromhex("00B0000001"))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ">> 00A40400 02 A000 00  SELECT by DF name A000"
+    # The SW's meaning is not repeated; issues are flagged.
+    assert lines[1].startswith("<< 6F00 9000 (Normal processing: no further qualification) [")
+    assert lines[1].endswith(" ms]  FCI, 2 bytes (! 6F00 is odd here)")
+    assert lines[2] == ">> 00B00000 01  READ BINARY of A000"  # the session knew the selection
+    assert lines[4] == ">> 80010000"
+    assert lines[5].startswith("<< 9000 (Normal processing") and lines[5].endswith(" ms]")
+    assert lines[6].startswith("-- reset")
+    assert lines[7] == ">> 00B00000 01  READ BINARY of None"  # the reset reached the session
+    # Sinks get the annotations made in the session's context.
+    rec = sink[1].record()
+    assert rec["name"] == "READ BINARY"
+    assert rec["fields"]["summary"] == "READ BINARY of A000"
+    first = sink[0].record()
+    assert first["fields"] == {
+        "summary": "SELECT by DF name A000",
+        "params": {"p1": "by DF name"},
+        "data": "A000",
+        "response": {"summary": "FCI, 2 bytes", "data": "6F00", "issues": ["6F00 is odd here"]},
+    }
