@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -121,15 +122,77 @@ def card_new(preset: str, seed: int | None, path: str) -> None:
     click.echo(f"{path}: {preset} card with {n} applets")
 
 
+def _file_tree(rt: CardRuntime, aid: bytes) -> list[dict[str, Any]]:
+    """The files of an applet that keeps an ISO 7816-4 file system (`.fs`), depth first.
+
+    An applet without one, or a tree that cannot be read, lists nothing: `card info`
+    shows what it can rather than fail.
+    """
+    try:
+        fs = getattr(rt.applet(aid), "fs", None)
+        if fs is None or not hasattr(fs, "children"):
+            return []
+        from card.fs import Structure
+        from card.fs.filesystem import MF_HANDLE
+
+        out: list[dict[str, Any]] = []
+
+        def walk(handle: str, depth: int) -> None:
+            info = fs.info(handle)
+            if info is None:
+                return
+            try:
+                kind = Structure(info.structure).name.lower().replace("_", " ")
+            except ValueError:
+                kind = f"structure {info.structure:02X}"
+            entry: dict[str, Any] = {
+                "fid": f"{info.fid:04X}",
+                "depth": depth,
+                "type": "DF" if info.is_df else "EF",
+                "structure": kind,
+                "sfi": f"{info.sfi:02X}" if info.sfi else None,
+                "df_name": to_hex(info.name) if info.name else None,
+                "size": info.size,
+                "records": info.records if info.is_record else None,
+                "record_length": info.record_length if info.is_record else None,
+            }
+            out.append(entry)
+            for child in fs.children(handle):
+                walk(child, depth + 1)
+
+        walk(MF_HANDLE, 0)
+        return out
+    except Exception as e:  # noqa: BLE001 - an optional listing must not break `card info`
+        logging.getLogger("cardemu.cli").debug("no file list for %s: %s", to_hex(aid), e)
+        return []
+
+
+def _file_line(f: dict[str, Any]) -> str:
+    indent = "  " * f["depth"]
+    if f["type"] == "DF":
+        what = "MF" if f["depth"] == 0 and f["fid"] == "3F00" else "DF"
+        what += f" {f['df_name']}" if f["df_name"] else ""
+    elif f["records"] is not None:
+        what = f"EF {f['structure']}, {f['records']} records of {f['record_length']} bytes"
+    else:
+        what = f"EF {f['structure']}, {f['size']} bytes"
+    sfi = f", SFI {f['sfi']}" if f["sfi"] else ""
+    return f"file      {indent}{f['fid']}  {what}{sfi}"
+
+
 @card.command("info")
 @json_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def card_info(as_json: bool, path: str) -> None:
-    """Show a card image: ATR, applets and their life cycle states, memory.
+    """Show a card image: ATR, applets and their life cycle states, memory, files.
+
+    The files are those of applets keeping an ISO 7816-4 file system (the demo
+    card's file-system applet).
 
     \b
     Examples:
       cardemu card info my.card
+      cardemu card info --json my.card
     """
     try:
         rt = CardRuntime(path)
@@ -138,7 +201,13 @@ def card_info(as_json: bool, path: str) -> None:
     info = {
         "atr": to_hex(rt.atr),
         "applets": [
-            {"aid": to_hex(aid), "class": ref, "lifecycle": f"{lc:02X}", "default": default}
+            {
+                "aid": to_hex(aid),
+                "class": ref,
+                "lifecycle": f"{lc:02X}",
+                "default": default,
+                "files": _file_tree(rt, bytes(aid)),
+            }
             for aid, ref, lc, default in rt.applets()
         ],
         "persistent_used": rt.nvm.used,
@@ -153,6 +222,8 @@ def card_info(as_json: bool, path: str) -> None:
     for a in info["applets"]:
         mark = " (default)" if a["default"] else ""
         click.echo(f"applet    {a['aid']:<32} {a['lifecycle']}  {a['class']}{mark}")
+        for f in a["files"]:
+            click.echo(_file_line(f))
 
 
 @click.command()

@@ -434,3 +434,24 @@ def test_replay_of_an_atr_change(tmp_path: Path) -> None:
     result = replay(trace, InProcessReader(other), atr=InProcessReader(other).connect())
     assert result.differences[0].index == 0
     assert str(result.differences[0]).startswith("ATR: expected 3B")
+
+
+# -- card info ------------------------------------------------------------------------
+
+
+def test_card_info_lists_the_file_system(tmp_path: Path) -> None:
+    _demo_card()
+    image = tmp_path / "d.card"
+    assert cardemu("card", "new", str(image))[0] == 0
+    code, out, _ = cardemu("card", "info", str(image))
+    assert code == 0
+    lines = out.splitlines()
+    assert "file      3F00  MF" in lines
+    assert "file        2F10  EF transparent, 512 bytes, SFI 10" in lines
+    assert "file        7F10  DF F043415244454D55781601" in lines
+    assert "file          6F02  EF linear fixed, 3 records of 20 bytes" in lines
+    code, out, _ = cardemu("card", "info", "--json", str(image))
+    applets = json.loads(out)["applets"]
+    fs = next(a for a in applets if a["files"])
+    assert fs["default"] and fs["files"][0]["fid"] == "3F00"
+    assert all(not a["files"] for a in applets if a is not fs)  # the others keep no files
