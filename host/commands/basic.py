@@ -19,11 +19,12 @@ from host.commands.tools import (
     pick_reader,
     reader_options,
     session_options,
+    trace_format,
 )
 from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
 from host.readers.base import ReaderError
-from host.trace import Annotator, TraceFormat, exchange_record
+from host.trace import Annotator, exchange_record
 
 seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reproducible runs).")
 
@@ -40,6 +41,7 @@ def send(
     preset: str | None,
     seed: int | None,
     trace_file: str | None,
+    trace_json: bool,
     get_response: bool,
     chaining: str,
     as_json: bool,
@@ -62,7 +64,7 @@ def send(
     info = pick_reader(reader_spec, image, preset)
     records: list[dict[str, Any]] = []
     failed: str | None = None
-    trace: TraceFormat = "none" if quiet or as_json else "text"
+    trace = trace_format(quiet, as_json, trace_json)
     annotator = Annotator()
     with open_session(
         info,

@@ -117,12 +117,18 @@ def reader_options(f: F) -> F:
 
 
 def session_options(f: F) -> F:
-    """--trace-file, -g/--get-response, --chaining: how the exchanges are carried and kept."""
+    """--trace-file, --trace-json, -g, --chaining: how the exchanges are carried and kept."""
     options = [
         click.option(
             "--trace-file",
             type=click.Path(dir_okay=False, writable=True),
             help="Save every exchange as a trace file (JSON lines) for `cardemu replay`.",
+        ),
+        click.option(
+            "--trace-json",
+            is_flag=True,
+            help="Trace on stderr as JSON lines, one object per exchange (keys: command, "
+            "response, sw, sw_meaning, name, fields, ms).",
         ),
         click.option(
             "-g",
@@ -152,11 +158,26 @@ def pick_reader(
 
     Raises:
         click.ClickException: no such reader or image, or an ambiguous name (exit 1).
+        InvalidInput: more than one of -r, --card, --preset (exit 2).
     """
+    given = [
+        name for name, v in (("-r", reader_spec), ("--card", image), ("--preset", preset)) if v
+    ]
+    if len(given) > 1:
+        raise InvalidInput(f"{' and '.join(given)} both name a card: give one")
     try:
         return resolve(reader_spec, image=image, preset=preset or default)
     except ReaderError as e:
         raise click.ClickException(str(e)) from None
+
+
+def trace_format(quiet: bool, as_json: bool, trace_json: bool) -> TraceFormat:
+    """The stderr trace: none with -q (or --json, unless --trace-json asks), else text/JSON."""
+    if quiet:
+        return "none"
+    if trace_json:
+        return "json"
+    return "none" if as_json else "text"
 
 
 @dataclass
@@ -288,6 +309,7 @@ def run(
     preset: str | None,
     seed: int | None,
     trace_file: str | None,
+    trace_json: bool,
     get_response: bool,
     chaining: str,
     as_json: bool,
@@ -334,7 +356,7 @@ def run(
     except ScriptSyntaxError as e:
         raise InvalidInput(str(e)) from None
     info = pick_reader(reader_spec, image, preset)
-    trace: TraceFormat = "none" if quiet or as_json else "text"
+    trace = trace_format(quiet, as_json, trace_json)
     records: list[dict[str, Any]] = []
     annotator = Annotator()
 

@@ -455,3 +455,20 @@ def test_card_info_lists_the_file_system(tmp_path: Path) -> None:
     fs = next(a for a in applets if a["files"])
     assert fs["default"] and fs["files"][0]["fid"] == "3F00"
     assert all(not a["files"] for a in applets if a is not fs)  # the others keep no files
+
+
+def test_trace_json_on_stderr() -> None:
+    code, out, err = cardemu("send", "--trace-json", "00A4040C09F043415244454D5501", "8050000004")
+    assert code == 0
+    assert out.splitlines() == ["9000", "00000000 9000"]
+    recs = [json.loads(line) for line in err.splitlines()]
+    assert [r["command"] for r in recs] == ["00A4040C09F043415244454D5501", "8050000004"]
+    assert recs[1]["response"] == "00000000" and recs[1]["sw"] == "9000"
+    assert all(set(r) == {"command", "response", "sw", "sw_meaning", "name", "fields", "ms"}
+               for r in recs)  # fmt: skip
+
+
+def test_one_card_option_at_a_time(tmp_path: Path) -> None:
+    code, _, err = cardemu("send", "-r", "0", "--preset", "demo", "00A40000")
+    assert code == 2
+    assert err == "Error: -r and --preset both name a card: give one\n"
