@@ -13,7 +13,6 @@ sized from the ISD's FCI (tag 9F65) minus the secure-channel overhead.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from card import tlv
 from card.apdu import CommandApdu
+from card.gp.loadfile import lfdb_hash, load_file_stream
 from card.gp.scp03 import (
     InitializeUpdateResponse,
     Scp03Keys,
@@ -56,6 +56,7 @@ INS_INSTALL = 0xE6
 INS_LOAD = 0xE8
 INS_PUT_KEY = 0xD8
 INS_SET_STATUS = 0xF0
+INS_STORE_DATA = 0xE2
 INS_SELECT = 0xA4
 
 #: ISD AIDs to try when the default-selected application is not the ISD:
@@ -70,6 +71,7 @@ KNOWN_ISD_AIDS = (
 INSTALL_FOR_LOAD = 0x02
 INSTALL_FOR_INSTALL = 0x04
 INSTALL_FOR_MAKE_SELECTABLE = 0x08
+INSTALL_FOR_PERSONALIZATION = 0x20
 
 # GET DATA tags (§11.3.3.1, Annex H).
 TAG_CPLC = 0x9F7F
@@ -180,7 +182,9 @@ class GpClient:
             # None: SELECT by DF name with no data selects the default application.
             cmd = CommandApdu(0x00, INS_SELECT, 0x04, 0x00, aid or b"", 256)
             data, sw = _split(self.plain.transmit(cmd.to_bytes()))
-            if sw != 0x9000:
+            # 6283: a CARD_LOCKED card still selects its ISD, with this warning
+            # (GPC v2.3.1 §11.9.4, SELECT status words).
+            if sw not in (0x9000, 0x6283):
                 last = ApduError(sw, data, f"SELECT {(aid or b'').hex().upper() or 'default'}")
                 continue
             info = _parse_fci(data, aid)
@@ -333,7 +337,7 @@ class GpClient:
             ApduError: a block was refused.
         """
         self._require_channel("LOAD")
-        blob = tlv.build(0xC4, load_file_data)
+        blob = load_file_stream(load_file_data)
         size = block_size or self.max_block_data()
         blocks = [blob[i : i + size] for i in range(0, len(blob), size)]
         if len(blocks) > 256:
@@ -363,7 +367,7 @@ class GpClient:
             load_file_aid: the Executable Load File's AID.
             with_hash: send the SHA-256 Load File Data Block Hash (GP 2.3 §C.2).
         """
-        digest = hashlib.sha256(load_file_data).digest() if with_hash else b""
+        digest = lfdb_hash(load_file_data) if with_hash else b""
         self.install_for_load(
             load_file_aid, sd_aid=sd_aid, data_block_hash=digest, load_params=load_params
         )
@@ -423,6 +427,34 @@ class GpClient:
             CommandApdu(CLA_GP, INS_INSTALL, INSTALL_FOR_MAKE_SELECTABLE, 0x00, data, 256),
             "INSTALL [for make selectable]",
         )
+
+    def personalize(
+        self, application_aid: bytes, data: bytes, *, block_size: int | None = None
+    ) -> None:
+        """INSTALL [for personalization] then STORE DATA blocks (§11.5.2.3.5, §11.11).
+
+        The data goes to the application through the ISD, in numbered blocks
+        (P2), the last flagged in P1 b8; no encryption or structure is
+        announced (P1 b7-b4 zero).
+        """
+        self._require_channel("INSTALL [for personalization]")
+        fields = lv(b"") + lv(b"") + lv(application_aid) + lv(b"") + lv(b"") + lv(b"")
+        self.send(
+            CommandApdu(CLA_GP, INS_INSTALL, INSTALL_FOR_PERSONALIZATION, 0x00, fields, 256),
+            "INSTALL [for personalization]",
+        )
+        self.store_data(data, block_size=block_size)
+
+    def store_data(self, data: bytes, *, block_size: int | None = None) -> None:
+        """STORE DATA in numbered blocks, to the ISD or the application being personalized."""
+        self._require_channel("STORE DATA")
+        size = block_size or self.max_block_data()
+        blocks = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        if len(blocks) > 256:
+            raise ValueError(f"{len(blocks)} STORE DATA blocks of {size}; P2 counts 256")
+        for n, block in enumerate(blocks):
+            p1 = 0x80 if n == len(blocks) - 1 else 0x00
+            self.send(CommandApdu(CLA_GP, INS_STORE_DATA, p1, n, block, 256), f"STORE DATA {n}")
 
     # -- DELETE, SET STATUS
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from card.apdu import CommandApdu
+from card.gp.loadfile import describe_load_file
 from card.gp.scp03 import (
     InitializeUpdateResponse,
     Scp03Error,
@@ -24,6 +25,7 @@ from card.gp.scp03 import (
     pseudo_random_card_challenge,
 )
 from host.errors import ApduError, SecureChannelError
+from host.gp.client import GpClient
 from host.gp.data import (
     Privilege,
     StatusScope,
@@ -35,7 +37,10 @@ from host.gp.data import (
     parse_key_information,
 )
 from host.gp.secure_channel import Scp03Reader
+from host.presets import new_card
 from host.readers.base import Reader
+from host.readers.inprocess import InProcessReader
+from host.readers.wrappers import GetResponseReader
 
 ISD = bytes.fromhex("A000000151000000")
 
@@ -256,3 +261,173 @@ def test_card_data_cplc_and_key_information() -> None:
         (2, 0x30, ((0x88, 16),)),
         (3, 0x30, ((0x88, 16),)),
     ]
+
+
+# -- Part 2: GpClient against the emulated card's ISD ---------------------------------------
+
+
+NOTES_AID = bytes.fromhex("F0000000AA01")
+
+
+class Spy(Reader):
+    """Records every command on the wire (below the secure channel)."""
+
+    def __init__(self, inner: Reader) -> None:
+        self.inner = inner
+        self.sent: list[bytes] = []
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.sent.append(apdu)
+        return self.inner.transmit(apdu)
+
+
+@pytest.fixture
+def card():
+    rt = new_card("gp", rng_seed=7)
+    yield rt
+    rt.close()
+
+
+def _client(rt, **kw) -> tuple[GpClient, Spy]:
+    spy = Spy(InProcessReader(rt))
+    return GpClient(spy, random=_seeded(3), **kw), spy
+
+
+def _select(rt, aid: bytes) -> tuple[bytes, int]:
+    reader = GetResponseReader(InProcessReader(rt))
+    resp = reader.transmit(CommandApdu(0x00, 0xA4, 0x04, 0x00, aid, 256).to_bytes())
+    return resp[:-2], int.from_bytes(resp[-2:], "big")
+
+
+@pytest.mark.parametrize("level", [0x01, 0x03, 0x11, 0x13, 0x33])
+def test_content_management_cycle(card, level: int) -> None:
+    """list -> load -> install -> select the new applet -> delete -> list."""
+    desc = describe_load_file("notes")
+    client, spy = _client(card, level=level)
+    with client:
+        before = client.list()
+        assert before.isd[0].aid == ISD and before.isd[0].life_cycle_name == "OP_READY"
+        assert before.find(desc.aid) is None
+        client.load(desc.to_bytes(), desc.aid, with_hash=level == 0x33)
+        client.install(desc.aid, desc.modules[0].aid, NOTES_AID, params=b"hello")
+        mid = client.list()
+    pkg = mid.find(desc.aid)
+    assert pkg is not None and pkg.kind == "PKG" and pkg.modules == (desc.modules[0].aid,)
+    app = mid.find(NOTES_AID)
+    assert app is not None and app.life_cycle_name == "SELECTABLE"
+    assert app.load_file_aid == desc.aid
+    # Every LOAD block fits a short APDU once secured, and blocks are numbered.
+    loads = [a for a in spy.sent if a[1] == 0xE8]
+    assert loads and all(len(a) <= 5 + 255 + 1 for a in loads)
+    assert [a[3] for a in loads] == list(range(len(loads)))
+    assert loads[-1][2] == 0x80 and all(a[2] == 0 for a in loads[:-1])
+
+    data, sw = _select(card, NOTES_AID)
+    assert sw == 0x9000
+    resp = GetResponseReader(InProcessReader(card)).transmit(bytes.fromhex("80CA000000"))
+    assert resp == b"hello\x90\x00"
+
+    client, _ = _client(card, level=level)
+    with client:
+        client.delete(NOTES_AID)
+        client.delete(desc.aid)
+        after = client.list()
+    assert after.find(NOTES_AID) is None and after.find(desc.aid) is None
+    assert [e.aid for e in after.applications] == [e.aid for e in before.applications]
+    assert _select(card, NOTES_AID)[1] != 0x9000
+
+
+def test_refusals_surface_as_apdu_errors(card) -> None:
+    desc = describe_load_file("notes")
+    client, _ = _client(card)
+    with client:
+        with pytest.raises(ApduError) as e:
+            client.delete(NOTES_AID)
+        assert e.value.sw == 0x6A88 and "DELETE" in str(e.value)
+        with pytest.raises(ApduError) as e:
+            client.install(desc.aid, desc.modules[0].aid, NOTES_AID)  # not loaded
+        assert e.value.sw == 0x6A88
+        client.load(desc.to_bytes(), desc.aid)
+        client.install(desc.aid, desc.modules[0].aid, NOTES_AID)
+        with pytest.raises(ApduError) as e:
+            client.install(desc.aid, desc.modules[0].aid, NOTES_AID)  # AID in use
+        assert e.value.sw in (0x6A80, 0x6985, 0x6A89)
+        with pytest.raises(ApduError) as e:
+            client.delete(desc.aid)  # an application still comes from it
+        assert e.value.sw == 0x6985
+        client.delete(desc.aid, related=True)
+        assert client.list().find(NOTES_AID) is None
+
+
+def test_lock_unlock_and_personalize(card) -> None:
+    desc = describe_load_file("notes")
+    client, _ = _client(card, level=0x03)
+    with client:
+        client.load(desc.to_bytes(), desc.aid)
+        client.install(desc.aid, desc.modules[0].aid, NOTES_AID)
+        client.personalize(NOTES_AID, b"A" * 300, block_size=100)
+        client.lock(NOTES_AID)
+        assert client.list().find(NOTES_AID).life_cycle_name == "LOCKED"
+    assert _select(card, NOTES_AID)[1] != 0x9000
+    client, _ = _client(card, level=0x03)
+    with client:
+        client.unlock(NOTES_AID)
+        assert client.list().find(NOTES_AID).life_cycle_name == "SELECTABLE"
+    assert _select(card, NOTES_AID)[1] == 0x9000
+    resp = GetResponseReader(InProcessReader(card)).transmit(bytes.fromhex("80CA000000"))
+    assert resp == b"A" * 300 + b"\x90\x00"
+
+
+def test_card_life_cycle_gates_content_management(card) -> None:
+    client, _ = _client(card)
+    with client:
+        client.set_card_life_cycle(0x07)
+        client.set_card_life_cycle(0x0F)
+        assert client.list().isd[0].life_cycle_name == "SECURED"
+        client.set_card_life_cycle(0x7F)
+    client, _ = _client(card)
+    with client:
+        with pytest.raises(ApduError) as e:
+            client.delete(bytes.fromhex("F043415244454D5502"))
+        assert e.value.sw == 0x6A81
+        client.set_card_life_cycle(0x0F)
+        with pytest.raises(ApduError) as e:
+            client.set_card_life_cycle(0x01)  # no way back to OP_READY
+        assert e.value.sw in (0x6A80, 0x6985)
+
+
+def test_put_key_then_authenticate_with_the_new_keys(card) -> None:
+    new = Scp03Keys(bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48)), 0x31)
+    client, _ = _client(card)
+    with client:
+        resp = client.put_key(new)
+        assert resp[0] == 0x31 and len(resp) == 10
+        assert [k.kvn for k in client.key_information()].count(0x31) == 3
+    with GpClient(InProcessReader(card), new, kvn=0x31, random=_seeded(5)) as c2:
+        assert c2.list().isd
+    # Replacing key set 30 retires the test keys.
+    newer = Scp03Keys.single(bytes(range(100, 116)), 0x30)
+    with GpClient(InProcessReader(card), random=_seeded(6)) as c3:
+        c3.put_key(newer, replace_kvn=0x30)
+    with pytest.raises(SecureChannelError, match="card cryptogram"):
+        GpClient(InProcessReader(card), kvn=0x30, random=_seeded(7)).open()
+    with GpClient(InProcessReader(card), newer, kvn=0x30, random=_seeded(8)) as c4:
+        assert c4.list().isd
+
+
+def test_wrong_keys_and_missing_channel(card) -> None:
+    with pytest.raises(SecureChannelError):
+        GpClient(InProcessReader(card), Scp03Keys.single(bytes(16))).open()
+    client = GpClient(InProcessReader(card))
+    with pytest.raises(SecureChannelError, match="needs a secure channel"):
+        client.list()
+
+
+def test_get_data_without_a_secure_channel(card) -> None:
+    client = GpClient(InProcessReader(card))
+    isd = client.select_isd()
+    assert isd.aid == ISD and isd.max_command_data == 0xFF
+    cd = client.card_data()
+    assert cd.gp_version == "2.3.1" and cd.secure_channels == ((3, 0x70),)
+    assert len(client.cplc().fields) == 18
+    assert {k.kvn for k in client.key_information()} == {0x30}
