@@ -24,7 +24,14 @@ from host.commands.common import UnexpectedStatus, json_option
 from host.commands.tools import InvalidInput, open_session, pick_reader, reader_options
 from host.errors import ApduError, SecureChannelError
 from host.gp.client import GpClient, Registry
-from host.gp.data import Privilege, RegistryEntry, card_life_cycle_name
+from host.gp.data import (
+    Privilege,
+    RegistryEntry,
+    card_life_cycle_name,
+    privilege_names,
+    privileges_from_bytes,
+    privileges_from_names,
+)
 from host.hexutil import parse_hex, to_hex
 from host.readers.base import ReaderError
 
@@ -178,7 +185,7 @@ def gp() -> None:
 def _entry_line(e: RegistryEntry) -> str:
     line = f"{e.kind:<4} {to_hex(e.aid):<32} {e.life_cycle_name}"
     if e.kind != "PKG" and e.privileges:
-        line += f"  [{', '.join(e.privileges.names())}]"
+        line += f"  [{', '.join(privilege_names(e.privileges))}]"
     if e.load_file_aid:
         line += f"  from {to_hex(e.load_file_aid)}"
     if e.version:
@@ -336,11 +343,11 @@ def _privileges(text: str) -> Privilege:
     try:
         b = parse_hex(text)
         if len(b) in (1, 3):
-            return Privilege.from_bytes(b)
+            return privileges_from_bytes(b)
     except ValueError:
         pass
     try:
-        return Privilege.from_names(text)
+        return privileges_from_names(text)
     except ValueError as e:
         raise InvalidInput(f"--privs: {e}") from None
 

@@ -41,6 +41,7 @@ from host.gp.data import (
     parse_cplc,
     parse_get_status,
     parse_key_information,
+    privileges_to_bytes,
 )
 from host.gp.secure_channel import DEFAULT_LEVEL, Scp03Reader
 from host.readers.base import Reader
@@ -399,7 +400,7 @@ class GpClient:
             The response data (empty, or 00, or a receipt).
         """
         self._require_channel("INSTALL [for install]")
-        priv = Privilege(int(privileges)).to_bytes(short=True)
+        priv = privileges_to_bytes(privileges, short=True)
         install_params = tlv.build(0xC9, params) + system_params
         data = (
             lv(load_file_aid)
@@ -421,7 +422,7 @@ class GpClient:
     def make_selectable(self, application_aid: bytes, privileges: Privilege | int = 0) -> None:
         """INSTALL [for make selectable] (§11.5.2.3.3)."""
         self._require_channel("INSTALL [for make selectable]")
-        priv = Privilege(int(privileges)).to_bytes(short=True)
+        priv = privileges_to_bytes(privileges, short=True)
         data = lv(b"") + lv(b"") + lv(application_aid) + lv(priv) + lv(b"") + lv(b"")
         self.send(
             CommandApdu(CLA_GP, INS_INSTALL, INSTALL_FOR_MAKE_SELECTABLE, 0x00, data, 256),

@@ -10,14 +10,20 @@ template (tag E0); CPLC is the Card Production Life Cycle data of GP v2.1.1
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 from typing import Any
 
 from card import tlv
+from card.gp.lifecycle import CARD_STATES
+from card.gp.registry import Privilege
 
 __all__ = [
     "StatusScope",
     "Privilege",
+    "privileges_from_bytes",
+    "privileges_to_bytes",
+    "privilege_names",
+    "privileges_from_names",
     "RegistryEntry",
     "Cplc",
     "CardRecognitionData",
@@ -50,72 +56,52 @@ class StatusScope(IntEnum):
     LOAD_FILES_AND_MODULES = 0x10
 
 
-class Privilege(IntFlag):
-    """The three privilege bytes (§11.1.2 Table 11-7) as one 24-bit value, byte 1 first."""
+def privileges_from_bytes(b: bytes) -> Privilege:
+    """One byte (GP 2.1.1 and the legacy GET STATUS format) or three bytes (§11.1.2).
 
-    SECURITY_DOMAIN = 0x800000
-    DAP_VERIFICATION = 0x400000
-    DELEGATED_MANAGEMENT = 0x200000
-    CARD_LOCK = 0x100000
-    CARD_TERMINATE = 0x080000
-    CARD_RESET = 0x040000  # "Default Selected" before GP 2.2
-    CVM_MANAGEMENT = 0x020000
-    MANDATED_DAP_VERIFICATION = 0x010000
-    TRUSTED_PATH = 0x008000
-    AUTHORIZED_MANAGEMENT = 0x004000
-    TOKEN_VERIFICATION = 0x002000
-    GLOBAL_DELETE = 0x001000
-    GLOBAL_LOCK = 0x000800
-    GLOBAL_REGISTRY = 0x000400
-    FINAL_APPLICATION = 0x000200
-    GLOBAL_SERVICE = 0x000100
-    RECEIPT_GENERATION = 0x000080
-    CIPHERED_LOAD_FILE_DATA_BLOCK = 0x000040
-    CONTACTLESS_ACTIVATION = 0x000020
-    CONTACTLESS_SELF_ACTIVATION = 0x000010
-
-    @classmethod
-    def from_bytes(cls, b: bytes) -> Privilege:  # type: ignore[override]
-        """One byte (the GP 2.1.1 format and legacy GET STATUS) or three bytes."""
-        if len(b) not in (1, 3):
-            raise ValueError(f"privileges have 1 or 3 bytes, not {len(b)}")
-        return cls(int.from_bytes(b.ljust(3, b"\x00"), "big"))
-
-    def to_bytes(self, short: bool = False) -> bytes:  # type: ignore[override]
-        """Three bytes; one byte with `short` when bytes 2 and 3 are zero."""
-        raw = int(self).to_bytes(3, "big")
-        if short and raw[1:] == b"\x00\x00":
-            return raw[:1]
-        return raw
-
-    @classmethod
-    def from_names(cls, names: str) -> Privilege:
-        """Parse "security-domain,card-lock" (case and - / _ do not matter).
-
-        Raises:
-            ValueError: an unknown privilege name.
-        """
-        out = cls(0)
-        for raw in filter(None, (n.strip() for n in names.split(","))):
-            key = raw.upper().replace("-", "_").replace(" ", "_")
-            try:
-                out |= cls[key]
-            except KeyError:
-                known = ", ".join(m.name.lower().replace("_", "-") for m in cls)  # type: ignore[union-attr]
-                raise ValueError(f"unknown privilege {raw!r} (known: {known})") from None
-        return out
-
-    def names(self) -> list[str]:
-        return [m.name.lower().replace("_", "-") for m in Privilege if m in self]  # type: ignore[union-attr]
+    Raises:
+        ValueError: another length.
+    """
+    if len(b) not in (1, 3):
+        raise ValueError(f"privileges have 1 or 3 bytes, not {len(b)}")
+    return Privilege(int.from_bytes(b.ljust(3, b"\x00"), "big"))
 
 
-CARD_LIFE_CYCLES: dict[int, str] = {
-    0x01: "OP_READY",
-    0x07: "INITIALIZED",
-    0x0F: "SECURED",
-    0x7F: "CARD_LOCKED",
-    0xFF: "TERMINATED",
-}
+def privileges_to_bytes(p: int, short: bool = False) -> bytes:
+    """Three bytes; one byte with `short` when bytes 2-3 are zero (all older cards take)."""
+    raw = int(p).to_bytes(3, "big")
+    if short and raw[1:] == b"\x00\x00":
+        return raw[:1]
+    return raw
+
+
+def privilege_names(p: int) -> list[str]:
+    """Names of the privileges set, "card-lock" style, in Table 11-7 order."""
+    return [_name(m) for m in Privilege if m & p]
+
+
+def privileges_from_names(names: str) -> Privilege:
+    """Parse "security-domain,card-lock" (case and - / _ do not matter).
+
+    Raises:
+        ValueError: an unknown privilege name.
+    """
+    out = Privilege(0)
+    for raw in filter(None, (n.strip() for n in names.split(","))):
+        key = raw.upper().replace("-", "_").replace(" ", "_")
+        try:
+            out |= Privilege[key]
+        except KeyError:
+            known = ", ".join(_name(m) for m in Privilege)
+            raise ValueError(f"unknown privilege {raw!r} (known: {known})") from None
+    return out
+
+
+def _name(m: Privilege) -> str:
+    return (m.name or "").lower().replace("_", "-")
+
+
+CARD_LIFE_CYCLES: dict[int, str] = dict(CARD_STATES)
 
 
 def card_life_cycle_name(state: int) -> str:
@@ -187,8 +173,8 @@ class RegistryEntry:
             self.scope != StatusScope.LOAD_FILES
             and self.scope != StatusScope.LOAD_FILES_AND_MODULES
         ):
-            out["privileges"] = self.privileges.to_bytes().hex().upper()
-            out["privilege_names"] = self.privileges.names()
+            out["privileges"] = privileges_to_bytes(self.privileges).hex().upper()
+            out["privilege_names"] = privilege_names(self.privileges)
         if self.load_file_aid is not None:
             out["load_file"] = self.load_file_aid.hex().upper()
         if self.associated_sd is not None:
