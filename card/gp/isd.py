@@ -262,6 +262,9 @@ class IssuerSecurityDomain(Applet):
         if cla & 0x80 == 0:
             if ins == INS_GET_DATA:
                 return self._get_data(cmd)
+            if ins == 0xA4:
+                # A SELECT the runtime passed on: no selectable application has that name.
+                raise CardError(SW.FILE_NOT_FOUND)
             raise CardError(SW.INS_NOT_SUPPORTED)
         if ins == INS_GET_DATA:
             return self._get_data(cmd)

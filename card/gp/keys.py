@@ -137,14 +137,14 @@ def parse_put_key(
     if not 0x01 <= new_kvn <= 0x7F:
         raise CardError(SW.WRONG_DATA)
     fields = _split_key_fields(data[1:])
+    if fields and fields[0][0] == KEY_TYPE_ECC_PUBLIC:
+        # One ECC key: its public point and its key parameter reference (F0).
+        return _parse_dap_key(old_kvn, new_kvn, first_kid, fields)
     if not fields or (len(fields) > 1 and not multiple):
         raise CardError(SW.WRONG_DATA)
     old = find_keyset(existing, old_kvn) if old_kvn else None
-    if old_kvn and old is None and not (old_kvn == DAP_KVN == new_kvn):
+    if old_kvn and old is None:
         raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-
-    if fields[0][0] == KEY_TYPE_ECC_PUBLIC:
-        return _parse_dap_key(old_kvn, new_kvn, first_kid, fields)
 
     keys: dict[int, bytes] = {}
     kcvs = b""

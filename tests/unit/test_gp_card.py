@@ -164,7 +164,11 @@ class GpHost:
         return self.send(self.cmd(0xF0, p1, p2, aid, None))[1]
 
     def select(self, aid: bytes) -> tuple[bytes, int]:
-        return self.raw(CommandApdu(self.channel, 0xA4, 0x04, 0x00, aid, 256).to_bytes())
+        """SELECT by AID; a successful SELECT ends the ISD session on this channel."""
+        data, sw = self.raw(CommandApdu(self.channel, 0xA4, 0x04, 0x00, aid, 256).to_bytes())
+        if sw in (0x9000, 0x6283):
+            self.session = None
+        return data, sw
 
 
 # -- the published SCP03 sessions, card side ---------------------------------------------------
@@ -482,8 +486,12 @@ def test_reselecting_the_isd_ends_the_session() -> None:
     rt = gp_card()
     host = GpHost(rt)
     host.open(0x01)
+    old = host.session
+    assert old is not None
+    assert host.send("80F28002024F0000")[1] == 0x9000
     assert host.select(ISD_AID)[1] == 0x9000
-    assert host.send("80F28002024F0000")[1] == 0x6982
+    # The card forgot the session: a command MACed in it is refused.
+    assert host.raw(old.wrap_command(h("80F28002024F0000")))[1] == 0x6982
 
 
 @pytest.mark.parametrize("level", [0x00, 0x01, 0x03, 0x11, 0x13, 0x31, 0x33])
