@@ -492,9 +492,13 @@ class TracingReader(Reader):
         if self.annotator is not None:
             self.annotator.reset()
         if self.fmt == "text":
-            print(f"-- reset, ATR {atr.hex().upper()}", file=self.stream)
+            print(f"-- reset, ATR {atr.hex().upper()}", file=self.stream, flush=True)
         elif self.fmt == "json":
-            print(json.dumps({"reset": "warm", "atr": atr.hex().upper()}), file=self.stream)
+            print(
+                json.dumps({"reset": "warm", "atr": atr.hex().upper()}),
+                file=self.stream,
+                flush=True,
+            )
         for sink in self.sinks:
             sink.reset(atr)
         return atr
@@ -513,9 +517,9 @@ class TracingReader(Reader):
         r = annotator.response(resp) if annotator is not None else _NONE
         ex = Exchange(apdu, resp, elapsed, (c, r) if annotator is not None else None)
         if self.fmt == "text":
-            print(format_response(resp, elapsed, self.colour, r), file=self.stream)
+            print(format_response(resp, elapsed, self.colour, r), file=self.stream, flush=True)
         elif self.fmt == "json":
-            print(json.dumps(ex.record(decode=annotator is not None)), file=self.stream)
+            print(json.dumps(ex.record(decode=annotator is not None)), file=self.stream, flush=True)
         for sink in self.sinks:
             sink.exchange(ex)
         return resp

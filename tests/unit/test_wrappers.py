@@ -40,6 +40,18 @@ from host.trace import (
 from tests.unit.cards import sample_card, select
 
 SELECT_ECHO = bytes.fromhex(select(ECHO_AID))
+_SPEC_MODULES = ("apdu_specs", "apdu_specs.base", "apdu_specs.values")
+
+
+@pytest.fixture(autouse=True)
+def _plain_traces(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Traces without apdu_specs (a package of its own, tested on its own); the tests
+    that check annotations install a stand-in."""
+    for name in _SPEC_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)
+    trace_mod._specs_api.cache_clear()
+    yield
+    trace_mod._specs_api.cache_clear()
 
 
 def pattern(n: int) -> bytes:
@@ -416,8 +428,6 @@ def fake_specs(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     mod.decode_command = decode_command  # type: ignore[attr-defined]
     mod.decode_response = decode_response  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "apdu_specs", mod)
-    for sub in ("apdu_specs.base", "apdu_specs.values"):
-        monkeypatch.setitem(sys.modules, sub, None)
     trace_mod._specs_api.cache_clear()
     yield mod
     trace_mod._specs_api.cache_clear()
@@ -435,16 +445,12 @@ def test_annotations_from_apdu_specs(fake_specs: types.ModuleType) -> None:
     assert exchange_record(bytes.fromhex("00B0000001"), b"\x90\x00", None)["name"] is None
 
 
-def test_no_apdu_specs_means_no_annotation(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("apdu_specs", "apdu_specs.base", "apdu_specs.values"):
-        monkeypatch.setitem(sys.modules, name, None)  # import fails
-    trace_mod._specs_api.cache_clear()
-    try:
-        assert format_command(bytes.fromhex("00A4040002A00000")) == ">> 00A40400 02 A000 00"
-        rec = exchange_record(bytes.fromhex("00A4040002A00000"), b"\x90\x00", None)
-        assert rec["name"] is None and rec["fields"] == {}
-    finally:
-        trace_mod._specs_api.cache_clear()
+def test_no_apdu_specs_means_no_annotation() -> None:
+    # The autouse fixture makes `import apdu_specs` fail.
+    assert trace_mod._specs_api() is None
+    assert format_command(bytes.fromhex("00A4040002A00000")) == ">> 00A40400 02 A000 00"
+    rec = exchange_record(bytes.fromhex("00A4040002A00000"), b"\x90\x00", None)
+    assert rec["name"] is None and rec["fields"] == {}
 
 
 class FakeSession:
@@ -491,8 +497,6 @@ def session_specs(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
     mod = types.ModuleType("apdu_specs")
     mod.DecodeSession = FakeSession  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "apdu_specs", mod)
-    for sub in ("apdu_specs.base", "apdu_specs.values"):
-        monkeypatch.setitem(sys.modules, sub, None)
     trace_mod._specs_api.cache_clear()
     yield mod
     trace_mod._specs_api.cache_clear()
