@@ -9,6 +9,7 @@ end to end).
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -22,6 +23,7 @@ from card.gp.scp03 import (
     Scp03Error,
     Scp03Keys,
     Scp03Session,
+    aes_kcv,
     pseudo_random_card_challenge,
 )
 from host.errors import ApduError, SecureChannelError
@@ -437,3 +439,83 @@ def test_get_data_without_a_secure_channel(card) -> None:
     assert cd.gp_version == "2.3.1" and cd.secure_channels == ((3, 0x70),)
     assert len(client.cplc().fields) == 18
     assert {k.kvn for k in client.key_information()} == {0x30}
+
+
+# -- Part 3: `cardemu gp` ----------------------------------------------------------------------
+
+
+def cardemu(*args: str) -> tuple[int, str, str]:
+    """Run the CLI's real entry point; returns (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from host.cli import main
+
+    with CliRunner().isolation() as (out, err, _):
+        code = main(list(args))
+    return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+@pytest.fixture
+def image(tmp_path) -> str:
+    path = str(tmp_path / "gp.card")
+    new_card("gp", path, rng_seed=1).close()
+    return path
+
+
+def test_cli_install_list_lock_delete(image: str) -> None:
+    code, out, _ = cardemu(
+        "gp", "install", "notes", "--card", image, "--aid", "F0000000AA01", "--params", "6869"
+    )
+    assert code == 0 and "installed F0000000AA01" in out
+    code, out, _ = cardemu("gp", "list", "--card", image, "--json", "--level", "33")
+    assert code == 0
+    apps = {a["aid"]: a for a in json.loads(out)["applications"]}
+    assert apps["F0000000AA01"]["life_cycle_name"] == "SELECTABLE"
+    assert cardemu("gp", "lock", "F0000000AA01", "--card", image)[0] == 0
+    code, out, _ = cardemu("gp", "list", "--card", image, "--json")
+    assert {a["aid"]: a for a in json.loads(out)["applications"]}["F0000000AA01"][
+        "life_cycle_name"
+    ] == "LOCKED"
+    assert cardemu("gp", "unlock", "F0000000AA01", "--card", image)[0] == 0
+    assert cardemu("gp", "delete", "F0000000AA01", "--card", image)[0] == 0
+    code, out, err = cardemu("gp", "delete", "F0000000AA01", "--card", image)
+    assert code == 3
+    assert err.strip() == (
+        "Error: DELETE F0000000AA01: card answered 6A88 "
+        "(Referenced data or reference data not found)"
+    )
+
+
+def test_cli_usage_and_channel_errors(image: str) -> None:
+    code, _, err = cardemu("gp", "delete", "F000", "--card", image)
+    assert code == 2 and err.startswith("Error: AID")
+    code, _, err = cardemu("gp", "list", "--card", image, "--key", "00" * 16)
+    assert code == 1 and "card cryptogram" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cardemu("gp", "install", "no-such-applet", "--card", image)
+    assert code == 2
+
+
+def test_cli_info_and_put_key(image: str) -> None:
+    code, out, _ = cardemu("gp", "info", "--card", image, "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["isd"] == "A000000151000000"
+    assert info["card_data"]["gp_version"] == "2.3.1"
+    assert len(info["cplc"]) == 18
+    new = "000102030405060708090A0B0C0D0E0F"
+    code, out, _ = cardemu(
+        "gp", "put-key", "--card", image, "--new-kvn", "31", "--new-key", new, "--json"
+    )
+    assert code == 0
+    kcv = aes_kcv(bytes.fromhex(new)).hex().upper()
+    assert json.loads(out) == {"kvn": "31", "kcv": {"enc": kcv, "mac": kcv, "dek": kcv}}
+    code, _, _ = cardemu("gp", "list", "--card", image, "--key", new, "--kvn", "31")
+    assert code == 0
+
+
+def test_cli_card_status(image: str) -> None:
+    assert cardemu("gp", "card-status", "initialized", "--card", image)[0] == 0
+    code, out, _ = cardemu("gp", "card-status", "secured", "--card", image)
+    assert code == 0 and "SECURED" in out
+    code, _, err = cardemu("gp", "card-status", "initialized", "--card", image)
+    assert code == 3 and "SET STATUS" in err
