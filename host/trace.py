@@ -147,13 +147,12 @@ def _note(api: _SpecsApi | None, result: Any, kind: str, sw: int | None = None) 
         return _NONE
     if isinstance(result, Mapping):
         name = result.get("name")
-        raw_fields = result.get("fields")
-        fields = json_safe(raw_fields) if raw_fields else None
+        given = json_safe(result.get("fields")) if result.get("fields") else None
         summary = result.get("summary")
         return Annotation(
             str(name) if name is not None else None,
             str(summary) if summary else None,
-            fields if isinstance(fields, dict) else None,
+            given if isinstance(given, dict) else None,
         )
     # apdu_specs' Decoded: with no spec, the command is unknown to it and it has
     # nothing to say that the trace does not show already.

@@ -200,7 +200,7 @@ def card_info(as_json: bool, path: str) -> None:
         rt = CardRuntime(path)
     except NvmError as e:
         raise click.ClickException(str(e)) from None
-    info = {
+    info: dict[str, Any] = {
         "atr": to_hex(rt.atr),
         "applets": [
             {
