@@ -346,7 +346,7 @@ def run(
     \b
     Examples:
       cardemu run session.apdu
-      echo "00A4040009F043415244454D5501 =9000" | cardemu run -
+      echo "00A4040C09F043415244454D5501 =9000" | cardemu run -
       cardemu run -r 1 --trace-file session.jsonl --var pin=31323334 pin.apdu
     """
     variables = _parse_vars(var_defs)
