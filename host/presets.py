@@ -49,6 +49,20 @@ def _gp(rt: CardRuntime) -> None:
     rt.install(CounterClient, COUNTER_CLIENT_AID, COUNTER_SERVER_AID)
 
 
+def _usim(rt: CardRuntime) -> None:
+    from applets.usim import UICC_AID, UiccApplet
+    from applets.usim.builder import sample_profile
+
+    # One profile from the builder, enabled: see applets.usim.builder TEST_* for its values.
+    rt.install(UiccApplet, UICC_AID, sample_profile().to_bytes(), default=True)
+
+
+def _euicc_empty(rt: CardRuntime) -> None:
+    from applets.usim import UICC_AID, UiccApplet
+
+    rt.install(UiccApplet, UICC_AID, default=True)
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -62,6 +76,12 @@ PRESETS: dict[str, Preset] = {
             "GlobalPlatform ISD (default-selected, SCP03, test keys 40..4F kvn 30), sample applets",
             _gp,
         ),
+        Preset(
+            "usim",
+            "UICC with one USIM profile (IMSI 001010000000001, Milenage K=OPc=000102..0F)",
+            _usim,
+        ),
+        Preset("euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty),
     ]
 }
 

@@ -268,3 +268,40 @@ def build_profile(
         apps=tuple(apps),
         metadata=tuple(metadata),
     )
+
+
+# -- The documented test subscription (the "usim" preset) -------------------------------------
+#
+# K and OPc are those of the osmocom Milenage test (libosmocore tests/auth/milenage_test.c),
+# so the published AUTN/RES/CK/IK example of ../shared/vectors/milenage.json runs on this
+# card as it is. MCC 001 / MNC 01 is the test network of ITU-T E.212.
+TEST_IMSI = "001010000000001"
+TEST_ICCID_BODY = "898821000000000001"
+TEST_K = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+TEST_OPC = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+TEST_MSISDN = "+0010100001"
+TEST_SPN = "cardemu"
+TEST_PINS = {"pin1": "1234", "puk1": "11111111", "pin2": "5678", "puk2": "22222222", "adm1": "12345678"}
+
+
+def sample_iccid() -> str:
+    """The test ICCID: its 18 digits and the Luhn check digit."""
+    from applets.usim.ts_102_221 import luhn_digit
+
+    return TEST_ICCID_BODY + luhn_digit(TEST_ICCID_BODY)
+
+
+def sample_profile(**overrides: object) -> Profile:
+    """The documented test subscription: `build_profile` with the TEST_* values above."""
+    fields: dict[str, object] = {
+        "iccid": sample_iccid(),
+        "imsi": TEST_IMSI,
+        "k": TEST_K,
+        "opc": TEST_OPC,
+        "msisdn": TEST_MSISDN,
+        "spn": TEST_SPN,
+        "name": "cardemu test",
+        "provider": "cardemu",
+    }
+    fields.update(overrides)
+    return build_profile(**fields)  # type: ignore[arg-type]
