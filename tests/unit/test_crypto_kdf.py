@@ -120,7 +120,9 @@ def test_scp03_length_and_l_binding(keylen: int, const: int, ctx: bytes, bits: i
     out = scp03_kdf(key, const, ctx, bits)
     assert len(out) == bits // 8
     # L is part of the PRF input, so a shorter request is not a prefix of a longer one.
-    assert scp03_kdf(key, const, ctx, bits + 128)[: bits // 8] != out
+    # (Compared on 8 bytes or more: a 1-byte prefix collides by chance 1 time in 256.)
+    if bits >= 64:
+        assert scp03_kdf(key, const, ctx, bits + 128)[: bits // 8] != out
 
 
 @pytest.mark.parametrize("bits", [0, -8, 7, 65536])
