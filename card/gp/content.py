@@ -24,6 +24,8 @@ verify.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from card import tlv
@@ -69,15 +71,35 @@ def _confirm(cmd: Command) -> bytes | None:
     return b"\x00" if cmd.apdu.le is not None else None
 
 
-def _resync(rt: CardRuntime) -> None:
-    """Make the runtime's in-memory registry match persistent memory again.
+def _forget_runtime_registry(rt: CardRuntime, *, reload: bool) -> None:
+    """Make the runtime rebuild its in-memory registry from persistent memory.
 
-    After our transaction is aborted, the runtime's cached entries may still hold
-    what the aborted `install`/`delete` did; forgetting the cached value forces
-    `_load_registry` to rebuild from NVM.
+    `CardRuntime.install`/`delete` change their in-memory entries before their
+    registry write; when our transaction is aborted, or a tear cuts it, those
+    entries no longer match NVM, and the runtime's check "NVM value unchanged,
+    nothing to reload" would keep them. Forgetting the cached value makes the
+    next `_load_registry` (now, or at power-up after a tear) rebuild them.
     """
     rt._registry_value = None
-    rt._load_registry()
+    if reload:
+        rt._load_registry()
+
+
+@contextmanager
+def _registry_update(rt: CardRuntime) -> Iterator[None]:
+    """One transaction around Registry writes, keeping the runtime's memory in step."""
+    nvm = rt.nvm
+    nvm.begin()
+    try:
+        yield
+        nvm.commit()
+    except BaseException:
+        if nvm.in_transaction and not nvm.torn:
+            nvm.abort()
+            _forget_runtime_registry(rt, reload=True)
+        else:  # torn: power-up rolls back, then rebuilds
+            _forget_runtime_registry(rt, reload=False)
+        raise
 
 
 # -- GET STATUS (§11.4) ----------
@@ -125,7 +147,7 @@ def set_status(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
         current = isd.card_state
         lifecycle.check_card_transition(current, a.p2)
         restrict = a.p2 in (lifecycle.CARD_LOCKED, lifecycle.TERMINATED)
-        with isd.system.transaction():
+        with _registry_update(rt):
             isd.card_state = a.p2
             # §5.1.1.4-5: a locked or terminated card selects only its ISD.
             rt.restrict_selection(isd_aid if restrict else None)
@@ -141,7 +163,9 @@ def set_status(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
         app = reg.application(a.data)
         if app is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-        rt.set_lifecycle(app.aid, lifecycle.app_state_for_set_status(app.lifecycle, a.p2))
+        new_state = lifecycle.app_state_for_set_status(app.lifecycle, a.p2)
+        with _registry_update(rt):
+            rt.set_lifecycle(app.aid, new_state)
         return None
     # 60: the Security Domain and its applications. The only SD here is the ISD,
     # whose own state is the card's: its associated applications change.
@@ -159,7 +183,7 @@ def set_status(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
                 changes.append((app.aid, lifecycle.unlock(app.lifecycle)))
         else:
             raise CardError(SW.WRONG_DATA)
-    with isd.system.transaction():
+    with _registry_update(rt):
         for aid, state in changes:
             rt.set_lifecycle(aid, state)
     return None
@@ -228,9 +252,7 @@ def _install_for_install(
         raise CardError(SW.WRONG_DATA)
     record = AppRecord(f.app_aid, elf.aid, module.aid, int(privileges), bytes(isd.aid))
     state = lifecycle.SELECTABLE if selectable else lifecycle.INSTALLED
-    nvm = rt.nvm
-    nvm.begin()
-    try:
+    with _registry_update(rt):
         isd.apps_value = isd.apps_value + (record.to_value(),)
         rt.install(
             cls,
@@ -239,12 +261,6 @@ def _install_for_install(
             default=bool(privileges & Privilege.CARD_RESET),
             lifecycle=state,
         )
-        nvm.commit()
-    except BaseException:
-        if nvm.in_transaction and not nvm.torn:
-            nvm.abort()
-            _resync(rt)
-        raise
     return _confirm(cmd)
 
 
@@ -257,7 +273,8 @@ def _make_selectable(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
         raise CardError(SW.CONDITIONS_NOT_SATISFIED)
     if f.privileges and parse_privileges(f.privileges) != app.privileges:
         raise CardError(SW.WRONG_DATA)  # privileges are fixed at INSTALL [for install]
-    isd.runtime.set_lifecycle(app.aid, lifecycle.SELECTABLE)
+    with _registry_update(isd.runtime):
+        isd.runtime.set_lifecycle(app.aid, lifecycle.SELECTABLE)
     return _confirm(cmd)
 
 
@@ -369,20 +386,12 @@ def delete(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
         selected = rt.selected_aid(ch)
         if selected is not None and bytes(selected) in doomed_apps:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-    nvm = rt.nvm
-    nvm.begin()
-    try:
+    with _registry_update(rt):
         isd.apps_value = tuple(v for v in isd.apps_value if v[0] not in doomed_apps)
         if doomed_elf is not None:
             isd.load_files_value = tuple(v for v in isd.load_files_value if v[0] != doomed_elf)
         for x in doomed_apps:
             rt.delete(x)
-        nvm.commit()
-    except BaseException:
-        if nvm.in_transaction and not nvm.torn:
-            nvm.abort()
-            _resync(rt)
-        raise
     return _confirm(cmd)
 
 
