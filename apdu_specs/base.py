@@ -329,6 +329,11 @@ def _view_value(v: Any) -> Any:
     return v
 
 
+def count_bytes(n: int) -> str:
+    """A byte count with its noun: 1 byte, 5 bytes."""
+    return f"{n} byte" if n == 1 else f"{n} bytes"
+
+
 def _template_view(d: Decoded) -> _View:
     view = _View({k: _view_value(v) for k, v in d.params.items()})
     ne = d.fields.get("ne")
@@ -337,6 +342,7 @@ def _template_view(d: Decoded) -> _View:
         name=d.name,
         data=_view_value(data) if data is not None else "",
         nc=d.fields.get("nc", 0),
+        bytes=count_bytes(d.fields.get("nc", 0)),
         ne=ne if ne is not None else "",
         le=f", Ne {ne}" if ne is not None else "",
     )
@@ -1134,6 +1140,7 @@ __all__ = [
     "SwPattern",
     "Vector",
     "all_specs",
+    "count_bytes",
     "decode_command",
     "decode_response",
     "default_registry",

@@ -13,9 +13,20 @@ interindustry commands: `apdu_specs.iso7816_4` decodes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import construct as c
 
-from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, p1p2, sws
+from apdu_specs.base import (
+    AppletContext,
+    CommandSpec,
+    Decoded,
+    Le,
+    Vector,
+    count_bytes,
+    p1p2,
+    sws,
+)
 
 PURSE = AppletContext("sample purse", (bytes.fromhex("F043415244454D5501"),))
 ECHO = AppletContext("sample echo", (bytes.fromhex("F043415244454D5502"),))
@@ -33,12 +44,12 @@ LAST_TRANSACTION = c.Struct(
 )
 
 
-def _amount(name: str) -> object:
+def _amount(name: str) -> Callable[[Decoded], str]:
     def summary(d: Decoded) -> str:
         data = d.data
         if isinstance(data, dict):
             return f"{name} {data['amount']}"
-        return f"{name}, {d.fields['nc']} bytes (not an amount)"
+        return f"{name}, {count_bytes(d.fields['nc'])} (not an amount)"
 
     return summary
 
@@ -63,7 +74,7 @@ SPECS: tuple[CommandSpec, ...] = (
         data=_AMOUNT,
         nc=(4, 4),
         sws=_PURSE_SWS,
-        summary=_amount("CREDIT"),  # type: ignore[arg-type]
+        summary=_amount("CREDIT"),
         context=PURSE,
         doc="Balance, transaction counter and last record change in one transaction.",
         vectors=(
@@ -93,7 +104,7 @@ SPECS: tuple[CommandSpec, ...] = (
         data=_AMOUNT,
         nc=(4, 4),
         sws=sws("6700 6982 6985 6A86"),
-        summary=_amount("DEBIT"),  # type: ignore[arg-type]
+        summary=_amount("DEBIT"),
         context=PURSE,
         doc="Needs the PIN verified on this channel.",
         vectors=(
@@ -176,7 +187,7 @@ SPECS: tuple[CommandSpec, ...] = (
         nc=(0, 65535),
         le=Le.OPTIONAL,
         response=c.GreedyBytes,
-        summary="ECHO {nc} bytes{le}",
+        summary="ECHO {bytes}{le}",
         context=ECHO,
         doc="Returns the data (after any command chaining).",
         vectors=(

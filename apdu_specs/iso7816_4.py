@@ -16,11 +16,12 @@ per variant and a fallback spec that names the command for undefined values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import construct as c
 
-from apdu_specs.base import CommandSpec, Decoded, Le, Vector, p1, p1p2, p2, sws
+from apdu_specs.base import CommandSpec, Decoded, Le, Vector, count_bytes, p1, p1p2, p2, sws
 from apdu_specs.constructs import FID, PATH, BerTlv, TagInfo, find_entry, int_be, tlv_summary
 from apdu_specs.generate import Draw
 from apdu_specs.values import HexInt
@@ -202,10 +203,6 @@ def _le(d: Decoded) -> str:
     return f", Ne {ne}" if ne is not None else ""
 
 
-def _nbytes(d: Decoded, what: str = "bytes") -> str:
-    return f"{d.fields['nc']} {what}"
-
-
 def _select_target(mode: int, data: Any) -> str:
     if mode == 0x00:
         return f"FID {_hx(data)}" if data else "MF"
@@ -228,7 +225,7 @@ def _select_summary(d: Decoded) -> str:
     if p["occurrence"]:
         parts.append(f"{p['occurrence']} occurrence")
     parts.append(str(p["response"]))
-    if p["session"]:
+    if p.get("session"):
         parts.append(str(p["session"]))
     return ", ".join(parts) + _le(d)
 
@@ -242,9 +239,9 @@ def _fci_summary(d: Decoded) -> str:
 
 # -- Selection (§11.1) ------------------------------------------------------------------
 
+#: P2 b7, application session control: ETSI TS 102 221 §11.1.1.2 (SELECT by DF name).
+_SESSION = p2("session", {0: "activate", 1: "terminate the application session"}, mask=0x40)
 _SELECT_P2 = (
-    # P2 b7: application session control, defined by ETSI TS 102 221 §11.1.1.2.
-    p2("session", {0: "activate", 1: "terminate the application session"}, mask=0x40),
     p2(
         "response",
         {0: "return FCI", 1: "return FCP", 2: "return FMD", 3: "no response data"},
@@ -267,7 +264,13 @@ def _select(
         f"{CLAUSE} §11.1.1 (2005 Tables 39, 40)",
         variant=SELECT_MODES[mode] if mode is not None else "P1 undefined",
         p1=mode,
-        fields=_SELECT_P2 if mode is not None else (p1("mode", hex=True), *_SELECT_P2),
+        fields=(
+            (_SESSION, *_SELECT_P2)
+            if mode == 0x04
+            else (p1("mode", hex=True), _SESSION, *_SELECT_P2)
+            if mode is None
+            else _SELECT_P2
+        ),
         data=data,
         nc=nc,
         le=Le.OPTIONAL,
@@ -606,7 +609,7 @@ def _odd_binary(
         if isinstance(d.data, list):
             e = find_entry(d.data, 0x53)
             if e is not None:
-                extra = f", {len(e.get('value', b''))} bytes"
+                extra = f", {count_bytes(len(e.get('value', b'')))}"
         return f"{name} {_odd_file(word)}, {_odd_offset(d.data)}{extra}{_le(d)}"
 
     return CommandSpec(
@@ -697,7 +700,7 @@ BINARY_SPECS = (
         le=Le.ABSENT,
         response=None,
         sws_=_WRITE_SWS,
-        tail=", {nc} bytes",
+        tail=", {bytes}",
         vectors=(
             (
                 Vector(
@@ -734,7 +737,7 @@ BINARY_SPECS = (
         le=Le.ABSENT,
         response=None,
         sws_=_WRITE_SWS,
-        tail=", {nc} bytes",
+        tail=", {bytes}",
         vectors=(
             (Vector("00D00000021122", "WRITE BINARY offset 0x0000, 2 bytes"),),
             (Vector("00D081FF021122", "WRITE BINARY SFI 01, offset 0xFF, 2 bytes"),),
@@ -835,7 +838,7 @@ def _record_spec(
     vectors: tuple[Vector, ...],
 ) -> CommandSpec:
     def summary(d: Decoded) -> str:
-        tail = f", {d.fields['nc']} bytes" if d.fields["nc"] else ""
+        tail = f", {count_bytes(d.fields['nc'])}" if d.fields["nc"] else ""
         return f"{name} {_record_target(d)}{tail}{_le(d)}"
 
     return CommandSpec(
@@ -872,7 +875,7 @@ def _records_found(d: Decoded) -> str:
 
 
 def _append_summary(d: Decoded) -> str:
-    return f"APPEND RECORD to {_ef(d)}, {d.fields['nc']} bytes"
+    return f"APPEND RECORD to {_ef(d)}, {count_bytes(d.fields['nc'])}"
 
 
 RECORD_SPECS = (
@@ -1013,10 +1016,10 @@ def _get_data_summary(d: Decoded) -> str:
 
 
 def _put_data_summary(d: Decoded) -> str:
-    return f"PUT DATA {tag_target(int(d.params['tag']))}, {d.fields['nc']} bytes"
+    return f"PUT DATA {tag_target(int(d.params['tag']))}, {count_bytes(d.fields['nc'])}"
 
 
-def _odd_do_summary(name: str) -> Any:
+def _odd_do_summary(name: str) -> Callable[[Decoded], str]:
     def summary(d: Decoded) -> str:
         data = d.data
         text = tlv_summary(data) if isinstance(data, list) else _hx(data)
@@ -1117,18 +1120,18 @@ def _verify_summary(d: Decoded) -> str:
         return f"VERIFY reset the verification status, {_ref(d)}"
     if not d.fields["nc"]:
         return f"VERIFY status query, {_ref(d)}"
-    return f"VERIFY {_ref(d)}, {d.fields['nc']} bytes of verification data"
+    return f"VERIFY {_ref(d)}, {count_bytes(d.fields['nc'])} of verification data"
 
 
-def _p1_summary(name: str, key: str) -> Any:
+def _p1_summary(name: str, key: str) -> Callable[[Decoded], str]:
     def summary(d: Decoded) -> str:
         text = f"{name} {_ref(d)}, {d.params[key]}"
-        return text + (f" ({d.fields['nc']} bytes)" if d.fields["nc"] else "")
+        return text + (f" ({count_bytes(d.fields['nc'])})" if d.fields["nc"] else "")
 
     return summary
 
 
-def _auth_summary(name: str) -> Any:
+def _auth_summary(name: str) -> Callable[[Decoded], str]:
     def summary(d: Decoded) -> str:
         alg = d.params["algorithm"]
         text = f"{name} {_ref(d)}"
@@ -1136,7 +1139,7 @@ def _auth_summary(name: str) -> Any:
             text += f", algorithm {alg}"
         if d.fields["nc"]:
             data = d.data
-            body = tlv_summary(data) if isinstance(data, list) else f"{d.fields['nc']} bytes"
+            body = tlv_summary(data) if isinstance(data, list) else count_bytes(d.fields["nc"])
             text += f", {body}"
         return text + _le(d)
 
@@ -1538,7 +1541,11 @@ def _pso_summary(d: Decoded) -> str:
     text = f"PSO {d.spec.variant}"
     if d.fields["nc"]:
         data = d.data
-        text += f", {tlv_summary(data)}" if isinstance(data, list) else f", {d.fields['nc']} bytes"
+        text += (
+            f", {tlv_summary(data)}"
+            if isinstance(data, list)
+            else f", {count_bytes(d.fields['nc'])}"
+        )
     return text + _le(d)
 
 
@@ -1546,7 +1553,7 @@ def _pso_generic_summary(d: Decoded) -> str:
     out_tag, in_tag = int(d.params["output"]), int(d.params["input"])
     out_name = PSO_TAGS[out_tag].name if out_tag in PSO_TAGS else f"{out_tag:02X}"
     in_name = PSO_TAGS[in_tag].name if in_tag in PSO_TAGS else f"{in_tag:02X}"
-    return f"PSO output {out_name}, input {in_name}, {d.fields['nc']} bytes{_le(d)}"
+    return f"PSO output {out_name}, input {in_name}, {count_bytes(d.fields['nc'])}{_le(d)}"
 
 
 def _pso(
@@ -1698,7 +1705,7 @@ PSO_SPECS = (
 _LIFE_SWS = sws("6283 6285 6581 6982 6985 6986 6A81 6A82 6A86")
 
 
-def _file_summary(name: str) -> Any:
+def _file_summary(name: str) -> Callable[[Decoded], str]:
     def summary(d: Decoded) -> str:
         mode, data = int(d.params["mode"]), d.data
         if mode == 0 and not data:
@@ -1797,7 +1804,7 @@ TRANSMISSION_SPECS = (
         data=c.GreedyBytes,
         le=Le.OPTIONAL,
         response=c.GreedyBytes,
-        summary="ENVELOPE, {nc} bytes{le}",
+        summary="ENVELOPE, {bytes}{le}",
         vectors=(Vector("00C20000050102030405", "ENVELOPE, 5 bytes"),),
     ),
     CommandSpec(
@@ -1810,7 +1817,7 @@ TRANSMISSION_SPECS = (
         data=BerTlv(open=True),
         le=Le.OPTIONAL,
         response=_ANY_DATA,
-        summary="ENVELOPE (BER-TLV), {nc} bytes{le}",
+        summary="ENVELOPE (BER-TLV), {bytes}{le}",
         vectors=(Vector("00C30000048002010200", "ENVELOPE (BER-TLV), 4 bytes, Ne 256"),),
     ),
 )
