@@ -12,7 +12,7 @@ the source as installed; a mismatch refuses the LOAD.
 
 Descriptor format (format version 1), all lengths BER (X.690 §8.1.3)::
 
-    FF43 L                      cardemu load file descriptor (private, constructed)
+    FE L                        cardemu load file descriptor (private, constructed)
       80 01 01                  format version
       4F L  <package AID>       the Executable Load File AID (5-16 bytes)
       CE 02 <major> <minor>     load file version (GPC Table 11-36 uses CE for it)
@@ -47,7 +47,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,7 +80,7 @@ __all__ = [
     "verify_descriptor",
 ]
 
-DESCRIPTOR_TAG = 0xFF43
+DESCRIPTOR_TAG = 0xFE  # private, constructed (ISO 7816-4 §5.2.2.1: no first tag byte FF)
 FORMAT_VERSION = 1
 CARDEMU_PREFIX = bytes.fromhex("F043415244454D55")  # RID F0 43 41 52 44 ("F0 CARD") + "EMU"
 
@@ -295,6 +295,15 @@ def _catalogue_entry_points() -> dict[str, str]:
     return {ep.name: ep.value.replace(" ", "") for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def _catalogue_versions(package: str) -> list[str]:
+    """Versions of the distributions whose entry points catalogue classes of `package`."""
+    out = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _in_package(ep.value.partition(":")[0].strip(), package) and ep.dist is not None:
+            out.append(ep.dist.version)
+    return out
+
+
 def _is_package(module: str) -> bool:
     spec = importlib.util.find_spec(module)
     if spec is None:
@@ -337,12 +346,9 @@ def catalogued_modules(package: str) -> list[tuple[str, str]]:
 
 
 def _package_version(package: str) -> tuple[int, int]:
-    top = package.partition(".")[0]
-    for dist in packages_distributions().get(top, []):
-        try:
-            nums = re.findall(r"\d+", version(dist))
-        except PackageNotFoundError:
-            continue
+    # The (major, minor) of the distribution that registers the package's applets.
+    for v in _catalogue_versions(package):
+        nums = re.findall(r"\d+", v)
         if nums:
             return (int(nums[0]) & 0xFF, int(nums[1]) & 0xFF if len(nums) > 1 else 0)
     return (1, 0)
