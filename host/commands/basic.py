@@ -44,6 +44,7 @@ def send(
     trace_json: bool,
     get_response: bool,
     chaining: str,
+    transport: str,
     as_json: bool,
     quiet: bool,
     apdus: tuple[str, ...],
@@ -73,6 +74,7 @@ def send(
         trace_file=trace_file,
         get_response=get_response,
         chaining=chaining,
+        transport=transport,
     ) as session:
         try:
             for cmd in cmds:

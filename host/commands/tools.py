@@ -138,6 +138,14 @@ def session_options(f: F) -> F:
             "resend with the exact Le on 6Cxx.",
         ),
         click.option(
+            "--transport",
+            type=click.Choice(["direct", "t0", "t1"]),
+            default="direct",
+            show_default=True,
+            help="For an emulated card: carry APDUs through its ISO 7816-3 T=0 or T=1 byte "
+            "engine and a terminal driver instead of calling it directly.",
+        ),
+        click.option(
             "--chaining",
             type=click.Choice(["auto", "always", "off"]),
             default="auto",
@@ -198,6 +206,7 @@ def open_session(
     trace_file: str | None = None,
     get_response: bool = False,
     chaining: str = "auto",
+    transport: str = "direct",
 ) -> Iterator[Session]:
     """Connect to a reader and stack the wrappers; close everything at the end.
 
@@ -205,7 +214,7 @@ def open_session(
         click.ClickException: the reader could not be opened or connected (exit 1).
     """
     try:
-        with connected(info, seed=seed) as (raw, atr):
+        with connected(info, seed=seed, transport=transport) as (raw, atr):
             writer = None
             if trace_file:
                 try:
@@ -312,6 +321,7 @@ def run(
     trace_json: bool,
     get_response: bool,
     chaining: str,
+    transport: str,
     as_json: bool,
     quiet: bool,
     lenient: bool,
@@ -377,6 +387,7 @@ def run(
         trace_file=trace_file,
         get_response=get_response,
         chaining=chaining,
+        transport=transport,
     ) as s:
         try:
             run_script(

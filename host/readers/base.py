@@ -31,7 +31,7 @@ class Reader(ABC):
         """Warm-reset the card and return its ATR."""
         return self.connect()
 
-    def disconnect(self) -> None:
+    def disconnect(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release the card."""
 
     def __enter__(self) -> Reader:

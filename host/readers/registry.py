@@ -168,8 +168,42 @@ def choose(spec: str | int | None, listing: Listing) -> ReaderInfo:
     return listing.readers[listing.names.index(name)]
 
 
+TRANSPORTS = ("direct", "t0", "t1")
+
+
 class EmulatedReader(InProcessReader):
-    """An in-process reader that owns its card: `close()` closes the card image."""
+    """An in-process reader that owns its card: `close()` closes the card image.
+
+    With transport "t0" or "t1" every APDU goes through the card's byte-level
+    ISO 7816-3 engine and a terminal-side driver (TPDUs, procedure bytes, blocks),
+    so the whole stack below the APDU is exercised; "direct" calls the runtime.
+    """
+
+    def __init__(self, card: CardRuntime, name: str, transport: str = "direct") -> None:
+        super().__init__(card, name)
+        if transport not in TRANSPORTS:
+            raise ReaderError(f"unknown transport {transport!r}: choose {', '.join(TRANSPORTS)}")
+        self.transport = transport
+        self._wire: Reader | None = None
+        if transport == "t0":
+            from host.readers.t0 import T0Reader
+
+            self._wire = T0Reader(card, name=name)
+        elif transport == "t1":
+            from host.readers.t1 import T1Reader
+
+            self._wire = T1Reader(card, stream=True, name=name)
+
+    def connect(self) -> bytes:
+        return self._wire.connect() if self._wire else super().connect()
+
+    def reset(self) -> bytes:
+        return self._wire.reset() if self._wire else super().reset()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if self._wire is None:
+            return super().transmit(apdu)
+        return self._wire.transmit(apdu)
 
     def close(self) -> None:
         self.card.close()
@@ -193,7 +227,9 @@ def open_card(info: ReaderInfo, *, seed: bytes | int | None = None) -> CardRunti
     raise ReaderError(f"{info.name} is not an emulated card")
 
 
-def open_reader(info: ReaderInfo, *, seed: bytes | int | None = None) -> Reader:
+def open_reader(
+    info: ReaderInfo, *, seed: bytes | int | None = None, transport: str = "direct"
+) -> Reader:
     """A reader for `info`, not yet connected.
 
     `seed` seeds an emulated card's RNG; a PC/SC card ignores it.
@@ -205,15 +241,15 @@ def open_reader(info: ReaderInfo, *, seed: bytes | int | None = None) -> Reader:
         from host.readers.pcsc import PcscReader
 
         return PcscReader(info.target)
-    return EmulatedReader(open_card(info, seed=seed), name=info.name)
+    return EmulatedReader(open_card(info, seed=seed), name=info.name, transport=transport)
 
 
 @contextmanager
 def connected(
-    info: ReaderInfo, *, seed: bytes | int | None = None
+    info: ReaderInfo, *, seed: bytes | int | None = None, transport: str = "direct"
 ) -> Iterator[tuple[Reader, bytes]]:
     """Open and connect a reader; yields (reader, ATR); disconnects and closes at the end."""
-    reader = open_reader(info, seed=seed)
+    reader = open_reader(info, seed=seed, transport=transport)
     try:
         atr = reader.connect()
         yield reader, atr
