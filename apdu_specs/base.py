@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib
 import io
+import logging
 import pkgutil
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,8 @@ from card.sw import describe
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
+
+log = logging.getLogger("cardemu.apdu_specs")
 
 # -- Status words ---------------------------------------------------------------------
 
@@ -846,23 +849,35 @@ def _decode_with(spec: CommandSpec, raw: bytes) -> Decoded | None:
 # -- Registry ---------------------------------------------------------------------------
 
 
+#: How many other readings `decode_command` tries when the best one has issues.
+_RETRIES = 3
+
+
 class Registry:
     """Specs indexed by INS, matched most specific first.
 
     Args:
         specs: the specs; their ids must be unique.
+        strict: raise on a duplicate id (else leave it out and note it in `problems`).
 
     Raises:
-        ValueError: two specs with the same id.
+        ValueError: two specs with the same id (strict).
     """
 
-    def __init__(self, specs: Iterable[CommandSpec]) -> None:
-        self._specs = tuple(specs)
+    def __init__(self, specs: Iterable[CommandSpec], *, strict: bool = True) -> None:
+        #: What was left out (strict=False): duplicate ids, modules that failed to import.
+        self.problems: list[str] = []
+        kept: list[CommandSpec] = []
         seen: set[str] = set()
-        for s in self._specs:
+        for s in specs:
             if s.id in seen:
-                raise ValueError(f"two specs are both {s.id!r}")
+                if strict:
+                    raise ValueError(f"two specs are both {s.id!r}")
+                self.problems.append(f"two specs are both {s.id!r}: the second is left out")
+                continue
             seen.add(s.id)
+            kept.append(s)
+        self._specs = tuple(kept)
         order = {id(s): i for i, s in enumerate(self._specs)}
         by_ins: dict[int, list[CommandSpec]] = {}
         for s in self._specs:
@@ -901,9 +916,10 @@ class Registry:
         """Specs that apply to a command, best first.
 
         Order: with a known `context` (the AID selected on the command's
-        channel), specs of that applet first and specs of other applets left
-        out; then the most specific (most CLA and P1-P2 bits fixed); then specs
-        of no applet before applet specs; then registration order.
+        channel), specs of that applet first, then specs of no applet, and
+        specs of other applets left out; with no context, specs of no applet
+        (standards) first, then applet specs. Within each group the most
+        specific first (most CLA and P1-P2 bits fixed), then registration order.
         """
         if isinstance(command, CommandApdu):
             cla, ins, word = command.cla, command.ins, (command.p1 << 8) | command.p2
@@ -918,8 +934,8 @@ class Registry:
         ]
         if context is not None:
             mine = [s for s in out if s.context is not None and s.context.matches(context)]
-            out = mine + [s for s in out if s.context is None]
-        return out
+            return mine + [s for s in out if s.context is None]
+        return [s for s in out if s.context is None] + [s for s in out if s.context is not None]
 
     def decode_command(self, raw: bytes, *, context: bytes | None = None) -> Decoded:
         """Decode a command APDU with the best matching spec (see `match`)."""
@@ -944,9 +960,23 @@ class Registry:
             return _unknown_command(apdu, raw, None)
         best = specs[0]
         d = best.decode(apdu, raw)
-        d.alternatives = tuple(
-            s.id for s in specs[1:] if s.specificity == best.specificity and not s.fallback
-        )
+        # Other readings: another command (or another applet's) for the same
+        # header, not a variant or fallback of the same one.
+        others = [
+            s
+            for s in specs[1:]
+            if not s.fallback and (s.name != best.name or s.context != best.context)
+        ]
+        if d.issues:
+            # When the best guess does not fit the bytes, prefer a reading that does
+            # (80 50 00 00 04 is the purse's GET BALANCE, not an INITIALIZE UPDATE).
+            for s in others[:_RETRIES]:
+                alt = s.decode(apdu, raw)
+                if not alt.issues:
+                    others = [best, *[o for o in others if o is not s]]
+                    best, d = s, alt
+                    break
+        d.alternatives = tuple(s.id for s in others)
         return d
 
     def session(self) -> DecodeSession:
@@ -994,12 +1024,26 @@ def spec_modules() -> list[str]:
 
 @functools.cache
 def default_registry() -> Registry:
-    """Every spec of every module in this package that defines `SPECS` (built once)."""
+    """Every spec of every module in this package that defines `SPECS` (built once).
+
+    A module that fails to import, or a spec whose id is taken, is left out and
+    logged (and listed in `problems`, which the tests require empty): one broken
+    module must not stop every trace from being decoded.
+    """
     specs: list[CommandSpec] = []
+    problems: list[str] = []
     for name in spec_modules():
-        module = importlib.import_module(name)
+        try:
+            module = importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            problems.append(f"{name} does not import: {type(e).__name__}: {e}")
+            continue
         specs.extend(getattr(module, "SPECS", ()))
-    return Registry(specs)
+    registry = Registry(specs, strict=False)
+    registry.problems[:0] = problems
+    for problem in registry.problems:
+        log.warning("apdu_specs: %s", problem)
+    return registry
 
 
 def all_specs() -> tuple[CommandSpec, ...]:

@@ -81,6 +81,7 @@ def test_registry_holds_the_spec_modules() -> None:
     assert set(iso7816_4.SPECS) | set(cardemu_samples.SPECS) <= set(SPECS)
     assert len({s.id for s in SPECS}) == len(SPECS)
     assert default_registry() is default_registry()
+    assert default_registry().problems == []
 
 
 def test_every_spec_has_a_clause_and_vectors() -> None:
@@ -356,13 +357,15 @@ def test_channel_and_class_fields() -> None:
 
 PURSE_AID = cardemu_samples.PURSE.aids[0]
 ECHO_AID = cardemu_samples.ECHO.aids[0]
+#: Only this module's specs: other modules may give the same headers other readings.
+MINE = Registry((*iso7816_4.SPECS, *cardemu_samples.SPECS))
 
 
 def test_context_selects_or_excludes_applet_specs() -> None:
     raw = bytes.fromhex("8050000004")
-    assert decode_command(raw).name == "GET BALANCE"  # the only candidate
+    assert MINE.decode_command(raw).name == "GET BALANCE"  # the only candidate
     assert decode_command(raw, context=PURSE_AID).name == "GET BALANCE"
-    d = decode_command(raw, context=ECHO_AID)
+    d = MINE.decode_command(raw, context=ECHO_AID)
     assert d.spec is None  # the echo applet has no INS 50
     # Interindustry commands decode whatever is selected.
     assert decode_command(bytes.fromhex("0084000008"), context=ECHO_AID).name == "GET CHALLENGE"
@@ -386,21 +389,41 @@ def _ambiguous_registry() -> Registry:
 def test_ambiguity_context_and_specificity() -> None:
     reg = _ambiguous_registry()
     raw = bytes.fromhex("80500000")
+    # No context: the applet-free reading first, the applets' as alternatives.
+    assert [s.name for s in reg.match(raw)] == ["ANY", "ALPHA", "BETA"]
     d = reg.decode_command(raw)
-    assert d.name == "ALPHA" and d.alternatives == ("BETA [B]",)
+    assert d.name == "ANY" and d.alternatives == ("ALPHA [A]", "BETA [B]")
+    # The selected applet's reading first; another applet's is left out.
+    assert [s.name for s in reg.match(raw, context=bytes.fromhex("A00000000201"))] == [
+        "BETA",
+        "ANY",
+    ]
     assert reg.decode_command(raw, context=bytes.fromhex("A00000000201")).name == "BETA"
     assert reg.decode_command(raw, context=bytes.fromhex("A000000009")).name == "ANY"
-    # More specific first: ANY fixes no P1-P2 bit.
-    assert [s.name for s in reg.match(raw)] == ["ALPHA", "BETA", "ANY"]
     assert [s.name for s in reg.match(bytes.fromhex("80500100"))] == ["ANY"]
     assert reg.context_for(bytes.fromhex("A00000000101")) is not None
     assert [s.name for s in reg.find("beta")] == ["BETA"]
+
+
+def test_a_reading_that_fits_the_bytes_wins() -> None:
+    a = AppletContext("A", (bytes.fromhex("A000000001"),))
+    strict = CommandSpec("STRICT", 0x50, "test", cla=0x80, fields=(p1p2("x"),), data=c.Bytes(8))
+    applet = CommandSpec("LOOSE", 0x50, "test", cla=0x80, p1=0, p2=0, le=Le.REQUIRED, context=a)
+    reg = Registry([strict, applet])
+    fits_strict = bytes.fromhex("80500000080102030405060708")
+    assert reg.decode_command(fits_strict).name == "STRICT"
+    d = reg.decode_command(bytes.fromhex("8050000004"))  # no data, Le: only LOOSE fits
+    assert d.name == "LOOSE" and d.issues == [] and d.alternatives == ("STRICT",)
+    d = reg.decode_command(bytes.fromhex("80500001"))  # fits neither: the first guess stays
+    assert d.name == "STRICT" and d.issues
 
 
 def test_registry_refuses_duplicate_ids() -> None:
     s = CommandSpec("X", 0x01, "test")
     with pytest.raises(ValueError, match="both"):
         Registry([s, CommandSpec("X", 0x02, "test")])
+    lenient = Registry([s, CommandSpec("X", 0x02, "test")], strict=False)
+    assert lenient.specs == (s,) and "left out" in lenient.problems[0]
 
 
 def test_more_specific_spec_wins_over_fallback() -> None:
@@ -416,7 +439,7 @@ def test_more_specific_spec_wins_over_fallback() -> None:
 
 
 def test_session_follows_selection_and_channels() -> None:
-    s = DecodeSession()
+    s = DecodeSession(MINE)
     c_, r = s.exchange(bytes.fromhex(select(PURSE_AID)), bytes.fromhex("9000"))
     assert c_.name == "SELECT" and s.selected == {0: PURSE_AID}
     assert s.command(bytes.fromhex("8050000004")).name == "GET BALANCE"
@@ -463,7 +486,7 @@ def test_session_reassembles_get_response() -> None:
 def test_specs_agree_with_the_emulated_sample_card() -> None:
     """The sample specs decode what the emulator really answers, with no issue."""
     card = sample_card()
-    s = DecodeSession()
+    s = DecodeSession(MINE)
     script = [
         select(PURSE_AID),
         "8050000004",
