@@ -23,16 +23,29 @@ from typing import Any
 
 import construct as c
 
-from apdu_specs.base import CommandSpec, Decoded, Le, Vector, p1, p1p2, p2, sws
+from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, p1, p1p2, p2, sws
 from apdu_specs.constructs import BerTlv, TagInfo, int_be, tlv_summary
 from apdu_specs.generate import Draw
 from apdu_specs.values import HexInt
 
 CLAUSE = "GPC v2.3.1"
 AMD_D = "GPC v2.3 Amendment D v1.1.2"
-#: The ISD (GPC v2.3.1 §H.1.3): vectors whose command another applet's spec could also read
-#: (80 50 00 00 is the sample purse's GET BALANCE) name it as the selected application.
-ISD_AID = bytes.fromhex("A000000151000000")
+#: Security Domains, the applications these commands are addressed to: any AID under the
+#: GlobalPlatform RID (the ISD A000000151000000 and its GP 2.0 form A0000001510000), the
+#: Visa Open Platform card manager A000000003000000, and the eUICC ISD-R (GSMA SGP.02).
+#: Bound to them, a GP command does not shadow an applet's own class-80 command (the
+#: sample purse's GET BALANCE is 80 50 00 00 too) while that applet is selected.
+SECURITY_DOMAIN = AppletContext(
+    "GlobalPlatform security domain",
+    (
+        bytes.fromhex("A000000151"),
+        bytes.fromhex("A000000003000000"),
+        bytes.fromhex("A0000005591010FFFFFFFF8900000100"),
+    ),
+)
+#: How the secured vectors were made: card.gp.scp03 at level 03 with the GP test keys,
+#: host challenge 0001..07, card challenge 0809..0F, encryption counter 1.
+WRAPPED = "the plain vector wrapped by card.gp.scp03 (level 03, test keys, counter 1)"
 PYSIM = "osmocom/pysim tests/unittests/test_globalplatform.py (597f1e03)"
 EMULATOR = "the emulator's gp preset (card.gp.isd), before SCP wrapping"
 
@@ -556,7 +569,7 @@ def _set_status_summary(d: Decoded) -> str:
         new = "unlock"
     else:
         new = f"state {state:02X}"
-    aid = f" {_hx(d.data)}" if d.data else ""
+    aid = f" {_hx(d.data)}" if d.data and not d.fields["cla"] & 0x04 else ""
     return f"SET STATUS{_secured(d)} {target}{aid} -> {new}"
 
 
@@ -628,7 +641,9 @@ def _gp(
     **kw: Any,
 ) -> tuple[CommandSpec, ...]:
     """A GP command (CLA 80-83) and, unless told otherwise, its SCP-secured twin (84-87)."""
-    plain = CommandSpec(name, ins, clause, variant=variant, cla=0x80, cla_mask=0x84, **kw)
+    plain = CommandSpec(
+        name, ins, clause, variant=variant, cla=0x80, cla_mask=0x84, context=SECURITY_DOMAIN, **kw
+    )
     if not secured_too:
         return (plain,)
     secured = CommandSpec(
@@ -638,6 +653,7 @@ def _gp(
         variant=f"{variant}, secured" if variant else "secured",
         cla=0x84,
         cla_mask=0x84,
+        context=SECURITY_DOMAIN,
         p1=kw.get("p1"),
         p2=kw.get("p2"),
         match=kw.get("match", (0, 0)),
@@ -655,8 +671,12 @@ def _gp(
 
 
 def _install(
-    p1_value: int, data: c.Construct, vectors: tuple[Vector, ...] = ()
+    p1_value: int,
+    data: c.Construct,
+    vectors: tuple[Vector, ...],
+    secured: str,
 ) -> tuple[CommandSpec, ...]:
+    name = f"INSTALL [{INSTALL_VARIANTS[p1_value]}] (secured)"
     return _gp(
         "INSTALL",
         0xE6,
@@ -671,6 +691,7 @@ def _install(
         sws=_CM_SWS,
         summary=_install_summary,
         vectors=vectors,
+        secured_vectors=(Vector(secured, f"{name}, Ne 256", source=WRAPPED),),
     )
 
 
@@ -718,7 +739,6 @@ SPECS: tuple[CommandSpec, ...] = (
                 "80500000082291D8CDC310411E00",
                 "INITIALIZE UPDATE first available key set, host challenge 2291D8CDC310411E, "
                 "Ne 256",
-                context=ISD_AID,
                 response="0000000000000000000030037086C8BD65FA1044EE54B5145059B0E7020000019000",
                 response_expect={"data": {"protocol": {"sequence_counter": "000001"}}},
                 source=EMULATOR,
@@ -732,6 +752,7 @@ SPECS: tuple[CommandSpec, ...] = (
         variant="SCP",
         cla=0x84,
         cla_mask=0x84,
+        context=SECURITY_DOMAIN,
         p2=0x00,
         fields=(p1("security_level", SECURITY_LEVELS),),
         data=EXT_AUTH_DATA,
@@ -858,6 +879,13 @@ SPECS: tuple[CommandSpec, ...] = (
         "GET STATUS",
         0xF2,
         f"{CLAUSE} §11.4.3.2 (Table 11-37, GP 2.1.1 format)",
+        secured_vectors=(
+            Vector(
+                "84F2400018C63BB560BD6757CD706C51D7DCBBF52F029C91D6F159C8AD00",
+                "GET STATUS applications and security domains, first or all (secured), Ne 256",
+                source=WRAPPED,
+            ),
+        ),
         variant="legacy",
         match=(0x0002, 0x0000),
         fields=(
@@ -901,6 +929,8 @@ SPECS: tuple[CommandSpec, ...] = (
                 source=EMULATOR,
             ),
         ),
+        "84E6020048F0B9FEBC84CE4843C0B9F36790393A9F3A4242C3D405FE376A6071C3FF94A44C659A9615"
+        "235E8DDE6FD34D94C5E37DBB942FC427329F2225D1DB84EC365D1F2D3E4C57B756C0727000",
     ),
     *_install(
         0x04,
@@ -911,10 +941,23 @@ SPECS: tuple[CommandSpec, ...] = (
                 "INSTALL [for install], load file F0000000AA, module F0000000AA00, application "
                 "F0000000AA01, privileges 00, parameters [application specific parameters "
                 "6869], Ne 256",
+                source=EMULATOR,
             ),
         ),
+        "84E604002890B48E938E11EA667486552DE08FBC06D5A2AEF197A62C4AD1D7D1CD7834878B93529568"
+        "85B58D9500",
     ),
-    *_install(0x08, INSTALL_FIELDS),
+    *_install(
+        0x08,
+        INSTALL_FIELDS,
+        (
+            Vector(
+                "80E608000D000006F0000000AA010100000000",
+                source="GPC v2.3.1 Table 11-47 layout",
+            ),
+        ),
+        "84E6080018F5BFD71B9C60FC9B75898595F47FB42933A8A4C861EA6CEA00",
+    ),
     *_install(
         0x0C,
         INSTALL_FIELDS,
@@ -935,8 +978,21 @@ SPECS: tuple[CommandSpec, ...] = (
                 source=EMULATOR,
             ),
         ),
+        "84E60C002890B48E938E11EA667486552DE08FBC06D5A2AEF197A62C4AD1D7D1CD7834878BA830F678"
+        "96C5EAEF00",
     ),
-    *_install(0x10, INSTALL_FIELDS),
+    *_install(
+        0x10,
+        INSTALL_FIELDS,
+        (
+            Vector(
+                "80E610001408A0000001510000000006F0000000AA0100000000",
+                source="GPC v2.3.1 Table 11-50 layout: SD AID, application AID",
+            ),
+        ),
+        "84E6100028692760CD60E49ED86CF0B03B0E35279FA56DC8CDEC097A3AAF0421854F6A031477F4727DE7"
+        "36D64C00",
+    ),
     *_install(
         0x20,
         INSTALL_FIELDS,
@@ -948,12 +1004,30 @@ SPECS: tuple[CommandSpec, ...] = (
                 source=EMULATOR,
             ),
         ),
+        "84E6200018FBFB9FF23C39B0F284EA0C91B19F0493D2479320D99B48A800",
     ),
-    *_install(0x40, INSTALL_FIELDS),
+    *_install(
+        0x40,
+        INSTALL_FIELDS,
+        (
+            Vector(
+                "80E640000D000006F0000000AA010100000000",
+                source="GPC v2.3.1 Table 11-51 layout",
+            ),
+        ),
+        "84E6400018F5BFD71B9C60FC9B75898595F47FB4296C7C9DA78147D40F00",
+    ),
     *_gp(
         "LOAD",
         0xE8,
         f"{CLAUSE} §11.6 (Tables 11-55..11-58)",
+        secured_vectors=(
+            Vector(
+                "84E80000180946409F8A26AFBD1CED002CD789817D06A2AF8CA6E8D5FD",
+                "LOAD (secured) block 0, 24 bytes",
+                source=WRAPPED,
+            ),
+        ),
         fields=_BLOCK,
         data=c.GreedyBytes,
         nc=(1, 65535),
@@ -980,6 +1054,13 @@ SPECS: tuple[CommandSpec, ...] = (
         "DELETE",
         0xE4,
         f"{CLAUSE} §11.2 (Tables 11-19..11-23)",
+        secured_vectors=(
+            Vector(
+                "84E4000018EA14BB06FCE54BC889AF8AB24C7F45B229412CBBF2059CAC00",
+                "DELETE (secured) object, Ne 256",
+                source=WRAPPED,
+            ),
+        ),
         p1=0x00,
         fields=(p2("related", {0: "object only", 1: "object and related objects"}, mask=0x80),),
         data=BerTlv(DELETE_TAGS, required=(0x4F,), max_items=1),
@@ -1008,6 +1089,13 @@ SPECS: tuple[CommandSpec, ...] = (
         "PUT KEY",
         0xD8,
         f"{CLAUSE} §11.8 (Tables 11-63..11-71); {AMD_D} §7.2",
+        secured_vectors=(
+            Vector(
+                "84D80081584B68CB22F3ED531201AEB0257925D6F76FA54F5AABFA3BFECDE9FA61F91FD82A349FC08163B8ACA0FAAA1E1814A7745BFD5AA9780EACA5EB274E781FA7E748103E63EFA572F4E1C374D77D203083EF2C26737D63C2F6201000",
+                "PUT KEY (secured) add a key set, key id 1, several keys, Ne 256",
+                source=WRAPPED,
+            ),
+        ),
         fields=(
             p1("more", {0: "last or only command", 1: "more commands follow"}, mask=0x80),
             p1("replace_version", mask=0x7F, hex=True),
@@ -1051,6 +1139,13 @@ SPECS: tuple[CommandSpec, ...] = (
         "SET STATUS",
         0xF0,
         f"{CLAUSE} §11.10 (Tables 11-85..11-87)",
+        secured_vectors=(
+            Vector(
+                "84F0408018B1CF6D17C8C8F342BDC8A4234D7FAA1C63A01BC2C2E40E94",
+                "SET STATUS (secured) application or security domain -> LOCKED",
+                source=WRAPPED,
+            ),
+        ),
         fields=(
             p1(
                 "type",
@@ -1091,6 +1186,13 @@ SPECS: tuple[CommandSpec, ...] = (
         "STORE DATA",
         0xE2,
         f"{CLAUSE} §11.11 (Tables 11-89, 11-90)",
+        secured_vectors=(
+            Vector(
+                "84E2800018CB39BC80432571B8DBB121FFCFE17ADDC375C3ACE34F537500",
+                "STORE DATA (secured) block 0, last block, 24 bytes, Ne 256",
+                source=WRAPPED,
+            ),
+        ),
         fields=(
             p1("last", {0: "more blocks", 1: "last block"}, mask=0x80),
             p1(
