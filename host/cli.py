@@ -54,7 +54,7 @@ def cli(ctx: click.Context, debug: bool, traffic: bool) -> None:
 
 def _register() -> None:
     # One line per command module: each area of the CLI lives in host/commands/.
-    from host.commands import basic, gp, serve, tools
+    from host.commands import basic, gp, serve, tools, usim
 
     for command in (basic.send, basic.card, basic.bench, serve.serve):
         cli.add_command(command)
@@ -63,6 +63,7 @@ def _register() -> None:
     cli.add_command(tools.replay_cmd)
     cli.add_command(tools.decode)
     cli.add_command(gp.gp)
+    cli.add_command(usim.usim)
 
 
 _register()

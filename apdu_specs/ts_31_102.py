@@ -1,0 +1,148 @@
+"""USIM commands of 3GPP TS 31.102 §7: AUTHENTICATE in the 3G and GSM security contexts.
+
+Bound to the USIM application (RID A000000087, application code 1002): a
+decoder that follows SELECT by DF name reads 00 88 00 81 as the USIM's
+AUTHENTICATE, not as ISO's INTERNAL AUTHENTICATE. The vectors are the osmocom
+Milenage example (K = OPc = 000102..0F, RAND 0, SQN 22) answered by the
+emulator's "usim" preset, whose keys are those.
+"""
+
+from __future__ import annotations
+
+import construct as c
+
+from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, sws
+
+CLAUSE = "3GPP TS 31.102"
+
+#: TS 101 220 Annex E: RID 3GPP, application code 1002 (the rest of the AID varies).
+USIM = AppletContext("USIM", (bytes.fromhex("A0000000871002"),))
+
+_LV = c.Prefixed(c.Int8ub, c.GreedyBytes)
+AUTH_3G = c.Struct("rand" / _LV, "autn" / _LV)
+AUTH_GSM = c.Struct("rand" / _LV)
+_SWS = sws("6982 6985 6A86 9862 9864 9865")
+
+
+def _lv_items(data: bytes, pos: int) -> list[bytes]:
+    out = []
+    while pos < len(data):
+        n = data[pos]
+        out.append(data[pos + 1 : pos + 1 + n])
+        pos += 1 + n
+    return out
+
+
+def _auth_3g_response(d: Decoded) -> str:
+    """'DB' L RES L CK L IK [L Kc], or 'DC' L AUTS (TS 31.102 §7.1.2.1)."""
+    data = d.data
+    if not isinstance(data, bytes) or not data:
+        return "no data"
+    if data[0] == 0xDB:
+        items = _lv_items(data, 1)
+        names = ["RES", "CK", "IK", "Kc"]
+        return "success: " + ", ".join(
+            f"{n} {v.hex().upper()}" for n, v in zip(names, items, strict=False)
+        )
+    if data[0] == 0xDC:
+        items = _lv_items(data, 1)
+        return f"synchronisation failure: AUTS {items[0].hex().upper() if items else ''}"
+    return f"unknown tag {data[0]:02X}"
+
+
+def _auth_gsm_response(d: Decoded) -> str:
+    data = d.data
+    if not isinstance(data, bytes):
+        return "no data"
+    items = _lv_items(data, 0)
+    if len(items) == 2:
+        return f"SRES {items[0].hex().upper()}, Kc {items[1].hex().upper()}"
+    return "malformed"
+
+
+def _rand_summary(context: str) -> object:
+    def summary(d: Decoded) -> str:
+        v = d.fields["data"]
+        if not isinstance(v, dict):
+            return f"AUTHENTICATE {context}"
+        return f"AUTHENTICATE {context}, RAND {v['rand'].hex().upper()}"
+
+    return summary
+
+
+SPECS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        "AUTHENTICATE",
+        0x88,
+        f"{CLAUSE} §7.1.2.1",
+        variant="3G",
+        p1=0x00,
+        p2=0x81,
+        data=AUTH_3G,
+        le=Le.OPTIONAL,
+        ne=(1, 256),
+        response=c.GreedyBytes,
+        sws=_SWS,
+        summary=_rand_summary("3G context"),  # type: ignore[arg-type]
+        response_summary=_auth_3g_response,
+        context=USIM,
+        doc="Data: L RAND L AUTN. The USIM checks MAC-A and the freshness of SQN.",
+        vectors=(
+            Vector(
+                "008800812210" + "00" * 16 + "10EC9320C2C2120000C8B7DE2A3449F1BD00",
+                "AUTHENTICATE 3G context, RAND 00000000000000000000000000000000",
+                {"data": {"autn": "EC9320C2C2120000C8B7DE2A3449F1BD"}},
+                response="DB08E9FC88CCC8A35381107200A184D8F2C758FBDF87900DDBF2751012CB2DD3E0EC"
+                "8378F6FC1D606C619F47086DE816A759A429129000",
+                response_summary="9000 (Normal processing: no further qualification): success: "
+                "RES E9FC88CCC8A35381, CK 7200A184D8F2C758FBDF87900DDBF275, "
+                "IK 12CB2DD3E0EC8378F6FC1D606C619F47, Kc 6DE816A759A42912",
+                context=bytes.fromhex("A0000000871002FFFFFFFF8907090000"),
+                source="osmocom milenage_test example on the emulator's usim preset",
+            ),
+            Vector(
+                "008800812210" + "00" * 16 + "10EC9320C2C2120000C8B7DE2A3449F1BD00",
+                response="DC0E8711A0EC9E2BE2F766881A64605B9000",
+                response_summary="9000 (Normal processing: no further qualification): "
+                "synchronisation failure: AUTS 8711A0EC9E2BE2F766881A64605B",
+                context=bytes.fromhex("A0000000871002"),
+                source="the same AUTN replayed (SQN_MS 22)",
+            ),
+            Vector(
+                "008800812210" + "01" * 16 + "10EC9320C2C2120000C8B7DE2A3449F1BD00",
+                response="9862",
+                response_summary="9862 (Authentication error, incorrect MAC)",
+                context=bytes.fromhex("A0000000871002"),
+                source="the emulator's usim preset, AUTN for another RAND",
+            ),
+        ),
+    ),
+    CommandSpec(
+        "AUTHENTICATE",
+        0x88,
+        f"{CLAUSE} §7.1.2.1",
+        variant="GSM",
+        p1=0x00,
+        p2=0x80,
+        data=AUTH_GSM,
+        le=Le.OPTIONAL,
+        ne=(1, 256),
+        response=c.GreedyBytes,
+        sws=_SWS,
+        summary=_rand_summary("GSM context"),  # type: ignore[arg-type]
+        response_summary=_auth_gsm_response,
+        context=USIM,
+        doc="Data: L RAND. SRES and Kc come from the conversion functions c2 and c3.",
+        vectors=(
+            Vector(
+                "008800801110" + "00" * 16 + "00",
+                "AUTHENTICATE GSM context, RAND 00000000000000000000000000000000",
+                response="04215FDB4D086DE816A759A429129000",
+                response_summary="9000 (Normal processing: no further qualification): "
+                "SRES 215FDB4D, Kc 6DE816A759A42912",
+                context=bytes.fromhex("A0000000871002"),
+                source="osmocom milenage_test example on the emulator's usim preset",
+            ),
+        ),
+    ),
+)

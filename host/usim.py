@@ -1,0 +1,394 @@
+"""A USIM session: read the standard files decoded, verify PINs, run and check AUTHENTICATE.
+
+The recipe a terminal (or a test) uses on any reader, emulated or PC/SC:
+
+    session = UsimSession(reader)
+    info = session.read()                         # ICCID, IMSI, UST, SPN, MSISDN ...
+    result = session.authenticate(rand, autn)     # TS 31.102 §7.1.2
+    check_auth(result, Milenage(k, opc), rand)    # the AuC's view of the answer
+
+T=0 conventions are handled here: 61xx is followed by GET RESPONSE, 6Cxx by the
+command again with the exact Le.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from applets.usim import ts_31_102 as u
+from applets.usim.ts_102_221 import (
+    USIM_AID_PREFIX,
+    ApplicationTemplate,
+    decode_dir_record,
+    decode_iccid,
+    pad_pin,
+)
+from card.crypto.milenage import AkaAlgorithm, c2, c3, parse_auts
+from card.sw import retries_left
+from host.errors import ApduError
+from host.readers.base import Reader
+
+__all__ = [
+    "AuthCheck",
+    "AuthResult",
+    "PinError",
+    "UsimInfo",
+    "UsimSession",
+    "check_auth",
+]
+
+PIN1, PIN2, ADM1 = 0x01, 0x81, 0x0A
+EF_DIR, EF_ICCID = 0x2F00, 0x2FE2
+
+
+class PinError(ApduError):
+    """A PIN was refused: `tries_left` is the counter the card reported (0 when blocked)."""
+
+    def __init__(self, sw: int, tries_left: int, command: str = "") -> None:
+        super().__init__(sw, b"", command)
+        self.tries_left = tries_left
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """The answer to AUTHENTICATE: RES/CK/IK (and Kc), or AUTS on a synchronisation failure."""
+
+    res: bytes | None = None
+    ck: bytes | None = None
+    ik: bytes | None = None
+    kc: bytes | None = None
+    auts: bytes | None = None
+    sres: bytes | None = None
+
+    @property
+    def sync_failure(self) -> bool:
+        return self.auts is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (v.hex().upper() if v is not None else None) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class AuthCheck:
+    """What the network concludes from an answer (TS 33.102 §6.3.3, §6.3.5)."""
+
+    ok: bool
+    detail: str
+    sqn_ms: int | None = None
+
+
+@dataclass
+class UsimInfo:
+    """The standard files of a USIM, decoded (absent or unreadable files are None)."""
+
+    atr: bytes = b""
+    iccid: str | None = None
+    applications: list[ApplicationTemplate] = field(default_factory=list)
+    aid: bytes | None = None
+    imsi: str | None = None
+    ad: u.AdministrativeData | None = None
+    services: frozenset[int] | None = None
+    est: frozenset[int] | None = None
+    acc: frozenset[int] | None = None
+    spn: u.Spn | None = None
+    msisdn: str | None = None
+    hpplmn: int | None = None
+    fplmn: tuple[u.Plmn, ...] | None = None
+    loci: u.Loci | None = None
+    psloci: u.PsLoci | None = None
+    ecc: list[u.EmergencyCallCode] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def plmn(self) -> u.Plmn | None:
+        if self.imsi is None:
+            return None
+        return u.Plmn.from_imsi(self.imsi, self.ad.mnc_length if self.ad else 2)
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable keys, hex strings for bytes."""
+        return {
+            "atr": self.atr.hex().upper(),
+            "iccid": self.iccid,
+            "applications": [
+                {"aid": a.aid.hex().upper(), "label": a.label} for a in self.applications
+            ],
+            "usim_aid": self.aid.hex().upper() if self.aid else None,
+            "imsi": self.imsi,
+            "plmn": str(self.plmn) if self.plmn else None,
+            "mnc_length": self.ad.mnc_length if self.ad else None,
+            "ue_operation_mode": self.ad.ue_operation_mode if self.ad else None,
+            "services": sorted(self.services) if self.services is not None else None,
+            "services_named": [
+                u.UST_SERVICES.get(n, f"service {n}") for n in sorted(self.services or ())
+            ],
+            "est": sorted(self.est) if self.est is not None else None,
+            "access_classes": sorted(self.acc) if self.acc is not None else None,
+            "spn": self.spn.name if self.spn else None,
+            "msisdn": self.msisdn,
+            "hpplmn": self.hpplmn,
+            "fplmn": [str(p) for p in self.fplmn] if self.fplmn is not None else None,
+            "loci": None
+            if self.loci is None
+            else {
+                "tmsi": self.loci.tmsi.hex().upper(),
+                "lai": self.loci.plmn.hex().upper() + f"{self.loci.lac:04X}",
+                "status": self.loci.status,
+            },
+            "ecc": [e.code for e in self.ecc],
+            "errors": dict(self.errors),
+        }
+
+
+class UsimSession:
+    """USIM operations over any reader (ETSI TS 102 221, 3GPP TS 31.102).
+
+    Args:
+        reader: a connected reader.
+        channel: the logical channel to use (0-3).
+    """
+
+    def __init__(self, reader: Reader, channel: int = 0) -> None:
+        self.reader = reader
+        self.cla = channel & 0x03
+        self.aid: bytes | None = None
+
+    # -- transport -----------------------------------------------------------------------
+
+    def transceive(self, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None,
+                   cla: int | None = None) -> tuple[bytes, int]:  # fmt: skip
+        """One command; 61xx fetched with GET RESPONSE, 6Cxx repeated with the right Le."""
+        c = self.cla if cla is None else cla
+        apdu = bytes((c, ins, p1, p2))
+        if data:
+            apdu += bytes((len(data),)) + data
+        if le is not None:
+            apdu += bytes((le & 0xFF,))
+        resp = self.reader.transmit(apdu)
+        sw = int.from_bytes(resp[-2:], "big")
+        if sw >> 8 == 0x6C:
+            resp = self.reader.transmit(apdu[: len(apdu) - (1 if le is not None else 0)] + resp[-1:])
+            sw = int.from_bytes(resp[-2:], "big")
+        out = resp[:-2]
+        while sw >> 8 == 0x61:
+            resp = self.reader.transmit(bytes((c & 0x03, 0xC0, 0, 0, sw & 0xFF)))
+            out += resp[:-2]
+            sw = int.from_bytes(resp[-2:], "big")
+        return out, sw
+
+    def _ok(self, what: str, ins: int, p1: int, p2: int, data: bytes = b"",
+            le: int | None = None, cla: int | None = None) -> bytes:  # fmt: skip
+        out, sw = self.transceive(ins, p1, p2, data, le, cla)
+        if sw != 0x9000:
+            raise ApduError(sw, out, what)
+        return out
+
+    # -- files ---------------------------------------------------------------------------
+
+    def select_mf(self) -> bytes:
+        """SELECT the MF, returning its FCP (TS 102 221 §11.1.1)."""
+        return self._ok("SELECT MF", 0xA4, 0x00, 0x04, b"\x3f\x00", 0)
+
+    def select_fid(self, fid: int) -> bytes:
+        return self._ok(f"SELECT {fid:04X}", 0xA4, 0x00, 0x04, fid.to_bytes(2, "big"), 0)
+
+    def select_aid(self, aid: bytes) -> bytes:
+        return self._ok(f"SELECT {aid.hex().upper()}", 0xA4, 0x04, 0x04, aid, 0)
+
+    def read_binary(self, fid: int) -> bytes:
+        """The whole content of a transparent EF of the current DF."""
+        self._ok(f"SELECT {fid:04X}", 0xA4, 0x00, 0x0C, fid.to_bytes(2, "big"))
+        out = b""
+        while True:
+            chunk, sw = self.transceive(0xB0, len(out) >> 8, len(out) & 0xFF, le=0)
+            if sw == 0x6B00 and out:
+                return out  # offset past the end: done
+            if sw not in (0x9000, 0x6282):
+                raise ApduError(sw, chunk, f"READ BINARY {fid:04X}")
+            out += chunk
+            if sw == 0x6282 or len(chunk) < 256:
+                return out
+
+    def read_records(self, fid: int) -> list[bytes]:
+        """Every record of a record EF of the current DF (record numbers 1..n)."""
+        self._ok(f"SELECT {fid:04X}", 0xA4, 0x00, 0x0C, fid.to_bytes(2, "big"))
+        records = []
+        for n in range(1, 255):
+            rec, sw = self.transceive(0xB2, n, 0x04, le=0)
+            if sw == 0x6A83:
+                break
+            if sw != 0x9000:
+                raise ApduError(sw, rec, f"READ RECORD {fid:04X} #{n}")
+            records.append(rec)
+        return records
+
+    def applications(self) -> list[ApplicationTemplate]:
+        """The application templates of EF.DIR (TS 102 221 §13.1)."""
+        self.select_mf()
+        out = []
+        for rec in self.read_records(EF_DIR):
+            try:
+                t = decode_dir_record(rec)
+            except ValueError:
+                continue
+            if t is not None:
+                out.append(t)
+        return out
+
+    def iccid(self) -> str:
+        self.select_mf()
+        return decode_iccid(self.read_binary(EF_ICCID))
+
+    def select_usim(self) -> bytes:
+        """Select the USIM named in EF.DIR (else by the partial AID); returns its AID."""
+        apps = [a.aid for a in self.applications() if a.aid.startswith(USIM_AID_PREFIX)]
+        aid = apps[0] if apps else USIM_AID_PREFIX
+        self.select_aid(aid)
+        self.aid = aid
+        return aid
+
+    # -- PINs (TS 102 221 §11.1.9) ----------------------------------------------------------
+
+    def verify_pin(self, pin: str | bytes, ref: int = PIN1) -> None:
+        """VERIFY a PIN (key reference 01 PIN1, 81 PIN2, 0A ADM1).
+
+        Raises:
+            PinError: 63Cx (a wrong PIN, x tries left) or 6983 (blocked).
+        """
+        out, sw = self.transceive(0x20, 0x00, ref, pad_pin(pin))
+        if sw == 0x9000:
+            return
+        left = retries_left(sw)
+        if left is not None or sw == 0x6983:
+            raise PinError(sw, left or 0, f"VERIFY {ref:02X}")
+        raise ApduError(sw, out, f"VERIFY {ref:02X}")
+
+    def pin_tries(self, ref: int = PIN1) -> int | None:
+        """Tries left for a PIN (None when it is verified or disabled)."""
+        _, sw = self.transceive(0x20, 0x00, ref)
+        if sw == 0x9000:
+            return None
+        if sw == 0x6983:
+            return 0
+        left = retries_left(sw)
+        if left is None:
+            raise ApduError(sw, b"", f"VERIFY {ref:02X}")
+        return left
+
+    # -- reading the USIM ---------------------------------------------------------------------
+
+    def read(self, atr: bytes = b"") -> UsimInfo:
+        """ICCID, EF.DIR, then the ADF.USIM files decoded (TS 31.102 §4.2).
+
+        A file that cannot be read (absent, or a PIN needed) is left None and its
+        status word noted in `errors`.
+        """
+        info = UsimInfo(atr=atr)
+        info.iccid = self.iccid()
+        info.applications = self.applications()
+        info.aid = self.select_usim()
+
+        def get(name: str, fid: int, decode: Any, records: bool = False) -> Any:
+            try:
+                raw = self.read_records(fid) if records else self.read_binary(fid)
+                return decode(raw)
+            except ApduError as e:
+                info.errors[name] = f"{e.sw:04X}"
+            except ValueError as e:
+                info.errors[name] = f"undecodable: {e}"
+            return None
+
+        info.imsi = get("imsi", 0x6F07, u.decode_imsi)
+        info.ad = get("ad", 0x6FAD, u.decode_ad)
+        info.services = get("ust", 0x6F38, u.decode_service_table)
+        info.est = get("est", 0x6F56, u.decode_service_table)
+        info.acc = get("acc", 0x6F78, u.decode_acc)
+        info.spn = get("spn", 0x6F46, u.decode_spn)
+        info.hpplmn = get("hpplmn", 0x6F31, lambda b: b[0])
+        info.fplmn = get("fplmn", 0x6F7B, u.decode_plmn_list)
+        info.loci = get("loci", 0x6F7E, u.decode_loci)
+        info.psloci = get("psloci", 0x6F73, u.decode_psloci)
+        msisdn = get("msisdn", 0x6F40, lambda rs: [u.decode_dialling_number(r) for r in rs], True)
+        if msisdn:
+            info.msisdn = next((e.number for e in msisdn if e is not None), None)
+        ecc = get("ecc", 0x6FB7, lambda rs: [u.decode_ecc(r) for r in rs], True)
+        info.ecc = [e for e in ecc or [] if e is not None]
+        return info
+
+    # -- AUTHENTICATE (TS 31.102 §7.1.2) --------------------------------------------------------
+
+    def authenticate(self, rand: bytes, autn: bytes) -> AuthResult:
+        """AUTHENTICATE in the 3G context on the selected USIM.
+
+        Raises:
+            ApduError: 9862 (wrong MAC), 6982 (PIN1 needed) or any other refusal.
+        """
+        if len(rand) != 16 or len(autn) != 16:
+            raise ValueError("RAND and AUTN are 16 bytes")
+        data = bytes((16,)) + rand + bytes((16,)) + autn
+        out = self._ok("AUTHENTICATE", 0x88, 0x00, 0x81, data, 0)
+        return _parse_3g(out)
+
+    def authenticate_gsm(self, rand: bytes) -> AuthResult:
+        """AUTHENTICATE in the GSM context: SRES and Kc."""
+        if len(rand) != 16:
+            raise ValueError("RAND is 16 bytes")
+        out = self._ok("AUTHENTICATE", 0x88, 0x00, 0x80, bytes((16,)) + rand, 0)
+        if len(out) != 14 or out[0] != 4 or out[5] != 8:
+            raise ApduError(0x9000, out, "AUTHENTICATE (GSM): malformed response")
+        return AuthResult(sres=out[1:5], kc=out[6:14])
+
+
+def _parse_3g(out: bytes) -> AuthResult:
+    def lv(pos: int) -> tuple[bytes, int]:
+        n = out[pos]
+        if pos + 1 + n > len(out):
+            raise ApduError(0x9000, out, "AUTHENTICATE: malformed response")
+        return out[pos + 1 : pos + 1 + n], pos + 1 + n
+
+    if not out:
+        raise ApduError(0x9000, out, "AUTHENTICATE: no response data")
+    try:
+        if out[0] == 0xDC:
+            auts, _ = lv(1)
+            return AuthResult(auts=auts)
+        if out[0] == 0xDB:
+            res, p = lv(1)
+            ck, p = lv(p)
+            ik, p = lv(p)
+            kc = lv(p)[0] if p < len(out) else None
+            return AuthResult(res=res, ck=ck, ik=ik, kc=kc)
+    except IndexError:
+        pass
+    raise ApduError(0x9000, out, "AUTHENTICATE: malformed response")
+
+
+def check_auth(result: AuthResult, alg: AkaAlgorithm, rand: bytes) -> AuthCheck:
+    """Check an AUTHENTICATE answer the way the network does.
+
+    A success must carry the expected RES, CK, IK (and Kc = c3(CK, IK)); a
+    synchronisation failure must carry a MAC-S that verifies, and gives SQN_MS.
+    """
+    if result.auts is not None:
+        if len(result.auts) != 14:
+            return AuthCheck(False, "AUTS is not 14 bytes")
+        sqn_ms, xmac_s = parse_auts(alg, rand, result.auts)
+        if xmac_s != result.auts[6:]:
+            return AuthCheck(False, "synchronisation failure with a wrong MAC-S")
+        return AuthCheck(True, "synchronisation failure (AUTS verified)", int.from_bytes(sqn_ms, "big"))
+    if result.sres is not None:
+        res, ck, ik, _ = alg.f2345(rand)
+        ok = result.sres == c2(res) and result.kc == c3(ck, ik)
+        return AuthCheck(ok, "SRES and Kc match" if ok else "SRES or Kc differ")
+    xres, ck, ik, _ = alg.f2345(rand)
+    problems = [
+        name
+        for name, got, want in (("RES", result.res, xres), ("CK", result.ck, ck), ("IK", result.ik, ik))
+        if got != want
+    ]
+    if result.kc is not None and result.kc != c3(ck, ik):
+        problems.append("Kc")
+    if problems:
+        return AuthCheck(False, f"{', '.join(problems)} differ from the expected values")
+    return AuthCheck(True, "RES, CK and IK match" + (" (and Kc)" if result.kc is not None else ""))
