@@ -43,6 +43,9 @@ SECURITY_DOMAIN = AppletContext(
         bytes.fromhex("A0000005591010FFFFFFFF8900000100"),
     ),
 )
+#: CLA bits that tell a GP command: proprietary class (b8), first interindustry coding of the
+#: channel (b6 clear, so GSM's A0 is not taken for GP), and the SM indication (b3).
+_CLA_MASK = 0xA4
 #: How the secured vectors were made: card.gp.scp03 at level 03 with the GP test keys,
 #: host challenge 0001..07, card challenge 0809..0F, encryption counter 1.
 WRAPPED = "the plain vector wrapped by card.gp.scp03 (level 03, test keys, counter 1)"
@@ -642,7 +645,14 @@ def _gp(
 ) -> tuple[CommandSpec, ...]:
     """A GP command (CLA 80-83) and, unless told otherwise, its SCP-secured twin (84-87)."""
     plain = CommandSpec(
-        name, ins, clause, variant=variant, cla=0x80, cla_mask=0x84, context=SECURITY_DOMAIN, **kw
+        name,
+        ins,
+        clause,
+        variant=variant,
+        cla=0x80,
+        cla_mask=_CLA_MASK,
+        context=SECURITY_DOMAIN,
+        **kw,
     )
     if not secured_too:
         return (plain,)
@@ -652,7 +662,7 @@ def _gp(
         f"{clause}; {AMD_D} §6.2.4",
         variant=f"{variant}, secured" if variant else "secured",
         cla=0x84,
-        cla_mask=0x84,
+        cla_mask=_CLA_MASK,
         context=SECURITY_DOMAIN,
         p1=kw.get("p1"),
         p2=kw.get("p2"),
@@ -751,7 +761,7 @@ SPECS: tuple[CommandSpec, ...] = (
         f"{AMD_D} §7.1.2 (Tables 7-4, 7-5)",
         variant="SCP",
         cla=0x84,
-        cla_mask=0x84,
+        cla_mask=_CLA_MASK,
         context=SECURITY_DOMAIN,
         p2=0x00,
         fields=(p1("security_level", SECURITY_LEVELS),),
