@@ -685,9 +685,10 @@ class CommandSpec:
         return apdu.to_bytes()
 
     def cla_values(self) -> tuple[int, ...]:
-        """The spec's class on every logical channel it can address (0-19)."""
-        out: list[int] = []
-        for ch in range(20):
+        """The spec's class, then the same class on the other logical channels (1-19)
+        that its `cla_mask` admits (none for a fixed class such as GSM's A0)."""
+        out: list[int] = [self.cla]
+        for ch in range(1, 20):
             cla = cla_with_channel(self.cla, ch)
             if cla & self.cla_mask == self.cla & self.cla_mask and cla != 0xFF and cla not in out:
                 out.append(cla)

@@ -565,6 +565,8 @@ def test_build_checks_fields() -> None:
     credit = next(s for s in SPECS if s.name == "CREDIT")
     assert credit.build(data={"amount": 5}) == bytes.fromhex("803000000400000005")
     assert 0xC3 in credit.cla_values()  # GlobalPlatform's further channels
+    gsm = CommandSpec("X", 0xA4, "test", cla=0xA0, cla_mask=0xFF)
+    assert gsm.cla_values() == (0xA0,)  # a fixed class has no channel bits
 
 
 def test_value_types_and_json() -> None:
