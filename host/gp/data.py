@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from apdu_specs import globalplatform as gp_specs
+from apdu_specs.globalplatform import CPLC_LENGTH
+from apdu_specs.globalplatform import oid as decode_oid
 from card import tlv
 from card.gp.lifecycle import CARD_STATES
 from card.gp.registry import Privilege
@@ -255,28 +258,6 @@ def _parse_legacy(data: bytes, scope: StatusScope) -> list[RegistryEntry]:
 
 # -- CPLC ------------------------------------------------------------------------
 
-_CPLC_FIELDS: tuple[tuple[str, int], ...] = (
-    ("ic_fabricator", 2),
-    ("ic_type", 2),
-    ("os_id", 2),
-    ("os_release_date", 2),
-    ("os_release_level", 2),
-    ("ic_fabrication_date", 2),
-    ("ic_serial_number", 4),
-    ("ic_batch_identifier", 2),
-    ("ic_module_fabricator", 2),
-    ("ic_module_packaging_date", 2),
-    ("icc_manufacturer", 2),
-    ("ic_embedding_date", 2),
-    ("ic_pre_personalizer", 2),
-    ("ic_pre_personalization_date", 2),
-    ("ic_pre_personalization_equipment_id", 4),
-    ("ic_personalizer", 2),
-    ("ic_personalization_date", 2),
-    ("ic_personalization_equipment_id", 4),
-)
-CPLC_LENGTH = sum(n for _, n in _CPLC_FIELDS)  # 42
-
 
 @dataclass(frozen=True)
 class Cplc:
@@ -296,38 +277,12 @@ def parse_cplc(data: bytes) -> Cplc:
     """
     if len(data) != CPLC_LENGTH:
         data = tlv.unpack(0x9F7F, data)
-    if len(data) != CPLC_LENGTH:
-        raise ValueError(f"CPLC has {CPLC_LENGTH} bytes, got {len(data)}")
-    out, p = {}, 0
-    for name, n in _CPLC_FIELDS:
-        out[name] = data[p : p + n]
-        p += n
-    return Cplc(out)
+    return Cplc(gp_specs.cplc(data))
 
 
 # -- Card recognition data (tag 66) ------------------------------------------------
 
 _GP_OID = "1.2.840.114283"
-
-
-def decode_oid(b: bytes) -> str:
-    """Dotted form of a DER OBJECT IDENTIFIER value (X.690 §8.19).
-
-    Raises:
-        ValueError: empty, or the last subidentifier is cut short.
-    """
-    if not b or b[-1] & 0x80:
-        raise ValueError("malformed OBJECT IDENTIFIER")
-    arcs: list[int] = []
-    v = 0
-    for byte in b:
-        v = (v << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(v)
-            v = 0
-    first = arcs[0]
-    head = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
-    return ".".join(str(a) for a in head + arcs[1:])
 
 
 @dataclass(frozen=True)
@@ -409,14 +364,7 @@ def parse_key_information(data: bytes) -> list[KeyInfo]:
     for t in items:
         if t.tag != 0xC0:
             continue
-        v = t.value
-        if len(v) < 4:
-            raise ValueError("key information entry shorter than 4 bytes")
-        # Basic format only: (type, length) pairs. The extended format (GP 2.3
-        # §11.3.3.1, type escaped by FF) is kept out: its pairs would be misread.
-        if 0xFF in v[2::2]:
-            comps: tuple[tuple[int, int], ...] = ()
-        else:
-            comps = tuple((v[p], v[p + 1]) for p in range(2, len(v) - 1, 2))
-        out.append(KeyInfo(v[0], v[1], comps))
+        info = gp_specs.key_information(t.value)
+        comps = tuple((int(c["type"]), c["length"]) for c in info.get("components", ()))
+        out.append(KeyInfo(info["id"], int(info["version"]), comps))
     return out

@@ -519,3 +519,47 @@ def test_cli_card_status(image: str) -> None:
     assert code == 0 and "SECURED" in out
     code, _, err = cardemu("gp", "card-status", "initialized", "--card", image)
     assert code == 3 and "SET STATUS" in err
+
+
+def test_every_command_the_client_sends_decodes_cleanly(card) -> None:
+    """The client's plain commands and the card's answers read without issue in apdu_specs."""
+    from apdu_specs.base import decode_command, decode_response
+
+    desc = describe_load_file("notes")
+    client, spy = _client(card, level=0x33)
+    plain: list[tuple[bytes, bytes]] = []
+    with client:
+        inner = client.scp.transmit
+
+        def recording(apdu: bytes) -> bytes:
+            resp = inner(apdu)
+            plain.append((apdu, resp))
+            return resp
+
+        client.scp.transmit = recording  # type: ignore[method-assign]
+        client.list()
+        client.load(desc.to_bytes(), desc.aid, with_hash=True)
+        client.install(desc.aid, desc.modules[0].aid, NOTES_AID, params=b"x")
+        client.personalize(NOTES_AID, b"notes")
+        client.lock(NOTES_AID)
+        client.unlock(NOTES_AID)
+        client.delete(desc.aid, related=True)
+        client.put_key(Scp03Keys.single(bytes(16), 0x31))
+        client.get_data(0x66)
+    names = set()
+    for cmd, resp in plain:
+        d = decode_command(cmd, context=ISD)
+        assert d.issues == [], (cmd.hex(), d.issues)
+        r = decode_response(d.spec, resp, d)
+        assert r.issues == [], (resp.hex(), r.issues)
+        names.add(d.name)
+    assert names == {
+        "GET STATUS", "INSTALL", "LOAD", "STORE DATA", "SET STATUS", "DELETE", "PUT KEY",
+        "GET DATA",
+    }  # fmt: skip
+    # And on the wire, the SCP variants: INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, secured.
+    wire = [decode_command(a, context=ISD) for a in spy.sent]
+    assert wire[1].name == "INITIALIZE UPDATE" and wire[2].name == "EXTERNAL AUTHENTICATE"
+    assert all(w.issues == [] for w in wire)
+    gp = [w for w in wire[3:] if int(w.fields["cla"]) & 0x80]  # not GET RESPONSE (00 C0)
+    assert gp and all(w.spec is not None and w.spec.variant.endswith("secured") for w in gp)
