@@ -220,7 +220,7 @@ def int_be(b: bytes) -> int:
     return int.from_bytes(b, "big")
 
 
-# -- Secure messaging data objects (ISO/IEC 7816-4 §10.2, 2005 §6.2) ------------------
+# -- Secure messaging data objects (ISO/IEC 7816-4:2013 clause 10, 2005 clause 6) -----
 
 SM_TAGS: dict[int, TagInfo] = {
     0x80: TagInfo("plain value"),

@@ -1413,7 +1413,8 @@ CRT_TAGS = {
     0xB8: "CT (confidentiality)",
 }
 
-#: Control reference data objects inside a CRT (2005 §6.3.1).
+#: Control reference data objects inside a control reference template (the data of
+#: MSE SET; ISO/IEC 7816-4 security environments, 2005 clause 6).
 CRDO_TAGS = {
     0x80: TagInfo("cryptographic mechanism reference", size=(1, 2)),
     0x81: TagInfo("file reference", size=(2, 4)),
