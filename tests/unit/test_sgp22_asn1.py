@@ -1,0 +1,30 @@
+"""card.sgp22.asn1: the SGP.22 and TCA modules compile, encode and decode strictly."""
+
+from __future__ import annotations
+
+import pytest
+
+from card.sgp22 import asn1
+from card.sgp22.asn1 import Asn1Error
+
+
+def test_compiled_once_per_process() -> None:
+    assert asn1.rsp() is asn1.rsp()
+    assert asn1.saip() is asn1.saip()
+
+
+def test_known_encoding_get_euicc_challenge() -> None:
+    # SGP.22 §5.7.7: GetEuiccChallengeResponse is BF2E { 80 euiccChallenge }.
+    der = asn1.encode("GetEuiccChallengeResponse", {"euiccChallenge": bytes(range(16))})
+    assert der == bytes.fromhex("bf2e1280") + b"\x10" + bytes(range(16))
+    assert asn1.decode("GetEuiccChallengeResponse", der) == {"euiccChallenge": bytes(range(16))}
+
+
+def test_strict_decoding() -> None:
+    der = asn1.encode("GetEuiccChallengeResponse", {"euiccChallenge": bytes(16)})
+    with pytest.raises(Asn1Error):
+        asn1.decode("GetEuiccChallengeResponse", der + b"\x00")
+    with pytest.raises(Asn1Error):
+        asn1.decode("GetEuiccChallengeResponse", der[:-1])
+    with pytest.raises(Asn1Error):  # SIZE(16) is checked
+        asn1.encode("GetEuiccChallengeResponse", {"euiccChallenge": bytes(15)})
