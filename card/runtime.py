@@ -137,7 +137,6 @@ class CardRuntime:
         self._powered = False
         self._channels: dict[int, _Channel] = {}
         self._entries: dict[bytes, _Entry] = {}
-        self._registry_value: Any = None
         self._active: Context | None = None
         self._channel = 0
         self._context_stack: list[Context | None] = []
@@ -145,10 +144,17 @@ class CardRuntime:
 
     # -- registry ----------------------------------------------------------------
 
+    def reload_registry(self) -> None:
+        """Rebuild the in-memory applet list from persistent memory.
+
+        Needed after a transaction that touched the registry was aborted or torn:
+        the stored registry is the truth, the in-memory entries may be ahead of it.
+        Applet contexts whose AID and class did not change are kept.
+        """
+        self._load_registry()
+
     def _load_registry(self) -> None:
         value = self.nvm.read(CARD_OWNER, "registry", ())
-        if value == self._registry_value and value is not None:
-            return
         entries: dict[bytes, _Entry] = {}
         for aid, ref, lifecycle, default in value:
             old = self._entries.get(aid)
@@ -165,14 +171,12 @@ class CardRuntime:
             applet._bind(ctx)
             entries[aid] = _Entry(ctx, ref, lifecycle, int(default))
         self._entries = entries
-        self._registry_value = value
 
     def _save_registry(self) -> None:
         value = tuple(
             (bytes(e.ctx.aid), e.ref, e.lifecycle, e.default) for e in self._entries.values()
         )
         self.nvm.write(CARD_OWNER, "registry", value)
-        self._registry_value = value
 
     def install(
         self,

@@ -72,17 +72,14 @@ def _confirm(cmd: Command) -> bytes | None:
 
 
 def _forget_runtime_registry(rt: CardRuntime, *, reload: bool) -> None:
-    """Make the runtime rebuild its in-memory registry from persistent memory.
+    """Make the runtime's in-memory registry match persistent memory again.
 
     `CardRuntime.install`/`delete` change their in-memory entries before their
-    registry write; when our transaction is aborted, or a tear cuts it, those
-    entries no longer match NVM, and the runtime's check "NVM value unchanged,
-    nothing to reload" would keep them. Forgetting the cached value makes the
-    next `_load_registry` (now, or at power-up after a tear) rebuild them.
+    registry write; when our transaction is aborted those entries no longer match
+    NVM. After a tear, power-up rebuilds them anyway, so only `reload` acts.
     """
-    rt._registry_value = None
     if reload:
-        rt._load_registry()
+        rt.reload_registry()
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from applets.sample import ECHO_AID, PURSE_AID, EchoApplet
 from card.framework import APDU
+from card.nvm import PowerLoss
 from card.runtime import CardRuntime, CardStateError
 from tests.unit.cards import sample_card, select, tx
 
@@ -210,3 +211,35 @@ def test_default_applet_per_channel(card: CardRuntime) -> None:
     tx(card, select(PURSE_AID, cla=2))
     assert tx(card, "02A4040C00") == "9000"
     assert card.selected_aid(2) == ECHO_AID
+
+
+@pytest.mark.parametrize("operation", ["delete", "set_lifecycle", "set_default"])
+def test_registry_changes_survive_tears_consistently(operation: str) -> None:
+    """A tear at any write of a registry change leaves memory and NVM in one state."""
+    n = 0
+    while True:
+        rt = sample_card()
+        before = rt.applets()
+        rt.nvm.tear_after(n)
+        try:
+            rt.nvm.begin()
+            if operation == "delete":
+                rt.delete(ECHO_AID)
+            elif operation == "set_lifecycle":
+                rt.set_lifecycle(ECHO_AID, 0x83)
+            else:
+                rt.set_default(ECHO_AID)
+            rt.nvm.commit()
+        except PowerLoss:
+            rt.power_on()
+            assert rt.applets() == before, f"tear after {n} writes"
+            # The in-memory view answers like the stored one.
+            assert tx(rt, select(ECHO_AID)) == "9000"
+            n += 1
+            continue
+        rt.nvm.tear_after(None)
+        break
+    assert rt.applets() != before
+    rt.reset()
+    reopened = rt.applets()
+    assert reopened != before
