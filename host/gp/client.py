@@ -44,7 +44,7 @@ from host.gp.data import (
     privileges_to_bytes,
 )
 from host.gp.secure_channel import DEFAULT_LEVEL, Scp03Reader
-from host.readers.base import Reader
+from host.readers.base import Reader, ReaderError
 from host.readers.wrappers import GetResponseReader
 
 __all__ = ["GpClient", "Registry", "IsdInfo", "KNOWN_ISD_AIDS", "CLA_GP"]
@@ -118,7 +118,7 @@ class Registry:
 
 def _split(resp: bytes) -> tuple[bytes, int]:
     if len(resp) < 2:
-        raise SecureChannelError(f"response of {len(resp)} byte(s), shorter than a status word")
+        raise ReaderError(f"response of {len(resp)} byte(s), shorter than a status word")
     return resp[:-2], int.from_bytes(resp[-2:], "big")
 
 
@@ -184,7 +184,7 @@ class GpClient:
             cmd = CommandApdu(0x00, INS_SELECT, 0x04, 0x00, aid or b"", 256)
             data, sw = _split(self.plain.transmit(cmd.to_bytes()))
             # 6283: a CARD_LOCKED card still selects its ISD, with this warning
-            # (GPC v2.3.1 §11.9.4, SELECT status words).
+            # (GPC v2.3.1 §11.9, SELECT).
             if sw not in (0x9000, 0x6283):
                 last = ApduError(sw, data, f"SELECT {(aid or b'').hex().upper() or 'default'}")
                 continue

@@ -31,7 +31,7 @@ from card.gp.scp03 import (
     initialize_update_command,
 )
 from host.errors import ApduError, SecureChannelError
-from host.readers.base import Reader
+from host.readers.base import Reader, ReaderError
 from host.readers.wrappers import GetResponseReader, ReaderWrapper
 
 __all__ = ["Scp03Reader", "DEFAULT_LEVEL"]
@@ -42,7 +42,7 @@ DEFAULT_LEVEL = SecurityLevel.C_MAC
 
 def _split(resp: bytes) -> tuple[bytes, int]:
     if len(resp) < 2:
-        raise SecureChannelError(f"response of {len(resp)} byte(s), shorter than a status word")
+        raise ReaderError(f"response of {len(resp)} byte(s), shorter than a status word")
     return resp[:-2], int.from_bytes(resp[-2:], "big")
 
 
