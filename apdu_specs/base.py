@@ -124,6 +124,7 @@ class Field:
     hex: bool = False
     shift: int = field(init=False, repr=False)
     digits: int = field(init=False, repr=False)
+    _named: Mapping[int, Named] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.mask <= 0xFFFF:
@@ -136,6 +137,9 @@ class Field:
         object.__setattr__(self, "digits", max(1, (top.bit_length() + 3) // 4))
         if self.hi is None:
             object.__setattr__(self, "hi", top)
+        # Decoding wraps a value on every APDU: share one Named per defined value.
+        named = {v: Named(v, m) for v, m in (self.values or {}).items()}
+        object.__setattr__(self, "_named", named)
 
     @property
     def top(self) -> int:
@@ -165,8 +169,8 @@ class Field:
     def wrap(self, value: int) -> Any:
         """The value as `Decoded.params` holds it: Named, HexInt or int."""
         if self.values is not None:
-            meaning = self.values.get(value)
-            return Named(value, meaning if meaning is not None else f"RFU {value:02X}")
+            named = self._named.get(value)
+            return named if named is not None else Named(value, f"RFU {value:02X}")
         if self.hex:
             return HexInt(value, self.digits)
         return value
@@ -379,12 +383,13 @@ def default_summary(d: Decoded) -> str:
     return ", ".join(parts)
 
 
-_SM_MEANING = {
-    0: "none",
-    1: "proprietary",
-    2: "ISO, header not authenticated",
-    3: "ISO, header authenticated",
-}
+_SM_MEANING = (
+    Named(0, "none"),
+    Named(1, "proprietary"),
+    Named(2, "ISO, header not authenticated"),
+    Named(3, "ISO, header authenticated"),
+)
+_HEX2 = tuple(HexInt(b) for b in range(256))
 
 
 def _error_text(e: Exception) -> str:
@@ -584,13 +589,13 @@ class CommandSpec:
             elif not self.ne[0] <= apdu.le <= self.ne[1]:
                 issues.append(f"Ne = {apdu.le}, expected {self.ne[0]}..{self.ne[1]}")
         fields = {
-            "cla": HexInt(cla),
-            "ins": HexInt(apdu.ins),
-            "p1": HexInt(apdu.p1),
-            "p2": HexInt(apdu.p2),
+            "cla": _HEX2[cla],
+            "ins": _HEX2[apdu.ins],
+            "p1": _HEX2[apdu.p1],
+            "p2": _HEX2[apdu.p2],
             "channel": cla_channel(cla),
             "chained": chained,
-            "secure_messaging": Named(sm, _SM_MEANING[sm]),
+            "secure_messaging": _SM_MEANING[sm],
             "case": apdu.case,
             "extended": apdu.extended,
             "params": params,
@@ -987,10 +992,10 @@ class Registry:
 def _unknown_command(apdu: CommandApdu, raw: bytes, issue: str | None) -> Decoded:
     cla = apdu.cla
     fields = {
-        "cla": HexInt(cla),
-        "ins": HexInt(apdu.ins),
-        "p1": HexInt(apdu.p1),
-        "p2": HexInt(apdu.p2),
+        "cla": _HEX2[cla],
+        "ins": _HEX2[apdu.ins],
+        "p1": _HEX2[apdu.p1],
+        "p2": _HEX2[apdu.p2],
         "channel": cla_channel(cla),
         "case": apdu.case,
         "extended": apdu.extended,
