@@ -291,6 +291,17 @@ class CardRuntime:
             raise KeyError(f"no applet {AID(aid)}")
         return entry.ctx.applet
 
+    def deliver(self, aid: bytes | str, apdu: APDU) -> bytes | None:
+        """Give a command to an applet's `process` in the applet's own context.
+
+        For a card manager forwarding data to an application (GP STORE DATA after
+        INSTALL [for personalization], GPC v2.3.1 §11.11.2.2).
+        """
+        entry = self._entries.get(bytes(AID(aid)))
+        if entry is None or entry.ctx.applet is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        return self.call_in_context(entry.ctx, entry.ctx.applet.process, apdu)
+
     def selected_context(self, channel: int) -> Context | None:
         ch = self._channels.get(channel)
         return None if ch is None else ch.ctx

@@ -430,8 +430,6 @@ def store_data(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
     if app is None or lifecycle.is_locked(app.lifecycle):
         gp.perso = None
         raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-    applet = rt.applet(target)
     # The application sees the STORE DATA in its own context, as Java Card's
     # Application.processData would give it (GPC v2.3.1 §11.11.2.2).
-    ctx = applet._ctx
-    return rt.call_in_context(ctx, applet.process, APDU(a, cmd.channel))
+    return rt.deliver(target, APDU(a, cmd.channel))
