@@ -7,6 +7,7 @@ unexpected status word. Errors are one `Error: ...` line; tracebacks only with
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -64,6 +65,7 @@ def _register() -> None:
     cli.add_command(tools.decode)
     cli.add_command(gp.gp)
     cli.add_command(usim.usim)
+    cli.add_command(importlib.import_module("host.commands.pki").pki)
 
 
 _register()

@@ -1,0 +1,175 @@
+"""`cardemu pki`: a test PKI for GSMA RSP (CI, EUM, eUICC, SM-DP+), see `host.pki`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from host.commands.common import json_option
+from host.commands.tools import InvalidInput
+from host.pki import (
+    CURVES,
+    DEFAULT_EIN,
+    DEFAULT_SMDP_HOST,
+    OID_ROLE_CI,
+    OID_ROLE_DP_AUTH,
+    OID_ROLE_DP_PB,
+    OID_ROLE_DP_TLS,
+    OID_ROLE_EUICC,
+    OID_ROLE_EUM,
+    Credential,
+    PkiError,
+    TestPki,
+    create_pki,
+    has_policy,
+    load_pki,
+    make_eid,
+)
+
+_ROLES = [
+    (OID_ROLE_CI, "ci"),
+    (OID_ROLE_EUM, "eum"),
+    (OID_ROLE_EUICC, "euicc"),
+    (OID_ROLE_DP_AUTH, "dp-auth"),
+    (OID_ROLE_DP_PB, "dp-pb"),
+    (OID_ROLE_DP_TLS, "dp-tls"),
+]
+
+
+def _role(cred: Credential) -> str:
+    return next((name for oid, name in _ROLES if has_policy(cred.cert, oid)), "?")
+
+
+def _describe(pki: TestPki) -> list[dict[str, str]]:
+    creds = [("ci", pki.ci), ("eum", pki.eum)]
+    creds += [(f"euicc {eid}", c) for eid, c in pki.euiccs.items()]
+    creds += [("dpauth", pki.dpauth), ("dppb", pki.dppb), ("dptls", pki.dptls)]
+    return [
+        {
+            "name": name,
+            "curve": pki.curve,
+            "role": _role(c),
+            "subject": c.cert.subject.rfc4514_string(),
+            "ski": c.ski.hex().upper(),
+        }
+        for name, c in creds
+    ]
+
+
+@click.group("pki")
+def pki() -> None:
+    """Test PKI for eSIM (GSMA SGP.22): CI, EUM, eUICC and SM-DP+ certificates."""
+
+
+@pki.command("create")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--curve",
+    "curves",
+    type=click.Choice(sorted(CURVES)),
+    multiple=True,
+    help="Curve(s) to create (repeatable) [default: nist].",
+)
+@click.option("--ein", default=DEFAULT_EIN, show_default=True, help="EID prefix the EUM may issue.")
+@click.option("--eid", "eids", multiple=True, help="An eUICC to certify (repeatable).")
+@click.option(
+    "--euiccs", type=click.IntRange(1, 1000), help="Certify N eUICCs numbered 1..N in the EIN range."
+)
+@click.option(
+    "--smdp-host",
+    default=DEFAULT_SMDP_HOST,
+    show_default=True,
+    help="SM-DP+ host name (CERT.DPtls subject and DNS name).",
+)
+@click.option(
+    "--tls-name", "tls_names", multiple=True, help="More DNS names/IPs in CERT.DPtls (repeatable)."
+)
+@click.option("--seed", help="Make keys and certificates reproducible from this text.")
+@click.option("--force", is_flag=True, help="Write into a directory that already holds a PKI.")
+@json_option
+def create(
+    directory: str,
+    curves: tuple[str, ...],
+    ein: str,
+    eids: tuple[str, ...],
+    euiccs: int | None,
+    smdp_host: str,
+    tls_names: tuple[str, ...],
+    seed: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create a test PKI in DIRECTORY: keys (PEM) and certificates (DER/PEM).
+
+    The CI is self-signed; the EUM may issue EIDs starting with --ein; the
+    eUICC certificates carry the EID in their subject serialNumber; the SM-DP+
+    gets CERT.DPauth, CERT.DPpb and CERT.DPtls. Every certificate has the
+    policy OID, key usage and key identifiers SGP.22 §4.5.2 requires. The
+    private keys are unencrypted: for tests only.
+
+    \b
+    Examples:
+      cardemu pki create ./pki
+      cardemu pki create ./pki --curve nist --curve brainpool --euiccs 3
+      cardemu pki create ./pki --smdp-host testsmdpplus1.example.com --seed demo
+    """
+    root = Path(directory)
+    if (root / "pki.json").exists() and not force:
+        raise click.ClickException(f"{root} already holds a PKI (use --force to overwrite)")
+    if eids and euiccs:
+        raise InvalidInput("--eid and --euiccs both choose the eUICCs: give one")
+    try:
+        eid_list = list(eids) or [make_eid(ein, i) for i in range(1, (euiccs or 1) + 1)]
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    names = list(tls_names) or (["localhost", "127.0.0.1"] if smdp_host == DEFAULT_SMDP_HOST else [])
+    made = []
+    try:
+        for curve in curves or ("nist",):
+            p = create_pki(
+                curve=curve,
+                eids=eid_list,
+                ein=ein,
+                smdp_host=smdp_host,
+                tls_names=names,
+                seed=seed,
+            )
+            p.save(root)
+            made.append(p)
+    except PkiError as e:
+        raise InvalidInput(str(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot write {root}: {e}") from None
+    rows = [row for p in made for row in _describe(p)]
+    if as_json:
+        click.echo(json.dumps({"directory": str(root), "certificates": rows}, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['curve']:9} {row['name']:40} {row['role']:8} {row['subject']}")
+    click.echo(f"written to {root}", err=True)
+
+
+@pki.command("show")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--curve", type=click.Choice(sorted(CURVES)), default="nist", show_default=True)
+@json_option
+def show(directory: str, curve: str, as_json: bool) -> None:
+    """List the certificates of a PKI made by `cardemu pki create`.
+
+    \b
+    Examples:
+      cardemu pki show ./pki
+      cardemu pki show ./pki --curve brainpool --json
+    """
+    try:
+        p = load_pki(directory, curve)
+    except PkiError as e:
+        raise click.ClickException(str(e)) from None
+    rows = _describe(p)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']:40} {row['role']:8} {row['ski']}  {row['subject']}")
