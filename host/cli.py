@@ -64,8 +64,10 @@ def _register() -> None:
     cli.add_command(tools.replay_cmd)
     cli.add_command(tools.decode)
     cli.add_command(gp.gp)
+    cli.add_command(importlib.import_module("host.commands.bio").bio)
     cli.add_command(usim.usim)
     cli.add_command(importlib.import_module("host.commands.pki").pki)
+    cli.add_command(importlib.import_module("host.commands.fuzz").fuzz)
 
 
 _register()

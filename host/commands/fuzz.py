@@ -1,0 +1,445 @@
+"""`cardemu fuzz`: spec-driven, stateful fuzzing of a card's applets under invariants."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from host.commands.common import EXIT_FAILED, json_option
+from host.fuzz.engine import FuzzConfig, Fuzzer, bench, replay_script
+from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, ORACLES
+from host.fuzz.report import CampaignReport, Progress, save_finding
+from host.fuzz.session import RateLimitedReader
+from host.fuzz.targets import (
+    CardTarget,
+    TargetError,
+    find_applets,
+    image_target,
+    preset_target,
+    reader_target,
+)
+from host.presets import DEFAULT_PRESET, PRESETS
+
+
+class FindingsExit(click.ClickException):
+    """The campaign found violations (exit code 1, after the report)."""
+
+    exit_code = EXIT_FAILED
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"Error: {self.message}", err=True)
+
+
+def _target(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    applets: tuple[str, ...],
+    rate: float,
+    max_ms: float | None,
+) -> CardTarget:
+    if sum(x is not None for x in (reader_spec, image, preset)) > 1:
+        raise click.UsageError("give one of -r/--reader, --card, --preset")
+    kw = {} if max_ms is None else {"max_ms": max_ms}
+    try:
+        if reader_spec is not None:
+            from host.readers.base import ReaderError
+            from host.readers.registry import open_reader, resolve
+
+            try:
+                info = resolve(reader_spec)
+            except ReaderError as e:
+                raise click.ClickException(str(e)) from None
+            if info.kind == "preset":
+                target = preset_target(info.target, **kw)
+            elif info.kind == "image":
+                target = image_target(info.target, **kw)
+            else:
+                if not applets:
+                    raise click.UsageError("a card in a real reader needs --applet AID")
+                aids = [_aid(a) for a in applets]
+                reader = RateLimitedReader(open_reader(info), rate)
+                try:
+                    reader.connect()
+                except ReaderError as e:
+                    raise click.ClickException(str(e)) from None
+                return reader_target(reader, aids, name=info.name, **kw)  # type: ignore[arg-type]
+        elif image is not None:
+            target = image_target(image, **kw)
+        else:
+            target = preset_target(preset or DEFAULT_PRESET, **kw)
+        return target.only(list(applets))
+    except TargetError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _aid(selector: str) -> bytes:
+    from host.fuzz.targets import builtin_profiles
+
+    named = find_applets(builtin_profiles(), selector)
+    if named:
+        return named[0].aid
+    try:
+        return bytes.fromhex(selector.replace(" ", "").replace(":", ""))
+    except ValueError:
+        raise click.UsageError(
+            f"--applet {selector!r}: not a known applet name nor an AID"
+        ) from None
+
+
+def _oracles(only: tuple[str, ...], without: tuple[str, ...]) -> frozenset[str]:
+    for name in only + without:
+        if name not in ORACLES:
+            raise click.UsageError(f"unknown oracle {name!r} (oracles: {', '.join(ORACLES)})")
+    chosen = frozenset(only) if only else ALL_ORACLES
+    return chosen - frozenset(without)
+
+
+@click.command("fuzz")
+@click.option(
+    "-r",
+    "--reader",
+    "reader_spec",
+    metavar="READER",
+    help="A reader (`cardemu readers`); a real card is fuzzed slowly, rate-limited.",
+)
+@click.option(
+    "--card",
+    "image",
+    metavar="IMAGE",
+    help="A card image (not changed: every episode starts from its content).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    help=f"A built-in card [default: {DEFAULT_PRESET}].",
+)
+@click.option(
+    "-a",
+    "--applet",
+    "applets",
+    multiple=True,
+    metavar="NAME|AID",
+    help="Fuzz only this applet (repeatable; an AID prefix or a name).",
+)
+@click.option(
+    "--budget", type=click.IntRange(1), help="Stop after N APDUs [default: 10000 unless --time]."
+)
+@click.option(
+    "--time", "seconds", type=click.FloatRange(0, min_open=True), help="Stop after S seconds."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the campaign (and of the card's RNG).",
+)
+@click.option("--card-seed", type=int, help="Seed of the card's RNG [default: --seed].")
+@click.option(
+    "--corpus",
+    "corpus_dir",
+    type=click.Path(file_okay=False),
+    help="Corpus: scripts, traces, hex files; inputs reaching new code are added.",
+)
+@click.option(
+    "--findings",
+    "findings_dir",
+    type=click.Path(file_okay=False),
+    default="fuzz-findings",
+    show_default=True,
+    help="Where finding scripts, traces and images go.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["random", "stateful"]),
+    default="random",
+    show_default=True,
+    help="random: coverage-guided episodes; stateful: hypothesis state machine.",
+)
+@click.option("--no-coverage", is_flag=True, help="No coverage feedback (faster).")
+@click.option(
+    "--oracle",
+    "only_oracles",
+    multiple=True,
+    metavar="NAME",
+    help="Check only these oracles (repeatable).",
+)
+@click.option(
+    "--no-oracle",
+    "without_oracles",
+    multiple=True,
+    metavar="NAME",
+    help="Do not check this oracle (repeatable).",
+)
+@click.option(
+    "--tear-rate",
+    type=click.FloatRange(0, 1),
+    default=0.25,
+    show_default=True,
+    help="Share of writing commands sent with a tear.",
+)
+@click.option(
+    "--max-ms",
+    type=click.FloatRange(0, min_open=True),
+    help="Response-time bound in ms [default: 1000 in-process, 5000 real card].",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="APDUs per second at most, on a real card.",
+)
+@click.option("--no-minimise", is_flag=True, help="Save findings as found, unminimised.")
+@click.option(
+    "--replay",
+    "replay_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Replay a finding script under the oracles instead of fuzzing.",
+)
+@click.option(
+    "--bench",
+    "do_bench",
+    is_flag=True,
+    help="Measure APDUs/s per applet: raw, all oracles, all oracles + coverage.",
+)
+@click.option(
+    "--list",
+    "do_list",
+    is_flag=True,
+    help="List the applets, their states and the oracles, then stop.",
+)
+@json_option
+def fuzz(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    applets: tuple[str, ...],
+    budget: int | None,
+    seconds: float | None,
+    seed: int,
+    card_seed: int | None,
+    corpus_dir: str | None,
+    findings_dir: str,
+    engine: str,
+    no_coverage: bool,
+    only_oracles: tuple[str, ...],
+    without_oracles: tuple[str, ...],
+    tear_rate: float,
+    max_ms: float | None,
+    rate: float,
+    no_minimise: bool,
+    replay_path: str | None,
+    do_bench: bool,
+    do_list: bool,
+    as_json: bool,
+) -> None:
+    """Fuzz a card's applets and check invariants after every APDU.
+
+    Commands come from apdu_specs (valid ones with boundary values, and ones with
+    one rule broken), from the corpus (mutated), from a sweep of every INS in
+    every state, and from random shapes; episodes enter each applet's states
+    (PIN verified, ...) and tear commands at random persistent writes. After
+    every step the oracles are checked: no exception escapes, well-formed
+    responses, an error leaves the NVM unchanged, retry counters go up only on
+    a verification, no secret in a response, a response-time bound, before- or
+    after-state after a tear, the same seed gives the same run.
+
+    Each finding is minimised and saved as a script for `cardemu run` (with a
+    trace); `--replay` checks one again. Exit code 1 when there are findings.
+
+    \b
+    Examples:
+      cardemu fuzz --budget 50000
+      cardemu fuzz --preset demo --applet purse --time 60 --seed 7
+      cardemu fuzz --card my.card --corpus corpus/ --findings out/
+      cardemu fuzz --engine stateful --applet iso7816 --budget 5000
+      cardemu fuzz --replay fuzz-findings/001-no-exception-purse.apdu
+      cardemu fuzz --bench --budget 5000
+      cardemu fuzz -r 2 --applet A000000151000000 --rate 10 --time 600
+    """
+    oracles = _oracles(only_oracles, without_oracles)
+    target = _target(reader_spec, image, preset, applets, rate, max_ms)
+    if do_list:
+        _list(target, as_json)
+        return
+    if replay_path is not None:
+        _replay(target, replay_path, card_seed, oracles, max_ms, as_json)
+        return
+    if budget is None and seconds is None:
+        budget = 10_000
+    if do_bench:
+        _bench(target, budget or 5000, seed, as_json)
+        return
+    config = FuzzConfig(
+        seed=seed,
+        card_seed=card_seed,
+        budget=budget,
+        seconds=seconds,
+        oracles=oracles,
+        coverage=not no_coverage,
+        tear_rate=tear_rate,
+        max_ms=max_ms,
+        corpus_dir=Path(corpus_dir) if corpus_dir else None,
+        findings_dir=Path(findings_dir),
+        minimise=not no_minimise,
+    )
+    if engine == "stateful":
+        report = _stateful(target, config)
+    else:
+        report = Fuzzer(target, config, Progress()).run()
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
+    if report.findings:
+        raise FindingsExit(f"{len(report.findings)} finding(s), saved in {findings_dir}")
+
+
+def _stateful(target: CardTarget, config: FuzzConfig) -> CampaignReport:
+    from host.fuzz.stateful import run_stateful
+
+    steps = 50
+    examples = max(1, (config.budget or 10_000) // steps)
+    t0 = time.perf_counter()
+    finding, rec = run_stateful(
+        target,
+        seed=config.seed,
+        card_seed=config.card_seed,
+        examples=examples,
+        steps=steps,
+        oracles=config.oracles,
+        max_ms=config.max_ms,
+    )
+    report = CampaignReport(
+        target.name, config.seed, "stateful (hypothesis)", tuple(sorted(config.oracles)), False, []
+    )
+    report.seconds = time.perf_counter() - t0
+    report.apdus = rec.apdus
+    report.episodes = rec.runs
+    if finding is not None:
+        if config.findings_dir is not None:
+            from host.fuzz.session import Episode
+
+            atr = Episode(target, config.the_card_seed).atr if target.in_process else b""
+            save_finding(finding, config.findings_dir, target, config.the_card_seed, atr)
+        report.findings = [finding]
+    return report
+
+
+def _list(target: CardTarget, as_json: bool) -> None:
+    from host.fuzz.generators import specs_for
+
+    rows = []
+    for a in target.applets:
+        rows.append(
+            {
+                "name": a.name,
+                "aid": a.aid.hex().upper(),
+                "states": list(a.state_names),
+                "specs": len(specs_for(a)),
+                "corpus": len(a.corpus),
+                "secrets_hook": a.secrets is not None,
+            }
+        )
+    oracles = {
+        k: v + ("" if target.in_process or k not in INTROSPECTIVE else " (in-process only)")
+        for k, v in ORACLES.items()
+    }
+    if as_json:
+        click.echo(
+            json.dumps({"target": target.name, "applets": rows, "oracles": oracles}, indent=2)
+        )
+        return
+    click.echo(f"card {target.name}")
+    for r in rows:
+        click.echo(
+            f"  {r['name']:<20} {r['aid']:<34} states: {', '.join(r['states'])}; "
+            f"{r['specs']} specs, {r['corpus']} corpus commands"
+        )
+    click.echo("oracles:")
+    for k, v in oracles.items():
+        click.echo(f"  {k:<22} {v}")
+
+
+def _replay(
+    target: CardTarget,
+    path: str,
+    card_seed: int | None,
+    oracles: frozenset[str],
+    max_ms: float | None,
+    as_json: bool,
+) -> None:
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        out = replay_script(
+            target, text, seed=card_seed, source=path, oracles=oracles, max_ms=max_ms
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "script": path,
+                    "seed": out.seed,
+                    "steps": len(out.steps),
+                    "violations": [
+                        {
+                            "oracle": v.oracle,
+                            "message": v.message,
+                            "step": v.step,
+                            "detail": v.detail,
+                        }
+                        for v in out.violations
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(
+            f"{path}: {len(out.steps)} steps replayed on {target.name} (card seed {out.seed})"
+        )
+        for v in out.violations:
+            click.echo(f"  step {v.step + 1}: {v}")
+        if not out.violations:
+            click.echo("  every oracle held")
+    if out.violations:
+        raise FindingsExit(f"{len(out.violations)} violation(s)")
+
+
+def _bench(target: CardTarget, apdus: int, seed: int, as_json: bool) -> None:
+    if not target.in_process:
+        raise click.UsageError("--bench measures in-process cards only")
+    rows = bench(target, apdus=apdus, seed=seed)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "applet": r.applet,
+                        "apdus": r.apdus,
+                        "raw": round(r.raw),
+                        "oracles": round(r.oracles),
+                        "oracles_coverage": round(r.oracles_coverage),
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"cardemu fuzz --bench: card {target.name}, {apdus:,} APDUs per applet and set-up, "
+        f"seed {seed}"
+    )
+    click.echo(f"  {'applet':<22} {'raw':>10} {'oracles':>10} {'+coverage':>10}   (APDUs/s)")
+    for r in rows:
+        click.echo(
+            f"  {r.applet:<22} {r.raw:>10,.0f} {r.oracles:>10,.0f} {r.oracles_coverage:>10,.0f}"
+        )
+    click.echo(
+        "  raw: no oracles, no coverage; oracles: all 8; +coverage: all 8 and line/arc coverage"
+    )

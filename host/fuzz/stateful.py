@@ -1,0 +1,261 @@
+"""Hypothesis state machines over a fuzz target: the same oracles, hypothesis' shrinking.
+
+`machine_for(target)` is a `RuleBasedStateMachine` whose rules select an applet,
+enter one of its states (PIN verified, ...), send a command drawn from the
+applet's specs, corpus and random shapes, reset the card, or tear a command at
+one of its writes; after every rule the oracles must hold. Hypothesis looks for
+a failing sequence and shrinks it: `run_stateful` turns the smallest failing
+sequence into a `Finding`, as the random engine does.
+
+Tests use it directly:
+
+    TestPurse = machine_for(preset_target("demo").only(["purse"])).TestCase
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    get_state_machine_test,
+    invariant,
+    precondition,
+    rule,
+)
+
+from host.fuzz import mutators
+from host.fuzz.engine import quiet_card_logs
+from host.fuzz.generators import specs_for
+from host.fuzz.oracles import ALL_ORACLES, Checker, Violation
+from host.fuzz.report import Finding
+from host.fuzz.session import Episode, Reset, Send, Step, Tear
+from host.fuzz.targets import AppletTarget, CardTarget
+
+
+class OracleViolation(AssertionError):
+    """An oracle did not hold (what a state machine raises)."""
+
+    def __init__(self, violation: Violation) -> None:
+        super().__init__(str(violation))
+        self.violation = violation
+
+
+@dataclass
+class Recorder:
+    """Keeps the steps of the last run that failed (hypothesis replays the minimal one last)."""
+
+    steps: list[Step] = field(default_factory=list)
+    violation: Violation | None = None
+    runs: int = 0
+    apdus: int = 0
+
+
+def _structured() -> st.SearchStrategy[bytes]:
+    header = st.tuples(
+        st.sampled_from(mutators.WRONG_CLASSES) | st.integers(0, 255),
+        st.integers(0, 255),
+        st.sampled_from(mutators.INTERESTING_BYTES) | st.integers(0, 255),
+        st.sampled_from(mutators.INTERESTING_BYTES) | st.integers(0, 255),
+    ).map(bytes)
+    body = st.one_of(
+        st.just(b""),
+        st.integers(0, 255).map(lambda n: bytes((n,))),
+        st.binary(min_size=1, max_size=40).map(lambda d: bytes((len(d),)) + d),
+        st.tuples(st.binary(min_size=1, max_size=40), st.integers(0, 255)).map(
+            lambda t: bytes((len(t[0]),)) + t[0] + bytes((t[1],))
+        ),
+        st.binary(min_size=0, max_size=300).map(lambda d: b"\x00" + len(d).to_bytes(2, "big") + d),
+        st.binary(min_size=1, max_size=8),
+    )
+    return st.tuples(header, body).map(lambda t: t[0] + t[1])
+
+
+def _mutated(corpus: Sequence[bytes]) -> st.SearchStrategy[bytes]:
+    @st.composite
+    def build(draw: Any) -> bytes:
+        base = draw(st.sampled_from(corpus))
+        n = draw(st.integers(0, 3))
+        if n == 0:
+            return base
+        r = random.Random(draw(st.integers(0, 2**32 - 1)))
+        return mutators.mutate(base, r, corpus, rounds=n)
+
+    return build()
+
+
+def apdu_strategy(applets: Sequence[AppletTarget]) -> st.SearchStrategy[bytes]:
+    """Commands for these applets: spec-valid ones (shrinking field by field), corpus
+    mutations, random headers and bodies, random bytes."""
+    parts: list[st.SearchStrategy[bytes]] = []
+    specs: dict[str, Any] = {}
+    for a in applets:
+        for s in specs_for(a):
+            specs.setdefault(s.id, s)
+    if specs:
+        try:
+            from apdu_specs.strategies import commands
+
+            parts.append(st.one_of([commands(s) for s in specs.values()]))
+        except ImportError:
+            pass
+    corpus = [c for a in applets for c in a.corpus]
+    if corpus:
+        parts.append(_mutated(corpus))
+    parts.append(_structured())
+    parts.append(st.binary(min_size=1, max_size=64))
+    return st.one_of(parts)
+
+
+def machine_for(
+    target: CardTarget,
+    *,
+    seed: int = 0,
+    oracles: frozenset[str] = ALL_ORACLES,
+    max_ms: float | None = None,
+    recorder: Recorder | None = None,
+) -> type[RuleBasedStateMachine]:
+    """A state machine fuzzing `target`'s applets under the oracles.
+
+    Args:
+        target: the card (in-process for tears and the state oracles).
+        seed: the card's RNG seed.
+        oracles: the oracles checked after every rule.
+        max_ms: the response-time bound (None: the target's).
+        recorder: told about every failing run (for `run_stateful`).
+    """
+    applets = target.applets
+    with_states = [a for a in applets if a.states]
+    commands = apdu_strategy(applets)
+    in_process = target.in_process
+
+    class CardMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.episode = Episode(target, seed)
+            self.checker = Checker(self.episode, oracles=oracles, max_ms=max_ms)
+            if recorder is not None:
+                recorder.runs += 1
+
+        def _do(self, event: Send | Reset | Tear) -> Step:
+            if isinstance(event, Tear):
+                step, vs = self.checker.tear(event.apdu, event.after)
+            else:
+                step, vs = self.checker.apply(event)
+            if recorder is not None and not isinstance(event, Reset):
+                recorder.apdus += 1
+            if vs:
+                if recorder is not None:
+                    recorder.steps = list(self.episode.steps)
+                    recorder.violation = vs[0]
+                raise OracleViolation(vs[0])
+            return step
+
+        @rule(applet=st.sampled_from(applets))
+        def select(self, applet: AppletTarget) -> None:
+            self._do(Send(applet.select_command))
+
+        @precondition(lambda self: bool(with_states))
+        @rule(data=st.data())
+        def enter_state(self, data: Any) -> None:
+            applet = data.draw(st.sampled_from(with_states), label="applet")
+            state = data.draw(st.sampled_from(applet.states), label="state")
+            step = self._do(Send(applet.select_command))
+            if step.sw != 0x9000 and (step.sw or 0) >> 8 != 0x61:
+                return
+            if callable(state.setup):
+
+                def send(apdu: bytes) -> bytes:
+                    return self._do(Send(apdu)).response or b""
+
+                try:
+                    state.setup(send)
+                except OracleViolation:
+                    raise
+                except Exception:  # noqa: BLE001 - the state is just not reached
+                    return
+                return
+            for apdu in state.setup:
+                s = self._do(Send(apdu))
+                if s.sw != 0x9000:
+                    return
+
+        @rule(apdu=commands)
+        def send(self, apdu: bytes) -> None:
+            self._do(Send(apdu))
+
+        @rule()
+        def reset(self) -> None:
+            self._do(Reset())
+
+        @precondition(lambda self: in_process)
+        @rule(apdu=commands, after=st.integers(0, 12))
+        def tear(self, apdu: bytes, after: int) -> None:
+            self._do(Tear(apdu, after))
+
+        @invariant()
+        def powered(self) -> None:
+            card = self.episode.card
+            assert card is None or card.powered
+
+    CardMachine.__name__ = CardMachine.__qualname__ = f"CardMachine_{_ident(target.name)}"
+    return CardMachine
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def run_stateful(
+    target: CardTarget,
+    *,
+    seed: int = 0,
+    card_seed: int | None = None,
+    examples: int = 100,
+    steps: int = 50,
+    oracles: frozenset[str] = ALL_ORACLES,
+    max_ms: float | None = None,
+) -> tuple[Finding | None, Recorder]:
+    """Run the state machine under hypothesis; the shrunk finding, if any.
+
+    Args:
+        target: the card.
+        seed: hypothesis' seed (the same seed, the same run).
+        card_seed: the card's RNG seed (default: `seed`).
+        examples: sequences to try.
+        steps: the most rules in one sequence.
+    """
+    recorder = Recorder()
+    cs = seed if card_seed is None else card_seed
+    machine = machine_for(target, seed=cs, oracles=oracles, max_ms=max_ms, recorder=recorder)
+    conf = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        # No explain phase: the last failing run must be the minimal one.
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+    test = hypothesis_seed(seed)(get_state_machine_test(machine, settings=conf))
+    with quiet_card_logs():
+        try:
+            test()
+        except Exception:
+            # A violation (or hypothesis' report of a flaky one): the recorder has it.
+            if recorder.violation is None:
+                raise
+    if recorder.violation is None:
+        return None, recorder
+    v = recorder.violation
+    applet = target.applets[0].name if len(target.applets) == 1 else "card"
+    finding = Finding(1, v, applet, tuple(recorder.steps), len(recorder.steps), recorder.apdus)
+    return finding, recorder
