@@ -63,6 +63,13 @@ def _euicc_empty(rt: CardRuntime) -> None:
     rt.install(UiccApplet, UICC_AID, default=True)
 
 
+def _bio(rt: CardRuntime) -> None:
+    from applets.biometric import BIO_AID, BiometricApplet
+
+    # Seed 002's sensor card: match-on-card, default-selected, no finger enrolled yet.
+    rt.install(BiometricApplet, BIO_AID, default=True)
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -82,6 +89,11 @@ PRESETS: dict[str, Preset] = {
             _usim,
         ),
         Preset("euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty),
+        Preset(
+            "bio",
+            "fingerprint match-on-card (ISO 7816-11 VERIFY, BIT group; admin key 40..4F)",
+            _bio,
+        ),
     ]
 }
 

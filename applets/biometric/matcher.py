@@ -1,0 +1,485 @@
+"""The on-card minutiae matcher: a pure function from two templates to a score.
+
+The card runs it inside VERIFY; the accuracy harness (`host.bio.eval`) calls the
+same functions directly to draw the DET curve, since the score never leaves the
+card. Nothing here touches card state: `extract` and `compare` are pure.
+
+The method is a local-structure pairing followed by a global consolidation,
+after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
+32(12), 2010), cut down to what a card can afford:
+
+1. Local structures (`extract`). Around each minutia, a cylinder: a disc of
+   radius `RADIUS` in the minutia's own frame (so it is invariant to rotation
+   and translation), cut into `NS` x `NS` spatial cells and `ND` direction
+   layers. A cell's bit is set when a neighbouring minutia lies near the
+   cell's centre with a relative direction in that layer. Bits are packed in
+   one integer, so comparing two cylinders is an AND, an XOR and two popcounts.
+   Each cylinder also has a validity mask: the cells inside the area the
+   template actually covers (its convex hull, widened by `HULL_MARGIN`), so a
+   partial impression is not penalised for minutiae it could not have seen.
+2. Local similarity (`compare`). For every reference/probe pair whose
+   directions differ by at most `MAX_ROTATION`, the similarity of their
+   cylinders on the cells valid in both (1 - |a xor b| / (|a| + |b|)).
+3. Consolidation. The best `MAX_PAIRS` one-to-one pairs are refined by
+   relaxation: a pair keeps its weight only if other pairs are geometrically
+   compatible with it (distances, relative directions and radial angles agree
+   within tolerances that widen with distance, for elastic distortion). The
+   local score is the mean relaxed similarity of the `n_P` most efficient
+   pairs (fewer surviving pairs count as zeros).
+4. Global pairing. The probe is aligned on those pairs (weighted mean rotation
+   and translation), every minutia pairs with the nearest unpaired one within
+   `GLOBAL_DIST` and `GLOBAL_ANGLE`, and the global score is
+   paired^2 / (reference minutiae in the common area x probe minutiae in it).
+   The score is the geometric mean of the local and global scores.
+
+Bounds, as a card would have them: at most `MAX_MINUTIAE` minutiae a template
+(the BIT declares it), cylinders of `NS*NS*ND` bits, an n x m similarity table,
+at most `MAX_PAIRS` pairs in the relaxation and `RELAX_ITERATIONS` rounds: the
+work is O(n*m + MAX_PAIRS^2) and the memory O(n*m) small numbers.
+
+Units are the compact card format's: coordinates in 0.1 mm, angles in 5.625
+degree steps (ISO/IEC 19794-2:2005 §8.2). The score is an integer 0..SCORE_MAX.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from applets.biometric.iso19794 import ANGLE_STEPS, MINUTIA_SIZE
+
+MAX_MINUTIAE = 60
+SCORE_MAX = 10000
+
+# -- Parameters (0.1 mm units, angle steps of 5.625 degrees) ------------------------------
+RADIUS = 60  # cylinder radius: 6 mm
+NS = 8  # spatial cells along a side
+ND = 6  # direction layers
+CELL = 2 * RADIUS / NS
+SPREAD = 0.9 * CELL  # a neighbour lights the cells whose centre is this close
+DIR_TOLERANCE = 3  # steps (16.9 degrees) beyond a layer's own half-width
+HULL_MARGIN = 15  # 1.5 mm
+MIN_VALID_CELLS = 20  # spatial cells valid in both cylinders, else no similarity
+MIN_BITS = 6  # set bits in a cylinder (on the common cells), else no similarity
+MAX_ROTATION = 10  # steps: 56 degrees between a reference and a probe minutia
+MAX_PAIRS = 24
+RELAX_ITERATIONS = 5
+RELAX_WEIGHT = 0.5
+MIN_NP, MAX_NP = 4, 12
+# Global pairing after alignment: a probe minutia pairs with a reference one this close.
+GLOBAL_DIST = 14.0  # 1.4 mm
+GLOBAL_ANGLE = 4  # steps (22.5 degrees)
+GLOBAL_MIN_OVERLAP = 10  # minutiae: smaller common areas count as this large
+# Pair compatibility: distance tolerance grows with the distance (elastic distortion).
+DIST_TOL_BASE = 4.0
+DIST_TOL_SLOPE = 0.08
+ANGLE_TOL = math.pi / 10
+
+_TWO_PI = 2 * math.pi
+_STEP = _TWO_PI / ANGLE_STEPS
+_CELLS = NS * NS
+_LAYER_REPEAT = sum(1 << (_CELLS * k) for k in range(ND))
+_QUANT = 2.0  # resolution of the spatial lookup table
+
+
+def _cell_centres() -> tuple[tuple[float, float], ...]:
+    half = NS / 2
+    return tuple(
+        ((i - half + 0.5) * CELL, (j - half + 0.5) * CELL) for j in range(NS) for i in range(NS)
+    )
+
+
+_CENTRES = _cell_centres()
+#: cells inside the cylinder's disc
+_DISC = sum(1 << k for k, (cx, cy) in enumerate(_CENTRES) if cx * cx + cy * cy <= RADIUS * RADIUS)
+_DISC_CELLS = tuple(k for k in range(_CELLS) if _DISC >> k & 1)
+_REACH = RADIUS + SPREAD
+
+
+def _spatial_table() -> tuple[tuple[int, ...], ...]:
+    """Spatial bits lit by a neighbour at each quantised offset (u, v) in the minutia's frame."""
+    n = int(math.ceil(_REACH / _QUANT))
+    rows = []
+    s2 = SPREAD * SPREAD
+    for iv in range(-n, n + 1):
+        row = []
+        v = iv * _QUANT
+        for iu in range(-n, n + 1):
+            u = iu * _QUANT
+            mask = 0
+            for k in _DISC_CELLS:
+                cx, cy = _CENTRES[k]
+                if (cx - u) ** 2 + (cy - v) ** 2 <= s2:
+                    mask |= 1 << k
+            row.append(mask)
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
+def _layer_table() -> tuple[int, ...]:
+    """For each relative direction (in angle steps), a multiplier copying spatial bits into
+    the direction layers it falls in (with the tolerance)."""
+    per = ANGLE_STEPS / ND
+    out = []
+    for d in range(ANGLE_STEPS):
+        mult = 0
+        for k in range(ND):
+            centre = (k + 0.5) * per
+            diff = abs((d - centre + ANGLE_STEPS / 2) % ANGLE_STEPS - ANGLE_STEPS / 2)
+            if diff <= per / 2 + DIR_TOLERANCE:
+                mult |= 1 << (_CELLS * k)
+        out.append(mult)
+    return tuple(out)
+
+
+_SPATIAL = _spatial_table()
+_SPATIAL_OFFSET = int(math.ceil(_REACH / _QUANT))
+_LAYERS = _layer_table()
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the matcher derives from a template: positions, directions and cylinders.
+
+    Derived from, and as secret as, the template: it never leaves the card.
+    """
+
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]  # Y grows upwards here (the format's Y is negated)
+    angles: tuple[int, ...]  # steps of 5.625 degrees
+    cylinders: tuple[int, ...]
+    valid: tuple[int, ...]  # spatial validity mask of each cylinder
+    neighbours: tuple[int, ...]
+    region: _Region
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def __repr__(self) -> str:  # never the minutiae
+        return f"<Features of {len(self.xs)} minutiae>"
+
+
+def extract(template: bytes) -> Features:
+    """Build the local structures of a template (compact-card minutiae bytes).
+
+    Only the first MAX_MINUTIAE minutiae are used; the applet refuses longer
+    templates before it gets here.
+    """
+    n = min(len(template) // MINUTIA_SIZE, MAX_MINUTIAE)
+    xs = tuple(float(template[3 * i]) for i in range(n))
+    ys = tuple(-float(template[3 * i + 1]) for i in range(n))
+    angles = tuple(template[3 * i + 2] & 0x3F for i in range(n))
+    cos_t = [math.cos(a * _STEP) for a in angles]
+    sin_t = [math.sin(a * _STEP) for a in angles]
+    region = _Region(xs, ys)
+    reach2 = _REACH * _REACH
+    off = _SPATIAL_OFFSET
+    size = 2 * off + 1
+    q = _QUANT
+    cylinders = []
+    valid = []
+    neighbours = []
+    for i in range(n):
+        xi, yi, ci, si, ai = xs[i], ys[i], cos_t[i], sin_t[i], angles[i]
+        cyl = 0
+        count = 0
+        for j in range(n):
+            if j == i:
+                continue
+            dx = xs[j] - xi
+            dy = ys[j] - yi
+            if dx * dx + dy * dy > reach2:
+                continue
+            u = dx * ci + dy * si
+            v = -dx * si + dy * ci
+            iu = int(round(u / q)) + off
+            iv = int(round(v / q)) + off
+            if 0 <= iu < size and 0 <= iv < size:
+                spatial = _SPATIAL[iv][iu]
+                if spatial:
+                    cyl |= spatial * _LAYERS[(angles[j] - ai) % ANGLE_STEPS]
+                    count += 1
+        mask = 0
+        for k in _DISC_CELLS:
+            cx, cy = _CENTRES[k]
+            if region.contains(xi + cx * ci - cy * si, yi + cx * si + cy * ci):
+                mask |= 1 << k
+        cylinders.append(cyl)
+        valid.append(mask)
+        neighbours.append(count)
+    return Features(xs, ys, angles, tuple(cylinders), tuple(valid), tuple(neighbours), region)
+
+
+class _Region:
+    """The area a template covers: its convex hull widened by HULL_MARGIN, as row spans."""
+
+    __slots__ = ("y0", "spans")
+
+    ROW = 4.0
+
+    def __init__(self, xs: tuple[float, ...], ys: tuple[float, ...]) -> None:
+        self.y0 = 0.0
+        self.spans: tuple[tuple[float, float], ...] = ()
+        hull = _convex_hull(list(zip(xs, ys, strict=True)))
+        if len(hull) < 3:
+            return
+        m = HULL_MARGIN
+        ymin = min(p[1] for p in hull) - m
+        ymax = max(p[1] for p in hull) + m
+        rows = int((ymax - ymin) / self.ROW) + 1
+        raw: list[tuple[float, float] | None] = []
+        edges = list(zip(hull, hull[1:] + hull[:1], strict=True))
+        for r in range(rows):
+            y = ymin + r * self.ROW
+            lo, hi = math.inf, -math.inf
+            for (x1, y1), (x2, y2) in edges:
+                if (y1 <= y <= y2) or (y2 <= y <= y1):
+                    if y1 == y2:
+                        lo, hi = min(lo, x1, x2), max(hi, x1, x2)
+                    else:
+                        x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+                        lo, hi = min(lo, x), max(hi, x)
+            raw.append((lo, hi) if lo <= hi else None)
+        # Widen: a row takes the union of the rows within the margin, then the margin in x.
+        k = int(m / self.ROW)
+        spans = []
+        for r in range(rows):
+            lo, hi = math.inf, -math.inf
+            for rr in range(max(0, r - k), min(rows, r + k + 1)):
+                span = raw[rr]
+                if span is not None:
+                    lo, hi = min(lo, span[0]), max(hi, span[1])
+            spans.append((lo - m, hi + m) if lo <= hi else (math.inf, -math.inf))
+        self.y0 = ymin
+        self.spans = tuple(spans)
+
+    def contains(self, x: float, y: float) -> bool:
+        r = int((y - self.y0) / self.ROW + 0.5)
+        if not 0 <= r < len(self.spans) or y < self.y0:
+            return False
+        lo, hi = self.spans[r]
+        return lo <= x <= hi
+
+
+def _convex_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Andrew's monotone chain; the hull anticlockwise, without repeated points."""
+    pts = sorted(set(points))
+    if len(pts) < 3:
+        return pts
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, float]] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list[tuple[float, float]] = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return lower[:-1] + upper[:-1]
+
+
+def _angle_diff(a: float, b: float) -> float:
+    """a - b folded into (-pi, pi]."""
+    d = (a - b) % _TWO_PI
+    return d - _TWO_PI if d > math.pi else d
+
+
+def compare(reference: Features, probe: Features) -> int:
+    """The similarity of two templates' features, 0 (different) to SCORE_MAX.
+
+    Symmetric in its arguments up to floating-point ties; deterministic.
+    """
+    n, m = len(reference), len(probe)
+    if n < 2 or m < 2:
+        return 0
+    # 2. Local similarities.
+    rot = MAX_ROTATION
+    steps = ANGLE_STEPS
+    pairs: list[tuple[float, int, int]] = []
+    ra, pa = reference.angles, probe.angles
+    rc, pc = reference.cylinders, probe.cylinders
+    rv, pv = reference.valid, probe.valid
+    repeat = _LAYER_REPEAT
+    for i in range(n):
+        ai, ci, vi = ra[i], rc[i], rv[i]
+        if not ci:
+            continue
+        for j in range(m):
+            d = (ai - pa[j]) % steps
+            if rot < d < steps - rot:
+                continue
+            cj = pc[j]
+            if not cj:
+                continue
+            common = vi & pv[j]
+            if common.bit_count() < MIN_VALID_CELLS:
+                continue
+            full = common * repeat
+            a = ci & full
+            b = cj & full
+            na = a.bit_count()
+            nb = b.bit_count()
+            if na < MIN_BITS or nb < MIN_BITS:
+                continue
+            s = 1.0 - (a ^ b).bit_count() / (na + nb)
+            if s > 0.0:
+                pairs.append((s, i, j))
+    if not pairs:
+        return 0
+    # 3. One-to-one selection of the best pairs.
+    pairs.sort(reverse=True)
+    used_r: set[int] = set()
+    used_p: set[int] = set()
+    chosen: list[tuple[float, int, int]] = []
+    limit = min(MAX_PAIRS, n, m)
+    for s, i, j in pairs:
+        if i in used_r or j in used_p:
+            continue
+        used_r.add(i)
+        used_p.add(j)
+        chosen.append((s, i, j))
+        if len(chosen) == limit:
+            break
+    k = len(chosen)
+    if k < 2:
+        return 0
+    # Relaxation by pair compatibility.
+    rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
+    rt = [a * _STEP for a in ra]
+    pt = [a * _STEP for a in pa]
+    rho = [[0.0] * k for _ in range(k)]
+    for p in range(k):
+        _, i1, j1 = chosen[p]
+        for q in range(p + 1, k):
+            _, i2, j2 = chosen[q]
+            c = _compatibility(
+                rx[i1], ry[i1], rt[i1], rx[i2], ry[i2], rt[i2],
+                px[j1], py[j1], pt[j1], px[j2], py[j2], pt[j2],
+            )  # fmt: skip
+            rho[p][q] = rho[q][p] = c
+    lam0 = [c[0] for c in chosen]
+    lam = lam0[:]
+    w = RELAX_WEIGHT
+    for _ in range(RELAX_ITERATIONS):
+        lam = [
+            w * lam[p] + (1 - w) * sum(rho[p][q] * lam[q] for q in range(k)) / (k - 1)
+            for p in range(k)
+        ]
+    # The n_P most efficient pairs (relaxed weight kept relative to the initial one).
+    order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
+    n_p = _n_pairs(min(n, m))
+    # Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
+    top = order[:n_p]
+    local = sum(lam[p] for p in top) / n_p
+    # 4. Global consolidation: align on the best pairs, then pair every minutia.
+    glob = _global(reference, probe, [chosen[p] for p in top], [lam[p] for p in top])
+    # Both must agree: local structures alone are fooled by similar ridge flow, the
+    # global pairing alone by a lucky alignment of a few minutiae.
+    score = math.sqrt(local * glob)
+    return max(0, min(SCORE_MAX, int(round(score * SCORE_MAX))))
+
+
+def _global(
+    reference: Features, probe: Features, pairs: list[tuple[float, int, int]], weights: list[float]
+) -> float:
+    """Share of minutiae that pair up once the probe is aligned on the given pairs."""
+    wsum = sum(weights)
+    if wsum <= 0.0:
+        return 0.0
+    ra, pa = reference.angles, probe.angles
+    cs = sn = 0.0
+    for (_, i, j), w in zip(pairs, weights, strict=True):
+        d = (ra[i] - pa[j]) * _STEP
+        cs += w * math.cos(d)
+        sn += w * math.sin(d)
+    rot = math.atan2(sn, cs)
+    c, s = math.cos(rot), math.sin(rot)
+    rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
+    mrx = sum(w * rx[i] for (_, i, _), w in zip(pairs, weights, strict=True)) / wsum
+    mry = sum(w * ry[i] for (_, i, _), w in zip(pairs, weights, strict=True)) / wsum
+    mpx = sum(w * px[j] for (_, _, j), w in zip(pairs, weights, strict=True)) / wsum
+    mpy = sum(w * py[j] for (_, _, j), w in zip(pairs, weights, strict=True)) / wsum
+    tx = mrx - (c * mpx - s * mpy)
+    ty = mry - (s * mpx + c * mpy)
+    rot_steps = rot / _STEP
+    n, m = len(reference), len(probe)
+    # probe minutiae in the reference frame
+    qx = [c * px[j] - s * py[j] + tx for j in range(m)]
+    qy = [s * px[j] + c * py[j] + ty for j in range(m)]
+    qa = [(pa[j] + rot_steps) % ANGLE_STEPS for j in range(m)]
+    d2max = GLOBAL_DIST * GLOBAL_DIST
+    cand = []
+    for i in range(n):
+        xi, yi, ai = rx[i], ry[i], ra[i]
+        for j in range(m):
+            dx = qx[j] - xi
+            if -GLOBAL_DIST <= dx <= GLOBAL_DIST:
+                dy = qy[j] - yi
+                d2 = dx * dx + dy * dy
+                if d2 <= d2max:
+                    da = abs((qa[j] - ai + ANGLE_STEPS / 2) % ANGLE_STEPS - ANGLE_STEPS / 2)
+                    if da <= GLOBAL_ANGLE:
+                        cand.append((d2, i, j))
+    cand.sort()
+    ui: set[int] = set()
+    uj: set[int] = set()
+    matched = 0
+    for _, i, j in cand:
+        if i in ui or j in uj:
+            continue
+        ui.add(i)
+        uj.add(j)
+        matched += 1
+    # Overlap: reference minutiae inside the probe's area, probe minutiae inside the reference's.
+    preg, rreg = probe.region, reference.region
+    ov_r = 0
+    for i in range(n):
+        x, y = rx[i] - tx, ry[i] - ty
+        if preg.contains(c * x + s * y, -s * x + c * y):
+            ov_r += 1
+    ov_p = sum(1 for j in range(m) if rreg.contains(qx[j], qy[j]))
+    ov_r = max(ov_r, GLOBAL_MIN_OVERLAP, matched)
+    ov_p = max(ov_p, GLOBAL_MIN_OVERLAP, matched)
+    return matched * matched / (ov_r * ov_p)
+
+
+def _n_pairs(size: int) -> int:
+    """How many pairs the score averages: more for larger templates (MCC's n_P)."""
+    t = 1.0 / (1.0 + math.exp(-0.4 * (size - 20)))
+    return MIN_NP + int(round(t * (MAX_NP - MIN_NP)))
+
+
+def _compatibility(
+    xa1: float, ya1: float, ta1: float, xa2: float, ya2: float, ta2: float,
+    xb1: float, yb1: float, tb1: float, xb2: float, yb2: float, tb2: float,
+) -> float:  # fmt: skip
+    """How well two pairs agree: distance, relative direction and radial angles (0..1)."""
+    dxa, dya = xa2 - xa1, ya2 - ya1
+    dxb, dyb = xb2 - xb1, yb2 - yb1
+    da = math.sqrt(dxa * dxa + dya * dya)
+    db = math.sqrt(dxb * dxb + dyb * dyb)
+    tol = DIST_TOL_BASE + DIST_TOL_SLOPE * (da + db) / 2
+    z1 = 1.0 - abs(da - db) / (2 * tol)
+    if z1 <= 0.0:
+        return 0.0
+    z2 = 1.0 - abs(_angle_diff(_angle_diff(ta1, ta2), _angle_diff(tb1, tb2))) / (2 * ANGLE_TOL)
+    if z2 <= 0.0:
+        return 0.0
+    if da < 1e-9 or db < 1e-9:
+        return z1 * z2
+    la = math.atan2(dya, dxa)
+    lb = math.atan2(dyb, dxb)
+    z3 = 1.0 - abs(_angle_diff(_angle_diff(ta1, la), _angle_diff(tb1, lb))) / (2 * ANGLE_TOL)
+    if z3 <= 0.0:
+        return 0.0
+    return min(1.0, z1) * min(1.0, z2) * min(1.0, z3)
+
+
+def score(reference: bytes, probe: bytes) -> int:
+    """`compare(extract(reference), extract(probe))`."""
+    return compare(extract(reference), extract(probe))

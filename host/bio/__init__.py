@@ -1,0 +1,1 @@
+"""Biometric host tools: synthetic minutiae, the accuracy harness, Bozorth3, DET plots."""

@@ -1,0 +1,189 @@
+"""Verification error rates from comparison scores, and the DET plot (ISO/IEC 19795-1 §4.6).
+
+Scores are "higher is more similar"; a comparison is a match when its score is
+at or above the decision threshold. FMR(t) is the share of impostor scores
+>= t, FNMR(t) the share of genuine scores < t. `fnmr_at_fmr` answers the
+question the PIV requirement asks: at the lowest threshold whose FMR does not
+exceed the target, what is the FNMR? With N impostor comparisons no FMR below
+1/N can be told apart from 0: `Rates.resolution` says so, and figures below it
+are flagged.
+
+The plot (`plot_det`) uses matplotlib (the `bio` extra). Without it,
+`plot_det` raises `PlotUnavailable` with the command to install it; the rest of
+this module is plain Python.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed, so no PNG can be drawn."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    target_fmr: float
+    threshold: float  # the lowest threshold with FMR <= target
+    fmr: float  # the FMR actually reached there
+    fnmr: float
+    resolved: bool  # False when target_fmr < 1 / impostor comparisons
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Error rates of one matcher on one set of comparisons."""
+
+    genuine: int
+    impostor: int
+    points: tuple[OperatingPoint, ...]
+    eer: float
+    eer_threshold: float
+
+    @property
+    def resolution(self) -> float:
+        """The smallest FMR that one false match can show."""
+        return 1.0 / self.impostor if self.impostor else math.inf
+
+
+class _Sorted:
+    """Genuine and impostor scores, sorted, for rate queries by threshold."""
+
+    def __init__(self, genuine: Sequence[float], impostor: Sequence[float]) -> None:
+        if not genuine or not impostor:
+            raise ValueError("need at least one genuine and one impostor score")
+        self.g = sorted(genuine)
+        self.i = sorted(impostor)
+
+    def fmr(self, t: float) -> float:
+        return (len(self.i) - bisect.bisect_left(self.i, t)) / len(self.i)
+
+    def fnmr(self, t: float) -> float:
+        return bisect.bisect_left(self.g, t) / len(self.g)
+
+    def thresholds(self) -> list[float]:
+        """Every threshold at which a rate changes, plus one above all scores."""
+        values = sorted(set(self.g) | set(self.i))
+        return values + [values[-1] + 1]
+
+
+def fnmr_at_fmr(
+    genuine: Sequence[float], impostor: Sequence[float], target: float
+) -> OperatingPoint:
+    """The FNMR at the lowest threshold whose FMR is at most `target`."""
+    s = _Sorted(genuine, impostor)
+    n = len(s.i)
+    # FMR(t) <= target  <=>  at most floor(target * n) impostor scores are >= t.
+    allowed = int(math.floor(target * n + 1e-9))
+    if allowed >= n:
+        t = s.i[0]
+    else:
+        # The threshold must exceed the (allowed+1)-th highest impostor score.
+        t = _next_above(s.i[n - allowed - 1], s)
+    return OperatingPoint(target, t, s.fmr(t), s.fnmr(t), target * n >= 1.0)
+
+
+def _next_above(v: float, s: _Sorted) -> float:
+    """The smallest score present in either set that is above v (or v plus a bit)."""
+    candidates = []
+    k = bisect.bisect_right(s.g, v)
+    if k < len(s.g):
+        candidates.append(s.g[k])
+    k = bisect.bisect_right(s.i, v)
+    if k < len(s.i):
+        candidates.append(s.i[k])
+    if candidates:
+        return min(candidates)
+    return v + 1 if isinstance(v, int) else math.nextafter(v, math.inf)
+
+
+def equal_error_rate(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[float, float]:
+    """(EER, threshold): where FMR and FNMR cross, the mean of the two at the closest point."""
+    s = _Sorted(genuine, impostor)
+    best = (math.inf, 0.0, 0.0)
+    for t in s.thresholds():
+        a, b = s.fmr(t), s.fnmr(t)
+        gap = abs(a - b)
+        if gap < best[0]:
+            best = (gap, (a + b) / 2, t)
+    return best[1], best[2]
+
+
+def rates(
+    genuine: Sequence[float],
+    impostor: Sequence[float],
+    targets: Sequence[float] = (1e-2, 1e-3, 1e-4),
+) -> Rates:
+    eer, t = equal_error_rate(genuine, impostor)
+    points = tuple(fnmr_at_fmr(genuine, impostor, x) for x in targets)
+    return Rates(len(genuine), len(impostor), points, eer, t)
+
+
+def det_curve(genuine: Sequence[float], impostor: Sequence[float]) -> list[tuple[float, float]]:
+    """(FMR, FNMR) at every threshold, FMR decreasing."""
+    s = _Sorted(genuine, impostor)
+    return [(s.fmr(t), s.fnmr(t)) for t in s.thresholds()]
+
+
+def plot_det(
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    path: str,
+    *,
+    title: str = "DET",
+    note: str = "",
+) -> None:
+    """Draw DET curves (normal-deviate axes, ISO/IEC 19795-1) into a PNG file.
+
+    Args:
+        curves: (label, genuine scores, impostor scores) for each matcher.
+        path: the PNG file to write.
+        title: the plot title.
+        note: a line of small print under the plot (the data's provenance).
+
+    Raises:
+        PlotUnavailable: matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(
+            "no DET plot: matplotlib is not installed (pip install 'cardemu[bio]')"
+        ) from None
+    nd = NormalDist()
+    lo, hi = 1e-5, 0.5
+
+    def dev(p: float) -> float:
+        return nd.inv_cdf(min(max(p, lo), hi))
+
+    fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=100)
+    for label, genuine, impostor in curves:
+        pts = [(a, b) for a, b in det_curve(genuine, impostor) if a > 0 and b > 0]
+        if not pts:
+            continue
+        ax.plot([dev(a) for a, _ in pts], [dev(b) for _, b in pts], label=label, linewidth=1.6)
+    ticks = [1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5]
+    labels = ["0.01%", "0.1%", "1%", "5%", "20%", "50%"]
+    ax.set_xticks([dev(t) for t in ticks], labels)
+    ax.set_yticks([dev(t) for t in ticks], labels)
+    ax.set_xlim(dev(lo), dev(hi))
+    ax.set_ylim(dev(lo), dev(hi))
+    ax.set_xlabel("FMR (false match rate)")
+    ax.set_ylabel("FNMR (false non-match rate)")
+    ax.set_title(title)
+    ax.grid(True, linestyle=":", linewidth=0.6)
+    ax.axvline(dev(1e-2), color="grey", linewidth=0.6)
+    ax.axhline(dev(1e-2), color="grey", linewidth=0.6)
+    ax.legend(loc="upper right")
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, format="png")
+    plt.close(fig)
