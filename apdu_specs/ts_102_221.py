@@ -105,7 +105,7 @@ SPECS: tuple[CommandSpec, ...] = (
         summary=lambda d: f"INCREASE by {d.fields['data'].hex().upper()}",
         doc="Adds the value to record 1 of the current cyclic EF; answers the new record "
         "and the value added.",
-        vectors=(Vector("8032000001" "01", "INCREASE by 01"),),
+        vectors=(Vector("803200000101", "INCREASE by 01"),),
     ),
     CommandSpec(
         "TERMINAL PROFILE",
@@ -158,9 +158,11 @@ SPECS: tuple[CommandSpec, ...] = (
         data=c.Struct("fid" / c.Bytes(2)),
         nc=(2, 2),
         sws=sws("9Fxx 9404 6B00 6700"),
-        summary=lambda d: f"SELECT (GSM) {d.fields['data']['fid'].hex().upper()}"
-        if isinstance(d.fields["data"], dict)
-        else "SELECT (GSM)",
+        summary=lambda d: (
+            f"SELECT (GSM) {d.fields['data']['fid'].hex().upper()}"
+            if isinstance(d.fields["data"], dict)
+            else "SELECT (GSM)"
+        ),
         vectors=(
             Vector(
                 "A0A40000023F00",

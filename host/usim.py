@@ -168,7 +168,9 @@ class UsimSession:
         resp = self.reader.transmit(apdu)
         sw = int.from_bytes(resp[-2:], "big")
         if sw >> 8 == 0x6C:
-            resp = self.reader.transmit(apdu[: len(apdu) - (1 if le is not None else 0)] + resp[-1:])
+            resp = self.reader.transmit(
+                apdu[: len(apdu) - (1 if le is not None else 0)] + resp[-1:]
+            )
             sw = int.from_bytes(resp[-2:], "big")
         out = resp[:-2]
         while sw >> 8 == 0x61:
@@ -376,7 +378,9 @@ def check_auth(result: AuthResult, alg: AkaAlgorithm, rand: bytes) -> AuthCheck:
         sqn_ms, xmac_s = parse_auts(alg, rand, result.auts)
         if xmac_s != result.auts[6:]:
             return AuthCheck(False, "synchronisation failure with a wrong MAC-S")
-        return AuthCheck(True, "synchronisation failure (AUTS verified)", int.from_bytes(sqn_ms, "big"))
+        return AuthCheck(
+            True, "synchronisation failure (AUTS verified)", int.from_bytes(sqn_ms, "big")
+        )
     if result.sres is not None:
         res, ck, ik, _ = alg.f2345(rand)
         ok = result.sres == c2(res) and result.kc == c3(ck, ik)
@@ -384,7 +388,11 @@ def check_auth(result: AuthResult, alg: AkaAlgorithm, rand: bytes) -> AuthCheck:
     xres, ck, ik, _ = alg.f2345(rand)
     problems = [
         name
-        for name, got, want in (("RES", result.res, xres), ("CK", result.ck, ck), ("IK", result.ik, ik))
+        for name, got, want in (
+            ("RES", result.res, xres),
+            ("CK", result.ck, ck),
+            ("IK", result.ik, ik),
+        )
         if got != want
     ]
     if result.kc is not None and result.kc != c3(ck, ik):
@@ -392,3 +400,24 @@ def check_auth(result: AuthResult, alg: AkaAlgorithm, rand: bytes) -> AuthCheck:
     if problems:
         return AuthCheck(False, f"{', '.join(problems)} differ from the expected values")
     return AuthCheck(True, "RES, CK and IK match" + (" (and Kc)" if result.kc is not None else ""))
+
+
+def card_profiles(card: Any) -> list[dict[str, Any]]:
+    """The profiles of a card (its UICC applets' profile stores), described without secrets.
+
+    Args:
+        card: a `CardRuntime`, outside any command.
+    """
+    from applets.usim import Profile, UiccApplet
+
+    out: list[dict[str, Any]] = []
+    for aid, *_ in card.applets():
+        applet = card.applet(aid)
+        if not isinstance(applet, UiccApplet):
+            continue
+        for summary in applet.list_profiles():
+            data = applet.export_profile(summary.iccid, with_secrets=False)
+            desc = Profile.from_bytes(data).describe()
+            desc["enabled"] = summary.enabled
+            out.append(desc)
+    return out

@@ -48,11 +48,10 @@ from applets.usim.ts_51_011 import (
     gsm_status,
 )
 from applets.usim.ts_102_221 import PIN_LENGTH, USIM_AID_PREFIX
-from card.framework import APDU, SW, AID, Applet, CardError, transient
+from card.framework import AID, APDU, SW, Applet, CardError, transient
 from card.framework.catalogue import CatalogueError
 from card.framework.exceptions import OutOfMemory
 from card.fs import ADM1, PIN1, PIN2, FileSystem
-from card.fs.files import MF_HANDLE
 from card.profiles import (
     ISD_R_AID,
     ProfileStoreError,
@@ -65,7 +64,9 @@ from card.profiles import (
 _SELECTABLE = 0x07
 _LOCKED = 0x83
 
-_ISO_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88})
+_ISO_INS = frozenset(
+    {0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88}
+)
 _PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA})
 _FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32})
 _GSM_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})

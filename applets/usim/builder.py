@@ -143,7 +143,11 @@ def build_profile(
         security=_arr(mf_arr, ARR_ADM),
     )
     fs.create_ef(
-        mf, 0x2FE2, data=encode_iccid(iccid), sfi=0x02, security=_arr(mf_arr, ARR_READ_ALW_UPDATE_NEV)
+        mf,
+        0x2FE2,
+        data=encode_iccid(iccid),
+        sfi=0x02,
+        security=_arr(mf_arr, ARR_READ_ALW_UPDATE_NEV),
     )
     fs.create_ef(
         mf,
@@ -152,9 +156,7 @@ def build_profile(
         sfi=0x05,
         security=_arr(mf_arr, ARR_READ_ALW_PIN1_UPDATE),
     )
-    telecom = fs.create_df(
-        mf, DF_TELECOM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1)
-    )
+    telecom = fs.create_df(mf, DF_TELECOM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
     adn_len = u.dialling_record_length(ALPHA_SIZE)
     fs.create_ef(
         telecom,
@@ -167,7 +169,10 @@ def build_profile(
 
     adf_arr = 0x6F06
     adf = fs.create_adf(
-        usim_aid, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1), proprietary=UICC_CHARACTERISTICS
+        usim_aid,
+        security=_arr(adf_arr, ARR_DF),
+        pins=(PIN1, PIN2, ADM1),
+        proprietary=UICC_CHARACTERISTICS,
     )
 
     def ef(fid: int, data: bytes, arr: int, sfi: int | None = None) -> None:
@@ -220,7 +225,11 @@ def build_profile(
     smsp_len = u.SMSP_FIXED + ALPHA_SIZE
     rec(
         0x6F42,
-        [u.encode_smsp(u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0), smsp_len)],
+        [
+            u.encode_smsp(
+                u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0), smsp_len
+            )
+        ],
         smsp_len,
         1,
         ARR_PIN1,
@@ -281,7 +290,13 @@ TEST_K = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 TEST_OPC = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 TEST_MSISDN = "+0010100001"
 TEST_SPN = "cardemu"
-TEST_PINS = {"pin1": "1234", "puk1": "11111111", "pin2": "5678", "puk2": "22222222", "adm1": "12345678"}
+TEST_PINS = {
+    "pin1": "1234",
+    "puk1": "11111111",
+    "pin2": "5678",
+    "puk2": "22222222",
+    "adm1": "12345678",
+}
 
 
 def sample_iccid() -> str:

@@ -22,17 +22,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from applets.usim.auth import ALGORITHMS, DEFAULT_DELTA, DEFAULT_IND_BITS, SqnPolicy
-from applets.usim.ts_102_221 import (
-    PIN_LENGTH,
-    USIM_AID_PREFIX,
-    decode_dir_record,
-    decode_iccid,
-)
 from applets.usim.ts_31_102 import (
     decode_dialling_number,
     decode_imsi,
     decode_service_table,
     decode_spn,
+)
+from applets.usim.ts_102_221 import (
+    PIN_LENGTH,
+    USIM_AID_PREFIX,
+    decode_dir_record,
 )
 from card.fs import FileSystem, Structure
 from card.fs.files import MF_HANDLE
@@ -284,9 +283,7 @@ class Profile:
             opc=None if a.opc is None else bytes(16),
             op=None if a.op is None else bytes(16),
         )
-        pins = tuple(
-            replace(p, value=b"0", puk=None if p.puk is None else b"0") for p in self.pins
-        )
+        pins = tuple(replace(p, value=b"0", puk=None if p.puk is None else b"0") for p in self.pins)
         return replace(self, auth=auth, pins=pins)
 
     def describe(self) -> dict[str, Any]:

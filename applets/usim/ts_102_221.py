@@ -182,7 +182,9 @@ def encode_dir_record(app: ApplicationTemplate, record_length: int) -> bytes:
         inner += tlv.build(DIR_TAG_LABEL, app.label.encode("utf-8"))
     rec = tlv.build(DIR_TAG_TEMPLATE, inner)
     if len(rec) > record_length:
-        raise ValueError(f"application template of {len(rec)} bytes in a {record_length}-byte record")
+        raise ValueError(
+            f"application template of {len(rec)} bytes in a {record_length}-byte record"
+        )
     return rec + b"\xff" * (record_length - len(rec))
 
 

@@ -289,8 +289,10 @@ class AdministrativeData:
 
 
 def encode_ad(ad: AdministrativeData) -> bytes:
-    return bytes((ad.ue_operation_mode,)) + ad.additional_info.to_bytes(2, "big") + bytes(
-        (ad.mnc_length,)
+    return (
+        bytes((ad.ue_operation_mode,))
+        + ad.additional_info.to_bytes(2, "big")
+        + bytes((ad.mnc_length,))
     )
 
 
@@ -348,9 +350,7 @@ class Loci:
 
 
 def encode_loci(loci: Loci) -> bytes:
-    return (
-        loci.tmsi + loci.plmn + loci.lac.to_bytes(2, "big") + bytes((loci.rfu, loci.status))
-    )
+    return loci.tmsi + loci.plmn + loci.lac.to_bytes(2, "big") + bytes((loci.rfu, loci.status))
 
 
 def decode_loci(data: bytes) -> Loci:
@@ -379,11 +379,7 @@ class PsLoci:
 
 def encode_psloci(p: PsLoci) -> bytes:
     return (
-        p.ptmsi
-        + p.ptmsi_signature
-        + p.plmn
-        + p.lac.to_bytes(2, "big")
-        + bytes((p.rac, p.status))
+        p.ptmsi + p.ptmsi_signature + p.plmn + p.lac.to_bytes(2, "big") + bytes((p.rac, p.status))
     )
 
 

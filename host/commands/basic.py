@@ -25,6 +25,7 @@ from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
 from host.readers.base import ReaderError
 from host.trace import Annotator, exchange_record
+from host.usim import card_profiles
 
 seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reproducible runs).")
 
@@ -214,6 +215,7 @@ def card_info(as_json: bool, path: str) -> None:
             }
             for aid, ref, lc, default in rt.applets()
         ],
+        "profiles": card_profiles(rt),
         "persistent_used": rt.nvm.used,
         "persistent_capacity": rt.nvm.capacity,
     }
@@ -228,6 +230,12 @@ def card_info(as_json: bool, path: str) -> None:
         click.echo(f"applet    {a['aid']:<32} {a['lifecycle']}  {a['class']}{mark}")
         for f in a["files"]:
             click.echo(_file_line(f))
+    for p in info["profiles"]:
+        state = "enabled" if p["enabled"] else "disabled"
+        click.echo(
+            f"profile   {p['iccid']:<20} {state:<8} IMSI {p['imsi']}  {p['name']}"
+            f"  ({p['algorithm']}, MSISDN {p['msisdn']})"
+        )
 
 
 @click.command()

@@ -45,8 +45,8 @@ VALID = [
     "8010000003FFFFFF",
     "0070000001",
     "0070800100",
-    "8032000001" "01",
-    "00D6000001" "00",
+    "803200000101",
+    "00D600000100",
 ]
 
 
@@ -103,7 +103,9 @@ def test_random_and_mutated_apdus() -> None:
             raw = _mutate(rng, bytes.fromhex(rng.choice(VALID)))
         elif kind == 1:
             body = rng.randbytes(rng.choice([0, 0, 1, 2, 8, 16, 34, rng.randint(0, 300)]))
-            raw = bytes((rng.choice(classes), rng.choice(ins), rng.randrange(256), rng.randrange(256)))
+            raw = bytes(
+                (rng.choice(classes), rng.choice(ins), rng.randrange(256), rng.randrange(256))
+            )
             if body:
                 raw += bytes((len(body) & 0xFF,)) + body[:255]
             if rng.random() < 0.5:
@@ -149,7 +151,11 @@ class UsimMachine(RuleBasedStateMachine):
         if right and sw == 0x9000:
             self.restored.add((ref, "pin"))
 
-    @rule(ref=st.sampled_from([0x01, 0x81]), right=st.booleans(), new=st.sampled_from([b"1111", b"24682468"]))
+    @rule(
+        ref=st.sampled_from([0x01, 0x81]),
+        right=st.booleans(),
+        new=st.sampled_from([b"1111", b"24682468"]),
+    )
     def unblock(self, ref: int, right: bool, new: bytes) -> None:
         puk = PUKS[ref] if right else b"00000000"
         sw = self._send(bytes((0, 0x2C, 0, ref, 16)) + bytes.fromhex(_pad(puk) + _pad(new)))
@@ -172,7 +178,9 @@ class UsimMachine(RuleBasedStateMachine):
         self._send(bytes.fromhex("00A4040C10") + USIM_AID)
         if right:
             self.sqn += 32
-            autn = generate_auth_vector(Milenage(K, OPC), rand, self.sqn.to_bytes(6, "big"), b"\x80\x00").autn
+            autn = generate_auth_vector(
+                Milenage(K, OPC), rand, self.sqn.to_bytes(6, "big"), b"\x80\x00"
+            ).autn
         else:
             autn = rand[::-1]
         self._send(bytes.fromhex("0088008122") + b"\x10" + rand + b"\x10" + autn)

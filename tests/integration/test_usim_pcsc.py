@@ -52,7 +52,9 @@ def test_usim_session_reads_and_authenticates(serve) -> None:  # noqa: ANN001
         reader.disconnect()
 
 
-@pytest.mark.skipif(shutil.which("opensc-tool") is None, reason="opensc-tool not installed (opensc)")
+@pytest.mark.skipif(
+    shutil.which("opensc-tool") is None, reason="opensc-tool not installed (opensc)"
+)
 def test_opensc_tool_reads_imsi_and_authenticates(serve) -> None:  # noqa: ANN001
     served = serve()
     index = list_readers().index(served.reader)

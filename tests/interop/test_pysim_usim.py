@@ -73,7 +73,7 @@ def _json_after(out: str, marker: str) -> object:
     return obj
 
 
-def test_pysim_shell_reads_and_authenticates(serve) -> None:  # noqa: ANN001
+def test_pysim_shell_reads_and_authenticates(serve) -> None:  # noqa: ANN001, F811
     shell = _pysim_shell()
     from host.readers.pcsc import list_readers
 

@@ -93,7 +93,9 @@ def test_osmocom_auts_example() -> None:
     # and replaying it gives the published AUTS.
     rt = usim_card(k=OSMO_K, opc=OSMO_OPC, ind_bits=0, delta=None)
     select_usim(rt)
-    av = generate_auth_vector(Milenage(OSMO_K, OSMO_OPC), OSMO_RAND, OSMO_SQN_MS.to_bytes(6, "big"), b"\0\0")
+    av = generate_auth_vector(
+        Milenage(OSMO_K, OSMO_OPC), OSMO_RAND, OSMO_SQN_MS.to_bytes(6, "big"), b"\0\0"
+    )
     data, sw = authenticate(rt, OSMO_RAND, av.autn)
     assert sw == 0x9000 and data[0] == 0xDB
     data, sw = authenticate(rt, OSMO_RAND, av.autn)

@@ -99,9 +99,7 @@ def test_cli_auth_builds_and_checks() -> None:
 
 
 def test_cli_auth_wrong_mac_exits_3() -> None:
-    r = CliRunner().invoke(
-        cli, ["usim", "auth", "-q", "--rand", "01" * 16, "--autn", AUTN.hex()]
-    )
+    r = CliRunner().invoke(cli, ["usim", "auth", "-q", "--rand", "01" * 16, "--autn", AUTN.hex()])
     assert r.exit_code == 3
     assert "9862" in r.output
 
@@ -116,3 +114,15 @@ def test_cli_auth_mismatch_exits_1() -> None:
     # card (its own keys), and the check finds RES/CK/IK differ
     assert r.exit_code == 1
     assert "differ" in r.output
+
+
+def test_card_info_shows_profiles(tmp_path) -> None:  # noqa: ANN001
+    from host.presets import new_card
+
+    path = str(tmp_path / "u.card")
+    new_card("usim", path).close()
+    r = CliRunner().invoke(cli, ["card", "info", "--json", path])
+    assert r.exit_code == 0, r.output
+    (profile,) = json.loads(r.output)["profiles"]
+    assert profile["imsi"] == TEST_IMSI and profile["enabled"] is True
+    assert TEST_K.hex() not in r.output

@@ -18,7 +18,9 @@ from card.runtime import CardRuntime
 from tests.unit.usim_cards import authenticate, empty_card, select_usim, send, uicc
 
 A = sample_profile(iccid="8900000000000000011", imsi="001010000000011", spn="Alpha")
-B = sample_profile(iccid="8900000000000000022", imsi="001010000000022", spn="Beta", pin1_enabled=True)
+B = sample_profile(
+    iccid="8900000000000000022", imsi="001010000000022", spn="Beta", pin1_enabled=True
+)
 ECHO_REF = "applets.sample.echo:EchoApplet"
 APP_AID = bytes.fromhex("F043415244454D550A01")
 
@@ -116,7 +118,9 @@ def test_delete_frees_everything() -> None:
 def test_export_carries_the_current_state() -> None:
     rt = two_profiles()
     select_usim(rt)
-    av = generate_auth_vector(Milenage(A.auth.k, A.auth.opc), bytes(16), (0x42).to_bytes(6, "big"), b"\0\0")
+    av = generate_auth_vector(
+        Milenage(A.auth.k, A.auth.opc), bytes(16), (0x42).to_bytes(6, "big"), b"\0\0"
+    )
     assert authenticate(rt, bytes(16), av.autn)[0][0] == 0xDB
     assert send(rt, "0020008108" + b"0000".hex() + "ffffffff")[1] == 0x63C2
     exported = Profile.from_bytes(uicc(rt).export_profile(A.iccid))
@@ -148,7 +152,13 @@ def test_describe_has_no_secrets() -> None:
 
 def test_profile_format_roundtrip_and_errors() -> None:
     assert Profile.from_bytes(A.to_bytes()) == A
-    for bad in [b"", b"\xff", b"[]", b'{"format":"x"}', A.to_bytes().replace(b'"version":1', b'"version":9')]:
+    for bad in [
+        b"",
+        b"\xff",
+        b"[]",
+        b'{"format":"x"}',
+        A.to_bytes().replace(b'"version":1', b'"version":9'),
+    ]:
         with pytest.raises(ProfileFormatError):
             Profile.from_bytes(bad)
 

@@ -7,7 +7,9 @@ from applets.usim.builder import DEFAULT_USIM_AID, sample_profile
 from card.runtime import CardRuntime
 
 
-def usim_card(profile: Profile | None = None, image: str | None = None, **overrides: object) -> CardRuntime:
+def usim_card(
+    profile: Profile | None = None, image: str | None = None, **overrides: object
+) -> CardRuntime:
     """A powered card whose one profile is `profile` (default: the test profile + overrides)."""
     rt = CardRuntime(image, rng_seed=1)
     if profile is None:
@@ -48,7 +50,9 @@ def select_usim(rt: CardRuntime, aid: bytes = DEFAULT_USIM_AID, channel: int = 0
     assert sw == 0x9000, f"{sw:04X}"
 
 
-def authenticate(rt: CardRuntime, rand: bytes, autn: bytes | None = None, channel: int = 0) -> tuple[bytes, int]:
+def authenticate(
+    rt: CardRuntime, rand: bytes, autn: bytes | None = None, channel: int = 0
+) -> tuple[bytes, int]:
     if autn is None:
         body = bytes((16,)) + rand
         return send(rt, bytes((channel, 0x88, 0x00, 0x80, len(body))) + body)
