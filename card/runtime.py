@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from card.apdu import CommandApdu, cla_channel
-from card.atr import build_atr
+from card.atr import Atr, build_atr
 from card.framework.aid import AID
 from card.framework.applet import APDU, Applet
 from card.framework.catalogue import Catalogue, CatalogueError, class_ref
@@ -99,7 +99,8 @@ class CardRuntime:
     Args:
         image: path of the SQLite card image (created if absent), or None for a card
             that lives only in memory.
-        atr: the ATR to answer with.
+        atr: the ATR to answer with (default: the one stored in the image, else
+            DEFAULT_ATR); `set_atr` stores one in the image.
         rng_seed: seed the card's RNG for reproducible runs (None: OS randomness).
         max_channels: logical channels supported (1..20).
         catalogue: applet classes this card may instantiate when its image is opened.
@@ -109,7 +110,7 @@ class CardRuntime:
         self,
         image: str | os.PathLike[str] | None = None,
         *,
-        atr: bytes = DEFAULT_ATR,
+        atr: bytes | None = None,
         rng_seed: bytes | int | None = None,
         max_channels: int = 20,
         catalogue: Catalogue | None = None,
@@ -118,10 +119,10 @@ class CardRuntime:
     ) -> None:
         if not 1 <= max_channels <= 20:
             raise ValueError("max_channels must be 1..20")
-        self.atr = atr
         self.max_channels = max_channels
         self.catalogue = catalogue or Catalogue()
         self.nvm = NVM(image, capacity=capacity)
+        self.atr: bytes = atr or self.nvm.read(CARD_OWNER, "atr") or DEFAULT_ATR
         self.transient_capacity = transient_capacity
         self.rng = _make_rng(rng_seed)
         #: Python exceptions that escaped an applet and became 6F00
@@ -258,6 +259,16 @@ class CardRuntime:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         entry.lifecycle = lifecycle
         self._save_registry()
+
+    def set_atr(self, atr: bytes) -> None:
+        """Set the card's ATR (as a manufacturer would) and keep it in the card image.
+
+        Raises:
+            card.atr.AtrError: the bytes are not a well-formed ATR.
+        """
+        Atr.from_bytes(atr)
+        self.nvm.write(CARD_OWNER, "atr", bytes(atr))
+        self.atr = bytes(atr)
 
     @property
     def selection_restricted_to(self) -> AID | None:

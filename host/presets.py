@@ -16,6 +16,7 @@ from applets.sample import (
     EchoApplet,
     PurseApplet,
 )
+from card.atr import build_atr
 from card.runtime import CardRuntime
 
 
@@ -49,12 +50,18 @@ def _gp(rt: CardRuntime) -> None:
     rt.install(CounterClient, COUNTER_CLIENT_AID, COUNTER_SERVER_AID)
 
 
+# Like most SIMs: T=0 only (SIM tools such as pySim insist on T=0 when it is offered),
+# a T=15 class indicator (classes A, B and C, ISO 7816-3 §8.3), card capabilities.
+UICC_ATR = build_atr((0,), class_indicator=0x07, extended_length=False, max_channels=4).to_bytes()
+
+
 def _usim(rt: CardRuntime) -> None:
     from applets.usim import UICC_AID, UiccApplet
     from applets.usim.builder import sample_profile
 
     # One profile from the builder, enabled: see applets.usim.builder TEST_* for its values.
     rt.install(UiccApplet, UICC_AID, sample_profile().to_bytes(), default=True)
+    rt.set_atr(UICC_ATR)
 
 
 def _euicc_empty(rt: CardRuntime) -> None:
@@ -88,7 +95,9 @@ PRESETS: dict[str, Preset] = {
             "UICC with one USIM profile (IMSI 001010000000001, Milenage K=OPc=000102..0F)",
             _usim,
         ),
-        Preset("euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty),
+        Preset(
+            "euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty
+        ),
         Preset(
             "bio",
             "fingerprint match-on-card (ISO 7816-11 VERIFY, BIT group; admin key 40..4F)",

@@ -195,3 +195,17 @@ def test_image_naming_an_uncatalogued_class_is_refused(tmp_path: Path) -> None:
     rt.close()
     with pytest.raises(NvmError, match="not in the catalogue"):
         CardRuntime(path)
+
+
+def test_atr_is_kept_in_the_image(tmp_path: Path) -> None:
+    from card.atr import AtrError
+
+    path = tmp_path / "atr.card"
+    rt = CardRuntime(path)
+    with pytest.raises(AtrError):
+        rt.set_atr(b"\x3b\x85")
+    rt.set_atr(bytes.fromhex("3B85801F078073F6219BA2"))
+    rt.close()
+    rt2 = CardRuntime(path)
+    assert rt2.power_on() == bytes.fromhex("3B85801F078073F6219BA2")
+    rt2.close()
