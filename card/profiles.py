@@ -42,10 +42,20 @@ class ProfileStoreReason(Enum):
 class ProfileStoreError(Exception):
     """A profile operation the store refused; `reason` says why."""
 
-    def __init__(self, reason: ProfileStoreReason, message: str = "") -> None:
+    def __init__(
+        self,
+        reason: ProfileStoreReason,
+        message: str = "",
+        *,
+        pe_id: int | None = None,
+        pe_status: int | None = None,
+    ) -> None:
         super().__init__(reason, message)
         self.reason = reason
         self.message = message or reason.value
+        #: for a profile package: the PE at fault and its PEStatus code (TCA EUICCResponse)
+        self.pe_id = pe_id
+        self.pe_status = pe_status
 
     def __str__(self) -> str:
         return self.message
@@ -76,6 +86,17 @@ class ProfileStoreInterface(Shareable):
 
     def install_profile(self, data: bytes) -> str:
         """Install an exported profile (disabled); returns its ICCID."""
+        raise NotImplementedError
+
+    def install_profile_package(self, package: bytes, name: str = "", provider: str = "") -> str:
+        """Install a profile from an eUICC Profile Package (disabled); returns its ICCID.
+
+        `package` is the unprotected profile package of GSMA SGP.22 §2.5.2: the
+        TCA Interoperable Format profile elements, DER, back to back. A refusal
+        is a ProfileStoreError whose `pe_id` / `pe_status` name the PE at fault.
+        Joins the caller's transaction if one is open (the ISD-R installs the
+        profile and writes its own records atomically).
+        """
         raise NotImplementedError
 
     def enable_profile(self, iccid: str) -> None:

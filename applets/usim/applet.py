@@ -34,6 +34,7 @@ from typing import Any
 
 from applets.usim.auth import authenticate_3g, authenticate_gsm, parse_lv_items
 from applets.usim.profile import Profile, ProfileFormatError
+from applets.usim.saip import PeStatus, SaipError, profile_from_package
 from applets.usim.store import PinRecord, Slot
 from applets.usim.ts_31_102 import (
     SERVICE_GSM_ACCESS,
@@ -463,6 +464,21 @@ class UiccApplet(Applet, ProfileStoreInterface):
             profile = Profile.from_bytes(bytes(data))
         except ProfileFormatError as e:
             raise ProfileStoreError(ProfileStoreReason.BAD_FORMAT, str(e)) from None
+        return self._install(profile)
+
+    def install_profile_package(self, package: bytes, name: str = "", provider: str = "") -> str:
+        try:
+            result = profile_from_package(bytes(package), name=str(name), provider=str(provider))
+        except SaipError as e:
+            reason = (
+                ProfileStoreReason.NO_MEMORY
+                if e.status == PeStatus.NOT_ENOUGH_MEMORY
+                else ProfileStoreReason.BAD_FORMAT
+            )
+            raise ProfileStoreError(reason, str(e), pe_id=e.pe_id, pe_status=e.status) from None
+        return self._install(result.profile)
+
+    def _install(self, profile: Profile) -> str:
         store = self.system.store
         if any(s.iccid == profile.iccid for s in self._slots()):
             raise ProfileStoreError(ProfileStoreReason.ICCID_EXISTS, f"{profile.iccid} exists")

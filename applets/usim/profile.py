@@ -589,7 +589,7 @@ def _create(fs: FileSystem, f: FileSpec) -> None:
             return
         if f.parent is None:
             raise ValueError("a DF needs a parent")
-        if f.handle.startswith("ADF."):
+        if f.handle.startswith("ADF.") and "/" not in f.handle:  # an ADF, not a DF inside one
             if f.name is None or f.parent != MF_HANDLE:
                 raise ValueError("an ADF has a DF name and the MF as its parent")
             h = fs.create_adf(f.name, fid=f.fid, **common, **extra)

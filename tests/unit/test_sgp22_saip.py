@@ -1,0 +1,114 @@
+"""The profile store installs an eUICC Profile Package (applets.usim.saip, TCA format).
+
+The TS.48 generic test profile (tests/unit/data/sgp22/README.md) goes in
+through the store's Shareable method, then answers AUTHENTICATE once enabled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from applets.usim.saip import PeStatus, SaipError, profile_from_package
+from card.profiles import ProfileStoreError, ProfileStoreReason
+from card.sgp22 import asn1
+from tests.unit.usim_cards import authenticate, empty_card, select_usim, send, uicc
+
+TS48 = (Path(__file__).parent / "data" / "sgp22" / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der").read_bytes()
+TS48_ICCID = "8949449999999990049"
+TS48_IMSI = "001010123456063"
+TS48_K = bytes(range(16))
+TS48_USIM = bytes.fromhex("A0000000871002FF49FF0589")
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def test_ts48_converts() -> None:
+    r = profile_from_package(TS48, name="TS.48", provider="GSMA")
+    p = r.profile
+    assert (p.iccid, p.imsi, p.spn, p.name) == (TS48_ICCID, TS48_IMSI, "GSMA_TEST", "TS.48")
+    assert p.auth.algorithm == "xor" and p.auth.k == TS48_K
+    assert p.usim_adf() is not None and p.usim_adf().name == TS48_USIM
+    pins = {x.ref: x for x in p.pins}
+    # PIN1 0000 disabled (pinAttributes 06), 3 tries; PUK1 11111111; ADM1 55555555.
+    assert pins[0x01].value == b"0000" and not pins[0x01].enabled and pins[0x01].puk == b"11111111"
+    assert pins[0x0A].value == b"55555555" and pins[0x0A].enabled
+    assert pins[0x81].puk == b"22222222"
+    # Template defaults filled in: EF.KEYS (33 bytes, '07FF...') is not in the PE's content.
+    keys = p.usim_file(0x6F08)
+    assert keys is not None and keys.content == b"\x07" + b"\xff" * 32 and keys.sfi == 0x08
+    # A fill pattern (EF.PL 'en' then FF) and a GFM-created file with records.
+    pl = p.file("3F00/2F05")
+    assert pl is not None and pl.content == b"en" + b"\xff" * 4
+    assert "securityDomain" in r.ignored and any("BER-TLV" in s for s in r.skipped_files)
+
+
+def test_ts48_installs_and_authenticates_after_enable_and_reset() -> None:
+    rt = empty_card()
+    store = uicc(rt)
+    assert store.install_profile_package(TS48, "TS.48", "GSMA") == TS48_ICCID
+    with pytest.raises(ProfileStoreError) as e:
+        store.install_profile_package(TS48)
+    assert e.value.reason == ProfileStoreReason.ICCID_EXISTS
+    store.enable_profile(TS48_ICCID)
+    rt.reset()
+    select_usim(rt, TS48_USIM)
+    data, sw = send(rt, "00B0000009")  # no current EF yet
+    assert sw != 0x9000
+    rand = bytes.fromhex("f0e0d0c0b0a090807060504030201000")
+    sqn, amf = (0x20).to_bytes(6, "big"), b"\x80\x00"
+    xdout = _xor(TS48_K, rand)
+    autn = _xor(sqn, xdout[3:9]) + amf + _xor(xdout[:8], sqn + amf)
+    data, sw = authenticate(rt, rand, autn)
+    assert sw == 0x9000 and data[:2] == b"\xdb\x08" and data[2:10] == xdout[:8]
+
+
+def _package(*pes: tuple[str, object]) -> bytes:
+    return b"".join(asn1.encode_pe(pe) for pe in pes)
+
+
+def _header(iccid: bytes = bytes.fromhex("89000000000000000012")) -> tuple[str, object]:
+    return (
+        "header",
+        {
+            "major-version": 2,
+            "minor-version": 3,
+            "iccid": iccid,
+            "eUICC-Mandatory-services": {},
+            "eUICC-Mandatory-GFSTEList": [],
+        },
+    )
+
+
+def test_refusals_carry_pe_status() -> None:
+    # asn1tools fills sqnInit's odd DEFAULT with a non-list on decoding: leave it out.
+    pes = [
+        (n, {k: x for k, x in v.items() if k != "sqnInit"} if n == "akaParameter" else v)
+        for n, v in asn1.decode_pe_sequence(TS48)
+    ]
+    with pytest.raises(SaipError) as e:
+        profile_from_package(_package(*pes[:-1]))  # no end PE
+    assert e.value.status == PeStatus.INVALID_REQUEST_FORMAT
+    tuak = [
+        (
+            n,
+            {**v, "algoConfiguration": ("algoParameter", {**v["algoConfiguration"][1], "algorithmID": 2})},
+        )
+        if n == "akaParameter"
+        else (n, v)
+        for n, v in pes
+    ]
+    with pytest.raises(SaipError) as e:
+        profile_from_package(_package(*tuak))
+    assert e.value.status == PeStatus.FEATURE_NOT_SUPPORTED and e.value.pe_id == 11
+    with pytest.raises(SaipError) as e:
+        profile_from_package(b"\x30\x03\x02\x01")
+    assert e.value.status == PeStatus.INVALID_REQUEST_FORMAT
+    rt = empty_card()
+    with pytest.raises(ProfileStoreError) as se:
+        uicc(rt).install_profile_package(_package(*tuak))
+    assert se.value.reason == ProfileStoreReason.BAD_FORMAT and se.value.pe_status == PeStatus.FEATURE_NOT_SUPPORTED
+    assert uicc(rt).list_profiles() == ()
