@@ -1,0 +1,356 @@
+"""Unprotected profile packages (TCA eUICC Profile Package v3.3.1, "SAIP") built from a few fields.
+
+`build_upp(order)` gives the DER of the profile elements an SM-DP+ binds into a
+BPP (SGP.22 §2.5.2): header, MF, PUK codes, PIN codes, USIM, optional USIM
+files, the USIM's local PIN, the AKA parameters, end. The file contents come
+from the emulator's USIM profile builder (`applets.usim.builder.build_profile`:
+EF.IMSI, EF.AD, EF.UST, EF.ARR rules, ...), used only for its data: each file
+becomes a templated file of the PE (TCA v3.3.1 §8.3) with an explicit FCP
+(file descriptor, file ID, size, SFI, access rule) and its content, so a
+reader of the package needs no template tables to rebuild the file system.
+
+The elements are encoded with the TCA PEDefinitions ASN.1 module
+(`card.sgp22.asn1`), never by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from applets.usim.builder import build_profile
+from applets.usim.profile import FileSpec, Profile
+from applets.usim.ts_102_221 import luhn_digit
+from card.sgp22 import asn1
+
+__all__ = [
+    "ProfileOrder",
+    "build_upp",
+    "upp_iccid",
+    "iccid_to_header",
+    "iccid_to_ef",
+    "TEMPLATE_MF",
+    "TEMPLATE_USIM",
+    "TEMPLATE_OPT_USIM",
+]
+
+# TCA eUICC Profile Package v3.3.1 Annex A: file system templates (id-tca 2.23.143 ...).
+TEMPLATE_MF = "2.23.143.1.2.1"
+TEMPLATE_USIM = "2.23.143.1.2.4"
+TEMPLATE_OPT_USIM = "2.23.143.1.2.5"
+
+# TCA v3.3.1 §8.7 (AlgoParameter.algorithmID).
+_ALGORITHM_ID = {"milenage": 1, "xor": 3}
+
+# Which PE slot holds which file (TCA v3.3.1 §8.3.x PE-MF / PE-USIM / PE-OPT-USIM).
+_MF_SLOTS = {0x2F05: "ef-pl", 0x2FE2: "ef-iccid", 0x2F00: "ef-dir", 0x2F06: "ef-arr"}
+_USIM_SLOTS = {
+    0x6F07: "ef-imsi",
+    0x6F06: "ef-arr",
+    0x6F08: "ef-keys",
+    0x6F09: "ef-keysPS",
+    0x6F31: "ef-hpplmn",
+    0x6F38: "ef-ust",
+    0x6F3B: "ef-fdn",
+    0x6F3C: "ef-sms",
+    0x6F42: "ef-smsp",
+    0x6F43: "ef-smss",
+    0x6F46: "ef-spn",
+    0x6F56: "ef-est",
+    0x6F5B: "ef-start-hfn",
+    0x6F5C: "ef-threshold",
+    0x6F73: "ef-psloci",
+    0x6F78: "ef-acc",
+    0x6F7B: "ef-fplmn",
+    0x6F7E: "ef-loci",
+    0x6FAD: "ef-ad",
+    0x6FB7: "ef-ecc",
+}
+_OPT_USIM_SLOTS = {
+    0x6F05: "ef-li",
+    0x6F40: "ef-msisdn",
+    0x6F60: "ef-plmnwact",
+    0x6F61: "ef-oplmnwact",
+    0x6F62: "ef-hplmnwact",
+}
+# The temporary file ID of the ADF inside the package (TCA v3.3.1 §8.3.5: unique in the profile).
+_ADF_TEMP_FID = b"\x7f\xd0"
+
+
+@dataclass(frozen=True, repr=False)
+class ProfileOrder:
+    """What the operator orders: one subscription, downloadable with a matching ID.
+
+    Attributes:
+        matching_id: the activation code token (SGP.22 §4.1).
+        iccid: 18-19 digits; the Luhn check digit is added to 18/19-digit bodies
+            when `add_check_digit` is true.
+        imsi, k, opc: the subscription; `opc` is ignored for the XOR test algorithm.
+        algorithm: "milenage" or "xor" (3GPP TS 34.108 §8.1.2 test algorithm).
+        eid: the only eUICC allowed to download it, or None for any.
+        spn, name: service provider name and profile name (metadata).
+        profile_class: "test", "provisioning" or "operational".
+    """
+
+    matching_id: str
+    iccid: str
+    imsi: str
+    k: bytes
+    opc: bytes = bytes(16)
+    algorithm: str = "milenage"
+    eid: str | None = None
+    spn: str = "cardemu"
+    name: str = "cardemu test profile"
+    profile_class: str = "operational"
+    msisdn: str | None = None
+    pin1: str = "1234"
+    puk1: str = "11111111"
+    pin2: str = "5678"
+    puk2: str = "22222222"
+    adm1: str = "12345678"
+    add_check_digit: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.matching_id or len(self.matching_id) > 255:
+            raise ValueError("a matching ID has 1 to 255 characters")
+        if self.algorithm not in _ALGORITHM_ID:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}: milenage or xor")
+        if len(self.k) != 16 or len(self.opc) != 16:
+            raise ValueError("K and OPc are 16 bytes")
+        if self.profile_class not in ("test", "provisioning", "operational"):
+            raise ValueError(f"unknown profile class {self.profile_class!r}")
+        if not (self.full_iccid.isdigit() and 18 <= len(self.full_iccid) <= 20):
+            raise ValueError(f"an ICCID has 18 to 20 digits, not {self.full_iccid!r}")
+
+    @property
+    def full_iccid(self) -> str:
+        """The ICCID with its check digit when `add_check_digit` asks for one."""
+        return self.iccid + luhn_digit(self.iccid) if self.add_check_digit else self.iccid
+
+    def __repr__(self) -> str:
+        return f"ProfileOrder({self.matching_id!r}, iccid={self.full_iccid}, <keys hidden>)"
+
+
+def iccid_to_ef(iccid: str) -> bytes:
+    """The ICCID as EF.ICCID and SGP.22's Iccid (tag 5A) hold it: swapped BCD, F-padded."""
+    digits = iccid + "F" * (20 - len(iccid))
+    return bytes.fromhex("".join(digits[i + 1] + digits[i] for i in range(0, 20, 2)))
+
+
+def iccid_to_header(iccid: str) -> bytes:
+    """The ICCID as the SAIP ProfileHeader holds it: plain BCD, F-padded (TCA v3.3.1 §8.2)."""
+    return bytes.fromhex(iccid + "F" * (20 - len(iccid)))
+
+
+def _size(n: int) -> bytes:
+    # TCA v3.3.1 §8.3.2: efFileSize on the minimum number of octets.
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+
+
+def _fcp(f: FileSpec) -> dict[str, Any]:
+    fcp: dict[str, Any] = {"fileID": f.fid.to_bytes(2, "big") if f.fid is not None else None}
+    if f.security is not None and len(f.security) == 5:
+        # The value of the '8B' data object: EF.ARR file ID and record number.
+        fcp["securityAttributesReferenced"] = f.security[2:]
+    if f.is_df:
+        fcp["pinStatusTemplateDO"] = bytes(ref for ref, _ in f.pins)
+        if f.name is not None:
+            fcp["dfName"] = f.name
+            fcp["fileID"] = _ADF_TEMP_FID
+        return {k: v for k, v in fcp.items() if v is not None}
+    if f.record_length:
+        fcp["fileDescriptor"] = bytes((f.fdb, 0x21)) + f.record_length.to_bytes(2, "big")
+        fcp["efFileSize"] = _size(f.record_length * f.records)
+    else:
+        fcp["fileDescriptor"] = bytes((f.fdb, 0x21))
+        fcp["efFileSize"] = _size(f.size)
+    # An empty shortEFID means "no SFI" (TCA v3.3.1 §8.3.2); otherwise b8..b4 hold the SFI.
+    fcp["shortEFID"] = bytes((f.sfi << 3,)) if f.sfi else b""
+    return fcp
+
+
+def _content(f: FileSpec) -> bytes:
+    if f.content is None:
+        return b""
+    if isinstance(f.content, bytes):
+        return f.content
+    return b"".join(r.ljust(f.record_length, b"\xff") for r in f.content)
+
+
+def _file(f: FileSpec) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("fileDescriptor", _fcp(f))]
+    data = _content(f)
+    if data:
+        out.append(("fillFileContent", data))
+    return out
+
+
+def _header(ident: int) -> dict[str, Any]:
+    return {"mandated": None, "identification": ident}
+
+
+def _pin(value: str) -> bytes:
+    return value.encode().ljust(8, b"\xff")
+
+
+def _profile(order: ProfileOrder) -> Profile:
+    return build_profile(
+        order.full_iccid,
+        order.imsi,
+        order.k,
+        order.opc if order.algorithm == "milenage" else None,
+        msisdn=order.msisdn,
+        spn=order.spn,
+        algorithm=order.algorithm,
+        pin1=order.pin1,
+        puk1=order.puk1,
+        pin2=order.pin2,
+        puk2=order.puk2,
+        adm1=order.adm1,
+        name=order.name,
+    )
+
+
+def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
+    profile = _profile(order)
+    by_parent: dict[str | None, list[FileSpec]] = {}
+    for f in profile.files:
+        by_parent.setdefault(f.parent, []).append(f)
+    mf = profile.files[0]
+    adf = profile.usim_adf()
+    if adf is None:
+        raise ValueError("the profile has no USIM")
+
+    ident = iter(range(1, 100))
+    services: dict[str, None] = {"usim": None}
+    services["milenage" if order.algorithm == "milenage" else "usim-test-algorithm"] = None
+    pes: list[tuple[str, dict[str, Any]]] = [
+        (
+            "header",
+            {
+                "major-version": 2,
+                "minor-version": 3,
+                "profileType": order.name[:100] or "cardemu",
+                "iccid": iccid_to_header(order.full_iccid),
+                "eUICC-Mandatory-services": services,
+                "eUICC-Mandatory-GFSTEList": [TEMPLATE_MF, TEMPLATE_USIM, TEMPLATE_OPT_USIM],
+            },
+        )
+    ]
+    mf_pe: dict[str, Any] = {
+        "mf-header": _header(next(ident)),
+        "templateID": TEMPLATE_MF,
+        "mf": _file(mf),
+    }
+    for f in by_parent.get(mf.handle, []):
+        slot = _MF_SLOTS.get(f.fid or 0)
+        if slot:
+            mf_pe[slot] = _file(f)
+    pes.append(("mf", mf_pe))
+    pes.append(
+        (
+            "pukCodes",
+            {
+                "puk-Header": _header(next(ident)),
+                "pukCodes": [
+                    {"keyReference": 1, "pukValue": _pin(order.puk1), "maxNumOfAttemps-retryNumLeft": 0xAA},
+                    {"keyReference": 129, "pukValue": _pin(order.puk2), "maxNumOfAttemps-retryNumLeft": 0xAA},
+                ],
+            },
+        )
+    )
+    pes.append(
+        (
+            "pinCodes",
+            {
+                "pin-Header": _header(next(ident)),
+                "pinCodes": (
+                    "pinconfig",
+                    [
+                        # pinAttributes 6: PIN1 disabled, may be enabled (TCA v3.3.1 §8.6.1).
+                        {
+                            "keyReference": 1,
+                            "pinValue": _pin(order.pin1),
+                            "unblockingPINReference": 1,
+                            "pinAttributes": 6,
+                            "maxNumOfAttemps-retryNumLeft": 0x33,
+                        },
+                        {
+                            "keyReference": 10,
+                            "pinValue": _pin(order.adm1),
+                            "pinAttributes": 3,
+                            "maxNumOfAttemps-retryNumLeft": 0xAA,
+                        },
+                    ],
+                ),
+            },
+        )
+    )
+    usim: dict[str, Any] = {
+        "usim-header": _header(next(ident)),
+        "templateID": TEMPLATE_USIM,
+        "adf-usim": _file(adf),
+    }
+    opt: dict[str, Any] = {"optusim-header": None, "templateID": TEMPLATE_OPT_USIM}
+    for f in by_parent.get(adf.handle, []):
+        fid = f.fid or 0
+        if fid in _USIM_SLOTS:
+            usim[_USIM_SLOTS[fid]] = _file(f)
+        elif fid in _OPT_USIM_SLOTS:
+            opt[_OPT_USIM_SLOTS[fid]] = _file(f)
+    pes.append(("usim", usim))
+    opt["optusim-header"] = _header(next(ident))
+    pes.append(("opt-usim", opt))
+    pes.append(
+        (
+            "pinCodes",
+            {
+                "pin-Header": _header(next(ident)),
+                "pinCodes": (
+                    "pinconfig",
+                    [
+                        {
+                            "keyReference": 129,
+                            "pinValue": _pin(order.pin2),
+                            "unblockingPINReference": 129,
+                            "pinAttributes": 3,
+                            "maxNumOfAttemps-retryNumLeft": 0x33,
+                        }
+                    ],
+                ),
+            },
+        )
+    )
+    algo: dict[str, Any] = {
+        "algorithmID": _ALGORITHM_ID[order.algorithm],
+        "algorithmOptions": b"\x02",
+        "key": order.k,
+        "opc": order.opc if order.algorithm == "milenage" else bytes(16),
+    }
+    pes.append(
+        (
+            "akaParameter",
+            {"aka-header": _header(next(ident)), "algoConfiguration": ("algoParameter", algo)},
+        )
+    )
+    pes.append(("end", {"end-header": _header(next(ident))}))
+    return pes
+
+
+def build_upp(order: ProfileOrder) -> bytes:
+    """The unprotected profile package (profile elements back to back, DER) for `order`."""
+    return b"".join(asn1.encode_pe(pe) for pe in _elements(order))
+
+
+def upp_iccid(upp: bytes) -> str:
+    """The ICCID a profile package's header names (digits, F padding removed).
+
+    Raises:
+        card.sgp22.asn1.Asn1Error: not a profile package starting with its header.
+        ValueError: the first element is not the header.
+    """
+    elements: Sequence[tuple[str, Any]] = asn1.decode_pe_sequence(upp)
+    if not elements or elements[0][0] != "header":
+        raise ValueError("a profile package starts with its header element")
+    return elements[0][1]["iccid"].hex().upper().rstrip("F")

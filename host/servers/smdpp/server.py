@@ -1,0 +1,840 @@
+"""The SM-DP+: ES9+ (GSMA SGP.22 v2.x §5.6) over the servers' web stack, state in SQLite.
+
+    smdp = SmdpPlus(default_pki(), address="localhost:8443")
+    smdp.add_order(ProfileOrder("MATCH-1", iccid, imsi, k, opc))
+    with smdp.serve(port=8443):          # HTTPS with CERT.DPtls, loopback
+        ...                              # an LPA downloads "LPA:1$localhost:8443$MATCH-1"
+
+What the SM-DP+ checks and signs, function by function:
+
+- initiateAuthentication (§5.6.1): its own address, the SVN, a CI both sides
+  know (euiccCiPKIdListForVerification / ForSigning of euiccInfo1); signs
+  serverSigned1 with SK.DPauth.
+- authenticateClient (§5.6.3): the session's state, CERT.EUICC ← CERT.EUM ←
+  CI (signatures, role policies, the EID inside the EUM's permitted range),
+  euiccSignature1 over the euiccSigned1 bytes as received, the
+  serverChallenge, the matching ID and its order (EID binding, state); signs
+  smdpSigned2 || euiccSignature1 with SK.DPpb.
+- getBoundProfilePackage (§5.6.2): euiccSignature2 over euiccSigned2 ||
+  smdpSignature2; a one-time ECKA key pair, ECDH with otPK.EUICC.ECKA, the
+  X9.63 KDF (SGP.22 Annex G) and SCP03t segments (`card.sgp22.bsp`):
+  InitialiseSecureChannel (signed over its data objects || otPK.EUICC.ECKA),
+  ConfigureISDP ('87'), StoreMetadata ('88'), the profile elements ('86').
+- handleNotification (§5.6.4): the ProfileInstallationResult signature,
+  checked over the re-encoded ProfileInstallationResultData (canonical DER),
+  or an other-signed notification with its certificate chain; always 204.
+- cancelSession (§5.6.5): the eUICC's signature, the SM-DP+ OID, the
+  transaction ID; the order becomes downloadable again.
+
+A refused step answers "Failed" with its SGP.22 status code and changes no
+order; the session it belonged to is over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from card.crypto.keys import raw_to_der
+from card.sgp22 import asn1
+from card.sgp22.bsp import (
+    KEY_TYPE_AES,
+    TAG_CONFIGURE_ISDP,
+    TAG_PROFILE_ELEMENTS,
+    TAG_STORE_METADATA,
+    BspState,
+    protect_all,
+)
+from card.tlv import TlvError, decode_length, decode_tag, encode_length, encode_tag
+from host.es9plus import (
+    ADMIN_PROTOCOL,
+    ES9_PATHS,
+    SC_BAD_REQUEST,
+    SC_CI_KEY_UNKNOWN,
+    SC_DOWNLOAD_REFUSED,
+    SC_EID_REFUSED,
+    SC_EUICC_CERT_EXPIRED,
+    SC_EUICC_CERT_INVALID,
+    SC_EUICC_SIGNATURE_INVALID,
+    SC_EUM_CERT_EXPIRED,
+    SC_EUM_CERT_INVALID,
+    SC_MATCHING_ID_REFUSED,
+    SC_SECURITY_CONFIG_UNSUPPORTED,
+    SC_SMDP_ADDRESS_REFUSED,
+    SC_SMDP_CERT_UNAVAILABLE,
+    SC_SMDP_OID_INVALID,
+    SC_SVN_UNSUPPORTED,
+    SC_TRANSACTION_UNKNOWN,
+    Es9Error,
+    b64,
+    failed_header,
+    ok_header,
+    unb64,
+)
+from host.pki import ChainError, Credential, PkiError, TestPki, eid_of, verify_euicc_chain
+from host.servers.base import HttpError, JsonApp, Request, Response, Server, Store, tls_context
+from host.servers.smdpp.saip import ProfileOrder, build_upp, iccid_to_ef, upp_iccid
+
+__all__ = ["SmdpCredentials", "SmdpPlus", "OrderState", "SessionState"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    matching_id TEXT PRIMARY KEY,
+    eid TEXT,
+    iccid TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    upp BLOB NOT NULL,
+    spn TEXT NOT NULL,
+    name TEXT NOT NULL,
+    profile_class INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    transaction_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    ci_ski BLOB NOT NULL,
+    euicc_challenge BLOB NOT NULL,
+    server_challenge BLOB NOT NULL,
+    eid TEXT,
+    euicc_cert BLOB,
+    matching_id TEXT,
+    smdp_signature2 BLOB,
+    outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received REAL NOT NULL,
+    kind TEXT NOT NULL,
+    transaction_id TEXT,
+    eid TEXT,
+    iccid TEXT,
+    seq INTEGER,
+    operation TEXT,
+    result TEXT NOT NULL
+)
+"""
+
+
+class OrderState:
+    """Download order states (after SGP.22 §3.1.1's profile states at the SM-DP+)."""
+
+    RELEASED = "released"  # ready for download
+    DOWNLOADED = "downloaded"  # BPP handed out, installation result pending
+    INSTALLED = "installed"  # the eUICC reported success
+
+
+class SessionState:
+    """RSP session states at the SM-DP+."""
+
+    INITIATED = "initiated"  # after initiateAuthentication
+    AUTHENTICATED = "authenticated"  # after authenticateClient
+    BOUND = "bound"  # after getBoundProfilePackage
+    DONE = "done"  # installation result received
+    FAILED = "failed"  # a step was refused
+    CANCELLED = "cancelled"
+
+
+_ACTIVE = (SessionState.INITIATED, SessionState.AUTHENTICATED, SessionState.BOUND)
+_PROFILE_CLASS = {"test": 0, "provisioning": 1, "operational": 2}
+# SGP.22 NotificationEvent bits, in the order of the ASN.1 named bits.
+_EVENTS = ("install", "enable", "disable", "delete")
+_HOST_ID = b"cardemu-smdp"
+
+
+@dataclass(frozen=True)
+class SmdpCredentials:
+    """The SM-DP+'s keys under one CI: CERT.DPauth and CERT.DPpb with their private keys."""
+
+    ci: x509.Certificate
+    dpauth: Credential
+    dppb: Credential
+
+    @classmethod
+    def from_pki(cls, pki: TestPki) -> SmdpCredentials:
+        return cls(pki.ci.cert, pki.dpauth, pki.dppb)
+
+    @property
+    def ci_ski(self) -> bytes:
+        return self.ci.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+    @property
+    def smdp_oid(self) -> str:
+        san = self.dpauth.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        oids = san.value.get_values_for_type(x509.RegisteredID)
+        if not oids:
+            raise PkiError("CERT.DPauth has no registeredID (the SM-DP+ OID)")
+        return oids[0].dotted_string
+
+
+# -- DER helpers --------------------------------------------------------------------------
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    return encode_tag(tag) + encode_length(len(value)) + value
+
+
+def _sig_do(sig: bytes) -> bytes:
+    """A signature as the '5F37' data object SGP.22 signs over and sends."""
+    return _tlv(0x5F37, sig)
+
+
+def _first_inner(data: bytes, depth: int) -> bytes:
+    """The raw bytes of the first data object `depth` levels inside `data` (as received)."""
+    start, end = 0, len(data)
+    try:
+        for _ in range(depth):
+            _, p = decode_tag(data, start)
+            n, p = decode_length(data, p)
+            start, end = p, p + n
+        _, p = decode_tag(data, start)
+        n, p = decode_length(data, p)
+    except TlvError as e:
+        raise Es9Error.of(SC_BAD_REQUEST, f"malformed response: {e}") from None
+    if p + n > end:
+        raise Es9Error.of(SC_BAD_REQUEST, "malformed response: a length runs past its parent")
+    return data[start : p + n]
+
+
+def _decode(type_name: str, data: bytes, field: str) -> Any:
+    try:
+        return asn1.decode(type_name, data)
+    except asn1.Asn1Error as e:
+        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: {e}") from None
+
+
+def _verify(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
+    """ECDSA-SHA256 with a TR-03111 r || s signature (SGP.22 §2.6.5)."""
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 64:
+        return False
+    try:
+        key.verify(raw_to_der(signature), data, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _field(body: dict[str, Any], name: str) -> Any:
+    if name not in body:
+        raise Es9Error.of(SC_BAD_REQUEST, f"{name} is missing")
+    return body[name]
+
+
+def _tid(body: dict[str, Any]) -> str:
+    value = _field(body, "transactionId")
+    if not isinstance(value, str) or not value or len(value) > 32:
+        raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "transactionId is not a hex string of 1-16 bytes")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "transactionId is not hex") from None
+    return value.upper()
+
+
+def _event_bits(events: Sequence[str]) -> tuple[bytes, int]:
+    """A NotificationEvent BIT STRING in asn1tools' (bytes, bit count) form."""
+    value = 0
+    for e in events:
+        value |= 0x80 >> _EVENTS.index(e)
+    return bytes((value,)), 4
+
+
+def _event_name(bits: Any) -> str:
+    data, _ = bits
+    byte = data[0] if data else 0
+    names = [n for i, n in enumerate(_EVENTS) if byte & (0x80 >> i)]
+    return "+".join(names) or "none"
+
+
+# -- The SM-DP+ ---------------------------------------------------------------------------
+
+
+class SmdpPlus:
+    """An SM-DP+ with its orders and sessions in one SQLite store.
+
+    Args:
+        credentials: the DPauth/DPpb sets it holds (one per CI), or a `TestPki`.
+        address: the SM-DP+ address LPAs use (`host` or `host:port`, compared
+            case-insensitively with the one they send, §5.6.1).
+        store: a database file, ":memory:" or an open `Store` (the schema is added).
+        trusted_cis: CIs whose eUICCs it accepts (default: the credentials' CIs).
+        tls: CERT.DPtls with its key, for `serve` (a `TestPki` brings its own).
+        random: the source of transaction IDs and server challenges.
+        clock: seconds since the epoch (tests move it).
+    """
+
+    def __init__(
+        self,
+        credentials: Sequence[SmdpCredentials] | TestPki,
+        *,
+        address: str,
+        store: Store | str | os.PathLike[str] = ":memory:",
+        trusted_cis: Sequence[x509.Certificate] | None = None,
+        tls: Credential | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(credentials, TestPki):
+            tls = tls or credentials.dptls
+            credentials = [SmdpCredentials.from_pki(credentials)]
+        if not credentials:
+            raise ValueError("an SM-DP+ needs at least one DPauth/DPpb set")
+        self.credentials = list(credentials)
+        self.address = address
+        self.trusted_cis = list(trusted_cis) if trusted_cis is not None else [c.ci for c in self.credentials]
+        self.tls = tls
+        if isinstance(store, Store):
+            with store.transaction() as c:
+                for statement in _SCHEMA.split(";"):
+                    c.execute(statement)
+            self.store = store
+        else:
+            self.store = Store(store, _SCHEMA)
+        self._random = random
+        self._clock = clock
+
+    # -- orders ---------------------------------------------------------------------
+
+    def add_order(self, order: ProfileOrder) -> None:
+        """Prepare a profile for download under its matching ID.
+
+        Raises:
+            ValueError: the matching ID or the ICCID is already ordered.
+        """
+        self.add_package(
+            order.matching_id,
+            build_upp(order),
+            eid=order.eid,
+            spn=order.spn,
+            name=order.name,
+            profile_class=order.profile_class,
+        )
+
+    def add_package(
+        self,
+        matching_id: str,
+        upp: bytes,
+        *,
+        eid: str | None = None,
+        spn: str = "cardemu",
+        name: str = "",
+        profile_class: str = "operational",
+    ) -> str:
+        """Prepare a ready-made profile package (DER profile elements) for download.
+
+        Returns:
+            The ICCID its header names.
+
+        Raises:
+            ValueError: not a profile package, or the matching ID / ICCID is taken.
+        """
+        iccid = upp_iccid(upp)
+        if profile_class not in _PROFILE_CLASS:
+            raise ValueError(f"unknown profile class {profile_class!r}")
+        try:
+            with self.store.transaction() as c:
+                c.execute(
+                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        matching_id,
+                        eid,
+                        iccid,
+                        OrderState.RELEASED,
+                        upp,
+                        spn,
+                        name or matching_id,
+                        _PROFILE_CLASS[profile_class],
+                        self._clock(),
+                    ),
+                )
+        except Exception as e:  # sqlite3.IntegrityError, without importing sqlite3 here
+            if "UNIQUE" in str(e):
+                raise ValueError(f"matching ID {matching_id!r} or ICCID {iccid} is already ordered") from None
+            raise
+        return iccid
+
+    def order_state(self, matching_id: str) -> str | None:
+        """The state of an order (an `OrderState` value), or None if there is none."""
+        row = self.store.query_one("SELECT state FROM orders WHERE matching_id = ?", (matching_id,))
+        return None if row is None else str(row["state"])
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order: matching ID, ICCID, EID binding, state (no profile data)."""
+        return [
+            {"matching_id": r["matching_id"], "iccid": r["iccid"], "eid": r["eid"], "state": r["state"]}
+            for r in self.store.query("SELECT * FROM orders ORDER BY matching_id")
+        ]
+
+    def session_state(self, transaction_id: str) -> str | None:
+        """The state of a session (a `SessionState` value), or None."""
+        row = self.store.query_one(
+            "SELECT state FROM sessions WHERE transaction_id = ?", (transaction_id.upper(),)
+        )
+        return None if row is None else str(row["state"])
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """The notifications received, oldest first."""
+        return [dict(r) for r in self.store.query("SELECT * FROM notifications ORDER BY id")]
+
+    # -- ES9+ functions (JSON objects in and out, without the header) ------------------
+
+    def _creds_for(self, ci_ski: bytes) -> SmdpCredentials:
+        for c in self.credentials:
+            if c.ci_ski == ci_ski:
+                return c
+        raise Es9Error.of(SC_CI_KEY_UNKNOWN, "the session's CI is no longer configured")
+
+    def _end(self, tid: str, state: str, outcome: str) -> None:
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE sessions SET state = ?, outcome = ?, updated = ? WHERE transaction_id = ?",
+                (state, outcome, self._clock(), tid),
+            )
+
+    def _session(self, tid: str, states: Sequence[str]) -> Any:
+        row = self.store.query_one("SELECT * FROM sessions WHERE transaction_id = ?", (tid,))
+        if row is None or row["state"] not in states:
+            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "no RSP session in that state for this transactionId")
+        return row
+
+    def initiate_authentication(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ES9+.InitiateAuthentication (SGP.22 §5.6.1)."""
+        challenge = unb64(_field(body, "euiccChallenge"), "euiccChallenge")
+        if len(challenge) != 16:
+            raise Es9Error.of(SC_BAD_REQUEST, "euiccChallenge is not 16 bytes")
+        address = _field(body, "smdpAddress")
+        if not isinstance(address, str) or address.lower() != self.address.lower():
+            raise Es9Error.of(SC_SMDP_ADDRESS_REFUSED, "this is not that SM-DP+ address")
+        info1 = _decode("EUICCInfo1", unb64(_field(body, "euiccInfo1"), "euiccInfo1"), "euiccInfo1")
+        if info1["svn"][0] != 2:
+            raise Es9Error.of(SC_SVN_UNSUPPORTED, f"SGP.22 version {info1['svn'].hex()} is not 2.x")
+        verify = [bytes(k) for k in info1["euiccCiPKIdListForVerification"]]
+        sign = [bytes(k) for k in info1["euiccCiPKIdListForSigning"]]
+        usable = [c for c in self.credentials if c.ci_ski in verify]
+        if not usable:
+            raise Es9Error.of(SC_SMDP_CERT_UNAVAILABLE, "no CERT.DPauth under a CI the eUICC can verify")
+        creds = next((c for c in usable if c.ci_ski in sign), None)
+        if creds is None:
+            raise Es9Error.of(SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures")
+
+        tid_bytes = self._random(16)
+        tid = tid_bytes.hex().upper()
+        server_challenge = self._random(16)
+        signed1 = asn1.encode(
+            "ServerSigned1",
+            {
+                "transactionId": tid_bytes,
+                "euiccChallenge": challenge,
+                "serverAddress": self.address,
+                "serverChallenge": server_challenge,
+            },
+        )
+        signature1 = _sig_do(creds.dpauth.sign(signed1))
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO sessions (transaction_id, state, updated, ci_ski, euicc_challenge,"
+                " server_challenge) VALUES (?, ?, ?, ?, ?, ?)",
+                (tid, SessionState.INITIATED, self._clock(), creds.ci_ski, challenge, server_challenge),
+            )
+        return {
+            "transactionId": tid,
+            "serverSigned1": b64(signed1),
+            "serverSignature1": b64(signature1),
+            "euiccCiPKIdToBeUsed": b64(_tlv(0x04, creds.ci_ski)),
+            "serverCertificate": b64(creds.dpauth.der),
+        }
+
+    def authenticate_client(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ES9+.AuthenticateClient (SGP.22 §5.6.3)."""
+        tid = _tid(body)
+        raw = unb64(_field(body, "authenticateServerResponse"), "authenticateServerResponse")
+        session = self._session(tid, (SessionState.INITIATED,))
+        try:
+            return self._authenticate_client(tid, session, raw)
+        except Es9Error as e:
+            self._end(tid, SessionState.FAILED, f"authenticateClient {e.subject_code}/{e.reason_code}")
+            raise
+
+    def _authenticate_client(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
+        kind, resp = _decode("AuthenticateServerResponse", raw, "authenticateServerResponse")
+        if kind != "authenticateResponseOk":
+            raise Es9Error.of(
+                SC_DOWNLOAD_REFUSED, f"the eUICC refused the server (error {resp.get('authenticateErrorCode')})"
+            )
+        signed1 = resp["euiccSigned1"]
+        signed1_raw = _first_inner(raw, 2)
+        if signed1["transactionId"].hex().upper() != tid:
+            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "euiccSigned1 names another transaction")
+        try:
+            euicc_der = asn1.encode("Certificate", resp["euiccCertificate"])
+            eum_der = asn1.encode("Certificate", resp["eumCertificate"])
+            euicc_cert = x509.load_der_x509_certificate(euicc_der)
+            eum_cert = x509.load_der_x509_certificate(eum_der)
+        except (asn1.Asn1Error, ValueError) as e:
+            raise Es9Error.of(SC_EUICC_CERT_INVALID, f"unreadable certificate: {e}") from None
+        creds = self._creds_for(bytes(session["ci_ski"]))
+        try:
+            verify_euicc_chain(euicc_cert, eum_cert, [creds.ci])
+        except ChainError as e:
+            if e.which == "ci":
+                raise Es9Error.of(SC_CI_KEY_UNKNOWN, str(e)) from None
+            if e.which == "eum":
+                raise Es9Error.of(SC_EUM_CERT_EXPIRED if e.reason == "expired" else SC_EUM_CERT_INVALID, str(e)) from None
+            raise Es9Error.of(
+                SC_EUICC_CERT_EXPIRED if e.reason == "expired" else SC_EUICC_CERT_INVALID, str(e)
+            ) from None
+        signature1 = bytes(resp["euiccSignature1"])
+        if not _verify(euicc_cert, signature1, signed1_raw):
+            raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccSignature1 does not verify")
+        if bytes(signed1["serverChallenge"]) != bytes(session["server_challenge"]):
+            raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "the serverChallenge is not this session's")
+        eid = eid_of(euicc_cert)
+        _, ctx = signed1["ctxParams1"]
+        matching_id = ctx.get("matchingId") or ""
+        with self.store.transaction() as c:
+            order = c.execute("SELECT * FROM orders WHERE matching_id = ?", (matching_id,)).fetchone()
+            if order is None or order["state"] == OrderState.INSTALLED:
+                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "no profile is waiting under this matching ID")
+            if order["eid"] is not None and order["eid"] != eid:
+                raise Es9Error.of(SC_EID_REFUSED, "this profile is ordered for another eUICC")
+            busy = c.execute(
+                "SELECT 1 FROM sessions WHERE matching_id = ? AND state IN (?, ?) AND transaction_id != ?",
+                (matching_id, SessionState.AUTHENTICATED, SessionState.BOUND, tid),
+            ).fetchone()
+            if busy is not None:
+                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "another session is downloading this profile")
+            smdp_signed2 = asn1.encode("SmdpSigned2", {"transactionId": bytes.fromhex(tid), "ccRequiredFlag": False})
+            signature2 = _sig_do(creds.dppb.sign(smdp_signed2 + _sig_do(signature1)))
+            metadata = self._metadata(order)
+            c.execute(
+                "UPDATE sessions SET state = ?, updated = ?, eid = ?, euicc_cert = ?, matching_id = ?,"
+                " smdp_signature2 = ? WHERE transaction_id = ? AND state = ?",
+                (
+                    SessionState.AUTHENTICATED,
+                    self._clock(),
+                    eid,
+                    euicc_der,
+                    matching_id,
+                    signature2,
+                    tid,
+                    SessionState.INITIATED,
+                ),
+            )
+        return {
+            "transactionId": tid,
+            "profileMetadata": b64(metadata),
+            "smdpSigned2": b64(smdp_signed2),
+            "smdpSignature2": b64(signature2),
+            "smdpCertificate": b64(creds.dppb.der),
+        }
+
+    def _metadata(self, order: Any) -> bytes:
+        """StoreMetadataRequest (SGP.22 §5.5.3) for an order."""
+        return asn1.encode(
+            "StoreMetadataRequest",
+            {
+                "iccid": iccid_to_ef(order["iccid"]),
+                "serviceProviderName": order["spn"][:32],
+                "profileName": order["name"][:64],
+                "profileClass": order["profile_class"],
+                "notificationConfigurationInfo": [
+                    {
+                        "profileManagementOperation": _event_bits(["enable", "disable", "delete"]),
+                        "notificationAddress": self.address,
+                    }
+                ],
+            },
+        )
+
+    def get_bound_profile_package(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ES9+.GetBoundProfilePackage (SGP.22 §5.6.2)."""
+        tid = _tid(body)
+        raw = unb64(_field(body, "prepareDownloadResponse"), "prepareDownloadResponse")
+        session = self._session(tid, (SessionState.AUTHENTICATED,))
+        try:
+            return self._get_bpp(tid, session, raw)
+        except Es9Error as e:
+            self._end(tid, SessionState.FAILED, f"getBoundProfilePackage {e.subject_code}/{e.reason_code}")
+            raise
+
+    def _get_bpp(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
+        kind, resp = _decode("PrepareDownloadResponse", raw, "prepareDownloadResponse")
+        if kind != "downloadResponseOk":
+            raise Es9Error.of(
+                SC_DOWNLOAD_REFUSED, f"the eUICC refused the download (error {resp.get('downloadErrorCode')})"
+            )
+        signed2 = resp["euiccSigned2"]
+        signed2_raw = _first_inner(raw, 2)
+        if signed2["transactionId"].hex().upper() != tid:
+            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "euiccSigned2 names another transaction")
+        euicc_cert = x509.load_der_x509_certificate(bytes(session["euicc_cert"]))
+        if not _verify(euicc_cert, bytes(resp["euiccSignature2"]), signed2_raw + bytes(session["smdp_signature2"])):
+            raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccSignature2 does not verify")
+        creds = self._creds_for(bytes(session["ci_ski"]))
+        euicc_otpk = bytes(signed2["euiccOtpk"])
+        curve = creds.dppb.key.curve
+        try:
+            euicc_pub = ec.EllipticCurvePublicKey.from_encoded_point(curve, euicc_otpk)
+        except ValueError:
+            raise Es9Error.of(SC_BAD_REQUEST, "otPK.EUICC.ECKA is not a point of the curve") from None
+        # The one-time key pair (otSK.DP.ECKA): its secret lives only for this call.
+        ot_key = ec.generate_private_key(curve)
+        smdp_otpk = ot_key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        shared = ot_key.exchange(ec.ECDH(), euicc_pub)
+        with self.store.transaction() as c:
+            order = c.execute("SELECT * FROM orders WHERE matching_id = ?", (session["matching_id"],)).fetchone()
+            if order is None or order["state"] == OrderState.INSTALLED:
+                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "the order is gone")
+            bpp = self._bind(
+                creds, tid, session["eid"], shared, smdp_otpk, euicc_otpk, self._metadata(order), bytes(order["upp"])
+            )
+            c.execute(
+                "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ?",
+                (OrderState.DOWNLOADED, self._clock(), order["matching_id"]),
+            )
+            c.execute(
+                "UPDATE sessions SET state = ?, updated = ? WHERE transaction_id = ? AND state = ?",
+                (SessionState.BOUND, self._clock(), tid, SessionState.AUTHENTICATED),
+            )
+        return {"transactionId": tid, "boundProfilePackage": b64(bpp)}
+
+    def _bind(
+        self,
+        creds: SmdpCredentials,
+        tid: str,
+        eid: str,
+        shared: bytes,
+        smdp_otpk: bytes,
+        euicc_otpk: bytes,
+        metadata: bytes,
+        upp: bytes,
+    ) -> bytes:
+        """The Bound Profile Package (SGP.22 §2.5.4, §5.5) under the session keys."""
+        crt = {"keyType": bytes((KEY_TYPE_AES,)), "keyLen": b"\x10", "hostId": _HOST_ID}
+        unsigned = {
+            "remoteOpId": 1,  # installBoundProfilePackage
+            "transactionId": bytes.fromhex(tid),
+            "controlRefTemplate": crt,
+            "smdpOtpk": smdp_otpk,
+            "smdpSign": b"",
+        }
+        # SGP.22 §5.5.1: smdpSign covers the request's data objects before it, then otPK.EUICC.ECKA.
+        encoded = asn1.encode("InitialiseSecureChannelRequest", unsigned)
+        _, p = decode_tag(encoded, 0)
+        _, p = decode_length(encoded, p)
+        signed_part = encoded[p:]
+        empty_sig = _tlv(0x5F37, b"")
+        if not signed_part.endswith(empty_sig):
+            raise RuntimeError("InitialiseSecureChannelRequest does not end with its signature")
+        signed_part = signed_part[: -len(empty_sig)]
+        unsigned["smdpSign"] = creds.dppb.sign(signed_part + _tlv(0x5F49, euicc_otpk))
+        state = BspState.from_shared_secret(shared, KEY_TYPE_AES, 16, _HOST_ID, bytes.fromhex(eid))
+        configure = asn1.encode("ConfigureISDPRequest", {})
+        seg87, state = protect_all(state, TAG_CONFIGURE_ISDP, configure, encrypt=True)
+        seg88, state = protect_all(state, TAG_STORE_METADATA, metadata, encrypt=False)
+        seg86, state = protect_all(state, TAG_PROFILE_ELEMENTS, upp, encrypt=True)
+
+        def values(segments: list[bytes]) -> list[bytes]:
+            out = []
+            for s in segments:
+                _, q = decode_tag(s, 0)
+                _, q = decode_length(s, q)
+                out.append(s[q:])
+            return out
+
+        bpp = asn1.encode(
+            "BoundProfilePackage",
+            {
+                "initialiseSecureChannelRequest": unsigned,
+                "firstSequenceOf87": values(seg87),
+                "sequenceOf88": values(seg88),
+                "sequenceOf86": values(seg86),
+            },
+        )
+        return bpp
+
+    def handle_notification(self, body: dict[str, Any]) -> None:
+        """ES9+.HandleNotification (SGP.22 §5.6.4): verify, record, update the order."""
+        raw = unb64(_field(body, "pendingNotification"), "pendingNotification")
+        kind, value = _decode("PendingNotification", raw, "pendingNotification")
+        if kind == "profileInstallationResult":
+            self._installation_result(value)
+        else:
+            self._other_notification(value)
+
+    def _record(self, c: Any, kind: str, result: str, **fields: Any) -> None:
+        c.execute(
+            "INSERT INTO notifications (received, kind, transaction_id, eid, iccid, seq, operation, result)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._clock(),
+                kind,
+                fields.get("transaction_id"),
+                fields.get("eid"),
+                fields.get("iccid"),
+                fields.get("seq"),
+                fields.get("operation"),
+                result,
+            ),
+        )
+
+    def _installation_result(self, pir: dict[str, Any]) -> None:
+        data = pir["profileInstallationResultData"]
+        tid = bytes(data["transactionId"]).hex().upper()
+        # The signature covers the DER of ProfileInstallationResultData (§5.5.?: the eUICC
+        # signs its canonical encoding), which re-encoding the decoded value reproduces.
+        signed = asn1.encode("ProfileInstallationResultData", data)
+        row = self.store.query_one("SELECT * FROM sessions WHERE transaction_id = ?", (tid,))
+        if row is None or row["state"] != SessionState.BOUND or row["euicc_cert"] is None:
+            log.warning("installation result for unknown or finished session %s: ignored", tid)
+            return
+        cert = x509.load_der_x509_certificate(bytes(row["euicc_cert"]))
+        if not _verify(cert, bytes(pir["euiccSignPIR"]), signed):
+            log.warning("installation result of session %s: bad signature, ignored", tid)
+            return
+        result, detail = data["finalResult"]
+        ok = result == "successResult"
+        outcome = "installed" if ok else (
+            f"error bpp={detail.get('bppCommandId')} reason={detail.get('errorReason')}"
+        )
+        with self.store.transaction() as c:
+            order = c.execute("SELECT * FROM orders WHERE matching_id = ?", (row["matching_id"],)).fetchone()
+            c.execute(
+                "UPDATE sessions SET state = ?, outcome = ?, updated = ? WHERE transaction_id = ? AND state = ?",
+                (SessionState.DONE, outcome, self._clock(), tid, SessionState.BOUND),
+            )
+            if order is not None:
+                # A failed installation makes the profile downloadable again (SGP.22 §3.1.3).
+                c.execute(
+                    "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ?",
+                    (OrderState.INSTALLED if ok else OrderState.RELEASED, self._clock(), order["matching_id"]),
+                )
+            self._record(
+                c,
+                "install",
+                outcome,
+                transaction_id=tid,
+                eid=row["eid"],
+                iccid=None if order is None else order["iccid"],
+                seq=data["notificationMetadata"]["seqNumber"],
+                operation="install",
+            )
+
+    def _other_notification(self, other: dict[str, Any]) -> None:
+        try:
+            euicc_cert = x509.load_der_x509_certificate(asn1.encode("Certificate", other["euiccCertificate"]))
+            eum_cert = x509.load_der_x509_certificate(asn1.encode("Certificate", other["eumCertificate"]))
+            verify_euicc_chain(euicc_cert, eum_cert, self.trusted_cis)
+        except (asn1.Asn1Error, ValueError, ChainError) as e:
+            log.warning("notification with an unacceptable certificate chain ignored: %s", e)
+            return
+        tbs = other["tbsOtherNotification"]
+        if not _verify(euicc_cert, bytes(other["euiccNotificationSignature"]), asn1.encode("NotificationMetadata", tbs)):
+            log.warning("notification with a bad signature ignored")
+            return
+        iccid = tbs.get("iccid")
+        digits = None if iccid is None else "".join(f"{b & 0xF:X}{b >> 4:X}" for b in bytes(iccid)).rstrip("F")
+        with self.store.transaction() as c:
+            self._record(
+                c,
+                "other",
+                "accepted",
+                eid=eid_of(euicc_cert),
+                iccid=digits,
+                seq=tbs["seqNumber"],
+                operation=_event_name(tbs["profileManagementOperation"]),
+            )
+
+    def cancel_session(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ES9+.CancelSession (SGP.22 §5.6.5)."""
+        tid = _tid(body)
+        raw = unb64(_field(body, "cancelSessionResponse"), "cancelSessionResponse")
+        session = self._session(tid, _ACTIVE)
+        kind, resp = _decode("CancelSessionResponse", raw, "cancelSessionResponse")
+        if kind != "cancelSessionResponseOk":
+            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, f"the eUICC could not cancel (error {resp})")
+        signed = resp["euiccCancelSessionSigned"]
+        signed_raw = _first_inner(raw, 2)
+        if bytes(signed["transactionId"]).hex().upper() != tid:
+            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "the cancellation names another transaction")
+        if session["euicc_cert"] is not None:
+            cert = x509.load_der_x509_certificate(bytes(session["euicc_cert"]))
+            if not _verify(cert, bytes(resp["euiccCancelSessionSignature"]), signed_raw):
+                raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccCancelSessionSignature does not verify")
+        creds = self._creds_for(bytes(session["ci_ski"]))
+        if signed["smdpOid"] != creds.smdp_oid:
+            raise Es9Error.of(SC_SMDP_OID_INVALID, "the cancellation names another SM-DP+")
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE sessions SET state = ?, outcome = ?, updated = ? WHERE transaction_id = ?",
+                (SessionState.CANCELLED, f"reason {signed['reason']}", self._clock(), tid),
+            )
+            if session["matching_id"] is not None:
+                c.execute(
+                    "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ? AND state = ?",
+                    (OrderState.RELEASED, self._clock(), session["matching_id"], OrderState.DOWNLOADED),
+                )
+        return {"transactionId": tid}
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def app(self) -> JsonApp:
+        """The ES9+ routes (SGP.22 §6.5) on the servers' web stack."""
+        app = JsonApp("smdpp", headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
+        functions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
+            "initiateAuthentication": self.initiate_authentication,
+            "authenticateClient": self.authenticate_client,
+            "getBoundProfilePackage": self.get_bound_profile_package,
+            "handleNotification": self.handle_notification,
+            "cancelSession": self.cancel_session,
+        }
+        for name, fn in functions.items():
+            app.add("POST", ES9_PATHS[name], _endpoint(name, fn))
+        return app
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = True) -> Server:
+        """A `Server` for the ES9+ routes (not started: use `with` or `.start()`).
+
+        Raises:
+            ValueError: TLS asked for without a CERT.DPtls.
+        """
+        context: ssl.SSLContext | None = None
+        if tls:
+            if self.tls is None:
+                raise ValueError("no CERT.DPtls to serve HTTPS with")
+            context = tls_context(self.tls.pem, self.tls.key_pem)
+        return Server(self.app(), host, port, tls=context)
+
+
+def _endpoint(name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Callable[[Request], Any]:
+    def handle(request: Request) -> Any:
+        protocol = request.header("X-Admin-Protocol")
+        if protocol is not None and not protocol.startswith("gsma/rsp/v2"):
+            raise HttpError(400, f"unsupported X-Admin-Protocol {protocol[:40]!r}")
+        body = request.json_object()
+        try:
+            result = fn(body)
+        except Es9Error as e:
+            e.function = name
+            log.info("ES9+ %s failed: %s", name, e)
+            return {"header": failed_header(e)}
+        if result is None:
+            return Response(status=204)
+        return {"header": ok_header(), **result}
+
+    return handle
