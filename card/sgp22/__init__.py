@@ -4,4 +4,8 @@
   (compiled lazily, once per process).
 - `bsp`: SCP03t / BSP, the Bound Profile Package protection (§2.6.4, Annex G),
   direction-neutral (the SM-DP+ wraps, the eUICC unwraps).
+- `certs`: server certificate checks as the eUICC makes them (§4.5.2), role OIDs.
+- `values`: ICCID/EID codings, named-bit BIT STRINGs, raw sub-fields for signatures.
+- `ecasd`: the ECASD's Shareable interface (the ISD-R asks it to sign), AIDs.
+- `params`: the install parameters of the ECASD (identity, keys, CI keys) and ISD-R.
 """
