@@ -139,6 +139,9 @@ class BiometricApplet(Applet):
             return self._put_data(apdu)
         if ins == INS_RESET_RETRY_COUNTER:
             return self._reset_retry_counter(apdu)
+        if ins == 0xA4:
+            # A SELECT the runtime did not resolve to an applet: there are no files here.
+            raise CardError(SW.FILE_NOT_FOUND)
         raise CardError(SW.INS_NOT_SUPPORTED)
 
     # -- VERIFY ----------------------------------------------------------------------

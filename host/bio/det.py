@@ -164,11 +164,14 @@ def plot_det(
         return nd.inv_cdf(min(max(p, lo), hi))
 
     fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=100)
+    drawn = 0
     for label, genuine, impostor in curves:
+        # Points where either rate is 0 lie at minus infinity on these axes.
         pts = [(a, b) for a, b in det_curve(genuine, impostor) if a > 0 and b > 0]
         if not pts:
-            continue
+            label += " (no error at any threshold with both rates > 0)"
         ax.plot([dev(a) for a, _ in pts], [dev(b) for _, b in pts], label=label, linewidth=1.6)
+        drawn += 1
     ticks = [1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5]
     labels = ["0.01%", "0.1%", "1%", "5%", "20%", "50%"]
     ax.set_xticks([dev(t) for t in ticks], labels)
@@ -181,7 +184,8 @@ def plot_det(
     ax.grid(True, linestyle=":", linewidth=0.6)
     ax.axvline(dev(1e-2), color="grey", linewidth=0.6)
     ax.axhline(dev(1e-2), color="grey", linewidth=0.6)
-    ax.legend(loc="upper right")
+    if drawn:
+        ax.legend(loc="upper right")
     if note:
         fig.text(0.01, 0.01, note, fontsize=7, color="dimgray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))

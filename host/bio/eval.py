@@ -402,6 +402,14 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
     lines.append(
         f"  {'mean time/comparison':<22}" + "".join(f"{m.compare_ms:>29.2f} ms" for m in cols)
     )
+    assert result.ours.rates is not None
+    lines.append(
+        "  on-card matcher thresholds: "
+        + ", ".join(
+            f"FMR {100 * p.target_fmr:g}% at {p.threshold}" for p in result.ours.rates.points
+        )
+        + f" (scale 0..{matcher.SCORE_MAX})"
+    )
     if any(not p.resolved for m in cols if m.rates for p in m.rates.points):
         lines.append(
             "  (*) below the FMR resolution of this many impostor comparisons: not resolved"

@@ -333,7 +333,11 @@ def _to_card(
         cx = int(round((x + w / 2) * 10))
         cy = int(round((h / 2 - y) * 10))
         a = int(round(theta / (2 * math.pi) * ANGLE_STEPS)) % ANGLE_STEPS
-        out.append(Minutia(min(max(cx, 0), 255), min(max(cy, 0), 255), int(kind), a))
+        # Noise may push a minutia found at the very edge past it: the sensor still reports
+        # it on its last pixel.
+        cx = min(max(cx, 0), int(round(w * 10)), 255)
+        cy = min(max(cy, 0), int(round(h * 10)), 255)
+        out.append(Minutia(cx, cy, int(kind), a))
     return tuple(out)
 
 

@@ -1,0 +1,177 @@
+"""The accuracy harness: the synthetic generator, error-rate arithmetic, Bozorth3's input,
+the APDU path's agreement with the direct scores, and the `cardemu bio` commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from applets.biometric.iso19794 import Minutia
+from host.bio import bozorth, det, synthetic
+from host.bio.eval import EvalConfig, pairs, report, run
+from host.cli import cli
+
+
+def test_generator_is_reproducible_and_seed_dependent() -> None:
+    a = synthetic.make_dataset(4, 3, seed=9)
+    b = synthetic.make_dataset(4, 3, seed=9)
+    c = synthetic.make_dataset(4, 3, seed=10)
+    assert a.impressions == b.impressions
+    assert a.impressions != c.impressions
+    # Any one impression can be rebuilt alone.
+    f2 = synthetic.make_finger(9, 2)
+    assert synthetic.make_impression(f2, 9, 1) == a.impressions[2][1]
+
+
+def test_generated_data_has_the_documented_shape() -> None:
+    ds = synthetic.make_dataset(40, 2, seed=1)
+    model = synthetic.DEFAULT_MODEL
+    for f in ds.fingers:
+        area = math.pi * synthetic.FINGER_WIDTH * synthetic.FINGER_HEIGHT / 4
+        assert len(f.minutiae) <= round(area * model.density_per_mm2[1]) + 1
+        assert all(synthetic._in_finger(m.x, m.y) for m in f.minutiae)
+        pts = f.minutiae
+        assert all(
+            (p.x - q.x) ** 2 + (p.y - q.y) ** 2 >= model.min_spacing_mm**2 - 1e-9
+            for k, p in enumerate(pts)
+            for q in pts[k + 1 :]
+        )
+    counts = [len(i) for f in ds.impressions for i in f]
+    assert max(counts) <= model.max_minutiae
+    assert 20 <= sum(counts) / len(counts) <= 55
+    kinds = [m.kind for f in ds.impressions for i in f for m in i]
+    endings = kinds.count(1) / len(kinds)
+    assert 0.45 <= endings <= 0.65
+    assert {f.pattern for f in ds.fingers} >= {"left_loop", "right_loop", "whorl"}
+    # Coordinates stay within the sensor window (12.8 x 16.5 mm = 128 x 165 units).
+    assert all(m.x <= 128 and m.y <= 165 for f in ds.impressions for i in f for m in i)
+
+
+def test_model_changes_change_the_impressions() -> None:
+    finger = synthetic.make_finger(3, 0)
+    calm = dataclasses.replace(
+        synthetic.DEFAULT_MODEL, miss_rate=(0.0, 0.0), spurious_rate=(0.0, 0.0)
+    )
+    lossy = dataclasses.replace(
+        synthetic.DEFAULT_MODEL, miss_rate=(0.6, 0.6), spurious_rate=(0.0, 0.0)
+    )
+    assert len(synthetic.make_impression(finger, 3, 0, lossy)) < len(
+        synthetic.make_impression(finger, 3, 0, calm)
+    )
+
+
+def test_error_rates_on_known_scores() -> None:
+    genuine = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    impostor = list(range(0, 100))  # 0..99
+    p = det.fnmr_at_fmr(genuine, impostor, 0.05)
+    # FMR <= 5%: at most 5 impostor scores >= t, so t = 95; genuine below 95: 9 of 10.
+    assert (p.threshold, p.fmr, p.fnmr) == (95, 0.05, 0.9)
+    assert p.resolved
+    assert not det.fnmr_at_fmr(genuine, impostor, 0.001).resolved
+    eer, _ = det.equal_error_rate([5, 6, 7, 8], [1, 2, 3, 4])
+    assert eer == 0.0
+    eer, _ = det.equal_error_rate([1, 2, 3, 4], [1, 2, 3, 4])
+    assert 0.2 <= eer <= 0.5
+    curve = det.det_curve([2, 3], [1, 2])
+    assert curve[0] == (1.0, 0.0) and curve[-1] == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        det.rates([], [1])
+
+
+def test_pairs() -> None:
+    genuine, impostor = pairs(3, 3, 10, seed=1)
+    assert len(genuine) == 3 * 3
+    assert all(a == b and i < j for a, i, b, j in genuine)
+    assert len(impostor) == 10 and all(a != b for a, _, b, _ in impostor)
+    _, every = pairs(2, 2, 10**6, seed=1)
+    assert len(every) == 2 * 1 * 2 * 2
+
+
+def test_bozorth_input_conversion() -> None:
+    ms = [Minutia(100, 50, 1, 16), Minutia(0, 255, 2, 0)]
+    xyt = bozorth.to_xyt(ms).splitlines()
+    # 100 units = 10 mm = 196.85 px; angle 16 steps = 90 degrees; Y flipped to bottom left.
+    assert xyt[0] == f"197 {bozorth.IMAGE_HEIGHT_PX - 98} 90 100"
+    assert xyt[1] == f"0 {bozorth.IMAGE_HEIGHT_PX - 502} 0 100"
+    np = pytest.importorskip("numpy")
+    arr = bozorth.to_afis_array(ms)
+    assert arr.shape == (2, 5)
+    assert np.allclose(arr[0], [100 * 500 / 254, 50 * 500 / 254, math.pi / 2, 0, 1])
+    assert arr[1][3] == 1  # a bifurcation
+
+
+def test_bozorth_availability_is_reported_not_raised() -> None:
+    ok, why = bozorth.available()
+    assert isinstance(ok, bool) and why
+    if not ok:
+        assert "skipped" in why
+        with pytest.raises(bozorth.BozorthUnavailable):
+            bozorth.Bozorth3()
+
+
+def test_small_run_apdu_path_agrees_with_direct_scores() -> None:
+    cfg = EvalConfig(fingers=6, impressions=3, seed=2, impostors=60, apdu_sample=30, bozorth=False)
+    result = run(cfg)
+    assert result.genuine_pairs == 18 and result.impostor_pairs == 60
+    assert result.apdu.comparisons == 30
+    assert result.apdu.agree == 30 and not result.apdu.disagreements
+    assert result.apdu.blocked == 0
+    assert len(result.apdu.times_ms) == 30 and result.apdu.p99_ms >= result.apdu.mean_ms > 0
+    text = "\n".join(report(result))
+    assert "SYNTHETIC DATA" in text and "Bozorth3 skipped" in text
+    assert "decisions agreeing with the direct scores: 30/30" in text
+    js = result.to_json()
+    assert js["data"]["synthetic"] is True
+    assert js["targets"]["better_than_bozorth3"] is None
+    assert js["apdu_path"]["decisions_agree"] == 30
+
+
+def test_cli_eval_json_and_model_override() -> None:
+    args = ["bio", "eval", "--fingers", "4", "--impressions", "2", "--impostors", "20"]
+    args += ["--apdu-sample", "6", "--no-bozorth", "--json", "--set", "rotation_sd_deg=3"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["data"]["model"]["rotation_sd_deg"] == 3.0
+    assert out["data"]["genuine_comparisons"] == 4
+    assert out["apdu_path"]["comparisons"] == 6
+    bad = CliRunner().invoke(cli, ["bio", "eval", "--set", "nonsense=1"])
+    assert bad.exit_code == 2
+
+
+def test_cli_eval_png(tmp_path: object) -> None:
+    pytest.importorskip("matplotlib")
+    png = f"{tmp_path}/det.png"
+    args = ["bio", "eval", "--fingers", "4", "--impressions", "3", "--impostors", "40"]
+    res = CliRunner().invoke(cli, args + ["--apdu-sample", "4", "--no-bozorth", "--png", png])
+    assert res.exit_code == 0, res.output
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert f"DET plot: {png}" in res.output
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mpl(name: str, *a: object, **k: object) -> object:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    with pytest.raises(det.PlotUnavailable, match=r"cardemu\[bio\]"):
+        det.plot_det([("x", [1, 2], [0, 1])], "/nonexistent/x.png")
+
+
+def test_cli_demo() -> None:
+    res = CliRunner().invoke(cli, ["bio", "demo", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["bits"][0]["reference"] == 0x96
+    assert [s["sw"] for s in out["steps"]] == ["9000", "9000", "63C4", "63C4"]

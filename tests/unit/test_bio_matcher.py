@@ -1,0 +1,92 @@
+"""The on-card matcher as a pure function: invariances, bounds, determinism, separation."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from applets.biometric import matcher
+from applets.biometric.applet import DEFAULT_THRESHOLD
+from applets.biometric.iso19794 import Minutia, encode_minutiae
+from host.bio.synthetic import make_dataset, make_finger, make_impression
+
+DS = make_dataset(6, 3, seed=42)
+
+
+def _t(ms: tuple[Minutia, ...] | list[Minutia]) -> bytes:
+    return encode_minutiae(ms)
+
+
+def _rigid(ms: tuple[Minutia, ...], deg: float, dx: int, dy: int) -> list[Minutia]:
+    """Rotate about (128, 128) and translate, in the format's frame (Y down, anticlockwise)."""
+    r = math.radians(deg)
+    out = []
+    for m in ms:
+        x, y = m.x - 128, -(m.y - 128)
+        x2, y2 = x * math.cos(r) - y * math.sin(r), x * math.sin(r) + y * math.cos(r)
+        nx, ny = round(x2 + 128 + dx), round(-y2 + 128 + dy)
+        if 0 <= nx <= 255 and 0 <= ny <= 255:
+            out.append(Minutia(nx, ny, m.kind, (m.angle + round(deg / 5.625)) % 64))
+    return out
+
+
+def test_a_template_matches_itself_fully() -> None:
+    t = _t(DS.impressions[0][0])
+    assert matcher.score(t, t) == matcher.SCORE_MAX
+
+
+def test_rotation_and_translation_keep_a_match() -> None:
+    base = DS.impressions[1][0]
+    for deg, dx, dy in ((0, 20, -15), (22.5, 0, 0), (-33.75, -10, 12)):
+        moved = _rigid(base, deg, dx, dy)
+        assert len(moved) >= len(base) - 4  # the transform kept nearly everything
+        assert matcher.score(_t(base), _t(moved)) >= 4 * DEFAULT_THRESHOLD
+
+
+def test_genuine_impressions_score_above_impostors() -> None:
+    feats = [[matcher.extract(_t(i)) for i in f] for f in DS.impressions]
+    genuine = [matcher.compare(f[0], f[k]) for f in feats for k in (1, 2)]
+    impostor = [
+        matcher.compare(feats[a][0], feats[b][1]) for a in range(6) for b in range(6) if a != b
+    ]
+    assert min(genuine) > max(impostor)
+    assert sum(g >= DEFAULT_THRESHOLD for g in genuine) >= len(genuine) - 1
+    assert all(s < DEFAULT_THRESHOLD for s in impostor)
+
+
+def test_deterministic_and_nearly_symmetric() -> None:
+    a, b = _t(DS.impressions[2][0]), _t(DS.impressions[2][1])
+    assert matcher.score(a, b) == matcher.score(a, b)
+    ab, ba = matcher.score(a, b), matcher.score(b, a)
+    assert abs(ab - ba) <= 0.25 * max(ab, ba)
+
+
+def test_degenerate_templates_score_zero() -> None:
+    t = _t(DS.impressions[0][0])
+    assert matcher.score(b"", t) == 0
+    assert matcher.score(t[:3], t) == 0
+    assert matcher.score(t, b"") == 0
+
+
+def test_bounded_to_max_minutiae() -> None:
+    finger = make_finger(5, 0)
+    many = tuple(Minutia(10 + (k % 15) * 15, 10 + (k // 15) * 15, 1, k % 64) for k in range(90))
+    f = matcher.extract(_t(many))
+    assert len(f) == matcher.MAX_MINUTIAE
+    assert all(c.bit_length() <= matcher.NS * matcher.NS * matcher.ND for c in f.cylinders)
+    probe = matcher.extract(_t(make_impression(finger, 5, 0)))
+    assert 0 <= matcher.compare(f, probe) <= matcher.SCORE_MAX
+
+
+def test_features_do_not_print_minutiae() -> None:
+    f = matcher.extract(_t(DS.impressions[0][0]))
+    assert repr(f) == f"<Features of {len(f)} minutiae>"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=200), st.binary(max_size=200))
+def test_any_bytes_give_a_score_in_range(a: bytes, b: bytes) -> None:
+    s = matcher.score(a, b)
+    assert 0 <= s <= matcher.SCORE_MAX
