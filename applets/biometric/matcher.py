@@ -221,8 +221,8 @@ class _Region:
         self.y0 = 0.0
         self.spans: tuple[tuple[float, float], ...] = ()
         hull = _convex_hull(list(zip(xs, ys, strict=True)))
-        if len(hull) < 3:
-            return
+        if not hull:
+            return  # (a segment or a point still has the margin around it)
         m = HULL_MARGIN
         ymin = min(p[1] for p in hull) - m
         ymax = max(p[1] for p in hull) + m

@@ -156,3 +156,21 @@ def test_bit_value_checks() -> None:
         bit.BiometricInfo(0x96, min_minutiae=40, max_minutiae=20)
     with pytest.raises(ValueError):
         bit.finger_subtype(3, bit.INDEX)
+
+
+def test_spec_module_reads_the_applet_commands() -> None:
+    from apdu_specs import decode_command, iso7816_11
+    from applets.biometric.applet import BIO_AID
+
+    assert iso7816_11.MATCH_ON_CARD.aids == (BIO_AID,)
+    bdo = build_biometric_data([Minutia(10, 20, 1, 16)] * 12)
+    raw = bytes((0, 0x20, 0, 0x96, len(bdo))) + bdo
+    d = decode_command(raw, context=BIO_AID)
+    assert d.summary == "VERIFY reference 96, 12 minutiae"
+    assert not d.issues
+    generic = decode_command(raw)  # without the applet: ISO 7816-4's VERIFY
+    assert generic.name == "VERIFY" and "minutiae" not in generic.summary
+    assert (
+        iso7816_11.read_minutiae(bytes((100, 5, 0x90)))
+        == "1 minutia: (10 mm, 0.5 mm, bifurcation, 90 deg)"
+    )
