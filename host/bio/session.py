@@ -5,7 +5,8 @@
     bits = session.read_bits()                 # what the card expects (7F61)
     session.authenticate_admin(key)            # GET CHALLENGE + EXTERNAL AUTHENTICATE
     session.enrol(0x96, minutiae, subtype=0x09)
-    result = session.verify(0x96, minutiae)    # a finger presented: VerifyResult
+    result = session.verify(0x96, minutiae)    # VerifyResult: the decision, never a score
+    Sensor(session).present(captured)          # a finger presented (fitted to the BIT)
 
 The "finger presented" event of a sensor card is `verify`: the captured minutiae
 go to the card as VERIFY data, as PIV on-card comparison sends them. Only
@@ -149,6 +150,59 @@ class BioSession:
         """An empty VERIFY: verified in this session, tries left, or blocked."""
         _, sw = self._send(bytes((0, 0x20, 0, reference)), "VERIFY", (0x9000, 0x63C0, 0x6983))
         return _result(sw)
+
+
+class TooFewMinutiae(ValueError):
+    """A capture with fewer minutiae than the card's BIT accepts: ask for the finger again."""
+
+
+def fit_to_bit(minutiae: Sequence[Minutia], info: bit.BiometricInfo) -> tuple[Minutia, ...]:
+    """What a terminal sends for a BIT: at most its maximum, keeping the minutiae nearest the
+    centre of mass (NIST MINEX II's pruning), sorted as its minutiae order asks (none here).
+
+    Raises:
+        TooFewMinutiae: fewer than the BIT's minimum.
+    """
+    ms = list(minutiae)
+    if len(ms) < info.min_minutiae:
+        raise TooFewMinutiae(f"{len(ms)} minutiae, the card needs at least {info.min_minutiae}")
+    if len(ms) > info.max_minutiae:
+        cx = sum(m.x for m in ms) / len(ms)
+        cy = sum(m.y for m in ms) / len(ms)
+        ms = sorted(ms, key=lambda m: (m.x - cx) ** 2 + (m.y - cy) ** 2)[: info.max_minutiae]
+    return tuple(ms)
+
+
+class Sensor:
+    """The fingerprint sensor of seed 002's card, seen from the host.
+
+    A "finger presented" event is a captured minutiae set; the sensor hands it to
+    the card through the terminal as VERIFY data, for the finger the BIT names.
+    """
+
+    def __init__(self, session: BioSession) -> None:
+        self.session = session
+        self._bits: tuple[bit.BiometricInfo, ...] | None = None
+
+    def bits(self) -> tuple[bit.BiometricInfo, ...]:
+        if self._bits is None:
+            self._bits = self.session.read_bits()
+        return self._bits
+
+    def present(self, minutiae: Sequence[Minutia], reference: int | None = None) -> VerifyResult:
+        """A finger presented: fit the capture to the BIT, send it, return the card's decision.
+
+        Raises:
+            LookupError: the card has no finger enrolled (or none under `reference`).
+            TooFewMinutiae: the capture is too poor to send.
+        """
+        bits = self.bits()
+        info = next((b for b in bits if reference is None or b.reference == reference), None)
+        if info is None:
+            raise LookupError(
+                "no finger enrolled" + (f" under {reference:02X}" if reference else "")
+            )
+        return self.session.verify(info.reference, fit_to_bit(minutiae, info))
 
 
 def _result(sw: int) -> VerifyResult:

@@ -430,3 +430,22 @@ def test_nothing_secret_in_the_fci_and_no_template_in_any_answer() -> None:
         raw = bytes.fromhex(ans)
         assert not any(template[k : k + 6] in raw for k in range(0, len(template) - 5, 3))
     assert all(len(a) == 4 for a in answers[3:])  # VERIFY answers carry a status word only
+
+
+def test_sensor_presents_a_finger_fitted_to_the_bit() -> None:
+    from host.bio.session import Sensor, TooFewMinutiae, fit_to_bit
+
+    rt = enrolled()
+    sensor = Sensor(BioSession(InProcessReader(rt)))
+    assert sensor.present(GENUINE).matched
+    assert not sensor.present(IMPOSTOR).matched
+    with pytest.raises(TooFewMinutiae):
+        sensor.present(GENUINE[:5])
+    with pytest.raises(LookupError):
+        sensor.present(GENUINE, reference=0x97)
+    info = bit.BiometricInfo(0x96, min_minutiae=12, max_minutiae=20)
+    many = tuple(Minutia(k, 2 * k, 1, k % 64) for k in range(40))
+    kept = fit_to_bit(many, info)
+    assert len(kept) == 20
+    assert Minutia(20, 40, 1, 20) in kept and Minutia(0, 0, 1, 0) not in kept  # the centre stays
+    assert applet(rt).tries == DEFAULT_RETRY_LIMIT - 1  # only the impostor cost a try
