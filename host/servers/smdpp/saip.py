@@ -74,6 +74,9 @@ _OPT_USIM_SLOTS = {
     0x6F61: "ef-oplmnwact",
     0x6F62: "ef-hplmnwact",
 }
+# Files the USIM template creates by default (TCA v3.3.1 Annex A) that the builder's
+# profile does not have: the package says doNotCreate for them.
+_USIM_DEFAULT_ONLY = ("ef-fdn", "ef-smss", "ef-netpar", "ef-epsloci", "ef-epsnsc")
 # The temporary file ID of the ADF inside the package (TCA v3.3.1 §8.3.5: unique in the profile).
 _ADF_TEMP_FID = b"\x7f\xd0"
 
@@ -299,6 +302,8 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
             usim[_USIM_SLOTS[fid]] = _file(f)
         elif fid in _OPT_USIM_SLOTS:
             opt[_OPT_USIM_SLOTS[fid]] = _file(f)
+    for slot in _USIM_DEFAULT_ONLY:
+        usim.setdefault(slot, [("doNotCreate", None)])
     pes.append(("usim", usim))
     opt["optusim-header"] = _header(next(ident))
     pes.append(("opt-usim", opt))

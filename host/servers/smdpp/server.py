@@ -215,6 +215,21 @@ def _decode(type_name: str, data: bytes, field: str) -> Any:
         raise Es9Error.of(SC_BAD_REQUEST, f"{field}: {e}") from None
 
 
+def _decode_lenient(type_name: str, data: bytes, field: str) -> Any:
+    """Decode without size constraints, for objects that carry the LPA's DeviceInfo.
+
+    SGP.22 v2.x has DeviceInfo.tac as Octet4 where the module copy says Octet8:
+    both sizes are accepted, the rest of the DER must still be exact.
+    """
+    try:
+        value, length = asn1.rsp().decode_with_length(type_name, data)
+    except Exception as e:  # noqa: BLE001 - asn1tools raises several types
+        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: {e}") from None
+    if length != len(data):
+        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: bytes after the value")
+    return value
+
+
 def _verify(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
     """ECDSA-SHA256 with a TR-03111 r || s signature (SGP.22 §2.6.5)."""
     key = cert.public_key()
@@ -225,6 +240,16 @@ def _verify(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def _oid_key(dotted: str) -> tuple[int, ...]:
+    """An OID as its encoded subidentifiers (X.690 §8.19: the first two arcs make one).
+
+    asn1tools decodes arcs under 2 with a second arc of 40 or more wrongly
+    (2.999.10 comes back as 26.39.10); both spellings give the same key.
+    """
+    arcs = [int(a) for a in dotted.split(".")]
+    return (arcs[0] * 40 + arcs[1], *arcs[2:]) if len(arcs) > 1 else tuple(arcs)
 
 
 def _field(body: dict[str, Any], name: str) -> Any:
@@ -469,7 +494,7 @@ class SmdpPlus:
             raise
 
     def _authenticate_client(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
-        kind, resp = _decode("AuthenticateServerResponse", raw, "authenticateServerResponse")
+        kind, resp = _decode_lenient("AuthenticateServerResponse", raw, "authenticateServerResponse")
         if kind != "authenticateResponseOk":
             raise Es9Error.of(
                 SC_DOWNLOAD_REFUSED, f"the eUICC refused the server (error {resp.get('authenticateErrorCode')})"
@@ -510,12 +535,19 @@ class SmdpPlus:
                 raise Es9Error.of(SC_MATCHING_ID_REFUSED, "no profile is waiting under this matching ID")
             if order["eid"] is not None and order["eid"] != eid:
                 raise Es9Error.of(SC_EID_REFUSED, "this profile is ordered for another eUICC")
-            busy = c.execute(
-                "SELECT 1 FROM sessions WHERE matching_id = ? AND state IN (?, ?) AND transaction_id != ?",
+            others = c.execute(
+                "SELECT eid FROM sessions WHERE matching_id = ? AND state IN (?, ?) AND transaction_id != ?",
                 (matching_id, SessionState.AUTHENTICATED, SessionState.BOUND, tid),
-            ).fetchone()
-            if busy is not None:
-                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "another session is downloading this profile")
+            ).fetchall()
+            if any(r["eid"] != eid for r in others):
+                # Once a download has started, the profile is tied to that eUICC (SGP.22 §3.1.3).
+                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "another eUICC is downloading this profile")
+            # The same eUICC starting again (an interrupted download): its old sessions end.
+            c.execute(
+                "UPDATE sessions SET state = ?, outcome = 'superseded', updated = ?"
+                " WHERE matching_id = ? AND state IN (?, ?) AND transaction_id != ?",
+                (SessionState.FAILED, self._clock(), matching_id, SessionState.AUTHENTICATED, SessionState.BOUND, tid),
+            )
             smdp_signed2 = asn1.encode("SmdpSigned2", {"transactionId": bytes.fromhex(tid), "ccRequiredFlag": False})
             signature2 = _sig_do(creds.dppb.sign(smdp_signed2 + _sig_do(signature1)))
             metadata = self._metadata(order)
@@ -777,7 +809,7 @@ class SmdpPlus:
             if not _verify(cert, bytes(resp["euiccCancelSessionSignature"]), signed_raw):
                 raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccCancelSessionSignature does not verify")
         creds = self._creds_for(bytes(session["ci_ski"]))
-        if signed["smdpOid"] != creds.smdp_oid:
+        if _oid_key(signed["smdpOid"]) != _oid_key(creds.smdp_oid):
             raise Es9Error.of(SC_SMDP_OID_INVALID, "the cancellation names another SM-DP+")
         with self.store.transaction() as c:
             c.execute(

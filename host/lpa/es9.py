@@ -1,0 +1,155 @@
+"""ES9+ client: the LPA's HTTPS/JSON calls to an SM-DP+ (GSMA SGP.22 v2.x §5.6, §6.5).
+
+    client = Es9Client("smdp.example.com", ca_pem=ci_cert_pem)
+    answer = client.call("initiateAuthentication", {...})
+
+TLS is checked against the CI certificates given (the SM-DP+'s CERT.DPtls
+chains to the GSMA CI, SGP.22 §2.6.6), with the SM-DP+ address as the host
+name. `connect_to` sends the connection elsewhere while keeping that name for
+SNI and the certificate check (like curl's --connect-to), for an SM-DP+ whose
+name does not resolve here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from host.es9plus import ADMIN_PROTOCOL, CONTENT_TYPE, ES9_PATHS, Es9Error, status_of
+
+__all__ = ["Es9Client", "Es9TransportError", "split_address"]
+
+Tracer = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+
+
+class Es9TransportError(Exception):
+    """The SM-DP+ could not be reached or answered something that is not ES9+ (HTTP, TLS, JSON)."""
+
+
+def split_address(address: str, default_port: int = 443) -> tuple[str, int]:
+    """`host[:port]` (IPv6 in brackets) as (host, port)."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return address, default_port
+
+
+class _Connection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, *, context: ssl.SSLContext, timeout: float, target: tuple[str, int] | None) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self._target = target
+        self._ctx = context
+
+    def connect(self) -> None:
+        if self._target is None:
+            super().connect()
+            return
+        raw = socket.create_connection(self._target, self.timeout)
+        self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)
+
+
+class Es9Client:
+    """ES9+ over HTTPS to one SM-DP+ address.
+
+    Args:
+        address: the SM-DP+ address (`host` or `host:port`), as in the activation code.
+        ca_pem: PEM certificates to trust for TLS (the CI); None uses the system's.
+        connect_to: (host, port) to connect to instead of the address's.
+        tls: False for plain HTTP (an SM-DP+ behind a TLS proxy; tests only).
+        timeout: seconds per request.
+        trace: called with (function, request, response) for every call.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        ca_pem: bytes | str | None = None,
+        connect_to: tuple[str, int] | None = None,
+        tls: bool = True,
+        timeout: float = 30.0,
+        trace: Tracer | None = None,
+    ) -> None:
+        self.address = address
+        self.host, self.port = split_address(address, 443 if tls else 80)
+        self.connect_to = connect_to
+        self.tls = tls
+        self.timeout = timeout
+        self.trace = trace
+        if ca_pem is None:
+            self.context = ssl.create_default_context()
+        else:
+            cadata = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
+            self.context = ssl.create_default_context(cadata=cadata)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.tls:
+            return _Connection(self.host, self.port, context=self.context, timeout=self.timeout, target=self.connect_to)
+        host, port = self.connect_to or (self.host, self.port)
+        return http.client.HTTPConnection(host, port, timeout=self.timeout)
+
+    def call(self, function: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """POST one ES9+ function; return its answer without the header (None for 204).
+
+        Raises:
+            Es9Error: the SM-DP+ answered "Failed" (its status codes).
+            Es9TransportError: no connection, TLS failure, an HTTP error or no JSON.
+        """
+        path = ES9_PATHS[function]
+        payload = json.dumps(body).encode()
+        headers = {
+            "Content-Type": CONTENT_TYPE,
+            "X-Admin-Protocol": ADMIN_PROTOCOL,
+            "User-Agent": "cardemu-lpa",
+            "Accept": "application/json",
+        }
+        conn = self._connection()
+        try:
+            conn.request("POST", path, body=payload, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except ssl.SSLCertVerificationError as e:
+            raise Es9TransportError(f"{function}: the SM-DP+ certificate does not verify: {e.verify_message}") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise Es9TransportError(f"{function}: cannot reach {self.address}: {e}") from None
+        finally:
+            conn.close()
+        if resp.status == 204:
+            if self.trace is not None:
+                self.trace(function, body, None)
+            return None
+        try:
+            answer = json.loads(data.decode("utf-8")) if data else None
+        except (UnicodeDecodeError, ValueError):
+            answer = None
+        if resp.status != 200 or not isinstance(answer, dict):
+            detail = answer.get("error", {}).get("message", "") if isinstance(answer, dict) else data[:80]
+            raise Es9TransportError(f"{function}: HTTP {resp.status} {resp.reason} {detail!r}".rstrip())
+        if self.trace is not None:
+            self.trace(function, body, answer)
+        status_of(answer, function)
+        return {k: v for k, v in answer.items() if k != "header"}
+
+    def require(self, function: str, body: dict[str, Any], *fields: str) -> dict[str, Any]:
+        """`call`, expecting an answer with these fields.
+
+        Raises:
+            Es9TransportError: no answer or a field missing.
+        """
+        answer = self.call(function, body)
+        if answer is None:
+            raise Es9TransportError(f"{function}: the SM-DP+ answered no content")
+        missing = [f for f in fields if f not in answer]
+        if missing:
+            raise Es9TransportError(f"{function}: the answer lacks {', '.join(missing)}")
+        return answer
+
+
+__all__ += ["Es9Error"]
