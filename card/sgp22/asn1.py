@@ -24,6 +24,7 @@ from importlib import resources
 from typing import Any
 
 import asn1tools
+from asn1tools.codecs import ber
 
 __all__ = [
     "Asn1Error",
@@ -46,11 +47,57 @@ class Asn1Error(ValueError):
     """A value that does not encode, or bytes that do not decode, under the module."""
 
 
+def _oid_first_arcs(value: str) -> str:
+    """Undo asn1tools' split of the first subidentifier (X.690 §8.19.4).
+
+    asn1tools decodes the first subidentifier s as (s // 40, s % 40), which is
+    wrong from s = 80 on (first arc 2, e.g. the 2.999 example arc of X.660):
+    2.999.10 comes back as 26.39.10. Its encoder is right.
+    """
+    first, second, *rest = value.split(".")
+    s = int(first) * 40 + int(second)
+    if s >= 80:
+        first, second = "2", str(s - 80)
+    return ".".join([first, second, *rest])
+
+
+def _fix_oid_decoding(spec: Any) -> None:
+    """Give each OBJECT IDENTIFIER type of this compiled module a correct decoder.
+
+    Only the instances inside `spec` change; asn1tools itself is left alone.
+    """
+    seen: set[int] = set()
+    stack: list[Any] = [t.type for t in spec.types.values()]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen or not isinstance(t, ber.Type):
+            continue
+        seen.add(id(t))
+        if isinstance(t, ber.ObjectIdentifier):
+            plain = t.decode_content
+
+            def decode_content(data: Any, offset: int, length: int, _plain: Any = plain) -> Any:
+                value, end = _plain(data, offset, length)
+                return _oid_first_arcs(value), end
+
+            t.decode_content = decode_content
+            continue
+        for v in vars(t).values():
+            if isinstance(v, ber.Type):
+                stack.append(v)
+            elif isinstance(v, (list, tuple)):
+                stack.extend(x for x in v if isinstance(x, ber.Type))
+            elif isinstance(v, dict):
+                stack.extend(x for x in v.values() if isinstance(x, ber.Type))
+
+
 def _compile(names: tuple[str, ...]) -> Any:
     base = resources.files("card.sgp22") / "asn1"
     texts = {name: (base / name).read_text(encoding="utf-8") for name in names}
     with _COMPILE_LOCK:
-        return asn1tools.compile_string("\n".join(texts[n] for n in names), codec="der")
+        spec = asn1tools.compile_string("\n".join(texts[n] for n in names), codec="der")
+        _fix_oid_decoding(spec)
+        return spec
 
 
 @cache
