@@ -70,6 +70,66 @@ def _euicc_empty(rt: CardRuntime) -> None:
     rt.install(UiccApplet, UICC_AID, default=True)
 
 
+def install_euicc(
+    rt: CardRuntime,
+    *,
+    pki: object | None = None,
+    eid: str | None = None,
+    default_dp_address: str | None = None,
+    extra_ci_certificates: tuple[bytes, ...] = (),
+) -> None:
+    """Make `rt` an eUICC (GSMA SGP.22): the UICC/profile store, the ECASD and the ISD-R.
+
+    Args:
+        pki: a host.pki.TestPki (default: `host.pki.default_pki()`, NIST P-256); its
+            eUICC credential for `eid` goes into the ECASD with CERT.EUM, and its CI
+            is the one trusted for verification.
+        eid: which of the PKI's eUICCs this card is (default: its first).
+        default_dp_address: the default SM-DP+ address (ES10a).
+        extra_ci_certificates: more CI certificates (DER) to trust, e.g. the CI an
+            external SM-DP+ was issued by.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from applets.isdr import ECASD_AID, ISD_R_AID, Ecasd, IsdR
+    from applets.usim import UICC_AID, UiccApplet
+    from card.sgp22.certs import TrustedCi, subject_key_id
+    from card.sgp22.params import EcasdParams, IsdrParams
+    from host.pki import default_pki
+
+    test_pki = pki if pki is not None else default_pki()
+    euiccs = test_pki.euiccs  # type: ignore[attr-defined]
+    cred = euiccs[eid] if eid is not None else next(iter(euiccs.values()))
+    the_eid = eid if eid is not None else next(iter(euiccs))
+
+    def trusted(der: bytes) -> TrustedCi:
+        cert = x509.load_der_x509_certificate(der)
+        key = cert.public_key()
+        point = key.public_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return TrustedCi(subject_key_id(cert) or b"", key.curve.name, point)  # type: ignore[union-attr]
+
+    cis = (trusted(test_pki.ci.der),) + tuple(trusted(d) for d in extra_ci_certificates)  # type: ignore[attr-defined]
+    params = EcasdParams(
+        bytes.fromhex(the_eid),
+        cred.private_scalar,
+        cred.der,
+        test_pki.eum.der,  # type: ignore[attr-defined]
+        cis,
+    )
+    rt.install(UiccApplet, UICC_AID, default=True)
+    rt.install(Ecasd, ECASD_AID, params.to_bytes())
+    rt.install(IsdR, ISD_R_AID, IsdrParams(default_dp_address).to_bytes())
+    rt.set_atr(UICC_ATR)
+
+
+def _euicc(rt: CardRuntime) -> None:
+    # The built-in test PKI (host.pki.default_pki): the same CI the built-in SM-DP+ uses.
+    install_euicc(rt)
+
+
 def _bio(rt: CardRuntime) -> None:
     from applets.biometric import BIO_AID, BiometricApplet
 
@@ -97,6 +157,11 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty
+        ),
+        Preset(
+            "euicc",
+            "eUICC (SGP.22): ISD-R + ECASD (test PKI, EID 89049032...) + empty profile store",
+            _euicc,
         ),
         Preset(
             "bio",

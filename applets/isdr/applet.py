@@ -1,0 +1,175 @@
+"""The ISD-R: ES10a/b/c over STORE DATA (GSMA SGP.22 v2.x §5.7, §2.4.3).
+
+Transport (SGP.22 §5.7.2, GlobalPlatform Card Specification §11.11): an ES10
+function is one DER request sent in one or more STORE DATA commands,
+`8X E2 P1 P2`: P1 '11' for a block with more to come, '91' for the last one
+(b8 = last block, b5 = BER-TLV data); P2 the block number from 00. The blocks
+are joined per logical channel; the request runs on the last block and its
+DER response comes back in the response data (longer than Ne: 61xx and GET
+RESPONSE, which the card runtime provides). A block out of sequence is 6A86
+and drops what was collected; an unknown function tag is 6A88; a request that
+does not decode is 6A80.
+
+The ISD-R is multiselectable: an LPA opens a logical channel and selects it
+there with CLA 81-83 (or 4X-7X), as real LPAs do.
+
+Install parameters: card.sgp22.params.IsdrParams (configured addresses).
+The functions themselves are in `rsp` (ES10a/b authentication and
+preparation), `bpp` (LoadBoundProfilePackage), `profiles` (ES10c) and
+`notifications`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from applets.isdr.bpp import BppFunctions
+from applets.isdr.notifications import event_filter
+from applets.isdr.profiles import ProfileFunctions
+from applets.isdr.rsp import RspFunctions
+from card.framework import APDU, CardError
+from card.sgp22 import asn1
+from card.sgp22.params import IsdrParams
+from card.sw import SW
+from card.tlv import TlvError, decode_tag
+
+__all__ = ["IsdR", "FUNCTIONS"]
+
+log = logging.getLogger("cardemu.isdr")
+
+_INS_STORE_DATA = 0xE2
+_P1_LAST = 0x80
+_P1_BER_TLV = 0x10
+#: An ES10 request larger than this is refused (6A84); a BPP segment is at most ~1 KB.
+MAX_REQUEST = 64 * 1024
+_BPP_TAGS = frozenset({0xBF36, 0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x87, 0x88})
+
+#: ES10 function per request tag: (request type, response type, method) (SGP.22 Annex H).
+FUNCTIONS: dict[int, tuple[str, str, str]] = {
+    0xBF20: ("GetEuiccInfo1Request", "EUICCInfo1", "get_euicc_info1"),
+    0xBF22: ("GetEuiccInfo2Request", "EUICCInfo2", "get_euicc_info2"),
+    0xBF2E: ("GetEuiccChallengeRequest", "GetEuiccChallengeResponse", "get_euicc_challenge"),
+    0xBF38: ("AuthenticateServerRequest", "AuthenticateServerResponse", "authenticate_server"),
+    0xBF21: ("PrepareDownloadRequest", "PrepareDownloadResponse", "prepare_download"),
+    0xBF41: ("CancelSessionRequest", "CancelSessionResponse", "cancel_session"),
+    0xBF28: ("ListNotificationRequest", "ListNotificationResponse", "list_notification"),
+    0xBF2B: (
+        "RetrieveNotificationsListRequest",
+        "RetrieveNotificationsListResponse",
+        "retrieve_notifications",
+    ),
+    0xBF30: ("NotificationSentRequest", "NotificationSentResponse", "remove_notification"),
+    0xBF2D: ("ProfileInfoListRequest", "ProfileInfoListResponse", "get_profiles_info"),
+    0xBF31: ("EnableProfileRequest", "EnableProfileResponse", "enable_profile"),
+    0xBF32: ("DisableProfileRequest", "DisableProfileResponse", "disable_profile"),
+    0xBF33: ("DeleteProfileRequest", "DeleteProfileResponse", "delete_profile"),
+    0xBF34: ("EuiccMemoryResetRequest", "EuiccMemoryResetResponse", "memory_reset"),
+    0xBF3E: ("GetEuiccDataRequest", "GetEuiccDataResponse", "get_eid"),
+    0xBF29: ("SetNicknameRequest", "SetNicknameResponse", "set_nickname"),
+    0xBF3C: (
+        "EuiccConfiguredAddressesRequest",
+        "EuiccConfiguredAddressesResponse",
+        "get_configured_addresses",
+    ),
+    0xBF3F: ("SetDefaultDpAddressRequest", "SetDefaultDpAddressResponse", "set_default_dp_address"),
+    0xBF43: ("GetRatRequest", "GetRatResponse", "get_rat"),
+}
+
+
+class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
+    """The ISD-R applet (see the module docstring)."""
+
+    def on_install(self, params: bytes) -> None:
+        try:
+            p = IsdrParams.from_bytes(params)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CardError(SW.WRONG_DATA) from e
+        self.set_config(p.default_dp_address, p.root_ds_address)
+
+    # -- the APDU level ---------------------------------------------------------------------
+
+    def process(self, apdu: APDU) -> bytes | None:
+        if apdu.ins != _INS_STORE_DATA:
+            raise CardError(SW.INS_NOT_SUPPORTED)
+        if not apdu.cla & 0x80:
+            raise CardError(SW.CLA_NOT_SUPPORTED)
+        if apdu.p1 & 0x7F != _P1_BER_TLV | 0x01 and apdu.p1 & 0x7F != _P1_BER_TLV:
+            raise CardError(SW.INCORRECT_P1P2)
+        st = self.system.channel_state
+        expected = st.get("block", 0)
+        if apdu.p2 != expected:
+            st.pop("buf", None)
+            st.pop("block", None)
+            raise CardError(SW.INCORRECT_P1P2)
+        buf: bytearray = st.setdefault("buf", bytearray())
+        if len(buf) + len(apdu.data) > MAX_REQUEST:
+            st.pop("buf", None)
+            st.pop("block", None)
+            raise CardError(SW.NOT_ENOUGH_MEMORY)
+        buf += apdu.data
+        if not apdu.p1 & _P1_LAST:
+            st["block"] = expected + 1
+            return None
+        request = bytes(buf)
+        st.pop("buf", None)
+        st.pop("block", None)
+        return self.es10(request)
+
+    def es10(self, request: bytes) -> bytes | None:
+        """Run one ES10 function on its DER request; its DER response (None: no data)."""
+        try:
+            tag, _ = decode_tag(request, 0)
+        except TlvError:
+            raise CardError(SW.WRONG_DATA) from None
+        if tag in _BPP_TAGS:
+            result = self.load_bpp_segment(request)
+            if result is None and tag != 0xBF36 and (self.session is None or self.session.bpp is None):
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+            return result
+        entry = FUNCTIONS.get(tag)
+        if entry is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        req_type, resp_type, method = entry
+        try:
+            value = asn1.decode(req_type, request)
+        except asn1.Asn1Error:
+            raise CardError(SW.WRONG_DATA) from None
+        try:
+            response = getattr(self, method)(value, request)
+        except (ValueError, KeyError, IndexError) as e:
+            # A request that decodes but is unusable (e.g. a structure the raw
+            # field split cannot follow): the function's data is wrong.
+            log.debug("ES10 %04X refused: %s", tag, e)
+            raise CardError(SW.WRONG_DATA) from None
+        return asn1.encode(resp_type, response)
+
+    # -- notifications (ES10b §5.7.9-5.7.11) ----------------------------------------------------
+
+    def list_notification(self, request: Any, raw: bytes) -> Any:
+        events = event_filter(request.get("profileManagementOperation"))
+        return ("notificationMetadataList", self.notifications().list_metadata(events))
+
+    def retrieve_notifications(self, request: Any, raw: bytes) -> Any:
+        crit = request.get("searchCriteria")
+        seq = events = None
+        if crit is not None:
+            kind, value = crit
+            if kind == "seqNumber":
+                seq = value
+            else:
+                events = event_filter(value)
+        found = self.notifications().retrieve(seq, events)
+        if seq is not None and not found:
+            return ("notificationsListResultError", 1)
+        return ("notificationList", found)
+
+    def remove_notification(self, request: Any, raw: bytes) -> Any:
+        with self.system.transaction():
+            removed = self.notifications().remove(request["seqNumber"])
+        return {"deleteNotificationStatus": 0 if removed else 1}
+
+    # -- GetRAT (§5.7.22): no profile policy rule is authorised on this eUICC ---------------------
+
+    def get_rat(self, request: Any, raw: bytes) -> Any:
+        return {"rat": []}

@@ -1,0 +1,280 @@
+"""ES10c, local profile management: GSMA SGP.22 v2.x §5.7.15-5.7.21 (and GetEID, §5.7.20).
+
+The profiles themselves (files, keys, state) are in the profile store
+(card.profiles, reached through its Shareable interface). The ISD-R keeps what
+SGP.22 adds on top, per ICCID ("meta.<ICCID>" in its store): the ISD-P AID,
+the StoreMetadata request as the SM-DP+ sent it (DER), the nickname and the
+ConfigureISDP request (DER). A profile the ISD-R did not download (installed
+at manufacture) has no record: it shows as an operational profile with the
+store's name and provider and a stable AID derived from its ICCID.
+
+Enable, disable and delete make the notifications the profile's
+notificationConfigurationInfo asks for (§5.7.16-18), signed, in the same
+transaction as the change; profile policy rules PPR1 (no disable) and PPR2 (no
+delete) give disallowedByPolicy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from applets.isdr.base import IsdrBase, preloaded_isdp_aid
+from card.profiles import ProfileStoreError
+from card.sgp22 import asn1
+from card.sgp22.values import NotificationEvent, bits_to_set, iccid_from_bytes, iccid_to_bytes
+from card.tlv import TlvError, decode_tag
+
+__all__ = ["ProfileFunctions", "ProfileView"]
+
+CLASS_TEST, CLASS_PROVISIONING, CLASS_OPERATIONAL = 0, 1, 2
+PPR_DISABLE_NOT_ALLOWED = 1
+PPR_DELETE_NOT_ALLOWED = 2
+
+# ProfileInfo field per tag (SGP.22 Annex H ProfileInfo, GetProfilesInfo tag lists).
+_TAG_FIELDS = {
+    0x5A: "iccid",
+    0x4F: "isdpAid",
+    0x9F70: "profileState",
+    0x90: "profileNickname",
+    0x91: "serviceProviderName",
+    0x92: "profileName",
+    0x93: "iconType",
+    0x94: "icon",
+    0x95: "profileClass",
+    0xB6: "notificationConfigurationInfo",
+    0xB7: "profileOwner",
+    0xB8: "dpProprietaryData",
+    0x99: "profilePolicyRules",
+}
+
+OK = 0
+NOT_FOUND = 1
+WRONG_STATE = 2
+DISALLOWED = 3
+UNDEFINED_ERROR = 127
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """One profile as the ISD-R sees it (store summary + ISD-R record)."""
+
+    iccid: str
+    enabled: bool
+    isdp_aid: bytes
+    metadata: dict[str, Any]
+    nickname: str | None
+    dp_proprietary: dict[str, Any] | None
+    preloaded: bool
+
+    @property
+    def profile_class(self) -> int:
+        return int(self.metadata.get("profileClass", CLASS_OPERATIONAL))
+
+    @property
+    def pprs(self) -> frozenset[int]:
+        p = self.metadata.get("profilePolicyRules")
+        return bits_to_set(p) if p is not None else frozenset()
+
+    def notification_addresses(self, event: NotificationEvent) -> list[str]:
+        return [
+            c["notificationAddress"]
+            for c in self.metadata.get("notificationConfigurationInfo", ())
+            if int(event) in bits_to_set(c["profileManagementOperation"])
+        ]
+
+    def info(self, fields: frozenset[str] | None) -> dict[str, Any]:
+        """The ProfileInfo value (E3), restricted to `fields` if a tag list asked."""
+        m = self.metadata
+        full: dict[str, Any] = {
+            "iccid": iccid_to_bytes(self.iccid),
+            "isdpAid": self.isdp_aid,
+            "profileState": 1 if self.enabled else 0,
+            "serviceProviderName": m.get("serviceProviderName", ""),
+            "profileName": m.get("profileName", ""),
+            "profileClass": self.profile_class,
+        }
+        if self.nickname is not None:
+            full["profileNickname"] = self.nickname
+        for k in ("iconType", "icon", "notificationConfigurationInfo", "profileOwner", "profilePolicyRules"):
+            if k in m:
+                full[k] = m[k]
+        if self.dp_proprietary is not None:
+            full["dpProprietaryData"] = self.dp_proprietary
+        if fields is None:
+            return full
+        return {k: v for k, v in full.items() if k in fields}
+
+
+def _tag_list(data: bytes) -> frozenset[str]:
+    """The ProfileInfo fields a tag list (5C) names; unknown tags are ignored."""
+    out, p = set(), 0
+    try:
+        while p < len(data):
+            tag, p = decode_tag(data, p)
+            if tag in _TAG_FIELDS:
+                out.add(_TAG_FIELDS[tag])
+    except TlvError:
+        raise ValueError("malformed tag list") from None
+    return frozenset(out)
+
+
+class ProfileFunctions(IsdrBase):
+    """ES10c functions over the profile store and the ISD-R's records."""
+
+    # -- the profiles as the ISD-R sees them --------------------------------------------------
+
+    def profiles(self) -> list[ProfileView]:
+        out = []
+        for s in self.profile_store().list_profiles():
+            rec = self.record(s.iccid) or (preloaded_isdp_aid(s.iccid), b"", None, b"")
+            aid, smr_der, nickname, cfg_der = rec
+            if smr_der:
+                meta = asn1.decode("StoreMetadataRequest", smr_der)
+            else:  # not downloaded: what the store knows
+                meta = {"serviceProviderName": s.provider[:32], "profileName": s.name[:64]}
+            cfg = asn1.decode("ConfigureISDPRequest", cfg_der) if cfg_der else {}
+            out.append(
+                ProfileView(
+                    s.iccid,
+                    s.enabled,
+                    aid,
+                    meta,
+                    nickname,
+                    cfg.get("dpProprietaryData"),
+                    not smr_der,
+                )
+            )
+        return out
+
+    def _find(self, ident: tuple[str, bytes]) -> ProfileView | None:
+        kind, value = ident
+        for p in self.profiles():
+            if kind == "iccid" and iccid_to_bytes(p.iccid) == value:
+                return p
+            if kind == "isdpAid" and p.isdp_aid == value:
+                return p
+        return None
+
+    def _notify(self, view: ProfileView, event: NotificationEvent) -> None:
+        ntf = self.notifications()
+        ecasd = self.ecasd()
+        for address in view.notification_addresses(event):
+            ntf.add_other(ecasd, event, address, view.iccid)
+
+    # -- GetProfilesInfo (§5.7.15) ------------------------------------------------------------
+
+    def get_profiles_info(self, request: Any, raw: bytes) -> Any:
+        try:
+            fields = _tag_list(request["tagList"]) if "tagList" in request else None
+        except ValueError:
+            return ("profileInfoListError", 1)
+        views = self.profiles()
+        crit = request.get("searchCriteria")
+        if crit is not None:
+            kind, value = crit
+            if kind == "profileClass":
+                views = [v for v in views if v.profile_class == value]
+            else:
+                v = self._find((kind, value))
+                views = [] if v is None else [v]
+        return ("profileInfoListOk", [v.info(fields) for v in views])
+
+    # -- EnableProfile / DisableProfile / DeleteProfile (§5.7.16-18) --------------------------------
+
+    def enable_profile(self, request: Any, raw: bytes) -> Any:
+        target = self._find(request["profileIdentifier"])
+        if target is None:
+            return {"enableResult": NOT_FOUND}
+        if target.enabled:
+            return {"enableResult": WRONG_STATE}
+        current = next((p for p in self.profiles() if p.enabled), None)
+        if current is not None and PPR_DISABLE_NOT_ALLOWED in current.pprs:
+            return {"enableResult": DISALLOWED}
+        try:
+            with self.system.transaction():
+                self.profile_store().enable_profile(target.iccid)
+                if current is not None:
+                    self._notify(current, NotificationEvent.DISABLE)
+                self._notify(target, NotificationEvent.ENABLE)
+        except ProfileStoreError:
+            return {"enableResult": UNDEFINED_ERROR}
+        return {"enableResult": OK}
+
+    def disable_profile(self, request: Any, raw: bytes) -> Any:
+        target = self._find(request["profileIdentifier"])
+        if target is None:
+            return {"disableResult": NOT_FOUND}
+        if not target.enabled:
+            return {"disableResult": WRONG_STATE}
+        if PPR_DISABLE_NOT_ALLOWED in target.pprs:
+            return {"disableResult": DISALLOWED}
+        try:
+            with self.system.transaction():
+                self.profile_store().disable_profile(target.iccid)
+                self._notify(target, NotificationEvent.DISABLE)
+        except ProfileStoreError:
+            return {"disableResult": UNDEFINED_ERROR}
+        return {"disableResult": OK}
+
+    def delete_profile(self, request: Any, raw: bytes) -> Any:
+        target = self._find(request)
+        if target is None:
+            return {"deleteResult": NOT_FOUND}
+        if target.enabled:
+            return {"deleteResult": WRONG_STATE}
+        if PPR_DELETE_NOT_ALLOWED in target.pprs:
+            return {"deleteResult": DISALLOWED}
+        try:
+            with self.system.transaction():
+                self._notify(target, NotificationEvent.DELETE)
+                self.profile_store().delete_profile(target.iccid)
+                self.set_record(target.iccid, None)
+        except ProfileStoreError:
+            return {"deleteResult": UNDEFINED_ERROR}
+        return {"deleteResult": OK}
+
+    # -- eUICCMemoryReset (§5.7.19) -------------------------------------------------------------------
+
+    def memory_reset(self, request: Any, raw: bytes) -> Any:
+        options = bits_to_set(request["resetOptions"])
+        victims = [
+            p
+            for p in self.profiles()
+            if (0 in options and p.profile_class != CLASS_TEST)
+            or (1 in options and p.profile_class == CLASS_TEST and not p.preloaded)
+        ]
+        dp, ds = self.config()
+        reset_dp = 2 in options and dp is not None
+        if not victims and not reset_dp:
+            return {"resetResult": 1}
+        store = self.profile_store()
+        try:
+            with self.system.transaction():
+                for p in victims:
+                    if p.enabled:
+                        store.disable_profile(p.iccid)
+                    store.delete_profile(p.iccid)
+                    self.set_record(p.iccid, None)
+                if reset_dp:
+                    self.set_config(None, ds)
+        except ProfileStoreError:
+            return {"resetResult": UNDEFINED_ERROR}
+        return {"resetResult": OK}
+
+    # -- GetEID (§5.7.20), SetNickname (§5.7.21) ------------------------------------------------------
+
+    def get_eid(self, request: Any, raw: bytes) -> Any:
+        return {"eidValue": self.ecasd().eid()}
+
+    def set_nickname(self, request: Any, raw: bytes) -> Any:
+        try:
+            iccid = iccid_from_bytes(request["iccid"])
+        except ValueError:
+            return {"setNicknameResult": 1}
+        if not any(s.iccid == iccid for s in self.profile_store().list_profiles()):
+            return {"setNicknameResult": 1}
+        # A preloaded profile gets a record the first time it needs one.
+        rec = self.record(iccid) or (preloaded_isdp_aid(iccid), b"", None, b"")
+        self.set_record(iccid, (rec[0], rec[1], request["profileNickname"] or None, rec[3]))
+        return {"setNicknameResult": 0}
