@@ -115,7 +115,7 @@ class SoftEuicc:
         dpauth.public_key().verify(
             raw_to_der(sig_do[3:]), b64d(resp["serverSigned1"]), ec.ECDSA(hashes.SHA256())
         )
-        ctx: dict[str, Any] = {"deviceInfo": {"tac": TAC + TAC, "deviceCapabilities": {}}}
+        ctx: dict[str, Any] = {"deviceInfo": {"tac": TAC, "deviceCapabilities": {}}}
         if matching_id is not None:
             ctx["matchingId"] = matching_id
         euicc_signed1 = asn1.encode(

@@ -1,0 +1,325 @@
+"""`cardemu lpa`: the Local Profile Assistant (GSMA SGP.22) on any card with an ISD-R.
+
+Every subcommand opens a logical channel to the ISD-R of the chosen card
+(the reader options of `cardemu send`; without them a fresh in-memory "euicc"
+card) and runs one recipe of `host.lpa.Lpa`. Each ES10 / ES9+ step is printed
+on stderr as it completes; results go to stdout (`--json` for machine output).
+
+Exit codes: 1 when the SM-DP+ or the eUICC refuses (the SGP.22 status or
+result code in the message), 3 when an APDU fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from host.commands.common import UnexpectedStatus, json_option
+from host.commands.tools import InvalidInput, open_session, pick_reader, reader_options
+from host.errors import ApduError
+from host.es9plus import Es9Error
+from host.lpa import ActivationCode, Es9TransportError, Es10Client, Es10Error, Lpa, LpaError, Step
+from host.lpa.es9 import split_address
+from host.pki import PkiError, default_pki, load_pki
+from host.readers.base import ReaderError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_PRESET = "euicc"
+
+
+def lpa_options(f: F) -> F:
+    """The card (reader options), APDU tracing, JSON output."""
+    f = json_option(f)
+    f = click.option("--apdu", "apdu_trace", is_flag=True, help="Trace every APDU on stderr too.")(f)
+    f = click.option(
+        "--basic-channel", is_flag=True, help="Talk to the ISD-R on channel 0 (no MANAGE CHANNEL)."
+    )(f)
+    return reader_options(f)
+
+
+def _step_printer(as_json: bool) -> Callable[[Step], None]:
+    def show(step: Step) -> None:
+        click.echo(f"  {step}", err=True)
+
+    return show
+
+
+@contextmanager
+def _lpa(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
+    **lpa_kw: Any,
+) -> Iterator[Lpa]:
+    info = pick_reader(reader_spec, image, preset, default=DEFAULT_PRESET)
+    with open_session(info, seed=seed, trace="text" if apdu_trace else "none") as s:
+        try:
+            with Es10Client(s.reader, use_channel=not basic_channel) as es10:
+                yield Lpa(es10, on_step=_step_printer(as_json), **lpa_kw)
+        except Es9Error as e:
+            raise click.ClickException(str(e)) from None
+        except Es9TransportError as e:
+            raise click.ClickException(str(e)) from None
+        except (Es10Error, LpaError) as e:
+            raise click.ClickException(str(e)) from None
+        except ApduError as e:
+            raise UnexpectedStatus(str(e)) from None
+        except (ReaderError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _emit(as_json: bool, doc: Any, text: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        text()
+
+
+@click.group("lpa")
+def lpa() -> None:
+    """Local Profile Assistant: download and manage eSIM profiles (GSMA SGP.22)."""
+
+
+def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
+    if ca_file is not None:
+        try:
+            return Path(ca_file).read_bytes()
+        except OSError as e:
+            raise click.ClickException(f"cannot read {ca_file}: {e}") from None
+    try:
+        pkis = [load_pki(pki_dir, c) for c in ("nist", "brainpool")] if pki_dir else [default_pki()]
+    except PkiError:
+        pkis = [load_pki(pki_dir, "nist")] if pki_dir else []
+    return b"".join(p.ci.pem for p in pkis)
+
+
+@lpa.command("download")
+@lpa_options
+@click.argument("activation_code")
+@click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False), help="Trust this PKI's CI for TLS (from `cardemu pki create`).")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="Trust these PEM certificates for TLS.")
+@click.option("--connect-to", metavar="HOST:PORT", help="Connect there instead of the SM-DP+ address (TLS still checks the address).")
+@click.option("--confirmation-code", help="The confirmation code, if the SM-DP+ asks for one.")
+@click.option("--no-tls", is_flag=True, help="Plain HTTP to the SM-DP+ (a test server behind no TLS).")
+def download(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
+    activation_code: str,
+    pki_dir: str | None,
+    ca_file: str | None,
+    connect_to: str | None,
+    confirmation_code: str | None,
+    no_tls: bool,
+) -> None:
+    """Download a profile with an activation code (LPA:1$SM-DP+ address$matching ID).
+
+    TLS to the SM-DP+ is checked against the built-in test CI unless --pki or
+    --ca names another. Use --card to keep the profile in a card image.
+
+    \b
+    Examples:
+      cardemu card new --preset euicc my.card
+      cardemu lpa download --card my.card 'LPA:1$localhost:8443$DEMO-1'
+      cardemu lpa download --card my.card --pki ./pki 'LPA:1$smdp.example$X' \\
+          --connect-to 127.0.0.1:8443
+    """
+    try:
+        code = ActivationCode.parse(activation_code)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    target = None
+    if connect_to:
+        host, port = split_address(connect_to, 0)
+        if not port:
+            raise InvalidInput("--connect-to: give HOST:PORT")
+        target = (host, port)
+    click.echo(f"Downloading from {code.address} (matching ID {code.matching_id!r})", err=True)
+    with _lpa(
+        reader_spec,
+        image,
+        preset,
+        seed,
+        apdu_trace,
+        basic_channel,
+        as_json,
+        ca_pem=_ca(pki_dir, ca_file),
+        connect_to=target,
+        tls=not no_tls,
+    ) as l:
+        result = l.download(code, confirmation_code=confirmation_code)
+    doc = result.to_json()
+    _emit(
+        as_json,
+        doc,
+        lambda: click.echo(
+            f"installed {doc['iccid']} in ISD-P {doc['isdpAid']}"
+            if result.installed
+            else f"not installed: {doc['error']}"
+        ),
+    )
+    if not result.installed:
+        raise click.exceptions.Exit(1)
+
+
+@lpa.command("list")
+@lpa_options
+def list_profiles(
+    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
+    apdu_trace: bool, basic_channel: bool, as_json: bool,
+) -> None:
+    """List the profiles on the eUICC (ES10c.GetProfilesInfo).
+
+    \b
+    Examples:
+      cardemu lpa list --card my.card
+      cardemu lpa list -r "Virtual PCD 00 00" --json
+    """
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
+        rows = l.profiles()
+
+    def text() -> None:
+        if not rows:
+            click.echo("no profile")
+        for r in rows:
+            nick = f" ({r['nickname']})" if r["nickname"] else ""
+            click.echo(f"{r['iccid']}  {r['state']:<8}  {r['serviceProviderName'] or '-'}: {r['profileName'] or '-'}{nick}")
+
+    _emit(as_json, rows, text)
+
+
+def _iccid_command(name: str, verb: str, action: Callable[[Lpa, str], None]) -> click.Command:
+    @lpa_options
+    @click.argument("iccid")
+    def command(
+        reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
+        apdu_trace: bool, basic_channel: bool, as_json: bool, iccid: str,
+    ) -> None:
+        with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
+            action(l, iccid)
+        _emit(as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{verb} {iccid}"))
+
+    command.__doc__ = f"""{verb.capitalize()} a profile (ES10c.{name}Profile).
+
+    \b
+    Examples:
+      cardemu lpa {name.lower()} --card my.card 8988211000000000016
+    """
+    return click.command(name.lower())(command)
+
+
+lpa.add_command(_iccid_command("Enable", "enabled", lambda l, i: l.enable(i)))
+lpa.add_command(_iccid_command("Disable", "disabled", lambda l, i: l.disable(i)))
+lpa.add_command(_iccid_command("Delete", "deleted", lambda l, i: l.delete(i)))
+
+
+@lpa.command("nickname")
+@lpa_options
+@click.argument("iccid")
+@click.argument("nickname")
+def nickname(
+    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
+    apdu_trace: bool, basic_channel: bool, as_json: bool, iccid: str, nickname: str,
+) -> None:
+    """Set a profile's nickname (ES10c.SetNickname).
+
+    \b
+    Examples:
+      cardemu lpa nickname --card my.card 8988211000000000016 "work"
+    """
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
+        l.nickname(iccid, nickname)
+    _emit(as_json, {"iccid": iccid, "nickname": nickname}, lambda: click.echo(f"{iccid}: {nickname}"))
+
+
+@lpa.command("notifications")
+@lpa_options
+@click.option("--send", is_flag=True, help="Deliver them to their SM-DP+ and remove the delivered ones.")
+@click.option("--seq", type=int, help="Only this sequence number.")
+@click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False), help="Trust this PKI's CI for TLS.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="Trust these PEM certificates for TLS.")
+@click.option("--connect-to", metavar="HOST:PORT", help="Connect there instead of each notification address.")
+def notifications(
+    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
+    apdu_trace: bool, basic_channel: bool, as_json: bool, send: bool, seq: int | None,
+    pki_dir: str | None, ca_file: str | None, connect_to: str | None,
+) -> None:
+    """List the pending notifications (ES10b.ListNotification), or --send them (ES9+.HandleNotification).
+
+    \b
+    Examples:
+      cardemu lpa notifications --card my.card
+      cardemu lpa notifications --card my.card --send
+    """
+    target = None
+    if connect_to:
+        host, port = split_address(connect_to, 0)
+        target = (host, port)
+    kw: dict[str, Any] = {"ca_pem": _ca(pki_dir, ca_file), "connect_to": target} if send else {}
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json, **kw) as l:
+        rows = l.send_notifications(seq) if send else l.notifications()
+        if seq is not None and not send:
+            rows = [r for r in rows if r["seqNumber"] == seq]
+
+    def text() -> None:
+        if not rows:
+            click.echo("no notification")
+        for r in rows:
+            extra = f"  {r['result']}" if "result" in r else ""
+            click.echo(f"#{r['seqNumber']:<4} {r['operation']:<8} {r['iccid'] or '-':<20} {r['address']}{extra}")
+
+    _emit(as_json, rows, text)
+
+
+@lpa.command("eid")
+@lpa_options
+def eid(
+    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
+    apdu_trace: bool, basic_channel: bool, as_json: bool,
+) -> None:
+    """Print the EID (ES10c.GetEID).
+
+    \b
+    Examples:
+      cardemu lpa eid
+      cardemu lpa eid -r "Virtual PCD 00 00"
+    """
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
+        value = l.eid()
+    _emit(as_json, {"eid": value}, lambda: click.echo(value))
+
+
+@lpa.command("info")
+@lpa_options
+def info(
+    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
+    apdu_trace: bool, basic_channel: bool, as_json: bool,
+) -> None:
+    """Show the eUICC: EID, versions, CI keys, configured addresses (ES10b.GetEUICCInfo2, ES10a).
+
+    \b
+    Examples:
+      cardemu lpa info --json
+    """
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
+        doc = l.info()
+
+    def text() -> None:
+        for k, v in doc.items():
+            click.echo(f"{k:<24}{', '.join(v) if isinstance(v, list) else v if v is not None else '-'}")
+
+    _emit(as_json, doc, text)

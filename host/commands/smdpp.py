@@ -1,0 +1,145 @@
+"""`cardemu smdpp`: run the built-in SM-DP+ (ES9+ over HTTPS on loopback) and manage its orders."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from host.commands.common import json_option
+from host.commands.tools import InvalidInput
+from host.hexutil import parse_hex
+from host.lpa.demo import DEMO_MATCHING_ID, demo_order
+from host.pki import PkiError, TestPki, default_pki, load_pki
+from host.servers.smdpp.saip import ProfileOrder
+from host.servers.smdpp.server import SmdpCredentials, SmdpPlus
+
+DEFAULT_PORT = 8443
+
+
+def _pkis(pki_dir: str | None) -> list[TestPki]:
+    if pki_dir is None:
+        return [default_pki()]
+    out = []
+    for curve in ("nist", "brainpool"):
+        try:
+            out.append(load_pki(pki_dir, curve))
+        except PkiError:
+            continue
+    if not out:
+        raise click.ClickException(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
+    return out
+
+
+def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
+    pkis = _pkis(pki_dir)
+    return SmdpPlus(
+        [SmdpCredentials.from_pki(p) for p in pkis], address=address, store=db, tls=pkis[0].dptls
+    )
+
+
+@click.group("smdpp")
+def smdpp() -> None:
+    """The built-in SM-DP+ (GSMA SGP.22 ES9+): serve profiles to LPAs."""
+
+
+db_option = click.option(
+    "--db", default="smdpp.sqlite", show_default=True, help="The SM-DP+'s SQLite store (orders, sessions)."
+)
+pki_option = click.option(
+    "--pki", "pki_dir", type=click.Path(exists=True, file_okay=False), help="Its certificates (`cardemu pki create`) [default: built-in test PKI]."
+)
+
+
+@smdpp.command("serve")
+@db_option
+@pki_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
+@click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
+@click.option("--demo-order", is_flag=True, help=f"Add the demo profile under matching ID {DEMO_MATCHING_ID}.")
+def serve(
+    db: str, pki_dir: str | None, host: str, port: int, address: str | None, no_tls: bool, demo_order: bool
+) -> None:
+    """Serve ES9+ on loopback until Ctrl-C.
+
+    \b
+    Examples:
+      cardemu smdpp serve --demo-order
+      cardemu smdpp serve --pki ./pki --db orders.sqlite --port 9443
+    """
+    smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
+    if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
+        smdp.add_order(demo_order())
+    try:
+        server = smdp.serve(host, port, tls=not no_tls)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    if not address:
+        smdp.address = f"localhost:{server.port}"
+    click.echo(f"SM-DP+ {smdp.address} serving ES9+ on {server.url} (Ctrl-C stops)", err=True)
+    for o in smdp.orders():
+        click.echo(f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}", err=True)
+    server.serve_forever()
+
+
+@smdpp.command("order")
+@db_option
+@pki_option
+@click.argument("matching_id")
+@click.option("--iccid", required=True, help="18-20 digits.")
+@click.option("--imsi", required=True)
+@click.option("--k", "k_hex", required=True, help="K, 16 bytes hex.")
+@click.option("--opc", "opc_hex", help="OPc, 16 bytes hex (Milenage).")
+@click.option("--xor", "use_xor", is_flag=True, help="The TS 34.108 XOR test algorithm instead of Milenage.")
+@click.option("--eid", help="Only this eUICC may download it.")
+@click.option("--spn", default="cardemu", show_default=True)
+@click.option("--name", default="cardemu test profile", show_default=True)
+def order(
+    db: str, pki_dir: str | None, matching_id: str, iccid: str, imsi: str, k_hex: str,
+    opc_hex: str | None, use_xor: bool, eid: str | None, spn: str, name: str,
+) -> None:
+    """Prepare a profile for download under MATCHING_ID.
+
+    \b
+    Examples:
+      cardemu smdpp order MY-1 --iccid 8988211000000000024 --imsi 001010000000002 \\
+          --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
+    """
+    try:
+        k = parse_hex(k_hex)
+        opc = parse_hex(opc_hex) if opc_hex else bytes(16)
+        o = ProfileOrder(
+            matching_id, iccid, imsi, k, opc, algorithm="xor" if use_xor else "milenage",
+            eid=eid, spn=spn, name=name,
+        )
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if not use_xor and not opc_hex:
+        raise InvalidInput("Milenage needs --opc (or use --xor)")
+    smdp = _smdp(pki_dir, db, "localhost")
+    try:
+        smdp.add_order(o)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"order {matching_id}: ICCID {o.full_iccid}")
+
+
+@smdpp.command("orders")
+@db_option
+@pki_option
+@json_option
+def orders(db: str, pki_dir: str | None, as_json: bool) -> None:
+    """List the orders and their states.
+
+    \b
+    Examples:
+      cardemu smdpp orders --json
+    """
+    rows = _smdp(pki_dir, db, "localhost").orders()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['matching_id']:<20} {r['iccid']:<21} {r['state']:<11} {r['eid'] or 'any eUICC'}")
