@@ -9,7 +9,8 @@ import click
 from host.commands.common import json_option
 from host.commands.tools import InvalidInput
 from host.hexutil import parse_hex
-from host.lpa.demo import DEMO_MATCHING_ID, demo_order
+from host.lpa.demo import DEMO_MATCHING_ID
+from host.lpa.demo import demo_order as make_demo_order
 from host.pki import PkiError, TestPki, default_pki, load_pki
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import SmdpCredentials, SmdpPlus
@@ -71,7 +72,7 @@ def serve(
     """
     smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
-        smdp.add_order(demo_order())
+        smdp.add_order(make_demo_order())
     try:
         server = smdp.serve(host, port, tls=not no_tls)
     except (ValueError, OSError) as e:

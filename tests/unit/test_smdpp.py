@@ -430,3 +430,61 @@ def test_smdp_certificates_are_the_configured_ones(smdp, pki) -> None:
     assert x509.load_der_x509_certificate(b64d(f.r1["serverCertificate"])) == pki.dpauth.cert
     f.authenticate()
     assert x509.load_der_x509_certificate(b64d(f.r2["smdpCertificate"])) == pki.dppb.cert
+
+
+# -- The CLI ---------------------------------------------------------------------------
+
+
+def test_cli_orders(tmp_path, capsys) -> None:
+    from host.cli import main
+
+    db = str(tmp_path / "o.sqlite")
+    args = ["smdpp", "order", "--db", db, "MY-1", "--iccid", ICCID, "--imsi", "001010000000001"]
+    assert main([*args, "--k", K.hex(), "--opc", OPC.hex()]) == 0
+    assert main([*args, "--k", K.hex(), "--opc", OPC.hex()]) == 1  # already ordered
+    assert main([*args[:4], "MY-2", "--iccid", "8988211000000000024", "--imsi", "001010000000002", "--k", K.hex(), "--xor"]) == 0
+    assert main([*args[:4], "MY-3", "--iccid", "8988211000000000032", "--imsi", "001010000000003", "--k", K.hex()]) == 2
+    capsys.readouterr()
+    assert main(["smdpp", "orders", "--db", db, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["matching_id"], r["state"]) for r in rows] == [("MY-1", "released"), ("MY-2", "released")]
+
+
+def test_cli_serve_runs_alone(tmp_path) -> None:
+    """`cardemu smdpp serve` in its own process answers ES9+ over HTTPS, then stops on SIGTERM."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from host.lpa.demo import DEMO_MATCHING_ID
+    from host.pki import default_pki
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "smdpp", "serve", "--port", "0", "--db", str(tmp_path / "s.sqlite"), "--demo-order"],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if "serving ES9+" in line or not line:
+                break
+        m = re.search(r"SM-DP\+ (localhost:\d+) serving", line)
+        assert m, f"no start line: {line!r}"
+        address = m.group(1)
+        assert f"LPA:1${address}${DEMO_MATCHING_ID}" in proc.stderr.readline()
+        pki = default_pki()
+        r = Es9Client(address, ca_pem=pki.ci.pem).call("initiateAuthentication", SoftEuicc(pki).initiate_body(address))
+        assert len(bytes.fromhex(r["transactionId"])) == 16
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)

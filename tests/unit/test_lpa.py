@@ -1,0 +1,377 @@
+"""The LPA (host.lpa) with the emulated eUICC and the built-in SM-DP+: full downloads in-process.
+
+Each download goes LPA → ES10 (STORE DATA on a logical channel) → the
+emulated ISD-R, and LPA → ES9+ (HTTPS, CERT.DPtls checked against the CI) →
+the SM-DP+ on a loopback port. Refusals assert the SGP.22 status code and
+that the eUICC holds no new profile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from card.crypto.milenage import Milenage, generate_auth_vector
+from host.cli import main
+from host.es9plus import SC_EID_REFUSED, SC_MATCHING_ID_REFUSED, SC_SMDP_CERT_UNAVAILABLE, Es9Error
+from host.lpa import ActivationCode, Es9TransportError, Es10Client, Es10Error, Lpa, Step
+from host.lpa.demo import demo_order, run_demo
+from host.lpa.es10 import bpp_segments, iccid_from_ef, iccid_to_ef, split_tlvs
+from host.pki import create_pki, default_pki, make_eid
+from host.presets import PRESETS, install_euicc, new_card
+from host.readers.base import Reader
+from host.readers.inprocess import InProcessReader
+from host.servers.smdpp.saip import ProfileOrder
+from host.servers.smdpp.server import OrderState, SmdpPlus
+from host.usim import UsimSession, check_auth
+
+pytestmark = pytest.mark.skipif("euicc" not in PRESETS, reason="no euicc preset (applets.isdr) here")
+
+K = bytes(range(16))
+OPC = bytes(range(16, 32))
+
+
+class Recorder(Reader):
+    """A reader that remembers every command APDU."""
+
+    def __init__(self, inner: Reader) -> None:
+        self.inner = inner
+        self.sent: list[bytes] = []
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.sent.append(apdu)
+        return self.inner.transmit(apdu)
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return default_pki()
+
+
+@pytest.fixture()
+def smdp(pki):
+    s = SmdpPlus(pki, address="localhost")
+    s.add_order(demo_order())
+    s.add_order(ProfileOrder("XOR-1", "8988211000000000032", "001010000000003", K, algorithm="xor", name="xor profile"))
+    with s.serve() as server:
+        s.address = f"localhost:{server.port}"
+        yield s
+
+
+@pytest.fixture()
+def card():
+    return InProcessReader(new_card("euicc"))
+
+
+def lpa_for(reader: Reader, pki, steps: list[Step] | None = None) -> tuple[Es10Client, Lpa]:
+    es10 = Es10Client(reader).open()
+    return es10, Lpa(es10, ca_pem=pki.ci.pem, on_step=None if steps is None else steps.append)
+
+
+# -- Pure pieces ---------------------------------------------------------------------------
+
+
+def test_activation_codes() -> None:
+    ac = ActivationCode.parse("LPA:1$smdp.example.com$ABC-123")
+    assert (ac.address, ac.matching_id, ac.smdp_oid, ac.cc_required) == ("smdp.example.com", "ABC-123", None, False)
+    ac = ActivationCode.parse("1$localhost:8443$M$1.2.3$1")
+    assert (ac.address, ac.matching_id, ac.smdp_oid, ac.cc_required) == ("localhost:8443", "M", "1.2.3", True)
+    assert ActivationCode.parse("lpa:1$h$").matching_id == ""
+    for bad in ("LPA:2$h$m", "LPA:1", "LPA:1$$m", "nonsense"):
+        with pytest.raises(ValueError):
+            ActivationCode.parse(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    host=st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?(:[0-9]{1,5})?", fullmatch=True),
+    # SGP.22 §4.1: a matching ID is made of 0-9, A-Z and '-'.
+    mid=st.from_regex(r"[0-9A-Za-z-]{0,40}", fullmatch=True),
+)
+def test_activation_code_round_trip(host: str, mid: str) -> None:
+    ac = ActivationCode(host, mid)
+    assert ActivationCode.parse(str(ac)) == ac
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=1, max_size=20))
+def test_iccid_coding_round_trip(iccid: str) -> None:
+    ef = iccid_to_ef(iccid)
+    assert len(ef) == 10 and iccid_from_ef(ef) == iccid
+    if len(iccid) == 20:
+        # Swapped nibbles: the first digit is the low nibble of the first byte.
+        assert ef[0] & 0x0F == int(iccid[0])
+
+
+def test_bpp_segmentation_follows_sgp22_2_5_5(pki) -> None:
+    """Segments in SGP.22 §2.5.5 order; joined again they give back the BPP's contents."""
+    import base64
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from rsp_soft_euicc import SoftEuicc
+
+    s = SmdpPlus(pki, address="localhost")
+    s.add_order(demo_order())
+    e = SoftEuicc(pki)
+    r1 = s.initiate_authentication(e.initiate_body("localhost"))
+    r2 = s.authenticate_client(
+        {"transactionId": r1["transactionId"], "authenticateServerResponse": base64.b64encode(e.authenticate_server(r1, "DEMO-1")).decode()}
+    )
+    r3 = s.get_bound_profile_package(
+        {"transactionId": r1["transactionId"], "prepareDownloadResponse": base64.b64encode(e.prepare_download(r2)).decode()}
+    )
+    bpp = base64.b64decode(r3["boundProfilePackage"])
+    segs = bpp_segments(bpp)
+    assert segs[0][:2] == b"\xbf\x36" and segs[0].find(b"\xbf\x23") > 0
+    assert segs[1][0] == 0xA0 and split_tlvs(segs[1])[0][0] == 0xA0
+    a1 = next(i for i, sg in enumerate(segs) if sg[0] == 0xA1)
+    a3 = next(i for i, sg in enumerate(segs) if sg[0] == 0xA3)
+    assert all(sg[0] == 0x88 for sg in segs[a1 + 1 : a3]) and all(sg[0] == 0x86 for sg in segs[a3 + 1 :])
+    # The headers announce exactly what follows them.
+    body = b"".join(segs)
+    assert len(body) == len(bpp)
+    with pytest.raises(ValueError):
+        bpp_segments(b"\x30\x00")
+    with pytest.raises(ValueError):
+        bpp_segments(bpp[:-1])
+
+
+# -- Full downloads --------------------------------------------------------------------------
+
+
+def test_download_enable_authenticate(smdp, card, pki) -> None:
+    steps: list[Step] = []
+    es10, lpa = lpa_for(card, pki, steps)
+    order = demo_order()
+    result = lpa.download(f"LPA:1${smdp.address}${order.matching_id}")
+    assert result.installed and result.notified and result.iccid == order.full_iccid
+    assert result.isdp_aid is not None and len(result.isdp_aid) == 16
+    names = [f"{s.interface}.{s.function}" for s in steps]
+    assert names == [
+        "ES10b.GetEUICCChallenge",
+        "ES10b.GetEUICCInfo1",
+        "ES9+.InitiateAuthentication",
+        "ES10b.AuthenticateServer",
+        "ES9+.AuthenticateClient",
+        "ES10b.PrepareDownload",
+        "ES9+.GetBoundProfilePackage",
+        "ES10b.LoadBoundProfilePackage",
+        "ES9+.HandleNotification",
+        "ES10b.RemoveNotificationFromList",
+    ]
+    assert smdp.order_state(order.matching_id) == OrderState.INSTALLED
+    (profile,) = lpa.profiles()
+    assert profile["iccid"] == order.full_iccid and profile["state"] == "disabled"
+    assert profile["profileName"] == "cardemu demo profile" and profile["serviceProviderName"] == "cardemu"
+    # The installation result was delivered and removed: nothing pending.
+    assert lpa.notifications() == []
+    lpa.enable(result.iccid)
+    assert lpa.profiles()[0]["state"] == "enabled"
+    es10.close()
+
+    usim = UsimSession(card)
+    usim.select_usim()
+    alg = Milenage(order.k, order.opc)
+    rand = os.urandom(16)
+    res = usim.authenticate(rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn)
+    assert check_auth(res, alg, rand).ok
+
+    # The enable notification goes to the SM-DP+ named in the metadata, then leaves the list.
+    es10, lpa = lpa_for(card, pki)
+    (pending,) = lpa.notifications()
+    assert (pending["operation"], pending["iccid"], pending["address"]) == ("enable", order.full_iccid, smdp.address)
+    sent = lpa.send_notifications()
+    assert [r["result"] for r in sent] == ["sent"] and lpa.notifications() == []
+    assert [n["operation"] for n in smdp.notifications()] == ["install", "enable"]
+
+
+def test_xor_profile_and_management(smdp, card, pki) -> None:
+    es10, lpa = lpa_for(card, pki)
+    r = lpa.download(f"LPA:1${smdp.address}$XOR-1")
+    assert r.installed
+    lpa.nickname(r.iccid, "test sim")
+    assert lpa.profiles()[0]["nickname"] == "test sim"
+    with pytest.raises(Es10Error) as e:
+        lpa.disable(r.iccid)  # not enabled
+    assert e.value.code == 2
+    with pytest.raises(Es10Error) as e:
+        lpa.enable("8988211000000000099")
+    assert e.value.code == 1 and e.value.name == "iccidOrAidNotFound"
+    lpa.enable(r.iccid)
+    with pytest.raises(Es10Error):
+        lpa.delete(r.iccid)  # enabled: disable first
+    lpa.disable(r.iccid)
+    lpa.delete(r.iccid)
+    assert lpa.profiles() == []
+    ops = [n["operation"] for n in lpa.notifications()]
+    assert ops == ["enable", "disable", "delete"]
+    assert lpa.eid() == pki.eid
+    info = lpa.info()
+    assert info["eid"] == pki.eid and info["svn"].startswith("2.")
+    assert info["ciKeysForVerification"] == [pki.ci.ski.hex().upper()]
+
+
+def test_es10_on_logical_channel_with_cla_81(smdp, card, pki) -> None:
+    rec = Recorder(card)
+    with Es10Client(rec) as es10:
+        assert es10.channel == 1
+        Lpa(es10, ca_pem=pki.ci.pem).download(f"LPA:1${smdp.address}$DEMO-1")
+    assert rec.sent[0] == bytes.fromhex("0070000001")
+    assert rec.sent[1][:4] == bytes.fromhex("01A40400")
+    store_data = [a for a in rec.sent if a[1] == 0xE2]
+    assert store_data and all(a[0] == 0x81 for a in store_data)
+    # Long requests go in blocks: '11' with more to come, '91' last, block numbers from 0.
+    assert any(a[2] == 0x11 for a in store_data)
+    assert rec.sent[-1] == bytes.fromhex("00708001")
+
+
+# -- Refusals: the SGP.22 code, and nothing installed -----------------------------------------
+
+
+def test_smdp_under_another_ci(card) -> None:
+    """The eUICC trusts no CI the SM-DP+ holds certificates under: 8.8.4 / 3.7."""
+    stranger = create_pki(seed=b"stranger CI")
+    s = SmdpPlus(stranger, address="localhost")
+    s.add_order(demo_order())
+    with s.serve() as server:
+        s.address = f"localhost:{server.port}"
+        es10, lpa = lpa_for(card, stranger)
+        with pytest.raises(Es9Error) as e:
+            lpa.download(f"LPA:1${s.address}$DEMO-1")
+        assert e.value.code == SC_SMDP_CERT_UNAVAILABLE
+        assert lpa.profiles() == []
+        # TLS: an LPA trusting only our default CI refuses that server outright.
+        es10, lpa = lpa_for(card, default_pki())
+        with pytest.raises(Es9TransportError, match="certificate"):
+            lpa.download(f"LPA:1${s.address}$DEMO-1")
+
+
+def test_unknown_matching_id_and_eid_bound_order(smdp, card, pki) -> None:
+    es10, lpa = lpa_for(card, pki)
+    with pytest.raises(Es9Error) as e:
+        lpa.download(f"LPA:1${smdp.address}$NO-SUCH")
+    assert e.value.code == SC_MATCHING_ID_REFUSED
+    smdp.add_order(ProfileOrder("OTHER-EID", "8988211000000000040", "001010000000004", K, OPC, eid=make_eid("89049032", 42)))
+    with pytest.raises(Es9Error) as e:
+        lpa.download(f"LPA:1${smdp.address}$OTHER-EID")
+    assert e.value.code == SC_EID_REFUSED
+    assert lpa.profiles() == []
+    assert smdp.order_state("OTHER-EID") == OrderState.RELEASED
+
+
+def test_eid_outside_the_eum_range(smdp, pki) -> None:
+    """An eUICC whose certificate names an EID its EUM may not issue: 8.1.3 / 6.1, nothing installed."""
+    from dataclasses import replace
+
+    outside_eid = make_eid("89049099", 5)
+    bad = replace(pki, euiccs={outside_eid: pki.issue_euicc(outside_eid, seed=5)})
+    from card.runtime import CardRuntime
+
+    rt = CardRuntime()
+    install_euicc(rt, pki=bad)
+    reader = InProcessReader(rt)
+    es10, lpa = lpa_for(reader, pki)
+    with pytest.raises(Es9Error) as e:
+        lpa.download(f"LPA:1${smdp.address}$DEMO-1")
+    assert e.value.code == ("8.1.3", "6.1")
+    assert lpa.profiles() == []
+    assert smdp.order_state("DEMO-1") == OrderState.RELEASED
+
+
+def test_iccid_already_installed(smdp, card, pki) -> None:
+    """The same ICCID from a second SM-DP+: the eUICC refuses it and reports why."""
+    es10, lpa = lpa_for(card, pki)
+    assert lpa.download(f"LPA:1${smdp.address}$DEMO-1").installed
+    other = SmdpPlus(pki, address="localhost")
+    other.add_order(demo_order("AGAIN"))
+    with other.serve() as server:
+        other.address = f"localhost:{server.port}"
+        result = lpa.download(f"LPA:1${other.address}$AGAIN")
+    assert not result.installed
+    assert result.error == ("loadProfileElements", "installFailedDueToIccidAlreadyExistsOnEuicc") or (
+        result.error is not None and result.error[1] == "installFailedDueToIccidAlreadyExistsOnEuicc"
+    )
+    assert result.notified
+    # The failed order is downloadable again; the eUICC still holds one profile.
+    assert other.order_state("AGAIN") == OrderState.RELEASED
+    assert len(lpa.profiles()) == 1
+
+
+def test_declined_download_cancels_both_sides(smdp, card, pki) -> None:
+    from host.lpa import LpaError
+
+    es10 = Es10Client(card).open()
+    steps: list[Step] = []
+    lpa = Lpa(es10, ca_pem=pki.ci.pem, confirm=lambda metadata: False, on_step=steps.append)
+    with pytest.raises(LpaError, match="declined"):
+        lpa.download(f"LPA:1${smdp.address}$DEMO-1")
+    assert [f"{s.interface}.{s.function}" for s in steps][-2:] == ["ES10b.CancelSession", "ES9+.CancelSession"]
+    assert lpa.profiles() == []
+    assert smdp.order_state("DEMO-1") == OrderState.RELEASED
+    # ... and the profile can be downloaded afterwards.
+    lpa.confirm = None
+    assert lpa.download(f"LPA:1${smdp.address}$DEMO-1").installed
+
+
+# -- The CLI ---------------------------------------------------------------------------------
+
+
+def _euicc_in_catalogue() -> bool:
+    from card.framework.catalogue import Catalogue
+
+    cat = Catalogue()
+    return "applets.isdr.ecasd:Ecasd" in cat and "applets.isdr.applet:IsdR" in cat
+
+
+@pytest.mark.skipif(
+    not _euicc_in_catalogue(),
+    reason="the ISD-R/ECASD are not cardemu.applets entry points here (pyproject.toml, pip install -e)",
+)
+def test_cli_lpa_on_a_card_image(smdp, tmp_path, capsys) -> None:
+    image = str(tmp_path / "e.card")
+    new_card("euicc", image).close()
+    assert main(["lpa", "eid", "--card", image, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"eid": default_pki().eid}
+    code = f"LPA:1${smdp.address}$DEMO-1"
+    assert main(["lpa", "download", "--card", image, code, "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["installed"] and doc["iccid"] == demo_order().full_iccid
+    assert "ES9+.GetBoundProfilePackage" in captured.err and "ES10b.LoadBoundProfilePackage" in captured.err
+    # The card image keeps the profile.
+    assert main(["lpa", "list", "--card", image, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["iccid"] == doc["iccid"] and row["state"] == "disabled"
+    assert main(["lpa", "enable", "--card", image, doc["iccid"]]) == 0
+    assert capsys.readouterr().out.strip() == f"enabled {doc['iccid']}"
+    assert main(["lpa", "notifications", "--card", image, "--json"]) == 0
+    assert [n["operation"] for n in json.loads(capsys.readouterr().out)] == ["enable"]
+    assert main(["lpa", "notifications", "--card", image, "--send", "--json"]) == 0
+    assert [n["result"] for n in json.loads(capsys.readouterr().out)] == ["sent"]
+    # Refusals: the SM-DP+'s status code in a one-line error, exit 1.
+    assert main(["lpa", "download", "--card", image, code]) == 1
+    assert "8.2.6/3.8" in capsys.readouterr().err
+    assert main(["lpa", "enable", "--card", image, "8988211000000000099"]) == 1
+    assert main(["lpa", "download", "--card", image, "not an activation code"]) == 2
+    assert main(["lpa", "info", "--card", image, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["eid"] == default_pki().eid
+
+
+def test_demo_command(capsys) -> None:
+    assert main(["demo", "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["download"]["installed"] and doc["authenticate"]["ok"]
+    assert doc["profiles"][0]["state"] == "enabled"
+    assert "ES10b.LoadBoundProfilePackage" in captured.err and "USIM.AUTHENTICATE" in captured.err
+
+
+def test_run_demo_on_a_given_reader(card) -> None:
+    result = run_demo(reader=card)
+    assert result.download.installed and result.auth_ok and result.auth.res is not None
