@@ -64,6 +64,19 @@ def ts48_with_iccid(iccid: str) -> bytes:
     return b"".join(out)
 
 
+def ts48_minimal() -> bytes:
+    """The TS.48 package cut to header, MF, PINs/PUKs, USIM, its AKA parameters and end."""
+    keep = {"header", "mf", "pukCodes", "usim", "end"}
+    out, seen = [], set()
+    for name, value in asn1.decode_pe_sequence(TS48):
+        if name == "akaParameter":
+            value = {k: v for k, v in value.items() if k != "sqnInit"}
+        if name in keep or (name in ("pinCodes", "akaParameter") and name not in seen):
+            seen.add(name)
+            out.append(asn1.encode_pe((name, value)))
+    return b"".join(out)
+
+
 class Es10Error(Exception):
     def __init__(self, sw: int) -> None:
         super().__init__(f"SW {sw:04X}")
