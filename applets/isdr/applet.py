@@ -124,7 +124,11 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
             raise CardError(SW.WRONG_DATA) from None
         if tag in _BPP_TAGS:
             result = self.load_bpp_segment(request)
-            if result is None and tag != 0xBF36 and (self.session is None or self.session.bpp is None):
+            if (
+                result is None
+                and tag != 0xBF36
+                and (self.session is None or self.session.bpp is None)
+            ):
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)
             return result
         entry = FUNCTIONS.get(tag)

@@ -20,12 +20,12 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from applets.isdr.notifications import NotificationList
 from card.crypto.keys import EcKeyPair
 from card.framework import Applet, CardError, transient
 from card.profiles import PROFILE_STORE_AID, ProfileStoreInterface
 from card.sgp22.certs import ServerCertificate, TrustedCi
 from card.sgp22.ecasd import ECASD_AID, EcasdInterface
-from applets.isdr.notifications import NotificationList
 from card.sw import SW
 
 __all__ = ["IsdrBase", "Session", "isdp_aid"]
@@ -99,7 +99,11 @@ class IsdrBase(Applet):
         self.system.store.set("cfg", (dp, ds))
 
     def record(self, iccid: str) -> tuple[Any, ...] | None:
-        """The ISD-R's record of a profile: (ISD-P AID, StoreMetadata DER, nickname, ConfigureISDP DER)."""
+        """The ISD-R's record of a profile.
+
+        Returns:
+            (ISD-P AID, StoreMetadata DER, nickname, ConfigureISDP DER), or None.
+        """
         return self.system.store.get("meta." + iccid)
 
     def set_record(self, iccid: str, value: tuple[Any, ...] | None) -> None:

@@ -120,14 +120,14 @@ class BppFunctions(IsdrBase):
     def load_bpp_segment(self, data: bytes) -> bytes | None:
         """One ES10 command's worth of the BF36 stream; the PIR when the load ends."""
         session: Session | None = self.session
-        head_tag = data[0] if data else None
+        load: BppLoad | None
         if data[:2] == b"\xbf\x36":
             load = BppLoad()
             if session is not None:
                 session.bpp = load
         else:
             load = session.bpp if session is not None else None
-            if load is None or head_tag is None:
+            if load is None or not data:
                 return None  # nothing under way: the caller answers with an error SW
         load.buf += data
         try:
@@ -289,9 +289,11 @@ class BppFunctions(IsdrBase):
             return self._install(load, session, plain)
         return None
 
-    # -- InitialiseSecureChannel (§5.5.2 / §5.7.6) ---------------------------------------------------
+    # -- InitialiseSecureChannel (§5.5.2 / §5.7.6) -------------------------------------------------
 
-    def _initialise_secure_channel(self, load: BppLoad, session: Session | None, raw: bytes) -> None:
+    def _initialise_secure_channel(
+        self, load: BppLoad, session: Session | None, raw: bytes
+    ) -> None:
         try:
             isc = asn1.decode("InitialiseSecureChannelRequest", raw)
             fields = raw_fields(raw)
@@ -324,7 +326,7 @@ class BppFunctions(IsdrBase):
             shs, KEY_TYPE_AES, 16, crt["hostId"], self.ecasd().eid()
         )
 
-    # -- StoreMetadata (§5.5.3) ------------------------------------------------------------------------
+    # -- StoreMetadata (§5.5.3) --------------------------------------------------------------------
 
     def _store_metadata(self, load: BppLoad, plain: bytes) -> None:
         try:
@@ -338,7 +340,7 @@ class BppFunctions(IsdrBase):
         if any(s.iccid == iccid for s in self.profile_store().list_profiles()):
             raise BppFailure(CMD_METADATA, ICCID_EXISTS)
 
-    # -- the profile elements ---------------------------------------------------------------------------
+    # -- the profile elements ----------------------------------------------------------------------
 
     def _install(self, load: BppLoad, session: Session | None, upp: bytes) -> bytes:
         try:
@@ -346,7 +348,9 @@ class BppFunctions(IsdrBase):
             # The header's ICCID is plain BCD (TCA §8.2), StoreMetadata's is EF.ICCID coding.
             header_iccid = bytes(header["iccid"]).hex().upper().rstrip("F")
         except (ValueError, asn1.Asn1Error, KeyError, TypeError):
-            raise BppFailure(CMD_ELEMENTS, PE_PROCESSING, _sima(PE_INVALID_FORMAT, None, True)) from None
+            raise BppFailure(
+                CMD_ELEMENTS, PE_PROCESSING, _sima(PE_INVALID_FORMAT, None, True)
+            ) from None
         if name != "header":
             raise BppFailure(CMD_ELEMENTS, PE_PROCESSING, _sima(PE_INVALID_FORMAT, None, True))
         if header_iccid != load.iccid:
@@ -372,21 +376,27 @@ class BppFunctions(IsdrBase):
                 ProfileStoreReason.ICCID_EXISTS: ICCID_EXISTS,
                 ProfileStoreReason.NO_MEMORY: NO_MEMORY,
             }.get(e.reason, PE_PROCESSING)
-            status = e.pe_status if e.pe_status is not None else (
-                PE_NOT_ENOUGH_MEMORY if reason == NO_MEMORY else PE_BAD_VALUES
+            status = (
+                e.pe_status
+                if e.pe_status is not None
+                else (PE_NOT_ENOUGH_MEMORY if reason == NO_MEMORY else PE_BAD_VALUES)
             )
             raise BppFailure(CMD_ELEMENTS, reason, _sima(status, e.pe_id, True)) from None
         self.session = None
         return pir
 
-    # -- the result ---------------------------------------------------------------------------------------
+    # -- the result --------------------------------------------------------------------------------
 
     @staticmethod
     def _address(session: Session | None) -> str:
         return session.server_address if session is not None else ""
 
     def _pir(self, load: BppLoad, session: Session | None, final: Any) -> tuple[int, bytes, bytes]:
-        """Sign a ProfileInstallationResult (§5.7.6): (seqNumber, PIR DER, PendingNotification DER)."""
+        """Sign a ProfileInstallationResult (§5.7.6).
+
+        Returns:
+            (seqNumber, the PIR DER, the PendingNotification DER).
+        """
         seq = self.notifications().next_seq()
         data: dict[str, Any] = {
             "transactionId": load.txid or b"\x00",

@@ -50,7 +50,9 @@ class Ecasd(Applet, EcasdInterface):
             raise ValueError("the private key does not match CERT.EUICC")
         return key
 
-    def get_shareable_interface_object(self, client_aid: AID, parameter: int) -> EcasdInterface | None:
+    def get_shareable_interface_object(
+        self, client_aid: AID, parameter: int
+    ) -> EcasdInterface | None:
         return self if bytes(client_aid) == ISD_R_AID else None
 
     # -- EcasdInterface -----------------------------------------------------------------

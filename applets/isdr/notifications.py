@@ -70,7 +70,9 @@ class NotificationList:
     def entries(self) -> list[tuple[int, int, str, str | None, bytes]]:
         return [tuple(self.store.get(k)) for k in self._keys()]  # type: ignore[misc]
 
-    def add(self, seq: int, event: NotificationEvent, address: str, iccid: str | None, der: bytes) -> None:
+    def add(
+        self, seq: int, event: NotificationEvent, address: str, iccid: str | None, der: bytes
+    ) -> None:
         """Store a signed notification under `seq` (the caller took `next_seq`)."""
         self.store.set(f"{_PREFIX}{seq:010d}", (seq, int(event), address, iccid, bytes(der)))
         self.store.set(_NEXT, seq + 1)

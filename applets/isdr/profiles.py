@@ -96,7 +96,13 @@ class ProfileView:
         }
         if self.nickname is not None:
             full["profileNickname"] = self.nickname
-        for k in ("iconType", "icon", "notificationConfigurationInfo", "profileOwner", "profilePolicyRules"):
+        for k in (
+            "iconType",
+            "icon",
+            "notificationConfigurationInfo",
+            "profileOwner",
+            "profilePolicyRules",
+        ):
             if k in m:
                 full[k] = m[k]
         if self.dp_proprietary is not None:
@@ -180,7 +186,7 @@ class ProfileFunctions(IsdrBase):
                 views = [] if v is None else [v]
         return ("profileInfoListOk", [v.info(fields) for v in views])
 
-    # -- EnableProfile / DisableProfile / DeleteProfile (§5.7.16-18) --------------------------------
+    # -- EnableProfile / DisableProfile / DeleteProfile (§5.7.16-18) -------------------------------
 
     def enable_profile(self, request: Any, raw: bytes) -> Any:
         target = self._find(request["profileIdentifier"])
@@ -234,7 +240,7 @@ class ProfileFunctions(IsdrBase):
             return {"deleteResult": UNDEFINED_ERROR}
         return {"deleteResult": OK}
 
-    # -- eUICCMemoryReset (§5.7.19) -------------------------------------------------------------------
+    # -- eUICCMemoryReset (§5.7.19) ----------------------------------------------------------------
 
     def memory_reset(self, request: Any, raw: bytes) -> Any:
         options = bits_to_set(request["resetOptions"])
@@ -262,7 +268,7 @@ class ProfileFunctions(IsdrBase):
             return {"resetResult": UNDEFINED_ERROR}
         return {"resetResult": OK}
 
-    # -- GetEID (§5.7.20), SetNickname (§5.7.21) ------------------------------------------------------
+    # -- GetEID (§5.7.20), SetNickname (§5.7.21) ---------------------------------------------------
 
     def get_eid(self, request: Any, raw: bytes) -> Any:
         return {"eidValue": self.ecasd().eid()}

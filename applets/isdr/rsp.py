@@ -150,7 +150,10 @@ class RspFunctions(IsdrBase):
         txid = signed1["transactionId"]
 
         def error(code: int) -> Any:
-            return ("authenticateResponseError", {"transactionId": txid, "authenticateErrorCode": code})
+            return (
+                "authenticateResponseError",
+                {"transactionId": txid, "authenticateErrorCode": code},
+            )
 
         ecasd = self.ecasd()
         ci_pkid = request["euiccCiPKIdToBeUsed"]
@@ -182,7 +185,7 @@ class RspFunctions(IsdrBase):
         }
         signed_der = asn1.encode("EuiccSigned1", signed)
         signature = ecasd.sign(signed_der)
-        # A new session state: the challenge is used up (§5.7.13: one AuthenticateServer per challenge).
+        # The challenge is used up (§5.7.13: one AuthenticateServer per challenge).
         self.session = Session(
             challenge=b"",
             transaction_id=txid,
@@ -201,7 +204,7 @@ class RspFunctions(IsdrBase):
             },
         )
 
-    # -- ES10b.PrepareDownload (§5.7.5) -------------------------------------------------------------
+    # -- ES10b.PrepareDownload (§5.7.5) ------------------------------------------------------------
 
     def prepare_download(self, request: Any, raw: bytes) -> Any:
         signed2 = request["smdpSigned2"]
@@ -225,7 +228,9 @@ class RspFunctions(IsdrBase):
             # CERT.DPpb must belong to the SM-DP+ that authenticated (same SM-DP+ OID).
             return error(DL_INVALID_CERTIFICATE)
         sig1_tlv = tlv.build(0x5F37, session.euicc_signature1)
-        if not cert.public_key.verify(signed2_raw + sig1_tlv, request["smdpSignature2"], encoding="raw"):
+        if not cert.public_key.verify(
+            signed2_raw + sig1_tlv, request["smdpSignature2"], encoding="raw"
+        ):
             return error(DL_INVALID_SIGNATURE)
         if txid != session.transaction_id:
             return error(DL_INVALID_TRANSACTION_ID)
@@ -264,7 +269,7 @@ class RspFunctions(IsdrBase):
             {"euiccCancelSessionSigned": signed, "euiccCancelSessionSignature": signature},
         )
 
-    # -- ES10a (§5.7.3, §5.7.4) ----------------------------------------------------------------------
+    # -- ES10a (§5.7.3, §5.7.4) --------------------------------------------------------------------
 
     def get_configured_addresses(self, request: Any, raw: bytes) -> Any:
         dp, ds = self.config()

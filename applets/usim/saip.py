@@ -40,7 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from applets.usim.auth import DEFAULT_IND_BITS
-from applets.usim.profile import AuthSpec, DictStore, PinSpec, Profile, ProfileFormatError, files_from_fs
+from applets.usim.profile import (
+    AuthSpec,
+    DictStore,
+    PinSpec,
+    Profile,
+    ProfileFormatError,
+    files_from_fs,
+)
 from applets.usim.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES, DfTemplate, FileTemplate
 from card.fs import FileSystem, Structure
 from card.fs.fcp import Referenced
@@ -54,10 +61,32 @@ MAX_PACKAGE_BYTES = 1 << 20
 
 # Milenage defaults of the AlgoParameter type (3GPP TS 35.206 §4.1 r1..r5, c1..c5).
 _MILENAGE_R = bytes.fromhex("4000204060")
-_MILENAGE_C = bytes(15) + b"\x00" + bytes(15) + b"\x01" + bytes(15) + b"\x02" + bytes(15) + b"\x04" + bytes(15) + b"\x08"
+_MILENAGE_C = (
+    bytes(15)
+    + b"\x00"
+    + bytes(15)
+    + b"\x01"
+    + bytes(15)
+    + b"\x02"
+    + bytes(15)
+    + b"\x04"
+    + bytes(15)
+    + b"\x08"
+)
 
 _IGNORED_PES = frozenset(
-    {"securityDomain", "rfm", "application", "cdmaParameter", "nonStandard", "rfu1", "rfu2", "rfu3", "rfu4", "rfu5"}
+    {
+        "securityDomain",
+        "rfm",
+        "application",
+        "cdmaParameter",
+        "nonStandard",
+        "rfu1",
+        "rfu2",
+        "rfu3",
+        "rfu4",
+        "rfu5",
+    }
 )
 _FS_PES = frozenset(PE_DFS) | {"iot", "opt-iot"}
 _ARR_MF = 0x2F06
@@ -87,7 +116,9 @@ class SaipError(ValueError):
         pe_id: the identification of the PE at fault (its PEHeader), if known.
     """
 
-    def __init__(self, message: str, status: int = PeStatus.BAD_VALUES, pe_id: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = PeStatus.BAD_VALUES, pe_id: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.pe_id = pe_id
@@ -157,7 +188,9 @@ class _Builder:
         if f.handle in self.files:
             raise self.fail(f"file {f.handle} is created twice", PeStatus.FILE_EXISTS)
         if f.parent is not None and f.parent not in self.files and f.handle != MF_HANDLE:
-            raise self.fail(f"file {f.handle}: its parent does not exist", PeStatus.INVALID_PARAMETER)
+            raise self.fail(
+                f"file {f.handle}: its parent does not exist", PeStatus.INVALID_PARAMETER
+            )
         if f.sfi is not None and f.parent is not None:
             used = self.sfis.setdefault(f.parent, set())
             if f.sfi in used:
@@ -167,7 +200,9 @@ class _Builder:
         self.files[f.handle] = f
         self.order.append(f.handle)
 
-    def arr_for(self, parent: str | None, handle: str, value: bytes | None, default_rec: int | None) -> Referenced | None:
+    def arr_for(
+        self, parent: str | None, handle: str, value: bytes | None, default_rec: int | None
+    ) -> Referenced | None:
         # PEDefinitions Fcp: one byte is the record of the implicit EF.ARR: 2F06 for the
         # MF, ADFs and files right under the MF; 6F06 for any other file.
         implicit = _ARR_MF if parent in (MF_HANDLE, None) else _ARR_OTHER
@@ -179,10 +214,18 @@ class _Builder:
             return Referenced(_uint(value[:2]), value[2])
         if len(value) > 3 and len(value) % 2 == 0:
             pairs = value[2:]
-            return Referenced(_uint(value[:2]), None, tuple((pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)))
-        raise self.fail("securityAttributesReferenced of a wrong length", PeStatus.INVALID_PARAMETER)
+            return Referenced(
+                _uint(value[:2]),
+                None,
+                tuple((pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2)),
+            )
+        raise self.fail(
+            "securityAttributesReferenced of a wrong length", PeStatus.INVALID_PARAMETER
+        )
 
-    def make_df(self, parent: str | None, fcp: dict[str, Any] | None, fid: int | None, kind_adf: bool) -> _File:
+    def make_df(
+        self, parent: str | None, fcp: dict[str, Any] | None, fid: int | None, kind_adf: bool
+    ) -> _File:
         fcp = fcp or {}
         if "fileID" in fcp:
             fid = _uint(fcp["fileID"])
@@ -214,7 +257,9 @@ class _Builder:
             self.adf_by_tmp[fid] = handle
         return f
 
-    def make_ef(self, parent: str, fcp: dict[str, Any], tpl: FileTemplate | None, from_gfm: bool) -> _File | None:
+    def make_ef(
+        self, parent: str, fcp: dict[str, Any], tpl: FileTemplate | None, from_gfm: bool
+    ) -> _File | None:
         if "linkPath" in fcp and fcp["linkPath"]:
             self.skipped.append(f"{parent}/{fcp.get('fileID', b'').hex().upper()} (linked file)")
             return None
@@ -230,7 +275,9 @@ class _Builder:
                 if fdb & 0x3F == 0x39:
                     self.skipped.append(f"{handle} (BER-TLV EF)")
                     return None
-                raise self.fail(f"{handle}: a DF descriptor where an EF is expected", PeStatus.INVALID_PARAMETER)
+                raise self.fail(
+                    f"{handle}: a DF descriptor where an EF is expected", PeStatus.INVALID_PARAMETER
+                )
             structure = fdb & 0x07
             if len(fd) >= 4:
                 rec_len = _uint(fd[2:4])
@@ -245,7 +292,9 @@ class _Builder:
         if kind != Structure.TRANSPARENT and not rec_len:
             rec_len = tpl.size if tpl and tpl.size else 0
             if not rec_len:
-                raise self.fail(f"{handle}: record EF without record length", PeStatus.INVALID_PARAMETER)
+                raise self.fail(
+                    f"{handle}: record EF without record length", PeStatus.INVALID_PARAMETER
+                )
         if "efFileSize" in fcp:
             size = _uint(fcp["efFileSize"])
         elif tpl is not None and tpl.size is not None:
@@ -272,7 +321,9 @@ class _Builder:
             lcs=fcp.get("lcsi", b"\x05")[0],
             sfi=sfi,
             record_length=rec_len if kind != Structure.TRANSPARENT else 0,
-            security=self.arr_for(parent, handle, fcp.get("securityAttributesReferenced"), tpl.arr if tpl else None),
+            security=self.arr_for(
+                parent, handle, fcp.get("securityAttributesReferenced"), tpl.arr if tpl else None
+            ),
         )
         f.size = size
         self._initial_content(f, tpl, prop)
@@ -286,7 +337,9 @@ class _Builder:
             return
         unit = f.record_length or f.size
         if f.record_length and f.size % f.record_length:
-            raise self.fail(f"{f.handle}: size {f.size} is not whole records", PeStatus.INVALID_PARAMETER)
+            raise self.fail(
+                f"{f.handle}: size {f.size} is not whole records", PeStatus.INVALID_PARAMETER
+            )
         if "fillPattern" in prop or "repeatPattern" in prop:
             # TS 102 222 §6.3: a fill pattern's last byte repeats; a repeat pattern repeats whole.
             if "fillPattern" in prop:
@@ -314,7 +367,9 @@ class _Builder:
                 if len(f.content) < end:
                     f.content.extend(b"\xff" * (end - len(f.content)))
             elif end > f.size:
-                raise self.fail(f"{f.handle}: content beyond the file's {f.size} bytes", PeStatus.BAD_VALUES)
+                raise self.fail(
+                    f"{f.handle}: content beyond the file's {f.size} bytes", PeStatus.BAD_VALUES
+                )
             f.content[pos:end] = data
             pos = end
         elif f.size < 0 and len(f.content) < pos:
@@ -334,7 +389,11 @@ class _Builder:
         if not df_field:  # an "opt-" PE adds to its NAA's ADF
             base = current = parent
         for key, items in value.items():
-            if key.endswith(("-header", "-Header")) or key == "templateID" or not isinstance(items, list):
+            if (
+                key.endswith(("-header", "-Header"))
+                or key == "templateID"
+                or not isinstance(items, list)
+            ):
                 continue
             seen.add(key)
             if any(x[0] == "doNotCreate" for x in items):
@@ -387,7 +446,9 @@ class _Builder:
             h = child_handle(h, fid)
             f = self.files.get(h)
             if f is None or not f.is_df:
-                raise self.fail(f"file path {raw.hex().upper()}: no such DF", PeStatus.INVALID_PARAMETER)
+                raise self.fail(
+                    f"file path {raw.hex().upper()}: no such DF", PeStatus.INVALID_PARAMETER
+                )
         return h
 
     def gfm_pe(self, value: dict[str, Any]) -> None:
@@ -421,9 +482,18 @@ class _Builder:
                     if h == MF_HANDLE:
                         fs.create_mf(security=f.security, pins=f.pins, lcs=f.lcs)
                     elif f.is_adf:
-                        fs.create_adf(f.name or b"", fid=f.fid, security=f.security, pins=f.pins, lcs=f.lcs)
+                        fs.create_adf(
+                            f.name or b"", fid=f.fid, security=f.security, pins=f.pins, lcs=f.lcs
+                        )
                     else:
-                        fs.create_df(f.parent or MF_HANDLE, f.fid or 0, name=f.name, security=f.security, pins=f.pins, lcs=f.lcs)
+                        fs.create_df(
+                            f.parent or MF_HANDLE,
+                            f.fid or 0,
+                            name=f.name,
+                            security=f.security,
+                            pins=f.pins,
+                            lcs=f.lcs,
+                        )
                     continue
                 data = bytes(f.content)
                 if f.size < 0:
@@ -434,7 +504,16 @@ class _Builder:
                     f.size = max(f.size, n)
                     data = data + b"\xff" * (f.size - len(data))
                 if f.kind == Structure.TRANSPARENT:
-                    fs.create_ef(f.parent or MF_HANDLE, f.fid or 0, f.kind, size=f.size, data=data, sfi=f.sfi, security=f.security, lcs=f.lcs)
+                    fs.create_ef(
+                        f.parent or MF_HANDLE,
+                        f.fid or 0,
+                        f.kind,
+                        size=f.size,
+                        data=data,
+                        sfi=f.sfi,
+                        security=f.security,
+                        lcs=f.lcs,
+                    )
                 else:
                     n = f.record_length
                     if f.size % n:
@@ -458,7 +537,9 @@ class _Builder:
         return files_from_fs(fs)
 
 
-def _pins(pin_pes: list[tuple[int | None, Any]], puks: dict[int, tuple[bytes, int, int]]) -> tuple[PinSpec, ...]:
+def _pins(
+    pin_pes: list[tuple[int | None, Any]], puks: dict[int, tuple[bytes, int, int]]
+) -> tuple[PinSpec, ...]:
     out: dict[int, PinSpec] = {}
     for pe_id, codes in pin_pes:
         kind, entries = codes
@@ -490,7 +571,11 @@ def _pins(pin_pes: list[tuple[int | None, Any]], puks: dict[int, tuple[bytes, in
 def _auth(pe_id: int | None, value: dict[str, Any]) -> AuthSpec:
     kind, algo = value["algoConfiguration"]
     if kind != "algoParameter":
-        raise SaipError("an AKA mapping parameter without an algorithm to map", PeStatus.FEATURE_NOT_SUPPORTED, pe_id)
+        raise SaipError(
+            "an AKA mapping parameter without an algorithm to map",
+            PeStatus.FEATURE_NOT_SUPPORTED,
+            pe_id,
+        )
     alg_id = algo["algorithmID"]
     delta = _uint(value.get("sqnDelta", bytes.fromhex("000010000000")))
     age = _uint(value.get("sqnAgeLimit", bytes.fromhex("000010000000")))
@@ -502,14 +587,34 @@ def _auth(pe_id: int | None, value: dict[str, Any]) -> AuthSpec:
             seq = ()
     try:
         if alg_id == 1:
-            if algo.get("rotationConstants", _MILENAGE_R) != _MILENAGE_R or algo.get("xoringConstants", _MILENAGE_C) != _MILENAGE_C:
-                raise SaipError("Milenage with non-standard constants", PeStatus.FEATURE_NOT_SUPPORTED, pe_id)
-            return AuthSpec(k=bytes(algo["key"]), opc=bytes(algo["opc"]), algorithm="milenage", delta=delta or None, age_limit=age or None, seq=seq)
+            if (
+                algo.get("rotationConstants", _MILENAGE_R) != _MILENAGE_R
+                or algo.get("xoringConstants", _MILENAGE_C) != _MILENAGE_C
+            ):
+                raise SaipError(
+                    "Milenage with non-standard constants", PeStatus.FEATURE_NOT_SUPPORTED, pe_id
+                )
+            return AuthSpec(
+                k=bytes(algo["key"]),
+                opc=bytes(algo["opc"]),
+                algorithm="milenage",
+                delta=delta or None,
+                age_limit=age or None,
+                seq=seq,
+            )
         if alg_id == 3:
-            return AuthSpec(k=bytes(algo["key"]), algorithm="xor", delta=delta or None, age_limit=age or None, seq=seq)
+            return AuthSpec(
+                k=bytes(algo["key"]),
+                algorithm="xor",
+                delta=delta or None,
+                age_limit=age or None,
+                seq=seq,
+            )
     except ProfileFormatError as e:
         raise SaipError(f"AKA parameters: {e}", PeStatus.BAD_VALUES, pe_id) from None
-    raise SaipError(f"AKA algorithm {alg_id} is not supported", PeStatus.FEATURE_NOT_SUPPORTED, pe_id)
+    raise SaipError(
+        f"AKA algorithm {alg_id} is not supported", PeStatus.FEATURE_NOT_SUPPORTED, pe_id
+    )
 
 
 def profile_from_package(package: bytes, *, name: str = "", provider: str = "") -> SaipResult:
@@ -529,15 +634,24 @@ def profile_from_package(package: bytes, *, name: str = "", provider: str = "") 
     except Asn1Error as e:
         raise SaipError(str(e), PeStatus.INVALID_REQUEST_FORMAT) from None
     if not pes or pes[0][0] != "header":
-        raise SaipError("the package does not start with a header PE", PeStatus.INVALID_REQUEST_FORMAT)
+        raise SaipError(
+            "the package does not start with a header PE", PeStatus.INVALID_REQUEST_FORMAT
+        )
     if pes[-1][0] != "end" or any(n == "end" for n, _ in pes[:-1]):
-        raise SaipError("the package does not close with one end PE", PeStatus.INVALID_REQUEST_FORMAT)
+        raise SaipError(
+            "the package does not close with one end PE", PeStatus.INVALID_REQUEST_FORMAT
+        )
     header = pes[0][1]
     if not 1 <= header["major-version"] <= 3:
-        raise SaipError(f"profile package version {header['major-version']}", PeStatus.UNSUPPORTED_PROFILE_VERSION)
+        raise SaipError(
+            f"profile package version {header['major-version']}",
+            PeStatus.UNSUPPORTED_PROFILE_VERSION,
+        )
     iccid = _bcd_plain(bytes(header["iccid"]))
     if not iccid.isdigit():
-        raise SaipError(f"header ICCID {bytes(header['iccid']).hex()} is not BCD", PeStatus.BAD_VALUES)
+        raise SaipError(
+            f"header ICCID {bytes(header['iccid']).hex()} is not BCD", PeStatus.BAD_VALUES
+        )
 
     b = _Builder()
     pin_pes: list[tuple[int | None, Any]] = []
@@ -562,9 +676,12 @@ def profile_from_package(package: bytes, *, name: str = "", provider: str = "") 
         elif pe == "pinCodes":
             pin_pes.append((b.pe_id, value["pinCodes"]))
         elif pe == "pukCodes":
-            for e in value["pukCodes"]:
-                tries = e.get("maxNumOfAttemps-retryNumLeft", 0xAA)
-                puks.setdefault(e["keyReference"], (bytes(e["pukValue"]).rstrip(b"\xff"), tries >> 4, tries & 0x0F))
+            for puk in value["pukCodes"]:
+                tries = puk.get("maxNumOfAttemps-retryNumLeft", 0xAA)
+                puks.setdefault(
+                    puk["keyReference"],
+                    (bytes(puk["pukValue"]).rstrip(b"\xff"), tries >> 4, tries & 0x0F),
+                )
         elif pe == "akaParameter":
             if auth is None:
                 auth = _auth(b.pe_id, value)

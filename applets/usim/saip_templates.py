@@ -97,7 +97,9 @@ USIM = DfTemplate(
         FileTemplate("ef-est", 0x6F56, "TR", None, 1, 8, 0x05, _FF),
         FileTemplate("ef-start-hfn", 0x6F5B, "TR", None, 6, 5, 0x0F, h("F00000F00000")),
         FileTemplate("ef-threshold", 0x6F5C, "TR", None, 3, 2, 0x10, h("FFFFFF")),
-        FileTemplate("ef-psloci", 0x6F73, "TR", None, 14, 5, 0x0C, h("FFFFFFFFFFFFFFFFFFFF0000FF01")),
+        FileTemplate(
+            "ef-psloci", 0x6F73, "TR", None, 14, 5, 0x0C, h("FFFFFFFFFFFFFFFFFFFF0000FF01")
+        ),
         FileTemplate("ef-acc", 0x6F78, "TR", None, 2, 2, 0x06, _FF),
         FileTemplate("ef-fplmn", 0x6F7B, "TR", None, 12, 5, 0x0D, _FF),
         FileTemplate("ef-loci", 0x6F7E, "TR", None, 11, 5, 0x0B, h("FFFFFFFFFFFFFF0000FF01")),

@@ -23,8 +23,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import asn1tools
-from asn1tools.codecs import ber
+import asn1tools  # type: ignore[import-untyped]
+from asn1tools.codecs import ber  # type: ignore[import-untyped]
 
 __all__ = [
     "Asn1Error",

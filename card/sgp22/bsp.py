@@ -158,7 +158,11 @@ class BspState:
 
     def replace_keys(self, ppk_enc: bytes, ppk_mac: bytes, initial_mcv: bytes) -> BspState:
         """The state after ReplaceSessionKeys (BF26): new keys and MCV, counter back to 1."""
-        for name, v in (("ppkEnc", ppk_enc), ("ppkCmac", ppk_mac), ("initialMacChainingValue", initial_mcv)):
+        for name, v in (
+            ("ppkEnc", ppk_enc),
+            ("ppkCmac", ppk_mac),
+            ("initialMacChainingValue", initial_mcv),
+        ):
             if len(v) != 16:
                 raise BspError(f"ReplaceSessionKeys: {name} is {len(v)} bytes, not 16")
         return BspState(bytes(ppk_enc), bytes(ppk_mac), bytes(initial_mcv), 1)
@@ -166,13 +170,19 @@ class BspState:
     def _icv(self) -> bytes:
         return aes_ecb_encrypt(self.s_enc, self.counter.to_bytes(_BLOCK, "big"))
 
-    def protect(self, tag: int, plaintext: bytes, *, encrypt: bool = True) -> tuple[bytes, BspState]:
+    def protect(
+        self, tag: int, plaintext: bytes, *, encrypt: bool = True
+    ) -> tuple[bytes, BspState]:
         """Build one segment: tag || length || (ciphertext or plaintext) || C-MAC.
 
         Returns:
             (the segment TLV, the state for the next segment).
         """
-        body = aes_cbc_encrypt(self.s_enc, self._icv(), _pad(bytes(plaintext))) if encrypt else bytes(plaintext)
+        body = (
+            aes_cbc_encrypt(self.s_enc, self._icv(), _pad(bytes(plaintext)))
+            if encrypt
+            else bytes(plaintext)
+        )
         header = encode_tag(tag) + encode_length(len(body) + MAC_LENGTH)
         full = aes_cmac(self.s_mac, self.mcv + header + body)
         nxt = BspState(self.s_enc, self.s_mac, full, self.counter + 1)

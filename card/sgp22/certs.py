@@ -122,7 +122,9 @@ def subject_key_id(cert: x509.Certificate) -> bytes | None:
 
 def authority_key_id(cert: x509.Certificate) -> bytes | None:
     try:
-        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        return cert.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
     except x509.ExtensionNotFound:
         return None
 
@@ -169,7 +171,9 @@ def verify_server_certificate(
     aki = authority_key_id(cert)
     ci = next((c for c in trusted if aki is not None and c.ski == aki), None)
     if ci is None or (ci_pkid is not None and ci.ski != bytes(ci_pkid)):
-        raise CertificateError(CertReason.UNKNOWN_CI, "the certificate was not issued by a trusted CI")
+        raise CertificateError(
+            CertReason.UNKNOWN_CI, "the certificate was not issued by a trusted CI"
+        )
     try:
         issuer_key = ci.public_key()
         issuer_key.cryptography_key.verify(
@@ -178,7 +182,9 @@ def verify_server_certificate(
     except (InvalidSignature, ValueError, TypeError):
         raise CertificateError(CertReason.SIGNATURE, "the CI's signature does not verify") from None
     if not _policies(cert) & set(roles):
-        raise CertificateError(CertReason.POLICY, f"the certificate has none of the policies {roles}")
+        raise CertificateError(
+            CertReason.POLICY, f"the certificate has none of the policies {roles}"
+        )
     try:
         ku: x509.KeyUsage | None = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -191,5 +197,7 @@ def verify_server_certificate(
             raise ValueError("not an EC key")
         pub = EcPublicKey(key)
     except ValueError:
-        raise CertificateError(CertReason.CURVE, "the certificate's key is on an unsupported curve") from None
+        raise CertificateError(
+            CertReason.CURVE, "the certificate's key is on an unsupported curve"
+        ) from None
     return ServerCertificate(pub, ci.ski, registered_id(cert), bytes(der))

@@ -83,9 +83,7 @@ def bits_from_names(*positions: int) -> tuple[bytes, int]:
 def bits_to_set(value: tuple[bytes, int]) -> frozenset[int]:
     """The positions set in an asn1tools BIT STRING value."""
     data, n = value
-    return frozenset(
-        i for i in range(min(n, 8 * len(data))) if data[i // 8] >> (7 - i % 8) & 1
-    )
+    return frozenset(i for i in range(min(n, 8 * len(data))) if data[i // 8] >> (7 - i % 8) & 1)
 
 
 def raw_tlv(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:

@@ -204,13 +204,17 @@ class TestSmdp:
 
     # -- ES9+ authenticateClient ------------------------------------------------------------------
 
-    def prepare_download_request(self, auth_response_der: bytes, *, cc: bytes | None = None) -> dict[str, Any]:
+    def prepare_download_request(
+        self, auth_response_der: bytes, *, cc: bytes | None = None
+    ) -> dict[str, Any]:
         kind, ok = asn1.decode("AuthenticateServerResponse", auth_response_der)
         assert kind == "authenticateResponseOk", ok
         # euiccSigned1 as the card sent it: BF38 { A0 { 30 euiccSigned1, 5F37 ... } }
         inner = raw_fields(raw_fields(auth_response_der)[0][1])
         signed1_raw = inner[0][1]
-        euicc_cert = x509.load_der_x509_certificate(asn1.encode("Certificate", ok["euiccCertificate"]))
+        euicc_cert = x509.load_der_x509_certificate(
+            asn1.encode("Certificate", ok["euiccCertificate"])
+        )
         eum_cert = x509.load_der_x509_certificate(asn1.encode("Certificate", ok["eumCertificate"]))
         from host.pki import verify_euicc_chain
 
@@ -218,7 +222,10 @@ class TestSmdp:
         euicc_pub = EcPublicKey(euicc_cert.public_key())  # type: ignore[arg-type]
         assert euicc_pub.verify(signed1_raw, ok["euiccSignature1"], encoding="raw")
         assert ok["euiccSigned1"]["serverChallenge"] == self.server_challenge
-        self.session.update(euicc_pub=euicc_pub, eid=euicc_cert.subject.get_attributes_for_oid(x509.NameOID.SERIAL_NUMBER)[0].value)
+        self.session.update(
+            euicc_pub=euicc_pub,
+            eid=euicc_cert.subject.get_attributes_for_oid(x509.NameOID.SERIAL_NUMBER)[0].value,
+        )
         signed2 = {"transactionId": self.transaction_id, "ccRequiredFlag": cc is not None}
         sig2 = self.pki.dppb.sign(
             asn1.encode("SmdpSigned2", signed2) + tlv.build(0x5F37, ok["euiccSignature1"])
@@ -233,7 +240,7 @@ class TestSmdp:
             req["hashCc"] = cc
         return req
 
-    # -- ES9+ getBoundProfilePackage -----------------------------------------------------------------
+    # -- ES9+ getBoundProfilePackage ---------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
         m: dict[str, Any] = {
@@ -251,7 +258,9 @@ class TestSmdp:
         assert kind == "downloadResponseOk", ok
         signed2_raw = raw_fields(raw_fields(prepare_response_der)[0][1])[0][1]
         assert self.session["euicc_pub"].verify(
-            signed2_raw + tlv.build(0x5F37, self.session["smdp_sig2"]), ok["euiccSignature2"], encoding="raw"
+            signed2_raw + tlv.build(0x5F37, self.session["smdp_sig2"]),
+            ok["euiccSignature2"],
+            encoding="raw",
         )
         euicc_otpk = ok["euiccSigned2"]["euiccOtpk"]
         curve = self.pki.dppb.key.curve
@@ -263,7 +272,9 @@ class TestSmdp:
         isc_parts = (
             tlv.build(0x82, b"\x01")
             + tlv.build(0x80, self.transaction_id)
-            + tlv.build(0xA6, tlv.build(0x80, b"\x88") + tlv.build(0x81, b"\x10") + tlv.build(0x84, HOST_ID))
+            + tlv.build(
+                0xA6, tlv.build(0x80, b"\x88") + tlv.build(0x81, b"\x10") + tlv.build(0x84, HOST_ID)
+            )
             + tlv.build(0x5F49, smdp_otpk)
         )
         smdp_sign = self.pki.dppb.sign(isc_parts + tlv.build(0x5F49, euicc_otpk))
@@ -274,7 +285,9 @@ class TestSmdp:
         state = BspState.from_shared_secret(shs, 0x88, 16, HOST_ID, eid)
         self.session["bsp"] = state
         a0, state = protect_all(state, 0x87, asn1.encode("ConfigureISDPRequest", {}), encrypt=True)
-        a1, state = protect_all(state, 0x88, asn1.encode("StoreMetadataRequest", self.metadata()), encrypt=False)
+        a1, state = protect_all(
+            state, 0x88, asn1.encode("StoreMetadataRequest", self.metadata()), encrypt=False
+        )
         parts = [isc, tlv.build(0xA0, b"".join(a0)), tlv.build(0xA1, b"".join(a1))]
         if ppk:
             ppk_enc, ppk_mac, mcv = b"\x11" * 16, b"\x22" * 16, b"\x33" * 16
@@ -305,8 +318,12 @@ def download(
     lpa: Lpa, smdp: TestSmdp, *, ppk: bool = False, tamper: Any = None
 ) -> tuple[bytes | None, list[bytes]]:
     """A whole download; `tamper(segments) -> segments` may alter the BPP on its way."""
-    challenge = lpa.es10("GetEuiccChallengeRequest", {}, "GetEuiccChallengeResponse")["euiccChallenge"]
-    auth = lpa.call(asn1.encode("AuthenticateServerRequest", smdp.authenticate_server_request(challenge)))
+    challenge = lpa.es10("GetEuiccChallengeRequest", {}, "GetEuiccChallengeResponse")[
+        "euiccChallenge"
+    ]
+    auth = lpa.call(
+        asn1.encode("AuthenticateServerRequest", smdp.authenticate_server_request(challenge))
+    )
     prep = lpa.call(asn1.encode("PrepareDownloadRequest", smdp.prepare_download_request(auth)))
     segs = bpp_segments(smdp.bound_profile_package(prep, ppk=ppk))
     if tamper is not None:
@@ -315,4 +332,6 @@ def download(
 
 
 def notification_config(*events: int, address: str = SMDP_ADDRESS) -> list[dict[str, Any]]:
-    return [{"profileManagementOperation": bits_from_names(*events), "notificationAddress": address}]
+    return [
+        {"profileManagementOperation": bits_from_names(*events), "notificationAddress": address}
+    ]

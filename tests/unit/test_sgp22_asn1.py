@@ -30,10 +30,14 @@ def test_strict_decoding() -> None:
         asn1.encode("GetEuiccChallengeResponse", {"euiccChallenge": bytes(15)})
 
 
-@pytest.mark.parametrize("oid", ["2.999.10", "2.23.146.1.2.1.4", "1.2.840.10045.2.1", "0.9.2342", "1.39.5"])
+@pytest.mark.parametrize(
+    "oid", ["2.999.10", "2.23.146.1.2.1.4", "1.2.840.10045.2.1", "0.9.2342", "1.39.5"]
+)
 def test_object_identifiers_round_trip(oid: str) -> None:
     # asn1tools alone decodes 2.999.10 (first subidentifier 1079) as 26.39.10.
-    der = asn1.encode("EuiccCancelSessionSigned", {"transactionId": b"\x01", "smdpOid": oid, "reason": 0})
+    der = asn1.encode(
+        "EuiccCancelSessionSigned", {"transactionId": b"\x01", "smdpOid": oid, "reason": 0}
+    )
     assert asn1.decode("EuiccCancelSessionSigned", der)["smdpOid"] == oid
     if oid == "2.999.10":
         # X.690 §8.19: 2*40+999 = 1079 = 88 37 (implicitly tagged [1] by AUTOMATIC TAGS)

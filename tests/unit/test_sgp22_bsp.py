@@ -141,7 +141,9 @@ def test_bad_mac_replay_and_reorder_are_refused() -> None:
     encrypt=st.booleans(),
     keys=st.tuples(st.binary(min_size=16, max_size=16), st.binary(min_size=16, max_size=16)),
 )
-def test_round_trip_and_segment_bound(data: bytes, encrypt: bool, keys: tuple[bytes, bytes]) -> None:
+def test_round_trip_and_segment_bound(
+    data: bytes, encrypt: bool, keys: tuple[bytes, bytes]
+) -> None:
     s = BspState(keys[0], keys[1], b"\x00" * 16)
     segs, end = protect_all(s, 0x86, data, encrypt=encrypt)
     assert all(len(x) <= MAX_SEGMENT for x in segs)

@@ -80,7 +80,9 @@ def test_errors_at_the_transport_level() -> None:
         lpa.call(bytes.fromhex("a000"))  # a BPP segment with no download under way
     assert e.value.sw == 0x6985
     assert lpa.send(bytes((lpa.cla, 0xE2, 0x51, 0x00, 3)) + bytes.fromhex("bf2000"))[1] == 0x6A86
-    assert lpa.send(bytes((lpa.channel, 0xE2, 0x91, 0x00, 3)) + bytes.fromhex("bf2000"))[1] == 0x6E00
+    assert (
+        lpa.send(bytes((lpa.channel, 0xE2, 0x91, 0x00, 3)) + bytes.fromhex("bf2000"))[1] == 0x6E00
+    )
 
 
 def test_long_response_comes_through_get_response() -> None:
@@ -180,7 +182,9 @@ def test_cancel_session_is_signed_and_ends_the_session() -> None:
     der = asn1.encode("EuiccCancelSessionSigned", signed)
     assert pub.verify(der, ok["euiccCancelSessionSignature"], encoding="raw")
     again = lpa.es10(
-        "CancelSessionRequest", {"transactionId": smdp.transaction_id, "reason": 0}, "CancelSessionResponse"
+        "CancelSessionRequest",
+        {"transactionId": smdp.transaction_id, "reason": 0},
+        "CancelSessionResponse",
     )
     assert again == ("cancelSessionResponseError", 5)
 
@@ -209,7 +213,11 @@ def test_download_with_replace_session_keys_and_authenticate() -> None:
     assert data["finalResult"][0] == "successResult"
     assert data["notificationMetadata"]["notificationAddress"] == SMDP_ADDRESS
     assert data["smdpOid"] == "2.999.10"
-    res = lpa.es10("EnableProfileRequest", {"profileIdentifier": ICCID_ID, "refreshFlag": True}, "EnableProfileResponse")
+    res = lpa.es10(
+        "EnableProfileRequest",
+        {"profileIdentifier": ICCID_ID, "refreshFlag": True},
+        "EnableProfileResponse",
+    )
     assert res == {"enableResult": 0}
     rt.reset()
     select_usim(rt, TS48_USIM)
@@ -225,7 +233,7 @@ def test_download_with_replace_session_keys_and_authenticate() -> None:
     assert (data, sw) == (bytes.fromhex("080910101032540636"), 0x9000)
 
 
-# -- ES10c ---------------------------------------------------------------------------------------------
+# -- ES10c -----------------------------------------------------------------------------------------
 
 
 def _lpa_with_two_profiles() -> tuple[Any, Lpa]:
@@ -233,7 +241,9 @@ def _lpa_with_two_profiles() -> tuple[Any, Lpa]:
     lpa = Lpa(rt)
     assert download(lpa, TestSmdp(notification_config=notification_config(1, 2, 3)))[0]
     second = "8949449999999990056"
-    smdp2 = TestSmdp(upp=ts48_with_iccid(second), iccid=second, profile_class=0, transaction_id=b"\x02" * 8)
+    smdp2 = TestSmdp(
+        upp=ts48_with_iccid(second), iccid=second, profile_class=0, transaction_id=b"\x02" * 8
+    )
     pir, _ = download(lpa, smdp2)
     assert smdp2.check_pir(pir)["finalResult"][0] == "successResult"
     return rt, lpa
@@ -241,7 +251,9 @@ def _lpa_with_two_profiles() -> tuple[Any, Lpa]:
 
 def test_get_profiles_info_tag_list_and_search() -> None:
     _, lpa = _lpa_with_two_profiles()
-    kind, infos = lpa.es10("ProfileInfoListRequest", {"tagList": bytes.fromhex("5a9f70")}, "ProfileInfoListResponse")
+    kind, infos = lpa.es10(
+        "ProfileInfoListRequest", {"tagList": bytes.fromhex("5a9f70")}, "ProfileInfoListResponse"
+    )
     assert [set(i) - {"profileClass"} for i in infos] == [{"iccid", "profileState"}] * 2
     raw = lpa.call(asn1.encode("ProfileInfoListRequest", {"tagList": bytes.fromhex("5a")}))
     (top,) = tlv.parse_tree(raw)
@@ -258,7 +270,11 @@ def test_get_profiles_info_tag_list_and_search() -> None:
         "ProfileInfoListResponse",
     )
     assert len(found) == 1 and found[0]["profileClass"] == 0  # test
-    _, none = lpa.es10("ProfileInfoListRequest", {"searchCriteria": ("iccid", iccid_to_bytes("1"))}, "ProfileInfoListResponse")
+    _, none = lpa.es10(
+        "ProfileInfoListRequest",
+        {"searchCriteria": ("iccid", iccid_to_bytes("1"))},
+        "ProfileInfoListResponse",
+    )
     assert none == []
 
 
@@ -267,10 +283,18 @@ def test_enable_disable_delete_with_their_results_and_notifications() -> None:
     other = ("iccid", iccid_to_bytes("8949449999999990056"))
 
     def enable(ident: Any) -> int:
-        return lpa.es10("EnableProfileRequest", {"profileIdentifier": ident, "refreshFlag": False}, "EnableProfileResponse")["enableResult"]
+        return lpa.es10(
+            "EnableProfileRequest",
+            {"profileIdentifier": ident, "refreshFlag": False},
+            "EnableProfileResponse",
+        )["enableResult"]
 
     def disable(ident: Any) -> int:
-        return lpa.es10("DisableProfileRequest", {"profileIdentifier": ident, "refreshFlag": False}, "DisableProfileResponse")["disableResult"]
+        return lpa.es10(
+            "DisableProfileRequest",
+            {"profileIdentifier": ident, "refreshFlag": False},
+            "DisableProfileResponse",
+        )["disableResult"]
 
     def delete(ident: Any) -> int:
         return lpa.es10("DeleteProfileRequest", ident, "DeleteProfileResponse")["deleteResult"]
@@ -283,7 +307,10 @@ def test_enable_disable_delete_with_their_results_and_notifications() -> None:
     rt.reset()
     lpa = Lpa(rt)
     assert enable(other) == 0  # switches: the first is disabled
-    states = {i["iccid"]: i["profileState"] for i in lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")[1]}
+    states = {
+        i["iccid"]: i["profileState"]
+        for i in lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")[1]
+    }
     assert states == {iccid_to_bytes(TS48_ICCID): 0, iccid_to_bytes("8949449999999990056"): 1}
     assert disable(other) == 0
     assert delete(ICCID_ID) == 0
@@ -293,17 +320,31 @@ def test_enable_disable_delete_with_their_results_and_notifications() -> None:
         (m["seqNumber"], bits_to_set(m["profileManagementOperation"]))
         for m in lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse")[1]
     ]
-    assert [e for _, e in events] == [{0}, {0}, {1}, {2}, {3}]  # 2 PIRs, enable, disable (switch), delete
+    assert [e for _, e in events] == [
+        {0},
+        {0},
+        {1},
+        {2},
+        {3},
+    ]  # 2 PIRs, enable, disable (switch), delete
     only_delete = lpa.es10(
-        "ListNotificationRequest", {"profileManagementOperation": bits_from_names(3)}, "ListNotificationResponse"
+        "ListNotificationRequest",
+        {"profileManagementOperation": bits_from_names(3)},
+        "ListNotificationResponse",
     )[1]
     assert len(only_delete) == 1 and only_delete[0]["iccid"] == iccid_to_bytes(TS48_ICCID)
 
 
 def test_notifications_are_signed_retrievable_and_removable() -> None:
     rt, lpa = _lpa_with_two_profiles()
-    lpa.es10("EnableProfileRequest", {"profileIdentifier": ICCID_ID, "refreshFlag": True}, "EnableProfileResponse")
-    kind, pending = lpa.es10("RetrieveNotificationsListRequest", {}, "RetrieveNotificationsListResponse")
+    lpa.es10(
+        "EnableProfileRequest",
+        {"profileIdentifier": ICCID_ID, "refreshFlag": True},
+        "EnableProfileResponse",
+    )
+    kind, pending = lpa.es10(
+        "RetrieveNotificationsListRequest", {}, "RetrieveNotificationsListResponse"
+    )
     assert kind == "notificationList" and [p[0] for p in pending] == [
         "profileInstallationResult",
         "profileInstallationResult",
@@ -317,7 +358,9 @@ def test_notifications_are_signed_retrievable_and_removable() -> None:
         other["euiccNotificationSignature"],
         encoding="raw",
     )
-    assert bits_to_set(other["tbsOtherNotification"]["profileManagementOperation"]) == {int(NotificationEvent.ENABLE)}
+    assert bits_to_set(other["tbsOtherNotification"]["profileManagementOperation"]) == {
+        int(NotificationEvent.ENABLE)
+    }
     assert asn1.encode("Certificate", other["euiccCertificate"]) == euicc.der
     pir = pending[0][1]
     assert pub.verify(
@@ -326,11 +369,23 @@ def test_notifications_are_signed_retrievable_and_removable() -> None:
         encoding="raw",
     )
     seq = other["tbsOtherNotification"]["seqNumber"]
-    one = lpa.es10("RetrieveNotificationsListRequest", {"searchCriteria": ("seqNumber", seq)}, "RetrieveNotificationsListResponse")
+    one = lpa.es10(
+        "RetrieveNotificationsListRequest",
+        {"searchCriteria": ("seqNumber", seq)},
+        "RetrieveNotificationsListResponse",
+    )
     assert one == ("notificationList", [pending[2]])
-    assert lpa.es10("NotificationSentRequest", {"seqNumber": seq}, "NotificationSentResponse") == {"deleteNotificationStatus": 0}
-    assert lpa.es10("NotificationSentRequest", {"seqNumber": seq}, "NotificationSentResponse") == {"deleteNotificationStatus": 1}
-    gone = lpa.es10("RetrieveNotificationsListRequest", {"searchCriteria": ("seqNumber", seq)}, "RetrieveNotificationsListResponse")
+    assert lpa.es10("NotificationSentRequest", {"seqNumber": seq}, "NotificationSentResponse") == {
+        "deleteNotificationStatus": 0
+    }
+    assert lpa.es10("NotificationSentRequest", {"seqNumber": seq}, "NotificationSentResponse") == {
+        "deleteNotificationStatus": 1
+    }
+    gone = lpa.es10(
+        "RetrieveNotificationsListRequest",
+        {"searchCriteria": ("seqNumber", seq)},
+        "RetrieveNotificationsListResponse",
+    )
     assert gone == ("notificationsListResultError", 1)
     # Notifications survive a reset (they are in persistent memory).
     rt.reset()
@@ -340,30 +395,74 @@ def test_notifications_are_signed_retrievable_and_removable() -> None:
 
 def test_set_nickname_get_eid_and_addresses(installed: tuple[Any, Lpa, TestSmdp]) -> None:
     _, lpa, _ = installed
-    assert lpa.es10("SetNicknameRequest", {"iccid": iccid_to_bytes(TS48_ICCID), "profileNickname": "work"}, "SetNicknameResponse") == {"setNicknameResult": 0}
-    assert lpa.es10("SetNicknameRequest", {"iccid": iccid_to_bytes("11"), "profileNickname": "x"}, "SetNicknameResponse") == {"setNicknameResult": 1}
+    assert lpa.es10(
+        "SetNicknameRequest",
+        {"iccid": iccid_to_bytes(TS48_ICCID), "profileNickname": "work"},
+        "SetNicknameResponse",
+    ) == {"setNicknameResult": 0}
+    assert lpa.es10(
+        "SetNicknameRequest",
+        {"iccid": iccid_to_bytes("11"), "profileNickname": "x"},
+        "SetNicknameResponse",
+    ) == {"setNicknameResult": 1}
     _, infos = lpa.es10("ProfileInfoListRequest", {"tagList": b"\x90"}, "ProfileInfoListResponse")
     assert infos[0]["profileNickname"] == "work"
-    assert lpa.es10("EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse") == {"rootDsAddress": "lpa.ds.gsma.com"}
-    assert lpa.es10("SetDefaultDpAddressRequest", {"defaultDpAddress": "dp.example"}, "SetDefaultDpAddressResponse") == {"setDefaultDpAddressResult": 0}
-    assert lpa.es10("EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse")["defaultDpAddress"] == "dp.example"
-    assert lpa.es10("SetDefaultDpAddressRequest", {"defaultDpAddress": ""}, "SetDefaultDpAddressResponse") == {"setDefaultDpAddressResult": 0}
-    assert "defaultDpAddress" not in lpa.es10("EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse")
+    assert lpa.es10("EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse") == {
+        "rootDsAddress": "lpa.ds.gsma.com"
+    }
+    assert lpa.es10(
+        "SetDefaultDpAddressRequest",
+        {"defaultDpAddress": "dp.example"},
+        "SetDefaultDpAddressResponse",
+    ) == {"setDefaultDpAddressResult": 0}
+    assert (
+        lpa.es10("EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse")[
+            "defaultDpAddress"
+        ]
+        == "dp.example"
+    )
+    assert lpa.es10(
+        "SetDefaultDpAddressRequest", {"defaultDpAddress": ""}, "SetDefaultDpAddressResponse"
+    ) == {"setDefaultDpAddressResult": 0}
+    assert "defaultDpAddress" not in lpa.es10(
+        "EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse"
+    )
 
 
 def test_memory_reset_by_class() -> None:
     rt, lpa = _lpa_with_two_profiles()
-    lpa.es10("SetDefaultDpAddressRequest", {"defaultDpAddress": "dp.example"}, "SetDefaultDpAddressResponse")
-    lpa.es10("EnableProfileRequest", {"profileIdentifier": ICCID_ID, "refreshFlag": True}, "EnableProfileResponse")
+    lpa.es10(
+        "SetDefaultDpAddressRequest",
+        {"defaultDpAddress": "dp.example"},
+        "SetDefaultDpAddressResponse",
+    )
+    lpa.es10(
+        "EnableProfileRequest",
+        {"profileIdentifier": ICCID_ID, "refreshFlag": True},
+        "EnableProfileResponse",
+    )
     # Test profiles only: the operational one (enabled) stays.
-    assert lpa.es10("EuiccMemoryResetRequest", {"resetOptions": bits_from_names(1)}, "EuiccMemoryResetResponse") == {"resetResult": 0}
+    assert lpa.es10(
+        "EuiccMemoryResetRequest", {"resetOptions": bits_from_names(1)}, "EuiccMemoryResetResponse"
+    ) == {"resetResult": 0}
     _, infos = lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")
     assert [i["iccid"] for i in infos] == [iccid_to_bytes(TS48_ICCID)]
-    assert lpa.es10("EuiccMemoryResetRequest", {"resetOptions": bits_from_names(1)}, "EuiccMemoryResetResponse") == {"resetResult": 1}
+    assert lpa.es10(
+        "EuiccMemoryResetRequest", {"resetOptions": bits_from_names(1)}, "EuiccMemoryResetResponse"
+    ) == {"resetResult": 1}
     # Operational profiles (even the enabled one) and the default SM-DP+ address.
-    assert lpa.es10("EuiccMemoryResetRequest", {"resetOptions": bits_from_names(0, 2)}, "EuiccMemoryResetResponse") == {"resetResult": 0}
-    assert lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse") == ("profileInfoListOk", [])
-    assert "defaultDpAddress" not in lpa.es10("EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse")
+    assert lpa.es10(
+        "EuiccMemoryResetRequest",
+        {"resetOptions": bits_from_names(0, 2)},
+        "EuiccMemoryResetResponse",
+    ) == {"resetResult": 0}
+    assert lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse") == (
+        "profileInfoListOk",
+        [],
+    )
+    assert "defaultDpAddress" not in lpa.es10(
+        "EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse"
+    )
     # ... and the ICCID can be downloaded again.
     assert TestSmdp().check_pir is not None
     smdp = TestSmdp()
@@ -382,5 +481,12 @@ def test_preloaded_profile_is_listed_and_manageable() -> None:
     _, infos = lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")
     assert infos[0]["iccid"] == iccid_to_bytes(iccid) and infos[0]["profileName"] == "cardemu test"
     aid = infos[0]["isdpAid"]
-    assert lpa.es10("EnableProfileRequest", {"profileIdentifier": ("isdpAid", aid), "refreshFlag": True}, "EnableProfileResponse") == {"enableResult": 0}
-    assert lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse") == ("notificationMetadataList", [])
+    assert lpa.es10(
+        "EnableProfileRequest",
+        {"profileIdentifier": ("isdpAid", aid), "refreshFlag": True},
+        "EnableProfileResponse",
+    ) == {"enableResult": 0}
+    assert lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse") == (
+        "notificationMetadataList",
+        [],
+    )

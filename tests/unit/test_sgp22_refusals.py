@@ -67,7 +67,9 @@ def test_server_certificate_from_an_unknown_ci() -> None:
     stranger = create_pki(seed=b"another CI")  # same EUM range, another root
     smdp = TestSmdp(pki=stranger)
     req = smdp.authenticate_server_request(_challenge(lpa))
-    req["euiccCiPKIdToBeUsed"] = TestSmdp().pki.ci.ski  # the eUICC's own CI: only the cert is foreign
+    req["euiccCiPKIdToBeUsed"] = (
+        TestSmdp().pki.ci.ski
+    )  # the eUICC's own CI: only the cert is foreign
     assert _auth(lpa, req) == (
         "authenticateResponseError",
         {"transactionId": smdp.transaction_id, "authenticateErrorCode": 7},  # ciPKUnknown
@@ -100,11 +102,13 @@ def test_wrong_role_certificate_and_challenge_mismatch() -> None:
     _assert_recovers(lpa)
 
 
-# -- PrepareDownload ------------------------------------------------------------------------------------
+# -- PrepareDownload -------------------------------------------------------------------------------
 
 
 def _authenticated(lpa: Lpa, smdp: TestSmdp) -> bytes:
-    return lpa.call(asn1.encode("AuthenticateServerRequest", smdp.authenticate_server_request(_challenge(lpa))))
+    return lpa.call(
+        asn1.encode("AuthenticateServerRequest", smdp.authenticate_server_request(_challenge(lpa)))
+    )
 
 
 def test_prepare_download_wrong_transaction_id_and_bad_signature() -> None:
@@ -138,7 +142,7 @@ def test_prepare_download_without_a_session() -> None:
     _assert_recovers(lpa)
 
 
-# -- LoadBoundProfilePackage ------------------------------------------------------------------------------
+# -- LoadBoundProfilePackage -----------------------------------------------------------------------
 
 
 def _tampered(fn: Any) -> tuple[Lpa, TestSmdp, bytes | None]:
@@ -237,7 +241,12 @@ def test_profile_whose_iccid_is_already_installed() -> None:
     pir, segs = download(lpa, again)
     assert _error_of(again, pir) == (METADATA, ICCID_EXISTS)
     # Refused at StoreMetadata, before any profile element was sent.
-    assert _profiles(lpa)[0]["iccid"] == asn1.decode("StoreMetadataRequest", asn1.encode("StoreMetadataRequest", first.metadata()))["iccid"]
+    assert (
+        _profiles(lpa)[0]["iccid"]
+        == asn1.decode(
+            "StoreMetadataRequest", asn1.encode("StoreMetadataRequest", first.metadata())
+        )["iccid"]
+    )
     assert len(_profiles(lpa)) == 1
 
 
@@ -245,11 +254,13 @@ def test_error_pir_is_a_pending_notification() -> None:
     lpa, smdp, pir = _tampered(lambda segs: segs[:-1] + [_flip_last(segs[-1])])
     listed = lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse")[1]
     assert [m["seqNumber"] for m in listed] == [1]
-    kind, pending = lpa.es10("RetrieveNotificationsListRequest", {}, "RetrieveNotificationsListResponse")
+    kind, pending = lpa.es10(
+        "RetrieveNotificationsListRequest", {}, "RetrieveNotificationsListResponse"
+    )
     assert asn1.encode("ProfileInstallationResult", pending[0][1]) == pir
 
 
-# -- tears -------------------------------------------------------------------------------------------------
+# -- tears -----------------------------------------------------------------------------------------
 
 
 def test_tear_at_every_write_during_load_bound_profile_package() -> None:
@@ -260,7 +271,9 @@ def test_tear_at_every_write_during_load_bound_profile_package() -> None:
         lpa = Lpa(rt)
         smdp = TestSmdp(transaction_id=n.to_bytes(4, "big"), upp=SMALL)
         challenge = _challenge(lpa)
-        auth = lpa.call(asn1.encode("AuthenticateServerRequest", smdp.authenticate_server_request(challenge)))
+        auth = lpa.call(
+            asn1.encode("AuthenticateServerRequest", smdp.authenticate_server_request(challenge))
+        )
         prep = lpa.call(asn1.encode("PrepareDownloadRequest", smdp.prepare_download_request(auth)))
         from tests.unit.sgp22_helpers import bpp_segments
 
@@ -278,9 +291,14 @@ def test_tear_at_every_write_during_load_bound_profile_package() -> None:
         rt.nvm.tear_after(None)
         assert smdp.check_pir(pir)["finalResult"][0] == "successResult"
         break
-    assert n > 40  # the profile's files, PINs, keys, the ISD-R record and the PIR were each a tear point
+    assert (
+        n > 40
+    )  # the profile's files, PINs, keys, the ISD-R record and the PIR were each a tear point
     lpa = Lpa(rt)
     (info,) = _profiles(lpa)
     assert info["profileState"] == 0
-    assert [m["seqNumber"] for m in lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse")[1]] == [1]
+    assert [
+        m["seqNumber"]
+        for m in lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse")[1]
+    ] == [1]
     assert TS48_ICCID

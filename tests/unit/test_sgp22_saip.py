@@ -95,7 +95,13 @@ def test_refusals_carry_pe_status() -> None:
     tuak = [
         (
             n,
-            {**v, "algoConfiguration": ("algoParameter", {**v["algoConfiguration"][1], "algorithmID": 2})},
+            {
+                **v,
+                "algoConfiguration": (
+                    "algoParameter",
+                    {**v["algoConfiguration"][1], "algorithmID": 2},
+                ),
+            },
         )
         if n == "akaParameter"
         else (n, v)
@@ -110,5 +116,8 @@ def test_refusals_carry_pe_status() -> None:
     rt = empty_card()
     with pytest.raises(ProfileStoreError) as se:
         uicc(rt).install_profile_package(_package(*tuak))
-    assert se.value.reason == ProfileStoreReason.BAD_FORMAT and se.value.pe_status == PeStatus.FEATURE_NOT_SUPPORTED
+    assert (
+        se.value.reason == ProfileStoreReason.BAD_FORMAT
+        and se.value.pe_status == PeStatus.FEATURE_NOT_SUPPORTED
+    )
     assert uicc(rt).list_profiles() == ()
