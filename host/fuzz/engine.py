@@ -508,6 +508,18 @@ class ReplayOutcome:
     seed: int = 0
 
 
+def script_directives(text: str) -> dict[str, str]:
+    """The `# fuzz: KEY VALUE` lines of a script (tear-after excepted), as a dict."""
+    out = {}
+    for raw in text.splitlines():
+        body = raw.strip().lstrip("#").strip()
+        if raw.strip().startswith("#") and body.startswith("fuzz:"):
+            words = body[5:].split(None, 1)
+            if len(words) == 2 and words[0] != "tear-after":
+                out[words[0]] = words[1].strip()
+    return out
+
+
 def script_events(text: str, source: str = "script") -> tuple[list[Event], int | None]:
     """The events of a finding script (tears from `# fuzz: tear-after K`) and its
     `# fuzz: card-seed`, if any.

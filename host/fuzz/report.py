@@ -6,6 +6,7 @@ happened. Lines starting `# fuzz:` are directives only `cardemu fuzz --replay`
 reads (comments to `cardemu run`):
 
 - `# fuzz: card-seed N`: the card's RNG seed;
+- `# fuzz: preset NAME`: the preset the card was built from;
 - `# fuzz: tear-after K`: the next command loses power after K persistent
   writes (the `reset` after it is the power coming back); `cardemu run` sends
   that command whole, so only `cardemu fuzz --replay` reproduces a tear.
@@ -135,10 +136,12 @@ def script_text(
         f" --replay {name or 'SCRIPT'}   (oracles and tears)"
     )
     lines.append(f"# fuzz: card-seed {seed}")
+    if len(target.run_options) == 2 and target.run_options[0] == "--preset":
+        lines.append(f"# fuzz: preset {target.run_options[1]}")
     for i, step in enumerate(steps):
         ev = step.event
         if i == mark:
-            lines.append(f"# fuzz: violation here: {mark_text}")
+            lines.append(f"# >>> the violation comes next: {mark_text}")
         if isinstance(ev, Reset):
             lines.append("reset")
             continue

@@ -81,7 +81,7 @@ def _mutated(corpus: Sequence[bytes]) -> st.SearchStrategy[bytes]:
     @st.composite
     def build(draw: Any) -> bytes:
         base = draw(st.sampled_from(corpus))
-        n = draw(st.integers(0, 3))
+        n = draw(st.sampled_from((0, 0, 1, 1, 2, 3)))
         if n == 0:
             return base
         r = random.Random(draw(st.integers(0, 2**32 - 1)))
@@ -91,23 +91,29 @@ def _mutated(corpus: Sequence[bytes]) -> st.SearchStrategy[bytes]:
 
 
 def apdu_strategy(applets: Sequence[AppletTarget]) -> st.SearchStrategy[bytes]:
-    """Commands for these applets: spec-valid ones (shrinking field by field), corpus
-    mutations, random headers and bodies, random bytes."""
-    parts: list[st.SearchStrategy[bytes]] = []
-    specs: dict[str, Any] = {}
+    """Commands for these applets, weighted towards what knows them best: their corpus
+    (mutated), their own specs, then interindustry specs (shrinking field by field),
+    random headers and bodies, random bytes."""
+    own: dict[str, Any] = {}
+    generic: dict[str, Any] = {}
     for a in applets:
         for s in specs_for(a):
-            specs.setdefault(s.id, s)
-    if specs:
-        try:
-            from apdu_specs.strategies import commands
-
-            parts.append(st.one_of([commands(s) for s in specs.values()]))
-        except ImportError:
-            pass
+            (generic if getattr(s, "context", None) is None else own).setdefault(s.id, s)
+    parts: list[st.SearchStrategy[bytes]] = []
     corpus = [c for a in applets for c in a.corpus]
     if corpus:
-        parts.append(_mutated(corpus))
+        mutated = _mutated(corpus)
+        parts += [mutated, mutated, mutated]
+    try:
+        from apdu_specs.strategies import commands
+    except ImportError:
+        commands = None  # type: ignore[assignment]
+    if commands is not None:
+        if own:
+            mine = st.one_of([commands(s) for s in own.values()])
+            parts += [mine, mine]
+        if generic:
+            parts.append(st.one_of([commands(s) for s in generic.values()]))
     parts.append(_structured())
     parts.append(st.binary(min_size=1, max_size=64))
     return st.one_of(parts)
@@ -133,6 +139,8 @@ def machine_for(
     applets = target.applets
     with_states = [a for a in applets if a.states]
     commands = apdu_strategy(applets)
+    corpus = [c for a in applets for c in a.corpus]
+    known = _mutated(corpus) if corpus else st.nothing()
     in_process = target.in_process
 
     class CardMachine(RuleBasedStateMachine):
@@ -157,8 +165,12 @@ def machine_for(
                 raise OracleViolation(vs[0])
             return step
 
-        @rule(applet=st.sampled_from(applets))
-        def select(self, applet: AppletTarget) -> None:
+        # A reset rule of its own would be drawn far too often (hypothesis favours rules
+        # without arguments): a reset comes with one select in eight instead.
+        @rule(applet=st.sampled_from(applets), reset=st.integers(0, 7))
+        def select(self, applet: AppletTarget, reset: int) -> None:
+            if reset == 7:
+                self._do(Reset())
             self._do(Send(applet.select_command))
 
         @precondition(lambda self: bool(with_states))
@@ -190,13 +202,20 @@ def machine_for(
         def send(self, apdu: bytes) -> None:
             self._do(Send(apdu))
 
-        @rule()
-        def reset(self) -> None:
-            self._do(Reset())
+        # The applets' own corpus gets rules of its own: it knows their commands best.
+        @precondition(lambda self: bool(corpus))
+        @rule(apdu=known)
+        def send_known(self, apdu: bytes) -> None:
+            self._do(Send(apdu))
 
         @precondition(lambda self: in_process)
-        @rule(apdu=commands, after=st.integers(0, 12))
+        @rule(apdu=commands, after=st.integers(0, 3) | st.integers(0, 16))
         def tear(self, apdu: bytes, after: int) -> None:
+            self._do(Tear(apdu, after))
+
+        @precondition(lambda self: in_process and bool(corpus))
+        @rule(apdu=st.sampled_from(corpus or [b""]), after=st.integers(0, 3))
+        def tear_known(self, apdu: bytes, after: int) -> None:
             self._do(Tear(apdu, after))
 
         @invariant()
