@@ -244,7 +244,7 @@ class Credential:
 
     @property
     def curve(self) -> str:
-        """"nist" or "brainpool"."""
+        """ "nist" or "brainpool"."""
         return _curve_name(self.key)
 
     @property
@@ -398,7 +398,9 @@ def _aki(issuer: Credential) -> x509.AuthorityKeyIdentifier:
 
 
 def _build(
-    builder: x509.CertificateBuilder, subject_key: ec.EllipticCurvePrivateKey, signer: ec.EllipticCurvePrivateKey
+    builder: x509.CertificateBuilder,
+    subject_key: ec.EllipticCurvePrivateKey,
+    signer: ec.EllipticCurvePrivateKey,
 ) -> x509.Certificate:
     builder = builder.public_key(subject_key.public_key()).add_extension(
         x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key()), critical=False
@@ -555,7 +557,9 @@ def _ci(curve: str, seed: bytes | None, crl_url: str) -> Credential:
     return Credential(_build(b, key, key), key)
 
 
-def _eum(curve: str, ci: Credential, ein: str, org: str, seed: bytes | None, crl_url: str) -> Credential:
+def _eum(
+    curve: str, ci: Credential, ein: str, org: str, seed: bytes | None, crl_url: str
+) -> Credential:
     key = _new_key(curve, seed, "eum")
     name = x509.Name(
         [
@@ -685,7 +689,9 @@ def _dptls(
         .not_valid_after(_SERVER_NOT_AFTER)
         .add_extension(_key_usage(sign=True), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             # Not critical, unlike the SGP.26 samples: RFC 5280 §4.2.1.12 allows
             # either, and strict Web-PKI verifiers refuse a critical one.
             critical=False,
@@ -809,7 +815,9 @@ def load_pki(directory: str | os.PathLike[str], curve: str = "nist") -> TestPki:
     return TestPki(
         curve=curve,
         ci=_load_cred(root / f"ci/CERT_CI_ECDSA_{sfx}.der", root / f"ci/SK_CI_ECDSA_{sfx}.pem"),
-        eum=_load_cred(root / f"eum/CERT_EUM_ECDSA_{sfx}.der", root / f"eum/SK_EUM_ECDSA_{sfx}.pem"),
+        eum=_load_cred(
+            root / f"eum/CERT_EUM_ECDSA_{sfx}.der", root / f"eum/SK_EUM_ECDSA_{sfx}.pem"
+        ),
         euiccs=euiccs,
         dpauth=_load_cred(
             root / f"dpauth/CERT_S_SM_DPauth_ECDSA_{sfx}.der",
@@ -867,9 +875,7 @@ def verify_euicc_chain(
     """
     now = when or _dt.datetime.now(_dt.UTC)
     aki = authority_key_id(eum_cert)
-    ci = next(
-        (c for c in trusted_cis if aki is not None and subject_key_id(c) == aki), None
-    )
+    ci = next((c for c in trusted_cis if aki is not None and subject_key_id(c) == aki), None)
     if ci is None:
         raise ChainError("ci", "unknown", "the EUM certificate names no CI the verifier trusts")
     if not issued_by(eum_cert, ci):

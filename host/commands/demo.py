@@ -44,7 +44,10 @@ def demo(as_json: bool, seed: int | None) -> None:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         d = result.download
-        click.echo(f"profile {d.iccid} installed in ISD-P {d.isdp_aid.hex().upper() if d.isdp_aid else '-'}")
+        click.echo(
+            f"profile {d.iccid} installed in ISD-P "
+            f"{d.isdp_aid.hex().upper() if d.isdp_aid else '-'}"
+        )
         click.echo(f"AUTHENTICATE: {result.auth_detail}")
     if not (result.download.installed and result.auth_ok):
         raise click.exceptions.Exit(1)

@@ -36,7 +36,9 @@ DEFAULT_PRESET = "euicc"
 def lpa_options(f: F) -> F:
     """The card (reader options), APDU tracing, JSON output."""
     f = json_option(f)
-    f = click.option("--apdu", "apdu_trace", is_flag=True, help="Trace every APDU on stderr too.")(f)
+    f = click.option("--apdu", "apdu_trace", is_flag=True, help="Trace every APDU on stderr too.")(
+        f
+    )
     f = click.option(
         "--basic-channel", is_flag=True, help="Talk to the ISD-R on channel 0 (no MANAGE CHANNEL)."
     )(f)
@@ -106,11 +108,27 @@ def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
 @lpa.command("download")
 @lpa_options
 @click.argument("activation_code")
-@click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False), help="Trust this PKI's CI for TLS (from `cardemu pki create`).")
-@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="Trust these PEM certificates for TLS.")
-@click.option("--connect-to", metavar="HOST:PORT", help="Connect there instead of the SM-DP+ address (TLS still checks the address).")
+@click.option(
+    "--pki",
+    "pki_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Trust this PKI's CI for TLS (from `cardemu pki create`).",
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust these PEM certificates for TLS.",
+)
+@click.option(
+    "--connect-to",
+    metavar="HOST:PORT",
+    help="Connect there instead of the SM-DP+ address (TLS still checks the address).",
+)
 @click.option("--confirmation-code", help="The confirmation code, if the SM-DP+ asks for one.")
-@click.option("--no-tls", is_flag=True, help="Plain HTTP to the SM-DP+ (a test server behind no TLS).")
+@click.option(
+    "--no-tls", is_flag=True, help="Plain HTTP to the SM-DP+ (a test server behind no TLS)."
+)
 def download(
     reader_spec: str | None,
     image: str | None,
@@ -160,8 +178,8 @@ def download(
         ca_pem=_ca(pki_dir, ca_file),
         connect_to=target,
         tls=not no_tls,
-    ) as l:
-        result = l.download(code, confirmation_code=confirmation_code)
+    ) as assistant:
+        result = assistant.download(code, confirmation_code=confirmation_code)
     doc = result.to_json()
     _emit(
         as_json,
@@ -179,8 +197,13 @@ def download(
 @lpa.command("list")
 @lpa_options
 def list_profiles(
-    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
-    apdu_trace: bool, basic_channel: bool, as_json: bool,
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
 ) -> None:
     """List the profiles on the eUICC (ES10c.GetProfilesInfo).
 
@@ -189,15 +212,18 @@ def list_profiles(
       cardemu lpa list --card my.card
       cardemu lpa list -r "Virtual PCD 00 00" --json
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
-        rows = l.profiles()
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+        rows = assistant.profiles()
 
     def text() -> None:
         if not rows:
             click.echo("no profile")
         for r in rows:
             nick = f" ({r['nickname']})" if r["nickname"] else ""
-            click.echo(f"{r['iccid']}  {r['state']:<8}  {r['serviceProviderName'] or '-'}: {r['profileName'] or '-'}{nick}")
+            click.echo(
+                f"{r['iccid']}  {r['state']:<8}  {r['serviceProviderName'] or '-'}: "
+                f"{r['profileName'] or '-'}{nick}"
+            )
 
     _emit(as_json, rows, text)
 
@@ -206,11 +232,19 @@ def _iccid_command(name: str, verb: str, action: Callable[[Lpa, str], None]) -> 
     @lpa_options
     @click.argument("iccid")
     def command(
-        reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
-        apdu_trace: bool, basic_channel: bool, as_json: bool, iccid: str,
+        reader_spec: str | None,
+        image: str | None,
+        preset: str | None,
+        seed: int | None,
+        apdu_trace: bool,
+        basic_channel: bool,
+        as_json: bool,
+        iccid: str,
     ) -> None:
-        with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
-            action(l, iccid)
+        with _lpa(
+            reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json
+        ) as assistant:
+            action(assistant, iccid)
         _emit(as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{verb} {iccid}"))
 
     command.__doc__ = f"""{verb.capitalize()} a profile (ES10c.{name}Profile).
@@ -222,9 +256,9 @@ def _iccid_command(name: str, verb: str, action: Callable[[Lpa, str], None]) -> 
     return click.command(name.lower())(command)
 
 
-lpa.add_command(_iccid_command("Enable", "enabled", lambda l, i: l.enable(i)))
-lpa.add_command(_iccid_command("Disable", "disabled", lambda l, i: l.disable(i)))
-lpa.add_command(_iccid_command("Delete", "deleted", lambda l, i: l.delete(i)))
+lpa.add_command(_iccid_command("Enable", "enabled", lambda a, i: a.enable(i)))
+lpa.add_command(_iccid_command("Disable", "disabled", lambda a, i: a.disable(i)))
+lpa.add_command(_iccid_command("Delete", "deleted", lambda a, i: a.delete(i)))
 
 
 @lpa.command("nickname")
@@ -232,8 +266,15 @@ lpa.add_command(_iccid_command("Delete", "deleted", lambda l, i: l.delete(i)))
 @click.argument("iccid")
 @click.argument("nickname")
 def nickname(
-    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
-    apdu_trace: bool, basic_channel: bool, as_json: bool, iccid: str, nickname: str,
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
+    iccid: str,
+    nickname: str,
 ) -> None:
     """Set a profile's nickname (ES10c.SetNickname).
 
@@ -241,24 +282,49 @@ def nickname(
     Examples:
       cardemu lpa nickname --card my.card 8988211000000000016 "work"
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
-        l.nickname(iccid, nickname)
-    _emit(as_json, {"iccid": iccid, "nickname": nickname}, lambda: click.echo(f"{iccid}: {nickname}"))
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+        assistant.nickname(iccid, nickname)
+    _emit(
+        as_json, {"iccid": iccid, "nickname": nickname}, lambda: click.echo(f"{iccid}: {nickname}")
+    )
 
 
 @lpa.command("notifications")
 @lpa_options
-@click.option("--send", is_flag=True, help="Deliver them to their SM-DP+ and remove the delivered ones.")
+@click.option(
+    "--send", is_flag=True, help="Deliver them to their SM-DP+ and remove the delivered ones."
+)
 @click.option("--seq", type=int, help="Only this sequence number.")
-@click.option("--pki", "pki_dir", type=click.Path(exists=True, file_okay=False), help="Trust this PKI's CI for TLS.")
-@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False), help="Trust these PEM certificates for TLS.")
-@click.option("--connect-to", metavar="HOST:PORT", help="Connect there instead of each notification address.")
+@click.option(
+    "--pki",
+    "pki_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Trust this PKI's CI for TLS.",
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust these PEM certificates for TLS.",
+)
+@click.option(
+    "--connect-to", metavar="HOST:PORT", help="Connect there instead of each notification address."
+)
 def notifications(
-    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
-    apdu_trace: bool, basic_channel: bool, as_json: bool, send: bool, seq: int | None,
-    pki_dir: str | None, ca_file: str | None, connect_to: str | None,
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
+    send: bool,
+    seq: int | None,
+    pki_dir: str | None,
+    ca_file: str | None,
+    connect_to: str | None,
 ) -> None:
-    """List the pending notifications (ES10b.ListNotification), or --send them (ES9+.HandleNotification).
+    """List the pending notifications (ES10b.ListNotification) or --send them (ES9+).
 
     \b
     Examples:
@@ -270,8 +336,10 @@ def notifications(
         host, port = split_address(connect_to, 0)
         target = (host, port)
     kw: dict[str, Any] = {"ca_pem": _ca(pki_dir, ca_file), "connect_to": target} if send else {}
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json, **kw) as l:
-        rows = l.send_notifications(seq) if send else l.notifications()
+    with _lpa(
+        reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json, **kw
+    ) as assistant:
+        rows = assistant.send_notifications(seq) if send else assistant.notifications()
         if seq is not None and not send:
             rows = [r for r in rows if r["seqNumber"] == seq]
 
@@ -280,7 +348,10 @@ def notifications(
             click.echo("no notification")
         for r in rows:
             extra = f"  {r['result']}" if "result" in r else ""
-            click.echo(f"#{r['seqNumber']:<4} {r['operation']:<8} {r['iccid'] or '-':<20} {r['address']}{extra}")
+            click.echo(
+                f"#{r['seqNumber']:<4} {r['operation']:<8} {r['iccid'] or '-':<20} "
+                f"{r['address']}{extra}"
+            )
 
     _emit(as_json, rows, text)
 
@@ -288,8 +359,13 @@ def notifications(
 @lpa.command("eid")
 @lpa_options
 def eid(
-    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
-    apdu_trace: bool, basic_channel: bool, as_json: bool,
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
 ) -> None:
     """Print the EID (ES10c.GetEID).
 
@@ -298,16 +374,21 @@ def eid(
       cardemu lpa eid
       cardemu lpa eid -r "Virtual PCD 00 00"
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
-        value = l.eid()
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+        value = assistant.eid()
     _emit(as_json, {"eid": value}, lambda: click.echo(value))
 
 
 @lpa.command("info")
 @lpa_options
 def info(
-    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None,
-    apdu_trace: bool, basic_channel: bool, as_json: bool,
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    apdu_trace: bool,
+    basic_channel: bool,
+    as_json: bool,
 ) -> None:
     """Show the eUICC: EID, versions, CI keys, configured addresses (ES10b.GetEUICCInfo2, ES10a).
 
@@ -315,11 +396,13 @@ def info(
     Examples:
       cardemu lpa info --json
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as l:
-        doc = l.info()
+    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+        doc = assistant.info()
 
     def text() -> None:
         for k, v in doc.items():
-            click.echo(f"{k:<24}{', '.join(v) if isinstance(v, list) else v if v is not None else '-'}")
+            click.echo(
+                f"{k:<24}{', '.join(v) if isinstance(v, list) else v if v is not None else '-'}"
+            )
 
     _emit(as_json, doc, text)

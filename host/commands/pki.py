@@ -75,7 +75,9 @@ def pki() -> None:
 @click.option("--ein", default=DEFAULT_EIN, show_default=True, help="EID prefix the EUM may issue.")
 @click.option("--eid", "eids", multiple=True, help="An eUICC to certify (repeatable).")
 @click.option(
-    "--euiccs", type=click.IntRange(1, 1000), help="Certify N eUICCs numbered 1..N in the EIN range."
+    "--euiccs",
+    type=click.IntRange(1, 1000),
+    help="Certify N eUICCs numbered 1..N in the EIN range.",
 )
 @click.option(
     "--smdp-host",
@@ -124,7 +126,9 @@ def create(
         eid_list = list(eids) or [make_eid(ein, i) for i in range(1, (euiccs or 1) + 1)]
     except ValueError as e:
         raise InvalidInput(str(e)) from None
-    names = list(tls_names) or (["localhost", "127.0.0.1"] if smdp_host == DEFAULT_SMDP_HOST else [])
+    names = list(tls_names) or (
+        ["localhost", "127.0.0.1"] if smdp_host == DEFAULT_SMDP_HOST else []
+    )
     made = []
     try:
         for curve in curves or ("nist",):

@@ -45,10 +45,16 @@ def smdpp() -> None:
 
 
 db_option = click.option(
-    "--db", default="smdpp.sqlite", show_default=True, help="The SM-DP+'s SQLite store (orders, sessions)."
+    "--db",
+    default="smdpp.sqlite",
+    show_default=True,
+    help="The SM-DP+'s SQLite store (orders, sessions).",
 )
 pki_option = click.option(
-    "--pki", "pki_dir", type=click.Path(exists=True, file_okay=False), help="Its certificates (`cardemu pki create`) [default: built-in test PKI]."
+    "--pki",
+    "pki_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Its certificates (`cardemu pki create`) [default: built-in test PKI].",
 )
 
 
@@ -59,9 +65,17 @@ pki_option = click.option(
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
 @click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
-@click.option("--demo-order", is_flag=True, help=f"Add the demo profile under matching ID {DEMO_MATCHING_ID}.")
+@click.option(
+    "--demo-order", is_flag=True, help=f"Add the demo profile under matching ID {DEMO_MATCHING_ID}."
+)
 def serve(
-    db: str, pki_dir: str | None, host: str, port: int, address: str | None, no_tls: bool, demo_order: bool
+    db: str,
+    pki_dir: str | None,
+    host: str,
+    port: int,
+    address: str | None,
+    no_tls: bool,
+    demo_order: bool,
 ) -> None:
     """Serve ES9+ on loopback until Ctrl-C.
 
@@ -81,7 +95,10 @@ def serve(
         smdp.address = f"localhost:{server.port}"
     click.echo(f"SM-DP+ {smdp.address} serving ES9+ on {server.url} (Ctrl-C stops)", err=True)
     for o in smdp.orders():
-        click.echo(f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}", err=True)
+        click.echo(
+            f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}",
+            err=True,
+        )
     server.serve_forever()
 
 
@@ -93,13 +110,24 @@ def serve(
 @click.option("--imsi", required=True)
 @click.option("--k", "k_hex", required=True, help="K, 16 bytes hex.")
 @click.option("--opc", "opc_hex", help="OPc, 16 bytes hex (Milenage).")
-@click.option("--xor", "use_xor", is_flag=True, help="The TS 34.108 XOR test algorithm instead of Milenage.")
+@click.option(
+    "--xor", "use_xor", is_flag=True, help="The TS 34.108 XOR test algorithm instead of Milenage."
+)
 @click.option("--eid", help="Only this eUICC may download it.")
 @click.option("--spn", default="cardemu", show_default=True)
 @click.option("--name", default="cardemu test profile", show_default=True)
 def order(
-    db: str, pki_dir: str | None, matching_id: str, iccid: str, imsi: str, k_hex: str,
-    opc_hex: str | None, use_xor: bool, eid: str | None, spn: str, name: str,
+    db: str,
+    pki_dir: str | None,
+    matching_id: str,
+    iccid: str,
+    imsi: str,
+    k_hex: str,
+    opc_hex: str | None,
+    use_xor: bool,
+    eid: str | None,
+    spn: str,
+    name: str,
 ) -> None:
     """Prepare a profile for download under MATCHING_ID.
 
@@ -112,8 +140,15 @@ def order(
         k = parse_hex(k_hex)
         opc = parse_hex(opc_hex) if opc_hex else bytes(16)
         o = ProfileOrder(
-            matching_id, iccid, imsi, k, opc, algorithm="xor" if use_xor else "milenage",
-            eid=eid, spn=spn, name=name,
+            matching_id,
+            iccid,
+            imsi,
+            k,
+            opc,
+            algorithm="xor" if use_xor else "milenage",
+            eid=eid,
+            spn=spn,
+            name=name,
         )
     except ValueError as e:
         raise InvalidInput(str(e)) from None
@@ -143,4 +178,6 @@ def orders(db: str, pki_dir: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['matching_id']:<20} {r['iccid']:<21} {r['state']:<11} {r['eid'] or 'any eUICC'}")
+        click.echo(
+            f"{r['matching_id']:<20} {r['iccid']:<21} {r['state']:<11} {r['eid'] or 'any eUICC'}"
+        )

@@ -109,7 +109,11 @@ def run_demo(
                 lpa.enable(result.iccid)
                 step("ES10c", "EnableProfile", result.iccid)
             profiles = lpa.profiles()
-            step("ES10c", "GetProfilesInfo", ", ".join(f"{p['iccid']} {p['state']}" for p in profiles))
+            step(
+                "ES10c",
+                "GetProfilesInfo",
+                ", ".join(f"{p['iccid']} {p['state']}" for p in profiles),
+            )
             sent = lpa.send_notifications()
         # The enabled profile's USIM, on the basic channel, as a handset would see it.
         usim = UsimSession(reader)
@@ -119,5 +123,9 @@ def run_demo(
         vector = generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00")
         auth = usim.authenticate(rand, vector.autn)
         check = check_auth(auth, alg, rand)
-        step("USIM", "AUTHENTICATE", f"RES {auth.res.hex().upper() if auth.res else '-'}: {check.detail}")
+        step(
+            "USIM",
+            "AUTHENTICATE",
+            f"RES {auth.res.hex().upper() if auth.res else '-'}: {check.detail}",
+        )
     return DemoResult(code, result, profiles, rand, auth, check.ok, check.detail, sent)

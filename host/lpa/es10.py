@@ -128,7 +128,7 @@ def split_tlvs(data: bytes) -> list[tuple[int, bytes, bytes]]:
 
 def _value(data: bytes) -> bytes:
     """The value of the one TLV `data` is."""
-    (_, header, whole), = split_tlvs(data)
+    ((_, header, whole),) = split_tlvs(data)
     return whole[len(header) :]
 
 
@@ -223,7 +223,9 @@ class Es10Client:
             channel = data[0]
         self.channel = channel
         cla = cla_with_channel(0x00, channel)
-        self._apdu(bytes((cla, 0xA4, 0x04, 0x00, len(self.aid))) + self.aid + b"\x00", "SELECT ISD-R")
+        self._apdu(
+            bytes((cla, 0xA4, 0x04, 0x00, len(self.aid))) + self.aid + b"\x00", "SELECT ISD-R"
+        )
         return self
 
     def close(self) -> None:
@@ -279,12 +281,22 @@ class Es10Client:
 
     def get_configured_addresses(self) -> dict[str, Any]:
         """ES10a.GetEuiccConfiguredAddresses (§5.7.3): defaultDpAddress, rootDsAddress."""
-        return dict(self._call("GetEuiccConfiguredAddresses", "EuiccConfiguredAddressesRequest", {}, "EuiccConfiguredAddressesResponse"))
+        return dict(
+            self._call(
+                "GetEuiccConfiguredAddresses",
+                "EuiccConfiguredAddressesRequest",
+                {},
+                "EuiccConfiguredAddressesResponse",
+            )
+        )
 
     def set_default_dp_address(self, address: str) -> None:
         """ES10a.SetDefaultDpAddress (§5.7.4)."""
         r = self._call(
-            "SetDefaultDpAddress", "SetDefaultDpAddressRequest", {"defaultDpAddress": address}, "SetDefaultDpAddressResponse"
+            "SetDefaultDpAddress",
+            "SetDefaultDpAddressRequest",
+            {"defaultDpAddress": address},
+            "SetDefaultDpAddressResponse",
         )
         self._check("SetDefaultDpAddress", r["setDefaultDpAddressResult"], {127: "undefinedError"})
 
@@ -292,7 +304,11 @@ class Es10Client:
 
     def get_euicc_challenge(self) -> bytes:
         """ES10b.GetEUICCChallenge (§5.7.7): 16 random bytes."""
-        return bytes(self._call("GetEUICCChallenge", "GetEuiccChallengeRequest", {}, "GetEuiccChallengeResponse")["euiccChallenge"])
+        return bytes(
+            self._call(
+                "GetEUICCChallenge", "GetEuiccChallengeRequest", {}, "GetEuiccChallengeResponse"
+            )["euiccChallenge"]
+        )
 
     def get_euicc_info1(self) -> bytes:
         """ES10b.GetEUICCInfo1 (§5.7.8), DER as the eUICC sent it (the LPA forwards it)."""
@@ -324,7 +340,9 @@ class Es10Client:
         # Encoded without the module's size constraints: the copy of RSPDefinitions in
         # card/sgp22 has DeviceInfo.tac as Octet8, SGP.22 v2.x says Octet4 (a 4-byte TAC).
         try:
-            ctx_der = bytes(asn1.rsp().encode("CtxParams1", ("ctxParamsForCommonAuthentication", ctx)))
+            ctx_der = bytes(
+                asn1.rsp().encode("CtxParams1", ("ctxParamsForCommonAuthentication", ctx))
+            )
         except Exception as e:  # noqa: BLE001 - asn1tools raises several types
             raise ValueError(f"ctxParams1: {e}") from None
         body = server_signed1 + server_signature1 + ci_pkid + server_certificate + ctx_der
@@ -333,15 +351,23 @@ class Es10Client:
         return raw
 
     def prepare_download(
-        self, smdp_signed2: bytes, smdp_signature2: bytes, smdp_certificate: bytes, hash_cc: bytes | None = None
+        self,
+        smdp_signed2: bytes,
+        smdp_signature2: bytes,
+        smdp_certificate: bytes,
+        hash_cc: bytes | None = None,
     ) -> bytes:
         """ES10b.PrepareDownload (§5.7.5). Returns the PrepareDownloadResponse DER."""
         cc = b"" if hash_cc is None else _tlv(0x04, hash_cc)
-        raw = self.call("PrepareDownload", _tlv(0xBF21, smdp_signed2 + smdp_signature2 + cc + smdp_certificate))
+        raw = self.call(
+            "PrepareDownload", _tlv(0xBF21, smdp_signed2 + smdp_signature2 + cc + smdp_certificate)
+        )
         asn1.decode("PrepareDownloadResponse", raw)
         return raw
 
-    def load_bound_profile_package(self, bpp: bytes, progress: Callable[[int, int], None] | None = None) -> bytes:
+    def load_bound_profile_package(
+        self, bpp: bytes, progress: Callable[[int, int], None] | None = None
+    ) -> bytes:
         """ES10b.LoadBoundProfilePackage (§5.7.6): the BPP segment by segment.
 
         Returns:
@@ -358,17 +384,26 @@ class Es10Client:
                 progress(i + 1, len(segments))
             if answer:
                 if self.trace is not None:
-                    self.trace(Es10Exchange(f"LoadBoundProfilePackage {i + 1}/{len(segments)}", segment, answer))
+                    self.trace(
+                        Es10Exchange(
+                            f"LoadBoundProfilePackage {i + 1}/{len(segments)}", segment, answer
+                        )
+                    )
                 asn1.decode("ProfileInstallationResult", answer)
                 return answer
             if self.trace is not None:
-                self.trace(Es10Exchange(f"LoadBoundProfilePackage {i + 1}/{len(segments)}", segment, b""))
+                self.trace(
+                    Es10Exchange(f"LoadBoundProfilePackage {i + 1}/{len(segments)}", segment, b"")
+                )
         raise Es10Error("LoadBoundProfilePackage", 127, "no ProfileInstallationResult")
 
     def cancel_session(self, transaction_id: bytes, reason: int = 0) -> bytes:
         """ES10b.CancelSession (§5.7.14). Returns the CancelSessionResponse DER."""
         raw = self.call(
-            "CancelSession", asn1.encode("CancelSessionRequest", {"transactionId": transaction_id, "reason": reason})
+            "CancelSession",
+            asn1.encode(
+                "CancelSessionRequest", {"transactionId": transaction_id, "reason": reason}
+            ),
         )
         asn1.decode("CancelSessionResponse", raw)
         return raw
@@ -376,7 +411,9 @@ class Es10Client:
     def list_notifications(self, events: tuple[bytes, int] | None = None) -> list[dict[str, Any]]:
         """ES10b.ListNotification (§5.7.9): the pending notifications' metadata."""
         req: dict[str, Any] = {} if events is None else {"profileManagementOperation": events}
-        kind, value = self._call("ListNotification", "ListNotificationRequest", req, "ListNotificationResponse")
+        kind, value = self._call(
+            "ListNotification", "ListNotificationRequest", req, "ListNotificationResponse"
+        )
         if kind != "notificationMetadataList":
             raise Es10Error("ListNotification", int(value), "undefinedError")
         return [dict(v) for v in value]
@@ -384,7 +421,9 @@ class Es10Client:
     def retrieve_notifications(self, seq: int | None = None) -> list[bytes]:
         """ES10b.RetrieveNotificationsList (§5.7.10): each PendingNotification DER, as signed."""
         req: dict[str, Any] = {} if seq is None else {"searchCriteria": ("seqNumber", seq)}
-        raw = self.call("RetrieveNotificationsList", asn1.encode("RetrieveNotificationsListRequest", req))
+        raw = self.call(
+            "RetrieveNotificationsList", asn1.encode("RetrieveNotificationsListRequest", req)
+        )
         kind, value = asn1.decode("RetrieveNotificationsListResponse", raw)
         if kind != "notificationList":
             if value == 1:  # noResultAvailable
@@ -394,50 +433,92 @@ class Es10Client:
 
     def remove_notification(self, seq: int) -> None:
         """ES10b.RemoveNotificationFromList (§5.7.11)."""
-        r = self._call("RemoveNotificationFromList", "NotificationSentRequest", {"seqNumber": seq}, "NotificationSentResponse")
-        self._check("RemoveNotificationFromList", r["deleteNotificationStatus"], {1: "nothingToDelete", 127: "undefinedError"})
+        r = self._call(
+            "RemoveNotificationFromList",
+            "NotificationSentRequest",
+            {"seqNumber": seq},
+            "NotificationSentResponse",
+        )
+        self._check(
+            "RemoveNotificationFromList",
+            r["deleteNotificationStatus"],
+            {1: "nothingToDelete", 127: "undefinedError"},
+        )
 
     # -- ES10c ------------------------------------------------------------------------
 
-    def get_profiles_info(self, *, iccid: str | None = None, tags: bytes | None = None) -> list[dict[str, Any]]:
+    def get_profiles_info(
+        self, *, iccid: str | None = None, tags: bytes | None = None
+    ) -> list[dict[str, Any]]:
         """ES10c.GetProfilesInfo (§5.7.15), optionally one ICCID and only some tags."""
         req: dict[str, Any] = {}
         if iccid is not None:
             req["searchCriteria"] = ("iccid", iccid_to_ef(iccid))
         if tags is not None:
             req["tagList"] = tags
-        kind, value = self._call("GetProfilesInfo", "ProfileInfoListRequest", req, "ProfileInfoListResponse")
+        kind, value = self._call(
+            "GetProfilesInfo", "ProfileInfoListRequest", req, "ProfileInfoListResponse"
+        )
         if kind != "profileInfoListOk":
-            raise Es10Error("GetProfilesInfo", int(value), "incorrectInputValues" if value == 1 else "undefinedError")
+            raise Es10Error(
+                "GetProfilesInfo",
+                int(value),
+                "incorrectInputValues" if value == 1 else "undefinedError",
+            )
         return [dict(v) for v in value]
 
-    def _profile_op(self, function: str, req_type: str, resp_type: str, iccid: str, refresh: bool | None) -> None:
+    def _profile_op(
+        self, function: str, req_type: str, resp_type: str, iccid: str, refresh: bool | None
+    ) -> None:
         ident = ("iccid", iccid_to_ef(iccid))
-        value: Any = ident if refresh is None else {"profileIdentifier": ident, "refreshFlag": refresh}
+        value: Any = (
+            ident if refresh is None else {"profileIdentifier": ident, "refreshFlag": refresh}
+        )
         r = self._call(function, req_type, value, resp_type)
         code = next(iter(r.values()))
         self._check(
             function,
             code,
-            {1: "iccidOrAidNotFound", 2: "wrongProfileState", 3: "disallowedByPolicy", 4: "wrongProfileReenabling", 127: "undefinedError"},
+            {
+                1: "iccidOrAidNotFound",
+                2: "wrongProfileState",
+                3: "disallowedByPolicy",
+                4: "wrongProfileReenabling",
+                127: "undefinedError",
+            },
         )
 
     def enable_profile(self, iccid: str, refresh: bool = False) -> None:
         """ES10c.EnableProfile (§5.7.16)."""
-        self._profile_op("EnableProfile", "EnableProfileRequest", "EnableProfileResponse", iccid, refresh)
+        self._profile_op(
+            "EnableProfile", "EnableProfileRequest", "EnableProfileResponse", iccid, refresh
+        )
 
     def disable_profile(self, iccid: str, refresh: bool = False) -> None:
         """ES10c.DisableProfile (§5.7.17)."""
-        self._profile_op("DisableProfile", "DisableProfileRequest", "DisableProfileResponse", iccid, refresh)
+        self._profile_op(
+            "DisableProfile", "DisableProfileRequest", "DisableProfileResponse", iccid, refresh
+        )
 
     def delete_profile(self, iccid: str) -> None:
         """ES10c.DeleteProfile (§5.7.18)."""
-        self._profile_op("DeleteProfile", "DeleteProfileRequest", "DeleteProfileResponse", iccid, None)
+        self._profile_op(
+            "DeleteProfile", "DeleteProfileRequest", "DeleteProfileResponse", iccid, None
+        )
 
-    def memory_reset(self, operational: bool = True, test: bool = False, default_address: bool = False) -> int:
+    def memory_reset(
+        self, operational: bool = True, test: bool = False, default_address: bool = False
+    ) -> int:
         """ES10c.eUICCMemoryReset (§5.7.19). Returns 0 (ok) or 1 (nothing to delete)."""
-        bits = (0x80 if operational else 0) | (0x40 if test else 0) | (0x20 if default_address else 0)
-        r = self._call("eUICCMemoryReset", "EuiccMemoryResetRequest", {"resetOptions": (bytes((bits,)), 3)}, "EuiccMemoryResetResponse")
+        bits = (
+            (0x80 if operational else 0) | (0x40 if test else 0) | (0x20 if default_address else 0)
+        )
+        r = self._call(
+            "eUICCMemoryReset",
+            "EuiccMemoryResetRequest",
+            {"resetOptions": (bytes((bits,)), 3)},
+            "EuiccMemoryResetResponse",
+        )
         code = int(r["resetResult"])
         if code not in (0, 1):
             raise Es10Error("eUICCMemoryReset", code, "undefinedError")
@@ -445,7 +526,9 @@ class Es10Client:
 
     def get_eid(self) -> str:
         """ES10c.GetEID (§5.7.20): the 32-digit EID."""
-        r = self._call("GetEID", "GetEuiccDataRequest", {"tagList": b"\x5a"}, "GetEuiccDataResponse")
+        r = self._call(
+            "GetEID", "GetEuiccDataRequest", {"tagList": b"\x5a"}, "GetEuiccDataResponse"
+        )
         return bytes(r["eidValue"]).hex().upper()
 
     def set_nickname(self, iccid: str, nickname: str) -> None:
@@ -456,5 +539,6 @@ class Es10Client:
             {"iccid": iccid_to_ef(iccid), "profileNickname": nickname},
             "SetNicknameResponse",
         )
-        self._check("SetNickname", r["setNicknameResult"], {1: "iccidNotFound", 127: "undefinedError"})
-
+        self._check(
+            "SetNickname", r["setNicknameResult"], {1: "iccidNotFound", 127: "undefinedError"}
+        )

@@ -42,7 +42,15 @@ def split_address(address: str, default_port: int = 443) -> tuple[str, int]:
 
 
 class _Connection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, *, context: ssl.SSLContext, timeout: float, target: tuple[str, int] | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        context: ssl.SSLContext,
+        timeout: float,
+        target: tuple[str, int] | None,
+    ) -> None:
         super().__init__(host, port, context=context, timeout=timeout)
         self._target = target
         self._ctx = context
@@ -91,7 +99,13 @@ class Es9Client:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.tls:
-            return _Connection(self.host, self.port, context=self.context, timeout=self.timeout, target=self.connect_to)
+            return _Connection(
+                self.host,
+                self.port,
+                context=self.context,
+                timeout=self.timeout,
+                target=self.connect_to,
+            )
         host, port = self.connect_to or (self.host, self.port)
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
@@ -116,7 +130,9 @@ class Es9Client:
             resp = conn.getresponse()
             data = resp.read()
         except ssl.SSLCertVerificationError as e:
-            raise Es9TransportError(f"{function}: the SM-DP+ certificate does not verify: {e.verify_message}") from None
+            raise Es9TransportError(
+                f"{function}: the SM-DP+ certificate does not verify: {e.verify_message}"
+            ) from None
         except (OSError, http.client.HTTPException) as e:
             raise Es9TransportError(f"{function}: cannot reach {self.address}: {e}") from None
         finally:
@@ -130,8 +146,14 @@ class Es9Client:
         except (UnicodeDecodeError, ValueError):
             answer = None
         if resp.status != 200 or not isinstance(answer, dict):
-            detail = answer.get("error", {}).get("message", "") if isinstance(answer, dict) else data[:80]
-            raise Es9TransportError(f"{function}: HTTP {resp.status} {resp.reason} {detail!r}".rstrip())
+            detail = (
+                answer.get("error", {}).get("message", "")
+                if isinstance(answer, dict)
+                else data[:80]
+            )
+            raise Es9TransportError(
+                f"{function}: HTTP {resp.status} {resp.reason} {detail!r}".rstrip()
+            )
         if self.trace is not None:
             self.trace(function, body, answer)
         status_of(answer, function)

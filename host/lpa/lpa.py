@@ -140,7 +140,9 @@ class DownloadResult:
             "iccid": self.iccid,
             "installed": self.installed,
             "isdpAid": None if self.isdp_aid is None else self.isdp_aid.hex().upper(),
-            "error": None if self.error is None else {"bppCommandId": self.error[0], "errorReason": self.error[1]},
+            "error": None
+            if self.error is None
+            else {"bppCommandId": self.error[0], "errorReason": self.error[1]},
             "serviceProviderName": self.metadata.get("serviceProviderName"),
             "profileName": self.metadata.get("profileName"),
             "notified": self.notified,
@@ -237,7 +239,11 @@ class Lpa:
         self._step("ES10b", "GetEUICCChallenge", f"euiccChallenge {challenge.hex().upper()}")
         info1 = es10.get_euicc_info1()
         pkids = asn1.decode("EUICCInfo1", info1)["euiccCiPKIdListForVerification"]
-        self._step("ES10b", "GetEUICCInfo1", f"{len(pkids)} CI key(s): " + ", ".join(k.hex()[:8].upper() for k in pkids))
+        self._step(
+            "ES10b",
+            "GetEUICCInfo1",
+            f"{len(pkids)} CI key(s): " + ", ".join(k.hex()[:8].upper() for k in pkids),
+        )
 
         r1 = es9.require(
             "initiateAuthentication",
@@ -252,9 +258,16 @@ class Lpa:
         signed1 = unb64(r1["serverSigned1"], "serverSigned1")
         decoded1 = asn1.decode("ServerSigned1", signed1)
         # SGP.22 §5.6.1: the LPA checks the answer belongs to this request.
-        if decoded1["transactionId"].hex().upper() != tid or decoded1["euiccChallenge"] != challenge:
+        if (
+            decoded1["transactionId"].hex().upper() != tid
+            or decoded1["euiccChallenge"] != challenge
+        ):
             raise LpaError("InitiateAuthentication", "serverSigned1 does not match this request")
-        self._step("ES9+", "InitiateAuthentication", f"transactionId {tid}, server {decoded1['serverAddress']}")
+        self._step(
+            "ES9+",
+            "InitiateAuthentication",
+            f"transactionId {tid}, server {decoded1['serverAddress']}",
+        )
 
         asr = es10.authenticate_server(
             signed1,
@@ -266,7 +279,9 @@ class Lpa:
         )
         kind, value = decode_lenient("AuthenticateServerResponse", asr)
         if kind != "authenticateResponseOk":
-            self._step("ES10b", "AuthenticateServer", f"refused: error {value['authenticateErrorCode']}")
+            self._step(
+                "ES10b", "AuthenticateServer", f"refused: error {value['authenticateErrorCode']}"
+            )
         else:
             self._step("ES10b", "AuthenticateServer", "SM-DP+ authenticated, euiccSignature1 made")
 
@@ -280,12 +295,15 @@ class Lpa:
         )
         if kind != "authenticateResponseOk":
             raise LpaError("AuthenticateServer", f"eUICC error {value['authenticateErrorCode']}")
-        metadata = asn1.decode("StoreMetadataRequest", unb64(r2["profileMetadata"], "profileMetadata"))
+        metadata = asn1.decode(
+            "StoreMetadataRequest", unb64(r2["profileMetadata"], "profileMetadata")
+        )
         iccid = iccid_from_ef(metadata["iccid"])
         self._step(
             "ES9+",
             "AuthenticateClient",
-            f"profile {iccid} \"{metadata.get('profileName', '')}\" from {metadata.get('serviceProviderName', '')}",
+            f'profile {iccid} "{metadata.get("profileName", "")}" '
+            f"from {metadata.get('serviceProviderName', '')}",
         )
         smdp_signed2 = unb64(r2["smdpSigned2"], "smdpSigned2")
         signed2 = asn1.decode("SmdpSigned2", smdp_signed2)
@@ -331,10 +349,19 @@ class Lpa:
         res = DownloadResult(tid, iccid, result_kind == "successResult", metadata=dict(metadata))
         if res.installed:
             res.isdp_aid = bytes(result["aid"])
-            self._step("ES10b", "LoadBoundProfilePackage", f"installed in ISD-P {res.isdp_aid.hex().upper()}")
+            self._step(
+                "ES10b",
+                "LoadBoundProfilePackage",
+                f"installed in ISD-P {res.isdp_aid.hex().upper()}",
+            )
         else:
-            res.error = (_named("BppCommandId", result["bppCommandId"]), _named("ErrorReason", result["errorReason"]))
-            self._step("ES10b", "LoadBoundProfilePackage", f"failed at {res.error[0]}: {res.error[1]}")
+            res.error = (
+                _named("BppCommandId", result["bppCommandId"]),
+                _named("ErrorReason", result["errorReason"]),
+            )
+            self._step(
+                "ES10b", "LoadBoundProfilePackage", f"failed at {res.error[0]}: {res.error[1]}"
+            )
 
         # The result goes to the SM-DP+ and then leaves the eUICC's list (SGP.22 §3.1.3, §3.5).
         seq = data["notificationMetadata"]["seqNumber"]
@@ -373,7 +400,9 @@ class Lpa:
             "svn": _version(info2["svn"]),
             "profileVersion": _version(info2["profileVersion"]),
             "firmwareVersion": _version(info2["euiccFirmwareVer"]),
-            "ciKeysForVerification": [k.hex().upper() for k in info2["euiccCiPKIdListForVerification"]],
+            "ciKeysForVerification": [
+                k.hex().upper() for k in info2["euiccCiPKIdListForVerification"]
+            ],
             "ciKeysForSigning": [k.hex().upper() for k in info2["euiccCiPKIdListForSigning"]],
             "ppVersion": _version(info2["ppVersion"]),
             "sasAccreditationNumber": info2["sasAcreditationNumber"],
@@ -418,10 +447,16 @@ class Lpa:
                 out.append(summary)
                 continue
             try:
-                self.es9(summary["address"]).call("handleNotification", {"pendingNotification": b64(pending[0])})
+                self.es9(summary["address"]).call(
+                    "handleNotification", {"pendingNotification": b64(pending[0])}
+                )
                 self.es10.remove_notification(summary["seqNumber"])
                 summary["result"] = "sent"
-                self._step("ES9+", "HandleNotification", f"#{summary['seqNumber']} {summary['operation']} sent")
+                self._step(
+                    "ES9+",
+                    "HandleNotification",
+                    f"#{summary['seqNumber']} {summary['operation']} sent",
+                )
             except (Es9Error, Es9TransportError) as e:
                 summary["result"] = f"not sent: {e}"
                 self._step("ES9+", "HandleNotification", f"#{summary['seqNumber']} not sent: {e}")

@@ -225,7 +225,9 @@ def require_loopback(host: str) -> str:
     for info in infos:
         addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not addr.is_loopback:
-            raise ValueError(f"{host!r} is not a loopback address ({addr}): servers bind to loopback only")
+            raise ValueError(
+                f"{host!r} is not a loopback address ({addr}): servers bind to loopback only"
+            )
     return host
 
 
@@ -261,7 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return f"cardemu-{self.server.app.name}"
 
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str], ctype: str | None) -> None:
+    def _send(
+        self, status: int, body: bytes, headers: Mapping[str, str], ctype: str | None
+    ) -> None:
         self.send_response(status)
         for k, v in {**self.server.app.headers, **headers}.items():
             self.send_header(k, v)
@@ -316,7 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(e)
             return
         except Exception:  # noqa: BLE001 - the server's last line: log, answer 500, go on
-            log.exception("%s: handler failed on %s %s", self.server.app.name, self.command, self.path)
+            log.exception(
+                "%s: handler failed on %s %s", self.server.app.name, self.command, self.path
+            )
             self._fail(HttpError(500, "internal error"))
             return
         if response.body is None:
@@ -325,7 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             payload = bytes(response.body)
         else:
             payload = json.dumps(response.body).encode()
-        self._send(response.status, payload, response.headers, response.content_type if payload else None)
+        self._send(
+            response.status, payload, response.headers, response.content_type if payload else None
+        )
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle  # noqa: N815
 
@@ -361,7 +369,12 @@ class _HttpServer(ThreadingHTTPServer):
                     pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("%s: connection from %s ended with an error", self.app.name, client_address, exc_info=True)
+        log.debug(
+            "%s: connection from %s ended with an error",
+            self.app.name,
+            client_address,
+            exc_info=True,
+        )
 
 
 class Server:
@@ -403,7 +416,7 @@ class Server:
 
     @property
     def scheme(self) -> str:
-        """"https" with TLS, else "http"."""
+        """ "https" with TLS, else "http"."""
         return "https" if self._httpd.tls is not None else "http"
 
     @property
@@ -491,7 +504,9 @@ class Store:
             finally:
                 cur.close()
 
-    def query(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+    def query(
+        self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
         """Run a read and return every row."""
         with self._lock:
             return list(self._conn.execute(sql, params))

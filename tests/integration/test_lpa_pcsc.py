@@ -72,5 +72,7 @@ def test_download_over_pcsc(reader: PcscReader, smdp: SmdpPlus) -> None:
     usim.select_usim()
     alg = Milenage(order.k, order.opc)
     rand = os.urandom(16)
-    res = usim.authenticate(rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn)
+    res = usim.authenticate(
+        rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn
+    )
     assert check_auth(res, alg, rand).ok

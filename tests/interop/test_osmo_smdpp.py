@@ -47,7 +47,8 @@ pytestmark = [
 
 PYSIM_DIR = os.environ.get("CARDEMU_PYSIM_DIR")
 PYSIM_PYTHON = os.environ.get("CARDEMU_PYSIM_PYTHON", sys.executable)
-# osmo-smdpp's built-in name: its certificates and the smdpAddress it accepts (osmo-smdpp.py HOSTNAME).
+# osmo-smdpp's built-in name (osmo-smdpp.py HOSTNAME): in its TLS certificate and the
+# smdpAddress it accepts.
 OSMO_HOST = "testsmdpplus1.example.com"
 K = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 OPC = bytes.fromhex("0F0E0D0C0B0A09080706050403020100")
@@ -60,12 +61,18 @@ spec = importlib.util.spec_from_file_location("osmo_smdpp", os.path.join(pysim, 
 m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
 certs = os.path.join(m.DATA_DIR, "certs")
-hs = m.SmDppHttpServer(server_hostname=m.HOSTNAME, ci_certs_path=os.path.join(certs, "CertificateIssuer"),
-                       common_cert_path=certs, use_brainpool=False, in_memory=True)
+hs = m.SmDppHttpServer(
+    server_hostname=m.HOSTNAME,
+    ci_certs_path=os.path.join(certs, "CertificateIssuer"),
+    common_cert_path=certs,
+    use_brainpool=False,
+    in_memory=True,
+)
 tls = os.path.join(certs, "DPtls")
 # Loopback only: the interface is part of the endpoint.
-hs.app.run(endpoint_description="ssl:%d:interface=127.0.0.1:privateKey=%s:certKey=%s" % (
-    port, os.path.join(tls, "SK_S_SM_DP_TLS_NIST.pem"), os.path.join(tls, "CERT_S_SM_DP_TLS_NIST.pem")))
+key = os.path.join(tls, "SK_S_SM_DP_TLS_NIST.pem")
+cert = os.path.join(tls, "CERT_S_SM_DP_TLS_NIST.pem")
+hs.app.run(endpoint_description=f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}")
 """
 
 
@@ -84,7 +91,9 @@ def _pysim() -> Path:
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     if probe.returncode != 0:
-        pytest.skip(f"osmo-smdpp's requirements are missing: {probe.stderr.strip().splitlines()[-1:]}")
+        pytest.skip(
+            f"osmo-smdpp's requirements are missing: {probe.stderr.strip().splitlines()[-1:]}"
+        )
     return root
 
 
@@ -169,9 +178,13 @@ def _euicc(pki: TestPki) -> InProcessReader:
 def _download(osmo: Osmo, reader: InProcessReader, matching_id: str) -> tuple[list[Step], str]:
     steps: list[Step] = []
     with Es10Client(reader) as es10:
-        lpa = Lpa(es10, ca_pem=osmo.pki.ci.pem, connect_to=("127.0.0.1", osmo.port), on_step=steps.append)
+        lpa = Lpa(
+            es10, ca_pem=osmo.pki.ci.pem, connect_to=("127.0.0.1", osmo.port), on_step=steps.append
+        )
         result = lpa.download(f"LPA:1${OSMO_HOST}${matching_id}")
-        assert result.installed, f"{result.error}; osmo-smdpp log: {osmo.log.read_text(errors='replace')[-2000:]}"
+        assert result.installed, (
+            f"{result.error}; osmo-smdpp log: {osmo.log.read_text(errors='replace')[-2000:]}"
+        )
         assert result.notified
         lpa.enable(result.iccid)
         (profile,) = lpa.profiles()
@@ -183,7 +196,9 @@ def _authenticate(reader: InProcessReader, alg: AkaAlgorithm) -> None:
     usim = UsimSession(reader)
     usim.select_usim()
     rand = os.urandom(16)
-    res = usim.authenticate(rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn)
+    res = usim.authenticate(
+        rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn
+    )
     check = check_auth(res, alg, rand)
     assert check.ok, check.detail
 
@@ -196,7 +211,9 @@ def test_tls_is_ours_and_loopback_only(osmo: Osmo) -> None:
 
 
 def test_download_our_saip_profile_from_osmo_smdpp(osmo: Osmo) -> None:
-    order = ProfileOrder("CARDEMU-1", "8988211000000000057", "001010000000057", K, OPC, name="cardemu via osmo")
+    order = ProfileOrder(
+        "CARDEMU-1", "8988211000000000057", "001010000000057", K, OPC, name="cardemu via osmo"
+    )
     (osmo.upp_dir / "CARDEMU-1.der").write_bytes(build_upp(order))
     reader = _euicc(osmo.pki)
     steps, iccid = _download(osmo, reader, "CARDEMU-1")

@@ -105,7 +105,7 @@ class SoftEuicc:
     def authenticate_server(
         self, resp: dict[str, str], matching_id: str | None, *, tamper_signature: bool = False
     ) -> bytes:
-        """AuthenticateServerResponse (SGP.22 §5.7.13) to the server's initiateAuthentication answer."""
+        """AuthenticateServerResponse (SGP.22 §5.7.13) to an initiateAuthentication answer."""
         signed1 = asn1.decode("ServerSigned1", b64d(resp["serverSigned1"]))
         assert signed1["euiccChallenge"] == self.challenge
         # The eUICC checks the server's signature as the card would.
@@ -140,14 +140,18 @@ class SoftEuicc:
         }
         return asn1.encode("AuthenticateServerResponse", ("authenticateResponseOk", ok))
 
-    def prepare_download(self, resp: dict[str, str], *, tamper_signature: bool = False, tid: bytes | None = None) -> bytes:
+    def prepare_download(
+        self, resp: dict[str, str], *, tamper_signature: bool = False, tid: bytes | None = None
+    ) -> bytes:
         """PrepareDownloadResponse (SGP.22 §5.7.5) to authenticateClient's answer."""
         smdp_signed2 = b64d(resp["smdpSigned2"])
         sig2_do = b64d(resp["smdpSignature2"])
         dppb = x509.load_der_x509_certificate(b64d(resp["smdpCertificate"]))
         # smdpSignature2 covers smdpSigned2 || euiccSignature1 (with its tag).
         dppb.public_key().verify(
-            raw_to_der(sig2_do[3:]), smdp_signed2 + tlv(0x5F37, self.signature1), ec.ECDSA(hashes.SHA256())
+            raw_to_der(sig2_do[3:]),
+            smdp_signed2 + tlv(0x5F37, self.signature1),
+            ec.ECDSA(hashes.SHA256()),
         )
         self.smdp_signature2 = sig2_do
         decoded = asn1.decode("SmdpSigned2", smdp_signed2)
@@ -188,7 +192,9 @@ class SoftEuicc:
         sign_do = tlv(0x5F37, iscr["smdpSign"])
         assert body.endswith(sign_do)
         signed = body[: -len(sign_do)] + tlv(0x5F49, otpk)
-        dppb_cert.public_key().verify(raw_to_der(iscr["smdpSign"]), signed, ec.ECDSA(hashes.SHA256()))
+        dppb_cert.public_key().verify(
+            raw_to_der(iscr["smdpSign"]), signed, ec.ECDSA(hashes.SHA256())
+        )
         smdp_pub = ec.EllipticCurvePublicKey.from_encoded_point(self.ot_key.curve, iscr["smdpOtpk"])
         shared = self.ot_key.exchange(ec.ECDH(), smdp_pub)
         crt = iscr["controlRefTemplate"]
@@ -218,7 +224,10 @@ class SoftEuicc:
         """A PendingNotification holding a signed ProfileInstallationResult (SGP.22 §5.7.6)."""
         final: tuple[str, dict[str, Any]]
         if ok:
-            final = ("successResult", {"aid": bytes.fromhex("A0000005591010FFFFFFFF8900001000"), "simaResponse": b""})
+            final = (
+                "successResult",
+                {"aid": bytes.fromhex("A0000005591010FFFFFFFF8900001000"), "simaResponse": b""},
+            )
         else:
             final = ("errorResult", {"bppCommandId": 5, "errorReason": 8})
         data = {
@@ -237,10 +246,15 @@ class SoftEuicc:
             signature = bytes([signature[0] ^ 1]) + signature[1:]
         return asn1.encode(
             "PendingNotification",
-            ("profileInstallationResult", {"profileInstallationResultData": data, "euiccSignPIR": signature}),
+            (
+                "profileInstallationResult",
+                {"profileInstallationResultData": data, "euiccSignPIR": signature},
+            ),
         )
 
-    def other_notification(self, operation_bits: int, iccid: bytes, *, tamper: bool = False) -> bytes:
+    def other_notification(
+        self, operation_bits: int, iccid: bytes, *, tamper: bool = False
+    ) -> bytes:
         tbs = {
             "seqNumber": self.seq,
             "profileManagementOperation": (bytes((operation_bits,)), 4),
@@ -265,7 +279,10 @@ class SoftEuicc:
         )
 
     def cancel(self, tid: bytes, smdp_oid: str, reason: int = 0) -> bytes:
-        signed = asn1.encode("EuiccCancelSessionSigned", {"transactionId": tid, "smdpOid": smdp_oid, "reason": reason})
+        signed = asn1.encode(
+            "EuiccCancelSessionSigned",
+            {"transactionId": tid, "smdpOid": smdp_oid, "reason": reason},
+        )
         ok = {
             "euiccCancelSessionSigned": asn1.decode("EuiccCancelSessionSigned", signed),
             "euiccCancelSessionSignature": self.euicc.sign(signed),

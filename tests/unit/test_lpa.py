@@ -29,7 +29,9 @@ from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import OrderState, SmdpPlus
 from host.usim import UsimSession, check_auth
 
-pytestmark = pytest.mark.skipif("euicc" not in PRESETS, reason="no euicc preset (applets.isdr) here")
+pytestmark = pytest.mark.skipif(
+    "euicc" not in PRESETS, reason="no euicc preset (applets.isdr) here"
+)
 
 K = bytes(range(16))
 OPC = bytes(range(16, 32))
@@ -56,7 +58,16 @@ def pki():
 def smdp(pki):
     s = SmdpPlus(pki, address="localhost")
     s.add_order(demo_order())
-    s.add_order(ProfileOrder("XOR-1", "8988211000000000032", "001010000000003", K, algorithm="xor", name="xor profile"))
+    s.add_order(
+        ProfileOrder(
+            "XOR-1",
+            "8988211000000000032",
+            "001010000000003",
+            K,
+            algorithm="xor",
+            name="xor profile",
+        )
+    )
     with s.serve() as server:
         s.address = f"localhost:{server.port}"
         yield s
@@ -77,9 +88,19 @@ def lpa_for(reader: Reader, pki, steps: list[Step] | None = None) -> tuple[Es10C
 
 def test_activation_codes() -> None:
     ac = ActivationCode.parse("LPA:1$smdp.example.com$ABC-123")
-    assert (ac.address, ac.matching_id, ac.smdp_oid, ac.cc_required) == ("smdp.example.com", "ABC-123", None, False)
+    assert (ac.address, ac.matching_id, ac.smdp_oid, ac.cc_required) == (
+        "smdp.example.com",
+        "ABC-123",
+        None,
+        False,
+    )
     ac = ActivationCode.parse("1$localhost:8443$M$1.2.3$1")
-    assert (ac.address, ac.matching_id, ac.smdp_oid, ac.cc_required) == ("localhost:8443", "M", "1.2.3", True)
+    assert (ac.address, ac.matching_id, ac.smdp_oid, ac.cc_required) == (
+        "localhost:8443",
+        "M",
+        "1.2.3",
+        True,
+    )
     assert ActivationCode.parse("lpa:1$h$").matching_id == ""
     for bad in ("LPA:2$h$m", "LPA:1", "LPA:1$$m", "nonsense"):
         with pytest.raises(ValueError):
@@ -121,10 +142,18 @@ def test_bpp_segmentation_follows_sgp22_2_5_5(pki) -> None:
     e = SoftEuicc(pki)
     r1 = s.initiate_authentication(e.initiate_body("localhost"))
     r2 = s.authenticate_client(
-        {"transactionId": r1["transactionId"], "authenticateServerResponse": base64.b64encode(e.authenticate_server(r1, "DEMO-1")).decode()}
+        {
+            "transactionId": r1["transactionId"],
+            "authenticateServerResponse": base64.b64encode(
+                e.authenticate_server(r1, "DEMO-1")
+            ).decode(),
+        }
     )
     r3 = s.get_bound_profile_package(
-        {"transactionId": r1["transactionId"], "prepareDownloadResponse": base64.b64encode(e.prepare_download(r2)).decode()}
+        {
+            "transactionId": r1["transactionId"],
+            "prepareDownloadResponse": base64.b64encode(e.prepare_download(r2)).decode(),
+        }
     )
     bpp = base64.b64decode(r3["boundProfilePackage"])
     segs = bpp_segments(bpp)
@@ -132,7 +161,9 @@ def test_bpp_segmentation_follows_sgp22_2_5_5(pki) -> None:
     assert segs[1][0] == 0xA0 and split_tlvs(segs[1])[0][0] == 0xA0
     a1 = next(i for i, sg in enumerate(segs) if sg[0] == 0xA1)
     a3 = next(i for i, sg in enumerate(segs) if sg[0] == 0xA3)
-    assert all(sg[0] == 0x88 for sg in segs[a1 + 1 : a3]) and all(sg[0] == 0x86 for sg in segs[a3 + 1 :])
+    assert all(sg[0] == 0x88 for sg in segs[a1 + 1 : a3]) and all(
+        sg[0] == 0x86 for sg in segs[a3 + 1 :]
+    )
     # The headers announce exactly what follows them.
     body = b"".join(segs)
     assert len(body) == len(bpp)
@@ -168,7 +199,10 @@ def test_download_enable_authenticate(smdp, card, pki) -> None:
     assert smdp.order_state(order.matching_id) == OrderState.INSTALLED
     (profile,) = lpa.profiles()
     assert profile["iccid"] == order.full_iccid and profile["state"] == "disabled"
-    assert profile["profileName"] == "cardemu demo profile" and profile["serviceProviderName"] == "cardemu"
+    assert (
+        profile["profileName"] == "cardemu demo profile"
+        and profile["serviceProviderName"] == "cardemu"
+    )
     # The installation result was delivered and removed: nothing pending.
     assert lpa.notifications() == []
     lpa.enable(result.iccid)
@@ -179,13 +213,19 @@ def test_download_enable_authenticate(smdp, card, pki) -> None:
     usim.select_usim()
     alg = Milenage(order.k, order.opc)
     rand = os.urandom(16)
-    res = usim.authenticate(rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn)
+    res = usim.authenticate(
+        rand, generate_auth_vector(alg, rand, (0x20).to_bytes(6, "big"), b"\x80\x00").autn
+    )
     assert check_auth(res, alg, rand).ok
 
     # The enable notification goes to the SM-DP+ named in the metadata, then leaves the list.
     es10, lpa = lpa_for(card, pki)
     (pending,) = lpa.notifications()
-    assert (pending["operation"], pending["iccid"], pending["address"]) == ("enable", order.full_iccid, smdp.address)
+    assert (pending["operation"], pending["iccid"], pending["address"]) == (
+        "enable",
+        order.full_iccid,
+        smdp.address,
+    )
     sent = lpa.send_notifications()
     assert [r["result"] for r in sent] == ["sent"] and lpa.notifications() == []
     assert [n["operation"] for n in smdp.notifications()] == ["install", "enable"]
@@ -257,7 +297,16 @@ def test_unknown_matching_id_and_eid_bound_order(smdp, card, pki) -> None:
     with pytest.raises(Es9Error) as e:
         lpa.download(f"LPA:1${smdp.address}$NO-SUCH")
     assert e.value.code == SC_MATCHING_ID_REFUSED
-    smdp.add_order(ProfileOrder("OTHER-EID", "8988211000000000040", "001010000000004", K, OPC, eid=make_eid("89049032", 42)))
+    smdp.add_order(
+        ProfileOrder(
+            "OTHER-EID",
+            "8988211000000000040",
+            "001010000000004",
+            K,
+            OPC,
+            eid=make_eid("89049032", 42),
+        )
+    )
     with pytest.raises(Es9Error) as e:
         lpa.download(f"LPA:1${smdp.address}$OTHER-EID")
     assert e.value.code == SC_EID_REFUSED
@@ -266,7 +315,7 @@ def test_unknown_matching_id_and_eid_bound_order(smdp, card, pki) -> None:
 
 
 def test_eid_outside_the_eum_range(smdp, pki) -> None:
-    """An eUICC whose certificate names an EID its EUM may not issue: 8.1.3 / 6.1, nothing installed."""
+    """An eUICC certificate with an EID its EUM may not issue: 8.1.3 / 6.1, nothing installed."""
     from dataclasses import replace
 
     outside_eid = make_eid("89049099", 5)
@@ -294,8 +343,12 @@ def test_iccid_already_installed(smdp, card, pki) -> None:
         other.address = f"localhost:{server.port}"
         result = lpa.download(f"LPA:1${other.address}$AGAIN")
     assert not result.installed
-    assert result.error == ("loadProfileElements", "installFailedDueToIccidAlreadyExistsOnEuicc") or (
-        result.error is not None and result.error[1] == "installFailedDueToIccidAlreadyExistsOnEuicc"
+    assert result.error == (
+        "loadProfileElements",
+        "installFailedDueToIccidAlreadyExistsOnEuicc",
+    ) or (
+        result.error is not None
+        and result.error[1] == "installFailedDueToIccidAlreadyExistsOnEuicc"
     )
     assert result.notified
     # The failed order is downloadable again; the eUICC still holds one profile.
@@ -311,7 +364,10 @@ def test_declined_download_cancels_both_sides(smdp, card, pki) -> None:
     lpa = Lpa(es10, ca_pem=pki.ci.pem, confirm=lambda metadata: False, on_step=steps.append)
     with pytest.raises(LpaError, match="declined"):
         lpa.download(f"LPA:1${smdp.address}$DEMO-1")
-    assert [f"{s.interface}.{s.function}" for s in steps][-2:] == ["ES10b.CancelSession", "ES9+.CancelSession"]
+    assert [f"{s.interface}.{s.function}" for s in steps][-2:] == [
+        "ES10b.CancelSession",
+        "ES9+.CancelSession",
+    ]
     assert lpa.profiles() == []
     assert smdp.order_state("DEMO-1") == OrderState.RELEASED
     # ... and the profile can be downloaded afterwards.
@@ -331,7 +387,8 @@ def _euicc_in_catalogue() -> bool:
 
 @pytest.mark.skipif(
     not _euicc_in_catalogue(),
-    reason="the ISD-R/ECASD are not cardemu.applets entry points here (pyproject.toml, pip install -e)",
+    reason="the ISD-R/ECASD are not cardemu.applets entry points here "
+    "(pyproject.toml, pip install -e)",
 )
 def test_cli_lpa_on_a_card_image(smdp, tmp_path, capsys) -> None:
     image = str(tmp_path / "e.card")
@@ -343,7 +400,10 @@ def test_cli_lpa_on_a_card_image(smdp, tmp_path, capsys) -> None:
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     assert doc["installed"] and doc["iccid"] == demo_order().full_iccid
-    assert "ES9+.GetBoundProfilePackage" in captured.err and "ES10b.LoadBoundProfilePackage" in captured.err
+    assert (
+        "ES9+.GetBoundProfilePackage" in captured.err
+        and "ES10b.LoadBoundProfilePackage" in captured.err
+    )
     # The card image keeps the profile.
     assert main(["lpa", "list", "--card", image, "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)

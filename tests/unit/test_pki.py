@@ -122,7 +122,9 @@ def test_euicc_profile(pki) -> None:
     for eid, cred in pki.euiccs.items():
         cert = cred.cert
         assert eid_of(cert) == eid
-        assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == pki.eum_org
+        assert (
+            cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == pki.eum_org
+        )
         assert issued_by(cert, pki.eum.cert) and not issued_by(cert, pki.ci.cert)
         assert authority_key_id(cert) == pki.eum.ski
         assert has_policy(cert, OID_ROLE_EUICC)
@@ -133,7 +135,8 @@ def test_euicc_profile(pki) -> None:
 
 
 @pytest.mark.parametrize(
-    "attr,role", [("dpauth", OID_ROLE_DP_AUTH), ("dppb", OID_ROLE_DP_PB), ("dptls", OID_ROLE_DP_TLS)]
+    "attr,role",
+    [("dpauth", OID_ROLE_DP_AUTH), ("dppb", OID_ROLE_DP_PB), ("dptls", OID_ROLE_DP_TLS)],
 )
 def test_smdp_profiles(pki, attr: str, role: x509.ObjectIdentifier) -> None:
     cert = getattr(pki, attr).cert
@@ -335,9 +338,10 @@ def test_cli_create_and_show(tmp_path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     roles = [c["role"] for c in out["certificates"]]
     assert roles == ["ci", "eum", "euicc", "euicc", "dp-auth", "dp-pb", "dp-tls"]
-    assert load_pki(d).ci.der == create_pki(
-        seed="cli", eids=[make_eid(DEFAULT_EIN, 1), make_eid(DEFAULT_EIN, 2)]
-    ).ci.der
+    assert (
+        load_pki(d).ci.der
+        == create_pki(seed="cli", eids=[make_eid(DEFAULT_EIN, 1), make_eid(DEFAULT_EIN, 2)]).ci.der
+    )
     # A second create into the same directory is refused: keys are not overwritten by accident.
     assert main(["pki", "create", str(d)]) == 1
     assert "already holds" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rsp_soft_euicc import SoftEuicc, b64d
 
 from applets.usim.saip import profile_from_package
 from card.sgp22 import asn1
@@ -40,7 +41,6 @@ from host.lpa.es9 import Es9Client, Es9TransportError
 from host.pki import create_pki, make_eid
 from host.servers.smdpp.saip import ProfileOrder, build_upp, iccid_to_ef, iccid_to_header, upp_iccid
 from host.servers.smdpp.server import OrderState, SessionState, SmdpPlus
-from rsp_soft_euicc import SoftEuicc, b64d
 
 K = bytes(range(16))
 OPC = bytes(range(16, 32))
@@ -84,19 +84,25 @@ class Flow:
 
     def authenticate(self, **kw) -> dict:
         asr = self.euicc.authenticate_server(self.r1, self.mid, **kw)
-        self.r2 = self.smdp.authenticate_client({"transactionId": self.tid, "authenticateServerResponse": b64(asr)})
+        self.r2 = self.smdp.authenticate_client(
+            {"transactionId": self.tid, "authenticateServerResponse": b64(asr)}
+        )
         return self.r2
 
     def bpp(self, **kw) -> dict:
         pdr = self.euicc.prepare_download(self.r2, **kw)
-        self.r3 = self.smdp.get_bound_profile_package({"transactionId": self.tid, "prepareDownloadResponse": b64(pdr)})
+        self.r3 = self.smdp.get_bound_profile_package(
+            {"transactionId": self.tid, "prepareDownloadResponse": b64(pdr)}
+        )
         return self.r3
 
     def all(self) -> tuple[bytes, bytes, bytes]:
         self.initiate()
         self.authenticate()
         self.bpp()
-        return self.euicc.open_bpp(b64d(self.r3["boundProfilePackage"]), self.smdp.credentials[0].dppb.cert)
+        return self.euicc.open_bpp(
+            b64d(self.r3["boundProfilePackage"]), self.smdp.credentials[0].dppb.cert
+        )
 
 
 def refused(code: tuple[str, str], fn, *args, **kw) -> Es9Error:
@@ -125,7 +131,12 @@ def test_full_download_in_process(smdp, pki) -> None:
     assert smdp.order_state("M1") == OrderState.INSTALLED
     assert smdp.session_state(f.tid) == SessionState.DONE
     (note,) = smdp.notifications()
-    assert (note["kind"], note["result"], note["iccid"], note["eid"]) == ("install", "installed", ICCID, pki.eid)
+    assert (note["kind"], note["result"], note["iccid"], note["eid"]) == (
+        "install",
+        "installed",
+        ICCID,
+        pki.eid,
+    )
     # An installed profile is not handed out again.
     again = Flow(smdp, SoftEuicc(pki))
     again.initiate()
@@ -137,12 +148,17 @@ def test_the_upp_installs_into_the_profile_store() -> None:
     profile = profile_from_package(build_upp(order())).profile
     assert profile.iccid == ICCID and profile.imsi == "001010000000001"
     assert profile.auth.k == K and profile.auth.opc == OPC and profile.auth.algorithm == "milenage"
-    xor = profile_from_package(build_upp(ProfileOrder("X", ICCID, "001010000000002", K, algorithm="xor"))).profile
+    xor = profile_from_package(
+        build_upp(ProfileOrder("X", ICCID, "001010000000002", K, algorithm="xor"))
+    ).profile
     assert xor.auth.algorithm == "xor" and xor.imsi == "001010000000002"
 
 
 @settings(max_examples=25, deadline=None)
-@given(body=st.text(alphabet="0123456789", min_size=18, max_size=19), imsi_tail=st.text("0123456789", min_size=10, max_size=10))
+@given(
+    body=st.text(alphabet="0123456789", min_size=18, max_size=19),
+    imsi_tail=st.text("0123456789", min_size=10, max_size=10),
+)
 def test_upp_header_iccid_round_trip(body: str, imsi_tail: str) -> None:
     upp = build_upp(ProfileOrder("P", body, "00101" + imsi_tail, K, OPC))
     assert upp_iccid(upp) == body
@@ -153,7 +169,9 @@ def test_upp_header_iccid_round_trip(body: str, imsi_tail: str) -> None:
 def test_failed_installation_releases_the_order(smdp, pki) -> None:
     f = Flow(smdp, SoftEuicc(pki))
     tid, _, _ = f.all()
-    smdp.handle_notification({"pendingNotification": b64(f.euicc.installation_result(tid, ok=False))})
+    smdp.handle_notification(
+        {"pendingNotification": b64(f.euicc.installation_result(tid, ok=False))}
+    )
     assert smdp.order_state("M1") == OrderState.RELEASED
     assert "error" in smdp.notifications()[0]["result"]
     # A new download works.
@@ -172,7 +190,9 @@ def test_brainpool_and_two_cis(pki) -> None:
     brp = create_pki(curve="brainpool", seed=b"smdpp tests")
     from host.servers.smdpp.server import SmdpCredentials
 
-    s = SmdpPlus([SmdpCredentials.from_pki(pki), SmdpCredentials.from_pki(brp)], address="localhost")
+    s = SmdpPlus(
+        [SmdpCredentials.from_pki(pki), SmdpCredentials.from_pki(brp)], address="localhost"
+    )
     s.add_order(order())
     f = Flow(s, SoftEuicc(brp))
     f.initiate()
@@ -279,12 +299,22 @@ def test_wrong_transaction_id(smdp, pki) -> None:
         smdp.authenticate_client,
         {"transactionId": "00" * 16, "authenticateServerResponse": b64(asr)},
     )
-    refused(SC_TRANSACTION_UNKNOWN, smdp.authenticate_client, {"transactionId": "xyz", "authenticateServerResponse": b64(asr)})
+    refused(
+        SC_TRANSACTION_UNKNOWN,
+        smdp.authenticate_client,
+        {"transactionId": "xyz", "authenticateServerResponse": b64(asr)},
+    )
     # The session itself is intact: the right transaction ID still works.
-    f.r2 = smdp.authenticate_client({"transactionId": f.tid, "authenticateServerResponse": b64(asr)})
+    f.r2 = smdp.authenticate_client(
+        {"transactionId": f.tid, "authenticateServerResponse": b64(asr)}
+    )
     # euiccSigned2 naming another transaction than the request's.
     pdr = f.euicc.prepare_download(f.r2, tid=bytes(16))
-    refused(SC_TRANSACTION_UNKNOWN, smdp.get_bound_profile_package, {"transactionId": f.tid, "prepareDownloadResponse": b64(pdr)})
+    refused(
+        SC_TRANSACTION_UNKNOWN,
+        smdp.get_bound_profile_package,
+        {"transactionId": f.tid, "prepareDownloadResponse": b64(pdr)},
+    )
     assert smdp.order_state("M1") == OrderState.RELEASED
 
 
@@ -299,17 +329,27 @@ def test_replayed_and_reordered_steps(smdp, pki) -> None:
     )
     f.authenticate()
     asr = f.euicc.authenticate_server(f.r1, "M1")
-    refused(SC_TRANSACTION_UNKNOWN, smdp.authenticate_client, {"transactionId": f.tid, "authenticateServerResponse": b64(asr)})
+    refused(
+        SC_TRANSACTION_UNKNOWN,
+        smdp.authenticate_client,
+        {"transactionId": f.tid, "authenticateServerResponse": b64(asr)},
+    )
     f.bpp()
     pdr = f.euicc.prepare_download(f.r2)
-    refused(SC_TRANSACTION_UNKNOWN, smdp.get_bound_profile_package, {"transactionId": f.tid, "prepareDownloadResponse": b64(pdr)})
+    refused(
+        SC_TRANSACTION_UNKNOWN,
+        smdp.get_bound_profile_package,
+        {"transactionId": f.tid, "prepareDownloadResponse": b64(pdr)},
+    )
     assert smdp.order_state("M1") == OrderState.DOWNLOADED
 
 
 def test_notification_with_bad_signature_is_ignored(smdp, pki) -> None:
     f = Flow(smdp, SoftEuicc(pki))
     tid, _, _ = f.all()
-    smdp.handle_notification({"pendingNotification": b64(f.euicc.installation_result(tid, tamper=True))})
+    smdp.handle_notification(
+        {"pendingNotification": b64(f.euicc.installation_result(tid, tamper=True))}
+    )
     assert smdp.order_state("M1") == OrderState.DOWNLOADED and smdp.notifications() == []
     # A result for a transaction the server never bound is ignored too.
     smdp.handle_notification({"pendingNotification": b64(f.euicc.installation_result(bytes(16)))})
@@ -318,12 +358,27 @@ def test_notification_with_bad_signature_is_ignored(smdp, pki) -> None:
 
 def test_other_notifications(smdp, pki) -> None:
     e = SoftEuicc(pki)
-    smdp.handle_notification({"pendingNotification": b64(e.other_notification(0x40, iccid_to_ef(ICCID)))})
-    smdp.handle_notification({"pendingNotification": b64(e.other_notification(0x10, iccid_to_ef(ICCID), tamper=True))})
+    smdp.handle_notification(
+        {"pendingNotification": b64(e.other_notification(0x40, iccid_to_ef(ICCID)))}
+    )
+    smdp.handle_notification(
+        {"pendingNotification": b64(e.other_notification(0x10, iccid_to_ef(ICCID), tamper=True))}
+    )
     stranger = create_pki(seed=b"another CI")
-    smdp.handle_notification({"pendingNotification": b64(SoftEuicc(stranger).other_notification(0x20, iccid_to_ef(ICCID)))})
+    smdp.handle_notification(
+        {
+            "pendingNotification": b64(
+                SoftEuicc(stranger).other_notification(0x20, iccid_to_ef(ICCID))
+            )
+        }
+    )
     (note,) = smdp.notifications()
-    assert (note["kind"], note["operation"], note["iccid"], note["eid"]) == ("other", "enable", ICCID, pki.eid)
+    assert (note["kind"], note["operation"], note["iccid"], note["eid"]) == (
+        "other",
+        "enable",
+        ICCID,
+        pki.eid,
+    )
 
 
 def test_cancel_session(smdp, pki) -> None:
@@ -332,13 +387,21 @@ def test_cancel_session(smdp, pki) -> None:
     f.authenticate()
     f.bpp()
     tid = bytes.fromhex(f.tid)
-    refused(SC_SMDP_OID_INVALID, smdp.cancel_session, {"transactionId": f.tid, "cancelSessionResponse": b64(f.euicc.cancel(tid, "2.999.77"))})
-    assert smdp.cancel_session({"transactionId": f.tid, "cancelSessionResponse": b64(f.euicc.cancel(tid, pki.smdp_oid))}) == {
-        "transactionId": f.tid
-    }
+    refused(
+        SC_SMDP_OID_INVALID,
+        smdp.cancel_session,
+        {"transactionId": f.tid, "cancelSessionResponse": b64(f.euicc.cancel(tid, "2.999.77"))},
+    )
+    assert smdp.cancel_session(
+        {"transactionId": f.tid, "cancelSessionResponse": b64(f.euicc.cancel(tid, pki.smdp_oid))}
+    ) == {"transactionId": f.tid}
     assert smdp.session_state(f.tid) == SessionState.CANCELLED
     assert smdp.order_state("M1") == OrderState.RELEASED
-    refused(SC_TRANSACTION_UNKNOWN, smdp.cancel_session, {"transactionId": f.tid, "cancelSessionResponse": b64(f.euicc.cancel(tid, pki.smdp_oid))})
+    refused(
+        SC_TRANSACTION_UNKNOWN,
+        smdp.cancel_session,
+        {"transactionId": f.tid, "cancelSessionResponse": b64(f.euicc.cancel(tid, pki.smdp_oid))},
+    )
 
 
 def test_malformed_requests(smdp, pki) -> None:
@@ -350,7 +413,11 @@ def test_malformed_requests(smdp, pki) -> None:
     refused(SC_BAD_REQUEST, smdp.initiate_authentication, body)
     f = Flow(smdp, SoftEuicc(pki))
     f.initiate()
-    refused(SC_BAD_REQUEST, smdp.authenticate_client, {"transactionId": f.tid, "authenticateServerResponse": b64(b"\x30\x00")})
+    refused(
+        SC_BAD_REQUEST,
+        smdp.authenticate_client,
+        {"transactionId": f.tid, "authenticateServerResponse": b64(b"\x30\x00")},
+    )
 
 
 def test_orders(pki, tmp_path) -> None:
@@ -383,27 +450,45 @@ def test_es9_over_https(smdp, pki) -> None:
         e = SoftEuicc(pki)
         r1 = es9.require("initiateAuthentication", e.initiate_body(smdp.address), "transactionId")
         asr = e.authenticate_server(r1, "M1")
-        r2 = es9.call("authenticateClient", {"transactionId": r1["transactionId"], "authenticateServerResponse": b64(asr)})
+        r2 = es9.call(
+            "authenticateClient",
+            {"transactionId": r1["transactionId"], "authenticateServerResponse": b64(asr)},
+        )
         pdr = e.prepare_download(r2)
-        r3 = es9.call("getBoundProfilePackage", {"transactionId": r1["transactionId"], "prepareDownloadResponse": b64(pdr)})
+        r3 = es9.call(
+            "getBoundProfilePackage",
+            {"transactionId": r1["transactionId"], "prepareDownloadResponse": b64(pdr)},
+        )
         tid, _, upp = e.open_bpp(b64d(r3["boundProfilePackage"]), pki.dppb.cert)
         assert upp == build_upp(order())
-        assert es9.call("handleNotification", {"pendingNotification": b64(e.installation_result(tid))}) is None
+        assert (
+            es9.call("handleNotification", {"pendingNotification": b64(e.installation_result(tid))})
+            is None
+        )
         assert smdp.order_state("M1") == OrderState.INSTALLED
         # An ES9+ failure arrives as an Es9Error with the status codes.
         with pytest.raises(Es9Error) as err:
-            es9.call("authenticateClient", {"transactionId": r1["transactionId"], "authenticateServerResponse": b64(asr)})
-        assert err.value.code == SC_TRANSACTION_UNKNOWN and err.value.function == "authenticateClient"
+            es9.call(
+                "authenticateClient",
+                {"transactionId": r1["transactionId"], "authenticateServerResponse": b64(asr)},
+            )
+        assert (
+            err.value.code == SC_TRANSACTION_UNKNOWN and err.value.function == "authenticateClient"
+        )
         # TLS: a client trusting another CI refuses the server.
         with pytest.raises(Es9TransportError, match="certificate"):
-            Es9Client(smdp.address, ca_pem=create_pki(seed=b"x").ci.pem).call("initiateAuthentication", {})
+            Es9Client(smdp.address, ca_pem=create_pki(seed=b"x").ci.pem).call(
+                "initiateAuthentication", {}
+            )
 
 
 def test_http_binding_details(smdp, pki) -> None:
     with smdp.serve() as server:
         ctx = ssl.create_default_context(cadata=pki.ci.pem.decode())
 
-        def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        def post(
+            path: str, body: bytes, headers: dict[str, str]
+        ) -> tuple[int, dict[str, str], bytes]:
             conn = http.client.HTTPSConnection("localhost", server.port, context=ctx, timeout=10)
             conn.request("POST", path, body=body, headers=headers)
             r = conn.getresponse()
@@ -411,14 +496,23 @@ def test_http_binding_details(smdp, pki) -> None:
             conn.close()
             return out
 
-        json_headers = {"Content-Type": "application/json;charset=UTF-8", "X-Admin-Protocol": ADMIN_PROTOCOL}
+        json_headers = {
+            "Content-Type": "application/json;charset=UTF-8",
+            "X-Admin-Protocol": ADMIN_PROTOCOL,
+        }
         status, headers, body = post(ES9_PATHS["initiateAuthentication"], b"{}", json_headers)
         answer = json.loads(body)
         assert status == 200 and headers["x-admin-protocol"].startswith("gsma/rsp/v2")
         assert answer["header"]["functionExecutionStatus"]["status"] == "Failed"
-        assert answer["header"]["functionExecutionStatus"]["statusCodeData"]["subjectCode"] == SC_BAD_REQUEST[0]
+        assert (
+            answer["header"]["functionExecutionStatus"]["statusCodeData"]["subjectCode"]
+            == SC_BAD_REQUEST[0]
+        )
         assert post(ES9_PATHS["initiateAuthentication"], b"{", json_headers)[0] == 400
-        assert post(ES9_PATHS["initiateAuthentication"], b"{}", {"Content-Type": "text/plain"})[0] == 415
+        assert (
+            post(ES9_PATHS["initiateAuthentication"], b"{}", {"Content-Type": "text/plain"})[0]
+            == 415
+        )
         assert post("/gsma/rsp2/es9plus/nothing", b"{}", json_headers)[0] == 404
         v3 = {**json_headers, "X-Admin-Protocol": "gsma/rsp/v3.0.0"}
         assert post(ES9_PATHS["initiateAuthentication"], b"{}", v3)[0] == 400
@@ -442,12 +536,44 @@ def test_cli_orders(tmp_path, capsys) -> None:
     args = ["smdpp", "order", "--db", db, "MY-1", "--iccid", ICCID, "--imsi", "001010000000001"]
     assert main([*args, "--k", K.hex(), "--opc", OPC.hex()]) == 0
     assert main([*args, "--k", K.hex(), "--opc", OPC.hex()]) == 1  # already ordered
-    assert main([*args[:4], "MY-2", "--iccid", "8988211000000000024", "--imsi", "001010000000002", "--k", K.hex(), "--xor"]) == 0
-    assert main([*args[:4], "MY-3", "--iccid", "8988211000000000032", "--imsi", "001010000000003", "--k", K.hex()]) == 2
+    assert (
+        main(
+            [
+                *args[:4],
+                "MY-2",
+                "--iccid",
+                "8988211000000000024",
+                "--imsi",
+                "001010000000002",
+                "--k",
+                K.hex(),
+                "--xor",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                *args[:4],
+                "MY-3",
+                "--iccid",
+                "8988211000000000032",
+                "--imsi",
+                "001010000000003",
+                "--k",
+                K.hex(),
+            ]
+        )
+        == 2
+    )
     capsys.readouterr()
     assert main(["smdpp", "orders", "--db", db, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["matching_id"], r["state"]) for r in rows] == [("MY-1", "released"), ("MY-2", "released")]
+    assert [(r["matching_id"], r["state"]) for r in rows] == [
+        ("MY-1", "released"),
+        ("MY-2", "released"),
+    ]
 
 
 def test_cli_serve_runs_alone(tmp_path) -> None:
@@ -465,7 +591,18 @@ def test_cli_serve_runs_alone(tmp_path) -> None:
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "host.cli", "smdpp", "serve", "--port", "0", "--db", str(tmp_path / "s.sqlite"), "--demo-order"],
+        [
+            sys.executable,
+            "-m",
+            "host.cli",
+            "smdpp",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "s.sqlite"),
+            "--demo-order",
+        ],
         cwd=root,
         stderr=subprocess.PIPE,
         text=True,
@@ -483,7 +620,9 @@ def test_cli_serve_runs_alone(tmp_path) -> None:
         address = m.group(1)
         assert f"LPA:1${address}${DEMO_MATCHING_ID}" in proc.stderr.readline()
         pki = default_pki()
-        r = Es9Client(address, ca_pem=pki.ci.pem).call("initiateAuthentication", SoftEuicc(pki).initiate_body(address))
+        r = Es9Client(address, ca_pem=pki.ci.pem).call(
+            "initiateAuthentication", SoftEuicc(pki).initiate_body(address)
+        )
         assert len(bytes.fromhex(r["transactionId"])) == 16
     finally:
         proc.send_signal(signal.SIGTERM)

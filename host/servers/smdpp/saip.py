@@ -257,8 +257,16 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
             {
                 "puk-Header": _header(next(ident)),
                 "pukCodes": [
-                    {"keyReference": 1, "pukValue": _pin(order.puk1), "maxNumOfAttemps-retryNumLeft": 0xAA},
-                    {"keyReference": 129, "pukValue": _pin(order.puk2), "maxNumOfAttemps-retryNumLeft": 0xAA},
+                    {
+                        "keyReference": 1,
+                        "pukValue": _pin(order.puk1),
+                        "maxNumOfAttemps-retryNumLeft": 0xAA,
+                    },
+                    {
+                        "keyReference": 129,
+                        "pukValue": _pin(order.puk2),
+                        "maxNumOfAttemps-retryNumLeft": 0xAA,
+                    },
                 ],
             },
         )

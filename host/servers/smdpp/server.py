@@ -319,7 +319,9 @@ class SmdpPlus:
             raise ValueError("an SM-DP+ needs at least one DPauth/DPpb set")
         self.credentials = list(credentials)
         self.address = address
-        self.trusted_cis = list(trusted_cis) if trusted_cis is not None else [c.ci for c in self.credentials]
+        self.trusted_cis = (
+            list(trusted_cis) if trusted_cis is not None else [c.ci for c in self.credentials]
+        )
         self.tls = tls
         if isinstance(store, Store):
             with store.transaction() as c:
@@ -387,7 +389,9 @@ class SmdpPlus:
                 )
         except Exception as e:  # sqlite3.IntegrityError, without importing sqlite3 here
             if "UNIQUE" in str(e):
-                raise ValueError(f"matching ID {matching_id!r} or ICCID {iccid} is already ordered") from None
+                raise ValueError(
+                    f"matching ID {matching_id!r} or ICCID {iccid} is already ordered"
+                ) from None
             raise
         return iccid
 
@@ -399,7 +403,12 @@ class SmdpPlus:
     def orders(self) -> list[dict[str, Any]]:
         """Every order: matching ID, ICCID, EID binding, state (no profile data)."""
         return [
-            {"matching_id": r["matching_id"], "iccid": r["iccid"], "eid": r["eid"], "state": r["state"]}
+            {
+                "matching_id": r["matching_id"],
+                "iccid": r["iccid"],
+                "eid": r["eid"],
+                "state": r["state"],
+            }
             for r in self.store.query("SELECT * FROM orders ORDER BY matching_id")
         ]
 
@@ -432,7 +441,9 @@ class SmdpPlus:
     def _session(self, tid: str, states: Sequence[str]) -> Any:
         row = self.store.query_one("SELECT * FROM sessions WHERE transaction_id = ?", (tid,))
         if row is None or row["state"] not in states:
-            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "no RSP session in that state for this transactionId")
+            raise Es9Error.of(
+                SC_TRANSACTION_UNKNOWN, "no RSP session in that state for this transactionId"
+            )
         return row
 
     def initiate_authentication(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -450,10 +461,14 @@ class SmdpPlus:
         sign = [bytes(k) for k in info1["euiccCiPKIdListForSigning"]]
         usable = [c for c in self.credentials if c.ci_ski in verify]
         if not usable:
-            raise Es9Error.of(SC_SMDP_CERT_UNAVAILABLE, "no CERT.DPauth under a CI the eUICC can verify")
+            raise Es9Error.of(
+                SC_SMDP_CERT_UNAVAILABLE, "no CERT.DPauth under a CI the eUICC can verify"
+            )
         creds = next((c for c in usable if c.ci_ski in sign), None)
         if creds is None:
-            raise Es9Error.of(SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures")
+            raise Es9Error.of(
+                SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures"
+            )
 
         tid_bytes = self._random(16)
         tid = tid_bytes.hex().upper()
@@ -472,7 +487,14 @@ class SmdpPlus:
             c.execute(
                 "INSERT INTO sessions (transaction_id, state, updated, ci_ski, euicc_challenge,"
                 " server_challenge) VALUES (?, ?, ?, ?, ?, ?)",
-                (tid, SessionState.INITIATED, self._clock(), creds.ci_ski, challenge, server_challenge),
+                (
+                    tid,
+                    SessionState.INITIATED,
+                    self._clock(),
+                    creds.ci_ski,
+                    challenge,
+                    server_challenge,
+                ),
             )
         return {
             "transactionId": tid,
@@ -490,14 +512,19 @@ class SmdpPlus:
         try:
             return self._authenticate_client(tid, session, raw)
         except Es9Error as e:
-            self._end(tid, SessionState.FAILED, f"authenticateClient {e.subject_code}/{e.reason_code}")
+            self._end(
+                tid, SessionState.FAILED, f"authenticateClient {e.subject_code}/{e.reason_code}"
+            )
             raise
 
     def _authenticate_client(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
-        kind, resp = _decode_lenient("AuthenticateServerResponse", raw, "authenticateServerResponse")
+        kind, resp = _decode_lenient(
+            "AuthenticateServerResponse", raw, "authenticateServerResponse"
+        )
         if kind != "authenticateResponseOk":
             raise Es9Error.of(
-                SC_DOWNLOAD_REFUSED, f"the eUICC refused the server (error {resp.get('authenticateErrorCode')})"
+                SC_DOWNLOAD_REFUSED,
+                f"the eUICC refused the server (error {resp.get('authenticateErrorCode')})",
             )
         signed1 = resp["euiccSigned1"]
         signed1_raw = _first_inner(raw, 2)
@@ -517,7 +544,9 @@ class SmdpPlus:
             if e.which == "ci":
                 raise Es9Error.of(SC_CI_KEY_UNKNOWN, str(e)) from None
             if e.which == "eum":
-                raise Es9Error.of(SC_EUM_CERT_EXPIRED if e.reason == "expired" else SC_EUM_CERT_INVALID, str(e)) from None
+                raise Es9Error.of(
+                    SC_EUM_CERT_EXPIRED if e.reason == "expired" else SC_EUM_CERT_INVALID, str(e)
+                ) from None
             raise Es9Error.of(
                 SC_EUICC_CERT_EXPIRED if e.reason == "expired" else SC_EUICC_CERT_INVALID, str(e)
             ) from None
@@ -525,34 +554,53 @@ class SmdpPlus:
         if not _verify(euicc_cert, signature1, signed1_raw):
             raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccSignature1 does not verify")
         if bytes(signed1["serverChallenge"]) != bytes(session["server_challenge"]):
-            raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "the serverChallenge is not this session's")
+            raise Es9Error.of(
+                SC_EUICC_SIGNATURE_INVALID, "the serverChallenge is not this session's"
+            )
         eid = eid_of(euicc_cert)
         _, ctx = signed1["ctxParams1"]
         matching_id = ctx.get("matchingId") or ""
         with self.store.transaction() as c:
-            order = c.execute("SELECT * FROM orders WHERE matching_id = ?", (matching_id,)).fetchone()
+            order = c.execute(
+                "SELECT * FROM orders WHERE matching_id = ?", (matching_id,)
+            ).fetchone()
             if order is None or order["state"] == OrderState.INSTALLED:
-                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "no profile is waiting under this matching ID")
+                raise Es9Error.of(
+                    SC_MATCHING_ID_REFUSED, "no profile is waiting under this matching ID"
+                )
             if order["eid"] is not None and order["eid"] != eid:
                 raise Es9Error.of(SC_EID_REFUSED, "this profile is ordered for another eUICC")
             others = c.execute(
-                "SELECT eid FROM sessions WHERE matching_id = ? AND state IN (?, ?) AND transaction_id != ?",
+                "SELECT eid FROM sessions WHERE matching_id = ? AND state IN (?, ?)"
+                " AND transaction_id != ?",
                 (matching_id, SessionState.AUTHENTICATED, SessionState.BOUND, tid),
             ).fetchall()
             if any(r["eid"] != eid for r in others):
                 # Once a download has started, the profile is tied to that eUICC (SGP.22 §3.1.3).
-                raise Es9Error.of(SC_MATCHING_ID_REFUSED, "another eUICC is downloading this profile")
+                raise Es9Error.of(
+                    SC_MATCHING_ID_REFUSED, "another eUICC is downloading this profile"
+                )
             # The same eUICC starting again (an interrupted download): its old sessions end.
             c.execute(
                 "UPDATE sessions SET state = ?, outcome = 'superseded', updated = ?"
                 " WHERE matching_id = ? AND state IN (?, ?) AND transaction_id != ?",
-                (SessionState.FAILED, self._clock(), matching_id, SessionState.AUTHENTICATED, SessionState.BOUND, tid),
+                (
+                    SessionState.FAILED,
+                    self._clock(),
+                    matching_id,
+                    SessionState.AUTHENTICATED,
+                    SessionState.BOUND,
+                    tid,
+                ),
             )
-            smdp_signed2 = asn1.encode("SmdpSigned2", {"transactionId": bytes.fromhex(tid), "ccRequiredFlag": False})
+            smdp_signed2 = asn1.encode(
+                "SmdpSigned2", {"transactionId": bytes.fromhex(tid), "ccRequiredFlag": False}
+            )
             signature2 = _sig_do(creds.dppb.sign(smdp_signed2 + _sig_do(signature1)))
             metadata = self._metadata(order)
             c.execute(
-                "UPDATE sessions SET state = ?, updated = ?, eid = ?, euicc_cert = ?, matching_id = ?,"
+                "UPDATE sessions SET state = ?, updated = ?, eid = ?, euicc_cert = ?,"
+                " matching_id = ?,"
                 " smdp_signature2 = ? WHERE transaction_id = ? AND state = ?",
                 (
                     SessionState.AUTHENTICATED,
@@ -599,21 +647,28 @@ class SmdpPlus:
         try:
             return self._get_bpp(tid, session, raw)
         except Es9Error as e:
-            self._end(tid, SessionState.FAILED, f"getBoundProfilePackage {e.subject_code}/{e.reason_code}")
+            self._end(
+                tid, SessionState.FAILED, f"getBoundProfilePackage {e.subject_code}/{e.reason_code}"
+            )
             raise
 
     def _get_bpp(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
         kind, resp = _decode("PrepareDownloadResponse", raw, "prepareDownloadResponse")
         if kind != "downloadResponseOk":
             raise Es9Error.of(
-                SC_DOWNLOAD_REFUSED, f"the eUICC refused the download (error {resp.get('downloadErrorCode')})"
+                SC_DOWNLOAD_REFUSED,
+                f"the eUICC refused the download (error {resp.get('downloadErrorCode')})",
             )
         signed2 = resp["euiccSigned2"]
         signed2_raw = _first_inner(raw, 2)
         if signed2["transactionId"].hex().upper() != tid:
             raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "euiccSigned2 names another transaction")
         euicc_cert = x509.load_der_x509_certificate(bytes(session["euicc_cert"]))
-        if not _verify(euicc_cert, bytes(resp["euiccSignature2"]), signed2_raw + bytes(session["smdp_signature2"])):
+        if not _verify(
+            euicc_cert,
+            bytes(resp["euiccSignature2"]),
+            signed2_raw + bytes(session["smdp_signature2"]),
+        ):
             raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccSignature2 does not verify")
         creds = self._creds_for(bytes(session["ci_ski"]))
         euicc_otpk = bytes(signed2["euiccOtpk"])
@@ -621,7 +676,9 @@ class SmdpPlus:
         try:
             euicc_pub = ec.EllipticCurvePublicKey.from_encoded_point(curve, euicc_otpk)
         except ValueError:
-            raise Es9Error.of(SC_BAD_REQUEST, "otPK.EUICC.ECKA is not a point of the curve") from None
+            raise Es9Error.of(
+                SC_BAD_REQUEST, "otPK.EUICC.ECKA is not a point of the curve"
+            ) from None
         # The one-time key pair (otSK.DP.ECKA): its secret lives only for this call.
         ot_key = ec.generate_private_key(curve)
         smdp_otpk = ot_key.public_key().public_bytes(
@@ -629,11 +686,20 @@ class SmdpPlus:
         )
         shared = ot_key.exchange(ec.ECDH(), euicc_pub)
         with self.store.transaction() as c:
-            order = c.execute("SELECT * FROM orders WHERE matching_id = ?", (session["matching_id"],)).fetchone()
+            order = c.execute(
+                "SELECT * FROM orders WHERE matching_id = ?", (session["matching_id"],)
+            ).fetchone()
             if order is None or order["state"] == OrderState.INSTALLED:
                 raise Es9Error.of(SC_MATCHING_ID_REFUSED, "the order is gone")
             bpp = self._bind(
-                creds, tid, session["eid"], shared, smdp_otpk, euicc_otpk, self._metadata(order), bytes(order["upp"])
+                creds,
+                tid,
+                session["eid"],
+                shared,
+                smdp_otpk,
+                euicc_otpk,
+                self._metadata(order),
+                bytes(order["upp"]),
             )
             c.execute(
                 "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ?",
@@ -711,7 +777,8 @@ class SmdpPlus:
 
     def _record(self, c: Any, kind: str, result: str, **fields: Any) -> None:
         c.execute(
-            "INSERT INTO notifications (received, kind, transaction_id, eid, iccid, seq, operation, result)"
+            "INSERT INTO notifications"
+            " (received, kind, transaction_id, eid, iccid, seq, operation, result)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self._clock(),
@@ -741,20 +808,29 @@ class SmdpPlus:
             return
         result, detail = data["finalResult"]
         ok = result == "successResult"
-        outcome = "installed" if ok else (
-            f"error bpp={detail.get('bppCommandId')} reason={detail.get('errorReason')}"
+        outcome = (
+            "installed"
+            if ok
+            else (f"error bpp={detail.get('bppCommandId')} reason={detail.get('errorReason')}")
         )
         with self.store.transaction() as c:
-            order = c.execute("SELECT * FROM orders WHERE matching_id = ?", (row["matching_id"],)).fetchone()
+            order = c.execute(
+                "SELECT * FROM orders WHERE matching_id = ?", (row["matching_id"],)
+            ).fetchone()
             c.execute(
-                "UPDATE sessions SET state = ?, outcome = ?, updated = ? WHERE transaction_id = ? AND state = ?",
+                "UPDATE sessions SET state = ?, outcome = ?, updated = ?"
+                " WHERE transaction_id = ? AND state = ?",
                 (SessionState.DONE, outcome, self._clock(), tid, SessionState.BOUND),
             )
             if order is not None:
                 # A failed installation makes the profile downloadable again (SGP.22 §3.1.3).
                 c.execute(
                     "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ?",
-                    (OrderState.INSTALLED if ok else OrderState.RELEASED, self._clock(), order["matching_id"]),
+                    (
+                        OrderState.INSTALLED if ok else OrderState.RELEASED,
+                        self._clock(),
+                        order["matching_id"],
+                    ),
                 )
             self._record(
                 c,
@@ -769,18 +845,30 @@ class SmdpPlus:
 
     def _other_notification(self, other: dict[str, Any]) -> None:
         try:
-            euicc_cert = x509.load_der_x509_certificate(asn1.encode("Certificate", other["euiccCertificate"]))
-            eum_cert = x509.load_der_x509_certificate(asn1.encode("Certificate", other["eumCertificate"]))
+            euicc_cert = x509.load_der_x509_certificate(
+                asn1.encode("Certificate", other["euiccCertificate"])
+            )
+            eum_cert = x509.load_der_x509_certificate(
+                asn1.encode("Certificate", other["eumCertificate"])
+            )
             verify_euicc_chain(euicc_cert, eum_cert, self.trusted_cis)
         except (asn1.Asn1Error, ValueError, ChainError) as e:
             log.warning("notification with an unacceptable certificate chain ignored: %s", e)
             return
         tbs = other["tbsOtherNotification"]
-        if not _verify(euicc_cert, bytes(other["euiccNotificationSignature"]), asn1.encode("NotificationMetadata", tbs)):
+        if not _verify(
+            euicc_cert,
+            bytes(other["euiccNotificationSignature"]),
+            asn1.encode("NotificationMetadata", tbs),
+        ):
             log.warning("notification with a bad signature ignored")
             return
         iccid = tbs.get("iccid")
-        digits = None if iccid is None else "".join(f"{b & 0xF:X}{b >> 4:X}" for b in bytes(iccid)).rstrip("F")
+        digits = (
+            None
+            if iccid is None
+            else "".join(f"{b & 0xF:X}{b >> 4:X}" for b in bytes(iccid)).rstrip("F")
+        )
         with self.store.transaction() as c:
             self._record(
                 c,
@@ -807,7 +895,9 @@ class SmdpPlus:
         if session["euicc_cert"] is not None:
             cert = x509.load_der_x509_certificate(bytes(session["euicc_cert"]))
             if not _verify(cert, bytes(resp["euiccCancelSessionSignature"]), signed_raw):
-                raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccCancelSessionSignature does not verify")
+                raise Es9Error.of(
+                    SC_EUICC_SIGNATURE_INVALID, "euiccCancelSessionSignature does not verify"
+                )
         creds = self._creds_for(bytes(session["ci_ski"]))
         if _oid_key(signed["smdpOid"]) != _oid_key(creds.smdp_oid):
             raise Es9Error.of(SC_SMDP_OID_INVALID, "the cancellation names another SM-DP+")
@@ -819,7 +909,12 @@ class SmdpPlus:
             if session["matching_id"] is not None:
                 c.execute(
                     "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ? AND state = ?",
-                    (OrderState.RELEASED, self._clock(), session["matching_id"], OrderState.DOWNLOADED),
+                    (
+                        OrderState.RELEASED,
+                        self._clock(),
+                        session["matching_id"],
+                        OrderState.DOWNLOADED,
+                    ),
                 )
         return {"transactionId": tid}
 
@@ -853,7 +948,9 @@ class SmdpPlus:
         return Server(self.app(), host, port, tls=context)
 
 
-def _endpoint(name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Callable[[Request], Any]:
+def _endpoint(
+    name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> Callable[[Request], Any]:
     def handle(request: Request) -> Any:
         protocol = request.header("X-Admin-Protocol")
         if protocol is not None and not protocol.startswith("gsma/rsp/v2"):
