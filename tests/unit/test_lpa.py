@@ -435,3 +435,25 @@ def test_demo_command(capsys) -> None:
 def test_run_demo_on_a_given_reader(card) -> None:
     result = run_demo(reader=card)
     assert result.download.installed and result.auth_ok and result.auth.res is not None
+
+
+def test_bpp_cut_off_then_a_new_download_works(smdp, card, pki) -> None:
+    """The LPA dies half-way through LoadBoundProfilePackage: no profile; a retry installs it."""
+    es10, lpa = lpa_for(card, pki)
+    whole = es10.load_bound_profile_package
+
+    def half(bpp: bytes, progress=None) -> bytes:  # noqa: ANN001
+        segments = bpp_segments(bpp)
+        for segment in segments[: len(segments) // 2]:
+            es10.store_data(segment, "LoadBoundProfilePackage")
+        raise ConnectionError("the LPA lost the eUICC")
+
+    es10.load_bound_profile_package = half  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        lpa.download(f"LPA:1${smdp.address}$DEMO-1")
+    assert smdp.order_state("DEMO-1") == OrderState.DOWNLOADED
+    es10.load_bound_profile_package = whole  # type: ignore[method-assign]
+    assert lpa.profiles() == []
+    result = lpa.download(f"LPA:1${smdp.address}$DEMO-1")
+    assert result.installed and [p["iccid"] for p in lpa.profiles()] == [result.iccid]
+    assert smdp.order_state("DEMO-1") == OrderState.INSTALLED

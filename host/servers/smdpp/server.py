@@ -795,8 +795,8 @@ class SmdpPlus:
     def _installation_result(self, pir: dict[str, Any]) -> None:
         data = pir["profileInstallationResultData"]
         tid = bytes(data["transactionId"]).hex().upper()
-        # The signature covers the DER of ProfileInstallationResultData (§5.5.?: the eUICC
-        # signs its canonical encoding), which re-encoding the decoded value reproduces.
+        # SGP.22 §5.7.6: euiccSignPIR covers the DER of ProfileInstallationResultData;
+        # DER being canonical, re-encoding the decoded value gives those bytes back.
         signed = asn1.encode("ProfileInstallationResultData", data)
         row = self.store.query_one("SELECT * FROM sessions WHERE transaction_id = ?", (tid,))
         if row is None or row["state"] != SessionState.BOUND or row["euicc_cert"] is None:
