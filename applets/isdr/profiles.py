@@ -92,8 +92,10 @@ class ProfileView:
             "profileState": 1 if self.enabled else 0,
             "serviceProviderName": m.get("serviceProviderName", ""),
             "profileName": m.get("profileName", ""),
-            "profileClass": self.profile_class,
         }
+        if self.profile_class != CLASS_OPERATIONAL:
+            # DER leaves out a DEFAULT value (X.690 §11.5); asn1tools would write it.
+            full["profileClass"] = self.profile_class
         if self.nickname is not None:
             full["profileNickname"] = self.nickname
         for k in (
