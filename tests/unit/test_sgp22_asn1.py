@@ -437,4 +437,6 @@ def test_operational_class_is_the_default_and_left_out() -> None:
     bare = asn1.encode("ProfileInfo", {"iccid": bytes(10)})
     assert bare == bytes.fromhex("e30c5a0a") + bytes(10)
     assert asn1.decode("ProfileInfo", bare)["profileClass"] == "operational"
-    assert asn1.encode("ProfileInfo", {"iccid": bytes(10), "profileClass": 0}).endswith(b"\x95\x01\x00")
+    assert asn1.encode("ProfileInfo", {"iccid": bytes(10), "profileClass": 0}).endswith(
+        b"\x95\x01\x00"
+    )
