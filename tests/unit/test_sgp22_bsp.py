@@ -149,3 +149,33 @@ def test_round_trip_and_segment_bound(
     assert all(len(x) <= MAX_SEGMENT for x in segs)
     plain, end2 = unprotect_all(s, segs, encrypted=encrypt, tag=0x86)
     assert plain == data and end2 == end and end.counter == 1 + len(segs)
+
+
+def test_a_whole_bound_profile_package_from_another_implementation() -> None:
+    """Open every segment of a BPP made elsewhere (tests/unit/data/sgp22/README.md)."""
+    from pathlib import Path
+
+    from card.sgp22 import asn1
+
+    bpp = (Path(__file__).parent / "data" / "sgp22" / "bpp-osmocom-test.der").read_bytes()
+    value = asn1.decode("BoundProfilePackage", bpp)
+    assert asn1.encode("BoundProfilePackage", value) == bpp
+    # This package wraps each segment in one more tag (A0 { 87 { 87 L ... } }): the
+    # decoded element values are the segments themselves.
+    s = BspState(
+        h("f11b921c302efb1df6bf218bf2de0dd8"),
+        h("8cd4d3a761eeac108641d5f4531a137e"),
+        h("ee3140eafd692b68eff40119b363bc6c"),
+    )
+    configure, s = unprotect_all(s, value["firstSequenceOf87"], tag=0x87)
+    assert configure == h("bf2400")
+    metadata, s = unprotect_all(s, value["sequenceOf88"], encrypted=False, tag=0x88)
+    assert metadata == h(
+        "bf25285a0a89000123456789012341910a4f736d6f636f6d53504e920e4f736d6f636f6d50726f66696c65"
+    )
+    ppk = BspState(b"\x00" * 16, b"\x11" * 16, b"\x22" * 16)
+    upp, end = unprotect_all(ppk, value["sequenceOf86"], tag=0x86)
+    assert end.counter == 1 + len(value["sequenceOf86"])
+    pes = asn1.decode_pe_sequence(upp)
+    assert pes[0][0] == "header" and pes[-1][0] == "end"
+    assert pes[0][1]["iccid"] == h("89000123456789012341")
