@@ -490,3 +490,36 @@ def test_preloaded_profile_is_listed_and_manageable() -> None:
         "notificationMetadataList",
         [],
     )
+
+
+def test_get_rat_is_empty() -> None:
+    lpa = Lpa(euicc_card())
+    assert lpa.es10("GetRatRequest", {}, "GetRatResponse") == {"rat": []}
+
+
+def test_profile_and_notifications_survive_the_card_image(tmp_path: Any) -> None:
+    from card.runtime import CardRuntime
+    from host.presets import new_card
+
+    image = str(tmp_path / "euicc.card")
+    rt = new_card("euicc", image)
+    rt.power_on()
+    lpa = Lpa(rt)
+    smdp = TestSmdp()
+    assert smdp.check_pir(download(lpa, smdp)[0])["finalResult"][0] == "successResult"
+    rt.close()
+    rt = CardRuntime(image)
+    rt.power_on()
+    lpa = Lpa(rt)
+    (info,) = lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")[1]
+    assert info["iccid"] == iccid_to_bytes(TS48_ICCID)
+    assert [
+        m["seqNumber"]
+        for m in lpa.es10("ListNotificationRequest", {}, "ListNotificationResponse")[1]
+    ] == [1]
+    res = lpa.es10(
+        "EnableProfileRequest",
+        {"profileIdentifier": ICCID_ID, "refreshFlag": True},
+        "EnableProfileResponse",
+    )
+    assert res == {"enableResult": 0}
