@@ -16,9 +16,10 @@ The state oracles need the card in-process (they read its NVM); on a card in a
 real reader only well-formed-response, response-time, no-exception (reader
 errors) and no-secret (declared secrets) apply.
 
-Retry counters are OwnerPIN's: every persistent value named `pin.<name>` holding
-`(value, tries)`. Under a tear, a counter may also end lower than before: that is
-OwnerPIN decrementing before it compares, so that a tear buys no free guess.
+Retry counters are OwnerPIN's (every persistent value named `pin.<name>` holding
+`(value, tries)`) and those an applet's profile names (`AppletTarget.counters`).
+Under a tear, a counter may also end lower than before: that is the counter
+written down before the comparison, so that a tear buys no free guess.
 
 A secret seen in a response is reported only when the host did not send it
 itself during the episode, and, when its place in the NVM is known, only if
@@ -39,7 +40,7 @@ from card.apdu import ApduFormatError, CommandApdu
 from card.runtime import CardRuntime
 from card.sw import describe, is_success, nvm_may_change
 from host.fuzz.session import Episode, Send, Step, Tear
-from host.fuzz.targets import Secret
+from host.fuzz.targets import CountersHook, Secret
 
 NO_EXCEPTION = "no-exception"
 WELL_FORMED = "well-formed-response"
@@ -73,6 +74,8 @@ MIN_UNCONFIRMED_SECRET = 8
 
 Snapshot = dict[str, dict[str, Any]]
 PinKey = tuple[str, str]
+#: A retry counter's place: (NVM owner, value name, index in the tuple value).
+CounterKey = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -126,11 +129,28 @@ def pin_secrets(snapshot: Snapshot) -> list[Secret]:
     return out
 
 
-def _mask_counters(snapshot: Snapshot, pins: Iterable[PinKey]) -> Snapshot:
+def retry_counters(
+    snapshot: Snapshot, hooks: Mapping[str, CountersHook] | None = None
+) -> dict[CounterKey, int]:
+    """Every retry counter in a snapshot: OwnerPIN's, and those the applets' profiles name."""
+    out = {(o, n, 1): t for (o, n), t in pin_counters(snapshot).items()}
+    for owner, hook in (hooks or {}).items():
+        seg = snapshot.get(owner)
+        if seg:
+            for name, index, tries in hook(seg):
+                if type(tries) is int:
+                    out[(owner, name, index)] = tries
+    return out
+
+
+def _mask_counters(snapshot: Snapshot, keys: Iterable[CounterKey]) -> Snapshot:
     out = {o: dict(s) for o, s in snapshot.items()}
-    for owner, name in pins:
+    for owner, name, index in keys:
         value = out[owner][name]
-        out[owner][name] = (value[0], None)
+        if index < 0:  # the value is the counter itself
+            out[owner][name] = None
+        else:
+            out[owner][name] = value[:index] + (None,) + value[index + 1 :]
     return out
 
 
@@ -268,6 +288,7 @@ class Checker:
         self._pin_secrets: list[Secret] | None = None
         self._verify_ins = {a.owner: a.verify_ins for a in episode.target.applets}
         self._hooks = [(a.aid, a.secrets) for a in episode.target.applets if a.secrets]
+        self._counter_hooks = {a.owner: a.counters for a in episode.target.applets if a.counters}
         #: persistent writes the last command made (in-process cards)
         self.last_writes = 0
 
@@ -417,9 +438,9 @@ class Checker:
         self, apdu: bytes, sw: int, before: Snapshot, after: Snapshot, index: int
     ) -> list[Violation]:
         out = []
-        old = pin_counters(before)
+        old = retry_counters(before, self._counter_hooks)
         ins = _ins(apdu)
-        for key, tries in pin_counters(after).items():
+        for key, tries in retry_counters(after, self._counter_hooks).items():
             prev = old.get(key)
             if prev is None or tries <= prev:
                 continue
@@ -432,9 +453,10 @@ class Checker:
             out.append(
                 Violation(
                     RETRY_COUNTER,
-                    f"{key[0].upper()}:{key[1]} tries went {prev} -> {tries}{why} ({_hex(apdu)})",
+                    f"{key[0].upper()}:{key[1]}[{key[2]}] tries went {prev} -> {tries}{why} "
+                    f"({_hex(apdu)})",
                     index,
-                    f"{key[1]}:{ins:02X}",
+                    f"{key[1]}[{key[2]}]:{ins:02X}",
                 )
             )
         return out
@@ -530,17 +552,17 @@ class Checker:
         if TEAR_ATOMICITY not in self.enabled:
             return step, out
         torn = card.nvm.snapshot()
-        if _tear_ok(torn, before, after_state):
+        if _tear_ok(torn, before, after_state, self._counter_hooks):
             return step, out
         # Power-up may legitimately write (an applet's select): compare with the
         # power-cycled before- and after-states too.
         twin.card.power_on()
-        if _tear_ok(torn, before, twin.card.nvm.snapshot()):
+        if _tear_ok(torn, before, twin.card.nvm.snapshot(), self._counter_hooks):
             return step, out
         cycled, _ = self.ep.clone(upto=index)
         assert cycled.card is not None
         cycled.card.power_on()
-        if _tear_ok(torn, cycled.card.nvm.snapshot(), after_state):
+        if _tear_ok(torn, cycled.card.nvm.snapshot(), after_state, self._counter_hooks):
             return step, out
         vs_before = diff_snapshots(before, torn)
         vs_after = diff_snapshots(after_state, torn)
@@ -585,12 +607,14 @@ class Checker:
         )
 
 
-def _tear_ok(torn: Snapshot, before: Snapshot, after: Snapshot) -> bool:
+def _tear_ok(
+    torn: Snapshot, before: Snapshot, after: Snapshot, hooks: Mapping[str, CountersHook]
+) -> bool:
     if torn == before or torn == after:
         return True
-    pins_t = pin_counters(torn)
-    pins_b = pin_counters(before)
-    pins_a = pin_counters(after)
+    pins_t = retry_counters(torn, hooks)
+    pins_b = retry_counters(before, hooks)
+    pins_a = retry_counters(after, hooks)
     keys = set(pins_t) & set(pins_b) & set(pins_a)
     masked = _mask_counters(torn, keys)
     if masked != _mask_counters(before, keys) and masked != _mask_counters(after, keys):

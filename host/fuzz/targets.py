@@ -18,6 +18,7 @@ matched by AID prefix:
 - `corpus`: valid commands to mutate from; `classes`: the CLA bytes it uses;
 - `coverage`: modules or packages whose lines count for it (its class's module
   always does);
+- `counters`: a hook naming retry counters kept in other shapes than OwnerPIN's;
 - `verify_ins`: the instructions after which a retry counter may go back up.
 
 Built-in applets have profiles in `builtin_profiles()`. A third-party package
@@ -32,17 +33,16 @@ import functools
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from card.framework.catalogue import Catalogue, class_ref
 from card.runtime import CardRuntime
-
-if TYPE_CHECKING:
-    from host.readers.base import Reader
+from host.readers.base import Reader
 
 log = logging.getLogger("cardemu.fuzz")
 
@@ -50,10 +50,11 @@ ENTRY_POINT_GROUP = "cardemu.fuzz"
 
 #: Instructions after which a retry counter may legitimately go up (with a success
 #: status word): ISO/IEC 7816-4 §11.5 VERIFY (20/21), CHANGE REFERENCE DATA (24),
-#: RESET RETRY COUNTER (2C), EXTERNAL/GENERAL/INTERNAL AUTHENTICATE (82, 86/87, 88),
+#: DISABLE/ENABLE VERIFICATION REQUIREMENT (26/28, with verification data), RESET
+#: RETRY COUNTER (2C), EXTERNAL/GENERAL/INTERNAL AUTHENTICATE (82, 86/87, 88),
 #: and SELECT / MANAGE CHANNEL, whose deselect may run Java Card's OwnerPIN.reset()
 #: (which restores the counter of a PIN validated earlier).
-VERIFY_INS = frozenset({0x20, 0x21, 0x24, 0x2C, 0x82, 0x86, 0x87, 0x88, 0xA4, 0x70})
+VERIFY_INS = frozenset({0x20, 0x21, 0x24, 0x26, 0x28, 0x2C, 0x82, 0x86, 0x87, 0x88, 0xA4, 0x70})
 
 SELECTED = "selected"
 
@@ -94,6 +95,9 @@ class Secret:
 
 
 SecretsHook = Callable[[CardRuntime, bytes], Iterable[Secret]]
+#: Retry counters in an applet's NVM segment: (value name, index in its tuple or -1 for
+#: a value that is the counter itself, tries).
+CountersHook = Callable[[Mapping[str, Any]], Iterable[tuple[str, int, int]]]
 
 
 def select_apdu(aid: bytes) -> bytes:
@@ -116,6 +120,7 @@ class AppletTarget:
     corpus: tuple[bytes, ...] = ()
     spec_modules: tuple[str, ...] = ()
     secrets: SecretsHook | None = None
+    counters: CountersHook | None = None
     coverage: tuple[str, ...] = ()
     verify_ins: frozenset[int] = VERIFY_INS
     select: bytes | None = None
@@ -271,11 +276,239 @@ def _notes_profiles() -> list[AppletTarget]:
     ]
 
 
+class _SendReader(Reader):
+    """A state set-up's `send` as a Reader, for host recipes (secure channels)."""
+
+    def __init__(self, send: Callable[[bytes], bytes]) -> None:
+        self._send = send
+
+    def transmit(self, apdu: bytes) -> bytes:
+        return self._send(apdu)
+
+
+def _open_scp03(send: Callable[[bytes], bytes]) -> None:
+    from host.gp.secure_channel import Scp03Reader
+
+    # A fixed host challenge: a replayed set-up must send the same bytes.
+    Scp03Reader(_SendReader(send), random=lambda n: bytes(range(1, n + 1))).open()
+
+
+def _gp_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
+    owner = aid.hex()
+    out = []
+    for kvn, *keys in card.nvm.read(owner, "keysets_value", ()) or ():
+        for role, key in zip(("ENC", "MAC", "DEK"), keys, strict=False):
+            if key:
+                out.append(Secret(f"key set {kvn:02X} {role}", key, (owner, "keysets_value")))
+    return out
+
+
+def _gp_profiles() -> list[AppletTarget]:
+    from card.gp.isd import ISD_AID
+
+    return [
+        AppletTarget(
+            "isd",
+            ISD_AID,
+            states=(State("secure-channel", _open_scp03, "SCP03 (test keys 40..4F), C-MAC"),),
+            corpus=_h(
+                "80CA006600",
+                "00CA00E000",
+                "80CA9F7F00",
+                "8050000008 0102030405060708 00",
+                "80F21000024F0000",
+                "80F24000024F0000",
+                "80E6020015 07A0000001515350 08A000000151000000 000000",
+                "80E40000024F00",
+                "80D8000000",
+                "80F0000000",
+                "80E2800003 C00100",
+            ),
+            secrets=_gp_secrets,
+            coverage=("card.gp",),
+        )
+    ]
+
+
+_USIM_PIN = re.compile(r"^p\d+\.pin\.")
+_USIM_AUTH = re.compile(r"^p\d+\.auth$")
+
+
+def _usim_counters(seg: Mapping[str, Any]) -> Iterable[tuple[str, int, int]]:
+    # p<n>.pin.<ref>: (PIN, limit, tries, enabled, PUK, PUK limit, PUK tries)
+    for name, value in seg.items():
+        if _USIM_PIN.match(name) and type(value) is tuple and len(value) >= 7:
+            yield name, 2, value[2]
+            yield name, 6, value[6]
+
+
+def _usim_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
+    owner = aid.hex()
+    out = []
+    for name, value in card.nvm.segment(owner).items():
+        if type(value) is not tuple:
+            continue
+        if _USIM_PIN.match(name) and len(value) >= 5:
+            for label, v in (("PIN", value[0]), ("PUK", value[4])):
+                if v:
+                    out.append(Secret(f"{label} {name}", v, (owner, name)))
+        elif _USIM_AUTH.match(name) and len(value) >= 4:
+            # (algorithm, K, OPc, OP, ...): TS 33.102 subscriber keys.
+            for label, v in (("K", value[1]), ("OPc", value[2]), ("OP", value[3])):
+                if isinstance(v, bytes) and v:
+                    out.append(Secret(f"{label} {name}", v, (owner, name)))
+    return out
+
+
+def _usim_profiles() -> list[AppletTarget]:
+    from applets.usim import UICC_AID
+    from applets.usim.builder import DEFAULT_USIM_AID
+
+    usim = select_apdu(DEFAULT_USIM_AID)[:-1]
+    return [
+        AppletTarget(
+            "uicc",
+            UICC_AID,
+            states=(
+                State("pin1-verified", _h("0020000108 31323334FFFFFFFF"), "PIN1 1234"),
+                State("adm1-verified", _h("002000 0A 08 3132333435363738"), "ADM1 12345678"),
+                State("usim", (usim,), "the USIM ADF selected"),
+                State(
+                    "usim-pin1",
+                    (usim, bytes.fromhex("0020000108 31323334FFFFFFFF")),
+                    "the USIM ADF selected, PIN1 verified",
+                ),
+            ),
+            corpus=_h(
+                "00A40004023F00",
+                "00A40004022FE2",
+                "00B000000A",
+                "00A40004026F07",
+                "00B2010400",
+                "80F2000000",
+                "80F20100",
+                "00200001",
+                "0020000108 3131313131313131",
+                "002C000110 3131313131313131 31323334FFFFFFFF",
+                "0024000110 31323334FFFFFFFF 35353535FFFFFFFF",
+                "0026000108 31323334FFFFFFFF",
+                "0028000108 31323334FFFFFFFF",
+                "0088008122 10" + "00" * 16 + "10" + "00" * 16,
+                "0088008011 10" + "00" * 16,
+                "A0A40000023F00",
+                "A0F2000016",
+                "A0B000000A",
+                "8010000003 FFFFFF",
+                "80AA000003 A90181",
+                "00D600000411223344",
+            ),
+            secrets=_usim_secrets,
+            counters=_usim_counters,
+            coverage=("applets.usim", "card.fs"),
+        )
+    ]
+
+
+def _bio_counters(seg: Mapping[str, Any]) -> Iterable[tuple[str, int, int]]:
+    for name in ("tries", "admin_tries"):
+        if type(seg.get(name)) is int:
+            yield name, -1, seg[name]
+
+
+def _bio_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
+    owner = aid.hex()
+    out = []
+    key = card.nvm.read(owner, "admin_key")
+    if key:
+        out.append(Secret("administrative key", key, (owner, "admin_key")))
+    for finger in card.nvm.read(owner, "fingers", ()) or ():
+        if len(finger) >= 3 and isinstance(finger[2], bytes) and finger[2]:
+            out.append(Secret(f"template of finger {finger[0]:02X}", finger[2], (owner, "fingers")))
+    return out
+
+
+def _bio_admin(send: Callable[[bytes], bytes]) -> None:
+    from applets.biometric.applet import DEFAULT_ADMIN_KEY
+    from card.crypto.cmac import aes_ecb_encrypt
+
+    resp = send(bytes.fromhex("0084000010"))
+    if resp[-2:] != b"\x90\x00" or len(resp) != 18:
+        raise TargetError(f"GET CHALLENGE answered {resp[-2:].hex()}")
+    proof = aes_ecb_encrypt(DEFAULT_ADMIN_KEY, resp[:16])
+    resp = send(bytes.fromhex("008200 9B 10") + proof)
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"EXTERNAL AUTHENTICATE answered {resp[-2:].hex()}")
+
+
+def _bio_finger() -> bytes:
+    from applets.biometric.iso19794 import Minutia, build_biometric_data
+    from card import tlv
+
+    # 16 minutiae on a grid: a synthetic finger, enough for the default minimum of 12.
+    minutiae = [
+        Minutia(30 + 12 * (i % 4), 40 + 15 * (i // 4), 1 + i % 2, (7 * i) % 64) for i in range(16)
+    ]
+    # Reference 81 (a specific reference, ISO/IEC 7816-4 §7.5.1), subtype 09: right index.
+    bit = tlv.build(0x7F60, [(0x83, b"\x81"), (0xA1, tlv.build(0x82, b"\x09"))])
+    return bit + build_biometric_data(minutiae)
+
+
+def _bio_probe_hex() -> str:
+    from applets.biometric.iso19794 import build_biometric_data
+
+    raw = build_biometric_data(bytes(48))  # 16 minutiae at the origin: a wrong finger
+    return raw[4:].hex()
+
+
+def _bio_enrolled(send: Callable[[bytes], bytes]) -> None:
+    _bio_admin(send)
+    data = _bio_finger()
+    resp = send(bytes((0x00, 0xDB, 0x3F, 0xFF, len(data))) + data)
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"PUT DATA answered {resp[-2:].hex()}")
+
+
+def _bio_profiles() -> list[AppletTarget]:
+    from applets.biometric import BIO_AID
+
+    return [
+        AppletTarget(
+            "biometric",
+            BIO_AID,
+            states=(
+                State("admin", _bio_admin, "EXTERNAL AUTHENTICATE with the default admin key"),
+                State("enrolled", _bio_enrolled, "admin, then a synthetic finger 81 enrolled"),
+            ),
+            corpus=_h(
+                "00200081",
+                "0020FF81",
+                "0020008135 7F2E32 81" + _bio_probe_hex(),
+                "00CB3FFF045C027F6100",
+                "00CA7F6100",
+                "0084000010",
+                "002C0300",
+                "00DB3FFF05 E103810103",
+            ),
+            secrets=_bio_secrets,
+            counters=_bio_counters,
+            # Enrolment and policy changes (administrative state) reset the counter.
+            verify_ins=VERIFY_INS | {0xDB, 0xE2},
+        )
+    ]
+
+
 @functools.cache
 def builtin_profiles() -> tuple[AppletTarget, ...]:
     """Profiles of the built-in applets and of entry points in the `cardemu.fuzz` group."""
     out: list[AppletTarget] = []
-    for make in (_sample_profiles, _fs_profiles, _notes_profiles):
+    for make in (
+        _sample_profiles,
+        _fs_profiles,
+        _notes_profiles,
+        _gp_profiles,
+        _usim_profiles,
+        _bio_profiles,
+    ):
         try:
             out.extend(make())
         except ImportError as e:  # an applet package being reworked must not stop fuzzing
