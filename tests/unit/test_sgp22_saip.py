@@ -121,3 +121,47 @@ def test_refusals_carry_pe_status() -> None:
         and se.value.pe_status == PeStatus.FEATURE_NOT_SUPPORTED
     )
     assert uicc(rt).list_profiles() == ()
+
+
+def test_milenage_aka_parameter_authenticates() -> None:
+    from card.crypto.milenage import Milenage, generate_auth_vector
+
+    k, opc = bytes(range(0x40, 0x50)), bytes(range(0x80, 0x90))
+    pes = []
+    for n, v in asn1.decode_pe_sequence(TS48):
+        if n == "akaParameter":
+            v = {key: x for key, x in v.items() if key != "sqnInit"}
+            algo = {**v["algoConfiguration"][1], "algorithmID": 1, "key": k, "opc": opc}
+            v = {**v, "algoConfiguration": ("algoParameter", algo)}
+        pes.append((n, v))
+    package = _package(*pes)
+    p = profile_from_package(package).profile
+    assert (p.auth.algorithm, p.auth.k, p.auth.opc) == ("milenage", k, opc)
+    rt = empty_card()
+    store = uicc(rt)
+    store.enable_profile(store.install_profile_package(package))
+    rt.reset()
+    select_usim(rt, TS48_USIM)
+    rand = bytes(range(16))
+    vec = generate_auth_vector(Milenage(k, opc=opc), rand, (0x41).to_bytes(6, "big"), b"\x80\x00")
+    data, sw = authenticate(rt, rand, vec.autn)
+    assert sw == 0x9000 and data[2:10] == vec.xres[:8]
+    # Non-standard Milenage constants are refused (this store runs TS 35.206 as published).
+    odd = [
+        (
+            n,
+            {
+                **v,
+                "algoConfiguration": (
+                    "algoParameter",
+                    {**v["algoConfiguration"][1], "rotationConstants": b"\x00" * 5},
+                ),
+            },
+        )
+        if n == "akaParameter"
+        else (n, v)
+        for n, v in pes
+    ]
+    with pytest.raises(SaipError) as e:
+        profile_from_package(_package(*odd))
+    assert e.value.status == PeStatus.FEATURE_NOT_SUPPORTED
