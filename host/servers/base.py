@@ -341,6 +341,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets clients that connect in a burst.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: JsonApp, tls: ssl.SSLContext | None) -> None:
         self.app = app
