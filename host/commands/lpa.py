@@ -98,10 +98,16 @@ def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
             return Path(ca_file).read_bytes()
         except OSError as e:
             raise click.ClickException(f"cannot read {ca_file}: {e}") from None
-    try:
-        pkis = [load_pki(pki_dir, c) for c in ("nist", "brainpool")] if pki_dir else [default_pki()]
-    except PkiError:
-        pkis = [load_pki(pki_dir, "nist")] if pki_dir else []
+    if pki_dir is None:
+        return default_pki().ci.pem
+    pkis = []
+    for curve in ("nist", "brainpool"):
+        try:
+            pkis.append(load_pki(pki_dir, curve))
+        except PkiError:
+            continue
+    if not pkis:
+        raise click.ClickException(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
     return b"".join(p.ci.pem for p in pkis)
 
 
