@@ -171,6 +171,33 @@ def choose(spec: str | int | None, listing: Listing) -> ReaderInfo:
 TRANSPORTS = ("direct", "t0", "t1")
 
 
+def spec_outgoing(card: CardRuntime) -> Callable[[bytes], bool]:
+    """A T=0 card's knowledge of its own commands, from apdu_specs.
+
+    Under T=0 the card must tell from the 5-byte header alone whether P3 is Le
+    (case 2: it sends data) or Lc (it receives data); a real card knows its
+    commands. The emulated card learns them from the specs of the applet
+    selected on the command's channel, and falls back to the ISO 7816-4 case 2
+    instructions for commands no spec describes.
+    """
+    from apdu_specs import base as specs
+    from card.apdu import cla_channel
+    from card.transport.t0 import default_outgoing
+
+    registry = specs.default_registry()
+
+    def outgoing(header: bytes) -> bool:
+        selected = card.selected_aid(cla_channel(header[0]))
+        for spec in registry.match(header[:4], context=selected):
+            lo, hi = spec.nc_range
+            if hi == 0:
+                return spec.le is not specs.Le.ABSENT
+            return False
+        return default_outgoing(header)
+
+    return outgoing
+
+
 class EmulatedReader(InProcessReader):
     """An in-process reader that owns its card: `close()` closes the card image.
 
@@ -186,9 +213,10 @@ class EmulatedReader(InProcessReader):
         self.transport = transport
         self._wire: Reader | None = None
         if transport == "t0":
+            from card.transport.t0 import T0Card
             from host.readers.t0 import T0Reader
 
-            self._wire = T0Reader(card, name=name)
+            self._wire = T0Reader(T0Card(card, outgoing=spec_outgoing(card)), name=name)
         elif transport == "t1":
             from host.readers.t1 import T1Reader
 
