@@ -336,11 +336,17 @@ class VpcdClient:
         if trace:
             logger.log(TRAFFIC, ">> %s", apdu.hex().upper())
         try:
+            if getattr(self.card, "powered", True) is False:
+                # vpcd and pcscd believe the card is powered (e.g. after it was torn or
+                # reconnected): a reader powers a card before a command, so do that.
+                logger.warning("APDU for an unpowered card: powering it on first")
+                self.card.power_on()
             response = self.card.process(apdu)
-        except Exception:
-            # CardRuntime never raises; a card object that does must not take
-            # the reader down with it (DESIGN.md §2, "nothing escapes the card").
-            logger.exception("card raised on %s", apdu.hex().upper())
+        except Exception as e:
+            # A card object must not take the reader down with it (DESIGN.md §2,
+            # "nothing escapes the card"); one line, the traceback only at DEBUG.
+            logger.error("card raised on %s: %s", apdu.hex().upper(), e)
+            logger.debug("traceback", exc_info=True)
             response = SW_NO_PRECISE_DIAGNOSIS
         if not response or len(response) > MAX_PAYLOAD:
             logger.error("card answered %d bytes; sending 6F00 instead", len(response))

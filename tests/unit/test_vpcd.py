@@ -396,3 +396,25 @@ def test_thread_is_a_daemon_and_named_after_the_port(card) -> None:
             client.run_in_thread()
     finally:
         client.stop()
+
+
+def test_apdu_for_an_unpowered_runtime_powers_it_on(caplog) -> None:
+    """vpcd may send a command after it powered the card off: answer it, one log line."""
+    from host.presets import new_card
+
+    card = new_card("demo")
+    vpcd = FakeVpcd()
+    client = VpcdClient(card, port=vpcd.port)
+    thread = client.run_in_thread()
+    try:
+        vpcd.accept()
+        vpcd.send(b"\x01")  # power on
+        vpcd.send(b"\x00")  # power off
+        with caplog.at_level("WARNING", logger="host.vpcd"):
+            assert vpcd.transmit(bytes.fromhex("00A4000C023F00")) == b"\x90\x00"
+        assert card.powered
+        assert "powering it on" in caplog.text and "Traceback" not in caplog.text
+    finally:
+        client.stop()
+        thread.join(5)
+        vpcd.close()
