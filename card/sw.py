@@ -110,10 +110,31 @@ class SW(IntEnum):
 _KNOWN: dict[int, str] = {int(m): m.description for m in SW.__members__.values()}
 
 
+# GSM 11.11 / 3GPP TS 51.011 §9.4 and ETSI TS 102 221 §10.2.1 status words that
+# are not ISO 7816-4 ones (the SIM class A0 answers with them).
+_GSM: dict[int, str] = {
+    0x9240: "Memory problem",
+    0x9300: "SIM Application Toolkit busy",
+    0x9400: "No EF selected",
+    0x9402: "Out of range (invalid address)",
+    0x9404: "File ID not found, or pattern not found",
+    0x9408: "File is inconsistent with the command",
+    0x9802: "No CHV initialised",
+    0x9804: "Access condition not fulfilled, or CHV verification failed",
+    0x9808: "In contradiction with CHV status",
+    0x9810: "In contradiction with invalidation status",
+    0x9840: "CHV verification failed, no attempt left (blocked)",
+    0x9850: "Increase cannot be performed, maximum value reached",
+    0x9863: "Authentication error, security context not supported",
+}
+
+
 def describe(sw: int) -> str:
     """Describe any status word, including the parameterised ranges of ISO 7816-4."""
     if sw in _KNOWN:
         return _KNOWN[sw]
+    if sw in _GSM:
+        return _GSM[sw]
     sw1, sw2 = sw >> 8, sw & 0xFF
     if sw1 == 0x61:
         return f"{sw2 or 256} response bytes still available (GET RESPONSE)"
@@ -125,6 +146,10 @@ def describe(sw: int) -> str:
         return f"{sw2 or 256} response bytes available (GSM class)"
     if sw1 == 0x91:
         return f"Normal ending, proactive command of {sw2} bytes pending"
+    if sw1 == 0x92 and sw2 & 0xF0 == 0:
+        return f"Command successful after {sw2} internal retries"
+    if sw1 == 0x9E:
+        return f"{sw2 or 256} response bytes available (SIM data download error)"
     if sw1 == 0x62 and 0x02 <= sw2 <= 0x80:
         return "Warning: triggering by the card"
     if sw1 in (0x62, 0x63):

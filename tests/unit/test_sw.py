@@ -60,3 +60,11 @@ def test_nvm_classes_follow_iso7816_4() -> None:
 def test_card_error() -> None:
     e = CardError(SW.WRONG_LENGTH)
     assert e.sw == 0x6700 and "Wrong length" in str(e)
+
+
+def test_gsm_class_status_words_are_described() -> None:
+    assert describe(0x9404).startswith("File ID not found")
+    assert "blocked" in describe(0x9840)
+    assert describe(0x9202) == "Command successful after 2 internal retries"
+    assert "SIM data download error" in describe(0x9E10)
+    assert SW(0x9804).description.startswith("Access condition not fulfilled")
