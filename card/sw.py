@@ -170,15 +170,23 @@ def is_warning(sw: int) -> bool:
     return sw >> 8 in (0x62, 0x63)
 
 
+# 3GPP TS 51.011 §9.4 (security management): CHV check failed, attempts left / none left.
+_GSM_COUNTER_WORDS = frozenset({0x9804, 0x9840})
+
+
 def nvm_may_change(sw: int) -> bool:
     """Whether ISO 7816-4 §5.1.3 allows this status word after a change of persistent state.
 
     9000/61xx/9Fxx (success), 63xx (warning, NVM changed) and 65xx (execution error,
     NVM changed) may follow a persistent write; every other error or warning says
-    the card's non-volatile memory is unchanged.
+    the card's non-volatile memory is unchanged. Two GSM class words are the
+    analogue of 63Cx and of the last 63C0: 9804 and 9840 of 3GPP TS 51.011 §9.4
+    answer a failed VERIFY / CHANGE / DISABLE / ENABLE / UNBLOCK CHV, after the
+    card has written its retry counter down (so 9804 is allowed a write even
+    when, as "access condition not fulfilled", it follows none).
     """
     sw1 = sw >> 8
-    return sw == 0x9000 or sw1 in (0x61, 0x63, 0x65, 0x91, 0x92, 0x9F)
+    return sw in _GSM_COUNTER_WORDS or sw == 0x9000 or sw1 in (0x61, 0x63, 0x65, 0x91, 0x92, 0x9F)
 
 
 def bytes_available(sw: int) -> int | None:

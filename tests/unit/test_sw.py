@@ -57,6 +57,15 @@ def test_nvm_classes_follow_iso7816_4() -> None:
     assert not nvm_may_change(0x6983)
 
 
+def test_nvm_gsm_chv_failures_may_follow_a_counter_write() -> None:
+    # TS 51.011 §9.4: 9804 / 9840 answer a failed CHV check after the counter went down.
+    assert nvm_may_change(0x9804)
+    assert nvm_may_change(0x9840)
+    assert not nvm_may_change(0x9808)
+    assert not nvm_may_change(0x9802)
+    assert not nvm_may_change(0x9404)
+
+
 def test_card_error() -> None:
     e = CardError(SW.WRONG_LENGTH)
     assert e.sw == 0x6700 and "Wrong length" in str(e)
