@@ -327,6 +327,15 @@ class Fuzzer:
             if got is not None:
                 steps, final = got
         finding = Finding(len(self.findings) + 1, final, focus.name, steps, len(events), self.apdus)
+        if self.target.in_process:
+            # `cardemu run` personalises its card afresh: the script must replay there too.
+            with quiet_card_logs():
+                diverged = Episode(self.target, c.the_card_seed, afresh=True).replay(steps)
+            if diverged is not None:
+                finding.notes.append(
+                    f"on a card personalised afresh, step {diverged + 1} answers otherwise: "
+                    "the applet keeps state outside its persistent fields"
+                )
         self.findings.append(finding)
         self._seen[key] = finding
         if c.findings_dir is not None:

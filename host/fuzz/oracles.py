@@ -40,7 +40,7 @@ from card.apdu import ApduFormatError, CommandApdu
 from card.runtime import CardRuntime
 from card.sw import describe, is_success, nvm_may_change
 from host.fuzz.session import Episode, Send, Step, Tear
-from host.fuzz.targets import CountersHook, Secret
+from host.fuzz.targets import VERIFY_INS, CountersHook, Secret
 
 NO_EXCEPTION = "no-exception"
 WELL_FORMED = "well-formed-response"
@@ -286,9 +286,10 @@ class Checker:
         )
         self._sent: list[bytes] = []
         self._pin_secrets: list[Secret] | None = None
-        self._verify_ins = {a.owner: a.verify_ins for a in episode.target.applets}
-        self._hooks = [(a.aid, a.secrets) for a in episode.target.applets if a.secrets]
-        self._counter_hooks = {a.owner: a.counters for a in episode.target.applets if a.counters}
+        applets = episode.target.card_applets
+        self._verify_ins = {a.owner: a.verify_ins for a in applets}
+        self._hooks = [(a.aid, a.secrets) for a in applets if a.secrets]
+        self._counter_hooks = {a.owner: a.counters for a in applets if a.counters}
         #: persistent writes the last command made (in-process cards)
         self.last_writes = 0
 
@@ -444,7 +445,7 @@ class Checker:
             prev = old.get(key)
             if prev is None or tries <= prev:
                 continue
-            verify = self._verify_ins.get(key[0], frozenset())
+            verify = self._verify_ins.get(key[0], VERIFY_INS)
             if is_success(sw) and ins in verify:
                 continue
             why = "" if is_success(sw) else f" with {sw:04X} ({describe(sw)})"

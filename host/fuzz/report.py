@@ -53,6 +53,7 @@ class Finding:
     original_steps: int
     apdus_before: int = 0
     hits: int = 1
+    notes: list[str] = field(default_factory=list)
     script: Path | None = None
     trace: Path | None = None
     image: Path | None = None
@@ -73,6 +74,7 @@ class Finding:
             "original_steps": self.original_steps,
             "apdus_before": self.apdus_before,
             "hits": self.hits,
+            "notes": list(self.notes),
             "script": str(self.script) if self.script else None,
             "trace": str(self.trace) if self.trace else None,
             "image": str(self.image) if self.image else None,
@@ -200,6 +202,7 @@ def save_finding(
         f"found after {finding.apdus_before} APDUs; minimised from {finding.original_steps} "
         f"to {len(finding.steps)} steps; seen {finding.hits} time(s)",
     ]
+    notes.extend(finding.notes)
     notes.extend(line for line in v.detail.strip().splitlines()[-12:] if line.strip())
     script.write_text(
         script_text(

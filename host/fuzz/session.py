@@ -105,6 +105,8 @@ class Episode:
         seed: the card's RNG seed.
         coverage: runs every command under this coverage tracer (in-process cards).
         patch: called on the new card before power-on (e.g. to change a secret).
+        afresh: personalise the card from scratch, as `cardemu run --preset` does
+            (by default the target may copy a personalised card: faster, the same).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Episode:
         *,
         coverage: object | None = None,
         patch: Callable[[CardRuntime], None] | None = None,
+        afresh: bool = False,
     ) -> None:
         self.target = target
         self.seed = seed
@@ -121,7 +124,7 @@ class Episode:
         self.coverage = coverage
         self.card: CardRuntime | None
         if target.in_process:
-            card = target.build(seed)
+            card = target.build_afresh(seed) if afresh else target.build(seed)
             if patch is not None:
                 patch(card)
             self.atr = card.power_on()

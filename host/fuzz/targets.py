@@ -58,6 +58,9 @@ VERIFY_INS = frozenset({0x20, 0x21, 0x24, 0x26, 0x28, 0x2C, 0x82, 0x86, 0x87, 0x
 
 SELECTED = "selected"
 
+#: The most RNG bytes a personalisation may draw for its card to be copied, not rebuilt.
+RNG_SKIP_MAX = 4096
+
 #: A state's set-up: APDUs sent in order (each must answer 9000/61xx), or a function
 #: that sends them through the `send` it is given and raises to say it failed.
 Setup = tuple[bytes, ...] | Callable[[Callable[[bytes], bytes]], None]
@@ -360,6 +363,21 @@ def _usim_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
     return out
 
 
+def _usim_authenticate(sqns: Iterable[int]) -> tuple[bytes, ...]:
+    """AUTHENTICATE (3G context, TS 31.102 §7.1.2) commands the sample profile accepts:
+    Milenage with its K and OPc, fresh SQNs (TS 33.102 Annex C: SEQ || IND, 5 IND bits)."""
+    from applets.usim.builder import TEST_K, TEST_OPC
+    from card.crypto.milenage import Milenage, generate_auth_vector
+
+    alg = Milenage(TEST_K, TEST_OPC)
+    out = []
+    for i, sqn in enumerate(sqns):
+        rand = bytes((0x11 * (i + 1)) & 0xFF for _ in range(16))
+        autn = generate_auth_vector(alg, rand, sqn.to_bytes(6, "big"), b"\x80\x00").autn
+        out.append(bytes.fromhex("0088008122 10") + rand + b"\x10" + autn + b"\x00")
+    return tuple(out)
+
+
 def _usim_profiles() -> list[AppletTarget]:
     from applets.usim import UICC_AID
     from applets.usim.builder import DEFAULT_USIM_AID
@@ -401,7 +419,8 @@ def _usim_profiles() -> list[AppletTarget]:
                 "8010000003 FFFFFF",
                 "80AA000003 A90181",
                 "00D600000411223344",
-            ),
+            )
+            + _usim_authenticate((1 << 5, 2 << 5 | 1, 3 << 5, 40 << 5 | 31)),
             secrets=_usim_secrets,
             counters=_usim_counters,
             coverage=("applets.usim", "card.fs"),
@@ -545,6 +564,32 @@ def applet_target(
 # -- cards -------------------------------------------------------------------------------
 
 
+class _Template:
+    """A personalised card's persistent values, written into blank runtimes on demand."""
+
+    __slots__ = ("items", "atr", "seed", "catalogue", "skip")
+
+    def __init__(self, card: CardRuntime, seed: int, catalogue: Catalogue | None) -> None:
+        self.items = tuple((o, tuple(seg.items())) for o, seg in card.nvm.snapshot().items())
+        self.atr = card.atr
+        self.seed = seed
+        self.catalogue = catalogue
+        #: RNG bytes the personalisation drew
+        self.skip = 0
+
+    def restore(self) -> CardRuntime:
+        rt = CardRuntime(None, rng_seed=self.seed, catalogue=self.catalogue)
+        write = rt.nvm.write
+        for owner, values in self.items:
+            for name, value in values:
+                write(owner, name, value)
+        rt.atr = self.atr
+        if self.skip:
+            rt.rng.random(self.skip)
+        rt.nvm.flush()
+        return rt
+
+
 @dataclass(frozen=True)
 class CardTarget:
     """A card to fuzz.
@@ -568,6 +613,10 @@ class CardTarget:
     max_ms: float = 1000.0
     reader: Reader | None = field(default=None, compare=False)
     catalogue: Catalogue | None = field(default=None, compare=False)
+    #: every applet on the card, fuzzed or not (the oracles know them all)
+    all_applets: tuple[AppletTarget, ...] = ()
+    #: personalised cards to copy, by RNG seed (None: copying is not faithful)
+    templates: dict[int, _Template | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def in_process(self) -> bool:
@@ -581,10 +630,41 @@ class CardTarget:
         """
         if self.personalise is None:
             raise TargetError(f"{self.name} is a real card: it cannot be rebuilt")
+        if image is None:
+            template = self._template(seed)
+            if template is not None:
+                return template.restore()
+        return self.build_afresh(seed, image)
+
+    def build_afresh(self, seed: int, image: str | os.PathLike[str] | None = None) -> CardRuntime:
+        """A new card personalised from scratch (`build` may copy a personalised one)."""
+        assert self.personalise is not None
         rt = CardRuntime(image, rng_seed=seed, catalogue=self.catalogue)
         self.personalise(rt)
         rt.nvm.flush()
         return rt
+
+    def _template(self, seed: int) -> _Template | None:
+        # Personalising can take milliseconds (a GP load file hashed, a USIM profile
+        # parsed) and the fuzzer builds a card for every episode and every clone. A
+        # card whose persistent values are written into a blank runtime is the same
+        # card, as a card image reopened is, provided the personalisation left nothing
+        # else behind: checked once per seed (NVM, ATR, the RNG's next bytes), else
+        # every card is personalised afresh.
+        cache = self.templates
+        if seed not in cache:
+            built = self.build_afresh(seed)
+            template = _Template(built, seed, self.catalogue)
+            copy = template.restore()
+            cache[seed] = None
+            if copy.nvm.snapshot() == built.nvm.snapshot() and copy.atr == built.atr:
+                # A seeded card RNG is one stream however it is cut (card.crypto.rng): the
+                # bytes personalisation drew are found in it and skipped in every copy.
+                drawn = copy.rng.random(RNG_SKIP_MAX + 32).find(built.rng.random(32))
+                if drawn >= 0:
+                    template.skip = drawn
+                    cache[seed] = template
+        return cache[seed]
 
     def rebuildable_image(self) -> bool:
         """Whether a saved image of this card opens with the default catalogue (`cardemu run`)."""
@@ -595,7 +675,7 @@ class CardTarget:
 
     def save_image(self, path: str | os.PathLike[str], seed: int) -> None:
         """Write the card as it is before any command (for `cardemu run --card`)."""
-        rt = self.build(seed, image=path)
+        rt = self.build_afresh(seed, image=path)
         rt.close()
 
     def only(self, selectors: Sequence[str]) -> CardTarget:
@@ -613,7 +693,12 @@ class CardTarget:
                 names = ", ".join(a.name for a in self.applets)
                 raise TargetError(f"no applet {sel!r} on {self.name} (applets: {names})")
             chosen.extend(a for a in found if a not in chosen)
-        return replace(self, applets=tuple(chosen))
+        return replace(self, applets=tuple(chosen), all_applets=self.card_applets)
+
+    @property
+    def card_applets(self) -> tuple[AppletTarget, ...]:
+        """Every applet on the card, including those `only` left out of the fuzzing."""
+        return self.all_applets or self.applets
 
     def applet(self, selector: str) -> AppletTarget:
         found = find_applets(self.applets, selector)
