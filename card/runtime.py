@@ -698,13 +698,9 @@ class CardRuntime:
             return _SW9000
         raise CardError(SW.INCORRECT_P1P2)
 
-    # -- convenience -----------------------------------------------------------------------
-
     def open_channels(self) -> list[int]:
+        """The logical channels open now, in order."""
         return sorted(self._channels)
-
-    def transmit_all(self, apdus: Iterable[bytes]) -> list[bytes]:
-        return [self.process(a) for a in apdus]
 
 
 ALL_CHANNELS = (1 << 20) - 1
