@@ -6,6 +6,10 @@ comes from the applets' files: other frames cost one call of the global trace
 function and no line events. Arcs are (previous line, line) pairs within a
 frame, a cheap stand-in for branch coverage.
 
+Once coverage stops growing, only a sample of the calls is traced (`QUIET`,
+`SAMPLE`): the choice depends only on the calls made, so a seed still
+reproduces a campaign.
+
 Executable lines are read from the compiled files: the lines of every function's
 bytecode, less the `def` line (its RESUME), as coverage.py counts statements.
 Module and class bodies are left out: they run at import, before any command.
@@ -21,6 +25,11 @@ from types import CodeType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: After this many traced calls in a row found nothing new ...
+QUIET = 512
+#: ... only one call in this many is traced, until one finds something again.
+SAMPLE = 4
 
 _PROLOGUE = frozenset({"RESUME", "RETURN_GENERATOR", "NOP", "COPY_FREE_VARS", "MAKE_CELL"})
 
@@ -65,6 +74,8 @@ class Coverage:
         #: (file, previous line, line) executed; 0 is the frame's entry
         self.arcs: set[tuple[str, int, int]] = set()
         self._new = 0
+        self._calls = 0
+        self._quiet = 0
         self._totals: dict[str, frozenset[int]] = {}
 
     # -- tracing -----------------------------------------------------------------------------
@@ -98,13 +109,19 @@ class Coverage:
         return local
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call `fn(*args)` with tracing on."""
+        """Call `fn(*args)`, traced (or, once coverage has stopped growing, one call in
+        `SAMPLE` traced: tracing costs more than the applet's own work)."""
+        self._calls += 1
+        if self._quiet >= QUIET and self._calls % SAMPLE:
+            return fn(*args)
+        new = self._new
         previous = sys.gettrace()
         sys.settrace(self._global)
         try:
             return fn(*args)
         finally:
             sys.settrace(previous)
+            self._quiet = 0 if self._new > new else self._quiet + 1
 
     def take_new(self) -> int:
         """Lines and arcs first seen since the last call."""

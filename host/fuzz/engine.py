@@ -137,6 +137,7 @@ class Fuzzer:
         self.findings: list[Finding] = []
         self._seen: dict[tuple[str, str], Finding] = {}
         self._writers: set[tuple[str, int, int] | None] = set()
+        self._verdicts: dict[tuple[str, bytes, bytes, bytes], bool] = {}
         self.apdus = 0
         self._paused = 0.0
         self._digest = RunDigest()
@@ -199,7 +200,11 @@ class Fuzzer:
         ep = Episode(self.target, c.the_card_seed, coverage=self.coverage)
         self.atr = ep.atr
         checker = Checker(
-            ep, oracles=self.oracles, max_ms=c.max_ms, rng=random.Random(rng.getrandbits(32))
+            ep,
+            oracles=self.oracles,
+            max_ms=c.max_ms,
+            rng=random.Random(rng.getrandbits(32)),
+            verdicts=self._verdicts,
         )
         st = self.stats[focus.name]
         state = self._enter(checker, focus, rng.choice(focus.state_names), st)

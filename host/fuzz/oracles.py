@@ -71,6 +71,8 @@ INTROSPECTIVE = frozenset({ERROR_KEEPS_STATE, RETRY_COUNTER, TEAR_ATOMICITY, DET
 MIN_SECRET = 4
 #: A secret whose place in the NVM is unknown is checked only from this length on.
 MIN_UNCONFIRMED_SECRET = 8
+#: Leak verdicts kept (by secret, command and response) before the cache starts afresh.
+VERDICTS_MAX = 4096
 
 Snapshot = dict[str, dict[str, Any]]
 PinKey = tuple[str, str]
@@ -269,8 +271,12 @@ class Checker:
         oracles: Iterable[str] = ALL_ORACLES,
         max_ms: float | None = None,
         rng: random.Random | None = None,
+        verdicts: dict[tuple[str, bytes, bytes, bytes], bool] | None = None,
     ) -> None:
         self.ep = episode
+        # A suspected leak is confirmed by re-running the episode: the same command
+        # answering the same bytes gets the same verdict, across a campaign's episodes.
+        self.verdicts = verdicts if verdicts is not None else {}
         enabled = frozenset(oracles)
         unknown = enabled - ALL_ORACLES
         if unknown:
@@ -485,7 +491,13 @@ class Checker:
             core = v.rstrip(b"\xff")  # PINs padded with FF (ETSI TS 102 221 §9.5.1)
             if any(core and core in c for c in self._sent):
                 continue  # the host sent it: it knew it
-            if not self._confirm_leak(s, index):
+            key = (s.name, v, apdu, resp)
+            verdict = self.verdicts.get(key)
+            if verdict is None:
+                if len(self.verdicts) >= VERDICTS_MAX:
+                    self.verdicts.clear()
+                verdict = self.verdicts[key] = self._confirm_leak(s, index)
+            if not verdict:
                 continue
             out.append(
                 Violation(
