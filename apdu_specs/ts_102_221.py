@@ -4,12 +4,17 @@
   CAPABILITY (8X AA): the proprietary-class commands of Table 10.5.
 - CLA A0 (3GPP TS 51.011 §9): SELECT, GET RESPONSE, STATUS, READ BINARY, READ
   RECORD as a SIM tool sends them; the SELECT response is the GSM one (§9.2.1),
-  announced with 9Fxx.
+  announced with 9Fxx. VERIFY / CHANGE / DISABLE / ENABLE / UNBLOCK CHV
+  (§9.2.9-13: a CHV is 8 bytes, digits padded with FF; UNBLOCK CHV names CHV1
+  as 00) and RUN GSM ALGORITHM (§9.2.16: RAND in, SRES || Kc out).
 
 The interindustry commands a UICC uses (SELECT, READ/UPDATE BINARY and RECORD,
 VERIFY, CHANGE, DISABLE/ENABLE VERIFICATION REQUIREMENT, RESET RETRY COUNTER =
 UNBLOCK PIN) decode with `apdu_specs.iso7816_4`. The vectors' responses are what
-the emulator's "usim" preset answers.
+the emulator's "usim" preset answers (a fresh card, after the commands the
+source names): CHV1 disabled, PIN1 1234, PUK1 11111111, PIN2 5678, PUK2
+22222222, and the K / OPc of the osmocom Milenage test, so RUN GSM ALGORITHM on
+RAND 00..00 gives libosmocore's SRES and Kc (tests/auth/milenage_test.c).
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ GSM_CLAUSE = "3GPP TS 51.011"
 GSM_CLA = 0xA0
 
 _GSM_TYPES = {0x01: "MF", 0x02: "DF", 0x04: "EF"}
+_CHV = {0x01: "CHV1", 0x02: "CHV2"}
+_UNBLOCK_CHV = {0x00: "CHV1", 0x02: "CHV2"}  # TS 51.011 §9.2.13: CHV1 is coded 00
+_CHV_SWS = sws("9802 9804 9808 9840")
+_ONE_CHV = c.Struct("chv" / c.Bytes(8))
+_TWO_CHVS = c.Struct("old" / c.Bytes(8), "new" / c.Bytes(8))
+_UNBLOCK_DATA = c.Struct("unblock" / c.Bytes(8), "new" / c.Bytes(8))
 _GSM_STRUCTURES = {0x00: "transparent", 0x01: "linear fixed", 0x03: "cyclic"}
 
 
@@ -39,6 +50,22 @@ def _gsm_select_response(d: Decoded) -> str:
     if len(data) >= 22:
         return f"{kind} {fid}, {data[14]} DFs, {data[15]} EFs, CHV1 {data[18] & 0x0F} tries"
     return f"{kind} {fid}"
+
+
+def _run_gsm_algorithm_summary(d: Decoded) -> str:
+    data, ne = d.fields["data"], d.fields["ne"]
+    text = "RUN GSM ALGORITHM (GSM)"
+    if isinstance(data, dict):
+        text += f" RAND {data['rand'].hex().upper()}"
+    return text + (f", Ne {ne}" if ne is not None else "")
+
+
+def _gsm_algorithm_response(d: Decoded) -> str:
+    """TS 51.011 §9.2.16: SRES (4 bytes) then Kc (8 bytes)."""
+    data = d.data
+    if isinstance(data, bytes):
+        return count_bytes(len(data))
+    return f"SRES {data['sres'].hex().upper()}, Kc {data['kc'].hex().upper()}"
 
 
 class GsmCommandSpec(CommandSpec):
@@ -171,7 +198,18 @@ SPECS: tuple[CommandSpec, ...] = (
                 response_summary="9F16 (22 response bytes available (GSM class))",
                 source="the emulator's usim preset",
             ),
-            Vector("A0A40000026F07", "SELECT (GSM) 6F07", response="9404"),
+            Vector(
+                "A0A40000026F07",
+                "SELECT (GSM) 6F07",
+                response="9404",
+                source="the emulator's usim preset (EF.IMSI is in DF.GSM, not in the MF)",
+            ),
+            Vector(
+                "A0A40000027F20",
+                "SELECT (GSM) 7F20",
+                response="9F16",
+                source="the emulator's usim preset",
+            ),
         ),
     ),
     GsmCommandSpec(
@@ -193,9 +231,9 @@ SPECS: tuple[CommandSpec, ...] = (
             Vector(
                 "A0C0000016",
                 "GET RESPONSE (GSM), Ne 22",
-                response="0000FFFF3F0001000000000009B101040400838A838A9000",
+                response="0000FFFF3F0001000000000009B102040400838A838A9000",
                 response_summary="9000 (Normal processing: no further qualification): "
-                "MF 3F00, 1 DFs, 4 EFs, CHV1 3 tries",
+                "MF 3F00, 2 DFs, 4 EFs, CHV1 3 tries",
                 source="the emulator's usim preset, after A0A40000023F00",
             ),
             Vector(
@@ -205,6 +243,14 @@ SPECS: tuple[CommandSpec, ...] = (
                 response_summary="9000 (Normal processing: no further qualification): "
                 "EF 2FE2, transparent, 10 bytes",
                 source="the emulator's usim preset, after A0A40000022FE2",
+            ),
+            Vector(
+                "A0C0000016",
+                "GET RESPONSE (GSM), Ne 22",
+                response="0000FFFF7F2002000000000009B1000C0400838A838A9000",
+                response_summary="9000 (Normal processing: no further qualification): "
+                "DF 7F20, 0 DFs, 12 EFs, CHV1 3 tries",
+                source="the emulator's usim preset, after A0A40000027F20",
             ),
         ),
     ),
@@ -243,7 +289,7 @@ SPECS: tuple[CommandSpec, ...] = (
                 "A0B000000A",
                 "READ BINARY (GSM) offset 0000, Ne 10",
                 response="988812000000000010F29000",
-                source="the emulator's usim preset, EF.ICCID selected",
+                source="the emulator's usim preset, after A0A40000022FE2",
             ),
         ),
     ),
@@ -264,5 +310,186 @@ SPECS: tuple[CommandSpec, ...] = (
         sws=sws("9400 9402 9804 9408"),
         summary="READ RECORD (GSM) {record}, {mode}{le}",
         vectors=(Vector("A0B201041C", "READ RECORD (GSM) 1, absolute/current, Ne 28"),),
+    ),
+    GsmCommandSpec(
+        "VERIFY CHV",
+        0x20,
+        f"{GSM_CLAUSE} §9.2.9",
+        variant="GSM",
+        cla=GSM_CLA,
+        cla_mask=0xFF,
+        p1=0x00,
+        fields=(p2("chv", _CHV),),
+        data=_ONE_CHV,
+        nc=(8, 8),
+        sws=_CHV_SWS,
+        summary="VERIFY CHV (GSM) {chv}",
+        doc="9804: wrong, attempts left; 9840: blocked; 9808: CHV1 disabled.",
+        vectors=(
+            Vector(
+                "A02000020835363738FFFFFFFF",
+                "VERIFY CHV (GSM) CHV2",
+                {"params": {"chv": "CHV2"}, "nc": 8},
+                response="9000",
+                source="the emulator's usim preset",
+            ),
+            Vector(
+                "A02000020839393939FFFFFFFF",
+                "VERIFY CHV (GSM) CHV2",
+                response="9804",
+                response_summary="9804 (Access condition not fulfilled, or CHV verification "
+                "failed)",
+                source="the emulator's usim preset",
+            ),
+            Vector(
+                "A02000010831323334FFFFFFFF",
+                "VERIFY CHV (GSM) CHV1",
+                response="9808",
+                source="the emulator's usim preset (CHV1 disabled)",
+            ),
+        ),
+    ),
+    GsmCommandSpec(
+        "CHANGE CHV",
+        0x24,
+        f"{GSM_CLAUSE} §9.2.10",
+        variant="GSM",
+        cla=GSM_CLA,
+        cla_mask=0xFF,
+        p1=0x00,
+        fields=(p2("chv", _CHV),),
+        data=_TWO_CHVS,
+        nc=(16, 16),
+        sws=_CHV_SWS,
+        summary="CHANGE CHV (GSM) {chv}",
+        doc="The old CHV, then the new one.",
+        vectors=(
+            Vector(
+                "A02400021035363738FFFFFFFF38373635FFFFFFFF",
+                "CHANGE CHV (GSM) CHV2",
+                {"params": {"chv": "CHV2"}},
+                response="9000",
+                source="the emulator's usim preset",
+            ),
+        ),
+    ),
+    GsmCommandSpec(
+        "DISABLE CHV",
+        0x26,
+        f"{GSM_CLAUSE} §9.2.11",
+        variant="GSM",
+        cla=GSM_CLA,
+        cla_mask=0xFF,
+        p1=0x00,
+        p2=0x01,
+        data=_ONE_CHV,
+        nc=(8, 8),
+        sws=_CHV_SWS,
+        summary="DISABLE CHV (GSM) CHV1",
+        doc="CHV1 only; 9808 when it is disabled already.",
+        vectors=(
+            Vector(
+                "A02600010831323334FFFFFFFF",
+                "DISABLE CHV (GSM) CHV1",
+                response="9808",
+                source="the emulator's usim preset (CHV1 disabled)",
+            ),
+        ),
+    ),
+    GsmCommandSpec(
+        "ENABLE CHV",
+        0x28,
+        f"{GSM_CLAUSE} §9.2.12",
+        variant="GSM",
+        cla=GSM_CLA,
+        cla_mask=0xFF,
+        p1=0x00,
+        p2=0x01,
+        data=_ONE_CHV,
+        nc=(8, 8),
+        sws=_CHV_SWS,
+        summary="ENABLE CHV (GSM) CHV1",
+        doc="CHV1 only; 9808 when it is enabled already.",
+        vectors=(
+            Vector(
+                "A02800010831323334FFFFFFFF",
+                "ENABLE CHV (GSM) CHV1",
+                response="9000",
+                source="the emulator's usim preset (CHV1 disabled)",
+            ),
+        ),
+    ),
+    GsmCommandSpec(
+        "UNBLOCK CHV",
+        0x2C,
+        f"{GSM_CLAUSE} §9.2.13",
+        variant="GSM",
+        cla=GSM_CLA,
+        cla_mask=0xFF,
+        p1=0x00,
+        fields=(p2("chv", _UNBLOCK_CHV),),
+        data=_UNBLOCK_DATA,
+        nc=(16, 16),
+        sws=_CHV_SWS,
+        summary="UNBLOCK CHV (GSM) {chv}",
+        doc="The UNBLOCK CHV (PUK), then the new CHV; P2 00 is CHV1, 02 CHV2.",
+        vectors=(
+            Vector(
+                "A02C0000103131313131313131" + "31323334FFFFFFFF",
+                "UNBLOCK CHV (GSM) CHV1",
+                {"params": {"chv": "CHV1"}},
+                response="9000",
+                source="the emulator's usim preset",
+            ),
+            Vector(
+                "A02C0002103232323232323232" + "35363738FFFFFFFF",
+                "UNBLOCK CHV (GSM) CHV2",
+                response="9000",
+                source="the emulator's usim preset",
+            ),
+        ),
+    ),
+    GsmCommandSpec(
+        "RUN GSM ALGORITHM",
+        0x88,
+        f"{GSM_CLAUSE} §9.2.16",
+        variant="GSM",
+        cla=GSM_CLA,
+        cla_mask=0xFF,
+        p1=0x00,
+        p2=0x00,
+        data=c.Struct("rand" / c.Bytes(16)),
+        nc=(16, 16),
+        le=Le.OPTIONAL,
+        ne=(1, 256),
+        response=c.Struct("sres" / c.Bytes(4), "kc" / c.Bytes(8)),
+        sws=sws("9Fxx 9804"),
+        summary=_run_gsm_algorithm_summary,
+        response_summary=_gsm_algorithm_response,
+        doc="Needs DF.GSM (or a DF under it) current and CHV1 verified or disabled.",
+        vectors=(
+            Vector(
+                "A08800001000000000000000000000000000000000",
+                "RUN GSM ALGORITHM (GSM) RAND 00000000000000000000000000000000",
+                response="9F0C",
+                source="the emulator's usim preset, after A0A40000027F20",
+            ),
+            Vector(
+                "A0880000100000000000000000000000000000000000",
+                "RUN GSM ALGORITHM (GSM) RAND 00000000000000000000000000000000, Ne 256",
+                response="215FDB4D6DE816A759A429129000",
+                response_summary="9000 (Normal processing: no further qualification): "
+                "SRES 215FDB4D, Kc 6DE816A759A42912",
+                response_expect={"data": {"sres": "215FDB4D", "kc": "6DE816A759A42912"}},
+                source="the emulator's usim preset, after A0A40000027F20 "
+                "(SRES and Kc: libosmocore tests/auth/milenage_test.c)",
+            ),
+            Vector(
+                "A08800001000000000000000000000000000000000",
+                "RUN GSM ALGORITHM (GSM) RAND 00000000000000000000000000000000",
+                response="9804",
+                source="the emulator's usim preset (the MF is current, not DF.GSM)",
+            ),
+        ),
     ),
 )

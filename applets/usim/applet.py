@@ -19,7 +19,18 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
 - TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted.
 - CLA A0 (TS 51.011 §9): SELECT, STATUS, READ BINARY / RECORD, UPDATE BINARY /
   RECORD with the GSM response format and status words; the runtime gives 9Fxx
-  and GET RESPONSE.
+  and GET RESPONSE. VERIFY CHV (20), CHANGE CHV (24), DISABLE CHV (26), ENABLE
+  CHV (28), UNBLOCK CHV (2C), §9.2.9-13, work on PIN1 (CHV1) and PIN2 (CHV2) with
+  the same counters and verification state as the UICC commands, answering 9804
+  (wrong, attempts left), 9840 (blocked), 9808 (in contradiction with the CHV
+  status: CHV1 disabled, or already so) and 9802 (no such CHV); UNBLOCK CHV
+  names CHV1 00 (§9.2.13) and takes 01 too, which tools sharing code with the
+  UICC commands send. RUN GSM
+  ALGORITHM (88), §9.2.16: RAND gives SRES || Kc through the profile's 3G
+  algorithm and c2/c3 (TS 33.102 §6.8.1.2), with DF.GSM or a DF under it
+  current and CHV1 verified or disabled (9804 otherwise).
+- The EFs DF.GSM shares with ADF.USIM (ts_51_011.SHARED_WITH_USIM) stay equal: a
+  write to one, in either class, writes the other in the same transaction.
 
 Install parameters: an exported profile (card.profiles format), installed and
 enabled at once; none gives an eUICC with no profile.
@@ -32,7 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from applets.usim.auth import authenticate_3g, authenticate_gsm, parse_lv_items
+from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
 from applets.usim.profile import Profile, ProfileFormatError
 from applets.usim.saip import PeStatus, SaipError, profile_from_package
 from applets.usim.store import PinRecord, Slot
@@ -43,6 +54,17 @@ from applets.usim.ts_31_102 import (
     decode_service_table,
 )
 from applets.usim.ts_51_011 import (
+    CHV1,
+    CHV2,
+    CHV_LENGTH,
+    DF_GSM,
+    RUN_GSM_RAND_LENGTH,
+    SHARED_WITH_USIM,
+    SW_ACCESS_NOT_FULFILLED,
+    SW_CHV_BLOCKED,
+    SW_CHV_CONTRADICTION,
+    SW_NO_CHV,
+    UNBLOCK_CHV1,
     ChvStatus,
     df_response,
     ef_response,
@@ -53,6 +75,7 @@ from card.framework import AID, APDU, SW, Applet, CardError, transient
 from card.framework.catalogue import CatalogueError
 from card.framework.exceptions import OutOfMemory
 from card.fs import ADM1, PIN1, PIN2, FileSystem
+from card.fs.files import MF_HANDLE
 from card.profiles import (
     ISD_R_AID,
     ProfileStoreError,
@@ -70,7 +93,11 @@ _ISO_INS = frozenset(
 )
 _PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA})
 _FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32})
-_GSM_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
+_GSM_FS_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
+_GSM_CHV_INS = frozenset({0x20, 0x24, 0x26, 0x28, 0x2C})
+_GSM_RUN_ALGORITHM = 0x88
+#: Instructions that write an EF's content (UPDATE BINARY / RECORD, INCREASE).
+_WRITE_INS = frozenset({0xD6, 0xDC, 0x32})
 
 _AUTH_GSM = 0x80
 _AUTH_3G = 0x81
@@ -222,6 +249,8 @@ class UiccApplet(Applet, ProfileStoreInterface):
         env = self._env(slot, gen)
         if ins in _FS_INS:
             fs = slot.fs if slot is not None else self._base_fs()
+            if ins in _WRITE_INS:
+                return self._write(fs, state, env, apdu)
             return fs.process(state, env, apdu)
         if ins in (0x10, 0xAA):
             return None  # TERMINAL PROFILE / TERMINAL CAPABILITY: noted, nothing to answer
@@ -355,16 +384,60 @@ class UiccApplet(Applet, ProfileStoreInterface):
             return frozenset()
         return decode_service_table(ust) if isinstance(ust, bytes) else frozenset()
 
+    # -- Shared files (TS 51.011 §10.3 / TS 31.102 §4.2) --------------------------------------
+
+    def _write(self, fs: FileSystem, state: dict[str, Any], env: _Env, apdu: APDU) -> bytes:
+        """A write command; an EF DF.GSM shares with ADF.USIM gets its twin written too."""
+        with self._atomic():
+            out = fs.process(state, env, apdu)
+            info = fs.current_ef(state)
+            twin = self._twin(fs, info.handle)
+            if twin is not None:
+                fs.write(twin, fs.read(info.handle))
+        return out
+
+    @staticmethod
+    def _twin(fs: FileSystem, handle: str) -> str | None:
+        """The other copy of an EF of ts_51_011.SHARED_WITH_USIM, if the card has both."""
+        info = fs.info(handle)
+        if info is None or info.fid not in SHARED_WITH_USIM or info.parent is None:
+            return None
+        gsm = fs.child(MF_HANDLE, DF_GSM)
+        usim = next((h for n, h in fs.applications() if n.startswith(USIM_AID_PREFIX)), None)
+        if gsm is None or usim is None:
+            return None
+        if info.parent == gsm:
+            other = fs.child(usim, info.fid)
+        elif info.parent == usim:
+            other = fs.child(gsm, info.fid)
+        else:
+            return None
+        twin = fs.info(other) if other is not None else None
+        if twin is None or (twin.fdb & 0x07, twin.size, twin.record_length) != (
+            info.fdb & 0x07,
+            info.size,
+            info.record_length,
+        ):
+            return None  # not the same shape: two files after all
+        return twin.handle
+
     # -- CLA A0: the GSM view (TS 51.011 §9) ------------------------------------------------
 
     def _gsm_class(self, apdu: APDU) -> bytes | None:
         ins = apdu.ins
-        if ins not in _GSM_INS:
-            raise CardError(0x6D00 if ins != 0xC0 else 0x6F00)
         slot, gen = self._current()
+        if ins in _GSM_CHV_INS:
+            if apdu.p1 != 0x00:
+                raise CardError(SW.INCORRECT_P1P2)
+            self._gsm_chv(apdu, slot, gen)
+            return None
+        if ins not in _GSM_FS_INS and ins != _GSM_RUN_ALGORITHM:
+            raise CardError(0x6D00 if ins != 0xC0 else 0x6F00)
         fs = slot.fs if slot is not None else self._base_fs()
         state = self._channel_state(gen)
         env = self._env(slot, gen)
+        if ins == _GSM_RUN_ALGORITHM:
+            return self._run_gsm_algorithm(apdu, slot, fs, state, env)
         if ins == 0xA4:
             if apdu.p1 or apdu.p2:
                 raise CardError(SW.INCORRECT_P1P2)
@@ -384,7 +457,73 @@ class UiccApplet(Applet, ProfileStoreInterface):
             raise CardError(SW.INCORRECT_P1P2)
         if ins in (0xB0, 0xD6) and apdu.p1 & 0x80:
             raise CardError(SW.WRONG_P1P2)
+        if ins in _WRITE_INS:
+            return self._write(fs, state, env, apdu)
         return fs.process(state, env, apdu)
+
+    def _gsm_chv(self, apdu: APDU, slot: Slot | None, gen: int) -> None:
+        """VERIFY / CHANGE / DISABLE / ENABLE / UNBLOCK CHV (TS 51.011 §9.2.9-13).
+
+        The checks the UICC commands make (counter written down first, constant-time
+        comparison) are theirs; what differs is the CHV numbering and the status
+        words: a failed comparison is 9804 with attempts left, 9840 without.
+        """
+        ins, p2, data = apdu.ins, apdu.p2, apdu.data
+        if ins == 0x2C:
+            ref = {UNBLOCK_CHV1: PIN1, CHV1: PIN1, CHV2: PIN2}.get(p2)
+        elif ins in (0x26, 0x28):
+            ref = PIN1 if p2 == CHV1 else None  # only CHV1 can be disabled (§9.2.11-12)
+        else:
+            ref = {CHV1: PIN1, CHV2: PIN2}.get(p2)
+        if ref is None:
+            raise CardError(SW.INCORRECT_P1P2)
+        if len(data) != (2 * CHV_LENGTH if ins in (0x24, 0x2C) else CHV_LENGTH):
+            raise CardError(SW.WRONG_LENGTH)
+        rec = slot.pin(ref) if slot is not None else None
+        if slot is None or rec is None or (ins == 0x2C and rec.puk is None):
+            raise CardError(SW_NO_CHV)
+        if ins in (0x24, 0x2C) and not _valid_new_pin(ref, data[CHV_LENGTH:]):
+            raise CardError(SW.INCORRECT_P1P2)  # 6B00: §9.4 has no word for bad data
+        if ins == 0x2C:
+            self._unblock(slot, gen, ref, rec, data)
+            return
+        if ins in (0x20, 0x24) and not rec.enabled:
+            raise CardError(SW_CHV_CONTRADICTION)  # CHV1 disabled: nothing to verify or change
+        if (ins == 0x26 and not rec.enabled) or (ins == 0x28 and rec.enabled):
+            raise CardError(SW_CHV_CONTRADICTION)
+        if rec.tries <= 0:
+            raise CardError(SW_CHV_BLOCKED)
+        rec = self._check_pin(slot, gen, ref, rec, data[:CHV_LENGTH])
+        if ins == 0x24:
+            rec = _with(rec, value=bytes(data[CHV_LENGTH:]))
+        elif ins in (0x26, 0x28):
+            rec = _with(rec, enabled=ins == 0x28)
+        if ins != 0x20:
+            slot.set_pin(ref, rec)
+        self._set_verified(gen, ref, True)
+
+    def _run_gsm_algorithm(
+        self, apdu: APDU, slot: Slot | None, fs: FileSystem, state: dict[str, Any], env: _Env
+    ) -> bytes:
+        """RUN GSM ALGORITHM (TS 51.011 §9.2.16): SRES || Kc for RAND.
+
+        The SIM's A3/A8 is the profile's 3G algorithm with the conversion functions
+        c2 and c3 (TS 33.102 §6.8.1.2), as on a USIM in the GSM security context.
+        """
+        if apdu.p1 or apdu.p2:
+            raise CardError(SW.INCORRECT_P1P2)
+        if len(apdu.data) != RUN_GSM_RAND_LENGTH:
+            raise CardError(SW.WRONG_LENGTH)
+        # §9.2.16: only with DF.GSM, or a DF under it, as the current directory.
+        gsm = fs.child(MF_HANDLE, DF_GSM)
+        h: str | None = fs.current_df(state).handle
+        while h is not None and h != gsm:
+            parent = fs.info(h)
+            h = parent.parent if parent is not None else None
+        if slot is None or gsm is None or h is None or not env.is_verified(PIN1):
+            raise CardError(SW_ACCESS_NOT_FULFILLED)
+        sres, kc = gsm_sres_kc(slot.algorithm(), bytes(apdu.data))
+        return sres + kc
 
     def _gsm_response(self, fs: FileSystem, info: Any, slot: Slot | None, env: _Env) -> bytes:
         if not info.is_df:

@@ -8,8 +8,12 @@ with this tree (access rules are records of EF.ARR, see ts_102_221.ARR_RECORDS):
     ├── 2F00 EF.DIR     SFI 1E       one application template: the USIM
     ├── 2FE2 EF.ICCID   SFI 02
     ├── 2F05 EF.PL      SFI 05       "en"
-    └── 7F10 DF.TELECOM
-        └── 6F3A EF.ADN              10 empty records
+    ├── 7F10 DF.TELECOM
+    │   └── 6F3A EF.ADN              10 empty records
+    └── 7F20 DF.GSM                  (df_gsm=True; TS 51.011 §10.7)
+        ├── 6F07 EF.IMSI    6F20 EF.Kc     6F30 EF.PLMNsel  6F31 EF.HPPLMN
+        ├── 6F38 EF.SST     6F46 EF.SPN    6F74 EF.BCCH     6F78 EF.ACC
+        └── 6F7B EF.FPLMN   6F7E EF.LOCI   6FAD EF.AD       6FAE EF.PHASE
     ADF.USIM (A0000000871002FFFFFFFF8907090000 by default)
     ├── 6F06 EF.ARR     SFI 17       6F05 EF.LI     SFI 02     6F07 EF.IMSI   SFI 07
     ├── 6F08 EF.KEYS    SFI 08       6F09 EF.KEYSPS SFI 09     6F60 EF.PLMNwAcT SFI 0A
@@ -21,6 +25,10 @@ with this tree (access rules are records of EF.ARR, see ts_102_221.ARR_RECORDS):
     └── 6F61 EF.OPLMNwAcT SFI 11     6F62 EF.HPLMNwAcT SFI 13
 
 File identifiers and SFIs are those of TS 31.102 §4.2 / Annex H and TS 102 221 §13.
+DF.GSM's EF.IMSI, HPPLMN, SPN, ACC, FPLMN, LOCI and AD start with the content of
+their ADF.USIM namesakes, which the card then keeps equal
+(ts_51_011.SHARED_WITH_USIM); its EF.SST lists what the SIM view offers: CHV1
+disable, ADN (DF.TELECOM), PLMN selector, SPN.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from applets.usim import ts_31_102 as u
+from applets.usim import ts_51_011 as g
 from applets.usim.auth import DEFAULT_DELTA, DEFAULT_IND_BITS
 from applets.usim.profile import AppSpec, AuthSpec, DictStore, PinSpec, Profile, files_from_fs
 from applets.usim.ts_102_221 import (
@@ -62,6 +71,9 @@ DF_TELECOM = 0x7F10
 UICC_CHARACTERISTICS = bytes.fromhex("800171")  # TS 102 221 §11.1.1.4.6.1, in 'A5'
 ALPHA_SIZE = 14
 UST_SIZE = 12
+SST_SIZE = 5  # TS 51.011 §10.3.7: services 1-20
+#: Services EF.SST of DF.GSM offers (TS 51.011 §10.3.7).
+GSM_SERVICES = frozenset({g.SST_CHV1_DISABLE, g.SST_ADN, g.SST_PLMN_SELECTOR, g.SST_SPN})
 SMS_RECORDS = 10
 ADN_RECORDS = 10
 
@@ -90,6 +102,7 @@ def build_profile(
     puk2: str = "22222222",
     adm1: str = "12345678",
     pin1_enabled: bool = False,
+    df_gsm: bool = True,
     ind_bits: int = DEFAULT_IND_BITS,
     delta: int | None = DEFAULT_DELTA,
     age_limit: int | None = None,
@@ -109,12 +122,23 @@ def build_profile(
         k: the 16-byte subscriber key.
         opc / op: exactly one of them for Milenage (neither for the XOR algorithm).
         pin1_enabled: PIN1 verification required (test cards usually ship without).
+        df_gsm: give the card DF.GSM (7F20), the SIM view 2G tools use through CLA A0.
 
     Raises:
         ValueError: a field the files cannot hold.
     """
     plmn = u.Plmn.from_imsi(imsi, mnc_length)
     home = u.encode_plmn(plmn)
+    # The files DF.GSM shares with ADF.USIM (ts_51_011.SHARED_WITH_USIM) start equal.
+    shared = {
+        g.EF_IMSI: u.encode_imsi(imsi),
+        g.EF_HPPLMN: b"\x05",
+        g.EF_SPN: u.encode_spn(u.Spn(spn)),
+        g.EF_ACC: u.encode_acc(u.acc_for_imsi(imsi)),
+        g.EF_FPLMN: u.encode_plmn_list((), 12),
+        g.EF_LOCI: u.encode_loci(u.Loci(plmn=home)),
+        g.EF_AD: u.encode_ad(u.AdministrativeData(mnc_length=mnc_length)),
+    }
 
     store = DictStore()
     fs = FileSystem(store)
@@ -167,6 +191,25 @@ def build_profile(
         security=_arr(mf_arr, ARR_PIN1),
     )
 
+    if df_gsm:
+        gsm = fs.create_df(mf, g.DF_GSM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
+        # TS 51.011 §10.3: READ/UPDATE access conditions of each EF, as EF.ARR records.
+        for fid, data, rule in (
+            (g.EF_IMSI, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE),
+            (g.EF_KC, g.encode_kc(), ARR_PIN1),
+            (g.EF_PLMNSEL, u.encode_plmn_list([plmn], g.PLMNSEL_SIZE), ARR_PIN1),
+            (g.EF_HPPLMN, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE),
+            (g.EF_SST, g.encode_sst(GSM_SERVICES, SST_SIZE), ARR_PIN1_READ_ADM_UPDATE),
+            (g.EF_SPN, shared[g.EF_SPN], ARR_ADM),
+            (g.EF_BCCH, bytes(g.BCCH_SIZE), ARR_PIN1),
+            (g.EF_ACC, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE),
+            (g.EF_FPLMN, shared[g.EF_FPLMN], ARR_PIN1),
+            (g.EF_LOCI, shared[g.EF_LOCI], ARR_PIN1),
+            (g.EF_AD, shared[g.EF_AD], ARR_ADM),
+            (g.EF_PHASE, bytes((g.PHASE_2,)), ARR_ADM),
+        ):
+            fs.create_ef(gsm, fid, data=data, security=_arr(mf_arr, rule))
+
     adf_arr = 0x6F06
     adf = fs.create_adf(
         usim_aid,
@@ -194,19 +237,19 @@ def build_profile(
 
     rec(0x6F06, list(ARR_RECORDS), ARR_RECORD_LENGTH, len(ARR_RECORDS), ARR_ADM, 0x17)
     ef(0x6F05, encode_languages(["en"], 10), ARR_READ_ALW_PIN1_UPDATE, 0x02)
-    ef(0x6F07, u.encode_imsi(imsi), ARR_PIN1_READ_ADM_UPDATE, 0x07)
+    ef(0x6F07, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE, 0x07)
     ef(0x6F08, u.encode_keys(u.Keys()), ARR_PIN1, 0x08)
     ef(0x6F09, u.encode_keys(u.Keys()), ARR_PIN1, 0x09)
     ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
-    ef(0x6F31, b"\x05", ARR_PIN1_READ_ADM_UPDATE, 0x12)
+    ef(0x6F31, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE, 0x12)
     ef(0x6F38, u.encode_service_table(services, UST_SIZE), ARR_PIN1_READ_ADM_UPDATE, 0x04)
     ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
-    ef(0x6F78, u.encode_acc(u.acc_for_imsi(imsi)), ARR_PIN1_READ_ADM_UPDATE, 0x06)
-    ef(0x6F7B, u.encode_plmn_list((), 12), ARR_PIN1, 0x0D)
-    ef(0x6F7E, u.encode_loci(u.Loci(plmn=home)), ARR_PIN1, 0x0B)
-    ef(0x6FAD, u.encode_ad(u.AdministrativeData(mnc_length=mnc_length)), ARR_ADM, 0x03)
+    ef(0x6F78, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE, 0x06)
+    ef(0x6F7B, shared[g.EF_FPLMN], ARR_PIN1, 0x0D)
+    ef(0x6F7E, shared[g.EF_LOCI], ARR_PIN1, 0x0B)
+    ef(0x6FAD, shared[g.EF_AD], ARR_ADM, 0x03)
     ef(0x6F73, u.encode_psloci(u.PsLoci(plmn=home)), ARR_PIN1, 0x0C)
-    ef(0x6F46, u.encode_spn(u.Spn(spn)), ARR_ADM)
+    ef(0x6F46, shared[g.EF_SPN], ARR_ADM)
     msisdn_len = u.dialling_record_length(ALPHA_SIZE)
     rec(
         0x6F40,

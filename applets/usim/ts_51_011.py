@@ -1,16 +1,62 @@
-"""The GSM class (CLA A0) view of the file system: 3GPP TS 51.011 (GSM 11.11) §9.
+"""The GSM class (CLA A0) view of the card: 3GPP TS 51.011 (GSM 11.11) §9 and §10.
 
 A SIM tool probing a card sends SELECT and GET RESPONSE with CLA A0; a UICC
 that answers them gives the SELECT response of TS 51.011 §9.2.1 (not an FCP),
 announced with 9Fxx, and uses the GSM status words of §9.4.
+
+DF.GSM (7F20, §10.7) holds the SIM's files. Those whose file identifier and
+coding TS 51.011 §10.3 and TS 31.102 §4.2 share (`SHARED_WITH_USIM`: IMSI,
+HPPLMN, SPN, ACC, FPLMN, LOCI, AD) are one subscription's data seen twice: the
+card keeps the two copies equal (a write through either updates both). EF.SST,
+EF.PLMNsel, EF.Kc, EF.BCCH and EF.PHASE are the SIM's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from card.fs import FileInfo
 from card.fs.security import ALWAYS, NEVER, AccessRules, Op
+
+# TS 51.011 §10.7: DF.GSM and its EFs (§10.3.x).
+DF_GSM = 0x7F20
+EF_IMSI = 0x6F07  # §10.3.2
+EF_KC = 0x6F20  # §10.3.3
+EF_PLMNSEL = 0x6F30  # §10.3.4
+EF_HPPLMN = 0x6F31  # §10.3.5
+EF_SST = 0x6F38  # §10.3.7
+EF_SPN = 0x6F46  # §10.3.11
+EF_BCCH = 0x6F74  # §10.3.14
+EF_ACC = 0x6F78  # §10.3.15
+EF_FPLMN = 0x6F7B  # §10.3.16
+EF_LOCI = 0x6F7E  # §10.3.17
+EF_AD = 0x6FAD  # §10.3.18
+EF_PHASE = 0x6FAE  # §10.3.19
+
+#: EFs of DF.GSM that are the same file as the EF with the same identifier in ADF.USIM
+#: (same coding in TS 51.011 §10.3 and TS 31.102 §4.2): the card keeps the two equal.
+SHARED_WITH_USIM = frozenset({EF_IMSI, EF_HPPLMN, EF_SPN, EF_ACC, EF_FPLMN, EF_LOCI, EF_AD})
+
+KC_SIZE = 9  # Kc (8 bytes) and the ciphering key sequence number
+CKSN_NO_KEY = 0x07  # §10.3.3: no key available
+BCCH_SIZE = 16
+PLMNSEL_SIZE = 24  # §10.3.4: at least 8 PLMNs of 3 bytes
+PHASE_2 = 0x02  # §10.3.19: phase 2 (no PROFILE DOWNLOAD needed)
+
+# §10.3.7: the SIM service table's service numbers this card's DF.GSM can offer.
+SST_CHV1_DISABLE = 1
+SST_ADN = 2
+SST_PLMN_SELECTOR = 7
+SST_SPN = 17
+
+# §9.2.9-13: CHV numbers in P2 (UNBLOCK CHV codes CHV1 as 00).
+CHV1 = 0x01
+CHV2 = 0x02
+UNBLOCK_CHV1 = 0x00
+CHV_LENGTH = 8  # §9.3: a CHV or an UNBLOCK CHV is 8 bytes, digits padded with FF
+RUN_GSM_RAND_LENGTH = 16  # §9.2.16
+RUN_GSM_RESPONSE_LENGTH = 12  # SRES (4) || Kc (8)
 
 # TS 51.011 §9.3: type of file.
 TYPE_MF = 0x01
@@ -62,9 +108,13 @@ _ISO_TO_GSM = {
 
 
 def gsm_status(iso_sw: int) -> int:
-    """The TS 51.011 §9.4 status word for an ISO 7816-4 one (63Cx: 9804; 6Cxx: 67xx)."""
+    """The TS 51.011 §9.4 status word for an ISO 7816-4 one.
+
+    63Cx with attempts left is 9804 (unsuccessful CHV verification, at least one
+    attempt left), 63C0 and 6983 are 9840 (no attempt left, blocked), 6Cxx is 67xx.
+    """
     if iso_sw >> 4 == 0x63C:
-        return SW_ACCESS_NOT_FULFILLED
+        return SW_ACCESS_NOT_FULFILLED if iso_sw & 0x0F else SW_CHV_BLOCKED
     if iso_sw >> 8 == 0x6C:
         return 0x6700 | (iso_sw & 0xFF)
     return _ISO_TO_GSM.get(iso_sw, iso_sw)
@@ -143,3 +193,35 @@ def ef_response(info: FileInfo, rules: AccessRules) -> bytes:
         + bytes((TYPE_EF, byte8, read << 4 | update, increase << 4 | 0x0, rehab << 4 | inval))
         + bytes((status, 2, structure, reclen))
     )
+
+
+def encode_sst(services: Iterable[int], size: int) -> bytes:
+    """EF.SST (§10.3.7): two bits a service, b1 allocated and b2 activated; service 1 in b1-b2.
+
+    Every service given is allocated and activated.
+
+    Raises:
+        ValueError: a service number below 1 or beyond `size` bytes.
+    """
+    out = bytearray(size)
+    for n in services:
+        if not 1 <= n <= 4 * size:
+            raise ValueError(f"service {n} does not fit in a {size}-byte SIM service table")
+        out[(n - 1) // 4] |= 0b11 << (2 * ((n - 1) % 4))
+    return bytes(out)
+
+
+def decode_sst(data: bytes) -> frozenset[int]:
+    """The services of EF.SST that are both allocated and activated."""
+    return frozenset(
+        4 * i + j + 1 for i, b in enumerate(data) for j in range(4) if (b >> (2 * j)) & 0b11 == 0b11
+    )
+
+
+def encode_kc(kc: bytes | None = None, cksn: int = CKSN_NO_KEY) -> bytes:
+    """EF.Kc (§10.3.3): Kc and its sequence number; no Kc is FF x 8 with CKSN 07."""
+    if kc is not None and len(kc) != 8:
+        raise ValueError("Kc is 8 bytes")
+    if not 0 <= cksn <= 0x07:
+        raise ValueError("CKSN is 0..7")
+    return (b"\xff" * 8 if kc is None else bytes(kc)) + bytes((cksn,))

@@ -173,7 +173,7 @@ def test_gsm_class_select_and_get_response() -> None:
     data, sw = send(rt, f"A0C00000{resp[1]:02X}")
     assert sw == 0x9000
     assert data[4:7] == b"\x3f\x00\x01"  # FID, type MF (TS 51.011 §9.2.1)
-    assert data[14] == 1 and data[15] == 4  # one child DF (DF.TELECOM), four EFs
+    assert data[14] == 2 and data[15] == 4  # two child DFs (DF.TELECOM, DF.GSM), four EFs
     assert data[18] == 0x83  # CHV1 initialised, 3 tries
     data, sw = send(rt, "A0A40000022FE2")
     assert sw == 0x9000 and data[6] == 0x04 and data[13] == 0x00  # an EF, transparent
@@ -185,7 +185,6 @@ def test_gsm_class_select_and_get_response() -> None:
     assert send(rt, "A0A40000026F3A")[1] == 0x9000
     data, sw = send(rt, "A0B201041C")
     assert sw == 0x9000 and data == b"\xff" * 28
-    assert send(rt, "A020000108" + pin("1234"))[1] == 0x6D00
     assert send(rt, "A0C0000010")[1] == 0x6F00  # nothing to get
 
 
