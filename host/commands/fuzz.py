@@ -11,7 +11,7 @@ import click
 from host.commands.common import EXIT_FAILED, json_option
 from host.fuzz.engine import FuzzConfig, Fuzzer, bench, replay_script
 from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, ORACLES
-from host.fuzz.report import CampaignReport, Progress, save_finding
+from host.fuzz.report import AppletStats, CampaignReport, Progress, save_finding
 from host.fuzz.session import RateLimitedReader
 from host.fuzz.targets import (
     CardTarget,
@@ -312,12 +312,20 @@ def _stateful(target: CardTarget, config: FuzzConfig) -> CampaignReport:
         oracles=config.oracles,
         max_ms=config.max_ms,
     )
+    # The machine moves between all the applets: one row for the card.
+    row = AppletStats("(all applets)", b"", rec.apdus, time.perf_counter() - t0, rec.sws)
     report = CampaignReport(
-        target.name, config.seed, "stateful (hypothesis)", tuple(sorted(config.oracles)), False, []
+        target.name,
+        config.seed,
+        "stateful (hypothesis)",
+        tuple(sorted(config.oracles)),
+        False,
+        [row],
     )
-    report.seconds = time.perf_counter() - t0
+    report.seconds = row.seconds
     report.apdus = rec.apdus
     report.episodes = rec.runs
+    report.tears = rec.tears
     if finding is not None:
         if config.findings_dir is not None:
             from host.fuzz.session import Episode

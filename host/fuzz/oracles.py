@@ -148,11 +148,14 @@ def retry_counters(
 def _mask_counters(snapshot: Snapshot, keys: Iterable[CounterKey]) -> Snapshot:
     out = {o: dict(s) for o, s in snapshot.items()}
     for owner, name, index in keys:
-        value = out[owner][name]
+        seg = out.get(owner)
+        if seg is None or name not in seg:
+            continue  # a counter still at its default value, not in the NVM
+        value = seg[name]
         if index < 0:  # the value is the counter itself
-            out[owner][name] = None
+            seg[name] = None
         else:
-            out[owner][name] = value[:index] + (None,) + value[index + 1 :]
+            seg[name] = value[:index] + (None,) + value[index + 1 :]
     return out
 
 
@@ -218,9 +221,9 @@ def _secret_patch(secret: Secret, snapshot: Snapshot) -> Callable[[CardRuntime],
 
     def patch(card: CardRuntime) -> None:
         for owner, name in places:
-            value = card.nvm.read(owner, name)
-            if value is not None:
-                card.nvm.write(owner, name, substitute(value, secret.value, new))
+            # Absent: a persistent field still at its default, the secret itself.
+            value = card.nvm.read(owner, name, secret.value)
+            card.nvm.write(owner, name, substitute(value, secret.value, new))
 
     return patch
 

@@ -336,7 +336,10 @@ class CampaignReport:
                 where = f" -> {f.script}" if f.script else ""
                 v = f.violation
                 out.append(f"   {f.number}. [{v.oracle}] {f.applet}: {v.message}{where}")
-        out.append(f"  run digest {self.digest} (the same seed and options give the same digest)")
+        if self.digest:
+            out.append(
+                f"  run digest {self.digest} (the same seed and options give the same digest)"
+            )
         return "\n".join(out)
 
 

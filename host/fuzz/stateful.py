@@ -15,6 +15,7 @@ Tests use it directly:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ class Recorder:
     violation: Violation | None = None
     runs: int = 0
     apdus: int = 0
+    tears: int = 0
+    sws: Counter[int] = field(default_factory=Counter)
 
 
 def _structured() -> st.SearchStrategy[bytes]:
@@ -158,6 +161,10 @@ def machine_for(
                 step, vs = self.checker.apply(event)
             if recorder is not None and not isinstance(event, Reset):
                 recorder.apdus += 1
+                if step.sw is not None:
+                    recorder.sws[step.sw] += 1
+                if isinstance(step.event, Tear):
+                    recorder.tears += 1
             if vs:
                 if recorder is not None:
                     recorder.steps = list(self.episode.steps)

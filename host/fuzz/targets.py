@@ -429,15 +429,22 @@ def _usim_profiles() -> list[AppletTarget]:
 
 
 def _bio_counters(seg: Mapping[str, Any]) -> Iterable[tuple[str, int, int]]:
-    for name in ("tries", "admin_tries"):
-        if type(seg.get(name)) is int:
-            yield name, -1, seg[name]
+    from applets.biometric.applet import ADMIN_TRY_LIMIT
+
+    # The biometric counter, and the administrative key's (at its default until first used).
+    for name, default in (("tries", None), ("admin_tries", ADMIN_TRY_LIMIT)):
+        value = seg.get(name, default)
+        if type(value) is int:
+            yield name, -1, value
 
 
 def _bio_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
     owner = aid.hex()
     out = []
-    key = card.nvm.read(owner, "admin_key")
+    from applets.biometric.applet import DEFAULT_ADMIN_KEY
+
+    # A persistent field holds its default until first written.
+    key = card.nvm.read(owner, "admin_key", DEFAULT_ADMIN_KEY)
     if key:
         out.append(Secret("administrative key", key, (owner, "admin_key")))
     for finger in card.nvm.read(owner, "fingers", ()) or ():
