@@ -20,10 +20,15 @@ Where each figure comes from (the report says it again):
 Genuine pairs are every pair of impressions of a finger (reference = the
 earlier impression); impostor pairs are a seeded sample of impressions of two
 different fingers (all of them if there are fewer than asked).
+
+A target is judged only on figures this run can resolve (ISO/IEC 19795-1: one
+false match in n impostor comparisons is an FMR of 1/n, so an FMR of 1% needs
+at least 100 of them); otherwise the report says "not judged" and what it needs.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -141,21 +146,41 @@ class EvalResult:
 
     def targets(self) -> dict[str, bool | None]:
         """The issue's targets, each True/False (None when it cannot be judged)."""
+        return {k: v for k, (v, _why) in self._judge().items()}
+
+    def unjudged(self) -> dict[str, str]:
+        """Why each target `targets` leaves None cannot be judged."""
+        return {k: why for k, (v, why) in self._judge().items() if v is None and why}
+
+    def _judge(self) -> dict[str, tuple[bool | None, str | None]]:
         ours = self.ours.rates
         assert ours is not None
         at1 = ours.points[0]
-        better: bool | None = None
+        fnmr_1pct: tuple[bool | None, str | None] = (
+            (at1.fnmr <= 0.01, None) if at1.resolved else (None, _need(at1))
+        )
+        better: tuple[bool | None, str | None] = (None, "Bozorth3 not run")
         if self.bozorth is not None and self.bozorth.rates is not None:
             b = self.bozorth.rates
-            better = (
-                all(p.fnmr <= q.fnmr for p, q in zip(ours.points, b.points, strict=True))
-                and ours.eer < b.eer
-            )
+            both = list(zip(ours.points, b.points, strict=True))
+            # A resolved point (or the EER) that is worse settles it; an unresolved one
+            # cannot count either way.
+            if ours.eer >= b.eer or any(p.fnmr > q.fnmr for p, q in both if p.resolved):
+                better = (False, None)
+            else:
+                pending = [p for p, q in both if not (p.resolved and q.resolved)]
+                better = (None, _need(*pending)) if pending else (True, None)
+        a = self.apdu
+        if a.comparisons:
+            fast = (a.mean_ms < 50.0 and a.p99_ms < 50.0, None)
+            agree = (a.agree == a.comparisons, None)
+        else:
+            fast = agree = (None, "no VERIFY APDUs in this run (--apdu-sample 0)")
         return {
-            "fnmr_le_1pct_at_fmr_1pct": at1.fnmr <= 0.01,
+            "fnmr_le_1pct_at_fmr_1pct": fnmr_1pct,
             "better_than_bozorth3": better,
-            "verify_under_50ms": self.apdu.mean_ms < 50.0 and self.apdu.p99_ms < 50.0,
-            "apdu_decisions_agree": self.apdu.agree == self.apdu.comparisons,
+            "verify_under_50ms": fast,
+            "apdu_decisions_agree": agree,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -183,7 +208,14 @@ class EvalResult:
                 "fnmr": self.card_threshold_fnmr,
             },
             "targets": self.targets(),
+            "targets_not_judged": self.unjudged(),
         }
+
+
+def _need(*points: det.OperatingPoint) -> str:
+    """What an unresolved operating point needs: 1/FMR impostor comparisons (the most)."""
+    n = max(math.ceil(1.0 / p.target_fmr - 1e-9) for p in points)
+    return f"need ≥ {n} impostor comparisons"
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -441,6 +473,7 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         lines.append(f"  {png_note}")
     lines.append("")
     t = result.targets()
+    why = result.unjudged()
     names = {
         "fnmr_le_1pct_at_fmr_1pct": "FNMR <= 1% at FMR = 1%",
         "better_than_bozorth3": "better than Bozorth3 (every FNMR and the EER)",
@@ -448,9 +481,11 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         "apdu_decisions_agree": "APDU decisions = direct decisions",
     }
     for k, v in t.items():
-        lines.append(
-            f"  target {names[k]}: {'met' if v else 'NOT met' if v is False else 'not judged'}"
-        )
+        if v is None:
+            verdict = f"not judged ({why[k]})" if k in why else "not judged"
+        else:
+            verdict = "met" if v else "NOT met"
+        lines.append(f"  target {names[k]}: {verdict}")
     return lines
 
 

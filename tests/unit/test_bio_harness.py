@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from applets.biometric.iso19794 import Minutia
 from host.bio import bozorth, det, synthetic
-from host.bio.eval import EvalConfig, pairs, report, run
+from host.bio.eval import ApduResult, EvalConfig, EvalResult, MatcherResult, pairs, report, run
 from host.cli import cli
 
 
@@ -141,6 +141,112 @@ def test_cli_eval_json_and_model_override() -> None:
     assert out["apdu_path"]["comparisons"] == 6
     bad = CliRunner().invoke(cli, ["bio", "eval", "--set", "nonsense=1"])
     assert bad.exit_code == 2
+
+
+def test_cli_eval_does_not_claim_targets_it_cannot_resolve() -> None:
+    # 20 impostor comparisons: the smallest FMR they show is 5%, so FMR 1% is not resolved.
+    args = ["bio", "eval", "--fingers", "5", "--impressions", "2", "--impostors", "20"]
+    args += ["--apdu-sample", "4", "--no-bozorth"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "FNMR at FMR=1%" in res.output and "(*)" in res.output
+    assert (
+        "target FNMR <= 1% at FMR = 1%: not judged (need ≥ 100 impostor comparisons)" in res.output
+    )
+    assert "at FMR = 1%: met" not in res.output
+    assert "better than Bozorth3 (every FNMR and the EER): not judged (Bozorth3 not run)" in (
+        res.output
+    )
+    js = json.loads(CliRunner().invoke(cli, [*args, "--json"]).output)
+    assert js["targets"]["fnmr_le_1pct_at_fmr_1pct"] is None
+    assert js["targets_not_judged"]["fnmr_le_1pct_at_fmr_1pct"] == (
+        "need ≥ 100 impostor comparisons"
+    )
+    assert js["targets"]["apdu_decisions_agree"] is True  # 4 VERIFY APDUs were run
+
+
+def _result(
+    ours: tuple[list[float], list[float]],
+    theirs: tuple[list[float], list[float]] | None,
+    apdu_comparisons: int = 4,
+) -> EvalResult:
+    def matcher(name: str, scores: tuple[list[float], list[float]]) -> MatcherResult:
+        g, i = scores
+        return MatcherResult(name, "test scores", g, i, det.rates(g, i))
+
+    return EvalResult(
+        config=EvalConfig(bozorth=theirs is not None),
+        genuine_pairs=len(ours[0]),
+        impostor_pairs=len(ours[1]),
+        minutiae_mean=30.0,
+        ours=matcher("ours", ours),
+        bozorth=None if theirs is None else matcher("Bozorth3", theirs),
+        bozorth_skipped=None if theirs is not None else "Bozorth3 skipped: --no-bozorth",
+        apdu=ApduResult(
+            comparisons=apdu_comparisons,
+            genuine=apdu_comparisons,
+            impostor=0,
+            agree=apdu_comparisons,
+            disagreements=[],
+            times_ms=[1.0] * apdu_comparisons,
+            threshold=40,
+            blocked=0,
+        ),
+        card_threshold_fmr=0.0,
+        card_threshold_fnmr=0.0,
+    )
+
+
+# Genuine scores: 100 of them. Impostor scores 0..n-1, all below the genuine ones ("clean"),
+# or with the genuine scores spread over them ("overlap": FNMR > 0 at every FMR).
+def _clean(n: int) -> tuple[list[float], list[float]]:
+    return [float(n + 10 + k) for k in range(100)], [float(k) for k in range(n)]
+
+
+def _overlap(n: int) -> tuple[list[float], list[float]]:
+    return [float(n * k / 100) for k in range(100)], [float(k) for k in range(n)]
+
+
+def test_targets_are_judged_only_on_resolved_operating_points() -> None:
+    # 500 impostor comparisons resolve FMR 1% (5 false matches allowed), not 0.1% or 0.01%.
+    r = _result(_clean(500), _overlap(500))
+    assert [p.resolved for p in r.ours.rates.points] == [True, False, False]  # type: ignore[union-attr]
+    t = r.targets()
+    assert t["fnmr_le_1pct_at_fmr_1pct"] is True
+    assert t["better_than_bozorth3"] is None  # better where resolved; 0.01% needs 10000
+    assert r.unjudged() == {"better_than_bozorth3": "need ≥ 10000 impostor comparisons"}
+    text = "\n".join(report(r))
+    assert "target FNMR <= 1% at FMR = 1%: met" in text
+    assert (
+        "target better than Bozorth3 (every FNMR and the EER): "
+        "not judged (need ≥ 10000 impostor comparisons)"
+    ) in text
+    # Worse at a resolved point (or in EER): NOT met, whatever the unresolved ones say.
+    worse = _result(_overlap(500), _clean(500))
+    assert worse.targets()["better_than_bozorth3"] is False
+    assert worse.targets()["fnmr_le_1pct_at_fmr_1pct"] is False
+    assert "better than Bozorth3 (every FNMR and the EER): NOT met" in "\n".join(report(worse))
+    # Enough impostor comparisons for every target FMR: judged.
+    full = _result(_clean(10000), _overlap(10000))
+    assert all(p.resolved for p in full.ours.rates.points)  # type: ignore[union-attr]
+    assert full.targets()["better_than_bozorth3"] is True
+    assert full.unjudged() == {}
+    # Fewer than 100: not even FMR 1%.
+    few = _result(_clean(99), _overlap(99))
+    assert few.targets()["fnmr_le_1pct_at_fmr_1pct"] is None
+    assert few.unjudged()["fnmr_le_1pct_at_fmr_1pct"] == "need ≥ 100 impostor comparisons"
+    assert few.to_json()["targets_not_judged"] == few.unjudged()
+
+
+def test_verify_targets_need_verify_apdus() -> None:
+    r = _result(_clean(500), None, apdu_comparisons=0)
+    t = r.targets()
+    assert t["verify_under_50ms"] is None and t["apdu_decisions_agree"] is None
+    assert "no VERIFY APDUs" in r.unjudged()["verify_under_50ms"]
+    assert r.unjudged()["better_than_bozorth3"] == "Bozorth3 not run"
+    ran = _result(_clean(500), None, apdu_comparisons=4)
+    assert ran.targets()["verify_under_50ms"] is True
+    assert ran.targets()["apdu_decisions_agree"] is True
 
 
 def test_cli_eval_png(tmp_path: object) -> None:
