@@ -223,7 +223,12 @@ class Fuzzer:
                 self._step(checker, Send(rng.choice(others).select_command), focus, st)
                 state = "other-selected"
             else:
-                apdu, kind = self.gen.next(focus, state)
+                last = ep.steps[-1] if ep.steps else None
+                follow = follow_up(last, rng) if last is not None and rng.random() < 0.5 else None
+                if follow is not None:
+                    apdu, kind = follow, "follow-up"
+                else:
+                    apdu, kind = self.gen.next(focus, state)
                 report.kinds[kind] += 1
                 # Tearing a command that writes nothing tells nothing and costs a clone:
                 # tear only commands (applet, class, INS) seen writing.
@@ -350,6 +355,32 @@ class Fuzzer:
 
 def _ok(sw: int) -> bool:
     return sw == 0x9000 or sw >> 8 in (0x61, 0x9F)
+
+
+def follow_up(last: Step, rng: random.Random) -> bytes | None:
+    """What a terminal sends after 61xx / 9Fxx (GET RESPONSE) or 6Cxx (the command again
+    with the exact Le), ISO/IEC 7816-3 §12.2.3 and -4 §5.3.4; sometimes with a wrong Le."""
+    sw = last.sw
+    ev = last.event
+    if sw is None or not isinstance(ev, Send) or not ev.apdu:
+        return None
+    sw1, sw2 = sw >> 8, sw & 0xFF
+    cla = ev.apdu[0]
+    if sw1 in (0x61, 0x9F):
+        le = rng.choice((sw2, sw2, 0x00, 0x01, (sw2 + 1) & 0xFF, (sw2 - 1) & 0xFF))
+        # GSM class A0 keeps its class; otherwise the channel bits of the command.
+        get = 0xA0 if sw1 == 0x9F else cla & 0x03 if cla & 0x40 == 0 else cla & 0x4F
+        return bytes((get, 0xC0, 0x00, 0x00, le))
+    if sw1 == 0x6C:
+        try:
+            cmd = CommandApdu.from_bytes(ev.apdu)
+        except ApduFormatError:
+            return None
+        le = sw2 or 256
+        if rng.random() < 0.25:
+            le = max(1, le - 1)
+        return _rebuild(cmd, le=le, extended=False) or None
+    return None
 
 
 # -- minimisation ---------------------------------------------------------------------------------

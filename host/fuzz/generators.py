@@ -14,6 +14,9 @@ campaign's figures):
 - `structured`: a random header with a random body shape (cases 1-4, short and
   extended, wrong lengths);
 - `raw`: random bytes.
+
+(The engine adds `follow-up`: GET RESPONSE after 61xx/9Fxx, the command again with
+the exact Le after 6Cxx, as a terminal would.)
 """
 
 from __future__ import annotations
