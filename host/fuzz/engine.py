@@ -138,6 +138,8 @@ class Fuzzer:
         self._seen: dict[tuple[str, str], Finding] = {}
         self._writers: set[tuple[str, int, int] | None] = set()
         self._verdicts: dict[tuple[str, bytes, bytes, bytes], bool] = {}
+        #: the session a state's set-up opened (it wraps commands), until it ends
+        self._session: object | None = None
         self.apdus = 0
         self._paused = 0.0
         self._digest = RunDigest()
@@ -220,6 +222,7 @@ class Fuzzer:
             elif r < 0.04:
                 state = self._enter(checker, focus, rng.choice(focus.state_names), st)
             elif r < 0.05 and others:
+                self._session = None
                 self._step(checker, Send(rng.choice(others).select_command), focus, st)
                 state = "other-selected"
             else:
@@ -229,6 +232,7 @@ class Fuzzer:
                     apdu, kind = follow, "follow-up"
                 else:
                     apdu, kind = self.gen.next(focus, state)
+                    apdu = self._wrap(apdu)
                 report.kinds[kind] += 1
                 # Tearing a command that writes nothing tells nothing and costs a clone:
                 # tear only commands (applet, class, INS) seen writing.
@@ -237,6 +241,7 @@ class Fuzzer:
                     step = self._step(checker, Tear(apdu, -1), focus, st)
                     if isinstance(step.event, Tear):
                         report.tears += 1
+                        self._session = None
                         state = SELECTED
                         self._step(checker, Send(focus.select_command), focus, st)
                 else:
@@ -254,8 +259,20 @@ class Fuzzer:
             for v in checker.replay_check():
                 self._found(v, ep, focus)
 
+    def _wrap(self, apdu: bytes) -> bytes:
+        """Most commands of the proprietary class go through the state's session (a secure
+        channel's C-MAC...), as a host would send them; the rest go as they are."""
+        session = self._session
+        if session is None or not apdu or not apdu[0] & 0x80 or self.rng.random() >= 0.85:
+            return apdu
+        try:
+            return session.wrap_command(apdu)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - a command the session cannot wrap goes raw
+            return apdu
+
     def _enter(self, checker: Checker, applet: AppletTarget, state: str, st: AppletStats) -> str:
         """Select the applet and run a state's set-up; the state reached."""
+        self._session = None
         step = self._step(checker, Send(applet.select_command), applet, st)
         if step.sw is None or not _ok(step.sw):
             return "unselected"
@@ -269,10 +286,12 @@ class Fuzzer:
                 return s.response or b""
 
             try:
-                spec.setup(send)
+                session = spec.setup(send)
             except Exception as e:  # noqa: BLE001 - a set-up that fails leaves the state unreached
                 log.debug("state %s of %s not reached: %s", state, applet.name, e)
                 return SELECTED
+            if hasattr(session, "wrap_command"):
+                self._session = session
         else:
             for apdu in spec.setup:
                 s = self._step(checker, Send(apdu), applet, st)

@@ -151,10 +151,14 @@ def machine_for(
             super().__init__()
             self.episode = Episode(target, seed)
             self.checker = Checker(self.episode, oracles=oracles, max_ms=max_ms)
+            #: the session a state's set-up opened (a secure channel), until it ends
+            self.session: Any = None
             if recorder is not None:
                 recorder.runs += 1
 
         def _do(self, event: Send | Reset | Tear) -> Step:
+            if not isinstance(event, Send):
+                self.session = None
             if isinstance(event, Tear):
                 step, vs = self.checker.tear(event.apdu, event.after)
             else:
@@ -178,6 +182,7 @@ def machine_for(
         def select(self, applet: AppletTarget, reset: int) -> None:
             if reset == 7:
                 self._do(Reset())
+            self.session = None
             self._do(Send(applet.select_command))
 
         @precondition(lambda self: bool(with_states))
@@ -185,6 +190,7 @@ def machine_for(
         def enter_state(self, data: Any) -> None:
             applet = data.draw(st.sampled_from(with_states), label="applet")
             state = data.draw(st.sampled_from(applet.states), label="state")
+            self.session = None
             step = self._do(Send(applet.select_command))
             if step.sw != 0x9000 and (step.sw or 0) >> 8 != 0x61:
                 return
@@ -194,26 +200,36 @@ def machine_for(
                     return self._do(Send(apdu)).response or b""
 
                 try:
-                    state.setup(send)
+                    session = state.setup(send)
                 except OracleViolation:
                     raise
                 except Exception:  # noqa: BLE001 - the state is just not reached
                     return
+                if hasattr(session, "wrap_command"):
+                    self.session = session
                 return
             for apdu in state.setup:
                 s = self._do(Send(apdu))
                 if s.sw != 0x9000:
                     return
 
+        def _wrapped(self, apdu: bytes) -> bytes:
+            if self.session is None or not apdu or not apdu[0] & 0x80:
+                return apdu
+            try:
+                return self.session.wrap_command(apdu)  # type: ignore[no-any-return]
+            except Exception:  # noqa: BLE001 - a command the session cannot wrap goes raw
+                return apdu
+
         @rule(apdu=commands)
         def send(self, apdu: bytes) -> None:
-            self._do(Send(apdu))
+            self._do(Send(self._wrapped(apdu)))
 
         # The applets' own corpus gets rules of its own: it knows their commands best.
         @precondition(lambda self: bool(corpus))
         @rule(apdu=known)
         def send_known(self, apdu: bytes) -> None:
-            self._do(Send(apdu))
+            self._do(Send(self._wrapped(apdu)))
 
         @precondition(lambda self: in_process)
         @rule(apdu=commands, after=st.integers(0, 3) | st.integers(0, 16))

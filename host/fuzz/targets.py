@@ -62,8 +62,10 @@ SELECTED = "selected"
 RNG_SKIP_MAX = 4096
 
 #: A state's set-up: APDUs sent in order (each must answer 9000/61xx), or a function
-#: that sends them through the `send` it is given and raises to say it failed.
-Setup = tuple[bytes, ...] | Callable[[Callable[[bytes], bytes]], None]
+#: that sends them through the `send` it is given and raises to say it failed. The
+#: function may return a session, an object with `wrap_command(apdu) -> bytes` (a
+#: secure channel): most proprietary-class commands fuzzed in the state go through it.
+Setup = tuple[bytes, ...] | Callable[[Callable[[bytes], bytes]], object]
 
 
 class TargetError(Exception):
@@ -289,11 +291,13 @@ class _SendReader(Reader):
         return self._send(apdu)
 
 
-def _open_scp03(send: Callable[[bytes], bytes]) -> None:
+def _open_scp03(send: Callable[[bytes], bytes]) -> object:
     from host.gp.secure_channel import Scp03Reader
 
     # A fixed host challenge: a replayed set-up must send the same bytes.
-    Scp03Reader(_SendReader(send), random=lambda n: bytes(range(1, n + 1))).open()
+    reader = Scp03Reader(_SendReader(send), random=lambda n: bytes(range(1, n + 1)))
+    reader.open()
+    return reader.session  # wraps the commands fuzzed in this state (C-MAC)
 
 
 def _gp_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
