@@ -32,6 +32,11 @@ excluded) with Python slice syntax: `[0:8]`, `[2:]`, `[-4:]`, `[3]` (one
 byte); with no slice (`=> $name`), the whole data. A slice reaching past the
 data is a mismatch. A line may carry one expectation and several captures.
 
+An APDU has at least 4 bytes (CLA INS P1 P2): a shorter line is a syntax
+error, and so is a line whose variables leave it shorter when it runs (through
+PC/SC a 1-byte command hangs vpcd). A caller that means to send short commands
+to an emulated card (a fuzzer replaying a finding) parses with `allow_short`.
+
 A command with no expectation must answer 9000, 61xx or 9Fxx, unless the
 run is lenient. A run stops at the first mismatch and names the line, what
 was expected and what came.
@@ -45,6 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from card.sw import describe, is_success
+from host.hexutil import MIN_COMMAND_APDU, check_command_apdu
 from host.readers.base import Reader, ReaderError
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -227,17 +233,34 @@ def _need(i: int) -> int:
 
 @dataclass(frozen=True)
 class Command:
-    """One APDU line with what is expected of its response."""
+    """One APDU line with what is expected of its response.
+
+    Attributes:
+        min_length: the shortest APDU `build` lets out (4, or 0 under `allow_short`).
+    """
 
     line: int
     template: Template
     expect: Pattern | None = None
     captures: tuple[Capture, ...] = ()
+    min_length: int = field(default=MIN_COMMAND_APDU, compare=False)
 
-    def build(self, variables: Mapping[str, bytes]) -> bytes:
-        return b"".join(
+    def build(self, variables: Mapping[str, bytes], source: str = "script") -> bytes:
+        """The APDU with the variables' values in place.
+
+        Raises:
+            KeyError: a variable is not defined.
+            ScriptSyntaxError: it comes out shorter than `min_length`.
+        """
+        apdu = b"".join(
             variables[part.name] if isinstance(part, VarRef) else part for part in self.template
         )
+        if len(apdu) >= self.min_length:
+            return apdu
+        try:
+            return check_command_apdu(apdu)
+        except ValueError as e:
+            raise ScriptSyntaxError(str(e), self.line, source) from None
 
 
 @dataclass(frozen=True)
@@ -273,6 +296,25 @@ class Script:
 
 
 # -- parsing --------------------------------------------------------------------------
+
+
+def _command(
+    line: int,
+    template: Template,
+    source: str,
+    allow_short: bool,
+    expect: Pattern | None = None,
+    captures: tuple[Capture, ...] = (),
+) -> Command:
+    """An APDU line, refused when its literal bytes are all it has and make under 4 bytes."""
+    if allow_short:
+        return Command(line, template, expect, captures, min_length=0)
+    if not any(isinstance(part, VarRef) for part in template):
+        try:
+            check_command_apdu(b"".join(template))  # type: ignore[arg-type]
+        except ValueError as e:
+            raise ScriptSyntaxError(str(e), line, source) from None
+    return Command(line, template, expect, captures)
 
 
 def _logical_lines(text: str, source: str) -> list[tuple[int, str]]:
@@ -369,7 +411,11 @@ def _clauses(text: str, line: int, source: str) -> tuple[Pattern | None, list[Ca
 
 
 def parse_script(
-    text: str, *, source: str = "script", variables: Mapping[str, bytes] | None = None
+    text: str,
+    *,
+    source: str = "script",
+    variables: Mapping[str, bytes] | None = None,
+    allow_short: bool = False,
 ) -> Script:
     """Parse a script (see the module docstring for the format).
 
@@ -377,6 +423,8 @@ def parse_script(
         text: the script.
         source: its name in error messages (a file name, or "<stdin>").
         variables: names defined before the script starts (e.g. from the command line).
+        allow_short: accept APDUs under 4 bytes (only for emulated cards: a fuzzer's
+            findings); by default they are syntax errors.
 
     Raises:
         ScriptSyntaxError: with the line number of the first problem.
@@ -401,12 +449,12 @@ def parse_script(
             template = _template(head, known, line, source)
             if not template:
                 raise ScriptSyntaxError("empty APDU", line, source)
-            steps.append(Command(line, template))
+            steps.append(_command(line, template, source, allow_short))
             continue
         pattern, captures = _clauses(sep + tail, line, source)
         if head.strip():
             template = _template(head, known, line, source)
-            steps.append(Command(line, template, pattern, tuple(captures)))
+            steps.append(_command(line, template, source, allow_short, pattern, tuple(captures)))
         else:
             # An expectation line belongs to the APDU just before it.
             prev = steps[-1] if steps else None
@@ -486,6 +534,7 @@ def run_script(
     Raises:
         ScriptMismatch: a response did not meet its expectation.
         ScriptFailed: the reader failed; the message names the line.
+        ScriptSyntaxError: an APDU built from variables is shorter than 4 bytes.
     """
     if result is None:
         result = RunResult()
@@ -508,7 +557,7 @@ def run_script(
                 result.variables[p.name] if isinstance(p, VarRef) else p for p in step.template
             )
             continue
-        apdu = step.build(result.variables)
+        apdu = step.build(result.variables, src)
         t0 = time.perf_counter()
         try:
             response = reader.transmit(apdu)

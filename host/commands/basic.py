@@ -15,7 +15,7 @@ from card.sw import describe, is_success
 from host.commands.common import UnexpectedStatus, json_option
 from host.commands.tools import (
     open_session,
-    parse_hex_args,
+    parse_apdu_args,
     pick_reader,
     reader_options,
     session_options,
@@ -62,7 +62,7 @@ def send(
       cardemu send -r 2 -g 00A4040000
       cardemu send --json --trace-file s.jsonl 00A4000C023F00
     """
-    cmds = parse_hex_args(apdus)
+    cmds = parse_apdu_args(apdus)
     info = pick_reader(reader_spec, image, preset)
     records: list[dict[str, Any]] = []
     failed: str | None = None

@@ -22,7 +22,7 @@ import click
 from card.apdu import ApduFormatError, CommandApdu, cla_chained, cla_channel
 from card.sw import describe
 from host.commands.common import EXIT_USAGE, UnexpectedStatus, json_option
-from host.hexutil import parse_hex, to_hex
+from host.hexutil import parse_command_apdu, parse_hex, to_hex
 from host.presets import PRESETS
 from host.readers.base import Reader, ReaderError
 from host.readers.registry import (
@@ -73,7 +73,7 @@ class InvalidInput(click.ClickException):
 
 
 def parse_hex_args(values: Sequence[str], what: str = "APDU") -> list[bytes]:
-    """Hex arguments as bytes (plain, spaced or AA:BB).
+    """Hex arguments as bytes (plain, spaced or AA:BB), of any length (e.g. responses).
 
     Raises:
         InvalidInput: an argument is not hex.
@@ -84,6 +84,24 @@ def parse_hex_args(values: Sequence[str], what: str = "APDU") -> list[bytes]:
             out.append(parse_hex(v))
         except ValueError as e:
             raise InvalidInput(f"{what}: {e}") from None
+    return out
+
+
+def parse_apdu_args(values: Sequence[str]) -> list[bytes]:
+    """Command APDU arguments as bytes: hex (plain, spaced or AA:BB), 4 bytes at least.
+
+    Every command that sends APDUs from its arguments parses them here, so that
+    nothing shorter than a command header reaches a card (`host.hexutil.parse_command_apdu`).
+
+    Raises:
+        InvalidInput: an argument is not hex or is shorter than 4 bytes (exit code 2).
+    """
+    out = []
+    for v in values:
+        try:
+            out.append(parse_command_apdu(v))
+        except ValueError as e:
+            raise InvalidInput(f"APDU: {e}") from None
     return out
 
 
@@ -402,6 +420,9 @@ def run(
         except ScriptMismatch as e:
             outcome = {"result": "mismatch", "error": str(e)}
             failure = UnexpectedStatus(str(e))
+        except ScriptSyntaxError as e:
+            outcome = {"result": "syntax", "error": str(e)}
+            failure = InvalidInput(str(e))
         except ScriptFailed as e:
             outcome = {"result": "failed", "error": str(e)}
             failure = click.ClickException(str(e))

@@ -473,3 +473,38 @@ def test_one_card_option_at_a_time(tmp_path: Path) -> None:
     code, _, err = cardemu("send", "-r", "0", "--preset", "demo", "00A40000")
     assert code == 2
     assert err == "Error: -r and --preset both name a card: give one\n"
+
+
+@pytest.mark.parametrize("apdu", ["", "00", "00A4", "00 A4 04", "::"])
+def test_send_refuses_apdus_under_4_bytes(apdu: str) -> None:
+    code, out, err = cardemu("send", "00A4040000", apdu)
+    assert (code, out) == (2, "")  # a usage error: nothing at all is sent
+    n = len(bytes.fromhex(apdu.replace(" ", "").replace(":", "")))
+    got = "nothing" if n == 0 else f"{n} byte" + ("s" if n > 1 else "")
+    assert err == (
+        f"Error: APDU: {apdu!r}: a command APDU has at least 4 bytes (CLA INS P1 P2), got {got}\n"
+    )
+
+
+def test_decode_still_takes_short_responses() -> None:
+    code, out, _ = cardemu("decode", "9000", "00")
+    assert code == 0
+    assert out.splitlines() == [
+        "<< 9000 (Normal processing: no further qualification)",
+        "<< 00 (malformed response)",
+    ]
+
+
+def test_run_refuses_short_apdus_before_sending_anything() -> None:
+    code, out, err = cardemu("run", "-", stdin="00A4040000\n# then\n00\n")
+    assert (code, out) == (2, "")
+    assert (
+        err == "Error: <stdin>:3: a command APDU has at least 4 bytes (CLA INS P1 P2), got 1 byte\n"
+    )
+    # A line whose variables leave it short is refused when it runs, naming the line.
+    code, out, err = cardemu("run", "-q", "--var", "x=00", "-", stdin="00A4040000\n$x A4\n")
+    assert code == 2 and len(out.splitlines()) == 1  # the first APDU went, the second did not
+    assert (
+        err
+        == "Error: <stdin>:2: a command APDU has at least 4 bytes (CLA INS P1 P2), got 2 bytes\n"
+    )

@@ -109,20 +109,24 @@ def test_captures_and_variables() -> None:
 @pytest.mark.parametrize(
     "text, line, message",
     [
-        ("00A4\n00GG", 2, "'G' is not hex"),
-        ("00A4 0", 1, "odd number of hex digits"),
+        ("00A40000\n00GG", 2, "'G' is not hex"),
+        ("00A40000 0", 1, "odd number of hex digits"),
         ("\n\n0020000104 $pin", 3, "$pin is not defined"),
         ("=9000", 1, "must follow an APDU"),
         ("reset\n=9000", 2, "must follow an APDU"),
-        ("00A4 =9000\n=6A82", 2, "already expects 9000"),
-        ("00A4 =9000 =6A82", 1, "one expectation per command"),
-        ("00A4 =90", 1, "two bytes"),
-        ("00A4 =900", 1, "whole number of bytes"),
-        ("00A4 =9G00", 1, "'G'"),
-        ("00A4 =", 1, "empty expectation"),
-        ("00A4 => $x = [a:b]", 1, "slice [a:b]"),
-        ("00A4 => x", 1, "cannot read"),
-        ("# x\n00A4 \\", 2, "past the end"),
+        ("00A40000 =9000\n=6A82", 2, "already expects 9000"),
+        ("00A40000 =9000 =6A82", 1, "one expectation per command"),
+        ("00A40000 =90", 1, "two bytes"),
+        ("00A40000 =900", 1, "whole number of bytes"),
+        ("00A40000 =9G00", 1, "'G'"),
+        ("00A40000 =", 1, "empty expectation"),
+        ("00A40000 => $x = [a:b]", 1, "slice [a:b]"),
+        ("00A40000 => x", 1, "cannot read"),
+        ("# x\n00A40000 \\", 2, "past the end"),
+        # Nothing shorter than CLA INS P1 P2 is ever sent (through PC/SC 1 byte hangs vpcd).
+        ("00", 1, "at least 4 bytes (CLA INS P1 P2), got 1 byte"),
+        ("00A40000 =9000\n\n00 A4 04 =9000", 3, "got 3 bytes"),
+        ("00A40000\n00A4 \\\n  # no more\n", 2, "got 2 bytes"),
     ],
 )
 def test_syntax_errors_name_the_line(text: str, line: int, message: str) -> None:
@@ -373,6 +377,34 @@ def test_run_syntax_error_exits_2() -> None:
     assert out == ""  # nothing was sent
 
 
+def test_short_apdu_from_variables_is_refused_when_it_runs() -> None:
+    sent: list[bytes] = []
+
+    class Recorder(InProcessReader):
+        def transmit(self, apdu: bytes) -> bytes:
+            sent.append(apdu)
+            return super().transmit(apdu)
+
+    script = parse_script(f"{SELECT_ECHO}\nset $two = 00A4\n80020002\n$two 00\n", source="v.apdu")
+    with pytest.raises(ScriptSyntaxError) as e:
+        run_script(script, Recorder(sample_card()))
+    assert str(e.value) == (
+        "v.apdu:4: a command APDU has at least 4 bytes (CLA INS P1 P2), got 3 bytes"
+    )
+    assert [a.hex().upper() for a in sent] == [SELECT_ECHO, "80020002"]  # not the last line
+
+
+def test_short_apdus_only_when_the_caller_allows_them() -> None:
+    # A fuzzer replaying a finding on an emulated card sends what it found, 1 byte included.
+    text = "00 =6700\nset $x = 00A4\n$x =6700\n"
+    with pytest.raises(ScriptSyntaxError, match="got 1 byte"):
+        parse_script(text)
+    script = parse_script(text, allow_short=True)
+    result = run_script(script, InProcessReader(sample_card()))
+    assert [e.command for e in result.exchanges] == [b"\x00", b"\x00\xa4"]
+    assert result.expectations_met == 2
+
+
 def test_run_bad_var_exits_2() -> None:
     code, _, err = cardemu("run", "--var", "pin=12G4", "-", stdin="00A4")
     assert code == 2 and err.startswith("Error: --var pin:")
@@ -393,7 +425,7 @@ def test_run_vars_from_the_command_line() -> None:
 def test_run_missing_script_or_card_exits_1(tmp_path: Path) -> None:
     code, _, err = cardemu("run", str(tmp_path / "none.apdu"))
     assert code == 1 and err.startswith("Error: cannot read script")
-    code, _, err = cardemu("run", "--card", str(tmp_path / "none.card"), "-", stdin="00A4")
+    code, _, err = cardemu("run", "--card", str(tmp_path / "none.card"), "-", stdin="00A40000")
     assert code == 1
     assert err.strip() == f"Error: no card image '{tmp_path / 'none.card'}'"
 
