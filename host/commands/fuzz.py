@@ -264,34 +264,38 @@ def fuzz(
     """
     oracles = _oracles(only_oracles, without_oracles)
     target = _target(reader_spec, image, preset, applets, rate, max_ms)
-    if do_list:
-        _list(target, as_json)
-        return
-    if replay_path is not None:
-        _replay(target, replay_path, card_seed, oracles, max_ms, as_json)
-        return
-    if budget is None and seconds is None:
-        budget = 10_000
-    if do_bench:
-        _bench(target, budget or 5000, seed, as_json)
-        return
-    config = FuzzConfig(
-        seed=seed,
-        card_seed=card_seed,
-        budget=budget,
-        seconds=seconds,
-        oracles=oracles,
-        coverage=not no_coverage,
-        tear_rate=tear_rate,
-        max_ms=max_ms,
-        corpus_dir=Path(corpus_dir) if corpus_dir else None,
-        findings_dir=Path(findings_dir),
-        minimise=not no_minimise,
-    )
-    if engine == "stateful":
-        report = _stateful(target, config)
-    else:
-        report = Fuzzer(target, config, Progress()).run()
+    try:
+        if do_list:
+            _list(target, as_json)
+            return
+        if replay_path is not None:
+            _replay(target, replay_path, card_seed, oracles, max_ms, as_json)
+            return
+        if budget is None and seconds is None:
+            budget = 10_000
+        if do_bench:
+            _bench(target, budget or 5000, seed, as_json)
+            return
+        config = FuzzConfig(
+            seed=seed,
+            card_seed=card_seed,
+            budget=budget,
+            seconds=seconds,
+            oracles=oracles,
+            coverage=not no_coverage,
+            tear_rate=tear_rate,
+            max_ms=max_ms,
+            corpus_dir=Path(corpus_dir) if corpus_dir else None,
+            findings_dir=Path(findings_dir),
+            minimise=not no_minimise,
+        )
+        if engine == "stateful":
+            report = _stateful(target, config)
+        else:
+            report = Fuzzer(target, config, Progress()).run()
+    finally:
+        if target.reader is not None:
+            target.reader.disconnect()
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
     if report.findings:
         raise FindingsExit(f"{len(report.findings)} finding(s), saved in {findings_dir}")

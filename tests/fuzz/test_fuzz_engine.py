@@ -279,3 +279,31 @@ def test_cli_fuzz_list_bench_and_replay(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no applet 'nope'" in r.output
     r = CliRunner().invoke(cli, ["fuzz", "--oracle", "nope"])
     assert r.exit_code == 2
+
+
+def test_progress_shows_on_a_tty_only() -> None:
+    import io
+
+    from host.fuzz.report import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        p = Progress(stream, interval=0)
+        Fuzzer(preset_target("demo").only(["purse"]), FuzzConfig(budget=300), p).run()
+    assert "\r" in tty.getvalue() and "APDUs" in tty.getvalue() and "lines" in tty.getvalue()
+    assert tty.getvalue().endswith("\n")
+    assert pipe.getvalue() == ""
+
+
+def test_cli_stateful_engine(tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        cli,
+        ["fuzz", "--engine", "stateful", "--applet", "purse", "--budget", "500", "--findings",
+         str(tmp_path)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "stateful (hypothesis)" in r.output and "findings: none" in r.output
