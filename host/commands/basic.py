@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from card.runtime import CardRuntime
 from card.sw import describe, is_success
 from host.commands.common import UnexpectedStatus, json_option
 from host.commands.tools import (
+    InvalidInput,
     open_session,
     parse_apdu_args,
     pick_reader,
@@ -118,10 +120,16 @@ def card_new(preset: str, seed: int | None, path: str) -> None:
     Examples:
       cardemu card new --preset demo my.card
     """
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise InvalidInput(f"cannot create {path}: directory {parent} does not exist")
     try:
         rt = new_card(preset, path, rng_seed=seed)
     except FileExistsError as e:
         raise click.ClickException(str(e)) from None
+    except (NvmError, OSError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "cannot write there"
+        raise click.ClickException(f"cannot create {path}: {reason}") from None
     n = len(rt.applets())
     rt.close()
     click.echo(f"{path}: {preset} card with {n} applets")
@@ -239,13 +247,26 @@ def card_info(as_json: bool, path: str) -> None:
 
 
 @click.command()
-@click.option("--seconds", type=float, default=1.0, show_default=True, help="Time per figure.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Time per figure.",
+)
 @click.option(
     "--pcsc",
     is_flag=True,
     help="Instead: time SELECT MF through pcscd + vpcd + pyscard, beside a bare echo card.",
 )
-@click.option("-n", "count", type=int, default=5000, show_default=True, help="APDUs for --pcsc.")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="APDUs for --pcsc.",
+)
 @json_option
 def bench(seconds: float, pcsc: bool, count: int, as_json: bool) -> None:
     """Measure the card in APDUs/s, each figure beside a reference run of the same invocation.

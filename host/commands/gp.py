@@ -337,6 +337,21 @@ def _pick_module(desc: Any, module: str | None, source: str) -> Any:
         ) from None
 
 
+def _card_state(text: str) -> int:
+    """A card life cycle state from its name or its byte in hex."""
+    value = _CARD_STATES.get(text.lower())
+    if value is not None:
+        return value
+    try:
+        b = parse_hex(text)
+    except ValueError:
+        b = b""
+    if len(b) != 1:
+        names = ", ".join(_CARD_STATES)
+        raise InvalidInput(f"STATE {text!r}: choose {names} (or one state byte in hex, e.g. 0F)")
+    return b[0]
+
+
 def _privileges(text: str) -> Privilege:
     if not text:
         return Privilege(0)
@@ -415,7 +430,8 @@ def unlock(aid: str, **kw: Any) -> None:
 def card_status(yes: bool, state: str, **kw: Any) -> None:
     """Set the card life cycle: initialized, secured, locked (7F) or terminated (FF).
 
-    `secured` also unlocks a locked card. Terminating is final.
+    STATE is one of those names, or the state byte in hex (GPC v2.3.1 Table
+    11-5). `secured` also unlocks a locked card. Terminating is final.
 
     \b
     Examples:
@@ -423,9 +439,7 @@ def card_status(yes: bool, state: str, **kw: Any) -> None:
       cardemu gp card-status locked
     """
     opts = _options(kw)
-    value = _CARD_STATES.get(state.lower())
-    if value is None:
-        value = _byte(state, "STATE")
+    value = _card_state(state)
     if value == 0xFF and not yes:
         click.confirm("Terminate the card? This cannot be undone", abort=True, err=True)
     with _client(opts) as client:

@@ -28,6 +28,7 @@ from host.readers.base import Reader, ReaderError
 from host.readers.registry import (
     EMULATED_PREFIX,
     ReaderInfo,
+    ReaderSelectionError,
     connected,
     list_readers,
     resolve,
@@ -183,8 +184,9 @@ def pick_reader(
     """The reader the options name (see `host.readers.registry.resolve`).
 
     Raises:
-        click.ClickException: no such reader or image, or an ambiguous name (exit 1).
-        InvalidInput: more than one of -r, --card, --preset (exit 2).
+        InvalidInput: more than one of -r, --card, --preset, or a -r that names no
+            reader or several (exit 2).
+        click.ClickException: no such card image, or it cannot be opened (exit 1).
     """
     given = [
         name for name, v in (("-r", reader_spec), ("--card", image), ("--preset", preset)) if v
@@ -193,6 +195,8 @@ def pick_reader(
         raise InvalidInput(f"{' and '.join(given)} both name a card: give one")
     try:
         return resolve(reader_spec, image=image, preset=preset or default)
+    except ReaderSelectionError as e:
+        raise InvalidInput(str(e)) from None
     except ReaderError as e:
         raise click.ClickException(str(e)) from None
 

@@ -8,8 +8,11 @@ The readers, in this order:
 3. the PC/SC readers pcscd knows (through pyscard, when it is installed and
    pcscd runs), by their PC/SC names.
 
-A reader is chosen by index, or by a case-insensitive substring of its name
-(several matches is an error that names them). `cardemu:<preset>` and
+A reader is chosen by index, or by its name, or by a case-insensitive
+substring of its name (several matches is an error that names them). A name
+matched whole, with or without the `cardemu:` prefix and in any case, wins
+over substring matches: `-r euicc` is `cardemu:euicc`, not also
+`cardemu:euicc-empty`. `cardemu:<preset>` and
 `cardemu:<path>` also name cards that are not listed, e.g. an image in another
 directory.
 """
@@ -34,6 +37,10 @@ EMULATED_PREFIX = "cardemu:"
 IMAGE_SUFFIX = ".card"
 
 ReaderKind = Literal["preset", "image", "pcsc"]
+
+
+class ReaderSelectionError(ReaderError):
+    """A reader name or index that picks no reader, or several (the user must say which)."""
 
 
 @dataclass(frozen=True)
@@ -143,13 +150,26 @@ def list_readers(
     return Listing(readers, notes)
 
 
-def choose(spec: str | int | None, listing: Listing) -> ReaderInfo:
-    """Pick one reader: by index, exact name, `cardemu:` name, or unique substring.
+def _exact(spec: str, listing: Listing) -> ReaderInfo | None:
+    """The one reader whose whole name is `spec` (any case; `cardemu:` optional), if any."""
+    wanted = spec.casefold()
+    found = [
+        r
+        for r in listing.readers
+        if wanted in (r.name.casefold(), r.name.casefold().removeprefix(EMULATED_PREFIX))
+    ]
+    return found[0] if len(found) == 1 else None
 
-    With no `spec`, the only reader is used; several is an error naming them.
+
+def choose(spec: str | int | None, listing: Listing) -> ReaderInfo:
+    """Pick one reader: by index, whole name, `cardemu:` name, or unique substring.
+
+    A whole-name match (any case, with or without `cardemu:`) wins over substring
+    matches. With no `spec`, the only reader is used; several is an error naming them.
 
     Raises:
-        ReaderError: nothing matches, or several readers do (they are named).
+        ReaderSelectionError: nothing matches, or several readers do (they are named).
+        ReaderError: there is no reader at all; a `cardemu:` name is no card.
     """
     if isinstance(spec, str) and spec.startswith(EMULATED_PREFIX):
         for r in listing.readers:
@@ -158,13 +178,17 @@ def choose(spec: str | int | None, listing: Listing) -> ReaderInfo:
         return emulated_reader(spec)
     if not listing.readers:
         raise ReaderError("no reader found")
+    if isinstance(spec, str) and not spec.isdigit():
+        exact = _exact(spec, listing)
+        if exact is not None:
+            return exact
     try:
         name = select_reader(spec, listing.names)
     except ReaderError as e:
         if str(e).startswith("no reader"):
             shown = ", ".join(f"{i}: {n}" for i, n in enumerate(listing.names))
-            raise ReaderError(f"{e} (readers: {shown})") from None
-        raise
+            raise ReaderSelectionError(f"{e} (readers: {shown})") from None
+        raise ReaderSelectionError(str(e)) from None
     return listing.readers[listing.names.index(name)]
 
 
@@ -302,7 +326,8 @@ def resolve(
     in-process demo card by default), so that commands work with no set-up.
 
     Raises:
-        ReaderError: `spec` matches no reader or several; `image` is missing.
+        ReaderSelectionError: `spec` matches no reader or several.
+        ReaderError: `image` is missing.
     """
     if spec is not None:
         if spec.startswith(EMULATED_PREFIX):

@@ -164,13 +164,17 @@ def test_send_selects_the_reader(images: Path, pcsc: list[str]) -> None:
     assert out.splitlines()[-1] == "00000000 9000"
 
 
-def test_send_reader_errors_are_one_line(images: Path, pcsc: list[str]) -> None:
+def test_send_reader_errors_are_one_line_usage_errors(images: Path, pcsc: list[str]) -> None:
+    # A -r that picks no reader, or several, is the user's to fix: exit code 2.
     code, out, err = cardemu("send", "-r", "virtual", "00A40000")
-    assert code == 1
+    assert code == 2
     assert err == "Error: 'virtual' matches 2 readers: Virtual PCD 00 00, Virtual PCD 00 01\n"
     code, _, err = cardemu("send", "-r", "zzz", "00A40000")
-    assert code == 1 and err.startswith("Error: no reader matches 'zzz'")
+    assert code == 2 and err.startswith("Error: no reader matches 'zzz'")
     assert len(err.splitlines()) == 1
+    code, out, err = cardemu("send", "-r", "99", "00A40000")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"Error: no reader 99 (there are {N + 5}) (readers: 0: ")
 
 
 # -- send: output, exit codes ---------------------------------------------------------
@@ -473,6 +477,54 @@ def test_one_card_option_at_a_time(tmp_path: Path) -> None:
     code, _, err = cardemu("send", "-r", "0", "--preset", "demo", "00A40000")
     assert code == 2
     assert err == "Error: -r and --preset both name a card: give one\n"
+
+
+def test_reader_exact_name_wins_over_substrings(images: Path, pcsc: list[str]) -> None:
+    listing = list_readers()
+    assert choose("euicc", listing).name == "cardemu:euicc"  # not also cardemu:euicc-empty
+    assert choose("EUICC-EMPTY", listing).name == "cardemu:euicc-empty"
+    assert choose("cardemu:euicc", listing).name == "cardemu:euicc"
+    assert choose("virtual pcd 00 00", listing).name == "Virtual PCD 00 00"  # any case
+    assert choose("a.card", listing).target == "a.card"
+    with pytest.raises(registry.ReaderSelectionError, match="matches 2 readers"):
+        choose("virtual pcd", listing)
+    code, out, _ = cardemu("send", "--json", "-r", "euicc", "00A4040000")
+    assert code == 0 and json.loads(out)["reader"] == "cardemu:euicc"
+    code, _, err = cardemu("send", "-r", "card", "00A4040000")
+    assert code == 2 and err.startswith("Error: 'card' matches ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("bench", "--seconds", "-1"),
+            "Invalid value for '--seconds': -1.0 is not in the range x>=0.05",
+        ),
+        (("bench", "--pcsc", "-n", "0"), "Invalid value for '-n': 0 is not in the range x>=1"),
+        (
+            ("gp", "card-status", "bogus"),
+            "Error: STATE 'bogus': choose initialized, secured, locked, terminated "
+            "(or one state byte in hex, e.g. 0F)",
+        ),
+        (
+            ("card", "new", "/nonexistent-dir/x.card"),
+            "Error: cannot create /nonexistent-dir/x.card: directory /nonexistent-dir does not "
+            "exist",
+        ),
+    ],
+)
+def test_usage_errors_exit_2_with_a_useful_message(args: tuple[str, ...], message: str) -> None:
+    code, out, err = cardemu(*args)
+    assert (code, out) == (2, "")
+    assert message in " ".join(err.split()), err
+    assert not Path("/nonexistent-dir").exists()
+
+
+def test_gp_card_status_takes_a_state_byte(tmp_path: Path) -> None:
+    image = str(tmp_path / "gp.card")
+    assert cardemu("card", "new", "--preset", "gp", image)[0] == 0
+    assert cardemu("gp", "card-status", "07", "--card", image) == (0, "card is INITIALIZED\n", "")
 
 
 @pytest.mark.parametrize("apdu", ["", "00", "00A4", "00 A4 04", "::"])
