@@ -33,7 +33,7 @@ seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reprod
 
 
 @click.command()
-@reader_options
+@reader_options()
 @session_options
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No trace on stderr.")

@@ -1,7 +1,8 @@
 """`cardemu gp`: GlobalPlatform card content management over SCP03.
 
 Every subcommand selects the Issuer Security Domain of the chosen card (the
-reader options of `cardemu send`), opens SCP03 with the given keys (default:
+reader options of `cardemu send`; without them a fresh in-memory "gp" card),
+opens SCP03 with the given keys (default:
 the GP test keys 40..4F) at the given level, and runs one recipe of
 `host.gp.GpClient`. A refusal by the card exits with code 3 and names the
 status word; a failed secure channel (wrong keys) exits with code 1.
@@ -39,6 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LEVELS = ["00", "01", "03", "11", "13", "33"]
 _CARD_STATES = {"initialized": 0x07, "secured": 0x0F, "locked": 0x7F, "terminated": 0xFF}
+DEFAULT_PRESET = "gp"
 
 
 def _hex(value: str | None, what: str) -> bytes | None:
@@ -115,7 +117,7 @@ def gp_options(f: F) -> F:
     ]
     for option in reversed(options):
         f = option(f)
-    return reader_options(f)
+    return reader_options(DEFAULT_PRESET)(f)
 
 
 def _options(kw: dict[str, Any]) -> GpOptions:

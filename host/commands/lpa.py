@@ -42,7 +42,7 @@ def lpa_options(f: F) -> F:
     f = click.option(
         "--basic-channel", is_flag=True, help="Talk to the ISD-R on channel 0 (no MANAGE CHANNEL)."
     )(f)
-    return reader_options(f)
+    return reader_options(DEFAULT_PRESET)(f)
 
 
 def _step_printer(as_json: bool) -> Callable[[Step], None]:
@@ -63,7 +63,7 @@ def _lpa(
     as_json: bool,
     **lpa_kw: Any,
 ) -> Iterator[Lpa]:
-    info = pick_reader(reader_spec, image, preset, default=DEFAULT_PRESET)
+    info = pick_reader(reader_spec, image, preset)
     with open_session(info, seed=seed, trace="text" if apdu_trace else "none") as s:
         try:
             with Es10Client(s.reader, use_channel=not basic_channel) as es10:

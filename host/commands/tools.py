@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from card.apdu import ApduFormatError, CommandApdu, cla_chained, cla_channel
 from card.sw import describe
 from host.commands.common import EXIT_USAGE, UnexpectedStatus, json_option
 from host.hexutil import parse_command_apdu, parse_hex, to_hex
-from host.presets import PRESETS
+from host.presets import DEFAULT_PRESET, PRESETS
 from host.readers.base import Reader, ReaderError
 from host.readers.registry import (
     EMULATED_PREFIX,
@@ -109,8 +110,15 @@ def parse_apdu_args(values: Sequence[str]) -> list[bytes]:
 # -- reader options and the session stack ----------------------------------------------
 
 
-def reader_options(f: F) -> F:
-    """-r/--reader, --card, --preset, --seed: which card a command talks to."""
+def reader_options(default_preset: str = DEFAULT_PRESET) -> Callable[[F], F]:
+    """-r/--reader, --card, --preset, --seed: which card a command talks to.
+
+    Args:
+        default_preset: the card used when none of -r, --card, --preset is given
+            (the one default of a command group; `--help` shows it).
+    """
+    if default_preset not in PRESETS:
+        raise ValueError(f"no preset {default_preset!r}")
     options = [
         click.option(
             "-r",
@@ -126,13 +134,19 @@ def reader_options(f: F) -> F:
         click.option(
             "--preset",
             type=click.Choice(sorted(PRESETS)),
-            help="Built-in card, fresh in memory, when no -r or --card is given [default: demo].",
+            default=default_preset,
+            show_default=True,
+            help="Built-in card, fresh in memory, when no -r or --card is given.",
         ),
         click.option("--seed", type=int, help="Seed an emulated card's RNG (reproducible runs)."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+
+    def decorate(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 def session_options(f: F) -> F:
@@ -178,23 +192,37 @@ def session_options(f: F) -> F:
     return f
 
 
+def _on_command_line(name: str) -> bool:
+    """Whether the current command's parameter `name` was given, not left at its default."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
 def pick_reader(
     reader_spec: str | None, image: str | None, preset: str | None, default: str | None = None
 ) -> ReaderInfo:
-    """The reader the options name (see `host.readers.registry.resolve`).
+    """The reader the options of `reader_options` name (see `host.readers.registry.resolve`).
+
+    Args:
+        reader_spec, image, preset: the values of -r, --card and --preset (`preset`
+            holds the group's default preset when --preset was not given).
+        default: a preset that wins over the group's default but not over an explicit
+            --preset (`cardemu replay`: the preset the trace was recorded on).
 
     Raises:
         InvalidInput: more than one of -r, --card, --preset, or a -r that names no
             reader or several (exit 2).
         click.ClickException: no such card image, or it cannot be opened (exit 1).
     """
+    chosen = preset if preset and _on_command_line("preset") else None
     given = [
-        name for name, v in (("-r", reader_spec), ("--card", image), ("--preset", preset)) if v
+        name for name, v in (("-r", reader_spec), ("--card", image), ("--preset", chosen)) if v
     ]
     if len(given) > 1:
         raise InvalidInput(f"{' and '.join(given)} both name a card: give one")
     try:
-        return resolve(reader_spec, image=image, preset=preset or default)
+        return resolve(reader_spec, image=image, preset=chosen or default or preset)
     except ReaderSelectionError as e:
         raise InvalidInput(str(e)) from None
     except ReaderError as e:
@@ -323,7 +351,7 @@ def _parse_vars(values: Sequence[str]) -> dict[str, bytes]:
 
 
 @click.command("run")
-@reader_options
+@reader_options()
 @session_options
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No trace and no summary on stderr.")
@@ -460,7 +488,7 @@ def run(
 
 
 @click.command("replay")
-@reader_options
+@reader_options()
 @json_option
 @click.option(
     "--keep-going",

@@ -27,6 +27,8 @@ def _hex(value: str | None, name: str, size: int | None = None) -> bytes | None:
     return b
 
 
+DEFAULT_PRESET = "usim"
+
 pin_option = click.option("--pin", help="Verify PIN1 first (needed when PIN1 is enabled).")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No APDU trace on stderr.")
 
@@ -37,7 +39,7 @@ def usim() -> None:
 
 
 @usim.command("read")
-@reader_options
+@reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
 @json_option
@@ -52,14 +54,12 @@ def usim_read(
 ) -> None:
     """Read ICCID, EF.DIR and the USIM's standard files, decoded.
 
-    Without -r/--card the "usim" preset is used.
-
     \b
     Examples:
       cardemu usim read
       cardemu usim read -r "Virtual PCD 00 00" --pin 1234 --json
     """
-    info_r = pick_reader(reader_spec, image, preset, default="usim")
+    info_r = pick_reader(reader_spec, image, preset)
     with open_session(info_r, seed=seed, trace="none" if quiet or as_json else "text") as s:
         session = UsimSession(s.reader)
         try:
@@ -93,7 +93,7 @@ def usim_read(
 
 
 @usim.command("auth")
-@reader_options
+@reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
 @json_option
@@ -155,7 +155,7 @@ def usim_auth(
         except (ValueError, OverflowError):
             raise click.BadParameter("a 48-bit hex number", param_hint="--sqn") from None
         autn = generate_auth_vector(alg, rand, sqn_b, _hex(amf, "--amf", 2)).autn  # type: ignore[arg-type]
-    info_r = pick_reader(reader_spec, image, preset, default="usim")
+    info_r = pick_reader(reader_spec, image, preset)
     with open_session(info_r, seed=seed, trace="none" if quiet or as_json else "text") as s:
         session = UsimSession(s.reader)
         try:

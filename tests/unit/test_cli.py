@@ -479,6 +479,60 @@ def test_one_card_option_at_a_time(tmp_path: Path) -> None:
     assert err == "Error: -r and --preset both name a card: give one\n"
 
 
+# -- QA findings: defaults, examples, exit codes, help, traffic -------------------------
+
+# Each command that talks to a card, with the preset it uses when given no card.
+DEFAULT_PRESETS = [
+    (("send", "00A4040000"), "demo"),
+    (("run", "-"), "demo"),
+    (("gp", "list"), "gp"),
+    (("gp", "info"), "gp"),
+    (("usim", "read"), "usim"),
+    (("usim", "auth", "--rand", "00" * 16, "--autn", "00" * 16), "usim"),
+    (("lpa", "eid"), "euicc"),
+    (("lpa", "list"), "euicc"),
+]
+
+
+@pytest.mark.parametrize(
+    "args, preset", DEFAULT_PRESETS, ids=[" ".join(a[:2]) for a, _ in DEFAULT_PRESETS]
+)
+def test_help_states_the_preset_each_command_uses(
+    args: tuple[str, ...], preset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from host.commands import tools
+
+    used: list[str | None] = []
+
+    def fake_resolve(spec: str | None, *, image: str | None = None, preset: str | None = None):
+        used.append(preset)
+        raise ReaderError("stop here")
+
+    monkeypatch.setattr(tools, "resolve", fake_resolve)
+    code, _, err = cardemu(*args, stdin="00A40000\n")
+    assert (code, err, used) == (1, "Error: stop here\n", [preset])
+    command = [a for a in args if a.isalpha() and a.islower()][:2]
+    code, out, _ = cardemu(*command, "--help")
+    assert code == 0
+    text = " ".join(out.split())  # help lines are wrapped
+    assert (
+        f"Built-in card, fresh in memory, when no -r or --card is given. [default: {preset}]"
+        in (text)
+    )
+
+
+def test_gp_works_with_no_card_option() -> None:
+    code, out, err = cardemu("gp", "list")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].split()[:3] == ["ISD", "A000000151000000", "OP_READY"]
+    # -r gp names the same card exactly (it is not a substring of another reader's name).
+    assert cardemu("gp", "list", "-r", "gp") == (0, out, "")
+    # An explicit --preset still wins over the group's default.
+    code, _, err = cardemu("gp", "list", "--preset", "demo")
+    assert code == 3 and "6A82" in err
+    assert cardemu("gp", "list", "-r", "gp", "--preset", "gp")[0] == 2
+
+
 def test_reader_exact_name_wins_over_substrings(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
     assert choose("euicc", listing).name == "cardemu:euicc"  # not also cardemu:euicc-empty
