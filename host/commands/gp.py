@@ -264,7 +264,11 @@ def _progress(done: int, total: int) -> None:
     help="Privileges: comma-separated names (card-reset,security-domain) or 1/3 bytes hex.",
 )
 @click.option("--hash/--no-hash", "with_hash", default=False, help="Send the LFDB SHA-256.")
-@click.option("--load-only", is_flag=True, help="Load the file, create no instance.")
+@click.option(
+    "--load-only",
+    is_flag=True,
+    help="Load the file, create no instance (no --module, --aid, --params, --privs).",
+)
 @click.argument("source", metavar="FILE|ENTRY_POINT_NAME")
 def install(
     as_json: bool,
@@ -280,17 +284,26 @@ def install(
     """Load a load file (unless the card has it) and install an applet from it.
 
     SOURCE is a cardemu load file, or a catalogued entry point or package name
-    whose load file is built on the fly.
+    whose load file is built on the fly. A load file with several modules needs
+    --module, unless --load-only creates no instance.
 
     \b
     Examples:
       cardemu gp install purse --aid F0000000010101 --params 31323334
       cardemu gp install my-applet.lf --module F043415244454D554D0102030405060708
-      cardemu gp install applets.sample --load-only
+      cardemu gp install --card my.card applets.notes --load-only
     """
     opts = _options(kw)
+    if load_only:
+        extra = [n for n, v in (("--module", module), ("--aid", app_aid), ("--params", params),
+                                ("--privs", privs)) if v]  # fmt: skip
+        if extra:
+            verb = "does" if len(extra) == 1 else "do"
+            raise InvalidInput(
+                f"--load-only creates no instance: {', '.join(extra)} {verb} not apply"
+            )
     lfdb, desc = _resolve_load_file(source)
-    mod = _pick_module(desc, module, source)
+    mod = None if load_only else _pick_module(desc, module, source)
     instance = _aid(app_aid, "--aid") if app_aid else None
     priv = _privileges(privs)
     param_bytes = _hex(params, "--params") or b""
@@ -299,19 +312,19 @@ def install(
         if not any(e.aid == desc.aid for e in client.load_files()):
             client.load(lfdb, desc.aid, with_hash=with_hash, progress=_progress)
             loaded = True
-        if not load_only:
+        if mod is not None:
             client.install(desc.aid, mod.aid, instance, privileges=priv, params=param_bytes)
     result = {
         "load_file": to_hex(desc.aid),
         "loaded": loaded,
-        "module": None if load_only else to_hex(mod.aid),
-        "application": None if load_only else to_hex(instance or mod.aid),
+        "module": None if mod is None else to_hex(mod.aid),
+        "application": None if mod is None else to_hex(instance or mod.aid),
     }
     if as_json:
         _echo_json(result)
         return
     click.echo(f"load file {result['load_file']} " + ("loaded" if loaded else "already on card"))
-    if not load_only:
+    if mod is not None:
         click.echo(f"installed {result['application']} ({mod.class_ref})")
 
 

@@ -533,6 +533,27 @@ def test_gp_works_with_no_card_option() -> None:
     assert cardemu("gp", "list", "-r", "gp", "--preset", "gp")[0] == 2
 
 
+def test_gp_install_load_only_needs_no_module(tmp_path: Path) -> None:
+    image = str(tmp_path / "lo.card")
+    assert cardemu("card", "new", "--preset", "gp", image)[0] == 0
+    # applets.sample has four modules; it is on the gp card from manufacture.
+    code, out, err = cardemu("gp", "install", "--card", image, "applets.sample", "--load-only")
+    assert (code, err) == (0, "")
+    assert out.startswith("load file F043415244454D5550") and out.endswith(" already on card\n")
+    code, out, _ = cardemu(
+        "gp", "install", "--card", image, "applets.notes", "--load-only", "--json"
+    )
+    doc = json.loads(out)
+    assert (code, doc["loaded"], doc["module"], doc["application"]) == (0, True, None, None)
+    code, out, _ = cardemu("gp", "list", "--card", image, "--json")
+    assert doc["load_file"] in out
+    code, _, err = cardemu(
+        "gp", "install", "--card", image, "applets.notes", "--load-only", "--aid", "F000000001"
+    )
+    assert code == 2
+    assert err == "Error: --load-only creates no instance: --aid does not apply\n"
+
+
 def test_reader_exact_name_wins_over_substrings(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
     assert choose("euicc", listing).name == "cardemu:euicc"  # not also cardemu:euicc-empty
