@@ -54,12 +54,13 @@ def send(
 ) -> None:
     """Send APDUs to a card and print the responses.
 
+    Each argument is one command APDU (4 bytes at least): quote spaced hex.
     Stops at the first status word other than 9000, 61xx or 9Fxx (exit code 3).
     The card is a fresh demo card unless -r, --card or --preset says otherwise.
 
     \b
     Examples:
-      cardemu send 00A4040009F043415244454D5501 0020000104 31323334
+      cardemu send 00A4040009F043415244454D5501 "0020000104 31323334"
       cardemu send --card my.card "80 50 00 00 04"
       cardemu send -r 2 -g 00A4040000
       cardemu send --json --trace-file s.jsonl 00A4000C023F00

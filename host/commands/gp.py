@@ -518,7 +518,7 @@ def info(as_json: bool, **kw: Any) -> None:
     \b
     Examples:
       cardemu gp info
-      cardemu gp info --json -r 0
+      cardemu gp info --json -r gp
     """
     opts = _options(kw)
     out: dict[str, Any] = {}

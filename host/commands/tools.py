@@ -664,13 +664,13 @@ def decode(
 ) -> None:
     """Decode command or response APDUs, or a trace file, with apdu_specs.
 
-    Each HEX is taken as a command when it parses as one (ISO 7816-3 cases),
-    else as a response; -c / -R force either.
+    Each argument is one APDU (quote spaced hex), taken as a command when it
+    parses as one (ISO 7816-3 cases), else as a response; -c / -R force either.
 
     \b
     Examples:
       cardemu decode 00A4040009F043415244454D5501
-      cardemu decode -R 6F10840E315041592E5359532E4444463031 9000
+      cardemu decode -R "6F10840E315041592E5359532E4444463031 9000"
       cardemu decode --trace session.jsonl --json
     """
     if not apdus and not trace_path:

@@ -554,6 +554,31 @@ def test_gp_install_load_only_needs_no_module(tmp_path: Path) -> None:
     assert err == "Error: --load-only creates no instance: --aid does not apply\n"
 
 
+def _examples(*command: str) -> list[list[str]]:
+    """The `Examples:` lines of a command's help, split as a shell would."""
+    import shlex
+
+    code, out, _ = cardemu(*command, "--help")
+    assert code == 0
+    lines = out.split("Examples:", 1)[1].split("\n\n", 1)[0].splitlines()
+    return [shlex.split(line.split("#", 1)[0])[1:] for line in lines if line.strip()]
+
+
+def test_help_examples_of_send_decode_and_gp_run_as_written(tmp_path: Path) -> None:
+    first = _examples("send")[0]
+    code, out, err = cardemu(*first)
+    assert code == 0, err
+    assert out.splitlines() == ["610D", "9000"]  # the PIN is verified: one APDU per argument
+    decode = next(e for e in _examples("decode") if "-R" in e)
+    code, out, _ = cardemu(*decode)
+    assert code == 0
+    assert out.splitlines() == [
+        "<< 6F10840E315041592E5359532E4444463031 9000 (Normal processing: no further qualification)"
+    ]
+    assert cardemu(*_examples("gp")[0])[0] == 0  # cardemu gp list
+    assert cardemu(*next(e for e in _examples("gp", "info") if "-r" in e))[0] == 0
+
+
 def test_reader_exact_name_wins_over_substrings(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
     assert choose("euicc", listing).name == "cardemu:euicc"  # not also cardemu:euicc-empty
