@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from card.gp.lifecycle import card_state_name
 from card.nvm import NvmError
 from card.runtime import CardRuntime
 from card.sw import describe, is_success
@@ -194,14 +195,38 @@ def _file_line(f: dict[str, Any]) -> str:
     return f"file      {indent}{f['fid']}  {what}{sfi}"
 
 
-@card.command("info")
+def _gp_card_life_cycle(rt: CardRuntime) -> tuple[bytes, int] | None:
+    """(ISD AID, card life cycle state) of a card with a GlobalPlatform ISD, else None.
+
+    The ISD inherits the card life cycle (GPC v2.3.1 §5.1), so its own state is that.
+    """
+    from card.gp.isd import IssuerSecurityDomain
+
+    for aid, _, _, _ in rt.applets():
+        try:
+            applet = rt.applet(bytes(aid))
+        except KeyError:
+            continue
+        if isinstance(applet, IssuerSecurityDomain):
+            return bytes(aid), applet.card_state
+    return None
+
+
+def _channels(mask: int) -> list[int]:
+    return [ch for ch in range(mask.bit_length()) if mask >> ch & 1]
+
+
+@card.command("info", short_help="Show a card image: applets, files, memory.")
 @json_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def card_info(as_json: bool, path: str) -> None:
     """Show a card image: ATR, applets and their life cycle states, memory, files.
 
     The files are those of applets keeping an ISO 7816-4 file system (the demo
-    card's file-system applet).
+    card's file-system applet). On a card with a GlobalPlatform ISD, the card
+    life cycle is shown too, and is the ISD's state (GPC v2.3.1 §5.1). JSON keys
+    of an applet: aid, class, lifecycle (hex), default (default-selected on the
+    basic channel), default_channels, files.
 
     \b
     Examples:
@@ -212,14 +237,19 @@ def card_info(as_json: bool, path: str) -> None:
         rt = CardRuntime(path)
     except NvmError as e:
         raise click.ClickException(str(e)) from None
+    gp = _gp_card_life_cycle(rt)
     info: dict[str, Any] = {
         "atr": to_hex(rt.atr),
+        "card_life_cycle": None
+        if gp is None
+        else {"value": f"{gp[1]:02X}", "name": card_state_name(gp[1])},
         "applets": [
             {
                 "aid": to_hex(aid),
                 "class": ref,
-                "lifecycle": f"{lc:02X}",
-                "default": default,
+                "lifecycle": f"{gp[1] if gp and gp[0] == bytes(aid) else lc:02X}",
+                "default": bool(default & 1),
+                "default_channels": _channels(default),
                 "files": _file_tree(rt, bytes(aid)),
             }
             for aid, ref, lc, default in rt.applets()
@@ -234,6 +264,9 @@ def card_info(as_json: bool, path: str) -> None:
         return
     click.echo(f"ATR       {info['atr']}")
     click.echo(f"memory    {info['persistent_used']} of {info['persistent_capacity']} bytes used")
+    if gp is not None:
+        lcs = info["card_life_cycle"]
+        click.echo(f"card      {lcs['name']} ({lcs['value']}), GlobalPlatform ISD {to_hex(gp[0])}")
     for a in info["applets"]:
         mark = " (default)" if a["default"] else ""
         click.echo(f"applet    {a['aid']:<32} {a['lifecycle']}  {a['class']}{mark}")

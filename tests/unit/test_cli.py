@@ -579,6 +579,29 @@ def test_help_examples_of_send_decode_and_gp_run_as_written(tmp_path: Path) -> N
     assert cardemu(*next(e for e in _examples("gp", "info") if "-r" in e))[0] == 0
 
 
+def test_card_info_shows_the_gp_card_life_cycle(tmp_path: Path) -> None:
+    image = str(tmp_path / "gp.card")
+    assert cardemu("card", "new", "--preset", "gp", image)[0] == 0
+    code, out, _ = cardemu("card", "info", image)
+    assert "card      OP_READY (01), GlobalPlatform ISD A000000151000000" in out.splitlines()
+    isd_line = next(line for line in out.splitlines() if "A000000151000000  " in line)
+    assert isd_line.split()[:3] == ["applet", "A000000151000000", "01"]
+    assert cardemu("gp", "card-status", "-y", "terminated", "--card", image)[0] == 0
+    code, out, _ = cardemu("card", "info", "--json", image)
+    doc = json.loads(out)
+    assert doc["card_life_cycle"] == {"value": "FF", "name": "TERMINATED"}
+    isd, purse = doc["applets"][0], doc["applets"][1]
+    assert (isd["aid"], isd["lifecycle"]) == ("A000000151000000", "FF")
+    # "default" is a boolean (default-selected on the basic channel), the channels a list.
+    assert isd["default"] is True and isd["default_channels"] == list(range(20))
+    assert purse["default"] is False and purse["default_channels"] == []
+    # A card with no ISD has no card life cycle.
+    demo = str(tmp_path / "demo.card")
+    assert cardemu("card", "new", demo)[0] == 0
+    assert json.loads(cardemu("card", "info", "--json", demo)[1])["card_life_cycle"] is None
+    assert "GlobalPlatform" not in cardemu("card", "info", demo)[1]
+
+
 def test_reader_exact_name_wins_over_substrings(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
     assert choose("euicc", listing).name == "cardemu:euicc"  # not also cardemu:euicc-empty
