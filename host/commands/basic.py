@@ -106,7 +106,17 @@ def send(
 
 @click.group()
 def card() -> None:
-    """Create and inspect card images."""
+    """Create and inspect card images.
+
+    A card image is one SQLite file holding the whole card; the other commands
+    use it with --card IMAGE (or -r cardemu:IMAGE) and keep their changes in it.
+
+    \b
+    Examples:
+      cardemu card new --preset gp my.card
+      cardemu card info my.card
+      cardemu send --card my.card 00A4040000
+    """
 
 
 @card.command("new")
@@ -121,6 +131,7 @@ def card_new(preset: str, seed: int | None, path: str) -> None:
     \b
     Examples:
       cardemu card new --preset demo my.card
+      cardemu card new --preset euicc --seed 1 esim.card
     """
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
@@ -280,7 +291,7 @@ def card_info(as_json: bool, path: str) -> None:
         )
 
 
-@click.command()
+@click.command(short_help="Measure APDUs/s beside a reference run.")
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0.05),

@@ -15,9 +15,19 @@ from host.bio.synthetic import DEFAULT_MODEL, Model, make_finger, make_impressio
 from host.commands.common import EXIT_FAILED, json_option
 
 
-@click.group()
+@click.group(short_help="Fingerprint match-on-card: accuracy, demo.")
 def bio() -> None:
-    """Fingerprint match-on-card: accuracy harness and demo (synthetic minutiae)."""
+    """Fingerprint match-on-card: accuracy harness and demo (synthetic minutiae).
+
+    The card side is the `bio` preset (ISO 7816-11 VERIFY with a BIT group);
+    `cardemu send --preset bio` talks to it directly.
+
+    \b
+    Examples:
+      cardemu bio demo
+      cardemu bio eval --fingers 50 --impressions 4 --png det.png
+      cardemu bio eval --json
+    """
 
 
 def _model(settings: tuple[str, ...]) -> Model:
@@ -47,7 +57,7 @@ def _model(settings: tuple[str, ...]) -> Model:
     return dataclasses.replace(DEFAULT_MODEL, **changes)  # type: ignore[arg-type]
 
 
-@bio.command("eval")
+@bio.command("eval", short_help="Measure the matcher: FNMR, FMR, EER, DET.")
 @click.option("--fingers", type=click.IntRange(2, 10000), default=100, show_default=True)
 @click.option("--impressions", type=click.IntRange(2, 100), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic data.")
@@ -141,7 +151,7 @@ def eval_cmd(
         raise SystemExit(EXIT_FAILED)
 
 
-@bio.command("demo")
+@bio.command("demo", short_help="Enrol a finger, then match it and another.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option
 def demo(seed: int, as_json: bool) -> None:

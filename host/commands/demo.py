@@ -13,7 +13,7 @@ from host.lpa import Es9TransportError, Es10Error, LpaError, Step
 from host.lpa.demo import run_demo
 
 
-@click.command("demo")
+@click.command("demo", short_help="Download an eSIM profile, end to end.")
 @json_option
 @click.option("--seed", type=int, help="Seed the emulated eUICC's RNG.")
 def demo(as_json: bool, seed: int | None) -> None:

@@ -170,15 +170,19 @@ def _echo_json(obj: Any) -> None:
 # -- the group --------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(short_help="GlobalPlatform card management (SCP03).")
 def gp() -> None:
     """GlobalPlatform card management: list, install, delete, lock, keys (SCP03).
+
+    Without -r, --card or --preset, a fresh in-memory "gp" card (its ISD keeps
+    the GP test keys 40..4F); changes last only with --card IMAGE.
 
     \b
     Examples:
       cardemu gp list
-      cardemu gp install purse --aid F0000000010101
-      cardemu gp delete F0000000010101
+      cardemu card new --preset gp my.card
+      cardemu gp install --card my.card purse --aid F0000000010101
+      cardemu gp delete --card my.card F0000000010101
       cardemu gp info --json
       cardemu gp list -r "virtual pcd" --key 404142434445464748494A4B4C4D4E4F
     """
@@ -195,7 +199,7 @@ def _entry_line(e: RegistryEntry) -> str:
     return line
 
 
-@gp.command("list")
+@gp.command("list", short_help="List the card's content (GET STATUS).")
 @gp_options
 @json_option
 def list_cmd(as_json: bool, **kw: Any) -> None:
@@ -249,7 +253,7 @@ def _progress(done: int, total: int) -> None:
         click.echo(f"\rLOAD {done}/{total}", err=True, nl=done == total)
 
 
-@gp.command()
+@gp.command(short_help="Load a load file and install an applet.")
 @gp_options
 @json_option
 @click.option("--aid", "app_aid", metavar="AID", help="Instance AID [default: the module AID].")
@@ -382,7 +386,7 @@ def _privileges(text: str) -> Privilege:
         raise InvalidInput(f"--privs: {e}") from None
 
 
-@gp.command()
+@gp.command(short_help="Delete applications or load files.")
 @gp_options
 @click.option(
     "-f", "--force", is_flag=True, help="Also delete related objects (a load file's apps)."
@@ -404,7 +408,7 @@ def delete(force: bool, aids: tuple[str, ...], **kw: Any) -> None:
             click.echo(f"deleted {to_hex(aid)}")
 
 
-@gp.command()
+@gp.command(short_help="Lock an application (SET STATUS).")
 @gp_options
 @click.argument("aid", metavar="AID")
 def lock(aid: str, **kw: Any) -> None:
@@ -421,7 +425,7 @@ def lock(aid: str, **kw: Any) -> None:
     click.echo(f"locked {to_hex(target)}")
 
 
-@gp.command()
+@gp.command(short_help="Unlock an application (SET STATUS).")
 @gp_options
 @click.argument("aid", metavar="AID")
 def unlock(aid: str, **kw: Any) -> None:
@@ -438,7 +442,7 @@ def unlock(aid: str, **kw: Any) -> None:
     click.echo(f"unlocked {to_hex(target)}")
 
 
-@gp.command("card-status")
+@gp.command("card-status", short_help="Set the card life cycle (SET STATUS).")
 @gp_options
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before terminating the card.")
 @click.argument("state", metavar="STATE")
@@ -462,7 +466,7 @@ def card_status(yes: bool, state: str, **kw: Any) -> None:
     click.echo(f"card is {card_life_cycle_name(value)}")  # type: ignore[arg-type]
 
 
-@gp.command("put-key")
+@gp.command("put-key", short_help="Add or replace an SCP03 key set (PUT KEY).")
 @gp_options
 @json_option
 @click.option("--new-key", metavar="HEX", help="One new key for ENC, MAC and DEK.")
@@ -507,7 +511,7 @@ def put_key(
     click.echo(f"key set {resp[0]:02X} stored, KCVs {' '.join(kcvs)}")
 
 
-@gp.command()
+@gp.command(short_help="Show CPLC, card data and keys (GET DATA).")
 @gp_options
 @json_option
 def info(as_json: bool, **kw: Any) -> None:

@@ -87,9 +87,22 @@ def _emit(as_json: bool, doc: Any, text: Callable[[], None]) -> None:
         text()
 
 
-@click.group("lpa")
+@click.group("lpa", short_help="Local Profile Assistant for eSIM (SGP.22).")
 def lpa() -> None:
-    """Local Profile Assistant: download and manage eSIM profiles (GSMA SGP.22)."""
+    """Local Profile Assistant: download and manage eSIM profiles (GSMA SGP.22).
+
+    Without -r, --card or --preset, a fresh in-memory "euicc" card: keep the
+    profiles in a card image with --card. Each ES10/ES9+ step goes to stderr,
+    the result to stdout.
+
+    \b
+    Examples:
+      cardemu card new --preset euicc my.card
+      cardemu smdpp serve --demo-order &
+      cardemu lpa download --card my.card 'LPA:1$localhost:8443$DEMO-1'
+      cardemu lpa list --card my.card
+      cardemu lpa enable --card my.card 8988210000000000012
+    """
 
 
 def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
@@ -111,7 +124,7 @@ def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
     return b"".join(p.ci.pem for p in pkis)
 
 
-@lpa.command("download")
+@lpa.command("download", short_help="Download a profile with an activation code.")
 @lpa_options
 @click.argument("activation_code")
 @click.option(
@@ -200,7 +213,7 @@ def download(
         raise click.exceptions.Exit(1)
 
 
-@lpa.command("list")
+@lpa.command("list", short_help="List the profiles (ES10c.GetProfilesInfo).")
 @lpa_options
 def list_profiles(
     reader_spec: str | None,
@@ -234,7 +247,9 @@ def list_profiles(
     _emit(as_json, rows, text)
 
 
-def _iccid_command(name: str, verb: str, action: Callable[[Lpa, str], None]) -> click.Command:
+def _iccid_command(name: str, done: str, action: Callable[[Lpa, str], None]) -> click.Command:
+    """`cardemu lpa enable|disable|delete ICCID`; `done` is the result line's past tense."""
+
     @lpa_options
     @click.argument("iccid")
     def command(
@@ -251,9 +266,9 @@ def _iccid_command(name: str, verb: str, action: Callable[[Lpa, str], None]) -> 
             reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json
         ) as assistant:
             action(assistant, iccid)
-        _emit(as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{verb} {iccid}"))
+        _emit(as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{done} {iccid}"))
 
-    command.__doc__ = f"""{verb.capitalize()} a profile (ES10c.{name}Profile).
+    command.__doc__ = f"""{name} a profile (ES10c.{name}Profile).
 
     \b
     Examples:
@@ -295,7 +310,7 @@ def nickname(
     )
 
 
-@lpa.command("notifications")
+@lpa.command("notifications", short_help="List or --send the pending notifications.")
 @lpa_options
 @click.option(
     "--send", is_flag=True, help="Deliver them to their SM-DP+ and remove the delivered ones."
@@ -385,7 +400,7 @@ def eid(
     _emit(as_json, {"eid": value}, lambda: click.echo(value))
 
 
-@lpa.command("info")
+@lpa.command("info", short_help="Show the eUICC's EID, versions, CI keys.")
 @lpa_options
 def info(
     reader_spec: str | None,

@@ -58,12 +58,22 @@ def _describe(pki: TestPki) -> list[dict[str, str]]:
     ]
 
 
-@click.group("pki")
+@click.group("pki", short_help="Test PKI for eSIM: CI, EUM, eUICC, SM-DP+.")
 def pki() -> None:
-    """Test PKI for eSIM (GSMA SGP.22): CI, EUM, eUICC and SM-DP+ certificates."""
+    """Test PKI for eSIM (GSMA SGP.22): CI, EUM, eUICC and SM-DP+ certificates.
+
+    Without one, the eUICC presets, the LPA and the SM-DP+ share a built-in
+    test PKI; a PKI made here is used with --pki DIRECTORY.
+
+    \b
+    Examples:
+      cardemu pki create ./pki
+      cardemu pki show ./pki
+      cardemu smdpp serve --pki ./pki --demo-order
+    """
 
 
-@pki.command("create")
+@pki.command("create", short_help="Create a test PKI in DIRECTORY.")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--curve",
@@ -155,7 +165,7 @@ def create(
     click.echo(f"written to {root}", err=True)
 
 
-@pki.command("show")
+@pki.command("show", short_help="List the certificates of a test PKI.")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--curve", type=click.Choice(sorted(CURVES)), default="nist", show_default=True)
 @json_option

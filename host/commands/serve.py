@@ -28,7 +28,7 @@ def open_or_preset(image: str | None, preset: str, seed: int | None) -> CardRunt
         raise click.ClickException(str(e)) from None
 
 
-@click.command()
+@click.command(short_help="Serve a card to pcscd through vpcd.")
 @click.argument("image", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--preset",

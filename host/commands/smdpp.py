@@ -39,9 +39,20 @@ def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
     )
 
 
-@click.group("smdpp")
+@click.group("smdpp", short_help="The built-in SM-DP+ (SGP.22 ES9+).")
 def smdpp() -> None:
-    """The built-in SM-DP+ (GSMA SGP.22 ES9+): serve profiles to LPAs."""
+    """The built-in SM-DP+ (GSMA SGP.22 ES9+): serve profiles to LPAs.
+
+    Orders and sessions live in an SQLite store (--db); certificates come from
+    the built-in test PKI unless --pki names one.
+
+    \b
+    Examples:
+      cardemu smdpp serve --demo-order
+      cardemu smdpp order MY-1 --iccid 8988211000000000024 --imsi 001010000000002 \\
+          --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
+      cardemu smdpp orders --json
+    """
 
 
 db_option = click.option(
@@ -102,7 +113,7 @@ def serve(
     server.serve_forever()
 
 
-@smdpp.command("order")
+@smdpp.command("order", short_help="Prepare a profile under MATCHING_ID.")
 @db_option
 @pki_option
 @click.argument("matching_id")

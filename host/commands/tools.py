@@ -290,7 +290,7 @@ def open_session(
 # -- cardemu readers ------------------------------------------------------------------
 
 
-@click.command("readers")
+@click.command("readers", short_help="List the readers (emulated and PC/SC).")
 @json_option
 def readers(as_json: bool) -> None:
     """List the readers: emulated cards, card images here, PC/SC readers.
@@ -350,7 +350,7 @@ def _parse_vars(values: Sequence[str]) -> dict[str, bytes]:
     return out
 
 
-@click.command("run")
+@click.command("run", short_help="Run an APDU script with expectations.")
 @reader_options()
 @session_options
 @json_option
@@ -487,7 +487,7 @@ def run(
 # -- cardemu replay -------------------------------------------------------------------
 
 
-@click.command("replay")
+@click.command("replay", short_help="Replay a trace file and compare responses.")
 @reader_options()
 @json_option
 @click.option(
@@ -646,7 +646,7 @@ def _text_command(d: dict[str, Any], raw: bytes, colour: bool) -> list[str]:
     return lines
 
 
-@click.command("decode")
+@click.command("decode", short_help="Decode APDUs or a trace file.")
 @json_option
 @click.option(
     "--trace",

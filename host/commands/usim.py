@@ -33,12 +33,22 @@ pin_option = click.option("--pin", help="Verify PIN1 first (needed when PIN1 is 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No APDU trace on stderr.")
 
 
-@click.group()
+@click.group(short_help="Read a USIM and run AKA (TS 31.102).")
 def usim() -> None:
-    """Read a USIM and authenticate against it (TS 31.102)."""
+    """Read a USIM and authenticate against it (TS 31.102).
+
+    Without -r, --card or --preset, a fresh in-memory "usim" card (IMSI
+    001010000000001, Milenage K = OPc = 000102..0F).
+
+    \b
+    Examples:
+      cardemu usim read
+      cardemu usim auth --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
+      cardemu usim read -r "Virtual PCD 00 00" --pin 1234 --json
+    """
 
 
-@usim.command("read")
+@usim.command("read", short_help="Read and decode the USIM's files.")
 @reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
@@ -92,7 +102,7 @@ def usim_read(
         click.echo(f"{'unread':<13}{name}: {sw}")
 
 
-@usim.command("auth")
+@usim.command("auth", short_help="Run AUTHENTICATE and check the answer.")
 @reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
