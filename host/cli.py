@@ -18,6 +18,8 @@ import click
 from host.commands.common import EXIT_FAILED, EXIT_OK
 from host.log import TRAFFIC
 
+log = logging.getLogger("cardemu.cli")
+
 
 def _version() -> str:
     try:
@@ -51,6 +53,8 @@ def cli(ctx: click.Context, debug: bool, traffic: bool) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if traffic:
+        log.warning("--traffic logs every APDU: PINs, keys and personal data will appear")
 
 
 def _register() -> None:

@@ -32,9 +32,12 @@ from typing import IO, Any, Literal, Protocol
 
 from card.apdu import ApduFormatError, CommandApdu
 from card.sw import describe
+from host.log import TRAFFIC, traffic_enabled
 from host.readers.base import Reader
 
 log = logging.getLogger("cardemu.trace")
+traffic_log = logging.getLogger("cardemu.traffic")
+"""Where every APDU exchange is logged at the TRAFFIC level (`cardemu --traffic`)."""
 
 TraceFormat = Literal["text", "json", "none"]
 
@@ -522,3 +525,72 @@ class TracingReader(Reader):
         for sink in self.sinks:
             sink.exchange(ex)
         return resp
+
+
+# -- the TRAFFIC log --------------------------------------------------------------------
+
+
+class TrafficLogReader(Reader):
+    """A reader wrapper logging every exchange and reset at the TRAFFIC level.
+
+    One record per exchange: the reader, the command in hex, the response data
+    in hex, the SW and the time taken. The records carry PINs, keys and
+    personal data as they cross the wire: see host/log.py.
+    """
+
+    def __init__(self, inner: Reader, logger: logging.Logger = traffic_log) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.log = logger
+
+    @property
+    def atr(self) -> bytes:
+        return getattr(self.inner, "atr", b"")
+
+    def connect(self) -> bytes:
+        atr = self.inner.connect()
+        self.log.log(TRAFFIC, "%s: ATR %s", self.name, atr.hex().upper())
+        return atr
+
+    def reset(self) -> bytes:
+        atr = self.inner.reset()
+        self.log.log(TRAFFIC, "%s: reset, ATR %s", self.name, atr.hex().upper())
+        return atr
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        t0 = time.perf_counter()
+        try:
+            resp = self.inner.transmit(apdu)
+        except Exception as e:
+            self.log.log(TRAFFIC, "%s: >> %s !! %s", self.name, apdu.hex().upper(), e)
+            raise
+        ms = (time.perf_counter() - t0) * 1000
+        if len(resp) < 2:
+            shown = f"{resp.hex().upper()} (no SW)"
+        else:
+            shown = f"{resp[:-2].hex().upper()} {resp[-2:].hex().upper()}".lstrip()
+        self.log.log(TRAFFIC, "%s: >> %s << %s [%.2f ms]", self.name, apdu.hex().upper(), shown, ms)
+        return resp
+
+
+def log_traffic(
+    reader: Reader, *, atr: bytes | None = None, logger: logging.Logger = traffic_log
+) -> Reader:
+    """`reader` wrapped in a `TrafficLogReader` when `logger` emits TRAFFIC, else itself.
+
+    The level is checked once, here, so that a session without `--traffic`
+    pays nothing per APDU.
+
+    Args:
+        reader: the reader (connected or not).
+        atr: the ATR it was connected with, logged now (the wrapper sees later resets).
+        logger: where the records go.
+    """
+    if not traffic_enabled(logger):
+        return reader
+    if atr is not None:
+        logger.log(TRAFFIC, "%s: connected, ATR %s", reader.name, atr.hex().upper())
+    return TrafficLogReader(reader, logger)

@@ -45,6 +45,7 @@ from host.bio.bozorth import Bozorth3, BozorthUnavailable
 from host.bio.session import BioSession, policy_object
 from host.bio.synthetic import DEFAULT_MODEL, Dataset, Model, make_dataset
 from host.readers.inprocess import InProcessReader
+from host.trace import log_traffic
 
 TARGETS = (1e-2, 1e-3, 1e-4)
 REFERENCE = 0x96  # PIV's primary on-card comparison reference
@@ -305,7 +306,7 @@ def _apdu_path(
         if key not in cards:
             rt = CardRuntime(rng_seed=a * 1000 + i)
             rt.install(BiometricApplet, BIO_AID, params)
-            session = BioSession(InProcessReader(rt))
+            session = BioSession(log_traffic(InProcessReader(rt)))
             session.select()
             session.authenticate_admin(DEFAULT_ADMIN_KEY)
             session.enrol(REFERENCE, templates[a][i])

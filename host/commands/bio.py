@@ -164,9 +164,10 @@ def demo(seed: int, as_json: bool) -> None:
     from host.bio.session import BioSession
     from host.presets import new_card
     from host.readers.inprocess import InProcessReader
+    from host.trace import log_traffic
 
     rt = new_card("bio", rng_seed=seed)
-    s = BioSession(InProcessReader(rt))
+    s = BioSession(log_traffic(InProcessReader(rt)))
     s.select()
     owner, other = make_finger(seed, 0), make_finger(seed, 1)
     s.authenticate_admin(DEFAULT_ADMIN_KEY)

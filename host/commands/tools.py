@@ -2,10 +2,12 @@
 
 A command that talks to a card takes `-r/--reader` (an index or name substring
 from `cardemu readers`, or `cardemu:PRESET` / `cardemu:IMAGE`), or `--card
-IMAGE`, or `--preset NAME`; with none of them it uses a fresh in-memory demo
-card. The reader stack is `GetResponseReader` (with `-g`) over `ChainingReader`
-over `TracingReader` over the reader, so the trace and the trace file show what
-went over the wire.
+IMAGE`, or `--preset NAME`; with none of them it uses a fresh in-memory card
+of its command group's default preset (`reader_options(default_preset)`: demo
+for the APDU tools, gp for `cardemu gp`, usim, euicc...). The reader stack is
+`GetResponseReader` (with `-g`) over `ChainingReader` over `TracingReader` over
+`TrafficLogReader` (with `cardemu --traffic`) over the reader, so the trace and
+the trace file show what went over the wire.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from host.trace import (
     exchange_record,
     format_command,
     format_response,
+    log_traffic,
     split_command,
     use_colour,
 )
@@ -272,9 +275,9 @@ def open_session(
                 except OSError as e:
                     raise click.ClickException(f"cannot write {trace_file}: {e}") from None
             try:
-                reader: Reader = raw
+                reader: Reader = log_traffic(raw, atr=atr)
                 if trace != "none" or writer is not None:
-                    reader = TracingReader(raw, fmt=trace, sinks=[writer] if writer else [])
+                    reader = TracingReader(reader, fmt=trace, sinks=[writer] if writer else [])
                 if chaining != "off":
                     reader = ChainingReader(reader, always=chaining == "always")
                 if get_response:

@@ -22,6 +22,7 @@ from host.readers.base import Reader
 from host.readers.inprocess import InProcessReader
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import SmdpPlus
+from host.trace import log_traffic
 from host.usim import AuthResult, UsimSession, check_auth
 
 __all__ = ["DemoResult", "run_demo", "demo_order"]
@@ -94,7 +95,7 @@ def run_demo(
 
     pki = default_pki()
     if reader is None:
-        reader = InProcessReader(new_card("euicc", rng_seed=seed))
+        reader = log_traffic(InProcessReader(new_card("euicc", rng_seed=seed)))
     smdp = SmdpPlus(pki, address="localhost")
     order = demo_order()
     smdp.add_order(order)

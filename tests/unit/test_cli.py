@@ -727,3 +727,62 @@ def test_run_refuses_short_apdus_before_sending_anything() -> None:
         err
         == "Error: <stdin>:2: a command APDU has at least 4 bytes (CLA INS P1 P2), got 2 bytes\n"
     )
+
+
+def _traffic(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "cardemu.traffic"]
+
+
+@pytest.mark.parametrize(
+    "args, reader, first",
+    [
+        (("gp", "list"), "cardemu:gp", "00A4040000"),
+        (("usim", "read", "-q"), "cardemu:usim", "00A40004023F0000"),
+        (("lpa", "eid"), "cardemu:euicc", "0070000001"),
+        (("send", "-q", "00A4040000"), "cardemu:demo", "00A4040000"),
+        (("bio", "demo"), "cardemu in-process", "00A4040C09F043415244454D55B1"),
+    ],
+)
+def test_traffic_logs_every_exchange(
+    args: tuple[str, ...], reader: str, first: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from host.log import TRAFFIC
+
+    caplog.set_level(TRAFFIC, logger="cardemu.traffic")
+    code, _, _ = cardemu("--traffic", *args)
+    assert code == 0
+    lines = [m for m in _traffic(caplog) if ">>" in m]
+    assert lines and all(m.startswith(f"{reader}: >> ") for m in lines)
+    assert lines[0].startswith(f"{reader}: >> {first} << ")
+    sw = lines[0].split(" [")[0].split()[-1]
+    assert len(sw) == 4 and int(sw, 16) >> 8 in (0x90, 0x61)  # hex command, response, SW
+    assert any("PINs, keys" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_traffic_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from host.log import TRAFFIC
+    from host.trace import TrafficLogReader, log_traffic
+
+    raw = InProcessReader(sample_card())
+    caplog.set_level(logging.DEBUG, logger="cardemu.traffic")
+    assert log_traffic(raw) is raw  # no wrapper, no hex formatting per APDU
+    caplog.set_level(TRAFFIC, logger="cardemu.traffic")
+    wrapped = log_traffic(raw, atr=b"\x3b\x00")
+    assert isinstance(wrapped, TrafficLogReader)
+    wrapped.transmit(bytes.fromhex("00A4040000"))
+    assert _traffic(caplog)[0] == "cardemu in-process: connected, ATR 3B00"
+
+
+def test_traffic_flag_through_the_real_entry_point() -> None:
+    cmd = [sys.executable, "-m", "host.cli", "--traffic", "gp", "list", "--preset", "gp"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+    err = proc.stderr.splitlines()
+    assert err[0].startswith("WARNING cardemu.cli: --traffic logs every APDU: PINs, keys")
+    assert "TRAFFIC cardemu.traffic: cardemu:gp: >> 00A4040000 << 6F" in proc.stderr
+    assert (
+        sum(" >> " in line for line in err) >= 4
+    )  # SELECT, INITIALIZE UPDATE, EXT AUTH, GET STATUS
+    assert "TRAFFIC" not in proc.stdout
