@@ -22,8 +22,8 @@ def demo(as_json: bool, seed: int | None) -> None:
     Everything runs here, on embedded defaults: the eUICC (ISD-R, ECASD, the
     built-in test PKI), the SM-DP+ on a free loopback port over HTTPS, and the
     LPA between them. Each ES10 (LPA to eUICC) and ES9+ (LPA to SM-DP+) step
-    is printed as it completes; then the new profile is enabled and answers
-    AUTHENTICATE, checked with Milenage.
+    is printed on stderr as it completes; then the new profile is enabled and
+    answers AUTHENTICATE, checked with Milenage. The result goes to stdout.
 
     \b
     Examples:
@@ -32,7 +32,7 @@ def demo(as_json: bool, seed: int | None) -> None:
     """
 
     def show(step: Step) -> None:
-        click.echo(f"  {step}", err=as_json)
+        click.echo(f"  {step}", err=True)
 
     try:
         result = run_demo(show, seed=seed)

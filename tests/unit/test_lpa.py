@@ -416,7 +416,9 @@ def test_cli_lpa_on_a_card_image(smdp, tmp_path, capsys) -> None:
     assert [n["result"] for n in json.loads(capsys.readouterr().out)] == ["sent"]
     # Refusals: the SM-DP+'s status code in a one-line error, exit 1.
     assert main(["lpa", "download", "--card", image, code]) == 1
-    assert "8.2.6/3.8" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "8.2.6/3.8" in captured.err
+    assert "ES10b.GetEUICCChallenge" in captured.err and captured.out == ""  # progress: stderr
     assert main(["lpa", "enable", "--card", image, "8988211000000000099"]) == 1
     assert main(["lpa", "download", "--card", image, "not an activation code"]) == 2
     assert main(["lpa", "info", "--card", image, "--json"]) == 0
@@ -430,6 +432,17 @@ def test_demo_command(capsys) -> None:
     assert doc["download"]["installed"] and doc["authenticate"]["ok"]
     assert doc["profiles"][0]["state"] == "enabled"
     assert "ES10b.LoadBoundProfilePackage" in captured.err and "USIM.AUTHENTICATE" in captured.err
+
+
+def test_demo_command_progress_on_stderr_results_on_stdout(capsys) -> None:
+    assert main(["demo"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2, captured.out  # the result only
+    assert lines[0].startswith("profile 8988210000000000012 installed in ISD-P A0000005591010")
+    assert lines[1] == "AUTHENTICATE: RES, CK and IK match (and Kc)"
+    for step in ("SM-DP+.serve", "ES10b.GetEUICCChallenge", "ES9+.InitiateAuthentication"):
+        assert step in captured.err and step not in captured.out
 
 
 def test_run_demo_on_a_given_reader(card) -> None:
