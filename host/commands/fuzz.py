@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,12 +16,14 @@ from host.fuzz.report import AppletStats, CampaignReport, Progress, save_finding
 from host.fuzz.session import RateLimitedReader
 from host.fuzz.targets import (
     CardTarget,
+    Secret,
     TargetError,
     find_applets,
     image_target,
     preset_target,
     reader_target,
 )
+from host.hexutil import parse_hex
 from host.presets import DEFAULT_PRESET, PRESETS
 
 
@@ -194,6 +197,14 @@ def _oracles(only: tuple[str, ...], without: tuple[str, ...]) -> frozenset[str]:
     show_default=True,
     help="APDUs per second at most, on a real card.",
 )
+@click.option(
+    "--secret",
+    "secrets",
+    multiple=True,
+    metavar="HEX",
+    help="Bytes that must never appear in a response (a real card's PIN or key; repeatable, "
+    "8 bytes or more).",
+)
 @click.option("--no-minimise", is_flag=True, help="Save findings as found, unminimised.")
 @click.option(
     "--replay",
@@ -232,6 +243,7 @@ def fuzz(
     tear_rate: float,
     max_ms: float | None,
     rate: float,
+    secrets: tuple[str, ...],
     no_minimise: bool,
     replay_path: str | None,
     do_bench: bool,
@@ -260,10 +272,19 @@ def fuzz(
       cardemu fuzz --engine stateful --applet iso7816 --budget 5000
       cardemu fuzz --replay fuzz-findings/001-no-exception-purse.apdu
       cardemu fuzz --bench --budget 5000
-      cardemu fuzz -r 2 --applet A000000151000000 --rate 10 --time 600
+      cardemu fuzz -r 2 --applet A000000151000000 --rate 10 --time 600 \\
+          --secret 404142434445464748494A4B4C4D4E4F
     """
     oracles = _oracles(only_oracles, without_oracles)
     target = _target(reader_spec, image, preset, applets, rate, max_ms)
+    if secrets:
+        declared = []
+        for i, h in enumerate(secrets, 1):
+            try:
+                declared.append(Secret(f"secret {i}", parse_hex(h)))
+            except ValueError as e:
+                raise click.UsageError(f"--secret: {e}") from None
+        target = replace(target, secrets=tuple(declared))
     try:
         if do_list:
             _list(target, as_json)

@@ -14,7 +14,7 @@
 
 The state oracles need the card in-process (they read its NVM); on a card in a
 real reader only well-formed-response, response-time, no-exception (reader
-errors) and no-secret (declared secrets) apply.
+errors) and no-secret (the secrets given with `--secret`) apply.
 
 Retry counters are OwnerPIN's (every persistent value named `pin.<name>` holding
 `(value, tries)`) and those an applet's profile names (`AppletTarget.counters`).
@@ -265,6 +265,7 @@ class Checker:
         oracles: the oracles to check (default: all that apply to the card).
         max_ms: the response-time bound (default: the target's).
         rng: where a tear's write index comes from when none is given.
+        verdicts: leak verdicts shared across a campaign's checkers.
     """
 
     def __init__(
@@ -477,6 +478,7 @@ class Checker:
             snap = after if after is not None else (card.nvm.snapshot() if card is not None else {})
             self._pin_secrets = pin_secrets(snap)
         out = list(self._pin_secrets)
+        out.extend(self.ep.target.secrets)
         if card is not None:
             for aid, hook in self._hooks:
                 out.extend(hook(card, aid))  # type: ignore[misc]

@@ -624,6 +624,8 @@ class CardTarget:
     max_ms: float = 1000.0
     reader: Reader | None = field(default=None, compare=False)
     catalogue: Catalogue | None = field(default=None, compare=False)
+    #: secrets the tester knows the card holds (a real card's PINs and keys)
+    secrets: tuple[Secret, ...] = ()
     #: every applet on the card, fuzzed or not (the oracles know them all)
     all_applets: tuple[AppletTarget, ...] = ()
     #: personalised cards to copy, by RNG seed (None: copying is not faithful)
@@ -828,7 +830,9 @@ def reader_target(
     *,
     name: str = "reader",
     max_ms: float = 5000.0,
+    secrets: tuple[Secret, ...] = (),
+    profiles: Sequence[AppletTarget] | None = None,
 ) -> CardTarget:
     """A card in a real reader: the applets are named by AID (nothing can list them)."""
-    applets = tuple(applet_target(aid) for aid in aids)
-    return CardTarget(name, None, applets, max_ms=max_ms, reader=reader)
+    applets = tuple(applet_target(aid, profiles=profiles) for aid in aids)
+    return CardTarget(name, None, applets, max_ms=max_ms, reader=reader, secrets=secrets)

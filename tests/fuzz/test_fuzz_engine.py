@@ -307,3 +307,18 @@ def test_cli_stateful_engine(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "stateful (hypothesis)" in r.output and "findings: none" in r.output
+
+
+def test_declared_secret_is_caught_on_a_card_in_a_reader() -> None:
+    from host.fuzz.targets import AppletTarget, Secret
+
+    card = buggy.target_for(buggy.LeaksKey).build(1)
+    reader = RateLimitedReader(InProcessReader(card), rate=5000)
+    reader.connect()
+    profile = AppletTarget("buggy", buggy.AID, corpus=buggy.CORPUS)
+    target = reader_target(
+        reader, [buggy.AID], secrets=(Secret("the key", buggy.KEY),), profiles=[profile]
+    )
+    report = Fuzzer(target, FuzzConfig(seed=1, budget=400)).run()
+    assert [f.violation.oracle for f in report.findings] == [o.NO_SECRET]
+    assert "the key" in report.findings[0].violation.message
