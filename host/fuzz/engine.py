@@ -31,7 +31,14 @@ from card.apdu import ApduFormatError, CommandApdu
 from host.fuzz.corpus import Corpus, Entry
 from host.fuzz.coverage import Coverage
 from host.fuzz.generators import InputGenerator
-from host.fuzz.oracles import ALL_ORACLES, DETERMINISM, INTROSPECTIVE, Checker, Violation
+from host.fuzz.oracles import (
+    ALL_ORACLES,
+    DETERMINISM,
+    INTROSPECTIVE,
+    RESPONSE_TIME,
+    Checker,
+    Violation,
+)
 from host.fuzz.report import (
     AppletStats,
     CampaignReport,
@@ -140,6 +147,8 @@ class Fuzzer:
         self._verdicts: dict[tuple[str, bytes, bytes, bytes], bool] = {}
         #: the session a state's set-up opened (it wraps commands), until it ends
         self._session: object | None = None
+        #: slow answers that were not slow again on a replay (not findings)
+        self.unconfirmed = 0
         self.apdus = 0
         self._paused = 0.0
         self._digest = RunDigest()
@@ -182,6 +191,7 @@ class Fuzzer:
         report.seconds = self._elapsed()
         report.findings = self.findings
         report.corpus = len(self.corpus)
+        report.unconfirmed = self.unconfirmed
         report.digest = self._digest.hexdigest()
         for f in self.findings:
             if f.applet in self.stats:
@@ -343,6 +353,15 @@ class Fuzzer:
         events = ep.events if v.oracle == DETERMINISM else ep.events[: v.step + 1]
         steps: tuple[Step, ...] = tuple(ep.steps[: v.step + 1])
         final = v
+        if v.oracle == RESPONSE_TIME and self.target.in_process:
+            # A slow answer is a finding only if the same commands are slow again: a
+            # first-call import or a busy machine is not the card's doing.
+            with quiet_card_logs():
+                again = reproduce(self.target, c.the_card_seed, events, v, max_ms=c.max_ms)
+            if again is None:
+                self.unconfirmed += 1
+                self._paused += time.perf_counter() - t0
+                return
         if c.minimise:
             with quiet_card_logs():
                 got = minimise(

@@ -279,6 +279,8 @@ class CampaignReport:
     kinds: Counter[str] = field(default_factory=Counter)
     findings: list[Finding] = field(default_factory=list)
     corpus: int = 0
+    #: slow answers not slow again when replayed (not reported as findings)
+    unconfirmed: int = 0
     digest: str = ""
 
     @property
@@ -299,6 +301,7 @@ class CampaignReport:
             "tears": self.tears,
             "inputs": dict(self.kinds),
             "corpus": self.corpus,
+            "unconfirmed_slow_answers": self.unconfirmed,
             "digest": self.digest,
             "applets": [a.to_json() for a in self.applets],
             "findings": [f.to_json() for f in self.findings],
@@ -327,6 +330,10 @@ class CampaignReport:
         if self.kinds:
             out.append(
                 "  inputs: " + ", ".join(f"{k} {n:,}" for k, n in sorted(self.kinds.items()))
+            )
+        if self.unconfirmed:
+            out.append(
+                f"  slow answers not slow again on replay (not findings): {self.unconfirmed}"
             )
         if not self.findings:
             out.append("  findings: none")

@@ -527,6 +527,59 @@ def _bio_profiles() -> list[AppletTarget]:
     ]
 
 
+def _ecasd_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
+    from card.sgp22.params import EcasdParams
+
+    raw = card.nvm.read(aid.hex(), "params")
+    if not raw:
+        return []
+    try:
+        params = EcasdParams.from_bytes(raw)
+    except ValueError:
+        return []
+    # SK.EUICC.ECDSA (SGP.22 §2.4.2): the eUICC's identity, never to leave the ECASD.
+    return [Secret("SK.EUICC.ECDSA", params.private_key, (aid.hex(), "params"))]
+
+
+def _es10(*ders: str) -> tuple[bytes, ...]:
+    """STORE DATA commands carrying one ES10 request each (SGP.22 §5.7.2), last block."""
+    out = []
+    for h in ders:
+        der = bytes.fromhex(h.replace(" ", ""))
+        out.append(bytes((0x80, 0xE2, 0x91, 0x00, len(der))) + der + b"\x00")
+    return tuple(out)
+
+
+def _euicc_profiles() -> list[AppletTarget]:
+    from card.sgp22.ecasd import ECASD_AID, ISD_R_AID
+
+    return [
+        AppletTarget(
+            "isd-r",
+            ISD_R_AID,
+            corpus=_es10(
+                "BF2000",  # GetEuiccInfo1
+                "BF2200",  # GetEuiccInfo2
+                "BF2E00",  # GetEuiccChallenge
+                "BF2D00",  # GetProfilesInfo
+                "BF2D03 5C015A",  # GetProfilesInfo, ICCID only
+                "BF3C00",  # EuiccConfiguredAddresses
+                "BF3E03 5C015A",  # GetEuiccData: EID
+                "BF2800",  # ListNotification
+                "BF2B00",  # RetrieveNotificationsList
+                "BF4100",  # CancelSession (malformed: no transaction ID)
+                "BF3103 800101",  # EnableProfile? (tags per SGP.22 Annex H)
+            )
+            + (
+                bytes.fromhex("80E21100 03 BF2000"),  # a first block with more to come
+                bytes.fromhex("80E29101 00 00"),
+            ),
+            coverage=("applets.isdr", "card.sgp22"),
+        ),
+        AppletTarget("ecasd", ECASD_AID, secrets=_ecasd_secrets, coverage=("card.sgp22",)),
+    ]
+
+
 @functools.cache
 def builtin_profiles() -> tuple[AppletTarget, ...]:
     """Profiles of the built-in applets and of entry points in the `cardemu.fuzz` group."""
@@ -538,6 +591,7 @@ def builtin_profiles() -> tuple[AppletTarget, ...]:
         _gp_profiles,
         _usim_profiles,
         _bio_profiles,
+        _euicc_profiles,
     ):
         try:
             out.extend(make())
