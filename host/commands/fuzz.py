@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -364,7 +365,7 @@ def _stateful(target: CardTarget, config: FuzzConfig) -> CampaignReport:
 def _list(target: CardTarget, as_json: bool) -> None:
     from host.fuzz.generators import specs_for
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for a in target.applets:
         rows.append(
             {

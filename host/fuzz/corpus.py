@@ -93,8 +93,8 @@ class Corpus:
             except (OSError, ValueError, UnicodeDecodeError) as e:
                 log.warning("corpus: skipping %s: %s", path, e)
                 continue
-            for e in entries:
-                n += self.add(e)
+            for entry in entries:
+                n += self.add(entry)
         return n
 
 
@@ -107,7 +107,7 @@ def read_file(path: Path) -> Iterable[Entry]:
     suffix = path.suffix.lower()
     if suffix == ".apdu":
         text = path.read_text(encoding="utf-8")
-        meta = dict(m.groups() for m in _META.finditer(text))
+        meta: dict[str, str] = {m.group(1): m.group(2) for m in _META.finditer(text)}
         apdus = script_commands(text, str(path))
         if apdus:
             yield Entry(tuple(apdus), meta.get("applet"), meta.get("state"), str(path))

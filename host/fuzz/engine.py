@@ -276,7 +276,7 @@ class Fuzzer:
         if session is None or not apdu or not apdu[0] & 0x80 or self.rng.random() >= 0.85:
             return apdu
         try:
-            return session.wrap_command(apdu)  # type: ignore[no-any-return]
+            return session.wrap_command(apdu)  # type: ignore[attr-defined,no-any-return]
         except Exception:  # noqa: BLE001 - a command the session cannot wrap goes raw
             return apdu
 
