@@ -139,7 +139,7 @@ def script_commands(text: str, source: str = "script") -> list[bytes]:
     from host.script import Command, ScriptSyntaxError, parse_script
 
     try:
-        script = parse_script(text, source=source)
+        script = parse_script(text, source=source, allow_short=True)
     except ScriptSyntaxError as e:
         raise ValueError(str(e)) from None
     out = []

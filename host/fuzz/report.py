@@ -131,8 +131,14 @@ def script_text(
     if image:
         script = name or "SCRIPT"
         runs = [f"cp {image} replay.card && cardemu run --card replay.card --seed {seed} {script}"]
-    if runs:
+    short = any(
+        isinstance(st.event, Send | Tear) and len(st.event.apdu) < 4
+        for st in steps  # type: ignore[union-attr]
+    )
+    if runs and not short:
         lines.append("# Replay: " + runs[0])
+    elif runs:
+        lines.append("# (cardemu run refuses its commands under 4 bytes: replay with Check)")
     lines.append(
         f"# Check:  cardemu fuzz {' '.join(target.run_options) or '--card ' + (image or 'IMAGE')}"
         f" --replay {name or 'SCRIPT'}   (oracles and tears)"

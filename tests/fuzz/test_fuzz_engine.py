@@ -224,6 +224,21 @@ def test_plainer_forms_are_strictly_simpler() -> None:
     assert bytes.fromhex("8042130100") not in forms  # not simpler than... a valid shape anyway
     assert all((len(f), sum(f)) < (len(apdu), sum(apdu)) for f in forms)
     assert plainer(b"\x00") == []
+    assert all(len(f) >= 4 for f in plainer(bytes.fromhex("8042") + bytes.fromhex("13000100")))
+    assert bytes.fromhex("80") in plainer(bytes.fromhex("8042"))  # already short: may shrink
+
+
+def test_scripts_keep_short_commands_for_the_fuzzer_only() -> None:
+    from host.fuzz.report import script_text
+    from host.fuzz.session import Episode
+
+    target = preset_target("demo")
+    ep = Episode(target, 1)
+    ep.send(bytes.fromhex("0000"))
+    text = script_text(ep.steps, target, 1)
+    assert "# Replay: cardemu run" not in text and "refuses its commands under 4 bytes" in text
+    events, _ = script_events(text)
+    assert events == [Send(bytes.fromhex("0000"))]
 
 
 def test_mutations_never_return_empty_commands() -> None:
