@@ -497,8 +497,29 @@ class CardRuntime:
         if ctx is None:
             raise CardError(SW.APPLET_SELECTION_FAILED if ins != 0xA4 else SW.FILE_NOT_FOUND)
         self._active = ctx
-        data = ctx.applet.process(APDU(cmd, ch_no))  # type: ignore[union-attr]
+        try:
+            data = ctx.applet.process(APDU(cmd, ch_no))  # type: ignore[union-attr]
+        except CardError as e:
+            if e.data and e.sw >> 8 in (0x62, 0x63):
+                return self._respond_warning(cmd, e.data, e.sw & 0xFFFF)
+            raise
         return self._respond(ch, cmd, data, cla == 0xA0)
+
+    @staticmethod
+    def _respond_warning(cmd: CommandApdu, data: bytes, sw: int) -> bytes:
+        """A warning (62xx/63xx) with data, within Ne (ISO 7816-4 §5.1.3, §5.3.2).
+
+        61xx cannot carry it (GET RESPONSE would end in 9000 and lose the warning),
+        so: no Le, the warning alone (as T=0 gives case 4); data over Ne, 6Cxx with
+        the exact length; otherwise the data and the warning.
+        """
+        ne = cmd.le
+        if ne is None:
+            return sw.to_bytes(2, "big")
+        n = len(data)
+        if n > ne:
+            return bytes((0x6C, n if n < 256 else 0))
+        return bytes(data) + sw.to_bytes(2, "big")
 
     def _respond(self, ch: _Channel, cmd: CommandApdu, data: bytes | None, gsm: bool) -> bytes:
         if not data:

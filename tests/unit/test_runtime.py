@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from applets.sample import ECHO_AID, PURSE_AID, EchoApplet
-from card.framework import APDU
+from card.framework import APDU, CardError
 from card.nvm import PowerLoss
 from card.runtime import CardRuntime, CardStateError
 from tests.unit.cards import sample_card, select, tx
@@ -243,3 +243,20 @@ def test_registry_changes_survive_tears_consistently(operation: str) -> None:
     rt.reset()
     reopened = rt.applets()
     assert reopened != before
+
+
+class _WarningApplet(EchoApplet):
+    def process(self, apdu: APDU) -> bytes | None:
+        if apdu.ins == 0x04:  # a warning with 12 bytes of data, like GP GET STATUS's 6310
+            raise CardError(0x6310, bytes(range(12)))
+        return super().process(apdu)
+
+
+def test_warning_with_data_respects_ne() -> None:
+    card = CardRuntime()
+    card.install(_WarningApplet, ECHO_AID, default=True)
+    card.power_on()
+    assert tx(card, "8004000000") == "000102030405060708090A0B6310"
+    assert tx(card, "800400000C") == "000102030405060708090A0B6310"
+    assert tx(card, "8004000001") == "6C0C"  # Ne too small: the exact length
+    assert tx(card, "80040000") == "6310"  # no Le: the warning alone
