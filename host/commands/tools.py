@@ -331,7 +331,7 @@ def readers(as_json: bool) -> None:
 
 def _read_script(path: str) -> tuple[str, str]:
     if path == "-":
-        return click.get_text_stream("stdin").read(), "<stdin>"
+        return sys.stdin.read(), "<stdin>"
     try:
         with open(path, encoding="utf-8") as f:
             return f.read(), path
