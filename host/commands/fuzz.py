@@ -51,10 +51,12 @@ def _target(
     try:
         if reader_spec is not None:
             from host.readers.base import ReaderError
-            from host.readers.registry import open_reader, resolve
+            from host.readers.registry import ReaderSelectionError, open_reader, resolve
 
             try:
                 info = resolve(reader_spec)
+            except ReaderSelectionError as e:
+                raise click.UsageError(str(e)) from None
             except ReaderError as e:
                 raise click.ClickException(str(e)) from None
             if info.kind == "preset":
@@ -75,9 +77,12 @@ def _target(
             target = image_target(image, **kw)
         else:
             target = preset_target(preset or DEFAULT_PRESET, **kw)
-        return target.only(list(applets))
     except TargetError as e:
         raise click.ClickException(str(e)) from None
+    try:
+        return target.only(list(applets))
+    except TargetError as e:  # an --applet that names no applet on the card
+        raise click.UsageError(str(e)) from None
 
 
 def _aid(selector: str) -> bytes:
