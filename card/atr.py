@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from card.errors import OffsetError
+
 TS_DIRECT = 0x3B
 TS_INVERSE = 0x3F
 MAX_HISTORICAL = 15
@@ -62,21 +64,8 @@ CTAG_STATUS = 0x8
 CTAG_AID = 0xF
 
 
-class AtrError(ValueError):
-    """A malformed ATR or historical bytes.
-
-    Attributes:
-        message: what is wrong.
-        offset: position of the byte or field at fault.
-    """
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message, offset)
-        self.message = message
-        self.offset = offset
-
-    def __str__(self) -> str:
-        return f"{self.message} (at offset {self.offset})"
+class AtrError(OffsetError):
+    """A malformed ATR or historical bytes. (`.message`, `.offset`)."""
 
 
 class Edc(Enum):

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
 
+from card.errors import OffsetError
+
 MAX_TAG_BYTES = 4  # ISO 7816-4 §5.2.2.1 uses up to three; X.690 allows more
 MAX_LENGTH_BYTES = 4  # 84 xx xx xx xx; ISO 7816-4 §5.2.2.2 stops at 84
 MAX_LENGTH = 0xFFFFFFFF
@@ -39,21 +41,8 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 ValueOrChildren = bytes | bytearray | memoryview | Iterable[object]
 
 
-class TlvError(ValueError):
-    """Malformed BER-TLV bytes.
-
-    Attributes:
-        message: what is wrong.
-        offset: position of the tag or length field at fault.
-    """
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message, offset)
-        self.message = message
-        self.offset = offset
-
-    def __str__(self) -> str:
-        return f"{self.message} (at offset {self.offset})"
+class TlvError(OffsetError):
+    """Malformed BER-TLV bytes. (`.message`, `.offset`)."""
 
 
 class TagClass(IntEnum):

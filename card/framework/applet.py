@@ -57,18 +57,24 @@ class APDU:
         return f"APDU({self.command.to_bytes().hex().upper()}, channel={self.channel})"
 
 
-class persistent:  # noqa: N801 - used like a keyword in class bodies
+class Declared:
+    """Base of the class-level state declarations: records its name on the applet class."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        owner._declared = (*getattr(owner, "_declared", ()), name)  # type: ignore[attr-defined]
+
+
+class persistent(Declared):  # noqa: N801 - used like a keyword in class bodies
     """A field stored in the card's persistent memory; each assignment is one atomic write."""
 
-    __slots__ = ("name", "default")
+    __slots__ = ("default",)
 
     def __init__(self, default: Any = None) -> None:
         self.default = _check_value(default)
         self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        owner._declared = (*getattr(owner, "_declared", ()), name)
 
     def __get__(self, obj: Applet | None, objtype: type | None = None) -> Any:
         if obj is None:
@@ -86,10 +92,10 @@ class persistent:  # noqa: N801 - used like a keyword in class bodies
         ctx.nvm.write(ctx.owner, self.name, value)
 
 
-class transient:  # noqa: N801
+class transient(Declared):  # noqa: N801
     """A field in RAM, reset to its default on card reset (and on deselect if asked)."""
 
-    __slots__ = ("name", "default", "clear_on")
+    __slots__ = ("default", "clear_on")
 
     def __init__(self, default: Any = None, clear_on: int = CLEAR_ON_RESET) -> None:
         if clear_on not in (CLEAR_ON_RESET, CLEAR_ON_DESELECT):
@@ -97,10 +103,6 @@ class transient:  # noqa: N801
         self.default = default
         self.clear_on = clear_on
         self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        owner._declared = (*getattr(owner, "_declared", ()), name)
 
     def _dict(self, ctx: Context) -> dict[str, Any]:
         return ctx.deselect_transient if self.clear_on == CLEAR_ON_DESELECT else ctx.transient

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING, Any
 
+from card.framework.applet import Declared
+
 if TYPE_CHECKING:
     from card.framework.applet import Applet
     from card.framework.system import Context
@@ -110,19 +112,15 @@ class OwnerPIN:
         )
 
 
-class PinField:
+class PinField(Declared):
     """Class-level declaration of an OwnerPIN: each applet instance gets its own."""
 
-    __slots__ = ("name", "try_limit", "max_length")
+    __slots__ = ("try_limit", "max_length")
 
     def __init__(self, try_limit: int, max_length: int) -> None:
         self.try_limit = try_limit
         self.max_length = max_length
         self.name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        owner._declared = (*getattr(owner, "_declared", ()), name)
 
     def __get__(self, obj: Applet | None, objtype: type | None = None) -> Any:
         if obj is None:
