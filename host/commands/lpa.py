@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +46,63 @@ def lpa_options(f: F) -> F:
     return reader_options(DEFAULT_PRESET)(f)
 
 
+@dataclass(frozen=True)
+class LpaOptions:
+    reader_spec: str | None
+    image: str | None
+    preset: str | None
+    seed: int | None
+    apdu_trace: bool
+    basic_channel: bool
+    as_json: bool
+
+
+def _options(kw: dict[str, Any]) -> LpaOptions:
+    """Take the `lpa_options` values out of a command's keyword arguments."""
+    return LpaOptions(
+        reader_spec=kw.pop("reader_spec"),
+        image=kw.pop("image"),
+        preset=kw.pop("preset"),
+        seed=kw.pop("seed"),
+        apdu_trace=kw.pop("apdu_trace"),
+        basic_channel=kw.pop("basic_channel"),
+        as_json=kw.pop("as_json"),
+    )
+
+
+def tls_options(
+    connect_to_help: str, pki_help: str = "Trust this PKI's CI for TLS."
+) -> Callable[[F], F]:
+    """--pki, --ca, --connect-to: whom TLS to an SM-DP+ trusts, and where it connects.
+
+    Args:
+        connect_to_help: --connect-to's help (what the address replaces).
+        pki_help: --pki's help.
+    """
+    options = [
+        click.option(
+            "--pki",
+            "pki_dir",
+            type=click.Path(exists=True, file_okay=False),
+            help=pki_help,
+        ),
+        click.option(
+            "--ca",
+            "ca_file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Trust these PEM certificates for TLS.",
+        ),
+        click.option("--connect-to", metavar="HOST:PORT", help=connect_to_help),
+    ]
+
+    def decorate(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
 def _step_printer(as_json: bool) -> Callable[[Step], None]:
     def show(step: Step) -> None:
         click.echo(f"  {step}", err=True)
@@ -53,21 +111,12 @@ def _step_printer(as_json: bool) -> Callable[[Step], None]:
 
 
 @contextmanager
-def _lpa(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
-    **lpa_kw: Any,
-) -> Iterator[Lpa]:
-    info = pick_reader(reader_spec, image, preset)
-    with open_session(info, seed=seed, trace="text" if apdu_trace else "none") as s:
+def _lpa(opts: LpaOptions, **lpa_kw: Any) -> Iterator[Lpa]:
+    info = pick_reader(opts.reader_spec, opts.image, opts.preset)
+    with open_session(info, seed=opts.seed, trace="text" if opts.apdu_trace else "none") as s:
         try:
-            with Es10Client(s.reader, use_channel=not basic_channel) as es10:
-                yield Lpa(es10, on_step=_step_printer(as_json), **lpa_kw)
+            with Es10Client(s.reader, use_channel=not opts.basic_channel) as es10:
+                yield Lpa(es10, on_step=_step_printer(opts.as_json), **lpa_kw)
         except Es9Error as e:
             raise click.ClickException(str(e)) from None
         except Es9TransportError as e:
@@ -124,44 +173,35 @@ def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
     return b"".join(p.ci.pem for p in pkis)
 
 
+def _connect_target(connect_to: str | None, *, need_port: bool) -> tuple[str, int] | None:
+    """--connect-to as (host, port); port 0 when absent and not `need_port`."""
+    if not connect_to:
+        return None
+    host, port = split_address(connect_to, 0)
+    if need_port and not port:
+        raise InvalidInput("--connect-to: give HOST:PORT")
+    return (host, port)
+
+
 @lpa.command("download", short_help="Download a profile with an activation code.")
 @lpa_options
 @click.argument("activation_code")
-@click.option(
-    "--pki",
-    "pki_dir",
-    type=click.Path(exists=True, file_okay=False),
-    help="Trust this PKI's CI for TLS (from `cardemu pki create`).",
-)
-@click.option(
-    "--ca",
-    "ca_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Trust these PEM certificates for TLS.",
-)
-@click.option(
-    "--connect-to",
-    metavar="HOST:PORT",
-    help="Connect there instead of the SM-DP+ address (TLS still checks the address).",
+@tls_options(
+    "Connect there instead of the SM-DP+ address (TLS still checks the address).",
+    pki_help="Trust this PKI's CI for TLS (from `cardemu pki create`).",
 )
 @click.option("--confirmation-code", help="The confirmation code, if the SM-DP+ asks for one.")
 @click.option(
     "--no-tls", is_flag=True, help="Plain HTTP to the SM-DP+ (a test server behind no TLS)."
 )
 def download(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
     activation_code: str,
     pki_dir: str | None,
     ca_file: str | None,
     connect_to: str | None,
     confirmation_code: str | None,
     no_tls: bool,
+    **kw: Any,
 ) -> None:
     """Download a profile with an activation code (LPA:1$SM-DP+ address$matching ID).
 
@@ -179,29 +219,14 @@ def download(
         code = ActivationCode.parse(activation_code)
     except ValueError as e:
         raise InvalidInput(str(e)) from None
-    target = None
-    if connect_to:
-        host, port = split_address(connect_to, 0)
-        if not port:
-            raise InvalidInput("--connect-to: give HOST:PORT")
-        target = (host, port)
+    opts = _options(kw)
+    target = _connect_target(connect_to, need_port=True)
     click.echo(f"Downloading from {code.address} (matching ID {code.matching_id!r})", err=True)
-    with _lpa(
-        reader_spec,
-        image,
-        preset,
-        seed,
-        apdu_trace,
-        basic_channel,
-        as_json,
-        ca_pem=_ca(pki_dir, ca_file),
-        connect_to=target,
-        tls=not no_tls,
-    ) as assistant:
+    with _lpa(opts, ca_pem=_ca(pki_dir, ca_file), connect_to=target, tls=not no_tls) as assistant:
         result = assistant.download(code, confirmation_code=confirmation_code)
     doc = result.to_json()
     _emit(
-        as_json,
+        opts.as_json,
         doc,
         lambda: click.echo(
             f"installed {doc['iccid']} in ISD-P {doc['isdpAid']}"
@@ -215,15 +240,7 @@ def download(
 
 @lpa.command("list", short_help="List the profiles (ES10c.GetProfilesInfo).")
 @lpa_options
-def list_profiles(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
-) -> None:
+def list_profiles(**kw: Any) -> None:
     """List the profiles on the eUICC (ES10c.GetProfilesInfo).
 
     \b
@@ -231,7 +248,8 @@ def list_profiles(
       cardemu lpa list --card my.card
       cardemu lpa list -r "Virtual PCD 00 00" --json
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+    opts = _options(kw)
+    with _lpa(opts) as assistant:
         rows = assistant.profiles()
 
     def text() -> None:
@@ -244,7 +262,7 @@ def list_profiles(
                 f"{r['profileName'] or '-'}{nick}"
             )
 
-    _emit(as_json, rows, text)
+    _emit(opts.as_json, rows, text)
 
 
 def _iccid_command(name: str, done: str, action: Callable[[Lpa, str], None]) -> click.Command:
@@ -252,21 +270,11 @@ def _iccid_command(name: str, done: str, action: Callable[[Lpa, str], None]) -> 
 
     @lpa_options
     @click.argument("iccid")
-    def command(
-        reader_spec: str | None,
-        image: str | None,
-        preset: str | None,
-        seed: int | None,
-        apdu_trace: bool,
-        basic_channel: bool,
-        as_json: bool,
-        iccid: str,
-    ) -> None:
-        with _lpa(
-            reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json
-        ) as assistant:
+    def command(iccid: str, **kw: Any) -> None:
+        opts = _options(kw)
+        with _lpa(opts) as assistant:
             action(assistant, iccid)
-        _emit(as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{done} {iccid}"))
+        _emit(opts.as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{done} {iccid}"))
 
     command.__doc__ = f"""{name} a profile (ES10c.{name}Profile).
 
@@ -286,27 +294,20 @@ lpa.add_command(_iccid_command("Delete", "deleted", lambda a, i: a.delete(i)))
 @lpa_options
 @click.argument("iccid")
 @click.argument("nickname")
-def nickname(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
-    iccid: str,
-    nickname: str,
-) -> None:
+def nickname(iccid: str, nickname: str, **kw: Any) -> None:
     """Set a profile's nickname (ES10c.SetNickname).
 
     \b
     Examples:
       cardemu lpa nickname --card my.card 8988211000000000016 "work"
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+    opts = _options(kw)
+    with _lpa(opts) as assistant:
         assistant.nickname(iccid, nickname)
     _emit(
-        as_json, {"iccid": iccid, "nickname": nickname}, lambda: click.echo(f"{iccid}: {nickname}")
+        opts.as_json,
+        {"iccid": iccid, "nickname": nickname},
+        lambda: click.echo(f"{iccid}: {nickname}"),
     )
 
 
@@ -316,34 +317,14 @@ def nickname(
     "--send", is_flag=True, help="Deliver them to their SM-DP+ and remove the delivered ones."
 )
 @click.option("--seq", type=int, help="Only this sequence number.")
-@click.option(
-    "--pki",
-    "pki_dir",
-    type=click.Path(exists=True, file_okay=False),
-    help="Trust this PKI's CI for TLS.",
-)
-@click.option(
-    "--ca",
-    "ca_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Trust these PEM certificates for TLS.",
-)
-@click.option(
-    "--connect-to", metavar="HOST:PORT", help="Connect there instead of each notification address."
-)
+@tls_options("Connect there instead of each notification address.")
 def notifications(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
     send: bool,
     seq: int | None,
     pki_dir: str | None,
     ca_file: str | None,
     connect_to: str | None,
+    **kw: Any,
 ) -> None:
     """List the pending notifications (ES10b.ListNotification) or --send them (ES9+).
 
@@ -352,14 +333,10 @@ def notifications(
       cardemu lpa notifications --card my.card
       cardemu lpa notifications --card my.card --send
     """
-    target = None
-    if connect_to:
-        host, port = split_address(connect_to, 0)
-        target = (host, port)
-    kw: dict[str, Any] = {"ca_pem": _ca(pki_dir, ca_file), "connect_to": target} if send else {}
-    with _lpa(
-        reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json, **kw
-    ) as assistant:
+    opts = _options(kw)
+    target = _connect_target(connect_to, need_port=False)
+    lpa_kw: dict[str, Any] = {"ca_pem": _ca(pki_dir, ca_file), "connect_to": target} if send else {}
+    with _lpa(opts, **lpa_kw) as assistant:
         rows = assistant.send_notifications(seq) if send else assistant.notifications()
         if seq is not None and not send:
             rows = [r for r in rows if r["seqNumber"] == seq]
@@ -374,20 +351,12 @@ def notifications(
                 f"{r['address']}{extra}"
             )
 
-    _emit(as_json, rows, text)
+    _emit(opts.as_json, rows, text)
 
 
 @lpa.command("eid")
 @lpa_options
-def eid(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
-) -> None:
+def eid(**kw: Any) -> None:
     """Print the EID (ES10c.GetEID).
 
     \b
@@ -395,29 +364,23 @@ def eid(
       cardemu lpa eid
       cardemu lpa eid -r "Virtual PCD 00 00"
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+    opts = _options(kw)
+    with _lpa(opts) as assistant:
         value = assistant.eid()
-    _emit(as_json, {"eid": value}, lambda: click.echo(value))
+    _emit(opts.as_json, {"eid": value}, lambda: click.echo(value))
 
 
 @lpa.command("info", short_help="Show the eUICC's EID, versions, CI keys.")
 @lpa_options
-def info(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    apdu_trace: bool,
-    basic_channel: bool,
-    as_json: bool,
-) -> None:
+def info(**kw: Any) -> None:
     """Show the eUICC: EID, versions, CI keys, configured addresses (ES10b.GetEUICCInfo2, ES10a).
 
     \b
     Examples:
       cardemu lpa info --json
     """
-    with _lpa(reader_spec, image, preset, seed, apdu_trace, basic_channel, as_json) as assistant:
+    opts = _options(kw)
+    with _lpa(opts) as assistant:
         doc = assistant.info()
 
     def text() -> None:
@@ -426,4 +389,4 @@ def info(
                 f"{k:<24}{', '.join(v) if isinstance(v, list) else v if v is not None else '-'}"
             )
 
-    _emit(as_json, doc, text)
+    _emit(opts.as_json, doc, text)
