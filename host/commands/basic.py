@@ -17,17 +17,17 @@ from card.sw import describe, is_success
 from host.commands.common import UnexpectedStatus, json_option
 from host.commands.tools import (
     InvalidInput,
-    open_session,
+    annotated_record,
+    command_session,
     parse_apdu_args,
-    pick_reader,
     reader_options,
+    response_line,
     session_options,
-    trace_format,
 )
 from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
 from host.readers.base import ReaderError
-from host.trace import Annotator, exchange_record
+from host.trace import Annotator
 from host.usim import card_profiles
 
 seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reproducible runs).")
@@ -39,20 +39,7 @@ seed_option = click.option("--seed", type=int, help="Seed the card's RNG (reprod
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No trace on stderr.")
 @click.argument("apdus", nargs=-1, required=True)
-def send(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    trace_file: str | None,
-    trace_json: bool,
-    get_response: bool,
-    chaining: str,
-    transport: str,
-    as_json: bool,
-    quiet: bool,
-    apdus: tuple[str, ...],
-) -> None:
+def send(as_json: bool, quiet: bool, apdus: tuple[str, ...], **kw: Any) -> None:
     """Send APDUs to a card and print the responses.
 
     Each argument is one command APDU (4 bytes at least): quote spaced hex.
@@ -67,30 +54,19 @@ def send(
       cardemu send --json --trace-file s.jsonl 00A4000C023F00
     """
     cmds = parse_apdu_args(apdus)
-    info = pick_reader(reader_spec, image, preset)
     records: list[dict[str, Any]] = []
     failed: str | None = None
-    trace = trace_format(quiet, as_json, trace_json)
     annotator = Annotator()
-    with open_session(
-        info,
-        seed=seed,
-        trace=trace,
-        trace_file=trace_file,
-        get_response=get_response,
-        chaining=chaining,
-        transport=transport,
-    ) as session:
+    with command_session(kw, quiet=quiet, as_json=as_json) as session:
         try:
             for cmd in cmds:
                 t0 = time.perf_counter()
                 resp = session.reader.transmit(cmd)
                 elapsed = time.perf_counter() - t0
-                notes = annotator.command(cmd), annotator.response(resp)
-                rec = exchange_record(cmd, resp, elapsed, notes=notes)
+                rec = annotated_record(annotator, cmd, resp, elapsed)
                 records.append(rec)
                 if not as_json:
-                    click.echo(f"{rec['response']} {rec['sw'] or ''}".strip())
+                    click.echo(response_line(rec))
                 sw = int.from_bytes(resp[-2:], "big")
                 if len(resp) < 2 or not is_success(sw):
                     failed = f"card answered {sw:04X} ({describe(sw)}) to {to_hex(cmd)}"
@@ -98,7 +74,7 @@ def send(
         except ReaderError as e:
             raise click.ClickException(str(e)) from None
     if as_json:
-        out = {"reader": info.name, "atr": to_hex(session.atr), "exchanges": records}
+        out = {"reader": session.info.name, "atr": to_hex(session.atr), "exchanges": records}
         click.echo(json.dumps(out, indent=2))
     if failed:
         raise UnexpectedStatus(failed)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from host.commands.common import UnexpectedStatus, json_option
+from host.commands.common import UnexpectedStatus, json_option, stack_options
 from host.commands.tools import InvalidInput, open_session, pick_reader, reader_options
 from host.errors import ApduError
 from host.es9plus import Es9Error
@@ -94,13 +94,7 @@ def tls_options(
         ),
         click.option("--connect-to", metavar="HOST:PORT", help=connect_to_help),
     ]
-
-    def decorate(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
+    return stack_options(options)
 
 
 def _step_printer(as_json: bool) -> Callable[[Step], None]:

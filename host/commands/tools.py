@@ -24,7 +24,7 @@ from click.core import ParameterSource
 
 from card.apdu import ApduFormatError, CommandApdu, cla_chained, cla_channel
 from card.sw import describe
-from host.commands.common import EXIT_USAGE, UnexpectedStatus, json_option
+from host.commands.common import EXIT_USAGE, UnexpectedStatus, json_option, stack_options
 from host.hexutil import parse_command_apdu, parse_hex, to_hex
 from host.presets import DEFAULT_PRESET, PRESETS
 from host.readers.base import Reader, ReaderError
@@ -143,13 +143,7 @@ def reader_options(default_preset: str = DEFAULT_PRESET) -> Callable[[F], F]:
         ),
         click.option("--seed", type=int, help="Seed an emulated card's RNG (reproducible runs)."),
     ]
-
-    def decorate(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
+    return stack_options(options)
 
 
 def session_options(f: F) -> F:
@@ -190,9 +184,7 @@ def session_options(f: F) -> F:
             "length (auto), always, or never.",
         ),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    return stack_options(options)(f)
 
 
 def _on_command_line(name: str) -> bool:
@@ -250,6 +242,19 @@ class Session:
     atr: bytes
 
 
+def annotated_record(
+    annotator: Annotator, command: bytes, response: bytes, seconds: float | None
+) -> dict[str, Any]:
+    """`exchange_record` with the annotator's notes (it follows SELECTs and resets)."""
+    notes = annotator.command(command), annotator.response(response)
+    return exchange_record(command, response, seconds, notes=notes)
+
+
+def response_line(record: dict[str, Any]) -> str:
+    """The stdout line of one response: its data and SW in hex."""
+    return f"{record['response']} {record['sw'] or ''}".strip()
+
+
 @contextmanager
 def open_session(
     info: ReaderInfo,
@@ -288,6 +293,31 @@ def open_session(
                     writer.close()
     except ReaderError as e:
         raise click.ClickException(str(e)) from None
+
+
+@contextmanager
+def command_session(kw: dict[str, Any], *, quiet: bool, as_json: bool) -> Iterator[Session]:
+    """The session the options of `reader_options` and `session_options` name.
+
+    Args:
+        kw: the command's keyword arguments; those options' values are taken out.
+        quiet, as_json: the command's -q and --json (they choose the trace, see
+            `trace_format`).
+
+    Raises:
+        InvalidInput, click.ClickException: as `pick_reader` and `open_session`.
+    """
+    info = pick_reader(kw.pop("reader_spec"), kw.pop("image"), kw.pop("preset"))
+    with open_session(
+        info,
+        seed=kw.pop("seed"),
+        trace=trace_format(quiet, as_json, kw.pop("trace_json")),
+        trace_file=kw.pop("trace_file"),
+        get_response=kw.pop("get_response"),
+        chaining=kw.pop("chaining"),
+        transport=kw.pop("transport"),
+    ) as session:
+        yield session
 
 
 # -- cardemu readers ------------------------------------------------------------------
@@ -366,20 +396,12 @@ def _parse_vars(values: Sequence[str]) -> dict[str, bytes]:
 )
 @click.argument("script", metavar="SCRIPT|-")
 def run(
-    reader_spec: str | None,
-    image: str | None,
-    preset: str | None,
-    seed: int | None,
-    trace_file: str | None,
-    trace_json: bool,
-    get_response: bool,
-    chaining: str,
-    transport: str,
     as_json: bool,
     quiet: bool,
     lenient: bool,
     var_defs: tuple[str, ...],
     script: str,
+    **kw: Any,
 ) -> None:
     """Run an APDU script (scriptor's format, with expectations); `-` reads stdin.
 
@@ -418,30 +440,19 @@ def run(
         parsed = parse_script(text, source=source, variables=variables)
     except ScriptSyntaxError as e:
         raise InvalidInput(str(e)) from None
-    info = pick_reader(reader_spec, image, preset)
-    trace = trace_format(quiet, as_json, trace_json)
     records: list[dict[str, Any]] = []
     annotator = Annotator()
 
     def show(step: StepResult) -> None:
-        notes = annotator.command(step.command), annotator.response(step.response)
-        rec = exchange_record(step.command, step.response, step.seconds, notes=notes)
+        rec = annotated_record(annotator, step.command, step.response, step.seconds)
         records.append({"line": step.line, **rec})
         if not as_json:
-            click.echo(f"{rec['response']} {rec['sw'] or ''}".strip())
+            click.echo(response_line(rec))
 
     outcome: dict[str, Any] = {"result": "ok", "error": None}
     failure: click.ClickException | None = None
     result = RunResult()
-    with open_session(
-        info,
-        seed=seed,
-        trace=trace,
-        trace_file=trace_file,
-        get_response=get_response,
-        chaining=chaining,
-        transport=transport,
-    ) as s:
+    with command_session(kw, quiet=quiet, as_json=as_json) as s:
         try:
             run_script(
                 parsed,
@@ -465,7 +476,7 @@ def run(
         click.echo(
             json.dumps(
                 {
-                    "reader": info.name,
+                    "reader": s.info.name,
                     "atr": to_hex(s.atr),
                     "exchanges": records,
                     "variables": {
