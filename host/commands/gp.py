@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from card.gp.scp03 import Scp03Keys
-from host.commands.common import UnexpectedStatus, json_option
+from host.commands.common import UnexpectedStatus, json_option, stack_options
 from host.commands.tools import InvalidInput, open_session, pick_reader, reader_options
 from host.errors import ApduError, SecureChannelError
 from host.gp.client import GpClient, Registry
@@ -115,9 +115,7 @@ def gp_options(f: F) -> F:
         click.option("--isd", metavar="AID", help="ISD AID [default: found by SELECT]."),
         click.option("--trace", is_flag=True, help="Show the (secured) APDUs on stderr."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return reader_options(DEFAULT_PRESET)(f)
+    return reader_options(DEFAULT_PRESET)(stack_options(options)(f))
 
 
 def _options(kw: dict[str, Any]) -> GpOptions:
@@ -408,38 +406,36 @@ def delete(force: bool, aids: tuple[str, ...], **kw: Any) -> None:
             click.echo(f"deleted {to_hex(aid)}")
 
 
-@gp.command(short_help="Lock an application (SET STATUS).")
-@gp_options
-@click.argument("aid", metavar="AID")
-def lock(aid: str, **kw: Any) -> None:
-    """Lock an application (SET STATUS): it can no longer be selected.
+def _app_status_command(
+    name: str, effect: str, action: Callable[[GpClient, bytes], None]
+) -> click.Command:
+    """`cardemu gp lock|unlock AID`; `effect` ends the help's first line."""
+
+    @gp_options
+    @click.argument("aid", metavar="AID")
+    def command(aid: str, **kw: Any) -> None:
+        opts = _options(kw)
+        target = _aid(aid)
+        with _client(opts) as client:
+            action(client, target)
+        click.echo(f"{name}ed {to_hex(target)}")
+
+    command.__doc__ = f"""{name.capitalize()} an application (SET STATUS){effect}.
 
     \b
     Examples:
-      cardemu gp lock F0000000010101
+      cardemu gp {name} F0000000010101
     """
-    opts = _options(kw)
-    target = _aid(aid)
-    with _client(opts) as client:
-        client.lock(target)
-    click.echo(f"locked {to_hex(target)}")
+    short_help = f"{name.capitalize()} an application (SET STATUS)."
+    return click.command(name, short_help=short_help)(command)
 
 
-@gp.command(short_help="Unlock an application (SET STATUS).")
-@gp_options
-@click.argument("aid", metavar="AID")
-def unlock(aid: str, **kw: Any) -> None:
-    """Unlock an application (SET STATUS) back to its state before locking.
-
-    \b
-    Examples:
-      cardemu gp unlock F0000000010101
-    """
-    opts = _options(kw)
-    target = _aid(aid)
-    with _client(opts) as client:
-        client.unlock(target)
-    click.echo(f"unlocked {to_hex(target)}")
+gp.add_command(
+    _app_status_command("lock", ": it can no longer be selected", lambda c, aid: c.lock(aid))
+)
+gp.add_command(
+    _app_status_command("unlock", " back to its state before locking", lambda c, aid: c.unlock(aid))
+)
 
 
 @gp.command("card-status", short_help="Set the card life cycle (SET STATUS).")
