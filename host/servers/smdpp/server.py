@@ -446,6 +446,28 @@ class SmdpPlus:
             )
         return row
 
+    def _session_step(
+        self,
+        body: dict[str, Any],
+        field: str,
+        states: Sequence[str],
+        function: str,
+        step: Callable[[str, Any, bytes], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Run `step(tid, session, raw)` on the session `body` names, in one of `states`.
+
+        `raw` is `body[field]` decoded from base64. A refusal (`Es9Error`) in the step
+        ends the session as failed, naming `function` and the status code.
+        """
+        tid = _tid(body)
+        raw = unb64(_field(body, field), field)
+        session = self._session(tid, states)
+        try:
+            return step(tid, session, raw)
+        except Es9Error as e:
+            self._end(tid, SessionState.FAILED, f"{function} {e.subject_code}/{e.reason_code}")
+            raise
+
     def initiate_authentication(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES9+.InitiateAuthentication (SGP.22 §5.6.1)."""
         challenge = unb64(_field(body, "euiccChallenge"), "euiccChallenge")
@@ -506,16 +528,13 @@ class SmdpPlus:
 
     def authenticate_client(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES9+.AuthenticateClient (SGP.22 §5.6.3)."""
-        tid = _tid(body)
-        raw = unb64(_field(body, "authenticateServerResponse"), "authenticateServerResponse")
-        session = self._session(tid, (SessionState.INITIATED,))
-        try:
-            return self._authenticate_client(tid, session, raw)
-        except Es9Error as e:
-            self._end(
-                tid, SessionState.FAILED, f"authenticateClient {e.subject_code}/{e.reason_code}"
-            )
-            raise
+        return self._session_step(
+            body,
+            "authenticateServerResponse",
+            (SessionState.INITIATED,),
+            "authenticateClient",
+            self._authenticate_client,
+        )
 
     def _authenticate_client(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
         kind, resp = _decode_lenient(
@@ -641,16 +660,13 @@ class SmdpPlus:
 
     def get_bound_profile_package(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES9+.GetBoundProfilePackage (SGP.22 §5.6.2)."""
-        tid = _tid(body)
-        raw = unb64(_field(body, "prepareDownloadResponse"), "prepareDownloadResponse")
-        session = self._session(tid, (SessionState.AUTHENTICATED,))
-        try:
-            return self._get_bpp(tid, session, raw)
-        except Es9Error as e:
-            self._end(
-                tid, SessionState.FAILED, f"getBoundProfilePackage {e.subject_code}/{e.reason_code}"
-            )
-            raise
+        return self._session_step(
+            body,
+            "prepareDownloadResponse",
+            (SessionState.AUTHENTICATED,),
+            "getBoundProfilePackage",
+            self._get_bpp,
+        )
 
     def _get_bpp(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
         kind, resp = _decode("PrepareDownloadResponse", raw, "prepareDownloadResponse")
