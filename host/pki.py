@@ -31,7 +31,7 @@ import hashlib
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -851,6 +851,42 @@ def _key_usage_of(cert: x509.Certificate) -> x509.KeyUsage | None:
         return None
 
 
+def _check_link(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    now: _dt.datetime,
+    *,
+    which: str,
+    policy: x509.ObjectIdentifier,
+    policy_name: str,
+    usage_ok: Callable[[x509.KeyUsage], bool],
+    usage_error: str,
+) -> None:
+    """One link of the chain: the issuer's signature, the role policy, key usage, validity.
+
+    The EUM and the eUICC certificate each take these four checks, in this order
+    (SGP.22 §4.5.2.2).
+
+    Args:
+        which: "eum" or "euicc", for the `ChainError`.
+        policy, policy_name: the certificate policy the role requires.
+        usage_ok, usage_error: whether the key usage fits the role; the message if not.
+
+    Raises:
+        ChainError: at the first check that fails.
+    """
+    name = "EUM" if which == "eum" else "eUICC"
+    if not issued_by(cert, issuer):
+        raise ChainError(which, "signature", f"the {name} certificate's signature does not verify")
+    if not has_policy(cert, policy):
+        raise ChainError(which, "policy", f"the {name} certificate lacks policy {policy_name}")
+    ku = _key_usage_of(cert)
+    if ku is None or not usage_ok(ku):
+        raise ChainError(which, "usage", usage_error)
+    if not _valid_at(cert, now):
+        raise ChainError(which, "expired", f"the {name} certificate is outside its validity")
+
+
 def verify_euicc_chain(
     euicc_cert: x509.Certificate,
     eum_cert: x509.Certificate,
@@ -878,24 +914,26 @@ def verify_euicc_chain(
     ci = next((c for c in trusted_cis if aki is not None and subject_key_id(c) == aki), None)
     if ci is None:
         raise ChainError("ci", "unknown", "the EUM certificate names no CI the verifier trusts")
-    if not issued_by(eum_cert, ci):
-        raise ChainError("eum", "signature", "the EUM certificate's signature does not verify")
-    if not has_policy(eum_cert, OID_ROLE_EUM):
-        raise ChainError("eum", "policy", "the EUM certificate lacks policy id-rspRole-eum")
-    ku = _key_usage_of(eum_cert)
-    if ku is None or not ku.key_cert_sign:
-        raise ChainError("eum", "usage", "the EUM certificate may not sign certificates")
-    if not _valid_at(eum_cert, now):
-        raise ChainError("eum", "expired", "the EUM certificate is outside its validity")
-    if not issued_by(euicc_cert, eum_cert):
-        raise ChainError("euicc", "signature", "the eUICC certificate's signature does not verify")
-    if not has_policy(euicc_cert, OID_ROLE_EUICC):
-        raise ChainError("euicc", "policy", "the eUICC certificate lacks policy id-rspRole-euicc")
-    ku = _key_usage_of(euicc_cert)
-    if ku is None or not ku.digital_signature:
-        raise ChainError("euicc", "usage", "the eUICC certificate's key may not sign")
-    if not _valid_at(euicc_cert, now):
-        raise ChainError("euicc", "expired", "the eUICC certificate is outside its validity")
+    _check_link(
+        eum_cert,
+        ci,
+        now,
+        which="eum",
+        policy=OID_ROLE_EUM,
+        policy_name="id-rspRole-eum",
+        usage_ok=lambda ku: ku.key_cert_sign,
+        usage_error="the EUM certificate may not sign certificates",
+    )
+    _check_link(
+        euicc_cert,
+        eum_cert,
+        now,
+        which="euicc",
+        policy=OID_ROLE_EUICC,
+        policy_name="id-rspRole-euicc",
+        usage_ok=lambda ku: ku.digital_signature,
+        usage_error="the eUICC certificate's key may not sign",
+    )
     if not eid_permitted(euicc_cert, eum_cert):
         raise ChainError(
             "euicc", "range", "the EID is outside the range the EUM certificate permits"
