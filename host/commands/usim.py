@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -31,6 +33,24 @@ DEFAULT_PRESET = "usim"
 
 pin_option = click.option("--pin", help="Verify PIN1 first (needed when PIN1 is enabled).")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No APDU trace on stderr.")
+
+
+@contextmanager
+def _usim(
+    reader_spec: str | None, image: str | None, preset: str | None, seed: int | None, trace: bool
+) -> Iterator[tuple[UsimSession, bytes]]:
+    """A `UsimSession` on the chosen card, and its ATR.
+
+    A refused PIN1 exits with code 1, any other refusal with code 3.
+    """
+    info = pick_reader(reader_spec, image, preset)
+    with open_session(info, seed=seed, trace="text" if trace else "none") as s:
+        try:
+            yield UsimSession(s.reader), s.atr
+        except PinError as e:
+            raise click.ClickException(f"PIN1 refused ({e.tries_left} tries left)") from None
+        except ApduError as e:
+            raise UnexpectedStatus(str(e)) from None
 
 
 @click.group(short_help="Read a USIM and run AKA (TS 31.102).")
@@ -69,18 +89,11 @@ def usim_read(
       cardemu usim read
       cardemu usim read -r "Virtual PCD 00 00" --pin 1234 --json
     """
-    info_r = pick_reader(reader_spec, image, preset)
-    with open_session(info_r, seed=seed, trace="none" if quiet or as_json else "text") as s:
-        session = UsimSession(s.reader)
-        try:
-            if pin:
-                session.select_usim()
-                session.verify_pin(pin)
-            info = session.read(atr=s.atr)
-        except PinError as e:
-            raise click.ClickException(f"PIN1 refused ({e.tries_left} tries left)") from None
-        except ApduError as e:
-            raise UnexpectedStatus(str(e)) from None
+    with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, atr):
+        if pin:
+            session.select_usim()
+            session.verify_pin(pin)
+        info = session.read(atr=atr)
     doc = info.to_json()
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -165,18 +178,11 @@ def usim_auth(
         except (ValueError, OverflowError):
             raise click.BadParameter("a 48-bit hex number", param_hint="--sqn") from None
         autn = generate_auth_vector(alg, rand, sqn_b, _hex(amf, "--amf", 2)).autn  # type: ignore[arg-type]
-    info_r = pick_reader(reader_spec, image, preset)
-    with open_session(info_r, seed=seed, trace="none" if quiet or as_json else "text") as s:
-        session = UsimSession(s.reader)
-        try:
-            session.select_usim()
-            if pin:
-                session.verify_pin(pin)
-            result = session.authenticate_gsm(rand) if gsm else session.authenticate(rand, autn)  # type: ignore[arg-type]
-        except PinError as e:
-            raise click.ClickException(f"PIN1 refused ({e.tries_left} tries left)") from None
-        except ApduError as e:
-            raise UnexpectedStatus(str(e)) from None
+    with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, _):
+        session.select_usim()
+        if pin:
+            session.verify_pin(pin)
+        result = session.authenticate_gsm(rand) if gsm else session.authenticate(rand, autn)  # type: ignore[arg-type]
     check = check_auth(result, alg, rand) if alg is not None else None
     doc = {
         "rand": rand.hex().upper(),
