@@ -291,7 +291,7 @@ def test_cli_fuzz_list_bench_and_replay(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["fuzz", "--replay", str(script)])
     assert r.exit_code == 0 and "every oracle held" in r.output
     r = CliRunner().invoke(cli, ["fuzz", "--applet", "nope", "--budget", "10"])
-    assert r.exit_code == 1 and "no applet 'nope'" in r.output
+    assert r.exit_code == 2 and "no applet 'nope'" in r.output  # a usage error
     r = CliRunner().invoke(cli, ["fuzz", "--oracle", "nope"])
     assert r.exit_code == 2
 
