@@ -12,8 +12,13 @@ first use and the compiled object is kept for the rest of the process. That
 cache is a derived constant of the specification, never card state: it holds
 no per-card data and is read-only once built.
 
-Decoding is strict: the whole input must be one value (trailing bytes are an
-error), and every failure is an `Asn1Error`.
+Decoding is strict and bounded: the whole input must be one value (trailing
+bytes are an error); untrusted bytes go through `der_bounds.check_der` (size,
+depth, TLV count, definite lengths inside their parents) before asn1tools sees
+them, the compiled types get loops that cannot spin (`der_bounds.harden`: the
+fix for asn1tools' SEQUENCE OF loop, its issue #180), and each decode runs
+under a time and step budget. Every decoding failure is an `Asn1DecodeError`
+(an `Asn1Error`); encoding failures are plain `Asn1Error`s.
 """
 
 from __future__ import annotations
@@ -26,8 +31,23 @@ from typing import Any
 import asn1tools  # type: ignore[import-untyped]
 from asn1tools.codecs import ber  # type: ignore[import-untyped]
 
+from card.sgp22.der_bounds import (
+    DEFAULT_LIMITS,
+    Asn1DecodeError,
+    Asn1Error,
+    DecodeLimits,
+    check_der,
+    decode_budget,
+    harden,
+    walk_types,
+)
+
 __all__ = [
+    "Asn1DecodeError",
     "Asn1Error",
+    "DecodeLimits",
+    "DEFAULT_LIMITS",
+    "decode_budget",
     "decode",
     "decode_pe",
     "decode_pe_sequence",
@@ -41,10 +61,6 @@ _RSP_FILES = ("rsp.asn", "PKIX1Explicit88.asn", "PKIX1Implicit88.asn")
 _SAIP_FILES = ("PE_Definitions-3.3.1.asn",)
 # Two threads asking at once must not compile twice (0.8 s each on a shared CPU).
 _COMPILE_LOCK = threading.Lock()
-
-
-class Asn1Error(ValueError):
-    """A value that does not encode, or bytes that do not decode, under the module."""
 
 
 def _oid_first_arcs(value: str) -> str:
@@ -66,13 +82,7 @@ def _fix_oid_decoding(spec: Any) -> None:
 
     Only the instances inside `spec` change; asn1tools itself is left alone.
     """
-    seen: set[int] = set()
-    stack: list[Any] = [t.type for t in spec.types.values()]
-    while stack:
-        t = stack.pop()
-        if id(t) in seen or not isinstance(t, ber.Type):
-            continue
-        seen.add(id(t))
+    for t in walk_types(spec):
         if isinstance(t, ber.ObjectIdentifier):
             plain = t.decode_content
 
@@ -81,14 +91,6 @@ def _fix_oid_decoding(spec: Any) -> None:
                 return _oid_first_arcs(value), end
 
             t.decode_content = decode_content
-            continue
-        for v in vars(t).values():
-            if isinstance(v, ber.Type):
-                stack.append(v)
-            elif isinstance(v, (list, tuple)):
-                stack.extend(x for x in v if isinstance(x, ber.Type))
-            elif isinstance(v, dict):
-                stack.extend(x for x in v.values() if isinstance(x, ber.Type))
 
 
 def _compile(names: tuple[str, ...]) -> Any:
@@ -97,6 +99,7 @@ def _compile(names: tuple[str, ...]) -> Any:
     with _COMPILE_LOCK:
         spec = asn1tools.compile_string("\n".join(texts[n] for n in names), codec="der")
         _fix_oid_decoding(spec)
+        harden(spec)
         return spec
 
 
@@ -119,13 +122,27 @@ def _encode(spec: Any, type_name: str, value: Any) -> bytes:
         raise Asn1Error(f"cannot encode {type_name}: {e}") from None
 
 
-def _decode(spec: Any, type_name: str, data: bytes) -> Any:
+def _decode_value(
+    spec: Any, type_name: str, data: bytes, constraints: bool, limits: DecodeLimits
+) -> tuple[Any, int]:
+    """asn1tools' decode of one value at the start of `data`, under a per-decode budget."""
     try:
-        value, length = spec.decode_with_length(type_name, bytes(data), check_constraints=True)
-    except (asn1tools.Error, KeyError, TypeError, ValueError, IndexError) as e:
-        raise Asn1Error(f"cannot decode {type_name}: {e}") from None
+        with decode_budget(limits.seconds, limits.steps):
+            return spec.decode_with_length(  # type: ignore[no-any-return]
+                type_name, data, check_constraints=constraints
+            )
+    except Asn1DecodeError as e:
+        raise Asn1DecodeError(f"cannot decode {type_name}: {e}") from None
+    except (asn1tools.Error, KeyError, TypeError, ValueError, IndexError, RecursionError) as e:
+        raise Asn1DecodeError(f"cannot decode {type_name}: {e}") from None
+
+
+def _decode(spec: Any, type_name: str, data: bytes, constraints: bool, limits: DecodeLimits) -> Any:
+    data = bytes(data)
+    check_der(data, limits)
+    value, length = _decode_value(spec, type_name, data, constraints, limits)
     if length != len(data):
-        raise Asn1Error(f"{type_name}: {len(data) - length} bytes after the value")
+        raise Asn1DecodeError(f"{type_name}: {len(data) - length} bytes after the value")
     return value
 
 
@@ -138,13 +155,27 @@ def encode(type_name: str, value: Any) -> bytes:
     return _encode(rsp(), type_name, value)
 
 
-def decode(type_name: str, data: bytes) -> Any:
+def decode(
+    type_name: str,
+    data: bytes,
+    *,
+    constraints: bool = True,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+) -> Any:
     """Decode one SGP.22 RSPDefinitions value that is the whole of `data`.
 
+    Args:
+        type_name: the RSPDefinitions (or PKIX) type.
+        data: untrusted DER.
+        constraints: check the module's constraints (SIZE, value ranges). Off for
+            objects whose copy of the module disagrees with SGP.22 v2.x (DeviceInfo.tac).
+        limits: the bounds of this decode (`DecodeLimits`).
+
     Raises:
-        Asn1Error: not a valid encoding of the type, or bytes left over.
+        Asn1DecodeError: not a valid encoding of the type, bytes left over, or
+            the input is over a limit or takes more than its budget.
     """
-    return _decode(rsp(), type_name, data)
+    return _decode(rsp(), type_name, data, constraints, limits)
 
 
 def encode_pe(value: Any, type_name: str = "ProfileElement") -> bytes:
@@ -152,32 +183,44 @@ def encode_pe(value: Any, type_name: str = "ProfileElement") -> bytes:
     return _encode(saip(), type_name, value)
 
 
-def decode_pe(data: bytes, type_name: str = "ProfileElement") -> Any:
-    """Decode one profile element that is the whole of `data`."""
-    return _decode(saip(), type_name, data)
+def decode_pe(
+    data: bytes, type_name: str = "ProfileElement", *, limits: DecodeLimits = DEFAULT_LIMITS
+) -> Any:
+    """Decode one profile element that is the whole of `data`.
+
+    Raises:
+        Asn1DecodeError: as `decode`.
+    """
+    return _decode(saip(), type_name, data, True, limits)
 
 
-def decode_pe_sequence(data: bytes) -> list[tuple[str, Any]]:
+def decode_pe_sequence(
+    data: bytes, *, limits: DecodeLimits = DEFAULT_LIMITS
+) -> list[tuple[str, Any]]:
     """Split a profile package (profile elements back to back) into decoded elements.
+
+    The package is checked as a whole (`limits` apply to all of it, the time
+    budget included); each element is then decoded from its own slice.
 
     Returns:
         (element name, value) per element, in order; the name is the CHOICE
         alternative of ProfileElement ("header", "mf", "usim", "pinCodes", ...).
 
     Raises:
-        Asn1Error: an element that does not decode.
+        Asn1DecodeError: the package is malformed or over a limit, or an
+            element does not decode.
     """
     spec = saip()
-    out: list[tuple[str, Any]] = []
-    pos = 0
     data = bytes(data)
-    while pos < len(data):
-        try:
-            value, length = spec.decode_with_length("ProfileElement", data[pos:])
-        except (asn1tools.Error, KeyError, TypeError, ValueError, IndexError) as e:
-            raise Asn1Error(f"profile element at offset {pos}: {e}") from None
-        if length <= 0:
-            raise Asn1Error(f"profile element at offset {pos}: empty")
-        out.append(value)
-        pos += length
+    out: list[tuple[str, Any]] = []
+    with decode_budget(limits.seconds, limits.steps):
+        for start, end in check_der(data, limits):
+            try:
+                element = data[start:end]
+                value, length = _decode_value(spec, "ProfileElement", element, False, limits)
+            except Asn1DecodeError as e:
+                raise Asn1DecodeError(f"profile element at offset {start}: {e}") from None
+            if length != end - start:
+                raise Asn1DecodeError(f"profile element at offset {start}: bytes left inside")
+            out.append(value)
     return out
