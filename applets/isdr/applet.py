@@ -8,7 +8,9 @@ are joined per logical channel; the request runs on the last block and its
 DER response comes back in the response data (longer than Ne: 61xx and GET
 RESPONSE, which the card runtime provides). A block out of sequence is 6A86
 and drops what was collected; an unknown function tag is 6A88; a request that
-does not decode is 6A80.
+does not decode (card.sgp22.asn1.Asn1DecodeError: malformed, over the decode
+limits, or over the time budget of one message) is 6A80. Any other exception
+of a function is a bug and reaches the runtime as 6F00.
 
 The ISD-R is multiselectable: an LPA opens a logical channel and selects it
 there with CLA 81-83 (or 4X-7X), as real LPAs do.
@@ -22,6 +24,7 @@ preparation), `bpp` (LoadBoundProfilePackage), `profiles` (ES10c) and
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from applets.isdr.bpp import BppFunctions
@@ -38,42 +41,41 @@ __all__ = ["IsdR", "FUNCTIONS"]
 
 log = logging.getLogger("cardemu.isdr")
 
+#: An ES10 function: (the decoded request, the request as received) -> the response value.
+Es10Handler = Callable[[Any, bytes], Any]
+
 _INS_STORE_DATA = 0xE2
 _P1_LAST = 0x80
 _P1_BER_TLV = 0x10
 #: An ES10 request larger than this is refused (6A84); a BPP segment is at most ~1 KB.
 MAX_REQUEST = 64 * 1024
+#: The decoding one ES10 message may do (SGP.22 messages decode in milliseconds).
+DECODE_SECONDS = 5.0
 _BPP_TAGS = frozenset({0xBF36, 0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x87, 0x88})
 
-#: ES10 function per request tag: (request type, response type, method) (SGP.22 Annex H).
-FUNCTIONS: dict[int, tuple[str, str, str]] = {
-    0xBF20: ("GetEuiccInfo1Request", "EUICCInfo1", "get_euicc_info1"),
-    0xBF22: ("GetEuiccInfo2Request", "EUICCInfo2", "get_euicc_info2"),
-    0xBF2E: ("GetEuiccChallengeRequest", "GetEuiccChallengeResponse", "get_euicc_challenge"),
-    0xBF38: ("AuthenticateServerRequest", "AuthenticateServerResponse", "authenticate_server"),
-    0xBF21: ("PrepareDownloadRequest", "PrepareDownloadResponse", "prepare_download"),
-    0xBF41: ("CancelSessionRequest", "CancelSessionResponse", "cancel_session"),
-    0xBF28: ("ListNotificationRequest", "ListNotificationResponse", "list_notification"),
-    0xBF2B: (
-        "RetrieveNotificationsListRequest",
-        "RetrieveNotificationsListResponse",
-        "retrieve_notifications",
-    ),
-    0xBF30: ("NotificationSentRequest", "NotificationSentResponse", "remove_notification"),
-    0xBF2D: ("ProfileInfoListRequest", "ProfileInfoListResponse", "get_profiles_info"),
-    0xBF31: ("EnableProfileRequest", "EnableProfileResponse", "enable_profile"),
-    0xBF32: ("DisableProfileRequest", "DisableProfileResponse", "disable_profile"),
-    0xBF33: ("DeleteProfileRequest", "DeleteProfileResponse", "delete_profile"),
-    0xBF34: ("EuiccMemoryResetRequest", "EuiccMemoryResetResponse", "memory_reset"),
-    0xBF3E: ("GetEuiccDataRequest", "GetEuiccDataResponse", "get_eid"),
-    0xBF29: ("SetNicknameRequest", "SetNicknameResponse", "set_nickname"),
-    0xBF3C: (
-        "EuiccConfiguredAddressesRequest",
-        "EuiccConfiguredAddressesResponse",
-        "get_configured_addresses",
-    ),
-    0xBF3F: ("SetDefaultDpAddressRequest", "SetDefaultDpAddressResponse", "set_default_dp_address"),
-    0xBF43: ("GetRatRequest", "GetRatResponse", "get_rat"),
+
+#: ES10 request and response types per request tag (SGP.22 Annex H); `IsdR.handlers` has
+#: the function of each.
+FUNCTIONS: dict[int, tuple[str, str]] = {
+    0xBF20: ("GetEuiccInfo1Request", "EUICCInfo1"),
+    0xBF22: ("GetEuiccInfo2Request", "EUICCInfo2"),
+    0xBF2E: ("GetEuiccChallengeRequest", "GetEuiccChallengeResponse"),
+    0xBF38: ("AuthenticateServerRequest", "AuthenticateServerResponse"),
+    0xBF21: ("PrepareDownloadRequest", "PrepareDownloadResponse"),
+    0xBF41: ("CancelSessionRequest", "CancelSessionResponse"),
+    0xBF28: ("ListNotificationRequest", "ListNotificationResponse"),
+    0xBF2B: ("RetrieveNotificationsListRequest", "RetrieveNotificationsListResponse"),
+    0xBF30: ("NotificationSentRequest", "NotificationSentResponse"),
+    0xBF2D: ("ProfileInfoListRequest", "ProfileInfoListResponse"),
+    0xBF31: ("EnableProfileRequest", "EnableProfileResponse"),
+    0xBF32: ("DisableProfileRequest", "DisableProfileResponse"),
+    0xBF33: ("DeleteProfileRequest", "DeleteProfileResponse"),
+    0xBF34: ("EuiccMemoryResetRequest", "EuiccMemoryResetResponse"),
+    0xBF3E: ("GetEuiccDataRequest", "GetEuiccDataResponse"),
+    0xBF29: ("SetNicknameRequest", "SetNicknameResponse"),
+    0xBF3C: ("EuiccConfiguredAddressesRequest", "EuiccConfiguredAddressesResponse"),
+    0xBF3F: ("SetDefaultDpAddressRequest", "SetDefaultDpAddressResponse"),
+    0xBF43: ("GetRatRequest", "GetRatResponse"),
 }
 
 
@@ -86,6 +88,30 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
         except (ValueError, UnicodeDecodeError) as e:
             raise CardError(SW.WRONG_DATA) from e
         self.set_config(p.default_dp_address, p.root_ds_address)
+
+    def handlers(self) -> dict[int, Es10Handler]:
+        """The ES10 function of each request tag of `FUNCTIONS`, as this ISD-R's bound methods."""
+        return {
+            0xBF20: self.get_euicc_info1,
+            0xBF22: self.get_euicc_info2,
+            0xBF2E: self.get_euicc_challenge,
+            0xBF38: self.authenticate_server,
+            0xBF21: self.prepare_download,
+            0xBF41: self.cancel_session,
+            0xBF28: self.list_notification,
+            0xBF2B: self.retrieve_notifications,
+            0xBF30: self.remove_notification,
+            0xBF2D: self.get_profiles_info,
+            0xBF31: self.enable_profile,
+            0xBF32: self.disable_profile,
+            0xBF33: self.delete_profile,
+            0xBF34: self.memory_reset,
+            0xBF3E: self.get_eid,
+            0xBF29: self.set_nickname,
+            0xBF3C: self.get_configured_addresses,
+            0xBF3F: self.set_default_dp_address,
+            0xBF43: self.get_rat,
+        }
 
     # -- the APDU level ---------------------------------------------------------------------
 
@@ -114,7 +140,10 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
         request = bytes(buf)
         st.pop("buf", None)
         st.pop("block", None)
-        return self.es10(request)
+        # One ES10 message is decoded in bounded time, whatever it holds (the
+        # profile package of a BPP included): over the budget it is '6A80'.
+        with asn1.decode_budget(DECODE_SECONDS):
+            return self.es10(request)
 
     def es10(self, request: bytes) -> bytes | None:
         """Run one ES10 function on its DER request; its DER response (None: no data)."""
@@ -134,16 +163,14 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
         entry = FUNCTIONS.get(tag)
         if entry is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-        req_type, resp_type, method = entry
+        req_type, resp_type = entry
+        handler = self.handlers()[tag]
+        # Only a decoding failure is the client's '6A80'; anything else a handler
+        # raises is a bug of ours and must reach the runtime (6F00, counted).
         try:
             value = asn1.decode(req_type, request)
-        except asn1.Asn1Error:
-            raise CardError(SW.WRONG_DATA) from None
-        try:
-            response = getattr(self, method)(value, request)
-        except (ValueError, KeyError, IndexError) as e:
-            # A request that decodes but is unusable (e.g. a structure the raw
-            # field split cannot follow): the function's data is wrong.
+            response = handler(value, request)
+        except asn1.Asn1DecodeError as e:
             log.debug("ES10 %04X refused: %s", tag, e)
             raise CardError(SW.WRONG_DATA) from None
         return asn1.encode(resp_type, response)

@@ -90,15 +90,9 @@ def decode_lenient(type_name: str, data: bytes) -> Any:
     """Decode an RSPDefinitions value without its size constraints (see `authenticate_server`).
 
     Raises:
-        asn1.Asn1Error: not a valid encoding, or bytes left over.
+        asn1.Asn1DecodeError: not a valid encoding, bytes left over, or over the decode limits.
     """
-    try:
-        value, length = asn1.rsp().decode_with_length(type_name, bytes(data))
-    except Exception as e:  # noqa: BLE001 - asn1tools raises several types
-        raise asn1.Asn1Error(f"cannot decode {type_name}: {e}") from None
-    if length != len(data):
-        raise asn1.Asn1Error(f"{type_name}: {len(data) - length} bytes after the value")
-    return value
+    return asn1.decode(type_name, data, constraints=False)
 
 
 def _tlv(tag: int, value: bytes) -> bytes:

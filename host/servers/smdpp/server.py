@@ -89,6 +89,10 @@ __all__ = ["SmdpCredentials", "SmdpPlus", "OrderState", "SessionState"]
 
 log = logging.getLogger(__name__)
 
+#: The decoding one ES9+ request may do, all its objects together (card.sgp22.asn1 limits
+#: apply to each object; real requests decode in milliseconds).
+REQUEST_DECODE_SECONDS = 5.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     matching_id TEXT PRIMARY KEY,
@@ -222,12 +226,9 @@ def _decode_lenient(type_name: str, data: bytes, field: str) -> Any:
     both sizes are accepted, the rest of the DER must still be exact.
     """
     try:
-        value, length = asn1.rsp().decode_with_length(type_name, data)
-    except Exception as e:  # noqa: BLE001 - asn1tools raises several types
+        return asn1.decode(type_name, data, constraints=False)
+    except asn1.Asn1DecodeError as e:
         raise Es9Error.of(SC_BAD_REQUEST, f"{field}: {e}") from None
-    if length != len(data):
-        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: bytes after the value")
-    return value
 
 
 def _verify(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
@@ -973,7 +974,13 @@ def _endpoint(
             raise HttpError(400, f"unsupported X-Admin-Protocol {protocol[:40]!r}")
         body = request.json_object()
         try:
-            result = fn(body)
+            # Every decode of the request shares one budget: a request that cannot be
+            # decoded in bounded work is malformed, and the server goes on serving.
+            with asn1.decode_budget(REQUEST_DECODE_SECONDS):
+                try:
+                    result = fn(body)
+                except asn1.Asn1DecodeError as e:
+                    raise Es9Error.of(SC_BAD_REQUEST, str(e)) from None
         except Es9Error as e:
             e.function = name
             log.info("ES9+ %s failed: %s", name, e)
