@@ -139,7 +139,10 @@ def _decode_value(
 
 def _decode(spec: Any, type_name: str, data: bytes, constraints: bool, limits: DecodeLimits) -> Any:
     data = bytes(data)
-    check_der(data, limits)
+    try:
+        check_der(data, limits)
+    except Asn1DecodeError as e:
+        raise Asn1DecodeError(f"cannot decode {type_name}: {e}") from None
     value, length = _decode_value(spec, type_name, data, constraints, limits)
     if length != len(data):
         raise Asn1DecodeError(f"{type_name}: {len(data) - length} bytes after the value")
@@ -213,8 +216,12 @@ def decode_pe_sequence(
     spec = saip()
     data = bytes(data)
     out: list[tuple[str, Any]] = []
+    try:
+        elements = check_der(data, limits)
+    except Asn1DecodeError as e:
+        raise Asn1DecodeError(f"profile package: {e}") from None
     with decode_budget(limits.seconds, limits.steps):
-        for start, end in check_der(data, limits):
+        for start, end in elements:
             try:
                 element = data[start:end]
                 value, length = _decode_value(spec, "ProfileElement", element, False, limits)
