@@ -141,12 +141,23 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
         st.pop("buf", None)
         st.pop("block", None)
         # One ES10 message is decoded in bounded time, whatever it holds (the
-        # profile package of a BPP included): over the budget it is '6A80'.
-        with asn1.decode_budget(DECODE_SECONDS):
-            return self.es10(request)
+        # profile package of a BPP included). Only a decoding failure is the
+        # client's '6A80'; anything else a function raises is a bug of ours and
+        # must reach the runtime (6F00, counted).
+        try:
+            with asn1.decode_budget(DECODE_SECONDS):
+                return self.es10(request)
+        except asn1.Asn1DecodeError as e:
+            log.debug("ES10 request refused: %s", e)
+            raise CardError(SW.WRONG_DATA) from None
 
     def es10(self, request: bytes) -> bytes | None:
-        """Run one ES10 function on its DER request; its DER response (None: no data)."""
+        """Run one ES10 function on its DER request; its DER response (None: no data).
+
+        Raises:
+            CardError: the function's status word.
+            asn1.Asn1DecodeError: the request (or data inside it) does not decode.
+        """
         try:
             tag, _ = decode_tag(request, 0)
         except TlvError:
@@ -164,15 +175,7 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
         if entry is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         req_type, resp_type = entry
-        handler = self.handlers()[tag]
-        # Only a decoding failure is the client's '6A80'; anything else a handler
-        # raises is a bug of ours and must reach the runtime (6F00, counted).
-        try:
-            value = asn1.decode(req_type, request)
-            response = handler(value, request)
-        except asn1.Asn1DecodeError as e:
-            log.debug("ES10 %04X refused: %s", tag, e)
-            raise CardError(SW.WRONG_DATA) from None
+        response = self.handlers()[tag](asn1.decode(req_type, request), request)
         return asn1.encode(resp_type, response)
 
     # -- notifications (ES10b §5.7.9-5.7.11) ----------------------------------------------------

@@ -502,6 +502,18 @@ def test_deep_nesting_and_huge_counts() -> None:
     assert time.monotonic() - t < QUICK
 
 
+def test_the_largest_decodes_allowed_fit_in_memory() -> None:
+    """At the limits a decode stays small: run under a 256 MiB cap (1 GiB would be the loop's)."""
+
+    def run() -> None:
+        most = tlv(0x30, b"\x80\x00" * 131_000)  # the most data objects allowed
+        assert len(asn1.decode_pe(most, "File")) == 131_000
+        big = tlv(0x30, tlv(0x83, bytes((1 << 20) - 16)))  # the largest input allowed
+        assert asn1.decode_pe(big, "File") == [("fillFileContent", bytes((1 << 20) - 16))]
+
+    bounded(run, memory=256 << 20)
+
+
 def test_long_object_identifiers_are_refused() -> None:
     oid = tlv(0x06, b"\x2a" + b"\x81" * 400_000 + b"\x01")
     quickly_refused(lambda: asn1.decode("AttributeType", oid), "OBJECT IDENTIFIER over 256")
