@@ -617,3 +617,21 @@ def test_check_der_agrees_with_the_tlv_walk(data: bytes) -> None:
     starts = [0] + [e for _, e in spans]
     assert [s for s, _ in spans] == starts[:-1]
     assert starts[-1] == len(data)
+
+
+def test_every_decode_of_untrusted_bytes_goes_through_the_bounded_path() -> None:
+    """No module but card.sgp22.asn1 calls asn1tools' decoder (which skips the pre-check)."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        str(path.relative_to(root))
+        for top in ("card", "applets", "host", "apdu_specs")
+        for path in (root / top).rglob("*.py")
+        if path.name != "asn1.py" or path.parent.name != "sgp22"
+        for text in [path.read_text(encoding="utf-8")]
+        if "decode_with_length(" in text
+        or "rsp().decode(" in text
+        or "saip().decode(" in text
+        or "compile_string(" in text
+        or "compile_files(" in text
+    ]
+    assert offenders == []
