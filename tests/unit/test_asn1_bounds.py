@@ -525,6 +525,31 @@ def test_the_largest_decodes_allowed_fit_in_memory() -> None:
     bounded(run, memory=256 << 20)
 
 
+def test_hardening_changes_no_valid_decode() -> None:
+    """On real data the hardened modules decode exactly what asn1tools alone decodes."""
+    base = Path(asn1.__file__).parent / "asn1"
+    plain_saip = asn1tools.compile_string(
+        (base / "PE_Definitions-3.3.1.asn").read_text(encoding="utf-8"), codec="der"
+    )
+    plain_rsp = asn1tools.compile_string(
+        "\n".join(
+            (base / n).read_text(encoding="utf-8")
+            for n in ("rsp.asn", "PKIX1Explicit88.asn", "PKIX1Implicit88.asn")
+        ),
+        codec="der",
+    )
+    for package in (TS48, YGGDRASIM):
+        plain, pos = [], 0
+        while pos < len(package):
+            value, length = plain_saip.decode_with_length("ProfileElement", package[pos:])
+            plain.append(value)
+            pos += length
+        assert asn1.decode_pe_sequence(package) == plain
+    for cert in sorted((DATA / "sgp26").glob("*.der")):
+        der = cert.read_bytes()
+        assert asn1.decode("Certificate", der) == plain_rsp.decode("Certificate", der)
+
+
 def test_long_object_identifiers_are_refused() -> None:
     oid = tlv(0x06, b"\x2a" + b"\x81" * 400_000 + b"\x01")
     quickly_refused(lambda: asn1.decode("AttributeType", oid), "OBJECT IDENTIFIER over 256")
