@@ -13,20 +13,39 @@ transaction.
 A card image is a SQLite file. `flush()` (called by the runtime after every
 APDU) commits what changed in one SQLite transaction, so a killed process leaves
 the image as of the last completed APDU; SQLite never leaves it corrupt.
+
+An image is used by one open at a time: opening it takes an exclusive lock
+(`card.imagelock`) that a second open, in this process or another, is refused
+with `ImageInUse`, and that dies with its holder. An image marks itself with
+SQLite's `application_id` (images from before it have 0 there) and a `meta`
+table; a 0-byte file, a foreign SQLite database or any other file is refused as
+"not a cardemu card image" and left untouched. A new image is built aside and
+renamed into place (`create_image`, `NVM.publish`), so an image path never
+holds half a card.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
+
+from card.errors import ImageInUse as ImageInUse  # re-exported: callers catch it here
+from card.errors import NvmError
+from card.imagelock import ImageLock
 
 Value = Any  # None | bool | int | str | bytes | tuple[Value, ...]
 
 IMAGE_MAGIC = "cardemu-card-image"
 IMAGE_VERSION = 1
+#: SQLite's `PRAGMA application_id` of a card image: "CEMU"
+IMAGE_APPLICATION_ID = int.from_bytes(b"CEMU", "big")
+_SQLITE_HEADER = b"SQLite format 3\x00"
 _JOURNAL_KEY = "__journal__"
 _ABSENT = object()
 _SCALARS = (type(None), bool, int, str, bytes)
@@ -37,10 +56,6 @@ class PowerLoss(BaseException):
 
     A BaseException so that an applet's `except Exception` cannot swallow it.
     """
-
-
-class NvmError(Exception):
-    """The card image cannot be used (not a card image, newer format, unreadable)."""
 
 
 class TransactionError(Exception):
@@ -109,10 +124,26 @@ class NVM:
         path: SQLite card image, or None for a card that lives in memory only.
         capacity: bytes of persistent memory the card reports (an estimate of the
             stored values' size is charged against it).
+        create: make an empty image when `path` does not exist (built aside and
+            renamed into place); False: a missing image is an error.
+        readonly: never write the image: changes stay in memory (for inspecting
+            it; implies create=False).
+
+    Raises:
+        ImageInUse: another open holds the image.
+        NvmError: not a card image, a newer format, or a missing one (create=False).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, capacity: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        capacity: int = 1 << 20,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> None:
         self.capacity = capacity
+        self.readonly = readonly
         self._segments: dict[str, dict[str, Value]] = {}
         self._journal: list[tuple[str, str, Value]] | None = None
         self._journaled: set[tuple[str, str]] = set()
@@ -126,53 +157,109 @@ class NVM:
         #: True between a tear and the next power-up
         self.torn = False
         self._db: sqlite3.Connection | None = None
+        self._lock: ImageLock | None = None
         self.path = os.fspath(path) if path is not None else None
         if self.path is not None:
+            if create and not readonly and not os.path.lexists(self.path):
+                create_image(self.path, exist_ok=True)
             self._open(self.path)
 
     # -- the card image ----------------------------------------------------
 
     def _open(self, path: str) -> None:
-        exists = os.path.exists(path) and os.path.getsize(path) > 0
         try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            if exists:
+            lock = ImageLock.acquire(path)
+        except FileNotFoundError:
+            raise NvmError(f"no card image {path}") from None
+        except IsADirectoryError:
+            raise NvmError(f"{path} is a directory, not a card image") from None
+        except OSError as e:
+            raise NvmError(f"cannot open {path}: {e.strerror or e}") from None
+        try:
+            self._db = self._load(path, lock)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+
+    def _load(self, path: str, lock: ImageLock) -> sqlite3.Connection:
+        # The header is read through the lock's own descriptor: opening the file
+        # again and closing it would drop SQLite's POSIX locks in this process.
+        header = os.pread(lock.file.fileno(), 100, 0)
+        if len(header) < 100 or not header.startswith(_SQLITE_HEADER):
+            what = "an empty file" if not header else "not an SQLite database"
+            raise NvmError(f"{path} is not a cardemu card image ({what})")
+        app_id = int.from_bytes(header[68:72], "big")
+        if app_id not in (0, IMAGE_APPLICATION_ID):  # 0: an image made before the mark
+            raise NvmError(f"{path} is not a cardemu card image (application_id {app_id:08X})")
+        try:
+            db = _connect(path)
+        except sqlite3.Error as e:
+            raise NvmError(f"cannot open {path}: {e}") from None
+        try:
+            # Nothing is written before the image is known to be ours: a foreign
+            # database must come out of this unchanged.
+            try:
                 row = db.execute("SELECT value FROM meta WHERE key='magic'").fetchone()
-                if row is None or row[0] != IMAGE_MAGIC:
-                    raise NvmError(f"{path} is not a cardemu card image")
-                version = int(
-                    db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0]
+            except sqlite3.DatabaseError:
+                row = None
+            if row is None or row[0] != IMAGE_MAGIC:
+                raise NvmError(f"{path} is not a cardemu card image")
+            version = int(db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+            if version > IMAGE_VERSION:
+                raise NvmError(
+                    f"{path} is a card image of format {version}, newer than this cardemu"
                 )
-                if version > IMAGE_VERSION:
-                    raise NvmError(
-                        f"{path} is a card image of format {version}, newer than this cardemu"
-                    )
-                for owner, name, raw in db.execute("SELECT owner, name, value FROM nvm"):
-                    value = _decode(json.loads(raw))
-                    if owner == "" and name == _JOURNAL_KEY:
-                        self._journal_from_image(value)
-                        continue
-                    self._segments.setdefault(owner, {})[name] = value
-                    self._used += _size(value)
-            else:
-                db.execute("BEGIN")
-                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                db.execute(
-                    "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
-                    " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
-                )
-                db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION))],
-                )
-                db.execute("COMMIT")
+            if not self.readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            for owner, name, raw in db.execute("SELECT owner, name, value FROM nvm"):
+                value = _decode(json.loads(raw))
+                if owner == "" and name == _JOURNAL_KEY:
+                    self._journal_from_image(value)
+                    continue
+                self._segments.setdefault(owner, {})[name] = value
+                self._used += _size(value)
         except sqlite3.DatabaseError as e:
+            db.close()
             raise NvmError(f"{path} is not a cardemu card image ({e})") from None
         except (TypeError, ValueError, KeyError) as e:
+            db.close()
             raise NvmError(f"{path} is a damaged card image ({e})") from None
-        self._db = db
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def publish(self, path: str | os.PathLike[str]) -> None:
+        """Give the open image its final name, atomically, keeping it open and locked.
+
+        The image (built under a temporary name in the same directory) is written
+        out, made durable and linked under `path`, so that `path` either does not
+        exist or holds the complete card, whenever the process is killed.
+
+        Raises:
+            FileExistsError: `path` exists (it is never replaced).
+            NvmError: no image is open, or it is read-only.
+        """
+        db, lock, old = self._db, self._lock, self.path
+        if db is None or lock is None or old is None or self.readonly:
+            raise NvmError("no writable card image is open")
+        new = os.fspath(path)
+        self.flush()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Closing the only connection folds the WAL into the file and removes it;
+        # the lock's descriptor stays open, so the file stays ours.
+        db.close()
+        self._db = None
+        try:
+            lock.fsync()
+            _link_into_place(old, new)
+            _fsync_dir(new)
+            self.path = new
+        finally:
+            self._db = _connect(self.path)
+            self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _journal_from_image(self, value: Value) -> None:
         # An image saved while torn inside a transaction: keep the journal so that
@@ -187,8 +274,9 @@ class NVM:
     def flush(self) -> None:
         """Write every change since the last flush to the image, in one SQLite transaction."""
         db = self._db
-        if db is None or not (self._dirty or self.torn):
-            self._dirty.clear()
+        if db is None or self.readonly or not (self._dirty or self.torn):
+            if not self.readonly:
+                self._dirty.clear()
             return
         rows_set = []
         rows_del = []
@@ -223,10 +311,18 @@ class NVM:
         self._dirty.clear()
 
     def close(self) -> None:
-        if self._db is not None:
-            self.flush()
-            self._db.close()
-            self._db = None
+        """Write what changed, close the image and release its lock (SQLite first)."""
+        try:
+            if self._db is not None:
+                try:
+                    self.flush()
+                finally:
+                    self._db.close()
+                    self._db = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     # -- reading and writing ---------------------------------------------------
 
@@ -388,3 +484,101 @@ class NVM:
     def snapshot(self) -> dict[str, dict[str, Value]]:
         """A deep copy of all persistent values (values are immutable: copying dicts suffices)."""
         return {o: dict(s) for o, s in self._segments.items() if s}
+
+
+# -- making images -----------------------------------------------------------------
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # mode=rw: SQLite never creates the file (a vanished image is an error, not a new card).
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def aside_path(path: str | os.PathLike[str]) -> str:
+    """A fresh temporary name beside `path`, in its directory (so a rename is atomic)."""
+    head, tail = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{tail}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def create_image(path: str | os.PathLike[str], *, exist_ok: bool = False) -> None:
+    """Make an empty card image at `path`: built aside, then linked into place.
+
+    Raises:
+        FileExistsError: `path` exists (and not exist_ok); it is left as it was.
+        OSError: the directory cannot be written.
+    """
+    final = os.fspath(path)
+    tmp = aside_path(final)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA application_id={IMAGE_APPLICATION_ID}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN")
+            db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
+                " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
+            )
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION))],
+            )
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            _link_into_place(tmp, final)
+        except FileExistsError:
+            if not exist_ok:
+                raise
+        else:
+            _fsync_dir(final)
+    finally:
+        remove_image_files(tmp)
+
+
+def remove_image_files(path: str) -> None:
+    """Remove an image file and SQLite's companions of it, whichever exist."""
+    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def _link_into_place(tmp: str, final: str) -> None:
+    """Give the file `tmp` the name `final` (which must not exist) and drop `tmp`."""
+    try:
+        os.link(tmp, final)  # atomic, and refuses an existing name: no check-then-act race
+    except FileExistsError:
+        raise FileExistsError(f"{final} already exists") from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise
+        # A file system without hard links: rename, after a check (racy, but never a torn file).
+        if os.path.lexists(final):
+            raise FileExistsError(f"{final} already exists") from None
+        os.rename(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself is atomic
+    finally:
+        os.close(fd)

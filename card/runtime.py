@@ -97,13 +97,20 @@ class CardRuntime:
     """One card.
 
     Args:
-        image: path of the SQLite card image (created if absent), or None for a card
-            that lives only in memory.
+        image: path of the SQLite card image (created if absent, unless `create` is
+            False), or None for a card that lives only in memory. The image stays
+            locked until `close()`: a second open of it is refused (`ImageInUse`).
         atr: the ATR to answer with (default: the one stored in the image, else
             DEFAULT_ATR); `set_atr` stores one in the image.
         rng_seed: seed the card's RNG for reproducible runs (None: OS randomness).
         max_channels: logical channels supported (1..20).
         catalogue: applet classes this card may instantiate when its image is opened.
+        create: whether a missing image is made (empty) or an error.
+        readonly: never write the image (inspection): changes stay in memory.
+
+    Raises:
+        ImageInUse: the image is open elsewhere (another process, or another open here).
+        NvmError: the image cannot be used (see `card.nvm.NVM`).
     """
 
     def __init__(
@@ -116,12 +123,14 @@ class CardRuntime:
         catalogue: Catalogue | None = None,
         capacity: int = 1 << 20,
         transient_capacity: int = 16 << 10,
+        create: bool = True,
+        readonly: bool = False,
     ) -> None:
         if not 1 <= max_channels <= 20:
             raise ValueError("max_channels must be 1..20")
         self.max_channels = max_channels
         self.catalogue = catalogue or Catalogue()
-        self.nvm = NVM(image, capacity=capacity)
+        self.nvm = NVM(image, capacity=capacity, create=create, readonly=readonly)
         self.atr: bytes = atr or self.nvm.read(CARD_OWNER, "atr") or DEFAULT_ATR
         self.transient_capacity = transient_capacity
         self.rng = _make_rng(rng_seed)
@@ -141,7 +150,11 @@ class CardRuntime:
         self._active: Context | None = None
         self._channel = 0
         self._context_stack: list[Context | None] = []
-        self._load_registry()
+        try:
+            self._load_registry()
+        except BaseException:
+            self.nvm.close()  # an image this card cannot use is not kept locked
+            raise
 
     # -- registry ----------------------------------------------------------------
 
@@ -356,9 +369,11 @@ class CardRuntime:
         self.nvm.flush()
 
     def close(self) -> None:
-        """Power off and close the card image."""
-        self.power_off()
-        self.nvm.close()
+        """Power off and close the card image (which releases its lock)."""
+        try:
+            self.power_off()
+        finally:
+            self.nvm.close()
 
     def _clear_volatile(self) -> None:
         for e in self._entries.values():

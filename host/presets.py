@@ -17,6 +17,7 @@ from applets.sample import (
     PurseApplet,
 )
 from card.atr import build_atr
+from card.nvm import aside_path, remove_image_files
 from card.runtime import CardRuntime
 
 
@@ -180,14 +181,37 @@ def new_card(
     *,
     rng_seed: bytes | int | None = None,
 ) -> CardRuntime:
-    """A new card built from a preset (in memory, or as a new card image file)."""
+    """A new card built from a preset (in memory, or as a new card image file).
+
+    A new image is built under a temporary name beside `image` and linked into
+    place only when complete, so a process killed at any moment leaves either no
+    `image` or the whole card (and at worst a hidden `.NAME.PID.*.tmp` file). The
+    card comes back open on `image`, and locked.
+
+    Raises:
+        KeyError: no such preset.
+        FileExistsError: `image` exists (it is never replaced).
+        OSError, NvmError: the image cannot be written there.
+    """
     try:
         spec = PRESETS[preset]
     except KeyError:
         raise KeyError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}") from None
-    if image is not None and os.path.exists(image):
-        raise FileExistsError(f"{image} already exists")
-    rt = CardRuntime(image, rng_seed=rng_seed)
-    spec.build(rt)
-    rt.nvm.flush()
+    if image is None:
+        rt = CardRuntime(None, rng_seed=rng_seed)
+        spec.build(rt)
+        return rt
+    if os.path.lexists(image):
+        raise FileExistsError(f"{os.fspath(image)} already exists")
+    tmp = aside_path(image)
+    try:
+        rt = CardRuntime(tmp, rng_seed=rng_seed)
+        try:
+            spec.build(rt)
+            rt.nvm.publish(image)
+        except BaseException:
+            rt.close()
+            raise
+    finally:
+        remove_image_files(tmp)
     return rt

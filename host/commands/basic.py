@@ -27,6 +27,7 @@ from host.commands.tools import (
 from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
 from host.readers.base import ReaderError
+from host.readers.registry import image_error
 from host.trace import Annotator
 from host.usim import card_profiles
 
@@ -116,7 +117,9 @@ def card_new(preset: str, seed: int | None, path: str) -> None:
         rt = new_card(preset, path, rng_seed=seed)
     except FileExistsError as e:
         raise click.ClickException(str(e)) from None
-    except (NvmError, OSError) as e:
+    except NvmError as e:
+        raise click.ClickException(f"cannot create {path}: {image_error(e)}") from None
+    except OSError as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else "cannot write there"
         raise click.ClickException(f"cannot create {path}: {reason}") from None
     n = len(rt.applets())
@@ -221,9 +224,9 @@ def card_info(as_json: bool, path: str) -> None:
       cardemu card info --json my.card
     """
     try:
-        rt = CardRuntime(path)
+        rt = CardRuntime(path, create=False, readonly=True)
     except NvmError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(image_error(e)) from None
     gp = _gp_card_life_cycle(rt)
     info: dict[str, Any] = {
         "atr": to_hex(rt.atr),
@@ -245,7 +248,7 @@ def card_info(as_json: bool, path: str) -> None:
         "persistent_used": rt.nvm.used,
         "persistent_capacity": rt.nvm.capacity,
     }
-    rt.nvm.close()
+    rt.close()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -11,6 +11,7 @@ import click
 from card.nvm import NvmError
 from card.runtime import CardRuntime
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
+from host.readers.registry import image_error
 from host.vpcd import VPCD_PORT, VpcdClient, VpcdEvent, serve_until_signalled
 
 log = logging.getLogger("cardemu.serve")
@@ -20,12 +21,14 @@ def open_or_preset(image: str | None, preset: str, seed: int | None) -> CardRunt
     """A card image if given (created from the preset when it does not exist yet), else a preset."""
     if image is None:
         return new_card(preset, rng_seed=seed)
-    if not os.path.exists(image):
-        return new_card(preset, image, rng_seed=seed)
     try:
-        return CardRuntime(image, rng_seed=seed)
+        if not os.path.lexists(image):
+            return new_card(preset, image, rng_seed=seed)
+        return CardRuntime(image, rng_seed=seed, create=False)
     except NvmError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(image_error(e)) from None
+    except OSError as e:
+        raise click.ClickException(f"cannot create {image}: {e.strerror or e}") from None
 
 
 @click.command(short_help="Serve a card to pcscd through vpcd.")

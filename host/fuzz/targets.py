@@ -741,9 +741,24 @@ class CardTarget:
         return all(a.cls is None or class_ref(a.cls) in default for a in self.applets)
 
     def save_image(self, path: str | os.PathLike[str], seed: int) -> None:
-        """Write the card as it is before any command (for `cardemu run --card`)."""
-        rt = self.build_afresh(seed, image=path)
-        rt.close()
+        """Write the card as it is before any command (for `cardemu run --card`).
+
+        Built aside and linked into place whole, as `cardemu card new` does.
+
+        Raises:
+            FileExistsError: `path` exists.
+        """
+        from card.nvm import aside_path, remove_image_files
+
+        tmp = aside_path(path)
+        try:
+            rt = self.build_afresh(seed, image=tmp)
+            try:
+                rt.nvm.publish(path)
+            finally:
+                rt.close()
+        finally:
+            remove_image_files(tmp)
 
     def only(self, selectors: Sequence[str]) -> CardTarget:
         """The same card with only the applets named (by name, or AID hex prefix).
@@ -860,10 +875,12 @@ def image_target(path: str | os.PathLike[str], **kw: object) -> CardTarget:
 
     if not os.path.exists(path):
         raise TargetError(f"no card image {os.fspath(path)!r}")
+    from host.readers.registry import image_error
+
     try:
-        rt = CardRuntime(path, catalogue=_default_catalogue())
+        rt = CardRuntime(path, catalogue=_default_catalogue(), create=False, readonly=True)
     except NvmError as e:
-        raise TargetError(str(e)) from None
+        raise TargetError(image_error(e)) from None
     snapshot = rt.nvm.snapshot()
     atr = rt.atr
     rt.nvm.close()

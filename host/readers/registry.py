@@ -20,18 +20,19 @@ directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from card.nvm import NvmError
+from card.nvm import ImageInUse, NvmError
 from card.runtime import CardRuntime
 from host.presets import PRESETS, new_card
 from host.readers.base import Reader, ReaderError
 from host.readers.inprocess import InProcessReader
 from host.readers.pcsc import select_reader
+from host.vpcd import VPCD_PORT
 
 EMULATED_PREFIX = "cardemu:"
 IMAGE_SUFFIX = ".card"
@@ -273,10 +274,45 @@ def open_card(info: ReaderInfo, *, seed: bytes | int | None = None) -> CardRunti
         if not os.path.isfile(info.target):
             raise ReaderError(f"no card image '{info.target}'")
         try:
-            return CardRuntime(info.target, rng_seed=seed)
+            return CardRuntime(info.target, rng_seed=seed, create=False)
         except NvmError as e:
-            raise ReaderError(f"{info.target}: {e}") from None
+            raise ReaderError(image_error(e)) from None
     raise ReaderError(f"{info.name} is not an emulated card")
+
+
+def served_reader(argv: Sequence[str]) -> str | None:
+    """The vpcd reader a `cardemu serve` command line puts its card in, else None."""
+    args = list(argv)
+    try:
+        at = args.index("serve")
+    except ValueError:
+        return None
+    if not any("cardemu" in a or "host.cli" in a for a in args[:at]):
+        return None
+    slot = 0
+    for i, a in enumerate(args[at + 1 :], start=at + 1):
+        name, eq, value = a.partition("=")
+        if name in ("--slot", "--port"):
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+            if value.isdigit():
+                slot = int(value) if name == "--slot" else int(value) - VPCD_PORT
+    return f"Virtual PCD 00 {slot:02d}" if 0 <= slot < 100 else "Virtual PCD"
+
+
+def image_error(e: NvmError) -> str:
+    """One line for a card image that cannot be opened.
+
+    When `cardemu serve` holds the image, the line says to reach the card
+    through the reader it is served in rather than through the file.
+    """
+    if isinstance(e, ImageInUse):
+        reader = served_reader(e.argv)
+        if reader is not None:
+            return (
+                f"{e}: it is served in reader '{reader}', reach the card through it"
+                f' (cardemu send -r "{reader.removeprefix("Virtual ")}" …)'
+            )
+    return str(e)
 
 
 def open_reader(

@@ -124,8 +124,10 @@ def test_tear_inside_transaction_recovered_from_the_image(tmp_path: Path) -> Non
     rt.nvm.tear_after(2)  # inside CREDIT's transaction
     with pytest.raises(CardTorn):
         rt.process(bytes.fromhex("803000000400000005"))
-    # The process "dies" here: the image holds the torn state and its journal.
+    # The process "dies" here: the image holds the torn state and its journal, and
+    # the kernel drops the dead process's lock.
     rt.nvm._db.close()
+    rt.nvm._lock.release()
     rt2 = CardRuntime(path)
     rt2.power_on()
     assert tx(rt2, "8050000004") == "0000000A9000"
