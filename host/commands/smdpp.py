@@ -13,7 +13,14 @@ from host.lpa.demo import DEMO_MATCHING_ID
 from host.lpa.demo import demo_order as make_demo_order
 from host.pki import PkiError, TestPki, default_pki, load_pki
 from host.servers.smdpp.saip import ProfileOrder
-from host.servers.smdpp.server import SmdpCredentials, SmdpPlus
+from host.servers.readonly import NotAStore, check_store
+from host.servers.smdpp.server import (
+    STORE_KIND,
+    STORE_TABLES,
+    SmdpCredentials,
+    SmdpPlus,
+    stored_orders,
+)
 
 DEFAULT_PORT = 8443
 
@@ -33,6 +40,10 @@ def _pkis(pki_dir: str | None) -> list[TestPki]:
 
 
 def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
+    try:
+        check_store(db, what=STORE_KIND, tables=STORE_TABLES)  # never tables in a foreign file
+    except NotAStore as e:
+        raise click.ClickException(str(e)) from None
     pkis = _pkis(pki_dir)
     return SmdpPlus(
         [SmdpCredentials.from_pki(p) for p in pkis], address=address, store=db, tls=pkis[0].dptls
@@ -178,13 +189,18 @@ def order(
 @pki_option
 @json_option
 def orders(db: str, pki_dir: str | None, as_json: bool) -> None:
-    """List the orders and their states.
+    """List the orders and their states (the store is only read, never made or changed).
 
     \b
     Examples:
       cardemu smdpp orders --json
+      cardemu smdpp orders --db orders.sqlite
     """
-    rows = _smdp(pki_dir, db, "localhost").orders()
+    del pki_dir  # the orders are listed without the certificates
+    try:
+        rows = stored_orders(db)
+    except NotAStore as e:
+        raise click.ClickException(str(e)) from None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

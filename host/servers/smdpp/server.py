@@ -990,3 +990,29 @@ def _endpoint(
         return {"header": ok_header(), **result}
 
     return handle
+
+
+#: what `stored_orders` and `cardemu smdpp` call an SM-DP+ database, and its tables
+STORE_KIND = "an SM-DP+ store"
+STORE_TABLES = ("orders", "sessions", "notifications")
+
+
+def stored_orders(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The orders in an SM-DP+ store file, as `SmdpPlus.orders`, read without changing it.
+
+    Raises:
+        host.servers.readonly.NotAStore: no such file, or it is not an SM-DP+ store.
+    """
+    from host.servers.readonly import open_read_only
+
+    conn = open_read_only(path, what=STORE_KIND, tables=STORE_TABLES)
+    try:
+        rows = conn.execute(
+            "SELECT matching_id, iccid, eid, state FROM orders ORDER BY matching_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        {"matching_id": r["matching_id"], "iccid": r["iccid"], "eid": r["eid"], "state": r["state"]}
+        for r in rows
+    ]
