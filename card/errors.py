@@ -58,10 +58,12 @@ def command_line(argv: tuple[str, ...], limit: int = 100) -> str:
     """A command line as a user would type it: no interpreter, the program's base name."""
     args = list(argv)
     if len(args) > 1 and os.path.basename(args[0]).startswith("python"):
+        if args[1] == "-c":  # a script on the command line: name it, not its text
+            return f"{os.path.basename(args[0])} -c …"
         args = args[1:]
         if args[:1] == ["-m"] and len(args) > 1:
             args = args[1:]
     if args:
         args[0] = os.path.basename(args[0])
-    text = " ".join(shlex.quote(a) for a in args)
+    text = " ".join(" ".join(shlex.quote(a) for a in args).split())  # one line
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -181,6 +181,8 @@ def order(
         smdp.add_order(o)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    finally:
+        smdp.store.close()
     click.echo(f"order {matching_id}: ICCID {o.full_iccid}")
 
 
