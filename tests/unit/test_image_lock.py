@@ -494,7 +494,7 @@ def test_card_new_killed_at_any_moment_leaves_no_file_or_a_whole_card(tmp_path: 
     # A kill can leave the hidden temporary file (and its WAL), never a part of a card
     # under the card's name; a card's own WAL may stay beside it.
     left = [f for f in os.listdir(tmp_path) if not f.endswith((".card", ".card-wal", ".card-shm"))]
-    assert all(f.startswith(".c") and ".tmp" in f for f in left), left
+    assert all(f.startswith((".c", "..c")) and ".tmp" in f for f in left), left
 
 
 # -- the SM-DP+ store ---------------------------------------------------------------------
