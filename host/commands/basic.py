@@ -87,6 +87,7 @@ def card() -> None:
 
     A card image is one SQLite file holding the whole card; the other commands
     use it with --card IMAGE (or -r cardemu:IMAGE) and keep their changes in it.
+    One process at a time: a second opener is refused, naming the holder's PID.
 
     \b
     Examples:
@@ -103,7 +104,10 @@ def card() -> None:
 @seed_option
 @click.argument("path", type=click.Path(dir_okay=False))
 def card_new(preset: str, seed: int | None, path: str) -> None:
-    """Create a card image from a built-in preset.
+    """Create a card image from a built-in preset (never over an existing file).
+
+    The card is built under a temporary name beside PATH and linked into place
+    once complete: a run killed at any moment leaves no PATH or the whole card.
 
     \b
     Examples:

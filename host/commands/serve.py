@@ -54,6 +54,8 @@ def serve(
     Any PC/SC program then sees the card in reader 'Virtual PCD 00 00' (or 00 01
     with --slot 1). The card waits for pcscd if it is not up yet and reconnects
     when vpcd drops it. SIGINT/SIGTERM stop it; a card image is saved on exit.
+    The image stays locked while it is served: other commands reach the card
+    through the reader (`cardemu send -r "PCD 00 00" …`), not with --card.
 
     \b
     Examples:
