@@ -193,7 +193,7 @@ class NVM:
         if app_id not in (0, IMAGE_APPLICATION_ID):  # 0: an image made before the mark
             raise NvmError(f"{path} is not a cardemu card image (application_id {app_id:08X})")
         try:
-            db = _connect(path)
+            db = _connect(path, self.readonly)
         except sqlite3.Error as e:
             raise NvmError(f"cannot open {path}: {e}") from None
         try:
@@ -489,9 +489,14 @@ class NVM:
 # -- making images -----------------------------------------------------------------
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
     # mode=rw: SQLite never creates the file (a vanished image is an error, not a new card).
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    # To only look at an image that a killed process left with a WAL, mode=ro: a
+    # read-write connection would fold the WAL into the file when it closes. With
+    # no WAL, mode=ro would create one and leave it: the read-write connection that
+    # only reads changes nothing and removes what it made.
+    mode = "ro" if readonly and os.path.exists(path + "-wal") else "rw"
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=" + mode
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 

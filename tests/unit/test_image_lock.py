@@ -217,6 +217,15 @@ def test_a_killed_holder_leaves_no_stale_lock(purse: Path) -> None:
     before = sorted(os.listdir(purse.parent))
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    # Looking at what it left changes neither the image nor its WAL (only SQLite's
+    # index of the WAL, `-shm`, is rebuilt, as by any reader).
+    assert (purse.parent / (purse.name + "-wal")).exists()
+    data = [purse, purse.parent / (purse.name + "-wal")]
+    prints = [fingerprint(f) for f in data]
+    code, out, _ = cardemu("card", "info", str(purse))
+    assert code == 0 and "memory" in out
+    assert [fingerprint(f) for f in data] == prints
+    assert sorted(os.listdir(purse.parent)) == before
     rt = CardRuntime(purse)  # opens at once: the kernel dropped the dead holder's lock
     rt.power_on()
     credited = rt.applet(PURSE_AID).balance
