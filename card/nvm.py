@@ -256,9 +256,9 @@ class NVM:
             lock.fsync()
             _link_into_place(old, new)
             _fsync_dir(new)
-            self.path = new
+            self.path = old = new
         finally:
-            self._db = _connect(self.path)
+            self._db = _connect(old)
             self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _journal_from_image(self, value: Value) -> None:

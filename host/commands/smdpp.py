@@ -12,8 +12,8 @@ from host.hexutil import parse_hex
 from host.lpa.demo import DEMO_MATCHING_ID
 from host.lpa.demo import demo_order as make_demo_order
 from host.pki import PkiError, TestPki, default_pki, load_pki
-from host.servers.smdpp.saip import ProfileOrder
 from host.servers.readonly import NotAStore, check_store
+from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import (
     STORE_KIND,
     STORE_TABLES,

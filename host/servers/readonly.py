@@ -46,7 +46,9 @@ def _missing_tables(conn: sqlite3.Connection, tables: Sequence[str]) -> list[str
     return [t for t in tables if t not in have]
 
 
-def open_read_only(path: str | os.PathLike[str], *, what: str, tables: Sequence[str]) -> sqlite3.Connection:
+def open_read_only(
+    path: str | os.PathLike[str], *, what: str, tables: Sequence[str]
+) -> sqlite3.Connection:
     """Open an existing store to read it; nothing on disk is created or changed.
 
     Args:

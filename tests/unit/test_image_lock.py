@@ -19,6 +19,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -343,7 +344,8 @@ def test_holder_reads_the_kernel_lock_table(tmp_path: Path) -> None:
 
 def test_a_missing_image_is_not_created_unless_asked(tmp_path: Path) -> None:
     path = tmp_path / "absent.card"
-    for kw in ({"create": False}, {"readonly": True}):
+    kws: list[dict[str, Any]] = [{"create": False}, {"readonly": True}]
+    for kw in kws:
         with pytest.raises(NvmError, match="no card image"):
             CardRuntime(path, **kw)
         assert not path.exists()
@@ -356,7 +358,8 @@ def test_a_missing_image_is_not_created_unless_asked(tmp_path: Path) -> None:
 def test_an_empty_file_is_never_taken_for_an_empty_card(tmp_path: Path) -> None:
     path = tmp_path / "empty.card"
     path.write_bytes(b"")
-    for kw in ({}, {"create": False}, {"readonly": True}):
+    kws: list[dict[str, Any]] = [{}, {"create": False}, {"readonly": True}]
+    for kw in kws:
         with pytest.raises(NvmError, match=r"not a cardemu card image \(an empty file\)"):
             CardRuntime(path, **kw)
     for args in (("card", "info", str(path)), ("send", "--card", str(path), BALANCE)):
@@ -376,7 +379,8 @@ def test_a_foreign_database_is_left_unchanged(tmp_path: Path, journal: str) -> N
         db.execute("INSERT INTO t VALUES (1)")
     db.close()
     before = fingerprint(path)
-    for kw in ({}, {"readonly": True}):
+    kws: list[dict[str, Any]] = [{}, {"readonly": True}]
+    for kw in kws:
         with pytest.raises(NvmError, match="not a cardemu card image"):
             CardRuntime(path, **kw)
     code, _, err = cardemu("card", "info", str(path))
@@ -445,7 +449,7 @@ def test_card_new_failing_midway_leaves_no_file(
     path = tmp_path / "my.card"
     calls = 0
 
-    def failing_install(self: CardRuntime, *a: object, **kw: object) -> None:
+    def failing_install(self: CardRuntime, *a: Any, **kw: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:
@@ -527,7 +531,9 @@ def test_smdpp_orders_on_a_foreign_database_changes_nothing(tmp_path: Path) -> N
     before = fingerprint(other)
     code, out, err = cardemu("smdpp", "orders", "--db", str(other))
     assert (code, out) == (1, "")
-    assert err == f"Error: {other} is not an SM-DP+ store (no table orders, sessions, notifications)\n"
+    assert (
+        err == f"Error: {other} is not an SM-DP+ store (no table orders, sessions, notifications)\n"
+    )
     code, _, err = cardemu(
         "smdpp", "order", "--db", str(other), "X-1", "--iccid", "8988211000000000024",
         "--imsi", "001010000000002", "--k", "00" * 16, "--xor",
