@@ -104,9 +104,9 @@ def card() -> None:
 @seed_option
 @click.argument("path", type=click.Path(dir_okay=False))
 def card_new(preset: str, seed: int | None, path: str) -> None:
-    """Create a card image from a built-in preset (never over an existing file).
+    """Create a card image from a built-in preset.
 
-    The card is built under a temporary name beside PATH and linked into place
+    Never over an existing file. The card is built under a temporary name beside PATH and linked into place
     once complete: a run killed at any moment leaves no PATH or the whole card.
 
     \b
