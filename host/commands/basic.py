@@ -106,8 +106,9 @@ def card() -> None:
 def card_new(preset: str, seed: int | None, path: str) -> None:
     """Create a card image from a built-in preset.
 
-    Never over an existing file. The card is built under a temporary name beside PATH and linked into place
-    once complete: a run killed at any moment leaves no PATH or the whole card.
+    Never over an existing file. The card is built under a temporary name
+    beside PATH and linked into place once complete: a run killed at any
+    moment leaves no PATH or the whole card.
 
     \b
     Examples:

@@ -191,7 +191,9 @@ def order(
 @pki_option
 @json_option
 def orders(db: str, pki_dir: str | None, as_json: bool) -> None:
-    """List the orders and their states (the store is only read, never made or changed).
+    """List the orders and their states.
+
+    The store is only read: a missing file is not made, a foreign one not changed.
 
     \b
     Examples:
