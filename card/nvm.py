@@ -501,9 +501,62 @@ def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
 
 
 def aside_path(path: str | os.PathLike[str]) -> str:
-    """A fresh temporary name beside `path`, in its directory (so a rename is atomic)."""
+    """A fresh temporary name beside `path`, in its directory (so a rename is atomic).
+
+    The name carries this process's PID; the leftovers of dead processes building
+    the same image (killed before they could clean up) are removed on the way.
+    """
     head, tail = os.path.split(os.fspath(path))
+    _sweep_aside(head, tail)
     return os.path.join(head, f".{tail}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _sweep_aside(head: str, tail: str) -> None:
+    prefix = f".{tail}."
+    try:
+        names = os.listdir(head or ".")
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid, _, rest = name[len(prefix) :].partition(".")
+        token, _, suffix = rest.partition(".")
+        if not (pid.isdigit() and len(token) == 8 and suffix in _ASIDE_SUFFIXES):
+            continue
+        if _alive(int(pid)):
+            continue  # building now (or the PID was reused: then left alone)
+        try:
+            os.unlink(os.path.join(head, name))
+        except OSError:
+            pass
+
+
+_ASIDE_SUFFIXES = ("tmp", "tmp-wal", "tmp-shm", "tmp-journal")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def new_aside_image(path: str | os.PathLike[str]) -> str:
+    """Make an empty card image under a fresh temporary name beside `path`; return the name.
+
+    Build the card there, then `NVM.publish(path)` gives it its name.
+    """
+    tmp = aside_path(path)
+    try:
+        _write_empty_image(tmp)
+    except BaseException:
+        remove_image_files(tmp)
+        raise
+    return tmp
 
 
 def create_image(path: str | os.PathLike[str], *, exist_ok: bool = False) -> None:
@@ -514,31 +567,8 @@ def create_image(path: str | os.PathLike[str], *, exist_ok: bool = False) -> Non
         OSError: the directory cannot be written.
     """
     final = os.fspath(path)
-    tmp = aside_path(final)
+    tmp = new_aside_image(final)
     try:
-        db = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            db.execute(f"PRAGMA application_id={IMAGE_APPLICATION_ID}")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN")
-            db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            db.execute(
-                "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
-                " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
-            )
-            db.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION))],
-            )
-            db.execute("COMMIT")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            db.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         try:
             _link_into_place(tmp, final)
         except FileExistsError:
@@ -548,6 +578,32 @@ def create_image(path: str | os.PathLike[str], *, exist_ok: bool = False) -> Non
             _fsync_dir(final)
     finally:
         remove_image_files(tmp)
+
+
+def _write_empty_image(tmp: str) -> None:
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA application_id={IMAGE_APPLICATION_ID}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("BEGIN")
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute(
+            "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
+            " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
+        )
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION))],
+        )
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_image_files(path: str) -> None:

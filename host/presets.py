@@ -17,7 +17,7 @@ from applets.sample import (
     PurseApplet,
 )
 from card.atr import build_atr
-from card.nvm import aside_path, remove_image_files
+from card.nvm import new_aside_image, remove_image_files
 from card.runtime import CardRuntime
 
 
@@ -185,7 +185,8 @@ def new_card(
 
     A new image is built under a temporary name beside `image` and linked into
     place only when complete, so a process killed at any moment leaves either no
-    `image` or the whole card (and at worst a hidden `.NAME.PID.*.tmp` file). The
+    `image` or the whole card (and at worst a hidden `.NAME.PID.*.tmp` file, removed
+    by the next build of that name). The
     card comes back open on `image`, and locked.
 
     Raises:
@@ -203,9 +204,9 @@ def new_card(
         return rt
     if os.path.lexists(image):
         raise FileExistsError(f"{os.fspath(image)} already exists")
-    tmp = aside_path(image)
+    tmp = new_aside_image(image)
     try:
-        rt = CardRuntime(tmp, rng_seed=rng_seed)
+        rt = CardRuntime(tmp, rng_seed=rng_seed, create=False)
         try:
             spec.build(rt)
             rt.nvm.publish(image)

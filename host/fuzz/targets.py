@@ -748,9 +748,9 @@ class CardTarget:
         Raises:
             FileExistsError: `path` exists.
         """
-        from card.nvm import aside_path, remove_image_files
+        from card.nvm import new_aside_image, remove_image_files
 
-        tmp = aside_path(path)
+        tmp = new_aside_image(path)
         try:
             rt = self.build_afresh(seed, image=tmp)
             try:
