@@ -574,3 +574,18 @@ def test_smdpp_orders_creates_and_changes_nothing(tmp_path: Path) -> None:
     assert code == 0 and out.startswith("X-1 ") and "released" in out
     assert fingerprint(store) == before
     assert sorted(os.listdir(tmp_path)) == ["empty.sqlite", "s.sqlite"]
+
+
+def test_leftovers_of_dead_builders_are_swept_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    mine = tmp_path / f".x.card.{os.getpid()}.0123abcd.tmp"
+    gone = [tmp_path / f".x.card.{dead_pid}.0123abcd.tmp{s}" for s in ("", "-wal", "-shm")]
+    other = tmp_path / f".y.card.{dead_pid}.0123abcd.tmp"  # another image's
+    odd = tmp_path / f".x.card.{dead_pid}.notatoken.tmp"  # not a name we make
+    for f in (mine, other, odd, *gone):
+        f.write_bytes(b"x")
+    name = aside_path(tmp_path / "x.card")
+    assert Path(name).parent == tmp_path and not Path(name).exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(f.name for f in (mine, other, odd))
