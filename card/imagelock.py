@@ -55,7 +55,8 @@ class ImageLock:
         """Lock `path` (an existing file) or fail at once.
 
         An image still locked by an object of this process that is no longer
-        referenced (a runtime dropped without `close()`) is collected and retried.
+        referenced (a runtime dropped without `close()`) is collected and retried,
+        and so is one whose holder let go before it could be named. Never waits.
 
         Raises:
             ImageInUse: another open holds it (naming the process when possible).
@@ -65,9 +66,16 @@ class ImageLock:
         try:
             if fcntl is not None and not _try_lock(file):
                 gc.collect()
-                if not _try_lock(file):
+                # A holder that lets go between the refusal and the look-up is
+                # not in the table any more: the image may be free, so try again.
+                for _ in range(3):
+                    if _try_lock(file):
+                        break
                     pid, argv = holder(file)
-                    raise ImageInUse(path, pid, argv)
+                    if pid is not None:
+                        raise ImageInUse(path, pid, argv)
+                else:
+                    raise ImageInUse(path)
         except BaseException:
             file.close()
             raise
