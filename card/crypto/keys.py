@@ -3,8 +3,9 @@
 - `SecretKey`: an AES, 3DES or HMAC key. `kcv()` is the GlobalPlatform key
   check value (GP Card Specification v2.3 Annex B.6); `repr` never shows the
   key.
-- `EcKeyPair` / `EcPublicKey`: NIST P-256 (FIPS 186-4 D.1.2.3) and
-  brainpoolP256r1 (RFC 5639 §3.4). Keys drawn from a seeded `CardRng` are
+- `EcKeyPair` / `EcPublicKey`: NIST P-256 and P-384 (FIPS 186-4 D.1.2.3-4),
+  brainpoolP256r1 and brainpoolP384r1 (RFC 5639 §3.4, §3.6); `EcKeyPair` signs
+  with SHA-256 whatever the curve (the keypair applet picks its own hash). Keys drawn from a seeded `CardRng` are
   reproducible; signatures from such keys use RFC 6979 deterministic nonces so
   that a seeded run replays byte for byte.
 - ECDSA with SHA-256 in DER (X9.62 / RFC 3279 Ecdsa-Sig-Value) or plain r || s
@@ -42,6 +43,8 @@ __all__ = [
     "Curve",
     "P256",
     "BRAINPOOL_P256R1",
+    "P384",
+    "BRAINPOOL_P384R1",
     "curve_by_name",
     "EcPublicKey",
     "EcKeyPair",
@@ -161,7 +164,28 @@ BRAINPOOL_P256R1 = Curve(
     0xA9FB57DBA1EEA9BC3E660A909D838D718C397AA3B561A6F7901E0E82974856A7,
     ec.BrainpoolP256R1,
 )
-_CURVES = (P256, BRAINPOOL_P256R1)
+# FIPS 186-4 §D.1.2.4 (P-384) and RFC 5639 §3.6 (brainpoolP384r1, q).
+P384 = Curve(
+    "P-384",
+    48,
+    int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+        "C7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+    ec.SECP384R1,
+)
+BRAINPOOL_P384R1 = Curve(
+    "brainpoolP384r1",
+    48,
+    int(
+        "8CB91E82A3386D280F5D6F7E50E641DF152F7109ED5456B3"
+        "1F166E6CAC0425A7CF3AB6AF6B7FC3103B883202E9046565",
+        16,
+    ),
+    ec.BrainpoolP384R1,
+)
+_CURVES = (P256, BRAINPOOL_P256R1, P384, BRAINPOOL_P384R1)
 
 
 def curve_by_name(name: str) -> Curve:

@@ -110,8 +110,10 @@ def test_curve_by_name() -> None:
     assert curve_by_name("P-256") is P256
     assert curve_by_name("secp256r1") is P256
     assert curve_by_name("BRAINPOOLP256R1") is BRAINPOOL_P256R1
+    assert curve_by_name("secp384r1").name == "P-384"
+    assert curve_by_name("brainpoolP384r1").size == 48
     with pytest.raises(ValueError):
-        curve_by_name("secp384r1")
+        curve_by_name("secp521r1")
 
 
 # --- ECDSA: RFC 6979 A.2.5 (P-256, SHA-256) ---------------------------------------
