@@ -363,9 +363,7 @@ class SmSession:
             raise ValueError(f"CLA {cmd.cla:02X} is proprietary: no ISO secure messaging")
         cla = (cmd.cla | 0x20) if cmd.cla & 0x40 else (cmd.cla | 0x0C)
         ssc = self._next()
-        body = self._cryptogram(ssc, cmd.data, bool(cmd.ins & 1)) + _encode_le(
-            cmd.le, cmd.extended
-        )
+        body = self._cryptogram(ssc, cmd.data, bool(cmd.ins & 1)) + _encode_le(cmd.le, cmd.extended)
         header = bytes((cla, cmd.ins, cmd.p1, cmd.p2))
         mac_input = ssc + (self._pad(header) if _header_authenticated(cla) else b"") + body
         body += tlv.build(TAG_MAC, self.suite.mac(self._pad(mac_input)))
@@ -413,9 +411,7 @@ class SmSession:
         if not is_sm_cla(cmd.cla):
             raise SmError(SW.SM_DATA_OBJECTS_MISSING, "CLA announces no secure messaging")
         ssc = self._next()
-        allowed = (
-            (TAG_CRYPTOGRAM, TAG_LE) if cmd.ins & 1 else (TAG_CRYPTOGRAM_PI, TAG_LE)
-        )
+        allowed = (TAG_CRYPTOGRAM, TAG_LE) if cmd.ins & 1 else (TAG_CRYPTOGRAM_PI, TAG_LE)
         dos, covered, mac = _split_dos(cmd.data, allowed)
         header = bytes((cmd.cla, cmd.ins, cmd.p1, cmd.p2))
         auth = self._pad(header) if _header_authenticated(cmd.cla) else b""
