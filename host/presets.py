@@ -138,6 +138,16 @@ def _bio(rt: CardRuntime) -> None:
     rt.install(BiometricApplet, BIO_AID, default=True)
 
 
+def _keypair(rt: CardRuntime) -> None:
+    from applets.biometric import BIO_AID, BiometricApplet
+    from applets.keypair import KEYPAIR_AID, KeyPairApplet
+
+    # Key pairs (PIN 123456), default-selected; the match-on-card applet beside it can
+    # stand in for the PIN (through SharedBioTemplate) once a finger is enrolled.
+    rt.install(KeyPairApplet, KEYPAIR_AID, default=True)
+    rt.install(BiometricApplet, BIO_AID)
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -168,6 +178,11 @@ PRESETS: dict[str, Preset] = {
             "bio",
             "fingerprint match-on-card (ISO 7816-11 VERIFY, BIT group; admin key 40..4F)",
             _bio,
+        ),
+        Preset(
+            "keypair",
+            "ISO 7816-8 key pairs (RSA, P-256/384, brainpool; PIN 123456), SM, match-on-card",
+            _keypair,
         ),
     ]
 }

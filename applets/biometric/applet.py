@@ -60,7 +60,8 @@ from applets.biometric.iso19794 import (
 )
 from card import tlv
 from card.crypto.cmac import aes_ecb_encrypt
-from card.framework import APDU, SW, Applet, CardError, persistent
+from card.framework import AID, APDU, SW, Applet, CardError, Shareable, persistent
+from card.framework.biometry import SharedBioTemplate
 from card.sw import sw_retries
 
 BIO_AID = bytes.fromhex("F043415244454D55B1")
@@ -98,7 +99,7 @@ _CHALLENGE = "bio.challenge"
 _FEATURE_CACHE = 4
 
 
-class BiometricApplet(Applet):
+class BiometricApplet(Applet, SharedBioTemplate):
     multiselectable = True
 
     #: (reference, subtype, compact-card minutiae) of each enrolled finger
@@ -116,6 +117,20 @@ class BiometricApplet(Applet):
         if params:
             self._apply(params)
         self.tries = self.retry_limit
+
+    # -- the Shareable interface (javacardx.biometry.SharedBioTemplate) ---------------
+
+    def get_shareable_interface_object(self, client_aid: AID, parameter: int) -> Shareable | None:
+        """Any applet may ask whether the cardholder is verified (nothing else is shared)."""
+        return self if parameter == 0 else None
+
+    def is_validated(self) -> bool:
+        """A finger matched on a logical channel where this applet is still selected.
+
+        The verification status is per channel and cleared on deselect and reset
+        (`VERIFY`), so "this session" ends with either.
+        """
+        return any(state.get(_VERIFIED) for state in self._ctx.channel_states.values())
 
     # -- dispatch ------------------------------------------------------------------
 

@@ -5,9 +5,9 @@
   key.
 - `EcKeyPair` / `EcPublicKey`: NIST P-256 and P-384 (FIPS 186-4 D.1.2.3-4),
   brainpoolP256r1 and brainpoolP384r1 (RFC 5639 §3.4, §3.6); `EcKeyPair` signs
-  with SHA-256 whatever the curve (the keypair applet picks its own hash). Keys drawn from a seeded `CardRng` are
-  reproducible; signatures from such keys use RFC 6979 deterministic nonces so
-  that a seeded run replays byte for byte.
+  with SHA-256 whatever the curve (the keypair applet picks its own hash). Keys
+  drawn from a seeded `CardRng` are reproducible; signatures from such keys use
+  RFC 6979 deterministic nonces so that a seeded run replays byte for byte.
 - ECDSA with SHA-256 in DER (X9.62 / RFC 3279 Ecdsa-Sig-Value) or plain r || s
   (BSI TR-03111 §5.2.1) form; ECDH (ECKA-DH, TR-03111 §4.3.1) returning the
   x-coordinate of the shared point.

@@ -1,0 +1,211 @@
+"""The key pairs the keypair applet holds: algorithms, generation, the stored record, use.
+
+A key is one persistent tuple (one atomic write, inside the generation's
+transaction): (algorithm, policy, private parts, public key template). The
+private parts are the EC scalar d, or the RSA primes p and q (the rest of the
+private key is recomputed from them); they never appear in any response.
+
+Algorithm identifiers are those of NIST SP 800-78-4 Table 6-2 where it has one
+(PIV: 07 RSA-2048, 05 RSA-3072, 11 P-256, 14 P-384); the brainpool curves,
+which PIV does not list, take proprietary values B1 and B2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from card import tlv
+from card.crypto.keys import BRAINPOOL_P256R1, BRAINPOOL_P384R1, P256, P384, Curve, EcKeyPair
+from card.crypto.rng import CardRng
+from card.crypto.rsa import generate_rsa, rsa_from_primes
+from card.sm.cvc import CURVE_OIDS, ec_sign_digest
+
+__all__ = [
+    "Algorithm",
+    "ALGORITHMS",
+    "KeyRecord",
+    "generate",
+    "key_identifier",
+]
+
+TAG_PUBLIC_KEY = 0x7F49
+TAG_MODULUS = 0x81
+TAG_EXPONENT = 0x82
+TAG_OID = 0x06
+TAG_POINT = 0x86
+
+_HASHES: dict[int, hashes.HashAlgorithm] = {
+    32: hashes.SHA256(),
+    48: hashes.SHA384(),
+    64: hashes.SHA512(),
+}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A key pair algorithm the applet generates."""
+
+    ident: int
+    name: str
+    curve: Curve | None = None
+    rsa_bits: int = 0
+
+    @property
+    def is_ec(self) -> bool:
+        return self.curve is not None
+
+
+ALGORITHMS: dict[int, Algorithm] = {
+    a.ident: a
+    for a in (
+        Algorithm(0x07, "RSA-2048", rsa_bits=2048),
+        Algorithm(0x05, "RSA-3072", rsa_bits=3072),
+        Algorithm(0x11, "ECC P-256", curve=P256),
+        Algorithm(0x14, "ECC P-384", curve=P384),
+        Algorithm(0xB1, "ECC brainpoolP256r1", curve=BRAINPOOL_P256R1),
+        Algorithm(0xB2, "ECC brainpoolP384r1", curve=BRAINPOOL_P384R1),
+    )
+}
+
+
+def _public_template_ec(key: EcKeyPair) -> bytes:
+    return tlv.build(
+        TAG_PUBLIC_KEY,
+        [(TAG_OID, CURVE_OIDS[key.curve.name]), (TAG_POINT, key.public.to_point())],
+    )
+
+
+def _int_bytes(n: int) -> bytes:
+    return n.to_bytes((n.bit_length() + 7) // 8 or 1, "big")
+
+
+def _public_template_rsa(key: rsa.RSAPrivateKey) -> bytes:
+    pub = key.public_key().public_numbers()
+    return tlv.build(
+        TAG_PUBLIC_KEY, [(TAG_MODULUS, _int_bytes(pub.n)), (TAG_EXPONENT, _int_bytes(pub.e))]
+    )
+
+
+def key_identifier(public_template: bytes) -> bytes:
+    """RFC 7093 §2 method 1: the leftmost 160 bits of SHA-256 of the subjectPublicKey value.
+
+    The subjectPublicKey of an EC key is the point (RFC 5480 §2.2); of an RSA key
+    the DER RSAPublicKey (RFC 3279 §2.3.1).
+    """
+    obj = tlv.Tlv.from_bytes(public_template)
+    point = obj.find(TAG_POINT)
+    if point is not None:
+        spk = point.value
+    else:
+        n, e = obj.find(TAG_MODULUS), obj.find(TAG_EXPONENT)
+        assert n is not None and e is not None
+        pub = rsa.RSAPublicNumbers(int.from_bytes(e.value, "big"), int.from_bytes(n.value, "big"))
+        spk = pub.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+        )
+    return hashlib.sha256(spk).digest()[:20]
+
+
+@dataclass(frozen=True, repr=False)
+class KeyRecord:
+    """A stored key pair. `repr` never shows the private parts."""
+
+    algorithm: int
+    policy: int
+    private: tuple[bytes, ...]
+    public: bytes
+
+    def to_value(self) -> tuple[int, int, tuple[bytes, ...], bytes]:
+        return (self.algorithm, self.policy, self.private, self.public)
+
+    @classmethod
+    def from_value(cls, value: tuple[int, int, tuple[bytes, ...], bytes]) -> KeyRecord:
+        alg, policy, private, public = value
+        return cls(alg, policy, tuple(private), public)
+
+    @property
+    def alg(self) -> Algorithm:
+        return ALGORITHMS[self.algorithm]
+
+    def ec_key(self) -> EcKeyPair:
+        curve = self.alg.curve
+        assert curve is not None
+        return EcKeyPair.from_private_value(curve, self.private[0], deterministic=True)
+
+    def rsa_key(self) -> rsa.RSAPrivateKey:
+        p, q = (int.from_bytes(x, "big") for x in self.private)
+        e = tlv.Tlv.from_bytes(self.public).find(TAG_EXPONENT)
+        assert e is not None
+        return rsa_from_primes(p, q, int.from_bytes(e.value, "big"))
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a SHA-256/384/512 hash: ECDSA (plain r || s, RFC 6979 nonces) or RSASSA-PKCS1-v1_5.
+
+        Raises:
+            ValueError: the hash length is none of 32, 48, 64.
+        """
+        algorithm = _HASHES.get(len(digest))
+        if algorithm is None:
+            raise ValueError(f"a hash of {len(digest)} bytes")
+        if self.alg.is_ec:
+            key = self.ec_key()
+            return ec_sign_digest(key.cryptography_key, key.curve, digest)
+        return self.rsa_key().sign(digest, padding.PKCS1v15(), Prehashed(algorithm))
+
+    def decipher(self, cryptogram: bytes) -> bytes:
+        """RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 8017 §7.1.2).
+
+        Raises:
+            ValueError: not an RSA key, or the cryptogram does not decrypt.
+        """
+        if self.alg.is_ec:
+            raise ValueError("an EC key does not decipher")
+        oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+        return self.rsa_key().decrypt(cryptogram, oaep)
+
+    def agree(self, peer_point: bytes) -> bytes:
+        """ECKA-DH (BSI TR-03111 §4.3.1): the x-coordinate of d * Q_peer.
+
+        Raises:
+            ValueError: not an EC key, or the point is not on its curve.
+        """
+        if not self.alg.is_ec:
+            raise ValueError("an RSA key does no key agreement")
+        return self.ec_key().ecdh(peer_point)
+
+    def __repr__(self) -> str:
+        return f"KeyRecord({self.alg.name}, policy={self.policy:02X}, <private hidden>)"
+
+
+def generate(algorithm: Algorithm, rng: CardRng, policy: int) -> KeyRecord:
+    """A new key pair from the card RNG (EC: FIPS 186-4 §B.4.1; RSA: `card.crypto.rsa`)."""
+    if algorithm.curve is not None:
+        key = EcKeyPair.generate(algorithm.curve, rng)
+        return KeyRecord(algorithm.ident, policy, (key.private_bytes(),), _public_template_ec(key))
+    rkey = generate_rsa(algorithm.rsa_bits, rng)
+    nums = rkey.private_numbers()
+    size = algorithm.rsa_bits // 16
+    return KeyRecord(
+        algorithm.ident,
+        policy,
+        (nums.p.to_bytes(size, "big"), nums.q.to_bytes(size, "big")),
+        _public_template_rsa(rkey),
+    )
+
+
+def ec_public_from_template(template: bytes) -> ec.EllipticCurvePublicKey | None:
+    """The `cryptography` EC public key of a 7F49 { 06, 86 } template (None for RSA)."""
+    obj = tlv.Tlv.from_bytes(template)
+    oid, point = obj.find(TAG_OID), obj.find(TAG_POINT)
+    if oid is None or point is None:
+        return None
+    for name, value in CURVE_OIDS.items():
+        if value == oid.value:
+            curve = next(a.curve for a in ALGORITHMS.values() if a.curve and a.curve.name == name)
+            return ec.EllipticCurvePublicKey.from_encoded_point(curve.ec_curve(), point.value)
+    return None

@@ -1,0 +1,404 @@
+"""The keypair applet: generation per algorithm (signatures checked with `cryptography`),
+reproducibility from the card RNG, PIN, biometric and SM gating, usage counters, tears,
+and the secure messaging session set up with certificates through a relaying terminal."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+
+from applets.biometric.applet import BIO_AID, BiometricApplet
+from applets.keypair import KEYPAIR_AID, KeyPairApplet
+from card import tlv
+from card.crypto.keys import P256, EcKeyPair
+from card.crypto.rng import CardRng
+from card.runtime import CardRuntime, CardTorn
+from card.sm.auth import TerminalAuthentication
+from card.sm.cvc import issue_cvc, public_key_template
+from host.bio.session import BioSession
+from host.bio.synthetic import make_dataset
+from host.errors import ApduError, SecureChannelError
+from host.keypair import KeyPairSession
+from host.readers.base import Reader
+from host.readers.inprocess import InProcessReader
+from host.readers.sm import SmReader
+
+PIN = b"123456"
+
+
+def new_card(seed: int = 11) -> CardRuntime:
+    rt = CardRuntime(rng_seed=seed)
+    rt.install(KeyPairApplet, KEYPAIR_AID, default=True)
+    rt.power_on()
+    return rt
+
+
+def session(rt: CardRuntime) -> KeyPairSession:
+    return KeyPairSession(InProcessReader(rt))
+
+
+def sw_of(rt: CardRuntime, apdu: str | bytes) -> int:
+    raw = bytes.fromhex(apdu) if isinstance(apdu, str) else apdu
+    return int.from_bytes(rt.process(raw)[-2:], "big")
+
+
+def _verify_signature(pub, digest: bytes, sig: bytes) -> None:  # type: ignore[no-untyped-def]
+    algorithm = {32: hashes.SHA256(), 48: hashes.SHA384(), 64: hashes.SHA512()}[len(digest)]
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        half = len(sig) // 2
+        der = encode_dss_signature(
+            int.from_bytes(sig[:half], "big"), int.from_bytes(sig[half:], "big")
+        )
+        pub.verify(der, digest, ec.ECDSA(Prehashed(algorithm)))
+    else:
+        pub.verify(sig, digest, padding.PKCS1v15(), Prehashed(algorithm))
+
+
+@pytest.mark.parametrize(
+    ("alg", "size"), [("p256", 256), ("p384", 384), ("bp256", 256), ("bp384", 384)]
+)
+def test_ec_signatures_verify_with_cryptography(alg: str, size: int) -> None:
+    s = session(new_card())
+    s.verify_pin(PIN)
+    key = s.generate(0x01, alg)
+    pub = key.public_key
+    assert isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.key_size == size
+    for digest in (hashlib.sha256(b"m").digest(), hashlib.sha384(b"m").digest()):
+        _verify_signature(pub, digest, s.sign(0x01, digest))
+    assert s.read_public(0x01).usage_counter == 2
+    assert s.read_public(0x01).key_id == key.key_id and len(key.key_id) == 20
+
+
+@pytest.fixture(scope="module")
+def rsa_card() -> CardRuntime:
+    """One RSA-2048 generation for the module (RSA generation is the slow part)."""
+    rt = new_card(5)
+    s = session(rt)
+    s.verify_pin(PIN)
+    s.generate(0x02, "rsa2048")
+    return rt
+
+
+def test_rsa2048_signs_and_deciphers(rsa_card: CardRuntime) -> None:
+    rsa_card.reset()
+    s = session(rsa_card)
+    s.verify_pin(PIN)
+    pub = s.read_public(0x02).public_key
+    assert isinstance(pub, rsa.RSAPublicKey) and pub.key_size == 2048
+    digest = hashlib.sha256(b"credential").digest()
+    _verify_signature(pub, digest, s.sign(0x02, digest))
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    assert s.decipher(0x02, pub.encrypt(b"one-time token", oaep)) == b"one-time token"
+    with pytest.raises(ApduError) as e:
+        s.decipher(0x02, bytes(256))
+    assert e.value.sw == 0x6A80
+
+
+def test_a_seeded_card_generates_the_same_keys() -> None:
+    keys = []
+    for _ in range(2):
+        s = session(new_card(seed=42))
+        s.verify_pin(PIN)
+        keys.append(s.generate(0x03, "p256").template)
+    other = session(new_card(seed=43))
+    other.verify_pin(PIN)
+    assert keys[0] == keys[1] != other.generate(0x03, "p256").template
+
+
+def test_pin_refusals_and_blocking() -> None:
+    rt = new_card()
+    s = session(rt)
+    with pytest.raises(ApduError) as e:
+        s.generate(0x01, "p256")
+    assert e.value.sw == 0x6982  # nobody verified
+    assert sw_of(rt, "0020008106313131313131") == 0x63C2
+    s.verify_pin(PIN)
+    s.generate(0x01, "p256")
+    rt.reset()  # verification is volatile
+    with pytest.raises(ApduError) as e:
+        s.sign(0x01, bytes(32))
+    assert e.value.sw == 0x6982
+    for left in (2, 1, 0):
+        assert sw_of(rt, "0020008106999999999999") == 0x63C0 | left
+    assert sw_of(rt, b"\x00\x20\x00\x81\x06" + PIN) == 0x6983  # blocked, even with the PIN
+    with pytest.raises(ApduError):
+        s.sign(0x01, bytes(32))
+
+
+def test_command_refusals() -> None:
+    rt = new_card()
+    s = session(rt)
+    s.verify_pin(PIN)
+    assert sw_of(rt, "0047008405AC03800111") == 0x6A86  # key reference out of range
+    assert sw_of(rt, "0047000105AC03800199") == 0x6A81  # unknown algorithm
+    assert sw_of(rt, "0047000104AB020000") == 0x6A80  # not a CRT
+    assert sw_of(rt, "0047810100") == 0x6A88  # no key 01 to read
+    assert sw_of(rt, "0047000106AC0480021111") == 0x6A80  # a two-byte algorithm
+    assert sw_of(rt, "0047000108AC06800111C10110") == 0x6A80  # SM only: nobody verifies
+    assert sw_of(rt, "0047000108AC06800111C10180") == 0x6A80  # an unknown policy bit
+    assert sw_of(rt, "0047000108AC068001118C010000") == 0x9000  # an unknown CRT tag is skipped
+    assert sw_of(rt, "002241B603840109") == 0x6A88
+    assert sw_of(rt, "002A9E9A20" + "00" * 32) == 0x6985  # no key chosen
+    s.generate(0x04, "p256")
+    s.set_key(0xB6, 0x04)
+    assert sw_of(rt, "002A9E9A10" + "00" * 16) == 0x6700  # not a hash length
+    s.set_key(0xB8, 0x04)
+    assert sw_of(rt, "002A808603000102") == 0x6985  # an EC key does not decipher
+    assert sw_of(rt, "00220000") == 0x6A86  # MSE: only SET for computation
+    assert sw_of(rt, "002A000000") == 0x6A86  # PSO: no such operation
+    assert sw_of(rt, "80470001") == 0x6E00
+
+
+def test_key_agreement_matches_the_peer() -> None:
+    s = session(new_card())
+    s.verify_pin(PIN)
+    pub = s.generate(0x05, "p384").public_key
+    peer = ec.generate_private_key(ec.SECP384R1())
+    from cryptography.hazmat.primitives import serialization
+
+    point = peer.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    assert s.agree(0x05, point) == peer.exchange(ec.ECDH(), pub)  # type: ignore[arg-type]
+    with pytest.raises(ApduError) as e:
+        s.agree(0x05, b"\x04" + bytes(96))
+    assert e.value.sw == 0x6A80
+
+
+# -- biometric verification through the Shareable interface -------------------------------
+
+DS = make_dataset(2, 3, seed=42)
+
+
+def test_biometric_verification_unlocks_a_bio_key_through_the_firewall() -> None:
+    rt = new_card()
+    rt.install(BiometricApplet, BIO_AID)
+    reader = InProcessReader(rt)
+    bio = BioSession(reader)
+    bio.select()
+    bio.authenticate_admin(bytes(range(0x40, 0x50)))
+    bio.enrol(0x96, DS.impressions[0][0], 0x09)
+    s = session(rt)
+    s.select()
+    s.verify_pin(PIN)
+    s.generate(0x06, "p256", policy=0x02)  # biometric only
+    with pytest.raises(ApduError) as e:
+        s.sign(0x06, bytes(32))  # the PIN does not open a biometric-only key
+    assert e.value.sw == 0x6982
+    # The finger on channel 1, the key on channel 0.
+    assert reader.transmit(bytes.fromhex("0070000001"))[-2:] == b"\x90\x00"
+    ch1 = BioSession(_Channel(reader, 1))
+    ch1.select()
+    assert not ch1.verify(0x96, DS.impressions[1][0]).matched  # another finger
+    with pytest.raises(ApduError):
+        s.sign(0x06, bytes(32))
+    assert ch1.verify(0x96, DS.impressions[0][1]).matched
+    sig = s.sign(0x06, hashlib.sha256(b"x").digest())
+    _verify_signature(s.read_public(0x06).public_key, hashlib.sha256(b"x").digest(), sig)
+    rt.reset()  # the session is over
+    with pytest.raises(ApduError):
+        s.sign(0x06, bytes(32))
+    assert rt.firewall_violations == 0
+
+
+class _Channel(Reader):
+    """Commands of a session sent on another logical channel."""
+
+    def __init__(self, inner: Reader, channel: int) -> None:
+        self.inner, self.channel = inner, channel
+
+    def transmit(self, apdu: bytes) -> bytes:
+        return self.inner.transmit(bytes((apdu[0] | self.channel,)) + apdu[1:])
+
+
+# -- tears ------------------------------------------------------------------------------
+
+
+def test_a_tear_at_every_write_of_generation_leaves_no_half_key() -> None:
+    rt = new_card()
+    s = session(rt)
+    s.verify_pin(PIN)
+    s.generate(0x07, "p256")
+    old = s.read_public(0x07).template
+    applet_owner = KEYPAIR_AID.hex()
+    n, seen_new = 0, False
+    while True:
+        rt.nvm.tear_after(n)
+        try:
+            rt.process(bytes.fromhex("0047000705AC03800114"))
+            torn = False
+        except CardTorn:
+            rt.power_on()
+            torn = True
+        finally:
+            rt.nvm.tear_after(None)
+        s.verify_pin(PIN)
+        key = s.read_public(0x07)
+        assert key.template == old or len(key.template) > len(old)  # P-256 before, P-384 after
+        if key.template != old:
+            seen_new = True
+            assert key.usage_counter == 0
+        digest = hashlib.sha256(b"after tear").digest()
+        _verify_signature(key.public_key, digest, s.sign(0x07, digest))
+        if not torn:
+            break
+        n += 1
+    assert seen_new and n >= 2
+    assert rt.nvm.snapshot()[applet_owner]
+
+
+def test_usage_counter_is_counted_before_the_operation() -> None:
+    rt = new_card()
+    s = session(rt)
+    s.verify_pin(PIN)
+    s.generate(0x08, "p256")
+    s.set_key(0xB6, 0x08)
+    rt.nvm.tear_after(0)  # the counter write itself is torn: no signature, no count
+    with pytest.raises(CardTorn):
+        rt.process(bytes.fromhex("002A9E9A20") + bytes(32) + b"\x00")
+    rt.power_on()
+    s.verify_pin(PIN)
+    assert s.read_public(0x08).usage_counter == 0
+    s.sign(0x08, bytes(32))
+    assert s.read_public(0x08).usage_counter == 1
+
+
+# -- secure messaging with certificates, through a relaying terminal ----------------------
+
+
+class Relay(Reader):
+    """A terminal that only relays opaque APDUs; it can be told to alter one byte."""
+
+    def __init__(self, inner: Reader) -> None:
+        self.inner = inner
+        self.tamper: int | None = None
+        self.seen: list[bytes] = []
+
+    def transmit(self, apdu: bytes) -> bytes:
+        if self.tamper is not None:
+            b = bytearray(apdu)
+            b[self.tamper] ^= 0x01
+            apdu, self.tamper = bytes(b), None
+        self.seen.append(apdu)
+        return self.inner.transmit(apdu)
+
+
+def personalised_card(seed: int = 3) -> tuple[CardRuntime, EcKeyPair, TerminalAuthentication]:
+    rt = new_card(seed)
+    s = session(rt)
+    s.verify_pin(PIN)
+    card_key = s.generate(0x81, "p256")
+    rng = CardRng(seed + 100)
+    root = EcKeyPair.generate(P256, rng)
+    term = EcKeyPair.generate(P256, rng)
+    from card.sm.cvc import parse_public_key_template
+
+    card_pub = parse_public_key_template(card_key.template)
+    card_cert = issue_cvc(root.cryptography_key, b"ROOT", b"CARD", card_pub)
+    s.personalise(public_key_template(root.public), card_cert)
+    s.generate(0x09, "p256", policy=0x11)  # PIN and secure messaging
+    t_cert = issue_cvc(root.cryptography_key, b"ROOT", b"SERVER", term.public)
+    rt.reset()
+    return rt, root, TerminalAuthentication(term, t_cert, root.public, CardRng(seed + 200))
+
+
+def test_server_talks_sm_through_a_relay_and_the_card_signs() -> None:
+    rt, _, terminal = personalised_card()
+    relay = Relay(InProcessReader(rt))
+    sm = SmReader(relay)
+    cert = sm.authenticate(terminal)
+    assert cert.chr == b"CARD"
+    s = KeyPairSession(sm)
+    s.verify_pin(PIN)
+    digest = hashlib.sha256(b"credential").digest()
+    sig = s.sign(0x09, digest)
+    _verify_signature(s.read_public(0x09).public_key, digest, sig)
+    # The relay saw only protected commands after the set-up: no PIN in clear.
+    first = next(i for i, apdu in enumerate(relay.seen) if apdu[0] & 0x0C == 0x0C)
+    assert relay.seen[first - 1][1] in (0x86, 0xC0)  # the set-up ends with GENERAL AUTHENTICATE
+    assert all(apdu[0] & 0x0C == 0x0C for apdu in relay.seen[first:])
+    assert not any(PIN in apdu for apdu in relay.seen)
+
+
+def test_an_sm_key_is_refused_without_sm() -> None:
+    rt, _, _ = personalised_card()
+    s = session(rt)
+    s.verify_pin(PIN)
+    with pytest.raises(ApduError) as e:
+        s.sign(0x09, bytes(32))
+    assert e.value.sw == 0x6982
+
+
+# INS, P1, P2, DO97, the MAC (0C 47 81 09 0D 97 01 00 8E 08 <MAC> 00).
+@pytest.mark.parametrize("where", [1, 2, 3, 7, 10, 17])
+def test_one_altered_byte_ends_the_session(where: int) -> None:
+    rt, _, terminal = personalised_card()
+    relay = Relay(InProcessReader(rt))
+    sm = SmReader(relay)
+    sm.authenticate(terminal)
+    s = KeyPairSession(sm)
+    s.verify_pin(PIN)
+    relay.tamper = where
+    with pytest.raises(SecureChannelError):
+        s.read_public(0x09)
+    assert not sm.is_open
+    # The card dropped its session too: a protected command under the old keys fails.
+    assert rt.process(bytes.fromhex("0C2000810D9701008E080000000000000000"))[-2:] == b"\x69\x88"
+
+
+def test_replayed_protected_command_is_refused_and_ends_the_session() -> None:
+    rt, _, terminal = personalised_card()
+    relay = Relay(InProcessReader(rt))
+    sm = SmReader(relay)
+    sm.authenticate(terminal)
+    KeyPairSession(sm).verify_pin(PIN)
+    replay = relay.seen[-1]
+    assert rt.process(replay) == b"\x69\x88"
+    with pytest.raises(SecureChannelError):
+        KeyPairSession(sm).read_public(0x09)
+
+
+def test_unprotected_command_during_sm_is_refused() -> None:
+    rt, _, terminal = personalised_card()
+    sm = SmReader(InProcessReader(rt))
+    sm.authenticate(terminal)
+    assert rt.process(b"\x00\x20\x00\x81\x06" + PIN) == b"\x69\x87"
+    with pytest.raises(SecureChannelError):
+        KeyPairSession(sm).verify_pin(PIN)
+
+
+def test_sm_set_up_refusals() -> None:
+    rt, root, terminal = personalised_card()
+    reader = InProcessReader(rt)
+    # A terminal certified by another root.
+    rogue_root = EcKeyPair.generate(P256, CardRng(77))
+    rogue = TerminalAuthentication(
+        terminal.key,
+        issue_cvc(rogue_root.cryptography_key, b"ROOT", b"SERVER", terminal.key.public),
+        root.public,
+    )
+    with pytest.raises(ApduError) as e:
+        SmReader(reader).authenticate(rogue)
+    assert e.value.sw == 0x6982
+    # GENERAL AUTHENTICATE without a verified certificate or challenge.
+    data = terminal.general_authenticate_data(bytes(8))
+    assert sw_of(rt, bytes((0, 0x86, 0, 0, len(data))) + data) == 0x6985
+    # Personalisation happens once.
+    s = session(rt)
+    s.verify_pin(PIN)
+    with pytest.raises(ApduError) as e:
+        s.personalise(public_key_template(root.public), b"\x7f\x21\x00")
+    assert e.value.sw in (0x6985, 0x6A80)
+
+
+def test_tlv_answers_name_the_key() -> None:
+    s = session(new_card())
+    s.verify_pin(PIN)
+    key = s.generate(0x0A, "p256")
+    objs = [o.tag for o in tlv.parse(s.send(0, 0x47, 0x81, 0x0A, le=0))]
+    assert objs == [0x7F49, 0xC0, 0xC1]
+    assert key.usage_counter == 0
