@@ -527,6 +527,146 @@ def _bio_profiles() -> list[AppletTarget]:
     ]
 
 
+#: Private key parts are also looked for in pieces: 16-byte windows every 8 bytes, so any
+#: run of 24 or more bytes of a prime or scalar in a response is a finding.
+_KEY_WINDOW = 16
+_KEY_STRIDE = 8
+
+
+def _private_parts(value: Any) -> list[tuple[str, bytes]]:
+    """The private parts of a stored key record: d, or p, q and the derived d, dP, dQ, qInv."""
+    from applets.keypair.keys import KeyRecord
+
+    try:
+        record = KeyRecord.from_value(value)
+        parts = [(f"private part {i}", p) for i, p in enumerate(record.private)]
+        if not record.alg.is_ec:
+            nums = record.rsa_key().private_numbers()
+            for name in ("d", "dmp1", "dmq1", "iqmp"):
+                n = getattr(nums, name)
+                parts.append((f"RSA {name}", n.to_bytes((n.bit_length() + 7) // 8, "big")))
+    except (ValueError, TypeError, KeyError, AssertionError):
+        return []
+    return parts
+
+
+def keypair_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
+    """Every private key part the keypair applet holds, whole and in windows (the oracle of
+    "no private key ever leaves the card")."""
+    owner = aid.hex()
+    out = []
+    for name, value in sorted(card.nvm.segment(owner).items()):
+        if not name.startswith("key."):
+            continue
+        for label, part in _private_parts(value):
+            what = f"key {name[4:]} {label}"
+            out.append(Secret(what, part, (owner, name)))
+            for i in range(0, len(part) - _KEY_WINDOW + 1, _KEY_STRIDE):
+                out.append(Secret(f"{what} [{i}:]", part[i : i + _KEY_WINDOW], owner=owner))
+    return out
+
+
+def _keypair_pin(send: Callable[[bytes], bytes]) -> None:
+    from applets.keypair import DEFAULT_PIN
+
+    resp = send(bytes((0x00, 0x20, 0x00, 0x81, len(DEFAULT_PIN))) + DEFAULT_PIN)
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"VERIFY answered {resp[-2:].hex()}")
+
+
+def _keypair_keys(send: Callable[[bytes], bytes]) -> None:
+    _keypair_pin(send)
+    # P-256 in key 01 (signing key of the SE), P-384 in key 02 (key agreement).
+    for apdu in ("0047000105AC0380011100", "0047000205AC0380011400", "002241B603840101"):
+        resp = send(bytes.fromhex(apdu))
+        if resp[-2:] != b"\x90\x00":
+            raise TargetError(f"{apdu} answered {resp[-2:].hex()}")
+
+
+class _SmFuzzSession:
+    """An SM session for the fuzzer: wraps the commands it is given and counts the response.
+
+    The engine does not unwrap responses, so the send sequence counter is advanced for
+    each response here; interindustry commands the engine sends raw end the session,
+    which is a refusal path worth fuzzing too.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def wrap_command(self, apdu: bytes) -> bytes:
+        wrapped = self._session.wrap_command(apdu)
+        self._session.skip_response()
+        return wrapped
+
+
+def _keypair_sm(send: Callable[[bytes], bytes]) -> object:
+    from card.crypto.keys import P256, EcKeyPair
+    from card.crypto.rng import CardRng
+    from card.sm.auth import TerminalAuthentication
+    from card.sm.cvc import issue_cvc, parse_public_key_template, public_key_template
+    from host.readers.sm import SmReader
+
+    _keypair_pin(send)
+    resp = send(bytes.fromhex("0047008105AC0380011100"))
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"GENERATE 81 answered {resp[-2:].hex()}")
+    from card import tlv
+
+    card_key = parse_public_key_template(tlv.parse(resp[:-2])[0].to_bytes())
+    # A fixed root and terminal: a replayed set-up must send the same bytes.
+    rng = CardRng(0x5E)
+    root, term = EcKeyPair.generate(P256, rng), EcKeyPair.generate(P256, rng)
+    data = public_key_template(root.public) + issue_cvc(
+        root.cryptography_key, b"ROOT", b"CARD", card_key
+    )
+    resp = send(bytes((0x00, 0xDB, 0x3F, 0xFF, len(data))) + data)
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"PUT DATA answered {resp[-2:].hex()}")
+    t_cert = issue_cvc(root.cryptography_key, b"ROOT", b"FUZZ", term.public)
+    reader = SmReader(_SendReader(send))
+    reader.authenticate(TerminalAuthentication(term, t_cert, root.public, CardRng(0x5F)))
+    return _SmFuzzSession(reader.session)
+
+
+def _keypair_profiles() -> list[AppletTarget]:
+    from applets.keypair import KEYPAIR_AID
+
+    return [
+        AppletTarget(
+            "keypair",
+            KEYPAIR_AID,
+            states=(
+                State("pin", _keypair_pin, "VERIFY PIN 123456"),
+                State("keys", _keypair_keys, "PIN, P-256 key 01 (DST set) and P-384 key 02"),
+                State("sm", _keypair_sm, "PIN, key 81 certified, SM by mutual authentication"),
+            ),
+            classes=(0x00, 0x0C),
+            corpus=_h(
+                "0020008100",
+                "0020008106313233343536",
+                "0047000105AC0380011100",
+                "0047000205AC03800114 00",
+                "0047000308AC06800111C1010300",
+                "0047810100",
+                "002241B603840101",
+                "002241A603840102",
+                "002A9E9A20" + "11" * 32 + "00",
+                "002A9E9A30" + "22" * 48 + "00",
+                "002A80860300010200",
+                "00860002097C07850504" + "00" * 4 + "00",
+                "0084000008",
+                "002A00BE037F2100",
+                "00DB3FFF037F4900",
+            ),
+            spec_modules=("apdu_specs.iso7816_8",),
+            secrets=keypair_secrets,
+            coverage=("applets.keypair", "card.sm", "card.crypto.rsa"),
+            verify_ins=VERIFY_INS | {0x47},
+        )
+    ]
+
+
 def _ecasd_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
     from card.sgp22.params import EcasdParams
 
@@ -591,6 +731,7 @@ def builtin_profiles() -> tuple[AppletTarget, ...]:
         _gp_profiles,
         _usim_profiles,
         _bio_profiles,
+        _keypair_profiles,
         _euicc_profiles,
     ):
         try:
