@@ -23,7 +23,8 @@ Commands (CLA 00, or 0C under secure messaging once a session runs):
   hash (32, 48 or 64 bytes: SHA-256/384/512) signed with the DST key, ECDSA
   plain r || s (BSI TR-03111 §5.2.1) or RSASSA-PKCS1-v1_5.
 - `00 2A 80 86 00 <cryptogram>` PSO DECIPHER (ISO/IEC 7816-8 §5.9): RSAES-OAEP
-  (SHA-256) with the CT key.
+  (SHA-256) with the CT key; a cryptogram that does not decrypt answers 6300
+  (the use is counted, so the status word says NVM changed).
 - `00 86 00 P2 7C { 85 point }` GENERAL AUTHENTICATE (ISO/IEC 7816-4 §11.5.5),
   key agreement: ECDH with key P2 (or the KAT key when P2 = 00), answering
   `7C { 82 shared secret }`.
@@ -51,7 +52,7 @@ from typing import Any
 
 from applets.keypair.keys import ALGORITHMS, KeyRecord, generate, key_identifier
 from card import tlv
-from card.crypto.keys import EcKeyPair
+from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.framework import APDU, SW, CardError, OwnerPIN, persistent
 from card.sm.applet import SmApplet
 from card.sm.auth import CHALLENGE_SIZE, AuthError, card_authenticate
@@ -306,12 +307,16 @@ class KeyPairApplet(SmApplet):
             self._authorise(record, protected)
             if len(apdu.data) < 2 or apdu.data[0] != 0x00:
                 raise CardError(SW.WRONG_DATA)
+            if len(apdu.data) - 1 != record.alg.rsa_bits // 8:
+                raise CardError(SW.WRONG_LENGTH)
             assert ref is not None
             self._count_use(ref)
             try:
                 return record.decipher(apdu.data[1:])
             except ValueError:
-                raise CardError(SW.WRONG_DATA) from None
+                # The use is counted (a failed decryption is a use of the key): 6300,
+                # "NVM changed, verification failed" (ISO/IEC 7816-4 §5.6 Table 6).
+                raise CardError(SW.WARNING_NVM_CHANGED) from None
         raise CardError(SW.INCORRECT_P1P2)
 
     # -- GENERAL AUTHENTICATE: key agreement, or the SM mutual authentication ---------
@@ -333,13 +338,14 @@ class KeyPairApplet(SmApplet):
             if not record.alg.is_ec:
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)
             self._authorise(record, protected)
-            assert ref is not None
-            self._count_use(ref)
+            curve = record.alg.curve
+            assert ref is not None and curve is not None
             try:
-                z = record.agree(peer.value)
+                EcPublicKey.from_point(curve, peer.value)  # a bad point costs no use
             except ValueError:
                 raise CardError(SW.WRONG_DATA) from None
-            return tlv.build(TAG_DYNAMIC, [(0x82, z)])
+            self._count_use(ref)
+            return tlv.build(TAG_DYNAMIC, [(0x82, record.agree(peer.value))])
         if sm_auth is not None and apdu.p2 == 0x00:
             return self._open_sm(apdu.data, protected)
         raise CardError(SW.WRONG_DATA)

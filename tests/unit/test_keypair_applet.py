@@ -93,9 +93,15 @@ def test_rsa2048_signs_and_deciphers(rsa_card: CardRuntime) -> None:
     _verify_signature(pub, digest, s.sign(0x02, digest))
     oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
     assert s.decipher(0x02, pub.encrypt(b"one-time token", oaep)) == b"one-time token"
+    before = s.read_public(0x02).usage_counter
     with pytest.raises(ApduError) as e:
         s.decipher(0x02, bytes(256))
-    assert e.value.sw == 0x6A80
+    assert e.value.sw == 0x6300  # the use is counted, so: NVM changed
+    assert s.read_public(0x02).usage_counter == before + 1
+    with pytest.raises(ApduError) as e:
+        s.decipher(0x02, bytes(255))
+    assert e.value.sw == 0x6700
+    assert s.read_public(0x02).usage_counter == before + 1
 
 
 def test_a_seeded_card_generates_the_same_keys() -> None:
@@ -167,6 +173,7 @@ def test_key_agreement_matches_the_peer() -> None:
     with pytest.raises(ApduError) as e:
         s.agree(0x05, b"\x04" + bytes(96))
     assert e.value.sw == 0x6A80
+    assert s.read_public(0x05).usage_counter == 1  # a bad point costs no use (fuzz finding)
 
 
 # -- biometric verification through the Shareable interface -------------------------------
@@ -402,3 +409,23 @@ def test_tlv_answers_name_the_key() -> None:
     objs = [o.tag for o in tlv.parse(s.send(0, 0x47, 0x81, 0x0A, le=0))]
     assert objs == [0x7F49, 0xC0, 0xC1]
     assert key.usage_counter == 0
+
+
+# -- the fuzz profile ---------------------------------------------------------------------
+
+
+def test_fuzz_profile_states_are_reachable() -> None:
+    from host.fuzz.targets import builtin_profiles, keypair_secrets
+    from host.presets import new_card as preset_card
+
+    profile = next(p for p in builtin_profiles() if p.name == "keypair")
+    for state in profile.states:
+        rt = preset_card("keypair", rng_seed=1)
+        rt.power_on()
+        assert callable(state.setup)
+        session = state.setup(rt.process)
+        if state.name == "sm":
+            wrapped = session.wrap_command(bytes.fromhex("0047818100"))  # type: ignore[attr-defined]
+            assert rt.process(wrapped)[-2:] == b"\x90\x00"
+        secrets = keypair_secrets(rt, KEYPAIR_AID)
+        assert secrets or state.name == "pin"
