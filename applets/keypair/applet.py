@@ -189,7 +189,12 @@ class KeyPairApplet(SmApplet):
 
     def _record(self, ref: int) -> KeyRecord | None:
         value = self.system.store.get(_key_name(ref))
-        return None if value is None else KeyRecord.from_value(value)
+        if value is None:
+            return None
+        cache = self.__dict__.get("_key_cache")
+        if cache is None:
+            cache = self._key_cache = {}
+        return KeyRecord.from_value(value, cache)
 
     def _record_or_fail(self, ref: int | None) -> KeyRecord:
         if ref is None:

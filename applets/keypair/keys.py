@@ -13,7 +13,8 @@ which PIV does not list, take proprietary values B1 and B2.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -119,14 +120,31 @@ class KeyRecord:
     policy: int
     private: tuple[bytes, ...]
     public: bytes
+    #: the applet's volatile cache of loaded keys (rebuilding an RSA key costs more than
+    #: signing with it), keyed by the private parts
+    cache: dict[tuple[bytes, ...], Any] | None = field(default=None, compare=False)
 
     def to_value(self) -> tuple[int, int, tuple[bytes, ...], bytes]:
         return (self.algorithm, self.policy, self.private, self.public)
 
     @classmethod
-    def from_value(cls, value: tuple[int, int, tuple[bytes, ...], bytes]) -> KeyRecord:
+    def from_value(
+        cls,
+        value: tuple[int, int, tuple[bytes, ...], bytes],
+        cache: dict[tuple[bytes, ...], Any] | None = None,
+    ) -> KeyRecord:
         alg, policy, private, public = value
-        return cls(alg, policy, tuple(private), public)
+        return cls(alg, policy, tuple(private), public, cache)
+
+    def _cached(self, build: Any) -> Any:
+        if self.cache is None:
+            return build()
+        key = self.cache.get(self.private)
+        if key is None:
+            if len(self.cache) >= 8:
+                self.cache.clear()
+            key = self.cache[self.private] = build()
+        return key
 
     @property
     def alg(self) -> Algorithm:
@@ -135,13 +153,18 @@ class KeyRecord:
     def ec_key(self) -> EcKeyPair:
         curve = self.alg.curve
         assert curve is not None
-        return EcKeyPair.from_private_value(curve, self.private[0], deterministic=True)
+        return self._cached(
+            lambda: EcKeyPair.from_private_value(curve, self.private[0], deterministic=True)
+        )
 
     def rsa_key(self) -> rsa.RSAPrivateKey:
-        p, q = (int.from_bytes(x, "big") for x in self.private)
-        e = tlv.Tlv.from_bytes(self.public).find(TAG_EXPONENT)
-        assert e is not None
-        return rsa_from_primes(p, q, int.from_bytes(e.value, "big"))
+        def build() -> rsa.RSAPrivateKey:
+            p, q = (int.from_bytes(x, "big") for x in self.private)
+            e = tlv.Tlv.from_bytes(self.public).find(TAG_EXPONENT)
+            assert e is not None
+            return rsa_from_primes(p, q, int.from_bytes(e.value, "big"))
+
+        return self._cached(build)
 
     def sign_digest(self, digest: bytes) -> bytes:
         """Sign a SHA-256/384/512 hash: ECDSA (plain r || s, RFC 6979 nonces) or RSASSA-PKCS1-v1_5.

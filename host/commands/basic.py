@@ -296,8 +296,36 @@ def card_info(as_json: bool, path: str) -> None:
     show_default=True,
     help="APDUs for --pcsc.",
 )
+@click.option(
+    "--keys",
+    is_flag=True,
+    help="Instead: key generation and signing per algorithm (keypair applet), beside an "
+    "NXP JCOP4's JCAlgTest figures.",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Interleaved runs per algorithm for --keys (RSA-3072: at most 3).",
+)
+@click.option(
+    "--alg",
+    "algorithms",
+    multiple=True,
+    help="Only this algorithm for --keys (repeatable): P-256, P-384, brainpoolP256r1, "
+    "brainpoolP384r1, RSA-2048, RSA-3072.",
+)
 @json_option
-def bench(seconds: float, pcsc: bool, count: int, as_json: bool) -> None:
+def bench(
+    seconds: float,
+    pcsc: bool,
+    count: int,
+    keys: bool,
+    runs: int,
+    algorithms: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Measure the card in APDUs/s, each figure beside a reference run of the same invocation.
 
     In-process (default): a fixed mix of commands, then SELECT MF and READ BINARY
@@ -309,7 +337,29 @@ def bench(seconds: float, pcsc: bool, count: int, as_json: bool) -> None:
       cardemu bench
       cardemu bench --seconds 3 --json
       cardemu bench --pcsc -n 5000
+      cardemu bench --keys --runs 5
+      cardemu bench --keys --alg P-256 --alg RSA-2048 --json
     """
+    if keys:
+        from host.bench_keys import ALGORITHMS, run_key_benchmark
+
+        chosen = algorithms or tuple(ALGORITHMS)
+        bad = [a for a in chosen if a not in ALGORITHMS]
+        if bad:
+            raise click.UsageError(
+                f"unknown --alg {', '.join(bad)}; choose from {', '.join(ALGORITHMS)}"
+            )
+        tty = click.get_text_stream("stderr").isatty()
+        report = run_key_benchmark(
+            runs,
+            algorithms=chosen,
+            progress=(lambda line: click.echo(line, err=True)) if tty else None,
+        )
+        if as_json:
+            click.echo(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
+        else:
+            click.echo(report["text"])
+        return
     if pcsc:
         from host.bench_pcsc import PcscBenchError, bench_pcsc
         from host.commands.serve import card_factory

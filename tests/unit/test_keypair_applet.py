@@ -429,3 +429,28 @@ def test_fuzz_profile_states_are_reachable() -> None:
             assert rt.process(wrapped)[-2:] == b"\x90\x00"
         secrets = keypair_secrets(rt, KEYPAIR_AID)
         assert secrets or state.name == "pin"
+
+
+# -- the benchmark ------------------------------------------------------------------------
+
+
+def test_key_benchmark_reports_figures_beside_jcop4() -> None:
+    from host.bench_keys import JCOP4, run_key_benchmark
+
+    report = run_key_benchmark(1, algorithms=("P-256", "brainpoolP384r1"), signatures=2)
+    fig = report["algorithms"]["P-256"]
+    assert fig["generate"]["runs"] == 1 and fig["sign"]["runs"] == 2
+    assert fig["jcop4_ms"]["generate"] == JCOP4["P-256"][0]
+    assert fig["ratio"]["sign"] > 0
+    assert "P-256" in report["text"] and "JCOP4" in report["text"]
+    with pytest.raises(ValueError):
+        run_key_benchmark(1, algorithms=("DSA-1024",))
+
+
+def test_bench_keys_cli_refuses_an_unknown_algorithm() -> None:
+    from click.testing import CliRunner
+
+    from host.cli import main
+
+    result = CliRunner().invoke(main, ["bench", "--keys", "--alg", "DSA"])
+    assert result.exit_code == 2
