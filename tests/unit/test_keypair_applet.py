@@ -452,5 +452,7 @@ def test_bench_keys_cli_refuses_an_unknown_algorithm() -> None:
 
     from host.cli import main
 
-    result = CliRunner().invoke(main, ["bench", "--keys", "--alg", "DSA"])
-    assert result.exit_code == 2
+    with CliRunner().isolation() as (_, err, _):
+        code = main(["bench", "--keys", "--alg", "DSA"])
+    assert code == 2
+    assert b"unknown --alg DSA" in err.getvalue()
