@@ -456,3 +456,16 @@ def test_bench_keys_cli_refuses_an_unknown_algorithm() -> None:
         code = main(["bench", "--keys", "--alg", "DSA"])
     assert code == 2
     assert b"unknown --alg DSA" in err.getvalue()
+
+
+def test_a_warning_under_sm_comes_back_protected() -> None:
+    rt, _, terminal = personalised_card()
+    relay = Relay(InProcessReader(rt))
+    sm = SmReader(relay)
+    sm.authenticate(terminal)
+    s = KeyPairSession(sm)
+    with pytest.raises(ApduError) as e:
+        s.verify_pin(b"000000")
+    assert e.value.sw == 0x63C2
+    s.verify_pin(PIN)  # the counters still agree
+    assert sm.is_open

@@ -178,3 +178,13 @@ def test_wrong_bac_cryptogram_starts_nothing(card: CardRuntime) -> None:
     bad[-2] ^= 1
     assert card.process(bytes(bad)) == b"\x69\x82"
     assert card.process(bytes.fromhex(D4[0][0])) == b"\x69\x88"
+
+
+def test_the_host_sm_reader_reads_ef_com_after_bac(card: CardRuntime) -> None:
+    from host.readers.inprocess import InProcessReader
+    from host.readers.sm import SmReader
+
+    _bac(card)
+    reader = SmReader(InProcessReader(card), bac_session(K_IFD, K_IC, RND_IC, RND_IFD))
+    assert reader.transmit(bytes.fromhex("00A4020C02011E")) == b"\x90\x00"
+    assert reader.transmit(bytes.fromhex("00B0000016")) == EF_COM + b"\x90\x00"
