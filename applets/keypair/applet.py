@@ -136,11 +136,13 @@ class KeyPairApplet(SmApplet):
         if apdu.cla & 0x80:
             raise CardError(SW.CLA_NOT_SUPPORTED)
         if ins == INS_VERIFY:
-            return self._verify(apdu)
+            self._verify(apdu)
+            return None
         if ins == INS_GENERATE:
             return self._generate(apdu, protected)
         if ins == INS_MSE:
-            return self._mse(apdu)
+            self._mse(apdu)
+            return None
         if ins == INS_PSO:
             return self._pso(apdu, protected)
         if ins == INS_GENERAL_AUTHENTICATE:
@@ -148,7 +150,8 @@ class KeyPairApplet(SmApplet):
         if ins == INS_GET_CHALLENGE:
             return self._get_challenge(apdu)
         if ins == INS_PUT_DATA:
-            return self._put_data(apdu)
+            self._put_data(apdu)
+            return None
         if ins == 0xA4:
             raise CardError(SW.FILE_NOT_FOUND)
         raise CardError(SW.INS_NOT_SUPPORTED)
@@ -191,9 +194,10 @@ class KeyPairApplet(SmApplet):
         value = self.system.store.get(_key_name(ref))
         if value is None:
             return None
-        cache = self.__dict__.get("_key_cache")
+        cache: dict[tuple[bytes, ...], Any] | None = self.__dict__.get("_key_cache")
         if cache is None:
-            cache = self._key_cache = {}
+            cache = {}
+            self._key_cache = cache
         return KeyRecord.from_value(value, cache)
 
     def _record_or_fail(self, ref: int | None) -> KeyRecord:
@@ -294,7 +298,8 @@ class KeyPairApplet(SmApplet):
     def _pso(self, apdu: APDU, protected: bool) -> bytes | None:
         p1p2 = apdu.p1p2
         if p1p2 == 0x00BE:
-            return self._verify_certificate(apdu)
+            self._verify_certificate(apdu)
+            return None
         if p1p2 == 0x9E9A:
             ref = self._se_key(0xB6)
             record = self._record_or_fail(ref)
