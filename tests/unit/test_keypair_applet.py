@@ -469,3 +469,51 @@ def test_a_warning_under_sm_comes_back_protected() -> None:
     assert e.value.sw == 0x63C2
     s.verify_pin(PIN)  # the counters still agree
     assert sm.is_open
+
+
+def test_rsa_under_sm_a_protected_answer_longer_than_256_bytes() -> None:
+    """The 7F49 of RSA-2048 under SM is over 256 bytes: 61xx, GET RESPONSE, then the MAC."""
+    rt, _, terminal = personalised_card(seed=9)
+    sm = SmReader(InProcessReader(rt))
+    sm.authenticate(terminal)
+    s = KeyPairSession(sm)
+    s.verify_pin(PIN)
+    key = s.generate(0x0B, "rsa2048", policy=0x11)
+    pub = key.public_key
+    assert isinstance(pub, rsa.RSAPublicKey) and pub.key_size == 2048
+    digest = hashlib.sha384(b"over SM").digest()
+    _verify_signature(pub, digest, s.sign(0x0B, digest))
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    assert s.decipher(0x0B, pub.encrypt(b"token", oaep)) == b"token"
+
+
+def test_a_tear_during_a_first_generation_leaves_no_key_or_a_whole_one() -> None:
+    rt = new_card()
+    s = session(rt)
+    n, outcomes = 0, set()
+    while True:
+        s.verify_pin(PIN)
+        rt.nvm.tear_after(n)
+        try:
+            rt.process(bytes.fromhex("0047000C05AC0380011100"))
+            torn = False
+        except CardTorn:
+            rt.power_on()
+            torn = True
+        finally:
+            rt.nvm.tear_after(None)
+        s.verify_pin(PIN)
+        try:
+            key = s.read_public(0x0C)
+        except ApduError as e:
+            assert e.sw == 0x6A88  # before: no key at all
+            outcomes.add("none")
+        else:
+            assert key.usage_counter == 0
+            digest = hashlib.sha256(b"whole").digest()
+            _verify_signature(key.public_key, digest, s.sign(0x0C, digest))
+            outcomes.add("whole")
+        if not torn:
+            break
+        n += 1
+    assert outcomes == {"none", "whole"}
