@@ -104,6 +104,28 @@ def test_rsa2048_signs_and_deciphers(rsa_card: CardRuntime) -> None:
     assert s.read_public(0x02).usage_counter == before + 1
 
 
+def test_rsa_keys_derive_from_the_card_rng(rsa_card: CardRuntime) -> None:
+    """A fresh card seeded with 5 draws its RSA-2048 primes as `generate_rsa` on CardRng(5)."""
+    from card.crypto.rsa import generate_rsa
+
+    rsa_card.reset()
+    s = session(rsa_card)
+    pub = s.read_public(0x02).public_key
+    assert isinstance(pub, rsa.RSAPublicKey)
+    expected = generate_rsa(2048, CardRng(5)).public_key().public_numbers()
+    assert pub.public_numbers() == expected
+
+
+@pytest.mark.slow
+def test_rsa3072_generates_and_signs() -> None:
+    s = session(new_card(5))  # seed 5: a short prime search (about 2 s here)
+    s.verify_pin(PIN)
+    pub = s.generate(0x0D, "rsa3072").public_key
+    assert isinstance(pub, rsa.RSAPublicKey) and pub.key_size == 3072
+    digest = hashlib.sha512(b"3072").digest()
+    _verify_signature(pub, digest, s.sign(0x0D, digest))
+
+
 def test_a_seeded_card_generates_the_same_keys() -> None:
     keys = []
     for _ in range(2):
