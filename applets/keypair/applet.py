@@ -18,7 +18,8 @@ Commands (CLA 00, or 0C under secure messaging once a session runs):
   both are set), b5 secure messaging required; default 01.
 - `00 22 41 B6|B8|A6 { 84 key reference }` MANAGE SECURITY ENVIRONMENT SET
   (ISO/IEC 7816-4 §11.5.11): the key for signing (DST), deciphering (CT) or key
-  agreement (KAT) on this channel.
+  agreement (KAT) on this channel. Key 81 is refused (6985): it signs only the
+  card's own secure messaging set-up.
 - `00 2A 9E 9A <hash>` PSO COMPUTE DIGITAL SIGNATURE (ISO/IEC 7816-8 §5.4): the
   hash (32, 48 or 64 bytes: SHA-256/384/512) signed with the DST key, ECDSA
   plain r || s (BSI TR-03111 §5.2.1) or RSASSA-PKCS1-v1_5.
@@ -283,6 +284,10 @@ class KeyPairApplet(SmApplet):
         if ref_obj is None or len(ref_obj.value) != 1:
             raise CardError(SW.WRONG_DATA)
         ref = ref_obj.value[0]
+        if ref == CARD_AUTH_KEY:
+            # The card authentication key signs only the card's own SM set-up answers: a
+            # signature on any hash would let a holder of the PIN forge them.
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         if self._record(ref) is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         se = dict(self.system.channel_state.get(_SE, {}))
@@ -344,6 +349,8 @@ class KeyPairApplet(SmApplet):
             raise CardError(SW.INCORRECT_P1P2)
         if peer is not None:
             ref = apdu.p2 or self._se_key(0xA6)
+            if ref == CARD_AUTH_KEY:
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
             record = self._record_or_fail(ref)
             if not record.alg.is_ec:
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)

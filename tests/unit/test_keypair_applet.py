@@ -353,6 +353,21 @@ def test_server_talks_sm_through_a_relay_and_the_card_signs() -> None:
     assert not any(PIN in apdu for apdu in relay.seen)
 
 
+def test_the_card_authentication_key_signs_nothing_else() -> None:
+    rt, _, _ = personalised_card()
+    s = session(rt)
+    s.verify_pin(PIN)
+    with pytest.raises(ApduError) as e:
+        s.set_key(0xB6, 0x81)
+    assert e.value.sw == 0x6985
+    with pytest.raises(ApduError) as e:
+        s.agree(0x81, EcKeyPair.generate(P256, CardRng(1)).public.to_point())
+    assert e.value.sw == 0x6985
+    with pytest.raises(ApduError) as e:
+        s.generate(0x81, "p256")  # certified: it cannot change under its certificate
+    assert e.value.sw == 0x6985
+
+
 def test_an_sm_key_is_refused_without_sm() -> None:
     rt, _, _ = personalised_card()
     s = session(rt)
