@@ -616,6 +616,11 @@ class CommandSpec:
         return d
 
     def _summarize(self, d: Decoded) -> str:
+        data = d.fields.get("data")
+        if int(d.fields.get("secure_messaging", 0)) >= 2 and isinstance(data, list):
+            # ISO/IEC 7816-4 §10: the data field holds SM data objects, not the command's
+            # own data, which the spec's summary would misread.
+            return f"{self.name} under secure messaging: {tlv_summary(data)}"
         s = self.summary
         if s is None:
             return default_summary(d)

@@ -188,3 +188,12 @@ def test_the_host_sm_reader_reads_ef_com_after_bac(card: CardRuntime) -> None:
     reader = SmReader(InProcessReader(card), bac_session(K_IFD, K_IC, RND_IC, RND_IFD))
     assert reader.transmit(bytes.fromhex("00A4020C02011E")) == b"\x90\x00"
     assert reader.transmit(bytes.fromhex("00B0000016")) == EF_COM + b"\x90\x00"
+
+
+def test_protected_commands_decode_as_secure_messaging() -> None:
+    from apdu_specs import decode_command
+
+    d = decode_command(bytes.fromhex(D4[0][0]))
+    assert d.name == "SELECT" and d.issues == []
+    assert d.summary.startswith("SELECT under secure messaging: ")
+    assert "cryptographic checksum BF8B92D635FF24F8" in d.summary
