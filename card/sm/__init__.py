@@ -9,4 +9,6 @@
 - `cvc`: a small card-verifiable certificate (BSI TR-03110-3 Appendix C shape).
 - `auth`: certificate-based mutual authentication with ephemeral ECDH, in the
   manner of TR-03110 terminal and chip authentication, ending in an AES session.
+- `applet`: `SmApplet`, the base of applets that unwrap SM themselves (the
+  runtime hands them CLA 0C commands: `Applet.secure_messaging`).
 """
