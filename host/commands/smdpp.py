@@ -83,7 +83,10 @@ pki_option = click.option(
 @smdpp.command("serve")
 @db_option
 @pki_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow a --host outside loopback (logged as a warning)."
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
 @click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
@@ -94,6 +97,7 @@ def serve(
     db: str,
     pki_dir: str | None,
     host: str,
+    allow_remote: bool,
     port: int,
     address: str | None,
     no_tls: bool,
@@ -110,7 +114,7 @@ def serve(
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())
     try:
-        server = smdp.serve(host, port, tls=not no_tls)
+        server = smdp.serve(host, port, tls=not no_tls, allow_remote=allow_remote)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     if not address:

@@ -60,6 +60,9 @@ class _Connection(http.client.HTTPSConnection):
             super().connect()
             return
         raw = socket.create_connection(self._target, self.timeout)
+        # As http.client does for its own connections: the headers and the body leave
+        # in two writes, and the second must not wait for the SM-DP+'s delayed ACK.
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)
 
 
@@ -146,8 +149,9 @@ class Es9Client:
         except (UnicodeDecodeError, ValueError):
             answer = None
         if resp.status != 200 or not isinstance(answer, dict):
+            # RFC 9457 problem details (the servers' web stack) carry `detail`.
             detail = (
-                answer.get("error", {}).get("message", "")
+                str(answer.get("detail") or answer.get("error", {}).get("message", ""))
                 if isinstance(answer, dict)
                 else data[:80]
             )

@@ -1,1 +1,1 @@
-"""cardemu's server roles: small HTTP JSON services on loopback (see `host.servers.base`)."""
+"""cardemu's server roles: small HTTP JSON services on loopback (see `host.servers.web`)."""

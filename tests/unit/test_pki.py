@@ -168,9 +168,9 @@ def test_dptls_names_and_usage(pki) -> None:
 
 def test_tls_handshake_trusts_ci_and_checks_the_host(pki) -> None:
     """OpenSSL (through Python's ssl) accepts CERT.DPtls under the CI, for its names only."""
-    from host.servers.base import tls_context
+    from host.servers.web import TlsFiles
 
-    server_ctx = tls_context(pki.dptls.pem, pki.dptls.key_pem)
+    server_ctx = TlsFiles(pki.dptls.pem, pki.dptls.key_pem).context()
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 

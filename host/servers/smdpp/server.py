@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import logging
 import os
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -57,8 +56,6 @@ from card.sgp22.bsp import (
 )
 from card.tlv import TlvError, decode_length, decode_tag, encode_length, encode_tag
 from host.es9plus import (
-    ADMIN_PROTOCOL,
-    ES9_PATHS,
     SC_BAD_REQUEST,
     SC_CI_KEY_UNKNOWN,
     SC_DOWNLOAD_REFUSED,
@@ -77,13 +74,14 @@ from host.es9plus import (
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
     b64,
-    failed_header,
-    ok_header,
     unb64,
 )
 from host.pki import ChainError, Credential, PkiError, TestPki, eid_of, verify_euicc_chain
-from host.servers.base import HttpError, JsonApp, Request, Response, Server, Store, tls_context
 from host.servers.smdpp.saip import ProfileOrder, build_upp, iccid_to_ef, upp_iccid
+from host.servers.web import RoleServer, Store, TlsFiles
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 __all__ = ["SmdpCredentials", "SmdpPlus", "OrderState", "SessionState"]
 
@@ -937,59 +935,35 @@ class SmdpPlus:
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def app(self) -> JsonApp:
-        """The ES9+ routes (SGP.22 §6.5) on the servers' web stack."""
-        app = JsonApp("smdpp", headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
-        functions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
-            "initiateAuthentication": self.initiate_authentication,
-            "authenticateClient": self.authenticate_client,
-            "getBoundProfilePackage": self.get_bound_profile_package,
-            "handleNotification": self.handle_notification,
-            "cancelSession": self.cancel_session,
-        }
-        for name, fn in functions.items():
-            app.add("POST", ES9_PATHS[name], _endpoint(name, fn))
-        return app
+    def app(self) -> Starlette:
+        """The ES9+ routes (SGP.22 §6.5) on the servers' web stack (`app.create_app`)."""
+        from host.servers.smdpp.app import create_app
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0, *, tls: bool = True) -> Server:
-        """A `Server` for the ES9+ routes (not started: use `with` or `.start()`).
+        return create_app(self)
+
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: bool = True,
+        allow_remote: bool = False,
+    ) -> RoleServer:
+        """A `RoleServer` for the ES9+ routes (not started: use `with` or `.start()`).
 
         Raises:
-            ValueError: TLS asked for without a CERT.DPtls.
+            ValueError: TLS asked for without a CERT.DPtls, or a host outside
+                loopback without `allow_remote`.
+            OSError: the port cannot be bound.
         """
-        context: ssl.SSLContext | None = None
+        files: TlsFiles | None = None
         if tls:
             if self.tls is None:
                 raise ValueError("no CERT.DPtls to serve HTTPS with")
-            context = tls_context(self.tls.pem, self.tls.key_pem)
-        return Server(self.app(), host, port, tls=context)
-
-
-def _endpoint(
-    name: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None]
-) -> Callable[[Request], Any]:
-    def handle(request: Request) -> Any:
-        protocol = request.header("X-Admin-Protocol")
-        if protocol is not None and not protocol.startswith("gsma/rsp/v2"):
-            raise HttpError(400, f"unsupported X-Admin-Protocol {protocol[:40]!r}")
-        body = request.json_object()
-        try:
-            # Every decode of the request shares one budget: a request that cannot be
-            # decoded in bounded work is malformed, and the server goes on serving.
-            with asn1.decode_budget(REQUEST_DECODE_SECONDS):
-                try:
-                    result = fn(body)
-                except asn1.Asn1DecodeError as e:
-                    raise Es9Error.of(SC_BAD_REQUEST, str(e)) from None
-        except Es9Error as e:
-            e.function = name
-            log.info("ES9+ %s failed: %s", name, e)
-            return {"header": failed_header(e)}
-        if result is None:
-            return Response(status=204)
-        return {"header": ok_header(), **result}
-
-    return handle
+            files = TlsFiles(self.tls.pem, self.tls.key_pem)
+        return RoleServer(
+            self.app(), host, port, tls=files, allow_remote=allow_remote, name="smdpp"
+        )
 
 
 #: what `stored_orders` and `cardemu smdpp` call an SM-DP+ database, and its tables

@@ -1,4 +1,7 @@
-"""The servers' web stack (host.servers.base): routing, errors, TLS, loopback, the store."""
+"""The servers' web stack (host.servers.web): Starlette on uvicorn, errors, limits, TLS, the store.
+
+Every test talks to a real server over loopback HTTP(S), as a client would.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +10,75 @@ import json
 import logging
 import socket
 import ssl
+import statistics
 import threading
+import time
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from host.pki import create_pki
-from host.servers.base import (
+from host.servers.web import (
     MAX_BODY,
     HttpError,
-    JsonApp,
-    Request,
-    Response,
-    Server,
+    RoleServer,
     Store,
-    require_loopback,
-    tls_context,
+    TlsFiles,
+    check_bind_host,
+    json_object,
+    role_app,
 )
 
 SECRET = "k=00112233445566778899aabbccddeeff"
+JSON = {"Content-Type": "application/json;charset=UTF-8"}
 
 
-def _app() -> JsonApp:
-    app = JsonApp("test", headers={"X-Admin-Protocol": "gsma/rsp/v2.2.0"})
+async def echo(r: Request) -> Response:
+    got = json.loads(await r.body())
+    query = {k: r.query_params.getlist(k) for k in r.query_params}
+    return JSONResponse({"got": got, "query": query, "ua": r.headers.get("user-agent")})
 
-    @app.route("POST", "/echo")
-    def echo(r: Request) -> dict:
-        return {"got": r.json(), "query": dict(r.query), "ua": r.header("user-agent")}
 
-    @app.route("GET", "/boom")
-    def boom(r: Request) -> dict:
-        raise RuntimeError(SECRET)
+async def boom(r: Request) -> Response:
+    raise RuntimeError(SECRET)
 
-    @app.route("GET", "/teapot")
-    def teapot(r: Request) -> dict:
-        raise HttpError(418, "short and stout")
 
-    @app.route("POST", "/nothing")
-    def nothing(r: Request) -> None:
-        return None
+async def teapot(r: Request) -> Response:
+    raise HttpError(418, "short and stout")
 
-    @app.route("GET", "/raw")
-    def raw(r: Request) -> Response:
-        return Response(status=201, body=b"\x00\x01", content_type="application/octet-stream")
 
-    @app.route("POST", "/object")
-    def obj(r: Request) -> dict:
-        return r.json_object()
+async def nothing(r: Request) -> Response:
+    return Response(status_code=204)
 
-    return app
+
+async def raw(r: Request) -> Response:
+    return Response(b"\x00\x01", status_code=201, media_type="application/octet-stream")
+
+
+async def obj(r: Request) -> Response:
+    return JSONResponse(await json_object(r))
+
+
+def _app(max_body: int = MAX_BODY):
+    return role_app(
+        "test",
+        [
+            Route("/echo", echo, methods=["POST"]),
+            Route("/boom", boom),
+            Route("/teapot", teapot),
+            Route("/nothing", nothing, methods=["POST"]),
+            Route("/raw", raw),
+            Route("/object", obj, methods=["POST"]),
+        ],
+        headers={"X-Admin-Protocol": "gsma/rsp/v2.2.0"},
+        max_body=max_body,
+    )
 
 
 def _call(
-    server: Server,
+    server: RoleServer,
     method: str,
     path: str,
     body: bytes | None = None,
@@ -79,16 +99,13 @@ def _call(
         conn.close()
 
 
-JSON = {"Content-Type": "application/json;charset=UTF-8"}
-
-
 @pytest.fixture()
 def server():
-    with Server(_app()) as s:
+    with RoleServer(_app(), name="test") as s:
         yield s
 
 
-def test_json_round_trip_and_app_headers(server: Server) -> None:
+def test_json_round_trip_and_app_headers(server: RoleServer) -> None:
     status, headers, body = _call(
         server, "POST", "/echo?x=1&x=2", b'{"a": [1, "b"]}', {**JSON, "User-Agent": "t"}
     )
@@ -96,6 +113,7 @@ def test_json_round_trip_and_app_headers(server: Server) -> None:
     assert json.loads(body) == {"got": {"a": [1, "b"]}, "query": {"x": ["1", "2"]}, "ua": "t"}
     assert headers["content-type"] == "application/json"
     assert headers["x-admin-protocol"] == "gsma/rsp/v2.2.0"
+    assert headers["server"] == "cardemu-test"
     assert server.url == f"http://127.0.0.1:{server.port}"
 
 
@@ -104,27 +122,32 @@ def test_json_round_trip_and_app_headers(server: Server) -> None:
     [
         ("GET", "/nowhere", None, {}, 404),
         ("GET", "/echo", None, {}, 405),
-        ("POST", "/echo", b'{"a":', JSON, 400),
-        ("POST", "/echo", b'{"a":1}', {"Content-Type": "text/plain"}, 415),
-        ("POST", "/echo", b"\xff\xfe", JSON, 400),
+        ("POST", "/object", b'{"a":', JSON, 400),
+        ("POST", "/object", b'{"a":1}', {"Content-Type": "text/plain"}, 415),
+        ("POST", "/object", b"\xff\xfe", JSON, 400),
         ("POST", "/object", b"[1]", JSON, 400),
         ("GET", "/teapot", None, {}, 418),
     ],
 )
-def test_client_errors_are_json(server: Server, method, path, body, headers, status) -> None:
-    got, hdrs, raw = _call(server, method, path, body, headers)
+def test_client_errors_are_problem_details(
+    server: RoleServer, method, path, body, headers, status
+) -> None:
+    got, hdrs, raw_body = _call(server, method, path, body, headers)
     assert got == status
-    err = json.loads(raw)["error"]
-    assert err["status"] == status and err["message"]
+    assert hdrs["content-type"] == "application/problem+json"
+    err = json.loads(raw_body)
+    assert err["status"] == status and err["detail"] and err["title"]
+    # The role's headers ride on error answers too.
+    assert hdrs["x-admin-protocol"] == "gsma/rsp/v2.2.0"
     if status == 405:
         assert hdrs["allow"] == "POST"
 
 
-def test_handler_crash_is_500_without_the_secret(server: Server, caplog) -> None:
-    with caplog.at_level(logging.ERROR, logger="host.servers.base"):
+def test_handler_crash_is_500_without_the_secret(server: RoleServer, caplog) -> None:
+    with caplog.at_level(logging.ERROR, logger="host.servers.web"):
         status, _, body = _call(server, "GET", "/boom")
     assert status == 500
-    assert json.loads(body) == {"error": {"status": 500, "message": "internal error"}}
+    assert json.loads(body)["detail"] == "internal error"
     assert SECRET.encode() not in body and b"Traceback" not in body
     # ...but the operator's log has it.
     assert any(SECRET in (r.exc_text or "") for r in caplog.records)
@@ -132,7 +155,7 @@ def test_handler_crash_is_500_without_the_secret(server: Server, caplog) -> None
     assert _call(server, "POST", "/echo", b"1", JSON)[0] == 200
 
 
-def test_204_raw_and_keepalive(server: Server) -> None:
+def test_204_raw_and_keepalive(server: RoleServer) -> None:
     conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
     try:
         conn.request("POST", "/nothing", body=b"{}", headers=JSON)
@@ -147,23 +170,36 @@ def test_204_raw_and_keepalive(server: Server) -> None:
         conn.close()
 
 
-def test_body_limits(server: Server) -> None:
-    status, _, body = _call(
-        server, "POST", "/echo", b"", {**JSON, "Content-Length": str(MAX_BODY + 1)}
-    )
-    assert status == 413
-    with socket.create_connection((server.host, server.port), timeout=10) as s:
-        s.sendall(
-            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-            b"Content-Type: application/json\r\n\r\n1\r\n1\r\n0\r\n\r\n"
-        )
-        assert s.recv(100).startswith(b"HTTP/1.1 411")
+def test_body_limits() -> None:
+    with RoleServer(_app(max_body=64)) as server:
+        # A declared length over the limit is refused before the body is read.
+        status, _, body = _call(server, "POST", "/object", b"", {**JSON, "Content-Length": "65"})
+        assert status == 413 and json.loads(body)["status"] == 413
+        # A chunked body is read up to the limit, then refused.
+        with socket.create_connection((server.host, server.port), timeout=10) as s:
+            chunk = b"[" + b"1," * 40 + b"1]"
+            s.sendall(
+                b"POST /object HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Type: application/json\r\n\r\n"
+                + f"{len(chunk):x}".encode()
+                + b"\r\n"
+                + chunk
+                + b"\r\n0\r\n\r\n"
+            )
+            assert s.recv(100).startswith(b"HTTP/1.1 413")
+        # Within the limit, chunked is fine.
+        with socket.create_connection((server.host, server.port), timeout=10) as s:
+            s.sendall(
+                b"POST /object HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b'Content-Type: application/json\r\n\r\n7\r\n{"a":1}\r\n0\r\n\r\n'
+            )
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+    assert MAX_BODY >= 1024 * 1024
 
 
-def test_tls_server(tmp_path) -> None:
+def test_tls_server() -> None:
     pki = create_pki(seed=b"base")
-    ctx = tls_context(pki.dptls.pem, pki.dptls.key_pem)
-    with Server(_app(), tls=ctx) as s:
+    with RoleServer(_app(), tls=TlsFiles(pki.dptls.pem, pki.dptls.key_pem)) as s:
         assert s.url.startswith("https://127.0.0.1:")
         client = ssl.create_default_context(cadata=pki.ci.pem.decode())
         status, _, body = _call(s, "POST", "/echo", b'"hi"', JSON, context=client)
@@ -172,22 +208,27 @@ def test_tls_server(tmp_path) -> None:
         with pytest.raises(ssl.SSLCertVerificationError):
             _call(s, "POST", "/echo", b"1", JSON, context=ssl.create_default_context())
         # Plain HTTP to the TLS port gets nothing useful, and breaks nothing.
-        with socket.create_connection((s.host, s.port), timeout=10) as raw:
-            raw.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        with socket.create_connection((s.host, s.port), timeout=10) as raw_sock:
+            raw_sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
             try:
-                assert not raw.recv(100).startswith(b"HTTP/")
+                assert not raw_sock.recv(100).startswith(b"HTTP/")
             except ConnectionResetError:
                 pass
         assert _call(s, "POST", "/echo", b"2", JSON, context=client)[0] == 200
 
 
-def test_loopback_only() -> None:
-    assert require_loopback("127.0.0.1") == "127.0.0.1"
-    assert require_loopback("localhost") == "localhost"
+def test_loopback_by_default(caplog) -> None:
+    assert check_bind_host("127.0.0.1") == "127.0.0.1"
+    assert check_bind_host("localhost") == "localhost"
     for host in ("0.0.0.0", "192.168.1.1", "8.8.8.8"):
         with pytest.raises(ValueError, match="loopback"):
-            Server(_app(), host=host)
-    with Server(_app(), host="127.0.0.2") as s:
+            RoleServer(_app(), host=host)
+    # Another address only when asked, and then with a warning.
+    with caplog.at_level(logging.WARNING, logger="host.servers.web"):
+        s = RoleServer(_app(), host="0.0.0.0", allow_remote=True)
+    s.stop()
+    assert any("other machines" in r.getMessage() for r in caplog.records)
+    with RoleServer(_app(), host="127.0.0.2") as s:
         assert s.host == "127.0.0.2"
 
 
@@ -195,7 +236,7 @@ def test_ipv6_loopback() -> None:
     if not socket.has_ipv6:
         pytest.skip("no IPv6 here")
     try:
-        s = Server(_app(), host="::1")
+        s = RoleServer(_app(), host="::1")
     except OSError as e:
         pytest.skip(f"::1 cannot be bound here: {e}")
     with s:
@@ -207,14 +248,15 @@ def test_ipv6_loopback() -> None:
 
 
 def test_stop_releases_the_port() -> None:
-    s = Server(_app()).start()
+    s = RoleServer(_app()).start()
     port = s.port
     s.stop()
-    with Server(_app(), port=port) as again:
+    with RoleServer(_app(), port=port) as again:
         assert again.port == port
+        assert _call(again, "POST", "/echo", b"4", JSON)[0] == 200
 
 
-def test_concurrent_requests(server: Server) -> None:
+def test_concurrent_requests(server: RoleServer) -> None:
     results: list[int] = []
     lock = threading.Lock()
 
@@ -229,6 +271,26 @@ def test_concurrent_requests(server: Server) -> None:
     for t in threads:
         t.join(timeout=20)
     assert sorted(results) == list(range(16))
+
+
+def test_no_round_trip_waits_on_a_delayed_ack(server: RoleServer) -> None:
+    """Issue 13: headers and body leaving in two writes without TCP_NODELAY stall ~40 ms.
+
+    Twenty POSTs on one keep-alive connection: with Nagle meeting delayed ACK
+    every round trip would take 40 ms or more; here the median is far below.
+    """
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    times = []
+    try:
+        for i in range(20):
+            t0 = time.perf_counter()
+            conn.request("POST", "/echo", body=json.dumps({"i": i}).encode(), headers=JSON)
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["got"] == {"i": i}
+            times.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    assert statistics.median(times) < 0.030, f"median round trip {statistics.median(times):.4f}s"
 
 
 def test_store_transactions(tmp_path) -> None:

@@ -1,28 +1,10 @@
-"""The one web stack of cardemu's servers: JSON over HTTP(S) on loopback, a SQLite store.
+"""The web stack cardemu's servers had before Starlette/uvicorn: kept only as a benchmark reference.
 
-Every server role (SM-DP+, eKYC, door-lock management, personal information
-server, profile provider, ...) is a `JsonApp` — a routing table from (method,
-path) to a handler — served by a `Server`:
-
-    app = JsonApp("echo")
-
-    @app.route("POST", "/echo")
-    def echo(request: Request) -> dict:
-        return {"got": request.json()}
-
-    with Server(app) as server:          # 127.0.0.1, an ephemeral port, a thread
-        ... server.url ...               # "http://127.0.0.1:40123"
-
-- Standard library only: `http.server.ThreadingHTTPServer`, `ssl`, `sqlite3`.
-- Loopback only: `Server` refuses any address outside 127.0.0.0/8 and ::1.
-- TLS: pass an `ssl.SSLContext` (`tls_context(cert_pem, key_pem)`); the
-  handshake runs in the connection's thread, so a slow client holds no one up.
-- Errors: a handler raises `HttpError(status, message)`; the client gets that
-  status with `{"error": {"status": ..., "message": ...}}`. Anything else a
-  handler raises is logged with its traceback and answered 500 "internal
-  error": no traceback, no secret ever reaches the client.
-- `Store`: one SQLite file (or memory) per server, a schema applied on open,
-  `transaction()` serialising writers across the server's threads.
+`cardemu bench --web` times the SM-DP+'s InitiateAuthentication on this
+`http.server.ThreadingHTTPServer` stack beside the real one (`host.servers.web`),
+interleaved in one run. Nothing else may import it: the servers run on
+`host.servers.web`. (It was `host/servers/base.py`: a routing table, JSON
+bodies, errors, body limits and TLS of our own.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,114 @@
+"""`cardemu server ROLE`: run one server role alone, on the servers' web stack (Starlette/uvicorn).
+
+Each role is a subcommand with the same core options (--host, --port, --db,
+TLS); the app it serves is the one the in-process test fixtures serve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from host.servers.web import RoleServer, TlsFiles
+
+DEFAULT_PORTS = {"smdpp": 8443}
+
+
+@click.group("server", short_help="Run a server role alone (SM-DP+, ...).")
+def server() -> None:
+    """Run one server role in the foreground until Ctrl-C or SIGTERM.
+
+    Every role serves on loopback unless --allow-remote is given, keeps its
+    state in one SQLite file (--db), and speaks HTTPS unless --no-tls.
+
+    \b
+    Examples:
+      cardemu server smdpp --port 8443 --db smdpp.sqlite --demo-order
+      cardemu server smdpp --port 0 --no-tls
+      cardemu server smdpp --tls-cert dp.pem --tls-key dp.key
+    """
+
+
+def _tls(
+    no_tls: bool, cert: str | None, key: str | None, default: TlsFiles | None
+) -> TlsFiles | None:
+    if no_tls:
+        return None
+    if bool(cert) != bool(key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if cert and key:
+        return TlsFiles(Path(cert).read_bytes(), Path(key).read_bytes())
+    if default is None:
+        raise click.UsageError("this role has no built-in certificate: give --tls-cert/--tls-key")
+    return default
+
+
+def _run(
+    role: str, app: object, host: str, port: int, tls: TlsFiles | None, allow_remote: bool
+) -> RoleServer:
+    try:
+        return RoleServer(app, host, port, tls=tls, allow_remote=allow_remote, name=role)  # type: ignore[arg-type]
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@server.command("smdpp")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow a --host outside loopback (logged as a warning)."
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORTS["smdpp"], show_default=True
+)
+@click.option("--db", default="smdpp.sqlite", show_default=True, help="The SQLite store.")
+@click.option(
+    "--pki",
+    "pki_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Its certificates (`cardemu pki create`) [default: built-in test PKI].",
+)
+@click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
+@click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@click.option("--demo-order", is_flag=True, help="Add the demo profile order if it is not there.")
+def smdpp(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    pki_dir: str | None,
+    address: str | None,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    demo_order: bool,
+) -> None:
+    """The SM-DP+ (GSMA SGP.22 ES9+).
+
+    \b
+    Examples:
+      cardemu server smdpp --port 0 --db /tmp/dp.sqlite --demo-order
+    """
+    from host.commands.smdpp import _smdp
+    from host.lpa.demo import DEMO_MATCHING_ID
+    from host.lpa.demo import demo_order as make_demo_order
+    from host.servers.smdpp.app import create_app
+
+    smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
+    if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
+        smdp.add_order(make_demo_order())
+    default = TlsFiles(smdp.tls.pem, smdp.tls.key_pem) if smdp.tls is not None else None
+    srv = _run(
+        "smdpp",
+        create_app(smdp),
+        host,
+        port,
+        _tls(no_tls, tls_cert, tls_key, default),
+        allow_remote,
+    )
+    if not address:
+        smdp.address = f"localhost:{srv.port}"
+    click.echo(f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)", err=True)
+    srv.serve_forever()

@@ -1,0 +1,84 @@
+"""`cardemu server ROLE` and the SM-DP+ on the web stack: alone from the CLI, round trips.
+
+The app `cardemu server smdpp` serves is the one `SmdpPlus.serve()` serves in
+the other tests (`host.servers.smdpp.app.create_app`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rsp_soft_euicc import SoftEuicc
+
+from host.cli import main
+from host.lpa.demo import DEMO_MATCHING_ID
+from host.lpa.es9 import Es9Client
+from host.pki import default_pki
+from host.servers.smdpp.server import OrderState, SmdpPlus
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cardemu_server_smdpp_runs_alone(tmp_path) -> None:
+    db = tmp_path / "dp.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "server", "smdpp", "--port", "0", "--db", str(db)]
+        + ["--demo-order"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"SM-DP\+ (localhost:\d+) serving on https://127\.0\.0\.1:\d+", line)
+        assert m, f"no start line: {line!r}"
+        address = m.group(1)
+        pki = default_pki()
+        r = Es9Client(address, ca_pem=pki.ci.pem).call(
+            "initiateAuthentication", SoftEuicc(pki).initiate_body(address)
+        )
+        assert len(bytes.fromhex(r["transactionId"])) == 16
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn stops gracefully, then re-raises the signal it caught (as a killed process).
+        assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
+    # Its store is the file it was given: the order and the session are there.
+    smdp = SmdpPlus(default_pki(), address="localhost", store=db)
+    assert smdp.order_state(DEMO_MATCHING_ID) == OrderState.RELEASED
+    assert smdp.store.query_one("SELECT COUNT(*) AS n FROM sessions")["n"] == 1
+
+
+def test_cardemu_server_refuses_a_remote_address_unless_asked(tmp_path, capsys) -> None:
+    db = str(tmp_path / "dp.sqlite")
+    assert main(["server", "smdpp", "--host", "0.0.0.0", "--port", "0", "--db", db]) == 1
+    assert "loopback" in capsys.readouterr().err
+    assert main(["smdpp", "serve", "--host", "0.0.0.0", "--port", "0", "--db", db]) == 1
+
+
+def test_es9_round_trip_does_not_stall() -> None:
+    """Issue 13: no ES9+ call waits ~40 ms on a delayed ACK, client or server side.
+
+    Each call is a new HTTPS connection (as the LPA makes them), through the
+    LPA's client both directly and with `connect_to`.
+    """
+    pki = default_pki()
+    smdp = SmdpPlus(pki, address="localhost")
+    with smdp.serve() as server:
+        smdp.address = f"localhost:{server.port}"
+        for target in (None, ("127.0.0.1", server.port)):
+            client = Es9Client(smdp.address, ca_pem=pki.ci.pem, connect_to=target)
+            euicc = SoftEuicc(pki)
+            times = []
+            for _ in range(12):
+                t0 = time.perf_counter()
+                client.call("initiateAuthentication", euicc.initiate_body(smdp.address))
+                times.append(time.perf_counter() - t0)
+            assert statistics.median(times) < 0.035, (target, times)
