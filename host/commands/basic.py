@@ -316,6 +316,11 @@ def card_info(as_json: bool, path: str) -> None:
     help="Only this algorithm for --keys (repeatable): P-256, P-384, brainpoolP256r1, "
     "brainpoolP384r1, RSA-2048, RSA-3072.",
 )
+@click.option(
+    "--web",
+    is_flag=True,
+    help="Instead: the SM-DP+'s InitiateAuthentication on the old and the new web stack.",
+)
 @json_option
 def bench(
     seconds: float,
@@ -324,6 +329,7 @@ def bench(
     keys: bool,
     runs: int,
     algorithms: tuple[str, ...],
+    web: bool,
     as_json: bool,
 ) -> None:
     """Measure the card in APDUs/s, each figure beside a reference run of the same invocation.
@@ -331,6 +337,8 @@ def bench(
     In-process (default): a fixed mix of commands, then SELECT MF and READ BINARY
     beside vsmartcard's vicc card when it is installed. With --pcsc: the card served
     through the real PC/SC stack beside a minimal echo card on the same path (the floor).
+    With --web: the SM-DP+'s InitiateAuthentication over HTTPS, requests/s and p50/p99,
+    on the http.server stack it left beside Starlette/uvicorn, rounds interleaved.
 
     \b
     Examples:
@@ -339,6 +347,7 @@ def bench(
       cardemu bench --pcsc -n 5000
       cardemu bench --keys --runs 5
       cardemu bench --keys --alg P-256 --alg RSA-2048 --json
+      cardemu bench --web --seconds 4
     """
     if keys:
         from host.bench_keys import ALGORITHMS, run_key_benchmark
@@ -359,6 +368,15 @@ def bench(
             click.echo(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
         else:
             click.echo(report["text"])
+        return
+    if web:
+        from host.bench_web import run_web_benchmark
+
+        web_report = run_web_benchmark(seconds)
+        if as_json:
+            click.echo(json.dumps(web_report.to_json(), indent=2))
+        else:
+            click.echo("\n".join(web_report.lines()))
         return
     if pcsc:
         from host.bench_pcsc import PcscBenchError, bench_pcsc

@@ -82,3 +82,19 @@ def test_es9_round_trip_does_not_stall() -> None:
                 client.call("initiateAuthentication", euicc.initiate_body(smdp.address))
                 times.append(time.perf_counter() - t0)
             assert statistics.median(times) < 0.035, (target, times)
+
+
+def test_bench_web_prints_both_stacks_side_by_side(capsys) -> None:
+    import json
+
+    assert main(["bench", "--web", "--seconds", "0.2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["function"] == "initiateAuthentication"
+    got = {(f["stack"], f["mode"]) for f in report["figures"]}
+    assert got == {
+        (s, m)
+        for s in ("http.server (old)", "starlette/uvicorn")
+        for m in ("new connection", "keep-alive")
+    }
+    for f in report["figures"]:
+        assert f["requests"] >= 1 and f["requests_per_s"] > 0 and f["p99_ms"] >= f["p50_ms"] > 0
