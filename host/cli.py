@@ -74,6 +74,7 @@ def _register() -> None:
     cli.add_command(importlib.import_module("host.commands.lpa").lpa)
     cli.add_command(importlib.import_module("host.commands.smdpp").smdpp)
     cli.add_command(importlib.import_module("host.commands.server").server)
+    cli.add_command(importlib.import_module("host.commands.scenario").scenario)
     cli.add_command(importlib.import_module("host.commands.demo").demo)
     cli.add_command(importlib.import_module("host.commands.fuzz").fuzz)
 

@@ -9,12 +9,14 @@ then the new profile is enabled and answers AUTHENTICATE (3GPP TS 31.102
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from card.crypto.milenage import Milenage, generate_auth_vector
+from host.lpa.es9 import HttpHook
 from host.lpa.es10 import Es10Client
 from host.lpa.lpa import DownloadResult, Lpa, Step
 from host.pki import default_pki
@@ -79,6 +81,8 @@ def run_demo(
     *,
     reader: Reader | None = None,
     seed: int | None = None,
+    smdp_address: str | None = None,
+    http_hook: HttpHook | None = None,
 ) -> DemoResult:
     """Download the demo profile into an eUICC, enable it and authenticate against it.
 
@@ -86,6 +90,9 @@ def run_demo(
         on_step: called with every ES10 / ES9+ / USIM step.
         reader: the eUICC to use (default: a fresh emulated "euicc" card in memory).
         seed: seeds the emulated card's RNG.
+        smdp_address: an SM-DP+ already serving the demo order (`host:port`, TLS
+            under the built-in test PKI); default: one started here for the run.
+        http_hook: wraps every ES9+ exchange (a scenario's recorder, faults).
     """
     from host.presets import new_card
 
@@ -96,15 +103,20 @@ def run_demo(
     pki = default_pki()
     if reader is None:
         reader = log_traffic(InProcessReader(new_card("euicc", rng_seed=seed)))
-    smdp = SmdpPlus(pki, address="localhost")
     order = demo_order()
-    smdp.add_order(order)
-    with smdp.serve() as server:
-        smdp.address = f"localhost:{server.port}"
-        code = f"LPA:1${smdp.address}${order.matching_id}"
-        step("SM-DP+", "serve", f"{server.url}, activation code {code}")
+    with contextlib.ExitStack() as stack:
+        if smdp_address is None:
+            smdp = SmdpPlus(pki, address="localhost")
+            smdp.add_order(order)
+            server = stack.enter_context(smdp.serve())
+            smdp.address = smdp_address = f"localhost:{server.port}"
+            url = server.url
+        else:
+            url = f"https://{smdp_address}"
+        code = f"LPA:1${smdp_address}${order.matching_id}"
+        step("SM-DP+", "serve", f"{url}, activation code {code}")
         with Es10Client(reader) as es10:
-            lpa = Lpa(es10, ca_pem=pki.ci.pem, on_step=on_step)
+            lpa = Lpa(es10, ca_pem=pki.ci.pem, on_step=on_step, http_hook=http_hook)
             result = lpa.download(code)
             if result.installed:
                 lpa.enable(result.iccid)

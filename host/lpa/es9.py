@@ -17,13 +17,36 @@ import json
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from host.es9plus import ADMIN_PROTOCOL, CONTENT_TYPE, ES9_PATHS, Es9Error, status_of
 
-__all__ = ["Es9Client", "Es9TransportError", "split_address"]
+__all__ = ["Es9Client", "Es9TransportError", "HttpHook", "HttpRequest", "split_address"]
 
 Tracer = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One ES9+ request as it leaves the client (for `HttpHook`)."""
+
+    function: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+HttpAnswer = tuple[int, str, bytes]
+"""(status, reason, body) of an HTTP answer."""
+
+HttpHook = Callable[[HttpRequest, Callable[[], HttpAnswer]], HttpAnswer]
+"""Wraps every exchange: called with the request and `send`, returns the answer.
+
+A recorder calls `send()` once and notes both sides; a fault injector may
+raise `ConnectionError` instead (the request is lost), call it twice, or wait.
+"""
 
 
 class Es9TransportError(Exception):
@@ -76,6 +99,7 @@ class Es9Client:
         tls: False for plain HTTP (an SM-DP+ behind a TLS proxy; tests only).
         timeout: seconds per request.
         trace: called with (function, request, response) for every call.
+        hook: wraps every HTTP exchange (recording, fault injection).
     """
 
     def __init__(
@@ -87,6 +111,7 @@ class Es9Client:
         tls: bool = True,
         timeout: float = 30.0,
         trace: Tracer | None = None,
+        hook: HttpHook | None = None,
     ) -> None:
         self.address = address
         self.host, self.port = split_address(address, 443 if tls else 80)
@@ -94,6 +119,7 @@ class Es9Client:
         self.tls = tls
         self.timeout = timeout
         self.trace = trace
+        self.hook = hook
         if ca_pem is None:
             self.context = ssl.create_default_context()
         else:
@@ -127,20 +153,32 @@ class Es9Client:
             "User-Agent": "cardemu-lpa",
             "Accept": "application/json",
         }
-        conn = self._connection()
+
+        def send() -> HttpAnswer:
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=payload, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.reason, resp.read()
+            finally:
+                conn.close()
+
         try:
-            conn.request("POST", path, body=payload, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
+            if self.hook is None:
+                status, reason, data = send()
+            else:
+                scheme = "https" if self.tls else "http"
+                request = HttpRequest(
+                    function, "POST", f"{scheme}://{self.address}{path}", headers, payload
+                )
+                status, reason, data = self.hook(request, send)
         except ssl.SSLCertVerificationError as e:
             raise Es9TransportError(
                 f"{function}: the SM-DP+ certificate does not verify: {e.verify_message}"
             ) from None
         except (OSError, http.client.HTTPException) as e:
             raise Es9TransportError(f"{function}: cannot reach {self.address}: {e}") from None
-        finally:
-            conn.close()
-        if resp.status == 204:
+        if status == 204:
             if self.trace is not None:
                 self.trace(function, body, None)
             return None
@@ -148,16 +186,14 @@ class Es9Client:
             answer = json.loads(data.decode("utf-8")) if data else None
         except (UnicodeDecodeError, ValueError):
             answer = None
-        if resp.status != 200 or not isinstance(answer, dict):
+        if status != 200 or not isinstance(answer, dict):
             # RFC 9457 problem details (the servers' web stack) carry `detail`.
             detail = (
                 str(answer.get("detail") or answer.get("error", {}).get("message", ""))
                 if isinstance(answer, dict)
                 else data[:80]
             )
-            raise Es9TransportError(
-                f"{function}: HTTP {resp.status} {resp.reason} {detail!r}".rstrip()
-            )
+            raise Es9TransportError(f"{function}: HTTP {status} {reason} {detail!r}".rstrip())
         if self.trace is not None:
             self.trace(function, body, answer)
         status_of(answer, function)

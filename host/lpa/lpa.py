@@ -32,7 +32,7 @@ from typing import Any
 
 from card.sgp22 import asn1
 from host.es9plus import Es9Error, b64, unb64
-from host.lpa.es9 import Es9Client, Es9TransportError
+from host.lpa.es9 import Es9Client, Es9TransportError, HttpHook
 from host.lpa.es10 import Es10Client, Es10Error, decode_lenient, iccid_from_ef
 
 __all__ = [
@@ -189,6 +189,7 @@ class Lpa:
         device_info: SGP.22 DeviceInfo for ctxParams1.
         on_step: called with each `Step` as it completes.
         confirm: shown the profile metadata after AuthenticateClient; False cancels the download.
+        http_hook: wraps every ES9+ HTTP exchange (a scenario's recorder, fault injection).
     """
 
     def __init__(
@@ -201,8 +202,10 @@ class Lpa:
         device_info: dict[str, Any] | None = None,
         on_step: Callable[[Step], None] | None = None,
         confirm: Callable[[dict[str, Any]], bool] | None = None,
+        http_hook: HttpHook | None = None,
     ) -> None:
         self.es10 = es10
+        self.http_hook = http_hook
         self.ca_pem = ca_pem
         self.connect_to = connect_to
         self.tls = tls
@@ -216,7 +219,13 @@ class Lpa:
 
     def es9(self, address: str) -> Es9Client:
         """An ES9+ client for one SM-DP+ address, with this LPA's TLS settings."""
-        return Es9Client(address, ca_pem=self.ca_pem, connect_to=self.connect_to, tls=self.tls)
+        return Es9Client(
+            address,
+            ca_pem=self.ca_pem,
+            connect_to=self.connect_to,
+            tls=self.tls,
+            hook=self.http_hook,
+        )
 
     # -- download ---------------------------------------------------------------------
 

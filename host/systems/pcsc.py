@@ -1,0 +1,72 @@
+"""A scenario's emulated card served through the real PC/SC stack (pcscd + vpcd + pyscard).
+
+`served_card(runtime)` connects the card to vpcd's slot as its client (in a
+thread of this process, so tears still reach its NVM), uses the running
+pcscd or starts one of its own (stopped after, by its PID), and yields a
+`PcscReader` on "Virtual PCD 00 NN".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["PcscUnavailable", "served_card"]
+
+
+class PcscUnavailable(RuntimeError):
+    """The PC/SC stack is not there: pcscd, vsmartcard-vpcd or pyscard missing, or busy."""
+
+
+@contextmanager
+def served_card(card: Any, slot: int = 0, timeout: float = 15.0) -> Iterator[Any]:
+    """Serve `card` (a `CardRuntime`) on vpcd's slot; yield a connected `PcscReader`.
+
+    Raises:
+        PcscUnavailable: the stack is missing or the card did not appear in time.
+    """
+    if shutil.which("pcscd") is None:
+        raise PcscUnavailable("pcscd is not installed (apt-get install pcscd vsmartcard-vpcd)")
+    if importlib.util.find_spec("smartcard") is None:
+        raise PcscUnavailable("pyscard is not installed (pip install 'cardemu[pcsc]')")
+    from host.readers.base import ReaderError
+    from host.readers.pcsc import PcscReader
+    from host.vpcd import Pcscd, PcscdError, VpcdClient, port_for_slot, running_pcscd_pids
+
+    name = f"Virtual PCD 00 {slot:02d}"
+    daemon: Pcscd | None = None
+    if not running_pcscd_pids():
+        daemon = Pcscd()
+        try:
+            daemon.start(wait_for=name)
+        except PcscdError as e:
+            raise PcscUnavailable(str(e)) from None
+    client = VpcdClient(card, port=port_for_slot(slot))
+    reader: PcscReader | None = None
+    try:
+        client.run_in_thread()
+        deadline = time.monotonic() + timeout
+        while True:
+            candidate = PcscReader(name)
+            try:
+                candidate.connect()
+                reader = candidate
+                break
+            except ReaderError as e:
+                if time.monotonic() > deadline:
+                    raise PcscUnavailable(f"{name}: the card did not appear ({e})") from None
+                time.sleep(0.1)
+        yield reader
+    finally:
+        if reader is not None:
+            try:
+                reader.disconnect()
+            except ReaderError:
+                pass
+        client.stop()
+        if daemon is not None:
+            daemon.stop()

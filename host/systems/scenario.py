@@ -1,0 +1,500 @@
+"""Scenarios: steps between named parties, everything that passes between them recorded.
+
+A scenario (one per system, `host.systems.<system>.scenario`) declares its
+parties (cards, terminals, servers), its steps — each with the seed's step
+number, the function's name, who talks to whom and one line of meaning — and
+its fault points. Its `run` drives the real parts; it never records anything
+itself. What passes between the parties goes through three recorders:
+
+- `TracingReader`: every APDU a terminal sends a card (any `Reader` under it:
+  in-process, PC/SC);
+- `HttpRecorder`: every HTTP exchange of the client the terminals use (an
+  `Es9Client` hook, `host.lpa.es9.HttpHook`);
+- `LocalLink`: messages on a local link between two parties (NFC, BLE, a
+  cable), delivered through the recorder so faults can reach them.
+
+Steps complete when the driving code reports them (`Recorder.step_done`, the
+LPA's `on_step`); the messages recorded since the previous step belong to the
+step that completes. A run that raises leaves its messages on the step that
+was under way, marked failed.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from host.lpa.es9 import HttpAnswer, HttpRequest
+from host.readers.base import Reader, ReaderError
+
+if TYPE_CHECKING:
+    from card.runtime import CardRuntime
+    from host.systems.faults import FaultInjector, FaultPoint, FaultSpec
+
+__all__ = [
+    "HttpRecorder",
+    "LocalLink",
+    "Message",
+    "Party",
+    "Recorder",
+    "RunContext",
+    "RunResult",
+    "Scenario",
+    "StepRecord",
+    "StepSpec",
+    "TracingReader",
+    "Verdict",
+]
+
+PartyKind = Literal["card", "terminal", "server"]
+MessageKind = Literal["apdu", "http", "link"]
+
+
+@dataclass(frozen=True)
+class Party:
+    """One participant: a card, a terminal (the device that drives cards) or a server."""
+
+    name: str
+    kind: PartyKind
+    description: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "description": self.description}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A step as the seed (or the spec) numbers it.
+
+    Attributes:
+        number: the seed's step number.
+        interface: the interface or layer ("ES9+", "ES10b", ...).
+        function: the function's name ("InitiateAuthentication").
+        source: the party that acts.
+        target: the party it talks to.
+        meaning: one line on what the step is for.
+    """
+
+    number: int
+    interface: str
+    function: str
+    source: str
+    target: str
+    meaning: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.interface}.{self.function}"
+
+
+@dataclass
+class Message:
+    """One thing that passed between two parties during a step."""
+
+    kind: MessageKind
+    source: str
+    target: str
+    summary: str
+    request: str
+    response: str
+    elapsed: float
+    step: int | None = None
+    fault: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "step": self.step,
+            "source": self.source,
+            "target": self.target,
+            "summary": self.summary,
+            "request": self.request,
+            "response": self.response,
+            "elapsed_ms": round(self.elapsed * 1000, 3),
+        }
+        if self.fault:
+            out["fault"] = self.fault
+        return out
+
+
+@dataclass
+class StepRecord:
+    """A step as it ran: its spec, the detail reported, its messages, its verdict."""
+
+    spec: StepSpec
+    detail: str = ""
+    verdict: Literal["ok", "failed"] = "ok"
+    messages: list[Message] = field(default_factory=list)
+    started: float = 0.0
+    elapsed: float = 0.0
+
+    def line(self) -> str:
+        """The narrative line (as `cardemu demo` prints a step, with the step's number)."""
+        mark = "" if self.verdict == "ok" else " [FAILED]"
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.spec.number:>3} {self.spec.name}{detail}{mark}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.spec.number,
+            "name": self.spec.name,
+            "interface": self.spec.interface,
+            "function": self.spec.function,
+            "source": self.spec.source,
+            "target": self.spec.target,
+            "meaning": self.spec.meaning,
+            "detail": self.detail,
+            "verdict": self.verdict,
+            "started_ms": round(self.started * 1000, 3),
+            "elapsed_ms": round(self.elapsed * 1000, 3),
+            "messages": [m.to_json() for m in self.messages],
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim checked after the run."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+class Recorder:
+    """Collects the messages of a run and closes them into steps.
+
+    Args:
+        steps: the scenario's declared steps, in order.
+        on_step: called with each step as it completes (the narrative).
+        clock: seconds, monotonic.
+    """
+
+    def __init__(
+        self,
+        steps: tuple[StepSpec, ...],
+        *,
+        on_step: Callable[[StepRecord], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.specs = steps
+        self.records: list[StepRecord] = []
+        self.injector: FaultInjector | None = None
+        self._on_step = on_step
+        self._clock = clock
+        self._pending: list[Message] = []
+        #: NVM writes the emulated cards made, per step number
+        self.nvm_writes: dict[int, int] = {}
+        self._cursor = 0  # index of the next expected spec
+        self._t0 = clock()
+        self._last = self._t0
+
+    @property
+    def current(self) -> StepSpec | None:
+        """The step under way: the next declared one not yet completed."""
+        return self.specs[self._cursor] if self._cursor < len(self.specs) else None
+
+    @property
+    def current_number(self) -> int | None:
+        spec = self.current
+        return spec.number if spec is not None else None
+
+    def messages_in_step(self) -> int:
+        """How many messages the step under way has passed so far."""
+        return len(self._pending)
+
+    def add(self, message: Message) -> Message:
+        message.step = self.current_number
+        self._pending.append(message)
+        return message
+
+    def step_done(self, interface: str, function: str, detail: str = "") -> StepRecord:
+        """Close the step `interface.function` (the next declared one with that name)."""
+        for i in range(self._cursor, len(self.specs)):
+            spec = self.specs[i]
+            if (spec.interface, spec.function) == (interface, function):
+                self._cursor = i + 1
+                break
+        else:
+            # Not declared (an extra notification, say): numbered after the last step.
+            last = self.records[-1].spec.number if self.records else 0
+            spec = StepSpec(last, interface, function, "?", "?", "(not a declared step)")
+        return self._close(spec, detail, "ok")
+
+    def step_failed(self, error: str) -> StepRecord | None:
+        """Close the step under way as failed (the run raised `error`)."""
+        spec = self.current
+        if spec is None:
+            if not self._pending:
+                return None
+            spec = StepSpec(0, "run", "end", "?", "?", "(after the last step)")
+        self._cursor += 1
+        return self._close(spec, error, "failed")
+
+    def _close(self, spec: StepSpec, detail: str, verdict: Literal["ok", "failed"]) -> StepRecord:
+        if self.injector is not None:
+            self.injector.end_step()
+        now = self._clock()
+        for m in self._pending:
+            m.step = spec.number
+        record = StepRecord(spec, detail, verdict, self._pending, self._last - self._t0)
+        record.elapsed = now - self._last
+        self._pending = []
+        self._last = now
+        self.records.append(record)
+        if self._on_step is not None:
+            self._on_step(record)
+        return record
+
+    def deliver(
+        self, kind: MessageKind, source: str, target: str, send: Callable[[], Any]
+    ) -> tuple[Any, str]:
+        """Run `send` through the fault injector (if any); return its result and the fault."""
+        if self.injector is None:
+            return send(), ""
+        return self.injector.deliver(self, kind, target, send)
+
+
+class TracingReader(Reader):
+    """A `Reader` that records every APDU as a message from `terminal` to `card`.
+
+    Args:
+        inner: the reader the card is in.
+        recorder: the run's recorder.
+        terminal: the party that sends the APDUs.
+        card: the card's party name.
+        runtime: the emulated card behind `inner`, when there is one (for tears).
+    """
+
+    def __init__(
+        self,
+        inner: Reader,
+        recorder: Recorder,
+        *,
+        terminal: str,
+        card: str,
+        runtime: CardRuntime | None = None,
+    ) -> None:
+        self.inner = inner
+        self.recorder = recorder
+        self.terminal = terminal
+        self.card = card
+        self.runtime = runtime
+        self.name = getattr(inner, "name", "traced reader")
+
+    def connect(self) -> bytes:
+        return self.inner.connect()
+
+    def reset(self) -> bytes:
+        return self.inner.reset()
+
+    def disconnect(self) -> None:
+        self.inner.disconnect()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        from host.trace import annotate_command
+
+        rec = self.recorder
+        if rec.injector is not None:
+            rec.injector.before_apdu(rec, self)
+        t0 = time.perf_counter()
+        writes = self.runtime.nvm.total_writes if self.runtime is not None else 0
+        step = rec.current_number
+        note = annotate_command(apdu)
+        name = note.name or f"CLA {apdu[:1].hex().upper()} INS {apdu[1:2].hex().upper()}"
+        message = Message("apdu", self.terminal, self.card, name, apdu.hex().upper(), "", 0.0)
+        try:
+            response, fault = rec.deliver(
+                "apdu", self.terminal, self.card, lambda: self.inner.transmit(apdu)
+            )
+        except ReaderError as e:
+            message.summary = f"{name}: no answer ({e})"
+            message.elapsed = time.perf_counter() - t0
+            rec.add(message)
+            raise
+        finally:
+            if self.runtime is not None and step is not None:
+                made = self.runtime.nvm.total_writes - writes
+                rec.nvm_writes[step] = rec.nvm_writes.get(step, 0) + made
+        message.elapsed = time.perf_counter() - t0
+        message.response = response.hex().upper()
+        message.fault = fault
+        sw = response[-2:].hex().upper()
+        message.summary = f"{name} → {sw}" + (
+            f", {len(response) - 2} bytes" if len(response) > 2 else ""
+        )
+        rec.add(message)
+        return response
+
+
+class HttpRecorder:
+    """The HTTP hook for the terminals' client (`Es9Client(hook=...)`): records each exchange.
+
+    Args:
+        recorder: the run's recorder.
+        source: the party that sends the requests.
+        target: a function from the request's URL to the server party's name.
+    """
+
+    def __init__(self, recorder: Recorder, source: str, target: Callable[[str], str]) -> None:
+        self.recorder = recorder
+        self.source = source
+        self.target = target
+
+    def __call__(self, request: HttpRequest, send: Callable[[], HttpAnswer]) -> HttpAnswer:
+        rec = self.recorder
+        target = self.target(request.url)
+        if rec.injector is not None:
+            rec.injector.before_http(rec, target)
+        t0 = time.perf_counter()
+        path = request.url.split("://", 1)[-1].partition("/")[2]
+        message = Message(
+            "http", self.source, target, f"{request.method} /{path}", _text(request.body), "", 0.0
+        )
+        try:
+            answer, fault = rec.deliver("http", self.source, target, send)
+        except OSError as e:
+            message.summary += f" → no answer ({e})"
+            message.elapsed = time.perf_counter() - t0
+            rec.add(message)
+            raise
+        status, reason, body = answer
+        message.elapsed = time.perf_counter() - t0
+        message.response = _text(body)
+        message.fault = fault
+        message.summary += f" → {status} {reason}" + _es9_status(body)
+        rec.add(message)
+        return answer
+
+
+class LocalLink:
+    """A local link between two parties (NFC, BLE, a cable): messages through the recorder.
+
+    `send` returns what arrives at the other end: the payload, or None when a
+    fault dropped it.
+    """
+
+    def __init__(self, recorder: Recorder, a: str, b: str) -> None:
+        self.recorder = recorder
+        self.ends = (a, b)
+
+    def send(self, source: str, payload: bytes, meaning: str) -> bytes | None:
+        if source not in self.ends:
+            raise ValueError(f"{source} is not on this link {self.ends}")
+        target = self.ends[1] if source == self.ends[0] else self.ends[0]
+        t0 = time.perf_counter()
+        message = Message("link", source, target, meaning, payload.hex().upper(), "", 0.0)
+        try:
+            arrived, fault = self.recorder.deliver("link", source, target, lambda: payload)
+        except ConnectionError:
+            message.fault = "dropped"
+            message.elapsed = time.perf_counter() - t0
+            self.recorder.add(message)
+            return None
+        message.fault = fault
+        message.elapsed = time.perf_counter() - t0
+        self.recorder.add(message)
+        return arrived
+
+
+def _text(body: bytes, limit: int = 64 * 1024) -> str:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.hex().upper()
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _es9_status(body: bytes) -> str:
+    import json
+
+    try:
+        answer = json.loads(body)
+        status = answer["header"]["functionExecutionStatus"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    codes = status.get("statusCodeData")
+    if codes:
+        return f", {status.get('status')} {codes.get('subjectCode')}/{codes.get('reasonCode')}"
+    return f", {status.get('status')}"
+
+
+@dataclass
+class RunContext:
+    """What a scenario's `run` gets: the recorder, the fault, the run's options.
+
+    Attributes:
+        recorder: where the messages go (through the recorders above).
+        fault: the fault this run injects, if any.
+        pcsc: serve the cards through pcscd and vpcd.
+        processes: run the servers as real processes.
+        workdir: a private directory for the run (stores, card images).
+        seed: seeds the emulated cards' RNGs.
+        state: what `run` leaves for `verdicts` (the scenario's own keys).
+    """
+
+    recorder: Recorder
+    fault: FaultSpec | None
+    pcsc: bool
+    processes: bool
+    workdir: str
+    seed: int | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """A finished run: the steps with their messages, the verdicts, the outcome."""
+
+    scenario: str
+    title: str
+    parties: tuple[Party, ...]
+    steps: list[StepRecord]
+    verdicts: list[Verdict]
+    outcome: str
+    fault: str | None
+    error: str | None
+    elapsed: float
+    nvm_writes: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Every verdict holds (a fault run is ok when its outcome is the declared one)."""
+        return all(v.ok for v in self.verdicts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "title": self.title,
+            "ok": self.ok,
+            "outcome": self.outcome,
+            "fault": self.fault,
+            "error": self.error,
+            "elapsed_ms": round(self.elapsed * 1000, 3),
+            "parties": [p.to_json() for p in self.parties],
+            "steps": [s.to_json() for s in self.steps],
+            "verdicts": [v.to_json() for v in self.verdicts],
+        }
+
+
+class Scenario(ABC):
+    """A system's scenario: parties, numbered steps, fault points, a run and its verdicts."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    parties: ClassVar[tuple[Party, ...]]
+    steps: ClassVar[tuple[StepSpec, ...]]
+    fault_points: ClassVar[tuple[FaultPoint, ...]] = ()
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> None:
+        """Drive the parties through the steps (raising ends the run at the step under way)."""
+
+    @abstractmethod
+    def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
+        """After the run: (the outcome's name, the claims checked)."""
