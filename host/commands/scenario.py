@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,7 +61,7 @@ def list_cmd(as_json: bool) -> None:
     """List the scenarios, their steps' count and their fault points."""
     from host.systems.run import SCENARIOS, get_scenario
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in sorted(SCENARIOS):
         sc = get_scenario(name)
         rows.append(

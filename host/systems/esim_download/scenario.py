@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from host.systems.faults import FaultPoint
 from host.systems.scenario import (
@@ -33,6 +33,10 @@ from host.systems.scenario import (
     TracingReader,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from host.lpa.demo import DemoResult
+    from host.lpa.lpa import Step
 
 __all__ = ["EsimDownload"]
 
@@ -142,8 +146,12 @@ class EsimDownload(Scenario):
             inner = stack.enter_context(_card_reader(card, ctx.pcsc))
             reader = TracingReader(inner, rec, terminal=LPA, card=EUICC, runtime=card)
             hook = HttpRecorder(rec, LPA, lambda url: SMDP)
+
+            def on_step(step: Step) -> None:
+                rec.step_done(step.interface, step.function, step.detail)
+
             result = run_demo(
-                lambda step: rec.step_done(step.interface, step.function, step.detail),
+                on_step,
                 reader=reader,
                 smdp_address=address,
                 http_hook=hook,
@@ -160,9 +168,9 @@ class EsimDownload(Scenario):
     # -- the verdicts ------------------------------------------------------------
 
     def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
-        result = ctx.state.get("result")
+        result: DemoResult | None = ctx.state.get("result")
         done = error is None and result is not None and result.download.installed
-        done = done and result.auth_ok
+        done = done and result is not None and result.auth_ok
         claims = ctx.state.get("recovery", [Verdict("recovery ran", False, "no recovery")])
         return ("completed" if done else "interrupted"), claims
 
