@@ -121,8 +121,8 @@ def _scenario_command(name: str) -> click.Command:
             )
         except FaultError as e:
             raise click.UsageError(str(e)) from None
-        if pcsc and result.error and PcscUnavailable.__name__ in result.error:
-            raise click.ClickException(result.error)
+        except PcscUnavailable as e:
+            raise click.ClickException(f"--pcsc: {e}") from None
         for line in summary_lines(result):
             click.echo(line, err=True)
         if report_path:

@@ -13,13 +13,32 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["PcscUnavailable", "served_card"]
+__all__ = ["PcscUnavailable", "check_pcsc", "served_card"]
+
+VPCD_CONFIGS = ("/etc/reader.conf.d/vpcd", "/usr/local/etc/reader.conf.d/vpcd")
 
 
 class PcscUnavailable(RuntimeError):
     """The PC/SC stack is not there: pcscd, vsmartcard-vpcd or pyscard missing, or busy."""
+
+
+def check_pcsc() -> None:
+    """Check that pcscd, vsmartcard's vpcd and pyscard are here.
+
+    Raises:
+        PcscUnavailable: what is missing, and how to install it.
+    """
+    if shutil.which("pcscd") is None:
+        raise PcscUnavailable("pcscd is not installed (apt-get install pcscd vsmartcard-vpcd)")
+    if not any(Path(p).exists() for p in VPCD_CONFIGS):
+        raise PcscUnavailable(
+            "vsmartcard's vpcd is not installed (apt-get install vsmartcard-vpcd)"
+        )
+    if importlib.util.find_spec("smartcard") is None:
+        raise PcscUnavailable("pyscard is not installed (pip install 'cardemu[pcsc]')")
 
 
 @contextmanager
@@ -29,10 +48,7 @@ def served_card(card: Any, slot: int = 0, timeout: float = 15.0) -> Iterator[Any
     Raises:
         PcscUnavailable: the stack is missing or the card did not appear in time.
     """
-    if shutil.which("pcscd") is None:
-        raise PcscUnavailable("pcscd is not installed (apt-get install pcscd vsmartcard-vpcd)")
-    if importlib.util.find_spec("smartcard") is None:
-        raise PcscUnavailable("pyscard is not installed (pip install 'cardemu[pcsc]')")
+    check_pcsc()
     from host.readers.base import ReaderError
     from host.readers.pcsc import PcscReader
     from host.vpcd import Pcscd, PcscdError, VpcdClient, port_for_slot, running_pcscd_pids

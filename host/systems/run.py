@@ -67,7 +67,12 @@ def run_scenario(
 
     Raises:
         FaultError: the fault does not parse or names a step the scenario lacks.
+        PcscUnavailable: `pcsc` asked for and the PC/SC stack is not here.
     """
+    if pcsc:
+        from host.systems.pcsc import check_pcsc
+
+        check_pcsc()
     spec = FaultSpec.parse(fault) if isinstance(fault, str) else fault
     if spec is not None:
         numbers = {s.number for s in scenario.steps}

@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -300,20 +299,20 @@ def test_every_fault_point_of_esim_download() -> None:
     assert [s.spec.number for s in torn.steps if s.verdict == "failed"] == [8]
 
 
-def test_pcsc_run(tmp_path) -> None:
+def test_pcsc_run() -> None:
     """--pcsc: the same scenario with the eUICC served through pcscd and vpcd."""
-    from host.systems.pcsc import PcscUnavailable, served_card
+    from host.systems.pcsc import PcscUnavailable, check_pcsc
     from host.vpcd import running_pcscd_pids
 
-    if shutil.which("pcscd") is None:
-        pytest.skip("pcscd is not installed")
-    if not Path("/etc/reader.conf.d/vpcd").exists():
-        pytest.skip("vsmartcard-vpcd is not installed")
+    try:
+        check_pcsc()
+    except PcscUnavailable as e:
+        pytest.skip(str(e))
     if running_pcscd_pids():
-        pytest.skip("another pcscd is running: this test starts its own")
-    del served_card, PcscUnavailable
+        pytest.skip("another pcscd is running (its readers may be busy): not touching it")
     r = run_scenario(get_scenario("esim-download"), pcsc=True)
     if r.error and "PcscUnavailable" in r.error:
-        pytest.skip(r.error)
+        pytest.skip(r.error)  # another pcscd came up meanwhile
     assert r.ok, [v for v in r.verdicts if not v.ok]
-    assert r.steps[8].messages and r.steps[8].messages[0].kind == "apdu"
+    by = {s.spec.number: s for s in r.steps}
+    assert len(by[8].messages) > 10 and {m.kind for m in by[8].messages} == {"apdu"}
