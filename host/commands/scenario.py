@@ -109,11 +109,12 @@ def _scenario_command(name: str) -> click.Command:
         from host.systems.pcsc import PcscUnavailable
         from host.systems.report import html_report, json_report, narrative_line, summary_lines
         from host.systems.run import get_scenario, run_scenario
+        from host.systems.scenario import StepRecord
 
         sc = get_scenario(name)
 
-        def show(step: object) -> None:
-            click.echo(narrative_line(step), err=True)  # type: ignore[arg-type]
+        def show(step: StepRecord) -> None:
+            click.echo(narrative_line(step), err=True)
 
         try:
             result = run_scenario(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from starlette.types import ASGIApp
 
 from host.servers.web import RoleServer, TlsFiles
 
@@ -45,10 +46,10 @@ def _tls(
 
 
 def _run(
-    role: str, app: object, host: str, port: int, tls: TlsFiles | None, allow_remote: bool
+    role: str, app: ASGIApp, host: str, port: int, tls: TlsFiles | None, allow_remote: bool
 ) -> RoleServer:
     try:
-        return RoleServer(app, host, port, tls=tls, allow_remote=allow_remote, name=role)  # type: ignore[arg-type]
+        return RoleServer(app, host, port, tls=tls, allow_remote=allow_remote, name=role)
     except (ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
 

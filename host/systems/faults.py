@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from host.readers.base import ReaderError
 
@@ -73,7 +73,7 @@ class FaultSpec:
                 f"bad fault {text!r}: expected ACTION[:TARGET]@STEP[.N][=ARG] "
                 "(kill:SERVER@N, drop|dup[:KIND]@N[.K], delay[:KIND]@N[.K]=MS, tear:CARD@N=W)"
             )
-        action: Action = m["action"]  # type: ignore[assignment]
+        action = cast(Action, m["action"])
         arg = None if m["arg"] in (None, "*") else int(m["arg"])
         nth = int(m["nth"] or 1)
         if nth < 1:
