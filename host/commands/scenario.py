@@ -11,17 +11,6 @@ import click
 
 from host.commands.common import json_option
 
-_EXAMPLES = """
-\b
-Examples:
-  cardemu scenario list
-  cardemu scenario esim-download
-  cardemu scenario esim-download --json --report run.html
-  cardemu scenario esim-download --fault kill:smdpp@7
-  cardemu scenario esim-download --fault tear:euicc@8=40
-  cardemu scenario esim-download --pcsc
-"""
-
 
 class _ScenarioGroup(click.Group):
     """`list`, plus one command per registered scenario."""
@@ -49,13 +38,19 @@ def scenario() -> None:
     it under one fault: kill:SERVER@STEP, drop[:KIND]@STEP[.N],
     dup[:KIND]@STEP[.N], delay[:KIND]@STEP[.N]=MS, tear:CARD@STEP=WRITE.
     Exit code 0 when every verdict holds, 1 otherwise.
+
+    \b
+    Examples:
+      cardemu scenario list
+      cardemu scenario esim-download
+      cardemu scenario esim-download --json --report run.html
+      cardemu scenario esim-download --fault kill:smdpp@7
+      cardemu scenario esim-download --fault tear:euicc@8=40
+      cardemu scenario esim-download --pcsc
     """
 
 
-scenario.help = (scenario.help or "") + _EXAMPLES
-
-
-@scenario.command("list")
+@scenario.command("list", short_help="List the scenarios and their fault points.")
 @json_option
 def list_cmd(as_json: bool) -> None:
     """List the scenarios, their steps' count and their fault points."""
@@ -85,7 +80,11 @@ def list_cmd(as_json: bool) -> None:
 
 
 def _scenario_command(name: str) -> click.Command:
-    @click.command(name, help=f"Run the {name} scenario.")
+    @click.command(
+        name,
+        help=f"Run the {name} scenario.\n\n\b\nExamples:\n"
+        f"  cardemu scenario {name} --json --report run.html",
+    )
     @json_option
     @click.option(
         "--report",

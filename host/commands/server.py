@@ -16,7 +16,7 @@ from host.servers.web import RoleServer, TlsFiles
 DEFAULT_PORTS = {"smdpp": 8443}
 
 
-@click.group("server", short_help="Run a server role alone (SM-DP+, ...).")
+@click.group("server", short_help="Run one server role alone (e.g. the SM-DP+).")
 def server() -> None:
     """Run one server role in the foreground until Ctrl-C or SIGTERM.
 
