@@ -6,12 +6,13 @@ TLS); the app it serves is the one the in-process test fixtures serve.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 from starlette.types import ASGIApp
 
-from host.servers.web import RoleServer, TlsFiles
+from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
 
 DEFAULT_PORTS = {"smdpp": 8443}
 
@@ -74,6 +75,13 @@ def _run(
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
 @click.option("--demo-order", is_flag=True, help="Add the demo profile order if it is not there.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes (uvicorn's supervisor), sharing the socket and the store.",
+)
 def smdpp(
     host: str,
     allow_remote: bool,
@@ -85,28 +93,49 @@ def smdpp(
     tls_cert: str | None,
     tls_key: str | None,
     demo_order: bool,
+    workers: int,
 ) -> None:
     """The SM-DP+ (GSMA SGP.22 ES9+).
 
     \b
     Examples:
       cardemu server smdpp --port 0 --db /tmp/dp.sqlite --demo-order
+      cardemu server smdpp --workers 2
     """
     from host.commands.smdpp import _smdp
     from host.lpa.demo import DEMO_MATCHING_ID
     from host.lpa.demo import demo_order as make_demo_order
-    from host.servers.smdpp.app import create_app
+    from host.servers.smdpp.app import ENV_ADDRESS, ENV_DB, ENV_PKI, create_app
 
     smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())
     default = TlsFiles(smdp.tls.pem, smdp.tls.key_pem) if smdp.tls is not None else None
+    tls = _tls(no_tls, tls_cert, tls_key, default)
+    if workers > 1:
+        smdp.store.close()
+        try:
+            sock = bind_socket(host, port, allow_remote=allow_remote)
+        except (ValueError, OSError) as e:
+            raise click.ClickException(str(e)) from None
+        bound = sock.getsockname()[1]
+        os.environ.update(
+            {ENV_DB: db, ENV_PKI: pki_dir or "", ENV_ADDRESS: address or f"localhost:{bound}"}
+        )
+        scheme = "http" if tls is None else "https"
+        click.echo(
+            f"smdpp: SM-DP+ {os.environ[ENV_ADDRESS]} serving on {scheme}://{host}:{bound} "
+            f"with {workers} workers (Ctrl-C stops)",
+            err=True,
+        )
+        serve_workers("host.servers.smdpp.app:app_from_env", sock, workers=workers, tls=tls)
+        return
     srv = _run(
         "smdpp",
         create_app(smdp),
         host,
         port,
-        _tls(no_tls, tls_cert, tls_key, default),
+        tls,
         allow_remote,
     )
     if not address:

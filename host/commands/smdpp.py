@@ -11,43 +11,21 @@ from host.commands.tools import InvalidInput
 from host.hexutil import parse_hex
 from host.lpa.demo import DEMO_MATCHING_ID
 from host.lpa.demo import demo_order as make_demo_order
-from host.pki import PkiError, TestPki, default_pki, load_pki
+from host.pki import PkiError
 from host.servers.readonly import NotAStore, check_store
+from host.servers.smdpp.app import load_smdp
 from host.servers.smdpp.saip import ProfileOrder
-from host.servers.smdpp.server import (
-    STORE_KIND,
-    STORE_TABLES,
-    SmdpCredentials,
-    SmdpPlus,
-    stored_orders,
-)
+from host.servers.smdpp.server import STORE_KIND, STORE_TABLES, SmdpPlus, stored_orders
 
 DEFAULT_PORT = 8443
-
-
-def _pkis(pki_dir: str | None) -> list[TestPki]:
-    if pki_dir is None:
-        return [default_pki()]
-    out = []
-    for curve in ("nist", "brainpool"):
-        try:
-            out.append(load_pki(pki_dir, curve))
-        except PkiError:
-            continue
-    if not out:
-        raise click.ClickException(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
-    return out
 
 
 def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
     try:
         check_store(db, what=STORE_KIND, tables=STORE_TABLES)  # never tables in a foreign file
-    except NotAStore as e:
+        return load_smdp(db, pki_dir, address)
+    except (NotAStore, PkiError) as e:
         raise click.ClickException(str(e)) from None
-    pkis = _pkis(pki_dir)
-    return SmdpPlus(
-        [SmdpCredentials.from_pki(p) for p in pkis], address=address, store=db, tls=pkis[0].dptls
-    )
 
 
 @click.group("smdpp", short_help="The built-in SM-DP+ (SGP.22 ES9+).")

@@ -28,6 +28,7 @@ socket, and h11 hands the headers and a fixed-length body over in one write.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -59,7 +60,9 @@ __all__ = [
     "RoleServer",
     "Store",
     "TlsFiles",
+    "bind_socket",
     "check_bind_host",
+    "serve_workers",
     "json_object",
     "problem",
     "role_app",
@@ -277,6 +280,72 @@ class TlsFiles:
         return ctx
 
 
+def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
+    """A listening TCP socket for a role (checked by `check_bind_host`).
+
+    Raises:
+        ValueError: `host` is not loopback and `allow_remote` was not given.
+        OSError: the port cannot be bound.
+    """
+    check_bind_host(host, allow_remote=allow_remote)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP spelt out: asyncio sets TCP_NODELAY only on sockets whose proto
+    # says TCP, and an accepted socket inherits proto 0 from socket(family, type).
+    # Without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    return sock
+
+
+def _config(app: ASGIApp | str, **kw: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        http="h11",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=2,
+        **kw,
+    )
+
+
+def serve_workers(
+    factory: str, sock: socket.socket, *, workers: int, tls: TlsFiles | None = None
+) -> None:
+    """Serve an app in `workers` processes (uvicorn's supervisor) until SIGINT/SIGTERM.
+
+    Each worker builds its own app by calling `factory` ("module:function", no
+    arguments; the role's settings travel in the environment) and shares the
+    listening socket. The role's state must live in its store, not in memory:
+    any worker may serve any request.
+
+    Args:
+        factory: the import string of a function returning the app.
+        sock: the listening socket (`bind_socket`).
+        workers: how many processes.
+        tls: the certificate and key (written to a private directory while serving).
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    config = _config(factory, factory=True, workers=workers)
+    with contextlib.ExitStack() as stack:
+        if tls is not None:
+            config.ssl_certfile, config.ssl_keyfile = stack.enter_context(tls.files())
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            sock.close()
+
+
 class RoleServer:
     """A role's app served by uvicorn: in a background thread, or in the foreground.
 
@@ -306,32 +375,10 @@ class RoleServer:
         allow_remote: bool = False,
         name: str = "server",
     ) -> None:
-        check_bind_host(host, allow_remote=allow_remote)
         self.name = name
         self._tls = tls is not None
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP spelt out: asyncio sets TCP_NODELAY only on sockets whose proto
-        # says TCP, and an accepted socket inherits proto 0 from socket(family, type).
-        # Without it every keep-alive answer waits ~40 ms for the client's delayed ACK.
-        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self._sock.bind((host, port))
-        except OSError:
-            self._sock.close()
-            raise
-        self._sock.listen(128)
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-            http="h11",
-            timeout_keep_alive=30,
-            timeout_graceful_shutdown=2,
-        )
+        self._sock = bind_socket(host, port, allow_remote=allow_remote)
+        config = _config(app)
         if tls is not None:
             # uvicorn reads files only: a private directory, gone once the context is built.
             with tls.files() as (cert, key):

@@ -98,3 +98,60 @@ def test_bench_web_prints_both_stacks_side_by_side(capsys) -> None:
     }
     for f in report["figures"]:
         assert f["requests"] >= 1 and f["requests_per_s"] > 0 and f["p99_ms"] >= f["p50_ms"] > 0
+
+
+def test_cardemu_server_smdpp_with_workers(tmp_path) -> None:
+    """--workers 2: uvicorn's supervisor, two processes on one socket and one store.
+
+    A download's four ES9+ calls, each on a new connection, may land on either
+    worker: the session lives in the store, so the download completes.
+    """
+    import base64
+
+    from rsp_soft_euicc import b64d
+
+    db = tmp_path / "dp.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "server", "smdpp", "--port", "0", "--db", str(db)]
+        + ["--demo-order", "--workers", "2"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"SM-DP\+ (localhost:\d+) serving on https://\S+ with 2 workers", line)
+        assert m, f"no start line: {line!r}"
+        address = m.group(1)
+        pki = default_pki()
+        es9 = Es9Client(address, ca_pem=pki.ci.pem)
+        euicc = SoftEuicc(pki)
+        r1 = None
+        for _ in range(100):  # the workers come up after the line
+            try:
+                r1 = es9.call("initiateAuthentication", euicc.initiate_body(address))
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.2)
+        assert r1 is not None
+        tid = r1["transactionId"]
+        asr = euicc.authenticate_server(r1, DEMO_MATCHING_ID)
+        b64 = base64.b64encode
+        r2 = es9.call(
+            "authenticateClient",
+            {"transactionId": tid, "authenticateServerResponse": b64(asr).decode()},
+        )
+        pdr = euicc.prepare_download(r2)
+        r3 = es9.call(
+            "getBoundProfilePackage",
+            {"transactionId": tid, "prepareDownloadResponse": b64(pdr).decode()},
+        )
+        t, _, _ = euicc.open_bpp(b64d(r3["boundProfilePackage"]), pki.dppb.cert)
+        pending = b64(euicc.installation_result(t)).decode()
+        assert es9.call("handleNotification", {"pendingNotification": pending}) is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    smdp = SmdpPlus(default_pki(), address="localhost", store=db)
+    assert smdp.order_state(DEMO_MATCHING_ID) == OrderState.INSTALLED

@@ -35,7 +35,12 @@ from host.servers.web import HttpError, json_object, role_app
 if TYPE_CHECKING:
     from host.servers.smdpp.server import SmdpPlus
 
-__all__ = ["create_app"]
+__all__ = ["ENV_ADDRESS", "ENV_DB", "ENV_PKI", "app_from_env", "create_app", "load_smdp"]
+
+# What `app_from_env` reads: how `cardemu server smdpp --workers N` configures each worker.
+ENV_DB = "CARDEMU_SMDPP_DB"
+ENV_PKI = "CARDEMU_SMDPP_PKI"
+ENV_ADDRESS = "CARDEMU_SMDPP_ADDRESS"
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,41 @@ def create_app(smdp: SmdpPlus) -> Starlette:
         for name, fn in functions.items()
     ]
     return role_app("smdpp", routes, headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
+
+
+def load_smdp(db: str, pki_dir: str | None, address: str) -> SmdpPlus:
+    """An SM-DP+ on the store `db`, with the PKI in `pki_dir` (both curves if there) or the
+    built-in test PKI.
+
+    Raises:
+        PkiError: `pki_dir` holds no PKI.
+    """
+    from host.pki import PkiError, default_pki, load_pki
+    from host.servers.smdpp.server import SmdpCredentials, SmdpPlus
+
+    if pki_dir is None:
+        pkis = [default_pki()]
+    else:
+        pkis = []
+        for curve in ("nist", "brainpool"):
+            try:
+                pkis.append(load_pki(pki_dir, curve))
+            except PkiError:
+                continue
+        if not pkis:
+            raise PkiError(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
+    return SmdpPlus(
+        [SmdpCredentials.from_pki(p) for p in pkis], address=address, store=db, tls=pkis[0].dptls
+    )
+
+
+def app_from_env() -> Starlette:
+    """The app of the SM-DP+ the environment names (ENV_DB, ENV_PKI, ENV_ADDRESS): a worker's."""
+    import os
+
+    return create_app(
+        load_smdp(os.environ[ENV_DB], os.environ.get(ENV_PKI) or None, os.environ[ENV_ADDRESS])
+    )
 
 
 def _bounded(fn: Es9Function, body: dict[str, Any]) -> dict[str, Any] | None:
