@@ -53,6 +53,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from host.log import TRAFFIC
+
 __all__ = [
     "MAX_BODY",
     "HttpError",
@@ -305,7 +307,7 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
 
 
 def _config(app: ASGIApp | str, **kw: Any) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
@@ -316,6 +318,10 @@ def _config(app: ASGIApp | str, **kw: Any) -> uvicorn.Config:
         timeout_graceful_shutdown=2,
         **kw,
     )
+    # uvicorn names level 5 "TRACE" whenever it configures logging; level 5 is our
+    # TRAFFIC (host.log), and APDU traces must keep saying so.
+    logging.addLevelName(TRAFFIC, "TRAFFIC")
+    return config
 
 
 def serve_workers(

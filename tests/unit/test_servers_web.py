@@ -327,3 +327,11 @@ def test_store_serialises_threads() -> None:
     for t in threads:
         t.join()
     assert st.query_one("SELECT i FROM n")["i"] == 200
+
+
+def test_level_5_stays_traffic_after_uvicorn_configures_logging() -> None:
+    """Regression: uvicorn names level 5 TRACE on every Config; our APDU traces say TRAFFIC."""
+    from host.log import TRAFFIC
+
+    RoleServer(_app()).stop()
+    assert logging.getLevelName(TRAFFIC) == "TRAFFIC"
