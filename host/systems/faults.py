@@ -140,22 +140,27 @@ class FaultInjector:
     def _at_step(self, rec: Recorder) -> bool:
         return rec.current_number == self.spec.step
 
-    def before_http(self, rec: Recorder, target: str) -> None:
+    def before_http(self, rec: Recorder, target: str) -> str:
+        """Before an HTTP request to `target`: a kill fires here. Returns a note for it."""
         s = self.spec
         if s.action == "kill" and not self.fired and self._at_step(rec) and target == s.target:
             server = self.servers.get(target)
             if server is None:
                 raise FaultError(f"{s}: no server process {target!r} in this run")
             self.fired = True
+            old = server.pid
             server.kill()
             server.restart()
+            return f"{target} killed (pid {old}) and restarted (pid {server.pid}) before this"
+        return ""
 
-    def before_apdu(self, rec: Recorder, reader: TracingReader) -> None:
+    def before_apdu(self, rec: Recorder, reader: TracingReader) -> str:
+        """Before an APDU: a tear is armed here. Returns a note for the APDU it tears."""
         s = self.spec
-        if s.action != "tear" or self.fired or reader.card != s.target:
-            return
-        if not self._at_step(rec):
-            return
+        if s.action != "tear" or reader.card != s.target:
+            return ""
+        if self.fired or not self._at_step(rec):
+            return ""
         if reader.runtime is None:
             raise FaultError(f"{s}: the card {reader.card!r} is not emulated here (no tears)")
         nvm = reader.runtime.nvm
@@ -165,6 +170,15 @@ class FaultInjector:
             self.fired = True
             self._armed = nvm
             nvm.tear_after(s.arg - 1)
+        return ""
+
+    def tore(self, reader: TracingReader) -> str:
+        """After an APDU failed: a note when the armed tear went off in it."""
+        nvm = self._armed
+        if nvm is not None and reader.runtime is not None and reader.runtime.nvm is nvm:
+            if not nvm.tear_armed:
+                return f"torn at the card's NVM write {self.spec.arg} of step {self.spec.step}"
+        return ""
 
     def deliver(
         self, rec: Recorder, kind: str, target: str, send: Callable[[], Any]

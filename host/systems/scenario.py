@@ -300,13 +300,13 @@ class TracingReader(Reader):
         from host.trace import annotate_command
 
         rec = self.recorder
-        if rec.injector is not None:
-            rec.injector.before_apdu(rec, self)
+        note = rec.injector.before_apdu(rec, self) if rec.injector is not None else ""
         t0 = time.perf_counter()
         writes = self.runtime.nvm.total_writes if self.runtime is not None else 0
         step = rec.current_number
-        note = annotate_command(apdu)
-        name = note.name or f"CLA {apdu[:1].hex().upper()} INS {apdu[1:2].hex().upper()}"
+        annotation = annotate_command(apdu)
+        ins = f"CLA {apdu[:1].hex().upper()} INS {apdu[1:2].hex().upper()}"
+        name = annotation.name or ins
         message = Message("apdu", self.terminal, self.card, name, apdu.hex().upper(), "", 0.0)
         try:
             response, fault = rec.deliver(
@@ -315,6 +315,8 @@ class TracingReader(Reader):
         except ReaderError as e:
             message.summary = f"{name}: no answer ({e})"
             message.elapsed = time.perf_counter() - t0
+            torn = rec.injector.tore(self) if rec.injector is not None else ""
+            message.fault = "; ".join(x for x in (note, torn, _fault_of(e)) if x)
             rec.add(message)
             raise
         finally:
@@ -323,7 +325,7 @@ class TracingReader(Reader):
                 rec.nvm_writes[step] = rec.nvm_writes.get(step, 0) + made
         message.elapsed = time.perf_counter() - t0
         message.response = response.hex().upper()
-        message.fault = fault
+        message.fault = "; ".join(x for x in (note, fault) if x)
         sw = response[-2:].hex().upper()
         message.summary = f"{name} → {sw}" + (
             f", {len(response) - 2} bytes" if len(response) > 2 else ""
@@ -349,8 +351,7 @@ class HttpRecorder:
     def __call__(self, request: HttpRequest, send: Callable[[], HttpAnswer]) -> HttpAnswer:
         rec = self.recorder
         target = self.target(request.url)
-        if rec.injector is not None:
-            rec.injector.before_http(rec, target)
+        note = rec.injector.before_http(rec, target) if rec.injector is not None else ""
         t0 = time.perf_counter()
         path = request.url.split("://", 1)[-1].partition("/")[2]
         message = Message(
@@ -361,12 +362,13 @@ class HttpRecorder:
         except OSError as e:
             message.summary += f" → no answer ({e})"
             message.elapsed = time.perf_counter() - t0
+            message.fault = "; ".join(x for x in (note, _fault_of(e)) if x)
             rec.add(message)
             raise
         status, reason, body = answer
         message.elapsed = time.perf_counter() - t0
         message.response = _text(body)
-        message.fault = fault
+        message.fault = "; ".join(x for x in (note, fault) if x)
         message.summary += f" → {status} {reason}" + _es9_status(body)
         rec.add(message)
         return answer
@@ -400,6 +402,12 @@ class LocalLink:
         message.elapsed = time.perf_counter() - t0
         self.recorder.add(message)
         return arrived
+
+
+def _fault_of(error: BaseException) -> str:
+    """The injector's own errors say "fault SPEC: ..."; others are the real thing."""
+    text = str(error)
+    return "dropped" if text.startswith("fault ") else ""
 
 
 def _text(body: bytes, limit: int = 64 * 1024) -> str:

@@ -294,9 +294,13 @@ def test_every_fault_point_of_esim_download() -> None:
     # The kill landed in step 7, and the download went on against the restarted server.
     assert by["kill:smdpp@7"].steps[7].spec.function == "GetBoundProfilePackage"
     assert by["kill:smdpp@7"].steps[7].verdict == "ok"
+    assert "smdpp killed" in by["kill:smdpp@7"].steps[7].messages[0].fault
     # The torn step is the one that failed.
     torn = by[str(tears[0])]
     assert [s.spec.number for s in torn.steps if s.verdict == "failed"] == [8]
+    notes = [m.fault for m in torn.steps[8].messages if m.fault]
+    assert notes == ["torn at the card's NVM write 1 of step 8"]
+    assert by["drop:http@9"].steps[9].messages[0].fault == "dropped"
 
 
 def test_pcsc_run() -> None:
