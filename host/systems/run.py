@@ -92,8 +92,7 @@ def run_scenario(
             seed,
         )
         if spec is not None:
-            recorder.injector = FaultInjector(spec)
-            ctx.state["injector"] = recorder.injector
+            recorder.injector = ctx.injector = FaultInjector(spec)
         error: BaseException | None = None
         try:
             scenario.run(ctx)

@@ -443,6 +443,7 @@ class RunContext:
         processes: run the servers as real processes.
         workdir: a private directory for the run (stores, card images).
         seed: seeds the emulated cards' RNGs.
+        injector: the fault's injector (`run` registers its restartable servers there).
         state: what `run` leaves for `verdicts` (the scenario's own keys).
     """
 
@@ -452,6 +453,7 @@ class RunContext:
     processes: bool
     workdir: str
     seed: int | None = None
+    injector: FaultInjector | None = None
     state: dict[str, Any] = field(default_factory=dict)
 
 

@@ -132,11 +132,11 @@ class EsimDownload(Scenario):
                 smdp.store.close()
                 proc = stack.enter_context(ServerProcess(SMDP, ["--db", str(db)]))
                 address = f"localhost:{proc.port}"
-                injector = ctx.state.get("injector")
-                if injector is not None:
-                    injector.servers[SMDP] = proc
+                if ctx.injector is not None:
+                    ctx.injector.servers[SMDP] = proc
                 ctx.state["server"] = proc
             else:
+                stack.callback(smdp.store.close)
                 server = stack.enter_context(smdp.serve())
                 smdp.address = address = f"localhost:{server.port}"
                 ctx.state["server"] = server
