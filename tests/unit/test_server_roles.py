@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -67,7 +66,9 @@ def test_es9_round_trip_does_not_stall() -> None:
     """Issue 13: no ES9+ call waits ~40 ms on a delayed ACK, client or server side.
 
     Each call is a new HTTPS connection (as the LPA makes them), through the
-    LPA's client both directly and with `connect_to`.
+    LPA's client both directly and with `connect_to`. A stall would delay every
+    call by 40 ms or more, so the fastest call tells (and a busy machine cannot
+    fake a stall in all twelve).
     """
     pki = default_pki()
     smdp = SmdpPlus(pki, address="localhost")
@@ -81,7 +82,7 @@ def test_es9_round_trip_does_not_stall() -> None:
                 t0 = time.perf_counter()
                 client.call("initiateAuthentication", euicc.initiate_body(smdp.address))
                 times.append(time.perf_counter() - t0)
-            assert statistics.median(times) < 0.035, (target, times)
+            assert min(times) < 0.030, (target, times)
 
 
 def test_bench_web_prints_both_stacks_side_by_side(capsys) -> None:
