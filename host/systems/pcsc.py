@@ -8,6 +8,7 @@ pcscd or starts one of its own (stopped after, by its PID), and yields a
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import shutil
 import time
@@ -41,6 +42,23 @@ def check_pcsc() -> None:
         raise PcscUnavailable("pyscard is not installed (pip install 'cardemu[pcsc]')")
 
 
+def _slot_state(reader: str) -> str:
+    """ "empty", "busy" (a card is in it) or "absent" (pcscd does not list it)."""
+    scard: Any = importlib.import_module("smartcard.scard")
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return "absent"
+    try:
+        hresult, states = scard.SCardGetStatusChange(
+            context, 0, [(reader, scard.SCARD_STATE_UNAWARE, [])]
+        )
+        if hresult != scard.SCARD_S_SUCCESS:
+            return "absent"
+        return "busy" if states[0][1] & scard.SCARD_STATE_PRESENT else "empty"
+    finally:
+        scard.SCardReleaseContext(context)
+
+
 @contextmanager
 def served_card(card: Any, slot: int = 0, timeout: float = 15.0) -> Iterator[Any]:
     """Serve `card` (a `CardRuntime`) on vpcd's slot; yield a connected `PcscReader`.
@@ -61,6 +79,9 @@ def served_card(card: Any, slot: int = 0, timeout: float = 15.0) -> Iterator[Any
             daemon.start(wait_for=name)
         except PcscdError as e:
             raise PcscUnavailable(str(e)) from None
+    elif _slot_state(name) != "empty":
+        # Someone else's pcscd: use its vpcd slot only when it is there and free.
+        raise PcscUnavailable(f"another pcscd is running and '{name}' is {_slot_state(name)}")
     client = VpcdClient(card, port=port_for_slot(slot))
     reader: PcscReader | None = None
     try:

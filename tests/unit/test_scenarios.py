@@ -306,17 +306,15 @@ def test_every_fault_point_of_esim_download() -> None:
 def test_pcsc_run() -> None:
     """--pcsc: the same scenario with the eUICC served through pcscd and vpcd."""
     from host.systems.pcsc import PcscUnavailable, check_pcsc
-    from host.vpcd import running_pcscd_pids
 
     try:
         check_pcsc()
     except PcscUnavailable as e:
         pytest.skip(str(e))
-    if running_pcscd_pids():
-        pytest.skip("another pcscd is running (its readers may be busy): not touching it")
     r = run_scenario(get_scenario("esim-download"), pcsc=True)
     if r.error and "PcscUnavailable" in r.error:
-        pytest.skip(r.error)  # another pcscd came up meanwhile
+        # Another pcscd whose vpcd slot is absent or holds a card: not ours to use.
+        pytest.skip(r.error)
     assert r.ok, [v for v in r.verdicts if not v.ok]
     by = {s.spec.number: s for s in r.steps}
     assert len(by[8].messages) > 10 and {m.kind for m in by[8].messages} == {"apdu"}
