@@ -486,6 +486,8 @@ class RunResult:
             "fault": self.fault,
             "error": self.error,
             "elapsed_ms": round(self.elapsed * 1000, 3),
+            # What a tear:CARD@STEP=W fault can aim at: the emulated cards' writes per step.
+            "nvm_writes": {str(k): v for k, v in sorted(self.nvm_writes.items())},
             "parties": [p.to_json() for p in self.parties],
             "steps": [s.to_json() for s in self.steps],
             "verdicts": [v.to_json() for v in self.verdicts],

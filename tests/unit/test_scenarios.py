@@ -201,6 +201,7 @@ def test_reports_json_and_html(clean_run) -> None:
     assert [p["name"] for p in j["parties"]] == ["lpa", "euicc", "smdpp"]
     assert j["steps"][3]["messages"][0]["kind"] == "http"
     assert all("elapsed_ms" in s and "verdict" in s for s in j["steps"])
+    assert j["nvm_writes"]["8"] == clean_run.nvm_writes[8] > 10
     page = html_report(clean_run)
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
     # Self-contained: no script, nothing fetched.
@@ -300,6 +301,8 @@ def test_every_fault_point_of_esim_download() -> None:
     assert [s.spec.number for s in torn.steps if s.verdict == "failed"] == [8]
     notes = [m.fault for m in torn.steps[8].messages if m.fault]
     assert notes == ["torn at the card's NVM write 1 of step 8"]
+    page = html_report(torn)
+    assert page.count('<g class="step failed">') == 1 and "torn at the card" in page
     assert by["drop:http@9"].steps[9].messages[0].fault == "dropped"
 
 
