@@ -204,9 +204,10 @@ class Recorder:
         spec = self.current
         return spec.number if spec is not None else None
 
-    def messages_in_step(self) -> int:
-        """How many messages the step under way has passed so far."""
-        return len(self._pending)
+    @property
+    def pending(self) -> list[Message]:
+        """The messages of the step under way so far."""
+        return list(self._pending)
 
     def add(self, message: Message) -> Message:
         message.step = self.current_number

@@ -129,7 +129,7 @@ def test_message_faults_on_a_local_link(fault: str, arrives: list, note: str) ->
     t0 = time.perf_counter()
     got = [link.send("b", bytes([i]), f"m{i}") for i in (2, 3, 4)]
     assert got == arrives
-    assert [m.fault for m in rec._pending if m.fault] == ([note] if note else [])
+    assert [m.fault for m in rec.pending if m.fault] == ([note] if note else [])
     if "delay" in fault:
         assert time.perf_counter() - t0 >= 0.05
 
