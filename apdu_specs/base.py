@@ -321,7 +321,7 @@ class _Hex(bytes):
         return self.hex().upper()
 
 
-class _View(dict):  # type: ignore[type-arg]
+class _View(dict):
     """Template namespace: bytes format as hex, a missing key as '?'."""
 
     def __missing__(self, key: str) -> str:

@@ -343,7 +343,7 @@ PUT_KEY_DATA = c.Struct(
 PUT_KEY_RESPONSE = c.Struct("version" / c.Int8ub, "check_values" / c.GreedyRange(c.Bytes(3)))
 
 
-class Generated(c.Subconstruct):  # type: ignore[misc]
+class Generated(c.Subconstruct):
     """A construct whose generated values come from `gen` (a layout `value_for` cannot read)."""
 
     def __init__(self, subcon: c.Construct, gen: Any) -> None:

@@ -22,7 +22,7 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from card.apdu import CommandApdu, cla_channel
 from card.atr import Atr, build_atr
@@ -51,6 +51,8 @@ LOCKED = 0x83
 DEFAULT_ATR = build_atr((0, 1), ifsc=254, extended_length=True, max_channels=8).to_bytes()
 
 _SW9000 = b"\x90\x00"
+
+_A = TypeVar("_A", bound=Applet)
 
 
 class CardStateError(Exception):
@@ -194,13 +196,13 @@ class CardRuntime:
 
     def install(
         self,
-        cls: type[Applet],
+        cls: type[_A],
         aid: bytes | str,
         params: bytes = b"",
         *,
         default: bool | Iterable[int] = False,
         lifecycle: int = SELECTABLE,
-    ) -> Applet:
+    ) -> _A:
         """Create and register an applet instance (GlobalPlatform INSTALL [for install]).
 
         The instance's persistent state and its registry entry are written in one
@@ -494,9 +496,10 @@ class CardRuntime:
         interindustry = cla & 0x80 == 0
         # Command chaining (ISO 7816-4 §5.3.3): the runtime assembles, the applet sees one command.
         if interindustry and (cla & 0x10 or ch.chain_header is not None):
-            cmd = self._chain(ch, cmd)
-            if cmd is None:
+            chained = self._chain(ch, cmd)
+            if chained is None:
                 return _SW9000
+            cmd = chained
 
         ctx = ch.ctx
         if interindustry:
@@ -748,7 +751,7 @@ def _channel_mask(channels: bool | Iterable[int]) -> int:
     if channels is False:
         return 0
     mask = 0
-    for ch in channels:  # type: ignore[union-attr]
+    for ch in channels:
         if not 0 <= ch <= 19:
             raise ValueError(f"logical channel {ch} out of range 0..19")
         mask |= 1 << ch

@@ -107,7 +107,7 @@ def install_euicc(
     def trusted(der: bytes) -> TrustedCi:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
-        point = key.public_bytes(  # type: ignore[union-attr]
+        point = key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         return TrustedCi(subject_key_id(cert) or b"", key.curve.name, point)  # type: ignore[union-attr]

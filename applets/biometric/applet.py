@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from applets.biometric import bit, matcher
 from applets.biometric.iso19794 import (
@@ -138,10 +139,12 @@ class BiometricApplet(Applet, SharedBioTemplate):
         ins = apdu.ins
         if apdu.cla & 0x80:
             if ins == INS_STORE_DATA:
-                return self._store_data(apdu)
+                self._store_data(apdu)
+                return None
             raise CardError(SW.INS_NOT_SUPPORTED)
         if ins == INS_VERIFY:
-            return self._verify(apdu)
+            self._verify(apdu)
+            return None
         if ins == INS_GET_DATA_PIV:
             return self._get_data_piv(apdu)
         if ins == INS_GET_DATA:
@@ -149,11 +152,14 @@ class BiometricApplet(Applet, SharedBioTemplate):
         if ins == INS_GET_CHALLENGE:
             return self._get_challenge(apdu)
         if ins == INS_EXTERNAL_AUTHENTICATE:
-            return self._external_authenticate(apdu)
+            self._external_authenticate(apdu)
+            return None
         if ins == INS_PUT_DATA:
-            return self._put_data(apdu)
+            self._put_data(apdu)
+            return None
         if ins == INS_RESET_RETRY_COUNTER:
-            return self._reset_retry_counter(apdu)
+            self._reset_retry_counter(apdu)
+            return None
         if ins == 0xA4:
             # A SELECT the runtime did not resolve to an applet: there are no files here.
             raise CardError(SW.FILE_NOT_FOUND)
@@ -336,12 +342,12 @@ class BiometricApplet(Applet, SharedBioTemplate):
             raise CardError(SW.WRONG_DATA)
         fingers = {f[0]: f for f in self.fingers}
         new: dict[int, tuple[int, bytes]] = {}  # reference -> (subtype, 7F2E object)
-        policy: dict[str, object] = {}
+        policy = _Policy()
         k = 0
         while k < len(objects):
             obj = objects[k]
             if obj.tag == TAG_POLICY:
-                policy.update(_parse_policy(obj))
+                _parse_policy(obj, policy)
                 k += 1
             elif obj.tag == bit.TAG_BIT:
                 ref, subtype = _parse_enrol_bit(obj)
@@ -357,29 +363,29 @@ class BiometricApplet(Applet, SharedBioTemplate):
                     k += 1
             else:
                 raise CardError(SW.WRONG_DATA)
-        lo, hi = policy.get("minutiae", (self.min_minutiae, self.max_minutiae))  # type: ignore[misc]
+        lo, hi = policy.minutiae or (self.min_minutiae, self.max_minutiae)
         for ref, (subtype, bdo) in new.items():
             fingers[ref] = (ref, subtype, _checked_template(bdo, lo, hi))
         if len(fingers) > MAX_FINGERS:
             raise CardError(SW.NOT_ENOUGH_MEMORY)
         enrolled = tuple(sorted(fingers.values()))
-        limit = policy.get("retry_limit", self.retry_limit)
+        limit = self.retry_limit if policy.retry_limit is None else policy.retry_limit
         nvm_txn = self.system.transaction_depth == 0
         if nvm_txn:
             self.system.begin_transaction()
         # (during installation the runtime's own transaction already covers us)
-        if "retry_limit" in policy:
+        if policy.retry_limit is not None:
             self.retry_limit = limit
-        if "threshold" in policy:
-            self.threshold = policy["threshold"]
-        if "minutiae" in policy:
+        if policy.threshold is not None:
+            self.threshold = policy.threshold
+        if policy.minutiae is not None:
             self.min_minutiae, self.max_minutiae = lo, hi
-        if "admin_key" in policy:
-            self.admin_key = policy["admin_key"]
+        if policy.admin_key is not None:
+            self.admin_key = policy.admin_key
             self.admin_tries = ADMIN_TRY_LIMIT
         if enrolled != self.fingers:
             self.fingers = enrolled
-        if new or "retry_limit" in policy:
+        if new or policy.retry_limit is not None:
             self.tries = limit
         if nvm_txn:
             self.system.commit_transaction()
@@ -415,8 +421,18 @@ def _parse_enrol_bit(obj: tlv.Tlv) -> tuple[int, int]:
     return reference, sub.value[0] if sub is not None else 0
 
 
-def _parse_policy(obj: tlv.Tlv) -> dict[str, object]:
-    out: dict[str, object] = {}
+@dataclass
+class _Policy:
+    """What E1 policy objects set; None where none of them sets it."""
+
+    retry_limit: int | None = None
+    threshold: int | None = None
+    minutiae: tuple[int, int] | None = None
+    admin_key: bytes | None = None
+
+
+def _parse_policy(obj: tlv.Tlv, out: _Policy) -> None:
+    """Set `out` from one E1 policy object (a later object overrides an earlier one)."""
     try:
         children: Iterable[tlv.Tlv] = obj.children
     except (tlv.TlvError, ValueError):
@@ -424,21 +440,20 @@ def _parse_policy(obj: tlv.Tlv) -> dict[str, object]:
     for c in children:
         v = c.value
         if c.tag == TAG_POLICY_RETRY_LIMIT and len(v) == 1 and 1 <= v[0] <= 15:
-            out["retry_limit"] = v[0]
+            out.retry_limit = v[0]
         elif (
             c.tag == TAG_POLICY_THRESHOLD
             and len(v) == 2
             and int.from_bytes(v, "big") <= matcher.SCORE_MAX
         ):
-            out["threshold"] = int.from_bytes(v, "big")
+            out.threshold = int.from_bytes(v, "big")
         elif (
             c.tag == TAG_POLICY_MINUTIAE
             and len(v) == 2
             and 2 <= v[0] <= v[1] <= matcher.MAX_MINUTIAE
         ):
-            out["minutiae"] = (v[0], v[1])
+            out.minutiae = (v[0], v[1])
         elif c.tag == TAG_POLICY_ADMIN_KEY and len(v) == 16:
-            out["admin_key"] = bytes(v)
+            out.admin_key = bytes(v)
         else:
             raise CardError(SW.WRONG_DATA)
-    return out

@@ -68,7 +68,7 @@ class NotificationList:
         return sorted(k for k in self.store.keys() if k.startswith(_PREFIX) and k != _NEXT)
 
     def entries(self) -> list[tuple[int, int, str, str | None, bytes]]:
-        return [tuple(self.store.get(k)) for k in self._keys()]  # type: ignore[misc]
+        return [tuple(self.store.get(k)) for k in self._keys()]
 
     def add(
         self, seq: int, event: NotificationEvent, address: str, iccid: str | None, der: bytes

@@ -103,11 +103,14 @@ class FileSystemApplet(Applet):
         if ins in FileSystem.INSTRUCTIONS:
             return self.fs.process(self.system.channel_state, self._security(), apdu)
         if ins == 0x20:
-            return self._verify(apdu)
+            self._verify(apdu)
+            return None
         if ins == 0x24:
-            return self._change(apdu)
+            self._change(apdu)
+            return None
         if ins == 0x2C:
-            return self._unblock(apdu)
+            self._unblock(apdu)
+            return None
         raise CardError(SW.INS_NOT_SUPPORTED)
 
     # -- PINs (ISO 7816-4 §11.5.6-11.5.10; TS 102 221 §11.1.9-13) ----------------------

@@ -30,7 +30,8 @@ class NotesApplet(Applet):
 
     def process(self, apdu: APDU) -> bytes | None:
         if apdu.ins == 0xE2 and apdu.cla & 0x80:
-            return self._store(apdu)
+            self._store(apdu)
+            return None
         if apdu.ins == 0xCA:
             if apdu.p1 or apdu.p2:
                 raise CardError(SW.REFERENCED_DATA_NOT_FOUND)

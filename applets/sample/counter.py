@@ -49,5 +49,7 @@ class CounterClient(Applet):
             # Reaching around the interface: the firewall must refuse this.
             rt = self.system._rt
             server = rt.applet(self.server)
+            if not isinstance(server, CounterServer):
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
             return bytes([server.value & 0xFF])
         raise CardError(SW.INS_NOT_SUPPORTED)

@@ -35,12 +35,15 @@ class PurseApplet(Applet):
         ins = apdu.ins
         if apdu.cla & 0x80 == 0:
             if ins == 0x20:
-                return self._verify(apdu)
+                self._verify(apdu)
+                return None
             if ins == 0x24:
-                return self._change(apdu)
+                self._change(apdu)
+                return None
             raise CardError(SW.INS_NOT_SUPPORTED)
         if ins == 0x30 or ins == 0x40:
-            return self._transact(apdu, CREDIT if ins == 0x30 else DEBIT)
+            self._transact(apdu, CREDIT if ins == 0x30 else DEBIT)
+            return None
         if ins == 0x50:
             self._check_p1p2(apdu)
             return self.balance.to_bytes(4, "big")

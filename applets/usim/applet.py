@@ -41,6 +41,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
@@ -270,9 +271,11 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if rec is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         if ins == 0x20:
-            return self._verify(slot, gen, ref, rec, data)
+            self._verify(slot, gen, ref, rec, data)
+            return None
         if ins == 0x2C:
-            return self._unblock(slot, gen, ref, rec, data)
+            self._unblock(slot, gen, ref, rec, data)
+            return None
         expected = 2 * PIN_LENGTH if ins == 0x24 else PIN_LENGTH
         if len(data) != expected:
             raise CardError(SW.WRONG_LENGTH)
@@ -283,7 +286,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
             if not _valid_new_pin(ref, new):
                 raise CardError(SW.WRONG_DATA)
             rec = self._check_pin(slot, gen, ref, rec, data[:PIN_LENGTH])
-            slot.set_pin(ref, _with(rec, value=bytes(new), tries=rec.limit))
+            slot.set_pin(ref, replace(rec, value=bytes(new), tries=rec.limit))
             self._set_verified(gen, ref, True)
             return None
         # DISABLE (26) / ENABLE (28): application PINs and the universal PIN only.
@@ -293,7 +296,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if rec.enabled == want_enabled:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         rec = self._check_pin(slot, gen, ref, rec, data)
-        slot.set_pin(ref, _with(rec, enabled=want_enabled))
+        slot.set_pin(ref, replace(rec, enabled=want_enabled))
         self._set_verified(gen, ref, True)
         return None
 
@@ -301,9 +304,9 @@ class UiccApplet(Applet, ProfileStoreInterface):
         """Compare a PIN: the counter goes down first, and back up on success."""
         if rec.tries <= 0:
             raise CardError(SW.AUTH_METHOD_BLOCKED)
-        slot.set_pin(ref, _with(rec, tries=rec.tries - 1))
+        slot.set_pin(ref, replace(rec, tries=rec.tries - 1))
         if hmac.compare_digest(rec.value, bytes(value)):
-            restored = _with(rec, tries=rec.limit)
+            restored = replace(rec, tries=rec.limit)
             slot.set_pin(ref, restored)
             return restored
         self._set_verified(gen, ref, False)
@@ -336,11 +339,11 @@ class UiccApplet(Applet, ProfileStoreInterface):
             raise CardError(SW.WRONG_DATA)
         if rec.puk_tries <= 0:
             raise CardError(SW.AUTH_METHOD_BLOCKED)
-        slot.set_pin(ref, _with(rec, puk_tries=rec.puk_tries - 1))
+        slot.set_pin(ref, replace(rec, puk_tries=rec.puk_tries - 1))
         if not hmac.compare_digest(rec.puk, bytes(data[:PIN_LENGTH])):
             self._set_verified(gen, ref, False)
             raise CardError(0x63C0 | (rec.puk_tries - 1))
-        slot.set_pin(ref, _with(rec, value=bytes(new), tries=rec.limit, puk_tries=rec.puk_limit))
+        slot.set_pin(ref, replace(rec, value=bytes(new), tries=rec.limit, puk_tries=rec.puk_limit))
         self._set_verified(gen, ref, True)
         return None
 
@@ -495,9 +498,9 @@ class UiccApplet(Applet, ProfileStoreInterface):
             raise CardError(SW_CHV_BLOCKED)
         rec = self._check_pin(slot, gen, ref, rec, data[:CHV_LENGTH])
         if ins == 0x24:
-            rec = _with(rec, value=bytes(data[CHV_LENGTH:]))
+            rec = replace(rec, value=bytes(data[CHV_LENGTH:]))
         elif ins in (0x26, 0x28):
-            rec = _with(rec, enabled=ins == 0x28)
+            rec = replace(rec, enabled=ins == 0x28)
         if ins != 0x20:
             slot.set_pin(ref, rec)
         self._set_verified(gen, ref, True)
@@ -700,17 +703,3 @@ class UiccApplet(Applet, ProfileStoreInterface):
     def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
         profile = self._find(iccid).read()
         return (profile if with_secrets else profile.without_secrets()).to_bytes()
-
-
-def _with(rec: PinRecord, **changes: Any) -> PinRecord:
-    values = {
-        "value": rec.value,
-        "limit": rec.limit,
-        "tries": rec.tries,
-        "enabled": rec.enabled,
-        "puk": rec.puk,
-        "puk_limit": rec.puk_limit,
-        "puk_tries": rec.puk_tries,
-    }
-    values.update(changes)
-    return PinRecord(**values)

@@ -581,7 +581,11 @@ def files_to_fs(fs: FileSystem, files: tuple[FileSpec, ...]) -> None:
 def _create(fs: FileSystem, f: FileSpec) -> None:
     common: dict[str, Any] = {"security": f.security, "lcs": f.lcs}
     if f.is_df:
-        extra = {"pins": f.pins, "proprietary": f.proprietary, "total_size": f.total_size}
+        extra: dict[str, Any] = {
+            "pins": f.pins,
+            "proprietary": f.proprietary,
+            "total_size": f.total_size,
+        }
         if f.handle == MF_HANDLE:
             if f.parent is not None:
                 raise ValueError("the MF has no parent")

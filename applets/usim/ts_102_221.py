@@ -117,7 +117,7 @@ def swapped_bcd(digits: str, size: int) -> bytes:
 def unswap_bcd(data: bytes) -> str:
     """The digits of swapped BCD, stopping at the first F nibble (upper-case hex letters
     stand for the BCD values A-E)."""
-    out = []
+    out: list[str] = []
     for b in data:
         for nibble in (b & 0x0F, b >> 4):
             if nibble == 0x0F:

@@ -44,7 +44,9 @@ class ShareableProxy:
     def __init__(self, target: Shareable, server: Context) -> None:
         object.__setattr__(self, "_target", target)
         object.__setattr__(self, "_server", server)
-        object.__setattr__(self, "_methods", interface_methods(type(target)))
+        # As `type`: mypy checks type[Shareable] against Hashable with the instances' __hash__.
+        cls: type = type(target)
+        object.__setattr__(self, "_methods", interface_methods(cls))
 
     def __getattr__(self, name: str) -> Any:
         if name not in self._methods:

@@ -209,7 +209,7 @@ class FileSystem:
                 raise ValueError(f"{info.handle}: content must be {info.size} bytes")
             return bytes(content)
         if info.is_record:
-            recs = tuple(bytes(r) for r in content)  # type: ignore[union-attr]
+            recs = tuple(bytes(r) for r in content)
             if len(recs) != info.records or any(len(r) != info.record_length for r in recs):
                 raise ValueError(
                     f"{info.handle}: content must be {info.records} records of "

@@ -215,7 +215,8 @@ class IssuerSecurityDomain(Applet):
         if session is not None and session.level is None and not session.closed:
             # The command after INITIALIZE UPDATE must be EXTERNAL AUTHENTICATE.
             if ins == INS_EXTERNAL_AUTHENTICATE and cla & 0x80:
-                return self._external_authenticate(gp, apdu.command)
+                self._external_authenticate(gp, apdu.command)
+                return None
             gp.reset()
         elif ins == INS_EXTERNAL_AUTHENTICATE and cla & 0x80:
             gp.reset()

@@ -17,6 +17,7 @@ found by class reference and they have no privileges.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntFlag
 from typing import Any
@@ -178,7 +179,7 @@ class Registry:
     def __init__(
         self,
         isd_aid: bytes,
-        applets: list[tuple[bytes, str, int, int]],
+        applets: Iterable[tuple[bytes, str, int, int]],
         load_files: tuple[LoadFileRecord, ...],
         apps: tuple[AppRecord, ...],
     ) -> None:

@@ -28,8 +28,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import asn1tools  # type: ignore[import-untyped]
-from asn1tools.codecs import ber  # type: ignore[import-untyped]
+import asn1tools
+from asn1tools.codecs import ber
 
 from card.sgp22.der_bounds import (
     DEFAULT_LIMITS,

@@ -172,6 +172,8 @@ class EvalResult:
                 pending = [p for p, q in both if not (p.resolved and q.resolved)]
                 better = (None, _need(*pending)) if pending else (True, None)
         a = self.apdu
+        fast: tuple[bool | None, str | None]
+        agree: tuple[bool | None, str | None]
         if a.comparisons:
             fast = (a.mean_ms < 50.0 and a.p99_ms < 50.0, None)
             agree = (a.agree == a.comparisons, None)
@@ -481,12 +483,12 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         "verify_under_50ms": "VERIFY under 50 ms (mean and p99)",
         "apdu_decisions_agree": "APDU decisions = direct decisions",
     }
-    for k, v in t.items():
+    for key, v in t.items():
         if v is None:
-            verdict = f"not judged ({why[k]})" if k in why else "not judged"
+            verdict = f"not judged ({why[key]})" if key in why else "not judged"
         else:
             verdict = "met" if v else "NOT met"
-        lines.append(f"  target {names[k]}: {verdict}")
+        lines.append(f"  target {names[key]}: {verdict}")
     return lines
 
 

@@ -198,5 +198,5 @@ def demo(seed: int, as_json: bool) -> None:
             f"BIT: reference {b.reference:02X}, subtype {b.subtype:02X}, format "
             f"{b.format_owner:04X}/{b.format_type:04X}, minutiae {b.min_minutiae}..{b.max_minutiae}"
         )
-    for a, b in steps:
-        click.echo(f"{b}  {a}")
+    for step, sw in steps:
+        click.echo(f"{sw}  {step}")

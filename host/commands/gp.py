@@ -210,7 +210,7 @@ def list_cmd(as_json: bool, **kw: Any) -> None:
     """
     opts = _options(kw)
     with _client(opts) as client:
-        reg: Registry = client.list()
+        reg: Registry = client.registry()
     if as_json:
         _echo_json(reg.to_json())
         return
@@ -458,8 +458,8 @@ def card_status(yes: bool, state: str, **kw: Any) -> None:
     if value == 0xFF and not yes:
         click.confirm("Terminate the card? This cannot be undone", abort=True, err=True)
     with _client(opts) as client:
-        client.set_card_life_cycle(value)  # type: ignore[arg-type]
-    click.echo(f"card is {card_life_cycle_name(value)}")  # type: ignore[arg-type]
+        client.set_card_life_cycle(value)
+    click.echo(f"card is {card_life_cycle_name(value)}")
 
 
 @gp.command("put-key", short_help="Add or replace an SCP03 key set (PUT KEY).")

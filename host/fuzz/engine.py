@@ -48,7 +48,7 @@ from host.fuzz.report import (
     save_finding,
 )
 from host.fuzz.session import Episode, Event, Reset, Send, Step, Tear
-from host.fuzz.targets import SELECTED, AppletTarget, CardTarget
+from host.fuzz.targets import SELECTED, AppletTarget, CardTarget, CommandWrapper
 
 log = logging.getLogger("cardemu.fuzz")
 
@@ -146,7 +146,7 @@ class Fuzzer:
         self._writers: set[tuple[str, int, int] | None] = set()
         self._verdicts: dict[tuple[str, bytes, bytes, bytes], bool] = {}
         #: the session a state's set-up opened (it wraps commands), until it ends
-        self._session: object | None = None
+        self._session: CommandWrapper | None = None
         #: slow answers that were not slow again on a replay (not findings)
         self.unconfirmed = 0
         self.apdus = 0
@@ -280,7 +280,7 @@ class Fuzzer:
         if session is None or not apdu or not apdu[0] & 0x80 or self.rng.random() >= 0.85:
             return apdu
         try:
-            return session.wrap_command(apdu)  # type: ignore[attr-defined,no-any-return]
+            return session.wrap_command(apdu)
         except Exception:  # noqa: BLE001 - a command the session cannot wrap goes raw
             return apdu
 
@@ -304,7 +304,7 @@ class Fuzzer:
             except Exception as e:  # noqa: BLE001 - a set-up that fails leaves the state unreached
                 log.debug("state %s of %s not reached: %s", state, applet.name, e)
                 return SELECTED
-            if hasattr(session, "wrap_command"):
+            if isinstance(session, CommandWrapper):
                 self._session = session
         else:
             for apdu in spec.setup:

@@ -481,7 +481,7 @@ class Checker:
         out.extend(self.ep.target.secrets)
         if card is not None:
             for aid, hook in self._hooks:
-                out.extend(hook(card, aid))  # type: ignore[misc]
+                out.extend(hook(card, aid))
         return out
 
     def _secrets(

@@ -131,10 +131,7 @@ def script_text(
     if image:
         script = name or "SCRIPT"
         runs = [f"cp {image} replay.card && cardemu run --card replay.card --seed {seed} {script}"]
-    short = any(
-        isinstance(st.event, Send | Tear) and len(st.event.apdu) < 4
-        for st in steps  # type: ignore[union-attr]
-    )
+    short = any(isinstance(st.event, Send | Tear) and len(st.event.apdu) < 4 for st in steps)
     if runs and not short:
         lines.append("# Replay: " + runs[0])
     elif runs:

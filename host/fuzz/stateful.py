@@ -37,7 +37,7 @@ from host.fuzz.generators import specs_for
 from host.fuzz.oracles import ALL_ORACLES, Checker, Violation
 from host.fuzz.report import Finding
 from host.fuzz.session import Episode, Reset, Send, Step, Tear
-from host.fuzz.targets import AppletTarget, CardTarget
+from host.fuzz.targets import AppletTarget, CardTarget, CommandWrapper
 
 
 class OracleViolation(AssertionError):
@@ -152,7 +152,7 @@ def machine_for(
             self.episode = Episode(target, seed)
             self.checker = Checker(self.episode, oracles=oracles, max_ms=max_ms)
             #: the session a state's set-up opened (a secure channel), until it ends
-            self.session: Any = None
+            self.session: CommandWrapper | None = None
             if recorder is not None:
                 recorder.runs += 1
 
@@ -205,7 +205,7 @@ def machine_for(
                     raise
                 except Exception:  # noqa: BLE001 - the state is just not reached
                     return
-                if hasattr(session, "wrap_command"):
+                if isinstance(session, CommandWrapper):
                     self.session = session
                 return
             for apdu in state.setup:
@@ -217,7 +217,7 @@ def machine_for(
             if self.session is None or not apdu or not apdu[0] & 0x80:
                 return apdu
             try:
-                return self.session.wrap_command(apdu)  # type: ignore[no-any-return]
+                return self.session.wrap_command(apdu)
             except Exception:  # noqa: BLE001 - a command the session cannot wrap goes raw
                 return apdu
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from card.framework.catalogue import Catalogue, class_ref
 from card.runtime import CardRuntime
@@ -66,6 +66,15 @@ RNG_SKIP_MAX = 4096
 #: function may return a session, an object with `wrap_command(apdu) -> bytes` (a
 #: secure channel): most proprietary-class commands fuzzed in the state go through it.
 Setup = tuple[bytes, ...] | Callable[[Callable[[bytes], bytes]], object]
+
+
+@runtime_checkable
+class CommandWrapper(Protocol):
+    """The session a set-up function may return (a secure channel, GP Card Specification §10)."""
+
+    def wrap_command(self, apdu: bytes) -> bytes:
+        """The command as sent through the session (MAC, encryption)."""
+        ...
 
 
 class TargetError(Exception):
@@ -972,7 +981,7 @@ def card_target(
     catalogue = _default_catalogue()
     extra = tuple(extra_classes)
     if extra:
-        catalogue = Catalogue(extra)  # type: ignore[arg-type]
+        catalogue = Catalogue(extra)
     probe = CardRuntime(None, rng_seed=0, catalogue=catalogue)
     personalise(probe)
     probe.power_on()  # an image's registry is read at power-on

@@ -265,7 +265,7 @@ class GpClient:
                 p2 |= 0x01  # next occurrence(s)
         raise ApduError(0x6A86, b"", f"GET STATUS {int(scope):02X}")
 
-    def list(self) -> Registry:
+    def registry(self) -> Registry:
         """The ISD, applications and SDs, and load files with their modules."""
         self._require_channel("GET STATUS")
         reg = Registry()

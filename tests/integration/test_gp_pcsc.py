@@ -51,12 +51,12 @@ def _random(seed: int):
 def test_content_management_cycle_over_pcsc(reader: PcscReader, level: int) -> None:
     desc = describe_load_file("notes")
     with GpClient(reader, level=level, random=_random(level)) as client:
-        before = client.list()
+        before = client.registry()
         assert before.isd[0].aid == bytes.fromhex("A000000151000000")
         assert before.find(desc.aid) is None
         client.load(desc.to_bytes(), desc.aid, with_hash=True)
         client.install(desc.aid, desc.modules[0].aid, NOTES_AID, params=b"over pc/sc")
-        listed = client.list()
+        listed = client.registry()
         assert listed.find(NOTES_AID).life_cycle_name == "SELECTABLE"
         assert listed.find(desc.aid).modules == (desc.modules[0].aid,)
 
@@ -66,7 +66,7 @@ def test_content_management_cycle_over_pcsc(reader: PcscReader, level: int) -> N
 
     with GpClient(reader, level=level, random=_random(level + 1)) as client:
         client.delete(desc.aid, related=True)
-        after = client.list()
+        after = client.registry()
         assert after.find(NOTES_AID) is None and after.find(desc.aid) is None
         assert [e.aid for e in after.applications] == [e.aid for e in before.applications]
         with pytest.raises(ApduError) as e:

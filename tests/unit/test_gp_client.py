@@ -313,12 +313,12 @@ def test_content_management_cycle(card, level: int) -> None:
     desc = describe_load_file("notes")
     client, spy = _client(card, level=level)
     with client:
-        before = client.list()
+        before = client.registry()
         assert before.isd[0].aid == ISD and before.isd[0].life_cycle_name == "OP_READY"
         assert before.find(desc.aid) is None
         client.load(desc.to_bytes(), desc.aid, with_hash=level == 0x33)
         client.install(desc.aid, desc.modules[0].aid, NOTES_AID, params=b"hello")
-        mid = client.list()
+        mid = client.registry()
     pkg = mid.find(desc.aid)
     assert pkg is not None and pkg.kind == "PKG" and pkg.modules == (desc.modules[0].aid,)
     app = mid.find(NOTES_AID)
@@ -339,7 +339,7 @@ def test_content_management_cycle(card, level: int) -> None:
     with client:
         client.delete(NOTES_AID)
         client.delete(desc.aid)
-        after = client.list()
+        after = client.registry()
     assert after.find(NOTES_AID) is None and after.find(desc.aid) is None
     assert [e.aid for e in after.applications] == [e.aid for e in before.applications]
     assert _select(card, NOTES_AID)[1] != 0x9000
@@ -364,7 +364,7 @@ def test_refusals_surface_as_apdu_errors(card) -> None:
             client.delete(desc.aid)  # an application still comes from it
         assert e.value.sw == 0x6985
         client.delete(desc.aid, related=True)
-        assert client.list().find(NOTES_AID) is None
+        assert client.registry().find(NOTES_AID) is None
 
 
 def test_lock_unlock_and_personalize(card) -> None:
@@ -375,12 +375,12 @@ def test_lock_unlock_and_personalize(card) -> None:
         client.install(desc.aid, desc.modules[0].aid, NOTES_AID)
         client.personalize(NOTES_AID, b"A" * 300, block_size=100)
         client.lock(NOTES_AID)
-        assert client.list().find(NOTES_AID).life_cycle_name == "LOCKED"
+        assert client.registry().find(NOTES_AID).life_cycle_name == "LOCKED"
     assert _select(card, NOTES_AID)[1] != 0x9000
     client, _ = _client(card, level=0x03)
     with client:
         client.unlock(NOTES_AID)
-        assert client.list().find(NOTES_AID).life_cycle_name == "SELECTABLE"
+        assert client.registry().find(NOTES_AID).life_cycle_name == "SELECTABLE"
     assert _select(card, NOTES_AID)[1] == 0x9000
     resp = GetResponseReader(InProcessReader(card)).transmit(bytes.fromhex("80CA000000"))
     assert resp == b"A" * 300 + b"\x90\x00"
@@ -391,7 +391,7 @@ def test_card_life_cycle_gates_content_management(card) -> None:
     with client:
         client.set_card_life_cycle(0x07)
         client.set_card_life_cycle(0x0F)
-        assert client.list().isd[0].life_cycle_name == "SECURED"
+        assert client.registry().isd[0].life_cycle_name == "SECURED"
         client.set_card_life_cycle(0x7F)
     client, _ = _client(card)
     with client:
@@ -412,7 +412,7 @@ def test_put_key_then_authenticate_with_the_new_keys(card) -> None:
         assert resp[0] == 0x31 and len(resp) == 10
         assert [k.kvn for k in client.key_information()].count(0x31) == 3
     with GpClient(InProcessReader(card), new, kvn=0x31, random=_seeded(5)) as c2:
-        assert c2.list().isd
+        assert c2.registry().isd
     # Replacing key set 30 retires the test keys.
     newer = Scp03Keys.single(bytes(range(100, 116)), 0x30)
     with GpClient(InProcessReader(card), random=_seeded(6)) as c3:
@@ -420,7 +420,7 @@ def test_put_key_then_authenticate_with_the_new_keys(card) -> None:
     with pytest.raises(SecureChannelError, match="card cryptogram"):
         GpClient(InProcessReader(card), kvn=0x30, random=_seeded(7)).open()
     with GpClient(InProcessReader(card), newer, kvn=0x30, random=_seeded(8)) as c4:
-        assert c4.list().isd
+        assert c4.registry().isd
 
 
 def test_wrong_keys_and_missing_channel(card) -> None:
@@ -428,7 +428,7 @@ def test_wrong_keys_and_missing_channel(card) -> None:
         GpClient(InProcessReader(card), Scp03Keys.single(bytes(16))).open()
     client = GpClient(InProcessReader(card))
     with pytest.raises(SecureChannelError, match="needs a secure channel"):
-        client.list()
+        client.registry()
 
 
 def test_get_data_without_a_secure_channel(card) -> None:
@@ -537,7 +537,7 @@ def test_every_command_the_client_sends_decodes_cleanly(card) -> None:
             return resp
 
         client.scp.transmit = recording  # type: ignore[method-assign]
-        client.list()
+        client.registry()
         client.load(desc.to_bytes(), desc.aid, with_hash=True)
         client.install(desc.aid, desc.modules[0].aid, NOTES_AID, params=b"x")
         client.personalize(NOTES_AID, b"notes")
