@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages the real-PC/SC tier needs (DESIGN.md §3):
+# Install the Debian packages the real-PC/SC tier and the CI need:
 #   pcscd             the PC/SC daemon
 #   vsmartcard-vpcd   the virtual reader driver our card connects to (35963/35964)
 #   pcsc-tools        pcsc_scan and scriptor, used by tests/integration
@@ -8,6 +8,8 @@
 #                     (it has no Linux wheel)
 #   gcc python3-dev   the compiler, and the headers for Debian's own python3
 #                     (a pyenv/venv interpreter brings its own)
+#   python3-venv      ensurepip for Debian's python3, so `python3 -m venv` works
+#                     (.ci/run and the README install into a venv)
 # Not needed: Debian's swig (pyscard's build-system.requires pulls the `swig`
 # wheel from PyPI into its isolated build environment) and pkg-config (pyscard's
 # setup.py falls back to /usr/include/PCSC).
@@ -15,7 +17,7 @@
 # a second run installs nothing. Needs root (or sudo) and no TTY.
 set -euo pipefail
 
-packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev)
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev python3-venv)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
