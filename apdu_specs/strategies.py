@@ -60,13 +60,3 @@ def values(con: c.Construct, size: tuple[int, int] | None = None) -> st.SearchSt
         return value_for(con, HypothesisDraw(draw), size)
 
     return _values()
-
-
-def responses(spec: CommandSpec) -> st.SearchStrategy[bytes]:
-    """Response data (without SW) that the spec's response construct accepts."""
-
-    @st.composite
-    def _responses(draw: Any) -> bytes:
-        return spec.generate_response_data(HypothesisDraw(draw))
-
-    return _responses()

@@ -64,10 +64,6 @@ class HexInt(int):
         return (HexInt, (int(self), self.digits))
 
 
-def hex_bytes(b: bytes) -> str:
-    return b.hex().upper()
-
-
 def to_json(value: Any) -> Any:
     """A decoded value as JSON-ready data (bytes as upper-case hex strings).
 

@@ -31,11 +31,6 @@ class ApduFormatError(CardError):
 # -- CLA byte (ISO 7816-4 §5.4.1) -------------------------------------------
 
 
-def cla_is_interindustry(cla: int) -> bool:
-    """First (000x xxxx) or further (01xx xxxx) interindustry class."""
-    return cla & 0x80 == 0
-
-
 def cla_channel(cla: int) -> int:
     """The logical channel number a CLA byte addresses.
 
@@ -192,9 +187,6 @@ class CommandApdu:
             if self.le is not None:
                 out.append(self.le & 0xFF)  # 256 -> 00
         return bytes(out)
-
-    def with_cla(self, cla: int) -> CommandApdu:
-        return CommandApdu(cla, self.ins, self.p1, self.p2, self.data, self.le, self.extended)
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()

@@ -32,7 +32,6 @@ import os
 import secrets
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 from card.errors import ImageInUse as ImageInUse  # re-exported: callers catch it here
@@ -332,9 +331,6 @@ class NVM:
         if seg is None:
             seg = self._segments[owner] = {}
         return seg
-
-    def owners(self) -> Iterator[str]:
-        return iter(list(self._segments))
 
     def read(self, owner: str, name: str, default: Value = None) -> Value:
         seg = self._segments.get(owner)

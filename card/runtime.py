@@ -337,8 +337,8 @@ class CardRuntime:
         return None if ctx is None else ctx.aid
 
     def transient_available(self) -> int:
-        used = sum(len(arr) for e in self._entries.values() for arr, _ in e.ctx.transient_arrays)
-        return max(0, self.transient_capacity - used)
+        """Transient memory left for applets: all of it (transient fields are not counted)."""
+        return self.transient_capacity
 
     # -- power -------------------------------------------------------------------
 

@@ -166,10 +166,6 @@ def is_success(sw: int) -> bool:
     return sw == 0x9000 or sw >> 8 in (0x61, 0x9F)
 
 
-def is_warning(sw: int) -> bool:
-    return sw >> 8 in (0x62, 0x63)
-
-
 # 3GPP TS 51.011 §9.4 (security management): CHV check failed, attempts left / none left.
 _GSM_COUNTER_WORDS = frozenset({0x9804, 0x9840})
 

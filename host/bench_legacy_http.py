@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -512,11 +511,3 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def status_phrase(status: int) -> str:
-    """The reason phrase of an HTTP status ("Not Found"), or "" for an unknown one."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""

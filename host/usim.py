@@ -192,9 +192,6 @@ class UsimSession:
         """SELECT the MF, returning its FCP (TS 102 221 §11.1.1)."""
         return self._ok("SELECT MF", 0xA4, 0x00, 0x04, b"\x3f\x00", 0)
 
-    def select_fid(self, fid: int) -> bytes:
-        return self._ok(f"SELECT {fid:04X}", 0xA4, 0x00, 0x04, fid.to_bytes(2, "big"), 0)
-
     def select_aid(self, aid: bytes) -> bytes:
         return self._ok(f"SELECT {aid.hex().upper()}", 0xA4, 0x04, 0x04, aid, 0)
 

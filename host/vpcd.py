@@ -343,8 +343,8 @@ class VpcdClient:
                 self.card.power_on()
             response = self.card.process(apdu)
         except Exception as e:
-            # A card object must not take the reader down with it (DESIGN.md §2,
-            # "nothing escapes the card"); one line, the traceback only at DEBUG.
+            # A card object must not take the reader down with it: the terminal gets
+            # 6F00 (ISO 7816-4 "no precise diagnosis"); one line, the traceback only at DEBUG.
             logger.error("card raised on %s: %s", apdu.hex().upper(), e)
             logger.debug("traceback", exc_info=True)
             response = SW_NO_PRECISE_DIAGNOSIS

@@ -89,9 +89,6 @@ class Slot:
     def iccid(self) -> str:
         return self.meta[0]
 
-    def pin_refs(self) -> tuple[int, ...]:
-        return self.meta[5]
-
     def apps(self) -> tuple[AppSpec, ...]:
         return tuple(AppSpec(aid, ref, params) for aid, ref, params in self.meta[4])
 

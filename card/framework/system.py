@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from card.framework.aid import AID
 from card.framework.exceptions import SecurityException
-from card.nvm import NVM, TransactionError, Value
+from card.nvm import NVM, Value
 
 if TYPE_CHECKING:
     from card.framework.applet import Applet
@@ -63,7 +63,6 @@ class Context:
         "seg",
         "transient",
         "deselect_transient",
-        "transient_arrays",
         "channel_states",
         "objects",
         "applet",
@@ -79,7 +78,6 @@ class Context:
         self.seg = self.store._seg
         self.transient: dict[str, Any] = {}
         self.deselect_transient: dict[str, Any] = {}
-        self.transient_arrays: list[tuple[bytearray, int]] = []
         self.channel_states: dict[int, dict[str, Any]] = {}
         self.objects: dict[str, Any] = {}
         self.applet: Applet | None = None
@@ -96,16 +94,11 @@ class Context:
         self.transient.clear()
         self.deselect_transient.clear()
         self.channel_states.clear()
-        for arr, _ in self.transient_arrays:
-            arr[:] = bytes(len(arr))
 
     def clear_on_deselect(self, channel: int, still_active: bool) -> None:
         self.channel_states.pop(channel, None)
         if not still_active:
             self.deselect_transient.clear()
-            for arr, event in self.transient_arrays:
-                if event == CLEAR_ON_DESELECT:
-                    arr[:] = bytes(len(arr))
 
 
 class JCSystem:
@@ -129,9 +122,6 @@ class JCSystem:
     def commit_transaction(self) -> None:
         self._rt.nvm.commit()
 
-    def abort_transaction(self) -> None:
-        self._rt.nvm.abort()
-
     @property
     def transaction_depth(self) -> int:
         return 1 if self._rt.nvm.in_transaction else 0
@@ -150,16 +140,6 @@ class JCSystem:
         nvm.commit()
 
     # -- memory ---------------------------------------------------------------
-
-    def make_transient_bytes(self, size: int, event: int = CLEAR_ON_RESET) -> bytearray:
-        """A byte array cleared to zero on reset (or also on deselect)."""
-        if event not in (CLEAR_ON_RESET, CLEAR_ON_DESELECT):
-            raise ValueError("event must be CLEAR_ON_RESET or CLEAR_ON_DESELECT")
-        if size > self._rt.transient_available():
-            raise TransactionError(TransactionError.BUFFER_FULL, "not enough transient memory")
-        arr = bytearray(size)
-        self._ctx.transient_arrays.append((arr, event))
-        return arr
 
     def available_memory(self, memory_type: int = MEMORY_TYPE_PERSISTENT) -> int:
         if memory_type == MEMORY_TYPE_PERSISTENT:
@@ -187,9 +167,6 @@ class JCSystem:
         if st is None:
             st = states[ch] = {}
         return st
-
-    def is_selected_on(self, channel: int) -> bool:
-        return self._rt.selected_context(channel) is self._ctx
 
     @property
     def aid(self) -> AID:
@@ -222,7 +199,3 @@ class JCSystem:
         if applet is None or not type(applet).card_manager:
             raise SecurityException(f"applet {self._ctx.aid} has no card-manager privilege")
         return self._rt
-
-    def check_owner(self, ctx: Context) -> None:
-        if ctx is not self._ctx:
-            raise SecurityException("object belongs to another context")

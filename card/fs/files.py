@@ -117,10 +117,6 @@ def meta_tuple(
     return meta
 
 
-def with_lcs(meta: Meta, lcs: int) -> Meta:
-    return meta[:M_LCS] + (lcs,) + meta[M_LCS + 1 :]
-
-
 class FileInfo:
     """Read-only view of one file's metadata tuple, with its FCP and access rules."""
 

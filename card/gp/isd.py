@@ -28,8 +28,8 @@ CARD_LOCKED", §11.1.3); a TERMINATED card answers only GET DATA (§5.1.1.5).
 
 Status words beyond ISO 7816-4: 6A81 life cycle forbids the command, 6310 more
 GET STATUS data, 6283 SELECT on a CARD_LOCKED card, 9484/9485 PUT KEY key type
-or KCV. A wrong host cryptogram answers 6982 (as the issue asks; Amendment D
-§7.1.2.3 names 6300 for it) and closes the session.
+or KCV. A wrong host cryptogram answers 6982 (ISO 7816-4 "security status not
+satisfied"; Amendment D §7.1.2.3 names 6300 for it) and closes the session.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The eUICC Controlling Authority Security Domain holds the eUICC's identity:
 the EID, the private key SK.EUICC.ECDSA, CERT.EUICC.ECDSA and CERT.EUM.ECDSA,
 and the CI public keys the eUICC trusts. The ISD-R never sees the private
 key: it asks the ECASD to sign. The interface lives in card/ because the two
-applets may not import each other (DESIGN.md §1); only primitive values cross it.
+applets may not import each other (README, "Layout"); only primitive values cross it.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ class EvalResult:
     bozorth_library: str | None = None
 
     def targets(self) -> dict[str, bool | None]:
-        """The issue's targets, each True/False (None when it cannot be judged)."""
+        """The targets `report` judges, each True/False (None when it cannot be judged)."""
         return {k: v for k, (v, _why) in self._judge().items()}
 
     def unjudged(self) -> dict[str, str]:

@@ -131,10 +131,6 @@ class BioSession:
         """Enrol (or replace) a finger; needs `authenticate_admin` first."""
         self.put_data(enrolment_objects(reference, minutiae, subtype))
 
-    def set_policy(self, **kw: object) -> None:
-        """PUT DATA of an E1 policy object (`policy_object`'s keywords)."""
-        self.put_data(policy_object(**kw))  # type: ignore[arg-type]
-
     def verify_apdu(self, reference: int, minutiae: Sequence[Minutia] | bytes) -> bytes:
         """The VERIFY command carrying a minutiae set (extended length when it needs it)."""
         return _short_or_extended(0, 0x20, 0x00, reference, build_biometric_data(minutiae), None)

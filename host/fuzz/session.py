@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from card.runtime import CardRuntime, CardTorn
@@ -268,11 +268,3 @@ def same_outcome(a: Step, b: Step) -> bool:
         and a.response == b.response
         and (a.escaped is None) == (b.escaped is None)
     )
-
-
-def run_events(target: CardTarget, seed: int, events: Iterable[Event]) -> Episode:
-    """A new episode with `events` applied."""
-    ep = Episode(target, seed)
-    for e in events:
-        ep.apply(e)
-    return ep

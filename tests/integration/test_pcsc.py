@@ -1,6 +1,6 @@
 """A served card on the real PC/SC stack: pcscd + vpcd, seen through pyscard, opensc-tool, scriptor.
 
-DESIGN.md §3 "The card on PC/SC" and "The PC/SC stack is real". Tests that
+The PC/SC tier (README, "Layout"): the real pcscd and vpcd, no stand-ins. Tests that
 only use the card interface (`atr`, `process`) take their card from
 `make_card`, and compare what crosses pcscd with what a twin of the card
 answers directly, so they hold for any deterministic card.
@@ -169,7 +169,7 @@ def test_card_removal_and_reinsertion(serve, pcsc, reader) -> None:
     assert reader.transmit(PING) == PONG
 
     served.client.stop()
-    # pcscd polls presence a few times a second (DESIGN.md §3: about half a second).
+    # pcscd polls presence a few times a second: the removal shows within about half a second.
     assert pcsc.wait(READER_0, present=False, timeout=3) < 1.5
     with pytest.raises(ReaderError, match="removed|no card"):
         reader.transmit(bytes.fromhex("00A40000"))

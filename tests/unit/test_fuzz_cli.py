@@ -1,4 +1,4 @@
-"""`cardemu fuzz` usage errors exit 2 (STYLE.md exit codes)."""
+"""`cardemu fuzz` usage errors exit 2, as click's own usage errors do."""
 
 from __future__ import annotations
 
