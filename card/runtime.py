@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from card.apdu import CommandApdu, cla_channel
 from card.atr import Atr, build_atr
+from card.crypto.rng import CardRng
 from card.framework.aid import AID
 from card.framework.applet import APDU, Applet
 from card.framework.catalogue import Catalogue, CatalogueError, class_ref
@@ -135,7 +136,7 @@ class CardRuntime:
         self.nvm = NVM(image, capacity=capacity, create=create, readonly=readonly)
         self.atr: bytes = atr or self.nvm.read(CARD_OWNER, "atr") or DEFAULT_ATR
         self.transient_capacity = transient_capacity
-        self.rng = _make_rng(rng_seed)
+        self.rng = CardRng(rng_seed)
         #: Python exceptions that escaped an applet and became 6F00
         self.exceptions = 0
         #: the traceback text of the last such exception
@@ -756,19 +757,3 @@ def _channel_mask(channels: bool | Iterable[int]) -> int:
             raise ValueError(f"logical channel {ch} out of range 0..19")
         mask |= 1 << ch
     return mask
-
-
-def _make_rng(seed: bytes | int | None) -> Any:
-    try:
-        from card.crypto.rng import CardRng
-    except ImportError:  # pragma: no cover - during bootstrap only
-        import random
-
-        r = random.Random(seed) if seed is not None else None
-
-        class _Fallback:
-            def random(self, n: int) -> bytes:
-                return r.randbytes(n) if r else os.urandom(n)
-
-        return _Fallback()
-    return CardRng(seed)

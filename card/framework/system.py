@@ -15,6 +15,7 @@ from card.framework.exceptions import SecurityException
 from card.nvm import NVM, Value
 
 if TYPE_CHECKING:
+    from card.crypto.rng import CardRng
     from card.framework.applet import Applet
     from card.framework.shareable import ShareableProxy
     from card.runtime import CardRuntime
@@ -173,7 +174,7 @@ class JCSystem:
         return self._ctx.aid
 
     @property
-    def rng(self) -> Any:
+    def rng(self) -> CardRng:
         """The card's random number generator (seedable for tests)."""
         return self._rt.rng
 
