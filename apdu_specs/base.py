@@ -817,8 +817,11 @@ def decode_response(
     value: Any = None
     if body:
         params = command.params if command is not None else {}
-        sm = command is not None and command.fields.get("cla", 0x80) & 0x80 == 0
-        sm = sm and int(command.fields.get("secure_messaging", 0)) >= 2  # type: ignore[union-attr]
+        sm = (
+            command is not None
+            and command.fields.get("cla", 0x80) & 0x80 == 0
+            and int(command.fields.get("secure_messaging", 0)) >= 2
+        )
         complete = sw == 0x9000 or sw1 in (0x62, 0x63, 0x91)
         if sw1 == 0x61:
             value = body  # the first part; GET RESPONSE fetches the rest

@@ -9,6 +9,8 @@ emulator's "usim" preset, whose keys are those.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import construct as c
 
 from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, sws
@@ -60,7 +62,7 @@ def _auth_gsm_response(d: Decoded) -> str:
     return "malformed"
 
 
-def _rand_summary(context: str) -> object:
+def _rand_summary(context: str) -> Callable[[Decoded], str]:
     def summary(d: Decoded) -> str:
         v = d.fields["data"]
         if not isinstance(v, dict):
@@ -83,7 +85,7 @@ SPECS: tuple[CommandSpec, ...] = (
         ne=(1, 256),
         response=c.GreedyBytes,
         sws=_SWS,
-        summary=_rand_summary("3G context"),  # type: ignore[arg-type]
+        summary=_rand_summary("3G context"),
         response_summary=_auth_3g_response,
         context=USIM,
         doc="Data: L RAND L AUTN. The USIM checks MAC-A and the freshness of SQN.",
@@ -129,7 +131,7 @@ SPECS: tuple[CommandSpec, ...] = (
         ne=(1, 256),
         response=c.GreedyBytes,
         sws=_SWS,
-        summary=_rand_summary("GSM context"),  # type: ignore[arg-type]
+        summary=_rand_summary("GSM context"),
         response_summary=_auth_gsm_response,
         context=USIM,
         doc="Data: L RAND. SRES and Kc come from the conversion functions c2 and c3.",

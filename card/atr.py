@@ -729,7 +729,7 @@ def build_atr(
         raise ValueError("give either historical bytes or extended_length/max_channels")
 
     atr = Atr.from_levels(
-        [tuple(r) for r in rows],  # type: ignore[misc]
+        [(r[0], r[1], r[2], r[3]) for r in rows],
         historical,
         TS_INVERSE if inverse else TS_DIRECT,
     )

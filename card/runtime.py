@@ -256,8 +256,10 @@ class CardRuntime:
         own_txn = not nvm.in_transaction
         if own_txn:
             nvm.begin()
+        applet = entry.ctx.applet
+        assert applet is not None  # every registered context is bound (install, _load_registry)
         try:
-            self.call_in_context(entry.ctx, entry.ctx.applet.on_uninstall)  # type: ignore[union-attr]
+            self.call_in_context(entry.ctx, applet.on_uninstall)
             del self._entries[key]
             nvm.delete_owner(entry.ctx.owner)
             self._save_registry()
@@ -515,9 +517,11 @@ class CardRuntime:
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # nothing pending
         if ctx is None:
             raise CardError(SW.APPLET_SELECTION_FAILED if ins != 0xA4 else SW.FILE_NOT_FOUND)
+        applet = ctx.applet
+        assert applet is not None  # every registered context is bound (install, _load_registry)
         self._active = ctx
         try:
-            data = ctx.applet.process(APDU(cmd, ch_no))  # type: ignore[union-attr]
+            data = applet.process(APDU(cmd, ch_no))
         except CardError as e:
             if e.data and e.sw >> 8 in (0x62, 0x63):
                 return self._respond_warning(cmd, e.data, e.sw & 0xFFFF)
@@ -690,7 +694,8 @@ class CardRuntime:
         prev = self._channel
         self._channel = ch_no
         try:
-            self.call_in_context(ctx, ctx.applet.deselect)  # type: ignore[union-attr]
+            assert ctx.applet is not None  # a selected context is a registered one
+            self.call_in_context(ctx, ctx.applet.deselect)
         except PowerLoss:
             raise
         except Exception:

@@ -100,6 +100,7 @@ class SW(IntEnum):
     def sw2(self) -> int:
         return self & 0xFF
 
+    # SW1 SW2, so no length/byteorder arguments: narrower than int.to_bytes on purpose.
     def to_bytes(self) -> bytes:  # type: ignore[override]
         return int(self).to_bytes(2, "big")
 

@@ -93,6 +93,15 @@ def _forget_namespace_package() -> None:
             del sys.modules[name]
 
 
+def _import_three(names: tuple[str, str, str]) -> tuple[ModuleType, ModuleType, ModuleType]:
+    first, second, third = names
+    return (
+        importlib.import_module(first),
+        importlib.import_module(second),
+        importlib.import_module(third),
+    )
+
+
 def _import_vicc() -> tuple[ModuleType, ModuleType, ModuleType]:
     """Import vicc's VirtualSmartcard, CardGenerator and SmartcardFilesystem modules.
 
@@ -107,7 +116,7 @@ def _import_vicc() -> tuple[ModuleType, ModuleType, ModuleType]:
         "virtualsmartcard.SmartcardFilesystem",
     )
     try:
-        return tuple(importlib.import_module(n) for n in names)  # type: ignore[return-value]
+        return _import_three(names)
     except ImportError:
         _forget_namespace_package()
     for directory in _vicc_dirs():
@@ -116,7 +125,7 @@ def _import_vicc() -> tuple[ModuleType, ModuleType, ModuleType]:
         # Only for the import: the modules stay in sys.modules, the path entry goes.
         sys.path.append(directory)
         try:
-            return tuple(importlib.import_module(n) for n in names)  # type: ignore[return-value]
+            return _import_three(names)
         except ImportError:
             _forget_namespace_package()
         finally:

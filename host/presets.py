@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from applets.sample import (
     COUNTER_CLIENT_AID,
@@ -19,6 +20,9 @@ from applets.sample import (
 from card.atr import build_atr
 from card.nvm import new_aside_image, remove_image_files
 from card.runtime import CardRuntime
+
+if TYPE_CHECKING:
+    from host.pki import TestPki
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def _euicc_empty(rt: CardRuntime) -> None:
 def install_euicc(
     rt: CardRuntime,
     *,
-    pki: object | None = None,
+    pki: TestPki | None = None,
     eid: str | None = None,
     default_dp_address: str | None = None,
     extra_ci_certificates: tuple[bytes, ...] = (),
@@ -92,6 +96,7 @@ def install_euicc(
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
 
     from applets.isdr import ECASD_AID, ISD_R_AID, Ecasd, IsdR
     from applets.usim import UICC_AID, UiccApplet
@@ -100,24 +105,26 @@ def install_euicc(
     from host.pki import default_pki
 
     test_pki = pki if pki is not None else default_pki()
-    euiccs = test_pki.euiccs  # type: ignore[attr-defined]
+    euiccs = test_pki.euiccs
     cred = euiccs[eid] if eid is not None else next(iter(euiccs.values()))
     the_eid = eid if eid is not None else next(iter(euiccs))
 
     def trusted(der: bytes) -> TrustedCi:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError("a CI certificate without an EC public key")
         point = key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        return TrustedCi(subject_key_id(cert) or b"", key.curve.name, point)  # type: ignore[union-attr]
+        return TrustedCi(subject_key_id(cert) or b"", key.curve.name, point)
 
-    cis = (trusted(test_pki.ci.der),) + tuple(trusted(d) for d in extra_ci_certificates)  # type: ignore[attr-defined]
+    cis = (trusted(test_pki.ci.der),) + tuple(trusted(d) for d in extra_ci_certificates)
     params = EcasdParams(
         bytes.fromhex(the_eid),
         cred.private_scalar,
         cred.der,
-        test_pki.eum.der,  # type: ignore[attr-defined]
+        test_pki.eum.der,
         cis,
     )
     rt.install(UiccApplet, UICC_AID, default=True)

@@ -309,9 +309,10 @@ def _command(
     """An APDU line, refused when its literal bytes are all it has and make under 4 bytes."""
     if allow_short:
         return Command(line, template, expect, captures, min_length=0)
-    if not any(isinstance(part, VarRef) for part in template):
+    literal = [part for part in template if isinstance(part, bytes)]
+    if len(literal) == len(template):
         try:
-            check_command_apdu(b"".join(template))  # type: ignore[arg-type]
+            check_command_apdu(b"".join(literal))
         except ValueError as e:
             raise ScriptSyntaxError(str(e), line, source) from None
     return Command(line, template, expect, captures)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from card import tlv
 
@@ -129,7 +130,7 @@ class BiometricInfo:
             if bht is None:
                 raise BitError("BIT without a biometric header template (A1)")
             params = bht.find(TAG_ALGORITHM_PARAMETERS) or obj.find(TAG_ALGORITHM_PARAMETERS)
-            kw: dict[str, int | None] = {}
+            kw: dict[str, Any] = {}
             t = bht.find(TAG_TYPE)
             if t is not None:
                 kw["biometric_type"] = _byte(t, "biometric type (81)")
@@ -146,7 +147,7 @@ class BiometricInfo:
                 kw["order"] = _byte(params.find(TAG_MINUTIAE_ORDER), "minutiae order (82)")
                 fh = params.find(TAG_FEATURE_HANDLING)
                 kw["feature_handling"] = None if fh is None else _byte(fh, "feature handling (83)")
-            return cls(ref, **kw)  # type: ignore[arg-type]
+            return cls(ref, **kw)
         except tlv.TlvError as e:
             raise BitError(f"malformed BIT: {e}") from None
         except ValueError as e:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from applets.isdr.notifications import NotificationList
 from card.crypto.keys import EcKeyPair
@@ -75,13 +75,14 @@ class IsdrBase(Applet):
         proxy = self.system.get_shareable(ECASD_AID)
         if proxy is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-        return proxy  # type: ignore[return-value]
+        # The proxy exposes exactly the interface's methods (card.framework.shareable).
+        return cast(EcasdInterface, proxy)
 
     def profile_store(self) -> ProfileStoreInterface:
         proxy = self.system.get_shareable(PROFILE_STORE_AID)
         if proxy is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-        return proxy  # type: ignore[return-value]
+        return cast(ProfileStoreInterface, proxy)
 
     def notifications(self) -> NotificationList:
         return NotificationList(self.system.store)

@@ -34,6 +34,7 @@ disable, ADN (DF.TELECOM), PLMN selector, SPN.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from applets.usim import ts_31_102 as u
 from applets.usim import ts_51_011 as g
@@ -349,9 +350,9 @@ def sample_iccid() -> str:
     return TEST_ICCID_BODY + luhn_digit(TEST_ICCID_BODY)
 
 
-def sample_profile(**overrides: object) -> Profile:
+def sample_profile(**overrides: Any) -> Profile:
     """The documented test subscription: `build_profile` with the TEST_* values above."""
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "iccid": sample_iccid(),
         "imsi": TEST_IMSI,
         "k": TEST_K,
@@ -362,4 +363,4 @@ def sample_profile(**overrides: object) -> Profile:
         "provider": "cardemu",
     }
     fields.update(overrides)
-    return build_profile(**fields)  # type: ignore[arg-type]
+    return build_profile(**fields)

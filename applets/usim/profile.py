@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, overload
 
 from applets.usim.auth import ALGORITHMS, DEFAULT_DELTA, DEFAULT_IND_BITS, SqnPolicy
 from applets.usim.ts_31_102 import (
@@ -348,6 +348,10 @@ def _hex(b: bytes | None) -> str | None:
     return None if b is None else b.hex()
 
 
+@overload
+def _unhex(s: Any, *, optional: Literal[False] = False) -> bytes: ...
+@overload
+def _unhex(s: Any, *, optional: bool) -> bytes | None: ...
 def _unhex(s: Any, *, optional: bool = False) -> bytes | None:
     if s is None and optional:
         return None
@@ -359,6 +363,10 @@ def _unhex(s: Any, *, optional: bool = False) -> bytes | None:
         raise ProfileFormatError(f"not hex: {s[:40]!r}") from None
 
 
+@overload
+def _int(v: Any, lo: int, hi: int, *, optional: Literal[False] = False) -> int: ...
+@overload
+def _int(v: Any, lo: int, hi: int, *, optional: bool) -> int | None: ...
 def _int(v: Any, lo: int, hi: int, *, optional: bool = False) -> int | None:
     if v is None and optional:
         return None
@@ -406,7 +414,7 @@ def _file_from_doc(d: dict[str, Any]) -> FileSpec:
     if content is None:
         c: bytes | tuple[bytes, ...] | None = None
     elif isinstance(content, list):
-        c = tuple(_unhex(r) for r in content)  # type: ignore[misc]
+        c = tuple(_unhex(r) for r in content)
     else:
         c = _unhex(content)
     parent = d["parent"]
@@ -415,20 +423,17 @@ def _file_from_doc(d: dict[str, Any]) -> FileSpec:
     return FileSpec(
         handle=_str(d["handle"], 200),
         parent=parent,
-        fdb=_int(d["fdb"], 0, 0xFF),  # type: ignore[arg-type]
+        fdb=_int(d["fdb"], 0, 0xFF),
         fid=_int(d["fid"], 0, 0xFFFF, optional=True),
-        sfi=_int(d["sfi"], 0, 30),  # type: ignore[arg-type]
+        sfi=_int(d["sfi"], 0, 30),
         name=_unhex(d["name"], optional=True),
-        lcs=_int(d["lcs"], 0, 0xFF),  # type: ignore[arg-type]
-        size=_int(d["size"], 0, 0x7FFF),  # type: ignore[arg-type]
-        record_length=_int(d["record_length"], 0, 255),  # type: ignore[arg-type]
-        records=_int(d["records"], 0, 254),  # type: ignore[arg-type]
+        lcs=_int(d["lcs"], 0, 0xFF),
+        size=_int(d["size"], 0, 0x7FFF),
+        record_length=_int(d["record_length"], 0, 255),
+        records=_int(d["records"], 0, 254),
         security=_unhex(d["security"], optional=True),
-        flags=_int(d["flags"], 0, 0xFF),  # type: ignore[arg-type]
-        pins=tuple(
-            (_int(r, 0, 0xFF), _int(q, 0, 0xFF, optional=True))  # type: ignore[misc]
-            for r, q in d["pins"]
-        ),
+        flags=_int(d["flags"], 0, 0xFF),
+        pins=tuple((_int(r, 0, 0xFF), _int(q, 0, 0xFF, optional=True)) for r, q in d["pins"]),
         proprietary=_unhex(d["proprietary"], optional=True),
         total_size=_int(d["total_size"], 0, 0xFFFFFFFF, optional=True),
         content=c,
@@ -477,16 +482,16 @@ def _profile_doc(p: Profile) -> dict[str, Any]:
 def _profile_from_doc(d: dict[str, Any]) -> Profile:
     a = d["auth"]
     auth = AuthSpec(
-        k=_unhex(a["k"]),  # type: ignore[arg-type]
+        k=_unhex(a["k"]),
         opc=_unhex(a["opc"], optional=True),
         op=_unhex(a["op"], optional=True),
         algorithm=_str(a["algorithm"], 16),
-        res_len=_int(a["res_len"], 4, 16),  # type: ignore[arg-type]
-        ind_bits=_int(a["ind_bits"], 0, 10),  # type: ignore[arg-type]
+        res_len=_int(a["res_len"], 4, 16),
+        ind_bits=_int(a["ind_bits"], 0, 10),
         delta=_int(a["delta"], 1, 1 << 48, optional=True),
         age_limit=_int(a["age_limit"], 1, 1 << 48, optional=True),
-        seq=tuple(_int(s, 0, (1 << 48) - 1) for s in a["seq"]),  # type: ignore[misc]
-        sqn_ms=_int(a["sqn_ms"], 0, (1 << 48) - 1),  # type: ignore[arg-type]
+        seq=tuple(_int(s, 0, (1 << 48) - 1) for s in a["seq"]),
+        sqn_ms=_int(a["sqn_ms"], 0, (1 << 48) - 1),
     )
     pins = []
     for q in d["pins"]:
@@ -494,13 +499,13 @@ def _profile_from_doc(d: dict[str, Any]) -> Profile:
             raise ProfileFormatError("a PIN's enabled flag is true or false")
         pins.append(
             PinSpec(
-                ref=_int(q["ref"], 0, 0xFF),  # type: ignore[arg-type]
-                value=_unhex(q["value"]),  # type: ignore[arg-type]
-                try_limit=_int(q["try_limit"], 1, 15),  # type: ignore[arg-type]
+                ref=_int(q["ref"], 0, 0xFF),
+                value=_unhex(q["value"]),
+                try_limit=_int(q["try_limit"], 1, 15),
                 tries=_int(q["tries"], 0, 15, optional=True),
                 enabled=q["enabled"],
                 puk=_unhex(q["puk"], optional=True),
-                puk_try_limit=_int(q["puk_try_limit"], 1, 15),  # type: ignore[arg-type]
+                puk_try_limit=_int(q["puk_try_limit"], 1, 15),
                 puk_tries=_int(q["puk_tries"], 0, 15, optional=True),
             )
         )
@@ -512,8 +517,7 @@ def _profile_from_doc(d: dict[str, Any]) -> Profile:
         name=_str(d["name"]),
         provider=_str(d["provider"]),
         apps=tuple(
-            AppSpec(_unhex(x["aid"]), _str(x["class"]), _unhex(x["params"]))  # type: ignore[arg-type]
-            for x in d["apps"]
+            AppSpec(_unhex(x["aid"]), _str(x["class"]), _unhex(x["params"])) for x in d["apps"]
         ),
         metadata=tuple((_str(k), _str(v, 4096)) for k, v in d["metadata"]),
     )

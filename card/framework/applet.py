@@ -62,9 +62,9 @@ class Declared:
 
     __slots__ = ("name",)
 
-    def __set_name__(self, owner: type, name: str) -> None:
+    def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
-        owner._declared = (*getattr(owner, "_declared", ()), name)  # type: ignore[attr-defined]
+        owner._declared = (*getattr(owner, "_declared", ()), name)
 
 
 class persistent(Declared):  # noqa: N801 - used like a keyword in class bodies

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from card import tlv
 
@@ -176,7 +177,8 @@ class Referenced:
     @property
     def value(self) -> bytes:
         if self.arr_fid is None:
-            return bytes((self.record,))  # type: ignore[arg-type]
+            assert self.record is not None  # __post_init__
+            return bytes((self.record,))
         fid = self.arr_fid.to_bytes(2, "big")
         if self.record is not None:
             return fid + bytes((self.record,))
@@ -424,7 +426,7 @@ def parse_fcp(data: bytes) -> Fcp:
     outer = tlv.Tlv.from_bytes(data, allow_padding=False)
     if outer.tag not in (TAG_FCP, TAG_FCI):
         raise ValueError(f"expected an FCP template 62, found tag {outer.tag:02X}")
-    kw: dict[str, object] = {}
+    kw: dict[str, Any] = {}
     extra: list[tuple[int, bytes]] = []
     for d in tlv.parse(outer.value, allow_padding=False):
         v = d.value
@@ -470,4 +472,4 @@ def parse_fcp(data: bytes) -> Fcp:
         raise ValueError("FCP without a file descriptor (82)")
     if extra:
         kw["extra"] = tuple(extra)
-    return Fcp(**kw)  # type: ignore[arg-type]
+    return Fcp(**kw)

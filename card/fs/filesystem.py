@@ -526,9 +526,10 @@ class FileSystem:
         self, info: FileInfo, op: int, env: SecurityEnvironment, ins: int | None = None
     ) -> None:
         """Raise 6982 unless the access rule of `op` (or of `ins`) is satisfied."""
-        if info.free_ops & op and (ins is None or ins not in info.rules.by_ins):  # type: ignore[union-attr]
-            return
         rules = info.rules
+        # free_ops is 0 without static rules (an EF.ARR reference is resolved below).
+        if info.free_ops & op and (ins is None or rules is None or ins not in rules.by_ins):
+            return
         if rules is None:
             rules = self._arr_rules(info, getattr(env, "se", 0))
         if not rules.allows(op, env.is_verified, ins):

@@ -118,12 +118,12 @@ class Condition:
 
     alternatives: Alternatives
 
-    def __or__(self, other: object) -> Condition:
-        o = as_condition(other)  # type: ignore[arg-type]
+    def __or__(self, other: ConditionLike) -> Condition:
+        o = as_condition(other)
         return Condition(_dedupe(self.alternatives + o.alternatives))
 
-    def __and__(self, other: object) -> Condition:
-        o = as_condition(other)  # type: ignore[arg-type]
+    def __and__(self, other: ConditionLike) -> Condition:
+        o = as_condition(other)
         return Condition(_and(self.alternatives, o.alternatives))
 
 

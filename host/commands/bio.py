@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -32,7 +33,7 @@ def bio() -> None:
 
 def _model(settings: tuple[str, ...]) -> Model:
     """DEFAULT_MODEL with NAME=VALUE overrides (`--set rotation_sd_deg=15`)."""
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # names and types checked against DEFAULT_MODEL below
     fields = Model.__dataclass_fields__
     for item in settings:
         name, sep, value = item.partition("=")
@@ -54,7 +55,7 @@ def _model(settings: tuple[str, ...]) -> Model:
                 changes[name] = float(value)
         except ValueError as e:
             raise click.BadParameter(f"{item!r}: {e}", param_hint="--set") from None
-    return dataclasses.replace(DEFAULT_MODEL, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(DEFAULT_MODEL, **changes)
 
 
 @bio.command("eval", short_help="Measure the matcher: FNMR, FMR, EER, DET.")

@@ -47,7 +47,6 @@ def _target(
 ) -> CardTarget:
     if sum(x is not None for x in (reader_spec, image, preset)) > 1:
         raise click.UsageError("give one of -r/--reader, --card, --preset")
-    kw = {} if max_ms is None else {"max_ms": max_ms}
     try:
         if reader_spec is not None:
             from host.readers.base import ReaderError
@@ -60,9 +59,9 @@ def _target(
             except ReaderError as e:
                 raise click.ClickException(str(e)) from None
             if info.kind == "preset":
-                target = preset_target(info.target, **kw)
+                target = preset_target(info.target, max_ms=max_ms)
             elif info.kind == "image":
-                target = image_target(info.target, **kw)
+                target = image_target(info.target, max_ms=max_ms)
             else:
                 if not applets:
                     raise click.UsageError("a card in a real reader needs --applet AID")
@@ -72,11 +71,11 @@ def _target(
                     reader.connect()
                 except ReaderError as e:
                     raise click.ClickException(str(e)) from None
-                return reader_target(reader, aids, name=info.name, **kw)  # type: ignore[arg-type]
+                return reader_target(reader, aids, name=info.name, max_ms=max_ms)
         elif image is not None:
-            target = image_target(image, **kw)
+            target = image_target(image, max_ms=max_ms)
         else:
-            target = preset_target(preset or DEFAULT_PRESET, **kw)
+            target = preset_target(preset or DEFAULT_PRESET, max_ms=max_ms)
     except TargetError as e:
         raise click.ClickException(str(e)) from None
     try:

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import overload
 
 import click
 
@@ -17,6 +18,10 @@ from host.hexutil import parse_hex
 from host.usim import PinError, UsimSession, check_auth
 
 
+@overload
+def _hex(value: str, name: str, size: int | None = None) -> bytes: ...
+@overload
+def _hex(value: str | None, name: str, size: int | None = None) -> bytes | None: ...
 def _hex(value: str | None, name: str, size: int | None = None) -> bytes | None:
     if value is None:
         return None
@@ -164,9 +169,9 @@ def usim_auth(
         if use_xor:
             alg = XorTestAlgorithm(k, 8)
         elif opc_hex:
-            alg = Milenage(k, _hex(opc_hex, "--opc", 16))  # type: ignore[arg-type]
+            alg = Milenage(k, _hex(opc_hex, "--opc", 16))
         elif op_hex:
-            alg = Milenage.from_op(k, _hex(op_hex, "--op", 16))  # type: ignore[arg-type]
+            alg = Milenage.from_op(k, _hex(op_hex, "--op", 16))
         else:
             raise click.UsageError("--k needs --opc, --op or --xor")
     autn = _hex(autn_hex, "--autn", 16)
@@ -177,12 +182,16 @@ def usim_auth(
             sqn_b = int(sqn, 16).to_bytes(6, "big")
         except (ValueError, OverflowError):
             raise click.BadParameter("a 48-bit hex number", param_hint="--sqn") from None
-        autn = generate_auth_vector(alg, rand, sqn_b, _hex(amf, "--amf", 2)).autn  # type: ignore[arg-type]
+        autn = generate_auth_vector(alg, rand, sqn_b, _hex(amf, "--amf", 2)).autn
     with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, _):
         session.select_usim()
         if pin:
             session.verify_pin(pin)
-        result = session.authenticate_gsm(rand) if gsm else session.authenticate(rand, autn)  # type: ignore[arg-type]
+        if gsm:
+            result = session.authenticate_gsm(rand)
+        else:
+            assert autn is not None  # given, or built above
+            result = session.authenticate(rand, autn)
     check = check_auth(result, alg, rand) if alg is not None else None
     doc = {
         "rand": rand.hex().upper(),

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from card.apdu import ApduFormatError, CommandApdu
 from host.fuzz.corpus import Corpus, Entry
@@ -512,19 +513,9 @@ def plainer(apdu: bytes) -> list[bytes]:
     return [c for c in dict.fromkeys(out) if len(c) >= floor and _weight(c) < w]
 
 
-def _rebuild(cmd: CommandApdu, **changes: object) -> bytes:
-    fields = {
-        "cla": cmd.cla,
-        "ins": cmd.ins,
-        "p1": cmd.p1,
-        "p2": cmd.p2,
-        "data": cmd.data,
-        "le": cmd.le,
-        "extended": cmd.extended,
-    }
-    fields.update(changes)
+def _rebuild(cmd: CommandApdu, **changes: Any) -> bytes:
     try:
-        return CommandApdu(**fields).to_bytes()  # type: ignore[arg-type]
+        return replace(cmd, **changes).to_bytes()
     except ValueError:
         return b""
 

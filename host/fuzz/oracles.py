@@ -520,7 +520,8 @@ class Checker:
         if card is None:
             return len(secret.value) >= MIN_UNCONFIRMED_SECRET
         first = Episode(self.ep.target, self.ep.seed)  # the state the episode started from
-        patch = _secret_patch(secret, first.card.nvm.snapshot())  # type: ignore[union-attr]
+        assert first.card is not None  # the same in-process target as self.ep
+        patch = _secret_patch(secret, first.card.nvm.snapshot())
         if patch is None:
             return len(secret.value) >= MIN_UNCONFIRMED_SECRET
         twin, _ = self.ep.clone(upto=index + 1, patch=patch)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from card.runtime import CardRuntime, CardTorn
+from host.fuzz.coverage import Coverage
 from host.fuzz.targets import CardTarget
 from host.readers.base import Reader, ReaderError
 
@@ -114,7 +115,7 @@ class Episode:
         target: CardTarget,
         seed: int,
         *,
-        coverage: object | None = None,
+        coverage: Coverage | None = None,
         patch: Callable[[CardRuntime], None] | None = None,
         afresh: bool = False,
     ) -> None:
@@ -143,7 +144,7 @@ class Episode:
             return self.target.reader.transmit(apdu)
         cov = self.coverage
         if cov is not None:
-            return cov.run(card.process, apdu)  # type: ignore[attr-defined]
+            return cov.run(card.process, apdu)
         return card.process(apdu)
 
     def send(self, apdu: bytes) -> Step:

@@ -31,6 +31,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from apdu_specs.strategies import commands
 from host.fuzz import mutators
 from host.fuzz.engine import quiet_card_logs
 from host.fuzz.generators import specs_for
@@ -107,16 +108,11 @@ def apdu_strategy(applets: Sequence[AppletTarget]) -> st.SearchStrategy[bytes]:
     if corpus:
         mutated = _mutated(corpus)
         parts += [mutated, mutated, mutated]
-    try:
-        from apdu_specs.strategies import commands
-    except ImportError:
-        commands = None  # type: ignore[assignment]
-    if commands is not None:
-        if own:
-            mine = st.one_of([commands(s) for s in own.values()])
-            parts += [mine, mine]
-        if generic:
-            parts.append(st.one_of([commands(s) for s in generic.values()]))
+    if own:
+        mine = st.one_of([commands(s) for s in own.values()])
+        parts += [mine, mine]
+    if generic:
+        parts.append(st.one_of([commands(s) for s in generic.values()]))
     parts.append(_structured())
     parts.append(st.binary(min_size=1, max_size=64))
     return st.one_of(parts)

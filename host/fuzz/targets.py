@@ -161,8 +161,8 @@ class AppletTarget:
         files: list[str] = []
         if self.cls is not None:
             module = importlib.import_module(self.cls.__module__)
-            if getattr(module, "__file__", None):
-                files.append(module.__file__)  # type: ignore[arg-type]
+            if module.__file__:
+                files.append(module.__file__)
         for name in self.coverage:
             try:
                 module = importlib.import_module(name)
@@ -964,7 +964,7 @@ def card_target(
     personalise: Callable[[CardRuntime], None],
     *,
     run_options: tuple[str, ...] = (),
-    max_ms: float = 1000.0,
+    max_ms: float | None = None,
     profiles: Sequence[AppletTarget] | None = None,
     extra_classes: Iterable[type] = (),
 ) -> CardTarget:
@@ -974,7 +974,7 @@ def card_target(
         name: for reports.
         personalise: installs the applets on a blank runtime.
         run_options: `cardemu run` options that rebuild the same card, if any.
-        max_ms: the response-time bound.
+        max_ms: the response-time bound (None: 1000 ms).
         profiles: applet profiles to use instead of the built-in ones.
         extra_classes: applet classes outside the default catalogue (test applets).
     """
@@ -996,12 +996,12 @@ def card_target(
         personalise,
         tuple(applets),
         run_options=run_options,
-        max_ms=max_ms,
+        max_ms=1000.0 if max_ms is None else max_ms,
         catalogue=catalogue,
     )
 
 
-def preset_target(preset: str, **kw: object) -> CardTarget:
+def preset_target(preset: str, *, max_ms: float | None = None) -> CardTarget:
     """The card of a built-in preset (`cardemu run --preset NAME` rebuilds it).
 
     Raises:
@@ -1012,10 +1012,10 @@ def preset_target(preset: str, **kw: object) -> CardTarget:
     spec = PRESETS.get(preset)
     if spec is None:
         raise TargetError(f"unknown preset {preset!r}; choose from {', '.join(sorted(PRESETS))}")
-    return card_target(preset, spec.build, run_options=("--preset", preset), **kw)  # type: ignore[arg-type]
+    return card_target(preset, spec.build, run_options=("--preset", preset), max_ms=max_ms)
 
 
-def image_target(path: str | os.PathLike[str], **kw: object) -> CardTarget:
+def image_target(path: str | os.PathLike[str], *, max_ms: float | None = None) -> CardTarget:
     """A card image: every rebuilt card starts from its content; the file is not changed.
 
     Raises:
@@ -1042,7 +1042,7 @@ def image_target(path: str | os.PathLike[str], **kw: object) -> CardTarget:
                 card.nvm.write(owner, name, value)
         card.atr = atr
 
-    return card_target(os.fspath(path), personalise, **kw)  # type: ignore[arg-type]
+    return card_target(os.fspath(path), personalise, max_ms=max_ms)
 
 
 def reader_target(
@@ -1050,10 +1050,14 @@ def reader_target(
     aids: Sequence[bytes],
     *,
     name: str = "reader",
-    max_ms: float = 5000.0,
+    max_ms: float | None = None,
     secrets: tuple[Secret, ...] = (),
     profiles: Sequence[AppletTarget] | None = None,
 ) -> CardTarget:
-    """A card in a real reader: the applets are named by AID (nothing can list them)."""
+    """A card in a real reader: the applets are named by AID (nothing can list them).
+
+    `max_ms` is the response-time bound (None: 5000 ms, a real card is slower).
+    """
     applets = tuple(applet_target(aid, profiles=profiles) for aid in aids)
-    return CardTarget(name, None, applets, max_ms=max_ms, reader=reader, secrets=secrets)
+    bound = 5000.0 if max_ms is None else max_ms
+    return CardTarget(name, None, applets, max_ms=bound, reader=reader, secrets=secrets)
