@@ -8,9 +8,9 @@ key never leaves it: `sign` returns TR-03111 r || s signatures.
 
 from __future__ import annotations
 
-from card.crypto.keys import EcKeyPair, curve_by_name
+from card.crypto.keys import EcKeyPair
 from card.framework import AID, Applet, CardError, persistent
-from card.sgp22.certs import load_certificate
+from card.sgp22.certs import ec_public_key, load_certificate
 from card.sgp22.ecasd import ISD_R_AID, EcasdInterface
 from card.sgp22.params import EcasdParams
 from card.sw import SW
@@ -43,10 +43,10 @@ class Ecasd(Applet, EcasdInterface):
     @staticmethod
     def _key_of(p: EcasdParams) -> EcKeyPair:
         cert = load_certificate(p.euicc_certificate)
-        curve = curve_by_name(cert.public_key().curve.name)  # type: ignore[union-attr]
+        public = ec_public_key(cert)
         # Deterministic (RFC 6979) signatures: a seeded test run replays byte for byte.
-        key = EcKeyPair.from_private_value(curve, p.private_key, deterministic=True)
-        if key.public.cryptography_key.public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        key = EcKeyPair.from_private_value(public.curve, p.private_key, deterministic=True)
+        if key.public.cryptography_key.public_numbers() != public.cryptography_key.public_numbers():
             raise ValueError("the private key does not match CERT.EUICC")
         return key
 

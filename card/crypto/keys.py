@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
+
+# cryptography >= 43 (we require 44) keeps 3DES in `decrepit`; the old location is deprecated.
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -30,11 +33,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from card.crypto.rng import CardRng
-
-try:  # cryptography >= 43 keeps 3DES in `decrepit` and deprecates the old location.
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 __all__ = [
     "KeyAlgorithm",

@@ -113,6 +113,18 @@ def load_certificate(der: bytes) -> x509.Certificate:
         raise CertificateError(CertReason.FORMAT, f"not an X.509 certificate: {e}") from None
 
 
+def ec_public_key(cert: x509.Certificate) -> EcPublicKey:
+    """The certificate's subject public key, which SGP.22 certificates hold on an EC curve.
+
+    Raises:
+        ValueError: not an EC key on a supported curve.
+    """
+    key = cert.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("not an EC public key")
+    return EcPublicKey(key)
+
+
 def subject_key_id(cert: x509.Certificate) -> bytes | None:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
