@@ -700,8 +700,13 @@ def _es10(*ders: str) -> tuple[bytes, ...]:
 
 
 def _euicc_profiles() -> list[AppletTarget]:
+    from card.sgp22 import asn1
     from card.sgp22.ecasd import ECASD_AID, ISD_R_AID
 
+    # The ISD-R compiles the SGP.22 ASN.1 module on its first ES10 command (about a
+    # second, once per process): compile it now, or the response-time oracle would
+    # time the compiler instead of the card on whichever command comes first.
+    asn1.rsp()
     return [
         AppletTarget(
             "isd-r",
