@@ -161,8 +161,9 @@ class AppletTarget:
         files: list[str] = []
         if self.cls is not None:
             module = importlib.import_module(self.cls.__module__)
-            if module.__file__:
-                files.append(module.__file__)
+            path = getattr(module, "__file__", None)  # absent on built-in modules
+            if path:
+                files.append(path)
         for name in self.coverage:
             try:
                 module = importlib.import_module(name)
