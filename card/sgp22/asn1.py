@@ -128,9 +128,7 @@ def _decode_value(
     """asn1tools' decode of one value at the start of `data`, under a per-decode budget."""
     try:
         with decode_budget(limits.seconds, limits.steps):
-            return spec.decode_with_length(  # type: ignore[no-any-return]
-                type_name, data, check_constraints=constraints
-            )
+            return spec.decode_with_length(type_name, data, check_constraints=constraints)
     except Asn1DecodeError as e:
         raise Asn1DecodeError(f"cannot decode {type_name}: {e}") from None
     except (asn1tools.Error, KeyError, TypeError, ValueError, IndexError, RecursionError) as e:

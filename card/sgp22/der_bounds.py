@@ -47,7 +47,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from asn1tools.codecs import ber, der  # type: ignore[import-untyped]
+from asn1tools.codecs import ber, der
 
 __all__ = [
     "Asn1Error",
@@ -327,7 +327,7 @@ def _oid_decoder(t: Any) -> Any:
     def decode_content(data: Any, offset: int, length: int | None) -> tuple[Any, int]:
         if _definite(t, length) > MAX_OID_BYTES:
             raise Asn1DecodeError(f"{_label(t)}: an OBJECT IDENTIFIER over {MAX_OID_BYTES} bytes")
-        return plain(data, offset, length)  # type: ignore[no-any-return]
+        return plain(data, offset, length)
 
     return decode_content
 
