@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -358,7 +359,7 @@ def bench(
             raise click.UsageError(
                 f"unknown --alg {', '.join(bad)}; choose from {', '.join(ALGORITHMS)}"
             )
-        tty = click.get_text_stream("stderr").isatty()
+        tty = sys.stderr.isatty()
         report = run_key_benchmark(
             runs,
             algorithms=chosen,
