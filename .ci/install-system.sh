@@ -4,6 +4,7 @@
 #   vsmartcard-vpcd   the virtual reader driver our card connects to (35963/35964)
 #   pcsc-tools        pcsc_scan and scriptor, used by tests/integration
 #   opensc            opensc-tool, used by tests/integration
+#   chromium          headless, renders a scenario's HTML report in a test
 #   libpcsclite-dev   winscard.h and libpcsclite.so: pip builds pyscard from source
 #                     (it has no Linux wheel)
 #   gcc python3-dev   the compiler, and the headers for Debian's own python3
@@ -17,7 +18,7 @@
 # a second run installs nothing. Needs root (or sudo) and no TTY.
 set -euo pipefail
 
-packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev python3-venv)
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc libpcsclite-dev gcc python3-dev python3-venv chromium)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
