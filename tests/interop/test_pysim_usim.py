@@ -26,6 +26,8 @@ from card.runtime import CardRuntime
 from tests.integration.conftest import pcsc, pcscd, serve  # noqa: F401
 
 PYSIM_DIR = os.environ.get("CARDEMU_PYSIM_DIR")
+# The interpreter with pySim's requirements (cmd2, pyosmocom, ...), as for osmo-smdpp.
+PYSIM_PYTHON = os.environ.get("CARDEMU_PYSIM_PYTHON", sys.executable)
 
 # Skip before any fixture starts a pcscd. (Run it on its own: importing the
 # integration fixtures makes a second session pcscd fixture, which cannot start
@@ -47,7 +49,7 @@ def _pysim_shell() -> Path:
     if not shell.is_file():
         pytest.skip(f"no pySim-shell.py in {PYSIM_DIR}")
     probe = subprocess.run(
-        [sys.executable, str(shell), "--help"], capture_output=True, text=True, timeout=120
+        [PYSIM_PYTHON, str(shell), "--help"], capture_output=True, text=True, timeout=120
     )
     if probe.returncode != 0:
         pytest.skip(f"pySim-shell does not start (requirements?): {probe.stderr.strip()[-200:]}")
@@ -102,7 +104,7 @@ def test_pysim_shell_reads_and_authenticates(serve) -> None:  # noqa: ANN001, F8
         "echo AUTH-FOLLOWS",
         f"authenticate {RAND} {AUTN}",
     ]
-    args = [sys.executable, str(shell), "-p", str(index), "--noprompt"]
+    args = [PYSIM_PYTHON, str(shell), "-p", str(index), "--noprompt"]
     for c in commands:
         args += ["-e", c]
     result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=PYSIM_DIR)
