@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from card.apdu import CommandApdu, cla_channel
+from card.apdu import CommandApdu, cla_channel, cla_secure_messaging
 from card.atr import Atr, build_atr
 from card.crypto.rng import CardRng
 from card.framework.aid import AID
@@ -65,11 +65,21 @@ class CardTorn(Exception):
 
 
 class _Channel:
-    __slots__ = ("ctx", "pending", "pending_gsm", "chain_header", "chain_data", "select_name")
+    __slots__ = (
+        "ctx",
+        "pending",
+        "pending_sw",
+        "pending_gsm",
+        "chain_header",
+        "chain_data",
+        "select_name",
+    )
 
     def __init__(self) -> None:
         self.ctx: Context | None = None
+        #: response data waiting for GET RESPONSE, the SW its last part ends with, GSM class
         self.pending: bytes = b""
+        self.pending_sw = 0x9000
         self.pending_gsm = False
         self.chain_header: bytes | None = None
         self.chain_data = bytearray()
@@ -458,11 +468,8 @@ class CardRuntime:
             log.warning("firewall: %s", e)
             resp = b"\x6f\x00"
         except CardError as e:
-            sw = e.sw & 0xFFFF
-            if e.data and sw >> 8 in (0x62, 0x63):
-                resp = e.data + sw.to_bytes(2, "big")
-            else:
-                resp = sw.to_bytes(2, "big")
+            # Response data reaches the terminal only through `_answer` (within Ne).
+            resp = (e.sw & 0xFFFF).to_bytes(2, "big")
         except Exception:
             self.exceptions += 1
             self.last_exception = traceback.format_exc()
@@ -489,6 +496,15 @@ class CardRuntime:
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         self._channel = ch_no
         ins = cmd.ins
+        interindustry = cla & 0x80 == 0
+        # ISO 7816-4 §5.4.1: an interindustry CLA announcing secure messaging (b4-b3 of
+        # the first class, b6 of the further class) is for an application that unwraps
+        # it; the card OS does none, so with no such application selected it answers
+        # 6882 instead of running the command as if it were plain. Proprietary classes
+        # (b8 = 1: GP's 84, the GSM A0) are their applet's business.
+        sm = interindustry and cla_secure_messaging(cla) != 0
+        if sm and (ch.ctx is None or not _handles_sm(ch.ctx)):
+            raise CardError(SW.SECURE_MESSAGING_NOT_SUPPORTED)
 
         # GET RESPONSE (ISO 7816-4 §11.7.1) for data left over from the previous command.
         if ch.pending:
@@ -496,7 +512,6 @@ class CardRuntime:
                 return self._get_response(ch, cmd)
             ch.pending = b""
 
-        interindustry = cla & 0x80 == 0
         # Command chaining (ISO 7816-4 §5.3.3): the runtime assembles, the applet sees one command.
         if interindustry and (cla & 0x10 or ch.chain_header is not None):
             chained = self._chain(ch, cmd)
@@ -504,12 +519,30 @@ class CardRuntime:
                 return _SW9000
             cmd = chained
 
+        gsm = cla == 0xA0
+        try:
+            data = self._execute(ch, ch_no, cmd, interindustry and not sm)
+        except CardError as e:
+            if e.data and e.sw >> 8 in (0x62, 0x63):
+                return self._answer(ch, cmd, e.data, e.sw & 0xFFFF, gsm)
+            raise
+        return self._answer(ch, cmd, data, 0x9000, gsm)
+
+    def _execute(
+        self, ch: _Channel, ch_no: int, cmd: CommandApdu, runtime_commands: bool
+    ) -> bytes | None:
+        """Run one (assembled) command: the runtime's own or the selected applet's.
+
+        Returns:
+            the response data (None: none), to be fitted to Ne by `_answer`.
+        """
+        ins = cmd.ins
         ctx = ch.ctx
-        if interindustry:
+        if runtime_commands:
             if ins == 0xA4 and cmd.p1 == 0x04:
-                selected = self._select_by_name(ch, ch_no, cmd)
-                if selected is not None:
-                    return selected
+                found, data = self._select_by_name(ch, ch_no, cmd)
+                if found:
+                    return data
                 ctx = ch.ctx
             elif ins == 0x70:
                 return self._manage_channel(ch, ch_no, cmd)
@@ -520,64 +553,73 @@ class CardRuntime:
         applet = ctx.applet
         assert applet is not None  # every registered context is bound (install, _load_registry)
         self._active = ctx
-        try:
-            data = applet.process(APDU(cmd, ch_no))
-        except CardError as e:
-            if e.data and e.sw >> 8 in (0x62, 0x63):
-                return self._respond_warning(cmd, e.data, e.sw & 0xFFFF)
-            raise
-        return self._respond(ch, cmd, data, cla == 0xA0)
+        return applet.process(APDU(cmd, ch_no))
 
-    @staticmethod
-    def _respond_warning(cmd: CommandApdu, data: bytes, sw: int) -> bytes:
-        """A warning (62xx/63xx) with data, within Ne (ISO 7816-4 §5.1.3, §5.3.2).
+    def _answer(
+        self, ch: _Channel, cmd: CommandApdu, data: bytes | None, sw: int, gsm: bool
+    ) -> bytes:
+        """Fit response data to Ne: the one place every response with data goes through.
 
-        61xx cannot carry it (GET RESPONSE would end in 9000 and lose the warning),
-        so: no Le, the warning alone (as T=0 gives case 4); data over Ne, 6Cxx with
-        the exact length; otherwise the data and the warning.
+        ISO/IEC 7816-4 §5.1: Ne is the Le field's value, and 0 when the command has
+        no Le (cases 1 and 3): the response data field is then absent. The card
+        never sends more than Ne bytes; what it holds back it says with the status
+        word (§5.1.3, Table 5/6):
+
+        - 9000 with more data than Ne: the first Ne bytes (none for case 1/3) and
+          61xx, the rest waiting for GET RESPONSE (§11.7.1; 9Fxx for the GSM class
+          A0, 3GPP TS 51.011 §9.4.1). This is also what T=0 needs for case 4, which
+          reaches the card as case 3 (ISO/IEC 7816-3 §12.2.5).
+        - a warning 62xx/63xx with data: 61xx cannot carry it (GET RESPONSE would end
+          in 9000 and lose the warning). With no Le, the warning alone, the data
+          kept for a GET RESPONSE (as ETSI TS 102 221 §7.3.1.1.5 has the terminal
+          fetch it after a case 4 warning); with data over Ne, 6Cxx with the exact
+          length (§5.1.3: wrong Le field, SW2 the exact number of bytes available).
+        - any other status word carries no data.
+
+        So MANAGE CHANNEL OPEN sent as case 1 (`00700000`) opens the channel and
+        answers 6101 (the channel number waits for GET RESPONSE), and a SELECT with
+        no Le that ends in a warning answers the warning alone.
         """
-        ne = cmd.le
-        if ne is None:
+        if not data or (sw != 0x9000 and sw >> 8 not in (0x62, 0x63)):
             return sw.to_bytes(2, "big")
+        data = bytes(data)
+        ne = cmd.le or 0
         n = len(data)
-        if n > ne:
-            return bytes((0x6C, n if n < 256 else 0))
-        return bytes(data) + sw.to_bytes(2, "big")
-
-    def _respond(self, ch: _Channel, cmd: CommandApdu, data: bytes | None, gsm: bool) -> bytes:
-        if not data:
-            return _SW9000
-        ne = cmd.le
-        n = len(data)
-        if ne is None:
-            # No Le: the T=0 convention (ISO 7816-3 §12.2.4 case 4 → 61xx).
-            ch.pending = bytes(data)
-            ch.pending_gsm = gsm
-            return bytes(((0x9F if gsm else 0x61), n & 0xFF if n < 256 else 0))
         if n <= ne:
-            return data + _SW9000
-        ch.pending = bytes(data[ne:])
-        ch.pending_gsm = gsm
+            return data + sw.to_bytes(2, "big")
+        if sw != 0x9000:
+            if ne:
+                return bytes((0x6C, n if n < 256 else 0))
+            ch.pending, ch.pending_sw, ch.pending_gsm = data, sw, gsm
+            return sw.to_bytes(2, "big")
+        ch.pending, ch.pending_sw, ch.pending_gsm = data[ne:], sw, gsm
         rest = n - ne
         return data[:ne] + bytes(((0x9F if gsm else 0x61), rest if rest < 256 else 0))
 
     def _get_response(self, ch: _Channel, cmd: CommandApdu) -> bytes:
+        """GET RESPONSE (ISO/IEC 7816-4 §11.7.1): the next part of the pending data.
+
+        At most Ne bytes, 61xx (9Fxx) while more waits, and with the last part the
+        status word of the command that left the data (9000, or its warning). A GET RESPONSE with no Le (Ne = 0, §5.1) takes nothing
+        and is told again how much waits. An Le over what waits, other than 00 (or
+        0000) "up to the maximum", is answered 6Cxx with the exact length, as T=0
+        requires (ISO/IEC 7816-3 §12.2.3).
+        """
         if cmd.p1 or cmd.p2:
             raise CardError(SW.INCORRECT_P1P2)
-        pending = ch.pending
+        pending, sw, gsm = ch.pending, ch.pending_sw, ch.pending_gsm
         n = len(pending)
         ne = cmd.le
-        if ne is None:
-            ne = 256
-        elif ne > n and ne not in (256, 65536):
-            # Le must be the announced length; 00 means "up to the maximum".
+        if ne is not None and ne > n and ne not in (256, 65536):
             raise CardError(0x6C00 | (n & 0xFF if n < 256 else 0))
+        ne = ne or 0
+        more = 0x9F if gsm else 0x61
         if ne >= n:
             ch.pending = b""
-            return pending + _SW9000
+            return pending + sw.to_bytes(2, "big")
         ch.pending = pending[ne:]
         rest = n - ne
-        return pending[:ne] + bytes(((0x9F if ch.pending_gsm else 0x61), rest if rest < 256 else 0))
+        return pending[:ne] + bytes((more, rest if rest < 256 else 0))
 
     def _chain(self, ch: _Channel, cmd: CommandApdu) -> CommandApdu | None:
         header = bytes((cmd.cla & ~0x10 & 0xFF, cmd.ins, cmd.p1, cmd.p2))
@@ -600,9 +642,16 @@ class CardRuntime:
 
     # -- SELECT by DF name (ISO 7816-4 §11.2.2, JC 3.0 RE §4.5) ---------------------------
 
-    def _select_by_name(self, ch: _Channel, ch_no: int, cmd: CommandApdu) -> bytes | None:
-        """Select an applet by AID; None when no applet matches (the SELECT goes on to the
-        currently selected applet, which may know the name as a DF)."""
+    def _select_by_name(
+        self, ch: _Channel, ch_no: int, cmd: CommandApdu
+    ) -> tuple[bool, bytes | None]:
+        """Select an applet by AID.
+
+        Returns:
+            (True, the selected applet's response data), or (False, None) when no
+            applet matches (the SELECT goes on to the currently selected applet,
+            which may know the name as a DF).
+        """
         p2 = cmd.p2
         name = cmd.data
         if p2 & 0xB0:
@@ -614,10 +663,10 @@ class CardRuntime:
             if current is None or not name or not current.aid.startswith(name):
                 raise CardError(SW.FILE_NOT_FOUND)
             self._deselect(ch, ch_no)
-            return _SW9000
+            return True, None
         occurrence = p2 & 0x03
         if len(name) > 16:
-            return None
+            return False, None
         if not name:
             candidates = [
                 e for e in self._entries.values() if e.default >> ch_no & 1 and e.selectable
@@ -629,7 +678,7 @@ class CardRuntime:
         if not candidates:
             if ch.ctx is None:
                 raise CardError(SW.FILE_NOT_FOUND)
-            return None
+            return False, None
         current = ch.ctx
         if occurrence in (2, 3) and ch.select_name == name and current is not None:
             idx = next((i for i, e in enumerate(candidates) if e.ctx is current), None)
@@ -649,8 +698,7 @@ class CardRuntime:
         ctx = ch.ctx
         assert ctx is not None and ctx.applet is not None
         self._active = ctx
-        data = ctx.applet.select_response(APDU(cmd, ch_no, selecting=True))
-        return self._respond(ch, cmd, data, False)
+        return True, ctx.applet.select_response(APDU(cmd, ch_no, selecting=True))
 
     def _do_select(self, ch: _Channel, ch_no: int, ctx: Context, strict: bool = False) -> None:
         applet = ctx.applet
@@ -706,7 +754,7 @@ class CardRuntime:
 
     # -- MANAGE CHANNEL (ISO 7816-4 §11.1.2) ------------------------------------------------
 
-    def _manage_channel(self, ch: _Channel, ch_no: int, cmd: CommandApdu) -> bytes:
+    def _manage_channel(self, ch: _Channel, ch_no: int, cmd: CommandApdu) -> bytes | None:
         if cmd.data:
             raise CardError(SW.WRONG_LENGTH)
         p1, p2 = cmd.p1, cmd.p2
@@ -728,9 +776,9 @@ class CardRuntime:
                 self._do_select(nch, new, ch.ctx)
             else:
                 self._select_default(new)
-            if p2 == 0:
-                return bytes((new,)) + _SW9000
-            return _SW9000
+            # P2 = 00: the channel number is the response data (§11.1.2), fitted to
+            # Ne by `_answer` like any other: 6101 for a case 1 command.
+            return bytes((new,)) if p2 == 0 else None
         if p1 == 0x80:  # close
             target = p2 if p2 else ch_no
             if target == 0:
@@ -740,7 +788,7 @@ class CardRuntime:
                 raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
             self._deselect(tch, target)
             del self._channels[target]
-            return _SW9000
+            return None
         raise CardError(SW.INCORRECT_P1P2)
 
     def open_channels(self) -> list[int]:
@@ -749,6 +797,11 @@ class CardRuntime:
 
 
 ALL_CHANNELS = (1 << 20) - 1
+
+
+def _handles_sm(ctx: Context) -> bool:
+    applet = ctx.applet
+    return applet is not None and type(applet).secure_messaging
 
 
 def _channel_mask(channels: bool | Iterable[int]) -> int:

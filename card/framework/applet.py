@@ -130,6 +130,11 @@ class Applet:
     #: May the applet reach the card runtime (registry, life cycles) through
     #: `system.card`? Only a card manager (GlobalPlatform ISD) should.
     card_manager: ClassVar[bool] = False
+    #: Does the applet unwrap secure messaging itself (ISO 7816-4 §10, GP SCP)? Only
+    #: then do commands whose interindustry CLA announces SM (b4-b3 of 0x-3x, b6 of
+    #: 4x-7x, §5.4.1) reach its `process`; for any other applet the runtime answers
+    #: 6882 (secure messaging not supported) without running them.
+    secure_messaging: ClassVar[bool] = False
     _declared: ClassVar[tuple[str, ...]] = ()
 
     _ctx: Context

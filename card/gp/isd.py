@@ -100,6 +100,7 @@ class IssuerSecurityDomain(Applet):
 
     card_manager = True
     multiselectable = True
+    secure_messaging = True  # SCP03 (Amendment D): CLA 04 / 60-6F commands are ours to unwrap
 
     card_state = persistent(lifecycle.OP_READY)
     keysets_value = persistent(())
