@@ -64,18 +64,27 @@ from applets.usim.ts_51_011 import (
     SW_ACCESS_NOT_FULFILLED,
     SW_CHV_BLOCKED,
     SW_CHV_CONTRADICTION,
+    SW_INCORRECT_P3,
     SW_NO_CHV,
+    SW_UNKNOWN_INS,
     UNBLOCK_CHV1,
     ChvStatus,
     df_response,
     ef_response,
     gsm_status,
 )
-from applets.usim.ts_102_221 import PIN_LENGTH, USIM_AID_PREFIX
+from applets.usim.ts_102_221 import (
+    ARR_ADM,
+    ARR_DF,
+    ARR_RECORD_LENGTH,
+    ARR_RECORDS,
+    PIN_LENGTH,
+    USIM_AID_PREFIX,
+)
 from card.framework import AID, APDU, SW, Applet, CardError, transient
 from card.framework.catalogue import CatalogueError
 from card.framework.exceptions import OutOfMemory
-from card.fs import ADM1, PIN1, PIN2, FileSystem
+from card.fs import ADM1, PIN1, PIN2, FileSystem, Referenced, Structure
 from card.fs.files import MF_HANDLE
 from card.profiles import (
     ISD_R_AID,
@@ -104,6 +113,7 @@ _AUTH_GSM = 0x80
 _AUTH_3G = 0x81
 
 _BASE_PREFIX = "base.fs."
+_BASE_ARR_FID = 0x2F06  # EF.ARR under the MF (TS 102 221 §13.4)
 _EF_UST = 0x6F38
 _EF_IMSI = 0x6F07
 
@@ -165,8 +175,24 @@ class UiccApplet(Applet, ProfileStoreInterface):
         store.set("profiles", ())
         store.set("enabled", (None, 0))
         store.set("next_slot", 0)
+        # The platform's own MF (no profile enabled): protected as a profile's MF is,
+        # by EF.ARR records (TS 102 221 §9.2.7): DEACTIVATE/ACTIVATE FILE need ADM1,
+        # which no profile-less card can verify, so nobody can switch the MF off.
         base = FileSystem(store, _BASE_PREFIX)
-        base.create_mf(pins=(PIN1, PIN2, ADM1), proprietary=bytes.fromhex("800171"))
+        mf = base.create_mf(
+            security=Referenced(_BASE_ARR_FID, ARR_DF),
+            pins=(PIN1, PIN2, ADM1),
+            proprietary=bytes.fromhex("800171"),
+        )
+        base.create_ef(
+            mf,
+            _BASE_ARR_FID,
+            Structure.LINEAR_FIXED,
+            record_length=ARR_RECORD_LENGTH,
+            data=list(ARR_RECORDS),
+            sfi=0x06,
+            security=Referenced(_BASE_ARR_FID, ARR_ADM),
+        )
         if params:
             try:
                 iccid = self.install_profile(params)
@@ -434,8 +460,12 @@ class UiccApplet(Applet, ProfileStoreInterface):
                 raise CardError(SW.INCORRECT_P1P2)
             self._gsm_chv(apdu, slot, gen)
             return None
+        if ins == 0xC0:
+            # GET RESPONSE with nothing left to get (the runtime serves pending data):
+            # TS 51.011 §9.4.5 67XX, incorrect P3 (no response of that length exists).
+            raise CardError(SW_INCORRECT_P3)
         if ins not in _GSM_FS_INS and ins != _GSM_RUN_ALGORITHM:
-            raise CardError(0x6D00 if ins != 0xC0 else 0x6F00)
+            raise CardError(SW_UNKNOWN_INS)
         fs = slot.fs if slot is not None else self._base_fs()
         state = self._channel_state(gen)
         env = self._env(slot, gen)

@@ -70,8 +70,29 @@ class SqnState:
     sqn_ms: int = 0
 
     @classmethod
-    def initial(cls, policy: SqnPolicy, sqn_ms: int = 0) -> SqnState:
-        return cls((0,) * (1 << policy.ind_bits), sqn_ms)
+    def initial(
+        cls, policy: SqnPolicy, sqn_ms: int = 0, seq: tuple[int, ...] = ()
+    ) -> SqnState:
+        """The state of a newly personalised USIM that has accepted SQN_MS already.
+
+        TS 33.102 Annex C.2: the SQN a profile declares as SQN_MS is used. With no
+        SEQ array given, nothing is known of the other IND values, so every SQN at
+        or below SQN_MS counts as used: SEQ_MS(i) = SEQ(SQN_MS) for i <= IND(SQN_MS)
+        and SEQ(SQN_MS) - 1 above it (the same SEQ with a higher IND is newer). A
+        given array (an exported state, SAIP's sqnInit) is the state of each IND
+        and is kept, but its entry for IND(SQN_MS) is raised to SEQ(SQN_MS) when
+        lower, so that SQN_MS itself is never accepted again.
+        """
+        n = 1 << policy.ind_bits
+        if seq and len(seq) != n:
+            raise ValueError("the SEQ array has 2^ind_bits entries")
+        seq_ms, ind_ms = sqn_ms >> policy.ind_bits, sqn_ms & (n - 1)
+        if seq:
+            out = list(seq)
+            out[ind_ms] = max(out[ind_ms], seq_ms)
+            return cls(tuple(out), sqn_ms)
+        floor = tuple(seq_ms if i <= ind_ms else max(seq_ms - 1, 0) for i in range(n))
+        return cls(floor, sqn_ms)
 
 
 def check_sqn(policy: SqnPolicy, state: SqnState, sqn: int) -> SqnState | None:

@@ -127,7 +127,7 @@ class Slot:
         """Store a whole profile in this (empty) slot."""
         a = profile.auth
         policy = a.policy
-        seq = a.seq or SqnState.initial(policy).seq
+        seq = SqnState.initial(policy, a.sqn_ms, a.seq).seq
         files_to_fs(self.fs, profile.files)
         self.store.set(
             self.prefix + "auth",

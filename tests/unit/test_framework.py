@@ -126,7 +126,7 @@ def test_firewall_refuses_direct_access_and_allows_shareable() -> None:
     assert tx(rt, "8010000002") == "00019000"
     assert tx(rt, "8010000002") == "00029000"
     assert rt.firewall_violations == 0
-    assert tx(rt, "8011000001") == "6F00"  # reading the server's field directly
+    assert tx(rt, "8011000001") == "6982"  # reading the server's field directly: refused
     assert rt.firewall_violations == 1
     assert rt.exceptions == 0
     assert rt.applet(COUNTER_SERVER_AID).value == 2  # the card itself may look

@@ -185,7 +185,7 @@ def test_gsm_class_select_and_get_response() -> None:
     assert send(rt, "A0A40000026F3A")[1] == 0x9000
     data, sw = send(rt, "A0B201041C")
     assert sw == 0x9000 and data == b"\xff" * 28
-    assert send(rt, "A0C0000010")[1] == 0x6F00  # nothing to get
+    assert send(rt, "A0C0000010")[1] == 0x6700  # nothing to get: incorrect P3
 
 
 def test_empty_euicc_has_an_mf_only() -> None:
