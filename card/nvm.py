@@ -155,6 +155,10 @@ class NVM:
         self.total_writes = 0
         #: True between a tear and the next power-up
         self.torn = False
+        #: called after every rollback (abort, or power-up after a tear), so that whoever
+        #: keeps data derived from persistent memory in RAM (the runtime's applet
+        #: registry) can rebuild it from what is stored
+        self.rollback_listeners: list[Callable[[], None]] = []
         self._db: sqlite3.Connection | None = None
         self._lock: ImageLock | None = None
         self.path = os.fspath(path) if path is not None else None
@@ -446,6 +450,8 @@ class NVM:
             self._dirty.add((owner, name))
         self._journal = None
         self._journaled = set()
+        for listener in tuple(self.rollback_listeners):
+            listener()
 
     # -- tears -----------------------------------------------------------------
 

@@ -163,6 +163,10 @@ class CardRuntime:
         self._active: Context | None = None
         self._channel = 0
         self._context_stack: list[Context | None] = []
+        # Every abort and every power-up rollback brings the stored registry back;
+        # the in-memory one follows it at once (an aborted INSTALL must not leave a
+        # phantom entry that refuses the same AID until the next power cycle).
+        self.nvm.rollback_listeners.append(self._load_registry)
         try:
             self._load_registry()
         except BaseException:
@@ -174,7 +178,7 @@ class CardRuntime:
     def reload_registry(self) -> None:
         """Rebuild the in-memory applet list from persistent memory.
 
-        Needed after a transaction that touched the registry was aborted or torn:
+        The runtime does this itself after every rollback (`NVM.rollback_listeners`):
         the stored registry is the truth, the in-memory entries may be ahead of it.
         Applet contexts whose AID and class did not change are kept.
         """
@@ -248,8 +252,7 @@ class CardRuntime:
         except BaseException:
             self._entries.pop(bytes(aid), None)
             if own_txn and nvm.in_transaction and not nvm.torn:
-                nvm.abort()
-                self._load_registry()
+                nvm.abort()  # the rollback listener reloads the registry
             raise
         return applet
 
@@ -277,8 +280,7 @@ class CardRuntime:
                 nvm.commit()
         except BaseException:
             if own_txn and nvm.in_transaction and not nvm.torn:
-                nvm.abort()
-                self._load_registry()
+                nvm.abort()  # the rollback listener reloads the registry
             raise
 
     def set_lifecycle(self, aid: bytes | str, lifecycle: int) -> None:

@@ -129,8 +129,18 @@ class JCSystem:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """`with system.transaction():` commits on success and aborts on any exception."""
+        """`with system.transaction():` an atomic block; commits on success, aborts on error.
+
+        Re-entrant: inside a transaction already open (the runtime's around INSTALL,
+        a caller's block) it joins that one instead of raising, and the outermost
+        block decides: an exception leaving the inner block goes on to it, and its
+        abort undoes the inner writes too. `begin_transaction` keeps Java Card's
+        rule (JC 3.0 RE §7.5: no nesting, TransactionException IN_PROGRESS).
+        """
         nvm = self._rt.nvm
+        if nvm.in_transaction:
+            yield
+            return
         nvm.begin()
         try:
             yield

@@ -71,20 +71,14 @@ def _confirm(cmd: Command) -> bytes | None:
     return b"\x00" if cmd.apdu.le is not None else None
 
 
-def _forget_runtime_registry(rt: CardRuntime, *, reload: bool) -> None:
-    """Make the runtime's in-memory registry match persistent memory again.
-
-    `CardRuntime.install`/`delete` change their in-memory entries before their
-    registry write; when our transaction is aborted those entries no longer match
-    NVM. After a tear, power-up rebuilds them anyway, so only `reload` acts.
-    """
-    if reload:
-        rt.reload_registry()
-
-
 @contextmanager
 def _registry_update(rt: CardRuntime) -> Iterator[None]:
-    """One transaction around Registry writes, keeping the runtime's memory in step."""
+    """One transaction around Registry writes.
+
+    An abort rolls back persistent memory, and the runtime rebuilds its in-memory
+    registry from it (`CardRuntime.reload_registry` runs on every rollback); after
+    a tear, power-up does the same.
+    """
     nvm = rt.nvm
     nvm.begin()
     try:
@@ -93,9 +87,6 @@ def _registry_update(rt: CardRuntime) -> Iterator[None]:
     except BaseException:
         if nvm.in_transaction and not nvm.torn:
             nvm.abort()
-            _forget_runtime_registry(rt, reload=True)
-        else:  # torn: power-up rolls back, then rebuilds
-            _forget_runtime_registry(rt, reload=False)
         raise
 
 
