@@ -254,15 +254,16 @@ SPECS: tuple[CommandSpec, ...] = (
         p2=0x00,
         le=Le.OPTIONAL,
         response=c.GreedyBytes,
-        # The firewall stops the read: an uncaught SecurityException is 6F00.
-        sws=sws("6F00"),
+        # The firewall stops the read; the applet answers the refusal 6982 (security
+        # status not satisfied) instead of letting the SecurityException escape as 6F00.
+        sws=sws("6982"),
         summary="READ SERVER FIELD directly (a firewall probe){le}",
         context=COUNTER_CLIENT,
         vectors=(
             Vector(
                 "80110000",
                 "READ SERVER FIELD directly (a firewall probe)",
-                response="6F00",
+                response="6982",
                 source="the emulator: the firewall refuses",
             ),
         ),

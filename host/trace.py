@@ -12,8 +12,10 @@ One traced exchange is an `Exchange`. It renders three ways:
 - whatever a `TraceSink` makes of it (host/tracefile.py writes trace files).
 
 Traces go to stderr (results go to stdout). Colour only on a TTY, and never
-when NO_COLOR is set (https://no-color.org). Traces carry every byte of every
-exchange, PINs and keys included.
+when NO_COLOR is set (https://no-color.org). Below the TRAFFIC level the data
+field of PIN and key commands (VERIFY, CHANGE REFERENCE DATA, RESET RETRY
+COUNTER, PUT KEY...: `SECRET_INS`) is masked; at TRAFFIC (`cardemu --traffic`)
+every byte of every exchange is shown, PINs and keys included.
 """
 
 from __future__ import annotations
@@ -263,6 +265,59 @@ def annotate_response(command: bytes | None, response: bytes) -> Annotation:
     return a.response(response)
 
 
+# -- secrets ----------------------------------------------------------------------------
+
+#: Instructions whose command data field is a secret: VERIFY (20/21), CHANGE REFERENCE
+#: DATA (24/25), DISABLE / ENABLE VERIFICATION REQUIREMENT (26, 28), RESET RETRY COUNTER
+#: (2C/2D) (ISO/IEC 7816-4 §11.5, ETSI TS 102 221 §11.1.9-13; the GSM class A0 uses
+#: the same INS, TS 51.011 §9.2) carry PINs, PUKs and biometric data; GlobalPlatform
+#: PUT KEY (D8, GPC v2.3.1 §11.8) carries keys. INITIALIZE UPDATE's host challenge and
+#: EXTERNAL AUTHENTICATE's cryptogram are no secrets and stay visible.
+SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2C, 0x2D, 0xD8})
+
+#: The decoded fields of a masked command that are kept (they come from the header).
+_PUBLIC_FIELDS = ("summary", "params")
+
+
+def reveal_secrets() -> bool:
+    """Whether traces show secrets: only when the TRAFFIC level is on (`cardemu --traffic`)."""
+    return traffic_enabled(traffic_log)
+
+
+def secret_data(raw: bytes) -> bool:
+    """Whether the command's data field is a PIN, a key or the like (see SECRET_INS)."""
+    return len(raw) > 5 and raw[1] in SECRET_INS
+
+
+def masked_text(n: int) -> str:
+    """What a trace shows instead of `n` secret bytes."""
+    return f"** {n} byte{'s' if n != 1 else ''} masked **"
+
+
+def _mask_fields(fields: Mapping[str, Any], nc: int) -> dict[str, Any]:
+    out = {k: v for k, v in fields.items() if k in _PUBLIC_FIELDS}
+    out["data"] = masked_text(nc)
+    return out
+
+
+def _nc(raw: bytes) -> int:
+    """The length of the command data field (of everything after the header if malformed)."""
+    try:
+        return len(CommandApdu.from_bytes(raw).data)
+    except ApduFormatError:
+        return max(len(raw) - 4, 0)
+
+
+def _masked_command_hex(raw: bytes) -> str:
+    """The command in hex with its data field as `*` (header, Lc and Le stay)."""
+    f = split_command(raw)
+    if "raw" in f:
+        return raw[:5].hex().upper() + "*" * (2 * max(len(raw) - 5, 0))
+    return "".join(
+        "*" * len(f[k]) if k == "data" else f[k] for k in ("header", "lc", "data", "le") if k in f
+    )
+
+
 # -- splitting and formatting ---------------------------------------------------------
 
 
@@ -310,12 +365,27 @@ def _note_text(note: Annotation) -> str:
     return text
 
 
-def format_command(raw: bytes, colour: bool = False, annotation: Annotation | None = None) -> str:
-    """`>> header Lc data Le  SUMMARY` (the summary only when apdu_specs knows the command)."""
+def format_command(
+    raw: bytes,
+    colour: bool = False,
+    annotation: Annotation | None = None,
+    *,
+    reveal: bool | None = None,
+) -> str:
+    """`>> header Lc data Le  SUMMARY` (the summary only when apdu_specs knows the command).
+
+    Args:
+        reveal: show the data of PIN and key commands (`SECRET_INS`); by default only
+            when the TRAFFIC level is on, else `** n bytes masked **` stands in for it.
+    """
     f = split_command(raw)
+    hide = secret_data(raw) and not (reveal_secrets() if reveal is None else reveal)
     if "raw" in f:
-        text = f"{f['raw']} (malformed)"
+        shown = f"{raw[:5].hex().upper()} {masked_text(len(raw) - 5)}" if hide else f["raw"]
+        text = f"{shown} (malformed)"
     else:
+        if hide and "data" in f:
+            f["data"] = masked_text(len(f["data"]) // 2)
         text = " ".join(f[k] for k in ("header", "lc", "data", "le") if k in f)
     note = annotation if annotation is not None else annotate_command(raw)
     line = f"{_CYAN}>> {text}{_RESET}" if colour else f">> {text}"
@@ -386,13 +456,19 @@ class Exchange:
     def data(self) -> bytes:
         return self.response[:-2]
 
-    def record(self, decode: bool = True) -> dict[str, Any]:
+    def record(self, decode: bool = True, reveal: bool | None = None) -> dict[str, Any]:
         """The exchange as a JSON-ready object with stable keys.
 
         Keys: command, response (data without SW), sw, sw_meaning, name, fields, ms.
+        Secrets are masked unless `reveal` (see `exchange_record`).
         """
         return exchange_record(
-            self.command, self.response, self.seconds, decode=decode, notes=self.notes
+            self.command,
+            self.response,
+            self.seconds,
+            decode=decode,
+            notes=self.notes,
+            reveal=reveal,
         )
 
 
@@ -403,11 +479,15 @@ def exchange_record(
     *,
     decode: bool = True,
     notes: tuple[Annotation, Annotation] | None = None,
+    reveal: bool | None = None,
 ) -> dict[str, Any]:
     """One exchange as a JSON-ready object with stable keys (see `Exchange.record`).
 
     `fields` holds the command's decoded fields and, under "response", the
     response's; `name` and `fields` are null / {} when apdu_specs cannot say.
+    The data field of a PIN or key command (`SECRET_INS`) is `*` in `command` and
+    `** n bytes masked **` in `fields` unless `reveal` (by default: only at the
+    TRAFFIC level).
     """
     sw = (resp[-2] << 8) | resp[-1] if len(resp) >= 2 else None
     name: str | None = None
@@ -421,8 +501,15 @@ def exchange_record(
         fields = dict(c.fields or {})
         if r.fields:
             fields["response"] = dict(r.fields)
+    command = cmd.hex().upper()
+    if secret_data(cmd) and not (reveal_secrets() if reveal is None else reveal):
+        command = _masked_command_hex(cmd)
+        response = fields.pop("response", None)
+        fields = _mask_fields(fields, _nc(cmd)) if fields else {}
+        if response is not None:
+            fields["response"] = response
     return {
-        "command": cmd.hex().upper(),
+        "command": command,
         "response": resp[:-2].hex().upper() if sw is not None else resp.hex().upper(),
         "sw": f"{sw:04X}" if sw is not None else None,
         "sw_meaning": describe(sw) if sw is not None else None,

@@ -122,7 +122,9 @@ class TraceWriter:
     def exchange(self, ex: Exchange) -> None:
         if not self.timing:
             ex = replace(ex, seconds=None)
-        self._write(ex.record(decode=self.decode))
+        # In clear, PINs and keys included: a trace file is made to be replayed
+        # (`cardemu replay`), which needs every byte; the user asked for it by name.
+        self._write(ex.record(decode=self.decode, reveal=True))
 
     def reset(self, atr: bytes) -> None:
         self._write({"reset": "warm", "atr": atr.hex().upper()})

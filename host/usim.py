@@ -7,8 +7,9 @@ The recipe a terminal (or a test) uses on any reader, emulated or PC/SC:
     result = session.authenticate(rand, autn)     # TS 31.102 §7.1.2
     check_auth(result, Milenage(k, opc), rand)    # the AuC's view of the answer
 
-T=0 conventions are handled here: 61xx is followed by GET RESPONSE, 6Cxx by the
-command again with the exact Le.
+T=0 conventions are handled by the `GetResponseReader` every session stacks on its
+reader: 61xx (9Fxx) is followed by GET RESPONSE, 6Cxx by the command again with the
+exact Le, and a card that never stops announcing data ends in a ReaderError.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from card.crypto.milenage import AkaAlgorithm, c2, c3, parse_auts
 from card.sw import retries_left
 from host.errors import ApduError
 from host.readers.base import Reader
+from host.readers.wrappers import GetResponseReader
 
 __all__ = [
     "AuthCheck",
@@ -150,7 +152,9 @@ class UsimSession:
     """
 
     def __init__(self, reader: Reader, channel: int = 0) -> None:
-        self.reader = reader
+        self.reader: Reader = (
+            reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
+        )
         self.cla = channel & 0x03
         self.aid: bytes | None = None
 
@@ -158,7 +162,11 @@ class UsimSession:
 
     def transceive(self, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None,
                    cla: int | None = None) -> tuple[bytes, int]:  # fmt: skip
-        """One command; 61xx fetched with GET RESPONSE, 6Cxx repeated with the right Le."""
+        """One command; 61xx/9Fxx fetched with GET RESPONSE, 6Cxx repeated with the right Le.
+
+        Both are the `GetResponseReader` under this session, which bounds how much
+        it fetches (a card that keeps answering 61xx ends in ReaderError).
+        """
         c = self.cla if cla is None else cla
         apdu = bytes((c, ins, p1, p2))
         if data:
@@ -166,18 +174,7 @@ class UsimSession:
         if le is not None:
             apdu += bytes((le & 0xFF,))
         resp = self.reader.transmit(apdu)
-        sw = int.from_bytes(resp[-2:], "big")
-        if sw >> 8 == 0x6C:
-            resp = self.reader.transmit(
-                apdu[: len(apdu) - (1 if le is not None else 0)] + resp[-1:]
-            )
-            sw = int.from_bytes(resp[-2:], "big")
-        out = resp[:-2]
-        while sw >> 8 == 0x61:
-            resp = self.reader.transmit(bytes((c & 0x03, 0xC0, 0, 0, sw & 0xFF)))
-            out += resp[:-2]
-            sw = int.from_bytes(resp[-2:], "big")
-        return out, sw
+        return resp[:-2], int.from_bytes(resp[-2:], "big")
 
     def _ok(self, what: str, ins: int, p1: int, p2: int, data: bytes = b"",
             le: int | None = None, cla: int | None = None) -> bytes:  # fmt: skip

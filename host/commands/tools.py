@@ -152,7 +152,8 @@ def session_options(f: F) -> F:
         click.option(
             "--trace-file",
             type=click.Path(dir_okay=False, writable=True),
-            help="Save every exchange as a trace file (JSON lines) for `cardemu replay`.",
+            help="Save every exchange as a trace file (JSON lines) for `cardemu replay` "
+            "(in clear: PINs and keys included).",
         ),
         click.option(
             "--trace-json",
