@@ -32,6 +32,7 @@ import os
 import secrets
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from card.errors import ImageInUse as ImageInUse  # re-exported: callers catch it here

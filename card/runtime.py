@@ -8,12 +8,15 @@ traceback and counted in `exceptions`).
 
 What the runtime itself handles, before any applet sees a command:
 - the CLA byte: logical channel (0-3 first interindustry class, 4-19 further),
-  chaining bit, invalid classes;
+  chaining bit, invalid classes, secure messaging (6882 unless the selected
+  applet declares `secure_messaging`);
 - MANAGE CHANNEL open/close (ISO 7816-4 §11.1.2);
 - SELECT by DF name when it names an applet (full or right-truncated AID, first/
   last/next/previous occurrence, FCI/FCP/none) — other SELECTs go to the applet;
 - GET RESPONSE (61xx, and 9Fxx for the GSM class A0), 6Cxx for a wrong Le;
-- command chaining assembly (ISO 7816-4 §5.3.3).
+- command chaining assembly (ISO 7816-4 §5.3.3);
+- Ne: every response with data, whoever made it, goes through `_answer`, which
+  never sends more than Ne bytes (none for a command without Le).
 """
 
 from __future__ import annotations
@@ -602,8 +605,9 @@ class CardRuntime:
         """GET RESPONSE (ISO/IEC 7816-4 §11.7.1): the next part of the pending data.
 
         At most Ne bytes, 61xx (9Fxx) while more waits, and with the last part the
-        status word of the command that left the data (9000, or its warning). A GET RESPONSE with no Le (Ne = 0, §5.1) takes nothing
-        and is told again how much waits. An Le over what waits, other than 00 (or
+        status word of the command that left the data (9000, or its warning). A GET
+        RESPONSE with no Le (Ne = 0, §5.1) takes nothing and is told again how much
+        waits. An Le over what waits, other than 00 (or
         0000) "up to the maximum", is answered 6Cxx with the exact length, as T=0
         requires (ISO/IEC 7816-3 §12.2.3).
         """

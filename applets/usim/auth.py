@@ -70,9 +70,7 @@ class SqnState:
     sqn_ms: int = 0
 
     @classmethod
-    def initial(
-        cls, policy: SqnPolicy, sqn_ms: int = 0, seq: tuple[int, ...] = ()
-    ) -> SqnState:
+    def initial(cls, policy: SqnPolicy, sqn_ms: int = 0, seq: tuple[int, ...] = ()) -> SqnState:
         """The state of a newly personalised USIM that has accepted SQN_MS already.
 
         TS 33.102 Annex C.2: the SQN a profile declares as SQN_MS is used. With no

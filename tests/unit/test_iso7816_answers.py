@@ -512,4 +512,3 @@ def test_usim_session_gives_up_on_endless_61xx_with_data() -> None:
     with pytest.raises(ReaderError):
         UsimSession(card).select_mf()
     assert card.sent < 10_000
-
