@@ -195,6 +195,64 @@ def test_response_data_never_exceeds_ne(
     assert rt.exceptions == 0, rt.last_exception
 
 
+class _Answers(Applet):
+    """Answers P1P2 bytes of data, with 9000 (INS 01) or a warning 6310 (INS 02)."""
+
+    def process(self, apdu: APDU) -> bytes | None:
+        data = bytes(i & 0xFF for i in range(apdu.p1p2))
+        if apdu.ins == 0x02:
+            raise CardError(0x6310, data)
+        return data
+
+
+@functools.cache
+def _answers_card() -> CardRuntime:
+    rt = CardRuntime()
+    rt.install(_Answers, ECHO_AID, default=True)
+    rt.power_on()
+    return rt
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ins=st.sampled_from([0x01, 0x02]),
+    n=st.integers(0, 700),
+    le=st.one_of(st.none(), st.integers(1, 256), st.integers(257, 65536)),
+    get_response_le=st.one_of(st.none(), st.integers(1, 256)),
+)
+def test_any_amount_of_data_fits_ne_and_nothing_is_lost(
+    ins: int, n: int, le: int | None, get_response_le: int | None
+) -> None:
+    """Whatever an applet answers, the card sends at most Ne bytes; what 61xx announces,
+    GET RESPONSE delivers; 6Cxx names the exact length (ISO/IEC 7816-4 §5.1, §11.7.1)."""
+    rt = _answers_card()
+    cmd = CommandApdu(0x80, ins, n >> 8, n & 0xFF, b"", le)
+    resp = rt.process(cmd.to_bytes())
+    data, sw = resp[:-2], int.from_bytes(resp[-2:], "big")
+    expected = bytes(i & 0xFF for i in range(n))
+    final = 0x9000 if ins == 0x01 else 0x6310
+    assert len(data) <= (le or 0)
+    if sw >> 8 == 0x6C:
+        # a warning cannot be split over 61xx: the exact length (00: 256 or more)
+        assert ins == 0x02 and le is not None and n > le
+        assert sw & 0xFF == (n if n < 256 else 0)
+        return
+    got = bytearray(data)
+    for _ in range(1000):
+        if sw >> 8 != 0x61 and not (sw == final and ins == 0x02 and n and le is None and not got):
+            break
+        ask = get_response_le if get_response_le is not None else (sw & 0xFF) or 256
+        resp = rt.process(CommandApdu(0x00, 0xC0, 0, 0, b"", ask).to_bytes())
+        part, sw = resp[:-2], int.from_bytes(resp[-2:], "big")
+        if sw >> 8 == 0x6C:  # asked for more than waits: ask for exactly that
+            resp = rt.process(CommandApdu(0x00, 0xC0, 0, 0, b"", (sw & 0xFF) or 256).to_bytes())
+            part, sw = resp[:-2], int.from_bytes(resp[-2:], "big")
+        assert len(part) <= ask
+        got += part
+    assert (bytes(got), sw) == (expected, final)
+    assert rt.exceptions == 0
+
+
 # -- secure messaging -------------------------------------------------------------------
 
 
