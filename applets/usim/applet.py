@@ -39,8 +39,6 @@ enabled at once; none gives an eUICC with no profile.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -417,7 +415,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
 
     def _write(self, fs: FileSystem, state: dict[str, Any], env: _Env, apdu: APDU) -> bytes:
         """A write command; an EF DF.GSM shares with ADF.USIM gets its twin written too."""
-        with self._atomic():
+        with self.system.transaction():
             out = fs.process(state, env, apdu)
             info = fs.current_ef(state)
             twin = self._twin(fs, info.handle)
@@ -585,14 +583,6 @@ class UiccApplet(Applet, ProfileStoreInterface):
 
     # -- the profile store (card.profiles.ProfileStoreInterface) ------------------------------
 
-    @contextmanager
-    def _atomic(self) -> Iterator[None]:
-        if self.system.transaction_depth:
-            yield
-            return
-        with self.system.transaction():
-            yield
-
     def _slots(self) -> list[Slot]:
         return [self._slot(n) for n in self.system.store.get("profiles", ())]
 
@@ -655,7 +645,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if any(s.iccid == profile.iccid for s in self._slots()):
             raise ProfileStoreError(ProfileStoreReason.ICCID_EXISTS, f"{profile.iccid} exists")
         try:
-            with self._atomic():
+            with self.system.transaction():
                 number = store.get("next_slot", 0)
                 store.set("next_slot", number + 1)
                 slot = self._slot(number)
@@ -695,7 +685,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
         current, gen = self._current()
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
-        with self._atomic():
+        with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self._set_apps(target, _SELECTABLE)
             self.system.store.set("enabled", (target.number, gen + 1))
@@ -705,7 +695,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
         current, gen = self._current()
         if current is None or current.number != target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_ENABLED, f"{iccid} is not enabled")
-        with self._atomic():
+        with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self.system.store.set("enabled", (None, gen + 1))
 
@@ -715,7 +705,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         store = self.system.store
-        with self._atomic():
+        with self.system.transaction():
             apps = target.apps()
             if apps:
                 card = self.system.card
