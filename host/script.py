@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 from card.sw import describe, is_success
 from host.hexutil import MIN_COMMAND_APDU, check_command_apdu
 from host.readers.base import Reader, ReaderError
+from host.redact import command_hex, hidden
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _VAR = re.compile(r"\$(?:\{(" + _NAME + r")\}|(" + _NAME + r"))")
@@ -505,6 +506,11 @@ def _short(data: bytes, limit: int = 40) -> str:
     return f"{data[:half].hex().upper()}...{data[-half:].hex().upper()} ({len(data)} bytes)"
 
 
+def _cmd(command: bytes) -> str:
+    """A command for a message: PINs and keys masked below TRAFFIC (host.redact)."""
+    return command_hex(command) if hidden(command) else _short(command)
+
+
 def _show(response: bytes) -> str:
     data, sw = response[:-2], response[-2:]
     return f"{_short(data)} {sw.hex().upper()}".strip()
@@ -598,7 +604,7 @@ def _check(step: Command, done: StepResult, lenient: bool, source: str) -> None:
         if lenient or is_success(sw):
             return
         raise ScriptMismatch(
-            f"expected 9000 (or 61xx), got {sw:04X} ({describe(sw)}) to {_short(done.command)}",
+            f"expected 9000 (or 61xx), got {sw:04X} ({describe(sw)}) to {_cmd(done.command)}",
             step.line,
             source,
             expected="9000",
@@ -612,7 +618,7 @@ def _check(step: Command, done: StepResult, lenient: bool, source: str) -> None:
     else:
         got = f"{_show(response)} ({describe(sw)})"
     raise ScriptMismatch(
-        f"expected {step.expect}, got {got} to {_short(done.command)}",
+        f"expected {step.expect}, got {got} to {_cmd(done.command)}",
         step.line,
         source,
         expected=str(step.expect),

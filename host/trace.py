@@ -36,6 +36,7 @@ from card.apdu import ApduFormatError, CommandApdu
 from card.sw import describe
 from host.log import TRAFFIC, traffic_enabled
 from host.readers.base import Reader
+from host.redact import command_hex, data_span, hidden, masked_text
 
 log = logging.getLogger("cardemu.trace")
 traffic_log = logging.getLogger("cardemu.traffic")
@@ -265,57 +266,16 @@ def annotate_response(command: bytes | None, response: bytes) -> Annotation:
     return a.response(response)
 
 
-# -- secrets ----------------------------------------------------------------------------
-
-#: Instructions whose command data field is a secret: VERIFY (20/21), CHANGE REFERENCE
-#: DATA (24/25), DISABLE / ENABLE VERIFICATION REQUIREMENT (26, 28), RESET RETRY COUNTER
-#: (2C/2D) (ISO/IEC 7816-4 §11.5, ETSI TS 102 221 §11.1.9-13; the GSM class A0 uses
-#: the same INS, TS 51.011 §9.2) carry PINs, PUKs and biometric data; GlobalPlatform
-#: PUT KEY (D8, GPC v2.3.1 §11.8) carries keys. INITIALIZE UPDATE's host challenge and
-#: EXTERNAL AUTHENTICATE's cryptogram are no secrets and stay visible.
-SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2C, 0x2D, 0xD8})
+# -- secrets (host.redact) ---------------------------------------------------------------
 
 #: The decoded fields of a masked command that are kept (they come from the header).
 _PUBLIC_FIELDS = ("summary", "params")
-
-
-def reveal_secrets() -> bool:
-    """Whether traces show secrets: only when the TRAFFIC level is on (`cardemu --traffic`)."""
-    return traffic_enabled(traffic_log)
-
-
-def secret_data(raw: bytes) -> bool:
-    """Whether the command's data field is a PIN, a key or the like (see SECRET_INS)."""
-    return len(raw) > 5 and raw[1] in SECRET_INS
-
-
-def masked_text(n: int) -> str:
-    """What a trace shows instead of `n` secret bytes."""
-    return f"** {n} byte{'s' if n != 1 else ''} masked **"
 
 
 def _mask_fields(fields: Mapping[str, Any], nc: int) -> dict[str, Any]:
     out = {k: v for k, v in fields.items() if k in _PUBLIC_FIELDS}
     out["data"] = masked_text(nc)
     return out
-
-
-def _nc(raw: bytes) -> int:
-    """The length of the command data field (of everything after the header if malformed)."""
-    try:
-        return len(CommandApdu.from_bytes(raw).data)
-    except ApduFormatError:
-        return max(len(raw) - 4, 0)
-
-
-def _masked_command_hex(raw: bytes) -> str:
-    """The command in hex with its data field as `*` (header, Lc and Le stay)."""
-    f = split_command(raw)
-    if "raw" in f:
-        return raw[:5].hex().upper() + "*" * (2 * max(len(raw) - 5, 0))
-    return "".join(
-        "*" * len(f[k]) if k == "data" else f[k] for k in ("header", "lc", "data", "le") if k in f
-    )
 
 
 # -- splitting and formatting ---------------------------------------------------------
@@ -379,7 +339,7 @@ def format_command(
             when the TRAFFIC level is on, else `** n bytes masked **` stands in for it.
     """
     f = split_command(raw)
-    hide = secret_data(raw) and not (reveal_secrets() if reveal is None else reveal)
+    hide = hidden(raw, reveal)
     if "raw" in f:
         shown = f"{raw[:5].hex().upper()} {masked_text(len(raw) - 5)}" if hide else f["raw"]
         text = f"{shown} (malformed)"
@@ -501,11 +461,11 @@ def exchange_record(
         fields = dict(c.fields or {})
         if r.fields:
             fields["response"] = dict(r.fields)
-    command = cmd.hex().upper()
-    if secret_data(cmd) and not (reveal_secrets() if reveal is None else reveal):
-        command = _masked_command_hex(cmd)
+    command = command_hex(cmd, reveal)
+    if hidden(cmd, reveal):
         response = fields.pop("response", None)
-        fields = _mask_fields(fields, _nc(cmd)) if fields else {}
+        start, end = data_span(cmd)
+        fields = _mask_fields(fields, end - start) if fields else {}
         if response is not None:
             fields["response"] = response
     return {

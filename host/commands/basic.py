@@ -29,6 +29,7 @@ from host.hexutil import to_hex
 from host.presets import DEFAULT_PRESET, PRESETS, new_card
 from host.readers.base import ReaderError
 from host.readers.registry import image_error
+from host.redact import command_hex
 from host.trace import Annotator
 from host.usim import card_profiles
 
@@ -71,7 +72,7 @@ def send(as_json: bool, quiet: bool, apdus: tuple[str, ...], **kw: Any) -> None:
                     click.echo(response_line(rec))
                 sw = int.from_bytes(resp[-2:], "big")
                 if len(resp) < 2 or not is_success(sw):
-                    failed = f"card answered {sw:04X} ({describe(sw)}) to {to_hex(cmd)}"
+                    failed = f"card answered {sw:04X} ({describe(sw)}) to {command_hex(cmd)}"
                     break
         except ReaderError as e:
             raise click.ClickException(str(e)) from None

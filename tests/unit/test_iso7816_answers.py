@@ -508,11 +508,12 @@ def test_tracing_reader_masks_by_default_and_shows_at_traffic(
     assert "31323334" in stream.getvalue()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
     code = "import sys; from host.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,
@@ -531,6 +532,15 @@ def test_cli_trace_and_json_mask_the_pin_unless_traffic() -> None:
     assert js.returncode == 0 and "31323334" not in js.stdout + js.stderr
     traffic = _cli("--traffic", "send", pin)
     assert traffic.returncode == 0 and "31323334" in traffic.stderr
+
+
+def test_cli_error_messages_mask_the_pin() -> None:
+    wrong = _cli("send", "00 20 00 01 04 31 32 33 35")
+    assert wrong.returncode == 3 and "63C2" in wrong.stderr
+    assert "31323335" not in wrong.stderr + wrong.stdout
+    script = _cli("run", "-", stdin="002000010431323335 =9000\n")
+    assert script.returncode == 3 and "expected 9000" in script.stderr
+    assert "31323335" not in script.stderr + script.stdout
 
 
 # -- host/usim.py: GET RESPONSE is bounded --------------------------------------------------

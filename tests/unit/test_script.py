@@ -256,7 +256,7 @@ def test_mismatch_names_the_line_and_stops() -> None:
     assert err.response == b"\x63\xc2"
     assert str(err) == (
         "t.apdu:3: expected 9000, got 63C2 (Verification failed, 2 tries left) "
-        "to 002000010439393939"
+        "to 0020000104********"  # the PIN masked below the TRAFFIC level
     )
     assert seen == [1, 3]
 
