@@ -36,6 +36,7 @@ from card.crypto.cmac import aes_ecb_encrypt
 from card.sw import retries_left
 from host.errors import ApduError
 from host.readers.base import Reader
+from host.readers.wrappers import GetResponseReader
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,16 @@ class BioSession:
     """Talk to the biometric applet through a reader."""
 
     def __init__(self, reader: Reader, aid: bytes = BIO_AID) -> None:
-        self.reader = reader
+        # 61xx is fetched (and 6Cxx resent) by the bounded GetResponseReader, as every
+        # client does: a card that keeps announcing data ends in ReaderError.
+        self.reader: Reader = (
+            reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
+        )
         self.aid = aid
 
     def _send(self, apdu: bytes, what: str, ok: Sequence[int] = (0x9000,)) -> tuple[bytes, int]:
         resp = self.reader.transmit(apdu)
         data, sw = resp[:-2], int.from_bytes(resp[-2:], "big")
-        if sw >> 8 == 0x61:  # the T=0 convention: fetch the rest
-            while sw >> 8 == 0x61:
-                more = self.reader.transmit(bytes((0x00, 0xC0, 0x00, 0x00, sw & 0xFF)))
-                data, sw = data + more[:-2], int.from_bytes(more[-2:], "big")
         if sw not in ok and not (sw >> 4 == 0x63C and any(o >> 4 == 0x63C for o in ok)):
             raise ApduError(sw, data, what)
         return data, sw

@@ -39,6 +39,7 @@ from card.gp.isd import ISD_AID, IssuerSecurityDomain
 from card.profiles import ProfileStoreError, ProfileStoreReason
 from card.runtime import CardRuntime
 from card.sgp22.ecasd import ISD_R_AID
+from host.bio.session import BioSession
 from host.errors import ApduError
 from host.log import TRAFFIC
 from host.presets import new_card
@@ -579,4 +580,11 @@ def test_usim_session_gives_up_on_endless_61xx_with_data() -> None:
     card = _Fixed(bytes(16) + b"\x61\x10")
     with pytest.raises(ReaderError):
         UsimSession(card).select_mf()
+    assert card.sent < 10_000
+
+
+def test_bio_session_gives_up_on_endless_61xx() -> None:
+    card = _Fixed(bytes(16) + b"\x61\x10")
+    with pytest.raises(ReaderError):
+        BioSession(card).select()
     assert card.sent < 10_000
