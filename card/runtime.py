@@ -607,9 +607,9 @@ class CardRuntime:
         At most Ne bytes, 61xx (9Fxx) while more waits, and with the last part the
         status word of the command that left the data (9000, or its warning). A GET
         RESPONSE with no Le (Ne = 0, §5.1) takes nothing and is told again how much
-        waits. An Le over what waits, other than 00 (or
-        0000) "up to the maximum", is answered 6Cxx with the exact length, as T=0
-        requires (ISO/IEC 7816-3 §12.2.3).
+        waits. An Le over what waits, other than 00 (or 0000) "up to the maximum",
+        is answered 6Cxx with the exact length, as T=0 requires (ISO/IEC 7816-3
+        §12.2.3).
         """
         if cmd.p1 or cmd.p2:
             raise CardError(SW.INCORRECT_P1P2)
