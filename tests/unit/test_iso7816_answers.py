@@ -454,7 +454,7 @@ class _Nested(Applet):
             try:
                 self.system.begin_transaction()
             except TransactionError as e:
-                self.system.abort_transaction()
+                self.system.commit_transaction()
                 return bytes((e.reason,))
             raise AssertionError("nested begin_transaction did not raise")
         with self.system.transaction():  # the atomic block nests
