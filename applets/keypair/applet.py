@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from applets.keypair.keys import ALGORITHMS, KeyRecord, generate, key_identifier
+from card.crypto.keypairs import ALGORITHMS, KeyRecord, generate, key_identifier
 from card import tlv
 from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.framework import APDU, SW, CardError, OwnerPIN, persistent

@@ -545,7 +545,7 @@ _KEY_STRIDE = 8
 
 def _private_parts(value: Any) -> list[tuple[str, bytes]]:
     """The private parts of a stored key record: d, or p, q and the derived d, dP, dQ, qInv."""
-    from applets.keypair.keys import KeyRecord
+    from card.crypto.keypairs import KeyRecord
 
     try:
         record = KeyRecord.from_value(value)

@@ -1,4 +1,7 @@
-"""The key pairs the keypair applet holds: algorithms, generation, the stored record, use.
+"""Key pairs generated and used on the card: algorithms, generation, the stored record, use.
+
+Shared by the applets that hold key pairs (ISO/IEC 7816-8 `applets.keypair`, PIV
+`applets.piv`), each of which keeps its records in its own persistent segment.
 
 A key is one persistent tuple (one atomic write, inside the generation's
 transaction): (algorithm, policy, private parts, public key template). The
@@ -179,6 +182,60 @@ class KeyRecord:
             key = self.ec_key()
             return ec_sign_digest(key.cryptography_key, key.curve, digest)
         return self.rsa_key().sign(digest, padding.PKCS1v15(), Prehashed(algorithm))
+
+    def sign_der(self, digest: bytes) -> bytes:
+        """ECDSA over a hash already truncated (or left-padded) to the field size, DER-encoded.
+
+        NIST SP 800-73-4 Part 2 §3.2.4 and SP 800-78-4 §3.3: a PIV client sends the hash
+        cut to the curve's size and takes back an X9.62 Ecdsa-Sig-Value. Nonces follow
+        RFC 6979, so a seeded card replays byte for byte.
+
+        Raises:
+            ValueError: not an EC key, or the input is not the field size.
+        """
+        curve = self.alg.curve
+        if curve is None:
+            raise ValueError("an RSA key does not make ECDSA signatures")
+        if len(digest) != curve.size:
+            raise ValueError(f"ECDSA input of {len(digest)} bytes on {curve.name}")
+        algorithm: hashes.HashAlgorithm = _HASHES[curve.size]
+        key = self.ec_key().cryptography_key
+        return key.sign(digest, ec.ECDSA(Prehashed(algorithm), deterministic_signing=True))
+
+    def rsa_raw(self, block: bytes) -> bytes:
+        """The RSA private operation m^d mod n on a block of the modulus size (RFC 8017 §5.1.2).
+
+        PIV signs and deciphers this way: the client pads (SP 800-73-4 Part 2 §3.2.4).
+
+        Raises:
+            ValueError: not an RSA key, a block of another size, or a value not below n.
+        """
+        if self.alg.is_ec:
+            raise ValueError("an EC key has no RSA operation")
+        nums = self.rsa_key().private_numbers()
+        n = nums.public_numbers.n
+        if len(block) != (n.bit_length() + 7) // 8:
+            raise ValueError(f"an RSA block of {len(block)} bytes")
+        c = int.from_bytes(block, "big")
+        if c >= n:
+            raise ValueError("the block is not below the modulus")
+        # CRT (RFC 8017 §5.1.2 step 2b): two half-size exponentiations.
+        m1 = pow(c, nums.dmp1, nums.p)
+        m2 = pow(c, nums.dmq1, nums.q)
+        h = (nums.iqmp * (m1 - m2)) % nums.p
+        m = m2 + h * nums.q
+        return m.to_bytes(len(block), "big")
+
+    def piv_public(self) -> bytes:
+        """The public key as PIV answers GENERATE: 7F49 { 81 n, 82 e } or 7F49 { 86 point }.
+
+        SP 800-73-4 Part 2 §3.3.2 Table 10: an EC key carries the point alone, no curve OID.
+        """
+        obj = tlv.Tlv.from_bytes(self.public)
+        point = obj.find(TAG_POINT)
+        if point is not None:
+            return tlv.build(TAG_PUBLIC_KEY, [(TAG_POINT, point.value)])
+        return self.public
 
     def decipher(self, cryptogram: bytes) -> bytes:
         """RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 8017 §7.1.2).

@@ -1,0 +1,373 @@
+"""The PIV applet (NIST SP 800-73-4): SELECT, data objects, PIN/PUK, the management key,
+generation and use of the slot keys (signatures checked with `cryptography`), refusals,
+tears, reproducibility and no private key in any response."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
+
+from applets.piv import PIV_AID, PivApplet
+from applets.piv.applet import pad_pin, valid_pin
+from applets.piv.objects import fasc_n
+from card import tlv
+from card.runtime import CardRuntime, CardTorn
+from host.errors import ApduError
+from host.fuzz.targets import keypair_secrets
+from host.piv import DEFAULT_MGMT_KEY, PivSession
+from host.readers.inprocess import InProcessReader
+
+PIN = b"123456"
+PUK = b"12345678"
+
+
+def new_card(seed: int = 7, params: bytes = b"") -> CardRuntime:
+    rt = CardRuntime(rng_seed=seed)
+    rt.install(PivApplet, PIV_AID, params)
+    rt.power_on()
+    return rt
+
+
+def session(rt: CardRuntime) -> PivSession:
+    s = PivSession(InProcessReader(rt))
+    s.select()
+    return s
+
+
+def sw_of(call) -> int:  # type: ignore[no-untyped-def]
+    with pytest.raises(ApduError) as exc:
+        call()
+    return exc.value.sw
+
+
+@pytest.fixture
+def card() -> CardRuntime:
+    return new_card()
+
+
+@pytest.fixture
+def piv(card: CardRuntime) -> PivSession:
+    return session(card)
+
+
+# -- SELECT and data objects ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("aid", [PIV_AID, PIV_AID[:5]])
+def test_select_answers_the_application_property_template(card: CardRuntime, aid: bytes) -> None:
+    apt = PivSession(InProcessReader(card), aid).select()
+    obj = tlv.Tlv.from_bytes(apt)
+    assert obj.tag == 0x61
+    assert obj.find(0x4F).value == bytes.fromhex("000010000100")  # type: ignore[union-attr]
+    assert obj.find(0x79).find(0x4F).value == PIV_AID[:5]  # type: ignore[union-attr]
+    algs = {c.value[0] for c in obj.find(0xAC).children if c.tag == 0x80}  # type: ignore[union-attr]
+    assert {0x03, 0x08, 0x0A, 0x0C, 0x07, 0x11, 0x14} <= algs
+
+
+def test_fasc_n_encodes_the_non_federal_issuer_as_published() -> None:
+    # The FASC-N 9999-9999-999999-0-1-0000000000-3-0000-1 of yubico-piv-tool's CHUID
+    # template (its published bytes), which is SP 800-73-4's non-federal issuer pattern.
+    expected = "D4E739DA739CED39CE739D836858210842108421C84210C3EB"
+    assert fasc_n().hex().upper() == expected
+
+
+def _contents(container: bytes) -> dict[int, bytes]:
+    outer = tlv.Tlv.from_bytes(container)
+    assert outer.tag == 0x53
+    return {o.tag: o.value for o in tlv.parse(outer.value)}
+
+
+def test_a_new_card_holds_chuid_ccc_and_discovery(piv: PivSession) -> None:
+    chuid = _contents(piv.get_data(0x5FC102))
+    assert chuid[0x30] == fasc_n() and len(chuid[0x34]) == 16 and chuid[0x3E] == b""
+    assert len(_contents(piv.get_data(0x5FC107))[0xF0]) == 21
+    disc = tlv.Tlv.from_bytes(piv.get_data(0x7E))
+    assert disc.tag == 0x7E and disc.find(0x4F).value == PIV_AID  # type: ignore[union-attr]
+    assert disc.find(0x5F2F).value == b"\x40\x00"  # type: ignore[union-attr]
+
+
+def test_absent_and_unknown_objects_are_not_found(piv: PivSession) -> None:
+    assert sw_of(lambda: piv.get_data(0x5FC105)) == 0x6A82
+    assert sw_of(lambda: piv.get_data(0x5FC1FF)) == 0x6A82
+    assert sw_of(lambda: piv.send(0, 0xCB, 0x3F, 0xFE, b"\x5c\x01\x7e")) == 0x6A86
+    assert sw_of(lambda: piv.send(0, 0xCB, 0x3F, 0xFF, b"\x5d\x01\x7e")) == 0x6A80
+
+
+def test_put_data_needs_the_management_key_and_reads_back(piv: PivSession) -> None:
+    printed = tlv.build(0x01, b"A. Holder") + tlv.build(0xFE, b"")
+    assert sw_of(lambda: piv.put_data(0x5FC109, printed)) == 0x6982
+    piv.authenticate()
+    piv.put_data(0x5FC109, printed)
+    assert sw_of(lambda: piv.get_data(0x5FC109)) == 0x6982  # printed information: PIN
+    piv.verify_pin(PIN)
+    assert piv.get_data(0x5FC109) == tlv.build(0x53, printed)
+
+
+def test_a_certificate_put_by_chaining_reads_back_whole(piv: PivSession) -> None:
+    cert = bytes(range(256)) * 7
+    body = tlv.build(0x70, cert) + tlv.build(0x71, b"\x00") + tlv.build(0xFE, b"")
+    piv.authenticate()
+    piv.put_data(0x5FC105, body)
+    assert piv.get_data(0x5FC105) == tlv.build(0x53, body)
+    piv.put_data(0x5FC105, b"")  # an empty container deletes it
+    assert sw_of(lambda: piv.get_data(0x5FC105)) == 0x6A82
+
+
+def test_put_data_of_discovery_and_refusals(piv: PivSession) -> None:
+    piv.authenticate()
+    disc = tlv.build(0x7E, [(0x4F, PIV_AID), (0x5F2F, b"\x40\x10")])
+    piv.send(0, 0xDB, 0x3F, 0xFF, disc)
+    assert piv.get_data(0x7E) == disc
+    # a container under the wrong outer tag, or a tag list naming nothing
+    assert sw_of(lambda: piv.send(0, 0xDB, 0x3F, 0xFF, b"\x5c\x01\x7e\x53\x00")) == 0x6A80
+    assert sw_of(lambda: piv.send(0, 0xDB, 0x3F, 0xFF, b"\x5c\x03\x5f\xc1\xff\x53\x00")) == 0x6A82
+    big = tlv.build(0x70, bytes(5000))
+    assert sw_of(lambda: piv.put_data(0x5FC105, big)) == 0x6A84
+
+
+# -- PIN and PUK -----------------------------------------------------------------------
+
+
+@given(st.binary(max_size=10))
+def test_valid_pin_is_six_to_eight_digits_padded(value: bytes) -> None:
+    digits = value.rstrip(b"\xff")
+    expected = len(value) == 8 and 6 <= len(digits) <= 8 and all(48 <= b <= 57 for b in digits)
+    assert valid_pin(value) == expected
+
+
+def test_verify_counts_down_blocks_and_reports(piv: PivSession) -> None:
+    assert sw_of(lambda: piv.verify_pin(None)) == 0x63C3
+    assert sw_of(lambda: piv.verify_pin(b"000000")) == 0x63C2
+    assert sw_of(lambda: piv.verify_pin(b"000000")) == 0x63C1
+    piv.verify_pin(PIN)  # a right PIN restores the counter
+    piv.verify_pin(None)
+    for left in (2, 1, 0):
+        assert sw_of(lambda: piv.verify_pin(b"999999")) == 0x63C0 | left
+    assert sw_of(lambda: piv.verify_pin(PIN)) == 0x6983
+    assert sw_of(lambda: piv.verify_pin(None)) == 0x6983
+
+
+def test_verify_refusals_and_reset(piv: PivSession) -> None:
+    assert sw_of(lambda: piv.send(0, 0x20, 0x00, 0x80, b"123456")) == 0x6A80  # not padded
+    assert sw_of(lambda: piv.send(0, 0x20, 0x00, 0x81, pad_pin(PUK))) == 0x6A88
+    assert sw_of(lambda: piv.send(0, 0x20, 0x00, 0x00, pad_pin(PIN))) == 0x6A88  # global PIN
+    assert sw_of(lambda: piv.send(0, 0x20, 0x00, 0x96)) == 0x6A88  # no OCC applet
+    piv.verify_pin(PIN)
+    piv.send(0, 0x20, 0xFF, 0x80)  # P1 FF: the verification is reset
+    assert sw_of(lambda: piv.verify_pin(None)) == 0x63C3
+
+
+def test_change_pin_and_puk(piv: PivSession) -> None:
+    assert sw_of(lambda: piv.change_reference(0x80, b"000000", b"654321")) == 0x63C2
+    # a badly formed new PIN costs no try
+    assert sw_of(lambda: piv.change_reference(0x80, PIN, b"12ab56")) == 0x6A80
+    assert sw_of(lambda: piv.verify_pin(None)) == 0x63C2
+    piv.change_reference(0x80, PIN, b"87654321")
+    piv.verify_pin(None)  # a changed PIN is verified
+    assert sw_of(lambda: piv.verify_pin(PIN)) == 0x63C2
+    piv.verify_pin(b"87654321")
+    piv.change_reference(0x81, PUK, b"abcdefgh")  # any 8 bytes make a PUK
+    assert sw_of(lambda: piv.change_reference(0x81, PUK, PUK)) == 0x63C2
+
+
+def test_puk_unblocks_the_pin_and_blocks_itself(piv: PivSession) -> None:
+    for _ in range(3):
+        sw_of(lambda: piv.verify_pin(b"000000"))
+    assert sw_of(lambda: piv.verify_pin(PIN)) == 0x6983
+    assert sw_of(lambda: piv.unblock_pin(b"00000000", b"111111")) == 0x63C2
+    assert sw_of(lambda: piv.unblock_pin(PUK, b"1111")) == 0x6A80  # too short a PIN
+    piv.unblock_pin(PUK, b"111111")
+    piv.verify_pin(b"111111")
+    for left in (2, 1, 0):
+        assert sw_of(lambda: piv.unblock_pin(b"00000000", b"222222")) == 0x63C0 | left
+    assert sw_of(lambda: piv.unblock_pin(PUK, b"222222")) == 0x6983
+    assert sw_of(lambda: piv.send(0, 0x2C, 0x00, 0x81, bytes(16))) == 0x6A88
+
+
+# -- the card management key ----------------------------------------------------------
+
+
+def test_management_key_mutual_and_external(piv: PivSession) -> None:
+    piv.authenticate(mutual=True)
+    piv.authenticate(mutual=False)
+
+
+def test_a_wrong_management_key_is_refused(piv: PivSession) -> None:
+    wrong = bytes(24)
+    assert sw_of(lambda: piv.authenticate(wrong, mutual=True)) == 0x6982
+    assert sw_of(lambda: piv.authenticate(wrong, mutual=False)) == 0x6982
+    # step 2 with no step 1, and a key of another algorithm
+    body = tlv.build(0x7C, [(0x80, bytes(8)), (0x81, bytes(8))])
+    assert sw_of(lambda: piv.send(0, 0x87, 0x03, 0x9B, body)) == 0x6985
+    assert sw_of(lambda: piv.authenticate(bytes(16), 0x08)) == 0x6A86
+    crt = tlv.build(0xAC, [(0x80, b"\x11")])
+    assert sw_of(lambda: piv.send(0, 0x47, 0x00, 0x9A, crt)) == 0x6982
+
+
+def test_a_failed_authentication_ends_an_earlier_one(piv: PivSession) -> None:
+    piv.authenticate()
+    sw_of(lambda: piv.authenticate(bytes(24)))
+    assert sw_of(lambda: piv.put_data(0x5FC109, b"\x01\x00")) == 0x6982
+
+
+@pytest.mark.parametrize(("alg", "size"), [(0x03, 24), (0x08, 16), (0x0A, 24), (0x0C, 32)])
+def test_management_key_algorithms(alg: int, size: int) -> None:
+    key = bytes(range(1, size + 1))
+    rt = new_card(params=tlv.build(0x83, bytes((alg,)) + key))
+    s = session(rt)
+    s.authenticate(key, alg, mutual=True)
+    s.authenticate(key, alg, mutual=False)
+    assert sw_of(lambda: s.authenticate(DEFAULT_MGMT_KEY)) in (0x6982, 0x6A86)
+
+
+def test_set_management_key(piv: PivSession) -> None:
+    new = bytes(range(32))
+    assert sw_of(lambda: piv.set_management_key(new, 0x0C)) == 0x6982
+    piv.authenticate()
+    assert sw_of(lambda: piv.set_management_key(new[:20], 0x0C)) == 0x6A80
+    assert sw_of(lambda: piv.send(0, 0xFF, 0xFF, 0xFE, b"\x0c\x9b\x20" + new)) == 0x6A81
+    piv.set_management_key(new, 0x0C)
+    assert sw_of(lambda: piv.authenticate()) == 0x6A86
+    piv.authenticate(new, 0x0C)
+
+
+# -- key pairs ---------------------------------------------------------------------------
+
+
+def _ec_verify(pub: ec.EllipticCurvePublicKey, digest: bytes, sig: bytes) -> None:
+    algorithm = hashes.SHA256() if len(digest) == 32 else hashes.SHA384()
+    pub.verify(sig, digest, ec.ECDSA(Prehashed(algorithm)))
+
+
+@pytest.mark.parametrize(("alg", "hashfn"), [(0x11, hashlib.sha256), (0x14, hashlib.sha384)])
+def test_ec_generate_sign_and_agree(piv: PivSession, alg: int, hashfn) -> None:  # type: ignore[no-untyped-def]
+    piv.authenticate()
+    pub = piv.generate(0x9A, alg)
+    assert isinstance(pub, ec.EllipticCurvePublicKey)
+    digest = hashfn(b"to be signed").digest()
+    assert sw_of(lambda: piv.sign(0x9A, alg, digest)) == 0x6982  # PIN first
+    piv.verify_pin(PIN)
+    _ec_verify(pub, digest, piv.sign(0x9A, alg, digest))
+    assert sw_of(lambda: piv.sign(0x9A, alg, digest[:20])) == 0x6A80
+    other = 0x14 if alg == 0x11 else 0x11
+    assert sw_of(lambda: piv.sign(0x9A, other, digest)) == 0x6A86
+    peer = ec.generate_private_key(pub.curve)
+    point = peer.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    assert piv.ecdh(0x9A, alg, point) == peer.exchange(ec.ECDH(), pub)
+    assert sw_of(lambda: piv.ecdh(0x9A, alg, b"\x04" + bytes(len(point) - 1))) == 0x6A80
+
+
+def test_rsa_2048_sign_and_decipher(piv: PivSession) -> None:
+    piv.authenticate()
+    pub = piv.generate(0x9D, "rsa2048")
+    assert isinstance(pub, rsa.RSAPublicKey) and pub.key_size == 2048
+    piv.verify_pin(PIN)
+    digest = hashlib.sha256(b"message").digest()
+    # EMSA-PKCS1-v1_5 (RFC 8017 §9.2) as a PIV client pads it
+    info = bytes.fromhex("3031300d060960864801650304020105000420") + digest
+    block = b"\x00\x01" + b"\xff" * (256 - 3 - len(info)) + b"\x00" + info
+    sig = piv.sign(0x9D, 0x07, block)
+    pub.verify(sig, b"message", padding.PKCS1v15(), hashes.SHA256())
+    secret = b"a session key of 32 bytes, here"
+    cryptogram = pub.encrypt(secret, padding.PKCS1v15())
+    plain = piv.sign(0x9D, 0x07, cryptogram)
+    assert plain[:2] == b"\x00\x02" and plain.endswith(b"\x00" + secret)
+    n = pub.public_numbers().n
+    assert sw_of(lambda: piv.sign(0x9D, 0x07, n.to_bytes(256, "big"))) == 0x6A80
+    assert sw_of(lambda: piv.sign(0x9D, 0x07, block[1:])) == 0x6A80
+    assert sw_of(lambda: piv.ecdh(0x9D, 0x07, b"\x04" + bytes(64))) == 0x6A80
+
+
+def test_slot_access_rules(piv: PivSession) -> None:
+    piv.authenticate()
+    sig_key = piv.generate(0x9C, 0x11)
+    auth_key = piv.generate(0x9E, 0x11)
+    digest = hashlib.sha256(b"x").digest()
+    _ec_verify(auth_key, digest, piv.sign(0x9E, 0x11, digest))  # card authentication: no PIN
+    piv.verify_pin(PIN)
+    _ec_verify(sig_key, digest, piv.sign(0x9C, 0x11, digest))
+    assert sw_of(lambda: piv.sign(0x9C, 0x11, digest)) == 0x6982  # PIN always
+    piv.verify_pin(PIN)
+    piv.sign(0x9C, 0x11, digest)
+
+
+def test_generate_refusals(piv: PivSession) -> None:
+    piv.authenticate()
+    assert sw_of(lambda: piv.generate(0x9B, 0x11)) == 0x6A86
+    assert sw_of(lambda: piv.generate(0x96, 0x11)) == 0x6A86
+    assert sw_of(lambda: piv.generate(0x9A, 0x06)) == 0x6A80  # RSA-1024 is not offered
+    assert sw_of(lambda: piv.send(0, 0x47, 0x00, 0x9A, b"\xac\x03\x81\x01\x11")) == 0x6A80
+    assert sw_of(lambda: piv.send(0, 0x47, 0x01, 0x9A, b"\xac\x03\x80\x01\x11")) == 0x6A86
+    assert sw_of(lambda: piv.sign(0x9A, 0x11, bytes(32))) == 0x6A88  # no key yet
+    assert sw_of(lambda: piv.send(0, 0x87, 0x11, 0x9A, b"\x7c\x00")) == 0x6A80
+
+
+def test_a_seeded_card_generates_the_same_key() -> None:
+    keys = []
+    for _ in range(2):
+        s = session(new_card(seed=99))
+        s.authenticate()
+        keys.append(s.generate(0x9A, 0x11).public_numbers())  # type: ignore[union-attr]
+    assert keys[0] == keys[1]
+
+
+def test_a_tear_during_generation_leaves_the_old_key_or_the_new(card: CardRuntime) -> None:
+    s = session(card)
+    s.authenticate()
+    old = s.generate(0x9A, 0x11)
+    digest = hashlib.sha384(b"after").digest()
+    outcomes = set()
+    for n in range(3):
+        s = session(card)
+        s.authenticate()
+        card.nvm.tear_after(n)
+        try:
+            card.process(bytes.fromhex("00470 09A05AC03800114 00".replace(" ", "")))
+            outcomes.add("done")
+        except CardTorn:
+            card.power_on()
+            outcomes.add("torn")
+        finally:
+            card.nvm.tear_after(None)
+        s = session(card)
+        s.verify_pin(PIN)
+        try:
+            sig = s.sign(0x9A, 0x14, digest)
+        except ApduError as e:
+            assert e.sw == 0x6A86  # still the whole P-256 key
+            _ec_verify(old, digest[:32], s.sign(0x9A, 0x11, digest[:32]))  # type: ignore[arg-type]
+            continue
+        assert len(sig) > 64  # a whole P-384 key signs
+    assert outcomes == {"torn", "done"}
+
+
+def test_no_private_key_part_in_any_response(card: CardRuntime) -> None:
+    s = session(card)
+    responses: list[bytes] = []
+    inner = s.reader.inner
+
+    class Keep:
+        def transmit(self, apdu: bytes) -> bytes:
+            r = inner.transmit(apdu)
+            responses.append(r)
+            return r
+
+    s.reader.inner = Keep()  # type: ignore[assignment]
+    s.authenticate()
+    s.verify_pin(PIN)
+    for slot, alg in ((0x9A, 0x11), (0x9E, 0x14), (0x9D, 0x07)):
+        s.generate(slot, alg)
+    s.sign(0x9A, 0x11, bytes(32))
+    s.sign(0x9E, 0x14, bytes(48))
+    s.sign(0x9D, 0x07, b"\x00\x02" + b"\x11" * 254)
+    secrets = [x.value for x in keypair_secrets(card, PIV_AID)]
+    assert len(secrets) > 20
+    for value in secrets:
+        assert not any(value in r for r in responses)
