@@ -293,6 +293,15 @@ class CardRuntime:
         entry.lifecycle = lifecycle
         self._save_registry()
 
+    @property
+    def t1_only(self) -> bool:
+        """Whether the ATR offers T=1 alone (then no command's data waits for GET RESPONSE)."""
+        cached = self.__dict__.get("_t1_only")
+        if cached is None or cached[0] != self.atr:
+            cached = (self.atr, Atr.from_bytes(self.atr).protocols == frozenset({1}))
+            self.__dict__["_t1_only"] = cached
+        return bool(cached[1])
+
     def set_atr(self, atr: bytes) -> None:
         """Set the card's ATR (as a manufacturer would) and keep it in the card image.
 
@@ -581,6 +590,10 @@ class CardRuntime:
           length (§5.1.3: wrong Le field, SW2 the exact number of bytes available).
         - any other status word carries no data.
 
+        A card whose ATR offers T=1 alone (`t1_only`) answers a command with no Le
+        as if Le were 00: T=1 has no procedure bytes, and its clients (libykpiv) send
+        case 3 encodings and read the data.
+
         So MANAGE CHANNEL OPEN sent as case 1 (`00700000`) opens the channel and
         answers 6101 (the channel number waits for GET RESPONSE), and a SELECT with
         no Le that ends in a warning answers the warning alone.
@@ -590,6 +603,11 @@ class CardRuntime:
         data = bytes(data)
         ne = cmd.le or 0
         n = len(data)
+        if cmd.le is None and self.t1_only and (sw == 0x9000 or n <= 256):
+            # A T=1 card has no procedure bytes: it answers the data it has, up to 256
+            # bytes (ISO 7816-3 §11), and announces the rest with 61xx. PC/SC clients
+            # written for T=1 cards (libykpiv) send case 3 encodings and read the data.
+            ne = 256
         if n <= ne:
             return data + sw.to_bytes(2, "big")
         if sw != 0x9000:

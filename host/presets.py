@@ -155,6 +155,19 @@ def _keypair(rt: CardRuntime) -> None:
     rt.install(BiometricApplet, BIO_AID)
 
 
+#: T=1 only, as PIV cards and tokens answer: response data comes back without 61xx.
+PIV_ATR = build_atr((1,), ifsc=254, extended_length=True, max_channels=4).to_bytes()
+
+
+def _piv(rt: CardRuntime) -> None:
+    from applets.piv import PIV_AID, PivApplet
+
+    # A PIV card (SP 800-73-4), default-selected: PIN 123456, PUK 12345678, management
+    # key 3DES 0102..08 x3; CHUID, CCC and discovery object written, no key yet.
+    rt.install(PivApplet, PIV_AID, default=True)
+    rt.set_atr(PIV_ATR)
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -190,6 +203,11 @@ PRESETS: dict[str, Preset] = {
             "keypair",
             "ISO 7816-8 key pairs (RSA, P-256/384, brainpool; PIN 123456), SM, match-on-card",
             _keypair,
+        ),
+        Preset(
+            "piv",
+            "PIV card (SP 800-73-4; PIN 123456, PUK 12345678, 3DES management key 0102..08)",
+            _piv,
         ),
     ]
 }

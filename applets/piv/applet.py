@@ -206,6 +206,9 @@ class PivApplet(SmApplet):
         self.puk.reset()
 
     def select_response(self, apdu: APDU) -> bytes | None:
+        """The application property template (none when P2 asks for no response data)."""
+        if apdu.p2 & 0x0C == 0x0C:
+            return None
         return objects.application_property_template(tuple(MGMT_ALGORITHMS) + PIV_KEY_ALGORITHMS)
 
     # -- dispatch ----------------------------------------------------------------------
@@ -214,6 +217,8 @@ class PivApplet(SmApplet):
         if apdu.cla & 0x80:
             raise CardError(SW.CLA_NOT_SUPPORTED)
         handler = _HANDLERS.get(apdu.ins)
+        if apdu.ins == 0xA4:
+            raise CardError(SW.FILE_NOT_FOUND)  # a SELECT of no applet on this card
         if handler is None:
             raise CardError(SW.INS_NOT_SUPPORTED)
         return handler(self, apdu)

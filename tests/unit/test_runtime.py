@@ -69,6 +69,21 @@ def test_response_without_le_uses_61xx_and_get_response(card: CardRuntime) -> No
     assert tx(card, "00C0000000") == "6985"  # nothing pending
 
 
+def test_a_t1_only_card_answers_data_without_le() -> None:
+    from card.atr import build_atr
+
+    rt = sample_card()
+    rt.set_atr(build_atr((1,)).to_bytes())
+    assert rt.t1_only
+    tx(rt, select(ECHO_AID))
+    assert tx(rt, "8002000A") == "000102030405060708099000"  # no 61xx on T=1
+    resp = rt.process(bytes.fromhex("80020258"))  # 600 bytes: 256, then 61xx
+    assert resp[:256] == bytes(range(256)) and resp[-2:] == b"\x61\x00"
+    rt.set_atr(build_atr((0, 1)).to_bytes())
+    assert not rt.t1_only
+    assert tx(rt, "8002000A") == "610A"
+
+
 def test_long_response_chunks(card: CardRuntime) -> None:
     tx(card, select(ECHO_AID))
     expected = bytes(i & 0xFF for i in range(600))
