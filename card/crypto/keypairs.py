@@ -184,20 +184,22 @@ class KeyRecord:
         return self.rsa_key().sign(digest, padding.PKCS1v15(), Prehashed(algorithm))
 
     def sign_der(self, digest: bytes) -> bytes:
-        """ECDSA over a hash already truncated (or left-padded) to the field size, DER-encoded.
+        """ECDSA over a hash cut to the field size (or shorter), DER-encoded.
 
         NIST SP 800-73-4 Part 2 §3.2.4 and SP 800-78-4 §3.3: a PIV client sends the hash
         cut to the curve's size and takes back an X9.62 Ecdsa-Sig-Value. Nonces follow
         RFC 6979, so a seeded card replays byte for byte.
 
         Raises:
-            ValueError: not an EC key, or the input is not the field size.
+            ValueError: not an EC key, or the input is empty or longer than the field.
         """
         curve = self.alg.curve
         if curve is None:
             raise ValueError("an RSA key does not make ECDSA signatures")
-        if len(digest) != curve.size:
+        if not 0 < len(digest) <= curve.size:
             raise ValueError(f"ECDSA input of {len(digest)} bytes on {curve.name}")
+        # A shorter hash (SHA-256 on P-384) is the same integer left-padded (FIPS 186-4 §6.4).
+        digest = digest.rjust(curve.size, b"\x00")
         algorithm: hashes.HashAlgorithm = _HASHES[curve.size]
         key = self.ec_key().cryptography_key
         return key.sign(digest, ec.ECDSA(Prehashed(algorithm), deterministic_signing=True))

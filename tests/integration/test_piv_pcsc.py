@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from applets.piv.objects import fasc_n
 from card import tlv
 from card.runtime import CardRuntime
 from host.piv import PivSession
@@ -43,8 +44,8 @@ PKCS11_MODULES = (
     Path("/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"),
     Path("/usr/lib/opensc-pkcs11.so"),
 )
-#: OpenSC's PKCS#15 emulation of PIV names keys 9A, 9C, 9D, 9E as IDs 01-04.
-OPENSC_ID = {0x9A: "01", 0x9C: "02", 0x9D: "03", 0x9E: "04"}
+#: OpenSC's PKCS#15 emulation of PIV names keys 9A, 9C, 9D, 9E, 82 as IDs 01-05.
+OPENSC_ID = {0x9A: "01", 0x9C: "02", 0x9D: "03", 0x9E: "04", 0x82: "05"}
 
 needs_ykpiv = pytest.mark.skipif(
     shutil.which("yubico-piv-tool") is None,
@@ -135,7 +136,7 @@ def certify_on_card(reader: str, slot: int, public_pem: bytes, out: Path) -> x50
 def test_yubico_piv_tool_status_and_the_pin(serve) -> None:  # noqa: ANN001
     r = serve().reader
     status = ykpiv(r, "-a", "status")
-    assert "CHUID:\t3019d4e739da739ced39ce739d83685821084210842108421c84210c3eb" in status
+    assert "CHUID:\t3019" + fasc_n().hex() in status
     assert "CCC:\tf015a000000116ff02" in status
     assert "PIN tries left:\t3" in status
     assert "Successfully verified PIN" in ykpiv(r, "-a", "verify-pin", "-P", PIN)
@@ -160,12 +161,12 @@ def test_yubico_piv_tool_management_key(serve) -> None:  # noqa: ANN001
     r = serve().reader
     new = "0102030405060708010203040506070801020304050607AA"
     # GENERATE with a wrong management key: refused, and no key appears
-    out = ykpiv(r, "-k", new, "-a", "generate", "-s", "9a", "-A", "ECCP256", ok=False)
+    out = ykpiv(r, f"--key={new}", "-a", "generate", "-s", "9a", "-A", "ECCP256", ok=False)
     assert "Failed authentication" in out
     assert "Successfully set new management key" in ykpiv(r, "-a", "set-mgm-key", "-n", new)
     out = ykpiv(r, "-a", "generate", "-s", "9a", "-A", "ECCP256", ok=False)
     assert "Failed authentication" in out
-    out = ykpiv(r, "-k", new, "-a", "generate", "-s", "9a", "-A", "ECCP256")
+    out = ykpiv(r, f"--key={new}", "-a", "generate", "-s", "9a", "-A", "ECCP256")
     assert "BEGIN PUBLIC KEY" in out
 
 
@@ -252,59 +253,58 @@ def _personalise(reader: str, tmp_path: Path, keys: dict[int, str]) -> dict[int,
 def test_opensc_sees_the_card_and_signs_deciphers_and_derives(serve, tmp_path: Path) -> None:  # noqa: ANN001
     r = serve().reader
     index = _reader_index(r)
+    # Signing keys 9A (P-256), 9C (RSA-2048), 9E (P-384); deciphering 9D (RSA-2048);
+    # key agreement the retired key management key 82 (P-256): OpenSC gives each key the
+    # usages of its slot (SP 800-73-4 Part 1 Table 4b).
     pems = _personalise(
-        r, tmp_path, {0x9A: "ECCP256", 0x9C: "ECCP384", 0x9D: "RSA2048", 0x9E: "ECCP256"}
+        r,
+        tmp_path,
+        {0x9A: "ECCP256", 0x9C: "RSA2048", 0x9D: "RSA2048", 0x9E: "ECCP384", 0x82: "ECCP256"},
     )
 
     dump = run("pkcs15-tool", "--reader", index, "-D").stdout.decode()
     assert "piv_II" in dump
-    for label in ("PIV AUTH key", "SIGN key", "KEY MAN key", "CARD AUTH key"):
-        assert f"[{label}]" in dump
+    for label in ("PIV AUTH key", "SIGN key", "KEY MAN key", "CARD AUTH key", "RETIRED KEY 1"):
+        assert label in dump, dump
     objects = _p11(r, "--list-objects").stdout.decode()
     assert "Certificate for PIV Authentication" in objects
-    assert objects.count("Certificate Object") == 4
+    assert objects.count("Certificate Object") == 5
 
     message = tmp_path / "message"
     message.write_bytes(b"signed by a cardemu PIV card over PC/SC\n")
     sig = tmp_path / "sig"
-    # ECDSA P-256 with the PIV authentication key, P-384 with the signature key
-    for slot, mech, digest in (
-        (0x9A, "ECDSA-SHA256", "-sha256"),
-        (0x9C, "ECDSA-SHA384", "-sha384"),
+    for slot, mech, digest, fmt in (
+        (0x9A, "ECDSA-SHA256", "-sha256", ["--signature-format", "openssl"]),
+        (0x9C, "SHA256-RSA-PKCS", "-sha256", []),  # PIN always: pkcs11-tool logs in again
+        (0x9E, "ECDSA-SHA384", "-sha384", ["--signature-format", "openssl"]),
     ):
         _p11(
             r, "-l", "-p", PIN, "--sign", "-m", mech, "--id", OPENSC_ID[slot],
-            "-i", str(message), "-o", str(sig), "--signature-format", "openssl",
+            "-i", str(message), "-o", str(sig), *fmt,
         )  # fmt: skip
         run("openssl", "dgst", digest, "-verify", str(pems[slot]), "-signature", str(sig),
             str(message))  # fmt: skip
-    # RSA-2048 PKCS#1 v1.5 signature and decipherment with the key management key
-    _p11(
-        r, "-l", "-p", PIN, "--sign", "-m", "SHA256-RSA-PKCS", "--id", "03",
-        "-i", str(message), "-o", str(sig),
-    )  # fmt: skip
-    run("openssl", "dgst", "-sha256", "-verify", str(pems[0x9D]), "-signature", str(sig),
-        str(message))  # fmt: skip
+    # RSA-2048 PKCS#1 v1.5 decipherment with the key management key
     secret = tmp_path / "secret"
     secret.write_bytes(bytes(range(32)))
     cryptogram = tmp_path / "cryptogram"
     run("openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey", str(pems[0x9D]),
         "-in", str(secret), "-out", str(cryptogram))  # fmt: skip
     plain = tmp_path / "plain"
-    _p11(r, "-l", "-p", PIN, "--decrypt", "-m", "RSA-PKCS", "--id", "03",
+    _p11(r, "-l", "-p", PIN, "--decrypt", "-m", "RSA-PKCS", "--id", OPENSC_ID[0x9D],
          "-i", str(cryptogram), "-o", str(plain))  # fmt: skip
     assert plain.read_bytes() == secret.read_bytes()
-    # ECDH with the card authentication key (no PIN) against an openssl key
+    # ECDH with retired key 82 against an openssl key
     peer = tmp_path / "peer.pem"
     run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
         "-out", str(peer))  # fmt: skip
     peer_der = tmp_path / "peer.der"
     run("openssl", "pkey", "-in", str(peer), "-pubout", "-outform", "DER", "-out", str(peer_der))
     ours = tmp_path / "z.card"
-    _p11(r, "-l", "-p", PIN, "--derive", "-m", "ECDH1-DERIVE", "--id", "04",
+    _p11(r, "-l", "-p", PIN, "--derive", "-m", "ECDH1-DERIVE", "--id", OPENSC_ID[0x82],
          "--input-file", str(peer_der), "-o", str(ours))  # fmt: skip
     theirs = run("openssl", "pkeyutl", "-derive", "-inkey", str(peer),
-                 "-peerkey", str(pems[0x9E])).stdout  # fmt: skip
+                 "-peerkey", str(pems[0x82])).stdout  # fmt: skip
     assert ours.read_bytes() == theirs and len(theirs) == 32
 
 
