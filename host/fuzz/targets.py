@@ -677,6 +677,81 @@ def _keypair_profiles() -> list[AppletTarget]:
     ]
 
 
+def _piv_pin(send: Callable[[bytes], bytes]) -> None:
+    resp = send(bytes.fromhex("0020008008313233343536FFFF"))
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"VERIFY answered {resp[-2:].hex()}")
+
+
+def _piv_admin(send: Callable[[bytes], bytes]) -> None:
+    """Mutual authentication with the default 3DES management key (SP 800-73-4 Part 2 A.1)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    from card import tlv
+    from card.crypto.keys import TripleDES
+
+    key = bytes.fromhex("010203040506070801020304050607080102030405060708")
+    resp = send(bytes.fromhex("0087039B047C02800000"))
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"GENERAL AUTHENTICATE answered {resp[-2:].hex()}")
+    witness = tlv.unpack(0x80, tlv.unpack(0x7C, resp[:-2]))
+    plain = Cipher(TripleDES(key), modes.ECB()).decryptor().update(witness)
+    body = tlv.build(0x7C, [(0x80, plain), (0x81, bytes(8))])
+    resp = send(bytes((0x00, 0x87, 0x03, 0x9B, len(body))) + body + b"\x00")
+    if resp[-2:] != b"\x90\x00":
+        raise TargetError(f"GENERAL AUTHENTICATE answered {resp[-2:].hex()}")
+
+
+def _piv_keys(send: Callable[[bytes], bytes]) -> None:
+    _piv_admin(send)
+    # P-256 in 9A, P-384 in 9C (PIN always), P-256 in 9E (no PIN); then the PIN.
+    for apdu in ("0047009A05AC0380011100", "0047009C05AC0380011400", "0047009E05AC0380011100"):
+        resp = send(bytes.fromhex(apdu))
+        if resp[-2:] != b"\x90\x00":
+            raise TargetError(f"{apdu} answered {resp[-2:].hex()}")
+    _piv_pin(send)
+
+
+def _piv_profiles() -> list[AppletTarget]:
+    from applets.piv import PIV_AID
+
+    return [
+        AppletTarget(
+            "piv",
+            PIV_AID,
+            states=(
+                State("pin", _piv_pin, "VERIFY PIN 123456"),
+                State("admin", _piv_admin, "management key (3DES, mutual authentication)"),
+                State("keys", _piv_keys, "management key, P-256 9A, P-384 9C, P-256 9E, PIN"),
+            ),
+            classes=(0x00, 0x10),
+            corpus=_h(
+                "00200080",
+                "0020008008313233343536FFFF",
+                "0020FF80",
+                "0024008010313233343536FFFF363534333231FFFF",
+                "002C0080103132333435363738313233343536FFFF",
+                "0087039B047C02800000",
+                "0087039B047C02810000",
+                "0087039B0C7C0A8208" + "00" * 8,
+                "0047009A05AC0380011100",
+                "0087119A267C2482008120" + "11" * 32 + "00",
+                "0087149C367C3482008130" + "22" * 48 + "00",
+                "0087119E477C458200854104" + "33" * 64 + "00",
+                "00CB3FFF055C035FC10200",
+                "00CB3FFF035C017E00",
+                "00CB3FFF055C035FC10900",
+                "00DB3FFF0C5C035FC1095305010341424300",
+                "00FFFFFF1B039B18" + "0102030405060708" * 3,
+            ),
+            spec_modules=("apdu_specs.sp800_73_4", "apdu_specs.iso7816_8"),
+            secrets=keypair_secrets,
+            coverage=("applets.piv", "card.crypto.keypairs"),
+            verify_ins=VERIFY_INS | {0x47},
+        )
+    ]
+
+
 def _ecasd_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
     from card.sgp22.params import EcasdParams
 
@@ -747,6 +822,7 @@ def builtin_profiles() -> tuple[AppletTarget, ...]:
         _usim_profiles,
         _bio_profiles,
         _keypair_profiles,
+        _piv_profiles,
         _euicc_profiles,
     ):
         try:
