@@ -318,6 +318,14 @@ def test_opensc_tools_identify_and_authenticate(serve, tmp_path: Path) -> None: 
     )
     algorithms = run("opensc-tool", "--reader", index, "--list-algorithms").stdout.decode()
     assert "Key length: 2048" in algorithms and "Key length: 384" in algorithms
+    # GENERATE with no management key authentication is refused (6982), PIN or not
+    out = run(
+        "opensc-tool", "--reader", index,
+        "-s", "00:A4:04:00:05:A0:00:00:03:08",
+        "-s", "00:20:00:80:08:31:32:33:34:35:36:FF:FF",
+        "-s", "00:47:00:9A:05:AC:03:80:01:11:00",
+    ).stdout.decode()  # fmt: skip
+    assert out.count("SW1=0x90, SW2=0x00") == 2 and "SW1=0x69, SW2=0x82" in out, out
     serial = run("piv-tool", "-r", index, "--serial").stdout.decode()
     assert " ".join(f"{b:02X}" for b in _guid(served.reader)) in serial
     key = tmp_path / "admin.key"
