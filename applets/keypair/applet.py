@@ -51,8 +51,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from card.crypto.keypairs import ALGORITHMS, KeyRecord, generate, key_identifier
 from card import tlv
+from card.crypto.keypairs import ALGORITHMS, KeyRecord, generate, key_identifier
 from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.framework import APDU, SW, CardError, OwnerPIN, persistent
 from card.sm.applet import SmApplet
