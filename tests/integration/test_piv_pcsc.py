@@ -77,8 +77,9 @@ def run(*args: str, ok: bool = True, stdin: bytes | None = None) -> subprocess.C
     return result
 
 
-def ykpiv(reader: str, *args: str, ok: bool = True) -> str:
-    result = run("yubico-piv-tool", "-r", reader, *args, ok=ok)
+def ykpiv(reader: str, *args: str, ok: bool = True, stdin: str | None = None) -> str:
+    data = None if stdin is None else stdin.encode()
+    result = run("yubico-piv-tool", "-r", reader, *args, ok=ok, stdin=data)
     return (result.stdout + result.stderr).decode(errors="replace")
 
 
@@ -262,9 +263,14 @@ def test_opensc_sees_the_card_and_signs_deciphers_and_derives(serve, tmp_path: P
         {0x9A: "ECCP256", 0x9C: "RSA2048", 0x9D: "RSA2048", 0x9E: "ECCP384", 0x82: "ECCP256"},
     )
 
+    # The key history object tells a client how many retired keys have certificates on
+    # the card (SP 800-73-4 Part 1 §3.3.1); OpenSC looks for retired keys only then.
+    history = "C10101C20100FE00"
+    ykpiv(r, "-a", "write-object", f"--id={0x5FC10C}", "-f", "hex", "-i", "-", stdin=history)
+    assert "c10101c20100fe00" in ykpiv(r, "-a", "read-object", f"--id={0x5FC10C}").lower()
     dump = run("pkcs15-tool", "--reader", index, "-D").stdout.decode()
     assert "piv_II" in dump
-    for label in ("PIV AUTH key", "SIGN key", "KEY MAN key", "CARD AUTH key", "RETIRED KEY 1"):
+    for label in ("PIV AUTH key", "SIGN key", "KEY MAN key", "CARD AUTH key", "Retired KEY MAN 1"):
         assert label in dump, dump
     objects = _p11(r, "--list-objects").stdout.decode()
     assert "Certificate for PIV Authentication" in objects
