@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from applets.piv import PIV_AID, PivApplet
 from applets.piv.applet import pad_pin, valid_pin
@@ -375,3 +376,75 @@ def test_no_private_key_part_in_any_response(card: CardRuntime) -> None:
     assert len(secrets) > 20
     for value in secrets:
         assert not any(value in r for r in responses)
+
+
+# -- the PIN and PUK against a model (stateful) ----------------------------------------
+
+
+class PinMachine(RuleBasedStateMachine):
+    """VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER in any order agree with a
+    model of SP 800-73-4 §3.2.1-3.2.3: 3 tries each, a right value restores the counter,
+    0 tries blocks (6983), the PUK sets a new PIN with a full counter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.piv = session(new_card(seed=3))
+        self.pin, self.puk = PIN, PUK
+        self.pin_tries, self.puk_tries = 3, 3
+        self.verified = False
+
+    def _expect(self, call, ok: bool, tries: int) -> None:  # type: ignore[no-untyped-def]
+        """A failed attempt answers 63Cx, x the tries left (63C0 for the one that blocks)."""
+        if ok:
+            call()
+        else:
+            assert sw_of(call) == 0x63C0 | tries
+
+    @rule(right=st.booleans())
+    def verify(self, right: bool) -> None:
+        value = self.pin if right else b"000000"
+        if self.pin_tries == 0:
+            assert sw_of(lambda: self.piv.verify_pin(value)) == 0x6983
+            return
+        if right:
+            self.pin_tries, self.verified = 3, True
+        else:
+            self.pin_tries, self.verified = self.pin_tries - 1, False
+        self._expect(lambda: self.piv.verify_pin(value), right, self.pin_tries)
+
+    @rule()
+    def status(self) -> None:
+        if self.pin_tries == 0:
+            assert sw_of(lambda: self.piv.verify_pin(None)) == 0x6983
+            return
+        self._expect(lambda: self.piv.verify_pin(None), self.verified, self.pin_tries)
+
+    @rule(right=st.booleans(), new=st.sampled_from([b"111111", b"22222222", b"1234567"]))
+    def change_pin(self, right: bool, new: bytes) -> None:
+        old = self.pin if right else b"000000"
+        if self.pin_tries == 0:
+            assert sw_of(lambda: self.piv.change_reference(0x80, old, new)) == 0x6983
+            return
+        if right:
+            self.pin, self.pin_tries, self.verified = new, 3, True
+        else:
+            self.pin_tries, self.verified = self.pin_tries - 1, False
+        self._expect(lambda: self.piv.change_reference(0x80, old, new), right, self.pin_tries)
+
+    @rule(right=st.booleans(), new=st.sampled_from([b"333333", b"44444444"]))
+    def unblock(self, right: bool, new: bytes) -> None:
+        puk = self.puk if right else b"00000000"
+        if self.puk_tries == 0:
+            assert sw_of(lambda: self.piv.unblock_pin(puk, new)) == 0x6983
+            return
+        if right:
+            self.pin, self.pin_tries, self.puk_tries, self.verified = new, 3, 3, False
+        else:
+            self.puk_tries -= 1
+        self._expect(lambda: self.piv.unblock_pin(puk, new), right, self.puk_tries)
+
+
+PinMachine.TestCase.settings = settings(
+    max_examples=25, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
+)
+test_pin_and_puk_follow_the_model = PinMachine.TestCase
