@@ -125,6 +125,18 @@ class BiometricApplet(Applet, SharedBioTemplate):
         """Any applet may ask whether the cardholder is verified (nothing else is shared)."""
         return self if parameter == 0 else None
 
+    def match(self, reference: int, data: bytes) -> int:
+        """On-card comparison for another applet (PIV's VERIFY 96/97): VERIFY's status word."""
+        try:
+            self._compare(reference, data)
+        except CardError as e:
+            return e.sw
+        return SW.SUCCESS
+
+    def reset_validation(self, reference: int) -> None:
+        state = self.system.channel_state
+        state[_VERIFIED] = state.get(_VERIFIED, frozenset()) - {reference}
+
     def is_validated(self) -> bool:
         """A finger matched on a logical channel where this applet is still selected.
 
@@ -186,18 +198,24 @@ class BiometricApplet(Applet, SharedBioTemplate):
             return None
         if apdu.p1 != 0x00:
             raise CardError(SW.INCORRECT_P1P2)
-        finger = self._finger(apdu.p2)
+        self._compare(apdu.p2, apdu.data)
+        return None
+
+    def _compare(self, ref: int, data: bytes) -> None:
+        """VERIFY's comparison of finger `ref` with a 7F2E template (no data: the status)."""
+        state = self.system.channel_state
+        finger = self._finger(ref)
         if finger is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         tries = self._tries_left()
-        if not apdu.data:
-            if apdu.p2 in state.get(_VERIFIED, frozenset()):
+        if not data:
+            if ref in state.get(_VERIFIED, frozenset()):
                 return None
             raise CardError(SW.AUTH_METHOD_BLOCKED if tries == 0 else sw_retries(tries))
         if tries == 0:
             raise CardError(SW.AUTH_METHOD_BLOCKED)
-        probe = self._read_minutiae(apdu.data)
-        verified = state.get(_VERIFIED, frozenset()) - {apdu.p2}
+        probe = self._read_minutiae(data)
+        verified = state.get(_VERIFIED, frozenset()) - {ref}
         state[_VERIFIED] = verified
         # Down first, compare, then restore: a tear during the comparison costs a try.
         self.tries = tries - 1
@@ -205,7 +223,7 @@ class BiometricApplet(Applet, SharedBioTemplate):
         score = matcher.compare(reference, matcher.extract(probe))
         if score >= self.threshold:
             self.tries = self.retry_limit
-            state[_VERIFIED] = verified | {apdu.p2}
+            state[_VERIFIED] = verified | {ref}
             return None
         raise CardError(sw_retries(tries - 1))
 

@@ -9,8 +9,10 @@ Commands (SP 800-73-4 Part 2 §3):
   container answers 6A82.
 - VERIFY `00 20 00|FF 80 [8 bytes]` (§3.2.1): the PIN, 6-8 digits padded with FF.
   No data: 9000 when verified, else 63Cx; P1 FF resets the verification. OwnerPIN,
-  3 tries, decremented before the comparison. P2 96/97 (on-card comparison) is
-  answered from the match-on-card applet, asked through `SharedBioTemplate`.
+  3 tries, decremented before the comparison. P2 96/97 (on-card comparison): the
+  match-on-card applet named at install compares the `7F2E` template through
+  `SharedBioTemplate.match`, and its verification satisfies the PIN's access rules
+  (the discovery object says so); GET DATA 7F61 answers its BIT group.
 - CHANGE REFERENCE DATA `00 24 00 80|81 old‖new` (§3.2.2): PIN or PUK.
 - RESET RETRY COUNTER `00 2C 00 80 PUK‖new PIN` (§3.2.3).
 - GENERAL AUTHENTICATE `00 87 alg key 7C {…}` (§3.2.4): with the card
@@ -204,6 +206,10 @@ class PivApplet(SmApplet):
     def deselect(self) -> None:
         self.pin.reset()
         self.puk.reset()
+        bio = self._bio()
+        if bio is not None:
+            for ref in KEY_OCC:
+                bio.reset_validation(ref)
 
     def select_response(self, apdu: APDU) -> bytes | None:
         """The application property template (none when P2 asks for no response data)."""
@@ -248,16 +254,20 @@ class PivApplet(SmApplet):
         if apdu.p1 not in (0x00, 0xFF):
             raise CardError(SW.INCORRECT_P1P2)
         if ref in KEY_OCC:
+            # On-card comparison (SP 800-73-4 Part 2 §3.2.1, SP 800-76-2 §7.4): the
+            # match-on-card applet compares the 7F2E template, through the firewall.
             bio = self._bio()
             if bio is None:
                 raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-            if apdu.data:
-                # The comparison runs in the match-on-card applet (its own VERIFY);
-                # PIV only reports the verification state it shares.
-                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-            if apdu.p1 == 0xFF or bio.is_validated():
+            if apdu.p1 == 0xFF:
+                if apdu.data:
+                    raise CardError(SW.WRONG_LENGTH)
+                bio.reset_validation(ref)
                 return None
-            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+            sw = bio.match(ref, apdu.data)
+            if sw != SW.SUCCESS:
+                raise CardError(sw)
+            return None
         if ref != KEY_PIN:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         pin = self.pin
@@ -508,6 +518,10 @@ class PivApplet(SmApplet):
         if obj.pin_to_read and not self._holder_verified():
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
         value: bytes | None = self.system.store.get(_object_name(obj.tag))
+        if value is None and obj.tag == objects.TAG_BITGT:
+            bio = self._bio()  # the match-on-card applet's enrolled fingers
+            if bio is not None:
+                return bytes(bio.bit_group())
         if value is None:
             raise CardError(SW.FILE_NOT_FOUND)
         return value

@@ -15,11 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
+from applets.biometric.applet import BIO_AID, BiometricApplet
 from applets.piv import PIV_AID, PivApplet
 from applets.piv.applet import pad_pin, valid_pin
 from applets.piv.objects import fasc_n
 from card import tlv
 from card.runtime import CardRuntime, CardTorn
+from host.bio.session import BioSession
+from host.bio.synthetic import make_dataset
 from host.errors import ApduError
 from host.fuzz.targets import keypair_secrets
 from host.piv import DEFAULT_MGMT_KEY, PivSession
@@ -448,3 +451,45 @@ PinMachine.TestCase.settings = settings(
     max_examples=25, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
 )
 test_pin_and_puk_follow_the_model = PinMachine.TestCase
+
+
+# -- on-card comparison through the match-on-card applet ------------------------------
+
+DS = make_dataset(2, 3, seed=42)
+
+
+def test_on_card_comparison_through_the_match_on_card_applet() -> None:
+    rt = CardRuntime(rng_seed=5)
+    rt.install(BiometricApplet, BIO_AID)
+    rt.install(PivApplet, PIV_AID, tlv.build(0x84, BIO_AID))
+    rt.power_on()
+    reader = InProcessReader(rt)
+    bio = BioSession(reader)
+    bio.select()
+    bio.authenticate_admin(bytes(range(0x40, 0x50)))
+    bio.enrol(0x96, DS.impressions[0][0], 0x09)
+    piv = session(rt)
+    assert _contents_of(piv.get_data(0x7E), 0x7E)[0x5F2F] == b"\x50\x00"  # OCC satisfies
+    assert tlv.Tlv.from_bytes(piv.get_data(0x7F61)).tag == 0x7F61  # the BIT group
+    piv.authenticate()
+    pub = piv.generate(0x9A, 0x11)
+    digest = hashlib.sha256(b"by finger").digest()
+    assert sw_of(lambda: piv.sign(0x9A, 0x11, digest)) == 0x6982
+    assert sw_of(lambda: piv.send(0, 0x20, 0x00, 0x96)) == 0x63C5  # not yet verified
+    wrong = bio.verify_apdu(0x96, DS.impressions[1][0])  # another finger
+    assert int.from_bytes(reader.transmit(wrong)[-2:], "big") == 0x63C4
+    assert sw_of(lambda: piv.sign(0x9A, 0x11, digest)) == 0x6982
+    assert sw_of(lambda: piv.send(0, 0x20, 0x00, 0x97, b"\x7f\x2e\x00")) == 0x6A88  # no finger
+    right = bio.verify_apdu(0x96, DS.impressions[0][1])
+    assert reader.transmit(right)[-2:] == b"\x90\x00"  # sent to PIV, compared by bio
+    piv.send(0, 0x20, 0x00, 0x96)
+    _ec_verify(pub, digest, piv.sign(0x9A, 0x11, digest))  # type: ignore[arg-type]
+    piv.send(0, 0x20, 0xFF, 0x96)  # reset: the finger no longer counts
+    assert sw_of(lambda: piv.sign(0x9A, 0x11, digest)) == 0x6982
+    assert rt.firewall_violations == 0
+
+
+def _contents_of(obj: bytes, tag: int) -> dict[int, bytes]:
+    outer = tlv.Tlv.from_bytes(obj)
+    assert outer.tag == tag
+    return {o.tag: o.value for o in tlv.parse(outer.value)}
