@@ -303,9 +303,9 @@ class PivApplet(SmApplet):
             raise CardError(SW.AUTH_METHOD_BLOCKED)
         if not target.check(old):
             raise CardError(sw_retries(target.tries_remaining))
+        # One write; as Java Card's OwnerPIN.update, the new value starts unverified
+        # (verifying it here would cost a write that a tear could leave as a lost try).
         target.update(new)
-        if apdu.p2 == KEY_PIN:
-            target.check(new)  # §3.2.2: a changed PIN leaves the PIN verified
         return None
 
     def _reset_retry(self, apdu: APDU) -> None:

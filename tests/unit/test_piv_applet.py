@@ -174,7 +174,7 @@ def test_change_pin_and_puk(piv: PivSession) -> None:
     assert sw_of(lambda: piv.change_reference(0x80, PIN, b"12ab56")) == 0x6A80
     assert sw_of(lambda: piv.verify_pin(None)) == 0x63C2
     piv.change_reference(0x80, PIN, b"87654321")
-    piv.verify_pin(None)  # a changed PIN is verified
+    assert sw_of(lambda: piv.verify_pin(None)) == 0x63C3  # the new PIN starts unverified
     assert sw_of(lambda: piv.verify_pin(PIN)) == 0x63C2
     piv.verify_pin(b"87654321")
     piv.change_reference(0x81, PUK, b"abcdefgh")  # any 8 bytes make a PUK
@@ -429,7 +429,7 @@ class PinMachine(RuleBasedStateMachine):
             assert sw_of(lambda: self.piv.change_reference(0x80, old, new)) == 0x6983
             return
         if right:
-            self.pin, self.pin_tries, self.verified = new, 3, True
+            self.pin, self.pin_tries, self.verified = new, 3, False
         else:
             self.pin_tries, self.verified = self.pin_tries - 1, False
         self._expect(lambda: self.piv.change_reference(0x80, old, new), right, self.pin_tries)
@@ -493,3 +493,29 @@ def _contents_of(obj: bytes, tag: int) -> dict[int, bytes]:
     outer = tlv.Tlv.from_bytes(obj)
     assert outer.tag == tag
     return {o.tag: o.value for o in tlv.parse(outer.value)}
+
+
+def test_a_tear_during_a_pin_change_leaves_the_old_pin_or_the_new() -> None:
+    outcomes = set()
+    for n in range(5):
+        rt = new_card(seed=n)
+        session(rt)
+        rt.nvm.tear_after(n)
+        try:
+            rt.process(bytes.fromhex("0024008010313233343536FFFF363534333231FFFF"))
+            outcomes.add("done")
+        except CardTorn:
+            rt.power_on()
+            outcomes.add("torn")
+        finally:
+            rt.nvm.tear_after(None)
+        piv = session(rt)
+        try:
+            piv.verify_pin(PIN)
+            which = "old"
+        except ApduError as e:
+            assert e.sw == 0x63C2  # the old PIN is gone; the new one had a full counter
+            piv.verify_pin(b"654321")
+            which = "new"
+        outcomes.add(which)
+    assert outcomes >= {"torn", "done", "old", "new"}
