@@ -19,6 +19,7 @@ __all__ = [
     "OBJECTS",
     "object_for_tag",
     "fasc_n",
+    "parse_fasc_n",
     "chuid",
     "ccc",
     "discovery",
@@ -132,6 +133,50 @@ def fasc_n(
         raise ValueError("a FASC-N field has the wrong number of digits")
     bits = "".join(_five_bits(c) for c in chars)
     return int(bits, 2).to_bytes(25, "big")
+
+
+_FIELDS = ("agency", "system", "credential", "series", "ici")
+_TAIL = (("person", 10), ("org_category", 1), ("org", 4), ("association", 1))
+
+
+def parse_fasc_n(value: bytes) -> dict[str, str]:
+    """The fields of a 25-byte FASC-N (the inverse of `fasc_n`).
+
+    Raises:
+        ValueError: not 25 bytes, a parity, separator or LRC error, or a non-digit.
+    """
+    if len(value) != 25:
+        raise ValueError("a FASC-N is 25 bytes")
+    bits = bin(int.from_bytes(value, "big"))[2:].zfill(200)
+    chars = []
+    for i in range(40):
+        five = bits[5 * i : 5 * i + 5]
+        if five.count("1") % 2 != 1:
+            raise ValueError(f"parity error in character {i}")
+        chars.append(sum(int(five[j]) << j for j in range(4)))
+    lrc = 0
+    for c in chars[:-1]:
+        lrc ^= c
+    if chars[-1] != lrc or chars[0] != _SS or chars[38] != _ES:
+        raise ValueError("a FASC-N framing or LRC error")
+    out: dict[str, str] = {}
+    pos = 1
+    for name, size in zip(_FIELDS, (4, 4, 6, 1, 1), strict=True):
+        digits, sep = chars[pos : pos + size], chars[pos + size]
+        if sep != _FS:
+            raise ValueError(f"no field separator after {name}")
+        out[name] = _digits(digits)
+        pos += size + 1
+    for name, size in _TAIL:
+        out[name] = _digits(chars[pos : pos + size])
+        pos += size
+    return out
+
+
+def _digits(chars: list[int]) -> str:
+    if any(c > 9 for c in chars):
+        raise ValueError("a FASC-N digit above 9")
+    return "".join(str(c) for c in chars)
 
 
 # -- first contents of a new card ---------------------------------------------------

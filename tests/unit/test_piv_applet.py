@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 from applets.biometric.applet import BIO_AID, BiometricApplet
 from applets.piv import PIV_AID, PivApplet
 from applets.piv.applet import pad_pin, valid_pin
-from applets.piv.objects import fasc_n
+from applets.piv.objects import fasc_n, parse_fasc_n
 from card import tlv
 from card.runtime import CardRuntime, CardTorn
 from host.bio.session import BioSession
@@ -80,6 +80,33 @@ def test_fasc_n_encodes_the_non_federal_issuer_as_published() -> None:
     # template (its published bytes), which is SP 800-73-4's non-federal issuer pattern.
     expected = "D4E739DA739CED39CE739D836858210842108421C84210C3EB"
     assert fasc_n().hex().upper() == expected
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            name: st.text(alphabet="0123456789", min_size=size, max_size=size)
+            for name, size in (
+                ("agency", 4),
+                ("system", 4),
+                ("credential", 6),
+                ("series", 1),
+                ("ici", 1),
+                ("person", 10),
+                ("org_category", 1),
+                ("org", 4),
+                ("association", 1),
+            )
+        }  # fmt: skip
+    ),
+    st.integers(0, 199),
+)
+def test_fasc_n_round_trips_and_a_flipped_bit_is_caught(fields: dict[str, str], bit: int) -> None:
+    value = fasc_n(**fields)
+    assert parse_fasc_n(value) == fields
+    flipped = (int.from_bytes(value, "big") ^ (1 << bit)).to_bytes(25, "big")
+    with pytest.raises(ValueError):
+        parse_fasc_n(flipped)  # odd parity per character catches any single bit
 
 
 def _contents(container: bytes) -> dict[int, bytes]:
