@@ -97,7 +97,7 @@ def test_fasc_n_encodes_the_non_federal_issuer_as_published() -> None:
                 ("org", 4),
                 ("association", 1),
             )
-        }  # fmt: skip
+        }
     ),
     st.integers(0, 199),
 )
