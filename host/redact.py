@@ -17,9 +17,10 @@ from host.log import traffic_enabled
 #: DATA (24/25), DISABLE / ENABLE VERIFICATION REQUIREMENT (26, 28), RESET RETRY COUNTER
 #: (2C/2D) (ISO/IEC 7816-4 §11.5, ETSI TS 102 221 §11.1.9-13; the GSM class A0 uses
 #: the same INS, TS 51.011 §9.2) carry PINs, PUKs and biometric data; GlobalPlatform
-#: PUT KEY (D8, GPC v2.3.1 §11.8) carries keys. INITIALIZE UPDATE's host challenge and
-#: EXTERNAL AUTHENTICATE's cryptogram are no secrets and stay visible.
-SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2C, 0x2D, 0xD8})
+#: PUT KEY (D8, GPC v2.3.1 §11.8) and Yubico's PIV SET MANAGEMENT KEY (FF) carry keys.
+#: INITIALIZE UPDATE's host challenge and EXTERNAL AUTHENTICATE's cryptogram are no
+#: secrets and stay visible.
+SECRET_INS = frozenset({0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2C, 0x2D, 0xD8, 0xFF})
 
 _traffic_log = logging.getLogger("cardemu.traffic")
 

@@ -546,3 +546,23 @@ def test_a_tear_during_a_pin_change_leaves_the_old_pin_or_the_new() -> None:
             which = "new"
         outcomes.add(which)
     assert outcomes >= {"torn", "done", "old", "new"}
+
+
+def test_a_trace_masks_the_pins_and_the_new_management_key(card: CardRuntime) -> None:
+    import io
+
+    from host.trace import TracingReader
+
+    out = io.StringIO()
+    piv = PivSession(TracingReader(InProcessReader(card), out, colour=False))
+    piv.select()
+    piv.verify_pin(PIN)
+    piv.change_reference(0x81, PUK, b"87654321")
+    piv.authenticate()
+    new = bytes.fromhex("A1B2C3D4E5F60718293A4B5C6D7E8F90")
+    piv.set_management_key(new, 0x08)
+    text = out.getvalue().upper()
+    assert "masked" in out.getvalue()
+    for secret in (pad_pin(PIN), PUK, b"87654321", new):
+        assert secret.hex().upper() not in text
+    assert "GENERAL AUTHENTICATE" in text  # the trace still decodes
