@@ -1,0 +1,266 @@
+"""The registration device and its HSM (seed 002, issuance ST11-ST22): logic and HTTP routes.
+
+`Hsm` is the HSM as a software role with its own key store (SQLite): the
+public institution's records (a card's reference, the holder's fingerprint
+template, the holder's repository URL), fingerprint matching against a record
+(ST13, without the record ever leaving it), key pairs generated and kept per
+card (ST15-ST16), and the signature over the card's public key and the URL
+(ST20). `RegistrationDevice` drives the card through the holder's terminal:
+mutual authentication and secure messaging (its certificate CHR "HSM..."),
+the holder's template from the card (ST12), the HSM's match (ST13-ST14), the
+key exchange (ST15-ST19), the signed URL to the card (ST21), which checks it
+and stores it (ST22). `create_app` puts it on the common web stack.
+
+A fingerprint that does not match the record stops issuance before any key is
+made: the card gets no HSM key and no URL, and the HSM stores nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from applets.biometric import matcher
+from applets.biometric.applet import DEFAULT_THRESHOLD
+from applets.biometric.iso19794 import MalformedBiometricData, parse_biometric_data
+from applets.repository.applet import signed_url_data
+from card.crypto.keys import P256, EcKeyPair, EcPublicKey
+from card.sm.auth import TerminalAuthentication
+from card.sm.cvc import ec_sign, public_key_template
+from host.readers.base import Reader
+from host.readers.sm import SmReader
+from host.servers.web import HttpError, Store, json_object, role_app
+from host.systems.repository.card import ChannelReader, RepositoryCard
+from host.systems.repository.pipe import CardJob, JobError
+from host.systems.repository.server import Refused, key_id_of
+
+__all__ = ["Hsm", "RegistrationDevice", "create_app", "SCHEMA"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    card_ref TEXT PRIMARY KEY, template BLOB NOT NULL, url TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY, card_ref TEXT NOT NULL, private BLOB NOT NULL,
+    public BLOB NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS issued (
+    card_ref TEXT NOT NULL, hsm_key_id TEXT NOT NULL, card_key BLOB NOT NULL,
+    url TEXT NOT NULL, at REAL NOT NULL)
+"""
+
+
+class Hsm:
+    """The HSM: records, matching, a key store and signatures; nothing secret leaves it.
+
+    Args:
+        store: its SQLite store (a path, or an open `Store`).
+        threshold: the decision threshold of the fingerprint comparison.
+    """
+
+    def __init__(self, store: Store | str, *, threshold: int = DEFAULT_THRESHOLD) -> None:
+        self.store = store if isinstance(store, Store) else Store(store)
+        with self.store.transaction() as c:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+        self.threshold = threshold
+
+    def enrol(self, card_ref: bytes, template: bytes, url: str) -> None:
+        """The public institution's record of a holder: their finger and their repository."""
+        parse_biometric_data(template)
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (card_ref.hex(), template, url)
+            )
+
+    def match(self, card_ref: bytes, template: bytes) -> bool:
+        """ST13: does the template the card sent match the record? (a decision, no score)"""
+        row = self.store.query_one(
+            "SELECT template FROM records WHERE card_ref = ?", (card_ref.hex(),)
+        )
+        if row is None:
+            return False
+        try:
+            probe = matcher.extract(parse_biometric_data(template))
+        except (MalformedBiometricData, ValueError):
+            return False
+        reference = matcher.extract(parse_biometric_data(bytes(row["template"])))
+        return matcher.compare(reference, probe) >= self.threshold
+
+    def url_of(self, card_ref: bytes) -> str:
+        row = self.store.query_one("SELECT url FROM records WHERE card_ref = ?", (card_ref.hex(),))
+        if row is None:
+            raise Refused(404, "no record for this card")
+        return str(row["url"])
+
+    def new_key(self, card_ref: bytes) -> bytes:
+        """ST15-ST16: a key pair for this card's issuance; the private key stays here."""
+        key = EcKeyPair.generate(P256)
+        template = public_key_template(key.public)
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO keys VALUES (?, ?, ?, ?, ?)",
+                (
+                    key_id_of(template).hex(),
+                    card_ref.hex(),
+                    key.private_bytes(),
+                    template,
+                    time.time(),
+                ),
+            )
+        return template
+
+    def sign_url(self, hsm_key: bytes, card_key: bytes, url: str) -> bytes:
+        """ST20: the signature over the card's public key and the URL, with `hsm_key`'s pair."""
+        row = self.store.query_one(
+            "SELECT private FROM keys WHERE key_id = ?", (key_id_of(hsm_key).hex(),)
+        )
+        if row is None:
+            raise Refused(404, "no such HSM key")
+        key = EcKeyPair.from_private_value(P256, bytes(row["private"]))
+        return ec_sign(key.cryptography_key, P256, signed_url_data(card_key, url.encode()))
+
+    def public_key(self, key_id: str) -> bytes:
+        """An HSM public key (7F49) by ID: how a terminal checks a card's URL signature."""
+        row = self.store.query_one("SELECT public FROM keys WHERE key_id = ?", (key_id,))
+        if row is None:
+            raise Refused(404, "no such HSM key")
+        return bytes(row["public"])
+
+    def record_issued(self, card_ref: bytes, hsm_key: bytes, card_key: bytes, url: str) -> None:
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO issued VALUES (?, ?, ?, ?, ?)",
+                (card_ref.hex(), key_id_of(hsm_key).hex(), card_key, url, time.time()),
+            )
+
+    def issued(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.store.query("SELECT * FROM issued")]
+
+    def keys(self) -> list[str]:
+        return [str(r["key_id"]) for r in self.store.query("SELECT key_id FROM keys")]
+
+
+class RegistrationDevice:
+    """The registration device: issues a card through the holder's terminal, with its HSM.
+
+    Args:
+        hsm: the HSM behind it.
+        key: its secure messaging key, certified by `certificate` (CHR "HSM...").
+        root: the root that certified the cards.
+        sign: the HSM's signing step (a test swaps it for a wrong one).
+    """
+
+    def __init__(self, hsm: Hsm, *, key: EcKeyPair, certificate: bytes, root: EcPublicKey) -> None:
+        self.hsm = hsm
+        self.key, self.certificate, self.root = key, certificate, root
+        self.sign: Callable[[bytes, bytes, str], bytes] = hsm.sign_url
+        self._jobs: dict[str, CardJob] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, reader: Reader, channel: int) -> dict[str, Any]:
+        """ST11-ST22 over `reader` (the card, or a pipe to it); what was issued.
+
+        Raises:
+            JobError: the fingerprint did not match the record (nothing issued).
+        """
+        RepositoryCard(ChannelReader(reader, channel)).select()
+        sm = SmReader(reader, channel=channel)
+        cert = sm.authenticate(TerminalAuthentication(self.key, self.certificate, self.root))
+        card = RepositoryCard(ChannelReader(sm, channel))  # ST11: every APDU under SM
+        card_ref = cert.chr
+        template = card.read_template()  # ST12
+        if not self.hsm.match(card_ref, template):  # ST13
+            raise JobError("the fingerprint does not match the HSM's record")
+        url = self.hsm.url_of(card_ref)
+        hsm_key = self.hsm.new_key(card_ref)  # ST15-ST16
+        card.give_hsm_key(hsm_key)  # ST14, ST19
+        card_key = card.generate_issued_key()  # ST17-ST19
+        signature = self.sign(hsm_key, card_key.template, url)  # ST20
+        card.store_url(url, signature)  # ST21-ST22: the card checks it
+        self.hsm.record_issued(card_ref, hsm_key, card_key.template, url)
+        sm.close()
+        return {
+            "card": card_ref.hex(),
+            "url": url,
+            "hsm_key_id": key_id_of(hsm_key).hex(),
+            "card_key_id": card_key.key_id.hex(),
+        }
+
+    def start_issuance(self, channel: int) -> str:
+        """An issuance through a polling terminal; its ID (the terminal pumps `exchange`)."""
+        if not 0 <= channel <= 19:
+            raise Refused(400, "the logical channel is 0..19")
+        iid = secrets.token_hex(16)
+        with self._lock:
+            self._jobs[iid] = CardJob(lambda pipe: self.issue(pipe, channel))
+        return iid
+
+    def exchange(self, iid: str, response: bytes | None) -> dict[str, Any]:
+        job = self._jobs.get(iid)
+        if job is None:
+            raise Refused(404, "no such issuance")
+        try:
+            kind, value = job.exchange(response)
+        except JobError as e:
+            raise Refused(409, str(e)) from None
+        if kind == "apdu":
+            return {"apdu": value.hex().upper()}
+        with self._lock:
+            self._jobs.pop(iid, None)
+        if kind == "done":
+            return {"done": True, "result": value}
+        return {"done": True, "error": value}
+
+    def close(self) -> None:
+        for job in self._jobs.values():
+            job.abandon()
+        self.hsm.store.close()
+
+
+def create_app(device: RegistrationDevice) -> Starlette:
+    """The registration device's routes (JSON; bytes as hex; problem details)."""
+
+    async def call(fn: Callable[[], Any]) -> Any:
+        try:
+            return await run_in_threadpool(fn)
+        except Refused as e:
+            raise HttpError(e.status, str(e)) from None
+
+    async def issuances(request: Request) -> Response:
+        body = await json_object(request)
+        channel = body.get("channel")
+        if not isinstance(channel, int):
+            raise HttpError(400, "channel: an integer")
+        iid = await call(lambda: device.start_issuance(channel))
+        return JSONResponse({"issuance": iid}, status_code=201)
+
+    async def card(request: Request) -> Response:
+        body = await json_object(request)
+        value = body.get("response")
+        if value is not None and not isinstance(value, str):
+            raise HttpError(400, "response: a hex string")
+        try:
+            resp = bytes.fromhex(value) if value is not None else None
+        except ValueError:
+            raise HttpError(400, "response: not hex") from None
+        return JSONResponse(await call(lambda: device.exchange(request.path_params["iid"], resp)))
+
+    async def keys(request: Request) -> Response:
+        template = await call(lambda: device.hsm.public_key(request.path_params["key_id"]))
+        return JSONResponse({"public_key": template.hex()})
+
+    routes = [
+        Route("/issuances", issuances, methods=["POST"]),
+        Route("/issuances/{iid}/card", card, methods=["POST"]),
+        Route("/hsm/keys/{key_id}", keys, methods=["GET"]),
+    ]
+    return role_app("registration", routes)

@@ -1,0 +1,292 @@
+"""Seed 002 end to end in-process: registration device + HSM, repository, counter terminal.
+
+The servers run on the common web stack over real loopback HTTP; the card is
+an emulated one in this process. Every refusal asserts what was *not* disclosed
+or stored: the disclosure log, the history, the credentials, the card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from card.crypto.keys import P256, EcKeyPair
+from card.crypto.rng import CardRng
+from card.runtime import CardRuntime
+from card.sm.cvc import issue_cvc, public_key_template
+from host.bio.synthetic import make_dataset
+from host.errors import ApduError
+from host.readers.inprocess import InProcessReader
+from host.servers.web import RoleServer
+from host.systems.repository import hsm as hsm_mod
+from host.systems.repository import server as repo_mod
+from host.systems.repository.applet_ids import CARD_REF
+from host.systems.repository.card import make_card
+from host.systems.repository.terminal import CounterTerminal, JsonClient, ServerRefused
+
+DS = make_dataset(3, 3, seed=42)
+HOLDER, OTHER = DS.impressions[0], DS.impressions[1]
+CREDENTIAL = b'{"qualification": "bank account opening", "holder": "H. Sato"}'
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    card: CardRuntime
+    hsm: hsm_mod.Hsm
+    device: hsm_mod.RegistrationDevice
+    repo: repo_mod.Repository
+    registration_url: str
+    repo_url: str
+    terminal_key: EcKeyPair
+    terminal_key_id: str
+    clock: Clock
+
+    def terminal(self, reader: object = None, **kw: object) -> CounterTerminal:
+        return CounterTerminal(
+            reader or InProcessReader(self.card),  # type: ignore[arg-type]
+            key=self.terminal_key,
+            key_id=self.terminal_key_id,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def registration(self) -> JsonClient:
+        return JsonClient(self.registration_url)
+
+
+@contextlib.contextmanager
+def world(*, hsm_finger: int = 0, seed: int = 7) -> Iterator[World]:
+    rng = CardRng(seed)
+    root = EcKeyPair.generate(P256, rng)
+    hsm_key, repo_key, terminal_key = (EcKeyPair.generate(P256, rng) for _ in range(3))
+    hsm_cert = issue_cvc(root.cryptography_key, b"ROOT", b"HSM-01", hsm_key.public)
+    repo_cert = issue_cvc(root.cryptography_key, b"ROOT", b"REP-01", repo_key.public)
+    clock = Clock()
+    repo = repo_mod.Repository(
+        ":memory:", key=repo_key, certificate=repo_cert, root=root.public, clock=clock
+    )
+    key_id = repo.register_terminal("counter-1", public_key_template(terminal_key.public))
+    repo.put_credential("qualification", CREDENTIAL)
+    hsm = hsm_mod.Hsm(":memory:")
+    device = hsm_mod.RegistrationDevice(hsm, key=hsm_key, certificate=hsm_cert, root=root.public)
+    card = make_card(root, HOLDER[0], rng_seed=seed, card_ref=CARD_REF)
+    from applets.biometric.iso19794 import build_biometric_data
+
+    with (
+        RoleServer(repo_mod.create_app(repo), name="repository") as rs,
+        RoleServer(hsm_mod.create_app(device), name="registration") as hs,
+    ):
+        hsm.enrol(CARD_REF, build_biometric_data(DS.impressions[hsm_finger][0]), rs.url)
+        try:
+            yield World(card, hsm, device, repo, hs.url, rs.url, terminal_key, key_id, clock)
+        finally:
+            repo.close()
+            device.close()
+
+
+def issued_world(**kw: object) -> contextlib.AbstractContextManager[World]:
+    @contextlib.contextmanager
+    def make() -> Iterator[World]:
+        with world(**kw) as w:  # type: ignore[arg-type]
+            w.terminal().issue(w.registration())
+            w.card.reset()
+            yield w
+
+    return make()
+
+
+def nothing_disclosed(w: World) -> None:
+    assert w.repo.disclosures() == []
+
+
+# -- the seed's three flows -------------------------------------------------------------
+
+
+def test_issuance_read_and_write_end_to_end() -> None:
+    with world() as w:
+        result = w.terminal().issue(w.registration())
+        assert result["url"] == w.repo_url
+        assert len(w.hsm.issued()) == 1
+        w.card.reset()
+        t = w.terminal()
+        assert t.present_finger(HOLDER[1])
+        signed = t.read_url()
+        assert signed.url == w.repo_url
+        t.connect()
+        assert t.read("qualification") == CREDENTIAL
+        (log,) = w.repo.disclosures()
+        assert log["credential_id"] == "qualification" and log["terminal_id"] == "counter-1"
+        t.write("licence", b'{"licence": "B", "since": 2026}')
+        assert w.repo.credential("licence") == b'{"licence": "B", "since": 2026}'
+        (hist,) = w.repo.history()
+        assert hist["credential_id"] == "licence"
+
+
+# -- refusals -----------------------------------------------------------------------------
+
+
+def test_fingerprint_mismatch_on_the_card_releases_no_url() -> None:
+    with issued_world() as w:
+        t = w.terminal()
+        assert not t.present_finger(OTHER[0])
+        with pytest.raises(ApduError) as e:
+            t.read_url()
+        assert e.value.sw == 0x6982
+        nothing_disclosed(w)
+
+
+def test_fingerprint_mismatch_at_the_hsm_issues_nothing() -> None:
+    with world(hsm_finger=1) as w:
+        with pytest.raises(ServerRefused, match="fingerprint"):
+            w.terminal().issue(w.registration())
+        assert w.hsm.issued() == [] and w.hsm.keys() == []
+        w.card.reset()
+        t = w.terminal()
+        assert t.present_finger(HOLDER[1])
+        with pytest.raises(ApduError) as e:
+            t.read_url()
+        assert e.value.sw == 0x6985  # the card holds no URL
+
+
+def test_a_url_signature_that_fails_is_refused_by_the_card() -> None:
+    with world() as w:
+        good = w.device.sign
+        w.device.sign = lambda hsm_key, card_key, url: good(hsm_key, card_key, url + "/evil")
+        with pytest.raises(ServerRefused, match="6982"):
+            w.terminal().issue(w.registration())
+        assert w.hsm.issued() == []
+        w.card.reset()
+        t = w.terminal()
+        assert t.present_finger(HOLDER[1])
+        with pytest.raises(ApduError) as e:
+            t.read_url()
+        assert e.value.sw == 0x6985
+
+
+def _read_until_token(w: World) -> tuple[CounterTerminal, bytes]:
+    t = w.terminal()
+    assert t.present_finger(HOLDER[1])
+    t.connect()
+    repo = t._repo()
+    p = f"/sessions/{t.session}"
+    repo.request("POST", f"{p}/reads", {"credential_id": "qualification"})
+    t.relay(repo, f"{p}/card")
+    return t, t.plain_card().read_token()
+
+
+def test_a_replayed_token_discloses_nothing_more() -> None:
+    with issued_world() as w:
+        t, token = _read_until_token(w)
+        p = f"/sessions/{t.session}/disclose"
+        assert t._repo().request("POST", p, {"token": token.hex()})["credential"]
+        assert len(w.repo.disclosures()) == 1
+        with pytest.raises(ServerRefused) as e:
+            t._repo().request("POST", p, {"token": token.hex()})
+        assert e.value.status == 403 and "used" in e.value.detail
+        assert len(w.repo.disclosures()) == 1
+
+
+def test_an_expired_token_discloses_nothing() -> None:
+    with issued_world() as w:
+        t, token = _read_until_token(w)
+        w.clock.now += repo_mod.DEFAULT_TOKEN_TTL + 1
+        with pytest.raises(ServerRefused) as e:
+            t._repo().request("POST", f"/sessions/{t.session}/disclose", {"token": token.hex()})
+        assert e.value.status == 403 and "expired" in e.value.detail
+        nothing_disclosed(w)
+
+
+def test_a_token_from_another_session_discloses_nothing() -> None:
+    with issued_world() as w:
+        t, token = _read_until_token(w)
+        other = w.repo.open_session("counter-1", 3)
+        with pytest.raises(ServerRefused) as e:
+            t._repo().request("POST", f"/sessions/{other}/disclose", {"token": token.hex()})
+        assert e.value.status == 403 and "another session" in e.value.detail
+        nothing_disclosed(w)
+
+
+def test_a_credential_signed_by_an_unknown_terminal_is_not_stored() -> None:
+    with issued_world() as w:
+        rogue = EcKeyPair.generate(P256, CardRng(99))
+        t = w.terminal()
+        t.key = rogue  # signs with a key the repository does not hold for it
+        assert t.present_finger(HOLDER[1])
+        t.connect()
+        with pytest.raises(ServerRefused) as e:
+            t.write("licence", b"forged")
+        assert e.value.status == 403 and "signature" in e.value.detail
+        assert w.repo.credential("licence") is None and w.repo.history() == []
+
+
+def test_an_unknown_terminal_gets_no_session() -> None:
+    with issued_world() as w:
+        t = w.terminal(terminal_id="counter-9")
+        assert t.present_finger(HOLDER[1])
+        with pytest.raises(ServerRefused) as e:
+            t.connect()
+        assert e.value.status == 403
+        nothing_disclosed(w)
+
+
+class Meddler(CounterTerminal):
+    """A terminal that alters, or replays, one relayed SM APDU."""
+
+    alter_at: int | None = None
+    replay_at: int | None = None
+
+    def relay(self, server: JsonClient, path: str) -> object:
+        inner = self.reader
+        seen: list[bytes] = []
+        meddler = self
+
+        class Tap(InProcessReader):
+            def __init__(self) -> None:
+                pass
+
+            def transmit(self, apdu: bytes) -> bytes:
+                n = len(seen)
+                seen.append(apdu)
+                if meddler.alter_at == n:
+                    b = bytearray(apdu)
+                    b[-3] ^= 1
+                    apdu = bytes(b)
+                if meddler.replay_at == n:
+                    apdu = seen[n - 1]
+                return inner.transmit(apdu)
+
+        self.reader = Tap()
+        try:
+            return super().relay(server, path)
+        finally:
+            self.reader = inner
+
+
+@pytest.mark.parametrize("how", ["alter", "replay"])
+def test_an_altered_or_replayed_sm_apdu_discloses_nothing(how: str) -> None:
+    with issued_world() as w:
+        t = w.terminal()
+        assert t.present_finger(HOLDER[1])
+        t.connect()
+        m = Meddler(t.reader, key=w.terminal_key, key_id=w.terminal_key_id)
+        m.__dict__.update({k: v for k, v in t.__dict__.items() if k != "reader"})
+        if how == "alter":
+            m.alter_at = 0  # the protected PSO COMPUTE DIGITAL SIGNATURE
+        else:
+            m.replay_at = 1  # the token's PUT DATA replaced by the signing command again
+        with pytest.raises(ServerRefused):
+            m.read("qualification")
+        nothing_disclosed(w)
+        with pytest.raises(ApduError) as e:
+            m.plain_card().read_token()  # the card holds no token for the terminal
+        assert e.value.sw == 0x6A88
