@@ -155,7 +155,8 @@ class RepositoryCardApplet(SmApplet):
         if ins == INS_GET_DATA:
             return self._get_data(apdu, protected)
         if ins == INS_PUT_DATA:
-            return self._put_data(apdu, protected)
+            self._put_data(apdu, protected)
+            return None
         if ins == INS_GENERATE:
             return self._generate(apdu, protected)
         if ins == INS_PSO:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 from starlette.types import ASGIApp
 
 from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
 
-DEFAULT_PORTS = {"smdpp": 8443}
+DEFAULT_PORTS = {"smdpp": 8443, "registration": 8801, "repository": 8802}
 
 
 @click.group("server", short_help="Run one server role alone (e.g. the SM-DP+).")
@@ -29,6 +30,8 @@ def server() -> None:
       cardemu server smdpp --port 8443 --db smdpp.sqlite --demo-order
       cardemu server smdpp --port 0 --no-tls
       cardemu server smdpp --tls-cert dp.pem --tls-key dp.key
+      cardemu server repository --port 0 --db repo.sqlite
+      cardemu server registration --port 0 --db hsm.sqlite
     """
 
 
@@ -141,4 +144,66 @@ def smdpp(
     if not address:
         smdp.address = f"localhost:{srv.port}"
     click.echo(f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)", err=True)
+    srv.serve_forever()
+
+
+def _core(f: Any) -> Any:
+    """--host, --allow-remote (the same as every role's)."""
+    f = click.option(
+        "--allow-remote",
+        is_flag=True,
+        help="Allow a --host outside loopback (logged as a warning).",
+    )(f)
+    return click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")(
+        f
+    )
+
+
+@server.command("repository", short_help="Seed 002's personal information server.")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8802, show_default=True)
+@click.option("--db", default="repository.sqlite", show_default=True, help="The SQLite store.")
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
+)
+def repository(host: str, allow_remote: bool, port: int, db: str, demo_seed: int) -> None:
+    """Seed 002's personal information server (the holder's repository), plain HTTP.
+
+    \b
+    Examples:
+      cardemu server repository --port 0 --db /tmp/repo.sqlite
+    """
+    from host.systems.repository.demo import demo_pki
+    from host.systems.repository.server import Repository, create_app
+
+    pki = demo_pki(demo_seed)
+    repo = Repository(db, key=pki.repository, certificate=pki.repository_cert, root=pki.root.public)
+    srv = _run("repository", create_app(repo), host, port, None, allow_remote)
+    click.echo(f"repository: serving on {srv.url} (Ctrl-C stops)", err=True)
+    srv.serve_forever()
+
+
+@server.command("registration", short_help="Seed 002's registration device and HSM.")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8801, show_default=True)
+@click.option("--db", default="hsm.sqlite", show_default=True, help="The HSM's SQLite store.")
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
+)
+def registration(host: str, allow_remote: bool, port: int, db: str, demo_seed: int) -> None:
+    """Seed 002's registration device with its HSM (card issuance), plain HTTP.
+
+    \b
+    Examples:
+      cardemu server registration --port 0 --db /tmp/hsm.sqlite
+    """
+    from host.systems.repository.demo import demo_pki
+    from host.systems.repository.hsm import Hsm, RegistrationDevice, create_app
+
+    pki = demo_pki(demo_seed)
+    device = RegistrationDevice(
+        Hsm(db), key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
+    )
+    srv = _run("registration", create_app(device), host, port, None, allow_remote)
+    click.echo(f"registration: serving on {srv.url} (Ctrl-C stops)", err=True)
     srv.serve_forever()

@@ -25,8 +25,15 @@ def _esim_download() -> Scenario:
     return EsimDownload()
 
 
+def _repository() -> Scenario:
+    from host.systems.repository.scenario import RepositoryScenario
+
+    return RepositoryScenario()
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "esim-download": _esim_download,
+    "repository": _repository,
 }
 """Scenario name → factory (the four systems add theirs here)."""
 

@@ -62,7 +62,9 @@ class Relay(Reader):
     """A terminal relaying opaque APDUs; it may alter one byte of the next one."""
 
     def __init__(self, inner: Reader) -> None:
-        self.inner, self.tamper, self.seen = inner, None, []  # type: ignore[var-annotated]
+        self.inner = inner
+        self.tamper: int | None = None
+        self.seen: list[bytes] = []
 
     def transmit(self, apdu: bytes) -> bytes:
         if self.tamper is not None:

@@ -231,6 +231,7 @@ class CounterTerminal:
         p = f"/sessions/{self.session}"
         repo.request("POST", f"{p}/writes", {"credential_id": credential_id})
         self.relay(repo, f"{p}/card")
+        self.on_step("write_sent", credential_id)
         token = self.plain_card().read_token()  # ST75-ST77
         self.on_step("write_token", f"{len(token)} bytes")
         signature = ec_sign(self.key.cryptography_key, self.key.curve, data)  # ST78

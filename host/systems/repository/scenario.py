@@ -1,0 +1,333 @@
+"""Seed 002 as a scenario: issuance (ST11-ST22), a credential read (ST31-ST65), a write (ST71-ST83).
+
+Parties: the fingerprint card (match-on-card + the repository applet), the
+holder's terminal at issuance, the registration device with its HSM, the
+counter terminal, and the holder's repository. The servers run in this process
+on loopback (or as real processes: `--processes`, and every kill fault); the
+card in-process or through pcscd and vpcd (`--pcsc`).
+
+Claims checked after every run, fault or not, with the servers still up:
+
+- no credential left the repository without a logged disclosure (the
+  terminal's count of released credentials never exceeds the log's);
+- nothing was stored without its history entry;
+- the card stays usable: after a power cycle the holder's finger opens it, the
+  URL reads, and a new session reads the credential (nothing lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from host.systems.faults import FaultPoint
+from host.systems.scenario import (
+    HttpRecorder,
+    Party,
+    RunContext,
+    Scenario,
+    StepSpec,
+    TracingReader,
+    Verdict,
+)
+
+__all__ = ["RepositoryScenario"]
+
+CARD, HOLDER, REGISTRATION, COUNTER, REPOSITORY = (
+    "card",
+    "holder-terminal",
+    "registration",
+    "counter",
+    "repository",
+)
+CREDENTIAL_ID = "qualification"
+WRITTEN_ID = "licence"
+WRITTEN = b'{"licence": "B", "issued": 2026}'
+
+
+def _s(n: int, interface: str, function: str, src: str, dst: str, meaning: str) -> StepSpec:
+    return StepSpec(n, interface, function, src, dst, meaning)
+
+
+class RepositoryScenario(Scenario):
+    """Issue the card, read a credential through it, write one (seed 002)."""
+
+    name = "repository"
+    title = "Fingerprint card and personal information repository (seed 002)"
+    parties = (
+        Party(CARD, "card", "fingerprint card: match-on-card, the repository applet"),
+        Party(HOLDER, "terminal", "the holder's terminal at issuance"),
+        Party(REGISTRATION, "server", "registration device with its HSM (SQLite key store)"),
+        Party(COUNTER, "terminal", "the counter terminal: drives the card, relays SM"),
+        Party(REPOSITORY, "server", "the holder's personal information server (SQLite)"),
+    )
+    steps = (
+        _s(11, "issuance", "issue", HOLDER, REGISTRATION,
+           "ST11-ST22: card and HSM authenticate each other, the HSM matches the card's "
+           "template, key pairs exchanged, the HSM-signed URL checked and stored by the card"),
+        _s(31, "card", "VERIFY", COUNTER, CARD, "ST31-ST33: the holder's finger, matched on card"),
+        _s(34, "card", "READ URL", COUNTER, CARD,
+           "ST34-ST35: the repository URL, released only after the match"),
+        _s(36, "repository", "open_session", COUNTER, REPOSITORY,
+           "ST36-ST37: a session; the terminal identifies itself"),
+        _s(38, "repository", "secure_messaging", REPOSITORY, CARD,
+           "ST38-ST39: mutual authentication through the terminal; SM from then on"),
+        _s(40, "repository", "terminal_key", COUNTER, REPOSITORY,
+           "ST40-ST41: the terminal's public key, by ID"),
+        _s(42, "repository", "card_key", REPOSITORY, CARD,
+           "ST42-ST48: the card's new key pair; its public key published by ID"),
+        _s(52, "read", "card_signs", COUNTER, REPOSITORY,
+           "ST51-ST57: the credential to the card under SM and signed by it; a one-time "
+           "token to the card under SM"),
+        _s(58, "read", "token_via_card", CARD, COUNTER,
+           "ST58-ST60: the card decrypts the token, checks the MAC, hands it over"),
+        _s(61, "read", "disclosed", COUNTER, REPOSITORY,
+           "ST61-ST65: the token checked, the disclosure logged, the card-signed "
+           "credential released and checked with the card's key"),
+        _s(72, "write", "write_sent", COUNTER, REPOSITORY,
+           "ST71-ST74: a write request; a one-time token to the card under SM"),
+        _s(75, "write", "write_token", CARD, COUNTER, "ST75-ST77: the token through the card"),
+        _s(79, "write", "stored", COUNTER, REPOSITORY,
+           "ST78-ST83: the terminal-signed credential; token and signature checked, "
+           "history logged, stored"),
+    )  # fmt: skip
+    fault_points = (
+        FaultPoint(
+            "kill:repository@61",
+            "interrupted",
+            "the repository killed before the token comes back: its session dies, "
+            "nothing is released or logged; a new session reads",
+        ),
+        FaultPoint(
+            "kill:repository@52",
+            "interrupted",
+            "the repository killed at the read request: nothing signed, released or logged",
+        ),
+        FaultPoint(
+            "kill:repository@79",
+            "interrupted",
+            "the repository killed before the signed credential arrives: nothing stored",
+        ),
+        FaultPoint(
+            "tear:card@42=*",
+            "interrupted",
+            "the card loses power during key generation: the card stays usable",
+        ),
+        FaultPoint(
+            "drop:apdu@58",
+            "interrupted",
+            "the token's release is lost between card and terminal: nothing disclosed",
+        ),
+        FaultPoint(
+            "drop:http@61",
+            "interrupted",
+            "the token presentation is lost: nothing released, nothing logged",
+        ),
+        FaultPoint(
+            "dup:http@61",
+            "completed",
+            "the token presented twice: one release, one disclosure logged; the copy refused",
+        ),
+        FaultPoint(
+            "delay:http@61=300",
+            "completed",
+            "the token presentation waits 300 ms: still valid, no harm",
+        ),
+    )
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self, ctx: RunContext) -> None:
+        from applets.biometric.iso19794 import build_biometric_data
+        from card.sm.cvc import public_key_template
+        from host.bio.synthetic import make_dataset
+        from host.systems.repository.applet_ids import CARD_REF
+        from host.systems.repository.card import make_card
+        from host.systems.repository.demo import DEMO_CREDENTIAL, TERMINAL_ID, demo_pki
+        from host.systems.repository.hsm import Hsm
+        from host.systems.repository.hsm import create_app as hsm_app
+        from host.systems.repository.server import Repository
+        from host.systems.repository.server import create_app as repo_app
+        from host.systems.repository.terminal import CounterTerminal, JsonClient
+
+        rec = ctx.recorder
+        pki = demo_pki(0)
+        fingers = make_dataset(1, 3, seed=2)
+        holder = fingers.impressions[0]
+        card = make_card(pki.root, holder[0], rng_seed=ctx.seed, card_ref=CARD_REF)
+        repo_db, hsm_db = Path(ctx.workdir, "repository.sqlite"), Path(ctx.workdir, "hsm.sqlite")
+        repo = Repository(
+            str(repo_db), key=pki.repository, certificate=pki.repository_cert, root=pki.root.public
+        )
+        key_id = repo.register_terminal(TERMINAL_ID, public_key_template(pki.terminal.public))
+        repo.put_credential(CREDENTIAL_ID, DEMO_CREDENTIAL)
+        hsm = Hsm(str(hsm_db))
+        ctx.state.update(
+            card=card, repo_db=repo_db, pki=pki, holder=holder, key_id=key_id, released=[]
+        )
+        with contextlib.ExitStack() as stack:
+            repo_url, reg_url = self._serve(ctx, stack, repo, hsm, repo_app, hsm_app)
+            hsm.enrol(CARD_REF, build_biometric_data(holder[0]), repo_url)
+            if ctx.processes:
+                hsm.store.close()
+            ctx.state["repo_url"] = repo_url
+            stack.callback(self._recover_and_close, ctx)
+            inner = stack.enter_context(_card_reader(card, ctx.pcsc))
+            by_function = {s.function: s for s in self.steps}
+
+            def on_step(function: str, detail: str) -> None:
+                spec = by_function[function]
+                rec.step_done(spec.interface, function, detail)
+
+            def hook(source: str) -> HttpRecorder:
+                return HttpRecorder(
+                    rec,
+                    source,
+                    lambda url: REPOSITORY if url.startswith(repo_url) else REGISTRATION,
+                )
+
+            # Issuance, at the holder's terminal (ST11-ST22).
+            holder_reader = TracingReader(inner, rec, terminal=HOLDER, card=CARD, runtime=card)
+            holder_terminal = CounterTerminal(holder_reader, hook=hook(HOLDER), on_step=on_step)
+            holder_terminal.issue(JsonClient(reg_url, hook=hook(HOLDER)))
+            inner.reset()  # the card goes from the holder's terminal to the counter
+            # The read (ST31-ST65) and the write (ST71-ST83) at the counter.
+            reader = TracingReader(inner, rec, terminal=COUNTER, card=CARD, runtime=card)
+            t = CounterTerminal(
+                reader,
+                terminal_id=TERMINAL_ID,
+                key=pki.terminal,
+                key_id=key_id,
+                hook=hook(COUNTER),
+                on_step=on_step,
+            )
+            matched = t.present_finger(holder[1])
+            rec.step_done("card", "VERIFY", "match" if matched else "no match")
+            signed = t.read_url()
+            rec.step_done("card", "READ URL", signed.url)
+            t.connect(signed.url)
+            data = t.read(CREDENTIAL_ID)
+            ctx.state["released"].append(data)
+            t.write(WRITTEN_ID, WRITTEN)
+            ctx.state["written"] = True
+
+    def _serve(
+        self, ctx: RunContext, stack: contextlib.ExitStack, repo: Any, hsm: Any, repo_app: Any,
+        hsm_app: Any,
+    ) -> tuple[str, str]:  # fmt: skip
+        from host.servers.web import RoleServer
+        from host.systems.repository.demo import demo_pki
+        from host.systems.repository.hsm import RegistrationDevice
+        from host.systems.servers import ServerProcess
+
+        pki = demo_pki(0)
+        if ctx.processes:
+            repo.store.close()
+            rp = stack.enter_context(ServerProcess(REPOSITORY, ["--db", str(ctx.state["repo_db"])]))
+            hp = stack.enter_context(ServerProcess(REGISTRATION, ["--db", str(hsm.store.path)]))
+            if ctx.injector is not None:
+                ctx.injector.servers[REPOSITORY] = rp
+                ctx.injector.servers[REGISTRATION] = hp
+            return rp.url, hp.url
+        device = RegistrationDevice(
+            hsm, key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
+        )
+        stack.callback(device.close)
+        stack.callback(repo.close)
+        rs = stack.enter_context(RoleServer(repo_app(repo), name=REPOSITORY))
+        hs = stack.enter_context(RoleServer(hsm_app(device), name=REGISTRATION))
+        return rs.url, hs.url
+
+    def _recover_and_close(self, ctx: RunContext) -> None:
+        try:
+            ctx.state["recovery"] = _recover(ctx)
+        except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim
+            ctx.state["recovery"] = [Verdict("recovery ran", False, f"{type(e).__name__}: {e}")]
+
+    # -- the verdicts ------------------------------------------------------------------
+
+    def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
+        done = error is None and bool(ctx.state.get("written"))
+        claims = ctx.state.get("recovery", [Verdict("recovery ran", False, "no recovery")])
+        return ("completed" if done else "interrupted"), claims
+
+
+@contextlib.contextmanager
+def _card_reader(card: Any, pcsc: bool) -> Any:
+    """The card in a reader: in-process, or served through pcscd and vpcd."""
+    from host.readers.inprocess import InProcessReader
+
+    if not pcsc:
+        yield InProcessReader(card)
+        return
+    from host.systems.pcsc import served_card
+
+    with served_card(card) as reader:
+        yield reader
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return list(conn.execute(sql))
+    finally:
+        conn.close()
+
+
+def _recover(ctx: RunContext) -> list[Verdict]:
+    """The claims on what the run left; then a new session must read (nothing lost)."""
+    from host.readers.inprocess import InProcessReader
+    from host.systems.repository.demo import DEMO_CREDENTIAL, TERMINAL_ID
+    from host.systems.repository.terminal import CounterTerminal
+
+    db: Path = ctx.state["repo_db"]
+    verdicts: list[Verdict] = []
+    released = len(ctx.state["released"])
+    logged = len(_rows(db, "SELECT id FROM disclosures"))
+    verdicts.append(
+        Verdict(
+            "no credential released without a logged disclosure",
+            released <= logged,
+            f"{released} released, {logged} disclosure(s) logged",
+        )
+    )
+    stored = _rows(db, "SELECT credential_id FROM credentials WHERE written_by IS NOT NULL")
+    history = {r[0] for r in _rows(db, "SELECT credential_id FROM history")}
+    verdicts.append(
+        Verdict(
+            "nothing stored without its history entry",
+            all(r[0] in history for r in stored),
+            f"{len(stored)} stored, {len(history)} in the history",
+        )
+    )
+    if "repo_url" not in ctx.state:
+        return verdicts
+    card = ctx.state["card"]
+    card.power_off()
+    card.power_on()
+    t = CounterTerminal(
+        InProcessReader(card),
+        terminal_id=TERMINAL_ID,
+        key=ctx.state["pki"].terminal,
+        key_id=ctx.state["key_id"],
+    )
+    try:
+        ok = t.present_finger(ctx.state["holder"][2])
+        url = t.read_url().url if ok else ""
+        issued = url == ctx.state["repo_url"]
+        detail = f"finger {'matched' if ok else 'refused'}, URL {url or 'none'}"
+    except Exception as e:  # noqa: BLE001 - the claim is that it works
+        issued, detail = False, f"{type(e).__name__}: {e}"
+    verdicts.append(Verdict("the card stays usable: finger, then the URL", issued, detail))
+    if not issued:
+        return verdicts
+    try:
+        t.connect(url)
+        again = t.read(CREDENTIAL_ID) == DEMO_CREDENTIAL
+        detail = "a new session read the credential"
+    except Exception as e:  # noqa: BLE001
+        again, detail = False, f"{type(e).__name__}: {e}"
+    verdicts.append(Verdict("nothing lost: a new session reads the credential", again, detail))
+    return verdicts
