@@ -159,7 +159,7 @@ def _core(f: Any) -> Any:
     )
 
 
-@server.command("repository", short_help="Seed 002's personal information server.")
+@server.command("repository", short_help="Run seed 002's repository server.")
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8802, show_default=True)
 @click.option("--db", default="repository.sqlite", show_default=True, help="The SQLite store.")
@@ -183,7 +183,7 @@ def repository(host: str, allow_remote: bool, port: int, db: str, demo_seed: int
     srv.serve_forever()
 
 
-@server.command("registration", short_help="Seed 002's registration device and HSM.")
+@server.command("registration", short_help="Run seed 002's registration device and HSM.")
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8801, show_default=True)
 @click.option("--db", default="hsm.sqlite", show_default=True, help="The HSM's SQLite store.")
