@@ -39,7 +39,8 @@ Issuance, protected, with an ``HSM`` peer, while no URL is stored:
 Use, with the holder's finger matched in this card session (else 6982):
 
 - `00 CA 5F 50` GET DATA, in clear: `5F50 URL || 7F49 card key || 5F37
-  signature` (ST35) — the terminal can check it with the HSM's public key.
+  signature || C0 HSM key ID` (ST35) — the terminal checks the signature with
+  the HSM key the registration device publishes under that ID.
 - Protected, with a ``REP`` peer: `00 47 80 02` a fresh key pair for the
   repository (ST43-ST45; `7F49`, `C0` key ID = RFC 7093 method 1), replacing
   the previous one in one transaction; `00 2A 9E 9A <credential>` PSO COMPUTE
@@ -210,6 +211,7 @@ class RepositoryCardApplet(SmApplet):
                 tlv.build(TAG_URL, self.url)
                 + self.issued_key[1]
                 + tlv.build(TAG_SIGNATURE, self.url_signature)
+                + tlv.build(TAG_KEY_ID, key_identifier(self.hsm_key))
             )
         if tag == TAG_TOKEN:  # ST60
             self._require_holder()

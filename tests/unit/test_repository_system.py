@@ -24,8 +24,13 @@ from host.servers.web import RoleServer
 from host.systems.repository import hsm as hsm_mod
 from host.systems.repository import server as repo_mod
 from host.systems.repository.applet_ids import CARD_REF
-from host.systems.repository.card import make_card
-from host.systems.repository.terminal import CounterTerminal, JsonClient, ServerRefused
+from host.systems.repository.card import REPOSITORY_AID, make_card
+from host.systems.repository.terminal import (
+    CounterTerminal,
+    JsonClient,
+    ServerRefused,
+    UrlRefused,
+)
 
 DS = make_dataset(3, 3, seed=42)
 HOLDER, OTHER = DS.impressions[0], DS.impressions[1]
@@ -171,6 +176,42 @@ def test_a_url_signature_that_fails_is_refused_by_the_card() -> None:
         with pytest.raises(ApduError) as e:
             t.read_url()
         assert e.value.sw == 0x6985
+
+
+def test_a_card_whose_url_signature_fails_is_refused_by_the_terminal() -> None:
+    from card.framework.system import Store
+
+    with issued_world() as w:
+        t = w.terminal()
+        assert t.present_finger(HOLDER[1])
+        assert t.read_url(w.registration()).url == w.repo_url  # the genuine card passes
+        Store(w.card.nvm, REPOSITORY_AID.hex()).set("url", b"http://127.0.0.1:9/elsewhere")
+        with pytest.raises(UrlRefused, match="signature"):
+            t.read_url(w.registration())
+        nothing_disclosed(w)
+        assert w.repo._sessions == {}
+
+
+def test_a_card_issued_by_an_unknown_hsm_is_refused_by_the_terminal() -> None:
+    with world() as w:
+        # An HSM the root certified, but not the registration device the terminal trusts.
+        # Its SM identity is a certified one; its HSM's keys are its own.
+        rogue_hsm = hsm_mod.Hsm(":memory:")
+        rogue = hsm_mod.RegistrationDevice(
+            rogue_hsm, key=w.device.key, certificate=w.device.certificate, root=w.device.root
+        )
+        from applets.biometric.iso19794 import build_biometric_data
+
+        rogue_hsm.enrol(CARD_REF, build_biometric_data(HOLDER[0]), "http://127.0.0.1:9/rogue")
+        with RoleServer(hsm_mod.create_app(rogue), name="rogue") as rs:
+            w.terminal().issue(JsonClient(rs.url))
+        w.card.reset()
+        t = w.terminal()
+        assert t.present_finger(HOLDER[1])
+        with pytest.raises(UrlRefused, match="nobody issued"):
+            t.read_url(w.registration())
+        nothing_disclosed(w)
+        rogue.close()
 
 
 def _read_until_token(w: World) -> tuple[CounterTerminal, bytes]:

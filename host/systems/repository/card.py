@@ -48,6 +48,7 @@ class SignedUrl:
     url: str
     card_key: bytes  # 7F49
     signature: bytes
+    hsm_key_id: bytes
 
     @property
     def card_public(self) -> EcPublicKey:
@@ -157,10 +158,13 @@ class RepositoryCard:
         objs = {o.tag: o for o in tlv.parse(self.send(0x00, 0xCA, 0x5F, 0x50, le=0))}
         try:
             return SignedUrl(
-                objs[0x5F50].value.decode(), objs[0x7F49].to_bytes(), objs[0x5F37].value
+                objs[0x5F50].value.decode(),
+                objs[0x7F49].to_bytes(),
+                objs[0x5F37].value,
+                objs[0xC0].value,
             )
         except (KeyError, UnicodeDecodeError):
-            raise ValueError("the URL answer needs 5F50, 7F49 and 5F37") from None
+            raise ValueError("the URL answer needs 5F50, 7F49, 5F37 and C0") from None
 
     def generate_session_key(self) -> CardKey:
         """ST42-ST45: a fresh key pair for the repository."""

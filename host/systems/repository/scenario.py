@@ -69,7 +69,8 @@ class RepositoryScenario(Scenario):
            "template, key pairs exchanged, the HSM-signed URL checked and stored by the card"),
         _s(31, "card", "VERIFY", COUNTER, CARD, "ST31-ST33: the holder's finger, matched on card"),
         _s(34, "card", "READ URL", COUNTER, CARD,
-           "ST34-ST35: the repository URL, released only after the match"),
+           "ST34-ST35: the repository URL, released only after the match; its HSM "
+           "signature checked with the key the registration device publishes"),
         _s(36, "repository", "open_session", COUNTER, REPOSITORY,
            "ST36-ST37: a session; the terminal identifies itself"),
         _s(38, "repository", "secure_messaging", REPOSITORY, CARD,
@@ -205,8 +206,8 @@ class RepositoryScenario(Scenario):
             )
             matched = t.present_finger(holder[1])
             rec.step_done("card", "VERIFY", "match" if matched else "no match")
-            signed = t.read_url()
-            rec.step_done("card", "READ URL", signed.url)
+            signed = t.read_url(JsonClient(reg_url, hook=hook(COUNTER)))
+            rec.step_done("card", "READ URL", f"{signed.url}, HSM signature ok")
             t.connect(signed.url)
             data = t.read(CREDENTIAL_ID)
             ctx.state["released"].append(data)

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from applets.biometric.iso19794 import Minutia
+from applets.repository.applet import signed_url_data
 from card.crypto.keys import EcKeyPair
 from card.sm.cvc import ec_sign, ec_verify, parse_public_key_template
 from host.bio.session import BioSession
@@ -32,7 +33,7 @@ from host.systems.repository.card import (
     open_channel,
 )
 
-__all__ = ["CounterTerminal", "JsonClient", "ServerRefused", "Credential"]
+__all__ = ["CounterTerminal", "JsonClient", "ServerRefused", "UrlRefused"]
 
 
 class ServerRefused(Exception):
@@ -42,6 +43,10 @@ class ServerRefused(Exception):
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+
+
+class UrlRefused(Exception):
+    """The card's repository URL does not carry a valid signature of a known HSM."""
 
 
 class JsonClient:
@@ -84,10 +89,6 @@ class JsonClient:
             detail = value.get("detail", "") if isinstance(value, dict) else ""
             raise ServerRefused(status, str(detail))
         return value
-
-
-class Credential(dict[str, Any]):
-    """A credential as the terminal received it (ID, data, the card's signature, key ID)."""
 
 
 class CounterTerminal:
@@ -146,9 +147,27 @@ class CounterTerminal:
             self._server_channel = open_channel(self.reader)
         return self._server_channel
 
-    def read_url(self) -> SignedUrl:
-        """ST34-ST35: the repository URL (after a match in this card session)."""
-        return self.plain_card().read_url()
+    def read_url(self, registration: JsonClient | None = None) -> SignedUrl:
+        """ST34-ST35: the repository URL (after a match in this card session).
+
+        With `registration`, the HSM's signature over the card's key and the URL
+        is checked with the HSM key the registration device publishes.
+
+        Raises:
+            UrlRefused: the HSM key is unknown there, or the signature fails.
+        """
+        signed = self.plain_card().read_url()
+        if registration is not None:
+            try:
+                answer = registration.request("GET", f"/hsm/keys/{signed.hsm_key_id.hex()}")
+            except ServerRefused:
+                raise UrlRefused("the card's URL is signed by an HSM key nobody issued") from None
+            hsm = parse_public_key_template(bytes.fromhex(answer["public_key"]))
+            if not ec_verify(
+                hsm, signed_url_data(signed.card_key, signed.url.encode()), signed.signature
+            ):
+                raise UrlRefused("the HSM's signature over the card's key and URL fails")
+        return signed
 
     # -- the relay ---------------------------------------------------------------------
 
