@@ -164,9 +164,14 @@ def _core(f: Any) -> Any:
 @click.option("--port", type=click.IntRange(0, 65535), default=8802, show_default=True)
 @click.option("--db", default="repository.sqlite", show_default=True, help="The SQLite store.")
 @click.option(
+    "--holder", default="CARD0001", show_default=True, help="The holder's card (its CHR)."
+)
+@click.option(
     "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
 )
-def repository(host: str, allow_remote: bool, port: int, db: str, demo_seed: int) -> None:
+def repository(
+    host: str, allow_remote: bool, port: int, db: str, demo_seed: int, holder: str
+) -> None:
     """Seed 002's personal information server (the holder's repository), plain HTTP.
 
     \b

@@ -48,6 +48,7 @@ class Clock:
 @dataclass
 class World:
     card: CardRuntime
+    other_card: CardRuntime
     hsm: hsm_mod.Hsm
     device: hsm_mod.RegistrationDevice
     repo: repo_mod.Repository
@@ -78,13 +79,19 @@ def world(*, hsm_finger: int = 0, seed: int = 7) -> Iterator[World]:
     repo_cert = issue_cvc(root.cryptography_key, b"ROOT", b"REP-01", repo_key.public)
     clock = Clock()
     repo = repo_mod.Repository(
-        ":memory:", key=repo_key, certificate=repo_cert, root=root.public, clock=clock
+        ":memory:",
+        key=repo_key,
+        certificate=repo_cert,
+        root=root.public,
+        holder=CARD_REF,
+        clock=clock,
     )
     key_id = repo.register_terminal("counter-1", public_key_template(terminal_key.public))
     repo.put_credential("qualification", CREDENTIAL)
     hsm = hsm_mod.Hsm(":memory:")
     device = hsm_mod.RegistrationDevice(hsm, key=hsm_key, certificate=hsm_cert, root=root.public)
     card = make_card(root, HOLDER[0], rng_seed=seed, card_ref=CARD_REF)
+    other_card = make_card(root, OTHER[0], rng_seed=seed + 1, card_ref=b"CARD0002")
     from applets.biometric.iso19794 import build_biometric_data
 
     with (
@@ -93,7 +100,10 @@ def world(*, hsm_finger: int = 0, seed: int = 7) -> Iterator[World]:
     ):
         hsm.enrol(CARD_REF, build_biometric_data(DS.impressions[hsm_finger][0]), rs.url)
         try:
-            yield World(card, hsm, device, repo, hs.url, rs.url, terminal_key, key_id, clock)
+            hsm.enrol(b"CARD0002", build_biometric_data(OTHER[0]), rs.url)
+            yield World(
+                card, other_card, hsm, device, repo, hs.url, rs.url, terminal_key, key_id, clock
+            )
         finally:
             repo.close()
             device.close()
@@ -212,6 +222,18 @@ def test_a_card_issued_by_an_unknown_hsm_is_refused_by_the_terminal() -> None:
             t.read_url(w.registration())
         nothing_disclosed(w)
         rogue.close()
+
+
+def test_another_holders_card_reads_nothing_here() -> None:
+    """A card the root certified, its own holder's finger, but not this repository's holder."""
+    with issued_world() as w:
+        t = w.terminal(InProcessReader(w.other_card))
+        t.issue(w.registration())  # issued with the URL of this repository (a wrong record)
+        w.other_card.reset()
+        assert t.present_finger(OTHER[1])
+        with pytest.raises(ServerRefused, match="not the holder's card"):
+            t.connect()
+        nothing_disclosed(w)
 
 
 def _read_until_token(w: World) -> tuple[CounterTerminal, bytes]:

@@ -160,7 +160,11 @@ class RepositoryScenario(Scenario):
         card = make_card(pki.root, holder[0], rng_seed=ctx.seed, card_ref=CARD_REF)
         repo_db, hsm_db = Path(ctx.workdir, "repository.sqlite"), Path(ctx.workdir, "hsm.sqlite")
         repo = Repository(
-            str(repo_db), key=pki.repository, certificate=pki.repository_cert, root=pki.root.public
+            str(repo_db),
+            key=pki.repository,
+            certificate=pki.repository_cert,
+            root=pki.root.public,
+            holder=CARD_REF,
         )
         key_id = repo.register_terminal(TERMINAL_ID, public_key_template(pki.terminal.public))
         repo.put_credential(CREDENTIAL_ID, DEMO_CREDENTIAL)

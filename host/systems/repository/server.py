@@ -111,6 +111,8 @@ class Repository:
         store: its SQLite store (a path or an open `Store`).
         key: its secure messaging key, certified by `certificate` (CHR "REP...").
         root: the root that certified the cards.
+        holder: the reference (certificate CHR) of the holder's card: the only card
+            this repository serves (None: any card the root certified, for tests).
         token_ttl: seconds a one-time token stays valid.
         clock: the time source (tests move it).
     """
@@ -122,6 +124,7 @@ class Repository:
         key: EcKeyPair,
         certificate: bytes,
         root: EcPublicKey,
+        holder: bytes | None = None,
         token_ttl: float = DEFAULT_TOKEN_TTL,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -132,6 +135,7 @@ class Repository:
                     if statement.strip():
                         c.execute(statement)
         self.key, self.certificate, self.root = key, certificate, root
+        self.holder = holder
         self.token_ttl = token_ttl
         self.clock = clock
         self._sessions: dict[str, _Session] = {}
@@ -231,6 +235,9 @@ class Repository:
                 sm = SmReader(pipe, channel=s.channel)
                 auth = TerminalAuthentication(self.key, self.certificate, self.root)
                 cert = sm.authenticate(auth)
+                if self.holder is not None and cert.chr != self.holder:
+                    sm.close()
+                    raise JobError("this is not the holder's card")
                 s.sm = sm
                 return {"card": cert.chr.hex()}
 
