@@ -96,6 +96,17 @@ class RepositoryScenario(Scenario):
     )  # fmt: skip
     fault_points = (
         FaultPoint(
+            "tear:card@11=*",
+            "interrupted",
+            "the card loses power during issuance: issued whole or not at all; "
+            "a new issuance then succeeds",
+        ),
+        FaultPoint(
+            "tear:card@31=*",
+            "interrupted",
+            "the card loses power during the finger match: no free try, the card stays usable",
+        ),
+        FaultPoint(
             "kill:repository@61",
             "interrupted",
             "the repository killed before the token comes back: its session dies, "
@@ -177,7 +188,7 @@ class RepositoryScenario(Scenario):
             hsm.enrol(CARD_REF, build_biometric_data(holder[0]), repo_url)
             if ctx.processes:
                 hsm.store.close()
-            ctx.state["repo_url"] = repo_url
+            ctx.state.update(repo_url=repo_url, reg_url=reg_url)
             stack.callback(self._recover_and_close, ctx)
             inner = stack.enter_context(_card_reader(card, ctx.pcsc))
             by_function = {s.function: s for s in self.steps}
@@ -281,11 +292,24 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def _terminal(ctx: RunContext, card: Any) -> Any:
+    from host.readers.inprocess import InProcessReader
+    from host.systems.repository.demo import TERMINAL_ID
+    from host.systems.repository.terminal import CounterTerminal
+
+    return CounterTerminal(
+        InProcessReader(card),
+        terminal_id=TERMINAL_ID,
+        key=ctx.state["pki"].terminal,
+        key_id=ctx.state["key_id"],
+    )
+
+
 def _recover(ctx: RunContext) -> list[Verdict]:
     """The claims on what the run left; then a new session must read (nothing lost)."""
-    from host.readers.inprocess import InProcessReader
-    from host.systems.repository.demo import DEMO_CREDENTIAL, TERMINAL_ID
-    from host.systems.repository.terminal import CounterTerminal
+    from host.errors import ApduError
+    from host.systems.repository.demo import DEMO_CREDENTIAL
+    from host.systems.repository.terminal import JsonClient
 
     db: Path = ctx.state["repo_db"]
     verdicts: list[Verdict] = []
@@ -312,17 +336,25 @@ def _recover(ctx: RunContext) -> list[Verdict]:
     card = ctx.state["card"]
     card.power_off()
     card.power_on()
-    t = CounterTerminal(
-        InProcessReader(card),
-        terminal_id=TERMINAL_ID,
-        key=ctx.state["pki"].terminal,
-        key_id=ctx.state["key_id"],
-    )
+    t = _terminal(ctx, card)
     try:
         ok = t.present_finger(ctx.state["holder"][2])
-        url = t.read_url().url if ok else ""
+        url, note = "", ""
+        if ok:
+            registration = JsonClient(ctx.state["reg_url"])
+            try:  # the HSM's signature checked too: issued whole, or not at all
+                url = t.read_url(registration).url
+            except ApduError as e:
+                if e.sw != 0x6985:  # anything but "not issued" is a failed claim
+                    raise
+                # Torn before issuance completed: not issued at all; issue it again.
+                t.issue(registration)
+                card.reset()
+                t = _terminal(ctx, card)
+                ok = t.present_finger(ctx.state["holder"][2])
+                url, note = t.read_url(registration).url, " (issued again)"
         issued = url == ctx.state["repo_url"]
-        detail = f"finger {'matched' if ok else 'refused'}, URL {url or 'none'}"
+        detail = f"finger {'matched' if ok else 'refused'}, URL {url or 'none'}{note}"
     except Exception as e:  # noqa: BLE001 - the claim is that it works
         issued, detail = False, f"{type(e).__name__}: {e}"
     verdicts.append(Verdict("the card stays usable: finger, then the URL", issued, detail))
