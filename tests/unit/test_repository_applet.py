@@ -334,3 +334,21 @@ def test_personalisation_is_once_and_needs_a_certified_key(pki: Pki) -> None:
     with pytest.raises(ApduError) as e:
         card.personalise(public_key_template(pki.root.public), b"\x7f\x21\x00", b"\x7f\x2e\x00")
     assert e.value.sw == 0x6982
+
+
+def test_power_lost_during_token_handling_leaves_the_card_usable(pki: Pki) -> None:
+    rt = issued_and_touched(pki)
+    repo, _, _ = sm_channel(rt, pki.peer(pki.repo, b"REP-01"))
+    repo.generate_session_key()
+    repo.send_token(bytes(range(16)))
+    rt.power_off()  # the token was volatile: it is gone with the power
+    rt.power_on()
+    assert touch(rt)
+    with pytest.raises(ApduError) as e:
+        plain_channel(rt).read_token()
+    assert e.value.sw == 0x6A88
+    repo, _, _ = sm_channel(rt, pki.peer(pki.repo, b"REP-01"))
+    key = repo.generate_session_key()
+    repo.send_token(b"T" * 16)
+    assert plain_channel(rt).read_token() == b"T" * 16
+    assert ec_verify(key.public, b"c", repo.sign(b"c"))

@@ -353,3 +353,65 @@ def test_an_altered_or_replayed_sm_apdu_discloses_nothing(how: str) -> None:
         with pytest.raises(ApduError) as e:
             m.plain_card().read_token()  # the card holds no token for the terminal
         assert e.value.sw == 0x6A88
+
+
+def test_a_read_token_does_not_store_and_a_write_token_does_not_disclose() -> None:
+    with issued_world() as w:
+        t, token = _read_until_token(w)
+        repo = t._repo()
+        sig = bytes(64)
+        with pytest.raises(ServerRefused) as e:
+            repo.request(
+                "POST",
+                f"/sessions/{t.session}/store",
+                {
+                    "token": token.hex(),
+                    "credential_id": "x",
+                    "credential": "00",
+                    "signature": sig.hex(),
+                },
+            )
+        assert e.value.status == 403
+        assert w.repo.credential("x") is None and w.repo.history() == []
+        # The read token is still good for its own purpose.
+        assert repo.request("POST", f"/sessions/{t.session}/disclose", {"token": token.hex()})
+        assert len(w.repo.disclosures()) == 1
+
+
+def test_malformed_requests_are_problem_details() -> None:
+    import http.client
+    import json as json_
+
+    with world() as w:
+        c = JsonClient(w.repo_url)
+        with pytest.raises(ServerRefused) as e:
+            c.request("POST", "/sessions", {"terminal_id": "counter-1"})
+        assert e.value.status == 400 and "channel" in e.value.detail
+        with pytest.raises(ServerRefused) as e:
+            c.request("POST", "/sessions/nope/disclose", {"token": "00"})
+        assert e.value.status == 404
+        with pytest.raises(ServerRefused) as e:
+            c.request("POST", "/sessions/nope/disclose", {"token": "zz"})
+        assert e.value.status == 400
+        conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+        conn.request("POST", "/sessions", body=b"{", headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 400
+        assert resp.getheader("Content-Type") == "application/problem+json"
+        assert json_.loads(resp.read())["status"] == 400
+        conn.close()
+        nothing_disclosed(w)
+
+
+def test_the_card_exchange_is_refused_when_no_job_runs() -> None:
+    with world() as w:
+        sid = w.repo.open_session("counter-1", 1)
+        with pytest.raises(repo_mod.Refused) as e:
+            w.repo.exchange(sid, None)
+        assert e.value.status == 409
+        with pytest.raises(repo_mod.Refused) as e:
+            w.repo.start_card_key(sid)  # the terminal's key first
+        assert e.value.status == 409
+        with pytest.raises(repo_mod.Refused) as e:
+            w.repo.use_terminal_key(sid, "00" * 20)
+        assert e.value.status == 403

@@ -1,0 +1,56 @@
+"""CardJob / CardPipe: a server's card exchange driven by the terminal's polls."""
+
+from __future__ import annotations
+
+import pytest
+
+from host.readers.base import Reader, ReaderError
+from host.systems.repository.pipe import CardJob, CardPipe, JobError
+
+
+def test_apdus_out_responses_in_then_the_result() -> None:
+    def work(reader: Reader) -> list[bytes]:
+        return [reader.transmit(b"\x00\x84\x00\x00\x08"), reader.transmit(b"\x00\xca\x5f\x50\x00")]
+
+    job = CardJob(work)
+    assert job.exchange(None) == ("apdu", b"\x00\x84\x00\x00\x08")
+    assert job.exchange(b"\x01\x90\x00") == ("apdu", b"\x00\xca\x5f\x50\x00")
+    assert job.exchange(b"\x02\x90\x00") == ("done", [b"\x01\x90\x00", b"\x02\x90\x00"])
+    assert job.finished
+    with pytest.raises(JobError):
+        job.exchange(None)
+
+
+def test_a_failing_job_reports_its_error_once() -> None:
+    def work(reader: Reader) -> None:
+        reader.transmit(b"\x00\xa4\x04\x00")
+        raise JobError("the fingerprint does not match")
+
+    job = CardJob(work)
+    assert job.exchange(None)[0] == "apdu"
+    assert job.exchange(b"\x90\x00") == ("error", "the fingerprint does not match")
+
+
+def test_an_abandoned_job_fails_its_transmit() -> None:
+    seen: list[str] = []
+
+    def work(reader: Reader) -> None:
+        try:
+            reader.transmit(b"\x00\x84\x00\x00\x08")
+        except ReaderError as e:
+            seen.append(str(e))
+            raise
+
+    job = CardJob(work)
+    assert job.exchange(None)[0] == "apdu"
+    job.abandon()
+    job._thread.join(5)
+    assert seen == ["the terminal gave up the exchange"]
+
+
+def test_a_silent_terminal_times_the_job_out() -> None:
+    job = CardJob(lambda reader: reader.transmit(b"\x00\x84\x00\x00\x08"), CardPipe(timeout=0.2))
+    assert job.exchange(None)[0] == "apdu"
+    job._thread.join(5)
+    kind, message = job.exchange(None)
+    assert kind == "error" and "in time" in message
