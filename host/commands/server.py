@@ -195,7 +195,25 @@ def repository(
 @click.option(
     "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
 )
-def registration(host: str, allow_remote: bool, port: int, db: str, demo_seed: int) -> None:
+@click.option(
+    "--pkcs11-token",
+    help="Keep the HSM's keys on this PKCS#11 token (PIN from $CARDEMU_HSM_PIN).",
+)
+@click.option(
+    "--pkcs11-module",
+    default="/usr/lib/softhsm/libsofthsm2.so",
+    show_default=True,
+    help="The PKCS#11 library for --pkcs11-token.",
+)
+def registration(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    demo_seed: int,
+    pkcs11_token: str | None,
+    pkcs11_module: str,
+) -> None:
     """Seed 002's registration device with its HSM (card issuance), plain HTTP.
 
     \b
@@ -205,9 +223,24 @@ def registration(host: str, allow_remote: bool, port: int, db: str, demo_seed: i
     from host.systems.repository.demo import demo_pki
     from host.systems.repository.hsm import Hsm, RegistrationDevice, create_app
 
+    keystore = None
+    if pkcs11_token:
+        from host.systems.repository.keystore import Pkcs11KeyStore
+
+        pin = os.environ.get("CARDEMU_HSM_PIN")
+        if not pin:
+            raise click.UsageError("--pkcs11-token needs the user PIN in $CARDEMU_HSM_PIN")
+        try:
+            keystore = Pkcs11KeyStore(pkcs11_module, pkcs11_token, pin)
+        except ImportError:
+            raise click.ClickException(
+                "--pkcs11-token needs python-pkcs11 (the pkcs11 extra)"
+            ) from None
+        except Exception as e:  # noqa: BLE001 - the library's own errors, one line
+            raise click.ClickException(f"PKCS#11 token {pkcs11_token!r}: {e}") from None
     pki = demo_pki(demo_seed)
     device = RegistrationDevice(
-        Hsm(db), key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
+        Hsm(db, keystore=keystore), key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
     )
     srv = _run("registration", create_app(device), host, port, None, allow_remote)
     click.echo(f"registration: serving on {srv.url} (Ctrl-C stops)", err=True)

@@ -33,13 +33,13 @@ from applets.biometric import matcher
 from applets.biometric.applet import DEFAULT_THRESHOLD
 from applets.biometric.iso19794 import MalformedBiometricData, parse_biometric_data
 from applets.repository.applet import signed_url_data
-from card.crypto.keys import P256, EcKeyPair, EcPublicKey
+from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.sm.auth import TerminalAuthentication
-from card.sm.cvc import ec_sign, public_key_template
 from host.readers.base import Reader
 from host.readers.sm import SmReader
 from host.servers.web import HttpError, Store, json_object, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
+from host.systems.repository.keystore import KeyStore, SqliteKeyStore
 from host.systems.repository.pipe import CardJob, JobError
 from host.systems.repository.server import Refused, key_id_of
 
@@ -49,8 +49,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     card_ref TEXT PRIMARY KEY, template BLOB NOT NULL, url TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
-    key_id TEXT PRIMARY KEY, card_ref TEXT NOT NULL, private BLOB NOT NULL,
-    public BLOB NOT NULL, at REAL NOT NULL);
+    key_id TEXT PRIMARY KEY, card_ref TEXT NOT NULL, public BLOB NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS issued (
     card_ref TEXT NOT NULL, hsm_key_id TEXT NOT NULL, card_key BLOB NOT NULL,
     url TEXT NOT NULL, at REAL NOT NULL)
@@ -62,15 +61,24 @@ class Hsm:
 
     Args:
         store: its SQLite store (a path, or an open `Store`).
+        keystore: where its private keys live (default: this store; or a PKCS#11
+            token, `Pkcs11KeyStore`).
         threshold: the decision threshold of the fingerprint comparison.
     """
 
-    def __init__(self, store: Store | str, *, threshold: int = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        store: Store | str,
+        *,
+        keystore: KeyStore | None = None,
+        threshold: int = DEFAULT_THRESHOLD,
+    ) -> None:
         self.store = store if isinstance(store, Store) else Store(store)
         with self.store.transaction() as c:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     c.execute(statement)
+        self.keystore: KeyStore = keystore or SqliteKeyStore(self.store)
         self.threshold = threshold
 
     def enrol(self, card_ref: bytes, template: bytes, url: str) -> None:
@@ -103,30 +111,22 @@ class Hsm:
 
     def new_key(self, card_ref: bytes) -> bytes:
         """ST15-ST16: a key pair for this card's issuance; the private key stays here."""
-        key = EcKeyPair.generate(P256)
-        template = public_key_template(key.public)
+        template = self.keystore.generate(f"card-{card_ref.hex()}")
         with self.store.transaction() as c:
             c.execute(
-                "INSERT INTO keys VALUES (?, ?, ?, ?, ?)",
-                (
-                    key_id_of(template).hex(),
-                    card_ref.hex(),
-                    key.private_bytes(),
-                    template,
-                    time.time(),
-                ),
+                "INSERT INTO keys VALUES (?, ?, ?, ?)",
+                (key_id_of(template).hex(), card_ref.hex(), template, time.time()),
             )
         return template
 
     def sign_url(self, hsm_key: bytes, card_key: bytes, url: str) -> bytes:
         """ST20: the signature over the card's public key and the URL, with `hsm_key`'s pair."""
-        row = self.store.query_one(
-            "SELECT private FROM keys WHERE key_id = ?", (key_id_of(hsm_key).hex(),)
-        )
-        if row is None:
-            raise Refused(404, "no such HSM key")
-        key = EcKeyPair.from_private_value(P256, bytes(row["private"]))
-        return ec_sign(key.cryptography_key, P256, signed_url_data(card_key, url.encode()))
+        try:
+            return self.keystore.sign(
+                key_id_of(hsm_key).hex(), signed_url_data(card_key, url.encode())
+            )
+        except KeyError:
+            raise Refused(404, "no such HSM key") from None
 
     def public_key(self, key_id: str) -> bytes:
         """An HSM public key (7F49) by ID: how a terminal checks a card's URL signature."""
