@@ -54,3 +54,23 @@ def test_a_silent_terminal_times_the_job_out() -> None:
     job._thread.join(5)
     kind, message = job.exchange(None)
     assert kind == "error" and "in time" in message
+
+
+def test_numbered_polls_a_duplicate_is_answered_again_not_fed_twice() -> None:
+    fed: list[bytes] = []
+
+    def work(reader: Reader) -> int:
+        for _ in range(2):
+            fed.append(reader.transmit(b"\x00\x84\x00\x00\x08"))
+        return len(fed)
+
+    job = CardJob(work)
+    first = job.exchange(None, 1)
+    assert job.exchange(None, 1) == first  # the first poll again
+    second = job.exchange(b"\x01\x90\x00", 2)
+    assert job.exchange(b"\x01\x90\x00", 2) == second  # its duplicate feeds nothing
+    with pytest.raises(JobError, match="out of sequence"):
+        job.exchange(b"\x02\x90\x00", 4)
+    assert job.exchange(b"\x02\x90\x00", 3) == ("done", 2)
+    assert job.exchange(b"\x02\x90\x00", 3) == ("done", 2)  # the last answer, again
+    assert fed == [b"\x01\x90\x00", b"\x02\x90\x00"]

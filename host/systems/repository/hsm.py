@@ -41,7 +41,7 @@ from host.servers.web import HttpError, Store, json_object, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.keystore import KeyStore, SqliteKeyStore
 from host.systems.repository.pipe import CardJob, JobError
-from host.systems.repository.server import Refused, key_id_of
+from host.systems.repository.server import Refused, _seq, key_id_of
 
 __all__ = ["Hsm", "RegistrationDevice", "create_app", "SCHEMA"]
 
@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS issued (
     card_ref TEXT NOT NULL, hsm_key_id TEXT NOT NULL, card_key BLOB NOT NULL,
     url TEXT NOT NULL, at REAL NOT NULL)
 """
+
+
+MAX_JOBS = 256
 
 
 class Hsm:
@@ -201,21 +204,25 @@ class RegistrationDevice:
             raise Refused(400, "the logical channel is 0..19")
         iid = secrets.token_hex(16)
         with self._lock:
+            if len(self._jobs) >= MAX_JOBS:  # forget finished issuances first
+                for old in [k for k, j in self._jobs.items() if j.finished]:
+                    del self._jobs[old]
+            if len(self._jobs) >= MAX_JOBS:
+                raise Refused(503, "too many issuances under way")
             self._jobs[iid] = CardJob(lambda pipe: self.issue(pipe, channel))
         return iid
 
-    def exchange(self, iid: str, response: bytes | None) -> dict[str, Any]:
+    def exchange(self, iid: str, response: bytes | None, seq: int | None = None) -> dict[str, Any]:
+        """One poll of the terminal (`seq` numbers them: a duplicate is answered again)."""
         job = self._jobs.get(iid)
         if job is None:
             raise Refused(404, "no such issuance")
         try:
-            kind, value = job.exchange(response)
+            kind, value = job.exchange(response, seq)
         except JobError as e:
             raise Refused(409, str(e)) from None
         if kind == "apdu":
             return {"apdu": value.hex().upper()}
-        with self._lock:
-            self._jobs.pop(iid, None)
         if kind == "done":
             return {"done": True, "result": value}
         return {"done": True, "error": value}
@@ -252,7 +259,10 @@ def create_app(device: RegistrationDevice) -> Starlette:
             resp = bytes.fromhex(value) if value is not None else None
         except ValueError:
             raise HttpError(400, "response: not hex") from None
-        return JSONResponse(await call(lambda: device.exchange(request.path_params["iid"], resp)))
+        seq = _seq(body)
+        return JSONResponse(
+            await call(lambda: device.exchange(request.path_params["iid"], resp, seq))
+        )
 
     async def keys(request: Request) -> Response:
         template = await call(lambda: device.hsm.public_key(request.path_params["key_id"]))

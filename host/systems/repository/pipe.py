@@ -66,6 +66,8 @@ class CardJob:
         self._lock = threading.Lock()
         self.finished = False
         self.result: Any = None
+        self._seq = 0
+        self._last: Outcome | None = None
         self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
         self._thread.start()
 
@@ -78,28 +80,44 @@ class CardJob:
             outcome = ("error", f"{type(e).__name__}: {e}")
         self.pipe.outbox.put(outcome)
 
-    def exchange(self, response: bytes | None) -> Outcome:
+    def exchange(self, response: bytes | None, seq: int | None = None) -> Outcome:
         """Hand over the card's response (None on the first poll); the next thing to do.
 
+        Args:
+            response: the card's answer to the last APDU handed out.
+            seq: the poll's number (1, 2, ...): a poll that arrives twice gets the
+                first answer again and feeds nothing twice to the job.
+
         Raises:
-            JobError: the job is over, or the pipe timed out.
+            JobError: the job is over, a poll out of sequence, or the pipe timed out.
         """
         with self._lock:
-            if self.finished:
-                raise JobError("this card exchange is over")
-            if response is not None:
-                try:
-                    self.pipe.inbox.put_nowait(response)
-                except queue.Full:
-                    raise JobError("a response the job did not ask for") from None
+            if seq is not None:
+                if seq == self._seq and self._last is not None:
+                    return self._last
+                if seq != self._seq + 1:
+                    raise JobError(f"poll {seq} out of sequence (after {self._seq})")
+            outcome = self._exchange(response)
+            if seq is not None:
+                self._seq, self._last = seq, outcome
+            return outcome
+
+    def _exchange(self, response: bytes | None) -> Outcome:
+        if self.finished:
+            raise JobError("this card exchange is over")
+        if response is not None:
             try:
-                kind, value = self.pipe.outbox.get(timeout=self.pipe.timeout)
-            except queue.Empty:
-                raise JobError("the server's card operation did not answer in time") from None
-            if kind != "apdu":
-                self.finished = True
-                self.result = value
-            return kind, value
+                self.pipe.inbox.put_nowait(response)
+            except queue.Full:
+                raise JobError("a response the job did not ask for") from None
+        try:
+            kind, value = self.pipe.outbox.get(timeout=self.pipe.timeout)
+        except queue.Empty:
+            raise JobError("the server's card operation did not answer in time") from None
+        if kind != "apdu":
+            self.finished = True
+            self.result = value
+        return kind, value
 
     def abandon(self) -> None:
         """The terminal went away: let the job's `transmit` fail."""

@@ -138,6 +138,22 @@ class RepositoryScenario(Scenario):
             "the token presentation is lost: nothing released, nothing logged",
         ),
         FaultPoint(
+            "dup:http@11.4",
+            "completed",
+            "a poll of the issuance arrives twice: answered again, nothing fed twice to the card",
+        ),
+        FaultPoint(
+            "dup:http@52.3",
+            "completed",
+            "a poll carrying the card's signature arrives twice: answered again, the SM "
+            "session intact",
+        ),
+        FaultPoint(
+            "drop:http@52.3",
+            "interrupted",
+            "a poll carrying the card's answer is lost: nothing released, the card usable",
+        ),
+        FaultPoint(
             "dup:http@61",
             "completed",
             "the token presented twice: one release, one disclosure logged; the copy refused",

@@ -263,14 +263,17 @@ class Repository:
 
         self._start(s, work)
 
-    def exchange(self, sid: str, response: bytes | None) -> dict[str, Any]:
-        """One poll of the terminal: the card's last response in, the next thing out."""
+    def exchange(self, sid: str, response: bytes | None, seq: int | None = None) -> dict[str, Any]:
+        """One poll of the terminal: the card's last response in, the next thing out.
+
+        `seq` numbers the polls of one exchange: a duplicated poll is answered again.
+        """
         s = self._session(sid)
         job = s.job
         if job is None:
             raise Refused(409, "no card exchange")
         try:
-            kind, value = job.exchange(response)
+            kind, value = job.exchange(response, seq)
         except JobError as e:
             raise Refused(409, str(e)) from None
         if kind == "apdu":
@@ -415,6 +418,15 @@ def _hex(body: dict[str, Any], name: str, *, optional: bool = False) -> bytes | 
         raise HttpError(400, f"{name}: not hex") from None
 
 
+def _seq(body: dict[str, Any]) -> int | None:
+    value = body.get("seq")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 1 << 31:
+        raise HttpError(400, "seq: a positive integer")
+    return value
+
+
 def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value or len(value) > 128:
@@ -455,7 +467,10 @@ def create_app(repo: Repository) -> Starlette:
     async def card(request: Request) -> Response:
         body = await json_object(request)
         resp = _hex(body, "response", optional=True)
-        return JSONResponse(await call(lambda: repo.exchange(request.path_params["sid"], resp)))
+        seq = _seq(body)
+        return JSONResponse(
+            await call(lambda: repo.exchange(request.path_params["sid"], resp, seq))
+        )
 
     async def reads(request: Request) -> Response:
         body = await json_object(request)

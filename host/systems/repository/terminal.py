@@ -178,8 +178,10 @@ class CounterTerminal:
             ServerRefused: the server's operation failed (status 409, its message).
         """
         response: str | None = None
+        seq = 0
         while True:
-            step = server.request("POST", path, {"response": response})
+            seq += 1  # numbered, so a duplicated poll is answered, not fed twice
+            step = server.request("POST", path, {"response": response, "seq": seq})
             if step.get("done"):
                 if "error" in step:
                     raise ServerRefused(409, str(step["error"]))
