@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from applets.biometric.iso19794 import Minutia, build_biometric_data
 from card import tlv
 from card.apdu import cla_with_channel
-from card.crypto.keys import P256, EcKeyPair, EcPublicKey
+from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.runtime import CardRuntime
 from card.sm.cvc import issue_cvc, parse_public_key_template, public_key_template
 from host.bio.session import BioSession
@@ -197,7 +197,6 @@ def make_card(
     *,
     rng_seed: int | bytes | None = None,
     card_ref: bytes = b"CARD0001",
-    image: str | None = None,
 ) -> CardRuntime:
     """A personalised, not yet issued card: the finger enrolled, the SM key certified by root.
 
@@ -207,7 +206,7 @@ def make_card(
     from applets.biometric import BiometricApplet
     from applets.repository import RepositoryCardApplet
 
-    rt = CardRuntime(image, rng_seed=rng_seed) if image else CardRuntime(rng_seed=rng_seed)
+    rt = CardRuntime(rng_seed=rng_seed)
     rt.install(BiometricApplet, BIO_AID, default=True)
     rt.install(RepositoryCardApplet, REPOSITORY_AID)
     rt.power_on()
@@ -223,10 +222,3 @@ def make_card(
     card.personalise(public_key_template(root.public), cert, build_biometric_data(finger))
     rt.reset()
     return rt
-
-
-def new_root(rng_seed: int | None = None) -> EcKeyPair:
-    """A root key for a test or a scenario (P-256)."""
-    from card.crypto.rng import CardRng
-
-    return EcKeyPair.generate(P256, CardRng(rng_seed) if rng_seed is not None else None)
