@@ -5,6 +5,7 @@
 #   pcsc-tools        pcsc_scan and scriptor, used by tests/integration
 #   opensc            opensc-tool, pkcs15-tool, pkcs11-tool, piv-tool: tests/integration
 #   yubico-piv-tool   the PIV interop tests (tests/integration/test_piv_pcsc.py)
+#   softhsm2          a PKCS#11 token for the repository system's HSM keys (tests/unit)
 #   chromium          headless, renders a scenario's HTML report in a test
 #   libpcsclite-dev   winscard.h and libpcsclite.so: pip builds pyscard from source
 #                     (it has no Linux wheel)
@@ -19,7 +20,7 @@
 # a second run installs nothing. Needs root (or sudo) and no TTY.
 set -euo pipefail
 
-packages=(pcscd vsmartcard-vpcd pcsc-tools opensc yubico-piv-tool libpcsclite-dev gcc python3-dev python3-venv chromium)
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc yubico-piv-tool libpcsclite-dev gcc python3-dev python3-venv softhsm2 chromium)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
