@@ -70,6 +70,10 @@ MIN_NP, MAX_NP = 4, 12
 GLOBAL_DIST = 14.0  # 1.4 mm
 GLOBAL_ANGLE = 4  # steps (22.5 degrees)
 GLOBAL_MIN_OVERLAP = 10  # minutiae: smaller common areas count as this large
+GLOBAL_DIST_SLOPE = 0.06  # the pairing tolerance grows by this per unit of distance from the seed
+GLOBAL_SEEDS = 3  # local alignments tried
+LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
+RADIUS_SPAN = 128
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
 DIST_TOL_SLOPE = 0.08
@@ -380,51 +384,88 @@ def compare(reference: Features, probe: Features) -> int:
     glob = _global(reference, probe, [chosen[p] for p in top], [lam[p] for p in top])
     # Both must agree: local structures alone are fooled by similar ridge flow, the
     # global pairing alone by a lucky alignment of a few minutiae.
-    score = math.sqrt(local * glob)
+    if local <= 0.0 or glob <= 0.0:
+        return 0
+    score = local**LOCAL_WEIGHT * glob ** (1.0 - LOCAL_WEIGHT)
     return max(0, min(SCORE_MAX, int(round(score * SCORE_MAX))))
 
 
 def _global(
     reference: Features, probe: Features, pairs: list[tuple[float, int, int]], weights: list[float]
 ) -> float:
-    """Share of minutiae that pair up once the probe is aligned on the given pairs."""
-    wsum = sum(weights)
-    if wsum <= 0.0:
+    """Share of minutiae that pair up under the best of a few local alignments.
+
+    No single rigid transform holds over a distorted print, so each of the
+    `GLOBAL_SEEDS` strongest pairs anchors its own alignment: the probe is turned
+    by the weighted mean rotation of the pairs compatible with the seed and
+    shifted so the seed's minutiae coincide; a probe minutia then pairs with the
+    nearest unpaired reference minutia within a distance tolerance that grows with
+    the distance from the seed (plastic distortion accumulates away from the
+    contact point) and within `GLOBAL_ANGLE`. The share is
+    paired^2 / (reference minutiae in the common area x probe minutiae in it).
+    """
+    k = len(pairs)
+    if k == 0:
         return 0.0
     ra, pa = reference.angles, probe.angles
-    cs = sn = 0.0
-    for (_, i, j), w in zip(pairs, weights, strict=True):
-        d = (ra[i] - pa[j]) * _STEP
-        cs += w * math.cos(d)
-        sn += w * math.sin(d)
-    rot = math.atan2(sn, cs)
+    rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
+    order = sorted(range(k), key=lambda p: weights[p], reverse=True)[:GLOBAL_SEEDS]
+    best = 0.0
+    for p in order:
+        _, i0, j0 = pairs[p]
+        cs = sn = 0.0
+        for (_, i, j), w in zip(pairs, weights, strict=True):
+            c = 1.0 if i == i0 else _compat_pairs(reference, probe, i0, j0, i, j)
+            if c > 0.0:
+                d = (ra[i] - pa[j]) * _STEP
+                cs += w * c * math.cos(d)
+                sn += w * c * math.sin(d)
+        rot = math.atan2(sn, cs)
+        best = max(best, _pair_up(reference, probe, i0, j0, rot))
+    return best
+
+
+def _compat_pairs(reference: Features, probe: Features, i1: int, j1: int, i2: int, j2: int) -> float:
+    return _compatibility(
+        reference.xs[i1], reference.ys[i1], reference.angles[i1] * _STEP,
+        reference.xs[i2], reference.ys[i2], reference.angles[i2] * _STEP,
+        probe.xs[j1], probe.ys[j1], probe.angles[j1] * _STEP,
+        probe.xs[j2], probe.ys[j2], probe.angles[j2] * _STEP,
+    )  # fmt: skip
+
+
+def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float) -> float:
+    """Pair every minutia under the alignment anchored at pair (i0, j0) turned by `rot`."""
     c, s = math.cos(rot), math.sin(rot)
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
-    mrx = sum(w * rx[i] for (_, i, _), w in zip(pairs, weights, strict=True)) / wsum
-    mry = sum(w * ry[i] for (_, i, _), w in zip(pairs, weights, strict=True)) / wsum
-    mpx = sum(w * px[j] for (_, _, j), w in zip(pairs, weights, strict=True)) / wsum
-    mpy = sum(w * py[j] for (_, _, j), w in zip(pairs, weights, strict=True)) / wsum
-    tx = mrx - (c * mpx - s * mpy)
-    ty = mry - (s * mpx + c * mpy)
+    ra, pa = reference.angles, probe.angles
+    ax, ay = rx[i0], ry[i0]
+    bx, by = px[j0], py[j0]
+    tx = ax - (c * bx - s * by)
+    ty = ay - (s * bx + c * by)
     rot_steps = rot / _STEP
     n, m = len(reference), len(probe)
-    # probe minutiae in the reference frame
     qx = [c * px[j] - s * py[j] + tx for j in range(m)]
     qy = [s * px[j] + c * py[j] + ty for j in range(m)]
     qa = [(pa[j] + rot_steps) % ANGLE_STEPS for j in range(m)]
-    d2max = GLOBAL_DIST * GLOBAL_DIST
+    reach = GLOBAL_DIST + GLOBAL_DIST_SLOPE * 2 * RADIUS_SPAN
+    half = ANGLE_STEPS / 2
     cand = []
     for i in range(n):
         xi, yi, ai = rx[i], ry[i], ra[i]
+        ddx, ddy = xi - ax, yi - ay
+        tol = GLOBAL_DIST + GLOBAL_DIST_SLOPE * math.sqrt(ddx * ddx + ddy * ddy)
+        tol2 = tol * tol
         for j in range(m):
             dx = qx[j] - xi
-            if -GLOBAL_DIST <= dx <= GLOBAL_DIST:
+            if -tol <= dx <= tol:
                 dy = qy[j] - yi
                 d2 = dx * dx + dy * dy
-                if d2 <= d2max:
-                    da = abs((qa[j] - ai + ANGLE_STEPS / 2) % ANGLE_STEPS - ANGLE_STEPS / 2)
+                if d2 <= tol2:
+                    da = abs((qa[j] - ai + half) % ANGLE_STEPS - half)
                     if da <= GLOBAL_ANGLE:
-                        cand.append((d2, i, j))
+                        cand.append((d2 / tol2, i, j))
+    del reach
     cand.sort()
     ui: set[int] = set()
     uj: set[int] = set()
