@@ -57,6 +57,7 @@ NS = 8  # spatial cells along a side
 ND = 6  # direction layers
 CELL = 2 * RADIUS / NS
 SPREAD = 0.9 * CELL  # a neighbour lights the cells whose centre is this close
+SPREAD_SLOPE = 0.0  # ... plus this much per unit of its distance from the centre
 DIR_TOLERANCE = 3  # steps (16.9 degrees) beyond a layer's own half-width
 HULL_MARGIN = 15  # 1.5 mm
 MIN_VALID_CELLS = 20  # spatial cells valid in both cylinders, else no similarity
@@ -67,12 +68,22 @@ RELAX_ITERATIONS = 5
 RELAX_WEIGHT = 0.5
 MIN_NP, MAX_NP = 4, 12
 # Global pairing after alignment: a probe minutia pairs with a reference one this close.
-GLOBAL_DIST = 14.0  # 1.4 mm
+GLOBAL_DIST = 8.0  # 0.8 mm
 GLOBAL_ANGLE = 4  # steps (22.5 degrees)
 GLOBAL_MIN_OVERLAP = 10  # minutiae: smaller common areas count as this large
-GLOBAL_DIST_SLOPE = 0.06  # the pairing tolerance grows by this per unit of distance from the seed
-GLOBAL_SEEDS = 3  # local alignments tried
-LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
+GLOBAL_DIST_SLOPE = 0.1  # the pairing tolerance grows by this per unit of distance from the seed
+GLOBAL_SEEDS = 6  # local alignments tried
+LOCAL_WEIGHT = 0.65  # the score is local^w x global^(1-w)
+OVERLAP_NP = False
+GLOBAL_MIN_SIM = 0.0
+GROW_DIST = 8.0  # 0.8 mm
+GROW_SLOPE = 0.12
+PLACE_WEIGHT = 0.3
+TYPE_MISMATCH = 0.4
+LOCAL_TYPE_MISMATCH = 1.0
+GROW_REACH = 80.0  # the widest tolerance assumes an anchor this far
+DEBUG: list | None = None
+_DBG = None
 RADIUS_SPAN = 128
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
@@ -97,19 +108,21 @@ _CENTRES = _cell_centres()
 #: cells inside the cylinder's disc
 _DISC = sum(1 << k for k, (cx, cy) in enumerate(_CENTRES) if cx * cx + cy * cy <= RADIUS * RADIUS)
 _DISC_CELLS = tuple(k for k in range(_CELLS) if _DISC >> k & 1)
-_REACH = RADIUS + SPREAD
+_REACH = RADIUS + SPREAD + SPREAD_SLOPE * RADIUS
 
 
 def _spatial_table() -> tuple[tuple[int, ...], ...]:
     """Spatial bits lit by a neighbour at each quantised offset (u, v) in the minutia's frame."""
     n = int(math.ceil(_REACH / _QUANT))
     rows = []
-    s2 = SPREAD * SPREAD
     for iv in range(-n, n + 1):
         row = []
         v = iv * _QUANT
         for iu in range(-n, n + 1):
             u = iu * _QUANT
+            # Distortion accumulates with distance: far neighbours light a wider patch.
+            spread = SPREAD + SPREAD_SLOPE * math.sqrt(u * u + v * v)
+            s2 = spread * spread
             mask = 0
             for k in _DISC_CELLS:
                 cx, cy = _CENTRES[k]
@@ -155,6 +168,7 @@ class Features:
     valid: tuple[int, ...]  # spatial validity mask of each cylinder
     neighbours: tuple[int, ...]
     region: _Region
+    kinds: tuple[int, ...] = ()  # the type bits (ISO/IEC 19794-2 §6.4.1)
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -211,7 +225,10 @@ def extract(template: bytes) -> Features:
         cylinders.append(cyl)
         valid.append(mask)
         neighbours.append(count)
-    return Features(xs, ys, angles, tuple(cylinders), tuple(valid), tuple(neighbours), region)
+    kinds = tuple(template[3 * i + 2] >> 6 for i in range(n))
+    return Features(
+        xs, ys, angles, tuple(cylinders), tuple(valid), tuple(neighbours), region, kinds
+    )
 
 
 class _Region:
@@ -309,6 +326,7 @@ def compare(reference: Features, probe: Features) -> int:
     rc, pc = reference.cylinders, probe.cylinders
     rv, pv = reference.valid, probe.valid
     repeat = _LAYER_REPEAT
+    rk, pk = reference.kinds, probe.kinds
     for i in range(n):
         ai, ci, vi = ra[i], rc[i], rv[i]
         if not ci:
@@ -331,10 +349,13 @@ def compare(reference: Features, probe: Features) -> int:
             if na < MIN_BITS or nb < MIN_BITS:
                 continue
             s = 1.0 - (a ^ b).bit_count() / (na + nb)
+            if rk and rk[i] and pk[j] and rk[i] != pk[j]:
+                s *= LOCAL_TYPE_MISMATCH
             if s > 0.0:
                 pairs.append((s, i, j))
     if not pairs:
         return 0
+    similar = {i * 256 + j: s for s, i, j in pairs}
     # 3. One-to-one selection of the best pairs.
     pairs.sort(reverse=True)
     used_r: set[int] = set()
@@ -376,14 +397,21 @@ def compare(reference: Features, probe: Features) -> int:
         ]
     # The n_P most efficient pairs (relaxed weight kept relative to the initial one).
     order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
-    n_p = _n_pairs(min(n, m))
+    # 4. Global consolidation: several local alignments, every minutia paired under each.
+    seeds = order[:MAX_NP]
+    glob, overlap = _global(
+        reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], similar
+    )
+    # Overlap-aware n_P: two partial impressions can share no more pairs than minutiae
+    # in their common area, so the local score averages over that many at most.
+    n_p = _n_pairs(min(n, m, overlap) if OVERLAP_NP else min(n, m))
     # Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
     top = order[:n_p]
     local = sum(lam[p] for p in top) / n_p
-    # 4. Global consolidation: align on the best pairs, then pair every minutia.
-    glob = _global(reference, probe, [chosen[p] for p in top], [lam[p] for p in top])
     # Both must agree: local structures alone are fooled by similar ridge flow, the
     # global pairing alone by a lucky alignment of a few minutiae.
+    if DEBUG is not None:
+        DEBUG.append(("local", local, n, m))
     if local <= 0.0 or glob <= 0.0:
         return 0
     score = local**LOCAL_WEIGHT * glob ** (1.0 - LOCAL_WEIGHT)
@@ -391,9 +419,14 @@ def compare(reference: Features, probe: Features) -> int:
 
 
 def _global(
-    reference: Features, probe: Features, pairs: list[tuple[float, int, int]], weights: list[float]
-) -> float:
-    """Share of minutiae that pair up under the best of a few local alignments.
+    reference: Features,
+    probe: Features,
+    pairs: list[tuple[float, int, int]],
+    weights: list[float],
+    similar: dict[int, float],
+) -> tuple[float, int]:
+    """Share of minutiae that pair up under the best of a few local alignments, and the
+    number of minutiae in the common area under that alignment.
 
     No single rigid transform holds over a distorted print, so each of the
     `GLOBAL_SEEDS` strongest pairs anchors its own alignment: the probe is turned
@@ -406,11 +439,11 @@ def _global(
     """
     k = len(pairs)
     if k == 0:
-        return 0.0
+        return 0.0, 0
     ra, pa = reference.angles, probe.angles
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
     order = sorted(range(k), key=lambda p: weights[p], reverse=True)[:GLOBAL_SEEDS]
-    best = 0.0
+    best = (0.0, 0)
     for p in order:
         _, i0, j0 = pairs[p]
         cs = sn = 0.0
@@ -421,7 +454,10 @@ def _global(
                 cs += w * c * math.cos(d)
                 sn += w * c * math.sin(d)
         rot = math.atan2(sn, cs)
-        best = max(best, _pair_up(reference, probe, i0, j0, rot))
+        r = _pair_up(reference, probe, i0, j0, rot, similar)
+        if DEBUG is not None:
+            DEBUG.append(_DBG)
+        best = max(best, r)
     return best
 
 
@@ -434,7 +470,9 @@ def _compat_pairs(reference: Features, probe: Features, i1: int, j1: int, i2: in
     )  # fmt: skip
 
 
-def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float) -> float:
+def _pair_up(
+    reference: Features, probe: Features, i0: int, j0: int, rot: float, similar: dict[int, float]
+) -> tuple[float, int]:
     """Pair every minutia under the alignment anchored at pair (i0, j0) turned by `rot`."""
     c, s = math.cos(rot), math.sin(rot)
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
@@ -448,34 +486,67 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
     qx = [c * px[j] - s * py[j] + tx for j in range(m)]
     qy = [s * px[j] + c * py[j] + ty for j in range(m)]
     qa = [(pa[j] + rot_steps) % ANGLE_STEPS for j in range(m)]
-    reach = GLOBAL_DIST + GLOBAL_DIST_SLOPE * 2 * RADIUS_SPAN
     half = ANGLE_STEPS / 2
-    cand = []
+    # Candidates: probe minutiae within the widest tolerance and the angle tolerance.
+    wide = GROW_DIST + GROW_SLOPE * GROW_REACH
+    wide2 = wide * wide
+    cands: list[list[int]] = [[] for _ in range(n)]
     for i in range(n):
         xi, yi, ai = rx[i], ry[i], ra[i]
-        ddx, ddy = xi - ax, yi - ay
-        tol = GLOBAL_DIST + GLOBAL_DIST_SLOPE * math.sqrt(ddx * ddx + ddy * ddy)
-        tol2 = tol * tol
+        row = cands[i]
         for j in range(m):
             dx = qx[j] - xi
-            if -tol <= dx <= tol:
+            if -wide <= dx <= wide:
                 dy = qy[j] - yi
-                d2 = dx * dx + dy * dy
-                if d2 <= tol2:
-                    da = abs((qa[j] - ai + half) % ANGLE_STEPS - half)
-                    if da <= GLOBAL_ANGLE:
-                        cand.append((d2 / tol2, i, j))
-    del reach
-    cand.sort()
-    ui: set[int] = set()
-    uj: set[int] = set()
-    matched = 0
-    for _, i, j in cand:
-        if i in ui or j in uj:
+                if dx * dx + dy * dy <= wide2:
+                    if abs((qa[j] - ai + half) % ANGLE_STEPS - half) <= GLOBAL_ANGLE:
+                        row.append(j)
+    # Grow from the seed outwards: each reference minutia looks for its mate where the
+    # nearest pair already made predicts it (that pair's own residual offset), within a
+    # tolerance growing with the distance to that pair. Distortion is smooth, so nearby
+    # pairs move together even when the whole print does not move rigidly.
+    order = sorted(range(n), key=lambda i: (rx[i] - ax) ** 2 + (ry[i] - ay) ** 2)
+    anchors = [(ax, ay, 0.0, 0.0)]  # position, residual offset (reference - aligned probe)
+    uj = {j0}
+    matched = 1
+    weight = 1.0
+    rk, pk = reference.kinds, probe.kinds
+    for i in order:
+        if i == i0 or not cands[i]:
             continue
-        ui.add(i)
-        uj.add(j)
-        matched += 1
+        xi, yi = rx[i], ry[i]
+        best_d2 = math.inf
+        ox = oy = 0.0
+        for bx_, by_, ox_, oy_ in anchors:
+            d2 = (bx_ - xi) ** 2 + (by_ - yi) ** 2
+            if d2 < best_d2:
+                best_d2, ox, oy = d2, ox_, oy_
+        tol = GROW_DIST + GROW_SLOPE * math.sqrt(best_d2)
+        tol2 = tol * tol
+        pick = -1
+        limit2 = tol2
+        for j in cands[i]:
+            if j in uj:
+                continue
+            dx = qx[j] + ox - xi
+            dy = qy[j] + oy - yi
+            d2 = dx * dx + dy * dy
+            if d2 <= limit2:
+                limit2, pick = d2, j
+        if pick >= 0:
+            uj.add(pick)
+            matched += 1
+            anchors.append((xi, yi, xi - qx[pick], yi - qy[pick]))
+            # A pair's weight: closer in place and direction, and of the same type, is
+            # likelier a true mate than a chance neighbour inside the tolerance.
+            da = abs((qa[pick] - ra[i] + half) % ANGLE_STEPS - half)
+            wgt = (1.0 - PLACE_WEIGHT * math.sqrt(limit2 / tol2)) * (
+                1.0 - PLACE_WEIGHT * da / (GLOBAL_ANGLE + 1)
+            )
+            ki, kj = rk[i], pk[pick] if pk else 0
+            if rk and ki and kj and ki != kj:
+                wgt *= TYPE_MISMATCH
+            weight += wgt
     # Overlap: reference minutiae inside the probe's area, probe minutiae inside the reference's.
     preg, rreg = probe.region, reference.region
     ov_r = 0
@@ -484,9 +555,12 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
         if preg.contains(c * x + s * y, -s * x + c * y):
             ov_r += 1
     ov_p = sum(1 for j in range(m) if rreg.contains(qx[j], qy[j]))
+    common = max(min(ov_r, ov_p), matched)
+    global _DBG
+    _DBG = (weight, ov_r, ov_p)
     ov_r = max(ov_r, GLOBAL_MIN_OVERLAP, matched)
     ov_p = max(ov_p, GLOBAL_MIN_OVERLAP, matched)
-    return matched * matched / (ov_r * ov_p)
+    return weight * weight / (ov_r * ov_p), common
 
 
 def _n_pairs(size: int) -> int:

@@ -139,6 +139,14 @@ def make_impression(
     finger: Finger, seed: int, impression: int, d: Difficulty = HARD
 ) -> tuple[Minutia, ...]:
     """The compact-card minutiae of one capture of `finger` (see the module docstring)."""
+    return tuple(m for m, _ in make_labelled_impression(finger, seed, impression, d))
+
+
+def make_labelled_impression(
+    finger: Finger, seed: int, impression: int, d: Difficulty = HARD
+) -> tuple[tuple[Minutia, int], ...]:
+    """`make_impression` with each minutia's master index (-1 for a spurious one): the
+    ground truth of which minutiae two impressions share."""
     rng = _rng("impression", d.name, seed, finger.index, impression)
     # 1. plastic distortion
     cx, cy = rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0)
@@ -182,8 +190,8 @@ def make_impression(
     def on_finger(x: float, y: float) -> bool:
         return (2 * x / FINGER_WIDTH) ** 2 + (2 * y / FINGER_HEIGHT) ** 2 <= 1.0
 
-    out: list[tuple[float, float, float, int]] = []
-    for m in finger.minutiae:
+    out: list[tuple[float, float, float, int, int]] = []
+    for index, m in enumerate(finger.minutiae):
         x1, y1 = distort(m.x, m.y)
         x2, y2 = distort(m.x + 0.2 * math.cos(m.theta), m.y + 0.2 * math.sin(m.theta))
         theta = math.atan2(y2 - y1, x2 - x1) + rot
@@ -195,9 +203,8 @@ def make_impression(
         kind = m.kind
         if rng.random() < d.type_flip:
             kind = 3 - kind  # ending <-> bifurcation
-        out.append(
-            (sx + rng.gauss(0, pos_sd), sy + rng.gauss(0, pos_sd), theta + rng.gauss(0, ang_sd), kind)
-        )
+        x, y = sx + rng.gauss(0, pos_sd), sy + rng.gauss(0, pos_sd)
+        out.append((x, y, theta + rng.gauss(0, ang_sd), kind, index))
     n_spurious = int(round(len(out) * rng.uniform(*d.spurious_rate)))
     for _ in range(n_spurious):
         for _attempt in range(30):
@@ -210,7 +217,7 @@ def make_impression(
             continue
         theta = finger.orientation(fx, fy) + rot + (math.pi if rng.random() < 0.5 else 0.0)
         kind = MinutiaType.RIDGE_ENDING if rng.random() < 0.55 else MinutiaType.BIFURCATION
-        out.append((sx, sy, theta + rng.gauss(0, 2 * ang_sd), int(kind)))
+        out.append((sx, sy, theta + rng.gauss(0, 2 * ang_sd), int(kind), -1))
     rng.shuffle(out)
     return _to_card(out, d.max_minutiae)
 
@@ -220,17 +227,19 @@ def make_impression(
 _ORIGIN_MM = 12.75
 
 
-def _to_card(pts: list[tuple[float, float, float, int]], max_minutiae: int) -> tuple[Minutia, ...]:
+def _to_card(
+    pts: list[tuple[float, float, float, int, int]], max_minutiae: int
+) -> tuple[tuple[Minutia, int], ...]:
     if len(pts) > max_minutiae:
         mx = sum(p[0] for p in pts) / len(pts)
         my = sum(p[1] for p in pts) / len(pts)
         pts = sorted(pts, key=lambda p: (p[0] - mx) ** 2 + (p[1] - my) ** 2)[:max_minutiae]
     out = []
-    for x, y, theta, kind in pts:
+    for x, y, theta, kind, index in pts:
         cx = min(max(int(round((x + _ORIGIN_MM) * 10)), 0), 255)
         cy = min(max(int(round((_ORIGIN_MM - y) * 10)), 0), 255)
         a = int(round(theta / (2 * math.pi) * ANGLE_STEPS)) % ANGLE_STEPS
-        out.append(Minutia(cx, cy, int(kind), a))
+        out.append((Minutia(cx, cy, int(kind), a), index))
     return tuple(out)
 
 
