@@ -66,6 +66,7 @@ MAX_ROTATION = 10  # steps: 56 degrees between a reference and a probe minutia
 MAX_PAIRS = 24
 RELAX_ITERATIONS = 5
 RELAX_WEIGHT = 0.5
+RELAX_SUPPORT = 1000
 MIN_NP, MAX_NP = 4, 12
 # Global pairing after alignment: a probe minutia pairs with a reference one this close.
 GLOBAL_DIST = 8.0  # 0.8 mm
@@ -73,17 +74,22 @@ GLOBAL_ANGLE = 4  # steps (22.5 degrees)
 GLOBAL_MIN_OVERLAP = 10  # minutiae: smaller common areas count as this large
 GLOBAL_DIST_SLOPE = 0.1  # the pairing tolerance grows by this per unit of distance from the seed
 GLOBAL_SEEDS = 6  # local alignments tried
-LOCAL_WEIGHT = 0.65  # the score is local^w x global^(1-w)
+LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
 OVERLAP_NP = False
+OVERLAP_EXPONENT = 0.75
 GLOBAL_MIN_SIM = 0.0
 GROW_DIST = 8.0  # 0.8 mm
 GROW_SLOPE = 0.12
 PLACE_WEIGHT = 0.3
+WIDE_ANGLE = 7  # steps: candidates before the local turn is known
 TYPE_MISMATCH = 0.4
 LOCAL_TYPE_MISMATCH = 1.0
+GROW_DRIFT = 1000.0  # the largest offset from the seed's alignment
+FIELD_SOFT = 400.0  # (0.1 mm)^2: residuals are weighted 1 / (d^2 + this)
 GROW_REACH = 80.0  # the widest tolerance assumes an anchor this far
 DEBUG: list | None = None
 _DBG = None
+_PAIRS: list = []
 RADIUS_SPAN = 128
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
@@ -390,9 +396,12 @@ def compare(reference: Features, probe: Features) -> int:
     lam0 = [c[0] for c in chosen]
     lam = lam0[:]
     w = RELAX_WEIGHT
+    # Support is counted against at most RELAX_SUPPORT other pairs: two partial impressions
+    # share few minutiae, and a true pair must not be drowned by the many chance ones.
+    norm = min(k - 1, RELAX_SUPPORT)
     for _ in range(RELAX_ITERATIONS):
         lam = [
-            w * lam[p] + (1 - w) * sum(rho[p][q] * lam[q] for q in range(k)) / (k - 1)
+            min(lam0[p], w * lam[p] + (1 - w) * sum(rho[p][q] * lam[q] for q in range(k)) / norm)
             for p in range(k)
         ]
     # The n_P most efficient pairs (relaxed weight kept relative to the initial one).
@@ -499,16 +508,20 @@ def _pair_up(
             if -wide <= dx <= wide:
                 dy = qy[j] - yi
                 if dx * dx + dy * dy <= wide2:
-                    if abs((qa[j] - ai + half) % ANGLE_STEPS - half) <= GLOBAL_ANGLE:
+                    if abs((qa[j] - ai + half) % ANGLE_STEPS - half) <= WIDE_ANGLE:
                         row.append(j)
     # Grow from the seed outwards: each reference minutia looks for its mate where the
     # nearest pair already made predicts it (that pair's own residual offset), within a
     # tolerance growing with the distance to that pair. Distortion is smooth, so nearby
     # pairs move together even when the whole print does not move rigidly.
     order = sorted(range(n), key=lambda i: (rx[i] - ax) ** 2 + (ry[i] - ay) ** 2)
-    anchors = [(ax, ay, 0.0, 0.0)]  # position, residual offset (reference - aligned probe)
+    # position, residual offset (reference - aligned probe) and residual turn of each pair
+    anchors = [(ax, ay, 0.0, 0.0, _fold(ra[i0] - qa[j0]))]
     uj = {j0}
     matched = 1
+    if DEBUG is not None:
+        _PAIRS.clear()
+        _PAIRS.append((i0, j0))
     weight = 1.0
     rk, pk = reference.kinds, probe.kinds
     for i in order:
@@ -516,30 +529,41 @@ def _pair_up(
             continue
         xi, yi = rx[i], ry[i]
         best_d2 = math.inf
-        ox = oy = 0.0
-        for bx_, by_, ox_, oy_ in anchors:
+        # The expected offset there: the pairs' residuals, weighted by closeness (a
+        # smooth displacement field, which also averages their own position noise).
+        sw = sx = sy = sa = 0.0
+        for bx_, by_, ox_, oy_, oa_ in anchors:
             d2 = (bx_ - xi) ** 2 + (by_ - yi) ** 2
             if d2 < best_d2:
-                best_d2, ox, oy = d2, ox_, oy_
+                best_d2 = d2
+            wgt = 1.0 / (d2 + FIELD_SOFT)
+            sw += wgt
+            sx += wgt * ox_
+            sy += wgt * oy_
+            sa += wgt * oa_
+        ox, oy, oa = sx / sw, sy / sw, sa / sw
         tol = GROW_DIST + GROW_SLOPE * math.sqrt(best_d2)
         tol2 = tol * tol
         pick = -1
         limit2 = tol2
+        ai = ra[i] - oa
         for j in cands[i]:
-            if j in uj:
+            if j in uj or abs(_fold(qa[j] - ai)) > GLOBAL_ANGLE:
                 continue
             dx = qx[j] + ox - xi
             dy = qy[j] + oy - yi
             d2 = dx * dx + dy * dy
             if d2 <= limit2:
                 limit2, pick = d2, j
-        if pick >= 0:
+        if pick >= 0 and (xi - qx[pick]) ** 2 + (yi - qy[pick]) ** 2 <= GROW_DRIFT * GROW_DRIFT:
             uj.add(pick)
             matched += 1
-            anchors.append((xi, yi, xi - qx[pick], yi - qy[pick]))
+            anchors.append((xi, yi, xi - qx[pick], yi - qy[pick], _fold(ra[i] - qa[pick])))
+            if DEBUG is not None:
+                _PAIRS.append((i, pick))
             # A pair's weight: closer in place and direction, and of the same type, is
             # likelier a true mate than a chance neighbour inside the tolerance.
-            da = abs((qa[pick] - ra[i] + half) % ANGLE_STEPS - half)
+            da = abs(_fold(qa[pick] - ai))
             wgt = (1.0 - PLACE_WEIGHT * math.sqrt(limit2 / tol2)) * (
                 1.0 - PLACE_WEIGHT * da / (GLOBAL_ANGLE + 1)
             )
@@ -557,10 +581,15 @@ def _pair_up(
     ov_p = sum(1 for j in range(m) if rreg.contains(qx[j], qy[j]))
     common = max(min(ov_r, ov_p), matched)
     global _DBG
-    _DBG = (weight, ov_r, ov_p)
+    _DBG = (weight, ov_r, ov_p, list(_PAIRS) if DEBUG is not None else None)
     ov_r = max(ov_r, GLOBAL_MIN_OVERLAP, matched)
     ov_p = max(ov_p, GLOBAL_MIN_OVERLAP, matched)
-    return weight * weight / (ov_r * ov_p), common
+    return weight * weight / (ov_r * ov_p) ** OVERLAP_EXPONENT, common
+
+
+def _fold(d: float) -> float:
+    """An angle difference in steps folded into [-32, 32)."""
+    return (d + ANGLE_STEPS / 2) % ANGLE_STEPS - ANGLE_STEPS / 2
 
 
 def _n_pairs(size: int) -> int:
