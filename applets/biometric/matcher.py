@@ -20,22 +20,28 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
 2. Local similarity (`compare`). For every reference/probe pair whose
    directions differ by at most `MAX_ROTATION`, the similarity of their
    cylinders on the cells valid in both (1 - |a xor b| / (|a| + |b|)).
-3. Consolidation. The best `MAX_PAIRS` one-to-one pairs are refined by
-   relaxation: a pair keeps its weight only if other pairs are geometrically
-   compatible with it (distances, relative directions and radial angles agree
-   within tolerances that widen with distance, for elastic distortion). The
-   local score is the mean relaxed similarity of the `n_P` most efficient
-   pairs (fewer surviving pairs count as zeros).
-4. Global pairing. The probe is aligned on those pairs (weighted mean rotation
-   and translation), every minutia pairs with the nearest unpaired one within
-   `GLOBAL_DIST` and `GLOBAL_ANGLE`, and the global score is
-   paired^2 / (reference minutiae in the common area x probe minutiae in it).
-   The score is the geometric mean of the local and global scores.
+3. Relaxation. The best `MAX_PAIRS` one-to-one pairs are refined: a pair
+   keeps its weight only if other pairs are geometrically compatible with it
+   (distances, relative directions and radial angles agree within tolerances
+   that widen with distance, for elastic distortion). The local score is the
+   mean relaxed similarity of the `n_P` most efficient pairs (fewer surviving
+   pairs count as zeros).
+4. Consolidation without one rigid transform (`_global`, `_pair_up`). Each of
+   the `GLOBAL_SEEDS` strongest relaxed pairs seeds a region growing: minutiae
+   are paired outwards from the seed, each where the pairs already made nearby
+   predict its mate (a smooth displacement field, as plastic distortion is),
+   within tolerances that are tight next to made pairs and grow with the
+   distance from them. Pairs weigh by their residual error and by whether
+   their types agree. The global score is W^2 / (r x p)^0.75, W the summed pair
+   weight and r, p the minutiae of each template inside the other's area: a
+   score normalised by how many minutiae the two impressions can share.
+   The score is local^0.5 x global^0.5.
 
 Bounds, as a card would have them: at most `MAX_MINUTIAE` minutiae a template
 (the BIT declares it), cylinders of `NS*NS*ND` bits, an n x m similarity table,
 at most `MAX_PAIRS` pairs in the relaxation and `RELAX_ITERATIONS` rounds: the
-work is O(n*m + MAX_PAIRS^2) and the memory O(n*m) small numbers.
+work is O(n*m + MAX_PAIRS^2 + GLOBAL_SEEDS * (n*m + n^2)) and the memory
+O(n*m) small numbers.
 
 Units are the compact card format's: coordinates in 0.1 mm, angles in 5.625
 degree steps (ISO/IEC 19794-2:2005 §8.2). The score is an integer 0..SCORE_MAX.
@@ -57,7 +63,6 @@ NS = 8  # spatial cells along a side
 ND = 6  # direction layers
 CELL = 2 * RADIUS / NS
 SPREAD = 0.9 * CELL  # a neighbour lights the cells whose centre is this close
-SPREAD_SLOPE = 0.0  # ... plus this much per unit of its distance from the centre
 DIR_TOLERANCE = 3  # steps (16.9 degrees) beyond a layer's own half-width
 HULL_MARGIN = 15  # 1.5 mm
 MIN_VALID_CELLS = 20  # spatial cells valid in both cylinders, else no similarity
@@ -66,31 +71,20 @@ MAX_ROTATION = 10  # steps: 56 degrees between a reference and a probe minutia
 MAX_PAIRS = 24
 RELAX_ITERATIONS = 5
 RELAX_WEIGHT = 0.5
-RELAX_SUPPORT = 1000
 MIN_NP, MAX_NP = 4, 12
-# Global pairing after alignment: a probe minutia pairs with a reference one this close.
-GLOBAL_DIST = 8.0  # 0.8 mm
-GLOBAL_ANGLE = 4  # steps (22.5 degrees)
+# Consolidation (`_global`, `_pair_up`): region growing from a few seed pairs.
+GLOBAL_SEEDS = 6  # seed pairs tried, the strongest after relaxation
+GLOBAL_ANGLE = 4  # steps (22.5 degrees) from the direction the nearby pairs predict
+WIDE_ANGLE = 7  # steps: the candidates' prefilter, before the local turn is known
+GROW_DIST = 8.0  # 0.8 mm: the place tolerance next to a made pair ...
+GROW_SLOPE = 0.12  # ... growing by this per unit of distance to the nearest made pair
+GROW_REACH = 80.0  # the prefilter allows for a nearest pair this far (8 mm)
+FIELD_SOFT = 400.0  # (0.1 mm)^2: a pair's residual weighs 1 / (d^2 + this)
+PLACE_WEIGHT = 0.3  # a pair at the edge of the tolerances weighs this much less
+TYPE_MISMATCH = 0.4  # a pair of an ending and a bifurcation weighs this much
 GLOBAL_MIN_OVERLAP = 10  # minutiae: smaller common areas count as this large
-GLOBAL_DIST_SLOPE = 0.1  # the pairing tolerance grows by this per unit of distance from the seed
-GLOBAL_SEEDS = 6  # local alignments tried
-LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
-OVERLAP_NP = False
 OVERLAP_EXPONENT = 0.75
-GLOBAL_MIN_SIM = 0.0
-GROW_DIST = 8.0  # 0.8 mm
-GROW_SLOPE = 0.12
-PLACE_WEIGHT = 0.3
-WIDE_ANGLE = 7  # steps: candidates before the local turn is known
-TYPE_MISMATCH = 0.4
-LOCAL_TYPE_MISMATCH = 1.0
-GROW_DRIFT = 1000.0  # the largest offset from the seed's alignment
-FIELD_SOFT = 400.0  # (0.1 mm)^2: residuals are weighted 1 / (d^2 + this)
-GROW_REACH = 80.0  # the widest tolerance assumes an anchor this far
-DEBUG: list | None = None
-_DBG = None
-_PAIRS: list = []
-RADIUS_SPAN = 128
+LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
 DIST_TOL_SLOPE = 0.08
@@ -114,21 +108,19 @@ _CENTRES = _cell_centres()
 #: cells inside the cylinder's disc
 _DISC = sum(1 << k for k, (cx, cy) in enumerate(_CENTRES) if cx * cx + cy * cy <= RADIUS * RADIUS)
 _DISC_CELLS = tuple(k for k in range(_CELLS) if _DISC >> k & 1)
-_REACH = RADIUS + SPREAD + SPREAD_SLOPE * RADIUS
+_REACH = RADIUS + SPREAD
 
 
 def _spatial_table() -> tuple[tuple[int, ...], ...]:
     """Spatial bits lit by a neighbour at each quantised offset (u, v) in the minutia's frame."""
     n = int(math.ceil(_REACH / _QUANT))
     rows = []
+    s2 = SPREAD * SPREAD
     for iv in range(-n, n + 1):
         row = []
         v = iv * _QUANT
         for iu in range(-n, n + 1):
             u = iu * _QUANT
-            # Distortion accumulates with distance: far neighbours light a wider patch.
-            spread = SPREAD + SPREAD_SLOPE * math.sqrt(u * u + v * v)
-            s2 = spread * spread
             mask = 0
             for k in _DISC_CELLS:
                 cx, cy = _CENTRES[k]
@@ -332,7 +324,6 @@ def compare(reference: Features, probe: Features) -> int:
     rc, pc = reference.cylinders, probe.cylinders
     rv, pv = reference.valid, probe.valid
     repeat = _LAYER_REPEAT
-    rk, pk = reference.kinds, probe.kinds
     for i in range(n):
         ai, ci, vi = ra[i], rc[i], rv[i]
         if not ci:
@@ -355,13 +346,10 @@ def compare(reference: Features, probe: Features) -> int:
             if na < MIN_BITS or nb < MIN_BITS:
                 continue
             s = 1.0 - (a ^ b).bit_count() / (na + nb)
-            if rk and rk[i] and pk[j] and rk[i] != pk[j]:
-                s *= LOCAL_TYPE_MISMATCH
             if s > 0.0:
                 pairs.append((s, i, j))
     if not pairs:
         return 0
-    similar = {i * 256 + j: s for s, i, j in pairs}
     # 3. One-to-one selection of the best pairs.
     pairs.sort(reverse=True)
     used_r: set[int] = set()
@@ -396,9 +384,7 @@ def compare(reference: Features, probe: Features) -> int:
     lam0 = [c[0] for c in chosen]
     lam = lam0[:]
     w = RELAX_WEIGHT
-    # Support is counted against at most RELAX_SUPPORT other pairs: two partial impressions
-    # share few minutiae, and a true pair must not be drowned by the many chance ones.
-    norm = min(k - 1, RELAX_SUPPORT)
+    norm = k - 1
     for _ in range(RELAX_ITERATIONS):
         lam = [
             min(lam0[p], w * lam[p] + (1 - w) * sum(rho[p][q] * lam[q] for q in range(k)) / norm)
@@ -408,19 +394,13 @@ def compare(reference: Features, probe: Features) -> int:
     order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
     # 4. Global consolidation: several local alignments, every minutia paired under each.
     seeds = order[:MAX_NP]
-    glob, overlap = _global(
-        reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], similar
-    )
-    # Overlap-aware n_P: two partial impressions can share no more pairs than minutiae
-    # in their common area, so the local score averages over that many at most.
-    n_p = _n_pairs(min(n, m, overlap) if OVERLAP_NP else min(n, m))
+    glob = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds])
+    n_p = _n_pairs(min(n, m))
     # Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
     top = order[:n_p]
     local = sum(lam[p] for p in top) / n_p
     # Both must agree: local structures alone are fooled by similar ridge flow, the
     # global pairing alone by a lucky alignment of a few minutiae.
-    if DEBUG is not None:
-        DEBUG.append(("local", local, n, m))
     if local <= 0.0 or glob <= 0.0:
         return 0
     score = local**LOCAL_WEIGHT * glob ** (1.0 - LOCAL_WEIGHT)
@@ -432,27 +412,20 @@ def _global(
     probe: Features,
     pairs: list[tuple[float, int, int]],
     weights: list[float],
-    similar: dict[int, float],
-) -> tuple[float, int]:
-    """Share of minutiae that pair up under the best of a few local alignments, and the
-    number of minutiae in the common area under that alignment.
+) -> float:
+    """The best consolidation over a few seeds (see `_pair_up`), 0..1.
 
     No single rigid transform holds over a distorted print, so each of the
-    `GLOBAL_SEEDS` strongest pairs anchors its own alignment: the probe is turned
-    by the weighted mean rotation of the pairs compatible with the seed and
-    shifted so the seed's minutiae coincide; a probe minutia then pairs with the
-    nearest unpaired reference minutia within a distance tolerance that grows with
-    the distance from the seed (plastic distortion accumulates away from the
-    contact point) and within `GLOBAL_ANGLE`. The share is
-    paired^2 / (reference minutiae in the common area x probe minutiae in it).
+    `GLOBAL_SEEDS` strongest relaxed pairs seeds its own: the probe is turned by
+    the mean rotation of the pairs compatible with the seed (weighted by relaxed
+    weight x compatibility) and shifted so the seed's minutiae coincide.
     """
     k = len(pairs)
     if k == 0:
-        return 0.0, 0
+        return 0.0
     ra, pa = reference.angles, probe.angles
-    rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
     order = sorted(range(k), key=lambda p: weights[p], reverse=True)[:GLOBAL_SEEDS]
-    best = (0.0, 0)
+    best = 0.0
     for p in order:
         _, i0, j0 = pairs[p]
         cs = sn = 0.0
@@ -463,14 +436,13 @@ def _global(
                 cs += w * c * math.cos(d)
                 sn += w * c * math.sin(d)
         rot = math.atan2(sn, cs)
-        r = _pair_up(reference, probe, i0, j0, rot, similar)
-        if DEBUG is not None:
-            DEBUG.append(_DBG)
-        best = max(best, r)
+        best = max(best, _pair_up(reference, probe, i0, j0, rot))
     return best
 
 
-def _compat_pairs(reference: Features, probe: Features, i1: int, j1: int, i2: int, j2: int) -> float:
+def _compat_pairs(
+    reference: Features, probe: Features, i1: int, j1: int, i2: int, j2: int
+) -> float:
     return _compatibility(
         reference.xs[i1], reference.ys[i1], reference.angles[i1] * _STEP,
         reference.xs[i2], reference.ys[i2], reference.angles[i2] * _STEP,
@@ -479,10 +451,23 @@ def _compat_pairs(reference: Features, probe: Features, i1: int, j1: int, i2: in
     )  # fmt: skip
 
 
-def _pair_up(
-    reference: Features, probe: Features, i0: int, j0: int, rot: float, similar: dict[int, float]
-) -> tuple[float, int]:
-    """Pair every minutia under the alignment anchored at pair (i0, j0) turned by `rot`."""
+def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float) -> float:
+    """Pair the minutiae outwards from the seed pair (i0, j0), the probe turned by `rot`.
+
+    Region growing under a smooth displacement field: reference minutiae are
+    visited in order of distance from the seed; each looks for its mate where the
+    pairs already made predict it (their residual offsets and turns, weighted by
+    1 / (d^2 + FIELD_SOFT)), within `GROW_DIST` + `GROW_SLOPE` x the distance to
+    the nearest made pair and within `GLOBAL_ANGLE` of the predicted direction.
+    So the tolerance is tight next to known pairs and the alignment bends with
+    the skin instead of holding one rigid transform over the whole print.
+
+    Each pair weighs 1 less up to `PLACE_WEIGHT` for its distance and direction
+    error, times `TYPE_MISMATCH` when both types are known and differ. The result
+    is W^2 / (r x p)^OVERLAP_EXPONENT with W the summed weight and r, p the
+    reference and probe minutiae inside the other's area (at least
+    `GLOBAL_MIN_OVERLAP`): normalised by how many minutiae the two could share.
+    """
     c, s = math.cos(rot), math.sin(rot)
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
     ra, pa = reference.angles, probe.angles
@@ -519,9 +504,6 @@ def _pair_up(
     anchors = [(ax, ay, 0.0, 0.0, _fold(ra[i0] - qa[j0]))]
     uj = {j0}
     matched = 1
-    if DEBUG is not None:
-        _PAIRS.clear()
-        _PAIRS.append((i0, j0))
     weight = 1.0
     rk, pk = reference.kinds, probe.kinds
     for i in order:
@@ -555,12 +537,11 @@ def _pair_up(
             d2 = dx * dx + dy * dy
             if d2 <= limit2:
                 limit2, pick = d2, j
-        if pick >= 0 and (xi - qx[pick]) ** 2 + (yi - qy[pick]) ** 2 <= GROW_DRIFT * GROW_DRIFT:
+        if pick >= 0:
             uj.add(pick)
             matched += 1
             anchors.append((xi, yi, xi - qx[pick], yi - qy[pick], _fold(ra[i] - qa[pick])))
-            if DEBUG is not None:
-                _PAIRS.append((i, pick))
+
             # A pair's weight: closer in place and direction, and of the same type, is
             # likelier a true mate than a chance neighbour inside the tolerance.
             da = abs(_fold(qa[pick] - ai))
@@ -579,12 +560,9 @@ def _pair_up(
         if preg.contains(c * x + s * y, -s * x + c * y):
             ov_r += 1
     ov_p = sum(1 for j in range(m) if rreg.contains(qx[j], qy[j]))
-    common = max(min(ov_r, ov_p), matched)
-    global _DBG
-    _DBG = (weight, ov_r, ov_p, list(_PAIRS) if DEBUG is not None else None)
     ov_r = max(ov_r, GLOBAL_MIN_OVERLAP, matched)
     ov_p = max(ov_p, GLOBAL_MIN_OVERLAP, matched)
-    return weight * weight / (ov_r * ov_p) ** OVERLAP_EXPONENT, common
+    return min(1.0, weight * weight / (ov_r * ov_p) ** OVERLAP_EXPONENT)
 
 
 def _fold(d: float) -> float:

@@ -191,3 +191,23 @@ def plot_det(
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, format="png")
     plt.close(fig)
+
+
+def wilson_interval(errors: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of an error rate `errors / trials` (ISO/IEC 19795-1 §B.2
+    asks for the uncertainty of every rate; Wilson behaves at 0 and at small counts, where
+    the normal approximation does not).
+    """
+    if trials <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = errors / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fnmr_interval(rate: float, genuine: int, confidence: float = 0.95) -> tuple[float, float]:
+    """`wilson_interval` of an FNMR given as a rate over `genuine` comparisons."""
+    return wilson_interval(int(round(rate * genuine)), genuine, confidence)

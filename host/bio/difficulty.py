@@ -168,8 +168,9 @@ def make_labelled_impression(
 
     # 2. pose
     rot = math.radians(rng.uniform(-d.rotation_deg, d.rotation_deg))
-    px, py = rng.uniform(-d.translation_mm, d.translation_mm), rng.uniform(
-        -d.translation_mm, d.translation_mm
+    px, py = (
+        rng.uniform(-d.translation_mm, d.translation_mm),
+        rng.uniform(-d.translation_mm, d.translation_mm),
     )
     cr, sr = math.cos(rot), math.sin(rot)
     # 3. window

@@ -40,8 +40,9 @@ from applets.biometric import matcher
 from applets.biometric.applet import BIO_AID, DEFAULT_ADMIN_KEY, DEFAULT_THRESHOLD, BiometricApplet
 from applets.biometric.iso19794 import encode_minutiae
 from card.runtime import CardRuntime
-from host.bio import det
+from host.bio import det, difficulty
 from host.bio.bozorth import Bozorth3, BozorthUnavailable
+from host.bio.mcc import Mcc, MccUnavailable
 from host.bio.session import BioSession, policy_object
 from host.bio.synthetic import DEFAULT_MODEL, Dataset, Model, make_dataset
 from host.readers.inprocess import InProcessReader
@@ -64,6 +65,9 @@ class EvalConfig:
     threshold: int = DEFAULT_THRESHOLD
     model: Model = DEFAULT_MODEL
     bozorth: bool = True
+    #: a named setting of `host.bio.difficulty` (easy/medium/hard) instead of `model`
+    setting: str | None = None
+    mcc: bool = True
 
 
 @dataclass
@@ -87,6 +91,7 @@ class MatcherResult:
                 {
                     "target_fmr": p.target_fmr,
                     "fnmr": p.fnmr,
+                    "fnmr_ci95": det.fnmr_interval(p.fnmr, r.genuine),
                     "fmr": p.fmr,
                     "threshold": p.threshold,
                     "resolved": p.resolved,
@@ -144,6 +149,8 @@ class EvalResult:
     card_threshold_fmr: float
     card_threshold_fnmr: float
     bozorth_library: str | None = None
+    mcc: MatcherResult | None = None
+    mcc_skipped: str | None = None
 
     def targets(self) -> dict[str, bool | None]:
         """The targets `report` judges, each True/False (None when it cannot be judged)."""
@@ -191,6 +198,7 @@ class EvalResult:
         return {
             "data": {
                 "synthetic": True,
+                "setting": c.setting,
                 "fingers": c.fingers,
                 "impressions": c.impressions,
                 "seed": c.seed,
@@ -201,14 +209,17 @@ class EvalResult:
                 "model": {k: getattr(c.model, k) for k in c.model.__dataclass_fields__},
             },
             "matchers": [self.ours.to_json()]
-            + ([self.bozorth.to_json()] if self.bozorth is not None else []),
+            + [m.to_json() for m in (self.bozorth, self.mcc) if m is not None],
             "bozorth3_skipped": self.bozorth_skipped,
             "bozorth3_library": self.bozorth_library,
+            "mcc_skipped": self.mcc_skipped,
             "apdu_path": self.apdu.to_json(),
             "card_threshold": {
                 "threshold": c.threshold,
                 "fmr": self.card_threshold_fmr,
+                "fmr_ci95": det.fnmr_interval(self.card_threshold_fmr, self.impostor_pairs),
                 "fnmr": self.card_threshold_fnmr,
+                "fnmr_ci95": det.fnmr_interval(self.card_threshold_fnmr, self.genuine_pairs),
             },
             "targets": self.targets(),
             "targets_not_judged": self.unjudged(),
@@ -350,7 +361,14 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
     """Generate the data, score it both ways, run the APDU sample; no printing."""
     if config.fingers < 2 or config.impressions < 2:
         raise ValueError("need at least 2 fingers and 2 impressions")
-    ds = make_dataset(config.fingers, config.impressions, config.seed, config.model)
+    if config.setting is not None:
+        if config.setting not in difficulty.SETTINGS:
+            raise ValueError(f"unknown setting {config.setting!r}")
+        ds = difficulty.make_dataset(
+            config.fingers, config.impressions, config.seed, difficulty.SETTINGS[config.setting]
+        )
+    else:
+        ds = make_dataset(config.fingers, config.impressions, config.seed, config.model)
     templates = [[encode_minutiae(imp) for imp in f] for f in ds.impressions]
     genuine, impostor = pairs(config.fingers, config.impressions, config.impostors, config.seed)
     feats = [[matcher.extract(t) for t in f] for f in templates]
@@ -387,6 +405,24 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
             )
     else:
         skipped = "Bozorth3 skipped: --no-bozorth"
+    mcc_result: MatcherResult | None = None
+    mcc_skipped: str | None = "MCC skipped: --no-mcc" if not config.mcc else None
+    if config.mcc:
+        try:
+            ref = Mcc()
+        except MccUnavailable as e:
+            mcc_skipped = str(e)
+        else:
+            prepared = [[ref.prepare(imp) for imp in f] for f in ds.impressions]
+            g3, i3, ms3 = _score_all(prepared, ref.score, genuine, impostor, progress, "MCC")
+            mcc_result = MatcherResult(
+                "MCC (afis.algorithms.mcc)",
+                f"afis MCC, same minutiae converted to 500 dpi pixels ({ref.library})",
+                g3,
+                i3,
+                det.rates(g3, i3, TARGETS),
+                ms3,
+            )
     apdu = _apdu_path(ds, templates, genuine, impostor, direct, config, progress)
     sg = det._Sorted(g, i)
     counts = [len(imp) for f in ds.impressions for imp in f]
@@ -402,6 +438,8 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
         sg.fmr(config.threshold),
         sg.fnmr(config.threshold),
         library,
+        mcc_result,
+        mcc_skipped,
     )
 
 
@@ -409,12 +447,22 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def _ci(rate: float, n: int) -> str:
+    lo, hi = det.fnmr_interval(rate, n)
+    return f"[{100 * lo:.2f}-{100 * hi:.2f}%]"
+
+
 def report(result: EvalResult, png: str | None = None, png_note: str | None = None) -> list[str]:
     """The human-readable report, one line per entry."""
     c = result.config
     lines = [
-        "SYNTHETIC DATA - not real fingerprints (host.bio.synthetic): "
-        "these are not figures on real fingers",
+        "SYNTHETIC DATA - not real fingerprints "
+        + (
+            f"(host.bio.difficulty, setting {c.setting}): "
+            if c.setting
+            else "(host.bio.synthetic): "
+        )
+        + "these are not figures on real fingers",
         f"  {c.fingers} fingers x {c.impressions} impressions, seed {c.seed}; "
         f"{result.minutiae_mean:.1f} minutiae per impression on average "
         f"(card maximum {matcher.MAX_MINUTIAE})",
@@ -422,7 +470,7 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         f"(one false match = FMR {_pct(1 / result.impostor_pairs)})",
         "",
     ]
-    cols = [result.ours] + ([result.bozorth] if result.bozorth is not None else [])
+    cols = [result.ours] + [m for m in (result.bozorth, result.mcc) if m is not None]
     header = f"  {'':<22}" + "".join(f"{m.name[:30]:>32}" for m in cols)
     lines.append(header)
     for k, target in enumerate(TARGETS):
@@ -431,7 +479,9 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
             assert m.rates is not None
             p = m.rates.points[k]
             flag = "" if p.resolved else " (*)"
-            row += f"{_pct(p.fnmr) + flag:>32}"
+            lo, hi = det.fnmr_interval(p.fnmr, m.rates.genuine)
+            cell = f"{_pct(p.fnmr)} [{100 * lo:.1f}-{100 * hi:.1f}]{flag}"
+            row += f"{cell:>32}"
         lines.append(row)
     lines.append(f"  {'EER':<22}" + "".join(f"{_pct(m.rates.eer):>32}" for m in cols if m.rates))
     lines.append(
@@ -458,6 +508,11 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         )
     else:
         lines.append(f"    {result.bozorth_skipped}")
+    if result.mcc is not None:
+        lines.append(f"    MCC: {result.mcc.source}")
+    else:
+        lines.append(f"    {result.mcc_skipped}")
+    lines.append("    [lo-hi]: 95% Wilson interval of the FNMR over the genuine comparisons")
     a = result.apdu
     lines += [
         "",
@@ -467,8 +522,10 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         + (f"  DISAGREEMENTS: {a.disagreements[:5]}" if a.disagreements else ""),
         f"    time per VERIFY (reader.transmit, in-process): mean {a.mean_ms:.2f} ms, "
         f"99th percentile {a.p99_ms:.2f} ms, max {max(a.times_ms, default=0):.2f} ms",
-        f"  Card threshold {c.threshold}: FMR {_pct(result.card_threshold_fmr)}, "
-        f"FNMR {_pct(result.card_threshold_fnmr)} (direct scores)",
+        f"  Card threshold {c.threshold}: FMR {_pct(result.card_threshold_fmr)} "
+        f"{_ci(result.card_threshold_fmr, result.impostor_pairs)}, "
+        f"FNMR {_pct(result.card_threshold_fnmr)} "
+        f"{_ci(result.card_threshold_fnmr, result.genuine_pairs)} (direct scores)",
     ]
     if png:
         lines.append(f"  DET plot: {png}")
@@ -496,8 +553,9 @@ def plot(result: EvalResult, path: str) -> None:
     """The DET plot of both matchers (raises det.PlotUnavailable without matplotlib)."""
     c = result.config
     curves = [(result.ours.name, result.ours.genuine, result.ours.impostor)]
-    if result.bozorth is not None:
-        curves.append((result.bozorth.name, result.bozorth.genuine, result.bozorth.impostor))
+    for ref in (result.bozorth, result.mcc):
+        if ref is not None:
+            curves.append((ref.name, ref.genuine, ref.impostor))
     det.plot_det(
         curves,
         path,

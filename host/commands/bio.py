@@ -85,6 +85,13 @@ def _model(settings: tuple[str, ...]) -> Model:
 )
 @click.option("--png", metavar="FILE", help="Write the DET plot (needs matplotlib: cardemu[bio]).")
 @click.option("--no-bozorth", is_flag=True, help="Do not run Bozorth3.")
+@click.option("--no-mcc", is_flag=True, help="Do not run afis's MCC matcher.")
+@click.option(
+    "--setting",
+    type=click.Choice(["easy", "medium", "hard", "all"]),
+    help="Use the difficulty generator (host.bio.difficulty) at this setting, or each "
+    "in turn; --png FILE then writes one DET plot per setting (FILE-<setting>.png).",
+)
 @click.option(
     "--set", "settings", multiple=True, metavar="NAME=VALUE", help="Change a generator parameter."
 )
@@ -98,6 +105,8 @@ def eval_cmd(
     threshold: int,
     png: str | None,
     no_bozorth: bool,
+    no_mcc: bool,
+    setting: str | None,
     settings: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -112,7 +121,51 @@ def eval_cmd(
       cardemu bio eval
       cardemu bio eval --fingers 50 --impressions 4 --png det.png
       cardemu bio eval --set rotation_sd_deg=15 --set miss_rate=0.2,0.35 --json
+      cardemu bio eval --setting all --fingers 100 --impressions 4 --png det.png
     """
+    if setting is not None and settings:
+        raise click.BadParameter("--set changes host.bio.synthetic, not --setting")
+    names: list[str | None] = (
+        [None]
+        if setting is None
+        else (["easy", "medium", "hard"] if setting == "all" else [setting])
+    )
+    outputs = []
+    failed = False
+    for name in names:
+        out, bad = _eval_one(
+            fingers, impressions, seed, impostors, apdu_sample, threshold,
+            _png_name(png, name, len(names) > 1), no_bozorth, no_mcc, name, settings, as_json,
+        )  # fmt: skip
+        outputs.append(out)
+        failed = failed or bad
+    if as_json:
+        click.echo(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2))
+    if failed:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _png_name(png: str | None, setting: str | None, several: bool) -> str | None:
+    if png is None or not several or setting is None:
+        return png
+    stem, dot, ext = png.rpartition(".")
+    return f"{stem}-{setting}.{ext}" if dot else f"{png}-{setting}"
+
+
+def _eval_one(
+    fingers: int,
+    impressions: int,
+    seed: int,
+    impostors: int,
+    apdu_sample: int,
+    threshold: int,
+    png: str | None,
+    no_bozorth: bool,
+    no_mcc: bool,
+    setting: str | None,
+    settings: tuple[str, ...],
+    as_json: bool,
+) -> tuple[dict[str, object], bool]:
     config = EvalConfig(
         fingers=fingers,
         impressions=impressions,
@@ -122,6 +175,8 @@ def eval_cmd(
         threshold=threshold,
         model=_model(settings),
         bozorth=not no_bozorth,
+        setting=setting,
+        mcc=not no_mcc,
     )
     tty = sys.stderr.isatty()
 
@@ -140,16 +195,13 @@ def eval_cmd(
             png_note = str(e)
             png = None
             click.echo(f"Warning: {e}", err=True)
-    if as_json:
-        out = result.to_json()
-        out["det_png"] = png
-        out["det_png_note"] = png_note
-        click.echo(json.dumps(out, indent=2))
-    else:
+    out = result.to_json()
+    out["det_png"] = png
+    out["det_png_note"] = png_note
+    if not as_json:
         for line in report(result, png, png_note):
             click.echo(line)
-    if result.apdu.disagreements:
-        raise SystemExit(EXIT_FAILED)
+    return out, bool(result.apdu.disagreements)
 
 
 @bio.command("demo", short_help="Enrol a finger, then match it and another.")

@@ -1,0 +1,100 @@
+"""The difficulty generator, the calibration and the confidence intervals (issue 24)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from applets.biometric import matcher
+from applets.biometric.applet import (
+    DEFAULT_THRESHOLD,
+    THRESHOLD_FMR_01PCT,
+    THRESHOLD_FMR_1PCT,
+)
+from applets.biometric.iso19794 import encode_minutiae
+from host.bio import calibrate, det, difficulty
+
+
+def test_settings_are_the_issue_rows() -> None:
+    hard, medium, easy = difficulty.HARD, difficulty.MEDIUM, difficulty.EASY
+    assert hard.minutiae == (40, 60) and hard.rotation_deg == 20 and hard.translation_mm == 3
+    assert (hard.distortion_shift_mm, hard.distortion_rotation_deg) == (1.5, 8.0)
+    assert (hard.position_sd_mm, hard.angle_sd_deg, hard.type_flip) == (0.2, 6.0, 0.1)
+    assert hard.miss_rate == (0.10, 0.25) and hard.spurious_rate == (0.05, 0.15)
+    assert (hard.window_w_mm, hard.window_h_mm) == ((11.0, 14.0), (14.0, 19.0))
+    assert not hard.aligned_windows
+    assert medium.distortion_shift_mm == hard.distortion_shift_mm / 2 and medium.aligned_windows
+    assert easy.distortion_shift_mm == 0 and easy.position_sd_mm == 0 and easy.miss_rate == (0, 0)
+    assert set(difficulty.SETTINGS) == {"easy", "medium", "hard"}
+
+
+def test_same_seed_same_data_and_seeds_differ() -> None:
+    a = difficulty.make_dataset(3, 2, seed=7)
+    b = difficulty.make_dataset(3, 2, seed=7)
+    c = difficulty.make_dataset(3, 2, seed=8)
+    assert a.impressions == b.impressions
+    assert a.impressions != c.impressions
+
+
+def test_finger_has_the_asked_minutiae_count() -> None:
+    for i in range(5):
+        f = difficulty.make_finger(1, i)
+        assert 40 <= len(f.minutiae) <= 60
+
+
+def test_easy_impressions_keep_every_minutia_of_the_window() -> None:
+    f = difficulty.make_finger(3, 0, difficulty.EASY)
+    imp = difficulty.make_labelled_impression(f, 3, 0, difficulty.EASY)
+    assert all(index >= 0 for _, index in imp)  # no spurious minutiae
+    assert len({index for _, index in imp}) == len(imp)
+
+
+def test_hard_impressions_have_spurious_and_fit_the_card() -> None:
+    f = difficulty.make_finger(3, 1)
+    imps = [difficulty.make_labelled_impression(f, 3, k) for k in range(6)]
+    assert any(index < 0 for imp in imps for _, index in imp)
+    assert all(len(imp) <= matcher.MAX_MINUTIAE for imp in imps)
+
+
+def test_knobs_change_the_data() -> None:
+    f = difficulty.make_finger(4, 0)
+    flat = dataclasses.replace(difficulty.HARD, distortion_shift_mm=0.0)
+    assert difficulty.make_impression(f, 4, 0) != difficulty.make_impression(f, 4, 0, flat)
+
+
+def test_genuine_beats_impostor_on_easy() -> None:
+    ds = difficulty.make_dataset(2, 2, seed=11, d=difficulty.EASY)
+    t = [[encode_minutiae(i) for i in f] for f in ds.impressions]
+    assert matcher.score(t[0][0], t[0][1]) >= THRESHOLD_FMR_01PCT
+    assert matcher.score(t[0][0], t[1][1]) < THRESHOLD_FMR_1PCT
+
+
+def test_thresholds_are_ordered_and_default_is_documented() -> None:
+    assert THRESHOLD_FMR_1PCT < THRESHOLD_FMR_01PCT
+    assert DEFAULT_THRESHOLD == THRESHOLD_FMR_01PCT
+
+
+def test_threshold_for_counts_allowed_false_matches() -> None:
+    scores = list(range(1000))  # 0..999
+    assert calibrate.threshold_for(scores, 0.01) == 990  # 990..999 match: 10 = 1%
+    assert calibrate.threshold_for(scores, 0.001) == 999
+    assert calibrate.threshold_for([5, 5, 5], 0.01) == 6
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (1, 100), (50, 100), (100, 100)])
+def test_wilson_interval_contains_the_rate(k: int, n: int) -> None:
+    lo, hi = det.wilson_interval(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    assert hi - lo < 0.5
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 500), st.data())
+def test_wilson_interval_narrows_with_trials(n: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(0, n))
+    lo, hi = det.wilson_interval(k, n)
+    lo4, hi4 = det.wilson_interval(4 * k, 4 * n)
+    assert hi4 - lo4 <= hi - lo + 1e-12
