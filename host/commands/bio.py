@@ -85,7 +85,9 @@ def _model(settings: tuple[str, ...]) -> Model:
 )
 @click.option("--png", metavar="FILE", help="Write the DET plot (needs matplotlib: cardemu[bio]).")
 @click.option("--no-bozorth", is_flag=True, help="Do not run Bozorth3.")
-@click.option("--no-mcc", is_flag=True, help="Do not run afis's MCC matcher.")
+@click.option(
+    "--mcc", "with_mcc", is_flag=True, help="Also run afis's MCC matcher (slow: 1-2 s each)."
+)
 @click.option(
     "--setting",
     type=click.Choice(["easy", "medium", "hard", "all"]),
@@ -105,7 +107,7 @@ def eval_cmd(
     threshold: int,
     png: str | None,
     no_bozorth: bool,
-    no_mcc: bool,
+    with_mcc: bool,
     setting: str | None,
     settings: tuple[str, ...],
     as_json: bool,
@@ -135,7 +137,7 @@ def eval_cmd(
     for name in names:
         out, bad = _eval_one(
             fingers, impressions, seed, impostors, apdu_sample, threshold,
-            _png_name(png, name, len(names) > 1), no_bozorth, no_mcc, name, settings, as_json,
+            _png_name(png, name, len(names) > 1), no_bozorth, with_mcc, name, settings, as_json,
         )  # fmt: skip
         outputs.append(out)
         failed = failed or bad
@@ -161,7 +163,7 @@ def _eval_one(
     threshold: int,
     png: str | None,
     no_bozorth: bool,
-    no_mcc: bool,
+    with_mcc: bool,
     setting: str | None,
     settings: tuple[str, ...],
     as_json: bool,
@@ -176,7 +178,7 @@ def _eval_one(
         model=_model(settings),
         bozorth=not no_bozorth,
         setting=setting,
-        mcc=not no_mcc,
+        mcc=with_mcc,
     )
     tty = sys.stderr.isatty()
 
@@ -202,6 +204,56 @@ def _eval_one(
         for line in report(result, png, png_note):
             click.echo(line)
     return out, bool(result.apdu.disagreements)
+
+
+@bio.command("calibrate", short_help="Recompute the card's decision thresholds.")
+@click.option("--fingers", type=click.IntRange(2, 10000), default=60, show_default=True)
+@click.option("--impressions", type=click.IntRange(2, 100), default=4, show_default=True)
+@click.option("--impostors", type=click.IntRange(1), default=5000, show_default=True)
+@click.option(
+    "--seed",
+    "seeds",
+    type=int,
+    multiple=True,
+    help="Calibration seeds (default: host.bio.calibrate.CALIBRATION_SEEDS).",
+)
+@json_option
+def calibrate_cmd(
+    fingers: int, impressions: int, impostors: int, seeds: tuple[int, ...], as_json: bool
+) -> None:
+    """Thresholds for FMR 1% and 0.1%: the highest over every difficulty setting and seed.
+
+    These are the applet's THRESHOLD_FMR_1PCT and THRESHOLD_FMR_01PCT; the
+    evaluation seeds (0..3) are not calibration seeds.
+    """
+    from host.bio import calibrate
+
+    tty = sys.stderr.isatty()
+    cal = calibrate.calibrate(
+        seeds or calibrate.CALIBRATION_SEEDS,
+        fingers=fingers,
+        impressions=impressions,
+        impostors=impostors,
+        progress=(lambda line: click.echo(line, err=True)) if tty else None,
+    )
+    if as_json:
+        out = {
+            "thresholds": {str(t): v for t, v in cal.thresholds.items()},
+            "per_run": [
+                {"setting": s, "seed": sd, **{str(t): v for t, v in r.items()}}
+                for (s, sd), r in cal.per_run.items()
+            ],
+            "impostors_per_run": cal.impostors_per_run,
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    for (setting, seed), r in cal.per_run.items():
+        click.echo(f"  {setting:<7} seed {seed}: " + ", ".join(
+            f"FMR {100 * t:g}% at {v}" for t, v in r.items()
+        ))  # fmt: skip
+    click.echo(
+        "thresholds: " + ", ".join(f"FMR {100 * t:g}% -> {v}" for t, v in cal.thresholds.items())
+    )
 
 
 @bio.command("demo", short_help="Enrol a finger, then match it and another.")
