@@ -85,8 +85,8 @@ DEFAULT_ADMIN_KEY = bytes(range(0x40, 0x50))
 #: FMR 1% and FMR 0.1%, each the highest threshold reaching that FMR over impostor
 #: comparisons of every `host.bio.difficulty` setting (easy, medium, hard) on calibration
 #: seeds 9001 and 9002, which the evaluation does not use (`cardemu bio calibrate`).
-THRESHOLD_FMR_1PCT = 0
-THRESHOLD_FMR_01PCT = 0
+THRESHOLD_FMR_1PCT = 1103
+THRESHOLD_FMR_01PCT = 1291
 #: The shipped policy: the FMR 0.1% operating point. E1 { 82 ... } chooses another.
 DEFAULT_THRESHOLD = THRESHOLD_FMR_01PCT
 DEFAULT_RETRY_LIMIT = 5

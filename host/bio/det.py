@@ -205,7 +205,9 @@ def wilson_interval(errors: int, trials: int, confidence: float = 0.95) -> tuple
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if errors <= 0 else max(0.0, centre - half)
+    hi = 1.0 if errors >= trials else min(1.0, centre + half)
+    return lo, hi
 
 
 def fnmr_interval(rate: float, genuine: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -28,7 +28,9 @@ at least 100 of them); otherwise the report says "not judged" and what it needs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import random
 import statistics
 import time
@@ -40,7 +42,7 @@ from applets.biometric import matcher
 from applets.biometric.applet import BIO_AID, DEFAULT_ADMIN_KEY, DEFAULT_THRESHOLD, BiometricApplet
 from applets.biometric.iso19794 import encode_minutiae
 from card.runtime import CardRuntime
-from host.bio import det, difficulty
+from host.bio import det, difficulty, formats
 from host.bio.bozorth import Bozorth3, BozorthUnavailable
 from host.bio.mcc import Mcc, MccUnavailable
 from host.bio.session import BioSession, policy_object
@@ -69,6 +71,10 @@ class EvalConfig:
     setting: str | None = None
     #: afis's MCC as a second reference: opt-in, it takes 1-2 s a comparison in pure Python
     mcc: bool = False
+    #: a directory of the user's minutiae files, `<finger>_<impression>.<ext>` (ISO/IEC
+    #: 19794-2 records, ANSI/INCITS 378 templates as .ansi/.378, NIST .xyt); replaces the
+    #: generator
+    data_dir: str | None = None
 
 
 @dataclass
@@ -358,11 +364,58 @@ def _apdu_path(
     )
 
 
+MAX_FILE_BYTES = 1 << 20
+MAX_FILES = 20000
+
+
+def load_directory(path: str, impressions: int) -> Dataset:
+    """The user's minutiae files as a dataset: `<finger>_<impression>.<ext>`, grouped by
+    finger, each finger's first `impressions` files (by name); fingers with fewer are left
+    out. Every file goes through `host.bio.formats` (bounded parsing).
+
+    Raises:
+        ValueError: fewer than 2 usable fingers, too many or too large files, or a file
+            that is not a minutiae record (its name in the message).
+    """
+    names = sorted(os.listdir(path))
+    if len(names) > MAX_FILES:
+        raise ValueError(f"{len(names)} files: at most {MAX_FILES}")
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        stem = name.rsplit(".", 1)[0]
+        finger, sep, _ = stem.rpartition("_")
+        full = os.path.join(path, name)
+        if sep and os.path.isfile(full):
+            groups.setdefault(finger, []).append(full)
+    imps = []
+    for finger in sorted(groups):
+        files = groups[finger][:impressions]
+        if len(files) < impressions:
+            continue
+        sets = []
+        for f in files:
+            if os.path.getsize(f) > MAX_FILE_BYTES:
+                raise ValueError(f"{f}: larger than {MAX_FILE_BYTES} bytes")
+            with open(f, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+            try:
+                sets.append(formats.parse_file(f, data, matcher.MAX_MINUTIAE))
+            except ValueError as e:
+                raise ValueError(f"{f}: {e}") from None
+        imps.append(tuple(sets))
+    if len(imps) < 2:
+        raise ValueError(f"{path}: fewer than 2 fingers with {impressions} impressions each")
+    return Dataset(0, DEFAULT_MODEL, (), tuple(imps))
+
+
 def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
     """Generate the data, score it both ways, run the APDU sample; no printing."""
     if config.fingers < 2 or config.impressions < 2:
         raise ValueError("need at least 2 fingers and 2 impressions")
-    if config.setting is not None:
+    if config.data_dir is not None:
+        ds = load_directory(config.data_dir, config.impressions)
+        config = dataclasses.replace(config, fingers=len(ds.impressions))
+    elif config.setting is not None:
         if config.setting not in difficulty.SETTINGS:
             raise ValueError(f"unknown setting {config.setting!r}")
         ds = difficulty.make_dataset(
@@ -456,14 +509,20 @@ def _ci(rate: float, n: int) -> str:
 def report(result: EvalResult, png: str | None = None, png_note: str | None = None) -> list[str]:
     """The human-readable report, one line per entry."""
     c = result.config
-    lines = [
-        "SYNTHETIC DATA - not real fingerprints "
-        + (
-            f"(host.bio.difficulty, setting {c.setting}): "
-            if c.setting
-            else "(host.bio.synthetic): "
+    if c.data_dir is not None:
+        head = f"USER DATA from {c.data_dir} (host.bio.formats): figures on these minutiae sets"
+    else:
+        head = (
+            "SYNTHETIC DATA - not real fingerprints "
+            + (
+                f"(host.bio.difficulty, setting {c.setting}): "
+                if c.setting
+                else "(host.bio.synthetic): "
+            )
+            + "these are not figures on real fingers"
         )
-        + "these are not figures on real fingers",
+    lines = [
+        head,
         f"  {c.fingers} fingers x {c.impressions} impressions, seed {c.seed}; "
         f"{result.minutiae_mean:.1f} minutiae per impression on average "
         f"(card maximum {matcher.MAX_MINUTIAE})",

@@ -89,6 +89,13 @@ def _model(settings: tuple[str, ...]) -> Model:
     "--mcc", "with_mcc", is_flag=True, help="Also run afis's MCC matcher (slow: 1-2 s each)."
 )
 @click.option(
+    "--minutiae",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Evaluate on your own minutiae files instead: DIR of <finger>_<impression>.<ext> "
+    "(ISO/IEC 19794-2 record, .ansi/.378 ANSI/INCITS 378, .xyt NIST).",
+)
+@click.option(
     "--setting",
     type=click.Choice(["easy", "medium", "hard", "all"]),
     help="Use the difficulty generator (host.bio.difficulty) at this setting, or each "
@@ -108,6 +115,7 @@ def eval_cmd(
     png: str | None,
     no_bozorth: bool,
     with_mcc: bool,
+    data_dir: str | None,
     setting: str | None,
     settings: tuple[str, ...],
     as_json: bool,
@@ -125,6 +133,8 @@ def eval_cmd(
       cardemu bio eval --set rotation_sd_deg=15 --set miss_rate=0.2,0.35 --json
       cardemu bio eval --setting all --fingers 100 --impressions 4 --png det.png
     """
+    if data_dir is not None and (setting is not None or settings):
+        raise click.BadParameter("--minutiae replaces the generator: no --setting or --set")
     if setting is not None and settings:
         raise click.BadParameter("--set changes host.bio.synthetic, not --setting")
     names: list[str | None] = (
@@ -137,7 +147,8 @@ def eval_cmd(
     for name in names:
         out, bad = _eval_one(
             fingers, impressions, seed, impostors, apdu_sample, threshold,
-            _png_name(png, name, len(names) > 1), no_bozorth, with_mcc, name, settings, as_json,
+            _png_name(png, name, len(names) > 1), no_bozorth, with_mcc, data_dir, name, settings,
+            as_json,
         )  # fmt: skip
         outputs.append(out)
         failed = failed or bad
@@ -164,6 +175,7 @@ def _eval_one(
     png: str | None,
     no_bozorth: bool,
     with_mcc: bool,
+    data_dir: str | None,
     setting: str | None,
     settings: tuple[str, ...],
     as_json: bool,
@@ -179,6 +191,7 @@ def _eval_one(
         bozorth=not no_bozorth,
         setting=setting,
         mcc=with_mcc,
+        data_dir=data_dir,
     )
     tty = sys.stderr.isatty()
 
@@ -186,7 +199,10 @@ def _eval_one(
         if tty:
             click.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
 
-    result = run(config, progress)
+    try:
+        result = run(config, progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     if tty:
         click.echo("\r" + " " * 60 + "\r", err=True, nl=False)
     png_note = None
