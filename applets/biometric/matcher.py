@@ -528,9 +528,9 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
         tol2 = tol * tol
         pick = -1
         limit2 = tol2
-        ai = ra[i] - oa
+        want = ra[i] - oa  # the direction the nearby pairs predict
         for j in cands[i]:
-            if j in uj or abs(_fold(qa[j] - ai)) > GLOBAL_ANGLE:
+            if j in uj or abs(_fold(qa[j] - want)) > GLOBAL_ANGLE:
                 continue
             dx = qx[j] + ox - xi
             dy = qy[j] + oy - yi
@@ -544,7 +544,7 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
 
             # A pair's weight: closer in place and direction, and of the same type, is
             # likelier a true mate than a chance neighbour inside the tolerance.
-            da = abs(_fold(qa[pick] - ai))
+            da = abs(_fold(qa[pick] - want))
             wgt = (1.0 - PLACE_WEIGHT * math.sqrt(limit2 / tol2)) * (
                 1.0 - PLACE_WEIGHT * da / (GLOBAL_ANGLE + 1)
             )

@@ -201,6 +201,7 @@ class EvalResult:
         a = self.apdu
         fast: tuple[bool | None, str | None]
         agree: tuple[bool | None, str | None]
+        fast10: tuple[bool | None, str | None]
         if a.comparisons:
             fast10 = (a.median_ms < 10.0, None)
             fast = (a.mean_ms < 50.0 and a.p99_ms < 50.0, None)
