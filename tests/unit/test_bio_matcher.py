@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import given, settings
@@ -90,3 +91,37 @@ def test_features_do_not_print_minutiae() -> None:
 def test_any_bytes_give_a_score_in_range(a: bytes, b: bytes) -> None:
     s = matcher.score(a, b)
     assert 0 <= s <= matcher.SCORE_MAX
+
+
+def test_hard_setting_genuine_beats_impostors_and_work_is_bounded() -> None:
+    # Issue 24: distortion and partial overlap; the largest templates the card takes.
+    import time
+
+    from host.bio import difficulty
+
+    big = dataclasses.replace(
+        difficulty.HARD, name="big", minutiae=(90, 90), window_w_mm=(25.0, 25.0),
+        window_h_mm=(25.0, 25.0), miss_rate=(0.0, 0.0),
+    )  # fmt: skip
+    ds = difficulty.make_dataset(2, 2, seed=4, d=big)
+    t = [[encode_minutiae(i) for i in f] for f in ds.impressions]
+    assert all(len(x) == 3 * matcher.MAX_MINUTIAE for f in t for x in f)
+    f = [[matcher.extract(x) for x in row] for row in t]
+    genuine = matcher.compare(f[0][0], f[0][1])
+    impostor = matcher.compare(f[0][0], f[1][1])
+    assert genuine > impostor
+    assert genuine == matcher.compare(f[0][0], f[0][1])  # deterministic
+    t0 = time.process_time()
+    matcher.compare(f[0][0], f[0][1])
+    assert time.process_time() - t0 < 0.25  # ~6 ms here; generous for a loaded CI machine
+
+
+def test_minutia_types_weigh_in_the_consolidation() -> None:
+    from host.bio import difficulty
+
+    ds = difficulty.make_dataset(1, 2, seed=6, d=difficulty.EASY)
+    a, b = (encode_minutiae(i) for i in ds.impressions[0])
+    flipped = bytes(
+        (x ^ 0xC0) if k % 3 == 2 and x >> 6 in (1, 2) else x for k, x in enumerate(b)
+    )  # every ending a bifurcation and back
+    assert matcher.score(a, flipped) < matcher.score(a, b)
