@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from applets.biometric import matcher
-from applets.biometric.applet import BIO_AID, DEFAULT_ADMIN_KEY, DEFAULT_THRESHOLD, BiometricApplet
+from applets.biometric.applet import (
+    BIO_AID,
+    DEFAULT_ADMIN_KEY,
+    DEFAULT_THRESHOLD,
+    THRESHOLD_FMR_01PCT,
+    THRESHOLD_FMR_1PCT,
+    BiometricApplet,
+)
 from applets.biometric.iso19794 import encode_minutiae
 from card.runtime import CardRuntime
 from host.bio import det, difficulty, formats
@@ -172,6 +179,8 @@ class EvalResult:
     bozorth_library: str | None = None
     mcc: MatcherResult | None = None
     mcc_skipped: str | None = None
+    #: (FMR, FNMR) of the direct scores at each of the applet's documented thresholds
+    shipped: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     def targets(self) -> dict[str, bool | None]:
         """The targets `report` judges, each True/False (None when it cannot be judged)."""
@@ -254,6 +263,9 @@ class EvalResult:
                 "fmr_ci95": det.fnmr_interval(self.card_threshold_fmr, self.impostor_pairs),
                 "fnmr": self.card_threshold_fnmr,
                 "fnmr_ci95": det.fnmr_interval(self.card_threshold_fnmr, self.genuine_pairs),
+            },
+            "shipped_thresholds": {
+                k: {"threshold": t, "fmr": a, "fnmr": b} for k, (t, a, b) in self.shipped.items()
             },
             "targets": self.targets(),
             "targets_not_judged": self.unjudged(),
@@ -524,6 +536,13 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
         library,
         mcc_result,
         mcc_skipped,
+        {
+            name: (t, sg.fmr(t), sg.fnmr(t))
+            for name, t in (
+                ("fmr_1pct", THRESHOLD_FMR_1PCT),
+                ("fmr_0.1pct", THRESHOLD_FMR_01PCT),
+            )
+        },
     )
 
 
@@ -619,6 +638,12 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         f"FNMR {_pct(result.card_threshold_fnmr)} "
         f"{_ci(result.card_threshold_fnmr, result.genuine_pairs)} (direct scores)",
     ]
+    for name, (t, fmr, fnmr) in result.shipped.items():
+        lines.append(
+            f"  Shipped threshold {name} ({t}): FMR {_pct(fmr)} "
+            f"{_ci(fmr, result.impostor_pairs)}, FNMR {_pct(fnmr)} "
+            f"{_ci(fnmr, result.genuine_pairs)}"
+        )
     if png:
         lines.append(f"  DET plot: {png}")
     elif png_note:
