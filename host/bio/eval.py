@@ -680,6 +680,13 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
 def plot(result: EvalResult, path: str) -> None:
     """The DET plot of both matchers (raises det.PlotUnavailable without matplotlib)."""
     c = result.config
+    source = (
+        f"user minutiae {c.data_dir}"
+        if c.data_dir
+        else f"synthetic, setting {c.setting}"
+        if c.setting
+        else "synthetic minutiae"
+    )
     curves = [(result.ours.name, result.ours.genuine, result.ours.impostor)]
     for ref in (result.bozorth, result.mcc):
         if ref is not None:
@@ -687,7 +694,8 @@ def plot(result: EvalResult, path: str) -> None:
     det.plot_det(
         curves,
         path,
-        title=f"DET, synthetic minutiae ({c.fingers} fingers x {c.impressions}, seed {c.seed})",
-        note="Synthetic data (host.bio.synthetic), scores from direct matcher calls; "
+        title=f"DET, {source} ({c.fingers} fingers x {c.impressions}, seed {c.seed})",
+        note=f"{source}, scores from direct matcher calls (a curve above 50% FNMR is off "
+        "the plot); "
         f"{result.genuine_pairs} genuine / {result.impostor_pairs} impostor comparisons",
     )
