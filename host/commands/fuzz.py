@@ -479,5 +479,6 @@ def _bench(target: CardTarget, apdus: int, seed: int, as_json: bool) -> None:
             f"  {r.applet:<22} {r.raw:>10,.0f} {r.oracles:>10,.0f} {r.oracles_coverage:>10,.0f}"
         )
     click.echo(
-        "  raw: no oracles, no coverage; oracles: all 8; +coverage: all 8 and line/arc coverage"
+        f"  raw: no oracles, no coverage; oracles: all {len(ORACLES)}; "
+        f"+coverage: all {len(ORACLES)} and line/arc coverage"
     )

@@ -50,6 +50,7 @@ from host.fuzz.report import (
 )
 from host.fuzz.session import Episode, Event, Reset, Send, Step, Tear
 from host.fuzz.targets import SELECTED, AppletTarget, CardTarget, CommandWrapper
+from host.fuzz.watchdog import peak_rss, rss
 
 log = logging.getLogger("cardemu.fuzz")
 
@@ -74,6 +75,13 @@ class FuzzConfig:
         minimise: minimise findings.
         minimise_seconds: time allowed to minimise one finding.
         max_findings: stop minimising after this many distinct findings.
+        asn1_share: the share of inputs from the ASN.1 source (mutated DER trees, for
+            applets that take DER messages); the `asn1` engine is this at 0.9, on
+            those applets only.
+        hang_ms: a command still running after this long is interrupted and reported
+            as a hang (None: three times the response-time bound).
+        memory_mb: a command growing the process by more than this is interrupted
+            and reported (None: no bound).
     """
 
     seed: int = 0
@@ -91,6 +99,9 @@ class FuzzConfig:
     minimise: bool = True
     minimise_seconds: float = 30.0
     max_findings: int = 20
+    asn1_share: float = 0.0
+    hang_ms: float | None = None
+    memory_mb: float | None = 512.0
 
     @property
     def the_card_seed(self) -> int:
@@ -130,8 +141,17 @@ class Fuzzer:
     ) -> None:
         if not target.applets:
             raise ValueError(f"{target.name} has no applet to fuzz")
+        config = config or FuzzConfig()
+        if config.asn1_share >= ASN1_ENGINE_SHARE:
+            chosen = tuple(a for a in target.applets if a.der_seeds)
+            if not chosen:
+                raise ValueError(f"no applet of {target.name} takes DER messages (ASN.1 engine)")
+            target = replace(target, applets=chosen, all_applets=target.card_applets)
+        if target.in_process:
+            hang = config.hang_ms if config.hang_ms is not None else 3 * target.max_ms
+            target = replace(target, hang_ms=hang, memory_mb=config.memory_mb)
         self.target = target
-        self.config = config or FuzzConfig()
+        self.config = config
         self.progress = progress
         oracles = self.config.oracles
         if not target.in_process:
@@ -139,7 +159,9 @@ class Fuzzer:
         self.oracles = frozenset(oracles)
         self.rng = random.Random(self.config.seed)
         self.corpus = Corpus(self.config.corpus_dir)
-        self.gen = InputGenerator(self.rng, self.corpus, target.applets)
+        self.gen = InputGenerator(
+            self.rng, self.corpus, target.applets, asn1_share=self.config.asn1_share
+        )
         self.coverage = coverage_for(target) if self.config.coverage and target.in_process else None
         self.stats = {a.name: AppletStats(a.name, a.aid) for a in target.applets}
         self.findings: list[Finding] = []
@@ -173,13 +195,16 @@ class Fuzzer:
         report = CampaignReport(
             self.target.name,
             c.seed,
-            "random",
+            "asn1" if c.asn1_share >= ASN1_ENGINE_SHARE else "random",
             tuple(sorted(self.oracles)),
             self.coverage is not None,
             list(self.stats.values()),
         )
         self._started = time.perf_counter()
         applets = self.target.applets
+        with quiet_card_logs():
+            self._warm_up()
+        report.rss_start = rss()
         with quiet_card_logs():
             while not self._done():
                 focus = applets[report.episodes % len(applets)]
@@ -190,6 +215,8 @@ class Fuzzer:
                 report.episodes += 1
         report.apdus = self.apdus
         report.seconds = self._elapsed()
+        report.rss_end = rss()
+        report.rss_peak = peak_rss()
         report.findings = self.findings
         report.corpus = len(self.corpus)
         report.unconfirmed = self.unconfirmed
@@ -207,6 +234,21 @@ class Fuzzer:
             self.progress.done()
         return report
 
+    def _warm_up(self) -> None:
+        """Send each DER-taking applet one valid message, unguarded and unrecorded: what a
+        first message loads once per process (a compiled ASN.1 module, ~1 s) must not count
+        against the first guarded command's time bound."""
+        if not self.target.in_process:
+            return
+        plain = replace(self.target, hang_ms=None, memory_mb=None)
+        for a in self.target.applets:
+            if not a.der_seeds or a.der_wrap is None:
+                continue
+            ep = Episode(plain, self.config.the_card_seed)
+            ep.send(a.select_command)
+            for apdu in a.der_wrap(a.der_seeds[0], random.Random(0)):
+                ep.send(apdu)
+
     def _episode(self, focus: AppletTarget, report: CampaignReport) -> None:
         c = self.config
         rng = self.rng
@@ -220,13 +262,16 @@ class Fuzzer:
             verdicts=self._verdicts,
         )
         st = self.stats[focus.name]
+        self.gen.pending.clear()
         state = self._enter(checker, focus, rng.choice(focus.state_names), st)
         others = [a for a in self.target.applets if a is not focus]
         tears = self.target.in_process and c.tear_rate > 0
+        hung = False
         for _ in range(rng.randint(8, c.episode_steps)):
             if self._done():
                 break
-            r = rng.random()
+            # The rest of a message split over several commands goes first.
+            r = 1.0 if self.gen.pending else rng.random()
             if r < 0.015:
                 self._step(checker, Reset(), focus, st)
                 state = self._enter(checker, focus, SELECTED, st)
@@ -237,13 +282,14 @@ class Fuzzer:
                 self._step(checker, Send(rng.choice(others).select_command), focus, st)
                 state = "other-selected"
             else:
-                last = ep.steps[-1] if ep.steps else None
+                last = ep.steps[-1] if ep.steps and not self.gen.pending else None
                 follow = follow_up(last, rng) if last is not None and rng.random() < 0.5 else None
                 if follow is not None:
                     apdu, kind = follow, "follow-up"
                 else:
                     apdu, kind = self.gen.next(focus, state)
-                    apdu = self._wrap(apdu)
+                    if kind != "asn1":
+                        apdu = self._wrap(apdu)
                 if len(apdu) < 4 and not self.target.in_process:
                     # Through PC/SC a command under 4 bytes reaches vpcd as a control
                     # code and hangs the call: a real card gets a header at least.
@@ -263,6 +309,11 @@ class Fuzzer:
                     self._step(checker, Send(apdu), focus, st)
                     if checker.last_writes and writer is not None:
                         self._writers.add(writer)
+                if ep.steps and ep.steps[-1].interrupted is not None:
+                    # The card was power-cycled; replaying the hang in every later clone
+                    # (tears, determinism) would cost the bound again and again.
+                    hung = True
+                    break
                 if self.coverage is not None and self.coverage.take_new():
                     self.corpus.add(
                         Entry((apdu,), focus.name, state), save=c.corpus_dir is not None
@@ -270,7 +321,12 @@ class Fuzzer:
             if self.progress is not None:
                 self._show_progress()
         every = c.determinism_every
-        if every and DETERMINISM in self.oracles and report.episodes % every == every - 1:
+        if (
+            every
+            and not hung
+            and DETERMINISM in self.oracles
+            and report.episodes % every == every - 1
+        ):
             for v in checker.replay_check():
                 self._found(v, ep, focus)
 
@@ -354,6 +410,7 @@ class Fuzzer:
         c = self.config
         if len(self.findings) >= c.max_findings:
             return
+        found_at = self._elapsed()
         t0 = time.perf_counter()
         events = ep.events if v.oracle == DETERMINISM else ep.events[: v.step + 1]
         steps: tuple[Step, ...] = tuple(ep.steps[: v.step + 1])
@@ -379,7 +436,15 @@ class Fuzzer:
                 )
             if got is not None:
                 steps, final = got
-        finding = Finding(len(self.findings) + 1, final, focus.name, steps, len(events), self.apdus)
+        finding = Finding(
+            len(self.findings) + 1,
+            final,
+            focus.name,
+            steps,
+            len(events),
+            self.apdus,
+            seconds_before=found_at,
+        )
         if self.target.in_process:
             # `cardemu run` personalises its card afresh: the script must replay there too.
             with quiet_card_logs():
@@ -394,6 +459,10 @@ class Fuzzer:
         if c.findings_dir is not None:
             save_finding(finding, c.findings_dir, self.target, c.the_card_seed, self.atr or ep.atr)
         self._paused += time.perf_counter() - t0
+
+
+#: An `asn1_share` from which the campaign is the ASN.1 engine (DER-taking applets only).
+ASN1_ENGINE_SHARE = 0.5
 
 
 def _ok(sw: int) -> bool:

@@ -13,7 +13,13 @@ campaign's figures):
 - `sweep`: every INS under every class of the applet, in every state, in turn;
 - `structured`: a random header with a random body shape (cases 1-4, short and
   extended, wrong lengths);
-- `raw`: random bytes.
+- `raw`: random bytes;
+- `asn1`: for an applet taking DER messages (`AppletTarget.der_seeds`, the ISD-R's
+  ES10 requests), a seed's TLV tree mutated (`host.fuzz.der`: empty SET OFs,
+  wrong lengths and tags, truncation at any depth, huge counts...), re-encoded
+  and wrapped in the commands that carry it (`der_wrap`: STORE DATA blocks); the
+  blocks after the first wait in `pending` and go out next. Its share of the
+  inputs is `asn1_share` (the `asn1` engine: most of them).
 
 (The engine adds `follow-up`: GET RESPONSE after 61xx/9Fxx, the command again with
 the exact Le after 6Cxx, as a terminal would.)
@@ -27,7 +33,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from host.fuzz import mutators
+from host.fuzz import der, mutators
 from host.fuzz.corpus import Corpus, Entry
 from host.fuzz.targets import AppletTarget
 
@@ -84,9 +90,22 @@ class InputGenerator:
         applets: the applets that will be in focus.
     """
 
-    def __init__(self, rng: random.Random, corpus: Corpus, applets: Sequence[AppletTarget]) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        corpus: Corpus,
+        applets: Sequence[AppletTarget],
+        *,
+        asn1_share: float = 0.0,
+    ) -> None:
         self.rng = rng
         self.corpus = corpus
+        self.asn1_share = asn1_share
+        #: commands of a multi-command input still to send, in order
+        self.pending: list[bytes] = []
+        #: the last ASN.1 input: what was mutated, for reports
+        self.last_mutation = ""
+        self._trees: dict[str, list[tuple[int, der.Node]]] = {}
         self._specs: dict[str, tuple[Any, ...]] = {}
         self._pools: dict[int, list[bytes]] = {}
         self._sweep: dict[tuple[str, str], int] = {}
@@ -113,6 +132,12 @@ class InputGenerator:
     def next(self, applet: AppletTarget, state: str) -> tuple[bytes, str]:
         """One command and the kind of source it came from."""
         rng = self.rng
+        if self.pending:
+            return self.pending.pop(0), "asn1"
+        if applet.der_seeds and self.asn1_share and rng.random() < self.asn1_share:
+            got = self.asn1(applet)
+            if got is not None:
+                return got, "asn1"
         kind = rng.choices(self._kinds, self._weights)[0]
         if kind in ("spec", "spec-broken"):
             apdu = self._from_spec(applet)
@@ -137,6 +162,35 @@ class InputGenerator:
         if kind == "raw":
             return rng.randbytes(rng.choice((1, 2, 3, 4, 5, 6, 7, 8, rng.randrange(9, 300)))), "raw"
         return self.structured(applet), "structured"
+
+    def trees(self, applet: AppletTarget) -> list[tuple[int, der.Node]]:
+        got = self._trees.get(applet.name)
+        if got is None:
+            got = []
+            for i, data in enumerate(applet.der_seeds):
+                try:
+                    got.append((i, der.parse(data)))
+                except ValueError:
+                    log.debug("DER seed %d of %s is not one data object", i, applet.name)
+            self._trees[applet.name] = got
+        return got
+
+    def asn1(self, applet: AppletTarget) -> bytes | None:
+        """The first command of a mutated DER message (the rest go to `pending`)."""
+        trees = self.trees(applet)
+        if not trees or applet.der_wrap is None:
+            return None
+        rng = self.rng
+        i, tree = trees[rng.randrange(len(trees))]
+        if rng.random() < 0.05:
+            data, what = tree.encode(), "unmutated"
+        else:
+            m = der.mutate(tree, rng)
+            data, what = m.data, m.describe()
+        self.last_mutation = f"seed {i}: {what}"
+        commands = list(applet.der_wrap(data, rng))
+        self.pending = commands[1:]
+        return commands[0]
 
     def _from_spec(self, applet: AppletTarget) -> bytes | None:
         specs = self.specs(applet)

@@ -8,7 +8,9 @@
 |                        | every persistent value as it was                                     |
 | retry-counter          | a retry counter goes up only on a successful verification            |
 | no-secret              | no secret (PIN, key, K/OPc, session key) appears in response data    |
-| response-time          | the card answers within the target's bound                           |
+| response-time          | the card answers within the target's bound; a command still running  |
+|                        | at the hard bound (`hang_ms`) is interrupted and reported as a hang  |
+| memory                 | no command grows the process by more than `memory_mb` (interrupted)  |
 | tear-atomicity         | after a tear and power-up the NVM is the before- or the after-state  |
 | determinism            | the same seed and the same commands give the same answers            |
 
@@ -50,6 +52,7 @@ NO_SECRET = "no-secret"
 RESPONSE_TIME = "response-time"
 TEAR_ATOMICITY = "tear-atomicity"
 DETERMINISM = "determinism"
+MEMORY = "memory"
 
 ORACLES: Mapping[str, str] = MappingProxyType(
     {
@@ -61,6 +64,7 @@ ORACLES: Mapping[str, str] = MappingProxyType(
         RESPONSE_TIME: "the card answers within a bound",
         TEAR_ATOMICITY: "the state after a tear is a before- or after-state",
         DETERMINISM: "the same seed reproduces the same run",
+        MEMORY: "no command grows the process's memory beyond a bound",
     }
 )
 ALL_ORACLES = frozenset(ORACLES)
@@ -245,6 +249,21 @@ def traceback_key(tb: str | None) -> str:
     return f"{short}:{line}:{func}:{etype}"
 
 
+def loop_key(tb: str | None) -> str:
+    """Where an interrupted command was looping: the innermost frame of the project's
+    own code (a library's loop is keyed by the project function that called it)."""
+    frames = _TB_FILE.findall(tb or "")
+    own = [
+        f
+        for f in frames
+        if "site-packages" not in f[0] and "dist-packages" not in f[0] and "watchdog" not in f[0]
+    ]
+    if not own:
+        return traceback_key(tb)
+    path, _line, func = own[-1]
+    return "/".join(path.replace("\\", "/").split("/")[-2:]) + ":" + func
+
+
 def _hex(b: bytes, limit: int = 40) -> str:
     h = b.hex().upper()
     return h if len(h) <= 2 * limit else f"{h[: 2 * limit]}... ({len(b)} bytes)"
@@ -326,7 +345,20 @@ class Checker:
         self.last_writes = card.nvm.apdu_writes if card is not None else 0
         out: list[Violation] = []
         on = self.enabled
-        if NO_EXCEPTION in on:
+        if step.interrupted is not None:
+            oracle = MEMORY if step.interrupted == "memory" else RESPONSE_TIME
+            if oracle in on:
+                what = (step.escaped or "").strip().splitlines()[-1:] or ["interrupted"]
+                out.append(
+                    Violation(
+                        oracle,
+                        f"{_hex(apdu)}: {what[0].split(': ', 1)[-1]} (a hang)",
+                        index,
+                        f"hang:{_ins(apdu):02X}:{loop_key(step.escaped)}",
+                        step.escaped or "",
+                    )
+                )
+        elif NO_EXCEPTION in on:
             if step.escaped is not None:
                 what = step.escaped.strip().splitlines()[-1]
                 out.append(

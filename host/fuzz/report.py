@@ -53,6 +53,8 @@ class Finding:
     original_steps: int
     apdus_before: int = 0
     hits: int = 1
+    #: campaign seconds (minimising excluded) before it was found
+    seconds_before: float = 0.0
     notes: list[str] = field(default_factory=list)
     script: Path | None = None
     trace: Path | None = None
@@ -73,6 +75,7 @@ class Finding:
             "steps": len(self.steps),
             "original_steps": self.original_steps,
             "apdus_before": self.apdus_before,
+            "seconds_before": round(self.seconds_before, 1),
             "hits": self.hits,
             "notes": list(self.notes),
             "script": str(self.script) if self.script else None,
@@ -202,7 +205,8 @@ def save_finding(
     notes = [
         f"oracle {v.oracle}: {ORACLES.get(v.oracle, '')}",
         v.message,
-        f"found after {finding.apdus_before} APDUs; minimised from {finding.original_steps} "
+        f"found after {finding.apdus_before} APDUs ({finding.seconds_before:.1f} s); "
+        f"minimised from {finding.original_steps} "
         f"to {len(finding.steps)} steps; seen {finding.hits} time(s)",
     ]
     notes.extend(finding.notes)
@@ -285,6 +289,10 @@ class CampaignReport:
     #: slow answers not slow again when replayed (not reported as findings)
     unconfirmed: int = 0
     digest: str = ""
+    #: the process's resident set at the start and the end, and its peak (bytes)
+    rss_start: int = 0
+    rss_end: int = 0
+    rss_peak: int = 0
 
     @property
     def rate(self) -> float:
@@ -306,6 +314,11 @@ class CampaignReport:
             "corpus": self.corpus,
             "unconfirmed_slow_answers": self.unconfirmed,
             "digest": self.digest,
+            "rss_mb": {
+                "start": round(self.rss_start / 2**20, 1),
+                "end": round(self.rss_end / 2**20, 1),
+                "peak": round(self.rss_peak / 2**20, 1),
+            },
             "applets": [a.to_json() for a in self.applets],
             "findings": [f.to_json() for f in self.findings],
         }
@@ -338,6 +351,11 @@ class CampaignReport:
             out.append(
                 f"  slow answers not slow again on replay (not findings): {self.unconfirmed}"
             )
+        if self.rss_start:
+            out.append(
+                f"  memory: resident {self.rss_start / 2**20:.0f} MB at the start, "
+                f"{self.rss_end / 2**20:.0f} MB at the end (peak {self.rss_peak / 2**20:.0f} MB)"
+            )
         if not self.findings:
             out.append("  findings: none")
         else:
@@ -345,7 +363,10 @@ class CampaignReport:
             for f in self.findings:
                 where = f" -> {f.script}" if f.script else ""
                 v = f.violation
-                out.append(f"   {f.number}. [{v.oracle}] {f.applet}: {v.message}{where}")
+                out.append(
+                    f"   {f.number}. [{v.oracle}] {f.applet}: {v.message}{where} "
+                    f"(after {f.apdus_before:,} APDUs, {f.seconds_before:.1f} s)"
+                )
         if self.digest:
             out.append(
                 f"  run digest {self.digest} (the same seed and options give the same digest)"

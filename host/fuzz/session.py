@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from card.runtime import CardRuntime, CardTorn
 from host.fuzz.coverage import Coverage
 from host.fuzz.targets import CardTarget
+from host.fuzz.watchdog import Interrupted, guard
 from host.readers.base import Reader, ReaderError
 
 
@@ -56,12 +57,15 @@ class Step:
         seconds: the time the card took.
         escaped: the traceback of an exception that escaped the runtime (or the
             reader's error), else None.
+        interrupted: "time" or "memory" when the watchdog stopped the command
+            (`host.fuzz.watchdog`; `escaped` then holds where it was looping).
     """
 
     event: Event
     response: bytes | None
     seconds: float = 0.0
     escaped: str | None = None
+    interrupted: str | None = None
 
     @property
     def sw(self) -> int | None:
@@ -143,9 +147,11 @@ class Episode:
             assert self.target.reader is not None
             return self.target.reader.transmit(apdu)
         cov = self.coverage
-        if cov is not None:
-            return cov.run(card.process, apdu)
-        return card.process(apdu)
+        target = self.target
+        with guard(None if target.hang_ms is None else target.hang_ms / 1000, target.memory_mb):
+            if cov is not None:
+                return cov.run(card.process, apdu)
+            return card.process(apdu)
 
     def send(self, apdu: bytes) -> Step:
         """Send one command; an exception escaping the runtime is recorded, not raised."""
@@ -154,6 +160,13 @@ class Episode:
             resp = self._process(apdu)
         except KeyboardInterrupt:
             raise
+        except Interrupted as e:
+            step = Step(
+                Send(apdu), None, time.perf_counter() - t0, traceback.format_exc(), e.reason
+            )
+            self.steps.append(step)
+            self._recover()
+            return step
         except BaseException as e:  # noqa: BLE001 - whatever escapes the card is a finding
             dt = time.perf_counter() - t0
             if isinstance(e, ReaderError):
@@ -210,9 +223,10 @@ class Episode:
             return step
         except KeyboardInterrupt:
             raise
-        except BaseException:  # noqa: BLE001 - whatever escapes the card is a finding
+        except BaseException as e:  # noqa: BLE001 - whatever escapes the card is a finding
             nvm.tear_after(None)
-            step = Step(Send(apdu), None, time.perf_counter() - t0, traceback.format_exc())
+            why = e.reason if isinstance(e, Interrupted) else None
+            step = Step(Send(apdu), None, time.perf_counter() - t0, traceback.format_exc(), why)
             self.steps.append(step)
             self._recover()
             return step
@@ -268,4 +282,5 @@ def same_outcome(a: Step, b: Step) -> bool:
         a.event == b.event
         and a.response == b.response
         and (a.escaped is None) == (b.escaped is None)
+        and a.interrupted == b.interrupted
     )

@@ -33,6 +33,7 @@ import functools
 import importlib
 import logging
 import os
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -109,6 +110,8 @@ class Secret:
 
 
 SecretsHook = Callable[[CardRuntime, bytes], Iterable[Secret]]
+#: The commands carrying one DER message to an applet (one or several, in order).
+DerWrap = Callable[[bytes, random.Random], tuple[bytes, ...]]
 #: Retry counters in an applet's NVM segment: (value name, index in its tuple or -1 for
 #: a value that is the counter itself, tries).
 CountersHook = Callable[[Mapping[str, Any]], Iterable[tuple[str, int, int]]]
@@ -139,6 +142,10 @@ class AppletTarget:
     verify_ins: frozenset[int] = VERIFY_INS
     select: bytes | None = None
     cls: type | None = field(default=None, compare=False)
+    #: valid DER messages the applet takes (the ASN.1 source mutates their trees)
+    der_seeds: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+    #: how a DER message becomes the commands that carry it
+    der_wrap: DerWrap | None = field(default=None, compare=False, repr=False)
 
     @property
     def select_command(self) -> bytes:
@@ -775,6 +782,39 @@ def _es10(*ders: str) -> tuple[bytes, ...]:
     return tuple(out)
 
 
+def store_data_blocks(der: bytes, rng: random.Random, cla: int = 0x80) -> tuple[bytes, ...]:
+    """STORE DATA commands carrying one ES10 request (SGP.22 §5.7.2, GPCS §11.11): one
+    short command when it fits (now and then one extended command), else a chain of
+    blocks, P1 '11' then '91' on the last, P2 the block number."""
+    if len(der) <= 255 and rng.random() < 0.9:
+        return (bytes((cla, 0xE2, 0x91, 0x00, len(der))) + der + b"\x00",)
+    if len(der) <= 0xFFFF and rng.random() < 0.2:
+        return (bytes((cla, 0xE2, 0x91, 0x00, 0x00)) + len(der).to_bytes(2, "big") + der + b"\0\0",)
+    size = rng.choice((255, 255, 255, 128, 200))
+    blocks = [der[i : i + size] for i in range(0, len(der), size)] or [b""]
+    out = []
+    for n, block in enumerate(blocks):
+        last = n == len(blocks) - 1
+        head = bytes((cla, 0xE2, 0x91 if last else 0x11, n & 0xFF, len(block)))
+        out.append(head + block + (b"\x00" if last else b""))
+    return tuple(out)
+
+
+def _es10_seeds() -> tuple[bytes, ...]:
+    """The ES10 requests of `host.fuzz.rsp_seeds` that are whole DER trees."""
+    from host.fuzz import der
+    from host.fuzz.rsp_seeds import load
+
+    out = []
+    for s in load().es10:
+        try:
+            der.parse(s.der)
+        except ValueError:
+            continue  # a BPP segment: a TLV header with only its first child
+        out.append(s.der)
+    return tuple(out)
+
+
 def _euicc_profiles() -> list[AppletTarget]:
     from card.sgp22 import asn1
     from card.sgp22.ecasd import ECASD_AID, ISD_R_AID
@@ -805,6 +845,8 @@ def _euicc_profiles() -> list[AppletTarget]:
                 bytes.fromhex("80E29101 00 00"),
             ),
             coverage=("applets.isdr", "card.sgp22"),
+            der_seeds=_es10_seeds(),
+            der_wrap=store_data_blocks,
         ),
         AppletTarget("ecasd", ECASD_AID, secrets=_ecasd_secrets, coverage=("card.sgp22",)),
     ]
@@ -914,6 +956,10 @@ class CardTarget:
     secrets: tuple[Secret, ...] = ()
     #: every applet on the card, fuzzed or not (the oracles know them all)
     all_applets: tuple[AppletTarget, ...] = ()
+    #: a command running longer than this is interrupted (in-process; None: never)
+    hang_ms: float | None = None
+    #: a command growing the process by more than this is interrupted (None: never)
+    memory_mb: float | None = None
     #: personalised cards to copy, by RNG seed (None: copying is not faithful)
     templates: dict[int, _Template | None] = field(default_factory=dict, compare=False, repr=False)
 

@@ -1,0 +1,104 @@
+"""A per-command time and memory bound that works in-process, even on a command that never returns.
+
+A card in the fuzzer's own process runs each command in the main thread. A
+decoder that loops for ever (no progress through its input) would hang the
+campaign; one that appends to a list as it loops would take the machine's
+memory too. `guard` arms a repeating interval timer (POSIX `setitimer`,
+`ITIMER_REAL`) for the command: each tick the signal handler, which Python
+runs in the main thread between bytecodes of whatever is looping, checks the
+time spent and the growth of the resident set, and raises `Interrupted` (a
+`BaseException`, so no `except Exception` in the card turns it into 6F00) when
+either bound is passed. Where signals cannot be used (another thread, no
+SIGALRM) the command runs unguarded.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: How often the bounds are checked while a command runs (seconds).
+TICK = 0.05
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class Interrupted(BaseException):
+    """A command stopped by the watchdog.
+
+    Attributes:
+        reason: "time" (no answer within the bound) or "memory" (the process grew
+            by more than the bound while it ran).
+        seconds: how long it had run.
+        grown: by how many bytes the resident set had grown.
+    """
+
+    def __init__(self, reason: str, seconds: float, grown: int) -> None:
+        super().__init__(
+            f"interrupted after {seconds * 1000:.0f} ms: "
+            + (
+                "no answer within the time bound"
+                if reason == "time"
+                else f"the process grew by {grown / 2**20:.0f} MB"
+            )
+        )
+        self.reason = reason
+        self.seconds = seconds
+        self.grown = grown
+
+
+def rss() -> int:
+    """The resident set size of this process, in bytes (0 where unknown)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return peak_rss()
+
+
+def peak_rss() -> int:
+    """The largest resident set this process has had, in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def usable() -> bool:
+    """Whether a guard can interrupt here (the main thread, SIGALRM available)."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def guard(seconds: float | None, memory_mb: float | None) -> Iterator[None]:
+    """Run the body under a time bound and a memory-growth bound (None: no bound).
+
+    Raises:
+        Interrupted: from inside the body, when a bound is passed.
+    """
+    if (seconds is None and memory_mb is None) or not usable():
+        yield
+        return
+    start = time.monotonic()
+    base = rss() if memory_mb is not None else 0
+    limit = None if memory_mb is None else int(memory_mb * 2**20)
+
+    def tick(signum: int, frame: object) -> None:
+        elapsed = time.monotonic() - start
+        if seconds is not None and elapsed >= seconds:
+            raise Interrupted("time", elapsed, rss() - base if limit is not None else 0)
+        if limit is not None:
+            grown = rss() - base
+            if grown > limit:
+                raise Interrupted("memory", elapsed, grown)
+
+    old = signal.signal(signal.SIGALRM, tick)
+    interval = TICK if seconds is None else min(TICK, seconds)
+    signal.setitimer(signal.ITIMER_REAL, interval, interval)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
