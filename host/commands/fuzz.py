@@ -163,10 +163,31 @@ def _oracles(only: tuple[str, ...], without: tuple[str, ...]) -> frozenset[str]:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["random", "stateful"]),
+    type=click.Choice(["random", "stateful", "asn1"]),
     default="random",
     show_default=True,
-    help="random: coverage-guided episodes; stateful: hypothesis state machine.",
+    help="random: coverage-guided episodes; stateful: hypothesis state machine; asn1: "
+    "mutated DER trees of valid messages (the ISD-R's ES10 requests over STORE DATA).",
+)
+@click.option(
+    "--smdpp",
+    "smdpp",
+    is_flag=True,
+    help="Fuzz the SM-DP+ (ES9+ over loopback HTTP, in a child process) instead of a card.",
+)
+@click.option(
+    "--hang-ms",
+    type=click.FloatRange(0, min_open=True),
+    help="Interrupt a command (or an HTTP request) still running after this long and report "
+    "a hang [default: 3 x --max-ms in-process; 5000 for --smdpp].",
+)
+@click.option(
+    "--memory-mb",
+    type=click.FloatRange(0, min_open=True),
+    default=512.0,
+    show_default=True,
+    help="Interrupt a command growing the process by more than this (the SM-DP+: its child "
+    "process, also capped at 4x this) and report it.",
 )
 @click.option("--no-coverage", is_flag=True, help="No coverage feedback (faster).")
 @click.option(
@@ -242,6 +263,9 @@ def fuzz(
     corpus_dir: str | None,
     findings_dir: str,
     engine: str,
+    smdpp: bool,
+    hang_ms: float | None,
+    memory_mb: float,
     no_coverage: bool,
     only_oracles: tuple[str, ...],
     without_oracles: tuple[str, ...],
@@ -269,6 +293,15 @@ def fuzz(
     Each finding is minimised and saved as a script for `cardemu run` (with a
     trace); `--replay` checks one again. Exit code 1 when there are findings.
 
+    `--engine asn1` mutates valid DER messages at the TLV-tree level (empty SET
+    OFs, zero-length, over-long and indefinite lengths, wrong tags, truncation at
+    every depth, children repeated thousands of times) and sends them to the
+    applets that take them: on the `euicc` preset, the ISD-R's ES10 requests in
+    STORE DATA blocks. A command still running after --hang-ms is interrupted in
+    the fuzzer's own process and reported as a hang. `--smdpp` does the same to
+    the SM-DP+'s ES9+ endpoints: the real server in a child process on loopback
+    HTTP, a timeout per request, restarted when it hangs or dies.
+
     \b
     Examples:
       cardemu fuzz --budget 50000
@@ -277,11 +310,28 @@ def fuzz(
       cardemu fuzz --engine stateful --applet iso7816 --budget 5000
       cardemu fuzz --replay fuzz-findings/001-no-exception-purse.apdu
       cardemu fuzz --bench --budget 5000
+      cardemu fuzz --preset euicc --engine asn1 --time 600 --seed 1
+      cardemu fuzz --smdpp --time 600 --seed 1
+      cardemu fuzz --smdpp --replay fuzz-findings/001-response-time-smdpp.json
       cardemu fuzz -r 2 --applet A000000151000000 --rate 10 --time 600 \\
           --secret 404142434445464748494A4B4C4D4E4F
     """
     oracles = _oracles(only_oracles, without_oracles)
+    if smdpp:
+        if reader_spec is not None or image is not None or preset is not None or applets:
+            raise click.UsageError("--smdpp fuzzes the SM-DP+: no card options with it")
+        if budget is None and seconds is None:
+            budget = 2_000
+        _smdpp(
+            seed, budget, seconds, hang_ms, memory_mb, findings_dir, replay_path, no_minimise,
+            as_json,
+        )  # fmt: skip
+        return
     target = _target(reader_spec, image, preset, applets, rate, max_ms)
+    if target.in_process:
+        # A replayed hang is interrupted as the campaign would interrupt it.
+        hang = hang_ms if hang_ms is not None else 3 * target.max_ms
+        target = replace(target, hang_ms=hang, memory_mb=memory_mb)
     if secrets:
         declared = []
         for i, h in enumerate(secrets, 1):
@@ -314,11 +364,18 @@ def fuzz(
             corpus_dir=Path(corpus_dir) if corpus_dir else None,
             findings_dir=Path(findings_dir),
             minimise=not no_minimise,
+            asn1_share=0.9 if engine == "asn1" else 0.0,
+            hang_ms=hang_ms,
+            memory_mb=memory_mb,
         )
         if engine == "stateful":
             report = _stateful(target, config)
         else:
-            report = Fuzzer(target, config, Progress()).run()
+            try:
+                fuzzer = Fuzzer(target, config, Progress())
+            except ValueError as e:
+                raise click.UsageError(str(e)) from None
+            report = fuzzer.run()
     finally:
         if target.reader is not None:
             target.reader.disconnect()
@@ -482,3 +539,68 @@ def _bench(target: CardTarget, apdus: int, seed: int, as_json: bool) -> None:
         f"  raw: no oracles, no coverage; oracles: all {len(ORACLES)}; "
         f"+coverage: all {len(ORACLES)} and line/arc coverage"
     )
+
+
+def _smdpp(
+    seed: int,
+    budget: int | None,
+    seconds: float | None,
+    hang_ms: float | None,
+    memory_mb: float,
+    findings_dir: str,
+    replay_path: str | None,
+    no_minimise: bool,
+    as_json: bool,
+) -> None:
+    from host.fuzz.server import ServerConfig, SmdppFuzzer, replay_server_finding
+
+    config = ServerConfig(
+        seed=seed,
+        budget=budget,
+        seconds=seconds,
+        hang_ms=hang_ms if hang_ms is not None else 5000.0,
+        memory_mb=memory_mb,
+        findings_dir=Path(findings_dir),
+        minimise=not no_minimise,
+    )
+    if replay_path is not None:
+        try:
+            violations = replay_server_finding(Path(replay_path), config)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        except RuntimeError as e:
+            raise click.ClickException(str(e)) from None
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "file": replay_path,
+                        "violations": [
+                            {"oracle": v.oracle, "message": v.message} for v in violations
+                        ],
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            click.echo(f"{replay_path}: replayed on a fresh SM-DP+")
+            for v in violations:
+                click.echo(f"  {v}")
+            if not violations:
+                click.echo("  every oracle held")
+        if violations:
+            raise FindingsExit(f"{len(violations)} violation(s)")
+        return
+    progress = Progress()
+
+    def show(requests: int, secs: float, found: int) -> None:
+        progress.update(requests, secs, 0, 0, found)
+
+    try:
+        report = SmdppFuzzer(config, on_progress=show).run()
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    progress.done()
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
+    if report.findings:
+        raise FindingsExit(f"{len(report.findings)} finding(s), saved in {findings_dir}")

@@ -1,0 +1,378 @@
+"""The ASN.1-aware fuzzer: DER tree mutators, the in-process watchdog, the planted hang,
+and short campaigns on the eUICC and on the SM-DP+ (loopback HTTP) that must stay clean."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from card.framework import APDU, SW, Applet, CardError
+from card.runtime import CardRuntime
+from card.tlv import decode_length, decode_tag, encode_length, parse_tree
+from host.fuzz import der
+from host.fuzz.engine import FuzzConfig, Fuzzer, replay_script
+from host.fuzz.oracles import MEMORY, RESPONSE_TIME
+from host.fuzz.rsp_seeds import ES9_FIELDS, load
+from host.fuzz.targets import AppletTarget, card_target, preset_target, store_data_blocks
+from host.fuzz.watchdog import Interrupted, guard
+
+# -- DER trees --------------------------------------------------------------------------------
+
+
+@st.composite
+def trees(draw: st.DrawFn, depth: int = 0) -> der.Node:
+    """A DER tree: constructed (SEQUENCE, SET, context [n]) or primitive nodes."""
+    if depth < 4 and draw(st.booleans()):
+        tag = draw(st.sampled_from([b"\x30", b"\x31", b"\xa0", b"\xa3", b"\xbf\x20", b"\xbf\x38"]))
+        children = draw(st.lists(trees(depth + 1), min_size=0, max_size=4))
+        return der.Node(tag, children=children)
+    tag = draw(st.sampled_from([b"\x02", b"\x04", b"\x06", b"\x0c", b"\x80", b"\x5f\x37"]))
+    return der.Node(tag, draw(st.binary(max_size=40)))
+
+
+#: Kinds after which the message is still DER that the walker reads back as it is.
+STAYS_DER = ("empty", "zero-length", "duplicate", "reinsert", "delete", "swap", "value", "nest")
+
+
+@settings(max_examples=150, deadline=None)
+@given(trees())
+def test_walker_reads_back_what_it_writes(tree: der.Node) -> None:
+    data = tree.encode()
+    back = der.parse(data)
+    assert back.encode() == data
+    parse_tree(data, allow_padding=False)  # the project's own BER-TLV parser agrees
+
+
+@settings(max_examples=150, deadline=None)
+@given(trees(), st.sampled_from(STAYS_DER), st.integers(0, 2**32))
+def test_structural_mutations_re_encode(tree: der.Node, kind: str, seed: int) -> None:
+    root = tree.copy()
+    m = der.apply(root, kind, random.Random(seed), max_size=4000)
+    data = root.encode()
+    assert der.parse(data).encode() == data
+    if m is not None:
+        assert m.kind == kind
+
+
+@settings(max_examples=150, deadline=None)
+@given(trees(), st.sampled_from(sorted(der.KINDS)), st.integers(0, 2**32))
+def test_every_mutation_gives_bytes_and_says_what_it_did(
+    tree: der.Node, kind: str, seed: int
+) -> None:
+    m = der.mutate(tree, random.Random(seed), kinds=(kind,), max_size=4000)
+    assert isinstance(m.data, bytes)
+    assert all(x.kind == kind for x in m.mutations)
+    assert len(m.data) <= max(4000, len(tree.encode())) + 64 * 2 + 8
+
+
+SEED = der.Node(
+    b"\x30",
+    children=[
+        der.Node(
+            b"\x31", children=[der.Node(b"\x30", children=[der.Node(b"\x06", b"\x55\x04\x03")])]
+        ),
+        der.Node(b"\x04", b"\x11\x22\x33"),
+    ],
+)
+
+
+def _one(kind: str, path: tuple[int, ...], seed: int = 1) -> tuple[der.Node, der.Node]:
+    """Apply `kind` to the node at `path` of a copy of SEED: (the tree, the node)."""
+    root = SEED.copy()
+    node = der.at(root, path)
+    detail = der.KINDS[kind](root, path, node, random.Random(seed), 10_000)
+    assert detail is not None, kind
+    return root, der.at(root, path) if kind != "nest" else root
+
+
+def test_each_kind_does_what_it_says() -> None:
+    root, node = _one("empty", (0,))
+    assert root.encode()[2:4] == b"\x31\x00"  # an empty SET OF
+    root, node = _one("zero-length", (1,))
+    assert root.encode().endswith(b"\x04\x00")
+    root, node = _one("long-length", (1,))
+    n, _ = decode_length(node.encode(), len(node.tag))
+    assert n > 3
+    root, node = _one("short-length", (1,))
+    n, _ = decode_length(node.encode(), len(node.tag))
+    assert n < 3
+    root, node = _one("indefinite", (0,))
+    enc = node.encode()
+    assert enc[1] == 0x80 and enc.endswith(b"\x00\x00")
+    root, node = _one("nonminimal-length", (1,))
+    assert node.encode()[1] & 0x80 and node.encode()[1:3] != b"\x03"
+    root, node = _one("wrong-tag", (1,))
+    assert node.tag != b"\x04"
+    decode_tag(node.encode(), 0)  # still one well-formed tag
+    root, node = _one("duplicate", (0, 0))
+    assert node.children is not None and len(node.children) >= 2
+    assert len({c.encode() for c in node.children}) == 1
+    root, node = _one("delete", ())
+    assert len(root.children or ()) == 1
+    root, node = _one("swap", ())
+    assert [c.tag for c in root.children or ()] == [b"\x04", b"\x31"]
+    root, node = _one("junk", (0,))
+    assert any(c.raw for c in node.children or ())
+    root, node = _one("value", (1,))
+    assert node.value != b"\x11\x22\x33"
+    root, _ = _one("reinsert", (0,))
+    assert root.count() > SEED.count()
+    root, _ = _one("nest", (1,))
+    assert root.encode() != SEED.encode() and der.parse(root.encode()).count() > SEED.count()
+
+
+def test_truncation_cuts_inside_the_node_at_every_depth() -> None:
+    full = SEED.encode()
+    offs = der.offsets(SEED)
+    for path, (start, end) in offs.items():
+        for seed in range(12):
+            root = SEED.copy()
+            node = der.at(root, path)
+            if der.op_truncate(root, path, node, random.Random(seed), 10_000) is None:
+                continue
+            data = root.encode()
+            assert len(data) < len(full)
+            if root.cut is not None:  # the message cut: a prefix ending inside the node
+                assert data == full[: len(data)] and start < len(data) < end
+
+
+def test_duplicates_reach_huge_counts_within_the_size_bound() -> None:
+    root = der.Node(b"\x30", children=[der.Node(b"\x02", b"\x01")])
+    counts = set()
+    for seed in range(60):
+        r = root.copy()
+        der.op_duplicate(r, (), r, random.Random(seed), 60_000)
+        counts.add(len(r.children or ()))
+        assert len(r.encode()) <= 60_000 + 8
+    assert max(counts) >= 5000
+
+
+def test_walker_is_bounded() -> None:
+    nested = b"\x04\x00"
+    for _ in range(60):
+        nested = b"\x30" + encode_length(len(nested)) + nested
+    tree = der.parse(nested)
+    depth = 0
+    node = tree
+    while node.children:
+        node = node.children[0]
+        depth += 1
+    assert depth <= der.MAX_DEPTH
+    assert tree.encode() == nested
+    with pytest.raises(ValueError):
+        der.parse(b"\x30\x05\x04\x00")
+    many = b"\x30\x82" + (3 * 5000).to_bytes(2, "big") + b"\x05\x01\x00" * 5000
+    assert der.parse(many, max_nodes=100).encode() == many  # kept as primitive bytes
+
+
+def test_recorded_seeds_still_decode_under_the_schema() -> None:
+    from card.sgp22 import asn1
+    from host.lpa.es10 import decode_lenient
+
+    seeds = load()
+    assert len(seeds.es10) >= 20 and {s.function for s in seeds.es9} == set(ES9_FIELDS)
+    for s in seeds.es9:
+        decode_lenient(ES9_FIELDS[s.function][1], s.der)
+    from applets.isdr.applet import FUNCTIONS
+
+    whole = 0
+    for s in seeds.es10:
+        tag, _ = decode_tag(s.der, 0)
+        if tag in FUNCTIONS:
+            decode_lenient(FUNCTIONS[tag][0], s.der)
+            whole += 1
+    assert whole >= 20
+    assert asn1.rsp() is not None
+
+
+def test_store_data_blocks_reassemble_to_the_message() -> None:
+    rng = random.Random(0)
+    for n in (3, 255, 256, 700, 3000):
+        msg = bytes(range(256)) * (n // 256 + 1)
+        msg = msg[:n]
+        for _ in range(10):
+            cmds = store_data_blocks(msg, rng)
+            got = b""
+            for i, c in enumerate(cmds):
+                assert c[:2] == b"\x80\xe2" and c[3] == i & 0xFF
+                assert c[2] == (0x91 if i == len(cmds) - 1 else 0x11)
+                if c[4] == 0 and len(c) > 7:  # extended
+                    got += c[7 : 7 + int.from_bytes(c[5:7], "big")]
+                else:
+                    got += c[5 : 5 + c[4]]
+            assert got == msg
+
+
+# -- the watchdog -------------------------------------------------------------------------------
+
+
+def test_watchdog_interrupts_a_loop_that_never_returns() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(Interrupted) as e, guard(0.2, None):
+        while True:
+            pass
+    assert e.value.reason == "time"
+    assert 0.2 <= time.monotonic() - t0 < 2.0
+
+
+def test_watchdog_interrupts_a_loop_that_eats_memory() -> None:
+    hoard: list[bytes] = []
+    with pytest.raises(Interrupted) as e, guard(20.0, 64):
+        while True:
+            hoard.append(bytes(1 << 20))
+    assert e.value.reason == "memory" and e.value.grown > 64 * 2**20
+    hoard.clear()
+
+
+def test_watchdog_leaves_quick_code_alone() -> None:
+    with guard(0.5, 64):
+        x = sum(range(1000))
+    assert x == 499500
+    time.sleep(0.12)  # no tick left armed after the block
+
+
+# -- a planted zero-progress hang ----------------------------------------------------------
+
+
+TOY_AID = bytes.fromhex("F041534E3101")
+
+
+def _toy_element(data: bytes, off: int, end: int, depth: int) -> tuple[object, int]:
+    if depth > 8 or off + 2 > end:
+        raise CardError(SW.WRONG_DATA)
+    tag, n = data[off], data[off + 1]
+    if tag == 0x00:
+        return None, off  # read as end-of-contents: the element consumes nothing
+    if n > 0x7F or off + 2 + n > end:
+        raise CardError(SW.WRONG_DATA)
+    if tag & 0x20:
+        return _toy_sequence_of(data, off + 2, off + 2 + n, depth + 1), off + 2 + n
+    return data[off + 2 : off + 2 + n], off + 2 + n
+
+
+def _toy_sequence_of(data: bytes, off: int, end: int, depth: int) -> list[object]:
+    out = []
+    while off < end:  # the planted bug: no check that an element made progress
+        element, off = _toy_element(data, off, end, depth)
+        out.append(element)
+    return out
+
+
+class ZeroProgressDecoder(Applet):
+    """A toy DER decoder (INS E2) with asn1tools' old bug: a 00 among a SEQUENCE OF's
+    elements makes no progress, and the loop appends for ever."""
+
+    def process(self, apdu: APDU) -> bytes | None:
+        if apdu.ins != 0xE2:
+            raise CardError(SW.INS_NOT_SUPPORTED)
+        data = apdu.data
+        if not data or data[0] != 0x30:
+            raise CardError(SW.WRONG_DATA)
+        _toy_element(data, 0, len(data), 0)
+        return None
+
+
+def _toy_target() -> object:
+    seeds = (
+        bytes.fromhex("300C 3005 0403 AABBCC 3003 0201 05".replace(" ", "")),
+        bytes.fromhex("3008 A006 0C04 74657374".replace(" ", "")),
+    )
+
+    def wrap(data: bytes, rng: random.Random) -> tuple[bytes, ...]:
+        return (bytes((0x80, 0xE2, 0x00, 0x00, min(len(data), 255))) + data[:255],)
+
+    profile = AppletTarget("toy-der", TOY_AID, der_seeds=seeds, der_wrap=wrap)
+
+    def personalise(rt: CardRuntime) -> None:
+        rt.install(ZeroProgressDecoder, TOY_AID)
+
+    return card_target(
+        "toy-der", personalise, profiles=[profile], extra_classes=[ZeroProgressDecoder]
+    )
+
+
+def test_asn1_engine_finds_a_planted_zero_progress_hang(tmp_path: Path) -> None:
+    target = _toy_target()
+    cfg = FuzzConfig(
+        seed=7,
+        budget=3000,
+        asn1_share=0.9,
+        hang_ms=150,
+        coverage=False,
+        minimise_seconds=10,
+        findings_dir=tmp_path,
+    )
+    t0 = time.monotonic()
+    report = Fuzzer(target, cfg).run()  # type: ignore[arg-type]
+    hangs = [f for f in report.findings if f.violation.key.startswith("hang:")]
+    assert hangs, report.text()
+    assert report.engine == "asn1"
+    f = hangs[0]
+    assert f.violation.oracle in (RESPONSE_TIME, MEMORY)
+    assert "toy" in f.violation.key or "test_fuzz_asn1" in f.violation.key
+    assert time.monotonic() - t0 < 120
+    # The minimised script is short, and replaying it shows the hang again (interrupted).
+    assert f.script is not None and len(f.steps) <= 3
+    text = f.script.read_text()
+    assert "cardemu fuzz" in text
+    from dataclasses import replace
+
+    again = replay_script(replace(target, hang_ms=150.0), text)  # type: ignore[type-var]
+    assert any(v.key == f.violation.key for v in again.violations)
+
+
+def test_the_same_seed_gives_the_same_asn1_campaign() -> None:
+    target = _toy_target()
+    cfg = FuzzConfig(seed=3, budget=300, asn1_share=0.9, hang_ms=150, coverage=False,
+                     minimise=False)  # fmt: skip
+    a = Fuzzer(target, cfg).run()  # type: ignore[arg-type]
+    b = Fuzzer(target, cfg).run()  # type: ignore[arg-type]
+    assert a.digest == b.digest and a.kinds["asn1"] > 200
+
+
+# -- the real targets: clean once asn1tools' ArrayType loop is fixed -------------------------
+
+
+def _decoder_fixed() -> bool:
+    """Whether the SM-DP+ repro of the zero-progress loop (a verification list `04 00 00`)
+    now ends (a decode error) instead of looping."""
+    from card.sgp22 import asn1
+
+    asn1.rsp()
+    info1 = bytes.fromhex(
+        "BF20228203020200A903040000AA16041477292AD74F6D0ECE90FB531A7D21FCC7D5D85DDF"
+    )
+    try:
+        with guard(2.0, 256):
+            asn1.decode("EUICCInfo1", info1)
+    except Interrupted:
+        return False
+    except Exception:  # noqa: BLE001 - refused: the fix's answer
+        return True
+    return True
+
+
+NOT_FIXED = "the asn1 fix (branch asn1) is not on this branch yet: the hang is still there"
+
+
+@pytest.mark.xfail(not _decoder_fixed(), reason=NOT_FIXED, strict=True)
+def test_short_asn1_campaign_on_the_euicc_is_clean() -> None:
+    cfg = FuzzConfig(seed=1, budget=600, asn1_share=0.9, coverage=False, minimise=False)
+    report = Fuzzer(preset_target("euicc"), cfg).run()
+    assert report.kinds["asn1"] > 400
+    assert not report.findings, report.text()
+
+
+@pytest.mark.xfail(not _decoder_fixed(), reason=NOT_FIXED, strict=True)
+def test_short_campaign_on_the_smdpp_over_loopback_is_clean() -> None:
+    from host.fuzz.server import ServerConfig, SmdppFuzzer
+
+    report = SmdppFuzzer(ServerConfig(seed=1, budget=150, hang_ms=5000, minimise=False)).run()
+    assert report.requests == 150 and report.restarts == 0
+    assert not report.findings, report.text()
+    assert set(report.functions) >= {"initiateAuthentication", "authenticateClient"}
