@@ -182,6 +182,15 @@ def walk(node: Node, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ..
         yield from walk(c, (*path, i))
 
 
+def _live(node: Node, path: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], Node]]:
+    """Nodes whose bytes are all written (none inside a node cut short)."""
+    if node.cut is not None:
+        return
+    yield path, node
+    for i, c in enumerate(node.children or ()):
+        yield from _live(c, (*path, i))
+
+
 def at(root: Node, path: tuple[int, ...]) -> Node:
     node = root
     for i in path:
@@ -360,8 +369,10 @@ def op_truncate(
     k = max(1, min(k, size - 1))
     if rng.random() < 0.5 or not path:
         # The whole message cut here: every enclosing length now runs past the end.
-        start = offsets(root)[path][0]
-        return f"@{start + k}" if _cut_message(root, start + k) else None
+        where = offsets(root).get(path)
+        if where is None:
+            return None
+        return f"@{where[0] + k}" if _cut_message(root, where[0] + k) else None
     node.cut = k
     return f"node cut to {k} of {size}"
 
@@ -538,7 +549,7 @@ def apply(
         What was done, or None if no node of the tree fits the kind.
     """
     op = KINDS[kind]
-    nodes = [(p, n) for p, n in walk(root) if n.cut is None]
+    nodes = [(p, n) for p, n in _live(root, ())]
     rng.shuffle(nodes)
     for path, node in nodes[:16]:
         detail = op(root, path, node, rng, max_size)
