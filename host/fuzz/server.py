@@ -66,6 +66,21 @@ FUNCTION_WEIGHTS: dict[str, float] = {
 SESSION_FUNCTIONS = frozenset({"authenticateClient", "cancelSession", "getBoundProfilePackage"})
 #: The largest mutated DER sent (bytes; base64 makes the body a third longer).
 MAX_DER = 200_000
+#: The share of requests with one JSON-level change besides (or instead of) the DER's.
+JSON_SHARE = 0.06
+#: What a field becomes under a JSON-level change ("missing": the field is left out).
+JSON_VALUES: dict[str, Any] = {
+    "missing": None,
+    "null": None,
+    "number": 1,
+    "negative": -1,
+    "list": [],
+    "object": {},
+    "empty": "",
+    "not-base64": "%%%not base64%%%",
+    "huge": "QUFB" * 50_000,
+    "odd-hex": "ABC",
+}
 #: Seconds the child has to start listening.
 START_SECONDS = 60.0
 
@@ -192,6 +207,8 @@ class Request:
     body: dict[str, Any]
     mutations: str = ""
     session: bool = False
+    #: a JSON-level change applied last, after the session's transactionId: (field, kind)
+    json_op: tuple[str, str] | None = None
 
     @property
     def path(self) -> str:
@@ -417,17 +434,21 @@ class SmdppFuzzer:
         body[seed.field] = _b64(data)
         if function == "initiateAuthentication":
             body["euiccChallenge"] = _b64(rng.randbytes(16))
-        self._digest.update(function.encode() + b"\0" + data + b"\0")
-        return Request(function, body, what, function in SESSION_FUNCTIONS)
+        json_op = None
+        if rng.random() < JSON_SHARE:
+            json_op = (rng.choice(sorted(body)), rng.choice(sorted(JSON_VALUES)))
+            what = f"{what}; JSON {json_op[0]} {json_op[1]}"
+        self._digest.update(f"{function}|{json_op}|".encode() + data + b"\0")
+        return Request(function, body, what, function in SESSION_FUNCTIONS, json_op)
 
     def _prepare(self, req: Request) -> Request | None:
-        if not req.session:
-            return req
-        tid = self._open_session()
-        if tid is None:
-            return None
-        body = dict(req.body, transactionId=tid)
-        return Request(req.function, body, req.mutations, True)
+        body = dict(req.body)
+        if req.session:
+            tid = self._open_session()
+            if tid is None:
+                return None
+            body["transactionId"] = tid
+        return Request(req.function, _apply_json_op(body, req.json_op), req.mutations, req.session)
 
     def _check(self, req: Request, out: Outcome, index: int) -> list[Violation]:
         fn = req.function
@@ -621,7 +642,9 @@ class SmdppFuzzer:
         def build(t: der.Node) -> Request:
             body = dict(req.body)
             body[field_name] = _b64(t.encode())
-            return Request(req.function, body, req.mutations + " (minimised)", req.session)
+            return Request(
+                req.function, body, req.mutations + " (minimised)", req.session, req.json_op
+            )
 
         if not self._fails(build(tree), v):
             return req
@@ -643,6 +666,16 @@ class SmdppFuzzer:
                 if changed:
                     break
         return build(tree)
+
+
+def _apply_json_op(body: dict[str, Any], op: tuple[str, str] | None) -> dict[str, Any]:
+    if op is not None:
+        name, kind = op
+        if kind == "missing":
+            body.pop(name, None)
+        else:
+            body[name] = JSON_VALUES[kind]
+    return body
 
 
 def _shrinks(node: der.Node) -> list[Callable[[der.Node], None]]:
@@ -689,11 +722,17 @@ def save_server_finding(finding: ServerFinding, directory: Path, seed: int) -> P
         ]
         if req.session
         else [],
-        "request": {"function": req.function, "path": req.path, "body": body},
+        "request": {
+            "function": req.function,
+            "path": req.path,
+            "body": body,
+            "json_op": list(req.json_op) if req.json_op else None,
+        },
     }
     if not req.session:
         body_file = path.with_suffix(".body.json")
-        body_file.write_text(json.dumps(req.body), encoding="utf-8")
+        sent = _apply_json_op(dict(req.body), req.json_op)
+        body_file.write_text(json.dumps(sent), encoding="utf-8")
         doc["curl"] = (
             f"cardemu smdpp serve --no-tls --port 8080 --address localhost --db /tmp/x.sqlite & "
             f"curl -m 10 -H 'Content-Type: {CONTENT_TYPE}' "
@@ -714,7 +753,16 @@ def replay_server_finding(path: Path, config: ServerConfig | None = None) -> lis
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         r = doc["request"]
-        req = Request(r["function"], dict(r["body"]), doc.get("mutations", ""), bool(doc["setup"]))
+        op = r.get("json_op")
+        req = Request(
+            r["function"],
+            dict(r["body"]),
+            doc.get("mutations", ""),
+            bool(doc["setup"]),
+            (str(op[0]), str(op[1])) if op else None,
+        )
+        if req.json_op is not None and req.json_op[1] not in JSON_VALUES:
+            raise ValueError(f"unknown JSON change {req.json_op[1]!r}")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a saved SM-DP+ finding ({e})") from None
     if req.function not in ES9_PATHS:

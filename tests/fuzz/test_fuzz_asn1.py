@@ -376,3 +376,43 @@ def test_short_campaign_on_the_smdpp_over_loopback_is_clean() -> None:
     assert report.requests == 150 and report.restarts == 0
     assert not report.findings, report.text()
     assert set(report.functions) >= {"initiateAuthentication", "authenticateClient"}
+
+
+def test_smdpp_finding_file_replays_on_a_fresh_server(tmp_path: Path) -> None:
+    """A saved SM-DP+ request (here a harmless one, with a JSON change) replays through
+    `replay_server_finding`; the oracles hold on it, and a non-finding file is refused."""
+    from host.fuzz.oracles import Violation
+    from host.fuzz.server import (
+        Request,
+        ServerFinding,
+        replay_server_finding,
+        save_server_finding,
+    )
+
+    seed = next(s for s in load().es9 if s.function == "handleNotification")
+    req = Request(
+        seed.function, dict(seed.body), "unmutated", False, ("pendingNotification", "odd-hex")
+    )
+    f = ServerFinding(1, Violation(RESPONSE_TIME, "planted", 0, "k"), req, 5, 1.0)
+    path = save_server_finding(f, tmp_path, 1)
+    doc = path.read_text()
+    assert "cardemu fuzz --smdpp --replay" in doc and "curl" in doc
+    assert '"ABC"' in path.with_suffix(".body.json").read_text()
+    assert replay_server_finding(path) == []
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError):
+        replay_server_finding(bad)
+
+
+def test_cli_help_documents_the_asn1_engine_and_the_smdpp_target() -> None:
+    from click.testing import CliRunner
+
+    from host.cli import cli
+
+    out = CliRunner().invoke(cli, ["fuzz", "--help"]).output
+    assert "--engine asn1" in out and "--smdpp" in out and "--hang-ms" in out
+    r = CliRunner().invoke(cli, ["fuzz", "--smdpp", "--preset", "euicc"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(cli, ["fuzz", "--preset", "demo", "--engine", "asn1", "--budget", "5"])
+    assert r.exit_code == 2 and "DER" in r.output
