@@ -209,7 +209,7 @@ def _oracles(only: tuple[str, ...], without: tuple[str, ...]) -> frozenset[str]:
     type=click.FloatRange(0, 1),
     default=0.25,
     show_default=True,
-    help="Share of writing commands sent with a tear.",
+    help="Share of writing commands sent with a tear [default: 0.05 with --engine asn1].",
 )
 @click.option(
     "--max-ms",
@@ -349,6 +349,9 @@ def fuzz(
             return
         if budget is None and seconds is None:
             budget = 10_000
+        source = click.get_current_context().get_parameter_source("tear_rate")
+        if engine == "asn1" and source == click.core.ParameterSource.DEFAULT:
+            tear_rate = 0.05  # a tear replays the whole episode: decoders want inputs
         if do_bench:
             _bench(target, budget or 5000, seed, as_json)
             return

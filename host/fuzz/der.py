@@ -250,6 +250,8 @@ class Mutated:
         return ", ".join(map(str, self.mutations))
 
 
+#: A mutation: (root, path, the node at path, rng, the bytes the message may still grow)
+#: -> a few words on what it did, or None when it does not fit the node (nothing changed).
 Op = Callable[[Node, tuple[int, ...], Node, random.Random, int], str | None]
 
 
@@ -274,7 +276,7 @@ def _neighbour_tag(tag: bytes, rng: random.Random) -> bytes:
 
 
 def op_empty(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.children is None or not node.children:
         return None
@@ -284,7 +286,7 @@ def op_empty(
 
 
 def op_zero_length(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.raw or node.children is not None or not node.value:
         return None
@@ -293,7 +295,7 @@ def op_zero_length(
 
 
 def op_long_length(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.raw:
         return None
@@ -304,7 +306,7 @@ def op_long_length(
 
 
 def op_short_length(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     n = _payload(node)
     if node.raw or n == 0:
@@ -316,7 +318,7 @@ def op_short_length(
 
 
 def op_indefinite(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.raw or node.indefinite:
         return None
@@ -325,7 +327,7 @@ def op_indefinite(
 
 
 def op_nonminimal(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.raw:
         return None
@@ -341,7 +343,7 @@ def op_nonminimal(
 
 
 def op_wrong_tag(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.raw:
         return None
@@ -360,7 +362,7 @@ def op_wrong_tag(
 
 
 def op_truncate(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     size = len(node.encode())
     if size <= 1:
@@ -383,16 +385,16 @@ def _cut_message(root: Node, at_byte: int) -> bool:
 
 
 def op_duplicate(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if not node.children:
         return None
     i = rng.randrange(len(node.children))
     child = node.children[i]
     size = max(1, len(child.encode()))
-    room = max(0, mx - len(root.encode())) // size
+    fits = max(0, room) // size
     want = rng.choice(DUPLICATE_COUNTS)
-    extra = min(want - 1, room)
+    extra = min(want - 1, fits)
     if extra <= 0:
         return None
     node.children[i + 1 : i + 1] = [child.copy() for _ in range(extra)]
@@ -400,14 +402,14 @@ def op_duplicate(
 
 
 def op_reinsert(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.children is None:
         return None
     donors = [n for _, n in walk(root) if not n.raw]
     donor = rng.choice(donors).copy()
     donor.cut = None
-    if len(root.encode()) + len(donor.encode()) > mx:
+    if len(donor.encode()) > room:
         return None
     i = rng.randrange(len(node.children) + 1)
     node.children.insert(i, donor)
@@ -415,7 +417,7 @@ def op_reinsert(
 
 
 def op_delete(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if not node.children:
         return None
@@ -425,7 +427,7 @@ def op_delete(
 
 
 def op_swap(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if not node.children or len(node.children) < 2:
         return None
@@ -435,7 +437,7 @@ def op_swap(
 
 
 def op_junk(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.children is None:
         return None
@@ -451,7 +453,7 @@ _INTERESTING = (b"\x00", b"\xff", b"\x80", b"\x7f", b"\x01", b"\x00\x00", b"\xff
 
 
 def op_value(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.children is not None:
         return None
@@ -469,7 +471,7 @@ def op_value(
         what = f"cut to {len(v)}"
     else:
         n = rng.choice((1, 16, 127, 128, 256, 1000))
-        n = min(n, max(0, mx - len(root.encode())))
+        n = min(n, max(0, room))
         v += (bytes(v) or b"\x00") * (n // max(1, len(v)) + 1)
         v = v[: len(node.value) + n]
         what = f"longer by {n}"
@@ -478,7 +480,7 @@ def op_value(
 
 
 def op_nest(
-    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, mx: int
+    root: Node, path: tuple[int, ...], node: Node, rng: random.Random, room: int
 ) -> str | None:
     if node.raw or not path:
         return None
@@ -486,13 +488,12 @@ def op_nest(
     assert parent.children is not None
     depth = rng.choice((1, 2, 8, 64))
     wrapper = node.tag if node.children is not None else rng.choice((b"\x30", b"\x31", b"\xa0"))
+    if depth * (len(wrapper) + 5) > room:
+        return None
     inner = node
     for _ in range(depth):
         inner = Node(wrapper, children=[inner])
     parent.children[path[-1]] = inner
-    if len(root.encode()) > mx:
-        parent.children[path[-1]] = node
-        return None
     return f"{depth} x {wrapper.hex()}"
 
 
@@ -549,10 +550,11 @@ def apply(
         What was done, or None if no node of the tree fits the kind.
     """
     op = KINDS[kind]
+    room = max_size - len(root.encode())
     nodes = [(p, n) for p, n in _live(root, ())]
     rng.shuffle(nodes)
     for path, node in nodes[:16]:
-        detail = op(root, path, node, rng, max_size)
+        detail = op(root, path, node, rng, room)
         if detail is not None:
             return Mutation(kind, path, detail)
     return None

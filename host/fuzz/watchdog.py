@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 #: How often the bounds are checked while a command runs (seconds).
 TICK = 0.05
@@ -71,34 +72,61 @@ def usable() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+class _Armed:
+    """The bounds of the command running now (one at a time: the main thread's)."""
+
+    __slots__ = ("start", "seconds", "limit", "base")
+
+    def __init__(self, seconds: float | None, limit: int | None) -> None:
+        self.start = time.monotonic()
+        self.seconds = seconds
+        self.limit = limit
+        self.base: int | None = None
+
+
+_armed: _Armed | None = None
+_previous: Any = None
+
+
+def _tick(signum: int, frame: Any) -> None:
+    a = _armed
+    if a is None:
+        if callable(_previous):
+            _previous(signum, frame)
+        return
+    elapsed = time.monotonic() - a.start
+    now = rss() if a.limit is not None else 0
+    if a.base is None:
+        a.base = now
+    grown = now - a.base
+    if a.seconds is not None and elapsed >= a.seconds:
+        raise Interrupted("time", elapsed, grown)
+    if a.limit is not None and grown > a.limit:
+        raise Interrupted("memory", elapsed, grown)
+
+
 @contextmanager
 def guard(seconds: float | None, memory_mb: float | None) -> Iterator[None]:
     """Run the body under a time bound and a memory-growth bound (None: no bound).
 
+    The SIGALRM handler is installed once and stays (a handler found there before is
+    called when no command is guarded); arming costs two `setitimer` calls. The
+    resident set is first read at the first tick, so a quick command reads no /proc.
+
     Raises:
         Interrupted: from inside the body, when a bound is passed.
     """
-    if (seconds is None and memory_mb is None) or not usable():
+    global _armed, _previous
+    if (seconds is None and memory_mb is None) or not usable() or _armed is not None:
         yield
         return
-    start = time.monotonic()
-    base = rss() if memory_mb is not None else 0
-    limit = None if memory_mb is None else int(memory_mb * 2**20)
-
-    def tick(signum: int, frame: object) -> None:
-        elapsed = time.monotonic() - start
-        if seconds is not None and elapsed >= seconds:
-            raise Interrupted("time", elapsed, rss() - base if limit is not None else 0)
-        if limit is not None:
-            grown = rss() - base
-            if grown > limit:
-                raise Interrupted("memory", elapsed, grown)
-
-    old = signal.signal(signal.SIGALRM, tick)
+    if signal.getsignal(signal.SIGALRM) is not _tick:
+        _previous = signal.signal(signal.SIGALRM, _tick)
+    _armed = _Armed(seconds, None if memory_mb is None else int(memory_mb * 2**20))
     interval = TICK if seconds is None else min(TICK, seconds)
     signal.setitimer(signal.ITIMER_REAL, interval, interval)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        _armed = None
