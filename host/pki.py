@@ -126,7 +126,8 @@ class ChainError(Exception):
         which: the certificate at fault: "ci" (no trusted CI issued the chain),
             "eum" or "euicc".
         reason: "signature", "policy", "usage", "range" (EID outside the EUM's
-            permitted range) or "expired".
+            permitted range), "expired" or "malformed" (extensions that do not parse,
+            or one extension twice: RFC 5280 §4.2).
     """
 
     def __init__(self, which: str, reason: str, message: str) -> None:
@@ -910,6 +911,13 @@ def verify_euicc_chain(
             "euicc" and a `reason` (signature, policy, usage, range, expired).
     """
     now = when or _dt.datetime.now(_dt.UTC)
+    for which, cert in (("eum", eum_cert), ("euicc", euicc_cert)):
+        try:
+            cert.extensions  # noqa: B018 - parsed here, so a bad one is this chain's error
+        except (x509.DuplicateExtension, ValueError) as e:
+            # RFC 5280 §4.2: "A certificate MUST NOT include more than one instance of a
+            # particular extension"; cryptography refuses it only when asked for them.
+            raise ChainError(which, "malformed", f"the {which.upper()} certificate: {e}") from None
     aki = authority_key_id(eum_cert)
     ci = next((c for c in trusted_cis if aki is not None and subject_key_id(c) == aki), None)
     if ci is None:

@@ -149,6 +149,25 @@ class SmdppChild:
         self.stop()
         raise RuntimeError("the SM-DP+ did not start listening")
 
+    def last_traceback(self) -> str:
+        """The last traceback the server logged (its handler's exception), or ""."""
+        try:
+            with open(self.workdir / "smdpp.log", "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16384))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        at = text.rfind("Traceback (most recent call last)")
+        if at < 0:
+            return ""
+        lines = text[at:].splitlines()
+        end = next(
+            (i + 1 for i, line in enumerate(lines[1:], 1) if line and not line.startswith(" ")),
+            len(lines),
+        )
+        return "\n".join(lines[:end])
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -226,6 +245,8 @@ class ServerFinding:
     seconds_before: float
     hits: int = 1
     path: Path | None = None
+    #: the server's own traceback, for an exception that escaped a handler
+    traceback: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -602,10 +623,11 @@ class SmdppFuzzer:
             return
         found_at = self._elapsed()
         t0 = time.perf_counter()
+        tb = self.child.last_traceback() if v.oracle == NO_EXCEPTION else ""
         if c.minimise and req.function in ES9_FIELDS:
             req = self._minimise(req, v)
         finding = ServerFinding(
-            len(self.report.findings) + 1, v, req, self.report.requests, found_at
+            len(self.report.findings) + 1, v, req, self.report.requests, found_at, traceback=tb
         )
         self.report.findings.append(finding)
         self._seen[key] = finding
@@ -712,6 +734,7 @@ def save_server_finding(finding: ServerFinding, directory: Path, seed: int) -> P
         "found": f"after {finding.requests_before} requests ({finding.seconds_before:.1f} s), "
         f"campaign seed {seed}",
         "mutations": req.mutations,
+        "server_traceback": finding.traceback.splitlines(),
         "replay": f"cardemu fuzz --smdpp --replay {name}",
         "setup": [
             {

@@ -416,3 +416,46 @@ def test_cli_help_documents_the_asn1_engine_and_the_smdpp_target() -> None:
     assert r.exit_code == 2
     r = CliRunner().invoke(cli, ["fuzz", "--preset", "demo", "--engine", "asn1", "--budget", "5"])
     assert r.exit_code == 2 and "DER" in r.output
+
+
+# -- regressions for what the fuzzer found beside the hang ------------------------------------
+
+
+@pytest.mark.parametrize("which", ["eumCertificate", "euiccCertificate"])
+def test_notification_with_a_duplicated_extension_is_ignored_not_a_500(which: str) -> None:
+    """`cardemu fuzz --smdpp --seed 1` (2026-12-07): handleNotification with an
+    other-signed notification whose EUM certificate held basicConstraints twice made
+    cryptography raise DuplicateExtension out of verify_euicc_chain: HTTP 500. RFC 5280
+    §4.2 forbids the duplicate: the chain is refused (ChainError "malformed") and the
+    notification ignored (204), as any other unacceptable chain."""
+    import copy
+
+    from card.sgp22 import asn1
+    from host.es9plus import b64
+    from host.lpa.es10 import decode_lenient
+    from host.pki import ChainError, default_pki, verify_euicc_chain
+    from host.servers.smdpp.server import SmdpPlus
+
+    kind, value = next(
+        v
+        for v in (
+            decode_lenient("PendingNotification", s.der)
+            for s in load().es9
+            if s.function == "handleNotification"
+        )
+        if v[0] == "otherSignedNotification"
+    )
+    assert kind == "otherSignedNotification"
+    bad = copy.deepcopy(value)
+    exts = bad[which]["tbsCertificate"]["extensions"]
+    exts.append(copy.deepcopy(exts[0]))
+    der_bad = bytes(asn1.rsp().encode("PendingNotification", (kind, bad)))
+    smdp = SmdpPlus(default_pki(), address="localhost")
+    assert smdp.handle_notification({"pendingNotification": b64(der_bad)}) is None
+    from cryptography import x509
+
+    euicc = x509.load_der_x509_certificate(asn1.encode("Certificate", bad["euiccCertificate"]))
+    eum = x509.load_der_x509_certificate(asn1.encode("Certificate", bad["eumCertificate"]))
+    with pytest.raises(ChainError) as e:
+        verify_euicc_chain(euicc, eum, [default_pki().ci.cert])
+    assert e.value.reason == "malformed" and e.value.which == which[:-11]
