@@ -8,6 +8,13 @@ re-entering a state, selecting another applet, or tearing a command at a
 random one of its persistent writes. Every step goes through `Checker`. An
 input that reaches new lines or arcs of the applets is kept in the corpus.
 
+With `asn1_share` (the `asn1` engine), most inputs are valid DER messages of
+the applet (the ISD-R's ES10 requests) mutated as TLV trees (`host.fuzz.der`)
+and carried in STORE DATA blocks. Every command of an in-process card runs
+under `host.fuzz.watchdog`: one still running after `hang_ms`, or growing the
+process by more than `memory_mb`, is interrupted, the card power-cycled and the
+episode ended, and the hang reported like any other violation.
+
 A violation is minimised (`minimise`: delta debugging over the episode's
 events, then each command made shorter and plainer) as long as the same
 oracle still reports the same thing, and saved as a script, a trace and, when
