@@ -597,7 +597,7 @@ def _smdpp(
     progress = Progress()
 
     def show(requests: int, secs: float, found: int) -> None:
-        progress.update(requests, secs, 0, 0, found)
+        progress.update(requests, secs, 0, 0, found, unit="requests")
 
     try:
         report = SmdppFuzzer(config, on_progress=show).run()

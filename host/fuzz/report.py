@@ -405,7 +405,15 @@ class Progress:
         self._last = 0.0
         self._shown = False
 
-    def update(self, apdus: int, seconds: float, covered: int, total: int, findings: int) -> None:
+    def update(
+        self,
+        apdus: int,
+        seconds: float,
+        covered: int,
+        total: int,
+        findings: int,
+        unit: str = "APDUs",
+    ) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -414,7 +422,9 @@ class Progress:
         self._last = now
         rate = apdus / seconds if seconds > 0 else 0.0
         cov = f"lines {covered}/{total}" if total else "coverage off"
-        self.stream.write(f"\r  {apdus:>10,} APDUs  {rate:>8,.0f}/s  {cov}  findings {findings}   ")
+        self.stream.write(
+            f"\r  {apdus:>10,} {unit}  {rate:>8,.1f}/s  {cov}  findings {findings}   "
+        )
         self.stream.flush()
         self._shown = True
 
