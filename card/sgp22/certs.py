@@ -102,15 +102,22 @@ class ServerCertificate:
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    """Parse a DER X.509 certificate.
+    """Parse a DER X.509 certificate, its extensions included.
+
+    cryptography parses the extensions only when first asked for them, and refuses
+    some certificates with exceptions that are not ValueErrors (a version other than
+    v1/v3, one extension twice: RFC 5280 §4.1.2.1, §4.2): all are FORMAT here, so
+    no later look at an extension can raise.
 
     Raises:
         CertificateError: FORMAT.
     """
     try:
-        return x509.load_der_x509_certificate(bytes(der))
-    except ValueError as e:
+        cert = x509.load_der_x509_certificate(bytes(der))
+        cert.extensions  # noqa: B018 - parsed now, refused now
+    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension) as e:
         raise CertificateError(CertReason.FORMAT, f"not an X.509 certificate: {e}") from None
+    return cert
 
 
 def ec_public_key(cert: x509.Certificate) -> EcPublicKey:

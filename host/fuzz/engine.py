@@ -242,19 +242,7 @@ class Fuzzer:
         return report
 
     def _warm_up(self) -> None:
-        """Send each DER-taking applet one valid message, unguarded and unrecorded: what a
-        first message loads once per process (a compiled ASN.1 module, ~1 s) must not count
-        against the first guarded command's time bound."""
-        if not self.target.in_process:
-            return
-        plain = replace(self.target, hang_ms=None, memory_mb=None)
-        for a in self.target.applets:
-            if not a.der_seeds or a.der_wrap is None:
-                continue
-            ep = Episode(plain, self.config.the_card_seed)
-            ep.send(a.select_command)
-            for apdu in a.der_wrap(a.der_seeds[0], random.Random(0)):
-                ep.send(apdu)
+        warm_up(self.target, self.config.the_card_seed)
 
     def _episode(self, focus: AppletTarget, report: CampaignReport) -> None:
         c = self.config
@@ -466,6 +454,22 @@ class Fuzzer:
         if c.findings_dir is not None:
             save_finding(finding, c.findings_dir, self.target, c.the_card_seed, self.atr or ep.atr)
         self._paused += time.perf_counter() - t0
+
+
+def warm_up(target: CardTarget, seed: int) -> None:
+    """Send each DER-taking applet one valid message, unguarded and unrecorded: what a
+    first message loads once per process (a compiled ASN.1 module, ~1 s) must not count
+    against the first guarded command's time bounds."""
+    if not target.in_process:
+        return
+    plain = replace(target, hang_ms=None, memory_mb=None)
+    for a in target.card_applets:
+        if not a.der_seeds or a.der_wrap is None:
+            continue
+        ep = Episode(plain, seed)
+        ep.send(a.select_command)
+        for apdu in a.der_wrap(a.der_seeds[0], random.Random(0)):
+            ep.send(apdu)
 
 
 #: An `asn1_share` from which the campaign is the ASN.1 engine (DER-taking applets only).
@@ -745,6 +749,7 @@ def replay_events(
 ) -> ReplayOutcome:
     """Apply events to a fresh card under the oracles, collecting every violation."""
     with quiet_card_logs():
+        warm_up(target, seed)
         ep = Episode(target, seed)
         checker = Checker(ep, oracles=oracles, max_ms=max_ms)
         out = ReplayOutcome(ep.steps, seed=seed)

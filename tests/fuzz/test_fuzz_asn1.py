@@ -422,12 +422,17 @@ def test_cli_help_documents_the_asn1_engine_and_the_smdpp_target() -> None:
 
 
 @pytest.mark.parametrize("which", ["eumCertificate", "euiccCertificate"])
-def test_notification_with_a_duplicated_extension_is_ignored_not_a_500(which: str) -> None:
+@pytest.mark.parametrize("change", ["duplicate-extension", "version-v2"])
+def test_notification_with_a_malformed_certificate_is_ignored_not_a_500(
+    which: str, change: str
+) -> None:
     """`cardemu fuzz --smdpp --seed 1` (2026-12-07): handleNotification with an
     other-signed notification whose EUM certificate held basicConstraints twice made
     cryptography raise DuplicateExtension out of verify_euicc_chain: HTTP 500. RFC 5280
     §4.2 forbids the duplicate: the chain is refused (ChainError "malformed") and the
-    notification ignored (204), as any other unacceptable chain."""
+    notification ignored (204), as any other unacceptable chain. The same for a
+    certificate of version v2, which cryptography refuses with InvalidVersion (not a
+    ValueError) when it loads it."""
     import copy
 
     from card.sgp22 import asn1
@@ -447,15 +452,48 @@ def test_notification_with_a_duplicated_extension_is_ignored_not_a_500(which: st
     )
     assert kind == "otherSignedNotification"
     bad = copy.deepcopy(value)
-    exts = bad[which]["tbsCertificate"]["extensions"]
-    exts.append(copy.deepcopy(exts[0]))
+    if change == "version-v2":
+        bad[which]["tbsCertificate"]["version"] = 1
+    else:
+        exts = bad[which]["tbsCertificate"]["extensions"]
+        exts.append(copy.deepcopy(exts[0]))
     der_bad = bytes(asn1.rsp().encode("PendingNotification", (kind, bad)))
     smdp = SmdpPlus(default_pki(), address="localhost")
     assert smdp.handle_notification({"pendingNotification": b64(der_bad)}) is None
     from cryptography import x509
 
+    if change == "version-v2":
+        return
     euicc = x509.load_der_x509_certificate(asn1.encode("Certificate", bad["euiccCertificate"]))
     eum = x509.load_der_x509_certificate(asn1.encode("Certificate", bad["eumCertificate"]))
     with pytest.raises(ChainError) as e:
         verify_euicc_chain(euicc, eum, [default_pki().ci.cert])
     assert e.value.reason == "malformed" and e.value.which == which[:-11]
+
+
+@pytest.mark.parametrize("change", ["duplicate-extension", "version-v2", "short-extension"])
+def test_euicc_refuses_a_malformed_server_certificate_as_format(change: str) -> None:
+    """`cardemu fuzz --preset euicc --engine asn1 --seed 1` (2026-12-07, with the asn1
+    fix): AuthenticateServer with a CERT.DPauth that cryptography refuses lazily (an
+    extension that does not parse, one extension twice) or with an exception other than
+    ValueError (version v2) answered 6F00. Each is now CertificateError FORMAT (the
+    function's invalidCertificate). The ISD-R side: tests/fuzz/regressions/003-005."""
+    import copy
+
+    from card.sgp22 import asn1
+    from card.sgp22.certs import CertificateError, CertReason, verify_server_certificate
+    from host.pki import default_pki
+
+    cert = asn1.decode("Certificate", default_pki().dpauth.der)
+    bad = copy.deepcopy(cert)
+    exts = bad["tbsCertificate"]["extensions"]
+    if change == "version-v2":
+        bad["tbsCertificate"]["version"] = 1
+    elif change == "duplicate-extension":
+        exts.append(copy.deepcopy(exts[-1]))
+    else:
+        exts[0]["extnValue"] = exts[0]["extnValue"][:-1]
+    der_bad = asn1.encode("Certificate", bad)
+    with pytest.raises(CertificateError) as e:
+        verify_server_certificate(der_bad, ("2.23.146.1.2.1.4",), [])
+    assert e.value.reason == CertReason.FORMAT

@@ -10,6 +10,7 @@ but not fixed yet says so with `# fuzz: known-issue WHY` and is a strict xfail.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def violations(text: str, target: CardTarget | None = None) -> list[o.Violation]
         preset = script_directives(text).get("preset")
         assert preset, "a regression script names its card with '# fuzz: preset NAME'"
         target = preset_target(preset)
+    # A regression that is back as a hang is interrupted (and reported), never waited for.
+    target = replace(target, hang_ms=3 * target.max_ms, memory_mb=512.0)
     return replay_script(target, text).violations
 
 

@@ -553,7 +553,7 @@ class SmdpPlus:
             eum_der = asn1.encode("Certificate", resp["eumCertificate"])
             euicc_cert = x509.load_der_x509_certificate(euicc_der)
             eum_cert = x509.load_der_x509_certificate(eum_der)
-        except (asn1.Asn1Error, ValueError) as e:
+        except (asn1.Asn1Error, ValueError, x509.InvalidVersion) as e:
             raise Es9Error.of(SC_EUICC_CERT_INVALID, f"unreadable certificate: {e}") from None
         creds = self._creds_for(bytes(session["ci_ski"]))
         try:
@@ -867,7 +867,7 @@ class SmdpPlus:
                 asn1.encode("Certificate", other["eumCertificate"])
             )
             verify_euicc_chain(euicc_cert, eum_cert, self.trusted_cis)
-        except (asn1.Asn1Error, ValueError, ChainError) as e:
+        except (asn1.Asn1Error, ValueError, x509.InvalidVersion, ChainError) as e:
             log.warning("notification with an unacceptable certificate chain ignored: %s", e)
             return
         tbs = other["tbsOtherNotification"]
