@@ -118,7 +118,8 @@ def saip() -> Any:
 def _encode(spec: Any, type_name: str, value: Any) -> bytes:
     try:
         return bytes(spec.encode(type_name, value, check_constraints=True))
-    except (asn1tools.Error, KeyError, TypeError, ValueError, AttributeError) as e:
+    except (asn1tools.Error, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        # IndexError: asn1tools' DER BIT STRING encoder on a decoded value of no bytes.
         raise Asn1Error(f"cannot encode {type_name}: {e}") from None
 
 

@@ -149,6 +149,14 @@ class SmdppChild:
         self.stop()
         raise RuntimeError("the SM-DP+ did not start listening")
 
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server's log."""
+        try:
+            text = (self.workdir / "smdpp.log").read_bytes()[-8192:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
     def last_traceback(self) -> str:
         """The last traceback the server logged (its handler's exception), or ""."""
         try:
@@ -426,18 +434,49 @@ class SmdppFuzzer:
         tid = answer.get("transactionId") if status == "Executed-Success" else None
         return tid if isinstance(tid, str) else None
 
-    def _start(self) -> None:
-        """(Re)start the child and warm it up (its first decode compiles the ASN.1 module)."""
-        self.child.restart() if self.child.proc is not None else self.child.start()
-        if self._open_session() is None:
-            raise RuntimeError("the SM-DP+ does not answer a valid initiateAuthentication")
-        self._base_rss = self.child.rss()
+    def _start(self, attempts: int = 3) -> None:
+        """(Re)start the child and warm it up (its first decode compiles the ASN.1 module).
 
-    def _restart(self) -> None:
+        Raises:
+            RuntimeError: it did not answer a valid request after `attempts` starts.
+        """
+        why = ""
+        for _ in range(attempts):
+            try:
+                self.child.restart() if self.child.proc is not None else self.child.start()
+            except RuntimeError as e:
+                why = str(e)
+                continue
+            if self._open_session() is not None:
+                self._base_rss = self.child.rss()
+                return
+            why = "it does not answer a valid initiateAuthentication"
+        tail = self.child.log_tail()
+        raise RuntimeError(f"the SM-DP+ does not come up: {why}\n{tail}")
+
+    def _restart(self) -> bool:
+        """Restart the child; False (and a finding) if it does not come back."""
         t0 = time.perf_counter()
         self.report.restarts += 1
-        self._start()
-        self._paused += time.perf_counter() - t0
+        try:
+            self._start()
+        except RuntimeError as e:
+            v = Violation(NO_EXCEPTION, str(e).splitlines()[0], self.report.requests, "no-restart")
+            finding = ServerFinding(
+                len(self.report.findings) + 1,
+                v,
+                Request("initiateAuthentication", self._probe_body()),
+                self.report.requests,
+                self._elapsed(),
+                traceback=str(e),
+            )
+            self.report.findings.append(finding)
+            if self.config.findings_dir is not None:
+                save_server_finding(finding, self.config.findings_dir, self.config.seed)
+            return False
+        finally:
+            self._paused += time.perf_counter() - t0
+        return True
 
     # -- cases ------------------------------------------------------------------------------
 
@@ -581,7 +620,8 @@ class SmdppFuzzer:
                             ),
                             Request("initiateAuthentication", self._probe_body()),
                         )
-                        self._restart()
+                        if not self._restart():
+                            break
                     continue
                 out = self._send(req, c.hang_ms / 1000)
                 rep.requests += 1
@@ -591,9 +631,9 @@ class SmdppFuzzer:
                 vs = self._check(req, out, rep.requests)
                 for v in vs:
                     self._violation(v, req)
-                if vs or rep.requests % c.probe_every == 0:
-                    if vs or not self._healthy():
-                        self._restart()
+                if (vs or rep.requests % c.probe_every == 0) and (vs or not self._healthy()):
+                    if not self._restart():
+                        break
                 if self.on_progress is not None and time.monotonic() - last_progress > 0.25:
                     last_progress = time.monotonic()
                     self.on_progress(rep.requests, self._elapsed(), len(rep.findings))
@@ -637,18 +677,21 @@ class SmdppFuzzer:
 
     def _fails(self, req: Request, v: Violation) -> bool:
         """Whether the request still shows the same violation (restarting after it)."""
-        if not self.child.alive():
-            self._start()
-        prepared = self._prepare(req)
-        if prepared is None:
-            return False
-        # Benign requests answer in milliseconds: a short bound is enough to see a hang.
-        timeout = min(self.config.hang_ms / 1000, 1.5) if v.oracle == RESPONSE_TIME else 30.0
-        out = self._send(prepared, timeout)
-        got = self._check(prepared, out, v.step)
-        hit = any(g.oracle == v.oracle and g.key == v.key for g in got)
-        if got or out.error is not None:
-            self._start()
+        try:
+            if not self.child.alive():
+                self._start()
+            prepared = self._prepare(req)
+            if prepared is None:
+                return False
+            # Benign requests answer in milliseconds: a short bound is enough to see a hang.
+            timeout = min(self.config.hang_ms / 1000, 1.5) if v.oracle == RESPONSE_TIME else 30.0
+            out = self._send(prepared, timeout)
+            got = self._check(prepared, out, v.step)
+            hit = any(g.oracle == v.oracle and g.key == v.key for g in got)
+            if got or out.error is not None:
+                self._start()
+        except RuntimeError:
+            return False  # the server does not come back: the campaign's loop will say so
         return hit
 
     def _minimise(self, req: Request, v: Violation) -> Request:

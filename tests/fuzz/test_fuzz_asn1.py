@@ -497,3 +497,30 @@ def test_euicc_refuses_a_malformed_server_certificate_as_format(change: str) -> 
     with pytest.raises(CertificateError) as e:
         verify_server_certificate(der_bad, ("2.23.146.1.2.1.4",), [])
     assert e.value.reason == CertReason.FORMAT
+
+
+@pytest.mark.parametrize("kind", ["profileInstallationResult", "otherSignedNotification"])
+def test_notification_that_does_not_re_encode_is_ignored_not_a_500(kind: str) -> None:
+    """`cardemu fuzz --smdpp --seed 1` (2026-12-07, with the asn1 fix): a notification
+    whose NotificationEvent BIT STRING has no content octets (`81 00`) decodes, but
+    asn1tools' encoder then fails with IndexError when the SM-DP+ re-encodes the signed
+    part to check its signature: HTTP 500. Now an Asn1Error, and the notification is
+    ignored like one with a bad signature."""
+    from host.es9plus import b64
+    from host.lpa.es10 import decode_lenient
+    from host.pki import default_pki
+    from host.servers.smdpp.server import SmdpPlus
+
+    seed = next(
+        s
+        for s in load().es9
+        if s.function == "handleNotification"
+        and decode_lenient("PendingNotification", s.der)[0] == kind
+    )
+    tree = der.parse(seed.der)
+    event = next(  # NotificationMetadata (BF2F) [1] profileManagementOperation
+        n for p, n in der.walk(tree) if n.tag == b"\x81" and der.at(tree, p[:-1]).tag == b"\xbf\x2f"
+    )
+    event.value = b""
+    smdp = SmdpPlus(default_pki(), address="localhost")
+    assert smdp.handle_notification({"pendingNotification": b64(tree.encode())}) is None

@@ -812,7 +812,11 @@ class SmdpPlus:
         tid = bytes(data["transactionId"]).hex().upper()
         # SGP.22 §5.7.6: euiccSignPIR covers the DER of ProfileInstallationResultData;
         # DER being canonical, re-encoding the decoded value gives those bytes back.
-        signed = asn1.encode("ProfileInstallationResultData", data)
+        try:
+            signed = asn1.encode("ProfileInstallationResultData", data)
+        except asn1.Asn1Error as e:  # decoded, yet not DER again: nothing it signs
+            log.warning("installation result that does not re-encode ignored: %s", e)
+            return
         row = self.store.query_one("SELECT * FROM sessions WHERE transaction_id = ?", (tid,))
         if row is None or row["state"] != SessionState.BOUND or row["euicc_cert"] is None:
             log.warning("installation result for unknown or finished session %s: ignored", tid)
@@ -871,11 +875,12 @@ class SmdpPlus:
             log.warning("notification with an unacceptable certificate chain ignored: %s", e)
             return
         tbs = other["tbsOtherNotification"]
-        if not _verify(
-            euicc_cert,
-            bytes(other["euiccNotificationSignature"]),
-            asn1.encode("NotificationMetadata", tbs),
-        ):
+        try:
+            signed = asn1.encode("NotificationMetadata", tbs)
+        except asn1.Asn1Error as e:
+            log.warning("notification that does not re-encode ignored: %s", e)
+            return
+        if not _verify(euicc_cert, bytes(other["euiccNotificationSignature"]), signed):
             log.warning("notification with a bad signature ignored")
             return
         iccid = tbs.get("iccid")
