@@ -524,3 +524,29 @@ def test_notification_that_does_not_re_encode_is_ignored_not_a_500(kind: str) ->
     event.value = b""
     smdp = SmdpPlus(default_pki(), address="localhost")
     assert smdp.handle_notification({"pendingNotification": b64(tree.encode())}) is None
+
+
+def test_unknown_choice_alternative_is_a_refusal_not_a_500() -> None:
+    """`cardemu fuzz --smdpp --seed 1` (2026-12-07, with the asn1 fix): an
+    AuthenticateServerResponse `BF38 02 31 00` (an alternative the extensible CHOICE does
+    not list) decodes with no value, and the error message's `resp.get(...)` raised
+    AttributeError: HTTP 500. Now the download is refused with its status code."""
+    from host.es9plus import Es9Error, b64
+    from host.pki import default_pki
+    from host.servers.smdpp.server import SmdpPlus
+
+    smdp = SmdpPlus(default_pki(), address="localhost")
+    init = next(s for s in load().es9 if s.function == "initiateAuthentication")
+    tid = smdp.initiate_authentication(dict(init.body))["transactionId"]
+    for function, fn in (
+        ("authenticateServerResponse", smdp.authenticate_client),
+        ("prepareDownloadResponse", smdp.get_bound_profile_package),
+    ):
+        tag = b"\xbf\x38" if function == "authenticateServerResponse" else b"\xbf\x21"
+        with pytest.raises(Es9Error):
+            fn({"transactionId": tid, function: b64(tag + b"\x02\x31\x00")})
+    for weird in (b"\x31\x00", b"\xbf\x37\x02\x31\x00"):
+        try:
+            assert smdp.handle_notification({"pendingNotification": b64(weird)}) is None
+        except Es9Error:
+            pass  # refused as a bad request: as good

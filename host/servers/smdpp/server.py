@@ -251,6 +251,12 @@ def _oid_key(dotted: str) -> tuple[int, ...]:
     return (arcs[0] * 40 + arcs[1], *arcs[2:]) if len(arcs) > 1 else tuple(arcs)
 
 
+def _code(resp: Any, name: str) -> Any:
+    """An error alternative's code; an unknown alternative of an extensible CHOICE
+    (SGP.22 Annex H `...`) decodes with no value at all."""
+    return resp.get(name) if isinstance(resp, dict) else "unknown"
+
+
 def _field(body: dict[str, Any], name: str) -> Any:
     if name not in body:
         raise Es9Error.of(SC_BAD_REQUEST, f"{name} is missing")
@@ -542,7 +548,7 @@ class SmdpPlus:
         if kind != "authenticateResponseOk":
             raise Es9Error.of(
                 SC_DOWNLOAD_REFUSED,
-                f"the eUICC refused the server (error {resp.get('authenticateErrorCode')})",
+                f"the eUICC refused the server (error {_code(resp, 'authenticateErrorCode')})",
             )
         signed1 = resp["euiccSigned1"]
         signed1_raw = _first_inner(raw, 2)
@@ -672,7 +678,7 @@ class SmdpPlus:
         if kind != "downloadResponseOk":
             raise Es9Error.of(
                 SC_DOWNLOAD_REFUSED,
-                f"the eUICC refused the download (error {resp.get('downloadErrorCode')})",
+                f"the eUICC refused the download (error {_code(resp, 'downloadErrorCode')})",
             )
         signed2 = resp["euiccSigned2"]
         signed2_raw = _first_inner(raw, 2)
@@ -787,8 +793,10 @@ class SmdpPlus:
         kind, value = _decode("PendingNotification", raw, "pendingNotification")
         if kind == "profileInstallationResult":
             self._installation_result(value)
-        else:
+        elif kind == "otherSignedNotification":
             self._other_notification(value)
+        else:  # an alternative of the extensible CHOICE this SM-DP+ does not know
+            log.warning("notification of an unknown kind ignored")
 
     def _record(self, c: Any, kind: str, result: str, **fields: Any) -> None:
         c.execute(
