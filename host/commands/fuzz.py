@@ -288,7 +288,8 @@ def fuzz(
     every step the oracles are checked: no exception escapes, well-formed
     responses, an error leaves the NVM unchanged, retry counters go up only on
     a verification, no secret in a response, a response-time bound, before- or
-    after-state after a tear, the same seed gives the same run.
+    after-state after a tear, the same seed gives the same run, no command grows
+    the process's memory beyond --memory-mb.
 
     Each finding is minimised and saved as a script for `cardemu run` (with a
     trace); `--replay` checks one again. Exit code 1 when there are findings.
