@@ -126,8 +126,8 @@ class ChainError(Exception):
         which: the certificate at fault: "ci" (no trusted CI issued the chain),
             "eum" or "euicc".
         reason: "signature", "policy", "usage", "range" (EID outside the EUM's
-            permitted range), "expired" or "malformed" (extensions that do not parse,
-            or one extension twice: RFC 5280 §4.2).
+            permitted range), "expired" or "malformed" (names or extensions that do
+            not parse, one extension twice: RFC 5280 §4.1.2.4, §4.2).
     """
 
     def __init__(self, which: str, reason: str, message: str) -> None:
@@ -913,10 +913,12 @@ def verify_euicc_chain(
     now = when or _dt.datetime.now(_dt.UTC)
     for which, cert in (("eum", eum_cert), ("euicc", euicc_cert)):
         try:
-            cert.extensions  # noqa: B018 - parsed here, so a bad one is this chain's error
-        except (x509.DuplicateExtension, ValueError) as e:
-            # RFC 5280 §4.2: "A certificate MUST NOT include more than one instance of a
-            # particular extension"; cryptography refuses it only when asked for them.
+            # cryptography parses these only when first asked (and refuses, e.g., one
+            # extension twice, RFC 5280 §4.2, or a Name attribute of a type its OID does
+            # not allow): parsed here, a bad one is this chain's error, not a crash later.
+            cert.issuer, cert.subject, cert.extensions  # noqa: B018
+            cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
+        except (x509.DuplicateExtension, ValueError, TypeError) as e:
             raise ChainError(which, "malformed", f"the {which.upper()} certificate: {e}") from None
     aki = authority_key_id(eum_cert)
     ci = next((c for c in trusted_cis if aki is not None and subject_key_id(c) == aki), None)

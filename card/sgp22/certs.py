@@ -106,16 +106,17 @@ def load_certificate(der: bytes) -> x509.Certificate:
 
     cryptography parses the extensions only when first asked for them, and refuses
     some certificates with exceptions that are not ValueErrors (a version other than
-    v1/v3, one extension twice: RFC 5280 §4.1.2.1, §4.2): all are FORMAT here, so
-    no later look at an extension can raise.
+    v1/v3, one extension twice, a Name attribute of a type its OID does not allow:
+    RFC 5280 §4.1.2.1, §4.2, §4.1.2.4): all are FORMAT here, so no later look at the
+    names or the extensions can raise.
 
     Raises:
         CertificateError: FORMAT.
     """
     try:
         cert = x509.load_der_x509_certificate(bytes(der))
-        cert.extensions  # noqa: B018 - parsed now, refused now
-    except (ValueError, x509.InvalidVersion, x509.DuplicateExtension) as e:
+        cert.issuer, cert.subject, cert.extensions  # noqa: B018 - parsed now, refused now
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension) as e:
         raise CertificateError(CertReason.FORMAT, f"not an X.509 certificate: {e}") from None
     return cert
 

@@ -421,8 +421,17 @@ def test_cli_help_documents_the_asn1_engine_and_the_smdpp_target() -> None:
 # -- regressions for what the fuzzer found beside the hang ------------------------------------
 
 
+def _issuer_as_bit_string(cert_der: bytes, issuer: tuple[int, ...]) -> bytes:
+    """The certificate with its issuer's first attribute value a BIT STRING (the DirectoryString
+    tag 0C made 03): cryptography refuses it with a TypeError when asked for the issuer."""
+    tree = der.parse(cert_der)
+    value = der.at(tree, (*issuer, 0, 0, 1))
+    value.tag, value.value = b"\x03", b"\x00" + value.value
+    return tree.encode()
+
+
 @pytest.mark.parametrize("which", ["eumCertificate", "euiccCertificate"])
-@pytest.mark.parametrize("change", ["duplicate-extension", "version-v2"])
+@pytest.mark.parametrize("change", ["duplicate-extension", "version-v2", "issuer-bit-string"])
 def test_notification_with_a_malformed_certificate_is_ignored_not_a_500(
     which: str, change: str
 ) -> None:
@@ -454,6 +463,9 @@ def test_notification_with_a_malformed_certificate_is_ignored_not_a_500(
     bad = copy.deepcopy(value)
     if change == "version-v2":
         bad[which]["tbsCertificate"]["version"] = 1
+    elif change == "issuer-bit-string":
+        cert_der = _issuer_as_bit_string(asn1.encode("Certificate", bad[which]), (0, 3))
+        bad[which] = asn1.decode("Certificate", cert_der)
     else:
         exts = bad[which]["tbsCertificate"]["extensions"]
         exts.append(copy.deepcopy(exts[0]))
@@ -463,7 +475,7 @@ def test_notification_with_a_malformed_certificate_is_ignored_not_a_500(
     from cryptography import x509
 
     if change == "version-v2":
-        return
+        return  # refused when loaded: no chain to check
     euicc = x509.load_der_x509_certificate(asn1.encode("Certificate", bad["euiccCertificate"]))
     eum = x509.load_der_x509_certificate(asn1.encode("Certificate", bad["eumCertificate"]))
     with pytest.raises(ChainError) as e:
@@ -471,7 +483,9 @@ def test_notification_with_a_malformed_certificate_is_ignored_not_a_500(
     assert e.value.reason == "malformed" and e.value.which == which[:-11]
 
 
-@pytest.mark.parametrize("change", ["duplicate-extension", "version-v2", "short-extension"])
+@pytest.mark.parametrize(
+    "change", ["duplicate-extension", "version-v2", "short-extension", "issuer-bit-string"]
+)
 def test_euicc_refuses_a_malformed_server_certificate_as_format(change: str) -> None:
     """`cardemu fuzz --preset euicc --engine asn1 --seed 1` (2026-12-07, with the asn1
     fix): AuthenticateServer with a CERT.DPauth that cryptography refuses lazily (an
@@ -494,6 +508,8 @@ def test_euicc_refuses_a_malformed_server_certificate_as_format(change: str) -> 
     else:
         exts[0]["extnValue"] = exts[0]["extnValue"][:-1]
     der_bad = asn1.encode("Certificate", bad)
+    if change == "issuer-bit-string":
+        der_bad = _issuer_as_bit_string(default_pki().dpauth.der, (0, 3))
     with pytest.raises(CertificateError) as e:
         verify_server_certificate(der_bad, ("2.23.146.1.2.1.4",), [])
     assert e.value.reason == CertReason.FORMAT
