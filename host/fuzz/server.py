@@ -631,7 +631,13 @@ class SmdppFuzzer:
                 vs = self._check(req, out, rep.requests)
                 for v in vs:
                     self._violation(v, req)
-                if (vs or rep.requests % c.probe_every == 0) and (vs or not self._healthy()):
+                # A hang, a death or a swollen server is restarted; after an HTTP 5xx (or
+                # every `probe_every` requests) it is restarted only if it no longer serves.
+                broken = any(
+                    v.oracle in (RESPONSE_TIME, MEMORY) or v.key.startswith(("died", "dropped"))
+                    for v in vs
+                )
+                if broken or ((vs or rep.requests % c.probe_every == 0) and not self._healthy()):
                     if not self._restart():
                         break
                 if self.on_progress is not None and time.monotonic() - last_progress > 0.25:
