@@ -348,11 +348,11 @@ class Checker:
         if step.interrupted is not None:
             oracle = MEMORY if step.interrupted == "memory" else RESPONSE_TIME
             if oracle in on:
-                what = (step.escaped or "").strip().splitlines()[-1:] or ["interrupted"]
+                last = (step.escaped or "").strip().splitlines()[-1:] or ["interrupted"]
                 out.append(
                     Violation(
                         oracle,
-                        f"{_hex(apdu)}: {what[0].split(': ', 1)[-1]} (a hang)",
+                        f"{_hex(apdu)}: {last[0].split(': ', 1)[-1]} (a hang)",
                         index,
                         f"hang:{_ins(apdu):02X}:{loop_key(step.escaped)}",
                         step.escaped or "",
