@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from host.commands.common import EXIT_FAILED, json_option
-from host.fuzz.engine import FuzzConfig, Fuzzer, bench, replay_script
+from host.fuzz.engine import FuzzConfig, Fuzzer, bench, default_hang_ms, replay_script
 from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, ORACLES
 from host.fuzz.report import AppletStats, CampaignReport, Progress, save_finding
 from host.fuzz.session import RateLimitedReader
@@ -179,7 +179,7 @@ def _oracles(only: tuple[str, ...], without: tuple[str, ...]) -> frozenset[str]:
     "--hang-ms",
     type=click.FloatRange(0, min_open=True),
     help="Interrupt a command (or an HTTP request) still running after this long and report "
-    "a hang [default: 3 x --max-ms in-process; 5000 for --smdpp].",
+    "a hang [default: 3 x --max-ms, 2000 at least; 5000 for --smdpp].",
 )
 @click.option(
     "--memory-mb",
@@ -331,7 +331,7 @@ def fuzz(
     target = _target(reader_spec, image, preset, applets, rate, max_ms)
     if target.in_process:
         # A replayed hang is interrupted as the campaign would interrupt it.
-        hang = hang_ms if hang_ms is not None else 3 * target.max_ms
+        hang = hang_ms if hang_ms is not None else default_hang_ms(target)
         target = replace(target, hang_ms=hang, memory_mb=memory_mb)
     if secrets:
         declared = []

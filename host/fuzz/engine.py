@@ -86,7 +86,8 @@ class FuzzConfig:
             applets that take DER messages); the `asn1` engine is this at 0.9, on
             those applets only.
         hang_ms: a command still running after this long is interrupted and reported
-            as a hang (None: three times the response-time bound).
+            as a hang (None: `default_hang_ms`, three times the response-time bound and
+            2 s at least).
         memory_mb: a command growing the process by more than this is interrupted
             and reported (None: no bound).
     """
@@ -155,7 +156,7 @@ class Fuzzer:
                 raise ValueError(f"no applet of {target.name} takes DER messages (ASN.1 engine)")
             target = replace(target, applets=chosen, all_applets=target.card_applets)
         if target.in_process:
-            hang = config.hang_ms if config.hang_ms is not None else 3 * target.max_ms
+            hang = config.hang_ms if config.hang_ms is not None else default_hang_ms(target)
             target = replace(target, hang_ms=hang, memory_mb=config.memory_mb)
         self.target = target
         self.config = config
@@ -470,6 +471,12 @@ def warm_up(target: CardTarget, seed: int) -> None:
         ep.send(a.select_command)
         for apdu in a.der_wrap(a.der_seeds[0], random.Random(0)):
             ep.send(apdu)
+
+
+def default_hang_ms(target: CardTarget) -> float:
+    """The hard bound of a command: three times the response-time bound, 2 s at least (a
+    tight response-time bound must report slow answers, not interrupt them)."""
+    return max(3 * target.max_ms, 2000.0)
 
 
 #: An `asn1_share` from which the campaign is the ASN.1 engine (DER-taking applets only).
