@@ -531,13 +531,22 @@ def reproduce(
     for e in events:
         _, vs = checker.apply(e)
         for v in vs:
-            if v.oracle == violation.oracle and v.key == violation.key:
+            if v.oracle == violation.oracle and same_bug(v.key, violation.key):
                 return ep, v
     if violation.oracle == DETERMINISM:
         for v in checker.replay_check():
             if v.key == violation.key:
                 return ep, v
     return None
+
+
+def same_bug(a: str, b: str) -> bool:
+    """Whether two violation keys name the same bug. A hang's key names where the command
+    was looping when the watchdog stopped it; a loop over several functions of our own
+    can be stopped in any of them, so two hangs of the same instruction are the same."""
+    if a.startswith("hang:") and b.startswith("hang:"):
+        return a.split(":")[1] == b.split(":")[1]
+    return a == b
 
 
 def ddmin(items: list[Event], fails: Callable[[list[Event]], bool]) -> list[Event]:
