@@ -31,9 +31,12 @@ from card.crypto.milenage import (
     compute_auts,
     parse_autn,
 )
+from card.crypto.tuak import Tuak
 from card.sw import SW, CardError
 
-ALGORITHMS = ("milenage", "xor")
+ALGORITHMS = ("milenage", "tuak", "xor")
+#: TS 35.231 §6.4: the RES lengths TUAK can produce, in bytes.
+TUAK_RES_LENGTHS = (4, 8, 16, 32)
 
 TAG_3G_SUCCESS = 0xDB
 TAG_SYNC_FAILURE = 0xDC
@@ -111,10 +114,18 @@ def check_sqn(policy: SqnPolicy, state: SqnState, sqn: int) -> SqnState | None:
 
 
 def make_algorithm(
-    algorithm: str, k: bytes, opc: bytes | None = None, op: bytes | None = None, res_len: int = 8
+    algorithm: str,
+    k: bytes,
+    opc: bytes | None = None,
+    op: bytes | None = None,
+    res_len: int = 8,
+    iterations: int = 1,
+    ck_len: int = 16,
+    ik_len: int = 16,
 ) -> AkaAlgorithm:
-    """The algorithm a profile names: Milenage (TS 35.206) with OPc or OP, or the XOR test
-    algorithm of TS 34.108 §8.1.2.
+    """The algorithm a profile names: Milenage (TS 35.206) with OPc or OP, TUAK
+    (TS 35.231) with TOPc or TOP (`opc` / `op` hold them; the 64-bit MAC AUTN carries,
+    `iterations` Keccak permutations), or the XOR test algorithm of TS 34.108 §8.1.2.
 
     Raises:
         ValueError: an unknown algorithm, or keys of the wrong length.
@@ -125,6 +136,16 @@ def make_algorithm(
         if op is not None:
             return Milenage.from_op(k, op)
         raise ValueError("Milenage needs OPc or OP")
+    if algorithm == "tuak":
+        if opc is not None:
+            return Tuak(
+                k, opc, res_len=res_len, ck_len=ck_len, ik_len=ik_len, iterations=iterations
+            )
+        if op is not None:
+            return Tuak.from_top(
+                k, op, res_len=res_len, ck_len=ck_len, ik_len=ik_len, iterations=iterations
+            )
+        raise ValueError("TUAK needs TOPc or TOP")
     if algorithm == "xor":
         return XorTestAlgorithm(k, res_len)
     raise ValueError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})")
@@ -186,7 +207,7 @@ def authenticate_3g(
         return bytes((TAG_SYNC_FAILURE,)) + _lv(auts), None
     res, ck, ik, _ak = alg.f2345(rand)
     out = bytes((TAG_3G_SUCCESS,)) + _lv(res) + _lv(ck) + _lv(ik)
-    if with_kc:
+    if with_kc and len(ck) == len(ik) == 16:
         out += _lv(c3(ck, ik))
     return out, new_state
 
@@ -196,6 +217,10 @@ def gsm_sres_kc(alg: AkaAlgorithm, rand: bytes) -> tuple[bytes, bytes]:
     if len(rand) != 16:
         raise CardError(SW.WRONG_DATA)
     res, ck, ik, _ak = alg.f2345(rand)
+    if len(res) > 16 or len(ck) != 16 or len(ik) != 16:
+        # c2 and c3 (TS 33.102 §6.8.1.2) are defined for RES <= 128 bits and
+        # 128-bit CK / IK; a TUAK profile with longer outputs has no GSM context.
+        raise CardError(SW.CONDITIONS_NOT_SATISFIED)
     return c2(res), c3(ck, ik)
 
 

@@ -94,6 +94,9 @@ def build_profile(
     spn: str = "cardemu",
     algorithm: str = "milenage",
     res_len: int = 8,
+    keccak_iterations: int = 1,
+    ck_len: int = 16,
+    ik_len: int = 16,
     mnc_length: int = 2,
     usim_aid: bytes = DEFAULT_USIM_AID,
     services: Iterable[int] = DEFAULT_SERVICES,
@@ -120,8 +123,10 @@ def build_profile(
         iccid: up to 20 digits, stored as given (`ts_102_221.luhn_digit` makes the
             check digit ISO/IEC 7812-1 ends an ICCID with).
         imsi: 6-15 digits; MCC and MNC are its first 3 and `mnc_length` digits.
-        k: the 16-byte subscriber key.
-        opc / op: exactly one of them for Milenage (neither for the XOR algorithm).
+        k: the subscriber key (TUAK: 16 or 32 bytes).
+        opc / op: exactly one of them for Milenage, or TUAK's TOPc / TOP (32 bytes);
+            neither for the XOR algorithm.
+        keccak_iterations, ck_len, ik_len: TUAK's options (TS 35.231 §6).
         pin1_enabled: PIN1 verification required (test cards usually ship without).
         df_gsm: give the card DF.GSM (7F20), the SIM view 2G tools use through CLA A0.
 
@@ -301,6 +306,9 @@ def build_profile(
         op=None if op is None else bytes(op),
         algorithm=algorithm,
         res_len=res_len,
+        keccak_iterations=keccak_iterations,
+        ck_len=ck_len,
+        ik_len=ik_len,
         ind_bits=ind_bits,
         delta=delta,
         age_limit=age_limit,

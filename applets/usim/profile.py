@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, overload
 
-from applets.usim.auth import ALGORITHMS, DEFAULT_DELTA, DEFAULT_IND_BITS, SqnPolicy
+from applets.usim.auth import (
+    ALGORITHMS,
+    DEFAULT_DELTA,
+    DEFAULT_IND_BITS,
+    TUAK_RES_LENGTHS,
+    SqnPolicy,
+)
 from applets.usim.ts_31_102 import (
     decode_dialling_number,
     decode_imsi,
@@ -137,19 +143,34 @@ class AuthSpec:
     age_limit: int | None = None
     seq: tuple[int, ...] = ()
     sqn_ms: int = 0
+    #: TUAK only (TS 35.231 §6.1): how many times Keccak-f[1600] is applied.
+    keccak_iterations: int = 1
+    #: TUAK only (TS 35.231 §6.4): CK and IK lengths, 16 or 32 bytes.
+    ck_len: int = 16
+    ik_len: int = 16
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ProfileFormatError(f"unknown algorithm {self.algorithm!r}")
-        if len(self.k) != 16:
-            raise ProfileFormatError("K is 16 bytes")
-        if self.algorithm == "milenage" and (self.opc is None) == (self.op is None):
-            raise ProfileFormatError("Milenage needs exactly one of OPc and OP")
+        tuak = self.algorithm == "tuak"
+        if len(self.k) not in ((16, 32) if tuak else (16,)):
+            raise ProfileFormatError("K is 16 bytes (TUAK: 16 or 32)")
+        if self.algorithm != "xor" and (self.opc is None) == (self.op is None):
+            raise ProfileFormatError(f"{self.algorithm} needs exactly one of OPc and OP")
         for v in (self.opc, self.op):
-            if v is not None and len(v) != 16:
-                raise ProfileFormatError("OP and OPc are 16 bytes")
-        if not 4 <= self.res_len <= 16:
+            if v is not None and len(v) != (32 if tuak else 16):
+                raise ProfileFormatError("OP and OPc are 16 bytes (TUAK's TOP and TOPc: 32)")
+        if tuak:
+            if self.res_len not in TUAK_RES_LENGTHS:
+                raise ProfileFormatError("TUAK's RES length is 4, 8, 16 or 32 bytes")
+        elif not 4 <= self.res_len <= 16:
             raise ProfileFormatError("RES length is 4..16 bytes")
+        if not 1 <= self.keccak_iterations <= 255:
+            raise ProfileFormatError("the Keccak iteration count is 1..255")
+        if (self.ck_len, self.ik_len) != (16, 16) and not (
+            tuak and self.ck_len in (16, 32) and self.ik_len in (16, 32)
+        ):
+            raise ProfileFormatError("CK and IK are 16 bytes (TUAK: 16 or 32)")
         try:
             SqnPolicy(self.ind_bits, self.delta, self.age_limit)
         except ValueError as e:
@@ -279,9 +300,9 @@ class Profile:
         a = self.auth
         auth = replace(
             a,
-            k=bytes(16),
-            opc=None if a.opc is None else bytes(16),
-            op=None if a.op is None else bytes(16),
+            k=bytes(len(a.k)),
+            opc=None if a.opc is None else bytes(len(a.opc)),
+            op=None if a.op is None else bytes(len(a.op)),
         )
         pins = tuple(replace(p, value=b"0", puk=None if p.puk is None else b"0") for p in self.pins)
         return replace(self, auth=auth, pins=pins)
@@ -453,6 +474,9 @@ def _profile_doc(p: Profile) -> dict[str, Any]:
             "opc": _hex(a.opc),
             "op": _hex(a.op),
             "res_len": a.res_len,
+            "keccak_iterations": a.keccak_iterations,
+            "ck_len": a.ck_len,
+            "ik_len": a.ik_len,
             "ind_bits": a.ind_bits,
             "delta": a.delta,
             "age_limit": a.age_limit,
@@ -486,7 +510,10 @@ def _profile_from_doc(d: dict[str, Any]) -> Profile:
         opc=_unhex(a["opc"], optional=True),
         op=_unhex(a["op"], optional=True),
         algorithm=_str(a["algorithm"], 16),
-        res_len=_int(a["res_len"], 4, 16),
+        res_len=_int(a["res_len"], 4, 32),
+        keccak_iterations=_int(a.get("keccak_iterations", 1), 1, 255),
+        ck_len=_int(a.get("ck_len", 16), 16, 32),
+        ik_len=_int(a.get("ik_len", 16), 16, 32),
         ind_bits=_int(a["ind_bits"], 0, 10),
         delta=_int(a["delta"], 1, 1 << 48, optional=True),
         age_limit=_int(a["age_limit"], 1, 1 << 48, optional=True),

@@ -21,8 +21,9 @@ turns one into the store's internal `Profile`:
   reference wins: this store keeps one PIN per reference for the profile);
   pinAttributes b1 set means the PIN is enabled (TS.48 ships PIN1 with 06:
   disabled); tries in the nibbles of maxNumOfAttemps-retryNumLeft;
-- akaParameter: Milenage (algorithmID 1, K and OPc, standard constants only)
-  or the TS 34.108 XOR test algorithm (3); the first one (the USIM's) is used;
+- akaParameter: Milenage (algorithmID 1, K and OPc, standard constants only),
+  TUAK (2, K and TOPc, numberOfKeccak) or the TS 34.108 XOR test algorithm (3);
+  the first one (the USIM's) is used;
   sqnDelta / sqnAgeLimit / sqnInit set the SQN policy (TS 33.102 Annex C);
 - end: must close the package.
 
@@ -598,6 +599,18 @@ def _auth(pe_id: int | None, value: dict[str, Any]) -> AuthSpec:
                 k=bytes(algo["key"]),
                 opc=bytes(algo["opc"]),
                 algorithm="milenage",
+                delta=delta or None,
+                age_limit=age or None,
+                seq=seq,
+            )
+        if alg_id == 2:
+            # TUAK (TS 35.231): `opc` carries TOPc; `numberOfKeccak` the iterations. The
+            # output lengths stay TUAK's defaults (64-bit RES, 128-bit CK and IK).
+            return AuthSpec(
+                k=bytes(algo["key"]),
+                opc=bytes(algo["opc"]),
+                algorithm="tuak",
+                keccak_iterations=int(algo.get("numberOfKeccak", 1)),
                 delta=delta or None,
                 age_limit=age or None,
                 seq=seq,

@@ -99,7 +99,7 @@ class Slot:
         if cached is not None and cached[0] == auth:
             return cached[1]
         name, k, opc, op, res_len = auth[:5]
-        alg = make_algorithm(name, k, opc, op, res_len)
+        alg = make_algorithm(name, k, opc, op, res_len, *_tuak_options(auth))
         self._alg = (auth, alg)
         return alg
 
@@ -131,7 +131,17 @@ class Slot:
         files_to_fs(self.fs, profile.files)
         self.store.set(
             self.prefix + "auth",
-            (a.algorithm, a.k, a.opc, a.op, a.res_len, a.ind_bits, a.delta, a.age_limit),
+            (
+                a.algorithm,
+                a.k,
+                a.opc,
+                a.op,
+                a.res_len,
+                a.ind_bits,
+                a.delta,
+                a.age_limit,
+                (a.keccak_iterations, a.ck_len, a.ik_len),
+            ),
         )
         self.store.set(self.prefix + "sqn", (seq, a.sqn_ms))
         for p in profile.pins:
@@ -163,9 +173,8 @@ class Slot:
     def read(self) -> Profile:
         """The profile as it is now (files, counters and SQN state included)."""
         iccid, name, provider, metadata, apps, refs = self.meta
-        algorithm, k, opc, op, res_len, ind_bits, delta, age_limit = self.store.get(
-            self.prefix + "auth"
-        )
+        auth = self.store.get(self.prefix + "auth")
+        algorithm, k, opc, op, res_len, ind_bits, delta, age_limit = auth[:8]
         state = self.sqn_state()
         pins = []
         for ref in refs:
@@ -195,6 +204,9 @@ class Slot:
                 ind_bits=ind_bits,
                 delta=delta,
                 age_limit=age_limit,
+                keccak_iterations=_tuak_options(auth)[0],
+                ck_len=_tuak_options(auth)[1],
+                ik_len=_tuak_options(auth)[2],
                 seq=state.seq,
                 sqn_ms=state.sqn_ms,
             ),
@@ -212,3 +224,9 @@ class Slot:
         for key in self.store.keys():
             if key.startswith(self.prefix):
                 self.store.delete(key)
+
+
+def _tuak_options(auth: tuple[Any, ...]) -> tuple[int, int, int]:
+    """TUAK's (Keccak iterations, CK length, IK length); images written before TUAK
+    hold 8 fields."""
+    return tuple(auth[8]) if len(auth) > 8 else (1, 16, 16)  # type: ignore[return-value]

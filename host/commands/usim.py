@@ -11,6 +11,7 @@ from typing import overload
 import click
 
 from card.crypto.milenage import AkaAlgorithm, Milenage, XorTestAlgorithm, generate_auth_vector
+from card.crypto.tuak import Tuak
 from host.commands.common import UnexpectedStatus, json_option
 from host.commands.tools import open_session, pick_reader, reader_options
 from host.errors import ApduError
@@ -127,10 +128,27 @@ def usim_read(
 @json_option
 @click.option("--rand", "rand_hex", help="RAND, 16 bytes hex [default: random].")
 @click.option("--autn", "autn_hex", help="AUTN, 16 bytes hex (else built from --k/--opc/--sqn).")
-@click.option("--k", "k_hex", help="K, to build AUTN and check the answer.")
-@click.option("--opc", "opc_hex", help="OPc (Milenage).")
-@click.option("--op", "op_hex", help="OP (Milenage), instead of OPc.")
-@click.option("--xor", "use_xor", is_flag=True, help="The TS 34.108 XOR test algorithm.")
+@click.option("--k", "k_hex", help="K, to build AUTN and check the answer (TUAK: 16 or 32 bytes).")
+@click.option("--opc", "opc_hex", help="OPc (Milenage) or TOPc (TUAK, 32 bytes).")
+@click.option("--op", "op_hex", help="OP (Milenage) or TOP (TUAK), instead of OPc / TOPc.")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["milenage", "tuak", "xor"]),
+    default="milenage",
+    show_default=True,
+    help="The card's algorithm: Milenage (TS 35.206), TUAK (TS 35.231), XOR (TS 34.108).",
+)
+@click.option("--xor", "use_xor", is_flag=True, help="Same as --algorithm xor.")
+@click.option(
+    "--res-len", type=click.IntRange(4, 32), default=8, show_default=True, help="RES bytes."
+)
+@click.option(
+    "--keccak-iterations",
+    type=click.IntRange(1, 255),
+    default=1,
+    show_default=True,
+    help="TUAK: Keccak-f[1600] iterations.",
+)
 @click.option("--sqn", default="20", show_default=True, help="SQN (hex) for the AUTN built.")
 @click.option("--amf", default="8000", show_default=True, help="AMF (hex) for the AUTN built.")
 @click.option("--gsm", is_flag=True, help="The GSM context (SRES, Kc) instead of 3G.")
@@ -147,7 +165,10 @@ def usim_auth(
     k_hex: str | None,
     opc_hex: str | None,
     op_hex: str | None,
+    algorithm: str,
     use_xor: bool,
+    res_len: int,
+    keccak_iterations: int,
     sqn: str,
     amf: str,
     gsm: bool,
@@ -161,23 +182,17 @@ def usim_auth(
       cardemu usim auth --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
       cardemu usim auth --rand 00000000000000000000000000000000 \\
           --autn EC9320C2C2120000C8B7DE2A3449F1BD --json
+      cardemu usim --preset usim-tuak auth --algorithm tuak \\
+          --k 000102030405060708090A0B0C0D0E0F --op 00..1F (32 bytes)
     """
     rand = _hex(rand_hex, "--rand", 16) or os.urandom(16)
-    k = _hex(k_hex, "--k", 16)
-    alg: AkaAlgorithm | None = None
-    if k is not None:
-        if use_xor:
-            alg = XorTestAlgorithm(k, 8)
-        elif opc_hex:
-            alg = Milenage(k, _hex(opc_hex, "--opc", 16))
-        elif op_hex:
-            alg = Milenage.from_op(k, _hex(op_hex, "--op", 16))
-        else:
-            raise click.UsageError("--k needs --opc, --op or --xor")
+    if use_xor:
+        algorithm = "xor"
+    alg = _algorithm(algorithm, k_hex, opc_hex, op_hex, res_len, keccak_iterations)
     autn = _hex(autn_hex, "--autn", 16)
     if autn is None and not gsm:
         if alg is None:
-            raise click.UsageError("give --autn, or --k with --opc/--op/--xor to build one")
+            raise click.UsageError("give --autn, or --k with --opc/--op (or --xor) to build one")
         try:
             sqn_b = int(sqn, 16).to_bytes(6, "big")
         except (ValueError, OverflowError):
@@ -213,3 +228,39 @@ def usim_auth(
             click.echo(f"{'CHECK':<8}{'ok' if check.ok else 'FAILED'}: {check.detail}{extra}")
     if check is not None and not check.ok:
         raise click.ClickException(check.detail)
+
+
+def _algorithm(
+    name: str,
+    k_hex: str | None,
+    opc_hex: str | None,
+    op_hex: str | None,
+    res_len: int,
+    iterations: int,
+) -> AkaAlgorithm | None:
+    """The AuC's copy of the card's algorithm, from the options (None without --k)."""
+    if k_hex is None:
+        return None
+    if name == "tuak":
+        k = _hex(k_hex, "--k")
+        if k is None or len(k) not in (16, 32):
+            raise click.BadParameter("must be 16 or 32 bytes", param_hint="--k")
+        try:
+            if opc_hex:
+                topc = _hex(opc_hex, "--opc", 32)
+                return Tuak(k, topc, res_len=res_len, iterations=iterations)
+            if op_hex:
+                top = _hex(op_hex, "--op", 32)
+                return Tuak.from_top(k, top, res_len=res_len, iterations=iterations)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        raise click.UsageError("--algorithm tuak needs --opc (TOPc) or --op (TOP)")
+    k = _hex(k_hex, "--k", 16)
+    assert k is not None
+    if name == "xor":
+        return XorTestAlgorithm(k, res_len if res_len <= 16 else 16)
+    if opc_hex:
+        return Milenage(k, _hex(opc_hex, "--opc", 16))
+    if op_hex:
+        return Milenage.from_op(k, _hex(op_hex, "--op", 16))
+    raise click.UsageError("--k needs --opc, --op or --xor")
