@@ -224,3 +224,29 @@ def test_tuak_profile_round_trips_through_its_export() -> None:
                        res_len=32, ck_len=32, ik_len=32, keccak_iterations=2)  # fmt: skip
     back = Profile.from_bytes(p.to_bytes())
     assert back.auth == p.auth
+
+
+def test_cli_auth_algorithm_tuak(tmp_path: Path) -> None:
+    """`cardemu usim auth --algorithm tuak` builds AUTN with TUAK and checks the answer."""
+    from click.testing import CliRunner
+
+    from host.cli import cli
+
+    s = SETS[0]
+    image = str(tmp_path / "tuak.img")
+    rt = usim_card(
+        sample_profile(algorithm="tuak", k=h(s["K"]), opc=h(s["TOPc"]), res_len=4), image=image
+    )
+    rt.close()
+    args = ["usim", "auth", "-q", "--json", "--card", image, "--algorithm", "tuak"]
+    args += ["--k", s["K"], "--opc", s["TOPc"], "--res-len", "4", "--rand", s["RAND"]]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["res"] == s["f2"].upper() and doc["check"]["ok"] is True
+    # The same card, checked with the wrong TOPc: AUTN's MAC fails on the card (exit 3).
+    bad = [a if a != s["TOPc"] else "00" * 32 for a in args]
+    assert CliRunner().invoke(cli, bad).exit_code == 3
+    # TUAK's TOPc is 32 bytes.
+    short = [a if a != s["TOPc"] else "00" * 16 for a in args]
+    assert CliRunner().invoke(cli, short).exit_code == 2

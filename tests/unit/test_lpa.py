@@ -68,6 +68,17 @@ def smdp(pki):
             name="xor profile",
         )
     )
+    s.add_order(
+        ProfileOrder(
+            "TUAK-1",
+            "8988211000000000040",
+            "001010000000004",
+            TUAK_K,
+            TUAK_TOPC,
+            algorithm="tuak",
+            name="tuak profile",
+        )
+    )
     with s.serve() as server:
         s.address = f"localhost:{server.port}"
         yield s
@@ -255,6 +266,31 @@ def test_xor_profile_and_management(smdp, card, pki) -> None:
     info = lpa.info()
     assert info["eid"] == pki.eid and info["svn"].startswith("2.")
     assert info["ciKeysForVerification"] == [pki.ci.ski.hex().upper()]
+
+
+# TUAK test set 2 (K of 256 bits, TOPc), tests/unit/data/tuak_vectors.json.
+TUAK_K = bytes.fromhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0efeeedecebeae9e8e7e6e5e4e3e2e1e0")
+TUAK_TOPC = bytes.fromhex("305425427e18c503c8a4b294ea72c95d0c36c6c6b29d0c65de5974d5977f8524")
+
+
+def test_tuak_profile_downloads_and_authenticates(smdp, card, pki) -> None:
+    from card.crypto.milenage import generate_auth_vector
+    from card.crypto.tuak import Tuak
+    from host.usim import UsimSession, check_auth
+
+    es10, lpa = lpa_for(card, pki)
+    r = lpa.download(f"LPA:1${smdp.address}$TUAK-1")
+    assert r.installed
+    lpa.enable(r.iccid)
+    es10.close()
+    alg = Tuak(TUAK_K, TUAK_TOPC)
+    rand = bytes(range(16))
+    v = generate_auth_vector(alg, rand, bytes.fromhex("000000000021"), b"\x80\x00")
+    session = UsimSession(card)
+    session.select_usim()
+    result = session.authenticate(rand, v.autn)
+    assert check_auth(result, alg, rand).ok
+    assert result.res == v.xres
 
 
 def test_es10_on_logical_channel_with_cla_81(smdp, card, pki) -> None:

@@ -41,7 +41,10 @@ TEMPLATE_USIM = "2.23.143.1.2.4"
 TEMPLATE_OPT_USIM = "2.23.143.1.2.5"
 
 # TCA v3.3.1 §8.7 (AlgoParameter.algorithmID).
-_ALGORITHM_ID = {"milenage": 1, "xor": 3}
+_ALGORITHM_ID = {"milenage": 1, "tuak": 2, "xor": 3}
+
+# TCA v3.3.1 §8.1 ServicesList: the algorithm the eUICC must support.
+_SERVICE = {"milenage": "milenage", "xor": "usim-test-algorithm"}
 
 # Which PE slot holds which file (TCA v3.3.1 §8.3.x PE-MF / PE-USIM / PE-OPT-USIM).
 _MF_SLOTS = {0x2F05: "ef-pl", 0x2FE2: "ef-iccid", 0x2F00: "ef-dir", 0x2F06: "ef-arr"}
@@ -89,8 +92,9 @@ class ProfileOrder:
         matching_id: the activation code token (SGP.22 §4.1).
         iccid: 18-19 digits; the Luhn check digit is added to 18/19-digit bodies
             when `add_check_digit` is true.
-        imsi, k, opc: the subscription; `opc` is ignored for the XOR test algorithm.
-        algorithm: "milenage" or "xor" (3GPP TS 34.108 §8.1.2 test algorithm).
+        imsi, k, opc: the subscription; `opc` is TOPc (32 bytes) for TUAK, whose K
+            is 16 or 32 bytes, and is ignored for the XOR test algorithm.
+        algorithm: "milenage", "tuak" (TS 35.231) or "xor" (3GPP TS 34.108 §8.1.2).
         eid: the only eUICC allowed to download it, or None for any.
         spn, name: service provider name and profile name (metadata).
         profile_class: "test", "provisioning" or "operational".
@@ -118,8 +122,11 @@ class ProfileOrder:
         if not self.matching_id or len(self.matching_id) > 255:
             raise ValueError("a matching ID has 1 to 255 characters")
         if self.algorithm not in _ALGORITHM_ID:
-            raise ValueError(f"unknown algorithm {self.algorithm!r}: milenage or xor")
-        if len(self.k) != 16 or len(self.opc) != 16:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}: milenage, tuak or xor")
+        if self.algorithm == "tuak":
+            if len(self.k) not in (16, 32) or len(self.opc) != 32:
+                raise ValueError("TUAK's K is 16 or 32 bytes, its TOPc 32")
+        elif len(self.k) != 16 or len(self.opc) != 16:
             raise ValueError("K and OPc are 16 bytes")
         if self.profile_class not in ("test", "provisioning", "operational"):
             raise ValueError(f"unknown profile class {self.profile_class!r}")
@@ -202,7 +209,7 @@ def _profile(order: ProfileOrder) -> Profile:
         order.full_iccid,
         order.imsi,
         order.k,
-        order.opc if order.algorithm == "milenage" else None,
+        order.opc if order.algorithm != "xor" else None,
         msisdn=order.msisdn,
         spn=order.spn,
         algorithm=order.algorithm,
@@ -227,7 +234,9 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
 
     ident = iter(range(1, 100))
     services: dict[str, None] = {"usim": None}
-    services["milenage" if order.algorithm == "milenage" else "usim-test-algorithm"] = None
+    services[
+        _SERVICE[order.algorithm] if order.algorithm != "tuak" else f"tuak{len(order.k) * 8}"
+    ] = None
     pes: list[tuple[str, dict[str, Any]]] = [
         (
             "header",
@@ -339,7 +348,7 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
         "algorithmID": _ALGORITHM_ID[order.algorithm],
         "algorithmOptions": b"\x02",
         "key": order.k,
-        "opc": order.opc if order.algorithm == "milenage" else bytes(16),
+        "opc": order.opc if order.algorithm != "xor" else bytes(16),
     }
     pes.append(
         (
