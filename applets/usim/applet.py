@@ -16,6 +16,9 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
   time. A verified PIN holds on every channel until reset or a profile switch.
 - AUTHENTICATE (88), TS 31.102 §7.1.2: P2 81 (3G context), 80 (GSM context), on
   a channel whose current application is the USIM, PIN1 verified or disabled.
+- GET IDENTITY (8X 78), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
+  its IMSI itself (applets.usim.suci) when services n°124 and n°125 are available
+  (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
 - TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted.
 - CLA A0 (TS 51.011 §9): SELECT, STATUS, READ BINARY / RECORD, UPDATE BINARY /
   RECORD with the GSM response format and status words; the runtime gives 9Fxx
@@ -46,9 +49,17 @@ from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, pa
 from applets.usim.profile import Profile, ProfileFormatError
 from applets.usim.saip import PeStatus, SaipError, profile_from_package
 from applets.usim.store import PinRecord, Slot
+from applets.usim.suci import INS_GET_IDENTITY, P2_SUCI_CONTEXT, calculate_suci
 from applets.usim.ts_31_102 import (
+    DF_5GS,
+    DF_SAIP,
+    EF_ROUTING_INDICATOR,
+    EF_SUCI_CALC_INFO_USIM,
     SERVICE_GSM_ACCESS,
     SERVICE_GSM_SECURITY_CONTEXT,
+    SERVICE_SUCI_BY_USIM,
+    SERVICE_SUPI_PRIVACY,
+    decode_ad,
     decode_imsi,
     decode_service_table,
 )
@@ -99,7 +110,7 @@ _LOCKED = 0x83
 _ISO_INS = frozenset(
     {0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88}
 )
-_PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA})
+_PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA, INS_GET_IDENTITY})
 _FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32})
 _GSM_FS_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
 _GSM_CHV_INS = frozenset({0x20, 0x24, 0x26, 0x28, 0x2C})
@@ -114,6 +125,7 @@ _BASE_PREFIX = "base.fs."
 _BASE_ARR_FID = 0x2F06  # EF.ARR under the MF (TS 102 221 §13.4)
 _EF_UST = 0x6F38
 _EF_IMSI = 0x6F07
+_EF_AD = 0x6FAD
 
 
 def _is_adm(ref: int) -> bool:
@@ -283,6 +295,8 @@ class UiccApplet(Applet, ProfileStoreInterface):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         if ins == 0x88:
             return self._authenticate(apdu, slot, state, env)
+        if ins == INS_GET_IDENTITY:
+            return self._get_identity(apdu, slot, state, env)
         return self._pin_command(apdu, slot, gen)
 
     # -- PINs (TS 102 221 §11.1.9-13) -------------------------------------------------------
@@ -402,6 +416,42 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if new_state is not None:
             slot.set_sqn_state(new_state)
         return resp
+
+    def _get_identity(self, apdu: APDU, slot: Slot, state: dict[str, Any], env: _Env) -> bytes:
+        """GET IDENTITY in the SUCI context, TS 31.102 §7.5 (see applets.usim.suci)."""
+        if apdu.p1 != 0x00:
+            raise CardError(SW.WRONG_P1P2)
+        if apdu.p2 != P2_SUCI_CONTEXT:
+            raise CardError(SW.INCORRECT_P1P2)
+        if apdu.data:
+            raise CardError(SW.WRONG_LENGTH)
+        app = slot.fs.current_application(state)
+        if app is None or not (app.name or b"").startswith(USIM_AID_PREFIX):
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        if not env.is_verified(PIN1):
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        adf = app.handle
+        if not {SERVICE_SUPI_PRIVACY, SERVICE_SUCI_BY_USIM} <= self._services(slot, adf):
+            raise CardError(SW.FUNCTION_NOT_SUPPORTED)
+
+        def ef(path: str) -> bytes | None:
+            try:
+                v = slot.fs.read(f"{adf}/{path}")
+            except CardError:
+                return None
+            return v if isinstance(v, bytes) else None
+
+        calc_info = ef(f"{DF_SAIP:04X}/{EF_SUCI_CALC_INFO_USIM:04X}")
+        raw_imsi, raw_ad = ef(f"{_EF_IMSI:04X}"), ef(f"{_EF_AD:04X}")
+        if calc_info is None or raw_imsi is None:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        try:
+            imsi = decode_imsi(raw_imsi)
+            mnc_length = decode_ad(raw_ad).mnc_length if raw_ad else 2
+        except ValueError:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED) from None
+        ri = ef(f"{DF_5GS:04X}/{EF_ROUTING_INDICATOR:04X}")
+        return calculate_suci(calc_info, ri, imsi, mnc_length, self.system.rng)
 
     @staticmethod
     def _services(slot: Slot, adf: str) -> frozenset[int]:

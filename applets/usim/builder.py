@@ -34,6 +34,7 @@ disable, ADN (DF.TELECOM), PLMN selector, SPN.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from applets.usim import ts_31_102 as u
@@ -43,6 +44,7 @@ from applets.usim.profile import AppSpec, AuthSpec, DictStore, PinSpec, Profile,
 from applets.usim.ts_102_221 import (
     ADM1,
     ARR_ADM,
+    ARR_ADM_ONLY,
     ARR_DF,
     ARR_PIN1,
     ARR_PIN1_READ_ADM_UPDATE,
@@ -83,6 +85,35 @@ def _arr(fid: int, record: int) -> Referenced:
     return Referenced(fid, record)
 
 
+@dataclass(frozen=True)
+class SuciSetup:
+    """What a profile needs for SUCI (TS 31.102 §4.4.11.8, §4.4.11.11; TS 33.501 §6.12)."""
+
+    calc_info: u.SuciCalcInfo
+    routing_indicator: str = "0"
+    by_usim: bool = True
+
+
+def _suci_files(fs: FileSystem, adf: str, adf_arr: int, suci: SuciSetup) -> None:
+    """DF.5GS (EF.Routing_Indicator, EF.SUCI_Calc_Info when the ME calculates) and, when
+    the USIM calculates, DF.SAIP/EF.SUCI_Calc_Info_USIM (TCA PE-DF-SAIP), ADM-only."""
+    info = u.encode_suci_calc_info(suci.calc_info)
+    df5gs = fs.create_df(adf, u.DF_5GS, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
+    fs.create_ef(
+        df5gs,
+        u.EF_ROUTING_INDICATOR,
+        data=u.encode_routing_indicator(suci.routing_indicator),
+        security=_arr(adf_arr, ARR_PIN1_READ_ADM_UPDATE),
+    )
+    if not suci.by_usim:
+        fs.create_ef(
+            df5gs, u.EF_SUCI_CALC_INFO, data=info, security=_arr(adf_arr, ARR_PIN1_READ_ADM_UPDATE)
+        )
+        return
+    saip = fs.create_df(adf, u.DF_SAIP, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
+    fs.create_ef(saip, u.EF_SUCI_CALC_INFO_USIM, data=info, security=_arr(adf_arr, ARR_ADM_ONLY))
+
+
 def build_profile(
     iccid: str,
     imsi: str,
@@ -116,6 +147,7 @@ def build_profile(
     provider: str = "",
     apps: Iterable[AppSpec] = (),
     metadata: Iterable[tuple[str, str]] = (),
+    suci: SuciSetup | None = None,
 ) -> Profile:
     """A profile for one subscription (see the module docstring for the tree).
 
@@ -129,12 +161,21 @@ def build_profile(
         keccak_iterations, ck_len, ik_len: TUAK's options (TS 35.231 §6).
         pin1_enabled: PIN1 verification required (test cards usually ship without).
         df_gsm: give the card DF.GSM (7F20), the SIM view 2G tools use through CLA A0.
+        suci: 5G subscription identifier privacy (services n°124, and n°125 when the USIM
+            calculates the SUCI): DF.5GS with EF.Routing_Indicator, and the SUCI
+            calculation information in DF.SAIP/EF.SUCI_Calc_Info_USIM (calculation by the
+            USIM, readable with ADM only) or DF.5GS/EF.SUCI_Calc_Info (by the ME).
 
     Raises:
         ValueError: a field the files cannot hold.
     """
     plmn = u.Plmn.from_imsi(imsi, mnc_length)
     home = u.encode_plmn(plmn)
+    services = frozenset(services)
+    if suci is not None:
+        services |= {u.SERVICE_SUPI_PRIVACY}
+        services |= {u.SERVICE_SUCI_BY_USIM} if suci.by_usim else frozenset()
+    ust_size = max(UST_SIZE, (max(services, default=0) + 7) // 8)
     # The files DF.GSM shares with ADF.USIM (ts_51_011.SHARED_WITH_USIM) start equal.
     shared = {
         g.EF_IMSI: u.encode_imsi(imsi),
@@ -248,7 +289,7 @@ def build_profile(
     ef(0x6F09, u.encode_keys(u.Keys()), ARR_PIN1, 0x09)
     ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
     ef(0x6F31, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE, 0x12)
-    ef(0x6F38, u.encode_service_table(services, UST_SIZE), ARR_PIN1_READ_ADM_UPDATE, 0x04)
+    ef(0x6F38, u.encode_service_table(services, ust_size), ARR_PIN1_READ_ADM_UPDATE, 0x04)
     ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
     ef(0x6F78, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE, 0x06)
     ef(0x6F7B, shared[g.EF_FPLMN], ARR_PIN1, 0x0D)
@@ -299,6 +340,8 @@ def build_profile(
     ef(0x6F5C, b"\xff\xff\xff", ARR_PIN1_READ_ADM_UPDATE, 0x10)
     ef(0x6F61, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1_READ_ADM_UPDATE, 0x11)
     ef(0x6F62, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10), ARR_PIN1_READ_ADM_UPDATE, 0x13)
+    if suci is not None:
+        _suci_files(fs, adf, adf_arr, suci)
 
     auth = AuthSpec(
         k=bytes(k),

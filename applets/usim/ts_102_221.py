@@ -29,6 +29,7 @@ __all__ = [
     "ARR_READ_ALW_PIN1_UPDATE",
     "ARR_READ_ALW_UPDATE_NEV",
     "ARR_RECORDS",
+    "ARR_ADM_ONLY",
     "ARR_RECORD_LENGTH",
     "ApplicationTemplate",
     "PIN1",
@@ -66,6 +67,7 @@ ARR_PIN1_READ_PIN2_UPDATE = 4  # read PIN, update PIN2 (EF.EST)
 ARR_READ_ALW_PIN1_UPDATE = 5  # read ALW, update PIN (EF.PL, TS 102 221 §13.3)
 ARR_READ_ALW_UPDATE_NEV = 6  # read ALW, update NEV (EF.ICCID)
 ARR_DF = 7  # DFs and ADFs: activate/deactivate ADM, no creation or deletion over the air
+ARR_ADM_ONLY = 8  # read ADM, update ADM (DF.SAIP/EF.SUCI_Calc_Info_USIM: for the USIM only)
 
 ARR_RECORDS: tuple[bytes, ...] = (
     encode_rules(read=ALW, update=ADM1, activate=ADM1, deactivate=ADM1),
@@ -75,6 +77,7 @@ ARR_RECORDS: tuple[bytes, ...] = (
     encode_rules(read=ALW, update=PIN1, activate=ADM1, deactivate=ADM1),
     encode_rules(read=ALW, update=NEV, activate=ADM1, deactivate=ADM1),
     encode_rules(activate=ADM1, deactivate=ADM1, delete=NEV, terminate=NEV),
+    encode_rules(read=ADM1, update=ADM1, activate=ADM1, deactivate=ADM1),
 )
 ARR_RECORD_LENGTH = max(len(r) for r in ARR_RECORDS)
 

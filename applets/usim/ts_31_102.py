@@ -754,3 +754,117 @@ def decode_smsp(record: bytes) -> SmsParameters:
         None if ind & 0x08 else dcs,
         None if ind & 0x10 else vp,
     )
+
+
+# -- 5G: EF.SUCI_Calc_Info (§4.4.11.8) and EF.Routing_Indicator (§4.4.11.11) -------------------
+
+#: TS 31.102 §4.2.8: subscription identifier privacy support; SUCI calculation by the USIM.
+SERVICE_SUPI_PRIVACY = 124
+SERVICE_SUCI_BY_USIM = 125
+DF_5GS = 0x5FC0
+#: TS 31.102 §4.4.11.1: EFs of DF.5GS used here.
+EF_SUCI_CALC_INFO = 0x4F07
+EF_ROUTING_INDICATOR = 0x4F0A
+#: The TCA profile package's DF.SAIP (PE-DF-SAIP) holds EF.SUCI_Calc_Info_USIM, the
+#: SUCI calculation information only the USIM reads (calculation by the USIM).
+DF_SAIP = 0x5FD0
+EF_SUCI_CALC_INFO_USIM = 0x4F01
+ROUTING_INDICATOR_SIZE = 4
+
+_TAG_PSI_LIST = 0xA0
+_TAG_KEY_LIST = 0xA1
+_TAG_KEY_ID = 0x80
+_TAG_KEY = 0x81
+
+
+@dataclass(frozen=True)
+class SuciCalcInfo:
+    """EF.SUCI_Calc_Info (§4.4.11.8): protection schemes in priority order, each with the
+    index (1-based, 0 for the null scheme) of its key in `keys`; `keys` are (home network
+    public key identifier, public key)."""
+
+    schemes: tuple[tuple[int, int], ...]
+    keys: tuple[tuple[int, bytes], ...] = ()
+
+    def __post_init__(self) -> None:
+        for psi, index in self.schemes:
+            if not 0 <= psi <= 0xFF or not 0 <= index <= len(self.keys):
+                raise ValueError("a scheme is (identifier 0..255, key index 0..number of keys)")
+        for key_id, key in self.keys:
+            if not 0 <= key_id <= 0xFF or not 1 <= len(key) <= 0x7F:
+                raise ValueError("a key is (identifier 0..255, 1..127 bytes)")
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    if len(value) > 0xFF:
+        raise ValueError("a value of at most 255 bytes")
+    return bytes((tag,)) + (b"\x81" if len(value) > 0x7F else b"") + bytes((len(value),)) + value
+
+
+def _tlvs(data: bytes) -> list[tuple[int, bytes]]:
+    out, pos = [], 0
+    while pos < len(data) and data[pos] != 0xFF:
+        if pos + 2 > len(data):
+            raise ValueError("a truncated TLV")
+        tag, n = data[pos], data[pos + 1]
+        pos += 2
+        if n == 0x81:
+            if pos >= len(data):
+                raise ValueError("a truncated TLV")
+            n, pos = data[pos], pos + 1
+        elif n > 0x7F:
+            raise ValueError("a TLV length over 255")
+        if pos + n > len(data):
+            raise ValueError("a truncated TLV")
+        out.append((tag, data[pos : pos + n]))
+        pos += n
+    return out
+
+
+def encode_suci_calc_info(info: SuciCalcInfo) -> bytes:
+    """'A0' L (scheme, key index)... ['A1' L ('80' 01 id '81' L key)...] (§4.4.11.8)."""
+    out = _tlv(_TAG_PSI_LIST, b"".join(bytes(p) for p in info.schemes))
+    if info.keys:
+        keys = b"".join(_tlv(_TAG_KEY_ID, bytes((i,))) + _tlv(_TAG_KEY, k) for i, k in info.keys)
+        out += _tlv(_TAG_KEY_LIST, keys)
+    return out
+
+
+def decode_suci_calc_info(data: bytes) -> SuciCalcInfo:
+    """Raises: ValueError: not the coding of §4.4.11.8 (trailing FF padding is allowed)."""
+    objs = dict(_tlvs(data))
+    psi = objs.get(_TAG_PSI_LIST)
+    if psi is None or len(psi) % 2:
+        raise ValueError("no protection scheme identifier list")
+    keys: list[tuple[int, bytes]] = []
+    items = _tlvs(objs.get(_TAG_KEY_LIST, b""))
+    if len(items) % 2:
+        raise ValueError("a key identifier without its key")
+    for (t1, v1), (t2, v2) in zip(items[::2], items[1::2], strict=True):
+        if t1 != _TAG_KEY_ID or t2 != _TAG_KEY or len(v1) != 1:
+            raise ValueError("the home network public key list is '80' id '81' key pairs")
+        keys.append((v1[0], v2))
+    schemes = tuple((psi[i], psi[i + 1]) for i in range(0, len(psi), 2))
+    return SuciCalcInfo(schemes, tuple(keys))
+
+
+def encode_routing_indicator(ri: str) -> bytes:
+    """EF.Routing_Indicator (§4.4.11.11): 1-4 digits, BCD low nibble first, F-padded, and
+    two RFU bytes."""
+    if not (ri.isdigit() and 1 <= len(ri) <= 4):
+        raise ValueError("a routing indicator is 1..4 digits")
+    d = ri.ljust(4, "F")
+    return bytes((int(d[1], 16) << 4 | int(d[0], 16), int(d[3], 16) << 4 | int(d[2], 16))) + (
+        b"\xff\xff"
+    )
+
+
+def decode_routing_indicator(data: bytes) -> str:
+    """Raises: ValueError: fewer than 2 bytes, or not BCD digits then F padding."""
+    if len(data) < 2:
+        raise ValueError("EF.Routing_Indicator has at least 2 bytes")
+    nibbles = "".join(f"{b & 0x0F:X}{b >> 4:X}" for b in data[:2])
+    digits = nibbles.rstrip("F")
+    if not digits.isdigit():
+        raise ValueError("a routing indicator is BCD digits padded with F")
+    return digits

@@ -122,12 +122,13 @@ class CardRng:
             deterministic run.
     """
 
-    __slots__ = ("_drbg", "_buf", "_pos")
+    __slots__ = ("_drbg", "_buf", "_pos", "_preloaded")
 
     def __init__(self, seed: bytes | int | None = None) -> None:
         self._drbg: HmacDrbg | None = None
         self._buf = b""
         self._pos = 0
+        self._preloaded = b""
         self.reseed(seed)
 
     @property
@@ -145,11 +146,24 @@ class CardRng:
         self._drbg = None if seed is None else HmacDrbg(_seed_bytes(seed))
         self._buf = b""
         self._pos = 0
+        self._preloaded = b""
+
+    def preload(self, data: bytes) -> None:
+        """Serve `data` before anything else, then the generator's own stream.
+
+        A known-answer test hook: a test puts published values (the ephemeral keys of
+        TS 33.501 Annex C.4) on the card's own RNG path. Test use only: preloaded
+        bytes are not random.
+        """
+        self._preloaded += bytes(data)
 
     def random(self, n: int) -> bytes:
         """Return `n` random bytes."""
         if n < 0:
             raise ValueError("n must not be negative")
+        if self._preloaded:
+            head, self._preloaded = self._preloaded[:n], self._preloaded[n:]
+            return head + self.random(n - len(head)) if len(head) < n else head
         drbg = self._drbg
         if drbg is None:
             return os.urandom(n)

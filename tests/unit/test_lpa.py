@@ -71,8 +71,8 @@ def smdp(pki):
     s.add_order(
         ProfileOrder(
             "TUAK-1",
-            "8988211000000000040",
-            "001010000000004",
+            "8988211000000000073",
+            "001010000000007",
             TUAK_K,
             TUAK_TOPC,
             algorithm="tuak",

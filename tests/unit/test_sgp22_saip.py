@@ -92,30 +92,43 @@ def test_refusals_carry_pe_status() -> None:
     with pytest.raises(SaipError) as e:
         profile_from_package(_package(*pes[:-1]))  # no end PE
     assert e.value.status == PeStatus.INVALID_REQUEST_FORMAT
-    tuak = [
-        (
-            n,
-            {
-                **v,
-                "algoConfiguration": (
-                    "algoParameter",
-                    {**v["algoConfiguration"][1], "algorithmID": 2},
-                ),
-            },
-        )
-        if n == "akaParameter"
-        else (n, v)
-        for n, v in pes
-    ]
+
+    def with_algo(**changes: object) -> list:
+        return [
+            (
+                n,
+                {
+                    **v,
+                    "algoConfiguration": (
+                        "algoParameter",
+                        {**v["algoConfiguration"][1], **changes},
+                    ),
+                },
+            )
+            if n == "akaParameter"
+            else (n, v)
+            for n, v in pes
+        ]
+
+    # An algorithm this card does not know (4) is not supported...
     with pytest.raises(SaipError) as e:
-        profile_from_package(_package(*tuak))
+        profile_from_package(_package(*with_algo(algorithmID=4)))
     assert e.value.status == PeStatus.FEATURE_NOT_SUPPORTED and e.value.pe_id == 11
+    # ... TUAK (2) is, but its TOPc is 32 bytes: a 16-byte one is a bad value.
+    with pytest.raises(SaipError) as e:
+        profile_from_package(_package(*with_algo(algorithmID=2)))
+    assert e.value.status == PeStatus.BAD_VALUES and e.value.pe_id == 11
+    topc = bytes(range(32))
+    auth = profile_from_package(
+        _package(*with_algo(algorithmID=2, opc=topc, numberOfKeccak=3))
+    ).profile.auth
+    assert (auth.algorithm, auth.opc, auth.keccak_iterations) == ("tuak", topc, 3)
     with pytest.raises(SaipError) as e:
         profile_from_package(b"\x30\x03\x02\x01")
     assert e.value.status == PeStatus.INVALID_REQUEST_FORMAT
     rt = empty_card()
     with pytest.raises(ProfileStoreError) as se:
-        uicc(rt).install_profile_package(_package(*tuak))
+        uicc(rt).install_profile_package(_package(*with_algo(algorithmID=4)))
     assert (
         se.value.reason == ProfileStoreReason.BAD_FORMAT
         and se.value.pe_status == PeStatus.FEATURE_NOT_SUPPORTED

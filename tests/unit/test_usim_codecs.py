@@ -4,7 +4,7 @@ hypothesis round-trips for every encoder/decoder pair."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from applets.usim import ts_31_102 as u
@@ -339,3 +339,64 @@ def test_languages_roundtrip(codes: list[str]) -> None:
 @given(st.binary(min_size=1, max_size=8).filter(lambda b: not b.endswith(b"\xff")))
 def test_pin_roundtrip(pin: bytes) -> None:
     assert unpad_pin(pad_pin(pin)) == pin
+
+
+# -- 5G files (TS 31.102 §4.4.11.8, §4.4.11.11) -----------------------------------------------
+
+# Encode/decode vectors: (value, encoding). The C.4 Profile A key of TS 33.501 as key 27.
+_C4_A_PUB = bytes.fromhex("5a8d38864820197c3394b92613b20b91633cbd897119273bf8e4a6f4eec0a650")
+SUCI_CALC_INFO_VECTORS = [
+    (u.SuciCalcInfo(((0, 0),)), "A0020000"),
+    (
+        u.SuciCalcInfo(((1, 1), (0, 0)), ((27, _C4_A_PUB),)),
+        "A0040101" "0000" "A125" "80011B" "8120" + _C4_A_PUB.hex().upper(),
+    ),
+]  # fmt: skip
+ROUTING_INDICATOR_VECTORS = [("678", "76F8FFFF"), ("0", "F0FFFFFF"), ("1234", "2143FFFF")]
+
+
+@pytest.mark.parametrize("value, enc", SUCI_CALC_INFO_VECTORS)
+def test_suci_calc_info_vectors(value: u.SuciCalcInfo, enc: str) -> None:
+    assert u.encode_suci_calc_info(value).hex().upper() == enc
+    assert u.decode_suci_calc_info(bytes.fromhex(enc) + b"\xff" * 4) == value
+
+
+@pytest.mark.parametrize("value, enc", ROUTING_INDICATOR_VECTORS)
+def test_routing_indicator_vectors(value: str, enc: str) -> None:
+    assert u.encode_routing_indicator(value).hex().upper() == enc
+    assert u.decode_routing_indicator(bytes.fromhex(enc)) == value
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "A001", "A00100", "A0020101", "A0020000A1038001", "A0020000A10681011B810100"]
+)
+def test_suci_calc_info_refusals(bad: str) -> None:
+    with pytest.raises(ValueError):
+        u.decode_suci_calc_info(bytes.fromhex(bad))
+
+
+def test_routing_indicator_refusals() -> None:
+    for bad in ("", "12345", "1a"):
+        with pytest.raises(ValueError):
+            u.encode_routing_indicator(bad)
+    for enc in ("", "FF", "A1FFFFFF"):
+        with pytest.raises(ValueError):
+            u.decode_routing_indicator(bytes.fromhex(enc))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    keys=st.lists(st.tuples(st.integers(0, 255), st.binary(min_size=1, max_size=65)), max_size=3),
+    data=st.data(),
+)
+def test_suci_calc_info_roundtrip(keys: list[tuple[int, bytes]], data: st.DataObject) -> None:
+    schemes = data.draw(
+        st.lists(st.tuples(st.integers(0, 255), st.integers(0, len(keys))), min_size=1, max_size=4)
+    )
+    info = u.SuciCalcInfo(tuple(schemes), tuple(keys))
+    assert u.decode_suci_calc_info(u.encode_suci_calc_info(info)) == info
+
+
+@given(st.from_regex(r"[0-9]{1,4}", fullmatch=True))
+def test_routing_indicator_roundtrip(ri: str) -> None:
+    assert u.decode_routing_indicator(u.encode_routing_indicator(ri)) == ri
