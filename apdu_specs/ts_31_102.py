@@ -1,4 +1,5 @@
-"""USIM commands of 3GPP TS 31.102 §7: AUTHENTICATE in the 3G and GSM security contexts.
+"""USIM commands of 3GPP TS 31.102 §7: AUTHENTICATE in the 3G and GSM security contexts,
+GET IDENTITY in the SUCI context (§7.5).
 
 Bound to the USIM application (RID A000000087, application code 1002): a
 decoder that follows SELECT by DF name reads 00 88 00 81 as the USIM's
@@ -72,6 +73,29 @@ def _rand_summary(context: str) -> Callable[[Decoded], str]:
     return summary
 
 
+def _suci_response(d: Decoded) -> str:
+    """'A1' L SUCI (TS 31.102 §7.5.2), the SUCI as in TS 24.501 §9.11.3.4 from octet 4."""
+    from card.crypto.suci import Suci, SuciError
+
+    data = d.data
+    if not isinstance(data, bytes) or len(data) < 2 or data[0] != 0xA1:
+        return "no SUCI data object"
+    n, pos = data[1], 2
+    if n == 0x81 and len(data) > 2:
+        n, pos = data[2], 3
+    try:
+        return str(Suci.from_bytes(data[pos : pos + n]))
+    except SuciError as e:
+        return f"malformed SUCI: {e}"
+
+
+# TS 33.501 Annex C.4.3.1 (Profile A, IMSI 274012001002086, routing indicator 678, key 27).
+_C4_A_SUCI = (
+    "01722410" "76F8" "01" "1B"
+    "b2e92f836055a255837debf850b528997ce0201cb82adfe4be1f587d07d8457d" "cb02352410"
+    "cddd9e730ef3fa87"
+)  # fmt: skip
+
 SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "AUTHENTICATE",
@@ -144,6 +168,41 @@ SPECS: tuple[CommandSpec, ...] = (
                 "SRES 215FDB4D, Kc 6DE816A759A42912",
                 context=bytes.fromhex("A0000000871002"),
                 source="osmocom milenage_test example on the emulator's usim preset",
+            ),
+        ),
+    ),
+    CommandSpec(
+        "GET IDENTITY",
+        0x78,
+        f"{CLAUSE} §7.5",
+        variant="SUCI",
+        cla=0x80,
+        p1=0x00,
+        p2=0x01,
+        le=Le.REQUIRED,
+        ne=(1, 256),
+        response=c.GreedyBytes,
+        sws=sws("6982 6985 6A81 6A86"),
+        summary="GET IDENTITY, SUCI context",
+        response_summary=_suci_response,
+        context=USIM,
+        doc="The USIM calculates the SUCI (services n°124 and n°125): 'A1' L SUCI.",
+        vectors=(
+            Vector(
+                "8078000100",
+                "GET IDENTITY, SUCI context",
+                response="A135" + _C4_A_SUCI + "9000",
+                response_summary="9000 (Normal processing: no further qualification): "
+                "suci-0-274-012-678-1-27-" + _C4_A_SUCI[16:].lower(),
+                context=bytes.fromhex("A0000000871002"),
+                source="TS 33.501 C.4.3.1 through the emulator (tests/unit/test_usim_suci.py)",
+            ),
+            Vector(
+                "8078000100",
+                response="6A81",
+                response_summary="6A81 (Function not supported)",
+                context=bytes.fromhex("A0000000871002"),
+                source="the emulator's usim preset (no SUCI calculation by the USIM)",
             ),
         ),
     ),

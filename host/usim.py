@@ -26,6 +26,7 @@ from applets.usim.ts_102_221 import (
     pad_pin,
 )
 from card.crypto.milenage import AkaAlgorithm, c2, c3, parse_auts
+from card.crypto.suci import Suci, SuciError, decode_msin, deconceal, kausf, res_star
 from card.sw import retries_left
 from host.errors import ApduError
 from host.readers.base import Reader
@@ -334,6 +335,66 @@ class UsimSession:
         if len(out) != 14 or out[0] != 4 or out[5] != 8:
             raise ApduError(0x9000, out, "AUTHENTICATE (GSM): malformed response")
         return AuthResult(sres=out[1:5], kc=out[6:14])
+
+    # -- 5G ------------------------------------------------------------------------------
+
+    def get_suci(self) -> Suci:
+        """GET IDENTITY in the SUCI context (TS 31.102 §7.5) on the selected USIM.
+
+        Raises:
+            ApduError: 6A81 (the USIM does not calculate the SUCI), or any refusal;
+                status 9000 with a malformed answer.
+        """
+        out = self._ok("GET IDENTITY", 0x78, 0x00, 0x01, le=0, cla=0x80 | self.cla)
+        if len(out) < 2 or out[0] != 0xA1:
+            raise ApduError(0x9000, out, "GET IDENTITY: no SUCI data object")
+        n, pos = out[1], 2
+        if n == 0x81 and len(out) > 2:
+            n, pos = out[2], 3
+        try:
+            return Suci.from_bytes(out[pos : pos + n])
+        except SuciError as e:
+            raise ApduError(0x9000, out, f"GET IDENTITY: {e}") from None
+
+    def authenticate_5g(self, rand: bytes, autn: bytes, sn_name: bytes) -> FiveGAka:
+        """AUTHENTICATE (3G context, as the ME uses it for 5G AKA) and the ME's
+        derivations: RES* (TS 33.501 Annex A.4) and K_AUSF (Annex A.2, from SQN xor AK,
+        the first 6 bytes of AUTN)."""
+        result = self.authenticate(rand, autn)
+        if result.res is None or result.ck is None or result.ik is None:
+            return FiveGAka(result)
+        return FiveGAka(
+            result,
+            res_star(result.ck, result.ik, sn_name, rand, result.res),
+            kausf(result.ck, result.ik, sn_name, autn[:6]),
+        )
+
+
+@dataclass(frozen=True)
+class FiveGAka:
+    """AUTHENTICATE's answer with the ME's 5G AKA values (None on a sync failure)."""
+
+    result: AuthResult
+    res_star: bytes | None = None
+    kausf: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.result.to_json(),
+            "res_star": None if self.res_star is None else self.res_star.hex().upper(),
+            "kausf": None if self.kausf is None else self.kausf.hex().upper(),
+        }
+
+
+def supi_from_suci(suci: Suci, hn_private: bytes) -> str:
+    """The SIDF: de-conceal a SUCI of an IMSI with the home network private key
+    (TS 33.501 §6.12.2, Annex C.3.3); "imsi-" followed by the IMSI digits.
+
+    Raises:
+        SuciError: the MAC tag does not verify, or the output is malformed.
+    """
+    msin = decode_msin(deconceal(suci.scheme, suci.output, hn_private))
+    return f"imsi-{suci.mcc}{suci.mnc}{msin}"
 
 
 def _parse_3g(out: bytes) -> AuthResult:

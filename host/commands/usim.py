@@ -1,4 +1,4 @@
-"""`cardemu usim read|auth`: the USIM of a card, decoded, and AKA against it."""
+"""`cardemu usim read|auth|suci`: the USIM of a card, decoded, AKA against it, its SUCI."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import overload
 import click
 
 from card.crypto.milenage import AkaAlgorithm, Milenage, XorTestAlgorithm, generate_auth_vector
+from card.crypto.suci import SuciError, serving_network_name
 from card.crypto.tuak import Tuak
 from host.commands.common import UnexpectedStatus, json_option
 from host.commands.tools import open_session, pick_reader, reader_options
 from host.errors import ApduError
 from host.hexutil import parse_hex
-from host.usim import PinError, UsimSession, check_auth
+from host.usim import PinError, UsimSession, check_auth, supi_from_suci
 
 
 @overload
@@ -152,6 +153,13 @@ def usim_read(
 @click.option("--sqn", default="20", show_default=True, help="SQN (hex) for the AUTN built.")
 @click.option("--amf", default="8000", show_default=True, help="AMF (hex) for the AUTN built.")
 @click.option("--gsm", is_flag=True, help="The GSM context (SRES, Kc) instead of 3G.")
+@click.option(
+    "--serving-network",
+    "snn",
+    metavar="MCC-MNC|NAME",
+    help="Also derive the ME's 5G AKA values RES* and K_AUSF (TS 33.501 Annex A) for this "
+    "serving network: MCC-MNC (001-01) or the name (5G:mnc001.mcc001.3gppnetwork.org).",
+)
 def usim_auth(
     reader_spec: str | None,
     image: str | None,
@@ -172,6 +180,7 @@ def usim_auth(
     sqn: str,
     amf: str,
     gsm: bool,
+    snn: str | None,
 ) -> None:
     """Run AUTHENTICATE (TS 31.102 §7.1.2) and, given K, check the answer as the AuC would.
 
@@ -198,6 +207,10 @@ def usim_auth(
         except (ValueError, OverflowError):
             raise click.BadParameter("a 48-bit hex number", param_hint="--sqn") from None
         autn = generate_auth_vector(alg, rand, sqn_b, _hex(amf, "--amf", 2)).autn
+    sn_name = _sn_name(snn) if snn else None
+    if sn_name is not None and gsm:
+        raise click.UsageError("--serving-network is for the 3G context (5G AKA), not --gsm")
+    five_g = None
     with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, _):
         session.select_usim()
         if pin:
@@ -206,13 +219,17 @@ def usim_auth(
             result = session.authenticate_gsm(rand)
         else:
             assert autn is not None  # given, or built above
-            result = session.authenticate(rand, autn)
+            if sn_name is not None:
+                five_g = session.authenticate_5g(rand, autn, sn_name)
+                result = five_g.result
+            else:
+                result = session.authenticate(rand, autn)
     check = check_auth(result, alg, rand) if alg is not None else None
     doc = {
         "rand": rand.hex().upper(),
         "autn": autn.hex().upper() if autn else None,
         "result": "sync-failure" if result.sync_failure else "success",
-        **result.to_json(),
+        **(five_g.to_json() if five_g is not None else result.to_json()),
         "check": None
         if check is None
         else {"ok": check.ok, "detail": check.detail, "sqn_ms": check.sqn_ms},
@@ -220,9 +237,10 @@ def usim_auth(
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        for key in ("rand", "autn", "result", "res", "ck", "ik", "kc", "sres", "auts"):
+        keys = ("rand", "autn", "result", "res", "ck", "ik", "kc", "sres", "auts")
+        for key in (*keys, "res_star", "kausf"):
             if doc.get(key) is not None:
-                click.echo(f"{key.upper():<8}{doc[key]}")
+                click.echo(f"{key.upper().replace('_STAR', '*'):<8}{doc[key]}")
         if check is not None:
             extra = f" (SQN_MS {check.sqn_ms:012X})" if check.sqn_ms is not None else ""
             click.echo(f"{'CHECK':<8}{'ok' if check.ok else 'FAILED'}: {check.detail}{extra}")
@@ -264,3 +282,74 @@ def _algorithm(
     if op_hex:
         return Milenage.from_op(k, _hex(op_hex, "--op", 16))
     raise click.UsageError("--k needs --opc, --op or --xor")
+
+
+def _sn_name(value: str) -> bytes:
+    """A serving network name from MCC-MNC or the name itself (TS 24.501 §9.12.1)."""
+    if value.startswith("5G:"):
+        return value.encode()
+    mcc, _, mnc = value.partition("-")
+    if not (mcc.isdigit() and len(mcc) == 3 and mnc.isdigit() and len(mnc) in (2, 3)):
+        raise click.BadParameter("MCC-MNC (001-01) or 5G:...", param_hint="--serving-network")
+    return serving_network_name(mcc, mnc)
+
+
+@usim.command("suci", short_help="Ask the USIM for a SUCI (GET IDENTITY) and de-conceal it.")
+@reader_options(DEFAULT_PRESET)
+@pin_option
+@quiet_option
+@json_option
+@click.option(
+    "--hn-private",
+    "hn_private_hex",
+    help="The home network private key (hex): act as the SIDF and recover the SUPI.",
+)
+def usim_suci(
+    reader_spec: str | None,
+    image: str | None,
+    preset: str | None,
+    seed: int | None,
+    pin: str | None,
+    quiet: bool,
+    as_json: bool,
+    hn_private_hex: str | None,
+) -> None:
+    """GET IDENTITY in the SUCI context (TS 31.102 §7.5): the USIM conceals its SUPI with
+    the home network public key of its files (TS 33.501 Annex C). With --hn-private, the
+    SUCI is de-concealed as the SIDF does (exit code 1 when the MAC tag does not verify).
+
+    \b
+    Examples:
+      cardemu usim --card 5g.img suci
+      cardemu usim suci --card 5g.img --hn-private C53C2220...BD1D --json
+    """
+    hn_private = _hex(hn_private_hex, "--hn-private")
+    with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, _):
+        session.select_usim()
+        if pin:
+            session.verify_pin(pin)
+        suci = session.get_suci()
+    doc: dict[str, object] = {
+        "suci": str(suci),
+        "mcc": suci.mcc,
+        "mnc": suci.mnc,
+        "routing_indicator": suci.routing_indicator,
+        "scheme": suci.scheme,
+        "key_id": suci.key_id,
+        "scheme_output": suci.output.hex().upper(),
+        "supi": None,
+    }
+    error = None
+    if hn_private is not None:
+        try:
+            doc["supi"] = supi_from_suci(suci, hn_private)
+        except (SuciError, ValueError) as e:
+            error = f"de-concealment failed: {e}"
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"{'SUCI':<6}{doc['suci']}")
+        if doc["supi"] is not None:
+            click.echo(f"{'SUPI':<6}{doc['supi']}")
+    if error:
+        raise click.ClickException(error)

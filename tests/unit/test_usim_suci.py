@@ -115,3 +115,89 @@ def test_ust_and_files_of_a_suci_profile() -> None:
     send(rt, "00A40004025FD0")
     send(rt, "00A40004024F01")
     assert send(rt, "00B0000004")[1] == 0x6982
+
+
+# -- the host side: UsimSession, the SIDF, the CLI ---------------------------------------------
+
+
+def test_spec_vector_replays_on_the_card() -> None:
+    from apdu_specs.ts_31_102 import SPECS
+
+    spec = next(s for s in SPECS if s.name == "GET IDENTITY")
+    v = spec.vectors[0]
+    rt = card(((1, 1),))
+    rt.rng.preload(C4_A["eph_priv"])
+    data, sw = get_suci(rt, v.command)
+    assert data + sw.to_bytes(2, "big") == v.response_bytes
+    rt2 = usim_card(sample_profile())
+    data, sw = get_suci(rt2, spec.vectors[1].command)
+    assert sw.to_bytes(2, "big") == spec.vectors[1].response_bytes
+
+
+def test_session_get_suci_and_sidf() -> None:
+    from host.readers.inprocess import InProcessReader
+    from host.usim import UsimSession, supi_from_suci
+
+    rt = card(((2, 2),))
+    s = UsimSession(InProcessReader(rt))
+    s.select_usim()
+    suci = s.get_suci()
+    assert supi_from_suci(suci, C4_B["hn_priv"]) == "imsi-" + C4_IMSI
+    with pytest.raises(ValueError):  # the Profile A key is not the home network's P-256 key
+        supi_from_suci(suci, C4_A["hn_priv"][:-1] + b"\x00")
+
+
+def test_cli_suci(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from host.cli import cli
+
+    image = str(tmp_path / "5g.img")
+    usim_card(
+        sample_profile(
+            imsi=C4_IMSI,
+            mnc_length=3,
+            suci=SuciSetup(u.SuciCalcInfo(((1, 1),), ((27, C4_A["hn_pub"]),)), "678"),
+        ),
+        image=image,
+    ).close()
+    args = ["usim", "suci", "-q", "--json", "--card", image, "--hn-private", C4_A["hn_priv"].hex()]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["supi"] == "imsi-" + C4_IMSI and doc["suci"].startswith("suci-0-274-012-678-1-27-")
+    # The wrong private key: the MAC tag does not verify, exit 1.
+    bad = [*args[:-1], C4_B["hn_priv"].hex()]
+    assert CliRunner().invoke(cli, bad).exit_code == 1
+    # A card without SUCI calculation by the USIM: 6A81, exit 3.
+    assert CliRunner().invoke(cli, ["usim", "suci", "-q"]).exit_code == 3
+
+
+def test_cli_auth_derives_res_star_and_kausf() -> None:
+    import hmac
+    import json
+    from hashlib import sha256
+
+    from click.testing import CliRunner
+
+    from applets.usim.builder import TEST_K, TEST_OPC
+    from host.cli import cli
+
+    rand = bytes(16)
+    args = ["usim", "auth", "-q", "--json", "--k", TEST_K.hex(), "--opc", TEST_OPC.hex()]
+    args += ["--rand", rand.hex(), "--serving-network", "001-01"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    ck, ik, res = (bytes.fromhex(doc[k]) for k in ("ck", "ik", "res"))
+    snn = b"5G:mnc001.mcc001.3gppnetwork.org"
+    # Independent of card.crypto.suci: TS 33.220 B.2 over TS 33.501 A.4 / A.2 by hand.
+    s = b"\x6b" + snn + b"\x00\x20" + rand + b"\x00\x10" + res + len(res).to_bytes(2, "big")
+    assert doc["res_star"] == hmac.new(ck + ik, s, sha256).digest()[16:].hex().upper()
+    sqn_ak = bytes.fromhex(doc["autn"])[:6]
+    s = b"\x6a" + snn + b"\x00\x20" + sqn_ak + b"\x00\x06"
+    assert doc["kausf"] == hmac.new(ck + ik, s, sha256).hexdigest().upper()
+    bad = CliRunner().invoke(cli, [*args[:-1], "1-1"])
+    assert bad.exit_code == 2
