@@ -15,6 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from applets.usim.builder import SuciSetup
+from applets.usim.ts_31_102 import SuciCalcInfo
 from card.crypto.milenage import Milenage, generate_auth_vector
 from host.cli import main
 from host.es9plus import SC_EID_REFUSED, SC_MATCHING_ID_REFUSED, SC_SMDP_CERT_UNAVAILABLE, Es9Error
@@ -77,6 +79,17 @@ def smdp(pki):
             TUAK_TOPC,
             algorithm="tuak",
             name="tuak profile",
+        )
+    )
+    s.add_order(
+        ProfileOrder(
+            "5G-1",
+            "8988211000000000081",
+            "274012001002086",
+            K,
+            OPC,
+            name="5g profile",
+            suci=SuciSetup(SuciCalcInfo(((1, 1), (0, 0)), ((27, HN_PUB_A),)), "678"),
         )
     )
     with s.serve() as server:
@@ -267,6 +280,27 @@ def test_xor_profile_and_management(smdp, card, pki) -> None:
     assert info["eid"] == pki.eid and info["svn"].startswith("2.")
     assert info["ciKeysForVerification"] == [pki.ci.ski.hex().upper()]
 
+
+def test_5g_profile_downloads_and_conceals_its_supi(smdp, card, pki) -> None:
+    """DF.5GS and DF.SAIP travel in the package (PE-DF-5GS, PE-DF-SAIP); the installed USIM
+    answers GET IDENTITY and the SIDF recovers the IMSI."""
+    from host.usim import UsimSession, supi_from_suci
+
+    es10, lpa = lpa_for(card, pki)
+    r = lpa.download(f"LPA:1${smdp.address}$5G-1")
+    assert r.installed
+    lpa.enable(r.iccid)
+    es10.close()
+    session = UsimSession(card)
+    session.select_usim()
+    suci = session.get_suci()
+    assert (suci.routing_indicator, suci.scheme, suci.key_id) == ("678", 1, 27)
+    assert supi_from_suci(suci, HN_PRIV_A) == "imsi-274012001002086"
+
+
+# TS 33.501 Annex C.4.3 Profile A home network key pair.
+HN_PRIV_A = bytes.fromhex("c53c22208b61860b06c62e5406a7b330c2b577aa5558981510d128247d38bd1d")
+HN_PUB_A = bytes.fromhex("5a8d38864820197c3394b92613b20b91633cbd897119273bf8e4a6f4eec0a650")
 
 # TUAK test set 2 (K of 256 bits, TOPc), tests/unit/data/tuak_vectors.json.
 TUAK_K = bytes.fromhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0efeeedecebeae9e8e7e6e5e4e3e2e1e0")

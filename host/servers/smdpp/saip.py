@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from applets.usim.builder import build_profile
+from applets.usim.builder import SuciSetup, build_profile
 from applets.usim.profile import FileSpec, Profile
 from applets.usim.ts_102_221 import luhn_digit
 from card.sgp22 import asn1
@@ -39,6 +39,9 @@ __all__ = [
 TEMPLATE_MF = "2.23.143.1.2.1"
 TEMPLATE_USIM = "2.23.143.1.2.4"
 TEMPLATE_OPT_USIM = "2.23.143.1.2.5"
+# DF.5GS and DF.SAIP under ADF.USIM (PE-DF-5GS, PE-DF-SAIP).
+TEMPLATE_DF_5GS = "2.23.143.1.2.13"
+TEMPLATE_DF_SAIP = "2.23.143.1.2.14"
 
 # TCA v3.3.1 §8.7 (AlgoParameter.algorithmID).
 _ALGORITHM_ID = {"milenage": 1, "tuak": 2, "xor": 3}
@@ -70,6 +73,8 @@ _USIM_SLOTS = {
     0x6FAD: "ef-ad",
     0x6FB7: "ef-ecc",
 }
+_DF_5GS_SLOTS = {0x4F07: "ef-suci-calc-info", 0x4F0A: "ef-routing-indicator"}
+_DF_SAIP_SLOTS = {0x4F01: "ef-suci-calc-info-usim"}
 _OPT_USIM_SLOTS = {
     0x6F05: "ef-li",
     0x6F40: "ef-msisdn",
@@ -98,6 +103,7 @@ class ProfileOrder:
         eid: the only eUICC allowed to download it, or None for any.
         spn, name: service provider name and profile name (metadata).
         profile_class: "test", "provisioning" or "operational".
+        suci: 5G subscription identifier privacy (DF.5GS, DF.SAIP, services 124/125).
     """
 
     matching_id: str
@@ -117,6 +123,7 @@ class ProfileOrder:
     puk2: str = "22222222"
     adm1: str = "12345678"
     add_check_digit: bool = False
+    suci: SuciSetup | None = None
 
     def __post_init__(self) -> None:
         if not self.matching_id or len(self.matching_id) > 255:
@@ -219,6 +226,7 @@ def _profile(order: ProfileOrder) -> Profile:
         puk2=order.puk2,
         adm1=order.adm1,
         name=order.name,
+        suci=order.suci,
     )
 
 
@@ -237,6 +245,7 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
     services[
         _SERVICE[order.algorithm] if order.algorithm != "tuak" else f"tuak{len(order.k) * 8}"
     ] = None
+    gfste = [TEMPLATE_MF, TEMPLATE_USIM, TEMPLATE_OPT_USIM]
     pes: list[tuple[str, dict[str, Any]]] = [
         (
             "header",
@@ -246,7 +255,7 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
                 "profileType": order.name[:100] or "cardemu",
                 "iccid": iccid_to_header(order.full_iccid),
                 "eUICC-Mandatory-services": services,
-                "eUICC-Mandatory-GFSTEList": [TEMPLATE_MF, TEMPLATE_USIM, TEMPLATE_OPT_USIM],
+                "eUICC-Mandatory-GFSTEList": gfste,
             },
         )
     ]
@@ -324,6 +333,23 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
     pes.append(("usim", usim))
     opt["optusim-header"] = _header(next(ident))
     pes.append(("opt-usim", opt))
+    for pe, fid, tpl, slots in (
+        ("df-5gs", 0x5FC0, TEMPLATE_DF_5GS, _DF_5GS_SLOTS),
+        ("df-saip", 0x5FD0, TEMPLATE_DF_SAIP, _DF_SAIP_SLOTS),
+    ):
+        df = next((f for f in by_parent.get(adf.handle, []) if f.fid == fid and f.is_df), None)
+        if df is None:
+            continue
+        value: dict[str, Any] = {
+            f"{pe}-header": _header(next(ident)),
+            "templateID": tpl,
+            f"df-{pe}": _file(df),
+        }
+        for f in by_parent.get(df.handle, []):
+            if (f.fid or 0) in slots:
+                value[slots[f.fid or 0]] = _file(f)
+        pes.append((pe, value))
+        gfste.append(tpl)
     pes.append(
         (
             "pinCodes",
