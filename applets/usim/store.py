@@ -229,4 +229,7 @@ class Slot:
 def _tuak_options(auth: tuple[Any, ...]) -> tuple[int, int, int]:
     """TUAK's (Keccak iterations, CK length, IK length); images written before TUAK
     hold 8 fields."""
-    return tuple(auth[8]) if len(auth) > 8 else (1, 16, 16)  # type: ignore[return-value]
+    if len(auth) > 8:
+        iterations, ck_len, ik_len = auth[8]
+        return int(iterations), int(ck_len), int(ik_len)
+    return 1, 16, 16

@@ -200,3 +200,18 @@ def test_byte_distribution() -> None:
 
 def test_repr_hides_state() -> None:
     assert repr(CardRng(b"secret seed")) == "CardRng(seeded=True)"
+
+
+def test_preload_serves_first_then_the_stream() -> None:
+    """Known-answer hook (TS 33.501 C.4 ephemeral keys through the card's RNG path)."""
+    from card.crypto.rng import CardRng
+
+    plain = CardRng(7).random(40)
+    rng = CardRng(7)
+    rng.preload(b"\x01\x02\x03")
+    assert rng.random(2) == b"\x01\x02"
+    assert rng.random(5) == b"\x03" + plain[:4]  # the rest of the preload, then the stream
+    assert rng.random(4) == plain[4:8]
+    rng.preload(b"\xaa")
+    rng.reseed(7)  # a reseed drops what was preloaded: the output is a fresh CardRng(7)'s
+    assert rng.random(40) == plain
