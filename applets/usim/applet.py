@@ -15,7 +15,9 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
   before the comparison (a tear cannot buy a guess) and compared in constant
   time. A verified PIN holds on every channel until reset or a profile switch.
 - AUTHENTICATE (88), TS 31.102 §7.1.2: P2 81 (3G context), 80 (GSM context), on
-  a channel whose current application is the USIM, PIN1 verified or disabled.
+  a channel whose current application is the USIM, PIN1 verified or disabled; on
+  the ISIM (TS 31.103 §7.1.2), P2 81 (IMS AKA) only, with the profile's algorithm
+  and SQN state, answered without Kc.
 - GET IDENTITY (8X 78), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
   its IMSI itself (applets.usim.suci) when services n°124 and n°125 are available
   (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
@@ -63,6 +65,7 @@ from applets.usim.ts_31_102 import (
     decode_imsi,
     decode_service_table,
 )
+from applets.usim.ts_31_103 import ISIM_AID_PREFIX
 from applets.usim.ts_51_011 import (
     CHV1,
     CHV2,
@@ -393,11 +396,17 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if apdu.p2 not in (_AUTH_GSM, _AUTH_3G):
             raise CardError(SW.INCORRECT_P1P2)
         app = slot.fs.current_application(state)
-        if app is None or not (app.name or b"").startswith(USIM_AID_PREFIX):
+        name = (app.name or b"") if app is not None else b""
+        isim = name.startswith(ISIM_AID_PREFIX)
+        if app is None or not (isim or name.startswith(USIM_AID_PREFIX)):
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        if isim and apdu.p2 != _AUTH_3G:
+            # TS 31.103 §7.1.2: the ISIM's AKA context is IMS AKA (P2 81); no GSM context.
+            raise CardError(SW.INCORRECT_P1P2)
         if not env.is_verified(PIN1):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
-        services = self._services(slot, app.handle)
+        # The ISIM runs the profile's algorithm and SQN state; its answer has no Kc.
+        services = frozenset() if isim else self._services(slot, app.handle)
         alg = slot.algorithm()
         if apdu.p2 == _AUTH_GSM:
             if SERVICE_GSM_SECURITY_CONTEXT not in services:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from applets.usim import ts_31_102 as u
+from applets.usim import ts_31_103 as i
 from applets.usim import ts_51_011 as g
 from applets.usim.auth import DEFAULT_DELTA, DEFAULT_IND_BITS
 from applets.usim.profile import AppSpec, AuthSpec, DictStore, PinSpec, Profile, files_from_fs
@@ -94,6 +95,92 @@ class SuciSetup:
     by_usim: bool = True
 
 
+@dataclass(frozen=True)
+class IsimSetup:
+    """The ISIM's identities (TS 31.103 §4.2; TS 23.003 §13)."""
+
+    impi: str
+    impu: tuple[str, ...]
+    domain: str
+    pcscf: tuple[i.PcscfAddress, ...] = ()
+    aid: bytes = i.DEFAULT_ISIM_AID
+
+    @classmethod
+    def for_imsi(cls, imsi: str, mnc_length: int = 2) -> IsimSetup:
+        """The identities TS 23.003 §13.3-13.4B derives from an IMSI (no ISIM values given)."""
+        mcc, mnc = imsi[:3], imsi[3 : 3 + mnc_length].zfill(3)
+        domain = f"ims.mnc{mnc}.mcc{mcc}.3gppnetwork.org"
+        return cls(
+            f"{imsi}@{domain}",
+            (f"sip:{imsi}@{domain}",),
+            domain,
+            (i.PcscfAddress(f"pcscf.{domain}"),),
+        )
+
+
+ISIM_URI_SIZE = 64
+ISIM_IMPU_RECORDS = 3
+ISIM_PCSCF_RECORDS = 2
+
+
+def _isim_files(fs: FileSystem, isim: IsimSetup) -> None:
+    """ADF.ISIM and its mandatory EFs (TS 31.103 §4.2), P-CSCF with service n°1."""
+    arr = i.EF_ARR
+    adf = fs.create_adf(
+        isim.aid,
+        security=_arr(arr, ARR_DF),
+        pins=(PIN1, PIN2, ADM1),
+        proprietary=UICC_CHARACTERISTICS,
+    )
+
+    def rec(fid: int, records: list[bytes], length: int, count: int, rule: int) -> None:
+        fs.create_ef(
+            adf,
+            fid,
+            Structure.LINEAR_FIXED,
+            record_length=length,
+            records=count,
+            data=records,
+            security=_arr(arr, rule),
+        )
+
+    rec(arr, list(ARR_RECORDS), ARR_RECORD_LENGTH, len(ARR_RECORDS), ARR_ADM)
+    for fid, text in ((i.EF_IMPI, isim.impi), (i.EF_DOMAIN, isim.domain)):
+        fs.create_ef(
+            adf,
+            fid,
+            data=i.encode_uri(text, ISIM_URI_SIZE),
+            security=_arr(arr, ARR_PIN1_READ_ADM_UPDATE),
+        )
+    if not 1 <= len(isim.impu) <= ISIM_IMPU_RECORDS:
+        raise ValueError(f"1..{ISIM_IMPU_RECORDS} public user identities")
+    rec(
+        i.EF_IMPU,
+        [i.encode_uri(x, ISIM_URI_SIZE) for x in isim.impu],
+        ISIM_URI_SIZE,
+        ISIM_IMPU_RECORDS,
+        ARR_PIN1_READ_ADM_UPDATE,
+    )
+    fs.create_ef(adf, i.EF_AD, data=i.encode_isim_ad(), security=_arr(arr, ARR_ADM))
+    services = {i.SERVICE_PCSCF} if isim.pcscf else set()
+    fs.create_ef(
+        adf,
+        i.EF_IST,
+        data=u.encode_service_table(services, 1),
+        security=_arr(arr, ARR_PIN1_READ_ADM_UPDATE),
+    )
+    if isim.pcscf:
+        if len(isim.pcscf) > ISIM_PCSCF_RECORDS:
+            raise ValueError(f"at most {ISIM_PCSCF_RECORDS} P-CSCF addresses")
+        rec(
+            i.EF_PCSCF,
+            [i.encode_pcscf(p, ISIM_URI_SIZE) for p in isim.pcscf],
+            ISIM_URI_SIZE,
+            ISIM_PCSCF_RECORDS,
+            ARR_PIN1_READ_ADM_UPDATE,
+        )
+
+
 def _suci_files(fs: FileSystem, adf: str, adf_arr: int, suci: SuciSetup) -> None:
     """DF.5GS (EF.Routing_Indicator, EF.SUCI_Calc_Info when the ME calculates) and, when
     the USIM calculates, DF.SAIP/EF.SUCI_Calc_Info_USIM (TCA PE-DF-SAIP), ADM-only."""
@@ -148,6 +235,7 @@ def build_profile(
     apps: Iterable[AppSpec] = (),
     metadata: Iterable[tuple[str, str]] = (),
     suci: SuciSetup | None = None,
+    isim: IsimSetup | None = None,
 ) -> Profile:
     """A profile for one subscription (see the module docstring for the tree).
 
@@ -165,6 +253,9 @@ def build_profile(
             calculates the SUCI): DF.5GS with EF.Routing_Indicator, and the SUCI
             calculation information in DF.SAIP/EF.SUCI_Calc_Info_USIM (calculation by the
             USIM, readable with ADM only) or DF.5GS/EF.SUCI_Calc_Info (by the ME).
+        isim: an ISIM (TS 31.103) beside the USIM: ADF.ISIM registered in EF.DIR with
+            EF.IMPI, EF.DOMAIN, EF.IMPU, EF.AD, EF.ARR, EF.IST and EF.P-CSCF. It runs
+            the profile's AKA algorithm and SQN state (IMS AKA, TS 33.203).
 
     Raises:
         ValueError: a field the files cannot hold.
@@ -202,14 +293,15 @@ def build_profile(
         sfi=0x06,
         security=_arr(mf_arr, ARR_ADM),
     )
-    dir_len = 4 + len(usim_aid) + 2 + 16
+    dir_len = 4 + max(len(usim_aid), len(isim.aid) if isim else 0) + 2 + 16
     fs.create_ef(
         mf,
         0x2F00,
         Structure.LINEAR_FIXED,
         record_length=dir_len,
         records=2,
-        data=[encode_dir_record(ApplicationTemplate(usim_aid, "USIM"), dir_len)],
+        data=[encode_dir_record(ApplicationTemplate(usim_aid, "USIM"), dir_len)]
+        + ([encode_dir_record(ApplicationTemplate(isim.aid, "ISIM"), dir_len)] if isim else []),
         sfi=0x1E,
         security=_arr(mf_arr, ARR_ADM),
     )
@@ -342,6 +434,8 @@ def build_profile(
     ef(0x6F62, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10), ARR_PIN1_READ_ADM_UPDATE, 0x13)
     if suci is not None:
         _suci_files(fs, adf, adf_arr, suci)
+    if isim is not None:
+        _isim_files(fs, isim)
 
     auth = AuthSpec(
         k=bytes(k),
