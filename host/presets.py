@@ -73,6 +73,8 @@ def _euicc_empty(rt: CardRuntime) -> None:
     from applets.usim import UICC_AID, UiccApplet
 
     rt.install(UiccApplet, UICC_AID, default=True)
+    # The same UICC ATR as "usim" and "euicc" (TS 102 221 §6.3: T=0, UICC class indicator).
+    rt.set_atr(UICC_ATR)
 
 
 def install_euicc(

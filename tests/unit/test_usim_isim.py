@@ -155,3 +155,13 @@ def test_isim_refusals() -> None:
     assert authenticate(rt, bytes(16), bad)[1] == 0x9862
     # GET IDENTITY is the USIM's.
     assert send(rt, "8078000100")[1] == 0x6985
+
+
+def test_euicc_empty_answers_the_euicc_atr() -> None:
+    from host.presets import new_card
+
+    atrs = {}
+    for name in ("euicc", "euicc-empty", "usim"):
+        rt = new_card(name)
+        atrs[name] = rt.power_on()
+    assert atrs["euicc-empty"] == atrs["euicc"] == atrs["usim"]
