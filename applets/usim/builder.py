@@ -379,43 +379,54 @@ def build_profile(
     ef(0x6F07, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE, 0x07)
     ef(0x6F08, u.encode_keys(u.Keys()), ARR_PIN1, 0x08)
     ef(0x6F09, u.encode_keys(u.Keys()), ARR_PIN1, 0x09)
-    ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
+    if 20 in services:
+        ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
     ef(0x6F31, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE, 0x12)
     ef(0x6F38, u.encode_service_table(services, ust_size), ARR_PIN1_READ_ADM_UPDATE, 0x04)
-    ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
+    if 34 in services:
+        ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
     ef(0x6F78, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE, 0x06)
     ef(0x6F7B, shared[g.EF_FPLMN], ARR_PIN1, 0x0D)
     ef(0x6F7E, shared[g.EF_LOCI], ARR_PIN1, 0x0B)
     ef(0x6FAD, shared[g.EF_AD], ARR_ADM, 0x03)
     ef(0x6F73, u.encode_psloci(u.PsLoci(plmn=home)), ARR_PIN1, 0x0C)
-    ef(0x6F46, shared[g.EF_SPN], ARR_ADM)
+    if 19 in services:
+        ef(0x6F46, shared[g.EF_SPN], ARR_ADM)
     msisdn_len = u.dialling_record_length(ALPHA_SIZE)
-    rec(
-        0x6F40,
-        [u.encode_dialling_number(u.DiallingNumber("", msisdn) if msisdn else None, msisdn_len)],
-        msisdn_len,
-        2,
-        ARR_PIN1,
-    )
-    rec(
-        0x6F3C,
-        [u.encode_sms(u.SmsRecord())] * SMS_RECORDS,
-        u.SMS_RECORD_LENGTH,
-        SMS_RECORDS,
-        ARR_PIN1,
-    )
+    if 21 in services:
+        rec(
+            0x6F40,
+            [
+                u.encode_dialling_number(
+                    u.DiallingNumber("", msisdn) if msisdn else None, msisdn_len
+                )
+            ],
+            msisdn_len,
+            2,
+            ARR_PIN1,
+        )
+    if 10 in services:
+        rec(
+            0x6F3C,
+            [u.encode_sms(u.SmsRecord())] * SMS_RECORDS,
+            u.SMS_RECORD_LENGTH,
+            SMS_RECORDS,
+            ARR_PIN1,
+        )
     smsp_len = u.SMSP_FIXED + ALPHA_SIZE
-    rec(
-        0x6F42,
-        [
-            u.encode_smsp(
-                u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0), smsp_len
-            )
-        ],
-        smsp_len,
-        1,
-        ARR_PIN1,
-    )
+    if 12 in services:
+        rec(
+            0x6F42,
+            [
+                u.encode_smsp(
+                    u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0),
+                    smsp_len,
+                )
+            ],
+            smsp_len,
+            1,
+            ARR_PIN1,
+        )
     ecc_len = 4 + 10
     rec(
         0x6FB7,
@@ -430,8 +441,23 @@ def build_profile(
     )
     ef(0x6F5B, bytes.fromhex("F00000F00000"), ARR_PIN1, 0x0F)
     ef(0x6F5C, b"\xff\xff\xff", ARR_PIN1_READ_ADM_UPDATE, 0x10)
-    ef(0x6F61, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1_READ_ADM_UPDATE, 0x11)
-    ef(0x6F62, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10), ARR_PIN1_READ_ADM_UPDATE, 0x13)
+    if 42 in services:
+        ef(0x6F61, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1_READ_ADM_UPDATE, 0x11)
+    if 43 in services:
+        ef(0x6F62, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10), ARR_PIN1_READ_ADM_UPDATE, 0x13)
+    if u.SERVICE_GSM_ACCESS in services:
+        # TS 31.102 §4.4.5: DF.GSM-ACCESS with EF.Kc and EF.KcGPRS (KSI 07: no key yet).
+        gsm_access = fs.create_df(
+            adf, 0x5F3B, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1)
+        )
+        for fid, sfi in ((0x4F20, 0x01), (0x4F52, 0x02)):
+            fs.create_ef(
+                gsm_access,
+                fid,
+                data=bytes(8) + b"\x07",
+                sfi=sfi,
+                security=_arr(adf_arr, ARR_PIN1),
+            )
     if suci is not None:
         _suci_files(fs, adf, adf_arr, suci)
     if isim is not None:

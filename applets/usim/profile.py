@@ -33,6 +33,7 @@ from applets.usim.ts_31_102 import (
     decode_imsi,
     decode_service_table,
     decode_spn,
+    service_file_mismatches,
 )
 from applets.usim.ts_102_221 import (
     PIN_LENGTH,
@@ -280,6 +281,15 @@ class Profile:
         if f is None or not isinstance(f.content, bytes):
             return frozenset()
         return decode_service_table(f.content)
+
+    def service_file_mismatches(self) -> list[str]:
+        """Where EF.UST and the files of ADF.USIM disagree (ts_31_102.SERVICE_FILES)."""
+        adf = self.usim_adf()
+        if adf is None:
+            return []
+        prefix = adf.handle + "/"
+        present = [f.handle[len(prefix) :] for f in self.files if f.handle.startswith(prefix)]
+        return service_file_mismatches(self.services(), present)
 
     def applications(self) -> tuple[bytes, ...]:
         """The AIDs EF.DIR lists."""

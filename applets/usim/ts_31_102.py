@@ -868,3 +868,69 @@ def decode_routing_indicator(data: bytes) -> str:
     if not digits.isdigit():
         raise ValueError("a routing indicator is BCD digits padded with F")
     return digits
+
+
+# -- Which files a service brings (TS 31.102 §4.2.8 and the clauses of each EF) ----------------
+
+#: Files under ADF.USIM that exist exactly when the service is available: "FID" or
+#: "DF/EF" paths (hex, as child handles). Services whose files are optional whatever the
+#: UST says (n°33, n°38 ...) are not listed.
+SERVICE_FILES: dict[int, tuple[str, ...]] = {
+    2: ("6F3B",),  # FDN
+    4: ("6F49",),  # SDN
+    10: ("6F3C",),  # SMS
+    11: ("6F47",),  # SMSR
+    12: ("6F42",),  # SMSP
+    15: ("6F45",),  # CBMI
+    16: ("6F50",),  # CBMIR
+    17: ("6F3E",),  # GID1
+    18: ("6F3F",),  # GID2
+    19: ("6F46",),  # SPN
+    20: ("6F60",),  # PLMNwAcT
+    21: ("6F40",),  # MSISDN
+    27: ("5F3B", "5F3B/4F20", "5F3B/4F52"),  # DF.GSM-ACCESS, EF.Kc, EF.KcGPRS (§4.4.5)
+    34: ("6F56",),  # EST
+    42: ("6F61",),  # OPLMNwAcT
+    43: ("6F62",),  # HPLMNwAcT
+    45: ("6FC5",),  # PNN
+    46: ("6FC6",),  # OPL
+    47: ("6FC7",),  # MBDN
+    48: ("6FCA",),  # MWIS
+    49: ("6FCB",),  # CFIS
+    51: ("6FCD",),  # SPDI
+    124: ("5FC0", "5FC0/4F0A"),  # DF.5GS, EF.Routing_Indicator (§4.4.11.11)
+}
+#: Files a service needs, which may also be there with the service off (the GSMA TS.48
+#: SUCI test profile carries DF.SAIP with n°125 off).
+SERVICE_NEEDS: dict[int, tuple[str, ...]] = {
+    125: ("5FD0", "5FD0/4F01"),  # DF.SAIP, EF.SUCI_Calc_Info_USIM (TCA PE-DF-SAIP)
+}
+
+
+def service_file_mismatches(services: Iterable[int], present: Iterable[str]) -> list[str]:
+    """What breaks "a service is on if and only if its files are there".
+
+    Args:
+        services: the services EF.UST marks available.
+        present: the paths of the files under ADF.USIM ("6F3C", "5FC0/4F0A").
+
+    Returns:
+        One line per service whose files are missing, or whose files are there
+        while the service is off; empty when the profile is consistent.
+    """
+    on, have = set(services), set(present)
+    out = []
+    for n, paths in sorted(SERVICE_FILES.items()):
+        missing = [p for p in paths if p not in have]
+        if n in on and missing:
+            out.append(f"service {n} on, {', '.join(missing)} missing")
+        elif n not in on and len(missing) < len(paths):
+            there = [p for p in paths if p in have]
+            out.append(f"service {n} off, {', '.join(there)} present")
+    for n, paths in sorted(SERVICE_NEEDS.items()):
+        missing = [p for p in paths if p not in have]
+        if n in on and missing:
+            out.append(f"service {n} on, {', '.join(missing)} missing")
+    if 124 in on and 125 not in on and "5FC0/4F07" not in have:
+        out.append("service 124 on without 125, 5FC0/4F07 (EF.SUCI_Calc_Info) missing")
+    return out

@@ -39,7 +39,8 @@ __all__ = [
 TEMPLATE_MF = "2.23.143.1.2.1"
 TEMPLATE_USIM = "2.23.143.1.2.4"
 TEMPLATE_OPT_USIM = "2.23.143.1.2.5"
-# DF.5GS and DF.SAIP under ADF.USIM (PE-DF-5GS, PE-DF-SAIP).
+# DF.GSM-ACCESS, DF.5GS and DF.SAIP under ADF.USIM (PE-GSM-ACCESS, PE-DF-5GS, PE-DF-SAIP).
+TEMPLATE_GSM_ACCESS = "2.23.143.1.2.7"
 TEMPLATE_DF_5GS = "2.23.143.1.2.13"
 TEMPLATE_DF_SAIP = "2.23.143.1.2.14"
 
@@ -73,6 +74,7 @@ _USIM_SLOTS = {
     0x6FAD: "ef-ad",
     0x6FB7: "ef-ecc",
 }
+_GSM_ACCESS_SLOTS = {0x4F20: "ef-kc", 0x4F52: "ef-kcgprs"}
 _DF_5GS_SLOTS = {0x4F07: "ef-suci-calc-info", 0x4F0A: "ef-routing-indicator"}
 _DF_SAIP_SLOTS = {0x4F01: "ef-suci-calc-info-usim"}
 _OPT_USIM_SLOTS = {
@@ -334,6 +336,7 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
     opt["optusim-header"] = _header(next(ident))
     pes.append(("opt-usim", opt))
     for pe, fid, tpl, slots in (
+        ("gsm-access", 0x5F3B, TEMPLATE_GSM_ACCESS, _GSM_ACCESS_SLOTS),
         ("df-5gs", 0x5FC0, TEMPLATE_DF_5GS, _DF_5GS_SLOTS),
         ("df-saip", 0x5FD0, TEMPLATE_DF_SAIP, _DF_SAIP_SLOTS),
     ):
