@@ -69,6 +69,27 @@ def _usim(rt: CardRuntime) -> None:
     rt.set_atr(UICC_ATR)
 
 
+#: TS 33.501 Annex C.4.3 / C.4.4: the home network public keys of the "usim-5g" preset
+#: (their private keys are published there too: the SIDF of a test network).
+HN_PUBLIC_KEY_A = bytes.fromhex("5a8d38864820197c3394b92613b20b91633cbd897119273bf8e4a6f4eec0a650")
+HN_PUBLIC_KEY_B = bytes.fromhex(
+    "0272DA71976234CE833A6907425867B82E074D44EF907DFB4B3E21C1C2256EBCD1"
+)
+
+
+def _usim_5g(rt: CardRuntime) -> None:
+    from applets.usim import UICC_AID, UiccApplet
+    from applets.usim import ts_31_102 as u
+    from applets.usim.builder import TEST_IMSI, IsimSetup, SuciSetup, sample_profile
+
+    # The "usim" subscription with SUCI calculation by the USIM (Profile A first, key 1;
+    # then Profile B, key 2; then the null scheme), routing indicator 0, and an ISIM.
+    info = u.SuciCalcInfo(((1, 1), (2, 2), (0, 0)), ((1, HN_PUBLIC_KEY_A), (2, HN_PUBLIC_KEY_B)))
+    profile = sample_profile(suci=SuciSetup(info), isim=IsimSetup.for_imsi(TEST_IMSI))
+    rt.install(UiccApplet, UICC_AID, profile.to_bytes(), default=True)
+    rt.set_atr(UICC_ATR)
+
+
 def _euicc_empty(rt: CardRuntime) -> None:
     from applets.usim import UICC_AID, UiccApplet
 
@@ -187,6 +208,11 @@ PRESETS: dict[str, Preset] = {
             "usim",
             "UICC with one USIM profile (IMSI 001010000000001, Milenage K=OPc=000102..0F)",
             _usim,
+        ),
+        Preset(
+            "usim-5g",
+            "the usim preset's subscription with SUCI by the USIM (TS 33.501 C.4 keys) and an ISIM",
+            _usim_5g,
         ),
         Preset(
             "euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty
