@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.usim.builder import SuciSetup
+from applets.usim.builder import IsimSetup, SuciSetup
+from applets.usim.ts_31_103 import DEFAULT_ISIM_AID
 from applets.usim.ts_31_102 import SuciCalcInfo
 from card.crypto.milenage import Milenage, generate_auth_vector
 from host.cli import main
@@ -90,6 +91,7 @@ def smdp(pki):
             OPC,
             name="5g profile",
             suci=SuciSetup(SuciCalcInfo(((1, 1), (0, 0)), ((27, HN_PUB_A),)), "678"),
+            isim=IsimSetup.for_imsi("274012001002086", 3),
         )
     )
     with s.serve() as server:
@@ -296,6 +298,14 @@ def test_5g_profile_downloads_and_conceals_its_supi(smdp, card, pki) -> None:
     suci = session.get_suci()
     assert (suci.routing_indicator, suci.scheme, suci.key_id) == ("678", 1, 27)
     assert supi_from_suci(suci, HN_PRIV_A) == "imsi-274012001002086"
+    # The ISIM came along (PE-ISIM, PE-OPT-ISIM): IMS AKA on a logical channel of its own.
+    isim = UsimSession(card, channel=1)
+    assert card.transmit(bytes.fromhex("0070000001"))[-2:] == b"\x90\x00"
+    isim.select_aid(DEFAULT_ISIM_AID)
+    alg = Milenage(K, OPC)
+    v = generate_auth_vector(alg, bytes(16), (0x40).to_bytes(6, "big"), b"\x80\x00")
+    result = isim.authenticate(bytes(16), v.autn)
+    assert (result.res, result.ck, result.ik, result.kc) == (v.xres, v.ck, v.ik, None)
 
 
 # TS 33.501 Annex C.4.3 Profile A home network key pair.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from applets.usim.builder import SuciSetup, build_profile
+from applets.usim.builder import IsimSetup, SuciSetup, build_profile
 from applets.usim.profile import FileSpec, Profile
 from applets.usim.ts_102_221 import luhn_digit
 from card.sgp22 import asn1
@@ -46,6 +46,18 @@ TEMPLATE_DF_SAIP = "2.23.143.1.2.14"
 
 # TCA v3.3.1 §8.7 (AlgoParameter.algorithmID).
 _ALGORITHM_ID = {"milenage": 1, "tuak": 2, "xor": 3}
+
+TEMPLATE_ISIM = "2.23.143.1.2.8"
+TEMPLATE_OPT_ISIM = "2.23.143.1.2.9"
+_ISIM_SLOTS = {
+    0x6F02: "ef-impi",
+    0x6F04: "ef-impu",
+    0x6F03: "ef-domain",
+    0x6F07: "ef-ist",
+    0x6FAD: "ef-ad",
+    0x6F06: "ef-arr",
+}
+_OPT_ISIM_SLOTS = {0x6F09: "ef-pcscf"}
 
 # TCA v3.3.1 §8.1 ServicesList: the algorithm the eUICC must support.
 _SERVICE = {"milenage": "milenage", "xor": "usim-test-algorithm"}
@@ -89,6 +101,8 @@ _OPT_USIM_SLOTS = {
 _USIM_DEFAULT_ONLY = ("ef-fdn", "ef-smss", "ef-netpar", "ef-epsloci", "ef-epsnsc")
 # The temporary file ID of the ADF inside the package (TCA v3.3.1 §8.3.5: unique in the profile).
 _ADF_TEMP_FID = b"\x7f\xd0"
+_ISIM_TEMP_FID = b"\x7f\xd1"
+_ISIM_RID = bytes.fromhex("A0000000871004")  # TS 101 220 Annex E: 3GPP, ISIM
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,6 +120,7 @@ class ProfileOrder:
         spn, name: service provider name and profile name (metadata).
         profile_class: "test", "provisioning" or "operational".
         suci: 5G subscription identifier privacy (DF.5GS, DF.SAIP, services 124/125).
+        isim: an ISIM beside the USIM (PE-ISIM, PE-OPT-ISIM).
     """
 
     matching_id: str
@@ -126,6 +141,7 @@ class ProfileOrder:
     adm1: str = "12345678"
     add_check_digit: bool = False
     suci: SuciSetup | None = None
+    isim: IsimSetup | None = None
 
     def __post_init__(self) -> None:
         if not self.matching_id or len(self.matching_id) > 255:
@@ -167,7 +183,7 @@ def _size(n: int) -> bytes:
     return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
 
 
-def _fcp(f: FileSpec) -> dict[str, Any]:
+def _fcp(f: FileSpec, adf_fid: bytes = _ADF_TEMP_FID) -> dict[str, Any]:
     fcp: dict[str, Any] = {"fileID": f.fid.to_bytes(2, "big") if f.fid is not None else None}
     if f.security is not None and len(f.security) == 5:
         # The value of the '8B' data object: EF.ARR file ID and record number.
@@ -176,7 +192,7 @@ def _fcp(f: FileSpec) -> dict[str, Any]:
         fcp["pinStatusTemplateDO"] = bytes(ref for ref, _ in f.pins)
         if f.name is not None:
             fcp["dfName"] = f.name
-            fcp["fileID"] = _ADF_TEMP_FID
+            fcp["fileID"] = adf_fid
         return {k: v for k, v in fcp.items() if v is not None}
     if f.record_length:
         fcp["fileDescriptor"] = bytes((f.fdb, 0x21)) + f.record_length.to_bytes(2, "big")
@@ -197,8 +213,8 @@ def _content(f: FileSpec) -> bytes:
     return b"".join(r.ljust(f.record_length, b"\xff") for r in f.content)
 
 
-def _file(f: FileSpec) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = [("fileDescriptor", _fcp(f))]
+def _file(f: FileSpec, adf_fid: bytes = _ADF_TEMP_FID) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("fileDescriptor", _fcp(f, adf_fid))]
     data = _content(f)
     if data:
         out.append(("fillFileContent", data))
@@ -229,6 +245,7 @@ def _profile(order: ProfileOrder) -> Profile:
         adm1=order.adm1,
         name=order.name,
         suci=order.suci,
+        isim=order.isim,
     )
 
 
@@ -353,6 +370,30 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
                 value[slots[f.fid or 0]] = _file(f)
         pes.append((pe, value))
         gfste.append(tpl)
+    isim = next(
+        (f for f in profile.files if f.parent == mf.handle and (f.name or b"")[:7] == _ISIM_RID),
+        None,
+    )
+    if isim is not None:
+        services["isim"] = None
+        isim_pe: dict[str, Any] = {
+            "isim-header": _header(next(ident)),
+            "templateID": TEMPLATE_ISIM,
+            "adf-isim": _file(isim, _ISIM_TEMP_FID),
+        }
+        opt_isim: dict[str, Any] = {
+            "optisim-header": _header(next(ident)),
+            "templateID": TEMPLATE_OPT_ISIM,
+        }
+        for f in by_parent.get(isim.handle, []):
+            fid = f.fid or 0
+            if fid in _ISIM_SLOTS:
+                isim_pe[_ISIM_SLOTS[fid]] = _file(f)
+            elif fid in _OPT_ISIM_SLOTS:
+                opt_isim[_OPT_ISIM_SLOTS[fid]] = _file(f)
+        pes.append(("isim", isim_pe))
+        pes.append(("opt-isim", opt_isim))
+        gfste.extend((TEMPLATE_ISIM, TEMPLATE_OPT_ISIM))
     pes.append(
         (
             "pinCodes",
