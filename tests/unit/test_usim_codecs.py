@@ -352,6 +352,31 @@ SUCI_CALC_INFO_VECTORS = [
         "A0040101" "0000" "A125" "80011B" "8120" + _C4_A_PUB.hex().upper(),
     ),
 ]  # fmt: skip
+# osmocom/pysim pySim/ts_31_102.py EF_SUCI_Calc_Info._test_de_encode: Profile A (key 10),
+# then the null scheme; two X25519 keys (identifiers 10 and 11).
+SUCI_CALC_INFO_VECTORS.append(
+    (
+        u.SuciCalcInfo(
+            ((1, 1), (0, 0)),
+            (
+                (
+                    10,
+                    bytes.fromhex(
+                        "4e858c4d49d1343e6181284c47ca721730c98742cb7c6182d2e8126e08088d36"
+                    ),
+                ),
+                (
+                    11,
+                    bytes.fromhex(
+                        "d1bc365f4997d17ce4374e72181431cbfeba9e1b98d7618f79d48561b144672a"
+                    ),
+                ),
+            ),
+        ),
+        "A00401010000A14A80010A81204E858C4D49D1343E6181284C47CA721730C98742CB7C6182D2E8126E08088D36"
+        "80010B8120D1BC365F4997D17CE4374E72181431CBFEBA9E1B98D7618F79D48561B144672A",
+    )
+)
 ROUTING_INDICATOR_VECTORS = [("678", "76F8FFFF"), ("0", "F0FFFFFF"), ("1234", "2143FFFF")]
 
 
