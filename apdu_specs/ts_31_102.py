@@ -177,6 +177,7 @@ SPECS: tuple[CommandSpec, ...] = (
         f"{CLAUSE} §7.5",
         variant="SUCI",
         cla=0x80,
+        cla_mask=0x00,  # 8X, and 0X as some implementations send
         p1=0x00,
         p2=0x01,
         le=Le.REQUIRED,

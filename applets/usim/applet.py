@@ -18,7 +18,7 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
   a channel whose current application is the USIM, PIN1 verified or disabled; on
   the ISIM (TS 31.103 §7.1.2), P2 81 (IMS AKA) only, with the profile's algorithm
   and SQN state, answered without Kc.
-- GET IDENTITY (8X 78), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
+- GET IDENTITY (8X 78, 0X 78 taken too), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
   its IMSI itself (applets.usim.suci) when services n°124 and n°125 are available
   (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
 - TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted.
@@ -282,7 +282,9 @@ class UiccApplet(Applet, ProfileStoreInterface):
             raise CardError(SW.CLA_NOT_SUPPORTED)
         if ins not in _ISO_INS and ins not in _PROPRIETARY_INS:
             raise CardError(SW.INS_NOT_SUPPORTED)
-        if proprietary != (ins in _PROPRIETARY_INS):
+        # GET IDENTITY: taken in the proprietary class (8X) and in the interindustry
+        # class (0X), which implementations of TS 31.102 §7.5 also send.
+        if proprietary != (ins in _PROPRIETARY_INS) and ins != INS_GET_IDENTITY:
             raise CardError(SW.CLA_NOT_SUPPORTED)
         slot, gen = self._current()
         state = self._channel_state(gen)

@@ -81,7 +81,8 @@ def test_get_identity_refusals() -> None:
     rt = card(((1, 1),))
     assert get_suci(rt, "8078010100")[1] == 0x6B00  # P1
     assert send(rt, "8078000200")[1] == 0x6A86  # another identity context
-    assert send(rt, "0078000100")[1] == 0x6E00  # GET IDENTITY is a proprietary-class command
+    assert send(rt, "0078000100")[1] == 0x9000  # the interindustry class is taken too
+    assert send(rt, "A078000100")[1] != 0x9000  # not the GSM class
     assert send(rt, "8078000101FF")[1] == 0x6700  # no command data
     # Not on the USIM: the MF selected on a channel with no application.
     send(rt, "00A40004023F00")
