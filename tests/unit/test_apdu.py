@@ -12,6 +12,7 @@ from card.apdu import (
     ResponseApdu,
     cla_chained,
     cla_channel,
+    cla_is_interindustry,
     cla_secure_messaging,
     cla_with_channel,
 )
@@ -151,3 +152,82 @@ def test_cla_with_channel(cla: int, channel: int) -> None:
     assert out & 0x80 == cla & 0x80
     assert cla_chained(out) == cla_chained(cla)
     assert bool(cla_secure_messaging(out)) == bool(cla_secure_messaging(cla))
+
+
+# -- exact refusals and every class byte (the mutation-testing targets) ---------
+
+
+@pytest.mark.parametrize(
+    ("hexstr", "reason"),
+    [
+        ("000000", "an APDU has at least 4 bytes, got 3"),
+        ("00A4040002AA", "Lc=2 does not match 1 bytes after the header"),
+        ("00A404000001", "truncated extended length field"),
+        ("00A40400000000AA", "extended Lc of 0000 followed by more bytes"),
+        ("00A4040000000201", "extended Lc=2 does not match 1 bytes after the length"),
+    ],
+)
+def test_refusal_reasons(hexstr: str, reason: str) -> None:
+    with pytest.raises(ApduFormatError) as e:
+        CommandApdu.from_bytes(bytes.fromhex(hexstr))
+    assert e.value.sw == 0x6700
+    assert e.value.reason == reason
+    assert str(e.value) == f"6700: {reason}"
+
+
+def test_response_refusal_reason() -> None:
+    with pytest.raises(ApduFormatError) as e:
+        ResponseApdu.from_bytes(b"\x90")
+    assert e.value.reason == "a response has at least 2 bytes (SW1 SW2), got 1"
+    assert ResponseApdu(b"\x01", 0x6283).to_bytes() == b"\x01\x62\x83"
+
+
+def test_cla_is_interindustry_is_b8_clear() -> None:
+    for cla in range(256):
+        assert cla_is_interindustry(cla) is (cla < 0x80)
+
+
+def test_with_cla_keeps_every_other_field() -> None:
+    cmd = CommandApdu(0x80, 0xCA, 0x01, 0x02, b"ab", 5, extended=True)
+    moved = cmd.with_cla(0x84)
+    assert moved == CommandApdu(0x84, 0xCA, 0x01, 0x02, b"ab", 5, extended=True)
+    assert (moved.cla, moved.ins, moved.p1, moved.p2) == (0x84, 0xCA, 0x01, 0x02)
+    assert (moved.data, moved.le, moved.extended) == (b"ab", 5, True)
+    assert moved.to_bytes() == bytes.fromhex("84CA0102000002616200 05".replace(" ", ""))
+
+
+def test_cla_with_channel_for_every_class_byte() -> None:
+    """Every CLA to every channel keeps b8, chaining and SM, and addresses the channel."""
+    for cla in range(256):
+        for channel in range(20):
+            out = cla_with_channel(cla, channel)
+            assert cla_channel(out) == channel, (cla, channel)
+            assert out & 0x90 == cla & 0x90, (cla, channel)
+            assert bool(cla_secure_messaging(out)) == bool(cla_secure_messaging(cla)), (cla, channel)
+            if channel <= 3 and not cla & 0x40:
+                assert out == (cla & 0x9C) | channel  # first interindustry: only b2-b1 change
+
+
+@pytest.mark.parametrize(
+    ("cla", "channel", "out"),
+    [
+        (0x01, 2, 0x02),
+        (0x03, 4, 0x40),
+        (0x84, 1, 0x85),
+        (0x88, 0, 0x88),
+        (0x8C, 5, 0xE1),
+        (0x61, 0, 0x08),
+        (0x41, 3, 0x03),
+        (0x45, 19, 0x4F),
+        (0xF1, 7, 0xF3),
+    ],
+)
+def test_cla_with_channel_values(cla: int, channel: int, out: int) -> None:
+    assert cla_with_channel(cla, channel) == out
+
+
+@pytest.mark.parametrize("channel", [-1, 20])
+def test_cla_with_channel_out_of_range(channel: int) -> None:
+    with pytest.raises(ValueError) as e:
+        cla_with_channel(0x00, channel)
+    assert str(e.value) == f"logical channel {channel} out of range 0..19"

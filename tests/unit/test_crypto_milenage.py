@@ -256,3 +256,65 @@ def test_aka_round_trip(rand: bytes, sqn: bytes) -> None:
     assert (got_sqn, amf, xmac) == (sqn, b"\x80\x00", vec.autn[8:])
     auts = compute_auts(m, rand, sqn)
     assert parse_auts(m, rand, auts) == (sqn, auts[6:])
+
+
+# --- exact refusals (the mutation-testing targets) -------------------------------
+
+_M = Milenage(bytes(16), bytes(16))
+_X = XorTestAlgorithm(bytes(16))
+_B = bytes
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: opc_from_op(_B(15), _B(16)), "K must be 16 bytes, got 15"),
+        (lambda: opc_from_op(_B(16), _B(17)), "OP must be 16 bytes, got 17"),
+        (lambda: Milenage(_B(17), _B(16)), "K must be 16 bytes, got 17"),
+        (lambda: Milenage(_B(16), _B(15)), "OPc must be 16 bytes, got 15"),
+        (lambda: _M.f2(_B(15)), "RAND must be 16 bytes, got 15"),
+        (lambda: _M.f1(_B(16), _B(5), _B(2)), "SQN must be 6 bytes, got 5"),
+        (lambda: _M.f1_star(_B(16), _B(6), _B(3)), "AMF must be 2 bytes, got 3"),
+        (lambda: XorTestAlgorithm(_B(15)), "K must be 16 bytes, got 15"),
+        (lambda: _X.f2345(_B(17)), "RAND must be 16 bytes, got 17"),
+        (lambda: _X.f1(_B(16), _B(7), _B(2)), "SQN must be 6 bytes, got 7"),
+        (lambda: _X.f1(_B(16), _B(6), _B(1)), "AMF must be 2 bytes, got 1"),
+        (lambda: build_autn(_B(5), _B(6), _B(2), _B(8)), "SQN must be 6 bytes, got 5"),
+        (lambda: build_autn(_B(6), _B(7), _B(2), _B(8)), "AK must be 6 bytes, got 7"),
+        (lambda: build_autn(_B(6), _B(6), _B(3), _B(8)), "AMF must be 2 bytes, got 3"),
+        (lambda: build_autn(_B(6), _B(6), _B(2), _B(9)), "MAC-A must be 8 bytes, got 9"),
+        (lambda: build_auts(_B(5), _B(6), _B(8)), "SQN_MS must be 6 bytes, got 5"),
+        (lambda: build_auts(_B(6), _B(5), _B(8)), "AK* must be 6 bytes, got 5"),
+        (lambda: build_auts(_B(6), _B(6), _B(7)), "MAC-S must be 8 bytes, got 7"),
+        (lambda: parse_autn(_M, _B(16), _B(15)), "AUTN must be 16 bytes, got 15"),
+        (lambda: parse_auts(_M, _B(16), _B(15)), "AUTS must be 14 bytes, got 15"),
+        (lambda: c3(_B(15), _B(16)), "CK must be 16 bytes, got 15"),
+        (lambda: c3(_B(16), _B(17)), "IK must be 16 bytes, got 17"),
+        (lambda: c2(_B(3)), "RES must be 4..16 bytes"),
+        (lambda: c2(_B(17)), "RES must be 4..16 bytes"),
+        (lambda: XorTestAlgorithm(_B(16), res_len=3), "res_len must be 4..16 bytes"),
+        (lambda: XorTestAlgorithm(_B(16), res_len=17), "res_len must be 4..16 bytes"),
+        (lambda: MilenageParams(r=(64, 0, 32, 64, -1)), "r must be five rotations in 0..127"),
+        (lambda: MilenageParams(c=(_B(16),) * 4), "c must be five 16-byte constants"),
+    ],
+)
+def test_refusals_name_the_field(call: object, message: str) -> None:
+    with pytest.raises(ValueError) as e:
+        call()  # type: ignore[operator]
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("res_len", [4, 16])
+def test_xor_res_length_bounds_accepted(res_len: int) -> None:
+    x = XorTestAlgorithm(PFK_K, res_len=res_len)
+    assert len(x.f2345(PFK_RAND)[0]) == res_len
+    assert repr(x) == f"XorTestAlgorithm(<K hidden>, res_len={res_len})"
+
+
+def test_c2_length_bounds_accepted() -> None:
+    assert c2(h("ffffffff000000000000000000000001")) == h("fffffffe")
+    assert c2(h("01020304")) == h("01020304")
+
+
+def test_milenage_repr_is_fixed() -> None:
+    assert repr(Milenage(OSMO_K, OSMO_OPC)) == "Milenage(<K and OPc hidden>)"
