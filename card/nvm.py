@@ -160,6 +160,9 @@ class NVM:
         #: keeps data derived from persistent memory in RAM (the runtime's applet
         #: registry) can rebuild it from what is stored
         self.rollback_listeners: list[Callable[[], None]] = []
+
+        #: the image holds an undo journal (written while torn inside a transaction)
+        self._journal_in_image = False
         self._db: sqlite3.Connection | None = None
         self._lock: ImageLock | None = None
         self.path = os.fspath(path) if path is not None else None
@@ -273,6 +276,7 @@ class NVM:
             journal.append((owner, name, old if present else _ABSENT))
         self._journal = journal
         self._journaled = {(o, n) for o, n, _ in journal}
+        self._journal_in_image = True
         self.torn = True
 
     def flush(self) -> None:
@@ -281,6 +285,11 @@ class NVM:
         if db is None or self.readonly or not (self._dirty or self.torn):
             if not self.readonly:
                 self._dirty.clear()
+
+        # A journal left in the image must go once the transaction is over, even
+        # when nothing else changed (a tear before the transaction's first write).
+        if db is None or not (self._dirty or self.torn or self._journal_in_image):
+            self._dirty.clear()
             return
         rows_set = []
         rows_del = []
@@ -313,6 +322,7 @@ class NVM:
             db.execute("ROLLBACK")
             raise
         self._dirty.clear()
+        self._journal_in_image = self._journal is not None
 
     def close(self) -> None:
         """Write what changed, close the image and release its lock (SQLite first)."""

@@ -1,0 +1,256 @@
+"""NVM refusals, memory accounting, deletes and the undo journal in the card image.
+
+JC 3.0 Runtime Environment §7 (atomicity and transactions). Each test pins an
+exact value (bytes used, writes counted, rows in the image) so that a
+regression in the bookkeeping fails a test (the mutation-testing targets).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from card.nvm import NVM, PowerLoss, TransactionError
+
+JOURNAL_ROW = "__journal__"
+
+
+def _rows(path: Path) -> dict[tuple[str, str], str]:
+    """The image's value rows, read with sqlite3 alone."""
+    with sqlite3.connect(path) as db:
+        return {(o, n): v for o, n, v in db.execute("SELECT owner, name, value FROM nvm")}
+
+
+def test_transaction_errors_carry_reason_and_message() -> None:
+    nvm = NVM()
+    for call in (nvm.commit, nvm.abort):
+        with pytest.raises(TransactionError) as e:
+            call()
+        assert e.value.reason == TransactionError.NOT_IN_PROGRESS
+        assert str(e.value) == "no transaction in progress"
+    nvm.begin()
+    with pytest.raises(TransactionError) as e:
+        nvm.begin()
+    assert e.value.reason == TransactionError.IN_PROGRESS
+    assert str(e.value) == "transaction already in progress"
+
+
+def test_tear_after_refuses_a_negative_count() -> None:
+    nvm = NVM()
+    with pytest.raises(ValueError) as e:
+        nvm.tear_after(-1)
+    assert str(e.value) == "n must be >= 0"
+    assert not nvm.tear_armed
+    nvm.tear_after(0)
+    assert nvm.tear_armed
+    nvm.tear_after(None)
+    assert not nvm.tear_armed
+
+
+def test_delete_of_nothing_costs_no_write() -> None:
+    nvm = NVM()
+    nvm.delete("nobody", "x")
+    nvm.write("o", "a", 1)
+    n = nvm.total_writes
+    nvm.delete("o", "missing")
+    assert nvm.total_writes == n
+    assert nvm.segment("o") == {"a": 1}
+
+
+def test_delete_outside_a_transaction_frees_memory_and_counts_one_write() -> None:
+    nvm = NVM()
+    nvm.write("o", "a", b"12345")  # 5 + 2 bytes
+    nvm.write("o", "b", 7)  # 4 bytes
+    assert nvm.used == 11
+    n = nvm.total_writes
+    nvm.delete("o", "a")
+    assert nvm.total_writes == n + 1
+    assert nvm.used == 4
+    assert nvm.available == nvm.capacity - 4
+    assert nvm.segment("o") == {"b": 7}
+
+
+def test_delete_owner_outside_a_transaction_is_one_write() -> None:
+    nvm = NVM()
+    nvm.write("keep", "k", 1)
+    nvm.write("o", "a", b"12")
+    nvm.write("o", "b", (1, 2))
+    assert nvm.used == 4 + 4 + 2 + 8
+    n = nvm.total_writes
+    nvm.delete_owner("o")
+    assert nvm.total_writes == n + 1
+    assert nvm.used == 4
+    assert nvm.segment("o") == {}
+    assert nvm.read("keep", "k") == 1
+
+
+def test_delete_owner_of_an_empty_or_unknown_owner() -> None:
+    nvm = NVM()
+    nvm.segment("empty")  # creates the owner with no values
+    nvm.write("o", "a", 1)
+    assert sorted(nvm.owners()) == ["empty", "o"]
+    n = nvm.total_writes
+    nvm.delete_owner("empty")
+    nvm.delete_owner("never-seen")
+    assert list(nvm.owners()) == ["o"]
+    assert nvm.total_writes == n
+
+
+def test_delete_owner_inside_a_transaction_is_undone_by_abort() -> None:
+    nvm = NVM()
+    nvm.write("o", "a", 1)
+    nvm.write("o", "b", b"xy")
+    used = nvm.used
+    nvm.begin()
+    nvm.delete_owner("o")
+    assert nvm.segment("o") == {}
+    assert nvm.used == 0
+    nvm.abort()
+    assert nvm.segment("o") == {"a": 1, "b": b"xy"}
+    assert nvm.used == used
+
+
+@pytest.mark.parametrize("ending", ["abort", "tear"])
+def test_rollback_restores_values_and_memory_accounting(ending: str) -> None:
+    nvm = NVM()
+    nvm.write("o", "changed", b"1")
+    nvm.write("o", "deleted", b"22")
+    nvm.write("o", "kept", 3)
+    before, used = nvm.snapshot(), nvm.used
+    nvm.begin()
+    nvm.write("o", "changed", b"longer value")
+    nvm.write("o", "changed", b"longer still")  # journaled once: the first old value wins
+    nvm.delete("o", "deleted")
+    nvm.write("o", "new", (1, b"abc"))
+    nvm.write("o", "born-and-gone", 5)
+    nvm.delete("o", "born-and-gone")
+    nvm.write(
+        "other", "x", "text"
+    )  # a second owner in the same transaction
+    assert nvm.used != used
+    if ending == "abort":
+        nvm.abort()
+        assert nvm.power_up() is False
+    else:
+        nvm.tear_after(0)
+        with pytest.raises(PowerLoss):
+            nvm.write("o", "kept", 4)
+        assert nvm.torn is True
+        assert nvm.power_up() is True
+    assert nvm.snapshot() == before
+    assert nvm.used == used
+    assert not nvm.in_transaction
+    assert nvm.torn is False
+    # The journal is gone: a later transaction journals afresh.
+    nvm.begin()
+    nvm.write("o", "kept", 9)
+    nvm.abort()
+    assert nvm.read("o", "kept") == 3
+
+
+def test_power_up_without_a_transaction_rolls_nothing_back() -> None:
+    nvm = NVM()
+    nvm.write("o", "a", 1)
+    nvm.tear_after(0)
+    with pytest.raises(PowerLoss):
+        nvm.write("o", "a", 2)
+    assert nvm.power_up() is False
+    assert nvm.read("o", "a") == 1
+    assert nvm.torn is False and not nvm.tear_armed
+    nvm.write("o", "a", 3)
+    assert nvm.read("o", "a") == 3
+
+
+def test_deletes_reach_the_image(tmp_path: Path) -> None:
+    path = tmp_path / "del.card"
+    nvm = NVM(path)
+    nvm.write("o", "a", 1)
+    nvm.write("o", "b", 2)
+    nvm.write("p", "c", 3)
+    nvm.write("p", "d", 4)
+    nvm.flush()
+    assert set(_rows(path)) == {("o", "a"), ("o", "b"), ("p", "c"), ("p", "d")}
+    nvm.delete("o", "a")
+    nvm.delete_owner("p")
+    nvm.flush()
+    assert set(_rows(path)) == {("o", "b")}
+    nvm.close()
+    back = NVM(path)
+    assert back.snapshot() == {"o": {"b": 2}}
+    assert back.used == 4
+    back.close()
+
+
+def test_journal_in_the_image_is_rolled_back_and_then_removed(tmp_path: Path) -> None:
+    path = tmp_path / "torn.card"
+    nvm = NVM(path)
+    nvm.write("o", "existing", b"old")
+    nvm.write("o", "doomed", 1)
+    nvm.flush()
+    used = nvm.used
+    nvm.begin()
+    nvm.write("o", "existing", b"new value")
+    nvm.write("o", "fresh", 2)  # absent before the transaction
+    nvm.delete("o", "doomed")
+    nvm.tear_after(0)
+    with pytest.raises(PowerLoss):
+        nvm.write("o", "more", 3)
+    nvm.close()  # the image now holds the torn state and its journal
+    assert ("", JOURNAL_ROW) in _rows(path)
+
+    torn = NVM(path)
+    assert torn.torn is True
+    assert torn.in_transaction
+    assert torn.segment("o") == {"existing": b"new value", "fresh": 2}
+    with pytest.raises(PowerLoss):
+        torn.write("o", "x", 1)  # no writes until power-up
+    assert torn.power_up() is True
+    assert torn.segment("o") == {"existing": b"old", "doomed": 1}
+    assert torn.used == used
+    # Recovery removed the journal from the image as well as from memory.
+    rows = _rows(path)
+    assert ("", JOURNAL_ROW) not in rows
+    assert set(rows) == {("o", "existing"), ("o", "doomed")}
+    torn.close()
+
+    again = NVM(path)
+    assert again.torn is False
+    assert not again.in_transaction
+    assert again.power_up() is False
+    assert again.segment("o") == {"existing": b"old", "doomed": 1}
+    again.close()
+
+
+def test_committed_transaction_leaves_no_journal_in_the_image(tmp_path: Path) -> None:
+    path = tmp_path / "c.card"
+    nvm = NVM(path)
+    nvm.begin()
+    nvm.write("o", "a", 1)
+    nvm.flush()  # mid-transaction: the journal is in the image
+    assert ("", JOURNAL_ROW) in _rows(path)
+    nvm.commit()
+    nvm.flush()
+    assert set(_rows(path)) == {("o", "a")}
+    nvm.close()
+
+
+def test_tear_before_a_transactions_first_write_leaves_no_journal(tmp_path: Path) -> None:
+    """Regression: an empty journal stayed in the image and every reopen "rolled back"."""
+    path = tmp_path / "empty.card"
+    nvm = NVM(path)
+    nvm.write("o", "a", 1)
+    nvm.begin()
+    nvm.tear_after(0)
+    with pytest.raises(PowerLoss):
+        nvm.write("o", "a", 2)
+    nvm.flush()  # as the runtime does after the torn APDU
+    assert ("", JOURNAL_ROW) in _rows(path)
+    assert nvm.power_up() is True
+    assert set(_rows(path)) == {("o", "a")}
+    nvm.close()
+    again = NVM(path)
+    assert again.torn is False and not again.in_transaction
+    assert again.power_up() is False
+    again.close()
