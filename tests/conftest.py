@@ -19,4 +19,14 @@ settings.register_profile(
     "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
 )
 settings.register_profile("long", deadline=None, max_examples=5000)
+# Mutation testing (`mutmut run`, pyproject.toml): few, reproducible examples per
+# mutant; the targeted tests do the killing, the properties add coverage.
+settings.register_profile(
+    "mutation",
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    max_examples=20,
+    derandomize=True,
+    database=None,
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -203,7 +203,10 @@ def test_cla_with_channel_for_every_class_byte() -> None:
             out = cla_with_channel(cla, channel)
             assert cla_channel(out) == channel, (cla, channel)
             assert out & 0x90 == cla & 0x90, (cla, channel)
-            assert bool(cla_secure_messaging(out)) == bool(cla_secure_messaging(cla)), (cla, channel)
+            assert bool(cla_secure_messaging(out)) == bool(cla_secure_messaging(cla)), (
+                cla,
+                channel,
+            )
             if channel <= 3 and not cla & 0x40:
                 assert out == (cla & 0x9C) | channel  # first interindustry: only b2-b1 change
 

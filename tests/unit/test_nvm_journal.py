@@ -126,9 +126,7 @@ def test_rollback_restores_values_and_memory_accounting(ending: str) -> None:
     nvm.write("o", "new", (1, b"abc"))
     nvm.write("o", "born-and-gone", 5)
     nvm.delete("o", "born-and-gone")
-    nvm.write(
-        "other", "x", "text"
-    )  # a second owner in the same transaction
+    nvm.write("other", "x", "text")  # a second owner in the same transaction
     assert nvm.used != used
     if ending == "abort":
         nvm.abort()

@@ -70,7 +70,11 @@ def test_limits_out_of_range_refused(try_limit: int, max_length: int) -> None:
 def test_limits_at_the_bounds_accepted(try_limit: int, max_length: int) -> None:
     _, applet = _card()
     pin = OwnerPIN(applet._ctx, "x", try_limit, max_length)
-    assert (pin.try_limit, pin.max_length, pin.tries_remaining) == (try_limit, max_length, try_limit)
+    assert (pin.try_limit, pin.max_length, pin.tries_remaining) == (
+        try_limit,
+        max_length,
+        try_limit,
+    )
 
 
 def test_unset_pin_refuses_every_candidate_without_counting() -> None:
