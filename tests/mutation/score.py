@@ -29,7 +29,7 @@ KILLED = {1, 3, 24, -24, 36, 37, 152, 255}
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 
-_NAME = re.compile(r"`([\w.]+\.x?\w*ǁ?[\wǁ]*__mutmut_\d+|[\w.]+__mutmut_\d+)`")
+_NAME = re.compile(r"`([^`\s]+__mutmut_\d+)`")
 
 
 def modules(pyproject: Path) -> list[str]:

@@ -25,6 +25,7 @@ from card.gp.scp03 import (
     aes_kcv,
     decode_key_data,
     encode_key_data,
+    has_secure_messaging,
     initialize_update_command,
     pseudo_random_card_challenge,
 )
@@ -376,3 +377,40 @@ def test_decode_key_data_without_a_kcv_is_not_checked() -> None:
     key = bytes(range(16))
     enc = aes_cbc_encrypt(DEK, bytes(16), key)
     assert decode_key_data(_key_data(16, enc) + b"\x99", DEK) == (key, b"", b"\x99")
+
+
+# -- key sets, challenges and CLA decoding ---------------------------------------------
+
+
+def test_key_set_checks() -> None:
+    keys = Scp03Keys(bytearray(16), bytearray(16), memoryview(bytes(16)))
+    assert type(keys.enc) is bytes and type(keys.mac) is bytes and type(keys.dek) is bytes
+    assert Scp03Keys.single(bytes(16)).kvn == 0x30
+    assert Scp03Keys.single(bytes(32), 0x01) == Scp03Keys(bytes(32), bytes(32), bytes(32), 1)
+    for kvn in (0x00, 0xFF):
+        assert Scp03Keys(bytes(16), bytes(16), bytes(16), kvn).kvn == kvn
+    for kvn in (-1, 0x100):
+        with pytest.raises(ValueError) as e:
+            Scp03Keys(bytes(16), bytes(16), bytes(16), kvn)
+        assert str(e.value) == f"key version {kvn} is not a byte"
+    with pytest.raises(ValueError) as e:
+        Scp03Keys(bytes(16), bytes(16), bytes(24))
+    assert str(e.value) == "ENC, MAC and DEK must be AES keys of one length: 16, 24 or 32 bytes"
+
+
+@pytest.mark.parametrize(("host", "card"), [(8, 7), (7, 8), (16, 16)])
+def test_session_refuses_challenges_of_the_wrong_length(host: int, card: int) -> None:
+    with pytest.raises(ValueError) as e:
+        Scp03Session.derive(KEYS, bytes(host), bytes(card))
+    assert str(e.value) == "challenges have 8 bytes in S8 mode"
+    with pytest.raises(ValueError) as e:
+        Scp03Session.derive(KEYS, bytes(8), bytes(8), s16=True)
+    assert str(e.value) == "challenges have 16 bytes in S16 mode"
+
+
+@pytest.mark.parametrize(
+    ("cla", "sm"),
+    [(0x80, False), (0x84, True), (0x88, False), (0x40, False), (0x41, False), (0x60, True)],
+)
+def test_has_secure_messaging(cla: int, sm: bool) -> None:
+    assert has_secure_messaging(cla) is sm

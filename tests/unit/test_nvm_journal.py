@@ -8,11 +8,12 @@ regression in the bookkeeping fails a test (the mutation-testing targets).
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from card.nvm import NVM, PowerLoss, TransactionError
+from card.nvm import NVM, NvmError, PowerLoss, TransactionError
 
 JOURNAL_ROW = "__journal__"
 
@@ -252,3 +253,66 @@ def test_tear_before_a_transactions_first_write_leaves_no_journal(tmp_path: Path
     assert again.torn is False and not again.in_transaction
     assert again.power_up() is False
     again.close()
+
+
+def test_empty_journal_read_from_an_image_is_removed_by_power_up(tmp_path: Path) -> None:
+    path = tmp_path / "empty-journal.card"
+    nvm = NVM(path)
+    nvm.write("o", "a", 1)
+    nvm.begin()
+    nvm.tear_after(0)
+    with pytest.raises(PowerLoss):
+        nvm.write("o", "a", 2)
+    nvm.close()  # the image holds the (empty) journal of the torn transaction
+    torn = NVM(path)
+    assert torn.torn is True and torn.in_transaction
+    assert torn.power_up() is True
+    assert ("", JOURNAL_ROW) not in _rows(path)
+    torn.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"x":1}', "unknown value tag in card image"),
+        ("1.5", "unexpected value of type float in card image"),
+    ],
+)
+def test_damaged_value_in_an_image_is_refused(tmp_path: Path, raw: str, message: str) -> None:
+    path = tmp_path / "damaged.card"
+    NVM(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO nvm VALUES ('o', 'a', ?)", (raw,))
+    db.close()
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == message
+
+
+def test_an_empty_file_becomes_a_new_image(tmp_path: Path) -> None:
+    path = tmp_path / "empty.card"
+    path.write_bytes(b"")
+    nvm = NVM(path)
+    nvm.write("o", "a", 1)
+    nvm.close()
+    assert NVM(path).read("o", "a") == 1
+
+
+def test_image_can_be_flushed_from_another_thread(tmp_path: Path) -> None:
+    """The vpcd server and the CLI may touch a card from a worker thread."""
+    nvm = NVM(tmp_path / "thread.card")
+    nvm.write("o", "a", 1)
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            nvm.flush()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    worker = threading.Thread(target=flush)
+    worker.start()
+    worker.join()
+    assert errors == []
+    assert ("o", "a") in _rows(tmp_path / "thread.card")
+    nvm.close()
