@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from card.nvm import NVM, NvmError, PowerLoss, TransactionError
+from card.nvm import NVM, NvmError, OutOfMemory, PowerLoss, TransactionError
 
 JOURNAL_ROW = "__journal__"
 
@@ -316,3 +316,90 @@ def test_image_can_be_flushed_from_another_thread(tmp_path: Path) -> None:
     assert errors == []
     assert ("o", "a") in _rows(tmp_path / "thread.card")
     nvm.close()
+
+
+def test_capacity_bounds_are_exact() -> None:
+    nvm = NVM(capacity=20)
+    nvm.write("o", "a", bytes(8))  # 10 bytes
+    nvm.write("o", "b", bytes(8))  # 20 bytes: exactly full
+    assert nvm.available == 0
+    nvm.write("o", "b", bytes(7) + b"\x01")  # same size: no growth
+    with pytest.raises(OutOfMemory) as e:
+        nvm.write("o", "b", bytes(9))  # one byte more
+    assert str(e.value) == "persistent memory full (20 of 20 bytes)"
+    assert nvm.read("o", "b") == bytes(7) + b"\x01"
+
+
+def test_sizes_of_nested_values() -> None:
+    nvm = NVM()
+    nvm.write("o", "t", (b"12345", "ab", (1, None)))
+    assert nvm.used == 2 + 7 + 4 + (2 + 4 + 4)
+
+
+def test_write_counters_and_power_loss_messages() -> None:
+    nvm = NVM()
+    nvm.apdu_writes = 0
+    nvm.write("o", "a", 1)
+    nvm.write("o", "b", 2)
+    assert (nvm.apdu_writes, nvm.total_writes) == (2, 2)
+    nvm.tear_after(0)
+    with pytest.raises(PowerLoss) as e:
+        nvm.write("o", "c", 3)
+    assert str(e.value) == "power lost (tear injected)"
+    with pytest.raises(PowerLoss) as e:
+        nvm.write("o", "c", 3)
+    assert str(e.value) == "write after power loss"
+    assert (nvm.apdu_writes, nvm.total_writes) == (2, 2)
+
+
+def test_closing_twice_is_harmless(tmp_path: Path) -> None:
+    nvm = NVM(tmp_path / "c.card")
+    nvm.write("o", "a", 1)
+    nvm.close()
+    nvm.close()
+    nvm.flush()
+
+
+def _foreign_image(path: Path, meta: list[tuple[str, str]]) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("CREATE TABLE nvm (owner TEXT, name TEXT, value TEXT)")
+        db.executemany("INSERT INTO meta VALUES (?, ?)", meta)
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ([("magic", "other"), ("version", "1")], "{path} is not a cardemu card image"),
+        ([("version", "1")], "{path} is not a cardemu card image"),
+        (
+            [("magic", "cardemu-card-image"), ("version", "99")],
+            "{path} is a card image of format 99, newer than this cardemu",
+        ),
+        (
+            [("magic", "cardemu-card-image"), ("version", "x")],
+            "{path} is a damaged card image (invalid literal for int() with base 10: 'x')",
+        ),
+    ],
+)
+def test_foreign_or_newer_images_are_refused(
+    tmp_path: Path, meta: list[tuple[str, str]], message: str
+) -> None:
+    path = tmp_path / "foreign.card"
+    _foreign_image(path, meta)
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == message.format(path=path)
+
+
+def test_only_the_cards_own_journal_row_is_a_journal(tmp_path: Path) -> None:
+    path = tmp_path / "names.card"
+    nvm = NVM(path)
+    nvm.write("", "x", 1)
+    nvm.write("o", JOURNAL_ROW, 2)
+    nvm.close()
+    back = NVM(path)
+    assert back.torn is False and not back.in_transaction
+    assert back.snapshot() == {"": {"x": 1}, "o": {JOURNAL_ROW: 2}}
+    back.close()
