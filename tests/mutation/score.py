@@ -41,14 +41,10 @@ def modules(pyproject: Path) -> list[str]:
 
 
 def equivalent_mutants(path: Path) -> set[str]:
-    """Mutant names quoted in backticks on the list's bullet lines."""
+    """Every mutant name quoted in backticks in the list."""
     if not path.exists():
         return set()
-    names = set()
-    for line in path.read_text("utf-8").splitlines():
-        if line.lstrip().startswith("- "):
-            names.update(_NAME.findall(line))
-    return names
+    return set(_NAME.findall(path.read_text("utf-8")))
 
 
 def main(argv: list[str] | None = None) -> int:

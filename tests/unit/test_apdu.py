@@ -234,3 +234,30 @@ def test_cla_with_channel_out_of_range(channel: int) -> None:
     with pytest.raises(ValueError) as e:
         cla_with_channel(0x00, channel)
     assert str(e.value) == f"logical channel {channel} out of range 0..19"
+
+
+def test_constructor_refusal_messages_and_data_conversion() -> None:
+    for args, message in (
+        ((0x100, 0, 0, 0), "cla 256 is not a byte"),
+        ((0, 0, 0, -1), "p2 -1 is not a byte"),
+    ):
+        with pytest.raises(ValueError) as e:
+            CommandApdu(*args)
+        assert str(e.value) == message
+    with pytest.raises(ValueError) as e:
+        CommandApdu(0, 0, 0, 0, data=bytes(65536))
+    assert str(e.value) == "command data of 65536 bytes exceeds 65535"
+    with pytest.raises(ValueError) as e:
+        CommandApdu(0, 0, 0, 0, le=65537)
+    assert str(e.value) == "Ne 65537 out of range 1..65536"
+    cmd = CommandApdu(0, 0xD6, 0, 0, bytearray(b"ab"))  # type: ignore[arg-type]
+    assert type(cmd.data) is bytes and cmd.data == b"ab"
+    assert not CommandApdu(0, 0xD6, 0, 0, bytes(255)).extended
+    assert CommandApdu(0, 0xD6, 0, 0, bytes(256)).extended
+
+
+def test_extended_le_uses_both_bytes() -> None:
+    cmd = CommandApdu.from_bytes(bytes.fromhex("00A4040000000200110102"))
+    assert (cmd.case, cmd.data, cmd.le) == ("4E", b"\x00\x11", 0x0102)
+    assert CommandApdu.from_bytes(bytes.fromhex("00B000000000FF")).le == 0xFF
+    assert CommandApdu.from_bytes(bytes.fromhex("00B00000000102")).le == 0x0102

@@ -318,3 +318,16 @@ def test_c2_length_bounds_accepted() -> None:
 
 def test_milenage_repr_is_fixed() -> None:
     assert repr(Milenage(OSMO_K, OSMO_OPC)) == "Milenage(<K and OPc hidden>)"
+
+
+def test_rot_by_bits_not_only_bytes() -> None:
+    """TS 35.206 §4.1 rot(x, r) for any r, not only the default multiples of 8."""
+    from card.crypto.milenage import _rot
+
+    x = h("80000000000000000000000000000001")
+    assert _rot(x, 1) == h("00000000000000000000000000000003")
+    assert _rot(x, 4) == h("00000000000000000000000000000018")
+    assert _rot(x, 9) == h("00000000000000000000000000000300")
+    assert _rot(x, 127) == h("c0000000000000000000000000000000")
+    assert _rot(x, 128) == x
+    assert _rot(x, 16) == x[2:] + x[:2]

@@ -414,3 +414,15 @@ def test_session_refuses_challenges_of_the_wrong_length(host: int, card: int) ->
 )
 def test_has_secure_messaging(cla: int, sm: bool) -> None:
     assert has_secure_messaging(cla) is sm
+
+
+def test_wrong_host_cryptogram_reason() -> None:
+    host = Scp03Session.derive(KEYS, HC, CC)
+    card = Scp03Session.derive(KEYS, HC, CC)
+    host.host_cryptogram = bytes(8)  # right session keys, so the C-MAC verifies
+    _refused(
+        lambda: card.check_external_authenticate(host.external_authenticate_command(0x01)),
+        0x6300,
+        "host cryptogram verification failed",
+    )
+    assert card.closed
