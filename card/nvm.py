@@ -160,7 +160,6 @@ class NVM:
         #: keeps data derived from persistent memory in RAM (the runtime's applet
         #: registry) can rebuild it from what is stored
         self.rollback_listeners: list[Callable[[], None]] = []
-
         #: the image holds an undo journal (written while torn inside a transaction)
         self._journal_in_image = False
         self._db: sqlite3.Connection | None = None
@@ -282,14 +281,11 @@ class NVM:
     def flush(self) -> None:
         """Write every change since the last flush to the image, in one SQLite transaction."""
         db = self._db
-        if db is None or self.readonly or not (self._dirty or self.torn):
-            if not self.readonly:
-                self._dirty.clear()
-
         # A journal left in the image must go once the transaction is over, even
         # when nothing else changed (a tear before the transaction's first write).
-        if db is None or not (self._dirty or self.torn or self._journal_in_image):
-            self._dirty.clear()
+        if db is None or self.readonly or not (self._dirty or self.torn or self._journal_in_image):
+            if not self.readonly:
+                self._dirty.clear()
             return
         rows_set = []
         rows_del = []

@@ -12,7 +12,6 @@ from card.apdu import (
     ResponseApdu,
     cla_chained,
     cla_channel,
-    cla_is_interindustry,
     cla_secure_messaging,
     cla_with_channel,
 )
@@ -180,20 +179,6 @@ def test_response_refusal_reason() -> None:
         ResponseApdu.from_bytes(b"\x90")
     assert e.value.reason == "a response has at least 2 bytes (SW1 SW2), got 1"
     assert ResponseApdu(b"\x01", 0x6283).to_bytes() == b"\x01\x62\x83"
-
-
-def test_cla_is_interindustry_is_b8_clear() -> None:
-    for cla in range(256):
-        assert cla_is_interindustry(cla) is (cla < 0x80)
-
-
-def test_with_cla_keeps_every_other_field() -> None:
-    cmd = CommandApdu(0x80, 0xCA, 0x01, 0x02, b"ab", 5, extended=True)
-    moved = cmd.with_cla(0x84)
-    assert moved == CommandApdu(0x84, 0xCA, 0x01, 0x02, b"ab", 5, extended=True)
-    assert (moved.cla, moved.ins, moved.p1, moved.p2) == (0x84, 0xCA, 0x01, 0x02)
-    assert (moved.data, moved.le, moved.extended) == (b"ab", 5, True)
-    assert moved.to_bytes() == bytes.fromhex("84CA0102000002616200 05".replace(" ", ""))
 
 
 def test_cla_with_channel_for_every_class_byte() -> None:
