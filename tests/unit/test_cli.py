@@ -611,11 +611,59 @@ def _all_commands() -> list[tuple[str, click.Command]]:
     def walk(cmd: click.Command, path: str) -> None:
         out.append((path, cmd))
         if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
+            # list_commands/get_command, not .commands: the root group is lazy.
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None, f"{path} {name}"
                 walk(sub, f"{path} {name}")
 
     walk(cli, "cardemu")
     return out
+
+
+def test_help_lists_every_command_with_its_own_summary() -> None:
+    """The lazy table's summaries equal each command's own (they cannot drift)."""
+    from host.cli import LAZY_COMMANDS, cli
+
+    code, out, _ = cardemu("--help")
+    assert code == 0
+    listed = {
+        line.split(None, 1)[0]: line.split(None, 1)[1].strip()
+        for line in out.split("Commands:", 1)[1].splitlines()
+        if line.strip()
+    }
+    ctx = click.Context(cli)
+    assert set(listed) == set(LAZY_COMMANDS) == set(cli.list_commands(ctx))
+    for name, (_target, summary) in LAZY_COMMANDS.items():
+        cmd = cli.get_command(ctx, name)
+        assert cmd is not None
+        assert cmd.get_short_help_str(limit=1000) == summary, name
+        assert listed[name] == summary, name
+
+
+def test_importing_the_cli_loads_no_command_module() -> None:
+    """`cardemu --help` stays fast: no ASN.1, USIM applet, crypto or command modules."""
+    code = (
+        "import sys; from host.cli import main; main(['--help']); "
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('asn1tools', 'applets', 'cryptography', 'construct', 'apdu_specs', "
+        "'host.commands.', 'card.', 'importlib.metadata'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert proc.stdout.splitlines()[-1] == "['host.commands.common']"
+
+
+def test_lazy_command_loads_on_use_and_version_still_works() -> None:
+    code, out, _ = cardemu("--version")
+    assert code == 0 and out.startswith("cardemu, version ")
+    code, out, _ = cardemu("decode", "00A4040000")
+    assert code == 0 and out
+    code, _, err = cardemu("no-such-command")
+    assert code == 2 and "No such command" in err
 
 
 def test_every_summary_fits_and_every_group_has_examples() -> None:
