@@ -198,14 +198,15 @@ def authenticate_3g(
     """
     if len(rand) != 16 or len(autn) != 16:
         raise CardError(SW.WRONG_DATA)
-    sqn, _amf, xmac = parse_autn(alg, rand, autn)
+    # f2345 once (TS 35.206 / TS 35.231 §6): AK unmasks SQN, RES/CK/IK answer a fresh one.
+    res, ck, ik, ak = alg.f2345(rand)
+    sqn, _amf, xmac = parse_autn(alg, rand, autn, ak=ak)
     if not hmac.compare_digest(xmac, autn[8:]):
         raise CardError(SW.AUTH_MAC_FAILURE)
     new_state = check_sqn(policy, state, int.from_bytes(sqn, "big"))
     if new_state is None:
         auts = compute_auts(alg, rand, (state.sqn_ms & SQN_MASK).to_bytes(6, "big"))
         return bytes((TAG_SYNC_FAILURE,)) + _lv(auts), None
-    res, ck, ik, _ak = alg.f2345(rand)
     out = bytes((TAG_3G_SUCCESS,)) + _lv(res) + _lv(ck) + _lv(ik)
     if with_kc and len(ck) == len(ik) == 16:
         out += _lv(c3(ck, ik))

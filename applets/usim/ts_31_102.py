@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from applets.usim.ts_102_221 import swapped_bcd, unswap_bcd
 
@@ -110,7 +111,16 @@ def encode_service_table(services: Iterable[int], size: int) -> bytes:
 
 
 def decode_service_table(data: bytes) -> frozenset[int]:
-    """The numbers of the services marked available."""
+    """The numbers of the services marked available.
+
+    Cached by content (bytes in, a frozenset out: both immutable), so AUTHENTICATE
+    does not decode EF.UST again on every call and an updated EF.UST is a new key.
+    """
+    return _decode_service_table(bytes(data))
+
+
+@lru_cache(maxsize=64)
+def _decode_service_table(data: bytes) -> frozenset[int]:
     return frozenset(
         8 * i + bit + 1 for i, b in enumerate(data) for bit in range(8) if b >> bit & 1
     )

@@ -291,17 +291,21 @@ def compute_auts(alg: AkaAlgorithm, rand: bytes, sqn_ms: bytes) -> bytes:
     return build_auts(sqn_ms, alg.f5_star(rand), alg.f1_star(rand, sqn_ms, _RESYNC_AMF))
 
 
-def parse_autn(alg: AkaAlgorithm, rand: bytes, autn: bytes) -> tuple[bytes, bytes, bytes]:
+def parse_autn(
+    alg: AkaAlgorithm, rand: bytes, autn: bytes, *, ak: bytes | None = None
+) -> tuple[bytes, bytes, bytes]:
     """The USIM side: recover SQN and AMF from AUTN and compute XMAC-A.
 
     The caller compares XMAC-A with AUTN[8:] (in constant time) and then
-    checks SQN freshness, TS 33.102 §6.3.3.
+    checks SQN freshness, TS 33.102 §6.3.3. A caller that has run f2345 for
+    RAND already passes its AK so that it is not computed twice.
 
     Returns:
         (SQN, AMF, XMAC-A).
     """
     _check_len("AUTN", autn, 16)
-    ak = alg.f2345(rand)[3]
+    if ak is None:
+        ak = alg.f2345(rand)[3]
     sqn = _xor(autn[:6], ak)
     amf = autn[6:8]
     return sqn, amf, alg.f1(rand, sqn, amf)

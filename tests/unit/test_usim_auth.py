@@ -237,3 +237,42 @@ def test_sqn_state_only_grows(ind_bits: int, sqns: list[int]) -> None:
         assert new.sqn_ms >= state.sqn_ms
         accepted.add(sqn)
         state = new
+
+
+class _CountingMilenage(Milenage):
+    """The real Milenage, counting its f2345 runs."""
+
+    calls = 0
+
+    def f2345(self, rand: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+        type(self).calls += 1
+        return super().f2345(rand)
+
+
+def test_authenticate_3g_runs_f2345_once() -> None:
+    """Issue 13: AK and RES/CK/IK come from one f2345 run, with the same answer."""
+    from applets.usim.auth import authenticate_3g
+    from card.crypto.milenage import parse_autn
+
+    alg = _CountingMilenage(OSMO_K, OSMO_OPC)
+    policy = SqnPolicy()
+    _CountingMilenage.calls = 0
+    out, state = authenticate_3g(
+        alg, policy, SqnState.initial(policy), OSMO_RAND, OSMO_AUTN, with_kc=True
+    )
+    assert _CountingMilenage.calls == 1
+    assert out == _ok(OSMO_RES, OSMO_CK, OSMO_IK, OSMO_KC) and state is not None
+    ak = alg.f2345(OSMO_RAND)[3]
+    assert parse_autn(alg, OSMO_RAND, OSMO_AUTN, ak=ak) == parse_autn(alg, OSMO_RAND, OSMO_AUTN)
+
+
+def test_service_table_decoding_is_by_content() -> None:
+    """The cached decoder answers by content: a changed EF.UST gives a new answer."""
+    from applets.usim.ts_31_102 import decode_service_table, encode_service_table
+
+    a = encode_service_table({27, 33}, 5)
+    b = encode_service_table({33}, 5)
+    assert decode_service_table(a) == {27, 33}
+    assert decode_service_table(b) == {33}
+    assert decode_service_table(bytearray(a)) == {27, 33}
+    assert decode_service_table(a) is decode_service_table(bytes(a))  # one frozen value
