@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from applets.sample import (
@@ -60,12 +61,23 @@ def _gp(rt: CardRuntime) -> None:
 UICC_ATR = build_atr((0,), class_indicator=0x07, extended_length=False, max_channels=4).to_bytes()
 
 
-def _usim(rt: CardRuntime) -> None:
-    from applets.usim import UICC_AID, UiccApplet
+@lru_cache(maxsize=1)
+def _sample_profile_bytes() -> bytes:
+    """The encoded test profile, built once per process.
+
+    Bytes only are cached (immutable): each card decodes its own Profile from them,
+    so no mutable object is ever shared between cards.
+    """
     from applets.usim.builder import sample_profile
 
+    return sample_profile().to_bytes()
+
+
+def _usim(rt: CardRuntime) -> None:
+    from applets.usim import UICC_AID, UiccApplet
+
     # One profile from the builder, enabled: see applets.usim.builder TEST_* for its values.
-    rt.install(UiccApplet, UICC_AID, sample_profile().to_bytes(), default=True)
+    rt.install(UiccApplet, UICC_AID, _sample_profile_bytes(), default=True)
     rt.set_atr(UICC_ATR)
 
 

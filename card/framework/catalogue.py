@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -27,14 +28,26 @@ def class_ref(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+@lru_cache(maxsize=1)
+def entry_point_names() -> tuple[tuple[str, str], ...]:
+    """(entry-point name, class reference) of the installed `cardemu.applets` group.
+
+    Scanned once per process: the installed distributions do not change while it
+    runs, and the scan was half the time of creating a card. The answer is a tuple
+    of tuples (immutable); each Catalogue copies it into its own dict. Tests that
+    install entry points call `entry_point_names.cache_clear()`.
+    """
+    return tuple(
+        (ep.name, ep.value.replace(" ", "")) for ep in entry_points(group=ENTRY_POINT_GROUP)
+    )
+
+
 class Catalogue:
     """Applet classes by reference: entry points plus explicitly added classes."""
 
     def __init__(self, extra: Iterable[type[Applet]] = ()) -> None:
         self._classes: dict[str, type[Applet]] = {class_ref(c): c for c in extra}
-        self._names: dict[str, str] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            self._names[ep.name] = ep.value.replace(" ", "")
+        self._names: dict[str, str] = dict(entry_point_names())
 
     def add(self, cls: type[Applet]) -> None:
         self._classes[class_ref(cls)] = cls
