@@ -1,8 +1,8 @@
 """The `cardemu` command line.
 
-Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 a card answered an
-unexpected status word. Errors are one `Error: ...` line; tracebacks only with
---debug. Results go to stdout, traces and progress to stderr.
+Exit codes (host.commands.common): 0 ok, 1 operation failed, 2 usage error, 3 a
+card answered an unexpected status word, 130 interrupted. Errors are one `Error: ...`
+line; tracebacks only with --debug. Results go to stdout, traces and progress to stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from host.commands.common import EXIT_FAILED, EXIT_OK
+from host.commands.common import run_main
 from host.log import TRAFFIC
 
 log = logging.getLogger("cardemu.cli")
@@ -148,23 +148,7 @@ def cli(ctx: click.Context, debug: bool, traffic: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI, turning stray exceptions into one-line errors."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="cardemu", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return EXIT_FAILED
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
-        if debug:
-            raise
-        click.echo(f"Error: {e}", err=True)
-        return EXIT_FAILED
-    return EXIT_OK
+    return run_main(cli, argv)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,13 @@ class Pattern:
                         ) from None
                     mask |= 0xF
                 tokens.append((value, mask))
+        if None not in tokens and len(tokens) < 2:
+            # Without `*` the pattern is the whole response, which ends in a 2-byte SW:
+            # a shorter one can never match, so it is a mistake in the script.
+            raise ValueError(
+                f"'{clean}' is shorter than a status word: write both bytes ('{clean}xx') "
+                "or add '*'"
+            )
         sw_only = None not in tokens and len(tokens) == 2
         canonical = clean.upper().replace("X", "x")
         return cls(canonical, tuple(tokens), sw_only)

@@ -1,7 +1,18 @@
-"""Pieces shared by the CLI's commands: exit codes, common options."""
+"""Pieces shared by the CLI's commands: exit codes, errors, common options.
+
+Exit codes, the same for every command (README, "Exit codes"):
+
+    0    ok
+    1    the operation failed (the card, a server or the network said no; fuzz findings)
+    2    usage error: bad arguments, a missing or unreadable input file, a malformed script
+    3    a card answered an unexpected status word (also a script expectation not met)
+    130  interrupted (Ctrl-C / SIGINT)
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -10,12 +21,85 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNEXPECTED_SW = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
-class UnexpectedStatus(click.ClickException):
+class CommandError(click.ClickException):
+    """A failure the command reports as one `Error:` line.
+
+    Attributes:
+        reported: the command already printed its `--json` result (which says what
+            went wrong), so no separate JSON error object follows on stdout.
+    """
+
+    def __init__(self, message: str, *, reported: bool = False) -> None:
+        super().__init__(message)
+        self.reported = reported
+
+
+class UnexpectedStatus(CommandError):
     """A card answered a status word the command did not expect (exit code 3)."""
 
     exit_code = EXIT_UNEXPECTED_SW
+
+
+class Interrupted(CommandError):
+    """The user interrupted a long command, which printed what it had (exit code 130)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def _json_error(message: str, exit_code: int) -> None:
+    # The one shape of a --json error, on stdout where the result would have been.
+    click.echo(json.dumps({"error": {"message": message, "exit_code": exit_code}}, indent=2))
+
+
+def run_main(cli: click.Command, argv: Sequence[str] | None) -> int:
+    """Run `cli`, turning every way out into the exit code of the table above.
+
+    Errors are one `Error: ...` line on stderr (a traceback only with --debug) and,
+    with --json, also `{"error": {"message": ..., "exit_code": ...}}` on stdout.
+    Ctrl-C anywhere is "Interrupted." and 130; long commands catch it themselves
+    first to print what they have (`Interrupted`).
+    """
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
+    as_json = "--json" in args
+    message: str
+    try:
+        cli.main(args=args, prog_name="cardemu", standalone_mode=False)
+        return EXIT_OK
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+            message, code = "interrupted", EXIT_INTERRUPTED
+            click.echo("Interrupted.", err=True)
+        else:  # a prompt answered no
+            message, code = "aborted", EXIT_FAILED
+            click.echo("Aborted.", err=True)
+    except KeyboardInterrupt:
+        message, code = "interrupted", EXIT_INTERRUPTED
+        click.echo("\nInterrupted.", err=True)
+    except click.ClickException as e:
+        e.show()
+        if getattr(e, "reported", False):
+            return e.exit_code
+        message, code = e.format_message(), e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
+        # An input file that is missing or not text: the caller's mistake, like a bad argument.
+        if debug:
+            raise
+        message, code = str(e), EXIT_USAGE
+        click.echo(f"Error: {message}", err=True)
+    except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
+        if debug:
+            raise
+        message, code = str(e), EXIT_FAILED
+        click.echo(f"Error: {message}", err=True)
+    if as_json:
+        _json_error(message, code)
+    return code
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from host.commands.common import EXIT_FAILED, json_option
+from host.commands.common import EXIT_FAILED, CommandError, Interrupted, json_option
 from host.fuzz.engine import FuzzConfig, Fuzzer, bench, default_hang_ms, replay_script
 from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, ORACLES
 from host.fuzz.report import AppletStats, CampaignReport, Progress, save_finding
@@ -28,10 +28,14 @@ from host.hexutil import parse_hex
 from host.presets import DEFAULT_PRESET, PRESETS
 
 
-class FindingsExit(click.ClickException):
+class FindingsExit(CommandError):
     """The campaign found violations (exit code 1, after the report)."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message: str) -> None:
+        # The report (text or --json) already says what was found.
+        super().__init__(message, reported=True)
 
     def show(self, file: object = None) -> None:
         click.echo(f"Error: {self.message}", err=True)
@@ -380,10 +384,22 @@ def fuzz(
             except ValueError as e:
                 raise click.UsageError(str(e)) from None
             report = fuzzer.run()
+    except KeyboardInterrupt:
+        # The engines that cannot stop with a report (stateful): say where findings are.
+        raise Interrupted(f"interrupted; findings so far are in {findings_dir}/") from None
     finally:
         if target.reader is not None:
             target.reader.disconnect()
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "findings_dir": str(findings_dir)}, indent=2))
+    else:
+        click.echo(report.text())
+    if report.interrupted:
+        if not as_json:
+            click.echo(f"  interrupted: findings so far are in {findings_dir}/")
+        raise Interrupted(
+            f"interrupted; {len(report.findings)} finding(s) in {findings_dir}/", reported=True
+        )
     if report.findings:
         raise FindingsExit(f"{len(report.findings)} finding(s), saved in {findings_dir}")
 
@@ -604,6 +620,9 @@ def _smdpp(
         report = SmdppFuzzer(config, on_progress=show).run()
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        progress.done()
+        raise Interrupted(f"interrupted; findings so far are in {findings_dir}/") from None
     progress.done()
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
     if report.findings:

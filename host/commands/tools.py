@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -24,7 +25,13 @@ from click.core import ParameterSource
 
 from card.apdu import ApduFormatError, CommandApdu, cla_chained, cla_channel
 from card.sw import describe
-from host.commands.common import EXIT_USAGE, UnexpectedStatus, json_option, stack_options
+from host.commands.common import (
+    EXIT_USAGE,
+    CommandError,
+    UnexpectedStatus,
+    json_option,
+    stack_options,
+)
 from host.hexutil import parse_command_apdu, parse_hex, to_hex
 from host.presets import DEFAULT_PRESET, PRESETS
 from host.readers.base import Reader, ReaderError
@@ -71,7 +78,7 @@ from host.tracefile import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class InvalidInput(click.ClickException):
+class InvalidInput(CommandError):
     """Bad input on the command line or in a script (exit code 2, one `Error:` line)."""
 
     exit_code = EXIT_USAGE
@@ -209,7 +216,8 @@ def pick_reader(
     Raises:
         InvalidInput: more than one of -r, --card, --preset, or a -r that names no
             reader or several (exit 2).
-        click.ClickException: no such card image, or it cannot be opened (exit 1).
+            No such card image (exit 2).
+        click.ClickException: the card image cannot be opened (exit 1).
     """
     chosen = preset if preset and _on_command_line("preset") else None
     given = [
@@ -217,6 +225,9 @@ def pick_reader(
     ]
     if len(given) > 1:
         raise InvalidInput(f"{' and '.join(given)} both name a card: give one")
+    if image is not None and not Path(image).exists():
+        # A missing input file is a usage error (exit 2) in every command.
+        raise InvalidInput(f"no card image '{image}'")
     try:
         return resolve(reader_spec, image=image, preset=chosen or default or preset)
     except ReaderSelectionError as e:
@@ -367,7 +378,8 @@ def _read_script(path: str) -> tuple[str, str]:
         with open(path, encoding="utf-8") as f:
             return f.read(), path
     except (OSError, UnicodeDecodeError) as e:
-        raise click.ClickException(f"cannot read script {path}: {e}") from None
+        # A missing or non-text script is a usage error (exit 2), like a malformed one.
+        raise InvalidInput(f"cannot read script {path}: {e}") from None
 
 
 def _parse_vars(values: Sequence[str]) -> dict[str, bytes]:
@@ -451,7 +463,7 @@ def run(
             click.echo(response_line(rec))
 
     outcome: dict[str, Any] = {"result": "ok", "error": None}
-    failure: click.ClickException | None = None
+    failure: CommandError | None = None
     result = RunResult()
     with command_session(kw, quiet=quiet, as_json=as_json) as s:
         try:
@@ -466,13 +478,13 @@ def run(
             )
         except ScriptMismatch as e:
             outcome = {"result": "mismatch", "error": str(e)}
-            failure = UnexpectedStatus(str(e))
+            failure = UnexpectedStatus(str(e), reported=as_json)
         except ScriptSyntaxError as e:
             outcome = {"result": "syntax", "error": str(e)}
-            failure = InvalidInput(str(e))
+            failure = InvalidInput(str(e), reported=as_json)
         except ScriptFailed as e:
             outcome = {"result": "failed", "error": str(e)}
-            failure = click.ClickException(str(e))
+            failure = CommandError(str(e), reported=as_json)
     if as_json:
         click.echo(
             json.dumps(
@@ -538,7 +550,7 @@ def replay_cmd(
     try:
         trace = read_trace(trace_path)
     except OSError as e:
-        raise click.ClickException(f"cannot read {trace_path}: {e.strerror or e}") from None
+        raise InvalidInput(f"cannot read {trace_path}: {e.strerror or e}") from None
     except TraceFormatError as e:
         raise InvalidInput(str(e)) from None
     recorded_on = trace.header.reader
@@ -587,7 +599,7 @@ def replay_cmd(
     if diffs:
         first = diffs[0]
         more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
-        raise UnexpectedStatus(f"{trace_path}: {first}{more}")
+        raise UnexpectedStatus(f"{trace_path}: {first}{more}", reported=as_json)
 
 
 # -- cardemu decode -------------------------------------------------------------------
@@ -696,7 +708,7 @@ def decode(
         try:
             trace = read_trace(trace_path)
         except OSError as e:
-            raise click.ClickException(f"cannot read {trace_path}: {e.strerror or e}") from None
+            raise InvalidInput(f"cannot read {trace_path}: {e.strerror or e}") from None
         except TraceFormatError as e:
             raise InvalidInput(str(e)) from None
         annotator = Annotator()

@@ -214,13 +214,20 @@ class Fuzzer:
             self._warm_up()
         report.rss_start = rss()
         with quiet_card_logs():
-            while not self._done():
-                focus = applets[report.episodes % len(applets)]
-                t0 = time.perf_counter()
-                paused = self._paused
-                self._episode(focus, report)
-                self.stats[focus.name].seconds += time.perf_counter() - t0 - (self._paused - paused)
-                report.episodes += 1
+            try:
+                while not self._done():
+                    focus = applets[report.episodes % len(applets)]
+                    t0 = time.perf_counter()
+                    paused = self._paused
+                    self._episode(focus, report)
+                    self.stats[focus.name].seconds += (
+                        time.perf_counter() - t0 - (self._paused - paused)
+                    )
+                    report.episodes += 1
+            except KeyboardInterrupt:
+                # Ctrl-C ends the campaign, not the process: the report of what ran
+                # so far and the findings already saved still come out.
+                report.interrupted = True
         report.apdus = self.apdus
         report.seconds = self._elapsed()
         report.rss_end = rss()

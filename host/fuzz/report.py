@@ -293,6 +293,8 @@ class CampaignReport:
     rss_start: int = 0
     rss_end: int = 0
     rss_peak: int = 0
+    #: the campaign was stopped by Ctrl-C: the figures are those up to then
+    interrupted: bool = False
 
     @property
     def rate(self) -> float:
@@ -321,12 +323,14 @@ class CampaignReport:
             },
             "applets": [a.to_json() for a in self.applets],
             "findings": [f.to_json() for f in self.findings],
+            "interrupted": self.interrupted,
         }
 
     def text(self) -> str:
         cov = "coverage on" if self.coverage else "coverage off"
         out = [
-            f"cardemu fuzz: card {self.target}, seed {self.seed}, engine {self.engine}",
+            f"cardemu fuzz: card {self.target}, seed {self.seed}, engine {self.engine}"
+            + (" (interrupted: partial figures)" if self.interrupted else ""),
             f"  {self.apdus:,} APDUs in {self.seconds:.1f} s: {self.rate:,.0f} APDUs/s "
             f"({cov}, {len(self.oracles)} oracles), {self.episodes:,} episodes, "
             f"{self.tears:,} tears",

@@ -157,6 +157,9 @@ class ProfileOrder:
             raise ValueError(f"unknown profile class {self.profile_class!r}")
         if not (self.full_iccid.isdigit() and 18 <= len(self.full_iccid) <= 20):
             raise ValueError(f"an ICCID has 18 to 20 digits, not {self.full_iccid!r}")
+        # TS 23.003 2.2: MCC (3) + MNC (2-3) + MSIN, at most 15 digits in all.
+        if not (self.imsi.isdigit() and 6 <= len(self.imsi) <= 15):
+            raise ValueError(f"an IMSI has 6 to 15 digits, not {self.imsi!r}")
 
     @property
     def full_iccid(self) -> str:
