@@ -14,7 +14,7 @@ from host.commands.common import EXIT_FAILED, CommandError, Interrupted, json_op
 from host.fuzz.engine import FuzzConfig, Fuzzer, bench, default_hang_ms, replay_script
 from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, ORACLES
 from host.fuzz.report import AppletStats, CampaignReport, Progress, save_finding
-from host.fuzz.session import RateLimitedReader
+from host.fuzz.session import RateLimitedReader, stop_on_sigint
 from host.fuzz.targets import (
     CardTarget,
     Secret,
@@ -376,14 +376,15 @@ def fuzz(
             hang_ms=hang_ms,
             memory_mb=memory_mb,
         )
-        if engine == "stateful":
-            report = _stateful(target, config)
-        else:
-            try:
-                fuzzer = Fuzzer(target, config, Progress())
-            except ValueError as e:
-                raise click.UsageError(str(e)) from None
-            report = fuzzer.run()
+        with stop_on_sigint():
+            if engine == "stateful":
+                report = _stateful(target, config)
+            else:
+                try:
+                    fuzzer = Fuzzer(target, config, Progress())
+                except ValueError as e:
+                    raise click.UsageError(str(e)) from None
+                report = fuzzer.run()
     except KeyboardInterrupt:
         # The engines that cannot stop with a report (stateful): say where findings are.
         raise Interrupted(f"interrupted; findings so far are in {findings_dir}/") from None

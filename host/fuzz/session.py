@@ -11,16 +11,56 @@ one.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 from card.runtime import CardRuntime, CardTorn
 from host.fuzz.coverage import Coverage
 from host.fuzz.targets import CardTarget
 from host.fuzz.watchdog import Interrupted, guard
 from host.readers.base import Reader, ReaderError
+
+_STOP = threading.Event()
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    _STOP.set()
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[None]:
+    """Make Ctrl-C stop a campaign for sure.
+
+    Python's KeyboardInterrupt can land where it is swallowed (a gc callback prints
+    "Exception ignored in gc_callback" and goes on), so the handler also sets a
+    latch that the next command sent checks. Nothing changes off the main thread
+    or when SIGINT is ignored (a background job).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
+        yield
+        return
+    old = signal.signal(signal.SIGINT, _on_sigint)
+    _STOP.clear()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        _STOP.clear()
+
+
+def _check_stop() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)
@@ -155,6 +195,7 @@ class Episode:
 
     def send(self, apdu: bytes) -> Step:
         """Send one command; an exception escaping the runtime is recorded, not raised."""
+        _check_stop()
         t0 = time.perf_counter()
         try:
             resp = self._process(apdu)
@@ -210,6 +251,7 @@ class Episode:
         card = self.card
         if card is None:
             raise ValueError("tears need an in-process card")
+        _check_stop()
         nvm = card.nvm
         nvm.tear_after(after)
         t0 = time.perf_counter()
