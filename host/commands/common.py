@@ -48,6 +48,24 @@ class Interrupted(CommandError):
 
     exit_code = EXIT_INTERRUPTED
 
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Interrupted: {self.message}" if self.message else "Interrupted.", err=True)
+
+
+def serve_until_interrupted(name: str, serve_forever: Callable[[], None]) -> None:
+    """Run a server until it stops; say so, and exit 130 when Ctrl-C stopped it.
+
+    Raises:
+        Interrupted: the server stopped on SIGINT (uvicorn stops gracefully, then
+            re-raises the signal it caught).
+    """
+    try:
+        serve_forever()
+    except KeyboardInterrupt:
+        click.echo(f"{name}: stopped", err=True)
+        raise Interrupted("") from None
+    click.echo(f"{name}: stopped", err=True)
+
 
 def _json_error(message: str, exit_code: int) -> None:
     # The one shape of a --json error, on stdout where the result would have been.

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from starlette.types import ASGIApp
 
+from host.commands.common import serve_until_interrupted
 from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
 
 DEFAULT_PORTS = {"smdpp": 8443, "registration": 8801, "repository": 8802}
@@ -144,7 +145,7 @@ def smdpp(
     if not address:
         smdp.address = f"localhost:{srv.port}"
     click.echo(f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)", err=True)
-    srv.serve_forever()
+    serve_until_interrupted("smdpp", srv.serve_forever)
 
 
 def _core(f: Any) -> Any:
@@ -185,7 +186,7 @@ def repository(
     repo = Repository(db, key=pki.repository, certificate=pki.repository_cert, root=pki.root.public)
     srv = _run("repository", create_app(repo), host, port, None, allow_remote)
     click.echo(f"repository: serving on {srv.url} (Ctrl-C stops)", err=True)
-    srv.serve_forever()
+    serve_until_interrupted("repository", srv.serve_forever)
 
 
 @server.command("registration", short_help="Run seed 002's registration device and HSM.")
@@ -244,4 +245,4 @@ def registration(
     )
     srv = _run("registration", create_app(device), host, port, None, allow_remote)
     click.echo(f"registration: serving on {srv.url} (Ctrl-C stops)", err=True)
-    srv.serve_forever()
+    serve_until_interrupted("registration", srv.serve_forever)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from host.commands.common import json_option
+from host.commands.common import json_option, serve_until_interrupted
 from host.commands.tools import InvalidInput
 from host.hexutil import parse_hex
 from host.lpa.demo import DEMO_MATCHING_ID
@@ -103,7 +103,7 @@ def serve(
             f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}",
             err=True,
         )
-    server.serve_forever()
+    serve_until_interrupted("SM-DP+", server.serve_forever)
 
 
 @smdpp.command("order", short_help="Prepare a profile under MATCHING_ID.")
