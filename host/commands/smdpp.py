@@ -24,7 +24,10 @@ def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
     try:
         check_store(db, what=STORE_KIND, tables=STORE_TABLES)  # never tables in a foreign file
         return load_smdp(db, pki_dir, address)
-    except (NotAStore, PkiError) as e:
+    except NotAStore as e:
+        # A missing or foreign input file: a usage error, like any other (exit 2).
+        raise InvalidInput(str(e)) from None
+    except PkiError as e:
         raise click.ClickException(str(e)) from None
 
 
@@ -186,7 +189,7 @@ def orders(db: str, pki_dir: str | None, as_json: bool) -> None:
     try:
         rows = stored_orders(db)
     except NotAStore as e:
-        raise click.ClickException(str(e)) from None
+        raise InvalidInput(str(e)) from None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

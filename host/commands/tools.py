@@ -225,9 +225,16 @@ def pick_reader(
     ]
     if len(given) > 1:
         raise InvalidInput(f"{' and '.join(given)} both name a card: give one")
+    # A missing input file is a usage error (exit 2) in every command.
     if image is not None and not Path(image).exists():
-        # A missing input file is a usage error (exit 2) in every command.
         raise InvalidInput(f"no card image '{image}'")
+    if reader_spec is not None and reader_spec.startswith(EMULATED_PREFIX):
+        target = reader_spec[len(EMULATED_PREFIX) :]
+        if target not in PRESETS and not Path(target).exists():
+            raise InvalidInput(
+                f"no card image '{target}' and no such preset "
+                f"(presets: {', '.join(sorted(PRESETS))})"
+            )
     try:
         return resolve(reader_spec, image=image, preset=chosen or default or preset)
     except ReaderSelectionError as e:

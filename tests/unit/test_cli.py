@@ -198,9 +198,9 @@ def test_send_unexpected_status_word_exits_3() -> None:
     assert ">> 00A40000" not in err
 
 
-def test_send_missing_card_image_exits_1(tmp_path: Path) -> None:
+def test_send_missing_card_image_is_a_usage_error(tmp_path: Path) -> None:
     code, out, err = cardemu("send", "--card", str(tmp_path / "no.card"), "00A40000")
-    assert code == 1
+    assert code == 2
     assert err == f"Error: no card image '{tmp_path / 'no.card'}'\n"
 
 
@@ -426,8 +426,8 @@ def test_replay_cli_exit_codes(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert code == 3 and not doc["equal"] and len(doc["differences"]) == 1
     assert doc["replayed"] == doc["recorded"]
-    # A missing file fails (1); a file that is not a trace is a usage error (2).
-    assert cardemu("replay", str(tmp_path / "none.jsonl"))[0] == 1
+    # A missing file and a file that is not a trace are usage errors (2).
+    assert cardemu("replay", str(tmp_path / "none.jsonl"))[0] == 2
     junk = tmp_path / "junk.jsonl"
     junk.write_text('{"command": "00A40000"}\n')
     code, _, err = cardemu("replay", str(junk))

@@ -350,8 +350,9 @@ def test_a_missing_image_is_not_created_unless_asked(tmp_path: Path) -> None:
             CardRuntime(path, **kw)
         assert not path.exists()
     assert cardemu("card", "info", str(path))[0] == 2
-    assert cardemu("send", "--card", str(path), BALANCE)[0] == 1
-    assert cardemu("send", "-r", f"cardemu:{path}", BALANCE)[0] == 1
+    # A missing input file is a usage error (2), however it is named (issue 12).
+    assert cardemu("send", "--card", str(path), BALANCE)[0] == 2
+    assert cardemu("send", "-r", f"cardemu:{path}", BALANCE)[0] == 2
     assert sorted(os.listdir(tmp_path)) == []
 
 
@@ -539,7 +540,7 @@ def test_smdpp_orders_on_a_foreign_database_changes_nothing(tmp_path: Path) -> N
     schema = master(other)
     before = fingerprint(other)
     code, out, err = cardemu("smdpp", "orders", "--db", str(other))
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert (
         err == f"Error: {other} is not an SM-DP+ store (no table orders, sessions, notifications)\n"
     )
@@ -547,7 +548,7 @@ def test_smdpp_orders_on_a_foreign_database_changes_nothing(tmp_path: Path) -> N
         "smdpp", "order", "--db", str(other), "X-1", "--iccid", "8988211000000000024",
         "--imsi", "001010000000002", "--k", "00" * 16, "--xor",
     )  # fmt: skip
-    assert code == 1 and "not an SM-DP+ store" in err
+    assert code == 2 and "not an SM-DP+ store" in err
     assert fingerprint(other) == before
     assert master(other) == schema
     assert sorted(os.listdir(tmp_path)) == ["other.sqlite"]
@@ -556,11 +557,11 @@ def test_smdpp_orders_on_a_foreign_database_changes_nothing(tmp_path: Path) -> N
 def test_smdpp_orders_creates_and_changes_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "none.sqlite"
     code, _, err = cardemu("smdpp", "orders", "--db", str(missing))
-    assert code == 1 and err == f"Error: {missing}: no such file (expected an SM-DP+ store)\n"
+    assert code == 2 and err == f"Error: {missing}: no such file (expected an SM-DP+ store)\n"
     empty = tmp_path / "empty.sqlite"
     empty.write_bytes(b"")
     code, _, err = cardemu("smdpp", "orders", "--db", str(empty))
-    assert code == 1 and "not an SM-DP+ store (an empty file)" in err
+    assert code == 2 and "not an SM-DP+ store (an empty file)" in err
     assert empty.stat().st_size == 0
     store = tmp_path / "s.sqlite"
     code, out, _ = cardemu(

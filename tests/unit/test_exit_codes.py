@@ -1,0 +1,226 @@
+"""One exit-code table for every command, Ctrl-C as 130, and `--json` errors (issue 12).
+
+The table (README, "Exit codes"; `host.commands.common`): 0 ok, 1 operation
+failed, 2 usage error (bad arguments, missing input file, malformed script), 3
+an unexpected status word, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from host.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+K = "000102030405060708090A0B0C0D0E0F"
+
+
+def cardemu(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run the CLI's real entry point; returns (exit code, stdout, stderr)."""
+    with CliRunner().isolation(input=stdin) as (out, err, _):
+        code = main(list(args))
+    return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+# -- missing input files: 2 everywhere ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("card", "info", "{missing}"),
+        ("fuzz", "--replay", "{missing}"),
+        ("pki", "show", "{missing}"),
+        ("send", "--card", "{missing}", "00A40400"),
+        ("run", "{missing}"),
+        ("replay", "{missing}"),
+        ("run", "--card", "{missing}", "-"),
+        ("smdpp", "orders", "--db", "{missing}"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_missing_input_file_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    missing = str(tmp_path / "missing")
+    code, _, err = cardemu(*(a.format(missing=missing) for a in args), stdin="00A40000")
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith("Error: ")
+
+
+# -- smdpp order: a bad IMSI and a bad ICCID are the same usage error -----------------
+
+
+@pytest.mark.parametrize(
+    "iccid, imsi, message",
+    [
+        ("12", "001010000000002", "ICCID"),
+        ("8988211000000000024", "00x", "IMSI"),
+        ("8988211000000000024", "0010100000000021234", "IMSI"),  # 19 digits: over 15
+    ],
+)
+def test_smdpp_order_bad_identifiers_exit_2(
+    tmp_path: Path, iccid: str, imsi: str, message: str
+) -> None:
+    db = str(tmp_path / "o.sqlite")
+    code, _, err = cardemu(
+        "smdpp", "order", "M1", "--db", db, "--iccid", iccid, "--imsi", imsi, "--xor", "--k", K
+    )
+    assert code == 2, err
+    assert message in err
+    # Nothing was ordered: the store was not even created.
+    assert not (tmp_path / "o.sqlite").exists()
+
+
+def test_smdpp_order_good_identifiers_still_work(tmp_path: Path) -> None:
+    db = str(tmp_path / "o.sqlite")
+    code, out, err = cardemu(
+        "smdpp", "order", "M1", "--db", db, "--iccid", "8988211000000000024",
+        "--imsi", "001010000000002", "--xor", "--k", K,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "ICCID 8988211000000000024" in out
+
+
+# -- scripts --------------------------------------------------------------------------
+
+
+def test_non_utf8_script_is_a_usage_error(tmp_path: Path) -> None:
+    script = tmp_path / "s.apdu"
+    script.write_bytes(b"\xff\xfe00A40400 00\n")
+    code, _, err = cardemu("run", str(script))
+    assert code == 2
+    assert "cannot read script" in err
+
+
+def test_one_byte_expectation_is_a_script_error_not_a_mismatch(tmp_path: Path) -> None:
+    script = tmp_path / "s.apdu"
+    script.write_text("00A4040000 =90\n")
+    code, _, err = cardemu("run", "-q", str(script))
+    assert code == 2
+    assert "shorter than a status word" in err
+    # A real mismatch stays 3.
+    script.write_text("00A4040000 =6A82\n")
+    assert cardemu("run", "-q", str(script))[0] == 3
+
+
+# -- --json: an error object on stdout ------------------------------------------------
+
+
+def _json_error(out: str) -> dict[str, object]:
+    doc = json.loads(out)
+    assert set(doc) == {"error"}
+    err = doc["error"]
+    assert isinstance(err, dict) and isinstance(err["message"], str) and err["message"]
+    return err
+
+
+@pytest.mark.parametrize(
+    "args, exit_code",
+    [
+        (("gp", "list", "--card", "{missing}", "--json"), 2),
+        (("gp", "list", "--preset", "demo", "--key", K, "--json"), 3),
+        (("usim", "read", "--card", "{missing}", "--json"), 2),
+        (("usim", "auth", "--json", "--rand", "00"), 2),
+        (("lpa", "list", "--card", "{missing}", "--json"), 2),
+        (("lpa", "enable", "--json", "8988211000000000024"), 1),  # no such profile
+        (("send", "--json", "--card", "{missing}", "00A40400"), 2),
+        (("card", "info", "--json", "{missing}"), 2),
+        (("pki", "show", "--json", "{missing}"), 2),
+        (("fuzz", "--json", "--replay", "{missing}"), 2),
+        (("readers", "--json", "--bogus"), 2),
+        (("smdpp", "orders", "--db", "{missing}", "--json"), 2),
+    ],
+    ids=lambda a: " ".join(a[:2]) if isinstance(a, tuple) else str(a),
+)
+def test_json_error_object_on_stdout(tmp_path: Path, args: tuple[str, ...], exit_code: int) -> None:
+    missing = str(tmp_path / "missing")
+    code, out, err = cardemu(*(a.format(missing=missing) for a in args))
+    assert code == exit_code, err
+    error = _json_error(out)
+    assert error["exit_code"] == exit_code
+    assert f"Error: {error['message']}" in err
+
+
+def test_json_result_that_says_the_error_gets_no_second_object(tmp_path: Path) -> None:
+    script = tmp_path / "s.apdu"
+    script.write_text("00A4040000 =6A82\n")
+    code, out, _ = cardemu("run", "--json", str(script))
+    assert code == 3
+    doc = json.loads(out)  # one document: the run's result, which says "mismatch"
+    assert doc["result"] == "mismatch"
+
+
+# -- Ctrl-C: 130, with what the command has -------------------------------------------
+
+
+def _start(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "host.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _interrupt(proc: subprocess.Popen[str], after: float) -> tuple[str, str]:
+    time.sleep(after)
+    assert proc.poll() is None, "the command ended before Ctrl-C"
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_stops_fuzz_with_a_partial_report(tmp_path: Path) -> None:
+    findings = tmp_path / "found"
+    proc = _start(
+        "fuzz", "--preset", "demo", "--time", "60", "--findings", str(findings), cwd=tmp_path
+    )
+    t0 = time.monotonic()
+    out, err = _interrupt(proc, 4)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 30  # stopped, did not run its 60 s
+    assert "cardemu fuzz: card demo" in out and "(interrupted: partial figures)" in out
+    assert f"findings so far are in {findings}/" in out
+    assert "Interrupted" in err
+
+
+def test_ctrl_c_stops_stateful_fuzz(tmp_path: Path) -> None:
+    # Regression: hypothesis' gc callback could swallow the KeyboardInterrupt.
+    proc = _start(
+        "fuzz", "--preset", "demo", "--engine", "stateful", "--budget", "1000000", cwd=tmp_path
+    )
+    _, err = _interrupt(proc, 4)
+    assert proc.returncode == 130, err
+    assert "findings so far are in" in err
+
+
+def test_ctrl_c_stops_smdpp_serve(tmp_path: Path) -> None:
+    proc = _start("smdpp", "serve", "--port", "0", "--no-tls", cwd=tmp_path)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the server is up once it says where
+    assert "serving ES9+" in first
+    _, err = _interrupt(proc, 0.5)
+    assert proc.returncode == 130, err
+    assert "SM-DP+: stopped" in err
+
+
+def test_ctrl_c_stops_bench(tmp_path: Path) -> None:
+    proc = _start("bench", "--seconds", "5", cwd=tmp_path)
+    _, err = _interrupt(proc, 4)
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("Interrupted.")
