@@ -296,7 +296,8 @@ def fuzz(
     the process's memory beyond --memory-mb.
 
     Each finding is minimised and saved as a script for `cardemu run` (with a
-    trace); `--replay` checks one again. Exit code 1 when there are findings.
+    trace); `--replay` checks one again. Exit code 1 when there are findings;
+    Ctrl-C stops the campaign with the report so far and exits 130.
 
     `--engine asn1` mutates valid DER messages at the TLV-tree level (empty SET
     OFs, zero-length, over-long and indefinite lengths, wrong tags, truncation at
@@ -387,7 +388,7 @@ def fuzz(
                 report = fuzzer.run()
     except KeyboardInterrupt:
         # The engines that cannot stop with a report (stateful): say where findings are.
-        raise Interrupted(f"interrupted; findings so far are in {findings_dir}/") from None
+        raise Interrupted(f"findings so far are in {findings_dir}/") from None
     finally:
         if target.reader is not None:
             target.reader.disconnect()
@@ -398,9 +399,7 @@ def fuzz(
     if report.interrupted:
         if not as_json:
             click.echo(f"  interrupted: findings so far are in {findings_dir}/")
-        raise Interrupted(
-            f"interrupted; {len(report.findings)} finding(s) in {findings_dir}/", reported=True
-        )
+        raise Interrupted(f"{len(report.findings)} finding(s) in {findings_dir}/", reported=True)
     if report.findings:
         raise FindingsExit(f"{len(report.findings)} finding(s), saved in {findings_dir}")
 
@@ -623,7 +622,7 @@ def _smdpp(
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         progress.done()
-        raise Interrupted(f"interrupted; findings so far are in {findings_dir}/") from None
+        raise Interrupted(f"findings so far are in {findings_dir}/") from None
     progress.done()
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.text())
     if report.findings:
