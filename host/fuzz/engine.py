@@ -211,10 +211,9 @@ class Fuzzer:
         self._started = time.perf_counter()
         applets = self.target.applets
         with quiet_card_logs():
-            self._warm_up()
-        report.rss_start = rss()
-        with quiet_card_logs():
             try:
+                self._warm_up()
+                report.rss_start = rss()
                 while not self._done():
                     focus = applets[report.episodes % len(applets)]
                     t0 = time.perf_counter()

@@ -30,17 +30,20 @@ _STOP = threading.Event()
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt  # a second Ctrl-C: stop now, wherever it lands
     _STOP.set()
-    raise KeyboardInterrupt
 
 
 @contextmanager
 def stop_on_sigint() -> Iterator[None]:
-    """Make Ctrl-C stop a campaign for sure.
+    """Make Ctrl-C stop a campaign cleanly, at the next command sent.
 
-    Python's KeyboardInterrupt can land where it is swallowed (a gc callback prints
-    "Exception ignored in gc_callback" and goes on), so the handler also sets a
-    latch that the next command sent checks. Nothing changes off the main thread
+    The first Ctrl-C only sets a latch that the next command checks: a
+    KeyboardInterrupt raised at a random bytecode can be swallowed (a gc callback
+    prints "Exception ignored in gc_callback" and goes on) or land in the
+    watchdog's cleanup and leave its SIGALRM timer armed, which then kills the
+    process. A second Ctrl-C raises at once. Nothing changes off the main thread
     or when SIGINT is ignored (a background job).
     """
     if (
