@@ -14,9 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from card import tlv
 from card.sm.cvc import CURVE_OIDS
-from host.errors import ApduError
 from host.readers.base import Reader
-from host.readers.wrappers import GetResponseReader
+from host.session import AppletSession
 
 __all__ = ["KEYPAIR_AID", "ALGORITHM_IDS", "GeneratedKey", "KeyPairSession", "public_key_of"]
 
@@ -86,35 +85,11 @@ class GeneratedKey:
         )
 
 
-class KeyPairSession:
+class KeyPairSession(AppletSession):
     """The keypair applet's commands over a reader (an `SmReader` for secure messaging)."""
 
     def __init__(self, reader: Reader, aid: bytes = KEYPAIR_AID) -> None:
-        # 61xx (an RSA public key is longer than 256 bytes) is fetched below us.
-        self.reader = reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
-        self.aid = aid
-
-    def send(
-        self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
-    ) -> bytes:
-        """One command; the response data, or ApduError for any SW but 9000."""
-        apdu = bytes((cla, ins, p1, p2))
-        if data:
-            if len(data) > 255:
-                apdu += b"\x00" + len(data).to_bytes(2, "big") + data
-                if le is not None:
-                    apdu += (le & 0xFFFF).to_bytes(2, "big")
-            else:
-                apdu += bytes((len(data),)) + data
-                if le is not None:
-                    apdu += bytes((le & 0xFF,))
-        elif le is not None:
-            apdu += bytes((le & 0xFF,))
-        resp = self.reader.transmit(apdu)
-        sw = int.from_bytes(resp[-2:], "big")
-        if sw != 0x9000:
-            raise ApduError(sw, resp[:-2], f"{ins:02X}")
-        return resp[:-2]
+        super().__init__(reader, aid)
 
     def select(self) -> None:
         self.send(0x00, 0xA4, 0x04, 0x0C, self.aid)

@@ -14,9 +14,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from card import tlv
 from card.crypto.keys import TripleDES
-from host.errors import ApduError
 from host.readers.base import Reader
-from host.readers.wrappers import GetResponseReader
+from host.session import AppletSession
 
 __all__ = [
     "PIV_AID",
@@ -70,31 +69,13 @@ def _ecb(algorithm: int, key: bytes, block: bytes, *, decrypt: bool = False) -> 
     return op.update(block) + op.finalize()
 
 
-class PivSession:
+class PivSession(AppletSession):
     """The PIV card application's commands over a reader."""
 
-    def __init__(self, reader: Reader, aid: bytes = PIV_AID) -> None:
-        self.reader = reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
-        self.aid = aid
+    chained = True
 
-    def send(
-        self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
-    ) -> bytes:
-        """One command (chained in 255-byte parts, ISO/IEC 7816-4 §5.3.3); ApduError but 9000."""
-        chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
-        resp = b""
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            apdu = bytes((cla | (0 if last else 0x10), ins, p1, p2))
-            if chunk:
-                apdu += bytes((len(chunk),)) + chunk
-            if last and le is not None:
-                apdu += bytes((le & 0xFF,))
-            resp = self.reader.transmit(apdu)
-            sw = int.from_bytes(resp[-2:], "big")
-            if sw != 0x9000:
-                raise ApduError(sw, resp[:-2], f"{ins:02X}")
-        return resp[:-2]
+    def __init__(self, reader: Reader, aid: bytes = PIV_AID) -> None:
+        super().__init__(reader, aid)
 
     def select(self) -> bytes:
         """SELECT the PIV application; the application property template."""

@@ -533,3 +533,37 @@ def test_a_decoding_session_follows_the_exchanges(session_specs: types.ModuleTyp
         "data": "A000",
         "response": {"summary": "FCI, 2 bytes", "data": "6F00", "issues": ["6F00 is odd here"]},
     }
+
+
+def test_applet_session_encodes_short_extended_and_chained_commands() -> None:
+    """AppletSession.send: short, extended past 255 bytes, chained when asked; ApduError on SW."""
+    from host.errors import ApduError
+    from host.session import AppletSession, encode_command
+
+    assert encode_command(0x00, 0xA4, 0x04, 0x0C, b"\xa0\x00") == bytes.fromhex("00A4040C02A000")
+    assert encode_command(0x00, 0xCA, 0x00, 0x00, le=0) == bytes.fromhex("00CA000000")
+    long = bytes(300)
+    assert encode_command(0x00, 0xDA, 0, 0, long, le=0) == bytes.fromhex("00DA0000") + (
+        b"\x00\x01\x2c" + long + b"\x00\x00"
+    )
+
+    class Recorder:
+        name = "recorder"
+
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def transmit(self, apdu: bytes) -> bytes:
+            self.sent.append(apdu)
+            return b"\x6a\x82" if apdu[1] == 0xB0 else b"\x01\x90\x00"
+
+    class Chained(AppletSession):
+        chained = True
+
+    rec = Recorder()
+    assert Chained(rec, b"").send(0x00, 0xDB, 0x3F, 0xFF, long) == b"\x01"
+    assert [a[:2] for a in rec.sent] == [b"\x10\xdb", b"\x00\xdb"]
+    assert rec.sent[0][4] == 255 and rec.sent[1][4] == 45
+    with pytest.raises(ApduError) as e:
+        AppletSession(rec, b"").send(0x00, 0xB0, 0, 0, le=0)
+    assert e.value.sw == 0x6A82

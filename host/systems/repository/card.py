@@ -22,7 +22,7 @@ from host.bio.session import BioSession
 from host.errors import ApduError
 from host.readers.base import Reader
 from host.readers.inprocess import InProcessReader
-from host.readers.wrappers import GetResponseReader
+from host.session import AppletSession
 
 __all__ = [
     "REPOSITORY_AID",
@@ -88,32 +88,11 @@ def open_channel(reader: Reader) -> int:
     return resp[0]
 
 
-class RepositoryCard:
+class RepositoryCard(AppletSession):
     """The repository card applet's commands over a reader (an `SmReader` when protected)."""
 
     def __init__(self, reader: Reader, aid: bytes = REPOSITORY_AID) -> None:
-        self.reader = reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
-        self.aid = aid
-
-    def send(
-        self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
-    ) -> bytes:
-        """One command; the response data, or `ApduError` for any SW but 9000."""
-        apdu = bytes((cla, ins, p1, p2))
-        if len(data) > 255:
-            apdu += b"\x00" + len(data).to_bytes(2, "big") + data
-            if le is not None:
-                apdu += b"\x00\x00"
-        else:
-            if data:
-                apdu += bytes((len(data),)) + data
-            if le is not None:
-                apdu += bytes((le & 0xFF,))
-        resp = self.reader.transmit(apdu)
-        sw = int.from_bytes(resp[-2:], "big")
-        if sw != 0x9000:
-            raise ApduError(sw, resp[:-2], f"{ins:02X}")
-        return resp[:-2]
+        super().__init__(reader, aid)
 
     def select(self) -> None:
         self.send(0x00, 0xA4, 0x04, 0x0C, self.aid)
