@@ -1,8 +1,8 @@
-"""One message never hangs the card or a server (issue 11, part 1): bounded DER decoding.
+"""One message never hangs the card or a server: bounded DER decoding.
 
 asn1tools 0.169's DER decoder loops for ever, allocating, when an element of
 a SEQUENCE OF / SET OF consumes no bytes (card.sgp22.der_bounds explains
-why). Each reproduction of the issue is a regression test here, run in a
+why). Each reported reproduction is a regression test here, run in a
 forked child under a memory cap and a timeout (`bounded`), so that a decoder
 that loops again fails the test instead of hanging CI or eating its memory:
 
@@ -150,7 +150,7 @@ def quickly_refused(
 
 
 def looping_authenticate_server() -> bytes:
-    """The issue's 176-byte AuthenticateServerRequest (its serverCertificate is truncated)."""
+    """The reported 176-byte AuthenticateServerRequest (its serverCertificate is truncated)."""
     signed1 = tlv(0x80, bytes(16)) + tlv(0x81, bytes(16)) + tlv(0x83, b"a") + tlv(0x84, bytes(16))
     tbs = (
         bytes.fromhex("020101")

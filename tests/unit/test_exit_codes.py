@@ -1,4 +1,4 @@
-"""One exit-code table for every command, Ctrl-C as 130, and `--json` errors (issue 12).
+"""One exit-code table for every command, Ctrl-C as 130, and `--json` errors.
 
 The table (README, "Exit codes"; `host.commands.common`): 0 ok, 1 operation
 failed, 2 usage error (bad arguments, missing input file, malformed script), 3

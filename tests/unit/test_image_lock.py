@@ -1,4 +1,4 @@
-"""One process at a time on a card image, and files that are not ours left alone (issue 11 §2).
+"""One process at a time on a card image, and files that are not ours left alone.
 
 Real processes throughout: a second opener is refused at once and told who
 holds the image, nothing two processes do one after the other is lost, a
@@ -350,7 +350,7 @@ def test_a_missing_image_is_not_created_unless_asked(tmp_path: Path) -> None:
             CardRuntime(path, **kw)
         assert not path.exists()
     assert cardemu("card", "info", str(path))[0] == 2
-    # A missing input file is a usage error (2), however it is named (issue 12).
+    # A missing input file is a usage error (2), however it is named.
     assert cardemu("send", "--card", str(path), BALANCE)[0] == 2
     assert cardemu("send", "-r", f"cardemu:{path}", BALANCE)[0] == 2
     assert sorted(os.listdir(tmp_path)) == []

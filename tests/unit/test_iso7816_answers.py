@@ -1,4 +1,4 @@
-"""The card's answers follow ISO/IEC 7816 (issue 11 §3): one regression test per reproduction.
+"""The card's answers follow ISO/IEC 7816: one regression test per reproduction.
 
 - Ne is honoured on every path that answers data (ISO/IEC 7816-4 §5.1), by one
   mechanism (`CardRuntime._answer`), checked by a property over several cards;

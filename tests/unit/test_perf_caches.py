@@ -1,4 +1,4 @@
-"""Issue 13: the per-process caches behind card creation share no mutable state."""
+"""The per-process caches behind card creation share no mutable state."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def test_captures_and_variables() -> None:
         ("reset\n=9000", 2, "must follow an APDU"),
         ("00A40000 =9000\n=6A82", 2, "already expects 9000"),
         ("00A40000 =9000 =6A82", 1, "one expectation per command"),
-        # Without '*' a pattern is the whole response, which ends in a 2-byte SW (issue 12).
+        # Without '*' a pattern is the whole response, which ends in a 2-byte SW.
         ("00A40000 =90", 1, "shorter than a status word"),
         ("00A40000 =x", 1, "whole number of bytes"),
         ("00A40000 =900", 1, "whole number of bytes"),

@@ -63,7 +63,7 @@ def test_cardemu_server_refuses_a_remote_address_unless_asked(tmp_path, capsys) 
 
 
 def test_es9_round_trip_does_not_stall() -> None:
-    """Issue 13: no ES9+ call waits ~40 ms on a delayed ACK, client or server side.
+    """No ES9+ call waits ~40 ms on a delayed ACK, client or server side.
 
     Each call is a new HTTPS connection (as the LPA makes them), through the
     LPA's client both directly and with `connect_to`. A stall would delay every

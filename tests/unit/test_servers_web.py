@@ -274,7 +274,7 @@ def test_concurrent_requests(server: RoleServer) -> None:
 
 
 def test_no_round_trip_waits_on_a_delayed_ack(server: RoleServer) -> None:
-    """Issue 13: headers and body leaving in two writes without TCP_NODELAY stall ~40 ms.
+    """Headers and body leaving in two writes without TCP_NODELAY stall ~40 ms.
 
     Twenty POSTs on one keep-alive connection: with Nagle meeting delayed ACK
     every round trip would take 40 ms or more; here the median is far below.

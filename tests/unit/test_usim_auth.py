@@ -250,7 +250,7 @@ class _CountingMilenage(Milenage):
 
 
 def test_authenticate_3g_runs_f2345_once() -> None:
-    """Issue 13: AK and RES/CK/IK come from one f2345 run, with the same answer."""
+    """AK and RES/CK/IK come from one f2345 run, with the same answer."""
     from applets.usim.auth import authenticate_3g
     from card.crypto.milenage import parse_autn
 
