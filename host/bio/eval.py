@@ -664,9 +664,9 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         "better_than_bozorth3": "better than Bozorth3 (every FNMR and the EER)",
         "verify_under_50ms": "VERIFY under 50 ms (mean and p99)",
         "apdu_decisions_agree": "APDU decisions = direct decisions",
-        "fnmr_le_5pct_at_fmr_1pct": "FNMR <= 5% at FMR = 1% (issue 24)",
-        "fnmr_le_10pct_at_fmr_01pct": "FNMR <= 10% at FMR = 0.1% (issue 24)",
-        "verify_median_under_10ms": "VERIFY median under 10 ms (issue 24)",
+        "fnmr_le_5pct_at_fmr_1pct": "FNMR <= 5% at FMR = 1%",
+        "fnmr_le_10pct_at_fmr_01pct": "FNMR <= 10% at FMR = 0.1%",
+        "verify_median_under_10ms": "VERIFY median under 10 ms",
     }
     for key, v in t.items():
         if v is None:
