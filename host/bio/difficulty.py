@@ -1,7 +1,7 @@
 """A second synthetic minutiae generator, with the degradations as knobs and named settings.
 
 `host.bio.synthetic` is the generator the matcher was first tuned on. This one
-is built independently, after the degradations issue 24 lists, so that the
+is built independently, after the degradations an outside trial used (Cappelli-style distortion, partial windows), so that the
 matcher and its threshold are measured on data they were not shaped by. It is
 NOT real fingerprint data either: figures on it are figures on this model.
 

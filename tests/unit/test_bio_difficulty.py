@@ -1,4 +1,4 @@
-"""The difficulty generator, the calibration and the confidence intervals (issue 24)."""
+"""The difficulty generator, the calibration and the confidence intervals."""
 
 from __future__ import annotations
 

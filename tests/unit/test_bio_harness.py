@@ -216,7 +216,7 @@ def test_targets_are_judged_only_on_resolved_operating_points() -> None:
     assert t["better_than_bozorth3"] is None  # better where resolved; 0.01% needs 10000
     assert r.unjudged() == {
         "better_than_bozorth3": "need ≥ 10000 impostor comparisons",
-        "fnmr_le_10pct_at_fmr_01pct": "need ≥ 1000 impostor comparisons",  # issue 24's target
+        "fnmr_le_10pct_at_fmr_01pct": "need ≥ 1000 impostor comparisons",  # the FMR 0.1 % target
     }
     assert t["fnmr_le_5pct_at_fmr_1pct"] is True
     text = "\n".join(report(r))
