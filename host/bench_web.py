@@ -10,7 +10,7 @@ modes:
 
 - "new connection": a fresh HTTPS connection per call, as the LPA makes them;
 - "keep-alive": one HTTPS connection for every call (where a response that
-  waits on a delayed ACK shows up as a ~40 ms latency, issue 13).
+  waits on a delayed ACK shows up as a ~40 ms latency).
 
 Figures, never assertions. Each answer is checked to be "Executed-Success".
 """

@@ -1,8 +1,9 @@
 """A second synthetic minutiae generator, with the degradations as knobs and named settings.
 
 `host.bio.synthetic` is the generator the matcher was first tuned on. This one
-is built independently, after the degradations an outside trial used (Cappelli-style distortion, partial windows), so that the
-matcher and its threshold are measured on data they were not shaped by. It is
+is built independently, after the degradations an outside trial used
+(Cappelli-style distortion, partial capture windows), so that the matcher
+and its threshold are measured on data they were not shaped by. It is
 NOT real fingerprint data either: figures on it are figures on this model.
 
 A finger (`make_finger`): `minutiae` (a range, drawn per finger) master minutiae
@@ -32,7 +33,7 @@ An impression (`make_impression`), in this order:
 6. quantisation to the compact card format; over `max_minutiae`, those nearest
    the centre of mass are kept.
 
-`SETTINGS` names the three rows of issue 24's table: `hard` (the full list
+`SETTINGS` names the three settings of that trial: `hard` (the full list
 above), `medium` (half the distortion, aligned windows) and `easy` (no noise,
 no distortion). Same (setting, seed) -> same data.
 """

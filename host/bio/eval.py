@@ -19,7 +19,8 @@ Where each figure comes from (the report says it again):
 
 The data: `host.bio.synthetic` by default; `EvalConfig.setting` picks a named
 difficulty of the independent generator `host.bio.difficulty` (easy, medium,
-hard: issue 24's rows); `EvalConfig.data_dir` reads the user's own minutiae
+hard: the outside trial's settings); `EvalConfig.data_dir` reads the user's
+own minutiae
 files (`host.bio.formats`: ISO/IEC 19794-2, ANSI/INCITS 378, NIST .xyt). Every
 FNMR comes with its 95% Wilson interval; afis's MCC is a second, opt-in
 reference (`host.bio.mcc`); the rates at both of the applet's documented
