@@ -239,3 +239,338 @@ def test_link_into_place_fallback_refuses_an_existing_target(tmp_path: Path) -> 
     assert str(e.value) == f"{final} already exists"
     assert tmp.is_dir()
     assert os.path.islink(final)
+
+
+# -- _connect ----------------------------------------------------------------------------
+
+
+def test_connect_never_creates_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for readonly in (False, True):
+        with pytest.raises(sqlite3.OperationalError):
+            _connect(str(tmp_path / "missing.db"), readonly)
+    with pytest.raises(sqlite3.OperationalError):
+        _connect(str(tmp_path / "missing.db"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_connect_writes_by_default(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.db")
+    create_image(path)
+    _leave_a_wal(path, tmp_path / "w.db")
+    db = _connect(str(tmp_path / "w.db"))  # read-write even with a WAL there
+    try:
+        db.execute("INSERT INTO nvm VALUES ('o', 'n', '1')")
+    finally:
+        db.close()
+
+
+def _leave_a_wal(src: str, dst: Path) -> None:
+    """Copy `src` to `dst` as a killed process leaves it: one row ('a', 'w') only in the WAL."""
+    db = sqlite3.connect(src, isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("""INSERT INTO nvm VALUES ('a', 'w', '7')""")
+        dst.write_bytes(Path(src).read_bytes())
+        Path(str(dst) + "-wal").write_bytes(Path(src + "-wal").read_bytes())
+    finally:
+        db.close()
+
+
+def test_readonly_open_of_an_image_with_a_wal_changes_nothing(tmp_path: Path) -> None:
+    src = str(tmp_path / "src.db")
+    create_image(src)
+    image = tmp_path / "killed.db"
+    _leave_a_wal(src, image)
+    wal = Path(str(image) + "-wal")
+    before = (image.read_bytes(), wal.read_bytes())
+    nvm = NVM(image, readonly=True)
+    assert nvm.read("a", "w") == 7  # read through the WAL
+    nvm.write("a", "w", 8)
+    nvm.flush()
+    nvm.close()
+    assert (image.read_bytes(), wal.read_bytes()) == before
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+def test_new_nvm_starts_clean(tmp_path: Path) -> None:
+    nvm = NVM(tmp_path / "n.db")
+    assert nvm.apdu_writes == 0
+    assert nvm.total_writes == 0
+    assert nvm.readonly is False
+    assert nvm.torn is False
+    nvm.close()
+    assert NVM().apdu_writes == 0
+
+
+def test_readonly_never_creates(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    with pytest.raises(NvmError) as e:
+        NVM(path, readonly=True)
+    assert str(e.value) == f"no card image {path}"
+    assert os.listdir(tmp_path) == []
+
+
+def test_create_false_refuses_a_missing_image(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    with pytest.raises(NvmError) as e:
+        NVM(path, create=False)
+    assert str(e.value) == f"no card image {path}"
+    assert os.listdir(tmp_path) == []
+
+
+def test_opening_an_existing_image_touches_nothing_beside_it(tmp_path: Path, dead_pid: int) -> None:
+    path = tmp_path / "card.db"
+    create_image(path)
+    # A dead builder's leftover: only building a new image sweeps it.
+    stale = _touch(tmp_path / f".card.db.{dead_pid}.{_TOKEN}.tmp")
+    for readonly in (False, True):
+        NVM(path, readonly=readonly).close()
+    assert stale.exists()
+
+
+def test_open_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(NvmError) as e:
+        NVM(tmp_path, create=False)
+    assert str(e.value) == f"{tmp_path} is a directory, not a card image"
+
+
+def test_open_below_a_file(tmp_path: Path) -> None:
+    f = _touch(tmp_path / "f")
+    path = f / "card.db"
+    with pytest.raises(NvmError) as e:
+        NVM(path, create=False)
+    assert str(e.value) == f"cannot open {path}: Not a directory"
+
+
+def test_empty_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    path.write_bytes(b"")
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == f"{path} is not a cardemu card image (an empty file)"
+    assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello", b"x" * 4096, b"SQLite format 3\x00" + b"\x00" * 20],
+    ids=["short", "long", "short-header"],
+)
+def test_other_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "o.db"
+    path.write_bytes(content)
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == f"{path} is not a cardemu card image (not an SQLite database)"
+    assert path.read_bytes() == content
+
+
+def test_foreign_application_id_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id=305419896")  # 0x12345678
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == f"{path} is not a cardemu card image (application_id 12345678)"
+    assert path.read_bytes() == before
+
+
+def _old_image(path: Path, *, nvm_table: bool = True) -> None:
+    """An image as made before the application_id mark: rollback journal, application_id 0."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    if nvm_table:
+        db.execute(
+            "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
+            " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
+        )
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("magic", IMAGE_MAGIC), ("version", "1")])
+    db.commit()
+    db.close()
+
+
+def test_old_image_is_turned_to_wal_when_opened_for_writing(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_image(path)
+    assert path.read_bytes()[18:20] == b"\x01\x01"
+    nvm = NVM(path)
+    nvm.write("a", "x", 1)
+    nvm.close()
+    assert path.read_bytes()[18:20] == b"\x02\x02"
+    nvm = NVM(path, readonly=True)
+    assert nvm.read("a", "x") == 1
+    nvm.close()
+
+
+def test_old_image_opened_readonly_is_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_image(path)
+    before = path.read_bytes()
+    NVM(path, readonly=True).close()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["old.db"]
+
+
+def test_image_without_nvm_table_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _old_image(path, nvm_table=False)
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == f"{path} is not a cardemu card image (no such table: nvm)"
+
+
+# -- flush ----------------------------------------------------------------------------------
+
+
+def _rows(path: Path) -> dict[tuple[str, str], str]:
+    db = sqlite3.connect(path)
+    try:
+        return {(o, n): v for o, n, v in db.execute("SELECT owner, name, value FROM nvm")}
+    finally:
+        db.close()
+
+
+def test_readonly_flush_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    nvm = NVM(path)
+    nvm.write("a", "x", 1)
+    nvm.close()
+    before = path.read_bytes()
+    nvm = NVM(path, readonly=True)
+    assert nvm.readonly is True
+    nvm.write("a", "x", 2)
+    nvm.write("a", "y", 3)
+    nvm.flush()
+    nvm.close()
+    assert path.read_bytes() == before
+    assert _rows(path) == {("a", "x"): "1"}
+
+
+def test_flush_stores_compact_json(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    nvm = NVM(path)
+    nvm.write("a", "x", (1, b"\x01\x02", "s"))
+    nvm.close()
+    assert _rows(path) == {("a", "x"): '{"t":[1,{"b":"0102"},"s"]}'}
+
+
+def _torn_in_transaction(path: Path) -> None:
+    nvm = NVM(path)
+    nvm.write("a", "y", 5)
+    nvm.write("a", "x", 1)
+    nvm.flush()
+    nvm.begin()
+    nvm.write("a", "x", 2)
+    nvm.tear_after(0)
+    with pytest.raises(PowerLoss):
+        nvm.write("a", "z", 3)
+    nvm.close()  # flushes while torn: the journal goes into the image
+
+
+def test_journal_in_image_is_compact_and_loaded_with_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    _torn_in_transaction(path)
+    rows = _rows(path)
+    assert rows[("", "__journal__")] == json.dumps(
+        json.loads(rows[("", "__journal__")]), separators=(",", ":")
+    )
+    assert " " not in rows[("", "__journal__")]
+    nvm = NVM(path)
+    assert nvm.torn is True
+    assert nvm.read("a", "y") == 5  # the rows after the journal's are loaded too
+    assert nvm.read("a", "x") == 2
+    assert nvm.power_up() is True
+    assert nvm.read("a", "x") == 1
+    nvm.close()
+    assert _rows(path) == {("a", "x"): "1", ("a", "y"): "5"}
+
+
+def test_flush_of_a_key_whose_segment_is_gone(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    nvm = NVM(path)
+    nvm.write("a", "x", 1)
+    nvm.flush()
+    nvm.delete("a", "x")
+    nvm.delete_owner("a")  # the now empty segment is dropped; ('a', 'x') is still dirty
+    nvm.flush()
+    nvm.close()
+    assert _rows(path) == {}
+
+
+def test_failed_flush_rolls_back_and_raises_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    nvm = NVM(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("DROP TABLE nvm")
+    other.close()
+    nvm.write("a", "x", 1)
+    with pytest.raises(sqlite3.OperationalError, match="no such table: nvm"):
+        nvm.flush()
+    # Rolled back: the next flush starts a transaction of its own and fails the same way.
+    with pytest.raises(sqlite3.OperationalError, match="no such table: nvm"):
+        nvm.flush()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute(
+        "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
+        " value TEXT NOT NULL, PRIMARY KEY (owner, name))"
+    )
+    other.close()
+    nvm.close()  # the dirty value was kept, and is written now
+    assert _rows(path) == {("a", "x"): "1"}
+
+
+# -- publish ----------------------------------------------------------------------------------
+
+
+def test_publish_renames_and_keeps_the_lock(tmp_path: Path) -> None:
+    final = tmp_path / "card.db"
+    tmp = new_aside_image(final)
+    nvm = NVM(tmp, create=False)
+    nvm.write("a", "x", 1)
+    nvm.publish(final)
+    assert nvm.path == str(final)
+    assert not os.path.exists(tmp)
+    with pytest.raises(ImageInUse):
+        NVM(final)
+    nvm.write("a", "x", 2)
+    nvm.flush()
+    nvm.close()
+    nvm = NVM(final, readonly=True)
+    assert nvm.read("a", "x") == 2
+    nvm.close()
+    assert sorted(os.listdir(tmp_path)) == ["card.db"]
+
+
+def test_publish_refuses_an_existing_name(tmp_path: Path) -> None:
+    final = _touch(tmp_path / "card.db")
+    tmp = new_aside_image(final)
+    nvm = NVM(tmp, create=False)
+    nvm.write("a", "x", 1)
+    with pytest.raises(FileExistsError, match="already exists"):
+        nvm.publish(final)
+    assert final.read_bytes() == b"x"
+    nvm.write("a", "x", 2)  # still open under its aside name
+    nvm.close()
+    nvm = NVM(tmp, readonly=True)
+    assert nvm.read("a", "x") == 2
+    nvm.close()
+    remove_image_files(tmp)
+
+
+@pytest.mark.parametrize("readonly", [True, False])
+def test_publish_needs_a_writable_open_image(tmp_path: Path, readonly: bool) -> None:
+    path = tmp_path / "card.db"
+    create_image(path)
+    nvm = NVM(path, readonly=readonly) if readonly else NVM()
+    with pytest.raises(NvmError) as e:
+        nvm.publish(tmp_path / "other.db")
+    assert str(e.value) == "no writable card image is open"
+    nvm.close()
+    assert not (tmp_path / "other.db").exists()
