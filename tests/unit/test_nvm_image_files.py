@@ -484,7 +484,7 @@ def test_journal_in_image_is_compact_and_loaded_with_the_rest(tmp_path: Path) ->
     assert " " not in rows[("", "__journal__")]
     nvm = NVM(path)
     assert nvm.torn is True
-    assert nvm.read("a", "y") == 5  # the rows after the journal's are loaded too
+    assert nvm.read("a", "y") == 5  # the values outside the journal are loaded too
     assert nvm.read("a", "x") == 2
     assert nvm.power_up() is True
     assert nvm.read("a", "x") == 1
