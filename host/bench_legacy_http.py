@@ -14,12 +14,10 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,7 +31,6 @@ __all__ = [
     "Handler",
     "JsonApp",
     "Server",
-    "Store",
     "require_loopback",
     "tls_context",
     "MAX_BODY",
@@ -442,72 +439,3 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class Store:
-    """A server's SQLite store: one file (or ":memory:"), a schema, serialised transactions.
-
-    Args:
-        path: the database file, or ":memory:" (the default).
-        schema: SQL run on open (use CREATE TABLE IF NOT EXISTS).
-
-    The connection is shared by the server's threads behind one lock, so
-    every `transaction()` sees a consistent state and either commits whole or
-    not at all (an exception rolls it back).
-    """
-
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", schema: str = "") -> None:
-        self.path = str(path)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        if schema:
-            with self.transaction() as c:
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """A write transaction (BEGIN IMMEDIATE ... COMMIT); an exception rolls it back."""
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
-
-    def query(
-        self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()
-    ) -> list[sqlite3.Row]:
-        """Run a read and return every row."""
-        with self._lock:
-            return list(self._conn.execute(sql, params))
-
-    def query_one(
-        self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()
-    ) -> sqlite3.Row | None:
-        """Run a read and return the first row, or None."""
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -41,7 +40,7 @@ from host.servers.web import HttpError, Store, json_object, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.keystore import KeyStore, SqliteKeyStore
 from host.systems.repository.pipe import CardJob, JobError
-from host.systems.repository.server import Refused, _seq, key_id_of
+from host.systems.repository.server import Refused, _seq, call, key_id_of
 
 __all__ = ["Hsm", "RegistrationDevice", "create_app", "SCHEMA"]
 
@@ -235,12 +234,6 @@ class RegistrationDevice:
 
 def create_app(device: RegistrationDevice) -> Starlette:
     """The registration device's routes (JSON; bytes as hex; problem details)."""
-
-    async def call(fn: Callable[[], Any]) -> Any:
-        try:
-            return await run_in_threadpool(fn)
-        except Refused as e:
-            raise HttpError(e.status, str(e)) from None
 
     async def issuances(request: Request) -> Response:
         body = await json_object(request)

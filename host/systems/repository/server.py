@@ -434,14 +434,16 @@ def _str(body: dict[str, Any], name: str) -> str:
     return value
 
 
+async def call(fn: Callable[[], Any]) -> Any:
+    """Run a role's blocking logic off the event loop; a `Refused` becomes its HTTP problem."""
+    try:
+        return await run_in_threadpool(fn)
+    except Refused as e:
+        raise HttpError(e.status, str(e)) from None
+
+
 def create_app(repo: Repository) -> Starlette:
     """The repository's routes (JSON; bytes as hex; errors as problem details)."""
-
-    async def call(fn: Callable[[], Any]) -> Any:
-        try:
-            return await run_in_threadpool(fn)
-        except Refused as e:
-            raise HttpError(e.status, str(e)) from None
 
     async def sessions(request: Request) -> Response:
         body = await json_object(request)
