@@ -49,7 +49,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "bio": ("host.commands.bio:bio", "Fingerprint match-on-card: accuracy, demo."),
     "card": ("host.commands.basic:card", "Create and inspect card images."),
     "decode": ("host.commands.tools:decode", "Decode APDUs or a trace file."),
-    "demo": ("host.commands.demo:demo", "Download an eSIM profile, end to end."),
+    "demo": (
+        "host.commands.demo:demo",
+        "Run every system end to end.",
+    ),
     "fuzz": (
         "host.commands.fuzz:fuzz",
         "Fuzz a card's applets and check invariants after every APDU.",

@@ -85,8 +85,9 @@ def run_main(cli: click.Command, argv: Sequence[str] | None) -> int:
     as_json = "--json" in args
     message: str
     try:
-        cli.main(args=args, prog_name="cardemu", standalone_mode=False)
-        return EXIT_OK
+        # Outside standalone mode click hands back `Exit(n)` as the return value n.
+        rv = cli.main(args=args, prog_name="cardemu", standalone_mode=False)
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else EXIT_OK
     except click.exceptions.Abort as e:
         if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
             message, code = "interrupted", EXIT_INTERRUPTED

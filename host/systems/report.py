@@ -18,7 +18,13 @@ from typing import Any
 
 from host.systems.scenario import Message, RunResult, StepRecord
 
-__all__ = ["html_report", "json_report", "narrative_line", "summary_lines"]
+__all__ = [
+    "html_report",
+    "html_report_many",
+    "json_report",
+    "narrative_line",
+    "summary_lines",
+]
 
 _COL = 230  # horizontal distance between lifelines
 _LEFT = 130
@@ -52,7 +58,7 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _svg(result: RunResult) -> str:
+def _svg(result: RunResult, anchor: str = "") -> str:
     names = [p.name for p in result.parties]
     x = {name: _LEFT + i * _COL for i, name in enumerate(names)}
     width = _LEFT + (len(names) - 1) * _COL + _LEFT
@@ -62,10 +68,10 @@ def _svg(result: RunResult) -> str:
         f'viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="Sequence diagram of {_e(result.scenario)}">',
         "<defs>"
-        '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'<marker id="{anchor}arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#333"/></marker>'
-        '<marker id="arrow-failed" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        f'<marker id="{anchor}arrow-failed" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#c0392b"/></marker>'
         "</defs>",
@@ -85,9 +91,9 @@ def _svg(result: RunResult) -> str:
         spec = step.spec
         failed = step.verdict != "ok"
         cls = "step failed" if failed else "step"
-        marker = "arrow-failed" if failed else "arrow"
+        marker = f"{anchor}arrow-failed" if failed else f"{anchor}arrow"
         label = f"{spec.number} {spec.name}"
-        out.append(f'<a href="#step-{i}"><g class="{cls}">')
+        out.append(f'<a href="#{anchor}step-{i}"><g class="{cls}">')
         src, dst = x.get(spec.source), x.get(spec.target)
         if src is None or dst is None:
             left = _LEFT - 40
@@ -135,8 +141,8 @@ def _message_html(m: Message) -> str:
     )
 
 
-def html_report(result: RunResult) -> str:
-    """The run as one self-contained HTML page (inline CSS and SVG, no script)."""
+def _section(result: RunResult, anchor: str = "") -> str:
+    """One run's part of a report: status, verdicts, parties, sequence diagram, steps."""
     verdicts = "".join(
         f'<li class="{"ok" if v.ok else "failed"}">{"✔" if v.ok else "✘"} {_e(v.name)}'
         f' <span class="detail">{_e(v.detail)}</span></li>'
@@ -151,39 +157,71 @@ def html_report(result: RunResult) -> str:
         msgs = "".join(_message_html(m) for m in step.messages) or "<p>(no messages)</p>"
         cls = "ok" if step.verdict == "ok" else "failed"
         steps.append(
-            f'<details class="step {cls}" id="step-{i}"><summary><span class=num>{spec.number}'
-            f"</span> <b>{_e(spec.name)}</b> {_e(spec.source)} → {_e(spec.target)}: "
-            f"{_e(step.detail)} <span class=ms>{len(step.messages)} message(s), "
-            f"{step.elapsed * 1000:.1f} ms</span></summary>"
+            f'<details class="step {cls}" id="{anchor}step-{i}"><summary><span class=num>'
+            f"{spec.number}</span> <b>{_e(spec.name)}</b> {_e(spec.source)} → "
+            f"{_e(spec.target)}: {_e(step.detail)} <span class=ms>{len(step.messages)} "
+            f"message(s), {step.elapsed * 1000:.1f} ms</span></summary>"
             f"<p class=meaning>{_e(spec.meaning)}</p>{msgs}</details>"
         )
     status = "ok" if result.ok else "failed"
     fault = f" under fault <code>{_e(result.fault)}</code>" if result.fault else ""
     error = f"<p class=error>{_e(result.error)}</p>" if result.error else ""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(result.title)} — cardemu scenario report</title>
-<style>{_CSS}</style></head>
-<body>
-<h1>{_e(result.title)}</h1>
-<p class="status {status}">Scenario <code>{_e(result.scenario)}</code>: outcome
+    return f"""<p class="status {status}">Scenario <code>{_e(result.scenario)}</code>: outcome
 <b>{_e(result.outcome)}</b>{fault}, {result.elapsed:.2f} s,
 verdicts {"all hold" if result.ok else "FAILED"}.</p>
 {error}
-<h2>Verdicts</h2><ul class="verdicts">{verdicts}</ul>
-<h2>Parties</h2><ul>{parties}</ul>
-<h2>Sequence</h2><div class="diagram">{_svg(result)}</div>
-<h2>Steps</h2>{"".join(steps)}
+<h3>Verdicts</h3><ul class="verdicts">{verdicts}</ul>
+<h3>Parties</h3><ul>{parties}</ul>
+<h3>Sequence</h3><div class="diagram">{_svg(result, anchor)}</div>
+<h3>Steps</h3>{"".join(steps)}"""
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)} — cardemu report</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>{_e(title)}</h1>
+{body}
 <footer>cardemu scenario report. Traces show what passed between the parties, as a
 TRAFFIC-level log would.</footer>
 </body></html>
 """
 
 
+def html_report(result: RunResult) -> str:
+    """The run as one self-contained HTML page (inline CSS and SVG, no script)."""
+    return _page(result.title, _section(result))
+
+
+def html_report_many(results: list[RunResult], title: str) -> str:
+    """Several runs (`cardemu demo`) as one self-contained HTML page, an index then each run."""
+    rows = "".join(
+        f'<tr class="{"ok" if r.ok else "failed"}"><td><a href="#{_e(r.scenario)}">'
+        f"{_e(r.scenario)}</a></td><td>{_e(r.title)}</td>"
+        f"<td>{'pass' if r.ok else 'FAIL'}</td><td>{len(r.steps)}</td>"
+        f"<td>{r.elapsed:.2f} s</td></tr>"
+        for r in results
+    )
+    index = (
+        '<table class="index"><tr><th>system</th><th>what</th><th>result</th>'
+        f"<th>steps</th><th>time</th></tr>{rows}</table>"
+    )
+    sections = "".join(
+        f'<section id="{_e(r.scenario)}"><h2>{_e(r.title)}</h2>'
+        f"{_section(r, anchor=r.scenario + '-')}</section>"
+        for r in results
+    )
+    return _page(title, index + sections)
+
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
-h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.4em}
+h1{font-size:1.4em}h2{font-size:1.2em;margin-top:1.6em}h3{font-size:1.05em;margin-top:1.2em}
+table.index{border-collapse:collapse}table.index td,table.index th{padding:.2em .8em;
+text-align:left;border-bottom:1px solid #ddd}table.index tr.failed td{color:#c0392b}
 code,pre{font-family:ui-monospace,monospace;font-size:12px}
 pre{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:.5em;margin:.2em 0}
 .status.ok b{color:#1e7e34}.status.failed b,.error{color:#c0392b}

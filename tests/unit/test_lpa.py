@@ -505,26 +505,6 @@ def test_cli_lpa_on_a_card_image(smdp, tmp_path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["eid"] == default_pki().eid
 
 
-def test_demo_command(capsys) -> None:
-    assert main(["demo", "--json"]) == 0
-    captured = capsys.readouterr()
-    doc = json.loads(captured.out)
-    assert doc["download"]["installed"] and doc["authenticate"]["ok"]
-    assert doc["profiles"][0]["state"] == "enabled"
-    assert "ES10b.LoadBoundProfilePackage" in captured.err and "USIM.AUTHENTICATE" in captured.err
-
-
-def test_demo_command_progress_on_stderr_results_on_stdout(capsys) -> None:
-    assert main(["demo"]) == 0
-    captured = capsys.readouterr()
-    lines = captured.out.splitlines()
-    assert len(lines) == 2, captured.out  # the result only
-    assert lines[0].startswith("profile 8988210000000000012 installed in ISD-P A0000005591010")
-    assert lines[1] == "AUTHENTICATE: RES, CK and IK match (and Kc)"
-    for step in ("SM-DP+.serve", "ES10b.GetEUICCChallenge", "ES9+.InitiateAuthentication"):
-        assert step in captured.err and step not in captured.out
-
-
 def test_run_demo_on_a_given_reader(card) -> None:
     result = run_demo(reader=card)
     assert result.download.installed and result.auth_ok and result.auth.res is not None
