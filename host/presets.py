@@ -203,6 +203,19 @@ def _piv(rt: CardRuntime) -> None:
     rt.set_atr(PIV_ATR)
 
 
+def _repository(rt: CardRuntime) -> None:
+    from host.bio.synthetic import make_dataset
+    from host.systems.repository.applet_ids import CARD_REF
+    from host.systems.repository.card import personalise_card
+    from host.systems.repository.demo import demo_pki
+
+    # Seed 002's fingerprint card as its scenario makes it, not yet issued: the demo PKI of
+    # seed 0 (`cardemu server registration|repository --demo-seed 0` trust it) and the demo
+    # holder's finger (the first impression of `make_dataset(1, 3, seed=2)`).
+    holder = make_dataset(1, 3, seed=2).impressions[0]
+    personalise_card(rt, demo_pki(0).root, holder[0], card_ref=CARD_REF)
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -248,6 +261,11 @@ PRESETS: dict[str, Preset] = {
             "piv",
             "PIV card (SP 800-73-4; PIN 123456, PUK 12345678, 3DES management key 0102..08)",
             _piv,
+        ),
+        Preset(
+            "repository",
+            "seed 002's fingerprint card, personalised, not issued (demo PKI seed 0, demo finger)",
+            _repository,
         ),
     ]
 }

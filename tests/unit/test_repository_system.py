@@ -415,3 +415,43 @@ def test_the_card_exchange_is_refused_when_no_job_runs() -> None:
         with pytest.raises(repo_mod.Refused) as e:
             w.repo.use_terminal_key(sid, "00" * 20)
         assert e.value.status == 403
+
+
+# -- the `repository` preset ------------------------------------------------------------
+
+
+def test_the_repository_preset_is_issued_by_the_demo_roles(tmp_path) -> None:
+    """`card new --preset repository` makes the card `server registration --demo-seed 0` issues."""
+    from applets.biometric.iso19794 import build_biometric_data
+    from host.presets import new_card
+    from host.systems.repository.demo import demo_pki
+
+    pki = demo_pki(0)
+    holder = make_dataset(1, 3, seed=2).impressions[0]
+    card = new_card("repository", tmp_path / "r.card", rng_seed=3)
+    hsm = hsm_mod.Hsm(":memory:")
+    device = hsm_mod.RegistrationDevice(
+        hsm, key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
+    )
+    try:
+        with RoleServer(hsm_mod.create_app(device), name="registration") as hs:
+            hsm.enrol(CARD_REF, build_biometric_data(holder[0]), "https://repo.example/h")
+
+            def terminal() -> CounterTerminal:  # a new one per card session (its channels)
+                return CounterTerminal(InProcessReader(card), key=pki.terminal, key_id="counter-1")
+
+            t = terminal()
+            with pytest.raises(ApduError) as e:  # not issued yet: no URL, finger or not
+                t.present_finger(holder[1])
+                t.read_url()
+            assert e.value.sw == 0x6985
+            card.reset()
+            assert terminal().issue(JsonClient(hs.url))["url"] == "https://repo.example/h"
+        card.reset()
+        t = terminal()
+        assert not t.present_finger(make_dataset(2, 3, seed=9).impressions[1][0])
+        assert t.present_finger(holder[2])
+        assert t.read_url().url == "https://repo.example/h"
+    finally:
+        device.close()
+        card.close()

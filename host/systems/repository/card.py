@@ -32,6 +32,7 @@ __all__ = [
     "ChannelReader",
     "RepositoryCard",
     "make_card",
+    "personalise_card",
 ]
 
 #: applets.repository.REPOSITORY_AID and applets.biometric.BIO_AID, named here.
@@ -177,15 +178,30 @@ def make_card(
     rng_seed: int | bytes | None = None,
     card_ref: bytes = b"CARD0001",
 ) -> CardRuntime:
-    """A personalised, not yet issued card: the finger enrolled, the SM key certified by root.
+    """A personalised, not yet issued card in memory (see `personalise_card`)."""
+    rt = CardRuntime(rng_seed=rng_seed)
+    personalise_card(rt, root, finger, card_ref=card_ref)
+    return rt
+
+
+def personalise_card(
+    rt: CardRuntime,
+    root: EcKeyPair,
+    finger: Sequence[Minutia],
+    *,
+    card_ref: bytes = b"CARD0001",
+) -> None:
+    """Make `rt` a personalised, not yet issued card: the finger enrolled, the SM key certified.
 
     The match-on-card applet is default-selected (the sensor's side); the
-    repository applet beside it holds the copy of the template for issuance.
+    repository applet beside it holds the copy of the template for issuance
+    and a card-authentication key certified by `root` (a CV certificate with
+    holder reference `card_ref`). Issuance (ST11-ST22) is the registration
+    device's job.
     """
     from applets.biometric import BiometricApplet
     from applets.repository import RepositoryCardApplet
 
-    rt = CardRuntime(rng_seed=rng_seed)
     rt.install(BiometricApplet, BIO_AID, default=True)
     rt.install(RepositoryCardApplet, REPOSITORY_AID)
     rt.power_on()
@@ -200,4 +216,3 @@ def make_card(
     cert = issue_cvc(root.cryptography_key, b"ROOT", card_ref, auth_key)
     card.personalise(public_key_template(root.public), cert, build_biometric_data(finger))
     rt.reset()
-    return rt
