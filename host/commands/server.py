@@ -160,8 +160,24 @@ def _core(f: Any) -> Any:
     )
 
 
+def _tls_options(f: Any) -> Any:
+    """--no-tls, --tls-cert, --tls-key (seed 002's roles: the demo TLS by default)."""
+    f = click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM key.")(f)
+    f = click.option(
+        "--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate."
+    )(f)
+    return click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")(f)
+
+
+def _demo_tls(seed: int) -> TlsFiles:
+    from host.systems.repository.demo import demo_tls
+
+    return demo_tls(seed).server
+
+
 @server.command("repository", short_help="Run seed 002's repository server.")
 @_core
+@_tls_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8802, show_default=True)
 @click.option("--db", default="repository.sqlite", show_default=True, help="The SQLite store.")
 @click.option(
@@ -171,26 +187,41 @@ def _core(f: Any) -> Any:
     "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
 )
 def repository(
-    host: str, allow_remote: bool, port: int, db: str, demo_seed: int, holder: str
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    demo_seed: int,
+    holder: str,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
-    """Seed 002's personal information server (the holder's repository), plain HTTP.
+    """Seed 002's personal information server (the holder's repository), over HTTPS.
+
+    Its certificate is the demo TLS of --demo-seed (a CA the scenario's
+    terminals trust; `host.systems.repository.demo.demo_tls`) unless
+    --tls-cert/--tls-key give one, or --no-tls serves plain HTTP.
 
     \b
     Examples:
       cardemu server repository --port 0 --db /tmp/repo.sqlite
+      cardemu server repository --port 0 --db /tmp/repo.sqlite --no-tls
     """
+    tls = _tls(no_tls, tls_cert, tls_key, None if no_tls else _demo_tls(demo_seed))
     from host.systems.repository.demo import demo_pki
     from host.systems.repository.server import Repository, create_app
 
     pki = demo_pki(demo_seed)
     repo = Repository(db, key=pki.repository, certificate=pki.repository_cert, root=pki.root.public)
-    srv = _run("repository", create_app(repo), host, port, None, allow_remote)
+    srv = _run("repository", create_app(repo), host, port, tls, allow_remote)
     click.echo(f"repository: serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("repository", srv.serve_forever)
 
 
 @server.command("registration", short_help="Run seed 002's registration device and HSM.")
 @_core
+@_tls_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8801, show_default=True)
 @click.option("--db", default="hsm.sqlite", show_default=True, help="The HSM's SQLite store.")
 @click.option(
@@ -214,13 +245,19 @@ def registration(
     demo_seed: int,
     pkcs11_token: str | None,
     pkcs11_module: str,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
-    """Seed 002's registration device with its HSM (card issuance), plain HTTP.
+    """Seed 002's registration device with its HSM (card issuance), over HTTPS.
+
+    TLS as for `cardemu server repository` (the demo TLS of --demo-seed by default).
 
     \b
     Examples:
       cardemu server registration --port 0 --db /tmp/hsm.sqlite
     """
+    tls = _tls(no_tls, tls_cert, tls_key, None if no_tls else _demo_tls(demo_seed))
     from host.systems.repository.demo import demo_pki
     from host.systems.repository.hsm import Hsm, RegistrationDevice, create_app
 
@@ -243,6 +280,6 @@ def registration(
     device = RegistrationDevice(
         Hsm(db, keystore=keystore), key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
     )
-    srv = _run("registration", create_app(device), host, port, None, allow_remote)
+    srv = _run("registration", create_app(device), host, port, tls, allow_remote)
     click.echo(f"registration: serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("registration", srv.serve_forever)

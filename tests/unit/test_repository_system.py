@@ -455,3 +455,40 @@ def test_the_repository_preset_is_issued_by_the_demo_roles(tmp_path) -> None:
     finally:
         device.close()
         card.close()
+
+
+# -- HTTPS ------------------------------------------------------------------------------
+
+
+def test_roles_speak_https_and_a_terminal_trusts_only_the_demo_ca() -> None:
+    """The scenario's roles serve the demo TLS; a client of another CA (or none) is refused."""
+    import ssl
+
+    from host.systems.repository.demo import demo_pki, demo_tls
+
+    pki = demo_pki(0)
+    hsm = hsm_mod.Hsm(":memory:")
+    device = hsm_mod.RegistrationDevice(
+        hsm, key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
+    )
+    try:
+        app = hsm_mod.create_app(device)
+        with RoleServer(app, name="registration", tls=demo_tls(0).server) as hs:
+            assert hs.url.startswith("https://")
+            missing = "/hsm/keys/" + "00" * 20
+            with pytest.raises(ServerRefused) as e:  # TLS made, the server's answer: 404
+                JsonClient(hs.url, ca_pem=demo_tls(0).ca_pem).request("GET", missing)
+            assert e.value.status == 404
+            for ca in (demo_tls(1).ca_pem, None):  # another demo's CA; the system's store
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    JsonClient(hs.url, ca_pem=ca).request("GET", missing)
+    finally:
+        device.close()
+    assert demo_tls(0).ca_pem != demo_tls(1).ca_pem
+
+
+def test_json_client_takes_https_or_http_urls_only() -> None:
+    with pytest.raises(ValueError, match="https:// or http://"):
+        JsonClient("ftp://127.0.0.1/")
+    assert JsonClient("https://127.0.0.1").port == 443
+    assert JsonClient("http://127.0.0.1").port == 80

@@ -173,7 +173,7 @@ class RepositoryScenario(Scenario):
         from host.bio.synthetic import make_dataset
         from host.systems.repository.applet_ids import CARD_REF
         from host.systems.repository.card import make_card
-        from host.systems.repository.demo import DEMO_CREDENTIAL, TERMINAL_ID, demo_pki
+        from host.systems.repository.demo import DEMO_CREDENTIAL, TERMINAL_ID, demo_pki, demo_tls
         from host.systems.repository.hsm import Hsm
         from host.systems.repository.hsm import create_app as hsm_app
         from host.systems.repository.server import Repository
@@ -222,8 +222,11 @@ class RepositoryScenario(Scenario):
 
             # Issuance, at the holder's terminal (ST11-ST22).
             holder_reader = TracingReader(inner, rec, terminal=HOLDER, card=CARD, runtime=card)
-            holder_terminal = CounterTerminal(holder_reader, hook=hook(HOLDER), on_step=on_step)
-            holder_terminal.issue(JsonClient(reg_url, hook=hook(HOLDER)))
+            ca = demo_tls().ca_pem
+            holder_terminal = CounterTerminal(
+                holder_reader, hook=hook(HOLDER), on_step=on_step, ca_pem=ca
+            )
+            holder_terminal.issue(JsonClient(reg_url, hook=hook(HOLDER), ca_pem=ca))
             inner.reset()  # the card goes from the holder's terminal to the counter
             # The read (ST31-ST65) and the write (ST71-ST83) at the counter.
             reader = TracingReader(inner, rec, terminal=COUNTER, card=CARD, runtime=card)
@@ -234,10 +237,11 @@ class RepositoryScenario(Scenario):
                 key_id=key_id,
                 hook=hook(COUNTER),
                 on_step=on_step,
+                ca_pem=ca,
             )
             matched = t.present_finger(holder[1])
             rec.step_done("card", "VERIFY", "match" if matched else "no match")
-            signed = t.read_url(JsonClient(reg_url, hook=hook(COUNTER)))
+            signed = t.read_url(JsonClient(reg_url, hook=hook(COUNTER), ca_pem=ca))
             rec.step_done("card", "READ URL", f"{signed.url}, HSM signature ok")
             t.connect(signed.url)
             data = t.read(CREDENTIAL_ID)
@@ -250,7 +254,7 @@ class RepositoryScenario(Scenario):
         hsm_app: Any,
     ) -> tuple[str, str]:  # fmt: skip
         from host.servers.web import RoleServer
-        from host.systems.repository.demo import demo_pki
+        from host.systems.repository.demo import demo_pki, demo_tls
         from host.systems.repository.hsm import RegistrationDevice
         from host.systems.servers import ServerProcess
 
@@ -268,8 +272,9 @@ class RepositoryScenario(Scenario):
         )
         stack.callback(device.close)
         stack.callback(repo.close)
-        rs = stack.enter_context(RoleServer(repo_app(repo), name=REPOSITORY))
-        hs = stack.enter_context(RoleServer(hsm_app(device), name=REGISTRATION))
+        tls = demo_tls().server
+        rs = stack.enter_context(RoleServer(repo_app(repo), name=REPOSITORY, tls=tls))
+        hs = stack.enter_context(RoleServer(hsm_app(device), name=REGISTRATION, tls=tls))
         return rs.url, hs.url
 
     def _recover_and_close(self, ctx: RunContext) -> None:
@@ -310,7 +315,7 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def _terminal(ctx: RunContext, card: Any) -> Any:
     from host.readers.inprocess import InProcessReader
-    from host.systems.repository.demo import TERMINAL_ID
+    from host.systems.repository.demo import TERMINAL_ID, demo_tls
     from host.systems.repository.terminal import CounterTerminal
 
     return CounterTerminal(
@@ -318,13 +323,14 @@ def _terminal(ctx: RunContext, card: Any) -> Any:
         terminal_id=TERMINAL_ID,
         key=ctx.state["pki"].terminal,
         key_id=ctx.state["key_id"],
+        ca_pem=demo_tls().ca_pem,
     )
 
 
 def _recover(ctx: RunContext) -> list[Verdict]:
     """The claims on what the run left; then a new session must read (nothing lost)."""
     from host.errors import ApduError
-    from host.systems.repository.demo import DEMO_CREDENTIAL
+    from host.systems.repository.demo import DEMO_CREDENTIAL, demo_tls
     from host.systems.repository.terminal import JsonClient
 
     db: Path = ctx.state["repo_db"]
@@ -357,7 +363,7 @@ def _recover(ctx: RunContext) -> list[Verdict]:
         ok = t.present_finger(ctx.state["holder"][2])
         url, note = "", ""
         if ok:
-            registration = JsonClient(ctx.state["reg_url"])
+            registration = JsonClient(ctx.state["reg_url"], ca_pem=demo_tls().ca_pem)
             try:  # the HSM's signature checked too: issued whole, or not at all
                 url = t.read_url(registration).url
             except ApduError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,14 +51,33 @@ class UrlRefused(Exception):
 
 
 class JsonClient:
-    """JSON requests to one server (loopback HTTP), through an optional hook."""
+    """JSON requests to one server over HTTPS (or plain HTTP), through an optional hook.
 
-    def __init__(self, base: str, *, hook: HttpHook | None = None, timeout: float = 30.0) -> None:
+    Args:
+        base: the server's https:// (or http://) URL.
+        hook: sees every request and its answer (a scenario's recorder).
+        timeout: seconds per exchange.
+        ca_pem: the CA certificates (PEM) that HTTPS servers must chain to;
+            None trusts the system's store.
+    """
+
+    def __init__(
+        self,
+        base: str,
+        *,
+        hook: HttpHook | None = None,
+        timeout: float = 30.0,
+        ca_pem: bytes | None = None,
+    ) -> None:
         parts = urlsplit(base)
-        if parts.scheme != "http" or parts.hostname is None:
-            raise ValueError(f"an http:// URL, not {base!r}")
+        if parts.scheme not in ("https", "http") or parts.hostname is None:
+            raise ValueError(f"an https:// or http:// URL, not {base!r}")
         self.base = base.rstrip("/")
-        self.host, self.port = parts.hostname, parts.port or 80
+        self.tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self.tls = ssl.create_default_context(cadata=ca_pem.decode() if ca_pem else None)
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls is not None else 80)
         self.prefix = parts.path.rstrip("/")
         self.hook = hook
         self.timeout = timeout
@@ -74,7 +94,13 @@ class JsonClient:
         url = self.base + path
 
         def send() -> HttpAnswer:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn: http.client.HTTPConnection
+            if self.tls is not None:
+                conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=self.tls
+                )
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
                 conn.request(method, self.prefix + path, body=raw or None, headers=headers)
                 resp = conn.getresponse()
@@ -112,8 +138,10 @@ class CounterTerminal:
         key_id: str = "",
         hook: HttpHook | None = None,
         on_step: Callable[[str, str], None] | None = None,
+        ca_pem: bytes | None = None,
     ) -> None:
         self.reader = reader
+        self.ca_pem = ca_pem  # what the repository's HTTPS certificate must chain to
         self.terminal_id = terminal_id
         self.key = key
         self.key_id = key_id
@@ -202,7 +230,7 @@ class CounterTerminal:
     def connect(self, url: str | None = None) -> None:
         """ST36-ST48: session, SM between repository and card, keys exchanged by ID."""
         base = url or self.read_url().url
-        self.repo = repo = JsonClient(base, hook=self.hook)
+        self.repo = repo = JsonClient(base, hook=self.hook, ca_pem=self.ca_pem)
         answer = repo.request(
             "POST", "/sessions", {"terminal_id": self.terminal_id, "channel": self.server_channel()}
         )
