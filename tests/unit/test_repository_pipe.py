@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from host.readers.base import Reader, ReaderError
-from host.systems.repository.pipe import CardJob, CardPipe, JobError
+from host.systems.repository.pipe import CardJob, CardPipe, JobError, mark
 
 
 def test_apdus_out_responses_in_then_the_result() -> None:
@@ -74,3 +74,34 @@ def test_numbered_polls_a_duplicate_is_answered_again_not_fed_twice() -> None:
     assert job.exchange(b"\x02\x90\x00", 3) == ("done", 2)
     assert job.exchange(b"\x02\x90\x00", 3) == ("done", 2)  # the last answer, again
     assert fed == [b"\x01\x90\x00", b"\x02\x90\x00"]
+
+
+def test_each_apdu_carries_the_step_the_job_named() -> None:
+    def work(reader: Reader) -> None:
+        mark(reader, "one")
+        reader.transmit(b"\x00\x84\x00\x00\x08")
+        reader.transmit(b"\x00\x84\x00\x00\x08")
+        mark(reader, "two")
+        reader.transmit(b"\x00\xca\x5f\x50\x00")
+
+    job = CardJob(work)
+    steps = []
+    for seq, resp in enumerate([None, b"\x90\x00", b"\x90\x00"], 1):
+        assert job.exchange(resp, seq)[0] == "apdu"
+        steps.append(job.step)
+    assert steps == ["one", "one", "two"]
+    assert job.exchange(b"\x90\x00", 3)[0] == "apdu" and job.step == "two"  # a duplicate poll
+    assert job.exchange(b"\x90\x00", 4) == ("done", None) and job.step == ""
+
+
+def test_mark_names_only_a_pipe() -> None:
+    class Other(Reader):  # a reader that is not a pipe
+        def transmit(self, apdu: bytes) -> bytes:
+            return b"\x90\x00"
+
+    other = Other()
+    mark(other, "x")
+    assert not hasattr(other, "step")
+    pipe = CardPipe()
+    mark(pipe, "x")
+    assert pipe.step == "x"

@@ -308,7 +308,7 @@ class Meddler(CounterTerminal):
     alter_at: int | None = None
     replay_at: int | None = None
 
-    def relay(self, server: JsonClient, path: str) -> object:
+    def relay(self, server: JsonClient, path: str, details: object = None) -> object:
         inner = self.reader
         seen: list[bytes] = []
         meddler = self
@@ -330,7 +330,7 @@ class Meddler(CounterTerminal):
 
         self.reader = Tap()
         try:
-            return super().relay(server, path)
+            return super().relay(server, path, details)  # type: ignore[arg-type]
         finally:
             self.reader = inner
 

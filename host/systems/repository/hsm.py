@@ -39,7 +39,7 @@ from host.readers.sm import SmReader
 from host.servers.web import HttpError, Store, json_object, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.keystore import KeyStore, SqliteKeyStore
-from host.systems.repository.pipe import CardJob, JobError
+from host.systems.repository.pipe import CardJob, JobError, mark
 from host.systems.repository.server import Refused, _seq, call, key_id_of
 
 __all__ = ["Hsm", "RegistrationDevice", "create_app", "SCHEMA"]
@@ -174,19 +174,24 @@ class RegistrationDevice:
         Raises:
             JobError: the fingerprint did not match the record (nothing issued).
         """
+        mark(reader, "mutual_auth")
         RepositoryCard(ChannelReader(reader, channel)).select()
         sm = SmReader(reader, channel=channel)
         cert = sm.authenticate(TerminalAuthentication(self.key, self.certificate, self.root))
         card = RepositoryCard(ChannelReader(sm, channel))  # ST11: every APDU under SM
         card_ref = cert.chr
+        mark(reader, "template")
         template = card.read_template()  # ST12
         if not self.hsm.match(card_ref, template):  # ST13
             raise JobError("the fingerprint does not match the HSM's record")
         url = self.hsm.url_of(card_ref)
         hsm_key = self.hsm.new_key(card_ref)  # ST15-ST16
+        mark(reader, "hsm_key")
         card.give_hsm_key(hsm_key)  # ST14, ST19
+        mark(reader, "card_keypair")
         card_key = card.generate_issued_key()  # ST17-ST19
         signature = self.sign(hsm_key, card_key.template, url)  # ST20
+        mark(reader, "signed_url")
         card.store_url(url, signature)  # ST21-ST22: the card checks it
         self.hsm.record_issued(card_ref, hsm_key, card_key.template, url)
         sm.close()
@@ -221,7 +226,7 @@ class RegistrationDevice:
         except JobError as e:
             raise Refused(409, str(e)) from None
         if kind == "apdu":
-            return {"apdu": value.hex().upper()}
+            return {"apdu": value.hex().upper(), "step": job.step}
         if kind == "done":
             return {"done": True, "result": value}
         return {"done": True, "error": value}

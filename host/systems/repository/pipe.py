@@ -13,7 +13,10 @@ with the next command).
     job.exchange(response)    # -> ("apdu", ...), then ("done", result) or ("error", message)
 
 The terminal relays bytes it can neither read nor alter: the server stacks an
-`SmReader` on the pipe.
+`SmReader` on the pipe. What it may know is which of the seed's steps an APDU
+belongs to: the job names the step (`mark(reader, "template")`) before the
+APDUs of it, and each poll's answer carries that name (`CardJob.step`), so the
+terminal's record of the exchange is split the way the seed numbers it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Literal
 
 from host.readers.base import Reader, ReaderError
 
-__all__ = ["CardJob", "CardPipe", "JobError"]
+__all__ = ["CardJob", "CardPipe", "JobError", "mark"]
 
 Outcome = tuple[Literal["apdu", "done", "error"], Any]
 
@@ -39,6 +42,7 @@ class CardPipe(Reader):
 
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
+        self.step = ""  # the seed step the next APDUs belong to (set by the job)
         self.outbox: queue.Queue[Outcome] = queue.Queue(maxsize=1)
         self.inbox: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
 
@@ -51,6 +55,12 @@ class CardPipe(Reader):
         if resp is None:
             raise ReaderError("the terminal gave up the exchange")
         return resp
+
+
+def mark(reader: Reader, step: str) -> None:
+    """Name the step the next APDUs through `reader` belong to (a no-op unless it is a pipe)."""
+    if isinstance(reader, CardPipe):
+        reader.step = step
 
 
 class CardJob:
@@ -68,6 +78,8 @@ class CardJob:
         self.result: Any = None
         self._seq = 0
         self._last: Outcome | None = None
+        self.step = ""  # the step of the APDU last handed out
+        self._last_step = ""
         self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
         self._thread.start()
 
@@ -94,12 +106,15 @@ class CardJob:
         with self._lock:
             if seq is not None:
                 if seq == self._seq and self._last is not None:
+                    self.step = self._last_step
                     return self._last
                 if seq != self._seq + 1:
                     raise JobError(f"poll {seq} out of sequence (after {self._seq})")
             outcome = self._exchange(response)
+            # The job waits for this APDU's response: the pipe's step is still this APDU's.
+            self.step = self.pipe.step if outcome[0] == "apdu" else ""
             if seq is not None:
-                self._seq, self._last = seq, outcome
+                self._seq, self._last, self._last_step = seq, outcome, self.step
             return outcome
 
     def _exchange(self, response: bytes | None) -> Outcome:

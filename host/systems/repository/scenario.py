@@ -64,9 +64,20 @@ class RepositoryScenario(Scenario):
         Party(REPOSITORY, "server", "the holder's personal information server (SQLite)"),
     )
     steps = (
-        _s(11, "issuance", "issue", HOLDER, REGISTRATION,
-           "ST11-ST22: card and HSM authenticate each other, the HSM matches the card's "
-           "template, key pairs exchanged, the HSM-signed URL checked and stored by the card"),
+        _s(11, "issuance", "mutual_auth", REGISTRATION, CARD,
+           "ST11: the card and the HSM authenticate each other through the holder's "
+           "terminal; secure messaging from then on"),
+        _s(12, "issuance", "template", CARD, REGISTRATION,
+           "ST12: the card sends the holder's fingerprint template under SM"),
+        _s(13, "issuance", "hsm_key", REGISTRATION, CARD,
+           "ST13-ST16, ST19: the HSM matches the template against its record, tells the "
+           "card, makes and keeps its key pair, and gives the card its public key"),
+        _s(17, "issuance", "card_keypair", CARD, REGISTRATION,
+           "ST17-ST19: the card makes its key pair, keeps the private key, gives the "
+           "public key to the HSM"),
+        _s(20, "issuance", "signed_url", REGISTRATION, CARD,
+           "ST20-ST22: the HSM signs the card's public key with the repository URL; the "
+           "card checks the signature and stores both"),
         _s(31, "card", "VERIFY", COUNTER, CARD, "ST31-ST33: the holder's finger, matched on card"),
         _s(34, "card", "READ URL", COUNTER, CARD,
            "ST34-ST35: the repository URL, released only after the match; its HSM "
@@ -79,9 +90,12 @@ class RepositoryScenario(Scenario):
            "ST40-ST41: the terminal's public key, by ID"),
         _s(42, "repository", "card_key", REPOSITORY, CARD,
            "ST42-ST48: the card's new key pair; its public key published by ID"),
-        _s(52, "read", "card_signs", COUNTER, REPOSITORY,
-           "ST51-ST57: the credential to the card under SM and signed by it; a one-time "
-           "token to the card under SM"),
+        _s(51, "read", "read_request", COUNTER, REPOSITORY,
+           "ST51-ST53: the terminal asks for a credential by ID"),
+        _s(54, "read", "card_signs", REPOSITORY, CARD,
+           "ST54-ST56: the credential to the card under SM, signed by the card's key"),
+        _s(57, "read", "token_to_card", REPOSITORY, CARD,
+           "ST56-ST57: a one-time token to the card under SM"),
         _s(58, "read", "token_via_card", CARD, COUNTER,
            "ST58-ST60: the card decrypts the token, checks the MAC, hands it over"),
         _s(61, "read", "disclosed", COUNTER, REPOSITORY,
@@ -96,9 +110,15 @@ class RepositoryScenario(Scenario):
     )  # fmt: skip
     fault_points = (
         FaultPoint(
-            "tear:card@11=*",
+            "tear:card@17=*",
             "interrupted",
-            "the card loses power during issuance: issued whole or not at all; "
+            "the card loses power making its key pair at issuance: issued whole or not at "
+            "all; a new issuance then succeeds",
+        ),
+        FaultPoint(
+            "tear:card@20=*",
+            "interrupted",
+            "the card loses power storing the signed URL: issued whole or not at all; "
             "a new issuance then succeeds",
         ),
         FaultPoint(
@@ -113,7 +133,7 @@ class RepositoryScenario(Scenario):
             "nothing is released or logged; a new session reads",
         ),
         FaultPoint(
-            "kill:repository@52",
+            "kill:repository@51",
             "interrupted",
             "the repository killed at the read request: nothing signed, released or logged",
         ),
@@ -143,13 +163,13 @@ class RepositoryScenario(Scenario):
             "a poll of the issuance arrives twice: answered again, nothing fed twice to the card",
         ),
         FaultPoint(
-            "dup:http@52.3",
+            "dup:http@54.2",
             "completed",
             "a poll carrying the card's signature arrives twice: answered again, the SM "
             "session intact",
         ),
         FaultPoint(
-            "drop:http@52.3",
+            "drop:http@54.2",
             "interrupted",
             "a poll carrying the card's answer is lost: nothing released, the card usable",
         ),

@@ -51,7 +51,7 @@ from host.readers.base import Reader
 from host.readers.sm import SmReader
 from host.servers.web import HttpError, Store, json_object, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
-from host.systems.repository.pipe import CardJob, CardPipe, JobError
+from host.systems.repository.pipe import CardJob, CardPipe, JobError, mark
 
 __all__ = ["Refused", "Repository", "create_app", "key_id_of", "SCHEMA"]
 
@@ -277,7 +277,7 @@ class Repository:
         except JobError as e:
             raise Refused(409, str(e)) from None
         if kind == "apdu":
-            return {"apdu": value.hex().upper()}
+            return {"apdu": value.hex().upper(), "step": job.step}
         if kind == "done":
             return {"done": True, "result": value}
         return {"done": True, "error": value}
@@ -298,6 +298,7 @@ class Repository:
         card_key_id = s.card_key_id
 
         def work(card: RepositoryCard) -> dict[str, Any]:
+            mark(s.pipe, "card_signs")
             signature = card.sign(data)  # ST54-ST56
             token = self._new_token()  # ST56
             with self.store.transaction() as c:
@@ -312,6 +313,7 @@ class Repository:
                         self.clock() + self.token_ttl,
                     ),
                 )
+            mark(s.pipe, "token_to_card")
             card.send_token(token)  # ST57
             return {"token_sent": True}
 

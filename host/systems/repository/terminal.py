@@ -15,7 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -199,14 +199,20 @@ class CounterTerminal:
 
     # -- the relay ---------------------------------------------------------------------
 
-    def relay(self, server: JsonClient, path: str) -> Any:
+    def relay(self, server: JsonClient, path: str, details: Mapping[str, str] | None = None) -> Any:
         """Pump a server's card exchange: its APDUs to the card, the card's answers back.
+
+        Each poll's answer may name the seed step its APDU belongs to (the
+        server knows; the terminal cannot read SM). When the name changes, the
+        step before is done: `on_step(name, details[name])`. The last named step
+        is left to the caller, who knows how the exchange ended.
 
         Raises:
             ServerRefused: the server's operation failed (status 409, its message).
         """
         response: str | None = None
         seq = 0
+        current, count = "", 0
         while True:
             seq += 1  # numbered, so a duplicated poll is answered, not fed twice
             step = server.request("POST", path, {"response": response, "seq": seq})
@@ -214,6 +220,13 @@ class CounterTerminal:
                 if "error" in step:
                     raise ServerRefused(409, str(step["error"]))
                 return step.get("result")
+            name = str(step.get("step") or "")
+            if name != current:
+                if current:
+                    done = (details or {}).get(current, "")
+                    self.on_step(current, done or f"{count} APDU(s) relayed")
+                current, count = name, 0
+            count += 1
             response = self.reader.transmit(bytes.fromhex(step["apdu"])).hex().upper()
 
     # -- issuance (the holder's terminal) -------------------------------------------
@@ -221,8 +234,14 @@ class CounterTerminal:
     def issue(self, registration: JsonClient) -> dict[str, Any]:
         """ST11-ST22 through the registration device: the card issued."""
         answer = registration.request("POST", "/issuances", {"channel": self.server_channel()})
-        result = self.relay(registration, f"/issuances/{answer['issuance']}/card")
-        self.on_step("issue", result["url"])
+        details = {
+            "mutual_auth": "card and HSM authenticated, SM set up",
+            "template": "the holder's template sent under SM",
+            "hsm_key": "the HSM matched the finger and gave its public key",
+            "card_keypair": "the card made its key pair and gave its public key",
+        }
+        result = self.relay(registration, f"/issuances/{answer['issuance']}/card", details)
+        self.on_step("signed_url", f"{result['url']} stored, HSM signature checked by the card")
         return dict(result)
 
     # -- the repository ------------------------------------------------------------------
@@ -260,8 +279,9 @@ class CounterTerminal:
         repo = self._repo()
         p = f"/sessions/{self.session}"
         repo.request("POST", f"{p}/reads", {"credential_id": credential_id})
-        self.relay(repo, f"{p}/card")
-        self.on_step("card_signs", credential_id)
+        self.on_step("read_request", credential_id)
+        self.relay(repo, f"{p}/card", {"card_signs": f"{credential_id} signed by the card"})
+        self.on_step("token_to_card", "a one-time token under SM")
         token = self.plain_card().read_token()  # ST58-ST60
         self.on_step("token_via_card", f"{len(token)} bytes")
         answer = repo.request("POST", f"{p}/disclose", {"token": token.hex()})
