@@ -23,8 +23,12 @@ from card.framework.shareable import Shareable
 
 #: The applet holding the profiles: the "CARDEMU" proprietary RID family, PIX "UIC".
 PROFILE_STORE_AID = bytes.fromhex("F043415244454D55554943")
-#: GSMA SGP.22 §2.2.3: the AID of the ISD-R, the only client granted the interface by default.
+#: GSMA SGP.22 §2.2.3: the AID of the ISD-R, a client granted the interface.
 ISD_R_AID = bytes.fromhex("A0000005591010FFFFFFFF8900000100")
+#: Seed 003's move agent (applets.profile_move): backs profiles up, installs and deletes moved ones.
+MOVE_AGENT_AID = bytes.fromhex("F043415244454D554D56")
+#: The applets the profile store grants its interface to.
+PROFILE_STORE_CLIENTS = frozenset({ISD_R_AID, MOVE_AGENT_AID})
 
 
 class ProfileStoreReason(Enum):

@@ -99,7 +99,7 @@ from card.framework.exceptions import OutOfMemory
 from card.fs import ADM1, PIN1, PIN2, FileSystem, Referenced, Structure
 from card.fs.files import MF_HANDLE
 from card.profiles import (
-    ISD_R_AID,
+    PROFILE_STORE_CLIENTS,
     ProfileStoreError,
     ProfileStoreInterface,
     ProfileStoreReason,
@@ -227,7 +227,7 @@ class UiccApplet(Applet, ProfileStoreInterface):
     def get_shareable_interface_object(
         self, client_aid: AID, parameter: int
     ) -> ProfileStoreInterface | None:
-        return self if bytes(client_aid) == ISD_R_AID else None
+        return self if bytes(client_aid) in PROFILE_STORE_CLIENTS else None
 
     # -- state -------------------------------------------------------------------------
 
