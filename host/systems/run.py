@@ -31,9 +31,23 @@ def _repository() -> Scenario:
     return RepositoryScenario()
 
 
+def _profile_move() -> Scenario:
+    from host.systems.profile_move.scenario import ProfileMoveScenario
+
+    return ProfileMoveScenario()
+
+
+def _profile_move_refused() -> Scenario:
+    from host.systems.profile_move.scenario import ProfileMoveRefusedScenario
+
+    return ProfileMoveRefusedScenario()
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "esim-download": _esim_download,
     "repository": _repository,
+    "profile-move": _profile_move,
+    "profile-move-refused": _profile_move_refused,
 }
 """Scenario name → factory (the four systems add theirs here)."""
 
@@ -125,7 +139,9 @@ def run_scenario(
 def _outcome_verdict(scenario: Scenario, spec: FaultSpec | None, outcome: str) -> Verdict:
     """Without a fault the run must complete; under a declared fault point, its outcome."""
     if spec is None:
-        return Verdict("the scenario completes", outcome == "completed", f"outcome {outcome}")
+        expected = scenario.expected_outcome
+        name = "the scenario completes" if expected == "completed" else f"outcome {expected}"
+        return Verdict(name, outcome == expected, f"outcome {outcome}")
     for point in scenario.fault_points:
         declared = point.fault
         if (declared.action, declared.target, declared.step, declared.nth) == (

@@ -503,6 +503,8 @@ class Scenario(ABC):
     parties: ClassVar[tuple[Party, ...]]
     steps: ClassVar[tuple[StepSpec, ...]]
     fault_points: ClassVar[tuple[FaultPoint, ...]] = ()
+    #: the outcome of a run without a fault (a failure branch's scenario names its own)
+    expected_outcome: ClassVar[str] = "completed"
 
     @abstractmethod
     def run(self, ctx: RunContext) -> None:
