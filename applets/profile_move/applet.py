@@ -216,7 +216,8 @@ class MoveAgentApplet(Applet):
         for p in self._store().list_profiles():
             out += tlv.build(
                 TAG_PROFILE,
-                tlv.build(TAG_ICCID, p.iccid.encode()) + tlv.build(TAG_ENABLED, bytes((p.enabled,))),
+                tlv.build(TAG_ICCID, p.iccid.encode())
+                + tlv.build(TAG_ENABLED, bytes((p.enabled,))),
             )
         return out
 
@@ -333,9 +334,7 @@ def _choose(profile: Profile, parts: int) -> Profile:
         out = replace(out, apps=())
     if not parts & Parts.USER_DATA:
         files = tuple(
-            f
-            for f in out.files
-            if f.handle != _TELECOM and not f.handle.startswith(_TELECOM + "/")
+            f for f in out.files if f.handle != _TELECOM and not f.handle.startswith(_TELECOM + "/")
         )
         out = replace(out, files=files)
     return out

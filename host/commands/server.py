@@ -17,6 +17,7 @@ from host.commands.common import serve_until_interrupted
 from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
 
 DEFAULT_PORTS = {"smdpp": 8443, "registration": 8801, "repository": 8802}
+"""Seed 003's roles (move-*) use 8803-8807."""
 
 
 @click.group("server", short_help="Run one server role alone (e.g. the SM-DP+).")
@@ -33,6 +34,8 @@ def server() -> None:
       cardemu server smdpp --tls-cert dp.pem --tls-key dp.key
       cardemu server repository --port 0 --db repo.sqlite
       cardemu server registration --port 0 --db hsm.sqlite
+      cardemu server move-provider --port 0 --db provider.sqlite
+      cardemu server move-auc --port 0 --db auc.sqlite --demo-subscriber
     """
 
 
@@ -283,3 +286,173 @@ def registration(
     srv = _run("registration", create_app(device), host, port, tls, allow_remote)
     click.echo(f"registration: serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("registration", srv.serve_forever)
+
+
+# -- seed 003: the profile move (host.systems.profile_move) -----------------------------------
+
+
+def _move_demo(seed: int) -> Any:
+    from host.systems.profile_move.pki import demo_pki
+
+    return demo_pki(seed)
+
+
+def _serve_with_worker(role: str, srv: RoleServer, tick: Any, interval: float) -> None:
+    """Serve, with the role's worker (`tick`) running every `interval` seconds beside it."""
+    import threading
+
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.wait(interval):
+            try:
+                tick()
+            except Exception as e:  # noqa: BLE001 - a worker round that fails is retried
+                click.echo(f"{role}: worker: {type(e).__name__}: {e}", err=True)
+
+    threading.Thread(target=work, name=f"{role}-worker", daemon=True).start()
+    try:
+        serve_until_interrupted(role, srv.serve_forever)
+    finally:
+        stop.set()
+
+
+@server.command("move-provider", short_help="Run seed 003's profile provider.")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8803, show_default=True)
+@click.option("--db", default="move-provider.sqlite", show_default=True, help="Its log.")
+@click.option("--resolver", "resolver_url", default="http://127.0.0.1:8804", show_default=True)
+@click.option("--auc", "auc_url", default="http://127.0.0.1:8806", show_default=True)
+@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
+@click.option("--demo-subscription", is_flag=True, help="Add the test profile's subscription.")
+def move_provider(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    resolver_url: str,
+    auc_url: str,
+    demo_seed: int,
+    interval: float,
+    demo_subscription: bool,
+) -> None:
+    """Seed 003's profile provider: runs each move from its log, resumes after a restart.
+
+    \b
+    Examples:
+      cardemu server move-provider --port 0 --db /tmp/provider.sqlite --demo-subscription
+    """
+    from applets.usim.builder import TEST_IMSI, TEST_MSISDN, sample_iccid
+    from host.systems.profile_move.provider import ProfileProvider, create_app
+    from host.systems.profile_move.scenario import DEMO_OP, DEMO_PROFILE_ID
+
+    provider = ProfileProvider(
+        db, _move_demo(demo_seed), resolver_url=resolver_url, auc_url=auc_url, op=DEMO_OP
+    )
+    if demo_subscription:
+        provider.add_subscription(sample_iccid(), TEST_IMSI, TEST_MSISDN, DEMO_PROFILE_ID)
+    srv = _run("move-provider", create_app(provider), host, port, None, allow_remote)
+    provider.url = srv.url
+    click.echo(f"move-provider: serving on {srv.url} (Ctrl-C stops)", err=True)
+    _serve_with_worker("move-provider", srv, provider.tick, interval)
+
+
+@server.command("move-manager", short_help="Run a profile manager of seed 003 (one per eSE).")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8805, show_default=True)
+@click.option("--db", default="move-manager.sqlite", show_default=True, help="Its order box.")
+@click.option(
+    "--ese-id", "ese_ids", multiple=True, help="An eSE it manages (hex) [default: eSE 1]."
+)
+@click.option("--resolver", "resolver_url", default="http://127.0.0.1:8804", show_default=True)
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
+def move_manager(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    ese_ids: tuple[str, ...],
+    resolver_url: str,
+    interval: float,
+) -> None:
+    """Seed 003's profile manager: orders for its eSEs, which terminals fetch (GET /orders).
+
+    \b
+    Examples:
+      cardemu server move-manager --port 0 --db /tmp/manager.sqlite
+    """
+    from host.systems.profile_move.manager import ProfileManager, create_app
+    from host.systems.profile_move.pki import ese_id_of
+
+    manager = ProfileManager(db, ese_ids or (ese_id_of(1).hex(),), resolver_url)
+    srv = _run("move-manager", create_app(manager), host, port, None, allow_remote)
+    click.echo(f"move-manager: serving on {srv.url} (Ctrl-C stops)", err=True)
+    _serve_with_worker("move-manager", srv, manager.tick, interval)
+
+
+@server.command("move-resolver", short_help="Run seed 003's address resolution server.")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8804, show_default=True)
+@click.option("--db", default="move-resolver.sqlite", show_default=True, help="The directory.")
+def move_resolver(host: str, allow_remote: bool, port: int, db: str) -> None:
+    """Seed 003's address resolution server: managers by eSE ID, providers by MNO.
+
+    \b
+    Examples:
+      cardemu server move-resolver --port 0 --db /tmp/resolver.sqlite
+    """
+    from host.systems.profile_move.resolver import Resolver, create_app
+
+    srv = _run("move-resolver", create_app(Resolver(db)), host, port, None, allow_remote)
+    click.echo(f"move-resolver: serving on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("move-resolver", srv.serve_forever)
+
+
+@server.command("move-mno", short_help="Run seed 003's MNO front end (user authentication).")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8807, show_default=True)
+@click.option("--db", default="move-mno.sqlite", show_default=True, help="Users and requests.")
+@click.option("--provider", "provider_url", default="http://127.0.0.1:8803", show_default=True)
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
+def move_mno(
+    host: str, allow_remote: bool, port: int, db: str, provider_url: str, interval: float
+) -> None:
+    """Seed 003's MNO front end: move requests, user authentication, the forward (515).
+
+    \b
+    Examples:
+      cardemu server move-mno --port 0 --db /tmp/mno.sqlite
+    """
+    from host.systems.profile_move.mno import MnoFrontEnd, create_app
+
+    mno = MnoFrontEnd(db, provider_url)
+    srv = _run("move-mno", create_app(mno), host, port, None, allow_remote)
+    click.echo(f"move-mno: serving on {srv.url} (Ctrl-C stops)", err=True)
+    _serve_with_worker("move-mno", srv, mno.tick, interval)
+
+
+@server.command("move-auc", short_help="Run seed 003's AuC (K per IMSI, Milenage vectors).")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8806, show_default=True)
+@click.option("--db", default="move-auc.sqlite", show_default=True, help="The subscribers.")
+@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo K4's seed.")
+@click.option("--demo-subscriber", is_flag=True, help="Add the test subscription's IMSI and K.")
+def move_auc(
+    host: str, allow_remote: bool, port: int, db: str, demo_seed: int, demo_subscriber: bool
+) -> None:
+    """Seed 003's AuC: authentication vectors, the K switch and its undo.
+
+    \b
+    Examples:
+      cardemu server move-auc --port 0 --db /tmp/auc.sqlite --demo-subscriber
+    """
+    from applets.usim.builder import TEST_IMSI, TEST_K, TEST_OPC
+    from host.systems.profile_move.auc import Auc, create_app
+
+    auc = Auc(db, _move_demo(demo_seed).k4)
+    if demo_subscriber and auc.current_k(TEST_IMSI) is None:
+        auc.provision(TEST_IMSI, TEST_K, TEST_OPC)
+    srv = _run("move-auc", create_app(auc), host, port, None, allow_remote)
+    click.echo(f"move-auc: serving on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("move-auc", srv.serve_forever)

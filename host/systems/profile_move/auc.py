@@ -86,8 +86,9 @@ class Auc:
             xres, _ck, _ik, ak = m.f2345(rand)
             autn = bytes(a ^ b for a, b in zip(sqn, ak, strict=True)) + AMF + mac
             c.execute("UPDATE subscribers SET seq = ? WHERE imsi = ?", (seq, imsi))
-            c.execute("INSERT INTO sessions (session, imsi, xres) VALUES (?, ?, ?)",
-                      (session, imsi, xres))  # fmt: skip
+            c.execute(
+                "INSERT INTO sessions (session, imsi, xres) VALUES (?, ?, ?)", (session, imsi, xres)
+            )
         return {"session": session, "rand": rand.hex(), "autn": autn.hex()}
 
     def attach(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +135,9 @@ class Auc:
                 raise Refused(404, "unknown IMSI")
             if row["move_id"] != move_id:
                 # Never switched by this move (refused, or never arrived): bar it for good.
-                c.execute("INSERT OR IGNORE INTO updates VALUES (?, ?, 'restored')",
-                          (move_id, imsi))  # fmt: skip
+                c.execute(
+                    "INSERT OR IGNORE INTO updates VALUES (?, ?, 'restored')", (move_id, imsi)
+                )
                 return {"status": "unchanged"}
             c.execute(
                 "UPDATE subscribers SET k = prev_k, opc = prev_opc, prev_k = NULL, "

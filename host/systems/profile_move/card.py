@@ -31,7 +31,6 @@ from applets.profile_move.wire import (
     TAG_SIGNATURE,
     TAG_VARIANT,
     Ins,
-    Parts,
     Variant,
     binding_data,
 )
@@ -39,8 +38,7 @@ from applets.usim.profile import Profile
 from card import tlv
 from card.crypto.keys import EcKeyPair
 from card.runtime import CardRuntime
-from host.errors import ApduError
-from host.readers.base import Reader
+from host.readers.base import Reader, ReaderError
 from host.session import AppletSession
 from host.systems.profile_move.pki import MovePki, ese_id_of
 from host.systems.repository.card import ChannelReader, open_channel
@@ -48,28 +46,38 @@ from host.systems.repository.card import ChannelReader, open_channel
 __all__ = ["MoveAgent", "bind", "make_ese"]
 
 
-class MoveAgent(AppletSession):
-    """The move agent's commands over a reader (the card's basic channel reader)."""
+class MoveAgent:
+    """The move agent's commands, on a logical channel opened for the session.
+
+    Use it as a context manager: the channel is opened, the agent selected on
+    it, and the channel closed at the end.
+    """
 
     def __init__(self, reader: Reader) -> None:
-        super().__init__(reader, MOVE_AGENT_AID)
         self._base = reader
         self._channel: int | None = None
+        self._session: AppletSession | None = None
 
     def __enter__(self) -> MoveAgent:
         self._channel = open_channel(self._base)
-        self.reader = ChannelReader(self._base, self._channel)
-        self.send(0x00, 0xA4, 0x04, 0x0C, self.aid)
+        self._session = AppletSession(ChannelReader(self._base, self._channel), MOVE_AGENT_AID)
+        self.send(0x00, 0xA4, 0x04, 0x0C, MOVE_AGENT_AID)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._channel is not None:
-            channel, self._channel = self._channel, None
-            self.reader = self._base
+            channel, self._channel, self._session = self._channel, None, None
             try:
                 self._base.transmit(bytes((0x00, 0x70, 0x80, channel)))
-            except Exception:  # noqa: BLE001 - a card that lost power closed it anyway
-                pass
+            except ReaderError:
+                pass  # a card that lost power closed it anyway
+
+    def send(
+        self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
+    ) -> bytes:
+        if self._session is None:
+            raise RuntimeError("use MoveAgent as a context manager")
+        return self._session.send(cla, ins, p1, p2, data, le)
 
     def backup(self, move_id: bytes, iccid: str, parts: int, certificate: bytes) -> bytes:
         """Steps 203/535: the profile (or its chosen parts) sealed for the provider."""
@@ -172,11 +180,3 @@ def make_ese(
     rt.install(MoveAgentApplet, MOVE_AGENT_AID, params)
     rt.power_on()
     return rt
-
-
-def check_ok(e: ApduError) -> int:
-    """The status word of a refusal (for results reported upstream)."""
-    return e.sw
-
-
-ALL_PARTS = int(Parts.ALL)

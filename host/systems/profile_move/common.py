@@ -119,11 +119,16 @@ class LocalRole(Generic[T]):
         self.name = name
         self._make, self._app, self._close = make, app, close
         self.logic: T = make()
-        self._server = RoleServer(app(self.logic), name=name).start()
+        self._server = RoleServer(app(self.logic), name=name)  # bound: the port is known
         self.port = self._server.port
         self.url = self._server.url
         self.pid = 1  # the incarnation (what a kill note shows)
         self.down = False
+
+    def start(self) -> LocalRole[T]:
+        """Serve (returns once the server accepts connections)."""
+        self._server.start()
+        return self
 
     def kill(self) -> None:
         """Stop serving and drop the logic with what it held in memory."""

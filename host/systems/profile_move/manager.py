@@ -110,14 +110,19 @@ class ProfileManager:
         status = text(body, "status")
         if status not in ("ok", "refused"):
             raise Refused(400, "status: ok or refused")
-        doc = {"status": status, "data": str(body.get("data") or ""), "sw": str(body.get("sw") or "")}
+        doc = {
+            "status": status,
+            "data": str(body.get("data") or ""),
+            "sw": str(body.get("sw") or ""),
+        }
         with self.store.transaction() as c:
             row = c.execute("SELECT result FROM orders WHERE order_id = ?", (order_id,)).fetchone()
             if row is None:
                 raise Refused(404, "no such order")
             if row["result"] is None:
-                c.execute("UPDATE orders SET result = ? WHERE order_id = ?",
-                          (json.dumps(doc), order_id))  # fmt: skip
+                c.execute(
+                    "UPDATE orders SET result = ? WHERE order_id = ?", (json.dumps(doc), order_id)
+                )
         return {"state": "answered"}
 
     def request_move(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -135,8 +140,10 @@ class ProfileManager:
             "parts": int(body.get("parts", 7)) & 7,
         }
         with self.store.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO requests (request_id, body) VALUES (?, ?)",
-                      (request_id, json.dumps(doc)))  # fmt: skip
+            c.execute(
+                "INSERT OR IGNORE INTO requests (request_id, body) VALUES (?, ?)",
+                (request_id, json.dumps(doc)),
+            )
         return {"request_id": request_id, "state": "accepted"}
 
     # -- the worker ----------------------------------------------------------------------
@@ -167,8 +174,10 @@ class ProfileManager:
             except (OSError, ServerRefused, KeyError, TypeError):
                 continue
             with self.store.transaction() as c:
-                c.execute("UPDATE requests SET move_id = ? WHERE request_id = ?",
-                          (out["move_id"], req["request_id"]))  # fmt: skip
+                c.execute(
+                    "UPDATE requests SET move_id = ? WHERE request_id = ?",
+                    (out["move_id"], req["request_id"]),
+                )
             self.on_step(620, f"forwarded: move {out['move_id'][:8]}")
             did = True
         if self.push is not None:

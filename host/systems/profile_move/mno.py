@@ -72,13 +72,17 @@ class MnoFrontEnd:
     def add_user(self, user: str, password: str) -> None:
         salt = secrets.token_bytes(16)
         with self.store.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO users VALUES (?, ?, ?)",
-                      (user, salt, derive_key(password, salt)))  # fmt: skip
+            c.execute(
+                "INSERT OR REPLACE INTO users VALUES (?, ?, ?)",
+                (user, salt, derive_key(password, salt)),
+            )
 
     def add_subscription(self, user: str, iccid: str, imsi: str, msisdn: str) -> None:
         with self.store.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?)",
-                      (iccid, user, imsi, msisdn))  # fmt: skip
+            c.execute(
+                "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?)",
+                (iccid, user, imsi, msisdn),
+            )
 
     def request_move(self, body: dict[str, Any]) -> dict[str, Any]:
         """Step 505: the request; answers the challenge of step 510."""
@@ -93,7 +97,9 @@ class MnoFrontEnd:
         )
         row = self.store.query_one("SELECT salt FROM users WHERE user = ?", (user,))
         # An unknown user gets a challenge all the same: the answer cannot succeed.
-        salt = bytes(row["salt"]) if row is not None else hashlib.sha256(user.encode()).digest()[:16]
+        salt = (
+            bytes(row["salt"]) if row is not None else hashlib.sha256(user.encode()).digest()[:16]
+        )
         request_id, challenge = new_id(), secrets.token_bytes(16)
         with self.store.transaction() as c:
             c.execute(
@@ -162,8 +168,10 @@ class MnoFrontEnd:
             except (OSError, ServerRefused):
                 continue  # the next tick tries again: the request ID makes it safe
             with self.store.transaction() as c:
-                c.execute("UPDATE requests SET move_id = ? WHERE request_id = ?",
-                          (out["move_id"], req["request_id"]))  # fmt: skip
+                c.execute(
+                    "UPDATE requests SET move_id = ? WHERE request_id = ?",
+                    (out["move_id"], req["request_id"]),
+                )
             self.on_step(515, f"forwarded: move {out['move_id'][:8]}")
             did = True
         return did

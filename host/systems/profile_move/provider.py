@@ -123,8 +123,10 @@ class ProfileProvider:
     def add_subscription(self, iccid: str, imsi: str, msisdn: str, profile_id: str) -> None:
         """A profile this provider issued (the seed's provider holds its subscriptions)."""
         with self.store.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
-                      (iccid, imsi, msisdn, profile_id, self._mno()))  # fmt: skip
+            c.execute(
+                "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
+                (iccid, imsi, msisdn, profile_id, self._mno()),
+            )
 
     def _mno(self) -> str:
         cert = check_certificate(self.pki.provider_cert, self.pki.root.public, PROVIDER_OU)
@@ -139,7 +141,9 @@ class ProfileProvider:
     def events(self, move_id: str) -> list[tuple[int, str, str]]:
         return [
             (r["step"], r["state"], r["detail"])
-            for r in self.store.query("SELECT * FROM events WHERE move_id = ? ORDER BY id", (move_id,))
+            for r in self.store.query(
+                "SELECT * FROM events WHERE move_id = ? ORDER BY id", (move_id,)
+            )
         ]
 
     def unfinished(self) -> list[str]:
@@ -195,16 +199,21 @@ class ProfileProvider:
         """Steps 545 (and the results of 560, 575, 207): an order's answer, kept in the log."""
         order_id = text(body, "order_id")
         status = text(body, "status")
-        doc = {"order_id": order_id, "status": status, "data": str(body.get("data") or ""),
-               "sw": str(body.get("sw") or "")}  # fmt: skip
+        doc = {
+            "order_id": order_id,
+            "status": status,
+            "data": str(body.get("data") or ""),
+            "sw": str(body.get("sw") or ""),
+        }
         with self.store.transaction() as c:
             row = c.execute("SELECT * FROM moves WHERE move_id = ?", (move_id,)).fetchone()
             if row is None:
                 raise Refused(404, "no such move")
             data = json.loads(row["data"])
             if data.get("order") == order_id and row["result"] is None:
-                c.execute("UPDATE moves SET result = ? WHERE move_id = ?",
-                          (json.dumps(doc), move_id))  # fmt: skip
+                c.execute(
+                    "UPDATE moves SET result = ? WHERE move_id = ?", (json.dumps(doc), move_id)
+                )
         return {"taken": True}
 
     # -- the worker ------------------------------------------------------------------------
@@ -222,19 +231,30 @@ class ProfileProvider:
 
     @staticmethod
     def _event(c: Any, move_id: str, step: int, state: str, detail: str) -> None:
-        c.execute("INSERT INTO events (move_id, step, state, detail, at) VALUES (?, ?, ?, ?, ?)",
-                  (move_id, step, state, detail, time.time()))  # fmt: skip
+        c.execute(
+            "INSERT INTO events (move_id, step, state, detail, at) VALUES (?, ?, ?, ?, ?)",
+            (move_id, step, state, detail, time.time()),
+        )
 
     def _set(
-        self, move_id: str, state: str, step: int, detail: str, *, result: bool = True,
-        report: bool = True, **data: Any,
-    ) -> None:  # fmt: skip
+        self,
+        move_id: str,
+        state: str,
+        step: int,
+        detail: str,
+        *,
+        result: bool = True,
+        report: bool = True,
+        **data: Any,
+    ) -> None:
         with self.store.transaction() as c:
             row = c.execute("SELECT data FROM moves WHERE move_id = ?", (move_id,)).fetchone()
             merged = {**json.loads(row["data"]), **data}
             clear = ", result = NULL" if result else ""
-            c.execute(f"UPDATE moves SET state = ?, data = ?{clear} WHERE move_id = ?",  # noqa: S608
-                      (state, json.dumps(merged), move_id))  # fmt: skip
+            c.execute(
+                f"UPDATE moves SET state = ?, data = ?{clear} WHERE move_id = ?",  # noqa: S608
+                (state, json.dumps(merged), move_id),
+            )
             self._event(c, move_id, step, state, detail)
         if report:
             self.on_step(step, detail)
@@ -284,20 +304,42 @@ class ProfileProvider:
         return None
 
     def _order_and_log(
-        self, row: Any, state: str, step: int, detail: str, manager: str, ese_id: str,
-        kind: str, args: dict[str, str], **extra: Any,
-    ) -> bool:  # fmt: skip
+        self,
+        row: Any,
+        state: str,
+        step: int,
+        detail: str,
+        manager: str,
+        ese_id: str,
+        kind: str,
+        args: dict[str, str],
+        **extra: Any,
+    ) -> bool:
         """Send an order, then log the state that waits for its answer.
 
         A crash between the two resends the same order ID from the state before:
         the manager answers it once.
         """
         order_id = self._order(row, manager, ese_id, kind, args)
-        body = {"order_id": order_id, "move_id": row["move_id"], "kind": kind, "ese_id": ese_id,
-                "callback": self.url, "args": args}  # fmt: skip
+        body = {
+            "order_id": order_id,
+            "move_id": row["move_id"],
+            "kind": kind,
+            "ese_id": ese_id,
+            "callback": self.url,
+            "args": args,
+        }
         # The step is over when the order's answer is in (install, delete), or now (backup).
-        self._set(row["move_id"], state, step, detail, order=order_id, report=kind == "backup",
-                  resend={"url": manager, "body": body}, **extra)  # fmt: skip
+        self._set(
+            row["move_id"],
+            state,
+            step,
+            detail,
+            order=order_id,
+            report=kind == "backup",
+            resend={"url": manager, "body": body},
+            **extra,
+        )
         return False  # now wait for the answer
 
     # -- the states --------------------------------------------------------------------------
@@ -328,7 +370,9 @@ class ProfileProvider:
             + tlv.build(TAG_ICCID, row["iccid"].encode())
         )
         try:
-            old = Profile.from_bytes(unseal(self.pki.provider, bytes.fromhex(result["data"]), header))
+            old = Profile.from_bytes(
+                unseal(self.pki.provider, bytes.fromhex(result["data"]), header)
+            )
         except (SealError, ProfileFormatError, ValueError) as e:
             self._set(row["move_id"], "aborted", 550, f"backup unusable: {e}")
             return False
@@ -363,7 +407,9 @@ class ProfileProvider:
     def _on_rebuilt(self, row: Any, data: dict[str, Any]) -> bool:
         where = self._call(self.resolver_url, "GET", f"/managers/{row['target']}")
         try:
-            cert = check_certificate(bytes.fromhex(where["certificate"]), self.pki.root.public, ESE_OU)
+            cert = check_certificate(
+                bytes.fromhex(where["certificate"]), self.pki.root.public, ESE_OU
+            )
         except (CertError, ValueError) as e:
             self._set(row["move_id"], "aborted", 555, f"the target eSE's certificate: {e}")
             return False
@@ -392,11 +438,18 @@ class ProfileProvider:
         if result is None:
             return False
         if result["status"] != "ok":
-            self._set(row["move_id"], "aborted", 560, f"install refused ({result['sw']})",
-                      order=None, resend=None)  # fmt: skip
+            self._set(
+                row["move_id"],
+                "aborted",
+                560,
+                f"install refused ({result['sw']})",
+                order=None,
+                resend=None,
+            )
             return False
-        self._set(row["move_id"], "installed", 560, "installed on the target eSE",
-                  order=None, resend=None)  # fmt: skip
+        self._set(
+            row["move_id"], "installed", 560, "installed on the target eSE", order=None, resend=None
+        )
         return True
 
     def _on_installed(self, row: Any, data: dict[str, Any]) -> bool:
@@ -413,8 +466,10 @@ class ProfileProvider:
             return True
         except OSError:
             with self.store.transaction() as c:
-                c.execute("UPDATE moves SET k_attempts = k_attempts + 1 WHERE move_id = ?",
-                          (row["move_id"],))  # fmt: skip
+                c.execute(
+                    "UPDATE moves SET k_attempts = k_attempts + 1 WHERE move_id = ?",
+                    (row["move_id"],),
+                )
             if row["k_attempts"] + 1 >= MAX_K_ATTEMPTS:
                 self._set(row["move_id"], "rolling_back", 570, "the AuC's answer never came")
                 return True
@@ -439,8 +494,11 @@ class ProfileProvider:
         result = self._result(row, data)
         if result is None:
             return False
-        detail = "the source profile deleted" if result["status"] == "ok" else (
-            f"the source eSE refused the deletion ({result['sw']}): its K is stale anyway")
+        detail = (
+            "the source profile deleted"
+            if result["status"] == "ok"
+            else (f"the source eSE refused the deletion ({result['sw']}): its K is stale anyway")
+        )
         self._set(row["move_id"], "done", 575, detail, order=None, resend=None)
         return False
 
@@ -460,11 +518,18 @@ class ProfileProvider:
         result = self._result(row, data)
         if result is None:
             return False
-        out = self._call(self.auc_url, "POST", "/k-restore",
-                         {"imsi": data["imsi"], "move_id": row["move_id"]})  # fmt: skip
-        self._set(row["move_id"], "rolled_back", 207,
-                  f"target copy {'deleted' if result['status'] == 'ok' else 'refused'}; "
-                  f"AuC {out.get('status')}", order=None, resend=None)  # fmt: skip
+        out = self._call(
+            self.auc_url, "POST", "/k-restore", {"imsi": data["imsi"], "move_id": row["move_id"]}
+        )
+        self._set(
+            row["move_id"],
+            "rolled_back",
+            207,
+            f"target copy {'deleted' if result['status'] == 'ok' else 'refused'}; "
+            f"AuC {out.get('status')}",
+            order=None,
+            resend=None,
+        )
         return False
 
     def close(self) -> None:

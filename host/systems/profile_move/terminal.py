@@ -86,7 +86,10 @@ class Phone:
             with MoveAgent(self.reader) as agent:
                 if kind == "backup":
                     box = agent.backup(
-                        move_id, args["iccid"], int(args["parts"]), bytes.fromhex(args["certificate"])
+                        move_id,
+                        args["iccid"],
+                        int(args["parts"]),
+                        bytes.fromhex(args["certificate"]),
                     )
                     result = {"status": "ok", "data": box.hex()}
                 elif kind == "install":
@@ -106,7 +109,8 @@ class Phone:
         except ApduError as e:
             result = {"status": "refused", "sw": f"{e.sw:04X}"}
         if backup:
-            self.on_step(535, f"the eSE {'sealed the profile' if result['status'] == 'ok' else 'refused: ' + result.get('sw', '')}")
+            done = "sealed the profile" if result["status"] == "ok" else f"refused: {result['sw']}"
+            self.on_step(535, f"the eSE {done}")
         try:
             self.client(self.manager_url).request(
                 "POST", f"/orders/{order['order_id']}/result", result
@@ -119,9 +123,14 @@ class Phone:
     # -- FIG. 6: the terminal asks ------------------------------------------------------------
 
     def request_move(
-        self, resolver_url: str, request_id: str, iccid: str, target_ese: str, mno: str,
+        self,
+        resolver_url: str,
+        request_id: str,
+        iccid: str,
+        target_ese: str,
+        mno: str,
         parts: int = 7,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """Steps 605-610: find this eSE's manager, ask it to move the profile."""
         where = self.client(resolver_url).request("GET", f"/managers/{self.ese_id}")
         self.on_step(605, f"own manager at {where['url']}")
