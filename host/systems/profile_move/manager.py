@@ -11,7 +11,10 @@
 - The worker delivers each result to the provider (step 545) until the provider takes it.
 - FIG. 6: `POST /move-requests` (step 610) from the eSE's own terminal; the
   worker finds the MNO's provider through the resolver (615) and forwards the
-  request (620), its request ID the provider's idempotency key.
+  request (620), its request ID the provider's idempotency key. The seed does
+  not say how the terminal proves itself to its manager; the manager only
+  accepts a request whose source is an eSE it manages (a deployment puts the
+  device's TLS client certificate in front of that).
 """
 
 from __future__ import annotations

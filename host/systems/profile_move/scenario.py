@@ -12,7 +12,9 @@ Move 2 (FIG. 6, steps 605-675): phone 2 itself asks its manager to move the
 profile back to eSE 1; the same checks follow.
 
 Every party runs in this process: the six server roles on loopback (SQLite
-files in the run's directory), the two phones with emulated eSEs. A kill fault
+files in the run's directory), the two phones with emulated eSEs (so
+`--processes` and `--pcsc` do not apply; each role also runs alone as
+`cardemu server move-*`). A kill fault
 stops a role and starts a new incarnation on the same port and store (no new
 process: the walk stays fast); a kill of the provider while it acts (`kill:
 provider@N`) happens right after its first request of step N was answered,
@@ -232,6 +234,8 @@ class ProfileMoveScenario(Scenario):
     # -- the run -----------------------------------------------------------------------
 
     def run(self, ctx: RunContext) -> None:
+        if ctx.pcsc:
+            raise RuntimeError("profile-move runs its two eSEs in this process (no --pcsc)")
         with contextlib.ExitStack() as stack:
             world = _World(ctx, self, stack)
             ctx.state["world"] = world
