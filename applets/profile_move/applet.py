@@ -38,6 +38,11 @@ Commands (CLA 80):
   profile's MNO). Refused: 6982, and with the discard policy the profile is
   deleted (404). Accepted: the profile is enabled (406).
 - `E5` STATUS: for each profile, `E0 { 5A ICCID, 80 enabled }`.
+
+The FIG. 4 check runs where the phone activates a profile: this ACTIVATE, which
+the terminal sends at boot and on a profile switch (step 402). The ISD-R's
+ES10c EnableProfile does not pass through it; an eSE that must never enable an
+unbound profile would route that path here too.
 """
 
 from __future__ import annotations
