@@ -149,6 +149,14 @@ class ProfileManager:
             )
         return {"request_id": request_id, "state": "accepted"}
 
+    def move_of(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """What became of a FIG. 6 request: the provider's move ID once forwarded."""
+        row = self.store.query_one("SELECT move_id FROM requests WHERE request_id = ?",
+                                   (request_id,))  # fmt: skip
+        if row is None:
+            raise Refused(404, "no such request")
+        return {"request_id": request_id, "move_id": row["move_id"]}
+
     # -- the worker ----------------------------------------------------------------------
 
     @staticmethod
@@ -218,5 +226,6 @@ def create_app(manager: ProfileManager) -> Starlette:
             ("GET", "/orders", manager.pending),
             ("POST", "/orders/{order_id}/result", manager.result),
             ("POST", "/move-requests", manager.request_move),
+            ("GET", "/move-requests/{request_id}", manager.move_of),
         ],
     )

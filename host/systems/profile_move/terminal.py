@@ -120,6 +120,17 @@ class Phone:
         if backup:
             self.on_step(540, "the sealed profile sent to the manager")
 
+    def poll(self) -> int:
+        """Fetch and carry out the orders waiting at the manager (a manager with no push link).
+
+        Returns how many orders were waiting.
+        """
+        out = self.client(self.manager_url).request("GET", f"/orders?ese_id={self.ese_id}")
+        orders = out.get("orders", []) if isinstance(out, dict) else []
+        for order in orders:
+            self.on_push(order)
+        return len(orders)
+
     # -- FIG. 6: the terminal asks ------------------------------------------------------------
 
     def request_move(
