@@ -102,9 +102,12 @@ def test_every_fault_point_of_the_move_leaves_exactly_one_profile() -> None:
     assert (
         sum(s.action == "tear" for _, s, _ in results) == 8
     )  # 535 makes 2 writes: {1, 2}; 560 and 575 first, middle, last
-    for _, _, r in results:
+    for _, spec, r in results:
         names = {v.name for v in r.verdicts if v.ok}
         assert any(n.startswith("exactly one profile") for n in names)
+        # The fault did strike: a message of the run carries its note.
+        notes = [m.fault for s in r.steps for m in s.messages if m.fault]
+        assert notes, f"{spec}: the fault never fired"
 
 
 def test_the_auc_refusing_rolls_back_under_every_fault() -> None:
@@ -114,6 +117,10 @@ def test_the_auc_refusing_rolls_back_under_every_fault() -> None:
     results = walk(get_scenario("profile-move-refused"))
     failed = [(str(s), r.outcome, r.error) for _, s, r in results if not r.ok]
     assert not failed, failed
+    silent = [
+        str(s) for _, s, r in results if not any(m.fault for t in r.steps for m in t.messages)
+    ]
+    assert not silent, f"faults that never fired: {silent}"
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -467,21 +467,37 @@ class _World:
                 self.inner = inner(url)
 
             def request(self, method: str, path: str, body: Any = None) -> Any:
-                answer = self.inner.request(method, path, body)
+                from host.systems.repository.terminal import ServerRefused
+
+                try:
+                    answer = self.inner.request(method, path, body)
+                except ServerRefused:
+                    self._strike(method, path)  # a refusal is an answer too
+                    raise
+                self._strike(method, path)
+                return answer
+
+            @staticmethod
+            def _strike(method: str, path: str) -> None:
                 inj = world.rec.injector
                 spec = inj.spec if inj is not None else None
                 if (
-                    inj is not None
-                    and spec is not None
-                    and spec.action == "kill"
-                    and spec.target == PROVIDER
-                    and not inj.fired
-                    and world.rec.current_number == spec.step
+                    inj is None
+                    or spec is None
+                    or (spec.action, spec.target) != ("kill", PROVIDER)
+                    or inj.fired
+                    or world.rec.current_number != spec.step
                 ):
-                    inj.fired = True
-                    world.roles[PROVIDER].restart()
-                    raise Crashed(f"provider killed after {method} {path} was answered")
-                return answer
+                    return
+                inj.fired = True
+                role = world.roles[PROVIDER]
+                old = role.pid
+                role.restart()
+                note = f"provider killed (incarnation {old}) after the answer, restarted"
+                pending = world.rec.pending
+                if pending:
+                    pending[-1].fault = note
+                raise Crashed(f"{note}: {method} {path}")
 
         return Client
 
