@@ -1,4 +1,6 @@
-"""The ES9+ HTTP/JSON binding (GSMA SGP.22 v2.x §6.5), shared by the SM-DP+ and the LPA.
+"""The SGP.22 HTTP/JSON binding (GSMA SGP.22 v2.x §6.5): ES9+, ES11, ES12 and ES2+.
+
+Shared by the SM-DP+, the SM-DS, the LPA and the operator's ES2+ client.
 
 - Every function is a POST to `/gsma/rsp2/es9plus/<function>` with
   `Content-Type: application/json;charset=UTF-8` and `X-Admin-Protocol:
@@ -10,6 +12,10 @@
   "Executed-Success" or "Failed" and, on failure, `statusCodeData`
   (`subjectCode`, `reasonCode`, `message`) (§6.5.1.4). HandleNotification
   answers 204 No Content (§6.5.2.4).
+- ES11 (LPA to SM-DS) has the same shape as ES9+. ES12 (SM-DP+ to SM-DS) and
+  ES2+ (operator to SM-DP+, and the SM-DP+'s HandleDownloadProgressInfo back
+  to the operator) requests carry a `header` too, with
+  `functionRequesterIdentifier` and `functionCallIdentifier` (§6.5.1.3).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ __all__ = [
     "ADMIN_PROTOCOL",
     "CONTENT_TYPE",
     "ES9_PATHS",
+    "ES11_PATHS",
+    "ES12_PATHS",
+    "ES2P_PATHS",
+    "request_header",
     "Es9Error",
     "b64",
     "unb64",
@@ -46,6 +56,19 @@ __all__ = [
     "SC_EID_REFUSED",
     "SC_SMDP_OID_INVALID",
     "SC_DOWNLOAD_REFUSED",
+    "SC_CC_MISSING",
+    "SC_CC_REFUSED",
+    "SC_CC_RETRIES_EXCEEDED",
+    "SC_SMDS_ADDRESS_REFUSED",
+    "SC_EVENT_ID_IN_USE",
+    "SC_EVENT_ID_UNKNOWN",
+    "SC_EID_INVALID",
+    "SC_ICCID_UNKNOWN",
+    "SC_ICCID_IN_USE",
+    "SC_PROFILE_TYPE_UNKNOWN",
+    "SC_ORDER_STATE_REFUSED",
+    "SC_MATCHING_ID_IN_USE",
+    "SC_SMDS_INACCESSIBLE",
 ]
 
 ADMIN_PROTOCOL = "gsma/rsp/v2.2.0"
@@ -57,6 +80,24 @@ ES9_PATHS = {
     "getBoundProfilePackage": "/gsma/rsp2/es9plus/getBoundProfilePackage",
     "handleNotification": "/gsma/rsp2/es9plus/handleNotification",
     "cancelSession": "/gsma/rsp2/es9plus/cancelSession",
+}
+
+ES11_PATHS = {
+    "initiateAuthentication": "/gsma/rsp2/es11/initiateAuthentication",
+    "authenticateClient": "/gsma/rsp2/es11/authenticateClient",
+}
+
+ES12_PATHS = {
+    "registerEvent": "/gsma/rsp2/es12/registerEvent",
+    "deleteEvent": "/gsma/rsp2/es12/deleteEvent",
+}
+
+ES2P_PATHS = {
+    "downloadOrder": "/gsma/rsp2/es2plus/downloadOrder",
+    "confirmOrder": "/gsma/rsp2/es2plus/confirmOrder",
+    "cancelOrder": "/gsma/rsp2/es2plus/cancelOrder",
+    "releaseProfile": "/gsma/rsp2/es2plus/releaseProfile",
+    "handleDownloadProgressInfo": "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
 }
 
 # SGP.22 v2.x §5.6 (per function) and §6.5.1.4 status codes: (subjectCode, reasonCode).
@@ -76,6 +117,22 @@ SC_MATCHING_ID_REFUSED = ("8.2.6", "3.8")
 SC_EID_REFUSED = ("8.1.1", "3.8")
 SC_SMDP_OID_INVALID = ("8.8", "3.10")
 SC_DOWNLOAD_REFUSED = ("8.2", "1.2")  # Profile - not allowed (the eUICC refused the step)
+# GetBoundProfilePackage (§5.6.2): 8.2.7 is the confirmation code.
+SC_CC_MISSING = ("8.2.7", "2.2")  # mandatory element missing
+SC_CC_REFUSED = ("8.2.7", "3.8")
+SC_CC_RETRIES_EXCEEDED = ("8.2.7", "6.4")  # maximum number of retries exceeded
+# ES11 / ES12 (§5.8, §5.9): the SM-DS address, the event record.
+SC_SMDS_ADDRESS_REFUSED = ("8.9.1", "3.8")
+SC_EVENT_ID_IN_USE = ("8.9.5", "3.3")  # already in use
+SC_EVENT_ID_UNKNOWN = ("8.9.5", "3.9")
+# ES2+ (§5.3): the EID, the profile (ICCID), its type, the order's state, the SM-DS.
+SC_EID_INVALID = ("8.1.1", "2.1")  # invalid format
+SC_ICCID_UNKNOWN = ("8.2.1", "3.9")
+SC_ICCID_IN_USE = ("8.2.1", "3.3")
+SC_PROFILE_TYPE_UNKNOWN = ("8.2.5", "3.9")
+SC_ORDER_STATE_REFUSED = ("8.2.1", "3.5")  # the profile is not in a state for this function
+SC_MATCHING_ID_IN_USE = ("8.2.6", "3.3")
+SC_SMDS_INACCESSIBLE = ("8.9", "5.1")
 
 
 @dataclass
@@ -127,6 +184,11 @@ def unb64(value: Any, field: str) -> bytes:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise Es9Error.of(SC_BAD_REQUEST, f"{field}: not base64") from None
+
+
+def request_header(requester: str, call_id: str) -> dict[str, Any]:
+    """The `header` of an ES2+ or ES12 request (§6.5.1.3)."""
+    return {"functionRequesterIdentifier": requester, "functionCallIdentifier": call_id}
 
 
 def ok_header() -> dict[str, Any]:

@@ -49,6 +49,14 @@ __all__ = [
     "OID_ROLE_DP_TLS",
     "OID_ROLE_DP_AUTH",
     "OID_ROLE_DP_PB",
+    "OID_ROLE_DS_TLS",
+    "OID_ROLE_DS_AUTH",
+    "DEFAULT_SMDS_OID",
+    "SmdsCredentials",
+    "issue_crl",
+    "is_revoked",
+    "load_crls",
+    "revoke",
     "CURVES",
     "DEFAULT_EIN",
     "DEFAULT_EID",
@@ -83,10 +91,13 @@ OID_ROLE_EUM = x509.ObjectIdentifier(_ID_RSP_ROLE + ".2")
 OID_ROLE_DP_TLS = x509.ObjectIdentifier(_ID_RSP_ROLE + ".3")
 OID_ROLE_DP_AUTH = x509.ObjectIdentifier(_ID_RSP_ROLE + ".4")
 OID_ROLE_DP_PB = x509.ObjectIdentifier(_ID_RSP_ROLE + ".5")
+OID_ROLE_DS_TLS = x509.ObjectIdentifier(_ID_RSP_ROLE + ".6")
+OID_ROLE_DS_AUTH = x509.ObjectIdentifier(_ID_RSP_ROLE + ".7")
 
 # 2.999 is ITU-T X.660's arc for examples: never a real operator's OID.
 DEFAULT_CI_OID = "2.999.1"
 DEFAULT_SMDP_OID = "2.999.10"
+DEFAULT_SMDS_OID = "2.999.20"
 
 CURVES: dict[str, type[ec.EllipticCurve]] = {
     "nist": ec.SECP256R1,
@@ -413,6 +424,28 @@ def _build(
 
 
 @dataclass(frozen=True)
+class SmdsCredentials:
+    """An SM-DS's certificates under one CI: CERT.DSauth (ES11 authentication) and CERT.DStls.
+
+    Attributes:
+        ci: the CI certificate that signed them.
+        dsauth: signs serverSigned1 (policy id-rspRole-ds-auth).
+        dstls: the HTTPS server certificate (policy id-rspRole-ds-tls).
+        oid: the SM-DS OID (registeredID in both).
+    """
+
+    ci: x509.Certificate
+    dsauth: Credential
+    dstls: Credential
+    oid: str
+
+    @property
+    def ci_ski(self) -> bytes:
+        """The CI's subject key identifier (euiccCiPKId)."""
+        return subject_key_id(self.ci)
+
+
+@dataclass(frozen=True)
 class TestPki:
     """A CI with the EUM, eUICC and SM-DP+ credentials it certifies, on one curve.
 
@@ -462,6 +495,58 @@ class TestPki:
         """
         s = None if seed is None else _seed_bytes(seed)
         return _euicc(self.curve, self.eum, eid, org or self.eum_org, s)
+
+    def issue_smds(
+        self,
+        host: str = DEFAULT_SMDP_HOST,
+        *,
+        oid: str = DEFAULT_SMDS_OID,
+        tls_names: Sequence[str] = ("localhost", "127.0.0.1"),
+    ) -> SmdsCredentials:
+        """CERT.DSauth and CERT.DStls for an SM-DS, signed by this PKI's CI (SGP.22 §4.5.2.1).
+
+        The keys, serial numbers and signatures are derived from the CI's private
+        key, the host and the OID: the same PKI always gives the same SM-DS
+        certificates, so a PKI directory needs no SM-DS files of its own, and a
+        root and an alternative SM-DS (different hosts or OIDs) get different keys.
+
+        Args:
+            host: the SM-DS host name (CERT.DStls subject CN and first DNS name).
+            oid: the SM-DS OID (registeredID in both certificates).
+            tls_names: more DNS names or IP addresses for CERT.DStls.
+        """
+        seed = hashlib.sha256(
+            b"smds\x00" + self.ci.private_scalar + host.encode() + b"\x00" + oid.encode()
+        ).digest()
+        return SmdsCredentials(
+            ci=self.ci.cert,
+            dsauth=_server(
+                self.curve, self.ci, OID_ROLE_DS_AUTH, "dsauth", oid, seed, self.crl_url, "SM-DS"
+            ),
+            dstls=_tls_cert(
+                self.curve,
+                self.ci,
+                host,
+                tls_names,
+                oid,
+                seed,
+                self.crl_url,
+                label="dstls",
+                policy=OID_ROLE_DS_TLS,
+            ),
+            oid=oid,
+        )
+
+    @property
+    def crl_url(self) -> str:
+        """The CRL distribution point the CI's certificates name."""
+        try:
+            ext = self.dpauth.cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+        except x509.ExtensionNotFound:
+            return DEFAULT_CRL_URL
+        names = ext.value[0].full_name or []
+        uris = [n.value for n in names if isinstance(n, x509.UniformResourceIdentifier)]
+        return str(uris[0]) if uris else DEFAULT_CRL_URL
 
     def save(self, directory: str | os.PathLike[str]) -> list[Path]:
         """Write the certificates (DER, and PEM for TLS) and keys (PKCS#8 PEM) under `directory`.
@@ -626,11 +711,25 @@ def _smdp(
     seed: bytes | None,
     crl_url: str,
 ) -> Credential:
+    return _server(curve, ci, role, label, smdp_oid, seed, crl_url, "SM-DP+")
+
+
+def _server(
+    curve: str,
+    ci: Credential,
+    role: x509.ObjectIdentifier,
+    label: str,
+    smdp_oid: str,
+    seed: bytes | None,
+    crl_url: str,
+    what: str,
+) -> Credential:
+    """An RSP server's signing certificate (CERT.DPauth, CERT.DPpb, CERT.DSauth)."""
     key = _new_key(curve, seed, label)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cardemu"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "cardemu SM-DP+"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"cardemu {what}"),
         ]
     )
     b = (
@@ -668,7 +767,23 @@ def _dptls(
     seed: bytes | None,
     crl_url: str,
 ) -> Credential:
-    key = _new_key(curve, seed, "dptls")
+    return _tls_cert(curve, ci, host, names, smdp_oid, seed, crl_url)
+
+
+def _tls_cert(
+    curve: str,
+    ci: Credential,
+    host: str,
+    names: Sequence[str],
+    smdp_oid: str,
+    seed: bytes | None,
+    crl_url: str,
+    *,
+    label: str = "dptls",
+    policy: x509.ObjectIdentifier = OID_ROLE_DP_TLS,
+) -> Credential:
+    """An RSP server's TLS certificate (CERT.DPtls, CERT.DStls)."""
+    key = _new_key(curve, seed, label)
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cardemu"),
@@ -685,7 +800,7 @@ def _dptls(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ci.cert.subject)
-        .serial_number(_serial(seed, "dptls"))
+        .serial_number(_serial(seed, label))
         .not_valid_before(_NOT_BEFORE)
         .not_valid_after(_SERVER_NOT_AFTER)
         .add_extension(_key_usage(sign=True), critical=True)
@@ -697,7 +812,7 @@ def _dptls(
             # either, and strict Web-PKI verifiers refuse a critical one.
             critical=False,
         )
-        .add_extension(_policies(OID_ROLE_DP_TLS), critical=False)
+        .add_extension(_policies(policy), critical=False)
         .add_extension(_aki(ci), critical=False)
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .add_extension(_crl_dp(crl_url), critical=False)
@@ -838,6 +953,153 @@ def load_pki(directory: str | os.PathLike[str], curve: str = "nist") -> TestPki:
     )
 
 
+# -- Revocation (CRLs) -------------------------------------------------------------------
+
+_CRL_DAYS = 30
+
+
+def issue_crl(
+    issuer: Credential,
+    serials: Iterable[int],
+    *,
+    number: int = 1,
+    when: _dt.datetime | None = None,
+) -> x509.CertificateRevocationList:
+    """A CRL (RFC 5280 §5, X.509 v2) listing `serials` as revoked, signed by `issuer`.
+
+    What SGP.22 §4.5.2.1.0.1 asks of an RSP CRL: the issuer's name, thisUpdate and
+    nextUpdate, the revoked serial numbers with their dates, the authority key
+    identifier (chains and CRLs are matched on key identifiers, §4.5.2.2) and a
+    CRL number. The CI's CRL revokes SM-DP+, SM-DS and EUM certificates; an EUM's
+    revokes the eUICC certificates it issued. Signed deterministically (RFC 6979),
+    so the same revocations give the same bytes.
+
+    Args:
+        issuer: the CA whose certificates it revokes.
+        serials: the revoked certificates' serial numbers.
+        number: the CRL number (grows with each new CRL of this issuer).
+        when: thisUpdate (default: now); nextUpdate is 30 days later.
+    """
+    now = (when or _dt.datetime.now(_dt.UTC)).replace(microsecond=0)
+    b = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(now)
+        .next_update(now + _dt.timedelta(days=_CRL_DAYS))
+        .add_extension(_aki(issuer), critical=False)
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    for serial in sorted(set(serials)):
+        b = b.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    return b.sign(issuer.key, hashes.SHA256(), ecdsa_deterministic=True)
+
+
+def _crl_files(root: Path, curve: str) -> dict[str, Path]:
+    sfx = _CURVE_SUFFIX[curve]
+    return {
+        "ci": root / f"crl/CRL_CI_ECDSA_{sfx}.der",
+        "eum": root / f"crl/CRL_EUM_ECDSA_{sfx}.der",
+    }
+
+
+def revoke(
+    directory: str | os.PathLike[str], cert: x509.Certificate, curve: str | None = None
+) -> tuple[str, Path]:
+    """Revoke a certificate of the PKI in `directory`: re-issue its issuer's CRL there.
+
+    The certificate's issuer is found by its authority key identifier: the CI
+    (an SM-DP+, SM-DS or EUM certificate) or the EUM (an eUICC certificate).
+    The revoked serial numbers are kept in `crl/revoked.json`, and each new CRL
+    gets the next CRL number.
+
+    Returns:
+        ("ci" or "eum", the CRL file written).
+
+    Raises:
+        PkiError: no PKI there, or neither its CI nor its EUM issued `cert`.
+    """
+    root = Path(directory)
+    curves = [curve] if curve else list(CURVES)
+    for c in curves:
+        try:
+            pki = load_pki(root, c)
+        except PkiError:
+            continue
+        aki = authority_key_id(cert)
+        found = [
+            (name, ca)
+            for name, ca in (("ci", pki.ci), ("eum", pki.eum))
+            if aki == ca.ski and cert.issuer == ca.cert.subject
+        ]
+        if not found:
+            continue
+        which, issuer = found[0]
+        state_path = root / "crl" / "revoked.json"
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            state = {}
+        entry = state.setdefault(c, {}).setdefault(which, {"number": 0, "serials": []})
+        if cert.serial_number not in entry["serials"]:
+            entry["serials"].append(cert.serial_number)
+        entry["number"] += 1
+        crl = issue_crl(issuer, entry["serials"], number=entry["number"])
+        path = _crl_files(root, c)[which]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(crl.public_bytes(serialization.Encoding.DER))
+        state_path.write_text(json.dumps(state, indent=2) + "\n")
+        return which, path
+    raise PkiError(f"{root}: no CI or EUM there issued {cert.subject.rfc4514_string()}")
+
+
+def load_crls(
+    directory: str | os.PathLike[str], curve: str | None = None
+) -> list[x509.CertificateRevocationList]:
+    """The CRLs `revoke` wrote under `directory` (none yet: an empty list).
+
+    Raises:
+        PkiError: a CRL file that does not parse.
+    """
+    out = []
+    for c in [curve] if curve else list(CURVES):
+        for path in _crl_files(Path(directory), c).values():
+            if not path.exists():
+                continue
+            try:
+                out.append(x509.load_der_x509_crl(path.read_bytes()))
+            except ValueError as e:
+                raise PkiError(f"{path}: not a CRL ({e})") from None
+    return out
+
+
+def is_revoked(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    crls: Iterable[x509.CertificateRevocationList],
+) -> bool:
+    """True if a CRL that `issuer` signed lists `cert`'s serial number (RFC 5280 §6.3).
+
+    A CRL of another issuer, or one whose signature does not verify with the
+    issuer's key, says nothing about `cert`.
+    """
+    key = issuer.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    for crl in crls:
+        if crl.issuer != issuer.subject:
+            continue
+        try:
+            if not crl.is_signature_valid(key):
+                continue
+        except (ValueError, TypeError):
+            continue
+        if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+            return True
+    return False
+
+
 # -- Chain verification ------------------------------------------------------------------
 
 
@@ -894,6 +1156,7 @@ def verify_euicc_chain(
     trusted_cis: Iterable[x509.Certificate],
     *,
     when: _dt.datetime | None = None,
+    crls: Sequence[x509.CertificateRevocationList] = (),
 ) -> x509.Certificate:
     """Check CERT.EUICC ← CERT.EUM ← a trusted CI, as an SM-DP+ does (SGP.22 §4.5.2.2, §5.6.3).
 
@@ -902,6 +1165,8 @@ def verify_euicc_chain(
         eum_cert: its EUM's certificate.
         trusted_cis: the CI certificates the verifier trusts.
         when: the time for the validity check (default: now).
+        crls: CRLs of the CI and the EUM (SGP.22 §4.5.2.2: a revoked certificate
+            fails the chain, reason "revoked").
 
     Returns:
         The CI certificate the chain leads to.
@@ -948,4 +1213,8 @@ def verify_euicc_chain(
         raise ChainError(
             "euicc", "range", "the EID is outside the range the EUM certificate permits"
         )
+    if crls and is_revoked(eum_cert, ci, crls):
+        raise ChainError("eum", "revoked", "the EUM certificate is revoked (the CI's CRL)")
+    if crls and is_revoked(euicc_cert, eum_cert, crls):
+        raise ChainError("euicc", "revoked", "the eUICC certificate is revoked (the EUM's CRL)")
     return ci

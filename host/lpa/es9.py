@@ -13,16 +13,36 @@ name does not resolve here.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from host.es9plus import ADMIN_PROTOCOL, CONTENT_TYPE, ES9_PATHS, Es9Error, status_of
+from host.es9plus import (
+    ADMIN_PROTOCOL,
+    CONTENT_TYPE,
+    ES2P_PATHS,
+    ES9_PATHS,
+    ES11_PATHS,
+    ES12_PATHS,
+    Es9Error,
+    request_header,
+    status_of,
+)
 
-__all__ = ["Es9Client", "Es9TransportError", "HttpHook", "HttpRequest", "split_address"]
+__all__ = [
+    "Es9Client",
+    "Es9TransportError",
+    "HttpHook",
+    "HttpRequest",
+    "split_address",
+    "ES11_PATHS",
+    "ES12_PATHS",
+    "ES2P_PATHS",
+]
 
 Tracer = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 
@@ -100,6 +120,10 @@ class Es9Client:
         timeout: seconds per request.
         trace: called with (function, request, response) for every call.
         hook: wraps every HTTP exchange (recording, fault injection).
+        paths: the functions' paths: ES9+ by default; `ES11_PATHS` for an SM-DS,
+            `ES12_PATHS` / `ES2P_PATHS` for the server-to-server interfaces.
+        requester: for ES12 and ES2+, the functionRequesterIdentifier of the request
+            header each call then carries (§6.5.1.3).
     """
 
     def __init__(
@@ -112,8 +136,13 @@ class Es9Client:
         timeout: float = 30.0,
         trace: Tracer | None = None,
         hook: HttpHook | None = None,
+        paths: Mapping[str, str] = ES9_PATHS,
+        requester: str | None = None,
     ) -> None:
         self.address = address
+        self.paths = paths
+        self.requester = requester
+        self._calls = itertools.count(1)
         self.host, self.port = split_address(address, 443 if tls else 80)
         self.connect_to = connect_to
         self.tls = tls
@@ -145,7 +174,9 @@ class Es9Client:
             Es9Error: the SM-DP+ answered "Failed" (its status codes).
             Es9TransportError: no connection, TLS failure, an HTTP error or no JSON.
         """
-        path = ES9_PATHS[function]
+        path = self.paths[function]
+        if self.requester is not None:
+            body = {"header": request_header(self.requester, f"{next(self._calls)}"), **body}
         payload = json.dumps(body).encode()
         headers = {
             "Content-Type": CONTENT_TYPE,

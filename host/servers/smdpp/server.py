@@ -40,11 +40,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from card.crypto.keys import raw_to_der
 from card.sgp22 import asn1
 from card.sgp22.bsp import (
     KEY_TYPE_AES,
@@ -54,17 +52,13 @@ from card.sgp22.bsp import (
     BspState,
     protect_all,
 )
-from card.tlv import TlvError, decode_length, decode_tag, encode_length, encode_tag
+from card.tlv import decode_length, decode_tag
 from host.es9plus import (
     SC_BAD_REQUEST,
     SC_CI_KEY_UNKNOWN,
     SC_DOWNLOAD_REFUSED,
     SC_EID_REFUSED,
-    SC_EUICC_CERT_EXPIRED,
-    SC_EUICC_CERT_INVALID,
     SC_EUICC_SIGNATURE_INVALID,
-    SC_EUM_CERT_EXPIRED,
-    SC_EUM_CERT_INVALID,
     SC_MATCHING_ID_REFUSED,
     SC_SECURITY_CONFIG_UNSUPPORTED,
     SC_SMDP_ADDRESS_REFUSED,
@@ -77,6 +71,8 @@ from host.es9plus import (
     unb64,
 )
 from host.pki import ChainError, Credential, PkiError, TestPki, eid_of, verify_euicc_chain
+from host.servers import rsp_common
+from host.servers.rsp_common import check_client
 from host.servers.smdpp.saip import ProfileOrder, build_upp, iccid_to_ef, upp_iccid
 from host.servers.web import RoleServer, Store, TlsFiles
 
@@ -181,97 +177,18 @@ class SmdpCredentials:
         return oids[0].dotted_string
 
 
-# -- DER helpers --------------------------------------------------------------------------
+# -- DER helpers: host.servers.rsp_common (shared with the SM-DS) ------------------------
 
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    return encode_tag(tag) + encode_length(len(value)) + value
-
-
-def _sig_do(sig: bytes) -> bytes:
-    """A signature as the '5F37' data object SGP.22 signs over and sends."""
-    return _tlv(0x5F37, sig)
-
-
-def _first_inner(data: bytes, depth: int) -> bytes:
-    """The raw bytes of the first data object `depth` levels inside `data` (as received)."""
-    start, end = 0, len(data)
-    try:
-        for _ in range(depth):
-            _, p = decode_tag(data, start)
-            n, p = decode_length(data, p)
-            start, end = p, p + n
-        _, p = decode_tag(data, start)
-        n, p = decode_length(data, p)
-    except TlvError as e:
-        raise Es9Error.of(SC_BAD_REQUEST, f"malformed response: {e}") from None
-    if p + n > end:
-        raise Es9Error.of(SC_BAD_REQUEST, "malformed response: a length runs past its parent")
-    return data[start : p + n]
-
-
-def _decode(type_name: str, data: bytes, field: str) -> Any:
-    try:
-        return asn1.decode(type_name, data)
-    except asn1.Asn1Error as e:
-        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: {e}") from None
-
-
-def _decode_lenient(type_name: str, data: bytes, field: str) -> Any:
-    """Decode without size constraints, for objects that carry the LPA's DeviceInfo.
-
-    SGP.22 v2.x has DeviceInfo.tac as Octet4 where the module copy says Octet8:
-    both sizes are accepted, the rest of the DER must still be exact.
-    """
-    try:
-        return asn1.decode(type_name, data, constraints=False)
-    except asn1.Asn1DecodeError as e:
-        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: {e}") from None
-
-
-def _verify(cert: x509.Certificate, signature: bytes, data: bytes) -> bool:
-    """ECDSA-SHA256 with a TR-03111 r || s signature (SGP.22 §2.6.5)."""
-    key = cert.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 64:
-        return False
-    try:
-        key.verify(raw_to_der(signature), data, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def _oid_key(dotted: str) -> tuple[int, ...]:
-    """An OID as its encoded subidentifiers (X.690 §8.19: the first two arcs make one).
-
-    asn1tools decodes arcs under 2 with a second arc of 40 or more wrongly
-    (2.999.10 comes back as 26.39.10); both spellings give the same key.
-    """
-    arcs = [int(a) for a in dotted.split(".")]
-    return (arcs[0] * 40 + arcs[1], *arcs[2:]) if len(arcs) > 1 else tuple(arcs)
-
-
-def _code(resp: Any, name: str) -> Any:
-    """An error alternative's code; an unknown alternative of an extensible CHOICE
-    (SGP.22 Annex H `...`) decodes with no value at all."""
-    return resp.get(name) if isinstance(resp, dict) else "unknown"
-
-
-def _field(body: dict[str, Any], name: str) -> Any:
-    if name not in body:
-        raise Es9Error.of(SC_BAD_REQUEST, f"{name} is missing")
-    return body[name]
-
-
-def _tid(body: dict[str, Any]) -> str:
-    value = _field(body, "transactionId")
-    if not isinstance(value, str) or not value or len(value) > 32:
-        raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "transactionId is not a hex string of 1-16 bytes")
-    try:
-        bytes.fromhex(value)
-    except ValueError:
-        raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "transactionId is not hex") from None
-    return value.upper()
+_tlv = rsp_common.tlv
+_sig_do = rsp_common.sig_do
+_first_inner = rsp_common.first_inner
+_decode = rsp_common.decode
+_decode_lenient = rsp_common.decode_lenient
+_verify = rsp_common.verify
+_oid_key = rsp_common.oid_key
+_code = rsp_common.error_code
+_field = rsp_common.field
+_tid = rsp_common.transaction_id
 
 
 def _event_bits(events: Sequence[str]) -> tuple[bytes, int]:
@@ -304,6 +221,8 @@ class SmdpPlus:
         tls: CERT.DPtls with its key, for `serve` (a `TestPki` brings its own).
         random: the source of transaction IDs and server challenges.
         clock: seconds since the epoch (tests move it).
+        crls: CRLs of the CI and the EUMs (`host.pki.issue_crl`), checked on every
+            eUICC chain.
     """
 
     def __init__(
@@ -316,7 +235,11 @@ class SmdpPlus:
         tls: Credential | None = None,
         random: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
+        crls: Sequence[x509.CertificateRevocationList] = (),
     ) -> None:
+        #: CRLs of the CI and the EUMs: a revoked EUM or eUICC certificate is refused
+        #: (SGP.22 §4.5.2.2); replace the list to load newer ones.
+        self.crls: list[x509.CertificateRevocationList] = list(crls)
         if isinstance(credentials, TestPki):
             tls = tls or credentials.dptls
             credentials = [SmdpCredentials.from_pki(credentials)]
@@ -542,48 +465,12 @@ class SmdpPlus:
         )
 
     def _authenticate_client(self, tid: str, session: Any, raw: bytes) -> dict[str, Any]:
-        kind, resp = _decode_lenient(
-            "AuthenticateServerResponse", raw, "authenticateServerResponse"
-        )
-        if kind != "authenticateResponseOk":
-            raise Es9Error.of(
-                SC_DOWNLOAD_REFUSED,
-                f"the eUICC refused the server (error {_code(resp, 'authenticateErrorCode')})",
-            )
-        signed1 = resp["euiccSigned1"]
-        signed1_raw = _first_inner(raw, 2)
-        if signed1["transactionId"].hex().upper() != tid:
-            raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "euiccSigned1 names another transaction")
-        try:
-            euicc_der = asn1.encode("Certificate", resp["euiccCertificate"])
-            eum_der = asn1.encode("Certificate", resp["eumCertificate"])
-            euicc_cert = x509.load_der_x509_certificate(euicc_der)
-            eum_cert = x509.load_der_x509_certificate(eum_der)
-        except (asn1.Asn1Error, ValueError, x509.InvalidVersion) as e:
-            raise Es9Error.of(SC_EUICC_CERT_INVALID, f"unreadable certificate: {e}") from None
         creds = self._creds_for(bytes(session["ci_ski"]))
-        try:
-            verify_euicc_chain(euicc_cert, eum_cert, [creds.ci])
-        except ChainError as e:
-            if e.which == "ci":
-                raise Es9Error.of(SC_CI_KEY_UNKNOWN, str(e)) from None
-            if e.which == "eum":
-                raise Es9Error.of(
-                    SC_EUM_CERT_EXPIRED if e.reason == "expired" else SC_EUM_CERT_INVALID, str(e)
-                ) from None
-            raise Es9Error.of(
-                SC_EUICC_CERT_EXPIRED if e.reason == "expired" else SC_EUICC_CERT_INVALID, str(e)
-            ) from None
-        signature1 = bytes(resp["euiccSignature1"])
-        if not _verify(euicc_cert, signature1, signed1_raw):
-            raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccSignature1 does not verify")
-        if bytes(signed1["serverChallenge"]) != bytes(session["server_challenge"]):
-            raise Es9Error.of(
-                SC_EUICC_SIGNATURE_INVALID, "the serverChallenge is not this session's"
-            )
-        eid = eid_of(euicc_cert)
-        _, ctx = signed1["ctxParams1"]
-        matching_id = ctx.get("matchingId") or ""
+        client = check_client(
+            raw, tid, bytes(session["server_challenge"]), creds.ci, crls=self.crls
+        )
+        eid, euicc_der, signature1 = client.eid, client.certificate_der, client.signature1
+        matching_id = client.matching_id
         with self.store.transaction() as c:
             order = c.execute(
                 "SELECT * FROM orders WHERE matching_id = ?", (matching_id,)
