@@ -32,7 +32,7 @@ from typing import Any
 
 from card.sgp22 import asn1
 from host.es9plus import Es9Error, b64, unb64
-from host.lpa.es9 import Es9Client, Es9TransportError, HttpHook
+from host.lpa.es9 import ES11_PATHS, Es9Client, Es9TransportError, HttpHook
 from host.lpa.es10 import Es10Client, Es10Error, decode_lenient, iccid_from_ef
 
 __all__ = [
@@ -243,67 +243,13 @@ class Lpa:
         ac = ActivationCode.parse(code) if isinstance(code, str) else code
         es10 = self.es10
         es9 = self.es9(ac.address)
-
-        challenge = es10.get_euicc_challenge()
-        self._step("ES10b", "GetEUICCChallenge", f"euiccChallenge {challenge.hex().upper()}")
-        info1 = es10.get_euicc_info1()
-        pkids = asn1.decode("EUICCInfo1", info1)["euiccCiPKIdListForVerification"]
-        self._step(
-            "ES10b",
-            "GetEUICCInfo1",
-            f"{len(pkids)} CI key(s): " + ", ".join(k.hex()[:8].upper() for k in pkids),
-        )
-
-        r1 = es9.require(
-            "initiateAuthentication",
-            {"euiccChallenge": b64(challenge), "euiccInfo1": b64(info1), "smdpAddress": ac.address},
-            "transactionId",
-            "serverSigned1",
-            "serverSignature1",
-            "euiccCiPKIdToBeUsed",
-            "serverCertificate",
-        )
-        tid = str(r1["transactionId"]).upper()
-        signed1 = unb64(r1["serverSigned1"], "serverSigned1")
-        decoded1 = asn1.decode("ServerSigned1", signed1)
-        # SGP.22 §5.6.1: the LPA checks the answer belongs to this request.
-        if (
-            decoded1["transactionId"].hex().upper() != tid
-            or decoded1["euiccChallenge"] != challenge
-        ):
-            raise LpaError("InitiateAuthentication", "serverSigned1 does not match this request")
-        self._step(
+        tid, r2 = self._authenticate(
+            es9,
             "ES9+",
-            "InitiateAuthentication",
-            f"transactionId {tid}, server {decoded1['serverAddress']}",
+            {"smdpAddress": ac.address},
+            ac.matching_id,
+            ("profileMetadata", "smdpSigned2", "smdpSignature2", "smdpCertificate"),
         )
-
-        asr = es10.authenticate_server(
-            signed1,
-            unb64(r1["serverSignature1"], "serverSignature1"),
-            unb64(r1["euiccCiPKIdToBeUsed"], "euiccCiPKIdToBeUsed"),
-            unb64(r1["serverCertificate"], "serverCertificate"),
-            ac.matching_id or None,
-            self.device_info,
-        )
-        kind, value = decode_lenient("AuthenticateServerResponse", asr)
-        if kind != "authenticateResponseOk":
-            self._step(
-                "ES10b", "AuthenticateServer", f"refused: error {value['authenticateErrorCode']}"
-            )
-        else:
-            self._step("ES10b", "AuthenticateServer", "SM-DP+ authenticated, euiccSignature1 made")
-
-        r2 = es9.require(
-            "authenticateClient",
-            {"transactionId": tid, "authenticateServerResponse": b64(asr)},
-            "profileMetadata",
-            "smdpSigned2",
-            "smdpSignature2",
-            "smdpCertificate",
-        )
-        if kind != "authenticateResponseOk":
-            raise LpaError("AuthenticateServer", f"eUICC error {value['authenticateErrorCode']}")
         metadata = asn1.decode(
             "StoreMetadataRequest", unb64(r2["profileMetadata"], "profileMetadata")
         )
@@ -383,6 +329,137 @@ class Lpa:
         except (Es9Error, Es9TransportError, Es10Error) as e:
             self._step("ES9+", "HandleNotification", f"not delivered ({e}); kept on the eUICC")
         return res
+
+    def _authenticate(
+        self,
+        client: Es9Client,
+        interface: str,
+        address_field: dict[str, str],
+        matching_id: str,
+        answer_fields: tuple[str, ...],
+    ) -> tuple[str, dict[str, Any]]:
+        """The common mutual authentication (SGP.22 §3.1.2) with an SM-DP+ or an SM-DS.
+
+        Returns:
+            (transactionId, the AuthenticateClient answer).
+        """
+        es10 = self.es10
+        challenge = es10.get_euicc_challenge()
+        self._step("ES10b", "GetEUICCChallenge", f"euiccChallenge {challenge.hex().upper()}")
+        info1 = es10.get_euicc_info1()
+        pkids = asn1.decode("EUICCInfo1", info1)["euiccCiPKIdListForVerification"]
+        self._step(
+            "ES10b",
+            "GetEUICCInfo1",
+            f"{len(pkids)} CI key(s): " + ", ".join(k.hex()[:8].upper() for k in pkids),
+        )
+        r1 = client.require(
+            "initiateAuthentication",
+            {"euiccChallenge": b64(challenge), "euiccInfo1": b64(info1), **address_field},
+            "transactionId",
+            "serverSigned1",
+            "serverSignature1",
+            "euiccCiPKIdToBeUsed",
+            "serverCertificate",
+        )
+        tid = str(r1["transactionId"]).upper()
+        signed1 = unb64(r1["serverSigned1"], "serverSigned1")
+        decoded1 = asn1.decode("ServerSigned1", signed1)
+        # SGP.22 §5.6.1: the LPA checks the answer belongs to this request.
+        if (
+            decoded1["transactionId"].hex().upper() != tid
+            or decoded1["euiccChallenge"] != challenge
+        ):
+            raise LpaError("InitiateAuthentication", "serverSigned1 does not match this request")
+        self._step(
+            interface,
+            "InitiateAuthentication",
+            f"transactionId {tid}, server {decoded1['serverAddress']}",
+        )
+        asr = es10.authenticate_server(
+            signed1,
+            unb64(r1["serverSignature1"], "serverSignature1"),
+            unb64(r1["euiccCiPKIdToBeUsed"], "euiccCiPKIdToBeUsed"),
+            unb64(r1["serverCertificate"], "serverCertificate"),
+            matching_id or None,
+            self.device_info,
+        )
+        kind, value = decode_lenient("AuthenticateServerResponse", asr)
+        if kind != "authenticateResponseOk":
+            self._step(
+                "ES10b", "AuthenticateServer", f"refused: error {value['authenticateErrorCode']}"
+            )
+        else:
+            self._step("ES10b", "AuthenticateServer", "server authenticated, euiccSignature1 made")
+        r2 = client.require(
+            "authenticateClient",
+            {"transactionId": tid, "authenticateServerResponse": b64(asr)},
+            *answer_fields,
+        )
+        if kind != "authenticateResponseOk":
+            raise LpaError("AuthenticateServer", f"eUICC error {value['authenticateErrorCode']}")
+        return tid, r2
+
+    # -- event retrieval (SM-DS, ES11) --------------------------------------------------
+
+    def es11(self, address: str) -> Es9Client:
+        """An ES11 client for one SM-DS address, with this LPA's TLS settings."""
+        return Es9Client(
+            address,
+            ca_pem=self.ca_pem,
+            connect_to=self.connect_to,
+            tls=self.tls,
+            hook=self.http_hook,
+            paths=ES11_PATHS,
+        )
+
+    def discover(
+        self, smds_address: str | None = None, *, follow: bool = True
+    ) -> list[dict[str, Any]]:
+        """Retrieve the eUICC's events from an SM-DS (SGP.22 §3.6.3, ES11 + ES10b).
+
+        Args:
+            smds_address: the SM-DS to ask (default: the eUICC's root SM-DS, ES10a).
+            follow: an event whose address is an alternative SM-DS is followed
+                there (ES11 again, with the EventID as matching ID) to the SM-DP+
+                it leads to. An address answering no ES11 (HTTP 404) is an SM-DP+.
+
+        Returns:
+            One entry per event: eventId, rspServerAddress (the SM-DP+), and `via`,
+            the SM-DS addresses asked on the way.
+
+        Raises:
+            Es9Error: an SM-DS refused (its status codes).
+            Es9TransportError: the first SM-DS could not be reached.
+            LpaError: the eUICC refused a step.
+        """
+        address = smds_address or str(self.es10.get_configured_addresses()["rootDsAddress"])
+        self._step("ES10a", "GetEuiccConfiguredAddresses", f"SM-DS {address}")
+        return self._events(address, "", [address] if follow else None)
+
+    def _events(self, address: str, event_id: str, via: list[str] | None) -> list[dict[str, Any]]:
+        _, r2 = self._authenticate(
+            self.es11(address), "ES11", {"smdsAddress": address}, event_id, ("eventEntries",)
+        )
+        entries = r2["eventEntries"]
+        if not isinstance(entries, list):
+            raise Es9TransportError("ES11.AuthenticateClient: eventEntries is not a list")
+        self._step("ES11", "AuthenticateClient", f"{len(entries)} event(s)")
+        out: list[dict[str, Any]] = []
+        for e in entries:
+            if not isinstance(e, dict):
+                raise Es9TransportError("ES11.AuthenticateClient: an event entry is not an object")
+            eid_, server = str(e.get("eventId", "")), str(e.get("rspServerAddress", ""))
+            if via is not None and server not in via:
+                try:
+                    out += self._events(server, eid_, [*via, server])
+                    continue
+                except Es9TransportError as err:
+                    if "HTTP 404" not in str(err):
+                        raise
+                    # No ES11 there: an SM-DP+, where the event is collected.
+            out.append({"eventId": eid_, "rspServerAddress": server, "via": list(via or [address])})
+        return out
 
     def _cancel(self, es9: Es9Client, tid: str, reason: int, why: str) -> None:
         """ES10b.CancelSession then ES9+.CancelSession (SGP.22 §3.1.3.3), best effort."""

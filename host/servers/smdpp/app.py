@@ -13,24 +13,16 @@ codes, or 204 for HandleNotification (§6.5.2.4).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from host.es9plus import (
     ADMIN_PROTOCOL,
     ES9_PATHS,
-    SC_BAD_REQUEST,
-    Es9Error,
-    failed_header,
-    ok_header,
 )
-from host.servers.web import HttpError, json_object, role_app
+from host.servers.rsp_http import RspFunction, rsp_route
+from host.servers.web import role_app
 
 if TYPE_CHECKING:
     from host.servers.smdpp.server import SmdpPlus
@@ -44,7 +36,7 @@ ENV_ADDRESS = "CARDEMU_SMDPP_ADDRESS"
 
 log = logging.getLogger(__name__)
 
-Es9Function = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+Es9Function = RspFunction
 
 
 def create_app(smdp: SmdpPlus) -> Starlette:
@@ -56,10 +48,7 @@ def create_app(smdp: SmdpPlus) -> Starlette:
         "handleNotification": smdp.handle_notification,
         "cancelSession": smdp.cancel_session,
     }
-    routes = [
-        Route(ES9_PATHS[name], _endpoint(name, fn), methods=["POST"])
-        for name, fn in functions.items()
-    ]
+    routes = [rsp_route(ES9_PATHS[name], name, fn) for name, fn in functions.items()]
     return role_app("smdpp", routes, headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
 
 
@@ -96,40 +85,3 @@ def app_from_env() -> Starlette:
     return create_app(
         load_smdp(os.environ[ENV_DB], os.environ.get(ENV_PKI) or None, os.environ[ENV_ADDRESS])
     )
-
-
-def _bounded(fn: Es9Function, body: dict[str, Any]) -> dict[str, Any] | None:
-    """Run one ES9+ function with every decode of its request under one budget.
-
-    A request that cannot be decoded in bounded work is malformed (SGP.22
-    "bad request"), and the server goes on serving. Entered here, in the
-    worker thread, where the decoding happens.
-    """
-    from card.sgp22 import asn1
-    from host.servers.smdpp.server import REQUEST_DECODE_SECONDS
-
-    with asn1.decode_budget(REQUEST_DECODE_SECONDS):
-        try:
-            return fn(body)
-        except asn1.Asn1DecodeError as e:
-            raise Es9Error.of(SC_BAD_REQUEST, str(e)) from None
-
-
-def _endpoint(name: str, fn: Es9Function) -> Callable[[Request], Any]:
-    async def handle(request: Request) -> Response:
-        protocol = request.headers.get("x-admin-protocol")
-        if protocol is not None and not protocol.startswith("gsma/rsp/v2"):
-            raise HttpError(400, f"unsupported X-Admin-Protocol {protocol[:40]!r}")
-        body = await json_object(request)
-        try:
-            result = await run_in_threadpool(_bounded, fn, body)
-        except Es9Error as e:
-            e.function = name
-            log.info("ES9+ %s failed: %s", name, e)
-            return JSONResponse({"header": failed_header(e)})
-        if result is None:
-            return Response(status_code=204)
-        return JSONResponse({"header": ok_header(), **result})
-
-    handle.__name__ = name
-    return handle
