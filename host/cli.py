@@ -68,6 +68,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("host.commands.serve:serve", "Serve a card to pcscd through vpcd."),
     "server": ("host.commands.server:server", "Run one server role alone (e.g. the SM-DP+)."),
     "smdpp": ("host.commands.smdpp:smdpp", "The built-in SM-DP+ (SGP.22 ES9+)."),
+    "smds": ("host.commands.smds:smds", "The built-in SM-DS (SGP.22 ES11/ES12)."),
     "usim": ("host.commands.usim:usim", "Read a USIM and run AKA (TS 31.102)."),
 }
 

@@ -232,6 +232,72 @@ def download(
         raise click.exceptions.Exit(1)
 
 
+@lpa.command("discover", short_help="Ask an SM-DS for this eUICC's events (ES11).")
+@lpa_options
+@click.option(
+    "--smds",
+    "smds_address",
+    metavar="ADDRESS",
+    help="The SM-DS to ask [default: the eUICC's root SM-DS address].",
+)
+@tls_options(
+    "Connect there instead of the SM-DS address (TLS still checks the address).",
+    pki_help="Trust this PKI's CI for TLS (from `cardemu pki create`).",
+)
+@click.option("--no-tls", is_flag=True, help="Plain HTTP (test servers behind no TLS).")
+@click.option(
+    "--download", "then_download", is_flag=True, help="Then download each event's profile."
+)
+@click.option("--confirmation-code", help="The confirmation code, for --download.")
+def discover(
+    smds_address: str | None,
+    pki_dir: str | None,
+    ca_file: str | None,
+    connect_to: str | None,
+    no_tls: bool,
+    then_download: bool,
+    confirmation_code: str | None,
+    **kw: Any,
+) -> None:
+    """Retrieve this eUICC's events from an SM-DS (ES11, the eUICC signing through ES10b).
+
+    Each event names an EventID and the SM-DP+ holding the profile; an event at
+    an alternative SM-DS is followed there. --download then downloads each one
+    (LPA:1$<SM-DP+>$<EventID>).
+
+    \b
+    Examples:
+      cardemu lpa discover --card my.card --smds localhost:8444
+      cardemu lpa discover --card my.card --smds localhost:8444 --download \\
+          --confirmation-code 1234
+    """
+    opts = _options(kw)
+    target = _connect_target(connect_to, need_port=True)
+    results: list[dict[str, Any]] = []
+    with _lpa(opts, ca_pem=_ca(pki_dir, ca_file), connect_to=target, tls=not no_tls) as assistant:
+        events = assistant.discover(smds_address)
+        for e in events:
+            if then_download:
+                code = ActivationCode(e["rspServerAddress"], e["eventId"])
+                r = assistant.download(code, confirmation_code=confirmation_code)
+                e = {**e, "download": r.to_json()}
+            results.append(e)
+
+    def text() -> None:
+        if not results:
+            click.echo("no event")
+        for e in results:
+            line = f"{e['eventId']:<24} {e['rspServerAddress']}"
+            if "download" in e:
+                d = e["download"]
+                line += f"  installed {d['iccid']}" if d["installed"] else f"  not installed: {d}"
+            click.echo(line)
+
+    _emit(opts.as_json, results, text)
+    if any("download" in e and not e["download"]["installed"] for e in results):
+        raise click.exceptions.Exit(1)
+
+
 @lpa.command("list", short_help="List the profiles (ES10c.GetProfilesInfo).")
 @lpa_options
 def list_profiles(**kw: Any) -> None:
@@ -312,12 +378,16 @@ def nickname(iccid: str, nickname: str, **kw: Any) -> None:
 )
 @click.option("--seq", type=int, help="Only this sequence number.")
 @tls_options("Connect there instead of each notification address.")
+@click.option(
+    "--no-tls", is_flag=True, help="Plain HTTP to the SM-DP+ (a test server behind no TLS)."
+)
 def notifications(
     send: bool,
     seq: int | None,
     pki_dir: str | None,
     ca_file: str | None,
     connect_to: str | None,
+    no_tls: bool,
     **kw: Any,
 ) -> None:
     """List the pending notifications (ES10b.ListNotification) or --send them (ES9+).
@@ -326,10 +396,13 @@ def notifications(
     Examples:
       cardemu lpa notifications --card my.card
       cardemu lpa notifications --card my.card --send
+      cardemu lpa notifications --card my.card --send --no-tls
     """
     opts = _options(kw)
     target = _connect_target(connect_to, need_port=False)
-    lpa_kw: dict[str, Any] = {"ca_pem": _ca(pki_dir, ca_file), "connect_to": target} if send else {}
+    lpa_kw: dict[str, Any] = (
+        {"ca_pem": _ca(pki_dir, ca_file), "connect_to": target, "tls": not no_tls} if send else {}
+    )
     with _lpa(opts, **lpa_kw) as assistant:
         rows = assistant.send_notifications(seq) if send else assistant.notifications()
         if seq is not None and not send:

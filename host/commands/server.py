@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from host.commands.common import serve_until_interrupted
 from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
 
-DEFAULT_PORTS = {"smdpp": 8443, "registration": 8801, "repository": 8802}
+DEFAULT_PORTS = {"smdpp": 8443, "smds": 8444, "registration": 8801, "repository": 8802}
 """Seed 003's roles (move-*) use 8803-8807."""
 
 
@@ -32,6 +32,7 @@ def server() -> None:
       cardemu server smdpp --port 8443 --db smdpp.sqlite --demo-order
       cardemu server smdpp --port 0 --no-tls
       cardemu server smdpp --tls-cert dp.pem --tls-key dp.key
+      cardemu server smds --port 0 --db /tmp/ds.sqlite
       cardemu server repository --port 0 --db repo.sqlite
       cardemu server registration --port 0 --db hsm.sqlite
       cardemu server move-provider --port 0 --db provider.sqlite
@@ -149,6 +150,26 @@ def smdpp(
         smdp.address = f"localhost:{srv.port}"
     click.echo(f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("smdpp", srv.serve_forever)
+
+
+def _smds_command() -> click.Command:
+    from host.commands.smds import run_smds, serve_options
+
+    @serve_options
+    def smds(**kw: Any) -> None:
+        """The SM-DS (GSMA SGP.22 ES11 to LPAs, ES12 from SM-DP+ servers).
+
+        \b
+        Examples:
+          cardemu server smds --port 0 --db /tmp/ds.sqlite
+          cardemu server smds --port 0 --db /tmp/alt.sqlite --root localhost:8444
+        """
+        run_smds(**kw)
+
+    return click.command("smds", short_help="The SM-DS (SGP.22 ES11/ES12).")(smds)
+
+
+server.add_command(_smds_command())
 
 
 def _core(f: Any) -> Any:

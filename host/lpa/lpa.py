@@ -422,7 +422,9 @@ class Lpa:
             smds_address: the SM-DS to ask (default: the eUICC's root SM-DS, ES10a).
             follow: an event whose address is an alternative SM-DS is followed
                 there (ES11 again, with the EventID as matching ID) to the SM-DP+
-                it leads to. An address answering no ES11 (HTTP 404) is an SM-DP+.
+                it leads to. An address that answers no ES11 (an SM-DP+ answers
+                404) is taken as the SM-DP+: SGP.22 v2 event records do not say
+                which kind of server they name.
 
         Returns:
             One entry per event: eventId, rspServerAddress (the SM-DP+), and `via`,
@@ -455,9 +457,9 @@ class Lpa:
                     out += self._events(server, eid_, [*via, server])
                     continue
                 except Es9TransportError as err:
-                    if "HTTP 404" not in str(err):
-                        raise
-                    # No ES11 there: an SM-DP+, where the event is collected.
+                    # No ES11 there (an SM-DP+ answers 404, or is not up yet): the event
+                    # is collected there, by the download that follows.
+                    self._step("ES11", "InitiateAuthentication", f"{server}: no SM-DS ({err})")
             out.append({"eventId": eid_, "rspServerAddress": server, "via": list(via or [address])})
         return out
 
