@@ -96,7 +96,7 @@ def _legacy_server(smdp: Any) -> Any:
     """The SM-DP+'s ES9+ routes as the old stack served them (SmdpPlus.app before the move)."""
     from host import bench_legacy_http as legacy
     from host.es9plus import Es9Error, failed_header, ok_header
-    from host.servers.smdpp.app import _bounded  # the same decode budget as the real route
+    from host.servers.rsp_http import _bounded  # the same decode budget as the real route
 
     app = legacy.JsonApp("smdpp", headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
 

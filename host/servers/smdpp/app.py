@@ -19,9 +19,11 @@ from starlette.applications import Starlette
 
 from host.es9plus import (
     ADMIN_PROTOCOL,
+    ES2P_PATHS,
     ES9_PATHS,
 )
 from host.servers.rsp_http import RspFunction, rsp_route
+from host.servers.smdpp.es2plus import Es2Plus
 from host.servers.web import role_app
 
 if TYPE_CHECKING:
@@ -49,6 +51,16 @@ def create_app(smdp: SmdpPlus) -> Starlette:
         "cancelSession": smdp.cancel_session,
     }
     routes = [rsp_route(ES9_PATHS[name], name, fn) for name, fn in functions.items()]
+    # ES2+ (SGP.22 §5.3) on the same server: a real SM-DP+ serves it on its own port
+    # behind mutually authenticated TLS; here the loopback binding is the fence.
+    es2 = Es2Plus(smdp)
+    es2_functions: dict[str, Es9Function] = {
+        "downloadOrder": es2.download_order,
+        "confirmOrder": es2.confirm_order,
+        "cancelOrder": es2.cancel_order,
+        "releaseProfile": es2.release_profile,
+    }
+    routes += [rsp_route(ES2P_PATHS[n], f"ES2+.{n}", fn) for n, fn in es2_functions.items()]
     return role_app("smdpp", routes, headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
 
 

@@ -32,10 +32,13 @@ order; the session it belonged to is over.
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
+import hmac
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +58,9 @@ from card.sgp22.bsp import (
 from card.tlv import decode_length, decode_tag
 from host.es9plus import (
     SC_BAD_REQUEST,
+    SC_CC_MISSING,
+    SC_CC_REFUSED,
+    SC_CC_RETRIES_EXCEEDED,
     SC_CI_KEY_UNKNOWN,
     SC_DOWNLOAD_REFUSED,
     SC_EID_REFUSED,
@@ -64,16 +70,20 @@ from host.es9plus import (
     SC_SMDP_ADDRESS_REFUSED,
     SC_SMDP_CERT_UNAVAILABLE,
     SC_SMDP_OID_INVALID,
+    SC_SMDS_INACCESSIBLE,
     SC_SVN_UNSUPPORTED,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
     b64,
     unb64,
 )
+from host.lpa.es9 import Es9TransportError
 from host.pki import ChainError, Credential, PkiError, TestPki, eid_of, verify_euicc_chain
 from host.servers import rsp_common
 from host.servers.rsp_common import check_client
+from host.servers.smdpp.es2plus import OperatorLink
 from host.servers.smdpp.saip import ProfileOrder, build_upp, iccid_to_ef, upp_iccid
+from host.servers.smds.client import Es12Client
 from host.servers.web import RoleServer, Store, TlsFiles
 
 if TYPE_CHECKING:
@@ -97,7 +107,13 @@ CREATE TABLE IF NOT EXISTS orders (
     spn TEXT NOT NULL,
     name TEXT NOT NULL,
     profile_class INTEGER NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    profile_type TEXT,
+    cc_hash BLOB,
+    cc_failures INTEGER NOT NULL DEFAULT 0,
+    smds_address TEXT,
+    event_id TEXT,
+    operator TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
     transaction_id TEXT PRIMARY KEY,
@@ -126,12 +142,51 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 
-class OrderState:
-    """Download order states (after SGP.22 §3.1.1's profile states at the SM-DP+)."""
+#: Columns later versions added to `orders`, and their types: added to an older store on open.
+_ORDER_COLUMNS = {
+    "profile_type": "TEXT",
+    "cc_hash": "BLOB",
+    "cc_failures": "INTEGER NOT NULL DEFAULT 0",
+    "smds_address": "TEXT",
+    "event_id": "TEXT",
+    "operator": "TEXT",
+}
 
+
+def _migrate(c: Any) -> None:
+    have = {r[1] for r in c.execute("PRAGMA table_info(orders)").fetchall()}
+    for name, kind in _ORDER_COLUMNS.items():
+        if name not in have:
+            c.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+
+
+class OrderState:
+    """Profile states at the SM-DP+ (SGP.22 §3.1.1 and the ES2+ functions of §5.3)."""
+
+    AVAILABLE = "available"  # in the pool, ordered by no one (ES2+.DownloadOrder picks it)
+    ALLOCATED = "allocated"  # DownloadOrder reserved it (linked when it names an EID)
+    CONFIRMED = "confirmed"  # ConfirmOrder without releaseFlag: waiting for ReleaseProfile
     RELEASED = "released"  # ready for download
     DOWNLOADED = "downloaded"  # BPP handed out, installation result pending
     INSTALLED = "installed"  # the eUICC reported success
+    UNAVAILABLE = "unavailable"  # CancelOrder took it out of use
+    ERROR = "error"  # the confirmation code's retries ran out
+
+
+#: The states an LPA may download in: released, or handed out and not yet installed (a retry).
+DOWNLOADABLE = (OrderState.RELEASED, OrderState.DOWNLOADED)
+
+# ES2+.HandleDownloadProgressInfo notification points (SGP.22 §5.3.5).
+POINT_ELIGIBILITY = 1  # eligibility and retry limit check (AuthenticateClient)
+POINT_CONFIRMATION_FAILURE = 2  # a wrong confirmation code
+POINT_BPP_DOWNLOAD = 3  # GetBoundProfilePackage
+POINT_BPP_INSTALLATION = 4  # the ProfileInstallationResult
+# The eUICC's other notifications relayed to the operator, as deployed SM-DP+ servers
+# number them (SGP.22 v2 leaves values past the download steps to the implementation).
+POINT_DELETED = 5
+POINT_ENABLED = 101
+POINT_DISABLED = 102
+_OTHER_POINTS = {"enable": POINT_ENABLED, "disable": POINT_DISABLED, "delete": POINT_DELETED}
 
 
 class SessionState:
@@ -191,6 +246,22 @@ _field = rsp_common.field
 _tid = rsp_common.transaction_id
 
 
+def _pool_key(iccid: str) -> str:
+    """The key of a package in the ES2+ pool (no matching ID yet); never a matching ID."""
+    return "\x00pool:" + iccid
+
+
+def cc_hash_of(confirmation_code: str | None) -> bytes | None:
+    """What the SM-DP+ keeps of a confirmation code: SHA-256(CC) (SGP.22 §3.1.3.4).
+
+    The eUICC sends SHA-256(SHA-256(CC) || TransactionID); keeping only SHA-256(CC)
+    is enough to check that, and the code itself is never stored.
+    """
+    if confirmation_code is None:
+        return None
+    return hashlib.sha256(confirmation_code.encode()).digest()
+
+
 def _event_bits(events: Sequence[str]) -> tuple[bytes, int]:
     """A NotificationEvent BIT STRING in asn1tools' (bytes, bit count) form."""
     value = 0
@@ -223,6 +294,13 @@ class SmdpPlus:
         clock: seconds since the epoch (tests move it).
         crls: CRLs of the CI and the EUMs (`host.pki.issue_crl`), checked on every
             eUICC chain.
+        cc_attempts: wrong confirmation codes an order takes before it is refused
+            for good (SGP.22 §3.1.3: the SM-DP+ limits the retries; 5 is what
+            operators commonly configure).
+        operators: ES2+ requester → where its HandleDownloadProgressInfo goes
+            (`OperatorLink`).
+        smds_client: the ES12 client for an SM-DS address (default: HTTPS,
+            the credentials' CIs trusted, this SM-DP+'s address as requester).
     """
 
     def __init__(
@@ -236,7 +314,15 @@ class SmdpPlus:
         random: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
         crls: Sequence[x509.CertificateRevocationList] = (),
+        cc_attempts: int = 5,
+        operators: Mapping[str, OperatorLink] | None = None,
+        smds_client: Callable[[str], Es12Client] | None = None,
     ) -> None:
+        #: wrong confirmation codes an order takes before it goes to the error state
+        self.cc_attempts = cc_attempts
+        #: where HandleDownloadProgressInfo goes, by the ES2+ requester that ordered
+        self.operators: dict[str, OperatorLink] = dict(operators or {})
+        self._smds_client = smds_client
         #: CRLs of the CI and the EUMs: a revoked EUM or eUICC certificate is refused
         #: (SGP.22 §4.5.2.2); replace the list to load newer ones.
         self.crls: list[x509.CertificateRevocationList] = list(crls)
@@ -258,6 +344,8 @@ class SmdpPlus:
             self.store = store
         else:
             self.store = Store(store, _SCHEMA)
+        with self.store.transaction() as c:
+            _migrate(c)
         self._random = random
         self._clock = clock
 
@@ -280,39 +368,63 @@ class SmdpPlus:
 
     def add_package(
         self,
-        matching_id: str,
+        matching_id: str | None,
         upp: bytes,
         *,
         eid: str | None = None,
         spn: str = "cardemu",
         name: str = "",
         profile_class: str = "operational",
+        profile_type: str | None = None,
+        confirmation_code: str | None = None,
+        smds_address: str | None = None,
     ) -> str:
         """Prepare a ready-made profile package (DER profile elements) for download.
+
+        With a matching ID the order is released at once (an LPA may download it);
+        without one the package goes into the pool (state "available") for an
+        ES2+ DownloadOrder to pick.
+
+        Args:
+            matching_id: the order's matching ID, or None for the ES2+ pool.
+            upp: the profile package.
+            eid: only this eUICC may download it.
+            profile_type: what ES2+.DownloadOrder's profileType selects it by.
+            confirmation_code: the code the user must give (ccRequiredFlag).
+            smds_address: register an event at this SM-DS (needs `eid`).
 
         Returns:
             The ICCID its header names.
 
         Raises:
-            ValueError: not a profile package, or the matching ID / ICCID is taken.
+            ValueError: not a profile package, the matching ID / ICCID is taken,
+                or an SM-DS event without an EID.
+            Es9Error: the SM-DS refused the event or could not be reached.
         """
         iccid = upp_iccid(upp)
         if profile_class not in _PROFILE_CLASS:
             raise ValueError(f"unknown profile class {profile_class!r}")
+        if smds_address and not eid:
+            raise ValueError("an SM-DS event needs the EID it is for")
+        key = matching_id if matching_id is not None else _pool_key(iccid)
         try:
             with self.store.transaction() as c:
                 c.execute(
-                    "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO orders (matching_id, eid, iccid, state, upp, spn, name,"
+                    " profile_class, updated, profile_type, cc_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        matching_id,
+                        key,
                         eid,
                         iccid,
-                        OrderState.RELEASED,
+                        OrderState.AVAILABLE if matching_id is None else OrderState.RELEASED,
                         upp,
                         spn,
-                        name or matching_id,
+                        name or matching_id or iccid,
                         _PROFILE_CLASS[profile_class],
                         self._clock(),
+                        profile_type,
+                        cc_hash_of(confirmation_code),
                     ),
                 )
         except Exception as e:  # sqlite3.IntegrityError, without importing sqlite3 here
@@ -321,7 +433,118 @@ class SmdpPlus:
                     f"matching ID {matching_id!r} or ICCID {iccid} is already ordered"
                 ) from None
             raise
+        if smds_address and eid and matching_id is not None:
+            try:
+                self.register_event(key, smds_address)
+            except Es9Error:
+                with self.store.transaction() as c:
+                    c.execute("DELETE FROM orders WHERE matching_id = ?", (key,))
+                raise
         return iccid
+
+    def order(self, matching_id: str) -> dict[str, Any] | None:
+        """An order's row (without the profile package), or None."""
+        row = self.store.query_one("SELECT * FROM orders WHERE matching_id = ?", (matching_id,))
+        return None if row is None else {k: row[k] for k in row.keys() if k != "upp"}
+
+    # -- SM-DS events (ES12) -------------------------------------------------------------
+
+    def es12(self, smds_address: str) -> Es12Client:
+        """The ES12 client for one SM-DS."""
+        if self._smds_client is not None:
+            return self._smds_client(smds_address)
+        return Es12Client(
+            smds_address,
+            requester=self.address,
+            ca_pem=b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.trusted_cis),
+        )
+
+    def register_event(self, matching_id: str, smds_address: str) -> str:
+        """Register the order's event at an SM-DS (ES12.RegisterEvent, SGP.22 §3.6.1).
+
+        The EventID is the order's matching ID: the LPA that retrieves the event
+        downloads with it (SGP.22 §3.6.3). The forwarding indicator is set, so an
+        alternative SM-DS also registers it at its root.
+
+        Returns:
+            The EventID.
+
+        Raises:
+            Es9Error: the SM-DS refused, or could not be reached (SC_SMDS_INACCESSIBLE).
+            ValueError: no such order, or it names no EID.
+        """
+        row = self.store.query_one("SELECT * FROM orders WHERE matching_id = ?", (matching_id,))
+        if row is None or not row["eid"]:
+            raise ValueError(f"order {matching_id!r}: no such order, or no EID for an event")
+        try:
+            self.es12(smds_address).register_event(
+                row["eid"], matching_id, self.address, forwarding=True
+            )
+        except Es9TransportError as e:
+            raise Es9Error.of(SC_SMDS_INACCESSIBLE, str(e)) from None
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE orders SET smds_address = ?, event_id = ? WHERE matching_id = ?",
+                (smds_address, matching_id, matching_id),
+            )
+        return matching_id
+
+    def delete_event(self, order: Any) -> None:
+        """Delete the order's SM-DS event, if it has one (ES12.DeleteEvent), best effort."""
+        if not order["smds_address"] or not order["event_id"] or not order["eid"]:
+            return
+        try:
+            self.es12(order["smds_address"]).delete_event(order["eid"], order["event_id"])
+        except (Es9Error, Es9TransportError) as e:
+            log.warning(
+                "event %s not deleted at %s: %s", order["event_id"], order["smds_address"], e
+            )
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE orders SET event_id = NULL WHERE matching_id = ?", (order["matching_id"],)
+            )
+
+    # -- the operator (ES2+.HandleDownloadProgressInfo) ----------------------------------
+
+    def notify_progress(
+        self,
+        order: Any,
+        point: int,
+        *,
+        error: Es9Error | None = None,
+        result_data: bytes | None = None,
+    ) -> None:
+        """Tell the operator that ordered `order` how its download goes (SGP.22 §5.3.5).
+
+        Best effort, as SGP.22 has it: a lost notification changes no order.
+        """
+        link = self.operators.get(order["operator"] or "")
+        if link is None:
+            return
+        status: dict[str, Any] = {"status": "Executed-Success"}
+        if error is not None:
+            status = {
+                "status": "Failed",
+                "statusCodeData": {
+                    "subjectCode": error.subject_code,
+                    "reasonCode": error.reason_code,
+                    "message": error.message,
+                },
+            }
+        body: dict[str, Any] = {
+            "iccid": order["iccid"],
+            "profileType": order["profile_type"] or "",
+            "timestamp": _dt.datetime.fromtimestamp(self._clock(), _dt.UTC).isoformat(
+                timespec="seconds"
+            ),
+            "notificationPointId": point,
+            "notificationPointStatus": status,
+        }
+        if order["eid"]:
+            body["eid"] = order["eid"]
+        if result_data is not None:
+            body["resultData"] = b64(result_data)
+        link.send(self.address, body)
 
     def order_state(self, matching_id: str) -> str | None:
         """The state of an order (an `OrderState` value), or None if there is none."""
@@ -472,15 +695,25 @@ class SmdpPlus:
         eid, euicc_der, signature1 = client.eid, client.certificate_der, client.signature1
         matching_id = client.matching_id
         with self.store.transaction() as c:
-            order = c.execute(
-                "SELECT * FROM orders WHERE matching_id = ?", (matching_id,)
-            ).fetchone()
-            if order is None or order["state"] == OrderState.INSTALLED:
+            if matching_id:
+                order = c.execute(
+                    "SELECT * FROM orders WHERE matching_id = ?", (matching_id,)
+                ).fetchone()
+            else:
+                # The default SM-DP+ (SGP.22 §3.1.3.2): no matching ID, so the profile
+                # released for this EID, the oldest first.
+                order = c.execute(
+                    "SELECT * FROM orders WHERE eid = ? AND state IN (?, ?)"
+                    " ORDER BY updated, matching_id LIMIT 1",
+                    (eid, *DOWNLOADABLE),
+                ).fetchone()
+            if order is None or order["state"] not in DOWNLOADABLE:
                 raise Es9Error.of(
                     SC_MATCHING_ID_REFUSED, "no profile is waiting under this matching ID"
                 )
             if order["eid"] is not None and order["eid"] != eid:
                 raise Es9Error.of(SC_EID_REFUSED, "this profile is ordered for another eUICC")
+            matching_id = order["matching_id"]
             others = c.execute(
                 "SELECT eid FROM sessions WHERE matching_id = ? AND state IN (?, ?)"
                 " AND transaction_id != ?",
@@ -505,7 +738,11 @@ class SmdpPlus:
                 ),
             )
             smdp_signed2 = asn1.encode(
-                "SmdpSigned2", {"transactionId": bytes.fromhex(tid), "ccRequiredFlag": False}
+                "SmdpSigned2",
+                {
+                    "transactionId": bytes.fromhex(tid),
+                    "ccRequiredFlag": order["cc_hash"] is not None,
+                },
             )
             signature2 = _sig_do(creds.dppb.sign(smdp_signed2 + _sig_do(signature1)))
             metadata = self._metadata(order)
@@ -524,6 +761,7 @@ class SmdpPlus:
                     SessionState.INITIATED,
                 ),
             )
+        self.notify_progress(order, POINT_ELIGIBILITY)
         return {
             "transactionId": tid,
             "profileMetadata": b64(metadata),
@@ -578,6 +816,7 @@ class SmdpPlus:
             signed2_raw + bytes(session["smdp_signature2"]),
         ):
             raise Es9Error.of(SC_EUICC_SIGNATURE_INVALID, "euiccSignature2 does not verify")
+        self._check_cc(tid, session["matching_id"], signed2.get("hashCc"))
         creds = self._creds_for(bytes(session["ci_ski"]))
         euicc_otpk = bytes(signed2["euiccOtpk"])
         curve = creds.dppb.key.curve
@@ -597,7 +836,7 @@ class SmdpPlus:
             order = c.execute(
                 "SELECT * FROM orders WHERE matching_id = ?", (session["matching_id"],)
             ).fetchone()
-            if order is None or order["state"] == OrderState.INSTALLED:
+            if order is None or order["state"] not in DOWNLOADABLE:
                 raise Es9Error.of(SC_MATCHING_ID_REFUSED, "the order is gone")
             bpp = self._bind(
                 creds,
@@ -617,7 +856,53 @@ class SmdpPlus:
                 "UPDATE sessions SET state = ?, updated = ? WHERE transaction_id = ? AND state = ?",
                 (SessionState.BOUND, self._clock(), tid, SessionState.AUTHENTICATED),
             )
+        self.notify_progress(order, POINT_BPP_DOWNLOAD)
         return {"transactionId": tid, "boundProfilePackage": b64(bpp)}
+
+    def _check_cc(self, tid: str, matching_id: str, hash_cc: bytes | None) -> None:
+        """The confirmation code (SGP.22 §3.1.3.4): hashCc = SHA-256(SHA-256(CC) || TransactionID).
+
+        A wrong code counts against the order; at `cc_attempts` wrong codes the
+        order goes to the error state and no code opens it again.
+
+        Raises:
+            Es9Error: the code is missing, wrong, or its retries have run out.
+        """
+        order = self.store.query_one("SELECT * FROM orders WHERE matching_id = ?", (matching_id,))
+        if order is None or order["cc_hash"] is None:
+            return
+        if hash_cc is None:
+            raise Es9Error.of(SC_CC_MISSING, "the profile needs a confirmation code")
+        expected = hashlib.sha256(bytes(order["cc_hash"]) + bytes.fromhex(tid)).digest()
+        if hmac.compare_digest(bytes(hash_cc), expected):
+            return
+        with self.store.transaction() as c:
+            c.execute(
+                "UPDATE orders SET cc_failures = cc_failures + 1, updated = ?"
+                " WHERE matching_id = ?",
+                (self._clock(), matching_id),
+            )
+            failures = c.execute(
+                "SELECT cc_failures FROM orders WHERE matching_id = ?", (matching_id,)
+            ).fetchone()[0]
+            exhausted = failures >= self.cc_attempts
+            if exhausted:
+                c.execute(
+                    "UPDATE orders SET state = ? WHERE matching_id = ?",
+                    (OrderState.ERROR, matching_id),
+                )
+        error = (
+            Es9Error.of(SC_CC_RETRIES_EXCEEDED, f"{failures} wrong confirmation codes")
+            if exhausted
+            else Es9Error.of(
+                SC_CC_REFUSED,
+                f"wrong confirmation code ({self.cc_attempts - failures} attempt(s) left)",
+            )
+        )
+        self.notify_progress(order, POINT_CONFIRMATION_FAILURE, error=error)
+        if exhausted:
+            self.delete_event(order)
+        raise error
 
     def _bind(
         self,
@@ -756,6 +1041,18 @@ class SmdpPlus:
                 seq=data["notificationMetadata"]["seqNumber"],
                 operation="install",
             )
+        if order is not None:
+            self.notify_progress(
+                order,
+                POINT_BPP_INSTALLATION,
+                error=None
+                if ok
+                else Es9Error("8.2", "1.2", outcome),  # the eUICC could not install it
+                result_data=asn1.encode("ProfileInstallationResult", pir),
+            )
+            if ok:
+                # The profile is on the eUICC: its event has done its work (SGP.22 §3.6.2).
+                self.delete_event(order)
 
     def _other_notification(self, other: dict[str, Any]) -> None:
         try:
@@ -794,6 +1091,14 @@ class SmdpPlus:
                 seq=tbs["seqNumber"],
                 operation=_event_name(tbs["profileManagementOperation"]),
             )
+        operation = _event_name(tbs["profileManagementOperation"])
+        order = (
+            None
+            if digits is None
+            else self.store.query_one("SELECT * FROM orders WHERE iccid = ?", (digits,))
+        )
+        if order is not None and operation in _OTHER_POINTS:
+            self.notify_progress(order, _OTHER_POINTS[operation])
 
     def cancel_session(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES9+.CancelSession (SGP.22 §5.6.5)."""
