@@ -1,0 +1,360 @@
+"""An operator, an SM-DP+, an SM-DS and the emulated eUICC over loopback (GSMA SGP.22 v2.x).
+
+The full consumer flow: the operator orders with ES2+ (a confirmation code,
+an SM-DS event), the LPA finds the event with ES11, downloads with the code,
+enables the profile; every step reaches the operator as
+HandleDownloadProgressInfo. Then each refusal on the way: wrong and missing
+confirmation codes and their retry limit, the default SM-DP+, ES2+ state
+errors, and revoked certificates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rsp_soft_euicc import SoftEuicc
+from sgp22_helpers import euicc_card
+
+from host.es9plus import (
+    SC_BAD_REQUEST,
+    SC_CC_MISSING,
+    SC_CC_REFUSED,
+    SC_CC_RETRIES_EXCEEDED,
+    SC_EID_REFUSED,
+    SC_EUICC_CERT_INVALID,
+    SC_ICCID_IN_USE,
+    SC_ICCID_UNKNOWN,
+    SC_MATCHING_ID_IN_USE,
+    SC_MATCHING_ID_REFUSED,
+    SC_ORDER_STATE_REFUSED,
+    SC_PROFILE_TYPE_UNKNOWN,
+    SC_SMDS_INACCESSIBLE,
+    Es9Error,
+)
+from host.lpa import ActivationCode, Es10Client, Lpa, LpaError
+from host.lpa.demo import demo_order
+from host.pki import create_pki, default_pki, issue_crl, make_eid
+from host.presets import PRESETS, new_card
+from host.readers.inprocess import InProcessReader
+from host.servers.operator import Operator
+from host.servers.smdpp.es2plus import Es2Client, OperatorLink
+from host.servers.smdpp.saip import ProfileOrder, build_upp
+from host.servers.smdpp.server import (
+    POINT_BPP_DOWNLOAD,
+    POINT_BPP_INSTALLATION,
+    POINT_CONFIRMATION_FAILURE,
+    POINT_ELIGIBILITY,
+    POINT_ENABLED,
+    OrderState,
+    SmdpPlus,
+    cc_hash_of,
+)
+from host.servers.smds import SmDs
+
+pytestmark = pytest.mark.skipif("euicc" not in PRESETS, reason="no euicc preset here")
+
+PKI = default_pki()
+EID = PKI.eid
+OP = "OPERATOR-1"
+K = bytes(range(16))
+
+
+def refused(code: tuple[str, str], fn, *args, **kw) -> Es9Error:
+    with pytest.raises(Es9Error) as e:
+        fn(*args, **kw)
+    assert e.value.code == code, str(e.value)
+    return e.value
+
+
+def pool_upp(n: int) -> bytes:
+    iccid = f"89882110000000001{n:02d}"
+    return build_upp(ProfileOrder("x", iccid, f"0010100000001{n:02d}", K, algorithm="xor"))
+
+
+class World:
+    """The three servers on loopback ports and a fresh emulated eUICC."""
+
+    def __init__(self, stack, pki=PKI, **smdp_kw) -> None:
+        self.operator = Operator()
+        self.op_server = stack.enter_context(self.operator.serve())
+        self.smds = SmDs(pki, address="localhost:0")
+        ds_server = stack.enter_context(self.smds.serve())
+        self.smds.address = f"localhost:{ds_server.port}"
+        self.smdp = SmdpPlus(
+            pki,
+            address="localhost:0",
+            operators={OP: OperatorLink(f"localhost:{self.op_server.port}", tls=False)},
+            **smdp_kw,
+        )
+        dp_server = stack.enter_context(self.smdp.serve())
+        self.smdp.address = f"localhost:{dp_server.port}"
+        self.es2 = Es2Client(self.smdp.address, requester=OP, ca_pem=pki.ci.pem)
+        self.pki = pki
+
+    def lpa(self, rt=None) -> Lpa:
+        self.rt = rt or new_card("euicc")
+        es10 = Es10Client(InProcessReader(self.rt)).open()
+        return Lpa(es10, ca_pem=self.pki.ci.pem)
+
+    def points(self) -> list[tuple[int, str]]:
+        return [
+            (r["notificationPointId"], r["notificationPointStatus"]["status"])
+            for r in self.operator.reports()
+        ]
+
+
+@pytest.fixture()
+def world():
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield World(stack)
+
+
+def order_with_cc(world: World, cc: str | None = "1234", smds: bool = True) -> tuple[str, str]:
+    world.smdp.add_package(None, pool_upp(1), profile_type="cardemu")
+    iccid = world.es2.download_order(eid=EID, profile_type="cardemu")
+    answer = world.es2.confirm_order(
+        iccid,
+        confirmation_code=cc,
+        smds_address=world.smds.address if smds else None,
+        release=True,
+    )
+    return iccid, answer["matchingId"]
+
+
+# -- the whole flow ------------------------------------------------------------------------
+
+
+def test_full_flow_es2_smds_cc_enable(world) -> None:
+    iccid, matching_id = order_with_cc(world)
+    assert world.smdp.order(matching_id)["state"] == OrderState.RELEASED
+    assert [(e.eid, e.event_id) for e in world.smds.events.all()] == [(EID, matching_id)]
+
+    lpa = world.lpa()
+    events = lpa.discover(world.smds.address)
+    assert [(e["eventId"], e["rspServerAddress"]) for e in events] == [
+        (matching_id, world.smdp.address)
+    ]
+    code = ActivationCode(events[0]["rspServerAddress"], events[0]["eventId"])
+
+    # A wrong code: refused, nothing installed, the order still downloadable.
+    refused(SC_CC_REFUSED, lpa.download, code, confirmation_code="9999")
+    assert lpa.profiles() == []
+    assert world.smdp.order(matching_id)["cc_failures"] == 1
+
+    result = lpa.download(code, confirmation_code="1234")
+    assert result.installed and result.notified and result.iccid.startswith(iccid[:18])
+    assert world.smdp.order(matching_id)["state"] == OrderState.INSTALLED
+    assert world.smds.events.all() == []  # the SM-DP+ deleted its event
+
+    lpa.enable(result.iccid)
+    sent = lpa.send_notifications()
+    assert [s["result"] for s in sent] == ["sent"]
+    assert world.points() == [
+        (POINT_ELIGIBILITY, "Executed-Success"),
+        (POINT_CONFIRMATION_FAILURE, "Failed"),
+        (POINT_ELIGIBILITY, "Executed-Success"),
+        (POINT_BPP_DOWNLOAD, "Executed-Success"),
+        (POINT_BPP_INSTALLATION, "Executed-Success"),
+        (POINT_ENABLED, "Executed-Success"),
+    ]
+    install = world.operator.reports()[4]
+    assert install["eid"] == EID and install["iccid"] == iccid and "resultData" in install
+
+
+# -- confirmation codes ------------------------------------------------------------------
+
+
+def test_cc_retries_are_limited() -> None:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        world = World(stack, cc_attempts=2)
+        _, matching_id = order_with_cc(world, smds=False)
+        lpa = world.lpa()
+        code = ActivationCode(world.smdp.address, matching_id)
+        refused(SC_CC_REFUSED, lpa.download, code, confirmation_code="0000")
+        refused(SC_CC_RETRIES_EXCEEDED, lpa.download, code, confirmation_code="0001")
+        assert world.smdp.order(matching_id)["state"] == OrderState.ERROR
+        # Not even the right code opens it now.
+        refused(SC_MATCHING_ID_REFUSED, lpa.download, code, confirmation_code="1234")
+        assert lpa.profiles() == []
+
+
+def test_lpa_without_the_code_cancels(world) -> None:
+    _, matching_id = order_with_cc(world, smds=False)
+    lpa = world.lpa()
+    with pytest.raises(LpaError):
+        lpa.download(ActivationCode(world.smdp.address, matching_id))
+    assert world.smdp.order(matching_id)["state"] == OrderState.RELEASED
+
+
+def test_smdp_refuses_a_missing_hash_cc() -> None:
+    """An eUICC that answers PrepareDownload without hashCc (the card itself would not)."""
+    smdp = SmdpPlus(PKI, address="localhost")
+    smdp.add_package("M1", pool_upp(2), confirmation_code="1234")
+    soft = SoftEuicc(PKI)
+    import base64
+
+    r1 = smdp.initiate_authentication(soft.initiate_body("localhost"))
+    asr = soft.authenticate_server(r1, "M1")
+    r2 = smdp.authenticate_client(
+        {
+            "transactionId": r1["transactionId"],
+            "authenticateServerResponse": base64.b64encode(asr).decode(),
+        }
+    )
+    pdr = soft.prepare_download(r2)
+    refused(
+        SC_CC_MISSING,
+        smdp.get_bound_profile_package,
+        {
+            "transactionId": r1["transactionId"],
+            "prepareDownloadResponse": base64.b64encode(pdr).decode(),
+        },
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(cc=st.text(min_size=1, max_size=16), tid=st.binary(min_size=16, max_size=16))
+def test_cc_hash_matches_what_the_lpa_sends(cc: str, tid: bytes) -> None:
+    """SGP.22 §3.1.3.4 on both sides: the SM-DP+'s stored SHA-256(CC) with the
+    TransactionID gives the LPA's hashCc, and another code never does."""
+    lpa_side = hashlib.sha256(hashlib.sha256(cc.encode()).digest() + tid).digest()
+    stored = cc_hash_of(cc)
+    assert stored is not None
+    assert hashlib.sha256(stored + tid).digest() == lpa_side
+    assert hashlib.sha256(cc_hash_of(cc + "0") + tid).digest() != lpa_side
+
+
+# -- the default SM-DP+ ------------------------------------------------------------------
+
+
+def test_default_smdp_empty_matching_id(world) -> None:
+    world.smdp.add_package(None, pool_upp(3), profile_type="cardemu")
+    iccid = world.es2.download_order(eid=EID, profile_type="cardemu")
+    answer = world.es2.confirm_order(iccid, matching_id="", release=True)
+    assert answer["matchingId"] == "" and answer["eid"] == EID
+    lpa = world.lpa()
+    result = lpa.download(ActivationCode(world.smdp.address, ""))
+    assert result.installed
+
+
+def test_default_smdp_with_nothing_for_this_eid(world) -> None:
+    world.smdp.add_package("M-OTHER", pool_upp(4), eid=make_eid(serial=9))
+    lpa = world.lpa()
+    refused(SC_MATCHING_ID_REFUSED, lpa.download, ActivationCode(world.smdp.address, ""))
+
+
+def test_eid_bound_order_refused_to_another_euicc(world) -> None:
+    world.smdp.add_package("M-BOUND", pool_upp(5), eid=make_eid(serial=9))
+    lpa = world.lpa()
+    refused(SC_EID_REFUSED, lpa.download, ActivationCode(world.smdp.address, "M-BOUND"))
+
+
+# -- ES2+ refusals ------------------------------------------------------------------------
+
+
+def test_es2_refusals(world) -> None:
+    es2 = world.es2
+    world.smdp.add_package(None, pool_upp(6), profile_type="cardemu")
+    refused(SC_ICCID_UNKNOWN, es2.download_order, iccid="8988211000000000999")
+    refused(SC_PROFILE_TYPE_UNKNOWN, es2.download_order, profile_type="gold")
+    refused(SC_BAD_REQUEST, es2.download_order)
+    iccid = es2.download_order(profile_type="cardemu")
+    refused(SC_ICCID_IN_USE, es2.download_order, iccid=iccid)
+    refused(SC_ORDER_STATE_REFUSED, es2.release_profile, iccid)  # allocated, not confirmed
+    # Another operator sees no such profile.
+    other = Es2Client(world.smdp.address, requester="OPERATOR-2", ca_pem=PKI.ci.pem)
+    refused(SC_ICCID_UNKNOWN, other.confirm_order, iccid)
+    # An SM-DS event needs the EID.
+    refused(SC_BAD_REQUEST, es2.confirm_order, iccid, smds_address=world.smds.address)
+    es2.confirm_order(iccid, matching_id="MINE", release=False)
+    refused(SC_ORDER_STATE_REFUSED, es2.confirm_order, iccid)  # confirmed already
+    # A confirmed order is not downloadable before ReleaseProfile.
+    lpa = world.lpa()
+    refused(SC_MATCHING_ID_REFUSED, lpa.download, ActivationCode(world.smdp.address, "MINE"))
+    es2.release_profile(iccid)
+    # The matching ID is taken by this order now.
+    world.smdp.add_package(None, pool_upp(7), profile_type="cardemu")
+    iccid2 = es2.download_order(profile_type="cardemu")
+    refused(SC_MATCHING_ID_IN_USE, es2.confirm_order, iccid2, matching_id="MINE")
+    assert lpa.download(ActivationCode(world.smdp.address, "MINE")).installed
+    refused(SC_ORDER_STATE_REFUSED, es2.cancel_order, iccid)  # installed
+
+
+def test_cancel_order_returns_it_to_the_pool_and_deletes_the_event(world) -> None:
+    iccid, matching_id = order_with_cc(world)
+    assert world.smds.events.all() != []
+    world.es2.cancel_order(iccid, available=True)
+    assert world.smds.events.all() == []
+    assert world.smdp.order(matching_id) is None
+    lpa = world.lpa()
+    refused(SC_MATCHING_ID_REFUSED, lpa.download, ActivationCode(world.smdp.address, matching_id))
+    # Back in the pool: it can be ordered again.
+    assert world.es2.download_order(profile_type="cardemu") == iccid
+
+
+def test_smds_down_at_confirm_keeps_the_order_allocated(world) -> None:
+    world.smdp.add_package(None, pool_upp(8), profile_type="cardemu")
+    iccid = world.es2.download_order(eid=EID, profile_type="cardemu")
+    refused(
+        SC_SMDS_INACCESSIBLE,
+        world.es2.confirm_order,
+        iccid,
+        smds_address="localhost:9",
+        matching_id="M8",
+        release=True,
+    )
+    row = world.smdp.store.query_one("SELECT state FROM orders WHERE iccid = ?", (iccid,))
+    assert row["state"] == OrderState.ALLOCATED
+
+
+# -- revocation ---------------------------------------------------------------------------
+
+
+def test_revoked_euicc_certificate_refused_by_smdp() -> None:
+    pki = create_pki(seed=b"revoked euicc")
+    crl = issue_crl(pki.eum, [pki.euicc.cert.serial_number])
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        world = World(stack, pki=pki, crls=[crl])
+        world.smdp.add_order(demo_order("M-REV"))
+        lpa = world.lpa(euicc_card(pki))
+        refused(SC_EUICC_CERT_INVALID, lpa.download, ActivationCode(world.smdp.address, "M-REV"))
+        assert lpa.profiles() == []
+        assert world.smdp.order("M-REV")["state"] == OrderState.RELEASED
+        # Another eUICC of the same EUM, not revoked, downloads.
+        world.smdp.crls = [issue_crl(pki.eum, [12345])]
+        assert lpa.download(ActivationCode(world.smdp.address, "M-REV")).installed
+
+
+def test_revoked_eum_certificate_refused_by_smdp() -> None:
+    pki = create_pki(seed=b"revoked eum")
+    crl = issue_crl(pki.ci, [pki.eum.cert.serial_number])
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        world = World(stack, pki=pki, crls=[crl])
+        world.smdp.add_order(demo_order("M-REV"))
+        lpa = world.lpa(euicc_card(pki))
+        e = refused(("8.1.2", "6.1"), lpa.download, ActivationCode(world.smdp.address, "M-REV"))
+        assert "revoked" in e.message
+
+
+def test_a_crl_not_signed_by_the_issuer_revokes_nothing() -> None:
+    pki = create_pki(seed=b"forged crl")
+    other = create_pki(seed=b"forger", eum_org=pki.eum_org)
+    forged = issue_crl(other.eum, [pki.euicc.cert.serial_number])
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        world = World(stack, pki=pki, crls=[forged])
+        world.smdp.add_order(demo_order("M-OK"))
+        lpa = world.lpa(euicc_card(pki))
+        assert lpa.download(ActivationCode(world.smdp.address, "M-OK")).installed
