@@ -84,6 +84,13 @@ def _run(
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
 @click.option("--demo-order", is_flag=True, help="Add the demo profile order if it is not there.")
 @click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    metavar="ID=HOST:PORT",
+    help="Send the ES2+ reports of orders by ID to this operator (plain HTTP; repeatable).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
@@ -101,21 +108,23 @@ def smdpp(
     tls_cert: str | None,
     tls_key: str | None,
     demo_order: bool,
+    operators: tuple[str, ...],
     workers: int,
 ) -> None:
-    """The SM-DP+ (GSMA SGP.22 ES9+).
+    """The SM-DP+ (GSMA SGP.22 ES9+, and ES2+ for the operator).
 
     \b
     Examples:
       cardemu server smdpp --port 0 --db /tmp/dp.sqlite --demo-order
       cardemu server smdpp --workers 2
     """
-    from host.commands.smdpp import _smdp
+    from host.commands.smdpp import _smdp, operator_links
     from host.lpa.demo import DEMO_MATCHING_ID
     from host.lpa.demo import demo_order as make_demo_order
     from host.servers.smdpp.app import ENV_ADDRESS, ENV_DB, ENV_PKI, create_app
 
     smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
+    smdp.operators.update(operator_links(operators))
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())
     default = TlsFiles(smdp.tls.pem, smdp.tls.key_pem) if smdp.tls is not None else None
@@ -170,6 +179,37 @@ def _smds_command() -> click.Command:
 
 
 server.add_command(_smds_command())
+
+
+@server.command("operator", short_help="An operator stand-in receiving ES2+ download reports.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--allow-remote", is_flag=True, help="Allow a --host outside loopback (logged as a warning)."
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8900, show_default=True)
+@click.option("--db", default="operator.sqlite", show_default=True, help="The SQLite store.")
+def operator(host: str, allow_remote: bool, port: int, db: str) -> None:
+    """An operator's ES2+ endpoint: records each HandleDownloadProgressInfo (plain HTTP).
+
+    Each report is printed on stderr as it arrives; all are kept in --db.
+
+    \b
+    Examples:
+      cardemu server operator --port 8900 --db /tmp/operator.sqlite
+    """
+    from host.servers.operator import Operator, create_app
+
+    def show(report: dict[str, Any]) -> None:
+        status = report["notificationPointStatus"].get("status")
+        click.echo(
+            f"operator: ICCID {report['iccid']} point {report['notificationPointId']} {status}",
+            err=True,
+        )
+
+    op = Operator(db, on_report=show)
+    srv = _run("operator", create_app(op), host, port, None, allow_remote)
+    click.echo(f"operator: HandleDownloadProgressInfo on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("operator", srv.serve_forever)
 
 
 def _core(f: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import BinaryIO
 
 import click
 
@@ -14,6 +15,7 @@ from host.lpa.demo import demo_order as make_demo_order
 from host.pki import PkiError
 from host.servers.readonly import NotAStore, check_store
 from host.servers.smdpp.app import load_smdp
+from host.servers.smdpp.es2plus import OperatorLink
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import STORE_KIND, STORE_TABLES, SmdpPlus, stored_orders
 
@@ -53,6 +55,26 @@ db_option = click.option(
     show_default=True,
     help="The SM-DP+'s SQLite store (orders, sessions).",
 )
+operator_option = click.option(
+    "--operator",
+    "operators",
+    multiple=True,
+    metavar="ID=HOST:PORT",
+    help="Send the ES2+ reports of orders by ID to this operator (plain HTTP; repeatable).",
+)
+
+
+def operator_links(specs: tuple[str, ...]) -> dict[str, OperatorLink]:
+    """--operator ID=HOST:PORT values as the SM-DP+'s operator links."""
+    links = {}
+    for spec in specs:
+        ident, sep, where = spec.partition("=")
+        if not sep or not ident or not where:
+            raise InvalidInput(f"--operator {spec!r}: give ID=HOST:PORT")
+        links[ident] = OperatorLink(where, tls=False)
+    return links
+
+
 pki_option = click.option(
     "--pki",
     "pki_dir",
@@ -74,6 +96,7 @@ pki_option = click.option(
 @click.option(
     "--demo-order", is_flag=True, help=f"Add the demo profile under matching ID {DEMO_MATCHING_ID}."
 )
+@operator_option
 def serve(
     db: str,
     pki_dir: str | None,
@@ -83,6 +106,7 @@ def serve(
     address: str | None,
     no_tls: bool,
     demo_order: bool,
+    operators: tuple[str, ...],
 ) -> None:
     """Serve ES9+ on loopback until Ctrl-C.
 
@@ -90,8 +114,10 @@ def serve(
     Examples:
       cardemu smdpp serve --demo-order
       cardemu smdpp serve --pki ./pki --db orders.sqlite --port 9443
+      cardemu smdpp serve --operator cardemu=localhost:8900
     """
     smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
+    smdp.operators.update(operator_links(operators))
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())
     try:
@@ -109,66 +135,135 @@ def serve(
     serve_until_interrupted("SM-DP+", server.serve_forever)
 
 
-@smdpp.command("order", short_help="Prepare a profile under MATCHING_ID.")
+@smdpp.command("order", short_help="Order a profile for download (ES2+).")
 @db_option
 @pki_option
 @click.argument("matching_id")
-@click.option("--iccid", required=True, help="18-20 digits.")
-@click.option("--imsi", required=True)
-@click.option("--k", "k_hex", required=True, help="K, 16 bytes hex.")
+@click.option("--upp", "upp_file", type=click.File("rb"), help="Serve this profile package (DER).")
+@click.option("--iccid", help="18-20 digits (a profile built from --imsi/--k).")
+@click.option("--imsi")
+@click.option("--k", "k_hex", help="K, 16 bytes hex.")
 @click.option("--opc", "opc_hex", help="OPc, 16 bytes hex (Milenage).")
 @click.option(
     "--xor", "use_xor", is_flag=True, help="The TS 34.108 XOR test algorithm instead of Milenage."
 )
 @click.option("--eid", help="Only this eUICC may download it.")
+@click.option("--cc", "confirmation_code", help="The confirmation code the user must give.")
+@click.option(
+    "--smds", "smds_address", metavar="ADDRESS", help="Register the event at this SM-DS (--eid)."
+)
+@click.option(
+    "--address",
+    default=f"localhost:{DEFAULT_PORT}",
+    show_default=True,
+    help="This SM-DP+'s address (in the SM-DS event and the activation code).",
+)
+@click.option(
+    "--operator",
+    "operator_id",
+    default="cardemu",
+    show_default=True,
+    help="The ES2+ requester ordering it (`serve --operator` says where its reports go).",
+)
 @click.option("--spn", default="cardemu", show_default=True)
 @click.option("--name", default="cardemu test profile", show_default=True)
+@json_option
 def order(
     db: str,
     pki_dir: str | None,
     matching_id: str,
-    iccid: str,
-    imsi: str,
-    k_hex: str,
+    upp_file: BinaryIO | None,
+    iccid: str | None,
+    imsi: str | None,
+    k_hex: str | None,
     opc_hex: str | None,
     use_xor: bool,
     eid: str | None,
+    confirmation_code: str | None,
+    smds_address: str | None,
+    address: str,
+    operator_id: str,
     spn: str,
     name: str,
+    as_json: bool,
 ) -> None:
-    """Prepare a profile for download under MATCHING_ID.
+    """Order a profile for download under MATCHING_ID, through ES2+.
+
+    The profile (built from --iccid/--imsi/--k, or a package given with --upp)
+    goes into the SM-DP+'s pool; then ES2+ DownloadOrder and ConfirmOrder
+    (SGP.22 §5.3) reserve it, set the confirmation code and register the
+    SM-DS event, and release it. An empty MATCHING_ID ('') with --eid is the
+    default-SM-DP+ flow: the LPA sends no matching ID. Prints the activation code.
 
     \b
     Examples:
       cardemu smdpp order MY-1 --iccid 8988211000000000024 --imsi 001010000000002 \\
           --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
+      cardemu smdpp order MY-2 --iccid 8988211000000000040 --imsi 001010000000004 \\
+          --k 000102030405060708090A0B0C0D0E0F --xor --cc 1234 \\
+          --eid 89049032000000000000000000000156 --smds localhost:8444
     """
+    from host.es9plus import Es9Error
+    from host.servers.smdpp.es2plus import Es2Plus
+    from host.servers.smdpp.saip import build_upp
+
+    if upp_file is not None:
+        upp = upp_file.read()
+    else:
+        if not (iccid and imsi and k_hex):
+            raise InvalidInput("give --iccid, --imsi and --k (or a package with --upp)")
+        if not use_xor and not opc_hex:
+            raise InvalidInput("Milenage needs --opc (or use --xor)")
+        try:
+            upp = build_upp(
+                ProfileOrder(
+                    matching_id or "x",
+                    iccid,
+                    imsi,
+                    parse_hex(k_hex),
+                    parse_hex(opc_hex) if opc_hex else bytes(16),
+                    algorithm="xor" if use_xor else "milenage",
+                    spn=spn,
+                    name=name,
+                )
+            )
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+    smdp = _smdp(pki_dir, db, address)
+    header = {"functionRequesterIdentifier": operator_id, "functionCallIdentifier": "cli"}
     try:
-        k = parse_hex(k_hex)
-        opc = parse_hex(opc_hex) if opc_hex else bytes(16)
-        o = ProfileOrder(
-            matching_id,
-            iccid,
-            imsi,
-            k,
-            opc,
-            algorithm="xor" if use_xor else "milenage",
-            eid=eid,
-            spn=spn,
-            name=name,
-        )
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-    if not use_xor and not opc_hex:
-        raise InvalidInput("Milenage needs --opc (or use --xor)")
-    smdp = _smdp(pki_dir, db, "localhost")
-    try:
-        smdp.add_order(o)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        try:
+            the_iccid = smdp.add_package(None, upp, spn=spn, name=name)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        es2 = Es2Plus(smdp)
+        try:
+            es2.download_order({"header": header, "iccid": the_iccid, "eid": eid})
+            answer = es2.confirm_order(
+                {
+                    "header": header,
+                    "iccid": the_iccid,
+                    "eid": eid,
+                    "matchingId": matching_id,
+                    "confirmationCode": confirmation_code,
+                    "smdsAddress": smds_address,
+                    "releaseFlag": True,
+                }
+            )
+        except Es9Error as e:
+            # All or nothing: a refused order leaves no profile behind in the pool.
+            with smdp.store.transaction() as c:
+                c.execute("DELETE FROM orders WHERE iccid = ?", (the_iccid,))
+            raise click.ClickException(str(e)) from None
     finally:
         smdp.store.close()
-    click.echo(f"order {matching_id}: ICCID {o.full_iccid}")
+    code = f"LPA:1${address}${answer['matchingId']}" + ("$$1" if confirmation_code else "")
+    doc = {"iccid": the_iccid, "matchingId": answer["matchingId"], "activationCode": code}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"order {answer['matchingId'] or '(default SM-DP+)'}: ICCID {the_iccid}")
+        click.echo(code)
 
 
 @smdpp.command("orders")

@@ -49,6 +49,7 @@ class Operator:
     Args:
         store: a database file, ":memory:" or an open `Store`.
         clock: seconds since the epoch.
+        on_report: called with each report (the body without its header) once recorded.
     """
 
     def __init__(
@@ -56,7 +57,9 @@ class Operator:
         store: Store | str | os.PathLike[str] = ":memory:",
         *,
         clock: Callable[[], float] = time.time,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        self.on_report = on_report
         self.store = store if isinstance(store, Store) else Store(store, _SCHEMA)
         if isinstance(store, Store):
             with store.transaction() as c:
@@ -86,6 +89,8 @@ class Operator:
                     json.dumps({k: v for k, v in body.items() if k != "header"}),
                 ),
             )
+        if self.on_report is not None:
+            self.on_report({k: v for k, v in body.items() if k != "header"})
 
     def reports(self, iccid: str | None = None) -> list[dict[str, Any]]:
         """The reports received, oldest first (the request bodies without their header)."""

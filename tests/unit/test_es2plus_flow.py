@@ -358,3 +358,28 @@ def test_a_crl_not_signed_by_the_issuer_revokes_nothing() -> None:
         world.smdp.add_order(demo_order("M-OK"))
         lpa = world.lpa(euicc_card(pki))
         assert lpa.download(ActivationCode(world.smdp.address, "M-OK")).installed
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def test_cli_order_upp_with_cc_and_default_smdp(tmp_path, capsys) -> None:
+    from host.cli import main
+
+    db = str(tmp_path / "dp.sqlite")
+    upp = tmp_path / "profile.der"
+    upp.write_bytes(pool_upp(9))
+    assert main(["smdpp", "order", "--db", db, "--upp", str(upp), "--cc", "1234", "M9"]) == 0
+    out = capsys.readouterr().out
+    assert "LPA:1$localhost:8443$M9$$1" in out
+    # The same package again: its ICCID is taken (a usage error, nothing changed).
+    assert main(["smdpp", "order", "--db", db, "--upp", str(upp), "M10"]) == 2
+    # The default SM-DP+ needs the EID.
+    upp.write_bytes(pool_upp(10))
+    assert main(["smdpp", "order", "--db", db, "--upp", str(upp), ""]) == 1
+    assert main(["smdpp", "order", "--db", db, "--upp", str(upp), "--eid", EID, ""]) == 0
+    smdp = SmdpPlus(PKI, address="localhost", store=db)
+    rows = {r["matching_id"]: r for r in smdp.orders()}
+    assert rows["M9"]["state"] == OrderState.RELEASED
+    assert smdp.order("M9")["cc_hash"] == cc_hash_of("1234")
+    assert [r["eid"] for r in rows.values() if r["matching_id"] != "M9"] == [EID]

@@ -66,17 +66,19 @@ def create_app(smdp: SmdpPlus) -> Starlette:
 
 def load_smdp(db: str, pki_dir: str | None, address: str) -> SmdpPlus:
     """An SM-DP+ on the store `db`, with the PKI in `pki_dir` (both curves if there) or the
-    built-in test PKI.
+    built-in test PKI, and the CRLs `cardemu pki revoke` wrote there.
 
     Raises:
         PkiError: `pki_dir` holds no PKI.
     """
-    from host.pki import PkiError, default_pki, load_pki
+    from host.pki import PkiError, default_pki, load_crls, load_pki
     from host.servers.smdpp.server import SmdpCredentials, SmdpPlus
 
+    crls = []
     if pki_dir is None:
         pkis = [default_pki()]
     else:
+        crls = load_crls(pki_dir)
         pkis = []
         for curve in ("nist", "brainpool"):
             try:
@@ -86,7 +88,11 @@ def load_smdp(db: str, pki_dir: str | None, address: str) -> SmdpPlus:
         if not pkis:
             raise PkiError(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
     return SmdpPlus(
-        [SmdpCredentials.from_pki(p) for p in pkis], address=address, store=db, tls=pkis[0].dptls
+        [SmdpCredentials.from_pki(p) for p in pkis],
+        address=address,
+        store=db,
+        tls=pkis[0].dptls,
+        crls=crls,
     )
 
 
