@@ -117,6 +117,7 @@ def install_euicc(
     eid: str | None = None,
     default_dp_address: str | None = None,
     extra_ci_certificates: tuple[bytes, ...] = (),
+    root_ds_address: str | None = None,
 ) -> None:
     """Make `rt` an eUICC (GSMA SGP.22): the UICC/profile store, the ECASD and the ISD-R.
 
@@ -128,6 +129,7 @@ def install_euicc(
         default_dp_address: the default SM-DP+ address (ES10a).
         extra_ci_certificates: more CI certificates (DER) to trust, e.g. the CI an
             external SM-DP+ was issued by.
+        root_ds_address: the root SM-DS address (ES10a; default: the GSMA's).
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -164,7 +166,12 @@ def install_euicc(
     )
     rt.install(UiccApplet, UICC_AID, default=True)
     rt.install(Ecasd, ECASD_AID, params.to_bytes())
-    rt.install(IsdR, ISD_R_AID, IsdrParams(default_dp_address).to_bytes())
+    isdr = (
+        IsdrParams(default_dp_address)
+        if root_ds_address is None
+        else IsdrParams(default_dp_address, root_ds_address)
+    )
+    rt.install(IsdR, ISD_R_AID, isdr.to_bytes())
     rt.set_atr(UICC_ATR)
 
 
@@ -278,8 +285,12 @@ def new_card(
     image: str | os.PathLike[str] | None = None,
     *,
     rng_seed: bytes | int | None = None,
+    build: Callable[[CardRuntime], None] | None = None,
 ) -> CardRuntime:
     """A new card built from a preset (in memory, or as a new card image file).
+
+    `build`, when given, installs the card's applets instead of the preset's
+    (e.g. an eUICC of another PKI: `install_euicc` with its arguments).
 
     A new image is built under a temporary name beside `image` and linked into
     place only when complete, so a process killed at any moment leaves either no
@@ -298,7 +309,7 @@ def new_card(
         raise KeyError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}") from None
     if image is None:
         rt = CardRuntime(None, rng_seed=rng_seed)
-        spec.build(rt)
+        (build or spec.build)(rt)
         return rt
     if os.path.lexists(image):
         raise FileExistsError(f"{os.fspath(image)} already exists")
@@ -306,7 +317,7 @@ def new_card(
     try:
         rt = CardRuntime(tmp, rng_seed=rng_seed, create=False)
         try:
-            spec.build(rt)
+            (build or spec.build)(rt)
             rt.nvm.publish(image)
         except BaseException:
             rt.close()

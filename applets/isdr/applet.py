@@ -17,8 +17,8 @@ there with CLA 81-83 (or 4X-7X), as real LPAs do.
 
 Install parameters: card.sgp22.params.IsdrParams (configured addresses).
 The functions themselves are in `rsp` (ES10a/b authentication and
-preparation), `bpp` (LoadBoundProfilePackage), `profiles` (ES10c) and
-`notifications`.
+preparation), `bpp` (LoadBoundProfilePackage), `profiles` (ES10c),
+`crl` (LoadCRL) and `notifications`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from applets.isdr.bpp import BppFunctions
+from applets.isdr.crl import CrlFunctions
 from applets.isdr.notifications import event_filter
 from applets.isdr.profiles import ProfileFunctions
 from applets.isdr.rsp import RspFunctions
@@ -76,10 +77,11 @@ FUNCTIONS: dict[int, tuple[str, str]] = {
     0xBF3C: ("EuiccConfiguredAddressesRequest", "EuiccConfiguredAddressesResponse"),
     0xBF3F: ("SetDefaultDpAddressRequest", "SetDefaultDpAddressResponse"),
     0xBF43: ("GetRatRequest", "GetRatResponse"),
+    0xBF35: ("LoadCRLRequest", "LoadCRLResponse"),
 }
 
 
-class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
+class IsdR(RspFunctions, BppFunctions, ProfileFunctions, CrlFunctions):
     """The ISD-R applet (see the module docstring)."""
 
     def on_install(self, params: bytes) -> None:
@@ -111,6 +113,7 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions):
             0xBF3C: self.get_configured_addresses,
             0xBF3F: self.set_default_dp_address,
             0xBF43: self.get_rat,
+            0xBF35: self.load_crl,
         }
 
     # -- the APDU level ---------------------------------------------------------------------

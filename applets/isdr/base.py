@@ -90,6 +90,10 @@ class IsdrBase(Applet):
     def trusted_cis(self) -> tuple[TrustedCi, ...]:
         return tuple(TrustedCi(*k) for k in self.ecasd().ci_keys())
 
+    def revoked_serials(self) -> dict[bytes, frozenset[int]]:
+        """The serial numbers each trusted CI revoked (`crl.CrlFunctions`); none here."""
+        return {}
+
     # -- the ISD-R's own records --------------------------------------------------------
 
     def config(self) -> tuple[str | None, str]:

@@ -71,6 +71,7 @@ _AUTH_CODES = {
     CertReason.POLICY: AUTH_INVALID_OID,
     CertReason.UNKNOWN_CI: AUTH_CI_PK_UNKNOWN,
     CertReason.CURVE: AUTH_UNSUPPORTED_CURVE,
+    CertReason.REVOKED: AUTH_INVALID_CERTIFICATE,
 }
 _DL_CODES = {
     CertReason.CURVE: DL_UNSUPPORTED_CURVE,
@@ -165,7 +166,10 @@ class RspFunctions(IsdrBase):
         signed1_raw, cert_der = fields[0][1], fields[3][1]
         try:
             cert = verify_server_certificate(
-                cert_der, (OID_ROLE_DP_AUTH, OID_ROLE_DS_AUTH), self.trusted_cis()
+                cert_der,
+                (OID_ROLE_DP_AUTH, OID_ROLE_DS_AUTH),
+                self.trusted_cis(),
+                revoked=self.revoked_serials(),
             )
         except CertificateError as e:
             return error(_AUTH_CODES[e.reason])
@@ -221,7 +225,9 @@ class RspFunctions(IsdrBase):
         signed2_raw, cert_der = fields[0][1], fields[-1][1]
         signature2_tlv = next(r for t, r in fields if t == 0x5F37)
         try:
-            cert = verify_server_certificate(cert_der, (OID_ROLE_DP_PB,), self.trusted_cis())
+            cert = verify_server_certificate(
+                cert_der, (OID_ROLE_DP_PB,), self.trusted_cis(), revoked=self.revoked_serials()
+            )
         except CertificateError as e:
             return error(_DL_CODES.get(e.reason, DL_INVALID_CERTIFICATE))
         if cert.oid != session.dpauth.oid:

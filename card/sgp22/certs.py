@@ -19,6 +19,7 @@ ciPKUnknown, unsupportedCurve).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -46,6 +47,9 @@ __all__ = [
     "load_certificate",
     "subject_key_id",
     "verify_server_certificate",
+    "CrlError",
+    "CrlInfo",
+    "verify_crl",
 ]
 
 # RSPDefinitions (SGP.22 Annex H): id-rspRole = id-rsp(2.23.146.1) cert-objects(2) 1.
@@ -68,6 +72,7 @@ class CertReason(Enum):
     POLICY = "policy"  # wrong or no role policy: invalidOid
     USAGE = "usage"  # key usage without digitalSignature: invalidCertificate
     CURVE = "curve"  # key on an unsupported curve: unsupportedCurve
+    REVOKED = "revoked"  # on a CRL the eUICC loaded: invalidCertificate
 
 
 class CertificateError(Exception):
@@ -172,6 +177,7 @@ def verify_server_certificate(
     roles: tuple[str, ...],
     trusted: tuple[TrustedCi, ...] | list[TrustedCi],
     ci_pkid: bytes | None = None,
+    revoked: Mapping[bytes, Collection[int]] | None = None,
 ) -> ServerCertificate:
     """Check a server certificate (CERT.DPauth, CERT.DPpb, CERT.DSauth) as the eUICC does.
 
@@ -180,6 +186,8 @@ def verify_server_certificate(
         roles: the policy OIDs accepted (one of them must be present).
         trusted: the CI keys the eUICC trusts for verification.
         ci_pkid: the CI the server said it used (euiccCiPKIdToBeUsed), if any.
+        revoked: the serial numbers each CI (by key identifier) revoked, from the
+            CRLs the eUICC loaded (ES10b.LoadCRL).
 
     Returns:
         The accepted certificate's public key, CI and OID.
@@ -201,6 +209,8 @@ def verify_server_certificate(
         )
     except (InvalidSignature, ValueError, TypeError):
         raise CertificateError(CertReason.SIGNATURE, "the CI's signature does not verify") from None
+    if revoked is not None and cert.serial_number in revoked.get(ci.ski, ()):
+        raise CertificateError(CertReason.REVOKED, "the certificate is on the CI's CRL")
     if not _policies(cert) & set(roles):
         raise CertificateError(
             CertReason.POLICY, f"the certificate has none of the policies {roles}"
@@ -221,3 +231,59 @@ def verify_server_certificate(
             CertReason.CURVE, "the certificate's key is on an unsupported curve"
         ) from None
     return ServerCertificate(pub, ci.ski, registered_id(cert), bytes(der))
+
+
+class CrlError(Exception):
+    """A CRL the eUICC refuses, with its LoadCRLResponseError code (SGP.22 Annex H)."""
+
+    INVALID_SIGNATURE = 1
+    INVALID_FORMAT = 2
+    NOT_ENOUGH_MEMORY = 3
+    KEY_NOT_FOUND = 4
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CrlInfo:
+    """What the eUICC keeps of a CRL it accepted: whose, which number, which serials."""
+
+    ci_ski: bytes
+    number: int
+    serials: frozenset[int]
+
+
+def verify_crl(der: bytes, trusted: tuple[TrustedCi, ...] | list[TrustedCi]) -> CrlInfo:
+    """Check a CRL (RFC 5280 §5) signed by a CI the eUICC trusts (SGP.22 ES10b.LoadCRL).
+
+    The CI is found by the CRL's authority key identifier; its signature must
+    verify with that CI's key, and the CRL must carry a CRL number (it tells a
+    newer CRL from an older one).
+
+    Raises:
+        CrlError: not a CRL (invalidCRLFormat), no trusted CI of that key
+            (verificationKeyNotFound), or a bad signature (invalidSignature).
+    """
+    try:
+        crl = x509.load_der_x509_crl(bytes(der))
+        aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        serials = frozenset(r.serial_number for r in crl)
+    except (ValueError, TypeError, x509.ExtensionNotFound, x509.DuplicateExtension) as e:
+        raise CrlError(
+            CrlError.INVALID_FORMAT, f"not a CRL with a key identifier and number: {e}"
+        ) from None
+    ci = next(
+        (c for c in trusted if aki.key_identifier is not None and c.ski == aki.key_identifier), None
+    )
+    if ci is None:
+        raise CrlError(CrlError.KEY_NOT_FOUND, "the CRL names no CI the eUICC trusts")
+    try:
+        ci.public_key().cryptography_key.verify(
+            crl.signature, crl.tbs_certlist_bytes, ec.ECDSA(hashes.SHA256())
+        )
+    except (InvalidSignature, ValueError, TypeError):
+        raise CrlError(CrlError.INVALID_SIGNATURE, "the CI's signature does not verify") from None
+    return CrlInfo(ci.ski, number, serials)

@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -104,24 +106,56 @@ def card() -> None:
     "--preset", type=click.Choice(sorted(PRESETS)), default=DEFAULT_PRESET, show_default=True
 )
 @seed_option
+@click.option(
+    "--pki",
+    "pki_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="euicc: trust this PKI's CI and carry its eUICC certificate (`cardemu pki create`).",
+)
+@click.option("--eid", help="euicc: which of the --pki's eUICCs [default: its first].")
+@click.option(
+    "--trust-ci",
+    "trust_ci",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="euicc: also trust this CI certificate (DER or PEM; repeatable).",
+)
+@click.option("--default-dp", metavar="ADDRESS", help="euicc: the default SM-DP+ address.")
+@click.option("--root-ds", metavar="ADDRESS", help="euicc: the root SM-DS address.")
 @click.argument("path", type=click.Path(dir_okay=False))
-def card_new(preset: str, seed: int | None, path: str) -> None:
+def card_new(
+    preset: str,
+    seed: int | None,
+    pki_dir: str | None,
+    eid: str | None,
+    trust_ci: tuple[str, ...],
+    default_dp: str | None,
+    root_ds: str | None,
+    path: str,
+) -> None:
     """Create a card image from a built-in preset.
 
     Never over an existing file. The card is built under a temporary name
     beside PATH and linked into place once complete: a run killed at any
     moment leaves no PATH or the whole card.
 
+    For the euicc preset, --pki makes an eUICC of another PKI (its CI
+    trusted, its eUICC certificate and key in the ECASD); --trust-ci adds
+    CIs; --default-dp and --root-ds set the ES10a addresses.
+
     \b
     Examples:
       cardemu card new --preset demo my.card
       cardemu card new --preset euicc --seed 1 esim.card
+      cardemu pki create ./pki
+      cardemu card new --preset euicc --pki ./pki --root-ds localhost:8444 other.card
     """
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
         raise InvalidInput(f"cannot create {path}: directory {parent} does not exist")
+    build = _euicc_build(preset, pki_dir, eid, trust_ci, default_dp, root_ds)
     try:
-        rt = new_card(preset, path, rng_seed=seed)
+        rt = new_card(preset, path, rng_seed=seed, build=build)
     except FileExistsError as e:
         raise click.ClickException(str(e)) from None
     except NvmError as e:
@@ -132,6 +166,59 @@ def card_new(preset: str, seed: int | None, path: str) -> None:
     n = len(rt.applets())
     rt.close()
     click.echo(f"{path}: {preset} card with {n} applets")
+
+
+def _euicc_build(
+    preset: str,
+    pki_dir: str | None,
+    eid: str | None,
+    trust_ci: tuple[str, ...],
+    default_dp: str | None,
+    root_ds: str | None,
+) -> Callable[[CardRuntime], None] | None:
+    """The eUICC options of `card new` as a build function (None: the preset's own)."""
+    if not (pki_dir or eid or trust_ci or default_dp or root_ds):
+        return None
+    if preset != "euicc":
+        raise InvalidInput(
+            "--pki, --eid, --trust-ci, --default-dp and --root-ds are for --preset euicc"
+        )
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from host.pki import PkiError, default_pki, load_pki
+    from host.presets import install_euicc
+
+    try:
+        the_pki = load_pki(pki_dir) if pki_dir else default_pki()
+    except PkiError as e:
+        raise InvalidInput(str(e)) from None
+    if eid is not None and eid not in the_pki.euiccs:
+        raise InvalidInput(f"the PKI has no eUICC {eid} (it has {', '.join(the_pki.euiccs)})")
+    extra = []
+    for name in trust_ci:
+        data = Path(name).read_bytes()
+        try:
+            cert = (
+                x509.load_pem_x509_certificate(data)
+                if data.startswith(b"-----")
+                else x509.load_der_x509_certificate(data)
+            )
+        except ValueError as e:
+            raise InvalidInput(f"{name}: not a certificate ({e})") from None
+        extra.append(cert.public_bytes(serialization.Encoding.DER))
+
+    def build(rt: CardRuntime) -> None:
+        install_euicc(
+            rt,
+            pki=the_pki,
+            eid=eid,
+            default_dp_address=default_dp,
+            extra_ci_certificates=tuple(extra),
+            root_ds_address=root_ds,
+        )
+
+    return build
 
 
 def _file_tree(rt: CardRuntime, aid: bytes) -> list[dict[str, Any]]:

@@ -457,3 +457,77 @@ def info(**kw: Any) -> None:
             )
 
     _emit(opts.as_json, doc, text)
+
+
+@lpa.command("load-crl", short_help="Hand the eUICC a CRL of its CI (ES10b.LoadCRL).")
+@lpa_options
+@click.argument("crl_file", type=click.File("rb"))
+def load_crl(crl_file: Any, **kw: Any) -> None:
+    """Hand the eUICC a CRL (DER) its CI issued (ES10b.LoadCRL).
+
+    The eUICC checks the CI's signature and from then on refuses the SM-DP+
+    and SM-DS certificates the CRL revokes.
+
+    \b
+    Examples:
+      cardemu pki revoke ./pki --dpauth
+      cardemu lpa load-crl --card my.card ./pki/crl/CRL_CI_ECDSA_NIST.der
+    """
+    opts = _options(kw)
+    data = crl_file.read()
+    with _lpa(opts) as assistant:
+        assistant.es10.load_crl(data)
+    _emit(opts.as_json, {"result": "ok", "bytes": len(data)}, lambda: click.echo("CRL loaded"))
+
+
+@lpa.command("memory-reset", short_help="Delete profiles (ES10c.eUICCMemoryReset).")
+@lpa_options
+@click.option("--test", "test_profiles", is_flag=True, help="Delete the test profiles too.")
+@click.option("--no-operational", is_flag=True, help="Keep the operational profiles.")
+@click.option("--default-address", is_flag=True, help="Also clear the default SM-DP+ address.")
+def memory_reset(
+    test_profiles: bool, no_operational: bool, default_address: bool, **kw: Any
+) -> None:
+    """Delete the eUICC's profiles (ES10c.eUICCMemoryReset, SGP.22 §5.7.19).
+
+    Operational profiles by default; --test adds the test profiles,
+    --default-address resets the default SM-DP+ address as well.
+
+    \b
+    Examples:
+      cardemu lpa memory-reset --card my.card
+      cardemu lpa memory-reset --card my.card --test --default-address
+    """
+    opts = _options(kw)
+    with _lpa(opts) as assistant:
+        code = assistant.es10.memory_reset(
+            operational=not no_operational, test=test_profiles, default_address=default_address
+        )
+    result = "ok" if code == 0 else "nothing to delete"
+    _emit(opts.as_json, {"result": result}, lambda: click.echo(result))
+
+
+@lpa.command("default-dp", short_help="Show or set the default SM-DP+ address (ES10a).")
+@lpa_options
+@click.argument("address", required=False)
+def default_dp(address: str | None, **kw: Any) -> None:
+    """Show the default SM-DP+ address, or set it to ADDRESS ('' clears it) (ES10a).
+
+    With a default SM-DP+, `cardemu lpa download 'LPA:1$<address>$'` asks it
+    for a profile ordered for this EID (no matching ID).
+
+    \b
+    Examples:
+      cardemu lpa default-dp --card my.card
+      cardemu lpa default-dp --card my.card localhost:8443
+    """
+    opts = _options(kw)
+    with _lpa(opts) as assistant:
+        if address is not None:
+            assistant.es10.set_default_dp_address(address)
+        value = assistant.es10.get_configured_addresses().get("defaultDpAddress")
+    _emit(
+        opts.as_json,
+        {"defaultDpAddress": value},
+        lambda: click.echo(value if value else "no default SM-DP+ address"),
+    )

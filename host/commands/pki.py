@@ -187,3 +187,81 @@ def show(directory: str, curve: str, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['name']:40} {row['role']:8} {row['ski']}  {row['subject']}")
+
+
+@pki.command("revoke", short_help="Revoke a certificate: re-issue its CA's CRL.")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--euicc", "eid", metavar="EID", help="The eUICC certificate of this EID.")
+@click.option("--dpauth", is_flag=True, help="CERT.DPauth (the SM-DP+'s authentication key).")
+@click.option("--dppb", is_flag=True, help="CERT.DPpb (the SM-DP+'s profile binding key).")
+@click.option("--eum", is_flag=True, help="The EUM certificate.")
+@click.option(
+    "--cert",
+    "cert_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Any certificate (DER or PEM) the PKI's CI or EUM issued.",
+)
+@click.option("--curve", type=click.Choice(list(CURVES)), default="nist", show_default=True)
+@json_option
+def revoke(
+    directory: str,
+    eid: str | None,
+    dpauth: bool,
+    dppb: bool,
+    eum: bool,
+    cert_file: str | None,
+    curve: str,
+    as_json: bool,
+) -> None:
+    """Revoke one certificate of the PKI in DIRECTORY: its CA's CRL is re-issued there.
+
+    An eUICC certificate goes on the EUM's CRL (crl/CRL_EUM_ECDSA_*.der), the
+    others on the CI's (crl/CRL_CI_ECDSA_*.der), each with the next CRL number.
+    `cardemu smdpp serve --pki DIRECTORY` and `cardemu smds serve --pki
+    DIRECTORY` refuse eUICCs whose chain is revoked; `cardemu lpa load-crl`
+    hands the CI's CRL to an eUICC, which then refuses a revoked SM-DP+.
+
+    \b
+    Examples:
+      cardemu pki create ./pki
+      cardemu pki revoke ./pki --euicc 89049032000000000000000000000156
+      cardemu pki revoke ./pki --dpauth
+    """
+    from cryptography import x509
+
+    from host.pki import revoke as revoke_cert
+
+    chosen = [x for x in (eid, dpauth or None, dppb or None, eum or None, cert_file) if x]
+    if len(chosen) != 1:
+        raise InvalidInput("name one certificate: --euicc EID, --dpauth, --dppb, --eum or --cert")
+    try:
+        the_pki = load_pki(directory, curve)
+        if eid is not None:
+            if eid not in the_pki.euiccs:
+                raise InvalidInput(f"{directory}: no eUICC {eid} (has {', '.join(the_pki.euiccs)})")
+            cert = the_pki.euiccs[eid].cert
+        elif dpauth:
+            cert = the_pki.dpauth.cert
+        elif dppb:
+            cert = the_pki.dppb.cert
+        elif eum:
+            cert = the_pki.eum.cert
+        else:
+            assert cert_file is not None
+            data = Path(cert_file).read_bytes()
+            try:
+                cert = (
+                    x509.load_pem_x509_certificate(data)
+                    if data.startswith(b"-----")
+                    else x509.load_der_x509_certificate(data)
+                )
+            except ValueError as e:
+                raise InvalidInput(f"{cert_file}: not a certificate ({e})") from None
+        which, path = revoke_cert(directory, cert, curve)
+    except PkiError as e:
+        raise click.ClickException(str(e)) from None
+    doc = {"serial": f"{cert.serial_number:X}", "crl": str(path), "issuer": which}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"revoked serial {doc['serial']}: {which.upper()} CRL {path}")

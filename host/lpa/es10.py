@@ -296,6 +296,32 @@ class Es10Client:
 
     # -- ES10b ------------------------------------------------------------------------
 
+    def load_crl(self, crl_der: bytes) -> None:
+        """ES10b.LoadCRL (§5.7, Annex H 'BF35'): hand the eUICC a CRL of its CI.
+
+        The CRL travels as received, its outer tag '30' replaced by the context
+        tag 'A0' of the request's AUTOMATIC TAGS field (Annex H): the eUICC puts
+        '30' back, so the signature it checks covers the CA's own bytes.
+
+        Raises:
+            Es10Error: the eUICC refused it (invalidSignature, invalidCRLFormat,
+                notEnoughMemorySpace, verificationKeyNotFound).
+        """
+        crl = bytes(crl_der)
+        if not crl.startswith(b"\x30"):
+            raise ValueError("a CRL is a DER SEQUENCE ('30')")
+        request = _tlv(0xBF35, b"\xa0" + crl[1:])
+        kind, value = asn1.decode("LoadCRLResponse", self.call("LoadCRL", request))
+        if kind != "loadCRLResponseOk":
+            names = {
+                1: "invalidSignature",
+                2: "invalidCRLFormat",
+                3: "notEnoughMemorySpace",
+                4: "verificationKeyNotFound",
+                127: "undefinedError",
+            }
+            raise Es10Error("LoadCRL", int(value), names.get(int(value), ""))
+
     def get_euicc_challenge(self) -> bytes:
         """ES10b.GetEUICCChallenge (§5.7.7): 16 random bytes."""
         return bytes(
