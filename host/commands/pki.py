@@ -224,7 +224,7 @@ def revoke(
     \b
     Examples:
       cardemu pki create ./pki
-      cardemu pki revoke ./pki --euicc 89049032000000000000000000000156
+      cardemu pki revoke ./pki --euicc 89049032000000000000000000000163
       cardemu pki revoke ./pki --dpauth
     """
     from cryptography import x509

@@ -111,7 +111,7 @@ def smdpp(
     operators: tuple[str, ...],
     workers: int,
 ) -> None:
-    """The SM-DP+ (GSMA SGP.22 ES9+, and ES2+ for the operator).
+    """The SM-DP+ (GSMA SGP.22 ES9+ and ES2+).
 
     \b
     Examples:

@@ -201,7 +201,7 @@ def order(
           --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
       cardemu smdpp order MY-2 --iccid 8988211000000000040 --imsi 001010000000004 \\
           --k 000102030405060708090A0B0C0D0E0F --xor --cc 1234 \\
-          --eid 89049032000000000000000000000156 --smds localhost:8444
+          --eid 89049032000000000000000000000163 --smds localhost:8444
     """
     from host.es9plus import Es9Error
     from host.servers.smdpp.es2plus import Es2Plus
@@ -234,8 +234,8 @@ def order(
     try:
         try:
             the_iccid = smdp.add_package(None, upp, spn=spn, name=name)
-        except ValueError as e:
-            raise InvalidInput(str(e)) from None
+        except ValueError as e:  # not a profile package, or its ICCID is ordered already
+            raise click.ClickException(str(e)) from None
         es2 = Es2Plus(smdp)
         try:
             es2.download_order({"header": header, "iccid": the_iccid, "eid": eid})

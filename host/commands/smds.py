@@ -54,7 +54,7 @@ def smds() -> None:
     \b
     Examples:
       cardemu smds serve --port 8444 &
-      cardemu smds register 89049032000000000000000000000156 EVT-1 localhost:8443
+      cardemu smds register 89049032000000000000000000000163 EVT-1 localhost:8443
       cardemu smds events --json
       cardemu lpa discover --smds localhost:8444
     """
@@ -161,7 +161,7 @@ def register(
 
     \b
     Examples:
-      cardemu smds register 89049032000000000000000000000156 EVT-1 localhost:8443
+      cardemu smds register 89049032000000000000000000000163 EVT-1 localhost:8443
     """
     ds = open_smds(pki_dir, db, "localhost")
     try:
@@ -183,7 +183,7 @@ def delete(db: str, pki_dir: str | None, eid: str, event_id: str) -> None:
 
     \b
     Examples:
-      cardemu smds delete 89049032000000000000000000000156 EVT-1
+      cardemu smds delete 89049032000000000000000000000163 EVT-1
     """
     ds = open_smds(pki_dir, db, "localhost")
     try:
@@ -199,7 +199,7 @@ def delete(db: str, pki_dir: str | None, eid: str, event_id: str) -> None:
 @db_option
 @json_option
 def events(db: str, as_json: bool) -> None:
-    """List the event records (the store is only read).
+    """List the event records (read only).
 
     \b
     Examples:

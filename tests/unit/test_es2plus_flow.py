@@ -372,8 +372,8 @@ def test_cli_order_upp_with_cc_and_default_smdp(tmp_path, capsys) -> None:
     assert main(["smdpp", "order", "--db", db, "--upp", str(upp), "--cc", "1234", "M9"]) == 0
     out = capsys.readouterr().out
     assert "LPA:1$localhost:8443$M9$$1" in out
-    # The same package again: its ICCID is taken (a usage error, nothing changed).
-    assert main(["smdpp", "order", "--db", db, "--upp", str(upp), "M10"]) == 2
+    # The same package again: its ICCID is taken (refused, nothing changed).
+    assert main(["smdpp", "order", "--db", db, "--upp", str(upp), "M10"]) == 1
     # The default SM-DP+ needs the EID.
     upp.write_bytes(pool_upp(10))
     assert main(["smdpp", "order", "--db", db, "--upp", str(upp), ""]) == 1
