@@ -15,10 +15,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sgp22_helpers import euicc_card
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from sgp22_helpers import Lpa as RawLpa
+from sgp22_helpers import TestSmdp, euicc_card
 
 from applets.isdr.crl import MAX_REVOKED
+from card.sgp22 import asn1
 from card.sgp22.certs import CrlError, TrustedCi, verify_crl
+from card.tlv import encode_length
 from host.cli import main
 from host.es9plus import SC_DOWNLOAD_REFUSED, Es9Error
 from host.lpa import ActivationCode, Es10Client, Es10Error, Lpa
@@ -202,3 +206,49 @@ def test_cli_revoke_card_new_pki_load_crl(tmp_path, capsys) -> None:
     assert (
         main(["card", "new", "--preset", "usim", "--pki", str(pki_dir), str(tmp_path / "u")]) == 2
     )
+
+
+# -- the ISD-R's revocation state, stateful ----------------------------------------------
+
+
+class CrlMachine(RuleBasedStateMachine):
+    """LoadCRL in any order, resets in between: the eUICC refuses CERT.DPauth exactly
+    when the newest CRL it accepted (by CRL number) lists it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rt = euicc_card(PKI)
+        self.lpa = RawLpa(self.rt)
+        self.server = TestSmdp(pki=PKI)
+        self.held: tuple[int, bool] | None = None  # (CRL number, DPauth revoked)
+
+    @rule(number=st.integers(min_value=0, max_value=6), revoke=st.booleans())
+    def load(self, number: int, revoke: bool) -> None:
+        serials = [PKI.dpauth.cert.serial_number] if revoke else [7, 8]
+        crl = der(issue_crl(PKI.ci, serials, number=number))
+        request = b"\xbf\x35" + encode_length(len(crl)) + b"\xa0" + crl[1:]
+        kind, _ = asn1.decode("LoadCRLResponse", self.lpa.call(request))
+        assert kind == "loadCRLResponseOk"
+        if self.held is None or number >= self.held[0]:
+            self.held = (number, revoke)
+
+    @rule()
+    def reset(self) -> None:
+        self.rt.power_off()
+        self.rt.power_on()
+        self.lpa = RawLpa(self.rt)
+
+    @invariant()
+    def dpauth_refused_iff_revoked(self) -> None:
+        challenge = self.lpa.es10("GetEuiccChallengeRequest", {}, "GetEuiccChallengeResponse")
+        req = self.server.authenticate_server_request(challenge["euiccChallenge"])
+        kind, value = self.lpa.es10("AuthenticateServerRequest", req, "AuthenticateServerResponse")
+        revoked = self.held is not None and self.held[1]
+        if revoked:
+            assert (kind, value["authenticateErrorCode"]) == ("authenticateResponseError", 1)
+        else:
+            assert kind == "authenticateResponseOk"
+
+
+CrlMachine.TestCase.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
+test_crl_state_machine = CrlMachine.TestCase
