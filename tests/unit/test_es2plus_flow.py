@@ -383,3 +383,69 @@ def test_cli_order_upp_with_cc_and_default_smdp(tmp_path, capsys) -> None:
     assert rows["M9"]["state"] == OrderState.RELEASED
     assert smdp.order("M9")["cc_hash"] == cc_hash_of("1234")
     assert [r["eid"] for r in rows.values() if r["matching_id"] != "M9"] == [EID]
+
+
+def test_es2_malformed_requests(world) -> None:
+    from host.es9plus import SC_EID_INVALID
+    from host.lpa.es9 import Es9Client
+    from host.servers.smdpp.es2plus import ES2P_PATHS
+
+    world.smdp.add_package(None, pool_upp(11), profile_type="cardemu")
+    refused(SC_EID_INVALID, world.es2.download_order, eid="1234", profile_type="cardemu")
+    iccid = world.es2.download_order(profile_type="cardemu")
+    refused(SC_BAD_REQUEST, world.es2.call, "cancelOrder", {"iccid": iccid})  # no final state
+    refused(
+        SC_BAD_REQUEST,
+        world.es2.call,
+        "confirmOrder",
+        {"iccid": iccid, "releaseFlag": "yes"},
+    )
+    refused(SC_BAD_REQUEST, world.es2.call, "releaseProfile", {"iccid": "12AB"})
+    # No request header: no requester, nothing done.
+    bare = Es9Client(world.smdp.address, ca_pem=PKI.ci.pem, paths=ES2P_PATHS)
+    refused(SC_BAD_REQUEST, bare.call, "cancelOrder", {"iccid": iccid})
+    row = world.smdp.store.query_one("SELECT state FROM orders WHERE iccid = ?", (iccid,))
+    assert row["state"] == OrderState.ALLOCATED
+
+
+def test_cancel_unavailable_takes_it_out_of_use(world) -> None:
+    world.smdp.add_package(None, pool_upp(12), profile_type="cardemu")
+    iccid = world.es2.download_order(profile_type="cardemu")
+    world.es2.cancel_order(iccid, available=False)
+    refused(SC_ICCID_IN_USE, world.es2.download_order, iccid=iccid)
+    refused(SC_PROFILE_TYPE_UNKNOWN, world.es2.download_order, profile_type="cardemu")
+
+
+def test_cli_notifications_send_no_tls_memory_reset_default_dp(tmp_path, capsys) -> None:
+    from host.cli import main
+
+    smdp = SmdpPlus(PKI, address="localhost:0")
+    smdp.add_order(demo_order("M-CLI"))
+    with smdp.serve(tls=False) as server:
+        smdp.address = f"localhost:{server.port}"
+        card = str(tmp_path / "my.card")
+        assert main(["card", "new", "--preset", "euicc", card]) == 0
+        code = f"LPA:1${smdp.address}$M-CLI"
+        assert main(["lpa", "download", "--card", card, "--no-tls", code]) == 0
+        iccid = demo_order().full_iccid
+        assert main(["lpa", "enable", "--card", card, iccid]) == 0
+        # Over TLS the plain-HTTP SM-DP+ is unreachable: kept, exit 0 with "not sent".
+        capsys.readouterr()
+        assert main(["lpa", "notifications", "--card", card, "--send"]) == 0
+        assert "not sent" in capsys.readouterr().out
+        assert main(["lpa", "notifications", "--card", card, "--send", "--no-tls"]) == 0
+        assert "sent" in capsys.readouterr().out
+        assert [n["operation"] for n in smdp.notifications()][-1] == "enable"
+    assert main(["lpa", "default-dp", "--card", card, "localhost:8443"]) == 0
+    capsys.readouterr()
+    assert main(["lpa", "default-dp", "--card", card, "--json"]) == 0
+    assert '"defaultDpAddress": "localhost:8443"' in capsys.readouterr().out
+    assert main(["lpa", "disable", "--card", card, iccid]) == 0
+    assert main(["lpa", "memory-reset", "--card", card, "--default-address"]) == 0
+    capsys.readouterr()
+    assert main(["lpa", "list", "--card", card]) == 0
+    assert capsys.readouterr().out.strip() == "no profile"
+    assert main(["lpa", "default-dp", "--card", card]) == 0
+    assert "no default" in capsys.readouterr().out
+    assert main(["lpa", "memory-reset", "--card", card]) == 0
+    assert "nothing to delete" in capsys.readouterr().out

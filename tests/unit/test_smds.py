@@ -110,6 +110,14 @@ def test_register_refusals_change_nothing(smds) -> None:
     assert [(e.event_id, e.address) for e in smds.events.all()] == [("EVT-1", DP)]
 
 
+def test_register_malformed_fields_refused(smds) -> None:
+    body = {"eid": EID, "eventId": "E", "rspServerAddress": DP, "forwardingIndicator": "yes"}
+    refused(SC_BAD_REQUEST, smds.register_event, body)
+    refused(SC_BAD_REQUEST, smds.register_event, {**body, "forwardingIndicator": False, "eid": 5})
+    refused(SC_BAD_REQUEST, smds.register_event, {"eid": EID, "eventId": "E"})
+    assert smds.events.all() == []
+
+
 def test_delete_unknown_event_refused(smds) -> None:
     refused(SC_EVENT_ID_UNKNOWN, es12(smds).delete_event, EID, "NOPE")
 
