@@ -251,9 +251,14 @@ def test_default_smdp_with_nothing_for_this_eid(world) -> None:
 
 
 def test_eid_bound_order_refused_to_another_euicc(world) -> None:
-    world.smdp.add_package("M-BOUND", pool_upp(5), eid=make_eid(serial=9))
+    world.smdp.add_package(None, pool_upp(5), profile_type="cardemu")
+    iccid = world.es2.download_order(eid=make_eid(serial=9), profile_type="cardemu")
+    world.es2.confirm_order(iccid, matching_id="M-BOUND")
     lpa = world.lpa()
     refused(SC_EID_REFUSED, lpa.download, ActivationCode(world.smdp.address, "M-BOUND"))
+    # The operator hears that its profile was refused to another eUICC.
+    assert world.points() == [(POINT_ELIGIBILITY, "Failed")]
+    assert world.smdp.order("M-BOUND")["state"] == OrderState.RELEASED
 
 
 # -- ES2+ refusals ------------------------------------------------------------------------

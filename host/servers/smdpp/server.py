@@ -246,6 +246,14 @@ _field = rsp_common.field
 _tid = rsp_common.transaction_id
 
 
+class _OrderRefused(Exception):
+    """A refusal that names the order it concerns (for the operator's report)."""
+
+    def __init__(self, error: Es9Error, order: Any) -> None:
+        super().__init__(str(error))
+        self.error, self.order = error, order
+
+
 def _pool_key(iccid: str) -> str:
     """The key of a package in the ES2+ pool (no matching ID yet); never a matching ID."""
     return "\x00pool:" + iccid
@@ -694,6 +702,24 @@ class SmdpPlus:
         )
         eid, euicc_der, signature1 = client.eid, client.certificate_der, client.signature1
         matching_id = client.matching_id
+        try:
+            return self._bind_session(tid, creds, eid, euicc_der, signature1, matching_id)
+        except _OrderRefused as r:
+            # An order found but refused to this eUICC: its operator hears of it (§5.3.5),
+            # once the transaction is over.
+            self.notify_progress(r.order, POINT_ELIGIBILITY, error=r.error)
+            raise r.error from None
+
+    def _bind_session(
+        self,
+        tid: str,
+        creds: SmdpCredentials,
+        eid: str,
+        euicc_der: bytes,
+        signature1: bytes,
+        matching_id: str,
+    ) -> dict[str, Any]:
+        """AuthenticateClient's second half: the order for this eUICC, smdpSigned2."""
         with self.store.transaction() as c:
             if matching_id:
                 order = c.execute(
@@ -712,7 +738,9 @@ class SmdpPlus:
                     SC_MATCHING_ID_REFUSED, "no profile is waiting under this matching ID"
                 )
             if order["eid"] is not None and order["eid"] != eid:
-                raise Es9Error.of(SC_EID_REFUSED, "this profile is ordered for another eUICC")
+                raise _OrderRefused(
+                    Es9Error.of(SC_EID_REFUSED, "this profile is ordered for another eUICC"), order
+                )
             matching_id = order["matching_id"]
             others = c.execute(
                 "SELECT eid FROM sessions WHERE matching_id = ? AND state IN (?, ?)"
