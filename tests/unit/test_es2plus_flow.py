@@ -454,3 +454,30 @@ def test_cli_notifications_send_no_tls_memory_reset_default_dp(tmp_path, capsys)
     assert "no default" in capsys.readouterr().out
     assert main(["lpa", "memory-reset", "--card", card]) == 0
     assert "nothing to delete" in capsys.readouterr().out
+
+
+def test_add_order_with_cc_and_smds_in_python(world) -> None:
+    """The Python API a role built on these servers uses: no ES2+ in between."""
+    order = ProfileOrder(
+        "PY-1", "8988211000000000198", "001010000000019", K, algorithm="xor", eid=EID
+    )
+    world.smdp.add_order(order, confirmation_code="42", smds_address=world.smds.address)
+    assert [e.event_id for e in world.smds.events.all()] == ["PY-1"]
+    lpa = world.lpa()
+    (event,) = lpa.discover(world.smds.address)
+    code = ActivationCode(event["rspServerAddress"], event["eventId"])
+    assert lpa.download(code, confirmation_code="42").installed
+    assert world.smds.events.all() == []
+    # An event without an EID, or an SM-DS that is not there: nothing ordered.
+    with pytest.raises(ValueError):
+        world.smdp.add_order(
+            ProfileOrder("PY-2", "8988211000000000206", "001010000000020", K, algorithm="xor"),
+            smds_address=world.smds.address,
+        )
+    refused(
+        SC_SMDS_INACCESSIBLE,
+        world.smdp.add_order,
+        ProfileOrder("PY-3", "8988211000000000214", "001010000000021", K, algorithm="xor", eid=EID),
+        smds_address="localhost:9",
+    )
+    assert world.smdp.order("PY-2") is None and world.smdp.order("PY-3") is None

@@ -359,11 +359,23 @@ class SmdpPlus:
 
     # -- orders ---------------------------------------------------------------------
 
-    def add_order(self, order: ProfileOrder) -> None:
+    def add_order(
+        self,
+        order: ProfileOrder,
+        *,
+        confirmation_code: str | None = None,
+        smds_address: str | None = None,
+    ) -> None:
         """Prepare a profile for download under its matching ID.
+
+        Args:
+            order: the profile and its matching ID (and EID binding).
+            confirmation_code: the code the user must give (ccRequiredFlag).
+            smds_address: register the event at this SM-DS (the order needs an EID).
 
         Raises:
             ValueError: the matching ID or the ICCID is already ordered.
+            Es9Error: the SM-DS refused the event or could not be reached.
         """
         self.add_package(
             order.matching_id,
@@ -372,6 +384,8 @@ class SmdpPlus:
             spn=order.spn,
             name=order.name,
             profile_class=order.profile_class,
+            confirmation_code=confirmation_code,
+            smds_address=smds_address,
         )
 
     def add_package(
