@@ -103,8 +103,9 @@ def euicc_info2(
         "extCardResource": ext,
         "uiccCapability": _uicc_capability(),
         "globalplatformVersion": GP_VERSION,
-        # additionalProfile(0), testProfileSupport(3)
-        "rspCapability": bits_from_names(0, 3),
+        # additionalProfile(0), crlSupport(1) (ES10b.LoadCRL, applets.isdr.crl),
+        # testProfileSupport(3)
+        "rspCapability": bits_from_names(0, 1, 3),
         "euiccCiPKIdListForVerification": verification,
         "euiccCiPKIdListForSigning": signing,
         "euiccCategory": 0,

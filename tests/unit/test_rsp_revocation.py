@@ -99,6 +99,12 @@ def test_an_older_crl_does_not_unrevoke(card, smdp) -> None:
     assert download(card, smdp).installed
 
 
+def test_euicc_info2_advertises_crl_support(card) -> None:
+    from card.sgp22.values import bits_to_set
+
+    assert 1 in bits_to_set(card.get_euicc_info2()["rspCapability"])  # crlSupport
+
+
 def test_a_crl_revoking_others_changes_nothing(card, smdp) -> None:
     card.load_crl(der(issue_crl(PKI.ci, [1, 2, 3])))
     assert download(card, smdp).installed
