@@ -49,7 +49,15 @@ from host.es9plus import (
 )
 from host.lpa.es9 import Es9TransportError, split_address
 from host.pki import Credential, SmdsCredentials, TestPki, eid_is_valid
-from host.servers.rsp_common import check_client, decode, field, sig_do, tlv, transaction_id
+from host.servers.rsp_common import (
+    AuthenticatedEuicc,
+    check_client,
+    decode,
+    field,
+    sig_do,
+    tlv,
+    transaction_id,
+)
 from host.servers.smds.client import Es12Client
 from host.servers.smds.store import EventRecord, EventStore
 from host.servers.web import RoleServer, Store, TlsFiles
@@ -301,7 +309,18 @@ class SmDs:
             self._end(tid, SessionState.FAILED, f"{e.subject_code}/{e.reason_code}", None)
             raise
         self._end(tid, SessionState.DONE, f"{len(events)} event(s)", client.eid)
-        return {"transactionId": tid, "eventEntries": [e.to_json() for e in events]}
+        return {"transactionId": tid, "eventEntries": self.event_entries(client, events)}
+
+    def event_entries(
+        self, client: AuthenticatedEuicc, events: list[EventRecord]
+    ) -> list[dict[str, Any]]:
+        """The eventEntries of ES11.AuthenticateClient for an authenticated eUICC.
+
+        A role built on the SM-DS overrides this to add what it relays beside each
+        event (its own fields next to eventId and rspServerAddress, which an LPA
+        that does not know them ignores).
+        """
+        return [e.to_json() for e in events]
 
     def _end(self, tid: str, state: str, outcome: str, eid: str | None) -> None:
         with self.store.transaction() as c:
