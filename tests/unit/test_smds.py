@@ -309,3 +309,16 @@ def test_cli_lpa_discover(smds, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["lpa", "discover", "--card", card, "--smds", smds.address]) == 0
     assert "EVT-1" in capsys.readouterr().out
+
+
+def test_a_subclass_relays_more_beside_each_event() -> None:
+    class Relay(SmDs):
+        def event_entries(self, client, events):
+            return [{**e.to_json(), "relayed": client.eid} for e in events]
+
+    ds = Relay(PKI, address="localhost")
+    ds.register(EID, "EVT-1", DP)
+    soft = SoftEs11(PKI)
+    r1 = ds.initiate_authentication(soft.initiate(ds.address))
+    r2 = ds.authenticate_client(soft.authenticate(r1, ""))
+    assert r2["eventEntries"] == [{"eventId": "EVT-1", "rspServerAddress": DP, "relayed": EID}]
