@@ -121,7 +121,9 @@ SC_DOWNLOAD_REFUSED = ("8.2", "1.2")  # Profile - not allowed (the eUICC refused
 SC_CC_MISSING = ("8.2.7", "2.2")  # mandatory element missing
 SC_CC_REFUSED = ("8.2.7", "3.8")
 SC_CC_RETRIES_EXCEEDED = ("8.2.7", "6.4")  # maximum number of retries exceeded
-# ES11 / ES12 (§5.8, §5.9): the SM-DS address, the event record.
+# ES11 / ES12 (§5.8, §5.9): the SM-DS address, the event record. These and the ES2+
+# codes below follow SGP.22's subject/reason scheme (§6.5.1.4), but their exact
+# subject codes were not checked against the specification's tables here.
 SC_SMDS_ADDRESS_REFUSED = ("8.9.1", "3.8")
 SC_EVENT_ID_IN_USE = ("8.9.5", "3.3")  # already in use
 SC_EVENT_ID_UNKNOWN = ("8.9.5", "3.9")
