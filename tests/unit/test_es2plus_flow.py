@@ -481,3 +481,11 @@ def test_add_order_with_cc_and_smds_in_python(world) -> None:
         smds_address="localhost:9",
     )
     assert world.smdp.order("PY-2") is None and world.smdp.order("PY-3") is None
+
+
+def test_es2_cannot_touch_orders_it_did_not_make(world) -> None:
+    world.smdp.add_order(demo_order("ADMIN-1"))
+    iccid = world.smdp.order("ADMIN-1")["iccid"]
+    refused(SC_ICCID_UNKNOWN, world.es2.cancel_order, iccid)
+    refused(SC_ICCID_UNKNOWN, world.es2.release_profile, iccid)
+    assert world.smdp.order("ADMIN-1")["state"] == OrderState.RELEASED

@@ -100,8 +100,9 @@ class Es2Plus:
         row = self._store.query_one("SELECT * FROM orders WHERE iccid = ?", (iccid,))
         if row is None:
             raise Es9Error.of(SC_ICCID_UNKNOWN, f"no profile {iccid}")
-        if row["operator"] not in (None, requester):
-            # Another operator's order: as unknown to this one as an absent profile.
+        if row["operator"] != requester:
+            # Another operator's order (or one no ES2+ operator made): as unknown to this
+            # one as an absent profile.
             raise Es9Error.of(SC_ICCID_UNKNOWN, f"no profile {iccid} for {requester}")
         return row
 
