@@ -77,6 +77,7 @@ def test_es2_smds_cc_download_enable_over_pcsc(reader: PcscReader) -> None:
             assert [s["result"] for s in lpa.send_notifications()] == ["sent"]
         assert smdp.order(answer["matchingId"])["state"] == OrderState.INSTALLED
         assert smds.events.all() == []
+        assert smdp.flush_progress()
         assert [r["notificationPointId"] for r in operator.reports()] == [1, 2, 1, 3, 4, 101]
 
 

@@ -100,6 +100,7 @@ class World:
         return Lpa(es10, ca_pem=self.pki.ci.pem)
 
     def points(self) -> list[tuple[int, str]]:
+        assert self.smdp.flush_progress()
         return [
             (r["notificationPointId"], r["notificationPointStatus"]["status"])
             for r in self.operator.reports()
@@ -162,7 +163,7 @@ def test_full_flow_es2_smds_cc_enable(world) -> None:
         (POINT_BPP_INSTALLATION, "Executed-Success"),
         (POINT_ENABLED, "Executed-Success"),
     ]
-    install = world.operator.reports()[4]
+    install = world.operator.reports()[4]  # (points() flushed the reports)
     assert install["eid"] == EID and install["iccid"] == iccid and "resultData" in install
 
 

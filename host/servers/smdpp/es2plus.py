@@ -24,7 +24,10 @@ and only that operator may confirm, release or cancel it.
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from host.es9plus import (
@@ -44,7 +47,7 @@ from host.lpa.es9 import Es9Client, Es9TransportError, HttpHook
 if TYPE_CHECKING:
     from host.servers.smdpp.server import SmdpPlus
 
-__all__ = ["Es2Client", "Es2Plus", "OperatorLink"]
+__all__ = ["Es2Client", "Es2Plus", "OperatorLink", "ReportQueue"]
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +319,46 @@ class OperatorLink:
         except (Es9Error, Es9TransportError) as e:
             log.warning("HandleDownloadProgressInfo to %s not delivered: %s", self.address, e)
             return False
+        return True
+
+
+class ReportQueue:
+    """HandleDownloadProgressInfo reports waiting to go, sent in order by one daemon thread.
+
+    The thread starts with the first report. Delivery is best effort (SGP.22
+    §5.3.5 has no retry): a report that fails is logged by `OperatorLink.send`.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[OperatorLink, str, dict[str, Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, link: OperatorLink, requester: str, body: dict[str, Any]) -> None:
+        """Queue one report."""
+        self._queue.put((link, requester, body))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="cardemu-es2-reports", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            link, requester, body = self._queue.get()
+            try:
+                link.send(requester, body)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait for the reports queued so far; False if some remain after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
         return True
 
 

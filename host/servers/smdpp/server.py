@@ -81,7 +81,7 @@ from host.lpa.es9 import Es9TransportError
 from host.pki import ChainError, Credential, PkiError, TestPki, eid_of, verify_euicc_chain
 from host.servers import rsp_common
 from host.servers.rsp_common import check_client
-from host.servers.smdpp.es2plus import OperatorLink
+from host.servers.smdpp.es2plus import OperatorLink, ReportQueue
 from host.servers.smdpp.saip import ProfileOrder, build_upp, iccid_to_ef, upp_iccid
 from host.servers.smds.client import Es12Client
 from host.servers.web import RoleServer, Store, TlsFiles
@@ -331,6 +331,9 @@ class SmdpPlus:
         #: where HandleDownloadProgressInfo goes, by the ES2+ requester that ordered
         self.operators: dict[str, OperatorLink] = dict(operators or {})
         self._smds_client = smds_client
+        # Reports to operators leave from one background thread, in order: a slow or
+        # absent operator never delays an LPA's download (SGP.22 §5.3.5 is one-way).
+        self._reports = ReportQueue()
         #: CRLs of the CI and the EUMs: a revoked EUM or eUICC certificate is refused
         #: (SGP.22 §4.5.2.2); replace the list to load newer ones.
         self.crls: list[x509.CertificateRevocationList] = list(crls)
@@ -566,7 +569,15 @@ class SmdpPlus:
             body["eid"] = order["eid"]
         if result_data is not None:
             body["resultData"] = b64(result_data)
-        link.send(self.address, body)
+        self._reports.put(link, self.address, body)
+
+    def flush_progress(self, timeout: float = 10.0) -> bool:
+        """Wait until every HandleDownloadProgressInfo queued so far has been tried.
+
+        Returns:
+            False if some were still queued after `timeout` seconds.
+        """
+        return self._reports.flush(timeout)
 
     def order_state(self, matching_id: str) -> str | None:
         """The state of an order (an `OrderState` value), or None if there is none."""
