@@ -490,3 +490,24 @@ def test_es2_cannot_touch_orders_it_did_not_make(world) -> None:
     refused(SC_ICCID_UNKNOWN, world.es2.cancel_order, iccid)
     refused(SC_ICCID_UNKNOWN, world.es2.release_profile, iccid)
     assert world.smdp.order("ADMIN-1")["state"] == OrderState.RELEASED
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    digits=st.text(alphabet="0123456789", min_size=18, max_size=20),
+    pad=st.sampled_from(["", "F", "f"]),
+)
+def test_es2_iccid_field_round_trip(digits: str, pad: str) -> None:
+    """An ES2+ ICCID (§5.3: 19 or 20 digits, an F pad allowed) reads back as its digits."""
+    from host.servers.smdpp.es2plus import _iccid
+
+    value = digits + pad if len(digits) < 20 else digits
+    assert _iccid({"iccid": value}) == digits
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.text(max_size=24).filter(lambda v: not v.rstrip("Ff").isdigit() or len(v) < 18))
+def test_es2_iccid_field_refuses_the_rest(value: str) -> None:
+    from host.servers.smdpp.es2plus import _iccid
+
+    refused(SC_BAD_REQUEST, _iccid, {"iccid": value})

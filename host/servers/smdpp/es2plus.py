@@ -70,11 +70,11 @@ def _opt_text(body: dict[str, Any], name: str) -> str | None:
 
 
 def _iccid(body: dict[str, Any]) -> str:
-    """The ICCID of an ES2+ request: 19 or 20 digits, a trailing F padding dropped."""
+    """The ICCID of an ES2+ request: its digits (18 to 20), a trailing F padding dropped."""
     value = _opt_text(body, "iccid")
     if not value:
         raise Es9Error.of(SC_BAD_REQUEST, "iccid is missing")
-    digits = value[:-1] if len(value) == 20 and value[-1] in "Ff" else value
+    digits = value[:-1] if value[-1] in "Ff" else value
     if not digits.isdigit() or len(digits) not in (18, 19, 20):
         raise Es9Error.of(SC_BAD_REQUEST, "iccid is not 18-20 digits")
     return digits
