@@ -32,12 +32,16 @@ ALGORITHMS = {
     0x05: "RSA-3072",
     0x11: "ECC P-256",
     0x14: "ECC P-384",
+    0x27: "CS2 (SM: P-256, AES-128)",
+    0x2E: "CS7 (SM: P-384, AES-256)",
 }
 #: SP 800-73-4 Part 1 Table 4b and §3.5
 KEYS = {
     0x80: "PIV PIN",
     0x81: "PUK",
     0x00: "global PIN",
+    0x04: "PIV secure messaging key",
+    0x98: "pairing code",
     0x96: "OCC primary finger",
     0x97: "OCC secondary finger",
     0x9A: "PIV authentication key",
@@ -115,6 +119,8 @@ def _ga_summary(d: Decoded) -> str:
         elif response is not None:
             step = "external authentication, response"
         return f"GENERAL AUTHENTICATE card management key ({alg}), {step}".rstrip(", ")
+    if key == 0x04:
+        return f"GENERAL AUTHENTICATE secure messaging key establishment ({alg})"
     if find_entry(kids, 0x85) is not None:
         step = "key agreement"
     elif find_entry(kids, 0x81) is not None:
@@ -244,6 +250,14 @@ SPECS: tuple[CommandSpec, ...] = (
                 {"params": {"algorithm": "3DES", "key": "card management key"}},
                 response="7C0A8008A1A2A3A4A5A6A7A89000",
                 source="the emulator's answer shape (the witness is random)",
+            ),
+            Vector(
+                "00872704 4F 7C4D 814A 00" + "48" * 8 + "04" + "11" * 64 + " 8200",
+                "GENERAL AUTHENTICATE secure messaging key establishment "
+                "(CS2 (SM: P-256, AES-128))",
+                {"params": {"algorithm": "CS2 (SM: P-256, AES-128)"}},
+                response="6A80",
+                source="the emulator, a point not on the curve",
             ),
             Vector(
                 "0087119A26 7C24 8200 8120" + "00" * 32,

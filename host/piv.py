@@ -3,26 +3,41 @@
 `PivSession(reader)` sends the PIV commands as a PIV middleware does (command
 chaining for long data, GET RESPONSE below it) and returns `cryptography` public
 keys, so a caller checks what the card signed with an independent library.
+
+`PivSession.open_secure_messaging()` runs the client's side of the key
+establishment (SP 800-73-4 Part 2 §4.1.6, steps H1-H12: the card's CVC checked
+against the SM certificate signer, the key confirmation checked) and sends
+every later command under PIV secure messaging (`card.sm.piv`).
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from card import tlv
 from card.crypto.keys import TripleDES
+from card.sm import piv as pivsm
+from host.errors import SecureChannelError
 from host.readers.base import Reader
-from host.session import AppletSession
+from host.readers.sm import SmReader
+from host.readers.wrappers import GetResponseReader
+from host.session import AppletSession, encode_command
 
 __all__ = [
     "PIV_AID",
     "PIV_ALGORITHMS",
     "DEFAULT_MGMT_KEY",
     "PivSession",
+    "PivSecureMessaging",
     "piv_public_key",
+    "sm_suites",
 ]
 
 #: SP 800-73-4 Part 1 §2.2 (the host names it; it does not import applets).
@@ -69,6 +84,29 @@ def _ecb(algorithm: int, key: bytes, block: bytes, *, decrypt: bool = False) -> 
     return op.update(block) + op.finalize()
 
 
+def sm_suites(template: bytes) -> list[int]:
+    """The SM cipher suites (27, 2E) an application property template lists in `AC`."""
+    try:
+        apt = tlv.Tlv.from_bytes(template)
+    except (tlv.TlvError, ValueError):
+        return []
+    return [
+        e.value[0]
+        for ac in apt.find_all(0xAC)
+        for e in ac.children
+        if e.tag == 0x80 and len(e.value) == 1 and e.value[0] in pivsm.SUITES
+    ]
+
+
+@dataclass(frozen=True)
+class PivSecureMessaging:
+    """What the key establishment showed: the suite, the card's CVC, its signer."""
+
+    suite: pivsm.CipherSuite
+    cvc: pivsm.PivCvc
+    signer: x509.Certificate
+
+
 class PivSession(AppletSession):
     """The PIV card application's commands over a reader."""
 
@@ -76,6 +114,84 @@ class PivSession(AppletSession):
 
     def __init__(self, reader: Reader, aid: bytes = PIV_AID) -> None:
         super().__init__(reader, aid)
+        self._sm: SmReader | None = None
+
+    def send(
+        self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
+    ) -> bytes:
+        """One command; under SM the whole command is protected, then sent extended if long."""
+        if self._sm is not None:
+            return self._exchange(encode_command(cla, ins, p1, p2, data, le), ins)
+        return super().send(cla, ins, p1, p2, data, le)
+
+    def open_secure_messaging(self, signer: x509.Certificate | None = None) -> PivSecureMessaging:
+        """Key establishment (Part 2 §4.1.6), then every command under SM.
+
+        Args:
+            signer: the SM certificate signer to trust; None reads it from the
+                card (object 5FC122) — trust on first use, as for a self-issued card.
+
+        Raises:
+            ApduError: the card refused a step.
+            SecureChannelError: no suite offered, a CVC that does not verify, or a
+                key confirmation that fails.
+        """
+        self.close_secure_messaging()
+        suites = sm_suites(self.select())
+        if not suites:
+            raise SecureChannelError("the PIV application offers no secure messaging suite")
+        suite = pivsm.SUITES[suites[0]]
+        if signer is None:
+            obj = tlv.Tlv.from_bytes(self.get_data(0x5FC122))  # 53 is primitive: parse its value
+            cert = next((t for t in tlv.parse(obj.value) if t.tag == 0x70), None)
+            if cert is None:
+                raise SecureChannelError("no SM certificate signer on the card (5FC122)")
+            signer = x509.load_der_x509_certificate(cert.value)
+        eph = ec.generate_private_key(suite.curve.ec_curve())
+        q_eh = eph.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        id_h = os.urandom(pivsm.ID_SIZE)
+        body = tlv.build(0x7C, [(0x81, bytes((pivsm.CB_ZERO,)) + id_h + q_eh), (0x82, b"")])
+        answer = tlv.unpack(
+            0x82, tlv.unpack(0x7C, self.send(0x00, 0x87, suite.ident, 0x04, body, le=0))
+        )
+        n = suite.nonce_size
+        if len(answer) < 1 + n + 16 or answer[0] != pivsm.CB_ZERO:
+            raise SecureChannelError("the card's key establishment answer is malformed")
+        n_icc, cryptogram, cvc_der = answer[1 : 1 + n], answer[1 + n : 17 + n], answer[17 + n :]
+        try:
+            cvc = pivsm.parse_cvc(cvc_der)
+        except ValueError as e:
+            raise SecureChannelError(str(e)) from None
+        key = signer.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not cvc.verify(key, suite):
+            raise SecureChannelError("the card's CVC is not signed by the SM certificate signer")
+        if cvc.curve_oid != suite.curve_oid:
+            raise SecureChannelError("the card's CVC is not on the suite's curve")
+        card_key = ec.EllipticCurvePublicKey.from_encoded_point(suite.curve.ec_curve(), cvc.point)
+        z = eph.exchange(ec.ECDH(), card_key)
+        id_sicc = pivsm.id_icc(cvc_der)
+        info = pivsm.other_info(suite, id_h, pivsm.CB_ZERO, q_eh, id_sicc, n_icc, pivsm.CB_ZERO)
+        keys = pivsm.derive_keys(suite, z, info)
+        expected = pivsm.auth_cryptogram(keys, suite, id_sicc, id_h, q_eh)
+        if not hmac.compare_digest(expected, cryptogram):
+            raise SecureChannelError("the card's key confirmation (AuthCryptogram) fails")
+        session = pivsm.PivSmSession(pivsm.SessionKeys(b"", keys.mac, keys.enc, keys.rmac))
+        self._sm = SmReader(self.reader, session)
+        self._plain_reader, self.reader = self.reader, GetResponseReader(self._sm)
+        return PivSecureMessaging(suite, cvc, signer)
+
+    def close_secure_messaging(self) -> None:
+        """Back to plain commands (the card ends its session at the next plain one)."""
+        if self._sm is not None:
+            self._sm.close()
+            self.reader = self._plain_reader
+            self._sm = None
+
+    def verify_pairing_code(self, code: bytes) -> None:
+        """VERIFY 98: the pairing code of the virtual contact interface (under SM)."""
+        self.send(0x00, 0x20, 0x00, 0x98, code)
 
     def select(self) -> bytes:
         """SELECT the PIV application; the application property template."""

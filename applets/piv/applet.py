@@ -27,6 +27,15 @@ Commands (SP 800-73-4 Part 2 §3):
   management key; answers `7F49 { 81 n, 82 e }` or `7F49 { 86 point }`.
 - PUT DATA `00 DB 3F FF 5C {tag} 53 {…}` (or `7E {…}`, `7F61 {…}`) (§3.3.1),
   after the management key.
+- Secure messaging (Part 2 §4, `card.sm.piv`): GENERAL AUTHENTICATE `00 87 27 04
+  7C { 81 CB_H‖ID_sH‖Q_eH, 82 }` establishes the session keys with the card's
+  secure messaging key 04 (cipher suite CS2, or CS7 when installed so) and answers
+  `7C { 82 CB_ICC‖N_ICC‖AuthCryptogram‖CVC }`; every later command on the channel
+  comes under SM, and every answer goes back protected (DO99 carries its status).
+  The CVC is signed by the SM certificate signer whose X.509 certificate is the
+  object 5FC122. VERIFY `00 20 00 98` takes the pairing code (object 5FC123) under
+  SM only: the virtual contact interface's step (Part 2 §4.4). SELECT lists the
+  suite in `AC`; the discovery object says VCI is implemented.
 - Yubico's SET MANAGEMENT KEY `00 FF FF FF|FE { alg 9B len key }`: not part of
   SP 800-73 (which leaves changing the management key to the issuer), answered as
   Yubico's PIV applet does so that `yubico-piv-tool -a set-mgm-key` works; the
@@ -44,6 +53,7 @@ persistent segment (`card.crypto.keypairs`).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 
@@ -52,8 +62,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from applets.piv import objects
 from card import tlv
 from card.crypto.keypairs import ALGORITHMS, Algorithm, KeyRecord, generate
-from card.crypto.keys import TripleDES
+from card.crypto.keys import EcKeyPair, TripleDES
 from card.framework import APDU, SW, CardError, OwnerPIN, persistent
+from card.sm import piv as pivsm
 from card.sm.applet import SmApplet
 from card.sw import sw_retries
 
@@ -87,6 +98,8 @@ KEY_PIV_AUTH = 0x9A
 KEY_SIGNATURE = 0x9C
 KEY_MANAGEMENT = 0x9D
 KEY_CARD_AUTH = 0x9E
+KEY_SM = pivsm.KEY_SM
+KEY_PAIRING = 0x98
 RETIRED_KEYS = range(0x82, 0x96)
 SLOT_KEYS = frozenset({0x9A, 0x9C, 0x9D, 0x9E, *RETIRED_KEYS})
 
@@ -113,6 +126,8 @@ TAG_EXPONENTIATION = 0x85
 #: the largest container PUT DATA takes (a certificate with room to spare)
 MAX_OBJECT = 4096
 
+_SM_CVC = "sm.cvc"
+_VCI = "piv.vci"
 _MGMT_OK = "piv.mgmt"
 _MGMT_PENDING = "piv.mgmt.pending"
 
@@ -169,10 +184,19 @@ class PivApplet(SmApplet):
     mgmt_key = persistent((0x03, DEFAULT_MGMT_KEY))
     #: the match-on-card applet that performs on-card comparison (VERIFY 96/97)
     bio_aid = persistent(None)
+    #: the secure messaging cipher suite (27 CS2, 2E CS7; Part 2 Table 14)
+    sm_suite = persistent(pivsm.CS2.ident)
 
     def on_install(self, params: bytes) -> None:
         """Install parameters (all optional): `81` PIN, `82` PUK, `83` alg‖management key,
-        `84` AID of the match-on-card applet (its presence sets OCC in the discovery object).
+        `84` AID of the match-on-card applet (its presence sets OCC in the discovery object),
+        `85` the SM cipher suite (27 CS2, the default, or 2E CS7).
+
+        The issuer's part of secure messaging is done here too, from the card RNG: the
+        SM key 04, an SM certificate signer key with its self-signed certificate (object
+        5FC122; a real issuer keeps that key in its HSM), the card's CVC over key 04
+        signed by it (subject: the CHUID's GUID), and a random 8-digit pairing code
+        (object 5FC123).
         """
         pin, puk, mgmt = DEFAULT_PIN, DEFAULT_PUK, (0x03, DEFAULT_MGMT_KEY)
         if params:
@@ -189,6 +213,11 @@ class PivApplet(SmApplet):
                 mgmt = (value[0], value[1:])
             if 0x84 in objs:
                 self.bio_aid = objs[0x84]
+            if 0x85 in objs:
+                value = objs[0x85]
+                if len(value) != 1 or value[0] not in pivsm.SUITES:
+                    raise CardError(SW.WRONG_DATA)
+                self.sm_suite = value[0]
         if not valid_pin(pad_pin(pin)) or len(puk) != 8:
             raise CardError(SW.WRONG_DATA)
         self.pin.update(pad_pin(pin))
@@ -197,11 +226,32 @@ class PivApplet(SmApplet):
         rng = self.system.rng
         store = self.system.store
         # Installation is one transaction already (the runtime's).
-        store.set(_object_name(objects.TAG_CHUID), objects.chuid(rng.random(16)))
+        guid = rng.random(16)
+        store.set(_object_name(objects.TAG_CHUID), objects.chuid(guid))
         store.set(_object_name(objects.TAG_CCC), objects.ccc(rng.random(14)))
         store.set(
-            _object_name(objects.TAG_DISCOVERY), objects.discovery(occ=self.bio_aid is not None)
+            _object_name(objects.TAG_DISCOVERY),
+            objects.discovery(occ=self.bio_aid is not None, vci=True),
         )
+        self._personalise_sm(guid)
+
+    def _personalise_sm(self, guid: bytes) -> None:
+        """The SM key 04, its CVC, the signer's certificate and the pairing code."""
+        suite = pivsm.SUITES[self.sm_suite]
+        rng, store = self.system.rng, self.system.store
+        record = generate(ALGORITHMS[0x11 if suite is pivsm.CS2 else 0x14], rng, RULE_NONE)
+        store.set(_key_name(KEY_SM), record.to_value())
+        signer = EcKeyPair.generate(suite.curve, rng)
+        serial = int.from_bytes(rng.random(8), "big") >> 1 | 1
+        cert = pivsm.signer_certificate(signer, suite, serial, "cardemu PIV SM certificate signer")
+        issuer = hashlib.sha256(signer.public.to_point()).digest()[:8]
+        cvc = pivsm.build_cvc(
+            suite, record.ec_key().public, signer, issuer_id=issuer, subject_id=guid
+        )
+        store.set(_SM_CVC, cvc)
+        store.set(_object_name(objects.TAG_SM_SIGNER), objects.certificate_object(cert))
+        code = bytes(0x30 + b % 10 for b in rng.random(8))
+        store.set(_object_name(objects.TAG_PAIRING_CODE), objects.pairing_code(code))
 
     def deselect(self) -> None:
         self.pin.reset()
@@ -215,7 +265,9 @@ class PivApplet(SmApplet):
         """The application property template (none when P2 asks for no response data)."""
         if apdu.p2 & 0x0C == 0x0C:
             return None
-        return objects.application_property_template(tuple(MGMT_ALGORITHMS) + PIV_KEY_ALGORITHMS)
+        return objects.application_property_template(
+            (*MGMT_ALGORITHMS, *PIV_KEY_ALGORITHMS, self.sm_suite)
+        )
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -268,6 +320,8 @@ class PivApplet(SmApplet):
             if sw != SW.SUCCESS:
                 raise CardError(sw)
             return None
+        if ref == KEY_PAIRING:
+            return self._verify_pairing_code(apdu)
         if ref != KEY_PIN:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         pin = self.pin
@@ -287,6 +341,25 @@ class PivApplet(SmApplet):
             raise CardError(SW.AUTH_METHOD_BLOCKED)
         if not pin.check(apdu.data):
             raise CardError(sw_retries(pin.tries_remaining))
+        return None
+
+    def _verify_pairing_code(self, apdu: APDU) -> None:
+        """VERIFY 98, the pairing code (Part 2 §3.2.1, §4.4): under secure messaging only.
+
+        It has no retry counter of its own (Part 1 §2.4.3.1 leaves it to the PIN's
+        protection of the container); a wrong code answers 6982 and clears VCI.
+        """
+        state = self.system.channel_state
+        if self.sm_session is None:
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        if apdu.p1 != 0x00 or len(apdu.data) != 8:
+            raise CardError(SW.WRONG_DATA if apdu.p1 == 0x00 else SW.INCORRECT_P1P2)
+        stored = self.system.store.get(_object_name(objects.TAG_PAIRING_CODE))
+        code = objects.pairing_code_value(stored) if stored else None
+        if code is None or not hmac.compare_digest(code, bytes(apdu.data)):
+            state.pop(_VCI, None)
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        state[_VCI] = True
         return None
 
     def _change_reference(self, apdu: APDU) -> None:
@@ -471,6 +544,8 @@ class PivApplet(SmApplet):
             items[child.tag] = child.value
         if apdu.p2 == KEY_MGMT:
             return self._authenticate_mgmt(apdu, items)
+        if apdu.p2 == KEY_SM:
+            return self._establish_sm(apdu, items)
         if items.get(TAG_RESPONSE) != b"" or TAG_WITNESS in items:
             raise CardError(SW.WRONG_DATA)
         challenge, point = items.get(TAG_CHALLENGE), items.get(TAG_EXPONENTIATION)
@@ -492,6 +567,38 @@ class PivApplet(SmApplet):
             raise CardError(SW.WRONG_DATA) from None
         self._after_use(record)
         return tlv.build(TAG_DYNAMIC, [(TAG_RESPONSE, result)])
+
+    def _establish_sm(self, apdu: APDU, items: dict[int, bytes]) -> bytes:
+        """Key establishment (Part 2 §4.1.7, the card's steps C1-C12), then SM on the channel."""
+        suite = pivsm.SUITES[self.sm_suite]
+        if apdu.p1 != suite.ident:
+            raise CardError(SW.INCORRECT_P1P2)
+        data = items.get(TAG_CHALLENGE)
+        if set(items) != {TAG_CHALLENGE, TAG_RESPONSE} or items[TAG_RESPONSE] or data is None:
+            raise CardError(SW.WRONG_DATA)
+        if len(data) != 1 + pivsm.ID_SIZE + 1 + 2 * suite.coordinate or data[0] != pivsm.CB_ZERO:
+            raise CardError(SW.WRONG_DATA)  # C1: CB_H must be 00 (no persistent binding)
+        id_h, q_eh = data[1 : 1 + pivsm.ID_SIZE], data[1 + pivsm.ID_SIZE :]
+        record = self._record(KEY_SM)
+        cvc = self.system.store.get(_SM_CVC)
+        if record is None or cvc is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        try:
+            z = record.agree(q_eh)  # C2-C3: Q_eH validated on the curve, then Z
+        except ValueError:
+            raise CardError(SW.WRONG_DATA) from None
+        n_icc = self.system.rng.random(suite.nonce_size)
+        id_sicc = pivsm.id_icc(cvc)
+        info = pivsm.other_info(suite, id_h, pivsm.CB_ZERO, q_eh, id_sicc, n_icc, pivsm.CB_ZERO)
+        keys = pivsm.derive_keys(suite, z, info)
+        cryptogram = pivsm.auth_cryptogram(keys, suite, id_sicc, id_h, q_eh)
+        if self.sm_session is not None:
+            self.end_sm()  # a new key establishment replaces the session
+        self.system.channel_state.pop(_VCI, None)
+        # SK_CFRM is used once, for the cryptogram, and not kept (C10).
+        self.start_sm(pivsm.PivSmSession(pivsm.SessionKeys(b"", keys.mac, keys.enc, keys.rmac)))
+        body = bytes((pivsm.CB_ZERO,)) + n_icc + cryptogram + cvc
+        return tlv.build(TAG_DYNAMIC, [(TAG_RESPONSE, body)])
 
     # -- data objects ----------------------------------------------------------------------
 

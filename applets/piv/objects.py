@@ -35,6 +35,8 @@ TAG_CHUID = 0x5FC102
 TAG_CCC = 0x5FC107
 TAG_KEY_HISTORY = 0x5FC10C
 TAG_PRINTED = 0x5FC109
+TAG_SM_SIGNER = 0x5FC122
+TAG_PAIRING_CODE = 0x5FC123
 
 
 @dataclass(frozen=True)
@@ -223,15 +225,37 @@ def ccc(card_identifier: bytes) -> bytes:
 
 
 #: PIN usage policy byte 1 (Part 1 §3.3.2): b7 the PIV Card Application PIN satisfies
-#: the PIV access rules; b5 OCC satisfies them too.
+#: the PIV access rules; b5 OCC satisfies them too; b4 the virtual contact interface is
+#: implemented; b3 VCI needs no pairing code (not set here: it does).
 POLICY_PIV_PIN = 0x40
 POLICY_OCC = 0x10
+POLICY_VCI = 0x08
 
 
-def discovery(occ: bool = False) -> bytes:
+def discovery(occ: bool = False, vci: bool = False) -> bytes:
     """The Discovery Object (Part 1 §3.3.2, Table 18): the AID and the PIN usage policy."""
-    first = POLICY_PIV_PIN | (POLICY_OCC if occ else 0)
+    first = POLICY_PIV_PIN | (POLICY_OCC if occ else 0) | (POLICY_VCI if vci else 0)
     return tlv.build(0x7E, [(0x4F, PIV_AID), (0x5F2F, bytes((first, 0x00)))])
+
+
+def certificate_object(cert_der: bytes) -> bytes:
+    """A certificate container (Part 1 Table 15 and 39): 70 the certificate, 71 00 uncompressed."""
+    return tlv.build(0x53, [(0x70, cert_der), (0x71, b"\x00"), (0xFE, b"")])
+
+
+def pairing_code(code: bytes) -> bytes:
+    """The Pairing Code Reference Data Container (Part 1 Table 40): 99 the code (8 digits)."""
+    return tlv.build(0x53, [(0x99, code), (0xFE, b"")])
+
+
+def pairing_code_value(container: bytes) -> bytes | None:
+    """The code a pairing code container holds, or None."""
+    try:
+        outer = tlv.Tlv.from_bytes(container, allow_padding=False)
+        inner = tlv.parse(outer.value, allow_padding=False)  # 53 is primitive: its value is TLVs
+    except (tlv.TlvError, ValueError):
+        return None
+    return next((t.value for t in inner if t.tag == 0x99), None)
 
 
 def application_property_template(algorithms: tuple[int, ...]) -> bytes:

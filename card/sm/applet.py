@@ -11,6 +11,12 @@ Part 11 §9.8). Once a session is running on a channel:
 - an error status word of the plain command goes back in clear (the counter
   still counts it, as `SmSession.unwrap_response` does on the other end); a
   warning (62xx/63xx) goes back protected, in DO99.
+- a session that `protects_errors` (PIV, `card.sm.piv`) protects every answer,
+  errors too: DO99 carries the status and the response's own status word is
+  9000, as PIV clients expect (SP 800-73-4 Part 2 §4.3); and one that
+  `allows_plain` answers a plain command in plain and keeps running (PIV over
+  the contact interface: a client reads the SM certificate signer in clear
+  right after the key establishment).
 
 The session lives in the channel's volatile state: deselecting the applet or
 resetting the card ends it. A subclass starts one with `start_sm` (after the
@@ -19,11 +25,16 @@ command that set it up has been answered in clear).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from card.framework.applet import APDU, Applet
 from card.sm.codec import SmError, SmSession, is_sm_cla
 from card.sw import SW, CardError
+
+if TYPE_CHECKING:
+    from card.sm.piv import PivSmSession
+
+Session: TypeAlias = "SmSession | PivSmSession"
 
 __all__ = ["SmApplet"]
 
@@ -39,11 +50,11 @@ class SmApplet(Applet):
     # -- the session on this channel --------------------------------------------
 
     @property
-    def sm_session(self) -> SmSession | None:
+    def sm_session(self) -> Session | None:
         """The running session on the current channel, or None."""
         return self.system.channel_state.get(_SESSION)
 
-    def start_sm(self, session: SmSession) -> None:
+    def start_sm(self, session: Session) -> None:
         """Start secure messaging on the current channel with the next command."""
         self.system.channel_state[_SESSION] = session
 
@@ -58,7 +69,7 @@ class SmApplet(Applet):
     def process(self, apdu: APDU) -> bytes | None:
         session = self.sm_session
         if not is_sm_cla(apdu.cla):
-            if session is not None:
+            if session is not None and not getattr(session, "allows_plain", False):
                 self.end_sm()
                 raise CardError(SW.SM_DATA_OBJECTS_MISSING)
             return self.process_plain(apdu, protected=False)
@@ -69,9 +80,12 @@ class SmApplet(Applet):
         except SmError:
             self.end_sm()
             raise
+        protect_all = bool(getattr(session, "protects_errors", False))
         try:
             data = self.process_plain(APDU(plain, apdu.channel), protected=True)
         except CardError as e:
+            if protect_all and session.is_open:
+                return session.protect_response(e.data or b"", e.sw, odd_ins=bool(plain.ins & 1))
             if e.sw >> 8 in (0x62, 0x63) and session.is_open:
                 body = session.protect_response(e.data or b"", e.sw, odd_ins=bool(plain.ins & 1))
                 raise CardError(e.sw, body) from None

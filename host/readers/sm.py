@@ -22,6 +22,7 @@ from card.apdu import cla_with_channel
 from card.sm.auth import CHALLENGE_SIZE, AuthError, TerminalAuthentication
 from card.sm.codec import SmError, SmSession
 from card.sm.cvc import Cvc
+from card.sm.piv import PivSmSession
 from host.errors import ApduError, SecureChannelError
 from host.readers.base import Reader, ReaderError
 from host.readers.wrappers import GetResponseReader, ReaderWrapper
@@ -49,12 +50,16 @@ class SmReader(ReaderWrapper):
     """
 
     def __init__(
-        self, inner: Reader, session: SmSession | None = None, *, channel: int = 0
+        self,
+        inner: Reader,
+        session: SmSession | PivSmSession | None = None,
+        *,
+        channel: int = 0,
     ) -> None:
         if not isinstance(inner, GetResponseReader):
             inner = GetResponseReader(inner)
         super().__init__(inner)
-        self.session = session
+        self.session: SmSession | PivSmSession | None = session
         self.channel = channel
         #: the card's certificate, after `authenticate`
         self.card_certificate: Cvc | None = None
@@ -63,7 +68,7 @@ class SmReader(ReaderWrapper):
     def is_open(self) -> bool:
         return self.session is not None and self.session.is_open
 
-    def start(self, session: SmSession) -> None:
+    def start(self, session: SmSession | PivSmSession) -> None:
         """Use `session` from the next command on."""
         self.session = session
 

@@ -121,7 +121,8 @@ def test_a_new_card_holds_chuid_ccc_and_discovery(piv: PivSession) -> None:
     assert len(_contents(piv.get_data(0x5FC107))[0xF0]) == 21
     disc = tlv.Tlv.from_bytes(piv.get_data(0x7E))
     assert disc.tag == 0x7E and disc.find(0x4F).value == PIV_AID  # type: ignore[union-attr]
-    assert disc.find(0x5F2F).value == b"\x40\x00"  # type: ignore[union-attr]
+    # PIN usage policy: the PIV PIN (40), the virtual contact interface with a pairing code (08)
+    assert disc.find(0x5F2F).value == b"\x48\x00"  # type: ignore[union-attr]
 
 
 def test_absent_and_unknown_objects_are_not_found(piv: PivSession) -> None:
@@ -496,7 +497,7 @@ def test_on_card_comparison_through_the_match_on_card_applet() -> None:
     bio.authenticate_admin(bytes(range(0x40, 0x50)))
     bio.enrol(0x96, DS.impressions[0][0], 0x09)
     piv = session(rt)
-    assert _contents_of(piv.get_data(0x7E), 0x7E)[0x5F2F] == b"\x50\x00"  # OCC satisfies
+    assert _contents_of(piv.get_data(0x7E), 0x7E)[0x5F2F] == b"\x58\x00"  # OCC satisfies (and VCI)
     assert tlv.Tlv.from_bytes(piv.get_data(0x7F61)).tag == 0x7F61  # the BIT group
     piv.authenticate()
     pub = piv.generate(0x9A, 0x11)
