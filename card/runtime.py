@@ -37,6 +37,7 @@ from card.framework.exceptions import SecurityException
 from card.framework.shareable import Shareable, ShareableProxy
 from card.framework.system import Context
 from card.nvm import NVM, NvmError, PowerLoss
+from card.ota.toolkit import ProactiveSession
 from card.sw import SW, CardError, nvm_may_change
 
 log = logging.getLogger("cardemu.card")
@@ -161,6 +162,8 @@ class CardRuntime:
         #: tears (power lost mid-command)
         self.tears = 0
         self._powered = False
+        #: the proactive session (ETSI TS 102 223): volatile, what 91xx announces
+        self.toolkit = ProactiveSession()
         self._channels: dict[int, _Channel] = {}
         self._entries: dict[bytes, _Entry] = {}
         self._active: Context | None = None
@@ -405,6 +408,7 @@ class CardRuntime:
             self.nvm.close()
 
     def _clear_volatile(self) -> None:
+        self.toolkit.clear()
         for e in self._entries.values():
             e.ctx.clear_on_reset()
         self._active = None
@@ -497,7 +501,26 @@ class CardRuntime:
                     "command %s changed persistent memory but answered %04X", apdu[:4].hex(), sw
                 )
             nvm.flush()
+        if resp[-2:] == _SW9000:
+            # TS 102 221 §7.4.2.2 / TS 102 223 §6.4: a proactive command waits, and
+            # the normal ending says so with its length.
+            n = self.toolkit.pending_length()
+            if n:
+                resp = resp[:-2] + bytes((0x91, n & 0xFF))
         return resp
+
+    def notify_terminal_response(
+        self, issuer: bytes | None, command: bytes, response: bytes
+    ) -> None:
+        """Hand a TERMINAL RESPONSE to the applet that issued the proactive command.
+
+        It runs in the applet's context (`Applet.on_terminal_response`); an applet
+        deleted meanwhile is simply not told.
+        """
+        entry = None if issuer is None else self._entries.get(issuer)
+        if entry is None or entry.ctx.applet is None:
+            return
+        self.call_in_context(entry.ctx, entry.ctx.applet.on_terminal_response, command, response)
 
     def _dispatch(self, raw: bytes) -> bytes:
         cmd = CommandApdu.from_bytes(raw)

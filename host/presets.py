@@ -23,6 +23,7 @@ from card.nvm import new_aside_image, remove_image_files
 from card.runtime import CardRuntime
 
 if TYPE_CHECKING:
+    from card.ota.scp80 import OtaKeyset
     from host.pki import TestPki
 
 
@@ -79,6 +80,47 @@ def _usim(rt: CardRuntime) -> None:
     # One profile from the builder, enabled: see applets.usim.builder TEST_* for its values.
     rt.install(UiccApplet, UICC_AID, _sample_profile_bytes(), default=True)
     rt.set_atr(UICC_ATR)
+
+
+def ota_test_keysets() -> tuple[OtaKeyset, ...]:
+    """The SCP80 key sets of the "usim-ota" preset: test values, never a real card's.
+
+    Version 1 AES-128 (KIc 01..10, KID 11..20, DEK 21..30), version 2 two-key
+    3DES (KIc, KID, DEK 16 bytes each of 40.., 50.., 60..).
+    """
+    from card.ota.scp80 import OtaKeyset
+
+    def seq(start: int, n: int = 16) -> bytes:
+        return bytes(range(start, start + n))
+
+    return (
+        OtaKeyset(1, seq(0x01), seq(0x11), seq(0x21), aes=True),
+        OtaKeyset(2, seq(0x40), seq(0x50), seq(0x60), aes=False),
+    )
+
+
+def install_uicc_ota(
+    rt: CardRuntime, keysets: tuple[OtaKeyset, ...] | None = None, *, profile: bytes | None = None
+) -> None:
+    """Make `rt` a SIM that takes remote management: the UICC with a USIM and an ISD.
+
+    The UICC platform is default-selected; the ISD (GlobalPlatform, not default)
+    holds SCP80 key sets (`ota_test_keysets()` unless given) for TAR 000000
+    (RAM) and the RFM TARs, and knows the sample applets' load file.
+    """
+    from applets.usim import UICC_AID, UiccApplet
+    from card.gp.isd import ISD_AID, IssuerSecurityDomain
+    from card.gp.loadfile import build_load_file
+
+    rt.install(UiccApplet, UICC_AID, profile or _sample_profile_bytes(), default=True)
+    isd = rt.install(IssuerSecurityDomain, ISD_AID)
+    isd.set_ota_keysets(keysets if keysets is not None else ota_test_keysets())
+    isd.register_load_file(build_load_file("applets.sample"))
+    rt.set_atr(UICC_ATR)
+
+
+def _usim_ota(rt: CardRuntime) -> None:
+    install_uicc_ota(rt)
 
 
 #: TS 33.501 Annex C.4.3 / C.4.4: the home network public keys of the "usim-5g" preset
@@ -245,6 +287,11 @@ PRESETS: dict[str, Preset] = {
             "usim-5g",
             "the usim preset's subscription with SUCI by the USIM (TS 33.501 C.4 keys) and an ISIM",
             _usim_5g,
+        ),
+        Preset(
+            "usim-ota",
+            "the usim preset plus an ISD taking OTA (SCP80 test key sets 1 AES, 2 3DES; RAM, RFM)",
+            _usim_ota,
         ),
         Preset(
             "euicc-empty", "UICC platform holding no profile yet (profile store only)", _euicc_empty

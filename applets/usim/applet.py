@@ -21,7 +21,21 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
 - GET IDENTITY (8X 78, 0X 78 taken too), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
   its IMSI itself (applets.usim.suci) when services n°124 and n°125 are available
   (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
-- TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted.
+- TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted; the
+  terminal profile is kept for the proactive session.
+- The toolkit (ETSI TS 102 223, TS 31.111), CLA 80: FETCH (12) and TERMINAL
+  RESPONSE (14) on the card's proactive session (`card.ota.toolkit`; 91xx
+  announces a command); ENVELOPE (C2) with an SMS-PP download (D1): an
+  SMS-DELIVER with TP-PID 7F and the TS 31.115 header (IEI 70, concatenated
+  short messages reassembled) hands its command packet to the ISD's remote
+  management (TS 102 225/226) and answers the proof of receipt: as response
+  data (for the SMS-DELIVER-REPORT) or, when the SPI asks for SMS-SUBMIT, as a
+  proactive SEND SHORT MESSAGE back to the originator. Other envelopes are
+  acknowledged and ignored.
+- Remote File Management (TS 102 226 §6, TS 31.116): the ISD runs RFM scripts
+  here through `RemoteFileInterface`, on the enabled profile's file system with
+  full access (the RFM access domain 00), starting at the MF, or at ADF.USIM for
+  the USIM's TARs B00010-B0001F.
 - CLA A0 (TS 51.011 §9): SELECT, STATUS, READ BINARY / RECORD, UPDATE BINARY /
   RECORD with the GSM response format and status words; the runtime gives 9Fxx
   and GET RESPONSE. VERIFY CHV (20), CHANGE CHV (24), DISABLE CHV (26), ENABLE
@@ -93,11 +107,20 @@ from applets.usim.ts_102_221 import (
     PIN_LENGTH,
     USIM_AID_PREFIX,
 )
+from card.apdu import CommandApdu
 from card.framework import AID, APDU, SW, Applet, CardError, transient
 from card.framework.catalogue import CatalogueError
 from card.framework.exceptions import OutOfMemory
 from card.fs import ADM1, PIN1, PIN2, FileSystem, Referenced, Structure
 from card.fs.files import MF_HANDLE
+from card.gp.isd import ISD_AID
+from card.ota import cat, ram, scp80, sms
+from card.ota.remote import is_usim_rfm_tar
+from card.ota.toolkit import (
+    REMOTE_FILE_PARAMETER,
+    REMOTE_MANAGEMENT_PARAMETER,
+    RemoteFileInterface,
+)
 from card.profiles import (
     PROFILE_STORE_CLIENTS,
     ProfileStoreError,
@@ -113,7 +136,12 @@ _LOCKED = 0x83
 _ISO_INS = frozenset(
     {0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88}
 )
-_PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA, INS_GET_IDENTITY})
+_PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA, 0x12, 0x14, 0xC2, INS_GET_IDENTITY})
+_INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE = 0x12, 0x14, 0xC2
+#: RFM commands whose compact-format P3 is Le (TS 102 226 §5.1.1).
+_RFM_CASE2 = frozenset({0xB0, 0xB2, 0xC0, 0xF2})
+#: Every key reference of TS 102 221 Table 9.3: the RFM access domain 00 (full access).
+_ALL_KEYS = frozenset(range(0x01, 0x0F)) | frozenset(range(0x81, 0x8F))
 _FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32})
 _GSM_FS_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
 _GSM_CHV_INS = frozenset({0x20, 0x24, 0x26, 0x28, 0x2C})
@@ -170,7 +198,7 @@ class _Env:
         return rec is None or rec.enabled
 
 
-class UiccApplet(Applet, ProfileStoreInterface):
+class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     """The UICC, its USIM and the profile store (see the module docstring)."""
 
     multiselectable = True
@@ -180,6 +208,8 @@ class UiccApplet(Applet, ProfileStoreInterface):
 
     #: (generation, frozenset of verified key references): lost on reset and on a switch
     verified = transient(None)
+    #: concatenated SMS-PP segments of a command packet being received (TS 31.115 §6.2)
+    sms_reassembly = transient(None)
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -226,7 +256,9 @@ class UiccApplet(Applet, ProfileStoreInterface):
 
     def get_shareable_interface_object(
         self, client_aid: AID, parameter: int
-    ) -> ProfileStoreInterface | None:
+    ) -> ProfileStoreInterface | RemoteFileInterface | None:
+        if parameter == REMOTE_FILE_PARAMETER and bytes(client_aid) == ISD_AID:
+            return self
         return self if bytes(client_aid) in PROFILE_STORE_CLIENTS else None
 
     # -- state -------------------------------------------------------------------------
@@ -295,7 +327,11 @@ class UiccApplet(Applet, ProfileStoreInterface):
                 return self._write(fs, state, env, apdu)
             return fs.process(state, env, apdu)
         if ins in (0x10, 0xAA):
+            if ins == 0x10:
+                self.system.card.toolkit.terminal_profile = bytes(apdu.data)
             return None  # TERMINAL PROFILE / TERMINAL CAPABILITY: noted, nothing to answer
+        if ins in (_INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE):
+            return self._toolkit(apdu)
         if slot is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         if ins == 0x88:
@@ -303,6 +339,91 @@ class UiccApplet(Applet, ProfileStoreInterface):
         if ins == INS_GET_IDENTITY:
             return self._get_identity(apdu, slot, state, env)
         return self._pin_command(apdu, slot, gen)
+
+    # -- the toolkit (TS 102 223, TS 31.111) and SMS-PP download (TS 31.115) ------------------
+
+    def _toolkit(self, apdu: APDU) -> bytes | None:
+        if apdu.cla != 0x80 or apdu.p1 or apdu.p2:
+            raise CardError(SW.CLA_NOT_SUPPORTED if apdu.cla != 0x80 else SW.INCORRECT_P1P2)
+        session = self.system.card.toolkit
+        if apdu.ins == _INS_FETCH:
+            return session.fetch(apdu.ne)
+        if apdu.ins == _INS_TERMINAL_RESPONSE:
+            issuer, command, _ = session.terminal_response(bytes(apdu.data))
+            self.system.card.notify_terminal_response(issuer, command, bytes(apdu.data))
+            return None
+        return self._envelope(bytes(apdu.data))
+
+    def _envelope(self, data: bytes) -> bytes | None:
+        if data[:1] != bytes((cat.TAG_SMS_PP_DOWNLOAD,)):
+            return None  # other envelopes (event download, ...): nothing registered for them
+        try:
+            tpdu, _ = cat.parse_sms_pp_download(data)
+            deliver = sms.SmsDeliver.from_bytes(tpdu)
+            if deliver.pid != sms.PID_DATA_DOWNLOAD or not deliver.udhi:
+                raise CardError(SW.WRONG_DATA)
+            segment = sms.command_segment(deliver.user_data)
+        except (cat.CatError, sms.SmsError):
+            raise CardError(SW.WRONG_DATA) from None
+        pending = self.sms_reassembly
+        reassembly = (
+            sms.Reassembly(pending[0], pending[1], dict(pending[2]))
+            if pending
+            else sms.Reassembly()
+        )
+        packet = reassembly.add(segment)
+        self.sms_reassembly = (
+            None
+            if packet is not None
+            else (reassembly.reference, reassembly.total, tuple(reassembly.parts.items()))
+        )
+        if packet is None:
+            return None  # more segments to come: acknowledged
+        remote = self.system.get_shareable(ISD_AID, REMOTE_MANAGEMENT_PARAMETER)
+        if remote is None:
+            raise CardError(SW.FUNCTION_NOT_SUPPORTED)
+        response = remote.process_command_packet(packet)
+        if response is None:
+            return None
+        ud = sms.response_user_data(response)
+        try:
+            header, _ = scp80.parse_command_header(packet)
+            by_submit = header.spi.por_by_submit
+        except scp80.PacketError:
+            by_submit = False
+        if not by_submit:
+            return ud  # for the SMS-DELIVER-REPORT (TS 31.111 §7.1.1.2)
+        submit = sms.SmsSubmit(deliver.originator, ud)
+        self.system.send_proactive(cat.send_short_message(submit.to_bytes()))
+        return None
+
+    # -- Remote File Management (TS 102 226 §6) ---------------------------------------------------
+
+    def run_rfm_script(self, tar: bytes, script: bytes) -> bytes:
+        slot, gen = self._current()
+        fs = slot.fs if slot is not None else self._base_fs()
+        env = _Env(slot, _ALL_KEYS)
+        state: dict[str, Any] = {"gen": gen}
+        if is_usim_rfm_tar(tar):
+            usim = next((n for n, _ in fs.applications() if n.startswith(USIM_AID_PREFIX)), None)
+            if usim is None:
+                raise CardError(SW.FILE_NOT_FOUND)
+            fs.select(state, 0x04, 0x0C, usim, env)
+
+        def execute(cmd: CommandApdu) -> tuple[bytes, int]:
+            if cmd.ins not in _FS_INS or cmd.cla not in (0x00, 0x80):
+                return b"", SW.INS_NOT_SUPPORTED
+            if (cmd.cla == 0x80) != (cmd.ins in (0xF2, 0x32)):
+                return b"", SW.CLA_NOT_SUPPORTED
+            a = APDU(cmd, 0)
+            try:
+                if cmd.ins in _WRITE_INS:
+                    return self._write(fs, state, env, a) or b"", 0x9000
+                return fs.process(state, env, a) or b"", 0x9000
+            except CardError as e:
+                return (e.data if e.sw >> 8 in (0x62, 0x63) else b""), e.sw & 0xFFFF
+
+        return ram.run_script(script, execute, _RFM_CASE2)
 
     # -- PINs (TS 102 221 §11.1.9-13) -------------------------------------------------------
 

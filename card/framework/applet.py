@@ -191,6 +191,13 @@ class Applet:
         """Process one command; return the response data (or None), or raise CardError."""
         raise CardError(SW.INS_NOT_SUPPORTED)
 
+    def on_terminal_response(self, command: bytes, response: bytes) -> None:
+        """The terminal's answer to a proactive command this applet sent (ETSI TS 102 223 §6.8).
+
+        `command` is the proactive command (D0 ...) as the terminal fetched it,
+        `response` the TERMINAL RESPONSE data. The default ignores it.
+        """
+
     def get_shareable_interface_object(self, client_aid: AID, parameter: int) -> Shareable | None:
         """Grant (return an object) or refuse (None) a Shareable interface to a client."""
         return None

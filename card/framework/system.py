@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from card.crypto.rng import CardRng
     from card.framework.applet import Applet
     from card.framework.shareable import ShareableProxy
+    from card.ota.cat import ProactiveCommand
     from card.runtime import CardRuntime
 
 CLEAR_ON_RESET = 1
@@ -187,6 +188,19 @@ class JCSystem:
     def rng(self) -> CardRng:
         """The card's random number generator (seedable for tests)."""
         return self._rt.rng
+
+    # -- the SIM toolkit (ETSI TS 102 223) ------------------------------------------
+
+    def send_proactive(self, command: ProactiveCommand) -> int:
+        """Queue a proactive command for the terminal; returns its command number.
+
+        The card announces it with 91xx; the terminal's TERMINAL RESPONSE comes
+        back to this applet's `on_terminal_response`.
+
+        Raises:
+            CardError: 6A84 when the card's queue is full.
+        """
+        return self._rt.toolkit.submit(bytes(self._ctx.aid), command)
 
     # -- the firewall -----------------------------------------------------------
 

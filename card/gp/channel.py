@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from card.apdu import CommandApdu
 from card.gp.scp03 import Scp03Keys, Scp03Session, SecurityLevel
+from card.ota.scp80 import OtaKeyset
 
 
 @dataclass
@@ -47,6 +48,8 @@ class ChannelGp:
     load: PendingLoad | None = None
     perso: bytes | None = None
     status: PendingStatus | None = None
+    #: in a RAM script (TS 102 226): the SCP80 key set of its packet, whose DEK PUT KEY uses
+    ota_keyset: OtaKeyset | None = None
 
     def reset(self) -> None:
         """End the session and everything that depended on it."""

@@ -53,6 +53,8 @@ from card.gp.registry import (
     Privilege,
     parse_privileges,
 )
+from card.ota import keys as ota_keys
+from card.ota.keys import parse_put_ota_key
 from card.runtime import CardRuntime
 from card.sw import SW, CardError
 
@@ -389,9 +391,29 @@ def delete(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
 def put_key(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
     a = cmd.apdu
     gp = isd._channel_gp()
-    assert gp.keyset is not None
+    if gp.keyset is not None:
+        dek, dek_aes = gp.keyset.dek, True
+    elif gp.ota_keyset is not None and gp.ota_keyset.dek:
+        dek, dek_aes = gp.ota_keyset.dek, gp.ota_keyset.aes
+    else:
+        raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # no DEK to carry keys under
+    if a.data and 0x01 <= a.data[0] <= 0x0F:
+        # Key versions 01-0F: SCP80 key sets (card.ota.keys).
+        ota_set, old_kvn, response = parse_put_ota_key(
+            a.p1, a.p2, a.data, dek, dek_aes, isd.ota_keysets
+        )
+        others = tuple(k for k in isd.ota_keysets if k.kvn not in (old_kvn, ota_set.kvn))
+        with isd.system.transaction():
+            isd.ota_keysets_value = ota_keys.keysets_to_value(others + (ota_set,))
+            # A new key set starts its counter again (TS 102 225 §5.1.1).
+            isd.ota_counters_value = tuple(
+                (k, c) for k, c in isd.ota_counters_value if k not in (old_kvn, ota_set.kvn)
+            )
+        return response
+    if not dek_aes:
+        raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # SCP03 keys travel under an AES DEK
     existing = isd.keysets
-    result = parse_put_key(a.p1, a.p2, a.data, gp.keyset.dek, existing)
+    result = parse_put_key(a.p1, a.p2, a.data, dek, existing)
     if result.dap_key is not None:
         isd.dap_key = result.dap_key
         return result.response

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 
 from card import tlv
 from card.apdu import CommandApdu
-from card.framework import APDU, SW, Applet, CardError, persistent
+from card.framework import AID, APDU, SW, Applet, CardError, persistent
 from card.gp import carddata, content, lifecycle
 from card.gp.channel import ChannelGp, Command
 from card.gp.keys import (
@@ -68,6 +68,16 @@ from card.gp.scp03 import (
     is_error_sw,
     pseudo_random_card_challenge,
 )
+from card.ota import keys as ota_keys
+from card.ota import ram
+from card.ota.remote import TAR_ISD, ReceivingEntity, is_rfm_tar
+from card.ota.scp80 import CommandPacket, OtaKeyset
+from card.ota.toolkit import (
+    REMOTE_FILE_PARAMETER,
+    REMOTE_MANAGEMENT_PARAMETER,
+    RemoteManagementInterface,
+)
+from card.profiles import PROFILE_STORE_AID
 from card.runtime import CardRuntime
 
 #: The GlobalPlatform default ISD AID (GPC v2.3.1 §H.1.3).
@@ -95,8 +105,23 @@ _TAG_CARD_DATA, _TAG_CAPS, _TAG_KEY_INFO = 0x66, 0x67, 0xE0
 _TAG_CPLC, _TAG_LEVEL, _TAG_RESOURCES = 0x9F7F, 0xD3, 0xFF21
 
 
-class IssuerSecurityDomain(Applet):
-    """The ISD (GPC v2.3.1 §7.2): card life cycle, Registry, keys, SCP03, content management."""
+#: RAM INS whose compact-format P3 is Le (TS 102 226 §5.1.1): GET DATA, GET RESPONSE.
+RAM_CASE2 = frozenset({INS_GET_DATA, 0xC0})
+#: Minimum security levels (TS 102 226 §8.2.1.3.2.4.2, coded as SPI byte 1): RAM carries
+#: keys and code, so CC, ciphering and a rising counter; RFM: CC and a rising counter.
+DEFAULT_RAM_MSL = 0x16
+DEFAULT_RFM_MSL = 0x12
+
+
+class IssuerSecurityDomain(Applet, RemoteManagementInterface):
+    """The ISD (GPC v2.3.1 §7.2): card life cycle, Registry, keys, SCP03, content management.
+
+    On a UICC it is also the Remote Application Management application of
+    TS 102 226 (TAR 000000) and the Security Domain of the RFM TARs: SCP80 key
+    sets of versions 01-0F (`card.ota.keys`), their counters, and command
+    packets from the UICC platform's SMS-PP envelopes
+    (`RemoteManagementInterface`, granted to the UICC platform only).
+    """
 
     card_manager = True
     multiselectable = True
@@ -113,6 +138,10 @@ class IssuerSecurityDomain(Applet):
     load_files_value = persistent(())
     apps_value = persistent(())
     dap_key = persistent(b"")
+    ota_keysets_value = persistent(())
+    ota_counters_value = persistent(())
+    ram_msl = persistent(DEFAULT_RAM_MSL)
+    rfm_msl = persistent(DEFAULT_RFM_MSL)
 
     # -- installation and configuration (the card's own tools, presets, tests) -------
 
@@ -178,6 +207,85 @@ class IssuerSecurityDomain(Applet):
             priv &= ~Privilege.CARD_RESET
         return int(priv)
 
+    @property
+    def ota_keysets(self) -> tuple[OtaKeyset, ...]:
+        return ota_keys.keysets_from_value(self.ota_keysets_value)
+
+    def set_ota_keysets(self, keysets: Iterable[OtaKeyset]) -> None:
+        """Replace every SCP80 key set (card set-up; PUT KEY does it remotely)."""
+        sets = tuple(keysets)
+        if len({k.kvn for k in sets}) != len(sets):
+            raise ValueError("key versions must be distinct")
+        self.ota_keysets_value = ota_keys.keysets_to_value(sets)
+
+    def ota_counter(self, kvn: int) -> int:
+        """The replay counter of an SCP80 key set version (0 before its first packet)."""
+        return next((c for k, c in self.ota_counters_value if k == kvn), 0)
+
+    def _set_ota_counter(self, kvn: int, value: int) -> None:
+        rest = tuple((k, c) for k, c in self.ota_counters_value if k != kvn)
+        self.ota_counters_value = rest + ((kvn, value),)
+
+    # -- remote management (TS 102 225 / 102 226) ---------------------------------------
+
+    def get_shareable_interface_object(
+        self, client_aid: AID, parameter: int
+    ) -> RemoteManagementInterface | None:
+        if parameter == REMOTE_MANAGEMENT_PARAMETER and bytes(client_aid) == PROFILE_STORE_AID:
+            return self
+        return None
+
+    def process_command_packet(self, packet: bytes) -> bytes | None:
+        """A command packet from the UICC platform: its response packet (see card.ota.remote)."""
+        entity = ReceivingEntity(
+            msl_for=self._ota_msl,
+            keyset_for=lambda kvn: next((k for k in self.ota_keysets if k.kvn == kvn), None),
+            counter_of=self.ota_counter,
+            set_counter=self._set_ota_counter,
+            run=self._run_remote,
+        )
+        return entity.process(packet)
+
+    def _ota_msl(self, tar: bytes) -> int | None:
+        if tar == TAR_ISD:
+            return int(self.ram_msl)
+        if is_rfm_tar(tar):
+            return int(self.rfm_msl)
+        return None
+
+    def _run_remote(self, packet: CommandPacket, keyset: OtaKeyset | None) -> bytes:
+        tar = packet.header.tar
+        try:
+            if tar == TAR_ISD:
+                return self._run_ram(packet, keyset)
+            rfm = self.system.get_shareable(PROFILE_STORE_AID, REMOTE_FILE_PARAMETER)
+            if rfm is None:
+                return _script_failure(packet.data, SW.FILE_NOT_FOUND)
+            out: bytes = rfm.run_rfm_script(tar, packet.data)
+            return out
+        except ram.ScriptError:
+            return _script_failure(packet.data, SW.WRONG_LENGTH)
+
+    def _run_ram(self, packet: CommandPacket, keyset: OtaKeyset | None) -> bytes:
+        """Run a RAM script as if through a secure channel at the packet's level (TS 102 226 §5)."""
+        gp = ChannelGp()
+        gp.ota_keyset = keyset
+        level = SecurityLevel.C_MAC
+        if packet.header.spi.ciphered:
+            level |= SecurityLevel.C_DECRYPTION
+
+        def execute(cmd: CommandApdu) -> tuple[bytes, int]:
+            try:
+                return self._handle(Command(cmd, level, 0)) or b"", 0x9000
+            except CardError as e:
+                return (e.data if e.sw >> 8 in (0x62, 0x63) else b""), e.sw & 0xFFFF
+
+        self.__dict__["_ram_gp"] = gp
+        try:
+            return ram.run_script(packet.data, execute, RAM_CASE2)
+        finally:
+            self.__dict__.pop("_ram_gp", None)
+
     # -- SELECT -----------------------------------------------------------------------
 
     def select_response(self, apdu: APDU) -> bytes | None:
@@ -193,6 +301,9 @@ class IssuerSecurityDomain(Applet):
     # -- command dispatch ------------------------------------------------------------------
 
     def _channel_gp(self) -> ChannelGp:
+        ram_gp: ChannelGp | None = self.__dict__.get("_ram_gp")
+        if ram_gp is not None:
+            return ram_gp  # a RAM script runs in its own state, not the channel's
         st = self.system.channel_state
         gp = st.get("gp")
         if gp is None:
@@ -433,3 +544,12 @@ class IssuerSecurityDomain(Applet):
 
 def _minimal(n: int) -> bytes:
     return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+
+
+def _script_failure(script: bytes, sw: int) -> bytes:
+    """The response of a script that could not run: nothing executed, `sw` (TS 102 226 §5.2)."""
+    if script[:1] == bytes((ram.TAG_COMMAND_SCRIPT,)):
+        return tlv.build(
+            ram.TAG_RESPONSE_SCRIPT, [(ram.TAG_EXECUTED, b"\x00"), (ram.TAG_BAD_FORMAT, b"\x02")]
+        )
+    return b"\x00" + sw.to_bytes(2, "big")
