@@ -585,6 +585,14 @@ class CardRuntime:
                 return self._manage_channel(ch, ch_no, cmd)
             elif ins == 0xC0:
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # nothing pending
+        if cmd.cla == 0x80 and ins in _TOOLKIT_INS:
+            # TS 102 221 §10.1.1 / TS 102 223 §6: the CAT commands belong to the card's
+            # toolkit platform, whichever application is selected on the channel.
+            platform = next(
+                (e.ctx for e in self._entries.values() if _is_toolkit_platform(e.ctx)), None
+            )
+            if platform is not None:
+                ctx = platform
         if ctx is None:
             raise CardError(SW.APPLET_SELECTION_FAILED if ins != 0xA4 else SW.FILE_NOT_FOUND)
         applet = ctx.applet
@@ -844,6 +852,15 @@ class CardRuntime:
 
 
 ALL_CHANNELS = (1 << 20) - 1
+
+
+#: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE (CLA 80; TS 102 221 Table 10.5).
+_TOOLKIT_INS = frozenset({0x10, 0x12, 0x14, 0xC2})
+
+
+def _is_toolkit_platform(ctx: Context) -> bool:
+    applet = ctx.applet
+    return applet is not None and type(applet).toolkit_platform
 
 
 def _handles_sm(ctx: Context) -> bool:

@@ -205,6 +205,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     # Needed only to set the life cycle of (and to install, delete) the applications
     # that belong to profiles; no command gives the terminal any of it.
     card_manager = True
+    #: ENVELOPE, FETCH, TERMINAL RESPONSE and TERMINAL PROFILE come here on any selection.
+    toolkit_platform = True
 
     #: (generation, frozenset of verified key references): lost on reset and on a switch
     verified = transient(None)

@@ -135,6 +135,10 @@ class Applet:
     #: 4x-7x, §5.4.1) reach its `process`; for any other applet the runtime answers
     #: 6882 (secure messaging not supported) without running them.
     secure_messaging: ClassVar[bool] = False
+    #: Is the applet the card's toolkit platform (a UICC's CAT runtime)? Then the CAT
+    #: commands (CLA 80: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE) reach
+    #: it whatever is selected (ETSI TS 102 221 §10.1.1, TS 102 223 §6).
+    toolkit_platform: ClassVar[bool] = False
     _declared: ClassVar[tuple[str, ...]] = ()
 
     _ctx: Context

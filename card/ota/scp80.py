@@ -483,8 +483,8 @@ def open_command_packet(
         raise SecurityError(ResponseStatus.CIPHERING_ERROR, "packet too short")
     cntr, pcntr = tail[:5], tail[5]
     check, body = tail[6 : 6 + cc_len], tail[6 + cc_len :]
-    if pcntr > len(body) or (not spi.ciphered and pcntr):
-        raise SecurityError(ResponseStatus.CIPHERING_ERROR, "padding counter")
+    # The checksum covers the padding too, so it is checked first: wrong keys are
+    # "RC/CC/DS failed" whatever padding counter the garbage shows.
     signed = prefix + packet[:10] + tail[:6] + body
     if spi.checksum == Checksum.CC:
         assert keyset is not None
@@ -496,6 +496,8 @@ def open_command_packet(
     elif spi.checksum == Checksum.RC:
         if not hmac.compare_digest(check, redundancy_check(header.kid & 0x0F, signed)):
             raise SecurityError(ResponseStatus.RC_CC_DS_FAILED)
+    if pcntr > len(body) or (not spi.ciphered and pcntr):
+        raise SecurityError(ResponseStatus.CIPHERING_ERROR, "padding counter")
     data = body[: len(body) - pcntr]
     return CommandPacket(header, int.from_bytes(cntr, "big"), data)
 
