@@ -16,7 +16,13 @@ from starlette.types import ASGIApp
 from host.commands.common import serve_until_interrupted
 from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
 
-DEFAULT_PORTS = {"smdpp": 8443, "smds": 8444, "registration": 8801, "repository": 8802}
+DEFAULT_PORTS = {
+    "smdpp": 8443,
+    "smds": 8444,
+    "registration": 8801,
+    "repository": 8802,
+    "smsc": 8808,
+}
 """Seed 003's roles (move-*) use 8803-8807."""
 
 
@@ -37,6 +43,7 @@ def server() -> None:
       cardemu server registration --port 0 --db hsm.sqlite
       cardemu server move-provider --port 0 --db provider.sqlite
       cardemu server move-auc --port 0 --db auc.sqlite --demo-subscriber
+      cardemu server smsc --port 0 --db smsc.sqlite
     """
 
 
@@ -517,3 +524,27 @@ def move_auc(
     srv = _run("move-auc", create_app(auc), host, port, None, allow_remote)
     click.echo(f"move-auc: serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("move-auc", srv.serve_forever)
+
+
+@server.command("smsc", short_help="Run the SMS-centre stand-in (short messages per MSISDN).")
+@_core
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORTS["smsc"], show_default=True
+)
+@click.option("--db", default="smsc.sqlite", show_default=True, help="The SQLite store.")
+def smsc(host: str, allow_remote: bool, port: int, db: str) -> None:
+    """The SMS centre stand-in OTA flows go through (plain HTTP, loopback).
+
+    Application servers submit short messages for an MSISDN; a terminal polls
+    its MSISDN's inbox and hands SMS-PP downloads to its SIM (host.ota).
+
+    \b
+    Examples:
+      cardemu server smsc --port 0 --db /tmp/smsc.sqlite
+    """
+    from host.servers.smsc import SCHEMA, Smsc, create_app
+    from host.servers.web import Store
+
+    srv = _run("smsc", create_app(Smsc(Store(db, SCHEMA))), host, port, None, allow_remote)
+    click.echo(f"smsc: serving on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("smsc", srv.serve_forever)
