@@ -7,6 +7,8 @@
               )
     secured_data = script.expanded()        # or .compact()
 
+    RamScript().install_applet("notes", NOTES_AID, params=b"hi")   # the same, catalogued
+
 Each method appends GlobalPlatform C-APDUs (CLA 80, as TS 102 226 §8.2 has
 them in a RAM script); LOAD cuts the load file into blocks small enough for a
 compact C-APDU (255 bytes at most).
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 from card.apdu import CommandApdu
 from card.gp.install import install_parameters
+from card.gp.loadfile import describe_load_file, lfdb_hash, load_file_stream
 from card.ota import keys as ota_keys
 from card.ota import ram
 from card.ota.scp80 import OtaKeyset
@@ -72,6 +75,32 @@ class RamScript:
             + lv(b"")
         )
         return self.add(CLA_GP, 0xE6, 0x0C if make_selectable else 0x04, 0x00, data)
+
+    def install_applet(
+        self,
+        entry_point: str,
+        app_aid: bytes,
+        *,
+        params: bytes = b"",
+        privileges: bytes = b"\x00",
+        load: bool = True,
+    ) -> RamScript:
+        """Download and install a catalogued applet: the whole remote install in one call.
+
+        INSTALL [for load] (with the Load File Data Block hash), the LOAD blocks,
+        INSTALL [for install and make selectable] of the module registered as
+        `entry_point` (a `cardemu.applets` entry point, "notes"). `load=False`
+        installs one more instance of a load file already on the card.
+        """
+        desc = describe_load_file(entry_point)
+        if load:
+            lfdb = desc.to_bytes()
+            self.install_for_load(desc.aid, lfdb_hash=lfdb_hash(lfdb))
+            self.load(load_file_stream(lfdb))
+        module = desc.module_for(entry_point)
+        return self.install_for_install(
+            desc.aid, module.aid, app_aid, privileges=privileges, params=params
+        )
 
     def make_selectable(self, app_aid: bytes) -> RamScript:
         data = lv(b"") + lv(b"") + lv(app_aid) + lv(b"") + lv(b"") + lv(b"")

@@ -98,6 +98,10 @@ def test_remote_install_over_concatenated_sms(sim: Sim) -> None:
     assert sim.isd.ota_counter(1) == 1
 
 
+def test_install_applet_is_the_same_script() -> None:
+    assert RamScript().install_applet("notes", NOTES_AID, params=b"hi") == install_notes_script()
+
+
 def test_compact_script_with_get_response(sim: Sim) -> None:
     sender = OtaSender(KS_DES)  # the 3DES key set
     script = RamScript().get_status(0x80).compact() + bytes.fromhex("00C0000000")
