@@ -480,7 +480,15 @@ class IssuerSecurityDomain(Applet, RemoteManagementInterface):
                 return None
             return tlv.build(_TAG_SEQ, self.sequence_counter.to_bytes(3, "big"))
         if tag == _TAG_KEY_INFO:
-            return key_information(self.keysets, self.dap_key or None)
+            ota = tuple(
+                (
+                    k.kvn,
+                    ota_keys.KEY_TYPE_AES if k.aes else ota_keys.KEY_TYPE_DES,
+                    tuple(len(x) for x in (k.kic, k.kid, k.dek) if x),
+                )
+                for k in self.ota_keysets
+            )
+            return key_information(self.keysets, self.dap_key or None, ota)
         if tag == _TAG_LEVEL:
             return tlv.build(_TAG_LEVEL, bytes((int(level or 0),)))
         if tag == _TAG_RESOURCES:

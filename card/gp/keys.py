@@ -192,9 +192,19 @@ def _parse_dap_key(
     return PutKeyResult(new_kvn, old_kvn, None, key.to_point(), bytes((new_kvn,)))
 
 
-def key_information(sets: tuple[Scp03Keys, ...], dap_key: bytes | None) -> bytes:
-    """The Key Information Template, tag E0 (GPC v2.3.1 §11.3.3.1, basic format)."""
+def key_information(
+    sets: tuple[Scp03Keys, ...],
+    dap_key: bytes | None,
+    ota_sets: tuple[tuple[int, int, tuple[int, ...]], ...] = (),
+) -> bytes:
+    """The Key Information Template, tag E0 (GPC v2.3.1 §11.3.3.1, basic format).
+
+    `ota_sets`: (key version, key type, (length of each key)) of the SCP80 key sets.
+    """
     entries = []
+    for kvn, key_type, lengths in ota_sets:
+        for kid, n in enumerate(lengths, start=1):
+            entries.append((0xC0, bytes((kid, kvn, key_type, n))))
     for ks in sets:
         n = len(ks.enc)
         for kid in (1, 2, 3):

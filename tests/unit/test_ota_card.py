@@ -351,3 +351,29 @@ def test_reset_drops_the_proactive_session(sim: Sim) -> None:
 def test_isd_grants_remote_management_to_the_uicc_only(sim: Sim) -> None:
     assert sim.isd.get_shareable_interface_object(NOTES_AID, 0x80) is None  # type: ignore[arg-type]
     _ = CommandApdu, TAR_ISD  # (imported for readers of this file)
+
+
+def test_scp80_key_sets_are_managed_like_the_isds_keys() -> None:
+    """PUT KEY over SCP03 adds an SCP80 key set (under the static DEK); GET DATA E0 lists it."""
+    from card import tlv
+    from card.gp.scp03 import Scp03Keys
+    from card.ota.keys import put_key_data
+    from tests.unit.test_gp_card import GpHost, gp_card, isd_of
+
+    rt = gp_card(seed=9)
+    host = GpHost(rt)
+    host.open(0x33)
+    new = OtaKeyset(3, bytes(range(16)), bytes(range(16, 32)), bytes(range(32, 48)))
+    dek = Scp03Keys.test_keys(0x30).dek
+    data, sw = host.send(host.cmd(0xD8, 0x00, 0x81, put_key_data(new, dek, True)))
+    assert sw == 0x9000 and data[0] == 3 and len(data) == 1 + 3 * 3
+    assert isd_of(rt).ota_keysets == (new,)
+    info, sw = host.send(host.cmd(0xCA, 0x00, 0xE0, b""))
+    assert sw == 0x9000
+    entries = {e.value for e in tlv.parse(info)[0].children}
+    assert bytes((1, 3, 0x88, 16)) in entries and bytes((3, 3, 0x88, 16)) in entries
+    # a wrong key check value is refused, and nothing changes
+    bad = bytearray(put_key_data(OtaKeyset(4, bytes(16), bytes(16), bytes(16)), dek, True))
+    bad[-1] ^= 1
+    assert host.send(host.cmd(0xD8, 0x00, 0x81, bytes(bad)))[1] == 0x9485
+    assert isd_of(rt).ota_keysets == (new,)
