@@ -99,11 +99,14 @@ class SmsDeliver:
     pid: int = PID_DATA_DOWNLOAD
     dcs: int = DCS_8BIT_CLASS2
     scts: bytes = DEFAULT_SCTS
+    #: TP-MMS = 0: more messages wait in the SC (the segments before a last one)
+    more_messages: bool = False
 
     def to_bytes(self) -> bytes:
         if len(self.user_data) > MAX_UD:
             raise ValueError("user data over 140 octets")
-        first = MTI_DELIVER | _MMS_NO_MORE | (_UDHI if self.udhi else 0)
+        first = MTI_DELIVER | (0 if self.more_messages else _MMS_NO_MORE)
+        first |= _UDHI if self.udhi else 0
         return (
             bytes((first,))
             + self.originator.to_tp()
@@ -129,7 +132,8 @@ class SmsDeliver:
             raise SmsError("only 8-bit data is taken")
         if udl != len(ud):
             raise SmsError("TP-UDL does not match the user data")
-        return cls(oa, ud, bool(tpdu[0] & _UDHI), pid, dcs, scts)
+        more = not tpdu[0] & _MMS_NO_MORE
+        return cls(oa, ud, bool(tpdu[0] & _UDHI), pid, dcs, scts, more)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,11 @@ class OtaSender:
         )
         self.concat_reference = (self.concat_reference + 1) & 0xFF
         uds = sms.segment_command_packet(packet, self.concat_reference)
-        tpdus = tuple(sms.SmsDeliver(self.originator, ud).to_bytes() for ud in uds)
+        last = len(uds) - 1
+        tpdus = tuple(
+            sms.SmsDeliver(self.originator, ud, more_messages=i < last).to_bytes()
+            for i, ud in enumerate(uds)
+        )
         return SecuredMessage(packet, counter, tpdus)
 
     def open_por(self, user_data: bytes) -> ProofOfReceipt:

@@ -14,9 +14,11 @@ addresses = st.builds(sms.Address, digits, st.sampled_from([0x81, 0x91, 0xA1]))
 user_data = st.binary(max_size=140)
 
 
-@given(addresses, user_data, st.booleans(), st.binary(min_size=7, max_size=7))
-def test_sms_deliver_round_trip(oa: sms.Address, ud: bytes, udhi: bool, scts: bytes) -> None:
-    d = sms.SmsDeliver(oa, ud, udhi, scts=scts)
+@given(addresses, user_data, st.booleans(), st.binary(min_size=7, max_size=7), st.booleans())
+def test_sms_deliver_round_trip(
+    oa: sms.Address, ud: bytes, udhi: bool, scts: bytes, more: bool
+) -> None:
+    d = sms.SmsDeliver(oa, ud, udhi, scts=scts, more_messages=more)
     assert sms.SmsDeliver.from_bytes(d.to_bytes()) == d
 
 
