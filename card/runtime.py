@@ -585,7 +585,7 @@ class CardRuntime:
                 return self._manage_channel(ch, ch_no, cmd)
             elif ins == 0xC0:
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # nothing pending
-        if cmd.cla == 0x80 and ins in _TOOLKIT_INS:
+        if cmd.cla in (0x80, 0xA0) and ins in _TOOLKIT_INS:
             # TS 102 221 §10.1.1 / TS 102 223 §6: the CAT commands belong to the card's
             # toolkit platform, whichever application is selected on the channel.
             platform = next(
@@ -854,7 +854,8 @@ class CardRuntime:
 ALL_CHANNELS = (1 << 20) - 1
 
 
-#: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE (CLA 80; TS 102 221 Table 10.5).
+#: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE (CLA 80, TS 102 221 Table 10.5;
+#: CLA A0 for a SIM, 3GPP TS 51.011 §9.2).
 _TOOLKIT_INS = frozenset({0x10, 0x12, 0x14, 0xC2})
 
 

@@ -23,7 +23,8 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
   (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
 - TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted; the
   terminal profile is kept for the proactive session.
-- The toolkit (ETSI TS 102 223, TS 31.111), CLA 80: FETCH (12) and TERMINAL
+- The toolkit (ETSI TS 102 223, TS 31.111), CLA 80 (and A0, as a SIM's
+  toolkit of TS 51.014 takes them, with 9Fxx for the response data): FETCH (12) and TERMINAL
   RESPONSE (14) on the card's proactive session (`card.ota.toolkit`; 91xx
   announces a command); ENVELOPE (C2) with an SMS-PP download (D1): an
   SMS-DELIVER with TP-PID 7F and the TS 31.115 header (IEI 70, concatenated
@@ -307,6 +308,12 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         cla = apdu.cla
         if cla == 0xA0:
             try:
+                if apdu.ins in (0x10, _INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE):
+                    # The SIM toolkit of 3GPP TS 51.014 / 11.14: the same commands, class A0.
+                    if apdu.ins == 0x10:
+                        self.system.card.toolkit.terminal_profile = bytes(apdu.data)
+                        return None
+                    return self._toolkit(apdu)
                 return self._gsm_class(apdu)
             except CardError as e:
                 raise CardError(gsm_status(e.sw)) from None
@@ -345,8 +352,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     # -- the toolkit (TS 102 223, TS 31.111) and SMS-PP download (TS 31.115) ------------------
 
     def _toolkit(self, apdu: APDU) -> bytes | None:
-        if apdu.cla != 0x80 or apdu.p1 or apdu.p2:
-            raise CardError(SW.CLA_NOT_SUPPORTED if apdu.cla != 0x80 else SW.INCORRECT_P1P2)
+        if apdu.cla not in (0x80, 0xA0) or apdu.p1 or apdu.p2:
+            raise CardError(SW.CLA_NOT_SUPPORTED if apdu.cla & 0x7F else SW.INCORRECT_P1P2)
         session = self.system.card.toolkit
         if apdu.ins == _INS_FETCH:
             return session.fetch(apdu.ne)

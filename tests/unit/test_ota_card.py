@@ -377,3 +377,15 @@ def test_scp80_key_sets_are_managed_like_the_isds_keys() -> None:
     bad[-1] ^= 1
     assert host.send(host.cmd(0xD8, 0x00, 0x81, bytes(bad)))[1] == 0x9485
     assert isd_of(rt).ota_keysets == (new,)
+
+
+def test_gsm_class_envelope_answers_9fxx_and_get_response(sim: Sim) -> None:
+    """A SIM terminal (CLA A0): the PoR waits behind 9Fxx for GET RESPONSE (TS 51.011 §9.4.1)."""
+    sender = OtaSender(KS_AES)
+    (apdu,) = sender.secure(RamScript().get_status(0x80).expanded()).envelopes
+    gsm = bytes((0xA0,)) + apdu[1:-1]  # class A0, no Le (T=0 case 3)
+    resp = sim.reader.transmit(gsm)
+    assert resp[0] == 0x9F
+    data = sim.reader.transmit(bytes((0xA0, 0xC0, 0, 0, resp[1])))
+    assert data[-2:] == b"\x90\x00"
+    assert sender.open_por(data[:-2]).ok
