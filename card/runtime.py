@@ -509,6 +509,30 @@ class CardRuntime:
                 resp = resp[:-2] + bytes((0x91, n & 0xFF))
         return resp
 
+    def application_for_tar(self, tar: bytes) -> tuple[AID, int] | None:
+        """The selectable applet whose TAR is `tar` (AID bytes 13-15) and its MSL, if it takes OTA.
+
+        TS 102 226 §8.2.1.3.2.2: without TAR install parameters an application's
+        TAR is bytes 13 to 15 of its AID (the TS 101 220 AID coding).
+        """
+        for e in self._entries.values():
+            aid = bytes(e.ctx.aid)
+            applet = e.ctx.applet
+            if len(aid) < 15 or aid[12:15] != tar or applet is None or not e.selectable:
+                continue
+            msl = type(applet).ota_msl
+            if msl is not None:
+                return e.ctx.aid, msl
+        return None
+
+    def deliver_secured_data(self, aid: bytes, data: bytes) -> bytes:
+        """Hand checked secured data to an applet's `on_secured_data`, in its context."""
+        entry = self._entries.get(bytes(AID(aid)))
+        if entry is None or entry.ctx.applet is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        out = self.call_in_context(entry.ctx, entry.ctx.applet.on_secured_data, data)
+        return bytes(out or b"")
+
     def notify_terminal_response(
         self, issuer: bytes | None, command: bytes, response: bytes
     ) -> None:

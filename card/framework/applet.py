@@ -139,6 +139,11 @@ class Applet:
     #: commands (CLA 80: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE) reach
     #: it whatever is selected (ETSI TS 102 221 §10.1.1, TS 102 223 §6).
     toolkit_platform: ClassVar[bool] = False
+    #: The minimum security level (TS 102 226 §8.2.1.3.2.4.2, coded as SPI byte 1) of the
+    #: secured packets the applet takes for its TAR (AID bytes 13-15), or None: it takes
+    #: none. The ISD checks them with its SCP80 keys and hands the data to
+    #: `on_secured_data`.
+    ota_msl: ClassVar[int | None] = None
     _declared: ClassVar[tuple[str, ...]] = ()
 
     _ctx: Context
@@ -194,6 +199,14 @@ class Applet:
     def process(self, apdu: APDU) -> bytes | None:
         """Process one command; return the response data (or None), or raise CardError."""
         raise CardError(SW.INS_NOT_SUPPORTED)
+
+    def on_secured_data(self, data: bytes) -> bytes:
+        """The secured data of a command packet for this applet's TAR, checked (TS 102 225).
+
+        Returns the additional response data of the proof of receipt. Only
+        called for an applet that sets `ota_msl`.
+        """
+        return b""
 
     def on_terminal_response(self, command: bytes, response: bytes) -> None:
         """The terminal's answer to a proactive command this applet sent (ETSI TS 102 223 §6.8).

@@ -117,7 +117,8 @@ class IssuerSecurityDomain(Applet, RemoteManagementInterface):
     """The ISD (GPC v2.3.1 §7.2): card life cycle, Registry, keys, SCP03, content management.
 
     On a UICC it is also the Remote Application Management application of
-    TS 102 226 (TAR 000000) and the Security Domain of the RFM TARs: SCP80 key
+    TS 102 226 (TAR 000000) and the Security Domain of the RFM TARs and of the
+    applications that take secured packets (`Applet.ota_msl`): SCP80 key
     sets of versions 01-0F (`card.ota.keys`), their counters, and command
     packets from the UICC platform's SMS-PP envelopes
     (`RemoteManagementInterface`, granted to the UICC platform only).
@@ -251,13 +252,19 @@ class IssuerSecurityDomain(Applet, RemoteManagementInterface):
             return int(self.ram_msl)
         if is_rfm_tar(tar):
             return int(self.rfm_msl)
-        return None
+        app = self.runtime.application_for_tar(tar)
+        return None if app is None else app[1]
 
     def _run_remote(self, packet: CommandPacket, keyset: OtaKeyset | None) -> bytes:
         tar = packet.header.tar
         try:
             if tar == TAR_ISD:
                 return self._run_ram(packet, keyset)
+            if not is_rfm_tar(tar):
+                app = self.runtime.application_for_tar(tar)
+                if app is None:  # gone since the TAR was looked up: nothing ran
+                    return b""
+                return self.runtime.deliver_secured_data(bytes(app[0]), packet.data)
             rfm = self.system.get_shareable(PROFILE_STORE_AID, REMOTE_FILE_PARAMETER)
             if rfm is None:
                 return _script_failure(packet.data, SW.FILE_NOT_FOUND)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from card.ota import cat, ram, scp80, sms
-from card.ota.remote import TAR_ISD
+from card.ota.remote import TAR_ISD, is_rfm_tar
 from card.ota.scp80 import OtaKeyset, ResponsePacket, ResponseStatus, Spi
 
 #: The default originating address of OTA short messages (a short code of the OTA platform).
@@ -108,8 +108,8 @@ class OtaSender:
         rp = scp80.open_response_packet(packet, spi=self.spi, kic=kic, kid=kid, keyset=self.keyset)
         if rp.tar != self.tar:
             raise scp80.PacketError("the PoR names another TAR")
-        if not rp.ok or not rp.data:
-            return ProofOfReceipt(rp)
+        if not rp.ok or not rp.data or not (self.tar == TAR_ISD or is_rfm_tar(self.tar)):
+            return ProofOfReceipt(rp)  # an application's own TAR: its data as it is
         if rp.data[:1] == bytes((ram.TAG_RESPONSE_SCRIPT,)):
             n, rapdus = ram.parse_expanded_response(rp.data)
             return ProofOfReceipt(rp, n, tuple(rapdus))

@@ -389,3 +389,29 @@ def test_gsm_class_envelope_answers_9fxx_and_get_response(sim: Sim) -> None:
     data = sim.reader.transmit(bytes((0xA0, 0xC0, 0, 0, resp[1])))
     assert data[-2:] == b"\x90\x00"
     assert sender.open_por(data[:-2]).ok
+
+
+class Mailbox(Applet):
+    """Takes secured packets for its TAR (AID bytes 13-15 = 4D4258) and echoes them reversed."""
+
+    ota_msl = 0x12
+
+    def on_secured_data(self, data: bytes) -> bytes:
+        self.system.store.set("last", data)
+        return data[::-1]
+
+
+MAILBOX_AID = bytes.fromhex("F043415244450000000000004D425801")
+
+
+def test_secured_data_for_an_applets_own_tar(sim: Sim) -> None:
+    sim.rt.install(Mailbox, MAILBOX_AID)
+    sender = OtaSender(KS_AES, tar=MAILBOX_AID[12:15])
+    por = sender.open_por(sim.deliver(sender.secure(b"open sesame").tpdus))
+    assert por.packet.ok and por.packet.data == b"emases nepo"
+    assert sim.rt.applet(MAILBOX_AID).system.store.get("last") == b"open sesame"
+    # below its MSL (no counter): refused, nothing delivered
+    weak = OtaSender(KS_AES, tar=MAILBOX_AID[12:15], spi=Spi(counter=CounterMode.NONE))
+    por = weak.open_por(sim.deliver(weak.secure(b"x").tpdus))
+    assert por.status == ResponseStatus.INSUFFICIENT_SECURITY_LEVEL
+    assert sim.rt.applet(MAILBOX_AID).system.store.get("last") == b"open sesame"
