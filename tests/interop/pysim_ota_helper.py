@@ -6,6 +6,7 @@ pySim is copied into cardemu: this script only calls it.
 - {"op": "encode", keyset, spi, tar, apdu, cntr} -> {"packet"}: OtaDialectSms.encode_cmd
 - {"op": "decode_cmd", keyset, packet} -> {"tar", "apdu"}: OtaDialectSms.decode_cmd
 - {"op": "decode_resp", keyset, spi, por} -> {"status", "commands", "sw", "data"}
+- {"op": "cat", "envelope", "proactive"} -> what pySim.cat and pySim.sms make of them
 """
 
 import json
@@ -26,8 +27,34 @@ def keyset(k):
     )
 
 
+def cat(req):
+    from pySim.cat import ProactiveCommand, SMSPPDownload
+    from pySim.sms import SMS_DELIVER
+
+    env = SMSPPDownload()
+    env.from_tlv(bytes.fromhex(req["envelope"]))
+    items = env.to_dict()["smspp_download"]
+    tpdu = next(i["sms_tpdu"]["tpdu"] for i in items if "sms_tpdu" in i)
+    deliver = SMS_DELIVER.from_bytes(tpdu)
+    pc = ProactiveCommand()
+    pc.from_tlv(bytes.fromhex(req["proactive"]))
+    ((name, pitems),) = pc.to_dict().items()
+    return {
+        "devices": [i for i in items if "device_identities" in i][0]["device_identities"],
+        "pid": deliver.tp_pid,
+        "dcs": deliver.tp_dcs,
+        "udhi": bool(deliver.tp_udhi),
+        "ud": bytes(deliver.tp_ud).hex(),
+        "proactive": name,
+        "details": pitems[0]["command_details"],
+    }
+
+
 def main():
     req = json.load(sys.stdin)
+    if req["op"] == "cat":
+        json.dump(cat(req), sys.stdout)
+        return
     dialect = OtaDialectSms()
     ks = keyset(req["keyset"])
     if req["op"] == "encode":

@@ -6,7 +6,9 @@ CARDEMU_PYSIM_PYTHON at an interpreter with its requirements to run this. Its
 
 - secures RAM scripts that the emulated SIM (the "usim-ota" preset) receives as
   SMS-PP downloads and runs, and checks the card's proofs of receipt;
-- opens the command packets `host.ota.OtaSender` builds.
+- opens the command packets `host.ota.OtaSender` builds;
+- decodes the SMS-PP download ENVELOPE, its SMS-DELIVER and the proactive
+  SEND SHORT MESSAGE the card issues (pySim.cat, pySim.sms).
 
 Both ways, for the preset's AES-128 (key set 1) and two-key 3DES (key set 2)
 key sets. pySim's encoder leaves CPL out of packets it does not cipher, so
@@ -134,3 +136,33 @@ def test_pysim_opens_what_we_secure(kvn: int) -> None:
     msg = sender.secure(script)
     theirs = _pysim({"op": "decode_cmd", "keyset": _keyset_json(ks), "packet": msg.packet.hex()})
     assert theirs == {"tar": "000000", "apdu": script.hex()}
+
+
+def test_pysim_decodes_the_envelope_and_the_proactive_command() -> None:
+    rt = new_card("usim-ota", rng_seed=6)
+    reader = InProcessReader(rt)
+    reader.connect()
+    terminal = ToolkitTerminal(reader)
+    terminal.start()
+    sender = OtaSender(ota_test_keysets()[0], spi=Spi(por_by_submit=True))
+    msg = sender.secure(RamScript().get_status(0x80).expanded())
+    (envelope,) = msg.envelopes
+    assert terminal.transmit(envelope)[1] == 0x9000
+    (command, result) = terminal.performed[0]
+    theirs = _pysim(
+        {
+            "op": "cat",
+            "keyset": _keyset_json(ota_test_keysets()[0]),
+            "envelope": envelope[5:-1].hex(),
+            "proactive": command.to_bytes().hex(),
+        }
+    )
+    assert theirs["devices"] == {"source_dev_id": "network", "dest_dev_id": "uicc"}
+    assert (theirs["pid"], theirs["dcs"], theirs["udhi"]) == (0x7F, 0xF6, True)
+    assert bytes.fromhex(str(theirs["ud"])) == sms.segment_command_packet(msg.packet, 1)[0]
+    assert theirs["proactive"] == "send_short_message"
+    assert theirs["details"] == {
+        "command_number": 1,
+        "type_of_command": "send_short_message",
+        "command_qualifier": 0,
+    }
