@@ -82,3 +82,35 @@ def test_tear_at_every_write_of_a_remote_install() -> None:
     assert n >= 4  # counter, load file record, application record, applet data, registry
     print(f"{n} tear points, outcomes {sorted(outcomes)}")
     assert outcomes == {False, True} or outcomes == {False}
+
+
+def test_tear_at_every_write_of_a_remote_put_key() -> None:
+    """A key set replaced over the air and torn: afterwards exactly one of old and new works."""
+    from dataclasses import replace
+
+    old = KS
+    new = replace(KS, kic=bytes(range(0x90, 0xA0)), kid=bytes(range(0xA0, 0xB0)))
+    n = 0
+    while True:
+        rt, terminal = _card()
+        sender = OtaSender(old)
+        (tpdu,) = sender.secure(RamScript().put_key(new, old, replace=True).expanded()).tpdus
+        rt.nvm.tear_after(n)
+        try:
+            result = terminal.deliver_sms(tpdu)
+        except ReaderError:
+            rt.nvm.tear_after(None)
+            terminal.reader.connect()
+            terminal.start()
+            works = []
+            for keys in (old, new):
+                probe = OtaSender(keys, counter=100)
+                (t,) = probe.secure(RamScript().get_status(0x80).expanded()).tpdus
+                works.append(probe.open_por(terminal.deliver_sms(t).user_data).ok)
+            assert works in ([True, False], [False, True]), f"tear after {n} writes: {works}"
+            n += 1
+            continue
+        rt.nvm.tear_after(None)
+        assert sender.open_por(result.user_data).ok
+        break
+    assert n >= 2  # the counter, then the key set (with its counter reset) in one transaction
