@@ -5,10 +5,11 @@
   byte, or 81 then one byte. The three-byte tag form (7F) is refused.
 - BER-TLV templates (§9.1, Annex C): D0 proactive command, D1 SMS-PP download
   (TS 31.111 §7.1.1.2), D6 event download.
-- Proactive commands built here: SEND SHORT MESSAGE (§6.6.9, type 13), OPEN
-  CHANNEL (40), CLOSE CHANNEL (41), RECEIVE DATA (42), SEND DATA (43), with
-  command details (81), device identities (82), alpha identifier (85),
-  address (86), SMS TPDU (8B), channel data (B6/36), channel data length (B7/37).
+- Proactive commands built here: SEND SHORT MESSAGE (§6.6.9, type 13), and the
+  BIP ones (§6.6.27-30): OPEN CHANNEL (40) on the default bearer to an IPv4
+  address over TCP (bearer description 35, buffer size 39, transport level 3C,
+  other address 3E), CLOSE CHANNEL (41), RECEIVE DATA (42, channel data
+  length 37), SEND DATA (43, channel data 36), addressed to channel 21-27.
 - TERMINAL RESPONSE (§6.8): command details, device identities (terminal to
   UICC), result (83: general result, then additional information).
 """
@@ -44,6 +45,13 @@ DEV_DISPLAY = 0x02
 DEV_UICC = 0x81
 DEV_TERMINAL = 0x82
 DEV_NETWORK = 0x83
+DEV_CHANNEL_BASE = 0x20  # channel n is 0x20 + n (21-27)
+
+# BIP codings (§8.52, §8.55, §8.58, §8.59).
+BEARER_DEFAULT = 0x03  # "default bearer for requested transport layer"
+TRANSPORT_TCP_CLIENT_REMOTE = 0x02
+TRANSPORT_UDP_CLIENT_REMOTE = 0x01
+ADDRESS_IPV4 = 0x21
 
 
 class CommandType(IntEnum):
@@ -271,3 +279,48 @@ class TerminalResponse:
 
     def item(self, tag: int) -> bytes | None:
         return find(list(self.items), tag)
+
+
+def open_channel_tcp(
+    ipv4: bytes, port: int, buffer_size: int = 1024, *, number: int = 1
+) -> ProactiveCommand:
+    """OPEN CHANNEL (§6.6.27) for a TCP client connection on the default bearer.
+
+    Qualifier 01: immediate link establishment.
+    """
+    if len(ipv4) != 4 or not 0 < port < 0x10000 or not 0 < buffer_size < 0x10000:
+        raise ValueError("an IPv4 address, a port and a buffer size")
+    items = (
+        Ctlv(TAG_BEARER_DESCRIPTION, bytes((BEARER_DEFAULT,))),
+        Ctlv(TAG_BUFFER_SIZE, buffer_size.to_bytes(2, "big")),
+        Ctlv(TAG_TRANSPORT_LEVEL, bytes((TRANSPORT_TCP_CLIENT_REMOTE,)) + port.to_bytes(2, "big")),
+        Ctlv(TAG_OTHER_ADDRESS, bytes((ADDRESS_IPV4,)) + ipv4),
+    )
+    return ProactiveCommand(number, CommandType.OPEN_CHANNEL, 0x01, DEV_TERMINAL, items)
+
+
+def send_data(channel: int, data: bytes, *, immediate: bool = True) -> ProactiveCommand:
+    """SEND DATA (§6.6.30): qualifier 01 sends at once, 00 stores in the Tx buffer."""
+    return ProactiveCommand(
+        1,
+        CommandType.SEND_DATA,
+        0x01 if immediate else 0x00,
+        DEV_CHANNEL_BASE + channel,
+        (Ctlv(TAG_CHANNEL_DATA, data),),
+    )
+
+
+def receive_data(channel: int, length: int) -> ProactiveCommand:
+    """RECEIVE DATA (§6.6.29): up to `length` bytes (1-255) from the channel's Rx buffer."""
+    return ProactiveCommand(
+        1,
+        CommandType.RECEIVE_DATA,
+        0x00,
+        DEV_CHANNEL_BASE + channel,
+        (Ctlv(TAG_CHANNEL_DATA_LENGTH, bytes((length & 0xFF,))),),
+    )
+
+
+def close_channel(channel: int) -> ProactiveCommand:
+    """CLOSE CHANNEL (§6.6.28)."""
+    return ProactiveCommand(1, CommandType.CLOSE_CHANNEL, 0x00, DEV_CHANNEL_BASE + channel, ())

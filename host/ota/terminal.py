@@ -8,9 +8,13 @@ A `ToolkitTerminal` wraps a reader to a UICC, as a phone's modem does:
   command, performs it and sends the TERMINAL RESPONSE, until the card has
   nothing more to say (TS 102 223 §6.4).
 - SEND SHORT MESSAGE (§6.6.9) goes to the SMS centre (`host.servers.smsc`)
-  under the terminal's MSISDN, or to `outbox` when there is none. OPEN
-  CHANNEL and the other BIP commands are answered "beyond terminal
-  capabilities" (30): this terminal has no bearer to offer.
+  under the terminal's MSISDN, or to `outbox` when there is none.
+- BIP (§6.6.27-30): OPEN CHANNEL to an IPv4 address over TCP opens a socket
+  (loopback only: anything else is "beyond terminal capabilities"), SEND DATA
+  writes to it (at once, or once an immediate SEND DATA comes), RECEIVE DATA
+  reads what arrived (waiting up to `bip_timeout` for it), CLOSE CHANNEL closes
+  it. The terminal responses carry the channel status, buffer size and channel
+  data lengths of §8.52-8.56. UDP and server mode are not offered.
 - `deliver_sms(tpdu)`: an SMS-DELIVER with TP-PID 7F becomes an SMS-PP download
   ENVELOPE (TS 31.111 §7.1.1.2); the card's response data is the TP-UD of the
   SMS-DELIVER-REPORT (the proof of receipt, when the SPI asks for one there).
@@ -19,7 +23,9 @@ A `ToolkitTerminal` wraps a reader to a UICC, as a phone's modem does:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from dataclasses import dataclass, field
 
 from card.ota import cat, sms
@@ -51,6 +57,16 @@ class SmsPpResult:
 
 
 @dataclass
+class _Channel:
+    sock: socket.socket
+    tx: bytearray = field(default_factory=bytearray)
+    rx: bytearray = field(default_factory=bytearray)
+
+
+BUFFER_SIZE = 1024
+
+
+@dataclass
 class ToolkitTerminal:
     """A terminal that serves a UICC's proactive commands."""
 
@@ -62,6 +78,15 @@ class ToolkitTerminal:
     outbox: list[bytes] = field(default_factory=list)
     #: every proactive command performed, with the general result given
     performed: list[tuple[ProactiveCommand, int]] = field(default_factory=list)
+    #: how long RECEIVE DATA waits for bytes that have not arrived yet (seconds)
+    bip_timeout: float = 5.0
+    _channels: dict[int, _Channel] = field(default_factory=dict, repr=False)
+
+    def close(self) -> None:
+        """Close every BIP channel still open."""
+        for ch in self._channels.values():
+            ch.sock.close()
+        self._channels.clear()
 
     def start(self) -> None:
         """TERMINAL PROFILE (80 10), then whatever the card asks for."""
@@ -110,7 +135,9 @@ class ToolkitTerminal:
             return 0x9000
         result, extra = self._perform(command)
         self.performed.append((command, result))
-        tr = TerminalResponse(command.details, result, items=extra).to_bytes()
+        # §8.12.11: a BIP error carries a cause ("no specific cause can be given").
+        additional = b"\x00" if result == GeneralResult.BIP_ERROR else b""
+        tr = TerminalResponse(command.details, result, additional, extra).to_bytes()
         resp = self.reader.transmit(bytes((0x80, 0x14, 0x00, 0x00, len(tr))) + tr)
         return int.from_bytes(resp[-2:], "big")
 
@@ -134,7 +161,84 @@ class ToolkitTerminal:
                 log.warning("SEND SHORT MESSAGE: %s", e)
                 return GeneralResult.NETWORK_UNABLE, ()
             return GeneralResult.OK, ()
+        if command.type == CommandType.OPEN_CHANNEL:
+            return self._open_channel(command)
+        if command.type in (
+            CommandType.SEND_DATA,
+            CommandType.RECEIVE_DATA,
+            CommandType.CLOSE_CHANNEL,
+        ):
+            return self._channel_command(command)
         return GeneralResult.BEYOND_TERMINAL, ()
+
+    # -- BIP (TS 102 223 §6.6.27-30) ---------------------------------------------------------
+
+    def _open_channel(self, command: ProactiveCommand) -> tuple[int, tuple[cat.Ctlv, ...]]:
+        transport = command.item(cat.TAG_TRANSPORT_LEVEL)
+        address = command.item(cat.TAG_OTHER_ADDRESS)
+        if (
+            transport is None
+            or len(transport) != 3
+            or transport[0] != cat.TRANSPORT_TCP_CLIENT_REMOTE
+            or address is None
+            or len(address) != 5
+            or address[0] != cat.ADDRESS_IPV4
+        ):
+            return GeneralResult.BEYOND_TERMINAL, ()
+        host = str(ipaddress.IPv4Address(address[1:]))
+        if not ipaddress.IPv4Address(address[1:]).is_loopback:
+            log.warning("OPEN CHANNEL to %s refused: this terminal reaches loopback only", host)
+            return GeneralResult.BEYOND_TERMINAL, ()
+        number = next((n for n in range(1, 8) if n not in self._channels), None)
+        if number is None:
+            return GeneralResult.BIP_ERROR, ()
+        try:
+            sock = socket.create_connection((host, int.from_bytes(transport[1:], "big")), 5.0)
+        except OSError as e:
+            log.warning("OPEN CHANNEL: %s", e)
+            return GeneralResult.BIP_ERROR, ()
+        self._channels[number] = _Channel(sock)
+        return GeneralResult.OK, (
+            cat.Ctlv(cat.TAG_CHANNEL_STATUS, bytes((0x80 | number, 0x00))),
+            cat.Ctlv(cat.TAG_BEARER_DESCRIPTION, bytes((cat.BEARER_DEFAULT,))),
+            cat.Ctlv(cat.TAG_BUFFER_SIZE, BUFFER_SIZE.to_bytes(2, "big")),
+        )
+
+    def _channel_command(self, command: ProactiveCommand) -> tuple[int, tuple[cat.Ctlv, ...]]:
+        ch = self._channels.get(command.destination - cat.DEV_CHANNEL_BASE)
+        if ch is None:
+            return GeneralResult.BIP_ERROR, ()  # channel identifier not valid
+        number = command.destination - cat.DEV_CHANNEL_BASE
+        try:
+            if command.type == CommandType.CLOSE_CHANNEL:
+                ch.sock.close()
+                del self._channels[number]
+                return GeneralResult.OK, ()
+            if command.type == CommandType.SEND_DATA:
+                ch.tx += command.item(cat.TAG_CHANNEL_DATA) or b""
+                if command.qualifier & 0x01:
+                    ch.sock.sendall(bytes(ch.tx))
+                    ch.tx.clear()
+                free = min(BUFFER_SIZE - len(ch.tx), 0xFF)
+                return GeneralResult.OK, (cat.Ctlv(cat.TAG_CHANNEL_DATA_LENGTH, bytes((free,))),)
+            want = (command.item(cat.TAG_CHANNEL_DATA_LENGTH) or b"\xff")[0] or 0xFF
+            ch.sock.settimeout(self.bip_timeout)
+            while len(ch.rx) < want:
+                try:
+                    chunk = ch.sock.recv(BUFFER_SIZE)
+                except TimeoutError:
+                    break
+                if not chunk:
+                    break
+                ch.rx += chunk
+            data, ch.rx = bytes(ch.rx[:want]), ch.rx[want:]
+            return GeneralResult.OK, (
+                cat.Ctlv(cat.TAG_CHANNEL_DATA, data),
+                cat.Ctlv(cat.TAG_CHANNEL_DATA_LENGTH, bytes((min(len(ch.rx), 0xFF),))),
+            )
+        except OSError as e:
+            log.warning("BIP channel %d: %s", number, e)
+            return GeneralResult.BIP_ERROR, ()
 
     # -- SMS-PP download -------------------------------------------------------------------------
 

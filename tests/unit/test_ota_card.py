@@ -415,3 +415,76 @@ def test_secured_data_for_an_applets_own_tar(sim: Sim) -> None:
     por = weak.open_por(sim.deliver(weak.secure(b"x").tpdus))
     assert por.status == ResponseStatus.INSUFFICIENT_SECURITY_LEVEL
     assert sim.rt.applet(MAILBOX_AID).system.store.get("last") == b"open sesame"
+
+
+# -- BIP: an applet talks TCP through its terminal ----------------------------------------------
+
+
+class BipClient(Applet):
+    """80 01 <port>: open a channel to 127.0.0.1:port, send "ping", receive 4 bytes, close."""
+
+    def process(self, apdu: APDU) -> bytes | None:
+        port = int.from_bytes(apdu.data, "big")
+        self.system.send_proactive(cat.open_channel_tcp(b"\x7f\x00\x00\x01", port))
+        return None
+
+    def on_terminal_response(self, command: bytes, response: bytes) -> None:
+        cmd = cat.ProactiveCommand.from_bytes(command)
+        tr = cat.TerminalResponse.from_bytes(response)
+        store = self.system.store
+        store.set("results", (store.get("results") or ()) + (tr.result,))
+        if not tr.ok:
+            return
+        if cmd.type == cat.CommandType.OPEN_CHANNEL:
+            status = tr.item(cat.TAG_CHANNEL_STATUS) or b"\x00"
+            store.set("channel", status[0] & 0x07)
+            self.system.send_proactive(cat.send_data(status[0] & 0x07, b"ping"))
+        elif cmd.type == cat.CommandType.SEND_DATA:
+            self.system.send_proactive(cat.receive_data(store.get("channel"), 4))
+        elif cmd.type == cat.CommandType.RECEIVE_DATA:
+            store.set("received", tr.item(cat.TAG_CHANNEL_DATA))
+            self.system.send_proactive(cat.close_channel(store.get("channel")))
+
+
+def test_bip_round_trip_through_the_terminal(sim: Sim) -> None:
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def echo_upper() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(conn.recv(16).upper())
+
+    thread = threading.Thread(target=echo_upper, daemon=True)
+    thread.start()
+    aid = bytes.fromhex("F043415244454249500001")
+    sim.rt.install(BipClient, aid)
+    assert sim.select(aid) == 0x9000
+    try:
+        sim.terminal.send(0x80, 0x01, 0x00, 0x00, port.to_bytes(2, "big"))
+    finally:
+        server.close()
+        sim.terminal.close()
+    thread.join(5)
+    store = sim.rt.applet(aid).system.store
+    assert store.get("received") == b"PING"
+    assert store.get("results") == (0, 0, 0, 0)  # open, send, receive, close
+    types = [c.type for c, _ in sim.terminal.performed]
+    assert types == [0x40, 0x43, 0x42, 0x41]
+
+
+def test_bip_refuses_anything_but_loopback(sim: Sim) -> None:
+    aid = bytes.fromhex("F043415244454249500002")
+
+    class Outside(BipClient):
+        def process(self, apdu: APDU) -> bytes | None:
+            self.system.send_proactive(cat.open_channel_tcp(b"\x08\x08\x08\x08", 443))
+            return None
+
+    sim.rt.install(Outside, aid)
+    sim.select(aid)
+    sim.terminal.send(0x80, 0x01, 0x00, 0x00)
+    assert sim.rt.applet(aid).system.store.get("results") == (cat.GeneralResult.BEYOND_TERMINAL,)
