@@ -7,8 +7,8 @@ answered with its Response Status Code (when the SPI asks for a PoR):
    can be trusted, not even the TAR to answer);
 2. no application for the TAR: 09 TAR unknown;
 3. the SPI below the TAR's minimum security level: 0A insufficient security level;
-4. no key set of the version KIc/KID name (or they name two): 06 unidentified
-   security error; a ciphered part that is not whole blocks or whose padding
+4. no key set of the version KIc/KID name (or they name two), or a digital
+   signature asked for (this card holds no DS keys): 06 unidentified security error; a ciphered part that is not whole blocks or whose padding
    counter is impossible: 05 ciphering error; an RC/CC that does not verify:
    01 RC/CC/DS failed;
 5. the counter (SPI b5-b4): 02 low, 03 high, 04 blocked;
@@ -101,6 +101,8 @@ class ReceivingEntity:
                 keyset=keyset,
             )
 
+        if Checksum.DS in (spi.checksum, spi.por_checksum):
+            return por(ResponseStatus.UNIDENTIFIED_SECURITY_ERROR)  # no DS keys on this card
         msl = self.msl_for(header.tar)
         if msl is None:
             return por(ResponseStatus.TAR_UNKNOWN)
