@@ -5,19 +5,20 @@ answered with its Response Status Code (when the SPI asks for a PoR):
 
 1. the header does not decode: the packet is dropped, no PoR (nothing in it
    can be trusted, not even the TAR to answer);
-2. no application for the TAR: 09 TAR unknown;
-3. the SPI below the TAR's minimum security level: 0A insufficient security level;
-4. no key set of the version KIc/KID name (or they name two), or a digital
-   signature asked for (this card holds no DS keys): 06 unidentified security error; a ciphered part that is not whole blocks or whose padding
-   counter is impossible: 05 ciphering error; an RC/CC that does not verify:
-   01 RC/CC/DS failed;
-5. the counter (SPI b5-b4): 02 low, 03 high, 04 blocked;
-6. the counter is written (one atomic write) and only then does the script run;
+2. a digital signature asked for, in either direction (this card holds no DS
+   keys): 06 unidentified security error;
+3. no application for the TAR: 09 TAR unknown;
+4. the SPI below the TAR's minimum security level: 0A insufficient security level;
+5. no key set of the version KIc/KID name (or they name two): 06; a ciphered
+   part that is not whole blocks or whose padding counter is impossible: 05
+   ciphering error; an RC/CC that does not verify: 01 RC/CC/DS failed;
+6. the counter (SPI b5-b4): 02 low, 03 high, 04 blocked;
+7. the counter is written (one atomic write) and only then does the script run;
    the PoR carries its response with 00.
 
-A PoR for refusals 2-4 goes out without CC and in clear: the card has not
+A PoR for refusals 2-5 goes out without CC and in clear: the card has not
 authenticated the sender, so it cannot answer under its keys (and must not
-confirm them by trial). A PoR for 5 and 6 is secured as the SPI asks.
+confirm them by trial). A PoR for 6 and 7 is secured as the SPI asks.
 
 Counters are kept per key set version (that of KID when there is a CC, else of
 KIc): a real card's choice that keeps one counter per sender's key set, as
