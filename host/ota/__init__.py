@@ -4,12 +4,13 @@
 - `sender`: `OtaSender`, a script secured for a TAR under a key set, as SMS-DELIVER
   TPDUs and ENVELOPE APDUs; `open_por` checks the proof of receipt.
 - `terminal`: `ToolkitTerminal`, the phone's side of the SIM toolkit (TERMINAL
-  PROFILE, FETCH, TERMINAL RESPONSE, SEND SHORT MESSAGE, SMS-PP download).
+  PROFILE, FETCH, TERMINAL RESPONSE, SEND SHORT MESSAGE, BIP over loopback TCP,
+  SMS-PP download); `ToolkitReader`, a plain `Reader` through one.
 """
 
 from host.ota.ram import RamScript, RfmScript
 from host.ota.sender import OtaSender, ProofOfReceipt, SecuredMessage, envelope_apdu
-from host.ota.terminal import SmsPpResult, ToolkitTerminal
+from host.ota.terminal import SmsPpResult, ToolkitReader, ToolkitTerminal
 
 __all__ = [
     "OtaSender",
@@ -18,6 +19,7 @@ __all__ = [
     "RfmScript",
     "SecuredMessage",
     "SmsPpResult",
+    "ToolkitReader",
     "ToolkitTerminal",
     "envelope_apdu",
 ]

@@ -101,13 +101,25 @@ class ToolkitTerminal:
             more = self.reader.transmit(bytes((0xA0 if gsm else 0x00, 0xC0, 0, 0, sw & 0xFF)))
             data += more[:-2]
             sw = int.from_bytes(more[-2:], "big")
+        return bytes(data), self.serve_proactive(sw)
+
+    def serve_proactive(self, sw: int) -> int:
+        """Serve the proactive commands a `91 xx` announces, until the card is done.
+
+        Returns the status word the last TERMINAL RESPONSE ended with (9000
+        when all went well), or `sw` itself when it announced nothing.
+        """
         rounds = 0
         while sw >> 8 == 0x91:
             rounds += 1
             if rounds > MAX_PROACTIVE_ROUNDS:
-                raise ApduError(sw, data)
+                raise ApduError(sw, b"")
             sw = self._proactive(sw & 0xFF or 256)
-        return bytes(data), sw
+        return sw
+
+    def as_reader(self) -> ToolkitReader:
+        """A `Reader` over this terminal: 91xx endings are served, the caller sees 9000."""
+        return ToolkitReader(self)
 
     def send(
         self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
@@ -259,3 +271,34 @@ class ToolkitTerminal:
                 continue
             out.append(self.deliver_sms(tpdu))
         return out
+
+
+class ToolkitReader(Reader):
+    """A reader through a toolkit terminal, for host code that knows nothing of the toolkit.
+
+    Every command goes to the card as it is (61xx is left to the caller, as a
+    plain reader leaves it); when the card ends with `91 xx` the terminal
+    FETCHes and performs the proactive commands first (TS 102 223 §6.4) and the
+    caller sees the response with `90 00`.
+    """
+
+    def __init__(self, terminal: ToolkitTerminal) -> None:
+        self.terminal = terminal
+        self.name = getattr(terminal.reader, "name", "toolkit terminal")
+
+    def connect(self) -> bytes:
+        return self.terminal.reader.connect()
+
+    def reset(self) -> bytes:
+        return self.terminal.reader.reset()
+
+    def disconnect(self) -> None:
+        self.terminal.close()
+        self.terminal.reader.disconnect()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        resp = self.terminal.reader.transmit(apdu)
+        if resp[-2:-1] != b"\x91":
+            return resp
+        sw = self.terminal.serve_proactive(int.from_bytes(resp[-2:], "big"))
+        return resp[:-2] + sw.to_bytes(2, "big")

@@ -331,6 +331,9 @@ def test_applet_sends_a_short_message_through_the_terminal(sim: Sim) -> None:
     # through the terminal: the whole exchange and the SMS in its outbox
     sim.terminal.send(0x80, 0x01, 0x00, 0x00)
     assert sms.SmsSubmit.from_bytes(sim.terminal.outbox[-1]).user_data == b"ping"
+    # and through a plain Reader over the terminal: 9000, the SMS sent
+    assert sim.terminal.as_reader().transmit(bytes.fromhex("8001000000")) == b"\x90\x00"
+    assert len(sim.terminal.outbox) == 2
 
 
 def test_fetch_with_nothing_waiting_and_stray_terminal_response(sim: Sim) -> None:
