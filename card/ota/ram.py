@@ -85,12 +85,9 @@ def run_compact(script: bytes, execute: Execute, case2: frozenset[int]) -> bytes
             last_sw = 0x9000 if not waiting else 0x6100 | min(len(waiting), 0xFF) & 0xFF
             continue
         waiting = b""
-        run = (
-            cmd
-            if cmd.le is not None
-            else CommandApdu(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data, 256)
-        )
-        data, sw = execute(run)
+        # As on T=0: a case 2 command (P3 = Le) gets its data at once; any other runs
+        # without Le, and data it still answers waits for a GET RESPONSE (61xx).
+        data, sw = execute(cmd)
         if data and cmd.le is None and sw == 0x9000:
             # T=0 case 4: the data waits for GET RESPONSE.
             waiting, last_data = data, b""

@@ -102,6 +102,14 @@ def test_install_applet_is_the_same_script() -> None:
     assert RamScript().install_applet("notes", NOTES_AID, params=b"hi") == install_notes_script()
 
 
+def test_remote_install_in_the_compact_format(sim: Sim) -> None:
+    sender = OtaSender(KS_AES)
+    script = install_notes_script()
+    por = sender.open_por(sim.deliver(sender.secure(script.compact()).tpdus))
+    assert por.commands_executed == len(script.commands) and por.responses == ((b"", 0x9000),)
+    assert sim.select(NOTES_AID) == 0x9000
+
+
 def test_compact_script_with_get_response(sim: Sim) -> None:
     sender = OtaSender(KS_DES)  # the 3DES key set
     script = RamScript().get_status(0x80).compact() + bytes.fromhex("00C0000000")
