@@ -563,7 +563,10 @@ def _minimal(n: int) -> bytes:
 
 def _script_failure(script: bytes, sw: int) -> bytes:
     """The response of a script that could not run: nothing executed, `sw` (TS 102 226 §5.2)."""
-    if script[:1] == bytes((ram.TAG_COMMAND_SCRIPT,)):
+    if script[:1] in (
+        bytes((ram.TAG_COMMAND_SCRIPT,)),
+        bytes((ram.TAG_COMMAND_SCRIPT_INDEFINITE,)),
+    ):
         return tlv.build(
             ram.TAG_RESPONSE_SCRIPT, [(ram.TAG_EXECUTED, b"\x00"), (ram.TAG_BAD_FORMAT, b"\x02")]
         )

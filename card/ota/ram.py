@@ -8,11 +8,12 @@ it. The response: the number of commands executed, the last status word and
 the last response data (compact response, §5.2.1).
 
 Expanded format (§5.1.2 / §5.2.2): a Command Scripting template `AA`
-(definite length) holding C-APDU TLVs `22` (whole ISO 7816-4 commands, Le
-included) and optionally an Immediate Action TLV (`81`, not acted on here);
-the response is a Response Scripting template `AB` with the Number of
-executed C-APDUs (`80`, one byte) and one R-APDU TLV `23` (data + SW) per
-executed command.
+(definite length) or `AE 80 ... 00 00` (indefinite length) holding C-APDU TLVs
+`22` (whole ISO 7816-4 commands, Le included) and optionally an Immediate
+Action TLV (`81`, not acted on here); the response is a Response Scripting
+template `AB` (or `AF 80 ... 00 00` for an indefinite command script) with the
+Number of executed C-APDUs (`80`, one byte) and one R-APDU TLV `23` (data +
+SW) per executed command.
 
 Either way the script stops at the first command answering an error (any SW
 but 90 00, 91 xx, 61 xx, 62 xx, 63 xx), as §5.1.1 says. The first byte tells
@@ -29,6 +30,7 @@ from card.apdu import ApduFormatError, CommandApdu
 TAG_COMMAND_SCRIPT = 0xAA
 TAG_COMMAND_SCRIPT_INDEFINITE = 0xAE
 TAG_RESPONSE_SCRIPT = 0xAB
+TAG_RESPONSE_SCRIPT_INDEFINITE = 0xAF
 TAG_C_APDU = 0x22
 TAG_R_APDU = 0x23
 TAG_IMMEDIATE_ACTION = 0x81
@@ -99,20 +101,29 @@ def run_compact(script: bytes, execute: Execute, case2: frozenset[int]) -> bytes
     return bytes((count,)) + last_sw.to_bytes(2, "big") + last_data
 
 
-def parse_expanded(script: bytes) -> list[CommandApdu]:
-    """The C-APDUs of an expanded script (AA template).
-
-    Raises:
-        ScriptError: not AA, a TLV that does not decode, a C-APDU that is not one.
-    """
+def _script_items(script: bytes) -> list[tlv.Tlv]:
+    """The TLVs inside an AA (definite) or AE 80 .. 00 00 (indefinite) template."""
     try:
+        if script[:2] == bytes((TAG_COMMAND_SCRIPT_INDEFINITE, 0x80)):
+            if len(script) < 4 or script[-2:] != b"\x00\x00":
+                raise ScriptError("an indefinite-length script ends with 00 00")
+            return tlv.parse(script[2:-2], allow_padding=False)
         top = tlv.parse(script, allow_padding=False)
     except tlv.TlvError as e:
         raise ScriptError(f"expanded script: {e}") from None
     if len(top) != 1 or top[0].tag != TAG_COMMAND_SCRIPT:
-        raise ScriptError("an expanded script is one AA template")
+        raise ScriptError("an expanded script is one AA or AE template")
+    return list(top[0].children)
+
+
+def parse_expanded(script: bytes) -> list[CommandApdu]:
+    """The C-APDUs of an expanded script (AA or AE template).
+
+    Raises:
+        ScriptError: not AA/AE, a TLV that does not decode, a C-APDU that is not one.
+    """
     out = []
-    for item in top[0].children:
+    for item in _script_items(script):
         if item.tag == TAG_IMMEDIATE_ACTION:
             continue
         if item.tag != TAG_C_APDU:
@@ -125,25 +136,24 @@ def parse_expanded(script: bytes) -> list[CommandApdu]:
 
 
 def run_expanded(script: bytes, execute: Execute) -> bytes:
-    """Run an expanded script; the AB response (§5.2.2)."""
+    """Run an expanded script; the AB (or, for an AE script, AF) response (§5.2.2)."""
     responses = []
     for cmd in parse_expanded(script):
         data, sw = execute(cmd)
         responses.append(data + sw.to_bytes(2, "big"))
         if not is_ok(sw):
             break
-    return tlv.build(
-        TAG_RESPONSE_SCRIPT,
-        [(TAG_EXECUTED, bytes((len(responses),)))] + [(TAG_R_APDU, r) for r in responses],
-    )
+    items = [(TAG_EXECUTED, bytes((len(responses),)))] + [(TAG_R_APDU, r) for r in responses]
+    if script[:1] == bytes((TAG_COMMAND_SCRIPT_INDEFINITE,)):
+        body = b"".join(tlv.build(t, v) for t, v in items)
+        return bytes((TAG_RESPONSE_SCRIPT_INDEFINITE, 0x80)) + body + b"\x00\x00"
+    return tlv.build(TAG_RESPONSE_SCRIPT, items)
 
 
 def run_script(script: bytes, execute: Execute, case2: frozenset[int]) -> bytes:
     """Run a script in whichever format it is in (§5: the first byte tells)."""
-    if script[:1] == bytes((TAG_COMMAND_SCRIPT,)):
+    if script[:1] in (bytes((TAG_COMMAND_SCRIPT,)), bytes((TAG_COMMAND_SCRIPT_INDEFINITE,))):
         return run_expanded(script, execute)
-    if script[:1] == bytes((TAG_COMMAND_SCRIPT_INDEFINITE,)):
-        raise ScriptError("indefinite-length scripts (AE) are not supported")
     return run_compact(script, execute, case2)
 
 
@@ -164,8 +174,13 @@ def compact_script(commands: Iterable[CommandApdu]) -> bytes:
     return bytes(out)
 
 
-def expanded_script(commands: Iterable[CommandApdu]) -> bytes:
-    return tlv.build(TAG_COMMAND_SCRIPT, [(TAG_C_APDU, c.to_bytes()) for c in commands])
+def expanded_script(commands: Iterable[CommandApdu], *, indefinite: bool = False) -> bytes:
+    """An AA script, or with `indefinite` an AE 80 .. 00 00 one."""
+    items = [(TAG_C_APDU, c.to_bytes()) for c in commands]
+    if indefinite:
+        body = b"".join(tlv.build(t, v) for t, v in items)
+        return bytes((TAG_COMMAND_SCRIPT_INDEFINITE, 0x80)) + body + b"\x00\x00"
+    return tlv.build(TAG_COMMAND_SCRIPT, items)
 
 
 def parse_compact_response(data: bytes) -> tuple[int, int, bytes]:
@@ -186,14 +201,18 @@ def parse_expanded_response(data: bytes) -> tuple[int, list[tuple[bytes, int]]]:
         ScriptError: not an AB template of 80 and 23 objects.
     """
     try:
-        top = tlv.parse(data, allow_padding=False)
+        if data[:2] == bytes((TAG_RESPONSE_SCRIPT_INDEFINITE, 0x80)) and data[-2:] == b"\x00\x00":
+            children = tlv.parse(data[2:-2], allow_padding=False)
+        else:
+            top = tlv.parse(data, allow_padding=False)
+            if len(top) != 1 or top[0].tag != TAG_RESPONSE_SCRIPT:
+                raise ScriptError("an expanded response is one AB or AF template")
+            children = list(top[0].children)
     except tlv.TlvError as e:
         raise ScriptError(f"expanded response: {e}") from None
-    if len(top) != 1 or top[0].tag != TAG_RESPONSE_SCRIPT:
-        raise ScriptError("an expanded response is one AB template")
     count = -1
     rapdus = []
-    for item in top[0].children:
+    for item in children:
         if item.tag == TAG_EXECUTED and len(item.value) == 1:
             count = item.value[0]
         elif item.tag == TAG_R_APDU and len(item.value) >= 2:

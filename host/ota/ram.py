@@ -131,8 +131,9 @@ class RamScript:
     def compact(self) -> bytes:
         return ram.compact_script(self.commands)
 
-    def expanded(self) -> bytes:
-        return ram.expanded_script(self.commands)
+    def expanded(self, *, indefinite: bool = False) -> bytes:
+        """The AA script (AE 80 .. 00 00 with `indefinite`), TS 102 226 §5.1.2."""
+        return ram.expanded_script(self.commands, indefinite=indefinite)
 
 
 @dataclass

@@ -110,7 +110,10 @@ class OtaSender:
             raise scp80.PacketError("the PoR names another TAR")
         if not rp.ok or not rp.data or not (self.tar == TAR_ISD or is_rfm_tar(self.tar)):
             return ProofOfReceipt(rp)  # an application's own TAR: its data as it is
-        if rp.data[:1] == bytes((ram.TAG_RESPONSE_SCRIPT,)):
+        if rp.data[:1] in (
+            bytes((ram.TAG_RESPONSE_SCRIPT,)),
+            bytes((ram.TAG_RESPONSE_SCRIPT_INDEFINITE,)),
+        ):
             n, rapdus = ram.parse_expanded_response(rp.data)
             return ProofOfReceipt(rp, n, tuple(rapdus))
         n, sw, data = ram.parse_compact_response(rp.data)

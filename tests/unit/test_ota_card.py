@@ -110,6 +110,16 @@ def test_remote_install_in_the_compact_format(sim: Sim) -> None:
     assert sim.select(NOTES_AID) == 0x9000
 
 
+def test_indefinite_length_script_gets_an_indefinite_response(sim: Sim) -> None:
+    sender = OtaSender(KS_AES)
+    msg = sender.secure(install_notes_script().expanded(indefinite=True))
+    assert msg.packet  # AE 80 .. 00 00 inside
+    ud = sim.deliver(msg.tpdus)
+    por = sender.open_por(ud)
+    assert por.ok and por.commands_executed == len(install_notes_script().commands)
+    assert por.packet.data[:2] == b"\xaf\x80" and por.packet.data[-2:] == b"\x00\x00"
+
+
 def test_compact_script_with_get_response(sim: Sim) -> None:
     sender = OtaSender(KS_DES)  # the 3DES key set
     script = RamScript().get_status(0x80).compact() + bytes.fromhex("00C0000000")

@@ -128,9 +128,9 @@ def test_compact_script_round_trip(cmds: list[CommandApdu]) -> None:
     assert ram.split_compact(ram.compact_script(cmds), frozenset()) == cmds
 
 
-@given(st.lists(commands, min_size=1, max_size=6))
-def test_expanded_script_round_trip(cmds: list[CommandApdu]) -> None:
-    assert ram.parse_expanded(ram.expanded_script(cmds)) == cmds
+@given(st.lists(commands, min_size=1, max_size=6), st.booleans())
+def test_expanded_script_round_trip(cmds: list[CommandApdu], indefinite: bool) -> None:
+    assert ram.parse_expanded(ram.expanded_script(cmds, indefinite=indefinite)) == cmds
 
 
 @given(st.lists(st.tuples(st.binary(max_size=50), st.sampled_from([0x9000, 0x6A88])), max_size=5))
