@@ -110,8 +110,17 @@ def describe_proactive(data: bytes) -> str:
         try:
             sub = sms.SmsSubmit.from_bytes(tpdu)
             text += f" to {sub.destination.digits}, {count_bytes(len(sub.user_data))}"
+            if sub.udhi and sub.user_data[1:2] == bytes((sms.IEI_RESPONSE_PACKET,)):
+                text += f": {describe_por(sub.user_data)}"
         except sms.SmsError:
             text += ", SMS TPDU not an SMS-SUBMIT"
+    address = cmd.item(cat.TAG_OTHER_ADDRESS)
+    transport = cmd.item(cat.TAG_TRANSPORT_LEVEL)
+    if address is not None and len(address) == 5 and transport is not None and len(transport) == 3:
+        ip = ".".join(str(b) for b in address[1:])
+        text += f" to {ip}:{int.from_bytes(transport[1:], 'big')}"
+    if cmd.destination & 0xF8 == cat.DEV_CHANNEL_BASE:
+        text += f" channel {cmd.destination & 0x07}"
     return text
 
 
@@ -206,7 +215,9 @@ SPECS: tuple[CommandSpec, ...] = (
                 "8012000040",
                 "FETCH, Ne 64",
                 response=_SEND_SMS,
-                response_summary=_SW9000 + "SEND SHORT MESSAGE #1 qualifier 00 to 12345, 41 bytes",
+                response_summary=_SW9000
+                + "SEND SHORT MESSAGE #1 qualifier 00 to 12345, 41 bytes:"
+                + " PoR TAR B00011 RHL 18, 38 bytes",
                 source=_ORIGIN + ", after the ENVELOPE answered 91 40",
             ),
             Vector(
