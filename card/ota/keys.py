@@ -84,7 +84,7 @@ def put_key_data(new: OtaKeyset, dek: bytes, dek_aes: bool) -> bytes:
     for key in (new.kic, new.kid, new.dek or new.kid):
         block = wrap_key(key, dek, dek_aes)
         if new.aes:
-            # Amendment D Table 7-?: AES blocks carry the key length first.
+            # GPC Table 11-71 (as SCP03's PUT KEY sends it): the key length, then the block.
             block = bytes((len(key),)) + block
         out += bytes((key_type, len(block))) + block + b"\x03" + kcv(key, new.aes)
     return bytes(out)

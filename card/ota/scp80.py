@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hmac
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -317,8 +316,8 @@ class OtaKeyset:
     """One SCP80 key set: KIc (key 01), KID (key 02) and DEK (key 03) under one version.
 
     `aes` picks the family (GP key type 88 AES, else 80 DES); DES keys of 8, 16
-    or 24 bytes are DES, 2-key and 3-key 3DES. Key versions 01-0F are SCP80's
-    (GPC v2.3.1 Table 11-?? "reserved for ETSI": TS 102 225 §5.1.2).
+    or 24 bytes are DES, 2-key and 3-key 3DES. Key versions 01-0F are SCP80's:
+    KIc/KID carry the version in four bits (TS 102 225 §5.1.2).
     """
 
     kvn: int
@@ -650,6 +649,3 @@ def open_response_packet(
     return ResponsePacket(
         tar, int.from_bytes(mid[:5], "big"), rsc, body[: len(body) - pcntr], secured
     )
-
-
-KeysetLookup = Callable[[int], "OtaKeyset | None"]
