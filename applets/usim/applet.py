@@ -394,16 +394,19 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         response = remote.process_command_packet(packet)
         if response is None:
             return None
-        ud = sms.response_user_data(response)
         try:
             header, _ = scp80.parse_command_header(packet)
             by_submit = header.spi.por_by_submit
         except scp80.PacketError:
             by_submit = False
         if not by_submit:
-            return ud  # for the SMS-DELIVER-REPORT (TS 31.111 §7.1.1.2)
-        submit = sms.SmsSubmit(deliver.originator, ud)
-        self.system.send_proactive(cat.send_short_message(submit.to_bytes()))
+            # For the SMS-DELIVER-REPORT (TS 31.111 §7.1.1.2): one message, whatever its length.
+            return sms.response_user_data(response)
+        # One SEND SHORT MESSAGE per short message: a long PoR goes concatenated.
+        reference = self.system.rng.random(1)[0]
+        for part in sms.segment_response_packet(response, reference):
+            submit = sms.SmsSubmit(deliver.originator, part)
+            self.system.send_proactive(cat.send_short_message(submit.to_bytes()))
         return None
 
     # -- Remote File Management (TS 102 226 §6) ---------------------------------------------------

@@ -237,12 +237,11 @@ class Segment:
     first_header: bool  # IEI 70 present
 
 
-def segment_command_packet(packet: bytes, reference: int = 0) -> list[bytes]:
-    """TP-UD of each short message carrying a command packet (TS 31.115 §6.2)."""
-    single = UserData(((IEI_COMMAND_PACKET, b""),), packet).to_bytes()
+def _segment(packet: bytes, iei: int, reference: int) -> list[bytes]:
+    single = UserData(((iei, b""),), packet).to_bytes()
     if len(single) <= MAX_UD:
         return [single]
-    first_room = MAX_UD - 1 - 5 - 2  # UDHL, IEI 00 (5), IEI 70 (2)
+    first_room = MAX_UD - 1 - 5 - 2  # UDHL, IEI 00 (5), IEI 70/71 (2)
     room = MAX_UD - 1 - 5
     chunks = [packet[:first_room]]
     rest = packet[first_room:]
@@ -250,13 +249,33 @@ def segment_command_packet(packet: bytes, reference: int = 0) -> list[bytes]:
         chunks.append(rest[:room])
         rest = rest[room:]
     if len(chunks) > 255:
-        raise ValueError("command packet too long for 255 concatenated short messages")
+        raise ValueError("packet too long for 255 concatenated short messages")
     out = []
     for i, chunk in enumerate(chunks):
         concat = (IEI_CONCAT_8BIT, bytes((reference & 0xFF, len(chunks), i + 1)))
-        elements = (concat, (IEI_COMMAND_PACKET, b"")) if i == 0 else (concat,)
+        elements = (concat, (iei, b"")) if i == 0 else (concat,)
         out.append(UserData(elements, chunk).to_bytes())
     return out
+
+
+def _classify(ud: bytes, iei: int) -> Segment:
+    u = UserData.from_bytes(ud)
+    concat = u.element(IEI_CONCAT_8BIT)
+    has_id = u.element(iei) is not None
+    if concat is None:
+        if not has_id:
+            raise SmsError(f"no packet identifier (IEI {iei:02X})")
+        return Segment(0, 1, 1, u.payload, True)
+    if len(concat) != 3 or concat[1] == 0 or not 1 <= concat[2] <= concat[1]:
+        raise SmsError("bad concatenation element")
+    if concat[2] == 1 and not has_id:
+        raise SmsError(f"first segment without IEI {iei:02X}")
+    return Segment(concat[0], concat[1], concat[2], u.payload, has_id)
+
+
+def segment_command_packet(packet: bytes, reference: int = 0) -> list[bytes]:
+    """TP-UD of each short message carrying a command packet (TS 31.115 §6.2)."""
+    return _segment(packet, IEI_COMMAND_PACKET, reference)
 
 
 def command_segment(ud: bytes) -> Segment:
@@ -265,18 +284,27 @@ def command_segment(ud: bytes) -> Segment:
     Raises:
         SmsError: no header, or no IEI 70 in a message that is not a later segment.
     """
-    u = UserData.from_bytes(ud)
-    concat = u.element(IEI_CONCAT_8BIT)
-    has_cp = u.element(IEI_COMMAND_PACKET) is not None
-    if concat is None:
-        if not has_cp:
-            raise SmsError("no command packet identifier (IEI 70)")
-        return Segment(0, 1, 1, u.payload, True)
-    if len(concat) != 3 or concat[1] == 0 or not 1 <= concat[2] <= concat[1]:
-        raise SmsError("bad concatenation element")
-    if concat[2] == 1 and not has_cp:
-        raise SmsError("first segment without IEI 70")
-    return Segment(concat[0], concat[1], concat[2], u.payload, has_cp)
+    return _classify(ud, IEI_COMMAND_PACKET)
+
+
+def segment_response_packet(packet: bytes, reference: int = 0) -> list[bytes]:
+    """TP-UD of each SMS-SUBMIT carrying a response packet too long for one (TS 31.115 §7)."""
+    return _segment(packet, IEI_RESPONSE_PACKET, reference)
+
+
+def reassemble_response(uds: list[bytes]) -> bytes:
+    """The response packet out of the TP-UD of one or more (concatenated) short messages.
+
+    Raises:
+        SmsError: a header that does not decode, or parts missing.
+    """
+    r = Reassembly()
+    out = None
+    for ud in uds:
+        out = r.add(_classify(ud, IEI_RESPONSE_PACKET))
+    if out is None:
+        raise SmsError("parts of the response packet are missing")
+    return out
 
 
 @dataclass

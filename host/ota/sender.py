@@ -122,3 +122,8 @@ class OtaSender:
     def open_por_tpdu(self, tpdu: bytes) -> ProofOfReceipt:
         """A PoR that came back as an SMS-SUBMIT (SPI b6 = 1)."""
         return self.open_por(sms.SmsSubmit.from_bytes(tpdu).user_data)
+
+    def open_por_parts(self, user_data: list[bytes]) -> ProofOfReceipt:
+        """A PoR that came back in concatenated short messages (their TP-UD, any order)."""
+        packet = sms.reassemble_response(user_data)
+        return self.open_por(sms.response_user_data(packet))

@@ -317,6 +317,17 @@ def test_por_by_sms_submit(sim: Sim) -> None:
     assert (command.type, result) == (cat.CommandType.SEND_SHORT_MESSAGE, cat.GeneralResult.OK)
 
 
+def test_long_por_by_sms_submit_is_concatenated(sim: Sim) -> None:
+    sender = OtaSender(KS_AES, spi=Spi(por_by_submit=True))
+    script = RamScript().get_status(0x80).get_status(0x40).get_status(0x10).get_status(0x20)
+    assert sim.deliver(sender.secure(script.expanded()).tpdus) == b""
+    parts = [sms.SmsSubmit.from_bytes(t).user_data for t in sim.terminal.outbox]
+    assert len(parts) > 1 and all(len(p) <= sms.MAX_UD for p in parts)
+    por = sender.open_por_parts(parts[::-1])
+    assert por.ok and por.commands_executed == 4
+    assert sim.rt.exceptions == 0
+
+
 # -- an applet's own proactive command ---------------------------------------------------------
 
 

@@ -152,3 +152,14 @@ def test_compact_case2_uses_p3_as_le() -> None:
     assert cmds[0].le == 10 and not cmds[0].data and cmds[1].data == b"\x3f\x00"
     with pytest.raises(ram.ScriptError):
         ram.split_compact(bytes.fromhex("00A4000C023F"), frozenset())
+
+
+@given(st.binary(max_size=1000), st.integers(0, 255), st.randoms())
+def test_response_segments_reassemble_in_any_order(packet: bytes, ref: int, rnd: object) -> None:
+    parts = sms.segment_response_packet(packet, ref)
+    assert all(len(p) <= sms.MAX_UD for p in parts)
+    rnd.shuffle(parts)  # type: ignore[attr-defined]
+    assert sms.reassemble_response(parts) == packet
+    if len(parts) > 1:
+        with pytest.raises(sms.SmsError):
+            sms.reassemble_response(parts[1:])
