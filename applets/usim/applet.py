@@ -139,6 +139,7 @@ _ISO_INS = frozenset(
 )
 _PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA, 0x12, 0x14, 0xC2, INS_GET_IDENTITY})
 _INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE = 0x12, 0x14, 0xC2
+_SW_TOOLKIT_BUSY = 0x9300
 #: RFM commands whose compact-format P3 is Le (TS 102 226 §5.1.1).
 _RFM_CASE2 = frozenset({0xB0, 0xB2, 0xC0, 0xF2})
 #: Every key reference of TS 102 221 Table 9.3: the RFM access domain 00 (full access).
@@ -364,6 +365,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return self._envelope(bytes(apdu.data))
 
     def _envelope(self, data: bytes) -> bytes | None:
+        if self.system.card.toolkit.fetched is not None:
+            # A proactive command is under way: 93 00 "toolkit busy" (TS 102 221 §10.2.1).
+            raise CardError(_SW_TOOLKIT_BUSY)
         if data[:1] != bytes((cat.TAG_SMS_PP_DOWNLOAD,)):
             return None  # other envelopes (event download, ...): nothing registered for them
         try:

@@ -365,6 +365,18 @@ def test_applet_sends_a_short_message_through_the_terminal(sim: Sim) -> None:
     assert len(sim.terminal.outbox) == 2
 
 
+def test_envelope_while_a_proactive_command_runs_is_toolkit_busy(sim: Sim) -> None:
+    aid = bytes.fromhex("F0434152444541505049")
+    sim.rt.install(Pinger, aid)
+    sim.select(aid)
+    resp = sim.reader.transmit(bytes.fromhex("8001000000"))
+    sim.reader.transmit(bytes((0x80, 0x12, 0, 0, resp[1])))  # fetched, not answered yet
+    sender = OtaSender(KS_AES)
+    (envelope,) = sender.secure(RamScript().get_status(0x80).expanded()).envelopes
+    assert sim.reader.transmit(envelope) == b"\x93\x00"
+    assert sim.isd.ota_counter(1) == 0  # nothing ran: the network sends it again later
+
+
 def test_fetch_with_nothing_waiting_and_stray_terminal_response(sim: Sim) -> None:
     assert sim.reader.transmit(bytes.fromhex("8012000010"))[-2:] == b"\x6f\x00"
     tr = cat.TerminalResponse(b"\x01\x13\x00", 0).to_bytes()
