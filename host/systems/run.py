@@ -25,6 +25,12 @@ def _esim_download() -> Scenario:
     return EsimDownload()
 
 
+def _doorlock() -> Scenario:
+    from host.systems.doorlock.scenario import DoorLockScenario
+
+    return DoorLockScenario()
+
+
 def _repository() -> Scenario:
     from host.systems.repository.scenario import RepositoryScenario
 
@@ -45,6 +51,7 @@ def _profile_move_refused() -> Scenario:
 
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "esim-download": _esim_download,
+    "doorlock": _doorlock,
     "repository": _repository,
     "profile-move": _profile_move,
     "profile-move-refused": _profile_move_refused,

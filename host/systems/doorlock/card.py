@@ -286,10 +286,19 @@ class InstallScript:
         return describe_load_file(self.package).aid
 
     def commands(self) -> list[bytes]:
-        """The command APDUs in clear (CLA 80), in order."""
+        """The command APDUs in clear (CLA 80), in order.
+
+        Ordered so that a SIM that loses power anywhere in the script is left
+        without a selectable applet or with a personalised one, and so that the
+        script can simply be run again: DELETE of the load file and what it
+        holds first (6A88, nothing to delete, is fine: `DELETE_ABSENT_OK`),
+        the applet installed but not selectable, personalised, and made
+        selectable last (GPC v2.3.1 §11.5.2.3.3: INSTALL [for make selectable]).
+        """
         desc = describe_load_file(self.package)
         out: list[bytes] = []
         if self.load:
+            out.append(encode_command(0x80, 0xE4, 0x00, 0x80, tlv.build(0x4F, desc.aid), 0))
             lfdb = build_load_file(self.package)
             data = lv(desc.aid) + lv(b"") + lv(b"") + lv(b"") + lv(b"")
             out.append(encode_command(0x80, 0xE6, 0x02, 0x00, data, 0))
@@ -299,18 +308,24 @@ class InstallScript:
                 last = 0x80 if n == len(blocks) - 1 else 0x00
                 out.append(encode_command(0x80, 0xE8, last, n, part, 0))
         if self.install:
-            module = next(m for m in desc.modules if m.class_ref.endswith(":DoorLockApplet"))
+            module = desc.modules[0]  # the package's one applet class
             params = tlv.build(0xC9, b"")
             data = lv(desc.aid) + lv(module.aid) + lv(self.aid) + lv(b"\x00") + lv(params)
             data += lv(b"")
-            out.append(encode_command(0x80, 0xE6, 0x0C, 0x00, data, 0))
+            out.append(encode_command(0x80, 0xE6, 0x04, 0x00, data, 0))
         fields = lv(b"") + lv(b"") + lv(self.aid) + lv(b"") + lv(b"") + lv(b"")
         out.append(encode_command(0x80, 0xE6, 0x20, 0x00, fields, 0))
         parts = [self.perso[i : i + self.block] for i in range(0, len(self.perso), self.block)]
         for n, part in enumerate(parts):
             p1 = (0x80 if n == len(parts) - 1 else 0x00) | 0x10  # BER-TLV (P1 b5-b4 = 10)
             out.append(encode_command(0x80, 0xE2, p1, n, part, 0))
+        if self.install:
+            out.append(encode_command(0x80, 0xE6, 0x08, 0x00, fields, 0))
         return out
+
+
+#: A DELETE that finds nothing answers 6A88 (GPC v2.3.1 §11.2.3): the script goes on.
+DELETE_ABSENT_OK = 0x6A88
 
 
 def install_script(perso: bytes, *, load: bool = True) -> InstallScript:

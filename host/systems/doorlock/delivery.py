@@ -17,6 +17,7 @@ implementation of the same interface, on the OTA stack.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,12 +25,14 @@ from typing import Any, Protocol
 from card.apdu import CommandApdu
 from host.errors import ApduError, SecureChannelError
 from host.readers.base import Reader, ReaderError
-from host.systems.doorlock.card import InstallScript
+from host.systems.doorlock.card import DELETE_ABSENT_OK, InstallScript
 
 __all__ = ["AppletDelivery", "DeliveryError", "DirectGpDelivery", "Receipt"]
 
 _NAMES = {0x02: "INSTALL [for load]", 0x0C: "INSTALL [for install and make selectable]"}
 _NAMES[0x20] = "INSTALL [for personalization]"
+_NAMES[0x04] = "INSTALL [for install]"
+_NAMES[0x08] = "INSTALL [for make selectable]"
 
 
 class DeliveryError(Exception):
@@ -46,6 +49,7 @@ class Receipt:
         statuses: the card's status word for each command delivered, in order.
         expected: how many commands the script held.
         detail: a line on a failure.
+        refused: the index of the command the card refused (None: none was).
     """
 
     device: str
@@ -53,12 +57,13 @@ class Receipt:
     statuses: tuple[int, ...]
     expected: int
     detail: str = ""
+    refused: int | None = None
     proofs: tuple[bytes, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
-        """Every command delivered and answered 9000."""
-        return len(self.statuses) == self.expected and all(s == 0x9000 for s in self.statuses)
+        """Every command delivered and none refused."""
+        return len(self.statuses) == self.expected and self.refused is None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,7 +93,7 @@ class AppletDelivery(Protocol):
 def _name(apdu: bytes) -> str:
     if apdu[1] == 0xE6:
         return _NAMES.get(apdu[2] & 0x7F, "INSTALL")
-    return {0xE8: "LOAD", 0xE2: "STORE DATA"}.get(apdu[1], f"INS {apdu[1]:02X}")
+    return {0xE8: "LOAD", 0xE2: "STORE DATA", 0xE4: "DELETE"}.get(apdu[1], f"INS {apdu[1]:02X}")
 
 
 class DirectGpDelivery:
@@ -111,30 +116,38 @@ class DirectGpDelivery:
     def deliver(self, device: str, script: InstallScript) -> Receipt:
         from card.gp.isd import ISD_AID
         from host.gp.client import GpClient
+        from host.systems.doorlock.terminal import close_channel
+        from host.systems.repository.card import ChannelReader, open_channel
 
         route = self.routes.get(device)
         reader = route() if route is not None else None
         if reader is None:
             raise DeliveryError(f"no route to {device}")
         commands = script.commands()
-        gp = GpClient(reader, self.keys, isd_aid=ISD_AID)
+        # A logical channel of its own: the basic channel stays the UICC's (the phone's).
         try:
+            channel = open_channel(reader)
+            gp = GpClient(ChannelReader(reader, channel), self.keys, isd_aid=ISD_AID)
             gp.open()
         except (ApduError, SecureChannelError, ReaderError) as e:
             raise DeliveryError(f"no secure channel to {device}'s ISD: {e}") from None
         statuses: list[int] = []
         detail = ""
+        refused: int | None = None
         try:
-            for apdu in commands:
+            for n, apdu in enumerate(commands):
+                ok = (0x9000, DELETE_ABSENT_OK) if apdu[1] == 0xE4 else (0x9000,)
                 try:
-                    _, sw = gp.send(CommandApdu.from_bytes(apdu), _name(apdu))
+                    _, sw = gp.send(CommandApdu.from_bytes(apdu), _name(apdu), ok)
                 except ApduError as e:
                     statuses.append(e.sw)
-                    detail = f"{_name(apdu)} refused: {e.sw:04X}"
+                    detail, refused = f"{_name(apdu)} refused: {e.sw:04X}", n
                     break
                 statuses.append(sw)
         except (ReaderError, SecureChannelError) as e:
             detail = f"the session broke: {e}"
         finally:
-            gp.close()
-        return Receipt(device, self.path, tuple(statuses), len(commands), detail)
+            with contextlib.suppress(ReaderError, SecureChannelError, ApduError):
+                gp.close()
+                close_channel(reader, channel)
+        return Receipt(device, self.path, tuple(statuses), len(commands), detail, refused)

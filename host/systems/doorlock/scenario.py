@@ -1,0 +1,351 @@
+"""Seed 001 as a scenario: a door that opens offline between two SIMs (S101-S110, S201-S209).
+
+Parties: the door-lock controller and its SIM, three phones with theirs, the
+application management server (in this process, on loopback HTTP). The
+run, in the seed's order:
+
+1. §6.1: the server pushes the applet (lock role) to the lock's own SIM — refused
+   inside service hours, done at night; §6.2: it enrols phone 1 (key role).
+2. S101-S109 twice: phone 1 opens the door with the shared-key method (01), then
+   with certificates (02); each time the phone's chip checks the lock's answer too.
+3. S101-S110: phone 3, whose key is another door's, is refused (63Cx: a try spent).
+4. S201-S209 then S104-S109: phone 2 has no applet (6A82); the lock's chip signs
+   a download request naming both devices, the controller sends it to the
+   server, which checks the lock, finds the phone, installs the applet and
+   logs it; phone 2 then opens the door.
+5. The server is stopped; phone 1 still opens the door (offline is the point).
+
+The delivery path is `DirectGpDelivery` (GlobalPlatform SCP03 to the SIM's ISD).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from host.systems.faults import FaultPoint
+from host.systems.scenario import (
+    HttpRecorder,
+    LocalLink,
+    Party,
+    RunContext,
+    Scenario,
+    StepSpec,
+    TracingReader,
+    Verdict,
+)
+
+__all__ = ["DoorLockScenario", "LOCK_SIM", "PHONES"]
+
+LOCK, LOCK_SIM, AMS = "lock-controller", "lock-sim", "ams"
+PHONES = ("phone-1", "phone-2", "phone-3")
+LOCK_MAC = bytes.fromhex("02CA4DE0D001")
+NIGHT = datetime(2026, 12, 7, 2, 0)
+AFTERNOON = datetime(2026, 12, 7, 14, 0)
+
+
+def _sim(n: int) -> Any:
+    from applets.usim.ts_102_221 import luhn_digit
+    from host.systems.doorlock.card import SimIdentity
+
+    body = f"89882100000000{n:04d}"
+    return SimIdentity(body + luhn_digit(body), f"00101000000{n:04d}", f"+00101{n:05d}")
+
+
+#: The SIMs of the run: the lock's, then the phones'.
+SIMS = {LOCK_SIM: 100, "phone-1-sim": 201, "phone-2-sim": 202, "phone-3-sim": 203}
+IMEIS = {"phone-1": "356938035643809", "phone-2": "356938035643817", "phone-3": "356938035643825"}
+
+
+def _presentation(
+    phone: str, detail: str, *, refused: bool = False, first: int = 101
+) -> tuple[StepSpec, ...]:
+    sim = f"{phone}-sim"
+    last = (
+        StepSpec(110, "lock", "error", LOCK, phone, "S110: authentication error; the door stays shut")
+        if refused
+        else StepSpec(109, "lock", "unlock", LOCK, phone,
+                      "S109: the door unlocks; the phone's chip checks the lock's answer")
+    )  # fmt: skip
+    return (
+        StepSpec(first, "link", "detect", LOCK, phone, f"S{first}: {phone} held to the door ({detail})"),
+        StepSpec(first + 1, "lock-sim", "request", LOCK, phone,
+                 f"S{first + 1}: the lock's chip makes a challenge; it goes to the phone"),
+        StepSpec(104, "phone-sim", "answer", phone, sim,
+                 "S103-S104: the phone's chip draws its challenge and answers"),
+        StepSpec(105, "link", "answer", phone, LOCK, "S105: the answer to the lock"),
+        StepSpec(107, "lock-sim", "collate", LOCK, LOCK_SIM,
+                 "S106-S108: the lock's chip makes its own and collates; unlock or error"),
+        last,
+    )  # fmt: skip
+
+
+def _steps() -> tuple[StepSpec, ...]:
+    absent = (
+        StepSpec(201, "link", "detect", LOCK, "phone-2", "S201: phone-2 held to the door"),
+        StepSpec(202, "lock-sim", "request", LOCK, "phone-2",
+                 "S202-S203: a challenge to the phone"),
+        StepSpec(204, "phone-sim", "absent", "phone-2", "phone-2-sim",
+                 "S204: no door-lock applet on the phone's SIM (SELECT 6A82)"),
+        StepSpec(205, "link", "absent", "phone-2", LOCK,
+                 "S205: 'no applet', with the phone's identifiers"),
+        StepSpec(206, "lock-sim", "download_request", LOCK, LOCK_SIM,
+                 "S206: the lock's chip signs a download request naming lock and phone"),
+        StepSpec(207, "ams", "download", LOCK, AMS,
+                 "S207-S209: to the server, which checks the lock, finds the phone and "
+                 "installs the applet on its SIM"),
+        StepSpec(202, "lock-sim", "request", LOCK, "phone-2", "S104 on (FIG. 5): a new challenge"),
+        *_presentation("phone-2", "with its new applet")[2:],
+    )  # fmt: skip
+    return (
+        StepSpec(1, "ams", "provision_lock", AMS, LOCK_SIM,
+                 "§6.1: the applet pushed to the lock's own SIM outside service hours"),
+        StepSpec(2, "ams", "enrol_phone", AMS, "phone-1-sim",
+                 "§6.2: the applet pushed to phone-1's SIM at the server's trigger"),
+        *_presentation("phone-1", "method 01, shared key"),
+        *_presentation("phone-1", "method 02, certificates"),
+        *_presentation("phone-3", "another door's key", refused=True),
+        *absent,
+        StepSpec(300, "ams", "stopped", AMS, AMS, "the server is stopped: no network service"),
+        *_presentation("phone-1", "offline, method 01"),
+    )  # fmt: skip
+
+
+class DoorLockScenario(Scenario):
+    """Offline door-lock authentication between two SIMs, and the missing applet (seed 001)."""
+
+    name = "doorlock"
+    title = "A door that opens offline between two SIMs (seed 001)"
+    parties = (
+        Party(LOCK_SIM, "card", "the door-lock controller's SIM: UICC, ISD, the applet (lock)"),
+        Party(LOCK, "terminal", "the door-lock controller: short-range link, door actuator"),
+        Party("phone-1-sim", "card", "phone-1's SIM, enrolled by the server"),
+        Party("phone-1", "terminal", "phone-1: the user's phone"),
+        Party("phone-2-sim", "card", "phone-2's SIM, without the applet at first"),
+        Party("phone-2", "terminal", "phone-2: a new user's phone"),
+        Party("phone-3-sim", "card", "phone-3's SIM, holding another door's key"),
+        Party("phone-3", "terminal", "phone-3: a phone for another door"),
+        Party(AMS, "server", "the application management server (SQLite)"),
+    )
+    steps = _steps()
+    fault_points = (
+        FaultPoint(
+            "drop:link@105",
+            "interrupted",
+            "the phone's answer lost on the link: no decision, the door stays shut",
+        ),
+        FaultPoint(
+            "tear:phone-2-sim@207=*",
+            "interrupted",
+            "phone-2's SIM loses power during the install: without the applet or with a "
+            "working one, never half",
+        ),
+        FaultPoint(
+            "dup:http@207",
+            "interrupted",
+            "the download request arrives twice: the copy is refused as a replay",
+        ),
+    )
+
+    def run(self, ctx: RunContext) -> None:
+        from card.crypto.rng import CardRng
+        from host.readers.inprocess import InProcessReader
+        from host.servers.web import RoleServer
+        from host.systems.doorlock.ams import AppManagementServer, Refused, create_app
+        from host.systems.doorlock.card import make_sim
+        from host.systems.doorlock.delivery import DirectGpDelivery
+        from host.systems.doorlock.terminal import InProcessLink, LockController, PhoneHost
+        from host.systems.repository.terminal import JsonClient
+
+        rec = ctx.recorder
+        seed = ctx.seed if ctx.seed is not None else None
+        sims = {
+            name: make_sim(_sim(n), rng_seed=None if seed is None else seed + n)
+            for name, n in SIMS.items()
+        }
+        ctx.state.update(sims=sims, presentations={}, opened=0)
+        now = {"t": AFTERNOON}
+        delivery = DirectGpDelivery({})
+        for name, rt in sims.items():
+            device = LOCK if name == LOCK_SIM else name.removesuffix("-sim")
+            delivery.add_route(
+                device,
+                lambda rt=rt, name=name: TracingReader(
+                    InProcessReader(rt), rec, terminal=AMS, card=name, runtime=rt
+                ),
+            )
+        db = Path(ctx.workdir, "ams.sqlite")
+        ams = AppManagementServer(
+            str(db),
+            delivery,
+            rng=CardRng(seed) if seed is not None else None,
+            clock=lambda: now["t"],
+        )
+        ctx.state["ams_db"] = db
+        ams.register_lock(LOCK, mac=LOCK_MAC, sim=_sim(SIMS[LOCK_SIM]), combination="B")
+        ams.register_lock("lock-next-door", mac=bytes.fromhex("02CA4DE0D002"), sim=_sim(101))
+        for phone in PHONES:
+            ams.register_phone(phone, imei=IMEIS[phone], sim=_sim(SIMS[f"{phone}-sim"]))
+
+        def on_step(interface: str, function: str, detail: str) -> None:
+            rec.step_done(interface, function, detail)
+
+        with contextlib.ExitStack() as stack:
+            stack.callback(ams.close)
+            server = RoleServer(create_app(ams), name=AMS).start()
+            stack.callback(server.stop)
+            ctx.state["ams_url"] = server.url
+
+            # §6.1 and §6.2 (server-triggered): the lock's SIM at night, phone-1's.
+            try:
+                ams.provision_lock(LOCK)
+                refused_by_day = "not refused"
+            except Refused as e:
+                refused_by_day = f"refused at 14:00 ({e.status})"
+            now["t"] = NIGHT
+            result = ams.provision_lock(LOCK)
+            rec.step_done(
+                "ams", "provision_lock", f"{refused_by_day}; at 02:00: {result.to_json()['outcome']}"
+            )
+            result = ams.enrol_phone("phone-1", LOCK)
+            rec.step_done("ams", "enrol_phone", f"phone-1: {result.to_json()['outcome']}")
+            ams.enrol_phone("phone-3", "lock-next-door")  # another door's key (not a step here)
+
+            lock_reader = TracingReader(
+                InProcessReader(sims[LOCK_SIM]), rec, terminal=LOCK, card=LOCK_SIM,
+                runtime=sims[LOCK_SIM],
+            )  # fmt: skip
+            hook = HttpRecorder(rec, LOCK, lambda url: AMS)
+            controller = LockController(
+                lock_reader, ams=JsonClient(server.url, hook=hook), on_step=on_step
+            )
+            links = {}
+            for phone in PHONES:
+                sim = f"{phone}-sim"
+                reader = TracingReader(
+                    InProcessReader(sims[sim]), rec, terminal=phone, card=sim, runtime=sims[sim]
+                )
+                host = PhoneHost(reader, imei=IMEIS[phone], on_step=on_step)
+                links[phone] = InProcessLink(
+                    host, LocalLink(rec, LOCK, phone), controller=LOCK, phone_name=phone
+                )
+            ctx.state["controller"] = controller
+            record = ctx.state["presentations"]
+            record["method 01"] = controller.present(links["phone-1"], 1)
+            record["method 02"] = controller.present(links["phone-1"], 2)
+            record["wrong key"] = controller.present(links["phone-3"], 1)
+            ctx.state["tries_after_wrong"] = controller.card.status()["tries_left"]
+            record["no applet"] = controller.present(links["phone-2"], 1)
+            url = server.url
+            server.stop()
+            ctx.state["offline_refused"] = _unreachable(url)
+            rec.step_done("ams", "stopped", f"server stopped; {ctx.state['offline_refused']}")
+            record["offline"] = controller.present(links["phone-1"], 1)
+            ctx.state["opened"] = controller.opened
+            ctx.state["completed"] = True
+
+    def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
+        done = error is None and bool(ctx.state.get("completed"))
+        out = "completed" if done else "interrupted"
+        p: dict[str, Any] = ctx.state.get("presentations", {})
+        claims: list[Verdict] = []
+
+        def seen(name: str, ok: bool, detail: str) -> None:
+            claims.append(Verdict(name, ok, detail))
+
+        def unlocked(key: str) -> tuple[bool, str]:
+            r = p.get(key)
+            if r is None:
+                return False, "not run"
+            return r.unlocked and r.lock_authentic, (
+                f"unlocked {r.unlocked}, lock authenticated by the phone {r.lock_authentic}"
+            )
+
+        if done:
+            seen("method 01 (shared key): phone-1 opens the door", *unlocked("method 01"))
+            seen("method 02 (certificates): phone-1 opens the door", *unlocked("method 02"))
+            wrong = p["wrong key"]
+            seen(
+                "another door's key is refused, a try spent",
+                not wrong.unlocked and ctx.state.get("tries_after_wrong") == 4,
+                f"{wrong.decision.reason if wrong.decision else wrong.error}; "
+                f"tries left {ctx.state.get('tries_after_wrong')}",
+            )
+            got = p["no applet"]
+            seen(
+                "phone-2 gets the applet at the lock's request, then opens the door",
+                got.download is not None and got.download["outcome"] == "installed" and got.unlocked,
+                f"download {got.download and got.download['outcome']}, unlocked {got.unlocked}",
+            )
+            seen("offline: the server stopped, phone-1 opens the door", *unlocked("offline"))
+            seen(
+                "the door opened exactly four times",
+                ctx.state.get("opened") == 4,
+                f"{ctx.state.get('opened')} openings",
+            )
+        claims += _log_claims(ctx)
+        claims += _phone2_claims(ctx)
+        return out, claims
+
+
+def _unreachable(url: str) -> str:
+    from host.systems.repository.terminal import JsonClient
+
+    try:
+        JsonClient(url, timeout=2).request("GET", "/downloads")
+    except OSError as e:
+        return f"unreachable ({type(e).__name__})"
+    return "still answering"
+
+
+def _log_claims(ctx: RunContext) -> list[Verdict]:
+    """Every install the server made is in its log, with the card's answers."""
+    import sqlite3
+
+    db = ctx.state.get("ams_db")
+    if db is None or not Path(db).exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = list(conn.execute("SELECT trigger, device_id, outcome, statuses FROM downloads"))
+    finally:
+        conn.close()
+    installed = [r for r in rows if r[2] == "installed"]
+    # A first DELETE may find nothing (6A88); every other command answers 9000.
+    ok = all(r[3] and set(r[3].split()[1:]) == {"9000"} for r in installed)
+    return [
+        Verdict(
+            "every download is logged with the card's answers",
+            ok and len(rows) >= 1,
+            "; ".join(f"{t} {d} {o}" for t, d, o, _ in rows),
+        )
+    ]
+
+
+def _phone2_claims(ctx: RunContext) -> list[Verdict]:
+    """After the run, whatever happened: phone-2's SIM has no applet, or a working one."""
+    from host.errors import ApduError
+    from host.readers.inprocess import InProcessReader
+    from host.systems.doorlock.card import DoorLockCard
+
+    sims = ctx.state.get("sims")
+    if not sims:
+        return []
+    rt = sims["phone-2-sim"]
+    rt.power_off()
+    rt.power_on()
+    card = DoorLockCard(InProcessReader(rt))
+    try:
+        card.select()
+    except ApduError as e:
+        return [Verdict("phone-2's SIM: no applet, or a working one", e.sw == 0x6A82,
+                        f"SELECT {e.sw:04X}")]  # fmt: skip
+    try:
+        status = card.status()
+        works = status["role"] == "key" and status["methods"] == 3
+        detail = f"applet present, {status['role']} role, methods {status['methods']:02X}"
+    except ApduError as e:
+        works, detail = False, f"applet present but GET DATA {e.sw:04X}"
+    return [Verdict("phone-2's SIM: no applet, or a working one", works, detail)]
