@@ -144,8 +144,8 @@ class DoorLockScenario(Scenario):
         ),
         FaultPoint(
             "dup:http@207",
-            "interrupted",
-            "the download request arrives twice: the copy is refused as a replay",
+            "completed",
+            "the download request arrives twice: the copy is refused as a replay, one install",
         ),
     )
 
@@ -313,6 +313,7 @@ def _log_claims(ctx: RunContext) -> list[Verdict]:
     finally:
         conn.close()
     installed = [r for r in rows if r[2] == "installed"]
+    by_lock = [r for r in rows if r[0] == "lock-request"]
     # A first DELETE may find nothing (6A88); every other command answers 9000.
     ok = all(r[3] and set(r[3].split()[1:]) == {"9000"} for r in installed)
     return [
@@ -320,7 +321,12 @@ def _log_claims(ctx: RunContext) -> list[Verdict]:
             "every download is logged with the card's answers",
             ok and len(rows) >= 1,
             "; ".join(f"{t} {d} {o}" for t, d, o, _ in rows),
-        )
+        ),
+        Verdict(
+            "at most one download per request (a replayed request installs nothing)",
+            len(by_lock) <= 1,
+            f"{len(by_lock)} download(s) at a lock's request",
+        ),
     ]
 
 
