@@ -22,6 +22,7 @@ DEFAULT_PORTS = {
     "registration": 8801,
     "repository": 8802,
     "smsc": 8808,
+    "doorlock-ams": 8810,
 }
 """Seed 003's roles (move-*) use 8803-8807."""
 
@@ -44,6 +45,7 @@ def server() -> None:
       cardemu server move-provider --port 0 --db provider.sqlite
       cardemu server move-auc --port 0 --db auc.sqlite --demo-subscriber
       cardemu server smsc --port 0 --db smsc.sqlite
+      cardemu server doorlock-ams --port 0 --db ams.sqlite
     """
 
 
@@ -548,3 +550,45 @@ def smsc(host: str, allow_remote: bool, port: int, db: str) -> None:
     srv = _run("smsc", create_app(Smsc(Store(db, SCHEMA))), host, port, None, allow_remote)
     click.echo(f"smsc: serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("smsc", srv.serve_forever)
+
+
+@server.command("doorlock-ams", short_help="Run seed 001's application management server.")
+@_core
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORTS["doorlock-ams"],
+    show_default=True,
+)  # fmt: skip
+@click.option("--db", default="doorlock-ams.sqlite", show_default=True, help="The SQLite store.")
+@click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+def doorlock_ams(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
+    """Seed 001's application management server: lock registry, download requests, log.
+
+    HTTPS with the demo TLS certificate unless --no-tls or --tls-cert/--tls-key.
+    The issuer key is made on first start and kept in the store. Run alone, it
+    has no path to SIMs: it registers devices and checks download requests,
+    and answers 503 where a download would start.
+
+    \b
+    Examples:
+      cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite
+      cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite --no-tls
+    """
+    from host.systems.doorlock.ams import AppManagementServer, create_app
+    from host.systems.repository.demo import demo_tls
+
+    default = demo_tls().server
+    tls = _tls(no_tls, tls_cert, tls_key, default)
+    ams = AppManagementServer(db)
+    srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
+    click.echo(f"doorlock-ams: serving on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("doorlock-ams", srv.serve_forever)

@@ -157,6 +157,7 @@ class DoorLockScenario(Scenario):
         from host.systems.doorlock.card import make_sim
         from host.systems.doorlock.delivery import DirectGpDelivery
         from host.systems.doorlock.terminal import InProcessLink, LockController, PhoneHost
+        from host.systems.repository.demo import demo_tls
         from host.systems.repository.terminal import JsonClient
 
         rec = ctx.recorder
@@ -194,7 +195,8 @@ class DoorLockScenario(Scenario):
 
         with contextlib.ExitStack() as stack:
             stack.callback(ams.close)
-            server = RoleServer(create_app(ams), name=AMS).start()
+            tls = demo_tls()
+            server = RoleServer(create_app(ams), tls=tls.server, name=AMS).start()
             stack.callback(server.stop)
             ctx.state["ams_url"] = server.url
 
@@ -219,7 +221,7 @@ class DoorLockScenario(Scenario):
             )  # fmt: skip
             hook = HttpRecorder(rec, LOCK, lambda url: AMS)
             controller = LockController(
-                lock_reader, ams=JsonClient(server.url, hook=hook), on_step=on_step
+                lock_reader, ams=JsonClient(server.url, hook=hook, ca_pem=tls.ca_pem), on_step=on_step
             )
             links = {}
             for phone in PHONES:
@@ -291,10 +293,11 @@ class DoorLockScenario(Scenario):
 
 
 def _unreachable(url: str) -> str:
+    from host.systems.repository.demo import demo_tls
     from host.systems.repository.terminal import JsonClient
 
     try:
-        JsonClient(url, timeout=2).request("GET", "/downloads")
+        JsonClient(url, timeout=2, ca_pem=demo_tls().ca_pem).request("GET", "/downloads")
     except OSError as e:
         return f"unreachable ({type(e).__name__})"
     return "still answering"
