@@ -85,8 +85,16 @@ from applets.doorlock.protocol import (
 from card import tlv
 from card.crypto.cmac import aes_cmac
 from card.crypto.keys import P256, EcKeyPair, EcPublicKey
-from card.framework import CLEAR_ON_DESELECT, CLEAR_ON_RESET, APDU, SW, Applet, CardError
-from card.framework import persistent, transient
+from card.framework import (
+    APDU,
+    CLEAR_ON_DESELECT,
+    CLEAR_ON_RESET,
+    SW,
+    Applet,
+    CardError,
+    persistent,
+    transient,
+)
 from card.sm.cvc import Cvc, parse_public_key_template, public_key_template
 
 __all__ = ["DOORLOCK_AID", "DoorLockApplet"]

@@ -46,9 +46,7 @@ class World:
             return reader
 
         delivery = DirectGpDelivery({n: route(n) for n in self.sims})
-        self.ams = AppManagementServer(
-            ":memory:", delivery, rng=CardRng(5), clock=lambda: self.now
-        )
+        self.ams = AppManagementServer(":memory:", delivery, rng=CardRng(5), clock=lambda: self.now)
         self.ams.register_lock("lock-1", mac=LOCK_MAC, sim=LOCK, combination=combination)
         self.ams.register_phone("phone-2", imei=IMEI2, sim=PHONE2)
         self.ams.register_phone("phone-3", imei=IMEI3, sim=PHONE3)

@@ -179,7 +179,9 @@ def test_certificate_of_another_holder_refused(iss) -> None:  # type: ignore[no-
     phone = session(phone_sim(iss))
     other = session(phone_sim(iss, identity=b"PHONE-9", key_seed=13))
     answer = tlv.Tlv.from_bytes(phone.answer(2, lock.challenge(2)))
-    foreign = tlv.Tlv.from_bytes(other.answer(2, bytes.fromhex("7C1B8110") + RC + b"\x5F\x20\x06LOCK-1"))
+    foreign = tlv.Tlv.from_bytes(
+        other.answer(2, bytes.fromhex("7C1B8110") + RC + b"\x5f\x20\x06LOCK-1")
+    )
     items = [c if c.tag != 0x7F21 else foreign.find(0x7F21) for c in answer.children]
     assert lock.collate(2, tlv.build(0x7C, items)).sw == 0x6982  # type: ignore[arg-type]
 
@@ -187,9 +189,7 @@ def test_certificate_of_another_holder_refused(iss) -> None:  # type: ignore[no-
 def test_forged_signature_refused(pair) -> None:  # type: ignore[no-untyped-def]
     _, _, lock, phone = pair
     obj = tlv.Tlv.from_bytes(phone.answer(2, lock.challenge(2)))
-    items = [
-        (0x82, bytes(64)) if c.tag == 0x82 else c for c in obj.children
-    ]
+    items = [(0x82, bytes(64)) if c.tag == 0x82 else c for c in obj.children]
     assert lock.collate(2, tlv.build(0x7C, items)).sw == 0x63C4
 
 
@@ -210,7 +210,7 @@ def test_forged_lock_proof_refused_by_the_phone(pair) -> None:  # type: ignore[n
 def test_store_data_from_a_terminal_refused(pair) -> None:  # type: ignore[no-untyped-def]
     lock_rt, _, lock, _ = pair
     with pytest.raises(ApduError) as e:
-        lock.send(0x80, 0xE2, 0x90, 0x00, tlv.build(0x82, b"\x0F"))
+        lock.send(0x80, 0xE2, 0x90, 0x00, tlv.build(0x82, b"\x0f"))
     assert e.value.sw == 0x6982
 
 

@@ -120,7 +120,5 @@ class LockMachine(RuleBasedStateMachine):
         assert self.lock.status()["tries_left"] == self.tries
 
 
-LockMachine.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=15, deadline=None
-)
+LockMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=15, deadline=None)
 TestLockMachine = LockMachine.TestCase

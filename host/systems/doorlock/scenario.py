@@ -21,10 +21,12 @@ The delivery path is `DirectGpDelivery` (GlobalPlatform SCP03 to the SIM's ISD).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from host.readers.base import Reader
 from host.systems.faults import FaultPoint
 from host.systems.scenario import (
     HttpRecorder,
@@ -64,13 +66,15 @@ def _presentation(
 ) -> tuple[StepSpec, ...]:
     sim = f"{phone}-sim"
     last = (
-        StepSpec(110, "lock", "error", LOCK, phone, "S110: authentication error; the door stays shut")
+        StepSpec(110, "lock", "error", LOCK, phone,
+                 "S110: authentication error; the door stays shut")
         if refused
         else StepSpec(109, "lock", "unlock", LOCK, phone,
                       "S109: the door unlocks; the phone's chip checks the lock's answer")
     )  # fmt: skip
     return (
-        StepSpec(first, "link", "detect", LOCK, phone, f"S{first}: {phone} held to the door ({detail})"),
+        StepSpec(first, "link", "detect", LOCK, phone,
+                 f"S{first}: {phone} held to the door ({detail})"),
         StepSpec(first + 1, "lock-sim", "request", LOCK, phone,
                  f"S{first + 1}: the lock's chip makes a challenge; it goes to the phone"),
         StepSpec(104, "phone-sim", "answer", phone, sim,
@@ -169,14 +173,16 @@ class DoorLockScenario(Scenario):
         ctx.state.update(sims=sims, presentations={}, opened=0)
         now = {"t": AFTERNOON}
         delivery = DirectGpDelivery({})
+
+        def route(name: str, rt: Any) -> Callable[[], Reader]:
+            # The server's session to a SIM, recorded as the server's APDUs.
+            return lambda: TracingReader(
+                InProcessReader(rt), rec, terminal=AMS, card=name, runtime=rt
+            )
+
         for name, rt in sims.items():
             device = LOCK if name == LOCK_SIM else name.removesuffix("-sim")
-            delivery.add_route(
-                device,
-                lambda rt=rt, name=name: TracingReader(
-                    InProcessReader(rt), rec, terminal=AMS, card=name, runtime=rt
-                ),
-            )
+            delivery.add_route(device, route(name, rt))
         db = Path(ctx.workdir, "ams.sqlite")
         ams = AppManagementServer(
             str(db),
@@ -209,7 +215,9 @@ class DoorLockScenario(Scenario):
             now["t"] = NIGHT
             result = ams.provision_lock(LOCK)
             rec.step_done(
-                "ams", "provision_lock", f"{refused_by_day}; at 02:00: {result.to_json()['outcome']}"
+                "ams",
+                "provision_lock",
+                f"{refused_by_day}; at 02:00: {result.to_json()['outcome']}",
             )
             result = ams.enrol_phone("phone-1", LOCK)
             rec.step_done("ams", "enrol_phone", f"phone-1: {result.to_json()['outcome']}")
@@ -221,7 +229,9 @@ class DoorLockScenario(Scenario):
             )  # fmt: skip
             hook = HttpRecorder(rec, LOCK, lambda url: AMS)
             controller = LockController(
-                lock_reader, ams=JsonClient(server.url, hook=hook, ca_pem=tls.ca_pem), on_step=on_step
+                lock_reader,
+                ams=JsonClient(server.url, hook=hook, ca_pem=tls.ca_pem),
+                on_step=on_step,
             )
             links = {}
             for phone in PHONES:
@@ -278,7 +288,9 @@ class DoorLockScenario(Scenario):
             got = p["no applet"]
             seen(
                 "phone-2 gets the applet at the lock's request, then opens the door",
-                got.download is not None and got.download["outcome"] == "installed" and got.unlocked,
+                got.download is not None
+                and got.download["outcome"] == "installed"
+                and got.unlocked,
                 f"download {got.download and got.download['outcome']}, unlocked {got.unlocked}",
             )
             seen("offline: the server stopped, phone-1 opens the door", *unlocked("offline"))

@@ -71,14 +71,18 @@ class DownloadFailed(Exception):
 class Link(Protocol):
     """The controller's side of the short-range link to one phone."""
 
-    def exchange(self, payload: bytes, meaning: str, sent: Callable[[], None] | None = None) -> bytes:
+    def exchange(
+        self, payload: bytes, meaning: str, sent: Callable[[], None] | None = None
+    ) -> bytes:
         """Send `payload`; `sent` is called once it is on its way; the phone's answer."""
         ...
 
 
 def close_channel(reader: Reader, channel: int) -> None:
     """MANAGE CHANNEL close (ISO/IEC 7816-4 §11.1.2); a refusal is ignored."""
-    reader.transmit(bytes((channel & 0x03 if channel < 4 else 0x40 | (channel - 4), 0x70, 0x80, channel)))
+    reader.transmit(
+        bytes((channel & 0x03 if channel < 4 else 0x40 | (channel - 4), 0x70, 0x80, channel))
+    )
 
 
 class PhoneHost:
@@ -139,7 +143,9 @@ class PhoneHost:
             except ApduError as e:
                 if e.sw != 0x6A82:
                     raise
-                self.on_step("phone-sim", "absent", "SELECT door-lock applet: 6A82, not on this SIM")
+                self.on_step(
+                    "phone-sim", "absent", "SELECT door-lock applet: 6A82, not on this SIM"
+                )
                 ids = self.identifiers().tlvs()
                 return tlv.build(0xE2, [(0x80, e.sw.to_bytes(2, "big")), (0xA2, ids)])
             answer = card.answer(method, challenge.to_bytes())
@@ -247,7 +253,10 @@ class LockController:
             self.opened += 1
             if self.actuator is not None:
                 self.actuator()
-        verdict = [(0x80, b"\x01" if decision.unlock else b"\x00"), (0x81, decision.reason.encode())]
+        verdict: list[Any] = [
+            (0x80, b"\x01" if decision.unlock else b"\x00"),
+            (0x81, decision.reason.encode()),
+        ]
         if decision.proof:
             verdict.append(decision.proof)
         ack = tlv.Tlv.from_bytes(link.exchange(tlv.build(0xE3, verdict), "verdict"))
