@@ -410,6 +410,18 @@ def card_info(as_json: bool, path: str) -> None:
     is_flag=True,
     help="Instead: the SM-DP+'s InitiateAuthentication on the old and the new web stack.",
 )
+@click.option(
+    "--doorlock",
+    is_flag=True,
+    help="Instead: seed 001's offline unlock (each method) beside a remote HTTPS round trip.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Interleaved rounds for --doorlock.",
+)
 @json_option
 def bench(
     seconds: float,
@@ -419,6 +431,8 @@ def bench(
     runs: int,
     algorithms: tuple[str, ...],
     web: bool,
+    doorlock: bool,
+    rounds: int,
     as_json: bool,
 ) -> None:
     """Measure the card in APDUs/s, each figure beside a reference run of the same invocation.
@@ -428,6 +442,9 @@ def bench(
     through the real PC/SC stack beside a minimal echo card on the same path (the floor).
     With --web: the SM-DP+'s InitiateAuthentication over HTTPS, requests/s and p50/p99,
     on the http.server stack it left beside Starlette/uvicorn, rounds interleaved.
+    With --doorlock: seed 001's unlock on the two SIMs (presentation to decision, each
+    method) beside one remote-authentication round trip to a loopback HTTPS server,
+    as ratios with their spread.
 
     \b
     Examples:
@@ -437,7 +454,20 @@ def bench(
       cardemu bench --keys --runs 5
       cardemu bench --keys --alg P-256 --alg RSA-2048 --json
       cardemu bench --web --seconds 4
+      cardemu bench --doorlock --rounds 200
     """
+    if doorlock:
+        from host.bench_doorlock import run_doorlock_benchmark
+
+        tty = sys.stderr.isatty()
+        dl = run_doorlock_benchmark(
+            rounds, progress=(lambda line: click.echo(line, err=True)) if tty else None
+        )
+        if as_json:
+            click.echo(json.dumps(dl.to_json(), indent=2))
+        else:
+            click.echo("\n".join(dl.lines()))
+        return
     if keys:
         from host.bench_keys import ALGORITHMS, run_key_benchmark
 

@@ -232,12 +232,12 @@ class LockController:
         step = self.on_step
         result = Presentation(method)
         step("link", "detect", "a phone is near")
-        reply = self._request(link, method)
+        reply = self.ask(link, method)
         obj = tlv.Tlv.from_bytes(reply)
         if obj.tag == 0xE2:
             step("link", "absent", "the phone's SIM has no applet")
             result.download = self._fetch_applet(obj)
-            reply = self._request(link, method)
+            reply = self.ask(link, method)
             obj = tlv.Tlv.from_bytes(reply)
         if obj.tag != 0x7C:
             raise LinkError(f"the phone answered {obj.tag:X}, not 7C")
@@ -271,7 +271,8 @@ class LockController:
             step("lock", "error", f"authentication error to the phone: {decision.reason}")
         return result
 
-    def _request(self, link: Link, method: int) -> bytes:
+    def ask(self, link: Link, method: int) -> bytes:
+        """S102-S105: a challenge from the lock's chip to the phone; the phone's reply."""
         challenge = self.card.challenge(method)
         message = tlv.build(0xE0, [(0x80, bytes((method,))), tlv.Tlv.from_bytes(challenge)])
         return link.exchange(
