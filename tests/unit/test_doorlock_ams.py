@@ -239,3 +239,19 @@ def test_the_http_routes(world: World) -> None:
         assert e.value.status == 409
         log = client.request("GET", "/downloads")["downloads"]
         assert [r["outcome"] for r in log] == ["installed", "installed"]
+
+
+def test_cardemu_server_doorlock_ams_runs_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The role as its own process: HTTPS with the demo certificate, a registry, no SIM path."""
+    from host.systems.repository.demo import demo_tls
+    from host.systems.servers import ServerProcess
+
+    with ServerProcess("doorlock-ams", ["--db", str(tmp_path / "ams.sqlite")]) as proc:
+        assert proc.url.startswith("https://")
+        client = JsonClient(proc.url, ca_pem=demo_tls().ca_pem)
+        lock = {"device_id": "lock-1", "mac": LOCK_MAC.hex(), "iccid": LOCK.iccid}
+        client.request("POST", "/locks", {**lock, "imsi": LOCK.imsi, "msisdn": LOCK.msisdn})
+        with pytest.raises(ServerRefused) as e:  # alone it reaches no SIM
+            client.request("POST", "/locks/lock-1/provision", {"force": True})
+        assert e.value.status == 503
+        assert client.request("GET", "/downloads") == {"downloads": []}

@@ -79,3 +79,11 @@ def test_the_link_over_loopback_tcp() -> None:
         finally:
             link.close()
     assert lock.opened == 2 and phone.last["unlocked"]
+
+
+def test_the_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--doorlock", "--rounds", "3", "--json"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    names = [f["name"] for f in j["figures"]]
+    assert len(names) == 4 and all(f["n"] == 3 for f in j["figures"])
+    assert all(r["median"] > 0 for r in j["ratios"].values())
