@@ -70,7 +70,8 @@ class DoorlockBenchReport:
 
     def ratio(self, remote: str, offline: str) -> dict[str, float]:
         """remote / offline per round: median and 10th-90th percentiles."""
-        rs = [r / o for r, o in zip(self.figures[remote].seconds, self.figures[offline].seconds)]
+        pairs = zip(self.figures[remote].seconds, self.figures[offline].seconds, strict=True)
+        rs = [r / o for r, o in pairs]
         return {
             "median": round(statistics.median(rs), 2),
             "p10": round(_percentile(rs, 10), 2),
@@ -81,9 +82,7 @@ class DoorlockBenchReport:
         return {
             "rounds": self.rounds,
             "figures": [f.to_json() for f in self.figures.values()],
-            "ratios": {
-                f"{r} / {o}": self.ratio(r, o) for r in REMOTE for o in OFFLINE
-            },
+            "ratios": {f"{r} / {o}": self.ratio(r, o) for r in REMOTE for o in OFFLINE},
         }
 
     def lines(self) -> list[str]:
