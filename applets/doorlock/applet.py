@@ -25,6 +25,8 @@ P1 b8), applied together in one transaction after the last block. Objects
 - `A1 { 80 MAC, 82 ICCID, 83 IMSI, 84 MSISDN }` the lock's identifiers (lock role)
 - `82 01` try limit 1..15, which also resets the try counter
 - `83 01` the identifier combination of download requests: 'A'..'D'
+- `84 01` which identifier names a SIM in them: 82 ICCID (the default), 83
+  IMSI, 84 MSISDN, FF all three
 
 The issuer writes the key pair (as EMV personalisation bureaus do) rather than
 reading back one generated on the chip: over the air (SMS-PP, TS 102 226) a
@@ -68,10 +70,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from applets.doorlock.protocol import (
+    ALL_SIM_IDS,
     CHALLENGE_SIZE,
-    COMBINATIONS,
     DIR_KEY,
     DIR_LOCK,
+    ID_ICCID,
     METHOD_CERTIFICATE,
     METHOD_SHARED_KEY,
     METHODS,
@@ -79,6 +82,7 @@ from applets.doorlock.protocol import (
     ROLE_LOCK,
     auth_input,
     check_identifiers,
+    combination_tags,
     request_signed_part,
     select_identifiers,
 )
@@ -116,7 +120,7 @@ TAG_PUBLIC_KEY = 0x7F49
 TAG_SIGNATURE = 0x5F37
 
 P_ROLE, P_METHODS, P_SHARED_KEY, P_PRIVATE = 0x80, 0x81, 0xC0, 0xC1
-P_LOCK_IDS, P_TRY_LIMIT, P_COMBINATION = 0xA1, 0x82, 0x83
+P_LOCK_IDS, P_TRY_LIMIT, P_COMBINATION, P_SIM_IDS = 0xA1, 0x82, 0x83, 0x84
 
 DEFAULT_TRY_LIMIT = 5
 MAX_PERSO = 2048
@@ -146,6 +150,7 @@ class DoorLockApplet(Applet):
     issuer = persistent(None)
     lock_ids = persistent(None)
     combination = persistent(b"D")
+    sim_ids = persistent(ID_ICCID)
     try_limit = persistent(DEFAULT_TRY_LIMIT)
     tries_left = persistent(DEFAULT_TRY_LIMIT)
     counter = persistent(0)
@@ -237,6 +242,7 @@ class DoorLockApplet(Applet):
                 "issuer",
                 "lock_ids",
                 "combination",
+                "sim_ids",
                 "try_limit",
             )
         }
@@ -381,7 +387,7 @@ class DoorLockApplet(Applet):
                 raise ValueError("the phone's identifiers come in A2")
             phone = check_identifiers(list(obj.children))
             lock = check_identifiers(tlv.parse(self.lock_ids, allow_padding=False))
-            lock_tags, phone_tags = COMBINATIONS[self.combination.decode()]
+            lock_tags, phone_tags = combination_tags(self.combination.decode(), self.sim_ids)
             lock_part = select_identifiers(lock, lock_tags)
             phone_part = select_identifiers(phone, phone_tags)
         except (ValueError, tlv.TlvError):
@@ -463,6 +469,10 @@ def _apply(state: dict[str, Any], obj: tlv.Tlv) -> None:
         if len(value) != 1 or not 1 <= value[0] <= 15:
             raise CardError(SW.WRONG_DATA)
         state["try_limit"] = value[0]
+    elif tag == P_SIM_IDS:
+        if value not in (b"\x82", b"\x83", b"\x84", bytes((ALL_SIM_IDS,))):
+            raise CardError(SW.WRONG_DATA)
+        state["sim_ids"] = value[0]
     elif tag == P_COMBINATION:
         if value not in (b"A", b"B", b"C", b"D"):
             raise CardError(SW.WRONG_DATA)
@@ -494,7 +504,9 @@ def _check_complete(state: dict[str, Any]) -> None:
     if role == ROLE_LOCK:
         try:
             ids = check_identifiers(tlv.parse(state["lock_ids"], allow_padding=False))
-            select_identifiers(ids, COMBINATIONS[state["combination"].decode()][0])
+            select_identifiers(
+                ids, combination_tags(state["combination"].decode(), state["sim_ids"])[0]
+            )
         except (ValueError, tlv.TlvError):
             raise CardError(SW.WRONG_DATA) from None
 

@@ -37,7 +37,10 @@ server knows them by) are BER-TLV inside `A1` (the lock) and `A2` (the phone):
 | D           | ICCID, IMSI, MSISDN   | ICCID, IMSI, MSISDN   |
 
 ("Which of the information given to the USIM card is used can be determined
-appropriately": the SIM's identifiers the chip has, at least one.)
+appropriately": a SIM is named by the one identifier the installation's
+policy chooses, ICCID by default, or by all three (`ALL_SIM_IDS`). One is
+enough to find it, and keeps the signed request inside one short message
+(140 octets, 3GPP TS 23.040 §9.2.3.24) when the lock's SIM sends it by SMS.)
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from __future__ import annotations
 from card import tlv
 
 __all__ = [
+    "ALL_SIM_IDS",
     "CHALLENGE_SIZE",
     "COMBINATIONS",
     "DEVICE_TAGS",
@@ -63,6 +67,7 @@ __all__ = [
     "SIM_TAGS",
     "auth_input",
     "check_identifiers",
+    "combination_tags",
     "select_identifiers",
     "request_signed_part",
 ]
@@ -90,8 +95,18 @@ COMBINATIONS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "D": (SIM_TAGS, SIM_TAGS),
 }
 
+#: The policy value naming a SIM by all its identifiers.
+ALL_SIM_IDS = 0xFF
+
 _LABEL = b"DOORLOCK"
 _MAX_ID = 32
+
+
+def combination_tags(combination: str, sim_ids: int = ID_ICCID) -> tuple[tuple[int, ...], ...]:
+    """(the lock's tags, the phone's tags) of a combination, a SIM named as `sim_ids` says."""
+    sides = COMBINATIONS[combination]
+    chosen = SIM_TAGS if sim_ids == ALL_SIM_IDS else (sim_ids,)
+    return tuple(chosen if side == SIM_TAGS else side for side in sides)
 
 
 def auth_input(

@@ -49,7 +49,7 @@ def install(rt: CardRuntime, perso: bytes, *, load: bool = True) -> None:
 
 
 def lock_perso(iss: Issuer, *, methods: int = 3, try_limit: int = 5, combination: str = "D",
-               key_seed: int = 11) -> bytes:  # fmt: skip
+               key_seed: int = 11, sim_ids: int | None = None) -> bytes:  # fmt: skip
     key = EcKeyPair.generate(P256, CardRng(key_seed))
     return personalisation(
         role=ROLE_LOCK,
@@ -62,6 +62,7 @@ def lock_perso(iss: Issuer, *, methods: int = 3, try_limit: int = 5, combination
         lock_ids=Identifiers(mac=LOCK_MAC, sim=LOCK_SIM),
         try_limit=try_limit,
         combination=combination,
+        sim_ids=sim_ids,
     )
 
 

@@ -29,7 +29,7 @@ IMEI2, IMEI3 = "356938035643817", "356938035643825"
 class World:
     """Two SIMs of phones, a lock's SIM, the server (in memory) and its clock."""
 
-    def __init__(self, combination: str = "B") -> None:
+    def __init__(self, combination: str = "B", sim_ids: int = 0x82) -> None:
         self.now = datetime(2026, 12, 7, 2, 0)
         self.sims: dict[str, CardRuntime] = {
             "lock-1": make_sim(LOCK, rng_seed=1),
@@ -47,7 +47,9 @@ class World:
 
         delivery = DirectGpDelivery({n: route(n) for n in self.sims})
         self.ams = AppManagementServer(":memory:", delivery, rng=CardRng(5), clock=lambda: self.now)
-        self.ams.register_lock("lock-1", mac=LOCK_MAC, sim=LOCK, combination=combination)
+        self.ams.register_lock(
+            "lock-1", mac=LOCK_MAC, sim=LOCK, combination=combination, sim_ids=sim_ids
+        )
         self.ams.register_phone("phone-2", imei=IMEI2, sim=PHONE2)
         self.ams.register_phone("phone-3", imei=IMEI3, sim=PHONE3)
         assert self.ams.provision_lock("lock-1").receipt.ok
@@ -144,8 +146,9 @@ def test_a_replayed_request_is_refused(world: World) -> None:
     assert e.value.status == 409 and world.delivered == ["phone-2"]
 
 
-def test_identifiers_naming_two_phones_install_nothing(world: World) -> None:
+def test_identifiers_naming_two_phones_install_nothing() -> None:
     """The request names phone-2's ICCID with phone-3's IMSI: no phone is 'the' phone."""
+    world = World(sim_ids=0xFF)  # a lock whose requests carry all of a SIM's identifiers
     mixed = Identifiers(sim=SimIdentity(PHONE2.iccid, PHONE3.imsi, PHONE2.msisdn))
     with pytest.raises(Refused) as e:
         world.ams.download(world.request(mixed))

@@ -236,24 +236,28 @@ def test_incomplete_personalisation_refused(iss) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize(
-    ("combination", "lock_tags", "phone_tags"),
+    ("combination", "sim_ids", "lock_tags", "phone_tags"),
     [
-        ("A", [0x80], [0x81]),
-        ("B", [0x80], [0x82, 0x83, 0x84]),
-        ("C", [0x82, 0x83, 0x84], [0x81]),
-        ("D", [0x82, 0x83, 0x84], [0x82, 0x83, 0x84]),
+        ("A", None, [0x80], [0x81]),
+        ("B", None, [0x80], [0x82]),
+        ("C", None, [0x82], [0x81]),
+        ("D", None, [0x82], [0x82]),
+        ("B", 0x83, [0x80], [0x83]),
+        ("D", 0x84, [0x84], [0x84]),
+        ("D", 0xFF, [0x82, 0x83, 0x84], [0x82, 0x83, 0x84]),
     ],
 )
 def test_download_request_names_both_and_is_signed(
-    iss, combination: str, lock_tags: list[int], phone_tags: list[int]
+    iss, combination: str, sim_ids: int | None, lock_tags: list[int], phone_tags: list[int]
 ) -> None:  # type: ignore[no-untyped-def]
     from applets.doorlock.protocol import ID_IMEI
 
-    lock = session(lock_sim(iss, combination=combination))
+    lock = session(lock_sim(iss, combination=combination, sim_ids=sim_ids))
     public = parse_public_key_template(lock.status()["public_key"])
     phone = Identifiers(imei=PHONE_IMEI, sim=PHONE_SIM).tlvs()
     lock.challenge(1)
-    request = tlv.Tlv.from_bytes(lock.download_request(phone))
+    raw = lock.download_request(phone)
+    request = tlv.Tlv.from_bytes(raw)
     items = {c.tag: c for c in request.children}
     assert [c.tag for c in items[0xA1].children] == lock_tags
     assert [c.tag for c in items[0xA2].children] == phone_tags
@@ -264,7 +268,10 @@ def test_download_request_names_both_and_is_signed(
         combination.encode(), items[0xA1].value, items[0xA2].value, LOCK_ID, 1
     )
     assert public.verify(signed, items[0x5F37].value, encoding="raw")
-    assert items[0xA1].find(0x80) is None or items[0xA1].find(0x80).value == LOCK_MAC  # type: ignore[union-attr]
+    mac = items[0xA1].find(0x80)
+    assert mac is None or mac.value == LOCK_MAC
+    if sim_ids != 0xFF:
+        assert len(raw) <= 140  # one short message's user data (TS 23.040)
 
 
 def test_download_request_only_during_a_presentation(pair) -> None:  # type: ignore[no-untyped-def]

@@ -40,7 +40,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from applets.doorlock.protocol import (
+    ALL_SIM_IDS,
     COMBINATIONS,
+    ID_ICCID,
     METHOD_CERTIFICATE,
     METHOD_SHARED_KEY,
     ROLE_KEY,
@@ -81,6 +83,7 @@ CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, identity BLOB UNIQUE NOT NULL,
     mac TEXT UNIQUE, imei TEXT UNIQUE, iccid TEXT UNIQUE, imsi TEXT UNIQUE, msisdn TEXT UNIQUE,
     methods INTEGER NOT NULL DEFAULT 3, combination TEXT NOT NULL DEFAULT 'D',
+    sim_ids INTEGER NOT NULL DEFAULT 130,
     try_limit INTEGER NOT NULL DEFAULT 5,
     public_key BLOB, door_key BLOB, last_counter INTEGER NOT NULL DEFAULT 0,
     provisioned INTEGER NOT NULL DEFAULT 0);
@@ -191,10 +194,17 @@ class AppManagementServer:
         methods: int = METHOD_SHARED_KEY | METHOD_CERTIFICATE,
         combination: str = "D",
         try_limit: int = 5,
+        sim_ids: int = ID_ICCID,
     ) -> None:
-        """A door lock and its SIM; its door key (the shared AES key) is made here."""
+        """A door lock and its SIM; its door key (the shared AES key) is made here.
+
+        `sim_ids`: the identifier its chip names a SIM by in requests (82 ICCID, 83
+        IMSI, 84 MSISDN, FF all three).
+        """
         if combination not in COMBINATIONS or not 1 <= try_limit <= 15 or methods not in (1, 2, 3):
             raise Refused(400, "combination A-D, try limit 1-15, methods 1-3")
+        if sim_ids not in (ID_ICCID, ID_ICCID + 1, ID_ICCID + 2, ALL_SIM_IDS):
+            raise Refused(400, "sim_ids: 82, 83, 84 or FF")
         door_key = self.rng.random(16)
         self._insert(
             device_id,
@@ -205,6 +215,7 @@ class AppManagementServer:
             combination=combination,
             try_limit=try_limit,
             door_key=door_key,
+            sim_ids=sim_ids,
         )
 
     def register_phone(self, device_id: str, *, imei: str, sim: SimIdentity) -> None:
@@ -264,6 +275,7 @@ class AppManagementServer:
             lock_ids=ids,
             try_limit=lock["try_limit"],
             combination=lock["combination"],
+            sim_ids=lock["sim_ids"],
         )
         return install_script(perso), public_key_template(key.public)
 

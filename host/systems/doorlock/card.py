@@ -241,6 +241,7 @@ def personalisation(
     lock_ids: Identifiers | None = None,
     try_limit: int | None = None,
     combination: str | None = None,
+    sim_ids: int | None = None,
 ) -> bytes:
     """The STORE DATA objects (`applets.doorlock.applet`), in the applet's order."""
     out = tlv.build(0x80, bytes((role,))) + tlv.build(0x81, bytes((methods,)))
@@ -259,6 +260,8 @@ def personalisation(
         out += tlv.build(0x82, bytes((try_limit,)))
     if combination is not None:
         out += tlv.build(0x83, combination.encode())
+    if sim_ids is not None:
+        out += tlv.build(0x84, bytes((sim_ids,)))
     return out
 
 
