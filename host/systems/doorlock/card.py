@@ -289,7 +289,7 @@ class InstallScript:
         return describe_load_file(self.package).aid
 
     def commands(self) -> list[bytes]:
-        """The command APDUs in clear (CLA 80), in order.
+        """The command APDUs in clear (CLA 80), in order: `cleanup()` then `install()`.
 
         Ordered so that a SIM that loses power anywhere in the script is left
         without a selectable applet or with a personalised one, and so that the
@@ -298,10 +298,24 @@ class InstallScript:
         the applet installed but not selectable, personalised, and made
         selectable last (GPC v2.3.1 §11.5.2.3.3: INSTALL [for make selectable]).
         """
+        return self.cleanup() + self.install_commands()
+
+    def cleanup(self) -> list[bytes]:
+        """DELETE of the load file with its applications (GPC v2.3.1 §11.2), when loading.
+
+        Over the air it goes in a packet of its own: a script stops at its first
+        error (TS 102 226 §5.1.1), and 6A88 here only means nothing to delete.
+        """
+        if not self.load:
+            return []
+        aid = describe_load_file(self.package).aid
+        return [encode_command(0x80, 0xE4, 0x00, 0x80, tlv.build(0x4F, aid), 0)]
+
+    def install_commands(self) -> list[bytes]:
+        """INSTALL [for load], LOAD, INSTALL [for install], personalisation, make selectable."""
         desc = describe_load_file(self.package)
         out: list[bytes] = []
         if self.load:
-            out.append(encode_command(0x80, 0xE4, 0x00, 0x80, tlv.build(0x4F, desc.aid), 0))
             lfdb = build_load_file(self.package)
             data = lv(desc.aid) + lv(b"") + lv(b"") + lv(b"") + lv(b"")
             out.append(encode_command(0x80, 0xE6, 0x02, 0x00, data, 0))
