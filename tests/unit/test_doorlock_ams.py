@@ -258,3 +258,30 @@ def test_cardemu_server_doorlock_ams_runs_alone(tmp_path) -> None:  # type: igno
             client.request("POST", "/locks/lock-1/provision", {"force": True})
         assert e.value.status == 503
         assert client.request("GET", "/downloads") == {"downloads": []}
+
+
+def test_the_personalisation_travels_encrypted() -> None:
+    """The door key and the chip key go to the SIM under SCP03 C-DECRYPTION, never in clear."""
+    from card.crypto.keys import P256, EcKeyPair
+    from host.readers.base import Reader
+    from host.systems.doorlock.card import install_script
+    from tests.unit.doorlock_cards import DOOR_KEY, issuer, lock_perso
+
+    class Recording(Reader):
+        def __init__(self, inner: Reader) -> None:
+            self.inner, self.seen = inner, bytearray()
+
+        def transmit(self, apdu: bytes) -> bytes:
+            resp = self.inner.transmit(apdu)
+            self.seen += apdu + resp
+            return resp
+
+    rt = make_sim(LOCK, rng_seed=1)
+    wire = Recording(InProcessReader(rt))
+    receipt = DirectGpDelivery({"lock": lambda: wire}).deliver(
+        "lock", install_script(lock_perso(issuer()))
+    )
+    assert receipt.ok
+    chip_key = EcKeyPair.generate(P256, CardRng(11)).private_bytes()  # lock_perso's key_seed
+    assert DOOR_KEY not in wire.seen and chip_key not in wire.seen
+    assert session(rt).status()["role"] == "lock"

@@ -11,7 +11,7 @@ from host.readers.inprocess import InProcessReader
 from host.systems.faults import walk
 from host.systems.run import get_scenario, run_scenario
 from host.systems.scenario import RunResult
-from tests.unit.doorlock_cards import DOOR_KEY, issuer, lock_sim, phone_sim
+from tests.unit.doorlock_cards import issuer, lock_sim, phone_sim
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,8 @@ def test_the_seed_steps_in_order(clean_run: RunResult) -> None:
     # Offline: nothing goes to the server after it stopped.
     offline = steps[steps.index(next(s for s in steps if s.spec.number == 300)) :]
     assert not any(m.kind == "http" for s in offline for m in s.messages)
-    # The door key never crossed a link, a terminal or the HTTP in clear.
-    for s in steps:
-        for m in s.messages:
-            if m.kind != "apdu" or m.source != "ams":  # the server's own STORE DATA is SCP03
-                assert DOOR_KEY.hex().upper() not in m.request + m.response
+    # What the host programs pass on is answers and certificates, never a key: the door
+    # keys are random here; `test_the_personalisation_travels_encrypted` checks the server's.
 
 
 def test_cli_runs_it_with_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,8 @@ receipt; how the commands travel, and what protects them, is the delivery's.
 
 - `DirectGpDelivery`: a GlobalPlatform SCP03 session (Amendment D) to the
   SIM's ISD through a reader the server has for the device. Every command
-  is C-MAC'd and C-ENC'd, every answer R-MAC'd, so each status word in the
-  receipt is the card's and checked as such. It stands for the remote
+  is C-MAC'd and its data enciphered (C-DECRYPTION), every answer R-MAC'd,
+  so each status word in the receipt is the card's and checked as such. It stands for the remote
   administration sessions (GP Amendment B, SCP81) an operator opens over a
   data connection; in-process, the reader is the device's SIM itself.
 
@@ -115,6 +115,7 @@ class DirectGpDelivery:
 
     def deliver(self, device: str, script: InstallScript) -> Receipt:
         from card.gp.isd import ISD_AID
+        from card.gp.scp03 import SecurityLevel
         from host.gp.client import GpClient
         from host.systems.doorlock.terminal import close_channel
         from host.systems.repository.card import ChannelReader, open_channel
@@ -127,7 +128,9 @@ class DirectGpDelivery:
         # A logical channel of its own: the basic channel stays the UICC's (the phone's).
         try:
             channel = open_channel(reader)
-            gp = GpClient(ChannelReader(reader, channel), self.keys, isd_aid=ISD_AID)
+            # C-DECRYPTION: STORE DATA carries keys (GPC Amendment D §6.2.6); R-MAC too.
+            level = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC
+            gp = GpClient(ChannelReader(reader, channel), self.keys, level=level, isd_aid=ISD_AID)
             gp.open()
         except (ApduError, SecureChannelError, ReaderError) as e:
             raise DeliveryError(f"no secure channel to {device}'s ISD: {e}") from None
