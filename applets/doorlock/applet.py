@@ -27,6 +27,8 @@ P1 b8), applied together in one transaction after the last block. Objects
 - `83 01` the identifier combination of download requests: 'A'..'D'
 - `84 01` which identifier names a SIM in them: 82 ICCID (the default), 83
   IMSI, 84 MSISDN, FF all three
+- `86 L` the server's short-message address (ASCII digits; a leading '+' for an
+  international number): where `80 D0 01 00` sends requests
 
 The issuer writes the key pair (as EMV personalisation bureaus do) rather than
 reading back one generated on the chip: over the air (SMS-PP, TS 102 226) a
@@ -50,13 +52,17 @@ authentication data):
   `7C { 5F20 IDP, 81 RP, 82 answer [, 7F21 certificate] }`.
 - `00 86 <method> 00 7C { 82 the lock's answer [, 7F21 its certificate] }`,
   key role: 9000 if the lock is authentic, else 6982; 6985 with no answer given.
-- `80 D0 00 00 A2 { phone identifiers }`, lock role, with a challenge
+- `80 D0 <P1> 00 A2 { phone identifiers }`, lock role, with a challenge
   outstanding (the presentation under way, the phone said "no applet"):
   the download request (S207) → `E1 { 80 combination, A1 lock ids, A2 phone
   ids, 5F20 lock identity, 85 counter, 5F37 ECDSA signature }`: the signature
   over the TLVs before it (`protocol.request_signed_part`), by the lock's key
   the server registered; the counter (4 bytes) rises with every request, moved
-  before the signing, so no two requests carry one counter.
+  before the signing, so no two requests carry one counter. P1 00: the
+  request is the answer, for the controller to carry; P1 01: the chip sends
+  it itself, as a short message to the server's address, by the SIM toolkit's
+  proactive SEND SHORT MESSAGE (ETSI TS 102 223 §6.6.9; the card ends with
+  91xx and the terminal FETCHes it) and answers nothing.
 - `00 CA 00 E0` GET DATA: `E0 { 80 role, 81 methods, 5F20 identity, 82 try
   limit, 86 tries left, 85 counter [, 7F49 public key] }` (nothing secret).
 
@@ -121,6 +127,7 @@ TAG_SIGNATURE = 0x5F37
 
 P_ROLE, P_METHODS, P_SHARED_KEY, P_PRIVATE = 0x80, 0x81, 0xC0, 0xC1
 P_LOCK_IDS, P_TRY_LIMIT, P_COMBINATION, P_SIM_IDS = 0xA1, 0x82, 0x83, 0x84
+P_SERVER_ADDRESS = 0x86
 
 DEFAULT_TRY_LIMIT = 5
 MAX_PERSO = 2048
@@ -151,6 +158,7 @@ class DoorLockApplet(Applet):
     lock_ids = persistent(None)
     combination = persistent(b"D")
     sim_ids = persistent(ID_ICCID)
+    server_address = persistent(None)
     try_limit = persistent(DEFAULT_TRY_LIMIT)
     tries_left = persistent(DEFAULT_TRY_LIMIT)
     counter = persistent(0)
@@ -243,6 +251,7 @@ class DoorLockApplet(Applet):
                 "lock_ids",
                 "combination",
                 "sim_ids",
+                "server_address",
                 "try_limit",
             )
         }
@@ -377,8 +386,11 @@ class DoorLockApplet(Applet):
     def _download_request(self, apdu: APDU) -> bytes:
         if self.role != ROLE_LOCK:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-        if apdu.p1p2 != 0:
+        if apdu.p1 not in (0x00, 0x01) or apdu.p2 != 0:
             raise CardError(SW.INCORRECT_P1P2)
+        by_sms = apdu.p1 == 0x01
+        if by_sms and self.server_address is None:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         if not isinstance(self.session, _Session):
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # only during a presentation
         try:
@@ -399,7 +411,25 @@ class DoorLockApplet(Applet):
             self.combination, lock_part, phone_part, self.identity, counter
         )
         signature = self._key().sign(signed, encoding="raw")
-        return tlv.build(0xE1, signed + tlv.build(TAG_SIGNATURE, signature))
+        request = tlv.build(0xE1, signed + tlv.build(TAG_SIGNATURE, signature))
+        if not by_sms:
+            return request
+        self._send_sms(request)
+        return b""
+
+    def _send_sms(self, request: bytes) -> None:
+        """The request as one short message to the server (8-bit data, TS 23.040 §9.2.2.2)."""
+        from card.ota import cat, sms
+
+        address = self.server_address
+        international = address.startswith(b"+")
+        digits = address.lstrip(b"+").decode()
+        destination = sms.Address(digits, 0x91 if international else 0x81)
+        try:
+            tpdu = sms.SmsSubmit(destination, request, udhi=False, pid=0x00, dcs=0x04).to_bytes()
+        except ValueError:
+            raise CardError(SW.WRONG_LENGTH) from None  # over 140 octets: choose fewer ids
+        self.system.send_proactive(cat.send_short_message(tpdu))
 
     # -- GET DATA ------------------------------------------------------------------------
 
@@ -469,6 +499,11 @@ def _apply(state: dict[str, Any], obj: tlv.Tlv) -> None:
         if len(value) != 1 or not 1 <= value[0] <= 15:
             raise CardError(SW.WRONG_DATA)
         state["try_limit"] = value[0]
+    elif tag == P_SERVER_ADDRESS:
+        digits = value[1:] if value[:1] == b"+" else value
+        if not 0 < len(digits) <= 20 or not digits.isdigit() or not digits.isascii():
+            raise CardError(SW.WRONG_DATA)
+        state["server_address"] = value
     elif tag == P_SIM_IDS:
         if value not in (b"\x82", b"\x83", b"\x84", bytes((ALL_SIM_IDS,))):
             raise CardError(SW.WRONG_DATA)

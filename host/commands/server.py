@@ -562,6 +562,14 @@ def smsc(host: str, allow_remote: bool, port: int, db: str) -> None:
 @click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@click.option(
+    "--smsc",
+    "smsc_url",
+    help="The SMS centre (`cardemu server smsc`): downloads over the air, requests by SMS.",
+)
+@click.option(
+    "--address", default="12345", show_default=True, help="The server's address at the SMSC."
+)
 def doorlock_ams(
     host: str,
     allow_remote: bool,
@@ -570,25 +578,56 @@ def doorlock_ams(
     no_tls: bool,
     tls_cert: str | None,
     tls_key: str | None,
+    smsc_url: str | None,
+    address: str,
 ) -> None:
     """Seed 001's application management server: lock registry, download requests, log.
 
     HTTPS with the demo TLS certificate unless --no-tls or --tls-cert/--tls-key.
-    The issuer key is made on first start and kept in the store. Run alone, it
-    has no path to SIMs: it registers devices and checks download requests,
-    and answers 503 where a download would start.
+    The issuer key is made on first start and kept in the store. With --smsc it
+    installs applets over the air (RAM in SCP80 packets by SMS-PP, the SIMs'
+    SCP80 test key set 1; the phones' terminals poll the SMS centre) and reads
+    the locks' requests from its address there every second; without, it has no
+    path to SIMs: it registers devices, checks requests, and answers 503 where
+    a download would start.
 
     \b
     Examples:
       cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite
       cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite --no-tls
+      cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite --smsc http://127.0.0.1:8803
     """
     from host.systems.doorlock.ams import AppManagementServer, create_app
     from host.systems.repository.demo import demo_tls
 
     default = demo_tls().server
     tls = _tls(no_tls, tls_cert, tls_key, default)
-    ams = AppManagementServer(db)
+    if smsc_url is None:
+        ams = AppManagementServer(db)
+        srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
+        click.echo(f"doorlock-ams: serving on {srv.url} (Ctrl-C stops)", err=True)
+        serve_until_interrupted("doorlock-ams", srv.serve_forever)
+        return
+    from host.presets import ota_test_keysets
+    from host.servers.smsc import SmscClient
+    from host.systems.doorlock.ota import OtaDelivery, SmsGateway, SmsPoller
+
+    gateway = SmsGateway(SmscClient(smsc_url), address)
+
+    def msisdn_of(device: str) -> str | None:
+        row = ams.device(device)
+        return None if row is None else str(row["msisdn"])
+
+    delivery = OtaDelivery(
+        gateway, msisdn_of=msisdn_of, keyset_of=lambda d: ota_test_keysets()[0], timeout=60.0
+    )
+    ams = AppManagementServer(db, delivery, sms_address=address)
     srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
-    click.echo(f"doorlock-ams: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("doorlock-ams", srv.serve_forever)
+    poller = SmsPoller(lambda: ams.poll_sms(gateway)).start()
+    click.echo(
+        f"doorlock-ams: serving on {srv.url}, SMS {address} at {smsc_url} (Ctrl-C stops)", err=True
+    )
+    try:
+        serve_until_interrupted("doorlock-ams", srv.serve_forever)
+    finally:
+        poller.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -34,15 +35,31 @@ def test_the_seed_steps_in_order(clean_run: RunResult) -> None:
         ("apdu", "phone-1", "phone-1-sim")
     }
     assert [m.kind for m in steps[6].messages] == ["apdu"]  # collate: the lock's chip only
-    # S207-S209: the request over HTTPS, the server's APDUs to phone-2's SIM.
+    # S206: the lock's chip sends its request by SMS: the modem FETCHes SEND SHORT MESSAGE.
+    request = next(s for s in steps if s.spec.number == 206)
+    fetched = [m for m in request.messages if m.kind == "apdu" and m.request[:4] == "8012"]
+    # D0 ... 81 03 nn 13 00: a proactive command, its details naming SEND SHORT MESSAGE (13).
+    assert fetched and re.match(r"D0(81)?..8103..1300", fetched[0].response)
+    # S207-S209: SMS-PP download ENVELOPEs to phone-2's SIM, through its modem.
     download = next(s for s in steps if s.spec.number == 207)
-    assert any(m.kind == "http" and m.target == "ams" for m in download.messages)
-    assert any(m.kind == "apdu" and m.target == "phone-2-sim" for m in download.messages)
+    envelopes = [m for m in download.messages if m.request[:4] == "80C2"]
+    assert envelopes and {(m.source, m.target) for m in envelopes} == {("phone-2", "phone-2-sim")}
     # Offline: nothing goes to the server after it stopped.
     offline = steps[steps.index(next(s for s in steps if s.spec.number == 300)) :]
     assert not any(m.kind == "http" for s in offline for m in s.messages)
     # What the host programs pass on is answers and certificates, never a key: the door
     # keys are random here; `test_the_personalisation_travels_encrypted` checks the server's.
+
+
+def test_the_scp03_and_https_path() -> None:
+    """The same scenario with the server's SCP03 sessions and the controller's HTTPS."""
+    from host.systems.doorlock.scenario import DoorLockScenario
+
+    r = run_scenario(DoorLockScenario("gp"), seed=5)
+    assert r.ok, [v for v in r.verdicts if not v.ok]
+    download = next(s for s in r.steps if s.spec.number == 207)
+    assert any(m.kind == "http" and m.target == "ams" for m in download.messages)
+    assert any(m.kind == "apdu" and m.source == "ams" for m in download.messages)
 
 
 def test_cli_runs_it_with_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,3 +101,17 @@ def test_the_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     names = [f["name"] for f in j["figures"]]
     assert len(names) == 4 and all(f["n"] == 3 for f in j["figures"])
     assert all(r["median"] > 0 for r in j["ratios"].values())
+
+
+def test_pcsc_run() -> None:
+    """--pcsc: the lock's SIM through pcscd and vpcd (its modem's FETCH too); phones in-process."""
+    from host.systems.pcsc import PcscUnavailable, check_pcsc
+
+    try:
+        check_pcsc()
+    except PcscUnavailable as e:
+        pytest.skip(str(e))
+    r = run_scenario(get_scenario("doorlock"), pcsc=True)
+    if r.error and "PcscUnavailable" in r.error:
+        pytest.skip(r.error)
+    assert r.ok and r.outcome == "completed", [v for v in r.verdicts if not v.ok]

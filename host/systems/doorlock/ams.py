@@ -149,6 +149,8 @@ class AppManagementServer:
         rng: the randomness of the keys it issues (a seeded `CardRng` for a reproducible demo).
         hours: the service hours.
         clock: local time now (tests and the scenario move it).
+        sms_address: its address at the SMS centre, personalised into locks so that
+            their chips send requests there by SMS (None: requests come by HTTP).
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class AppManagementServer:
         rng: CardRng | None = None,
         hours: ServiceHours | None = None,
         clock: Callable[[], datetime] = datetime.now,
+        sms_address: str | None = None,
     ) -> None:
         self.store = store if isinstance(store, Store) else Store(store, SCHEMA)
         if isinstance(store, Store):
@@ -170,6 +173,7 @@ class AppManagementServer:
         self.rng = rng or CardRng()
         self.hours = hours or ServiceHours()
         self.clock = clock
+        self.sms_address = sms_address
         self._lock = threading.Lock()  # one download at a time per server
         with self.store.transaction() as c:
             c.execute(
@@ -276,6 +280,7 @@ class AppManagementServer:
             try_limit=lock["try_limit"],
             combination=lock["combination"],
             sim_ids=lock["sim_ids"],
+            server_address=self.sms_address,
         )
         return install_script(perso), public_key_template(key.public)
 
@@ -367,7 +372,20 @@ class AppManagementServer:
             lock = self._require(lock_id, DOOR_LOCK)
             return self._deliver("server", lock_id, phone_id, self.key_script(phone, lock))
 
-    def download(self, request: bytes) -> DownloadResult:
+    def poll_sms(self, gateway: Any) -> list[DownloadResult | Refused]:
+        """The download requests that came by short message (`ota.SmsGateway`), each handled.
+
+        The network vouches for the sender's MSISDN: it must be the lock's SIM's.
+        """
+        out: list[DownloadResult | Refused] = []
+        for sender, request in gateway.take_requests():
+            try:
+                out.append(self.download(request, sender_msisdn=sender))
+            except Refused as e:
+                out.append(e)
+        return out
+
+    def download(self, request: bytes, *, sender_msisdn: str | None = None) -> DownloadResult:
         """S207-S209: a lock chip's download request; the phone it names gets the applet.
 
         Raises:
@@ -381,6 +399,8 @@ class AppManagementServer:
             lock = self._find(lock_ids, DOOR_LOCK)
             if lock is None or not lock["provisioned"] or lock["identity"] != identity:
                 raise Refused(403, "the requester is not a registered lock")
+            if sender_msisdn is not None and sender_msisdn != lock["msisdn"]:
+                raise Refused(403, "the short message did not come from the lock's SIM")
             public = parse_public_key_template(lock["public_key"])
             signed = request_signed_part(
                 combination, _encode_ids(lock_ids), _encode_ids(phone_ids), identity, counter

@@ -124,19 +124,17 @@ class Identifiers:
 def make_sim(identity: SimIdentity, *, rng_seed: int | bytes | None = None) -> CardRuntime:
     """A UICC with one USIM profile (the `usim` preset's, with these identifiers) and an ISD.
 
-    The ISD (GP test keys 40..4F, key version 30) is not default-selected: the
-    UICC application stays the card's default, as on an operator's SIM.
+    As the `usim-ota` preset makes it (`host.presets.install_uicc_ota`): the UICC
+    application default-selected, as on an operator's SIM; the ISD beside it
+    with the GP test keys 40..4F (SCP03, key version 30) and the SCP80 test key
+    sets (`host.presets.ota_test_keysets`) for remote applet management.
     """
-    from applets.usim import UICC_AID, UiccApplet
     from applets.usim.builder import sample_profile
-    from card.gp.isd import ISD_AID, IssuerSecurityDomain
-    from host.presets import UICC_ATR
+    from host.presets import install_uicc_ota
 
     rt = CardRuntime(rng_seed=rng_seed)
     profile = sample_profile(iccid=identity.iccid, imsi=identity.imsi, msisdn=identity.msisdn)
-    rt.install(UiccApplet, UICC_AID, profile.to_bytes(), default=True)
-    rt.install(IssuerSecurityDomain, ISD_AID)
-    rt.set_atr(UICC_ATR)
+    install_uicc_ota(rt, profile=profile.to_bytes())
     rt.power_on()
     return rt
 
@@ -183,6 +181,14 @@ class DoorLockCard(AppletSession):
     def download_request(self, phone: bytes) -> bytes:
         """S206-S207: the signed request naming the lock and the phone (identifier TLVs)."""
         return self.send(0x80, INS_DOWNLOAD_REQUEST, 0x00, 0x00, tlv.build(0xA2, phone), le=0)
+
+    def send_download_request(self, phone: bytes) -> None:
+        """S206-S207: the chip signs the request and sends it to the server by SMS itself.
+
+        The card queues a SEND SHORT MESSAGE: the reader must be a terminal that
+        serves proactive commands (`host.ota.ToolkitReader`).
+        """
+        self.send(0x80, INS_DOWNLOAD_REQUEST, 0x01, 0x00, tlv.build(0xA2, phone))
 
     # -- the key role -----------------------------------------------------------------
 
@@ -242,6 +248,7 @@ def personalisation(
     try_limit: int | None = None,
     combination: str | None = None,
     sim_ids: int | None = None,
+    server_address: str | None = None,
 ) -> bytes:
     """The STORE DATA objects (`applets.doorlock.applet`), in the applet's order."""
     out = tlv.build(0x80, bytes((role,))) + tlv.build(0x81, bytes((methods,)))
@@ -262,6 +269,8 @@ def personalisation(
         out += tlv.build(0x83, combination.encode())
     if sim_ids is not None:
         out += tlv.build(0x84, bytes((sim_ids,)))
+    if server_address is not None:
+        out += tlv.build(0x86, server_address.encode())
     return out
 
 

@@ -12,7 +12,7 @@ receipt; how the commands travel, and what protects them, is the delivery's.
   data connection; in-process, the reader is the device's SIM itself.
 
 Over the air (ETSI TS 102 225/226 secured packets in SMS-PP) is the other
-implementation of the same interface, on the OTA stack.
+implementation of the same interface, and the default: `ota.OtaDelivery`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,12 @@ run, in the seed's order:
    logs it; phone 2 then opens the door.
 5. The server is stopped; phone 1 still opens the door (offline is the point).
 
-The delivery path is `DirectGpDelivery` (GlobalPlatform SCP03 to the SIM's ISD).
+By default the server's scripts travel over the air (`ota.OtaDelivery`: RAM
+commands in SCP80 secured packets, SMS-PP through the SMS centre stand-in,
+the phones' and the lock's modems polling it, proofs of receipt back by SMS)
+and the lock's chip sends its request itself by SEND SHORT MESSAGE;
+`DoorLockScenario("gp")` uses an SCP03 session to each SIM's ISD and the
+controller's HTTPS instead.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from host.systems.scenario import (
 
 __all__ = ["DoorLockScenario", "LOCK_SIM", "PHONES"]
 
-LOCK, LOCK_SIM, AMS = "lock-controller", "lock-sim", "ams"
+LOCK, LOCK_SIM, AMS, SMSC = "lock-controller", "lock-sim", "ams", "smsc"
 PHONES = ("phone-1", "phone-2", "phone-3")
 LOCK_MAC = bytes.fromhex("02CA4DE0D001")
 NIGHT = datetime(2026, 12, 7, 2, 0)
@@ -98,8 +103,9 @@ def _steps() -> tuple[StepSpec, ...]:
         StepSpec(206, "lock-sim", "download_request", LOCK, LOCK_SIM,
                  "S206: the lock's chip signs a download request naming lock and phone"),
         StepSpec(207, "ams", "download", LOCK, AMS,
-                 "S207-S209: to the server, which checks the lock, finds the phone and "
-                 "installs the applet on its SIM"),
+                 "S207-S209: the request to the server (by SMS from the lock's SIM), which "
+                 "checks the lock, finds the phone and installs the applet on its SIM "
+                 "(RAM over SMS-PP, TS 102 226; a proof of receipt back)"),
         StepSpec(202, "lock-sim", "request", LOCK, "phone-2", "S104 on (FIG. 5): a new challenge"),
         *_presentation("phone-2", "with its new applet")[2:],
     )  # fmt: skip
@@ -132,6 +138,7 @@ class DoorLockScenario(Scenario):
         Party("phone-3-sim", "card", "phone-3's SIM, holding another door's key"),
         Party("phone-3", "terminal", "phone-3: a phone for another door"),
         Party(AMS, "server", "the application management server (SQLite)"),
+        Party(SMSC, "server", "the SMS centre stand-in (short messages per MSISDN)"),
     )
     steps = _steps()
     fault_points = (
@@ -147,60 +154,108 @@ class DoorLockScenario(Scenario):
             "working one, never half",
         ),
         FaultPoint(
-            "dup:http@207",
-            "completed",
-            "the download request arrives twice: the copy is refused as a replay, one install",
+            "drop:link@205",
+            "interrupted",
+            "the phone's 'no applet' is lost on the link: nothing requested, nothing installed",
         ),
     )
 
+    def __init__(self, delivery: str = "ota") -> None:
+        if delivery not in ("ota", "gp"):
+            raise ValueError("delivery: ota or gp")
+        #: "ota": SMS-PP secured packets through the SMS centre, the lock's request by
+        #: SMS; "gp": an SCP03 session to each SIM's ISD, the request over HTTPS.
+        self.delivery = delivery
+
     def run(self, ctx: RunContext) -> None:
         from card.crypto.rng import CardRng
+        from host.ota import ToolkitTerminal
+        from host.presets import ota_test_keysets
         from host.readers.inprocess import InProcessReader
+        from host.servers.smsc import Smsc, SmscClient
+        from host.servers.smsc import create_app as smsc_app
         from host.servers.web import RoleServer
         from host.systems.doorlock.ams import AppManagementServer, Refused, create_app
         from host.systems.doorlock.card import make_sim
-        from host.systems.doorlock.delivery import DirectGpDelivery
-        from host.systems.doorlock.terminal import InProcessLink, LockController, PhoneHost
+        from host.systems.doorlock.delivery import AppletDelivery, DirectGpDelivery
+        from host.systems.doorlock.ota import AMS_ADDRESS, OtaDelivery, SmsGateway
+        from host.systems.doorlock.terminal import (
+            HttpUplink,
+            InProcessLink,
+            LockController,
+            PhoneHost,
+            SmsUplink,
+        )
         from host.systems.repository.demo import demo_tls
         from host.systems.repository.terminal import JsonClient
 
         rec = ctx.recorder
+        ota = self.delivery == "ota"
         seed = ctx.seed if ctx.seed is not None else None
         sims = {
             name: make_sim(_sim(n), rng_seed=None if seed is None else seed + n)
             for name, n in SIMS.items()
         }
-        ctx.state.update(sims=sims, presentations={}, opened=0)
+        ctx.state.update(sims=sims, presentations={}, opened=0, delivery=self.delivery)
         now = {"t": AFTERNOON}
-        delivery = DirectGpDelivery({})
-
-        def route(name: str, rt: Any) -> Callable[[], Reader]:
-            # The server's session to a SIM, recorded as the server's APDUs.
-            return lambda: TracingReader(
-                InProcessReader(rt), rec, terminal=AMS, card=name, runtime=rt
-            )
-
-        for name, rt in sims.items():
-            device = LOCK if name == LOCK_SIM else name.removesuffix("-sim")
-            delivery.add_route(device, route(name, rt))
-        db = Path(ctx.workdir, "ams.sqlite")
-        ams = AppManagementServer(
-            str(db),
-            delivery,
-            rng=CardRng(seed) if seed is not None else None,
-            clock=lambda: now["t"],
-        )
-        ctx.state["ams_db"] = db
-        ams.register_lock(LOCK, mac=LOCK_MAC, sim=_sim(SIMS[LOCK_SIM]), combination="B")
-        ams.register_lock("lock-next-door", mac=bytes.fromhex("02CA4DE0D002"), sim=_sim(101))
-        for phone in PHONES:
-            ams.register_phone(phone, imei=IMEIS[phone], sim=_sim(SIMS[f"{phone}-sim"]))
+        owner = {LOCK_SIM: LOCK, **{f"{p}-sim": p for p in PHONES}}
 
         def on_step(interface: str, function: str, detail: str) -> None:
             rec.step_done(interface, function, detail)
 
+        served: dict[str, Reader] = {}
+
+        def traced(name: str, terminal: str) -> TracingReader:
+            rt = sims[name]
+            inner = served.get(name) or InProcessReader(rt)
+            return TracingReader(inner, rec, terminal=terminal, card=name, runtime=rt)
+
         with contextlib.ExitStack() as stack:
+            if ctx.pcsc:
+                from host.systems.pcsc import served_card
+
+                # The lock's SIM in a real reader (pcscd + vpcd); the phones stay in-process.
+                served[LOCK_SIM] = stack.enter_context(served_card(sims[LOCK_SIM]))
+            delivery: AppletDelivery
+            terminals: dict[str, Any] = {}
+            gateway = None
+            if ota:
+                smsc = stack.enter_context(RoleServer(smsc_app(Smsc()), name=SMSC))
+                for name, host in owner.items():
+                    modem = ToolkitTerminal(
+                        traced(name, host), msisdn=_sim(SIMS[name]).msisdn,
+                        smsc=stack.enter_context(SmscClient(smsc.url)),
+                    )  # fmt: skip
+                    modem.start()  # TERMINAL PROFILE, as a modem does at power-on
+                    terminals[host] = modem
+                gateway = SmsGateway(stack.enter_context(SmscClient(smsc.url)), AMS_ADDRESS)
+                delivery = OtaDelivery(
+                    gateway,
+                    msisdn_of=lambda d: _msisdn_of(ams, d),
+                    keyset_of=lambda d: ota_test_keysets()[0],
+                    page=lambda d: terminals[d].poll_smsc() and None,
+                )
+            else:
+
+                def route(name: str) -> Callable[[], Reader]:
+                    # The server's session to a SIM, recorded as the server's APDUs.
+                    return lambda: traced(name, AMS)
+
+                delivery = DirectGpDelivery({host: route(name) for name, host in owner.items()})
+            db = Path(ctx.workdir, "ams.sqlite")
+            ams = AppManagementServer(
+                str(db),
+                delivery,
+                rng=CardRng(seed) if seed is not None else None,
+                clock=lambda: now["t"],
+                sms_address=AMS_ADDRESS if ota else None,
+            )
             stack.callback(ams.close)
+            ctx.state["ams_db"] = db
+            ams.register_lock(LOCK, mac=LOCK_MAC, sim=_sim(SIMS[LOCK_SIM]), combination="B")
+            ams.register_lock("lock-next-door", mac=bytes.fromhex("02CA4DE0D002"), sim=_sim(101))
+            for phone in PHONES:
+                ams.register_phone(phone, imei=IMEIS[phone], sim=_sim(SIMS[f"{phone}-sim"]))
             tls = demo_tls()
             server = RoleServer(create_app(ams), tls=tls.server, name=AMS).start()
             stack.callback(server.stop)
@@ -214,34 +269,29 @@ class DoorLockScenario(Scenario):
                 refused_by_day = f"refused at 14:00 ({e.status})"
             now["t"] = NIGHT
             result = ams.provision_lock(LOCK)
+            outcome = result.to_json()["outcome"]
             rec.step_done(
-                "ams",
-                "provision_lock",
-                f"{refused_by_day}; at 02:00: {result.to_json()['outcome']}",
+                "ams", "provision_lock", f"{refused_by_day}; at 02:00 by {delivery.path}: {outcome}"
             )
             result = ams.enrol_phone("phone-1", LOCK)
             rec.step_done("ams", "enrol_phone", f"phone-1: {result.to_json()['outcome']}")
             ams.enrol_phone("phone-3", "lock-next-door")  # another door's key (not a step here)
 
-            lock_reader = TracingReader(
-                InProcessReader(sims[LOCK_SIM]), rec, terminal=LOCK, card=LOCK_SIM,
-                runtime=sims[LOCK_SIM],
-            )  # fmt: skip
-            hook = HttpRecorder(rec, LOCK, lambda url: AMS)
-            controller = LockController(
-                lock_reader,
-                ams=JsonClient(server.url, hook=hook, ca_pem=tls.ca_pem),
-                on_step=on_step,
-            )
+            if ota:
+                assert gateway is not None
+                lock_reader: Reader = terminals[LOCK].as_reader()
+                uplink: Any = SmsUplink(lambda: ams.poll_sms(gateway))
+            else:
+                lock_reader = traced(LOCK_SIM, LOCK)
+                hook = HttpRecorder(rec, LOCK, lambda url: AMS)
+                uplink = HttpUplink(JsonClient(server.url, hook=hook, ca_pem=tls.ca_pem))
+            controller = LockController(lock_reader, ams=uplink, on_step=on_step)
             links = {}
             for phone in PHONES:
-                sim = f"{phone}-sim"
-                reader = TracingReader(
-                    InProcessReader(sims[sim]), rec, terminal=phone, card=sim, runtime=sims[sim]
-                )
-                host = PhoneHost(reader, imei=IMEIS[phone], on_step=on_step)
+                reader = terminals[phone].reader if ota else traced(f"{phone}-sim", phone)
+                handset = PhoneHost(reader, imei=IMEIS[phone], on_step=on_step)
                 links[phone] = InProcessLink(
-                    host, LocalLink(rec, LOCK, phone), controller=LOCK, phone_name=phone
+                    handset, LocalLink(rec, LOCK, phone), controller=LOCK, phone_name=phone
                 )
             ctx.state["controller"] = controller
             record = ctx.state["presentations"]
@@ -302,6 +352,11 @@ class DoorLockScenario(Scenario):
         claims += _log_claims(ctx)
         claims += _phone2_claims(ctx)
         return out, claims
+
+
+def _msisdn_of(ams: Any, device: str) -> str | None:
+    row = ams.device(device)
+    return None if row is None else str(row["msisdn"])
 
 
 def _unreachable(url: str) -> str:

@@ -44,6 +44,8 @@ from host.systems.repository.card import ChannelReader, open_channel
 
 __all__ = [
     "DownloadFailed",
+    "HttpUplink",
+    "SmsUplink",
     "InProcessLink",
     "Link",
     "LockController",
@@ -205,7 +207,8 @@ class LockController:
 
     Args:
         reader: the lock's SIM.
-        ams: a JSON client to the application management server (None: offline).
+        ams: how requests reach the application management server (`HttpUplink`,
+            `SmsUplink`; None: never).
         on_step: told (interface, function, detail) as each seed step completes.
         actuator: called when the chip says unlock (the door-lock opening unit 24).
     """
@@ -286,17 +289,63 @@ class LockController:
         ids = absent.find(0xA2)
         if ids is None:
             raise LinkError("E2 needs A2")
-        request = self.card.download_request(ids.value)
-        self.on_step("lock-sim", "download_request", f"signed request, {len(request)} bytes")
         if self.ams is None:
             raise LinkError("no application management server to ask")
-        answer: dict[str, Any] = self.ams.request(
-            "POST", "/download-requests", {"request": request.hex()}
-        )
+        answer = self.ams.request_download(self.card, ids.value, self.on_step)
         self.on_step("ams", "download", f"{answer['device_id']}: {answer['outcome']}")
         if answer.get("outcome") != "installed":
             raise DownloadFailed(f"the server could not install the applet: {answer}")
         return answer
+
+
+class HttpUplink:
+    """The controller carries the chip's request to the server over HTTPS.
+
+    `POST /download-requests`: the server answers with the download's outcome.
+
+    Args:
+        client: a JSON client to the application management server.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def request_download(self, card: DoorLockCard, phone: bytes, on_step: OnStep) -> dict[str, Any]:
+        request = card.download_request(phone)
+        on_step("lock-sim", "download_request", f"signed request, {len(request)} bytes")
+        answer: dict[str, Any] = self.client.request(
+            "POST", "/download-requests", {"request": request.hex()}
+        )
+        return answer
+
+
+class SmsUplink:
+    """The lock's chip sends its request itself, by SMS through the SIM toolkit.
+
+    The card queues SEND SHORT MESSAGE; the controller's modem (its reader is
+    a `ToolkitReader`) performs it. The server answers the phone, not the lock:
+    `await_result` says how it went when the caller can tell (in-process, the
+    network's turn), else the controller simply asks the phone again.
+
+    Args:
+        await_result: runs the network until the server has handled the request;
+            returns the server's results (None: nothing to report).
+    """
+
+    def __init__(self, await_result: Callable[[], list[Any] | None] | None = None) -> None:
+        self.await_result = await_result
+
+    def request_download(self, card: DoorLockCard, phone: bytes, on_step: OnStep) -> dict[str, Any]:
+        card.send_download_request(phone)
+        on_step("lock-sim", "download_request", "signed request, sent by SMS (SEND SHORT MESSAGE)")
+        results = self.await_result() if self.await_result is not None else None
+        if not results:
+            return {"device_id": "?", "outcome": "installed" if results is None else "none"}
+        last = results[-1]
+        if isinstance(last, Exception):
+            return {"device_id": "?", "outcome": f"refused: {last}"}
+        out: dict[str, Any] = last.to_json()
+        return out
 
 
 class InProcessLink:
