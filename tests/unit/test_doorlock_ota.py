@@ -126,3 +126,82 @@ def test_the_roles_as_processes(tmp_path) -> None:  # type: ignore[no-untyped-de
     lock = DoorLockCard(InProcessReader(rt))
     lock.select()
     assert lock.status()["role"] == "lock"
+
+
+def test_a_tear_at_every_nvm_write_of_the_remote_install(smsc_url: str) -> None:
+    """The phone's SIM loses power at each NVM write of its install over the air in turn:
+    afterwards a lock finds no applet, or a working one; a new request then installs it."""
+    from card.nvm import PowerLoss
+    from host.readers.base import ReaderError
+
+    lock_rt, phone_rt = make_sim(LOCK, rng_seed=1), make_sim(PHONE, rng_seed=2)
+    modems = {
+        "lock-1": ToolkitTerminal(
+            InProcessReader(lock_rt), msisdn=LOCK.msisdn, smsc=SmscClient(smsc_url)
+        ),
+        "phone-2": ToolkitTerminal(
+            InProcessReader(phone_rt), msisdn=PHONE.msisdn, smsc=SmscClient(smsc_url)
+        ),
+    }
+    for m in modems.values():
+        m.start()
+    gateway = SmsGateway(SmscClient(smsc_url))
+    msisdns = {"lock-1": LOCK.msisdn, "phone-2": PHONE.msisdn}
+    delivery = OtaDelivery(
+        gateway,
+        msisdn_of=lambda d: msisdns[d],
+        keyset_of=lambda d: ota_test_keysets()[0],
+        page=lambda d: modems[d].poll_smsc() and None,
+        timeout=0.2,
+    )
+    ams = AppManagementServer(
+        ":memory:", delivery, rng=CardRng(5), clock=lambda: datetime(2026, 12, 7, 2, 0),
+        sms_address=AMS_ADDRESS,
+    )  # fmt: skip
+    ams.register_lock("lock-1", mac=bytes(6), sim=LOCK)
+    ams.register_phone("phone-2", imei=IMEI, sim=PHONE)
+    assert ams.provision_lock("lock-1").receipt.ok
+    reader = modems["lock-1"].as_reader()
+    lock = DoorLockCard(ChannelReader(reader, open_channel(reader)))
+    lock.select()
+    ids = Identifiers(imei=IMEI, sim=PHONE).tlvs()
+
+    def request() -> object:
+        lock.challenge(1)
+        lock.send_download_request(ids)
+        (got,) = ams.poll_sms(gateway)
+        return got
+
+    def working() -> bool:
+        phone = DoorLockCard(InProcessReader(phone_rt))
+        try:
+            phone.select()
+        except Exception:  # noqa: BLE001 - 6A82: no applet
+            return False
+        return lock.collate(1, phone.answer(1, lock.challenge(1))).unlock
+
+    before = phone_rt.nvm.total_writes
+    outcomes: list[str] = []
+    n = 1
+    while True:
+        phone_rt.nvm.tear_after(n - 1)
+        try:
+            got = request()
+        except (ReaderError, PowerLoss):
+            got = None
+        torn = not phone_rt.nvm.tear_armed
+        phone_rt.nvm.tear_after(None)
+        phone_rt.power_off()
+        phone_rt.power_on()
+        modems["phone-2"].start()
+        ok = working()
+        if not torn:  # the install finished before the n-th write: every write was walked
+            assert ok and got is not None
+            break
+        outcomes.append("working" if ok else "absent")
+        if ok:
+            break  # torn after the applet became usable (its last write is make selectable)
+        n += 1
+    assert n > 5 and phone_rt.nvm.total_writes > before
+    # The script's last write makes the applet selectable: a torn install is never visible.
+    assert outcomes == ["absent"] * (n - 1)
