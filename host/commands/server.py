@@ -595,7 +595,7 @@ def doorlock_ams(
     Examples:
       cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite
       cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite --no-tls
-      cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite --smsc http://127.0.0.1:8803
+      cardemu server doorlock-ams --port 0 --db /tmp/ams.sqlite --smsc http://127.0.0.1:8808
     """
     from host.systems.doorlock.ams import AppManagementServer, create_app
     from host.systems.repository.demo import demo_tls
