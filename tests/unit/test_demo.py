@@ -92,3 +92,19 @@ def test_demo_fails_when_one_system_fails(capsys, monkeypatch) -> None:
 def test_demo_json_error_on_bad_system(capsys, flag) -> None:
     args = ["demo", "--system", "nope"] + ([flag] if flag else [])
     assert main(args) == 2
+
+
+def test_the_demo_report_renders_in_headless_chromium(tmp_path) -> None:
+    """The README's picture is made this way: demo --report, then headless Chromium."""
+    import struct
+
+    from host.systems.screenshot import chromium, screenshot
+
+    if chromium() is None:
+        pytest.skip("no chromium here (apt-get install --no-install-recommends chromium)")
+    report = tmp_path / "demo.html"
+    assert main(["demo", "--system", "esim-download", "--report", str(report)]) == 0
+    png = screenshot(report, tmp_path / "demo.png", width=900, height=700)
+    data = png.read_bytes()
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+    assert (width, height) == (900, 700) and len(data) > 20_000  # a page, not a blank one
