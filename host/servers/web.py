@@ -20,7 +20,9 @@ and graceful shutdown. What stays ours, because it is the same for every role:
   role's business. A crash is logged here with its traceback and answered 500
   "internal error": no traceback, no secret reaches the client.
 - `Store`: one SQLite file (or memory) per server, its schema applied on open,
-  `transaction()` serialising writers across the threads that run handlers.
+  `transaction()` serialising writers across the threads that run handlers;
+  or, given a `postgresql://` URL, the same API on PostgreSQL (`pgstore`), for
+  a role that several processes or machines serve.
 
 No response waits on a delayed ACK: asyncio sets TCP_NODELAY on every accepted
 socket, and h11 hands the headers and a fixed-length body over in one write.
@@ -43,7 +45,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -61,8 +63,10 @@ __all__ = [
     "BodyLimit",
     "RoleServer",
     "Store",
+    "StoreCursor",
     "TlsFiles",
     "bind_socket",
+    "is_store_url",
     "check_bind_host",
     "serve_workers",
     "json_object",
@@ -455,17 +459,46 @@ class RoleServer:
         self.stop()
 
 
+class StoreCursor(Protocol):
+    """What a `Store.transaction()` yields: SQLite's cursor, or the PostgreSQL one (pgstore)."""
+
+    def execute(self, sql: str, params: Any = (), /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def is_store_url(db: str | os.PathLike[str]) -> bool:
+    """True if `db` names a PostgreSQL database (`postgresql://...`) rather than an SQLite file."""
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
 class Store:
-    """A server's SQLite store: one file (or ":memory:"), a schema, serialised transactions.
+    """A server's store: one SQLite file (or ":memory:"), a schema, serialised transactions.
 
     Args:
-        path: the database file, or ":memory:" (the default).
-        schema: SQL run on open (use CREATE TABLE IF NOT EXISTS).
+        path: the database file, ":memory:" (the default), or a PostgreSQL URL
+            (`postgresql://user@host:port/db`: a `host.servers.pgstore.PgStore` is
+            made instead, for a role served by several processes or machines).
+        schema: SQL run on open (use CREATE TABLE IF NOT EXISTS). Written in
+            SQLite's dialect with `?` parameters; the PostgreSQL store maps it.
 
     The connection is shared by the threads that run the role's handlers,
     behind one lock, so every `transaction()` sees a consistent state and
     either commits whole or not at all (an exception rolls it back).
     """
+
+    #: appended to a SELECT that reads a row the transaction will write, where the
+    #: database locks rows ("" here: SQLite's BEGIN IMMEDIATE serialises every writer)
+    for_update = ""
+
+    def __new__(cls, path: str | os.PathLike[str] = ":memory:", schema: str = "") -> Store:
+        if cls is Store and is_store_url(path):
+            from host.servers.pgstore import PgStore
+
+            return super().__new__(PgStore)
+        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", schema: str = "") -> None:
         self.path = str(path)
@@ -477,13 +510,34 @@ class Store:
             self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         if schema:
-            with self.transaction() as c:
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+            self.apply_schema(schema)
+
+    def apply_schema(self, schema: str) -> None:
+        """Run a schema's statements (`;`-separated, idempotent) in one transaction."""
+        with self.transaction() as c:
+            for statement in schema.split(";"):
+                if statement.strip():
+                    c.execute(statement)
+
+    @property
+    def display(self) -> str:
+        """The store's name for logs and messages (no password)."""
+        return self.path
+
+    def columns(self, table: str) -> set[str]:
+        """The column names of `table` (empty if there is no such table)."""
+        with self._lock:
+            return {str(r[1]) for r in self._conn.execute(f"PRAGMA table_info({table})")}
+
+    @staticmethod
+    def is_conflict(error: BaseException) -> bool:
+        """True if `error` is a UNIQUE / PRIMARY KEY violation (either database)."""
+        if isinstance(error, sqlite3.IntegrityError):
+            return "UNIQUE" in str(error)
+        return type(error).__name__ == "UniqueViolation"
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
+    def transaction(self) -> Iterator[StoreCursor]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT); an exception rolls it back."""
         with self._lock:
             cur = self._conn.cursor()
@@ -498,16 +552,12 @@ class Store:
             finally:
                 cur.close()
 
-    def query(
-        self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()
-    ) -> list[sqlite3.Row]:
-        """Run a read and return every row."""
+    def query(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[Any]:
+        """Run a read and return every row (by column name or index)."""
         with self._lock:
             return list(self._conn.execute(sql, params))
 
-    def query_one(
-        self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()
-    ) -> sqlite3.Row | None:
+    def query_one(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> Any:
         """Run a read and return the first row, or None."""
         rows = self.query(sql, params)
         return rows[0] if rows else None

@@ -153,11 +153,11 @@ _ORDER_COLUMNS = {
 }
 
 
-def _migrate(c: Any) -> None:
-    have = {r[1] for r in c.execute("PRAGMA table_info(orders)").fetchall()}
+def _migrate(store: Store) -> None:
+    have = store.columns("orders")
     for name, kind in _ORDER_COLUMNS.items():
         if name not in have:
-            c.execute(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
+            store.apply_schema(f"ALTER TABLE orders ADD COLUMN {name} {kind}")
 
 
 class OrderState:
@@ -289,13 +289,18 @@ def _event_name(bits: Any) -> str:
 
 
 class SmdpPlus:
-    """An SM-DP+ with its orders and sessions in one SQLite store.
+    """An SM-DP+ with its orders and sessions in one store (SQLite, or PostgreSQL).
+
+    Every RSP session lives in the store, not in this object: several processes
+    (uvicorn workers, machines) on one PostgreSQL database serve one SM-DP+, any
+    of them any step of a session.
 
     Args:
         credentials: the DPauth/DPpb sets it holds (one per CI), or a `TestPki`.
         address: the SM-DP+ address LPAs use (`host` or `host:port`, compared
             case-insensitively with the one they send, §5.6.1).
-        store: a database file, ":memory:" or an open `Store` (the schema is added).
+        store: a database file, ":memory:", a `postgresql://` URL, or an open `Store`
+            (the schema is added).
         trusted_cis: CIs whose eUICCs it accepts (default: the credentials' CIs).
         tls: CERT.DPtls with its key, for `serve` (a `TestPki` brings its own).
         random: the source of transaction IDs and server challenges.
@@ -349,14 +354,11 @@ class SmdpPlus:
         )
         self.tls = tls
         if isinstance(store, Store):
-            with store.transaction() as c:
-                for statement in _SCHEMA.split(";"):
-                    c.execute(statement)
+            store.apply_schema(_SCHEMA)
             self.store = store
         else:
             self.store = Store(store, _SCHEMA)
-        with self.store.transaction() as c:
-            _migrate(c)
+        _migrate(self.store)
         self._random = random
         self._clock = clock
 
@@ -452,8 +454,8 @@ class SmdpPlus:
                         cc_hash_of(confirmation_code),
                     ),
                 )
-        except Exception as e:  # sqlite3.IntegrityError, without importing sqlite3 here
-            if "UNIQUE" in str(e):
+        except Exception as e:  # the database's own IntegrityError / UniqueViolation
+            if Store.is_conflict(e):
                 raise ValueError(
                     f"matching ID {matching_id!r} or ICCID {iccid} is already ordered"
                 ) from None
@@ -586,6 +588,11 @@ class SmdpPlus:
 
     def orders(self) -> list[dict[str, Any]]:
         """Every order: matching ID, ICCID, EID binding, state (no profile data)."""
+        return self.orders_of(self.store)
+
+    @staticmethod
+    def orders_of(store: Store) -> list[dict[str, Any]]:
+        """The orders in `store`, as `orders`."""
         return [
             {
                 "matching_id": r["matching_id"],
@@ -593,7 +600,9 @@ class SmdpPlus:
                 "eid": r["eid"],
                 "state": r["state"],
             }
-            for r in self.store.query("SELECT * FROM orders ORDER BY matching_id")
+            for r in store.query(
+                "SELECT matching_id, iccid, eid, state FROM orders ORDER BY matching_id"
+            )
         ]
 
     def session_state(self, transaction_id: str) -> str | None:
@@ -745,17 +754,20 @@ class SmdpPlus:
         matching_id: str,
     ) -> dict[str, Any]:
         """AuthenticateClient's second half: the order for this eUICC, smdpSigned2."""
+        # The order's row stays locked until the commit (on PostgreSQL; SQLite serialises
+        # every writer): two eUICCs racing for one order from two workers cannot both pass.
+        lock = self.store.for_update
         with self.store.transaction() as c:
             if matching_id:
                 order = c.execute(
-                    "SELECT * FROM orders WHERE matching_id = ?", (matching_id,)
+                    "SELECT * FROM orders WHERE matching_id = ?" + lock, (matching_id,)
                 ).fetchone()
             else:
                 # The default SM-DP+ (SGP.22 §3.1.3.2): no matching ID, so the profile
                 # released for this EID, the oldest first.
                 order = c.execute(
                     "SELECT * FROM orders WHERE eid = ? AND state IN (?, ?)"
-                    " ORDER BY updated, matching_id LIMIT 1",
+                    " ORDER BY updated, matching_id LIMIT 1" + lock,
                     (eid, *DOWNLOADABLE),
                 ).fetchone()
             if order is None or order["state"] not in DOWNLOADABLE:
@@ -885,22 +897,35 @@ class SmdpPlus:
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
         shared = ot_key.exchange(ec.ECDH(), euicc_pub)
+        order = self.store.query_one(
+            "SELECT * FROM orders WHERE matching_id = ?", (session["matching_id"],)
+        )
+        if order is None or order["state"] not in DOWNLOADABLE:
+            raise Es9Error.of(SC_MATCHING_ID_REFUSED, "the order is gone")
+        # The BPP is bound outside the transaction (its encryption is the costliest step);
+        # then the order and the session are checked again, locked, and moved on.
+        bpp = self._bind(
+            creds,
+            tid,
+            session["eid"],
+            shared,
+            smdp_otpk,
+            euicc_otpk,
+            self._metadata(order),
+            bytes(order["upp"]),
+        )
+        lock = self.store.for_update
         with self.store.transaction() as c:
-            order = c.execute(
-                "SELECT * FROM orders WHERE matching_id = ?", (session["matching_id"],)
+            now = c.execute(
+                "SELECT state FROM orders WHERE matching_id = ?" + lock, (order["matching_id"],)
             ).fetchone()
-            if order is None or order["state"] not in DOWNLOADABLE:
+            if now is None or now["state"] not in DOWNLOADABLE:
                 raise Es9Error.of(SC_MATCHING_ID_REFUSED, "the order is gone")
-            bpp = self._bind(
-                creds,
-                tid,
-                session["eid"],
-                shared,
-                smdp_otpk,
-                euicc_otpk,
-                self._metadata(order),
-                bytes(order["upp"]),
-            )
+            current = c.execute(
+                "SELECT state FROM sessions WHERE transaction_id = ?" + lock, (tid,)
+            ).fetchone()
+            if current is None or current["state"] != SessionState.AUTHENTICATED:
+                raise Es9Error.of(SC_TRANSACTION_UNKNOWN, "the session ended meanwhile")
             c.execute(
                 "UPDATE orders SET state = ?, updated = ? WHERE matching_id = ?",
                 (OrderState.DOWNLOADED, self._clock(), order["matching_id"]),
@@ -1067,7 +1092,8 @@ class SmdpPlus:
         )
         with self.store.transaction() as c:
             order = c.execute(
-                "SELECT * FROM orders WHERE matching_id = ?", (row["matching_id"],)
+                "SELECT * FROM orders WHERE matching_id = ?" + self.store.for_update,
+                (row["matching_id"],),
             ).fetchone()
             c.execute(
                 "UPDATE sessions SET state = ?, outcome = ?, updated = ?"
@@ -1236,7 +1262,11 @@ def stored_orders(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         host.servers.readonly.NotAStore: no such file, or it is not an SM-DP+ store.
     """
     from host.servers.readonly import open_read_only
+    from host.servers.web import is_store_url
 
+    if is_store_url(path):  # a PostgreSQL database: read through the store (its schema added)
+        with Store(path, _SCHEMA) as store:
+            return SmdpPlus.orders_of(store)
     conn = open_read_only(path, what=STORE_KIND, tables=STORE_TABLES)
     try:
         rows = conn.execute(
