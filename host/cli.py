@@ -58,6 +58,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "Fuzz a card's applets and check invariants after every APDU.",
     ),
     "gp": ("host.commands.gp:gp", "GlobalPlatform card management (SCP03)."),
+    "load": (
+        "host.commands.load:load",
+        "Load an ES9+ server with emulated eUICCs (Locust).",
+    ),
     "lpa": ("host.commands.lpa:lpa", "Local Profile Assistant for eSIM (SGP.22)."),
     "pki": ("host.commands.pki:pki", "Test PKI for eSIM: CI, EUM, eUICC, SM-DP+."),
     "readers": ("host.commands.tools:readers", "List the readers (emulated and PC/SC)."),

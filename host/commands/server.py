@@ -80,7 +80,12 @@ def _run(
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORTS["smdpp"], show_default=True
 )
-@click.option("--db", default="smdpp.sqlite", show_default=True, help="The SQLite store.")
+@click.option(
+    "--db",
+    default="smdpp.sqlite",
+    show_default=True,
+    help="The SQLite store, or a postgresql://user@host:port/db URL (several workers, machines).",
+)
 @click.option(
     "--pki",
     "pki_dir",
@@ -98,6 +103,12 @@ def _run(
     multiple=True,
     metavar="ID=HOST:PORT",
     help="Send the ES2+ reports of orders by ID to this operator (plain HTTP; repeatable).",
+)
+@click.option(
+    "--load-orders",
+    type=click.IntRange(0),
+    default=0,
+    help="Add orders LOAD-000000 ... for `cardemu load` (those missing).",
 )
 @click.option(
     "--workers",
@@ -118,13 +129,19 @@ def smdpp(
     tls_key: str | None,
     demo_order: bool,
     operators: tuple[str, ...],
+    load_orders: int,
     workers: int,
 ) -> None:
     """The SM-DP+ (GSMA SGP.22 ES9+ and ES2+).
 
+    With --workers N, N processes share the socket; every RSP session lives in
+    the store, so any worker serves any step. Give them PostgreSQL (--db
+    postgresql://...): on SQLite the workers wait for each other's writes.
+
     \b
     Examples:
       cardemu server smdpp --port 0 --db /tmp/dp.sqlite --demo-order
+      cardemu server smdpp --port 0 --db /tmp/dp.sqlite --load-orders 100
       cardemu server smdpp --workers 2
     """
     from host.commands.smdpp import _smdp, operator_links
@@ -136,6 +153,11 @@ def smdpp(
     smdp.operators.update(operator_links(operators))
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())
+    if load_orders:
+        from host.load.orders import add_load_orders
+
+        added = add_load_orders(smdp, load_orders)
+        click.echo(f"smdpp: {added} load orders added ({load_orders} in all)", err=True)
     default = TlsFiles(smdp.tls.pem, smdp.tls.key_pem) if smdp.tls is not None else None
     tls = _tls(no_tls, tls_cert, tls_key, default)
     if workers > 1:

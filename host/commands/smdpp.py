@@ -13,24 +13,33 @@ from host.hexutil import parse_hex
 from host.lpa.demo import DEMO_MATCHING_ID
 from host.lpa.demo import demo_order as make_demo_order
 from host.pki import PkiError
+from host.servers.pgstore import redact_url
 from host.servers.readonly import NotAStore, check_store
 from host.servers.smdpp.app import load_smdp
 from host.servers.smdpp.es2plus import OperatorLink
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import STORE_KIND, STORE_TABLES, SmdpPlus, stored_orders
+from host.servers.web import is_store_url
 
 DEFAULT_PORT = 8443
 
 
 def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
     try:
-        check_store(db, what=STORE_KIND, tables=STORE_TABLES)  # never tables in a foreign file
+        if not is_store_url(db):
+            check_store(db, what=STORE_KIND, tables=STORE_TABLES)  # never tables in a foreign file
         return load_smdp(db, pki_dir, address)
     except NotAStore as e:
         # A missing or foreign input file: a usage error, like any other (exit 2).
         raise InvalidInput(str(e)) from None
     except PkiError as e:
         raise click.ClickException(str(e)) from None
+    except ImportError as e:  # a postgresql:// store without psycopg
+        raise click.ClickException(str(e)) from None
+    except Exception as e:
+        if type(e).__module__.startswith("psycopg"):  # the database cannot be reached
+            raise click.ClickException(f"{redact_url(db)}: {str(e).strip()}") from None
+        raise
 
 
 @click.group("smdpp", short_help="The built-in SM-DP+ (SGP.22 ES9+).")
@@ -53,7 +62,7 @@ db_option = click.option(
     "--db",
     default="smdpp.sqlite",
     show_default=True,
-    help="The SM-DP+'s SQLite store (orders, sessions).",
+    help="The SM-DP+'s SQLite store (orders, sessions), or a postgresql:// URL.",
 )
 operator_option = click.option(
     "--operator",

@@ -187,7 +187,7 @@ class PgStore(Store):
         return {str(r[0]) for r in rows}
 
     @contextmanager
-    def transaction(self) -> Iterator[_Cursor]:  # type: ignore[override]
+    def transaction(self) -> Iterator[_Cursor]:
         """A transaction (READ COMMITTED); an exception rolls it back."""
         with self._lock:
             conn = self._connection()

@@ -78,8 +78,18 @@ class PgServer:
         self.port = _free_port()
         self.log = self.tmp / "postgres.log"
         self._run(
-            [initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-             "--no-instructions", "--no-sync"]  # fmt: skip
+            [
+                initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+                "--no-sync",
+            ]  # fmt: skip
         )
         opts = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "

@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+from pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -293,8 +294,16 @@ def test_no_round_trip_waits_on_a_delayed_ack(server: RoleServer) -> None:
     assert statistics.median(times) < 0.030, f"median round trip {statistics.median(times):.4f}s"
 
 
-def test_store_transactions(tmp_path) -> None:
-    path = tmp_path / "s.sqlite"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_db(request, tmp_path) -> str:
+    """An SQLite file, or an empty PostgreSQL database (skipped where PostgreSQL is absent)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "s.sqlite")
+
+
+def test_store_transactions(store_db) -> None:
+    path = store_db
     schema = "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)"
     with Store(path, schema) as st:
         with st.transaction() as c:
@@ -308,6 +317,40 @@ def test_store_transactions(tmp_path) -> None:
     # The file keeps what was committed; the schema is applied again harmlessly.
     with Store(path, schema) as st:
         assert st.query_one("SELECT v FROM kv WHERE k = 'a'")["v"] == "1"
+
+
+def test_store_types_and_conflicts(store_db) -> None:
+    """Bytes, floats, big integers, row access by name and index; a UNIQUE conflict is known."""
+    schema = (
+        "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT UNIQUE,"
+        " b BLOB, r REAL, i INTEGER)"
+    )
+    with Store(store_db, schema) as st:
+        with st.transaction() as c:
+            c.execute(
+                "INSERT INTO t (k, b, r, i) VALUES (?, ?, ?, ?)",
+                ("a", b"\0\xff", 1.5e9 + 0.25, 2**40),
+            )
+            c.execute("INSERT INTO t (k, b, r, i) VALUES (?, ?, ?, ?)", ("50%", b"", 0.0, -1))
+        row = st.query_one("SELECT * FROM t WHERE k = ?", ("a",))
+        assert (bytes(row["b"]), row["r"], row["i"], row["id"]) == (
+            b"\0\xff",
+            1.5e9 + 0.25,
+            2**40,
+            1,
+        )
+        assert tuple(row)[1:3] == ("a", b"\0\xff") and dict(row)["k"] == "a"
+        # A literal ? or % in the SQL is no parameter.
+        assert st.query("SELECT k FROM t WHERE k = '?'") == []
+        assert [r["k"] for r in st.query("SELECT k FROM t WHERE k LIKE '%!%' ESCAPE '!'")] == [
+            "50%"
+        ]
+        with pytest.raises(Exception) as e:
+            with st.transaction() as c:
+                c.execute("INSERT INTO t (k) VALUES (?)", ("a",))
+        assert Store.is_conflict(e.value)
+        assert not Store.is_conflict(RuntimeError("UNIQUE"))
+        assert st.query_one("SELECT COUNT(*) AS n FROM t")["n"] == 2
 
 
 def test_store_serialises_threads() -> None:
@@ -327,6 +370,30 @@ def test_store_serialises_threads() -> None:
     for t in threads:
         t.join()
     assert st.query_one("SELECT i FROM n")["i"] == 200
+
+
+def test_stores_on_one_database_lose_no_update(store_db) -> None:
+    """Two stores on one database (as two worker processes): read-then-write under
+    `for_update` loses no increment (SQLite: BEGIN IMMEDIATE; PostgreSQL: the row lock)."""
+    schema = "CREATE TABLE IF NOT EXISTS n (id INTEGER PRIMARY KEY, i INTEGER)"
+    stores = [Store(store_db, schema) for _ in range(2)]
+    with stores[0].transaction() as c:
+        c.execute("INSERT INTO n VALUES (1, 0)")
+
+    def bump(st: Store) -> None:
+        for _ in range(25):
+            with st.transaction() as c:
+                (i,) = c.execute("SELECT i FROM n WHERE id = 1" + st.for_update).fetchone()
+                c.execute("UPDATE n SET i = ? WHERE id = 1", (i + 1,))
+
+    threads = [threading.Thread(target=bump, args=(stores[k % 2],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stores[1].query_one("SELECT i FROM n")["i"] == 100
+    for st in stores:
+        st.close()
 
 
 def test_level_5_stays_traffic_after_uvicorn_configures_logging() -> None:

@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 from rsp_soft_euicc import SoftEuicc, b64d
 
 from applets.usim.saip import profile_from_package
@@ -60,11 +61,14 @@ def order(mid: str = "M1", iccid: str = ICCID, eid: str | None = None) -> Profil
     return ProfileOrder(mid, iccid, "001010000000001", K, OPC, eid=eid, name="Test profile")
 
 
-@pytest.fixture()
-def smdp(pki):
-    s = SmdpPlus(pki, address="localhost")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def smdp(request, pki):
+    """The SM-DP+ on SQLite (in memory) and on PostgreSQL (skipped where it is absent)."""
+    store = request.getfixturevalue("pg_url") if request.param == "postgresql" else ":memory:"
+    s = SmdpPlus(pki, address="localhost", store=store)
     s.add_order(order())
-    return s
+    yield s
+    s.store.close()
 
 
 class Flow:

@@ -61,6 +61,9 @@ def create_app(smdp: SmdpPlus) -> Starlette:
         "releaseProfile": es2.release_profile,
     }
     routes += [rsp_route(ES2P_PATHS[n], f"ES2+.{n}", fn) for n, fn in es2_functions.items()]
+    from card.sgp22 import asn1
+
+    asn1.rsp()  # compiled now (once per process), not while the first LPA waits
     return role_app("smdpp", routes, headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
 
 

@@ -1,0 +1,385 @@
+"""`cardemu load` on Locust: each Locust user an emulated eUICC with its LPA (DESIGN.md §6).
+
+    summary = run_local(settings, users=50, spawn_rate=10, run_time=60)
+    run_master(settings, users=500, spawn_rate=50, expect_workers=4, ...)  # one machine
+    run_worker(master_host="10.0.0.1", master_port=5557)                   # each other one
+
+Locust is used as a library: its runners (local, or master and workers over
+its own ZeroMQ protocol, the same as `locust --master` / `--worker`), its
+statistics and its web UI. What is ours: the user (`EuiccUser`: a
+`host.load.device.LoadDevice` downloading profile after profile), the
+numbering of the downloads across workers (`host.load.orders`), the stop once
+a fixed number of downloads is done, and the summary.
+
+Each ES9+ exchange is a Locust request of type "ES9+" named after the function;
+each whole download one of type "LPA" named "download". A failure's name is its
+SGP.22 status code ("8.2.6/3.8"), so Locust counts failures by code.
+
+The run's settings travel from the master to the workers inside Locust's
+spawn message (custom `parsed_options`), with the worker count: worker i of W
+draws download numbers i, i+W, ...
+
+Importing this module imports Locust, which monkey-patches the standard library
+for gevent (sockets, threads, ssl): only the `cardemu load` command imports it,
+and first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from argparse import Namespace
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gevent
+import gevent.event
+from locust import User, events, task
+from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
+
+from card.sgp22 import asn1
+from host.load.device import Es9Call, LoadDevice
+from host.load.orders import matching_id
+from host.load.summary import DOWNLOAD, ES9, LPA, summarise
+from host.pki import TestPki, default_pki, load_pki
+
+__all__ = ["EuiccUser", "LoadSettings", "run_local", "run_master", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+#: the custom option that carries `LoadSettings` from the master to its workers
+OPTION = "cardemu_load"
+DONE_MESSAGE = "cardemu_load_done"
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What every user of a run does (JSON-able: it travels to the workers).
+
+    Attributes:
+        address: the SM-DP+ address of the activation codes (`host[:port]`).
+        template: the matching-ID template (`{n}` or `{n:06d}` for the number).
+        first: the first download number.
+        downloads: stop after this many downloads in all (0: run until the time is up).
+        enable: enable each profile after its download (ES10c).
+        notify: deliver the notifications that leaves (ES9+ HandleNotification).
+        connect_to: ("host", port) to connect to instead of the address.
+        tls: False for plain HTTP.
+        wait: seconds a user waits between two downloads.
+        pki_dir: the PKI (`cardemu pki create`) whose EUM certifies the eUICCs;
+            None: the built-in test PKI. A worker uses its own `--pki`.
+    """
+
+    address: str
+    template: str
+    first: int = 0
+    downloads: int = 0
+    enable: bool = False
+    notify: bool = False
+    connect_to: tuple[str, int] | None = None
+    tls: bool = True
+    wait: float = 0.0
+    pki_dir: str | None = None
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> LoadSettings:
+        value = dict(value)
+        if value.get("connect_to") is not None:
+            host, port = value["connect_to"]
+            value["connect_to"] = (str(host), int(port))
+        return cls(**value)
+
+
+class _Run:
+    """The per-process state of a run: settings, PKI, download numbers, users still active."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last run (one run per process; tests run several)."""
+        self.settings: LoadSettings | None = None
+        self.pki: TestPki | None = None
+        self.local_pki_dir: str | None = None
+        self.index = 0
+        self.stride = 1
+        self.drawn = 0
+        self.active = 0
+        self.done = gevent.event.Event()
+        self.on_done: Any = None
+
+    def configure(self, environment: Environment) -> LoadSettings:
+        if self.settings is None:
+            options = environment.parsed_options
+            raw = getattr(options, OPTION, None) if options is not None else None
+            if raw is None:
+                raise RuntimeError("no cardemu load settings (a worker gets them from its master)")
+            self.settings = (
+                raw if isinstance(raw, LoadSettings) else LoadSettings.from_json(dict(raw))
+            )
+            runner = environment.runner
+            if isinstance(runner, WorkerRunner):
+                self.index = runner.worker_index
+                self.stride = max(1, int(getattr(options, "expect_workers", 1) or 1))
+                if self.index >= self.stride:
+                    raise RuntimeError(
+                        f"worker index {self.index} but the master expects {self.stride} workers:"
+                        " download numbers would repeat"
+                    )
+            pki_dir = self.local_pki_dir or (
+                self.settings.pki_dir if not isinstance(runner, WorkerRunner) else None
+            )
+            self.pki = load_pki(pki_dir) if pki_dir else default_pki()
+            # The ASN.1 modules compile now, not inside the first download's timing.
+            asn1.rsp()
+            asn1.saip()
+        return self.settings
+
+    def next_number(self) -> int | None:
+        """The next download number of this process, or None when the run has made enough."""
+        assert self.settings is not None
+        n = self.settings.first + self.index + self.stride * self.drawn
+        if self.settings.downloads and n >= self.settings.first + self.settings.downloads:
+            return None
+        self.drawn += 1
+        return n
+
+    def leave(self) -> None:
+        self.active -= 1
+        if self.active <= 0:
+            self.done.set()
+            if self.on_done is not None:
+                self.on_done()
+
+
+RUN = _Run()
+
+
+class EuiccUser(User):
+    """One emulated eUICC and its LPA, downloading profile after profile."""
+
+    def on_start(self) -> None:
+        self.settings = RUN.configure(self.environment)
+        assert RUN.pki is not None
+        self._wait = self.settings.wait
+        self.device = self._device()
+        self._left = False
+        RUN.active += 1
+
+    def _device(self) -> LoadDevice:
+        assert RUN.pki is not None
+        return LoadDevice(
+            RUN.pki,
+            connect_to=self.settings.connect_to,
+            tls=self.settings.tls,
+            on_call=self._es9,
+        )
+
+    def wait_time(self) -> float:
+        return self._wait
+
+    def _es9(self, call: Es9Call) -> None:
+        self.environment.events.request.fire(
+            request_type=ES9,
+            name=call.function,
+            response_time=call.seconds * 1000,
+            response_length=call.length,
+            exception=call.error,
+            context={},
+        )
+
+    @task
+    def download(self) -> None:
+        n = RUN.next_number()
+        if n is None:
+            self._leave()
+            raise StopUser()
+        s = self.settings
+        code = f"LPA:1${s.address}${matching_id(s.template, n)}"
+        outcome = self.device.download(code, enable=s.enable, notify=s.notify)
+        self.environment.events.request.fire(
+            request_type=LPA,
+            name=DOWNLOAD,
+            response_time=outcome.seconds * 1000,
+            response_length=0,
+            exception=outcome.error,
+            context={},
+        )
+        if self.device.broken:
+            self.device = self._device()
+
+    def _leave(self) -> None:
+        if not self._left:
+            self._left = True
+            RUN.leave()
+
+    def on_stop(self) -> None:
+        self._leave()
+
+
+def _options(settings: LoadSettings | None, **locust_options: Any) -> Namespace:
+    """Locust's parsed options with ours added (the master sends them to its workers)."""
+    parser = get_empty_argument_parser()
+    setup_parser_arguments(parser)
+    options = parser.parse_args([])
+    options.headless = True
+    for k, v in locust_options.items():
+        setattr(options, k, v)
+    if settings is not None:
+        setattr(options, OPTION, asdict(settings))
+    return options
+
+
+def _environment(settings: LoadSettings | None, **locust_options: Any) -> Environment:
+    return Environment(
+        user_classes=[EuiccUser],
+        events=events,
+        parsed_options=_options(settings, **locust_options),
+        stop_timeout=30,
+    )
+
+
+def _wait(deadline: float | None, done: gevent.event.Event) -> None:
+    while deadline is None or time.monotonic() < deadline:
+        if done.wait(timeout=0.2 if deadline is None else min(0.2, deadline - time.monotonic())):
+            return
+
+
+def _web_ui(env: Environment, port: int | None) -> Any:
+    if port is None:
+        return None
+    # Locust's web UI reads its extra options from sys.argv (its own CLI's): those of
+    # `cardemu load` are none of its business.
+    sys.argv[1:] = []
+    ui = env.create_web_ui(host="127.0.0.1", port=port)
+    log.warning("Locust web UI on http://127.0.0.1:%d", port)
+    return ui
+
+
+def _linger(ui: Any) -> None:
+    """Keep the web UI's charts up after the run until Ctrl-C."""
+    if ui is None:
+        return
+    try:
+        while True:
+            gevent.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ui.stop()
+
+
+def run_local(
+    settings: LoadSettings,
+    *,
+    users: int,
+    spawn_rate: float,
+    run_time: float | None,
+    web_port: int | None = None,
+    on_summary: Any = None,
+) -> dict[str, Any]:
+    """One process: `users` eUICCs until `run_time` seconds pass or the downloads are done.
+
+    Returns:
+        The summary (`host.load.summary.summarise`).
+    """
+    RUN.reset()
+    env = _environment(settings)
+    RUN.configure(env)
+    runner = env.create_local_runner()
+    ui = _web_ui(env, web_port)
+    t0 = time.monotonic()
+    runner.start(users, spawn_rate=spawn_rate)
+    try:
+        _wait(None if run_time is None else t0 + run_time, RUN.done)
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping the users")
+    seconds = time.monotonic() - t0
+    runner.quit()
+    summary = summarise(env.stats, seconds=seconds, users=users, workers=0, target=settings.address)
+    if on_summary is not None:
+        on_summary(summary)
+    _linger(ui)
+    return summary
+
+
+def run_master(
+    settings: LoadSettings,
+    *,
+    users: int,
+    spawn_rate: float,
+    run_time: float | None,
+    expect_workers: int,
+    bind_host: str = "127.0.0.1",
+    bind_port: int = 5557,
+    web_port: int | None = None,
+    expect_timeout: float = 120.0,
+    on_summary: Any = None,
+) -> dict[str, Any]:
+    """The master: waits for `expect_workers` workers, runs, gathers their statistics.
+
+    Raises:
+        TimeoutError: the workers did not all connect within `expect_timeout` seconds.
+    """
+    RUN.reset()
+    env = _environment(settings, expect_workers=expect_workers)
+    runner = env.create_master_runner(master_bind_host=bind_host, master_bind_port=bind_port)
+    assert isinstance(runner, MasterRunner)
+    finished: set[str] = set()
+
+    def worker_done(environment: Environment, msg: Any, **_: Any) -> None:
+        finished.add(str(msg.node_id))
+        if len(finished) >= expect_workers:
+            RUN.done.set()
+
+    runner.register_message(DONE_MESSAGE, worker_done)
+    ui = _web_ui(env, web_port)
+    log.warning(
+        "Locust master on %s:%d: waiting for %d workers", bind_host, bind_port, expect_workers
+    )
+    deadline = time.monotonic() + expect_timeout
+    while len(runner.clients.ready) < expect_workers:
+        if time.monotonic() > deadline:
+            runner.quit()
+            raise TimeoutError(
+                f"{len(runner.clients.ready)} of {expect_workers} workers connected"
+                f" in {expect_timeout:.0f} s"
+            )
+        gevent.sleep(0.1)
+    t0 = time.monotonic()
+    runner.start(users, spawn_rate=spawn_rate)
+    try:
+        _wait(None if run_time is None else t0 + run_time, RUN.done)
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping the workers")
+    seconds = time.monotonic() - t0
+    runner.quit()  # the workers send their last statistics before they leave
+    summary = summarise(
+        env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
+    )
+    if on_summary is not None:
+        on_summary(summary)
+    _linger(ui)
+    return summary
+
+
+def run_worker(master_host: str, master_port: int = 5557, *, pki_dir: str | None = None) -> None:
+    """A worker: connects to the master, runs the users it is given until the master quits."""
+    RUN.reset()
+    RUN.local_pki_dir = pki_dir
+    env = _environment(None)
+    runner = env.create_worker_runner(master_host, master_port)
+    assert isinstance(runner, WorkerRunner)
+
+    def done() -> None:
+        runner.send_message(DONE_MESSAGE, {"index": runner.worker_index})
+
+    RUN.on_done = done
+    try:
+        runner.greenlet.join()
+    except KeyboardInterrupt:
+        runner.quit()

@@ -1,0 +1,284 @@
+"""`cardemu load`: emulated eUICCs as Locust users against an SM-DP+ (DESIGN.md §6).
+
+The SM-DP+ runs here, in the test process (a `RoleServer` thread); `cardemu
+load` runs as a subprocess, because importing Locust monkey-patches the
+standard library for gevent, which must never happen to the test process (or
+to `import host`: checked below).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from host.commands.load import parse_span
+from host.load.device import LoadDevice
+from host.load.orders import add_load_orders, check_template, load_order, matching_id
+from host.load.summary import code_meaning, format_summary
+from host.pki import default_pki
+from host.servers.smdpp.server import OrderState, SmdpPlus
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+pytest.importorskip("locust", reason="Locust is not installed (the load extra)")
+
+
+@dataclass
+class Dp:
+    smdp: SmdpPlus
+    address: str
+
+
+@pytest.fixture()
+def dp() -> Iterator[Dp]:
+    smdp = SmdpPlus(default_pki(), address="localhost")
+    add_load_orders(smdp, 8)
+    with smdp.serve() as server:
+        smdp.address = f"localhost:{server.port}"
+        yield Dp(smdp, smdp.address)
+
+
+def cardemu_load(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "host.cli", "load", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        timeout=timeout,
+    )
+
+
+# -- pieces --------------------------------------------------------------------------------
+
+
+def test_importing_cardemu_patches_nothing() -> None:
+    """Locust (gevent's monkey-patching) comes in with the load command's run only."""
+    code = (
+        "import socket, sys, threading\n"
+        "orig = socket.socket, threading.Thread\n"
+        "import host.cli, host.commands.load, host.load.device, host.load.orders\n"
+        "import host.load.summary\n"
+        "from host.cli import main\n"
+        "assert 'gevent' not in sys.modules and 'locust' not in sys.modules, 'imported'\n"
+        "assert (socket.socket, threading.Thread) == orig, 'patched'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, check=True, timeout=60)
+
+
+def test_matching_id_templates() -> None:
+    assert matching_id("LOAD-{n:06d}", 42) == "LOAD-000042"
+    assert matching_id("X{n}", 7) == "X7"
+    assert matching_id("TS48V1-A-UNIQUE", 7) == "TS48V1-A-UNIQUE"
+    for bad in ("{m}", "{n}{n}", "{n.__class__}", "{", "a}", ""):
+        with pytest.raises(ValueError):
+            check_template(bad)
+    # Every load order has its own matching ID, ICCID and IMSI.
+    a, b = load_order(1), load_order(2)
+    assert (a.matching_id, b.matching_id) == ("LOAD-000001", "LOAD-000002")
+    assert a.full_iccid != b.full_iccid and a.imsi != b.imsi
+
+
+def test_run_time_spans() -> None:
+    assert parse_span("90") == 90
+    assert parse_span("2m") == 120
+    assert parse_span("1h30m") == 5400
+    assert parse_span("1.5s") == 1.5
+    for bad in ("", "0", "10x", "m", "-5"):
+        with pytest.raises(ValueError):
+            parse_span(bad)
+
+
+def test_code_meanings() -> None:
+    assert code_meaning("8.2.6/3.8") == "matching ID refused"
+    assert code_meaning("8.10.1/3.9") == "transaction unknown"
+    assert code_meaning("9.9/9.9") == ""
+
+
+def test_add_load_orders_skips_what_is_there() -> None:
+    smdp = SmdpPlus(default_pki(), address="localhost")
+    assert add_load_orders(smdp, 3) == 3
+    assert add_load_orders(smdp, 4) == 1
+    assert [o["matching_id"] for o in smdp.orders()] == [f"LOAD-{n:06d}" for n in range(4)]
+
+
+def test_device_downloads_times_each_call_and_cleans_up(dp: Dp) -> None:
+    calls = []
+    device = LoadDevice(default_pki(), on_call=calls.append)
+    other = LoadDevice(default_pki())
+    assert device.eid != other.eid
+    out = device.download(f"LPA:1${dp.address}$LOAD-000000", enable=True, notify=True)
+    assert out.ok, out.error
+    assert [c.function for c in out.calls] == [
+        "initiateAuthentication",
+        "authenticateClient",
+        "getBoundProfilePackage",
+        "handleNotification",  # the installation result
+        "handleNotification",  # the enable notification
+    ]
+    assert calls == out.calls and all(c.error is None for c in calls)
+    # The eUICC is empty again: the next download installs a profile as the first did.
+    assert device.lpa.profiles() == [] and device.es10.list_notifications() == []
+    again = device.download(f"LPA:1${dp.address}$LOAD-000001")
+    assert again.ok and dp.smdp.order_state("LOAD-000001") == OrderState.INSTALLED
+    # A refusal is an outcome with its SGP.22 code, not an exception.
+    refused = device.download(f"LPA:1${dp.address}$LOAD-000001")
+    assert (refused.ok, refused.error) == (False, "8.2.6/3.8")
+    assert refused.calls[-1].error == "8.2.6/3.8"
+
+
+def test_summary_table() -> None:
+    summary = {
+        "target": "dp:443",
+        "users": 2,
+        "workers": 0,
+        "seconds": 2.0,
+        "downloads": {"completed": 3, "failed": 1, "perSecond": 1.5}
+        | dict.fromkeys(("p50Ms", "p95Ms", "p99Ms"), 10.0),
+        "es9": [
+            {"function": "authenticateClient", "requests": 4, "failures": 1}
+            | dict.fromkeys(("p50Ms", "p95Ms", "p99Ms"), 5.0)
+        ],
+        "failures": [
+            {
+                "function": "authenticateClient",
+                "code": "8.2.6/3.8",
+                "meaning": "matching ID refused",
+                "count": 1,
+            }
+        ],
+        "downloadFailures": [{"reason": "8.2.6/3.8", "count": 1}],
+    }
+    text = format_summary(summary)
+    assert "3 completed, 1 failed, 1.50/s" in text
+    assert "8.2.6/3.8" in text and "matching ID refused" in text
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def test_cardemu_load_completes_the_downloads(dp: Dp) -> None:
+    proc = cardemu_load(
+        "--smdp", dp.address, "-u", "3", "-n", "6", "--enable", "--notify", "--json"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = json.loads(proc.stdout)
+    assert s["downloads"]["completed"] == 6 and s["downloads"]["failed"] == 0
+    assert s["downloads"]["perSecond"] > 0 and s["downloads"]["p99Ms"] > 0
+    counts = {f["function"]: f["requests"] for f in s["es9"]}
+    assert counts == {
+        "initiateAuthentication": 6,
+        "authenticateClient": 6,
+        "getBoundProfilePackage": 6,
+        "handleNotification": 12,  # installation results and enable notifications
+    }
+    assert s["failures"] == [] and s["workers"] == 0 and s["users"] == 3
+    states = {o["matching_id"]: o["state"] for o in dp.smdp.orders()}
+    assert [states[f"LOAD-{n:06d}"] for n in range(8)] == ["installed"] * 6 + ["released"] * 2
+    enables = [n for n in dp.smdp.notifications() if n["operation"] == "enable"]
+    assert len(enables) == 6 and len({n["eid"] for n in enables}) == 3  # three eUICCs
+
+
+def test_cardemu_load_counts_failures_by_reason_code(dp: Dp) -> None:
+    proc = cardemu_load("--smdp", dp.address, "-u", "2", "-n", "4", "--matching-id", "NONE-{n}")
+    assert proc.returncode == 1
+    assert "Error: 4 downloads failed, 0 completed" in proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("8.2.6/3.8"))
+    assert row.split()[:3] == ["8.2.6/3.8", "authenticateClient", "4"]
+    assert "matching ID refused" in row
+    assert all(o["state"] == OrderState.RELEASED for o in dp.smdp.orders())
+
+
+def test_cardemu_load_refuses_a_run_without_end() -> None:
+    proc = cardemu_load("--smdp", "localhost:1")
+    assert proc.returncode == 2 and "--run-time or --downloads" in proc.stderr
+    proc = cardemu_load("--smdp", "localhost:1", "-n", "1", "--matching-id", "{x}")
+    assert proc.returncode == 2
+    proc = cardemu_load("-n", "1", "--master", "--master-bind-host", "0.0.0.0")
+    assert proc.returncode == 2 and "loopback" in proc.stderr
+
+
+def test_cardemu_load_across_two_worker_processes(dp: Dp) -> None:
+    """Locust's own master and workers: the downloads split between two processes."""
+    port = _free_port()
+    master = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "load", "--smdp", dp.address, "-u", "4", "-n", "8"]
+        + ["--master", "--expect-workers", "2", "--master-port", str(port), "--json"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_cmd = [sys.executable, "-m", "host.cli", "load", "--worker", "--master-port", str(port)]
+    workers = [
+        subprocess.Popen(worker_cmd, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        out, err = master.communicate(timeout=120)
+        assert master.returncode == 0, err[-2000:]
+        for w in workers:
+            assert w.wait(timeout=30) == 0
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    s = json.loads(out)
+    assert s["workers"] == 2 and s["downloads"]["completed"] == 8
+    assert all(dp.smdp.order_state(f"LOAD-{n:06d}") == OrderState.INSTALLED for n in range(8))
+    eids = {n["eid"] for n in dp.smdp.notifications()}
+    assert len(eids) == 4  # four users, each its own eUICC, spread over the two workers
+
+
+def test_cardemu_load_web_ui(dp: Dp) -> None:
+    """--web-ui: Locust's UI on loopback, its charts kept after the run until Ctrl-C."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "load", "--smdp", dp.address, "-u", "1", "-n", "1"]
+        + ["--web-ui", "--web-port", str(port)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        stats = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests") as r:
+                    stats = json.loads(r.read())
+                if any(e["name"] == "download" for e in stats["stats"]):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert stats is not None and any(e["name"] == "download" for e in stats["stats"])
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "1 completed, 0 failed" in out, err[-2000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
