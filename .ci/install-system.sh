@@ -7,6 +7,8 @@
 #   yubico-piv-tool   the PIV interop tests (tests/integration/test_piv_pcsc.py)
 #   softhsm2          a PKCS#11 token for the repository system's HSM keys (tests/unit)
 #   chromium          headless, renders a scenario's HTML report in a test
+#   postgresql        server roles on PostgreSQL (several workers): tests/unit start
+#                     their own cluster with initdb/pg_ctl (no service is enabled here)
 #   libpcsclite-dev   winscard.h and libpcsclite.so: pip builds pyscard from source
 #                     (it has no Linux wheel)
 #   gcc python3-dev   the compiler, and the headers for Debian's own python3
@@ -20,7 +22,7 @@
 # a second run installs nothing. Needs root (or sudo) and no TTY.
 set -euo pipefail
 
-packages=(pcscd vsmartcard-vpcd pcsc-tools opensc yubico-piv-tool libpcsclite-dev gcc python3-dev python3-venv softhsm2 chromium)
+packages=(pcscd vsmartcard-vpcd pcsc-tools opensc yubico-piv-tool libpcsclite-dev gcc python3-dev python3-venv softhsm2 chromium postgresql)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -167,10 +167,10 @@ def load(
 
     \b
     Examples:
-      cardemu server smdpp --port 8443 --db /tmp/dp.sqlite --load-orders 200 &
+      cardemu server smdpp --port 8443 --db /tmp/dp.sqlite --load-orders 1000 &
       cardemu load --smdp localhost:8443 --users 10 --downloads 100
       cardemu load --smdp localhost:8443 --first 100 -u 20 -t 10s --enable --notify --json
-      cardemu load --smdp localhost:8443 --first 100 -u 4 -n 40 --master --expect-workers 2 &
+      cardemu load --smdp localhost:8443 --first 600 -n 40 --master --expect-workers 2 &
       cardemu load --worker & cardemu load --worker
     """
     if master and worker:

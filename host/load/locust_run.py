@@ -39,7 +39,7 @@ from locust import User, events, task
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from card.sgp22 import asn1
 from host.load.device import Es9Call, LoadDevice
@@ -104,7 +104,6 @@ class _Run:
         """Forget the last run (one run per process; tests run several)."""
         self.settings: LoadSettings | None = None
         self.pki: TestPki | None = None
-        self.local_pki_dir: str | None = None
         self.index = 0
         self.stride = 1
         self.drawn = 0
@@ -130,14 +129,16 @@ class _Run:
                         f"worker index {self.index} but the master expects {self.stride} workers:"
                         " download numbers would repeat"
                     )
-            pki_dir = self.local_pki_dir or (
-                self.settings.pki_dir if not isinstance(runner, WorkerRunner) else None
-            )
-            self.pki = load_pki(pki_dir) if pki_dir else default_pki()
-            # The ASN.1 modules compile now, not inside the first download's timing.
-            asn1.rsp()
-            asn1.saip()
+            if self.pki is None:
+                self.warm(self.settings.pki_dir)
         return self.settings
+
+    def warm(self, pki_dir: str | None) -> None:
+        """Load the PKI and compile the ASN.1 modules: before the run, not inside its first
+        download (a worker busy for seconds misses its heartbeats, and the master drops it)."""
+        self.pki = load_pki(pki_dir) if pki_dir else default_pki()
+        asn1.rsp()
+        asn1.saip()
 
     def next_number(self) -> int | None:
         """The next download number of this process, or None when the run has made enough."""
@@ -288,6 +289,7 @@ def run_local(
         The summary (`host.load.summary.summarise`).
     """
     RUN.reset()
+    RUN.warm(settings.pki_dir)
     env = _environment(settings)
     RUN.configure(env)
     runner = env.create_local_runner()
@@ -357,7 +359,12 @@ def run_master(
     except KeyboardInterrupt:
         log.warning("interrupted: stopping the workers")
     seconds = time.monotonic() - t0
-    runner.quit()  # the workers send their last statistics before they leave
+    if not RUN.done.is_set():
+        # Stopped by the clock: the workers' users stop, and their next periodic report
+        # (every WORKER_REPORT_INTERVAL) brings what they did since the last one.
+        runner.stop()
+        gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)
+    runner.quit()
     summary = summarise(
         env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
     )
@@ -370,12 +377,15 @@ def run_master(
 def run_worker(master_host: str, master_port: int = 5557, *, pki_dir: str | None = None) -> None:
     """A worker: connects to the master, runs the users it is given until the master quits."""
     RUN.reset()
-    RUN.local_pki_dir = pki_dir
+    RUN.warm(pki_dir)  # a worker uses its own PKI, never the master's path
     env = _environment(None)
     runner = env.create_worker_runner(master_host, master_port)
     assert isinstance(runner, WorkerRunner)
 
     def done() -> None:
+        # The statistics first: the master stops once every worker said done, and
+        # Locust's own final report on quit may come too late for its summary.
+        runner._send_stats()
         runner.send_message(DONE_MESSAGE, {"index": runner.worker_index})
 
     RUN.on_done = done
