@@ -60,7 +60,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "gp": ("host.commands.gp:gp", "GlobalPlatform card management (SCP03)."),
     "load": (
         "host.commands.load:load",
-        "Load an ES9+ server with emulated eUICCs (Locust).",
+        "Drive an ES9+ server with emulated eUICCs.",
     ),
     "lpa": ("host.commands.lpa:lpa", "Local Profile Assistant for eSIM (SGP.22)."),
     "pki": ("host.commands.pki:pki", "Test PKI for eSIM: CI, EUM, eUICC, SM-DP+."),

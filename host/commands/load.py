@@ -40,7 +40,7 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@click.command("load", short_help="Load an ES9+ server with emulated eUICCs (Locust).")
+@click.command("load", short_help="Drive an ES9+ server with emulated eUICCs.")
 @click.option(
     "--smdp",
     "address",

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 #: the custom option that carries `LoadSettings` from the master to its workers
 OPTION = "cardemu_load"
 DONE_MESSAGE = "cardemu_load_done"
+STOP_MESSAGE = "cardemu_load_stop"
+#: seconds a stopping user may take to finish the download it is in
+STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,7 @@ def _environment(settings: LoadSettings | None, **locust_options: Any) -> Enviro
         user_classes=[EuiccUser],
         events=events,
         parsed_options=_options(settings, **locust_options),
-        stop_timeout=30,
+        stop_timeout=STOP_TIMEOUT,
     )
 
 
@@ -360,10 +363,11 @@ def run_master(
         log.warning("interrupted: stopping the workers")
     seconds = time.monotonic() - t0
     if not RUN.done.is_set():
-        # Stopped by the clock: the workers' users stop, and their next periodic report
-        # (every WORKER_REPORT_INTERVAL) brings what they did since the last one.
-        runner.stop()
-        gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)
+        # Stopped by the clock: each worker stops its users, sends its statistics and
+        # says done (Locust's own "stop" would keep a worker deaf for stop_timeout).
+        for client in list(runner.clients.values()):
+            runner.send_message(STOP_MESSAGE, None, client_id=client.id)
+        RUN.done.wait(timeout=STOP_TIMEOUT + 2 * WORKER_REPORT_INTERVAL)
     runner.quit()
     summary = summarise(
         env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
@@ -382,13 +386,24 @@ def run_worker(master_host: str, master_port: int = 5557, *, pki_dir: str | None
     runner = env.create_worker_runner(master_host, master_port)
     assert isinstance(runner, WorkerRunner)
 
+    said_done = False
+
     def done() -> None:
+        nonlocal said_done
+        if said_done:
+            return
+        said_done = True
         # The statistics first: the master stops once every worker said done, and
         # Locust's own final report on quit may come too late for its summary.
         runner._send_stats()
         runner.send_message(DONE_MESSAGE, {"index": runner.worker_index})
 
+    def stop(environment: Environment, msg: Any, **_: Any) -> None:
+        runner.stop()  # the users finish the download they are in (STOP_TIMEOUT at most)
+        done()
+
     RUN.on_done = done
+    runner.register_message(STOP_MESSAGE, stop)
     try:
         runner.greenlet.join()
     except KeyboardInterrupt:
