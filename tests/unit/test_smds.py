@@ -13,6 +13,7 @@ import base64
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 from rsp_soft_euicc import SoftEuicc
 from sgp22_helpers import euicc_card
 
@@ -70,12 +71,15 @@ def refused(code: tuple[str, str], fn, *args, **kw) -> Es9Error:
     return e.value
 
 
-@pytest.fixture()
-def smds():
-    ds = SmDs(PKI, address="localhost:0")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def smds(request):
+    """The SM-DS on SQLite (in memory) and on PostgreSQL (skipped where it is absent)."""
+    store = request.getfixturevalue("pg_url") if request.param == "postgresql" else ":memory:"
+    ds = SmDs(PKI, address="localhost:0", store=store)
     with ds.serve() as server:
         ds.address = f"localhost:{server.port}"
         yield ds
+    ds.events.store.close()
 
 
 def es12(ds: SmDs) -> Es12Client:

@@ -15,7 +15,6 @@ own tables: subclass `EventStore` and add to `SCHEMA`, or pass `extra_schema`.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +56,8 @@ class EventStore:
     """Event records and ES11 sessions of one SM-DS, in one SQLite store.
 
     Args:
-        db: a database file, ":memory:" or an open `Store` (the schema is added).
+        db: a database file, ":memory:", a `postgresql://` URL (several SM-DS workers)
+            or an open `Store` (the schema is added).
         extra_schema: more CREATE TABLE IF NOT EXISTS statements (a role built on it).
         clock: seconds since the epoch.
     """
@@ -92,10 +92,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     ) -> None:
         schema = self.SCHEMA + (";" + extra_schema if extra_schema else "")
         if isinstance(db, Store):
-            with db.transaction() as c:
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+            db.apply_schema(schema)
             self.store = db
         else:
             self.store = Store(db, schema)
@@ -119,8 +116,10 @@ CREATE TABLE IF NOT EXISTS sessions (
                     " VALUES (?, ?, ?, ?, ?)",
                     (eid, event_id, address, record.registered, forwarded_to),
                 )
-        except sqlite3.IntegrityError:
-            raise KeyError(f"EID {eid} already has event {event_id!r}") from None
+        except Exception as e:  # the database's own IntegrityError / UniqueViolation
+            if Store.is_conflict(e):
+                raise KeyError(f"EID {eid} already has event {event_id!r}") from None
+            raise
         return record
 
     def delete(self, eid: str, event_id: str) -> EventRecord:
@@ -162,7 +161,7 @@ CREATE TABLE IF NOT EXISTS sessions (
         self.store.close()
 
 
-def _record(row: sqlite3.Row) -> EventRecord:
+def _record(row: Any) -> EventRecord:
     return EventRecord(
         row["eid"], row["event_id"], row["address"], row["registered"], row["forwarded_to"]
     )
