@@ -15,6 +15,7 @@ import hashlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 from rsp_soft_euicc import SoftEuicc
 from sgp22_helpers import euicc_card
 
@@ -107,12 +108,16 @@ class World:
         ]
 
 
-@pytest.fixture()
-def world():
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request):
+    """The servers with the SM-DP+ on SQLite and on PostgreSQL (skipped where it is absent)."""
     from contextlib import ExitStack
 
+    kw = {"store": request.getfixturevalue("pg_url")} if request.param == "postgresql" else {}
     with ExitStack() as stack:
-        yield World(stack)
+        w = World(stack, **kw)
+        yield w
+        w.smdp.store.close()
 
 
 def order_with_cc(world: World, cc: str | None = "1234", smds: bool = True) -> tuple[str, str]:

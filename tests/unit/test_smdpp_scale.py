@@ -128,3 +128,27 @@ def test_smdpp_workers_on_postgresql_serve_a_load_run(pg_url: str) -> None:  # n
     smdp = SmdpPlus(default_pki(), address=ADDRESS, store=pg_url)
     assert [o["state"] for o in smdp.orders()] == [OrderState.INSTALLED] * 6
     smdp.store.close()
+
+
+def test_cli_orders_on_postgresql(pg_url: str, capsys) -> None:  # noqa: F811
+    from host.cli import main
+
+    assert main(["smdpp", "order", "PG-1", "--db", pg_url, "--iccid", "8988211000000000024"]
+                + ["--imsi", "001010000000002", "--k", "00" * 16, "--xor"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["smdpp", "orders", "--db", pg_url, "--json"]) == 0
+    (order,) = json.loads(capsys.readouterr().out)
+    assert (order["matching_id"], order["state"]) == ("PG-1", OrderState.RELEASED)
+
+
+def test_an_unreachable_database_is_one_error_line_without_its_password(capsys) -> None:
+    from host.cli import main
+
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("psycopg is not installed (the postgresql extra)")
+    url = "postgresql://cardemu:s3cret@127.0.0.1:1/smdpp"
+    assert main(["smdpp", "orders", "--db", url]) != 0
+    assert main(["server", "smdpp", "--port", "0", "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert "Error: postgresql://cardemu:***@127.0.0.1:1/smdpp" in err
+    assert "s3cret" not in err and "Traceback" not in err

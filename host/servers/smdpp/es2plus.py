@@ -43,6 +43,7 @@ from host.es9plus import (
     Es9Error,
 )
 from host.lpa.es9 import Es9Client, Es9TransportError, HttpHook
+from host.servers.web import Store
 
 if TYPE_CHECKING:
     from host.servers.smdpp.server import SmdpPlus
@@ -181,8 +182,8 @@ class Es2Plus:
                     " smds_address = ?, state = ?, updated = ? WHERE iccid = ?",
                     (key, eid, cc_hash_of(cc), smds, state, self.smdp._clock(), iccid),
                 )
-        except Exception as e:  # sqlite3.IntegrityError: the matching ID is taken
-            if "UNIQUE" in str(e):
+        except Exception as e:  # the database's IntegrityError: the matching ID is taken
+            if Store.is_conflict(e):
                 raise Es9Error.of(SC_MATCHING_ID_IN_USE, f"matching ID {key!r} is taken") from None
             raise
         if release and smds:

@@ -255,8 +255,12 @@ class _OrderRefused(Exception):
 
 
 def _pool_key(iccid: str) -> str:
-    """The key of a package in the ES2+ pool (no matching ID yet); never a matching ID."""
-    return "\x00pool:" + iccid
+    """The key of a package in the ES2+ pool (no matching ID yet); never a matching ID.
+
+    It starts with a control character no matching ID holds: \\x01, not NUL, which
+    PostgreSQL's text columns refuse.
+    """
+    return "\x01pool:" + iccid
 
 
 def cc_hash_of(confirmation_code: str | None) -> bytes | None:
