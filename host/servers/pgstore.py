@@ -121,6 +121,24 @@ class _Cursor:
         self._cur.execute(to_pg_params(sql), tuple(params) if params is not None else ())
         return self
 
+    @property
+    def lastrowid(self) -> int | None:
+        """The identity value the last INSERT took (lastval(): this connection's last
+        sequence value), or None when this session has taken none."""
+        import psycopg
+
+        try:
+            with self._cur.connection.cursor() as cur:
+                cur.execute("SAVEPOINT lastrowid")
+                cur.execute("SELECT lastval()")
+                row = cur.fetchone()
+                cur.execute("RELEASE SAVEPOINT lastrowid")
+        except psycopg.errors.ObjectNotInPrerequisiteState:
+            with self._cur.connection.cursor() as cur:
+                cur.execute("ROLLBACK TO SAVEPOINT lastrowid")
+            return None
+        return None if row is None else int(row[0])
+
     def fetchone(self) -> Any:
         return self._cur.fetchone()
 

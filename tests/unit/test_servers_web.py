@@ -327,11 +327,14 @@ def test_store_types_and_conflicts(store_db) -> None:
     )
     with Store(store_db, schema) as st:
         with st.transaction() as c:
+            assert c.lastrowid is None  # nothing inserted yet
             c.execute(
                 "INSERT INTO t (k, b, r, i) VALUES (?, ?, ?, ?)",
                 ("a", b"\0\xff", 1.5e9 + 0.25, 2**40),
             )
+            assert c.lastrowid == 1
             c.execute("INSERT INTO t (k, b, r, i) VALUES (?, ?, ?, ?)", ("50%", b"", 0.0, -1))
+            assert c.lastrowid == 2
         row = st.query_one("SELECT * FROM t WHERE k = ?", ("a",))
         assert (bytes(row["b"]), row["r"], row["i"], row["id"]) == (
             b"\0\xff",
