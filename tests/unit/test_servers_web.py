@@ -327,7 +327,7 @@ def test_store_types_and_conflicts(store_db) -> None:
     )
     with Store(store_db, schema) as st:
         with st.transaction() as c:
-            assert c.lastrowid is None  # nothing inserted yet
+            assert not c.lastrowid  # nothing inserted yet (None, or 0 on SQLite)
             c.execute(
                 "INSERT INTO t (k, b, r, i) VALUES (?, ?, ?, ?)",
                 ("a", b"\0\xff", 1.5e9 + 0.25, 2**40),
