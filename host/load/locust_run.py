@@ -166,13 +166,14 @@ RUN = _Run()
 class EuiccUser(User):
     """One emulated eUICC and its LPA, downloading profile after profile."""
 
+    _left = True  # until on_start has counted this user in
+
     def on_start(self) -> None:
         self.settings = RUN.configure(self.environment)
-        assert RUN.pki is not None
         self._wait = self.settings.wait
-        self.device = self._device()
         self._left = False
         RUN.active += 1
+        self.device = self._device()
 
     def _device(self) -> LoadDevice:
         assert RUN.pki is not None
