@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from card.ota import cat, sms
@@ -78,6 +79,9 @@ class ToolkitTerminal:
     outbox: list[bytes] = field(default_factory=list)
     #: every proactive command performed, with the general result given
     performed: list[tuple[ProactiveCommand, int]] = field(default_factory=list)
+    #: told of each proactive command once fetched, before it is performed (a
+    #: scenario closes its step there: what the card asked, then what the terminal did)
+    on_proactive: Callable[[ProactiveCommand], None] | None = None
     #: how long RECEIVE DATA waits for bytes that have not arrived yet (seconds)
     bip_timeout: float = 5.0
     _channels: dict[int, _Channel] = field(default_factory=dict, repr=False)
@@ -145,6 +149,8 @@ class ToolkitTerminal:
         except cat.CatError:
             log.warning("the card fetched a proactive command that does not decode")
             return 0x9000
+        if self.on_proactive is not None:
+            self.on_proactive(command)
         result, extra = self._perform(command)
         self.performed.append((command, result))
         # §8.12.11: a BIP error carries a cause ("no specific cause can be given").

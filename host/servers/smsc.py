@@ -21,6 +21,7 @@ The logic is `Smsc` (no HTTP in it); `create_app(smsc)` serves it and
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from card.ota import sms
+from host.lpa.es9 import HttpAnswer, HttpHook, HttpRequest
 from host.servers.web import HttpError, Store, json_object, role_app
 
 SCHEMA = """
@@ -210,17 +212,48 @@ def create_app(smsc: Smsc) -> Starlette:
 
 
 class SmscClient:
-    """The SMSC over HTTP (what terminals and application servers use)."""
+    """The SMSC over HTTP (what terminals and application servers use).
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    Args:
+        url: the SMS centre's base URL.
+        timeout: seconds per request.
+        hook: wraps every exchange (`host.lpa.es9.HttpHook`: a scenario's
+            `HttpRecorder` records the over-the-air leg and lets faults reach it).
+    """
+
+    def __init__(self, url: str, *, timeout: float = 10.0, hook: HttpHook | None = None) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(timeout=timeout)
+        self.hook = hook
+
+    def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, str]:
+        """(status, body text) of one request, through the hook when there is one."""
+        raw = b"" if body is None else json.dumps(body).encode()
+
+        def send() -> HttpAnswer:
+            try:
+                r = self._http.request(
+                    method,
+                    self.url + path,
+                    content=raw if body is not None else None,
+                    headers={"Content-Type": "application/json"} if body is not None else None,
+                )
+            except httpx.HTTPError as e:
+                raise ConnectionError(f"SMSC {method} {path}: {e}") from e
+            return r.status_code, r.reason_phrase, r.content
+
+        if self.hook is None:
+            status, _, content = send()
+        else:
+            request = HttpRequest("smsc", method, self.url + path, {}, raw)
+            status, _, content = self.hook(request, send)
+        return status, content.decode("utf-8", "replace")
 
     def _post(self, path: str, body: dict[str, Any]) -> int:
-        r = self._http.post(self.url + path, json=body)
-        if r.status_code != 200:
-            raise SmscError(f"SMSC answered {r.status_code}: {r.text[:200]}")
-        return int(r.json()["id"])
+        status, text = self._exchange("POST", path, body)
+        if status != 200:
+            raise SmscError(f"SMSC answered {status}: {text[:200]}")
+        return int(json.loads(text)["id"])
 
     def submit(self, sender: str, recipient: str, user_data: bytes, *, udhi: bool = True) -> int:
         return self._post(
@@ -233,10 +266,10 @@ class SmscClient:
 
     def inbox(self, msisdn: str) -> list[tuple[str, bytes]]:
         """(sender, SMS-DELIVER TPDU) of each message waiting; they are delivered."""
-        r = self._http.get(f"{self.url}/inbox/{msisdn}")
-        if r.status_code != 200:
-            raise SmscError(f"SMSC answered {r.status_code}: {r.text[:200]}")
-        return [(m["from"], bytes.fromhex(m["tpdu"])) for m in r.json()["messages"]]
+        status, text = self._exchange("GET", f"/inbox/{msisdn}", None)
+        if status != 200:
+            raise SmscError(f"SMSC answered {status}: {text[:200]}")
+        return [(m["from"], bytes.fromhex(m["tpdu"])) for m in json.loads(text)["messages"]]
 
     def close(self) -> None:
         self._http.close()

@@ -209,6 +209,20 @@ class Recorder:
         """The messages of the step under way so far."""
         return list(self._pending)
 
+    def mark(self) -> int:
+        """Where the run is in the declared steps (for `again`)."""
+        return self._cursor
+
+    def again(self, mark: int) -> None:
+        """Expect the declared steps from `mark` once more: a party retries after a failure.
+
+        The steps already recorded stay as they ran (a failed one marked so); the
+        retry's messages go to the same declared steps again.
+        """
+        if not 0 <= mark <= self._cursor:
+            raise ValueError("again: a mark from earlier in this run")
+        self._cursor = mark
+
     def add(self, message: Message) -> Message:
         message.step = self.current_number
         self._pending.append(message)

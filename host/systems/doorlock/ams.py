@@ -162,7 +162,12 @@ class AppManagementServer:
         hours: ServiceHours | None = None,
         clock: Callable[[], datetime] = datetime.now,
         sms_address: str | None = None,
+        on_step: Callable[[str, str, str], None] | None = None,
     ) -> None:
+        #: told (interface, function, detail) as S207 and S208 complete: the request
+        #: received ("ams", "request"), the lock checked and the phone found
+        #: ("ams", "identify"); a scenario labels the messages of each with its step.
+        self.on_step = on_step or (lambda interface, function, detail: None)
         self.store = store if isinstance(store, Store) else Store(store, SCHEMA)
         if isinstance(store, Store):
             with self.store.transaction() as c:
@@ -394,6 +399,8 @@ class AppManagementServer:
                 two phones; 404 no phone with these identifiers.
         """
         with self._lock:
+            via = f"by SMS from {sender_msisdn}" if sender_msisdn else "by HTTPS"
+            self.on_step("ams", "request", f"a download request, {len(request)} bytes, {via}")
             fields = _parse_request(request)
             combination, lock_ids, phone_ids, identity, counter, signature = fields
             lock = self._find(lock_ids, DOOR_LOCK)
@@ -431,6 +438,13 @@ class AppManagementServer:
             if package is None:
                 raise Refused(404, f"no applet registered for {lock['kind']} requesters")
             script = replace(self.key_script(phone, lock), package=package["package"])
+            named = ", ".join(sorted(phone_ids))
+            self.on_step(
+                "ams",
+                "identify",
+                f"{lock['device_id']} checked (chip signature, counter {counter}); "
+                f"{phone['device_id']} found by {named}; {package['package']}",
+            )
             return self._deliver("lock-request", lock["device_id"], phone["device_id"], script)
 
     def _find(self, ids: dict[str, str], kind: str) -> dict[str, Any] | None:

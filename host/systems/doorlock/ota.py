@@ -26,18 +26,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from card.apdu import CommandApdu
 from card.ota import sms
 from card.ota.scp80 import OtaKeyset, PacketError, SecurityError, Spi
 from host.ota import OtaSender, RamScript
+from host.ota.sender import ProofOfReceipt
 from host.servers.smsc import SmscClient
+from host.servers.web import Store
 from host.systems.doorlock.card import DELETE_ABSENT_OK, InstallScript
 from host.systems.doorlock.delivery import DeliveryError, Receipt
 
-__all__ = ["AMS_ADDRESS", "OtaDelivery", "SmsGateway", "SmsPoller"]
+__all__ = ["AMS_ADDRESS", "OtaDelivery", "SmsGateway", "SmsPoller", "StoredCounters"]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,11 @@ class OtaDelivery:
         page: tells the device's terminal a message waits (in a real network the
             SMS centre pushes it); None: the terminal polls on its own.
         timeout: seconds to wait for a proof of receipt.
+        counters: where the last counter sent to each device is kept (default: in
+            memory). A server that restarts must keep them (`StoredCounters`): a
+            SIM refuses a packet whose counter is not above the last it took
+            (TS 102 225 §5.1.1), so a restarted server counting from 0 again
+            could never reach it.
     """
 
     path = "ota-sms-pp"
@@ -132,6 +139,7 @@ class OtaDelivery:
         keyset_of: Callable[[str], OtaKeyset],
         page: Callable[[str], None] | None = None,
         timeout: float = 10.0,
+        counters: MutableMapping[str, int] | None = None,
     ) -> None:
         self.gateway = gateway
         self.msisdn_of = msisdn_of
@@ -139,7 +147,7 @@ class OtaDelivery:
         self.page = page
         self.timeout = timeout
         #: the last counter sent to each device (TS 102 225 §5.1.1: it must rise)
-        self.counters: dict[str, int] = {}
+        self.counters: MutableMapping[str, int] = counters if counters is not None else {}
 
     def deliver(self, device: str, script: InstallScript) -> Receipt:
         msisdn = self.msisdn_of(device)
@@ -171,13 +179,12 @@ class OtaDelivery:
                 except Exception as e:  # noqa: BLE001 - the device's side failed: no receipt
                     detail = f"the device did not take the message: {type(e).__name__}: {e}"
                     return Receipt(device, self.path, tuple(statuses), expected, detail)
-            raw = self._await_por(msisdn)
-            if raw is None:
-                return Receipt(device, self.path, tuple(statuses), expected, "no proof of receipt")
             try:
-                por = sender.open_por(raw)
+                por = self._await_por(msisdn, sender)
             except (sms.SmsError, PacketError, SecurityError) as e:
                 return Receipt(device, self.path, tuple(statuses), expected, f"bad PoR: {e}")
+            if por is None:
+                return Receipt(device, self.path, tuple(statuses), expected, "no proof of receipt")
             if not por.packet.ok:
                 return Receipt(
                     device, self.path, tuple(statuses), expected,
@@ -192,10 +199,59 @@ class OtaDelivery:
                 return Receipt(device, self.path, tuple(statuses), expected, "script cut short")
         return Receipt(device, self.path, tuple(statuses), expected)
 
-    def _await_por(self, msisdn: str) -> bytes | None:
+    def _await_por(self, msisdn: str, sender: OtaSender) -> ProofOfReceipt | None:
+        """The PoR of the packet just sent (its counter); older ones are dropped.
+
+        A PoR of an earlier packet can still be waiting: one a server that died
+        before reading it left behind. Its counter says it is not this one's.
+        """
         deadline = time.monotonic() + self.timeout
         while True:
             raw = self.gateway.take_por(msisdn)
-            if raw is not None or time.monotonic() > deadline:
-                return raw
+            if raw is not None:
+                por = sender.open_por(raw)
+                if por.packet.counter == sender.counter:
+                    return por
+                log.info("a stale proof of receipt (counter %d) dropped", por.packet.counter)
+                continue
+            if time.monotonic() > deadline:
+                return None
             time.sleep(0.05)
+
+
+class StoredCounters(MutableMapping[str, int]):
+    """The SCP80 counters last sent, per device, in the server's SQLite store."""
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS ota_counters (device_id TEXT PRIMARY KEY, "
+        "counter INTEGER NOT NULL)"
+    )
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        with store.transaction() as c:
+            c.execute(self.SCHEMA)
+
+    def __getitem__(self, device: str) -> int:
+        row = self.store.query_one("SELECT counter FROM ota_counters WHERE device_id = ?", (device,))
+        if row is None:
+            raise KeyError(device)
+        return int(row["counter"])
+
+    def __setitem__(self, device: str, counter: int) -> None:
+        with self.store.transaction() as c:
+            c.execute(
+                "INSERT INTO ota_counters VALUES (?, ?) ON CONFLICT(device_id) "
+                "DO UPDATE SET counter = excluded.counter",
+                (device, counter),
+            )
+
+    def __delitem__(self, device: str) -> None:
+        with self.store.transaction() as c:
+            c.execute("DELETE FROM ota_counters WHERE device_id = ?", (device,))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([r["device_id"] for r in self.store.query("SELECT device_id FROM ota_counters")])
+
+    def __len__(self) -> int:
+        return len(list(self))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,17 @@ def _steps() -> tuple[StepSpec, ...]:
         StepSpec(205, "link", "absent", "phone-2", LOCK,
                  "S205: 'no applet', with the phone's identifiers"),
         StepSpec(206, "lock-sim", "download_request", LOCK, LOCK_SIM,
-                 "S206: the lock's chip signs a download request naming lock and phone"),
-        StepSpec(207, "ams", "download", LOCK, AMS,
-                 "S207-S209: the request to the server (by SMS from the lock's SIM), which "
-                 "checks the lock, finds the phone and installs the applet on its SIM "
-                 "(RAM over SMS-PP, TS 102 226; a proof of receipt back)"),
+                 "S206: 'no applet' handed to the lock's chip, which signs a download "
+                 "request naming lock and phone"),
+        StepSpec(207, "ams", "request", LOCK_SIM, AMS,
+                 "S207: the lock's SIM sends the request to the server (SEND SHORT MESSAGE, "
+                 "through the SMS centre)"),
+        StepSpec(208, "ams", "identify", AMS, AMS,
+                 "S208: the server checks the request came from a registered lock's chip "
+                 "and finds the phone it names"),
+        StepSpec(209, "ams", "download", AMS, "phone-2-sim",
+                 "S209: the applet to the phone's SIM: RAM over SMS-PP (TS 102 226), "
+                 "proofs of receipt back"),
         StepSpec(202, "lock-sim", "request", LOCK, "phone-2", "S104 on (FIG. 5): a new challenge"),
         *_presentation("phone-2", "with its new applet")[2:],
     )  # fmt: skip
@@ -148,7 +155,32 @@ class DoorLockScenario(Scenario):
             "the phone's answer lost on the link: no decision, the door stays shut",
         ),
         FaultPoint(
-            "tear:phone-2-sim@207=*",
+            "kill:ams@209",
+            "completed",
+            "the server dies right after sending the first packet: the lock's request, "
+            "retried after the restart, installs exactly once (counters kept, the stale "
+            "proof of receipt dropped)",
+        ),
+        FaultPoint(
+            "kill:ams@209.4",
+            "completed",
+            "the server dies after submitting the install, before the phone fetched it: "
+            "the retry installs exactly once, the phone never holds half an applet",
+        ),
+        FaultPoint(
+            "kill:smsc@209.2",
+            "completed",
+            "the SMS centre dies and restarts with a packet queued: the message survives "
+            "in its store, the download completes",
+        ),
+        FaultPoint(
+            "kill:smsc@207",
+            "completed",
+            "the SMS centre dies as the lock's SIM sends its request: the modem's submit "
+            "goes to the restarted one, the download completes",
+        ),
+        FaultPoint(
+            "tear:phone-2-sim@209=*",
             "interrupted",
             "phone-2's SIM loses power during the install: without the applet or with a "
             "working one, never half",
@@ -172,13 +204,18 @@ class DoorLockScenario(Scenario):
         from host.ota import ToolkitTerminal
         from host.presets import ota_test_keysets
         from host.readers.inprocess import InProcessReader
-        from host.servers.smsc import Smsc, SmscClient
-        from host.servers.smsc import create_app as smsc_app
-        from host.servers.web import RoleServer
+        from host.servers.smsc import SmscClient
+        from host.servers.web import RoleServer, Store
+        from host.systems.doorlock.ams import SCHEMA as AMS_SCHEMA
         from host.systems.doorlock.ams import AppManagementServer, Refused, create_app
         from host.systems.doorlock.card import make_sim
         from host.systems.doorlock.delivery import AppletDelivery, DirectGpDelivery
-        from host.systems.doorlock.ota import AMS_ADDRESS, OtaDelivery, SmsGateway
+        from host.systems.doorlock.ota import (
+            AMS_ADDRESS,
+            OtaDelivery,
+            SmsGateway,
+            StoredCounters,
+        )
         from host.systems.doorlock.terminal import (
             HttpUplink,
             InProcessLink,
@@ -216,50 +253,78 @@ class DoorLockScenario(Scenario):
 
                 # The lock's SIM in a real reader (pcscd + vpcd); the phones stay in-process.
                 served[LOCK_SIM] = stack.enter_context(served_card(sims[LOCK_SIM]))
-            delivery: AppletDelivery
             terminals: dict[str, Any] = {}
-            gateway = None
+            strikes = _Strikes(ctx)
+            smsc: _SmscRole | None = None
             if ota:
-                smsc = stack.enter_context(RoleServer(smsc_app(Smsc()), name=SMSC))
+                smsc = _SmscRole(str(Path(ctx.workdir, "smsc.sqlite")))
+                stack.callback(smsc.kill)
+                strikes.roles[SMSC] = smsc
                 for name, host in owner.items():
+                    client = SmscClient(smsc.url, hook=strikes.hook(host))
+                    stack.callback(client.close)
                     modem = ToolkitTerminal(
-                        traced(name, host), msisdn=_sim(SIMS[name]).msisdn,
-                        smsc=stack.enter_context(SmscClient(smsc.url)),
-                    )  # fmt: skip
+                        traced(name, host), msisdn=_sim(SIMS[name]).msisdn, smsc=client
+                    )
                     modem.start()  # TERMINAL PROFILE, as a modem does at power-on
                     terminals[host] = modem
-                gateway = SmsGateway(stack.enter_context(SmscClient(smsc.url)), AMS_ADDRESS)
-                delivery = OtaDelivery(
-                    gateway,
-                    msisdn_of=lambda d: _msisdn_of(ams, d),
-                    keyset_of=lambda d: ota_test_keysets()[0],
-                    page=lambda d: terminals[d].poll_smsc() and None,
-                )
-            else:
-
-                def route(name: str) -> Callable[[], Reader]:
-                    # The server's session to a SIM, recorded as the server's APDUs.
-                    return lambda: traced(name, AMS)
-
-                delivery = DirectGpDelivery({host: route(name) for name, host in owner.items()})
             db = Path(ctx.workdir, "ams.sqlite")
-            ams = AppManagementServer(
-                str(db),
-                delivery,
-                rng=CardRng(seed) if seed is not None else None,
-                clock=lambda: now["t"],
-                sms_address=AMS_ADDRESS if ota else None,
-            )
-            stack.callback(ams.close)
             ctx.state["ams_db"] = db
+            tls = demo_tls()
+            world: dict[str, Any] = {}
+
+            def start_ams(port: int = 0) -> None:
+                """One incarnation of the server: its store on file, the rest in memory."""
+                store = Store(str(db), AMS_SCHEMA)
+                delivery: AppletDelivery
+                if ota:
+                    assert smsc is not None
+                    client = SmscClient(smsc.url, hook=strikes.hook(AMS))
+                    gateway = SmsGateway(client, AMS_ADDRESS)
+                    world["gateway"] = gateway
+                    delivery = OtaDelivery(
+                        gateway,
+                        msisdn_of=lambda d: _msisdn_of(world["ams"], d),
+                        keyset_of=lambda d: ota_test_keysets()[0],
+                        page=lambda d: terminals[d].poll_smsc() and None,
+                        counters=StoredCounters(store),
+                    )
+                else:
+
+                    def route(name: str) -> Callable[[], Reader]:
+                        # The server's session to a SIM, recorded as the server's APDUs.
+                        return lambda: traced(name, AMS)
+
+                    delivery = DirectGpDelivery(
+                        {host: route(name) for name, host in owner.items()}
+                    )
+                world["ams"] = AppManagementServer(
+                    store,
+                    delivery,
+                    rng=CardRng(seed) if seed is not None else None,
+                    clock=lambda: now["t"],
+                    sms_address=AMS_ADDRESS if ota else None,
+                    on_step=on_step,
+                )
+                world["server"] = RoleServer(
+                    create_app(world["ams"]), port=port, tls=tls.server, name=AMS
+                ).start()
+
+            def stop_ams() -> None:
+                if "server" in world:
+                    world["server"].stop()
+                    world["ams"].close()
+
+            start_ams()
+            stack.callback(stop_ams)
+            strikes.roles[AMS] = _AmsRole(start_ams, stop_ams, lambda: world["server"].port)
+            ams = world["ams"]
+            ctx.state["ams_url"] = world["server"].url
             ams.register_lock(LOCK, mac=LOCK_MAC, sim=_sim(SIMS[LOCK_SIM]), combination="B")
             ams.register_lock("lock-next-door", mac=bytes.fromhex("02CA4DE0D002"), sim=_sim(101))
             for phone in PHONES:
                 ams.register_phone(phone, imei=IMEIS[phone], sim=_sim(SIMS[f"{phone}-sim"]))
-            tls = demo_tls()
-            server = RoleServer(create_app(ams), tls=tls.server, name=AMS).start()
-            stack.callback(server.stop)
-            ctx.state["ams_url"] = server.url
+            path = ams.delivery.path
 
             # §6.1 and §6.2 (server-triggered): the lock's SIM at night, phone-1's.
             try:
@@ -271,20 +336,22 @@ class DoorLockScenario(Scenario):
             result = ams.provision_lock(LOCK)
             outcome = result.to_json()["outcome"]
             rec.step_done(
-                "ams", "provision_lock", f"{refused_by_day}; at 02:00 by {delivery.path}: {outcome}"
+                "ams", "provision_lock", f"{refused_by_day}; at 02:00 by {path}: {outcome}"
             )
             result = ams.enrol_phone("phone-1", LOCK)
             rec.step_done("ams", "enrol_phone", f"phone-1: {result.to_json()['outcome']}")
             ams.enrol_phone("phone-3", "lock-next-door")  # another door's key (not a step here)
 
             if ota:
-                assert gateway is not None
                 lock_reader: Reader = terminals[LOCK].as_reader()
-                uplink: Any = SmsUplink(lambda: ams.poll_sms(gateway))
+                uplink: Any = SmsUplink(
+                    lambda: world["ams"].poll_sms(world["gateway"]), modem=terminals[LOCK]
+                )
             else:
                 lock_reader = traced(LOCK_SIM, LOCK)
                 hook = HttpRecorder(rec, LOCK, lambda url: AMS)
-                uplink = HttpUplink(JsonClient(server.url, hook=hook, ca_pem=tls.ca_pem))
+                url = world["server"].url
+                uplink = HttpUplink(JsonClient(url, hook=hook, ca_pem=tls.ca_pem))
             controller = LockController(lock_reader, ams=uplink, on_step=on_step)
             links = {}
             for phone in PHONES:
@@ -299,9 +366,19 @@ class DoorLockScenario(Scenario):
             record["method 02"] = controller.present(links["phone-1"], 2)
             record["wrong key"] = controller.present(links["phone-3"], 1)
             ctx.state["tries_after_wrong"] = controller.card.status()["tries_left"]
-            record["no applet"] = controller.present(links["phone-2"], 1)
-            url = server.url
-            server.stop()
+            mark = rec.mark()
+            try:
+                record["no applet"] = controller.present(links["phone-2"], 1)
+            except ServerCrashed as e:
+                # No answer from the server: the controller presents the phone again
+                # once it is back (the phone is still at the door).
+                rec.step_failed(str(e))
+                ctx.state["retried"] = str(e)
+                rec.again(mark)
+                record["no applet"] = controller.present(links["phone-2"], 1)
+            url = world["server"].url
+            stop_ams()
+            world.clear()
             ctx.state["offline_refused"] = _unreachable(url)
             rec.step_done("ams", "stopped", f"server stopped; {ctx.state['offline_refused']}")
             record["offline"] = controller.present(links["phone-1"], 1)
@@ -425,3 +502,113 @@ def _phone2_claims(ctx: RunContext) -> list[Verdict]:
     except ApduError as e:
         works, detail = False, f"applet present but GET DATA {e.sw:04X}"
     return [Verdict("phone-2's SIM: no applet, or a working one", works, detail)]
+
+
+class ServerCrashed(Exception):
+    """The application management server died while it handled a request (a kill fault)."""
+
+
+class _SmscRole:
+    """The SMS centre in this process: its store on file, so a kill keeps what it queued.
+
+    `kill` stops it (the port and store released); `restart` serves the same store
+    on the same port again, a new incarnation (`pid` counts them).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pid = 0
+        self.port = 0
+        self._server: Any = None
+        self._store: Any = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from host.servers.smsc import SCHEMA, Smsc, create_app
+        from host.servers.web import RoleServer, Store
+
+        self._store = Store(self.path, SCHEMA)
+        self._server = RoleServer(create_app(Smsc(self._store)), port=self.port, name=SMSC)
+        self._server.start()
+        self.port = self._server.port
+        self.pid += 1
+
+    def kill(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._store.close()
+            self._server = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+@dataclass
+class _AmsRole:
+    """The server in this process: `restart` drops its memory and opens its store again."""
+
+    start: Callable[[int], None]
+    stop: Callable[[], None]
+    port: Callable[[], int]
+    pid: int = 1
+
+    def restart(self) -> None:
+        port = self.port()
+        self.stop()
+        self.start(port)
+        self.pid += 1
+
+
+class _Strikes:
+    """The hooks of the SMS centre's clients: each exchange recorded; kill faults struck.
+
+    `kill:smsc@N[.K]`: after the K-th exchange with the SMS centre in step N
+    (whoever made it), the centre is killed and restarted on its store.
+    `kill:ams@N[.K]`: after the server's own K-th exchange in step N, the server
+    dies (`ServerCrashed` unwinds what it was doing) and a new incarnation starts
+    on its store. The in-process roles keep the fault walk fast.
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.roles: dict[str, Any] = {}
+        self.seen: dict[tuple[int | None, str], int] = {}
+
+    def hook(self, source: str) -> Callable[[Any, Callable[[], Any]], Any]:
+        recorder = HttpRecorder(self.ctx.recorder, source, lambda url: SMSC)
+
+        def exchange(request: Any, send: Callable[[], Any]) -> Any:
+            answer = recorder(request, send)
+            self._strike(source)
+            return answer
+
+        return exchange
+
+    def _strike(self, source: str) -> None:
+        rec, inj = self.ctx.recorder, self.ctx.injector
+        step = rec.current_number
+        for key in ((step, source), (step, "*")):
+            self.seen[key] = self.seen.get(key, 0) + 1
+        if inj is None or inj.fired or inj.spec.action != "kill" or inj.spec.step != step:
+            return
+        target = inj.spec.target
+        counted = self.seen[(step, "*")] if target == SMSC else self.seen.get((step, AMS), 0)
+        if target not in (SMSC, AMS) or (target == AMS and source != AMS):
+            return
+        if counted != inj.spec.nth:
+            return
+        inj.fired = True
+        role = self.roles[target]
+        old = role.pid
+        role.restart()
+        note = f"{target} killed (incarnation {old}) after this, restarted ({role.pid})"
+        pending = rec.pending
+        if pending:
+            pending[-1].fault = note
+        if target == AMS:
+            raise ServerCrashed(note)

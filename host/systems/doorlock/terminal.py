@@ -330,14 +330,44 @@ class SmsUplink:
     Args:
         await_result: runs the network until the server has handled the request;
             returns the server's results (None: nothing to report).
+        modem: the controller's modem (`host.ota.ToolkitTerminal`); given, S206
+            (the chip signs and hands the message to its modem) is reported when
+            the modem has fetched SEND SHORT MESSAGE, so the submission to the SMS
+            centre is S207's; else once the whole exchange is over.
     """
 
-    def __init__(self, await_result: Callable[[], list[Any] | None] | None = None) -> None:
+    def __init__(
+        self,
+        await_result: Callable[[], list[Any] | None] | None = None,
+        *,
+        modem: Any = None,
+    ) -> None:
         self.await_result = await_result
+        self.modem = modem
 
     def request_download(self, card: DoorLockCard, phone: bytes, on_step: OnStep) -> dict[str, Any]:
-        card.send_download_request(phone)
-        on_step("lock-sim", "download_request", "signed request, sent by SMS (SEND SHORT MESSAGE)")
+        from card.ota.cat import CommandType
+
+        fetched: list[bool] = []
+
+        def before(command: Any) -> None:
+            if command.type == CommandType.SEND_SHORT_MESSAGE and not fetched:
+                fetched.append(True)
+                on_step(
+                    "lock-sim",
+                    "download_request",
+                    "signed request; the modem fetched SEND SHORT MESSAGE",
+                )
+
+        if self.modem is not None:
+            self.modem.on_proactive = before
+        try:
+            card.send_download_request(phone)
+        finally:
+            if self.modem is not None:
+                self.modem.on_proactive = None
+        if not fetched:
+            on_step("lock-sim", "download_request", "signed request, sent by SMS")
         results = self.await_result() if self.await_result is not None else None
         if not results:
             return {"device_id": "?", "outcome": "installed" if results is None else "none"}
