@@ -356,17 +356,27 @@ class HttpRecorder:
         recorder: the run's recorder.
         source: the party that sends the requests.
         target: a function from the request's URL to the server party's name.
+        kills: a kill fault strikes before the first request of its step (False:
+            the caller strikes kills itself, e.g. at the K-th exchange of a step).
     """
 
-    def __init__(self, recorder: Recorder, source: str, target: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        source: str,
+        target: Callable[[str], str],
+        *,
+        kills: bool = True,
+    ) -> None:
         self.recorder = recorder
         self.source = source
         self.target = target
+        self.kills = kills
 
     def __call__(self, request: HttpRequest, send: Callable[[], HttpAnswer]) -> HttpAnswer:
         rec = self.recorder
         target = self.target(request.url)
-        note = rec.injector.before_http(rec, target) if rec.injector is not None else ""
+        note = rec.injector.before_http(rec, target) if rec.injector and self.kills else ""
         t0 = time.perf_counter()
         path = request.url.split("://", 1)[-1].partition("/")[2]
         message = Message(

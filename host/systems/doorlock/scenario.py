@@ -567,8 +567,8 @@ class _AmsRole:
 class _Strikes:
     """The hooks of the SMS centre's clients: each exchange recorded; kill faults struck.
 
-    `kill:smsc@N[.K]`: after the K-th exchange with the SMS centre in step N
-    (whoever made it), the centre is killed and restarted on its store.
+    `kill:smsc@N[.K]`: before the K-th exchange with the SMS centre in step N
+    (whoever makes it), the centre is killed and restarted on its store.
     `kill:ams@N[.K]`: after the server's own K-th exchange in step N, the server
     dies (`ServerCrashed` unwinds what it was doing) and a new incarnation starts
     on its store. The in-process roles keep the fault walk fast.
@@ -580,35 +580,38 @@ class _Strikes:
         self.seen: dict[tuple[int | None, str], int] = {}
 
     def hook(self, source: str) -> Callable[[Any, Callable[[], Any]], Any]:
-        recorder = HttpRecorder(self.ctx.recorder, source, lambda url: SMSC)
+        recorder = HttpRecorder(self.ctx.recorder, source, lambda url: SMSC, kills=False)
 
         def exchange(request: Any, send: Callable[[], Any]) -> Any:
+            step = self.ctx.recorder.current_number
+            for key in ((step, source), (step, "*")):
+                self.seen[key] = self.seen.get(key, 0) + 1
+            before = self._kill(SMSC, step, self.seen[(step, "*")])
             answer = recorder(request, send)
-            self._strike(source)
+            if before:
+                self._note(before)
+            if source == AMS and (after := self._kill(AMS, step, self.seen[(step, AMS)])):
+                self._note(after)
+                raise ServerCrashed(after)
             return answer
 
         return exchange
 
-    def _strike(self, source: str) -> None:
-        rec, inj = self.ctx.recorder, self.ctx.injector
-        step = rec.current_number
-        for key in ((step, source), (step, "*")):
-            self.seen[key] = self.seen.get(key, 0) + 1
-        if inj is None or inj.fired or inj.spec.action != "kill" or inj.spec.step != step:
-            return
-        target = inj.spec.target
-        counted = self.seen[(step, "*")] if target == SMSC else self.seen.get((step, AMS), 0)
-        if target not in (SMSC, AMS) or (target == AMS and source != AMS):
-            return
-        if counted != inj.spec.nth:
-            return
+    def _kill(self, target: str, step: int | None, counted: int) -> str:
+        """Kill and restart `target` if the fault says so here; a note, else ""."""
+        inj = self.ctx.injector
+        if inj is None or inj.fired or inj.spec.action != "kill":
+            return ""
+        if (inj.spec.target, inj.spec.step, inj.spec.nth) != (target, step, counted):
+            return ""
         inj.fired = True
         role = self.roles[target]
         old = role.pid
         role.restart()
-        note = f"{target} killed (incarnation {old}) after this, restarted ({role.pid})"
-        pending = rec.pending
+        when = "before" if target == SMSC else "after"
+        return f"{target} killed (incarnation {old}) {when} this, restarted ({role.pid})"
+
+    def _note(self, note: str) -> None:
+        pending = self.ctx.recorder.pending
         if pending:
             pending[-1].fault = note
-        if target == AMS:
-            raise ServerCrashed(note)
