@@ -25,7 +25,7 @@ def test_the_seed_steps_in_order(clean_run: RunResult) -> None:
     assert r.ok and r.outcome == "completed" and r.error is None, r.verdicts
     presentation = [101, 102, 104, 105, 107, 109]
     refused = [101, 102, 104, 105, 107, 110]
-    absent = [201, 202, 204, 205, 206, 207, 202, 104, 105, 107, 109]
+    absent = [201, 202, 204, 205, 206, 207, 208, 209, 202, 104, 105, 107, 109]
     assert [s.spec.number for s in r.steps] == [
         1, 2, *presentation, *presentation, *refused, *absent, 300, *presentation,
     ]  # fmt: skip
@@ -40,10 +40,21 @@ def test_the_seed_steps_in_order(clean_run: RunResult) -> None:
     fetched = [m for m in request.messages if m.kind == "apdu" and m.request[:4] == "8012"]
     # D0 ... 81 03 nn 13 00: a proactive command, its details naming SEND SHORT MESSAGE (13).
     assert fetched and re.match(r"D0(81)?..8103..1300", fetched[0].response)
-    # S207-S209: SMS-PP download ENVELOPEs to phone-2's SIM, through its modem.
-    download = next(s for s in steps if s.spec.number == 207)
+    # S207: the modem submits the chip's short message; the server polls its inbox.
+    sent = next(s for s in steps if s.spec.number == 207)
+    assert [(m.kind, m.source, m.target, m.summary.split(" →")[0]) for m in sent.messages if
+            m.kind == "http"] == [("http", "lock-controller", "smsc", "POST /submit-tpdu"),
+                                  ("http", "ams", "smsc", "GET /inbox/12345")]  # fmt: skip
+    # S208: the server's own checks: nothing on the wire.
+    assert next(s for s in steps if s.spec.number == 208).messages == []
+    # S209: SMS-PP download ENVELOPEs to phone-2's SIM, through its modem, and the
+    # SMS centre's leg: the server's submits, the phone's polls, the PoRs back.
+    download = next(s for s in steps if s.spec.number == 209)
     envelopes = [m for m in download.messages if m.request[:4] == "80C2"]
     assert envelopes and {(m.source, m.target) for m in envelopes} == {("phone-2", "phone-2-sim")}
+    http = {(m.source, m.summary.split(" ")[0]) for m in download.messages if m.kind == "http"}
+    assert http == {("ams", "POST"), ("phone-2", "GET"), ("phone-2", "POST"), ("ams", "GET")}
+    assert all(m.target == "smsc" for m in download.messages if m.kind == "http")
     # Offline: nothing goes to the server after it stopped.
     offline = steps[steps.index(next(s for s in steps if s.spec.number == 300)) :]
     assert not any(m.kind == "http" for s in offline for m in s.messages)
@@ -57,9 +68,9 @@ def test_the_scp03_and_https_path() -> None:
 
     r = run_scenario(DoorLockScenario("gp"), seed=5)
     assert r.ok, [v for v in r.verdicts if not v.ok]
-    download = next(s for s in r.steps if s.spec.number == 207)
-    assert any(m.kind == "http" and m.target == "ams" for m in download.messages)
-    assert any(m.kind == "apdu" and m.source == "ams" for m in download.messages)
+    download = [m for s in r.steps if s.spec.number in (207, 208, 209) for m in s.messages]
+    assert any(m.kind == "http" and m.target == "ams" for m in download)
+    assert any(m.kind == "apdu" and m.source == "ams" for m in download)
 
 
 def test_cli_runs_it_with_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,14 +78,30 @@ def test_cli_runs_it_with_json(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     j = json.loads(out)
     assert j["outcome"] == "completed" and j["ok"]
-    assert "207 ams.download: phone-2: installed" in err
+    assert "209 ams.download: phone-2: installed" in err
 
 
 def test_every_fault_point() -> None:
     runs = walk(get_scenario("doorlock"))
-    assert len(runs) >= 5
+    assert len(runs) >= 9
     for point, spec, result in runs:
         assert result.ok, (str(spec), point.why, [v for v in result.verdicts if not v.ok])
+    kills = {str(spec): result for _, spec, result in runs if spec.action == "kill"}
+    assert set(kills) == {"kill:ams@209", "kill:ams@209.4", "kill:smsc@209.2", "kill:smsc@207"}
+    for spec, result in kills.items():
+        struck = [m for s in result.steps for m in s.messages if "killed" in m.fault]
+        assert len(struck) == 1 and struck[0].target == "smsc", spec
+        numbers = [s.spec.number for s in result.steps]
+        if spec.startswith("kill:ams"):
+            # S209 failed once (the server died under it); the controller presented the
+            # phone again, the retried request installed exactly once.
+            failed = [s.spec.number for s in result.steps if s.verdict == "failed"]
+            assert failed == [209] and numbers.count(209) == 2 and numbers.count(201) == 2
+            once = [v for v in result.verdicts if "exactly once" in v.name]
+            assert once and once[0].ok and once[0].detail.startswith("1 install(s)")
+        else:
+            # The SMS centre restarted on its store: nothing lost, nothing retried.
+            assert numbers.count(209) == 1 and all(s.verdict == "ok" for s in result.steps)
 
 
 def test_the_link_over_loopback_tcp() -> None:

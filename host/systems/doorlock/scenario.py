@@ -10,9 +10,9 @@ run, in the seed's order:
    with certificates (02); each time the phone's chip checks the lock's answer too.
 3. S101-S110: phone 3, whose key is another door's, is refused (63Cx: a try spent).
 4. S201-S209 then S104-S109: phone 2 has no applet (6A82); the lock's chip signs
-   a download request naming both devices, the controller sends it to the
-   server, which checks the lock, finds the phone, installs the applet and
-   logs it; phone 2 then opens the door.
+   a download request naming both devices (S206) and sends it (S207); the
+   server checks the lock and finds the phone (S208: the server names the
+   step), installs the applet and logs it (S209); phone 2 then opens the door.
 5. The server is stopped; phone 1 still opens the door (offline is the point).
 
 By default the server's scripts travel over the air (`ota.OtaDelivery`: RAM
@@ -20,7 +20,16 @@ commands in SCP80 secured packets, SMS-PP through the SMS centre stand-in,
 the phones' and the lock's modems polling it, proofs of receipt back by SMS)
 and the lock's chip sends its request itself by SEND SHORT MESSAGE;
 `DoorLockScenario("gp")` uses an SCP03 session to each SIM's ISD and the
-controller's HTTPS instead.
+controller's HTTPS instead. Every exchange with the SMS centre (its HTTP
+submits and inbox polls, by the server and by each modem) is recorded in the
+step it belongs to, so the report shows the over-the-air leg.
+
+The server and the SMS centre run in this process, their stores on file. A
+kill fault (`kill:ams@209[.K]`, `kill:smsc@N[.K]`) stops one and starts a new
+incarnation on the same store and port (see `_Strikes`): the server loses
+what it held in memory, the SMS centre keeps what it queued. When the server
+dies under a download, the controller, left without an answer, presents the
+phone again; the steps from S201 are recorded once more.
 """
 
 from __future__ import annotations
@@ -474,6 +483,20 @@ def _log_claims(ctx: RunContext) -> list[Verdict]:
             len(by_lock) <= 1,
             f"{len(by_lock)} download(s) at a lock's request",
         ),
+    ] + _once_claims(ctx, [r for r in by_lock if r[2] == "installed"])
+
+
+def _once_claims(ctx: RunContext, installed: list[Any]) -> list[Verdict]:
+    """After a server crash during the download: the lock's retry installed exactly once."""
+    retried = ctx.state.get("retried")
+    if not retried or not ctx.state.get("completed"):
+        return []
+    return [
+        Verdict(
+            "the lock's request, retried after the server's restart, installs exactly once",
+            len(installed) == 1,
+            f"{len(installed)} install(s) logged; first attempt: {retried}",
+        )
     ]
 
 
