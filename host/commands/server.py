@@ -632,18 +632,26 @@ def doorlock_ams(
         return
     from host.presets import ota_test_keysets
     from host.servers.smsc import SmscClient
-    from host.systems.doorlock.ota import OtaDelivery, SmsGateway, SmsPoller
+    from host.servers.web import Store
+    from host.systems.doorlock.ams import SCHEMA
+    from host.systems.doorlock.ota import OtaDelivery, SmsGateway, SmsPoller, StoredCounters
 
     gateway = SmsGateway(SmscClient(smsc_url), address)
+    store = Store(db, SCHEMA)
 
     def msisdn_of(device: str) -> str | None:
         row = ams.device(device)
         return None if row is None else str(row["msisdn"])
 
+    # The SCP80 counters in the store: a restarted server must go on above them.
     delivery = OtaDelivery(
-        gateway, msisdn_of=msisdn_of, keyset_of=lambda d: ota_test_keysets()[0], timeout=60.0
+        gateway,
+        msisdn_of=msisdn_of,
+        keyset_of=lambda d: ota_test_keysets()[0],
+        timeout=60.0,
+        counters=StoredCounters(store),
     )
-    ams = AppManagementServer(db, delivery, sms_address=address)
+    ams = AppManagementServer(store, delivery, sms_address=address)
     srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
     poller = SmsPoller(lambda: ams.poll_sms(gateway)).start()
     click.echo(

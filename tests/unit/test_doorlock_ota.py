@@ -205,3 +205,44 @@ def test_a_tear_at_every_nvm_write_of_the_remote_install(smsc_url: str) -> None:
     assert n > 5 and phone_rt.nvm.total_writes > before
     # The script's last write makes the applet selectable: a torn install is never visible.
     assert outcomes == ["absent"] * (n - 1)
+
+
+def test_a_restarted_server_goes_on_above_its_counters(smsc_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The SCP80 counters live in the server's store: after a restart it still reaches the
+    SIM; a server that forgot them (counting from 0 again) is refused as a replay."""
+    from host.servers.web import Store
+    from host.systems.doorlock.ams import SCHEMA
+    from host.systems.doorlock.ota import StoredCounters
+
+    rt = make_sim(PHONE, rng_seed=2)
+    modem = ToolkitTerminal(InProcessReader(rt), msisdn=PHONE.msisdn, smsc=SmscClient(smsc_url))
+    modem.start()
+    db = str(tmp_path / "ams.sqlite")
+
+    def incarnation(keep_counters: bool) -> AppManagementServer:
+        store = Store(db, SCHEMA)
+        delivery = OtaDelivery(
+            SmsGateway(SmscClient(smsc_url)),
+            msisdn_of=lambda d: PHONE.msisdn,
+            keyset_of=lambda d: ota_test_keysets()[0],
+            page=lambda d: modem.poll_smsc() and None,
+            timeout=1.0,
+            counters=StoredCounters(store) if keep_counters else None,
+        )
+        return AppManagementServer(
+            store, delivery, rng=CardRng(5), clock=lambda: datetime(2026, 12, 7, 2, 0)
+        )
+
+    first = incarnation(True)
+    first.register_lock("lock-1", mac=bytes(6), sim=LOCK)
+    first.register_phone("phone-2", imei=IMEI, sim=PHONE)
+    assert first.enrol_phone("phone-2", "lock-1").receipt.ok
+    first.close()
+    forgetful = incarnation(False)
+    refused = forgetful.enrol_phone("phone-2", "lock-1").receipt
+    assert not refused.ok and refused.statuses == (), refused
+    forgetful.close()
+    again = incarnation(True)
+    result = again.enrol_phone("phone-2", "lock-1")
+    assert result.receipt.ok, result.receipt
+    again.close()
