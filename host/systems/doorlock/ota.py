@@ -233,7 +233,8 @@ class StoredCounters(MutableMapping[str, int]):
             c.execute(self.SCHEMA)
 
     def __getitem__(self, device: str) -> int:
-        row = self.store.query_one("SELECT counter FROM ota_counters WHERE device_id = ?", (device,))
+        sql = "SELECT counter FROM ota_counters WHERE device_id = ?"
+        row = self.store.query_one(sql, (device,))
         if row is None:
             raise KeyError(device)
         return int(row["counter"])
@@ -251,7 +252,8 @@ class StoredCounters(MutableMapping[str, int]):
             c.execute("DELETE FROM ota_counters WHERE device_id = ?", (device,))
 
     def __iter__(self) -> Iterator[str]:
-        return iter([r["device_id"] for r in self.store.query("SELECT device_id FROM ota_counters")])
+        rows = self.store.query("SELECT device_id FROM ota_counters")
+        return iter([r["device_id"] for r in rows])
 
     def __len__(self) -> int:
         return len(list(self))

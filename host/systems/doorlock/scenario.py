@@ -304,9 +304,7 @@ class DoorLockScenario(Scenario):
                         # The server's session to a SIM, recorded as the server's APDUs.
                         return lambda: traced(name, AMS)
 
-                    delivery = DirectGpDelivery(
-                        {host: route(name) for name, host in owner.items()}
-                    )
+                    delivery = DirectGpDelivery({host: route(name) for name, host in owner.items()})
                 world["ams"] = AppManagementServer(
                     store,
                     delivery,
