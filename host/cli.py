@@ -53,6 +53,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "host.commands.demo:demo",
         "Run every system end to end.",
     ),
+    "doorlock": ("host.commands.doorlock:doorlock", "Run seed 001's door lock or phone alone."),
     "fuzz": (
         "host.commands.fuzz:fuzz",
         "Fuzz a card's applets and check invariants after every APDU.",

@@ -53,6 +53,7 @@ __all__ = [
     "PhoneLinkServer",
     "Presentation",
     "TcpLink",
+    "serve_link",
 ]
 
 OnStep = Callable[[str, str, str], None]
@@ -435,6 +436,14 @@ class TcpLink:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    @classmethod
+    def on_socket(cls, sock: socket.socket) -> TcpLink:
+        """The controller's end on a connection it accepted (the phone dialled the lock)."""
+        link = cls.__new__(cls)
+        link.sock = sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return link
+
     def exchange(
         self, payload: bytes, meaning: str, sent: Callable[[], None] | None = None
     ) -> bytes:
@@ -446,6 +455,21 @@ class TcpLink:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def serve_link(sock: socket.socket, phone: PhoneHost, lock: threading.Lock | None = None) -> None:
+    """The phone's end of one TCP connection: each message to `phone`, until the lock hangs up."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    guard = lock or threading.Lock()
+    try:
+        while True:
+            size = int.from_bytes(_recv_exact(sock, 2), "big")
+            message = _recv_exact(sock, size)
+            with guard:  # one SIM: one exchange at a time
+                reply = phone.handle_request(message)
+            sock.sendall(_frame(reply))
+    except (LinkError, ConnectionError):
+        return
 
 
 class PhoneLinkServer:
@@ -462,17 +486,7 @@ class PhoneLinkServer:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                sock: socket.socket = self.request
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                try:
-                    while True:
-                        size = int.from_bytes(_recv_exact(sock, 2), "big")
-                        message = _recv_exact(sock, size)
-                        with lock:  # one SIM: one exchange at a time
-                            reply = phone.handle_request(message)
-                        sock.sendall(_frame(reply))
-                except LinkError:
-                    return
+                serve_link(self.request, phone, lock)
 
         self.server = socketserver.ThreadingTCPServer((host, port), Handler)
         self.server.daemon_threads = True
