@@ -198,8 +198,10 @@ def lock(
 )  # fmt: skip
 @card_option
 @preset_option
-@click.option("--phone", "which", type=click.Choice(["phone-1", "phone-2"]), default="phone-1",
-              show_default=True, help="Which demo phone (its IMEI; its SIM with --preset).")  # fmt: skip
+@click.option(
+    "--phone", "which", type=click.Choice(["phone-1", "phone-2"]), default="phone-1",
+    show_default=True, help="Which demo phone (its IMEI; its SIM with --preset).",
+)  # fmt: skip
 @click.option("--imei", help="The phone's IMEI (default: the demo phone's).")
 @click.option("--wait", type=float, default=30.0, show_default=True,
               help="Seconds to keep dialling until the lock answers.")  # fmt: skip

@@ -16,11 +16,12 @@ A phone listed in `without_applet` gets a SIM with no door-lock applet.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from card.crypto.rng import CardRng
 from card.runtime import CardRuntime
+from host.readers.base import Reader
 from host.systems.doorlock.card import SimIdentity
 
 __all__ = ["LOCK_MAC", "LOCK_SIM", "PHONE_IMEIS", "PHONE_SIMS", "issue_door", "new_sim"]
@@ -79,9 +80,11 @@ def issue_door(
     phones = {p: new_sim(PHONE_SIMS[p], img, rng_seed=seed + 1 + i)
               for i, (p, img) in enumerate(images.items())}  # fmt: skip
     runtimes = {"lock": lock, **phones}
-    delivery = DirectGpDelivery(
-        {name: (lambda rt=rt: InProcessReader(rt)) for name, rt in runtimes.items()}
-    )
+
+    def route(rt: CardRuntime) -> Callable[[], Reader]:
+        return lambda: InProcessReader(rt)
+
+    delivery = DirectGpDelivery({name: route(rt) for name, rt in runtimes.items()})
     server = AppManagementServer(
         ams, delivery, rng=CardRng(seed), clock=lambda: datetime(2026, 12, 7, 2, 0)
     )
