@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from typing import Any
 
@@ -106,6 +107,32 @@ def _sim(card: str | None, preset: str | None, role: str, phone: str) -> Any:
     return lock if role == "lock" else phones[phone]
 
 
+def _modem(rt: Any, smsc_url: str | None) -> tuple[Any, Any]:
+    """(a reader to the SIM, its modem or None): with an SMS centre, a toolkit terminal
+    (TERMINAL PROFILE sent) serving the SIM's proactive commands under its MSISDN."""
+    from host.readers.inprocess import InProcessReader
+
+    plain = InProcessReader(rt)
+    if smsc_url is None:
+        return plain, None
+    from host.ota import ToolkitTerminal
+    from host.servers.smsc import SmscClient
+    from host.usim import UsimSession
+
+    msisdn = UsimSession(plain).read().msisdn
+    if not msisdn:
+        raise CommandError("the SIM gives no MSISDN: no short messages")
+    modem = ToolkitTerminal(plain, msisdn=msisdn, smsc=SmscClient(smsc_url))
+    modem.start()
+    return modem.as_reader(), modem
+
+
+smsc_option = click.option(
+    "--smsc",
+    "smsc_url",
+    help="The SMS centre (`cardemu server smsc`): a missing applet comes over the air.",
+)
+
 card_option = click.option(
     "--card", type=click.Path(exists=True, dir_okay=False), help="The SIM's card image."
 )
@@ -126,7 +153,8 @@ preset_option = click.option(
 @click.option("--count", type=click.IntRange(1), default=1, show_default=True,
               help="Presentations to serve before exiting.")  # fmt: skip
 @click.option("--timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for each phone.")  # fmt: skip
+              help="Seconds to wait for each phone (and for a phone's new applet).")  # fmt: skip
+@smsc_option
 @json_option
 def lock(
     port: int,
@@ -135,6 +163,7 @@ def lock(
     method: str,
     count: int,
     timeout: float,
+    smsc_url: str | None,
     as_json: bool,
 ) -> int:
     """Drive the lock's SIM and serve phones held to the door (S101-S110).
@@ -144,18 +173,31 @@ def lock(
     the chip's reason. One line per presentation (a JSON object with --json).
     Exits 0 when every presentation unlocked, 1 otherwise.
 
+    With --smsc, a phone whose SIM has no applet is not turned away: the lock's
+    chip sends its signed download request by SMS (SEND SHORT MESSAGE, through
+    the controller's modem) to the application management server (`cardemu
+    server doorlock-ams --smsc`), and the controller asks the phone again once
+    a second until its new applet answers (up to --timeout).
+
     \b
     Examples:
       cardemu doorlock lock --listen 8830 --card door/lock-sim.img
       cardemu doorlock lock --listen 8831 --preset demo --method 2 --count 2
     """
-    from host.readers.inprocess import InProcessReader
     from host.servers.web import bind_socket
-    from host.systems.doorlock.terminal import LinkError, LockController, TcpLink
+    from host.systems.doorlock.terminal import (
+        DownloadFailed,
+        LinkError,
+        LockController,
+        SmsUplink,
+        TcpLink,
+    )
 
     rt = _sim(card, preset, "lock", "")
     try:
-        controller = LockController(InProcessReader(rt))
+        reader, modem = _modem(rt, smsc_url)
+        uplink = SmsUplink(modem=modem) if modem is not None else None
+        controller = LockController(reader, ams=uplink, fetch_wait=timeout)
         server = bind_socket("127.0.0.1", port)
         server.listen(4)
         server.settimeout(timeout)
@@ -172,7 +214,7 @@ def lock(
                 try:
                     result = controller.present(link, int(method))
                     out = result.to_json()
-                except (LinkError, OSError) as e:
+                except (LinkError, DownloadFailed, OSError) as e:
                     out = {"method": int(method), "unlocked": False, "error": str(e)}
                 finally:
                     link.close()
@@ -205,6 +247,7 @@ def lock(
 @click.option("--imei", help="The phone's IMEI (default: the demo phone's).")
 @click.option("--wait", type=float, default=30.0, show_default=True,
               help="Seconds to keep dialling until the lock answers.")  # fmt: skip
+@smsc_option
 @json_option
 def phone(
     port: int,
@@ -213,6 +256,7 @@ def phone(
     which: str,
     imei: str | None,
     wait: float,
+    smsc_url: str | None,
     as_json: bool,
 ) -> int:
     """Drive a phone's SIM: dial the lock, answer its challenges, check its answer.
@@ -220,18 +264,35 @@ def phone(
     Prints what the phone learnt (unlocked or refused, and whether the lock's
     chip proved itself). Exits 0 when the door unlocked, 1 otherwise.
 
+    With --smsc its modem polls the SMS centre twice a second while the phone
+    is at the door and hands each SMS-PP download to the SIM: the applet the
+    lock asked for arrives that way (RAM in SCP80 secured packets).
+
     \b
     Examples:
       cardemu doorlock phone --connect 8830 --card door/phone-1-sim.img
       cardemu doorlock phone --connect 8831 --preset demo --json
     """
-    from host.readers.inprocess import InProcessReader
     from host.systems.doorlock.demo import PHONE_IMEIS
     from host.systems.doorlock.terminal import PhoneHost, serve_link
 
     rt = _sim(card, preset, "phone", which)
+    stop = threading.Event()
+    guard = threading.Lock()  # one SIM: the link and the modem take turns
     try:
-        handset = PhoneHost(InProcessReader(rt), imei=imei or PHONE_IMEIS[which])
+        reader, modem = _modem(rt, smsc_url)
+        handset = PhoneHost(reader, imei=imei or PHONE_IMEIS[which])
+        if modem is not None:
+
+            def poll() -> None:
+                while not stop.wait(0.5):
+                    try:
+                        with guard:
+                            modem.poll_smsc()
+                    except Exception as e:  # noqa: BLE001 - the network may come back
+                        click.echo(f"phone: polling the SMS centre: {e}", err=True)
+
+            threading.Thread(target=poll, name="phone-modem", daemon=True).start()
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -242,9 +303,11 @@ def phone(
                     raise CommandError(f"no lock on 127.0.0.1:{port} in {wait:.0f} s") from None
                 time.sleep(0.1)
         with sock:
-            serve_link(sock, handset)
+            serve_link(sock, handset, guard)
     finally:
-        rt.close()
+        stop.set()
+        with guard:
+            rt.close()
     last = handset.last
     out = {
         "unlocked": bool(last.get("unlocked")),

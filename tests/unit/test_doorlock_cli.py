@@ -111,3 +111,31 @@ def test_the_sim_is_named_once() -> None:
         assert main(["doorlock", "phone", "--connect", "1", "--preset", "demo",
                      "--card", __file__]) == 2  # fmt: skip
     assert "give one of --card IMAGE or --preset demo" in err.getvalue().decode()
+
+
+def test_a_missing_applet_comes_over_the_air_between_four_processes(tmp_path: Path) -> None:
+    """The SMS centre, the server (on the issuer's store), the lock and phone-2 (no applet):
+    the lock's chip asks by SMS, the server installs by SMS-PP, the phone then unlocks."""
+    from host.systems.servers import ServerProcess
+
+    with CliRunner().isolation():
+        door = str(tmp_path / "door")
+        assert main(["doorlock", "issue", door, "--without-applet", "phone-2"]) == 0
+    with ServerProcess("smsc", ["--db", str(tmp_path / "smsc.sqlite")]) as smsc:
+        args = ["--db", f"{door}/ams.sqlite", "--smsc", smsc.url, "--no-tls"]
+        with ServerProcess("doorlock-ams", args):
+            lock = ["doorlock", "lock", "--listen", "0", "--card", f"{door}/lock-sim.img",
+                    "--smsc", smsc.url, "--json"]  # fmt: skip
+            phone = ["doorlock", "phone", "--connect", "0", "--card", f"{door}/phone-2-sim.img",
+                     "--phone", "phone-2", "--smsc", smsc.url, "--json"]  # fmt: skip
+            (lcode, lout), (pcode, pout) = _pair(lock, phone, tmp_path)
+    result = json.loads(lout.splitlines()[0])
+    assert lcode == 0 and result["unlocked"] and result["lock_authentic"], lout
+    assert result["download"]["outcome"] == "requested"
+    assert pcode == 0 and json.loads(pout.splitlines()[0])["unlocked"], pout
+    # The server logged the install it made at the lock's request.
+    import sqlite3
+
+    with sqlite3.connect(f"{door}/ams.sqlite") as conn:
+        rows = list(conn.execute("SELECT trigger, device_id, path, outcome FROM downloads"))
+    assert ("lock-request", "phone-2", "ota-sms-pp", "installed") in rows

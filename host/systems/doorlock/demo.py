@@ -74,6 +74,7 @@ def issue_door(
     from host.readers.inprocess import InProcessReader
     from host.systems.doorlock.ams import AppManagementServer
     from host.systems.doorlock.delivery import DirectGpDelivery
+    from host.systems.doorlock.ota import AMS_ADDRESS
 
     images = phone_images if phone_images is not None else {p: None for p in PHONE_SIMS}
     lock = new_sim(LOCK_SIM, lock_image, rng_seed=seed)
@@ -85,8 +86,13 @@ def issue_door(
         return lambda: InProcessReader(rt)
 
     delivery = DirectGpDelivery({name: route(rt) for name, rt in runtimes.items()})
+    # The lock's chip learns the server's short code: its requests go there by SMS.
     server = AppManagementServer(
-        ams, delivery, rng=CardRng(seed), clock=lambda: datetime(2026, 12, 7, 2, 0)
+        ams,
+        delivery,
+        rng=CardRng(seed),
+        clock=lambda: datetime(2026, 12, 7, 2, 0),
+        sms_address=AMS_ADDRESS,
     )
     try:
         server.register_lock("lock", mac=LOCK_MAC, sim=LOCK_SIM, combination="B")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -212,6 +213,9 @@ class LockController:
             `SmsUplink`; None: never).
         on_step: told (interface, function, detail) as each seed step completes.
         actuator: called when the chip says unlock (the door-lock opening unit 24).
+        fetch_wait: after a download request whose outcome the controller cannot
+            see (sent by SMS), how long it keeps asking the phone (once a second)
+            until the phone answers with its new applet.
     """
 
     def __init__(
@@ -221,8 +225,10 @@ class LockController:
         ams: Any = None,
         on_step: OnStep | None = None,
         actuator: Callable[[], None] | None = None,
+        fetch_wait: float = 0.0,
     ) -> None:
         self.reader = reader
+        self.fetch_wait = fetch_wait
         self.ams = ams
         self.on_step = on_step or _no_step
         self.actuator = actuator
@@ -241,8 +247,13 @@ class LockController:
         if obj.tag == 0xE2:
             step("link", "absent", "the phone's SIM has no applet")
             result.download = self._fetch_applet(obj)
-            reply = self.ask(link, method)
-            obj = tlv.Tlv.from_bytes(reply)
+            deadline = time.monotonic() + self.fetch_wait
+            while True:
+                reply = self.ask(link, method)
+                obj = tlv.Tlv.from_bytes(reply)
+                if obj.tag != 0xE2 or time.monotonic() >= deadline:
+                    break
+                time.sleep(1.0)
         if obj.tag != 0x7C:
             raise LinkError(f"the phone answered {obj.tag:X}, not 7C")
         step("link", "answer", f"the phone's authentication information, {len(reply)} bytes")
@@ -294,7 +305,7 @@ class LockController:
             raise LinkError("no application management server to ask")
         answer = self.ams.request_download(self.card, ids.value, self.on_step)
         self.on_step("ams", "download", f"{answer['device_id']}: {answer['outcome']}")
-        if answer.get("outcome") != "installed":
+        if answer.get("outcome") not in ("installed", "requested"):
             raise DownloadFailed(f"the server could not install the applet: {answer}")
         return answer
 
@@ -371,7 +382,8 @@ class SmsUplink:
             on_step("lock-sim", "download_request", "signed request, sent by SMS")
         results = self.await_result() if self.await_result is not None else None
         if not results:
-            return {"device_id": "?", "outcome": "installed" if results is None else "none"}
+            # Without a view of the network: sent, the outcome is the phone's to show.
+            return {"device_id": "?", "outcome": "requested" if results is None else "none"}
         last = results[-1]
         if isinstance(last, Exception):
             return {"device_id": "?", "outcome": f"refused: {last}"}
