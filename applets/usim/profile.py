@@ -81,6 +81,8 @@ class FileSpec:
     proprietary: bytes | None = None
     total_size: int | None = None
     content: bytes | tuple[bytes, ...] | None = None
+    #: a linked EF (TS 102 222 §6.3): the handle of the EF whose content it shares
+    link: str | None = None
 
     @property
     def is_df(self) -> bool:
@@ -203,6 +205,82 @@ class AppSpec:
 
 
 @dataclass(frozen=True)
+class SdKey:
+    """One key of a security domain (GPC v2.3.1 §11.8.2.3 key data; SAIP PE-SecurityDomain).
+
+    `components` are (key type, key value): '80' DES, '88' AES, ... (GPC Table 11-16).
+    """
+
+    kvn: int
+    kid: int
+    usage: int
+    access: int
+    components: tuple[tuple[int, bytes], ...]
+
+    def __repr__(self) -> str:
+        return f"SdKey(kvn={self.kvn:02X}, kid={self.kid:02X}, <hidden>)"
+
+
+@dataclass(frozen=True)
+class SdSpec:
+    """A security domain of the profile (the MNO-SD, or an SSD): TCA SAIP PE-SecurityDomain.
+
+    `install_params` is the C9 system-specific parameters field (TS 102 226 §8.2.1.3:
+    SCP80 parameters, ...), `toolkit_params` the UICC toolkit parameters (EA),
+    `perso` the STORE DATA blocks (sdPersoData) the SD was personalised with, and
+    `sequence_counter` the SCP03 counter (Amendment D §6.2.2.1), which moves.
+    """
+
+    aid: bytes
+    package_aid: bytes
+    class_aid: bytes
+    privileges: bytes
+    lifecycle: int
+    keys: tuple[SdKey, ...] = ()
+    install_params: bytes = b""
+    toolkit_params: bytes | None = None
+    perso: tuple[bytes, ...] = ()
+    sequence_counter: int = 0
+
+    def __post_init__(self) -> None:
+        if not 5 <= len(self.aid) <= 16:
+            raise ProfileFormatError("an AID has 5 to 16 bytes")
+        if len({(k.kvn, k.kid) for k in self.keys}) != len(self.keys):
+            raise ProfileFormatError("two keys with the same version and identifier")
+
+    def __repr__(self) -> str:
+        return f"SdSpec({self.aid.hex().upper()}, {len(self.keys)} keys)"
+
+
+@dataclass(frozen=True)
+class RfmSpec:
+    """Remote File Management parameters of one RFM instance (TCA SAIP PE-RFM; TS 102 226 §8).
+
+    `tars` are the TARs (3 bytes each) the OTA layer routes to this instance; `msl`
+    the minimum security level (TS 102 225 §5.1.1); access domains as TS 102 226
+    §8.2.1.3.2.4 codes them. `adf_aid` names the ADF whose files the instance may
+    manage (None: the UICC's shared files, under the MF). `sd_aid` the security
+    domain whose keys protect it (None: the MNO-SD).
+    """
+
+    instance_aid: bytes
+    tars: tuple[bytes, ...]
+    msl: int
+    uicc_access_domain: bytes
+    uicc_admin_access_domain: bytes
+    adf_aid: bytes | None = None
+    adf_access_domain: bytes | None = None
+    adf_admin_access_domain: bytes | None = None
+    sd_aid: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if any(len(t) != 3 for t in self.tars):
+            raise ProfileFormatError("a TAR is 3 bytes")
+        if not 0 <= self.msl <= 0xFF:
+            raise ProfileFormatError("the minimum security level is one byte")
+
+
+@dataclass(frozen=True)
 class Profile:
     """One subscription (see the module docstring)."""
 
@@ -214,6 +292,10 @@ class Profile:
     provider: str = ""
     apps: tuple[AppSpec, ...] = ()
     metadata: tuple[tuple[str, str], ...] = field(default=())
+    security_domains: tuple[SdSpec, ...] = ()
+    rfm: tuple[RfmSpec, ...] = ()
+    #: CDMA parameters (TCA SAIP PE-CDMAParameter): (field name, value), secrets included
+    cdma: tuple[tuple[str, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.iccid.isdigit() and self.iccid.isascii() and 1 <= len(self.iccid) <= 20):
@@ -225,6 +307,17 @@ class Profile:
             raise ProfileFormatError("two files with the same path")
         if not self.files or self.files[0].handle != MF_HANDLE:
             raise ProfileFormatError("the file tree starts with the MF")
+        if len({d.aid for d in self.security_domains}) != len(self.security_domains):
+            raise ProfileFormatError("two security domains with the same AID")
+        by_handle = {f.handle: f for f in self.files}
+        for f in self.files:
+            if f.link is None:
+                continue
+            t = by_handle.get(f.link)
+            if t is None or t.link is not None or t.is_df or f.is_df:
+                raise ProfileFormatError(f"{f.handle}: links to no EF of the profile")
+            if (t.fdb & 0x07, t.size, t.record_length) != (f.fdb & 0x07, f.size, f.record_length):
+                raise ProfileFormatError(f"{f.handle}: not the same structure as {f.link}")
 
     def __repr__(self) -> str:
         return f"Profile(iccid={self.iccid}, name={self.name!r}, {len(self.files)} files)"
@@ -315,7 +408,18 @@ class Profile:
             op=None if a.op is None else bytes(len(a.op)),
         )
         pins = tuple(replace(p, value=b"0", puk=None if p.puk is None else b"0") for p in self.pins)
-        return replace(self, auth=auth, pins=pins)
+        sds = tuple(
+            replace(
+                d,
+                keys=tuple(
+                    replace(k, components=tuple((t, bytes(len(v))) for t, v in k.components))
+                    for k in d.keys
+                ),
+            )
+            for d in self.security_domains
+        )
+        cdma = tuple((n, bytes(len(v))) for n, v in self.cdma)
+        return replace(self, auth=auth, pins=pins, security_domains=sds, cdma=cdma)
 
     def describe(self) -> dict[str, Any]:
         """A readable summary with stable keys, no secret in it."""
@@ -337,6 +441,13 @@ class Profile:
             },
             "files": len(self.files),
             "apps": [{"aid": a.aid.hex().upper(), "class": a.class_ref} for a in self.apps],
+            "security_domains": [
+                {"aid": d.aid.hex().upper(), "keys": len(d.keys)} for d in self.security_domains
+            ],
+            "rfm": [
+                {"aid": r.instance_aid.hex().upper(), "tars": [t.hex().upper() for t in r.tars]}
+                for r in self.rfm
+            ],
             "metadata": dict(self.metadata),
         }
 
@@ -437,6 +548,7 @@ def _file_doc(f: FileSpec) -> dict[str, Any]:
         "proprietary": _hex(f.proprietary),
         "total_size": f.total_size,
         "content": content,
+        "link": f.link,
     }
 
 
@@ -468,6 +580,7 @@ def _file_from_doc(d: dict[str, Any]) -> FileSpec:
         proprietary=_unhex(d["proprietary"], optional=True),
         total_size=_int(d["total_size"], 0, 0xFFFFFFFF, optional=True),
         content=c,
+        link=None if d.get("link") is None else _str(d["link"], 200),
     )
 
 
@@ -510,7 +623,86 @@ def _profile_doc(p: Profile) -> dict[str, Any]:
         "apps": [
             {"aid": x.aid.hex(), "class": x.class_ref, "params": x.params.hex()} for x in p.apps
         ],
+        "security_domains": [_sd_doc(x) for x in p.security_domains],
+        "rfm": [_rfm_doc(x) for x in p.rfm],
+        "cdma": [[n, v.hex()] for n, v in p.cdma],
     }
+
+
+def _sd_doc(d: SdSpec) -> dict[str, Any]:
+    return {
+        "aid": d.aid.hex(),
+        "package_aid": d.package_aid.hex(),
+        "class_aid": d.class_aid.hex(),
+        "privileges": d.privileges.hex(),
+        "lifecycle": d.lifecycle,
+        "keys": [
+            {
+                "kvn": k.kvn,
+                "kid": k.kid,
+                "usage": k.usage,
+                "access": k.access,
+                "components": [[t, v.hex()] for t, v in k.components],
+            }
+            for k in d.keys
+        ],
+        "install_params": d.install_params.hex(),
+        "toolkit_params": _hex(d.toolkit_params),
+        "perso": [b.hex() for b in d.perso],
+        "sequence_counter": d.sequence_counter,
+    }
+
+
+def _sd_from_doc(d: dict[str, Any]) -> SdSpec:
+    return SdSpec(
+        aid=_unhex(d["aid"]),
+        package_aid=_unhex(d["package_aid"]),
+        class_aid=_unhex(d["class_aid"]),
+        privileges=_unhex(d["privileges"]),
+        lifecycle=_int(d["lifecycle"], 0, 0xFF),
+        keys=tuple(
+            SdKey(
+                _int(k["kvn"], 0, 0xFF),
+                _int(k["kid"], 0, 0xFF),
+                _int(k["usage"], 0, 0xFF),
+                _int(k["access"], 0, 0xFF),
+                tuple((_int(t, 0, 0xFF), _unhex(v)) for t, v in k["components"]),
+            )
+            for k in d["keys"]
+        ),
+        install_params=_unhex(d["install_params"]),
+        toolkit_params=_unhex(d["toolkit_params"], optional=True),
+        perso=tuple(_unhex(b) for b in d["perso"]),
+        sequence_counter=_int(d["sequence_counter"], 0, 0xFFFFFF),
+    )
+
+
+def _rfm_doc(r: RfmSpec) -> dict[str, Any]:
+    return {
+        "instance_aid": r.instance_aid.hex(),
+        "tars": [t.hex() for t in r.tars],
+        "msl": r.msl,
+        "uicc_access_domain": r.uicc_access_domain.hex(),
+        "uicc_admin_access_domain": r.uicc_admin_access_domain.hex(),
+        "adf_aid": _hex(r.adf_aid),
+        "adf_access_domain": _hex(r.adf_access_domain),
+        "adf_admin_access_domain": _hex(r.adf_admin_access_domain),
+        "sd_aid": _hex(r.sd_aid),
+    }
+
+
+def _rfm_from_doc(d: dict[str, Any]) -> RfmSpec:
+    return RfmSpec(
+        instance_aid=_unhex(d["instance_aid"]),
+        tars=tuple(_unhex(t) for t in d["tars"]),
+        msl=_int(d["msl"], 0, 0xFF),
+        uicc_access_domain=_unhex(d["uicc_access_domain"]),
+        uicc_admin_access_domain=_unhex(d["uicc_admin_access_domain"]),
+        adf_aid=_unhex(d["adf_aid"], optional=True),
+        adf_access_domain=_unhex(d["adf_access_domain"], optional=True),
+        adf_admin_access_domain=_unhex(d["adf_admin_access_domain"], optional=True),
+        sd_aid=_unhex(d["sd_aid"], optional=True),
+    )
 
 
 def _profile_from_doc(d: dict[str, Any]) -> Profile:
@@ -557,6 +749,9 @@ def _profile_from_doc(d: dict[str, Any]) -> Profile:
             AppSpec(_unhex(x["aid"]), _str(x["class"]), _unhex(x["params"])) for x in d["apps"]
         ),
         metadata=tuple((_str(k), _str(v, 4096)) for k, v in d["metadata"]),
+        security_domains=tuple(_sd_from_doc(x) for x in d.get("security_domains", ())),
+        rfm=tuple(_rfm_from_doc(x) for x in d.get("rfm", ())),
+        cdma=tuple((_str(n, 64), _unhex(v)) for n, v in d.get("cdma", ())),
     )
 
 
@@ -576,6 +771,7 @@ def files_from_fs(fs: FileSystem) -> tuple[FileSpec, ...]:
         info = fs.info(h)
         if info is not None and info.is_adf:
             handles.extend(_walk(fs, h))
+    link_of = getattr(fs.store, "link_of", None)
     out = []
     for h in handles:
         info = fs.info(h)
@@ -599,6 +795,7 @@ def files_from_fs(fs: FileSystem) -> tuple[FileSpec, ...]:
                 proprietary=info.proprietary,
                 total_size=info.total_size,
                 content=None if info.is_df else fs.read(h),
+                link=None if link_of is None or info.is_df else link_of(h),
             )
         )
     return tuple(out)
@@ -617,6 +814,13 @@ def files_to_fs(fs: FileSystem, files: tuple[FileSpec, ...]) -> None:
             _create(fs, f)
         except (ValueError, TypeError, CardError) as e:
             raise ProfileFormatError(f"file {f.handle}: {e}") from None
+    links = [f for f in files if f.link is not None]
+    if links:
+        set_link = getattr(fs.store, "set_link", None)
+        if set_link is None:
+            raise ProfileFormatError("this file system keeps no linked files")
+        for f in links:
+            set_link(f.handle, f.link)
 
 
 def _create(fs: FileSystem, f: FileSpec) -> None:
@@ -648,10 +852,28 @@ def _create(fs: FileSystem, f: FileSpec) -> None:
         if f.parent is None or f.fid is None:
             raise ValueError("an EF needs a parent and a file identifier")
         structure = Structure(f.structure)
-        if structure not in (Structure.TRANSPARENT, Structure.LINEAR_FIXED, Structure.CYCLIC):
+        if structure not in (
+            Structure.TRANSPARENT,
+            Structure.LINEAR_FIXED,
+            Structure.CYCLIC,
+            Structure.BER_TLV,
+        ):
             raise ValueError(f"EF structure {structure!r} is not supported")
         data = f.content
-        if structure == Structure.TRANSPARENT:
+        if structure == Structure.BER_TLV:
+            if not isinstance(data, bytes) or len(data) > f.size:
+                raise ValueError("a BER-TLV EF's content is at most `size` bytes")
+            h = fs.create_ef(
+                f.parent,
+                f.fid,
+                structure,
+                size=f.size,
+                data=data,
+                sfi=f.sfi or None,
+                shareable=bool(f.fdb & 0x40),
+                **common,
+            )
+        elif structure == Structure.TRANSPARENT:
             if not isinstance(data, bytes) or len(data) != f.size:
                 raise ValueError("a transparent EF's content is `size` bytes")
             h = fs.create_ef(
@@ -702,3 +924,6 @@ class DictStore:
             self.values.pop(key, None)
         else:
             self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)

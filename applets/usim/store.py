@@ -6,7 +6,10 @@ Profile n lives under the keys "p<n>." of the applet's store:
     p<n>.auth        (algorithm, K, OPc, OP, RES length, IND bits, delta, L)
     p<n>.sqn         (SEQ_MS array, SQN_MS)        -- changed by AUTHENTICATE
     p<n>.pin.<ref>   (PIN, limit, tries, enabled, PUK, PUK limit, PUK tries)
-    p<n>.fs.*        the file tree (card.fs)
+    p<n>.sd.<AID>    a security domain: identity, keys, perso data, SCP03 counter
+    p<n>.rfm         the RFM instances' parameters (TARs, MSL, access domains)
+    p<n>.cdma        the CDMA parameters
+    p<n>.fs.*        the file tree (card.fs, kept compactly: applets.usim.fsstore)
 
 Every value a command changes is one key, so each change is one atomic write: a
 PIN try (PIN and PUK counters share one tuple), the SQN state, a file's content.
@@ -20,7 +23,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from applets.usim.auth import SqnPolicy, SqnState, make_algorithm
-from applets.usim.profile import AppSpec, AuthSpec, PinSpec, Profile, files_from_fs, files_to_fs
+from applets.usim.fsstore import CompactFsStore
+from applets.usim.profile import (
+    AppSpec,
+    AuthSpec,
+    PinSpec,
+    Profile,
+    RfmSpec,
+    SdKey,
+    SdSpec,
+    files_from_fs,
+    files_to_fs,
+)
 from applets.usim.ts_102_221 import pad_pin, unpad_pin
 from card.crypto.milenage import AkaAlgorithm
 from card.fs import FileSystem
@@ -76,7 +90,7 @@ class Slot:
         self.store = store
         self.number = number
         self.prefix = f"p{number}."
-        self.fs = FileSystem(store, self.prefix + "fs.")
+        self.fs = FileSystem(CompactFsStore(store, self.prefix + "fs."), self.prefix + "fs.")
         self._alg: tuple[Any, AkaAlgorithm] | None = None
 
     # -- metadata and keys ---------------------------------------------------------
@@ -121,6 +135,31 @@ class Slot:
     def set_pin(self, ref: int, rec: PinRecord) -> None:
         self.store.set(f"{self.prefix}pin.{ref:02X}", rec.to_value())
 
+    # -- security domains, RFM, CDMA ----------------------------------------------------
+
+    def security_domains(self) -> tuple[SdSpec, ...]:
+        """The profile's security domains (the MNO-SD first), with their keys as they are now."""
+        out = []
+        for aid in self.meta[6] if len(self.meta) > 6 else ():
+            sd = self.security_domain(aid)
+            if sd is not None:
+                out.append(sd)
+        return tuple(out)
+
+    def security_domain(self, aid: bytes) -> SdSpec | None:
+        v = self.store.get(f"{self.prefix}sd.{aid.hex().upper()}")
+        return None if v is None else _sd_from_value(v)
+
+    def set_security_domain(self, sd: SdSpec) -> None:
+        self.store.set(f"{self.prefix}sd.{sd.aid.hex().upper()}", _sd_to_value(sd))
+
+    def rfm(self) -> tuple[RfmSpec, ...]:
+        """The parameters of the profile's RFM instances (TCA SAIP PE-RFM)."""
+        return tuple(RfmSpec(*v) for v in self.store.get(self.prefix + "rfm", ()))
+
+    def cdma(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple(self.store.get(self.prefix + "cdma", ()))
+
     # -- install, export, erase ------------------------------------------------------
 
     def write(self, profile: Profile) -> None:
@@ -157,6 +196,28 @@ class Slot:
                     p.puk_tries_left,
                 ),
             )
+        for sd in profile.security_domains:
+            self.set_security_domain(sd)
+        if profile.rfm:
+            self.store.set(
+                self.prefix + "rfm",
+                tuple(
+                    (
+                        r.instance_aid,
+                        r.tars,
+                        r.msl,
+                        r.uicc_access_domain,
+                        r.uicc_admin_access_domain,
+                        r.adf_aid,
+                        r.adf_access_domain,
+                        r.adf_admin_access_domain,
+                        r.sd_aid,
+                    )
+                    for r in profile.rfm
+                ),
+            )
+        if profile.cdma:
+            self.store.set(self.prefix + "cdma", profile.cdma)
         # The metadata goes last: a slot without it is not a profile yet.
         self.store.set(
             self.prefix + "meta",
@@ -167,12 +228,13 @@ class Slot:
                 profile.metadata,
                 tuple((x.aid, x.class_ref, x.params) for x in profile.apps),
                 tuple(p.ref for p in profile.pins),
+                tuple(sd.aid for sd in profile.security_domains),
             ),
         )
 
     def read(self) -> Profile:
         """The profile as it is now (files, counters and SQN state included)."""
-        iccid, name, provider, metadata, apps, refs = self.meta
+        iccid, name, provider, metadata, apps, refs = self.meta[:6]
         auth = self.store.get(self.prefix + "auth")
         algorithm, k, opc, op, res_len, ind_bits, delta, age_limit = auth[:8]
         state = self.sqn_state()
@@ -216,6 +278,9 @@ class Slot:
             provider=provider,
             apps=tuple(AppSpec(aid, ref, params) for aid, ref, params in apps),
             metadata=metadata,
+            security_domains=self.security_domains(),
+            rfm=self.rfm(),
+            cdma=self.cdma(),
         )
 
     def erase(self) -> None:
@@ -224,6 +289,37 @@ class Slot:
         for key in self.store.keys():
             if key.startswith(self.prefix):
                 self.store.delete(key)
+
+
+def _sd_to_value(sd: SdSpec) -> tuple[Any, ...]:
+    return (
+        sd.aid,
+        sd.package_aid,
+        sd.class_aid,
+        sd.privileges,
+        sd.lifecycle,
+        tuple((k.kvn, k.kid, k.usage, k.access, k.components) for k in sd.keys),
+        sd.install_params,
+        sd.toolkit_params,
+        sd.perso,
+        sd.sequence_counter,
+    )
+
+
+def _sd_from_value(v: tuple[Any, ...]) -> SdSpec:
+    aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v
+    return SdSpec(
+        aid,
+        package,
+        cls,
+        priv,
+        lcs,
+        tuple(SdKey(*k) for k in keys),
+        params,
+        toolkit,
+        perso,
+        counter,
+    )
 
 
 def _tuak_options(auth: tuple[Any, ...]) -> tuple[int, int, int]:

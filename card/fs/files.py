@@ -143,6 +143,7 @@ class FileInfo:
         "is_record",
         "is_cyclic",
         "is_transparent",
+        "is_bertlv",
         "rules",
         "reference",
         "free_ops",
@@ -177,7 +178,8 @@ class FileInfo:
         self.is_record = not self.is_df and self.structure in RECORD_STRUCTURES
         self.is_cyclic = self.structure in (Structure.CYCLIC, Structure.CYCLIC_TLV)
         self.is_transparent = self.structure == Structure.TRANSPARENT
-        if not self.is_df and not self.is_record and not self.is_transparent:
+        self.is_bertlv = self.structure == Structure.BER_TLV
+        if not self.is_df and not self.is_record and not self.is_transparent and not self.is_bertlv:
             raise ValueError(f"unsupported file descriptor byte {d:02X}")
         if self.sfi and not 1 <= self.sfi <= 30:
             raise ValueError(f"SFI {self.sfi} out of range 1..30")

@@ -51,6 +51,7 @@ from card.fs.security import (
     parse_arr_record,
 )
 from card.sw import SW, CardError
+from card.tlv import TlvError, decode_length, decode_tag
 
 SecuritySpec = Compact | Expanded | Referenced | bytes | None
 
@@ -59,6 +60,7 @@ _NE_MAX = (256, 65536)
 _DENY_ALL = AccessRules()
 _CACHE_LIMIT = 4096
 
+SW_MORE_DATA = 0x62F1  # TS 102 221 §10.2.1.1: more data available
 SW_INCREASE_MAX = 0x9850  # TS 102 221 §10.2.1.5: INCREASE cannot be performed, max value reached
 
 
@@ -115,10 +117,14 @@ class FileSystem:
             0x32: self._cmd_increase,
             0x04: self._cmd_deactivate,
             0x44: self._cmd_activate,
+            0xCB: self._cmd_retrieve_data,
+            0xDB: self._cmd_set_data,
         }
 
     #: Instructions `process` handles.
-    INSTRUCTIONS = frozenset({0xA4, 0xF2, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x32, 0x04, 0x44})
+    INSTRUCTIONS = frozenset(
+        {0xA4, 0xF2, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x32, 0x04, 0x44, 0xCB, 0xDB}
+    )
 
     # == Lookups =========================================================================
 
@@ -216,6 +222,11 @@ class FileSystem:
                     f"{info.record_length} bytes"
                 )
             return recs
+        if info.is_bertlv:
+            if not isinstance(content, (bytes, bytearray)) or len(content) > info.size:
+                raise ValueError(f"{info.handle}: at most {info.size} bytes of data objects")
+            _split_objects(bytes(content))
+            return bytes(content)
         raise ValueError(f"{info.handle} is a DF")
 
     # == Building the tree (personalisation) ===============================================
@@ -385,6 +396,17 @@ class FileSystem:
                 pad * record_length,
             ) * (records - len(recs))
             size = record_length * records
+        elif structure == Structure.BER_TLV:
+            # TS 102 221 §11.3: data objects back to back; `size` is the memory reserved.
+            if data is not None and not isinstance(data, (bytes, bytearray)):
+                raise TypeError("the data of a BER-TLV EF is bytes (its data objects)")
+            content = bytes(data or b"")
+            _split_objects(content)
+            if size is None:
+                size = len(content)
+            if len(content) > size:
+                raise ValueError(f"{len(content)} bytes of data objects for a {size}-byte EF")
+            record_length = records = 0
         else:
             raise ValueError(f"cannot create an EF of structure {structure!r}")
         h = child_handle(parent, fid)
@@ -841,6 +863,121 @@ class FileSystem:
         self.update_binary(state, env, cmd.p1, cmd.p2, cmd.data)
         return b""
 
+    # -- RETRIEVE DATA / SET DATA (ETSI TS 102 221 §11.3.1-2): BER-TLV EFs ------------------
+
+    def _bertlv_target(self, state: dict, p1: int) -> FileInfo:
+        if p1 & 0x80:
+            # b8 = 1: b5-b1 name the EF by SFI (TS 102 221 §11.3.1.1).
+            if p1 & 0x60 or not p1 & 0x1F:
+                raise CardError(SW.INCORRECT_P1P2)
+            info = self._ef_by_sfi(state, p1 & 0x1F)
+        elif p1:
+            raise CardError(SW.INCORRECT_P1P2)
+        else:
+            info = self.current_ef(state)
+        if not info.is_bertlv:
+            raise CardError(SW.COMMAND_INCOMPATIBLE_WITH_FILE)
+        return info
+
+    def retrieve_data(
+        self, state: dict, env: SecurityEnvironment, p1: int, p2: int, data: bytes, ne: int | None
+    ) -> bytes:
+        """RETRIEVE DATA: P2 80 the first block (data: the tag), 00 the next one.
+
+        The blocks carry the whole data object (tag, length, value); a block with
+        more to come answers 62F1 (TS 102 221 §10.2.1.1). A tag the EF lacks is 6A88.
+        """
+        key = self.prefix + "retrieve"
+        if p2 == 0x80:
+            info = self._bertlv_target(state, p1)
+            self._check_usable(info)
+            self.check_access(info, Op.READ, env)
+            try:
+                tag, end = decode_tag(bytes(data), 0)
+            except TlvError:
+                raise CardError(SW.WRONG_DATA) from None
+            if end != len(data):
+                raise CardError(SW.WRONG_DATA)
+            objects = dict(_split_objects(self.read(info.handle)))
+            if tag not in objects:
+                state.pop(key, None)
+                raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+            pending = objects[tag]
+        elif p2 == 0x00:
+            if p1 or data:
+                raise CardError(SW.INCORRECT_P1P2)
+            pending = state.get(key) or b""
+            if not pending:
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        else:
+            raise CardError(SW.INCORRECT_P1P2)
+        n = 256 if ne is None or ne in _NE_MAX else ne
+        block, rest = pending[:n], pending[n:]
+        state[key] = rest
+        if rest:
+            raise CardError(SW_MORE_DATA, block)
+        return block
+
+    def _cmd_retrieve_data(self, state: dict, env: SecurityEnvironment, cmd: Command) -> bytes:
+        return self.retrieve_data(state, env, cmd.p1, cmd.p2, cmd.data, cmd.ne)
+
+    def set_data(
+        self, state: dict, env: SecurityEnvironment, p1: int, p2: int, data: bytes
+    ) -> None:
+        """SET DATA: P2 80 the first block (tag, length, value start; a tag alone deletes
+        that data object), 00 the next one. The object is written when it is whole, in
+        one write; the EF's reserved size bounds its content (6A84).
+        """
+        key = self.prefix + "set"
+        data = bytes(data)
+        if p2 == 0x80:
+            info = self._bertlv_target(state, p1)
+            self._check_usable(info)
+            self.check_access(info, Op.UPDATE, env)
+            state.pop(key, None)
+            try:
+                tag, pos = decode_tag(data, 0)
+                if pos == len(data):
+                    self._store_object(info, tag, None)
+                    return
+                length, pos = decode_length(data, pos)
+            except TlvError:
+                raise CardError(SW.WRONG_DATA) from None
+            pending = (info.handle, tag, length, data[:pos], data[pos:])
+        elif p2 == 0x00:
+            if p1:
+                raise CardError(SW.INCORRECT_P1P2)
+            prev = state.get(key)
+            if prev is None:
+                raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+            handle, tag, length, head, value = prev
+            pending = (handle, tag, length, head, value + data)
+            info = self._info_or_raise(handle)
+        else:
+            raise CardError(SW.INCORRECT_P1P2)
+        handle, tag, length, head, value = pending
+        if len(value) > length:
+            state.pop(key, None)
+            raise CardError(SW.WRONG_LENGTH)
+        if len(value) < length:
+            state[key] = pending
+            return
+        state.pop(key, None)
+        self._store_object(info, tag, head + value)
+
+    def _store_object(self, info: FileInfo, tag: int, tlv: bytes | None) -> None:
+        objects = [(t, o) for t, o in _split_objects(self.read(info.handle)) if t != tag]
+        if tlv is not None:
+            objects.append((tag, tlv))
+        content = b"".join(o for _, o in objects)
+        if len(content) > info.size:
+            raise CardError(SW.NOT_ENOUGH_MEMORY)
+        self.store.set(self._kd + info.handle, content)
+
+    def _cmd_set_data(self, state: dict, env: SecurityEnvironment, cmd: Command) -> bytes:
+        self.set_data(state, env, cmd.p1, cmd.p2, cmd.data)
+        return b""
+
     # -- Records (ISO 7816-4 §11.4; TS 102 221 §11.1.5-8) -----------------------------------
 
     def _record_target(self, state: dict, p2: int) -> FileInfo:
@@ -1075,6 +1212,27 @@ class FileSystem:
     def _cmd_activate(self, state: dict, env: SecurityEnvironment, cmd: Command) -> bytes:
         self.set_activation(state, env, cmd.p1, cmd.p2, cmd.data, True)
         return b""
+
+
+def _split_objects(content: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, whole TLV) of each data object of a BER-TLV EF's content.
+
+    Raises:
+        ValueError: the content is not BER-TLV objects back to back.
+    """
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    try:
+        while pos < len(content):
+            tag, p = decode_tag(content, pos)
+            n, p = decode_length(content, p)
+            if p + n > len(content):
+                raise ValueError("a data object runs past the end")
+            out.append((tag, content[pos : p + n]))
+            pos = p + n
+    except TlvError as e:
+        raise ValueError(f"not BER-TLV data objects: {e}") from None
+    return out
 
 
 def _security_bytes(spec: SecuritySpec) -> bytes | None:
