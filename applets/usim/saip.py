@@ -37,16 +37,22 @@ report it in the ProfileInstallationResult.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from applets.usim.auth import DEFAULT_IND_BITS
+from applets.usim.fsstore import CompactFsStore
 from applets.usim.profile import (
+    AppSpec,
     AuthSpec,
     DictStore,
     PinSpec,
     Profile,
     ProfileFormatError,
+    RfmSpec,
+    SdKey,
+    SdSpec,
     files_from_fs,
 )
 from applets.usim.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES, DfTemplate, FileTemplate
@@ -75,21 +81,34 @@ _MILENAGE_C = (
     + b"\x08"
 )
 
-_IGNORED_PES = frozenset(
+#: ServicesList entries (TCA PEDefinitions) this store honours: a header that mandates any
+#: other service is refused. `javacard`: applications are instances of catalogued applet
+#: classes (DESIGN.md §2), which a package names by load-file and class AIDs.
+SUPPORTED_SERVICES = frozenset(
     {
-        "securityDomain",
-        "rfm",
-        "application",
-        "cdmaParameter",
-        "nonStandard",
-        "rfu1",
-        "rfu2",
-        "rfu3",
-        "rfu4",
-        "rfu5",
+        "usim",
+        "isim",
+        "csim",
+        "milenage",
+        "tuak128",
+        "tuak256",
+        "usim-test-algorithm",
+        "ber-tlv",
+        "javacard",
+        "get-identity",
+        "profile-a-x25519",
+        "profile-b-p256",
     }
 )
-_FS_PES = frozenset(PE_DFS) | {"iot", "opt-iot"}
+#: The GlobalPlatform security domain load file and its SD class (GPC v2.3.1 §H.1.3).
+GP_SD_PACKAGE_AID = bytes.fromhex("A0000001515350")
+GP_SD_CLASS_AID = bytes.fromhex("A000000151535041")
+_KEY_TYPES = frozenset({0x80, 0x88})  # DES (3DES two-key), AES (GPC v2.3.1 Table 11-16)
+
+#: File-system PEs of PEDefinitions with no template here: refused (TEMPLATE_NOT_SUPPORTED).
+PE_FS_UNSUPPORTED = frozenset({"iot", "opt-iot"})
+#: Resolves (load package AID, class AID) to a catalogued applet class reference, or None.
+AppResolver = Callable[[bytes, bytes], "str | None"]
 _ARR_MF = 0x2F06
 _ARR_OTHER = 0x6F06
 
@@ -100,6 +119,9 @@ class PeStatus:
     OK = 0
     PE_NOT_SUPPORTED = 1
     BAD_VALUES = 3
+    RUNTIME_NOT_SUPPORTED = 7
+    LIB_NOT_SUPPORTED = 8
+    TEMPLATE_NOT_SUPPORTED = 9
     NOT_ENOUGH_MEMORY = 4
     INVALID_REQUEST_FORMAT = 5
     INVALID_PARAMETER = 6
@@ -152,6 +174,8 @@ class _File:
     security: Referenced | None = None
     pins: tuple[int, ...] = ()
     content: bytearray = field(default_factory=bytearray)
+    link: bytes | None = None
+    pe_id: int | None = None
 
 
 def _pe_header(value: Any) -> int | None:
@@ -198,6 +222,7 @@ class _Builder:
                 f.sfi = None  # an SFI clash: the file stays reachable by FID
             else:
                 used.add(f.sfi)
+        f.pe_id = self.pe_id
         self.files[f.handle] = f
         self.order.append(f.handle)
 
@@ -228,6 +253,10 @@ class _Builder:
         self, parent: str | None, fcp: dict[str, Any] | None, fid: int | None, kind_adf: bool
     ) -> _File:
         fcp = fcp or {}
+        if fcp.get("linkPath"):
+            raise self.fail(
+                "a linked DF (linkPath on a DF) is not supported", PeStatus.FEATURE_NOT_SUPPORTED
+            )
         if "fileID" in fcp:
             fid = _uint(fcp["fileID"])
         name = fcp.get("dfName")
@@ -261,9 +290,7 @@ class _Builder:
     def make_ef(
         self, parent: str, fcp: dict[str, Any], tpl: FileTemplate | None, from_gfm: bool
     ) -> _File | None:
-        if "linkPath" in fcp and fcp["linkPath"]:
-            self.skipped.append(f"{parent}/{fcp.get('fileID', b'').hex().upper()} (linked file)")
-            return None
+        link = bytes(fcp["linkPath"]) if fcp.get("linkPath") else None
         fid = _uint(fcp["fileID"]) if "fileID" in fcp else (tpl.fid if tpl else None)
         if fid is None:
             raise self.fail("an EF without file identifier", PeStatus.INVALID_PARAMETER)
@@ -274,8 +301,7 @@ class _Builder:
             fdb = fd[0]
             if fdb & 0x38 == 0x38:
                 if fdb & 0x3F == 0x39:
-                    self.skipped.append(f"{handle} (BER-TLV EF)")
-                    return None
+                    return self._bertlv_ef(parent, handle, fid, fcp, link)
                 raise self.fail(
                     f"{handle}: a DF descriptor where an EF is expected", PeStatus.INVALID_PARAMETER
                 )
@@ -287,8 +313,10 @@ class _Builder:
         else:
             raise self.fail(f"{handle}: no file descriptor", PeStatus.INVALID_PARAMETER)
         if structure not in (1, 2, 6):
-            self.skipped.append(f"{handle} (structure {structure})")
-            return None
+            raise self.fail(
+                f"{handle}: EF structure {structure} is not supported",
+                PeStatus.FEATURE_NOT_SUPPORTED,
+            )
         kind = Structure(structure)
         if kind != Structure.TRANSPARENT and not rec_len:
             rec_len = tpl.size if tpl and tpl.size else 0
@@ -327,7 +355,31 @@ class _Builder:
             ),
         )
         f.size = size
+        f.link = link
         self._initial_content(f, tpl, prop)
+        self.add(f)
+        return f
+
+    def _bertlv_ef(
+        self, parent: str, handle: str, fid: int, fcp: dict[str, Any], link: bytes | None
+    ) -> _File:
+        """A BER-TLV EF (TS 102 222 §6.3, TS 102 221 §11.3): empty, `efFileSize` reserved."""
+        if "efFileSize" not in fcp:
+            raise self.fail(f"{handle}: a BER-TLV EF without its size", PeStatus.INVALID_PARAMETER)
+        raw = fcp.get("shortEFID")
+        sfi = ((raw[0] >> 3) or None if raw else None) if "shortEFID" in fcp else None
+        f = _File(
+            handle=handle,
+            parent=parent,
+            fid=fid,
+            is_df=False,
+            kind=Structure.BER_TLV,
+            lcs=fcp.get("lcsi", b"\x05")[0],
+            sfi=sfi,
+            size=_uint(fcp["efFileSize"]),
+            security=self.arr_for(parent, handle, fcp.get("securityAttributesReferenced"), None),
+            link=link,
+        )
         self.add(f)
         return f
 
@@ -361,6 +413,17 @@ class _Builder:
     def fill(self, f: _File | None, pos: int, data: bytes | None, skip: int) -> int:
         if f is None or f.is_df:
             return pos + skip + (len(data) if data else 0)
+        if f.kind == Structure.BER_TLV:
+            # TS 102 222: the content of a BER-TLV EF is its data objects, written in order.
+            if skip or pos != len(f.content):
+                raise self.fail(f"{f.handle}: an offset into a BER-TLV EF", PeStatus.BAD_VALUES)
+            if data:
+                if len(f.content) + len(data) > f.size:
+                    raise self.fail(
+                        f"{f.handle}: data objects beyond its size", PeStatus.BAD_VALUES
+                    )
+                f.content.extend(data)
+            return len(f.content)
         pos += skip
         if data is not None:
             end = pos + len(data)
@@ -474,8 +537,27 @@ class _Builder:
 
     # -- the file tree ---------------------------------------------------------------------------
 
+    def link_target(self, f: _File) -> _File:
+        """The EF a linked EF's linkPath names (from the MF; ADFs by their temporary FID)."""
+        raw = f.link or b""
+        h = MF_HANDLE
+        for i in range(0, len(raw) - len(raw) % 2, 2):
+            fid = _uint(raw[i : i + 2])
+            if i == 0 and fid in self.adf_by_tmp:
+                h = self.adf_by_tmp[fid]
+            elif not (i == 0 and fid == 0x3F00):
+                h = child_handle(h, fid)
+        t = self.files.get(h)
+        if len(raw) % 2 or t is None or t.is_df or t.link is not None:
+            raise SaipError(
+                f"{f.handle}: linkPath {raw.hex().upper()} names no EF of the profile",
+                PeStatus.INVALID_PARAMETER,
+            )
+        return t
+
     def build_files(self) -> tuple[Any, ...]:
-        fs = FileSystem(DictStore())
+        fs = FileSystem(CompactFsStore(DictStore(), ""), "")
+        links: list[tuple[str, str]] = []
         for h in self.order:
             f = self.files[h]
             try:
@@ -496,14 +578,36 @@ class _Builder:
                             lcs=f.lcs,
                         )
                     continue
-                data = bytes(f.content)
+                if f.link is not None:
+                    # TS 102 222 §6.3: a linked EF has the structure and the content of
+                    # the EF it names; its own FCP gives its FID, SFI and access rules.
+                    t = self.link_target(f)
+                    # The target's record length wins where the link's FCP differs (TS.48 v5
+                    # links DF.TELECOM's EF.MSISDN, 28-byte records, to ADF.USIM's 39-byte one).
+                    if t.kind != f.kind:
+                        raise SaipError(
+                            f"{h}: linked to {t.handle}, an EF of another structure",
+                            PeStatus.INVALID_PARAMETER,
+                        )
+                    if t.size < 0:
+                        self._size_from_content(t)
+                    f.size, f.record_length, f.content = t.size, t.record_length, t.content
+                    links.append((h, t.handle))
+                if f.kind == Structure.BER_TLV:
+                    fs.create_ef(
+                        f.parent or MF_HANDLE,
+                        f.fid or 0,
+                        Structure.BER_TLV,
+                        size=f.size,
+                        data=bytes(f.content),
+                        sfi=f.sfi,
+                        security=f.security,
+                        lcs=f.lcs,
+                    )
+                    continue
                 if f.size < 0:
-                    # No size from the PE nor a template: what the content fills, at
-                    # least one record (TCA leaves such sizes to the template tables).
-                    n = f.record_length
-                    f.size = -(-len(data) // n) * n if n else len(data)
-                    f.size = max(f.size, n)
-                    data = data + b"\xff" * (f.size - len(data))
+                    self._size_from_content(f)
+                data = bytes(f.content)
                 if f.kind == Structure.TRANSPARENT:
                     fs.create_ef(
                         f.parent or MF_HANDLE,
@@ -531,11 +635,25 @@ class _Builder:
                         security=f.security,
                         lcs=f.lcs,
                     )
+            except SaipError as e:
+                e.pe_id = f.pe_id if e.pe_id is None else e.pe_id
+                raise
             except (CardError, ValueError, TypeError) as e:
-                if isinstance(e, SaipError):
-                    raise
-                raise SaipError(f"file {h}: {e}", PeStatus.BAD_VALUES) from None
+                raise SaipError(f"file {h}: {e}", PeStatus.BAD_VALUES, f.pe_id) from None
+        store = fs.store
+        assert isinstance(store, CompactFsStore)
+        for h, target in links:
+            store.set_link(h, target)
         return files_from_fs(fs)
+
+    @staticmethod
+    def _size_from_content(f: _File) -> None:
+        # No size from the PE nor a template: what the content fills, at least one
+        # record (TCA leaves such sizes to the template tables).
+        n = f.record_length
+        size = -(-len(f.content) // n) * n if n else len(f.content)
+        f.size = max(size, n)
+        f.content.extend(b"\xff" * (f.size - len(f.content)))
 
 
 def _pins(
@@ -630,12 +748,151 @@ def _auth(pe_id: int | None, value: dict[str, Any]) -> AuthSpec:
     )
 
 
-def profile_from_package(package: bytes, *, name: str = "", provider: str = "") -> SaipResult:
+def _aid(value: Any) -> bytes:
+    return bytes(value)
+
+
+def _security_domain(pe_id: int | None, value: dict[str, Any]) -> SdSpec:
+    """PE-SecurityDomain (TCA §8.6): a GlobalPlatform SD with its keys and perso data."""
+
+    def refuse(what: str, status: int = PeStatus.FEATURE_NOT_SUPPORTED) -> SaipError:
+        return SaipError(f"security domain: {what}", status, pe_id)
+
+    inst = value["instance"]
+    if (_aid(inst["applicationLoadPackageAID"]), _aid(inst["classAID"])) != (
+        GP_SD_PACKAGE_AID,
+        GP_SD_CLASS_AID,
+    ):
+        raise refuse(
+            f"load file {_aid(inst['applicationLoadPackageAID']).hex().upper()} / class "
+            f"{_aid(inst['classAID']).hex().upper()} is not the GlobalPlatform SD",
+            PeStatus.LIB_NOT_SUPPORTED,
+        )
+    for unsupported in (
+        "extraditeSecurityDomainAID",
+        "systemSpecificParameters",
+        "controlReferenceTemplate",
+    ):
+        if unsupported in inst:
+            raise refuse(f"{unsupported} is not supported")
+    for unsupported in ("openPersoData", "catTpParameters"):
+        if unsupported in value:
+            raise refuse(f"{unsupported} is not supported")
+    keys = []
+    for k in value.get("keyList", ()):
+        if "keyCounterValue" in k:
+            raise refuse("keyCounterValue is not supported")
+        comps = tuple((_uint(c["keyType"]), bytes(c["keyData"])) for c in k["keyComponents"])
+        for t, data in comps:
+            if t not in _KEY_TYPES or len(data) not in (16, 24, 32):
+                raise refuse(f"key type {t:02X} of {len(data)} bytes is not supported")
+        keys.append(
+            SdKey(
+                _uint(k["keyVersionNumber"]),
+                _uint(k["keyIdentifier"]),
+                _uint(k.get("keyUsageQualifier", b"\x00")),
+                _uint(k.get("keyAccess", b"\x00")),
+                comps,
+            )
+        )
+    params = inst.get("applicationParameters") or {}
+    toolkit = params.get("uiccToolkitApplicationSpecificParametersField")
+    other = set(params) - {"uiccToolkitApplicationSpecificParametersField"}
+    if other:
+        raise refuse(f"application parameters {sorted(other)} are not supported")
+    perso = tuple(bytes(b) for b in value.get("sdPersoData", ())) + tuple(
+        bytes(b) for b in inst.get("processData", ())
+    )
+    try:
+        return SdSpec(
+            aid=_aid(inst["instanceAID"]),
+            package_aid=GP_SD_PACKAGE_AID,
+            class_aid=GP_SD_CLASS_AID,
+            privileges=bytes(inst["applicationPrivileges"]),
+            lifecycle=_uint(inst.get("lifeCycleState", b"\x07")),
+            keys=tuple(keys),
+            install_params=bytes(inst.get("applicationSpecificParametersC9", b"")),
+            toolkit_params=None if toolkit is None else bytes(toolkit),
+            perso=perso,
+        )
+    except ProfileFormatError as e:
+        raise refuse(str(e), PeStatus.BAD_VALUES) from None
+
+
+def _rfm(pe_id: int | None, value: dict[str, Any]) -> RfmSpec:
+    """PE-RFM (TCA §8.8): the parameters of one RFM instance (TS 102 226 §8)."""
+    adf = value.get("adfRFMAccess")
+    try:
+        return RfmSpec(
+            instance_aid=_aid(value["instanceAID"]),
+            tars=tuple(bytes(t) for t in value.get("tarList", ())),
+            msl=_uint(value["minimumSecurityLevel"]),
+            uicc_access_domain=bytes(value["uiccAccessDomain"]),
+            uicc_admin_access_domain=bytes(value["uiccAdminAccessDomain"]),
+            adf_aid=None if adf is None else _aid(adf["adfAID"]),
+            adf_access_domain=None if adf is None else bytes(adf["adfAccessDomain"]),
+            adf_admin_access_domain=None if adf is None else bytes(adf["adfAdminAccessDomain"]),
+            sd_aid=_aid(value["securityDomainAID"]) if "securityDomainAID" in value else None,
+        )
+    except ProfileFormatError as e:
+        raise SaipError(f"RFM: {e}", PeStatus.BAD_VALUES, pe_id) from None
+
+
+def _applications(
+    pe_id: int | None, value: dict[str, Any], resolve: AppResolver | None
+) -> list[AppSpec]:
+    """PE-Application (TCA §8.7): instances of catalogued classes; code is never loaded."""
+    if "loadBlock" in value:
+        # A load block is executable code (a CAP file): this card runs catalogued classes
+        # only (DESIGN.md §2, "Code loading is safe").
+        raise SaipError(
+            "application: a load block (code) cannot be loaded here",
+            PeStatus.RUNTIME_NOT_SUPPORTED,
+            pe_id,
+        )
+    out = []
+    for inst in value.get("instanceList", ()):
+        package, cls = _aid(inst["applicationLoadPackageAID"]), _aid(inst["classAID"])
+        ref = resolve(package, cls) if resolve is not None else None
+        if ref is None:
+            raise SaipError(
+                f"application: load file {package.hex().upper()} / class "
+                f"{cls.hex().upper()} is not in this card's catalogue",
+                PeStatus.LIB_NOT_SUPPORTED,
+                pe_id,
+            )
+        extra = set(inst) - {
+            "applicationLoadPackageAID",
+            "classAID",
+            "instanceAID",
+            "applicationPrivileges",
+            "lifeCycleState",
+            "applicationSpecificParametersC9",
+        }
+        if extra:
+            raise SaipError(
+                f"application: {sorted(extra)} are not supported",
+                PeStatus.FEATURE_NOT_SUPPORTED,
+                pe_id,
+            )
+        params = bytes(inst.get("applicationSpecificParametersC9", b""))
+        try:
+            out.append(AppSpec(_aid(inst["instanceAID"]), ref, params))
+        except ProfileFormatError as e:
+            raise SaipError(f"application: {e}", PeStatus.BAD_VALUES, pe_id) from None
+    return out
+
+
+def profile_from_package(
+    package: bytes, *, name: str = "", provider: str = "", apps: AppResolver | None = None
+) -> SaipResult:
     """Convert an unprotected profile package into a `Profile` (see the module docstring).
 
     Args:
         package: the profile elements, DER, back to back.
         name / provider: the profile name and service provider name (SGP.22 metadata).
+        apps: finds the catalogued class of an application PE's instance (None: the
+            package may have no application PE).
 
     Raises:
         SaipError: the package cannot become a profile here.
@@ -666,7 +923,19 @@ def profile_from_package(package: bytes, *, name: str = "", provider: str = "") 
             f"header ICCID {bytes(header['iccid']).hex()} is not BCD", PeStatus.BAD_VALUES
         )
 
+    mandated = set(header.get("eUICC-Mandatory-services") or ()) - SUPPORTED_SERVICES
+    if mandated:
+        raise SaipError(
+            f"the package mandates services this card lacks: {sorted(mandated)}",
+            PeStatus.FEATURE_NOT_SUPPORTED,
+            _pe_header(header),
+        )
+
     b = _Builder()
+    sds: list[SdSpec] = []
+    rfms: list[RfmSpec] = []
+    app_specs: list[AppSpec] = []
+    cdma: tuple[tuple[str, bytes], ...] = ()
     pin_pes: list[tuple[int | None, Any]] = []
     puks: dict[int, tuple[bytes, int, int]] = {}
     auth: AuthSpec | None = None
@@ -696,10 +965,33 @@ def profile_from_package(package: bytes, *, name: str = "", provider: str = "") 
                     (bytes(puk["pukValue"]).rstrip(b"\xff"), tries >> 4, tries & 0x0F),
                 )
         elif pe == "akaParameter":
+            this = _auth(b.pe_id, value)
             if auth is None:
-                auth = _auth(b.pe_id, value)
-        elif pe in _IGNORED_PES or pe in _FS_PES:
+                auth = this
+            elif this != auth:
+                # One AKA state per profile: the ISIM authenticates with the USIM's keys
+                # and SQN (TS 31.103 §7.1.2 with the shared algorithm of TS 33.102).
+                raise b.fail(
+                    "a second, different set of AKA parameters", PeStatus.FEATURE_NOT_SUPPORTED
+                )
+        elif pe == "securityDomain":
+            sds.append(_security_domain(b.pe_id, value))
+        elif pe == "rfm":
+            rfms.append(_rfm(b.pe_id, value))
+        elif pe == "cdmaParameter":
+            if cdma:
+                raise b.fail("a second cdmaParameter", PeStatus.INVALID_REQUEST_FORMAT)
+            cdma = tuple(
+                (k, bytes(v)) for k, v in value.items() if k != "cdma-header" and v is not None
+            )
+        elif pe == "application":
+            app_specs.extend(_applications(b.pe_id, value, apps))
+        elif pe == "nonStandard":
+            # TCA §8.13: content for the issuer named by issuerID; an eUICC that does not
+            # know the issuer ignores it (this card knows none).
             ignored.append(pe)
+        elif pe in PE_FS_UNSUPPORTED:
+            raise b.fail(f"template PE {pe} is not supported", PeStatus.TEMPLATE_NOT_SUPPORTED)
         else:
             raise b.fail(f"profile element {pe} is not supported", PeStatus.PE_NOT_SUPPORTED)
     b.pe_id = None
@@ -717,6 +1009,10 @@ def profile_from_package(package: bytes, *, name: str = "", provider: str = "") 
             name=name,
             provider=provider,
             metadata=(("source", "saip"), ("profile_type", str(header.get("profileType", "")))),
+            apps=tuple(app_specs),
+            security_domains=tuple(sds),
+            rfm=tuple(rfms),
+            cdma=cdma,
         )
     except ProfileFormatError as e:
         raise SaipError(str(e), PeStatus.BAD_VALUES) from None

@@ -370,7 +370,7 @@ def test_process_dispatch(fs: FileSystem) -> None:
     assert fs.info("3F00/6F3B").lcs == 0x04  # type: ignore[union-attr]
     assert fs.process(st, ENV, Cmd(0x44, 0, 0)) == b""
     with pytest.raises(CardError) as e:
-        fs.process(st, ENV, Cmd(0xCA, 0, 0))
+        fs.process(st, ENV, Cmd(0xCE, 0, 0))
     assert sw(e) == SW.INS_NOT_SUPPORTED
     assert fs.INSTRUCTIONS == frozenset(fs._handlers)
 
@@ -388,7 +388,11 @@ def test_builder_content_forms() -> None:
     with pytest.raises(ValueError):
         fs.create_ef("3F00", 0x4F05, Structure.LINEAR_FIXED)
     with pytest.raises(ValueError):
-        fs.create_ef("3F00", 0x4F06, Structure.BER_TLV, size=3)
+        fs.create_ef("3F00", 0x4F06, Structure.BER_TLV, size=3, data=b"\x80\x05ab")
+    with pytest.raises(ValueError):
+        fs.create_ef("3F00", 0x4F06, Structure.BER_TLV, size=2, data=b"\x80\x01a")
+    fs.create_ef("3F00", 0x4F06, Structure.BER_TLV, size=3)  # TS 102 221 §11.3: BER-TLV EF
+    assert fs.read("3F00/4F06") == b""
     fs.write("3F00/4F02", [b"1111", b"2222", b"3333"])
     assert fs.record("3F00/4F02", 3) == b"3333"
     with pytest.raises(ValueError):

@@ -43,7 +43,16 @@ def test_ts48_converts() -> None:
     # A fill pattern (EF.PL 'en' then FF) and a GFM-created file with records.
     pl = p.file("3F00/2F05")
     assert pl is not None and pl.content == b"en" + b"\xff" * 4
-    assert "securityDomain" in r.ignored and any("BER-TLV" in s for s in r.skipped_files)
+    # Nothing is dropped: the MNO-SD, the RFM instances, the CDMA parameters, the BER-TLV
+    # EF and the CSIM's linked EFs are all in the profile.
+    assert r.ignored == () and r.skipped_files == ()
+    assert [sd.aid for sd in p.security_domains] == [bytes.fromhex("A000000151000000")]
+    assert len(p.rfm) == 4 and p.rfm[0].tars == (bytes.fromhex("B00120"),)
+    assert dict(p.cdma)["ssd"] == bytes.fromhex("0123456789abcdef0123456789abcdef")
+    bertlv = p.file("3F00/7F10/5F3E/4F02")
+    assert bertlv is not None and bertlv.structure == 0x39 and bertlv.size == 0x400
+    fdn = p.file("ADF.A0000003431002F310FFFF89020000FF/6F3B")
+    assert fdn is not None and fdn.link == "ADF.A0000000871002FF49FF0589/6F3B"
 
 
 def test_ts48_installs_and_authenticates_after_enable_and_reset() -> None:
