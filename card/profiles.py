@@ -118,3 +118,11 @@ class ProfileStoreInterface(Shareable):
     def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
         """The profile in the export format, with its current state (SQN, PINs, files)."""
         raise NotImplementedError
+
+    def uicc_capability(self) -> tuple[int, ...]:
+        """The UICCCapability bits (SGP.22 Annex H) of what this store installs and runs.
+
+        The ISD-R reports them in EUICCInfo2; a package that mandates anything else is
+        refused by `install_profile_package`.
+        """
+        raise NotImplementedError

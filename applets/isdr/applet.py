@@ -31,7 +31,7 @@ from applets.isdr.bpp import BppFunctions
 from applets.isdr.crl import CrlFunctions
 from applets.isdr.notifications import event_filter
 from applets.isdr.profiles import ProfileFunctions
-from applets.isdr.rsp import RspFunctions
+from applets.isdr.rsp import RAT, RspFunctions
 from card.framework import APDU, CardError
 from card.sgp22 import asn1
 from card.sgp22.params import IsdrParams
@@ -206,7 +206,7 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions, CrlFunctions):
             removed = self.notifications().remove(request["seqNumber"])
         return {"deleteNotificationStatus": 0 if removed else 1}
 
-    # -- GetRAT (§5.7.22): no profile policy rule is authorised on this eUICC ---------------------
+    # -- GetRAT (§5.7.22): the rules the ES10c functions apply (rsp.RAT) -------------------------
 
     def get_rat(self, request: Any, raw: bytes) -> Any:
-        return {"rat": []}
+        return {"rat": [dict(rule) for rule in RAT]}

@@ -34,10 +34,17 @@ from typing import Any
 
 from applets.isdr.base import IsdrBase, Session, isdp_aid
 from applets.isdr.notifications import metadata as notification_metadata
+from applets.isdr.rsp import FORBIDDEN_PPRS
 from card.profiles import ProfileStoreError, ProfileStoreReason
 from card.sgp22 import asn1
 from card.sgp22.bsp import KEY_TYPE_AES, BspError, BspMacError, BspState
-from card.sgp22.values import NotificationEvent, iccid_from_bytes, raw_fields, raw_tlv
+from card.sgp22.values import (
+    NotificationEvent,
+    bits_to_set,
+    iccid_from_bytes,
+    raw_fields,
+    raw_tlv,
+)
 from card.tlv import TlvError, build, decode_length, decode_tag
 
 __all__ = ["BppFunctions", "BppLoad"]
@@ -57,6 +64,7 @@ ICCID_EXISTS = 9
 NO_MEMORY = 10
 PE_PROCESSING = 12
 ICCID_MISMATCH = 13
+PPR_NOT_ALLOWED = 15
 UNKNOWN_ERROR = 127
 
 #: PEStatus codes (TCA PEDefinitions EUICCResponse) used in simaResponse.
@@ -337,6 +345,10 @@ class BppFunctions(IsdrBase):
         load.metadata_der, load.metadata, load.iccid = plain, meta, iccid
         if meta.get("profileClass", 2) not in (0, 1, 2):
             raise BppFailure(CMD_METADATA, UNSUPPORTED_CLASS)
+        pprs = meta.get("profilePolicyRules")
+        if pprs is not None and bits_to_set(pprs) & FORBIDDEN_PPRS:
+            # §2.9.2.2: a PPR the RAT does not authorise ends the installation.
+            raise BppFailure(CMD_METADATA, PPR_NOT_ALLOWED)
         if any(s.iccid == iccid for s in self.profile_store().list_profiles()):
             raise BppFailure(CMD_METADATA, ICCID_EXISTS)
 

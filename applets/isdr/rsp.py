@@ -38,7 +38,7 @@ from card.sgp22.certs import (
 )
 from card.sgp22.values import bits_from_names, raw_fields
 
-__all__ = ["RspFunctions", "SVN", "euicc_info2"]
+__all__ = ["FORBIDDEN_PPRS", "RAT", "RspFunctions", "SVN", "euicc_info2"]
 
 #: SGP.22 version this eUICC implements (the RSPDefinitions module is v2.x).
 SVN = bytes((2, 2, 0))
@@ -48,6 +48,21 @@ FIRMWARE_VERSION = bytes((1, 0, 0))
 GP_VERSION = bytes((2, 3, 0))
 PP_VERSION = bytes((0, 0, 1))
 SAS_ACCREDITATION = "CARDEMU-TEST"
+
+# PprIds bits (SGP.22 Annex H).
+PPR_UPDATE_CONTROL, PPR1, PPR2, PPR3 = 0, 1, 2, 3
+#: The Rules Authorisation Table (SGP.22 §2.9.2.1): PPR1 and PPR2 (which the ES10c
+#: functions enforce, applets.isdr.profiles), for every operator ('E' in each digit of
+#: mccMnc is the wildcard), with no end-user consent asked.
+RAT: tuple[dict[str, Any], ...] = (
+    {
+        "pprIds": bits_from_names(PPR1, PPR2),
+        "allowedOperators": [{"mccMnc": b"\xee\xee\xee"}],
+        "pprFlags": (b"", 0),
+    },
+)
+#: PPRs a profile may not carry on this eUICC (none of the RAT's rules authorises them).
+FORBIDDEN_PPRS = frozenset({PPR_UPDATE_CONTROL, PPR3})
 
 # AuthenticateErrorCode / DownloadErrorCode values (SGP.22 Annex H).
 AUTH_INVALID_CERTIFICATE = 1
@@ -78,16 +93,25 @@ _DL_CODES = {
 }
 
 
-def _uicc_capability() -> tuple[bytes, int]:
-    # UICCCapability: usimSupport(1), akaMilenage(4), and bit 8 (the TCA module's
-    # usimTestAlgorithm, rfu1 in SGP.22's copy): the XOR test algorithm of TS 34.108.
-    return bits_from_names(1, 4, 8)
-
-
 def euicc_info2(
-    verification: list[bytes], signing: list[bytes], installed: int, free_nvm: int, free_ram: int
+    verification: list[bytes],
+    signing: list[bytes],
+    installed: int,
+    free_nvm: int,
+    free_ram: int,
+    uicc_capability: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """The EUICCInfo2 value (SGP.22 §5.7.8); resources as ETSI TS 102 226 §8.2.1.21 codes them."""
+    """The EUICCInfo2 value (SGP.22 §5.7.8); resources as ETSI TS 102 226 §8.2.1.21 codes them.
+
+    What it claims is what the card does: `uicc_capability` comes from the profile
+    store (the services it installs and runs); `forbiddenProfilePolicyRules` names
+    the PPRs no profile may carry here (PPR3 and pprUpdateControl: this eUICC does
+    not delete a profile on its disabling nor take PPR updates over ES6), as the
+    RAT of GetRAT authorises only PPR1 and PPR2. Left out because the card has
+    none of them: javacardVersion (no Java Card bytecode runs; catalogued classes
+    do), ts102241Version (no UICC API for Java Card) and certificationDataObject
+    (no GlobalPlatform DLOA certification).
+    """
     ext = (
         b"\x81\x01"
         + bytes((min(installed, 255),))
@@ -101,7 +125,7 @@ def euicc_info2(
         "svn": SVN,
         "euiccFirmwareVer": FIRMWARE_VERSION,
         "extCardResource": ext,
-        "uiccCapability": _uicc_capability(),
+        "uiccCapability": bits_from_names(*uicc_capability),
         "globalplatformVersion": GP_VERSION,
         # additionalProfile(0), crlSupport(1) (ES10b.LoadCRL, applets.isdr.crl),
         # testProfileSupport(3)
@@ -109,6 +133,7 @@ def euicc_info2(
         "euiccCiPKIdListForVerification": verification,
         "euiccCiPKIdListForSigning": signing,
         "euiccCategory": 0,
+        "forbiddenProfilePolicyRules": bits_from_names(*sorted(FORBIDDEN_PPRS)),
         "ppVersion": PP_VERSION,
         "sasAcreditationNumber": SAS_ACCREDITATION,
     }
@@ -140,6 +165,7 @@ class RspFunctions(IsdrBase):
             len(self.profile_store().list_profiles()),
             self.system.available_memory(),
             self.system.available_memory(1),
+            tuple(self.profile_store().uicc_capability()),
         )
 
     def get_euicc_info2(self, request: Any, raw: bytes) -> Any:

@@ -64,7 +64,8 @@ from typing import Any
 
 from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
 from applets.usim.profile import Profile, ProfileFormatError
-from applets.usim.saip import PeStatus, SaipError, profile_from_package
+from applets.usim.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
+from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
 from applets.usim.store import PinRecord, Slot
 from applets.usim.suci import INS_GET_IDENTITY, P2_SUCI_CONTEXT, calculate_suci
 from applets.usim.ts_31_102 import (
@@ -110,7 +111,7 @@ from applets.usim.ts_102_221 import (
 )
 from card.apdu import CommandApdu
 from card.framework import AID, APDU, SW, Applet, CardError, transient
-from card.framework.catalogue import CatalogueError
+from card.framework.catalogue import CatalogueError, class_ref
 from card.framework.exceptions import OutOfMemory
 from card.fs import ADM1, PIN1, PIN2, FileSystem, Referenced, Structure
 from card.fs.files import MF_HANDLE
@@ -260,10 +261,16 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def get_shareable_interface_object(
         self, client_aid: AID, parameter: int
-    ) -> ProfileStoreInterface | RemoteFileInterface | None:
+    ) -> ProfileStoreInterface | RemoteFileInterface | ProfileSdInterface | None:
         if parameter == REMOTE_FILE_PARAMETER and bytes(client_aid) == ISD_AID:
             return self
-        return self if bytes(client_aid) in PROFILE_STORE_CLIENTS else None
+        if bytes(client_aid) in PROFILE_STORE_CLIENTS:
+            return self
+        current, _ = self._current()
+        if current is not None and current.security_domain(bytes(client_aid)) is not None:
+            # A security domain of the enabled profile: its own record, nothing else.
+            return _SdAccess(current, bytes(client_aid))
+        return None
 
     # -- state -------------------------------------------------------------------------
 
@@ -828,7 +835,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def install_profile_package(self, package: bytes, name: str = "", provider: str = "") -> str:
         try:
-            result = profile_from_package(bytes(package), name=str(name), provider=str(provider))
+            result = profile_from_package(
+                bytes(package), name=str(name), provider=str(provider), apps=self._resolve_app
+            )
         except SaipError as e:
             reason = (
                 ProfileStoreReason.NO_MEMORY
@@ -837,6 +846,23 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             )
             raise ProfileStoreError(reason, str(e), pe_id=e.pe_id, pe_status=e.status) from None
         return self._install(result.profile)
+
+    def _resolve_app(self, package_aid: bytes, class_aid: bytes) -> str | None:
+        """The catalogued class an application PE names by its load file and class AIDs.
+
+        Catalogued classes carry the AIDs card.gp.loadfile derives for them (the
+        package's and the module's default AIDs), as their load files do.
+        """
+        from card.gp.loadfile import default_module_aid, default_package_aid
+
+        for ref in sorted(self.system.card.catalogue.refs()):
+            module = ref.partition(":")[0]
+            packages = {module, module.rpartition(".")[0]}
+            if default_module_aid(ref) == class_aid and package_aid in {
+                default_package_aid(p) for p in packages if p
+            }:
+                return ref
+        return None
 
     def _install(self, profile: Profile) -> str:
         store = self.system.store
@@ -849,6 +875,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 slot = self._slot(number)
                 slot.write(profile)
                 self._install_apps(profile)
+                self._install_sds(profile)
                 store.set("profiles", store.get("profiles", ()) + (number,))
         except ProfileFormatError as e:
             raise ProfileStoreError(ProfileStoreReason.BAD_FORMAT, str(e)) from None
@@ -869,6 +896,37 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
                 ) from None
 
+    def _install_sds(self, profile: Profile) -> None:
+        """One ProfileSecurityDomain instance per SD AID on the card (sd.py), locked."""
+        card = self.system.card
+        ref = class_ref(ProfileSecurityDomain)
+        present = {bytes(aid): r for aid, r, _lc, _d in card.applets()}
+        for sd in profile.security_domains:
+            have = present.get(sd.aid)
+            if have == ref:
+                continue
+            if have is not None:
+                raise ProfileStoreError(
+                    ProfileStoreReason.APPLICATION,
+                    f"security domain {sd.aid.hex().upper()}: the AID is another application's",
+                )
+            try:
+                card.install(ProfileSecurityDomain, sd.aid, lifecycle=_LOCKED)
+            except CardError as e:
+                raise ProfileStoreError(
+                    ProfileStoreReason.APPLICATION, f"security domain {sd.aid.hex()}: {e}"
+                ) from None
+
+    def _sd_aids(self, slot: Slot | None) -> set[bytes]:
+        return set() if slot is None else {sd.aid for sd in slot.security_domains()}
+
+    def _switch_sds(self, old: Slot | None, new: Slot | None) -> None:
+        card = self.system.card
+        for aid in self._sd_aids(old) - self._sd_aids(new):
+            card.set_lifecycle(aid, _LOCKED)
+        for aid in self._sd_aids(new):
+            card.set_lifecycle(aid, _SELECTABLE)
+
     def _set_apps(self, slot: Slot | None, lifecycle: int) -> None:
         if slot is None:
             return
@@ -886,6 +944,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self._set_apps(target, _SELECTABLE)
+            self._switch_sds(current, target)
             self.system.store.set("enabled", (target.number, gen + 1))
 
     def disable_profile(self, iccid: str) -> None:
@@ -895,6 +954,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             raise ProfileStoreError(ProfileStoreReason.NOT_ENABLED, f"{iccid} is not enabled")
         with self.system.transaction():
             self._set_apps(current, _LOCKED)
+            self._switch_sds(current, None)
             self.system.store.set("enabled", (None, gen + 1))
 
     def delete_profile(self, iccid: str) -> None:
@@ -915,9 +975,32 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                             ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
                         ) from None
             store.set("profiles", tuple(n for n in store.get("profiles", ()) if n != target.number))
+            # A security domain instance goes with the last profile that has its AID.
+            others = set().union(*(self._sd_aids(s) for s in self._slots()))
+            for aid in self._sd_aids(target) - others:
+                self.system.card.delete(aid)
             target.erase()
         self.__dict__.get("_slot_cache", {}).pop(target.number, None)
+
+    def uicc_capability(self) -> tuple[int, ...]:
+        return tuple(sorted(CAPABILITY_BITS.values()))
 
     def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
         profile = self._find(iccid).read()
         return (profile if with_secrets else profile.without_secrets()).to_bytes()
+
+
+class _SdAccess(ProfileSdInterface):
+    """One security domain's record in the enabled profile's slot (applets.usim.sd)."""
+
+    def __init__(self, slot: Slot, aid: bytes) -> None:
+        self._slot = slot
+        self._aid = aid
+
+    def sd_record(self, aid: bytes) -> Any:
+        return self._slot.security_domain(self._aid) if bytes(aid) == self._aid else None
+
+    def set_sd_record(self, aid: bytes, record: Any) -> None:
+        if bytes(aid) != self._aid or record.aid != self._aid:
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        self._slot.set_security_domain(record)

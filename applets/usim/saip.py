@@ -81,25 +81,28 @@ _MILENAGE_C = (
     + b"\x08"
 )
 
+#: UICCCapability bit (SGP.22 Annex H, derived from ServicesList) of each supported service.
+#: Bit 8 is rfu1 in SGP.22 and usimTestAlgorithm in the TCA module; 19-24 came with
+#: SGP.22 v2.3 (berTlvFileSupport, dfLinkSupport, catTp, getIdentity, profile-a-x25519,
+#: profile-b-p256). `csim`: the CSIM's files (CAVE, bit 5, is not run: not claimed).
+CAPABILITY_BITS = {
+    "usim": 1,
+    "isim": 2,
+    "csim": 3,
+    "milenage": 4,
+    "tuak128": 6,
+    "tuak256": 7,
+    "usim-test-algorithm": 8,
+    "javacard": 14,
+    "ber-tlv": 19,
+    "get-identity": 22,
+    "profile-a-x25519": 23,
+    "profile-b-p256": 24,
+}
 #: ServicesList entries (TCA PEDefinitions) this store honours: a header that mandates any
 #: other service is refused. `javacard`: applications are instances of catalogued applet
 #: classes (DESIGN.md §2), which a package names by load-file and class AIDs.
-SUPPORTED_SERVICES = frozenset(
-    {
-        "usim",
-        "isim",
-        "csim",
-        "milenage",
-        "tuak128",
-        "tuak256",
-        "usim-test-algorithm",
-        "ber-tlv",
-        "javacard",
-        "get-identity",
-        "profile-a-x25519",
-        "profile-b-p256",
-    }
-)
+SUPPORTED_SERVICES = frozenset(CAPABILITY_BITS)
 #: The GlobalPlatform security domain load file and its SD class (GPC v2.3.1 §H.1.3).
 GP_SD_PACKAGE_AID = bytes.fromhex("A0000001515350")
 GP_SD_CLASS_AID = bytes.fromhex("A000000151535041")

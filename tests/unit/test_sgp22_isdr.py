@@ -492,9 +492,13 @@ def test_preloaded_profile_is_listed_and_manageable() -> None:
     )
 
 
-def test_get_rat_is_empty() -> None:
+def test_get_rat_answers_the_rules_applied() -> None:
+    # PPR1 and PPR2 are what ES10c enforces (test_sgp22_refusals): one rule, any operator.
     lpa = Lpa(euicc_card())
-    assert lpa.es10("GetRatRequest", {}, "GetRatResponse") == {"rat": []}
+    rat = lpa.es10("GetRatRequest", {}, "GetRatResponse")["rat"]
+    assert len(rat) == 1 and bits_to_set(rat[0]["pprIds"]) == {1, 2}
+    assert rat[0]["allowedOperators"] == [{"mccMnc": b"\xee\xee\xee"}]
+    assert bits_to_set(rat[0]["pprFlags"]) == set()
 
 
 def test_profile_and_notifications_survive_the_card_image(tmp_path: Any) -> None:

@@ -1,0 +1,164 @@
+"""A profile's security domain (the MNO-SD): GlobalPlatform SD of the enabled profile.
+
+On an eUICC each ISD-P holds an MNO-SD, personalised from the profile's
+PE-SecurityDomain (TCA SAIP §8.6; SGP.22 §2.2.1.2) with the operator's keys, and
+every profile's MNO-SD has the same AID (TS.48: A000000151000000). Here the
+profile store (`UiccApplet`) keeps each profile's security domains in the
+profile's slot (applets.usim.store `p<n>.sd.<AID>`); one applet instance of
+`ProfileSecurityDomain` per distinct SD AID on the card answers for the enabled
+profile's SD of that AID, and is locked while no enabled profile has it, so it
+is reachable only while its profile is enabled.
+
+It is card.gp's security domain (SELECT FCI, GET DATA, SCP03 INITIALIZE UPDATE /
+EXTERNAL AUTHENTICATE with the sequence counter of Amendment D §6.2.2.1, PUT
+KEY) with its keys and counter read from and written to the profile through the
+store's `ProfileSdInterface` (a Shareable interface, as applets talk on a Java
+Card). SCP03 uses the profile's AES key sets (key type '88', key identifiers
+1 ENC, 2 MAC, 3 DEK); the DES key sets (type '80') stay stored for SCP80 (the
+OTA layer, TS 102 225). Content management (INSTALL, LOAD, DELETE, GET STATUS,
+SET STATUS) inside the profile is not offered: those answer 6D00.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from applets.usim.profile import SdKey
+from card.framework import APDU, SW, CardError
+from card.framework.shareable import Shareable
+from card.gp import carddata, lifecycle
+from card.gp.channel import Command
+from card.gp.content import put_key
+from card.gp.isd import INS_PUT_KEY, IssuerSecurityDomain
+from card.gp.keys import keysets_from_value
+from card.gp.scp03 import Scp03Keys
+from card.profiles import PROFILE_STORE_AID
+
+__all__ = ["ProfileSdInterface", "ProfileSecurityDomain", "scp03_keysets"]
+
+_AES = 0x88
+_KID_ENC, _KID_MAC, _KID_DEK = 1, 2, 3
+_TAG_RESOURCES = 0xFF21
+
+
+class ProfileSdInterface(Shareable):
+    """What the profile store offers a profile's security domain (its own record only)."""
+
+    def sd_record(self, aid: bytes) -> Any:
+        """The enabled profile's SdSpec for `aid`, or None."""
+        raise NotImplementedError
+
+    def set_sd_record(self, aid: bytes, record: Any) -> None:
+        """Replace the enabled profile's SdSpec for `aid` (keys, counter)."""
+        raise NotImplementedError
+
+
+def scp03_keysets(keys: Iterable[Any]) -> tuple[Scp03Keys, ...]:
+    """The SCP03 key sets among SdKeys: AES keys 1 (ENC), 2 (MAC), 3 (DEK) of one version."""
+    by_kvn: dict[int, dict[int, bytes]] = {}
+    for k in keys:
+        for t, value in k.components:
+            if t == _AES:
+                by_kvn.setdefault(k.kvn, {})[k.kid] = value
+    out = []
+    for kvn, ids in by_kvn.items():
+        try:
+            out.append(Scp03Keys(ids[_KID_ENC], ids[_KID_MAC], ids[_KID_DEK], kvn))
+        except (KeyError, ValueError):
+            continue  # not a whole SCP03 key set
+    return tuple(out)
+
+
+class ProfileSecurityDomain(IssuerSecurityDomain):
+    """The enabled profile's security domain of this AID (see the module docstring)."""
+
+    card_manager = False
+    multiselectable = True
+
+    def on_install(self, params: bytes) -> None:
+        # No key set of its own: every key comes from the enabled profile's record.
+        self.cplc = b""
+
+    # -- the profile's record, through the store's Shareable interface ------------------
+
+    def _store(self) -> Any:
+        store = self.system.get_shareable(PROFILE_STORE_AID)
+        if store is None:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+        return store
+
+    def _record(self) -> Any:
+        rec = self._store().sd_record(bytes(self.aid))
+        if rec is None:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # no enabled profile has this SD
+        return rec
+
+    @property  # type: ignore[override]
+    def keysets_value(self) -> tuple[Any, ...]:
+        return tuple((k.kvn, k.enc, k.mac, k.dek) for k in scp03_keysets(self._record().keys))
+
+    @keysets_value.setter
+    def keysets_value(self, value: tuple[Any, ...]) -> None:
+        """PUT KEY: the AES key sets become `value`; the other keys stay as they are."""
+        rec = self._record()
+        kept = tuple(k for k in rec.keys if not any(t == _AES for t, _ in k.components))
+        new: list[Any] = []
+        for ks in keysets_from_value(value):
+            old = {k.kid: k for k in rec.keys if k.kvn == ks.kvn}
+            for kid, key, usage in ((1, ks.enc, 0x18), (2, ks.mac, 0x14), (3, ks.dek, 0x48)):
+                prev = old.get(kid)
+                new.append(
+                    SdKey(
+                        ks.kvn,
+                        kid,
+                        prev.usage if prev else usage,
+                        prev.access if prev else 0,
+                        ((_AES, key),),
+                    )
+                )
+        self._store().set_sd_record(bytes(self.aid), replace(rec, keys=kept + tuple(new)))
+
+    @property  # type: ignore[override]
+    def sequence_counter(self) -> int:
+        return int(self._record().sequence_counter)
+
+    @sequence_counter.setter
+    def sequence_counter(self, value: int) -> None:
+        rec = self._record()
+        self._store().set_sd_record(bytes(self.aid), replace(rec, sequence_counter=value))
+
+    @property  # type: ignore[override]
+    def card_state(self) -> int:
+        # The SD's own life cycle from the profile (TS.48: '0F' PERSONALIZED); content
+        # management is not offered here whatever it says.
+        return lifecycle.SECURED
+
+    @card_state.setter
+    def card_state(self, value: int) -> None:
+        raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+
+    # -- commands ----------------------------------------------------------------------
+
+    def select_response(self, apdu: APDU) -> bytes | None:
+        self._record()
+        if apdu.p2 & 0x0C == 0x0C:
+            return None
+        return carddata.fci(bytes(self.aid), self.scp_i, self.cplc)
+
+    def data_object(self, tag: int, level: int | None = None) -> bytes | None:
+        if tag == _TAG_RESOURCES:
+            return None  # the card's resources are the ISD-R's to report (EUICCInfo2)
+        return super().data_object(tag, level)
+
+    def _handle(self, cmd: Command) -> bytes | None:
+        a = cmd.apdu
+        if a.cla & 0x80 and a.ins == INS_PUT_KEY:
+            if not cmd.cm_authorised:
+                raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+            with self.system.transaction():
+                return put_key(self, cmd)
+        if a.cla & 0x80 and a.ins in self._HANDLERS:
+            raise CardError(SW.INS_NOT_SUPPORTED)
+        return super()._handle(cmd)
