@@ -21,6 +21,7 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
 - GET IDENTITY (8X 78, 0X 78 taken too), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
   its IMSI itself (applets.usim.suci) when services n°124 and n°125 are available
   (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
+- RETRIEVE DATA (8X CB) and SET DATA (8X DB), TS 102 221 §11.3, on BER-TLV EFs.
 - TERMINAL PROFILE (8X 10) and TERMINAL CAPABILITY (8X AA) are accepted; the
   terminal profile is kept for the proactive session.
 - The toolkit (ETSI TS 102 223, TS 31.111), CLA 80 (and A0, as a SIM's
@@ -51,6 +52,11 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
   current and CHV1 verified or disabled (9804 otherwise).
 - The EFs DF.GSM shares with ADF.USIM (ts_51_011.SHARED_WITH_USIM) stay equal: a
   write to one, in either class, writes the other in the same transaction.
+
+A profile's security domains (the MNO-SD of its PE-SecurityDomain) are applets
+of their own (applets.usim.sd), one instance per SD AID, selectable while a
+profile that has that SD is enabled; they reach their keys through
+`ProfileSdInterface`, which this applet offers them alone.
 
 Install parameters: an exported profile (card.profiles format), installed and
 enabled at once; none gives an eUICC with no profile.
@@ -138,14 +144,17 @@ _LOCKED = 0x83
 _ISO_INS = frozenset(
     {0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88}
 )
-_PROPRIETARY_INS = frozenset({0xF2, 0x32, 0x10, 0xAA, 0x12, 0x14, 0xC2, INS_GET_IDENTITY})
+# CB / DB: RETRIEVE DATA / SET DATA on BER-TLV EFs (TS 102 221 §11.3), CLA 8X.
+_PROPRIETARY_INS = frozenset(
+    {0xF2, 0x32, 0x10, 0xAA, 0x12, 0x14, 0xC2, 0xCB, 0xDB, INS_GET_IDENTITY}
+)
 _INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE = 0x12, 0x14, 0xC2
 _SW_TOOLKIT_BUSY = 0x9300
 #: RFM commands whose compact-format P3 is Le (TS 102 226 §5.1.1).
 _RFM_CASE2 = frozenset({0xB0, 0xB2, 0xC0, 0xF2})
 #: Every key reference of TS 102 221 Table 9.3: the RFM access domain 00 (full access).
 _ALL_KEYS = frozenset(range(0x01, 0x0F)) | frozenset(range(0x81, 0x8F))
-_FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32})
+_FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32, 0xCB, 0xDB})
 _GSM_FS_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
 _GSM_CHV_INS = frozenset({0x20, 0x24, 0x26, 0x28, 0x2C})
 _GSM_RUN_ALGORITHM = 0x88
@@ -978,7 +987,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             # A security domain instance goes with the last profile that has its AID.
             others = set().union(*(self._sd_aids(s) for s in self._slots()))
             for aid in self._sd_aids(target) - others:
-                self.system.card.delete(aid)
+                try:
+                    self.system.card.delete(aid)
+                except CardError:
+                    # Still selected on a channel (locked since its profile was disabled):
+                    # the instance stays, with no record to answer from, until a profile
+                    # with this AID comes back or it can be deleted with its next profile.
+                    pass
             target.erase()
         self.__dict__.get("_slot_cache", {}).pop(target.number, None)
 

@@ -86,11 +86,11 @@ class FileSpec:
 
     @property
     def is_df(self) -> bool:
-        return self.fdb & 0x38 == 0x38
+        return self.fdb & 0x3F == 0x38  # '39' is a BER-TLV EF (ISO 7816-4 Table 14)
 
     @property
     def structure(self) -> int:
-        return self.fdb & 0x3F if self.is_df else self.fdb & 0x07
+        return self.fdb & 0x3F if self.fdb & 0x38 == 0x38 else self.fdb & 0x07
 
 
 @dataclass(frozen=True)
