@@ -95,7 +95,7 @@ class ProfileSecurityDomain(IssuerSecurityDomain):
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)  # no enabled profile has this SD
         return rec
 
-    @property  # type: ignore[override]
+    @property
     def keysets_value(self) -> tuple[Any, ...]:
         return tuple((k.kvn, k.enc, k.mac, k.dek) for k in scp03_keysets(self._record().keys))
 
@@ -120,7 +120,7 @@ class ProfileSecurityDomain(IssuerSecurityDomain):
                 )
         self._store().set_sd_record(bytes(self.aid), replace(rec, keys=kept + tuple(new)))
 
-    @property  # type: ignore[override]
+    @property
     def sequence_counter(self) -> int:
         return int(self._record().sequence_counter)
 
@@ -129,7 +129,7 @@ class ProfileSecurityDomain(IssuerSecurityDomain):
         rec = self._record()
         self._store().set_sd_record(bytes(self.aid), replace(rec, sequence_counter=value))
 
-    @property  # type: ignore[override]
+    @property
     def card_state(self) -> int:
         # The SD's own life cycle from the profile (TS.48: '0F' PERSONALIZED); content
         # management is not offered here whatever it says.

@@ -898,7 +898,7 @@ class FileSystem:
                 raise CardError(SW.WRONG_DATA) from None
             if end != len(data):
                 raise CardError(SW.WRONG_DATA)
-            objects = dict(_split_objects(self.read(info.handle)))
+            objects = dict(_split_objects(self._bertlv_content(info)))
             if tag not in objects:
                 state.pop(key, None)
                 raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
@@ -966,13 +966,19 @@ class FileSystem:
         self._store_object(info, tag, head + value)
 
     def _store_object(self, info: FileInfo, tag: int, tlv: bytes | None) -> None:
-        objects = [(t, o) for t, o in _split_objects(self.read(info.handle)) if t != tag]
+        objects = [(t, o) for t, o in _split_objects(self._bertlv_content(info)) if t != tag]
         if tlv is not None:
             objects.append((tag, tlv))
         content = b"".join(o for _, o in objects)
         if len(content) > info.size:
             raise CardError(SW.NOT_ENOUGH_MEMORY)
         self.store.set(self._kd + info.handle, content)
+
+    def _bertlv_content(self, info: FileInfo) -> bytes:
+        content = self._get(self._kd + info.handle)
+        if not isinstance(content, bytes):
+            raise CardError(SW.UNKNOWN)
+        return content
 
     def _cmd_set_data(self, state: dict, env: SecurityEnvironment, cmd: Command) -> bytes:
         self.set_data(state, env, cmd.p1, cmd.p2, cmd.data)

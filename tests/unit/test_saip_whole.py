@@ -548,7 +548,7 @@ def test_converter_drops_nothing() -> None:
     assert r.ignored == () and r.skipped_files == ()
 
 
-# -- through the ISD-R: EUICCInfo2, and a refusal ending in a ProfileInstallationResult ---------------
+# -- through the ISD-R: EUICCInfo2, and refusals ending in a ProfileInstallationResult --------
 
 
 def test_euicc_info2_tells_what_the_store_does() -> None:
