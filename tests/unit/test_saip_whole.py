@@ -9,7 +9,7 @@ behind. Where the packages are:
 - `tests/unit/data/sgp22/TS48V2-SAIP2-1-BERTLV-UNIQUE.der` (always; see the README
   beside it for its source);
 - all 36 of osmocom pySim's `smdpp-data/upp/*.der` when a pySim checkout is at
-  $PYSIM_DIR or /work/pysim (they are skipped, with that reason, when it is not).
+  $CARDEMU_PYSIM_DIR or /work/pysim (they are skipped, with that reason, when it is not).
 
 `pytest tests/unit/test_saip_whole.py -k memory -s` prints the card memory each
 installed profile costs next to its package size.
@@ -42,7 +42,7 @@ from tests.unit.sgp22_helpers import Lpa, TestSmdp, download, euicc_card
 from tests.unit.usim_cards import send
 
 DATA = Path(__file__).parent / "data" / "sgp22"
-PYSIM_UPP = Path(os.environ.get("PYSIM_DIR", "/work/pysim")) / "smdpp-data" / "upp"
+PYSIM_UPP = Path(os.environ.get("CARDEMU_PYSIM_DIR", "/work/pysim")) / "smdpp-data" / "upp"
 MNO_SD = bytes.fromhex("A000000151000000")
 TS48 = (DATA / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der").read_bytes()
 
