@@ -69,7 +69,7 @@ from dataclasses import replace
 from typing import Any
 
 from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
-from applets.usim.profile import Profile, ProfileFormatError
+from applets.usim.profile import Profile, ProfileFormatError, RfmSpec
 from applets.usim.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
 from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
 from applets.usim.store import PinRecord, Slot
@@ -997,6 +997,17 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             target.erase()
         self.__dict__.get("_slot_cache", {}).pop(target.number, None)
 
+    def rfm_parameters(self, iccid: str | None = None) -> tuple[RfmSpec, ...]:
+        """A profile's RFM instances (TCA PE-RFM: TARs, MSL, access domains, the ADF).
+
+        `iccid` None: the enabled profile's (none enabled: empty). For the card's own
+        tools and the OTA layer; applets reach them through ProfileSdInterface.
+        """
+        if iccid is None:
+            current, _ = self._current()
+            return () if current is None else current.rfm()
+        return self._find(iccid).rfm()
+
     def uicc_capability(self) -> tuple[int, ...]:
         return tuple(sorted(CAPABILITY_BITS.values()))
 
@@ -1019,3 +1030,6 @@ class _SdAccess(ProfileSdInterface):
         if bytes(aid) != self._aid or record.aid != self._aid:
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
         self._slot.set_security_domain(record)
+
+    def rfm_parameters(self) -> Any:
+        return self._slot.rfm()

@@ -17,22 +17,38 @@ turns one into the store's internal `Profile`:
 - genericFileManagement: filePath (from the MF, ADFs by their temporary FID),
   createFCP (a created DF becomes the current DF, as TS 102 222 CREATE FILE),
   fillFileOffset / fillFileContent on the file created last;
-- pinCodes / pukCodes: the PINs with their PUKs (first definition of a key
-  reference wins: this store keeps one PIN per reference for the profile);
+- pinCodes / pukCodes: the PINs with their PUKs (one PIN per key reference in a
+  profile: a second, different definition of a reference is refused);
   pinAttributes b1 set means the PIN is enabled (TS.48 ships PIN1 with 06:
   disabled); tries in the nibbles of maxNumOfAttemps-retryNumLeft;
 - akaParameter: Milenage (algorithmID 1, K and OPc, standard constants only),
   TUAK (2, K and TOPc, numberOfKeccak) or the TS 34.108 XOR test algorithm (3);
-  the first one (the USIM's) is used;
-  sqnDelta / sqnAgeLimit / sqnInit set the SQN policy (TS 33.102 Annex C);
+  one AKA state per profile (the ISIM's AKA runs the USIM's): a second, different
+  akaParameter is refused; sqnDelta / sqnAgeLimit / sqnInit set the SQN policy
+  (TS 33.102 Annex C);
+- BER-TLV EFs (fileDescriptor '39', TS 102 221 §11.3) and linked EFs (linkPath:
+  the EF shares the content of the EF it names, TS 102 222 §6.3) are files like
+  the others; a linked DF is refused (dfLink is not supported);
+- securityDomain: the SD's identity, privileges, install parameters, keys (DES
+  '80' and AES '88' key types) and perso data (sdPersoData) become an `SdSpec`,
+  which the store makes a GlobalPlatform SD of the profile (applets.usim.sd);
+  an SD of another load file than the GP SD package is refused;
+- rfm: the RFM instance's TARs, minimum security level and access domains become
+  an `RfmSpec` (read back with `Slot.rfm()` / `ProfileSdInterface.rfm_parameters`);
+- cdmaParameter: kept as it is (`Profile.cdma`): CAVE is not run, nor claimed;
+- application: instances of catalogued applet classes, found by their load-file
+  and class AIDs (`apps` resolver); a load block (code) or an unknown class is
+  refused;
+- header: a mandated service (eUICC-Mandatory-services) outside
+  `SUPPORTED_SERVICES` is refused;
+- nonStandard: ignored (TCA: content for an issuer this eUICC does not know),
+  listed in `SaipResult.ignored`; reserved (rfu) PEs and file-system PEs with no
+  template here are refused;
 - end: must close the package.
 
-PEs this store has no use for (securityDomain, rfm, application, cdmaParameter,
-nonStandard, ...) are accepted and listed in `SaipResult.ignored`; BER-TLV and
-linked EFs (which card.fs does not hold) are skipped and listed in
-`SaipResult.skipped_files`. Every refusal is a `SaipError` carrying the PE's
-identification and a PEStatus code (TCA §8.? EUICCResponse), so the ISD-R can
-report it in the ProfileInstallationResult.
+Nothing is dropped: what cannot be honoured is a `SaipError` carrying the PE's
+identification and a PEStatus code (PEDefinitions EUICCResponse), so the ISD-R
+can report it in the ProfileInstallationResult, and nothing is installed.
 """
 
 from __future__ import annotations
@@ -670,6 +686,16 @@ def _pins(
         for e in entries:
             ref = e["keyReference"]
             if ref in out:
+                same = (
+                    bytes(e["pinValue"]).rstrip(b"\xff") == out[ref].value
+                    and e.get("maxNumOfAttemps-retryNumLeft", 0x33) >> 4 == out[ref].try_limit
+                )
+                if not same:
+                    raise SaipError(
+                        f"PIN {ref:02X} defined twice, differently",
+                        PeStatus.FEATURE_NOT_SUPPORTED,
+                        pe_id,
+                    )
                 continue
             attempts = e.get("maxNumOfAttemps-retryNumLeft", 0x33)
             attrs = e.get("pinAttributes", 7)

@@ -54,6 +54,14 @@ class ProfileSdInterface(Shareable):
         """Replace the enabled profile's SdSpec for `aid` (keys, counter)."""
         raise NotImplementedError
 
+    def rfm_parameters(self) -> Any:
+        """The enabled profile's RFM instances (tuple of RfmSpec: TARs, MSL, access domains).
+
+        What an OTA layer (SCP80, TS 102 225/226) needs to route a secured packet to
+        an RFM instance and check its security level, with this SD's keys.
+        """
+        raise NotImplementedError
+
 
 def scp03_keysets(keys: Iterable[Any]) -> tuple[Scp03Keys, ...]:
     """The SCP03 key sets among SdKeys: AES keys 1 (ENC), 2 (MAC), 3 (DEK) of one version."""
