@@ -9,7 +9,8 @@ with this tree (access rules are records of EF.ARR, see ts_102_221.ARR_RECORDS):
     ├── 2FE2 EF.ICCID   SFI 02
     ├── 2F05 EF.PL      SFI 05       "en"
     ├── 7F10 DF.TELECOM
-    │   └── 6F3A EF.ADN              10 empty records
+    │   ├── 6F3A EF.ADN     6F3C EF.SMS     6F40 EF.MSISDN   6F42 EF.SMSP
+    │   └── 6F43 EF.SMSS    6F4A EF.EXT1    (TS 51.011 §10.5)
     └── 7F20 DF.GSM                  (df_gsm=True; TS 51.011 §10.7)
         ├── 6F07 EF.IMSI    6F20 EF.Kc     6F30 EF.PLMNsel  6F31 EF.HPPLMN
         ├── 6F38 EF.SST     6F46 EF.SPN    6F74 EF.BCCH     6F78 EF.ACC
@@ -20,9 +21,12 @@ with this tree (access rules are records of EF.ARR, see ts_102_221.ARR_RECORDS):
     ├── 6F31 EF.HPPLMN  SFI 12       6F38 EF.UST    SFI 04     6F56 EF.EST    SFI 05
     ├── 6F78 EF.ACC     SFI 06       6F7B EF.FPLMN  SFI 0D     6F7E EF.LOCI   SFI 0B
     ├── 6FAD EF.AD      SFI 03       6F73 EF.PSLOCI SFI 0C     6F46 EF.SPN
-    ├── 6F40 EF.MSISDN               6F3C EF.SMS               6F42 EF.SMSP
+    ├── 6F40 EF.MSISDN               6F3C EF.SMS    6F43 EF.SMSS  6F42 EF.SMSP
     ├── 6FB7 EF.ECC     SFI 01       6F5B EF.START-HFN SFI 0F  6F5C EF.THRESHOLD SFI 10
-    └── 6F61 EF.OPLMNwAcT SFI 11     6F62 EF.HPLMNwAcT SFI 13
+    ├── 6F61 EF.OPLMNwAcT SFI 11     6F62 EF.HPLMNwAcT SFI 13
+    └── 5FC0 DF.5GS (the EFs of the 5G services on: 5GS3GPPLOCI, 5GSN3GPPLOCI,
+        5GS3GPPNSC, 5GSN3GPPNSC, 5GAUTHKEYS, UAC_AIC, OPL5G; Routing_Indicator and
+        SUCI_Calc_Info with `suci`)
 
 File identifiers and SFIs are those of TS 31.102 §4.2 / Annex H and TS 102 221 §13.
 DF.GSM's EF.IMSI, HPPLMN, SPN, ACC, FPLMN, LOCI and AD start with the content of
@@ -68,8 +72,10 @@ DEFAULT_USIM_AID = bytes.fromhex("A0000000871002FFFFFFFF8907090000")
 
 #: Services marked available in EF.UST by default (TS 31.102 §4.2.8): SMS, SMSP, SPN,
 #: user/operator/HPLMN selectors with access technology, MSISDN, GSM access, n°33,
-#: EST, GSM security context.
-DEFAULT_SERVICES = frozenset({10, 12, 19, 20, 21, 27, 33, 34, 38, 42, 43})
+#: EST, GSM security context; and 5G: mobility management information (n°122), security
+#: parameters (123), UAC access identities (126), the 5GS operator PLMN list (129). SUCI
+#: privacy (124/125) comes with `suci=`.
+DEFAULT_SERVICES = frozenset({10, 12, 19, 20, 21, 27, 33, 34, 38, 42, 43, 122, 123, 126, 129})
 
 DF_TELECOM = 0x7F10
 UICC_CHARACTERISTICS = bytes.fromhex("800171")  # TS 102 221 §11.1.1.4.6.1, in 'A5'
@@ -77,7 +83,21 @@ ALPHA_SIZE = 14
 UST_SIZE = 12
 SST_SIZE = 5  # TS 51.011 §10.3.7: services 1-20
 #: Services EF.SST of DF.GSM offers (TS 51.011 §10.3.7).
-GSM_SERVICES = frozenset({g.SST_CHV1_DISABLE, g.SST_ADN, g.SST_PLMN_SELECTOR, g.SST_SPN})
+GSM_SERVICES = frozenset(
+    {
+        g.SST_CHV1_DISABLE,
+        g.SST_ADN,
+        g.SST_SMS,
+        g.SST_PLMN_SELECTOR,
+        g.SST_MSISDN,
+        g.SST_EXT1,
+        g.SST_SMSP,
+        g.SST_SPN,
+    }
+)
+#: DF.TELECOM's EF.EXT1 (TS 51.011 §10.5.10): 13-byte records, this many.
+EXT_RECORD_LENGTH = 13
+EXT1_RECORDS = 10
 SMS_RECORDS = 10
 ADN_RECORDS = 10
 
@@ -181,11 +201,95 @@ def _isim_files(fs: FileSystem, isim: IsimSetup) -> None:
         )
 
 
-def _suci_files(fs: FileSystem, adf: str, adf_arr: int, suci: SuciSetup) -> None:
-    """DF.5GS (EF.Routing_Indicator, EF.SUCI_Calc_Info when the ME calculates) and, when
-    the USIM calculates, DF.SAIP/EF.SUCI_Calc_Info_USIM (TCA PE-DF-SAIP), ADM-only."""
-    info = u.encode_suci_calc_info(suci.calc_info)
+def _telecom_files(
+    fs: FileSystem, telecom: str, mf_arr: int, msisdn: str | None, smsc: str | None
+) -> None:
+    """DF.TELECOM's phonebook and SMS files (TS 51.011 §10.5; TS 31.102 §4.4.2 keeps them
+    under the MF for the UICC): EF.ADN, EF.SMS, EF.MSISDN, EF.SMSP, EF.SMSS, EF.EXT1."""
+
+    def rec(fid: int, records: list[bytes], length: int, count: int) -> None:
+        fs.create_ef(
+            telecom,
+            fid,
+            Structure.LINEAR_FIXED,
+            record_length=length,
+            records=count,
+            data=records,
+            security=_arr(mf_arr, ARR_PIN1),
+        )
+
+    dn_len = u.dialling_record_length(ALPHA_SIZE)
+    rec(g.EF_ADN, [], dn_len, ADN_RECORDS)
+    rec(g.EF_SMS, [u.encode_sms(u.SmsRecord())] * SMS_RECORDS, u.SMS_RECORD_LENGTH, SMS_RECORDS)
+    entry = u.DiallingNumber("", msisdn) if msisdn else None
+    rec(g.EF_MSISDN, [u.encode_dialling_number(entry, dn_len)], dn_len, 2)
+    smsp_len = u.SMSP_FIXED + ALPHA_SIZE
+    params = u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0)
+    rec(g.EF_SMSP, [u.encode_smsp(params, smsp_len)], smsp_len, 1)
+    # §10.5.7: last used TP-MR 'FF' (none yet), memory capacity available (b1 = 1).
+    fs.create_ef(telecom, g.EF_SMSS, data=b"\xff\xff", security=_arr(mf_arr, ARR_PIN1))
+    # §10.5.10: record type '00' (no data), the rest unused.
+    rec(g.EF_EXT1, [b"\x00" + b"\xff" * 12] * EXT1_RECORDS, EXT_RECORD_LENGTH, EXT1_RECORDS)
+
+
+def _df_5gs(
+    fs: FileSystem,
+    adf: str,
+    adf_arr: int,
+    services: frozenset[int],
+    home: bytes,
+    suci: SuciSetup | None,
+) -> str | None:
+    """DF.5GS (TS 31.102 §4.4.11) with the EFs of the 5G services that are on."""
+    wanted = {
+        u.SERVICE_5GS_MM,
+        u.SERVICE_5G_SECURITY,
+        u.SERVICE_SUPI_PRIVACY,
+        u.SERVICE_UAC,
+        u.SERVICE_OPL5G,
+    }
+    if not services & wanted and suci is None:
+        return None
     df5gs = fs.create_df(adf, u.DF_5GS, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
+
+    def ef(fid: int, data: bytes, rule: int) -> None:
+        fs.create_ef(df5gs, fid, data=data, sfi=fid & 0x1F, security=_arr(adf_arr, rule))
+
+    if u.SERVICE_5GS_MM in services:
+        ef(u.EF_5GS3GPPLOCI, u.encode_5gs_loci(home), ARR_PIN1)
+        ef(u.EF_5GSN3GPPLOCI, u.encode_5gs_loci(home), ARR_PIN1)
+        for fid in (u.EF_5GS3GPPNSC, u.EF_5GSN3GPPNSC):
+            fs.create_ef(
+                df5gs,
+                fid,
+                Structure.LINEAR_FIXED,
+                record_length=u.NSC_RECORD_LENGTH,
+                records=1,
+                data=[u.encode_5gs_nsc()],
+                sfi=fid & 0x1F,
+                security=_arr(adf_arr, ARR_PIN1),
+            )
+    if u.SERVICE_5G_SECURITY in services:
+        ef(u.EF_5GAUTHKEYS, u.encode_5g_auth_keys(), ARR_PIN1)
+    if u.SERVICE_UAC in services:
+        ef(u.EF_UAC_AIC, u.encode_uac_aic(), ARR_PIN1_READ_ADM_UPDATE)
+    if u.SERVICE_OPL5G in services:
+        fs.create_ef(
+            df5gs,
+            u.EF_OPL5G,
+            Structure.LINEAR_FIXED,
+            record_length=u.OPL5G_RECORD_LENGTH,
+            records=4,
+            sfi=u.EF_OPL5G & 0x1F,
+            security=_arr(adf_arr, ARR_PIN1_READ_ADM_UPDATE),
+        )
+    return df5gs
+
+
+def _suci_files(fs: FileSystem, adf: str, adf_arr: int, df5gs: str, suci: SuciSetup) -> None:
+    """In DF.5GS, EF.Routing_Indicator and (the ME calculates) EF.SUCI_Calc_Info; when the
+    USIM calculates, DF.SAIP/EF.SUCI_Calc_Info_USIM (TCA PE-DF-SAIP), ADM-only."""
+    info = u.encode_suci_calc_info(suci.calc_info)
     fs.create_ef(
         df5gs,
         u.EF_ROUTING_INDICATOR,
@@ -320,15 +424,7 @@ def build_profile(
         security=_arr(mf_arr, ARR_READ_ALW_PIN1_UPDATE),
     )
     telecom = fs.create_df(mf, DF_TELECOM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
-    adn_len = u.dialling_record_length(ALPHA_SIZE)
-    fs.create_ef(
-        telecom,
-        0x6F3A,
-        Structure.LINEAR_FIXED,
-        record_length=adn_len,
-        records=ADN_RECORDS,
-        security=_arr(mf_arr, ARR_PIN1),
-    )
+    _telecom_files(fs, telecom, mf_arr, msisdn, smsc)
 
     if df_gsm:
         gsm = fs.create_df(mf, g.DF_GSM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
@@ -413,6 +509,9 @@ def build_profile(
             SMS_RECORDS,
             ARR_PIN1,
         )
+    if 10 in services:
+        # §4.2.28 EF.SMSS: last used TP-MR 'FF', memory capacity available.
+        ef(0x6F43, b"\xff\xff", ARR_PIN1)
     smsp_len = u.SMSP_FIXED + ALPHA_SIZE
     if 12 in services:
         rec(
@@ -458,8 +557,9 @@ def build_profile(
                 sfi=sfi,
                 security=_arr(adf_arr, ARR_PIN1),
             )
-    if suci is not None:
-        _suci_files(fs, adf, adf_arr, suci)
+    df5gs = _df_5gs(fs, adf, adf_arr, services, home, suci)
+    if suci is not None and df5gs is not None:
+        _suci_files(fs, adf, adf_arr, df5gs, suci)
     if isim is not None:
         _isim_files(fs, isim)
 

@@ -775,11 +775,62 @@ DF_5GS = 0x5FC0
 #: TS 31.102 §4.4.11.1: EFs of DF.5GS used here.
 EF_SUCI_CALC_INFO = 0x4F07
 EF_ROUTING_INDICATOR = 0x4F0A
+#: TS 31.102 §4.2.8: 5GS mobility management information (EF.5GS3GPPLOCI, EF.5GSN3GPPLOCI,
+#: EF.5GS3GPPNSC, EF.5GSN3GPPNSC), 5G security parameters (EF.5GAUTHKEYS), UAC access
+#: identities (EF.UAC_AIC), 5GS operator PLMN list (EF.OPL5G), SUPI of type NSI/GLI/GCI.
+SERVICE_5GS_MM = 122
+SERVICE_5G_SECURITY = 123
+SERVICE_UAC = 126
+SERVICE_OPL5G = 129
+SERVICE_SUPI_NAI = 130
+#: TS 31.102 §4.4.11.1: the EFs of DF.5GS and their SFIs (the SFI is the FID's low byte).
+EF_5GS3GPPLOCI = 0x4F01
+EF_5GSN3GPPLOCI = 0x4F02
+EF_5GS3GPPNSC = 0x4F03
+EF_5GSN3GPPNSC = 0x4F04
+EF_5GAUTHKEYS = 0x4F05
+EF_UAC_AIC = 0x4F06
+EF_OPL5G = 0x4F08
+EF_SUPI_NAI = 0x4F09
+#: §4.4.11.4: a NAS security context record, at least 57 bytes.
+NSC_RECORD_LENGTH = 57
+#: §4.4.11.9: an EF.OPL5G record: TAI range (PLMN, TAC low, TAC high) and PNN record.
+OPL5G_RECORD_LENGTH = 10
 #: The TCA profile package's DF.SAIP (PE-DF-SAIP) holds EF.SUCI_Calc_Info_USIM, the
 #: SUCI calculation information only the USIM reads (calculation by the USIM).
 DF_SAIP = 0x5FD0
 EF_SUCI_CALC_INFO_USIM = 0x4F01
 ROUTING_INDICATOR_SIZE = 4
+
+
+def encode_5gs_loci(plmn: bytes | None = None) -> bytes:
+    """EF.5GS3GPPLOCI / EF.5GSN3GPPLOCI (§4.4.11.2-3), 20 bytes: no 5G-GUTI yet ('FF'),
+    the last visited TAI (PLMN, TAC 000000; PLMN 'FFFFFF' when none) and the 5GS update
+    status 01, "not updated" (TS 24.501 §5.1.3.2.2)."""
+    tai = (plmn if plmn is not None else b"\xff\xff\xff") + bytes(3)
+    return b"\xff" * 13 + tai + b"\x01"
+
+
+def encode_5gs_nsc(record_length: int = NSC_RECORD_LENGTH) -> bytes:
+    """An EF.5GS3GPPNSC / EF.5GSN3GPPNSC record (§4.4.11.4-5) with no NAS security
+    context: template 'A0' holding ngKSI '07' ("no key is available", TS 24.501
+    §9.11.3.32), padded with 'FF'."""
+    body = bytes.fromhex("A003800107")
+    if record_length < len(body):
+        raise ValueError("an NSC record is at least 5 bytes")
+    return body + b"\xff" * (record_length - len(body))
+
+
+def encode_5g_auth_keys() -> bytes:
+    """EF.5GAUTHKEYS (§4.4.11.6), 68 bytes: K_AUSF (tag 80) and K_SEAF (tag 81), none yet."""
+    return b"\x80\x20" + b"\xff" * 32 + b"\x81\x20" + b"\xff" * 32
+
+
+def encode_uac_aic(identities: int = 0) -> bytes:
+    """EF.UAC_AIC (§4.4.11.7), 4 bytes: the access identities 1, 2, 11-15 (TS 24.501
+    §4.5.2) the UE is configured for, bit by bit; 0: none (a plain subscription)."""
+    return identities.to_bytes(4, "big")
+
 
 _TAG_PSI_LIST = 0xA0
 _TAG_KEY_LIST = 0xA1
@@ -888,7 +939,7 @@ def decode_routing_indicator(data: bytes) -> str:
 SERVICE_FILES: dict[int, tuple[str, ...]] = {
     2: ("6F3B",),  # FDN
     4: ("6F49",),  # SDN
-    10: ("6F3C",),  # SMS
+    10: ("6F3C", "6F43"),  # SMS, SMSS
     11: ("6F47",),  # SMSR
     12: ("6F42",),  # SMSP
     15: ("6F45",),  # CBMI
@@ -908,12 +959,21 @@ SERVICE_FILES: dict[int, tuple[str, ...]] = {
     48: ("6FCA",),  # MWIS
     49: ("6FCB",),  # CFIS
     51: ("6FCD",),  # SPDI
-    124: ("5FC0", "5FC0/4F0A"),  # DF.5GS, EF.Routing_Indicator (§4.4.11.11)
+    # DF.5GS (§4.4.11): each EF by the service that brings it (§4.4.11.1).
+    122: ("5FC0/4F01", "5FC0/4F02", "5FC0/4F03", "5FC0/4F04"),  # 5GS(N)3GPPLOCI, -NSC
+    123: ("5FC0/4F05",),  # 5GAUTHKEYS
+    124: ("5FC0/4F0A",),  # Routing_Indicator (§4.4.11.11)
+    126: ("5FC0/4F06",),  # UAC_AIC
+    129: ("5FC0/4F08",),  # OPL5G
 }
 #: Files a service needs, which may also be there with the service off (the GSMA TS.48
 #: SUCI test profile carries DF.SAIP with n°125 off).
 SERVICE_NEEDS: dict[int, tuple[str, ...]] = {
     125: ("5FD0", "5FD0/4F01"),  # DF.SAIP, EF.SUCI_Calc_Info_USIM (TCA PE-DF-SAIP)
+    # DF.5GS, which any of the 5G services needs.
+    **{n: ("5FC0",) for n in (122, 123, 124, 126, 129)},
+    # EF.SUPI_NAI: TS.48 v2 carries it with n°130 off.
+    130: ("5FC0", "5FC0/4F09"),
 }
 
 

@@ -34,6 +34,14 @@ EF_LOCI = 0x6F7E  # §10.3.17
 EF_AD = 0x6FAD  # §10.3.18
 EF_PHASE = 0x6FAE  # §10.3.19
 
+# TS 51.011 §10.5: DF.TELECOM (7F10) and its EFs.
+EF_ADN = 0x6F3A  # §10.5.1
+EF_SMS = 0x6F3C  # §10.5.3
+EF_MSISDN = 0x6F40  # §10.5.5
+EF_SMSP = 0x6F42  # §10.5.6
+EF_SMSS = 0x6F43  # §10.5.7
+EF_EXT1 = 0x6F4A  # §10.5.10
+
 #: EFs of DF.GSM that are the same file as the EF with the same identifier in ADF.USIM
 #: (same coding in TS 51.011 §10.3 and TS 31.102 §4.2): the card keeps the two equal.
 SHARED_WITH_USIM = frozenset({EF_IMSI, EF_HPPLMN, EF_SPN, EF_ACC, EF_FPLMN, EF_LOCI, EF_AD})
@@ -47,7 +55,11 @@ PHASE_2 = 0x02  # §10.3.19: phase 2 (no PROFILE DOWNLOAD needed)
 # §10.3.7: the SIM service table's service numbers this card's DF.GSM can offer.
 SST_CHV1_DISABLE = 1
 SST_ADN = 2
+SST_SMS = 4
 SST_PLMN_SELECTOR = 7
+SST_MSISDN = 9
+SST_EXT1 = 10
+SST_SMSP = 12
 SST_SPN = 17
 
 # §9.2.9-13: CHV numbers in P2 (UNBLOCK CHV codes CHV1 as 00).

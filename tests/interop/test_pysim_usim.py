@@ -118,3 +118,32 @@ def test_pysim_shell_reads_and_authenticates(serve) -> None:  # noqa: ANN001, F8
     assert isinstance(ad, dict) and ad.get("mnc_len") == 2, ad
     auth = json.dumps(_json_after(out, "AUTH-FOLLOWS")).lower()
     assert "e9fc88ccc8a35381" in auth and "7200a184d8f2c758fbdf87900ddbf275" in auth
+
+
+def test_pysim_finds_the_usim_preset_consistent_and_reads_it_whole(serve) -> None:  # noqa: ANN001, F811
+    """Issue 16: `ust_service_check` finds no inconsistency (DF.5GS with the 5G services on,
+    DF.GSM-ACCESS, ...) and pySim-read.py reads the card through (EF.SMSP of DF.TELECOM
+    included) without a traceback."""
+    shell = _pysim_shell()
+    from host.readers.pcsc import list_readers
+
+    served = serve()
+    index = list_readers().index(served.reader)
+    args = [PYSIM_PYTHON, str(shell), "-p", str(index), "--noprompt"]
+    for c in ("select ADF.USIM", "select EF.UST", "ust_service_check"):
+        args += ["-e", c]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=PYSIM_DIR)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert "===> 0 service / file inconsistencies detected" in out, out[-3000:]
+    read = Path(PYSIM_DIR or ".") / "pySim-read.py"
+    result = subprocess.run(
+        [PYSIM_PYTHON, str(read), "-p", str(index)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PYSIM_DIR,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert "SMSP:" in out and TEST_IMSI in out, out[-3000:]

@@ -82,10 +82,35 @@ def test_ts48_profile_is_consistent() -> None:
 
 
 def test_the_check_finds_both_directions() -> None:
-    assert u.service_file_mismatches({10}, []) == ["service 10 on, 6F3C missing"]
+    assert u.service_file_mismatches({10}, []) == ["service 10 on, 6F3C, 6F43 missing"]
     assert u.service_file_mismatches((), ["6F3C"]) == ["service 10 off, 6F3C present"]
     assert u.service_file_mismatches({125}, []) == ["service 125 on, 5FD0, 5FD0/4F01 missing"]
     assert u.service_file_mismatches({124}, ["5FC0", "5FC0/4F0A"]) == [
         "service 124 on without 125, 5FC0/4F07 (EF.SUCI_Calc_Info) missing"
     ]
     assert u.service_file_mismatches((), ["5FD0", "5FD0/4F01"]) == []
+
+
+def test_usim_preset_has_the_telecom_and_5gs_file_sets() -> None:
+    """Issue 16: DF.TELECOM with the phonebook/SMS files and DF.5GS with the EFs of the 5G
+    services EF.UST switches on (TS 51.011 §10.5; TS 31.102 §4.4.11)."""
+    (p,) = _card_profiles(new_card("usim"))
+    have = {f.handle for f in p.files}
+    for fid in ("6F3A", "6F3C", "6F40", "6F42", "6F43", "6F4A"):
+        assert f"3F00/7F10/{fid}" in have, fid
+    adf = p.usim_adf()
+    assert adf is not None
+    assert {122, 123, 126, 129} <= p.services() and not {124, 125} & p.services()
+    for fid in ("4F01", "4F02", "4F03", "4F04", "4F05", "4F06", "4F08"):
+        assert f"{adf.handle}/5FC0/{fid}" in have, fid
+    loci = p.file(f"{adf.handle}/5FC0/4F01")
+    assert (
+        loci is not None and loci.content == b"\xff" * 13 + bytes.fromhex("00F110000000") + b"\x01"
+    )
+    nsc = p.file(f"{adf.handle}/5FC0/4F03")
+    assert (
+        nsc is not None
+        and isinstance(nsc.content, tuple)
+        and nsc.content[0][:5] == bytes.fromhex("A003800107")
+    )
+    assert u.encode_5g_auth_keys()[:2] == b"\x80\x20" and len(u.encode_5g_auth_keys()) == 68

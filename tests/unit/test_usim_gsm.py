@@ -151,7 +151,8 @@ def test_every_df_gsm_ef_has_the_ts_51_011_shape(fid: int) -> None:
 def test_df_gsm_contents() -> None:
     rt = usim_card()
     assert u.decode_imsi(read_gsm(rt, g.EF_IMSI)) == TEST_IMSI
-    assert g.decode_sst(read_gsm(rt, g.EF_SST)) == {1, 2, 7, 17}
+    # CHV1 disable, ADN, SMS, PLMN selector, MSISDN, EXT1, SMSP, SPN (DF.TELECOM's files).
+    assert g.decode_sst(read_gsm(rt, g.EF_SST)) == {1, 2, 4, 7, 9, 10, 12, 17}
     assert read_gsm(rt, g.EF_KC) == b"\xff" * 8 + b"\x07"  # no key, CKSN 7
     assert read_gsm(rt, g.EF_PLMNSEL)[:3] == u.encode_plmn(u.Plmn.from_imsi(TEST_IMSI, 2))
     assert read_gsm(rt, g.EF_PHASE) == b"\x02"

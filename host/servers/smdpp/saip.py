@@ -87,7 +87,17 @@ _USIM_SLOTS = {
     0x6FB7: "ef-ecc",
 }
 _GSM_ACCESS_SLOTS = {0x4F20: "ef-kc", 0x4F52: "ef-kcgprs"}
-_DF_5GS_SLOTS = {0x4F07: "ef-suci-calc-info", 0x4F0A: "ef-routing-indicator"}
+_DF_5GS_SLOTS = {
+    0x4F01: "ef-5gs3gpploci",
+    0x4F02: "ef-5gsn3gpploci",
+    0x4F03: "ef-5gs3gppnsc",
+    0x4F04: "ef-5gsn3gppnsc",
+    0x4F05: "ef-5gauthkeys",
+    0x4F06: "ef-uac-aic",
+    0x4F07: "ef-suci-calc-info",
+    0x4F08: "ef-opl5g",
+    0x4F0A: "ef-routing-indicator",
+}
 _DF_SAIP_SLOTS = {0x4F01: "ef-suci-calc-info-usim"}
 _OPT_USIM_SLOTS = {
     0x6F05: "ef-li",
