@@ -1,0 +1,98 @@
+"""applets.usim.fsstore: the compact form of a profile's files gives back what was stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from applets.usim.fsstore import CompactFsStore, _pack_meta, _unpack_meta
+from applets.usim.profile import DictStore
+from card.fs import FileSystem, Structure
+from card.fs.files import META_VERSION
+from card.nvm import _size
+
+
+def _meta(draw: Any, handle: str) -> tuple[Any, ...]:
+    parent = None if handle == "3F00" else handle.rsplit("/", 1)[0] if "/" in handle else "3F00"
+    opt = st.none() | st.binary(max_size=20)
+    pins = st.lists(st.tuples(st.integers(0, 255), st.none() | st.integers(0, 255)), max_size=4)
+    return (
+        META_VERSION,
+        handle,
+        parent,
+        draw(st.integers(0, 255)),
+        draw(st.none() | st.integers(0, 0xFFFF)),
+        draw(st.integers(0, 30)),
+        draw(opt),
+        draw(st.integers(0, 255)),
+        draw(st.integers(0, 0xFFFFFF)),
+        draw(st.integers(0, 255)),
+        draw(st.integers(0, 254)),
+        draw(opt),
+        draw(st.integers(0, 255)),
+        tuple(draw(pins)),
+        draw(opt),
+        draw(st.none() | st.integers(0, 0xFFFFFFFF)),
+    )
+
+
+@settings(max_examples=200)
+@given(st.data(), st.sampled_from(["3F00", "3F00/7F10", "ADF.A0000000871002", "ADF.A0/6F07"]))
+def test_metadata_packs_and_unpacks(data: Any, handle: str) -> None:
+    meta = _meta(data.draw, handle)
+    packed = _pack_meta(handle, meta)
+    # Smaller than the tuple in the card's memory accounting (card.nvm charges each value).
+    assert packed is not None and _size(packed) < _size(meta)
+    assert _unpack_meta(handle, packed) == meta
+
+
+def test_metadata_that_does_not_fit_is_kept_whole() -> None:
+    store = CompactFsStore(DictStore(), "p.")
+    odd = (META_VERSION, "3F00/7F10", "3F00/7F20", 0x38) + (0,) * 12  # parent not its path
+    store.set("p.m.3F00/7F10", odd)
+    assert store.get("p.m.3F00/7F10") == odd
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.binary(min_size=1, max_size=64),
+    st.lists(st.binary(min_size=6, max_size=6), min_size=1, max_size=8),
+    st.lists(st.tuples(st.integers(0, 7), st.binary(min_size=6, max_size=6)), max_size=8),
+)
+def test_files_read_back_as_written(transparent: bytes, records: list, writes: list) -> None:
+    """Through card.fs: a compact tree and a plain one agree after every write."""
+    trees = [FileSystem(CompactFsStore(DictStore(), "x."), "x."), FileSystem(DictStore(), "x.")]
+    for fs in trees:
+        fs.create_mf()
+        fs.create_ef("3F00", 0x2F05, size=len(transparent) + 8, data=transparent)
+        fs.create_ef(
+            "3F00", 0x6F3A, Structure.LINEAR_FIXED, record_length=6, records=8, data=records
+        )
+        fs.create_ef("3F00", 0x6F3B, Structure.LINEAR_FIXED, record_length=6, records=8)
+    trees[0].store.set_link("3F00/6F3B", "3F00/6F3A")  # type: ignore[attr-defined]
+    trees[1].write("3F00/6F3B", trees[1].read("3F00/6F3A"))
+    for n, rec in writes:
+        for fs in trees:
+            recs = list(fs.read("3F00/6F3A"))
+            recs[n] = rec
+            fs.write("3F00/6F3A", recs)
+            fs.write("3F00/2F05", bytes(reversed(fs.read("3F00/2F05"))))  # type: ignore[arg-type]
+    compact, plain = trees
+    for h in ("3F00/2F05", "3F00/6F3A"):
+        assert compact.read(h) == plain.read(h)
+    assert compact.read("3F00/6F3B") == compact.read("3F00/6F3A")  # the link follows
+    assert compact.children("3F00") == plain.children("3F00")
+    assert compact.info("3F00/6F3A").meta == plain.info("3F00/6F3A").meta  # type: ignore[union-attr]
+
+
+def test_fill_costs_nothing() -> None:
+    store = DictStore()
+    fs = FileSystem(CompactFsStore(store, "x."), "x.")
+    fs.create_mf()
+    fs.create_ef("3F00", 0x6F3C, Structure.LINEAR_FIXED, record_length=176, records=10)
+    assert store.values["x.z.3F00/6F3C"] == ()  # ten empty records: nothing kept
+    assert fs.read("3F00/6F3C") == (b"\xff" * 176,) * 10
+    fs.delete("3F00/6F3C")
+    assert not any(k.startswith(("x.z.", "x.d.", "x.m.3F00/")) for k in store.values)
