@@ -278,7 +278,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         current, _ = self._current()
         if current is not None and current.security_domain(bytes(client_aid)) is not None:
             # A security domain of the enabled profile: its own record, nothing else.
-            return _SdAccess(current, bytes(client_aid))
+            return _SdAccess(self, current, bytes(client_aid))
         return None
 
     # -- state -------------------------------------------------------------------------
@@ -905,6 +905,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
                 ) from None
 
+    def _applications(self, slot: Slot) -> tuple[tuple[bytes, int], ...]:
+        lcs = {bytes(a): lc for a, _r, lc, _d in self.system.card.applets()}
+        return tuple((x.aid, lcs[x.aid]) for x in slot.apps() if x.aid in lcs)
+
     def _install_sds(self, profile: Profile) -> None:
         """One ProfileSecurityDomain instance per SD AID on the card (sd.py), locked."""
         card = self.system.card
@@ -1019,7 +1023,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 class _SdAccess(ProfileSdInterface):
     """One security domain's record in the enabled profile's slot (applets.usim.sd)."""
 
-    def __init__(self, slot: Slot, aid: bytes) -> None:
+    def __init__(self, applet: UiccApplet, slot: Slot, aid: bytes) -> None:
+        self._applet = applet
         self._slot = slot
         self._aid = aid
 
@@ -1033,3 +1038,6 @@ class _SdAccess(ProfileSdInterface):
 
     def rfm_parameters(self) -> Any:
         return self._slot.rfm()
+
+    def profile_applications(self) -> tuple[tuple[bytes, int], ...]:
+        return self._applet._applications(self._slot)

@@ -15,8 +15,9 @@ KEY) with its keys and counter read from and written to the profile through the
 store's `ProfileSdInterface` (a Shareable interface, as applets talk on a Java
 Card). SCP03 uses the profile's AES key sets (key type '88', key identifiers
 1 ENC, 2 MAC, 3 DEK); the DES key sets (type '80') stay stored for SCP80 (the
-OTA layer, TS 102 225). Content management (INSTALL, LOAD, DELETE, GET STATUS,
-SET STATUS) inside the profile is not offered: those answer 6D00.
+OTA layer, TS 102 225). GET STATUS lists this SD and the profile's applications.
+Content management (INSTALL, LOAD, DELETE, SET STATUS) inside the profile is not
+offered: those answer 6D00.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from card.framework import APDU, SW, CardError
 from card.framework.shareable import Shareable
 from card.gp import carddata, lifecycle
 from card.gp.channel import Command
-from card.gp.content import put_key
-from card.gp.isd import INS_PUT_KEY, IssuerSecurityDomain
+from card.gp.content import get_status, put_key
+from card.gp.isd import INS_GET_STATUS, INS_PUT_KEY, IssuerSecurityDomain
 from card.gp.keys import keysets_from_value
+from card.gp.registry import Privilege, Registry
 from card.gp.scp03 import Scp03Keys
 from card.profiles import PROFILE_STORE_AID
 
@@ -41,6 +43,7 @@ __all__ = ["ProfileSdInterface", "ProfileSecurityDomain", "scp03_keysets"]
 _AES = 0x88
 _KID_ENC, _KID_MAC, _KID_DEK = 1, 2, 3
 _TAG_RESOURCES = 0xFF21
+_TAG_CPLC = 0x9F7F
 
 
 class ProfileSdInterface(Shareable):
@@ -52,6 +55,11 @@ class ProfileSdInterface(Shareable):
 
     def set_sd_record(self, aid: bytes, record: Any) -> None:
         """Replace the enabled profile's SdSpec for `aid` (keys, counter)."""
+        raise NotImplementedError
+
+    def profile_applications(self) -> tuple[tuple[bytes, int], ...]:
+        """(AID, life cycle state) of the enabled profile's applications (its PE-Application
+        instances), the Registry this SD answers GET STATUS from."""
         raise NotImplementedError
 
     def rfm_parameters(self) -> Any:
@@ -139,9 +147,11 @@ class ProfileSecurityDomain(IssuerSecurityDomain):
 
     @property
     def card_state(self) -> int:
-        # The SD's own life cycle from the profile (TS.48: '0F' PERSONALIZED); content
-        # management is not offered here whatever it says.
-        return lifecycle.SECURED
+        # GET STATUS shows it as the SD's life cycle: the profile's (TS.48: '0F'
+        # PERSONALIZED). Content management is not offered here whatever it says.
+        store = self.system.get_shareable(PROFILE_STORE_AID)
+        rec = None if store is None else store.sd_record(bytes(self.aid))
+        return lifecycle.SECURED if rec is None else int(rec.lifecycle)
 
     @card_state.setter
     def card_state(self, value: int) -> None:
@@ -156,15 +166,38 @@ class ProfileSecurityDomain(IssuerSecurityDomain):
         return carddata.fci(bytes(self.aid), self.scp_i, self.cplc)
 
     def data_object(self, tag: int, level: int | None = None) -> bytes | None:
-        if tag == _TAG_RESOURCES:
-            return None  # the card's resources are the ISD-R's to report (EUICCInfo2)
+        if tag in (_TAG_RESOURCES, _TAG_CPLC):
+            # The card's resources are the ISD-R's to report (EUICCInfo2), its CPLC the
+            # chip's: a profile's SD has neither.
+            return None
         return super().data_object(tag, level)
+
+    def registry(self) -> Registry:
+        """The profile's part of the Registry: this SD and the profile's applications."""
+        apps = self._store().profile_applications()
+        return Registry(
+            bytes(self.aid),
+            [(bytes(self.aid), "", 0x0F, 0)] + [(aid, "", lc, 0) for aid, lc in apps],
+            (),
+            (),
+        )
+
+    def isd_privileges(self) -> int:
+        priv = self._record().privileges
+        return (
+            int.from_bytes(priv[:3].ljust(3, b"\x00"), "big")
+            if priv
+            else int(Privilege.SECURITY_DOMAIN)
+        )
 
     def _handle(self, cmd: Command) -> bytes | None:
         a = cmd.apdu
-        if a.cla & 0x80 and a.ins == INS_PUT_KEY:
+        if a.cla & 0x80 and a.ins in (INS_PUT_KEY, INS_GET_STATUS):
             if not cmd.cm_authorised:
                 raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+            if a.ins == INS_GET_STATUS:
+                # The SD entry (P1 80) shows the SD's own life cycle from the profile.
+                return get_status(self, cmd)
             with self.system.transaction():
                 return put_key(self, cmd)
         if a.cla & 0x80 and a.ins in self._HANDLERS:

@@ -291,7 +291,8 @@ def _gp_card_life_cycle(rt: CardRuntime) -> tuple[bytes, int] | None:
             applet = rt.applet(bytes(aid))
         except KeyError:
             continue
-        if isinstance(applet, IssuerSecurityDomain):
+        # A supplementary or profile SD (applets.usim.sd) is no card manager.
+        if isinstance(applet, IssuerSecurityDomain) and applet.card_manager:
             return bytes(aid), applet.card_state
     return None
 

@@ -36,6 +36,7 @@ from card.profiles import ProfileStoreError, ProfileStoreReason
 from card.runtime import CardRuntime
 from card.sgp22 import asn1
 from card.sgp22.values import bits_to_set
+from host.errors import ApduError
 from host.gp.client import GpClient
 from host.readers.inprocess import InProcessReader
 from tests.unit.sgp22_helpers import Lpa, TestSmdp, download, euicc_card
@@ -455,6 +456,16 @@ def test_application_of_a_catalogued_class_installs_with_its_profile() -> None:
     store.enable_profile(iccid)
     _, sw = send(rt, b"\x00\xa4\x04\x00\x07" + aid)
     assert sw == 0x9000
+    # The MNO-SD's GET STATUS: itself and the profile's application.
+    with GpClient(
+        InProcessReader(rt), _ts48_keys(), kvn=2, isd_aid=MNO_SD, random=_seeded(9)
+    ) as gp:
+        reg = gp.registry()
+        assert [(e.aid, e.life_cycle) for e in reg.isd] == [(MNO_SD, 0x0F)]
+        assert [(e.aid, e.life_cycle) for e in reg.applications] == [(aid, 0x07)]
+        with pytest.raises(ApduError) as e:
+            gp.delete(aid)
+        assert e.value.sw == 0x6D00  # no content management inside the profile
 
 
 def test_security_domain_of_another_load_file_is_refused() -> None:
