@@ -168,12 +168,11 @@ class SaipError(ValueError):
 
 @dataclass(frozen=True)
 class SaipResult:
-    """The converted profile and what the conversion left out."""
+    """The converted profile and the PEs it ignored (nonStandard PEs of unknown issuers)."""
 
     profile: Profile
     pe_ids: tuple[int, ...]
     ignored: tuple[str, ...] = ()
-    skipped_files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -220,7 +219,6 @@ class _Builder:
         self.sfis: dict[str, set[int]] = {}
         self.adf_by_tmp: dict[int, str] = {}
         self.adf_by_kind: dict[str, str] = {}
-        self.skipped: list[str] = []
         self.pe_id: int | None = None
 
     def fail(self, message: str, status: int = PeStatus.BAD_VALUES) -> SaipError:
@@ -1045,4 +1043,4 @@ def profile_from_package(
         )
     except ProfileFormatError as e:
         raise SaipError(str(e), PeStatus.BAD_VALUES) from None
-    return SaipResult(profile, tuple(ids), tuple(ignored), tuple(b.skipped))
+    return SaipResult(profile, tuple(ids), tuple(ignored))

