@@ -228,7 +228,8 @@ class SdSpec:
     `install_params` is the C9 system-specific parameters field (TS 102 226 §8.2.1.3:
     SCP80 parameters, ...), `toolkit_params` the UICC toolkit parameters (EA),
     `perso` the STORE DATA blocks (sdPersoData) the SD was personalised with, and
-    `sequence_counter` the SCP03 counter (Amendment D §6.2.2.1), which moves.
+    `sequence_counter` the SCP03 counter (Amendment D §6.2.2.1) and `ota_counters`
+    the SCP80 replay counter of each key version (TS 102 225 §5.1.1), which move.
     """
 
     aid: bytes
@@ -241,6 +242,7 @@ class SdSpec:
     toolkit_params: bytes | None = None
     perso: tuple[bytes, ...] = ()
     sequence_counter: int = 0
+    ota_counters: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not 5 <= len(self.aid) <= 16:
@@ -650,6 +652,7 @@ def _sd_doc(d: SdSpec) -> dict[str, Any]:
         "toolkit_params": _hex(d.toolkit_params),
         "perso": [b.hex() for b in d.perso],
         "sequence_counter": d.sequence_counter,
+        "ota_counters": [[k, c] for k, c in d.ota_counters],
     }
 
 
@@ -674,6 +677,9 @@ def _sd_from_doc(d: dict[str, Any]) -> SdSpec:
         toolkit_params=_unhex(d["toolkit_params"], optional=True),
         perso=tuple(_unhex(b) for b in d["perso"]),
         sequence_counter=_int(d["sequence_counter"], 0, 0xFFFFFF),
+        ota_counters=tuple(
+            (_int(k, 0, 0xFF), _int(c, 0, (1 << 40) - 1)) for k, c in d.get("ota_counters", ())
+        ),
     )
 
 

@@ -14,10 +14,13 @@ EXTERNAL AUTHENTICATE with the sequence counter of Amendment D §6.2.2.1, PUT
 KEY) with its keys and counter read from and written to the profile through the
 store's `ProfileSdInterface` (a Shareable interface, as applets talk on a Java
 Card). SCP03 uses the profile's AES key sets (key type '88', key identifiers
-1 ENC, 2 MAC, 3 DEK); the DES key sets (type '80') stay stored for SCP80 (the
-OTA layer, TS 102 225). GET STATUS lists this SD and the profile's applications.
-Content management (INSTALL, LOAD, DELETE, SET STATUS) inside the profile is not
-offered: those answer 6D00.
+1 ENC, 2 MAC, 3 DEK); the key sets of versions 01-0F are also the SD's SCP80 key
+sets (card.gp.isd `ota_keysets`: KIc, KID, DEK; TS 102 225 §5.1.2), with their
+replay counters kept in the profile too, so PUT KEY of either kind changes the
+enabled profile's keys and no other's. (TS.48's MNO-SD has DES set 01 and AES
+set 02: set 02 serves both SCP03 and SCP80.) GET STATUS lists this SD and the
+profile's applications. Content management (INSTALL, LOAD, DELETE, SET STATUS)
+inside the profile is not offered: those answer 6D00.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from card.profiles import PROFILE_STORE_AID
 __all__ = ["ProfileSdInterface", "ProfileSecurityDomain", "scp03_keysets"]
 
 _AES = 0x88
+_DES = 0x80
 _KID_ENC, _KID_MAC, _KID_DEK = 1, 2, 3
 _TAG_RESOURCES = 0xFF21
 _TAG_CPLC = 0x9F7F
@@ -135,6 +139,51 @@ class ProfileSecurityDomain(IssuerSecurityDomain):
                     )
                 )
         self._store().set_sd_record(bytes(self.aid), replace(rec, keys=kept + tuple(new)))
+
+    @property
+    def ota_keysets_value(self) -> tuple[Any, ...]:
+        """The SCP80 key sets (TS 102 225: key versions 01-0F, KIc 1, KID 2, DEK 3)."""
+        by_kvn: dict[int, dict[int, tuple[int, bytes]]] = {}
+        for k in self._record().keys:
+            if 0x01 <= k.kvn <= 0x0F and k.components:
+                by_kvn.setdefault(k.kvn, {})[k.kid] = k.components[0]
+        out = []
+        for kvn, ids in sorted(by_kvn.items()):
+            if {1, 2, 3} <= set(ids) and len({ids[i][0] for i in (1, 2, 3)}) == 1:
+                aes = ids[1][0] == _AES
+                out.append((kvn, ids[1][1], ids[2][1], ids[3][1], aes))
+        return tuple(out)
+
+    @ota_keysets_value.setter
+    def ota_keysets_value(self, value: tuple[Any, ...]) -> None:
+        """PUT KEY of an SCP80 key set: the profile's keys of versions 01-0F become `value`."""
+        rec = self._record()
+        kept = tuple(k for k in rec.keys if not 0x01 <= k.kvn <= 0x0F)
+        new: list[Any] = []
+        for kvn, kic, kid, dek, aes in value:
+            old = {k.kid: k for k in rec.keys if k.kvn == kvn}
+            for n, key, usage in ((1, kic, 0x18), (2, kid, 0x14), (3, dek, 0x48)):
+                prev = old.get(n)
+                kind = _AES if aes else _DES
+                new.append(
+                    SdKey(
+                        kvn,
+                        n,
+                        prev.usage if prev else usage,
+                        prev.access if prev else 0,
+                        ((kind, key),),
+                    )
+                )
+        self._store().set_sd_record(bytes(self.aid), replace(rec, keys=kept + tuple(new)))
+
+    @property
+    def ota_counters_value(self) -> tuple[Any, ...]:
+        return tuple(self._record().ota_counters)
+
+    @ota_counters_value.setter
+    def ota_counters_value(self, value: tuple[Any, ...]) -> None:
+        rec = self._record()
+        self._store().set_sd_record(bytes(self.aid), replace(rec, ota_counters=tuple(value)))
 
     @property
     def sequence_counter(self) -> int:

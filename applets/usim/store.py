@@ -303,11 +303,12 @@ def _sd_to_value(sd: SdSpec) -> tuple[Any, ...]:
         sd.toolkit_params,
         sd.perso,
         sd.sequence_counter,
+        sd.ota_counters,
     )
 
 
 def _sd_from_value(v: tuple[Any, ...]) -> SdSpec:
-    aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v
+    aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v[:10]
     return SdSpec(
         aid,
         package,
@@ -319,6 +320,7 @@ def _sd_from_value(v: tuple[Any, ...]) -> SdSpec:
         toolkit,
         perso,
         counter,
+        v[10] if len(v) > 10 else (),
     )
 
 

@@ -308,19 +308,24 @@ def test_mno_sd_answers_scp03_only_while_its_profile_is_enabled() -> None:
     with GpClient(
         InProcessReader(rt), _ts48_keys(), kvn=2, isd_aid=MNO_SD, random=_seeded(1)
     ) as gp:
-        assert {k.kvn for k in gp.key_information()} == {0x02}
-        new = Scp03Keys.single(bytes(range(0x50, 0x60)), 0x03)
+        assert {k.kvn for k in gp.key_information()} == {0x01, 0x02}  # SCP80 DES, AES
+        new = Scp03Keys.single(bytes(range(0x50, 0x60)), 0x31)
         gp.put_key(new)
     # The new key set is the profile's: exported with it, and usable.
     sd = Profile.from_bytes(store.export_profile(iccid)).security_domains[0]
-    assert {k.kvn for k in sd.keys} == {0x01, 0x02, 0x03}
+    assert {k.kvn for k in sd.keys} == {0x01, 0x02, 0x31}
     assert sd.sequence_counter == 1
-    with GpClient(InProcessReader(rt), new, kvn=3, isd_aid=MNO_SD, random=_seeded(2)) as gp:
+    with GpClient(InProcessReader(rt), new, kvn=0x31, isd_aid=MNO_SD, random=_seeded(2)) as gp:
         assert gp.get_data(0x66)
     from host.gp.secure_channel import SecureChannelError
 
     with pytest.raises(SecureChannelError):
         GpClient(InProcessReader(rt), new, kvn=2, isd_aid=MNO_SD, random=_seeded(3)).open()
+    # Key versions 01-0F are the SD's SCP80 key sets too (card.gp.isd ota_keysets).
+    sd_applet = rt.applet(MNO_SD)
+    assert isinstance(sd_applet, ProfileSecurityDomain)
+    ota = rt.call_in_context(rt._entries[MNO_SD].ctx, lambda: sd_applet.ota_keysets)
+    assert [(k.kvn, k.aes) for k in ota] == [(0x01, False), (0x02, True)]
     store.disable_profile(iccid)
     _, sw = send(rt, b"\x00\xa4\x04\x00\x08" + MNO_SD)
     assert sw == 0x6A82
