@@ -161,7 +161,8 @@ def install_euicc(
     extra_ci_certificates: tuple[bytes, ...] = (),
     root_ds_address: str | None = None,
 ) -> None:
-    """Make `rt` an eUICC (GSMA SGP.22): the UICC/profile store, the ECASD and the ISD-R.
+    """Make `rt` an eUICC (GSMA SGP.22): the UICC/profile store, the ECASD, the ISD-R, and
+    beside them the local-authentication applet of seed 000 (`applets.localauth`).
 
     Args:
         pki: a host.pki.TestPki (default: `host.pki.default_pki()`, NIST P-256); its
@@ -178,6 +179,7 @@ def install_euicc(
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from applets.isdr import ECASD_AID, ISD_R_AID, Ecasd, IsdR
+    from applets.localauth import LOCAL_AUTH_AID, LocalAuthApplet
     from applets.usim import UICC_AID, UiccApplet
     from card.sgp22.certs import TrustedCi, subject_key_id
     from card.sgp22.params import EcasdParams, IsdrParams
@@ -214,6 +216,7 @@ def install_euicc(
         else IsdrParams(default_dp_address, root_ds_address)
     )
     rt.install(IsdR, ISD_R_AID, isdr.to_bytes())
+    rt.install(LocalAuthApplet, LOCAL_AUTH_AID)
     rt.set_atr(UICC_ATR)
 
 
@@ -298,7 +301,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "euicc",
-            "eUICC (SGP.22): ISD-R + ECASD (test PKI, EID 89049032...) + empty profile store",
+            "eUICC (SGP.22): ISD-R + ECASD (test PKI, EID 89049032...) + empty profile store"
+            " + local authentication",
             _euicc,
         ),
         Preset(

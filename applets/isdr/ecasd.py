@@ -4,6 +4,11 @@ Installed once at manufacture with `card.sgp22.params.EcasdParams`. It answers
 SELECT (with its FCI) and nothing else over APDUs; the ISD-R reaches it through
 `card.sgp22.ecasd.EcasdInterface`, granted to the ISD-R's AID only. The private
 key never leaves it: `sign` returns TR-03111 r || s signatures.
+
+The local-authentication applet (seed 000) gets a narrower object,
+`card.sgp22.localauth.LocalAuthSigner`: the EID, the certificates and a
+signature over a local-authentication result the ECASD builds itself (with
+its own EID), never a signature over data of the applet's choosing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,12 @@ from card.crypto.keys import EcKeyPair
 from card.framework import AID, Applet, CardError, persistent
 from card.sgp22.certs import ec_public_key, load_certificate
 from card.sgp22.ecasd import ISD_R_AID, EcasdInterface
+from card.sgp22.localauth import (
+    LOCAL_AUTH_AID,
+    LOCAL_AUTH_PARAMETER,
+    LocalAuthSigner,
+    local_auth_signed,
+)
 from card.sgp22.params import EcasdParams
 from card.sw import SW
 
@@ -52,8 +63,14 @@ class Ecasd(Applet, EcasdInterface):
 
     def get_shareable_interface_object(
         self, client_aid: AID, parameter: int
-    ) -> EcasdInterface | None:
-        return self if bytes(client_aid) == ISD_R_AID else None
+    ) -> EcasdInterface | LocalAuthSigner | None:
+        if bytes(client_aid) == ISD_R_AID:
+            return self
+        if bytes(client_aid) == LOCAL_AUTH_AID and parameter == LOCAL_AUTH_PARAMETER:
+            # A separate object: a proxy exposes every Shareable interface of its target's
+            # class, and the local-auth applet must not reach EcasdInterface.sign.
+            return _LocalAuthGrant(self)
+        return None
 
     # -- EcasdInterface -----------------------------------------------------------------
 
@@ -78,3 +95,25 @@ class Ecasd(Applet, EcasdInterface):
     def sign(self, data: bytes) -> bytes:
         self._p()
         return self._cache[2].sign(bytes(data), encoding="raw")
+
+
+class _LocalAuthGrant(LocalAuthSigner):
+    """The ECASD's `LocalAuthSigner` for the local-authentication applet (runs in its context)."""
+
+    __slots__ = ("_ecasd",)
+
+    def __init__(self, ecasd: Ecasd) -> None:
+        self._ecasd = ecasd
+
+    def eid(self) -> bytes:
+        return self._ecasd.eid()
+
+    def certificates(self) -> tuple[bytes, bytes]:
+        return self._ecasd.euicc_certificate(), self._ecasd.eum_certificate()
+
+    def sign_local_auth(self, challenge: bytes, outcome: int, method: int) -> tuple[bytes, bytes]:
+        try:
+            signed = local_auth_signed(self._ecasd.eid(), bytes(challenge), outcome, method)
+        except ValueError as e:
+            raise CardError(SW.WRONG_DATA) from e
+        return signed, self._ecasd.sign(signed)
