@@ -38,6 +38,8 @@ tear cannot buy a free guess, and it compares in constant time.
 
 from __future__ import annotations
 
+from typing import Any
+
 from card import tlv
 from card.framework import AID, APDU, SW, Applet, CardError, OwnerPIN, persistent
 from card.sgp22.ecasd import ECASD_AID
@@ -126,13 +128,13 @@ class LocalAuthApplet(Applet):
         if apdu.p1 or apdu.p2:
             raise CardError(SW.INCORRECT_P1P2)
 
-    def _signer(self) -> object:
+    def _signer(self) -> Any:
         signer = self.system.get_shareable(ECASD_AID, LOCAL_AUTH_PARAMETER)
         if signer is None:  # no ECASD on this card, or it refuses this applet
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         return signer
 
-    def _bio(self) -> object | None:
+    def _bio(self) -> Any:
         return self.system.get_shareable(bytes(self.bio_aid))
 
     # -- registration (S1-S4) -----------------------------------------------------------
@@ -197,10 +199,10 @@ class LocalAuthApplet(Applet):
             if bio is None:
                 raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
             if not apdu.data:
-                if bio.is_validated():  # type: ignore[attr-defined]
+                if bio.is_validated():
                     return
                 raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
-            sw = int(bio.match(self.finger, apdu.data))  # type: ignore[attr-defined]
+            sw = int(bio.match(self.finger, apdu.data))
             if sw == SW.SUCCESS:
                 state[_OUTCOME] = (METHOD_FINGERPRINT, OUTCOME_SUCCESS)
                 return
@@ -221,9 +223,7 @@ class LocalAuthApplet(Applet):
         if outcome is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         method, result = outcome
-        signed, signature = self._signer().sign_local_auth(  # type: ignore[attr-defined]
-            challenge, result, method
-        )
+        signed, signature = self._signer().sign_local_auth(challenge, result, method)
         return bytes(signed) + tlv.build(0x5F37, bytes(signature))
 
     def get_shareable_interface_object(self, client_aid: AID, parameter: int) -> None:
