@@ -49,7 +49,14 @@ def _profile_move_refused() -> Scenario:
     return ProfileMoveRefusedScenario()
 
 
+def _ekyc() -> Scenario:
+    from host.systems.ekyc.scenario import EkycScenario
+
+    return EkycScenario()
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
+    "ekyc": _ekyc,
     "esim-download": _esim_download,
     "doorlock": _doorlock,
     "repository": _repository,
