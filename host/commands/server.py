@@ -23,6 +23,9 @@ DEFAULT_PORTS = {
     "repository": 8802,
     "smsc": 8808,
     "doorlock-ams": 8810,
+    "ekyc-auth": 8811,
+    "ekyc-relay": 8812,
+    "ekyc-mgmt": 8813,
 }
 """Seed 003's roles (move-*) use 8803-8807."""
 
@@ -46,6 +49,7 @@ def server() -> None:
       cardemu server move-auc --port 0 --db auc.sqlite --demo-subscriber
       cardemu server smsc --port 0 --db smsc.sqlite
       cardemu server doorlock-ams --port 0 --db ams.sqlite
+      cardemu server ekyc-auth --port 0 --db ekyc-auth.sqlite
     """
 
 
@@ -661,3 +665,128 @@ def doorlock_ams(
         serve_until_interrupted("doorlock-ams", srv.serve_forever)
     finally:
         poller.stop()
+
+
+@server.command("ekyc-auth", short_help="Run seed 000's authentication server (eKYC).")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8811, show_default=True)
+@click.option("--db", default="ekyc-auth.sqlite", show_default=True, help="The SQLite store.")
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
+)
+@click.option(
+    "--verifier",
+    metavar="MODULE:FACTORY",
+    help="An identity verifier to call instead of the built-in simulated eKYC vendor.",
+)
+def ekyc_auth(
+    host: str, allow_remote: bool, port: int, db: str, demo_seed: int, verifier: str | None
+) -> None:
+    """Seed 000's authentication server: identity verification, certificates by key; plain HTTP.
+
+    The built-in verifier simulates an eKYC vendor (face vector + liveness);
+    --verifier names a factory returning a real one (see the README).
+
+    \b
+    Examples:
+      cardemu server ekyc-auth --port 0 --db /tmp/ekyc-auth.sqlite
+    """
+    from host.systems.ekyc.roles import auth_role
+
+    try:
+        _, app = auth_role(db, seed=demo_seed, verifier=verifier)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    srv = _run("ekyc-auth", app, host, port, None, allow_remote)
+    click.echo(f"ekyc-auth: serving on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("ekyc-auth", srv.serve_forever)
+
+
+@server.command("ekyc-relay", short_help="Run seed 000's relay server (SM-DS + certificates).")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8812, show_default=True)
+@click.option("--db", default="ekyc-relay.sqlite", show_default=True, help="The SQLite store.")
+@click.option(
+    "--auth-url",
+    default="http://localhost:8811",
+    show_default=True,
+    help="The authentication server (certificates are fetched there).",
+)
+def ekyc_relay(host: str, allow_remote: bool, port: int, db: str, auth_url: str) -> None:
+    """Seed 000's relay server: SM-DS events, the certificate on a first contract; plain HTTP.
+
+    \b
+    Examples:
+      cardemu server ekyc-relay --port 0 --db /tmp/ekyc-relay.sqlite
+    """
+    from host.systems.ekyc.roles import relay_role
+
+    try:
+        _, app = relay_role(db, auth_url=auth_url)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    srv = _run("ekyc-relay", app, host, port, None, allow_remote)
+    click.echo(f"ekyc-relay: serving on {srv.url} (Ctrl-C stops)", err=True)
+    serve_until_interrupted("ekyc-relay", srv.serve_forever)
+
+
+@server.command("ekyc-mgmt", short_help="Run a carrier's management server (seed 000).")
+@_core
+@click.option("--port", type=click.IntRange(0, 65535), default=8813, show_default=True)
+@click.option(
+    "--carrier",
+    type=click.Choice(["carrier1", "carrier2"]),
+    default="carrier1",
+    show_default=True,
+    help="Which demo carrier (its PLMN, ICCID range and subscriber keys).",
+)
+@click.option("--db", help="The SQLite store [default: ekyc-CARRIER.sqlite].")
+@click.option(
+    "--auth-url", default="http://localhost:8811", show_default=True, help="The auth server."
+)
+@click.option(
+    "--relay-url", default="http://localhost:8812", show_default=True, help="The relay server."
+)
+@click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
+)
+def ekyc_mgmt(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    carrier: str,
+    db: str | None,
+    auth_url: str,
+    relay_url: str,
+    address: str | None,
+    demo_seed: int,
+) -> None:
+    """A carrier's management server: contracts beside its SM-DP+'s ES9+, HTTPS (CERT.DPtls).
+
+    \b
+    Examples:
+      cardemu server ekyc-mgmt --carrier carrier2 --port 0 --db /tmp/mgmt2.sqlite
+    """
+    from host.systems.ekyc.roles import mgmt_role, mgmt_tls
+
+    try:
+        mgmt, app = mgmt_role(
+            carrier,
+            db or f"ekyc-{carrier}.sqlite",
+            auth_url=auth_url,
+            relay_url=relay_url,
+            address=address or f"localhost:{port}",
+            seed=demo_seed,
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    srv = _run("ekyc-mgmt", app, host, port, mgmt_tls(), allow_remote)
+    if not address:
+        mgmt.address = f"localhost:{srv.port}"
+    mgmt.reconcile()  # what a crash left undone towards the SM-DS
+    click.echo(
+        f"ekyc-mgmt: {carrier}, SM-DP+ {mgmt.address}, serving on {srv.url} (Ctrl-C stops)",
+        err=True,
+    )
+    serve_until_interrupted("ekyc-mgmt", srv.serve_forever)
