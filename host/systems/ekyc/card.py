@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from card import tlv
 from card.sgp22.localauth import LOCAL_AUTH_AID, METHOD_FINGERPRINT, METHOD_PIN
 from host.errors import ApduError
-from host.readers.base import Reader
+from host.readers.base import Reader, ReaderError
 from host.session import AppletSession
 
 __all__ = ["LocalAuthError", "LocalAuthSession", "LocalAuthStatus"]
@@ -70,8 +70,16 @@ class LocalAuthSession:
     def __enter__(self) -> LocalAuthSession:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Leaving on an error (a torn card, a lost reader): closing is best effort and must
+        # not hide the error itself.
+        try:
+            self.close()
+        except (ApduError, ReaderError):
+            pass
 
     def _cla(self, cla: int) -> int:
         ch = self.channel or 0

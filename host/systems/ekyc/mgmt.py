@@ -224,7 +224,7 @@ class ManagementServer:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         if row["state"] != "applied":
             if row["state"] in ("verifying", "ordered") and row["info_digest"] == digest:
-                return self._resume(row)  # the same information again: a retry
+                return self._resume(row, body)  # the same information again: a retry
             raise Refused(409, "state", f"the application is {row['state']}")
         eid = check_eid(body.get("eid"))
         dak = check_dak(body.get("dak"))
@@ -307,13 +307,15 @@ class ManagementServer:
             "photo_request": answer["photo_request"],
         }
 
-    def _resume(self, row: Any) -> dict[str, Any]:
-        """The same information again (a retry after a crash or a lost answer)."""
+    def _resume(self, row: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """The same information again (a retry after a crash or a lost answer): carry on from
+        where the application stands. The identity document is not kept here; the retry
+        brings it again (its digest is the stored one)."""
         if row["state"] == "ordered" or row["kind"] == "later":
             return self._issue(row)
         # First contract, verifying: the authentication server answers a repeated request
-        # (same key, carrier and application) as the first time, without the document.
-        return self._verify_identity(row, {})
+        # (same key, carrier and application) as the first time.
+        return self._verify_identity(row, body.get("document"))
 
     # -- S19-S26 --------------------------------------------------------------------------
 

@@ -135,9 +135,9 @@ class EkycScenario(Scenario):
                    "the relay killed before the phone asks: its events are in its store"),
         FaultPoint("kill:auth@27", "completed",
                    "the authentication server killed before the relay fetches the certificate"),
-        FaultPoint("kill:mgmt1@34", "interrupted",
-                   "carrier 1's SM-DP+ killed as the download starts: the LPA's connection "
-                   "breaks; the download is retried, the event deleted after installation"),
+        FaultPoint("kill:mgmt1@34", "completed",
+                   "carrier 1's SM-DP+ killed as the download starts: the session is in its "
+                   "store; the event is deleted after installation"),
         FaultPoint("kill:relay@34", "completed",
                    "the relay killed before the installed profile's event is deleted: deleted "
                    "after restart"),
@@ -148,8 +148,8 @@ class EkycScenario(Scenario):
         FaultPoint("kill:relay@48", "completed",
                    "the relay killed before carrier 2's event is registered"),
         FaultPoint("kill:relay@53", "completed", "the relay killed before the second discovery"),
-        FaultPoint("kill:mgmt2@57", "interrupted",
-                   "carrier 2's SM-DP+ killed as the download starts: retried, nothing lost"),
+        FaultPoint("kill:mgmt2@57", "completed",
+                   "carrier 2's SM-DP+ killed as the download starts: nothing lost"),
         FaultPoint("drop:http@12.2", "interrupted",
                    "the verification request to the authentication server is lost: the phone "
                    "retries the same information, one verification"),
@@ -427,7 +427,7 @@ def _retry_contracts(ctx: RunContext) -> list[str]:
     for mgmt in (MGMT1, MGMT2):
         if mgmt in ctx.state["contracts"]:
             continue
-        last: Exception | None = None
+        errors: list[str] = []
         for _ in range(3):
             try:
                 pending = storage.pending
@@ -441,9 +441,9 @@ def _retry_contracts(ctx: RunContext) -> list[str]:
                 ctx.state["contracts"][mgmt] = done
                 break
             except Exception as e:  # noqa: BLE001 - retried; the claims judge the end state
-                last = e
+                errors.append(f"{type(e).__name__}: {e}")
         else:
-            notes.append(f"{CARRIER_OF[mgmt]} failed: {type(last).__name__}: {last}")
+            notes.append(f"{CARRIER_OF[mgmt]} failed: {' / '.join(errors)}")
     return notes
 
 

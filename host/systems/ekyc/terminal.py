@@ -240,7 +240,7 @@ class Terminal:
         if pending is None:
             raise TerminalError("no contract is pending")
         mgmt = self._mgmt(pending["mgmt"])
-        app_id, info, first = pending["application"], pending["info"], pending["first"]
+        app_id, info = pending["application"], pending["info"]
         answer = mgmt.post(f"/contracts/{app_id}/information", info)
         ekyc = False
         if answer["state"] == "photo_requested":
@@ -276,8 +276,13 @@ class Terminal:
             )
         if answer["state"] != "ordered":
             raise TerminalError(f"the management server answered {answer['state']!r}")
-        relay = JsonClient(self.relay_url, hook=self.hook)
         want_cert = self.storage.certificate is None
+        if not want_cert and self._installed(answer["iccid"]):
+            # Installed before a crash: its SM-DS event is rightly gone; finish the job.
+            iccid = self._download(answer["smdpAddress"], answer["matchingId"], answer["iccid"])
+            self._step("ES9+", "download", f"profile {iccid} already installed; enabled")
+            return self._done(pending, answer, iccid, ekyc)
+        relay = JsonClient(self.relay_url, hook=self.hook)
         found = relay.post(
             "/discover", {"dak": info["dak"], "eid": info["eid"], "certificate": want_cert}
         )
@@ -307,6 +312,12 @@ class Terminal:
         self._step(
             "ES9+", "download", f"profile {iccid} downloaded by ES9+/ES10b, installed and enabled"
         )
+        return self._done(pending, answer, iccid, ekyc)
+
+    def _done(
+        self, pending: dict[str, Any], answer: dict[str, Any], iccid: str, ekyc: bool
+    ) -> ContractResult:
+        app_id, first = pending["application"], pending["first"]
         self.storage.pending = None
         done = ContractResult(
             pending["carrier"],
@@ -319,6 +330,10 @@ class Terminal:
         )
         self.storage.profiles.append(done.to_json())
         return done
+
+    def _installed(self, iccid: str) -> bool:
+        with Es10Client(self.reader) as es10:
+            return any(p["iccid"] == iccid for p in Lpa(es10).profiles())
 
     def _download(self, address: str, matching_id: str, iccid: str) -> str:
         """The profile by ES9+/ES10 (SGP.22 §3.1.3), unless the eUICC has it already; enabled."""
