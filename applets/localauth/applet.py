@@ -14,7 +14,7 @@ Commands (proprietary CLA 80 unless noted):
   6985 when something is registered; 6A88 for a finger with no match-on-card
   applet on the card.
 - `00 20 00 81 <PIN>` VERIFY the PIN (ISO/IEC 7816-4 §11.5.6): 9000, 63Cx (x tries
-  left), 6983 blocked. `00 20 00 82 <7F2E>` VERIFY a finger: the biometric data
+  left; 63C0 for the try that used the last one), 6983 blocked (no comparison). `00 20 00 82 <7F2E>` VERIFY a finger: the biometric data
   template goes to the match-on-card applet (`SharedBioTemplate.match`), whose
   try counter and lock-out apply; its status word comes back. No data: 9000
   when verified on this channel, else 63Cx / 6983. A comparison, matched or
@@ -173,6 +173,8 @@ class LocalAuthApplet(Applet):
         if apdu.p1:
             raise CardError(SW.INCORRECT_P1P2)
         state = self.system.channel_state
+        if apdu.data:
+            state.pop(_OUTCOME, None)  # the outcome is the latest comparison's, or none
         if apdu.p2 == P2_PIN:
             if self.method != METHOD_PIN:
                 raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
@@ -188,9 +190,8 @@ class LocalAuthApplet(Applet):
                 raise CardError(SW.WRONG_LENGTH)
             ok = pin.check(apdu.data)
             state[_OUTCOME] = (METHOD_PIN, OUTCOME_SUCCESS if ok else OUTCOME_FAILED)
-            if not ok:
-                tries = pin.tries_remaining
-                raise CardError(SW.AUTH_METHOD_BLOCKED if tries == 0 else sw_retries(tries))
+            if not ok:  # 63C0 for the try that used the last one; 6983 from then on
+                raise CardError(sw_retries(pin.tries_remaining))
             return
         if apdu.p2 == P2_FINGER:
             if self.method != METHOD_FINGERPRINT:
