@@ -301,6 +301,10 @@ class ManagementServer:
             )
         if answer["state"] == "passed":  # verified before a crash: carry on
             return self._issue(self._application(row["id"]))
+        if answer["state"] != "photo_requested":
+            raise self._refuse(
+                row["id"], 403, "verification-failed", "the identity verification has failed"
+            )
         return {
             "application": row["id"],
             "state": "photo_requested",
