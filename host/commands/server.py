@@ -702,7 +702,7 @@ def ekyc_auth(
     serve_until_interrupted("ekyc-auth", srv.serve_forever)
 
 
-@server.command("ekyc-relay", short_help="Run seed 000's relay server (SM-DS + certificates).")
+@server.command("ekyc-relay", short_help="Run seed 000's relay server (SM-DS).")
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8812, show_default=True)
 @click.option("--db", default="ekyc-relay.sqlite", show_default=True, help="The SQLite store.")
