@@ -150,6 +150,11 @@ class EkycScenario(Scenario):
         FaultPoint("kill:relay@53", "completed", "the relay killed before the second discovery"),
         FaultPoint("kill:mgmt2@57", "completed",
                    "carrier 2's SM-DP+ killed as the download starts: nothing lost"),
+        FaultPoint("kill:relay@57", "completed",
+                   "the relay killed before carrier 2's installed profile's event is deleted"),
+        FaultPoint("kill:mgmt1@57", "completed",
+                   "carrier 1's SM-DP+ killed before the notification that its profile was "
+                   "disabled: delivered to the restarted server"),
         FaultPoint("drop:http@12.2", "interrupted",
                    "the verification request to the authentication server is lost: the phone "
                    "retries the same information, one verification"),

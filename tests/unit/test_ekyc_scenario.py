@@ -1,0 +1,88 @@
+"""`cardemu scenario ekyc`: the seed's steps in order, every message recorded, and crash safety
+walked over every fault point (each server killed at each step it takes part in, messages
+lost or doubled, the eUICC torn)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from host.systems.ekyc.scenario import EkycScenario
+from host.systems.faults import FaultSpec, walk
+from host.systems.run import get_scenario, run_scenario
+from host.systems.scenario import RunResult
+
+SERVERS = {"mgmt1", "mgmt2", "auth", "relay"}
+
+
+@pytest.fixture(scope="module")
+def clean_run() -> RunResult:
+    return run_scenario(get_scenario("ekyc"))
+
+
+def test_registered_and_completes(clean_run: RunResult) -> None:
+    assert clean_run.ok, [v for v in clean_run.verdicts if not v.ok]
+    assert clean_run.outcome == "completed"
+    numbers = [s.spec.number for s in clean_run.steps]
+    assert numbers == [s.number for s in EkycScenario.steps]  # every step, in the seed's order
+    assert all(s.verdict == "ok" for s in clean_run.steps)
+
+
+def test_the_messages_of_each_step(clean_run: RunResult) -> None:
+    by = {s.spec.number: s for s in clean_run.steps}
+
+    def pairs(n: int) -> set[tuple[str, str, str]]:
+        return {(m.kind, m.source, m.target) for m in by[n].messages}
+
+    assert ("apdu", "phone", "euicc") in pairs(1)  # S1-S4 registration on card
+    assert ("apdu", "phone", "euicc") in pairs(7)  # S7-S9 local authentication
+    assert {("http", "phone", "mgmt1"), ("http", "mgmt1", "auth")} <= pairs(12)  # S12, S14
+    assert {("http", "mgmt1", "auth"), ("http", "mgmt1", "relay")} <= pairs(19)  # S20, S26
+    assert {("http", "phone", "relay"), ("http", "relay", "auth")} <= pairs(27)  # S27-S29
+    assert ("http", "mgmt1", "relay") in pairs(34)  # the installed profile's event deleted
+    # The later contract: no identity verification, no certificate fetched.
+    for n in (41, 48, 53, 57):
+        assert not any(target == "auth" for _, _, target in pairs(n)), n
+    assert "no eKYC" in by[48].spec.meaning
+    assert "RES, CK and IK match" in by[61].detail and "RES, CK and IK match" in by[62].detail
+    assert by[61].detail.split()[1] != by[62].detail.split()[1]  # two profiles, two ICCIDs
+
+
+def test_every_server_is_killed_at_every_step_it_takes_part_in(clean_run: RunResult) -> None:
+    touched = {
+        (m.target, s.spec.number)
+        for s in clean_run.steps
+        for m in s.messages
+        if m.kind == "http" and m.target in SERVERS
+    }
+    declared = {
+        (p.fault.target, p.fault.step)
+        for p in EkycScenario.fault_points
+        if p.fault.action == "kill"
+    }
+    assert touched <= declared, sorted(touched - declared)
+
+
+def test_crash_safety_walked_over_every_fault_point() -> None:
+    logging.disable(logging.WARNING)  # the refusals and retries the faults cause are expected
+    try:
+        results = walk(EkycScenario())
+    finally:
+        logging.disable(logging.NOTSET)
+    failed = [
+        (str(spec), res.outcome, [f"{v.name}: {v.detail}" for v in res.verdicts if not v.ok])
+        for _, spec, res in results
+        if not res.ok
+    ]
+    assert not failed, failed
+    kinds = {spec.action for _, spec, _ in results}
+    assert kinds == {"kill", "drop", "dup", "tear"}
+
+
+def test_a_real_process_killed_and_restarted() -> None:
+    # With processes only the phone's exchanges pass the recorder: a kill fires before one.
+    res = run_scenario(EkycScenario(real_processes=True), fault=FaultSpec.parse("kill:relay@27"))
+    assert res.ok, [v for v in res.verdicts if not v.ok]
+    notes = [m.fault for s in res.steps for m in s.messages if m.fault]
+    assert any("killed (pid" in n and "restarted" in n for n in notes), notes
