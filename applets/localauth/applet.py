@@ -14,11 +14,13 @@ Commands (proprietary CLA 80 unless noted):
   6985 when something is registered; 6A88 for a finger with no match-on-card
   applet on the card.
 - `00 20 00 81 <PIN>` VERIFY the PIN (ISO/IEC 7816-4 §11.5.6): 9000, 63Cx (x tries
-  left; 63C0 for the try that used the last one), 6983 blocked (no comparison). `00 20 00 82 <7F2E>` VERIFY a finger: the biometric data
-  template goes to the match-on-card applet (`SharedBioTemplate.match`), whose
-  try counter and lock-out apply; its status word comes back. No data: 9000
-  when verified on this channel, else 63Cx / 6983. A comparison, matched or
-  not, leaves an outcome on this channel for the next result.
+  left; 63C0 for the try that used the last one), 6983 blocked (no comparison).
+  `00 20 00 82 <7F2E>` VERIFY a finger: the biometric data template goes to the
+  match-on-card applet (`SharedBioTemplate.match`), whose try counter and
+  lock-out apply; its status word comes back. No data: 9000 when verified on
+  this channel, else 63Cx / 6983. A comparison, matched or not, leaves the
+  outcome on this channel for the next result (any VERIFY with data first
+  clears the one before).
 - `80 12 00 00 <challenge 16-32> 00` LOCAL AUTHENTICATION RESULT: `E5 {5A EID, 80
   challenge, 81 outcome, 82 method} 5F37 <r || s>`, signed by the ECASD.
   Needs an outcome on this channel (6985 otherwise); each outcome gives one

@@ -248,3 +248,9 @@ class PinMachine(RuleBasedStateMachine):
 
 PinMachine.TestCase.settings = settings(max_examples=20, stateful_step_count=10, deadline=None)
 TestPinMachine = PinMachine.TestCase
+
+
+def test_the_apdu_spec_names_the_applets_aid() -> None:
+    from apdu_specs.seed000_localauth import LOCAL_AUTH
+
+    assert LOCAL_AUTH.aids == (LOCAL_AUTH_AID,)

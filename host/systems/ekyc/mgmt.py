@@ -107,6 +107,11 @@ class CarrierSmdp(SmdpPlus):
             self.on_notification()
 
 
+def _digits(number: int, n: int) -> str:
+    """The last `n` decimal digits of `number`, zero-padded."""
+    return f"{number % 10**n:0{n}d}"
+
+
 def _bytes_field(body: dict[str, Any], name: str, limit: int = 4096) -> bytes:
     value = body.get(name)
     try:
@@ -355,14 +360,8 @@ class ManagementServer:
         """The ES2+ order of this application's profile (the same one however often asked)."""
         seed = hashlib.sha256(f"{self.carrier.name}/{row['id']}".encode()).digest()
         number = int.from_bytes(seed[:8], "big")
-        iccid_body = (
-            self.carrier.issuer
-            + f"{number % 10 ** (18 - len(self.carrier.issuer)):0{18 - len(self.carrier.issuer)}d}"
-        )  # noqa: E501
-        imsi = (
-            self.carrier.plmn
-            + f"{number % 10 ** (15 - len(self.carrier.plmn)):0{15 - len(self.carrier.plmn)}d}"
-        )  # noqa: E501
+        iccid_body = self.carrier.issuer + _digits(number, 18 - len(self.carrier.issuer))
+        imsi = self.carrier.plmn + _digits(number, 15 - len(self.carrier.plmn))
         draft = ProfileOrder(
             f"{self.carrier.name.upper()}-{row['id'][:20]}",
             iccid_body,
@@ -457,12 +456,10 @@ class ManagementServer:
 
     def applications(self) -> list[dict[str, Any]]:
         """Every application (for checks and reports), without challenges."""
+        keys = ("id", "state", "kind", "eid", "dak", "matching_id", "iccid")
+        flags = ("event_registered", "event_deleted")
         return [
-            {k: r[k] for k in ("id", "state", "kind", "eid", "dak", "matching_id", "iccid")}
-            | {
-                "event_registered": bool(r["event_registered"]),
-                "event_deleted": bool(r["event_deleted"]),
-            }  # noqa: E501
+            {k: r[k] for k in keys} | {f: bool(r[f]) for f in flags}
             for r in self.store.query("SELECT * FROM applications ORDER BY rowid")
         ]
 
