@@ -307,6 +307,21 @@ def test_replayed_data_acquisition_key_is_refused(world: World) -> None:
     world.storage.certificate = certificate
 
 
+def test_a_key_replayed_at_another_carrier_on_a_later_contract_is_refused(world: World) -> None:
+    phone = world.phone()
+    phone.contract(world.urls["mgmt1"])
+    used = world.roles["mgmt1"].logic.applications()[0]["dak"]
+    app, challenge = _apply(world, "mgmt2")
+    info = _local_auth(world, challenge) | {
+        "certificate": world.storage.certificate.to_json(),  # type: ignore[union-attr]
+        "dak": used,
+    }
+    _refused(lambda: world.client("mgmt2").post(f"/contracts/{app}/information", info), 409,
+             "replayed-key")  # fmt: skip
+    assert world.orders("mgmt2") == 0 and world.events() == 0
+    assert world.roles["mgmt2"].logic.applications()[0]["state"] == "refused"
+
+
 def test_relay_refuses_an_unknown_key(world: World) -> None:
     eid = world.phone().eid()
     relay = world.client("relay")

@@ -262,6 +262,7 @@ class ManagementServer:
             if not isinstance(document, dict):
                 raise self._refuse(app_id, 400, "bad-request", "the document is an object")
             kind = "first"
+        self._claim(app_id, dak, eid)
         with self.store.transaction() as c:
             cur = c.execute(
                 "UPDATE applications SET state = 'verifying', kind = ?, eid = ?, dak = ?,"
@@ -279,6 +280,21 @@ class ManagementServer:
         if kind == "later":
             return self._issue(self._application(app_id))
         return self._verify_identity(self._application(app_id), document)
+
+    def _claim(self, app_id: str, dak: str, eid: str) -> None:
+        """Claim the key at the relay (the SM-DS every carrier registers with) before anything
+        is issued under it: a key replayed at another carrier is refused here."""
+        try:
+            self.relay.post("/keys", {"dak": dak, "eid": eid, "owner": self._owner(app_id)})
+        except Refused as e:
+            if e.reason == "replayed-key":
+                raise self._refuse(app_id, 409, e.reason, e.detail) from None
+            raise Refused(502, "relay-unavailable", f"the relay server: {e}") from None
+        except OSError as e:
+            raise Refused(502, "relay-unavailable", f"the relay server: {e}") from None
+
+    def _owner(self, app_id: str) -> str:
+        return f"{self.carrier.name}/{app_id}"
 
     def _verify_identity(self, row: Any, document: Any) -> dict[str, Any]:
         """S14-S16: forward to the authentication server, relay its photo request."""

@@ -19,6 +19,12 @@ without touching the rest: this module's own store is SM-DS-shaped (event ID
 
 Routes (JSON; refusals are problems with a `reason`):
 
+- `POST /keys` {dak, eid, owner}: a management server claims a data-acquisition key
+  for one contract before it issues anything under it. Every carrier registers its
+  profiles here, so this is where a key replayed at another carrier is caught on a
+  later contract (a first contract's is caught by the authentication server too):
+  the same claim again is accepted (a retry), any other is refused "replayed-key"
+  (409). Keys are never released: a key is good for one contract.
 - `POST /events` {eventId, eid, dak, smdpAddress}: RegisterEvent. The same event
   again is accepted (a retry); another event under its ID is refused (409).
 - `POST /events/delete` {eventId, smdpAddress}: DeleteEvent (gone already: fine).
@@ -54,7 +60,13 @@ CREATE TABLE IF NOT EXISTS events (
     registered REAL NOT NULL,
     PRIMARY KEY (event_id, smdp_address)
 );
-CREATE INDEX IF NOT EXISTS events_by_dak ON events (dak)
+CREATE INDEX IF NOT EXISTS events_by_dak ON events (dak);
+CREATE TABLE IF NOT EXISTS keys (
+    dak TEXT PRIMARY KEY,
+    eid TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    claimed REAL NOT NULL
+)
 """
 
 
@@ -92,6 +104,14 @@ class EventStore(Protocol):
 
     def all(self) -> list[Event]:
         """Every event (for checks and reports)."""
+        ...
+
+    def claim(self, dak: str, eid: str, owner: str) -> bool:
+        """Claim a data-acquisition key for one contract; False when `owner` holds it already.
+
+        Raises:
+            Refused: 409 "replayed-key" when someone else holds it.
+        """
         ...
 
 
@@ -140,6 +160,20 @@ class SqliteEventStore:
             for r in self.store.query("SELECT * FROM events ORDER BY rowid")
         ]
 
+    def claim(self, dak: str, eid: str, owner: str) -> bool:
+        with self.store.transaction() as c:
+            row = c.execute("SELECT * FROM keys WHERE dak = ?", (dak,)).fetchone()
+            if row is not None:
+                if (row["eid"], row["owner"]) != (eid, owner):
+                    raise Refused(
+                        409,
+                        "replayed-key",
+                        "this data-acquisition key was used for another contract",
+                    )
+                return False
+            c.execute("INSERT INTO keys VALUES (?, ?, ?, ?)", (dak, eid, owner, self._clock()))
+            return True
+
     def close(self) -> None:
         self.store.close()
 
@@ -168,6 +202,11 @@ class Relay:
         close = getattr(self.events, "close", None)
         if close is not None:
             close()
+
+    def claim(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A management server claims a data-acquisition key for one contract."""
+        dak, eid = check_dak(body.get("dak")), check_eid(body.get("eid"))
+        return {"claimed": self.events.claim(dak, eid, _text(body, "owner"))}
 
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES12.RegisterEvent, by a management server (S26, S52)."""
@@ -213,6 +252,7 @@ def create_app(relay: Relay) -> Starlette:
     return role_app(
         "ekyc-relay",
         [
+            Route("/keys", endpoint(relay.claim), methods=["POST"]),
             Route("/events", endpoint(relay.register), methods=["POST"]),
             Route("/events/delete", endpoint(relay.delete), methods=["POST"]),
             Route("/discover", endpoint(relay.discover), methods=["POST"]),

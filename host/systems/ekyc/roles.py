@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from host.lpa.es9 import HttpHook
 from host.servers.web import RoleServer, TlsFiles
 
-__all__ = ["InProcessRole", "auth_role", "mgmt_role", "relay_role"]
+__all__ = ["InProcessRole", "auth_role", "mgmt_role", "relay_role", "stop_all"]
 
 Built = tuple[Any, Starlette]
 
@@ -153,3 +153,14 @@ class InProcessRole:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_all(roles: list[InProcessRole]) -> None:
+    """Stop several roles at once (each stop waits out uvicorn's shutdown tick)."""
+    import threading
+
+    threads = [threading.Thread(target=r.stop, name=f"stop-{r.name}") for r in roles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -85,7 +85,8 @@ class EkycScenario(Scenario):
            "S10-S11: no authentication-server certificate stored: the ID data read"),
         _s(12, "contract", "information", PHONE, MGMT1,
            "S12-S16: EID + ID data + local-auth result + key; the result verified (S13), "
-           "identity verification forwarded (S14), the ID photo request relayed (S15-S16)"),
+           "the key claimed at the relay, identity verification forwarded (S14), the ID "
+           "photo request relayed (S15-S16)"),
         _s(17, "ekyc", "capture", PHONE, PHONE,
            "S17-S18: the eKYC app films the user turning as asked (liveness)"),
         _s(19, "contract", "photo", PHONE, MGMT1,
@@ -107,7 +108,8 @@ class EkycScenario(Scenario):
            "S46-S47: the certificate is stored: it goes instead of the ID data"),
         _s(48, "contract", "information", PHONE, MGMT2,
            "S48-S52: EID + certificate + local-auth result + key; result (S49) and "
-           "certificate (S50) verified; the profile ordered with its event (S51-S52): no eKYC"),
+           "certificate (S50) verified, the key claimed; the profile ordered with its event "
+           "(S51-S52): no eKYC"),
         _s(53, "relay", "discover", PHONE, RELAY,
            "S53-S56: the relay hands over the profile's event only"),
         _s(57, "ES9+", "download", PHONE, MGMT2,
@@ -155,7 +157,12 @@ class EkycScenario(Scenario):
         FaultPoint("kill:mgmt1@57", "completed",
                    "carrier 1's SM-DP+ killed before the notification that its profile was "
                    "disabled: delivered to the restarted server"),
+        FaultPoint("kill:relay@12", "completed",
+                   "the relay killed before carrier 1 claims the data-acquisition key"),
         FaultPoint("drop:http@12.2", "interrupted",
+                   "carrier 1's claim of the key at the relay is lost: nothing issued; the "
+                   "same information again claims it"),
+        FaultPoint("drop:http@12.3", "interrupted",
                    "the verification request to the authentication server is lost: the phone "
                    "retries the same information, one verification"),
         FaultPoint("drop:http@19.2", "interrupted",
@@ -267,6 +274,7 @@ class EkycScenario(Scenario):
             mgmt_role,
             mgmt_tls,
             relay_role,
+            stop_all,
         )
 
         urls: dict[str, str] = {}
@@ -278,13 +286,12 @@ class EkycScenario(Scenario):
         def party(url: str) -> str:
             return str(self._party_of(urls)(url))
 
-        roles[AUTH] = InProcessRole(AUTH, lambda: auth_role(dbs[AUTH]))
-        stack.enter_context(roles[AUTH])
+        stack.callback(lambda: stop_all(list(roles.values())))
+        roles[AUTH] = InProcessRole(AUTH, lambda: auth_role(dbs[AUTH])).start()
         urls[AUTH] = roles[AUTH].url
         roles[RELAY] = InProcessRole(
             RELAY, lambda: relay_role(dbs[RELAY], auth_url=urls[AUTH], hook=hook(RELAY))
-        )
-        stack.enter_context(roles[RELAY])
+        ).start()
         urls[RELAY] = roles[RELAY].url
         tls = mgmt_tls()
         for mgmt in (MGMT1, MGMT2):
@@ -300,7 +307,7 @@ class EkycScenario(Scenario):
                 )
 
             roles[mgmt] = InProcessRole(mgmt, build, tls=tls)
-            stack.enter_context(roles[mgmt])
+            roles[mgmt].start()
             urls[mgmt] = roles[mgmt].url
         if ctx.injector is not None:
             ctx.injector.servers.update(roles)
