@@ -5,4 +5,5 @@
 - `report`: the narrative, `--json` and the self-contained HTML report.
 - `run`: the scenario registry and `run_scenario`.
 - `esim_download`: the eSIM profile download (GSMA SGP.22), the first scenario.
+- `ekyc`: seed 000, eKYC once and eSIM profiles from every carrier after.
 """
