@@ -713,20 +713,22 @@ def ekyc_auth(
     help="The authentication server (certificates are fetched there).",
 )
 def ekyc_relay(host: str, allow_remote: bool, port: int, db: str, auth_url: str) -> None:
-    """Seed 000's relay server: SM-DS events, the certificate on a first contract; plain HTTP.
+    """Seed 000's relay server: the SM-DS (ES11/ES12), and the certificate on a first contract;
+    HTTPS (CERT.DStls of the built-in test PKI).
 
     \b
     Examples:
       cardemu server ekyc-relay --port 0 --db /tmp/ekyc-relay.sqlite
     """
-    from host.systems.ekyc.roles import relay_role
+    from host.systems.ekyc.roles import relay_role, relay_tls
 
     try:
-        _, app = relay_role(db, auth_url=auth_url)
+        relay, app = relay_role(db, auth_url=auth_url, address=f"localhost:{port}")
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    srv = _run("ekyc-relay", app, host, port, None, allow_remote)
-    click.echo(f"ekyc-relay: serving on {srv.url} (Ctrl-C stops)", err=True)
+    srv = _run("ekyc-relay", app, host, port, relay_tls(), allow_remote)
+    relay.address = f"localhost:{srv.port}"
+    click.echo(f"ekyc-relay: SM-DS {relay.address}, serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("ekyc-relay", srv.serve_forever)
 
 
@@ -745,7 +747,7 @@ def ekyc_relay(host: str, allow_remote: bool, port: int, db: str, auth_url: str)
     "--auth-url", default="http://localhost:8811", show_default=True, help="The auth server."
 )
 @click.option(
-    "--relay-url", default="http://localhost:8812", show_default=True, help="The relay server."
+    "--relay-url", default="https://localhost:8812", show_default=True, help="The relay server."
 )
 @click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
 @click.option(

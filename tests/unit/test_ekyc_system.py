@@ -26,7 +26,14 @@ from host.systems.ekyc.card import LocalAuthError, LocalAuthSession
 from host.systems.ekyc.demo import CARRIERS, demo_pki, person
 from host.systems.ekyc.http import JsonClient, Refused
 from host.systems.ekyc.proofs import EkycCertificate, certificate_tbs
-from host.systems.ekyc.roles import InProcessRole, auth_role, mgmt_role, mgmt_tls, relay_role
+from host.systems.ekyc.roles import (
+    InProcessRole,
+    auth_role,
+    mgmt_role,
+    mgmt_tls,
+    relay_role,
+    relay_tls,
+)
 from host.systems.ekyc.terminal import PhoneStorage, Terminal, User, make_dak
 from host.systems.ekyc.verifier import capture, still_capture
 
@@ -81,7 +88,9 @@ def world(tmp_path: Path) -> Iterator[World]:
         roles["auth"] = stack.enter_context(InProcessRole("auth", lambda: auth_role(db["auth"])))
         urls["auth"] = roles["auth"].url
         roles["relay"] = stack.enter_context(
-            InProcessRole("relay", lambda: relay_role(db["relay"], auth_url=urls["auth"]))
+            InProcessRole(
+                "relay", lambda: relay_role(db["relay"], auth_url=urls["auth"]), tls=relay_tls()
+            )
         )
         urls["relay"] = roles["relay"].url
         for m, carrier in (("mgmt1", "carrier1"), ("mgmt2", "carrier2")):
@@ -325,24 +334,22 @@ def test_a_key_replayed_at_another_carrier_on_a_later_contract_is_refused(world:
 def test_relay_refuses_an_unknown_key(world: World) -> None:
     eid = world.phone().eid()
     relay = world.client("relay")
-    body = {"dak": "AB" * 32, "eid": eid, "certificate": True}
-    _refused(lambda: relay.post("/discover", body), 404, "unknown-key")
-    _refused(lambda: relay.post("/discover", {"dak": "nope", "eid": eid}), 400, "bad-request")
+    _refused(lambda: relay.post("/certificate", {"dak": "AB" * 32, "eid": eid}), 404,
+             "unknown-key")  # fmt: skip
+    _refused(lambda: relay.post("/certificate", {"dak": "nope", "eid": eid}), 400, "bad-request")
     world.nothing_issued()
 
 
-def test_relay_refuses_another_eids_request(world: World) -> None:
+def test_relay_hands_a_certificate_only_to_its_eid_and_with_a_profile(world: World) -> None:
     phone = world.phone()
     phone.contract(world.urls["mgmt1"])
-    # the profile is installed and its event gone; an event of a pending order for the key:
-    relay = world.roles["relay"].logic
-    from host.systems.ekyc.relay import Event
-
-    dak = "CD" * 32
-    relay.events.register(Event("E1", "localhost:1", phone.eid(), dak))
+    used = world.roles["mgmt1"].logic.applications()[0]["dak"]
+    relay = world.client("relay")
     other = "89049032000000000000000000000999"
-    _refused(lambda: world.client("relay").post("/discover", {"dak": dak, "eid": other}), 403,
-             "eid")  # fmt: skip
+    _refused(lambda: relay.post("/certificate", {"dak": used, "eid": other}), 403, "eid")
+    # the profile is installed and its event deleted: the key fetches nothing any more
+    _refused(lambda: relay.post("/certificate", {"dak": used, "eid": phone.eid()}), 409,
+             "no-event")  # fmt: skip
 
 
 def test_auth_server_issues_once_per_key(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@
   its certificate under the data-acquisition key.
 - `mgmt`: a carrier's management server on the SM-DP+: contracts, local-auth
   and certificate checks, profile orders, SM-DS events.
-- `relay`: the relay server: an SM-DS-shaped event store that also hands over the
-  authentication server's certificate on a first contract.
+- `relay`: the relay server: cardemu's SM-DS (`host.servers.smds`, ES11/ES12), extended
+  to claim data-acquisition keys and hand over the authentication server's certificate
+  on a first contract.
 - `card`, `terminal`: the host session with the local-authentication applet; the
   phone (LPA + contract application).
 - `demo`: the seeded demo keys, carriers and user; `scenario`: `cardemu scenario ekyc`.

@@ -28,10 +28,11 @@ contract applications. Routes besides ES9+ (JSON; refusals are problems with a
 Profile generation is the carrier's ES2+ order into its own SM-DP+ (SGP.22
 §5.3.2 DownloadOrder + ConfirmOrder, here `SmdpPlus.add_order`), bound to the
 EID, with a matching ID and ICCID derived from the application, so a retry
-after a crash finds the same order instead of making a second one. The SM-DS
-event (ES12.RegisterEvent) is registered after the order and deleted once the
-eUICC reports the installation (ES9+.HandleNotification → ES12.DeleteEvent),
-so an event never points at a missing order and none outlives its download.
+after a crash finds the same order instead of making a second one. The SM-DP+
+registers the order's event at the relay, cardemu's SM-DS (ES12.RegisterEvent),
+after the order exists, and deletes it once the eUICC reports the installation
+(ES9+.HandleNotification → ES12.DeleteEvent, made sure of by `reconcile`), so
+an event never points at a missing order and none outlives its download.
 
 A refusal consumes the application (state "refused", its challenge dead) and
 issues nothing: no order, no event, no call to the authentication server after
@@ -47,15 +48,18 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from host.lpa.es9 import HttpHook
+from host.es9plus import SC_EVENT_ID_IN_USE, SC_EVENT_ID_UNKNOWN, Es9Error
+from host.lpa.es9 import Es9TransportError, HttpHook
 from host.pki import TestPki
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import OrderState, SmdpPlus
+from host.servers.smds import Es12Client
 from host.servers.web import Store
 from host.systems.ekyc.auth import check_dak, check_eid
 from host.systems.ekyc.demo import Carrier
@@ -152,12 +156,22 @@ class ManagementServer:
     ) -> None:
         self.carrier = carrier
         self.store = Store(store, _SCHEMA)
-        self.smdp = CarrierSmdp(pki, address=address, store=self.store, clock=clock)
+        self.relay_address = urlsplit(relay_url).netloc
+        ca_pem = pki.ci.pem
+        self.smdp = CarrierSmdp(
+            pki,
+            address=address,
+            store=self.store,
+            clock=clock,
+            smds_client=lambda smds: Es12Client(
+                smds, requester=self.smdp.address, ca_pem=ca_pem, hook=hook
+            ),
+        )
         self.smdp.on_notification = self.reconcile
         self.trusted_cis = [pki.ci.cert]
         self.trusted_cas = list(trusted_cas)
         self.auth = JsonClient(auth_url, hook=hook)
-        self.relay = JsonClient(relay_url, hook=hook)
+        self.relay = JsonClient(relay_url, ca_pem=ca_pem, hook=hook)
         self._random = random
         self._clock = clock
 
@@ -426,10 +440,23 @@ class ManagementServer:
         }
 
     def _register_event(self, app_id: str, event_id: str, eid: str, dak: str) -> None:
+        """The order's SM-DS event (ES12.RegisterEvent by the SM-DP+), then the key's claim at
+        the relay names it. An event the SM-DS already has (a retry after a lost answer)
+        counts as registered."""
+        try:
+            self.smdp.register_event(event_id, self.relay_address)
+        except Es9Error as e:
+            if e.code != SC_EVENT_ID_IN_USE:
+                raise Refused(502, "relay-unavailable", f"the relay server: {e}") from None
+            with self.store.transaction() as c:  # what register_event records on success
+                c.execute(
+                    "UPDATE orders SET smds_address = ?, event_id = ? WHERE matching_id = ?",
+                    (self.relay_address, event_id, event_id),
+                )
         try:
             self.relay.post(
-                "/events",
-                {"eventId": event_id, "eid": eid, "dak": dak, "smdpAddress": self.smdp.address},
+                "/keys",
+                {"dak": dak, "eid": eid, "owner": self._owner(app_id), "eventId": event_id},
             )
         except (Refused, OSError) as e:
             raise Refused(502, "relay-unavailable", f"the relay server: {e}") from None
@@ -441,7 +468,8 @@ class ManagementServer:
 
     def reconcile(self) -> None:
         """Bring the SM-DS in line with the orders: register missing events, delete the
-        events of installed profiles (ES12.DeleteEvent). Best effort; run again later."""
+        events of installed profiles (ES12.DeleteEvent; the SM-DP+ tries once on the
+        installation result, this makes sure). Best effort; run again later."""
         for row in self.store.query(
             "SELECT * FROM applications WHERE state = 'ordered' AND event_deleted = 0"
         ):
@@ -449,16 +477,19 @@ class ManagementServer:
                 if not row["event_registered"]:
                     self._register_event(row["id"], row["matching_id"], row["eid"], row["dak"])
                 if self.smdp.order_state(row["matching_id"]) == OrderState.INSTALLED:
-                    self.relay.post(
-                        "/events/delete",
-                        {"eventId": row["matching_id"], "smdpAddress": self.smdp.address},
-                    )
+                    try:
+                        self.smdp.es12(self.relay_address).delete_event(
+                            row["eid"], row["matching_id"]
+                        )
+                    except Es9Error as e:
+                        if e.code != SC_EVENT_ID_UNKNOWN:  # gone already: what we want
+                            raise
                     with self.store.transaction() as c:
                         c.execute(
                             "UPDATE applications SET event_deleted = 1, updated = ? WHERE id = ?",
                             (self._clock(), row["id"]),
                         )
-            except (Refused, OSError) as e:
+            except (Refused, Es9Error, Es9TransportError, OSError) as e:
                 log.warning("SM-DS event of %s not reconciled yet: %s", row["id"], e)
 
     def status(self, app_id: str) -> dict[str, Any]:

@@ -23,7 +23,15 @@ from starlette.applications import Starlette
 from host.lpa.es9 import HttpHook
 from host.servers.web import RoleServer, TlsFiles
 
-__all__ = ["InProcessRole", "auth_role", "mgmt_role", "relay_role", "stop_all"]
+__all__ = [
+    "InProcessRole",
+    "auth_role",
+    "mgmt_role",
+    "mgmt_tls",
+    "relay_role",
+    "relay_tls",
+    "stop_all",
+]
 
 Built = tuple[Any, Starlette]
 
@@ -38,12 +46,24 @@ def auth_role(db: str, *, seed: int = 0, verifier: str | None = None) -> Built:
     return auth, create_app(auth)
 
 
-def relay_role(db: str, *, auth_url: str, hook: HttpHook | None = None) -> Built:
-    """The relay server (its own SM-DS-shaped event store on `db`)."""
-    from host.systems.ekyc.relay import Relay, SqliteEventStore, create_app
+def relay_role(
+    db: str, *, auth_url: str, address: str = "localhost:0", hook: HttpHook | None = None
+) -> Built:
+    """The relay server: cardemu's SM-DS on `db` (the built-in GSMA test PKI) with the seed's
+    additions."""
+    from host.pki import default_pki
+    from host.systems.ekyc.relay import Relay, create_app
 
-    relay = Relay(SqliteEventStore(db), auth_url=auth_url, hook=hook)
+    relay = Relay(default_pki(), address=address, store=db, auth_url=auth_url, hook=hook)
     return relay, create_app(relay)
+
+
+def relay_tls() -> TlsFiles:
+    """CERT.DStls of the built-in test PKI's SM-DS on localhost (what LPAs check it with)."""
+    from host.pki import default_pki
+
+    tls = default_pki().issue_smds("localhost").dstls
+    return TlsFiles(tls.pem, tls.key_pem)
 
 
 def mgmt_role(

@@ -94,8 +94,8 @@ class EkycScenario(Scenario):
            "the EID signed and stored under the key (S22-S24); the profile ordered and "
            "registered under the key with an SM-DS event (S25-S26)"),
         _s(27, "relay", "discover", PHONE, RELAY,
-           "S27-S32: the relay fetches the certificate (S28-S29) and hands it over with "
-           "the profile's event (S30-S32)"),
+           "S27-S32: the relay (the SM-DS) fetches the certificate under the key (S28-S29) "
+           "and hands it over; the profile's event by ES11 (S30-S32)"),
         _s(33, "terminal", "store_certificate", PHONE, PHONE,
            "S33: the authentication server's certificate stored on the phone"),
         _s(34, "ES9+", "download", PHONE, MGMT1,
@@ -111,7 +111,7 @@ class EkycScenario(Scenario):
            "certificate (S50) verified, the key claimed; the profile ordered with its event "
            "(S51-S52): no eKYC"),
         _s(53, "relay", "discover", PHONE, RELAY,
-           "S53-S56: the relay hands over the profile's event only"),
+           "S53-S56: the profile's event only, from the SM-DS by ES11"),
         _s(57, "ES9+", "download", PHONE, MGMT2,
            "S57-S58: the profile downloaded by ES9+/ES10b, installed and enabled"),
         _s(60, "ES10c", "GetProfilesInfo", PHONE, EUICC, "after the seed: both profiles listed"),
@@ -169,8 +169,13 @@ class EkycScenario(Scenario):
                    "the photo is lost on the way to the authentication server: nothing issued; "
                    "the retry is asked for a new capture"),
         FaultPoint("drop:http@19.3", "interrupted",
-                   "the event registration is lost after the certificate was issued: the "
-                   "retry registers it; no orphan certificate"),
+                   "the SM-DP+'s ES12.RegisterEvent is lost after the certificate was issued: "
+                   "the retry registers it; no orphan certificate"),
+        FaultPoint("dup:http@19.3", "completed",
+                   "the SM-DP+'s ES12.RegisterEvent arrives twice at the SM-DS: one event"),
+        FaultPoint("drop:http@34.5", "completed",
+                   "the SM-DP+'s ES12.DeleteEvent after the installation is lost: the carrier's "
+                   "reconciliation deletes the event; none dangles"),
         FaultPoint("dup:http@19.2", "completed",
                    "the photo reaches the authentication server twice: one certificate"),
         FaultPoint("dup:http@19", "completed",
@@ -274,6 +279,7 @@ class EkycScenario(Scenario):
             mgmt_role,
             mgmt_tls,
             relay_role,
+            relay_tls,
             stop_all,
         )
 
@@ -290,7 +296,9 @@ class EkycScenario(Scenario):
         roles[AUTH] = InProcessRole(AUTH, lambda: auth_role(dbs[AUTH])).start()
         urls[AUTH] = roles[AUTH].url
         roles[RELAY] = InProcessRole(
-            RELAY, lambda: relay_role(dbs[RELAY], auth_url=urls[AUTH], hook=hook(RELAY))
+            RELAY,
+            lambda: relay_role(dbs[RELAY], auth_url=urls[AUTH], hook=hook(RELAY)),
+            tls=relay_tls(),
         ).start()
         urls[RELAY] = roles[RELAY].url
         tls = mgmt_tls()
@@ -323,7 +331,7 @@ class EkycScenario(Scenario):
         relay = stack.enter_context(
             ServerProcess("ekyc-relay", ["--db", dbs[RELAY], "--auth-url", auth_url])
         )
-        relay_url = f"http://localhost:{relay.port}"
+        relay_url = f"https://localhost:{relay.port}"
         procs: dict[str, Any] = {AUTH: auth, RELAY: relay}
         urls = {AUTH: auth_url, RELAY: relay_url}
         for mgmt in (MGMT1, MGMT2):
@@ -519,7 +527,7 @@ def _recover(ctx: RunContext) -> list[Verdict]:
             f"{len(by_carrier2)} verification(s) asked by carrier2",
         )
     )
-    events = rows(dbs[RELAY], "SELECT event_id FROM events")
+    events = rows(dbs[RELAY], "SELECT event_id FROM events")  # the SM-DS's event records
     verdicts.append(
         Verdict(
             "no dangling SM-DS event: none left once the profiles are installed",

@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from host.lpa.es9 import HttpHook
 from host.lpa.es10 import Es10Client
@@ -112,7 +113,7 @@ class Terminal:
 
     Args:
         reader: the eUICC (ISD-R, local-authentication applet, profile store).
-        relay_url: the relay server (SM-DS).
+        relay_url: the relay server (cardemu's SM-DS, https://host:port).
         ca_pem: the CI certificates TLS to the management servers (SM-DP+) is checked with.
         user: the person using it.
         storage: what the phone keeps.
@@ -282,18 +283,22 @@ class Terminal:
             iccid = self._download(answer["smdpAddress"], answer["matchingId"], answer["iccid"])
             self._step("ES9+", "download", f"profile {iccid} already installed; enabled")
             return self._done(pending, answer, iccid, ekyc)
-        relay = JsonClient(self.relay_url, hook=self.hook)
-        found = relay.post(
-            "/discover", {"dak": info["dak"], "eid": info["eid"], "certificate": want_cert}
-        )
-        events = [e for e in found["events"] if e["eventId"] == answer["matchingId"]]
+        found: dict[str, Any] = {}
+        if want_cert:  # S27-S29: the certificate, fetched by the relay under the key
+            relay = JsonClient(self.relay_url, ca_pem=self.ca_pem, hook=self.hook)
+            found = relay.post("/certificate", {"dak": info["dak"], "eid": info["eid"]})
+        # S30-S32: the profile's event, from the SM-DS by ES11 (the eUICC signs for it).
+        with Es10Client(self.reader) as es10:
+            lpa = Lpa(es10, ca_pem=self.ca_pem, http_hook=self.hook)
+            listed = lpa.discover(urlsplit(self.relay_url).netloc, follow=False)
+        events = [e for e in listed if e["eventId"] == answer["matchingId"]]
         if not events:
             raise TerminalError("the relay server has no event for this profile")
         self._step(
             "relay",
             "discover",
             ("the certificate and " if want_cert else "") + f"the event "
-            f"{events[0]['eventId']} at {events[0]['smdpAddress']}",
+            f"{events[0]['eventId']} at {events[0]['rspServerAddress']} (ES11)",
         )
         if want_cert:
             try:
@@ -308,7 +313,8 @@ class Terminal:
                 "store_certificate",
                 f"certificate {cert.serial.hex().upper()[:8]} over EID {cert.eid} stored",
             )
-        iccid = self._download(events[0]["smdpAddress"], events[0]["eventId"], answer["iccid"])
+        event = events[0]
+        iccid = self._download(event["rspServerAddress"], event["eventId"], answer["iccid"])
         self._step(
             "ES9+", "download", f"profile {iccid} downloaded by ES9+/ES10b, installed and enabled"
         )
