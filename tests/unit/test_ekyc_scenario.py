@@ -78,6 +78,11 @@ def test_crash_safety_walked_over_every_fault_point() -> None:
     assert not failed, failed
     kinds = {spec.action for _, spec, _ in results}
     assert kinds == {"kill", "drop", "dup", "tear"}
+    # Every fault struck: a message of its run carries its note.
+    silent = [
+        str(spec) for _, spec, r in results if not any(m.fault for t in r.steps for m in t.messages)
+    ]
+    assert not silent, f"faults that never fired: {silent}"
 
 
 def test_a_real_process_killed_and_restarted() -> None:
