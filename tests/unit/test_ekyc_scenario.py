@@ -91,3 +91,18 @@ def test_a_real_process_killed_and_restarted() -> None:
     assert res.ok, [v for v in res.verdicts if not v.ok]
     notes = [m.fault for s in res.steps for m in s.messages if m.fault]
     assert any("killed (pid" in n and "restarted" in n for n in notes), notes
+
+
+def test_pcsc_run() -> None:
+    """--pcsc: the phone's eUICC served through pcscd and vpcd."""
+    from host.systems.pcsc import PcscUnavailable, check_pcsc
+
+    try:
+        check_pcsc()
+    except PcscUnavailable as e:
+        pytest.skip(str(e))
+    r = run_scenario(get_scenario("ekyc"), pcsc=True)
+    if r.error and "PcscUnavailable" in r.error:
+        # Another pcscd whose vpcd slot is absent or holds a card: not ours to use.
+        pytest.skip(r.error)
+    assert r.ok, [v for v in r.verdicts if not v.ok]
