@@ -61,7 +61,9 @@ class EkycScenario(Scenario):
 
     Args:
         real_processes: under a kill fault, kill real `cardemu server` processes
-            rather than in-process roles (`--processes` without a fault does so too).
+            rather than in-process roles. A kill fault alone always turns on the run's
+            `processes` option, so that option asks for real processes only without
+            a kill fault (`cardemu scenario ekyc --processes`).
     """
 
     name = "ekyc"
