@@ -37,7 +37,7 @@ from host.systems.ekyc.http import JsonClient
 from host.systems.ekyc.proofs import EkycCertificate, ProofError
 from host.systems.ekyc.verifier import capture
 
-__all__ = ["ContractResult", "PhoneStorage", "Terminal", "User", "make_dak"]
+__all__ = ["ContractResult", "PhoneStorage", "Terminal", "TerminalError", "User", "make_dak"]
 
 StepHook = Callable[[str, str, str], None]
 
