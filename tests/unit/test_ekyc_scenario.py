@@ -40,6 +40,7 @@ def test_the_messages_of_each_step(clean_run: RunResult) -> None:
     assert {("http", "phone", "mgmt1"), ("http", "mgmt1", "auth")} <= pairs(12)  # S12, S14
     assert {("http", "mgmt1", "auth"), ("http", "mgmt1", "relay")} <= pairs(19)  # S20, S26
     assert {("http", "phone", "relay"), ("http", "relay", "auth")} <= pairs(27)  # S27-S29
+    assert ("apdu", "phone", "euicc") in pairs(30) and ("http", "phone", "relay") in pairs(30)
     assert ("http", "mgmt1", "relay") in pairs(34)  # the installed profile's event deleted
     # The later contract: no identity verification, no certificate fetched.
     for n in (41, 48, 53, 57):

@@ -95,9 +95,12 @@ class EkycScenario(Scenario):
            "S19-S26: ID photo data to the authentication server (S20), identity verified, "
            "the EID signed and stored under the key (S22-S24); the profile ordered and "
            "registered under the key with an SM-DS event (S25-S26)"),
-        _s(27, "relay", "discover", PHONE, RELAY,
-           "S27-S32: the relay (the SM-DS) fetches the certificate under the key (S28-S29) "
-           "and hands it over; the profile's event by ES11 (S30-S32)"),
+        _s(27, "relay", "certificate", PHONE, RELAY,
+           "S27-S29: the phone asks the relay with the key; the relay fetches the "
+           "authentication server's certificate stored under it and hands it over"),
+        _s(30, "ES11", "discover", PHONE, RELAY,
+           "S30-S32: the profile's event from the relay, the SM-DS, by ES11 (the eUICC "
+           "signs for it): the SM-DP+ address and the matching ID"),
         _s(33, "terminal", "store_certificate", PHONE, PHONE,
            "S33: the authentication server's certificate stored on the phone"),
         _s(34, "ES9+", "download", PHONE, MGMT1,
@@ -112,7 +115,7 @@ class EkycScenario(Scenario):
            "S48-S52: EID + certificate + local-auth result + key; result (S49) and "
            "certificate (S50) verified, the key claimed; the profile ordered with its event "
            "(S51-S52): no eKYC"),
-        _s(53, "relay", "discover", PHONE, RELAY,
+        _s(53, "ES11", "discover", PHONE, RELAY,
            "S53-S56: the profile's event only, from the SM-DS by ES11"),
         _s(57, "ES9+", "download", PHONE, MGMT2,
            "S57-S58: the profile downloaded by ES9+/ES10b, installed and enabled"),
@@ -137,6 +140,8 @@ class EkycScenario(Scenario):
                    "the relay killed before the event is registered: registered after restart"),
         FaultPoint("kill:relay@27", "completed",
                    "the relay killed before the phone asks: its events are in its store"),
+        FaultPoint("kill:relay@30", "completed",
+                   "the relay killed before the LPA's ES11: its events are in its store"),
         FaultPoint("kill:auth@27", "completed",
                    "the authentication server killed before the relay fetches the certificate"),
         FaultPoint("kill:mgmt1@34", "completed",

@@ -287,6 +287,11 @@ class Terminal:
         if want_cert:  # S27-S29: the certificate, fetched by the relay under the key
             relay = JsonClient(self.relay_url, ca_pem=self.ca_pem, hook=self.hook)
             found = relay.post("/certificate", {"dak": info["dak"], "eid": info["eid"]})
+            self._step(
+                "relay",
+                "certificate",
+                "the relay fetched the authentication server's certificate under the key",
+            )
         # S30-S32: the profile's event, from the SM-DS by ES11 (the eUICC signs for it).
         with Es10Client(self.reader) as es10:
             lpa = Lpa(es10, ca_pem=self.ca_pem, http_hook=self.hook)
@@ -295,10 +300,9 @@ class Terminal:
         if not events:
             raise TerminalError("the relay server has no event for this profile")
         self._step(
-            "relay",
+            "ES11",
             "discover",
-            ("the certificate and " if want_cert else "") + f"the event "
-            f"{events[0]['eventId']} at {events[0]['rspServerAddress']} (ES11)",
+            f"the event {events[0]['eventId']} at {events[0]['rspServerAddress']}",
         )
         if want_cert:
             try:
