@@ -679,10 +679,18 @@ def doorlock_ams(
     metavar="MODULE:FACTORY",
     help="An identity verifier to call instead of the built-in simulated eKYC vendor.",
 )
+@click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")
 def ekyc_auth(
-    host: str, allow_remote: bool, port: int, db: str, demo_seed: int, verifier: str | None
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    demo_seed: int,
+    verifier: str | None,
+    no_tls: bool,
 ) -> None:
-    """Seed 000's authentication server: identity verification, certificates by key; plain HTTP.
+    """Seed 000's authentication server: identity verification, certificates by key; HTTPS
+    with a certificate from the demo eKYC CA (which the carriers and the relay trust).
 
     The built-in verifier simulates an eKYC vendor (face vector + liveness);
     --verifier names a factory returning a real one (see the README).
@@ -691,13 +699,13 @@ def ekyc_auth(
     Examples:
       cardemu server ekyc-auth --port 0 --db /tmp/ekyc-auth.sqlite
     """
-    from host.systems.ekyc.roles import auth_role
+    from host.systems.ekyc.roles import auth_role, auth_tls
 
     try:
         _, app = auth_role(db, seed=demo_seed, verifier=verifier)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    srv = _run("ekyc-auth", app, host, port, None, allow_remote)
+    srv = _run("ekyc-auth", app, host, port, None if no_tls else auth_tls(demo_seed), allow_remote)
     click.echo(f"ekyc-auth: serving on {srv.url} (Ctrl-C stops)", err=True)
     serve_until_interrupted("ekyc-auth", srv.serve_forever)
 
@@ -708,11 +716,16 @@ def ekyc_auth(
 @click.option("--db", default="ekyc-relay.sqlite", show_default=True, help="The SQLite store.")
 @click.option(
     "--auth-url",
-    default="http://localhost:8811",
+    default="https://localhost:8811",
     show_default=True,
     help="The authentication server (certificates are fetched there).",
 )
-def ekyc_relay(host: str, allow_remote: bool, port: int, db: str, auth_url: str) -> None:
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
+)
+def ekyc_relay(
+    host: str, allow_remote: bool, port: int, db: str, auth_url: str, demo_seed: int
+) -> None:
     """Seed 000's relay server: the SM-DS (ES11/ES12), and the certificate on a first contract;
     HTTPS (CERT.DStls of the built-in test PKI).
 
@@ -723,7 +736,7 @@ def ekyc_relay(host: str, allow_remote: bool, port: int, db: str, auth_url: str)
     from host.systems.ekyc.roles import relay_role, relay_tls
 
     try:
-        relay, app = relay_role(db, auth_url=auth_url, address=f"localhost:{port}")
+        relay, app = relay_role(db, auth_url=auth_url, address=f"localhost:{port}", seed=demo_seed)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     srv = _run("ekyc-relay", app, host, port, relay_tls(), allow_remote)
@@ -744,7 +757,7 @@ def ekyc_relay(host: str, allow_remote: bool, port: int, db: str, auth_url: str)
 )
 @click.option("--db", help="The SQLite store [default: ekyc-CARRIER.sqlite].")
 @click.option(
-    "--auth-url", default="http://localhost:8811", show_default=True, help="The auth server."
+    "--auth-url", default="https://localhost:8811", show_default=True, help="The auth server."
 )
 @click.option(
     "--relay-url", default="https://localhost:8812", show_default=True, help="The relay server."

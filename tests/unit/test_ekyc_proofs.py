@@ -82,6 +82,14 @@ def test_every_refusal() -> None:
     assert e.value.reason == "issuer"
 
 
+def test_the_servers_tls_key_cannot_vouch_for_an_eid() -> None:
+    by_tls = EkycCertificate(EID, bytes(16), 1, PKI.tls.sign(certificate_tbs(EID, bytes(16), 1)),
+                             PKI.tls.der)  # fmt: skip
+    with pytest.raises(ProofError) as e:
+        verify_certificate(by_tls, CAS, eid=EID)
+    assert e.value.reason == "issuer" and "TLS" in str(e.value)
+
+
 def test_demo_keys_are_the_same_in_every_process() -> None:
     demo_pki.cache_clear()
     again = demo_pki(0)

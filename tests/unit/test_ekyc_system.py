@@ -29,6 +29,7 @@ from host.systems.ekyc.proofs import EkycCertificate, certificate_tbs
 from host.systems.ekyc.roles import (
     InProcessRole,
     auth_role,
+    auth_tls,
     mgmt_role,
     mgmt_tls,
     relay_role,
@@ -60,7 +61,8 @@ class World:
         )
 
     def client(self, name: str) -> JsonClient:
-        return JsonClient(self.urls[name], ca_pem=GSMA.ci.pem)
+        ca = demo_pki(0).ca.pem if name == "auth" else GSMA.ci.pem
+        return JsonClient(self.urls[name], ca_pem=ca)
 
     # what was issued and stored, anywhere
     def certificates(self) -> int:
@@ -85,7 +87,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     roles: dict[str, InProcessRole] = {}
     db = {n: str(tmp_path / f"{n}.sqlite") for n in ("auth", "relay", "mgmt1", "mgmt2")}
     with contextlib.ExitStack() as stack:
-        roles["auth"] = stack.enter_context(InProcessRole("auth", lambda: auth_role(db["auth"])))
+        roles["auth"] = stack.enter_context(
+            InProcessRole("auth", lambda: auth_role(db["auth"]), tls=auth_tls())
+        )
         urls["auth"] = roles["auth"].url
         roles["relay"] = stack.enter_context(
             InProcessRole(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import ipaddress
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +21,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from host.pki import Credential
 
@@ -62,6 +63,7 @@ def _cert(
     serial: int,
     *,
     ca: bool,
+    tls: bool = False,
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -87,27 +89,43 @@ def _cert(
             critical=True,
         )
     )
+    if tls:  # the server's HTTPS certificate on loopback
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(signer, hashes.SHA256(), ecdsa_deterministic=True)
 
 
 @dataclass(frozen=True)
 class DemoPki:
-    """The eKYC CA (the carriers' trust anchor) and the authentication server's credential."""
+    """The eKYC CA (the carriers' trust anchor) and the authentication server's credentials:
+    its signing key (certificates over EIDs) and its HTTPS key, both certified by the CA."""
 
     ca: Credential
     auth: Credential
     #: an authentication server no trusted CA certified (for the refusal tests)
     rogue: Credential
+    #: the authentication server's HTTPS certificate (localhost, 127.0.0.1)
+    tls: Credential
 
 
 @lru_cache(maxsize=4)
 def demo_pki(seed: int = 0) -> DemoPki:
     """The demo PKI of `seed` (the same keys and certificates in every process)."""
-    ca_key, auth_key, rogue_key = (_key(seed, n) for n in ("ca", "auth", "rogue"))
+    ca_key, auth_key, rogue_key, tls_key = (_key(seed, n) for n in ("ca", "auth", "rogue", "tls"))
     ca = _cert("eKYC CA", ca_key, "eKYC CA", ca_key, 1, ca=True)
     auth = _cert("eKYC authentication server", auth_key, "eKYC CA", ca_key, 2, ca=False)
     rogue = _cert("eKYC CA", rogue_key, "eKYC CA", rogue_key, 3, ca=False)
-    return DemoPki(Credential(ca, ca_key), Credential(auth, auth_key), Credential(rogue, rogue_key))
+    tls = _cert("localhost", tls_key, "eKYC CA", ca_key, 4, ca=False, tls=True)
+    return DemoPki(
+        Credential(ca, ca_key),
+        Credential(auth, auth_key),
+        Credential(rogue, rogue_key),
+        Credential(tls, tls_key),
+    )
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ class ManagementServer:
         pki: the GSMA test PKI: the SM-DP+'s credentials and the CI it trusts for eUICCs.
         trusted_cas: the CAs whose authentication servers it accepts (S50).
         auth_url: the authentication server; relay_url: the relay server (SM-DS).
+        auth_ca_pem: the CA the authentication server's HTTPS certificate chains to.
         address: the SM-DP+ address LPAs use (host:port).
         hook: wraps its requests to the other servers (a scenario's recorder, faults).
         random: the source of application IDs and challenges.
@@ -150,6 +151,7 @@ class ManagementServer:
         auth_url: str,
         relay_url: str,
         address: str,
+        auth_ca_pem: bytes | None = None,
         hook: HttpHook | None = None,
         random: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
@@ -170,7 +172,7 @@ class ManagementServer:
         self.smdp.on_notification = self.reconcile
         self.trusted_cis = [pki.ci.cert]
         self.trusted_cas = list(trusted_cas)
-        self.auth = JsonClient(auth_url, hook=hook)
+        self.auth = JsonClient(auth_url, ca_pem=auth_ca_pem, hook=hook)
         self.relay = JsonClient(relay_url, ca_pem=ca_pem, hook=hook)
         self._random = random
         self._clock = clock

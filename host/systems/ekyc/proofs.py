@@ -291,6 +291,11 @@ def verify_certificate(
             raise ProofError("issuer", "the issuer's key may not sign")
     except x509.ExtensionNotFound:
         raise ProofError("issuer", "the issuer certificate has no key usage") from None
+    try:  # the server's HTTPS key is certified for TLS, not for vouching for EIDs
+        issuer.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        raise ProofError("issuer", "the issuer certificate is for another purpose (TLS)")
+    except x509.ExtensionNotFound:
+        pass
     if cert.eid.upper() != eid.upper():
         raise ProofError("eid", "the certificate is for another EID")
     if not _verify_raw(issuer.public_key(), cert.signature, cert.tbs()):

@@ -72,6 +72,7 @@ class Relay(SmDs):
         address: the SM-DS address LPAs and SM-DP+ servers use (host:port).
         store: its SQLite file (events, ES11 sessions, claimed keys).
         auth_url: the authentication server (where certificates are fetched).
+        auth_ca_pem: the CA the authentication server's HTTPS certificate chains to.
         hook: wraps the relay's own requests (a scenario's recorder, faults).
     """
 
@@ -82,10 +83,11 @@ class Relay(SmDs):
         address: str,
         store: Store | str | os.PathLike[str],
         auth_url: str,
+        auth_ca_pem: bytes | None = None,
         hook: HttpHook | None = None,
     ) -> None:
         super().__init__(pki, address=address, store=EventStore(store, extra_schema=_KEYS_SCHEMA))
-        self.auth = JsonClient(auth_url, hook=hook)
+        self.auth = JsonClient(auth_url, ca_pem=auth_ca_pem, hook=hook)
 
     def close(self) -> None:
         self.store.close()

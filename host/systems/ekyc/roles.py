@@ -26,6 +26,7 @@ from host.servers.web import RoleServer, TlsFiles
 __all__ = [
     "InProcessRole",
     "auth_role",
+    "auth_tls",
     "mgmt_role",
     "mgmt_tls",
     "relay_role",
@@ -47,15 +48,36 @@ def auth_role(db: str, *, seed: int = 0, verifier: str | None = None) -> Built:
 
 
 def relay_role(
-    db: str, *, auth_url: str, address: str = "localhost:0", hook: HttpHook | None = None
+    db: str,
+    *,
+    auth_url: str,
+    address: str = "localhost:0",
+    seed: int = 0,
+    hook: HttpHook | None = None,
 ) -> Built:
     """The relay server: cardemu's SM-DS on `db` (the built-in GSMA test PKI) with the seed's
-    additions."""
+    additions; it trusts the demo eKYC CA of `seed` for the authentication server's HTTPS."""
     from host.pki import default_pki
+    from host.systems.ekyc.demo import demo_pki
     from host.systems.ekyc.relay import Relay, create_app
 
-    relay = Relay(default_pki(), address=address, store=db, auth_url=auth_url, hook=hook)
+    relay = Relay(
+        default_pki(),
+        address=address,
+        store=db,
+        auth_url=auth_url,
+        auth_ca_pem=demo_pki(seed).ca.pem,
+        hook=hook,
+    )
     return relay, create_app(relay)
+
+
+def auth_tls(seed: int = 0) -> TlsFiles:
+    """The authentication server's HTTPS certificate (localhost) from the demo eKYC CA."""
+    from host.systems.ekyc.demo import demo_pki
+
+    tls = demo_pki(seed).tls
+    return TlsFiles(tls.pem, tls.key_pem)
 
 
 def relay_tls() -> TlsFiles:
@@ -94,6 +116,7 @@ def mgmt_role(
         auth_url=auth_url,
         relay_url=relay_url,
         address=address,
+        auth_ca_pem=demo_pki(seed).ca.pem,
         hook=hook,
     )
     return mgmt, create_app(mgmt)

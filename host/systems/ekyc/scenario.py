@@ -283,6 +283,7 @@ class EkycScenario(Scenario):
         from host.systems.ekyc.roles import (
             InProcessRole,
             auth_role,
+            auth_tls,
             mgmt_role,
             mgmt_tls,
             relay_role,
@@ -300,7 +301,7 @@ class EkycScenario(Scenario):
             return str(self._party_of(urls)(url))
 
         stack.callback(lambda: stop_all(list(roles.values())))
-        roles[AUTH] = InProcessRole(AUTH, lambda: auth_role(dbs[AUTH])).start()
+        roles[AUTH] = InProcessRole(AUTH, lambda: auth_role(dbs[AUTH]), tls=auth_tls()).start()
         urls[AUTH] = roles[AUTH].url
         roles[RELAY] = InProcessRole(
             RELAY,
@@ -334,7 +335,7 @@ class EkycScenario(Scenario):
 
         dbs = ctx.state["dbs"]
         auth = stack.enter_context(ServerProcess("ekyc-auth", ["--db", dbs[AUTH]]))
-        auth_url = f"http://localhost:{auth.port}"
+        auth_url = f"https://localhost:{auth.port}"
         relay = stack.enter_context(
             ServerProcess("ekyc-relay", ["--db", dbs[RELAY], "--auth-url", auth_url])
         )
