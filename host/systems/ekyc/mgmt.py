@@ -176,6 +176,12 @@ class ManagementServer:
         self.relay = JsonClient(relay_url, ca_pem=ca_pem, hook=hook)
         self._random = random
         self._clock = clock
+        #: told as the server reaches a seed step: (S-number, one line); a scenario's recorder
+        self.on_step: Callable[[int, str], None] | None = None
+
+    def _reached(self, number: int, detail: str) -> None:
+        if self.on_step is not None:
+            self.on_step(number, detail)
 
     @property
     def address(self) -> str:
@@ -247,6 +253,11 @@ class ManagementServer:
             if row["state"] in ("verifying", "ordered") and row["info_digest"] == digest:
                 return self._resume(row, body)  # the same information again: a retry
             raise Refused(409, "state", f"the application is {row['state']}")
+        first = body.get("certificate") is None
+        self._reached(
+            12 if first else 48,
+            f"{self.carrier.name} received the information for application {app_id[:8]}",
+        )
         eid = check_eid(body.get("eid"))
         dak = check_dak(body.get("dak"))
         try:
@@ -293,6 +304,12 @@ class ManagementServer:
             result.method_name,
             kind,
         )
+        self._reached(
+            13 if kind == "first" else 49,
+            f"local-auth result ({result.method_name}) verified"
+            + ("" if kind == "first" else ", the certificate too")
+            + "; the key claimed at the relay",
+        )
         if kind == "later":
             return self._issue(self._application(app_id))
         return self._verify_identity(self._application(app_id), document)
@@ -338,6 +355,8 @@ class ManagementServer:
             )
         if answer["state"] == "passed":  # verified before a crash: carry on
             return self._issue(self._application(row["id"]))
+        self._reached(14, "identity verification forwarded; the authentication server asks "
+                      "for ID photo data")  # fmt: skip
         if answer["state"] != "photo_requested":
             raise self._refuse(
                 row["id"], 403, "verification-failed", "the identity verification has failed"
@@ -371,6 +390,7 @@ class ManagementServer:
         photo = body.get("photo")
         if not isinstance(photo, dict):
             raise Refused(400, "bad-request", "photo is an object")
+        self._reached(19, f"{self.carrier.name} received the ID photo data")
         try:
             self.auth.post(
                 f"/verifications/{row['verification']}/photo",
@@ -384,6 +404,7 @@ class ManagementServer:
             raise Refused(502, "auth-unavailable", f"the authentication server: {e}") from None
         except OSError as e:
             raise Refused(502, "auth-unavailable", f"the authentication server: {e}") from None
+        self._reached(20, "identity verified; the EID signed and stored under the key")
         return self._issue(self._application(app_id))
 
     # -- S25-S26, S51-S52: the profile, its order and its event ----------------------------
@@ -430,6 +451,10 @@ class ManagementServer:
                 " updated = ? WHERE id = ?",
                 (order.matching_id, order.full_iccid, self._clock(), row["id"]),
             )
+        self._reached(
+            25 if row["kind"] == "first" else 51,
+            f"profile {order.full_iccid} generated: ordered from the SM-DP+ for the EID",
+        )
         if not row["event_registered"]:
             self._register_event(row["id"], order.matching_id, row["eid"], row["dak"])
         return {

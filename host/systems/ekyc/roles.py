@@ -137,14 +137,21 @@ class InProcessRole:
         name: the party's name (the fault specs' kill target).
         build: makes the role's logic and app, called again on every restart.
         tls: serve HTTPS with this.
+        on_start: called with the role's logic each time it is built (before it serves).
     """
 
     def __init__(
-        self, name: str, build: Callable[[], Built], *, tls: TlsFiles | None = None
+        self,
+        name: str,
+        build: Callable[[], Built],
+        *,
+        tls: TlsFiles | None = None,
+        on_start: Callable[[Any], None] | None = None,
     ) -> None:
         self.name = name
         self.build = build
         self.tls = tls
+        self.on_start = on_start
         self.port = 0
         self.starts = 0
         self.logic: Any = None
@@ -170,6 +177,8 @@ class InProcessRole:
         self.port = server.port
         if hasattr(logic, "address"):
             logic.address = f"localhost:{self.port}"
+        if self.on_start is not None:
+            self.on_start(logic)
         server.start()
         self.logic, self._server = logic, server
         self.starts += 1

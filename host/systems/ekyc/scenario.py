@@ -10,7 +10,9 @@ one another recorded too (a kill fault stops a role and builds it again from
 its SQLite file: `host.systems.ekyc.roles.InProcessRole`); `--processes` runs
 them as `cardemu server ekyc-*` processes instead (then only the phone's own
 exchanges are recorded). The eUICC is in-process or served through pcscd and
-vpcd (`--pcsc`).
+vpcd (`--pcsc`). In-process, the management servers close the seed steps they
+reach themselves (S12-S14, S19-S25, S48-S51); with `--processes` those steps
+are folded into the phone's.
 
 Claims checked after every run, fault or not, with the servers still up, once
 the phone has retried what a fault interrupted (a contract under way is resumed
@@ -85,16 +87,29 @@ class EkycScenario(Scenario):
            "S7-S9: the PIN verified on card; the eUICC signs the result over the challenge"),
         _s(10, "terminal", "certificate_check", PHONE, PHONE,
            "S10-S11: no authentication-server certificate stored: the ID data read"),
-        _s(12, "contract", "information", PHONE, MGMT1,
-           "S12-S16: EID + ID data + local-auth result + key; the result verified (S13), "
-           "the key claimed at the relay, identity verification forwarded (S14), the ID "
-           "photo request relayed (S15-S16)"),
+        _s(12, "mgmt", "received", PHONE, MGMT1,
+           "S12: EID + ID data + local-auth result + data-acquisition key to the management "
+           "server"),
+        _s(13, "mgmt", "verified", MGMT1, RELAY,
+           "S13: the local-auth result verified (eUICC signature, this challenge, success); "
+           "the key claimed at the relay"),
+        _s(14, "auth", "photo_request", MGMT1, AUTH,
+           "S14-S15: identity verification forwarded (EID, ID data, key); the authentication "
+           "server asks for ID photo data"),
+        _s(16, "contract", "information", MGMT1, PHONE,
+           "S16: the photo request relayed to the phone (the answer to S12)"),
         _s(17, "ekyc", "capture", PHONE, PHONE,
            "S17-S18: the eKYC app films the user turning as asked (liveness)"),
-        _s(19, "contract", "photo", PHONE, MGMT1,
-           "S19-S26: ID photo data to the authentication server (S20), identity verified, "
-           "the EID signed and stored under the key (S22-S24); the profile ordered and "
-           "registered under the key with an SM-DS event (S25-S26)"),
+        _s(19, "mgmt", "photo_received", PHONE, MGMT1, "S19: the ID photo data to the "
+           "management server"),
+        _s(20, "auth", "verified", MGMT1, AUTH,
+           "S20-S24: the photo to the authentication server; identity verified, the EID "
+           "signed, the certificate stored under the key, success notified"),
+        _s(25, "mgmt", "ordered", MGMT1, MGMT1,
+           "S25: the profile generated: the carrier's ES2+ order into its SM-DP+, bound to "
+           "the EID"),
+        _s(26, "contract", "photo", MGMT1, RELAY,
+           "S26: registered under the key with an SM-DS event (ES12); the phone told"),
         _s(27, "relay", "certificate", PHONE, RELAY,
            "S27-S29: the phone asks the relay with the key; the relay fetches the "
            "authentication server's certificate stored under it and hands it over"),
@@ -111,10 +126,15 @@ class EkycScenario(Scenario):
            "S43-S45: local authentication again, over carrier 2's challenge"),
         _s(46, "terminal", "certificate_check", PHONE, PHONE,
            "S46-S47: the certificate is stored: it goes instead of the ID data"),
-        _s(48, "contract", "information", PHONE, MGMT2,
-           "S48-S52: EID + certificate + local-auth result + key; result (S49) and "
-           "certificate (S50) verified, the key claimed; the profile ordered with its event "
-           "(S51-S52): no eKYC"),
+        _s(48, "mgmt", "received", PHONE, MGMT2,
+           "S48: EID + certificate + local-auth result + key to carrier 2: no ID data"),
+        _s(49, "mgmt", "verified", MGMT2, RELAY,
+           "S49-S50: the local-auth result and the certificate verified (the authentication "
+           "server's signature over this EID, its key certified by the CA); the key claimed"),
+        _s(51, "mgmt", "ordered", MGMT2, MGMT2,
+           "S51: the profile generated (ES2+ order into carrier 2's SM-DP+): no eKYC"),
+        _s(52, "contract", "information", MGMT2, RELAY,
+           "S52: registered under the key with an SM-DS event (ES12); the phone told"),
         _s(53, "ES11", "discover", PHONE, RELAY,
            "S53-S56: the profile's event only, from the SM-DS by ES11"),
         _s(57, "ES9+", "download", PHONE, MGMT2,
@@ -130,13 +150,13 @@ class EkycScenario(Scenario):
                    "carrier 1's server killed before the application: restarted, it takes it"),
         FaultPoint("kill:mgmt1@12", "completed",
                    "killed before the contract information: the challenge is in its store"),
-        FaultPoint("kill:auth@12", "completed",
+        FaultPoint("kill:auth@14", "completed",
                    "the authentication server killed before the verification request"),
         FaultPoint("kill:mgmt1@19", "completed",
                    "carrier 1's server killed before the photo: the verification is in its store"),
-        FaultPoint("kill:auth@19", "completed",
+        FaultPoint("kill:auth@20", "completed",
                    "the authentication server killed before the photo: the request is stored"),
-        FaultPoint("kill:relay@19", "completed",
+        FaultPoint("kill:relay@26", "completed",
                    "the relay killed before the event is registered: registered after restart"),
         FaultPoint("kill:relay@27", "completed",
                    "the relay killed before the phone asks: its events are in its store"),
@@ -154,7 +174,9 @@ class EkycScenario(Scenario):
                    "carrier 2's server killed before the application"),
         FaultPoint("kill:mgmt2@48", "completed",
                    "carrier 2's server killed before the certificate arrives"),
-        FaultPoint("kill:relay@48", "completed",
+        FaultPoint("kill:relay@49", "completed",
+                   "the relay killed before carrier 2 claims the key"),
+        FaultPoint("kill:relay@52", "completed",
                    "the relay killed before carrier 2's event is registered"),
         FaultPoint("kill:relay@53", "completed", "the relay killed before the second discovery"),
         FaultPoint("kill:mgmt2@57", "completed",
@@ -164,26 +186,26 @@ class EkycScenario(Scenario):
         FaultPoint("kill:mgmt1@57", "completed",
                    "carrier 1's SM-DP+ killed before the notification that its profile was "
                    "disabled: delivered to the restarted server"),
-        FaultPoint("kill:relay@12", "completed",
+        FaultPoint("kill:relay@13", "completed",
                    "the relay killed before carrier 1 claims the data-acquisition key"),
-        FaultPoint("drop:http@12.2", "interrupted",
+        FaultPoint("drop:http@13.1", "interrupted",
                    "carrier 1's claim of the key at the relay is lost: nothing issued; the "
                    "same information again claims it"),
-        FaultPoint("drop:http@12.3", "interrupted",
+        FaultPoint("drop:http@14.1", "interrupted",
                    "the verification request to the authentication server is lost: the phone "
                    "retries the same information, one verification"),
-        FaultPoint("drop:http@19.2", "interrupted",
+        FaultPoint("drop:http@20.1", "interrupted",
                    "the photo is lost on the way to the authentication server: nothing issued; "
                    "the retry is asked for a new capture"),
-        FaultPoint("drop:http@19.3", "interrupted",
+        FaultPoint("drop:http@26.1", "interrupted",
                    "the SM-DP+'s ES12.RegisterEvent is lost after the certificate was issued: "
                    "the retry registers it; no orphan certificate"),
-        FaultPoint("dup:http@19.3", "completed",
+        FaultPoint("dup:http@26.1", "completed",
                    "the SM-DP+'s ES12.RegisterEvent arrives twice at the SM-DS: one event"),
         FaultPoint("drop:http@34.5", "completed",
                    "the SM-DP+'s ES12.DeleteEvent after the installation is lost: the carrier's "
                    "reconciliation deletes the event; none dangles"),
-        FaultPoint("dup:http@19.2", "completed",
+        FaultPoint("dup:http@20.1", "completed",
                    "the photo reaches the authentication server twice: one certificate"),
         FaultPoint("dup:http@19", "completed",
                    "the phone's photo request arrives twice: one order, one event"),
@@ -240,6 +262,7 @@ class EkycScenario(Scenario):
                 on_step=on_step,
             )
             ctx.state["phone_args"] = (gsma.ci.pem, who)
+            ctx.state["recording"] = True
             phone.first_start()
             for mgmt in (MGMT1, MGMT2):
                 ctx.state["contracts"][mgmt] = phone.contract(urls[mgmt], plan="unlimited")
@@ -322,13 +345,30 @@ class EkycScenario(Scenario):
                     hook=hook(m),
                 )
 
-            roles[mgmt] = InProcessRole(mgmt, build, tls=tls)
+            roles[mgmt] = InProcessRole(mgmt, build, tls=tls, on_start=self._steps_of(ctx))
             roles[mgmt].start()
             urls[mgmt] = roles[mgmt].url
         if ctx.injector is not None:
             ctx.injector.servers.update(roles)
         ctx.state["roles"] = roles
         return urls
+
+    def _steps_of(self, ctx: RunContext) -> Any:
+        """Let an in-process management server close the seed steps it reaches (S12-S14,
+        S19-S25, S48-S51) while the run records; a step not under way (a retry, a
+        duplicate) is not closed again."""
+        by_number = {s.number: s for s in self.steps}
+        rec = ctx.recorder
+
+        def attach(logic: Any) -> None:
+            def reached(number: int, detail: str) -> None:
+                spec = by_number.get(number)
+                if ctx.state.get("recording") and spec is not None and rec.current is spec:
+                    rec.step_done(spec.interface, spec.function, detail)
+
+            logic.on_step = reached
+
+        return attach
 
     def _serve_processes(self, ctx: RunContext, stack: contextlib.ExitStack) -> dict[str, str]:
         from host.systems.servers import ServerProcess
@@ -365,6 +405,7 @@ class EkycScenario(Scenario):
         return urls
 
     def _recover_and_close(self, ctx: RunContext) -> None:
+        ctx.state["recording"] = False  # the retries are not the run's steps
         try:
             ctx.state["recovery"] = _recover(ctx)
         except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim

@@ -249,9 +249,7 @@ class Terminal:
             self._step(
                 "contract",
                 "information",
-                "the management server verified the local-auth result and forwarded "
-                "identity verification; the authentication server asks for ID photo "
-                f"data: {request.get('message', '')}",
+                f"the authentication server's photo request, relayed: {request.get('message', '')}",
             )
             photo = self.user.camera(request)
             self._step(
@@ -265,15 +263,15 @@ class Terminal:
             self._step(
                 "contract",
                 "photo",
-                "identity verified and the certificate stored under the key; profile "
-                f"{answer['iccid']} ordered, SM-DS event registered",
+                f"profile {answer['iccid']} registered under the key with an SM-DS event; "
+                "the phone told",
             )
         else:
             self._step(
                 "contract",
                 "information",
-                f"{answer['kind']} contract: local-auth result and certificate verified; "
-                f"profile {answer['iccid']} ordered, SM-DS event registered",
+                f"{answer['kind']} contract: profile {answer['iccid']} registered under the "
+                "key with an SM-DS event; the phone told",
             )
         if answer["state"] != "ordered":
             raise TerminalError(f"the management server answered {answer['state']!r}")
