@@ -105,8 +105,9 @@ def demo(
         f"{where}, servers on free loopback ports, SQLite in a temporary directory.",
         err=True,
     )
+    width = max(len(sc.name) for sc in scenarios)
     for sc in scenarios:
-        click.echo(f"  {sc.name:<14} {sc.title}", err=True)
+        click.echo(f"  {sc.name:<{width}}  {sc.title}", err=True)
 
     def show(step: StepRecord) -> None:
         click.echo(narrative_line(step), err=True)
