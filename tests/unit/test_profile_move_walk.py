@@ -130,3 +130,21 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(
         "provider killed" in m.get("fault", "") or True for s in doc["steps"] for m in s["messages"]
     )
+
+
+def test_pcsc_run() -> None:
+    """--pcsc: each eSE in its own vpcd slot through pcscd; the move and its checks hold."""
+    from host.systems.pcsc import PcscUnavailable, check_pcsc
+    from host.systems.run import get_scenario, run_scenario
+
+    try:
+        check_pcsc()
+    except PcscUnavailable as e:
+        pytest.skip(str(e))
+    r = run_scenario(get_scenario("profile-move"), pcsc=True)
+    if r.error and "PcscUnavailable" in r.error:
+        pytest.skip(r.error)
+    assert r.ok and r.outcome == "completed", [v for v in r.verdicts if not v.ok]
+    # What the phones sent went through PC/SC: APDU messages were recorded on both eSEs.
+    cards = {m.target for s in r.steps for m in s.messages if m.kind == "apdu"}
+    assert {"ese-1", "ese-2"} <= cards

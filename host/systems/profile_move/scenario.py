@@ -12,8 +12,9 @@ Move 2 (FIG. 6, steps 605-675): phone 2 itself asks its manager to move the
 profile back to eSE 1; the same checks follow.
 
 Every party runs in this process: the six server roles on loopback (SQLite
-files in the run's directory), the two phones with emulated eSEs (so
-`--processes` and `--pcsc` do not apply; each role also runs alone as
+files in the run's directory), the two phones with emulated eSEs, in-process
+or, with `--pcsc`, each served in its own vpcd slot through pcscd (so
+`--processes` does not apply; each role also runs alone as
 `cardemu server move-*`). A kill fault
 stops a role and starts a new incarnation on the same port and store (no new
 process: the walk stays fast); a kill of the provider while it acts (`kill:
@@ -234,8 +235,6 @@ class ProfileMoveScenario(Scenario):
     # -- the run -----------------------------------------------------------------------
 
     def run(self, ctx: RunContext) -> None:
-        if ctx.pcsc:
-            raise RuntimeError("profile-move runs its two eSEs in this process (no --pcsc)")
         with contextlib.ExitStack() as stack:
             world = _World(ctx, self, stack)
             ctx.state["world"] = world
@@ -333,6 +332,15 @@ class _World:
             make_ese(1, pki, profile=first, rng_seed=ctx.seed),
             make_ese(2, pki, rng_seed=ctx.seed),
         ]
+        # The eSEs in their readers: in-process, or each in a vpcd slot of its own (--pcsc).
+        self.readers: list[Any] = []
+        for slot, card in enumerate(self.cards):
+            if ctx.pcsc:
+                from host.systems.pcsc import served_card
+
+                self.readers.append(stack.enter_context(served_card(card, slot=slot)))
+            else:
+                self.readers.append(InProcessReader(card))
         self.roles: dict[str, Any] = {}
         stack.callback(self._stop_roles)
         urls: dict[str, str] = {}
@@ -394,11 +402,13 @@ class _World:
         for i, (mname, tname, cname) in enumerate(((M1, T1, E1), (M2, T2, E2))):
             link = LocalLink(rec, mname, tname)
             card = self.cards[i]
-            reader = TracingReader(
-                InProcessReader(card), rec, terminal=tname, card=cname, runtime=card
-            )
+            inner = self.readers[i]
+            reader = TracingReader(inner, rec, terminal=tname, card=cname, runtime=card)
 
-            def cycle(card: Any = card) -> None:
+            def cycle(card: Any = card, inner: Any = inner) -> None:
+                if ctx.pcsc:
+                    inner.power_cycle()  # SCARD_UNPOWER_CARD: vpcd powers the card off and on
+                    return
                 card.power_off()
                 card.power_on()
 
@@ -427,7 +437,7 @@ class _World:
         with ThreadPoolExecutor(len(self.roles)) as pool:  # each start waits on uvicorn
             list(pool.map(lambda r: r.start(), self.roles.values()))
         # Before the move: the user's own data on phone 1 (not part of the recorded steps).
-        self._setup_phone(InProcessReader(self.cards[0]))
+        self._setup_phone(self.readers[0])
 
     def _stop_roles(self) -> None:
         """Stop every role at once (each waits a moment for its server to wind down)."""
