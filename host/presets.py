@@ -74,11 +74,26 @@ def _sample_profile_bytes() -> bytes:
     return sample_profile().to_bytes()
 
 
+def install_uicc_isd(rt: CardRuntime) -> None:
+    """Install the UICC's GlobalPlatform ISD at `card.gp.isd.UICC_ISD_AID` (not default-selected).
+
+    A real UICC carries its card manager there (GPC v2.3.1 §7.2; the AID of Open
+    Platform 2.0.1 that SIM vendors kept), so tools that manage a UICC's applets
+    (pySim-shell's ADF.ISD, GlobalPlatformPro) find it; the GP test key set 40..4F
+    (key version 30) opens SCP03, and GET STATUS lists the UICC platform beside it.
+    It takes no OTA (no SCP80 key sets): that is the "usim-ota" preset's ISD.
+    """
+    from card.gp.isd import UICC_ISD_AID, IssuerSecurityDomain
+
+    rt.install(IssuerSecurityDomain, UICC_ISD_AID)
+
+
 def _usim(rt: CardRuntime) -> None:
     from applets.usim import UICC_AID, UiccApplet
 
     # One profile from the builder, enabled: see applets.usim.builder TEST_* for its values.
     rt.install(UiccApplet, UICC_AID, _sample_profile_bytes(), default=True)
+    install_uicc_isd(rt)
     rt.set_atr(UICC_ATR)
 
 
@@ -141,6 +156,7 @@ def _usim_5g(rt: CardRuntime) -> None:
     info = u.SuciCalcInfo(((1, 1), (2, 2), (0, 0)), ((1, HN_PUBLIC_KEY_A), (2, HN_PUBLIC_KEY_B)))
     profile = sample_profile(suci=SuciSetup(info), isim=IsimSetup.for_imsi(TEST_IMSI))
     rt.install(UiccApplet, UICC_AID, profile.to_bytes(), default=True)
+    install_uicc_isd(rt)
     rt.set_atr(UICC_ATR)
 
 
@@ -283,7 +299,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "usim",
-            "UICC with one USIM profile (IMSI 001010000000001, Milenage K=OPc=000102..0F)",
+            "UICC with one USIM profile (IMSI 001010000000001, Milenage K=OPc=000102..0F), ISD",
             _usim,
         ),
         Preset(

@@ -82,6 +82,11 @@ from card.runtime import CardRuntime
 
 #: The GlobalPlatform default ISD AID (GPC v2.3.1 §H.1.3).
 ISD_AID = bytes.fromhex("A000000151000000")
+#: The ISD AID UICCs carry: the card manager AID of Open Platform 2.0.1 (Visa), kept by
+#: SIM vendors for their GlobalPlatform ISD, so SIM tools look for it there first (pySim's
+#: ADF.ISD). On an eUICC-style profile A000000151000000 is the profile's MNO-SD
+#: (GSMA TS.48), hence a UICC's own ISD cannot take that AID.
+UICC_ISD_AID = bytes.fromhex("A000000003000000")
 #: SCP03 with pseudo-random card challenge, R-MAC and R-ENCRYPTION (Amendment D §5.1).
 DEFAULT_SCP_I = 0x70
 DEFAULT_KVN = 0x30

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from applets.usim import UICC_AID
 from applets.usim.builder import TEST_IMSI
 from card.atr import build_atr
 from card.runtime import CardRuntime
+from host.presets import install_uicc_isd
 
 # The PC/SC fixtures (our own pcscd, a served card) of the integration tests.
 from tests.integration.conftest import pcsc, pcscd, serve  # noqa: F401
@@ -65,6 +67,7 @@ def _t0_usim() -> CardRuntime:
 
     card = CardRuntime(atr=build_atr((0,)).to_bytes(), rng_seed=1)
     card.install(UiccApplet, UICC_AID, sample_profile().to_bytes(), default=True)
+    install_uicc_isd(card)  # as the "usim" preset: the GP ISD at A000000003000000
     return card
 
 
@@ -147,3 +150,37 @@ def test_pysim_finds_the_usim_preset_consistent_and_reads_it_whole(serve) -> Non
     out = result.stdout + result.stderr
     assert result.returncode == 0 and "Traceback" not in out, out[-3000:]
     assert "SMSP:" in out and TEST_IMSI in out, out[-3000:]
+
+
+def test_pysim_shell_finds_the_uicc_isd_and_lists_the_uicc(serve) -> None:  # noqa: ANN001, F811
+    """Issue 16: pySim-shell's ADF.ISD (A000000003000000) is there: GET DATA card data,
+    SCP03 with the GP test keys (key version 30), GET STATUS of the ISD and applications."""
+    shell = _pysim_shell()
+    from host.readers.pcsc import list_readers
+
+    served = serve()
+    index = list_readers().index(served.reader)
+    key = bytes(range(0x40, 0x50)).hex()
+    commands = [
+        "select ADF.ISD",
+        "echo CARD-DATA-FOLLOWS",
+        "get_data card_data",
+        f"establish_scp03 --key-ver 48 --key-enc {key} --key-mac {key} --key-dek {key}"
+        " --security-level 3",
+        "echo ISD-FOLLOWS",
+        "get_status isd",
+        "echo APPS-FOLLOWS",
+        "get_status applications",
+    ]
+    args = [PYSIM_PYTHON, str(shell), "-p", str(index), "--noprompt"]
+    for c in commands:
+        args += ["-e", c]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=PYSIM_DIR)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert "Successfully established a SCP03" in out, out[-3000:]
+    assert "1.2.840.114283" in out or "2a864886fc6b" in out.lower(), out[-3000:]
+    isd = json.dumps(_json_after(out, "ISD-FOLLOWS")).lower()
+    assert "a000000003000000" in isd, isd
+    apps = json.dumps(_json_after(out, "APPS-FOLLOWS")).lower()
+    assert UICC_AID.hex() in apps, apps
