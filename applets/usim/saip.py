@@ -749,8 +749,11 @@ def _auth(pe_id: int | None, value: dict[str, Any]) -> AuthSpec:
                 seq=seq,
             )
         if alg_id == 2:
-            # TUAK (TS 35.231): `opc` carries TOPc; `numberOfKeccak` the iterations. The
-            # output lengths stay TUAK's defaults (64-bit RES, 128-bit CK and IK).
+            # TUAK (TS 35.231): `opc` carries TOPc (SAIP's comment on AlgoParameter);
+            # `numberOfKeccak` the iterations (TS 35.231 §7.2, DEFAULT 1). The output
+            # lengths stay TUAK's defaults (64-bit MAC and RES, 128-bit CK and IK): the
+            # one-byte algorithmOptions is read by no algorithm here (TS.48 packages set
+            # '02' for every algorithm) and its TUAK coding is not taken as a length.
             return AuthSpec(
                 k=bytes(algo["key"]),
                 opc=bytes(algo["opc"]),

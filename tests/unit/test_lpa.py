@@ -84,6 +84,18 @@ def smdp(pki):
     )
     s.add_order(
         ProfileOrder(
+            "TUAK-2",
+            "8988211000000000099",
+            "001010000000009",
+            TUAK_K,
+            TUAK_TOPC,
+            algorithm="tuak",
+            keccak_iterations=2,
+            name="tuak profile, 2 Keccak iterations",
+        )
+    )
+    s.add_order(
+        ProfileOrder(
             "5G-1",
             "8988211000000000081",
             "274012001002086",
@@ -317,17 +329,22 @@ TUAK_K = bytes.fromhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0efeeedecebeae9e8e7e6e5e4
 TUAK_TOPC = bytes.fromhex("305425427e18c503c8a4b294ea72c95d0c36c6c6b29d0c65de5974d5977f8524")
 
 
-def test_tuak_profile_downloads_and_authenticates(smdp, card, pki) -> None:
+@pytest.mark.parametrize(("matching_id", "iterations"), [("TUAK-1", 1), ("TUAK-2", 2)])
+def test_tuak_profile_downloads_and_authenticates(
+    smdp, card, pki, matching_id: str, iterations: int
+) -> None:
     from card.crypto.milenage import generate_auth_vector
     from card.crypto.tuak import Tuak
     from host.usim import UsimSession, check_auth
 
     es10, lpa = lpa_for(card, pki)
-    r = lpa.download(f"LPA:1${smdp.address}$TUAK-1")
+    r = lpa.download(f"LPA:1${smdp.address}${matching_id}")
     assert r.installed
     lpa.enable(r.iccid)
     es10.close()
-    alg = Tuak(TUAK_K, TUAK_TOPC)
+    # The iteration count travels in the package (numberOfKeccak): with another count
+    # the card's RES would not match.
+    alg = Tuak(TUAK_K, TUAK_TOPC, iterations=iterations)
     rand = bytes(range(16))
     v = generate_auth_vector(alg, rand, bytes.fromhex("000000000021"), b"\x80\x00")
     session = UsimSession(card)

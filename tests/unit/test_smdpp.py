@@ -442,6 +442,13 @@ def test_orders(pki, tmp_path) -> None:
         ProfileOrder("X", "12", "001010000000001", K)
     with pytest.raises(ValueError):
         ProfileOrder("X", ICCID, "001010000000001", K, algorithm="comp128")
+    # TUAK's Keccak iteration count (numberOfKeccak, TS 35.231 §7.2) is 1..255, and TUAK's.
+    topc = bytes(32)
+    for bad in (0, 256):
+        with pytest.raises(ValueError, match="iteration"):
+            ProfileOrder("X", ICCID, "001010000000001", K, topc, "tuak", keccak_iterations=bad)
+    with pytest.raises(ValueError, match="TUAK's only"):
+        ProfileOrder("X", ICCID, "001010000000001", K, keccak_iterations=2)
 
 
 # -- Over HTTPS ------------------------------------------------------------------------

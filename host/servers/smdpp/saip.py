@@ -126,6 +126,8 @@ class ProfileOrder:
         imsi, k, opc: the subscription; `opc` is TOPc (32 bytes) for TUAK, whose K
             is 16 or 32 bytes, and is ignored for the XOR test algorithm.
         algorithm: "milenage", "tuak" (TS 35.231) or "xor" (3GPP TS 34.108 §8.1.2).
+        keccak_iterations: TUAK only: how many times Keccak-f[1600] is applied
+            (TS 35.231 §7.2, 1..255), carried as the AlgoParameter's numberOfKeccak.
         eid: the only eUICC allowed to download it, or None for any.
         spn, name: service provider name and profile name (metadata).
         profile_class: "test", "provisioning" or "operational".
@@ -139,6 +141,7 @@ class ProfileOrder:
     k: bytes
     opc: bytes = bytes(16)
     algorithm: str = "milenage"
+    keccak_iterations: int = 1
     eid: str | None = None
     spn: str = "cardemu"
     name: str = "cardemu test profile"
@@ -161,6 +164,10 @@ class ProfileOrder:
         if self.algorithm == "tuak":
             if len(self.k) not in (16, 32) or len(self.opc) != 32:
                 raise ValueError("TUAK's K is 16 or 32 bytes, its TOPc 32")
+            if not 1 <= self.keccak_iterations <= 255:
+                raise ValueError("TUAK's Keccak iteration count is 1..255")
+        elif self.keccak_iterations != 1:
+            raise ValueError("a Keccak iteration count is TUAK's only")
         elif len(self.k) != 16 or len(self.opc) != 16:
             raise ValueError("K and OPc are 16 bytes")
         if self.profile_class not in ("test", "provisioning", "operational"):
@@ -433,6 +440,9 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
         "key": order.k,
         "opc": order.opc if order.algorithm != "xor" else bytes(16),
     }
+    if order.algorithm == "tuak" and order.keccak_iterations != 1:
+        # TCA SAIP AlgoParameter: numberOfKeccak (TS 35.231 §7.2), DEFAULT 1 (DER omits it).
+        algo["numberOfKeccak"] = order.keccak_iterations
     pes.append(
         (
             "akaParameter",
