@@ -132,6 +132,18 @@ def test_refusals_carry_pe_status() -> None:
         _package(*with_algo(algorithmID=2, opc=topc, numberOfKeccak=3))
     ).profile.auth
     assert (auth.algorithm, auth.opc, auth.keccak_iterations) == ("tuak", topc, 3)
+    # TS 35.231 §7.2: Keccak is applied at least once; a 256-bit K is TUAK's too.
+    with pytest.raises(SaipError) as e:
+        profile_from_package(_package(*with_algo(algorithmID=2, opc=topc, numberOfKeccak=0)))
+    assert e.value.status == PeStatus.BAD_VALUES and e.value.pe_id == 11
+    k256 = bytes(range(32, 64))
+    auth = profile_from_package(
+        _package(*with_algo(algorithmID=2, key=k256, opc=topc))
+    ).profile.auth
+    assert (auth.k, auth.keccak_iterations) == (k256, 1)
+    with pytest.raises(SaipError) as e:  # ... and not Milenage's
+        profile_from_package(_package(*with_algo(algorithmID=1, key=k256)))
+    assert e.value.status == PeStatus.BAD_VALUES
     with pytest.raises(SaipError) as e:
         profile_from_package(b"\x30\x03\x02\x01")
     assert e.value.status == PeStatus.INVALID_REQUEST_FORMAT
