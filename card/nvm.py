@@ -48,7 +48,8 @@ IMAGE_APPLICATION_ID = int.from_bytes(b"CEMU", "big")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _JOURNAL_KEY = "__journal__"
 _ABSENT = object()
-_SCALARS = (type(None), bool, int, str, bytes)
+#: scalars charged a fixed 4 bytes
+_FIXED = frozenset((type(None), bool, int))
 
 
 class PowerLoss(BaseException):
@@ -74,14 +75,40 @@ class OutOfMemory(Exception):
     """Persistent memory is full (Java Card's SystemException.NO_RESOURCE)."""
 
 
-def _check_value(value: Value) -> Value:
+def _check_value(value: Value) -> tuple[Value, int]:
+    """The value as stored (lists and bytearrays frozen) and its size estimate.
+
+    One pass over the value: a write validates and sizes it together. A flat
+    tuple of scalars (most records: PIN state, SQN, file headers) is checked
+    in a loop without recursion and kept as it is.
+    """
     t = type(value)
-    if t in _SCALARS:
-        return value
-    if t is bytearray or t is memoryview:
-        return bytes(value)
+    if t is bytes or t is str:
+        return value, len(value) + 2
     if t is tuple or t is list:
-        return tuple(_check_value(v) for v in value)
+        size = 2
+        for v in value:
+            tv = type(v)
+            if tv is bytes or tv is str:
+                size += len(v) + 2
+            elif tv in _FIXED:
+                size += 4
+            else:
+                break
+        else:
+            return (value if t is tuple else tuple(value)), size
+        items = []
+        size = 2
+        for v in value:
+            v, n = _check_value(v)
+            items.append(v)
+            size += n
+        return tuple(items), size
+    if t in _FIXED:
+        return value, 4
+    if t is bytearray or t is memoryview:
+        value = bytes(value)
+        return value, len(value) + 2
     raise TypeError(f"a persistent value must be None/bool/int/str/bytes/tuple, not {t.__name__}")
 
 
@@ -90,7 +117,16 @@ def _size(value: Value) -> int:
     if t is bytes or t is str:
         return len(value) + 2
     if t is tuple:
-        return 2 + sum(_size(v) for v in value)
+        size = 2
+        for v in value:
+            tv = type(v)
+            if tv is bytes or tv is str:
+                size += len(v) + 2
+            elif tv is tuple:
+                size += _size(v)
+            else:
+                size += 4
+        return size
     return 4
 
 
@@ -103,6 +139,10 @@ def _encode(value: Value) -> Any:
     if t is tuple:
         return {"t": [_encode(v) for v in value]}
     return value
+
+
+#: compact JSON for the image's rows (one encoder, built once)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _decode(obj: Any) -> Value:
@@ -289,18 +329,21 @@ class NVM:
             return
         rows_set = []
         rows_del = []
-        for owner, name in self._dirty:
-            seg = self._segments.get(owner)
-            value = _ABSENT if seg is None else seg.get(name, _ABSENT)
+        segments = self._segments
+        for key in self._dirty:
+            seg = segments.get(key[0])
+            value = _ABSENT if seg is None else seg.get(key[1], _ABSENT)
             if value is _ABSENT:
-                rows_del.append((owner, name))
+                rows_del.append(key)
             else:
-                rows_set.append((owner, name, json.dumps(_encode(value), separators=(",", ":"))))
+                rows_set.append((key[0], key[1], _dumps(_encode(value))))
         db.execute("BEGIN")
         try:
             if rows_del:
                 db.executemany("DELETE FROM nvm WHERE owner=? AND name=?", rows_del)
-            if rows_set:
+            if len(rows_set) == 1:
+                db.execute("INSERT OR REPLACE INTO nvm VALUES (?, ?, ?)", rows_set[0])
+            elif rows_set:
                 db.executemany("INSERT OR REPLACE INTO nvm VALUES (?, ?, ?)", rows_set)
             if self._journal is not None:
                 journal = tuple(
@@ -309,9 +352,9 @@ class NVM:
                 )
                 db.execute(
                     "INSERT OR REPLACE INTO nvm VALUES ('', ?, ?)",
-                    (_JOURNAL_KEY, json.dumps(_encode(journal), separators=(",", ":"))),
+                    (_JOURNAL_KEY, _dumps(_encode(journal))),
                 )
-            else:
+            elif self._journal_in_image:
                 db.execute("DELETE FROM nvm WHERE owner='' AND name=?", (_JOURNAL_KEY,))
             db.execute("COMMIT")
         except BaseException:
@@ -362,12 +405,14 @@ class NVM:
 
     def write(self, owner: str, name: str, value: Value) -> None:
         """Store one value atomically (journaled when a transaction is open)."""
-        value = _check_value(value)
-        seg = self.segment(owner)
+        value, size = _check_value(value)
+        seg = self._segments.get(owner)
+        if seg is None:
+            seg = self._segments[owner] = {}
         old = seg.get(name, _ABSENT)
         if old is not _ABSENT and type(old) is type(value) and old == value:
             return  # not a change: costs no write, as a card's compare-before-write
-        grow = _size(value) - (0 if old is _ABSENT else _size(old))
+        grow = size - (0 if old is _ABSENT else _size(old))
         if grow > 0 and self._used + grow > self.capacity:
             raise OutOfMemory(f"persistent memory full ({self._used} of {self.capacity} bytes)")
         self._count_write()

@@ -184,6 +184,13 @@ def _valid_new_pin(ref: int, padded: bytes) -> bool:
     return 4 <= len(raw) <= PIN_LENGTH and raw.isdigit() and b"\xff" not in raw
 
 
+
+def _with_tries(rec: PinRecord, tries: int) -> PinRecord:
+    # `dataclasses.replace` walks the fields on every call: this is VERIFY's hot path.
+    return PinRecord(
+        rec.value, rec.limit, tries, rec.enabled, rec.puk, rec.puk_limit, rec.puk_tries
+    )
+
 class _Env:
     """The security environment of one command (card.fs.SecurityEnvironment)."""
 
@@ -500,9 +507,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         """Compare a PIN: the counter goes down first, and back up on success."""
         if rec.tries <= 0:
             raise CardError(SW.AUTH_METHOD_BLOCKED)
-        slot.set_pin(ref, replace(rec, tries=rec.tries - 1))
+        slot.set_pin(ref, _with_tries(rec, rec.tries - 1))
         if hmac.compare_digest(rec.value, bytes(value)):
-            restored = replace(rec, tries=rec.limit)
+            restored = _with_tries(rec, rec.limit)
             slot.set_pin(ref, restored)
             return restored
         self._set_verified(gen, ref, False)

@@ -73,7 +73,7 @@ class persistent(Declared):  # noqa: N801 - used like a keyword in class bodies
     __slots__ = ("default",)
 
     def __init__(self, default: Any = None) -> None:
-        self.default = _check_value(default)
+        self.default = _check_value(default)[0]
         self.name = ""
 
     def __get__(self, obj: Applet | None, objtype: type | None = None) -> Any:
