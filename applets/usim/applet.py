@@ -184,12 +184,12 @@ def _valid_new_pin(ref: int, padded: bytes) -> bool:
     return 4 <= len(raw) <= PIN_LENGTH and raw.isdigit() and b"\xff" not in raw
 
 
-
 def _with_tries(rec: PinRecord, tries: int) -> PinRecord:
     # `dataclasses.replace` walks the fields on every call: this is VERIFY's hot path.
     return PinRecord(
         rec.value, rec.limit, tries, rec.enabled, rec.puk, rec.puk_limit, rec.puk_tries
     )
+
 
 class _Env:
     """The security environment of one command (card.fs.SecurityEnvironment)."""

@@ -106,6 +106,10 @@ class FileSystem:
         self._infos: dict[str, tuple[Meta, FileInfo]] = {}
         self._dirs: dict[str, tuple[tuple, dict[int, str], dict[int, str]]] = {}
         self._arr: dict[bytes, AccessRules] = {}
+        #: (file, EF.ARR FID, record) -> (the stored values the resolution read, its rules)
+        self._arr_of: dict[
+            tuple[str, int, int], tuple[tuple[tuple[str, Any], ...], AccessRules]
+        ] = {}
         self._handlers: dict[int, Callable[[dict, SecurityEnvironment, Command], bytes]] = {
             0xA4: self._cmd_select,
             0xF2: self._cmd_status,
@@ -573,11 +577,39 @@ class FileSystem:
         if ref is None or ref.arr_fid is None:
             return _DENY_ALL
         number = ref.record_for(se)
+        # READ RECORD and the like resolve the same reference on every command: the
+        # resolution is kept per file and record, valid while every stored value it
+        # read (the directories walked, EF.ARR's records) is the same object. Stored
+        # values are immutable and every write stores a new one, so a changed EF.ARR,
+        # a file created or deleted on the way, or a rollback, is a miss.
+        key = (info.handle, ref.arr_fid, number)
+        hit = self._arr_of.get(key)
+        if hit is not None:
+            get = self._get
+            for k, v in hit[0]:
+                if get(k) is not v:
+                    break
+            else:
+                return hit[1]
+        seen: list[tuple[str, Any]] = []
+        rules = self._resolve_arr(info, ref.arr_fid, number, seen)
+        if len(self._arr_of) > _CACHE_LIMIT:
+            self._arr_of.clear()
+        self._arr_of[key] = (tuple(seen), rules)
+        return rules
+
+    def _resolve_arr(
+        self, info: FileInfo, arr_fid: int, number: int, seen: list[tuple[str, Any]]
+    ) -> AccessRules:
         h = info.handle if info.is_df else info.parent
         while h is not None:
-            arr = self._dir(h)[0].get(ref.arr_fid)
+            kc = self._kc + h
+            seen.append((kc, self._get(kc)))
+            arr = self._dir(h)[0].get(arr_fid)
             if arr is not None:
-                recs = self._get(self._kd + arr)
+                kd = self._kd + arr
+                recs = self._get(kd)
+                seen.append((kd, recs))
                 if not isinstance(recs, tuple) or not 1 <= number <= len(recs):
                     return _DENY_ALL
                 record = recs[number - 1]
@@ -591,6 +623,8 @@ class FileSystem:
                         self._arr.clear()
                     self._arr[record] = rules
                 return rules
+            km = self._km + h
+            seen.append((km, self._get(km)))
             parent = self.info(h)
             h = parent.parent if parent is not None else None
         return _DENY_ALL

@@ -206,7 +206,10 @@ class AccessRules:
 
     def allows(self, op: int, is_verified: Callable[[int], bool], ins: int | None = None) -> bool:
         for alt in self.alternatives(op, ins):
-            if all(is_verified(k) for k in alt):
+            for k in alt:  # a loop, not all(genexpr): this runs on every guarded command
+                if not is_verified(k):
+                    break
+            else:
                 return True
         return False
 

@@ -235,6 +235,35 @@ def test_changing_an_arr_record_changes_the_rule(fs: FileSystem) -> None:
     assert denied(fs.read_record, st, NOBODY, 1, 0x04, 4)
 
 
+def test_resolved_rule_follows_files_created_and_deleted_on_the_way(fs: FileSystem) -> None:
+    # The rule of ADF/6F08 (8B 2F06 03) is resolved once and kept; an EF.ARR 2F06
+    # created in the ADF afterwards is nearer and must win, and deleting it again
+    # must bring back the MF's record 3 (READ ALW).
+    st: dict = {}
+    fs.select(st, 0x04, 0x0C, USIM)
+    fs.select(st, 0x00, 0x0C, b"\x6f\x08")
+    for _ in range(2):
+        assert fs.read_binary(st, NOBODY, 0, 0, 4) == b"\xff" * 4
+    adf = fs.current_df(st).handle
+    near = fs.create_ef(
+        adf,
+        0x2F06,
+        Structure.LINEAR_FIXED,
+        record_length=16,
+        data=[encode_rules(read=ALW), encode_rules(read=ALW), encode_rules(read=NEV)],
+    )
+    assert denied(fs.read_binary, st, ADMIN, 0, 0, 4)
+    fs.delete(near)
+    assert fs.read_binary(st, NOBODY, 0, 0, 4) == b"\xff" * 4
+    # a change of the MF's record 3 is seen too (and on the way back)
+    arr: dict = {}
+    path(fs, arr, "2F06")
+    fs.update_record(arr, ADMIN, 3, 0x04, encode_rules(read=NEV).ljust(48, b"\xff"))
+    assert denied(fs.read_binary, st, ADMIN, 0, 0, 4)
+    fs.update_record(arr, ADMIN, 3, 0x04, ARR_MF[2].ljust(48, b"\xff"))
+    assert fs.read_binary(st, NOBODY, 0, 0, 4) == b"\xff" * 4
+
+
 def test_increase_rule(fs: FileSystem) -> None:
     st: dict = {}
     path(fs, st, "7F106F3B")
