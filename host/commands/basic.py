@@ -397,7 +397,7 @@ def card_info(as_json: bool, path: str) -> None:
     type=click.IntRange(min=1),
     default=5,
     show_default=True,
-    help="Interleaved runs per algorithm for --keys (RSA-3072: at most 3).",
+    help="Interleaved runs per algorithm for --keys (RSA-3072: at most 3); rounds for --usim.",
 )
 @click.option(
     "--alg",
@@ -417,6 +417,12 @@ def card_info(as_json: bool, path: str) -> None:
     help="Instead: seed 001's offline unlock (each method) beside a remote HTTPS round trip.",
 )
 @click.option(
+    "--usim",
+    is_flag=True,
+    help="Instead: single UICC commands (VERIFY PIN1 in memory and on an image, READ RECORD, "
+    "AUTHENTICATE, GetProfilesInfo), APDUs/s in alternating rounds.",
+)
+@click.option(
     "--rounds",
     type=click.IntRange(min=1),
     default=200,
@@ -433,6 +439,7 @@ def bench(
     algorithms: tuple[str, ...],
     web: bool,
     doorlock: bool,
+    usim: bool,
     rounds: int,
     as_json: bool,
 ) -> None:
@@ -445,7 +452,9 @@ def bench(
     on the http.server stack it left beside Starlette/uvicorn, rounds interleaved.
     With --doorlock: seed 001's unlock on the two SIMs (presentation to decision, each
     method) beside one remote-authentication round trip to a loopback HTTPS server,
-    as ratios with their spread.
+    as ratios with their spread. With --usim: VERIFY PIN1, READ RECORD EF.MSISDN,
+    AUTHENTICATE 3G and ES10c GetProfilesInfo on the usim/euicc presets, each the
+    median of --runs alternating rounds with its spread (issue 13's table).
 
     \b
     Examples:
@@ -456,7 +465,17 @@ def bench(
       cardemu bench --keys --alg P-256 --alg RSA-2048 --json
       cardemu bench --web --seconds 4
       cardemu bench --doorlock --rounds 200
+      cardemu bench --usim --seconds 2 --runs 5
     """
+    if usim:
+        from host.bench_usim import run_usim_benchmark
+
+        usim_report = run_usim_benchmark(seconds, runs)
+        if as_json:
+            click.echo(json.dumps(usim_report.to_json(), indent=2))
+        else:
+            click.echo("\n".join(usim_report.lines()))
+        return
     if doorlock:
         from host.bench_doorlock import run_doorlock_benchmark
 
