@@ -127,6 +127,25 @@ def _tag_list(data: bytes) -> frozenset[str]:
     return frozenset(out)
 
 
+#: decoded ISD-R records by (type, DER): GetProfilesInfo and every ES10c call that
+#: finds a profile read them, and decoding is most of their cost. The values are
+#: only read (ProfileView never changes them); DER is immutable, so a key never
+#: goes stale; bounded, cleared when full.
+_DECODED: dict[tuple[str, bytes], Any] = {}
+_DECODED_LIMIT = 512
+
+
+def _decoded(type_name: str, der: bytes) -> Any:
+    key = (type_name, der)
+    value = _DECODED.get(key)
+    if value is None:
+        value = asn1.decode(type_name, der)
+        if len(_DECODED) >= _DECODED_LIMIT:
+            _DECODED.clear()
+        _DECODED[key] = value
+    return value
+
+
 class ProfileFunctions(IsdrBase):
     """ES10c functions over the profile store and the ISD-R's records."""
 
@@ -138,10 +157,10 @@ class ProfileFunctions(IsdrBase):
             rec = self.record(s.iccid) or (preloaded_isdp_aid(s.iccid), b"", None, b"")
             aid, smr_der, nickname, cfg_der = rec
             if smr_der:
-                meta = asn1.decode("StoreMetadataRequest", smr_der)
+                meta = _decoded("StoreMetadataRequest", smr_der)
             else:  # not downloaded: what the store knows
                 meta = {"serviceProviderName": s.provider[:32], "profileName": s.name[:64]}
-            cfg = asn1.decode("ConfigureISDPRequest", cfg_der) if cfg_der else {}
+            cfg = _decoded("ConfigureISDPRequest", cfg_der) if cfg_der else {}
             out.append(
                 ProfileView(
                     s.iccid,
