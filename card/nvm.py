@@ -188,6 +188,9 @@ class NVM:
         self._journal: list[tuple[str, str, Value]] | None = None
         self._journaled: set[tuple[str, str]] = set()
         self._dirty: set[tuple[str, str]] = set()
+        #: the last value written and its size: a record rewritten APDU after APDU (a PIN's
+        #: counter, SQN) is not walked again to learn what its old value weighed
+        self._size_memo: tuple[Value, int] = (_ABSENT, 0)
         self._used = 0
         self._tear_countdown: int | None = None
         #: writes since the runtime last reset it (the runtime uses it per APDU)
@@ -412,7 +415,11 @@ class NVM:
         old = seg.get(name, _ABSENT)
         if old is not _ABSENT and type(old) is type(value) and old == value:
             return  # not a change: costs no write, as a card's compare-before-write
-        grow = size - (0 if old is _ABSENT else _size(old))
+        if old is _ABSENT:
+            grow = size
+        else:
+            memo = self._size_memo
+            grow = size - (memo[1] if memo[0] is old else _size(old))
         if grow > 0 and self._used + grow > self.capacity:
             raise OutOfMemory(f"persistent memory full ({self._used} of {self.capacity} bytes)")
         self._count_write()
@@ -423,6 +430,7 @@ class NVM:
         seg[name] = value
         self._used += grow
         self._dirty.add(key)
+        self._size_memo = (value, size)
 
     def delete(self, owner: str, name: str) -> None:
         seg = self._segments.get(owner)

@@ -320,6 +320,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return v[1] if v is not None and v[0] == gen else frozenset()
 
     def _set_verified(self, gen: int, ref: int, ok: bool) -> None:
+        v = self.verified
+        if v is not None and v[0] == gen and (ref in v[1]) == ok:
+            return  # unchanged: no transient write
         refs = self._verified(gen)
         self.verified = (gen, refs | {ref} if ok else refs - {ref})
 
