@@ -43,6 +43,9 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
+_MASK128 = (1 << 128) - 1
+
+
 def _check_len(name: str, value: bytes, n: int) -> None:
     if len(value) != n:
         raise ValueError(f"{name} must be {n} bytes, got {len(value)}")
@@ -113,7 +116,7 @@ class Milenage:
         params: the r and c constants.
     """
 
-    __slots__ = ("_k", "_opc", "_params", "_ecb")
+    __slots__ = ("_k", "_opc", "_params", "_ecb", "_opc_int", "_c_int")
 
     def __init__(self, k: bytes, opc: bytes, params: MilenageParams | None = None) -> None:
         _check_len("K", k, 16)
@@ -122,6 +125,8 @@ class Milenage:
         self._opc = bytes(opc)
         self._params = params or MilenageParams()
         self._ecb = _aes_ecb(self._k)
+        self._opc_int = int.from_bytes(self._opc, "big")
+        self._c_int = tuple(int.from_bytes(c, "big") for c in self._params.c)
 
     @classmethod
     def from_op(cls, k: bytes, op: bytes, params: MilenageParams | None = None) -> Milenage:
@@ -143,20 +148,31 @@ class Milenage:
         _check_len("RAND", rand, 16)
         return self._e(_xor(rand, self._opc))
 
+    # The 128-bit XORs and rotations below run on ints, each block converted once:
+    # AUTHENTICATE computes OUT2..OUT4 from one TEMP on every command.
+
+    def _out_t(self, t: int, i: int) -> bytes:
+        """OUT_i from t = TEMP xor OPc as an int (TS 35.206 §4.1)."""
+        r = self._params.r[i - 1]
+        x = (((t << r) | (t >> (128 - r))) & _MASK128) ^ self._c_int[i - 1]
+        e = int.from_bytes(self._e(x.to_bytes(16, "big")), "big")
+        return (e ^ self._opc_int).to_bytes(16, "big")
+
     def _out(self, temp: bytes, i: int) -> bytes:
         """OUT2..OUT5 = E_K(rot(TEMP xor OPc, r_i) xor c_i) xor OPc (i = 2..5)."""
-        p = self._params
-        x = _xor(_rot(_xor(temp, self._opc), p.r[i - 1]), p.c[i - 1])
-        return _xor(self._e(x), self._opc)
+        return self._out_t(int.from_bytes(temp, "big") ^ self._opc_int, i)
 
     def _out1(self, rand: bytes, sqn: bytes, amf: bytes) -> bytes:
         _check_len("SQN", sqn, 6)
         _check_len("AMF", amf, 2)
         temp = self._temp(rand)
-        in1 = sqn + amf + sqn + amf
-        p = self._params
-        x = _xor(_xor(temp, _rot(_xor(in1, self._opc), p.r[0])), p.c[0])
-        return _xor(self._e(x), self._opc)
+        half = sqn + amf
+        v = int.from_bytes(half + half, "big") ^ self._opc_int
+        r = self._params.r[0]
+        rot = ((v << r) | (v >> (128 - r))) & _MASK128
+        x = int.from_bytes(temp, "big") ^ rot ^ self._c_int[0]
+        e = int.from_bytes(self._e(x.to_bytes(16, "big")), "big")
+        return (e ^ self._opc_int).to_bytes(16, "big")
 
     def f1(self, rand: bytes, sqn: bytes, amf: bytes) -> bytes:
         """MAC-A (8 bytes): OUT1[0..63]."""
@@ -188,9 +204,9 @@ class Milenage:
 
     def f2345(self, rand: bytes) -> tuple[bytes, bytes, bytes, bytes]:
         """(RES, CK, IK, AK) with TEMP computed once."""
-        temp = self._temp(rand)
-        out2 = self._out(temp, 2)
-        return out2[8:], self._out(temp, 3), self._out(temp, 4), out2[:6]
+        t = int.from_bytes(self._temp(rand), "big") ^ self._opc_int
+        out2 = self._out_t(t, 2)
+        return out2[8:], self._out_t(t, 3), self._out_t(t, 4), out2[:6]
 
 
 class XorTestAlgorithm:

@@ -331,3 +331,35 @@ def test_rot_by_bits_not_only_bytes() -> None:
     assert _rot(x, 127) == h("c0000000000000000000000000000000")
     assert _rot(x, 128) == x
     assert _rot(x, 16) == x[2:] + x[:2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.tuples(*[st.integers(0, 127)] * 5),
+    st.tuples(*[st.binary(min_size=16, max_size=16)] * 5),
+    st.binary(min_size=16, max_size=16),
+    st.binary(min_size=6, max_size=6),
+    st.binary(min_size=2, max_size=2),
+)
+def test_functions_follow_the_spec_formula_for_any_rotations(
+    r: tuple[int, int, int, int, int],
+    c: tuple[bytes, bytes, bytes, bytes, bytes],
+    rand: bytes,
+    sqn: bytes,
+    amf: bytes,
+) -> None:
+    """OUT1..OUT5 (TS 35.206 §4.1) as written there, on bytes, against the int-based code."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from card.crypto.milenage import _rot, _xor
+
+    k, opc = OSMO_K, OSMO_OPC
+    enc = Cipher(algorithms.AES(k), modes.ECB()).encryptor().update
+    temp = enc(_xor(rand, opc))
+    in1 = sqn + amf + sqn + amf
+    out1 = _xor(enc(_xor(_xor(temp, _rot(_xor(in1, opc), r[0])), c[0])), opc)
+    out = [_xor(enc(_xor(_rot(_xor(temp, opc), r[i]), c[i])), opc) for i in range(5)]
+    m = Milenage(k, opc, MilenageParams(r, c))
+    assert m.f1(rand, sqn, amf) == out1[:8] and m.f1_star(rand, sqn, amf) == out1[8:]
+    assert m.f2345(rand) == (out[1][8:], out[2], out[3], out[1][:6])
+    assert m.f5_star(rand) == out[4][:6]
