@@ -45,6 +45,8 @@ class StackFigure:
     mode: str
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
+    #: requests/s of each round (the spread of the pooled figure)
+    round_rates: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -193,6 +195,7 @@ def _run(
     address: str,
 ) -> None:
     conn: http.client.HTTPSConnection | None = None
+    before = len(fig.latencies)
     start = time.perf_counter()
     deadline = start + seconds
     try:
@@ -223,4 +226,6 @@ def _run(
     finally:
         if conn is not None:
             conn.close()
-    fig.elapsed += time.perf_counter() - start
+    spent = time.perf_counter() - start
+    fig.elapsed += spent
+    fig.round_rates.append((len(fig.latencies) - before) / spent)

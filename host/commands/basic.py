@@ -365,13 +365,32 @@ def card_info(as_json: bool, path: str) -> None:
         )
 
 
-@click.command(short_help="Measure APDUs/s beside a reference run.")
+@click.command(short_help="Every benchmark in one table, each figure beside its reference.")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="The table with the smallest budgets: every row in seconds (smoke, not figures).",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Only this benchmark of the table (repeatable): inprocess, pcsc, fuzz, keys, bio, "
+    "doorlock, smdpp, scenarios, memory.",
+)
+@click.option(
+    "--inprocess",
+    is_flag=True,
+    help="Instead: the in-process card alone (a fixed mix, then SELECT MF and READ BINARY "
+    "beside vicc).",
+)
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0.05),
     default=1.0,
     show_default=True,
-    help="Time per figure.",
+    help="Time per figure for --inprocess and --web.",
 )
 @click.option(
     "--pcsc",
@@ -431,6 +450,9 @@ def card_info(as_json: bool, path: str) -> None:
 )
 @json_option
 def bench(
+    quick: bool,
+    only: tuple[str, ...],
+    inprocess: bool,
     seconds: float,
     pcsc: bool,
     count: int,
@@ -443,10 +465,20 @@ def bench(
     rounds: int,
     as_json: bool,
 ) -> None:
-    """Measure the card in APDUs/s, each figure beside a reference run of the same invocation.
+    """Run every benchmark and print one table, each figure beside its reference.
 
-    In-process (default): a fixed mix of commands, then SELECT MF and READ BINARY
-    beside vsmartcard's vicc card when it is installed. With --pcsc: the card served
+    By default (or with --quick, --only): the whole table (host/bench_table.py),
+    each figure the median of several interleaved runs with its spread (min-max),
+    beside its reference measured in the same run or published: in-process
+    APDUs/s beside vicc, PC/SC beside a bare echo card, fuzz executions/s, key
+    generation and signing beside an NXP JCOP4 (JCAlgTest), match-on-card VERIFY,
+    the door-lock unlock beside a remote round trip, SM-DP+ requests/s, each
+    system's scenario end to end, memory per USIM card and cards per GiB. A
+    benchmark that cannot run here is a row saying why; the full table takes
+    about two minutes. Exit code 1 if a benchmark failed.
+
+    One benchmark alone, with its own detail: --inprocess (a fixed mix, then
+    SELECT MF and READ BINARY beside vsmartcard's vicc card). With --pcsc: the card served
     through the real PC/SC stack beside a minimal echo card on the same path (the floor).
     With --web: the SM-DP+'s InitiateAuthentication over HTTPS, requests/s and p50/p99,
     on the http.server stack it left beside Starlette/uvicorn, rounds interleaved.
@@ -459,7 +491,9 @@ def bench(
     \b
     Examples:
       cardemu bench
-      cardemu bench --seconds 3 --json
+      cardemu bench --quick --json
+      cardemu bench --only inprocess --only memory
+      cardemu bench --inprocess --seconds 3 --json
       cardemu bench --pcsc -n 5000
       cardemu bench --keys --runs 5
       cardemu bench --keys --alg P-256 --alg RSA-2048 --json
@@ -540,6 +574,9 @@ def bench(
         else:
             click.echo("\n".join(result.lines()))
         return
+    if not inprocess:
+        _bench_table(quick, only, as_json)
+        return
     from host.bench import run_card_benchmark
 
     report = run_card_benchmark(seconds)
@@ -547,3 +584,24 @@ def bench(
         click.echo(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
         return
     click.echo(report["text"])
+
+
+def _bench_table(quick: bool, only: tuple[str, ...], as_json: bool) -> None:
+    from host.bench_table import Settings, run_table
+
+    tty = sys.stderr.isatty()
+    try:
+        table = run_table(
+            Settings(quick=quick),
+            only=only,
+            progress=(lambda line: click.echo(line, err=True)) if tty else None,
+        )
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(table.to_json(), indent=2))
+    else:
+        click.echo("\n".join(table.lines()))
+    if table.errors:
+        names = ", ".join(r.entry for r in table.errors)
+        raise click.ClickException(f"benchmark(s) failed: {names}")
