@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -153,7 +154,15 @@ def test_a_skip_and_a_failure_are_rows_and_the_failure_exits_1(
 
 def test_interleave_rotates_who_goes_first() -> None:
     calls: list[str] = []
-    sides = [lambda: calls.append("a") or 1.0, lambda: calls.append("b") or 2.0]
+
+    def side(name: str, value: float) -> Callable[[], float]:
+        def run() -> float:
+            calls.append(name)
+            return value
+
+        return run
+
+    sides = [side("a", 1.0), side("b", 2.0)]
     got = interleave(sides, 4)
     assert "".join(calls) == "abbaabba"
     assert got == [[1.0] * 4, [2.0] * 4]
