@@ -57,6 +57,12 @@ JCOP4: dict[str, tuple[float, float]] = {
 JCOP4_SOURCE = "JCAlgTest, NXP JCOP4 J3R180 P71 (2020-12-10, AlgTest 1.7.10)"
 
 
+def _percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile `p` (0-100) of `values`."""
+    xs = sorted(values)
+    return xs[min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))]
+
+
 @dataclass
 class KeyBench:
     """Times (seconds) of one algorithm."""
@@ -71,6 +77,9 @@ class KeyBench:
             "median_ms": statistics.median(values) * 1e3,
             "min_ms": min(values) * 1e3,
             "max_ms": max(values) * 1e3,
+            # 10th/90th percentiles: one scheduler stall on a busy machine is the max
+            "p10_ms": _percentile(values, 10) * 1e3,
+            "p90_ms": _percentile(values, 90) * 1e3,
             "runs": len(values),
         }
 

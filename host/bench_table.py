@@ -443,13 +443,14 @@ def _keys(s: Settings) -> list[Row]:
                 )
                 continue
             st = fig[op]
+            many = st["runs"] >= PERCENTILE_RUNS
             row = Row(
                 "keys",
                 name,
                 "ms",
                 st["median_ms"],
-                st["min_ms"],
-                st["max_ms"],
+                st["p10_ms" if many else "min_ms"],
+                st["p90_ms" if many else "max_ms"],
                 st["runs"],
                 higher_is_better=False,
                 reference="NXP JCOP4 (JCAlgTest)",
