@@ -45,7 +45,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # from here without importing anything; tests/unit/test_cli.py checks that each
 # equals the command's own summary, so the two cannot drift apart.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "bench": ("host.commands.basic:bench", "Measure APDUs/s beside a reference run."),
+    "bench": (
+        "host.commands.basic:bench",
+        "Every benchmark in one table, each figure beside its reference.",
+    ),
     "bio": ("host.commands.bio:bio", "Fingerprint match-on-card: accuracy, demo."),
     "card": ("host.commands.basic:card", "Create and inspect card images."),
     "decode": ("host.commands.tools:decode", "Decode APDUs or a trace file."),
