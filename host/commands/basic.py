@@ -468,14 +468,16 @@ def bench(
     """Run every benchmark and print one table, each figure beside its reference.
 
     By default (or with --quick, --only): the whole table (host/bench_table.py),
-    each figure the median of several interleaved runs with its spread (min-max),
-    beside its reference measured in the same run or published: in-process
+    each figure the median of several interleaved runs with its spread (min-max,
+    or p10-p90 of 10 runs or more), beside its reference measured in the same
+    run or published: in-process
     APDUs/s beside vicc, PC/SC beside a bare echo card, fuzz executions/s, key
     generation and signing beside an NXP JCOP4 (JCAlgTest), match-on-card VERIFY,
     the door-lock unlock beside a remote round trip, SM-DP+ requests/s, each
     system's scenario end to end, memory per USIM card and cards per GiB. A
     benchmark that cannot run here is a row saying why; the full table takes
-    about two minutes. Exit code 1 if a benchmark failed.
+    one to two minutes. The ratio reads "times better than the reference".
+    Exit code 1 if a benchmark failed.
 
     One benchmark alone, with its own detail: --inprocess (a fixed mix, then
     SELECT MF and READ BINARY beside vsmartcard's vicc card). With --pcsc: the card served
