@@ -634,7 +634,7 @@ def _scenarios(s: Settings) -> list[Row]:
 
 @benchmark("memory", "memory per emulated USIM card, cards per GiB")
 def _memory(s: Settings) -> list[Row]:
-    batches, per_batch = (2, 20) if s.quick else (3, 200)
+    batches, per_batch = (2, 40) if s.quick else (3, 200)
     traced = 5 if s.quick else 30
     out = subprocess.run(
         [
@@ -654,6 +654,8 @@ def _memory(s: Settings) -> list[Row]:
     if out.returncode != 0:
         raise RuntimeError(f"the memory child failed: {out.stderr.strip().splitlines()[-1:]}")
     got = json.loads(out.stdout)
+    if min(got["rss_per_card"]) <= 0 or got["traced_per_card"] <= 0:
+        raise RuntimeError(f"the memory did not grow with the cards: {got}")
     rss = [b / 1024 for b in got["rss_per_card"]]
     per_gib = [GIB / b for b in got["rss_per_card"]]
     tm = got["traced_per_card"] / 1024
