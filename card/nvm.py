@@ -327,8 +327,7 @@ class NVM:
         # A journal left in the image must go once the transaction is over, even
         # when nothing else changed (a tear before the transaction's first write).
         if db is None or self.readonly or not (self._dirty or self.torn or self._journal_in_image):
-            if not self.readonly:
-                self._dirty.clear()
+            self._dirty.clear()  # nothing to write them to (in memory, read-only), or none
             return
         rows_set = []
         rows_del = []

@@ -32,8 +32,8 @@ from host.vpcd import (
     PcscdError,
     VpcdCard,
     VpcdClient,
+    local_pcscd_pids,
     port_for_slot,
-    running_pcscd_pids,
     serve_until_signalled,
 )
 
@@ -206,7 +206,7 @@ def bench_pcsc(
         raise ValueError("n must be at least 1")
     daemon: Pcscd | None = None
     reader = f"Virtual PCD 00 {slot:02d}"
-    if not running_pcscd_pids():
+    if not local_pcscd_pids():
         daemon = Pcscd()
         try:
             daemon.start(wait_for=reader)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -385,10 +386,10 @@ class PcscdError(Exception):
     """pcscd cannot be started here (missing, or another one owns the socket)."""
 
 
-def running_pcscd_pids() -> list[int]:
-    """PIDs of the pcscd processes on this machine (from /proc)."""
+def running_pcscd_pids(proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of the pcscd processes this process can see (from /proc), in any namespace."""
     pids = []
-    for entry in Path("/proc").iterdir():
+    for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
@@ -397,6 +398,45 @@ def running_pcscd_pids() -> list[int]:
         except OSError:
             continue  # the process ended while we looked
     return sorted(pids)
+
+
+def _namespace(proc: Path, pid: int | str, kind: str) -> str | None:
+    try:
+        return os.readlink(proc / str(pid) / "ns" / kind)
+    except OSError:
+        return None  # gone, or not ours to inspect
+
+
+def local_pcscd_pids(proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of the pcscd processes that own (or will own) *our* PC/SC socket and vpcd ports.
+
+    A pcscd shares our socket when it runs in our mount namespace (the socket is
+    a path, `PCSCD_SOCKET`) and our vpcd ports when it runs in our network
+    namespace. One in a private mount + network namespace (a container, `unshare
+    -mn`), or around us when we are in one, is no concern of ours. A namespace
+    we may not inspect counts as shared: a pcscd we cannot rule out is never
+    taken over.
+    """
+    mine = {kind: _namespace(proc, "self", kind) for kind in ("mnt", "net")}
+    local = []
+    for pid in running_pcscd_pids(proc):
+        for kind, ours in mine.items():
+            theirs = _namespace(proc, pid, kind)
+            if ours is None or theirs is None or theirs == ours:
+                local.append(pid)
+                break
+    return local
+
+
+def vpcd_port_taken(port: int = VPCD_PORT, host: str = "127.0.0.1") -> bool:
+    """Whether something already listens on vpcd's port (another pcscd's vpcd, in our network)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def pcscd_socket_live(path: Path = PCSCD_SOCKET) -> bool:
@@ -415,9 +455,9 @@ def pcscd_socket_live(path: Path = PCSCD_SOCKET) -> bool:
 class Pcscd:
     """A `pcscd --foreground` that this process starts, owns, and stops by its PID.
 
-    Only one pcscd can run per machine, so `start` refuses (PcscdError) when
-    another one is running or its socket is live: a test or benchmark must
-    never take over or kill a pcscd it did not start.
+    Only one pcscd can own a PC/SC socket (and vpcd's ports), so `start` refuses
+    (PcscdError) when another one owns ours (`check_free`): a test or benchmark
+    must never take over or kill a pcscd it did not start.
 
     Args:
         log: where pcscd's own log goes (its stdout and stderr); None discards it.
@@ -452,14 +492,22 @@ class Pcscd:
         return cmd
 
     def check_free(self) -> None:
-        """Raise PcscdError if another pcscd owns the machine's PC/SC socket."""
-        others = [pid for pid in running_pcscd_pids() if pid != self.pid]
+        """Raise PcscdError if another pcscd owns our PC/SC socket or vpcd's port.
+
+        A pcscd in another mount and network namespace does not count: it has a
+        socket and ports of its own (`local_pcscd_pids`).
+        """
+        others = [pid for pid in local_pcscd_pids() if pid != self.pid]
         if others:
-            raise PcscdError(f"another pcscd is running (pid {', '.join(map(str, others))})")
+            raise PcscdError(
+                f"another pcscd owns {PCSCD_SOCKET} here (pid {', '.join(map(str, others))})"
+            )
         if pcscd_socket_live():
             raise PcscdError(
                 f"{PCSCD_SOCKET} is served by another process (systemd's pcscd.socket?)"
             )
+        if vpcd_port_taken():
+            raise PcscdError(f"vpcd's port {VPCD_PORT} is taken by another process")
 
     def start(self, wait_for: str | None = "Virtual PCD 00 00", timeout: float = 10.0) -> None:
         """Start pcscd and wait until it lists the reader `wait_for` (if given).

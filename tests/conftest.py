@@ -30,3 +30,7 @@ settings.register_profile(
     database=None,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# The PC/SC stack's fixtures, shared by tests/integration and tests/interop (one
+# session pcscd for both when they run together).
+pytest_plugins = ["tests.pcsc_stack"]

@@ -69,11 +69,11 @@ def served_card(card: Any, slot: int = 0, timeout: float = 15.0) -> Iterator[Any
     check_pcsc()
     from host.readers.base import ReaderError
     from host.readers.pcsc import PcscReader
-    from host.vpcd import Pcscd, PcscdError, VpcdClient, port_for_slot, running_pcscd_pids
+    from host.vpcd import Pcscd, PcscdError, VpcdClient, local_pcscd_pids, port_for_slot
 
     name = f"Virtual PCD 00 {slot:02d}"
     daemon: Pcscd | None = None
-    if not running_pcscd_pids():
+    if not local_pcscd_pids():
         daemon = Pcscd()
         try:
             daemon.start(wait_for=name)

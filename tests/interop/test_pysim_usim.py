@@ -24,16 +24,12 @@ from card.atr import build_atr
 from card.runtime import CardRuntime
 from host.presets import install_uicc_isd
 
-# The PC/SC fixtures (our own pcscd, a served card) of the integration tests.
-from tests.integration.conftest import pcsc, pcscd, serve  # noqa: F401
-
 PYSIM_DIR = os.environ.get("CARDEMU_PYSIM_DIR")
 # The interpreter with pySim's requirements (cmd2, pyosmocom, ...), as for osmo-smdpp.
 PYSIM_PYTHON = os.environ.get("CARDEMU_PYSIM_PYTHON", sys.executable)
 
-# Skip before any fixture starts a pcscd. (Run it on its own: importing the
-# integration fixtures makes a second session pcscd fixture, which cannot start
-# while the integration tests' one runs in the same session.)
+# Skip before any fixture starts a pcscd. The PC/SC fixtures (our own pcscd, a
+# served card) come from tests/pcsc_stack.py, shared with tests/integration.
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(

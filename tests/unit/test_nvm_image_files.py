@@ -10,6 +10,7 @@ nothing, and what `flush` writes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import card.nvm as nvm_module
 from card.errors import ImageInUse
 from card.nvm import (
     IMAGE_APPLICATION_ID,
@@ -29,6 +31,7 @@ from card.nvm import (
     NvmError,
     PowerLoss,
     _alive,
+    _check_value,
     _connect,
     _link_into_place,
     _sweep_aside,
@@ -574,3 +577,156 @@ def test_publish_needs_a_writable_open_image(tmp_path: Path, readonly: bool) -> 
     assert str(e.value) == "no writable card image is open"
     nvm.close()
     assert not (tmp_path / "other.db").exists()
+
+
+# -- what the files hold, and the failure paths ------------------------------------------
+
+
+def test_empty_image_schema_is_the_documented_one(tmp_path: Path) -> None:
+    """The schema text is part of the image format: an older cardemu reads it back."""
+    path = str(tmp_path / "s.db")
+    _write_empty_image(path)
+    db = sqlite3.connect(path)
+    try:
+        schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+    finally:
+        db.close()
+    assert schema == {
+        "meta": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "nvm": "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"
+        " value TEXT NOT NULL, PRIMARY KEY (owner, name))",
+    }
+    remove_image_files(path)
+
+
+def test_alive_only_asks(tmp_path: Path) -> None:
+    """Asking whether a PID lives sends it nothing (signal 0): the process goes on."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert _alive(proc.pid) is True
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(0.3)  # still running
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_process_we_may_not_signal_is_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another user's process (EPERM) exists: its aside files are not ours to sweep."""
+
+    def refuse(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(nvm_module.os, "kill", refuse)
+    assert _alive(1) is True
+
+
+def test_check_value_names_the_refused_type() -> None:
+    with pytest.raises(TypeError) as e:
+        _check_value({"a": 1})
+    assert str(e.value) == "a persistent value must be None/bool/int/str/bytes/tuple, not dict"
+
+
+def test_link_fallback_refuses_a_name_that_appeared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system without hard links (EPERM), an existing name is refused by name."""
+    tmp, final = _touch(tmp_path / "t"), _touch(tmp_path / "f")
+
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(nvm_module.os, "link", no_links)
+    with pytest.raises(FileExistsError) as e:
+        _link_into_place(str(tmp), str(final))
+    assert str(e.value) == f"{final} already exists"
+    assert tmp.exists()
+
+
+def test_a_failed_aside_image_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half_written(tmp: str) -> None:
+        Path(tmp).write_bytes(b"SQLite format 3\x00")
+        Path(tmp + "-wal").write_bytes(b"")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nvm_module, "_write_empty_image", half_written)
+    with pytest.raises(OSError, match="No space left"):
+        new_aside_image(tmp_path / "card.db")
+    assert os.listdir(tmp_path) == []
+
+
+def test_two_creators_at_once_the_second_opens_the_first_ones_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image appears between the check and the link: it is opened, not refused."""
+    path = tmp_path / "card.db"
+    first = NVM(path)
+    first.write("a", "x", 7)
+    first.close()
+    real = os.path.lexists
+    monkeypatch.setattr(
+        nvm_module.os.path, "lexists", lambda p: False if p == str(path) else real(p)
+    )
+    second = NVM(path)
+    assert second.read("a", "x") == 7
+    second.close()
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["card.db"]
+
+
+def test_an_image_sqlite_cannot_open_is_named_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "card.db"
+    create_image(path)
+
+    def refuse(path: str, readonly: bool = False) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(nvm_module, "_connect", refuse)
+    with pytest.raises(NvmError) as e:
+        NVM(path)
+    assert str(e.value) == f"cannot open {path}: unable to open database file"
+    monkeypatch.undo()
+    NVM(path).close()  # the lock went with the failure
+
+
+def test_rows_after_the_journal_row_are_loaded(tmp_path: Path) -> None:
+    """Row order in the image does not matter (`_load` reads every row)."""
+    path = tmp_path / "o.db"
+    _torn_in_transaction(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    # Rewrite the rows so that the journal comes first in table order.
+    rows = list(db.execute("SELECT owner, name, value FROM nvm ORDER BY owner=''"))
+    db.execute("DELETE FROM nvm")
+    db.executemany("INSERT INTO nvm VALUES (?, ?, ?)", sorted(rows, key=lambda r: r[0] != ""))
+    assert next(db.execute("SELECT owner FROM nvm"))[0] == ""
+    db.close()
+    nvm = NVM(path)
+    assert (nvm.torn, nvm.read("a", "y"), nvm.read("a", "x")) == (True, 5, 2)
+    assert nvm.power_up() is True
+    assert nvm.read("a", "x") == 1
+    nvm.close()
+
+
+def test_publish_whose_reopen_fails_still_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image is linked; reopening it fails: the error comes out and close() still works."""
+    final = tmp_path / "card.db"
+    nvm = NVM(new_aside_image(final), create=False)
+    nvm.write("a", "x", 1)
+
+    def refuse(path: str, readonly: bool = False) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(nvm_module, "_connect", refuse)
+    with pytest.raises(sqlite3.OperationalError):
+        nvm.publish(final)
+    monkeypatch.undo()
+    nvm.close()
+    nvm = NVM(final, readonly=True)  # complete under its name, and no longer locked
+    assert nvm.read("a", "x") == 1
+    nvm.close()

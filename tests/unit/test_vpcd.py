@@ -409,3 +409,68 @@ def test_apdu_for_an_unpowered_runtime_powers_it_on(caplog) -> None:
         client.stop()
         thread.join(5)
         vpcd.close()
+
+
+# -- whose pcscd: only one that owns our socket or ports stops us ----------------------
+
+
+def _fake_proc(
+    root: Path, me: dict[str, str], procs: dict[int, tuple[str, dict[str, str]]]
+) -> Path:
+    """A /proc stand-in: `self` and numbered processes with `comm` and ns/ links."""
+
+    def entry(name: str, comm: str, ns: dict[str, str]) -> None:
+        d = root / name
+        (d / "ns").mkdir(parents=True)
+        (d / "comm").write_text(comm + "\n")
+        for kind, target in ns.items():
+            (d / "ns" / kind).symlink_to(target)
+
+    entry("self", "python3", me)
+    for pid, (comm, ns) in procs.items():
+        entry(str(pid), comm, ns)
+    (root / "sys").mkdir()  # not a PID
+    return root
+
+
+def test_a_pcscd_in_other_namespaces_is_not_ours(tmp_path: Path) -> None:
+    from host.vpcd import local_pcscd_pids, running_pcscd_pids
+
+    me = {"mnt": "mnt:[1]", "net": "net:[1]"}
+    proc = _fake_proc(
+        tmp_path,
+        me,
+        {
+            10: ("pcscd", {"mnt": "mnt:[2]", "net": "net:[2]"}),  # a container's own
+            11: ("pcscd", {"mnt": "mnt:[1]", "net": "net:[2]"}),  # shares our socket path
+            12: ("pcscd", {"mnt": "mnt:[2]", "net": "net:[1]"}),  # shares vpcd's ports
+            13: ("pcscd", {}),  # namespaces we may not read: assumed shared
+            14: ("bash", me),
+        },
+    )
+    assert running_pcscd_pids(proc) == [10, 11, 12, 13]
+    assert local_pcscd_pids(proc) == [11, 12, 13]
+
+
+def test_check_free_ignores_a_pcscd_that_is_not_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    import host.vpcd as vpcd
+
+    monkeypatch.setattr(vpcd, "running_pcscd_pids", lambda proc=None: [4242])
+    monkeypatch.setattr(vpcd, "_namespace", lambda proc, pid, kind: f"{kind}:[{pid == 'self'}]")
+    monkeypatch.setattr(vpcd, "pcscd_socket_live", lambda: False)
+    monkeypatch.setattr(vpcd, "vpcd_port_taken", lambda: False)
+    vpcd.Pcscd().check_free()  # another namespace's pcscd: free
+    monkeypatch.setattr(vpcd, "_namespace", lambda proc, pid, kind: "mnt:[1]")
+    with pytest.raises(vpcd.PcscdError, match=r"another pcscd owns .* \(pid 4242\)"):
+        vpcd.Pcscd().check_free()
+
+
+def test_vpcd_port_taken() -> None:
+    from host.vpcd import vpcd_port_taken
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        assert not vpcd_port_taken(port)
+        s.listen()
+        assert vpcd_port_taken(port)
