@@ -22,13 +22,16 @@ tens of microseconds.
 from __future__ import annotations
 
 import enum
+import errno
 import importlib.util
 import logging
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -83,11 +86,102 @@ class VpcdProtocolError(Exception):
     """vpcd or the card broke the framing; the connection is dropped and re-made."""
 
 
+#: vpcd's slots: vsmartcard builds its driver with two readers (VICC_MAX_SLOTS), so
+#: Debian's one reader.conf entry on port 35963 gives "Virtual PCD 00 00" and "00 01".
+VPCD_SLOTS = 2
+
+
 def port_for_slot(slot: int) -> int:
     """The TCP port of vpcd slot `slot` (0 or 1 in Debian's reader.conf)."""
     if slot < 0:
         raise ValueError(f"slot must be >= 0, not {slot}")
     return VPCD_PORT + slot
+
+
+class SlotTaken(Exception):
+    """Another process already serves a card to this vpcd address.
+
+    Attributes:
+        pid: the holder's PID, when the kernel says (Linux), else None.
+        argv: its command line, when readable.
+    """
+
+    def __init__(self, host: str, port: int, pid: int | None, argv: tuple[str, ...]) -> None:
+        who = f"PID {pid}" if pid is not None else "another process"
+        if argv:
+            who += f" ({' '.join(argv)})"
+        super().__init__(f"vpcd {host}:{port} is already served by {who}")
+        self.pid = pid
+        self.argv = argv
+
+
+class SlotClaim:
+    """This process serves a card to vpcd at `host:port` (one card per reader).
+
+    The claim is an abstract Unix socket named after the address (Linux): the
+    kernel frees the name when the holder exits or dies, so a claim is never
+    stale, and it lives in the network namespace, as vpcd's port does. A second
+    claim is refused with the holder's PID (the peer credentials of the socket).
+    Where there are no abstract sockets the claim is a no-op.
+
+    Raises:
+        SlotTaken: another process holds the claim.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._sock: socket.socket | None = None
+        if not sys.platform.startswith("linux"):
+            return
+        name = f"\0cardemu-vpcd-{host}:{port}"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(name)
+        except OSError as e:
+            sock.close()
+            if e.errno != errno.EADDRINUSE:
+                return
+            pid = _claim_holder(name)
+            raise SlotTaken(host, port, pid, _cmdline(pid)) from None
+        sock.listen(1)
+        self._sock = sock
+
+    def release(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> SlotClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _claim_holder(name: str) -> int | None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(name)
+            creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        except OSError:
+            return None
+    pid = struct.unpack("3i", creds)[0]
+    return pid or None
+
+
+def _cmdline(pid: int | None) -> tuple[str, ...]:
+    if pid is None:
+        return ()
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    # `python -m host.cli serve` and the `cardemu` script both read as `cardemu serve`.
+    for i, arg in enumerate(argv):
+        if arg.endswith("cardemu") or arg == "host.cli":
+            return ("cardemu", *argv[i + 1 :])
+    return tuple(argv)
 
 
 class EchoCard:
@@ -135,6 +229,8 @@ class VpcdClient:
             from the serving thread.
         retry_interval: seconds between connection attempts while vpcd is not
             listening (pcscd not started yet, or restarting).
+        on_waiting: called once each time the client starts waiting for vpcd (the
+            first attempt that fails, after start or after vpcd dropped it).
         quickack: set TCP_QUICKACK before every recv(); turning it off exists
             only to show what it saves (`host.bench_pcsc`).
     """
@@ -147,12 +243,14 @@ class VpcdClient:
         on_event: Callable[[VpcdEvent], None] | None = None,
         retry_interval: float = 0.2,
         quickack: bool = True,
+        on_waiting: Callable[[], None] | None = None,
     ) -> None:
         self.card = card
         self.host = host
         self.port = port
         self.on_event = on_event
         self.retry_interval = retry_interval
+        self.on_waiting = on_waiting
         self._quickack = _TCP_QUICKACK if quickack else None
         self.apdu_count = 0
         self.connection_count = 0
@@ -229,11 +327,18 @@ class VpcdClient:
     # -- connection ---------------------------------------------------------
 
     def _connect(self) -> socket.socket | None:
+        waiting = False
         while not self._stop.is_set():
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=2.0)
             except OSError as exc:
                 logger.debug("vpcd %s:%d not reachable: %s", self.host, self.port, exc)
+                if not waiting and self.on_waiting is not None:
+                    waiting = True
+                    try:
+                        self.on_waiting()
+                    except Exception:
+                        logger.exception("on_waiting callback failed")
                 self._stop.wait(self.retry_interval)
                 continue
             sock.settimeout(None)
@@ -357,23 +462,50 @@ class VpcdClient:
         return response
 
 
-def serve_until_signalled(client: VpcdClient) -> None:
+def serve_until_signalled(
+    client: VpcdClient, banner: Callable[[], None] | None = None
+) -> int | None:
     """Run `client.serve_forever()` in this (main) thread until SIGINT or SIGTERM.
 
-    The previous handlers are restored on return, so the caller can then save
-    the card and exit normally.
+    `banner` (what is served where) runs once the handlers are in place, so a
+    signal that comes as soon as it is shown still stops the client cleanly. The
+    previous handlers are restored on return, so the caller can then save the card
+    and exit normally.
+
+    Returns:
+        The signal that stopped it (None if the client stopped otherwise).
     """
+    received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         logger.info("signal %d: stopping", signum)
+        received.append(signum)
         client.stop(timeout=0)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if banner is not None:
+            banner()
         client.serve_forever()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+    return received[0] if received else None
+
+
+def waiting_for(host: str, port: int) -> str:
+    """What a card that cannot reach vpcd at `host:port` is waiting for, in one phrase."""
+    if host.startswith("127.") or host in ("localhost", "::1"):
+        if not pcscd_socket_live():
+            return (
+                f"pcscd, which is not running (start it: `systemctl start pcscd` or "
+                f"`pcscd --foreground`); its vpcd driver then listens on {host}:{port}"
+            )
+        return (
+            f"vpcd on {host}:{port} (pcscd runs, but nothing listens there: is "
+            f"vsmartcard-vpcd installed, and this slot configured?)"
+        )
+    return f"vpcd on {host}:{port}"
 
 
 # -- the daemon that hosts vpcd ------------------------------------------------

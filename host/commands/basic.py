@@ -54,7 +54,7 @@ def send(as_json: bool, quiet: bool, apdus: tuple[str, ...], **kw: Any) -> None:
     \b
     Examples:
       cardemu send 00A4040009F043415244454D5501 "0020000104 31323334"
-      cardemu send --card my.card "80 50 00 00 04"
+      cardemu send --card my.card 00A4040C09F043415244454D5501 "80 50 00 00 04"
       cardemu send -r 2 -g 00A4040000
       cardemu send --json --trace-file s.jsonl 00A4000C023F00
     """

@@ -52,14 +52,21 @@ class Interrupted(CommandError):
         click.echo(f"Interrupted: {self.message}" if self.message else "Interrupted.", err=True)
 
 
-def serve_until_interrupted(name: str, serve_forever: Callable[[], None]) -> None:
+def serve_until_interrupted(
+    name: str, serve_forever: Callable[[], None], banner: Sequence[str] = ()
+) -> None:
     """Run a server until it stops; say so, and exit 130 when Ctrl-C stopped it.
+
+    The `banner` lines (what serves where) go to stderr inside the same guard, so a
+    Ctrl-C that comes as soon as they are shown still ends in "NAME: stopped".
 
     Raises:
         Interrupted: the server stopped on SIGINT (uvicorn stops gracefully, then
             re-raises the signal it caught).
     """
     try:
+        for line in banner:
+            click.echo(line, err=True)
         serve_forever()
     except KeyboardInterrupt:
         click.echo(f"{name}: stopped", err=True)

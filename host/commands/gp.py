@@ -69,11 +69,19 @@ def _byte(value: str | None, what: str) -> int | None:
 
 
 def _keys(
-    key: str | None, enc: str | None, mac: str | None, dek: str | None, kvn: int | None = None
+    key: str | None,
+    enc: str | None,
+    mac: str | None,
+    dek: str | None,
+    kvn: int | None = None,
+    prefix: str = "--",
 ) -> Scp03Keys:
-    """A key set from --key or --enc/--mac/--dek (the GP test keys by default)."""
-    base = _hex(key, "--key")
-    parts = [_hex(v, f"--{n}") for n, v in (("enc", enc), ("mac", mac), ("dek", dek))]
+    """A key set from --key or --enc/--mac/--dek (the GP test keys by default).
+
+    `prefix` names the options in errors (`--new-` for put-key's new keys).
+    """
+    base = _hex(key, f"{prefix}key")
+    parts = [_hex(v, f"{prefix}{n}") for n, v in (("enc", enc), ("mac", mac), ("dek", dek))]
     default = base if base is not None else Scp03Keys.test_keys().enc
     enc_b, mac_b, dek_b = (p if p is not None else default for p in parts)
     try:
@@ -182,7 +190,7 @@ def gp() -> None:
       cardemu gp install --card my.card purse --aid F0000000010101
       cardemu gp delete --card my.card F0000000010101
       cardemu gp info --json
-      cardemu gp list -r "virtual pcd" --key 404142434445464748494A4B4C4D4E4F
+      cardemu gp list -r "virtual pcd 00 00" --key 404142434445464748494A4B4C4D4E4F
     """
 
 
@@ -292,7 +300,7 @@ def install(
     \b
     Examples:
       cardemu gp install purse --aid F0000000010101 --params 31323334
-      cardemu gp install my-applet.lf --module F043415244454D554D0102030405060708
+      cardemu gp install my-applet.lf --aid F0000000030303
       cardemu gp install --card my.card applets.notes --load-only
     """
     opts = _options(kw)
@@ -395,8 +403,8 @@ def delete(force: bool, aids: tuple[str, ...], **kw: Any) -> None:
 
     \b
     Examples:
-      cardemu gp delete F0000000010101
-      cardemu gp delete -f F043415244454D5550A1B2C3D4E5F607
+      cardemu gp delete F043415244454D5502
+      cardemu gp delete -f F043415244454D5501 F043415244454D5503
     """
     opts = _options(kw)
     targets = [_aid(a) for a in aids]
@@ -424,7 +432,9 @@ def _app_status_command(
 
     \b
     Examples:
-      cardemu gp {name} F0000000010101
+      cardemu card new --preset gp my.card
+      cardemu gp lock --card my.card F043415244454D5501
+      cardemu gp unlock --card my.card F043415244454D5501
     """
     short_help = f"{name.capitalize()} an application (SET STATUS)."
     return click.command(name, short_help=short_help)(command)
@@ -446,12 +456,15 @@ def card_status(yes: bool, state: str, **kw: Any) -> None:
     """Set the card life cycle: initialized, secured, locked (7F) or terminated (FF).
 
     STATE is one of those names, or the state byte in hex (GPC v2.3.1 Table
-    11-5). `secured` also unlocks a locked card. Terminating is final.
+    11-5). A new card is OP_READY: it goes to initialized, then secured
+    (GPC §5.1.1); `secured` also unlocks a locked card. Terminating is final.
 
     \b
     Examples:
-      cardemu gp card-status secured
-      cardemu gp card-status locked
+      cardemu card new --preset gp my.card
+      cardemu gp card-status --card my.card initialized
+      cardemu gp card-status --card my.card secured
+      cardemu gp card-status --card my.card locked
     """
     opts = _options(kw)
     value = _card_state(state)
@@ -488,13 +501,14 @@ def put_key(
     \b
     Examples:
       cardemu gp put-key --new-kvn 31 --new-key 000102030405060708090A0B0C0D0E0F
-      cardemu gp put-key --new-kvn 30 --replace 30 --new-enc ... --new-mac ... --new-dek ...
+      cardemu gp put-key --new-kvn 30 --replace 30 --new-enc 101112131415161718191A1B1C1D1E1F \\
+          --new-mac 202122232425262728292A2B2C2D2E2F --new-dek 303132333435363738393A3B3C3D3E3F
     """
     opts = _options(kw)
     if not any((new_key, new_enc, new_mac, new_dek)):
         raise InvalidInput("give the new keys: --new-key or --new-enc/--new-mac/--new-dek")
     kvn = _byte(new_kvn, "--new-kvn")
-    new = _keys(new_key, new_enc, new_mac, new_dek, kvn)
+    new = _keys(new_key, new_enc, new_mac, new_dek, kvn, prefix="--new-")
     replaced = _byte(replace, "--replace") or 0
     with _client(opts) as client:
         resp = client.put_key(new, replace_kvn=replaced)

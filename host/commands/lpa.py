@@ -205,6 +205,7 @@ def download(
     \b
     Examples:
       cardemu card new --preset euicc my.card
+      cardemu smdpp serve --demo-order &
       cardemu lpa download --card my.card 'LPA:1$localhost:8443$DEMO-1'
       cardemu lpa download --card my.card --pki ./pki 'LPA:1$smdp.example$X' \\
           --connect-to 127.0.0.1:8443
@@ -325,6 +326,10 @@ def list_profiles(**kw: Any) -> None:
     _emit(opts.as_json, rows, text)
 
 
+#: The demo order's profile (`cardemu smdpp serve --demo-order`), in the examples.
+DEMO_ICCID = "8988210000000000012"
+
+
 def _iccid_command(name: str, done: str, action: Callable[[Lpa, str], None]) -> click.Command:
     """`cardemu lpa enable|disable|delete ICCID`; `done` is the result line's past tense."""
 
@@ -336,11 +341,15 @@ def _iccid_command(name: str, done: str, action: Callable[[Lpa, str], None]) -> 
             action(assistant, iccid)
         _emit(opts.as_json, {"iccid": iccid, "result": "ok"}, lambda: click.echo(f"{done} {iccid}"))
 
+    first = f"      cardemu lpa enable --card my.card {DEMO_ICCID}\n" if name == "Disable" else ""
     command.__doc__ = f"""{name} a profile (ES10c.{name}Profile).
+
+    In the examples, my.card holds the demo profile, disabled (as `cardemu lpa
+    download --help` leaves it).
 
     \b
     Examples:
-      cardemu lpa {name.lower()} --card my.card 8988211000000000016
+{first}      cardemu lpa {name.lower()} --card my.card {DEMO_ICCID}
     """
     return click.command(name.lower())(command)
 
@@ -359,7 +368,7 @@ def nickname(iccid: str, nickname: str, **kw: Any) -> None:
 
     \b
     Examples:
-      cardemu lpa nickname --card my.card 8988211000000000016 "work"
+      cardemu lpa nickname --card my.card 8988210000000000012 "work"
     """
     opts = _options(kw)
     with _lpa(opts) as assistant:

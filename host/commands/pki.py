@@ -124,8 +124,8 @@ def create(
     \b
     Examples:
       cardemu pki create ./pki
-      cardemu pki create ./pki --curve nist --curve brainpool --euiccs 3
-      cardemu pki create ./pki --smdp-host testsmdpplus1.example.com --seed demo
+      cardemu pki create ./pki2 --curve nist --curve brainpool --euiccs 3
+      cardemu pki create ./pki3 --smdp-host testsmdpplus1.example.com --seed demo
     """
     root = Path(directory)
     if (root / "pki.json").exists() and not force:
@@ -175,7 +175,7 @@ def show(directory: str, curve: str, as_json: bool) -> None:
     \b
     Examples:
       cardemu pki show ./pki
-      cardemu pki show ./pki --curve brainpool --json
+      cardemu pki show ./pki --curve nist --json
     """
     try:
         p = load_pki(directory, curve)

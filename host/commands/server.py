@@ -73,7 +73,7 @@ def _run(
     try:
         return RoleServer(app, host, port, tls=tls, allow_remote=allow_remote, name=role)
     except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(getattr(e, "strerror", None) or str(e)) from None
 
 
 @server.command("smdpp")
@@ -169,18 +169,23 @@ def smdpp(
         try:
             sock = bind_socket(host, port, allow_remote=allow_remote)
         except (ValueError, OSError) as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(getattr(e, "strerror", None) or str(e)) from None
         bound = sock.getsockname()[1]
         os.environ.update(
             {ENV_DB: db, ENV_PKI: pki_dir or "", ENV_ADDRESS: address or f"localhost:{bound}"}
         )
         scheme = "http" if tls is None else "https"
-        click.echo(
+        banner = (
             f"smdpp: SM-DP+ {os.environ[ENV_ADDRESS]} serving on {scheme}://{host}:{bound} "
-            f"with {workers} workers (Ctrl-C stops)",
-            err=True,
+            f"with {workers} workers (Ctrl-C stops)"
         )
-        serve_workers("host.servers.smdpp.app:app_from_env", sock, workers=workers, tls=tls)
+
+        def supervise() -> None:
+            serve_workers("host.servers.smdpp.app:app_from_env", sock, workers=workers, tls=tls)
+            # uvicorn's supervisor returns only once SIGINT/SIGTERM stopped the workers.
+            raise KeyboardInterrupt
+
+        serve_until_interrupted("smdpp", supervise, [banner])
         return
     srv = _run(
         "smdpp",
@@ -192,8 +197,11 @@ def smdpp(
     )
     if not address:
         smdp.address = f"localhost:{srv.port}"
-    click.echo(f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("smdpp", srv.serve_forever)
+    serve_until_interrupted(
+        "smdpp",
+        srv.serve_forever,
+        [f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)"],
+    )
 
 
 def _smds_command() -> click.Command:
@@ -243,8 +251,11 @@ def operator(host: str, allow_remote: bool, port: int, db: str) -> None:
 
     op = Operator(db, on_report=show)
     srv = _run("operator", create_app(op), host, port, None, allow_remote)
-    click.echo(f"operator: HandleDownloadProgressInfo on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("operator", srv.serve_forever)
+    serve_until_interrupted(
+        "operator",
+        srv.serve_forever,
+        [f"operator: HandleDownloadProgressInfo on {srv.url} (Ctrl-C stops)"],
+    )
 
 
 def _core(f: Any) -> Any:
@@ -314,8 +325,9 @@ def repository(
     pki = demo_pki(demo_seed)
     repo = Repository(db, key=pki.repository, certificate=pki.repository_cert, root=pki.root.public)
     srv = _run("repository", create_app(repo), host, port, tls, allow_remote)
-    click.echo(f"repository: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("repository", srv.serve_forever)
+    serve_until_interrupted(
+        "repository", srv.serve_forever, [f"repository: serving on {srv.url} (Ctrl-C stops)"]
+    )
 
 
 @server.command("registration", short_help="Run seed 002's registration device and HSM.")
@@ -380,8 +392,9 @@ def registration(
         Hsm(db, keystore=keystore), key=pki.hsm, certificate=pki.hsm_cert, root=pki.root.public
     )
     srv = _run("registration", create_app(device), host, port, tls, allow_remote)
-    click.echo(f"registration: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("registration", srv.serve_forever)
+    serve_until_interrupted(
+        "registration", srv.serve_forever, [f"registration: serving on {srv.url} (Ctrl-C stops)"]
+    )
 
 
 # -- seed 003: the profile move (host.systems.profile_move) -----------------------------------
@@ -501,8 +514,9 @@ def move_resolver(host: str, allow_remote: bool, port: int, db: str) -> None:
     from host.systems.profile_move.resolver import Resolver, create_app
 
     srv = _run("move-resolver", create_app(Resolver(db)), host, port, None, allow_remote)
-    click.echo(f"move-resolver: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("move-resolver", srv.serve_forever)
+    serve_until_interrupted(
+        "move-resolver", srv.serve_forever, [f"move-resolver: serving on {srv.url} (Ctrl-C stops)"]
+    )
 
 
 @server.command("move-mno", short_help="Run seed 003's MNO front end (user authentication).")
@@ -550,8 +564,9 @@ def move_auc(
     if demo_subscriber and auc.current_k(TEST_IMSI) is None:
         auc.provision(TEST_IMSI, TEST_K, TEST_OPC)
     srv = _run("move-auc", create_app(auc), host, port, None, allow_remote)
-    click.echo(f"move-auc: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("move-auc", srv.serve_forever)
+    serve_until_interrupted(
+        "move-auc", srv.serve_forever, [f"move-auc: serving on {srv.url} (Ctrl-C stops)"]
+    )
 
 
 @server.command("smsc", short_help="Run the SMS-centre stand-in (short messages per MSISDN).")
@@ -574,8 +589,9 @@ def smsc(host: str, allow_remote: bool, port: int, db: str) -> None:
     from host.servers.web import Store
 
     srv = _run("smsc", create_app(Smsc(Store(db, SCHEMA))), host, port, None, allow_remote)
-    click.echo(f"smsc: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("smsc", srv.serve_forever)
+    serve_until_interrupted(
+        "smsc", srv.serve_forever, [f"smsc: serving on {srv.url} (Ctrl-C stops)"]
+    )
 
 
 @server.command("doorlock-ams", short_help="Run seed 001's application management server.")
@@ -631,8 +647,11 @@ def doorlock_ams(
     if smsc_url is None:
         ams = AppManagementServer(db)
         srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
-        click.echo(f"doorlock-ams: serving on {srv.url} (Ctrl-C stops)", err=True)
-        serve_until_interrupted("doorlock-ams", srv.serve_forever)
+        serve_until_interrupted(
+            "doorlock-ams",
+            srv.serve_forever,
+            [f"doorlock-ams: serving on {srv.url} (Ctrl-C stops)"],
+        )
         return
     from host.presets import ota_test_keysets
     from host.servers.smsc import SmscClient
@@ -658,11 +677,9 @@ def doorlock_ams(
     ams = AppManagementServer(store, delivery, sms_address=address)
     srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
     poller = SmsPoller(lambda: ams.poll_sms(gateway)).start()
-    click.echo(
-        f"doorlock-ams: serving on {srv.url}, SMS {address} at {smsc_url} (Ctrl-C stops)", err=True
-    )
+    banner = f"doorlock-ams: serving on {srv.url}, SMS {address} at {smsc_url} (Ctrl-C stops)"
     try:
-        serve_until_interrupted("doorlock-ams", srv.serve_forever)
+        serve_until_interrupted("doorlock-ams", srv.serve_forever, [banner])
     finally:
         poller.stop()
 

@@ -132,16 +132,14 @@ def serve(
     try:
         server = smdp.serve(host, port, tls=not no_tls, allow_remote=allow_remote)
     except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(getattr(e, "strerror", None) or str(e)) from None
     if not address:
         smdp.address = f"localhost:{server.port}"
-    click.echo(f"SM-DP+ {smdp.address} serving ES9+ on {server.url} (Ctrl-C stops)", err=True)
-    for o in smdp.orders():
-        click.echo(
-            f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}",
-            err=True,
-        )
-    serve_until_interrupted("SM-DP+", server.serve_forever)
+    banner = [f"SM-DP+ {smdp.address} serving ES9+ on {server.url} (Ctrl-C stops)"] + [
+        f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}"
+        for o in smdp.orders()
+    ]
+    serve_until_interrupted("SM-DP+", server.serve_forever, banner)
 
 
 @smdpp.command("order", short_help="Order a profile for download (ES2+).")

@@ -37,9 +37,14 @@ def _hex(value: str | None, name: str, size: int | None = None) -> bytes | None:
 
 
 DEFAULT_PRESET = "usim"
+#: Built-in cards whose subscription keys are known: Milenage K = OPc = 000102..0F.
+KNOWN_KEYS = ("usim", "usim-5g")
 
 pin_option = click.option("--pin", help="Verify PIN1 first (needed when PIN1 is enabled).")
-quiet_option = click.option("-q", "--quiet", is_flag=True, help="No APDU trace on stderr.")
+# The APDU trace is opt-in, as in `cardemu gp` (a read is ~60 exchanges); -q stays
+# accepted for scripts written when the trace was the default.
+trace_option = click.option("--trace", is_flag=True, help="Show the APDUs on stderr.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, hidden=True, help="No APDU trace.")
 
 
 @contextmanager
@@ -79,6 +84,7 @@ def usim() -> None:
 @reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
+@trace_option
 @json_option
 def usim_read(
     reader_spec: str | None,
@@ -87,6 +93,7 @@ def usim_read(
     seed: int | None,
     pin: str | None,
     quiet: bool,
+    trace: bool,
     as_json: bool,
 ) -> None:
     """Read ICCID, EF.DIR and the USIM's standard files, decoded.
@@ -96,7 +103,10 @@ def usim_read(
       cardemu usim read
       cardemu usim read -r "Virtual PCD 00 00" --pin 1234 --json
     """
-    with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, atr):
+    with _usim(reader_spec, image, preset, seed, trace and not (quiet or as_json)) as (
+        session,
+        atr,
+    ):
         if pin:
             session.select_usim()
             session.verify_pin(pin)
@@ -126,6 +136,7 @@ def usim_read(
 @reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
+@trace_option
 @json_option
 @click.option("--rand", "rand_hex", help="RAND, 16 bytes hex [default: random].")
 @click.option("--autn", "autn_hex", help="AUTN, 16 bytes hex (else built from --k/--opc/--sqn).")
@@ -167,6 +178,7 @@ def usim_auth(
     seed: int | None,
     pin: str | None,
     quiet: bool,
+    trace: bool,
     as_json: bool,
     rand_hex: str | None,
     autn_hex: str | None,
@@ -184,19 +196,34 @@ def usim_auth(
 ) -> None:
     """Run AUTHENTICATE (TS 31.102 §7.1.2) and, given K, check the answer as the AuC would.
 
-    Exit code 1 when the answer does not match, 3 when the card refuses (9862: wrong MAC).
+    On a fresh built-in card (`usim`, `usim-5g`) the keys are known, so it needs no
+    options; elsewhere give --k with --opc/--op, or --autn. `--algorithm tuak` checks a
+    TUAK card (K of 16 or 32 bytes, TOPc/TOP of 32). Exit code 1 when the answer does
+    not match, 3 when the card refuses (9862: wrong MAC).
 
     \b
     Examples:
+      cardemu usim auth
+      cardemu usim auth --serving-network 001-01 --json
       cardemu usim auth --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
       cardemu usim auth --rand 00000000000000000000000000000000 \\
           --autn EC9320C2C2120000C8B7DE2A3449F1BD --json
-      cardemu usim --preset usim-tuak auth --algorithm tuak \\
-          --k 000102030405060708090A0B0C0D0E0F --op 00..1F (32 bytes)
     """
     rand = _hex(rand_hex, "--rand", 16) or os.urandom(16)
     if use_xor:
         algorithm = "xor"
+    if (
+        k_hex is None
+        and autn_hex is None
+        and reader_spec is None
+        and image is None
+        and (preset or DEFAULT_PRESET) in KNOWN_KEYS
+        and algorithm == "milenage"
+    ):
+        # A fresh built-in card: the AuC's keys are the builder's (applets.usim.builder).
+        from applets.usim.builder import TEST_K, TEST_OPC
+
+        k_hex, opc_hex = TEST_K.hex(), TEST_OPC.hex()
     alg = _algorithm(algorithm, k_hex, opc_hex, op_hex, res_len, keccak_iterations)
     autn = _hex(autn_hex, "--autn", 16)
     if autn is None and not gsm:
@@ -211,7 +238,8 @@ def usim_auth(
     if sn_name is not None and gsm:
         raise click.UsageError("--serving-network is for the 3G context (5G AKA), not --gsm")
     five_g = None
-    with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, _):
+    shown = trace and not (quiet or as_json)
+    with _usim(reader_spec, image, preset, seed, shown) as (session, _):
         session.select_usim()
         if pin:
             session.verify_pin(pin)
@@ -298,6 +326,7 @@ def _sn_name(value: str) -> bytes:
 @reader_options(DEFAULT_PRESET)
 @pin_option
 @quiet_option
+@trace_option
 @json_option
 @click.option(
     "--hn-private",
@@ -311,6 +340,7 @@ def usim_suci(
     seed: int | None,
     pin: str | None,
     quiet: bool,
+    trace: bool,
     as_json: bool,
     hn_private_hex: str | None,
 ) -> None:
@@ -320,11 +350,13 @@ def usim_suci(
 
     \b
     Examples:
-      cardemu usim --card 5g.img suci
-      cardemu usim suci --card 5g.img --hn-private C53C2220...BD1D --json
+      cardemu usim suci --card 5g.img
+      cardemu usim suci --preset usim-5g --json \\
+          --hn-private C53C22208B61860B06C62E5406A7B330C2B577AA5558981510D128247D38BD1D
     """
     hn_private = _hex(hn_private_hex, "--hn-private")
-    with _usim(reader_spec, image, preset, seed, not (quiet or as_json)) as (session, _):
+    shown = trace and not (quiet or as_json)
+    with _usim(reader_spec, image, preset, seed, shown) as (session, _):
         session.select_usim()
         if pin:
             session.verify_pin(pin)

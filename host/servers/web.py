@@ -303,9 +303,10 @@ def bind_socket(host: str, port: int, *, allow_remote: bool = False) -> socket.s
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as e:
         sock.close()
-        raise
+        # Name the address: "Address already in use" alone does not say which port.
+        raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     sock.listen(128)
     return sock
 

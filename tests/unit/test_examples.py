@@ -1,0 +1,584 @@
+"""Every example in the README and in every `--help` text runs as written.
+
+The examples are parsed out of the texts themselves: the `Examples:` block of
+every command's help (each block is one sequence, run in order in a fresh
+temporary directory), and the README's `console` (`$ ` lines) and `sh` blocks.
+Each must exit 0, or the code the text documents beside it (`EXPECTED`).
+
+A line runs in-process (`host.cli.main`), against the built-in cards, with
+only loopback networking. The input files an example names (`my.card`,
+`session.apdu`, `./pki`, ...) are made by `FIXTURES` when the directory does
+not hold them yet (a card of the preset the command group uses: `gp` for
+`cardemu gp`, ...). Servers (`serve`, `server`, `smdpp serve`) run as real
+processes until they print their first line, then get Ctrl-C and must say
+that they stopped; a line ending in `&` keeps running while the rest of its
+block runs.
+
+Not every line can run in a unit test; those are listed with the reason, and
+the test fails when a listed line no longer exists (the lists stay honest):
+`PARSE_ONLY` lines take minutes or measure time (their arguments are still
+parsed by the real command, so a renamed option is caught), `SKIPPED` lines
+need a card in a PC/SC reader, a network name or another program.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from host.cli import cli, main
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+
+@dataclass
+class Block:
+    """Examples that belong together, run in order in one directory."""
+
+    source: str
+    lines: list[str]
+    #: README console blocks: each command's expected stdout, where it is deterministic
+    outputs: list[str] = field(default_factory=list)
+
+
+# -- parsing the texts ---------------------------------------------------------------------
+
+
+def _strip_comment(line: str) -> str:
+    """The command without a trailing `  # comment` (never inside quotes in our texts)."""
+    return re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+
+
+def _join_continuations(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    buf = ""
+    for raw in lines:
+        line = raw.strip()
+        if line.endswith("\\"):
+            buf += line[:-1].strip() + " "
+            continue
+        out.append(buf + line)
+        buf = ""
+    return out
+
+
+def _commands() -> Iterator[tuple[str, click.Command]]:
+    def walk(cmd: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+        yield path, cmd
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None
+                yield from walk(sub, f"{path} {name}")
+
+    yield from walk(cli, "cardemu")
+
+
+def help_blocks() -> list[Block]:
+    """The `Examples:` block of every command's `--help`, as a user's terminal shows it."""
+    blocks = []
+    for path, _cmd in _commands():
+        res = CliRunner().invoke(cli, [*path.split()[1:], "--help"], terminal_width=200)
+        assert res.exit_code == 0, path
+        if "Examples:" not in res.output:
+            continue
+        text = res.output.split("Examples:", 1)[1].split("\n\n", 1)[0]
+        lines = [_strip_comment(line) for line in _join_continuations(text.splitlines())]
+        blocks.append(Block(f"{path} --help", [line for line in lines if line]))
+    return blocks
+
+
+def readme_blocks() -> list[Block]:
+    """The README's `console` blocks (`$ ` lines, with their output) and `sh` blocks."""
+    blocks = []
+    lines = README.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        fence = lines[i].strip()
+        if fence not in ("```console", "```sh"):
+            i += 1
+            continue
+        start = i + 1
+        j = start
+        while lines[j].strip() != "```":
+            j += 1
+        body = lines[start:j]
+        block = Block(f"README.md:{start}", [])
+        if fence == "```console":
+            for line in body:
+                if line.startswith("$ "):
+                    block.lines.append(_strip_comment(line[2:]))
+                    block.outputs.append("")
+                elif block.outputs:
+                    block.outputs[-1] += line + "\n"
+        else:
+            for line in _join_continuations(body):
+                if line and not line.startswith("#"):
+                    block.lines.append(_strip_comment(line))
+        blocks.append(block)
+        i = j + 1
+    return blocks
+
+
+# -- what cannot run here, and what exits non-zero by design -------------------------------
+
+PCSC = "needs a card in vpcd's PC/SC reader (`cardemu serve`); tests/integration drives -r"
+#: Lines whose arguments are only parsed: they run for minutes or measure time.
+PARSE_ONLY: dict[str, str] = {
+    "cardemu bench": "measures for several seconds",
+    "cardemu bench --seconds 3 --json": "measures for 3 s per figure",
+    "cardemu bench --pcsc -n 5000": "measures through pcscd",
+    "cardemu bench --pcsc": "measures through pcscd",
+    "cardemu bench --keys --runs 5": "generates RSA-3072 keys five times (a minute)",
+    "cardemu bench --keys": "generates RSA-3072 keys (a minute)",
+    "cardemu bench --keys --alg P-256 --alg RSA-2048 --json": "generates RSA-2048 keys",
+    "cardemu bench --web --seconds 4": "measures for 4 s per figure",
+    "cardemu bench --web": "measures for seconds",
+    "cardemu bio eval": "a 1-2 minute evaluation",
+    "cardemu bio eval --json": "a 1-2 minute evaluation",
+    "cardemu bio eval --png det.png": "a 1-2 minute evaluation",
+    "cardemu bio eval --fingers 50 --impressions 4 --png det.png": "a minute's evaluation",
+    "cardemu bio eval --set rotation_sd_deg=15 --set miss_rate=0.2,0.35 --json": "a minute",
+    "cardemu bio eval --setting all --fingers 100 --impressions 4 --png det.png": "minutes",
+    "cardemu bio eval --setting all --fingers 100 --impressions 4 --seed 1": "minutes",
+    "cardemu bio eval --minutiae ./minutiae": "an evaluation over your files",
+    "cardemu bio calibrate": "minutes of matching",
+    "cardemu fuzz --budget 50000": "50,000 APDUs (half a minute)",
+    "cardemu fuzz --preset demo --applet purse --time 60 --seed 7": "runs for 60 s",
+    "cardemu fuzz --preset demo --time 10": "runs for 10 s",
+    "cardemu fuzz --preset euicc --engine asn1 --time 600 --seed 1": "runs for 10 minutes",
+    "cardemu fuzz --preset euicc --engine asn1 --time 600": "runs for 10 minutes",
+    "cardemu fuzz --smdpp --time 600 --seed 1": "runs for 10 minutes",
+    "cardemu fuzz --smdpp --time 600": "runs for 10 minutes",
+    "cardemu fuzz --engine stateful --applet iso7816 --budget 5000": "5,000 stateful steps",
+    "cardemu fuzz -r 2 --applet A000000151000000 --rate 10 --time 600 "
+    "--secret 404142434445464748494A4B4C4D4E4F": "runs for 10 minutes",
+}
+#: Lines that cannot run in a unit test at all.
+SKIPPED: dict[str, str] = {
+    'cardemu gp list -r "virtual pcd 00 00" --key 404142434445464748494A4B4C4D4E4F': PCSC,
+    'cardemu lpa eid -r "Virtual PCD 00 00"': PCSC,
+    'cardemu lpa list -r "Virtual PCD 00 00" --json': PCSC,
+    'cardemu usim read -r "Virtual PCD 00 00" --pin 1234 --json': PCSC,
+    'cardemu send -r "virtual pcd 00 00" 00A4040000': PCSC,
+    "cardemu lpa download -r \"PCD 00 00\" 'LPA:1$smdp.example$MATCHING-ID'": PCSC,
+    "cardemu lpa download --card my.card --pki ./pki 'LPA:1$smdp.example$X' "
+    "--connect-to 127.0.0.1:8443": "needs your SM-DP+ for smdp.example on port 8443",
+    "bash .ci/install-system.sh": "installs system packages",
+    "python3 -m venv .venv && . .venv/bin/activate": "makes a venv",
+    "pip install -e '.[test,pcsc]'": "installs the project",
+    "python -m pytest -q": "the test suite itself",
+    "mutmut run --max-children 2": "mutation testing: 40 minutes",
+    "mutmut run --max-children 2 'card.nvm.*'": "mutation testing: minutes",
+    "mutmut show 'card.nvm.xǁNVMǁflush__mutmut_12'": "reads mutmut's results",
+    "python tests/mutation/score.py --list": "reads mutmut's results",
+    "cardemu serve --preset piv &": "the PIV tools run in tests/integration/test_piv_pcsc.py",
+    'yubico-piv-tool -r "Virtual PCD" -a generate -s 9a -A ECCP256 -o pub.pem': "ditto",
+    "pkcs15-tool -D": "ditto",
+    "pkcs11-tool -l -p 123456 --sign -m ECDSA-SHA256 --id 01 -i msg -o sig": "ditto",
+}
+#: Documented exit codes other than 0.
+EXPECTED: dict[tuple[str, str], int] = {
+    # The README's lock example: the image is held by another process.
+    ("README.md", "cardemu send --card my.card 8050000004"): 1,
+}
+#: Servers (run until Ctrl-C): what they print once they are up.
+SERVER_READY = re.compile(r"serving|waiting")
+
+
+# -- the files examples name -----------------------------------------------------------------
+
+GROUP_PRESET = {"gp": "gp", "usim": "usim"}
+
+
+def _euicc_with_demo_profile(path: Path) -> None:
+    """An eUICC the demo profile was downloaded into (disabled), notifications sent."""
+    from host.lpa.demo import DEMO_MATCHING_ID, demo_order
+    from host.lpa.es10 import Es10Client
+    from host.lpa.lpa import Lpa
+    from host.pki import default_pki
+    from host.presets import new_card
+    from host.readers.inprocess import InProcessReader
+    from host.servers.smdpp.server import SmdpPlus
+
+    pki = default_pki()
+    card = new_card("euicc", path)
+    smdp = SmdpPlus(pki, address="localhost")
+    smdp.add_order(demo_order())
+    try:
+        with smdp.serve() as server:
+            smdp.address = f"localhost:{server.port}"
+            with Es10Client(InProcessReader(card)) as es10:
+                lpa = Lpa(es10, ca_pem=pki.ci.pem)
+                assert lpa.download(f"LPA:1${smdp.address}${DEMO_MATCHING_ID}").installed
+                lpa.send_notifications()
+    finally:
+        card.close()
+
+
+def _card(preset: str) -> Callable[[Path, list[str]], None]:
+    def make(path: Path, argv: list[str]) -> None:
+        from host.presets import new_card
+
+        group = argv[0] if argv else ""
+        if group == "lpa":
+            _euicc_with_demo_profile(path)
+            return
+        new_card(GROUP_PRESET.get(group, preset), path).close()
+
+    return make
+
+
+def _text(content: str) -> Callable[[Path, list[str]], None]:
+    def make(path: Path, argv: list[str]) -> None:
+        path.write_text(content)
+
+    return make
+
+
+def _trace(path: Path, argv: list[str]) -> None:
+    code = main(["send", "-q", "--trace-file", str(path), "00A4000C023F00", "00A4040000"])
+    assert code == 0
+
+
+def _pki(path: Path, argv: list[str]) -> None:
+    assert main(["pki", "create", str(path)]) == 0
+
+
+def _store(path: Path, argv: list[str]) -> None:
+    code = main(
+        ["smdpp", "order", "MY-1", "--db", str(path), "--iccid", "8988211000000000024"]
+        + ["--imsi", "001010000000002", "--k", "00" * 16, "--opc", "00" * 16]
+    )
+    assert code == 0
+
+
+def _load_file(path: Path, argv: list[str]) -> None:
+    from card.gp.loadfile import describe_load_file
+
+    path.write_bytes(describe_load_file("applets.notes").to_bytes())
+
+
+def _finding(path: Path, argv: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# a finding saved by `cardemu fuzz` (here: a purse session that holds)\n"
+        "00A4040C09F043415244454D5501 =9000\n"
+        "0020000104 31323334 =9000\n"
+        "80500000 04 =xxxxxxxx 9000\n"
+    )
+
+
+def _smdpp_finding(path: Path, argv: list[str]) -> None:
+    from host.fuzz.oracles import RESPONSE_TIME, Violation
+    from host.fuzz.rsp_seeds import load
+    from host.fuzz.server import Request, ServerFinding, save_server_finding
+
+    seed = next(s for s in load().es9 if s.function == "handleNotification")
+    request = Request(seed.function, dict(seed.body), "unmutated", False, None)
+    finding = ServerFinding(1, Violation(RESPONSE_TIME, "kept", 0, "k"), request, 5, 1.0)
+    saved = save_server_finding(finding, path.parent, 1)
+    saved.rename(path)
+
+
+def _tls(path: Path, argv: list[str]) -> None:
+    """dp.pem / dp.key: a self-signed certificate for localhost."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    path.with_suffix(".pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+SCRIPT = "00A4040C09F043415244454D5501 =9000\n0020000104 31323334 =9000\n80500000 04\n"
+FIXTURES: dict[str, Callable[[Path, list[str]], None]] = {
+    "my.card": _card("demo"),
+    "5g.img": _card("usim-5g"),
+    "session.apdu": _text(SCRIPT),
+    "script.apdu": _text(SCRIPT),
+    "pin.apdu": _text("00A4040C09F043415244454D5501 =9000\n0020000104 ${pin} =9000\n"),
+    "session.jsonl": _trace,
+    "pki": _pki,
+    "smdpp.sqlite": _store,
+    "orders.sqlite": _store,
+    "my-applet.lf": _load_file,
+    "fuzz-findings/001-no-exception-purse.apdu": _finding,
+    "fuzz-findings/001-response-time-smdpp.json": _smdpp_finding,
+    "dp.pem": _tls,
+    "dp.key": _tls,
+    "minutiae": lambda path, argv: path.mkdir(),
+}
+#: Commands that make the file they name: no fixture for them.
+MAKERS = (("card", "new"), ("pki", "create"), ("smdpp", "order"))
+
+
+#: Files a command reads by default, when the example names none.
+DEFAULT_FILES = {("smdpp", "orders"): "smdpp.sqlite"}
+
+
+def _prepare(argv: list[str], cwd: Path) -> None:
+    if tuple(argv[:2]) in MAKERS:
+        return
+    implicit = DEFAULT_FILES.get((argv[0], argv[1]) if len(argv) > 1 else ("", ""))
+    if implicit and "--db" not in argv and not (cwd / implicit).exists():
+        FIXTURES[implicit](cwd / implicit, argv)
+    for arg in argv:
+        name = arg.removeprefix("./").rstrip("/")
+        if name in FIXTURES and not (cwd / name).exists():
+            FIXTURES[name](cwd / name, argv)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _parse_only(argv: list[str]) -> None:
+    """Parse the arguments with the real commands, as running them would (no callback)."""
+    cmd: click.Command = cli
+    ctx = cmd.make_context("cardemu", list(argv))
+    while isinstance(cmd, click.Group):
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        name, sub, rest = cmd.resolve_command(ctx, rest)
+        assert sub is not None and name is not None
+        ctx = sub.make_context(name, rest, parent=ctx)
+        cmd = sub
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+def _start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "host.cli", *argv],
+        cwd=cwd,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_ready(proc: subprocess.Popen[str], line: str) -> str:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    seen = ""
+    while time.monotonic() < deadline:
+        out = proc.stderr.readline()
+        if not out and proc.poll() is not None:
+            break
+        seen += out
+        if SERVER_READY.search(out):
+            return seen
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"{line}: not up within 30 s (exit {proc.returncode}): {seen}")
+
+
+def _interrupt(proc: subprocess.Popen[str], line: str) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        _out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"{line}: still running 20 s after Ctrl-C")
+    assert proc.returncode == 130, f"{line}: exit {proc.returncode} on Ctrl-C: {err}"
+    assert "stopped" in err, f"{line}: {err}"
+
+
+def _is_server(argv: list[str]) -> bool:
+    return argv[:1] in (["serve"], ["server"]) or argv[:2] == ["smdpp", "serve"]
+
+
+def run_block(block: Block, cwd: Path) -> list[str]:
+    """Run a block's lines in order; returns what ran (for the tally)."""
+    ran = []
+    background: list[tuple[subprocess.Popen[str], str]] = []
+    try:
+        for index, line in enumerate(block.lines):
+            if line in SKIPPED:
+                continue
+            stdin = None
+            command = line
+            if line.startswith("echo ") and " | cardemu " in line:
+                echoed, command = line.split(" | ", 1)
+                stdin = shlex.split(echoed)[1] + "\n"
+            words = shlex.split(command.removesuffix("&").strip())
+            assert words[0] == "cardemu", f"{block.source}: {line!r} is not a cardemu command"
+            argv = words[1:]
+            _prepare(argv, cwd)
+            if line in PARSE_ONLY:
+                _parse_only(argv)
+                continue
+            uses_8443 = "8443" in line or (_is_server(argv) and "--port" not in argv)
+            if uses_8443 and not _port_free(8443) and not background:
+                pytest.skip(f"{line}: port 8443 is taken on this machine")
+            if line.endswith("&"):
+                proc = _start(argv, cwd)
+                _wait_ready(proc, line)
+                background.append((proc, line))
+                ran.append(line)
+                continue
+            if _is_server(argv):
+                proc = _start(argv, cwd)
+                _wait_ready(proc, line)
+                _interrupt(proc, line)
+                ran.append(line)
+                continue
+            with CliRunner().isolation(input=stdin) as (out, err, _):
+                code = main(argv)
+            expected = EXPECTED.get((block.source.split(":")[0], line), 0)
+            stdout = out.getvalue().decode()
+            assert code == expected, f"{block.source}: {line}\n{err.getvalue().decode()}"
+            if block.outputs and block.outputs[index] and "applet" in block.source:
+                assert stdout == block.outputs[index], f"{block.source}: {line}"
+            ran.append(line)
+    finally:
+        for proc, line in background:
+            _interrupt(proc, line)
+    return ran
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+HELP = help_blocks()
+READMES = readme_blocks()
+
+
+@pytest.mark.parametrize("block", HELP, ids=[b.source for b in HELP])
+def test_help_examples_run_as_written(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_block(block, tmp_path)
+
+
+@pytest.mark.parametrize("block", READMES, ids=[b.source for b in READMES])
+def test_readme_examples_run_as_written(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if block.lines[:1] == ["pip install ./hello_applet"]:
+        _run_the_applet_example(block, tmp_path)
+        return
+    holder = None
+    if "cardemu send --card my.card 8050000004" in block.lines:
+        # The lock example: another opener holds my.card.
+        from card.runtime import CardRuntime
+
+        FIXTURES["my.card"](tmp_path / "my.card", ["send"])
+        holder = CardRuntime(str(tmp_path / "my.card"), create=False)
+    try:
+        run_block(block, tmp_path)
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+def _readme_code(fence: str, after: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    rest = text[text.index(after) :]
+    start = rest.index(f"```{fence}\n") + len(fence) + 4
+    return rest[start : rest.index("```", start)]
+
+
+def _run_the_applet_example(block: Block, tmp_path: Path) -> None:
+    """`pip install ./hello_applet`, done as pip would lay it out (no network here), then
+    every command of the transcript in a process of its own, its output compared."""
+    import tomllib
+
+    code = _readme_code("python", "### Writing an applet")
+    project = tomllib.loads(_readme_code("toml", "### Writing an applet"))
+    assert project["build-system"]["build-backend"]
+    meta = project["project"]
+    site = tmp_path / "site"
+    (site / "hello_applet").mkdir(parents=True)
+    (site / "hello_applet" / "__init__.py").write_text(code)
+    dist = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n"
+    )
+    points = meta["entry-points"]["cardemu.applets"]
+    (dist / "entry_points.txt").write_text(
+        "[cardemu.applets]\n" + "".join(f"{k} = {v}\n" for k, v in points.items())
+    )
+    env = {**_env(), "PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}
+    for line, expected in zip(block.lines[1:], block.outputs[1:], strict=True):
+        argv = shlex.split(line)
+        assert argv[0] == "cardemu"
+        proc = subprocess.run(
+            [sys.executable, "-m", "host.cli", *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, f"{line}: {proc.stderr}"
+        assert proc.stdout == expected, line
+
+
+def test_the_lists_name_only_examples_that_exist() -> None:
+    """A line listed as parse-only or skipped is still in a text (else the list is stale)."""
+    lines = {line for b in HELP + READMES for line in b.lines}
+    assert sorted(set(PARSE_ONLY) - lines) == []
+    assert sorted(set(SKIPPED) - lines) == []
+
+
+def test_most_examples_run() -> None:
+    """The tally: most lines run for real; the rest are parsed or skipped with a reason."""
+    lines = {line for b in HELP + READMES for line in b.lines if line.startswith("cardemu")}
+    parsed = lines & set(PARSE_ONLY)
+    skipped = lines & set(SKIPPED)
+    ran = lines - parsed - skipped
+    assert len(ran) > 2 * (len(parsed) + len(skipped)), (len(ran), len(parsed), len(skipped))
