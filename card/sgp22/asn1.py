@@ -39,6 +39,7 @@ from card.sgp22.der_bounds import (
     check_der,
     decode_budget,
     harden,
+    unbudgeted,
     walk_types,
 )
 
@@ -96,7 +97,9 @@ def _fix_oid_decoding(spec: Any) -> None:
 def _compile(names: tuple[str, ...]) -> Any:
     base = resources.files("card.sgp22") / "asn1"
     texts = {name: (base / name).read_text(encoding="utf-8") for name in names}
-    with _COMPILE_LOCK:
+    # Compiling (once per process) is no message's work: it is not charged to the
+    # decode budget of the message whose decoding needed it first.
+    with unbudgeted(), _COMPILE_LOCK:
         spec = asn1tools.compile_string("\n".join(texts[n] for n in names), codec="der")
         _fix_oid_decoding(spec)
         harden(spec)

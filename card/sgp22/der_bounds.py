@@ -185,11 +185,12 @@ def check_der(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> list[tuple[
 
 
 class _Budget:
-    __slots__ = ("deadline", "steps")
+    __slots__ = ("deadline", "outer", "steps")
 
-    def __init__(self, deadline: float, steps: int) -> None:
+    def __init__(self, deadline: float, steps: int, outer: _Budget | None) -> None:
         self.deadline = deadline
         self.steps = steps
+        self.outer = outer
 
 
 _BUDGET: ContextVar[_Budget | None] = ContextVar("cardemu_asn1_budget", default=None)
@@ -208,7 +209,7 @@ def decode_budget(seconds: float, steps: int | None = None) -> Iterator[None]:
     if outer is not None:
         deadline = min(deadline, outer.deadline)
         left = min(left, outer.steps)
-    budget = _Budget(deadline, left)
+    budget = _Budget(deadline, left, outer)
     token = _BUDGET.set(budget)
     try:
         yield
@@ -216,6 +217,25 @@ def decode_budget(seconds: float, steps: int | None = None) -> Iterator[None]:
         _BUDGET.reset(token)
         if outer is not None:
             outer.steps -= left - budget.steps
+
+
+@contextmanager
+def unbudgeted() -> Iterator[None]:
+    """Work inside the block is not the message's: its time is added back to every deadline.
+
+    For one-off set-up that a decode may trigger (compiling the ASN.1 modules on
+    first use): under load it can take seconds, which would otherwise be charged
+    to the first message a process decodes and refuse it.
+    """
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        spent = time.monotonic() - started
+        budget = _BUDGET.get()
+        while budget is not None:
+            budget.deadline += spent
+            budget = budget.outer
 
 
 def _charge() -> None:

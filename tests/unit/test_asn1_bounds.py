@@ -660,3 +660,20 @@ def test_every_decode_of_untrusted_bytes_goes_through_the_bounded_path() -> None
         or "compile_files(" in text
     ]
     assert offenders == []
+
+
+def test_set_up_inside_a_budget_is_not_charged_to_the_message() -> None:
+    """Compiling the modules on first use (seconds under load) does not refuse the message."""
+    import time
+
+    from card.sgp22.der_bounds import _BUDGET, decode_budget, unbudgeted
+
+    with decode_budget(0.2):
+        with decode_budget(0.1):
+            inner = _BUDGET.get()
+            assert inner is not None and inner.outer is not None
+            before = (inner.deadline, inner.outer.deadline)
+            with unbudgeted():
+                time.sleep(0.3)  # the "compile"
+            after = (inner.deadline, inner.outer.deadline)
+    assert after[0] - before[0] >= 0.3 and after[1] - before[1] >= 0.3
