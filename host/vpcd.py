@@ -272,10 +272,20 @@ class VpcdClient:
         """Block until connected to vpcd; False on timeout."""
         return self._connected.wait(timeout)
 
-    def serve_forever(self) -> None:
-        """Connect, serve, and reconnect whenever vpcd drops us, until `stop()`."""
-        self._stop.clear()
+    def serve_forever(self, *, rearm: bool = True) -> None:
+        """Connect, serve, and reconnect whenever vpcd drops us, until `stop()`.
+
+        Args:
+            rearm: forget an earlier `stop()` first; False keeps one that came in
+                between (a signal handler installed before serving started).
+        """
+        if rearm:
+            self.rearm()
         self._serve_until_stopped()
+
+    def rearm(self) -> None:
+        """Forget an earlier `stop()`, so that serving can start again."""
+        self._stop.clear()
 
     def _serve_until_stopped(self) -> None:
         while not self._stop.is_set():
@@ -482,11 +492,12 @@ def serve_until_signalled(
         received.append(signum)
         client.stop(timeout=0)
 
+    client.rearm()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if banner is not None:
             banner()
-        client.serve_forever()
+        client.serve_forever(rearm=False)  # a signal during the banner is not lost
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -110,7 +110,7 @@ def readme_blocks() -> list[Block]:
     i = 0
     while i < len(lines):
         fence = lines[i].strip()
-        if fence not in ("```console", "```sh"):
+        if not fence.startswith("```"):
             i += 1
             continue
         start = i + 1
@@ -118,8 +118,13 @@ def readme_blocks() -> list[Block]:
         while lines[j].strip() != "```":
             j += 1
         body = lines[start:j]
+        i = j + 1
         block = Block(f"README.md:{start}", [])
-        if fence == "```console":
+        # A plain block is a transcript when its lines start with a prompt.
+        console = fence == "```console" or (fence == "```" and body[:1] and body[0][:2] == "$ ")
+        if not (console or fence == "```sh"):
+            continue
+        if console:
             for line in body:
                 if line.startswith("$ "):
                     block.lines.append(_strip_comment(line[2:]))
@@ -131,7 +136,6 @@ def readme_blocks() -> list[Block]:
                 if line and not line.startswith("#"):
                     block.lines.append(_strip_comment(line))
         blocks.append(block)
-        i = j + 1
     return blocks
 
 
@@ -236,10 +240,12 @@ def _card(preset: str) -> Callable[[Path, list[str]], None]:
         from host.presets import new_card
 
         group = argv[0] if argv else ""
-        if group == "lpa":
+        if path.name != "my.card":
+            new_card(preset, path).close()
+        elif group == "lpa":
             _euicc_with_demo_profile(path)
-            return
-        new_card(GROUP_PRESET.get(group, preset), path).close()
+        else:
+            new_card(GROUP_PRESET.get(group, preset), path).close()
 
     return make
 
