@@ -17,6 +17,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -601,7 +602,11 @@ def test_empty_image_schema_is_the_documented_one(tmp_path: Path) -> None:
 
 def test_alive_only_asks(tmp_path: Path) -> None:
     """Asking whether a PID lives sends it nothing (signal 0): the process goes on."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # SIGHUP back to its default (a test run under nohup passes it on ignored), so that
+    # any signal but 0 would end the child.
+    child = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    time.sleep(0.2)  # its handler is in place
     try:
         assert _alive(proc.pid) is True
         with pytest.raises(subprocess.TimeoutExpired):
