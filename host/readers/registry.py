@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from card.nvm import ImageInUse, NvmError
+from card.nvm import IMAGE_APPLICATION_ID, ImageInUse, NvmError
 from card.runtime import CardRuntime
 from host.presets import PRESETS, new_card
 from host.readers.base import Reader, ReaderError
@@ -124,7 +124,11 @@ def list_readers(
     pcsc: bool = True,
     pcsc_names: Callable[[], tuple[list[str], str | None]] | None = None,
 ) -> Listing:
-    """Every reader, numbered by position: presets, card images, PC/SC readers.
+    """Every reader, numbered by position: presets, PC/SC readers, card images.
+
+    The card images come last, so that a file appearing in the working directory
+    never moves a real reader's index; a `*.card` file that is not a card image
+    (empty, truncated, another program's) is left out, with a note.
 
     Args:
         image_dir: where to look for `*.card` images (None: do not look).
@@ -133,6 +137,11 @@ def list_readers(
     """
     readers = [preset_reader(p) for p in sorted(PRESETS)]
     notes: list[str] = []
+    if pcsc:
+        names, note = (pcsc_names or _pcsc_names)()
+        readers += [ReaderInfo(n, "pcsc", n) for n in names]
+        if note:
+            notes.append(note)
     if image_dir is not None:
         base = Path(image_dir)
         try:
@@ -140,15 +149,35 @@ def list_readers(
         except OSError as e:
             images = []
             notes.append(f"card images: {e}")
+        skipped = []
         for p in images:
             shown = p.name if base == Path(".") else str(p)
-            readers.append(image_reader(shown))
-    if pcsc:
-        names, note = (pcsc_names or _pcsc_names)()
-        readers += [ReaderInfo(n, "pcsc", n) for n in names]
-        if note:
-            notes.append(note)
+            if looks_like_image(p):
+                readers.append(image_reader(shown))
+            else:
+                skipped.append(shown)
+        if skipped:
+            notes.append(f"not card images, left out: {', '.join(skipped)}")
     return Listing(readers, notes)
+
+
+def looks_like_image(path: str | os.PathLike[str]) -> bool:
+    """Whether a file's header is a card image's: SQLite, marked CEMU (or unmarked, older).
+
+    A look at the first 100 bytes, without opening the image (it may be in use);
+    opening it still checks the rest.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError:
+        return False
+    app_id = int.from_bytes(header[68:72], "big")
+    return (
+        len(header) == 100
+        and header.startswith(b"SQLite format 3\x00")
+        and app_id in (0, IMAGE_APPLICATION_ID)
+    )
 
 
 def _exact(spec: str, listing: Listing) -> ReaderInfo | None:

@@ -79,15 +79,29 @@ def images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_listing_order(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
-    assert listing.names == [*PRESET_READERS, "cardemu:a.card", "cardemu:b.card", *pcsc]
-    kinds = ["preset"] * N + ["image", "image"] + ["pcsc"] * 3
+    assert listing.names == [*PRESET_READERS, *pcsc, "cardemu:a.card", "cardemu:b.card"]
+    kinds = ["preset"] * N + ["pcsc"] * 3 + ["image", "image"]
     assert [r.kind for r in listing.readers] == kinds
+
+
+def test_files_that_are_not_card_images_are_left_out(images: Path, pcsc: list[str]) -> None:
+    """A new *.card file never moves a reader's index; a broken one is not listed."""
+    before = list_readers().names
+    (images / "0-empty.card").write_bytes(b"")
+    (images / "1-half.card").write_bytes((images / "a.card").read_bytes()[:60])
+    (images / "2-text.card").write_text("not a card")
+    listing = list_readers()
+    assert listing.names == before
+    assert listing.notes == ["not card images, left out: 0-empty.card, 1-half.card, 2-text.card"]
+    (images / "0-new.card").write_bytes((images / "a.card").read_bytes())
+    after = list_readers().names
+    assert after[: N + len(pcsc)] == before[: N + len(pcsc)]  # presets and PC/SC readers stay
 
 
 def test_choose_by_index_substring_and_name(images: Path, pcsc: list[str]) -> None:
     listing = list_readers()
     assert choose("0", listing).name == PRESET_READERS[0]  # the first preset by name
-    assert choose(N + 3, listing).name == "Virtual PCD 00 01"
+    assert choose(N + 1, listing).name == "Virtual PCD 00 01"
     assert choose("acr122", listing).name == "ACS ACR122U PICC Interface 00 00"
     assert choose("B.CARD", listing).target == "b.card"  # case-insensitive
     assert choose("Virtual PCD 00 00", listing).kind == "pcsc"  # the exact name
@@ -136,11 +150,12 @@ def test_emulated_names_need_no_listing(tmp_path: Path) -> None:
 def test_readers_command(images: Path, pcsc: list[str]) -> None:
     code, out, err = cardemu("readers")
     assert code == 0
-    names = [*PRESET_READERS, "cardemu:a.card", "cardemu:b.card", *pcsc]
+    names = [*PRESET_READERS, *pcsc, "cardemu:a.card", "cardemu:b.card"]
     assert out.splitlines() == [f"{i}: {name}" for i, name in enumerate(names)]
     assert out.splitlines()[0] == f"0: {PRESET_READERS[0]}"
     code, out, _ = cardemu("readers", "--json")
-    assert json.loads(out)[N] == {"index": N, "name": "cardemu:a.card", "kind": "image"}
+    a = N + len(pcsc)
+    assert json.loads(out)[a] == {"index": a, "name": "cardemu:a.card", "kind": "image"}
 
 
 def test_readers_says_why_pcsc_is_missing(images: Path, no_pcsc: None) -> None:
@@ -157,7 +172,7 @@ def test_send_selects_the_reader(images: Path, pcsc: list[str]) -> None:
         "send", "-q", "-r", "a.card", select_purse, "002000010431323334", "803000000400000100"
     )
     assert code == 0
-    code, out, _ = cardemu("send", "--json", "-r", str(N), select_purse, "8050000004")
+    code, out, _ = cardemu("send", "--json", "-r", str(N + 3), select_purse, "8050000004")
     doc = json.loads(out)
     assert doc["reader"] == "cardemu:a.card"
     assert doc["exchanges"][1]["response"] == "00000100"
