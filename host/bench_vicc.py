@@ -252,6 +252,30 @@ def bench_vicc(seconds: float = 2.0) -> dict[str, float]:
     return {"select_mf": select_mf, "read_binary_128": read_binary}
 
 
+def vicc_meters() -> dict[str, Callable[[float], float]]:
+    """One vicc card, and a function per command measuring its APDUs/s for some seconds.
+
+    For interleaving with our card's rounds (`host.bench`): each call selects what
+    its command needs first, and checks every response.
+
+    Raises:
+        ViccUnavailableError: vicc or pycryptodome is missing.
+    """
+    with _contained_logging():
+        execute = _vicc_card()
+
+    def select_mf(seconds: float) -> float:
+        with _contained_logging():
+            return _rate(execute, VICC_SELECT_MF, _OK, seconds)
+
+    def read_binary_128(seconds: float) -> float:
+        with _contained_logging():
+            _expect(execute, VICC_SELECT_EF, _OK)
+            return _rate(execute, READ_BINARY_128, VICC_EF_DATA[:128] + _OK, seconds)
+
+    return {"select_mf": select_mf, "read_binary_128": read_binary_128}
+
+
 if __name__ == "__main__":
     ok, reason = vicc_available()
     if not ok:

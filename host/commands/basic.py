@@ -569,6 +569,9 @@ def bench(
                         "card_apdus_per_s": round(result.card_rate),
                         "echo_apdus_per_s": round(result.echo_rate),
                         "ratio": round(result.ratio, 3),
+                        "ratio_min": round(result.spread[0], 3),
+                        "ratio_max": round(result.spread[1], 3),
+                        "rounds": len(result.ratios),
                     },
                     indent=2,
                 )
