@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+import time
 from typing import Any
 
 import click
@@ -137,6 +139,8 @@ def eval_cmd(
         raise click.BadParameter("--minutiae replaces the generator: no --setting or --set")
     if setting is not None and settings:
         raise click.BadParameter("--set changes host.bio.synthetic, not --setting")
+    if png is not None:
+        _check_png_dir(png)
     names: list[str | None] = (
         [None]
         if setting is None
@@ -156,6 +160,19 @@ def eval_cmd(
         click.echo(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2))
     if failed:
         raise SystemExit(EXIT_FAILED)
+
+
+#: Seconds between progress lines when stderr is not a terminal.
+PROGRESS_EVERY_S = 5.0
+
+
+def _check_png_dir(png: str) -> None:
+    """Refuse a --png whose directory does not exist before minutes of evaluation, not after."""
+    parent = os.path.dirname(png) or "."
+    if not os.path.isdir(parent):
+        raise click.BadParameter(f"no directory {parent!r} to write {png} in", param_hint="--png")
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"directory {parent!r} is not writable", param_hint="--png")
 
 
 def _png_name(png: str | None, setting: str | None, several: bool) -> str | None:
@@ -194,10 +211,18 @@ def _eval_one(
         data_dir=data_dir,
     )
     tty = sys.stderr.isatty()
+    last = [0.0, ""]  # when a line was last printed (not a TTY), and its label
 
     def progress(label: str, done: int, total: int) -> None:
         if tty:
             click.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
+            return
+        # A log or a pipe: one plain line every few seconds, and at each stage's end,
+        # so that a 1-2 minute run does not look hung.
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or (done == total and last[1] != label):
+            last[0], last[1] = now, label if done == total else ""
+            click.echo(f"{label}: {done}/{total}", err=True)
 
     try:
         result = run(config, progress)

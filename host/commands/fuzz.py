@@ -12,7 +12,7 @@ import click
 
 from host.commands.common import EXIT_FAILED, CommandError, Interrupted, json_option
 from host.fuzz.engine import FuzzConfig, Fuzzer, bench, default_hang_ms, replay_script
-from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, ORACLES
+from host.fuzz.oracles import ALL_ORACLES, INTROSPECTIVE, MIN_SECRET, ORACLES
 from host.fuzz.report import AppletStats, CampaignReport, Progress, save_finding
 from host.fuzz.session import RateLimitedReader, stop_on_sigint
 from host.fuzz.targets import (
@@ -233,7 +233,7 @@ def _oracles(only: tuple[str, ...], without: tuple[str, ...]) -> frozenset[str]:
     multiple=True,
     metavar="HEX",
     help="Bytes that must never appear in a response (a real card's PIN or key; repeatable, "
-    "8 bytes or more).",
+    "4 bytes or more: a 4-digit PIN as ASCII).",
 )
 @click.option("--no-minimise", is_flag=True, help="Save findings as found, unminimised.")
 @click.option(
@@ -342,9 +342,16 @@ def fuzz(
         declared = []
         for i, h in enumerate(secrets, 1):
             try:
-                declared.append(Secret(f"secret {i}", parse_hex(h)))
+                value = parse_hex(h)
             except ValueError as e:
                 raise click.UsageError(f"--secret: {e}") from None
+            if len(value) < MIN_SECRET:
+                raise click.BadParameter(
+                    f"{h}: {len(value)} byte(s); a secret has {MIN_SECRET} bytes or more "
+                    "(shorter ones appear in responses by chance)",
+                    param_hint="--secret",
+                )
+            declared.append(Secret(f"secret {i}", value, declared=True))
         target = replace(target, secrets=tuple(declared))
     try:
         if do_list:

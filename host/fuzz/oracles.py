@@ -549,13 +549,16 @@ class Checker:
 
     def _confirm_leak(self, secret: Secret, index: int) -> bool:
         card = self.ep.card
+        # A secret the user declared is believed (a real card's 4-byte PIN too); others
+        # that cannot be confirmed by changing them count only when long.
+        unconfirmed = secret.declared or len(secret.value) >= MIN_UNCONFIRMED_SECRET
         if card is None:
-            return len(secret.value) >= MIN_UNCONFIRMED_SECRET
+            return unconfirmed
         first = Episode(self.ep.target, self.ep.seed)  # the state the episode started from
         assert first.card is not None  # the same in-process target as self.ep
         patch = _secret_patch(secret, first.card.nvm.snapshot())
         if patch is None:
-            return len(secret.value) >= MIN_UNCONFIRMED_SECRET
+            return unconfirmed
         twin, _ = self.ep.clone(upto=index + 1, patch=patch)
         resp = twin.steps[index].response
         return resp is None or secret.value not in resp[:-2]

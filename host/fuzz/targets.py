@@ -101,12 +101,15 @@ class Secret:
         where: the NVM (owner, name) holding it, if known: a suspected leak is then
             confirmed by re-running the session with that value changed.
         owner: the NVM owner (applet) it belongs to, when `where` is unknown.
+        declared: named by the user (`--secret`): reported from `MIN_SECRET` bytes
+            on even where it cannot be confirmed (a real card's PIN).
     """
 
     name: str
     value: bytes
     where: tuple[str, str] | None = None
     owner: str | None = None
+    declared: bool = False
 
 
 SecretsHook = Callable[[CardRuntime, bytes], Iterable[Secret]]

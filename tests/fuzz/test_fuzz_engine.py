@@ -337,3 +337,26 @@ def test_declared_secret_is_caught_on_a_card_in_a_reader() -> None:
     report = Fuzzer(target, FuzzConfig(seed=1, budget=400)).run()
     assert [f.violation.oracle for f in report.findings] == [o.NO_SECRET]
     assert "the key" in report.findings[0].violation.message
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_four_byte_secret_is_looked_for_when_declared(declared: bool) -> None:
+    """A real card's 4-byte PIN (`--secret`) is reported; an unconfirmable guess of that
+    length is not (it would match public bytes by chance)."""
+    from host.fuzz.targets import AppletTarget, Secret
+
+    card = buggy.target_for(buggy.LeaksKey).build(1)
+    reader = RateLimitedReader(InProcessReader(card), rate=5000)
+    reader.connect()
+    profile = AppletTarget("buggy", buggy.AID, corpus=buggy.CORPUS)
+    secret = Secret("the PIN", buggy.KEY[:4], declared=declared)
+    target = reader_target(reader, [buggy.AID], secrets=(secret,), profiles=[profile])
+    report = Fuzzer(target, FuzzConfig(seed=1, budget=400)).run()
+    found = {f.violation.oracle for f in report.findings}
+    assert found == ({o.NO_SECRET} if declared else set())
+
+
+def test_cli_refuses_a_secret_under_four_bytes() -> None:
+    r = CliRunner().invoke(cli, ["fuzz", "--secret", "00", "--budget", "10"])
+    assert r.exit_code == 2
+    assert "a secret has 4 bytes or more" in r.output

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -322,3 +324,29 @@ def test_cli_eval_on_user_minutiae_files(tmp_path: object) -> None:
     (d / "f9_1.ist").write_bytes(b"")
     bad = CliRunner().invoke(cli, args)
     assert bad.exit_code != 0 and "f9_0.ist" in bad.output
+
+
+def test_eval_prints_progress_lines_when_stderr_is_not_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import host.commands.bio as bio_cmd
+    from host.cli import main
+
+    monkeypatch.setattr(bio_cmd, "PROGRESS_EVERY_S", 0.0)
+    with CliRunner().isolation() as (_out, err, _):
+        code = main(["bio", "eval", "--fingers", "4", "--impressions", "2", "--no-bozorth"])
+    lines = err.getvalue().decode().splitlines()
+    assert code == 0
+    assert lines and all(re.fullmatch(r"[\w /-]+: \d+/\d+", line) for line in lines), lines
+    assert "\r" not in err.getvalue().decode()
+
+
+def test_eval_checks_the_png_directory_before_evaluating(tmp_path: Path) -> None:
+    from host.cli import main
+
+    target = tmp_path / "missing" / "det.png"
+    with CliRunner().isolation() as (out, err, _):
+        code = main(["bio", "eval", "--png", str(target)])
+    assert code == 2
+    assert out.getvalue() == b""  # refused before any evaluation
+    assert f"no directory '{target.parent}'" in err.getvalue().decode()
