@@ -69,6 +69,7 @@ from dataclasses import replace
 from typing import Any
 
 from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
+from applets.usim.ins import Ins
 from applets.usim.profile import Profile, ProfileFormatError, RfmSpec
 from applets.usim.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
 from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
@@ -142,24 +143,69 @@ _SELECTABLE = 0x07
 _LOCKED = 0x83
 
 _ISO_INS = frozenset(
-    {0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0x20, 0x24, 0x26, 0x28, 0x2C, 0x88}
+    {
+        Ins.SELECT,
+        Ins.READ_BINARY,
+        Ins.UPDATE_BINARY,
+        Ins.READ_RECORD,
+        Ins.UPDATE_RECORD,
+        Ins.SEARCH_RECORD,
+        Ins.DEACTIVATE_FILE,
+        Ins.ACTIVATE_FILE,
+        Ins.VERIFY_PIN,
+        Ins.CHANGE_PIN,
+        Ins.DISABLE_PIN,
+        Ins.ENABLE_PIN,
+        Ins.UNBLOCK_PIN,
+        Ins.AUTHENTICATE,
+    }
 )
 # CB / DB: RETRIEVE DATA / SET DATA on BER-TLV EFs (TS 102 221 §11.3), CLA 8X.
 _PROPRIETARY_INS = frozenset(
-    {0xF2, 0x32, 0x10, 0xAA, 0x12, 0x14, 0xC2, 0xCB, 0xDB, INS_GET_IDENTITY}
+    {
+        Ins.STATUS,
+        Ins.INCREASE,
+        Ins.TERMINAL_PROFILE,
+        Ins.TERMINAL_CAPABILITY,
+        Ins.FETCH,
+        Ins.TERMINAL_RESPONSE,
+        Ins.ENVELOPE,
+        Ins.RETRIEVE_DATA,
+        Ins.SET_DATA,
+        INS_GET_IDENTITY,
+    }
 )
-_INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE = 0x12, 0x14, 0xC2
+_INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE = Ins.FETCH, Ins.TERMINAL_RESPONSE, Ins.ENVELOPE
 _SW_TOOLKIT_BUSY = 0x9300
 #: RFM commands whose compact-format P3 is Le (TS 102 226 §5.1.1).
-_RFM_CASE2 = frozenset({0xB0, 0xB2, 0xC0, 0xF2})
+_RFM_CASE2 = frozenset({Ins.READ_BINARY, Ins.READ_RECORD, Ins.GET_RESPONSE, Ins.STATUS})
 #: Every key reference of TS 102 221 Table 9.3: the RFM access domain 00 (full access).
 _ALL_KEYS = frozenset(range(0x01, 0x0F)) | frozenset(range(0x81, 0x8F))
-_FS_INS = frozenset({0xA4, 0xB0, 0xD6, 0xB2, 0xDC, 0xA2, 0x04, 0x44, 0xF2, 0x32, 0xCB, 0xDB})
-_GSM_FS_INS = frozenset({0xA4, 0xF2, 0xB0, 0xB2, 0xD6, 0xDC})
-_GSM_CHV_INS = frozenset({0x20, 0x24, 0x26, 0x28, 0x2C})
-_GSM_RUN_ALGORITHM = 0x88
+_FS_INS = frozenset(
+    {
+        Ins.SELECT,
+        Ins.READ_BINARY,
+        Ins.UPDATE_BINARY,
+        Ins.READ_RECORD,
+        Ins.UPDATE_RECORD,
+        Ins.SEARCH_RECORD,
+        Ins.DEACTIVATE_FILE,
+        Ins.ACTIVATE_FILE,
+        Ins.STATUS,
+        Ins.INCREASE,
+        Ins.RETRIEVE_DATA,
+        Ins.SET_DATA,
+    }
+)
+_GSM_FS_INS = frozenset(
+    {Ins.SELECT, Ins.STATUS, Ins.READ_BINARY, Ins.READ_RECORD, Ins.UPDATE_BINARY, Ins.UPDATE_RECORD}
+)
+_GSM_CHV_INS = frozenset(
+    {Ins.VERIFY_PIN, Ins.CHANGE_PIN, Ins.DISABLE_PIN, Ins.ENABLE_PIN, Ins.UNBLOCK_PIN}
+)
+_GSM_RUN_ALGORITHM = Ins.AUTHENTICATE  # RUN GSM ALGORITHM (TS 51.011 §9.2.16)
 #: Instructions that write an EF's content (UPDATE BINARY / RECORD, INCREASE).
-_WRITE_INS = frozenset({0xD6, 0xDC, 0x32})
+_WRITE_INS = frozenset({Ins.UPDATE_BINARY, Ins.UPDATE_RECORD, Ins.INCREASE})
 
 _AUTH_GSM = 0x80
 _AUTH_3G = 0x81
@@ -335,9 +381,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         cla = apdu.cla
         if cla == 0xA0:
             try:
-                if apdu.ins in (0x10, _INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE):
+                if apdu.ins in (
+                    Ins.TERMINAL_PROFILE,
+                    _INS_FETCH,
+                    _INS_TERMINAL_RESPONSE,
+                    _INS_ENVELOPE,
+                ):
                     # The SIM toolkit of 3GPP TS 51.014 / 11.14: the same commands, class A0.
-                    if apdu.ins == 0x10:
+                    if apdu.ins == Ins.TERMINAL_PROFILE:
                         self.system.card.toolkit.terminal_profile = bytes(apdu.data)
                         return None
                     return self._toolkit(apdu)
@@ -362,15 +413,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             if ins in _WRITE_INS:
                 return self._write(fs, state, env, apdu)
             return fs.process(state, env, apdu)
-        if ins in (0x10, 0xAA):
-            if ins == 0x10:
+        if ins in (Ins.TERMINAL_PROFILE, Ins.TERMINAL_CAPABILITY):
+            if ins == Ins.TERMINAL_PROFILE:
                 self.system.card.toolkit.terminal_profile = bytes(apdu.data)
             return None  # TERMINAL PROFILE / TERMINAL CAPABILITY: noted, nothing to answer
         if ins in (_INS_FETCH, _INS_TERMINAL_RESPONSE, _INS_ENVELOPE):
             return self._toolkit(apdu)
         if slot is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-        if ins == 0x88:
+        if ins == Ins.AUTHENTICATE:
             return self._authenticate(apdu, slot, state, env)
         if ins == INS_GET_IDENTITY:
             return self._get_identity(apdu, slot, state, env)
@@ -455,7 +506,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         def execute(cmd: CommandApdu) -> tuple[bytes, int]:
             if cmd.ins not in _FS_INS or cmd.cla not in (0x00, 0x80):
                 return b"", SW.INS_NOT_SUPPORTED
-            if (cmd.cla == 0x80) != (cmd.ins in (0xF2, 0x32)):
+            if (cmd.cla == 0x80) != (cmd.ins in (Ins.STATUS, Ins.INCREASE)):
                 return b"", SW.CLA_NOT_SUPPORTED
             a = APDU(cmd, 0)
             try:
@@ -476,16 +527,16 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         rec = slot.pin(ref)
         if rec is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-        if ins == 0x20:
+        if ins == Ins.VERIFY_PIN:
             self._verify(slot, gen, ref, rec, data)
             return None
-        if ins == 0x2C:
+        if ins == Ins.UNBLOCK_PIN:
             self._unblock(slot, gen, ref, rec, data)
             return None
-        expected = 2 * PIN_LENGTH if ins == 0x24 else PIN_LENGTH
+        expected = 2 * PIN_LENGTH if ins == Ins.CHANGE_PIN else PIN_LENGTH
         if len(data) != expected:
             raise CardError(SW.WRONG_LENGTH)
-        if ins == 0x24:  # CHANGE PIN
+        if ins == Ins.CHANGE_PIN:  # CHANGE PIN
             if not rec.enabled:
                 raise CardError(SW.REFERENCE_DATA_NOT_USABLE)
             new = data[PIN_LENGTH:]
@@ -498,7 +549,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         # DISABLE (26) / ENABLE (28): application PINs and the universal PIN only.
         if ref & 0x80 or _is_adm(ref):
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-        want_enabled = ins == 0x28
+        want_enabled = ins == Ins.ENABLE_PIN
         if rec.enabled == want_enabled:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         rec = self._check_pin(slot, gen, ref, rec, data)
@@ -682,7 +733,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 raise CardError(SW.INCORRECT_P1P2)
             self._gsm_chv(apdu, slot, gen)
             return None
-        if ins == 0xC0:
+        if ins == Ins.GET_RESPONSE:
             # GET RESPONSE with nothing left to get (the runtime serves pending data):
             # TS 51.011 §9.4.5 67XX, incorrect P3 (no response of that length exists).
             raise CardError(SW_INCORRECT_P3)
@@ -693,7 +744,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         env = self._env(slot, gen)
         if ins == _GSM_RUN_ALGORITHM:
             return self._run_gsm_algorithm(apdu, slot, fs, state, env)
-        if ins == 0xA4:
+        if ins == Ins.SELECT:
             if apdu.p1 or apdu.p2:
                 raise CardError(SW.INCORRECT_P1P2)
             if len(apdu.data) != 2:
@@ -704,13 +755,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             except CardError:
                 info = fs.current_df(state)  # a DF was selected: there is no current EF
             return self._gsm_response(fs, info, slot, env)
-        if ins == 0xF2:
+        if ins == Ins.STATUS:
             if apdu.p1 or apdu.p2:
                 raise CardError(SW.INCORRECT_P1P2)
             return self._gsm_response(fs, fs.current_df(state), slot, env)
-        if ins == 0xB2 and apdu.p2 > 0x04:
+        if ins == Ins.READ_RECORD and apdu.p2 > 0x04:
             raise CardError(SW.INCORRECT_P1P2)
-        if ins in (0xB0, 0xD6) and apdu.p1 & 0x80:
+        if ins in (Ins.READ_BINARY, Ins.UPDATE_BINARY) and apdu.p1 & 0x80:
             raise CardError(SW.WRONG_P1P2)
         if ins in _WRITE_INS:
             return self._write(fs, state, env, apdu)
@@ -724,36 +775,38 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         words: a failed comparison is 9804 with attempts left, 9840 without.
         """
         ins, p2, data = apdu.ins, apdu.p2, apdu.data
-        if ins == 0x2C:
+        if ins == Ins.UNBLOCK_PIN:
             ref = {UNBLOCK_CHV1: PIN1, CHV1: PIN1, CHV2: PIN2}.get(p2)
-        elif ins in (0x26, 0x28):
+        elif ins in (Ins.DISABLE_PIN, Ins.ENABLE_PIN):
             ref = PIN1 if p2 == CHV1 else None  # only CHV1 can be disabled (§9.2.11-12)
         else:
             ref = {CHV1: PIN1, CHV2: PIN2}.get(p2)
         if ref is None:
             raise CardError(SW.INCORRECT_P1P2)
-        if len(data) != (2 * CHV_LENGTH if ins in (0x24, 0x2C) else CHV_LENGTH):
+        if len(data) != (
+            2 * CHV_LENGTH if ins in (Ins.CHANGE_PIN, Ins.UNBLOCK_PIN) else CHV_LENGTH
+        ):
             raise CardError(SW.WRONG_LENGTH)
         rec = slot.pin(ref) if slot is not None else None
-        if slot is None or rec is None or (ins == 0x2C and rec.puk is None):
+        if slot is None or rec is None or (ins == Ins.UNBLOCK_PIN and rec.puk is None):
             raise CardError(SW_NO_CHV)
-        if ins in (0x24, 0x2C) and not _valid_new_pin(ref, data[CHV_LENGTH:]):
+        if ins in (Ins.CHANGE_PIN, Ins.UNBLOCK_PIN) and not _valid_new_pin(ref, data[CHV_LENGTH:]):
             raise CardError(SW.INCORRECT_P1P2)  # 6B00: §9.4 has no word for bad data
-        if ins == 0x2C:
+        if ins == Ins.UNBLOCK_PIN:
             self._unblock(slot, gen, ref, rec, data)
             return
-        if ins in (0x20, 0x24) and not rec.enabled:
+        if ins in (Ins.VERIFY_PIN, Ins.CHANGE_PIN) and not rec.enabled:
             raise CardError(SW_CHV_CONTRADICTION)  # CHV1 disabled: nothing to verify or change
-        if (ins == 0x26 and not rec.enabled) or (ins == 0x28 and rec.enabled):
+        if (ins == Ins.DISABLE_PIN and not rec.enabled) or (ins == Ins.ENABLE_PIN and rec.enabled):
             raise CardError(SW_CHV_CONTRADICTION)
         if rec.tries <= 0:
             raise CardError(SW_CHV_BLOCKED)
         rec = self._check_pin(slot, gen, ref, rec, data[:CHV_LENGTH])
-        if ins == 0x24:
+        if ins == Ins.CHANGE_PIN:
             rec = replace(rec, value=bytes(data[CHV_LENGTH:]))
-        elif ins in (0x26, 0x28):
-            rec = replace(rec, enabled=ins == 0x28)
-        if ins != 0x20:
+        elif ins in (Ins.DISABLE_PIN, Ins.ENABLE_PIN):
+            rec = replace(rec, enabled=ins == Ins.ENABLE_PIN)
+        if ins != Ins.VERIFY_PIN:
             slot.set_pin(ref, rec)
         self._set_verified(gen, ref, True)
 

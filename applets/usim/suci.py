@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from applets.usim.ins import Ins
 from applets.usim.ts_31_102 import (
     SuciCalcInfo,
     decode_routing_indicator,
@@ -31,7 +32,7 @@ from card.crypto.suci import NULL_SCHEME, PROFILE_A, PROFILE_B, Suci, conceal, e
 from card.sw import SW, CardError
 
 #: TS 31.102 §7.5: GET IDENTITY, and P2 for the SUCI context.
-INS_GET_IDENTITY = 0x78
+INS_GET_IDENTITY = Ins.GET_IDENTITY
 P2_SUCI_CONTEXT = 0x01
 TAG_SUCI = 0xA1
 SUPPORTED_SCHEMES = (NULL_SCHEME, PROFILE_A, PROFILE_B)
