@@ -235,6 +235,7 @@ class Fuzzer:
         report.corpus = len(self.corpus)
         report.unconfirmed = self.unconfirmed
         report.digest = self._digest.hexdigest()
+        report.counted = c.seconds is None and not report.interrupted
         for f in self.findings:
             if f.applet in self.stats:
                 self.stats[f.applet].findings += 1

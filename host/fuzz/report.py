@@ -295,6 +295,8 @@ class CampaignReport:
     rss_peak: int = 0
     #: the campaign was stopped by Ctrl-C: the figures are those up to then
     interrupted: bool = False
+    #: the run ended on a count (--budget), not on the clock (--time) or Ctrl-C
+    counted: bool = True
 
     @property
     def rate(self) -> float:
@@ -372,10 +374,22 @@ class CampaignReport:
                     f"(after {f.apdus_before:,} APDUs, {f.seconds_before:.1f} s)"
                 )
         if self.digest:
-            out.append(
-                f"  run digest {self.digest} (the same seed and options give the same digest)"
-            )
+            out.append(digest_line(self.digest, self.counted, self.seed, self.apdus, "APDUs"))
         return "\n".join(out)
+
+
+def digest_line(digest: str, counted: bool, seed: int, done: int, unit: str) -> str:
+    """The run digest, and what reproduces it: only a run that ended on a count does.
+
+    A run ended by the clock (--time) or by Ctrl-C stopped wherever the machine
+    had got to; its first `done` steps come again with --budget and the same seed.
+    """
+    if counted:
+        return f"  run digest {digest} (the same seed and options give the same digest)"
+    return (
+        f"  run digest {digest} (a timed or interrupted run is not reproduced as such: "
+        f"--seed {seed} --budget {done} replays its {done:,} {unit})"
+    )
 
 
 class RunDigest:

@@ -52,6 +52,7 @@ from typing import Any
 from host.es9plus import ADMIN_PROTOCOL, CONTENT_TYPE, ES9_PATHS
 from host.fuzz import der
 from host.fuzz.oracles import MEMORY, NO_EXCEPTION, RESPONSE_TIME, WELL_FORMED, Violation
+from host.fuzz.report import digest_line
 from host.fuzz.rsp_seeds import ES9_FIELDS, Es9Seed, load
 
 #: How often each function is fuzzed (the DER each takes is decoded first thing).
@@ -287,6 +288,8 @@ class ServerReport:
     rss_end: int = 0
     rss_peak: int = 0
     digest: str = ""
+    #: the run ended on a count (--budget), not on the clock (--time) or Ctrl-C
+    counted: bool = True
 
     @property
     def rate(self) -> float:
@@ -335,9 +338,7 @@ class ServerReport:
                     f"{f.seconds_before:.1f} s)"
                 )
         if self.digest:
-            out.append(
-                f"  run digest {self.digest} (the same seed and options give the same digest)"
-            )
+            out.append(digest_line(self.digest, self.counted, self.seed, self.requests, "requests"))
         return "\n".join(out)
 
 
@@ -646,6 +647,7 @@ class SmdppFuzzer:
             rep.seconds = self._elapsed()
             rep.rss_end = self.child.rss()
             rep.digest = self._digest.hexdigest()[:16]
+            rep.counted = c.seconds is None
         finally:
             self.close()
         return rep

@@ -360,3 +360,15 @@ def test_cli_refuses_a_secret_under_four_bytes() -> None:
     r = CliRunner().invoke(cli, ["fuzz", "--secret", "00", "--budget", "10"])
     assert r.exit_code == 2
     assert "a secret has 4 bytes or more" in r.output
+
+
+def test_a_timed_run_says_how_to_reproduce_it_and_that_works() -> None:
+    timed = Fuzzer(preset_target("demo").only(["purse"]), FuzzConfig(seed=3, seconds=0.2)).run()
+    assert not timed.counted
+    assert f"--seed 3 --budget {timed.apdus} replays" in timed.text()
+    again = Fuzzer(
+        preset_target("demo").only(["purse"]), FuzzConfig(seed=3, budget=timed.apdus)
+    ).run()
+    assert again.counted and again.apdus == timed.apdus
+    assert again.digest == timed.digest
+    assert "the same seed and options give the same digest" in again.text()
