@@ -604,9 +604,15 @@ def replay_cmd(
                 f"{trace_path}: {result.replayed} exchanges replayed on {info.name}, all equal"
             )
     if diffs:
-        first = diffs[0]
-        more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
-        raise UnexpectedStatus(f"{trace_path}: {first}{more}", reported=as_json)
+        # The differences are on stdout already: the error line only sums them up.
+        n = len(diffs)
+        stopped = ", replay stopped there" if result.replayed < len(trace.exchanges) else ""
+        what = f"exchange {diffs[0].index} differs" if n == 1 else f"{n} exchanges differ"
+        raise UnexpectedStatus(
+            f"{trace_path}: {what} on {info.name} "
+            f"({result.replayed} of {len(trace.exchanges)} replayed{stopped})",
+            reported=as_json,
+        )
 
 
 # -- cardemu decode -------------------------------------------------------------------
