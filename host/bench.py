@@ -141,16 +141,16 @@ def run_card_benchmark(seconds: float = 1.0) -> dict[str, Any]:
     spreads: dict[str, tuple[float, float]] = {}
     for key, meter in our_meters.items():
         try:
-            mine, theirs, ratios = interleaved(
+            mine, theirs, rounds = interleaved(
                 meter, their_meters[key] if their_meters else None, seconds
             )
         except ViccBenchError as e:
             vicc, their_meters, why = None, None, str(e)
-            mine, theirs, ratios = interleaved(meter, None, seconds)
+            mine, theirs, rounds = interleaved(meter, None, seconds)
         ours[key] = mine
         if vicc is not None and theirs is not None:
             vicc[key] = theirs
-            spreads[key] = (min(ratios), max(ratios))
+            spreads[key] = (min(rounds), max(rounds))
     report["cardemu"] = {k: round(v) for k, v in ours.items()}
     header = f"  {'command':<34}{'cardemu':>12}{'vicc':>12}{'ratio':>9}  (min-max of {ROUNDS})"
     lines.append(header)

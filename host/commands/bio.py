@@ -211,7 +211,8 @@ def _eval_one(
         data_dir=data_dir,
     )
     tty = sys.stderr.isatty()
-    last = [0.0, ""]  # when a line was last printed (not a TTY), and its label
+    last_time = [0.0]  # when a line was last printed (not a TTY)
+    last_label = [""]  # the stage whose end was printed
 
     def progress(label: str, done: int, total: int) -> None:
         if tty:
@@ -220,8 +221,9 @@ def _eval_one(
         # A log or a pipe: one plain line every few seconds, and at each stage's end,
         # so that a 1-2 minute run does not look hung.
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S or (done == total and last[1] != label):
-            last[0], last[1] = now, label if done == total else ""
+        if now - last_time[0] >= PROGRESS_EVERY_S or (done == total and last_label[0] != label):
+            last_time[0] = now
+            last_label[0] = label if done == total else ""
             click.echo(f"{label}: {done}/{total}", err=True)
 
     try:

@@ -7,6 +7,7 @@ TLS); the app it serves is the one the in-process test fixtures serve.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -406,7 +407,9 @@ def _move_demo(seed: int) -> Any:
     return demo_pki(seed)
 
 
-def _serve_with_worker(role: str, srv: RoleServer, tick: Any, interval: float) -> None:
+def _serve_with_worker(
+    role: str, srv: RoleServer, tick: Any, interval: float, banner: Sequence[str] = ()
+) -> None:
     """Serve, with the role's worker (`tick`) running every `interval` seconds beside it."""
     import threading
 
@@ -421,7 +424,7 @@ def _serve_with_worker(role: str, srv: RoleServer, tick: Any, interval: float) -
 
     threading.Thread(target=work, name=f"{role}-worker", daemon=True).start()
     try:
-        serve_until_interrupted(role, srv.serve_forever)
+        serve_until_interrupted(role, srv.serve_forever, banner)
     finally:
         stop.set()
 
@@ -463,8 +466,13 @@ def move_provider(
         provider.add_subscription(sample_iccid(), TEST_IMSI, TEST_MSISDN, DEMO_PROFILE_ID)
     srv = _run("move-provider", create_app(provider), host, port, None, allow_remote)
     provider.url = srv.url
-    click.echo(f"move-provider: serving on {srv.url} (Ctrl-C stops)", err=True)
-    _serve_with_worker("move-provider", srv, provider.tick, interval)
+    _serve_with_worker(
+        "move-provider",
+        srv,
+        provider.tick,
+        interval,
+        [f"move-provider: serving on {srv.url} (Ctrl-C stops)"],
+    )
 
 
 @server.command("move-manager", short_help="Run a profile manager of seed 003 (one per eSE).")
@@ -496,8 +504,13 @@ def move_manager(
 
     manager = ProfileManager(db, ese_ids or (ese_id_of(1).hex(),), resolver_url)
     srv = _run("move-manager", create_app(manager), host, port, None, allow_remote)
-    click.echo(f"move-manager: serving on {srv.url} (Ctrl-C stops)", err=True)
-    _serve_with_worker("move-manager", srv, manager.tick, interval)
+    _serve_with_worker(
+        "move-manager",
+        srv,
+        manager.tick,
+        interval,
+        [f"move-manager: serving on {srv.url} (Ctrl-C stops)"],
+    )
 
 
 @server.command("move-resolver", short_help="Run seed 003's address resolution server.")
@@ -538,8 +551,9 @@ def move_mno(
 
     mno = MnoFrontEnd(db, provider_url)
     srv = _run("move-mno", create_app(mno), host, port, None, allow_remote)
-    click.echo(f"move-mno: serving on {srv.url} (Ctrl-C stops)", err=True)
-    _serve_with_worker("move-mno", srv, mno.tick, interval)
+    _serve_with_worker(
+        "move-mno", srv, mno.tick, interval, [f"move-mno: serving on {srv.url} (Ctrl-C stops)"]
+    )
 
 
 @server.command("move-auc", short_help="Run seed 003's AuC (K per IMSI, Milenage vectors).")
