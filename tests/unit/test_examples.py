@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shlex
 import signal
 import socket
@@ -202,7 +203,7 @@ EXPECTED: dict[tuple[str, str], int] = {
     ("README.md", "cardemu send --card my.card 8050000004"): 1,
 }
 #: Servers (run until Ctrl-C): what they print once they are up.
-SERVER_READY = re.compile(r"serving|waiting")
+SERVER_READY = re.compile(r"Ctrl-C|serving|waiting")
 
 
 # -- the files examples name -----------------------------------------------------------------
@@ -414,10 +415,16 @@ def _start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
 
 
 def _wait_ready(proc: subprocess.Popen[str], line: str) -> str:
+    """stderr up to the server's "up" line; fails after 30 s (never blocks longer)."""
     assert proc.stderr is not None
     deadline = time.monotonic() + 30
     seen = ""
     while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
         out = proc.stderr.readline()
         if not out and proc.poll() is not None:
             break
