@@ -17,9 +17,8 @@ from card.gp.lifecycle import card_state_name
 from card.nvm import NvmError
 from card.runtime import CardRuntime
 from card.sw import describe, is_success
-from host.commands.common import UnexpectedStatus, json_option
-from host.commands.tools import (
-    InvalidInput,
+from host.commands.common import InvalidInput, UnexpectedStatus, json_option
+from host.commands.session import (
     annotated_record,
     command_session,
     parse_apdu_args,

@@ -43,6 +43,12 @@ class UnexpectedStatus(CommandError):
     exit_code = EXIT_UNEXPECTED_SW
 
 
+class InvalidInput(CommandError):
+    """Bad input on the command line or in a script (exit code 2, one `Error:` line)."""
+
+    exit_code = EXIT_USAGE
+
+
 class Interrupted(CommandError):
     """The user interrupted a long command, which printed what it had (exit code 130)."""
 

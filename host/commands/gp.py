@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import click
 
 from card.gp.scp03 import Scp03Keys
-from host.commands.common import UnexpectedStatus, json_option, stack_options
-from host.commands.tools import InvalidInput, open_session, pick_reader, reader_options
+from host.commands.common import InvalidInput, UnexpectedStatus, json_option, stack_options
+from host.commands.session import open_session, pick_reader, reader_options
 from host.errors import ApduError, SecureChannelError
 from host.gp.client import GpClient, Registry
 from host.gp.data import (

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import click
 
-from host.commands.common import UnexpectedStatus, json_option, stack_options
-from host.commands.tools import InvalidInput, open_session, pick_reader, reader_options
+from host.commands.common import InvalidInput, UnexpectedStatus, json_option, stack_options
+from host.commands.session import open_session, pick_reader, reader_options
 from host.errors import ApduError
 from host.es9plus import Es9Error
 from host.lpa import ActivationCode, Es9TransportError, Es10Client, Es10Error, Lpa, LpaError, Step

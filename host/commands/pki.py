@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from host.commands.common import json_option
-from host.commands.tools import InvalidInput
+from host.commands.common import InvalidInput, json_option
 from host.pki import (
     CURVES,
     DEFAULT_EIN,

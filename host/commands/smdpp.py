@@ -7,8 +7,7 @@ from typing import BinaryIO
 
 import click
 
-from host.commands.common import json_option, serve_until_interrupted
-from host.commands.tools import InvalidInput
+from host.commands.common import InvalidInput, json_option, serve_until_interrupted
 from host.hexutil import parse_hex
 from host.lpa.demo import DEMO_MATCHING_ID
 from host.lpa.demo import demo_order as make_demo_order

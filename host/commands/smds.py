@@ -8,8 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from host.commands.common import json_option, serve_until_interrupted
-from host.commands.tools import InvalidInput
+from host.commands.common import InvalidInput, json_option, serve_until_interrupted
 from host.es9plus import Es9Error
 from host.lpa.es9 import split_address
 from host.pki import PkiError

@@ -14,7 +14,7 @@ from card.crypto.milenage import AkaAlgorithm, Milenage, XorTestAlgorithm, gener
 from card.crypto.suci import SuciError, serving_network_name
 from card.crypto.tuak import Tuak
 from host.commands.common import UnexpectedStatus, json_option
-from host.commands.tools import open_session, pick_reader, reader_options
+from host.commands.session import open_session, pick_reader, reader_options
 from host.errors import ApduError
 from host.hexutil import parse_hex
 from host.usim import PinError, UsimSession, check_auth, supi_from_suci

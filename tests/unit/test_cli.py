@@ -521,7 +521,7 @@ DEFAULT_PRESETS = [
 def test_help_states_the_preset_each_command_uses(
     args: tuple[str, ...], preset: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from host.commands import tools
+    from host.commands import session as tools  # where pick_reader resolves
 
     used: list[str | None] = []
 
