@@ -268,6 +268,7 @@ def discover(
 
     \b
     Examples:
+      cardemu smds serve --port 8444 &
       cardemu lpa discover --card my.card --smds localhost:8444
       cardemu lpa discover --card my.card --smds localhost:8444 --download \\
           --confirmation-code 1234

@@ -449,7 +449,8 @@ def _interrupt(proc: subprocess.Popen[str], line: str) -> None:
 
 
 def _is_server(argv: list[str]) -> bool:
-    return argv[:1] in (["serve"], ["server"]) or argv[:2] == ["smdpp", "serve"]
+    """`serve`, `server ROLE`, `GROUP serve`: runs until Ctrl-C."""
+    return argv[:1] in (["serve"], ["server"]) or argv[1:2] == ["serve"]
 
 
 def run_block(block: Block, cwd: Path) -> list[str]:
