@@ -205,6 +205,7 @@ def order(
     Examples:
       cardemu smdpp order MY-1 --iccid 8988211000000000024 --imsi 001010000000002 \\
           --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
+      cardemu smds serve --port 8444 &
       cardemu smdpp order MY-2 --iccid 8988211000000000040 --imsi 001010000000004 \\
           --k 000102030405060708090A0B0C0D0E0F --xor --cc 1234 \\
           --eid 89049032000000000000000000000163 --smds localhost:8444

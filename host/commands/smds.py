@@ -130,8 +130,11 @@ def run_smds(
     if not address:
         ds.address = f"localhost:{server.port}"
     kind = f"alternative SM-DS (root {root})" if root else "root SM-DS"
-    click.echo(f"smds: {kind} {ds.address} serving on {server.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("smds", server.serve_forever)
+    serve_until_interrupted(
+        "smds",
+        server.serve_forever,
+        [f"smds: {kind} {ds.address} serving on {server.url} (Ctrl-C stops)"],
+    )
 
 
 @smds.command("serve")
