@@ -146,7 +146,6 @@ PCSC = "needs a card in vpcd's PC/SC reader (`cardemu serve`); tests/integration
 #: Lines whose arguments are only parsed: they run for minutes or measure time.
 PARSE_ONLY: dict[str, str] = {
     "cardemu bench": "measures for several seconds",
-    "cardemu bench --seconds 3 --json": "measures for 3 s per figure",
     "cardemu bench --pcsc -n 5000": "measures through pcscd",
     "cardemu bench --pcsc": "measures through pcscd",
     "cardemu bench --keys --runs 5": "generates RSA-3072 keys five times (a minute)",
