@@ -461,7 +461,7 @@ class PivSmSession:
                 one: the chaining value moved on), cryptogram or object.
         """
         self._check_open()
-        if cmd.cla & 0x0C != 0x0C:
+        if (cmd.cla & 0x0C) != 0x0C:
             raise SmError(SW.SM_DATA_OBJECTS_MISSING, "CLA announces no secure messaging")
         found, covered, mac = _split(cmd.data, (TAG_CRYPTOGRAM, TAG_LE))
         expected = aes_cmac(

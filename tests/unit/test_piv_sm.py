@@ -293,3 +293,12 @@ def test_pairing_code_only_under_sm() -> None:
         piv.verify_pairing_code(b"00000000" if code != b"00000000" else b"11111111")
     assert e.value.sw == 0x6982
     piv.verify_pairing_code(code)
+
+
+def test_a_command_whose_cla_announces_no_sm_is_refused_by_the_session() -> None:
+    client, card = pivsm.PivSmSession(keys()), pivsm.PivSmSession(keys())
+    wire = bytearray(client.wrap_command(b"\x00\x20\x00\x80"))
+    wire[0] = 0x00  # the same objects under a plain CLA
+    with pytest.raises(SmError) as e:
+        card.unwrap_command(CommandApdu.from_bytes(bytes(wire)))
+    assert e.value.sw == 0x6987
