@@ -12,9 +12,11 @@ Exit codes, the same for every command (README, "Exit codes"):
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -58,26 +60,49 @@ class Interrupted(CommandError):
         click.echo(f"Interrupted: {self.message}" if self.message else "Interrupted.", err=True)
 
 
-def serve_until_interrupted(
-    name: str, serve_forever: Callable[[], None], banner: Sequence[str] = ()
-) -> None:
-    """Run a server until it stops; say so, and exit 130 when Ctrl-C stopped it.
+class Servable(Protocol):
+    """A server run in the foreground: `RoleServer`, `WorkerPool`."""
 
-    The `banner` lines (what serves where) go to stderr inside the same guard, so a
-    Ctrl-C that comes as soon as they are shown still ends in "NAME: stopped".
+    def serve_forever(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+
+def serve_until_interrupted(name: str, server: Servable, banner: Sequence[str] = ()) -> None:
+    """Run a server until SIGINT or SIGTERM stops it; say so, and exit 130 on Ctrl-C.
+
+    From before the `banner` lines (what serves where, on stderr) until the server has
+    stopped, SIGINT and SIGTERM are recorded and passed to `server.request_stop()`, never
+    raised as KeyboardInterrupt at whatever bytecode is running: raised inside a gc or
+    import-lock callback (the server starting up) Python prints "Exception ignored" and
+    drops it, and the server then runs for ever. uvicorn's own handlers take over while
+    it serves, and re-raise what they caught into ours when it stops. SIGTERM (a service
+    manager) stops the server with exit 0.
 
     Raises:
-        Interrupted: the server stopped on SIGINT (uvicorn stops gracefully, then
-            re-raises the signal it caught).
+        Interrupted: the server stopped on SIGINT.
     """
+    received: list[int] = []
+
+    def on_signal(sig: int, _frame: object) -> None:
+        received.append(sig)
+        server.request_stop()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for line in banner:
             click.echo(line, err=True)
-        serve_forever()
+        server.serve_forever()
     except KeyboardInterrupt:
-        click.echo(f"{name}: stopped", err=True)
-        raise Interrupted("") from None
+        received.append(signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo(f"{name}: stopped", err=True)
+    if signal.SIGINT in received:
+        raise Interrupted("")
 
 
 def _json_error(message: str, exit_code: int) -> None:

@@ -15,7 +15,7 @@ import click
 from starlette.types import ASGIApp
 
 from host.commands.common import serve_until_interrupted
-from host.servers.web import RoleServer, TlsFiles, bind_socket, serve_workers
+from host.servers.web import RoleServer, TlsFiles, WorkerPool, bind_socket
 
 DEFAULT_PORTS = {
     "smdpp": 8443,
@@ -181,12 +181,8 @@ def smdpp(
             f"with {workers} workers (Ctrl-C stops)"
         )
 
-        def supervise() -> None:
-            serve_workers("host.servers.smdpp.app:app_from_env", sock, workers=workers, tls=tls)
-            # uvicorn's supervisor returns only once SIGINT/SIGTERM stopped the workers.
-            raise KeyboardInterrupt
-
-        serve_until_interrupted("smdpp", supervise, [banner])
+        pool = WorkerPool("host.servers.smdpp.app:app_from_env", sock, workers=workers, tls=tls)
+        serve_until_interrupted("smdpp", pool, [banner])
         return
     srv = _run(
         "smdpp",
@@ -200,7 +196,7 @@ def smdpp(
         smdp.address = f"localhost:{srv.port}"
     serve_until_interrupted(
         "smdpp",
-        srv.serve_forever,
+        srv,
         [f"smdpp: SM-DP+ {smdp.address} serving on {srv.url} (Ctrl-C stops)"],
     )
 
@@ -254,7 +250,7 @@ def operator(host: str, allow_remote: bool, port: int, db: str) -> None:
     srv = _run("operator", create_app(op), host, port, None, allow_remote)
     serve_until_interrupted(
         "operator",
-        srv.serve_forever,
+        srv,
         [f"operator: HandleDownloadProgressInfo on {srv.url} (Ctrl-C stops)"],
     )
 
@@ -326,9 +322,7 @@ def repository(
     pki = demo_pki(demo_seed)
     repo = Repository(db, key=pki.repository, certificate=pki.repository_cert, root=pki.root.public)
     srv = _run("repository", create_app(repo), host, port, tls, allow_remote)
-    serve_until_interrupted(
-        "repository", srv.serve_forever, [f"repository: serving on {srv.url} (Ctrl-C stops)"]
-    )
+    serve_until_interrupted("repository", srv, [f"repository: serving on {srv.url} (Ctrl-C stops)"])
 
 
 @server.command("registration", short_help="Run seed 002's registration device and HSM.")
@@ -394,7 +388,7 @@ def registration(
     )
     srv = _run("registration", create_app(device), host, port, tls, allow_remote)
     serve_until_interrupted(
-        "registration", srv.serve_forever, [f"registration: serving on {srv.url} (Ctrl-C stops)"]
+        "registration", srv, [f"registration: serving on {srv.url} (Ctrl-C stops)"]
     )
 
 
@@ -424,7 +418,7 @@ def _serve_with_worker(
 
     threading.Thread(target=work, name=f"{role}-worker", daemon=True).start()
     try:
-        serve_until_interrupted(role, srv.serve_forever, banner)
+        serve_until_interrupted(role, srv, banner)
     finally:
         stop.set()
 
@@ -528,7 +522,7 @@ def move_resolver(host: str, allow_remote: bool, port: int, db: str) -> None:
 
     srv = _run("move-resolver", create_app(Resolver(db)), host, port, None, allow_remote)
     serve_until_interrupted(
-        "move-resolver", srv.serve_forever, [f"move-resolver: serving on {srv.url} (Ctrl-C stops)"]
+        "move-resolver", srv, [f"move-resolver: serving on {srv.url} (Ctrl-C stops)"]
     )
 
 
@@ -578,9 +572,7 @@ def move_auc(
     if demo_subscriber and auc.current_k(TEST_IMSI) is None:
         auc.provision(TEST_IMSI, TEST_K, TEST_OPC)
     srv = _run("move-auc", create_app(auc), host, port, None, allow_remote)
-    serve_until_interrupted(
-        "move-auc", srv.serve_forever, [f"move-auc: serving on {srv.url} (Ctrl-C stops)"]
-    )
+    serve_until_interrupted("move-auc", srv, [f"move-auc: serving on {srv.url} (Ctrl-C stops)"])
 
 
 @server.command("smsc", short_help="Run the SMS-centre stand-in (short messages per MSISDN).")
@@ -603,9 +595,7 @@ def smsc(host: str, allow_remote: bool, port: int, db: str) -> None:
     from host.servers.web import Store
 
     srv = _run("smsc", create_app(Smsc(Store(db, SCHEMA))), host, port, None, allow_remote)
-    serve_until_interrupted(
-        "smsc", srv.serve_forever, [f"smsc: serving on {srv.url} (Ctrl-C stops)"]
-    )
+    serve_until_interrupted("smsc", srv, [f"smsc: serving on {srv.url} (Ctrl-C stops)"])
 
 
 @server.command("doorlock-ams", short_help="Run seed 001's application management server.")
@@ -663,7 +653,7 @@ def doorlock_ams(
         srv = _run("doorlock-ams", create_app(ams), host, port, tls, allow_remote)
         serve_until_interrupted(
             "doorlock-ams",
-            srv.serve_forever,
+            srv,
             [f"doorlock-ams: serving on {srv.url} (Ctrl-C stops)"],
         )
         return
@@ -693,7 +683,7 @@ def doorlock_ams(
     poller = SmsPoller(lambda: ams.poll_sms(gateway)).start()
     banner = f"doorlock-ams: serving on {srv.url}, SMS {address} at {smsc_url} (Ctrl-C stops)"
     try:
-        serve_until_interrupted("doorlock-ams", srv.serve_forever, [banner])
+        serve_until_interrupted("doorlock-ams", srv, [banner])
     finally:
         poller.stop()
 
@@ -737,8 +727,7 @@ def ekyc_auth(
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     srv = _run("ekyc-auth", app, host, port, None if no_tls else auth_tls(demo_seed), allow_remote)
-    click.echo(f"ekyc-auth: serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("ekyc-auth", srv.serve_forever)
+    serve_until_interrupted("ekyc-auth", srv, [f"ekyc-auth: serving on {srv.url} (Ctrl-C stops)"])
 
 
 @server.command("ekyc-relay", short_help="Run seed 000's relay server (SM-DS).")
@@ -772,8 +761,8 @@ def ekyc_relay(
         raise click.UsageError(str(e)) from None
     srv = _run("ekyc-relay", app, host, port, relay_tls(), allow_remote)
     relay.address = f"localhost:{srv.port}"
-    click.echo(f"ekyc-relay: SM-DS {relay.address}, serving on {srv.url} (Ctrl-C stops)", err=True)
-    serve_until_interrupted("ekyc-relay", srv.serve_forever)
+    banner = f"ekyc-relay: SM-DS {relay.address}, serving on {srv.url} (Ctrl-C stops)"
+    serve_until_interrupted("ekyc-relay", srv, [banner])
 
 
 @server.command("ekyc-mgmt", short_help="Run a carrier's management server (seed 000).")
@@ -831,8 +820,5 @@ def ekyc_mgmt(
     if not address:
         mgmt.address = f"localhost:{srv.port}"
     mgmt.reconcile()  # what a crash left undone towards the SM-DS
-    click.echo(
-        f"ekyc-mgmt: {carrier}, SM-DP+ {mgmt.address}, serving on {srv.url} (Ctrl-C stops)",
-        err=True,
-    )
-    serve_until_interrupted("ekyc-mgmt", srv.serve_forever)
+    banner = f"ekyc-mgmt: {carrier}, SM-DP+ {mgmt.address}, serving on {srv.url} (Ctrl-C stops)"
+    serve_until_interrupted("ekyc-mgmt", srv, [banner])

@@ -138,7 +138,7 @@ def serve(
         f"  order LPA:1${smdp.address}${o['matching_id']}  ICCID {o['iccid']}  {o['state']}"
         for o in smdp.orders()
     ]
-    serve_until_interrupted("SM-DP+", server.serve_forever, banner)
+    serve_until_interrupted("SM-DP+", server, banner)
 
 
 @smdpp.command("order", short_help="Order a profile for download (ES2+).")

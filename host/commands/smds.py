@@ -132,7 +132,7 @@ def run_smds(
     kind = f"alternative SM-DS (root {root})" if root else "root SM-DS"
     serve_until_interrupted(
         "smds",
-        server.serve_forever,
+        server,
         [f"smds: {kind} {ds.address} serving on {server.url} (Ctrl-C stops)"],
     )
 

@@ -68,7 +68,7 @@ __all__ = [
     "bind_socket",
     "is_store_url",
     "check_bind_host",
-    "serve_workers",
+    "WorkerPool",
     "json_object",
     "problem",
     "role_app",
@@ -329,10 +329,8 @@ def _config(app: ASGIApp | str, **kw: Any) -> uvicorn.Config:
     return config
 
 
-def serve_workers(
-    factory: str, sock: socket.socket, *, workers: int, tls: TlsFiles | None = None
-) -> None:
-    """Serve an app in `workers` processes (uvicorn's supervisor) until SIGINT/SIGTERM.
+class WorkerPool:
+    """An app served in `workers` processes (uvicorn's supervisor) until SIGINT/SIGTERM.
 
     Each worker builds its own app by calling `factory` ("module:function", no
     arguments; the role's settings travel in the environment) and shares the
@@ -345,16 +343,40 @@ def serve_workers(
         workers: how many processes.
         tls: the certificate and key (written to a private directory while serving).
     """
-    from uvicorn.supervisors import Multiprocess
 
-    config = _config(factory, factory=True, workers=workers)
-    with contextlib.ExitStack() as stack:
-        if tls is not None:
-            config.ssl_certfile, config.ssl_keyfile = stack.enter_context(tls.files())
-        try:
-            Multiprocess(config, sockets=[sock]).run()
-        finally:
-            sock.close()
+    def __init__(
+        self, factory: str, sock: socket.socket, *, workers: int, tls: TlsFiles | None = None
+    ) -> None:
+        self._factory, self._sock, self._workers, self._tls = factory, sock, workers, tls
+        self._stop = threading.Event()
+        self._supervisor: Any = None
+
+    def serve_forever(self) -> None:
+        """Serve until a signal or `request_stop`; raises KeyboardInterrupt once stopped.
+
+        The supervisor installs its own SIGINT/SIGTERM handlers when it is built and
+        does not say which signal stopped it, so every stop counts as an interrupt.
+        """
+        from uvicorn.supervisors import Multiprocess
+
+        config = _config(self._factory, factory=True, workers=self._workers)
+        with contextlib.ExitStack() as stack:
+            if self._tls is not None:
+                config.ssl_certfile, config.ssl_keyfile = stack.enter_context(self._tls.files())
+            try:
+                self._supervisor = Multiprocess(config, sockets=[self._sock])
+                if self._stop.is_set():  # a signal came before its handlers were up
+                    self._supervisor.should_exit.set()
+                self._supervisor.run()
+            finally:
+                self._sock.close()
+        raise KeyboardInterrupt
+
+    def request_stop(self) -> None:
+        """Stop the workers (from a signal handler or another thread)."""
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.should_exit.set()
 
 
 class RoleServer:
@@ -444,6 +466,13 @@ class RoleServer:
             self._server.run(sockets=[self._sock])
         finally:
             self._sock.close()
+
+    def request_stop(self) -> None:
+        """Ask `serve_forever` to stop (from a signal handler or another thread).
+
+        Asked before uvicorn has started, it starts and stops at once.
+        """
+        self._server.should_exit = True
 
     def stop(self) -> None:
         """Stop serving (open connections get a short grace) and release the port."""

@@ -224,3 +224,81 @@ def test_ctrl_c_stops_bench(tmp_path: Path) -> None:
     _, err = _interrupt(proc, 4)
     assert proc.returncode == 130, err
     assert err.strip().endswith("Interrupted.")
+
+
+class _SignalInCallback:
+    """A banner whose iteration delivers SIGINT inside a weakref callback.
+
+    Python drops a KeyboardInterrupt raised in such a callback ("Exception ignored
+    in ..."); a server that relied on it would then run for ever. This is what an
+    import lock's callback did to `cardemu server ekyc-mgmt` in CI.
+    """
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        import weakref
+
+        class Thing:
+            pass
+
+        thing = Thing()
+        # the handler runs while the callback still runs (the sleep gives it the chance)
+        ref = weakref.ref(
+            thing, lambda _ref: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.05))
+        )
+        del thing
+        assert ref() is None
+        yield "test: serving (Ctrl-C stops)"
+
+
+def test_ctrl_c_during_a_callback_at_start_up_still_stops_the_server() -> None:
+    import threading
+
+    from starlette.applications import Starlette
+
+    from host.commands.common import Interrupted, serve_until_interrupted
+    from host.servers.web import RoleServer
+
+    srv = RoleServer(Starlette(), name="test")
+    watchdog = threading.Timer(20, srv.request_stop)  # the old behaviour: never stops
+    watchdog.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            serve_until_interrupted("test", srv, _SignalInCallback())  # type: ignore[arg-type]
+    finally:
+        watchdog.cancel()
+    assert time.monotonic() - t0 < 15
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("server", "smsc", "--port", "0"),
+        ("server", "ekyc-mgmt", "--carrier", "carrier2", "--port", "0", "--db", "m.sqlite"),
+        ("server", "smdpp", "--port", "0", "--workers", "2", "--db", "w.sqlite"),
+    ],
+    ids=lambda a: " ".join(a[:3]),
+)
+def test_ctrl_c_the_moment_a_server_says_it_serves_stops_it(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    proc = _start(*args, cwd=tmp_path)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert "Ctrl-C stops" in first, first
+    _, err = _interrupt(proc, 0)  # before uvicorn has its own handlers, most likely
+    assert proc.returncode == 130, err
+    assert "stopped" in err
+    assert "Exception ignored" not in err
+
+
+def test_sigterm_stops_a_server_with_exit_0(tmp_path: Path) -> None:
+    proc = _start("server", "smsc", "--port", "0", cwd=tmp_path)
+    assert proc.stderr is not None
+    assert "Ctrl-C stops" in proc.stderr.readline()
+    time.sleep(0.5)
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "smsc: stopped" in err
