@@ -8,8 +8,7 @@ import sys
 
 import click
 
-from host.commands.common import CommandError, json_option
-from host.commands.tools import InvalidInput
+from host.commands.common import CommandError, InvalidInput, json_option
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}

@@ -8,45 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from card.apdu import ApduFormatError, CommandApdu, cla_chained, cla_channel
 from card.sw import describe
-from host.commands.common import CommandError, UnexpectedStatus, json_option
-from host.commands.common import InvalidInput as InvalidInput  # re-exported
-from host.commands.session import Session as Session  # re-exported: the plumbing moved there
+from host.commands.common import CommandError, InvalidInput, UnexpectedStatus, json_option
 from host.commands.session import (
-    annotated_record as annotated_record,
-)
-from host.commands.session import (
-    command_session as command_session,
-)
-from host.commands.session import (
-    open_session as open_session,
-)
-from host.commands.session import (
-    parse_apdu_args as parse_apdu_args,
-)
-from host.commands.session import (
-    parse_hex_args as parse_hex_args,
-)
-from host.commands.session import (
-    pick_reader as pick_reader,
-)
-from host.commands.session import (
-    reader_options as reader_options,
-)
-from host.commands.session import (
-    response_line as response_line,
-)
-from host.commands.session import (
-    session_options as session_options,
-)
-from host.commands.session import (
-    trace_format as trace_format,
+    annotated_record,
+    command_session,
+    open_session,
+    parse_hex_args,
+    pick_reader,
+    reader_options,
+    response_line,
+    session_options,
 )
 from host.hexutil import parse_hex, to_hex
 from host.presets import PRESETS
@@ -80,9 +58,6 @@ from host.tracefile import (
     read_trace,
     replay,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 # -- cardemu readers ------------------------------------------------------------------
 
