@@ -33,9 +33,9 @@ def doorlock() -> None:
     \b
     Examples:
       cardemu doorlock issue door
-      cardemu doorlock lock --listen 8830 --card door/lock-sim.img
+      cardemu doorlock lock --listen 8830 --card door/lock-sim.img &
       cardemu doorlock phone --connect 8830 --card door/phone-1-sim.img
-      cardemu doorlock lock --listen 8831 --preset demo --method 2
+      cardemu doorlock lock --listen 8831 --preset demo --method 2 &
       cardemu doorlock phone --connect 8831 --preset demo --json
     """
 
@@ -181,8 +181,12 @@ def lock(
 
     \b
     Examples:
-      cardemu doorlock lock --listen 8830 --card door/lock-sim.img
-      cardemu doorlock lock --listen 8831 --preset demo --method 2 --count 2
+      cardemu doorlock issue door
+      cardemu doorlock lock --listen 8830 --card door/lock-sim.img &
+      cardemu doorlock phone --connect 8830 --card door/phone-1-sim.img
+      cardemu doorlock lock --listen 8831 --preset demo --method 2 --count 2 &
+      cardemu doorlock phone --connect 8831 --preset demo
+      cardemu doorlock phone --connect 8831 --preset demo --phone phone-2
     """
     from host.servers.web import bind_socket
     from host.systems.doorlock.terminal import (
@@ -270,7 +274,10 @@ def phone(
 
     \b
     Examples:
+      cardemu doorlock issue door
+      cardemu doorlock lock --listen 8830 --card door/lock-sim.img &
       cardemu doorlock phone --connect 8830 --card door/phone-1-sim.img
+      cardemu doorlock lock --listen 8831 --preset demo &
       cardemu doorlock phone --connect 8831 --preset demo --json
     """
     from host.systems.doorlock.demo import PHONE_IMEIS

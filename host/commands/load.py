@@ -166,10 +166,10 @@ def load(
 
     \b
     Examples:
-      cardemu server smdpp --port 8443 --db /tmp/dp.sqlite --load-orders 1000 &
-      cardemu load --smdp localhost:8443 --users 10 --downloads 100
-      cardemu load --smdp localhost:8443 --first 100 -u 20 -t 10s --enable --notify --json
-      cardemu load --smdp localhost:8443 --first 600 -n 40 --master --expect-workers 2 &
+      cardemu server smdpp --port 8443 --db dp.sqlite --load-orders 300 &
+      cardemu load --smdp localhost:8443 --users 10 --downloads 40
+      cardemu load --smdp localhost:8443 --first 40 -u 10 -t 5s --enable --notify --json
+      cardemu load --smdp localhost:8443 --first 260 -n 20 --master --expect-workers 2 &
       cardemu load --worker & cardemu load --worker
     """
     if master and worker:

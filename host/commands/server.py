@@ -145,8 +145,8 @@ def smdpp(
 
     \b
     Examples:
-      cardemu server smdpp --port 0 --db /tmp/dp.sqlite --demo-order
-      cardemu server smdpp --port 0 --db /tmp/dp.sqlite --load-orders 100
+      cardemu server smdpp --port 0 --db dp.sqlite --demo-order
+      cardemu server smdpp --port 0 --db dp.sqlite --load-orders 100
       cardemu server smdpp --workers 2
     """
     from host.commands.smdpp import _smdp, operator_links

@@ -27,7 +27,8 @@ def _examples() -> list[list[str]]:
         assert main(["doorlock", "--help"]) == 0
     text = out.getvalue().decode()
     lines = text.split("Examples:", 1)[1].split("\n\n", 1)[0].splitlines()
-    return [shlex.split(line)[1:] for line in lines if line.strip()]
+    # A lock runs in the background (`&`) while the phone dials it: here `_pair` does that.
+    return [shlex.split(line.removesuffix("&"))[1:] for line in lines if line.strip()]
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:

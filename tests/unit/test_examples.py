@@ -11,8 +11,15 @@ only loopback networking. The input files an example names (`my.card`,
 not hold them yet (a card of the preset the command group uses: `gp` for
 `cardemu gp`, ...). Servers (`serve`, `server`, `smdpp serve`) run as real
 processes until they print their first line, then get Ctrl-C and must say
-that they stopped; a line ending in `&` keeps running while the rest of its
-block runs.
+that they stopped; a line ending in `&` (or the `a` of `a & b`) keeps running
+while the rest of its block runs, and at the block's end a server gets Ctrl-C
+and any other job must end by itself with 0, as a shell's `wait` would see.
+`cardemu load` runs as a process of its own too (Locust monkey-patches the
+process it is imported in for gevent: in the test process, every later test
+would run on gevent's hub and hang).
+
+Every line is bounded in time (`LINE_TIMEOUT`, `JOB_TIMEOUT`): a line that
+hangs fails naming itself, never stalls the run.
 
 Not every line can run in a unit test; those are listed with the reason, and
 the test fails when a listed line no longer exists (the lists stay honest):
@@ -23,16 +30,18 @@ need a card in a PC/SC reader, a network name or another program.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
-import select
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +192,7 @@ SKIPPED: dict[str, str] = {
     'cardemu lpa list -r "Virtual PCD 00 00" --json': PCSC,
     'cardemu usim read -r "Virtual PCD 00 00" --pin 1234 --json': PCSC,
     'cardemu send -r "virtual pcd 00 00" 00A4040000': PCSC,
+    "cardemu scenario esim-download --pcsc": PCSC,
     "cardemu lpa download -r \"PCD 00 00\" 'LPA:1$smdp.example$MATCHING-ID'": PCSC,
     "cardemu lpa download --card my.card --pki ./pki 'LPA:1$smdp.example$X' "
     "--connect-to 127.0.0.1:8443": "needs your SM-DP+ for smdp.example on port 8443",
@@ -208,14 +218,6 @@ SKIPPED: dict[str, str] = {
 #: Example blocks of commands that landed while this test was being written, not yet
 #: checked here: each fails or hangs as written today. Make them run, then take them off.
 PENDING: dict[str, str] = {
-    "cardemu doorlock --help": "fails as written (doorlock landed 2026-12-07)",
-    "cardemu doorlock lock --help": "fails as written (doorlock landed 2026-12-07)",
-    "cardemu doorlock phone --help": "fails as written (doorlock landed 2026-12-07)",
-    "cardemu load --help": "fails as written (landed 2026-12-07)",
-    "cardemu scenario --help": "fails or hangs in-process since the new systems landed",
-    "cardemu scenario profile-move --help": "fails as written (seed 003 landed 2026-12-07)",
-    "cardemu scenario profile-move-refused --help": "fails as written (seed 003)",
-    "cardemu scenario repository --help": "fails since the new systems landed",
     # README blocks are keyed by their first command (their line numbers move).
     "cardemu server smdpp --port 8443 --db dp.sqlite --load-orders 1000 &": (
         "`cardemu load` for 60 s and 5 min, and a web UI kept up until Ctrl-C"
@@ -242,7 +244,15 @@ EXPECTED: dict[tuple[str, str], int] = {
     ("README.md", "cardemu send --card my.card 8050000004"): 1,
 }
 #: Servers (run until Ctrl-C): what they print once they are up.
-SERVER_READY = re.compile(r"Ctrl-C|serving|waiting")
+SERVER_READY = re.compile(r"Ctrl-C|serving|waiting|listening")
+#: Seconds one line may run: past it, the test fails naming the line (CI never stalls).
+LINE_TIMEOUT = 120.0
+#: Seconds a background job that is no server may take to end after its block's last line.
+JOB_TIMEOUT = 60.0
+#: Command groups that run in a process of their own, and why.
+OWN_PROCESS = {
+    "load": "imports Locust, whose gevent monkey-patching must never reach the test process",
+}
 
 
 # -- the files examples name -----------------------------------------------------------------
@@ -432,6 +442,9 @@ def _prepare(argv: list[str], cwd: Path) -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the servers bind (`host.servers.web.bind_socket`): a port whose last
+        # connection lingers in TIME_WAIT is free to them.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -455,50 +468,107 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 
-def _start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "host.cli", *argv],
-        cwd=cwd,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class ExampleTimeout(BaseException):
+    """An in-process line ran past `LINE_TIMEOUT` (a BaseException: no command catches it)."""
 
 
-def _wait_ready(proc: subprocess.Popen[str], line: str) -> str:
-    """stderr up to the server's "up" line; fails after 30 s (never blocks longer)."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 30
-    seen = ""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        out = proc.stderr.readline()
-        if not out and proc.poll() is not None:
-            break
-        seen += out
-        if SERVER_READY.search(out):
-            return seen
-    proc.kill()
-    proc.wait()
-    pytest.fail(f"{line}: not up within 30 s (exit {proc.returncode}): {seen}")
+@contextmanager
+def _bounded(line: str, seconds: float = LINE_TIMEOUT) -> Iterator[None]:
+    """Run the body for at most `seconds`, else fail naming `line`.
 
+    SIGALRM raises `ExampleTimeout` in the main thread, which also breaks a blocking
+    wait there (a lock, a join, a select). Should even that not get through (the main
+    thread stuck in C code), faulthandler prints every thread's traceback a minute
+    later and ends the run: a failure that says where, never a stalled CI job.
+    """
 
-def _interrupt(proc: subprocess.Popen[str], line: str) -> None:
-    proc.send_signal(signal.SIGINT)
+    def on_alarm(_sig: int, _frame: object) -> None:
+        raise ExampleTimeout(f"{line}: still running after {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    faulthandler.dump_traceback_later(seconds + 60, exit=True)
     try:
-        _out, err = proc.communicate(timeout=20)
+        yield
+    except ExampleTimeout as e:
+        pytest.fail(str(e))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class Job:
+    """A command running as a process of its own (a server, or a line's `cmd &`).
+
+    Its output goes to files, never to a pipe nobody reads: a server that logs every
+    request would otherwise block on a full pipe while the block drives it.
+    """
+
+    line: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    err: Path
+
+    def stderr(self) -> str:
+        return self.err.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _start(argv: list[str], cwd: Path, logs: Path, line: str) -> Job:
+    n = len(list(logs.iterdir()))
+    out, err = logs / f"{n}.out", logs / f"{n}.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "host.cli", *argv],
+            cwd=cwd,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    return Job(line, argv, proc, err)
+
+
+def _wait_ready(job: Job) -> None:
+    """Until the job prints its "up" line on stderr; fails after 60 s (never blocks longer)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if SERVER_READY.search(job.stderr()):
+            return
+        if job.proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    job.kill()
+    pytest.fail(f"{job.line}: not up within 60 s (exit {job.proc.returncode}): {job.stderr()}")
+
+
+def _interrupt(job: Job) -> None:
+    """Ctrl-C: a server says it stopped and exits 130."""
+    job.proc.send_signal(signal.SIGINT)
+    try:
+        job.proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"{line}: still running 20 s after Ctrl-C")
-    assert proc.returncode == 130, f"{line}: exit {proc.returncode} on Ctrl-C: {err}"
-    assert "stopped" in err, f"{line}: {err}"
+        job.kill()
+        pytest.fail(f"{job.line}: still running 20 s after Ctrl-C")
+    err = job.stderr()
+    assert job.proc.returncode == 130, f"{job.line}: exit {job.proc.returncode} on Ctrl-C: {err}"
+    assert "stopped" in err, f"{job.line}: {err}"
+
+
+def _finish(job: Job) -> None:
+    """A job that is no server (a lock serving one phone, a Locust master) ends by itself, 0."""
+    try:
+        job.proc.wait(timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        pytest.fail(f"{job.line}: still running {JOB_TIMEOUT:.0f} s after its block")
+    assert job.proc.returncode == 0, f"{job.line}: exit {job.proc.returncode}: {job.stderr()}"
 
 
 def _substitute(command: str, cwd: Path) -> str:
@@ -521,53 +591,111 @@ def _is_server(argv: list[str]) -> bool:
     return argv[:1] in (["serve"], ["server"]) or argv[1:2] == ["serve"]
 
 
-def run_block(block: Block, cwd: Path) -> list[str]:
-    """Run a block's lines in order; returns what ran (for the tally)."""
-    ran = []
-    background: list[tuple[subprocess.Popen[str], str]] = []
+def _ports(line: str, argv: list[str]) -> set[int]:
+    """The loopback ports a line listens on that must be free (8443: the SM-DP+ default)."""
+    ports = {
+        int(value)
+        for option, value in zip(argv, argv[1:], strict=False)
+        if option in ("--port", "--listen") and value.isdigit() and int(value)
+    }
+    if "8443" in line or (_is_server(argv) and "--port" not in argv):
+        ports.add(8443)
+    return ports
+
+
+def _words(command: str) -> list[str]:
+    words = shlex.split(command)
+    assert words[0] == "cardemu", f"{command!r} is not a cardemu command"
+    return words[1:]
+
+
+def _run_own_process(
+    argv: list[str], cwd: Path, line: str, stdin: str | None
+) -> tuple[int, str, str]:
+    """A line of an `OWN_PROCESS` group: run as the user would, bounded by `LINE_TIMEOUT`."""
     try:
-        for index, line in enumerate(block.lines):
-            if line in SKIPPED:
-                continue
-            stdin = None
-            command = line
-            if line.startswith("echo ") and " | cardemu " in line:
-                echoed, command = line.split(" | ", 1)
-                stdin = shlex.split(echoed)[1] + "\n"
-            command = _substitute(command, cwd)
-            words = shlex.split(command.removesuffix("&").strip())
-            assert words[0] == "cardemu", f"{block.source}: {line!r} is not a cardemu command"
-            argv = words[1:]
-            _prepare(argv, cwd)
-            if line in PARSE_ONLY:
-                _parse_only(argv)
-                continue
-            uses_8443 = "8443" in line or (_is_server(argv) and "--port" not in argv)
-            if uses_8443 and not _port_free(8443) and not background:
-                pytest.skip(f"{line}: port 8443 is taken on this machine")
-            if line.endswith("&"):
-                proc = _start(argv, cwd)
-                _wait_ready(proc, line)
-                background.append((proc, line))
-                ran.append(line)
-                continue
-            if _is_server(argv):
-                proc = _start(argv, cwd)
-                _wait_ready(proc, line)
-                _interrupt(proc, line)
-                ran.append(line)
-                continue
-            with CliRunner().isolation(input=stdin) as (out, err, _):
-                code = main(argv)
-            expected = EXPECTED.get((block.source.split(":")[0], line), 0)
-            stdout = out.getvalue().decode()
-            assert code == expected, f"{block.source}: {line}\n{err.getvalue().decode()}"
-            if block.outputs and block.outputs[index] and "applet" in block.source:
-                assert stdout == block.outputs[index], f"{block.source}: {line}"
-            ran.append(line)
-    finally:
-        for proc, line in background:
-            _interrupt(proc, line)
+        proc = subprocess.run(
+            [sys.executable, "-m", "host.cli", *argv],
+            cwd=cwd,
+            env=_env(),
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            timeout=LINE_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{line}: still running after {LINE_TIMEOUT:.0f} s")
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _run_line(block: Block, index: int, line: str, cwd: Path, logs: Path, jobs: list[Job]) -> bool:
+    """Run one line of a block; False when it was only parsed."""
+    stdin = None
+    command = line
+    if line.startswith("echo ") and " | cardemu " in line:
+        echoed, command = line.split(" | ", 1)
+        stdin = shlex.split(echoed)[1] + "\n"
+    command = _substitute(command, cwd)
+    # `a & b`: a starts in the background, as a shell does, and b runs meanwhile.
+    *behind, command = command.split(" & ")
+    background = command.endswith("&")
+    argv = _words(command.removesuffix("&").strip())
+    _prepare(argv, cwd)
+    if line in PARSE_ONLY:
+        _parse_only(argv)
+        return False
+    taken = sorted(p for p in _ports(line, argv) if not _port_free(p))
+    if taken and not jobs:
+        pytest.skip(f"{line}: port {taken[0]} is taken on this machine")
+    for part in behind:
+        jobs.append(_start(_words(part), cwd, logs, line))
+    if background or _is_server(argv):
+        job = _start(argv, cwd, logs, line)
+        jobs.append(job)
+        _wait_ready(job)
+        if not background:
+            jobs.remove(job)
+            _interrupt(job)
+        return True
+    if argv[0] in OWN_PROCESS:
+        code, stdout, stderr = _run_own_process(argv, cwd, line, stdin)
+    else:
+        with CliRunner().isolation(input=stdin) as (out, err, _):
+            code = main(argv)
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    expected = EXPECTED.get((block.source.split(":")[0], line), 0)
+    assert code == expected, f"{block.source}: {line}\n{stderr}"
+    if block.outputs and block.outputs[index] and "applet" in block.source:
+        assert stdout == block.outputs[index], f"{block.source}: {line}"
+    return True
+
+
+def run_block(block: Block, cwd: Path) -> list[str]:
+    """Run a block's lines in order, each bounded in time; returns what ran (for the tally).
+
+    Background jobs (`cmd &`) run until the block's end; then a server gets Ctrl-C
+    and any other job must have ended, or end soon, with exit 0 (as `wait` in a shell).
+    """
+    ran = []
+    jobs: list[Job] = []
+    with tempfile.TemporaryDirectory(prefix="example-logs-") as tmp:
+        logs = Path(tmp)
+        try:
+            for index, line in enumerate(block.lines):
+                if line in SKIPPED:
+                    continue
+                with _bounded(line):
+                    if _run_line(block, index, line, cwd, logs, jobs):
+                        ran.append(line)
+            while jobs:
+                job = jobs.pop(0)
+                if _is_server(job.argv):
+                    _interrupt(job)
+                else:
+                    _finish(job)
+        finally:
+            for job in jobs:
+                job.kill()
     return ran
 
 
