@@ -385,6 +385,11 @@ def fuzz(
             memory_mb=memory_mb,
         )
         with stop_on_sigint():
+            # One line on stderr once Ctrl-C stops the campaign with a report (not before).
+            click.echo(
+                f"cardemu fuzz: card {target.name}: campaign running (Ctrl-C stops it and reports)",
+                err=True,
+            )
             if engine == "stateful":
                 report = _stateful(target, config)
             else:

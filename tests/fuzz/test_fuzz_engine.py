@@ -276,7 +276,8 @@ def test_cli_fuzz_prints_the_campaign_report(tmp_path: Path) -> None:
     for name in ("iso7816", "purse", "echo", "counter-client"):
         assert name in r.output
     r = CliRunner().invoke(cli, ["fuzz", "--budget", "500", "--json", "--applet", "purse"])
-    data = json.loads(r.output)
+    assert "campaign running" in r.stderr  # stdout is the JSON document alone
+    data = json.loads(r.stdout)
     assert data["apdus"] == 500 and [a["name"] for a in data["applets"]] == ["purse"]
     assert data["applets"][0]["distinct_status_words"] > 3
 

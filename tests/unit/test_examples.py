@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -598,7 +599,7 @@ def _ports(line: str, argv: list[str]) -> set[int]:
         for option, value in zip(argv, argv[1:], strict=False)
         if option in ("--port", "--listen") and value.isdigit() and int(value)
     }
-    if "8443" in line or (_is_server(argv) and "--port" not in argv):
+    if re.search(r"\b8443\b", line) or (_is_server(argv) and "--port" not in argv):
         ports.add(8443)
     return ports
 
@@ -799,3 +800,18 @@ def test_most_examples_run() -> None:
     skipped = lines & set(SKIPPED)
     ran = lines - parsed - skipped
     assert len(ran) > 2 * (len(parsed) + len(skipped)), (len(ran), len(parsed), len(skipped))
+
+
+def test_a_line_that_hangs_fails_naming_itself() -> None:
+    """The time bound: a hanging line is a failure that names it, in its time."""
+    t0 = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match="cardemu hang --forever: still running"):
+        with _bounded("cardemu hang --forever", 0.5):
+            threading.Event().wait(10)  # blocks the main thread, as a join does
+    assert time.monotonic() - t0 < 5
+
+
+def test_the_test_process_is_never_monkey_patched() -> None:
+    """`cardemu load` ran in a process of its own: Locust and gevent never came in here."""
+    assert "locust" not in sys.modules
+    assert "gevent.monkey" not in sys.modules
