@@ -1,8 +1,8 @@
 """What the RSP servers (SM-DP+, SM-DS) share: DER helpers and the common mutual authentication.
 
 GSMA SGP.22 v2.x §3.1.2: an SM-DP+ (ES9+) and an SM-DS (ES11) authenticate the
-eUICC the same way. InitiateAuthentication picks a CI both sides know and
-signs serverSigned1 with CERT.XXauth; AuthenticateClient checks CERT.EUICC ←
+eUICC the same way. InitiateAuthentication (`initiate_authentication`) picks a
+CI both sides know and signs serverSigned1 with CERT.XXauth; AuthenticateClient checks CERT.EUICC ←
 CERT.EUM ← CI (with the CRLs the server holds), euiccSignature1 over the
 euiccSigned1 bytes as received, and the serverChallenge. `check_client` is
 that second half; each server then does its own work with the result.
@@ -11,9 +11,9 @@ that second half; each server then does its own work with the result.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -32,13 +32,23 @@ from host.es9plus import (
     SC_EUICC_SIGNATURE_INVALID,
     SC_EUM_CERT_EXPIRED,
     SC_EUM_CERT_INVALID,
+    SC_SECURITY_CONFIG_UNSUPPORTED,
+    SC_SMDP_CERT_UNAVAILABLE,
+    SC_SVN_UNSUPPORTED,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
+    b64,
+    unb64,
 )
-from host.pki import ChainError, eid_of, verify_euicc_chain
+from host.pki import ChainError, Credential, eid_of, verify_euicc_chain
+
+if TYPE_CHECKING:
+    from host.servers.web import Store
 
 __all__ = [
     "AuthenticatedEuicc",
+    "RspRole",
+    "initiate_authentication",
     "chain_refusal",
     "check_client",
     "decode",
@@ -243,3 +253,121 @@ def check_client(
         signature1=signature1,
         matching_id=ctx.get("matchingId") or "",
     )
+
+
+class _CiCredentials(Protocol):
+    """A server's credentials under one CI (SM-DP+ or SM-DS)."""
+
+    @property
+    def ci_ski(self) -> bytes:
+        """The CI's subject key identifier (euiccCiPKId)."""
+        ...
+
+
+_C = TypeVar("_C", bound=_CiCredentials)
+
+
+@dataclass(frozen=True)
+class RspRole:
+    """What tells the SM-DP+'s InitiateAuthentication (ES9+) from the SM-DS's (ES11).
+
+    Attributes:
+        address_field: the request field naming the server ("smdpAddress", "smdsAddress").
+        address_refused: the status code when it names another server (§5.6.1, §5.9.1).
+        name: the role as the refusal names it ("SM-DP+", "SM-DS").
+        auth_name: the certificate that signs serverSigned1 ("CERT.DPauth", "CERT.DSauth").
+    """
+
+    address_field: str
+    address_refused: tuple[str, str]
+    name: str
+    auth_name: str
+
+
+def initiate_authentication(
+    body: dict[str, Any],
+    *,
+    role: RspRole,
+    address: str,
+    credentials: Sequence[_C],
+    auth: Callable[[_C], Credential],
+    random: Callable[[int], bytes],
+    store: Store,
+    now: float,
+) -> dict[str, Any]:
+    """ES9+/ES11.InitiateAuthentication (SGP.22 §5.6.1, §5.9.1), with its session recorded.
+
+    Checks the euiccChallenge, the server address and euiccInfo1 (SVN 2.x, a CI
+    the eUICC verifies under which this server holds a certificate, and one it
+    also signs under), then signs serverSigned1 with that CI's `auth` credential.
+    The new session goes into the role's `sessions` table (transaction_id, state
+    "initiated", updated, ci_ski, euicc_challenge, server_challenge).
+
+    Both roles answer "no certificate under a CI the eUICC can verify" with the
+    SM-DP+'s code 8.8.4/3.7: SGP.22 §5.9.1 gives ES11 the same table of codes
+    for the eUICC's CIs as §5.6.1 gives ES9+.
+
+    Args:
+        body: the request's JSON object, without the header.
+        role: the SM-DP+'s or the SM-DS's field names and codes.
+        address: this server's address (compared without case).
+        credentials: this server's credentials, one a CI, in order of preference.
+        auth: the credential of `credentials` that signs serverSigned1.
+        random: the source of the transaction ID and the serverChallenge.
+        store: the role's store.
+        now: the time to record.
+
+    Returns:
+        The response's JSON object, without the header.
+
+    Raises:
+        Es9Error: a field is missing or malformed, or the request is refused.
+    """
+    challenge = unb64(field(body, "euiccChallenge"), "euiccChallenge")
+    if len(challenge) != 16:
+        raise Es9Error.of(SC_BAD_REQUEST, "euiccChallenge is not 16 bytes")
+    named = field(body, role.address_field)
+    if not isinstance(named, str) or named.lower() != address.lower():
+        raise Es9Error.of(role.address_refused, f"this is not that {role.name} address")
+    info1 = decode("EUICCInfo1", unb64(field(body, "euiccInfo1"), "euiccInfo1"), "euiccInfo1")
+    if info1["svn"][0] != 2:
+        raise Es9Error.of(SC_SVN_UNSUPPORTED, f"SGP.22 version {info1['svn'].hex()} is not 2.x")
+    verifiable = [bytes(k) for k in info1["euiccCiPKIdListForVerification"]]
+    signing = [bytes(k) for k in info1["euiccCiPKIdListForSigning"]]
+    usable = [c for c in credentials if c.ci_ski in verifiable]
+    if not usable:
+        raise Es9Error.of(
+            SC_SMDP_CERT_UNAVAILABLE, f"no {role.auth_name} under a CI the eUICC can verify"
+        )
+    creds = next((c for c in usable if c.ci_ski in signing), None)
+    if creds is None:
+        raise Es9Error.of(
+            SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures"
+        )
+    tid_bytes = random(16)
+    tid = tid_bytes.hex().upper()
+    server_challenge = random(16)
+    signed1 = asn1.encode(
+        "ServerSigned1",
+        {
+            "transactionId": tid_bytes,
+            "euiccChallenge": challenge,
+            "serverAddress": address,
+            "serverChallenge": server_challenge,
+        },
+    )
+    signer = auth(creds)
+    signature1 = sig_do(signer.sign(signed1))
+    with store.transaction() as c:
+        c.execute(
+            "INSERT INTO sessions (transaction_id, state, updated, ci_ski, euicc_challenge,"
+            " server_challenge) VALUES (?, ?, ?, ?, ?, ?)",
+            (tid, "initiated", now, creds.ci_ski, challenge, server_challenge),
+        )
+    return {
+        "transactionId": tid,
+        "serverSigned1": b64(signed1),
+        "serverSignature1": b64(signature1),
+        "euiccCiPKIdToBeUsed": b64(tlv(0x04, creds.ci_ski)),
+        "serverCertificate": b64(signer.der),
+    }

@@ -66,12 +66,9 @@ from host.es9plus import (
     SC_EID_REFUSED,
     SC_EUICC_SIGNATURE_INVALID,
     SC_MATCHING_ID_REFUSED,
-    SC_SECURITY_CONFIG_UNSUPPORTED,
     SC_SMDP_ADDRESS_REFUSED,
-    SC_SMDP_CERT_UNAVAILABLE,
     SC_SMDP_OID_INVALID,
     SC_SMDS_INACCESSIBLE,
-    SC_SVN_UNSUPPORTED,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
     b64,
@@ -244,6 +241,8 @@ _oid_key = rsp_common.oid_key
 _code = rsp_common.error_code
 _field = rsp_common.field
 _tid = rsp_common.transaction_id
+
+_ES9_ROLE = rsp_common.RspRole("smdpAddress", SC_SMDP_ADDRESS_REFUSED, "SM-DP+", "CERT.DPauth")
 
 
 class _OrderRefused(Exception):
@@ -666,62 +665,17 @@ class SmdpPlus:
             raise
 
     def initiate_authentication(self, body: dict[str, Any]) -> dict[str, Any]:
-        """ES9+.InitiateAuthentication (SGP.22 §5.6.1)."""
-        challenge = unb64(_field(body, "euiccChallenge"), "euiccChallenge")
-        if len(challenge) != 16:
-            raise Es9Error.of(SC_BAD_REQUEST, "euiccChallenge is not 16 bytes")
-        address = _field(body, "smdpAddress")
-        if not isinstance(address, str) or address.lower() != self.address.lower():
-            raise Es9Error.of(SC_SMDP_ADDRESS_REFUSED, "this is not that SM-DP+ address")
-        info1 = _decode("EUICCInfo1", unb64(_field(body, "euiccInfo1"), "euiccInfo1"), "euiccInfo1")
-        if info1["svn"][0] != 2:
-            raise Es9Error.of(SC_SVN_UNSUPPORTED, f"SGP.22 version {info1['svn'].hex()} is not 2.x")
-        verify = [bytes(k) for k in info1["euiccCiPKIdListForVerification"]]
-        sign = [bytes(k) for k in info1["euiccCiPKIdListForSigning"]]
-        usable = [c for c in self.credentials if c.ci_ski in verify]
-        if not usable:
-            raise Es9Error.of(
-                SC_SMDP_CERT_UNAVAILABLE, "no CERT.DPauth under a CI the eUICC can verify"
-            )
-        creds = next((c for c in usable if c.ci_ski in sign), None)
-        if creds is None:
-            raise Es9Error.of(
-                SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures"
-            )
-
-        tid_bytes = self._random(16)
-        tid = tid_bytes.hex().upper()
-        server_challenge = self._random(16)
-        signed1 = asn1.encode(
-            "ServerSigned1",
-            {
-                "transactionId": tid_bytes,
-                "euiccChallenge": challenge,
-                "serverAddress": self.address,
-                "serverChallenge": server_challenge,
-            },
+        """ES9+.InitiateAuthentication (SGP.22 §5.6.1): signed with CERT.DPauth."""
+        return rsp_common.initiate_authentication(
+            body,
+            role=_ES9_ROLE,
+            address=self.address,
+            credentials=self.credentials,
+            auth=lambda c: c.dpauth,
+            random=self._random,
+            store=self.store,
+            now=self._clock(),
         )
-        signature1 = _sig_do(creds.dpauth.sign(signed1))
-        with self.store.transaction() as c:
-            c.execute(
-                "INSERT INTO sessions (transaction_id, state, updated, ci_ski, euicc_challenge,"
-                " server_challenge) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    tid,
-                    SessionState.INITIATED,
-                    self._clock(),
-                    creds.ci_ski,
-                    challenge,
-                    server_challenge,
-                ),
-            )
-        return {
-            "transactionId": tid,
-            "serverSigned1": b64(signed1),
-            "serverSignature1": b64(signature1),
-            "euiccCiPKIdToBeUsed": b64(_tlv(0x04, creds.ci_ski)),
-            "serverCertificate": b64(creds.dpauth.der),
-        }
 
     def authenticate_client(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES9+.AuthenticateClient (SGP.22 §5.6.3)."""

@@ -30,32 +30,26 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from card.sgp22 import asn1
 from host.es9plus import (
     SC_BAD_REQUEST,
     SC_CI_KEY_UNKNOWN,
     SC_EID_INVALID,
     SC_EVENT_ID_IN_USE,
     SC_EVENT_ID_UNKNOWN,
-    SC_SECURITY_CONFIG_UNSUPPORTED,
-    SC_SMDP_CERT_UNAVAILABLE,
     SC_SMDS_ADDRESS_REFUSED,
     SC_SMDS_INACCESSIBLE,
-    SC_SVN_UNSUPPORTED,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
-    b64,
     unb64,
 )
 from host.lpa.es9 import Es9TransportError, split_address
 from host.pki import Credential, SmdsCredentials, TestPki, eid_is_valid
+from host.servers import rsp_common
 from host.servers.rsp_common import (
     AuthenticatedEuicc,
+    RspRole,
     check_client,
-    decode,
     field,
-    sig_do,
-    tlv,
     transaction_id,
 )
 from host.servers.smds.client import Es12Client
@@ -68,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["SmDs", "SessionState"]
 
 log = logging.getLogger(__name__)
+
+_ES11_ROLE = RspRole("smdsAddress", SC_SMDS_ADDRESS_REFUSED, "SM-DS", "CERT.DSauth")
 
 _MAX_EVENT_ID = 255  # an EventID travels as a matching ID (UTF8String) in ctxParams1
 
@@ -223,61 +219,17 @@ class SmDs:
     # -- ES11 functions -----------------------------------------------------------------
 
     def initiate_authentication(self, body: dict[str, Any]) -> dict[str, Any]:
-        """ES11.InitiateAuthentication (§5.9.1)."""
-        challenge = unb64(field(body, "euiccChallenge"), "euiccChallenge")
-        if len(challenge) != 16:
-            raise Es9Error.of(SC_BAD_REQUEST, "euiccChallenge is not 16 bytes")
-        address = field(body, "smdsAddress")
-        if not isinstance(address, str) or address.lower() != self.address.lower():
-            raise Es9Error.of(SC_SMDS_ADDRESS_REFUSED, "this is not that SM-DS address")
-        info1 = decode("EUICCInfo1", unb64(field(body, "euiccInfo1"), "euiccInfo1"), "euiccInfo1")
-        if info1["svn"][0] != 2:
-            raise Es9Error.of(SC_SVN_UNSUPPORTED, f"SGP.22 version {info1['svn'].hex()} is not 2.x")
-        verify = [bytes(k) for k in info1["euiccCiPKIdListForVerification"]]
-        sign = [bytes(k) for k in info1["euiccCiPKIdListForSigning"]]
-        usable = [c for c in self.credentials if c.ci_ski in verify]
-        if not usable:
-            raise Es9Error.of(
-                SC_SMDP_CERT_UNAVAILABLE, "no CERT.DSauth under a CI the eUICC can verify"
-            )
-        creds = next((c for c in usable if c.ci_ski in sign), None)
-        if creds is None:
-            raise Es9Error.of(
-                SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures"
-            )
-        tid_bytes = self._random(16)
-        tid = tid_bytes.hex().upper()
-        server_challenge = self._random(16)
-        signed1 = asn1.encode(
-            "ServerSigned1",
-            {
-                "transactionId": tid_bytes,
-                "euiccChallenge": challenge,
-                "serverAddress": self.address,
-                "serverChallenge": server_challenge,
-            },
+        """ES11.InitiateAuthentication (§5.9.1): signed with CERT.DSauth."""
+        return rsp_common.initiate_authentication(
+            body,
+            role=_ES11_ROLE,
+            address=self.address,
+            credentials=self.credentials,
+            auth=lambda c: c.dsauth,
+            random=self._random,
+            store=self.store,
+            now=self._clock(),
         )
-        signature1 = sig_do(creds.dsauth.sign(signed1))
-        with self.store.transaction() as c:
-            c.execute(
-                "INSERT INTO sessions (transaction_id, state, updated, ci_ski, euicc_challenge,"
-                " server_challenge) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    tid,
-                    SessionState.INITIATED,
-                    self._clock(),
-                    creds.ci_ski,
-                    challenge,
-                    server_challenge,
-                ),
-            )
-        return {
-            "transactionId": tid,
-            "serverSigned1": b64(signed1),
-            "serverSignature1": b64(signature1),
-            "euiccCiPKIdToBeUsed": b64(tlv(0x04, creds.ci_ski)),
-            "serverCertificate": b64(creds.dsauth.der),
-        }
 
     def authenticate_client(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES11.AuthenticateClient (§5.9.2): the eUICC's events."""
