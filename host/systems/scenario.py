@@ -21,9 +21,10 @@ was under way, marked failed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -44,12 +45,17 @@ __all__ = [
     "RunResult",
     "Scenario",
     "StepRecord",
+    "StepHook",
     "StepSpec",
     "TracingReader",
     "Verdict",
+    "card_reader",
+    "step_table",
 ]
 
 PartyKind = Literal["card", "terminal", "server"]
+#: How a party reports a step it completed: (interface, function, detail); `Recorder.step_done`.
+StepHook = Callable[[str, str, str], object]
 MessageKind = Literal["apdu", "http", "link"]
 
 
@@ -88,6 +94,15 @@ class StepSpec:
     @property
     def name(self) -> str:
         return f"{self.interface}.{self.function}"
+
+
+#: A step table's row: (number, interface, function, source, target, meaning).
+StepRow = tuple[int, str, str, str, str, str]
+
+
+def step_table(*rows: StepRow) -> tuple[StepSpec, ...]:
+    """A scenario's steps from rows of `StepSpec`'s fields, in the seed's order."""
+    return tuple(StepSpec(*row) for row in rows)
 
 
 @dataclass
@@ -241,6 +256,27 @@ class Recorder:
             spec = StepSpec(last, interface, function, "?", "?", "(not a declared step)")
         return self._close(spec, detail, "ok")
 
+    def number_done(
+        self, number: int, detail: str = "", *, ahead: bool = True
+    ) -> StepRecord | None:
+        """Close the declared step numbered `number`, for a party that knows its steps by number.
+
+        With `ahead`, the next step of that number from the one under way (the
+        steps between are left for their own reports); without it, only the step
+        under way. Nothing is closed when there is no such step (a step done
+        again by a retry: its messages join the next one).
+        """
+        candidates = self.specs[self._cursor : None if ahead else self._cursor + 1]
+        spec = next((s for s in candidates if s.number == number), None)
+        if spec is None:
+            return None
+        return self.step_done(spec.interface, spec.function, detail)
+
+    def function_done(self, function: str, detail: str = "") -> StepRecord:
+        """Close the step of the declared function `function` (names unique in the scenario)."""
+        interface = next(s.interface for s in self.specs if s.function == function)
+        return self.step_done(interface, function, detail)
+
     def step_failed(self, error: str) -> StepRecord | None:
         """Close the step under way as failed (the run raised `error`)."""
         spec = self.current
@@ -273,6 +309,20 @@ class Recorder:
         if self.injector is None:
             return send(), ""
         return self.injector.deliver(self, kind, target, send)
+
+
+@contextlib.contextmanager
+def card_reader(card: CardRuntime, pcsc: bool, *, slot: int = 0) -> Iterator[Reader]:
+    """The card in a reader: in-process, or served through pcscd and vpcd (`--pcsc`) on `slot`."""
+    from host.readers.inprocess import InProcessReader
+
+    if not pcsc:
+        yield InProcessReader(card)
+        return
+    from host.systems.pcsc import served_card
+
+    with served_card(card, slot=slot) as reader:
+        yield reader
 
 
 class TracingReader(Reader):
@@ -537,3 +587,33 @@ class Scenario(ABC):
     @abstractmethod
     def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
         """After the run: (the outcome's name, the claims checked)."""
+
+    def recover(self, ctx: RunContext) -> list[Verdict]:
+        """The claims on what the run left, checked while its servers are still up.
+
+        A scenario that registers `recover_on` overrides this; it may retry what
+        a fault interrupted, then check that nothing was lost.
+        """
+        return []
+
+    def recover_on(self, ctx: RunContext, stack: contextlib.ExitStack) -> None:
+        """Run `recover` as `stack` unwinds, the run raised or not, before what it closes after.
+
+        A recovery that raises is a failed claim, not a crash of the run.
+        """
+
+        def recover() -> None:
+            try:
+                ctx.state["recovery"] = self.recover(ctx)
+            except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim
+                ctx.state["recovery"] = [Verdict("recovery ran", False, f"{type(e).__name__}: {e}")]
+
+        stack.callback(recover)
+
+    @staticmethod
+    def recovered(ctx: RunContext) -> list[Verdict]:
+        """The claims `recover` checked (a failed claim when it never ran)."""
+        claims: list[Verdict] = ctx.state.get(
+            "recovery", [Verdict("recovery ran", False, "no recovery")]
+        )
+        return claims

@@ -62,6 +62,7 @@ from host.systems.doorlock.card import (
     personalisation,
 )
 from host.systems.doorlock.delivery import AppletDelivery, DeliveryError, Receipt
+from host.systems.scenario import StepHook
 
 __all__ = [
     "AppManagementServer",
@@ -162,7 +163,7 @@ class AppManagementServer:
         hours: ServiceHours | None = None,
         clock: Callable[[], datetime] = datetime.now,
         sms_address: str | None = None,
-        on_step: Callable[[str, str, str], None] | None = None,
+        on_step: StepHook | None = None,
     ) -> None:
         #: told (interface, function, detail) as S207 and S208 complete: the request
         #: received ("ams", "request"), the lock checked and the phone found

@@ -246,9 +246,7 @@ class DoorLockScenario(Scenario):
         now = {"t": AFTERNOON}
         owner = {LOCK_SIM: LOCK, **{f"{p}-sim": p for p in PHONES}}
 
-        def on_step(interface: str, function: str, detail: str) -> None:
-            rec.step_done(interface, function, detail)
-
+        on_step = rec.step_done
         served: dict[str, Reader] = {}
 
         def traced(name: str, terminal: str) -> TracingReader:

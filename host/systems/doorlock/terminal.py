@@ -42,6 +42,7 @@ from host.systems.doorlock.card import (
     SimIdentity,
 )
 from host.systems.repository.card import ChannelReader, open_channel
+from host.systems.scenario import StepHook
 
 __all__ = [
     "DownloadFailed",
@@ -56,8 +57,6 @@ __all__ = [
     "TcpLink",
     "serve_link",
 ]
-
-OnStep = Callable[[str, str, str], None]
 
 
 def _no_step(interface: str, function: str, detail: str) -> None:
@@ -76,7 +75,7 @@ class Link(Protocol):
     """The controller's side of the short-range link to one phone."""
 
     def exchange(
-        self, payload: bytes, meaning: str, sent: Callable[[], None] | None = None
+        self, payload: bytes, meaning: str, sent: Callable[[], object] | None = None
     ) -> bytes:
         """Send `payload`; `sent` is called once it is on its way; the phone's answer."""
         ...
@@ -98,7 +97,7 @@ class PhoneHost:
         on_step: told (interface, function, detail) as each seed step completes.
     """
 
-    def __init__(self, reader: Reader, *, imei: str, on_step: OnStep | None = None) -> None:
+    def __init__(self, reader: Reader, *, imei: str, on_step: StepHook | None = None) -> None:
         from host.usim import UsimSession
 
         self.reader = reader
@@ -223,7 +222,7 @@ class LockController:
         reader: Reader,
         *,
         ams: Any = None,
-        on_step: OnStep | None = None,
+        on_step: StepHook | None = None,
         actuator: Callable[[], None] | None = None,
         fetch_wait: float = 0.0,
     ) -> None:
@@ -322,7 +321,9 @@ class HttpUplink:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def request_download(self, card: DoorLockCard, phone: bytes, on_step: OnStep) -> dict[str, Any]:
+    def request_download(
+        self, card: DoorLockCard, phone: bytes, on_step: StepHook
+    ) -> dict[str, Any]:
         request = card.download_request(phone)
         on_step("lock-sim", "download_request", f"signed request, {len(request)} bytes")
         answer: dict[str, Any] = self.client.request(
@@ -357,7 +358,9 @@ class SmsUplink:
         self.await_result = await_result
         self.modem = modem
 
-    def request_download(self, card: DoorLockCard, phone: bytes, on_step: OnStep) -> dict[str, Any]:
+    def request_download(
+        self, card: DoorLockCard, phone: bytes, on_step: StepHook
+    ) -> dict[str, Any]:
         from card.ota.cat import CommandType
 
         fetched: list[bool] = []
@@ -407,7 +410,7 @@ class InProcessLink:
         self.controller, self.phone_name = controller, phone_name
 
     def exchange(
-        self, payload: bytes, meaning: str, sent: Callable[[], None] | None = None
+        self, payload: bytes, meaning: str, sent: Callable[[], object] | None = None
     ) -> bytes:
         arrived = payload
         if self.local is not None:
@@ -457,7 +460,7 @@ class TcpLink:
         return link
 
     def exchange(
-        self, payload: bytes, meaning: str, sent: Callable[[], None] | None = None
+        self, payload: bytes, meaning: str, sent: Callable[[], object] | None = None
     ) -> bytes:
         self.sock.sendall(_frame(payload))
         if sent is not None:

@@ -41,9 +41,10 @@ from host.systems.scenario import (
     Party,
     RunContext,
     Scenario,
-    StepSpec,
     TracingReader,
     Verdict,
+    card_reader,
+    step_table,
 )
 
 __all__ = ["EkycScenario", "PIN"]
@@ -52,10 +53,6 @@ PHONE, EUICC, MGMT1, MGMT2, AUTH, RELAY = "phone", "euicc", "mgmt1", "mgmt2", "a
 #: The PIN the scenario's user registers and types.
 PIN = b"2468"
 CARRIER_OF = {MGMT1: "carrier1", MGMT2: "carrier2"}
-
-
-def _s(n: int, interface: str, function: str, src: str, dst: str, meaning: str) -> StepSpec:
-    return StepSpec(n, interface, function, src, dst, meaning)
 
 
 class EkycScenario(Scenario):
@@ -78,72 +75,72 @@ class EkycScenario(Scenario):
         Party(RELAY, "server", "relay server: SM-DS events, hands over the certificate"),
         Party(MGMT2, "server", "carrier 2's management server on its SM-DP+ (SQLite)"),
     )
-    steps = (
-        _s(1, "terminal", "register", PHONE, EUICC,
-           "S1-S4: no local-auth data at first start: the user's PIN registered on card"),
-        _s(5, "contract", "apply", PHONE, MGMT1,
-           "S5-S6: contract application; the server asks for the contract information"),
-        _s(7, "localauth", "verify", PHONE, EUICC,
-           "S7-S9: the PIN verified on card; the eUICC signs the result over the challenge"),
-        _s(10, "terminal", "certificate_check", PHONE, PHONE,
-           "S10-S11: no authentication-server certificate stored: the ID data read"),
-        _s(12, "mgmt", "received", PHONE, MGMT1,
-           "S12: EID + ID data + local-auth result + data-acquisition key to the management "
-           "server"),
-        _s(13, "mgmt", "verified", MGMT1, RELAY,
-           "S13: the local-auth result verified (eUICC signature, this challenge, success); "
-           "the key claimed at the relay"),
-        _s(14, "auth", "photo_request", MGMT1, AUTH,
-           "S14-S15: identity verification forwarded (EID, ID data, key); the authentication "
-           "server asks for ID photo data"),
-        _s(16, "contract", "information", MGMT1, PHONE,
-           "S16: the photo request relayed to the phone (the answer to S12)"),
-        _s(17, "ekyc", "capture", PHONE, PHONE,
-           "S17-S18: the eKYC app films the user turning as asked (liveness)"),
-        _s(19, "mgmt", "photo_received", PHONE, MGMT1, "S19: the ID photo data to the "
-           "management server"),
-        _s(20, "auth", "verified", MGMT1, AUTH,
-           "S20-S24: the photo to the authentication server; identity verified, the EID "
-           "signed, the certificate stored under the key, success notified"),
-        _s(25, "mgmt", "ordered", MGMT1, MGMT1,
-           "S25: the profile generated: the carrier's ES2+ order into its SM-DP+, bound to "
-           "the EID"),
-        _s(26, "contract", "photo", MGMT1, RELAY,
-           "S26: registered under the key with an SM-DS event (ES12); the phone told"),
-        _s(27, "relay", "certificate", PHONE, RELAY,
-           "S27-S29: the phone asks the relay with the key; the relay fetches the "
-           "authentication server's certificate stored under it and hands it over"),
-        _s(30, "ES11", "discover", PHONE, RELAY,
-           "S30-S32: the profile's event from the relay, the SM-DS, by ES11 (the eUICC "
-           "signs for it): the SM-DP+ address and the matching ID"),
-        _s(33, "terminal", "store_certificate", PHONE, PHONE,
-           "S33: the authentication server's certificate stored on the phone"),
-        _s(34, "ES9+", "download", PHONE, MGMT1,
-           "S34-S35: the profile downloaded by ES9+/ES10b, installed and enabled"),
-        _s(41, "contract", "apply", PHONE, MGMT2,
-           "S41-S42: a contract with another carrier; it asks for the contract information"),
-        _s(43, "localauth", "verify", PHONE, EUICC,
-           "S43-S45: local authentication again, over carrier 2's challenge"),
-        _s(46, "terminal", "certificate_check", PHONE, PHONE,
-           "S46-S47: the certificate is stored: it goes instead of the ID data"),
-        _s(48, "mgmt", "received", PHONE, MGMT2,
-           "S48: EID + certificate + local-auth result + key to carrier 2: no ID data"),
-        _s(49, "mgmt", "verified", MGMT2, RELAY,
-           "S49-S50: the local-auth result and the certificate verified (the authentication "
-           "server's signature over this EID, its key certified by the CA); the key claimed"),
-        _s(51, "mgmt", "ordered", MGMT2, MGMT2,
-           "S51: the profile generated (ES2+ order into carrier 2's SM-DP+): no eKYC"),
-        _s(52, "contract", "information", MGMT2, RELAY,
-           "S52: registered under the key with an SM-DS event (ES12); the phone told"),
-        _s(53, "ES11", "discover", PHONE, RELAY,
-           "S53-S56: the profile's event only, from the SM-DS by ES11"),
-        _s(57, "ES9+", "download", PHONE, MGMT2,
-           "S57-S58: the profile downloaded by ES9+/ES10b, installed and enabled"),
-        _s(60, "ES10c", "GetProfilesInfo", PHONE, EUICC, "after the seed: both profiles listed"),
-        _s(61, "USIM", "AUTHENTICATE", PHONE, EUICC,
-           "carrier 1's profile enabled: AUTHENTICATE with carrier 1's keys"),
-        _s(62, "USIM", "AUTHENTICATE", PHONE, EUICC,
-           "carrier 2's profile enabled: AUTHENTICATE with carrier 2's keys"),
+    steps = step_table(
+        (1, "terminal", "register", PHONE, EUICC,
+         "S1-S4: no local-auth data at first start: the user's PIN registered on card"),
+        (5, "contract", "apply", PHONE, MGMT1,
+         "S5-S6: contract application; the server asks for the contract information"),
+        (7, "localauth", "verify", PHONE, EUICC,
+         "S7-S9: the PIN verified on card; the eUICC signs the result over the challenge"),
+        (10, "terminal", "certificate_check", PHONE, PHONE,
+         "S10-S11: no authentication-server certificate stored: the ID data read"),
+        (12, "mgmt", "received", PHONE, MGMT1,
+         "S12: EID + ID data + local-auth result + data-acquisition key to the management "
+         "server"),
+        (13, "mgmt", "verified", MGMT1, RELAY,
+         "S13: the local-auth result verified (eUICC signature, this challenge, success); "
+         "the key claimed at the relay"),
+        (14, "auth", "photo_request", MGMT1, AUTH,
+         "S14-S15: identity verification forwarded (EID, ID data, key); the authentication "
+         "server asks for ID photo data"),
+        (16, "contract", "information", MGMT1, PHONE,
+         "S16: the photo request relayed to the phone (the answer to S12)"),
+        (17, "ekyc", "capture", PHONE, PHONE,
+         "S17-S18: the eKYC app films the user turning as asked (liveness)"),
+        (19, "mgmt", "photo_received", PHONE, MGMT1, "S19: the ID photo data to the "
+         "management server"),
+        (20, "auth", "verified", MGMT1, AUTH,
+         "S20-S24: the photo to the authentication server; identity verified, the EID "
+         "signed, the certificate stored under the key, success notified"),
+        (25, "mgmt", "ordered", MGMT1, MGMT1,
+         "S25: the profile generated: the carrier's ES2+ order into its SM-DP+, bound to "
+         "the EID"),
+        (26, "contract", "photo", MGMT1, RELAY,
+         "S26: registered under the key with an SM-DS event (ES12); the phone told"),
+        (27, "relay", "certificate", PHONE, RELAY,
+         "S27-S29: the phone asks the relay with the key; the relay fetches the "
+         "authentication server's certificate stored under it and hands it over"),
+        (30, "ES11", "discover", PHONE, RELAY,
+         "S30-S32: the profile's event from the relay, the SM-DS, by ES11 (the eUICC "
+         "signs for it): the SM-DP+ address and the matching ID"),
+        (33, "terminal", "store_certificate", PHONE, PHONE,
+         "S33: the authentication server's certificate stored on the phone"),
+        (34, "ES9+", "download", PHONE, MGMT1,
+         "S34-S35: the profile downloaded by ES9+/ES10b, installed and enabled"),
+        (41, "contract", "apply", PHONE, MGMT2,
+         "S41-S42: a contract with another carrier; it asks for the contract information"),
+        (43, "localauth", "verify", PHONE, EUICC,
+         "S43-S45: local authentication again, over carrier 2's challenge"),
+        (46, "terminal", "certificate_check", PHONE, PHONE,
+         "S46-S47: the certificate is stored: it goes instead of the ID data"),
+        (48, "mgmt", "received", PHONE, MGMT2,
+         "S48: EID + certificate + local-auth result + key to carrier 2: no ID data"),
+        (49, "mgmt", "verified", MGMT2, RELAY,
+         "S49-S50: the local-auth result and the certificate verified (the authentication "
+         "server's signature over this EID, its key certified by the CA); the key claimed"),
+        (51, "mgmt", "ordered", MGMT2, MGMT2,
+         "S51: the profile generated (ES2+ order into carrier 2's SM-DP+): no eKYC"),
+        (52, "contract", "information", MGMT2, RELAY,
+         "S52: registered under the key with an SM-DS event (ES12); the phone told"),
+        (53, "ES11", "discover", PHONE, RELAY,
+         "S53-S56: the profile's event only, from the SM-DS by ES11"),
+        (57, "ES9+", "download", PHONE, MGMT2,
+         "S57-S58: the profile downloaded by ES9+/ES10b, installed and enabled"),
+        (60, "ES10c", "GetProfilesInfo", PHONE, EUICC, "after the seed: both profiles listed"),
+        (61, "USIM", "AUTHENTICATE", PHONE, EUICC,
+         "carrier 1's profile enabled: AUTHENTICATE with carrier 1's keys"),
+        (62, "USIM", "AUTHENTICATE", PHONE, EUICC,
+         "carrier 2's profile enabled: AUTHENTICATE with carrier 2's keys"),
     )  # fmt: skip
     fault_points = (
         FaultPoint("kill:mgmt1@5", "completed",
@@ -244,13 +241,10 @@ class EkycScenario(Scenario):
         with contextlib.ExitStack() as stack:
             urls = self._serve(ctx, stack)
             ctx.state["urls"] = urls
-            stack.callback(self._recover_and_close, ctx)
-            inner = stack.enter_context(_card_reader(card, ctx.pcsc))
+            self.recover_on(ctx, stack)
+            inner = stack.enter_context(card_reader(card, ctx.pcsc))
             reader = TracingReader(inner, rec, terminal=PHONE, card=EUICC, runtime=card)
             hook = HttpRecorder(rec, PHONE, self._party_of(urls))
-
-            def on_step(interface: str, function: str, detail: str) -> None:
-                rec.step_done(interface, function, detail)
 
             phone = Terminal(
                 reader,
@@ -259,14 +253,14 @@ class EkycScenario(Scenario):
                 user=User.of(who, PIN),
                 storage=storage,
                 hook=hook,
-                on_step=on_step,
+                on_step=rec.step_done,
             )
             ctx.state["phone_args"] = (gsma.ci.pem, who)
             ctx.state["recording"] = True
             phone.first_start()
             for mgmt in (MGMT1, MGMT2):
                 ctx.state["contracts"][mgmt] = phone.contract(urls[mgmt], plan="unlimited")
-            self._switch(ctx, reader, on_step)
+            self._switch(ctx, reader, rec.step_done)
             ctx.state["switched"] = True
 
     def _switch(self, ctx: RunContext, reader: Any, on_step: Any) -> None:
@@ -357,14 +351,12 @@ class EkycScenario(Scenario):
         """Let an in-process management server close the seed steps it reaches (S12-S14,
         S19-S25, S48-S51) while the run records; a step not under way (a retry, a
         duplicate) is not closed again."""
-        by_number = {s.number: s for s in self.steps}
         rec = ctx.recorder
 
         def attach(logic: Any) -> None:
             def reached(number: int, detail: str) -> None:
-                spec = by_number.get(number)
-                if ctx.state.get("recording") and spec is not None and rec.current is spec:
-                    rec.step_done(spec.interface, spec.function, detail)
+                if ctx.state.get("recording"):
+                    rec.number_done(number, detail, ahead=False)
 
             logic.on_step = reached
 
@@ -404,19 +396,16 @@ class EkycScenario(Scenario):
             ctx.injector.servers.update(procs)
         return urls
 
-    def _recover_and_close(self, ctx: RunContext) -> None:
+    def recover(self, ctx: RunContext) -> list[Verdict]:
         ctx.state["recording"] = False  # the retries are not the run's steps
-        try:
-            ctx.state["recovery"] = _recover(ctx)
-        except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim
-            ctx.state["recovery"] = [Verdict("recovery ran", False, f"{type(e).__name__}: {e}")]
+        return _recover(ctx)
 
     # -- the verdicts ----------------------------------------------------------------------
 
     def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
         done = error is None and bool(ctx.state.get("switched"))
         auth = ctx.state.get("auth", {})
-        claims = list(ctx.state.get("recovery", [Verdict("recovery ran", False, "no recovery")]))
+        claims = list(self.recovered(ctx))
         if done:
             claims.append(
                 Verdict(
@@ -448,20 +437,6 @@ def _authenticate(reader: Any, carrier: str, iccid: str) -> tuple[bool, str]:
     vector = generate_auth_vector(alg, rand, (0x22).to_bytes(6, "big"), b"\x80\x00")
     check = check_auth(usim.authenticate(rand, vector.autn), alg, rand)
     return check.ok, check.detail
-
-
-@contextlib.contextmanager
-def _card_reader(card: Any, pcsc: bool) -> Any:
-    """The eUICC in a reader: in-process, or served through pcscd and vpcd."""
-    from host.readers.inprocess import InProcessReader
-
-    if not pcsc:
-        yield InProcessReader(card)
-        return
-    from host.systems.pcsc import served_card
-
-    with served_card(card) as reader:
-        yield reader
 
 
 def rows(db: str, sql: str) -> list[sqlite3.Row]:

@@ -36,10 +36,9 @@ from host.systems.ekyc.demo import Person
 from host.systems.ekyc.http import JsonClient
 from host.systems.ekyc.proofs import EkycCertificate, ProofError
 from host.systems.ekyc.verifier import capture
+from host.systems.scenario import StepHook
 
 __all__ = ["ContractResult", "PhoneStorage", "Terminal", "TerminalError", "User", "make_dak"]
-
-StepHook = Callable[[str, str, str], None]
 
 
 def make_dak(eid: str, document: dict[str, Any] | None, nonce: bytes) -> str:

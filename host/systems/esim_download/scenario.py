@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from host.systems.faults import FaultPoint
 from host.systems.scenario import (
@@ -29,9 +29,10 @@ from host.systems.scenario import (
     Party,
     RunContext,
     Scenario,
-    StepSpec,
     TracingReader,
     Verdict,
+    card_reader,
+    step_table,
 )
 
 if TYPE_CHECKING:
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["EsimDownload"]
 
 EUICC, LPA, SMDP = "euicc", "lpa", "smdpp"
-
-
-def _s(n: int, interface: str, function: str, src: str, dst: str, meaning: str) -> StepSpec:
-    return StepSpec(n, interface, function, src, dst, meaning)
 
 
 class EsimDownload(Scenario):
@@ -57,22 +54,22 @@ class EsimDownload(Scenario):
         Party(EUICC, "card", "eUICC: ISD-R, ECASD, profile store"),
         Party(SMDP, "server", "SM-DP+: ES9+ over HTTPS, orders in SQLite"),
     )
-    steps = (
-        _s(0, "SM-DP+", "serve", SMDP, LPA, "the SM-DP+ serves ES9+; the activation code is given"),
-        _s(1, "ES10b", "GetEUICCChallenge", LPA, EUICC, "the eUICC's challenge for the server"),
-        _s(2, "ES10b", "GetEUICCInfo1", LPA, EUICC, "the CIs the eUICC trusts, its SVN"),
-        _s(3, "ES9+", "InitiateAuthentication", LPA, SMDP, "the SM-DP+ signs serverSigned1"),
-        _s(4, "ES10b", "AuthenticateServer", LPA, EUICC, "the eUICC checks the SM-DP+, signs"),
-        _s(5, "ES9+", "AuthenticateClient", LPA, SMDP, "the SM-DP+ checks the eUICC, the order"),
-        _s(6, "ES10b", "PrepareDownload", LPA, EUICC, "the eUICC's one-time key, signed"),
-        _s(7, "ES9+", "GetBoundProfilePackage", LPA, SMDP, "the profile bound to the session"),
-        _s(8, "ES10b", "LoadBoundProfilePackage", LPA, EUICC, "the eUICC installs the profile"),
-        _s(9, "ES9+", "HandleNotification", LPA, SMDP, "the installation result reaches it"),
-        _s(10, "ES10b", "RemoveNotificationFromList", LPA, EUICC, "the delivered result goes"),
-        _s(11, "ES10c", "EnableProfile", LPA, EUICC, "the new profile becomes the enabled one"),
-        _s(12, "ES10c", "GetProfilesInfo", LPA, EUICC, "the profiles as the device lists them"),
-        _s(13, "ES9+", "HandleNotification", LPA, SMDP, "the enable notification"),
-        _s(14, "USIM", "AUTHENTICATE", LPA, EUICC, "the profile answers as a network expects"),
+    steps = step_table(
+        (0, "SM-DP+", "serve", SMDP, LPA, "the SM-DP+ serves ES9+; the activation code is given"),
+        (1, "ES10b", "GetEUICCChallenge", LPA, EUICC, "the eUICC's challenge for the server"),
+        (2, "ES10b", "GetEUICCInfo1", LPA, EUICC, "the CIs the eUICC trusts, its SVN"),
+        (3, "ES9+", "InitiateAuthentication", LPA, SMDP, "the SM-DP+ signs serverSigned1"),
+        (4, "ES10b", "AuthenticateServer", LPA, EUICC, "the eUICC checks the SM-DP+, signs"),
+        (5, "ES9+", "AuthenticateClient", LPA, SMDP, "the SM-DP+ checks the eUICC, the order"),
+        (6, "ES10b", "PrepareDownload", LPA, EUICC, "the eUICC's one-time key, signed"),
+        (7, "ES9+", "GetBoundProfilePackage", LPA, SMDP, "the profile bound to the session"),
+        (8, "ES10b", "LoadBoundProfilePackage", LPA, EUICC, "the eUICC installs the profile"),
+        (9, "ES9+", "HandleNotification", LPA, SMDP, "the installation result reaches it"),
+        (10, "ES10b", "RemoveNotificationFromList", LPA, EUICC, "the delivered result goes"),
+        (11, "ES10c", "EnableProfile", LPA, EUICC, "the new profile becomes the enabled one"),
+        (12, "ES10c", "GetProfilesInfo", LPA, EUICC, "the profiles as the device lists them"),
+        (13, "ES9+", "HandleNotification", LPA, SMDP, "the enable notification"),
+        (14, "USIM", "AUTHENTICATE", LPA, EUICC, "the profile answers as a network expects"),
     )
     fault_points = (
         FaultPoint(
@@ -141,9 +138,8 @@ class EsimDownload(Scenario):
                 smdp.address = address = f"localhost:{server.port}"
                 ctx.state["server"] = server
             ctx.state["address"] = address
-            # Runs as the run ends, raised or not, while the server is still up.
-            stack.callback(self._recover_and_close, ctx)
-            inner = stack.enter_context(_card_reader(card, ctx.pcsc))
+            self.recover_on(ctx, stack)
+            inner = stack.enter_context(card_reader(card, ctx.pcsc))
             reader = TracingReader(inner, rec, terminal=LPA, card=EUICC, runtime=card)
             hook = HttpRecorder(rec, LPA, lambda url: SMDP)
 
@@ -158,12 +154,9 @@ class EsimDownload(Scenario):
             )
             ctx.state["result"] = result
 
-    def _recover_and_close(self, ctx: RunContext) -> None:
+    def recover(self, ctx: RunContext) -> list[Verdict]:
         """After the run, servers still up: deliver what is pending, download again if needed."""
-        try:
-            ctx.state["recovery"] = _recover(ctx)
-        except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim
-            ctx.state["recovery"] = [Verdict("recovery ran", False, f"{type(e).__name__}: {e}")]
+        return _recover(ctx)
 
     # -- the verdicts ------------------------------------------------------------
 
@@ -171,22 +164,8 @@ class EsimDownload(Scenario):
         result: DemoResult | None = ctx.state.get("result")
         done = error is None and result is not None and result.download.installed
         done = done and result is not None and result.auth_ok
-        claims = ctx.state.get("recovery", [Verdict("recovery ran", False, "no recovery")])
+        claims = self.recovered(ctx)
         return ("completed" if done else "interrupted"), claims
-
-
-@contextlib.contextmanager
-def _card_reader(card: Any, pcsc: bool) -> Any:
-    """The eUICC in a reader: in-process, or served through pcscd and vpcd."""
-    from host.readers.inprocess import InProcessReader
-
-    if not pcsc:
-        yield InProcessReader(card)
-        return
-    from host.systems.pcsc import served_card
-
-    with served_card(card) as reader:
-        yield reader
 
 
 def _recover(ctx: RunContext) -> list[Verdict]:

@@ -49,6 +49,8 @@ from host.systems.scenario import (
     StepSpec,
     TracingReader,
     Verdict,
+    card_reader,
+    step_table,
 )
 
 __all__ = ["ProfileMoveScenario", "ProfileMoveRefusedScenario", "DEMO_CONTACT"]
@@ -63,74 +65,70 @@ PUMP_ROUNDS = 40
 FIG6_FIRST = 600
 
 
-def _s(n: int, interface: str, function: str, src: str, dst: str, meaning: str) -> StepSpec:
-    return StepSpec(n, interface, function, src, dst, meaning)
-
-
-_FIG5 = (
-    _s(505, "fig5", "move_request", USER, MNO,
-       "505: the user asks the MNO to move the profile (source and target eSE, the profile)"),
-    _s(510, "fig5", "user_authentication", USER, MNO,
-       "510: the MNO authenticates the user (challenge, HMAC under the password key)"),
-    _s(515, "fig5", "forward", MNO, PROVIDER, "515: the MNO forwards the request to the provider"),
-    _s(520, "fig5", "resolve_source", PROVIDER, RESOLVER,
-       "520: the provider finds the source eSE's profile manager"),
-    _s(525, "fig5", "backup_request", PROVIDER, M1,
-       "525: backup request (profile ID, eSE ID, the provider's certificate) to the manager"),
-    _s(530, "fig5", "push", M1, T1, "530: the manager pushes the backup request to the terminal"),
-    _s(535, "fig5", "BACKUP", T1, E1,
-       "535: the eSE checks the certificate and its MNO, seals the profile for the provider"),
-    _s(540, "fig5", "backup_sent", T1, M1, "540: the sealed profile to the manager"),
-    _s(545, "fig5", "backup_delivered", M1, PROVIDER, "545: the manager hands it to the provider"),
-    _s(550, "fig5", "rebuild", PROVIDER, PROVIDER,
-       "550: the second profile: new eSE ID, new K, the binding signed again"),
-    _s(555, "fig5", "resolve_target", PROVIDER, RESOLVER,
-       "555: the target eSE's manager and certificate"),
-    _s(560, "fig5", "install", PROVIDER, M2,
-       "560 (205): installed through the target's manager on the target eSE"),
-    _s(565, "fig5", "k_update", PROVIDER, AUC, "565 (206): the AuC asked to switch to the new K"),
-    _s(570, "fig5", "k_result", AUC, PROVIDER, "570: the AuC's answer"),
-    _s(575, "fig5", "delete_source", PROVIDER, M1,
-       "575 (208): the source eSE deletes its profile on the provider's signed order"),
+_FIG5 = step_table(
+    (505, "fig5", "move_request", USER, MNO,
+     "505: the user asks the MNO to move the profile (source and target eSE, the profile)"),
+    (510, "fig5", "user_authentication", USER, MNO,
+     "510: the MNO authenticates the user (challenge, HMAC under the password key)"),
+    (515, "fig5", "forward", MNO, PROVIDER, "515: the MNO forwards the request to the provider"),
+    (520, "fig5", "resolve_source", PROVIDER, RESOLVER,
+     "520: the provider finds the source eSE's profile manager"),
+    (525, "fig5", "backup_request", PROVIDER, M1,
+     "525: backup request (profile ID, eSE ID, the provider's certificate) to the manager"),
+    (530, "fig5", "push", M1, T1, "530: the manager pushes the backup request to the terminal"),
+    (535, "fig5", "BACKUP", T1, E1,
+     "535: the eSE checks the certificate and its MNO, seals the profile for the provider"),
+    (540, "fig5", "backup_sent", T1, M1, "540: the sealed profile to the manager"),
+    (545, "fig5", "backup_delivered", M1, PROVIDER, "545: the manager hands it to the provider"),
+    (550, "fig5", "rebuild", PROVIDER, PROVIDER,
+     "550: the second profile: new eSE ID, new K, the binding signed again"),
+    (555, "fig5", "resolve_target", PROVIDER, RESOLVER,
+     "555: the target eSE's manager and certificate"),
+    (560, "fig5", "install", PROVIDER, M2,
+     "560 (205): installed through the target's manager on the target eSE"),
+    (565, "fig5", "k_update", PROVIDER, AUC, "565 (206): the AuC asked to switch to the new K"),
+    (570, "fig5", "k_result", AUC, PROVIDER, "570: the AuC's answer"),
+    (575, "fig5", "delete_source", PROVIDER, M1,
+     "575 (208): the source eSE deletes its profile on the provider's signed order"),
 )  # fmt: skip
 
-_ROLLBACK = (
-    _s(207, "fig2", "rollback", PROVIDER, M2,
-       "207: the AuC failed: the target's copy deleted, the AuC's old K restored"),
-    _s(406, "network", "attach_kept", T1, AUC,
-       "after the rollback the first phone attaches as before; the second cannot"),
+_ROLLBACK = step_table(
+    (207, "fig2", "rollback", PROVIDER, M2,
+     "207: the AuC failed: the target's copy deleted, the AuC's old K restored"),
+    (406, "network", "attach_kept", T1, AUC,
+     "after the rollback the first phone attaches as before; the second cannot"),
 )  # fmt: skip
 
 
 def _checks(suffix: str, new: str, old: str, new_ese: str) -> tuple[StepSpec, ...]:
-    return (
-        _s(402, "fig4", f"ACTIVATE{suffix}", new, new_ese,
-           "402-406: the eSE checks the profile's eSE ID (403) and the provider's signature "
-           "(405), then uses it (406)"),
-        _s(406, "network", f"attach{suffix}", new, AUC, "406: the new phone attaches (AKA)"),
-        _s(208, "network", f"stale{suffix}", old, AUC,
-           "208: the old phone cannot attach: its K is not the AuC's any more"),
+    return step_table(
+        (402, "fig4", f"ACTIVATE{suffix}", new, new_ese,
+         "402-406: the eSE checks the profile's eSE ID (403) and the provider's signature "
+         "(405), then uses it (406)"),
+        (406, "network", f"attach{suffix}", new, AUC, "406: the new phone attaches (AKA)"),
+        (208, "network", f"stale{suffix}", old, AUC,
+         "208: the old phone cannot attach: its K is not the AuC's any more"),
     )  # fmt: skip
 
 
-_FIG6 = (
-    _s(605, "fig6", "resolve_own_manager", T2, RESOLVER,
-       "605: the terminal finds its eSE's profile manager"),
-    _s(610, "fig6", "move_request", T2, M2, "610: the terminal asks its manager for the move"),
-    _s(615, "fig6", "resolve_provider", M2, RESOLVER, "615: the manager finds the MNO's provider"),
-    _s(620, "fig6", "forward", M2, PROVIDER, "620: the manager forwards the request"),
-    _s(621, "fig6", "resolve_source", PROVIDER, RESOLVER, "620 (as 520): the source's manager"),
-    _s(625, "fig6", "backup_request", PROVIDER, M2, "625 (as 525): backup request"),
-    _s(630, "fig6", "push", M2, T2, "630 (as 530): pushed to the terminal"),
-    _s(635, "fig6", "BACKUP", T2, E2, "635 (as 535): the eSE seals the profile"),
-    _s(640, "fig6", "backup_sent", T2, M2, "640 (as 540): to the manager"),
-    _s(645, "fig6", "backup_delivered", M2, PROVIDER, "645 (as 545): to the provider"),
-    _s(650, "fig6", "rebuild", PROVIDER, PROVIDER, "650 (as 550): rebuilt for eSE 1"),
-    _s(655, "fig6", "resolve_target", PROVIDER, RESOLVER, "655 (as 555): eSE 1's manager"),
-    _s(660, "fig6", "install", PROVIDER, M1, "660 (as 560): installed on eSE 1"),
-    _s(665, "fig6", "k_update", PROVIDER, AUC, "665 (as 565): K switched again"),
-    _s(670, "fig6", "k_result", AUC, PROVIDER, "670 (as 570): the AuC's answer"),
-    _s(675, "fig6", "delete_source", PROVIDER, M2, "675 (as 575): eSE 2's copy deleted"),
+_FIG6 = step_table(
+    (605, "fig6", "resolve_own_manager", T2, RESOLVER,
+     "605: the terminal finds its eSE's profile manager"),
+    (610, "fig6", "move_request", T2, M2, "610: the terminal asks its manager for the move"),
+    (615, "fig6", "resolve_provider", M2, RESOLVER, "615: the manager finds the MNO's provider"),
+    (620, "fig6", "forward", M2, PROVIDER, "620: the manager forwards the request"),
+    (621, "fig6", "resolve_source", PROVIDER, RESOLVER, "620 (as 520): the source's manager"),
+    (625, "fig6", "backup_request", PROVIDER, M2, "625 (as 525): backup request"),
+    (630, "fig6", "push", M2, T2, "630 (as 530): pushed to the terminal"),
+    (635, "fig6", "BACKUP", T2, E2, "635 (as 535): the eSE seals the profile"),
+    (640, "fig6", "backup_sent", T2, M2, "640 (as 540): to the manager"),
+    (645, "fig6", "backup_delivered", M2, PROVIDER, "645 (as 545): to the provider"),
+    (650, "fig6", "rebuild", PROVIDER, PROVIDER, "650 (as 550): rebuilt for eSE 1"),
+    (655, "fig6", "resolve_target", PROVIDER, RESOLVER, "655 (as 555): eSE 1's manager"),
+    (660, "fig6", "install", PROVIDER, M1, "660 (as 560): installed on eSE 1"),
+    (665, "fig6", "k_update", PROVIDER, AUC, "665 (as 565): K switched again"),
+    (670, "fig6", "k_result", AUC, PROVIDER, "670 (as 570): the AuC's answer"),
+    (675, "fig6", "delete_source", PROVIDER, M2, "675 (as 575): eSE 2's copy deleted"),
 )  # fmt: skip
 
 #: FIG. 6 runs as FIG. 5 from 520 on: the provider's and the terminal's step numbers there.
@@ -238,7 +236,7 @@ class ProfileMoveScenario(Scenario):
         with contextlib.ExitStack() as stack:
             world = _World(ctx, self, stack)
             ctx.state["world"] = world
-            stack.callback(self._recover, ctx)
+            self.recover_on(ctx, stack)
             world.move_by_mno()
             if self.auc_refuses:
                 world.check_rolled_back()
@@ -253,14 +251,12 @@ class ProfileMoveScenario(Scenario):
             world.check_after(1, world.phones[0], world.phones[1], " back")
             ctx.state["finished"] = True
 
-    def _recover(self, ctx: RunContext) -> None:
-        try:
-            ctx.state["claims"] = ctx.state["world"].recover()
-        except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim
-            ctx.state["claims"] = [Verdict("recovery ran", False, f"{type(e).__name__}: {e}")]
+    def recover(self, ctx: RunContext) -> list[Verdict]:
+        claims: list[Verdict] = ctx.state["world"].recover()
+        return claims
 
     def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
-        claims = ctx.state.get("claims", [Verdict("recovery ran", False, "no recovery")])
+        claims = self.recovered(ctx)
         world = ctx.state.get("world")
         states = world.end_states if world is not None else []
         if error is None and ctx.state.get("finished"):
@@ -303,7 +299,6 @@ class _World:
         from applets.sample import PURSE_AID
         from applets.usim.builder import TEST_MSISDN, sample_profile
         from applets.usim.profile import AppSpec
-        from host.readers.inprocess import InProcessReader
         from host.systems.profile_move import auc, manager, mno, provider, resolver
         from host.systems.profile_move.card import bind, make_ese
         from host.systems.profile_move.common import LocalRole
@@ -335,12 +330,7 @@ class _World:
         # The eSEs in their readers: in-process, or each in a vpcd slot of its own (--pcsc).
         self.readers: list[Any] = []
         for slot, card in enumerate(self.cards):
-            if ctx.pcsc:
-                from host.systems.pcsc import served_card
-
-                self.readers.append(stack.enter_context(served_card(card, slot=slot)))
-            else:
-                self.readers.append(InProcessReader(card))
+            self.readers.append(stack.enter_context(card_reader(card, ctx.pcsc, slot=slot)))
         self.roles: dict[str, Any] = {}
         stack.callback(self._stop_roles)
         urls: dict[str, str] = {}
@@ -529,12 +519,7 @@ class _World:
     def _step(self, number: int, detail: str) -> None:
         if self.move_no == 1:
             number = _FIG6_OF.get(number, number)
-        rec = self.rec
-        current = rec.current_number
-        spec = next((s for s in rec.specs[rec._cursor :] if s.number == number), None)
-        if spec is None or current is None:
-            return  # a step done again (a retry after a fault): its messages join the next
-        rec.step_done(spec.interface, spec.function, detail)
+        self.rec.number_done(number, detail)
 
     def pump(self, done: Callable[[], bool]) -> None:
         """Every role's worker, round after round, until `done` (or PUMP_ROUNDS)."""

@@ -28,9 +28,10 @@ from host.systems.scenario import (
     Party,
     RunContext,
     Scenario,
-    StepSpec,
     TracingReader,
     Verdict,
+    card_reader,
+    step_table,
 )
 
 __all__ = ["RepositoryScenario"]
@@ -47,10 +48,6 @@ WRITTEN_ID = "licence"
 WRITTEN = b'{"licence": "B", "issued": 2026}'
 
 
-def _s(n: int, interface: str, function: str, src: str, dst: str, meaning: str) -> StepSpec:
-    return StepSpec(n, interface, function, src, dst, meaning)
-
-
 class RepositoryScenario(Scenario):
     """Issue the card, read a credential through it, write one (seed 002)."""
 
@@ -63,50 +60,50 @@ class RepositoryScenario(Scenario):
         Party(COUNTER, "terminal", "the counter terminal: drives the card, relays SM"),
         Party(REPOSITORY, "server", "the holder's personal information server (SQLite)"),
     )
-    steps = (
-        _s(11, "issuance", "mutual_auth", REGISTRATION, CARD,
-           "ST11: the card and the HSM authenticate each other through the holder's "
-           "terminal; secure messaging from then on"),
-        _s(12, "issuance", "template", CARD, REGISTRATION,
-           "ST12: the card sends the holder's fingerprint template under SM"),
-        _s(13, "issuance", "hsm_key", REGISTRATION, CARD,
-           "ST13-ST16, ST19: the HSM matches the template against its record, tells the "
-           "card, makes and keeps its key pair, and gives the card its public key"),
-        _s(17, "issuance", "card_keypair", CARD, REGISTRATION,
-           "ST17-ST19: the card makes its key pair, keeps the private key, gives the "
-           "public key to the HSM"),
-        _s(20, "issuance", "signed_url", REGISTRATION, CARD,
-           "ST20-ST22: the HSM signs the card's public key with the repository URL; the "
-           "card checks the signature and stores both"),
-        _s(31, "card", "VERIFY", COUNTER, CARD, "ST31-ST33: the holder's finger, matched on card"),
-        _s(34, "card", "READ URL", COUNTER, CARD,
-           "ST34-ST35: the repository URL, released only after the match; its HSM "
-           "signature checked with the key the registration device publishes"),
-        _s(36, "repository", "open_session", COUNTER, REPOSITORY,
-           "ST36-ST37: a session; the terminal identifies itself"),
-        _s(38, "repository", "secure_messaging", REPOSITORY, CARD,
-           "ST38-ST39: mutual authentication through the terminal; SM from then on"),
-        _s(40, "repository", "terminal_key", COUNTER, REPOSITORY,
-           "ST40-ST41: the terminal's public key, by ID"),
-        _s(42, "repository", "card_key", REPOSITORY, CARD,
-           "ST42-ST48: the card's new key pair; its public key published by ID"),
-        _s(51, "read", "read_request", COUNTER, REPOSITORY,
-           "ST51-ST53: the terminal asks for a credential by ID"),
-        _s(54, "read", "card_signs", REPOSITORY, CARD,
-           "ST54-ST56: the credential to the card under SM, signed by the card's key"),
-        _s(57, "read", "token_to_card", REPOSITORY, CARD,
-           "ST56-ST57: a one-time token to the card under SM"),
-        _s(58, "read", "token_via_card", CARD, COUNTER,
-           "ST58-ST60: the card decrypts the token, checks the MAC, hands it over"),
-        _s(61, "read", "disclosed", COUNTER, REPOSITORY,
-           "ST61-ST65: the token checked, the disclosure logged, the card-signed "
-           "credential released and checked with the card's key"),
-        _s(72, "write", "write_sent", COUNTER, REPOSITORY,
-           "ST71-ST74: a write request; a one-time token to the card under SM"),
-        _s(75, "write", "write_token", CARD, COUNTER, "ST75-ST77: the token through the card"),
-        _s(79, "write", "stored", COUNTER, REPOSITORY,
-           "ST78-ST83: the terminal-signed credential; token and signature checked, "
-           "history logged, stored"),
+    steps = step_table(
+        (11, "issuance", "mutual_auth", REGISTRATION, CARD,
+         "ST11: the card and the HSM authenticate each other through the holder's "
+         "terminal; secure messaging from then on"),
+        (12, "issuance", "template", CARD, REGISTRATION,
+         "ST12: the card sends the holder's fingerprint template under SM"),
+        (13, "issuance", "hsm_key", REGISTRATION, CARD,
+         "ST13-ST16, ST19: the HSM matches the template against its record, tells the "
+         "card, makes and keeps its key pair, and gives the card its public key"),
+        (17, "issuance", "card_keypair", CARD, REGISTRATION,
+         "ST17-ST19: the card makes its key pair, keeps the private key, gives the "
+         "public key to the HSM"),
+        (20, "issuance", "signed_url", REGISTRATION, CARD,
+         "ST20-ST22: the HSM signs the card's public key with the repository URL; the "
+         "card checks the signature and stores both"),
+        (31, "card", "VERIFY", COUNTER, CARD, "ST31-ST33: the holder's finger, matched on card"),
+        (34, "card", "READ URL", COUNTER, CARD,
+         "ST34-ST35: the repository URL, released only after the match; its HSM "
+         "signature checked with the key the registration device publishes"),
+        (36, "repository", "open_session", COUNTER, REPOSITORY,
+         "ST36-ST37: a session; the terminal identifies itself"),
+        (38, "repository", "secure_messaging", REPOSITORY, CARD,
+         "ST38-ST39: mutual authentication through the terminal; SM from then on"),
+        (40, "repository", "terminal_key", COUNTER, REPOSITORY,
+         "ST40-ST41: the terminal's public key, by ID"),
+        (42, "repository", "card_key", REPOSITORY, CARD,
+         "ST42-ST48: the card's new key pair; its public key published by ID"),
+        (51, "read", "read_request", COUNTER, REPOSITORY,
+         "ST51-ST53: the terminal asks for a credential by ID"),
+        (54, "read", "card_signs", REPOSITORY, CARD,
+         "ST54-ST56: the credential to the card under SM, signed by the card's key"),
+        (57, "read", "token_to_card", REPOSITORY, CARD,
+         "ST56-ST57: a one-time token to the card under SM"),
+        (58, "read", "token_via_card", CARD, COUNTER,
+         "ST58-ST60: the card decrypts the token, checks the MAC, hands it over"),
+        (61, "read", "disclosed", COUNTER, REPOSITORY,
+         "ST61-ST65: the token checked, the disclosure logged, the card-signed "
+         "credential released and checked with the card's key"),
+        (72, "write", "write_sent", COUNTER, REPOSITORY,
+         "ST71-ST74: a write request; a one-time token to the card under SM"),
+        (75, "write", "write_token", CARD, COUNTER, "ST75-ST77: the token through the card"),
+        (79, "write", "stored", COUNTER, REPOSITORY,
+         "ST78-ST83: the terminal-signed credential; token and signature checked, "
+         "history logged, stored"),
     )  # fmt: skip
     fault_points = (
         FaultPoint(
@@ -225,13 +222,9 @@ class RepositoryScenario(Scenario):
             if ctx.processes:
                 hsm.store.close()
             ctx.state.update(repo_url=repo_url, reg_url=reg_url)
-            stack.callback(self._recover_and_close, ctx)
-            inner = stack.enter_context(_card_reader(card, ctx.pcsc))
-            by_function = {s.function: s for s in self.steps}
-
-            def on_step(function: str, detail: str) -> None:
-                spec = by_function[function]
-                rec.step_done(spec.interface, function, detail)
+            self.recover_on(ctx, stack)
+            inner = stack.enter_context(card_reader(card, ctx.pcsc))
+            on_step = rec.function_done
 
             def hook(source: str) -> HttpRecorder:
                 return HttpRecorder(
@@ -297,32 +290,15 @@ class RepositoryScenario(Scenario):
         hs = stack.enter_context(RoleServer(hsm_app(device), name=REGISTRATION, tls=tls))
         return rs.url, hs.url
 
-    def _recover_and_close(self, ctx: RunContext) -> None:
-        try:
-            ctx.state["recovery"] = _recover(ctx)
-        except Exception as e:  # noqa: BLE001 - a recovery that fails is a failed claim
-            ctx.state["recovery"] = [Verdict("recovery ran", False, f"{type(e).__name__}: {e}")]
+    def recover(self, ctx: RunContext) -> list[Verdict]:
+        return _recover(ctx)
 
     # -- the verdicts ------------------------------------------------------------------
 
     def verdicts(self, ctx: RunContext, error: BaseException | None) -> tuple[str, list[Verdict]]:
         done = error is None and bool(ctx.state.get("written"))
-        claims = ctx.state.get("recovery", [Verdict("recovery ran", False, "no recovery")])
+        claims = self.recovered(ctx)
         return ("completed" if done else "interrupted"), claims
-
-
-@contextlib.contextmanager
-def _card_reader(card: Any, pcsc: bool) -> Any:
-    """The card in a reader: in-process, or served through pcscd and vpcd."""
-    from host.readers.inprocess import InProcessReader
-
-    if not pcsc:
-        yield InProcessReader(card)
-        return
-    from host.systems.pcsc import served_card
-
-    with served_card(card) as reader:
-        yield reader
 
 
 def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -137,7 +137,7 @@ class CounterTerminal:
         key: EcKeyPair | None = None,
         key_id: str = "",
         hook: HttpHook | None = None,
-        on_step: Callable[[str, str], None] | None = None,
+        on_step: Callable[[str, str], object] | None = None,
         ca_pem: bytes | None = None,
     ) -> None:
         self.reader = reader
