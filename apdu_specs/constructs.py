@@ -217,7 +217,13 @@ PATH = c.GreedyRange(c.Bytes(2))
 
 
 def int_be(b: bytes) -> int:
+    """An unsigned big-endian integer (a counter, a try count)."""
     return int.from_bytes(b, "big")
+
+
+def ascii_text(b: bytes) -> str:
+    """A printable identifier (an identity, an IMEI...); a byte outside ASCII reads as U+FFFD."""
+    return b.decode("ascii", "replace")
 
 
 # -- Secure messaging data objects (ISO/IEC 7816-4:2013 clause 10, 2005 clause 6) -----

@@ -18,7 +18,8 @@ from __future__ import annotations
 import construct as c
 
 from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, sws
-from apdu_specs.constructs import BerTlv, TagInfo
+from apdu_specs.constructs import BerTlv, TagInfo, int_be
+from apdu_specs.shapes import tlv_read
 
 CLAUSE = "JP 7639532 B2 (seed 000)"
 LOCAL_AUTH = AppletContext("local authentication", (bytes.fromhex("F043415244454D554C41"),))
@@ -53,8 +54,8 @@ _CERTS = {
 }
 _STATUS = {
     0x81: TagInfo("method", decode=_named(_METHODS).decode, size=(1, 1)),
-    0x82: TagInfo("PIN tries left", decode=lambda v: int.from_bytes(v, "big"), size=(1, 1)),
-    0x83: TagInfo("PIN try limit", decode=lambda v: int.from_bytes(v, "big"), size=(1, 1)),
+    0x82: TagInfo("PIN tries left", decode=int_be, size=(1, 1)),
+    0x83: TagInfo("PIN try limit", decode=int_be, size=(1, 1)),
 }
 
 
@@ -140,18 +141,13 @@ SPECS: tuple[CommandSpec, ...] = (
             ),
         ),
     ),
-    CommandSpec(
+    tlv_read(
         "GET CERTIFICATES",
         0x14,
         f"{CLAUSE} S12",
-        cla=0x80,
-        p1=0x00,
-        p2=0x00,
-        le=Le.REQUIRED,
-        response=BerTlv(_CERTS, max_items=2),
-        sws=sws("6985 6A86"),
-        summary="GET CERTIFICATES",
+        _CERTS,
         context=LOCAL_AUTH,
+        errors="6985 6A86",
         doc="What the management server verifies a result with.",
         vectors=(
             Vector(
@@ -163,18 +159,13 @@ SPECS: tuple[CommandSpec, ...] = (
             ),
         ),
     ),
-    CommandSpec(
+    tlv_read(
         "GET STATUS",
         0x16,
         f"{CLAUSE} S1",
-        cla=0x80,
-        p1=0x00,
-        p2=0x00,
-        le=Le.REQUIRED,
-        response=BerTlv(_STATUS, max_items=3),
-        sws=sws("6A86"),
-        summary="GET STATUS",
+        _STATUS,
         context=LOCAL_AUTH,
+        errors="6A86",
         doc="Whether local-auth data is registered (S1), and the PIN's tries.",
         vectors=(
             Vector(

@@ -19,7 +19,8 @@ vectors are the emulator's answers (the known-answer test's cards:
 from __future__ import annotations
 
 from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, p1, sws
-from apdu_specs.constructs import BerTlv, TagInfo, find_entry
+from apdu_specs.constructs import BerTlv, TagInfo, ascii_text, find_entry
+from apdu_specs.shapes import tlv_read
 
 CLAUSE = "JP 6911303 B2 (seed 001)"
 DOORLOCK = AppletContext("door-lock applet", (bytes.fromhex("F043415244454D55444C4B"),))
@@ -27,10 +28,10 @@ METHODS = {0x01: "shared key (AES-CMAC)", 0x02: "certificates (ECDSA P-256)"}
 
 _IDS = {
     0x80: TagInfo("MAC address", size=(6, 6)),
-    0x81: TagInfo("IMEI", decode=lambda v: v.decode("ascii", "replace")),
-    0x82: TagInfo("ICCID", decode=lambda v: v.decode("ascii", "replace")),
-    0x83: TagInfo("IMSI", decode=lambda v: v.decode("ascii", "replace")),
-    0x84: TagInfo("MSISDN", decode=lambda v: v.decode("ascii", "replace")),
+    0x81: TagInfo("IMEI", decode=ascii_text),
+    0x82: TagInfo("ICCID", decode=ascii_text),
+    0x83: TagInfo("IMSI", decode=ascii_text),
+    0x84: TagInfo("MSISDN", decode=ascii_text),
 }
 _AUTH = {
     0x7C: TagInfo(
@@ -38,7 +39,7 @@ _AUTH = {
         children={
             0x81: TagInfo("challenge", size=(0, 16)),
             0x82: TagInfo("answer: AES-CMAC (16) or ECDSA r || s (64)", size=(16, 64)),
-            0x5F20: TagInfo("identity", decode=lambda v: v.decode("ascii", "replace")),
+            0x5F20: TagInfo("identity", decode=ascii_text),
             0x7F21: TagInfo("CV certificate from the issuer"),
         },
     ),
@@ -50,7 +51,7 @@ _REQUEST = {
             0x80: TagInfo("identifier combination (A-D)", size=(1, 1)),
             0xA1: TagInfo("the lock's identifiers", children=_IDS),
             0xA2: TagInfo("the phone's identifiers", children=_IDS),
-            0x5F20: TagInfo("the lock's identity", decode=lambda v: v.decode("ascii", "replace")),
+            0x5F20: TagInfo("the lock's identity", decode=ascii_text),
             0x85: TagInfo("request counter", size=(4, 4)),
             0x5F37: TagInfo("ECDSA signature by the lock's chip", size=(64, 64)),
         },
@@ -62,7 +63,7 @@ _STATUS = {
         children={
             0x80: TagInfo("role (01 lock, 02 key)", size=(1, 1)),
             0x81: TagInfo("methods offered", size=(1, 1)),
-            0x5F20: TagInfo("identity", decode=lambda v: v.decode("ascii", "replace")),
+            0x5F20: TagInfo("identity", decode=ascii_text),
             0x82: TagInfo("try limit", size=(1, 1)),
             0x86: TagInfo("tries left", size=(1, 1)),
             0x85: TagInfo("download request counter", size=(4, 4)),
@@ -154,18 +155,17 @@ SPECS: tuple[CommandSpec, ...] = (
             ),
         ),
     ),
-    CommandSpec(
+    tlv_read(
         "GET DATA",
         0xCA,
         f"{CLAUSE}; ISO/IEC 7816-4 §11.4",
-        variant="door-lock applet",
-        p1=0x00,
-        p2=0xE0,
-        le=Le.REQUIRED,
-        response=BerTlv(_STATUS, max_items=1),
-        sws=sws("6A88"),
-        summary="GET DATA door-lock applet status",
+        _STATUS,
         context=DOORLOCK,
+        errors="6A88",
+        cla=0x00,
+        p2=0xE0,
+        variant="door-lock applet",
+        summary="GET DATA door-lock applet status",
         vectors=(
             Vector(
                 "00CA00E000",
