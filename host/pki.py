@@ -1054,6 +1054,25 @@ def revoke(
     raise PkiError(f"{root}: no CI or EUM there issued {cert.subject.rfc4514_string()}")
 
 
+def load_pkis(directory: str | os.PathLike[str]) -> list[TestPki]:
+    """Every PKI `TestPki.save` wrote under `directory`, one a curve (NIST first).
+
+    What a server offers eUICCs of either curve (SGP.22 §2.6.5: a CI a curve).
+
+    Raises:
+        PkiError: no PKI of any curve there.
+    """
+    pkis = []
+    for curve in CURVES:
+        try:
+            pkis.append(load_pki(directory, curve))
+        except PkiError:
+            continue
+    if not pkis:
+        raise PkiError(f"{directory}: no PKI there (make one with `cardemu pki create`)")
+    return pkis
+
+
 def load_crls(
     directory: str | os.PathLike[str], curve: str | None = None
 ) -> list[x509.CertificateRevocationList]:

@@ -26,7 +26,7 @@ from host.errors import ApduError
 from host.es9plus import Es9Error
 from host.lpa import ActivationCode, Es9TransportError, Es10Client, Es10Error, Lpa, LpaError, Step
 from host.lpa.es9 import split_address
-from host.pki import PkiError, default_pki, load_pki
+from host.pki import PkiError, default_pki, load_pkis
 from host.readers.base import ReaderError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,14 +156,10 @@ def _ca(pki_dir: str | None, ca_file: str | None) -> bytes:
             raise click.ClickException(f"cannot read {ca_file}: {e}") from None
     if pki_dir is None:
         return default_pki().ci.pem
-    pkis = []
-    for curve in ("nist", "brainpool"):
-        try:
-            pkis.append(load_pki(pki_dir, curve))
-        except PkiError:
-            continue
-    if not pkis:
-        raise click.ClickException(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
+    try:
+        pkis = load_pkis(pki_dir)
+    except PkiError as e:
+        raise click.ClickException(str(e)) from None
     return b"".join(p.ci.pem for p in pkis)
 
 

@@ -37,6 +37,7 @@ from host.pki import (
     has_policy,
     issued_by,
     load_pki,
+    load_pkis,
     make_eid,
     permitted_eid_ranges,
     subject_key_id,
@@ -330,6 +331,15 @@ def test_save_load_round_trip(tmp_path, pki) -> None:
     assert set(manifest["curves"]) == {"nist", "brainpool"}
     with pytest.raises(PkiError):
         load_pki(tmp_path / "nothing")
+    assert [p.ci.der for p in load_pkis(tmp_path)] == [pki.ci.der, brp.ci.der]
+
+
+def test_load_pkis_refuses_a_directory_without_one(tmp_path, pki) -> None:
+    with pytest.raises(PkiError, match="no PKI there"):
+        load_pkis(tmp_path)
+    brp = create_pki(curve="brainpool", seed=b"unit")
+    brp.save(tmp_path)
+    assert [p.curve for p in load_pkis(tmp_path)] == ["brainpool"]
 
 
 def test_cli_create_and_show(tmp_path, capsys) -> None:

@@ -74,7 +74,7 @@ def load_smdp(db: str, pki_dir: str | None, address: str) -> SmdpPlus:
     Raises:
         PkiError: `pki_dir` holds no PKI.
     """
-    from host.pki import PkiError, default_pki, load_crls, load_pki
+    from host.pki import default_pki, load_crls, load_pkis
     from host.servers.smdpp.server import SmdpCredentials, SmdpPlus
 
     crls = []
@@ -82,14 +82,7 @@ def load_smdp(db: str, pki_dir: str | None, address: str) -> SmdpPlus:
         pkis = [default_pki()]
     else:
         crls = load_crls(pki_dir)
-        pkis = []
-        for curve in ("nist", "brainpool"):
-            try:
-                pkis.append(load_pki(pki_dir, curve))
-            except PkiError:
-                continue
-        if not pkis:
-            raise PkiError(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
+        pkis = load_pkis(pki_dir)
     return SmdpPlus(
         [SmdpCredentials.from_pki(p) for p in pkis],
         address=address,

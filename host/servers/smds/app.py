@@ -71,7 +71,7 @@ def load_smds(
         PkiError: `pki_dir` holds no PKI.
     """
     from host.lpa.es9 import split_address
-    from host.pki import PkiError, default_pki, load_crls, load_pki
+    from host.pki import default_pki, load_crls, load_pkis
     from host.servers.smds.client import Es12Client
     from host.servers.smds.server import SmDs
 
@@ -79,14 +79,7 @@ def load_smds(
         pkis = [default_pki()]
         crls = []
     else:
-        pkis = []
-        for curve in ("nist", "brainpool"):
-            try:
-                pkis.append(load_pki(pki_dir, curve))
-            except PkiError:
-                continue
-        if not pkis:
-            raise PkiError(f"{pki_dir}: no PKI there (make one with `cardemu pki create`)")
+        pkis = load_pkis(pki_dir)
         crls = load_crls(pki_dir)
     host = split_address(address)[0]
     creds = [p.issue_smds(host) for p in pkis]
