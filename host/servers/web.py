@@ -41,14 +41,15 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,6 +62,7 @@ __all__ = [
     "MAX_BODY",
     "HttpError",
     "BodyLimit",
+    "Refused",
     "RoleServer",
     "Store",
     "StoreCursor",
@@ -70,6 +72,7 @@ __all__ = [
     "check_bind_host",
     "WorkerPool",
     "json_object",
+    "off_loop",
     "problem",
     "role_app",
 ]
@@ -92,6 +95,29 @@ class HttpError(HTTPException):
     @property
     def message(self) -> str:
         return str(self.detail)
+
+
+class Refused(Exception):
+    """A role's logic refuses a request; `status` is the HTTP status its edge answers.
+
+    The logic raises it before it writes anything; `off_loop` turns it into an
+    `HttpError` (an RFC 9457 problem).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_T = TypeVar("_T")
+
+
+async def off_loop(fn: Callable[[], _T]) -> _T:
+    """Run a role's blocking logic off the event loop; a `Refused` becomes its HTTP problem."""
+    try:
+        return await run_in_threadpool(fn)
+    except Refused as e:
+        raise HttpError(e.status, str(e)) from None
 
 
 def problem(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

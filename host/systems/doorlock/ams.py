@@ -34,7 +34,6 @@ from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -53,7 +52,7 @@ from card import tlv
 from card.crypto.keys import P256, EcKeyPair
 from card.crypto.rng import CardRng
 from card.sm.cvc import issue_cvc, parse_public_key_template, public_key_template
-from host.servers.web import HttpError, Store, json_object, role_app
+from host.servers.web import HttpError, Refused, Store, json_object, off_loop, role_app
 from host.systems.doorlock.card import (
     Identifiers,
     InstallScript,
@@ -98,14 +97,6 @@ CREATE TABLE IF NOT EXISTS issuer (id INTEGER PRIMARY KEY CHECK (id = 1), privat
 """
 
 _ID_COLUMNS = {"mac": 0x80, "imei": 0x81, "iccid": 0x82, "imsi": 0x83, "msisdn": 0x84}
-
-
-class Refused(Exception):
-    """The server refuses: `status` is the HTTP status the edge answers."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -530,14 +521,6 @@ def _sim(body: dict[str, Any]) -> SimIdentity:
     return SimIdentity(_str(body, "iccid"), _str(body, "imsi"), _str(body, "msisdn"))
 
 
-async def call(fn: Callable[[], Any]) -> Any:
-    """Run the blocking logic off the event loop; a `Refused` becomes its HTTP problem."""
-    try:
-        return await run_in_threadpool(fn)
-    except Refused as e:
-        raise HttpError(e.status, str(e)) from None
-
-
 def create_app(ams: AppManagementServer) -> Starlette:
     """The server's routes (JSON; bytes as hex; errors as RFC 9457 problem details).
 
@@ -552,7 +535,7 @@ def create_app(ams: AppManagementServer) -> Starlette:
     async def download_requests(request: Request) -> Response:
         body = await json_object(request)
         data = _hex(body, "request")
-        result = await call(lambda: ams.download(data))
+        result = await off_loop(lambda: ams.download(data))
         return JSONResponse(result.to_json(), status_code=201)
 
     async def locks(request: Request) -> Response:
@@ -562,7 +545,7 @@ def create_app(ams: AppManagementServer) -> Starlette:
         if not isinstance(methods, int) or not isinstance(combination, str):
             raise HttpError(400, "methods: an integer; combination: A-D")
         mac = _hex(body, "mac")
-        await call(
+        await off_loop(
             lambda: ams.register_lock(
                 _str(body, "device_id"),
                 mac=mac,
@@ -576,12 +559,12 @@ def create_app(ams: AppManagementServer) -> Starlette:
     async def provision(request: Request) -> Response:
         body = await json_object(request)
         force = body.get("force", False) is True
-        result = await call(lambda: ams.provision_lock(request.path_params["id"], force=force))
+        result = await off_loop(lambda: ams.provision_lock(request.path_params["id"], force=force))
         return JSONResponse(result.to_json())
 
     async def phones(request: Request) -> Response:
         body = await json_object(request)
-        await call(
+        await off_loop(
             lambda: ams.register_phone(
                 _str(body, "device_id"), imei=_str(body, "imei"), sim=_sim(body)
             )
@@ -591,11 +574,11 @@ def create_app(ams: AppManagementServer) -> Starlette:
     async def enrol(request: Request) -> Response:
         body = await json_object(request)
         lock = _str(body, "lock")
-        result = await call(lambda: ams.enrol_phone(request.path_params["id"], lock))
+        result = await off_loop(lambda: ams.enrol_phone(request.path_params["id"], lock))
         return JSONResponse(result.to_json())
 
     async def downloads(request: Request) -> Response:
-        return JSONResponse({"downloads": await call(ams.downloads)})
+        return JSONResponse({"downloads": await off_loop(ams.downloads)})
 
     routes = [
         Route("/download-requests", download_requests, methods=["POST"]),

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from host.servers.web import HttpError, RoleServer, json_object, role_app
+from host.servers.web import HttpError, Refused, RoleServer, json_object, role_app
 
 __all__ = [
     "Refused",
@@ -34,14 +34,6 @@ __all__ = [
 
 Handler = Callable[..., Any]
 T = TypeVar("T")
-
-
-class Refused(Exception):
-    """A role refuses: `status` is the HTTP status the edge answers (a refusal writes nothing)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Crashed(Exception):

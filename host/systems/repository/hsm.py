@@ -36,11 +36,11 @@ from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.sm.auth import TerminalAuthentication
 from host.readers.base import Reader
 from host.readers.sm import SmReader
-from host.servers.web import HttpError, Store, json_object, role_app
+from host.servers.web import HttpError, Refused, Store, json_object, off_loop, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.keystore import KeyStore, SqliteKeyStore
-from host.systems.repository.pipe import CardJob, JobError, mark
-from host.systems.repository.server import Refused, _seq, call, key_id_of
+from host.systems.repository.pipe import CardJob, JobError, mark, poll
+from host.systems.repository.server import _seq, key_id_of
 
 __all__ = ["Hsm", "RegistrationDevice", "create_app", "SCHEMA"]
 
@@ -221,15 +221,7 @@ class RegistrationDevice:
         job = self._jobs.get(iid)
         if job is None:
             raise Refused(404, "no such issuance")
-        try:
-            kind, value = job.exchange(response, seq)
-        except JobError as e:
-            raise Refused(409, str(e)) from None
-        if kind == "apdu":
-            return {"apdu": value.hex().upper(), "step": job.step}
-        if kind == "done":
-            return {"done": True, "result": value}
-        return {"done": True, "error": value}
+        return poll(job, response, seq)
 
     def close(self) -> None:
         for job in self._jobs.values():
@@ -245,7 +237,7 @@ def create_app(device: RegistrationDevice) -> Starlette:
         channel = body.get("channel")
         if not isinstance(channel, int):
             raise HttpError(400, "channel: an integer")
-        iid = await call(lambda: device.start_issuance(channel))
+        iid = await off_loop(lambda: device.start_issuance(channel))
         return JSONResponse({"issuance": iid}, status_code=201)
 
     async def card(request: Request) -> Response:
@@ -259,11 +251,11 @@ def create_app(device: RegistrationDevice) -> Starlette:
             raise HttpError(400, "response: not hex") from None
         seq = _seq(body)
         return JSONResponse(
-            await call(lambda: device.exchange(request.path_params["iid"], resp, seq))
+            await off_loop(lambda: device.exchange(request.path_params["iid"], resp, seq))
         )
 
     async def keys(request: Request) -> Response:
-        template = await call(lambda: device.hsm.public_key(request.path_params["key_id"]))
+        template = await off_loop(lambda: device.hsm.public_key(request.path_params["key_id"]))
         return JSONResponse({"public_key": template.hex()})
 
     routes = [

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from host.readers.base import Reader, ReaderError
+from host.servers.web import Refused
 
-__all__ = ["CardJob", "CardPipe", "JobError", "mark"]
+__all__ = ["CardJob", "CardPipe", "JobError", "mark", "poll"]
 
 Outcome = tuple[Literal["apdu", "done", "error"], Any]
 
@@ -140,3 +141,20 @@ class CardJob:
             self.pipe.inbox.put_nowait(None)
         except queue.Full:
             pass
+
+
+def poll(job: CardJob, response: bytes | None, seq: int | None = None) -> dict[str, Any]:
+    """One poll of the terminal, as a server answers it: the next APDU (hex) or the end.
+
+    Raises:
+        Refused: 409, the poll does not fit the job (`CardJob.exchange`'s `JobError`).
+    """
+    try:
+        kind, value = job.exchange(response, seq)
+    except JobError as e:
+        raise Refused(409, str(e)) from None
+    if kind == "apdu":
+        return {"apdu": value.hex().upper(), "step": job.step}
+    if kind == "done":
+        return {"done": True, "result": value}
+    return {"done": True, "error": value}

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -49,9 +48,9 @@ from card.sm.auth import TerminalAuthentication
 from card.sm.cvc import ec_verify, parse_public_key_template
 from host.readers.base import Reader
 from host.readers.sm import SmReader
-from host.servers.web import HttpError, Store, json_object, role_app
+from host.servers.web import HttpError, Refused, Store, json_object, off_loop, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
-from host.systems.repository.pipe import CardJob, CardPipe, JobError, mark
+from host.systems.repository.pipe import CardJob, CardPipe, JobError, mark, poll
 
 __all__ = ["Refused", "Repository", "create_app", "key_id_of", "SCHEMA"]
 
@@ -75,14 +74,6 @@ CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY, session TEXT NOT NULL, terminal_id TEXT NOT NULL,
     credential_id TEXT NOT NULL, at REAL NOT NULL)
 """
-
-
-class Refused(Exception):
-    """The repository refuses: `status` is the HTTP status the edge answers."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def key_id_of(template: bytes) -> bytes:
@@ -272,15 +263,7 @@ class Repository:
         job = s.job
         if job is None:
             raise Refused(409, "no card exchange")
-        try:
-            kind, value = job.exchange(response, seq)
-        except JobError as e:
-            raise Refused(409, str(e)) from None
-        if kind == "apdu":
-            return {"apdu": value.hex().upper(), "step": job.step}
-        if kind == "done":
-            return {"done": True, "result": value}
-        return {"done": True, "error": value}
+        return poll(job, response, seq)
 
     # -- credential read (ST51-ST65) ------------------------------------------------
 
@@ -436,14 +419,6 @@ def _str(body: dict[str, Any], name: str) -> str:
     return value
 
 
-async def call(fn: Callable[[], Any]) -> Any:
-    """Run a role's blocking logic off the event loop; a `Refused` becomes its HTTP problem."""
-    try:
-        return await run_in_threadpool(fn)
-    except Refused as e:
-        raise HttpError(e.status, str(e)) from None
-
-
 def create_app(repo: Repository) -> Starlette:
     """The repository's routes (JSON; bytes as hex; errors as problem details)."""
 
@@ -452,20 +427,21 @@ def create_app(repo: Repository) -> Starlette:
         channel = body.get("channel")
         if not isinstance(channel, int):
             raise HttpError(400, "channel: an integer")
-        sid = await call(lambda: repo.open_session(_str(body, "terminal_id"), channel))
+        sid = await off_loop(lambda: repo.open_session(_str(body, "terminal_id"), channel))
         return JSONResponse({"session": sid}, status_code=201)
 
     async def secure(request: Request) -> Response:
-        await call(lambda: repo.start_secure(request.path_params["sid"]))
+        await off_loop(lambda: repo.start_secure(request.path_params["sid"]))
         return Response(status_code=202)
 
     async def terminal_key(request: Request) -> Response:
         body = await json_object(request)
-        await call(lambda: repo.use_terminal_key(request.path_params["sid"], _str(body, "key_id")))
+        sid, key_id = request.path_params["sid"], _str(body, "key_id")
+        await off_loop(lambda: repo.use_terminal_key(sid, key_id))
         return Response(status_code=204)
 
     async def card_key(request: Request) -> Response:
-        await call(lambda: repo.start_card_key(request.path_params["sid"]))
+        await off_loop(lambda: repo.start_card_key(request.path_params["sid"]))
         return Response(status_code=202)
 
     async def card(request: Request) -> Response:
@@ -473,25 +449,26 @@ def create_app(repo: Repository) -> Starlette:
         resp = _hex(body, "response", optional=True)
         seq = _seq(body)
         return JSONResponse(
-            await call(lambda: repo.exchange(request.path_params["sid"], resp, seq))
+            await off_loop(lambda: repo.exchange(request.path_params["sid"], resp, seq))
         )
 
     async def reads(request: Request) -> Response:
         body = await json_object(request)
         cid = _str(body, "credential_id")
-        await call(lambda: repo.start_read(request.path_params["sid"], cid))
+        await off_loop(lambda: repo.start_read(request.path_params["sid"], cid))
         return Response(status_code=202)
 
     async def disclose(request: Request) -> Response:
         body = await json_object(request)
         token = _hex(body, "token")
         assert token is not None
-        return JSONResponse(await call(lambda: repo.disclose(request.path_params["sid"], token)))
+        sid = request.path_params["sid"]
+        return JSONResponse(await off_loop(lambda: repo.disclose(sid, token)))
 
     async def writes(request: Request) -> Response:
         body = await json_object(request)
         cid = _str(body, "credential_id")
-        await call(lambda: repo.start_write(request.path_params["sid"], cid))
+        await off_loop(lambda: repo.start_write(request.path_params["sid"], cid))
         return Response(status_code=202)
 
     async def store(request: Request) -> Response:
@@ -499,11 +476,12 @@ def create_app(repo: Repository) -> Starlette:
         token, cred, sig = (_hex(body, n) for n in ("token", "credential", "signature"))
         cid = _str(body, "credential_id")
         assert token is not None and cred is not None and sig is not None
-        await call(lambda: repo.store_credential(request.path_params["sid"], token, cid, cred, sig))
+        sid = request.path_params["sid"]
+        await off_loop(lambda: repo.store_credential(sid, token, cid, cred, sig))
         return Response(status_code=204)
 
     async def keys(request: Request) -> Response:
-        template = await call(lambda: repo.card_key(request.path_params["key_id"]))
+        template = await off_loop(lambda: repo.card_key(request.path_params["key_id"]))
         return JSONResponse({"public_key": template.hex()})
 
     p = "/sessions/{sid}"
