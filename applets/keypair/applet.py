@@ -56,7 +56,7 @@ from card.crypto.keypairs import ALGORITHMS, KeyRecord, generate, key_identifier
 from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.framework import APDU, SW, CardError, OwnerPIN, persistent
 from card.sm.applet import SmApplet
-from card.sm.auth import CHALLENGE_SIZE, AuthError, card_authenticate
+from card.sm.auth import AuthError, card_authenticate
 from card.sm.cvc import Cvc, parse_public_key_template, public_key_template
 from card.sw import sw_retries
 
@@ -92,7 +92,6 @@ TAG_DYNAMIC = 0x7C
 
 _SE = "kp.se"
 _TERMINAL = "kp.terminal"
-_CHALLENGE = "kp.challenge"
 
 
 def _key_name(ref: int) -> str:
@@ -149,7 +148,7 @@ class KeyPairApplet(SmApplet):
         if ins == INS_GENERAL_AUTHENTICATE:
             return self._general_authenticate(apdu, protected)
         if ins == INS_GET_CHALLENGE:
-            return self._get_challenge(apdu)
+            return self.get_challenge(apdu)
         if ins == INS_PUT_DATA:
             self._put_data(apdu)
             return None
@@ -370,7 +369,7 @@ class KeyPairApplet(SmApplet):
     def _open_sm(self, data: bytes, protected: bool) -> bytes:
         state = self.system.channel_state
         terminal = state.pop(_TERMINAL, None)
-        r_card = state.pop(_CHALLENGE, None)
+        r_card = self.take_challenge()
         record = self._record(CARD_AUTH_KEY)
         cert = self.card_certificate
         if protected or terminal is None or r_card is None or record is None or cert is None:
@@ -406,15 +405,6 @@ class KeyPairApplet(SmApplet):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
         state[_TERMINAL] = public_key_template(cvc.public)
         return None
-
-    def _get_challenge(self, apdu: APDU) -> bytes:
-        if apdu.p1 or apdu.p2:
-            raise CardError(SW.INCORRECT_P1P2)
-        if apdu.ne != CHALLENGE_SIZE:
-            raise CardError(SW.WRONG_LENGTH)
-        challenge = self.system.rng.random(CHALLENGE_SIZE)
-        self.system.channel_state[_CHALLENGE] = challenge
-        return challenge
 
     # -- PUT DATA: personalisation of secure messaging ------------------------------------
 

@@ -62,7 +62,7 @@ from card import tlv
 from card.crypto.keys import P256, EcKeyPair
 from card.framework import APDU, SW, CardError, persistent
 from card.sm.applet import SmApplet
-from card.sm.auth import CHALLENGE_SIZE, AuthError, card_authenticate
+from card.sm.auth import AuthError, card_authenticate
 from card.sm.cvc import Cvc, ec_sign, ec_verify, parse_public_key_template, public_key_template
 
 __all__ = [
@@ -110,7 +110,6 @@ MAX_TOKEN = 64
 
 _PEER_KEY = "rp.peer_key"
 _PEER_ROLE = "rp.peer_role"
-_CHALLENGE = "rp.challenge"
 _HSM_KEY = "rp.hsm_key"
 _TOKEN = "rp.token"
 
@@ -163,7 +162,7 @@ class RepositoryCardApplet(SmApplet):
         if ins == INS_PSO:
             return self._pso(apdu, protected)
         if ins == INS_GET_CHALLENGE:
-            return self._get_challenge(apdu, protected)
+            return self.get_challenge(apdu)
         if ins == INS_GENERAL_AUTHENTICATE:
             return self._open_sm(apdu, protected)
         if ins == 0xA4:
@@ -395,21 +394,12 @@ class RepositoryCardApplet(SmApplet):
         state[_PEER_KEY] = (public_key_template(cvc.public), role)
         return None
 
-    def _get_challenge(self, apdu: APDU, protected: bool) -> bytes:
-        if apdu.p1 or apdu.p2:
-            raise CardError(SW.INCORRECT_P1P2)
-        if apdu.ne != CHALLENGE_SIZE:
-            raise CardError(SW.WRONG_LENGTH)
-        challenge = self.system.rng.random(CHALLENGE_SIZE)
-        self.system.channel_state[_CHALLENGE] = challenge
-        return challenge
-
     def _open_sm(self, apdu: APDU, protected: bool) -> bytes:
         if apdu.p1p2 != 0x0000:
             raise CardError(SW.INCORRECT_P1P2)
         state = self.system.channel_state
         peer: Any = state.pop(_PEER_KEY, None)
-        r_card = state.pop(_CHALLENGE, None)
+        r_card = self.take_challenge()
         record, cert = self.auth_key, self.card_certificate
         if protected or peer is None or r_card is None or record is None or cert is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from card.framework.applet import APDU, Applet
+from card.sm.auth import CHALLENGE_SIZE
 from card.sm.codec import SmError, SmSession, is_sm_cla
 from card.sw import SW, CardError
 
@@ -39,6 +40,7 @@ Session: TypeAlias = "SmSession | PivSmSession"
 __all__ = ["SmApplet"]
 
 _SESSION = "sm.session"
+_CHALLENGE = "sm.challenge"
 
 
 class SmApplet(Applet):
@@ -63,6 +65,27 @@ class SmApplet(Applet):
         session = self.system.channel_state.pop(_SESSION, None)
         if session is not None:
             session.close()
+
+    # -- the card's challenge for the authentication that opens a session ------------
+
+    def get_challenge(self, apdu: APDU) -> bytes:
+        """GET CHALLENGE (ISO/IEC 7816-4 §11.5.3) before `card.sm.auth.card_authenticate`.
+
+        P1-P2 00 00 and Le exactly `CHALLENGE_SIZE`; the challenge stays on this
+        channel for `take_challenge` (a new one replaces it).
+        """
+        if apdu.p1 or apdu.p2:
+            raise CardError(SW.INCORRECT_P1P2)
+        if apdu.ne != CHALLENGE_SIZE:
+            raise CardError(SW.WRONG_LENGTH)
+        challenge = self.system.rng.random(CHALLENGE_SIZE)
+        self.system.channel_state[_CHALLENGE] = challenge
+        return challenge
+
+    def take_challenge(self) -> bytes | None:
+        """The challenge `get_challenge` gave on this channel, once (None: none given)."""
+        challenge: bytes | None = self.system.channel_state.pop(_CHALLENGE, None)
+        return challenge
 
     # -- dispatch --------------------------------------------------------------------
 
