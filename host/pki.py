@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_SMDS_OID",
     "SmdsCredentials",
     "issue_crl",
+    "parse_certificate",
     "is_revoked",
     "load_crls",
     "revoke",
@@ -890,14 +891,20 @@ def default_pki(curve: str = "nist") -> TestPki:
     return create_pki(curve=curve, seed=DEFAULT_SEED)
 
 
+def parse_certificate(data: bytes) -> x509.Certificate:
+    """An X.509 certificate in PEM (RFC 7468) or DER, as a file holds it.
+
+    Raises:
+        ValueError: neither.
+    """
+    if data.startswith(b"-----"):
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
 def _load_cred(cert_path: Path, key_path: Path) -> Credential:
     try:
-        data = cert_path.read_bytes()
-        cert = (
-            x509.load_pem_x509_certificate(data)
-            if data.startswith(b"-----")
-            else x509.load_der_x509_certificate(data)
-        )
+        cert = parse_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     except (OSError, ValueError) as e:
         raise PkiError(f"cannot load {cert_path.name}: {e}") from None

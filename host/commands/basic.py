@@ -182,10 +182,9 @@ def _euicc_build(
         raise InvalidInput(
             "--pki, --eid, --trust-ci, --default-dp and --root-ds are for --preset euicc"
         )
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from host.pki import PkiError, default_pki, load_pki
+    from host.pki import PkiError, default_pki, load_pki, parse_certificate
     from host.presets import install_euicc
 
     try:
@@ -198,11 +197,7 @@ def _euicc_build(
     for name in trust_ci:
         data = Path(name).read_bytes()
         try:
-            cert = (
-                x509.load_pem_x509_certificate(data)
-                if data.startswith(b"-----")
-                else x509.load_der_x509_certificate(data)
-            )
+            cert = parse_certificate(data)
         except ValueError as e:
             raise InvalidInput(f"{name}: not a certificate ({e})") from None
         extra.append(cert.public_bytes(serialization.Encoding.DER))

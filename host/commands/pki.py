@@ -226,8 +226,8 @@ def revoke(
       cardemu pki revoke ./pki --euicc 89049032000000000000000000000163
       cardemu pki revoke ./pki --dpauth
     """
-    from cryptography import x509
 
+    from host.pki import parse_certificate
     from host.pki import revoke as revoke_cert
 
     chosen = [x for x in (eid, dpauth or None, dppb or None, eum or None, cert_file) if x]
@@ -249,11 +249,7 @@ def revoke(
             assert cert_file is not None
             data = Path(cert_file).read_bytes()
             try:
-                cert = (
-                    x509.load_pem_x509_certificate(data)
-                    if data.startswith(b"-----")
-                    else x509.load_der_x509_certificate(data)
-                )
+                cert = parse_certificate(data)
             except ValueError as e:
                 raise InvalidInput(f"{cert_file}: not a certificate ({e})") from None
         which, path = revoke_cert(directory, cert, curve)

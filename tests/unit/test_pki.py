@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -39,6 +39,7 @@ from host.pki import (
     load_pki,
     load_pkis,
     make_eid,
+    parse_certificate,
     permitted_eid_ranges,
     subject_key_id,
     verify_euicc_chain,
@@ -332,6 +333,26 @@ def test_save_load_round_trip(tmp_path, pki) -> None:
     with pytest.raises(PkiError):
         load_pki(tmp_path / "nothing")
     assert [p.ci.der for p in load_pkis(tmp_path)] == [pki.ci.der, brp.ci.der]
+
+
+def test_parse_certificate_reads_pem_and_der(pki) -> None:
+    pem = pki.ci.cert.public_bytes(serialization.Encoding.PEM)
+    assert parse_certificate(pem) == parse_certificate(pki.ci.der) == pki.ci.cert
+    with pytest.raises(ValueError):
+        parse_certificate(b"junk")
+
+
+def test_cli_refuses_a_file_that_is_no_certificate(tmp_path, capsys) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"junk")
+    d = tmp_path / "pki"
+    assert main(["pki", "create", str(d), "--seed", "cli"]) == 0
+    assert main(["pki", "revoke", str(d), "--cert", str(junk)]) == 2
+    assert "not a certificate" in capsys.readouterr().err
+    card = tmp_path / "e.card"
+    assert main(["card", "new", "--preset", "euicc", "--trust-ci", str(junk), str(card)]) == 2
+    assert "not a certificate" in capsys.readouterr().err
+    assert not card.exists()
 
 
 def test_load_pkis_refuses_a_directory_without_one(tmp_path, pki) -> None:
