@@ -60,10 +60,7 @@ class Operator:
         on_report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.on_report = on_report
-        self.store = store if isinstance(store, Store) else Store(store, _SCHEMA)
-        if isinstance(store, Store):
-            with store.transaction() as c:
-                c.execute(_SCHEMA)
+        self.store = Store.of(store, _SCHEMA)
         self._clock = clock
 
     def handle_download_progress_info(self, body: dict[str, Any]) -> None:

@@ -573,6 +573,17 @@ class Store:
         if schema:
             self.apply_schema(schema)
 
+    @classmethod
+    def of(cls, store: Store | str | os.PathLike[str], schema: str) -> Store:
+        """A role's store: `store` with `schema` applied, or a new one at that path or URL.
+
+        A role built on another's store (the SM-DS's events, say) adds its tables there.
+        """
+        if isinstance(store, Store):
+            store.apply_schema(schema)
+            return store
+        return cls(store, schema)
+
     def apply_schema(self, schema: str) -> None:
         """Run a schema's statements (`;`-separated, idempotent) in one transaction."""
         with self.transaction() as c:

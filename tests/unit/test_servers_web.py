@@ -319,6 +319,20 @@ def test_store_transactions(store_db) -> None:
         assert st.query_one("SELECT v FROM kv WHERE k = 'a'")["v"] == "1"
 
 
+def test_store_of_adds_a_role_s_tables_to_a_shared_store(store_db) -> None:
+    """`Store.of`: a role on another's store adds its tables there; a path opens a new one."""
+    first = "CREATE TABLE IF NOT EXISTS a (k TEXT PRIMARY KEY)"
+    second = (
+        "CREATE TABLE IF NOT EXISTS b (k TEXT PRIMARY KEY); CREATE TABLE IF NOT EXISTS c (k TEXT)"
+    )
+    with Store(store_db, first) as st:
+        assert Store.of(st, second) is st
+        assert st.columns("b") == {"k"} and st.columns("c") == {"k"}
+        assert Store.of(st, second) is st  # applied again, harmlessly
+    with Store.of(store_db, first) as again:
+        assert isinstance(again, Store) and again.columns("c") == {"k"}
+
+
 def test_store_types_and_conflicts(store_db) -> None:
     """Bytes, floats, big integers, row access by name and index; a UNIQUE conflict is known."""
     schema = (

@@ -356,11 +356,7 @@ class SmdpPlus:
             list(trusted_cis) if trusted_cis is not None else [c.ci for c in self.credentials]
         )
         self.tls = tls
-        if isinstance(store, Store):
-            store.apply_schema(_SCHEMA)
-            self.store = store
-        else:
-            self.store = Store(store, _SCHEMA)
+        self.store = Store.of(store, _SCHEMA)
         _migrate(self.store)
         self._random = random
         self._clock = clock

@@ -160,12 +160,7 @@ class AppManagementServer:
         #: received ("ams", "request"), the lock checked and the phone found
         #: ("ams", "identify"); a scenario labels the messages of each with its step.
         self.on_step = on_step or (lambda interface, function, detail: None)
-        self.store = store if isinstance(store, Store) else Store(store, SCHEMA)
-        if isinstance(store, Store):
-            with self.store.transaction() as c:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+        self.store = Store.of(store, SCHEMA)
         self.delivery = delivery
         self.rng = rng or CardRng()
         self.hours = hours or ServiceHours()

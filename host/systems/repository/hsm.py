@@ -75,11 +75,7 @@ class Hsm:
         keystore: KeyStore | None = None,
         threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
-        self.store = store if isinstance(store, Store) else Store(store)
-        with self.store.transaction() as c:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
+        self.store = Store.of(store, SCHEMA)
         self.keystore: KeyStore = keystore or SqliteKeyStore(self.store)
         self.threshold = threshold
 

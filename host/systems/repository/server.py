@@ -119,12 +119,7 @@ class Repository:
         token_ttl: float = DEFAULT_TOKEN_TTL,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store if isinstance(store, Store) else Store(store, SCHEMA)
-        if isinstance(store, Store):
-            with self.store.transaction() as c:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        c.execute(statement)
+        self.store = Store.of(store, SCHEMA)
         self.key, self.certificate, self.root = key, certificate, root
         self.holder = holder
         self.token_ttl = token_ttl
