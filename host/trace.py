@@ -36,6 +36,7 @@ from card.apdu import ApduFormatError, CommandApdu
 from card.sw import describe
 from host.log import TRAFFIC, traffic_enabled
 from host.readers.base import Reader
+from host.readers.wrappers import ReaderWrapper
 from host.redact import command_hex, data_span, hidden, masked_text
 
 log = logging.getLogger("cardemu.trace")
@@ -497,7 +498,7 @@ class ExchangeList(list[Exchange]):
         pass
 
 
-class TracingReader(Reader):
+class TracingReader(ReaderWrapper):
     """A reader wrapper that traces every exchange.
 
     Args:
@@ -521,20 +522,12 @@ class TracingReader(Reader):
         sinks: Iterable[TraceSink] = (),
         decode: bool = True,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.annotator = Annotator() if decode else None
-        self.name = inner.name
         self.stream = stream if stream is not None else sys.stderr
         self.fmt = fmt
         self.colour = use_colour(self.stream) if colour is None else colour
         self.sinks = list(sinks)
-
-    @property
-    def atr(self) -> bytes:
-        return getattr(self.inner, "atr", b"")
-
-    def connect(self) -> bytes:
-        return self.inner.connect()
 
     def reset(self) -> bytes:
         atr = self.inner.reset()
@@ -551,9 +544,6 @@ class TracingReader(Reader):
         for sink in self.sinks:
             sink.reset(atr)
         return atr
-
-    def disconnect(self) -> None:
-        self.inner.disconnect()
 
     def transmit(self, apdu: bytes) -> bytes:
         annotator = self.annotator
@@ -577,7 +567,7 @@ class TracingReader(Reader):
 # -- the TRAFFIC log --------------------------------------------------------------------
 
 
-class TrafficLogReader(Reader):
+class TrafficLogReader(ReaderWrapper):
     """A reader wrapper logging every exchange and reset at the TRAFFIC level.
 
     One record per exchange: the reader, the command in hex, the response data
@@ -586,13 +576,8 @@ class TrafficLogReader(Reader):
     """
 
     def __init__(self, inner: Reader, logger: logging.Logger = traffic_log) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.log = logger
-
-    @property
-    def atr(self) -> bytes:
-        return getattr(self.inner, "atr", b"")
 
     def connect(self) -> bytes:
         atr = self.inner.connect()
@@ -603,9 +588,6 @@ class TrafficLogReader(Reader):
         atr = self.inner.reset()
         self.log.log(TRAFFIC, "%s: reset, ATR %s", self.name, atr.hex().upper())
         return atr
-
-    def disconnect(self) -> None:
-        self.inner.disconnect()
 
     def transmit(self, apdu: bytes) -> bytes:
         t0 = time.perf_counter()

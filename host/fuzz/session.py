@@ -25,6 +25,7 @@ from host.fuzz.coverage import Coverage
 from host.fuzz.targets import CardTarget
 from host.fuzz.watchdog import Interrupted, guard
 from host.readers.base import Reader, ReaderError
+from host.readers.wrappers import ReaderWrapper
 
 _STOP = threading.Event()
 
@@ -116,25 +117,15 @@ class Step:
         return (r[-2] << 8) | r[-1] if r is not None and len(r) >= 2 else None
 
 
-class RateLimitedReader(Reader):
+class RateLimitedReader(ReaderWrapper):
     """A reader wrapper sending at most `rate` APDUs per second (real cards, real readers)."""
 
     def __init__(self, inner: Reader, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.inner = inner
-        self.name = getattr(inner, "name", "reader")
+        super().__init__(inner)
         self.interval = 1.0 / rate
         self._next = 0.0
-
-    def connect(self) -> bytes:
-        return self.inner.connect()
-
-    def reset(self) -> bytes:
-        return self.inner.reset()
-
-    def disconnect(self) -> None:
-        self.inner.disconnect()
 
     def transmit(self, apdu: bytes) -> bytes:
         now = time.monotonic()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from host.lpa.es9 import HttpAnswer, HttpRequest
 from host.readers.base import Reader, ReaderError
+from host.readers.wrappers import ReaderWrapper
 
 if TYPE_CHECKING:
     from card.runtime import CardRuntime
@@ -325,7 +326,7 @@ def card_reader(card: CardRuntime, pcsc: bool, *, slot: int = 0) -> Iterator[Rea
         yield reader
 
 
-class TracingReader(Reader):
+class TracingReader(ReaderWrapper):
     """A `Reader` that records every APDU as a message from `terminal` to `card`.
 
     Args:
@@ -345,21 +346,11 @@ class TracingReader(Reader):
         card: str,
         runtime: CardRuntime | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.recorder = recorder
         self.terminal = terminal
         self.card = card
         self.runtime = runtime
-        self.name = getattr(inner, "name", "traced reader")
-
-    def connect(self) -> bytes:
-        return self.inner.connect()
-
-    def reset(self) -> bytes:
-        return self.inner.reset()
-
-    def disconnect(self) -> None:
-        self.inner.disconnect()
 
     def transmit(self, apdu: bytes) -> bytes:
         from host.trace import annotate_command
