@@ -481,13 +481,19 @@ class ProfileProvider:
         self._set(row["move_id"], "k_switched", 570, "the AuC switched to the new K")
         return True
 
-    def _on_k_switched(self, row: Any, data: dict[str, Any]) -> bool:
+    def _order_delete(
+        self, row: Any, state: str, step: int, detail: str, manager: str, ese_id: str
+    ) -> bool:
+        """Order eSE `ese_id` (through `manager`) to delete the move's profile, signed."""
         move_id = bytes.fromhex(row["move_id"])
-        order = delete_order_data(move_id, bytes.fromhex(row["source"]), row["iccid"])
+        order = delete_order_data(move_id, bytes.fromhex(ese_id), row["iccid"])
         args = {"signature": self.pki.provider.sign(order).hex()}
-        return self._order_and_log(
+        return self._order_and_log(row, state, step, detail, manager, ese_id, "delete", args)
+
+    def _on_k_switched(self, row: Any, data: dict[str, Any]) -> bool:
+        return self._order_delete(
             row, "delete_ordered", 575, "deletion of the source profile ordered",
-            data["source_manager"], row["source"], "delete", args,
+            data["source_manager"], row["source"],
         )  # fmt: skip
 
     def _on_delete_ordered(self, row: Any, data: dict[str, Any]) -> bool:
@@ -506,12 +512,9 @@ class ProfileProvider:
         if "target_manager" not in data:  # pragma: no cover - installed implies it
             self._set(row["move_id"], "rolled_back", 207, "nothing installed")
             return False
-        move_id = bytes.fromhex(row["move_id"])
-        order = delete_order_data(move_id, bytes.fromhex(row["target"]), row["iccid"])
-        args = {"signature": self.pki.provider.sign(order).hex()}
-        return self._order_and_log(
+        return self._order_delete(
             row, "rollback_ordered", 207, "deletion of the target's copy ordered",
-            data["target_manager"], row["target"], "delete", args,
+            data["target_manager"], row["target"],
         )  # fmt: skip
 
     def _on_rollback_ordered(self, row: Any, data: dict[str, Any]) -> bool:
