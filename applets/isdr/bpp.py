@@ -166,14 +166,10 @@ class BppFunctions(IsdrBase):
 
     def _header(self, load: BppLoad) -> tuple[int, int] | None:
         """Take a tag and length from the buffer (None if not all there yet)."""
-        buf = bytes(load.buf)
-        try:
-            tag, p = decode_tag(buf, 0)
-            n, p = decode_length(buf, p)
-        except TlvError:
-            if len(buf) < 6:
-                return None
-            raise
+        head = _peek_header(bytes(load.buf))
+        if head is None:
+            return None
+        tag, p, n = head
         del load.buf[:p]
         if load.phase != "bf36":
             load.left -= p
@@ -184,13 +180,10 @@ class BppFunctions(IsdrBase):
     def _whole(self, load: BppLoad) -> tuple[int, bytes] | None:
         """Take one whole TLV from the buffer (None if not all there yet)."""
         buf = bytes(load.buf)
-        try:
-            tag, p = decode_tag(buf, 0)
-            n, p = decode_length(buf, p)
-        except TlvError:
-            if len(buf) < 6:
-                return None
-            raise
+        head = _peek_header(buf)
+        if head is None:
+            return None
+        tag, p, n = head
         if p + n > len(buf):
             return None
         del load.buf[: p + n]
@@ -436,3 +429,19 @@ class BppFunctions(IsdrBase):
             )
         self.session = None
         return pir
+
+
+def _peek_header(buf: bytes) -> tuple[int, int, int] | None:
+    """(tag, header length, value length) at the start of `buf`; None until the header is in.
+
+    Raises:
+        TlvError: six bytes or more that start no header (no header here is longer).
+    """
+    try:
+        tag, p = decode_tag(buf, 0)
+        n, p = decode_length(buf, p)
+    except TlvError:
+        if len(buf) < 6:
+            return None
+        raise
+    return tag, p, n
