@@ -26,11 +26,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from card import tlv
-from card.crypto.keys import raw_to_der
 from card.sgp22.localauth import (
     METHOD_FINGERPRINT,
     METHOD_PIN,
@@ -42,6 +39,7 @@ from card.sgp22.localauth import (
     TAG_OUTCOME,
 )
 from host.pki import ChainError, eid_of, verify_euicc_chain
+from host.servers.rsp_common import verify
 
 __all__ = [
     "EkycCertificate",
@@ -59,17 +57,6 @@ class ProofError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def _verify_raw(key: Any, signature: bytes, data: bytes) -> bool:
-    """ECDSA-SHA-256 over `data` with an r || s signature (BSI TR-03111 §5.2.1)."""
-    if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 64:
-        return False
-    try:
-        key.verify(raw_to_der(signature), data, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
 
 
 # -- the local-authentication result ------------------------------------------------------
@@ -163,7 +150,7 @@ def verify_local_auth(
         raise ProofError("eid", "the result names another EID than CERT.EUICC")
     if eid is not None and eid.upper() != cert_eid:
         raise ProofError("eid", "the EID sent is not the eUICC's")
-    if not _verify_raw(ecert.public_key(), parsed.signature, parsed.signed):
+    if not verify(ecert, parsed.signature, parsed.signed):
         raise ProofError("signature", "the local-authentication result's signature is invalid")
     if parsed.challenge != bytes(challenge):
         raise ProofError("challenge", "the result was made for another challenge (replayed)")
@@ -298,6 +285,6 @@ def verify_certificate(
         pass
     if cert.eid.upper() != eid.upper():
         raise ProofError("eid", "the certificate is for another EID")
-    if not _verify_raw(issuer.public_key(), cert.signature, cert.tbs()):
+    if not verify(issuer, cert.signature, cert.tbs()):
         raise ProofError("signature", "the certificate is not signed by the authentication server")
     return issuer
