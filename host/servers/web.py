@@ -71,7 +71,9 @@ __all__ = [
     "is_store_url",
     "check_bind_host",
     "WorkerPool",
+    "hex_field",
     "json_object",
+    "text_field",
     "off_loop",
     "problem",
     "role_app",
@@ -95,6 +97,25 @@ class HttpError(HTTPException):
     @property
     def message(self) -> str:
         return str(self.detail)
+
+
+def hex_field(body: Mapping[str, Any], name: str) -> bytes:
+    """A request's hex field as bytes (bytes as hex on the wire); 400 if absent or not hex."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise HttpError(400, f"{name}: a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise HttpError(400, f"{name}: not hex") from None
+
+
+def text_field(body: Mapping[str, Any], name: str, limit: int) -> str:
+    """A request's text field of 1 to `limit` characters; 400 otherwise."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise HttpError(400, f"{name}: a string of 1..{limit} characters")
+    return value
 
 
 class Refused(Exception):

@@ -28,8 +28,10 @@ from host.servers.web import (
     Store,
     TlsFiles,
     check_bind_host,
+    hex_field,
     json_object,
     role_app,
+    text_field,
 )
 
 SECRET = "k=00112233445566778899aabbccddeeff"
@@ -317,6 +319,28 @@ def test_store_transactions(store_db) -> None:
     # The file keeps what was committed; the schema is applied again harmlessly.
     with Store(path, schema) as st:
         assert st.query_one("SELECT v FROM kv WHERE k = 'a'")["v"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [({}, "x: a hex string"), ({"x": 1}, "x: a hex string"), ({"x": "0G"}, "x: not hex")],
+)
+def test_hex_field_refusals(body, message) -> None:
+    with pytest.raises(HttpError) as e:
+        hex_field(body, "x")
+    assert (e.value.status_code, e.value.message) == (400, message)
+
+
+@pytest.mark.parametrize("value", [None, 5, "", "abcd"])
+def test_text_field_refusals(value) -> None:
+    with pytest.raises(HttpError) as e:
+        text_field({"x": value}, "x", 3)
+    assert (e.value.status_code, e.value.message) == (400, "x: a string of 1..3 characters")
+
+
+def test_fields_accepted() -> None:
+    assert hex_field({"x": "0aFF"}, "x") == b"\x0a\xff"
+    assert text_field({"x": "abc"}, "x", 3) == "abc"
 
 
 def test_store_of_adds_a_role_s_tables_to_a_shared_store(store_db) -> None:

@@ -52,7 +52,16 @@ from card import tlv
 from card.crypto.keys import P256, EcKeyPair
 from card.crypto.rng import CardRng
 from card.sm.cvc import issue_cvc, parse_public_key_template, public_key_template
-from host.servers.web import HttpError, Refused, Store, json_object, off_loop, role_app
+from host.servers.web import (
+    HttpError,
+    Refused,
+    Store,
+    hex_field,
+    json_object,
+    off_loop,
+    role_app,
+    text_field,
+)
 from host.systems.doorlock.card import (
     Identifiers,
     InstallScript,
@@ -495,21 +504,8 @@ def _parse_request(data: bytes) -> tuple[bytes, dict[str, str], dict[str, str], 
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-def _hex(body: dict[str, Any], name: str) -> bytes:
-    value = body.get(name)
-    if not isinstance(value, str):
-        raise HttpError(400, f"{name}: a hex string")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise HttpError(400, f"{name}: not hex") from None
-
-
 def _str(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise HttpError(400, f"{name}: a string of 1..64 characters")
-    return value
+    return text_field(body, name, 64)
 
 
 def _sim(body: dict[str, Any]) -> SimIdentity:
@@ -529,7 +525,7 @@ def create_app(ams: AppManagementServer) -> Starlette:
 
     async def download_requests(request: Request) -> Response:
         body = await json_object(request)
-        data = _hex(body, "request")
+        data = hex_field(body, "request")
         result = await off_loop(lambda: ams.download(data))
         return JSONResponse(result.to_json(), status_code=201)
 
@@ -539,7 +535,7 @@ def create_app(ams: AppManagementServer) -> Starlette:
         combination = body.get("combination", "D")
         if not isinstance(methods, int) or not isinstance(combination, str):
             raise HttpError(400, "methods: an integer; combination: A-D")
-        mac = _hex(body, "mac")
+        mac = hex_field(body, "mac")
         await off_loop(
             lambda: ams.register_lock(
                 _str(body, "device_id"),

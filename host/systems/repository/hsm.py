@@ -36,7 +36,7 @@ from card.crypto.keys import EcKeyPair, EcPublicKey
 from card.sm.auth import TerminalAuthentication
 from host.readers.base import Reader
 from host.readers.sm import SmReader
-from host.servers.web import HttpError, Refused, Store, json_object, off_loop, role_app
+from host.servers.web import HttpError, Refused, Store, hex_field, json_object, off_loop, role_app
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.keystore import KeyStore, SqliteKeyStore
 from host.systems.repository.pipe import CardJob, JobError, mark, poll
@@ -238,13 +238,7 @@ def create_app(device: RegistrationDevice) -> Starlette:
 
     async def card(request: Request) -> Response:
         body = await json_object(request)
-        value = body.get("response")
-        if value is not None and not isinstance(value, str):
-            raise HttpError(400, "response: a hex string")
-        try:
-            resp = bytes.fromhex(value) if value is not None else None
-        except ValueError:
-            raise HttpError(400, "response: not hex") from None
+        resp = None if body.get("response") is None else hex_field(body, "response")
         seq = _seq(body)
         return JSONResponse(
             await off_loop(lambda: device.exchange(request.path_params["iid"], resp, seq))

@@ -48,7 +48,16 @@ from card.sm.auth import TerminalAuthentication
 from card.sm.cvc import ec_verify, parse_public_key_template
 from host.readers.base import Reader
 from host.readers.sm import SmReader
-from host.servers.web import HttpError, Refused, Store, json_object, off_loop, role_app
+from host.servers.web import (
+    HttpError,
+    Refused,
+    Store,
+    hex_field,
+    json_object,
+    off_loop,
+    role_app,
+    text_field,
+)
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.pipe import CardJob, CardPipe, JobError, mark, poll
 
@@ -386,18 +395,6 @@ class Repository:
 # -- HTTP ------------------------------------------------------------------------------
 
 
-def _hex(body: dict[str, Any], name: str, *, optional: bool = False) -> bytes | None:
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise HttpError(400, f"{name}: a hex string")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise HttpError(400, f"{name}: not hex") from None
-
-
 def _seq(body: dict[str, Any]) -> int | None:
     value = body.get("seq")
     if value is None:
@@ -408,10 +405,7 @@ def _seq(body: dict[str, Any]) -> int | None:
 
 
 def _str(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > 128:
-        raise HttpError(400, f"{name}: a string of 1..128 characters")
-    return value
+    return text_field(body, name, 128)
 
 
 def create_app(repo: Repository) -> Starlette:
@@ -441,7 +435,7 @@ def create_app(repo: Repository) -> Starlette:
 
     async def card(request: Request) -> Response:
         body = await json_object(request)
-        resp = _hex(body, "response", optional=True)
+        resp = None if body.get("response") is None else hex_field(body, "response")
         seq = _seq(body)
         return JSONResponse(
             await off_loop(lambda: repo.exchange(request.path_params["sid"], resp, seq))
@@ -455,8 +449,7 @@ def create_app(repo: Repository) -> Starlette:
 
     async def disclose(request: Request) -> Response:
         body = await json_object(request)
-        token = _hex(body, "token")
-        assert token is not None
+        token = hex_field(body, "token")
         sid = request.path_params["sid"]
         return JSONResponse(await off_loop(lambda: repo.disclose(sid, token)))
 
@@ -468,9 +461,8 @@ def create_app(repo: Repository) -> Starlette:
 
     async def store(request: Request) -> Response:
         body = await json_object(request)
-        token, cred, sig = (_hex(body, n) for n in ("token", "credential", "signature"))
+        token, cred, sig = (hex_field(body, n) for n in ("token", "credential", "signature"))
         cid = _str(body, "credential_id")
-        assert token is not None and cred is not None and sig is not None
         sid = request.path_params["sid"]
         await off_loop(lambda: repo.store_credential(sid, token, cid, cred, sig))
         return Response(status_code=204)
