@@ -703,29 +703,20 @@ def _euicc(curve: str, eum: Credential, eid: str, org: str, seed: bytes | None) 
     return Credential(_build(b, key, eum.key), key)
 
 
-def _smdp(
-    curve: str,
-    ci: Credential,
-    role: x509.ObjectIdentifier,
-    label: str,
-    smdp_oid: str,
-    seed: bytes | None,
-    crl_url: str,
-) -> Credential:
-    return _server(curve, ci, role, label, smdp_oid, seed, crl_url, "SM-DP+")
-
-
 def _server(
     curve: str,
     ci: Credential,
     role: x509.ObjectIdentifier,
     label: str,
-    smdp_oid: str,
+    oid: str,
     seed: bytes | None,
     crl_url: str,
     what: str,
 ) -> Credential:
-    """An RSP server's signing certificate (CERT.DPauth, CERT.DPpb, CERT.DSauth)."""
+    """An RSP server's signing certificate (CERT.DPauth, CERT.DPpb, CERT.DSauth).
+
+    `oid` is the server's (SM-DP+ or SM-DS OID, the registeredID); `what` names it in the CN.
+    """
     key = _new_key(curve, seed, label)
     name = x509.Name(
         [
@@ -742,7 +733,7 @@ def _server(
         .not_valid_after(_SERVER_NOT_AFTER)
         .add_extension(_aki(ci), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName([x509.RegisteredID(x509.ObjectIdentifier(smdp_oid))]),
+            x509.SubjectAlternativeName([x509.RegisteredID(x509.ObjectIdentifier(oid))]),
             critical=False,
         )
         .add_extension(_key_usage(sign=True), critical=True)
@@ -873,8 +864,8 @@ def create_pki(
         ci=ci,
         eum=eum,
         euiccs=euiccs,
-        dpauth=_smdp(curve, ci, OID_ROLE_DP_AUTH, "dpauth", smdp_oid, s, crl_url),
-        dppb=_smdp(curve, ci, OID_ROLE_DP_PB, "dppb", smdp_oid, s, crl_url),
+        dpauth=_server(curve, ci, OID_ROLE_DP_AUTH, "dpauth", smdp_oid, s, crl_url, "SM-DP+"),
+        dppb=_server(curve, ci, OID_ROLE_DP_PB, "dppb", smdp_oid, s, crl_url, "SM-DP+"),
         dptls=_dptls(curve, ci, smdp_host, tls_names, smdp_oid, s, crl_url),
         ein=ein,
         eum_org=eum_org,
