@@ -68,6 +68,7 @@ class ServerProcess:
         )
         self._proc = proc
         ready = threading.Event()
+        served: list[str] = []  # this start's URL: a restart must not trust the last one
 
         def read() -> None:
             assert proc.stderr is not None
@@ -75,10 +76,10 @@ class ServerProcess:
                 self._log.append(line.rstrip())
                 m = _SERVING.search(line)
                 if m and not ready.is_set():
-                    self.url = f"{m[1]}://{m[2]}:{m[3]}"
+                    served.append(f"{m[1]}://{m[2]}:{m[3]}")
                     self.port = int(m[3])
                     ready.set()
-            ready.set()
+            ready.set()  # end of stderr: the process is going, whatever it said
 
         threading.Thread(target=read, name=f"{self.role}-stderr", daemon=True).start()
         deadline = time.monotonic() + self.timeout
@@ -86,8 +87,13 @@ class ServerProcess:
             if time.monotonic() > deadline:
                 self.kill()
                 raise ServerStartError(f"{self.role} did not start in {self.timeout:.0f} s")
-        if proc.poll() is not None or not self.url:
+        if not served:  # stderr ended without "serving": it exited (or is exiting)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
             raise ServerStartError(f"{self.role} exited: {' / '.join(self._log[-3:])}")
+        self.url = served[0]
         self.starts += 1
         return self
 
