@@ -121,7 +121,7 @@ def _fixed(apdu: bytes, card: CardRuntime) -> tuple[Callable[[int], Sequence[byt
 
 
 def _usim_card(image: str | None) -> CardRuntime:
-    from applets.usim.builder import DEFAULT_USIM_AID
+    from card.uicc.builder import DEFAULT_USIM_AID
     from host.presets import new_card
 
     card = new_card("usim", image, rng_seed=1)
@@ -131,8 +131,8 @@ def _usim_card(image: str | None) -> CardRuntime:
 
 
 def _authenticate_batches(card: CardRuntime) -> Callable[[int], Sequence[bytes]]:
-    from applets.usim.builder import TEST_K, TEST_OPC
     from card.crypto.milenage import Milenage, generate_auth_vector
+    from card.uicc.builder import TEST_K, TEST_OPC
 
     alg = Milenage(TEST_K, TEST_OPC)
     seq = [0x40]  # above the preset's SEQ; IND 0, 5 IND bits (TS 33.102 Annex C)

@@ -69,7 +69,7 @@ def _sample_profile_bytes() -> bytes:
     Bytes only are cached (immutable): each card decodes its own Profile from them,
     so no mutable object is ever shared between cards.
     """
-    from applets.usim.builder import sample_profile
+    from card.uicc.builder import sample_profile
 
     return sample_profile().to_bytes()
 
@@ -91,7 +91,7 @@ def install_uicc_isd(rt: CardRuntime) -> None:
 def _usim(rt: CardRuntime) -> None:
     from applets.usim import UICC_AID, UiccApplet
 
-    # One profile from the builder, enabled: see applets.usim.builder TEST_* for its values.
+    # One profile from the builder, enabled: see card.uicc.builder TEST_* for its values.
     rt.install(UiccApplet, UICC_AID, _sample_profile_bytes(), default=True)
     install_uicc_isd(rt)
     rt.set_atr(UICC_ATR)
@@ -148,8 +148,8 @@ HN_PUBLIC_KEY_B = bytes.fromhex(
 
 def _usim_5g(rt: CardRuntime) -> None:
     from applets.usim import UICC_AID, UiccApplet
-    from applets.usim import ts_31_102 as u
-    from applets.usim.builder import TEST_IMSI, IsimSetup, SuciSetup, sample_profile
+    from card.uicc import ts_31_102 as u
+    from card.uicc.builder import TEST_IMSI, IsimSetup, SuciSetup, sample_profile
 
     # The "usim" subscription with SUCI calculation by the USIM (Profile A first, key 1;
     # then Profile B, key 2; then the null scheme), routing indicator 0, and an ISIM.

@@ -17,17 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from applets.usim import ts_31_102 as u
-from applets.usim.ts_102_221 import (
+from card.crypto.milenage import AkaAlgorithm, c2, c3, parse_auts
+from card.crypto.suci import Suci, SuciError, decode_msin, deconceal, kausf, res_star
+from card.sw import retries_left
+from card.uicc import ts_31_102 as u
+from card.uicc.ts_102_221 import (
     USIM_AID_PREFIX,
     ApplicationTemplate,
     decode_dir_record,
     decode_iccid,
     pad_pin,
 )
-from card.crypto.milenage import AkaAlgorithm, c2, c3, parse_auts
-from card.crypto.suci import Suci, SuciError, decode_msin, deconceal, kausf, res_star
-from card.sw import retries_left
 from host.errors import ApduError
 from host.readers.base import Reader
 from host.readers.wrappers import GetResponseReader
@@ -463,7 +463,8 @@ def card_profiles(card: Any) -> list[dict[str, Any]]:
     Args:
         card: a `CardRuntime`, outside any command.
     """
-    from applets.usim import Profile, UiccApplet
+    from applets.usim import UiccApplet
+    from card.uicc.profile import Profile
 
     out: list[dict[str, Any]] = []
     for aid, *_ in card.applets():

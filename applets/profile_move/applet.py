@@ -83,11 +83,11 @@ from applets.profile_move.wire import (
     seal,
     unseal,
 )
-from applets.usim.profile import Profile, ProfileFormatError
 from card import tlv
 from card.crypto.keys import P256, EcKeyPair, EcPublicKey
 from card.framework import APDU, SW, Applet, CardError, persistent
 from card.profiles import PROFILE_STORE_AID, ProfileStoreError, ProfileStoreReason
+from card.uicc.profile import Profile, ProfileFormatError
 
 __all__ = ["MoveAgentApplet", "BindingError", "check_binding"]
 

@@ -68,54 +68,10 @@ import hmac
 from dataclasses import replace
 from typing import Any
 
-from applets.usim.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
 from applets.usim.ins import Ins
-from applets.usim.profile import Profile, ProfileFormatError, RfmSpec
-from applets.usim.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
 from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
 from applets.usim.store import PinRecord, Slot
 from applets.usim.suci import INS_GET_IDENTITY, P2_SUCI_CONTEXT, calculate_suci
-from applets.usim.ts_31_102 import (
-    DF_5GS,
-    DF_SAIP,
-    EF_ROUTING_INDICATOR,
-    EF_SUCI_CALC_INFO_USIM,
-    SERVICE_GSM_ACCESS,
-    SERVICE_GSM_SECURITY_CONTEXT,
-    SERVICE_SUCI_BY_USIM,
-    SERVICE_SUPI_PRIVACY,
-    decode_ad,
-    decode_imsi,
-    decode_service_table,
-)
-from applets.usim.ts_31_103 import ISIM_AID_PREFIX
-from applets.usim.ts_51_011 import (
-    CHV1,
-    CHV2,
-    CHV_LENGTH,
-    DF_GSM,
-    RUN_GSM_RAND_LENGTH,
-    SHARED_WITH_USIM,
-    SW_ACCESS_NOT_FULFILLED,
-    SW_CHV_BLOCKED,
-    SW_CHV_CONTRADICTION,
-    SW_INCORRECT_P3,
-    SW_NO_CHV,
-    SW_UNKNOWN_INS,
-    UNBLOCK_CHV1,
-    ChvStatus,
-    df_response,
-    ef_response,
-    gsm_status,
-)
-from applets.usim.ts_102_221 import (
-    ARR_ADM,
-    ARR_DF,
-    ARR_RECORD_LENGTH,
-    ARR_RECORDS,
-    PIN_LENGTH,
-    USIM_AID_PREFIX,
-)
 from card.apdu import CommandApdu
 from card.framework import AID, APDU, SW, Applet, CardError, transient
 from card.framework.catalogue import CatalogueError, class_ref
@@ -136,6 +92,50 @@ from card.profiles import (
     ProfileStoreInterface,
     ProfileStoreReason,
     ProfileSummary,
+)
+from card.uicc.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
+from card.uicc.profile import Profile, ProfileFormatError, RfmSpec
+from card.uicc.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
+from card.uicc.ts_31_102 import (
+    DF_5GS,
+    DF_SAIP,
+    EF_ROUTING_INDICATOR,
+    EF_SUCI_CALC_INFO_USIM,
+    SERVICE_GSM_ACCESS,
+    SERVICE_GSM_SECURITY_CONTEXT,
+    SERVICE_SUCI_BY_USIM,
+    SERVICE_SUPI_PRIVACY,
+    decode_ad,
+    decode_imsi,
+    decode_service_table,
+)
+from card.uicc.ts_31_103 import ISIM_AID_PREFIX
+from card.uicc.ts_51_011 import (
+    CHV1,
+    CHV2,
+    CHV_LENGTH,
+    DF_GSM,
+    RUN_GSM_RAND_LENGTH,
+    SHARED_WITH_USIM,
+    SW_ACCESS_NOT_FULFILLED,
+    SW_CHV_BLOCKED,
+    SW_CHV_CONTRADICTION,
+    SW_INCORRECT_P3,
+    SW_NO_CHV,
+    SW_UNKNOWN_INS,
+    UNBLOCK_CHV1,
+    ChvStatus,
+    df_response,
+    ef_response,
+    gsm_status,
+)
+from card.uicc.ts_102_221 import (
+    ARR_ADM,
+    ARR_DF,
+    ARR_RECORD_LENGTH,
+    ARR_RECORDS,
+    PIN_LENGTH,
+    USIM_AID_PREFIX,
 )
 
 # GlobalPlatform life cycle states for the applications of a profile.

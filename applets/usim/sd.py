@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from applets.usim.profile import SdKey
 from card.framework import APDU, SW, CardError
 from card.framework.shareable import Shareable
 from card.gp import carddata, lifecycle
@@ -40,6 +39,7 @@ from card.gp.keys import keysets_from_value
 from card.gp.registry import Privilege, Registry
 from card.gp.scp03 import Scp03Keys
 from card.profiles import PROFILE_STORE_AID
+from card.uicc.profile import SdKey
 
 __all__ = ["ProfileSdInterface", "ProfileSecurityDomain", "scp03_keysets"]
 

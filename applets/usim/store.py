@@ -9,7 +9,7 @@ Profile n lives under the keys "p<n>." of the applet's store:
     p<n>.sd.<AID>    a security domain: identity, keys, perso data, SCP03 counter
     p<n>.rfm         the RFM instances' parameters (TARs, MSL, access domains)
     p<n>.cdma        the CDMA parameters
-    p<n>.fs.*        the file tree (card.fs, kept compactly: applets.usim.fsstore)
+    p<n>.fs.*        the file tree (card.fs, kept compactly: card.uicc.fsstore)
 
 Every value a command changes is one key, so each change is one atomic write: a
 PIN try (PIN and PUK counters share one tuple), the SQN state, a file's content.
@@ -22,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from applets.usim.auth import SqnPolicy, SqnState, make_algorithm
-from applets.usim.fsstore import CompactFsStore
-from applets.usim.profile import (
+from card.crypto.milenage import AkaAlgorithm
+from card.fs import FileSystem
+from card.uicc.auth import SqnPolicy, SqnState, make_algorithm
+from card.uicc.fsstore import CompactFsStore
+from card.uicc.profile import (
     AppSpec,
     AuthSpec,
     PinSpec,
@@ -35,9 +37,7 @@ from applets.usim.profile import (
     files_from_fs,
     files_to_fs,
 )
-from applets.usim.ts_102_221 import pad_pin, unpad_pin
-from card.crypto.milenage import AkaAlgorithm
-from card.fs import FileSystem
+from card.uicc.ts_102_221 import pad_pin, unpad_pin
 
 
 class Store(Protocol):

@@ -23,13 +23,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from applets.usim.ins import Ins
-from applets.usim.ts_31_102 import (
+from card.crypto.suci import NULL_SCHEME, PROFILE_A, PROFILE_B, Suci, conceal, encode_msin
+from card.sw import SW, CardError
+from card.uicc.ts_31_102 import (
     SuciCalcInfo,
     decode_routing_indicator,
     decode_suci_calc_info,
 )
-from card.crypto.suci import NULL_SCHEME, PROFILE_A, PROFILE_B, Suci, conceal, encode_msin
-from card.sw import SW, CardError
 
 #: TS 31.102 §7.5: GET IDENTITY, and P2 for the SUCI context.
 INS_GET_IDENTITY = Ins.GET_IDENTITY

@@ -449,7 +449,7 @@ def move_provider(
     Examples:
       cardemu server move-provider --port 0 --db /tmp/provider.sqlite --demo-subscription
     """
-    from applets.usim.builder import TEST_IMSI, TEST_MSISDN, sample_iccid
+    from card.uicc.builder import TEST_IMSI, TEST_MSISDN, sample_iccid
     from host.systems.profile_move.provider import ProfileProvider, create_app
     from host.systems.profile_move.scenario import DEMO_OP, DEMO_PROFILE_ID
 
@@ -565,7 +565,7 @@ def move_auc(
     Examples:
       cardemu server move-auc --port 0 --db /tmp/auc.sqlite --demo-subscriber
     """
-    from applets.usim.builder import TEST_IMSI, TEST_K, TEST_OPC
+    from card.uicc.builder import TEST_IMSI, TEST_K, TEST_OPC
     from host.systems.profile_move.auc import Auc, create_app
 
     auc = Auc(db, _move_demo(demo_seed).k4)

@@ -220,8 +220,8 @@ def usim_auth(
         and (preset or DEFAULT_PRESET) in KNOWN_KEYS
         and algorithm == "milenage"
     ):
-        # A fresh built-in card: the AuC's keys are the builder's (applets.usim.builder).
-        from applets.usim.builder import TEST_K, TEST_OPC
+        # A fresh built-in card: the AuC's keys are the builder's (card.uicc.builder).
+        from card.uicc.builder import TEST_K, TEST_OPC
 
         k_hex, opc_hex = TEST_K.hex(), TEST_OPC.hex()
     alg = _algorithm(algorithm, k_hex, opc_hex, op_hex, res_len, keccak_iterations)

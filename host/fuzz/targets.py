@@ -390,8 +390,8 @@ def _usim_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
 def _usim_authenticate(sqns: Iterable[int]) -> tuple[bytes, ...]:
     """AUTHENTICATE (3G context, TS 31.102 §7.1.2) commands the sample profile accepts:
     Milenage with its K and OPc, fresh SQNs (TS 33.102 Annex C: SEQ || IND, 5 IND bits)."""
-    from applets.usim.builder import TEST_K, TEST_OPC
     from card.crypto.milenage import Milenage, generate_auth_vector
+    from card.uicc.builder import TEST_K, TEST_OPC
 
     alg = Milenage(TEST_K, TEST_OPC)
     out = []
@@ -404,7 +404,7 @@ def _usim_authenticate(sqns: Iterable[int]) -> tuple[bytes, ...]:
 
 def _usim_profiles() -> list[AppletTarget]:
     from applets.usim import UICC_AID
-    from applets.usim.builder import DEFAULT_USIM_AID
+    from card.uicc.builder import DEFAULT_USIM_AID
 
     usim = select_apdu(DEFAULT_USIM_AID)[:-1]
     return [
@@ -447,7 +447,7 @@ def _usim_profiles() -> list[AppletTarget]:
             + _usim_authenticate((1 << 5, 2 << 5 | 1, 3 << 5, 40 << 5 | 31)),
             secrets=_usim_secrets,
             counters=_usim_counters,
-            coverage=("applets.usim", "card.fs"),
+            coverage=("applets.usim", "card.uicc", "card.fs"),
         )
     ]
 

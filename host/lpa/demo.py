@@ -34,7 +34,7 @@ DEMO_MATCHING_ID = "DEMO-1"
 
 def demo_order(matching_id: str = DEMO_MATCHING_ID) -> ProfileOrder:
     """The documented test subscription (the "usim" preset's IMSI, K, OPc) as an SM-DP+ order."""
-    from applets.usim.builder import TEST_ICCID_BODY, TEST_IMSI, TEST_K, TEST_OPC
+    from card.uicc.builder import TEST_ICCID_BODY, TEST_IMSI, TEST_K, TEST_OPC
 
     return ProfileOrder(
         matching_id,

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from applets.usim import UICC_AID
-from applets.usim.builder import TEST_K, TEST_OPC, sample_profile
 from applets.usim.store import Slot
 from card.crypto.milenage import Milenage, generate_auth_vector
 from card.runtime import CardRuntime, CardTorn
+from card.uicc.builder import TEST_K, TEST_OPC, sample_profile
 from tests.unit.usim_cards import uicc, usim_card
 
 K = bytes.fromhex("0f0e0d0c0b0a09080706050403020100")

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from applets.usim.builder import TEST_IMSI, TEST_K, TEST_OPC
-from applets.usim.ts_31_102 import encode_imsi
 from card.crypto.milenage import Milenage
 from card.runtime import CardRuntime
+from card.uicc.builder import TEST_IMSI, TEST_K, TEST_OPC
+from card.uicc.ts_31_102 import encode_imsi
 from host.presets import new_card
 from host.readers.pcsc import PcscReader, list_readers
 from host.usim import UsimSession, check_auth

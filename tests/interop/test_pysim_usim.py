@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from applets.usim import UICC_AID
-from applets.usim.builder import TEST_IMSI
 from card.atr import build_atr
 from card.runtime import CardRuntime
+from card.uicc.builder import TEST_IMSI
 from host.presets import install_uicc_isd
 
 PYSIM_DIR = os.environ.get("CARDEMU_PYSIM_DIR")
@@ -59,7 +59,7 @@ def _t0_usim() -> CardRuntime:
     # already chosen T=1 for a card offering both: serve the USIM as a T=0 card, as
     # most SIMs are.
     from applets.usim import UICC_AID, UiccApplet
-    from applets.usim.builder import sample_profile
+    from card.uicc.builder import sample_profile
 
     card = CardRuntime(atr=build_atr((0,)).to_bytes(), rng_seed=1)
     card.install(UiccApplet, UICC_AID, sample_profile().to_bytes(), default=True)

@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.usim.builder import sample_profile
-from applets.usim.profile import ProfileFormatError
 from card.crypto.milenage import build_autn, c2, c3, compute_auts, generate_auth_vector, parse_auts
 from card.crypto.tuak import Tuak, keccak_f1600, topc_from_top
+from card.uicc.builder import sample_profile
+from card.uicc.profile import ProfileFormatError
 from tests.unit.usim_cards import authenticate, select_usim, send, usim_card
 
 h = bytes.fromhex
@@ -218,7 +218,7 @@ def test_profile_refuses_bad_tuak_parameters(kwargs: dict[str, object]) -> None:
 
 
 def test_tuak_profile_round_trips_through_its_export() -> None:
-    from applets.usim.profile import Profile
+    from card.uicc.profile import Profile
 
     p = sample_profile(algorithm="tuak", opc=h(SETS[5]["TOPc"]), k=h(SETS[5]["K"]),
                        res_len=32, ck_len=32, ik_len=32, keccak_iterations=2)  # fmt: skip

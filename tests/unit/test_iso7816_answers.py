@@ -28,9 +28,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from applets.sample import COUNTER_CLIENT_AID, ECHO_AID, PURSE_AID, EchoApplet
-from applets.usim import AppSpec
-from applets.usim.auth import SqnPolicy, SqnState, check_sqn
-from applets.usim.builder import DEFAULT_USIM_AID, sample_profile
 from card.apdu import CommandApdu
 from card.crypto.milenage import Milenage, generate_auth_vector, parse_auts
 from card.framework import APDU, Applet, CardError
@@ -39,6 +36,9 @@ from card.gp.isd import ISD_AID, IssuerSecurityDomain
 from card.profiles import ProfileStoreError, ProfileStoreReason
 from card.runtime import CardRuntime
 from card.sgp22.ecasd import ISD_R_AID
+from card.uicc.auth import SqnPolicy, SqnState, check_sqn
+from card.uicc.builder import DEFAULT_USIM_AID, sample_profile
+from card.uicc.profile import AppSpec
 from host.bio.session import BioSession
 from host.errors import ApduError
 from host.log import TRAFFIC

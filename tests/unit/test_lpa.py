@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.usim.builder import IsimSetup, SuciSetup
-from applets.usim.ts_31_102 import SuciCalcInfo
-from applets.usim.ts_31_103 import DEFAULT_ISIM_AID
 from card.crypto.milenage import Milenage, generate_auth_vector
+from card.uicc.builder import IsimSetup, SuciSetup
+from card.uicc.ts_31_102 import SuciCalcInfo
+from card.uicc.ts_31_103 import DEFAULT_ISIM_AID
 from host.cli import main
 from host.es9plus import SC_EID_REFUSED, SC_MATCHING_ID_REFUSED, SC_SMDP_CERT_UNAVAILABLE, Es9Error
 from host.lpa import ActivationCode, Es9TransportError, Es10Client, Es10Error, Lpa, Step

@@ -29,12 +29,12 @@ from applets.profile_move.wire import (
 )
 from applets.sample import PURSE_AID
 from applets.usim import UICC_AID
-from applets.usim.builder import sample_profile
-from applets.usim.profile import AppSpec, Profile
 from card import tlv
 from card.crypto.keys import P256, EcKeyPair
 from card.crypto.rng import CardRng
 from card.runtime import CardRuntime
+from card.uicc.builder import sample_profile
+from card.uicc.profile import AppSpec, Profile
 from host.errors import ApduError
 from host.readers.base import ReaderError
 from host.readers.inprocess import InProcessReader

@@ -11,7 +11,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from applets.usim.builder import sample_profile
+from card.uicc.builder import sample_profile
 from host.readers.inprocess import InProcessReader
 from host.systems.profile_move.card import bind, make_ese
 from host.systems.profile_move.common import new_id

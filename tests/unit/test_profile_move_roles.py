@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from applets.profile_move.wire import SealError, Variant, binding_data, seal, unseal
-from applets.usim.builder import TEST_IMSI, TEST_K, TEST_OPC, sample_profile
 from card.crypto.milenage import Milenage
 from card.crypto.rng import CardRng
+from card.uicc.builder import TEST_IMSI, TEST_K, TEST_OPC, sample_profile
 from host.readers.inprocess import InProcessReader
 from host.systems.profile_move.auc import Auc
 from host.systems.profile_move.card import bind, make_ese

@@ -25,9 +25,6 @@ import pytest
 
 from applets.isdr.rsp import FORBIDDEN_PPRS
 from applets.usim import UICC_AID, UiccApplet
-from applets.usim.profile import FileSpec, Profile
-from applets.usim.saip import CAPABILITY_BITS, PeStatus, profile_from_package
-from applets.usim.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES
 from applets.usim.sd import ProfileSecurityDomain
 from card.framework.catalogue import class_ref
 from card.gp.loadfile import default_module_aid, default_package_aid
@@ -36,6 +33,9 @@ from card.profiles import ProfileStoreError, ProfileStoreReason
 from card.runtime import CardRuntime
 from card.sgp22 import asn1
 from card.sgp22.values import bits_to_set
+from card.uicc.profile import FileSpec, Profile
+from card.uicc.saip import CAPABILITY_BITS, PeStatus, profile_from_package
+from card.uicc.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES
 from host.errors import ApduError
 from host.gp.client import GpClient
 from host.readers.inprocess import InProcessReader

@@ -472,7 +472,7 @@ def test_memory_reset_by_class() -> None:
 
 def test_preloaded_profile_is_listed_and_manageable() -> None:
     from applets.usim import UICC_AID
-    from applets.usim.builder import sample_profile
+    from card.uicc.builder import sample_profile
 
     rt = euicc_card()
     store = rt.applet(UICC_AID)

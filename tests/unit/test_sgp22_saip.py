@@ -1,4 +1,4 @@
-"""The profile store installs an eUICC Profile Package (applets.usim.saip, TCA format).
+"""The profile store installs an eUICC Profile Package (card.uicc.saip, TCA format).
 
 The TS.48 generic test profile (tests/unit/data/sgp22/README.md) goes in
 through the store's Shareable method, then answers AUTHENTICATE once enabled.
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from applets.usim.saip import PeStatus, SaipError, profile_from_package
 from card.profiles import ProfileStoreError, ProfileStoreReason
 from card.sgp22 import asn1
+from card.uicc.saip import PeStatus, SaipError, profile_from_package
 from tests.unit.usim_cards import authenticate, empty_card, select_usim, send, uicc
 
 TS48 = (Path(__file__).parent / "data" / "sgp22" / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der").read_bytes()

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from pg_fixtures import pg_server, pg_url  # noqa: F401 - fixtures
 from rsp_soft_euicc import SoftEuicc, b64d
 
-from applets.usim.saip import profile_from_package
 from card.sgp22 import asn1
+from card.uicc.saip import profile_from_package
 from host.es9plus import (
     ADMIN_PROTOCOL,
     ES9_PATHS,

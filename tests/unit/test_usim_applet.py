@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from applets.usim import ts_31_102 as u
-from applets.usim.builder import DEFAULT_USIM_AID, TEST_IMSI, sample_iccid
-from applets.usim.ts_102_221 import decode_dir_record, decode_iccid
 from card.fs import parse_fcp
+from card.uicc import ts_31_102 as u
+from card.uicc.builder import DEFAULT_USIM_AID, TEST_IMSI, sample_iccid
+from card.uicc.ts_102_221 import decode_dir_record, decode_iccid
 from tests.unit.usim_cards import empty_card, select_usim, send, usim_card
 
 

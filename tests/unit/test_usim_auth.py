@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.usim.auth import SqnPolicy, SqnState, check_sqn
 from card.crypto.milenage import Milenage, c2, c3, generate_auth_vector, parse_auts
+from card.uicc.auth import SqnPolicy, SqnState, check_sqn
 from tests.unit.usim_cards import authenticate, select_usim, send, uicc, usim_card
 
 # 3GPP TS 35.207 §4-6, test sets 1-6 (copied from ../shared/vectors/milenage.json, whose
@@ -251,8 +251,8 @@ class _CountingMilenage(Milenage):
 
 def test_authenticate_3g_runs_f2345_once() -> None:
     """AK and RES/CK/IK come from one f2345 run, with the same answer."""
-    from applets.usim.auth import authenticate_3g
     from card.crypto.milenage import parse_autn
+    from card.uicc.auth import authenticate_3g
 
     alg = _CountingMilenage(OSMO_K, OSMO_OPC)
     policy = SqnPolicy()
@@ -268,7 +268,7 @@ def test_authenticate_3g_runs_f2345_once() -> None:
 
 def test_service_table_decoding_is_by_content() -> None:
     """The cached decoder answers by content: a changed EF.UST gives a new answer."""
-    from applets.usim.ts_31_102 import decode_service_table, encode_service_table
+    from card.uicc.ts_31_102 import decode_service_table, encode_service_table
 
     a = encode_service_table({27, 33}, 5)
     b = encode_service_table({33}, 5)

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.usim import ts_31_102 as u
-from applets.usim.ts_51_011 import gsm_status
-from applets.usim.ts_102_221 import (
+from card.uicc import ts_31_102 as u
+from card.uicc.ts_51_011 import gsm_status
+from card.uicc.ts_102_221 import (
     ApplicationTemplate,
     decode_dir_record,
     decode_iccid,

@@ -1,5 +1,5 @@
 """A complete, consistent card: a service of EF.UST is on if and only if its files are there
-(applets.usim.ts_31_102.SERVICE_FILES / SERVICE_NEEDS), checked over every preset, the
+(card.uicc.ts_31_102.SERVICE_FILES / SERVICE_NEEDS), checked over every preset, the
 profiles the builder makes (TUAK, SUCI by the USIM or the ME, ISIM), the packages the
 SM-DP+ builds, and the imported GSMA TS.48 test profile."""
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from applets.usim import Profile, UiccApplet
-from applets.usim import ts_31_102 as u
-from applets.usim.builder import TEST_IMSI, IsimSetup, SuciSetup, sample_profile
-from applets.usim.saip import profile_from_package
+from applets.usim import UiccApplet
+from card.uicc import ts_31_102 as u
+from card.uicc.builder import TEST_IMSI, IsimSetup, SuciSetup, sample_profile
+from card.uicc.profile import Profile
+from card.uicc.saip import profile_from_package
 from host.presets import PRESETS, new_card
 from host.servers.smdpp.saip import ProfileOrder, build_upp
 

@@ -1,4 +1,4 @@
-"""applets.usim.fsstore: the compact form of a profile's files gives back what was stored."""
+"""card.uicc.fsstore: the compact form of a profile's files gives back what was stored."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.usim.fsstore import CompactFsStore, _pack_meta, _unpack_meta
-from applets.usim.profile import DictStore
 from card.fs import FileSystem, Structure
 from card.fs.files import META_VERSION
 from card.nvm import _size
+from card.uicc.fsstore import CompactFsStore, _pack_meta, _unpack_meta
+from card.uicc.profile import DictStore
 
 
 def _meta(draw: Any, handle: str) -> tuple[Any, ...]:

@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apdu_specs import ts_102_221 as specs
-from applets.usim import Profile
-from applets.usim import ts_31_102 as u
-from applets.usim import ts_51_011 as g
-from applets.usim.builder import DEFAULT_USIM_AID, TEST_IMSI, sample_profile
 from card.crypto.milenage import Milenage, XorTestAlgorithm, c2, c3
 from card.runtime import CardRuntime, CardTorn
+from card.uicc import ts_31_102 as u
+from card.uicc import ts_51_011 as g
+from card.uicc.builder import DEFAULT_USIM_AID, TEST_IMSI, sample_profile
+from card.uicc.profile import Profile
 from host.presets import new_card
 from tests.unit.test_usim_auth import (
     OSMO_CK,

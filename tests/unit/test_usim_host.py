@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from applets.usim.builder import TEST_IMSI, TEST_K, TEST_OPC, sample_iccid
 from card.crypto.milenage import Milenage, generate_auth_vector
+from card.uicc.builder import TEST_IMSI, TEST_K, TEST_OPC, sample_iccid
 from host.cli import cli
 from host.errors import ApduError
 from host.readers.inprocess import InProcessReader

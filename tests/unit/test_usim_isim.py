@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from applets.usim import ts_31_103 as i
-from applets.usim.builder import (
+from card.crypto.milenage import Milenage, generate_auth_vector
+from card.uicc import ts_31_103 as i
+from card.uicc.builder import (
     DEFAULT_USIM_AID,
     TEST_IMSI,
     TEST_K,
@@ -17,8 +18,7 @@ from applets.usim.builder import (
     IsimSetup,
     sample_profile,
 )
-from applets.usim.ts_102_221 import decode_dir_record
-from card.crypto.milenage import Milenage, generate_auth_vector
+from card.uicc.ts_102_221 import decode_dir_record
 from tests.unit.usim_cards import authenticate, select_usim, send, usim_card
 
 ISIM = IsimSetup.for_imsi(TEST_IMSI)

@@ -7,14 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from applets.usim import UICC_AID, AppSpec, Profile, ProfileFormatError, UiccApplet
-from applets.usim import ts_31_102 as u
-from applets.usim.builder import sample_profile
+from applets.usim import UICC_AID, UiccApplet
 from card.crypto.milenage import Milenage, generate_auth_vector
 from card.framework import APDU, Applet, CardError
 from card.nvm import PowerLoss
 from card.profiles import ISD_R_AID, ProfileStoreError, ProfileStoreReason
 from card.runtime import CardRuntime
+from card.uicc import ts_31_102 as u
+from card.uicc.builder import sample_profile
+from card.uicc.profile import AppSpec, Profile, ProfileFormatError
 from tests.unit.usim_cards import authenticate, empty_card, select_usim, send, uicc
 
 A = sample_profile(iccid="8900000000000000011", imsi="001010000000011", spn="Alpha")

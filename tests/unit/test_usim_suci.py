@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from applets.usim import ts_31_102 as u
-from applets.usim.builder import SuciSetup, sample_profile
 from card.crypto.suci import NULL_SCHEME, PROFILE_A, PROFILE_B, Suci, decode_msin, deconceal
+from card.uicc import ts_31_102 as u
+from card.uicc.builder import SuciSetup, sample_profile
 from tests.unit.test_crypto_suci import C4_A, C4_B, C4_SCHEME_INPUT
 from tests.unit.usim_cards import select_usim, send, usim_card
 
@@ -183,7 +183,7 @@ def test_cli_auth_derives_res_star_and_kausf() -> None:
 
     from click.testing import CliRunner
 
-    from applets.usim.builder import TEST_K, TEST_OPC
+    from card.uicc.builder import TEST_K, TEST_OPC
     from host.cli import cli
 
     rand = bytes(16)

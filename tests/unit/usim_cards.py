@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from applets.usim import UICC_AID, Profile, UiccApplet
-from applets.usim.builder import DEFAULT_USIM_AID, sample_profile
+from applets.usim import UICC_AID, UiccApplet
 from card.runtime import CardRuntime
+from card.uicc.builder import DEFAULT_USIM_AID, sample_profile
+from card.uicc.profile import Profile
 
 
 def usim_card(

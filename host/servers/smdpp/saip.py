@@ -3,7 +3,7 @@
 `build_upp(order)` gives the DER of the profile elements an SM-DP+ binds into a
 BPP (SGP.22 §2.5.2): header, MF, PUK codes, PIN codes, USIM, optional USIM
 files, the USIM's local PIN, the AKA parameters, end. The file contents come
-from the emulator's USIM profile builder (`applets.usim.builder.build_profile`:
+from the emulator's USIM profile builder (`card.uicc.builder.build_profile`:
 EF.IMSI, EF.AD, EF.UST, EF.ARR rules, ...), used only for its data: each file
 becomes a templated file of the PE (TCA v3.3.1 §8.3) with an explicit FCP
 (file descriptor, file ID, size, SFI, access rule) and its content, so a
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from applets.usim.builder import IsimSetup, SuciSetup, build_profile
-from applets.usim.profile import FileSpec, Profile
-from applets.usim.ts_102_221 import luhn_digit
 from card.sgp22 import asn1
+from card.uicc.builder import IsimSetup, SuciSetup, build_profile
+from card.uicc.profile import FileSpec, Profile
+from card.uicc.ts_102_221 import luhn_digit
 
 __all__ = [
     "ProfileOrder",

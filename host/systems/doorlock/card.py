@@ -129,7 +129,7 @@ def make_sim(identity: SimIdentity, *, rng_seed: int | bytes | None = None) -> C
     with the GP test keys 40..4F (SCP03, key version 30) and the SCP80 test key
     sets (`host.presets.ota_test_keysets`) for remote applet management.
     """
-    from applets.usim.builder import sample_profile
+    from card.uicc.builder import sample_profile
     from host.presets import install_uicc_ota
 
     rt = CardRuntime(rng_seed=rng_seed)

@@ -40,7 +40,7 @@ def new_sim(
     identity: SimIdentity, image: str | os.PathLike[str] | None, *, rng_seed: int | None = None
 ) -> CardRuntime:
     """A UICC with a USIM and an ISD, as `card.make_sim` builds it: in memory, or a new image."""
-    from applets.usim.builder import sample_profile
+    from card.uicc.builder import sample_profile
     from host.presets import install_uicc_ota, new_card
     from host.systems.doorlock.card import make_sim
 

@@ -64,7 +64,7 @@ AFTERNOON = datetime(2026, 12, 7, 14, 0)
 
 
 def _sim(n: int) -> Any:
-    from applets.usim.ts_102_221 import luhn_digit
+    from card.uicc.ts_102_221 import luhn_digit
     from host.systems.doorlock.card import SimIdentity
 
     body = f"89882100000000{n:04d}"

@@ -34,10 +34,10 @@ from applets.profile_move.wire import (
     Variant,
     binding_data,
 )
-from applets.usim.profile import Profile
 from card import tlv
 from card.crypto.keys import EcKeyPair
 from card.runtime import CardRuntime
+from card.uicc.profile import Profile
 from host.readers.base import Reader, ReaderError
 from host.session import AppletSession
 from host.systems.profile_move.pki import MovePki, ese_id_of

@@ -55,10 +55,10 @@ from applets.profile_move.wire import (
     seal,
     unseal,
 )
-from applets.usim.profile import Profile, ProfileFormatError
 from card import tlv
 from card.crypto.milenage import opc_from_op
 from card.crypto.rng import CardRng
+from card.uicc.profile import Profile, ProfileFormatError
 from host.servers.web import Store
 from host.systems.profile_move.card import bind
 from host.systems.profile_move.common import Refused, json_app, new_id, text

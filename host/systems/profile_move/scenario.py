@@ -297,8 +297,8 @@ class _World:
 
     def __init__(self, ctx: RunContext, scenario: ProfileMoveScenario, stack: Any) -> None:
         from applets.sample import PURSE_AID
-        from applets.usim.builder import TEST_MSISDN, sample_profile
-        from applets.usim.profile import AppSpec
+        from card.uicc.builder import TEST_MSISDN, sample_profile
+        from card.uicc.profile import AppSpec
         from host.systems.profile_move import auc, manager, mno, provider, resolver
         from host.systems.profile_move.card import bind, make_ese
         from host.systems.profile_move.common import LocalRole

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from applets.usim import ts_31_102 as u
+from card.uicc import ts_31_102 as u
 from host.errors import ApduError
 from host.readers.base import Reader, ReaderError
 from host.systems.profile_move.card import MoveAgent

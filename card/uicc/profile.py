@@ -21,27 +21,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, overload
 
-from applets.usim.auth import (
+from card.fs import FileSystem, Structure
+from card.fs.files import MF_HANDLE
+from card.uicc.auth import (
     ALGORITHMS,
     DEFAULT_DELTA,
     DEFAULT_IND_BITS,
     TUAK_RES_LENGTHS,
     SqnPolicy,
 )
-from applets.usim.ts_31_102 import (
+from card.uicc.ts_31_102 import (
     decode_dialling_number,
     decode_imsi,
     decode_service_table,
     decode_spn,
     service_file_mismatches,
 )
-from applets.usim.ts_102_221 import (
+from card.uicc.ts_102_221 import (
     PIN_LENGTH,
     USIM_AID_PREFIX,
     decode_dir_record,
 )
-from card.fs import FileSystem, Structure
-from card.fs.files import MF_HANDLE
 
 FORMAT_NAME = "cardemu-profile"
 FORMAT_VERSION = 1

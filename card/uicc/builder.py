@@ -41,12 +41,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from applets.usim import ts_31_102 as u
-from applets.usim import ts_31_103 as i
-from applets.usim import ts_51_011 as g
-from applets.usim.auth import DEFAULT_DELTA, DEFAULT_IND_BITS
-from applets.usim.profile import AppSpec, AuthSpec, DictStore, PinSpec, Profile, files_from_fs
-from applets.usim.ts_102_221 import (
+from card.fs import FileSystem, Referenced, Structure
+from card.uicc import ts_31_102 as u
+from card.uicc import ts_31_103 as i
+from card.uicc import ts_51_011 as g
+from card.uicc.auth import DEFAULT_DELTA, DEFAULT_IND_BITS
+from card.uicc.profile import AppSpec, AuthSpec, DictStore, PinSpec, Profile, files_from_fs
+from card.uicc.ts_102_221 import (
     ADM1,
     ARR_ADM,
     ARR_ADM_ONLY,
@@ -65,7 +66,6 @@ from applets.usim.ts_102_221 import (
     encode_iccid,
     encode_languages,
 )
-from card.fs import FileSystem, Referenced, Structure
 
 #: A USIM AID as many commercial cards carry it: RID 3GPP, USIM, country/provider FF.
 DEFAULT_USIM_AID = bytes.fromhex("A0000000871002FFFFFFFF8907090000")
@@ -616,7 +616,7 @@ TEST_PINS = {
 
 def sample_iccid() -> str:
     """The test ICCID: its 18 digits and the Luhn check digit."""
-    from applets.usim.ts_102_221 import luhn_digit
+    from card.uicc.ts_102_221 import luhn_digit
 
     return TEST_ICCID_BODY + luhn_digit(TEST_ICCID_BODY)
 

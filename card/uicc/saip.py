@@ -57,9 +57,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from applets.usim.auth import DEFAULT_IND_BITS
-from applets.usim.fsstore import CompactFsStore
-from applets.usim.profile import (
+from card.fs import FileSystem, Structure
+from card.fs.fcp import Referenced
+from card.fs.files import MF_HANDLE, adf_handle, child_handle
+from card.sgp22.asn1 import Asn1Error, decode_pe_sequence
+from card.sw import CardError
+from card.uicc.auth import DEFAULT_IND_BITS
+from card.uicc.fsstore import CompactFsStore
+from card.uicc.profile import (
     AppSpec,
     AuthSpec,
     DictStore,
@@ -71,12 +76,7 @@ from applets.usim.profile import (
     SdSpec,
     files_from_fs,
 )
-from applets.usim.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES, DfTemplate, FileTemplate
-from card.fs import FileSystem, Structure
-from card.fs.fcp import Referenced
-from card.fs.files import MF_HANDLE, adf_handle, child_handle
-from card.sgp22.asn1 import Asn1Error, decode_pe_sequence
-from card.sw import CardError
+from card.uicc.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES, DfTemplate, FileTemplate
 
 __all__ = ["PeStatus", "SaipError", "SaipResult", "profile_from_package"]
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from applets.usim.ts_102_221 import swapped_bcd, unswap_bcd
+from card.uicc.ts_102_221 import swapped_bcd, unswap_bcd
 
 # -- TS 31.102 §4.2.8: the USIM service table ------------------------------------------------
 
