@@ -16,8 +16,9 @@ Commands (CLA 0X/4X unless noted; TS 102 221 §10.1.1 Table 10.5):
   time. A verified PIN holds on every channel until reset or a profile switch.
 - AUTHENTICATE (88), TS 31.102 §7.1.2: P2 81 (3G context), 80 (GSM context), on
   a channel whose current application is the USIM, PIN1 verified or disabled; on
-  the ISIM (TS 31.103 §7.1.2), P2 81 (IMS AKA) only, with the profile's algorithm
-  and SQN state, answered without Kc.
+  the ISIM (TS 31.103 §7.1.2), P2 81 (IMS AKA) only, with the ISIM's own keys and
+  SQN state when the profile gives it some (Profile.app_auth), else the profile's
+  (the USIM's), answered without Kc.
 - GET IDENTITY (8X 78, 0X 78 taken too), TS 31.102 §7.5, P2 01 (SUCI context): the USIM conceals
   its IMSI itself (applets.usim.suci) when services n°124 and n°125 are available
   (6A81 otherwise), on a USIM channel with PIN1 verified or disabled.
@@ -621,9 +622,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             raise CardError(SW.INCORRECT_P1P2)
         if not env.is_verified(PIN1):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
-        # The ISIM runs the profile's algorithm and SQN state; its answer has no Kc.
+        # The ISIM runs its own keys and SQN state when the profile gives it some
+        # (Profile.app_auth), else the profile's (the USIM's); its answer has no Kc.
         services = frozenset() if isim else self._services(slot, app.handle)
-        alg = slot.algorithm()
+        aid = name if isim else None
+        alg = slot.algorithm(aid)
         if apdu.p2 == _AUTH_GSM:
             if SERVICE_GSM_SECURITY_CONTEXT not in services:
                 raise CardError(SW.AUTH_CONTEXT_UNSUPPORTED)
@@ -632,14 +635,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         rand, autn = parse_lv_items(apdu.data, 2)
         resp, new_state = authenticate_3g(
             alg,
-            slot.sqn_policy(),
-            slot.sqn_state(),
+            slot.sqn_policy(aid),
+            slot.sqn_state(aid),
             rand,
             autn,
             with_kc=SERVICE_GSM_ACCESS in services,
         )
         if new_state is not None:
-            slot.set_sqn_state(new_state)
+            slot.set_sqn_state(new_state, aid)
         return resp
 
     def _get_identity(self, apdu: APDU, slot: Slot, state: dict[str, Any], env: _Env) -> bytes:

@@ -5,6 +5,8 @@ Profile n lives under the keys "p<n>." of the applet's store:
     p<n>.meta        (iccid, name, provider, metadata, apps, pin refs)
     p<n>.auth        (algorithm, K, OPc, OP, RES length, IND bits, delta, L)
     p<n>.sqn         (SEQ_MS array, SQN_MS)        -- changed by AUTHENTICATE
+    p<n>.auth.<AID>  the same two for an application with keys of its own
+    p<n>.sqn.<AID>   (an ISIM with its own K, Profile.app_auth)
     p<n>.pin.<ref>   (PIN, limit, tries, enabled, PUK, PUK limit, PUK tries)
     p<n>.sd.<AID>    a security domain: identity, keys, perso data, SCP03 counter
     p<n>.rfm         the RFM instances' parameters (TARs, MSL, access domains)
@@ -86,12 +88,14 @@ class Slot:
 
     __slots__ = ("store", "number", "prefix", "fs", "_alg")
 
+    _alg: dict[str, tuple[Any, AkaAlgorithm]]
+
     def __init__(self, store: Store, number: int) -> None:
         self.store = store
         self.number = number
         self.prefix = f"p{number}."
         self.fs = FileSystem(CompactFsStore(store, self.prefix + "fs."), self.prefix + "fs.")
-        self._alg: tuple[Any, AkaAlgorithm] | None = None
+        self._alg = {}
 
     # -- metadata and keys ---------------------------------------------------------
 
@@ -106,27 +110,39 @@ class Slot:
     def apps(self) -> tuple[AppSpec, ...]:
         return tuple(AppSpec(aid, ref, params) for aid, ref, params in self.meta[4])
 
-    def algorithm(self) -> AkaAlgorithm:
-        """The AKA algorithm with this profile's keys (rebuilt only when they change)."""
-        auth = self.store.get(self.prefix + "auth")
-        cached = self._alg
+    def own_auth_aids(self) -> tuple[bytes, ...]:
+        """The applications with AKA keys of their own (Profile.app_auth)."""
+        return tuple(self.meta[7]) if len(self.meta) > 7 else ()
+
+    def _suffix(self, aid: bytes | None) -> str:
+        """The key suffix of the AKA state `aid` runs: its own, or the profile's ("")."""
+        if aid is not None and aid in self.own_auth_aids():
+            return "." + aid.hex().upper()
+        return ""
+
+    def algorithm(self, aid: bytes | None = None) -> AkaAlgorithm:
+        """The AKA algorithm application `aid` runs (None: the USIM's, the profile's keys),
+        rebuilt only when the keys change."""
+        suffix = self._suffix(aid)
+        auth = self.store.get(self.prefix + "auth" + suffix)
+        cached = self._alg.get(suffix)
         if cached is not None and cached[0] == auth:
             return cached[1]
         name, k, opc, op, res_len = auth[:5]
         alg = make_algorithm(name, k, opc, op, res_len, *_tuak_options(auth))
-        self._alg = (auth, alg)
+        self._alg[suffix] = (auth, alg)
         return alg
 
-    def sqn_policy(self) -> SqnPolicy:
-        auth = self.store.get(self.prefix + "auth")
+    def sqn_policy(self, aid: bytes | None = None) -> SqnPolicy:
+        auth = self.store.get(self.prefix + "auth" + self._suffix(aid))
         return SqnPolicy(auth[5], auth[6], auth[7])
 
-    def sqn_state(self) -> SqnState:
-        seq, sqn_ms = self.store.get(self.prefix + "sqn")
+    def sqn_state(self, aid: bytes | None = None) -> SqnState:
+        seq, sqn_ms = self.store.get(self.prefix + "sqn" + self._suffix(aid))
         return SqnState(seq, sqn_ms)
 
-    def set_sqn_state(self, state: SqnState) -> None:
-        self.store.set(self.prefix + "sqn", (state.seq, state.sqn_ms))
+    def set_sqn_state(self, state: SqnState, aid: bytes | None = None) -> None:
+        self.store.set(self.prefix + "sqn" + self._suffix(aid), (state.seq, state.sqn_ms))
 
     def pin(self, ref: int) -> PinRecord | None:
         v = self.store.get(f"{self.prefix}pin.{ref:02X}")
@@ -164,25 +180,10 @@ class Slot:
 
     def write(self, profile: Profile) -> None:
         """Store a whole profile in this (empty) slot."""
-        a = profile.auth
-        policy = a.policy
-        seq = SqnState.initial(policy, a.sqn_ms, a.seq).seq
         files_to_fs(self.fs, profile.files)
-        self.store.set(
-            self.prefix + "auth",
-            (
-                a.algorithm,
-                a.k,
-                a.opc,
-                a.op,
-                a.res_len,
-                a.ind_bits,
-                a.delta,
-                a.age_limit,
-                (a.keccak_iterations, a.ck_len, a.ik_len),
-            ),
-        )
-        self.store.set(self.prefix + "sqn", (seq, a.sqn_ms))
+        self._write_auth("", profile.auth)
+        for aid, a in profile.app_auth:
+            self._write_auth("." + aid.hex().upper(), a)
         for p in profile.pins:
             self.set_pin(
                 p.ref,
@@ -229,15 +230,52 @@ class Slot:
                 tuple((x.aid, x.class_ref, x.params) for x in profile.apps),
                 tuple(p.ref for p in profile.pins),
                 tuple(sd.aid for sd in profile.security_domains),
+                tuple(aid for aid, _ in profile.app_auth),
             ),
+        )
+
+    def _write_auth(self, suffix: str, a: AuthSpec) -> None:
+        seq = SqnState.initial(a.policy, a.sqn_ms, a.seq).seq
+        self.store.set(
+            self.prefix + "auth" + suffix,
+            (
+                a.algorithm,
+                a.k,
+                a.opc,
+                a.op,
+                a.res_len,
+                a.ind_bits,
+                a.delta,
+                a.age_limit,
+                (a.keccak_iterations, a.ck_len, a.ik_len),
+            ),
+        )
+        self.store.set(self.prefix + "sqn" + suffix, (seq, a.sqn_ms))
+
+    def _read_auth(self, aid: bytes | None) -> AuthSpec:
+        auth = self.store.get(self.prefix + "auth" + self._suffix(aid))
+        algorithm, k, opc, op, res_len, ind_bits, delta, age_limit = auth[:8]
+        state = self.sqn_state(aid)
+        iterations, ck_len, ik_len = _tuak_options(auth)
+        return AuthSpec(
+            k=k,
+            opc=opc,
+            op=op,
+            algorithm=algorithm,
+            res_len=res_len,
+            ind_bits=ind_bits,
+            delta=delta,
+            age_limit=age_limit,
+            keccak_iterations=iterations,
+            ck_len=ck_len,
+            ik_len=ik_len,
+            seq=state.seq,
+            sqn_ms=state.sqn_ms,
         )
 
     def read(self) -> Profile:
         """The profile as it is now (files, counters and SQN state included)."""
         iccid, name, provider, metadata, apps, refs = self.meta[:6]
-        auth = self.store.get(self.prefix + "auth")
-        algorithm, k, opc, op, res_len, ind_bits, delta, age_limit = auth[:8]
-        state = self.sqn_state()
         pins = []
         for ref in refs:
             r = self.pin(ref)
@@ -257,21 +295,8 @@ class Slot:
             )
         return Profile(
             iccid=iccid,
-            auth=AuthSpec(
-                k=k,
-                opc=opc,
-                op=op,
-                algorithm=algorithm,
-                res_len=res_len,
-                ind_bits=ind_bits,
-                delta=delta,
-                age_limit=age_limit,
-                keccak_iterations=_tuak_options(auth)[0],
-                ck_len=_tuak_options(auth)[1],
-                ik_len=_tuak_options(auth)[2],
-                seq=state.seq,
-                sqn_ms=state.sqn_ms,
-            ),
+            auth=self._read_auth(None),
+            app_auth=tuple((aid, self._read_auth(aid)) for aid in self.own_auth_aids()),
             files=files_from_fs(self.fs),
             pins=tuple(pins),
             name=name,

@@ -117,13 +117,19 @@ class SuciSetup:
 
 @dataclass(frozen=True)
 class IsimSetup:
-    """The ISIM's identities (TS 31.103 §4.2; TS 23.003 §13)."""
+    """The ISIM's identities (TS 31.103 §4.2; TS 23.003 §13) and, rarely, its own keys.
+
+    `auth` None (the usual case: TS.48 and operator profiles carry one set of AKA
+    parameters) makes the ISIM run the USIM's K, algorithm and SQN state; an
+    `AuthSpec` gives it keys and an SQN state of its own (Profile.app_auth).
+    """
 
     impi: str
     impu: tuple[str, ...]
     domain: str
     pcscf: tuple[i.PcscfAddress, ...] = ()
     aid: bytes = i.DEFAULT_ISIM_AID
+    auth: AuthSpec | None = None
 
     @classmethod
     def for_imsi(cls, imsi: str, mnc_length: int = 2) -> IsimSetup:
@@ -359,7 +365,8 @@ def build_profile(
             USIM, readable with ADM only) or DF.5GS/EF.SUCI_Calc_Info (by the ME).
         isim: an ISIM (TS 31.103) beside the USIM: ADF.ISIM registered in EF.DIR with
             EF.IMPI, EF.DOMAIN, EF.IMPU, EF.AD, EF.ARR, EF.IST and EF.P-CSCF. It runs
-            the profile's AKA algorithm and SQN state (IMS AKA, TS 33.203).
+            the profile's AKA algorithm and SQN state (IMS AKA, TS 33.203) unless
+            `isim.auth` gives it its own.
 
     Raises:
         ValueError: a field the files cannot hold.
@@ -591,6 +598,7 @@ def build_profile(
         provider=provider,
         apps=tuple(apps),
         metadata=tuple(metadata),
+        app_auth=((isim.aid, isim.auth),) if isim is not None and isim.auth else (),
     )
 
 

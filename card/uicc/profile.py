@@ -298,6 +298,10 @@ class Profile:
     rfm: tuple[RfmSpec, ...] = ()
     #: CDMA parameters (TCA SAIP PE-CDMAParameter): (field name, value), secrets included
     cdma: tuple[tuple[str, bytes], ...] = ()
+    #: AKA parameters of an application with keys of its own, by its ADF's AID (an ISIM
+    #: with its own K/OPc: a SAIP akaParameter for the ISIM, `auth_for`). An application
+    #: not listed runs `auth` and its SQN state, as real profiles' ISIMs mostly do.
+    app_auth: tuple[tuple[bytes, AuthSpec], ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.iccid.isdigit() and self.iccid.isascii() and 1 <= len(self.iccid) <= 20):
@@ -311,6 +315,14 @@ class Profile:
             raise ProfileFormatError("the file tree starts with the MF")
         if len({d.aid for d in self.security_domains}) != len(self.security_domains):
             raise ProfileFormatError("two security domains with the same AID")
+        adf_names = {f.name for f in self.files if f.parent == MF_HANDLE and f.name}
+        if len({aid for aid, _ in self.app_auth}) != len(self.app_auth):
+            raise ProfileFormatError("two sets of AKA parameters for one application")
+        for aid, _ in self.app_auth:
+            if aid not in adf_names or aid.startswith(USIM_AID_PREFIX):
+                raise ProfileFormatError(
+                    f"AKA parameters for {aid.hex().upper()}, no ADF of the profile but the USIM's"
+                )
         by_handle = {f.handle: f for f in self.files}
         for f in self.files:
             if f.link is None:
@@ -328,6 +340,16 @@ class Profile:
 
     def file(self, handle: str) -> FileSpec | None:
         return next((f for f in self.files if f.handle == handle), None)
+
+    def auth_for(self, aid: bytes) -> AuthSpec:
+        """The AKA parameters the application `aid` runs: its own, or the profile's.
+
+        TS 31.103 §7.1.2 runs IMS AKA on the ISIM with the algorithm of TS 33.102 and
+        leaves which K the ISIM holds to the issuer. Real profiles mostly give the ISIM
+        the USIM's subscription (one K, one SQN state: TS.48 and operator profiles carry
+        one akaParameter); a profile may give it its own (`app_auth`).
+        """
+        return next((a for x, a in self.app_auth if x == aid), self.auth)
 
     def usim_adf(self) -> FileSpec | None:
         """The ADF of the USIM (DF name starting A0000000871002), if the profile has one."""
@@ -402,13 +424,17 @@ class Profile:
 
     def without_secrets(self) -> Profile:
         """The same profile with K, OP/OPc and the PIN/PUK values zeroed (for display)."""
-        a = self.auth
-        auth = replace(
-            a,
-            k=bytes(len(a.k)),
-            opc=None if a.opc is None else bytes(len(a.opc)),
-            op=None if a.op is None else bytes(len(a.op)),
-        )
+
+        def hide(a: AuthSpec) -> AuthSpec:
+            return replace(
+                a,
+                k=bytes(len(a.k)),
+                opc=None if a.opc is None else bytes(len(a.opc)),
+                op=None if a.op is None else bytes(len(a.op)),
+            )
+
+        auth = hide(self.auth)
+        app_auth = tuple((aid, hide(a)) for aid, a in self.app_auth)
         pins = tuple(replace(p, value=b"0", puk=None if p.puk is None else b"0") for p in self.pins)
         sds = tuple(
             replace(
@@ -421,7 +447,9 @@ class Profile:
             for d in self.security_domains
         )
         cdma = tuple((n, bytes(len(v))) for n, v in self.cdma)
-        return replace(self, auth=auth, pins=pins, security_domains=sds, cdma=cdma)
+        return replace(
+            self, auth=auth, app_auth=app_auth, pins=pins, security_domains=sds, cdma=cdma
+        )
 
     def describe(self) -> dict[str, Any]:
         """A readable summary with stable keys, no secret in it."""
@@ -586,28 +614,50 @@ def _file_from_doc(d: dict[str, Any]) -> FileSpec:
     )
 
 
+def _auth_doc(a: AuthSpec) -> dict[str, Any]:
+    return {
+        "algorithm": a.algorithm,
+        "k": a.k.hex(),
+        "opc": _hex(a.opc),
+        "op": _hex(a.op),
+        "res_len": a.res_len,
+        "keccak_iterations": a.keccak_iterations,
+        "ck_len": a.ck_len,
+        "ik_len": a.ik_len,
+        "ind_bits": a.ind_bits,
+        "delta": a.delta,
+        "age_limit": a.age_limit,
+        "seq": list(a.seq),
+        "sqn_ms": a.sqn_ms,
+    }
+
+
+def _auth_from_doc(a: dict[str, Any]) -> AuthSpec:
+    return AuthSpec(
+        k=_unhex(a["k"]),
+        opc=_unhex(a["opc"], optional=True),
+        op=_unhex(a["op"], optional=True),
+        algorithm=_str(a["algorithm"], 16),
+        res_len=_int(a["res_len"], 4, 32),
+        keccak_iterations=_int(a.get("keccak_iterations", 1), 1, 255),
+        ck_len=_int(a.get("ck_len", 16), 16, 32),
+        ik_len=_int(a.get("ik_len", 16), 16, 32),
+        ind_bits=_int(a["ind_bits"], 0, 10),
+        delta=_int(a["delta"], 1, 1 << 48, optional=True),
+        age_limit=_int(a["age_limit"], 1, 1 << 48, optional=True),
+        seq=tuple(_int(s, 0, (1 << 48) - 1) for s in a["seq"]),
+        sqn_ms=_int(a["sqn_ms"], 0, (1 << 48) - 1),
+    )
+
+
 def _profile_doc(p: Profile) -> dict[str, Any]:
-    a = p.auth
     return {
         "iccid": p.iccid,
         "name": p.name,
         "provider": p.provider,
         "metadata": [[k, v] for k, v in p.metadata],
-        "auth": {
-            "algorithm": a.algorithm,
-            "k": a.k.hex(),
-            "opc": _hex(a.opc),
-            "op": _hex(a.op),
-            "res_len": a.res_len,
-            "keccak_iterations": a.keccak_iterations,
-            "ck_len": a.ck_len,
-            "ik_len": a.ik_len,
-            "ind_bits": a.ind_bits,
-            "delta": a.delta,
-            "age_limit": a.age_limit,
-            "seq": list(a.seq),
-            "sqn_ms": a.sqn_ms,
-        },
+        "auth": _auth_doc(p.auth),
+        "app_auth": [{"aid": aid.hex(), "auth": _auth_doc(a)} for aid, a in p.app_auth],
         "pins": [
             {
                 "ref": q.ref,
@@ -712,22 +762,7 @@ def _rfm_from_doc(d: dict[str, Any]) -> RfmSpec:
 
 
 def _profile_from_doc(d: dict[str, Any]) -> Profile:
-    a = d["auth"]
-    auth = AuthSpec(
-        k=_unhex(a["k"]),
-        opc=_unhex(a["opc"], optional=True),
-        op=_unhex(a["op"], optional=True),
-        algorithm=_str(a["algorithm"], 16),
-        res_len=_int(a["res_len"], 4, 32),
-        keccak_iterations=_int(a.get("keccak_iterations", 1), 1, 255),
-        ck_len=_int(a.get("ck_len", 16), 16, 32),
-        ik_len=_int(a.get("ik_len", 16), 16, 32),
-        ind_bits=_int(a["ind_bits"], 0, 10),
-        delta=_int(a["delta"], 1, 1 << 48, optional=True),
-        age_limit=_int(a["age_limit"], 1, 1 << 48, optional=True),
-        seq=tuple(_int(s, 0, (1 << 48) - 1) for s in a["seq"]),
-        sqn_ms=_int(a["sqn_ms"], 0, (1 << 48) - 1),
-    )
+    auth = _auth_from_doc(d["auth"])
     pins = []
     for q in d["pins"]:
         if not isinstance(q["enabled"], bool):
@@ -758,6 +793,9 @@ def _profile_from_doc(d: dict[str, Any]) -> Profile:
         security_domains=tuple(_sd_from_doc(x) for x in d.get("security_domains", ())),
         rfm=tuple(_rfm_from_doc(x) for x in d.get("rfm", ())),
         cdma=tuple((_str(n, 64), _unhex(v)) for n, v in d.get("cdma", ())),
+        app_auth=tuple(
+            (_unhex(x["aid"]), _auth_from_doc(x["auth"])) for x in d.get("app_auth", ())
+        ),
     )
 
 

@@ -23,9 +23,12 @@ turns one into the store's internal `Profile`:
   disabled); tries in the nibbles of maxNumOfAttemps-retryNumLeft;
 - akaParameter: Milenage (algorithmID 1, K and OPc, standard constants only),
   TUAK (2, K and TOPc, numberOfKeccak) or the TS 34.108 XOR test algorithm (3);
-  one AKA state per profile (the ISIM's AKA runs the USIM's): a second, different
-  akaParameter is refused; sqnDelta / sqnAgeLimit / sqnInit set the SQN policy
-  (TS 33.102 Annex C);
+  sqnDelta / sqnAgeLimit / sqnInit set the SQN policy (TS 33.102 Annex C). The
+  first akaParameter is the profile's (the USIM's, and the ISIM's unless it has its
+  own); a later, different one placed after the PE that creates an ISIM's ADF is
+  that ISIM's own (`Profile.app_auth`); any other second, different set is refused.
+  A mappingParameter is taken where it maps an ISIM onto the USIM (shared keys,
+  what real profiles mostly do: one akaParameter); other mappings are refused;
 - BER-TLV EFs (fileDescriptor '39', TS 102 221 §11.3) and linked EFs (linkPath:
   the EF shares the content of the EF it names, TS 102 222 §6.3) are files like
   the others; a linked DF is refused (dfLink is not supported);
@@ -77,6 +80,8 @@ from card.uicc.profile import (
     files_from_fs,
 )
 from card.uicc.saip_templates import PE_DFS, SUB_DF_FIDS, TEMPLATES, DfTemplate, FileTemplate
+from card.uicc.ts_31_103 import ISIM_AID_PREFIX
+from card.uicc.ts_102_221 import USIM_AID_PREFIX
 
 __all__ = ["PeStatus", "SaipError", "SaipResult", "profile_from_package"]
 
@@ -554,6 +559,16 @@ class _Builder:
 
     # -- the file tree ---------------------------------------------------------------------------
 
+    def adf_names(self) -> list[bytes]:
+        """The DF names of the ADFs created so far, in creation order."""
+        return [f.name for h in self.order if (f := self.files[h]).is_adf and f.name]
+
+    def last_adf_name(self) -> bytes | None:
+        """The ADF created last: the NAA a following akaParameter belongs to (TCA SAIP
+        orders each NAA's PEs after the PE that creates its ADF)."""
+        names = self.adf_names()
+        return names[-1] if names else None
+
     def link_target(self, f: _File) -> _File:
         """The EF a linked EF's linkPath names (from the MF; ADFs by their temporary FID)."""
         raw = f.link or b""
@@ -969,6 +984,7 @@ def profile_from_package(
     pin_pes: list[tuple[int | None, Any]] = []
     puks: dict[int, tuple[bytes, int, int]] = {}
     auth: AuthSpec | None = None
+    app_auth: dict[bytes, AuthSpec] = {}
     ignored: list[str] = []
     ids: list[int] = []
     for pe, value in pes:
@@ -995,12 +1011,33 @@ def profile_from_package(
                     (bytes(puk["pukValue"]).rstrip(b"\xff"), tries >> 4, tries & 0x0F),
                 )
         elif pe == "akaParameter":
+            naa = b.last_adf_name()
+            kind, algo = value["algoConfiguration"]
+            if kind == "mappingParameter":
+                # The NAA shares another application's AKA parameters: here only an
+                # ISIM sharing the USIM's (what the ISIM does without a PE anyway).
+                source = bytes(algo["mappingSource"])
+                if not (
+                    naa is not None
+                    and naa.startswith(ISIM_AID_PREFIX)
+                    and source.startswith(USIM_AID_PREFIX)
+                    and source in b.adf_names()
+                ):
+                    raise b.fail(
+                        "an AKA mapping parameter other than an ISIM's onto the USIM",
+                        PeStatus.FEATURE_NOT_SUPPORTED,
+                    )
+                continue
             this = _auth(b.pe_id, value)
             if auth is None:
                 auth = this
-            elif this != auth:
-                # One AKA state per profile: the ISIM authenticates with the USIM's keys
-                # and SQN (TS 31.103 §7.1.2 with the shared algorithm of TS 33.102).
+            elif this == auth or (naa is not None and app_auth.get(naa) == this):
+                pass
+            elif naa is not None and naa.startswith(ISIM_AID_PREFIX) and naa not in app_auth:
+                # An akaParameter after the PE that created an ISIM's ADF, different
+                # from the profile's: the ISIM's own K/OPc and SQN state.
+                app_auth[naa] = this
+            else:
                 raise b.fail(
                     "a second, different set of AKA parameters", PeStatus.FEATURE_NOT_SUPPORTED
                 )
@@ -1043,6 +1080,7 @@ def profile_from_package(
             security_domains=tuple(sds),
             rfm=tuple(rfms),
             cdma=cdma,
+            app_auth=tuple(app_auth.items()),
         )
     except ProfileFormatError as e:
         raise SaipError(str(e), PeStatus.BAD_VALUES) from None

@@ -4,6 +4,8 @@ channel; the EF codecs with their vectors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -165,3 +167,184 @@ def test_euicc_empty_answers_the_euicc_atr() -> None:
         rt = new_card(name)
         atrs[name] = rt.power_on()
     assert atrs["euicc-empty"] == atrs["euicc"] == atrs["usim"]
+
+
+# -- the ISIM's own keys ---------------------------------------------------------------------------
+
+# TS 35.208 §4.3 test sets 1 (the USIM's) and 2 (the ISIM's): K, OPc, RAND, SQN, AMF,
+# f1 (MAC-A), f2 (RES), f3 (CK), f4 (IK), f5 (AK).
+SET_1 = tuple(
+    bytes.fromhex(x)
+    for x in (
+        "465b5ce8b199b49faa5f0a2ee238a6bc",
+        "cd63cb71954a9f4e48a5994e37a02baf",
+        "23553cbe9637a89d218ae64dae47bf35",
+        "ff9bb4d0b607",
+        "b9b9",
+        "4a9ffac354dfafb3",
+        "a54211d5e3ba50bf",
+        "b40ba9a3c58b2a05bbf0d987b21bf8cb",
+        "f769bcd751044604127672711c6d3441",
+        "aa689c648370",
+    )
+)
+SET_2 = tuple(
+    bytes.fromhex(x)
+    for x in (
+        "0396eb317b6d1c36f19c1c84cd6ffd16",
+        "53c15671c60a4b731c55b4a441c0bde2",
+        "c00d603103dcee52c4478119494202e8",
+        "fd8eef40df7d",
+        "af17",
+        "5df5b31807e258b0",
+        "d3a628ed988620f0",
+        "58c433ff7a7082acd424220f2b67c556",
+        "21a8c1f929702adb3e738488b9f5c5da",
+        "c47783995f72",
+    )
+)
+
+
+def _autn(s: tuple[bytes, ...]) -> bytes:
+    """AUTN = SQN xor AK || AMF || MAC-A (TS 33.102 §6.3.2) from a TS 35.208 set."""
+    sqn, amf, mac, ak = s[3], s[4], s[5], s[9]
+    return bytes(x ^ y for x, y in zip(sqn, ak, strict=True)) + amf + mac
+
+
+def _ims_answer(s: tuple[bytes, ...]) -> bytes:
+    return b"\xdb\x08" + s[6] + b"\x10" + s[7] + b"\x10" + s[8]
+
+
+def _own_keys_card():
+    from card.uicc.profile import AuthSpec
+
+    isim = replace(ISIM, auth=AuthSpec(k=SET_2[0], opc=SET_2[1], delta=None))
+    return usim_card(sample_profile(isim=isim, k=SET_1[0], opc=SET_1[1], delta=None))
+
+
+def test_isim_with_its_own_keys_reproduces_another_ts_35_208_set() -> None:
+    rt = _own_keys_card()
+    select_usim(rt)
+    ch = send(rt, "0070000001")[0][0]
+    select_usim(rt, i.DEFAULT_ISIM_AID, channel=ch)
+    # The ISIM answers test set 2 with its K/OPc; the USIM's set 1 fails its MAC.
+    assert authenticate(rt, SET_1[2], _autn(SET_1), channel=ch)[1] == 0x9862
+    data, sw = authenticate(rt, SET_2[2], _autn(SET_2), channel=ch)
+    assert sw == 0x9000 and data == _ims_answer(SET_2)
+    # The USIM answers set 1 (with Kc: 3G context, service n°27), and not set 2.
+    assert authenticate(rt, SET_2[2], _autn(SET_2))[1] == 0x9862
+    data, sw = authenticate(rt, SET_1[2], _autn(SET_1))
+    assert sw == 0x9000 and data[:-9] == _ims_answer(SET_1) and data[-9] == 8
+    # Separate SQN states: each AUTN was fresh once, for its own application only.
+    assert authenticate(rt, SET_2[2], _autn(SET_2), channel=ch)[0][0] == 0xDC
+    assert authenticate(rt, SET_1[2], _autn(SET_1))[0][0] == 0xDC
+
+
+def test_isim_without_keys_of_its_own_runs_the_usims() -> None:
+    rt = usim_card(sample_profile(isim=ISIM, k=SET_1[0], opc=SET_1[1], delta=None))
+    select_usim(rt, i.DEFAULT_ISIM_AID)
+    data, sw = authenticate(rt, SET_1[2], _autn(SET_1))
+    assert sw == 0x9000 and data == _ims_answer(SET_1)
+    select_usim(rt)
+    assert authenticate(rt, SET_1[2], _autn(SET_1))[0][0] == 0xDC  # one SQN state
+
+
+def test_own_keys_survive_export_and_import() -> None:
+    from card.uicc.profile import AuthSpec, Profile, ProfileFormatError
+
+    own = AuthSpec(k=SET_2[0], opc=SET_2[1], delta=None)
+    p = sample_profile(isim=replace(ISIM, auth=own))
+    assert p.app_auth == ((i.DEFAULT_ISIM_AID, own),)
+    assert p.auth_for(i.DEFAULT_ISIM_AID) == own and p.auth_for(DEFAULT_USIM_AID) == p.auth
+    assert Profile.from_bytes(p.to_bytes()) == p
+    assert p.without_secrets().app_auth[0][1].k == bytes(16)
+    # The card gives back the ISIM's keys and SQN state with the profile.
+    rt = usim_card(p)
+    exported = rt_profile(rt)
+    assert exported.app_auth[0][0] == i.DEFAULT_ISIM_AID
+    assert exported.app_auth[0][1].k == own.k
+    # Keys for an application the profile lacks, or for the USIM, are refused.
+    with pytest.raises(ProfileFormatError):
+        replace(p, app_auth=((bytes.fromhex("A000000087100499"), own),))
+    with pytest.raises(ProfileFormatError):
+        replace(p, app_auth=((DEFAULT_USIM_AID, own),))
+    with pytest.raises(ProfileFormatError):
+        replace(p, app_auth=((i.DEFAULT_ISIM_AID, own), (i.DEFAULT_ISIM_AID, own)))
+
+
+def rt_profile(rt):
+    """The enabled profile as the card keeps it now (its slot read back)."""
+    from applets.usim import UICC_AID, UiccApplet
+    from card.uicc.profile import Profile
+
+    applet = rt.applet(UICC_AID)
+    assert isinstance(applet, UiccApplet)
+    iccid = applet.enabled_profile()
+    assert iccid is not None
+    return Profile.from_bytes(applet.export_profile(iccid))
+
+
+def test_saip_isim_own_aka_parameters() -> None:
+    from card.uicc.profile import AuthSpec
+    from card.uicc.saip import SaipError, profile_from_package
+    from host.servers.smdpp.saip import ProfileOrder, build_upp
+
+    own = AuthSpec(k=SET_2[0], opc=SET_2[1])
+    base = dict(
+        matching_id="M", iccid="898821000000000009", imsi=TEST_IMSI, k=SET_1[0], opc=SET_1[1]
+    )
+    # One akaParameter (real profiles): the ISIM shares the USIM's keys.
+    shared = profile_from_package(build_upp(ProfileOrder(**base, isim=ISIM))).profile
+    assert shared.app_auth == () and shared.auth_for(i.DEFAULT_ISIM_AID) == shared.auth
+    # A second one after PE-ISIM: the ISIM's own.
+    upp = build_upp(ProfileOrder(**base, isim=replace(ISIM, auth=own)))
+    p = profile_from_package(upp).profile
+    assert p.auth.k == SET_1[0]
+    assert [(aid, a.k, a.opc) for aid, a in p.app_auth] == [
+        (i.DEFAULT_ISIM_AID, SET_2[0], SET_2[1])
+    ]
+    # A second, different set that follows no ISIM's ADF stays refused.
+    from card.sgp22 import asn1
+
+    pes = list(asn1.decode_pe_sequence(build_upp(ProfileOrder(**base))))
+    aka = next(v for n, v in pes if n == "akaParameter")
+    algo = aka["algoConfiguration"][1]
+    two = [
+        ("akaParameter", {"aka-header": {"identification": 90 + n}, "algoConfiguration": conf})
+        for n, conf in enumerate(
+            (("algoParameter", algo), ("algoParameter", dict(algo, key=SET_2[0])))
+        )
+    ]
+    pes = [(n, v) for n, v in pes if n not in ("akaParameter", "end")] + two + [pes[-1]]
+    with pytest.raises(SaipError, match="second, different"):
+        profile_from_package(b"".join(asn1.encode_pe(pe) for pe in pes))
+
+
+def test_saip_aka_mapping_parameter() -> None:
+    from card.sgp22 import asn1
+    from card.uicc.saip import PeStatus, SaipError, profile_from_package
+    from host.servers.smdpp.saip import ProfileOrder, build_upp
+
+    base = dict(matching_id="M", iccid="898821000000000009", imsi=TEST_IMSI, k=SET_1[0])
+
+    def with_mapping(order: ProfileOrder, source: bytes) -> bytes:
+        # asn1tools gives sqnInit's DEFAULT back as a string it cannot encode: drop it.
+        pes = [
+            (n, {k: x for k, x in v.items() if k != "sqnInit"} if n == "akaParameter" else v)
+            for n, v in asn1.decode_pe_sequence(build_upp(order))
+        ]
+        mapping = ("mappingParameter", {"mappingOptions": b"\x01", "mappingSource": source})
+        pe = ("akaParameter", {"aka-header": {"identification": 99}, "algoConfiguration": mapping})
+        return b"".join(asn1.encode_pe(x) for x in [*pes[:-1], pe, pes[-1]])
+
+    # An ISIM mapped onto the USIM shares its keys.
+    p = profile_from_package(with_mapping(ProfileOrder(**base, isim=ISIM), DEFAULT_USIM_AID))
+    assert p.profile.app_auth == ()
+    # Any other mapping is refused: onto no USIM, or with no ISIM to map.
+    for order, source in (
+        (ProfileOrder(**base, isim=ISIM), i.DEFAULT_ISIM_AID),
+        (ProfileOrder(**base), DEFAULT_USIM_AID),
+    ):
+        with pytest.raises(SaipError) as e:
+            profile_from_package(with_mapping(order, source))
+        assert e.value.status == PeStatus.FEATURE_NOT_SUPPORTED

@@ -170,6 +170,9 @@ class ProfileOrder:
             raise ValueError("a Keccak iteration count is TUAK's only")
         elif len(self.k) != 16 or len(self.opc) != 16:
             raise ValueError("K and OPc are 16 bytes")
+        isim_auth = self.isim.auth if self.isim is not None else None
+        if isim_auth is not None and isim_auth.op is not None:
+            raise ValueError("the ISIM's own keys go into a package with OPc, not OP")
         if self.profile_class not in ("test", "provisioning", "operational"):
             raise ValueError(f"unknown profile class {self.profile_class!r}")
         if not (self.full_iccid.isdigit() and 18 <= len(self.full_iccid) <= 20):
@@ -449,6 +452,24 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
             {"aka-header": _header(next(ident)), "algoConfiguration": ("algoParameter", algo)},
         )
     )
+    if order.isim is not None and order.isim.auth is not None:
+        # The ISIM's own keys: a second akaParameter after the PE that created ADF.ISIM
+        # (card.uicc.saip takes the first for the profile, this one for the ISIM).
+        a = order.isim.auth
+        own: dict[str, Any] = {
+            "algorithmID": _ALGORITHM_ID[a.algorithm],
+            "algorithmOptions": b"\x02",
+            "key": a.k,
+            "opc": a.opc if a.opc is not None else bytes(16),
+        }
+        if a.algorithm == "tuak" and a.keccak_iterations != 1:
+            own["numberOfKeccak"] = a.keccak_iterations
+        pes.append(
+            (
+                "akaParameter",
+                {"aka-header": _header(next(ident)), "algoConfiguration": ("algoParameter", own)},
+            )
+        )
     pes.append(("end", {"end-header": _header(next(ident))}))
     return pes
 
