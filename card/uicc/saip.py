@@ -23,10 +23,11 @@ turns one into the store's internal `Profile`:
   disabled); tries in the nibbles of maxNumOfAttemps-retryNumLeft;
 - akaParameter: Milenage (algorithmID 1, K and OPc, standard constants only),
   TUAK (2, K and TOPc, numberOfKeccak) or the TS 34.108 XOR test algorithm (3);
-  sqnDelta / sqnAgeLimit / sqnInit set the SQN policy (TS 33.102 Annex C). The
-  first akaParameter is the profile's (the USIM's, and the ISIM's unless it has its
-  own); a later, different one placed after the PE that creates an ISIM's ADF is
-  that ISIM's own (`Profile.app_auth`); any other second, different set is refused.
+  sqnDelta / sqnAgeLimit / sqnInit set the SQN policy (TS 33.102 Annex C). An
+  akaParameter belongs to the NAA whose ADF the PEs before it created last (TCA
+  SAIP's ordering rules): the USIM's set is the profile's (and the ISIM's when the
+  ISIM has none or the same, as TS.48 gives it); an ISIM's different set is its own
+  (`Profile.app_auth`); two different sets for one NAA are refused.
   A mappingParameter is taken where it maps an ISIM onto the USIM (shared keys,
   what real profiles mostly do: one akaParameter); other mappings are refused;
 - BER-TLV EFs (fileDescriptor '39', TS 102 221 §11.3) and linked EFs (linkPath:
@@ -983,8 +984,7 @@ def profile_from_package(
     cdma: tuple[tuple[str, bytes], ...] = ()
     pin_pes: list[tuple[int | None, Any]] = []
     puks: dict[int, tuple[bytes, int, int]] = {}
-    auth: AuthSpec | None = None
-    app_auth: dict[bytes, AuthSpec] = {}
+    aka_sets: dict[bytes, AuthSpec] = {}  # by NAA context: b"" the USIM's, else an ISIM AID
     ignored: list[str] = []
     ids: list[int] = []
     for pe, value in pes:
@@ -1029,15 +1029,11 @@ def profile_from_package(
                     )
                 continue
             this = _auth(b.pe_id, value)
-            if auth is None:
-                auth = this
-            elif this == auth or (naa is not None and app_auth.get(naa) == this):
-                pass
-            elif naa is not None and naa.startswith(ISIM_AID_PREFIX) and naa not in app_auth:
-                # An akaParameter after the PE that created an ISIM's ADF, different
-                # from the profile's: the ISIM's own K/OPc and SQN state.
-                app_auth[naa] = this
-            else:
+            # TCA SAIP: an akaParameter is given in the context of the NAA whose ADF the
+            # PEs before it created last; several different sets for one NAA leave the
+            # one it uses undefined: refused here.
+            ctx = naa if naa is not None and naa.startswith(ISIM_AID_PREFIX) else b""
+            if aka_sets.setdefault(ctx, this) != this:
                 raise b.fail(
                     "a second, different set of AKA parameters", PeStatus.FEATURE_NOT_SUPPORTED
                 )
@@ -1064,8 +1060,12 @@ def profile_from_package(
     b.pe_id = None
     if MF_HANDLE not in b.files:
         raise SaipError("the package creates no MF", PeStatus.INVALID_REQUEST_FORMAT)
+    # The USIM's set is the profile's; without one, the first ISIM's (a package that gives
+    # its one set in the ISIM's context). An ISIM whose set differs has keys of its own.
+    auth = aka_sets.get(b"", next(iter(aka_sets.values()), None))
     if auth is None:
         raise SaipError("the package has no AKA parameters", PeStatus.INVALID_REQUEST_FORMAT)
+    app_auth = {aid: a for aid, a in aka_sets.items() if aid and a != auth}
     files = b.build_files()
     try:
         profile = Profile(

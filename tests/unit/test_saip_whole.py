@@ -534,19 +534,41 @@ def test_link_to_no_file_is_refused() -> None:
     _refused(_edit("opt-csim", nowhere), PeStatus.INVALID_PARAMETER)
 
 
-def test_second_different_aka_parameter_is_refused() -> None:
-    pes = _pes(TS48)
-    seen = 0
-    out = []
+def _aka_with_key(pes: list[tuple[str, Any]], which: int, key: bytes) -> list[tuple[str, Any]]:
+    """The package's PEs with the `which`-th akaParameter (from 1) carrying `key`."""
+    out, seen = [], 0
     for n, v in pes:
         if n == "akaParameter":
             seen += 1
-            if seen == 2:
-                algo = {**v["algoConfiguration"][1], "key": b"\x55" * 16}
+            if seen == which:
+                algo = {**v["algoConfiguration"][1], "key": key}
                 v = {**v, "algoConfiguration": ("algoParameter", algo)}
         out.append((n, v))
-    assert seen == 2
-    _refused(_encode(out), PeStatus.FEATURE_NOT_SUPPORTED)
+    assert seen >= which
+    return out
+
+
+def test_second_different_aka_parameter_in_one_naa_is_refused() -> None:
+    # TS.48 gives the USIM's set after PE-USIM and the same again after PE-ISIM. A second,
+    # different set in the USIM's context leaves the USIM's keys undefined (TCA SAIP).
+    pes = _pes(TS48)
+    first = next(i for i, (n, _) in enumerate(pes) if n == "akaParameter")
+    pes.insert(first + 1, pes[first])
+    pes = _aka_with_key(pes, 2, b"\x55" * 16)
+    pes[first + 1] = (
+        pes[first + 1][0],
+        {**pes[first + 1][1], "aka-header": {"identification": 999}},
+    )
+    _refused(_encode(pes), PeStatus.FEATURE_NOT_SUPPORTED)
+
+
+def test_a_different_set_in_the_isims_context_is_the_isims_own() -> None:
+    r = profile_from_package(_encode(_aka_with_key(_pes(TS48), 2, b"\x55" * 16)))
+    ((aid, own),) = r.profile.app_auth
+    assert aid.startswith(bytes.fromhex("A0000000871004")) and own.k == b"\x55" * 16
+    assert r.profile.auth.k != own.k
+    # As TS.48 ships it (the same set twice): the ISIM runs the USIM's keys.
+    assert profile_from_package(TS48).profile.app_auth == ()
 
 
 def test_reserved_pe_is_refused() -> None:

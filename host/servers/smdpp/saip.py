@@ -398,6 +398,11 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
         None,
     )
     if isim is not None:
+        # The USIM's AKA parameters in the USIM's context: before PE-ISIM (an akaParameter
+        # belongs to the NAA whose ADF the PEs before it created last).
+        pes.append(
+            _aka_pe(next(ident), order.algorithm, order.k, order.opc, order.keccak_iterations)
+        )
         services["isim"] = None
         isim_pe: dict[str, Any] = {
             "isim-header": _header(next(ident)),
@@ -437,41 +442,35 @@ def _elements(order: ProfileOrder) -> list[tuple[str, dict[str, Any]]]:
             },
         )
     )
-    algo: dict[str, Any] = {
-        "algorithmID": _ALGORITHM_ID[order.algorithm],
-        "algorithmOptions": b"\x02",
-        "key": order.k,
-        "opc": order.opc if order.algorithm != "xor" else bytes(16),
-    }
-    if order.algorithm == "tuak" and order.keccak_iterations != 1:
-        # TCA SAIP AlgoParameter: numberOfKeccak (TS 35.231 §7.2), DEFAULT 1 (DER omits it).
-        algo["numberOfKeccak"] = order.keccak_iterations
-    pes.append(
-        (
-            "akaParameter",
-            {"aka-header": _header(next(ident)), "algoConfiguration": ("algoParameter", algo)},
-        )
-    )
-    if order.isim is not None and order.isim.auth is not None:
-        # The ISIM's own keys: a second akaParameter after the PE that created ADF.ISIM
-        # (card.uicc.saip takes the first for the profile, this one for the ISIM).
-        a = order.isim.auth
-        own: dict[str, Any] = {
-            "algorithmID": _ALGORITHM_ID[a.algorithm],
-            "algorithmOptions": b"\x02",
-            "key": a.k,
-            "opc": a.opc if a.opc is not None else bytes(16),
-        }
-        if a.algorithm == "tuak" and a.keccak_iterations != 1:
-            own["numberOfKeccak"] = a.keccak_iterations
+    if isim is None:
         pes.append(
-            (
-                "akaParameter",
-                {"aka-header": _header(next(ident)), "algoConfiguration": ("algoParameter", own)},
-            )
+            _aka_pe(next(ident), order.algorithm, order.k, order.opc, order.keccak_iterations)
         )
+    elif order.isim is not None and order.isim.auth is not None:
+        # The ISIM's own keys: an akaParameter in the ISIM's context (after the PE that
+        # created ADF.ISIM, TCA SAIP §"PE-AKAParameter").
+        a = order.isim.auth
+        opc = a.opc if a.opc is not None else bytes(16)
+        pes.append(_aka_pe(next(ident), a.algorithm, a.k, opc, a.keccak_iterations))
     pes.append(("end", {"end-header": _header(next(ident))}))
     return pes
+
+
+def _aka_pe(ident: int, algorithm: str, k: bytes, opc: bytes, keccak: int) -> tuple[str, Any]:
+    """PE-AKAParameter with an algoParameter (TCA SAIP): Milenage, TUAK or XOR."""
+    algo: dict[str, Any] = {
+        "algorithmID": _ALGORITHM_ID[algorithm],
+        "algorithmOptions": b"\x02",
+        "key": k,
+        "opc": opc if algorithm != "xor" else bytes(16),
+    }
+    if algorithm == "tuak" and keccak != 1:
+        # TCA SAIP AlgoParameter: numberOfKeccak (TS 35.231 §7.2), DEFAULT 1 (DER omits it).
+        algo["numberOfKeccak"] = keccak
+    return (
+        "akaParameter",
+        {"aka-header": _header(ident), "algoConfiguration": ("algoParameter", algo)},
+    )
 
 
 def build_upp(order: ProfileOrder) -> bytes:
