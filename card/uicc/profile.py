@@ -465,6 +465,9 @@ class Profile:
             "algorithm": self.auth.algorithm,
             "key_form": "OP" if self.auth.op is not None else "OPc",
             "sqn_ms": self.auth.sqn_ms,
+            "own_keys": [
+                {"aid": aid.hex().upper(), "algorithm": a.algorithm} for aid, a in self.app_auth
+            ],
             "services": sorted(self.services()),
             "pins": {
                 f"{p.ref:02X}": {"enabled": p.enabled, "tries": p.tries_left} for p in self.pins

@@ -258,6 +258,10 @@ def test_own_keys_survive_export_and_import() -> None:
     assert p.auth_for(i.DEFAULT_ISIM_AID) == own and p.auth_for(DEFAULT_USIM_AID) == p.auth
     assert Profile.from_bytes(p.to_bytes()) == p
     assert p.without_secrets().app_auth[0][1].k == bytes(16)
+    assert p.describe()["own_keys"] == [
+        {"aid": i.DEFAULT_ISIM_AID.hex().upper(), "algorithm": "milenage"}
+    ]
+    assert own.k.hex() not in repr(p.describe()) and own.k.hex() not in repr(p)
     # The card gives back the ISIM's keys and SQN state with the profile.
     rt = usim_card(p)
     exported = rt_profile(rt)
