@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from card.crypto.milenage import Milenage, generate_auth_vector
 from card.uicc.builder import IsimSetup, SuciSetup
+from card.uicc.profile import AuthSpec
 from card.uicc.ts_31_102 import SuciCalcInfo
 from card.uicc.ts_31_103 import DEFAULT_ISIM_AID
 from host.cli import main
@@ -104,6 +106,20 @@ def smdp(pki):
             name="5g profile",
             suci=SuciSetup(SuciCalcInfo(((1, 1), (0, 0)), ((27, HN_PUB_A),)), "678"),
             isim=IsimSetup.for_imsi("274012001002086", 3),
+        )
+    )
+    s.add_order(
+        ProfileOrder(
+            "ISIM-OWN",
+            "8988211000000000107",
+            "001010000000010",
+            K,
+            OPC,
+            name="isim with its own TUAK keys",
+            isim=replace(
+                IsimSetup.for_imsi("001010000000010"),
+                auth=AuthSpec(k=TUAK_K, opc=TUAK_TOPC, algorithm="tuak"),
+            ),
         )
     )
     with s.serve() as server:
@@ -352,6 +368,30 @@ def test_tuak_profile_downloads_and_authenticates(
     result = session.authenticate(rand, v.autn)
     assert check_auth(result, alg, rand).ok
     assert result.res == v.xres
+
+
+def test_isim_with_its_own_keys_downloads(smdp, card, pki) -> None:
+    """The ISIM's own akaParameter (after PE-ISIM) travels in the package: a TUAK ISIM
+    beside a Milenage USIM, each with its SQN state."""
+    from card.crypto.tuak import Tuak
+
+    es10, lpa = lpa_for(card, pki)
+    r = lpa.download(f"LPA:1${smdp.address}$ISIM-OWN")
+    assert r.installed
+    lpa.enable(r.iccid)
+    es10.close()
+    rand, sqn = bytes(range(16)), bytes.fromhex("000000000021")
+    usim = UsimSession(card)
+    usim.select_usim()
+    v = generate_auth_vector(Milenage(K, OPC), rand, sqn, b"\x80\x00")
+    assert usim.authenticate(rand, v.autn).res == v.xres
+    isim = UsimSession(card, channel=1)
+    assert card.transmit(bytes.fromhex("0070000001"))[-2:] == b"\x90\x00"
+    isim.select_aid(DEFAULT_ISIM_AID)
+    alg = Tuak(TUAK_K, TUAK_TOPC)
+    w = generate_auth_vector(alg, rand, sqn, b"\x80\x00")  # the same SQN: its own state
+    result = isim.authenticate(rand, w.autn)
+    assert (result.res, result.ck, result.ik, result.kc) == (w.xres, w.ck, w.ik, None)
 
 
 def test_es10_on_logical_channel_with_cla_81(smdp, card, pki) -> None:
