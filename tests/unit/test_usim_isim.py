@@ -1,13 +1,14 @@
 """The ISIM (3GPP TS 31.103): ADF.ISIM in EF.DIR with IMPI, DOMAIN, IMPU, AD, ARR, IST,
 P-CSCF; AUTHENTICATE in the IMS AKA context; open beside the USIM on another logical
-channel; the EF codecs with their vectors."""
+channel; the ISIM's own AKA keys (Profile.app_auth, SAIP akaParameter in its context);
+the EF codecs with their vectors."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from card.crypto.milenage import Milenage, generate_auth_vector
@@ -20,6 +21,7 @@ from card.uicc.builder import (
     IsimSetup,
     sample_profile,
 )
+from card.uicc.profile import AuthSpec
 from card.uicc.ts_102_221 import decode_dir_record
 from tests.unit.usim_cards import authenticate, select_usim, send, usim_card
 
@@ -216,8 +218,6 @@ def _ims_answer(s: tuple[bytes, ...]) -> bytes:
 
 
 def _own_keys_card():
-    from card.uicc.profile import AuthSpec
-
     isim = replace(ISIM, auth=AuthSpec(k=SET_2[0], opc=SET_2[1], delta=None))
     return usim_card(sample_profile(isim=isim, k=SET_1[0], opc=SET_1[1], delta=None))
 
@@ -250,7 +250,7 @@ def test_isim_without_keys_of_its_own_runs_the_usims() -> None:
 
 
 def test_own_keys_survive_export_and_import() -> None:
-    from card.uicc.profile import AuthSpec, Profile, ProfileFormatError
+    from card.uicc.profile import Profile, ProfileFormatError
 
     own = AuthSpec(k=SET_2[0], opc=SET_2[1], delta=None)
     p = sample_profile(isim=replace(ISIM, auth=own))
@@ -289,7 +289,6 @@ def rt_profile(rt):
 
 
 def test_saip_isim_own_aka_parameters() -> None:
-    from card.uicc.profile import AuthSpec
     from card.uicc.saip import SaipError, profile_from_package
     from host.servers.smdpp.saip import ProfileOrder, build_upp
 
@@ -352,3 +351,31 @@ def test_saip_aka_mapping_parameter() -> None:
         with pytest.raises(SaipError) as e:
             profile_from_package(with_mapping(order, source))
         assert e.value.status == PeStatus.FEATURE_NOT_SUPPORTED
+
+
+_OWN = st.one_of(
+    st.builds(
+        lambda k, opc, sqn: AuthSpec(k=k, opc=opc, sqn_ms=sqn),
+        st.binary(min_size=16, max_size=16),
+        st.binary(min_size=16, max_size=16),
+        st.integers(0, (1 << 48) - 1),
+    ),
+    st.builds(
+        lambda k, topc, n: AuthSpec(k=k, opc=topc, algorithm="tuak", keccak_iterations=n),
+        st.sampled_from((16, 32)).flatmap(lambda n: st.binary(min_size=n, max_size=n)),
+        st.binary(min_size=32, max_size=32),
+        st.integers(1, 255),
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_OWN)
+def test_own_keys_roundtrip_property(own: object) -> None:
+    from card.uicc.profile import Profile
+
+    p = replace(_SAMPLE, app_auth=((i.DEFAULT_ISIM_AID, own),))
+    assert Profile.from_bytes(p.to_bytes()) == p
+
+
+_SAMPLE = sample_profile(isim=ISIM)
