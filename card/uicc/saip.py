@@ -10,7 +10,7 @@ turns one into the store's internal `Profile`:
   gsm-access, phonebook, df-5gs, df-saip, ...): each field is one file, created
   from its Fcp (TS 102 222 coding: file descriptor, FID, DF name, life cycle,
   referenced access rules, size, SFI, fill/repeat pattern), with the template's
-  defaults (card.usim.saip_templates) for what the PE leaves out, then
+  defaults (card.uicc.saip_templates) for what the PE leaves out, then
   fillFileOffset / fillFileContent over the file's bytes (records back to back);
   the files of a "created by default" template (MF, ADF.USIM) that the PE does
   not list are created with their default content;

@@ -13,7 +13,8 @@ import click
 from card.crypto.milenage import AkaAlgorithm, Milenage, XorTestAlgorithm, generate_auth_vector
 from card.crypto.suci import SuciError, serving_network_name
 from card.crypto.tuak import Tuak
-from host.commands.common import UnexpectedStatus, json_option
+from card.uicc.ts_31_103 import ISIM_AID_PREFIX
+from host.commands.common import InvalidInput, UnexpectedStatus, json_option
 from host.commands.session import open_session, pick_reader, reader_options
 from host.errors import ApduError
 from host.hexutil import parse_hex
@@ -165,6 +166,11 @@ def usim_read(
 @click.option("--amf", default="8000", show_default=True, help="AMF (hex) for the AUTN built.")
 @click.option("--gsm", is_flag=True, help="The GSM context (SRES, Kc) instead of 3G.")
 @click.option(
+    "--isim",
+    is_flag=True,
+    help="On the ISIM (IMS AKA, TS 31.103 §7.1.2) instead of the USIM: the first ISIM in EF.DIR.",
+)
+@click.option(
     "--serving-network",
     "snn",
     metavar="MCC-MNC|NAME",
@@ -192,6 +198,7 @@ def usim_auth(
     sqn: str,
     amf: str,
     gsm: bool,
+    isim: bool,
     snn: str | None,
 ) -> None:
     """Run AUTHENTICATE (TS 31.102 §7.1.2) and, given K, check the answer as the AuC would.
@@ -205,6 +212,7 @@ def usim_auth(
     Examples:
       cardemu usim auth
       cardemu usim auth --serving-network 001-01 --json
+      cardemu usim auth --preset usim-5g --isim
       cardemu usim auth --k 000102030405060708090A0B0C0D0E0F --opc 000102030405060708090A0B0C0D0E0F
       cardemu usim auth --rand 00000000000000000000000000000000 \\
           --autn EC9320C2C2120000C8B7DE2A3449F1BD --json
@@ -237,10 +245,20 @@ def usim_auth(
     sn_name = _sn_name(snn) if snn else None
     if sn_name is not None and gsm:
         raise click.UsageError("--serving-network is for the 3G context (5G AKA), not --gsm")
+    if isim and (gsm or sn_name is not None):
+        raise click.UsageError(
+            "the ISIM has the IMS AKA context only: no --gsm, no --serving-network"
+        )
     five_g = None
     shown = trace and not (quiet or as_json)
     with _usim(reader_spec, image, preset, seed, shown) as (session, _):
-        session.select_usim()
+        if isim:
+            isims = [a.aid for a in session.applications() if a.aid.startswith(ISIM_AID_PREFIX)]
+            if not isims:
+                raise InvalidInput("the card's EF.DIR lists no ISIM")
+            session.select_aid(isims[0])
+        else:
+            session.select_usim()
         if pin:
             session.verify_pin(pin)
         if gsm:

@@ -379,3 +379,33 @@ def test_own_keys_roundtrip_property(own: object) -> None:
 
 
 _SAMPLE = sample_profile(isim=ISIM)
+
+
+def test_cli_auth_isim(tmp_path) -> None:  # noqa: ANN001
+    """`cardemu usim auth --isim` runs IMS AKA on the ISIM, with its own keys when it has
+    some; refused on a card without an ISIM and with --gsm."""
+    import json
+
+    from click.testing import CliRunner
+
+    from host.cli import cli
+
+    image = str(tmp_path / "isim.img")
+    _own_keys_card_at(image)
+    args = ["usim", "auth", "-q", "--json", "--card", image, "--isim", "--rand", SET_2[2].hex()]
+    r = CliRunner().invoke(cli, [*args, "--k", SET_2[0].hex(), "--opc", SET_2[1].hex()])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["res"] == SET_2[6].hex().upper() and doc["check"]["ok"] is True
+    # The USIM's keys do not pass the ISIM's MAC check (9862: exit 3).
+    r = CliRunner().invoke(cli, [*args, "--k", SET_1[0].hex(), "--opc", SET_1[1].hex()])
+    assert r.exit_code == 3
+    assert CliRunner().invoke(cli, ["usim", "auth", "-q", "--isim"]).exit_code == 2  # no ISIM
+    r = CliRunner().invoke(cli, ["usim", "auth", "-q", "--preset", "usim-5g", "--isim", "--gsm"])
+    assert r.exit_code == 2
+
+
+def _own_keys_card_at(image: str) -> None:
+    isim = replace(ISIM, auth=AuthSpec(k=SET_2[0], opc=SET_2[1], delta=None))
+    rt = usim_card(sample_profile(isim=isim, k=SET_1[0], opc=SET_1[1], delta=None), image=image)
+    rt.close()
