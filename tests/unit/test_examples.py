@@ -220,14 +220,6 @@ SKIPPED: dict[str, str] = {
 #: checked here: each fails or hangs as written today. Make them run, then take them off.
 PENDING: dict[str, str] = {
     # README blocks are keyed by their first command (their line numbers move).
-    "cardemu server smdpp --port 8443 --db dp.sqlite --load-orders 300 &": (
-        "its `cardemu load` lines would import Locust here; they run once the harness starts"
-        " `load` in a process of its own (branch ex12)"
-    ),
-    "cardemu doorlock issue front-door": (
-        "the lock in the background is up at `listening` and ends by itself: the harness"
-        " of branch ex12 runs it"
-    ),
 }
 
 
