@@ -12,7 +12,13 @@ transaction.
 
 A card image is a SQLite file. `flush()` (called by the runtime after every
 APDU) commits what changed in one SQLite transaction, so a killed process leaves
-the image as of the last completed APDU; SQLite never leaves it corrupt.
+the image as of the last completed APDU; SQLite never leaves it corrupt. What
+changes and changes back within one flush (a correct VERIFY's decrement and
+restore of the try counter) is no change: the image holds that value already and
+nothing is committed. A tear between the two writes still commits the decrement
+(the runtime flushes after a tear), and a killed process never wrote either.
+Durability is SQLite's WAL with synchronous=NORMAL: a killed process loses no
+completed APDU; a power cut of the machine may lose the last few, never half of one.
 
 An image is used by one open at a time: opening it takes an exclusive lock
 (`card.imagelock`) that a second open, in this process or another, is refused
@@ -112,6 +118,23 @@ def _check_value(value: Value) -> tuple[Value, int]:
     raise TypeError(f"a persistent value must be None/bool/int/str/bytes/tuple, not {t.__name__}")
 
 
+def _same(a: Value, b: Value) -> bool:
+    """Whether two stored values are the same, type for type (True is not 1, even in a tuple).
+
+    The image keeps the types (JSON's true and 1 differ), so a value that only
+    compares equal to what the image holds is still a change.
+    """
+    ta = type(a)
+    if ta is not type(b) or a != b:
+        return False
+    if ta is tuple:
+        for x, y in zip(a, b, strict=True):
+            tx = type(x)
+            if tx is not type(y) or (tx is tuple and not _same(x, y)):
+                return False
+    return True
+
+
 def _size(value: Value) -> int:
     t = type(value)
     if t is bytes or t is str:
@@ -187,7 +210,9 @@ class NVM:
         self._segments: dict[str, dict[str, Value]] = {}
         self._journal: list[tuple[str, str, Value]] | None = None
         self._journaled: set[tuple[str, str]] = set()
-        self._dirty: set[tuple[str, str]] = set()
+        #: the keys changed since the last flush, each with the value the image holds for
+        #: it (the value before its first change since then; _ABSENT: no row)
+        self._dirty: dict[tuple[str, str], Value] = {}
         #: the last value written and its size: a record rewritten APDU after APDU (a PIN's
         #: counter, SQN) is not walked again to learn what its old value weighed
         self._size_memo: tuple[Value, int] = (_ABSENT, 0)
@@ -322,7 +347,11 @@ class NVM:
         self.torn = True
 
     def flush(self) -> None:
-        """Write every change since the last flush to the image, in one SQLite transaction."""
+        """Write every change since the last flush to the image, in one SQLite transaction.
+
+        A value that is back to what the image holds (changed and restored since the
+        last flush) is not written; when nothing else changed, nothing is committed.
+        """
         db = self._db
         # A journal left in the image must go once the transaction is over, even
         # when nothing else changed (a tear before the transaction's first write).
@@ -332,13 +361,20 @@ class NVM:
         rows_set = []
         rows_del = []
         segments = self._segments
-        for key in self._dirty:
+        for key, held in self._dirty.items():
             seg = segments.get(key[0])
             value = _ABSENT if seg is None else seg.get(key[1], _ABSENT)
+            if value is held or _same(value, held):
+                continue  # changed and changed back (a PIN's decrement and restore)
             if value is _ABSENT:
                 rows_del.append(key)
             else:
                 rows_set.append((key[0], key[1], _dumps(_encode(value))))
+        if not (rows_set or rows_del or self._journal is not None or self._journal_in_image):
+            # Every change since the last flush was undone within it: the image holds
+            # these values already, and nothing is written.
+            self._dirty.clear()
+            return
         if (
             len(rows_set) == 1
             and not rows_del
@@ -423,7 +459,7 @@ class NVM:
         if seg is None:
             seg = self._segments[owner] = {}
         old = seg.get(name, _ABSENT)
-        if old is not _ABSENT and type(old) is type(value) and old == value:
+        if old is not _ABSENT and _same(old, value):
             return  # not a change: costs no write, as a card's compare-before-write
         if old is _ABSENT:
             grow = size
@@ -439,7 +475,8 @@ class NVM:
             self._journaled.add(key)
         seg[name] = value
         self._used += grow
-        self._dirty.add(key)
+        if key not in self._dirty:
+            self._dirty[key] = old
         self._size_memo = (value, size)
 
     def delete(self, owner: str, name: str) -> None:
@@ -453,7 +490,8 @@ class NVM:
             self._journal.append((owner, name, old))
             self._journaled.add(key)
         self._used -= _size(old)
-        self._dirty.add(key)
+        if key not in self._dirty:
+            self._dirty[key] = old
 
     def delete_owner(self, owner: str) -> None:
         """Remove all of one owner's values (applet deletion) as a single atomic write."""
@@ -466,9 +504,10 @@ class NVM:
                 self.delete(owner, name)
             return
         self._count_write()
+        dirty = self._dirty
         for name, old in seg.items():
             self._used -= _size(old)
-            self._dirty.add((owner, name))
+            dirty.setdefault((owner, name), old)
         seg.clear()
 
     @property
@@ -517,7 +556,7 @@ class NVM:
             else:
                 seg[name] = old
                 self._used += _size(old)
-            self._dirty.add((owner, name))
+            self._dirty.setdefault((owner, name), cur)
         self._journal = None
         self._journaled = set()
         for listener in tuple(self.rollback_listeners):
