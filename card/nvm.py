@@ -10,19 +10,25 @@ whole new value is the unit of atomicity, so an applet that needs two fields to
 change together either keeps them in one tuple or wraps the writes in a
 transaction.
 
-A card image is a SQLite file. `flush()` (called by the runtime after every
-APDU) commits what changed in one SQLite transaction, so a killed process leaves
-the image as of the last completed APDU; SQLite never leaves it corrupt. What
-changes and changes back within one flush (a correct VERIFY's decrement and
-restore of the try counter) is no change: the image holds that value already and
-nothing is committed. A tear between the two writes still commits the decrement
-(the runtime flushes after a tear), and a killed process never wrote either.
-Durability is SQLite's WAL with synchronous=NORMAL: a killed process loses no
-completed APDU; a power cut of the machine may lose the last few, never half of one.
+A card image is a SQLite file and, while it is open or after its process was
+killed, a redo log beside it (`<image>-redo`). `flush()` (called by the runtime
+after every APDU) appends what the APDU changed to the log as one checksummed
+record in one write(); the log is folded into SQLite in one transaction every
+few thousand records, when a transaction journal must be written, and on
+close, and is replayed when the image is opened. A killed process leaves the
+image as of its last completed APDU; a record torn by the kill is discarded
+whole; SQLite never leaves the file corrupt. What changes and changes back
+within one flush (a correct VERIFY's decrement and restore of the try counter)
+is no change, and nothing is written for it; a tear between the two writes
+still writes the decrement (the runtime flushes after a tear), and a killed
+process wrote neither. Durability is that of SQLite's WAL with
+synchronous=NORMAL, which the image uses: a killed process loses no completed
+APDU; a power cut of the machine may lose the last few, never part of one.
 
 An image is used by one open at a time: opening it takes an exclusive lock
 (`card.imagelock`) that a second open, in this process or another, is refused
-with `ImageInUse`, and that dies with its holder. An image marks itself with
+with `ImageInUse`, and that dies with its holder; it covers the redo log too,
+which only the holder reads or writes. An image marks itself with
 SQLite's `application_id` (images from before it have 0 there) and a `meta`
 table; a 0-byte file, a foreign SQLite database or any other file is refused as
 "not a cardemu card image" and left untouched. A new image is built aside and
@@ -37,7 +43,9 @@ import json
 import os
 import secrets
 import sqlite3
+import struct
 import urllib.parse
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +62,16 @@ IMAGE_APPLICATION_ID = int.from_bytes(b"CEMU", "big")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _JOURNAL_KEY = "__journal__"
 _ABSENT = object()
+#: the redo log beside an image: `<image>-redo`
+REDO_SUFFIX = "-redo"
+#: a redo record's header: magic, payload length, CRC-32 of what follows it, LSN, salt
+_REDO_HEAD = struct.Struct(">4sIIQ8s")
+_REDO_MAGIC = b"CERD"
+#: the log is folded into the image when it holds this many records or bytes
+REDO_CHECKPOINT_RECORDS = 4096
+REDO_CHECKPOINT_BYTES = 4 << 20
+#: the meta row naming the log that continues the image: "<salt hex>:<last LSN folded in>"
+_REDO_META = "redo"
 #: scalars charged a fixed 4 bytes
 _FIXED = frozenset((type(None), bool, int))
 
@@ -232,6 +250,14 @@ class NVM:
         self._journal_in_image = False
         self._db: sqlite3.Connection | None = None
         self._lock: ImageLock | None = None
+        #: the redo log: its descriptor (opened at the first append), the salt and the
+        #: last LSN of its records, the records and bytes it holds, and the keys they wrote
+        self._redo_fd: int | None = None
+        self._redo_salt: bytes | None = None
+        self._redo_lsn = 0
+        self._redo_records = 0
+        self._redo_size = 0
+        self._redo_keys: set[tuple[str, str]] = set()
         self.path = os.fspath(path) if path is not None else None
         if self.path is not None:
             if create and not readonly and not os.path.lexists(self.path):
@@ -294,6 +320,7 @@ class NVM:
                     continue
                 self._segments.setdefault(owner, {})[name] = value
                 self._used += _size(value)
+            self._replay(path, db)
         except sqlite3.DatabaseError as e:
             db.close()
             raise NvmError(f"{path} is not a cardemu card image ({e})") from None
@@ -321,6 +348,9 @@ class NVM:
             raise NvmError("no writable card image is open")
         new = os.fspath(path)
         self.flush()
+        self._fold_redo()
+        self._drop_redo()
+        self._close_redo()
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # Closing the only connection folds the WAL into the file and removes it;
         # the lock's descriptor stays open, so the file stays ours.
@@ -347,10 +377,14 @@ class NVM:
         self.torn = True
 
     def flush(self) -> None:
-        """Write every change since the last flush to the image, in one SQLite transaction.
+        """Make every change since the last flush durable as one atomic step.
 
         A value that is back to what the image holds (changed and restored since the
-        last flush) is not written; when nothing else changed, nothing is committed.
+        last flush) is not written; when nothing else changed, nothing is written.
+        Without a transaction journal to keep (all but a tear inside a transaction
+        and the power-up after it), the changes go to the redo log as one record;
+        otherwise, and when the log is long, the log's keys and the changes are
+        written to SQLite in one transaction and the log is emptied.
         """
         db = self._db
         # A journal left in the image must go once the transaction is over, even
@@ -358,41 +392,58 @@ class NVM:
         if db is None or self.readonly or not (self._dirty or self.torn or self._journal_in_image):
             self._dirty.clear()  # nothing to write them to (in memory, read-only), or none
             return
-        rows_set = []
-        rows_del = []
+        changed: list[tuple[tuple[str, str], Value]] = []
         segments = self._segments
         for key, held in self._dirty.items():
             seg = segments.get(key[0])
             value = _ABSENT if seg is None else seg.get(key[1], _ABSENT)
             if value is held or (value == held and _same(value, held)):
                 continue  # changed and changed back (a PIN's decrement and restore)
+            changed.append((key, value))
+        if self._journal is None and not self._journal_in_image:
+            if changed:
+                self._append_redo(changed)
+            # else: every change since the last flush was undone within it
+            self._dirty.clear()
+            if (
+                self._redo_records >= REDO_CHECKPOINT_RECORDS
+                or self._redo_size >= REDO_CHECKPOINT_BYTES
+            ):
+                self._fold_redo()
+            return
+        self._commit([key for key, _ in changed])
+        self._dirty.clear()
+        self._journal_in_image = self._journal is not None
+
+    def _commit(self, keys: list[tuple[str, str]], *, new_log: bool = False) -> None:
+        """Write `keys` and the redo log's keys, as they are now, to SQLite in one transaction.
+
+        The journal row goes with them (written, or removed once the transaction is
+        over). A new salt for the log is committed with them: the log is emptied
+        right after, and its next records carry the new salt, so that no record of
+        the emptied log can ever be taken for a later one. `new_log`: do so even
+        when the log holds nothing.
+        """
+        db = self._db
+        assert db is not None
+        folded = new_log or bool(self._redo_keys) or self._redo_size > 0
+        every = set(keys) | self._redo_keys if folded else keys
+        rows_set = []
+        rows_del = []
+        segments = self._segments
+        for key in every:
+            seg = segments.get(key[0])
+            value = _ABSENT if seg is None else seg.get(key[1], _ABSENT)
             if value is _ABSENT:
                 rows_del.append(key)
             else:
                 rows_set.append((key[0], key[1], _dumps(_encode(value))))
-        if not (rows_set or rows_del or self._journal is not None or self._journal_in_image):
-            # Every change since the last flush was undone within it: the image holds
-            # these values already, and nothing is written.
-            self._dirty.clear()
-            return
-        if (
-            len(rows_set) == 1
-            and not rows_del
-            and self._journal is None
-            and not self._journal_in_image
-        ):
-            # One row and no journal (most APDUs that write): one statement is its own
-            # SQLite transaction, as atomic as BEGIN...COMMIT and two calls cheaper.
-            db.execute("INSERT OR REPLACE INTO nvm VALUES (?, ?, ?)", rows_set[0])
-            self._dirty.clear()
-            return
+        salt = secrets.token_bytes(8)
         db.execute("BEGIN")
         try:
             if rows_del:
                 db.executemany("DELETE FROM nvm WHERE owner=? AND name=?", rows_del)
-            if len(rows_set) == 1:
-                db.execute("INSERT OR REPLACE INTO nvm VALUES (?, ?, ?)", rows_set[0])
-            elif rows_set:
+            if rows_set:
                 db.executemany("INSERT OR REPLACE INTO nvm VALUES (?, ?, ?)", rows_set)
             if self._journal is not None:
                 journal = tuple(
@@ -405,12 +456,170 @@ class NVM:
                 )
             elif self._journal_in_image:
                 db.execute("DELETE FROM nvm WHERE owner='' AND name=?", (_JOURNAL_KEY,))
+            if folded:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    (_REDO_META, f"{salt.hex()}:{self._redo_lsn}"),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._dirty.clear()
-        self._journal_in_image = self._journal is not None
+        if folded:
+            self._empty_redo(salt)
+
+    # -- the redo log ----------------------------------------------------------------
+    #
+    # Committing an SQLite transaction per APDU costs more than the APDU itself. So
+    # the changes of an APDU are appended to `<image>-redo` as one record, with one
+    # write(): header (magic, length, CRC-32, LSN, salt) and the changed rows as
+    # compact JSON. The image's meta row "redo" names the log that continues it: its
+    # salt and the last LSN already folded in. Opening the image replays the records
+    # that carry that salt with LSNs following on one by one, up to the first that
+    # is short, damaged or out of order; what follows is a torn append and is
+    # discarded, so a record is applied whole or not at all, as an APDU is. Folding
+    # the log (every REDO_CHECKPOINT_RECORDS records, on close, on a journal write)
+    # writes the current values of its keys to SQLite with a new salt in one
+    # transaction, then empties the log.
+    #
+    # Durability is as with SQLite's synchronous=NORMAL, which the image uses: a
+    # record is in the kernel once write() returns, so a killed process loses no
+    # completed APDU; a power cut of the machine may lose the last APDUs (neither
+    # the log nor the WAL is fsynced per APDU), never part of one, and never an APDU
+    # without those before it (replay stops at the first record missing).
+    #
+    # The log is the image's: it is only touched under the image lock, and a
+    # read-only open replays it in memory and writes nothing.
+
+    def _redo_path(self) -> str:
+        assert self.path is not None
+        return self.path + REDO_SUFFIX
+
+    def _replay(self, path: str, db: sqlite3.Connection) -> None:
+        """Apply the log's records that continue the image; fold them in when writable."""
+        row = db.execute("SELECT value FROM meta WHERE key=?", (_REDO_META,)).fetchone()
+        if row is not None:
+            salt_hex, _, lsn = row[0].partition(":")
+            self._redo_salt, self._redo_lsn = bytes.fromhex(salt_hex), int(lsn)
+        try:
+            with open(path + REDO_SUFFIX, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return
+        applied = 0
+        if self._redo_salt is not None:
+            for lsn, payload in _redo_records(data, self._redo_salt, self._redo_lsn):
+                self._apply_redo(payload)
+                self._redo_lsn = lsn
+                applied += 1
+        if self.readonly or not data:
+            return
+        # Fold what was replayed (if anything) and start an empty log with a new salt.
+        self._redo_size = len(data)
+        self._db = db
+        try:
+            self._commit([], new_log=True)
+        finally:
+            self._db = None
+
+    def _apply_redo(self, payload: bytes) -> None:
+        rows = json.loads(payload)
+        if not isinstance(rows, list):
+            raise ValueError("a redo record is not a list of rows")
+        for row in rows:
+            owner, name = row[0], row[1]
+            if not (isinstance(owner, str) and isinstance(name, str)) or len(row) not in (2, 3):
+                raise ValueError("a damaged redo record")
+            seg = self._segments.setdefault(owner, {})
+            old = seg.pop(name, _ABSENT)
+            if old is not _ABSENT:
+                self._used -= _size(old)
+            if len(row) == 3:
+                value = _decode(row[2])
+                seg[name] = value
+                self._used += _size(value)
+            self._redo_keys.add((owner, name))
+
+    def _append_redo(self, changed: list[tuple[tuple[str, str], Value]]) -> None:
+        """Append one record holding `changed` (one APDU's writes) with a single write()."""
+        if self._redo_salt is None or self._redo_fd is None:
+            self._start_redo()
+        fd, salt = self._redo_fd, self._redo_salt
+        assert fd is not None and salt is not None
+        rows = [
+            [key[0], key[1]] if value is _ABSENT else [key[0], key[1], _encode(value)]
+            for key, value in changed
+        ]
+        payload = _dumps(rows).encode()
+        lsn = self._redo_lsn + 1
+        tail = struct.pack(">Q8s", lsn, salt) + payload
+        record = (
+            struct.pack(">4sII", _REDO_MAGIC, len(payload), zlib.crc32(tail) & 0xFFFFFFFF) + tail
+        )
+        try:
+            n = os.write(fd, record)
+            if n != len(record):
+                raise OSError(errno.ENOSPC, "short write to the redo log")
+        except BaseException:
+            # Nothing half-written may stay in front of the next record.
+            os.ftruncate(fd, self._redo_size)
+            raise
+        self._redo_lsn = lsn
+        self._redo_size += n
+        self._redo_records += 1
+        self._redo_keys.update(key for key, _ in changed)
+
+    def _start_redo(self) -> None:
+        """Open the log for appending, empty, under a salt the image names.
+
+        Called before the first record of an open (or after `publish`), when
+        everything logged before is folded in: what the file holds is stale.
+        """
+        if self._redo_keys or self._redo_size:
+            raise NvmError("the redo log was not folded in")  # never: close() is the end
+        if self._redo_salt is None:
+            self._commit([], new_log=True)  # an image that never had a log: name a salt
+        if self._redo_fd is None:
+            self._redo_fd = os.open(
+                self._redo_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666
+            )
+            os.ftruncate(self._redo_fd, 0)
+            self._redo_size = 0
+
+    def _empty_redo(self, salt: bytes) -> None:
+        """The log was folded into the image under `salt`: empty it."""
+        if self._redo_fd is not None:
+            os.ftruncate(self._redo_fd, 0)
+        elif self.path is not None and os.path.exists(self._redo_path()):
+            os.truncate(self._redo_path(), 0)
+        self._redo_salt = salt
+        self._redo_size = 0
+        self._redo_records = 0
+        self._redo_keys = set()
+
+    def checkpoint(self) -> None:
+        """Flush, then fold the redo log into the SQLite image (close() does both)."""
+        self.flush()
+        self._fold_redo()
+
+    def _fold_redo(self) -> None:
+        """Write the log's keys into the image and empty the log (nothing to do if empty)."""
+        if self._db is not None and not self.readonly and (self._redo_keys or self._redo_size):
+            self._commit([])
+
+    def _drop_redo(self) -> None:
+        """Remove the (empty) log file: a closed image is the SQLite file alone."""
+        if self.path is None or self.readonly or self._redo_size:
+            return
+        try:
+            os.unlink(self._redo_path())
+        except FileNotFoundError:
+            pass
+
+    def _close_redo(self) -> None:
+        if self._redo_fd is not None:
+            os.close(self._redo_fd)
+            self._redo_fd = None
 
     def close(self) -> None:
         """Write what changed, close the image and release its lock (SQLite first)."""
@@ -418,7 +627,10 @@ class NVM:
             if self._db is not None:
                 try:
                     self.flush()
+                    self._fold_redo()
+                    self._drop_redo()
                 finally:
+                    self._close_redo()
                     self._db.close()
                     self._db = None
         finally:
@@ -602,6 +814,32 @@ class NVM:
         return {o: dict(s) for o, s in self._segments.items() if s}
 
 
+def _redo_records(data: bytes, salt: bytes, last: int) -> list[tuple[int, bytes]]:
+    """The records of a redo log that continue LSN `last` under `salt`: (LSN, payload).
+
+    Records already folded in (LSN <= last) are skipped; reading stops at the first
+    record that is short, fails its CRC, carries another salt or skips an LSN.
+    """
+    out = []
+    head = _REDO_HEAD.size
+    off = 0
+    expect = last + 1
+    while off + head <= len(data):
+        magic, length, crc, lsn, rec_salt = _REDO_HEAD.unpack_from(data, off)
+        end = off + head + length
+        if magic != _REDO_MAGIC or end > len(data):
+            break
+        if zlib.crc32(data[off + 12 : end]) & 0xFFFFFFFF != crc or rec_salt != salt:
+            break
+        if lsn > last:
+            if lsn != expect:
+                break
+            out.append((lsn, data[off + head : end]))
+            expect += 1
+        off = end
+    return out
+
+
 # -- making images -----------------------------------------------------------------
 
 
@@ -648,7 +886,7 @@ def _sweep_aside(head: str, tail: str) -> None:
             pass
 
 
-_ASIDE_SUFFIXES = ("tmp", "tmp-wal", "tmp-shm", "tmp-journal")
+_ASIDE_SUFFIXES = ("tmp", "tmp-wal", "tmp-shm", "tmp-journal", "tmp" + REDO_SUFFIX)
 
 
 def _alive(pid: int) -> bool:
@@ -724,7 +962,7 @@ def _write_empty_image(tmp: str) -> None:
 
 def remove_image_files(path: str) -> None:
     """Remove an image file and SQLite's companions of it, whichever exist."""
-    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+    for p in (path, path + "-wal", path + "-shm", path + "-journal", path + REDO_SUFFIX):
         try:
             os.unlink(p)
         except FileNotFoundError:

@@ -2,7 +2,7 @@
 
 `cardemu bench --usim` prints in-process `CardRuntime.process` rates (APDUs/s)
 of single commands on the `usim` and `euicc` presets: VERIFY PIN1 (correct) on
-a card in memory and on a card image (every APDU committed to SQLite), READ
+a card in memory and on a card image (every APDU that changes it persisted), READ
 RECORD EF.MSISDN, AUTHENTICATE in the 3G context with a fresh SQN each time
 (3GPP TS 31.102 §7.1.2), and ES10c GetProfilesInfo with one profile (GSMA
 SGP.22 §5.7.15). The figures run in rounds, each command once per round in an

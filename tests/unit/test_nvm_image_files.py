@@ -515,11 +515,12 @@ def test_failed_flush_rolls_back_and_raises_the_error(tmp_path: Path) -> None:
     other.execute("DROP TABLE nvm")
     other.close()
     nvm.write("a", "x", 1)
+    nvm.flush()  # to the redo log
     with pytest.raises(sqlite3.OperationalError, match="no such table: nvm"):
-        nvm.flush()
-    # Rolled back: the next flush starts a transaction of its own and fails the same way.
+        nvm.checkpoint()
+    # Rolled back: the next one starts a transaction of its own and fails the same way.
     with pytest.raises(sqlite3.OperationalError, match="no such table: nvm"):
-        nvm.flush()
+        nvm.checkpoint()
     other = sqlite3.connect(path, isolation_level=None)
     other.execute(
         "CREATE TABLE nvm (owner TEXT NOT NULL, name TEXT NOT NULL,"

@@ -170,10 +170,12 @@ def test_deletes_reach_the_image(tmp_path: Path) -> None:
     nvm.write("p", "c", 3)
     nvm.write("p", "d", 4)
     nvm.flush()
+    nvm.checkpoint()  # the redo log folded into SQLite
     assert set(_rows(path)) == {("o", "a"), ("o", "b"), ("p", "c"), ("p", "d")}
     nvm.delete("o", "a")
     nvm.delete_owner("p")
     nvm.flush()
+    nvm.checkpoint()
     assert set(_rows(path)) == {("o", "b")}
     nvm.close()
     back = NVM(path)
@@ -298,6 +300,7 @@ def test_image_can_be_flushed_from_another_thread(tmp_path: Path) -> None:
     def flush() -> None:
         try:
             nvm.flush()
+            nvm.checkpoint()
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 

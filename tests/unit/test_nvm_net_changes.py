@@ -31,9 +31,9 @@ READ_RECORD_1 = bytes.fromhex("00B2010400")
 
 
 def changes(nvm: NVM) -> int:
-    """Rows SQLite has changed through this image's connection."""
+    """Writes to the image: rows SQLite has changed through its connection, redo records."""
     assert nvm._db is not None
-    return nvm._db.total_changes
+    return nvm._db.total_changes + nvm._redo_lsn
 
 
 def test_a_change_undone_before_the_flush_writes_nothing(tmp_path: Path) -> None:
