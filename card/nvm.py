@@ -581,7 +581,7 @@ class NVM:
             self._commit([], new_log=True)  # an image that never had a log: name a salt
         if self._redo_fd is None:
             self._redo_fd = os.open(
-                self._redo_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666
+                self._redo_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666
             )
             os.ftruncate(self._redo_fd, 0)
             self._redo_size = 0
