@@ -126,7 +126,7 @@ def test_a_change_undone_in_one_apdu_and_made_in_the_next_is_stored(tmp_path: Pa
 
 def usim_image(path: Path | str) -> CardRuntime:
     """The `usim` preset on a card image (made when missing), powered, the USIM selected."""
-    from applets.usim.builder import DEFAULT_USIM_AID
+    from card.uicc.builder import DEFAULT_USIM_AID
 
     if os.path.exists(path):
         rt = CardRuntime(path, create=False)
