@@ -68,6 +68,21 @@ class Servable(Protocol):
     def request_stop(self) -> None: ...
 
 
+_swallowed: list[int] = []
+"""SIGINTs whose KeyboardInterrupt `_interrupt` raised, while `run_main` runs a command."""
+
+
+def _interrupt(sig: int, _frame: object) -> None:
+    """Python's own SIGINT handler, remembering the signal in case the exception is lost.
+
+    A KeyboardInterrupt raised inside a gc or weakref callback is printed as "Exception
+    ignored" and dropped; `serve_until_interrupted` looks here so a server whose start-up
+    swallowed the Ctrl-C stops instead of serving for ever.
+    """
+    _swallowed.append(sig)
+    raise KeyboardInterrupt
+
+
 def serve_until_interrupted(name: str, server: Servable, banner: Sequence[str] = ()) -> None:
     """Run a server until SIGINT or SIGTERM stops it; say so, and exit 130 on Ctrl-C.
 
@@ -91,6 +106,8 @@ def serve_until_interrupted(name: str, server: Servable, banner: Sequence[str] =
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if _swallowed:  # a Ctrl-C while the command started, dropped by a callback
+            on_signal(signal.SIGINT, None)
     try:
         for line in banner:
             click.echo(line, err=True)
@@ -119,6 +136,24 @@ def run_main(cli: click.Command, argv: Sequence[str] | None) -> int:
     first to print what they have (`Interrupted`).
     """
     args = list(argv if argv is not None else sys.argv[1:])
+    _swallowed.clear()
+    # Python's handler, unless the shell made SIGINT ignored (a background job) or the
+    # caller installed its own; restored on the way out (tests call this in-process).
+    hook = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if hook:
+        signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return _run(cli, args)
+    finally:
+        if hook:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _run(cli: click.Command, args: list[str]) -> int:
+    """`run_main`'s body: the command, and every way out mapped to its exit code."""
     debug = "--debug" in args
     as_json = "--json" in args
     message: str

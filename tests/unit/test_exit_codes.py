@@ -333,3 +333,44 @@ def test_sigterm_stops_a_server_with_exit_0(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "smsc: stopped" in err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_ctrl_c_swallowed_before_the_server_came_up_still_stops_it() -> None:
+    import threading
+    import weakref
+
+    from starlette.applications import Starlette
+
+    from host.commands import common
+    from host.servers.web import RoleServer
+
+    class Thing:
+        pass
+
+    previous = signal.signal(signal.SIGINT, common._interrupt)  # as run_main installs it
+    common._swallowed.clear()
+    try:
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _r: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.05)))
+        del thing  # the KeyboardInterrupt is raised in the callback, and dropped
+        assert ref() is None and common._swallowed == [signal.SIGINT]
+        srv = RoleServer(Starlette(), name="test")
+        watchdog = threading.Timer(20, srv.request_stop)
+        watchdog.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(common.Interrupted):
+                common.serve_until_interrupted("test", srv, ["test: serving (Ctrl-C stops)"])
+        finally:
+            watchdog.cancel()
+        assert time.monotonic() - t0 < 15
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        common._swallowed.clear()
+
+
+def test_run_main_restores_the_sigint_handler() -> None:
+    code, _, _ = cardemu("--version")
+    assert code == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
