@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from host.commands.common import EXIT_FAILED, CommandError, json_option
+from host.commands.common import EXIT_FAILED, CommandError, Interrupted, json_option
 
 DEMO = "demo"
 
@@ -230,6 +230,9 @@ def lock(
                 else:
                     reason = out.get("decision") and out["decision"]["reason"]
                     click.echo(f"refused: {reason or out.get('error') or 'no decision'}")
+        except KeyboardInterrupt:
+            click.echo(f"lock: stopped ({unlocked} unlocked)", err=True)
+            raise Interrupted("") from None
         finally:
             server.close()
     finally:

@@ -374,3 +374,12 @@ def test_run_main_restores_the_sigint_handler() -> None:
     code, _, _ = cardemu("--version")
     assert code == 0
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_stops_the_door_lock_controller(tmp_path: Path) -> None:
+    proc = _start("doorlock", "lock", "--listen", "0", "--preset", "demo", cwd=tmp_path)
+    assert proc.stderr is not None
+    assert "lock: listening on" in proc.stderr.readline()
+    _, err = _interrupt(proc, 0.3)
+    assert proc.returncode == 130, err
+    assert "lock: stopped (0 unlocked)" in err
