@@ -117,12 +117,20 @@ class PivSession(AppletSession):
         self._sm: SmReader | None = None
 
     def send(
-        self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
+        self,
+        cla: int,
+        ins: int,
+        p1: int,
+        p2: int,
+        data: bytes = b"",
+        le: int | None = None,
+        *,
+        what: str = "",
     ) -> bytes:
         """One command; under SM the whole command is protected, then sent extended if long."""
         if self._sm is not None:
-            return self._exchange(encode_command(cla, ins, p1, p2, data, le), ins)
-        return super().send(cla, ins, p1, p2, data, le)
+            return self.send_apdu(encode_command(cla, ins, p1, p2, data, le), what or f"{ins:02X}")
+        return super().send(cla, ins, p1, p2, data, le, what=what)
 
     def open_secure_messaging(self, signer: x509.Certificate | None = None) -> PivSecureMessaging:
         """Key establishment (Part 2 §4.1.6), then every command under SM.

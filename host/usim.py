@@ -19,7 +19,7 @@ from typing import Any
 
 from card.crypto.milenage import AkaAlgorithm, c2, c3, parse_auts
 from card.crypto.suci import Suci, SuciError, decode_msin, deconceal, kausf, res_star
-from card.sw import retries_left
+from card.sw import SW, retries_left
 from card.uicc import ts_31_102 as u
 from card.uicc.ts_102_221 import (
     USIM_AID_PREFIX,
@@ -30,7 +30,7 @@ from card.uicc.ts_102_221 import (
 )
 from host.errors import ApduError
 from host.readers.base import Reader
-from host.readers.wrappers import GetResponseReader
+from host.session import ApduSession
 
 __all__ = [
     "AuthCheck",
@@ -144,8 +144,11 @@ class UsimInfo:
         }
 
 
-class UsimSession:
+class UsimSession(ApduSession):
     """USIM operations over any reader (ETSI TS 102 221, 3GPP TS 31.102).
+
+    Commands go through `ApduSession.send` (GET RESPONSE and 6Cxx handled there,
+    any SW but 9000 an `ApduError`).
 
     Args:
         reader: a connected reader.
@@ -153,70 +156,58 @@ class UsimSession:
     """
 
     def __init__(self, reader: Reader, channel: int = 0) -> None:
-        self.reader: Reader = (
-            reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
-        )
+        super().__init__(reader)
         self.cla = channel & 0x03
         self.aid: bytes | None = None
-
-    # -- transport -----------------------------------------------------------------------
-
-    def transceive(self, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None,
-                   cla: int | None = None) -> tuple[bytes, int]:  # fmt: skip
-        """One command; 61xx/9Fxx fetched with GET RESPONSE, 6Cxx repeated with the right Le.
-
-        Both are the `GetResponseReader` under this session, which bounds how much
-        it fetches (a card that keeps answering 61xx ends in ReaderError).
-        """
-        c = self.cla if cla is None else cla
-        apdu = bytes((c, ins, p1, p2))
-        if data:
-            apdu += bytes((len(data),)) + data
-        if le is not None:
-            apdu += bytes((le & 0xFF,))
-        resp = self.reader.transmit(apdu)
-        return resp[:-2], int.from_bytes(resp[-2:], "big")
-
-    def _ok(self, what: str, ins: int, p1: int, p2: int, data: bytes = b"",
-            le: int | None = None, cla: int | None = None) -> bytes:  # fmt: skip
-        out, sw = self.transceive(ins, p1, p2, data, le, cla)
-        if sw != 0x9000:
-            raise ApduError(sw, out, what)
-        return out
 
     # -- files ---------------------------------------------------------------------------
 
     def select_mf(self) -> bytes:
         """SELECT the MF, returning its FCP (TS 102 221 §11.1.1)."""
-        return self._ok("SELECT MF", 0xA4, 0x00, 0x04, b"\x3f\x00", 0)
+        return self.send(self.cla, 0xA4, 0x00, 0x04, b"\x3f\x00", 0, what="SELECT MF")
 
     def select_aid(self, aid: bytes) -> bytes:
-        return self._ok(f"SELECT {aid.hex().upper()}", 0xA4, 0x04, 0x04, aid, 0)
+        return self.send(self.cla, 0xA4, 0x04, 0x04, aid, 0, what=f"SELECT {aid.hex().upper()}")
+
+    def select_file(self, fid: int) -> None:
+        """SELECT a file of the current DF by its identifier, no response data (§11.1.1)."""
+        self.send(self.cla, 0xA4, 0x00, 0x0C, fid.to_bytes(2, "big"), what=f"SELECT {fid:04X}")
 
     def read_binary(self, fid: int) -> bytes:
-        """The whole content of a transparent EF of the current DF."""
-        self._ok(f"SELECT {fid:04X}", 0xA4, 0x00, 0x0C, fid.to_bytes(2, "big"))
+        """The whole content of a transparent EF of the current DF.
+
+        READ BINARY (TS 102 221 §11.1.3) in 256-byte steps until a short part,
+        6282 (end of file reached before Le bytes) or 6B00 past the end.
+        """
+        self.select_file(fid)
         out = b""
         while True:
-            chunk, sw = self.transceive(0xB0, len(out) >> 8, len(out) & 0xFF, le=0)
-            if sw == 0x6B00 and out:
-                return out  # offset past the end: done
-            if sw not in (0x9000, 0x6282):
-                raise ApduError(sw, chunk, f"READ BINARY {fid:04X}")
+            try:
+                chunk = self.send(
+                    self.cla, 0xB0, len(out) >> 8, len(out) & 0xFF, le=0,
+                    what=f"READ BINARY {fid:04X}",
+                )  # fmt: skip
+            except ApduError as e:
+                if e.sw == SW.WRONG_P1P2 and out:
+                    return out  # offset past the end: done
+                if e.sw != SW.END_OF_FILE:
+                    raise
+                return out + e.data
             out += chunk
-            if sw == 0x6282 or len(chunk) < 256:
+            if len(chunk) < 256:
                 return out
 
     def read_records(self, fid: int) -> list[bytes]:
         """Every record of a record EF of the current DF (record numbers 1..n)."""
-        self._ok(f"SELECT {fid:04X}", 0xA4, 0x00, 0x0C, fid.to_bytes(2, "big"))
+        self.select_file(fid)
         records = []
         for n in range(1, 255):
-            rec, sw = self.transceive(0xB2, n, 0x04, le=0)
-            if sw == 0x6A83:
-                break
-            if sw != 0x9000:
-                raise ApduError(sw, rec, f"READ RECORD {fid:04X} #{n}")
+            try:
+                rec = self.send(self.cla, 0xB2, n, 0x04, le=0, what=f"READ RECORD {fid:04X} #{n}")
+            except ApduError as e:
+                if e.sw == SW.RECORD_NOT_FOUND:
+                    break
+                raise
             records.append(rec)
         return records
 
@@ -253,25 +244,26 @@ class UsimSession:
         Raises:
             PinError: 63Cx (a wrong PIN, x tries left) or 6983 (blocked).
         """
-        out, sw = self.transceive(0x20, 0x00, ref, pad_pin(pin))
-        if sw == 0x9000:
-            return
-        left = retries_left(sw)
-        if left is not None or sw == 0x6983:
-            raise PinError(sw, left or 0, f"VERIFY {ref:02X}")
-        raise ApduError(sw, out, f"VERIFY {ref:02X}")
+        try:
+            self.send(self.cla, 0x20, 0x00, ref, pad_pin(pin), what=f"VERIFY {ref:02X}")
+        except ApduError as e:
+            left = retries_left(e.sw)
+            if left is not None or e.sw == SW.AUTH_METHOD_BLOCKED:
+                raise PinError(e.sw, left or 0, e.command) from None
+            raise
 
     def pin_tries(self, ref: int = PIN1) -> int | None:
         """Tries left for a PIN (None when it is verified or disabled)."""
-        _, sw = self.transceive(0x20, 0x00, ref)
-        if sw == 0x9000:
-            return None
-        if sw == 0x6983:
-            return 0
-        left = retries_left(sw)
-        if left is None:
-            raise ApduError(sw, b"", f"VERIFY {ref:02X}")
-        return left
+        try:
+            self.send(self.cla, 0x20, 0x00, ref, what=f"VERIFY {ref:02X}")
+        except ApduError as e:
+            if e.sw == SW.AUTH_METHOD_BLOCKED:
+                return 0
+            left = retries_left(e.sw)
+            if left is None:
+                raise
+            return left
+        return None
 
     # -- reading the USIM ---------------------------------------------------------------------
 
@@ -324,14 +316,14 @@ class UsimSession:
         if len(rand) != 16 or len(autn) != 16:
             raise ValueError("RAND and AUTN are 16 bytes")
         data = bytes((16,)) + rand + bytes((16,)) + autn
-        out = self._ok("AUTHENTICATE", 0x88, 0x00, 0x81, data, 0)
+        out = self.send(self.cla, 0x88, 0x00, 0x81, data, 0, what="AUTHENTICATE")
         return _parse_3g(out)
 
     def authenticate_gsm(self, rand: bytes) -> AuthResult:
         """AUTHENTICATE in the GSM context: SRES and Kc."""
         if len(rand) != 16:
             raise ValueError("RAND is 16 bytes")
-        out = self._ok("AUTHENTICATE", 0x88, 0x00, 0x80, bytes((16,)) + rand, 0)
+        out = self.send(self.cla, 0x88, 0x00, 0x80, bytes((16,)) + rand, 0, what="AUTHENTICATE")
         if len(out) != 14 or out[0] != 4 or out[5] != 8:
             raise ApduError(0x9000, out, "AUTHENTICATE (GSM): malformed response")
         return AuthResult(sres=out[1:5], kc=out[6:14])
@@ -345,7 +337,7 @@ class UsimSession:
             ApduError: 6A81 (the USIM does not calculate the SUCI), or any refusal;
                 status 9000 with a malformed answer.
         """
-        out = self._ok("GET IDENTITY", 0x78, 0x00, 0x01, le=0, cla=0x80 | self.cla)
+        out = self.send(0x80 | self.cla, 0x78, 0x00, 0x01, le=0, what="GET IDENTITY")
         if len(out) < 2 or out[0] != 0xA1:
             raise ApduError(0x9000, out, "GET IDENTITY: no SUCI data object")
         n, pos = out[1], 2

@@ -44,8 +44,8 @@ from host.gp.data import (
     privileges_to_bytes,
 )
 from host.gp.secure_channel import DEFAULT_LEVEL, Scp03Reader
-from host.readers.base import Reader, ReaderError
-from host.readers.wrappers import GetResponseReader
+from host.readers.base import Reader
+from host.session import ApduSession
 
 __all__ = ["GpClient", "Registry", "IsdInfo", "KNOWN_ISD_AIDS", "CLA_GP"]
 
@@ -116,12 +116,6 @@ class Registry:
         }
 
 
-def _split(resp: bytes) -> tuple[bytes, int]:
-    if len(resp) < 2:
-        raise ReaderError(f"response of {len(resp)} byte(s), shorter than a status word")
-    return resp[:-2], int.from_bytes(resp[-2:], "big")
-
-
 class GpClient:
     """GlobalPlatform content management on one card.
 
@@ -151,7 +145,8 @@ class GpClient:
         s16: bool = False,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self.plain: Reader = GetResponseReader(reader)
+        self._plain = ApduSession(reader)
+        self.plain: Reader = self._plain.reader
         self.keys = keys if keys is not None else Scp03Keys.test_keys()
         self.level = SecurityLevel(level)
         self.kvn = kvn
@@ -182,11 +177,13 @@ class GpClient:
         for aid in candidates:
             # None: SELECT by DF name with no data selects the default application.
             cmd = CommandApdu(0x00, INS_SELECT, 0x04, 0x00, aid or b"", 256)
-            data, sw = _split(self.plain.transmit(cmd.to_bytes()))
-            # 6283: a CARD_LOCKED card still selects its ISD, with this warning
-            # (GPC v2.3.1 §11.9, SELECT).
-            if sw not in (0x9000, 0x6283):
-                last = ApduError(sw, data, f"SELECT {(aid or b'').hex().upper() or 'default'}")
+            what = f"SELECT {(aid or b'').hex().upper() or 'default'}"
+            try:
+                # 6283: a CARD_LOCKED card still selects its ISD, with this warning
+                # (GPC v2.3.1 §11.9, SELECT).
+                data, sw = self._send(self._plain, cmd, what, (0x9000, 0x6283))
+            except ApduError as e:
+                last = e
                 continue
             info = _parse_fci(data, aid)
             if aid is None and not _looks_like_sd(data):
@@ -220,12 +217,28 @@ class GpClient:
         """The reader commands go through: the secure channel once open."""
         return self.scp if self.scp is not None and self.scp.is_open else self.plain
 
+    @property
+    def session(self) -> ApduSession:
+        """The session commands go through: the secure channel's once open."""
+        if self.scp is not None and self.scp.is_open:
+            # The secure channel unwraps what its own GetResponseReader fetched.
+            return ApduSession(self.scp, fetch=False)
+        return self._plain
+
     def send(self, cmd: CommandApdu, what: str, ok: Iterable[int] = _SW_OK) -> tuple[bytes, int]:
-        """Send one command; return (data, SW) or raise `ApduError` for any other SW."""
-        data, sw = _split(self.reader.transmit(cmd.to_bytes()))
-        if sw not in tuple(ok):
-            raise ApduError(sw, data, what)
-        return data, sw
+        """Send one command; return (data, SW) or raise `ApduError` for any SW not in `ok`."""
+        return self._send(self.session, cmd, what, ok)
+
+    @staticmethod
+    def _send(
+        session: ApduSession, cmd: CommandApdu, what: str, ok: Iterable[int]
+    ) -> tuple[bytes, int]:
+        try:
+            return session.send_apdu(cmd.to_bytes(), what), 0x9000
+        except ApduError as e:
+            if e.sw in tuple(ok) and e.sw != 0x9000:
+                return e.data, e.sw
+            raise
 
     def _require_channel(self, what: str) -> None:
         if self.scp is None or not self.scp.is_open:
@@ -249,13 +262,14 @@ class GpClient:
             out: list[RegistryEntry] = []
             while True:
                 cmd = CommandApdu(CLA_GP, INS_GET_STATUS, int(scope), p2, search, 256)
-                data, sw = _split(self.reader.transmit(cmd.to_bytes()))
-                if sw == 0x6A88 and not out:
-                    return []
-                if sw in (0x6A86, 0x6D00) and tagged and not out:
-                    break  # no tagged format on this card: try the legacy one
-                if sw not in (0x9000, 0x6310):
-                    raise ApduError(sw, data, f"GET STATUS {int(scope):02X}")
+                try:
+                    data, sw = self.send(cmd, f"GET STATUS {int(scope):02X}", (0x9000, 0x6310))
+                except ApduError as e:
+                    if e.sw == 0x6A88 and not out:
+                        return []
+                    if e.sw in (0x6A86, 0x6D00) and tagged and not out:
+                        break  # no tagged format on this card: try the legacy one
+                    raise
                 try:
                     out += parse_get_status(data, scope, tagged=tagged)
                 except ValueError as e:

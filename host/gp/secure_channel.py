@@ -30,20 +30,15 @@ from card.gp.scp03 import (
     check_security_level,
     initialize_update_command,
 )
-from host.errors import ApduError, SecureChannelError
-from host.readers.base import Reader, ReaderError
+from host.errors import SecureChannelError
+from host.readers.base import Reader
 from host.readers.wrappers import GetResponseReader, ReaderWrapper
+from host.session import ApduSession
 
 __all__ = ["Scp03Reader", "DEFAULT_LEVEL"]
 
 #: C-MAC only, what GlobalPlatformPro uses unless told otherwise.
 DEFAULT_LEVEL = SecurityLevel.C_MAC
-
-
-def _split(resp: bytes) -> tuple[bytes, int]:
-    if len(resp) < 2:
-        raise ReaderError(f"response of {len(resp)} byte(s), shorter than a status word")
-    return resp[:-2], int.from_bytes(resp[-2:], "big")
 
 
 class Scp03Reader(ReaderWrapper):
@@ -99,9 +94,8 @@ class Scp03Reader(ReaderWrapper):
         cla = cla_with_channel(0x80, self.channel)
         host_challenge = self._random(16 if self.s16 else 8)
         cmd = initialize_update_command(host_challenge, self.kvn or 0, cla)
-        data, sw = _split(self.inner.transmit(cmd))
-        if sw != 0x9000:
-            raise ApduError(sw, data, "INITIALIZE UPDATE")
+        plain = ApduSession(self.inner)
+        data = plain.send_apdu(cmd, "INITIALIZE UPDATE")
         try:
             info = InitializeUpdateResponse.from_bytes(data)
         except ValueError as e:
@@ -118,11 +112,9 @@ class Scp03Reader(ReaderWrapper):
             raise SecureChannelError(
                 f"card cryptogram mismatch: the keys are not those of key set {info.kvn:02X}"
             )
-        data, sw = _split(
-            self.inner.transmit(session.external_authenticate_command(self.level, cla))
+        plain.send_apdu(
+            session.external_authenticate_command(self.level, cla), "EXTERNAL AUTHENTICATE"
         )
-        if sw != 0x9000:
-            raise ApduError(sw, data, "EXTERNAL AUTHENTICATE")
         self.session = session
         self.card_info = info
         return info

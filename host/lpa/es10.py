@@ -27,7 +27,7 @@ from card.sgp22 import asn1
 from card.tlv import TlvError, decode_length, decode_tag, encode_length, encode_tag
 from host.errors import ApduError
 from host.readers.base import Reader, ReaderError
-from host.readers.wrappers import GetResponseReader
+from host.session import ApduSession
 
 __all__ = [
     "ISDR_AID",
@@ -186,22 +186,14 @@ class Es10Client:
         trace: Tracer | None = None,
         aid: bytes = ISDR_AID,
     ) -> None:
-        self.reader: Reader = GetResponseReader(reader)
+        self.session = ApduSession(reader)
+        self.reader: Reader = self.session.reader
         self.use_channel = use_channel
         self.trace = trace
         self.aid = aid
         self.channel: int | None = None
 
     # -- transport ----------------------------------------------------------------------
-
-    def _apdu(self, apdu: bytes, what: str) -> bytes:
-        resp = self.reader.transmit(apdu)
-        if len(resp) < 2:
-            raise ReaderError(f"{what}: response shorter than a status word")
-        sw = int.from_bytes(resp[-2:], "big")
-        if sw != 0x9000:
-            raise ApduError(sw, resp[:-2], what)
-        return resp[:-2]
 
     def open(self) -> Es10Client:
         """Open the channel and SELECT the ISD-R on it.
@@ -211,22 +203,20 @@ class Es10Client:
         """
         channel = 0
         if self.use_channel:
-            data = self._apdu(bytes.fromhex("0070000001"), "MANAGE CHANNEL open")
+            data = self.session.send(0x00, 0x70, 0x00, 0x00, le=1, what="MANAGE CHANNEL open")
             if len(data) != 1:
                 raise ReaderError("MANAGE CHANNEL answered no channel number")
             channel = data[0]
         self.channel = channel
         cla = cla_with_channel(0x00, channel)
-        self._apdu(
-            bytes((cla, 0xA4, 0x04, 0x00, len(self.aid))) + self.aid + b"\x00", "SELECT ISD-R"
-        )
+        self.session.send(cla, 0xA4, 0x04, 0x00, self.aid, le=0, what="SELECT ISD-R")
         return self
 
     def close(self) -> None:
         """Close the logical channel (the basic channel stays as it is)."""
         if self.channel:
             try:
-                self._apdu(bytes((0x00, 0x70, 0x80, self.channel)), "MANAGE CHANNEL close")
+                self.session.send(0x00, 0x70, 0x80, self.channel, what="MANAGE CHANNEL close")
             except (ApduError, ReaderError):
                 pass
         self.channel = None
@@ -250,8 +240,9 @@ class Es10Client:
         out = b""
         for n, block in enumerate(blocks):
             last = n == len(blocks) - 1
-            header = bytes((cla, INS_STORE_DATA, 0x91 if last else 0x11, n & 0xFF, len(block)))
-            out = self._apdu(header + block + (b"\x00" if last else b""), function)
+            p1 = 0x91 if last else 0x11
+            le = 0 if last else None
+            out = self.session.send(cla, INS_STORE_DATA, p1, n & 0xFF, block, le, what=function)
         return out
 
     def call(self, function: str, request: bytes) -> bytes:

@@ -34,7 +34,9 @@ from card.ota.cat import CommandType, GeneralResult, ProactiveCommand, TerminalR
 from host.errors import ApduError
 from host.ota.sender import envelope_apdu
 from host.readers.base import Reader
+from host.readers.wrappers import GetResponseReader
 from host.servers.smsc import SmscClient
+from host.session import ApduSession
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +100,8 @@ class ToolkitTerminal:
 
     def transmit(self, apdu: bytes) -> tuple[bytes, int]:
         """One command; response data through GET RESPONSE; proactive commands served."""
-        resp = self.reader.transmit(apdu)
-        data, sw = resp[:-2], int.from_bytes(resp[-2:], "big")
-        gsm = apdu[0] == 0xA0
-        while sw >> 8 in (0x61, 0x9F):
-            more = self.reader.transmit(bytes((0xA0 if gsm else 0x00, 0xC0, 0, 0, sw & 0xFF)))
-            data += more[:-2]
-            sw = int.from_bytes(more[-2:], "big")
-        return bytes(data), self.serve_proactive(sw)
+        resp = GetResponseReader(self.reader).transmit(apdu)
+        return resp[:-2], self.serve_proactive(int.from_bytes(resp[-2:], "big"))
 
     def serve_proactive(self, sw: int) -> int:
         """Serve the proactive commands a `91 xx` announces, until the card is done.
@@ -128,16 +124,8 @@ class ToolkitTerminal:
     def send(
         self, cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None
     ) -> bytes:
-        """One command; its response data, or ApduError for anything but 9000."""
-        apdu = bytes((cla, ins, p1, p2))
-        if data:
-            apdu += bytes((len(data),)) + data
-        if le is not None:
-            apdu += bytes((le & 0xFF,))
-        out, sw = self.transmit(apdu)
-        if sw != 0x9000:
-            raise ApduError(sw, out)
-        return out
+        """One command through `ApduSession` on `as_reader()`; ApduError for anything but 9000."""
+        return ApduSession(self.as_reader()).send(cla, ins, p1, p2, data, le)
 
     def _proactive(self, length: int) -> int:
         resp = self.reader.transmit(bytes((0x80, 0x12, 0x00, 0x00, length & 0xFF)))

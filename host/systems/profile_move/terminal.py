@@ -199,16 +199,16 @@ class Phone:
         """A phone book entry in EF.ADN (DF.TELECOM): the user's data."""
         usim = UsimSession(self.reader)
         usim.select_mf()
-        usim._ok("SELECT 7F10", 0xA4, 0x00, 0x0C, DF_TELECOM.to_bytes(2, "big"))
+        usim.select_file(DF_TELECOM)
         length = len(usim.read_records(EF_ADN)[0])  # selects EF.ADN; its record length
         data = u.encode_dialling_number(u.DiallingNumber(alpha, number), length)
-        usim._ok("UPDATE RECORD", 0xDC, record, 0x04, data)
+        usim.send(usim.cla, 0xDC, record, 0x04, data, what="UPDATE RECORD")
 
     def contacts(self) -> list[tuple[str, str]]:
         """The phone book (EF.ADN) of the enabled profile."""
         usim = UsimSession(self.reader)
         usim.select_mf()
-        usim._ok("SELECT 7F10", 0xA4, 0x00, 0x0C, DF_TELECOM.to_bytes(2, "big"))
+        usim.select_file(DF_TELECOM)
         out = []
         for rec in usim.read_records(EF_ADN):
             entry = u.decode_dialling_number(rec)

@@ -22,7 +22,7 @@ from host.bio.session import BioSession
 from host.errors import ApduError
 from host.readers.base import Reader
 from host.readers.inprocess import InProcessReader
-from host.session import AppletSession
+from host.session import ApduSession, AppletSession
 
 __all__ = [
     "REPOSITORY_AID",
@@ -83,10 +83,10 @@ class ChannelReader(Reader):
 
 def open_channel(reader: Reader) -> int:
     """MANAGE CHANNEL open (ISO/IEC 7816-4 §11.1.2): the new channel's number."""
-    resp = reader.transmit(bytes.fromhex("0070000001"))
-    if resp[-2:] != b"\x90\x00" or len(resp) != 3:
-        raise ApduError(int.from_bytes(resp[-2:], "big"), resp[:-2], "MANAGE CHANNEL")
-    return resp[0]
+    data = ApduSession(reader).send(0x00, 0x70, 0x00, 0x00, le=1, what="MANAGE CHANNEL")
+    if len(data) != 1:
+        raise ApduError(0x9000, data, "MANAGE CHANNEL: no channel number")
+    return data[0]
 
 
 class RepositoryCard(AppletSession):
