@@ -3,8 +3,9 @@
 One module per standard or applet, each a tuple `SPECS` of `CommandSpec`s with
 their own test vectors; every module of this package that defines `SPECS` is
 registered (`iso7816_4`: the interindustry commands; `cardemu_samples`: the
-sample applets). The framework is in `base`; BER-TLV and other shared
-constructs in `constructs`; value generation in `generate`; hypothesis
+sample applets). The framework is the package `framework`, a module per concern
+(patterns, fields, vectors, decoded, spec, response, registry, session); BER-TLV
+and other shared constructs in `constructs`; value generation in `generate`; hypothesis
 strategies (a test extra) in `strategies`.
 
 Decoding (the trace decoder and `cardemu decode` build on these)::
@@ -41,7 +42,7 @@ Building and generating (the fuzzer builds on these)::
     spec.strategy()                        # hypothesis strategy (imports hypothesis)
     spec.fields / spec.nc_range / spec.le / spec.ne / spec.cla_values()  # the rules
 
-Writing a spec module: see `base.CommandSpec` and `iso7816_4` for examples; an
+Writing a spec module: see `framework.spec.CommandSpec` and `iso7816_4` for examples; an
 applet's module names its AIDs with an `AppletContext` and sets `context=` on
 its specs. `tests/unit/test_apdu_specs.py` walks every registered spec's
 vectors and round-trips generated commands, so a new module is tested as soon
@@ -50,21 +51,21 @@ as it defines `SPECS`.
 
 from __future__ import annotations
 
-from apdu_specs.base import (
-    AppletContext,
-    CommandSpec,
-    Decoded,
-    DecodeSession,
-    Field,
-    Le,
+from apdu_specs.framework.decoded import Decoded, count_bytes
+from apdu_specs.framework.fields import Field, Le, p1, p1p2, p2
+from apdu_specs.framework.patterns import SwPattern, sws
+from apdu_specs.framework.registry import (
     Registry,
-    Vector,
     all_specs,
     decode_command,
-    decode_response,
     default_registry,
     match,
+    spec_modules,
 )
+from apdu_specs.framework.response import decode_response
+from apdu_specs.framework.session import DecodeSession
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 __all__ = [
     "AppletContext",
@@ -80,4 +81,11 @@ __all__ = [
     "decode_response",
     "default_registry",
     "match",
+    "p1",
+    "p1p2",
+    "p2",
+    "spec_modules",
+    "sws",
+    "SwPattern",
+    "count_bytes",
 ]

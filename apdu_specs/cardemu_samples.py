@@ -17,16 +17,11 @@ from collections.abc import Callable
 
 import construct as c
 
-from apdu_specs.base import (
-    AppletContext,
-    CommandSpec,
-    Decoded,
-    Le,
-    Vector,
-    count_bytes,
-    p1p2,
-    sws,
-)
+from apdu_specs.framework.decoded import Decoded, count_bytes
+from apdu_specs.framework.fields import Le, p1p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 PURSE = AppletContext("sample purse", (bytes.fromhex("F043415244454D5501"),))
 ECHO = AppletContext("sample echo", (bytes.fromhex("F043415244454D5502"),))

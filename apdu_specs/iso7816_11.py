@@ -16,18 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from apdu_specs.base import (
-    AppletContext,
-    CommandSpec,
-    Decoded,
-    Le,
-    Vector,
-    count_bytes,
-    p1,
-    p2,
-    sws,
-)
 from apdu_specs.constructs import BerTlv, TagInfo, find_entry, int_be, tlv_summary
+from apdu_specs.framework.decoded import Decoded, count_bytes
+from apdu_specs.framework.fields import Le, p1, p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 from apdu_specs.generate import Draw
 
 CLAUSE = "ISO/IEC 7816-11:2017"

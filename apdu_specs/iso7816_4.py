@@ -21,8 +21,12 @@ from typing import Any
 
 import construct as c
 
-from apdu_specs.base import CommandSpec, Decoded, Le, Vector, count_bytes, p1, p1p2, p2, sws
 from apdu_specs.constructs import FID, PATH, BerTlv, TagInfo, find_entry, int_be, tlv_summary
+from apdu_specs.framework.decoded import Decoded, count_bytes
+from apdu_specs.framework.fields import Le, p1, p1p2, p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import Vector
 from apdu_specs.generate import Draw
 from apdu_specs.values import HexInt
 

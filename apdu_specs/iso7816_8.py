@@ -16,17 +16,12 @@ vectors' responses are the emulator's (card seeded with 1, PIN verified).
 
 from __future__ import annotations
 
-from apdu_specs.base import (
-    AppletContext,
-    CommandSpec,
-    Decoded,
-    Le,
-    Vector,
-    p1,
-    p2,
-    sws,
-)
 from apdu_specs.constructs import BerTlv, TagInfo, find_entry, int_be, tlv_summary
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Le, p1, p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 CLAUSE = "ISO/IEC 7816-8:2019"
 KEYPAIR = AppletContext("keypair", (bytes.fromhex("F043415244454D554B50"),))

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import construct as c
 
-from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, sws
 from apdu_specs.constructs import BerTlv, TagInfo, int_be
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Le
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 from apdu_specs.shapes import tlv_read
 
 CLAUSE = "JP 7639532 B2 (seed 000)"

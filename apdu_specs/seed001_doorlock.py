@@ -18,8 +18,12 @@ vectors are the emulator's answers (the known-answer test's cards:
 
 from __future__ import annotations
 
-from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, p1, sws
 from apdu_specs.constructs import BerTlv, TagInfo, ascii_text, find_entry
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Le, p1
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 from apdu_specs.shapes import tlv_read
 
 CLAUSE = "JP 6911303 B2 (seed 001)"

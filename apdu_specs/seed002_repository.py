@@ -18,8 +18,12 @@ The vectors' responses are the emulator's (the `repository` preset).
 
 from __future__ import annotations
 
-from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, p1p2, sws
 from apdu_specs.constructs import BerTlv, TagInfo, find_entry, tlv_summary
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Le, p1p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 CLAUSE = "JP 2023-044038 A (seed 002)"
 REPOSITORY = AppletContext("repository card", (bytes.fromhex("F043415244454D555250"),))

@@ -8,8 +8,11 @@ GET CERTIFICATES...).
 
 from __future__ import annotations
 
-from apdu_specs.base import AppletContext, CommandSpec, Le, Vector, sws
 from apdu_specs.constructs import BerTlv, TagTable
+from apdu_specs.framework.fields import Le
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 __all__ = ["tlv_read"]
 

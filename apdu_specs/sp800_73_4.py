@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import construct as c
 
-from apdu_specs.base import AppletContext, CommandSpec, Decoded, Field, Le, Vector, p1, p2, sws
 from apdu_specs.constructs import BerTlv, TagInfo, find_entry, tlv_summary
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Field, Le, p1, p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 CLAUSE = "NIST SP 800-73-4 Part 2"
 PIV = AppletContext("piv", (bytes.fromhex("A000000308000010000100"),))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import construct as c
 from hypothesis import strategies as st
 
-from apdu_specs.base import CommandSpec
+from apdu_specs.framework.spec import CommandSpec
 from apdu_specs.generate import value_for
 
 T = TypeVar("T")

@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import construct as c
 
-from apdu_specs.base import CommandSpec, Decoded, Le, Vector, count_bytes, p1, p1p2, p2, sws
+from apdu_specs.framework.decoded import Decoded, count_bytes
+from apdu_specs.framework.fields import Le, p1, p1p2, p2
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import Vector
 
 CLAUSE = "ETSI TS 102 221"
 GSM_CLAUSE = "3GPP TS 51.011"

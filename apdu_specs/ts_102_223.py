@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import construct as c
 
-from apdu_specs.base import CommandSpec, Decoded, Le, Vector, count_bytes, sws
+from apdu_specs.framework.decoded import Decoded, count_bytes
+from apdu_specs.framework.fields import Le
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import Vector
 from card.ota import cat, scp80, sms
 
 CLAUSE = "ETSI TS 102 221 §10.1.1"

@@ -14,7 +14,11 @@ from collections.abc import Callable
 
 import construct as c
 
-from apdu_specs.base import AppletContext, CommandSpec, Decoded, Le, Vector, sws
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Le
+from apdu_specs.framework.patterns import sws
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 
 CLAUSE = "3GPP TS 31.102"
 

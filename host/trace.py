@@ -96,12 +96,12 @@ class _SpecsApi:
 def _specs_api() -> _SpecsApi | None:
     """apdu_specs' decoding entry points, or None when it cannot decode.
 
-    Looked up once (an immutable result): `apdu_specs` first, then
-    `apdu_specs.base`, for a `DecodeSession` (which follows SELECTs and GET
-    RESPONSE) or module-level `decode_command` / `decode_response`.
+    Looked up once (an immutable result) in `apdu_specs`: a `DecodeSession` (which
+    follows SELECTs and GET RESPONSE) or module-level `decode_command` /
+    `decode_response` (and `to_json` from `apdu_specs.values`).
     """
     found: dict[str, Any] = {}
-    for module_name in ("apdu_specs", "apdu_specs.base", "apdu_specs.values"):
+    for module_name in ("apdu_specs", "apdu_specs.values"):
         try:
             module = importlib.import_module(module_name)
         except Exception as e:  # noqa: BLE001 - a package being written must not break traces

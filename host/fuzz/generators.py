@@ -57,7 +57,7 @@ def specs_for(applet: AppletTarget) -> tuple[Any, ...]:
     """The `apdu_specs` specs that apply to an applet: its own, the interindustry ones,
     and those of its profile's spec modules (no fallbacks: they are not valid commands)."""
     try:
-        from apdu_specs.base import default_registry
+        from apdu_specs.framework.registry import default_registry
     except ImportError:  # apdu_specs is optional for the fuzzer
         return ()
     chosen: dict[str, Any] = {}

@@ -234,18 +234,18 @@ def spec_outgoing(card: CardRuntime) -> Callable[[bytes], bool]:
     selected on the command's channel, and falls back to the ISO 7816-4 case 2
     instructions for commands no spec describes.
     """
-    from apdu_specs import base as specs
+    from apdu_specs import Le, default_registry
     from card.apdu import cla_channel
     from card.transport.t0 import default_outgoing
 
-    registry = specs.default_registry()
+    registry = default_registry()
 
     def outgoing(header: bytes) -> bool:
         selected = card.selected_aid(cla_channel(header[0]))
         for spec in registry.match(header[:4], context=selected):
             lo, hi = spec.nc_range
             if hi == 0:
-                return spec.le is not specs.Le.ABSENT
+                return spec.le is not Le.ABSENT
             return False
         return default_outgoing(header)
 

@@ -12,27 +12,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apdu_specs import base, cardemu_samples, iso7816_4
-from apdu_specs.base import (
-    AppletContext,
-    CommandSpec,
-    DecodeSession,
-    Field,
-    Le,
+from apdu_specs import cardemu_samples, iso7816_4
+from apdu_specs.constructs import BerTlv, TagInfo, build_tlvs, parse_tlvs
+from apdu_specs.framework.decoded import Decoded
+from apdu_specs.framework.fields import Field, Le, p1, p1p2, p2
+from apdu_specs.framework.patterns import SwPattern, sws
+from apdu_specs.framework.registry import (
     Registry,
-    SwPattern,
-    Vector,
     all_specs,
     decode_command,
-    decode_response,
     default_registry,
     match,
-    p1,
-    p1p2,
-    p2,
-    sws,
+    spec_modules,
 )
-from apdu_specs.constructs import BerTlv, TagInfo, build_tlvs, parse_tlvs
+from apdu_specs.framework.response import decode_response
+from apdu_specs.framework.session import DecodeSession
+from apdu_specs.framework.spec import CommandSpec
+from apdu_specs.framework.vectors import AppletContext, Vector
 from apdu_specs.strategies import HypothesisDraw, commands, values
 from apdu_specs.values import HexInt, Named, to_json
 from card.apdu import CommandApdu
@@ -66,7 +62,7 @@ def _context(spec: CommandSpec, v: Vector) -> bytes | None:
     return spec.context.aids[0] if spec.context is not None else None
 
 
-def _rebuild(spec: CommandSpec, d: base.Decoded) -> bytes:
+def _rebuild(spec: CommandSpec, d: Decoded) -> bytes:
     f = d.fields
     return spec.build(d.params, f["data"], ne=f["ne"], cla=int(f["cla"]), extended=f["extended"])
 
@@ -75,9 +71,9 @@ def _rebuild(spec: CommandSpec, d: base.Decoded) -> bytes:
 
 
 def test_registry_holds_the_spec_modules() -> None:
-    modules = base.spec_modules()
+    modules = spec_modules()
     assert {"apdu_specs.cardemu_samples", "apdu_specs.iso7816_4"} <= set(modules)
-    assert not {"apdu_specs.base", "apdu_specs.strategies"} & set(modules)
+    assert not {"apdu_specs.framework", "apdu_specs.strategies"} & set(modules)
     assert set(iso7816_4.SPECS) | set(cardemu_samples.SPECS) <= set(SPECS)
     assert len({s.id for s in SPECS}) == len(SPECS)
     assert default_registry() is default_registry()

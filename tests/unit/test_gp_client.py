@@ -523,7 +523,8 @@ def test_cli_card_status(image: str) -> None:
 
 def test_every_command_the_client_sends_decodes_cleanly(card) -> None:
     """The client's plain commands and the card's answers read without issue in apdu_specs."""
-    from apdu_specs.base import decode_command, decode_response
+    from apdu_specs.framework.registry import decode_command
+    from apdu_specs.framework.response import decode_response
 
     desc = describe_load_file("notes")
     client, spy = _client(card, level=0x33)

@@ -40,7 +40,7 @@ from host.trace import (
 from tests.unit.cards import sample_card, select
 
 SELECT_ECHO = bytes.fromhex(select(ECHO_AID))
-_SPEC_MODULES = ("apdu_specs", "apdu_specs.base", "apdu_specs.values")
+_SPEC_MODULES = ("apdu_specs", "apdu_specs.values")
 
 
 @pytest.fixture(autouse=True)
