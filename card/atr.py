@@ -619,6 +619,93 @@ def _check_byte(name: str, v: int | None) -> None:
         raise ValueError(f"{name} {v} is not a byte")
 
 
+_Group = tuple[int | None, int | None, int | None]  # TAi, TBi, TCi
+_NO_GROUP: _Group = (None, None, None)
+
+
+def _offered(
+    protocols: Iterable[int], *, t1_params: tuple[object, ...], wi: int | None
+) -> list[int]:
+    """The protocols in ascending T, checked against the parameters given for them."""
+    offered = sorted(set(protocols))
+    if not offered or not all(0 <= t <= 14 for t in offered):
+        raise ValueError(f"protocols {offered}: give one or more of T=0..14")
+    if 1 not in offered and any(v is not None for v in t1_params):
+        raise ValueError("ifsc, bwi, cwi and crc are T=1 parameters but T=1 is not offered")
+    if wi is not None and offered[0] != 0:
+        raise ValueError("TC2 (WI) needs T=0 announced in TD1")
+    return offered
+
+
+def _t1_group(ifsc: int | None, bwi: int | None, cwi: int | None, crc: bool | None) -> _Group:
+    """TA/TB/TC of the first T=1 group (ISO 7816-3 §11.4): only bytes off their defaults."""
+    ifsc = 254 if ifsc is None else ifsc
+    bwi = DEFAULT_BWI if bwi is None else bwi
+    cwi = DEFAULT_CWI if cwi is None else cwi
+    if not 1 <= ifsc <= 254:
+        raise ValueError(f"IFSC {ifsc} out of range 1..254")
+    if not 0 <= bwi <= 9 or not 0 <= cwi <= 15:
+        raise ValueError(f"BWI {bwi} (0..9) or CWI {cwi} (0..15) out of range")
+    return (
+        None if ifsc == DEFAULT_IFSC else ifsc,
+        None if (bwi, cwi) == (DEFAULT_BWI, DEFAULT_CWI) else bwi << 4 | cwi,
+        0x01 if crc else None,
+    )
+
+
+def _announced(offered: list[int], t1_group: _Group, group2: _Group, t15: bool) -> list[int]:
+    """The T announced by each TD, in order (group i+1 follows TDi; §8.2.3)."""
+    announced = list(offered)
+    if offered[0] == 1 and t1_group != _NO_GROUP:
+        announced.insert(0, 1)  # T=1 bytes only count from group 3 on
+    if t15:
+        announced.append(15)
+    if announced == [0] and group2 == _NO_GROUP:
+        return []  # T=0 alone: no TD1 needed
+    return announced
+
+
+def _interface_rows(
+    announced: list[int],
+    *,
+    group1: _Group,
+    group2: _Group,
+    t1_group: _Group,
+    class_indicator: int | None,
+) -> list[tuple[int | None, int | None, int | None, int | None]]:
+    """(TAi, TBi, TCi, TDi) for each group: the global bytes, then per announced T."""
+    rows: list[list[int | None]] = [[None, None, None, None] for _ in range(len(announced) + 1)]
+    rows[0][:3] = group1
+    if len(rows) > 1:
+        rows[1][:3] = group2
+    elif group2 != _NO_GROUP:
+        raise ValueError("TA2 or TC2 given but nothing announced in TD1")
+    for i, t in enumerate(announced):
+        rows[i][3] = t
+        group = rows[i + 1]
+        if i >= 1 and t == 1 and t1_group != _NO_GROUP:
+            group[:3] = t1_group
+            t1_group = _NO_GROUP  # only the first T=1 group carries them
+        elif t == 15:
+            group[0] = class_indicator
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def _historical_bytes(
+    historical: bytes | None, extended_length: bool | None, max_channels: int | None
+) -> bytes:
+    """The historical bytes given, or category 80 with card capabilities (7816-4 §12.1.1)."""
+    if historical is None:
+        caps = CardCapabilities(
+            extended_length=True if extended_length is None else extended_length,
+            max_channels=4 if max_channels is None else max_channels,
+        )
+        return build_historical(capabilities=caps)
+    if extended_length is not None or max_channels is not None:
+        raise ValueError("give either historical bytes or extended_length/max_channels")
+    return historical
+
+
 def build_atr(
     protocols: Iterable[int] = (0, 1),
     *,
@@ -662,14 +749,7 @@ def build_atr(
     Raises:
         ValueError: inconsistent or out-of-range parameters, or an ATR over 33 bytes.
     """
-    offered = sorted(set(protocols))
-    if not offered or not all(0 <= t <= 14 for t in offered):
-        raise ValueError(f"protocols {offered}: give one or more of T=0..14")
-    t1 = 1 in offered
-    if not t1 and any(v is not None for v in (ifsc, bwi, cwi, crc)):
-        raise ValueError("ifsc, bwi, cwi and crc are T=1 parameters but T=1 is not offered")
-    if wi is not None and offered[0] != 0:
-        raise ValueError("TC2 (WI) needs T=0 announced in TD1")
+    offered = _offered(protocols, t1_params=(ifsc, bwi, cwi, crc), wi=wi)
     if ta1 is None:
         ta1 = _fi_index(fi) << 4 | _di_index(di)
     for name, v in (("ta1", ta1), ("extra_guard_time", extra_guard_time), ("wi", wi),
@@ -677,59 +757,19 @@ def build_atr(
         _check_byte(name, v)
     if wi == 0:
         raise ValueError("WI 0 is reserved")
-
-    t1_group: tuple[int | None, int | None, int | None] = (None, None, None)
-    if t1:
-        ifsc = 254 if ifsc is None else ifsc
-        bwi = DEFAULT_BWI if bwi is None else bwi
-        cwi = DEFAULT_CWI if cwi is None else cwi
-        if not 1 <= ifsc <= 254:
-            raise ValueError(f"IFSC {ifsc} out of range 1..254")
-        if not 0 <= bwi <= 9 or not 0 <= cwi <= 15:
-            raise ValueError(f"BWI {bwi} (0..9) or CWI {cwi} (0..15) out of range")
-        t1_group = (
-            None if ifsc == DEFAULT_IFSC else ifsc,
-            None if (bwi, cwi) == (DEFAULT_BWI, DEFAULT_CWI) else bwi << 4 | cwi,
-            0x01 if crc else None,
-        )
-
-    # The T announced by each TD, in order; group i+1 follows TDi.
-    announced = list(offered)
-    if offered[0] == 1 and t1_group != (None, None, None):
-        announced.insert(0, 1)  # T=1 bytes only count from group 3 on
-    if class_indicator is not None:
-        announced.append(15)
+    t1_group = _t1_group(ifsc, bwi, cwi, crc) if 1 in offered else _NO_GROUP
     group2 = (ta2, None, None if wi is None or wi == DEFAULT_WI else wi)
-    if announced == [0] and group2 == (None, None, None):
-        announced = []  # T=0 alone: no TD1 needed
-
-    rows: list[list[int | None]] = [[None, None, None, None] for _ in range(len(announced) + 1)]
-    rows[0][0] = None if ta1 == DEFAULT_TA1 else ta1
-    rows[0][2] = extra_guard_time or None
-    if len(rows) > 1:
-        rows[1][:3] = group2
-    elif group2 != (None, None, None):
-        raise ValueError("TA2 or TC2 given but nothing announced in TD1")
-    for i, t in enumerate(announced):
-        rows[i][3] = t
-        group = rows[i + 1]
-        if i >= 1 and t == 1 and t1_group != (None, None, None):
-            group[:3] = t1_group
-            t1_group = (None, None, None)  # only the first T=1 group carries them
-        elif t == 15:
-            group[0] = class_indicator
-
-    if historical is None:
-        caps = CardCapabilities(
-            extended_length=True if extended_length is None else extended_length,
-            max_channels=4 if max_channels is None else max_channels,
-        )
-        historical = build_historical(capabilities=caps)
-    elif extended_length is not None or max_channels is not None:
-        raise ValueError("give either historical bytes or extended_length/max_channels")
-
+    announced = _announced(offered, t1_group, group2, class_indicator is not None)
+    rows = _interface_rows(
+        announced,
+        group1=(None if ta1 == DEFAULT_TA1 else ta1, None, extra_guard_time or None),
+        group2=group2,
+        t1_group=t1_group,
+        class_indicator=class_indicator,
+    )
+    historical = _historical_bytes(historical, extended_length, max_channels)
     atr = Atr.from_levels(
-        [(r[0], r[1], r[2], r[3]) for r in rows],
+        rows,
         historical,
         TS_INVERSE if inverse else TS_DIRECT,
     )
