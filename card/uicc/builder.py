@@ -311,6 +311,205 @@ def _suci_files(fs: FileSystem, adf: str, adf_arr: int, df5gs: str, suci: SuciSe
     fs.create_ef(saip, u.EF_SUCI_CALC_INFO_USIM, data=info, security=_arr(adf_arr, ARR_ADM_ONLY))
 
 
+#: EF.ARR of the MF and of ADF.USIM (TS 102 221 §13.4; TS 31.102 §4.2.47).
+MF_ARR, ADF_ARR = 0x2F06, 0x6F06
+
+
+def _services(services: Iterable[int], suci: SuciSetup | None) -> frozenset[int]:
+    """The UST's services, with those SUCI needs (n°124, n°125 when the USIM calculates)."""
+    out = frozenset(services)
+    if suci is not None:
+        out |= {u.SERVICE_SUPI_PRIVACY}
+        out |= {u.SERVICE_SUCI_BY_USIM} if suci.by_usim else frozenset()
+    return out
+
+
+def _shared_files(imsi: str, plmn: u.Plmn, spn: str, mnc_length: int) -> dict[int, bytes]:
+    """The files DF.GSM shares with ADF.USIM (ts_51_011.SHARED_WITH_USIM): they start equal."""
+    return {
+        g.EF_IMSI: u.encode_imsi(imsi),
+        g.EF_HPPLMN: b"\x05",
+        g.EF_SPN: u.encode_spn(u.Spn(spn)),
+        g.EF_ACC: u.encode_acc(u.acc_for_imsi(imsi)),
+        g.EF_FPLMN: u.encode_plmn_list((), 12),
+        g.EF_LOCI: u.encode_loci(u.Loci(plmn=u.encode_plmn(plmn))),
+        g.EF_AD: u.encode_ad(u.AdministrativeData(mnc_length=mnc_length)),
+    }
+
+
+def _mf_files(fs: FileSystem, iccid: str, usim_aid: bytes, isim: IsimSetup | None) -> str:
+    """The MF with EF.ARR, EF.DIR, EF.ICCID and EF.PL (TS 102 221 §13); its path."""
+    mf = fs.create_mf(
+        security=_arr(MF_ARR, ARR_DF), pins=(PIN1, PIN2, ADM1), proprietary=UICC_CHARACTERISTICS
+    )
+    fs.create_ef(
+        mf,
+        MF_ARR,
+        Structure.LINEAR_FIXED,
+        record_length=ARR_RECORD_LENGTH,
+        data=list(ARR_RECORDS),
+        sfi=0x06,
+        security=_arr(MF_ARR, ARR_ADM),
+    )
+    dir_len = 4 + max(len(usim_aid), len(isim.aid) if isim else 0) + 2 + 16
+    fs.create_ef(
+        mf,
+        0x2F00,
+        Structure.LINEAR_FIXED,
+        record_length=dir_len,
+        records=2,
+        data=[encode_dir_record(ApplicationTemplate(usim_aid, "USIM"), dir_len)]
+        + ([encode_dir_record(ApplicationTemplate(isim.aid, "ISIM"), dir_len)] if isim else []),
+        sfi=0x1E,
+        security=_arr(MF_ARR, ARR_ADM),
+    )
+    fs.create_ef(
+        mf,
+        0x2FE2,
+        data=encode_iccid(iccid),
+        sfi=0x02,
+        security=_arr(MF_ARR, ARR_READ_ALW_UPDATE_NEV),
+    )
+    fs.create_ef(
+        mf,
+        0x2F05,
+        data=encode_languages(["en"], 10),
+        sfi=0x05,
+        security=_arr(MF_ARR, ARR_READ_ALW_PIN1_UPDATE),
+    )
+    return mf
+
+
+def _df_gsm_files(fs: FileSystem, mf: str, plmn: u.Plmn, shared: dict[int, bytes]) -> None:
+    """DF.GSM (7F20), the SIM view 2G tools use through CLA A0 (TS 51.011 §10)."""
+    gsm = fs.create_df(mf, g.DF_GSM, security=_arr(MF_ARR, ARR_DF), pins=(PIN1, PIN2, ADM1))
+    # TS 51.011 §10.3: READ/UPDATE access conditions of each EF, as EF.ARR records.
+    for fid, data, rule in (
+        (g.EF_IMSI, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE),
+        (g.EF_KC, g.encode_kc(), ARR_PIN1),
+        (g.EF_PLMNSEL, u.encode_plmn_list([plmn], g.PLMNSEL_SIZE), ARR_PIN1),
+        (g.EF_HPPLMN, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE),
+        (g.EF_SST, g.encode_sst(GSM_SERVICES, SST_SIZE), ARR_PIN1_READ_ADM_UPDATE),
+        (g.EF_SPN, shared[g.EF_SPN], ARR_ADM),
+        (g.EF_BCCH, bytes(g.BCCH_SIZE), ARR_PIN1),
+        (g.EF_ACC, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE),
+        (g.EF_FPLMN, shared[g.EF_FPLMN], ARR_PIN1),
+        (g.EF_LOCI, shared[g.EF_LOCI], ARR_PIN1),
+        (g.EF_AD, shared[g.EF_AD], ARR_ADM),
+        (g.EF_PHASE, bytes((g.PHASE_2,)), ARR_ADM),
+    ):
+        fs.create_ef(gsm, fid, data=data, security=_arr(MF_ARR, rule))
+
+
+@dataclass(frozen=True)
+class _AdfUsim:
+    """ADF.USIM being filled: its EFs, access rules by ADF_ARR record (TS 31.102 §4.2)."""
+
+    fs: FileSystem
+    path: str
+
+    def ef(self, fid: int, data: bytes, arr: int, sfi: int | None = None) -> None:
+        """A transparent EF."""
+        self.fs.create_ef(self.path, fid, data=data, sfi=sfi, security=_arr(ADF_ARR, arr))
+
+    def rec(
+        self,
+        fid: int,
+        records: list[bytes],
+        length: int,
+        count: int,
+        arr: int,
+        sfi: int | None = None,
+    ) -> None:
+        """A linear fixed EF of `count` records of `length` bytes."""
+        self.fs.create_ef(
+            self.path,
+            fid,
+            Structure.LINEAR_FIXED,
+            record_length=length,
+            records=count,
+            data=records,
+            sfi=sfi,
+            security=_arr(ADF_ARR, arr),
+        )
+
+
+def _usim_files(
+    adf: _AdfUsim, services: frozenset[int], shared: dict[int, bytes], plmn: u.Plmn
+) -> None:
+    """EF.ARR, the identity, keys, service tables and location files (TS 31.102 §4.2)."""
+    ust_size = max(UST_SIZE, (max(services, default=0) + 7) // 8)
+    adf.rec(ADF_ARR, list(ARR_RECORDS), ARR_RECORD_LENGTH, len(ARR_RECORDS), ARR_ADM, 0x17)
+    adf.ef(0x6F05, encode_languages(["en"], 10), ARR_READ_ALW_PIN1_UPDATE, 0x02)
+    adf.ef(0x6F07, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE, 0x07)
+    adf.ef(0x6F08, u.encode_keys(u.Keys()), ARR_PIN1, 0x08)
+    adf.ef(0x6F09, u.encode_keys(u.Keys()), ARR_PIN1, 0x09)
+    if 20 in services:
+        adf.ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
+    adf.ef(0x6F31, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE, 0x12)
+    adf.ef(0x6F38, u.encode_service_table(services, ust_size), ARR_PIN1_READ_ADM_UPDATE, 0x04)
+    if 34 in services:
+        adf.ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
+    adf.ef(0x6F78, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE, 0x06)
+    adf.ef(0x6F7B, shared[g.EF_FPLMN], ARR_PIN1, 0x0D)
+    adf.ef(0x6F7E, shared[g.EF_LOCI], ARR_PIN1, 0x0B)
+    adf.ef(0x6FAD, shared[g.EF_AD], ARR_ADM, 0x03)
+    adf.ef(0x6F73, u.encode_psloci(u.PsLoci(plmn=u.encode_plmn(plmn))), ARR_PIN1, 0x0C)
+    if 19 in services:
+        adf.ef(0x6F46, shared[g.EF_SPN], ARR_ADM)
+
+
+def _usim_messaging_files(
+    adf: _AdfUsim, services: frozenset[int], msisdn: str | None, smsc: str | None
+) -> None:
+    """EF.MSISDN (n°21), EF.SMS and EF.SMSS (n°10), EF.SMSP (n°12) (TS 31.102 §4.2)."""
+    msisdn_len = u.dialling_record_length(ALPHA_SIZE)
+    if 21 in services:
+        number = u.DiallingNumber("", msisdn) if msisdn else None
+        adf.rec(0x6F40, [u.encode_dialling_number(number, msisdn_len)], msisdn_len, 2, ARR_PIN1)
+    if 10 in services:
+        sms = [u.encode_sms(u.SmsRecord())] * SMS_RECORDS
+        adf.rec(0x6F3C, sms, u.SMS_RECORD_LENGTH, SMS_RECORDS, ARR_PIN1)
+        # §4.2.28 EF.SMSS: last used TP-MR 'FF', memory capacity available.
+        adf.ef(0x6F43, b"\xff\xff", ARR_PIN1)
+    smsp_len = u.SMSP_FIXED + ALPHA_SIZE
+    if 12 in services:
+        params = u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0)
+        adf.rec(0x6F42, [u.encode_smsp(params, smsp_len)], smsp_len, 1, ARR_PIN1)
+
+
+def _usim_network_files(adf: _AdfUsim, services: frozenset[int], plmn: u.Plmn) -> None:
+    """EF.ECC, EF.START-HFN, EF.THRESHOLD, the PLMN selectors (n°42, n°43) and
+    DF.GSM-ACCESS (n°27) (TS 31.102 §4.2, §4.4.5)."""
+    ecc_len = 4 + 10
+    ecc = [
+        u.encode_ecc(u.EmergencyCallCode("112", "Emergency"), ecc_len),
+        u.encode_ecc(u.EmergencyCallCode("911"), ecc_len),
+    ]
+    adf.rec(0x6FB7, ecc, ecc_len, 3, ARR_ADM, 0x01)
+    adf.ef(0x6F5B, bytes.fromhex("F00000F00000"), ARR_PIN1, 0x0F)
+    adf.ef(0x6F5C, b"\xff\xff\xff", ARR_PIN1_READ_ADM_UPDATE, 0x10)
+    if 42 in services:
+        oplmn = u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40)
+        adf.ef(0x6F61, oplmn, ARR_PIN1_READ_ADM_UPDATE, 0x11)
+    if 43 in services:
+        hplmn = u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10)
+        adf.ef(0x6F62, hplmn, ARR_PIN1_READ_ADM_UPDATE, 0x13)
+    if u.SERVICE_GSM_ACCESS in services:
+        # TS 31.102 §4.4.5: DF.GSM-ACCESS with EF.Kc and EF.KcGPRS (KSI 07: no key yet).
+        gsm_access = adf.fs.create_df(
+            adf.path, 0x5F3B, security=_arr(ADF_ARR, ARR_DF), pins=(PIN1, PIN2, ADM1)
+        )
+        for fid, sfi in ((0x4F20, 0x01), (0x4F52, 0x02)):
+            adf.fs.create_ef(
+                gsm_access,
+                fid,
+                data=bytes(8) + b"\x07",
+                sfi=sfi,
+                security=_arr(ADF_ARR, ARR_PIN1),
+            )
+
+
 def build_profile(
     iccid: str,
     imsi: str,
@@ -372,201 +571,29 @@ def build_profile(
         ValueError: a field the files cannot hold.
     """
     plmn = u.Plmn.from_imsi(imsi, mnc_length)
-    home = u.encode_plmn(plmn)
-    services = frozenset(services)
-    if suci is not None:
-        services |= {u.SERVICE_SUPI_PRIVACY}
-        services |= {u.SERVICE_SUCI_BY_USIM} if suci.by_usim else frozenset()
-    ust_size = max(UST_SIZE, (max(services, default=0) + 7) // 8)
-    # The files DF.GSM shares with ADF.USIM (ts_51_011.SHARED_WITH_USIM) start equal.
-    shared = {
-        g.EF_IMSI: u.encode_imsi(imsi),
-        g.EF_HPPLMN: b"\x05",
-        g.EF_SPN: u.encode_spn(u.Spn(spn)),
-        g.EF_ACC: u.encode_acc(u.acc_for_imsi(imsi)),
-        g.EF_FPLMN: u.encode_plmn_list((), 12),
-        g.EF_LOCI: u.encode_loci(u.Loci(plmn=home)),
-        g.EF_AD: u.encode_ad(u.AdministrativeData(mnc_length=mnc_length)),
-    }
-
-    store = DictStore()
-    fs = FileSystem(store)
-    mf = fs.create_mf(
-        security=_arr(0x2F06, ARR_DF), pins=(PIN1, PIN2, ADM1), proprietary=UICC_CHARACTERISTICS
-    )
-    mf_arr = 0x2F06
-    fs.create_ef(
-        mf,
-        0x2F06,
-        Structure.LINEAR_FIXED,
-        record_length=ARR_RECORD_LENGTH,
-        data=list(ARR_RECORDS),
-        sfi=0x06,
-        security=_arr(mf_arr, ARR_ADM),
-    )
-    dir_len = 4 + max(len(usim_aid), len(isim.aid) if isim else 0) + 2 + 16
-    fs.create_ef(
-        mf,
-        0x2F00,
-        Structure.LINEAR_FIXED,
-        record_length=dir_len,
-        records=2,
-        data=[encode_dir_record(ApplicationTemplate(usim_aid, "USIM"), dir_len)]
-        + ([encode_dir_record(ApplicationTemplate(isim.aid, "ISIM"), dir_len)] if isim else []),
-        sfi=0x1E,
-        security=_arr(mf_arr, ARR_ADM),
-    )
-    fs.create_ef(
-        mf,
-        0x2FE2,
-        data=encode_iccid(iccid),
-        sfi=0x02,
-        security=_arr(mf_arr, ARR_READ_ALW_UPDATE_NEV),
-    )
-    fs.create_ef(
-        mf,
-        0x2F05,
-        data=encode_languages(["en"], 10),
-        sfi=0x05,
-        security=_arr(mf_arr, ARR_READ_ALW_PIN1_UPDATE),
-    )
-    telecom = fs.create_df(mf, DF_TELECOM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
-    _telecom_files(fs, telecom, mf_arr, msisdn, smsc)
-
+    services = _services(services, suci)
+    shared = _shared_files(imsi, plmn, spn, mnc_length)
+    fs = FileSystem(DictStore())
+    mf = _mf_files(fs, iccid, usim_aid, isim)
+    telecom = fs.create_df(mf, DF_TELECOM, security=_arr(MF_ARR, ARR_DF), pins=(PIN1, PIN2, ADM1))
+    _telecom_files(fs, telecom, MF_ARR, msisdn, smsc)
     if df_gsm:
-        gsm = fs.create_df(mf, g.DF_GSM, security=_arr(mf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1))
-        # TS 51.011 §10.3: READ/UPDATE access conditions of each EF, as EF.ARR records.
-        for fid, data, rule in (
-            (g.EF_IMSI, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE),
-            (g.EF_KC, g.encode_kc(), ARR_PIN1),
-            (g.EF_PLMNSEL, u.encode_plmn_list([plmn], g.PLMNSEL_SIZE), ARR_PIN1),
-            (g.EF_HPPLMN, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE),
-            (g.EF_SST, g.encode_sst(GSM_SERVICES, SST_SIZE), ARR_PIN1_READ_ADM_UPDATE),
-            (g.EF_SPN, shared[g.EF_SPN], ARR_ADM),
-            (g.EF_BCCH, bytes(g.BCCH_SIZE), ARR_PIN1),
-            (g.EF_ACC, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE),
-            (g.EF_FPLMN, shared[g.EF_FPLMN], ARR_PIN1),
-            (g.EF_LOCI, shared[g.EF_LOCI], ARR_PIN1),
-            (g.EF_AD, shared[g.EF_AD], ARR_ADM),
-            (g.EF_PHASE, bytes((g.PHASE_2,)), ARR_ADM),
-        ):
-            fs.create_ef(gsm, fid, data=data, security=_arr(mf_arr, rule))
-
-    adf_arr = 0x6F06
-    adf = fs.create_adf(
-        usim_aid,
-        security=_arr(adf_arr, ARR_DF),
-        pins=(PIN1, PIN2, ADM1),
-        proprietary=UICC_CHARACTERISTICS,
+        _df_gsm_files(fs, mf, plmn, shared)
+    adf = _AdfUsim(
+        fs,
+        fs.create_adf(
+            usim_aid,
+            security=_arr(ADF_ARR, ARR_DF),
+            pins=(PIN1, PIN2, ADM1),
+            proprietary=UICC_CHARACTERISTICS,
+        ),
     )
-
-    def ef(fid: int, data: bytes, arr: int, sfi: int | None = None) -> None:
-        fs.create_ef(adf, fid, data=data, sfi=sfi, security=_arr(adf_arr, arr))
-
-    def rec(
-        fid: int, records: list[bytes], length: int, count: int, arr: int, sfi: int | None = None
-    ) -> None:
-        fs.create_ef(
-            adf,
-            fid,
-            Structure.LINEAR_FIXED,
-            record_length=length,
-            records=count,
-            data=records,
-            sfi=sfi,
-            security=_arr(adf_arr, arr),
-        )
-
-    rec(0x6F06, list(ARR_RECORDS), ARR_RECORD_LENGTH, len(ARR_RECORDS), ARR_ADM, 0x17)
-    ef(0x6F05, encode_languages(["en"], 10), ARR_READ_ALW_PIN1_UPDATE, 0x02)
-    ef(0x6F07, shared[g.EF_IMSI], ARR_PIN1_READ_ADM_UPDATE, 0x07)
-    ef(0x6F08, u.encode_keys(u.Keys()), ARR_PIN1, 0x08)
-    ef(0x6F09, u.encode_keys(u.Keys()), ARR_PIN1, 0x09)
-    if 20 in services:
-        ef(0x6F60, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1, 0x0A)
-    ef(0x6F31, shared[g.EF_HPPLMN], ARR_PIN1_READ_ADM_UPDATE, 0x12)
-    ef(0x6F38, u.encode_service_table(services, ust_size), ARR_PIN1_READ_ADM_UPDATE, 0x04)
-    if 34 in services:
-        ef(0x6F56, u.encode_service_table((), 1), ARR_PIN1_READ_PIN2_UPDATE, 0x05)
-    ef(0x6F78, shared[g.EF_ACC], ARR_PIN1_READ_ADM_UPDATE, 0x06)
-    ef(0x6F7B, shared[g.EF_FPLMN], ARR_PIN1, 0x0D)
-    ef(0x6F7E, shared[g.EF_LOCI], ARR_PIN1, 0x0B)
-    ef(0x6FAD, shared[g.EF_AD], ARR_ADM, 0x03)
-    ef(0x6F73, u.encode_psloci(u.PsLoci(plmn=home)), ARR_PIN1, 0x0C)
-    if 19 in services:
-        ef(0x6F46, shared[g.EF_SPN], ARR_ADM)
-    msisdn_len = u.dialling_record_length(ALPHA_SIZE)
-    if 21 in services:
-        rec(
-            0x6F40,
-            [
-                u.encode_dialling_number(
-                    u.DiallingNumber("", msisdn) if msisdn else None, msisdn_len
-                )
-            ],
-            msisdn_len,
-            2,
-            ARR_PIN1,
-        )
-    if 10 in services:
-        rec(
-            0x6F3C,
-            [u.encode_sms(u.SmsRecord())] * SMS_RECORDS,
-            u.SMS_RECORD_LENGTH,
-            SMS_RECORDS,
-            ARR_PIN1,
-        )
-    if 10 in services:
-        # §4.2.28 EF.SMSS: last used TP-MR 'FF', memory capacity available.
-        ef(0x6F43, b"\xff\xff", ARR_PIN1)
-    smsp_len = u.SMSP_FIXED + ALPHA_SIZE
-    if 12 in services:
-        rec(
-            0x6F42,
-            [
-                u.encode_smsp(
-                    u.SmsParameters(service_centre=smsc, protocol_id=0, coding_scheme=0),
-                    smsp_len,
-                )
-            ],
-            smsp_len,
-            1,
-            ARR_PIN1,
-        )
-    ecc_len = 4 + 10
-    rec(
-        0x6FB7,
-        [
-            u.encode_ecc(u.EmergencyCallCode("112", "Emergency"), ecc_len),
-            u.encode_ecc(u.EmergencyCallCode("911"), ecc_len),
-        ],
-        ecc_len,
-        3,
-        ARR_ADM,
-        0x01,
-    )
-    ef(0x6F5B, bytes.fromhex("F00000F00000"), ARR_PIN1, 0x0F)
-    ef(0x6F5C, b"\xff\xff\xff", ARR_PIN1_READ_ADM_UPDATE, 0x10)
-    if 42 in services:
-        ef(0x6F61, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 40), ARR_PIN1_READ_ADM_UPDATE, 0x11)
-    if 43 in services:
-        ef(0x6F62, u.encode_plmn_act_list([(plmn, u.ACT_ALL)], 10), ARR_PIN1_READ_ADM_UPDATE, 0x13)
-    if u.SERVICE_GSM_ACCESS in services:
-        # TS 31.102 §4.4.5: DF.GSM-ACCESS with EF.Kc and EF.KcGPRS (KSI 07: no key yet).
-        gsm_access = fs.create_df(
-            adf, 0x5F3B, security=_arr(adf_arr, ARR_DF), pins=(PIN1, PIN2, ADM1)
-        )
-        for fid, sfi in ((0x4F20, 0x01), (0x4F52, 0x02)):
-            fs.create_ef(
-                gsm_access,
-                fid,
-                data=bytes(8) + b"\x07",
-                sfi=sfi,
-                security=_arr(adf_arr, ARR_PIN1),
-            )
-    df5gs = _df_5gs(fs, adf, adf_arr, services, home, suci)
+    _usim_files(adf, services, shared, plmn)
+    _usim_messaging_files(adf, services, msisdn, smsc)
+    _usim_network_files(adf, services, plmn)
+    df5gs = _df_5gs(fs, adf.path, ADF_ARR, services, u.encode_plmn(plmn), suci)
     if suci is not None and df5gs is not None:
-        _suci_files(fs, adf, adf_arr, df5gs, suci)
+        _suci_files(fs, adf.path, ADF_ARR, df5gs, suci)
     if isim is not None:
         _isim_files(fs, isim)
 
