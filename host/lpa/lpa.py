@@ -241,7 +241,6 @@ class Lpa:
             ApduError: an APDU failed.
         """
         ac = ActivationCode.parse(code) if isinstance(code, str) else code
-        es10 = self.es10
         es9 = self.es9(ac.address)
         tid, r2 = self._authenticate(
             es9,
@@ -250,6 +249,21 @@ class Lpa:
             ac.matching_id,
             ("profileMetadata", "smdpSigned2", "smdpSignature2", "smdpCertificate"),
         )
+        metadata, hash_cc = self._confirm_download(es9, tid, r2, confirmation_code)
+        bpp = self._bound_profile_package(es9, tid, r2, hash_cc)
+        res, pir, seq = self._install(tid, metadata, bpp)
+        self._notify(es9, res, pir, seq)
+        return res
+
+    def _confirm_download(
+        self, es9: Es9Client, tid: str, r2: dict[str, Any], confirmation_code: str | None
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """Download confirmation (SGP.22 §3.1.3): the profile metadata shown, the user's
+        consent, and hashCc when the SM-DP+ asks for a confirmation code.
+
+        Returns:
+            (the StoreMetadataRequest, hashCc or None).
+        """
         metadata = asn1.decode(
             "StoreMetadataRequest", unb64(r2["profileMetadata"], "profileMetadata")
         )
@@ -260,8 +274,7 @@ class Lpa:
             f'profile {iccid} "{metadata.get("profileName", "")}" '
             f"from {metadata.get('serviceProviderName', '')}",
         )
-        smdp_signed2 = unb64(r2["smdpSigned2"], "smdpSigned2")
-        signed2 = asn1.decode("SmdpSigned2", smdp_signed2)
+        signed2 = asn1.decode("SmdpSigned2", unb64(r2["smdpSigned2"], "smdpSigned2"))
         hash_cc = None
         if signed2["ccRequiredFlag"]:
             if confirmation_code is None:
@@ -274,9 +287,18 @@ class Lpa:
         if self.confirm is not None and not self.confirm(metadata):
             self._cancel(es9, tid, 0, "declined")
             raise LpaError("AuthenticateClient", "the download was declined")
+        return metadata, hash_cc
 
-        pdr = es10.prepare_download(
-            smdp_signed2,
+    def _bound_profile_package(
+        self, es9: Es9Client, tid: str, r2: dict[str, Any], hash_cc: bytes | None
+    ) -> bytes:
+        """ES10b.PrepareDownload, then ES9+.GetBoundProfilePackage (SGP.22 §3.1.3).
+
+        The eUICC's answer goes to the SM-DP+ even when it is an error, so that the
+        SM-DP+ closes the session; the LPA then stops.
+        """
+        pdr = self.es10.prepare_download(
+            unb64(r2["smdpSigned2"], "smdpSigned2"),
             unb64(r2["smdpSignature2"], "smdpSignature2"),
             unb64(r2["smdpCertificate"], "smdpCertificate"),
             hash_cc,
@@ -297,10 +319,20 @@ class Lpa:
             raise LpaError("PrepareDownload", f"eUICC error {value['downloadErrorCode']}")
         bpp = unb64(r3["boundProfilePackage"], "boundProfilePackage")
         self._step("ES9+", "GetBoundProfilePackage", f"BPP of {len(bpp)} bytes")
+        return bpp
 
-        pir = es10.load_bound_profile_package(bpp)
+    def _install(
+        self, tid: str, metadata: dict[str, Any], bpp: bytes
+    ) -> tuple[DownloadResult, bytes, int]:
+        """ES10b.LoadBoundProfilePackage (SGP.22 §3.1.3): the profile installed, or not.
+
+        Returns:
+            (the result, the ProfileInstallationResult as sent, its notification's seqNumber).
+        """
+        pir = self.es10.load_bound_profile_package(bpp)
         data = asn1.decode("ProfileInstallationResult", pir)["profileInstallationResultData"]
         result_kind, result = data["finalResult"]
+        iccid = iccid_from_ef(metadata["iccid"])
         res = DownloadResult(tid, iccid, result_kind == "successResult", metadata=dict(metadata))
         if res.installed:
             res.isdp_aid = bytes(result["aid"])
@@ -317,18 +349,19 @@ class Lpa:
             self._step(
                 "ES10b", "LoadBoundProfilePackage", f"failed at {res.error[0]}: {res.error[1]}"
             )
+        return res, pir, data["notificationMetadata"]["seqNumber"]
 
-        # The result goes to the SM-DP+ and then leaves the eUICC's list (SGP.22 §3.1.3, §3.5).
-        seq = data["notificationMetadata"]["seqNumber"]
+    def _notify(self, es9: Es9Client, res: DownloadResult, pir: bytes, seq: int) -> None:
+        """ES9+.HandleNotification, then ES10b.RemoveNotificationFromList (SGP.22 §3.1.3, §3.5):
+        the result goes to the SM-DP+ and then leaves the eUICC's list; kept when undelivered."""
         try:
             es9.call("handleNotification", {"pendingNotification": b64(pir)})
             res.notified = True
             self._step("ES9+", "HandleNotification", "installation result delivered")
-            es10.remove_notification(seq)
+            self.es10.remove_notification(seq)
             self._step("ES10b", "RemoveNotificationFromList", f"seqNumber {seq}")
         except (Es9Error, Es9TransportError, Es10Error) as e:
             self._step("ES9+", "HandleNotification", f"not delivered ({e}); kept on the eUICC")
-        return res
 
     def _authenticate(
         self,
