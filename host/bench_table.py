@@ -60,7 +60,7 @@ __all__ = [
     "run_table",
 ]
 
-#: The target of issue 23: 10,000 USIM cards in one process fit in 1 GiB.
+#: The target: 10,000 USIM cards in one process fit in 1 GiB (a SIM farm on one host).
 USIM_CARDS_PER_GIB_TARGET = 10_000
 GIB = 1 << 30
 
@@ -503,7 +503,7 @@ def _bio(s: Settings) -> list[Row]:
         return statistics.median(times)
 
     name = "match-on-card VERIFY (ISO 19794-2 compact card)"
-    note = "genuine and impostor probes alternating; issue 24's budget: under 10 ms"
+    note = "genuine and impostor probes alternating; budget: under 10 ms"
     try:
         bz = Bozorth3()
     except BozorthUnavailable as e:
@@ -674,7 +674,7 @@ def _memory(s: Settings) -> list[Row]:
             "USIM cards per GiB (RSS growth)",
             "cards",
             per_gib,
-            reference="target: 10,000 in 1 GiB (issue 23)",
+            reference="target: 10,000 in 1 GiB",
             ref_value=USIM_CARDS_PER_GIB_TARGET,
             note=f"extrapolated from {batches * per_batch} cards",
         ),

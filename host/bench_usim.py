@@ -1,4 +1,4 @@
-"""The per-command benchmark of the UICC/USIM/eUICC: what issue 13's table measures.
+"""The per-command benchmark of the UICC/USIM/eUICC: what the README's table shows.
 
 `cardemu bench --usim` prints in-process `CardRuntime.process` rates (APDUs/s)
 of single commands on the `usim` and `euicc` presets: VERIFY PIN1 (correct) on

@@ -1,4 +1,4 @@
-"""Local authentication for eKYC-backed profile acquisition (seed 000, DESIGN.md §4.A, S1-S9).
+"""Local authentication for eKYC-backed profile acquisition (seed 000, JP 7639532 B2, S1-S9).
 
 The user registers local-authentication data once (the terminal's first
 start, S1-S4): a PIN, or a finger enrolled in the match-on-card applet. On

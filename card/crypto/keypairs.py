@@ -278,16 +278,3 @@ def generate(algorithm: Algorithm, rng: CardRng, policy: int) -> KeyRecord:
         (nums.p.to_bytes(size, "big"), nums.q.to_bytes(size, "big")),
         _public_template_rsa(rkey),
     )
-
-
-def ec_public_from_template(template: bytes) -> ec.EllipticCurvePublicKey | None:
-    """The `cryptography` EC public key of a 7F49 { 06, 86 } template (None for RSA)."""
-    obj = tlv.Tlv.from_bytes(template)
-    oid, point = obj.find(TAG_OID), obj.find(TAG_POINT)
-    if oid is None or point is None:
-        return None
-    for name, value in CURVE_OIDS.items():
-        if value == oid.value:
-            curve = next(a.curve for a in ALGORITHMS.values() if a.curve and a.curve.name == name)
-            return ec.EllipticCurvePublicKey.from_encoded_point(curve.ec_curve(), point.value)
-    return None

@@ -1,4 +1,4 @@
-"""Local authentication on the eUICC, signed by the ECASD (seed 000, DESIGN.md §4.A).
+"""Local authentication on the eUICC, signed by the ECASD (seed 000, JP 7639532 B2).
 
 The local-authentication applet (`applets.localauth`) verifies the user (a PIN,
 or a finger matched on card) and then has the ECASD sign a *local

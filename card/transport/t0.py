@@ -84,10 +84,6 @@ def default_outgoing(header: bytes) -> bool:
     return False
 
 
-class T0Error(Exception):
-    """The T=0 engine was driven against its contract (not a card-side protocol answer)."""
-
-
 class T0Card:
     """A T=0 card: terminal bytes in, card bytes out (ISO/IEC 7816-3 §10).
 

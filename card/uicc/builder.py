@@ -632,8 +632,8 @@ def build_profile(
 # -- The documented test subscription (the "usim" preset) -------------------------------------
 #
 # K and OPc are those of the osmocom Milenage test (libosmocore tests/auth/milenage_test.c),
-# so the published AUTN/RES/CK/IK example of ../shared/vectors/milenage.json runs on this
-# card as it is. MCC 001 / MNC 01 is the test network of ITU-T E.212.
+# so that test's published AUTN/RES/CK/IK example runs on this card as it is.
+# MCC 001 / MNC 01 is the test network of ITU-T E.212.
 TEST_IMSI = "001010000000001"
 TEST_ICCID_BODY = "898821000000000001"
 TEST_K = bytes.fromhex("000102030405060708090a0b0c0d0e0f")

@@ -123,7 +123,7 @@ CAPABILITY_BITS = {
 }
 #: ServicesList entries (TCA PEDefinitions) this store honours: a header that mandates any
 #: other service is refused. `javacard`: applications are instances of catalogued applet
-#: classes (DESIGN.md §2), which a package names by load-file and class AIDs.
+#: classes (the card loads no code), which a package names by load-file and class AIDs.
 SUPPORTED_SERVICES = frozenset(CAPABILITY_BITS)
 #: The GlobalPlatform security domain load file and its SD class (GPC v2.3.1 §H.1.3).
 GP_SD_PACKAGE_AID = bytes.fromhex("A0000001515350")
@@ -890,7 +890,7 @@ def _applications(
     """PE-Application (TCA §8.7): instances of catalogued classes; code is never loaded."""
     if "loadBlock" in value:
         # A load block is executable code (a CAP file): this card runs catalogued classes
-        # only (DESIGN.md §2, "Code loading is safe").
+        # only, and bytes from a card command are never executed.
         raise SaipError(
             "application: a load block (code) cannot be loaded here",
             PeStatus.RUNTIME_NOT_SUPPORTED,

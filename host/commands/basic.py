@@ -482,7 +482,7 @@ def bench(
     method) beside one remote-authentication round trip to a loopback HTTPS server,
     as ratios with their spread. With --usim: VERIFY PIN1, READ RECORD EF.MSISDN,
     AUTHENTICATE 3G and ES10c GetProfilesInfo on the usim/euicc presets, each the
-    median of --runs alternating rounds with its spread (issue 13's table).
+    median of --runs alternating rounds with its spread (the README's benchmark table).
 
     \b
     Examples:

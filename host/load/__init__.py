@@ -1,4 +1,4 @@
-"""Load on an ES9+ server: N emulated eUICCs, each a Locust user with cardemu's LPA (DESIGN.md §6).
+"""Load on an ES9+ server: N emulated eUICCs, each a Locust user with cardemu's LPA.
 
 - `orders`: the numbered matching IDs a run uses, and the SM-DP+ orders behind them.
 - `device`: one emulated eUICC (its own EID) and the LPA driving it, every ES9+ call timed.

@@ -1,4 +1,4 @@
-"""`cardemu load` on Locust: each Locust user an emulated eUICC with its LPA (DESIGN.md §6).
+"""`cardemu load` on Locust: each Locust user an emulated eUICC with its LPA.
 
     summary = run_local(settings, users=50, spawn_rate=10, run_time=60)
     run_master(settings, users=500, spawn_rate=50, expect_workers=4, ...)  # one machine

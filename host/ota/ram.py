@@ -106,10 +106,6 @@ class RamScript:
         data = lv(b"") + lv(b"") + lv(app_aid) + lv(b"") + lv(b"") + lv(b"")
         return self.add(CLA_GP, 0xE6, 0x08, 0x00, data)
 
-    def install_for_personalization(self, app_aid: bytes) -> RamScript:
-        data = lv(b"") + lv(b"") + lv(app_aid) + lv(b"") + lv(b"") + lv(b"")
-        return self.add(CLA_GP, 0xE6, 0x20, 0x00, data)
-
     def store_data(self, data: bytes, *, last: bool = True, block: int = 0) -> RamScript:
         """STORE DATA (GPC §11.11) to the application named by INSTALL [for personalization]."""
         return self.add(CLA_GP, 0xE2, 0x80 if last else 0x00, block, data)

@@ -5,7 +5,7 @@
         c.execute("UPDATE orders SET state = ? WHERE matching_id = ?", (state, mid))
 
 SQLite serves one process well; a role that runs several uvicorn workers, or
-several machines, keeps its state in PostgreSQL instead (DESIGN.md §3, §6), so
+several machines, keeps its state in PostgreSQL instead, so
 that any worker can serve any request of a session. The roles keep one SQL text:
 
 - Parameters stay `?` (SQLite's qmark style) and become psycopg's `%s` here,

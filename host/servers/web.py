@@ -1,7 +1,7 @@
 """The one web stack of cardemu's server roles: Starlette on uvicorn (ASGI), a SQLite store.
 
 A role is a Starlette app built by a function, its routes thin, its logic a
-plain class with no HTTP in it (STYLE.md, "Servers and systems"):
+plain class with no HTTP in it (ARCHITECTURE.md, where a new server role goes):
 
     app = role_app("echo", [Route("/echo", echo, methods=["POST"])])
     with RoleServer(app) as server:      # 127.0.0.1, a free port, a thread

@@ -35,7 +35,7 @@ MULTIFLEX = H("3B 02 14 50")
 EGK_G2 = H("3B D0 96 FF 81 B1 FE 45 1F C7 EA")  # German health card, T=1 only
 NPA = H("3B 88 80 01 00 00 00 00 00 00 00 00 09")  # German eID, contactless
 
-# The UICC ATR as written in the task brief: its last byte 31 is not the TCK
+# A UICC ATR as it was once written down by hand: its last byte 31 is not the TCK
 # (the XOR of T0..TCK must be 00); the right TCK is 93.
 UICC_BAD_TCK = H("3B 9F 96 80 1F C7 80 31 E0 73 FE 21 1B 63 3A 20 4E 83 00 90 00 31")
 UICC = UICC_BAD_TCK[:-1] + b"\x93"

@@ -20,7 +20,7 @@ from host.bench_table import (
 )
 from host.cli import main
 
-#: What the issues ask the table for; a benchmark dropped from the registry fails here.
+#: The README's benchmark table; a benchmark dropped from the registry fails here.
 EXPECTED = {"inprocess", "pcsc", "fuzz", "keys", "bio", "doorlock", "smdpp", "scenarios", "memory"}
 ROW_KEYS = {
     "entry",

@@ -16,7 +16,7 @@ h = bytes.fromhex
 # --- SCP03 ---------------------------------------------------------------------
 # Source: osmocom/pysim tests/unittests/test_globalplatform.py at commit
 # 597f1e0398bb81d6832dc92ee4dfdcada59d3d82 (SCP03 AES-128 sessions captured
-# against an eUICC ISD-R), as collected in ../shared/vectors/scp03.json.
+# against an eUICC ISD-R).
 KEY_ENC = h("000102030405060708090a0b0c0d0e0f")
 KEY_MAC = h("101112131415161718191a1b1c1d1e1f")
 ISD_R_AID = h("A0000005591010FFFFFFFF8900000100")

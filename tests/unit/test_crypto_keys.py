@@ -28,7 +28,7 @@ h = bytes.fromhex
 
 def test_aes_kcv_pysim() -> None:
     # osmocom/pysim tests/unittests/test_globalplatform.py SCP03_KCV_Test, for
-    # the KEYSET_AES128 static keys also in ../shared/vectors/scp03.json.
+    # the KEYSET_AES128 static keys.
     assert SecretKey(h("000102030405060708090a0b0c0d0e0f")).kcv() == h("C35280")
     assert SecretKey(h("101112131415161718191a1b1c1d1e1f")).kcv() == h("013808")
     assert SecretKey(h("202122232425262728292a2b2c2d2e2f")).kcv() == h("840DE5")

@@ -25,7 +25,7 @@ h = bytes.fromhex
 
 # 3GPP TS 35.207 §4-6, test sets 1-6, as carried by mitshell/CryptoMobile
 # test/test_Milenage.py (commit 0857cbbf140c05c54688bdb2076c25eb8f3ddb89) and
-# free5gc/util milenage_test.go; collected in ../shared/vectors/milenage.json.
+# free5gc/util milenage_test.go.
 # Columns: K, RAND, SQN, AMF, OP, OPc, f1, f1*, f2, f3, f4, f5, f5*.
 TS_35_207 = [
     ("465b5ce8b199b49faa5f0a2ee238a6bc", "23553cbe9637a89d218ae64dae47bf35", "ff9bb4d0b607", "b9b9",
@@ -72,7 +72,7 @@ def test_ts35207_test_sets(v: tuple[str, ...]) -> None:
 
 
 # osmocom/libosmocore tests/auth/milenage_test.c + milenage_test.ok (commit
-# 0cbfb38423da92f30029a87c5515691ce81a80ba), from ../shared/vectors/milenage.json.
+# 0cbfb38423da92f30029a87c5515691ce81a80ba).
 OSMO_K = h("000102030405060708090a0b0c0d0e0f")
 OSMO_OPC = h("000102030405060708090a0b0c0d0e0f")
 OSMO_RAND = bytes(16)

@@ -1,4 +1,4 @@
-"""`cardemu load`: emulated eUICCs as Locust users against an SM-DP+ (DESIGN.md §6).
+"""`cardemu load`: emulated eUICCs as Locust users against an SM-DP+.
 
 The SM-DP+ runs here, in the test process (a `RoleServer` thread); `cardemu
 load` runs as a subprocess, because importing Locust monkey-patches the

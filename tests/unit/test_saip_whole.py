@@ -1,4 +1,4 @@
-"""Profiles installed whole, or refused, never half (issue 17).
+"""Profiles installed whole, or refused, never half.
 
 Every GSMA TS.48 test profile either installs with each of its elements on the
 card (the file tree, the MNO-SD with its keys, the RFM instances, the CDMA
@@ -243,7 +243,7 @@ def _check_whole(profile: Profile, pes: list[tuple[str, Any]]) -> None:
 @pytest.mark.parametrize("path", PACKAGES)
 def test_ts48_installs_whole_within_memory_or_is_refused(path: Path) -> None:
     """Installed whole (checked against the PEs), in at most 1.5x the package's size of
-    card memory (issue 17's target; `-k memory -s` prints the figures), or refused."""
+    card memory (the target; `-k memory -s` prints the figures), or refused."""
     package = path.read_bytes()
     rt = _card()
     store = _store(rt)

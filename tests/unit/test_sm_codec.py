@@ -1,8 +1,8 @@
 """card.sm: the SM codec (both suites), the ICAO KDF and BAC values, CV certificates, and the
 certificate-based mutual authentication.
 
-Vectors: /work/shared/vectors/secure_messaging.json (ICAO Doc 9303 Part 11 Appendix D via
-gmrtd/gmrtd commit 7f23b50a; the AES rules of ICAO 9303-11 §9.8 and BSI TR-03110-3 §F).
+Vectors: ICAO Doc 9303 Part 11 Appendix D (as in gmrtd/gmrtd commit 7f23b50a); the AES
+rules of ICAO 9303-11 §9.8 and BSI TR-03110-3 §F.
 """
 
 from __future__ import annotations

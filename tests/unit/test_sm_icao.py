@@ -3,8 +3,8 @@
 A small LDS-style applet (GET CHALLENGE, EXTERNAL AUTHENTICATE with BAC, SELECT
 EF, READ BINARY) built on `card.sm.applet.SmApplet` answers the worked example's
 commands; the card's two random values (RND.IC, K.IC) come from a scripted RNG,
-since the example fixes them. Vectors: /work/shared/vectors/secure_messaging.json
-(ICAO 9303-11 App. D via gmrtd/gmrtd, commit 7f23b50a).
+since the example fixes them. Vectors: ICAO 9303-11 App. D (as in gmrtd/gmrtd, commit
+7f23b50a).
 """
 
 from __future__ import annotations

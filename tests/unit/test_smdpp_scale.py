@@ -1,4 +1,4 @@
-"""The SM-DP+ scaled out (DESIGN.md §6): several processes on one store share every session.
+"""The SM-DP+ scaled out: several processes on one store share every session.
 
 Two SM-DP+ servers on one database stand for two uvicorn workers (each a
 process with its own `SmdpPlus` and its own connection): a download whose

@@ -11,8 +11,8 @@ from card.crypto.milenage import Milenage, c2, c3, generate_auth_vector, parse_a
 from card.uicc.auth import SqnPolicy, SqnState, check_sqn
 from tests.unit.usim_cards import authenticate, select_usim, send, uicc, usim_card
 
-# 3GPP TS 35.207 §4-6, test sets 1-6 (copied from ../shared/vectors/milenage.json, whose
-# source is mitshell/CryptoMobile test/test_Milenage.py, cross-checked with free5gc).
+# 3GPP TS 35.207 §4-6, test sets 1-6 (as in mitshell/CryptoMobile test/test_Milenage.py,
+# cross-checked with free5gc).
 TS_35_207 = [
     # K, RAND, SQN, AMF, OP, OPc, f1, f2, f3, f4, f5
     ("465b5ce8b199b49faa5f0a2ee238a6bc", "23553cbe9637a89d218ae64dae47bf35", "ff9bb4d0b607", "b9b9",
@@ -41,7 +41,7 @@ TS_35_207 = [
      "45b0f69ab06c"),
 ]  # fmt: skip
 
-# libosmocore tests/auth/milenage_test.c (.ok), via ../shared/vectors/milenage.json
+# libosmocore tests/auth/milenage_test.c (.ok)
 OSMO_K = OSMO_OPC = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 OSMO_RAND = bytes(16)
 OSMO_AUTN = bytes.fromhex("ec9320c2c2120000c8b7de2a3449f1bd")

@@ -18,7 +18,6 @@ from typing import Any
 
 from applets.doorlock.applet import DOORLOCK_AID, INS_DOWNLOAD_REQUEST
 from applets.doorlock.protocol import (
-    CHALLENGE_SIZE,
     ID_ICCID,
     ID_IMEI,
     ID_IMSI,
@@ -224,15 +223,6 @@ class DoorLockCard(AppletSession):
         if 0x7F49 in items:
             out["public_key"] = items[0x7F49].to_bytes()
         return out
-
-
-def split_challenge(data: bytes) -> tuple[bytes, bytes]:
-    """(RC, lock identity) of the lock's `7C { 81, 5F20 }`."""
-    obj = tlv.Tlv.from_bytes(data)
-    rc, ident = obj.find(0x81), obj.find(0x5F20)
-    if obj.tag != 0x7C or rc is None or ident is None or len(rc.value) != CHALLENGE_SIZE:
-        raise ValueError("not a door-lock challenge")
-    return rc.value, ident.value
 
 
 def personalisation(

@@ -110,9 +110,6 @@ class DirectGpDelivery:
         self.routes = dict(routes)
         self.keys = keys
 
-    def add_route(self, device: str, route: Callable[[], Reader | None]) -> None:
-        self.routes[device] = route
-
     def deliver(self, device: str, script: InstallScript) -> Receipt:
         from card.gp.isd import ISD_AID
         from card.gp.scp03 import SecurityLevel

@@ -1,4 +1,4 @@
-"""Seed 000: eKYC once, eSIM profiles from every carrier after (DESIGN.md §4.A).
+"""Seed 000: eKYC once, eSIM profiles from every carrier after (JP 7639532 B2).
 
 - `proofs`: what the parties sign and check: the card's local-authentication
   result (over EID, challenge, outcome) and the authentication server's

@@ -1,4 +1,4 @@
-"""A carrier's management server (seed 000, DESIGN.md §4.A): contracts on top of the SM-DP+.
+"""A carrier's management server (seed 000, JP 7639532 B2): contracts on top of the SM-DP+.
 
     mgmt = ManagementServer(CARRIERS["carrier1"], "mgmt1.sqlite", pki=default_pki(),
                             auth_url=..., relay_url=..., address="localhost:8443")

@@ -1,4 +1,4 @@
-"""What seed 000's parties sign and check (DESIGN.md §4.A, S9/S13 and S22/S50).
+"""What seed 000's parties sign and check (JP 7639532 B2, S9/S13 and S22/S50).
 
 - The **local-authentication result**: the eUICC's ECASD signs `E5 {5A EID, 80
   challenge, 81 outcome, 82 method}` (`card.sgp22.localauth`) with

@@ -1,7 +1,7 @@
 """The relay server of seed 000 (S27-S32, S53-S56): the SM-DS, extended to hand over the
 authentication server's certificate on a first contract.
 
-In GSMA terms (DESIGN.md §4.A) the relay server is an SM-DS, and here it is
+In GSMA terms the relay server is an SM-DS, and here it is
 cardemu's own (`host.servers.smds.SmDs`, SGP.22 ES11/ES12): a carrier's
 SM-DP+ registers the download event of each profile it orders for an eUICC
 (ES12.RegisterEvent) and deletes it once the profile is installed
