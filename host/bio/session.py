@@ -31,12 +31,11 @@ from applets.biometric.applet import (
 )
 from applets.biometric.iso19794 import Minutia, build_biometric_data
 from card import tlv
-from card.apdu import CommandApdu
 from card.crypto.cmac import aes_ecb_encrypt
-from card.sw import retries_left
+from card.sw import SW, retries_left
 from host.errors import ApduError
 from host.readers.base import Reader
-from host.readers.wrappers import GetResponseReader
+from host.session import AppletSession, encode_command
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,6 @@ class VerifyResult:
     matched: bool
     blocked: bool
     tries_left: int | None
-
-
-def _short_or_extended(cla: int, ins: int, p1: int, p2: int, data: bytes, le: int | None) -> bytes:
-    return CommandApdu(cla, ins, p1, p2, data, le).to_bytes()
 
 
 def policy_object(
@@ -87,31 +82,20 @@ def enrolment_objects(
     return head + build_biometric_data(minutiae)
 
 
-class BioSession:
-    """Talk to the biometric applet through a reader."""
+class BioSession(AppletSession):
+    """Talk to the biometric applet through a reader (`AppletSession.send`: 61xx fetched
+    and 6Cxx resent below it, any SW but 9000 an `ApduError`)."""
 
     def __init__(self, reader: Reader, aid: bytes = BIO_AID) -> None:
-        # 61xx is fetched (and 6Cxx resent) by the bounded GetResponseReader, as every
-        # client does: a card that keeps announcing data ends in ReaderError.
-        self.reader: Reader = (
-            reader if isinstance(reader, GetResponseReader) else GetResponseReader(reader)
-        )
-        self.aid = aid
-
-    def _send(self, apdu: bytes, what: str, ok: Sequence[int] = (0x9000,)) -> tuple[bytes, int]:
-        resp = self.reader.transmit(apdu)
-        data, sw = resp[:-2], int.from_bytes(resp[-2:], "big")
-        if sw not in ok and not (sw >> 4 == 0x63C and any(o >> 4 == 0x63C for o in ok)):
-            raise ApduError(sw, data, what)
-        return data, sw
+        super().__init__(reader, aid)
 
     def select(self) -> None:
-        self._send(_short_or_extended(0, 0xA4, 0x04, 0x0C, self.aid, None), "SELECT")
+        self.send(0x00, 0xA4, 0x04, 0x0C, self.aid, what="SELECT")
 
     def read_bits(self) -> tuple[bit.BiometricInfo, ...]:
         """The BIT group, read as PIV does (GET DATA 3FFF, tag list 5C 7F61)."""
-        data, _ = self._send(bytes.fromhex("00CB3FFF045C027F6100"), "GET DATA 7F61")
-        return bit.parse_group(data)
+        tag_list = bytes.fromhex("5C027F61")
+        return bit.parse_group(self.send(0x00, 0xCB, 0x3F, 0xFF, tag_list, 0, what="GET DATA 7F61"))
 
     def authenticate_admin(self, key: bytes) -> None:
         """GET CHALLENGE, then EXTERNAL AUTHENTICATE with AES-128(key, challenge).
@@ -119,14 +103,12 @@ class BioSession:
         Raises:
             ApduError: the card refused (63Cx: wrong key, with tries left; 6983: blocked).
         """
-        challenge, _ = self._send(bytes((0, 0x84, 0, 0, CHALLENGE_SIZE)), "GET CHALLENGE")
+        challenge = self.send(0x00, 0x84, 0x00, 0x00, le=CHALLENGE_SIZE, what="GET CHALLENGE")
         crypt = aes_ecb_encrypt(key, challenge)
-        self._send(
-            bytes((0, 0x82, 0, ADMIN_KEY_REFERENCE, len(crypt))) + crypt, "EXTERNAL AUTHENTICATE"
-        )
+        self.send(0x00, 0x82, 0x00, ADMIN_KEY_REFERENCE, crypt, what="EXTERNAL AUTHENTICATE")
 
     def put_data(self, objects: bytes) -> None:
-        self._send(_short_or_extended(0, 0xDB, 0x3F, 0xFF, objects, None), "PUT DATA")
+        self.send(0x00, 0xDB, 0x3F, 0xFF, objects, what="PUT DATA")
 
     def enrol(self, reference: int, minutiae: Sequence[Minutia] | bytes, subtype: int = 0) -> None:
         """Enrol (or replace) a finger; needs `authenticate_admin` first."""
@@ -134,19 +116,26 @@ class BioSession:
 
     def verify_apdu(self, reference: int, minutiae: Sequence[Minutia] | bytes) -> bytes:
         """The VERIFY command carrying a minutiae set (extended length when it needs it)."""
-        return _short_or_extended(0, 0x20, 0x00, reference, build_biometric_data(minutiae), None)
+        return encode_command(0x00, 0x20, 0x00, reference, build_biometric_data(minutiae))
 
     def verify(self, reference: int, minutiae: Sequence[Minutia] | bytes) -> VerifyResult:
         """A finger presented: send its minutiae, get the card's decision."""
-        _, sw = self._send(
-            self.verify_apdu(reference, minutiae), "VERIFY", (0x9000, 0x63C0, 0x6983)
-        )
-        return _result(sw)
+        return self._decision(self.verify_apdu(reference, minutiae))
 
     def status(self, reference: int) -> VerifyResult:
         """An empty VERIFY: verified in this session, tries left, or blocked."""
-        _, sw = self._send(bytes((0, 0x20, 0, reference)), "VERIFY", (0x9000, 0x63C0, 0x6983))
-        return _result(sw)
+        return self._decision(encode_command(0x00, 0x20, 0x00, reference))
+
+    def _decision(self, verify: bytes) -> VerifyResult:
+        """9000 (a match), 63Cx (no match, x tries left) or 6983 (blocked) as a result;
+        any other status word an `ApduError` (ISO/IEC 7816-4 §11.5.6)."""
+        try:
+            self.send_apdu(verify, "VERIFY")
+        except ApduError as e:
+            if e.sw != SW.AUTH_METHOD_BLOCKED and retries_left(e.sw) is None:
+                raise
+            return _result(e.sw)
+        return _result(SW.SUCCESS)
 
 
 class TooFewMinutiae(ValueError):

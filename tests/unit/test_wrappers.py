@@ -567,3 +567,36 @@ def test_applet_session_encodes_short_extended_and_chained_commands() -> None:
     with pytest.raises(ApduError) as e:
         AppletSession(rec, b"").send(0x00, 0xB0, 0, 0, le=0)
     assert e.value.sw == 0x6A82
+
+
+def test_apdu_session_handles_61xx_and_6cxx_once_and_keeps_a_warning_data() -> None:
+    """ApduSession.send: GET RESPONSE and the 6Cxx resend happen below it; a warning SW
+    (6282) is an ApduError carrying the data; a status word alone is too short."""
+    from host.errors import ApduError
+    from host.readers.base import ReaderError
+    from host.session import ApduSession
+
+    def card(apdu: bytes) -> bytes:
+        if apdu[1] == 0xC0:  # GET RESPONSE
+            return b"\x02\x03\x90\x00"
+        if apdu[1] == 0xCA:  # GET DATA: Le must be exact
+            return b"\x01\x90\x00" if apdu[4:] == b"\x01" else b"\x6c\x01"
+        if apdu[1] == 0xB0:  # READ BINARY past the end of the file
+            return b"\xaa\x62\x82"
+        if apdu[1] == 0xB2:
+            return b"\x90"
+        return b"\x61\x02"
+
+    reader = Scripted(card)
+    session = ApduSession(reader)
+    assert session.send(0x00, 0x88, 0x00, 0x81, b"\x00") == b"\x02\x03"
+    assert reader.sent[-1] == bytes.fromhex("00C0000002")
+    assert session.send(0x00, 0xCA, 0x00, 0x66, le=0) == b"\x01"
+    assert reader.sent[-1] == bytes.fromhex("00CA006601")
+    with pytest.raises(ApduError) as e:
+        session.send(0x00, 0xB0, 0x00, 0x00, le=0, what="READ BINARY 6F07")
+    assert (e.value.sw, e.value.data, e.value.command) == (0x6282, b"\xaa", "READ BINARY 6F07")
+    with pytest.raises(ReaderError):
+        session.send(0x00, 0xB2, 0x01, 0x04, le=0)
+    # A reader that fetches below its own wrapping is not wrapped again.
+    assert ApduSession(reader, fetch=False).reader is reader
