@@ -21,6 +21,7 @@ from typing import Any
 from card.uicc import ts_31_102 as u
 from host.errors import ApduError
 from host.readers.base import Reader, ReaderError
+from host.session import ApduSession
 from host.systems.profile_move.card import MoveAgent
 from host.systems.repository.card import ChannelReader, open_channel
 from host.systems.repository.terminal import ServerRefused
@@ -220,9 +221,11 @@ class Phone:
         """Whether an application of the profile answers SELECT (on a channel of its own)."""
         channel = open_channel(self.reader)
         try:
-            resp = ChannelReader(self.reader, channel).transmit(
-                bytes((0x00, 0xA4, 0x04, 0x00, len(aid))) + aid + b"\x00"
+            ApduSession(ChannelReader(self.reader, channel)).send(
+                0x00, 0xA4, 0x04, 0x00, aid, le=0, what=f"SELECT {aid.hex().upper()}"
             )
-            return resp[-2:] == b"\x90\x00"
+            return True
+        except ApduError:
+            return False
         finally:
             self.reader.transmit(bytes((0x00, 0x70, 0x80, channel)))
