@@ -14,12 +14,18 @@ Every encoder has a decoder, and `decode(encode(x)) == x` for every valid x.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from card import tlv
 from card.fs import ADM1, ALW, NEV, PIN1, PIN2
 from card.fs.security import encode_rules
+from card.uicc.filedef import FileDef, vec
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 __all__ = [
+    "FILE_DEFS",
     "ADM1",
     "ARR_ADM",
     "ARR_DF",
@@ -237,3 +243,92 @@ def decode_languages(data: bytes) -> tuple[str, ...]:
             continue
         out.append(pair.decode("latin-1"))
     return tuple(out)
+
+
+# -- File definitions with their vectors (walked by tests/unit/test_uicc_filedefs.py) ----------
+
+PYSIM = "pySim ts_102_221.py / ts_51_011.py _test_de_encode (osmocom)"
+DIR_RECORD_LENGTH = 27
+PL_SIZE = 10
+
+
+def _st_iccid() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.text(alphabet="0123456789", min_size=1, max_size=20)
+
+
+def _st_dir() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    label = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ", max_size=5)
+    return st.builds(ApplicationTemplate, st.binary(min_size=1, max_size=16), label)
+
+
+def _st_languages() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    code = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=2)
+    return st.lists(code, max_size=PL_SIZE // 2).map(tuple)
+
+
+FILE_DEFS: tuple[FileDef, ...] = (
+    FileDef(
+        "EF.ICCID",
+        0x2FE2,
+        "MF",
+        "TS 102 221 §13.2",
+        encode_iccid,
+        decode_iccid,
+        (
+            vec("8988211000000430010", "988812010000400310f0", PYSIM),
+            # By hand (§13.2): digit pairs swapped, 20 digits fill the 10 bytes.
+            # 89 86 00 12 34 56 78 90 12 34 -> 98 68 00 21 43 65 87 09 21 43
+            vec("89860012345678901234", "98680021436587092143", "§13.2, worked by hand"),
+        ),
+        strategy=_st_iccid,
+        size=ICCID_BYTES,
+    ),
+    FileDef(
+        "EF.DIR",
+        0x2F00,
+        "MF",
+        "TS 102 221 §13.1",
+        lambda app: encode_dir_record(app, DIR_RECORD_LENGTH),
+        decode_dir_record,
+        (
+            vec(
+                ApplicationTemplate(bytes.fromhex("a0000000871004ffffffff8907090000"), "ISim1"),
+                "61194f10a0000000871004ffffffff890709000050054953696d31",
+                PYSIM,
+            ),
+            # By hand: '61' L=12 { '4F' 10 AID }, no label, FF to 27 bytes.
+            vec(
+                ApplicationTemplate(bytes.fromhex("a0000000871002ffffffff8907090000")),
+                "61124f10a0000000871002ffffffff8907090000" + "ff" * 7,
+                "§13.1, worked by hand",
+            ),
+        ),
+        malformed=(
+            bytes.fromhex("6103500141") + b"\xff" * 22,  # a template without '4F'
+            bytes.fromhex("611a4f10a0000000871004"),  # a template longer than the record
+            bytes.fromhex("4f10a0000000871004ffffffff8907090000") + b"\xff" * 9,  # no '61'
+        ),
+        strategy=_st_dir,
+        size=DIR_RECORD_LENGTH,
+    ),
+    FileDef(
+        "EF.PL",
+        0x2F05,
+        "MF",
+        "TS 102 221 §13.3",
+        lambda codes: encode_languages(codes, PL_SIZE),
+        decode_languages,
+        (
+            vec(("en", "de", "ru"), "656e64657275ffffffff", PYSIM),
+            vec((), "ff" * PL_SIZE, "§13.3: unused entries are FF FF"),
+        ),
+        strategy=_st_languages,
+        size=PL_SIZE,
+    ),
+)

@@ -22,8 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from card.uicc.ts_102_221 import swapped_bcd, unswap_bcd
+from card.uicc.filedef import FileDef, vec
+from card.uicc.ts_102_221 import decode_languages, encode_languages, swapped_bcd, unswap_bcd
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 # -- TS 31.102 §4.2.8: the USIM service table ------------------------------------------------
 
@@ -811,6 +816,19 @@ def encode_5gs_loci(plmn: bytes | None = None) -> bytes:
     return b"\xff" * 13 + tai + b"\x01"
 
 
+def decode_5gs_loci(data: bytes) -> bytes | None:
+    """The PLMN of the last visited registered TAI of EF.5GS3GPPLOCI / EF.5GSN3GPPLOCI
+    (§4.4.11.2-3): bytes 14-16; None when it is 'FFFFFF' (no TAI yet).
+
+    Raises:
+        ValueError: not 20 bytes.
+    """
+    if len(data) != 20:
+        raise ValueError("EF.5GS3GPPLOCI is 20 bytes")
+    plmn = data[13:16]
+    return None if plmn == b"\xff\xff\xff" else plmn
+
+
 def encode_5gs_nsc(record_length: int = NSC_RECORD_LENGTH) -> bytes:
     """An EF.5GS3GPPNSC / EF.5GSN3GPPNSC record (§4.4.11.4-5) with no NAS security
     context: template 'A0' holding ngKSI '07' ("no key is available", TS 24.501
@@ -826,10 +844,33 @@ def encode_5g_auth_keys() -> bytes:
     return b"\x80\x20" + b"\xff" * 32 + b"\x81\x20" + b"\xff" * 32
 
 
+#: §4.4.11.7, byte 1: b1 access identity 1 (MPS), b2 access identity 2 (MCS).
+UAC_MPS = 0x01
+UAC_MCS = 0x02
+
+
 def encode_uac_aic(identities: int = 0) -> bytes:
-    """EF.UAC_AIC (§4.4.11.7), 4 bytes: the access identities 1, 2, 11-15 (TS 24.501
-    §4.5.2) the UE is configured for, bit by bit; 0: none (a plain subscription)."""
-    return identities.to_bytes(4, "big")
+    """EF.UAC_AIC (§4.4.11.7), 4 bytes: byte 1 b1 the UE is configured for access identity 1
+    (multimedia priority service), b2 for access identity 2 (mission critical service,
+    TS 24.501 §4.5.2); b3-b8 and bytes 2-4 are RFU (00). 0: none (a plain subscription).
+
+    Raises:
+        ValueError: bits other than `UAC_MPS` and `UAC_MCS`.
+    """
+    if not 0 <= identities <= UAC_MPS | UAC_MCS:
+        raise ValueError("EF.UAC_AIC configures access identities 1 (MPS) and 2 (MCS) only")
+    return bytes((identities,)) + bytes(3)
+
+
+def decode_uac_aic(data: bytes) -> int:
+    """The access identities of EF.UAC_AIC (`UAC_MPS` | `UAC_MCS`), RFU bits ignored.
+
+    Raises:
+        ValueError: not 4 bytes.
+    """
+    if len(data) != 4:
+        raise ValueError("EF.UAC_AIC is 4 bytes")
+    return data[0] & (UAC_MPS | UAC_MCS)
 
 
 _TAG_PSI_LIST = 0xA0
@@ -1004,3 +1045,692 @@ def service_file_mismatches(services: Iterable[int], present: Iterable[str]) -> 
     if 124 in on and 125 not in on and "5FC0/4F07" not in have:
         out.append("service 124 on without 125, 5FC0/4F07 (EF.SUCI_Calc_Info) missing")
     return out
+
+
+# -- File definitions with their vectors (walked by tests/unit/test_uicc_filedefs.py) ----------
+
+PYSIM = "pySim ts_31_102.py _test_de_encode (osmocom)"
+PYSIM_51 = "pySim ts_51_011.py _test_de_encode (osmocom), the same coding"
+PYSIM_UTILS = "pySim tests/unittests/test_utils.py test_enc_plmn (osmocom)"
+SPEC_PLMN = "TS 24.008 §10.5.1.3 example: MCC 246, MNC 81 is 42 F6 18"
+UST_SIZE = 5
+EST_SIZE = 1
+FPLMN_SIZE = 12
+PLMN_ACT_SIZE = 10
+LI_SIZE = 10
+ADF_DN_RECORD_LENGTH = 34  # EF.MSISDN: a 20-byte alpha identifier
+ECC_RECORD_LENGTH = 4
+SMSP_RECORD_LENGTH = 44  # a 16-byte alpha identifier
+
+_K0 = bytes(range(16))
+_K1 = bytes(range(16, 32))
+_SUCI_KEY_A = bytes.fromhex("4e858c4d49d1343e6181284c47ca721730c98742cb7c6182d2e8126e08088d36")
+_SUCI_KEY_B = bytes.fromhex("d1bc365f4997d17ce4374e72181431cbfeba9e1b98d7618f79d48561b144672a")
+_SUCI_PYSIM = SuciCalcInfo(((1, 1), (0, 0)), ((10, _SUCI_KEY_A), (11, _SUCI_KEY_B)))
+_SUCI_PYSIM_HEX = (
+    "A00401010000A14A80010A8120" + _SUCI_KEY_A.hex() + "80010B8120" + _SUCI_KEY_B.hex()
+)
+
+
+def _st_digits(lo: int, hi: int) -> SearchStrategy[str]:
+    from hypothesis import strategies as st
+
+    return st.text(alphabet="0123456789", min_size=lo, max_size=hi)
+
+
+def _st_imsi() -> SearchStrategy[Any]:
+    return _st_digits(6, 15)
+
+
+def _st_plmn() -> SearchStrategy[Plmn]:
+    from hypothesis import strategies as st
+
+    return st.builds(Plmn, _st_digits(3, 3), _st_digits(2, 3))
+
+
+def _st_plmn_list() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.lists(_st_plmn(), max_size=FPLMN_SIZE // 3).map(tuple)
+
+
+def _st_plmn_act_list() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    entry = st.tuples(_st_plmn(), st.integers(0, 0xFFFF))
+    return st.lists(entry, max_size=PLMN_ACT_SIZE // 5).map(tuple)
+
+
+def _st_services(size: int) -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.frozensets(st.integers(1, 8 * size))
+
+
+def _st_ust() -> SearchStrategy[Any]:
+    return _st_services(UST_SIZE)
+
+
+def _st_est() -> SearchStrategy[Any]:
+    return _st_services(EST_SIZE)
+
+
+def _st_ad() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.builds(
+        AdministrativeData, st.integers(0, 255), st.integers(0, 0xFFFF), st.sampled_from([2, 3])
+    )
+
+
+def _st_acc() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.frozensets(st.integers(0, 15))
+
+
+def _st_loci() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    b = st.binary
+    i = st.integers
+    return st.builds(
+        Loci,
+        b(min_size=4, max_size=4),
+        b(min_size=3, max_size=3),
+        i(0, 0xFFFF),
+        i(0, 255),
+        i(0, 255),
+    )
+
+
+def _st_psloci() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    b = st.binary
+    i = st.integers
+    return st.builds(
+        PsLoci,
+        b(min_size=4, max_size=4),
+        b(min_size=3, max_size=3),
+        b(min_size=3, max_size=3),
+        i(0, 0xFFFF),
+        i(0, 255),
+        i(0, 255),
+    )
+
+
+def _st_keys() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    key = st.binary(min_size=16, max_size=16)
+    return st.builds(Keys, st.integers(0, 255), key, key)
+
+
+def _st_alpha(max_gsm: int, max_ucs2: int) -> SearchStrategy[str]:
+    from hypothesis import strategies as st
+
+    gsm = st.text(alphabet=GSM_DEFAULT_ALPHABET.replace("\x1b", ""), max_size=max_gsm)
+    ucs2 = st.text(
+        alphabet=st.characters(
+            min_codepoint=0x100, max_codepoint=0xFFFE, exclude_categories=["Cs"]
+        ),
+        min_size=1,
+        max_size=max_ucs2,
+    )
+    return st.one_of(gsm, ucs2)
+
+
+def _st_spn() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.builds(Spn, _st_alpha(SPN_SIZE - 1, 7), st.integers(0, 255))
+
+
+def _st_number() -> SearchStrategy[str]:
+    from hypothesis import strategies as st
+
+    dial = st.text(alphabet="0123456789*#pwe", min_size=1, max_size=20)
+    return st.one_of(dial, dial.map(lambda s: "+" + s))
+
+
+def _st_dialling_number(alpha_size: int) -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.builds(
+        DiallingNumber,
+        _st_alpha(alpha_size, (alpha_size - 1) // 2),
+        _st_number(),
+        st.integers(0, 255),
+        st.integers(0, 255),
+    )
+
+
+def _st_msisdn() -> SearchStrategy[Any]:
+    return _st_dialling_number(ADF_DN_RECORD_LENGTH - 14)
+
+
+def _st_ecc() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.builds(EmergencyCallCode, _st_digits(1, 6), st.just(""), st.integers(0, 255))
+
+
+def _st_sms() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    body = st.binary(max_size=SMS_RECORD_LENGTH - 1).map(lambda b: b.rstrip(b"\xff"))
+    return st.builds(SmsRecord, st.integers(0, 255), body)
+
+
+def _st_smsp() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    byte = st.one_of(st.none(), st.integers(0, 255))
+    number = st.one_of(st.none(), _st_number())
+    alpha = _st_alpha(SMSP_RECORD_LENGTH - SMSP_FIXED, (SMSP_RECORD_LENGTH - SMSP_FIXED - 1) // 2)
+    return st.builds(SmsParameters, alpha, number, number, byte, byte, byte)
+
+
+def _st_suci() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    keys = st.lists(
+        st.tuples(st.integers(0, 255), st.binary(min_size=1, max_size=65)), max_size=3
+    ).map(tuple)
+
+    def with_schemes(ks: tuple[tuple[int, bytes], ...]) -> SearchStrategy[SuciCalcInfo]:
+        scheme = st.tuples(st.integers(0, 255), st.integers(0, len(ks)))
+        return st.lists(scheme, max_size=4).map(lambda s: SuciCalcInfo(tuple(s), ks))
+
+    return keys.flatmap(with_schemes)
+
+
+def _st_routing_indicator() -> SearchStrategy[Any]:
+    return _st_digits(1, 4)
+
+
+def _st_languages() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    code = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=2)
+    return st.lists(code, max_size=LI_SIZE // 2).map(tuple)
+
+
+def _st_5gs_loci() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.one_of(st.none(), _st_plmn().map(encode_plmn))
+
+
+def _st_uac_aic() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.integers(0, UAC_MPS | UAC_MCS)
+
+
+_IMSI_VECTORS = (
+    vec("228062800000208", "082982608200002080", PYSIM_51),
+    vec("262011106487504", "082926101160845740", PYSIM_51),
+    # By hand (TS 24.008 §10.5.1.4): 14 digits, even: length 08, then 0|1 (digit 1, even,
+    # type IMSI 001), digit pairs swapped, a final F filler: 01 10 10 21 43 65 87 F9.
+    vec("00101123456789", "0801101021436587f9", "TS 24.008 §10.5.1.4, worked by hand"),
+)
+_IMSI_MALFORMED = (
+    b"",
+    bytes.fromhex("092982608200002080"),  # length byte beyond the file
+    bytes.fromhex("082a82608200002080"),  # type of identity 010 (IMEI), not IMSI
+    bytes.fromhex("0829a2608200002080"),  # a digit A
+    bytes.fromhex("082182608200002080"),  # even (b4 = 0) but no F filler at the end
+)
+_PLMN_LIST_VECTORS = (
+    vec((Plmn("246", "81"),), "42f618" + "ff" * 9, SPEC_PLMN),
+    vec((Plmn("228", "06"), Plmn("334", "020")), "22f860330420" + "ff" * 6, PYSIM_51),
+    vec(
+        (Plmn("001", "01"), Plmn("295", "10"), Plmn("302", "361"), Plmn("001", "001")),
+        "00f11092f501031263001100",
+        PYSIM_UTILS,
+    ),
+    vec((), "ff" * FPLMN_SIZE, "§4.2.16: an unused entry is FF FF FF"),
+)
+_PLMN_LIST_MALFORMED = (bytes.fromhex("4af618") + b"\xff" * 9,)  # MCC digit A
+_PLMN_ACT_MALFORMED = (bytes.fromhex("62f21a4000ffffff0000"),)  # MNC digit A
+_AD_VECTORS = (
+    vec(AdministrativeData(0x00, 0x0000, 2), "00000002", PYSIM),
+    vec(AdministrativeData(0x01, 0x0001, 2), "01000102", PYSIM),
+    # By hand (§4.2.18): type approval (80), no additional info, a 3-digit MNC in byte 4.
+    vec(AdministrativeData(0x80, 0x0000, 3), "80000003", "§4.2.18, worked by hand"),
+)
+_AD_MALFORMED = (bytes.fromhex("000000"), bytes.fromhex("00000004"))
+_ACC_VECTORS = (
+    vec(frozenset(), "0000", PYSIM_51),
+    vec(frozenset({0}), "0001", PYSIM_51),
+    vec(frozenset({1}), "0002", PYSIM_51),
+    vec(frozenset({8}), "0100", PYSIM_51),
+    vec(frozenset({15}), "8000", PYSIM_51),
+    vec(frozenset({0, 1, 3, 5, 15}), "802b", PYSIM_51),
+)
+_LOCI_VECTORS = (
+    vec(
+        Loci(bytes.fromhex("47d1264a"), bytes.fromhex("62f210"), 0x3721, 0x1E, LU_UPDATED),
+        "47d1264a62f21037211e00",
+        PYSIM,
+    ),
+    vec(
+        Loci(b"\xff" * 4, bytes.fromhex("62f220"), 0x0000, 0xFF, LU_NOT_UPDATED),
+        "ffffffff62f2200000ff01",
+        PYSIM,
+    ),
+)
+_KEYS_VECTORS = (
+    # By hand (§4.2.4): KSI 07 "no key available", CK and IK all FF.
+    vec(Keys(), "07" + "ff" * 32, "§4.2.4, worked by hand"),
+    vec(Keys(1, _K0, _K1), "01" + _K0.hex() + _K1.hex(), "§4.2.4, worked by hand"),
+)
+_SMS_VECTORS = (
+    # By hand (§4.2.25): status 00 "free", the rest FF.
+    vec(SmsRecord(), "00" + "ff" * 175, "§4.2.25, worked by hand"),
+    vec(SmsRecord(0x03, b"\x00\x11"), "030011" + "ff" * 173, "§4.2.25, worked by hand"),
+)
+_SMSP_VECTORS = (
+    vec(
+        SmsParameters("SMSC", None, "+4915790109999", 0x00, 0x00, 0xA9),
+        "534d5343ffffffffffffffffffffffffe1ffffffffffffffffffffffff0891945197109099f9ffffff0000a9",
+        PYSIM_51,
+    ),
+)
+_SUCI_VECTORS = (
+    vec(_SUCI_PYSIM, _SUCI_PYSIM_HEX, PYSIM),
+    # By hand (§4.4.11.8): the null scheme only: 'A0' 02 { 00 (null) 00 (no key) }, no 'A1'.
+    vec(SuciCalcInfo(((0, 0),)), "a0020000", "§4.4.11.8, worked by hand"),
+)
+_SUCI_MALFORMED = (
+    bytes.fromhex("a003000000"),  # an odd scheme list
+    bytes.fromhex("a00401010000"),  # key index 1 with no key
+    bytes.fromhex("a0040101"),  # truncated
+    bytes.fromhex("a0020101a1058001"),  # a key list cut short
+    bytes.fromhex("ff"),  # no scheme list
+)
+
+FILE_DEFS: tuple[FileDef, ...] = (
+    FileDef(
+        "EF.LI",
+        0x6F05,
+        "ADF.USIM",
+        "TS 31.102 §4.2.1 (coding of TS 102 221 §13.3)",
+        lambda codes: encode_languages(codes, LI_SIZE),
+        decode_languages,
+        (vec(("en", "de", "ru"), "656e64657275ffffffff", "pySim ts_51_011.py EF_PL"),),
+        strategy=_st_languages,
+        size=LI_SIZE,
+    ),
+    FileDef(
+        "EF.IMSI",
+        0x6F07,
+        "ADF.USIM",
+        "TS 31.102 §4.2.2",
+        encode_imsi,
+        decode_imsi,
+        _IMSI_VECTORS,
+        _IMSI_MALFORMED,
+        _st_imsi,
+        size=IMSI_SIZE,
+    ),
+    FileDef(
+        "EF.Keys",
+        0x6F08,
+        "ADF.USIM",
+        "TS 31.102 §4.2.4",
+        encode_keys,
+        decode_keys,
+        _KEYS_VECTORS,
+        (b"\x07" + b"\xff" * 31,),
+        _st_keys,
+        size=33,
+    ),
+    FileDef(
+        "EF.KeysPS",
+        0x6F09,
+        "ADF.USIM",
+        "TS 31.102 §4.2.5",
+        encode_keys,
+        decode_keys,
+        _KEYS_VECTORS,
+        (b"\x07" + b"\xff" * 33,),
+        _st_keys,
+        size=33,
+    ),
+    FileDef(
+        "EF.UST",
+        0x6F38,
+        "ADF.USIM",
+        "TS 31.102 §4.2.8",
+        lambda services: encode_service_table(services, UST_SIZE),
+        decode_service_table,
+        (
+            # By hand: service n is bit (n-1) mod 8 of byte (n-1) div 8. 1-5: byte 1 = 1F;
+            # 10: byte 2 b2 = 02; 27: byte 4 b3 = 04; 38: byte 5 b6 = 20.
+            vec(frozenset({1, 2, 3, 4, 5, 10, 27, 38}), "1f02000420", "§4.2.8, worked by hand"),
+            vec(frozenset(), "0000000000", "§4.2.8: no service available"),
+        ),
+        strategy=_st_ust,
+        size=UST_SIZE,
+    ),
+    FileDef(
+        "EF.EST",
+        0x6F56,
+        "ADF.USIM",
+        "TS 31.102 §4.2.47",
+        lambda services: encode_service_table(services, EST_SIZE),
+        decode_service_table,
+        (
+            vec(frozenset(), "00", "§4.2.47: FDN, BDN, ACL all off"),
+            # By hand: FDN (1) b1, BDN (2) b2, ACL (3) b3 -> 07.
+            vec(frozenset({1, 2, 3}), "07", "§4.2.47, worked by hand"),
+        ),
+        strategy=_st_est,
+        size=EST_SIZE,
+    ),
+    FileDef(
+        "EF.FPLMN",
+        0x6F7B,
+        "ADF.USIM",
+        "TS 31.102 §4.2.16 (PLMN of TS 24.008 §10.5.1.3)",
+        lambda plmns: encode_plmn_list(plmns, FPLMN_SIZE),
+        decode_plmn_list,
+        _PLMN_LIST_VECTORS,
+        _PLMN_LIST_MALFORMED,
+        _st_plmn_list,
+        size=FPLMN_SIZE,
+    ),
+    FileDef(
+        "EF.PLMNwAcT",
+        0x6F60,
+        "ADF.USIM",
+        "TS 31.102 §4.2.5",
+        lambda entries: encode_plmn_act_list(entries, PLMN_ACT_SIZE),
+        decode_plmn_act_list,
+        (
+            vec(((Plmn("262", "01"), ACT_EUTRAN),), "62f2104000ffffff0000", "pySim EF_xPLMNwAcT"),
+            vec(((Plmn("262", "01"), ACT_UTRAN),), "62f2108000ffffff0000", "pySim EF_xPLMNwAcT"),
+        ),
+        _PLMN_ACT_MALFORMED,
+        _st_plmn_act_list,
+        size=PLMN_ACT_SIZE,
+    ),
+    FileDef(
+        "EF.OPLMNwAcT",
+        0x6F61,
+        "ADF.USIM",
+        "TS 31.102 §4.2.53",
+        lambda entries: encode_plmn_act_list(entries, PLMN_ACT_SIZE),
+        decode_plmn_act_list,
+        (
+            vec(
+                ((Plmn("262", "01"), ACT_UTRAN), (Plmn("262", "02"), 0x488C)),
+                "62f210800062f220488c",
+                "pySim EF_xPLMNwAcT",
+            ),
+        ),
+        _PLMN_ACT_MALFORMED,
+        _st_plmn_act_list,
+        size=PLMN_ACT_SIZE,
+    ),
+    FileDef(
+        "EF.HPLMNwAcT",
+        0x6F62,
+        "ADF.USIM",
+        "TS 31.102 §4.2.54",
+        lambda entries: encode_plmn_act_list(entries, PLMN_ACT_SIZE),
+        decode_plmn_act_list,
+        (
+            # By hand: 246-81 is 42 F6 18 (TS 24.008 example); UTRAN 8000 | E-UTRAN 4000 |
+            # GSM 0080 = C080; the second entry unused: FF FF FF 00 00.
+            vec(((Plmn("246", "81"), ACT_ALL),), "42f618c080ffffff0000", "§4.2.54, worked by hand"),
+        ),
+        _PLMN_ACT_MALFORMED,
+        _st_plmn_act_list,
+        size=PLMN_ACT_SIZE,
+    ),
+    FileDef(
+        "EF.AD",
+        0x6FAD,
+        "ADF.USIM",
+        "TS 31.102 §4.2.18",
+        encode_ad,
+        decode_ad,
+        _AD_VECTORS,
+        _AD_MALFORMED,
+        _st_ad,
+        size=4,
+    ),
+    FileDef(
+        "EF.ACC",
+        0x6F78,
+        "ADF.USIM",
+        "TS 31.102 §4.2.15",
+        encode_acc,
+        decode_acc,
+        _ACC_VECTORS,
+        strategy=_st_acc,
+        size=2,
+    ),
+    FileDef(
+        "EF.LOCI",
+        0x6F7E,
+        "ADF.USIM",
+        "TS 31.102 §4.2.17",
+        encode_loci,
+        decode_loci,
+        _LOCI_VECTORS,
+        (bytes(10), bytes(12)),
+        _st_loci,
+        size=11,
+    ),
+    FileDef(
+        "EF.PSLOCI",
+        0x6F73,
+        "ADF.USIM",
+        "TS 31.102 §4.2.23",
+        encode_psloci,
+        decode_psloci,
+        (
+            vec(
+                PsLoci(b"\xff" * 4, b"\xff" * 3, bytes.fromhex("22f899"), 0x0000, 0xFF, 1),
+                "ffffffffffffff22f8990000ff01",
+                "pySim ts_51_011.py EF_LOCIGPRS, the same coding",
+            ),
+        ),
+        (bytes(13),),
+        _st_psloci,
+        size=14,
+    ),
+    FileDef(
+        "EF.SPN",
+        0x6F46,
+        "ADF.USIM",
+        "TS 31.102 §4.2.12 (alpha of Annex A)",
+        encode_spn,
+        decode_spn,
+        (
+            vec(Spn("GSM-R CH", 0x01), "0147534d2d52204348" + "ff" * 8, PYSIM_51),
+            # By hand: Ω has a default-alphabet code, € has none: UCS2 '80' 03A9 20AC, FF to 16.
+            vec(Spn("Ω€", 0x00), "008003a920ac" + "ff" * 11, "Annex A, worked by hand"),
+        ),
+        (b"",),
+        _st_spn,
+        size=SPN_SIZE,
+    ),
+    FileDef(
+        "EF.MSISDN",
+        0x6F40,
+        "ADF.USIM",
+        "TS 31.102 §4.2.26",
+        lambda entry: encode_dialling_number(entry, ADF_DN_RECORD_LENGTH),
+        decode_dialling_number,
+        (
+            vec(
+                DiallingNumber("Eigene Rufnummer", "+4917279119183"),
+                "456967656e65205275666e756d6d6572ffffffff0891947172199181f3ffffffffff",
+                "pySim ts_51_011.py EF_MSISDN",
+            ),
+            vec(None, "ff" * ADF_DN_RECORD_LENGTH, "§4.2.26: an empty record"),
+        ),
+        (b"\xff" * 13,),
+        _st_msisdn,
+        size=ADF_DN_RECORD_LENGTH,
+    ),
+    FileDef(
+        "EF.ECC",
+        0x6FB7,
+        "ADF.USIM",
+        "TS 31.102 §4.2.21",
+        lambda entry: encode_ecc(entry, ECC_RECORD_LENGTH),
+        decode_ecc,
+        (
+            vec(EmergencyCallCode("911", "", 0x01), "19f1ff01", PYSIM),
+            vec(EmergencyCallCode("913", "", 0x02), "19f3ff02", PYSIM),
+            vec(None, "ffffffff", "§4.2.21: an empty record"),
+        ),
+        (bytes.fromhex("19f1ff"), bytes.fromhex("1affff01")),
+        _st_ecc,
+        size=ECC_RECORD_LENGTH,
+    ),
+    FileDef(
+        "EF.SMS",
+        0x6F3C,
+        "ADF.USIM",
+        "TS 31.102 §4.2.25",
+        encode_sms,
+        decode_sms,
+        _SMS_VECTORS,
+        (bytes(SMS_RECORD_LENGTH - 1),),
+        _st_sms,
+        size=SMS_RECORD_LENGTH,
+    ),
+    FileDef(
+        "EF.SMSP",
+        0x6F42,
+        "ADF.USIM",
+        "TS 31.102 §4.2.27",
+        lambda p: encode_smsp(p, SMSP_RECORD_LENGTH),
+        decode_smsp,
+        _SMSP_VECTORS,
+        (b"\xff" * (SMSP_FIXED - 1),),
+        _st_smsp,
+        size=SMSP_RECORD_LENGTH,
+    ),
+    FileDef(
+        "EF.5GS3GPPLOCI",
+        EF_5GS3GPPLOCI,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.2",
+        encode_5gs_loci,
+        decode_5gs_loci,
+        (
+            # By hand: 5G-GUTI FF x 13, TAI = PLMN 42F618 + TAC 000000, status 01.
+            vec(bytes.fromhex("42f618"), "ff" * 13 + "42f61800000001", "§4.4.11.2, by hand"),
+            vec(None, "ff" * 16 + "00000001", "§4.4.11.2, worked by hand"),
+        ),
+        (bytes(19),),
+        _st_5gs_loci,
+        size=20,
+    ),
+    FileDef(
+        "EF.5GSN3GPPLOCI",
+        EF_5GSN3GPPLOCI,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.3",
+        encode_5gs_loci,
+        decode_5gs_loci,
+        (vec(None, "ff" * 16 + "00000001", "§4.4.11.3, worked by hand"),),
+        (bytes(21),),
+        _st_5gs_loci,
+        size=20,
+    ),
+    FileDef(
+        "EF.5GS3GPPNSC",
+        EF_5GS3GPPNSC,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.4",
+        lambda _: encode_5gs_nsc(),
+        None,
+        # By hand: 'A0' 03 { '80' 01 07 } (ngKSI 7, no key), FF to 57 bytes.
+        (vec(None, "a003800107" + "ff" * 52, "§4.4.11.4, worked by hand"),),
+    ),
+    FileDef(
+        "EF.5GSN3GPPNSC",
+        EF_5GSN3GPPNSC,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.5",
+        lambda _: encode_5gs_nsc(),
+        None,
+        (vec(None, "a003800107" + "ff" * 52, "§4.4.11.5, worked by hand"),),
+    ),
+    FileDef(
+        "EF.5GAUTHKEYS",
+        EF_5GAUTHKEYS,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.6",
+        lambda _: encode_5g_auth_keys(),
+        None,
+        # By hand: '80' 20 K_AUSF (FF x 32), '81' 20 K_SEAF (FF x 32).
+        (vec(None, "8020" + "ff" * 32 + "8120" + "ff" * 32, "§4.4.11.6, worked by hand"),),
+    ),
+    FileDef(
+        "EF.UAC_AIC",
+        EF_UAC_AIC,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.7",
+        encode_uac_aic,
+        decode_uac_aic,
+        (
+            vec(0, "00000000", "§4.4.11.7: no access identity configured"),
+            # Byte 1 b1 MPS, b2 MCS, bytes 2-4 RFU; pySim's EF_UAC_AIC decodes '03' as both.
+            vec(UAC_MPS | UAC_MCS, "03000000", "§4.4.11.7 with pySim EF_UAC_AIC"),
+            vec(UAC_MCS, "02000000", "§4.4.11.7, worked by hand"),
+        ),
+        (bytes(3), bytes(5)),
+        _st_uac_aic,
+        size=4,
+    ),
+    FileDef(
+        "EF.SUCI_Calc_Info",
+        EF_SUCI_CALC_INFO,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.8",
+        encode_suci_calc_info,
+        decode_suci_calc_info,
+        _SUCI_VECTORS,
+        _SUCI_MALFORMED,
+        _st_suci,
+    ),
+    FileDef(
+        "EF.Routing_Indicator",
+        EF_ROUTING_INDICATOR,
+        "DF.5GS",
+        "TS 31.102 §4.4.11.11 (TS 24.501 Table 9.11.3.4.1)",
+        encode_routing_indicator,
+        decode_routing_indicator,
+        (
+            # By hand: BCD, digit 1 in the low nibble, unused digits F, then 2 RFU bytes FF.
+            vec("1234", "2143ffff", "§4.4.11.11, worked by hand"),
+            vec("17", "71ffffff", "§4.4.11.11, worked by hand"),
+            vec("0", "f0ffffff", "§4.4.11.11, worked by hand"),
+        ),
+        (bytes.fromhex("1affffff"), bytes.fromhex("21")),
+        _st_routing_indicator,
+        size=4,
+    ),
+    FileDef(
+        "EF.SUCI_Calc_Info_USIM",
+        EF_SUCI_CALC_INFO_USIM,
+        "DF.SAIP",
+        "TCA eUICC Profile Package PE-DF-SAIP, coding of TS 31.102 §4.4.11.8",
+        encode_suci_calc_info,
+        decode_suci_calc_info,
+        _SUCI_VECTORS,
+        _SUCI_MALFORMED,
+        _st_suci,
+    ),
+)

@@ -17,6 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from card.uicc.filedef import FileDef, vec
+from card.uicc.ts_31_102 import decode_service_table, encode_service_table
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 #: TS 101 220 Annex E: RID 3GPP, application code 1004 (ISIM).
 ISIM_AID_PREFIX = bytes.fromhex("A0000000871004")
@@ -136,3 +143,168 @@ def decode_isim_ad(data: bytes) -> tuple[int, int]:
     if len(data) < 3:
         raise ValueError("the ISIM's EF.AD has at least 3 bytes")
     return data[0], int.from_bytes(data[1:3], "big")
+
+
+# -- File definitions with their vectors (walked by tests/unit/test_uicc_filedefs.py) ----------
+
+PYSIM = "pySim ts_31_103.py _test_de_encode (osmocom)"
+IMPI_SIZE = 51  # the sizes of pySim's vectors, which carry no padding
+DOMAIN_SIZE = 35
+IMPU_RECORD_LENGTH = 55
+PCSCF_RECORD_LENGTH = 46
+IST_SIZE = 1
+_IMPI = "738006000000101@ims.mnc000.mcc738.3gppnetwork.org"
+_DOMAIN = "ims.mnc000.mcc738.3gppnetwork.org"
+_PCSCF_FQDN = "pcscf.ims.mnc000.mcc738.pub.3gppnetwork.org"
+_URI_MALFORMED = (
+    bytes.fromhex("8103616263"),  # not tag '80'
+    bytes.fromhex("8002c328"),  # not UTF-8
+    bytes.fromhex("8005616263"),  # a length beyond the file
+)
+
+
+def _st_uri(size: int) -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    text = st.text(
+        alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=(size - 2) // 4
+    )
+    return text
+
+
+def _st_impi() -> SearchStrategy[Any]:
+    return _st_uri(IMPI_SIZE)
+
+
+def _st_domain() -> SearchStrategy[Any]:
+    return _st_uri(DOMAIN_SIZE)
+
+
+def _st_impu() -> SearchStrategy[Any]:
+    return _st_uri(IMPU_RECORD_LENGTH)
+
+
+def _st_pcscf() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    fqdn = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-", min_size=1, max_size=40)
+    v4 = st.ip_addresses(v=4).map(lambda a: PcscfAddress(str(a), ADDR_IPV4))
+    v6 = st.ip_addresses(v=6).map(lambda a: PcscfAddress(str(a), ADDR_IPV6))
+    return st.one_of(st.none(), fqdn.map(PcscfAddress), v4, v6)
+
+
+def _st_ist() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.frozensets(st.integers(1, 8 * IST_SIZE))
+
+
+def _st_isim_ad() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF))
+
+
+FILE_DEFS: tuple[FileDef, ...] = (
+    FileDef(
+        "EF.IMPI",
+        EF_IMPI,
+        "ADF.ISIM",
+        "TS 31.103 §4.2.2",
+        lambda text: encode_uri(text, IMPI_SIZE),
+        decode_uri,
+        (
+            vec(_IMPI, "8031" + _IMPI.encode().hex(), PYSIM),
+            # By hand: '80' 03 "a@b", FF to the file size.
+            vec("a@b", "8003614062" + "ff" * (IMPI_SIZE - 5), "§4.2.2, worked by hand"),
+        ),
+        _URI_MALFORMED,
+        _st_impi,
+        size=IMPI_SIZE,
+    ),
+    FileDef(
+        "EF.DOMAIN",
+        EF_DOMAIN,
+        "ADF.ISIM",
+        "TS 31.103 §4.2.3",
+        lambda text: encode_uri(text, DOMAIN_SIZE),
+        decode_uri,
+        (vec(_DOMAIN, "8021" + _DOMAIN.encode().hex(), PYSIM),),
+        _URI_MALFORMED,
+        _st_domain,
+        size=DOMAIN_SIZE,
+    ),
+    FileDef(
+        "EF.IMPU",
+        EF_IMPU,
+        "ADF.ISIM",
+        "TS 31.103 §4.2.4",
+        lambda text: encode_uri(text, IMPU_RECORD_LENGTH),
+        decode_uri,
+        (vec("sip:" + _IMPI, "8035" + ("sip:" + _IMPI).encode().hex(), PYSIM),),
+        _URI_MALFORMED,
+        _st_impu,
+        size=IMPU_RECORD_LENGTH,
+    ),
+    FileDef(
+        "EF.AD",
+        EF_AD,
+        "ADF.ISIM",
+        "TS 31.103 §4.2.5",
+        lambda v: encode_isim_ad(*v),
+        decode_isim_ad,
+        (
+            vec((0x00, 0x0000), "000000", "§4.2.5: normal operation"),
+            # By hand: type approval 80, additional information 0001.
+            vec((0x80, 0x0001), "800001", "§4.2.5, worked by hand"),
+        ),
+        (bytes(2),),
+        _st_isim_ad,
+        size=3,
+    ),
+    FileDef(
+        "EF.IST",
+        EF_IST,
+        "ADF.ISIM",
+        "TS 31.103 §4.2.7",
+        lambda services: encode_service_table(services, IST_SIZE),
+        decode_service_table,
+        (
+            # By hand: P-CSCF address (n°1) b1, GBA (n°2) b2 -> 03.
+            vec(frozenset({SERVICE_PCSCF, 2}), "03", "§4.2.7, worked by hand"),
+            vec(frozenset(), "00", "§4.2.7: no service"),
+        ),
+        strategy=_st_ist,
+        size=IST_SIZE,
+    ),
+    FileDef(
+        "EF.P-CSCF",
+        EF_PCSCF,
+        "ADF.ISIM",
+        "TS 31.103 §4.2.8",
+        lambda entry: encode_pcscf(entry, PCSCF_RECORD_LENGTH),
+        decode_pcscf,
+        (
+            vec(PcscfAddress(_PCSCF_FQDN), "802c00" + _PCSCF_FQDN.encode().hex(), PYSIM),
+            vec(
+                PcscfAddress("192.168.12.34", ADDR_IPV4),
+                "800501c0a80c22" + "ff" * (PCSCF_RECORD_LENGTH - 7),
+                PYSIM + ", FF to the record length",
+            ),
+            vec(
+                PcscfAddress("fe80::42:d7ff:fe53:335", ADDR_IPV6),
+                "801102fe800000000000000042d7fffe530335" + "ff" * (PCSCF_RECORD_LENGTH - 19),
+                PYSIM + ", FF to the record length",
+            ),
+            vec(None, "ff" * PCSCF_RECORD_LENGTH, "§4.2.8: an empty record"),
+        ),
+        (
+            bytes.fromhex("800401c0a80c"),  # an IPv4 address of 3 bytes
+            bytes.fromhex("800303c0a8"),  # address type 03
+            bytes.fromhex("800100"),  # an empty FQDN
+            bytes.fromhex("8000"),  # no address type
+        ),
+        _st_pcscf,
+        size=PCSCF_RECORD_LENGTH,
+    ),
+)

@@ -15,9 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from card.fs import FileInfo
 from card.fs.security import ALWAYS, NEVER, AccessRules, Op
+from card.uicc import ts_31_102 as usim
+from card.uicc.filedef import FileDef, vec
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
 
 # TS 51.011 §10.7: DF.GSM and its EFs (§10.3.x).
 DF_GSM = 0x7F20
@@ -237,3 +243,197 @@ def encode_kc(kc: bytes | None = None, cksn: int = CKSN_NO_KEY) -> bytes:
     if not 0 <= cksn <= 0x07:
         raise ValueError("CKSN is 0..7")
     return (b"\xff" * 8 if kc is None else bytes(kc)) + bytes((cksn,))
+
+
+def decode_kc(data: bytes) -> tuple[bytes | None, int]:
+    """(Kc, CKSN) of EF.Kc (§10.3.3); Kc None when CKSN is 07 and Kc is all FF (no key).
+
+    Raises:
+        ValueError: not 9 bytes, or a CKSN above 07.
+    """
+    if len(data) != KC_SIZE:
+        raise ValueError("EF.Kc is 9 bytes")
+    kc, cksn = data[:8], data[8]
+    if cksn > 0x07:
+        raise ValueError("CKSN is 0..7")
+    return (None if cksn == CKSN_NO_KEY and kc == b"\xff" * 8 else kc), cksn
+
+
+# -- File definitions with their vectors (walked by tests/unit/test_uicc_filedefs.py) ----------
+
+PYSIM = "pySim ts_51_011.py _test_de_encode (osmocom)"
+SST_SIZE = 5
+FPLMN_SIZE = 12
+TELECOM_DN_RECORD_LENGTH = 30  # a 16-byte alpha identifier
+SMSP_RECORD_LENGTH = 44
+
+
+def _st_kc() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    key = st.binary(min_size=8, max_size=8).filter(lambda k: k != b"\xff" * 8)
+    return st.one_of(
+        st.tuples(key, st.integers(0, 7)),
+        st.integers(0, 6).map(lambda n: (b"\xff" * 8, n)),
+        st.just((None, CKSN_NO_KEY)),
+    )
+
+
+def _st_sst() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.frozensets(st.integers(1, 4 * SST_SIZE))
+
+
+def _st_plmnsel() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    plmn = st.builds(
+        usim.Plmn,
+        st.text(alphabet="0123456789", min_size=3, max_size=3),
+        st.text(alphabet="0123456789", min_size=2, max_size=3),
+    )
+    return st.lists(plmn, max_size=PLMNSEL_SIZE // 3).map(tuple)
+
+
+def _st_adn() -> SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
+    return st.builds(
+        usim.DiallingNumber,
+        st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ abc0123456789", max_size=16),
+        st.text(alphabet="0123456789*#", min_size=1, max_size=20),
+        st.integers(0, 255),
+        st.integers(0, 255),
+    )
+
+
+_KC_VECTORS = (
+    vec((bytes.fromhex("837d783609a3858f"), 5), "837d783609a3858f05", PYSIM),
+    vec((None, CKSN_NO_KEY), "ffffffffffffffff07", "§10.3.3: no key available"),
+)
+_KC_MALFORMED = (bytes(8), bytes.fromhex("837d783609a3858f08"))
+
+
+def _shared(d: FileDef, name: str, fid: int, df: str, clause: str) -> FileDef:
+    """The same codec and vectors as `d` for a file with the same coding elsewhere."""
+    return FileDef(
+        name, fid, df, clause, d.encode, d.decode, d.vectors, d.malformed, d.strategy, size=d.size
+    )
+
+
+_USIM = {d.name: d for d in usim.FILE_DEFS}
+
+FILE_DEFS: tuple[FileDef, ...] = (
+    # DF.GSM's files shared with ADF.USIM (`SHARED_WITH_USIM`): the same coding.
+    _shared(_USIM["EF.IMSI"], "EF.IMSI", EF_IMSI, "DF.GSM", "TS 51.011 §10.3.2"),
+    _shared(_USIM["EF.SPN"], "EF.SPN", EF_SPN, "DF.GSM", "TS 51.011 §10.3.11"),
+    _shared(_USIM["EF.ACC"], "EF.ACC", EF_ACC, "DF.GSM", "TS 51.011 §10.3.15"),
+    _shared(_USIM["EF.FPLMN"], "EF.FPLMN", EF_FPLMN, "DF.GSM", "TS 51.011 §10.3.16"),
+    _shared(_USIM["EF.AD"], "EF.AD", EF_AD, "DF.GSM", "TS 51.011 §10.3.18 (4-byte form)"),
+    FileDef(
+        "EF.LOCI",
+        EF_LOCI,
+        "DF.GSM",
+        "TS 51.011 §10.3.17",
+        usim.encode_loci,
+        usim.decode_loci,
+        (
+            vec(
+                usim.Loci(bytes.fromhex("78025702"), bytes.fromhex("22f810"), 0x0978, 0x00, 0),
+                "7802570222f81009780000",
+                PYSIM,
+            ),
+        )
+        + _USIM["EF.LOCI"].vectors,
+        _USIM["EF.LOCI"].malformed,
+        _USIM["EF.LOCI"].strategy,
+        size=11,
+    ),
+    FileDef(
+        "EF.Kc",
+        EF_KC,
+        "DF.GSM",
+        "TS 51.011 §10.3.3",
+        lambda v: encode_kc(*v),
+        decode_kc,
+        _KC_VECTORS,
+        _KC_MALFORMED,
+        _st_kc,
+        size=KC_SIZE,
+    ),
+    FileDef(
+        "EF.PLMNsel",
+        EF_PLMNSEL,
+        "DF.GSM",
+        "TS 51.011 §10.3.4",
+        lambda plmns: usim.encode_plmn_list(plmns, PLMNSEL_SIZE),
+        usim.decode_plmn_list,
+        (
+            vec(
+                (usim.Plmn("228", "06"), usim.Plmn("334", "020")),
+                "22f860330420" + "ff" * 18,
+                PYSIM + ", FF to 24 bytes",
+            ),
+        ),
+        (bytes.fromhex("4af618") + b"\xff" * 21,),
+        _st_plmnsel,
+        size=PLMNSEL_SIZE,
+    ),
+    FileDef(
+        "EF.SST",
+        EF_SST,
+        "DF.GSM",
+        "TS 51.011 §10.3.7",
+        lambda services: encode_sst(services, SST_SIZE),
+        decode_sst,
+        (
+            # By hand: two bits a service (allocated b1, activated b2), 4 services a byte.
+            # 1, 2, 4: 03 | 0C | C0 = CF; 7: byte 2 b5-b6 = 30; 9, 10, 12: CF; 17: byte 5 = 03.
+            vec(frozenset({1, 2, 4, 7, 9, 10, 12, 17}), "cf30cf0003", "§10.3.7, worked by hand"),
+        ),
+        strategy=_st_sst,
+        size=SST_SIZE,
+    ),
+    # DF.GSM-ACCESS (TS 31.102 §4.4.5): EF.Kc coded as TS 51.011 §10.3.3.
+    FileDef(
+        "EF.Kc",
+        0x4F20,
+        "DF.GSM-ACCESS",
+        "TS 31.102 §4.4.5.1 (coding of TS 51.011 §10.3.3)",
+        lambda v: encode_kc(*v),
+        decode_kc,
+        _KC_VECTORS,
+        _KC_MALFORMED,
+        _st_kc,
+        size=KC_SIZE,
+    ),
+    # DF.TELECOM (§10.5).
+    FileDef(
+        "EF.ADN",
+        EF_ADN,
+        "DF.TELECOM",
+        "TS 51.011 §10.5.1, TS 31.102 §4.4.2.3",
+        lambda entry: usim.encode_dialling_number(entry, TELECOM_DN_RECORD_LENGTH),
+        usim.decode_dialling_number,
+        (
+            vec(
+                usim.DiallingNumber("B HA 1 Sic", "6082658001"),
+                "42204841203120536963ffffffffffff06810628560810ffffffffffffff",
+                PYSIM,
+            ),
+            vec(
+                usim.DiallingNumber("Kundenbetreuung", "+491721217212"),
+                "4b756e64656e626574726575756e67ff0791947112122721ffffffffffff",
+                PYSIM,
+            ),
+            vec(None, "ff" * TELECOM_DN_RECORD_LENGTH, "§10.5.1: an empty record"),
+        ),
+        (b"\xff" * 13,),
+        _st_adn,
+        size=TELECOM_DN_RECORD_LENGTH,
+    ),
+    _shared(_USIM["EF.MSISDN"], "EF.MSISDN", EF_MSISDN, "DF.TELECOM", "TS 51.011 §10.5.5"),
+    _shared(_USIM["EF.SMS"], "EF.SMS", EF_SMS, "DF.TELECOM", "TS 51.011 §10.5.3"),
+    _shared(_USIM["EF.SMSP"], "EF.SMSP", EF_SMSP, "DF.TELECOM", "TS 51.011 §10.5.6"),
+)
