@@ -15,5 +15,8 @@ One module per document:
 - `profile`: the internal profile format with its export and import;
   `builder` makes one from a few fields;
 - `saip` (TCA eUICC Profile Package) with its file templates `saip_templates`;
-- `fsstore`: how a profile's file tree is kept compactly in persistent memory.
+- `fsstore`: how a profile's file tree is kept compactly in persistent memory;
+- `filedef`: the record each codec module declares per EF (`FILE_DEFS`: name, FID,
+  DF, clause, codec, vectors, malformed inputs) and `registry()` over all of them,
+  walked by one generic test (tests/unit/test_uicc_filedefs.py).
 """

@@ -408,6 +408,18 @@ FILE_DEFS: tuple[FileDef, ...] = (
         _st_kc,
         size=KC_SIZE,
     ),
+    FileDef(
+        "EF.KcGPRS",
+        0x4F52,
+        "DF.GSM-ACCESS",
+        "TS 31.102 §4.4.5.2 (Kc GPRS and its CKSN, coded as TS 51.011 §10.3.3)",
+        lambda v: encode_kc(*v),
+        decode_kc,
+        _KC_VECTORS,
+        _KC_MALFORMED,
+        _st_kc,
+        size=KC_SIZE,
+    ),
     # DF.TELECOM (§10.5).
     FileDef(
         "EF.ADN",

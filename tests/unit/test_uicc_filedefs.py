@@ -11,12 +11,19 @@ the declared strategy survive encode then decode.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from card.uicc.builder import TEST_IMSI, IsimSetup, SuciSetup, sample_profile
 from card.uicc.filedef import CODEC_MODULES, FileDef, registry
+from card.uicc.profile import Profile
+from card.uicc.saip import profile_from_package
+from card.uicc.ts_31_102 import SuciCalcInfo
+from card.uicc.ts_31_103 import ISIM_AID_PREFIX
+from card.uicc.ts_102_221 import USIM_AID_PREFIX
 
 DEFS = registry()
 ids = [str(d) for d in DEFS]
@@ -96,3 +103,76 @@ def test_round_trip(d: FileDef, data: st.DataObject) -> None:
         assert len(encoded) == d.size
     if d.decode is not None:
         assert d.decode(encoded) == value
+
+
+# -- The definitions against the files real profiles carry ----------------------------------
+
+_DATA = Path(__file__).parent / "data" / "sgp22"
+_SUB_DFS = {
+    ("MF", 0x7F10): "DF.TELECOM",
+    ("MF", 0x7F20): "DF.GSM",
+    ("ADF.USIM", 0x5F3B): "DF.GSM-ACCESS",
+    ("ADF.USIM", 0x5FC0): "DF.5GS",
+    ("ADF.USIM", 0x5FD0): "DF.SAIP",
+}
+
+
+def _df_name(p: Profile, handle: str) -> str:
+    """The DF name the definitions use for a file tree handle ("MF", "ADF.USIM", ...)."""
+    f = p.file(handle)
+    assert f is not None
+    if f.parent is None:
+        return "MF"
+    if f.name is not None:
+        if f.name.startswith(USIM_AID_PREFIX):
+            return "ADF.USIM"
+        return "ADF.ISIM" if f.name.startswith(ISIM_AID_PREFIX) else f"ADF.{f.name.hex()}"
+    parent = _df_name(p, f.parent)
+    return _SUB_DFS.get((parent, f.fid or 0), f"{parent}/{f.fid or 0:04X}")
+
+
+def _decodable(p: Profile) -> list[tuple[FileDef, bytes]]:
+    defs = {(d.df, d.fid): d for d in DEFS if d.decode is not None}
+    out = []
+    for f in p.files:
+        if f.is_df or f.parent is None or f.content is None or f.fid is None:
+            continue
+        d = defs.get((_df_name(p, f.parent), f.fid))
+        if d is not None:
+            items = f.content if isinstance(f.content, tuple) else (f.content,)
+            out.extend((d, c) for c in items)
+    return out
+
+
+def test_the_builders_files_all_decode() -> None:
+    """Every file the builder writes (USIM with 5G SUCI files, ISIM) that has a definition
+    decodes, and the definitions cover the files of all four documents."""
+    info = SuciCalcInfo(((0, 0),))
+    p = sample_profile(isim=IsimSetup.for_imsi(TEST_IMSI), suci=SuciSetup(info))
+    found = _decodable(p)
+    for d, raw in found:
+        assert d.decode is not None
+        d.decode(raw)  # raises on a file the builder got wrong
+    dfs = {d.df for d, _ in found}
+    assert {"MF", "DF.TELECOM", "DF.GSM", "ADF.USIM", "DF.GSM-ACCESS", "DF.5GS"} <= dfs
+    assert {"DF.SAIP", "ADF.ISIM"} <= dfs
+    assert len({(d.df, d.fid) for d, _ in found}) >= 40
+
+
+def test_an_imported_ts48_profile_decodes_or_raises_the_module_error() -> None:
+    """The GSMA TS.48 test profile's files are bytes from outside: each decodes or raises
+    the module's error (its unpersonalised EF.SUCI_Calc_Info is all FF, which is refused)."""
+    p = profile_from_package((_DATA / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der").read_bytes()).profile
+    found = _decodable(p)
+    assert len(found) > 50
+    refused = []
+    for d, raw in found:
+        assert d.decode is not None
+        try:
+            d.decode(raw)
+        except d.error:
+            refused.append((str(d), raw.strip(b"\xff")))
+    assert refused == [
+        ("DF.5GS/EF.SUCI_Calc_Info (4F07)", b""),
+        ("DF.SAIP/EF.SUCI_Calc_Info_USIM (4F01)", b""),
+    ]
