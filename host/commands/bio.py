@@ -250,9 +250,10 @@ def _eval_one(
 
 
 @bio.command("calibrate", short_help="Recompute the card's decision thresholds.")
-@click.option("--fingers", type=click.IntRange(2, 10000), default=60, show_default=True)
-@click.option("--impressions", type=click.IntRange(2, 100), default=4, show_default=True)
-@click.option("--impostors", type=click.IntRange(1), default=5000, show_default=True)
+# (the defaults are host.bio.calibrate's DEFAULT_FINGERS, _IMPRESSIONS and _IMPOSTORS)
+@click.option("--fingers", type=click.IntRange(2, 10000), default=200, show_default=True)
+@click.option("--impressions", type=click.IntRange(2, 100), default=2, show_default=True)
+@click.option("--impostors", type=click.IntRange(1), default=20000, show_default=True)
 @click.option(
     "--seed",
     "seeds",
@@ -264,7 +265,8 @@ def _eval_one(
 def calibrate_cmd(
     fingers: int, impressions: int, impostors: int, seeds: tuple[int, ...], as_json: bool
 ) -> None:
-    """Thresholds for FMR 1% and 0.1%: the highest over every difficulty setting and seed.
+    """Thresholds for FMR 1% and 0.1%: the highest over every difficulty setting and seed,
+    each at the FMR's 95% confidence bound (host.bio.calibrate says why).
 
     These are the applet's THRESHOLD_FMR_1PCT and THRESHOLD_FMR_01PCT; the
     evaluation seeds (0..3) are not calibration seeds.

@@ -84,6 +84,44 @@ def test_threshold_for_counts_allowed_false_matches() -> None:
     assert calibrate.threshold_for([5, 5, 5], 0.01) == 6
 
 
+def _fmr_upper(scores: list[int], t: int) -> float:
+    return det.wilson_interval(sum(s >= t for s in scores), len(scores))[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 3000), min_size=1, max_size=3000),
+    st.sampled_from(calibrate.TARGETS),
+)
+def test_confident_threshold_bounds_the_fmr(scores: list[int], target: float) -> None:
+    t = calibrate.threshold_for_upper(scores, target)
+    assert t >= calibrate.threshold_for(scores, target)  # never laxer than the bare quantile
+    if _fmr_upper(scores, t) <= target:
+        # the lowest such threshold: one below it, the bound is over the target
+        assert _fmr_upper(scores, t - 1) > target
+    else:
+        assert t == max(scores) + 1  # too few comparisons to claim the target anywhere
+
+
+def test_confident_threshold_on_a_known_sample() -> None:
+    scores = list(range(20000))  # 0..19999
+    t1 = calibrate.threshold_for_upper(scores, 0.01)
+    fmr = (20000 - t1) / 20000
+    assert 0.0080 < fmr < 0.0090  # the bound leaves ~0.14 points for the sampling error
+    assert det.wilson_interval(20000 - t1, 20000)[1] <= 0.01 < det.wilson_interval(
+        20001 - t1, 20000
+    )[1]
+
+
+def test_calibrate_cli_defaults_are_the_module_defaults() -> None:
+    from host.commands.bio import calibrate_cmd
+
+    defaults = {p.name: p.default for p in calibrate_cmd.params}
+    assert defaults["fingers"] == calibrate.DEFAULT_FINGERS
+    assert defaults["impressions"] == calibrate.DEFAULT_IMPRESSIONS
+    assert defaults["impostors"] == calibrate.DEFAULT_IMPOSTORS
+
+
 @pytest.mark.parametrize("k,n", [(0, 10), (1, 100), (50, 100), (100, 100)])
 def test_wilson_interval_contains_the_rate(k: int, n: int) -> None:
     lo, hi = det.wilson_interval(k, n)
