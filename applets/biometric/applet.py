@@ -82,11 +82,15 @@ CHALLENGE_SIZE = 16
 #: The GP test-key pattern 40..4F: change it at personalisation.
 DEFAULT_ADMIN_KEY = bytes(range(0x40, 0x50))
 #: Decision thresholds on the matcher's 0..10000 scale for two documented operating points:
-#: FMR 1% and FMR 0.1%, each the highest threshold reaching that FMR over impostor
-#: comparisons of every `host.bio.difficulty` setting (easy, medium, hard) on calibration
-#: seeds 9001 and 9002, which the evaluation does not use (`cardemu bio calibrate`).
-THRESHOLD_FMR_1PCT = 1103
-THRESHOLD_FMR_01PCT = 1291
+#: FMR 1% and FMR 0.1%, each the highest over every `host.bio.difficulty` setting (easy,
+#: medium, hard) and calibration seed 9001..9004 (200 fingers x 2 impressions, 20000
+#: impostor comparisons each) of the threshold whose FMR is under the target with 95%
+#: confidence; the evaluation seeds (0..3) are not among them (`host.bio.calibrate` says
+#: why; `cardemu bio calibrate` reproduces them). The easy setting sets both: its impostors
+#: score highest, so the hard setting's FMR at them is far below the target (README,
+#: "Match-on-card accuracy", gives FMR and FNMR at both thresholds per setting).
+THRESHOLD_FMR_1PCT = 1099
+THRESHOLD_FMR_01PCT = 1462
 #: The shipped policy: the FMR 0.1% operating point. E1 { 82 ... } chooses another.
 DEFAULT_THRESHOLD = THRESHOLD_FMR_01PCT
 DEFAULT_RETRY_LIMIT = 5

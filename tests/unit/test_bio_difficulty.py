@@ -17,6 +17,11 @@ from applets.biometric.applet import (
 from applets.biometric.iso19794 import encode_minutiae
 from host.bio import calibrate, det, difficulty
 
+#: FNMR of the hard setting at the shipped FMR 1% and 0.1% thresholds on the CI sample of
+#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 4/48 and 11/48): a regression
+#: floor, not the issue's targets (5% and 10% at FMR 1% and 0.1%), which are not met yet.
+HARD_FNMR_FLOOR = (0.09, 0.25)
+
 
 def test_settings_are_the_issue_rows() -> None:
     hard, medium, easy = difficulty.HARD, difficulty.MEDIUM, difficulty.EASY
@@ -151,3 +156,33 @@ def test_mcc_reference_runs_or_says_why() -> None:
     ref = mcc.Mcc()
     p = [[ref.prepare(i) for i in f] for f in ds.impressions]
     assert 0.0 <= ref.score(p[0][0], p[1][1]) <= 1.0
+
+
+def test_shipped_thresholds_on_an_evaluation_seed() -> None:
+    # Evaluation seed 1 (never a calibration seed), a sample small enough for CI. At the
+    # shipped thresholds the FMR stays under its target on every setting, and the hard
+    # setting's FNMR stays at or under what the matcher reached (a floor against regressions:
+    # the targets of FNMR 5% / 10% there are not met yet; the figures are in the README).
+    import random
+
+    assert not set(calibrate.CALIBRATION_SEEDS) & {0, 1, 2, 3}
+    fnmr: dict[str, tuple[float, float]] = {}
+    for name, setting in difficulty.SETTINGS.items():
+        ds = difficulty.make_dataset(16, 3, seed=1, d=setting)
+        f = [[matcher.extract(encode_minutiae(i)) for i in row] for row in ds.impressions]
+        genuine = [matcher.compare(r[a], r[b]) for r in f for a, b in ((0, 1), (0, 2), (1, 2))]
+        rng = random.Random(f"test-shipped:{name}")
+        impostor = []
+        for _ in range(500):
+            x, y = rng.sample(range(16), 2)
+            impostor.append(matcher.compare(f[x][rng.randrange(3)], f[y][rng.randrange(3)]))
+        for threshold, target in ((THRESHOLD_FMR_1PCT, 1e-2), (THRESHOLD_FMR_01PCT, 1e-3)):
+            assert sum(s >= threshold for s in impostor) <= target * len(impostor), name
+        n = len(genuine)
+        fnmr[name] = (
+            sum(s < THRESHOLD_FMR_1PCT for s in genuine) / n,
+            sum(s < THRESHOLD_FMR_01PCT for s in genuine) / n,
+        )
+    assert fnmr["easy"] == (0.0, 0.0)
+    assert fnmr["medium"][1] <= 0.05
+    assert fnmr["hard"][0] <= HARD_FNMR_FLOOR[0] and fnmr["hard"][1] <= HARD_FNMR_FLOOR[1]
