@@ -113,9 +113,11 @@ def test_confident_threshold_on_a_known_sample() -> None:
     t1 = calibrate.threshold_for_upper(scores, 0.01)
     fmr = (20000 - t1) / 20000
     assert 0.0080 < fmr < 0.0090  # the bound leaves ~0.14 points for the sampling error
-    assert det.wilson_interval(20000 - t1, 20000)[1] <= 0.01 < det.wilson_interval(
-        20001 - t1, 20000
-    )[1]
+    assert (
+        det.wilson_interval(20000 - t1, 20000)[1]
+        <= 0.01
+        < det.wilson_interval(20001 - t1, 20000)[1]
+    )
 
 
 def test_calibrate_cli_defaults_are_the_module_defaults() -> None:
