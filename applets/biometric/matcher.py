@@ -32,10 +32,16 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
    predict its mate (a smooth displacement field, as plastic distortion is),
    within tolerances that are tight next to made pairs and grow with the
    distance from them. Pairs weigh by their residual error and by whether
-   their types agree. The global score is W^2 / (r x p)^0.75, W the summed pair
-   weight and r, p the minutiae of each template inside the other's area: a
-   score normalised by how many minutiae the two impressions can share.
-   The score is local^0.5 x global^0.5.
+   their types agree. The global score is W^2 / (r x p), W the summed pair
+   weight and r, p the minutiae of each template inside the other's area (at
+   least `GLOBAL_MIN_OVERLAP`): the share of the minutiae the two impressions
+   can share that paired, squared. The full exponent keeps impostor scores
+   from growing with the overlap (chance pairs grow in proportion to it), so
+   that one threshold holds the FMR on small and large overlaps alike; an
+   exponent of 0.75 let impostors with many minutiae in common (the easy
+   setting of `host.bio.difficulty`) score highest and set the thresholds,
+   at the cost of the FNMR on the hard setting (README, "Match-on-card
+   accuracy"). The score is local^0.5 x global^0.5.
 
 Bounds, as a card would have them: at most `MAX_MINUTIAE` minutiae a template
 (the BIT declares it), cylinders of `NS*NS*ND` bits, an n x m similarity table,
@@ -82,8 +88,8 @@ GROW_REACH = 80.0  # the prefilter allows for a nearest pair this far (8 mm)
 FIELD_SOFT = 400.0  # (0.1 mm)^2: a pair's residual weighs 1 / (d^2 + this)
 PLACE_WEIGHT = 0.3  # a pair at the edge of the tolerances weighs this much less
 TYPE_MISMATCH = 0.4  # a pair of an ending and a bifurcation weighs this much
-GLOBAL_MIN_OVERLAP = 10  # minutiae: smaller common areas count as this large
-OVERLAP_EXPONENT = 0.75
+GLOBAL_MIN_OVERLAP = 15  # minutiae: smaller common areas count as this large
+OVERLAP_EXPONENT = 1.0
 LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0

@@ -18,9 +18,10 @@ from applets.biometric.iso19794 import encode_minutiae
 from host.bio import calibrate, det, difficulty
 
 #: FNMR of the hard setting at the shipped FMR 1% and 0.1% thresholds on the CI sample of
-#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 4/48 and 11/48): a regression
-#: floor, not the issue's targets (5% and 10% at FMR 1% and 0.1%), which are not met yet.
-HARD_FNMR_FLOOR = (0.09, 0.25)
+#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 2/48 and 9/48; 4/48 and 11/48
+#: before the overlap exponent went to 1): a regression floor, not the targets (5% and 10%
+#: at FMR 1% and 0.1% on the full evaluation), which are not met yet.
+HARD_FNMR_FLOOR = (0.05, 0.19)
 
 
 def test_settings_are_the_issue_rows() -> None:
