@@ -173,11 +173,31 @@ class CardRuntime:
         # the in-memory one follows it at once (an aborted INSTALL must not leave a
         # phantom entry that refuses the same AID until the next power cycle).
         self.nvm.rollback_listeners.append(self._load_registry)
+        self._rollbacks = 0
+        self.nvm.rollback_listeners.append(self._count_rollback)
         try:
             self._load_registry()
         except BaseException:
             self.nvm.close()  # an image this card cannot use is not kept locked
             raise
+
+    # -- the version of persistent memory ------------------------------------------
+
+    def _count_rollback(self) -> None:
+        self._rollbacks += 1
+
+    @property
+    def nvm_version(self) -> tuple[int, int]:
+        """A value that changes whenever any persistent value of the card may have changed.
+
+        (the NVM's write count, the rollbacks seen): every write and delete counts
+        (`NVM.total_writes`, a write that stores an equal value excepted: it
+        changes nothing), and an abort or a power-up rollback restores values
+        without writing, so it is counted apart (`NVM.rollback_listeners`).
+        An answer derived only from persistent memory may be kept while this
+        stays equal (the ISD-R's GetProfilesInfo does).
+        """
+        return (self.nvm.total_writes, self._rollbacks)
 
     # -- registry ----------------------------------------------------------------
 

@@ -52,6 +52,8 @@ _P1_BER_TLV = 0x10
 MAX_REQUEST = 64 * 1024
 #: The decoding one ES10 message may do (SGP.22 messages decode in milliseconds).
 DECODE_SECONDS = 5.0
+#: The tag of ProfileInfoListRequest (GetProfilesInfo, SGP.22 §5.7.15), as it starts a request.
+_GET_PROFILES_INFO = b"\xbf\x2d"
 _BPP_TAGS = frozenset({0xBF36, 0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x87, 0x88})
 
 
@@ -143,16 +145,41 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions, CrlFunctions):
         request = bytes(buf)
         st.pop("buf", None)
         st.pop("block", None)
+        if request[:2] == _GET_PROFILES_INFO:
+            return self._get_profiles_info_cached(request)
         # One ES10 message is decoded in bounded time, whatever it holds (the
         # profile package of a BPP included). Only a decoding failure is the
         # client's '6A80'; anything else a function raises is a bug of ours and
         # must reach the runtime (6F00, counted).
+        return self._es10_decoded(request)
+
+    def _es10_decoded(self, request: bytes) -> bytes | None:
         try:
             with asn1.decode_budget(DECODE_SECONDS):
                 return self.es10(request)
         except asn1.Asn1DecodeError as e:
             log.debug("ES10 request refused: %s", e)
             raise CardError(SW.WRONG_DATA) from None
+
+    def _get_profiles_info_cached(self, request: bytes) -> bytes | None:
+        """GetProfilesInfo (SGP.22 §5.7.15), its DER answer kept while nothing stored changes.
+
+        The answer is a function of the request and of persistent memory alone
+        (the profiles the USIM applet holds, enabled or not, and the ISD-R's
+        records: ISD-P AID, metadata, nickname, configuration), so it is kept
+        with the request and the card's `nvm_version`, which every write,
+        delete and rollback of any applet changes. An LPA polls it; an
+        unchanged card answers without decoding or encoding anything.
+        """
+        version = self.system.nvm_version
+        hit = self.__dict__.get("_gpi_answer")
+        if hit is not None and hit[0] == version and hit[1] == request:
+            return hit[2]
+        answer = self._es10_decoded(request)
+        # A function that wrote (none does today) would leave its answer stale at once.
+        if self.system.nvm_version == version:
+            object.__setattr__(self, "_gpi_answer", (version, request, answer))
+        return answer
 
     def es10(self, request: bytes) -> bytes | None:
         """Run one ES10 function on its DER request; its DER response (None: no data).

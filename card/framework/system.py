@@ -159,6 +159,16 @@ class JCSystem:
         return self._rt.transient_available()
 
     @property
+    def nvm_version(self) -> tuple[int, int]:
+        """Changes whenever any persistent value of the card may have changed.
+
+        For an applet that keeps an answer derived from persistent memory (its
+        own or another applet's, through a Shareable): equal versions, equal
+        stored values (`CardRuntime.nvm_version`).
+        """
+        return self._rt.nvm_version
+
+    @property
     def store(self) -> Store:
         """This applet's persistent key-value store (for libraries such as card.fs)."""
         return self._ctx.store
