@@ -71,7 +71,7 @@ from typing import Any
 
 from applets.usim.ins import Ins
 from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
-from applets.usim.store import PinRecord, Slot
+from applets.usim.store import PinRecord, Slot, build_once
 from applets.usim.suci import INS_GET_IDENTITY, P2_SUCI_CONTEXT, calculate_suci
 from card.apdu import CommandApdu
 from card.framework import AID, APDU, SW, Applet, CardError, transient
@@ -238,6 +238,46 @@ def _with_tries(rec: PinRecord, tries: int) -> PinRecord:
     )
 
 
+#: Profiles parsed from their bytes: a Profile is immutable (frozen, tuples and bytes
+#: all the way down), so cards installing the same bytes (every `usim` preset card)
+#: share one, and with it the file writes `Slot` replays. Bounded, cleared when full.
+_PARSED: dict[bytes, Profile] = {}
+_PARSED_LIMIT = 8
+
+
+def _parsed_profile(data: bytes) -> Profile:
+    profile = _PARSED.get(data)
+    if profile is None:
+        profile = Profile.from_bytes(data)
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.clear()
+        _PARSED[data] = profile
+    return profile
+
+
+def _build_base(store: Any) -> None:
+    """The platform's own MF (no profile enabled), protected as a profile's MF is.
+
+    By EF.ARR records (TS 102 221 §9.2.7): DEACTIVATE/ACTIVATE FILE need ADM1,
+    which no profile-less card can verify, so nobody can switch the MF off.
+    """
+    base = FileSystem(store, _BASE_PREFIX)
+    mf = base.create_mf(
+        security=Referenced(_BASE_ARR_FID, ARR_DF),
+        pins=(PIN1, PIN2, ADM1),
+        proprietary=bytes.fromhex("800171"),
+    )
+    base.create_ef(
+        mf,
+        _BASE_ARR_FID,
+        Structure.LINEAR_FIXED,
+        record_length=ARR_RECORD_LENGTH,
+        data=list(ARR_RECORDS),
+        sfi=0x06,
+        security=Referenced(_BASE_ARR_FID, ARR_ADM),
+    )
+
+
 class _Env:
     """The security environment of one command (card.fs.SecurityEnvironment)."""
 
@@ -286,24 +326,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         store.set("profiles", ())
         store.set("enabled", (None, 0))
         store.set("next_slot", 0)
-        # The platform's own MF (no profile enabled): protected as a profile's MF is,
-        # by EF.ARR records (TS 102 221 §9.2.7): DEACTIVATE/ACTIVATE FILE need ADM1,
-        # which no profile-less card can verify, so nobody can switch the MF off.
-        base = FileSystem(store, _BASE_PREFIX)
-        mf = base.create_mf(
-            security=Referenced(_BASE_ARR_FID, ARR_DF),
-            pins=(PIN1, PIN2, ADM1),
-            proprietary=bytes.fromhex("800171"),
-        )
-        base.create_ef(
-            mf,
-            _BASE_ARR_FID,
-            Structure.LINEAR_FIXED,
-            record_length=ARR_RECORD_LENGTH,
-            data=list(ARR_RECORDS),
-            sfi=0x06,
-            security=Referenced(_BASE_ARR_FID, ARR_ADM),
-        )
+        # The platform's own MF (no profile enabled): built once per process, then
+        # stored as it came out (applets.usim.store.build_once; INSTALL's transaction).
+        build_once(store, _BASE_PREFIX, "base", _build_base, _build_base)
         if params:
             try:
                 iccid = self.install_profile(params)
@@ -903,7 +928,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def install_profile(self, data: bytes) -> str:
         try:
-            profile = Profile.from_bytes(bytes(data))
+            profile = _parsed_profile(bytes(data))
         except ProfileFormatError as e:
             raise ProfileStoreError(ProfileStoreReason.BAD_FORMAT, str(e)) from None
         return self._install(profile)

@@ -21,6 +21,7 @@ transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from card.uicc.fsstore import CompactFsStore
 from card.uicc.profile import (
     AppSpec,
     AuthSpec,
+    FileSpec,
     PinSpec,
     Profile,
     RfmSpec,
@@ -81,6 +83,74 @@ class PinRecord:
 
     def __repr__(self) -> str:
         return f"PinRecord(tries={self.tries}/{self.limit}, enabled={self.enabled}, <hidden>)"
+
+
+class _Recorder:
+    """A store that passes every call on to `store` and notes each set and delete.
+
+    What it notes is the value as stored (read back), so a replay stores the
+    very objects the recording stored: immutable, shared by every card that
+    replays them until one of them writes its own.
+    """
+
+    __slots__ = ("store", "get", "ops")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.get = store.get
+        self.ops: list[tuple[str, Any, bool]] = []
+
+    def set(self, key: str, value: Any) -> None:
+        self.store.set(key, value)
+        self.ops.append((key, self.store.get(key), True))
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+        self.ops.append((key, None, False))
+
+    def keys(self) -> list[str]:
+        return self.store.keys()
+
+
+#: What a build into an empty part of the store left there, per key (`build_once`):
+#: the object the key stands for (kept, so an id stays its own) and the values.
+_BUILT: dict[Any, tuple[Any, tuple[tuple[str, Any], ...]]] = {}
+_BUILT_LIMIT = 8
+
+
+def build_once(
+    store: Store, prefix: str, key: Any, of: Any, build: Callable[[Store], None]
+) -> None:
+    """Run `build(store)` into the empty `prefix` part of `store`, or store what it stored.
+
+    `build` must read no key outside `prefix` and store the same for the same
+    `key` (`of` is the object the key names, compared by identity). When nothing
+    under `prefix` is stored yet, the first build runs through a recorder and
+    every later one stores the values it left, in the order their keys were first
+    written: one write per key instead of the build's many (a directory is
+    rewritten for each child, content goes whole before its metadata, then
+    packed). The callers build inside a transaction (a profile's install, the
+    applet's INSTALL), so a tear at any write rolls the whole build back and no
+    intermediate state is ever seen; the stored values, the memory they take and
+    the card after the transaction are those of the build. The values are
+    immutable and shared by every card that stores them until one writes its own.
+    """
+    if any(k.startswith(prefix) for k in store.keys()):
+        build(store)
+        return
+    hit = _BUILT.get(key)
+    if hit is not None and hit[0] is of:
+        for k, value in hit[1]:
+            store.set(k, value)
+        return
+    recorder = _Recorder(store)
+    build(recorder)
+    last: dict[str, tuple[Any, bool]] = {}
+    for k, value, is_set in recorder.ops:
+        last[k] = (value, is_set)
+    if len(_BUILT) >= _BUILT_LIMIT:
+        _BUILT.clear()
+    _BUILT[key] = (of, tuple((k, v) for k, (v, is_set) in last.items() if is_set))
 
 
 class Slot:
@@ -180,7 +250,7 @@ class Slot:
 
     def write(self, profile: Profile) -> None:
         """Store a whole profile in this (empty) slot."""
-        files_to_fs(self.fs, profile.files)
+        self._write_files(profile.files)
         self._write_auth("", profile.auth)
         for aid, a in profile.app_auth:
             self._write_auth("." + aid.hex().upper(), a)
@@ -272,6 +342,15 @@ class Slot:
             seq=state.seq,
             sqn_ms=state.sqn_ms,
         )
+
+    def _write_files(self, files: tuple[FileSpec, ...]) -> None:
+        """`files_to_fs` into this slot's file system, built once per tree (`build_once`)."""
+        prefix = self.prefix + "fs."
+
+        def build(store: Store) -> None:
+            files_to_fs(FileSystem(CompactFsStore(store, prefix), prefix), files)
+
+        build_once(self.store, prefix, ("files", id(files), prefix), files, build)
 
     def read(self) -> Profile:
         """The profile as it is now (files, counters and SQN state included)."""
