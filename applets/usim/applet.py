@@ -204,6 +204,8 @@ _GSM_FS_INS = frozenset(
 _GSM_CHV_INS = frozenset(
     {Ins.VERIFY_PIN, Ins.CHANGE_PIN, Ins.DISABLE_PIN, Ins.ENABLE_PIN, Ins.UNBLOCK_PIN}
 )
+#: The PIN commands of TS 102 221 §11.1.9-13 (`UiccApplet._pin_command`).
+_PIN_INS = _GSM_CHV_INS
 _GSM_RUN_ALGORITHM = Ins.AUTHENTICATE  # RUN GSM ALGORITHM (TS 51.011 §9.2.16)
 #: Instructions that write an EF's content (UPDATE BINARY / RECORD, INCREASE).
 _WRITE_INS = frozenset({Ins.UPDATE_BINARY, Ins.UPDATE_RECORD, Ins.INCREASE})
@@ -366,7 +368,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         slots: dict[int, Slot] = self.__dict__.setdefault("_slot_cache", {})
         s = slots.get(number)
         if s is None:
-            s = slots[number] = Slot(self.system.store, number)
+            system = self.system
+            s = slots[number] = Slot(system.store, number, lambda: system.nvm_version)
         return s
 
     def _base_fs(self) -> FileSystem:
@@ -432,6 +435,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if proprietary != (ins in _PROPRIETARY_INS) and ins != INS_GET_IDENTITY:
             raise CardError(SW.CLA_NOT_SUPPORTED)
         slot, gen = self._current()
+        if ins in _PIN_INS:
+            # PIN commands read neither the channel's file state nor the environment.
+            if slot is None:
+                raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+            return self._pin_command(apdu, slot, gen)
         state = self._channel_state(gen)
         env = self._env(slot, gen)
         if ins in _FS_INS:
@@ -589,7 +597,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             raise CardError(SW.AUTH_METHOD_BLOCKED)
         slot.set_pin(ref, _with_tries(rec, rec.tries - 1))
         if hmac.compare_digest(rec.value, bytes(value)):
-            restored = _with_tries(rec, rec.limit)
+            # A record already at its limit (a correct VERIFY before) is itself the
+            # restored one: not rebuilt, and `Slot.pin` finds it again next time.
+            restored = rec if rec.tries == rec.limit else _with_tries(rec, rec.limit)
             slot.set_pin(ref, restored)
             return restored
         self._set_verified(gen, ref, False)

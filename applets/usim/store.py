@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from card.crypto.milenage import AkaAlgorithm
+from card.framework.system import Store as SystemStore
 from card.fs import FileSystem
+from card.nvm import NVM
 from card.uicc.auth import SqnPolicy, SqnState, make_algorithm
 from card.uicc.fsstore import CompactFsStore
 from card.uicc.profile import (
@@ -85,34 +87,7 @@ class PinRecord:
         return f"PinRecord(tries={self.tries}/{self.limit}, enabled={self.enabled}, <hidden>)"
 
 
-class _Recorder:
-    """A store that passes every call on to `store` and notes each set and delete.
-
-    What it notes is the value as stored (read back), so a replay stores the
-    very objects the recording stored: immutable, shared by every card that
-    replays them until one of them writes its own.
-    """
-
-    __slots__ = ("store", "get", "ops")
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.get = store.get
-        self.ops: list[tuple[str, Any, bool]] = []
-
-    def set(self, key: str, value: Any) -> None:
-        self.store.set(key, value)
-        self.ops.append((key, self.store.get(key), True))
-
-    def delete(self, key: str) -> None:
-        self.store.delete(key)
-        self.ops.append((key, None, False))
-
-    def keys(self) -> list[str]:
-        return self.store.keys()
-
-
-#: What a build into an empty part of the store left there, per key (`build_once`):
+#: What a build into an empty part of the store leaves there, per key (`build_once`):
 #: the object the key stands for (kept, so an id stays its own) and the values.
 _BUILT: dict[Any, tuple[Any, tuple[tuple[str, Any], ...]]] = {}
 _BUILT_LIMIT = 8
@@ -121,51 +96,57 @@ _BUILT_LIMIT = 8
 def build_once(
     store: Store, prefix: str, key: Any, of: Any, build: Callable[[Store], None]
 ) -> None:
-    """Run `build(store)` into the empty `prefix` part of `store`, or store what it stored.
+    """What `build(store)` leaves in the empty `prefix` part of `store`, stored key by key.
 
-    `build` must read no key outside `prefix` and store the same for the same
-    `key` (`of` is the object the key names, compared by identity). When nothing
-    under `prefix` is stored yet, the first build runs through a recorder and
-    every later one stores the values it left, in the order their keys were first
-    written: one write per key instead of the build's many (a directory is
-    rewritten for each child, content goes whole before its metadata, then
-    packed). The callers build inside a transaction (a profile's install, the
-    applet's INSTALL), so a tear at any write rolls the whole build back and no
-    intermediate state is ever seen; the stored values, the memory they take and
-    the card after the transaction are those of the build. The values are
-    immutable and shared by every card that stores them until one writes its own.
+    `build` must read no key outside `prefix` and leave the same for the same `key`
+    (`of` is the object the key names, compared by identity). It runs once per
+    process, into a scratch NVM of its own; every card then stores the values it
+    left, one write per key in the order the keys were left: the same writes on
+    the first card of a process as on the next (a tear at write N means the same
+    everywhere, so a fuzz finding replays), and fewer than a build into the card
+    makes (card.fs rewrites a directory for each child, stores new content whole
+    and then packed). The callers run inside a transaction (a profile's install,
+    the applet's INSTALL), so no state in between is ever seen; what is stored,
+    and the memory it takes, are the build's. Memory is checked against what the
+    build leaves, not against the peak of a build's intermediate writes. The
+    values are immutable and shared by every card that stores them, until one
+    writes its own. A part of the store that holds keys already is built into
+    directly.
     """
     if any(k.startswith(prefix) for k in store.keys()):
         build(store)
         return
     hit = _BUILT.get(key)
-    if hit is not None and hit[0] is of:
-        for k, value in hit[1]:
-            store.set(k, value)
-        return
-    recorder = _Recorder(store)
-    build(recorder)
-    last: dict[str, tuple[Any, bool]] = {}
-    for k, value, is_set in recorder.ops:
-        last[k] = (value, is_set)
-    if len(_BUILT) >= _BUILT_LIMIT:
-        _BUILT.clear()
-    _BUILT[key] = (of, tuple((k, v) for k, (v, is_set) in last.items() if is_set))
+    if hit is None or hit[0] is not of:
+        scratch = NVM(None, capacity=1 << 40)
+        build(SystemStore(scratch, "build"))
+        values = tuple(scratch.segment("build").items())
+        if len(_BUILT) >= _BUILT_LIMIT:
+            _BUILT.clear()
+        hit = _BUILT[key] = (of, values)
+    for k, value in hit[1]:
+        store.set(k, value)
 
 
 class Slot:
     """One installed profile: typed access to its keys."""
 
-    __slots__ = ("store", "number", "prefix", "fs", "_alg")
+    __slots__ = ("store", "number", "prefix", "fs", "_alg", "_pins")
 
     _alg: dict[str, tuple[Any, AkaAlgorithm]]
 
-    def __init__(self, store: Store, number: int) -> None:
+    def __init__(
+        self, store: Store, number: int, version: Callable[[], object] | None = None
+    ) -> None:
+        """`version`: the card's `nvm_version`, for the file system's reads (CompactFsStore)."""
         self.store = store
         self.number = number
         self.prefix = f"p{number}."
-        self.fs = FileSystem(CompactFsStore(store, self.prefix + "fs."), self.prefix + "fs.")
+        fs_prefix = self.prefix + "fs."
+        self.fs = FileSystem(CompactFsStore(store, fs_prefix, version), fs_prefix)
         self._alg = {}
+        #: per PIN reference: its key, and the last record read or written with its value
+        self._pins: dict[int, tuple[str, Any, PinRecord | None]] = {}
 
     # -- metadata and keys ---------------------------------------------------------
 
@@ -214,12 +195,29 @@ class Slot:
     def set_sqn_state(self, state: SqnState, aid: bytes | None = None) -> None:
         self.store.set(self.prefix + "sqn" + self._suffix(aid), (state.seq, state.sqn_ms))
 
+    def _pin_key(self, ref: int) -> tuple[str, Any, PinRecord | None]:
+        entry = self._pins.get(ref)
+        if entry is None:
+            entry = self._pins[ref] = (f"{self.prefix}pin.{ref:02X}", None, None)
+        return entry
+
     def pin(self, ref: int) -> PinRecord | None:
-        v = self.store.get(f"{self.prefix}pin.{ref:02X}")
-        return None if v is None else PinRecord.from_value(v)
+        # VERIFY reads the record it wrote last: the stored tuple is that very object
+        # (NVM keeps a flat tuple as given), so the record is not rebuilt.
+        key, raw, rec = self._pin_key(ref)
+        v = self.store.get(key)
+        if v is None:
+            return None
+        if v is not raw or rec is None:
+            rec = PinRecord.from_value(v)
+            self._pins[ref] = (key, v, rec)
+        return rec
 
     def set_pin(self, ref: int, rec: PinRecord) -> None:
-        self.store.set(f"{self.prefix}pin.{ref:02X}", rec.to_value())
+        key = self._pin_key(ref)[0]
+        value = rec.to_value()
+        self.store.set(key, value)
+        self._pins[ref] = (key, value, rec)
 
     # -- security domains, RFM, CDMA ----------------------------------------------------
 

@@ -29,6 +29,7 @@ identity first).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from card.fs.files import (
@@ -183,9 +184,25 @@ def _unpack_content(meta: tuple[Any, ...], packed: Any) -> Any:
 class CompactFsStore:
     """A card.fs store over `store` for the file system under `prefix` (module docstring)."""
 
-    __slots__ = ("store", "_km", "_kd", "_kz", "_kc", "_kl", "_cache")
+    __slots__ = (
+        "store",
+        "_km",
+        "_kd",
+        "_kz",
+        "_kc",
+        "_kl",
+        "_cache",
+        "_version",
+        "_seen",
+        "_seen_at",
+    )
 
-    def __init__(self, store: Store, prefix: str) -> None:
+    def __init__(
+        self, store: Store, prefix: str, version: Callable[[], object] | None = None
+    ) -> None:
+        """`version`: a value that changes whenever anything stored may have (the card's
+        `nvm_version`); while it stays equal, `get` answers a key again from what it
+        answered before (READ RECORD and the like read the same four keys each time)."""
         self.store = store
         self._km = prefix + "m."
         self._kd = prefix + "d."
@@ -193,6 +210,9 @@ class CompactFsStore:
         self._kc = prefix + "c."
         self._kl = prefix + "l."
         self._cache: dict[str, tuple[Any, Any]] = {}
+        self._version = version
+        self._seen: dict[str, Any] = {}
+        self._seen_at: object = None
 
     # -- linked files ------------------------------------------------------------------
 
@@ -229,6 +249,22 @@ class CompactFsStore:
         return self._cached(key, raw, lambda: _unpack_meta(handle, raw))
 
     def get(self, key: str, default: Any = None) -> Any:
+        version = self._version
+        if version is None:
+            value = self._get(key)
+            return default if value is None else value
+        now = version()
+        seen = self._seen
+        if now != self._seen_at or len(seen) > _CACHE_LIMIT:
+            seen.clear()
+            self._seen_at = now
+        elif key in seen:
+            value = seen[key]
+            return default if value is None else value
+        value = seen[key] = self._get(key)
+        return default if value is None else value
+
+    def _get(self, key: str) -> Any:
         if key.startswith(self._km):
             value = self._meta(key[len(self._km) :])
         elif key.startswith(self._kd):
@@ -250,7 +286,7 @@ class CompactFsStore:
                 value = raw
         else:
             value = self.store.get(key)
-        return default if value is None else value
+        return value
 
     def _content(self, handle: str) -> Any:
         handle = self.link_of(handle) or handle

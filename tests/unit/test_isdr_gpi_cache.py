@@ -61,7 +61,7 @@ def _es10(lpa: Lpa, name: str, value: Any, response: str) -> Any:
 
 def test_every_change_of_what_it_shows_is_seen() -> None:
     from applets.usim import UICC_AID
-    from applets.usim.builder import sample_profile
+    from card.uicc.builder import sample_profile
 
     rt = euicc_card()
     lpa = Lpa(rt)
