@@ -175,6 +175,13 @@ class CardRuntime:
         self.nvm.rollback_listeners.append(self._load_registry)
         self._rollbacks = 0
         self.nvm.rollback_listeners.append(self._count_rollback)
+        nvm, runtime = self.nvm, self
+
+        def nvm_version() -> tuple[int, int]:
+            return (nvm.total_writes, runtime._rollbacks)
+
+        #: `nvm_version` as a plain function, for caches that ask it on every read
+        self.nvm_version_now: Callable[[], tuple[int, int]] = nvm_version
         try:
             self._load_registry()
         except BaseException:

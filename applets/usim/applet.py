@@ -369,7 +369,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         s = slots.get(number)
         if s is None:
             system = self.system
-            s = slots[number] = Slot(system.store, number, lambda: system.nvm_version)
+            s = slots[number] = Slot(system.store, number, system.nvm_version_now)
         return s
 
     def _base_fs(self) -> FileSystem:

@@ -6,7 +6,7 @@ There is no global JCSystem: each applet reaches the card it runs on through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +167,11 @@ class JCSystem:
         stored values (`CardRuntime.nvm_version`).
         """
         return self._rt.nvm_version
+
+    @property
+    def nvm_version_now(self) -> Callable[[], tuple[int, int]]:
+        """`nvm_version` as a function of no arguments, the cheapest to call per read."""
+        return self._rt.nvm_version_now
 
     @property
     def store(self) -> Store:
