@@ -4,8 +4,9 @@
 of single commands on the `usim` and `euicc` presets: VERIFY PIN1 (correct) on
 a card in memory and on a card image (every APDU that changes it persisted), READ
 RECORD EF.MSISDN, AUTHENTICATE in the 3G context with a fresh SQN each time
-(3GPP TS 31.102 §7.1.2), and ES10c GetProfilesInfo with one profile (GSMA
-SGP.22 §5.7.15). The figures run in rounds, each command once per round in an
+(3GPP TS 31.102 §7.1.2), ES10c GetProfilesInfo with one profile (GSMA
+SGP.22 §5.7.15), and the creation of one `usim` preset card (cards/s, and
+milliseconds per card beside it). The figures run in rounds, each command once per round in an
 order that alternates, so a machine's changing load falls on every command
 alike; each figure is the median of its rounds with the smallest and largest
 beside it. vsmartcard's vicc has none of these commands, so there is no
@@ -78,6 +79,8 @@ class UsimBenchmark:
             out.append(
                 f"  {f.label:<44}{f.median:>10,.0f}  [{min(f.rounds):,.0f}-{max(f.rounds):,.0f}]"
             )
+            if f.key == "create_usim_card":
+                out[-1] += f"  = {1000 / f.median:.2f} ms per card"
         out.append("  (no vicc column: vsmartcard's vicc has none of these commands)")
         return out
 
@@ -111,6 +114,30 @@ class _Command:
                 raise RuntimeError(f"benchmark command {a.hex()} answered {r.hex()}")
         self.figure.rounds.append(len(apdus) / dt)
         self.size = max(50, min(200_000, int(len(apdus) * budget / max(dt, 1e-6))))
+
+
+class _Creation:
+    """Card creation measured as one more command: `new_card("usim")` per unit, cards/s."""
+
+    def __init__(self) -> None:
+        from host.presets import new_card
+
+        self.figure = UsimFigure("create_usim_card", "create one usim card (cards/s)")
+        self.size = 10
+        self._new_card = new_card
+        self._seed = 10_000
+
+    def run(self, budget: float) -> None:
+        new_card = self._new_card
+        seed = self._seed
+        t0 = time.perf_counter()
+        cards = [new_card("usim", rng_seed=seed + i) for i in range(self.size)]
+        dt = time.perf_counter() - t0
+        self._seed += self.size
+        if not cards[-1].applets():
+            raise RuntimeError("benchmark card has no applets")
+        self.figure.rounds.append(len(cards) / dt)
+        self.size = max(5, min(20_000, int(len(cards) * budget / max(dt, 1e-6))))
 
 
 def _fixed(apdu: bytes, card: CardRuntime) -> tuple[Callable[[int], Sequence[bytes]], Any]:
@@ -163,7 +190,7 @@ def _euicc_with_profile() -> CardRuntime:
 
 def run_usim_benchmark(seconds: float = 1.0, rounds: int = 5) -> UsimBenchmark:
     """Measure each command for about `seconds` in all, in `rounds` alternating rounds."""
-    commands: list[_Command] = []
+    commands: list[_Command | _Creation] = []
     with tempfile.TemporaryDirectory(prefix="cardemu-bench-") as tmp:
         mem = _usim_card(None)
         img = _usim_card(os.path.join(tmp, "usim.card"))
@@ -201,6 +228,7 @@ def run_usim_benchmark(seconds: float = 1.0, rounds: int = 5) -> UsimBenchmark:
                     "get_profiles_info", "ES10c GetProfilesInfo (one profile)", euicc, batch, check
                 )
             )
+            commands.append(_Creation())
             budget = seconds / max(1, rounds)
             for c in commands:  # warm-up and batch sizing, not counted
                 c.run(budget / 4)

@@ -481,8 +481,9 @@ def bench(
     With --doorlock: seed 001's unlock on the two SIMs (presentation to decision, each
     method) beside one remote-authentication round trip to a loopback HTTPS server,
     as ratios with their spread. With --usim: VERIFY PIN1, READ RECORD EF.MSISDN,
-    AUTHENTICATE 3G and ES10c GetProfilesInfo on the usim/euicc presets, each the
-    median of --runs alternating rounds with its spread (the README's benchmark table).
+    AUTHENTICATE 3G and ES10c GetProfilesInfo on the usim/euicc presets, and the
+    creation of one usim card, each the median of --runs alternating rounds with
+    its spread (the README's benchmark table).
 
     \b
     Examples:

@@ -19,6 +19,7 @@ def test_every_command_measured_in_each_round() -> None:
         "read_record_msisdn",
         "authenticate_3g",
         "get_profiles_info",
+        "create_usim_card",
     ]
     for f in report.figures:
         assert len(f.rounds) == 2 and min(f.rounds) > 0
