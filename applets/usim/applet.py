@@ -595,7 +595,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         """Compare a PIN: the counter goes down first, and back up on success."""
         if rec.tries <= 0:
             raise CardError(SW.AUTH_METHOD_BLOCKED)
-        slot.set_pin(ref, _with_tries(rec, rec.tries - 1))
+        slot.set_pin_tries(ref, rec, rec.tries - 1)
         if hmac.compare_digest(rec.value, bytes(value)):
             # A record already at its limit (a correct VERIFY before) is itself the
             # restored one: not rebuilt, and `Slot.pin` finds it again next time.

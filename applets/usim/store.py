@@ -213,6 +213,13 @@ class Slot:
             self._pins[ref] = (key, v, rec)
         return rec
 
+    def set_pin_tries(self, ref: int, rec: PinRecord, tries: int) -> None:
+        """Store `rec` with `tries` tries left (VERIFY's decrement: no record built)."""
+        key = self._pin_key(ref)[0]
+        value = (rec.value, rec.limit, tries, rec.enabled, rec.puk, rec.puk_limit, rec.puk_tries)
+        self.store.set(key, value)
+        self._pins[ref] = (key, value, None)
+
     def set_pin(self, ref: int, rec: PinRecord) -> None:
         key = self._pin_key(ref)[0]
         value = rec.to_value()
