@@ -1,4 +1,4 @@
-"""GetProfilesInfo's kept answer (applets.isdr.applet, issue 13) and the card's `nvm_version`.
+"""GetProfilesInfo's kept answer (applets.isdr.applet) and the card's `nvm_version`.
 
 The ISD-R keeps the DER answer of GetProfilesInfo (SGP.22 §5.7.15) with its
 request and the card's `nvm_version`. Every change of what the answer shows

@@ -1,4 +1,4 @@
-"""What issue 13 keeps between commands and between cards, and that it changes nothing seen.
+"""What the USIM keeps between commands and between cards, and that it changes nothing seen.
 
 - `applets.usim.store.build_once`: a profile's file tree (and the platform MF)
   built once per process and stored as it came out: the card is the card a
