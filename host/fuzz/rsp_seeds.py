@@ -69,6 +69,12 @@ class _DirectEs9:
         self.smdp = smdp
         self.record = record
 
+    def __enter__(self) -> _DirectEs9:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
     def call(self, function: str, body: dict[str, Any]) -> dict[str, Any] | None:
         body = json.loads(json.dumps(body))
         self.record(function, body)

@@ -8,6 +8,13 @@ chains to the GSMA CI, SGP.22 §2.6.6), with the SM-DP+ address as the host
 name. `connect_to` sends the connection elsewhere while keeping that name for
 SNI and the certificate check (like curl's --connect-to), for an SM-DP+ whose
 name does not resolve here.
+
+Inside `with client:` the calls share one keep-alive connection (one TCP
+connect and one TLS handshake for a whole download), closed when the block
+ends; outside it each call has a connection of its own. SGP.22 leaves
+connection reuse to the HTTP layer; a real LPA keeps its HTTPS session to the
+SM-DP+ for the whole download, and an LPA load test with thousands of eUICCs
+would otherwise spend a TLS handshake and an ephemeral port per call.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import select
 import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from host.es9plus import (
@@ -109,6 +118,22 @@ class _Connection(http.client.HTTPSConnection):
         self.sock = self._ctx.wrap_socket(raw, server_hostname=self.host)
 
 
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """An idle kept connection the server has closed (or sent on): not to be reused.
+
+    Between answers a server sends nothing, so a readable socket means its FIN
+    (or a TLS close_notify) has arrived, e.g. after its keep-alive timeout.
+    """
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class Es9Client:
     """ES9+ over HTTPS to one SM-DP+ address.
 
@@ -124,6 +149,9 @@ class Es9Client:
             `ES12_PATHS` / `ES2P_PATHS` for the server-to-server interfaces.
         requester: for ES12 and ES2+, the functionRequesterIdentifier of the request
             header each call then carries (§6.5.1.3).
+
+    Used as a context manager (`with client:`), the client keeps one connection
+    for its calls and closes it at the end; such a client is for one thread.
     """
 
     def __init__(
@@ -154,6 +182,30 @@ class Es9Client:
         else:
             cadata = ca_pem.decode() if isinstance(ca_pem, bytes) else ca_pem
             self.context = ssl.create_default_context(cadata=cadata)
+        self._keep = 0
+        self._conn: http.client.HTTPConnection | None = None
+        self.connections = 0
+        """How many connections this client has opened (TCP connects, TLS handshakes)."""
+
+    def __enter__(self) -> Es9Client:
+        self._keep += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._keep -= 1
+        if not self._keep:
+            self.close()
+
+    def close(self) -> None:
+        """Close the kept connection, if any (the next call opens a new one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.tls:
@@ -186,13 +238,16 @@ class Es9Client:
         }
 
         def send() -> HttpAnswer:
-            conn = self._connection()
-            try:
-                conn.request("POST", path, body=payload, headers=headers)
-                resp = conn.getresponse()
-                return resp.status, resp.reason, resp.read()
-            finally:
-                conn.close()
+            if not self._keep:
+                conn = self._connection()
+                self.connections += 1
+                try:
+                    conn.request("POST", path, body=payload, headers=headers)
+                    resp = conn.getresponse()
+                    return resp.status, resp.reason, resp.read()
+                finally:
+                    conn.close()
+            return self._send_kept(path, payload, headers)
 
         try:
             if self.hook is None:
@@ -229,6 +284,37 @@ class Es9Client:
             self.trace(function, body, answer)
         status_of(answer, function)
         return {k: v for k, v in answer.items() if k != "header"}
+
+    def _send_kept(self, path: str, payload: bytes, headers: dict[str, str]) -> HttpAnswer:
+        """One exchange on the kept connection, opening it first when there is none.
+
+        A kept connection the server has closed while idle is replaced before the
+        request leaves (`_dropped`). A request is never sent twice: ES9+ calls are
+        not idempotent (RFC 9110 §9.2.2), so a connection lost while a request is
+        under way is an error, as it is without keep-alive. The connection is
+        dropped after any error and after an answer that closes it.
+        """
+        conn = self._conn
+        if conn is not None and _dropped(conn):
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self._connection()
+            conn.connect()
+            self.connections += 1
+        self._conn = None
+        try:
+            conn.request("POST", path, body=payload, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException:
+            conn.close()
+            raise
+        if resp.will_close or conn.sock is None:
+            conn.close()
+        else:
+            self._conn = conn
+        return resp.status, resp.reason, data
 
     def require(self, function: str, body: dict[str, Any], *fields: str) -> dict[str, Any]:
         """`call`, expecting an answer with these fields.

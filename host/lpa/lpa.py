@@ -25,6 +25,7 @@ their signatures cover those bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -241,18 +242,19 @@ class Lpa:
             ApduError: an APDU failed.
         """
         ac = ActivationCode.parse(code) if isinstance(code, str) else code
-        es9 = self.es9(ac.address)
-        tid, r2 = self._authenticate(
-            es9,
-            "ES9+",
-            {"smdpAddress": ac.address},
-            ac.matching_id,
-            ("profileMetadata", "smdpSigned2", "smdpSignature2", "smdpCertificate"),
-        )
-        metadata, hash_cc = self._confirm_download(es9, tid, r2, confirmation_code)
-        bpp = self._bound_profile_package(es9, tid, r2, hash_cc)
-        res, pir, seq = self._install(tid, metadata, bpp)
-        self._notify(es9, res, pir, seq)
+        # One HTTPS connection for the whole download, closed at its end (`Es9Client`).
+        with self.es9(ac.address) as es9:
+            tid, r2 = self._authenticate(
+                es9,
+                "ES9+",
+                {"smdpAddress": ac.address},
+                ac.matching_id,
+                ("profileMetadata", "smdpSigned2", "smdpSignature2", "smdpCertificate"),
+            )
+            metadata, hash_cc = self._confirm_download(es9, tid, r2, confirmation_code)
+            bpp = self._bound_profile_package(es9, tid, r2, hash_cc)
+            res, pir, seq = self._install(tid, metadata, bpp)
+            self._notify(es9, res, pir, seq)
         return res
 
     def _confirm_download(
@@ -473,9 +475,10 @@ class Lpa:
         return self._events(address, "", [address] if follow else None)
 
     def _events(self, address: str, event_id: str, via: list[str] | None) -> list[dict[str, Any]]:
-        _, r2 = self._authenticate(
-            self.es11(address), "ES11", {"smdsAddress": address}, event_id, ("eventEntries",)
-        )
+        with self.es11(address) as es11:
+            _, r2 = self._authenticate(
+                es11, "ES11", {"smdsAddress": address}, event_id, ("eventEntries",)
+            )
         entries = r2["eventEntries"]
         if not isinstance(entries, list):
             raise Es9TransportError("ES11.AuthenticateClient: eventEntries is not a list")
@@ -557,32 +560,46 @@ class Lpa:
         Returns:
             One entry per notification: its summary and "sent" or the error.
         """
-        out = []
-        for meta in self.es10.list_notifications():
-            summary = notification_summary(meta)
-            if seq is not None and summary["seqNumber"] != seq:
-                continue
-            pending = self.es10.retrieve_notifications(summary["seqNumber"])
-            if not pending:
-                summary["result"] = "gone"
-                out.append(summary)
-                continue
-            try:
-                self.es9(summary["address"]).call(
-                    "handleNotification", {"pendingNotification": b64(pending[0])}
-                )
-                self.es10.remove_notification(summary["seqNumber"])
-                summary["result"] = "sent"
-                self._step(
-                    "ES9+",
-                    "HandleNotification",
-                    f"#{summary['seqNumber']} {summary['operation']} sent",
-                )
-            except (Es9Error, Es9TransportError) as e:
-                summary["result"] = f"not sent: {e}"
-                self._step("ES9+", "HandleNotification", f"#{summary['seqNumber']} not sent: {e}")
-            out.append(summary)
+        out: list[dict[str, Any]] = []
+        with contextlib.ExitStack() as open_clients:
+            clients: dict[str, Es9Client] = {}
+            for meta in self.es10.list_notifications():
+                self._send_notification(meta, seq, clients, open_clients, out)
         return out
+
+    def _send_notification(
+        self,
+        meta: dict[str, Any],
+        seq: int | None,
+        clients: dict[str, Es9Client],
+        open_clients: contextlib.ExitStack,
+        out: list[dict[str, Any]],
+    ) -> None:
+        """One notification of `send_notifications`; one connection per SM-DP+ address."""
+        summary = notification_summary(meta)
+        if seq is not None and summary["seqNumber"] != seq:
+            return
+        pending = self.es10.retrieve_notifications(summary["seqNumber"])
+        if not pending:
+            summary["result"] = "gone"
+            out.append(summary)
+            return
+        address = summary["address"]
+        if address not in clients:
+            clients[address] = open_clients.enter_context(self.es9(address))
+        try:
+            clients[address].call("handleNotification", {"pendingNotification": b64(pending[0])})
+            self.es10.remove_notification(summary["seqNumber"])
+            summary["result"] = "sent"
+            self._step(
+                "ES9+",
+                "HandleNotification",
+                f"#{summary['seqNumber']} {summary['operation']} sent",
+            )
+        except (Es9Error, Es9TransportError) as e:
+            summary["result"] = f"not sent: {e}"
+            self._step("ES9+", "HandleNotification", f"#{summary['seqNumber']} not sent: {e}")
+        out.append(summary)
 
 
 def _version(v: bytes) -> str:
