@@ -395,6 +395,20 @@ def registration(
 # -- seed 003: the profile move (host.systems.profile_move) -----------------------------------
 
 
+def _move_tls(no_tls: bool, cert: str | None, key: str | None, seed: int) -> TlsFiles | None:
+    """Seed 003's roles: HTTPS with the demo TLS of `seed` (`profile_move.common.move_tls`)."""
+    from host.systems.profile_move.common import move_tls
+
+    return _tls(no_tls, cert, key, None if no_tls else move_tls(seed))
+
+
+def _move_ca(seed: int) -> bytes:
+    """What seed 003's roles trust for their peers' HTTPS: the demo TLS CA of `seed`."""
+    from host.systems.profile_move.common import move_ca_pem
+
+    return move_ca_pem(seed)
+
+
 def _move_demo(seed: int) -> Any:
     from host.systems.profile_move.pki import demo_pki
 
@@ -427,11 +441,14 @@ def _serve_with_worker(
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8803, show_default=True)
 @click.option("--db", default="move-provider.sqlite", show_default=True, help="Its log.")
-@click.option("--resolver", "resolver_url", default="http://127.0.0.1:8804", show_default=True)
-@click.option("--auc", "auc_url", default="http://127.0.0.1:8806", show_default=True)
-@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed.")
+@click.option("--resolver", "resolver_url", default="https://127.0.0.1:8804", show_default=True)
+@click.option("--auc", "auc_url", default="https://127.0.0.1:8806", show_default=True)
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's and TLS's seed."
+)
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
 @click.option("--demo-subscription", is_flag=True, help="Add the test profile's subscription.")
+@_tls_options
 def move_provider(
     host: str,
     allow_remote: bool,
@@ -442,23 +459,37 @@ def move_provider(
     demo_seed: int,
     interval: float,
     demo_subscription: bool,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Seed 003's profile provider: runs each move from its log, resumes after a restart.
+
+    It serves HTTPS with the demo TLS certificate (`--demo-seed`; its peers'
+    HTTPS is checked against the demo TLS CA) unless --tls-cert/--tls-key give
+    one, or --no-tls serves plain HTTP.
 
     \b
     Examples:
       cardemu server move-provider --port 0 --db /tmp/provider.sqlite --demo-subscription
+      cardemu server move-provider --port 0 --db /tmp/provider.sqlite --no-tls
     """
     from card.uicc.builder import TEST_IMSI, TEST_MSISDN, sample_iccid
     from host.systems.profile_move.provider import ProfileProvider, create_app
     from host.systems.profile_move.scenario import DEMO_OP, DEMO_PROFILE_ID
 
+    tls = _move_tls(no_tls, tls_cert, tls_key, demo_seed)
     provider = ProfileProvider(
-        db, _move_demo(demo_seed), resolver_url=resolver_url, auc_url=auc_url, op=DEMO_OP
+        db,
+        _move_demo(demo_seed),
+        resolver_url=resolver_url,
+        auc_url=auc_url,
+        op=DEMO_OP,
+        ca_pem=_move_ca(demo_seed),
     )
     if demo_subscription:
         provider.add_subscription(sample_iccid(), TEST_IMSI, TEST_MSISDN, DEMO_PROFILE_ID)
-    srv = _run("move-provider", create_app(provider), host, port, None, allow_remote)
+    srv = _run("move-provider", create_app(provider), host, port, tls, allow_remote)
     provider.url = srv.url
     _serve_with_worker(
         "move-provider",
@@ -476,8 +507,10 @@ def move_provider(
 @click.option(
     "--ese-id", "ese_ids", multiple=True, help="An eSE it manages (hex) [default: eSE 1]."
 )
-@click.option("--resolver", "resolver_url", default="http://127.0.0.1:8804", show_default=True)
+@click.option("--resolver", "resolver_url", default="https://127.0.0.1:8804", show_default=True)
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
+@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo TLS's seed.")
+@_tls_options
 def move_manager(
     host: str,
     allow_remote: bool,
@@ -486,6 +519,10 @@ def move_manager(
     ese_ids: tuple[str, ...],
     resolver_url: str,
     interval: float,
+    demo_seed: int,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Seed 003's profile manager: orders for its eSEs, which terminals fetch (GET /orders).
 
@@ -496,8 +533,11 @@ def move_manager(
     from host.systems.profile_move.manager import ProfileManager, create_app
     from host.systems.profile_move.pki import ese_id_of
 
-    manager = ProfileManager(db, ese_ids or (ese_id_of(1).hex(),), resolver_url)
-    srv = _run("move-manager", create_app(manager), host, port, None, allow_remote)
+    tls = _move_tls(no_tls, tls_cert, tls_key, demo_seed)
+    manager = ProfileManager(
+        db, ese_ids or (ese_id_of(1).hex(),), resolver_url, ca_pem=_move_ca(demo_seed)
+    )
+    srv = _run("move-manager", create_app(manager), host, port, tls, allow_remote)
     _serve_with_worker(
         "move-manager",
         srv,
@@ -511,7 +551,18 @@ def move_manager(
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8804, show_default=True)
 @click.option("--db", default="move-resolver.sqlite", show_default=True, help="The directory.")
-def move_resolver(host: str, allow_remote: bool, port: int, db: str) -> None:
+@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo TLS's seed.")
+@_tls_options
+def move_resolver(
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    demo_seed: int,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
     """Seed 003's address resolution server: managers by eSE ID, providers by MNO.
 
     \b
@@ -520,7 +571,8 @@ def move_resolver(host: str, allow_remote: bool, port: int, db: str) -> None:
     """
     from host.systems.profile_move.resolver import Resolver, create_app
 
-    srv = _run("move-resolver", create_app(Resolver(db)), host, port, None, allow_remote)
+    tls = _move_tls(no_tls, tls_cert, tls_key, demo_seed)
+    srv = _run("move-resolver", create_app(Resolver(db)), host, port, tls, allow_remote)
     serve_until_interrupted(
         "move-resolver", srv, [f"move-resolver: serving on {srv.url} (Ctrl-C stops)"]
     )
@@ -530,10 +582,21 @@ def move_resolver(host: str, allow_remote: bool, port: int, db: str) -> None:
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8807, show_default=True)
 @click.option("--db", default="move-mno.sqlite", show_default=True, help="Users and requests.")
-@click.option("--provider", "provider_url", default="http://127.0.0.1:8803", show_default=True)
+@click.option("--provider", "provider_url", default="https://127.0.0.1:8803", show_default=True)
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
+@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo TLS's seed.")
+@_tls_options
 def move_mno(
-    host: str, allow_remote: bool, port: int, db: str, provider_url: str, interval: float
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    provider_url: str,
+    interval: float,
+    demo_seed: int,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Seed 003's MNO front end: move requests, user authentication, the forward (515).
 
@@ -543,8 +606,9 @@ def move_mno(
     """
     from host.systems.profile_move.mno import MnoFrontEnd, create_app
 
-    mno = MnoFrontEnd(db, provider_url)
-    srv = _run("move-mno", create_app(mno), host, port, None, allow_remote)
+    tls = _move_tls(no_tls, tls_cert, tls_key, demo_seed)
+    mno = MnoFrontEnd(db, provider_url, ca_pem=_move_ca(demo_seed))
+    srv = _run("move-mno", create_app(mno), host, port, tls, allow_remote)
     _serve_with_worker(
         "move-mno", srv, mno.tick, interval, [f"move-mno: serving on {srv.url} (Ctrl-C stops)"]
     )
@@ -554,10 +618,21 @@ def move_mno(
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8806, show_default=True)
 @click.option("--db", default="move-auc.sqlite", show_default=True, help="The subscribers.")
-@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo K4's seed.")
+@click.option(
+    "--demo-seed", type=int, default=0, show_default=True, help="The demo K4's and TLS's seed."
+)
 @click.option("--demo-subscriber", is_flag=True, help="Add the test subscription's IMSI and K.")
+@_tls_options
 def move_auc(
-    host: str, allow_remote: bool, port: int, db: str, demo_seed: int, demo_subscriber: bool
+    host: str,
+    allow_remote: bool,
+    port: int,
+    db: str,
+    demo_seed: int,
+    demo_subscriber: bool,
+    no_tls: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
 ) -> None:
     """Seed 003's AuC: authentication vectors, the K switch and its undo.
 
@@ -571,7 +646,8 @@ def move_auc(
     auc = Auc(db, _move_demo(demo_seed).k4)
     if demo_subscriber and auc.current_k(TEST_IMSI) is None:
         auc.provision(TEST_IMSI, TEST_K, TEST_OPC)
-    srv = _run("move-auc", create_app(auc), host, port, None, allow_remote)
+    tls = _move_tls(no_tls, tls_cert, tls_key, demo_seed)
+    srv = _run("move-auc", create_app(auc), host, port, tls, allow_remote)
     serve_until_interrupted("move-auc", srv, [f"move-auc: serving on {srv.url} (Ctrl-C stops)"])
 
 

@@ -8,13 +8,14 @@ between machines, and afterwards only the new phone attaches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from pathlib import Path
 
 from card.uicc.builder import sample_profile
 from host.readers.inprocess import InProcessReader
 from host.systems.profile_move.card import bind, make_ese
-from host.systems.profile_move.common import new_id
+from host.systems.profile_move.common import move_ca_pem, new_id
 from host.systems.profile_move.pki import DEMO_MNO, demo_pki, ese_id_of
 from host.systems.profile_move.scenario import DEMO_PROFILE_ID
 from host.systems.profile_move.terminal import Phone
@@ -22,6 +23,8 @@ from host.systems.repository.terminal import JsonClient
 from host.systems.servers import ServerProcess
 
 PKI = demo_pki(0)
+#: the roles serve HTTPS with the demo TLS; clients trust its CA
+Client = functools.partial(JsonClient, ca_pem=move_ca_pem())
 
 
 def test_a_move_between_separate_role_processes(tmp_path: Path) -> None:
@@ -39,7 +42,8 @@ def test_a_move_between_separate_role_processes(tmp_path: Path) -> None:
                          "--demo-subscription", *fast)  # fmt: skip
         m1 = start("move-manager", "--ese-id", e1, "--resolver", resolver, *fast)
         m2 = start("move-manager", "--ese-id", e2, "--resolver", resolver, *fast)
-        directory = JsonClient(resolver)
+        assert all(u.startswith("https://") for u in (resolver, auc, provider, m1, m2))
+        directory = Client(resolver)
         directory.request("PUT", f"/providers/{DEMO_MNO}", {"url": provider})
         for ese, url, n in ((e1, m1, 1), (e2, m2, 2)):
             cert = PKI.ese_certificate(n).hex()
@@ -55,7 +59,7 @@ def test_a_move_between_separate_role_processes(tmp_path: Path) -> None:
                 power_cycle=card.reset,
                 ese_id=ese,
                 manager_url=url,
-                client=JsonClient,
+                client=Client,
             )  # fmt: skip
             for n, (card, ese, url) in enumerate(((cards[0], e1, m1), (cards[1], e2, m2)), 1)
         ]
@@ -67,9 +71,9 @@ def test_a_move_between_separate_role_processes(tmp_path: Path) -> None:
         while time.monotonic() < deadline and state not in ("done", "rolled_back", "aborted"):
             for phone in phones:
                 phone.poll()
-            move_id = JsonClient(m1).request("GET", f"/move-requests/{request_id}")["move_id"]
+            move_id = Client(m1).request("GET", f"/move-requests/{request_id}")["move_id"]
             if move_id:
-                state = JsonClient(provider).request("GET", f"/moves/{move_id}")["state"]
+                state = Client(provider).request("GET", f"/moves/{move_id}")["state"]
             time.sleep(0.1)
         assert state == "done"
         assert phones[1].profiles() == [(profile.iccid, False)]
@@ -77,3 +81,12 @@ def test_a_move_between_separate_role_processes(tmp_path: Path) -> None:
         assert phones[1].attach(auc).attached
         assert not phones[0].attach(auc).attached
         assert phones[0].profiles() == []
+
+
+def test_no_tls_serves_plain_http(tmp_path: Path) -> None:
+    """`--no-tls`: the escape hatch the other roles have (behind a TLS proxy)."""
+    db = str(tmp_path / "resolver.sqlite")
+    with ServerProcess("move-resolver", ["--db", db, "--no-tls"]) as srv:
+        assert srv.url.startswith("http://")
+        JsonClient(srv.url).request("PUT", f"/providers/{DEMO_MNO}", {"url": "http://x"})
+        assert JsonClient(srv.url).request("GET", f"/providers/{DEMO_MNO}") == {"url": "http://x"}

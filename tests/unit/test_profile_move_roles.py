@@ -211,3 +211,33 @@ def test_provider_moves_once_per_request_id(tmp_path: Path) -> None:
     assert e.value.status == 409
     assert p.unfinished() == [first["move_id"]]
     assert p.events(first["move_id"])[0][:2] == (515, "requested")
+
+
+def test_a_local_role_serves_https_that_only_the_demo_ca_opens(tmp_path: Path) -> None:
+    """The roles speak HTTPS like every other system's; a client trusting another CA refuses."""
+    import ssl
+
+    from host.systems.profile_move import resolver
+    from host.systems.profile_move.common import LocalRole, move_ca_pem, move_tls
+    from host.systems.repository.demo import demo_tls
+    from host.systems.repository.terminal import JsonClient
+
+    role = LocalRole(
+        "move-resolver",
+        lambda: resolver.Resolver(str(tmp_path / "resolver.sqlite")),
+        resolver.create_app,
+        lambda logic: logic.close(),
+        tls=move_tls(),
+    ).start()
+    try:
+        assert role.url.startswith("https://")
+        JsonClient(role.url, ca_pem=move_ca_pem()).request(
+            "PUT", "/providers/MNO", {"url": "https://localhost:1"}
+        )
+        role.restart()  # a new incarnation serves HTTPS too
+        ok = JsonClient(role.url, ca_pem=move_ca_pem()).request("GET", "/providers/MNO")
+        assert ok == {"url": "https://localhost:1"}
+        with pytest.raises(ssl.SSLCertVerificationError):
+            JsonClient(role.url, ca_pem=demo_tls(1).ca_pem).request("GET", "/providers/MNO")
+    finally:
+        role.stop()

@@ -6,6 +6,12 @@ JSON object and return one; `json_app` puts them on the common web stack
 and restart it on the same port and SQLite file, which is what the fault walk
 does to a party ("killed and restarted": what the store committed is all that
 survives), in milliseconds instead of a process start.
+
+The roles speak HTTPS, as every other system's do: `move_tls` is the demo
+loopback TLS (`host.systems.repository.demo.demo_tls`: a demo CA, which the
+roles' and phones' clients trust, and a localhost certificate). Between
+parties that exchange profiles, key restores and user credentials a real
+deployment has TLS on every link, loopback demo or not.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from host.servers.web import HttpError, Refused, RoleServer, json_object, role_app
+from host.servers.web import HttpError, Refused, RoleServer, TlsFiles, json_object, role_app
 
 __all__ = [
     "Refused",
@@ -30,6 +36,8 @@ __all__ = [
     "hexbytes",
     "new_id",
     "Crashed",
+    "move_ca_pem",
+    "move_tls",
 ]
 
 Handler = Callable[..., Any]
@@ -43,6 +51,20 @@ class Crashed(Exception):
 def new_id() -> str:
     """A fresh 16-byte identifier in hex (request, move and order IDs)."""
     return secrets.token_hex(16)
+
+
+def move_tls(seed: int = 0) -> TlsFiles:
+    """The roles' HTTPS certificate (localhost, 127.0.0.1, ::1) from the demo TLS CA of `seed`."""
+    from host.systems.repository.demo import demo_tls
+
+    return demo_tls(seed).server
+
+
+def move_ca_pem(seed: int = 0) -> bytes:
+    """The demo TLS CA of `seed` (PEM): what the roles' and the phones' clients trust."""
+    from host.systems.repository.demo import demo_tls
+
+    return demo_tls(seed).ca_pem
 
 
 def text(body: dict[str, Any], name: str, *, optional: bool = False, limit: int = 256) -> str:
@@ -99,6 +121,7 @@ class LocalRole(Generic[T]):
         make: builds the role's logic on its store (called again on every restart).
         app: builds the app for the logic.
         close: closes the logic's store.
+        tls: serve HTTPS with this (None: plain HTTP).
     """
 
     def __init__(
@@ -107,11 +130,14 @@ class LocalRole(Generic[T]):
         make: Callable[[], T],
         app: Callable[[T], Starlette],
         close: Callable[[T], None],
+        *,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.name = name
         self._make, self._app, self._close = make, app, close
+        self.tls = tls
         self.logic: T = make()
-        self._server = RoleServer(app(self.logic), name=name)  # bound: the port is known
+        self._server = RoleServer(app(self.logic), tls=tls, name=name)  # bound: the port is known
         self.port = self._server.port
         self.url = self._server.url
         self.pid = 1  # the incarnation (what a kill note shows)
@@ -133,7 +159,9 @@ class LocalRole(Generic[T]):
         """A new incarnation on the same port and store."""
         self.kill()
         self.logic = self._make()
-        self._server = RoleServer(self._app(self.logic), port=self.port, name=self.name).start()
+        self._server = RoleServer(
+            self._app(self.logic), port=self.port, tls=self.tls, name=self.name
+        ).start()
         self.pid += 1
         self.down = False
         return self

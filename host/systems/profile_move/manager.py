@@ -49,6 +49,8 @@ class ProfileManager:
         ese_ids: the eSEs it manages (hex).
         resolver_url: the address resolution server.
         client: makes the HTTP client for a URL (the recorder hooks in here).
+        ca_pem: the CA (PEM) the default client checks HTTPS servers against
+            (`common.move_ca_pem`); None trusts the system's store.
         push: delivers an order to the terminal (None: the terminal polls).
         on_step: told when a seed step completes (number, detail).
     """
@@ -60,6 +62,7 @@ class ProfileManager:
         resolver_url: str = "",
         *,
         client: Callable[[str], Any] | None = None,
+        ca_pem: bytes | None = None,
         push: Callable[[dict[str, Any]], None] | None = None,
         on_step: Callable[[int, str], None] | None = None,
     ) -> None:
@@ -68,7 +71,7 @@ class ProfileManager:
         self.store = Store(store, SCHEMA)
         self.ese_ids = tuple(e.upper() for e in ese_ids)
         self.resolver_url = resolver_url
-        self.client = client or (lambda url: JsonClient(url))
+        self.client = client or (lambda url: JsonClient(url, ca_pem=ca_pem))
         self.push = push
         self.on_step = on_step or (lambda n, d: None)
 

@@ -51,6 +51,8 @@ class MnoFrontEnd:
         store: the SQLite file.
         provider_url: the profile provider's address.
         client: makes the HTTP client for a URL (the scenario's recorder hooks in here).
+        ca_pem: the CA (PEM) the default client checks HTTPS servers against
+            (`common.move_ca_pem`); None trusts the system's store.
         on_step: told when a seed step completes (number, detail).
     """
 
@@ -60,13 +62,14 @@ class MnoFrontEnd:
         provider_url: str = "",
         *,
         client: Callable[[str], Any] | None = None,
+        ca_pem: bytes | None = None,
         on_step: Callable[[int, str], None] | None = None,
     ) -> None:
         from host.systems.repository.terminal import JsonClient
 
         self.store = Store(store, SCHEMA)
         self.provider_url = provider_url
-        self.client = client or (lambda url: JsonClient(url))
+        self.client = client or (lambda url: JsonClient(url, ca_pem=ca_pem))
         self.on_step = on_step or (lambda n, d: None)
 
     def add_user(self, user: str, password: str) -> None:

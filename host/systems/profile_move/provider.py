@@ -92,6 +92,8 @@ class ProfileProvider:
         auc_url: the MNO's AuC.
         op: the MNO's OP (TS 35.206), from which the new OPc is computed.
         client: makes the HTTP client for a URL (the recorder hooks in here).
+        ca_pem: the CA (PEM) the default client checks HTTPS servers against
+            (`common.move_ca_pem`); None trusts the system's store.
         on_step: told when a seed step completes (number, detail).
     """
 
@@ -106,6 +108,7 @@ class ProfileProvider:
         op: bytes = bytes(16),
         variant: Variant = Variant.FULL,
         client: Callable[[str], Any] | None = None,
+        ca_pem: bytes | None = None,
         on_step: Callable[[int, str], None] | None = None,
     ) -> None:
         from host.systems.repository.terminal import JsonClient
@@ -115,7 +118,7 @@ class ProfileProvider:
         self.url, self.resolver_url, self.auc_url = url, resolver_url, auc_url
         self.op = op
         self.variant = variant
-        self.client = client or (lambda u: JsonClient(u))
+        self.client = client or (lambda u: JsonClient(u, ca_pem=ca_pem))
         self.on_step = on_step or (lambda n, d: None)
 
     # -- records ------------------------------------------------------------------------

@@ -301,7 +301,7 @@ class _World:
         from card.uicc.profile import AppSpec
         from host.systems.profile_move import auc, manager, mno, provider, resolver
         from host.systems.profile_move.card import bind, make_ese
-        from host.systems.profile_move.common import LocalRole
+        from host.systems.profile_move.common import LocalRole, move_ca_pem, move_tls
         from host.systems.profile_move.pki import demo_pki, ese_id_of
         from host.systems.profile_move.terminal import Phone
 
@@ -342,10 +342,14 @@ class _World:
             from host.systems.repository.terminal import JsonClient
 
             hook = HttpRecorder(rec, source, party_of)
-            return lambda url: JsonClient(url, hook=hook)
+            return lambda url: JsonClient(url, hook=hook, ca_pem=ca_pem)
+
+        # Every role on HTTPS, every client trusting the demo TLS CA (`common.move_tls`).
+        tls, ca_pem = move_tls(), move_ca_pem()
+        self.ca_pem = ca_pem
 
         def role(name: str, make: Callable[[], Any], app: Callable[[Any], Any]) -> Any:
-            r = LocalRole(name, make, app, lambda logic: logic.close())
+            r = LocalRole(name, make, app, lambda logic: logic.close(), tls=tls)
             self.roles[name] = r
             urls[name] = r.url
             if ctx.injector is not None:
@@ -551,7 +555,11 @@ class _World:
         from host.systems.profile_move.mno import derive_key
         from host.systems.repository.terminal import JsonClient
 
-        user = JsonClient(self.roles[MNO].url, hook=HttpRecorder(self.rec, USER, lambda u: MNO))
+        user = JsonClient(
+            self.roles[MNO].url,
+            hook=HttpRecorder(self.rec, USER, lambda u: MNO),
+            ca_pem=self.ca_pem,
+        )
         body = {
             "user": DEMO_USER,
             "iccid": self.iccid,
