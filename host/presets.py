@@ -81,7 +81,7 @@ def install_uicc_isd(rt: CardRuntime) -> None:
     Platform 2.0.1 that SIM vendors kept), so tools that manage a UICC's applets
     (pySim-shell's ADF.ISD, GlobalPlatformPro) find it; the GP test key set 40..4F
     (key version 30) opens SCP03, and GET STATUS lists the UICC platform beside it.
-    It takes no OTA (no SCP80 key sets): that is the "usim-ota" preset's ISD.
+    It takes no OTA (no SCP80 key sets): the "usim-ota" preset's ISD (same AID) does.
     """
     from card.gp.isd import UICC_ISD_AID, IssuerSecurityDomain
 
@@ -121,14 +121,17 @@ def install_uicc_ota(
 
     The UICC platform is default-selected; the ISD (GlobalPlatform, not default)
     holds SCP80 key sets (`ota_test_keysets()` unless given) for TAR 000000
-    (RAM) and the RFM TARs, and knows the sample applets' load file.
+    (RAM) and the RFM TARs, and knows the sample applets' load file. It sits at
+    `card.gp.isd.UICC_ISD_AID`, as the "usim" preset's does: A000000151000000 stays
+    free for the MNO-SD of a profile installed later (GSMA TS.48), and the UICC
+    routes RAM/RFM secured packets there (`applets.usim`).
     """
     from applets.usim import UICC_AID, UiccApplet
-    from card.gp.isd import ISD_AID, IssuerSecurityDomain
+    from card.gp.isd import UICC_ISD_AID, IssuerSecurityDomain
     from card.gp.loadfile import build_load_file
 
     rt.install(UiccApplet, UICC_AID, profile or _sample_profile_bytes(), default=True)
-    isd = rt.install(IssuerSecurityDomain, ISD_AID)
+    isd = rt.install(IssuerSecurityDomain, UICC_ISD_AID)
     isd.set_ota_keysets(keysets if keysets is not None else ota_test_keysets())
     isd.register_load_file(build_load_file("applets.sample"))
     rt.set_atr(UICC_ATR)

@@ -79,7 +79,7 @@ from card.framework.catalogue import CatalogueError, class_ref
 from card.framework.exceptions import OutOfMemory
 from card.fs import ADM1, PIN1, PIN2, FileSystem, Referenced, Structure
 from card.fs.files import MF_HANDLE
-from card.gp.isd import ISD_AID
+from card.gp.isd import UICC_ISD_AID
 from card.ota import cat, ram, scp80, sms
 from card.ota.remote import is_usim_rfm_tar
 from card.ota.toolkit import (
@@ -352,7 +352,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     def get_shareable_interface_object(
         self, client_aid: AID, parameter: int
     ) -> ProfileStoreInterface | RemoteFileInterface | ProfileSdInterface | None:
-        if parameter == REMOTE_FILE_PARAMETER and bytes(client_aid) == ISD_AID:
+        if parameter == REMOTE_FILE_PARAMETER and bytes(client_aid) == UICC_ISD_AID:
             return self
         if bytes(client_aid) in PROFILE_STORE_CLIENTS:
             return self
@@ -503,7 +503,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         )
         if packet is None:
             return None  # more segments to come: acknowledged
-        remote = self.system.get_shareable(ISD_AID, REMOTE_MANAGEMENT_PARAMETER)
+        remote = self.system.get_shareable(UICC_ISD_AID, REMOTE_MANAGEMENT_PARAMETER)
         if remote is None:
             raise CardError(SW.FUNCTION_NOT_SUPPORTED)
         response = remote.process_command_packet(packet)

@@ -60,12 +60,16 @@ INS_SET_STATUS = 0xF0
 INS_STORE_DATA = 0xE2
 INS_SELECT = 0xA4
 
-#: ISD AIDs to try when the default-selected application is not the ISD:
-#: GP 2.1.1+ (A000000151000000), GP 2.0 / JCOP (A0000001510000), Visa OP (A000000003000000).
+#: ISD AIDs to try when the default-selected application is not the ISD: Visa OP
+#: (A000000003000000, where UICCs keep their card manager), GP 2.1.1+ (A000000151000000),
+#: GP 2.0 / JCOP (A0000001510000). The UICC's AID comes first: on a UICC whose enabled
+#: profile has an MNO-SD (GSMA TS.48), A000000151000000 answers as that profile's security
+#: domain, not as the card's ISD; a plain GP card has nothing at A000000003000000 (6A82)
+#: and the probe goes on.
 KNOWN_ISD_AIDS = (
+    bytes.fromhex("A000000003000000"),
     bytes.fromhex("A000000151000000"),
     bytes.fromhex("A0000001510000"),
-    bytes.fromhex("A000000003000000"),
 )
 
 # INSTALL P1 (§11.5.2.1 Table 11-45).

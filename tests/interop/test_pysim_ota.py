@@ -125,7 +125,7 @@ def test_pysim_secures_what_the_card_runs_and_reads_its_por(kvn: int) -> None:
         assert theirs["status"] == "por_ok"
         assert theirs["commands"] == 1 and str(theirs["sw"]).lower() == f"{por.last_sw:04x}"
     # the card took pySim's counters as its own
-    assert rt.applet(bytes.fromhex("A000000151000000")).ota_counter(kvn) == 2  # type: ignore[attr-defined]
+    assert rt.applet(bytes.fromhex("A000000003000000")).ota_counter(kvn) == 2  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("kvn", [1, 2], ids=["AES-128", "3DES"])

@@ -13,7 +13,7 @@ import pytest
 from applets.notes import NOTES_AID
 from card.apdu import CommandApdu
 from card.framework import APDU, Applet
-from card.gp.isd import ISD_AID, IssuerSecurityDomain
+from card.gp.isd import UICC_ISD_AID, IssuerSecurityDomain
 from card.gp.loadfile import describe_load_file, lfdb_hash, load_file_stream
 from card.ota import cat, sms
 from card.ota.remote import TAR_ISD
@@ -59,7 +59,7 @@ class Sim:
 
     @property
     def isd(self) -> IssuerSecurityDomain:
-        isd = self.rt.applet(ISD_AID)
+        isd = self.rt.applet(UICC_ISD_AID)
         assert isinstance(isd, IssuerSecurityDomain)
         return isd
 

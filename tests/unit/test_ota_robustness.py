@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from card.gp.isd import ISD_AID
+from card.gp.isd import UICC_ISD_AID
 from card.ota import sms
 from host.ota import ToolkitTerminal
 from host.presets import new_card
@@ -24,7 +24,7 @@ _TERMINAL.start()
 
 
 def _state() -> tuple[object, ...]:
-    isd = _CARD.applet(ISD_AID)
+    isd = _CARD.applet(UICC_ISD_AID)
     return (
         isd.ota_keysets_value,  # type: ignore[attr-defined]
         isd.ota_counters_value,  # type: ignore[attr-defined]

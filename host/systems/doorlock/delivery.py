@@ -111,7 +111,7 @@ class DirectGpDelivery:
         self.keys = keys
 
     def deliver(self, device: str, script: InstallScript) -> Receipt:
-        from card.gp.isd import ISD_AID
+        from card.gp.isd import UICC_ISD_AID
         from card.gp.scp03 import SecurityLevel
         from host.gp.client import GpClient
         from host.systems.doorlock.terminal import close_channel
@@ -127,7 +127,7 @@ class DirectGpDelivery:
             channel = open_channel(reader)
             # C-DECRYPTION: STORE DATA carries keys (GPC Amendment D §6.2.6); R-MAC too.
             level = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC
-            gp = GpClient(ChannelReader(reader, channel), self.keys, level=level, isd_aid=ISD_AID)
+            gp = GpClient(ChannelReader(reader, channel), self.keys, level=level, isd_aid=UICC_ISD_AID)
             gp.open()
         except (ApduError, SecureChannelError, ReaderError) as e:
             raise DeliveryError(f"no secure channel to {device}'s ISD: {e}") from None
