@@ -532,3 +532,30 @@ def test_bip_refuses_anything_but_loopback(sim: Sim) -> None:
     sim.select(aid)
     sim.terminal.send(0x80, 0x01, 0x00, 0x00)
     assert sim.rt.applet(aid).system.store.get("results") == (cat.GeneralResult.BEYOND_TERMINAL,)
+
+
+def test_a_ts48_profile_installs_beside_the_isd_and_ram_still_reaches_the_isd(sim: Sim) -> None:
+    """The ISD at A000000003000000 leaves A000000151000000 to a profile's MNO-SD (GSMA TS.48).
+
+    Regression: with the ISD at A000000151000000 the TS.48 package was refused (AID clash).
+    """
+    from pathlib import Path
+
+    from applets.usim import UICC_AID, UiccApplet
+    from applets.usim.sd import ProfileSecurityDomain
+    from card.gp.isd import ISD_AID
+
+    package = (Path(__file__).parent / "data" / "sgp22" / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der")
+    store = sim.rt.applet(UICC_AID)
+    assert isinstance(store, UiccApplet)
+    iccid = store.install_profile_package(package.read_bytes())
+    assert isinstance(sim.rt.applet(ISD_AID), ProfileSecurityDomain)  # the MNO-SD
+    assert isinstance(sim.isd, IssuerSecurityDomain) and UICC_ISD_AID != ISD_AID
+    store.enable_profile(iccid)
+    assert sim.select(ISD_AID) == 0x9000  # the enabled profile's MNO-SD answers there
+    sim.reader.transmit(bytes.fromhex("00A40000023F00"))  # the basic channel back to the MF
+    # TAR 000000 still reaches the card's ISD (its SCP80 key sets, its counter), not the MNO-SD.
+    sender = OtaSender(KS_AES)
+    por = sender.open_por(sim.deliver(sender.secure(install_notes_script().compact()).tpdus))
+    assert por.status == ResponseStatus.POR_OK and por.ok
+    assert sim.has(NOTES_AID) and sim.isd.ota_counter(1) == 1
