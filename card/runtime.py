@@ -316,6 +316,26 @@ class CardRuntime:
                 nvm.abort()  # the rollback listener reloads the registry
             raise
 
+    def deselect_everywhere(self, aid: bytes | str) -> list[int]:
+        """Deselect an applet instance on every logical channel where it is selected.
+
+        The card's own doing, before it deletes an instance that its owner has put
+        out of use (a disabled profile's MNO-SD or applications, SGP.22 §5.7.18): a
+        Java Card instance can only be deleted while no channel has it active (JCRE
+        §11.3.4.2), and `delete` refuses one that is. Each such channel stays open
+        with no application selected (ISO 7816-4 §11.1.1: until the next SELECT),
+        as it would after a SELECT that failed. Returns those channels' numbers.
+        """
+        entry = self._entries.get(bytes(AID(aid)))
+        if entry is None:
+            return []
+        out = []
+        for ch_no, ch in sorted(self._channels.items()):
+            if ch.ctx is entry.ctx:
+                self._deselect(ch, ch_no)
+                out.append(ch_no)
+        return out
+
     def set_lifecycle(self, aid: bytes | str, lifecycle: int) -> None:
         entry = self._entries.get(bytes(AID(aid)))
         if entry is None:

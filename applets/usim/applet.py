@@ -1072,33 +1072,45 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             self.system.store.set("enabled", (None, gen + 1))
 
     def delete_profile(self, iccid: str) -> None:
+        """Delete a disabled profile with its applications and security domains.
+
+        SGP.22 §5.7.18 (ES10c.DeleteProfile) refuses an enabled profile only
+        (profileNotInDisabledState); a disabled one has no "in use" error, so an
+        instance of it still selected on a logical channel (an MNO-SD or application
+        selected while the profile was enabled, locked since it was disabled) is
+        deselected on every channel first (`CardRuntime.deselect_everywhere`; a Java
+        Card instance is deleted only while not active), then deleted: nothing of the
+        profile stays on the card. An MNO-SD instance whose AID another profile still
+        has stays, for that profile, but is deselected too unless the enabled profile
+        has it (it answered for the deleted profile's record).
+        """
         target = self._find(iccid)
         current, _ = self._current()
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         store = self.system.store
+        card = self.system.card
         with self.system.transaction():
-            apps = target.apps()
-            if apps:
-                card = self.system.card
-                for app in apps:
-                    try:
-                        card.delete(app.aid)
-                    except CardError as e:
-                        raise ProfileStoreError(
-                            ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
-                        ) from None
+            for app in target.apps():
+                card.deselect_everywhere(app.aid)
+                try:
+                    card.delete(app.aid)
+                except CardError as e:
+                    raise ProfileStoreError(
+                        ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
+                    ) from None
             store.set("profiles", tuple(n for n in store.get("profiles", ()) if n != target.number))
             # A security domain instance goes with the last profile that has its AID.
             others = set().union(*(self._sd_aids(s) for s in self._slots()))
+            for aid in self._sd_aids(target) - self._sd_aids(current):
+                card.deselect_everywhere(aid)
             for aid in self._sd_aids(target) - others:
                 try:
-                    self.system.card.delete(aid)
-                except CardError:
-                    # Still selected on a channel (locked since its profile was disabled):
-                    # the instance stays, with no record to answer from, until a profile
-                    # with this AID comes back or it can be deleted with its next profile.
-                    pass
+                    card.delete(aid)
+                except CardError as e:
+                    raise ProfileStoreError(
+                        ProfileStoreReason.APPLICATION, f"security domain {aid.hex()}: {e}"
+                    ) from None
             target.erase()
         self.__dict__.get("_slot_cache", {}).pop(target.number, None)
 

@@ -545,7 +545,7 @@ def test_a_ts48_profile_installs_beside_the_isd_and_ram_still_reaches_the_isd(si
     from applets.usim.sd import ProfileSecurityDomain
     from card.gp.isd import ISD_AID
 
-    package = (Path(__file__).parent / "data" / "sgp22" / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der")
+    package = Path(__file__).parent / "data" / "sgp22" / "TS48V2-SAIP2-1-BERTLV-UNIQUE.der"
     store = sim.rt.applet(UICC_AID)
     assert isinstance(store, UiccApplet)
     iccid = store.install_profile_package(package.read_bytes())

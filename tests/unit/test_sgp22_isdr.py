@@ -335,6 +335,54 @@ def test_enable_disable_delete_with_their_results_and_notifications() -> None:
     assert len(only_delete) == 1 and only_delete[0]["iccid"] == iccid_to_bytes(TS48_ICCID)
 
 
+MNO_SD = bytes.fromhex("A000000151000000")  # TS.48's MNO-SD
+
+
+def _es10c(lpa: Lpa, function: str, ident: Any) -> int:
+    if function == "Delete":
+        res = lpa.es10("DeleteProfileRequest", ident, "DeleteProfileResponse")
+        return int(res["deleteResult"])
+    res = lpa.es10(
+        f"{function}ProfileRequest",
+        {"profileIdentifier": ident, "refreshFlag": False},
+        f"{function}ProfileResponse",
+    )
+    return int(res[f"{function.lower()}Result"])
+
+
+def test_delete_deselects_the_mno_sd_selected_on_another_channel_and_leaves_no_orphan() -> None:
+    """SGP.22 §5.7.18: a disabled profile is deleted whole, its MNO-SD instance too.
+
+    Regression: an MNO-SD still selected on a logical channel (selected while its
+    profile was enabled) outlived the profile's deletion, locked and with no record.
+    """
+    rt = euicc_card()
+    before = {bytes(a) for a, *_ in rt.applets()}
+    lpa = Lpa(rt)  # ES10 on channel 1
+    assert download(lpa, TestSmdp())[0]
+    assert _es10c(lpa, "Enable", ICCID_ID) == 0
+    resp = rt.process(bytes.fromhex("0070000001"))
+    assert resp[-2:] == b"\x90\x00"
+    ch = resp[0]
+    assert ch not in (0, lpa.channel)
+    _, sw = send(rt, bytes((ch, 0xA4, 0x04, 0x00, len(MNO_SD))) + MNO_SD + b"\x00")
+    assert sw == 0x9000 and rt.selected_aid(ch) == MNO_SD
+    assert _es10c(lpa, "Delete", ICCID_ID) == 2  # enabled: profileNotInDisabledState
+    assert rt.selected_aid(ch) == MNO_SD
+    assert _es10c(lpa, "Disable", ICCID_ID) == 0
+    assert rt.selected_aid(ch) == MNO_SD  # locked, still selected there
+    assert _es10c(lpa, "Delete", ICCID_ID) == 0
+    assert rt.selected_aid(ch) is None and ch in rt.open_channels()
+    assert {bytes(a) for a, *_ in rt.applets()} == before  # no orphan in the registry
+    for channel in (0, ch):
+        _, sw = send(rt, bytes((channel, 0xA4, 0x04, 0x00, len(MNO_SD))) + MNO_SD + b"\x00")
+        assert sw == 0x6A82
+    # The channel works on: it selects what is on the card.
+    _, sw = send(rt, bytes((ch, 0xA4, 0x04, 0x00, len(ISD_R_AID))) + ISD_R_AID + b"\x00")
+    assert sw == 0x9000
+    assert lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")[1] == []
+
+
 def test_notifications_are_signed_retrievable_and_removable() -> None:
     rt, lpa = _lpa_with_two_profiles()
     lpa.es10(

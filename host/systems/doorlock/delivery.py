@@ -127,7 +127,10 @@ class DirectGpDelivery:
             channel = open_channel(reader)
             # C-DECRYPTION: STORE DATA carries keys (GPC Amendment D §6.2.6); R-MAC too.
             level = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC
-            gp = GpClient(ChannelReader(reader, channel), self.keys, level=level, isd_aid=UICC_ISD_AID)
+            # The SIM's ISD is at the UICC's card manager AID (host.presets.install_uicc_ota).
+            gp = GpClient(
+                ChannelReader(reader, channel), self.keys, level=level, isd_aid=UICC_ISD_AID
+            )
             gp.open()
         except (ApduError, SecureChannelError, ReaderError) as e:
             raise DeliveryError(f"no secure channel to {device}'s ISD: {e}") from None
