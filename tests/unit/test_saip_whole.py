@@ -356,6 +356,32 @@ def test_mno_sd_is_shared_by_aid_and_follows_the_enabled_profile() -> None:
     assert not any(bytes(x[0]) == MNO_SD for x in rt.applets())
 
 
+def test_deleting_one_profile_deselects_the_shared_mno_sd_that_answered_for_it() -> None:
+    """The MNO-SD instance another profile still has stays, but no channel keeps it selected
+    on the deleted profile's behalf (applets.usim `delete_profile`)."""
+    from tests.unit.sgp22_helpers import ts48_with_iccid
+
+    rt = _card()
+    store = _store(rt)
+    a = store.install_profile_package(TS48)
+    b = store.install_profile_package(ts48_with_iccid("8949449999999990050"))
+    store.enable_profile(a)
+    ch = rt.process(bytes.fromhex("0070000001"))[0]
+    _, sw = send(rt, bytes((ch, 0xA4, 0x04, 0x00, 8)) + MNO_SD)
+    assert sw == 0x9000 and rt.selected_aid(ch) == MNO_SD
+    store.disable_profile(a)
+    store.delete_profile(a)
+    assert rt.selected_aid(ch) is None
+    assert any(bytes(x[0]) == MNO_SD for x in rt.applets())  # B still has it
+    store.enable_profile(b)
+    _, sw = send(rt, bytes((ch, 0xA4, 0x04, 0x00, 8)) + MNO_SD)
+    assert sw == 0x9000  # now B's MNO-SD
+    store.disable_profile(b)
+    store.delete_profile(b)
+    assert rt.selected_aid(ch) is None
+    assert not any(bytes(x[0]) == MNO_SD for x in rt.applets())
+
+
 # -- BER-TLV and linked files through APDUs ----------------------------------------------------
 
 
