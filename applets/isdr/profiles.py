@@ -11,19 +11,29 @@ store's name and provider and a stable AID derived from its ICCID.
 Enable, disable and delete make the notifications the profile's
 notificationConfigurationInfo asks for (§5.7.16-18), signed, in the same
 transaction as the change; profile policy rules PPR1 (no disable) and PPR2 (no
-delete) give disallowedByPolicy.
+delete) give disallowedByPolicy. A profile carrying a seed 003 move binding is
+enabled only if it passes the FIG. 4 check (card.profile_binding), as the move
+agent's ACTIVATE requires.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from applets.isdr.base import IsdrBase, preloaded_isdp_aid
+from card.profile_binding import (
+    MOVE_AGENT_AID,
+    BindingError,
+    ProfileBindingInterface,
+    check_with_policy,
+    has_binding,
+)
 from card.profiles import ProfileStoreError
 from card.sgp22 import asn1
 from card.sgp22.values import NotificationEvent, bits_to_set, iccid_from_bytes, iccid_to_bytes
 from card.tlv import TlvError, decode_tag
+from card.uicc.profile import Profile, ProfileFormatError
 
 __all__ = ["ProfileFunctions", "ProfileView"]
 
@@ -218,6 +228,8 @@ class ProfileFunctions(IsdrBase):
         current = next((p for p in self.profiles() if p.enabled), None)
         if current is not None and PPR_DISABLE_NOT_ALLOWED in current.pprs:
             return {"enableResult": DISALLOWED}
+        if not self._binding_allows(target):
+            return {"enableResult": UNDEFINED_ERROR}
         try:
             with self.system.transaction():
                 self.profile_store().enable_profile(target.iccid)
@@ -227,6 +239,50 @@ class ProfileFunctions(IsdrBase):
         except ProfileStoreError:
             return {"enableResult": UNDEFINED_ERROR}
         return {"enableResult": OK}
+
+    def _binding_allows(self, target: ProfileView) -> bool:
+        """Seed 003 FIG. 4 on a move-bound profile before ES10c enables it (steps 403-406).
+
+        A profile carrying a move binding (card.profile_binding) is checked as the
+        move agent's ACTIVATE checks it, with the agent's policy (eSE ID, root,
+        variant) fetched through its Shareable interface; a profile without one
+        (every SGP.22 download) passes untouched. With no agent on the card there
+        is no eSE ID to check against, so a bound profile is refused (fail closed)
+        but never discarded. A refused profile stays disabled; with the agent's
+        discard policy it is deleted (step 404), with its ISD-R record, in one
+        transaction.
+
+        The refusal answers undefinedError(127) (SGP.22 §5.7.16
+        EnableProfileResponse): the other codes have fixed meanings an LPA acts on
+        (iccidOrAidNotFound, profileNotInDisabledState, disallowedByPolicy is the
+        *enabled* profile's PPR1, wrongProfileReenabling is the fallback's), none of
+        which is true here, and a real eUICC says no more than "refused" about a
+        failed authenticity check rather than telling a prober which part failed.
+        """
+        store = self.profile_store()
+        try:
+            profile = Profile.from_bytes(store.export_profile(target.iccid, with_secrets=False))
+        except (ProfileStoreError, ProfileFormatError):
+            return False  # a profile the store cannot show is not enabled blind
+        if not has_binding(profile):
+            return True
+        agent = self.system.get_shareable(MOVE_AGENT_AID)
+        if agent is None:
+            return False
+        policy = cast(ProfileBindingInterface, agent).binding_policy()
+        try:
+            check_with_policy(profile, policy)
+        except BindingError:
+            if policy.discard:
+                try:
+                    with self.system.transaction():
+                        self._notify(target, NotificationEvent.DELETE)
+                        store.delete_profile(target.iccid)
+                        self.set_record(target.iccid, None)
+                except ProfileStoreError:
+                    pass  # not discarded: still refused, still disabled
+            return False
+        return True
 
     def disable_profile(self, request: Any, raw: bytes) -> Any:
         target = self._find(request["profileIdentifier"])

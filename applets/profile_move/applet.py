@@ -39,10 +39,11 @@ Commands (CLA 80):
   deleted (404). Accepted: the profile is enabled (406).
 - `E5` STATUS: for each profile, `E0 { 5A ICCID, 80 enabled }`.
 
-The FIG. 4 check runs where the phone activates a profile: this ACTIVATE, which
-the terminal sends at boot and on a profile switch (step 402). The ISD-R's
-ES10c EnableProfile does not pass through it; an eSE that must never enable an
-unbound profile would route that path here too.
+The FIG. 4 check (card.profile_binding.check_binding) runs wherever a profile
+is activated: this ACTIVATE, which the terminal sends at boot and on a profile
+switch (step 402), and the ISD-R's ES10c EnableProfile, which asks this agent
+for its policy (eSE ID, root, variant, discard) through
+card.profile_binding.ProfileBindingInterface, granted to the ISD-R only.
 """
 
 from __future__ import annotations
@@ -52,10 +53,6 @@ from typing import Any
 
 from applets.profile_move.wire import (
     ESE_ID_SIZE,
-    META_ESE_ID,
-    META_PROFILE_ID,
-    META_PROVIDER_CERT,
-    META_SIGNATURE,
     MOVE_ID_SIZE,
     PROVIDER_OU,
     TAG_CERT,
@@ -76,7 +73,6 @@ from applets.profile_move.wire import (
     Parts,
     SealError,
     Variant,
-    binding_data,
     check_certificate,
     delete_order_data,
     install_signed_data,
@@ -86,7 +82,14 @@ from applets.profile_move.wire import (
 from card import tlv
 from card.crypto.keys import P256, EcKeyPair, EcPublicKey
 from card.framework import APDU, SW, Applet, CardError, persistent
-from card.profiles import PROFILE_STORE_AID, ProfileStoreError, ProfileStoreReason
+from card.framework.aid import AID
+from card.profile_binding import (
+    BindingError,
+    BindingPolicy,
+    ProfileBindingInterface,
+    check_binding,
+)
+from card.profiles import ISD_R_AID, PROFILE_STORE_AID, ProfileStoreError, ProfileStoreReason
 from card.uicc.profile import Profile, ProfileFormatError
 
 __all__ = ["MoveAgentApplet", "BindingError", "check_binding"]
@@ -96,39 +99,7 @@ _MAX_MOVES = 16
 SW_EXISTS = 0x6A89
 
 
-class BindingError(ValueError):
-    """A profile this eSE must not use (FIG. 4 step 404)."""
-
-
-def check_binding(profile: Profile, ese_id: bytes, root: EcPublicKey, variant: Variant) -> str:
-    """FIG. 4 steps 403 and 405 on `profile`; returns the provider's MNO.
-
-    Raises:
-        BindingError: no binding, another eSE's, a signature that fails, a foreign MNO.
-    """
-    meta = dict(profile.metadata)
-    try:
-        profile_id = meta[META_PROFILE_ID]
-        bound_to = bytes.fromhex(meta[META_ESE_ID])
-        signature = bytes.fromhex(meta[META_SIGNATURE])
-        cert_der = bytes.fromhex(meta[META_PROVIDER_CERT])
-    except (KeyError, ValueError):
-        raise BindingError("the profile carries no binding") from None
-    if variant != Variant.NO_ESE_ID and bound_to != ese_id:  # step 403
-        raise BindingError("the profile is bound to another eSE")
-    try:
-        cert = check_certificate(cert_der, root, PROVIDER_OU)
-    except CertError as e:
-        raise BindingError(f"provider certificate: {e}") from None
-    if cert.organization != profile.provider:
-        raise BindingError("the provider certificate is another MNO's")
-    data = binding_data(variant, profile_id, bound_to, profile.imsi)
-    if not cert.public.verify(data, signature):  # step 405
-        raise BindingError("the binding signature does not verify")
-    return cert.organization
-
-
-class MoveAgentApplet(Applet):
+class MoveAgentApplet(Applet, ProfileBindingInterface):
     """Seed 003's eSE move agent (see the module docstring)."""
 
     ese_id = persistent(b"")
@@ -153,6 +124,18 @@ class MoveAgentApplet(Applet):
         self.ese_id, self.root, self.private = bytes(ese_id), bytes(root), bytes(private)
         self.variant = int(variant)
         self.discard = objs.get(TAG_DISCARD, b"\x00") == b"\x01"
+
+    def get_shareable_interface_object(
+        self, client_aid: AID, parameter: int
+    ) -> ProfileBindingInterface | None:
+        """The binding policy, for the ISD-R's EnableProfile only (ARCHITECTURE.md)."""
+        return self if bytes(client_aid) == ISD_R_AID else None
+
+    def binding_policy(self) -> BindingPolicy:
+        """This eSE's side of the FIG. 4 check (its personalisation; nothing secret)."""
+        return BindingPolicy(
+            bytes(self.ese_id), bytes(self.root), Variant(self.variant), self.discard
+        )
 
     # -- helpers ---------------------------------------------------------------------
 

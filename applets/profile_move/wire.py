@@ -33,21 +33,27 @@ algorithms open; the choices here are what an eUICC deployment uses today:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from enum import IntEnum
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
-from cryptography.x509.oid import NameOID
 
 from card import tlv
 from card.crypto.cmac import aes_cbc_decrypt, aes_cbc_encrypt, aes_cmac, pad80, unpad80
 from card.crypto.kdf import x963_kdf
 from card.crypto.keys import P256, EcKeyPair, EcPublicKey
 from card.crypto.rng import CardRng
+from card.profile_binding import (
+    META_ESE_ID,
+    META_PROFILE_ID,
+    META_PROVIDER_CERT,
+    META_SIGNATURE,
+    PROVIDER_OU,
+    CertError,
+    Certified,
+    Variant,
+    binding_data,
+    check_certificate,
+)
 from card.profiles import MOVE_AGENT_AID as _MOVE_AGENT_AID
 
 __all__ = [
@@ -68,6 +74,7 @@ __all__ = [
     "META_ESE_ID",
     "META_SIGNATURE",
     "META_PROVIDER_CERT",
+    "PROVIDER_OU",
 ]
 
 #: The move agent: the "CARDEMU" proprietary RID family, PIX "MV".
@@ -99,13 +106,8 @@ TAG_MAC = 0x8E
 MOVE_ID_SIZE = 16
 ESE_ID_SIZE = 16
 
-# Profile metadata keys the binding lives in (FIG. 3: 304 Profile ID, 305 eSE ID, 306 signature).
-META_PROFILE_ID = "move.profile-id"
-META_ESE_ID = "move.ese-id"
-META_SIGNATURE = "move.signature"
-META_PROVIDER_CERT = "move.provider-cert"
-
-PROVIDER_OU = "profile provider"
+# The binding (FIG. 3: 304 Profile ID, 305 eSE ID, 306 signature), its metadata keys and its
+# check live in card.profile_binding, shared with the ISD-R's EnableProfile.
 ESE_OU = "eSE"
 
 _KDF_INFO = b"cardemu profile move v1"
@@ -130,20 +132,8 @@ class Parts(IntEnum):
     ALL = 0x07
 
 
-class Variant(IntEnum):
-    """Which fields the binding signature covers (FIG. 3 formulas 1-3)."""
-
-    FULL = 0  # Profile ID | eSE ID | IMSI
-    NO_IMSI = 1  # Profile ID | eSE ID
-    NO_ESE_ID = 2  # Profile ID | IMSI
-
-
 class SealError(ValueError):
     """A sealed box that does not open (wrong key, header or MAC, or malformed)."""
-
-
-class CertError(ValueError):
-    """A certificate that is not one the root issued for the role asked."""
 
 
 def seal(recipient: EcPublicKey, plaintext: bytes, header: bytes, rng: CardRng) -> bytes:
@@ -190,16 +180,6 @@ def unseal(key: EcKeyPair, box: bytes, header: bytes) -> bytes:
         raise SealError("sealed box padding") from None
 
 
-def binding_data(variant: Variant, profile_id: str, ese_id: bytes, imsi: str | None) -> bytes:
-    """What the binding signature covers (FIG. 3 formulas 1-3), TLV-encoded."""
-    out = tlv.build(TAG_MOVE_ID, profile_id.encode())
-    if variant in (Variant.FULL, Variant.NO_IMSI):
-        out += tlv.build(TAG_ESE_ID, ese_id)
-    if variant in (Variant.FULL, Variant.NO_ESE_ID):
-        out += tlv.build(TAG_IMSI, (imsi or "").encode())
-    return out
-
-
 def delete_order_data(move_id: bytes, ese_id: bytes, iccid: str) -> bytes:
     """What the provider signs to order a deletion (seed steps 207, 208, 575)."""
     return (
@@ -218,51 +198,3 @@ def install_signed_data(move_id: bytes, ese_id: bytes, package: bytes) -> bytes:
         + tlv.build(TAG_ESE_ID, ese_id)
         + hashlib.sha256(package).digest()
     )
-
-
-@dataclass(frozen=True)
-class Certified:
-    """A checked certificate: its public key and the subject fields that matter."""
-
-    public: EcPublicKey
-    common_name: str
-    organization: str
-    unit: str
-
-
-def check_certificate(der: bytes, root: EcPublicKey, unit: str) -> Certified:
-    """Check that `der` is an X.509 certificate `root` signed, for the role `unit`.
-
-    Raises:
-        CertError: not a certificate, not signed by the root, another role, no P-256 key.
-    """
-    try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise CertError("not an X.509 certificate") from None
-    sig_hash = cert.signature_hash_algorithm
-    if not isinstance(sig_hash, hashes.SHA256):
-        raise CertError("not ECDSA with SHA-256")
-    try:
-        root.cryptography_key.verify(
-            cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256())
-        )
-    except InvalidSignature:
-        raise CertError("the root did not sign this certificate") from None
-    key = cert.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
-        raise CertError("not a P-256 key")
-
-    def attr(oid: x509.ObjectIdentifier) -> str:
-        values = cert.subject.get_attributes_for_oid(oid)
-        return str(values[0].value) if values else ""
-
-    certified = Certified(
-        EcPublicKey(key),
-        attr(NameOID.COMMON_NAME),
-        attr(NameOID.ORGANIZATION_NAME),
-        attr(NameOID.ORGANIZATIONAL_UNIT_NAME),
-    )
-    if certified.unit != unit:
-        raise CertError(f"a certificate for {certified.unit!r}, not {unit!r}")
-    return certified
