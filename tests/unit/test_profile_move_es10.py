@@ -1,0 +1,213 @@
+"""Seed 003 FIG. 4 on the LPA's path: ES10c EnableProfile of a move-bound profile.
+
+The ISD-R enables a profile carrying a move binding only if it passes the same
+check the move agent's ACTIVATE runs (card.profile_binding): a profile with the
+right eSE ID and signature enables; an edited eSE ID or a forged signature is
+refused with undefinedError(127) and nothing changed (or, with the discard
+policy, the profile deleted), also when the card is torn at every NVM write of
+the refused enable; an ordinary profile enables as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from applets.isdr import ISD_R_AID
+from applets.profile_move import MoveAgentApplet
+from applets.profile_move.wire import (
+    META_ESE_ID,
+    MOVE_AGENT_AID,
+    TAG_DISCARD,
+    TAG_ESE_ID,
+    TAG_PRIVATE,
+    TAG_ROOT,
+    TAG_VARIANT,
+    Variant,
+)
+from applets.usim import UICC_AID
+from card import tlv
+from card.profile_binding import (
+    BindingError,
+    BindingPolicy,
+    check_with_policy,
+    has_binding,
+)
+from card.runtime import CardRuntime, CardTorn
+from card.sgp22.values import iccid_to_bytes
+from card.uicc.builder import sample_profile
+from card.uicc.profile import Profile
+from host.presets import install_euicc
+from host.systems.profile_move.card import bind
+from host.systems.profile_move.pki import demo_pki, ese_id_of
+from tests.unit.sgp22_helpers import Lpa
+
+PKI = demo_pki(0)
+OK, UNDEFINED_ERROR = 0, 127
+
+
+def _bound(n: int = 1) -> Profile:
+    return bind(
+        sample_profile(),
+        key=PKI.provider,
+        certificate=PKI.provider_cert,
+        ese_id=ese_id_of(n),
+        profile_id="P-1",
+    )
+
+
+def _card(*, agent: bool = True, discard: bool = False) -> CardRuntime:
+    """eSE 1 as an eUICC: profile store, ECASD, ISD-R, and (if `agent`) the move agent."""
+    rt = CardRuntime(None, rng_seed=7)
+    install_euicc(rt)
+    if agent:
+        params = (
+            tlv.build(TAG_ESE_ID, ese_id_of(1))
+            + tlv.build(TAG_ROOT, PKI.root.public.to_point())
+            + tlv.build(TAG_PRIVATE, PKI.ese_key(1).private_bytes())
+            + tlv.build(TAG_VARIANT, bytes((Variant.FULL,)))
+            + tlv.build(TAG_DISCARD, b"\x01" if discard else b"\x00")
+        )
+        rt.install(MoveAgentApplet, MOVE_AGENT_AID, params)
+    rt.power_on()
+    return rt
+
+
+def _put(rt: CardRuntime, profile: Profile) -> None:
+    """A profile put into the store as-is, disabled (as a copy bypassing the agent would be)."""
+    ctx = rt.selected_context(0)
+    assert ctx is not None  # the profile store, default-selected
+    rt.call_in_context(ctx, rt.applet(UICC_AID).install_profile, profile.to_bytes())
+
+
+def _state(rt: CardRuntime) -> list[tuple[str, bool]]:
+    return [(p.iccid, p.enabled) for p in rt.applet(UICC_AID).list_profiles()]
+
+
+def _enable(rt: CardRuntime, iccid: str) -> int:
+    lpa = Lpa(rt)
+    res = lpa.es10(
+        "EnableProfileRequest",
+        {"profileIdentifier": ("iccid", iccid_to_bytes(iccid)), "refreshFlag": False},
+        "EnableProfileResponse",
+    )
+    return int(res["enableResult"])
+
+
+def _edited(profile: Profile) -> Profile:
+    """The profile with its eSE ID rewritten to this eSE's own (1), the signature untouched."""
+    meta = tuple((k, ese_id_of(1).hex() if k == META_ESE_ID else v) for k, v in profile.metadata)
+    return replace(profile, metadata=meta)
+
+
+def _forged(profile: Profile) -> Profile:
+    """Bound to eSE 1, but signed by a key that is not the certified provider's."""
+    return bind(
+        sample_profile(),
+        key=PKI.other_provider,
+        certificate=PKI.provider_cert,
+        ese_id=ese_id_of(1),
+        profile_id="P-1",
+    )
+
+
+REFUSED = {
+    "edited eSE ID": lambda: _edited(_bound(2)),
+    "forged signature": lambda: _forged(_bound()),
+}
+
+
+def test_a_bound_profile_with_the_right_ese_id_and_signature_enables_via_es10c() -> None:
+    rt = _card()
+    _put(rt, _bound())
+    iccid = _bound().iccid
+    assert _state(rt) == [(iccid, False)]
+    assert _enable(rt, iccid) == OK
+    assert _state(rt) == [(iccid, True)]
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_refused_bound_profile_is_left_disabled_and_nothing_changes(case: str) -> None:
+    rt = _card()
+    profile = REFUSED[case]()
+    _put(rt, profile)
+    before = rt.nvm.total_writes
+    assert _enable(rt, profile.iccid) == UNDEFINED_ERROR
+    assert rt.nvm.total_writes == before  # no write at all: no partial state to tear
+    assert _state(rt) == [(profile.iccid, False)]
+    with pytest.raises(BindingError):  # the agent's own check agrees
+        policy = BindingPolicy(ese_id_of(1), PKI.root.public.to_point(), Variant.FULL, False)
+        check_with_policy(profile, policy)
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_refused_bound_profile_is_discarded_under_the_discard_policy_even_torn(
+    case: str,
+) -> None:
+    profile = REFUSED[case]()
+
+    def fresh() -> CardRuntime:
+        rt = _card(discard=True)
+        _put(rt, profile)
+        return rt
+
+    rt = fresh()
+    before = rt.nvm.total_writes
+    assert _enable(rt, profile.iccid) == UNDEFINED_ERROR
+    assert _state(rt) == []  # FIG. 4 step 404: discarded
+    n = int(rt.nvm.total_writes - before)
+    assert n > 0
+    for write in range(1, n + 1):
+        rt = fresh()
+        lpa = Lpa(rt)  # the channel opened before the tear is armed
+        rt.nvm.tear_after(write - 1)
+        with pytest.raises(CardTorn):
+            lpa.es10(
+                "EnableProfileRequest",
+                {
+                    "profileIdentifier": ("iccid", iccid_to_bytes(profile.iccid)),
+                    "refreshFlag": False,
+                },
+                "EnableProfileResponse",
+            )
+        rt.nvm.tear_after(None)
+        rt.power_off()
+        rt.power_on()
+        assert _state(rt) == [(profile.iccid, False)], write  # all or nothing: still whole
+        assert _enable(rt, profile.iccid) == UNDEFINED_ERROR  # asked again: refused, discarded
+        assert _state(rt) == []
+
+
+def test_a_bound_profile_is_refused_on_a_card_without_the_move_agent() -> None:
+    rt = _card(agent=False)
+    _put(rt, _bound())
+    assert _enable(rt, _bound().iccid) == UNDEFINED_ERROR  # no eSE ID to check: fail closed
+    assert _state(rt) == [(_bound().iccid, False)]
+
+
+def test_a_profile_with_only_part_of_a_binding_is_checked_not_waved_through() -> None:
+    partial = replace(_bound(), metadata=((META_ESE_ID, ese_id_of(1).hex()),))
+    assert has_binding(partial)
+    rt = _card()
+    _put(rt, partial)
+    assert _enable(rt, partial.iccid) == UNDEFINED_ERROR
+    assert _state(rt) == [(partial.iccid, False)]
+
+
+@pytest.mark.parametrize("agent", [True, False])
+def test_an_ordinary_profile_enables_as_before(agent: bool) -> None:
+    plain = sample_profile()
+    assert not has_binding(plain)
+    rt = _card(agent=agent)
+    _put(rt, plain)
+    assert _enable(rt, plain.iccid) == OK
+    assert _state(rt) == [(plain.iccid, True)]
+
+
+def test_the_binding_policy_is_granted_to_the_isdr_only() -> None:
+    rt = _card()
+    agent: Any = rt.applet(MOVE_AGENT_AID)
+    assert agent.get_shareable_interface_object(ISD_R_AID, 0) is agent
+    assert agent.get_shareable_interface_object(UICC_AID, 0) is None
