@@ -142,6 +142,10 @@ class _Cursor:
     def fetchone(self) -> Any:
         return self._cur.fetchone()
 
+    def __iter__(self) -> Iterator[Any]:
+        """The rows left, as iterating an `sqlite3.Cursor` gives them."""
+        return iter(self._cur)
+
     def fetchall(self) -> list[Any]:
         return list(self._cur.fetchall())
 

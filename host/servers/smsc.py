@@ -124,14 +124,17 @@ class Smsc:
     def take_inbox(self, msisdn: str) -> list[Message]:
         """Every message waiting for `msisdn`, oldest first; they count as delivered."""
         _msisdn(msisdn)
+        # The rows read are locked (PostgreSQL; SQLite serialises writers) and only they are
+        # marked: a message queued between the SELECT and the UPDATE stays for the next poll,
+        # and two polls at once hand each message out once.
         with self.store.transaction() as c:
-            rows = list(
-                c.execute(
-                    "SELECT * FROM messages WHERE recipient = ? AND delivered = 0 ORDER BY id",
-                    (msisdn,),
-                )
-            )
-            c.execute("UPDATE messages SET delivered = 1 WHERE recipient = ?", (msisdn,))
+            rows = c.execute(
+                "SELECT * FROM messages WHERE recipient = ? AND delivered = 0 ORDER BY id"
+                + self.store.for_update,
+                (msisdn,),
+            ).fetchall()
+            for r in rows:
+                c.execute("UPDATE messages SET delivered = 1 WHERE id = ?", (r["id"],))
         return [
             Message(
                 r["id"],

@@ -99,7 +99,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS applets (
     requester_kind TEXT PRIMARY KEY, package TEXT NOT NULL, role INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS downloads (
-    id INTEGER PRIMARY KEY, at REAL NOT NULL, trigger TEXT NOT NULL, requester TEXT,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, trigger TEXT NOT NULL, requester TEXT,
     device_id TEXT NOT NULL, package TEXT NOT NULL, path TEXT NOT NULL,
     outcome TEXT NOT NULL, statuses TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS issuer (id INTEGER PRIMARY KEY CHECK (id = 1), private BLOB NOT NULL)
@@ -178,14 +178,19 @@ class AppManagementServer:
         self._lock = threading.Lock()  # one download at a time per server
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR IGNORE INTO applets VALUES (?, ?, ?)",
+                "INSERT INTO applets VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (DOOR_LOCK, "applets.doorlock", ROLE_KEY),
             )
             row = c.execute("SELECT private FROM issuer").fetchone()
             if row is None:
                 key = EcKeyPair.generate(P256, self.rng)
-                c.execute("INSERT INTO issuer VALUES (1, ?)", (key.private_bytes(),))
-                row = (key.private_bytes(),)
+                # ON CONFLICT: another AMS process on the same PostgreSQL store may have
+                # made the key since the SELECT (READ COMMITTED); its key is the one kept.
+                c.execute(
+                    "INSERT INTO issuer VALUES (1, ?) ON CONFLICT DO NOTHING",
+                    (key.private_bytes(),),
+                )
+                row = c.execute("SELECT private FROM issuer").fetchone()
         self.issuer = EcKeyPair.from_private_value(P256, row[0], deterministic=True)
 
     # -- the registry ---------------------------------------------------------------------
