@@ -229,8 +229,7 @@ class StoredCounters(MutableMapping[str, int]):
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.transaction() as c:
-            c.execute(self.SCHEMA)
+        store.apply_schema(self.SCHEMA)  # its types mapped on PostgreSQL
 
     def __getitem__(self, device: str) -> int:
         sql = "SELECT counter FROM ota_counters WHERE device_id = ?"

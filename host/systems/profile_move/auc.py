@@ -58,7 +58,9 @@ class Auc:
     def provision(self, imsi: str, k: bytes, opc: bytes) -> None:
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO subscribers (imsi, k, opc, seq) VALUES (?, ?, ?, 1)",
+                "INSERT INTO subscribers (imsi, k, opc, seq) VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (imsi) DO UPDATE SET k = excluded.k, opc = excluded.opc, seq = 1,"
+                " prev_k = NULL, prev_opc = NULL, move_id = NULL, locked = 0",
                 (imsi, k, opc),
             )
 
@@ -136,7 +138,8 @@ class Auc:
             if row["move_id"] != move_id:
                 # Never switched by this move (refused, or never arrived): bar it for good.
                 c.execute(
-                    "INSERT OR IGNORE INTO updates VALUES (?, ?, 'restored')", (move_id, imsi)
+                    "INSERT INTO updates VALUES (?, ?, 'restored') ON CONFLICT DO NOTHING",
+                    (move_id, imsi),
                 )
                 return {"status": "unchanged"}
             c.execute(

@@ -147,7 +147,7 @@ class ProfileManager:
         }
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR IGNORE INTO requests (request_id, body) VALUES (?, ?)",
+                "INSERT INTO requests (request_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (request_id, json.dumps(doc)),
             )
         return {"request_id": request_id, "state": "accepted"}

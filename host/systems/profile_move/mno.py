@@ -29,10 +29,10 @@ __all__ = ["MnoFrontEnd", "create_app", "derive_key", "SCHEMA", "PBKDF2_ITERATIO
 PBKDF2_ITERATIONS = 10_000
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (user TEXT PRIMARY KEY, salt BLOB NOT NULL, key BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS subscriptions (iccid TEXT PRIMARY KEY, user TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS users ("user" TEXT PRIMARY KEY, salt BLOB NOT NULL, key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (iccid TEXT PRIMARY KEY, "user" TEXT NOT NULL,
     imsi TEXT NOT NULL, msisdn TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (request_id TEXT PRIMARY KEY, user TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS requests (request_id TEXT PRIMARY KEY, "user" TEXT NOT NULL,
     challenge BLOB NOT NULL, iccid TEXT NOT NULL, imsi TEXT NOT NULL, source TEXT NOT NULL,
     target TEXT NOT NULL, parts INTEGER NOT NULL, authenticated INTEGER NOT NULL DEFAULT 0,
     move_id TEXT)
@@ -76,14 +76,17 @@ class MnoFrontEnd:
         salt = secrets.token_bytes(16)
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO users VALUES (?, ?, ?)",
+                'INSERT INTO users VALUES (?, ?, ?) ON CONFLICT ("user")'
+                " DO UPDATE SET salt = excluded.salt, key = excluded.key",
                 (user, salt, derive_key(password, salt)),
             )
 
     def add_subscription(self, user: str, iccid: str, imsi: str, msisdn: str) -> None:
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?)",
+                "INSERT INTO subscriptions VALUES (?, ?, ?, ?) ON CONFLICT (iccid)"
+                ' DO UPDATE SET "user" = excluded."user", imsi = excluded.imsi,'
+                " msisdn = excluded.msisdn",
                 (iccid, user, imsi, msisdn),
             )
 
@@ -98,7 +101,7 @@ class MnoFrontEnd:
             "SELECT * FROM subscriptions WHERE iccid = ? OR imsi = ? OR msisdn = ?",
             (by["iccid"], by["imsi"], by["msisdn"]),
         )
-        row = self.store.query_one("SELECT salt FROM users WHERE user = ?", (user,))
+        row = self.store.query_one('SELECT salt FROM users WHERE "user" = ?', (user,))
         # An unknown user gets a challenge all the same: the answer cannot succeed.
         salt = (
             bytes(row["salt"]) if row is not None else hashlib.sha256(user.encode()).digest()[:16]
@@ -106,7 +109,7 @@ class MnoFrontEnd:
         request_id, challenge = new_id(), secrets.token_bytes(16)
         with self.store.transaction() as c:
             c.execute(
-                "INSERT INTO requests (request_id, user, challenge, iccid, imsi, source, target,"
+                'INSERT INTO requests (request_id, "user", challenge, iccid, imsi, source, target,'
                 " parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     request_id,
@@ -130,7 +133,7 @@ class MnoFrontEnd:
                 raise Refused(404, "no such request")
             if req["authenticated"]:
                 return {"authenticated": True}  # the same proof again: no change
-            user = c.execute("SELECT * FROM users WHERE user = ?", (req["user"],)).fetchone()
+            user = c.execute('SELECT * FROM users WHERE "user" = ?', (req["user"],)).fetchone()
             expected = (
                 hmac.new(bytes(user["key"]), bytes(req["challenge"]), "sha256").digest()
                 if user is not None
@@ -139,7 +142,7 @@ class MnoFrontEnd:
             if user is None or not hmac.compare_digest(expected, proof):
                 raise Refused(403, "user authentication failed")
             owner = c.execute(
-                "SELECT user FROM subscriptions WHERE iccid = ?", (req["iccid"],)
+                'SELECT "user" FROM subscriptions WHERE iccid = ?', (req["iccid"],)
             ).fetchone()
             if owner is None or owner["user"] != req["user"]:
                 raise Refused(403, "the profile is not this user's")

@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS moves (move_id TEXT PRIMARY KEY, request_id TEXT UNIQ
     trigger TEXT NOT NULL, iccid TEXT NOT NULL, source TEXT NOT NULL, target TEXT NOT NULL,
     parts INTEGER NOT NULL, state TEXT NOT NULL, data TEXT NOT NULL, result TEXT,
     k_attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, move_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, move_id TEXT NOT NULL,
     step INTEGER NOT NULL, state TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL)
 """
 
@@ -127,7 +127,9 @@ class ProfileProvider:
         """A profile this provider issued (the seed's provider holds its subscriptions)."""
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?) ON CONFLICT (iccid)"
+                " DO UPDATE SET imsi = excluded.imsi, msisdn = excluded.msisdn,"
+                " profile_id = excluded.profile_id, mno = excluded.mno",
                 (iccid, imsi, msisdn, profile_id, self._mno()),
             )
 

@@ -33,13 +33,18 @@ class Resolver:
     def register_manager(self, ese_id: str, url: str, certificate: str) -> None:
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO managers VALUES (?, ?, ?)",
+                "INSERT INTO managers VALUES (?, ?, ?) ON CONFLICT (ese_id)"
+                " DO UPDATE SET url = excluded.url, certificate = excluded.certificate",
                 (ese_id.upper(), url, certificate),
             )
 
     def register_provider(self, mno: str, url: str) -> None:
         with self.store.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO providers VALUES (?, ?)", (mno, url))
+            c.execute(
+                "INSERT INTO providers VALUES (?, ?)"
+                " ON CONFLICT (mno) DO UPDATE SET url = excluded.url",
+                (mno, url),
+            )
 
     def manager(self, body: dict[str, Any], ese_id: str) -> dict[str, Any]:
         row = self.store.query_one("SELECT * FROM managers WHERE ese_id = ?", (ese_id.upper(),))

@@ -84,7 +84,9 @@ class Hsm:
         parse_biometric_data(template)
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (card_ref.hex(), template, url)
+                "INSERT INTO records VALUES (?, ?, ?) ON CONFLICT (card_ref)"
+                " DO UPDATE SET template = excluded.template, url = excluded.url",
+                (card_ref.hex(), template, url),
             )
 
     def match(self, card_ref: bytes, template: bytes) -> bool:

@@ -59,8 +59,7 @@ class SqliteKeyStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.transaction() as c:
-            c.execute(_SCHEMA)
+        store.apply_schema(_SCHEMA)  # its types mapped on PostgreSQL
 
     def generate(self, label: str) -> bytes:
         key = EcKeyPair.generate(P256)

@@ -77,10 +77,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     credential_id TEXT NOT NULL, signed BLOB, card_key_id TEXT,
     expires REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS disclosures (
-    id INTEGER PRIMARY KEY, session TEXT NOT NULL, terminal_id TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, terminal_id TEXT NOT NULL,
     credential_id TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
-    id INTEGER PRIMARY KEY, session TEXT NOT NULL, terminal_id TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, terminal_id TEXT NOT NULL,
     credential_id TEXT NOT NULL, at REAL NOT NULL)
 """
 
@@ -142,8 +142,14 @@ class Repository:
         """Register a counter terminal's public key (7F49); its key ID, hex."""
         key_id = key_id_of(public_key).hex()
         with self.store.transaction() as c:
+            # As SQLite's INSERT OR REPLACE did: the key leaves any other terminal holding it,
+            # and this terminal's row is replaced (an upsert, which PostgreSQL runs too).
             c.execute(
-                "INSERT OR REPLACE INTO terminals VALUES (?, ?, ?)",
+                "DELETE FROM terminals WHERE key_id = ? AND terminal_id <> ?", (key_id, terminal_id)
+            )
+            c.execute(
+                "INSERT INTO terminals VALUES (?, ?, ?) ON CONFLICT (terminal_id)"
+                " DO UPDATE SET key_id = excluded.key_id, public_key = excluded.public_key",
                 (terminal_id, key_id, public_key),
             )
         return key_id
@@ -152,7 +158,8 @@ class Repository:
         """The holder's own record (what a read discloses)."""
         with self.store.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO credentials VALUES (?, ?, NULL, NULL)",
+                "INSERT INTO credentials VALUES (?, ?, NULL, NULL) ON CONFLICT (credential_id)"
+                " DO UPDATE SET data = excluded.data, written_by = NULL, signature = NULL",
                 (credential_id, data),
             )
 
@@ -251,7 +258,9 @@ class Repository:
                 raise JobError("the card's key ID does not name its key")
             with self.store.transaction() as c:
                 c.execute(
-                    "INSERT OR REPLACE INTO card_keys VALUES (?, ?)", (key_id.hex(), key.template)
+                    "INSERT INTO card_keys VALUES (?, ?) ON CONFLICT (key_id)"
+                    " DO UPDATE SET public_key = excluded.public_key",
+                    (key_id.hex(), key.template),
                 )
             s.card_key_id = key_id.hex()
             return {"key_id": key_id.hex()}
@@ -381,7 +390,9 @@ class Repository:
                 (sid, s.terminal_id, credential_id, self.clock()),
             )
             c.execute(
-                "INSERT OR REPLACE INTO credentials VALUES (?, ?, ?, ?)",
+                "INSERT INTO credentials VALUES (?, ?, ?, ?) ON CONFLICT (credential_id)"
+                " DO UPDATE SET data = excluded.data, written_by = excluded.written_by,"
+                " signature = excluded.signature",
                 (credential_id, credential, s.terminal_id, signature),
             )
 
