@@ -139,6 +139,11 @@ class _Cursor:
             return None
         return None if row is None else int(row[0])
 
+    @property
+    def rowcount(self) -> int:
+        """The rows the last INSERT, UPDATE or DELETE touched (as `sqlite3.Cursor.rowcount`)."""
+        return int(self._cur.rowcount)
+
     def fetchone(self) -> Any:
         return self._cur.fetchone()
 

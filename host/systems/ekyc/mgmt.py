@@ -60,7 +60,7 @@ from host.pki import TestPki
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import OrderState, SmdpPlus
 from host.servers.smds import Es12Client
-from host.servers.web import Store
+from host.servers.web import Store, is_store_url
 from host.systems.ekyc.auth import check_dak, check_eid
 from host.systems.ekyc.demo import Carrier
 from host.systems.ekyc.http import JsonClient, Refused, endpoint
@@ -92,11 +92,27 @@ CREATE TABLE IF NOT EXISTS applications (
     event_registered INTEGER NOT NULL DEFAULT 0,
     event_deleted INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    seq INTEGER
 )
 """
 
 CHALLENGE_SIZE = 16
+
+
+def _migrate(store: Store) -> None:
+    """Give a store made before `seq` the column; on SQLite, its rows' order is their rowid.
+
+    `seq` numbers the applications in the order they came (the listing's order): PostgreSQL
+    has no rowid. Two applications made at once on PostgreSQL may share a number; the id
+    orders those.
+    """
+    if "seq" in store.columns("applications"):
+        return
+    store.apply_schema("ALTER TABLE applications ADD COLUMN seq INTEGER")
+    if not is_store_url(store.path):
+        with store.transaction() as c:
+            c.execute("UPDATE applications SET seq = rowid")
 
 
 class CarrierSmdp(SmdpPlus):
@@ -158,6 +174,7 @@ class ManagementServer:
     ) -> None:
         self.carrier = carrier
         self.store = Store(store, _SCHEMA)
+        _migrate(self.store)
         self.relay_address = urlsplit(relay_url).netloc
         ca_pem = pki.ci.pem
         self.smdp = CarrierSmdp(
@@ -206,8 +223,9 @@ class ManagementServer:
         challenge = self._random(CHALLENGE_SIZE)
         with self.store.transaction() as c:
             c.execute(
-                "INSERT INTO applications (id, plan, customer, challenge, state, updated)"
-                " VALUES (?, ?, ?, ?, 'applied', ?)",
+                "INSERT INTO applications (id, plan, customer, challenge, state, updated, seq)"
+                " VALUES (?, ?, ?, ?, 'applied', ?,"
+                " (SELECT COALESCE(MAX(seq), 0) + 1 FROM applications))",
                 (app_id, plan, json.dumps(customer), challenge, self._clock()),
             )
         return {
@@ -534,7 +552,7 @@ class ManagementServer:
         flags = ("event_registered", "event_deleted")
         return [
             {k: r[k] for k in keys} | {f: bool(r[f]) for f in flags}
-            for r in self.store.query("SELECT * FROM applications ORDER BY rowid")
+            for r in self.store.query("SELECT * FROM applications ORDER BY seq, id")
         ]
 
 
