@@ -29,7 +29,7 @@ IMEI2, IMEI3 = "356938035643817", "356938035643825"
 class World:
     """Two SIMs of phones, a lock's SIM, the server (in memory) and its clock."""
 
-    def __init__(self, combination: str = "B", sim_ids: int = 0x82) -> None:
+    def __init__(self, combination: str = "B", sim_ids: int = 0x82, store: str = ":memory:") -> None:
         self.now = datetime(2026, 12, 7, 2, 0)
         self.sims: dict[str, CardRuntime] = {
             "lock-1": make_sim(LOCK, rng_seed=1),
@@ -46,7 +46,7 @@ class World:
             return reader
 
         delivery = DirectGpDelivery({n: route(n) for n in self.sims})
-        self.ams = AppManagementServer(":memory:", delivery, rng=CardRng(5), clock=lambda: self.now)
+        self.ams = AppManagementServer(store, delivery, rng=CardRng(5), clock=lambda: self.now)
         self.ams.register_lock(
             "lock-1", mac=LOCK_MAC, sim=LOCK, combination=combination, sim_ids=sim_ids
         )
@@ -75,6 +75,11 @@ def world() -> World:
 
 
 def test_a_registered_locks_request_installs_on_the_named_phone(world: World) -> None:
+    check_request_installs(world)
+
+
+def check_request_installs(world: World) -> None:
+    """A lock's download request installs on the named phone (also run on PostgreSQL)."""
     result = world.ams.download(world.request(Identifiers(imei=IMEI2, sim=PHONE2)))
     assert result.receipt.ok and result.device_id == "phone-2"
     assert world.delivered == ["phone-2"] and not world.has_applet("phone-3")

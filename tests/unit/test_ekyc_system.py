@@ -83,9 +83,20 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    db = {n: str(tmp_path / f"{n}.sqlite") for n in ROLES}
+    with open_world(db) as w:
+        yield w
+
+
+#: the roles of the world, each with its own store
+ROLES = ("auth", "relay", "mgmt1", "mgmt2")
+
+
+@contextlib.contextmanager
+def open_world(db: dict[str, str]) -> Iterator[World]:
+    """The roles on their stores (`db`: role to SQLite path or PostgreSQL URL), a fresh card."""
     urls: dict[str, str] = {}
     roles: dict[str, InProcessRole] = {}
-    db = {n: str(tmp_path / f"{n}.sqlite") for n in ("auth", "relay", "mgmt1", "mgmt2")}
     with contextlib.ExitStack() as stack:
         roles["auth"] = stack.enter_context(
             InProcessRole("auth", lambda: auth_role(db["auth"]), tls=auth_tls())
@@ -152,6 +163,11 @@ def _refused(call: Any, status: int, reason: str) -> Refused:
 
 
 def test_first_then_later_contract(world: World) -> None:
+    check_first_then_later_contract(world)
+
+
+def check_first_then_later_contract(world: World) -> None:
+    """A first contract with eKYC, a later one without (also run on PostgreSQL)."""
     phone = world.phone()
     first = phone.contract(world.urls["mgmt1"])
     assert (first.kind, first.ekyc) == ("first", True)

@@ -66,8 +66,8 @@ def test_binding_data_is_injective(profile_id: str, ese_id: bytes, imsi: str) ->
 # -- the AuC ----------------------------------------------------------------------------------
 
 
-def _auc(tmp_path: Path) -> Auc:
-    auc = Auc(str(tmp_path / "auc.sqlite"), PKI.k4)
+def _auc(db: str) -> Auc:
+    auc = Auc(db, PKI.k4)
     auc.provision(TEST_IMSI, TEST_K, TEST_OPC)
     return auc
 
@@ -85,7 +85,12 @@ def _update(auc: Auc, move_id: str, k: bytes = NEW_K) -> dict[str, Any]:
 
 
 def test_auc_k_update_is_idempotent_and_restore_undoes_only_its_move(tmp_path: Path) -> None:
-    auc = _auc(tmp_path)
+    check_auc_k_update(str(tmp_path / "auc.sqlite"))
+
+
+def check_auc_k_update(db: str) -> None:
+    """The AuC's K update, its idempotence and its restore (also run on PostgreSQL)."""
+    auc = _auc(db)
     assert _update(auc, "m1") == {"status": "switched"}
     assert _update(auc, "m1") == {"status": "switched"}  # again: the kept K is still the old
     assert auc.current_k(TEST_IMSI) == NEW_K
@@ -99,14 +104,14 @@ def test_auc_k_update_is_idempotent_and_restore_undoes_only_its_move(tmp_path: P
 
 
 def test_auc_restore_before_the_update_bars_it(tmp_path: Path) -> None:
-    auc = _auc(tmp_path)
+    auc = _auc(str(tmp_path / "auc.sqlite"))
     assert auc.k_restore({"imsi": TEST_IMSI, "move_id": "m2"}) == {"status": "unchanged"}
     assert _update(auc, "m2") == {"status": "restored"}
     assert auc.current_k(TEST_IMSI) == TEST_K
 
 
 def test_auc_refuses_a_locked_subscription_and_a_key_not_under_k4(tmp_path: Path) -> None:
-    auc = _auc(tmp_path)
+    auc = _auc(str(tmp_path / "auc.sqlite"))
     auc.lock(TEST_IMSI)
     with pytest.raises(Refused) as e:
         _update(auc, "m3")
@@ -129,7 +134,7 @@ class _Direct:
 
 def test_a_profile_whose_k_is_stale_cannot_attach_even_if_it_activates(tmp_path: Path) -> None:
     """The seed's safety net: the first profile, not deleted, fails AKA once K changed."""
-    auc = _auc(tmp_path)
+    auc = _auc(str(tmp_path / "auc.sqlite"))
     profile = bind(sample_profile(), key=PKI.provider, certificate=PKI.provider_cert,
                    ese_id=ese_id_of(1), profile_id="P")  # fmt: skip
     rt = make_ese(1, PKI, profile=profile)
@@ -145,8 +150,8 @@ def test_a_profile_whose_k_is_stale_cannot_attach_even_if_it_activates(tmp_path:
 # -- the MNO front end -----------------------------------------------------------------------
 
 
-def _mno(tmp_path: Path) -> MnoFrontEnd:
-    mno = MnoFrontEnd(str(tmp_path / "mno.sqlite"), "http://127.0.0.1:9")
+def _mno(db: str) -> MnoFrontEnd:
+    mno = MnoFrontEnd(db, "http://127.0.0.1:9")
     mno.add_user("alice", "secret")
     mno.add_user("mallory", "other")
     mno.add_subscription("alice", "8988210000000000012", TEST_IMSI, "+1")
@@ -159,7 +164,12 @@ def _proof(out: dict[str, Any], password: str) -> str:
 
 
 def test_mno_authenticates_the_user_before_anything_moves(tmp_path: Path) -> None:
-    mno = _mno(tmp_path)
+    check_mno_authenticates(str(tmp_path / "mno.sqlite"))
+
+
+def check_mno_authenticates(db: str) -> None:
+    """The MNO front end's request and user authentication (also run on PostgreSQL)."""
+    mno = _mno(db)
     body = {"user": "alice", "msisdn": "+1", "source_ese": "A", "target_ese": "B"}
     out = mno.request_move(body)
     with pytest.raises(Refused) as e:
@@ -178,11 +188,14 @@ def test_mno_authenticates_the_user_before_anything_moves(tmp_path: Path) -> Non
 
 
 def test_manager_keeps_one_order_per_id_and_redelivers_when_asked_again(tmp_path: Path) -> None:
+    check_manager_orders(str(tmp_path / "m.sqlite"))
+
+
+def check_manager_orders(db: str) -> None:
+    """A manager's orders, once per id, answered once (also run on PostgreSQL)."""
     ese = ese_id_of(1).hex()
     pushed: list[str] = []
-    m = ProfileManager(
-        str(tmp_path / "m.sqlite"), (ese,), push=lambda o: pushed.append(o["order_id"])
-    )
+    m = ProfileManager(db, (ese,), push=lambda o: pushed.append(o["order_id"]))
     order = {"order_id": "o1", "move_id": "mv", "kind": "delete", "ese_id": ese,
              "callback": "http://127.0.0.1:9", "args": {"signature": "00"}}  # fmt: skip
     assert m.order(order) == {"state": "queued"}
@@ -201,7 +214,12 @@ def test_manager_keeps_one_order_per_id_and_redelivers_when_asked_again(tmp_path
 
 
 def test_provider_moves_once_per_request_id(tmp_path: Path) -> None:
-    p = ProfileProvider(str(tmp_path / "p.sqlite"), PKI)
+    check_provider_moves_once(str(tmp_path / "p.sqlite"))
+
+
+def check_provider_moves_once(db: str) -> None:
+    """The provider's move log, one move per request id (also run on PostgreSQL)."""
+    p = ProfileProvider(db, PKI)
     p.add_subscription("8988210000000000012", TEST_IMSI, "+1", "P")
     body = {"request_id": "r1", "msisdn": "+1", "source_ese": "AA", "target_ese": "BB"}
     first = p.create_move(body)

@@ -71,7 +71,8 @@ class World:
 
 
 @contextlib.contextmanager
-def world(*, hsm_finger: int = 0, seed: int = 7) -> Iterator[World]:
+def world(*, hsm_finger: int = 0, seed: int = 7, store: str = ":memory:") -> Iterator[World]:
+    """The system; `store` holds the repository's and the HSM's tables (two stores on it)."""
     rng = CardRng(seed)
     root = EcKeyPair.generate(P256, rng)
     hsm_key, repo_key, terminal_key = (EcKeyPair.generate(P256, rng) for _ in range(3))
@@ -79,7 +80,7 @@ def world(*, hsm_finger: int = 0, seed: int = 7) -> Iterator[World]:
     repo_cert = issue_cvc(root.cryptography_key, b"ROOT", b"REP-01", repo_key.public)
     clock = Clock()
     repo = repo_mod.Repository(
-        ":memory:",
+        store,
         key=repo_key,
         certificate=repo_cert,
         root=root.public,
@@ -88,7 +89,7 @@ def world(*, hsm_finger: int = 0, seed: int = 7) -> Iterator[World]:
     )
     key_id = repo.register_terminal("counter-1", public_key_template(terminal_key.public))
     repo.put_credential("qualification", CREDENTIAL)
-    hsm = hsm_mod.Hsm(":memory:")
+    hsm = hsm_mod.Hsm(store)
     device = hsm_mod.RegistrationDevice(hsm, key=hsm_key, certificate=hsm_cert, root=root.public)
     card = make_card(root, HOLDER[0], rng_seed=seed, card_ref=CARD_REF)
     other_card = make_card(root, OTHER[0], rng_seed=seed + 1, card_ref=b"CARD0002")
@@ -128,7 +129,12 @@ def nothing_disclosed(w: World) -> None:
 
 
 def test_issuance_read_and_write_end_to_end() -> None:
-    with world() as w:
+    check_issuance_read_and_write(":memory:")
+
+
+def check_issuance_read_and_write(store: str) -> None:
+    """Issue, read and write through both roles (also run on PostgreSQL)."""
+    with world(store=store) as w:
         result = w.terminal().issue(w.registration())
         assert result["url"] == w.repo_url
         assert len(w.hsm.issued()) == 1

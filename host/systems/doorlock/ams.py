@@ -422,7 +422,8 @@ class AppManagementServer:
                 raise Refused(400, "identifiers outside the request's combination")
             with self.store.transaction() as c:
                 row = c.execute(
-                    "SELECT last_counter FROM devices WHERE device_id = ?", (lock["device_id"],)
+                    "SELECT last_counter FROM devices WHERE device_id = ?" + self.store.for_update,
+                    (lock["device_id"],),
                 ).fetchone()
                 if counter <= row[0]:
                     raise Refused(409, f"replayed request (counter {counter}, last {row[0]})")

@@ -155,7 +155,9 @@ class AuthServer:
         application = _text(body, "application")
         document = _object(body, "document")
         with self.store.transaction() as c:
-            row = c.execute("SELECT * FROM verifications WHERE dak = ?", (dak,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM verifications WHERE dak = ?" + self.store.for_update, (dak,)
+            ).fetchone()
             if row is not None:
                 same = (row["eid"], row["requester"], row["application"]) == (
                     eid,
@@ -217,7 +219,9 @@ class AuthServer:
         )
         with self.store.transaction() as c:
             now = self._clock()
-            current = c.execute("SELECT * FROM verifications WHERE id = ?", (vid,)).fetchone()
+            current = c.execute(
+                "SELECT * FROM verifications WHERE id = ?" + self.store.for_update, (vid,)
+            ).fetchone()
             if current["state"] == "passed":
                 return {"verification": vid, "state": "passed"}
             if not verdict.ok:

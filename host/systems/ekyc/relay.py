@@ -103,7 +103,9 @@ class Relay(SmDs):
         if event_id is not None:
             event_id = _text(body, "eventId")
         with self.store.transaction() as c:
-            row = c.execute("SELECT * FROM keys WHERE dak = ?", (dak,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM keys WHERE dak = ?" + self.store.for_update, (dak,)
+            ).fetchone()
             if row is None:
                 c.execute(
                     "INSERT INTO keys VALUES (?, ?, ?, ?, ?)",

@@ -78,7 +78,9 @@ class Auc:
         rand = secrets.token_bytes(16)
         session = secrets.token_hex(16)
         with self.store.transaction() as c:
-            row = c.execute("SELECT * FROM subscribers WHERE imsi = ?", (imsi,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM subscribers WHERE imsi = ?" + self.store.for_update, (imsi,)
+            ).fetchone()
             if row is None:
                 raise Refused(404, "unknown IMSI")
             seq = row["seq"] + 1
@@ -97,7 +99,9 @@ class Auc:
         session = text(body, "session")
         res = hexbytes(body, "res")
         with self.store.transaction() as c:
-            row = c.execute("SELECT * FROM sessions WHERE session = ?", (session,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM sessions WHERE session = ?" + self.store.for_update, (session,)
+            ).fetchone()
             if row is None or row["used"]:
                 raise Refused(404, "no such authentication session")
             c.execute("UPDATE sessions SET used = 1 WHERE session = ?", (session,))
@@ -116,7 +120,9 @@ class Auc:
             done = c.execute("SELECT action FROM updates WHERE move_id = ?", (move_id,)).fetchone()
             if done is not None:
                 return {"status": "switched" if done["action"] == "update" else done["action"]}
-            row = c.execute("SELECT * FROM subscribers WHERE imsi = ?", (imsi,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM subscribers WHERE imsi = ?" + self.store.for_update, (imsi,)
+            ).fetchone()
             if row is None:
                 raise Refused(404, "unknown IMSI")
             if row["locked"]:
@@ -132,7 +138,9 @@ class Auc:
     def k_restore(self, body: dict[str, Any]) -> dict[str, Any]:
         imsi, move_id = text(body, "imsi", limit=15), text(body, "move_id")
         with self.store.transaction() as c:
-            row = c.execute("SELECT * FROM subscribers WHERE imsi = ?", (imsi,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM subscribers WHERE imsi = ?" + self.store.for_update, (imsi,)
+            ).fetchone()
             if row is None:
                 raise Refused(404, "unknown IMSI")
             if row["move_id"] != move_id:

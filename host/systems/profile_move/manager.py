@@ -88,7 +88,9 @@ class ProfileManager:
         if not isinstance(args, dict) or not all(isinstance(v, str) for v in args.values()):
             raise Refused(400, "args: an object of strings")
         with self.store.transaction() as c:
-            row = c.execute("SELECT result FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+            row = c.execute(
+                "SELECT result FROM orders WHERE order_id = ?" + self.store.for_update, (order_id,)
+            ).fetchone()
             if row is None:
                 seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM orders").fetchone()[0]
                 c.execute(
@@ -122,7 +124,9 @@ class ProfileManager:
             "sw": str(body.get("sw") or ""),
         }
         with self.store.transaction() as c:
-            row = c.execute("SELECT result FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+            row = c.execute(
+                "SELECT result FROM orders WHERE order_id = ?" + self.store.for_update, (order_id,)
+            ).fetchone()
             if row is None:
                 raise Refused(404, "no such order")
             if row["result"] is None:

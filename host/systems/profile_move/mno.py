@@ -128,7 +128,9 @@ class MnoFrontEnd:
         """Step 510: the user's proof; the request then waits for the forward (515)."""
         proof = hexbytes(body, "proof")
         with self.store.transaction() as c:
-            req = c.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+            req = c.execute(
+                "SELECT * FROM requests WHERE request_id = ?" + self.store.for_update, (request_id,)
+            ).fetchone()
             if req is None:
                 raise Refused(404, "no such request")
             if req["authenticated"]:

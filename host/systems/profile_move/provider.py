@@ -211,7 +211,9 @@ class ProfileProvider:
             "sw": str(body.get("sw") or ""),
         }
         with self.store.transaction() as c:
-            row = c.execute("SELECT * FROM moves WHERE move_id = ?", (move_id,)).fetchone()
+            row = c.execute(
+                "SELECT * FROM moves WHERE move_id = ?" + self.store.for_update, (move_id,)
+            ).fetchone()
             if row is None:
                 raise Refused(404, "no such move")
             data = json.loads(row["data"])
@@ -253,7 +255,9 @@ class ProfileProvider:
         **data: Any,
     ) -> None:
         with self.store.transaction() as c:
-            row = c.execute("SELECT data FROM moves WHERE move_id = ?", (move_id,)).fetchone()
+            row = c.execute(
+                "SELECT data FROM moves WHERE move_id = ?" + self.store.for_update, (move_id,)
+            ).fetchone()
             merged = {**json.loads(row["data"]), **data}
             clear = ", result = NULL" if result else ""
             c.execute(

@@ -317,7 +317,8 @@ class Repository:
 
     def _take_token(self, c: Any, sid: str, token: bytes, purpose: str) -> Any:
         row = c.execute(
-            "SELECT * FROM tokens WHERE token = ? AND purpose = ?", (token.hex(), purpose)
+            "SELECT * FROM tokens WHERE token = ? AND purpose = ?" + self.store.for_update,
+            (token.hex(), purpose),
         ).fetchone()
         if row is None or not hmac.compare_digest(row["token"], token.hex()):
             raise Refused(403, "unknown token")

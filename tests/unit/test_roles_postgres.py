@@ -1,0 +1,134 @@
+"""The server roles beyond the SM-DP+/SM-DS/ES2+ on a PostgreSQL store.
+
+Each case makes a role (or a system's roles) on an empty PostgreSQL database
+and runs its main request path, as the role's own tests do on SQLite (the same
+`check_*` functions): the SQL each role writes in SQLite's dialect must run on
+PostgreSQL too (`host.servers.pgstore`). Two processes of one role share a
+database on PostgreSQL; the read-modify-write checks below run two stores on
+it at once and count what was handed out.
+
+One cluster for the module (the session's `pg_server`); skipped, with the
+reason, when PostgreSQL or psycopg is missing (`pg_fixtures`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pg_fixtures import PgServer, pg_server, pg_url  # noqa: F401 - fixtures
+
+from card.uicc.builder import TEST_IMSI, TEST_K, TEST_OPC
+from host.servers.smsc import SCHEMA as SMSC_SCHEMA
+from host.servers.smsc import Smsc
+from host.servers.web import Store
+from host.systems.profile_move.auc import Auc
+from host.systems.profile_move.resolver import Resolver
+from tests.unit import test_doorlock_ams as doorlock
+from tests.unit import test_ekyc_system as ekyc
+from tests.unit import test_profile_move_roles as move
+from tests.unit import test_repository_system as repository
+
+
+def _smsc(url: str) -> None:
+    smsc = Smsc(Store(url, SMSC_SCHEMA))
+    first = smsc.submit("12345", "+491701234567", b"\x02\x70\x00abc")
+    second = smsc.submit("12345", "+491701234567", b"def")
+    assert second > first >= 1  # the identity column numbers them
+    got = smsc.take_inbox("+491701234567")
+    assert [m.user_data for m in got] == [b"\x02\x70\x00abc", b"def"]
+    assert smsc.take_inbox("+491701234567") == []  # delivered once
+    smsc.store.close()
+
+
+def _doorlock_ams(url: str) -> None:
+    world = doorlock.World(store=url)
+    try:
+        doorlock.check_request_installs(world)
+    finally:
+        world.ams.close()
+
+
+def _resolver(url: str) -> None:
+    r = Resolver(url)
+    r.register_manager("aa01", "https://m1", "cert-1")
+    r.register_manager("AA01", "https://m2", "cert-2")  # again: replaced
+    r.register_provider("mno-1", "https://p1")
+    assert r.manager({}, "AA01") == {"url": "https://m2", "certificate": "cert-2"}
+    assert r.provider({}, "mno-1") == {"url": "https://p1"}
+    r.close()
+
+
+ROLES: dict[str, Callable[[str], None]] = {
+    "doorlock-ams": _doorlock_ams,
+    "smsc": _smsc,
+    "repository+registration-hsm": repository.check_issuance_read_and_write,
+    "profile-move-provider": move.check_provider_moves_once,
+    "profile-move-manager": move.check_manager_orders,
+    "profile-move-mno": move.check_mno_authenticates,
+    "profile-move-auc": move.check_auc_k_update,
+    "profile-move-resolver": _resolver,
+}
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_role_main_path_on_postgresql(role: str, pg_url: str) -> None:
+    ROLES[role](pg_url)
+
+
+def test_ekyc_auth_relay_and_management_on_postgresql(pg_server: PgServer) -> None:  # noqa: F811
+    """Each eKYC role on its own database (the management servers carry an SM-DP+ each)."""
+    db = {name: pg_server.database(f"ekyc_{name}") for name in ekyc.ROLES}
+    with ekyc.open_world(db) as world:
+        ekyc.check_first_then_later_contract(world)
+        (app,) = world.roles["mgmt1"].logic.applications()
+        assert app["kind"] == "first" and app["event_registered"]
+
+
+# -- read-modify-write under two processes -----------------------------------------------------
+
+
+def _at_once(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """`work(i)` for i < n on n threads started together; what each returned or raised."""
+    out: list[Any] = [None] * n
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = work(i)
+        except Exception as e:  # noqa: BLE001 - the caller counts refusals
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_two_aucs_on_one_database_never_reuse_a_sequence_number(pg_url: str) -> None:
+    """TS 33.102 §6.3.2: each vector a fresh SQN; two AuC processes read and bump `seq`
+    under a row lock (`FOR UPDATE`), so none is handed out twice."""
+    aucs = [Auc(pg_url, move.PKI.k4) for _ in range(2)]
+    aucs[0].provision(TEST_IMSI, TEST_K, TEST_OPC)
+    _at_once(2, lambda i: [aucs[i].vectors({"imsi": TEST_IMSI}) for _ in range(10)])
+    row = aucs[0].store.query_one("SELECT seq FROM subscribers WHERE imsi = ?", (TEST_IMSI,))
+    assert row is not None and row["seq"] == 1 + 20  # no lost update
+    for a in aucs:
+        a.close()
+
+
+def test_two_smscs_on_one_database_deliver_each_message_once(pg_url: str) -> None:
+    """Two SMSC processes polled at once for one inbox: every message to exactly one poll."""
+    smscs = [Smsc(Store(pg_url, SMSC_SCHEMA)) for _ in range(2)]
+    for n in range(20):
+        smscs[n % 2].submit("12345", "+491701234567", bytes([n]))
+    got = _at_once(2, lambda i: smscs[i].take_inbox("+491701234567"))
+    ids = [m.id for polled in got for m in polled]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 20
+    for s in smscs:
+        s.store.close()
