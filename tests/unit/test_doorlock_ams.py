@@ -29,7 +29,9 @@ IMEI2, IMEI3 = "356938035643817", "356938035643825"
 class World:
     """Two SIMs of phones, a lock's SIM, the server (in memory) and its clock."""
 
-    def __init__(self, combination: str = "B", sim_ids: int = 0x82, store: str = ":memory:") -> None:
+    def __init__(
+        self, combination: str = "B", sim_ids: int = 0x82, store: str = ":memory:"
+    ) -> None:
         self.now = datetime(2026, 12, 7, 2, 0)
         self.sims: dict[str, CardRuntime] = {
             "lock-1": make_sim(LOCK, rng_seed=1),

@@ -25,6 +25,8 @@ from host.servers.smsc import SCHEMA as SMSC_SCHEMA
 from host.servers.smsc import Smsc
 from host.servers.web import Store
 from host.systems.profile_move.auc import Auc
+from host.systems.profile_move.manager import ProfileManager
+from host.systems.profile_move.pki import ese_id_of
 from host.systems.profile_move.resolver import Resolver
 from tests.unit import test_doorlock_ams as doorlock
 from tests.unit import test_ekyc_system as ekyc
@@ -61,27 +63,45 @@ def _resolver(url: str) -> None:
     r.close()
 
 
+def _manager(url: str) -> None:
+    move.check_manager_orders(url)
+    m = ProfileManager(url, (ese_id_of(1).hex(),), push=lambda o: None)
+    body = {"request_id": "r1", "source_ese": ese_id_of(1).hex(), "target_ese": "BB",
+            "iccid": "8988210000000000012", "mno": "mno-1"}  # fmt: skip
+    assert m.request_move(body)["state"] == "accepted"
+    assert m.request_move(body)["state"] == "accepted"  # again: kept once
+    assert len(m.store.query("SELECT request_id FROM requests")) == 1
+    m.close()
+
+
 ROLES: dict[str, Callable[[str], None]] = {
     "doorlock-ams": _doorlock_ams,
     "smsc": _smsc,
     "repository+registration-hsm": repository.check_issuance_read_and_write,
     "profile-move-provider": move.check_provider_moves_once,
-    "profile-move-manager": move.check_manager_orders,
+    "profile-move-manager": _manager,
     "profile-move-mno": move.check_mno_authenticates,
     "profile-move-auc": move.check_auc_k_update,
     "profile-move-resolver": _resolver,
 }
 
 
+@pytest.fixture
+def db(request: pytest.FixtureRequest) -> str:
+    """An empty PostgreSQL database (`pg_fixtures.pg_url`)."""
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_role_main_path_on_postgresql(role: str, pg_url: str) -> None:
-    ROLES[role](pg_url)
+def test_role_main_path_on_postgresql(role: str, db: str) -> None:
+    ROLES[role](db)
 
 
-def test_ekyc_auth_relay_and_management_on_postgresql(pg_server: PgServer) -> None:  # noqa: F811
+def test_ekyc_auth_relay_and_management_on_postgresql(request: pytest.FixtureRequest) -> None:
     """Each eKYC role on its own database (the management servers carry an SM-DP+ each)."""
-    db = {name: pg_server.database(f"ekyc_{name}") for name in ekyc.ROLES}
-    with ekyc.open_world(db) as world:
+    server: PgServer = request.getfixturevalue("pg_server")
+    stores = {name: server.database(f"ekyc_{name}") for name in ekyc.ROLES}
+    with ekyc.open_world(stores) as world:
         ekyc.check_first_then_later_contract(world)
         (app,) = world.roles["mgmt1"].logic.applications()
         assert app["kind"] == "first" and app["event_registered"]
@@ -110,10 +130,10 @@ def _at_once(n: int, work: Callable[[int], Any]) -> list[Any]:
     return out
 
 
-def test_two_aucs_on_one_database_never_reuse_a_sequence_number(pg_url: str) -> None:
+def test_two_aucs_on_one_database_never_reuse_a_sequence_number(db: str) -> None:
     """TS 33.102 §6.3.2: each vector a fresh SQN; two AuC processes read and bump `seq`
     under a row lock (`FOR UPDATE`), so none is handed out twice."""
-    aucs = [Auc(pg_url, move.PKI.k4) for _ in range(2)]
+    aucs = [Auc(db, move.PKI.k4) for _ in range(2)]
     aucs[0].provision(TEST_IMSI, TEST_K, TEST_OPC)
     _at_once(2, lambda i: [aucs[i].vectors({"imsi": TEST_IMSI}) for _ in range(10)])
     row = aucs[0].store.query_one("SELECT seq FROM subscribers WHERE imsi = ?", (TEST_IMSI,))
@@ -122,9 +142,9 @@ def test_two_aucs_on_one_database_never_reuse_a_sequence_number(pg_url: str) -> 
         a.close()
 
 
-def test_two_smscs_on_one_database_deliver_each_message_once(pg_url: str) -> None:
+def test_two_smscs_on_one_database_deliver_each_message_once(db: str) -> None:
     """Two SMSC processes polled at once for one inbox: every message to exactly one poll."""
-    smscs = [Smsc(Store(pg_url, SMSC_SCHEMA)) for _ in range(2)]
+    smscs = [Smsc(Store(db, SMSC_SCHEMA)) for _ in range(2)]
     for n in range(20):
         smscs[n % 2].submit("12345", "+491701234567", bytes([n]))
     got = _at_once(2, lambda i: smscs[i].take_inbox("+491701234567"))
