@@ -152,3 +152,20 @@ def test_two_smscs_on_one_database_deliver_each_message_once(db: str) -> None:
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 20
     for s in smscs:
         s.store.close()
+
+
+def test_an_ekyc_store_made_before_seq_keeps_its_applications_order() -> None:
+    """An SQLite file from before `seq` (listed by rowid then) gets the column, in rowid order."""
+    from host.systems.ekyc import mgmt
+
+    old = mgmt._SCHEMA.replace(",\n    seq INTEGER", "")
+    assert "seq" not in old
+    store = Store(":memory:", old)
+    for app_id in ("B", "A"):
+        store.apply_schema(
+            "INSERT INTO applications (id, plan, customer, challenge, state, updated)"
+            f" VALUES ('{app_id}', 'p', '{{}}', x'00', 'applied', 0)"
+        )
+    mgmt._migrate(store)
+    rows = store.query("SELECT id FROM applications ORDER BY seq, id")
+    assert [r["id"] for r in rows] == ["B", "A"]
