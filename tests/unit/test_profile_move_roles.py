@@ -7,6 +7,8 @@ all-or-nothing proof relies on are checked here directly.
 from __future__ import annotations
 
 import hmac
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,26 @@ def test_binding_data_is_injective(profile_id: str, ese_id: bytes, imsi: str) ->
     assert binding_data(Variant.NO_ESE_ID, profile_id, ese_id, imsi) != full
 
 
+def at_once(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """`work(i)` for i < n on n threads released together; what each returned or raised."""
+    out: list[Any] = [None] * n
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = work(i)
+        except Exception as e:  # noqa: BLE001 - the caller asserts there is none
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
 # -- the AuC ----------------------------------------------------------------------------------
 
 
@@ -101,6 +123,29 @@ def check_auc_k_update(db: str) -> None:
     # A late copy of the restored move's update does not switch again.
     assert _update(auc, "m1") == {"status": "restored"}
     assert auc.current_k(TEST_IMSI) == TEST_K
+
+
+def test_two_aucs_answer_one_k_update_sent_twice_at_once_alike(tmp_path: Path) -> None:
+    check_auc_k_update_race(str(tmp_path / "auc.sqlite"))
+
+
+def check_auc_k_update_race(db: str, rounds: int = 5) -> None:
+    """Steps 206/565: one move's K update arriving twice at once at two AuC processes (a
+    provider's retry) switches once; both get "switched" (also run on PostgreSQL)."""
+    aucs = [Auc(db, PKI.k4) for _ in range(2)]
+    try:
+        for n in range(rounds):
+            aucs[0].provision(TEST_IMSI, TEST_K, TEST_OPC)
+            got = at_once(2, lambda i: _update(aucs[i], f"race-{n}"))
+            assert got == [{"status": "switched"}] * 2
+            rows = aucs[0].store.query("SELECT * FROM updates WHERE move_id = ?", (f"race-{n}",))
+            assert [r["action"] for r in rows] == ["update"]
+            sub = aucs[0].store.query_one("SELECT * FROM subscribers WHERE imsi = ?", (TEST_IMSI,))
+            assert bytes(sub["k"]) == NEW_K
+            assert bytes(sub["prev_k"]) == TEST_K  # the old K kept, not the new one twice
+    finally:
+        for a in aucs:
+            a.close()
 
 
 def test_auc_restore_before_the_update_bars_it(tmp_path: Path) -> None:
@@ -229,6 +274,31 @@ def check_provider_moves_once(db: str) -> None:
     assert e.value.status == 409
     assert p.unfinished() == [first["move_id"]]
     assert p.events(first["move_id"])[0][:2] == (515, "requested")
+
+
+def test_two_providers_answer_one_move_request_sent_twice_at_once_alike(tmp_path: Path) -> None:
+    check_provider_move_request_race(str(tmp_path / "p.sqlite"))
+
+
+def check_provider_move_request_race(db: str, rounds: int = 5) -> None:
+    """Steps 515/620: one move request arriving twice at once at two provider processes
+    makes one move; both callers get its ID (also run on PostgreSQL)."""
+    providers = [ProfileProvider(db, PKI) for _ in range(2)]
+    try:
+        for n in range(rounds):
+            iccid = f"89882100000000001{n:02d}"
+            providers[0].add_subscription(iccid, f"00101000000{n:04d}", f"+{n}", "P")
+            body = {"request_id": f"race-{n}", "iccid": iccid, "source_ese": "AA",
+                    "target_ese": "BB"}  # fmt: skip
+            got = at_once(2, lambda i: providers[i].create_move(body))
+            assert isinstance(got[0], dict), got
+            assert got == [{"move_id": got[0]["move_id"], "state": "requested"}] * 2
+            rows = providers[0].store.query("SELECT * FROM moves WHERE iccid = ?", (iccid,))
+            assert [r["move_id"] for r in rows] == [got[0]["move_id"]]
+            assert [e[:2] for e in providers[0].events(got[0]["move_id"])] == [(515, "requested")]
+    finally:
+        for p in providers:
+            p.close()
 
 
 def test_a_local_role_serves_https_that_only_the_demo_ca_opens(tmp_path: Path) -> None:

@@ -142,6 +142,17 @@ def test_two_aucs_on_one_database_never_reuse_a_sequence_number(db: str) -> None
         a.close()
 
 
+def test_a_move_request_sent_twice_at_once_makes_one_move_on_postgresql(db: str) -> None:
+    """Two provider processes take one request ID at once: one move, the same answer twice
+    (the second used to hit the UNIQUE constraint and answer 500)."""
+    move.check_provider_move_request_race(db)
+
+
+def test_a_k_update_sent_twice_at_once_switches_once_on_postgresql(db: str) -> None:
+    """Two AuC processes take one move's K update at once: one switch, "switched" twice."""
+    move.check_auc_k_update_race(db)
+
+
 def test_two_smscs_on_one_database_deliver_each_message_once(db: str) -> None:
     """Two SMSC processes polled at once for one inbox: every message to exactly one poll."""
     smscs = [Smsc(Store(db, SMSC_SCHEMA)) for _ in range(2)]
