@@ -8,7 +8,8 @@
 - `POST /k-update {imsi, move_id, k, opc}` (steps 206/565): K and OPc arrive
   wrapped under the transport key K4 (RFC 3394), as operators carry Ki; the
   old pair is kept with the move ID. Idempotent: the same move again answers
-  "switched" without touching the kept pair. A subscription locked for changes
+  "switched" without touching the kept pair, also when two copies arrive at once
+  at two AuC processes (the subscriber's row is locked before the move is looked up). A subscription locked for changes
   refuses (409): the seed's "AuC update fails".
 - `POST /k-restore {imsi, move_id}` (step 207): the kept pair back, only if that
   move's update is the one in force; otherwise nothing (idempotent).
@@ -117,12 +118,15 @@ class Auc:
         imsi, move_id = text(body, "imsi", limit=15), text(body, "move_id")
         k, opc = self._unwrap(body, "k"), self._unwrap(body, "opc")
         with self.store.transaction() as c:
-            done = c.execute("SELECT action FROM updates WHERE move_id = ?", (move_id,)).fetchone()
-            if done is not None:
-                return {"status": "switched" if done["action"] == "update" else done["action"]}
+            # The subscriber's row first: a second copy of this update (or its restore) in
+            # another process waits here for the first to commit, then reads its outcome
+            # below, rather than switching again and hitting `updates`' key (a 500).
             row = c.execute(
                 "SELECT * FROM subscribers WHERE imsi = ?" + self.store.for_update, (imsi,)
             ).fetchone()
+            done = c.execute("SELECT action FROM updates WHERE move_id = ?", (move_id,)).fetchone()
+            if done is not None:
+                return {"status": "switched" if done["action"] == "update" else done["action"]}
             if row is None:
                 raise Refused(404, "unknown IMSI")
             if row["locked"]:

@@ -162,7 +162,16 @@ class ProfileProvider:
     # -- HTTP operations ----------------------------------------------------------------------
 
     def create_move(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Steps 515/620: a move request; the same request ID again is the same move."""
+        """Steps 515/620: a move request; the same request ID again is the same move.
+
+        Two copies may arrive at once at two provider processes (a retry, a duplicate).
+        On PostgreSQL (READ COMMITTED) the subscription's row is locked first, so the
+        second copy waits for the first to commit, and its next read then sees the first's
+        move; the INSERT yields to an existing request ID (ON CONFLICT DO NOTHING) and the
+        answer is read back, so a copy that still races (another subscription named under
+        the same request ID) gets the move that won, never the UNIQUE violation (a 500).
+        On SQLite, BEGIN IMMEDIATE serialises the two and the same reads hold.
+        """
         request_id = text(body, "request_id")
         by = {k: str(body.get(k) or "") for k in ("iccid", "imsi", "msisdn")}
         parts = body.get("parts", 7)
@@ -173,13 +182,14 @@ class ProfileProvider:
         if source == target:
             raise Refused(400, "source and target are the same eSE")
         with self.store.transaction() as c:
+            sub = c.execute(
+                "SELECT * FROM subscriptions WHERE iccid = ? OR imsi = ? OR msisdn = ?"
+                + self.store.for_update,
+                (by["iccid"], by["imsi"], by["msisdn"]),
+            ).fetchone()
             old = c.execute("SELECT * FROM moves WHERE request_id = ?", (request_id,)).fetchone()
             if old is not None:
                 return {"move_id": old["move_id"], "state": old["state"]}
-            sub = c.execute(
-                "SELECT * FROM subscriptions WHERE iccid = ? OR imsi = ? OR msisdn = ?",
-                (by["iccid"], by["imsi"], by["msisdn"]),
-            ).fetchone()
             if sub is None:
                 raise Refused(404, "no subscription of this provider matches")
             busy = c.execute(
@@ -193,10 +203,16 @@ class ProfileProvider:
             data = {"imsi": sub["imsi"], "profile_id": sub["profile_id"]}
             c.execute(
                 "INSERT INTO moves (move_id, request_id, trigger, iccid, source, target, parts, "
-                "state, data, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?)",
+                "state, data, created) VALUES (?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?)"
+                " ON CONFLICT (request_id) DO NOTHING",
                 (move_id, request_id, text(body, "trigger", optional=True) or "mno", sub["iccid"],
                  source, target, parts, json.dumps(data), time.time()),
             )  # fmt: skip
+            won = c.execute(
+                "SELECT move_id, state FROM moves WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            if won["move_id"] != move_id:  # another copy's move, committed while this waited
+                return {"move_id": won["move_id"], "state": won["state"]}
             self._event(c, move_id, 515, "requested", f"via {body.get('trigger', 'mno')}")
         return {"move_id": move_id, "state": "requested"}
 
