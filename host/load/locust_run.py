@@ -47,7 +47,14 @@ from host.load.orders import matching_id
 from host.load.summary import DOWNLOAD, ES9, LPA, summarise
 from host.pki import TestPki, default_pki, load_pki
 
-__all__ = ["EuiccUser", "LoadSettings", "run_local", "run_master", "run_worker"]
+__all__ = [
+    "EuiccUser",
+    "LoadSettings",
+    "run_local",
+    "run_master",
+    "run_worker",
+    "send_stats_now",
+]
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +386,23 @@ def run_master(
     return summary
 
 
+def send_stats_now(runner: WorkerRunner) -> None:
+    """Send this worker's statistics to the master now, not at its next report.
+
+    Locust has no public call for this (checked against Locust 2.47.0): its worker's
+    own `_send_stats()`, which its report loop and its "quit" handler call, is private.
+    This does what that does from public parts: the documented `report_to_master` event
+    fills the report (Locust's own listeners add "stats", "errors" and the user count;
+    the worker's `client_id` names it), and the documented `WorkerRunner.send_message`
+    carries it as a "stats" message, the type the master turns into `worker_report`.
+    That message type is Locust's wire protocol, not an API: test_load's
+    `test_send_stats_now_reaches_the_master` fails if a Locust release renames it.
+    """
+    data: dict[str, Any] = {}
+    runner.environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
+    runner.send_message("stats", data)
+
+
 def run_worker(master_host: str, master_port: int = 5557, *, pki_dir: str | None = None) -> None:
     """A worker: connects to the master, runs the users it is given until the master quits."""
     RUN.reset()
@@ -396,7 +420,7 @@ def run_worker(master_host: str, master_port: int = 5557, *, pki_dir: str | None
         said_done = True
         # The statistics first: the master stops once every worker said done, and
         # Locust's own final report on quit may come too late for its summary.
-        runner._send_stats()
+        send_stats_now(runner)
         runner.send_message(DONE_MESSAGE, {"index": runner.worker_index})
 
     def stop(environment: Environment, msg: Any, **_: Any) -> None:

@@ -80,6 +80,49 @@ def test_importing_cardemu_patches_nothing() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, check=True, timeout=60)
 
 
+def test_send_stats_now_reaches_the_master() -> None:
+    """A worker's statistics flushed by `send_stats_now` arrive at the master as a
+    `worker_report` (Locust's master and worker on loopback, in a child process)."""
+    code = (
+        "import gevent\n"
+        "from locust import User, task\n"
+        "from locust.env import Environment\n"
+        "from host.load.locust_run import send_stats_now\n"
+        "class U(User):\n"
+        "    @task\n"
+        "    def t(self): pass\n"
+        "master_env, worker_env = Environment(user_classes=[U]), Environment(user_classes=[U])\n"
+        "master = master_env.create_master_runner('127.0.0.1', 0)\n"
+        "port = master.server.port\n"
+        "worker = worker_env.create_worker_runner('127.0.0.1', port)\n"
+        "for _ in range(100):\n"
+        "    if master.clients.ready: break\n"
+        "    gevent.sleep(0.05)\n"
+        "assert master.clients.ready, 'the worker never connected'\n"
+        "got = []\n"
+        "master_env.events.worker_report.add_listener(\n"
+        "    lambda client_id, data: got.append((client_id, data)))\n"
+        "for _ in range(100):\n"  # the worker's first periodic report: the next is 3 s away
+        "    if got: break\n"
+        "    gevent.sleep(0.05)\n"
+        "got.clear()\n"
+        "worker_env.events.request.fire(request_type='LPA', name='download', response_time=5,\n"
+        "    response_length=0, exception=None, context={})\n"
+        "send_stats_now(worker)\n"
+        "for _ in range(20):\n"
+        "    if got: break\n"
+        "    gevent.sleep(0.05)\n"
+        "assert got, 'no worker_report at the master: Locust changed its stats message?'\n"
+        "assert got[0][0] == worker.client_id\n"
+        "assert master_env.stats.get('download', 'LPA').num_requests == 1, 'stats not merged'\n"
+        "worker.quit(); master.quit()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_matching_id_templates() -> None:
     assert matching_id("LOAD-{n:06d}", 42) == "LOAD-000042"
     assert matching_id("X{n}", 7) == "X7"
