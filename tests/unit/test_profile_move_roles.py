@@ -136,7 +136,7 @@ def check_auc_k_update_race(db: str, rounds: int = 5) -> None:
     try:
         for n in range(rounds):
             aucs[0].provision(TEST_IMSI, TEST_K, TEST_OPC)
-            got = at_once(2, lambda i: _update(aucs[i], f"race-{n}"))
+            got = at_once(2, lambda i, n=n: _update(aucs[i], f"race-{n}"))
             assert got == [{"status": "switched"}] * 2
             rows = aucs[0].store.query("SELECT * FROM updates WHERE move_id = ?", (f"race-{n}",))
             assert [r["action"] for r in rows] == ["update"]
@@ -290,7 +290,7 @@ def check_provider_move_request_race(db: str, rounds: int = 5) -> None:
             providers[0].add_subscription(iccid, f"00101000000{n:04d}", f"+{n}", "P")
             body = {"request_id": f"race-{n}", "iccid": iccid, "source_ese": "AA",
                     "target_ese": "BB"}  # fmt: skip
-            got = at_once(2, lambda i: providers[i].create_move(body))
+            got = at_once(2, lambda i, body=body: providers[i].create_move(body))
             assert isinstance(got[0], dict), got
             assert got == [{"move_id": got[0]["move_id"], "state": "requested"}] * 2
             rows = providers[0].store.query("SELECT * FROM moves WHERE iccid = ?", (iccid,))

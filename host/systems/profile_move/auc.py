@@ -9,8 +9,8 @@
   wrapped under the transport key K4 (RFC 3394), as operators carry Ki; the
   old pair is kept with the move ID. Idempotent: the same move again answers
   "switched" without touching the kept pair, also when two copies arrive at once
-  at two AuC processes (the subscriber's row is locked before the move is looked up). A subscription locked for changes
-  refuses (409): the seed's "AuC update fails".
+  at two AuC processes (the subscriber's row is locked before the move is looked
+  up). A subscription locked for changes refuses (409): the seed's "AuC update fails".
 - `POST /k-restore {imsi, move_id}` (step 207): the kept pair back, only if that
   move's update is the one in force; otherwise nothing (idempotent).
 """
