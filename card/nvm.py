@@ -234,6 +234,10 @@ class NVM:
         #: the last value written and its size: a record rewritten APDU after APDU (a PIN's
         #: counter, SQN) is not walked again to learn what its old value weighed
         self._size_memo: tuple[Value, int] = (_ABSENT, 0)
+        #: the value written before that and its size: a PIN record alternates between
+        #: two stored tuples (decremented, restored), each a checked, frozen value that
+        #: is neither walked nor sized again when the same object is written back
+        self._size_memo2: tuple[Value, int] = (_ABSENT, 0)
         self._used = 0
         self._tear_countdown: int | None = None
         #: writes since the runtime last reset it (the runtime uses it per APDU)
@@ -666,7 +670,15 @@ class NVM:
 
     def write(self, owner: str, name: str, value: Value) -> None:
         """Store one value atomically (journaled when a transaction is open)."""
-        value, size = _check_value(value)
+        memo, memo2 = self._size_memo, self._size_memo2
+        # A memo holds a value as stored (frozen by _check_value, immutable all the
+        # way down): the very same object needs no second check.
+        if value is memo[0]:
+            size = memo[1]
+        elif value is memo2[0]:
+            size = memo2[1]
+        else:
+            value, size = _check_value(value)
         seg = self._segments.get(owner)
         if seg is None:
             seg = self._segments[owner] = {}
@@ -676,8 +688,12 @@ class NVM:
         else:
             if old == value and _same(old, value):
                 return  # not a change: costs no write, as a card's compare-before-write
-            memo = self._size_memo
-            grow = size - (memo[1] if memo[0] is old else _size(old))
+            if memo[0] is old:
+                grow = size - memo[1]
+            elif memo2[0] is old:
+                grow = size - memo2[1]
+            else:
+                grow = size - _size(old)
         if grow > 0 and self._used + grow > self.capacity:
             raise OutOfMemory(f"persistent memory full ({self._used} of {self.capacity} bytes)")
         if self._tear_countdown is None and not self.torn:
@@ -694,7 +710,9 @@ class NVM:
         dirty = self._dirty
         if key not in dirty:
             dirty[key] = old
-        self._size_memo = (value, size)
+        if memo[0] is not value:
+            self._size_memo2 = memo
+            self._size_memo = (value, size)
 
     def delete(self, owner: str, name: str) -> None:
         seg = self._segments.get(owner)

@@ -131,7 +131,7 @@ def build_once(
 class Slot:
     """One installed profile: typed access to its keys."""
 
-    __slots__ = ("store", "number", "prefix", "fs", "_alg", "_pins")
+    __slots__ = ("store", "number", "prefix", "fs", "_alg", "_pins", "_pin_values")
 
     _alg: dict[str, tuple[Any, AkaAlgorithm]]
 
@@ -147,6 +147,10 @@ class Slot:
         self._alg = {}
         #: per PIN reference: its key, and the last record read or written with its value
         self._pins: dict[int, tuple[str, Any, PinRecord | None]] = {}
+        #: per PIN reference: the record last stored and its two stored tuples, as it is
+        #: and with the counter one lower (VERIFY writes these again and again: the same
+        #: objects are not rebuilt, and NVM does not check them again)
+        self._pin_values: dict[int, tuple[PinRecord, tuple[Any, ...], int, tuple[Any, ...]]] = {}
 
     # -- metadata and keys ---------------------------------------------------------
 
@@ -216,13 +220,32 @@ class Slot:
     def set_pin_tries(self, ref: int, rec: PinRecord, tries: int) -> None:
         """Store `rec` with `tries` tries left (VERIFY's decrement: no record built)."""
         key = self._pin_key(ref)[0]
-        value = (rec.value, rec.limit, tries, rec.enabled, rec.puk, rec.puk_limit, rec.puk_tries)
+        memo = self._pin_values.get(ref)
+        if memo is not None and memo[0] is rec and memo[2] == tries:
+            value = memo[3]
+        else:
+            value = (
+                rec.value,
+                rec.limit,
+                tries,
+                rec.enabled,
+                rec.puk,
+                rec.puk_limit,
+                rec.puk_tries,
+            )
+            if memo is not None and memo[0] is rec:
+                self._pin_values[ref] = (rec, memo[1], tries, value)
         self.store.set(key, value)
         self._pins[ref] = (key, value, None)
 
     def set_pin(self, ref: int, rec: PinRecord) -> None:
         key = self._pin_key(ref)[0]
-        value = rec.to_value()
+        memo = self._pin_values.get(ref)
+        if memo is not None and memo[0] is rec:
+            value = memo[1]
+        else:
+            value = rec.to_value()
+            self._pin_values[ref] = (rec, value, -1, ())
         self.store.set(key, value)
         self._pins[ref] = (key, value, rec)
 
