@@ -143,16 +143,17 @@ class CommandApdu:
                 raise ApduFormatError(
                     f"extended Lc={lc} does not match {n - 7} bytes after the length"
                 )
-        # Fields are already validated by construction: skip __post_init__.
+        # Fields are already validated by construction: skip __post_init__, and set the
+        # slots through their descriptors (the frozen __setattr__ refuses, and
+        # object.__setattr__ looks each name up again: this is every command's path).
         self = object.__new__(cls)
-        _set = object.__setattr__
-        _set(self, "cla", b[0])
-        _set(self, "ins", b[1])
-        _set(self, "p1", b[2])
-        _set(self, "p2", b[3])
-        _set(self, "data", bytes(data))
-        _set(self, "le", le)
-        _set(self, "extended", extended)
+        _SET_CLA(self, b[0])
+        _SET_INS(self, b[1])
+        _SET_P1(self, b[2])
+        _SET_P2(self, b[3])
+        _SET_DATA(self, data if type(data) is bytes else bytes(data))
+        _SET_LE(self, le)
+        _SET_EXTENDED(self, extended)
         return self
 
     @property
@@ -190,6 +191,12 @@ class CommandApdu:
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
+
+
+(_SET_CLA, _SET_INS, _SET_P1, _SET_P2, _SET_DATA, _SET_LE, _SET_EXTENDED) = (
+    CommandApdu.__dict__[name].__set__
+    for name in ("cla", "ins", "p1", "p2", "data", "le", "extended")
+)
 
 
 # -- Response APDU -------------------------------------------------------------

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from card.apdu import CommandApdu, cla_channel, cla_secure_messaging
+from card.apdu import CommandApdu
 from card.atr import Atr, build_atr
 from card.crypto.rng import CardRng
 from card.framework.aid import AID
@@ -77,10 +77,14 @@ class _Channel:
         "chain_header",
         "chain_data",
         "select_name",
+        "process",
     )
 
     def __init__(self) -> None:
         self.ctx: Context | None = None
+        #: the selected applet's bound `process`, resolved once at SELECT (None: none
+        #: selected); set and cleared with `ctx` (`_do_select`, `_deselect`)
+        self.process: Callable[[APDU], bytes | None] | None = None
         #: response data waiting for GET RESPONSE, the SW its last part ends with, GSM class
         self.pending: bytes = b""
         self.pending_sw = 0x9000
@@ -517,7 +521,7 @@ class CardRuntime:
                 resp = self._dispatch(apdu)
             finally:
                 self._active = None
-                if nvm.in_transaction and not nvm.torn:
+                if nvm._journal is not None and not nvm.torn:  # in_transaction, inline
                     log.warning("command ended with a transaction open: aborted")
                     nvm.abort()
         except PowerLoss:
@@ -548,7 +552,7 @@ class CardRuntime:
                     "command %s changed persistent memory but answered %04X", apdu[:4].hex(), sw
                 )
             nvm.flush()
-        if resp[-2:] == _SW9000:
+        if self.toolkit.queue and resp[-2:] == _SW9000:
             # TS 102 221 §7.4.2.2 / TS 102 223 §6.4: a proactive command waits, and
             # the normal ending says so with its length.
             n = self.toolkit.pending_length()
@@ -598,7 +602,7 @@ class CardRuntime:
         cla = cmd.cla
         if cla == 0xFF:
             raise CardError(SW.CLA_NOT_SUPPORTED)
-        ch_no = cla_channel(cla)
+        ch_no = (cla & 0x0F) + 4 if cla & 0x40 else cla & 0x03  # cla_channel, inline
         ch = self._channels.get(ch_no)
         if ch is None:
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
@@ -610,7 +614,7 @@ class CardRuntime:
         # it; the card OS does none, so with no such application selected it answers
         # 6882 instead of running the command as if it were plain. Proprietary classes
         # (b8 = 1: GP's 84, the GSM A0) are their applet's business.
-        sm = interindustry and cla_secure_messaging(cla) != 0
+        sm = interindustry and (cla & 0x20 if cla & 0x40 else cla & 0x0C) != 0  # inline
         if sm and (ch.ctx is None or not _handles_sm(ch.ctx)):
             raise CardError(SW.SECURE_MESSAGING_NOT_SUPPORTED)
 
@@ -629,11 +633,23 @@ class CardRuntime:
 
         gsm = cla == 0xA0
         try:
-            data = self._execute(ch, ch_no, cmd, interindustry and not sm)
+            if (
+                ins in _RUNTIME_INS
+                or ch.process is None
+                or (ins in _TOOLKIT_INS and (cla == 0x80 or gsm))
+            ):
+                data = self._execute(ch, ch_no, cmd, interindustry and not sm)
+            else:
+                # The common case: a command for the applet selected on the channel,
+                # whose `process` was resolved at SELECT (what `_execute` does, inline).
+                self._active = ch.ctx
+                data = ch.process(APDU(cmd, ch_no))
         except CardError as e:
             if e.data and e.sw >> 8 in (0x62, 0x63):
                 return self._answer(ch, cmd, e.data, e.sw & 0xFFFF, gsm)
             raise
+        if not data:
+            return _SW9000  # what `_answer` does with no data
         return self._answer(ch, cmd, data, 0x9000, gsm)
 
     def _execute(
@@ -855,6 +871,7 @@ class CardRuntime:
                 raise CardError(SW.APPLET_SELECTION_FAILED)
             return
         ch.ctx = ctx
+        ch.process = applet.process
 
     def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
         return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)
@@ -864,6 +881,7 @@ class CardRuntime:
         if ctx is None:
             return
         ch.ctx = None
+        ch.process = None
         ch.select_name = None
         prev = self._channel
         self._channel = ch_no
@@ -924,6 +942,9 @@ class CardRuntime:
 
 ALL_CHANNELS = (1 << 20) - 1
 
+
+#: SELECT, MANAGE CHANNEL, GET RESPONSE: what the runtime may answer itself (`_execute`)
+_RUNTIME_INS = frozenset({0xA4, 0x70, 0xC0})
 
 #: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE (CLA 80, TS 102 221 Table 10.5;
 #: CLA A0 for a SIM, 3GPP TS 51.011 §9.2).
