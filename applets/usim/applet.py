@@ -283,12 +283,15 @@ def _build_base(store: Any) -> None:
 class _Env:
     """The security environment of one command (card.fs.SecurityEnvironment)."""
 
-    __slots__ = ("_slot", "_verified")
+    __slots__ = ("_slot", "_verified", "cache_key")
     se = 1
 
     def __init__(self, slot: Slot | None, verified: frozenset[int]) -> None:
         self._slot = slot
         self._verified = verified
+        #: with the card's stored state, what determines every answer (the slot is
+        #: the file system's own: `FileSystem.check_access` keeps grants by it)
+        self.cache_key = verified
 
     def is_verified(self, ref: int) -> bool:
         if ref in self._verified:

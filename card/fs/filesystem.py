@@ -25,7 +25,7 @@ State contract:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from card.fs.fcp import SHAREABLE, Compact, Expanded, Referenced, Structure, security_from_tlv
@@ -110,6 +110,13 @@ class FileSystem:
         self._arr_of: dict[
             tuple[str, int, int], tuple[tuple[tuple[str, Any], ...], AccessRules]
         ] = {}
+        #: a value that changes whenever anything stored may have (the card's
+        #: `nvm_version`, when the store offers it as `version`): what `check_access`
+        #: has granted is kept while it stays equal
+        self._version: Callable[[], object] | None = getattr(store, "version", None)
+        #: (file, op, ins, the environment's cache_key) granted at `_granted_at`
+        self._granted: set[tuple[str, int, int | None, Hashable]] = set()
+        self._granted_at: object = None
         self._handlers: dict[int, Callable[[dict, SecurityEnvironment, Command], bytes]] = {
             0xA4: self._cmd_select,
             0xF2: self._cmd_status,
@@ -556,10 +563,28 @@ class FileSystem:
         # free_ops is 0 without static rules (an EF.ARR reference is resolved below).
         if info.free_ops & op and (ins is None or rules is None or ins not in rules.by_ins):
             return
+        # An environment whose `cache_key` (hashable) determines its every answer,
+        # together with what is stored, may have a grant kept: READ RECORD and the
+        # like then skip the EF.ARR lookup and the rule walk. Any write, delete or
+        # rollback (the version), or a changed security state (the key), is a miss.
+        version = self._version
+        env_key = getattr(env, "cache_key", None)
+        key = None
+        if version is not None and env_key is not None:
+            now = version()
+            granted = self._granted
+            if now != self._granted_at or len(granted) > _CACHE_LIMIT:
+                granted.clear()
+                self._granted_at = now
+            key = (info.handle, op, ins, env_key)
+            if key in granted:
+                return
         if rules is None:
             rules = self._arr_rules(info, getattr(env, "se", 0))
         if not rules.allows(op, env.is_verified, ins):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED)
+        if key is not None:
+            self._granted.add(key)
 
     def access_rules(self, info: FileInfo, se: int = 0) -> AccessRules:
         """The access rules of a file, resolving an EF.ARR reference."""

@@ -193,6 +193,7 @@ class CompactFsStore:
         "_kl",
         "_cache",
         "_version",
+        "version",
         "_seen",
         "_seen_at",
     )
@@ -211,6 +212,8 @@ class CompactFsStore:
         self._kl = prefix + "l."
         self._cache: dict[str, tuple[Any, Any]] = {}
         self._version = version
+        #: the same, for the file system's own caches (`FileSystem.check_access`)
+        self.version = version
         self._seen: dict[str, Any] = {}
         self._seen_at: object = None
 
