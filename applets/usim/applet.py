@@ -280,6 +280,10 @@ def _build_base(store: Any) -> None:
     )
 
 
+#: the stored "enabled" value when there is none: no profile, generation 0
+_NONE_ENABLED: tuple[None, int] = (None, 0)
+
+
 class _Env:
     """The security environment of one command (card.fs.SecurityEnvironment)."""
 
@@ -292,6 +296,9 @@ class _Env:
         #: with the card's stored state, what determines every answer (the slot is
         #: the file system's own: `FileSystem.check_access` keeps grants by it)
         self.cache_key = verified
+
+    def slot_is(self, slot: Slot | None) -> bool:
+        return self._slot is slot
 
     def is_verified(self, ref: int) -> bool:
         if ref in self._verified:
@@ -382,8 +389,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return fs
 
     def _current(self) -> tuple[Slot | None, int]:
-        number, gen = self.system.store.get("enabled", (None, 0))
-        return (None if number is None else self._slot(number)), gen
+        raw = self.system.store.get("enabled", _NONE_ENABLED)
+        # The stored value is immutable: while it is the same object, so is the answer.
+        memo = self.__dict__.get("_current_memo")
+        if memo is not None and memo[0] is raw:
+            return memo[1]
+        number, gen = raw
+        out = (None if number is None else self._slot(number)), gen
+        self.__dict__["_current_memo"] = (raw, out)
+        return out
 
     def _channel_state(self, gen: int) -> dict[str, Any]:
         # A profile switch bumps the generation: the channel starts again at the MF.
@@ -405,7 +419,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         self.verified = (gen, refs | {ref} if ok else refs - {ref})
 
     def _env(self, slot: Slot | None, gen: int) -> _Env:
-        return _Env(slot, self._verified(gen))
+        verified = self._verified(gen)
+        # An _Env is immutable: the one made last serves while slot and set are the same.
+        memo = self.__dict__.get("_env_memo")
+        if memo is not None and memo.slot_is(slot) and memo.cache_key is verified:
+            return memo
+        env = self.__dict__["_env_memo"] = _Env(slot, verified)
+        return env
 
     # -- the command path ----------------------------------------------------------------
 
@@ -1116,6 +1136,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     ) from None
             target.erase()
         self.__dict__.get("_slot_cache", {}).pop(target.number, None)
+        self.__dict__.pop("_current_memo", None)  # they may hold the erased slot
+        self.__dict__.pop("_env_memo", None)
 
     def rfm_parameters(self, iccid: str | None = None) -> tuple[RfmSpec, ...]:
         """A profile's RFM instances (TCA PE-RFM: TARs, MSL, access domains, the ADF).
