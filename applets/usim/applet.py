@@ -280,6 +280,9 @@ def _build_base(store: Any) -> None:
     )
 
 
+#: no reference verified (one object: `_env` keeps its _Env while the set is the same object)
+_NO_REFS: frozenset[int] = frozenset()
+
 #: the stored "enabled" value when there is none: no profile, generation 0
 _NONE_ENABLED: tuple[None, int] = (None, 0)
 
@@ -409,7 +412,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def _verified(self, gen: int) -> frozenset[int]:
         v = self.verified
-        return v[1] if v is not None and v[0] == gen else frozenset()
+        return v[1] if v is not None and v[0] == gen else _NO_REFS
 
     def _set_verified(self, gen: int, ref: int, ok: bool) -> None:
         v = self.verified
