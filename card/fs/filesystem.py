@@ -117,6 +117,8 @@ class FileSystem:
         #: (file, op, ins, the environment's cache_key) granted at `_granted_at`
         self._granted: set[tuple[str, int, int | None, Hashable]] = set()
         self._granted_at: object = None
+        #: READ RECORD's current EF: (its handle, the version, its FileInfo, its records)
+        self._rr_memo: tuple[str | None, object, Any, Any] = (None, None, None, None)
         self._handlers: dict[int, Callable[[dict, SecurityEnvironment, Command], bytes]] = {
             0xA4: self._cmd_select,
             0xF2: self._cmd_status,
@@ -1064,11 +1066,26 @@ class FileSystem:
         moves; on a cyclic EF it wraps, on a linear fixed EF running off the
         end is 6A83). The pointer is unchanged when the command fails.
         """
-        info = self._record_target(state, p2)
+        # The current EF (P2 b8-b4 zero) resolved with its records is kept while the
+        # stored state is the same (the version): READ RECORD after READ RECORD.
+        version = self._version
+        now = None
+        memo = self._rr_memo
+        if p2 & 0xF8 == 0 and version is not None:
+            now = version()
+            h = state.get(self._s_ef)
+            if h is not None and memo[0] == h and memo[1] == now:
+                info, recs = memo[2], memo[3]
+            else:
+                info = self._record_target(state, p2)
+                recs = self._get(self._kd + info.handle)
+                self._rr_memo = (h, now, info, recs)
+        else:
+            info = self._record_target(state, p2)
+            recs = self._get(self._kd + info.handle)
         self._check_usable(info)
         if not info.free_ops & Op.READ:
             self.check_access(info, Op.READ, env)
-        recs = self._get(self._kd + info.handle)
         number = self._navigate(state, info, p1, p2 & 0x07, len(recs))
         record = recs[number - 1]
         rl = len(record)

@@ -47,3 +47,20 @@ def test_grants_follow_verify_enable_and_reset() -> None:
     assert card.process(SELECT_USIM) == b"\x90\x00"
     assert card.process(SELECT_IMSI) == b"\x90\x00"
     assert card.process(READ_IMSI) == imsi  # disabled again: fulfilled without VERIFY
+
+
+def test_read_record_follows_update_and_select() -> None:
+    """The kept current EF and records of READ RECORD follow UPDATE RECORD and SELECT."""
+    card = new_card("usim", None, rng_seed=1)
+    card.power_on()
+    card.process(SELECT_USIM)
+    assert card.process(bytes.fromhex("00A4000C026F40")) == b"\x90\x00"  # EF.MSISDN
+    first = card.process(bytes.fromhex("00B2010400"))
+    assert first[-2:] == b"\x90\x00"
+    new = bytes(range(len(first) - 2))
+    assert card.process(_cmd("00DC0104", new)) == b"\x90\x00"  # UPDATE RECORD 1, absolute
+    assert card.process(bytes.fromhex("00B2010400")) == new + b"\x90\x00"
+    assert card.process(bytes.fromhex("00A4000C026F07")) == b"\x90\x00"  # a transparent EF
+    assert card.process(bytes.fromhex("00B2010400")) == b"\x69\x81"
+    assert card.process(bytes.fromhex("00A4000C026F40")) == b"\x90\x00"
+    assert card.process(bytes.fromhex("00B2010400")) == new + b"\x90\x00"
