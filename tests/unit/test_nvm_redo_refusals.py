@@ -304,3 +304,26 @@ def test_an_abort_after_a_flush_inside_the_transaction_restores_none(tmp_path: P
     nvm.flush()
     abandon(nvm)
     assert reopened(path) == {"o": {"v": None}}
+
+
+def test_a_journal_write_with_an_empty_log_keeps_the_logs_salt(tmp_path: Path) -> None:
+    # Only a fold names a new salt; a tear inside a transaction with nothing logged
+    # writes the journal and the values, not the meta row.
+    path = tmp_path / "a.card"
+    nvm = NVM(path)
+    nvm.write("o", "a", 1)
+    nvm.checkpoint()
+    salt = nvm._redo_salt
+    before = meta_redo(path)
+    nvm.begin()
+    nvm.write("o", "a", 2)
+    nvm.tear_after(0)
+    with pytest.raises(nvm_module.PowerLoss):
+        nvm.write("o", "b", 3)
+    nvm.flush()
+    assert meta_redo(path) == before and nvm._redo_salt == salt
+    nvm.power_up()
+    nvm.flush()
+    assert meta_redo(path) == before and nvm._redo_salt == salt
+    nvm.close()
+    assert reopened(path) == {"o": {"a": 1}}
