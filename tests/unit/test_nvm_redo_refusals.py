@@ -327,3 +327,31 @@ def test_a_journal_write_with_an_empty_log_keeps_the_logs_salt(tmp_path: Path) -
     assert meta_redo(path) == before and nvm._redo_salt == salt
     nvm.close()
     assert reopened(path) == {"o": {"a": 1}}
+
+
+def test_a_key_changed_back_does_not_hide_the_keys_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "a.card"
+    nvm = NVM(path)
+    nvm.write("o", "a", 1)
+    nvm.flush()
+    nvm.write("o", "a", 2)
+    nvm.write("o", "a", 1)  # back: the first dirty key is no change
+    nvm.write("o", "b", 3)
+    nvm.flush()
+    abandon(nvm)
+    assert reopened(path) == {"o": {"a": 1, "b": 3}}
+
+
+def test_an_old_value_equal_to_the_last_size_weighs_its_own_size(tmp_path: Path) -> None:
+    nvm = NVM(tmp_path / "a.card")
+    nvm.write("o", "s", b"abc")
+    k = nvm._size_memo[1]
+    nvm.write("o", "n", k)  # an int as small as Python keeps one object of
+    nvm.write("o", "s", b"abc" + b"d")
+    nvm.write("o", "s", b"abc")  # the memo's size is k again
+    nvm.write("o", "n", k + 1)
+    used = nvm.used
+    nvm.close()
+    again = NVM(tmp_path / "a.card", create=False)
+    assert again.used == used
+    again.close()
