@@ -370,3 +370,19 @@ def test_an_equal_value_of_another_type_goes_to_the_log(tmp_path: Path) -> None:
     nvm.flush()
     abandon(nvm)
     assert repr(reopened(path)) == repr({"o": {"x": True}})
+
+
+def test_an_old_value_equal_to_the_second_memos_size_weighs_its_own_size(tmp_path: Path) -> None:
+    nvm = NVM(tmp_path / "a.card")
+    nvm.write("o", "s", b"abc")
+    k = nvm._size_memo[1]
+    nvm.write("o", "n", k)
+    nvm.write("o", "s", b"abcd")
+    nvm.write("o", "s", b"abc" if nvm._size_memo[1] != k else b"ab")
+    nvm.write("o", "t", b"q")  # the second memo now holds a value of size k, not k itself
+    nvm.write("o", "n", k + 1)
+    used = nvm.used
+    nvm.close()
+    again = NVM(tmp_path / "a.card", create=False)
+    assert again.used == used
+    again.close()
