@@ -531,8 +531,10 @@ class NVM:
         if not isinstance(rows, list):
             raise ValueError("a redo record is not a list of rows")
         for row in rows:
+            if not isinstance(row, list) or len(row) not in (2, 3):
+                raise ValueError("a damaged redo record")
             owner, name = row[0], row[1]
-            if not (isinstance(owner, str) and isinstance(name, str)) or len(row) not in (2, 3):
+            if not (isinstance(owner, str) and isinstance(name, str)):
                 raise ValueError("a damaged redo record")
             seg = self._segments.setdefault(owner, {})
             old = seg.pop(name, _ABSENT)

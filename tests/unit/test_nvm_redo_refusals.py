@@ -128,6 +128,11 @@ def test_a_replayed_log_folds_in_and_carries_on_from_its_lsn(tmp_path: Path) -> 
         [[1, "v", 1]],
         [["o", 2, 1]],
         [["o", "v", 1], ["o", "v", 2, 3]],
+        [["o"]],  # too short to name a key: was a raw IndexError
+        [[]],
+        ["ab"],  # a string, not a row: was read as a delete of a/b
+        [{"o": "v"}],
+        [None],
     ],
 )
 def test_a_row_of_the_wrong_shape_is_a_damaged_image(tmp_path: Path, rows: object) -> None:
