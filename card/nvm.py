@@ -124,6 +124,21 @@ def _check_value(value: Value) -> tuple[Value, int]:
         items = []
         size = 2
         for v in value:
+            if type(v) is tuple:
+                # A flat tuple inside (an SQN array): checked here, without recursion.
+                n = 2
+                for x in v:
+                    tx = type(x)
+                    if tx in _FIXED:
+                        n += 4
+                    elif tx is bytes or tx is str:
+                        n += len(x) + 2
+                    else:
+                        break
+                else:
+                    items.append(v)
+                    size += n
+                    continue
             v, n = _check_value(v)
             items.append(v)
             size += n
