@@ -124,7 +124,12 @@ def _check_value(value: Value) -> tuple[Value, int]:
         items = []
         size = 2
         for v in value:
-            if type(v) is tuple:
+            tv = type(v)
+            if tv in _FIXED:
+                items.append(v)
+                size += 4
+                continue
+            if tv is tuple:
                 # A flat tuple inside (an SQN array): checked here, without recursion.
                 n = 2
                 for x in v:

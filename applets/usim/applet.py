@@ -703,7 +703,16 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             with_kc=SERVICE_GSM_ACCESS in services,
         )
         if new_state is not None:
+            version = self.system.nvm_version_now
+            before = version()
             slot.set_sqn_state(new_state, aid)
+            # The SQN write is the one change since `before`: a services memo taken at
+            # `before` still holds (the service table is not the SQN), so it moves on.
+            memo = self.__dict__.get("_services_memo")
+            if memo is not None and memo[2] == before:
+                after = version()
+                if after[1] == before[1] and after[0] - before[0] <= 1:
+                    self.__dict__["_services_memo"] = (memo[0], memo[1], after, memo[3])
         return resp
 
     def _get_identity(self, apdu: APDU, slot: Slot, state: dict[str, Any], env: _Env) -> bytes:
@@ -742,8 +751,19 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         ri = ef(f"{DF_5GS:04X}/{EF_ROUTING_INDICATOR:04X}")
         return calculate_suci(calc_info, ri, imsi, mnc_length, self.system.rng)
 
+    def _services(self, slot: Slot, adf: str) -> frozenset[int]:
+        """The services of EF.UST (TS 31.102 §4.2.8), kept while the NVM version stays."""
+        now = self.system.nvm_version_now()
+        memo = self.__dict__.get("_services_memo")
+        if memo is not None and memo[0] is slot and memo[1] == adf and memo[2] == now:
+            services: frozenset[int] = memo[3]
+            return services
+        services = self._read_services(slot, adf)
+        self.__dict__["_services_memo"] = (slot, adf, now, services)
+        return services
+
     @staticmethod
-    def _services(slot: Slot, adf: str) -> frozenset[int]:
+    def _read_services(slot: Slot, adf: str) -> frozenset[int]:
         try:
             ust = slot.fs.read(f"{adf}/{_EF_UST:04X}")
         except CardError:

@@ -143,3 +143,35 @@ def test_cards_made_from_one_profile_share_its_values(count: int) -> None:
     assert send(cards[1], bytes.fromhex("00DC0104") + bytes((len(new),)) + new)[1] == 0x9000
     assert send(cards[1], READ_1)[0] == new
     assert send(cards[2], READ_1) == before
+
+
+def test_authenticate_follows_a_changed_service_table() -> None:
+    """The services memo of AUTHENTICATE survives its own SQN write, never another write."""
+    from card.crypto.milenage import Milenage, generate_auth_vector
+    from card.uicc.builder import TEST_K, TEST_OPC
+    from tests.unit.usim_cards import authenticate
+
+    rt = usim_card()
+    select_usim(rt)
+    assert send(rt, VERIFY_PIN1)[1] == 0x9000
+    alg = Milenage(TEST_K, TEST_OPC)
+
+    def auth(seq: int) -> bytes:
+        rand = seq.to_bytes(16, "big")
+        v = generate_auth_vector(alg, rand, (seq << 5).to_bytes(6, "big"), b"\x80\x00")
+        data, sw = authenticate(rt, rand, v.autn)
+        assert sw == 0x9000 and data[0] == 0xDB
+        return data
+
+    with_kc = auth(0x41)
+    assert len(auth(0x42)) == len(with_kc)  # the memo, moved on past the SQN write
+    app = uicc(rt)
+    slot, _ = app._current()
+    assert slot is not None
+    adf = app.__dict__["_services_memo"][1]
+    ust = slot.fs.read(f"{adf}/6F38")
+    assert isinstance(ust, bytes)
+    # Service 27 (GSM access: Kc in the answer, TS 31.102 §7.1.2.1) off, behind the applet.
+    cleared = ust[:3] + bytes((ust[3] & ~0x04,)) + ust[4:]
+    rt.call_in_context(app._ctx, slot.fs.write, f"{adf}/6F38", cleared)
+    assert len(auth(0x43)) == len(with_kc) - 9  # no Kc TLV (8 bytes and its length)
