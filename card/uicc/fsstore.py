@@ -249,6 +249,10 @@ class CompactFsStore:
         raw = self.store.get(key)
         if raw is None or isinstance(raw, tuple):
             return raw
+        c = self._cache.get(key)
+        if c is not None and c[0] is raw:  # `_cached`, inline: no closure per read
+            meta: tuple[Any, ...] = c[1]
+            return meta
         return self._cached(key, raw, lambda: _unpack_meta(handle, raw))
 
     def get(self, key: str, default: Any = None) -> Any:
