@@ -276,6 +276,11 @@ def _tls_options(f: Any) -> Any:
     return click.option("--no-tls", is_flag=True, help="Plain HTTP (behind a TLS proxy).")(f)
 
 
+def _demo_seed(what: str) -> Any:
+    """--demo-seed: the seed of the role's demo keys (`what` they are, for --help)."""
+    return click.option("--demo-seed", type=int, default=0, show_default=True, help=what)
+
+
 def _demo_tls(seed: int) -> TlsFiles:
     from host.systems.repository.demo import demo_tls
 
@@ -290,9 +295,7 @@ def _demo_tls(seed: int) -> TlsFiles:
 @click.option(
     "--holder", default="CARD0001", show_default=True, help="The holder's card (its CHR)."
 )
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
-)
+@_demo_seed("The demo PKI's seed (test keys).")
 def repository(
     host: str,
     allow_remote: bool,
@@ -330,9 +333,7 @@ def repository(
 @_tls_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8801, show_default=True)
 @click.option("--db", default="hsm.sqlite", show_default=True, help="The HSM's SQLite store.")
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
-)
+@_demo_seed("The demo PKI's seed (test keys).")
 @click.option(
     "--pkcs11-token",
     help="Keep the HSM's keys on this PKCS#11 token (PIN from $CARDEMU_HSM_PIN).",
@@ -443,9 +444,7 @@ def _serve_with_worker(
 @click.option("--db", default="move-provider.sqlite", show_default=True, help="Its log.")
 @click.option("--resolver", "resolver_url", default="https://127.0.0.1:8804", show_default=True)
 @click.option("--auc", "auc_url", default="https://127.0.0.1:8806", show_default=True)
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's and TLS's seed."
-)
+@_demo_seed("The demo PKI's and TLS's seed.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
 @click.option("--demo-subscription", is_flag=True, help="Add the test profile's subscription.")
 @_tls_options
@@ -509,7 +508,7 @@ def move_provider(
 )
 @click.option("--resolver", "resolver_url", default="https://127.0.0.1:8804", show_default=True)
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
-@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo TLS's seed.")
+@_demo_seed("The demo TLS's seed.")
 @_tls_options
 def move_manager(
     host: str,
@@ -551,7 +550,7 @@ def move_manager(
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8804, show_default=True)
 @click.option("--db", default="move-resolver.sqlite", show_default=True, help="The directory.")
-@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo TLS's seed.")
+@_demo_seed("The demo TLS's seed.")
 @_tls_options
 def move_resolver(
     host: str,
@@ -584,7 +583,7 @@ def move_resolver(
 @click.option("--db", default="move-mno.sqlite", show_default=True, help="Users and requests.")
 @click.option("--provider", "provider_url", default="https://127.0.0.1:8803", show_default=True)
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Worker period (s).")
-@click.option("--demo-seed", type=int, default=0, show_default=True, help="The demo TLS's seed.")
+@_demo_seed("The demo TLS's seed.")
 @_tls_options
 def move_mno(
     host: str,
@@ -618,9 +617,7 @@ def move_mno(
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8806, show_default=True)
 @click.option("--db", default="move-auc.sqlite", show_default=True, help="The subscribers.")
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo K4's and TLS's seed."
-)
+@_demo_seed("The demo K4's and TLS's seed.")
 @click.option("--demo-subscriber", is_flag=True, help="Add the test subscription's IMSI and K.")
 @_tls_options
 def move_auc(
@@ -768,9 +765,7 @@ def doorlock_ams(
 @_core
 @click.option("--port", type=click.IntRange(0, 65535), default=8811, show_default=True)
 @click.option("--db", default="ekyc-auth.sqlite", show_default=True, help="The SQLite store.")
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
-)
+@_demo_seed("The demo PKI's seed (test keys).")
 @click.option(
     "--verifier",
     metavar="MODULE:FACTORY",
@@ -816,9 +811,7 @@ def ekyc_auth(
     show_default=True,
     help="The authentication server (certificates are fetched there).",
 )
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
-)
+@_demo_seed("The demo PKI's seed (test keys).")
 def ekyc_relay(
     host: str, allow_remote: bool, port: int, db: str, auth_url: str, demo_seed: int
 ) -> None:
@@ -859,9 +852,7 @@ def ekyc_relay(
     "--relay-url", default="https://localhost:8812", show_default=True, help="The relay server."
 )
 @click.option("--address", help="The SM-DP+ address LPAs use [default: localhost:PORT].")
-@click.option(
-    "--demo-seed", type=int, default=0, show_default=True, help="The demo PKI's seed (test keys)."
-)
+@_demo_seed("The demo PKI's seed (test keys).")
 def ekyc_mgmt(
     host: str,
     allow_remote: bool,
