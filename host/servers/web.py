@@ -551,6 +551,10 @@ class StoreCursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+#: The counters of `Store.next_seq`: add to a role's schema that numbers its rows.
+SEQ_SCHEMA = "CREATE TABLE IF NOT EXISTS store_seqs (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+
+
 def is_store_url(db: str | os.PathLike[str]) -> bool:
     """True if `db` names a PostgreSQL database (`postgresql://...`) rather than an SQLite file."""
     return str(db).startswith(("postgresql://", "postgres://"))
@@ -616,6 +620,26 @@ class Store:
     def display(self) -> str:
         """The store's name for logs and messages (no password)."""
         return self.path
+
+    def next_seq(self, cur: StoreCursor, table: str) -> int:
+        """The next arrival number of `table`'s rows, taken inside the caller's transaction.
+
+        A counter row per table in `store_seqs` (`SEQ_SCHEMA`, which the role's schema
+        includes), bumped by an upsert: on PostgreSQL the row lock makes a second
+        transaction wait for the first to commit and then count on from its number,
+        where `MAX(seq) + 1` let two READ COMMITTED transactions read the same
+        maximum and hand out one number twice. The first use starts the counter at the
+        table's largest `seq`, so a store numbered the old way counts on from it.
+        """
+        if not table.isidentifier():
+            raise ValueError(f"not a table name: {table!r}")
+        cur.execute(
+            "INSERT INTO store_seqs (name, value)"
+            f" VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}))"
+            " ON CONFLICT (name) DO UPDATE SET value = store_seqs.value + 1 RETURNING value",
+            (table,),
+        )
+        return int(cur.fetchone()[0])
 
     def columns(self, table: str) -> set[str]:
         """The column names of `table` (empty if there is no such table)."""

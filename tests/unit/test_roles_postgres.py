@@ -170,8 +170,8 @@ def test_an_ekyc_store_made_before_seq_keeps_its_applications_order() -> None:
     from host.systems.ekyc import mgmt
 
     old = mgmt._SCHEMA.replace(",\n    seq INTEGER", "")
-    assert "seq" not in old
     store = Store(":memory:", old)
+    assert "seq" not in store.columns("applications")
     for app_id in ("B", "A"):
         store.apply_schema(
             "INSERT INTO applications (id, plan, customer, challenge, state, updated)"
@@ -180,3 +180,55 @@ def test_an_ekyc_store_made_before_seq_keeps_its_applications_order() -> None:
     mgmt._migrate(store)
     rows = store.query("SELECT id FROM applications ORDER BY seq, id")
     assert [r["id"] for r in rows] == ["B", "A"]
+
+
+def test_next_seq_waits_for_a_transaction_holding_a_number(db: str) -> None:
+    """`Store.next_seq` on PostgreSQL: a second process asking while the first's transaction
+    holds a number waits and counts on from it (with `MAX(seq) + 1` both got 1)."""
+    from host.servers.web import SEQ_SCHEMA
+
+    schema = "CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, seq INTEGER);" + SEQ_SCHEMA
+    first, second = Store(db, schema), Store(db, schema)
+    got: list[int] = []
+    asked = threading.Event()
+
+    def other() -> None:
+        with second.transaction() as c:
+            asked.set()
+            n = second.next_seq(c, "t")
+            c.execute("INSERT INTO t (id, seq) VALUES ('b', ?)", (n,))
+        got.append(n)
+
+    with first.transaction() as c:
+        n = first.next_seq(c, "t")
+        c.execute("INSERT INTO t (id, seq) VALUES ('a', ?)", (n,))
+        thread = threading.Thread(target=other)
+        thread.start()
+        asked.wait(10)
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting on the counter's row lock
+    thread.join(10)
+    assert (n, got) == (1, [2])
+    with pytest.raises(ValueError):
+        with first.transaction() as c:
+            first.next_seq(c, "t; DROP TABLE t")
+    first.close()
+    second.close()
+
+
+def test_two_managers_taking_orders_at_once_number_each_once(db: str) -> None:
+    """Two profile-manager processes queue orders at once: every order its own `seq`, so the
+    terminal's `pending` list has one order (its first queued) and never a tie."""
+    managers = [ProfileManager(db, (ese_id_of(1).hex(),), push=lambda o: None) for _ in range(2)]
+
+    def queue(i: int) -> None:
+        for n in range(15):
+            managers[i].order({"order_id": f"o{i}-{n}", "move_id": "m", "kind": "backup",
+                               "ese_id": ese_id_of(1).hex(), "callback": "https://p",
+                               "args": {}})  # fmt: skip
+
+    _at_once(2, queue)
+    seqs = [r["seq"] for r in managers[0].store.query("SELECT seq FROM orders")]
+    assert sorted(seqs) == list(range(1, 31))
+    for m in managers:
+        m.close()

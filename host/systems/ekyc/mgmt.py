@@ -60,7 +60,7 @@ from host.pki import TestPki
 from host.servers.smdpp.saip import ProfileOrder
 from host.servers.smdpp.server import OrderState, SmdpPlus
 from host.servers.smds import Es12Client
-from host.servers.web import Store, is_store_url
+from host.servers.web import SEQ_SCHEMA, Store, is_store_url
 from host.systems.ekyc.auth import check_dak, check_eid
 from host.systems.ekyc.demo import Carrier
 from host.systems.ekyc.http import JsonClient, Refused, endpoint
@@ -75,7 +75,8 @@ __all__ = ["CarrierSmdp", "ManagementServer", "create_app"]
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS applications (
     id TEXT PRIMARY KEY,
     plan TEXT NOT NULL,
@@ -94,8 +95,10 @@ CREATE TABLE IF NOT EXISTS applications (
     reason TEXT,
     updated REAL NOT NULL,
     seq INTEGER
-)
+);
 """
+    + SEQ_SCHEMA
+)
 
 CHALLENGE_SIZE = 16
 
@@ -104,8 +107,7 @@ def _migrate(store: Store) -> None:
     """Give a store made before `seq` the column; on SQLite, its rows' order is their rowid.
 
     `seq` numbers the applications in the order they came (the listing's order): PostgreSQL
-    has no rowid. Two applications made at once on PostgreSQL may share a number; the id
-    orders those.
+    has no rowid. `Store.next_seq` hands the numbers out, never one twice.
     """
     if "seq" in store.columns("applications"):
         return
@@ -224,10 +226,10 @@ class ManagementServer:
         with self.store.transaction() as c:
             c.execute(
                 "INSERT INTO applications (id, plan, customer, challenge, state, updated, seq)"
-                " VALUES (?, ?, ?, ?, 'applied', ?,"
-                " (SELECT COALESCE(MAX(seq), 0) + 1 FROM applications))",
-                (app_id, plan, json.dumps(customer), challenge, self._clock()),
-            )
+                " VALUES (?, ?, ?, ?, 'applied', ?, ?)",
+                (app_id, plan, json.dumps(customer), challenge, self._clock(),
+                 self.store.next_seq(c, "applications")),
+            )  # fmt: skip
         return {
             "application": app_id,
             "carrier": self.carrier.name,

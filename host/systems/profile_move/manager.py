@@ -25,20 +25,23 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from host.servers.web import Store
+from host.servers.web import SEQ_SCHEMA, Store
 from host.systems.profile_move.common import Refused, json_app, text
 
 __all__ = ["ProfileManager", "create_app", "SCHEMA", "ORDER_KINDS"]
 
 ORDER_KINDS = ("backup", "install", "delete")
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, move_id TEXT NOT NULL,
     kind TEXT NOT NULL, ese_id TEXT NOT NULL, callback TEXT NOT NULL, args TEXT NOT NULL,
     result TEXT, delivered INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (request_id TEXT PRIMARY KEY, body TEXT NOT NULL,
-    move_id TEXT)
+    move_id TEXT);
 """
+    + SEQ_SCHEMA
+)
 
 
 class ProfileManager:
@@ -92,7 +95,7 @@ class ProfileManager:
                 "SELECT result FROM orders WHERE order_id = ?" + self.store.for_update, (order_id,)
             ).fetchone()
             if row is None:
-                seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM orders").fetchone()[0]
+                seq = self.store.next_seq(c, "orders")
                 c.execute(
                     "INSERT INTO orders (order_id, move_id, kind, ese_id, callback, args, seq) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
