@@ -47,6 +47,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_PREFIX = "cardemu-pg-"
+_OWNER = "owner"
+
+
+def _process_id(pid: int) -> str:
+    """`pid` with its start time (field 22 of /proc/PID/stat); "" if no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _run_as_postgres(tmp: Path) -> list[str]:
+    """The prefix that runs pg_ctl as the owner of cluster directory `tmp` (root: runuser)."""
+    if os.geteuid() != 0:
+        return []
+    runuser = shutil.which("runuser")
+    owner = pwd.getpwuid(tmp.stat().st_uid).pw_name
+    return [runuser, "-u", owner, "--"] if runuser and owner != "root" else []
+
+
 class PgServer:
     """One PostgreSQL cluster in a temporary directory, on 127.0.0.1:port."""
 
@@ -60,7 +82,9 @@ class PgServer:
             pytest.skip("psycopg is not installed (the postgresql extra)")
         self.pg_ctl = pg_ctl
         self.prefix: list[str] = []
-        self.tmp = Path(tempfile.mkdtemp(prefix="cardemu-pg-"))
+        self._sweep_orphans()
+        self.tmp = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        (self.tmp / _OWNER).write_text(_process_id(os.getpid()))
         if os.geteuid() == 0:
             try:
                 user = pwd.getpwnam("postgres")
@@ -97,6 +121,34 @@ class PgServer:
         )
         self._run([pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start"])
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _sweep_orphans(self) -> None:
+        """Stop and remove the clusters of test runs that died without stopping theirs.
+
+        A test process killed (SIGKILL, a CI timeout) never reaches `stop`, and its
+        postgres would run on, holding memory and a port, until the machine restarts.
+        Each cluster's directory names its owner (pid and start time, so a reused pid
+        does not pass for the owner); one whose owner is gone is stopped with
+        `pg_ctl stop -m immediate` and deleted.
+        """
+        for tmp in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
+            try:
+                owner = (tmp / _OWNER).read_text()
+            except OSError:
+                continue  # not ours, or still being made
+            pid = owner.split()[0]
+            if pid.isdigit() and _process_id(int(pid)) == owner:
+                continue  # its test run is alive
+            data = tmp / "data"
+            if (data / "postmaster.pid").exists():
+                prefix = _run_as_postgres(tmp)
+                subprocess.run(
+                    [*prefix, self.pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                    capture_output=True,
+                    timeout=60,
+                    cwd=tempfile.gettempdir(),
+                )
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _run(self, cmd: list[str]) -> None:
         out = subprocess.run(

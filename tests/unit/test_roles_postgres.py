@@ -232,3 +232,44 @@ def test_two_managers_taking_orders_at_once_number_each_once(db: str) -> None:
     assert sorted(seqs) == list(range(1, 31))
     for m in managers:
         m.close()
+
+
+def test_a_cluster_left_by_a_killed_test_run_is_stopped_and_removed(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A test run SIGKILLed with its cluster up: the next run's `PgServer` stops that postgres
+    and deletes its directory; the session's own cluster (its run alive) is left alone."""
+    session: PgServer = request.getfixturevalue("pg_server")  # skips without PostgreSQL
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    child = textwrap.dedent(
+        """
+        import sys, time
+        sys.path.insert(0, "tests/unit")
+        import pg_fixtures
+        s = pg_fixtures.PgServer()
+        print(s.tmp, flush=True)
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    orphan = Path(proc.stdout.readline().strip())
+    pid_file = orphan / "data" / "postmaster.pid"
+    assert pid_file.exists()
+    postmaster = int(pid_file.read_text().split()[0])
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    os.kill(postmaster, 0)  # still running: nobody stopped it
+    PgServer().stop()  # the next run's server sweeps
+    assert not orphan.exists()
+    assert (session.data / "postmaster.pid").exists()  # alive owner: kept
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(postmaster, 0)
+            threading.Event().wait(0.05)
