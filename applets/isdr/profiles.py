@@ -232,10 +232,13 @@ class ProfileFunctions(IsdrBase):
             return {"enableResult": UNDEFINED_ERROR}
         try:
             with self.system.transaction():
-                self.profile_store().enable_profile(target.iccid)
+                # The store's switch last: it ends by deselecting the disabled
+                # profile's applications (RAM, not rolled back), so nothing after it
+                # can abort the transaction and leave them deselected for nothing.
                 if current is not None:
                     self._notify(current, NotificationEvent.DISABLE)
                 self._notify(target, NotificationEvent.ENABLE)
+                self.profile_store().enable_profile(target.iccid)
         except ProfileStoreError:
             return {"enableResult": UNDEFINED_ERROR}
         return {"enableResult": OK}
@@ -294,8 +297,8 @@ class ProfileFunctions(IsdrBase):
             return {"disableResult": DISALLOWED}
         try:
             with self.system.transaction():
-                self.profile_store().disable_profile(target.iccid)
                 self._notify(target, NotificationEvent.DISABLE)
+                self.profile_store().disable_profile(target.iccid)  # last, as in enable
         except ProfileStoreError:
             return {"disableResult": UNDEFINED_ERROR}
         return {"disableResult": OK}

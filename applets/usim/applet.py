@@ -1096,6 +1096,30 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             for app in apps:
                 card.set_lifecycle(app.aid, lifecycle)
 
+    def _deselect_profile(self, slot: Slot | None, keep: Slot | None = None) -> None:
+        """Deselect a profile's applications and security domains on every logical channel.
+
+        GSMA SGP.22 §1.4 (Disabled): none of a disabled profile's files and applications
+        is selectable over the terminal interface. Locking its instances (`_set_apps`,
+        `_switch_sds`) stops new SELECTs; this ends the selections made while it was
+        enabled, so that a later command on such a channel reaches no application of it
+        (the runtime answers 6999, Java Card's SW_APPLET_SELECT_FAILED, as on a channel
+        whose SELECT failed; a new SELECT of the locked AID answers 6A82, ISO 7816-4
+        "file or application not found"). A security domain instance
+        `keep` (the enabled profile) also has stays selected: it answers for that
+        profile's record. The USIM's own view (its ADF and PINs) is reset by the
+        'enabled' generation instead (`_current`). Enable and disable call this after
+        their writes, so a refusal before them deselects nothing; selection is RAM, so a
+        tear (power lost: every channel closes) leaves nothing of it behind.
+        """
+        if slot is None:
+            return
+        card = self.system.card
+        for app in slot.apps():
+            card.deselect_everywhere(app.aid)
+        for aid in self._sd_aids(slot) - self._sd_aids(keep):
+            card.deselect_everywhere(aid)
+
     def enable_profile(self, iccid: str) -> None:
         target = self._find(iccid)
         current, gen = self._current()
@@ -1106,6 +1130,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             self._set_apps(target, _SELECTABLE)
             self._switch_sds(current, target)
             self.system.store.set("enabled", (target.number, gen + 1))
+            self._deselect_profile(current)
 
     def disable_profile(self, iccid: str) -> None:
         target = self._find(iccid)
@@ -1116,19 +1141,18 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             self._set_apps(current, _LOCKED)
             self._switch_sds(current, None)
             self.system.store.set("enabled", (None, gen + 1))
+            self._deselect_profile(current)
 
     def delete_profile(self, iccid: str) -> None:
         """Delete a disabled profile with its applications and security domains.
 
         SGP.22 §5.7.18 (ES10c.DeleteProfile) refuses an enabled profile only
-        (profileNotInDisabledState); a disabled one has no "in use" error, so an
-        instance of it still selected on a logical channel (an MNO-SD or application
-        selected while the profile was enabled, locked since it was disabled) is
-        deselected on every channel first (`CardRuntime.deselect_everywhere`; a Java
-        Card instance is deleted only while not active), then deleted: nothing of the
-        profile stays on the card. An MNO-SD instance whose AID another profile still
-        has stays, for that profile, but is deselected too unless the enabled profile
-        has it (it answered for the deleted profile's record).
+        (profileNotInDisabledState); a disabled one has no "in use" error. Disabling
+        already deselected its instances everywhere, and `_deselect_profile` makes
+        sure once more (a Java Card instance is deleted only while not active), then
+        they are deleted: nothing of the profile stays on the card. An MNO-SD instance
+        whose AID another profile still has stays, for that profile, selected only
+        where the enabled profile has it too.
         """
         target = self._find(iccid)
         current, _ = self._current()
@@ -1137,8 +1161,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         store = self.system.store
         card = self.system.card
         with self.system.transaction():
+            self._deselect_profile(target, keep=current)
             for app in target.apps():
-                card.deselect_everywhere(app.aid)
                 try:
                     card.delete(app.aid)
                 except CardError as e:
@@ -1148,8 +1172,6 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             store.set("profiles", tuple(n for n in store.get("profiles", ()) if n != target.number))
             # A security domain instance goes with the last profile that has its AID.
             others = set().union(*(self._sd_aids(s) for s in self._slots()))
-            for aid in self._sd_aids(target) - self._sd_aids(current):
-                card.deselect_everywhere(aid)
             for aid in self._sd_aids(target) - others:
                 try:
                     card.delete(aid)

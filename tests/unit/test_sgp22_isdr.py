@@ -370,7 +370,8 @@ def test_delete_deselects_the_mno_sd_selected_on_another_channel_and_leaves_no_o
     assert _es10c(lpa, "Delete", ICCID_ID) == 2  # enabled: profileNotInDisabledState
     assert rt.selected_aid(ch) == MNO_SD
     assert _es10c(lpa, "Disable", ICCID_ID) == 0
-    assert rt.selected_aid(ch) == MNO_SD  # locked, still selected there
+    # Disabled: deselected there already (test_isdr_disable_deselects.py).
+    assert rt.selected_aid(ch) is None and ch in rt.open_channels()
     assert _es10c(lpa, "Delete", ICCID_ID) == 0
     assert rt.selected_aid(ch) is None and ch in rt.open_channels()
     assert {bytes(a) for a, *_ in rt.applets()} == before  # no orphan in the registry
