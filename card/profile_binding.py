@@ -51,6 +51,7 @@ __all__ = [
     "check_certificate",
     "check_with_policy",
     "has_binding",
+    "metadata_has_binding",
 ]
 
 #: The binding's fields in the profile metadata (hex for bytes).
@@ -168,7 +169,18 @@ def has_binding(profile: Profile) -> bool:
     A profile with only some of the fields was tampered with; it must meet the
     check (and fail it), not slip through as an unbound profile.
     """
-    return any(k in _META_KEYS for k, _ in profile.metadata)
+    return metadata_has_binding(profile.metadata)
+
+
+def metadata_has_binding(metadata: tuple[tuple[str, str], ...]) -> bool:
+    """`has_binding` on a profile's metadata alone (`ProfileSummary.metadata`).
+
+    The profile store keeps the metadata apart from the rest of a profile, written
+    with it at install time in the same atomic step (the slot's last write, so a
+    torn install leaves no profile rather than one without its binding): whether a
+    profile is bound is known without reading and decoding the whole profile.
+    """
+    return any(k in _META_KEYS for k, _ in metadata)
 
 
 def check_binding(profile: Profile, ese_id: bytes, root: EcPublicKey, variant: Variant) -> str:

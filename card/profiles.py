@@ -75,6 +75,10 @@ class ProfileSummary:
     enabled: bool
     imsi: str | None = None
     apps: tuple[bytes, ...] = ()
+    #: the profile's metadata (`Profile.metadata`, public key/values such as a seed 003
+    #: move binding's), stored with it at install time: what the ISD-R looks at before
+    #: an enable without reading the whole profile back (card.profile_binding)
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 class ProfileStoreInterface(Shareable):

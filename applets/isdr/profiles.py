@@ -28,6 +28,7 @@ from card.profile_binding import (
     ProfileBindingInterface,
     check_with_policy,
     has_binding,
+    metadata_has_binding,
 )
 from card.profiles import ProfileStoreError
 from card.sgp22 import asn1
@@ -76,6 +77,8 @@ class ProfileView:
     nickname: str | None
     dp_proprietary: dict[str, Any] | None
     preloaded: bool
+    #: carries a seed 003 move binding (from the store's metadata, no profile decoded)
+    bound: bool = False
 
     @property
     def profile_class(self) -> int:
@@ -180,6 +183,7 @@ class ProfileFunctions(IsdrBase):
                     nickname,
                     cfg.get("dpProprietaryData"),
                     not smr_der,
+                    metadata_has_binding(s.metadata),
                 )
             )
         return out
@@ -261,7 +265,13 @@ class ProfileFunctions(IsdrBase):
         *enabled* profile's PPR1, wrongProfileReenabling is the fallback's), none of
         which is true here, and a real eUICC says no more than "refused" about a
         failed authenticity check rather than telling a prober which part failed.
+
+        Whether a profile is bound comes from the store's summary (its metadata,
+        stored with it at install time): an ordinary profile is enabled without being
+        read back and decoded; a bound one is decoded whole and checked as before.
         """
+        if not target.bound:
+            return True
         store = self.profile_store()
         try:
             profile = Profile.from_bytes(store.export_profile(target.iccid, with_secrets=False))

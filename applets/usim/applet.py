@@ -957,7 +957,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         current, _ = self._current()
         out = []
         for s in self._slots():
-            iccid, name, provider, _meta, apps, _refs = s.meta[:6]
+            iccid, name, provider, metadata, apps, _refs = s.meta[:6]
             imsi = None
             adf = next((h for n, h in s.fs.applications() if n.startswith(USIM_AID_PREFIX)), None)
             if adf is not None:
@@ -974,6 +974,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     current is not None and current.number == s.number,
                     imsi,
                     tuple(a[0] for a in apps),
+                    metadata,
                 )
             )
         return tuple(out)

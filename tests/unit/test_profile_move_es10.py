@@ -27,13 +27,15 @@ from applets.profile_move.wire import (
     TAG_VARIANT,
     Variant,
 )
-from applets.usim import UICC_AID
+from applets.usim import UICC_AID, UiccApplet
 from card import tlv
+from card.nvm import PowerLoss
 from card.profile_binding import (
     BindingError,
     BindingPolicy,
     check_with_policy,
     has_binding,
+    metadata_has_binding,
 )
 from card.runtime import CardRuntime, CardTorn
 from card.sgp22.values import iccid_to_bytes
@@ -211,3 +213,70 @@ def test_the_binding_policy_is_granted_to_the_isdr_only() -> None:
     agent: Any = rt.applet(MOVE_AGENT_AID)
     assert agent.get_shareable_interface_object(ISD_R_AID, 0) is agent
     assert agent.get_shareable_interface_object(UICC_AID, 0) is None
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ICCIDs of the profiles the store exported and decoded whole (a spy, not a mock)."""
+    seen: list[str] = []
+    real_export = UiccApplet.export_profile
+    real_decode = Profile.from_bytes.__func__  # type: ignore[attr-defined]
+
+    def export(self: UiccApplet, iccid: str, with_secrets: bool = True) -> bytes:
+        seen.append(iccid)
+        return real_export(self, iccid, with_secrets)
+
+    def decode(cls: type[Profile], data: bytes) -> Profile:
+        seen.append("decode")
+        return real_decode(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(UiccApplet, "export_profile", export)
+    monkeypatch.setattr(Profile, "from_bytes", classmethod(decode))
+    return seen
+
+
+@pytest.mark.parametrize("agent", [True, False])
+def test_an_ordinary_profiles_enable_decodes_no_profile(agent: bool, decodes: list[str]) -> None:
+    """The binding is looked up in the store's summary (the metadata stored at install),
+    so ES10c EnableProfile of an ordinary profile reads no profile back; a bound one is
+    still decoded whole and checked."""
+    plain = sample_profile(iccid="8900000000000000077")
+    rt = _card(agent=agent)
+    _put(rt, plain)
+    decodes.clear()
+    assert _enable(rt, plain.iccid) == OK
+    assert decodes == []
+    bound = _bound()
+    _put(rt, bound)
+    decodes.clear()
+    assert _enable(rt, bound.iccid) == (OK if agent else UNDEFINED_ERROR)
+    assert decodes == [bound.iccid, "decode"]
+
+
+def test_the_store_summary_shows_the_binding_at_every_tear_of_the_install() -> None:
+    """The metadata is the slot's last write, in the install's transaction: after a tear
+    at any write the profile is either absent or listed with its binding."""
+    bound = _bound()
+    rt = _card()
+    n = 0
+    while True:
+        rt.nvm.tear_after(n)
+        try:
+            _put(rt, bound)
+        except PowerLoss:
+            rt.nvm.tear_after(None)
+            rt.power_off()
+            rt.power_on()
+            summaries = rt.applet(UICC_AID).list_profiles()
+            assert [s.iccid for s in summaries] in ([], [bound.iccid]), n
+            if summaries:
+                assert metadata_has_binding(summaries[0].metadata)
+                break
+            n += 1
+            continue
+        rt.nvm.tear_after(None)
+        break
+    (summary,) = rt.applet(UICC_AID).list_profiles()
+    assert summary.metadata == bound.metadata and metadata_has_binding(summary.metadata)
+    assert n > 10
+    assert not metadata_has_binding(sample_profile().metadata)
