@@ -24,6 +24,10 @@ still writes the decrement (the runtime flushes after a tear), and a killed
 process wrote neither. Durability is that of SQLite's WAL with
 synchronous=NORMAL, which the image uses: a killed process loses no completed
 APDU; a power cut of the machine may lose the last few, never part of one.
+While its log is live the image is marked format 2 (`IMAGE_VERSION`), and 1
+again once close() has folded the log in: a cardemu from before the log refuses
+it ("newer than this cardemu") rather than open the card without the APDUs the
+log holds.
 
 An image is used by one open at a time: opening it takes an exclusive lock
 (`card.imagelock`) that a second open, in this process or another, is refused
@@ -56,7 +60,17 @@ from card.imagelock import ImageLock
 Value = Any  # None | bool | int | str | bytes | tuple[Value, ...]
 
 IMAGE_MAGIC = "cardemu-card-image"
-IMAGE_VERSION = 1
+#: The newest image format this cardemu opens. 1: the SQLite file alone, all of the
+#: card in it. 2: the SQLite file continued by a redo log (`<image>-redo`) that may
+#: hold completed APDUs. An image is marked 2 before its log's first record and back
+#: to 1 when close() has folded the log in: a cardemu from before the log (which
+#: opens format 1 only) knows nothing of the log, so it would show the card without
+#: those APDUs, and a later replay of the stale log would undo its own writes; it
+#: refuses a format 2 image instead ("... of format 2, newer than this cardemu").
+IMAGE_VERSION = 2
+#: the format of an image with no live redo log (new, or closed cleanly), which any
+#: cardemu opens
+IMAGE_VERSION_ALONE = 1
 #: SQLite's `PRAGMA application_id` of a card image: "CEMU"
 IMAGE_APPLICATION_ID = int.from_bytes(b"CEMU", "big")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -282,6 +296,8 @@ class NVM:
         self._redo_records = 0
         self._redo_size = 0
         self._redo_keys: set[tuple[str, str]] = set()
+        #: the format the image is marked with (IMAGE_VERSION while its log is live)
+        self._format = IMAGE_VERSION_ALONE
         self.path = os.fspath(path) if path is not None else None
         if self.path is not None:
             if create and not readonly and not os.path.lexists(self.path):
@@ -334,6 +350,7 @@ class NVM:
                 raise NvmError(
                     f"{path} is a card image of format {version}, newer than this cardemu"
                 )
+            self._format = version
             if not self.readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -372,7 +389,7 @@ class NVM:
             raise NvmError("no writable card image is open")
         new = os.fspath(path)
         self.flush()
-        self._fold_redo()
+        self._fold_redo(final=True)
         self._drop_redo()
         self._close_redo()
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -439,14 +456,18 @@ class NVM:
         self._dirty.clear()
         self._journal_in_image = self._journal is not None
 
-    def _commit(self, keys: list[tuple[str, str]], *, new_log: bool = False) -> None:
+    def _commit(
+        self, keys: list[tuple[str, str]], *, new_log: bool = False, mark: int | None = None
+    ) -> None:
         """Write `keys` and the redo log's keys, as they are now, to SQLite in one transaction.
 
         The journal row goes with them (written, or removed once the transaction is
         over). A new salt for the log is committed with them: the log is emptied
         right after, and its next records carry the new salt, so that no record of
         the emptied log can ever be taken for a later one. `new_log`: do so even
-        when the log holds nothing.
+        when the log holds nothing. `mark`: the image format to record with them
+        (IMAGE_VERSION before the log's first record, IMAGE_VERSION_ALONE once the
+        log is folded in for good).
         """
         db = self._db
         assert db is not None
@@ -485,10 +506,14 @@ class NVM:
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     (_REDO_META, f"{salt.hex()}:{self._redo_lsn}"),
                 )
+            if mark is not None and mark != self._format:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(mark),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if mark is not None:
+            self._format = mark
         if folded:
             self._empty_redo(salt)
 
@@ -530,12 +555,10 @@ class NVM:
                 data = f.read()
         except FileNotFoundError:
             return
-        applied = 0
         if self._redo_salt is not None:
             for lsn, payload in _redo_records(data, self._redo_salt, self._redo_lsn):
                 self._apply_redo(payload)
                 self._redo_lsn = lsn
-                applied += 1
         if self.readonly or not data:
             return
         # Fold what was replayed (if anything) and start an empty log with a new salt.
@@ -603,8 +626,10 @@ class NVM:
         """
         if self._redo_keys or self._redo_size:
             raise NvmError("the redo log was not folded in")  # never: close() is the end
-        if self._redo_salt is None:
-            self._commit([], new_log=True)  # an image that never had a log: name a salt
+        if self._redo_salt is None or self._format != IMAGE_VERSION:
+            # Name a salt (an image that never had a log) and mark the image as one
+            # whose log counts, before the log holds anything that does.
+            self._commit([], new_log=True, mark=IMAGE_VERSION)
         if self._redo_fd is None:
             self._redo_fd = os.open(
                 self._redo_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666
@@ -628,10 +653,17 @@ class NVM:
         self.flush()
         self._fold_redo()
 
-    def _fold_redo(self) -> None:
-        """Write the log's keys into the image and empty the log (nothing to do if empty)."""
-        if self._db is not None and not self.readonly and (self._redo_keys or self._redo_size):
-            self._commit([])
+    def _fold_redo(self, final: bool = False) -> None:
+        """Write the log's keys into the image and empty the log (nothing to do if empty).
+
+        `final`: the log is done with (close, publish): the image is marked
+        IMAGE_VERSION_ALONE again in the same transaction, whole without a log.
+        """
+        if self._db is None or self.readonly:
+            return
+        mark = IMAGE_VERSION_ALONE if final else None
+        if self._redo_keys or self._redo_size or (final and self._format != mark):
+            self._commit([], mark=mark)
 
     def _drop_redo(self) -> None:
         """Remove the (empty) log file: a closed image is the SQLite file alone."""
@@ -653,7 +685,7 @@ class NVM:
             if self._db is not None:
                 try:
                     self.flush()
-                    self._fold_redo()
+                    self._fold_redo(final=True)
                     self._drop_redo()
                 finally:
                     self._close_redo()
@@ -987,7 +1019,7 @@ def _write_empty_image(tmp: str) -> None:
         )
         db.executemany(
             "INSERT INTO meta VALUES (?, ?)",
-            [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION))],
+            [("magic", IMAGE_MAGIC), ("version", str(IMAGE_VERSION_ALONE))],
         )
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -27,7 +27,7 @@ from card.errors import ImageInUse
 from card.nvm import (
     IMAGE_APPLICATION_ID,
     IMAGE_MAGIC,
-    IMAGE_VERSION,
+    IMAGE_VERSION_ALONE,
     NVM,
     NvmError,
     PowerLoss,
@@ -162,7 +162,7 @@ def test_empty_image_bytes_and_tables(tmp_path: Path) -> None:
     try:
         assert dict(db.execute("SELECT key, value FROM meta")) == {
             "magic": IMAGE_MAGIC,
-            "version": str(IMAGE_VERSION),
+            "version": str(IMAGE_VERSION_ALONE),
         }
         assert db.execute("SELECT count(*) FROM nvm").fetchone() == (0,)
         cols = [r[1] for r in db.execute("PRAGMA table_info(nvm)")]
