@@ -17,7 +17,12 @@ from card.gp.lifecycle import card_state_name
 from card.nvm import NvmError
 from card.runtime import CardRuntime
 from card.sw import describe, is_success
-from host.commands.common import InvalidInput, UnexpectedStatus, json_option
+from host.commands.common import (
+    InvalidInput,
+    UnexpectedStatus,
+    json_option,
+    stop_if_interrupted,
+)
 from host.commands.session import (
     annotated_record,
     command_session,
@@ -501,6 +506,7 @@ def bench(
     if usim:
         from host.bench_usim import run_usim_benchmark
 
+        stop_if_interrupted()  # each branch once its imports are done
         usim_report = run_usim_benchmark(seconds, runs)
         if as_json:
             click.echo(json.dumps(usim_report.to_json(), indent=2))
@@ -510,6 +516,7 @@ def bench(
     if doorlock:
         from host.bench_doorlock import run_doorlock_benchmark
 
+        stop_if_interrupted()
         tty = sys.stderr.isatty()
         dl = run_doorlock_benchmark(
             rounds, progress=(lambda line: click.echo(line, err=True)) if tty else None
@@ -522,6 +529,7 @@ def bench(
     if keys:
         from host.bench_keys import ALGORITHMS, run_key_benchmark
 
+        stop_if_interrupted()
         chosen = algorithms or tuple(ALGORITHMS)
         bad = [a for a in chosen if a not in ALGORITHMS]
         if bad:
@@ -542,6 +550,7 @@ def bench(
     if web:
         from host.bench_web import run_web_benchmark
 
+        stop_if_interrupted()
         web_report = run_web_benchmark(seconds)
         if as_json:
             click.echo(json.dumps(web_report.to_json(), indent=2))
@@ -552,6 +561,7 @@ def bench(
         from host.bench_pcsc import PcscBenchError, bench_pcsc
         from host.commands.serve import card_factory
 
+        stop_if_interrupted()
         try:
             result = bench_pcsc(card_factory(DEFAULT_PRESET), n=count)
         except (PcscBenchError, ReaderError) as e:
@@ -579,6 +589,7 @@ def bench(
         return
     from host.bench import run_card_benchmark
 
+    stop_if_interrupted()
     report = run_card_benchmark(seconds)
     if as_json:
         click.echo(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=2))
@@ -589,6 +600,7 @@ def bench(
 def _bench_table(quick: bool, only: tuple[str, ...], as_json: bool) -> None:
     from host.bench_table import Settings, run_table
 
+    stop_if_interrupted()
     tty = sys.stderr.isatty()
     try:
         table = run_table(

@@ -15,7 +15,7 @@ from applets.biometric.applet import DEFAULT_ADMIN_KEY, DEFAULT_THRESHOLD
 from host.bio import det
 from host.bio.eval import EvalConfig, plot, report, run
 from host.bio.synthetic import DEFAULT_MODEL, Model, make_finger, make_impression
-from host.commands.common import EXIT_FAILED, json_option
+from host.commands.common import EXIT_FAILED, json_option, stop_if_interrupted
 
 
 @click.group(short_help="Fingerprint match-on-card: accuracy, demo.")
@@ -141,6 +141,7 @@ def eval_cmd(
         raise click.BadParameter("--set changes host.bio.synthetic, not --setting")
     if png is not None:
         _check_png_dir(png)
+    stop_if_interrupted()  # the matcher and generator imports are done: minutes of work follow
     names: list[str | None] = (
         [None]
         if setting is None

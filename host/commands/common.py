@@ -83,6 +83,25 @@ def _interrupt(sig: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def stop_if_interrupted() -> None:
+    """Stop a long command now if a Ctrl-C came while it started and was dropped.
+
+    `_interrupt` raises KeyboardInterrupt at whatever bytecode runs; raised inside a gc
+    or weakref callback (imports run plenty of them, and a long command's start-up is
+    mostly imports: Locust and gevent, the benchmarks, the matcher) Python prints
+    "Exception ignored" and drops it, and the command would then run its whole course
+    (a benchmark table, a matcher evaluation, a load master waiting for its workers).
+    A long command calls this once its imports are done, before its long work: such a
+    Ctrl-C then ends it as any other does ("Interrupted.", exit 130).
+
+    Raises:
+        KeyboardInterrupt: a SIGINT was recorded since `run_main` started the command.
+    """
+    if _swallowed:
+        _swallowed.clear()  # raised once; what follows is a new Ctrl-C's business
+        raise KeyboardInterrupt
+
+
 def serve_until_interrupted(name: str, server: Servable, banner: Sequence[str] = ()) -> None:
     """Run a server until SIGINT or SIGTERM stops it; say so, and exit 130 on Ctrl-C.
 

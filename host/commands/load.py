@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from host.commands.common import CommandError, InvalidInput, json_option
+from host.commands.common import CommandError, InvalidInput, json_option, stop_if_interrupted
 
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
@@ -194,6 +194,9 @@ def load(
     # Locust (and gevent's monkey-patching) only from here on, and before anything opens a socket.
     from host.load import locust_run
 
+    # Importing Locust (gevent's monkey-patching) is most of the start-up: a Ctrl-C
+    # dropped in it would leave a master waiting for its workers, then running.
+    stop_if_interrupted()
     if worker:
         locust_run.run_worker(master_host, master_port, pki_dir=pki_dir)
         return
