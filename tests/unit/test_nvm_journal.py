@@ -324,6 +324,42 @@ def test_capacity_bounds_are_exact() -> None:
     assert nvm.read("o", "b") == bytes(7) + b"\x01"
 
 
+def test_the_last_two_values_stored_are_not_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NVM.write keeps the last two values it stored (checked, frozen, sized): a PIN
+    record written back and forth between its two stored tuples, as VERIFY does, is not
+    walked again; a value written anew is (kills the memo mutants of `write`)."""
+    from card import nvm as nvm_module
+
+    checked: list[object] = []
+    real = nvm_module._check_value
+
+    def check(value: object) -> tuple[object, int]:
+        checked.append(value)
+        return real(value)
+
+    monkeypatch.setattr(nvm_module, "_check_value", check)
+    nvm = NVM()
+    nvm.write("o", "pin", (b"1234", 3, 3))
+    full = nvm.read("o", "pin")
+    nvm.write("o", "pin", (b"1234", 3, 2))
+    less = nvm.read("o", "pin")
+    assert len(checked) == 2
+    for _ in range(3):  # VERIFY: decrement, then restore
+        nvm.write("o", "pin", full)
+        nvm.write("o", "pin", less)
+    assert len(checked) == 2
+    # The value stored last, stored again under another name, keeps the one before.
+    nvm.write("o", "copy", less)
+    nvm.write("o", "pin", full)
+    assert len(checked) == 2
+    assert nvm.used == 2 * (2 + 6 + 4 + 4)  # the memos' sizes are the values' own
+    nvm.write("o", "pin", (b"1234", 3, 1))  # a new value: checked
+    assert len(checked) == 3
+    assert nvm.used == 2 * (2 + 6 + 4 + 4)
+
+
 def test_sizes_of_nested_values() -> None:
     nvm = NVM()
     nvm.write("o", "t", (b"12345", "ab", (1, None)))
