@@ -5,12 +5,14 @@ SGP.22 §1.4 defines a Disabled profile as one none of whose files and applicati
 an MNO-SD (or a profile's applet) selected on another logical channel while its
 profile was enabled stayed selected after ES10c DisableProfile, or after an
 EnableProfile that switched to another profile, and the next command on that channel
-still reached it. Now the channel is left with no application selected: a command
-there answers 6999 (Java Card's SW_APPLET_SELECT_FAILED, what the runtime answers on
-a channel whose SELECT failed) and a new SELECT of the locked AID 6A82 (ISO/IEC 7816-4
-§5.6, "file or application not found", GP Card Spec §9.9.3: a LOCKED application is
-not selectable), whatever the refreshFlag. The USIM ADF of the profile, opened on a
-channel, is gone from it too (the store's generation resets the terminal's view).
+still reached it. Now the channel stays open with no application selected (as after
+a SELECT that failed): a command there answers 6999, the runtime's answer on such a
+channel (Java Card's SW_APPLET_SELECT_FAILED), rather than 6985 or 6A82, which an
+application would give and none is there to give; a new SELECT of the locked AID
+answers 6A82, "file or application not found" (ISO/IEC 7816-4; GlobalPlatform: a
+LOCKED application is not selectable). The same whatever the refreshFlag (with it, a
+real eUICC also resets the terminal through REFRESH). The USIM ADF of the profile,
+opened on a channel, is gone from it too (the store's generation resets the view).
 
 The cards are copies of one image built once (two TS.48 downloads and a profile with
 an applet), so each test starts from the same state in milliseconds.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from card import nvm as nvm_module
 from card.nvm import NVM, NvmError, OutOfMemory, PowerLoss, TransactionError
 
 JOURNAL_ROW = "__journal__"
@@ -330,8 +331,6 @@ def test_the_last_two_values_stored_are_not_checked_again(
     """NVM.write keeps the last two values it stored (checked, frozen, sized): a PIN
     record written back and forth between its two stored tuples, as VERIFY does, is not
     walked again; a value written anew is (kills the memo mutants of `write`)."""
-    from card import nvm as nvm_module
-
     checked: list[object] = []
     real = nvm_module._check_value
 
@@ -358,6 +357,33 @@ def test_the_last_two_values_stored_are_not_checked_again(
     nvm.write("o", "pin", (b"1234", 3, 1))  # a new value: checked
     assert len(checked) == 3
     assert nvm.used == 2 * (2 + 6 + 4 + 4)
+
+
+def test_a_card_over_its_capacity_still_rewrites_and_shrinks() -> None:
+    """Only a write that grows is refused when full: an image opened with a smaller
+    capacity than it holds (or a full card) can still rewrite and free its values."""
+    nvm = NVM(capacity=20)
+    nvm.write("o", "a", bytes(18))  # 20 bytes
+    nvm.capacity = 10  # as a smaller card would open the same image
+    nvm.write("o", "a", bytes(17) + b"\x01")  # same size: no growth, allowed
+    nvm.write("o", "a", bytes(8))  # shrinks: allowed
+    assert nvm.used == 10 and nvm.read("o", "a") == bytes(8)
+    with pytest.raises(OutOfMemory):
+        nvm.write("o", "b", None)  # 4 more
+
+
+def test_the_undo_journal_holds_one_entry_per_key() -> None:
+    """JC 3.0 RE §7.7: the journal keeps a key's value from before the transaction, once,
+    however often the transaction writes it (its size bounded by the keys touched)."""
+    nvm = NVM()
+    nvm.write("o", "x", 0)
+    nvm.begin()
+    for i in range(1, 4):
+        nvm.write("o", "x", i)
+        nvm.write("o", "y", i)
+    assert nvm._journal == [("o", "x", 0), ("o", "y", nvm_module._ABSENT)]
+    nvm.abort()
+    assert nvm.snapshot() == {"o": {"x": 0}}
 
 
 def test_sizes_of_nested_values() -> None:
