@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from applets.usim import UICC_AID
 from applets.usim.sd import ProfileSecurityDomain
@@ -255,3 +258,78 @@ def test_a_tear_at_every_write_of_disable_leaves_before_or_after(card: CardRunti
         assert _state(lpa) == (0, ntf_before + 1)
         break
     assert tears >= 3  # the notification, the lifecycles and the enabled record at least
+
+
+class SelectionMachine(RuleBasedStateMachine):
+    """Enable, disable and SELECT in any order: a channel keeps an application of a
+    profile only while that profile stays enabled, and one with nothing selected
+    answers 6999. The model: what each channel has selected. A channel opens with the
+    profile store (the card's default application), which no switch deselects; a
+    SELECT that fails leaves the channel as it was."""
+
+    PROFILES = (TS48_ICCID, SECOND, WITH_APP)
+    AIDS = {MNO_SD: (TS48_ICCID, SECOND), APP_AID: (WITH_APP,)}
+
+    def __init__(self, template: Path, image: Path) -> None:
+        super().__init__()
+        shutil.copy(template, image)
+        self.rt = CardRuntime(str(image), rng_seed=7)
+        self.rt.power_on()
+        self.lpa = Lpa(self.rt)
+        self.enabled: str | None = None
+        self.selected: dict[int, bytes | None] = {}
+
+    @rule()
+    def open_channel(self) -> None:
+        if len(self.selected) < 3:
+            self.selected[_open(self.rt)] = UICC_AID
+
+    @rule(index=st.integers(0, 2), aid=st.sampled_from(sorted(AIDS)))
+    def select(self, index: int, aid: bytes) -> None:
+        if not self.selected:
+            return
+        ch = sorted(self.selected)[index % len(self.selected)]
+        ok = self.enabled in self.AIDS[aid]
+        sw = _select(self.rt, ch, aid)
+        # Not selectable: 6A82 from the card, or the selected application's own refusal.
+        assert (sw == 0x9000) == ok, f"{sw:04X}"
+        if ok:
+            self.selected[ch] = aid
+
+    @rule(iccid=st.sampled_from(PROFILES), refresh=st.booleans())
+    def enable(self, iccid: str, refresh: bool) -> None:
+        expect = WRONG_STATE if iccid == self.enabled else OK
+        assert _es10c(self.lpa, "Enable", iccid, refresh) == expect
+        if expect == OK:
+            self.enabled = iccid
+            self._switched()
+
+    @rule(iccid=st.sampled_from(PROFILES), refresh=st.booleans())
+    def disable(self, iccid: str, refresh: bool) -> None:
+        expect = OK if iccid == self.enabled else WRONG_STATE
+        assert _es10c(self.lpa, "Disable", iccid, refresh) == expect
+        if expect == OK:
+            self.enabled = None
+            self._switched()
+
+    def _switched(self) -> None:
+        """The profile enabled before is disabled: its applications left every channel."""
+        self.selected = {ch: aid if aid == UICC_AID else None for ch, aid in self.selected.items()}
+
+    @invariant()
+    def channels_hold_what_the_model_says(self) -> None:
+        for ch, aid in self.selected.items():
+            assert self.rt.selected_aid(ch) == aid, ch
+            if aid is None:
+                assert _get_data(self.rt, ch) == 0x6999
+
+    def teardown(self) -> None:
+        self.rt.close()
+
+
+def test_selections_follow_the_enabled_profile(template: Path, tmp_path: Path) -> None:
+    images = iter(range(10**6))
+    run_state_machine_as_test(
+        lambda: SelectionMachine(template, tmp_path / f"c{next(images)}.img"),
+        settings=settings(max_examples=15, stateful_step_count=20, deadline=None),
+    )
