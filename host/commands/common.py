@@ -169,6 +169,7 @@ def run_main(cli: click.Command, argv: Sequence[str] | None) -> int:
     finally:
         if hook:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        _swallowed.clear()  # this command's: none may stop a later one (tests run many)
 
 
 def _run(cli: click.Command, args: list[str]) -> int:

@@ -131,3 +131,18 @@ def test_load_master_stops(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 60
     assert "waiting for" not in proc.stderr  # never started the master
     assert proc.stderr.strip().endswith("Interrupted.")
+
+
+def test_run_main_forgets_its_commands_ctrl_c() -> None:
+    """A Ctrl-C recorded for one command never stops a later one run without
+    `run_main` (tests invoke commands through click's runner)."""
+    import click
+
+    @click.command()
+    def short() -> None:
+        drop_a_ctrl_c()  # recorded, dropped, and this command never looks
+        assert common._swallowed == [signal.SIGINT]
+
+    assert common.run_main(short, []) == 0
+    assert common._swallowed == []
+    common.stop_if_interrupted()  # nothing left to raise
