@@ -374,43 +374,48 @@ def _pcsc(s: Settings) -> list[Row]:
     ]
 
 
-@benchmark("fuzz", "fuzz executions/s")
+@benchmark("fuzz", "fuzz executions/s on every preset")
 def _fuzz(s: Settings) -> list[Row]:
     from host.fuzz.engine import ALL_ORACLES, FuzzConfig, Fuzzer
     from host.fuzz.targets import preset_target
+    from host.presets import PRESETS
 
-    target = preset_target("demo")
     budget = 100 if s.quick else 2000
     rounds = 2 if s.quick else 3
+    rows = []
+    for preset in PRESETS:
+        target = preset_target(preset)
 
-    def side(oracles: bool) -> Callable[[], float]:
-        seed = iter(range(1000))
+        def side(oracles: bool, target: Any = target) -> Callable[[], float]:
+            seed = iter(range(1000))
 
-        def run() -> float:
-            cfg = FuzzConfig(
-                seed=next(seed),
-                budget=budget,
-                oracles=ALL_ORACLES if oracles else frozenset(),
-                coverage=False,
-                tear_rate=0.25 if oracles else 0.0,
-                minimise=False,
+            def run() -> float:
+                cfg = FuzzConfig(
+                    seed=next(seed),
+                    budget=budget,
+                    oracles=ALL_ORACLES if oracles else frozenset(),
+                    coverage=False,
+                    tear_rate=0.25 if oracles else 0.0,
+                    minimise=False,
+                )
+                return float(Fuzzer(target, cfg).run().rate)
+
+            return run
+
+        full, raw = interleave([side(True), side(False)], rounds)
+        rows.append(
+            figure(
+                "fuzz",
+                f"fuzz executions/s, {preset}, all {len(ALL_ORACLES)} oracles",
+                "execs/s",
+                full,
+                reference="no oracles, no tears",
+                ref_samples=raw,
+                note=f"`cardemu fuzz --preset P` without coverage, {budget} APDUs a run; "
+                "ratio: what the oracles and tears cost; target: 10,000/s on every preset",
             )
-            return float(Fuzzer(target, cfg).run().rate)
-
-        return run
-
-    full, raw = interleave([side(True), side(False)], rounds)
-    return [
-        figure(
-            "fuzz",
-            f"fuzz executions/s, demo card, all {len(ALL_ORACLES)} oracles",
-            "execs/s",
-            full,
-            reference="no oracles, no tears",
-            ref_samples=raw,
-            note=f"{budget} APDUs a run; ratio: what the oracles and tears cost",
         )
-    ]
+    return rows
 
 
 @benchmark("keys", "key generation and signing beside a real card (JCAlgTest, NXP JCOP4)")
@@ -632,6 +637,192 @@ def _scenarios(s: Settings) -> list[Row]:
     return rows
 
 
+@benchmark("download", "eSIM download + enable over loopback HTTPS beside the same in-process")
+def _download(s: Settings) -> list[Row]:
+    from host.bench_download import SIDES, TARGET_MS, DownloadBench
+
+    rounds = 2 if s.quick else 15
+    with DownloadBench() as memory, DownloadBench(store="file") as disk:
+        sides = [memory.meter(https=True), memory.meter(https=False), disk.meter(https=True)]
+        mem, ref, on_disk = interleave(sides, rounds)
+    how = (
+        "SGP.22 §3.1.3 download of a new order into a new euicc card, then ES10c "
+        "EnableProfile; one TLS connection per download; "
+        f"target: {TARGET_MS:.0f} ms over HTTPS"
+    )
+    return [
+        figure(
+            "download",
+            "eSIM download + enable, HTTPS, store in memory",
+            "ms",
+            mem,
+            higher_is_better=False,
+            reference=f"the same {SIDES[1]}",
+            ref_samples=ref,
+            note=how,
+        ),
+        figure(
+            "download",
+            "eSIM download + enable, HTTPS, store on disk",
+            "ms",
+            on_disk,
+            higher_is_better=False,
+            reference="the same, store in memory",
+            ref_samples=mem,
+            note="on disk: the SM-DP+'s SQLite file in WAL mode, synchronous=FULL "
+            "(`cardemu server smdpp --db`)",
+        ),
+    ]
+
+
+#: What the console script `cardemu` runs (pyproject's [project.scripts] entry point).
+_CLI = "import sys; from host.cli import main; sys.argv[0] = 'cardemu'; sys.exit(main())"
+
+
+def _spawn(argv: list[str]) -> tuple[float, float]:
+    """Run `argv` with stdout and stderr to /dev/null: (wall seconds, peak RSS in MiB)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(argv[-2:])} exited {os.waitstatus_to_exitcode(status)}")
+    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
+
+
+@benchmark("startup", "`cardemu --version` / `--help`: start-up time and memory")
+def _startup(s: Settings) -> list[Row]:
+    rounds = 3 if s.quick else 10
+    bare = [sys.executable, "-c", "pass"]
+    runs: dict[str, list[tuple[float, float]]] = {}
+
+    def meter(args: list[str]) -> Callable[[], float]:
+        argv = [sys.executable, "-c", _CLI, *args] if args else bare
+        key = " ".join(args) or "bare"
+
+        def run() -> float:
+            got = _spawn(argv)
+            runs.setdefault(key, []).append(got)
+            return got[0]
+
+        return run
+
+    interleave([meter(["--version"]), meter(["--help"]), meter([])], rounds)
+    ref = [t for t, _ in runs["bare"]]
+    ref_rss = [m for _, m in runs["bare"]]
+    rows = []
+    for args in ("--version", "--help"):
+        times = [t for t, _ in runs[args]]
+        rss = [m for _, m in runs[args]]
+        rows.append(
+            figure(
+                "startup",
+                f"cardemu {args}, wall time",
+                "s",
+                times,
+                higher_is_better=False,
+                reference="python -c pass",
+                ref_samples=ref,
+                note="a fresh process each run, as the console script starts it; target: 0.15 s",
+            )
+        )
+        rows.append(
+            figure(
+                "startup",
+                f"cardemu {args}, peak RSS",
+                "MiB",
+                rss,
+                higher_is_better=False,
+                reference="python -c pass",
+                ref_samples=ref_rss,
+            )
+        )
+    return rows
+
+
+@benchmark("es10first", "the first ES10 call of a process (ASN.1 compiled on first use)")
+def _es10first(s: Settings) -> list[Row]:
+    rounds = 3 if s.quick else 7
+    first: list[float] = []
+    second: list[float] = []
+    start: list[float] = []
+    bare: list[float] = []
+
+    def child() -> float:
+        t0 = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-m", "host.bench_table", "es10first"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"the ES10 child failed: {out.stderr.strip().splitlines()[-1:]}")
+        got = json.loads(out.stdout)
+        first.append(got["first_ms"])
+        second.append(got["second_ms"])
+        # CLOCK_MONOTONIC is one clock for every process of the machine.
+        start.append((got["answered"] - t0) * 1000)
+        return start[-1]
+
+    def interpreter() -> float:
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+        bare.append((time.monotonic() - t0) * 1000)
+        return bare[-1]
+
+    interleave([child, interpreter], rounds)
+    return [
+        figure(
+            "es10first",
+            "first ES10 GetProfilesInfo of a process",
+            "ms",
+            first,
+            higher_is_better=False,
+            reference="the second call, same process",
+            ref_samples=second,
+            note="euicc card, in-process reader, timed from the request's encoding to "
+            "the decoded answer, imports and the card made before; target: 50 ms",
+        ),
+        figure(
+            "es10first",
+            "process start to the first ES10 answer",
+            "ms",
+            start,
+            higher_is_better=False,
+            reference="python -c pass",
+            ref_samples=bare,
+            note="the whole child: interpreter, imports, one euicc card, the first call",
+        ),
+    ]
+
+
+def _es10first_child() -> dict[str, Any]:
+    """In a fresh process: the first and the second ES10 GetProfilesInfo, in ms."""
+    from host.lpa.es10 import Es10Client
+    from host.presets import new_card
+    from host.readers.inprocess import InProcessReader
+
+    card = new_card("euicc", rng_seed=1)
+    with Es10Client(InProcessReader(card)) as es10:  # MANAGE CHANNEL, SELECT ISD-R
+        t0 = time.perf_counter()
+        es10.get_profiles_info()
+        t1 = time.perf_counter()
+        answered = time.monotonic()
+        es10.get_profiles_info()
+        t2 = time.perf_counter()
+    return {
+        "first_ms": (t1 - t0) * 1000,
+        "second_ms": (t2 - t1) * 1000,
+        "answered": answered,
+    }
+
+
 @benchmark("memory", "memory per emulated USIM card, cards per GiB")
 def _memory(s: Settings) -> list[Row]:
     batches, per_batch = (2, 40) if s.quick else (3, 200)
@@ -850,6 +1041,11 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["memory"]:
         b, n, t = (int(x) for x in sys.argv[2:5])
         print(json.dumps(_memory_child(b, n, t)))
+    elif sys.argv[1:] == ["es10first"]:
+        print(json.dumps(_es10first_child()))
     else:
-        print("usage: python -m host.bench_table memory BATCHES PER_BATCH TRACED", file=sys.stderr)
+        print(
+            "usage: python -m host.bench_table memory BATCHES PER_BATCH TRACED | es10first",
+            file=sys.stderr,
+        )
         sys.exit(2)

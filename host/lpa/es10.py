@@ -352,7 +352,9 @@ class Es10Client:
         # card/sgp22 has DeviceInfo.tac as Octet8, SGP.22 v2.x says Octet4 (a 4-byte TAC).
         try:
             ctx_der = bytes(
-                asn1.rsp().encode("CtxParams1", ("ctxParamsForCommonAuthentication", ctx))
+                asn1.rsp_type("CtxParams1").encode(
+                    "CtxParams1", ("ctxParamsForCommonAuthentication", ctx)
+                )
             )
         except Exception as e:  # noqa: BLE001 - asn1tools raises several types
             raise ValueError(f"ctxParams1: {e}") from None

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from host.es9plus import SC_BAD_REQUEST, Es9Error, failed_header, ok_header
 from host.servers.web import HttpError, json_object
 
-__all__ = ["REQUEST_DECODE_SECONDS", "RspFunction", "rsp_route"]
+__all__ = ["REQUEST_DECODE_SECONDS", "RspFunction", "rsp_answer", "rsp_route"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,24 @@ def _bounded(fn: RspFunction, body: dict[str, Any]) -> dict[str, Any] | None:
             raise Es9Error.of(SC_BAD_REQUEST, str(e)) from None
 
 
+def rsp_answer(name: str, fn: RspFunction, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Run one function on a request body; its JSON answer with the SGP.22 header.
+
+    Returns:
+        `{"header": ..., **fields}` ("Executed-Success", or "Failed" with the
+        status codes of the `Es9Error` it raised), or None: 204 No Content.
+    """
+    try:
+        result = _bounded(fn, body)
+    except Es9Error as e:
+        e.function = name
+        log.info("%s failed: %s", name, e)
+        return {"header": failed_header(e)}
+    if result is None:
+        return None
+    return {"header": ok_header(), **result}
+
+
 def rsp_route(path: str, name: str, fn: RspFunction) -> Route:
     """A POST route running `fn` on the JSON body, answering with the SGP.22 header.
 
@@ -60,15 +78,10 @@ def rsp_route(path: str, name: str, fn: RspFunction) -> Route:
         if protocol is not None and not protocol.startswith("gsma/rsp/v2"):
             raise HttpError(400, f"unsupported X-Admin-Protocol {protocol[:40]!r}")
         body = await json_object(request)
-        try:
-            result = await run_in_threadpool(_bounded, fn, body)
-        except Es9Error as e:
-            e.function = name
-            log.info("%s failed: %s", name, e)
-            return JSONResponse({"header": failed_header(e)})
-        if result is None:
+        answer = await run_in_threadpool(rsp_answer, name, fn, body)
+        if answer is None:
             return Response(status_code=204)
-        return JSONResponse({"header": ok_header(), **result})
+        return JSONResponse(answer)
 
     handle.__name__ = name
     return Route(path, handle, methods=["POST"])

@@ -29,7 +29,15 @@ from host.servers.web import role_app
 if TYPE_CHECKING:
     from host.servers.smdpp.server import SmdpPlus
 
-__all__ = ["ENV_ADDRESS", "ENV_DB", "ENV_PKI", "app_from_env", "create_app", "load_smdp"]
+__all__ = [
+    "ENV_ADDRESS",
+    "ENV_DB",
+    "ENV_PKI",
+    "app_from_env",
+    "create_app",
+    "es9_functions",
+    "load_smdp",
+]
 
 # What `app_from_env` reads: how `cardemu server smdpp --workers N` configures each worker.
 ENV_DB = "CARDEMU_SMDPP_DB"
@@ -41,15 +49,20 @@ log = logging.getLogger(__name__)
 Es9Function = RspFunction
 
 
-def create_app(smdp: SmdpPlus) -> Starlette:
-    """The ES9+ app of one SM-DP+ (its orders and sessions are in `smdp.store`)."""
-    functions: dict[str, Es9Function] = {
+def es9_functions(smdp: SmdpPlus) -> dict[str, Es9Function]:
+    """The ES9+ functions of one SM-DP+ by their SGP.22 names (§5.6), as the routes call them."""
+    return {
         "initiateAuthentication": smdp.initiate_authentication,
         "authenticateClient": smdp.authenticate_client,
         "getBoundProfilePackage": smdp.get_bound_profile_package,
         "handleNotification": smdp.handle_notification,
         "cancelSession": smdp.cancel_session,
     }
+
+
+def create_app(smdp: SmdpPlus) -> Starlette:
+    """The ES9+ app of one SM-DP+ (its orders and sessions are in `smdp.store`)."""
+    functions = es9_functions(smdp)
     routes = [rsp_route(ES9_PATHS[name], name, fn) for name, fn in functions.items()]
     # ES2+ (SGP.22 §5.3) on the same server: a real SM-DP+ serves it on its own port
     # behind mutually authenticated TLS; here the loopback binding is the fence.
