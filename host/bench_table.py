@@ -677,35 +677,53 @@ def _download(s: Settings) -> list[Row]:
 
 #: What the console script `cardemu` runs (pyproject's [project.scripts] entry point).
 _CLI = "import sys; from host.cli import main; sys.argv[0] = 'cardemu'; sys.exit(main())"
+#: Put first in a measured child: its peak RSS (VmHWM) to fd 3 as it exits. The
+#: parent's rusage cannot say it: Linux carries the forking parent's peak into the
+#: child's ru_maxrss across exec.
+_HWM = (
+    "import atexit, os; atexit.register(lambda: os.write(3, "
+    "[x for x in open('/proc/self/status', 'rb') if x.startswith(b'VmHWM')][0]))"
+)
 
 
-def _spawn(argv: list[str]) -> tuple[float, float]:
-    """Run `argv` with stdout and stderr to /dev/null: (wall seconds, peak RSS in MiB)."""
+def _spawn(code: str, args: list[str]) -> tuple[float, float]:
+    """Run `python -c code args` (stdout and stderr to /dev/null): (wall s, peak RSS MiB)."""
+    r, w = os.pipe()
     actions = [
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_DUP2, 1, 2),
+        (os.POSIX_SPAWN_DUP2, w, 3),
     ]
-    t0 = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - t0
+    argv = [sys.executable, "-c", f"{_HWM}\n{code}", *args]
+    try:
+        t0 = time.perf_counter()
+        pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions)
+        _, status = os.waitpid(pid, 0)
+        elapsed = time.perf_counter() - t0
+        os.close(w)
+        w = -1
+        line = os.read(r, 4096).split()
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(argv[-2:])} exited {os.waitstatus_to_exitcode(status)}")
-    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
+        raise RuntimeError(f"{' '.join(args)} exited {os.waitstatus_to_exitcode(status)}")
+    if len(line) < 2 or line[0] != b"VmHWM:":
+        raise RuntimeError(f"no peak RSS from the child: {line!r}")
+    return elapsed, int(line[1]) / 1024  # kB
 
 
 @benchmark("startup", "`cardemu --version` / `--help`: start-up time and memory")
 def _startup(s: Settings) -> list[Row]:
     rounds = 3 if s.quick else 10
-    bare = [sys.executable, "-c", "pass"]
     runs: dict[str, list[tuple[float, float]]] = {}
 
     def meter(args: list[str]) -> Callable[[], float]:
-        argv = [sys.executable, "-c", _CLI, *args] if args else bare
         key = " ".join(args) or "bare"
 
         def run() -> float:
-            got = _spawn(argv)
+            got = _spawn(_CLI, args) if args else _spawn("pass", [])
             runs.setdefault(key, []).append(got)
             return got[0]
 

@@ -28,6 +28,14 @@ TICK = 0.05
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
+# `signal.getsignal` turns every answer into a `Handlers` enum when it can, and for a
+# function that is a failed enum lookup per call (a tenth of a fuzzed command's
+# time); the C function under it answers the handler as it is.
+try:
+    from _signal import getsignal as _getsignal
+except ImportError:  # not CPython
+    _getsignal = signal.getsignal
+
 
 class Interrupted(BaseException):
     """A command stopped by the watchdog.
@@ -120,7 +128,7 @@ def guard(seconds: float | None, memory_mb: float | None) -> Iterator[None]:
     if (seconds is None and memory_mb is None) or not usable() or _armed is not None:
         yield
         return
-    if signal.getsignal(signal.SIGALRM) is not _tick:
+    if _getsignal(signal.SIGALRM) is not _tick:
         _previous = signal.signal(signal.SIGALRM, _tick)
     _armed = _Armed(seconds, None if memory_mb is None else int(memory_mb * 2**20))
     interval = TICK if seconds is None else min(TICK, seconds)
