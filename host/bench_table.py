@@ -716,7 +716,7 @@ def _spawn(code: str, args: list[str]) -> tuple[float, float]:
 
 @benchmark("startup", "`cardemu --version` / `--help`: start-up time and memory")
 def _startup(s: Settings) -> list[Row]:
-    rounds = 3 if s.quick else 10
+    rounds = 2 if s.quick else 10
     runs: dict[str, list[tuple[float, float]]] = {}
 
     def meter(args: list[str]) -> Callable[[], float]:
@@ -764,7 +764,7 @@ def _startup(s: Settings) -> list[Row]:
 
 @benchmark("es10first", "the first ES10 call of a process (ASN.1 compiled on first use)")
 def _es10first(s: Settings) -> list[Row]:
-    rounds = 3 if s.quick else 7
+    rounds = 2 if s.quick else 7
     first: list[float] = []
     second: list[float] = []
     start: list[float] = []

@@ -149,6 +149,7 @@ class _Module:
         self.name = name
         self.files = files
         self._parsed: dict[str, Any] | None = None
+        self._json = ""
         self._full: Any = None
         self._specs: dict[str, Any] = {}
         self._compiled_types = 0
@@ -164,20 +165,31 @@ class _Module:
         }
 
     def parse(self) -> dict[str, Any]:
-        """The asn1tools parse of the texts: from the parse file when it matches them."""
+        """The asn1tools parse of the texts: from the parse file when it matches them.
+
+        Read only: asn1tools' compiler changes the parse it is given, so each
+        compilation gets a copy of its own (`_fresh`).
+        """
         if self._parsed is None:
             text = self.text()
             stamp = self._stamp(text)
             path = resources.files("card.sgp22") / "asn1" / f"{self.name}.parsed.json"
             parsed = None
-            with contextlib.suppress(OSError, ValueError):
-                doc = json.loads(path.read_text(encoding="utf-8"), object_hook=_from_json)
-                if doc.get("stamp") == stamp:
-                    parsed = doc["modules"]
+            with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
+                raw = path.read_text(encoding="utf-8")
+                doc = json.loads(raw, object_hook=_from_json)
+                if doc["stamp"] == stamp:
+                    parsed, self._json = doc["modules"], raw
             if parsed is None:
                 parsed = asn1tools.parse_string(text)
+                self._json = json.dumps({"modules": _to_json(parsed)})
             self._parsed = parsed
         return self._parsed
+
+    def _fresh(self) -> dict[str, Any]:
+        """A new copy of the parse, for asn1tools to compile (and change)."""
+        self.parse()
+        return dict(json.loads(self._json, object_hook=_from_json)["modules"])
 
     def write_parsed(self, directory: str | os.PathLike[str]) -> Path:
         """Write the parse file of the texts as they are now (after editing a module)."""
@@ -203,7 +215,7 @@ class _Module:
         object sets stay whole (few, and constraints look them up).
         """
         parsed = self.parse()
-        defined = self._types()
+        defined = self._types()  # read only: the copy to compile is made below
         if type_name not in defined:
             raise KeyError(type_name)
         keep: set[str] = set()
@@ -223,10 +235,9 @@ class _Module:
                     stack.extend(v.values())
                 elif isinstance(v, list | tuple):
                     stack.extend(v)
-        out = {}
-        for module, body in parsed.items():
-            types = {t: d for t, d in body.get("types", {}).items() if t in keep}
-            out[module] = {**body, "types": types}
+        out = self._fresh()
+        for body in out.values():
+            body["types"] = {t: d for t, d in body.get("types", {}).items() if t in keep}
         return out
 
     @staticmethod
@@ -243,7 +254,7 @@ class _Module:
         """Every type of the module, compiled once."""
         with _COMPILE_LOCK:
             if self._full is None:
-                self._full = self._compiled(self.parse())
+                self._full = self._compiled(self._fresh())
                 self._specs.clear()
             return self._full
 
@@ -261,7 +272,7 @@ class _Module:
                 size = sum(len(b["types"]) for b in part.values())
                 total = sum(len(b.get("types", {})) for b in self.parse().values())
                 if self._compiled_types + size >= total:
-                    self._full = self._compiled(self.parse())
+                    self._full = self._compiled(self._fresh())
                     self._specs.clear()
                     return self._full
                 spec = self._specs[type_name] = self._compiled(part)
@@ -294,9 +305,12 @@ def rsp_type(type_name: str) -> Any:
         Asn1Error: no such type.
     """
     try:
-        return _MODULES["rsp"].spec(type_name)
+        spec = _MODULES["rsp"].spec(type_name)
     except KeyError:
-        raise Asn1Error(f"no ASN.1 type {type_name}") from None
+        spec = None
+    if spec is None or type_name not in spec.types:
+        raise Asn1Error(f"no ASN.1 type {type_name}")
+    return spec
 
 
 def _spec(module: str, type_name: str) -> Any:

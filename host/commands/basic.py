@@ -376,7 +376,7 @@ def card_info(as_json: bool, path: str) -> None:
     multiple=True,
     metavar="NAME",
     help="Only this benchmark of the table (repeatable): inprocess, pcsc, fuzz, keys, bio, "
-    "doorlock, smdpp, scenarios, memory.",
+    "doorlock, smdpp, download, startup, es10first, scenarios, memory.",
 )
 @click.option(
     "--inprocess",
@@ -470,10 +470,12 @@ def bench(
     each figure the median of several interleaved runs with its spread (min-max,
     or p10-p90 of 10 runs or more), beside its reference measured in the same
     run or published: in-process
-    APDUs/s beside vicc, PC/SC beside a bare echo card, fuzz executions/s, key
-    generation and signing beside an NXP JCOP4 (JCAlgTest), match-on-card VERIFY,
-    the door-lock unlock beside a remote round trip, SM-DP+ requests/s, each
-    system's scenario end to end, memory per USIM card and cards per GiB. A
+    APDUs/s beside vicc, PC/SC beside a bare echo card, fuzz executions/s on every
+    preset, key generation and signing beside an NXP JCOP4 (JCAlgTest), match-on-card
+    VERIFY, the door-lock unlock beside a remote round trip, SM-DP+ requests/s, an
+    eSIM download + enable over loopback HTTPS beside the same in-process, the
+    start-up of `cardemu --version` / `--help`, the first ES10 call of a process,
+    each system's scenario end to end, memory per USIM card and cards per GiB. A
     benchmark that cannot run here is a row saying why; the full table takes
     one to two minutes. The ratio reads "times better than the reference".
     Exit code 1 if a benchmark failed.
@@ -495,6 +497,7 @@ def bench(
       cardemu bench
       cardemu bench --quick --json
       cardemu bench --only inprocess --only memory
+      cardemu bench --only download --only startup --only es10first
       cardemu bench --inprocess --seconds 3 --json
       cardemu bench --pcsc -n 5000
       cardemu bench --keys --runs 5

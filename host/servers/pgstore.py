@@ -214,11 +214,17 @@ class PgStore(Store):
         return {str(r[0]) for r in rows}
 
     @contextmanager
-    def transaction(self) -> Iterator[_Cursor]:
-        """A transaction (READ COMMITTED); an exception rolls it back."""
+    def transaction(self, *, durable: bool = True) -> Iterator[_Cursor]:
+        """A transaction (READ COMMITTED); an exception rolls it back.
+
+        `durable=False`: committed without waiting for the WAL flush
+        (`synchronous_commit = off` for this transaction), as `Store.transaction`.
+        """
         with self._lock:
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cur:
+                if not durable:
+                    cur.execute("SET LOCAL synchronous_commit = off")
                 yield _Cursor(cur)
 
     def query(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[Any]:

@@ -654,20 +654,36 @@ class Store:
         return type(error).__name__ == "UniqueViolation"
 
     @contextmanager
-    def transaction(self) -> Iterator[StoreCursor]:
-        """A write transaction (BEGIN IMMEDIATE ... COMMIT); an exception rolls it back."""
+    def transaction(self, *, durable: bool = True) -> Iterator[StoreCursor]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT); an exception rolls it back.
+
+        Args:
+            durable: False for a write that a power cut may undo at no cost but an
+                unfinished session (an RSP session's challenge, its binding to an
+                eUICC): SQLite's WAL commits it without waiting for the disk
+                (synchronous=NORMAL for this commit). A kill of the process loses
+                nothing either way, the file stays consistent, and the next
+                durable commit syncs it with its own, in order. Every write that
+                moves an order or records a result stays durable.
+        """
         with self._lock:
+            relaxed = not durable and self.path != ":memory:"
+            if relaxed:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                else:
+                    cur.execute("COMMIT")
             finally:
                 cur.close()
+                if relaxed:
+                    self._conn.execute("PRAGMA synchronous=FULL")
 
     def query(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[Any]:
         """Run a read and return every row (by column name or index)."""

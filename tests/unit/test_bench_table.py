@@ -21,7 +21,20 @@ from host.bench_table import (
 from host.cli import main
 
 #: The README's benchmark table; a benchmark dropped from the registry fails here.
-EXPECTED = {"inprocess", "pcsc", "fuzz", "keys", "bio", "doorlock", "smdpp", "scenarios", "memory"}
+EXPECTED = {
+    "inprocess",
+    "pcsc",
+    "fuzz",
+    "keys",
+    "bio",
+    "doorlock",
+    "smdpp",
+    "download",
+    "startup",
+    "es10first",
+    "scenarios",
+    "memory",
+}
 ROW_KEYS = {
     "entry",
     "name",
@@ -81,8 +94,29 @@ def test_quick_table_has_every_row_with_a_figure_or_a_reason() -> None:
         "memory per USIM card (RSS growth)",
         "USIM cards per GiB (RSS growth)",
         "memory per USIM card (tracemalloc)",
+        "eSIM download + enable, HTTPS, store in memory",
+        "eSIM download + enable, HTTPS, store on disk",
+        "cardemu --version, wall time",
+        "cardemu --help, peak RSS",
+        "first ES10 GetProfilesInfo of a process",
+        "process start to the first ES10 answer",
     ):
         assert names[must]["median"] is not None, names[must]
+    # The rows stand beside their references, measured in the same run.
+    download = names["eSIM download + enable, HTTPS, store in memory"]
+    assert download["reference"] == "the same in-process, no HTTP"
+    assert isinstance(download["reference_value"], float) and download["reference_value"] > 0
+    first = names["first ES10 GetProfilesInfo of a process"]
+    assert first["reference"] == "the second call, same process"
+    # A peak RSS read in the child itself, not the parent's carried over (tens of MiB).
+    rss = names["cardemu --help, peak RSS"]
+    assert 5 < rss["median"] < 60, rss  # type: ignore[operator]
+    # Every preset is fuzzed, each beside the same fuzzing without oracles.
+    from host.presets import PRESETS
+
+    fuzz_rows = {str(r["name"]) for r in by_entry["fuzz"]}
+    assert len(fuzz_rows) == len(PRESETS)
+    assert all(any(f"fuzz executions/s, {p}, " in n for n in fuzz_rows) for p in PRESETS)
     # Published reference: JCAlgTest's JCOP4 figure, ratio = times faster than the card.
     p256 = names["signing P-256"]
     assert p256["reference_value"] == 32.0
@@ -107,6 +141,13 @@ def test_cli_runs_part_of_the_table_as_json(capsys: pytest.CaptureFixture[str]) 
     assert {r["name"] for r in skipped} == {
         f"{op} RSA-{n}" for op in ("key generation", "signing") for n in (2048, 3072)
     }
+
+
+def test_only_help_names_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for b in BENCHMARKS:
+        assert b.name in text.split("Only this benchmark of the table")[1].split("--")[0], b.name
 
 
 def test_cli_refuses_an_unknown_benchmark(capsys: pytest.CaptureFixture[str]) -> None:

@@ -296,6 +296,84 @@ def test_no_round_trip_waits_on_a_delayed_ack(server: RoleServer) -> None:
     assert statistics.median(times) < 0.030, f"median round trip {statistics.median(times):.4f}s"
 
 
+def test_no_https_round_trip_waits_on_a_delayed_ack() -> None:
+    """The same over TLS, as the LPA meets the SM-DP+: a small answer and a BPP-sized one.
+
+    TLS adds records of its own to every write; a stall would show as 40 ms or
+    more per round trip on the kept connection.
+    """
+    pki = create_pki(seed=b"base")
+    context = ssl.create_default_context(cadata=pki.ci.pem.decode())
+    with RoleServer(_app(), tls=TlsFiles(pki.dptls.pem, pki.dptls.key_pem)) as s:
+        conn = http.client.HTTPSConnection(s.host, s.port, timeout=10, context=context)
+        conn.connect()  # the handshake is not a round trip of the measure
+        times = []
+        try:
+            for i in range(30):
+                payload = "x" * (20_000 if i % 2 else 10)
+                t0 = time.perf_counter()
+                conn.request("POST", "/echo", body=json.dumps(payload).encode(), headers=JSON)
+                r = conn.getresponse()
+                assert r.status == 200 and json.loads(r.read())["got"] == payload
+                times.append(time.perf_counter() - t0)
+        finally:
+            conn.close()
+    for half in (times[0::2], times[1::2]):
+        assert statistics.median(half) < 0.030, f"median round trip {statistics.median(half):.4f}s"
+
+
+def test_no_es9_round_trip_to_the_smdpp_waits_on_a_delayed_ack() -> None:
+    """The LPA's ES9+ client on one kept HTTPS connection to the SM-DP+ role."""
+    from host.es9plus import Es9Error
+    from host.lpa.es9 import Es9Client
+    from host.servers.smdpp.server import SmdpPlus
+
+    pki = create_pki(seed=b"base")
+    smdp = SmdpPlus(pki, address="localhost")
+    times = []
+    with smdp.serve() as s:
+        client = Es9Client(f"localhost:{s.port}", ca_pem=pki.ci.pem)
+        with client:
+            for _ in range(20):
+                t0 = time.perf_counter()
+                with pytest.raises(Es9Error):  # no such session: answered at once
+                    client.call(
+                        "getBoundProfilePackage",
+                        {"transactionId": "01", "prepareDownloadResponse": "AAAA"},
+                    )
+                times.append(time.perf_counter() - t0)
+        assert client.connections == 1
+    assert statistics.median(times[1:]) < 0.030, f"median {statistics.median(times[1:]):.4f}s"
+
+
+def test_a_transaction_that_need_not_be_durable_commits_without_the_disk(tmp_path) -> None:
+    """synchronous=NORMAL for that commit only (WAL: in order, consistent); FULL again after."""
+    store = Store(str(tmp_path / "s.sqlite"), "CREATE TABLE t (x INTEGER)")
+
+    def synchronous() -> int:
+        return int(store.query_one("PRAGMA synchronous")[0])
+
+    assert synchronous() == 2  # FULL
+    with store.transaction(durable=False) as c:
+        assert synchronous() == 1  # NORMAL
+        c.execute("INSERT INTO t VALUES (1)")
+    assert synchronous() == 2
+    with pytest.raises(RuntimeError):
+        with store.transaction(durable=False) as c:
+            c.execute("INSERT INTO t VALUES (2)")
+            raise RuntimeError("rolled back")
+    assert synchronous() == 2
+    with store.transaction() as c:
+        assert synchronous() == 2
+        c.execute("INSERT INTO t VALUES (3)")
+    assert [r[0] for r in store.query("SELECT x FROM t ORDER BY x")] == [1, 3]
+    store.close()
+    memory = Store(":memory:", "CREATE TABLE t (x INTEGER)")
+    with memory.transaction(durable=False) as c:
+        c.execute("INSERT INTO t VALUES (1)")
+    assert memory.query_one("SELECT count(*) FROM t")[0] == 1
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_db(request, tmp_path) -> str:
     """An SQLite file, or an empty PostgreSQL database (skipped where PostgreSQL is absent)."""

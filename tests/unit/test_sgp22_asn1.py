@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from typing import Any
+
+import asn1tools
 import pytest
 
 from card.sgp22 import asn1
@@ -440,3 +446,136 @@ def test_operational_class_is_the_default_and_left_out() -> None:
     assert asn1.encode("ProfileInfo", {"iccid": bytes(10), "profileClass": 0}).endswith(
         b"\x95\x01\x00"
     )
+
+
+# -- the parse files and the compilation of one type with its closure ----------------------------
+
+
+@pytest.mark.parametrize("name", ["rsp", "saip"])
+def test_parse_file_is_the_parse_of_the_module_texts(name: str) -> None:
+    """The JSON beside the texts is asn1tools' parse of them (run `python -m
+    card.sgp22.asn1` after editing a module), tuples included."""
+    from importlib import resources
+
+    module = asn1._MODULES[name]
+    path = resources.files("card.sgp22") / "asn1" / f"{name}.parsed.json"
+    doc = json.loads(path.read_text(encoding="utf-8"), object_hook=asn1._from_json)
+    assert doc["stamp"] == module._stamp(module.text())
+    assert doc["modules"] == asn1tools.parse_string(module.text())
+
+
+def test_a_parse_file_that_does_not_match_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = asn1tools.parse_string
+    parsed: list[str] = []
+
+    def parse_string(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(asn1.asn1tools, "parse_string", parse_string)
+    assert asn1._Module("rsp", asn1._RSP_FILES).parse()
+    assert parsed == []  # read from the file
+    stale = asn1._Module("rsp", asn1._RSP_FILES)
+    monkeypatch.setattr(stale, "_stamp", lambda text: {"sha256": "0" * 64, "asn1tools": "0"})
+    assert stale.parse() == asn1._MODULES["rsp"].parse()
+    assert len(parsed) == 1  # parsed from the texts
+    missing = asn1._Module("nothing-here", asn1._SAIP_FILES)
+    assert missing.parse() == asn1._MODULES["saip"].parse()
+    assert len(parsed) == 2
+
+
+def test_parse_encoding_round_trips_tuples_and_refuses_what_it_cannot_carry() -> None:
+    value = {"a": [(1, "MAX"), ("x", "0")], "b": None, "c": [True, 2]}
+    text = json.dumps(asn1._to_json(value))
+    assert json.loads(text, object_hook=asn1._from_json) == value
+    with pytest.raises(ValueError):
+        asn1._to_json({asn1._TUPLE: 1})
+    with pytest.raises(ValueError):
+        asn1._to_json({1: "a"})
+
+
+def _es10_messages() -> list[tuple[str, bytes]]:
+    """(type, DER) of real ES10 answers from an emulated eUICC."""
+    from host.lpa.es10 import Es10Client
+    from host.presets import new_card
+    from host.readers.inprocess import InProcessReader
+
+    got: list[tuple[str, bytes]] = []
+    types = {
+        "GetEUICCChallenge": "GetEuiccChallengeResponse",
+        "GetEUICCInfo1": "EUICCInfo1",
+        "GetEUICCInfo2": "EUICCInfo2",
+        "GetProfilesInfo": "ProfileInfoListResponse",
+        "GetEuiccConfiguredAddresses": "EuiccConfiguredAddressesResponse",
+    }
+
+    def trace(exchange: Any) -> None:
+        if exchange.function in types:
+            got.append((types[exchange.function], exchange.response))
+
+    with Es10Client(InProcessReader(new_card("euicc", rng_seed=3)), trace=trace) as es10:
+        es10.get_euicc_challenge()
+        es10.get_euicc_info1()
+        es10.get_euicc_info2()
+        es10.get_profiles_info()
+        es10.get_configured_addresses()
+    assert [t for t, _ in got] == list(types.values())
+    return got
+
+
+def test_one_type_compiles_with_its_closure_and_codes_as_the_whole_module() -> None:
+    module = asn1._Module("rsp", asn1._RSP_FILES)
+    total = sum(len(b["types"]) for b in module.parse().values())
+    whole = asn1.rsp()
+    for type_name, der in _es10_messages():
+        part = module.spec(type_name)
+        assert module.spec(type_name) is part  # compiled once
+        assert len(part.types) < total
+        value = part.decode(type_name, der)
+        assert value == whole.decode(type_name, der)
+        assert bytes(part.encode(type_name, value)) == der
+        assert part.types[type_name].type.__class__ is whole.types[type_name].type.__class__
+    assert module._full is None  # the whole module was never compiled
+
+
+def test_closures_adding_up_to_the_module_compile_it_whole_once() -> None:
+    module = asn1._Module("rsp", asn1._RSP_FILES)
+    names = list(module.parse()["RSPDefinitions"]["types"])
+    for name in names:
+        spec = module.spec(name)
+        if module._full is not None:
+            break
+    else:
+        raise AssertionError("every type compiled apart, never the whole module")
+    assert spec is module._full and module._specs == {}
+    assert all(module.spec(n) is module._full for n in names)
+    assert module.full() is module._full
+
+
+def test_an_unknown_type_is_an_asn1_error() -> None:
+    with pytest.raises(Asn1Error, match="NoSuchType"):
+        asn1.rsp_type("NoSuchType")
+    with pytest.raises(Asn1Error):
+        asn1.encode("NoSuchType", {})
+    with pytest.raises(asn1.Asn1DecodeError):
+        asn1.decode("NoSuchType", b"\x30\x00")
+
+
+def test_the_first_es10_call_of_a_process_is_quick() -> None:
+    """The issue's bound (50 ms), with room for a loaded machine: a fresh process."""
+    code = (
+        "import json, time\n"
+        "from host.lpa.es10 import Es10Client\n"
+        "from host.presets import new_card\n"
+        "from host.readers.inprocess import InProcessReader\n"
+        "card = new_card('euicc', rng_seed=1)\n"
+        "with Es10Client(InProcessReader(card)) as es10:\n"
+        "    t0 = time.perf_counter()\n"
+        "    es10.get_profiles_info()\n"
+        "    print(json.dumps(time.perf_counter() - t0))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    # Before the parse file and the closures it took 0.6 s idle, more under load.
+    assert json.loads(out.stdout) < 0.25

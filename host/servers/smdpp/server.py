@@ -711,7 +711,9 @@ class SmdpPlus:
         # The order's row stays locked until the commit (on PostgreSQL; SQLite serialises
         # every writer): two eUICCs racing for one order from two workers cannot both pass.
         lock = self.store.for_update
-        with self.store.transaction() as c:
+        # Writes sessions only (the order moves at GetBoundProfilePackage): lost to a power
+        # cut, the download fails at its next step and starts again; no disk wait.
+        with self.store.transaction(durable=False) as c:
             if matching_id:
                 order = c.execute(
                     "SELECT * FROM orders WHERE matching_id = ?" + lock, (matching_id,)
