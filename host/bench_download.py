@@ -36,8 +36,8 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 

@@ -14,12 +14,13 @@ SIGALRM) the command runs unguarded.
 
 from __future__ import annotations
 
+import importlib
 import os
 import resource
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,10 +32,9 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # `signal.getsignal` turns every answer into a `Handlers` enum when it can, and for a
 # function that is a failed enum lookup per call (a tenth of a fuzzed command's
 # time); the C function under it answers the handler as it is.
-try:
-    from _signal import getsignal as _getsignal
-except ImportError:  # not CPython
-    _getsignal = signal.getsignal
+_getsignal: Callable[[int], Any] = getattr(
+    importlib.import_module("_signal"), "getsignal", signal.getsignal
+)
 
 
 class Interrupted(BaseException):

@@ -55,7 +55,6 @@ def test_object_identifiers_round_trip(oid: str) -> None:
 # For each type: decode(encode(v)) == v and encode(decode(der)) == der, on values drawn by
 # hypothesis within the module's constraints. Certificates are fixed (the test PKI's).
 
-from typing import Any  # noqa: E402
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
