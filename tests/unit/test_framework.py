@@ -220,3 +220,14 @@ def test_transaction_error_type() -> None:
     rt = _tx_card()
     with pytest.raises(TransactionError):
         rt.nvm.commit()
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 1000, 65535])
+def test_echo_generate_answers_the_counting_pattern(n: int) -> None:
+    """GENERATE (80 02 P1 P2) answers P1P2 bytes 00 01 .. FF 00 01 .. (extended Le)."""
+    rt = sample_card()
+    assert tx(rt, select(ECHO_AID)) == "9000"
+    le = "000000" if n > 256 else "00"
+    resp = bytes.fromhex(tx(rt, f"8002{n:04X}{le}"))
+    assert resp[-2:] == b"\x90\x00"
+    assert resp[:-2] == bytes(i & 0xFF for i in range(n))
