@@ -20,8 +20,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 #: How often the bounds are checked while a command runs (seconds).
@@ -113,28 +112,43 @@ def _tick(signum: int, frame: Any) -> None:
         raise Interrupted("memory", elapsed, grown)
 
 
-@contextmanager
-def guard(seconds: float | None, memory_mb: float | None) -> Iterator[None]:
+class guard:  # noqa: N801 - used as a function: `with guard(seconds, memory_mb):`
     """Run the body under a time bound and a memory-growth bound (None: no bound).
 
     The SIGALRM handler is installed once and stays (a handler found there before is
     called when no command is guarded); arming costs two `setitimer` calls. The
     resident set is first read at the first tick, so a quick command reads no /proc.
+    A guard inside another guards nothing more (the outer one's bounds hold).
+
+    A class rather than a `contextmanager` generator: it wraps every command the
+    fuzzer sends, and the generator's machinery cost more than the arming.
 
     Raises:
         Interrupted: from inside the body, when a bound is passed.
     """
-    global _armed, _previous
-    if (seconds is None and memory_mb is None) or not usable() or _armed is not None:
-        yield
-        return
-    if _getsignal(signal.SIGALRM) is not _tick:
-        _previous = signal.signal(signal.SIGALRM, _tick)
-    _armed = _Armed(seconds, None if memory_mb is None else int(memory_mb * 2**20))
-    interval = TICK if seconds is None else min(TICK, seconds)
-    signal.setitimer(signal.ITIMER_REAL, interval, interval)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _armed = None
+
+    __slots__ = ("seconds", "memory_mb", "_armed_here")
+
+    def __init__(self, seconds: float | None, memory_mb: float | None) -> None:
+        self.seconds = seconds
+        self.memory_mb = memory_mb
+        self._armed_here = False
+
+    def __enter__(self) -> None:
+        global _armed, _previous
+        seconds, memory_mb = self.seconds, self.memory_mb
+        if (seconds is None and memory_mb is None) or _armed is not None or not usable():
+            return
+        if _getsignal(signal.SIGALRM) is not _tick:
+            _previous = signal.signal(signal.SIGALRM, _tick)
+        _armed = _Armed(seconds, None if memory_mb is None else int(memory_mb * 2**20))
+        self._armed_here = True
+        interval = TICK if seconds is None else min(TICK, seconds)
+        signal.setitimer(signal.ITIMER_REAL, interval, interval)
+
+    def __exit__(self, *exc: object) -> None:
+        global _armed
+        if self._armed_here:
+            self._armed_here = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _armed = None
