@@ -160,6 +160,9 @@ PARSE_ONLY: dict[str, str] = {
     "cardemu bench --keys --runs 5": "generates RSA-3072 keys five times (a minute)",
     "cardemu bench --keys --alg P-256 --alg RSA-2048 --json": "generates RSA-2048 keys",
     "cardemu bench --web --seconds 4": "measures for 4 s per figure",
+    "cardemu bench --only download --only startup --only es10first": (
+        "measures for half a minute (test_bench_table runs the three rows --quick)"
+    ),
     "cardemu bio eval": "a 1-2 minute evaluation",
     "cardemu bio eval --json": "a 1-2 minute evaluation",
     "cardemu bio eval --fingers 50 --impressions 4 --png det.png": "a minute's evaluation",
