@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from card.framework import APDU, SW, Applet, CardError
 
-
 _RUN = bytes(range(256))
 
 
