@@ -53,8 +53,9 @@ class DownloadBench:
 
     Args:
         store: "memory" (SQLite in memory, as `cardemu demo` runs its SM-DP+) or
-            "file" (an SQLite file in WAL mode, synchronous=FULL: every commit
-            waits for the disk, as `cardemu server smdpp --db` keeps it).
+            "file" (an SQLite file in WAL mode, as `cardemu server smdpp --db`
+            keeps it: the commits that move the order or record the result wait
+            for the disk, the session-only ones do not, `Store.transaction`).
 
     Use as a context manager: the server stops and its store is removed at the end.
     """

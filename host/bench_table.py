@@ -669,8 +669,8 @@ def _download(s: Settings) -> list[Row]:
             higher_is_better=False,
             reference="the same, store in memory",
             ref_samples=mem,
-            note="on disk: the SM-DP+'s SQLite file in WAL mode, synchronous=FULL "
-            "(`cardemu server smdpp --db`)",
+            note="on disk: the SM-DP+'s SQLite file in WAL mode (`cardemu server smdpp --db`), "
+            "the commits that move the order or record the result waiting for the disk",
         ),
     ]
 
