@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import construct as c
@@ -307,6 +308,11 @@ class CommandSpec:
     def cla_values(self) -> tuple[int, ...]:
         """The spec's class, then the same class on the other logical channels (1-19)
         that its `cla_mask` admits (none for a fixed class such as GSM's A0)."""
+        return self._cla_values
+
+    @cached_property
+    def _cla_values(self) -> tuple[int, ...]:
+        # Once per spec: the fuzzer asks for every command it generates.
         out: list[int] = [self.cla]
         for ch in range(1, 20):
             cla = cla_with_channel(self.cla, ch)

@@ -74,9 +74,12 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+_HAS_TIMER = hasattr(signal, "setitimer")
+
+
 def usable() -> bool:
     """Whether a guard can interrupt here (the main thread, SIGALRM available)."""
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    return _HAS_TIMER and threading.current_thread() is threading.main_thread()
 
 
 class _Armed:
