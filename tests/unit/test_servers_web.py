@@ -521,3 +521,21 @@ def test_level_5_stays_traffic_after_uvicorn_configures_logging() -> None:
 
     RoleServer(_app()).stop()
     assert logging.getLevelName(TRAFFIC) == "TRAFFIC"
+
+
+def test_a_postgresql_transaction_that_need_not_be_durable_commits_asynchronously(
+    pg_url: str,
+) -> None:
+    """PgStore: `synchronous_commit = off` for that transaction only (SET LOCAL)."""
+    store = Store(pg_url, "CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    try:
+        with store.transaction(durable=False) as c:
+            c.execute("SHOW synchronous_commit")
+            assert c.fetchone()[0] == "off"
+            c.execute("INSERT INTO t VALUES (?)", (1,))
+        with store.transaction() as c:
+            c.execute("SHOW synchronous_commit")
+            assert c.fetchone()[0] == "on"
+        assert store.query_one("SELECT count(*) FROM t")[0] == 1
+    finally:
+        store.close()
