@@ -78,6 +78,7 @@ class _Channel:
         "chain_data",
         "select_name",
         "process",
+        "quick",
     )
 
     def __init__(self) -> None:
@@ -85,6 +86,9 @@ class _Channel:
         #: the selected applet's bound `process`, resolved once at SELECT (None: none
         #: selected); set and cleared with `ctx` (`_do_select`, `_deselect`)
         self.process: Callable[[APDU], bytes | None] | None = None
+        #: the selected applet's `quick_process` when its class has one (else None),
+        #: resolved and cleared with `process`
+        self.quick: Callable[[bytes, int], bytes | None] | None = None
         #: response data waiting for GET RESPONSE, the SW its last part ends with, GSM class
         self.pending: bytes = b""
         self.pending_sw = 0x9000
@@ -518,7 +522,24 @@ class CardRuntime:
         nvm.apdu_writes = 0
         try:
             try:
-                resp = self._dispatch(apdu)
+                resp = None
+                # The selected applet's quick path (`Applet.quick_process`), for a plain
+                # command (CLA 00-03: no SM, no chaining) on a channel with nothing
+                # pending; None from it: the ordinary path below.
+                if len(apdu) > 4 and apdu[0] < 4:
+                    ch = self._channels.get(apdu[0])
+                    if (
+                        ch is not None
+                        and ch.quick is not None
+                        and not ch.pending
+                        and ch.chain_header is None
+                        and apdu[1] not in _RUNTIME_INS
+                    ):
+                        self._channel = apdu[0]
+                        self._active = ch.ctx
+                        resp = ch.quick(apdu, apdu[0])
+                if resp is None:
+                    resp = self._dispatch(apdu)
             finally:
                 self._active = None
                 if nvm._journal is not None and not nvm.torn:  # in_transaction, inline
@@ -872,6 +893,9 @@ class CardRuntime:
             return
         ch.ctx = ctx
         ch.process = applet.process
+        ch.quick = (
+            applet.quick_process if type(applet).quick_process is not Applet.quick_process else None
+        )
 
     def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
         return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)
@@ -882,6 +906,7 @@ class CardRuntime:
             return
         ch.ctx = None
         ch.process = None
+        ch.quick = None
         ch.select_name = None
         prev = self._channel
         self._channel = ch_no

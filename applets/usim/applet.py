@@ -286,6 +286,11 @@ _NO_REFS: frozenset[int] = frozenset()
 #: the stored "enabled" value when there is none: no profile, generation 0
 _NONE_ENABLED: tuple[None, int] = (None, 0)
 
+#: channel state: (the `verified` transient value, the file system, the environment's
+#: cache_key) of the last READ RECORD answered on the ordinary path (`quick_process`)
+_QUICK_READ = "rr.quick"
+_SW9000 = b"\x90\x00"
+
 
 class _Env:
     """The security environment of one command (card.fs.SecurityEnvironment)."""
@@ -472,6 +477,12 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             fs = slot.fs if slot is not None else self._base_fs()
             if ins in _WRITE_INS:
                 return self._write(fs, state, env, apdu)
+            if ins == Ins.READ_RECORD:
+                data = fs.process(state, env, apdu)
+                # For `quick_process`: the environment it was read under (the file
+                # system keeps the rest, `FileSystem.read_record_prepared`).
+                state[_QUICK_READ] = (self._ctx.transient.get("verified"), fs, env.cache_key)
+                return data
             return fs.process(state, env, apdu)
         if ins in (Ins.TERMINAL_PROFILE, Ins.TERMINAL_CAPABILITY):
             if ins == Ins.TERMINAL_PROFILE:
@@ -486,6 +497,31 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if ins == INS_GET_IDENTITY:
             return self._get_identity(apdu, slot, state, env)
         return self._pin_command(apdu, slot, gen)
+
+    def quick_process(self, command: bytes, channel: int) -> bytes | None:
+        """READ RECORD of the current EF by record number (P2 04, short Le) on the quick path.
+
+        A terminal reads records one after another (EF.MSISDN, EF.ADN, EF.SMS): once
+        one READ RECORD of the current EF has been answered on the ordinary path,
+        the next is answered from what that one found out
+        (`FileSystem.read_record_prepared`: the record read from the store, within
+        Ne) while the card's persistent state, this applet's verified PINs (the
+        `verified` transient, by identity: every VERIFY, profile switch and reset
+        changes or clears it) and the channel's current EF stay as they were. A
+        reset, a SELECT on the channel, a deselect or a channel closed drop it with
+        the channel state. Anything else is None: the ordinary path answers it.
+        """
+        if command[1] != 0xB2 or command[3] != 0x04 or len(command) != 5:
+            return None
+        ctx = self._ctx
+        state = ctx.channel_states.get(channel)
+        if state is None:
+            return None
+        prepared = state.get(_QUICK_READ)
+        if prepared is None or ctx.transient.get("verified") is not prepared[0]:
+            return None
+        record = prepared[1].read_record_prepared(state, prepared[2], command[2], command[4] or 256)
+        return None if record is None else record + _SW9000
 
     # -- the toolkit (TS 102 223, TS 31.111) and SMS-PP download (TS 31.115) ------------------
 

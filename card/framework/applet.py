@@ -200,6 +200,22 @@ class Applet:
         """Process one command; return the response data (or None), or raise CardError."""
         raise CardError(SW.INS_NOT_SUPPORTED)
 
+    def quick_process(self, command: bytes, channel: int) -> bytes | None:
+        """The whole response APDU to a plain command, taken before it is parsed, or None.
+
+        An optional fast path for the commonest command of a busy applet (a UICC's
+        READ RECORD). The runtime offers it only a command of the first
+        interindustry class with no secure messaging and no chaining (CLA 00-03,
+        ISO 7816-4 §5.4.1), of at least 5 bytes, for the applet selected on that
+        channel, with no response data pending and no chain under way, and not
+        SELECT, MANAGE CHANNEL or GET RESPONSE. Returning None hands the command to
+        the ordinary path (`process`): it must then have changed nothing. An answer
+        must be exactly what `process` and the runtime's fitting to Ne would have
+        given (data and status word), and make no persistent write. The runtime
+        only calls an override; this default is never called.
+        """
+        return None
+
     def on_secured_data(self, data: bytes) -> bytes:
         """The secured data of a command packet for this applet's TAR, checked (TS 102 225).
 

@@ -103,6 +103,7 @@ class FileSystem:
         self._s_ef = prefix + "ef"
         self._s_rec = prefix + "rec"
         self._s_app = prefix + "app"
+        self._s_quick = prefix + "rrq"
         self._infos: dict[str, tuple[Meta, FileInfo]] = {}
         self._dirs: dict[str, tuple[tuple, dict[int, str], dict[int, str]]] = {}
         self._arr: dict[bytes, AccessRules] = {}
@@ -1095,6 +1096,50 @@ class FileSystem:
             state[self._s_rec] = number
         if ne is not None and ne > rl and ne not in _NE_MAX:
             raise CardError(SW.END_OF_FILE, record)
+        if p2 == 0x04 and now is not None:
+            # What this read found out (the current EF is a usable record EF the
+            # environment may read) holds while the version, the environment and
+            # the current EF stay: `read_record_prepared` answers the next ones.
+            env_key = getattr(env, "cache_key", None)
+            if env_key is not None:
+                state[self._s_quick] = (
+                    version,
+                    now,
+                    env_key,
+                    state[self._s_ef],
+                    self._kd + info.handle,
+                )
+        return record
+
+    def read_record_prepared(
+        self, state: dict, env_key: Hashable, p1: int, ne: int
+    ) -> bytes | None:
+        """READ RECORD of the current EF in absolute mode (P2 04), as the one before it.
+
+        After a `read_record` with P2 04 succeeded on a channel, the next such
+        command on it needs neither the EF's resolution nor its access decision
+        again while nothing they depend on changed: the store's version (every
+        write, delete and rollback: the file's metadata, EF.ARR, the PIN states),
+        the security environment (`env_key`, its `cache_key`, compared by identity)
+        and the channel's current EF (any SELECT). The record itself is read from
+        the store every time. Returns the record (P1, or the current record for
+        P1 00) when that is the whole answer: Ne equal to its length or "all";
+        None otherwise (a changed state, no such record, another Ne: 6A83, 6Cxx and
+        6282 are `read_record`'s), having changed nothing.
+        """
+        prepared = state.get(self._s_quick)
+        if prepared is None:
+            return None
+        version, at, key, handle, kd = prepared
+        if key is not env_key or version() != at or state.get(self._s_ef) != handle:
+            return None
+        recs = self._get(kd)
+        number = p1 or state.get(self._s_rec, 0)
+        if not 0 < number <= len(recs):
+            return None
+        record: bytes = recs[number - 1]
+        if ne != len(record) and ne not in _NE_MAX:
+            return None
         return record
 
     def _navigate(self, state: dict, info: FileInfo, p1: int, mode: int, n: int) -> int:
