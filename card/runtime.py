@@ -79,6 +79,7 @@ class _Channel:
         "select_name",
         "process",
         "quick",
+        "quick_ins",
     )
 
     def __init__(self) -> None:
@@ -86,9 +87,11 @@ class _Channel:
         #: the selected applet's bound `process`, resolved once at SELECT (None: none
         #: selected); set and cleared with `ctx` (`_do_select`, `_deselect`)
         self.process: Callable[[APDU], bytes | None] | None = None
-        #: the selected applet's `quick_process` when its class has one (else None),
-        #: resolved and cleared with `process`
+        #: the selected applet's `quick_process` when its class names instructions for
+        #: it (`Applet.quick_ins`; else None), resolved and cleared with `process`
         self.quick: Callable[[bytes, int], bytes | None] | None = None
+        #: the instructions `quick` takes (the applet's `quick_ins`, less the runtime's own)
+        self.quick_ins: frozenset[int] = frozenset()
         #: response data waiting for GET RESPONSE, the SW its last part ends with, GSM class
         self.pending: bytes = b""
         self.pending_sw = 0x9000
@@ -530,10 +533,10 @@ class CardRuntime:
                     ch = self._channels.get(apdu[0])
                     if (
                         ch is not None
+                        and apdu[1] in ch.quick_ins
                         and ch.quick is not None
                         and not ch.pending
                         and ch.chain_header is None
-                        and apdu[1] not in _RUNTIME_INS
                     ):
                         self._channel = apdu[0]
                         self._active = ch.ctx
@@ -893,9 +896,8 @@ class CardRuntime:
             return
         ch.ctx = ctx
         ch.process = applet.process
-        ch.quick = (
-            applet.quick_process if type(applet).quick_process is not Applet.quick_process else None
-        )
+        ch.quick_ins = type(applet).quick_ins - _RUNTIME_INS
+        ch.quick = applet.quick_process if ch.quick_ins else None
 
     def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
         return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)
@@ -907,6 +909,7 @@ class CardRuntime:
         ch.ctx = None
         ch.process = None
         ch.quick = None
+        ch.quick_ins = frozenset()
         ch.select_name = None
         prev = self._channel
         self._channel = ch_no

@@ -333,6 +333,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     card_manager = True
     #: ENVELOPE, FETCH, TERMINAL RESPONSE and TERMINAL PROFILE come here on any selection.
     toolkit_platform = True
+    #: READ RECORD (`quick_process`)
+    quick_ins = frozenset({Ins.READ_RECORD})
 
     #: (generation, frozenset of verified key references): lost on reset and on a switch
     verified = transient(None)
@@ -511,7 +513,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         reset, a SELECT on the channel, a deselect or a channel closed drop it with
         the channel state. Anything else is None: the ordinary path answers it.
         """
-        if command[1] != 0xB2 or command[3] != 0x04 or len(command) != 5:
+        if command[3] != 0x04 or len(command) != 5:
             return None
         ctx = self._ctx
         state = ctx.channel_states.get(channel)

@@ -144,6 +144,8 @@ class Applet:
     #: none. The ISD checks them with its SCP80 keys and hands the data to
     #: `on_secured_data`.
     ota_msl: ClassVar[int | None] = None
+    #: The instructions `quick_process` takes (none: it is never called).
+    quick_ins: ClassVar[frozenset[int]] = frozenset()
     _declared: ClassVar[tuple[str, ...]] = ()
 
     _ctx: Context
@@ -211,8 +213,8 @@ class Applet:
         SELECT, MANAGE CHANNEL or GET RESPONSE. Returning None hands the command to
         the ordinary path (`process`): it must then have changed nothing. An answer
         must be exactly what `process` and the runtime's fitting to Ne would have
-        given (data and status word), and make no persistent write. The runtime
-        only calls an override; this default is never called.
+        given (data and status word), and make no persistent write. Only commands
+        whose INS is in `quick_ins` are offered.
         """
         return None
 
