@@ -68,6 +68,51 @@ def cla_with_channel(cla: int, channel: int) -> int:
 
 # -- Command APDU -------------------------------------------------------------
 
+_CASE1: tuple[bytes, None, bool] = (b"", None, False)
+
+
+def parse_body(b: bytes) -> tuple[bytes, int | None, bool]:
+    """The data field, Ne (None: no Le field) and whether the lengths are extended.
+
+    The one parser of a command APDU's length fields (ISO 7816-3 §12.1.3), for
+    `CommandApdu.from_bytes` and the card runtime's `APDU.parse`: the case is
+    detected strictly, a short Le of 00 is Ne 256 and an extended Le of 0000 is
+    65536. The header is the first four bytes.
+
+    Raises:
+        ApduFormatError: fewer than 4 bytes, or length fields that do not match
+            the number of bytes.
+    """
+    n = len(b)
+    if n < 4:
+        raise ApduFormatError(f"an APDU has at least 4 bytes, got {n}")
+    if n == 4:  # case 1
+        return _CASE1
+    if n == 5:  # case 2S
+        return b"", b[4] or 256, False
+    lc = b[4]
+    if lc:  # short Lc
+        if n == 5 + lc:  # case 3S
+            data = b[5:]
+            return (data if type(data) is bytes else bytes(data)), None, False
+        if n == 6 + lc:  # case 4S
+            data = b[5:-1]
+            return (data if type(data) is bytes else bytes(data)), b[-1] or 256, False
+        raise ApduFormatError(f"Lc={lc} does not match {n - 5} bytes after the header")
+    # b[4] == 0: extended length
+    if n < 7:
+        raise ApduFormatError("truncated extended length field")
+    lc = (b[5] << 8) | b[6]
+    if n == 7:  # case 2E
+        return b"", lc or 65536, True
+    if lc == 0:
+        raise ApduFormatError("extended Lc of 0000 followed by more bytes")
+    if n == 7 + lc:  # case 3E
+        return bytes(b[7:]), None, True
+    if n == 9 + lc:  # case 4E
+        return bytes(b[7:-2]), ((b[-2] << 8) | b[-1]) or 65536, True
+    raise ApduFormatError(f"extended Lc={lc} does not match {n - 7} bytes after the length")
+
 
 @dataclass(frozen=True, slots=True)
 class CommandApdu:
@@ -106,52 +151,16 @@ class CommandApdu:
         Raises:
             ApduFormatError: the length fields do not match the number of bytes.
         """
-        n = len(b)
-        if n < 4:
-            raise ApduFormatError(f"an APDU has at least 4 bytes, got {n}")
-        data = b""
-        le: int | None = None
-        extended = False
-        if n == 4:  # case 1
-            pass
-        elif n == 5:  # case 2S
-            le = b[4] or 256
-        elif b[4]:  # short Lc
-            lc = b[4]
-            if n == 5 + lc:  # case 3S
-                data = b[5:]
-            elif n == 6 + lc:  # case 4S
-                data = b[5:-1]
-                le = b[-1] or 256
-            else:
-                raise ApduFormatError(f"Lc={lc} does not match {n - 5} bytes after the header")
-        else:  # b[4] == 0: extended length
-            if n < 7:
-                raise ApduFormatError("truncated extended length field")
-            extended = True
-            lc = (b[5] << 8) | b[6]
-            if n == 7:  # case 2E
-                le = lc or 65536
-            elif lc == 0:
-                raise ApduFormatError("extended Lc of 0000 followed by more bytes")
-            elif n == 7 + lc:  # case 3E
-                data = b[7:]
-            elif n == 9 + lc:  # case 4E
-                data = b[7:-2]
-                le = ((b[-2] << 8) | b[-1]) or 65536
-            else:
-                raise ApduFormatError(
-                    f"extended Lc={lc} does not match {n - 7} bytes after the length"
-                )
+        data, le, extended = parse_body(b)
         # Fields are already validated by construction: skip __post_init__, and set the
         # slots through their descriptors (the frozen __setattr__ refuses, and
-        # object.__setattr__ looks each name up again: this is every command's path).
+        # object.__setattr__ looks each name up again).
         self = object.__new__(cls)
         _SET_CLA(self, b[0])
         _SET_INS(self, b[1])
         _SET_P1(self, b[2])
         _SET_P2(self, b[3])
-        _SET_DATA(self, data if type(data) is bytes else bytes(data))
+        _SET_DATA(self, data)
         _SET_LE(self, le)
         _SET_EXTENDED(self, extended)
         return self

@@ -27,7 +27,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from card.apdu import CommandApdu
 from card.atr import Atr, build_atr
 from card.crypto.rng import CardRng
 from card.framework.aid import AID
@@ -570,7 +569,7 @@ class CardRuntime:
             resp = b"\x6f\x00"
         if nvm.apdu_writes:
             sw = (resp[-2] << 8) | resp[-1]
-            if not nvm_may_change(sw):
+            if sw != 0x9000 and not nvm_may_change(sw):
                 self.nvm_violations += 1
                 log.warning(
                     "command %s changed persistent memory but answered %04X", apdu[:4].hex(), sw
@@ -622,7 +621,7 @@ class CardRuntime:
         self.call_in_context(entry.ctx, entry.ctx.applet.on_terminal_response, command, response)
 
     def _dispatch(self, raw: bytes) -> bytes:
-        cmd = CommandApdu.from_bytes(raw)
+        cmd = APDU.parse(raw)
         cla = cmd.cla
         if cla == 0xFF:
             raise CardError(SW.CLA_NOT_SUPPORTED)
@@ -631,6 +630,7 @@ class CardRuntime:
         if ch is None:
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         self._channel = ch_no
+        cmd.channel = ch_no
         ins = cmd.ins
         interindustry = cla & 0x80 == 0
         # ISO 7816-4 §5.4.1: an interindustry CLA announcing secure messaging (b4-b3 of
@@ -667,7 +667,7 @@ class CardRuntime:
                 # The common case: a command for the applet selected on the channel,
                 # whose `process` was resolved at SELECT (what `_execute` does, inline).
                 self._active = ch.ctx
-                data = ch.process(APDU(cmd, ch_no))
+                data = ch.process(cmd)
         except CardError as e:
             if e.data and e.sw >> 8 in (0x62, 0x63):
                 return self._answer(ch, cmd, e.data, e.sw & 0xFFFF, gsm)
@@ -676,9 +676,7 @@ class CardRuntime:
             return _SW9000  # what `_answer` does with no data
         return self._answer(ch, cmd, data, 0x9000, gsm)
 
-    def _execute(
-        self, ch: _Channel, ch_no: int, cmd: CommandApdu, runtime_commands: bool
-    ) -> bytes | None:
+    def _execute(self, ch: _Channel, ch_no: int, cmd: APDU, runtime_commands: bool) -> bytes | None:
         """Run one (assembled) command: the runtime's own or the selected applet's.
 
         Returns:
@@ -709,11 +707,9 @@ class CardRuntime:
         applet = ctx.applet
         assert applet is not None  # every registered context is bound (install, _load_registry)
         self._active = ctx
-        return applet.process(APDU(cmd, ch_no))
+        return applet.process(cmd)
 
-    def _answer(
-        self, ch: _Channel, cmd: CommandApdu, data: bytes | None, sw: int, gsm: bool
-    ) -> bytes:
+    def _answer(self, ch: _Channel, cmd: APDU, data: bytes | None, sw: int, gsm: bool) -> bytes:
         """Fit response data to Ne: the one place every response with data goes through.
 
         ISO/IEC 7816-4 §5.1: Ne is the Le field's value, and 0 when the command has
@@ -743,9 +739,9 @@ class CardRuntime:
         if not data or (sw != 0x9000 and sw >> 8 not in (0x62, 0x63)):
             return sw.to_bytes(2, "big")
         data = bytes(data)
-        ne = cmd.le or 0
+        ne = cmd.ne or 0
         n = len(data)
-        if cmd.le is None and self.t1_only and (sw == 0x9000 or n <= 256):
+        if cmd.ne is None and self.t1_only and (sw == 0x9000 or n <= 256):
             # A T=1 card has no procedure bytes: it answers the data it has, up to 256
             # bytes (ISO 7816-3 §11), and announces the rest with 61xx. PC/SC clients
             # written for T=1 cards (libykpiv) send case 3 encodings and read the data.
@@ -761,7 +757,7 @@ class CardRuntime:
         rest = n - ne
         return data[:ne] + bytes(((0x9F if gsm else 0x61), rest if rest < 256 else 0))
 
-    def _get_response(self, ch: _Channel, cmd: CommandApdu) -> bytes:
+    def _get_response(self, ch: _Channel, cmd: APDU) -> bytes:
         """GET RESPONSE (ISO/IEC 7816-4 §11.7.1): the next part of the pending data.
 
         At most Ne bytes, 61xx (9Fxx) while more waits, and with the last part the
@@ -775,7 +771,7 @@ class CardRuntime:
             raise CardError(SW.INCORRECT_P1P2)
         pending, sw, gsm = ch.pending, ch.pending_sw, ch.pending_gsm
         n = len(pending)
-        ne = cmd.le
+        ne = cmd.ne
         if ne is not None and ne > n and ne not in (256, 65536):
             raise CardError(0x6C00 | (n & 0xFF if n < 256 else 0))
         ne = ne or 0
@@ -787,7 +783,7 @@ class CardRuntime:
         rest = n - ne
         return pending[:ne] + bytes((more, rest if rest < 256 else 0))
 
-    def _chain(self, ch: _Channel, cmd: CommandApdu) -> CommandApdu | None:
+    def _chain(self, ch: _Channel, cmd: APDU) -> APDU | None:
         header = bytes((cmd.cla & ~0x10 & 0xFF, cmd.ins, cmd.p1, cmd.p2))
         if ch.chain_header is not None and header != ch.chain_header:
             ch.chain_header = None
@@ -804,13 +800,11 @@ class CardRuntime:
         data = bytes(ch.chain_data)
         ch.chain_header = None
         ch.chain_data = bytearray()
-        return CommandApdu(header[0], cmd.ins, cmd.p1, cmd.p2, data, cmd.le)
+        return cmd.assembled(header[0], data)
 
     # -- SELECT by DF name (ISO 7816-4 §11.2.2, JC 3.0 RE §4.5) ---------------------------
 
-    def _select_by_name(
-        self, ch: _Channel, ch_no: int, cmd: CommandApdu
-    ) -> tuple[bool, bytes | None]:
+    def _select_by_name(self, ch: _Channel, ch_no: int, cmd: APDU) -> tuple[bool, bytes | None]:
         """Select an applet by AID.
 
         Returns:
@@ -864,7 +858,7 @@ class CardRuntime:
         ctx = ch.ctx
         assert ctx is not None and ctx.applet is not None
         self._active = ctx
-        return True, ctx.applet.select_response(APDU(cmd, ch_no, selecting=True))
+        return True, ctx.applet.select_response(cmd.selecting_copy())
 
     def _do_select(self, ch: _Channel, ch_no: int, ctx: Context, strict: bool = False) -> None:
         applet = ctx.applet
@@ -926,7 +920,7 @@ class CardRuntime:
 
     # -- MANAGE CHANNEL (ISO 7816-4 §11.1.2) ------------------------------------------------
 
-    def _manage_channel(self, ch: _Channel, ch_no: int, cmd: CommandApdu) -> bytes | None:
+    def _manage_channel(self, ch: _Channel, ch_no: int, cmd: APDU) -> bytes | None:
         if cmd.data:
             raise CardError(SW.WRONG_LENGTH)
         p1, p2 = cmd.p1, cmd.p2

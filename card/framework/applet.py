@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from card.apdu import CommandApdu
+from card.apdu import CommandApdu, parse_body
 from card.framework.aid import AID
 from card.framework.system import CLEAR_ON_DESELECT, CLEAR_ON_RESET, Context, JCSystem
 from card.nvm import _check_value
@@ -30,10 +30,20 @@ if TYPE_CHECKING:
 class APDU:
     """The command an applet is processing, as the runtime parsed it."""
 
-    __slots__ = ("command", "cla", "ins", "p1", "p2", "data", "ne", "channel", "selecting")
+    __slots__ = (
+        "cla",
+        "ins",
+        "p1",
+        "p2",
+        "data",
+        "ne",
+        "extended",
+        "channel",
+        "selecting",
+        "_command",
+    )
 
     def __init__(self, command: CommandApdu, channel: int, selecting: bool = False) -> None:
-        self.command = command
         self.cla = command.cla
         self.ins = command.ins
         self.p1 = command.p1
@@ -41,20 +51,86 @@ class APDU:
         self.data = command.data
         #: Ne, the number of response bytes expected (None when the command had no Le)
         self.ne = command.le
+        #: whether the command had extended length fields
+        self.extended = command.extended
         self.channel = channel
         #: True when this is the SELECT that selected the applet
         self.selecting = selecting
+        self._command: CommandApdu | None = command
+
+    @classmethod
+    def parse(cls, raw: bytes, channel: int = 0) -> APDU:
+        """The command of these bytes (the runtime's parse: no `CommandApdu` made for it).
+
+        Raises:
+            ApduFormatError: the bytes are not a well-formed APDU (`card.apdu.parse_body`).
+        """
+        data, ne, extended = parse_body(raw)
+        self = _new(cls)
+        self.cla = raw[0]
+        self.ins = raw[1]
+        self.p1 = raw[2]
+        self.p2 = raw[3]
+        self.data = data
+        self.ne = ne
+        self.extended = extended
+        self.channel = channel
+        self.selecting = False
+        self._command = None
+        return self
+
+    def _copy(self) -> APDU:
+        other = _new(APDU)
+        other.cla = self.cla
+        other.ins = self.ins
+        other.p1 = self.p1
+        other.p2 = self.p2
+        other.data = self.data
+        other.ne = self.ne
+        other.extended = self.extended
+        other.channel = self.channel
+        other.selecting = self.selecting
+        other._command = self._command
+        return other
+
+    def selecting_copy(self) -> APDU:
+        """The same command as the SELECT that selects the applet (`selecting` True)."""
+        other = self._copy()
+        other.selecting = True
+        return other
+
+    def assembled(self, cla: int, data: bytes) -> APDU:
+        """The last command of a chain with the chain's whole data (ISO 7816-4 §5.3.3).
+
+        CLA without the chaining bit, the data of every command of the chain, the
+        last one's Ne; extended when the data or Ne need it.
+        """
+        other = self._copy()
+        other.cla = cla
+        other.data = data
+        other.extended = len(data) > 255 or (self.ne is not None and self.ne > 256)
+        other._command = None
+        return other
+
+    @property
+    def command(self) -> CommandApdu:
+        """The command as a `CommandApdu` (made when first asked for)."""
+        cmd = self._command
+        if cmd is None:
+            cmd = self._command = CommandApdu(
+                self.cla, self.ins, self.p1, self.p2, self.data, self.ne, self.extended
+            )
+        return cmd
 
     @property
     def p1p2(self) -> int:
         return (self.p1 << 8) | self.p2
 
-    @property
-    def extended(self) -> bool:
-        return self.command.extended
-
     def __repr__(self) -> str:
         return f"APDU({self.command.to_bytes().hex().upper()}, channel={self.channel})"
+
+
+_new = object.__new__
 
 
 class Declared:
@@ -113,13 +189,16 @@ class transient(Declared):  # noqa: N801
         ctx = obj._ctx
         if ctx.runtime._active is not ctx:
             ctx.check_access()
-        return self._dict(ctx).get(self.name, self.default)
+        # `_dict`, inline: this is every transient read
+        d = ctx.deselect_transient if self.clear_on == CLEAR_ON_DESELECT else ctx.transient
+        return d.get(self.name, self.default)
 
     def __set__(self, obj: Applet, value: Any) -> None:
         ctx = obj._ctx
         if ctx.runtime._active is not ctx:
             ctx.check_access()
-        self._dict(ctx)[self.name] = value
+        d = ctx.deselect_transient if self.clear_on == CLEAR_ON_DESELECT else ctx.transient
+        d[self.name] = value
 
 
 class Applet:

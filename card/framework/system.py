@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from card.framework.aid import AID
@@ -30,21 +31,26 @@ MEMORY_TYPE_TRANSIENT_DESELECT = 2
 
 
 class Store:
-    """Key-value access to one context's persistent values (every `set` is atomic)."""
+    """Key-value access to one context's persistent values (every `set` is atomic).
 
-    __slots__ = ("get", "_nvm", "_owner", "_seg")
+    `get(key, default)` reads a value, `set(key, value)` writes one (`NVM.write`),
+    `delete(key)` removes one. The three are the NVM's own callables bound to the
+    owner (no call of ours in between: VERIFY alone makes two writes).
+    """
+
+    __slots__ = ("get", "set", "delete", "_nvm", "_owner", "_seg")
+
+    get: Callable[..., Any]
+    set: Callable[[str, Value], None]
+    delete: Callable[[str], None]
 
     def __init__(self, nvm: NVM, owner: str) -> None:
         self._nvm = nvm
         self._owner = owner
         self._seg = nvm.segment(owner)
         self.get = self._seg.get
-
-    def set(self, key: str, value: Value) -> None:
-        self._nvm.write(self._owner, key, value)
-
-    def delete(self, key: str) -> None:
-        self._nvm.delete(self._owner, key)
+        self.set = partial(nvm.write, owner)
+        self.delete = partial(nvm.delete, owner)
 
     def __contains__(self, key: str) -> bool:
         return key in self._seg
