@@ -175,6 +175,8 @@ class CardRuntime:
         #: the proactive session (ETSI TS 102 223): volatile, what 91xx announces
         self.toolkit = ProactiveSession()
         self._channels: dict[int, _Channel] = {}
+        #: every instruction some channel's quick path takes (a superset: a filter only)
+        self._quick_ins: frozenset[int] = frozenset()
         self._entries: dict[bytes, _Entry] = {}
         self._active: Context | None = None
         self._channel = 0
@@ -528,7 +530,7 @@ class CardRuntime:
                 # The selected applet's quick path (`Applet.quick_process`), for a plain
                 # command (CLA 00-03: no SM, no chaining) on a channel with nothing
                 # pending; None from it: the ordinary path below.
-                if len(apdu) > 4 and apdu[0] < 4:
+                if len(apdu) > 4 and apdu[1] in self._quick_ins and apdu[0] < 4:
                     ch = self._channels.get(apdu[0])
                     if (
                         ch is not None
@@ -892,6 +894,8 @@ class CardRuntime:
         ch.process = applet.process
         ch.quick_ins = type(applet).quick_ins - _RUNTIME_INS
         ch.quick = applet.quick_process if ch.quick_ins else None
+        if not ch.quick_ins <= self._quick_ins:
+            self._quick_ins |= ch.quick_ins
 
     def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
         return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)

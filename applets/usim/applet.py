@@ -336,6 +336,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     #: READ RECORD (`quick_process`)
     quick_ins = frozenset({Ins.READ_RECORD})
 
+    #: ("enabled" as stored, what `_current` made of it) and the last `_Env`: derived,
+    #: volatile, each checked against what it came from at every use
+    _current_memo: tuple[Any, tuple[Slot | None, int]] | None = None
+    _env_memo: _Env | None = None
+
     #: (generation, frozenset of verified key references): lost on reset and on a switch
     verified = transient(None)
     #: concatenated SMS-PP segments of a command packet being received (TS 31.115 §6.2)
@@ -399,19 +404,20 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return fs
 
     def _current(self) -> tuple[Slot | None, int]:
-        raw = self.system.store.get("enabled", _NONE_ENABLED)
+        # Every command asks: the context's store, not through two properties.
+        raw = self._ctx.store.get("enabled", _NONE_ENABLED)
         # The stored value is immutable: while it is the same object, so is the answer.
-        memo = self.__dict__.get("_current_memo")
+        memo = self._current_memo
         if memo is not None and memo[0] is raw:
             return memo[1]
         number, gen = raw
         out = (None if number is None else self._slot(number)), gen
-        self.__dict__["_current_memo"] = (raw, out)
+        self._current_memo = (raw, out)
         return out
 
     def _channel_state(self, gen: int) -> dict[str, Any]:
         # A profile switch bumps the generation: the channel starts again at the MF.
-        st = self.system.channel_state
+        st = self._ctx.system.channel_state
         if st.get("gen") != gen:
             st.clear()
             st["gen"] = gen
@@ -431,10 +437,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     def _env(self, slot: Slot | None, gen: int) -> _Env:
         verified = self._verified(gen)
         # An _Env is immutable: the one made last serves while slot and set are the same.
-        memo = self.__dict__.get("_env_memo")
-        if memo is not None and memo.slot_is(slot) and memo.cache_key is verified:
+        memo = self._env_memo
+        if memo is not None and memo.cache_key is verified and memo.slot_is(slot):
             return memo
-        env = self.__dict__["_env_memo"] = _Env(slot, verified)
+        env = self._env_memo = _Env(slot, verified)
         return env
 
     # -- the command path ----------------------------------------------------------------
@@ -1220,8 +1226,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     ) from None
             target.erase()
         self.__dict__.get("_slot_cache", {}).pop(target.number, None)
-        self.__dict__.pop("_current_memo", None)  # they may hold the erased slot
-        self.__dict__.pop("_env_memo", None)
+        self._current_memo = None  # they may hold the erased slot
+        self._env_memo = None
 
     def rfm_parameters(self, iccid: str | None = None) -> tuple[RfmSpec, ...]:
         """A profile's RFM instances (TCA PE-RFM: TARs, MSL, access domains, the ADF).

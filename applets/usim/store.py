@@ -208,7 +208,7 @@ class Slot:
     def pin(self, ref: int) -> PinRecord | None:
         # VERIFY reads the record it wrote last: the stored tuple is that very object
         # (NVM keeps a flat tuple as given), so the record is not rebuilt.
-        key, raw, rec = self._pin_key(ref)
+        key, raw, rec = self._pins.get(ref) or self._pin_key(ref)
         v = self.store.get(key)
         if v is None:
             return None
@@ -219,7 +219,7 @@ class Slot:
 
     def set_pin_tries(self, ref: int, rec: PinRecord, tries: int) -> None:
         """Store `rec` with `tries` tries left (VERIFY's decrement: no record built)."""
-        key = self._pin_key(ref)[0]
+        key = (self._pins.get(ref) or self._pin_key(ref))[0]
         memo = self._pin_values.get(ref)
         if memo is not None and memo[0] is rec and memo[2] == tries:
             value = memo[3]
@@ -239,7 +239,7 @@ class Slot:
         self._pins[ref] = (key, value, None)
 
     def set_pin(self, ref: int, rec: PinRecord) -> None:
-        key = self._pin_key(ref)[0]
+        key = (self._pins.get(ref) or self._pin_key(ref))[0]
         memo = self._pin_values.get(ref)
         if memo is not None and memo[0] is rec:
             value = memo[1]
