@@ -90,7 +90,7 @@ class _Channel:
         #: it (`Applet.quick_ins`; else None), resolved and cleared with `process`
         self.quick: Callable[[bytes, int], bytes | None] | None = None
         #: the instructions `quick` takes (the applet's `quick_ins`, less the runtime's own)
-        self.quick_ins: frozenset[int] = frozenset()
+        self.quick_ins: frozenset[int] = _NO_INS
         #: response data waiting for GET RESPONSE, the SW its last part ends with, GSM class
         self.pending: bytes = b""
         self.pending_sw = 0x9000
@@ -892,10 +892,10 @@ class CardRuntime:
             return
         ch.ctx = ctx
         ch.process = applet.process
-        ch.quick_ins = type(applet).quick_ins - _RUNTIME_INS
-        ch.quick = applet.quick_process if ch.quick_ins else None
-        if not ch.quick_ins <= self._quick_ins:
-            self._quick_ins |= ch.quick_ins
+        quick_ins = ch.quick_ins = _quick_ins(type(applet))
+        ch.quick = applet.quick_process if quick_ins else None
+        if quick_ins and not quick_ins <= self._quick_ins:
+            self._quick_ins |= quick_ins
 
     def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
         return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)
@@ -907,7 +907,7 @@ class CardRuntime:
         ch.ctx = None
         ch.process = None
         ch.quick = None
-        ch.quick_ins = frozenset()
+        ch.quick_ins = _NO_INS
         ch.select_name = None
         prev = self._channel
         self._channel = ch_no
@@ -975,6 +975,18 @@ _RUNTIME_INS = frozenset({0xA4, 0x70, 0xC0})
 #: TERMINAL PROFILE, FETCH, TERMINAL RESPONSE, ENVELOPE (CLA 80, TS 102 221 Table 10.5;
 #: CLA A0 for a SIM, 3GPP TS 51.011 §9.2).
 _TOOLKIT_INS = frozenset({0x10, 0x12, 0x14, 0xC2})
+
+
+_NO_INS: frozenset[int] = frozenset()
+_QUICK_INS: dict[type[Applet], frozenset[int]] = {}
+
+
+def _quick_ins(cls: type[Applet]) -> frozenset[int]:
+    """The instructions an applet class's quick path is offered: its own, less the runtime's."""
+    out = _QUICK_INS.get(cls)
+    if out is None:
+        out = _QUICK_INS[cls] = (cls.quick_ins - _RUNTIME_INS) or _NO_INS
+    return out
 
 
 def _is_toolkit_platform(ctx: Context) -> bool:
