@@ -464,6 +464,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             except CardError as e:
                 raise CardError(gsm_status(e.sw)) from None
         ins = apdu.ins
+        if ins in _PIN_INS and not cla & 0x80:
+            # The PIN commands first (VERIFY is the commonest command): interindustry
+            # class only (a proprietary one is 6E00 below), and they read neither the
+            # channel's file state nor the environment.
+            slot, gen = self._current()
+            if slot is None:
+                raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+            return self._pin_command(apdu, slot, gen)
         proprietary = bool(cla & 0x80)
         if proprietary and cla & 0xE0 not in (0x80, 0xC0):
             raise CardError(SW.CLA_NOT_SUPPORTED)
@@ -474,11 +482,6 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if proprietary != (ins in _PROPRIETARY_INS) and ins != INS_GET_IDENTITY:
             raise CardError(SW.CLA_NOT_SUPPORTED)
         slot, gen = self._current()
-        if ins in _PIN_INS:
-            # PIN commands read neither the channel's file state nor the environment.
-            if slot is None:
-                raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-            return self._pin_command(apdu, slot, gen)
         state = self._channel_state(gen)
         env = self._env(slot, gen)
         if ins in _FS_INS:
