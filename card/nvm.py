@@ -50,7 +50,7 @@ import sqlite3
 import struct
 import urllib.parse
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from card.errors import ImageInUse as ImageInUse  # re-exported: callers catch it here
@@ -767,6 +767,43 @@ class NVM:
         if memo[0] is not value:
             self._size_memo2 = memo
             self._size_memo = (value, size)
+
+    def load_stored(self, segments: Mapping[str, Mapping[str, Value]], used: int) -> None:
+        """Fill this empty in-memory NVM with the values another one stored (its `snapshot`).
+
+        The values are as `write` stores them (checked, frozen, immutable all the way
+        down), so they are shared, not walked again: the same card as one copied value
+        by value through `write`, without a check per value. Each value counts as
+        the write it replaces (`total_writes`, `apdu_writes`: `nvm_version` moves as
+        it would).
+
+        Args:
+            segments: owner -> name -> value, as `snapshot` answers.
+            used: what the values weigh (the source's `used`).
+
+        Raises:
+            ValueError: this NVM holds values, has an image, is in a transaction, or
+                is torn or armed for a tear.
+            OutOfMemory: `used` is beyond this NVM's capacity.
+        """
+        if (
+            any(self._segments.values())
+            or self._db is not None
+            or self._journal is not None
+            or self.torn
+            or self._tear_countdown is not None
+        ):
+            raise ValueError("load_stored fills an empty in-memory NVM only")
+        if used > self.capacity:
+            raise OutOfMemory(f"persistent memory full ({used} of {self.capacity} bytes)")
+        n = 0
+        for owner, seg in segments.items():
+            if seg:
+                self._segments[owner] = dict(seg)
+                n += len(seg)
+        self._used = used
+        self.total_writes += n
+        self.apdu_writes += n
 
     def delete(self, owner: str, name: str) -> None:
         seg = self._segments.get(owner)

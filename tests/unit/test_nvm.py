@@ -105,6 +105,40 @@ def test_capacity() -> None:
     assert nvm.available < 10
 
 
+@given(st.dictionaries(st.sampled_from("abc"), st.dictionaries(st.text(max_size=4), values)))
+def test_load_stored_is_the_same_nvm_as_writing_value_by_value(data: dict) -> None:
+    written = NVM()
+    for owner, seg in data.items():
+        for name, value in seg.items():
+            written.write(owner, name, value)
+    loaded = NVM()
+    loaded.load_stored(written.snapshot(), written.used)
+    assert loaded.snapshot() == written.snapshot()
+    assert (loaded.used, loaded.total_writes) == (written.used, written.total_writes)
+    loaded.write("a", "new", (1, b"x"))  # and it goes on as a card does
+    written.write("a", "new", (1, b"x"))
+    assert (loaded.snapshot(), loaded.used) == (written.snapshot(), written.used)
+
+
+def test_load_stored_refuses_an_nvm_not_empty_or_too_small(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        held = NVM()
+        held.write("o", "x", b"1")
+        held.load_stored({"o": {"y": b"2"}}, 3)
+    with pytest.raises(ValueError):
+        armed = NVM()
+        armed.tear_after(0)
+        armed.load_stored({"o": {"y": b"2"}}, 3)
+    image = NVM(tmp_path / "c.card")
+    try:
+        with pytest.raises(ValueError):
+            image.load_stored({"o": {"y": b"2"}}, 3)
+    finally:
+        image.close()
+    with pytest.raises(OutOfMemory):
+        NVM(capacity=10).load_stored({"o": {"y": bytes(20)}}, 22)
+
+
 def test_card_image_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "purse.card"
     rt = sample_card(str(path))
