@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac as _hmac
 from dataclasses import dataclass
 from typing import Literal
@@ -336,23 +337,46 @@ class EcPublicKey:
         return f"EcPublicKey({self.curve.name}, {self.to_point().hex()})"
 
 
+@functools.lru_cache(maxsize=256)
+def _derive(curve: Curve, d: int) -> ec.EllipticCurvePrivateKey:
+    """The key of private scalar d: d x G worked out once for each (curve, d) seen again.
+
+    The public point is most of a key generation (P-384: about 0.4 ms). The same d
+    comes back when a stored key is rebuilt to sign (`KeyRecord.ec_key`: its cache
+    is the applet's RAM, which a power-up clears) and when a card is rebuilt from
+    its seed and replays its commands (the fuzzer's clones, `cardemu run`). A
+    `cryptography` key is immutable, so one object serves every caller; the 256
+    most recent are kept.
+
+    Raises:
+        ValueError: d is not in 1..n-1.
+    """
+    return ec.derive_private_key(d, curve.ec_curve())
+
+
 class EcKeyPair:
     """An EC key pair: ECDSA-SHA-256 signing and ECDH.
 
     Args:
         private_key: a `cryptography` EC private key on a supported curve.
         deterministic: sign with RFC 6979 nonces (set for keys from a seeded RNG).
+        d: the private scalar, when the caller has it (saves asking the key for it).
     """
 
-    __slots__ = ("_key", "curve", "public", "deterministic")
+    __slots__ = ("_key", "curve", "public", "deterministic", "_d")
 
     def __init__(
-        self, private_key: ec.EllipticCurvePrivateKey, *, deterministic: bool = False
+        self,
+        private_key: ec.EllipticCurvePrivateKey,
+        *,
+        deterministic: bool = False,
+        d: int | None = None,
     ) -> None:
         self.curve = _curve_of(private_key)
         self._key = private_key
         self.public = EcPublicKey(private_key.public_key())
         self.deterministic = deterministic
+        self._d = d
 
     @classmethod
     def generate(cls, curve: Curve, rng: CardRng | None = None) -> EcKeyPair:
@@ -365,7 +389,9 @@ class EcKeyPair:
         rng = rng or CardRng()
         c = int.from_bytes(rng.random(curve.size + 8), "big")
         d = c % (curve.order - 1) + 1
-        return cls(ec.derive_private_key(d, curve.ec_curve()), deterministic=rng.seeded)
+        if not rng.seeded:  # a fresh d never comes back: nothing to keep
+            return cls(ec.derive_private_key(d, curve.ec_curve()), d=d)
+        return cls(_derive(curve, d), deterministic=True, d=d)
 
     @classmethod
     def from_private_value(
@@ -379,7 +405,7 @@ class EcKeyPair:
         value = int.from_bytes(d, "big") if isinstance(d, (bytes, bytearray)) else d
         if not 0 < value < curve.order:
             raise ValueError("private value out of range 1..n-1")
-        return cls(ec.derive_private_key(value, curve.ec_curve()), deterministic=deterministic)
+        return cls(_derive(curve, value), deterministic=deterministic, d=value)
 
     @property
     def cryptography_key(self) -> ec.EllipticCurvePrivateKey:
@@ -388,7 +414,8 @@ class EcKeyPair:
 
     def private_bytes(self) -> bytes:
         """The private scalar d as `curve.size` big-endian bytes, for the card's NVM."""
-        return self._key.private_numbers().private_value.to_bytes(self.curve.size, "big")
+        d = self._d if self._d is not None else self._key.private_numbers().private_value
+        return d.to_bytes(self.curve.size, "big")
 
     def sign(self, data: bytes, *, encoding: SigEncoding = "der", prehashed: bool = False) -> bytes:
         """ECDSA with SHA-256 (FIPS 186-4 §6.4).

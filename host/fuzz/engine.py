@@ -57,7 +57,7 @@ from host.fuzz.report import (
 )
 from host.fuzz.session import Episode, Event, Reset, Send, Step, Tear
 from host.fuzz.targets import SELECTED, AppletTarget, CardTarget, CommandWrapper
-from host.fuzz.watchdog import peak_rss, rss
+from host.fuzz.watchdog import peak_rss, rss, ticking
 
 log = logging.getLogger("cardemu.fuzz")
 
@@ -210,7 +210,7 @@ class Fuzzer:
         )
         self._started = time.perf_counter()
         applets = self.target.applets
-        with quiet_card_logs():
+        with quiet_card_logs(), ticking():
             try:
                 self._warm_up()
                 report.rss_start = rss()

@@ -96,12 +96,17 @@ class _Armed:
 
 _armed: _Armed | None = None
 _previous: Any = None
+#: the interval the timer runs with (None: stopped)
+_interval: float | None = None
+#: inside `ticking`: a guard leaves the timer running when its command ends
+_ticking = False
 
 
 def _tick(signum: int, frame: Any) -> None:
     a = _armed
     if a is None:
-        if callable(_previous):
+        # Between two commands of a campaign (`ticking`) the tick is ours: nothing runs.
+        if _interval is None and callable(_previous):
             _previous(signum, frame)
         return
     elapsed = time.monotonic() - a.start
@@ -119,7 +124,8 @@ class guard:  # noqa: N801 - used as a function: `with guard(seconds, memory_mb)
     """Run the body under a time bound and a memory-growth bound (None: no bound).
 
     The SIGALRM handler is installed once and stays (a handler found there before is
-    called when no command is guarded); arming costs two `setitimer` calls. The
+    called when no command is guarded); arming costs two `setitimer` calls (none
+    inside `ticking`, while the interval stays the same). The
     resident set is first read at the first tick, so a quick command reads no /proc.
     A guard inside another guards nothing more (the outer one's bounds hold).
 
@@ -138,7 +144,7 @@ class guard:  # noqa: N801 - used as a function: `with guard(seconds, memory_mb)
         self._armed_here = False
 
     def __enter__(self) -> None:
-        global _armed, _previous
+        global _armed, _previous, _interval
         seconds, memory_mb = self.seconds, self.memory_mb
         if (seconds is None and memory_mb is None) or _armed is not None or not usable():
             return
@@ -147,11 +153,45 @@ class guard:  # noqa: N801 - used as a function: `with guard(seconds, memory_mb)
         _armed = _Armed(seconds, None if memory_mb is None else int(memory_mb * 2**20))
         self._armed_here = True
         interval = TICK if seconds is None else min(TICK, seconds)
-        signal.setitimer(signal.ITIMER_REAL, interval, interval)
+        if interval != _interval:
+            signal.setitimer(signal.ITIMER_REAL, interval, interval)
+            _interval = interval
 
     def __exit__(self, *exc: object) -> None:
-        global _armed
+        global _armed, _interval
         if self._armed_here:
             self._armed_here = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            if not _ticking:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                _interval = None
             _armed = None
+
+
+class ticking:  # noqa: N801 - used as a function: `with ticking():`
+    """Keep the guards' timer running between commands, for a campaign's duration.
+
+    A campaign guards tens of thousands of commands a second: arming and disarming
+    the timer around each one were two `setitimer` calls per command. Inside this,
+    the timer is armed by the first guard and left running; a command still gets
+    its first tick within one interval of its start, as when it was armed for it,
+    and a tick between two commands does nothing (a SIGALRM of someone else's
+    arriving then is not passed on: a campaign owns the process's SIGALRM). The
+    timer is stopped on the way out.
+    """
+
+    __slots__ = ("_was",)
+
+    def __init__(self) -> None:
+        self._was = False
+
+    def __enter__(self) -> None:
+        global _ticking
+        self._was = _ticking
+        _ticking = True
+
+    def __exit__(self, *exc: object) -> None:
+        global _ticking, _interval
+        _ticking = self._was
+        if not _ticking and _interval is not None and _armed is None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _interval = None

@@ -25,7 +25,7 @@ from host.fuzz.targets import (
     preset_target,
     store_data_blocks,
 )
-from host.fuzz.watchdog import Interrupted, guard
+from host.fuzz.watchdog import Interrupted, guard, ticking
 
 # -- DER trees --------------------------------------------------------------------------------
 
@@ -240,6 +240,24 @@ def test_watchdog_leaves_quick_code_alone() -> None:
         x = sum(range(1000))
     assert x == 499500
     time.sleep(0.12)  # no tick left armed after the block
+
+
+def test_watchdog_ticking_keeps_one_timer_for_a_campaign_and_stops_it_after() -> None:
+    import signal
+
+    with ticking():
+        for _ in range(3):
+            with guard(0.5, 64):
+                pass
+            # left running between commands: no setitimer per command
+            assert signal.getitimer(signal.ITIMER_REAL)[1] > 0
+        time.sleep(0.12)  # ticks between commands interrupt nothing
+        t0 = time.monotonic()
+        with pytest.raises(Interrupted) as e, guard(0.2, None):
+            while True:
+                pass
+        assert e.value.reason == "time" and 0.2 <= time.monotonic() - t0 < 2.0
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 # -- a planted zero-progress hang ----------------------------------------------------------

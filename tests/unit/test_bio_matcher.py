@@ -125,3 +125,20 @@ def test_minutia_types_weigh_in_the_consolidation() -> None:
         (x ^ 0xC0) if k % 3 == 2 and x >> 6 in (1, 2) else x for k, x in enumerate(b)
     )  # every ending a bifurcation and back
     assert matcher.score(a, flipped) < matcher.score(a, b)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=3 * matcher.MAX_MINUTIAE))
+def test_validity_masks_are_the_cells_inside_the_region(template: bytes) -> None:
+    # `extract` inlines `_Region.contains`: each cell's bit is set exactly when its
+    # centre, in the minutia's frame, lies in the template's area.
+    f = matcher.extract(template)
+    for i in range(len(f)):
+        a = f.angles[i] * matcher._STEP
+        c, s = math.cos(a), math.sin(a)
+        want = 0
+        for k in matcher._DISC_CELLS:
+            cx, cy = matcher._CENTRES[k]
+            if f.region.contains(f.xs[i] + cx * c - cy * s, f.ys[i] + cx * s + cy * c):
+                want |= 1 << k
+        assert f.valid[i] == want

@@ -12,6 +12,7 @@ from card.crypto.cmac import aes_ecb_encrypt
 from card.crypto.keys import (
     BRAINPOOL_P256R1,
     P256,
+    P384,
     EcKeyPair,
     EcPublicKey,
     SecretKey,
@@ -326,3 +327,21 @@ def test_key_pair_repr_hides_private_value() -> None:
     kp = EcKeyPair.from_private_value(P256, RFC6979_X)
     assert RFC6979_X.hex() not in repr(kp).lower()
     assert RFC6979_UX.hex() in repr(kp).lower()
+
+
+def test_a_key_drawn_again_from_the_same_seed_is_the_same_key() -> None:
+    # The public point is worked out once per d (`keys._derive`): a card rebuilt from
+    # its seed, or a stored key rebuilt to sign, gets the same immutable key back.
+    a = EcKeyPair.generate(P384, CardRng(7))
+    b = EcKeyPair.generate(P384, CardRng(7))
+    assert a.cryptography_key is b.cryptography_key
+    d = a.cryptography_key.private_numbers().private_value
+    assert a.private_bytes() == b.private_bytes() == d.to_bytes(48, "big")
+    c = EcKeyPair.from_private_value(P384, a.private_bytes())
+    assert c.cryptography_key is a.cryptography_key and c.public == a.public
+    fresh = EcKeyPair.generate(P384, CardRng())  # OS randomness: not kept
+    assert fresh.private_bytes() == fresh.cryptography_key.private_numbers().private_value.to_bytes(
+        48, "big"
+    )
+    with pytest.raises(ValueError):
+        EcKeyPair.from_private_value(P384, P384.order)
