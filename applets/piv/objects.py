@@ -9,6 +9,7 @@ back exactly what was put.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from card import tlv
@@ -258,11 +259,13 @@ def pairing_code_value(container: bytes) -> bytes | None:
     return next((t.value for t in inner if t.tag == 0x99), None)
 
 
+@functools.lru_cache(maxsize=16)
 def application_property_template(algorithms: tuple[int, ...]) -> bytes:
     """The answer to SELECT (Part 2 §3.1.1, Table 3): PIX, tag allocation authority, algorithms.
 
     `AC` lists each cryptographic algorithm identifier (SP 800-78-4 Table 6-2) in an
-    `80`, closed by an empty `06`.
+    `80`, closed by an empty `06`. Built once for each list of algorithms (every
+    SELECT answers it).
     """
     algs: list[tuple[int, bytes]] = [(0x80, bytes((a,))) for a in algorithms]
     algs.append((0x06, b""))

@@ -369,22 +369,37 @@ def _usim_counters(seg: Mapping[str, Any]) -> Iterable[tuple[str, int, int]]:
             yield name, 6, value[6]
 
 
+@functools.lru_cache(maxsize=4096)
+def _usim_kind(name: str) -> int:
+    """1: a PIN record's name, 2: a subscriber key set's, 0: neither."""
+    return 1 if _USIM_PIN.match(name) else 2 if _USIM_AUTH.match(name) else 0
+
+
 def _usim_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
     owner = aid.hex()
-    out = []
+    out: list[Secret] = []
     for name, value in card.nvm.segment(owner).items():
-        if type(value) is not tuple:
-            continue
-        if _USIM_PIN.match(name) and len(value) >= 5:
-            for label, v in (("PIN", value[0]), ("PUK", value[4])):
-                if v:
-                    out.append(Secret(f"{label} {name}", v, (owner, name)))
-        elif _USIM_AUTH.match(name) and len(value) >= 4:
-            # (algorithm, K, OPc, OP, ...): TS 33.102 subscriber keys.
-            for label, v in (("K", value[1]), ("OPc", value[2]), ("OP", value[3])):
-                if isinstance(v, bytes) and v:
-                    out.append(Secret(f"{label} {name}", v, (owner, name)))
+        if type(value) is tuple and _usim_kind(name):
+            out.extend(_usim_value_secrets(owner, name, value))
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _usim_value_secrets(owner: str, name: str, value: tuple[Any, ...]) -> tuple[Secret, ...]:
+    # A pure function of a stored (immutable) record: the oracle asks after every
+    # response with data.
+    out = []
+    kind = _usim_kind(name)
+    if kind == 1 and len(value) >= 5:
+        for label, v in (("PIN", value[0]), ("PUK", value[4])):
+            if v:
+                out.append(Secret(f"{label} {name}", v, (owner, name)))
+    elif kind == 2 and len(value) >= 4:
+        # (algorithm, K, OPc, OP, ...): TS 33.102 subscriber keys.
+        for label, v in (("K", value[1]), ("OPc", value[2]), ("OP", value[3])):
+            if isinstance(v, bytes) and v:
+                out.append(Secret(f"{label} {name}", v, (owner, name)))
+    return tuple(out)
 
 
 def _usim_authenticate(sqns: Iterable[int]) -> tuple[bytes, ...]:
@@ -574,16 +589,25 @@ def keypair_secrets(card: CardRuntime, aid: bytes) -> list[Secret]:
     """Every private key part the keypair applet holds, whole and in windows (the oracle of
     "no private key ever leaves the card")."""
     owner = aid.hex()
-    out = []
+    out: list[Secret] = []
     for name, value in sorted(card.nvm.segment(owner).items()):
-        if not name.startswith("key."):
-            continue
-        for label, part in _private_parts(value):
-            what = f"key {name[4:]} {label}"
-            out.append(Secret(what, part, (owner, name)))
-            for i in range(0, len(part) - _KEY_WINDOW + 1, _KEY_STRIDE):
-                out.append(Secret(f"{what} [{i}:]", part[i : i + _KEY_WINDOW], owner=owner))
+        if name.startswith("key."):
+            out.extend(_key_secrets(owner, name, value))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _key_secrets(owner: str, name: str, value: Any) -> tuple[Secret, ...]:
+    # A pure function of a stored (immutable) key record: the oracle asks after every
+    # response with data, and parsing the record (an RSA key's CRT values) each time
+    # cost a few per cent of a PIV campaign.
+    out = []
+    for label, part in _private_parts(value):
+        what = f"key {name[4:]} {label}"
+        out.append(Secret(what, part, (owner, name)))
+        for i in range(0, len(part) - _KEY_WINDOW + 1, _KEY_STRIDE):
+            out.append(Secret(f"{what} [{i}:]", part[i : i + _KEY_WINDOW], owner=owner))
+    return tuple(out)
 
 
 def _keypair_pin(send: Callable[[bytes], bytes]) -> None:
