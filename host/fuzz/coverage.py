@@ -77,6 +77,8 @@ class Coverage:
         self._calls = 0
         self._quiet = 0
         self._totals: dict[str, frozenset[int]] = {}
+        #: what was first seen since `mark`, for `forget` (None: not kept)
+        self._journal: list[tuple[Any, ...]] | None = None
 
     # -- tracing -----------------------------------------------------------------------------
 
@@ -99,10 +101,14 @@ class Coverage:
                 if key not in lines:
                     lines.add(key)
                     self._new += 1
+                    if self._journal is not None:
+                        self._journal.append(key)
                 arc = (filename, last, ln)
                 if arc not in arcs:
                     arcs.add(arc)
                     self._new += 1
+                    if self._journal is not None:
+                        self._journal.append(arc)
                 last = ln
             return local
 
@@ -122,6 +128,26 @@ class Coverage:
         finally:
             sys.settrace(previous)
             self._quiet = 0 if self._new > new else self._quiet + 1
+
+    def mark(self) -> tuple[int, int, int]:
+        """Start keeping what the next calls see, so that `forget` can take it back."""
+        self._journal = []
+        return (self._new, self._calls, self._quiet)
+
+    def forget(self, mark: tuple[int, int, int]) -> None:
+        """Undo everything since `mark`: the lines and arcs first seen, the calls counted
+        (a command cut short and run again from the start is traced once)."""
+        for key in self._journal or ():
+            if len(key) == 2:
+                self.lines.discard(key)
+            else:
+                self.arcs.discard(key)
+        self._journal = None
+        self._new, self._calls, self._quiet = mark
+
+    def keep(self) -> None:
+        """Keep what was seen since `mark`."""
+        self._journal = None
 
     def take_new(self) -> int:
         """Lines and arcs first seen since the last call."""

@@ -276,6 +276,71 @@ class Episode:
         self.steps.append(step)
         return step
 
+    def send_unless_writing(self, apdu: bytes) -> Step | None:
+        """Send one command, as `send` does, unless it writes to persistent memory.
+
+        The card is armed to lose power at the command's first write: a command that
+        writes nothing completes untouched and is recorded as `send` records it; one
+        that writes is cut before its first write reaches the memory and None is
+        answered, nothing recorded, and the card is left unusable: `rebuild` it.
+
+        Raises:
+            ValueError: the card is not in-process.
+        """
+        card = self.card
+        if card is None:
+            raise ValueError("an in-process card only")
+        _check_stop()
+        nvm = card.nvm
+        cov = self.coverage
+        # What the cut command was traced doing is forgotten: it runs again in full.
+        mark = cov.mark() if cov is not None else None
+        nvm.tear_after(0)
+        t0 = time.perf_counter()
+        try:
+            resp = self._process(apdu)
+        except KeyboardInterrupt:
+            nvm.tear_after(None)
+            if cov is not None:
+                cov.keep()
+            raise
+        except BaseException as e:  # noqa: BLE001 - whatever escapes the card is a finding
+            dt = time.perf_counter() - t0
+            nvm.tear_after(None)
+            if nvm.torn or isinstance(e, CardTorn):
+                if cov is not None and mark is not None:
+                    cov.forget(mark)
+                return None
+            if cov is not None:
+                cov.keep()
+            why = e.reason if isinstance(e, Interrupted) else None
+            step = Step(Send(apdu), None, dt, traceback.format_exc(), why)
+            self.steps.append(step)
+            self._recover()
+            return step
+        nvm.tear_after(None)
+        if nvm.torn:  # an applet swallowed the power loss of its first write
+            if cov is not None and mark is not None:
+                cov.forget(mark)
+            return None
+        if cov is not None:
+            cov.keep()
+        step = Step(Send(apdu), resp, time.perf_counter() - t0)
+        self.steps.append(step)
+        return step
+
+    def rebuild(self) -> int | None:
+        """Put a new card in place of this one, brought to the same state by replaying
+        the steps (after `send_unless_writing` cut a command that writes).
+
+        Returns:
+            The index of the first step whose replay answered differently (None: the
+            replay was faithful).
+        """
+        twin, diverged = self.clone()
+        self.card = twin.card
+        return diverged
+
     def apply(self, event: Event) -> Step:
         if isinstance(event, Send):
             return self.send(event.apdu)

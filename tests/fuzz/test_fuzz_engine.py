@@ -264,6 +264,28 @@ def test_coverage_counts_lines_and_new_arcs(tmp_path: Path) -> None:
     assert cov.missing(str(src)) == []
 
 
+def test_coverage_forgets_what_a_cut_command_saw(tmp_path: Path) -> None:
+    # A random tear first sends the command armed to lose power at its first write; if
+    # it writes, what was traced is forgotten (it runs again from the start), so the
+    # campaign goes as if the cut run never happened (the same seed, the same digest).
+    src = tmp_path / "m.py"
+    src.write_text("def f(a):\n    if a:\n        return 1\n    return 2\n")
+    ns: dict = {}
+    exec(compile(src.read_text(), str(src), "exec"), ns)
+    cov = Coverage([str(src)])
+    cov.run(ns["f"], 1)
+    assert cov.take_new() == 4
+    before = (set(cov.lines), set(cov.arcs), cov._calls, cov._quiet, 0)
+    mark = cov.mark()
+    cov.run(ns["f"], 0)
+    cov.forget(mark)
+    assert (set(cov.lines), set(cov.arcs), cov._calls, cov._quiet, cov.take_new()) == before
+    mark = cov.mark()
+    cov.run(ns["f"], 0)
+    cov.keep()
+    assert cov.take_new() == 2 and cov._journal is None
+
+
 # -- the command line -----------------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from applets.sample import ECHO_AID, PURSE_AID
@@ -220,6 +222,40 @@ def test_command_without_that_many_writes_is_sent_whole() -> None:
     send_all(ch, SELECT)
     step, vs = ch.tear(bytes.fromhex("8070000000"), 5)
     assert isinstance(step.event, Send) and step.sw == 0x9000 and vs == []
+
+
+def test_random_tear_of_a_command_writing_nothing_is_a_plain_send_on_the_same_card() -> None:
+    # No clone is built to count its writes: the command is sent armed to lose power at
+    # its first write, and answers for itself.
+    ch = checker(buggy.TornPair)
+    send_all(ch, SELECT)
+    card = ch.ep.card
+    plain = checker(buggy.TornPair)
+    send_all(plain, SELECT)
+    for apdu in (bytes.fromhex("80FF000000"), bytes.fromhex("00A4040001 FF"), bytes.fromhex("80")):
+        step, vs = ch.tear(apdu)
+        want, want_vs = plain.send(apdu)
+        assert isinstance(step.event, Send) and step.response == want.response
+        assert vs == want_vs
+    assert ch.ep.card is card
+    assert [s.event for s in ch.ep.steps] == [s.event for s in plain.ep.steps]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_tear_of_a_writing_command_tears_at_one_of_its_writes(seed: int) -> None:
+    ch = checker(buggy.TornPair, rng=random.Random(seed))
+    send_all(ch, SELECT, bytes.fromhex("80FF000000"))
+    card = ch.ep.card
+    step, vs = ch.tear(bytes.fromhex("8070000000"))
+    # Cut at its first write to learn that it writes, the card was rebuilt by replay,
+    # then torn at a random one of the two writes (the second one is the bug).
+    assert isinstance(step.event, Tear) and step.response is None
+    assert ch.ep.card is not card
+    assert oracles_of(vs) <= {o.TEAR_ATOMICITY}
+    expected = random.Random(seed).randrange(2)
+    assert (vs != []) == (expected == 1)
+    step, vs = ch.send(bytes.fromhex("80FF000000"))  # the rebuilt card goes on
+    assert step.sw is not None and vs == []
 
 
 # -- determinism ------------------------------------------------------------------------------
