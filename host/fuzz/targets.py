@@ -644,30 +644,50 @@ class _SmFuzzSession:
         return wrapped
 
 
-def _keypair_sm(send: Callable[[bytes], bytes]) -> object:
+@functools.lru_cache(maxsize=1)
+def _keypair_sm_parties() -> tuple[Any, Any, bytes]:
+    """The SM set-up's root and terminal keys and the terminal's certificate.
+
+    Fixed (a replayed set-up must send the same bytes), so worked out once: the
+    host's side of a set-up that every episode entering the state runs again.
+    """
     from card.crypto.keys import P256, EcKeyPair
     from card.crypto.rng import CardRng
-    from card.sm.auth import TerminalAuthentication
+    from card.sm.cvc import issue_cvc
+
+    rng = CardRng(0x5E)
+    root, term = EcKeyPair.generate(P256, rng), EcKeyPair.generate(P256, rng)
+    return root, term, issue_cvc(root.cryptography_key, b"ROOT", b"FUZZ", term.public)
+
+
+@functools.lru_cache(maxsize=64)
+def _keypair_sm_personalisation(card_key_template: bytes) -> bytes:
+    """PUT DATA's root key and card certificate for the card key the card answered
+    (ECDSA with RFC 6979 nonces: the same key gets the same bytes)."""
     from card.sm.cvc import issue_cvc, parse_public_key_template, public_key_template
+
+    card_key = parse_public_key_template(card_key_template)
+    root, _, _ = _keypair_sm_parties()
+    return public_key_template(root.public) + issue_cvc(
+        root.cryptography_key, b"ROOT", b"CARD", card_key
+    )
+
+
+def _keypair_sm(send: Callable[[bytes], bytes]) -> object:
+    from card import tlv
+    from card.crypto.rng import CardRng
+    from card.sm.auth import TerminalAuthentication
     from host.readers.sm import SmReader
 
     _keypair_pin(send)
     resp = send(bytes.fromhex("0047008105AC0380011100"))
     if resp[-2:] != b"\x90\x00":
         raise TargetError(f"GENERATE 81 answered {resp[-2:].hex()}")
-    from card import tlv
-
-    card_key = parse_public_key_template(tlv.parse(resp[:-2])[0].to_bytes())
-    # A fixed root and terminal: a replayed set-up must send the same bytes.
-    rng = CardRng(0x5E)
-    root, term = EcKeyPair.generate(P256, rng), EcKeyPair.generate(P256, rng)
-    data = public_key_template(root.public) + issue_cvc(
-        root.cryptography_key, b"ROOT", b"CARD", card_key
-    )
+    data = _keypair_sm_personalisation(tlv.parse(resp[:-2])[0].to_bytes())
     resp = send(bytes((0x00, 0xDB, 0x3F, 0xFF, len(data))) + data)
     if resp[-2:] != b"\x90\x00":
         raise TargetError(f"PUT DATA answered {resp[-2:].hex()}")
-    t_cert = issue_cvc(root.cryptography_key, b"ROOT", b"FUZZ", term.public)
+    root, term, t_cert = _keypair_sm_parties()
     reader = SmReader(_SendReader(send))
     reader.authenticate(TerminalAuthentication(term, t_cert, root.public, CardRng(0x5F)))
     return _SmFuzzSession(reader.session)
