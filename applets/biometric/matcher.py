@@ -56,7 +56,7 @@ degree steps (ISO/IEC 19794-2:2005 §8.2). The score is an integer 0..SCORE_MAX.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from applets.biometric.iso19794 import ANGLE_STEPS, MINUTIA_SIZE
 
@@ -75,6 +75,7 @@ MIN_VALID_CELLS = 20  # spatial cells valid in both cylinders, else no similarit
 MIN_BITS = 6  # set bits in a cylinder (on the common cells), else no similarity
 MAX_ROTATION = 10  # steps: 56 degrees between a reference and a probe minutia
 MAX_PAIRS = 24
+OVERLAP_MARGIN = 15
 RELAX_ITERATIONS = 5
 RELAX_WEIGHT = 0.5
 MIN_NP, MAX_NP = 4, 12
@@ -175,6 +176,7 @@ class Features:
     neighbours: tuple[int, ...]
     region: _Region
     kinds: tuple[int, ...] = ()  # the type bits (ISO/IEC 19794-2 §6.4.1)
+    area: _Region | None = None
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -242,8 +244,9 @@ def extract(template: bytes) -> Features:
         valid.append(mask)
         neighbours.append(count)
     kinds = tuple(template[3 * i + 2] >> 6 for i in range(n))
+    area = region if OVERLAP_MARGIN == HULL_MARGIN else _Region(xs, ys, OVERLAP_MARGIN)
     return Features(
-        xs, ys, angles, tuple(cylinders), tuple(valid), tuple(neighbours), region, kinds
+        xs, ys, angles, tuple(cylinders), tuple(valid), tuple(neighbours), region, kinds, area
     )
 
 
@@ -254,13 +257,15 @@ class _Region:
 
     ROW = 4.0
 
-    def __init__(self, xs: tuple[float, ...], ys: tuple[float, ...]) -> None:
+    def __init__(
+        self, xs: tuple[float, ...], ys: tuple[float, ...], margin: float = HULL_MARGIN
+    ) -> None:
         self.y0 = 0.0
         self.spans: tuple[tuple[float, float], ...] = ()
         hull = _convex_hull(list(zip(xs, ys, strict=True)))
         if not hull:
             return  # (a segment or a point still has the margin around it)
-        m = HULL_MARGIN
+        m = margin
         ymin = min(p[1] for p in hull) - m
         ymax = max(p[1] for p in hull) + m
         rows = int((ymax - ymin) / self.ROW) + 1
@@ -326,10 +331,27 @@ def _angle_diff(a: float, b: float) -> float:
     return d - _TWO_PI if d > math.pi else d
 
 
-def compare(reference: Features, probe: Features) -> int:
+@dataclass
+class Trace:
+    """What `compare` went through, for the diagnostic (`host.bio.diagnose`): never on a card.
+
+    Pairs are (reference index, probe index).
+    """
+
+    candidates: list[tuple[float, int, int]] = field(default_factory=list)  # sorted, best first
+    chosen: list[tuple[float, int, int]] = field(default_factory=list)  # into the relaxation
+    relaxed: list[float] = field(default_factory=list)  # relaxed weight of each chosen pair
+    seeds: list[tuple[int, int]] = field(default_factory=list)  # consolidation seeds tried
+    paired: list[tuple[int, int]] = field(default_factory=list)  # the best seed's pairs
+    local: float = 0.0
+    glob: float = 0.0
+
+
+def compare(reference: Features, probe: Features, trace: Trace | None = None) -> int:
     """The similarity of two templates' features, 0 (different) to SCORE_MAX.
 
-    Symmetric in its arguments up to floating-point ties; deterministic.
+    Symmetric in its arguments up to floating-point ties; deterministic. `trace`, when
+    given, is filled with the intermediate stages (host-side diagnostics only).
     """
     n, m = len(reference), len(probe)
     if n < 2 or m < 2:
@@ -370,6 +392,8 @@ def compare(reference: Features, probe: Features) -> int:
         return 0
     # 3. One-to-one selection of the best pairs.
     pairs.sort(reverse=True)
+    if trace is not None:
+        trace.candidates = pairs
     used_r: set[int] = set()
     used_p: set[int] = set()
     chosen: list[tuple[float, int, int]] = []
@@ -412,11 +436,13 @@ def compare(reference: Features, probe: Features) -> int:
     order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
     # 4. Global consolidation: several local alignments, every minutia paired under each.
     seeds = order[:MAX_NP]
-    glob = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds])
+    glob = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], trace)
     n_p = _n_pairs(min(n, m))
     # Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
     top = order[:n_p]
     local = sum(lam[p] for p in top) / n_p
+    if trace is not None:
+        trace.chosen, trace.relaxed, trace.local, trace.glob = chosen, lam, local, glob
     # Both must agree: local structures alone are fooled by similar ridge flow, the
     # global pairing alone by a lucky alignment of a few minutiae.
     if local <= 0.0 or glob <= 0.0:
@@ -430,6 +456,7 @@ def _global(
     probe: Features,
     pairs: list[tuple[float, int, int]],
     weights: list[float],
+    trace: Trace | None = None,
 ) -> float:
     """The best consolidation over a few seeds (see `_pair_up`), 0..1.
 
@@ -454,7 +481,12 @@ def _global(
                 cs += w * c * math.cos(d)
                 sn += w * c * math.sin(d)
         rot = math.atan2(sn, cs)
-        best = max(best, _pair_up(reference, probe, i0, j0, rot))
+        g, paired = _pair_up(reference, probe, i0, j0, rot)
+        if trace is not None:
+            trace.seeds.append((i0, j0))
+            if g > best or not trace.paired:
+                trace.paired = paired
+        best = max(best, g)
     return best
 
 
@@ -469,7 +501,9 @@ def _compat_pairs(
     )  # fmt: skip
 
 
-def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float) -> float:
+def _pair_up(
+    reference: Features, probe: Features, i0: int, j0: int, rot: float
+) -> tuple[float, list[tuple[int, int]]]:
     """Pair the minutiae outwards from the seed pair (i0, j0), the probe turned by `rot`.
 
     Region growing under a smooth displacement field: reference minutiae are
@@ -520,6 +554,7 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
     order = sorted(range(n), key=lambda i: (rx[i] - ax) ** 2 + (ry[i] - ay) ** 2)
     # position, residual offset (reference - aligned probe) and residual turn of each pair
     anchors = [(ax, ay, 0.0, 0.0, _fold(ra[i0] - qa[j0]))]
+    paired = [(i0, j0)]
     uj = {j0}
     matched = 1
     weight = 1.0
@@ -557,6 +592,7 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
                 limit2, pick = d2, j
         if pick >= 0:
             uj.add(pick)
+            paired.append((i, pick))
             matched += 1
             anchors.append((xi, yi, xi - qx[pick], yi - qy[pick], _fold(ra[i] - qa[pick])))
 
@@ -571,7 +607,7 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
                 wgt *= TYPE_MISMATCH
             weight += wgt
     # Overlap: reference minutiae inside the probe's area, probe minutiae inside the reference's.
-    preg, rreg = probe.region, reference.region
+    preg, rreg = probe.area or probe.region, reference.area or reference.region
     ov_r = 0
     for i in range(n):
         x, y = rx[i] - tx, ry[i] - ty
@@ -580,7 +616,7 @@ def _pair_up(reference: Features, probe: Features, i0: int, j0: int, rot: float)
     ov_p = sum(1 for j in range(m) if rreg.contains(qx[j], qy[j]))
     ov_r = max(ov_r, GLOBAL_MIN_OVERLAP, matched)
     ov_p = max(ov_p, GLOBAL_MIN_OVERLAP, matched)
-    return min(1.0, weight * weight / (ov_r * ov_p) ** OVERLAP_EXPONENT)
+    return min(1.0, weight * weight / (ov_r * ov_p) ** OVERLAP_EXPONENT), paired
 
 
 def _fold(d: float) -> float:
