@@ -27,30 +27,32 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
    local score is the mean relaxed similarity of the `n_P` most efficient
    pairs (fewer surviving pairs count as zeros). `MAX_PAIRS` is 36 (it was 24):
    it binds only when both templates are larger than that (full windows of
-   40-60 minutiae). There a pair's support is averaged over more pairs: a true
-   pair gains as many compatible ones as it loses weight, a chance pair of two
-   prints with the same ridge flow gains none, so the impostors of the easy
-   setting, which set the thresholds, score lower (measured, README).
+   40-60 minutiae). There each pair's support is averaged over more pairs: a
+   true pair's comes from the other true pairs, more of which now enter, a
+   chance pair's (two prints with the same ridge flow) from nearly none, so
+   the impostors of the easy setting, which set the thresholds, score lower
+   (measured: README).
 4. Consolidation without one rigid transform (`_global`, `_pair_up`). Each of
-   the `GLOBAL_SEEDS` strongest relaxed pairs seeds a region growing: minutiae
-   are paired outwards from the seed, each where the pairs already made nearby
-   predict its mate (a smooth displacement field, as plastic distortion is),
-   within tolerances that are tight next to made pairs and grow with the
-   distance from them. Pairs weigh by their residual error and by whether
-   their types agree: a pair of an ending and a bifurcation weighs
-   `TYPE_MISMATCH` = 0.2, about the likelihood ratio of a type disagreement
-   between true mates and between chance neighbours (with a 10 % type flip
-   per impression, 18 % of true pairs disagree against about half of chance
-   pairs: 0.36 / 1.64 of an agreement's). The global score is W^2 / (r x p), W the summed pair
-   weight and r, p the minutiae of each template inside the other's area (at
-   least `GLOBAL_MIN_OVERLAP`): the share of the minutiae the two impressions
-   can share that paired, squared. The full exponent keeps impostor scores
-   from growing with the overlap (chance pairs grow in proportion to it), so
-   that one threshold holds the FMR on small and large overlaps alike; an
-   exponent of 0.75 let impostors with many minutiae in common (the easy
-   setting of `host.bio.difficulty`) score highest and set the thresholds,
-   at the cost of the FNMR on the hard setting (README, "Match-on-card
-   accuracy"). The score is local^0.5 x global^0.5.
+   the `GLOBAL_SEEDS` strongest relaxed pairs seeds a region growing:
+   minutiae are paired outwards from the seed, each where the pairs already
+   made nearby predict its mate (a smooth displacement field, as plastic
+   distortion is), within tolerances that are tight next to made pairs and
+   grow with the distance from them. Pairs weigh by their residual error and
+   by whether their types agree: a pair of an ending and a bifurcation weighs
+   `TYPE_MISMATCH` = 0.2 (it was 0.4), the likelihood ratio of a disagreement
+   to that of an agreement between true mates and chance neighbours: with a
+   10 % type flip per impression 18 % of true pairs disagree, against about
+   half of chance pairs (0.36 / 1.64 = 0.22). The global score is W^2 / (r x
+   p), W the summed pair weight and r, p the minutiae of each template inside
+   the other's area (at least `GLOBAL_MIN_OVERLAP`): the share of the
+   minutiae the two impressions can share that paired, squared. The full
+   exponent keeps impostor scores from growing with the overlap (chance pairs
+   grow in proportion to it), so that one threshold holds the FMR on small
+   and large overlaps alike; an exponent of 0.75 let impostors with many
+   minutiae in common (the easy setting of `host.bio.difficulty`) score
+   highest and set the thresholds, at the cost of the FNMR on the hard
+   setting (README, "Match-on-card accuracy"). The score is local^0.5 x
+   global^0.5.
 
 Where genuine comparisons are lost is measured stage by stage against the
 generator's ground truth by `host.bio.diagnose`. On the hard setting (seeds
