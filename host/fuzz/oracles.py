@@ -314,7 +314,8 @@ class Checker:
             enabled & {ERROR_KEEPS_STATE, RETRY_COUNTER, NO_SECRET}
         )
         self._sent: list[bytes] = []
-        self._pin_secrets: list[Secret] | None = None
+        #: the OwnerPIN values of the card object and NVM version they were read at
+        self._pin_secrets: tuple[object, list[Secret]] | None = None
         applets = episode.target.card_applets
         self._verify_ins = {a.owner: a.verify_ins for a in applets}
         self._hooks = [(a.aid, a.secrets) for a in applets if a.secrets]
@@ -421,8 +422,6 @@ class Checker:
         if changed and RETRY_COUNTER in on:
             assert before is not None and after is not None
             out.extend(self._retry(apdu, sw, before, after, index))
-        if changed:
-            self._pin_secrets = None
         if NO_SECRET in on and len(resp) > 2:
             out.extend(self._secrets(apdu, resp, index, after))
         if RESPONSE_TIME in on and step.seconds * 1000 > self.max_ms:
@@ -519,10 +518,14 @@ class Checker:
 
     def _secret_list(self, after: Snapshot | None) -> list[Secret]:
         card = self.ep.card
-        if self._pin_secrets is None:
+        # Read again whenever the card's NVM moved on, however it did (a send, a tear
+        # that left the after-state, a rebuilt card): a PIN changed outside a checked
+        # send must not leave the old value the only one looked for.
+        at = (card, card.nvm_version_now()) if card is not None else None
+        if self._pin_secrets is None or self._pin_secrets[0] != at:
             snap = after if after is not None else (card.nvm.snapshot() if card is not None else {})
-            self._pin_secrets = pin_secrets(snap)
-        out = list(self._pin_secrets)
+            self._pin_secrets = (at, pin_secrets(snap))
+        out = list(self._pin_secrets[1])
         out.extend(self.ep.target.secrets)
         if card is not None:
             for aid, hook in self._hooks:

@@ -126,6 +126,16 @@ class LeaksPin(_Base):
         return super().bug(apdu)
 
 
+class LeaksPinAndChangesIt(LeaksPin):
+    """LeaksPin, and 80 24 00 00 Lc NEW sets a new PIN (as CHANGE REFERENCE DATA would)."""
+
+    def bug(self, apdu: APDU) -> bytes | None:
+        if apdu.ins == 0x24 and apdu.data:
+            self.pin.update(bytes(apdu.data))
+            return None
+        return super().bug(apdu)
+
+
 class LeaksKey(_Base):
     """80 CA 01 02: returns the key (no-secret, through the profile's secrets hook)."""
 

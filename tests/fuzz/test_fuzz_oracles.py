@@ -150,6 +150,24 @@ def test_pin_the_host_sent_itself_is_not_a_leak() -> None:
     assert send_all(ch, SELECT, buggy.VERIFY, bytes.fromhex("80CA010100")) == []
 
 
+def test_a_pin_changed_outside_a_checked_send_is_looked_for() -> None:
+    """The PIN list follows the card's NVM, not only the checker's own sends: a PIN a tear
+    left changed (here: sent on the episode, past the checker) is the one looked for."""
+    ch = checker(buggy.LeaksPinAndChangesIt)
+    vs = send_all(ch, SELECT, bytes.fromhex("80CA010100"))  # the old PIN: listed, reported
+    assert oracles_of(vs) == {o.NO_SECRET}
+    new = bytes.fromhex("0C0FFEE0DECAF123")
+    ch.ep.send(bytes.fromhex("8024000008") + new)
+    step, vs = ch.send(bytes.fromhex("80CA010100"))
+    assert step.response is not None and new in step.response
+    # Not reported: the host chose the new PIN, so the confirmation (the episode replayed
+    # with another initial PIN) gets the same answer; but it is the value looked for now,
+    # and the old one no longer is.
+    assert vs == []
+    listed = [s.value for s in ch._secret_list(None)]
+    assert new in listed and buggy.PIN not in listed
+
+
 def test_declared_key_in_a_response_is_reported() -> None:
     ch = checker(buggy.LeaksKey)
     vs = send_all(ch, SELECT, bytes.fromhex("80CA010200"))
