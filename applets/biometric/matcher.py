@@ -132,24 +132,24 @@ OVERLAP_EXPONENT = 1.0
 SCORE_OFFSET = 5000.0
 SCORE_SCALE = 500.0
 SCORE_COEFFICIENTS = (
-    36.5844,
-    2.1176,
-    6.5711,
-    1.7187,
-    -0.8136,
-    -0.4397,
-    6.1209,
-    -7.9436,
-    4.0813,
-    0.1961,
-    0.25,
-    -4.3359,
-    -4.4201,
-    1.5659,
-    1.9593,
-    -5.0287,
-    2.1614,
-    1.508,
+    31.062,
+    2.2072,
+    6.5582,
+    2.2251,
+    -0.7321,
+    -0.3994,
+    2.9126,
+    -6.5503,
+    4.8233,
+    0.0195,
+    0.1242,
+    -4.1115,
+    -4.3596,
+    2.7628,
+    2.5137,
+    -1.2936,
+    2.0927,
+    1.4083,
 )
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
@@ -455,9 +455,7 @@ def compare(reference: Features, probe: Features, trace: Trace | None = None) ->
     return 0 if ev is None else score_evidence(ev)
 
 
-def evidence(
-    reference: Features, probe: Features, trace: Trace | None = None
-) -> Evidence | None:
+def evidence(reference: Features, probe: Features, trace: Trace | None = None) -> Evidence | None:
     """Steps 2 to 4: what the comparison found, or None when nothing paired.
 
     `trace`, when given, is filled as `compare` describes.
@@ -691,7 +689,6 @@ def _pair_up(
     order = sorted(range(n), key=lambda i: (rx[i] - ax) ** 2 + (ry[i] - ay) ** 2)
     # position, residual offset (reference - aligned probe) and residual turn of each pair
     anchors = [(ax, ay, 0.0, 0.0, _fold(ra[i0] - qa[j0]))]
-    paired = [(i0, j0)]
     uj = {j0}
     made = [(i0, j0)]
     weight = 1.0
