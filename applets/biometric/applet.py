@@ -87,7 +87,7 @@ DEFAULT_ADMIN_KEY = bytes(range(0x40, 0x50))
 #: impostor comparisons each) of the threshold whose FMR is under the target with 95%
 #: confidence; the evaluation seeds (0..3) are not among them (`host.bio.calibrate` says
 #: why; `cardemu bio calibrate` reproduces them). The hard setting sets both (seeds 9002
-#: and 9003); the score's size and overlap normalisation (`matcher.score_features`)
+#: and 9001); the score's size and overlap normalisation (`matcher.score_features`)
 #: keeps the easy setting's impostors below it (README, "Match-on-card accuracy", gives
 #: FMR and FNMR at both thresholds per setting).
 THRESHOLD_FMR_1PCT = 5310
