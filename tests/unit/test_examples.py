@@ -664,7 +664,7 @@ def _run_line(block: Block, index: int, line: str, cwd: Path, logs: Path, jobs: 
             code = main(argv)
         stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     expected = EXPECTED.get((block.source.split(":")[0], line), 0)
-    assert code == expected, f"{block.source}: {line}\n{stderr}"
+    assert code == expected, f"{block.source}: {line}\n{stderr}\n{stdout[-2000:]}"
     if block.outputs and block.outputs[index] and "applet" in block.source:
         assert stdout == block.outputs[index], f"{block.source}: {line}"
     return True
