@@ -30,8 +30,8 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
    40-60 minutiae). There each pair's support is averaged over more pairs: a
    true pair's comes from the other true pairs, more of which now enter, a
    chance pair's (two prints with the same ridge flow) from nearly none, so
-   the impostors of the easy setting, which set the thresholds of the
-   hand-made score before step 5, score lower (measured: README).
+   the impostors of the easy setting, which set the thresholds, score lower
+   (measured: README).
 4. Consolidation without one rigid transform (`_global`, `_pair_up`). Each of
    the `GLOBAL_SEEDS` strongest relaxed pairs seeds a region growing:
    minutiae are paired outwards from the seed, each where the pairs already
@@ -42,32 +42,21 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
    `TYPE_MISMATCH` = 0.2 (it was 0.4), the likelihood ratio of a disagreement
    to that of an agreement between true mates and chance neighbours: with a
    10 % type flip per impression 18 % of true pairs disagree, against about
-   half of chance pairs (0.36 / 1.64 = 0.22). The consolidation kept is the one
-   with the highest W^2 / (r x p), W the summed pair weight and r, p the
-   minutiae of each template inside the other's area (at least
-   `GLOBAL_MIN_OVERLAP`).
-5. Score (`evidence`, `score_features`, `score_evidence`). What the comparison
-   found (`Evidence`: W, the pairs, r and p, the template sizes, the local
-   similarity, type agreement, residuals, the area the pairs cover, the best
-   disagreeing seed) becomes a short feature vector, and the score is the
-   log-odds of "same finger" a logistic regression gives it, a dot product with
-   constants (`SCORE_COEFFICIENTS`) fitted offline by `host.bio.train` on
-   training seeds of every `host.bio.difficulty` setting, mapped linearly onto
-   0..SCORE_MAX. This is the learned score normalisation of production
-   matchers: the hand-made local^0.5 x (W^2 / (r x p))^0.5 it replaces let
-   impostors with many minutiae in common (the easy setting) score highest and
-   set the thresholds at the cost of the hard setting's FNMR; the fit learns how
-   chance pairs grow with the templates' sizes and overlaps, so one threshold
-   holds the FMR on every setting with less margin. On the evaluation seeds
-   the hard setting's FNMR at the shipped thresholds falls from 12.5 % / 23.1 %
-   (hand-made score, same pairing) to 8.4 % / 18.6 % at FMR 1 % / 0.1 %, its
-   FMR there staying under the targets on every setting (README, "Match-on-card
-   accuracy").
+   half of chance pairs (0.36 / 1.64 = 0.22). The global score is W^2 / (r x
+   p), W the summed pair weight and r, p the minutiae of each template inside
+   the other's area (at least `GLOBAL_MIN_OVERLAP`): the share of the
+   minutiae the two impressions can share that paired, squared. The full
+   exponent keeps impostor scores from growing with the overlap (chance pairs
+   grow in proportion to it), so that one threshold holds the FMR on small
+   and large overlaps alike; an exponent of 0.75 let impostors with many
+   minutiae in common (the easy setting of `host.bio.difficulty`) score
+   highest and set the thresholds, at the cost of the FNMR on the hard
+   setting (README, "Match-on-card accuracy"). The score is local^0.5 x
+   global^0.5.
 
 Where genuine comparisons are lost is measured stage by stage against the
 generator's ground truth by `host.bio.diagnose`. On the hard setting (seeds
-1-3, with the hand-made score and the parameters before the three changes named here; the
-findings hold for the pairing, whatever the score), of the genuine pairs under
+1-3, with the parameters before the three changes named here), of the genuine pairs under
 the FMR 1 % threshold, about one in six share fewer than 6 true minutiae (the
 floor) and nearly all the others had a true seed: the consolidation from it
 pairs about half of the true minutiae the two share (a median of 5 of 9 or 10).
@@ -79,15 +68,13 @@ direction tolerance `GLOBAL_ANGLE` of 7 steps (39 degrees; it was 4): nearly
 half of the missed mates were turned more than 4 steps from the direction the
 pairs around them predict (6 degrees of direction noise per impression, and the
 shear), and with mismatched types weighing 0.2 the wider tolerance adds more
-true pairs than chance ones (measured with the hand-made score; README,
-"Match-on-card accuracy").
+true pairs than chance ones (README, "Match-on-card accuracy").
 
 Bounds, as a card would have them: at most `MAX_MINUTIAE` minutiae a template
 (the BIT declares it), cylinders of `NS*NS*ND` bits, an n x m similarity table,
 at most `MAX_PAIRS` pairs in the relaxation and `RELAX_ITERATIONS` rounds: the
 work is O(n*m + MAX_PAIRS^2 + GLOBAL_SEEDS * (n*m + n^2)) and the memory
-O(n*m) small numbers; the score is 17 products and a few logarithms (a card
-would take them from a table).
+O(n*m) small numbers.
 
 Units are the compact card format's: coordinates in 0.1 mm, angles in 5.625
 degree steps (ISO/IEC 19794-2:2005 §8.2). The score is an integer 0..SCORE_MAX.
@@ -97,7 +84,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from applets.biometric.iso19794 import ANGLE_STEPS, MINUTIA_SIZE
 
@@ -131,31 +117,7 @@ PLACE_WEIGHT = 0.3  # a pair at the edge of the tolerances weighs this much less
 TYPE_MISMATCH = 0.2  # a pair of an ending and a bifurcation weighs this much
 GLOBAL_MIN_OVERLAP = 15  # minutiae: smaller common areas count as this large
 OVERLAP_EXPONENT = 1.0
-# The score (`score_evidence`): SCORE_OFFSET + SCORE_SCALE x the log-odds of a genuine
-# comparison, a logistic regression on `score_features` with these constants (intercept
-# first), fitted by `cardemu bio train` (host.bio.train) on training seeds 5001..5010.
-SCORE_OFFSET = 5000.0
-SCORE_SCALE = 500.0
-SCORE_COEFFICIENTS = (
-    31.062,
-    2.2072,
-    6.5582,
-    2.2251,
-    -0.7321,
-    -0.3994,
-    2.9126,
-    -6.5503,
-    4.8233,
-    0.0195,
-    0.1242,
-    -4.1115,
-    -4.3596,
-    2.7628,
-    2.5137,
-    -1.2936,
-    2.0927,
-    1.4083,
-)
+LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
 DIST_TOL_SLOPE = 0.08
@@ -246,49 +208,6 @@ class Features:
 
     def __repr__(self) -> str:  # never the minutiae
         return f"<Features of {len(self.xs)} minutiae>"
-
-
-class _Pairing(NamedTuple):
-    """One consolidation (`_pair_up`): its seed pair, its pairs and their statistics."""
-
-    seed: tuple[int, int]
-    pairs: frozenset[tuple[int, int]]
-    weight: float  # W, the summed pair weight
-    overlap_r: int  # reference minutiae inside the probe's area
-    overlap_p: int  # probe minutiae inside the reference's area
-    type_agree: int  # pairs whose types are both known and agree
-    type_known: int  # pairs whose types are both known
-    residual: float  # summed place error, each relative to its tolerance (0..1)
-    similarity: float  # summed cylinder similarity of the pairs
-    area: float  # of the convex hull of the paired reference minutiae, mm^2
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What one comparison found: the statistics the score is computed from.
-
-    Derived from both templates, so as secret as they are: it never leaves the card.
-    """
-
-    local: float  # mean relaxed local similarity of the n_P most efficient pairs
-    glob: float  # W^2 / (r x p), r and p at least GLOBAL_MIN_OVERLAP
-    weight: float  # W
-    matched: int  # pairs in the best consolidation
-    overlap_r: int  # r and p, at least `matched`
-    overlap_p: int
-    size_r: int  # minutiae of each template
-    size_p: int
-    type_agree: int
-    type_known: int
-    residual: float  # mean place error of the pairs relative to the tolerance
-    similarity: float  # mean cylinder similarity of the pairs
-    area: float  # mm^2 covered by the pairs (convex hull)
-    seeds: int  # consolidations tried
-    agree: int  # of them, those whose seed pair the best consolidation made too
-    rival: float  # the highest W of a consolidation that disagrees with the best
-
-    def __repr__(self) -> str:
-        return f"<Evidence of {self.matched} pairs>"
 
 
 def extract(template: bytes) -> Features:
@@ -456,18 +375,9 @@ def compare(reference: Features, probe: Features, trace: Trace | None = None) ->
     Symmetric in its arguments up to floating-point ties; deterministic. `trace`, when
     given, is filled with the intermediate stages (host-side diagnostics only).
     """
-    ev = evidence(reference, probe, trace)
-    return 0 if ev is None else score_evidence(ev)
-
-
-def evidence(reference: Features, probe: Features, trace: Trace | None = None) -> Evidence | None:
-    """Steps 2 to 4: what the comparison found, or None when nothing paired.
-
-    `trace`, when given, is filled as `compare` describes.
-    """
     n, m = len(reference), len(probe)
     if n < 2 or m < 2:
-        return None
+        return 0
     # 2. Local similarities.
     rot = MAX_ROTATION
     steps = ANGLE_STEPS
@@ -501,7 +411,7 @@ def evidence(reference: Features, probe: Features, trace: Trace | None = None) -
             if s > 0.0:
                 pairs.append((s, i, j))
     if not pairs:
-        return None
+        return 0
     # 3. One-to-one selection of the best pairs.
     pairs.sort(reverse=True)
     if trace is not None:
@@ -520,7 +430,7 @@ def evidence(reference: Features, probe: Features, trace: Trace | None = None) -
             break
     k = len(chosen)
     if k < 2:
-        return None
+        return 0
     # Relaxation by pair compatibility.
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
     rt = [a * _STEP for a in ra]
@@ -548,48 +458,19 @@ def evidence(reference: Features, probe: Features, trace: Trace | None = None) -
     order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
     # 4. Global consolidation: several local alignments, every minutia paired under each.
     seeds = order[:MAX_NP]
-    sims = {(i, j): s for s, i, j in pairs}
-    pairings = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], sims)
+    glob = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], trace)
     n_p = _n_pairs(min(n, m))
     # Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
     top = order[:n_p]
     local = sum(lam[p] for p in top) / n_p
-    if not pairings:
-        return None
-    ev = _evidence(local, n, m, pairings)
     if trace is not None:
-        best = max(pairings, key=_pairing_glob)
-        trace.seeds = [q.seed for q in pairings]
-        trace.paired = sorted(best.pairs)
-        trace.chosen, trace.relaxed, trace.local, trace.glob = chosen, lam, local, ev.glob
-    return ev
-
-
-def _evidence(local: float, n: int, m: int, pairings: list[_Pairing]) -> Evidence:
-    """The evidence of the best consolidation (the highest W^2 / (r x p)) and how the other
-    seeds' consolidations agree with it."""
-    best = max(pairings, key=_pairing_glob)
-    agree = sum(1 for q in pairings if q.seed in best.pairs)
-    rival = max((q.weight for q in pairings if q.seed not in best.pairs), default=0.0)
-    matched = len(best.pairs)
-    return Evidence(
-        local=local,
-        glob=_pairing_glob(best),
-        weight=best.weight,
-        matched=matched,
-        overlap_r=max(best.overlap_r, matched),
-        overlap_p=max(best.overlap_p, matched),
-        size_r=n,
-        size_p=m,
-        type_agree=best.type_agree,
-        type_known=best.type_known,
-        residual=best.residual / matched,
-        similarity=best.similarity / matched,
-        area=best.area,
-        seeds=len(pairings),
-        agree=agree,
-        rival=rival,
-    )
+        trace.chosen, trace.relaxed, trace.local, trace.glob = chosen, lam, local, glob
+    # Both must agree: local structures alone are fooled by similar ridge flow, the
+    # global pairing alone by a lucky alignment of a few minutiae.
+    if local <= 0.0 or glob <= 0.0:
+        return 0
+    score = local**LOCAL_WEIGHT * glob ** (1.0 - LOCAL_WEIGHT)
+    return max(0, min(SCORE_MAX, int(round(score * SCORE_MAX))))
 
 
 def _global(
@@ -597,9 +478,9 @@ def _global(
     probe: Features,
     pairs: list[tuple[float, int, int]],
     weights: list[float],
-    sims: dict[tuple[int, int], float],
-) -> list[_Pairing]:
-    """The consolidations from a few seeds (see `_pair_up`).
+    trace: Trace | None = None,
+) -> float:
+    """The best consolidation over a few seeds (see `_pair_up`), 0..1.
 
     No single rigid transform holds over a distorted print, so each of the
     `GLOBAL_SEEDS` strongest relaxed pairs seeds its own: the probe is turned by
@@ -608,10 +489,10 @@ def _global(
     """
     k = len(pairs)
     if k == 0:
-        return []
+        return 0.0
     ra, pa = reference.angles, probe.angles
     order = sorted(range(k), key=lambda p: weights[p], reverse=True)[:GLOBAL_SEEDS]
-    out = []
+    best = 0.0
     for p in order:
         _, i0, j0 = pairs[p]
         cs = sn = 0.0
@@ -622,8 +503,13 @@ def _global(
                 cs += w * c * math.cos(d)
                 sn += w * c * math.sin(d)
         rot = math.atan2(sn, cs)
-        out.append(_pair_up(reference, probe, i0, j0, rot, sims))
-    return out
+        g, paired = _pair_up(reference, probe, i0, j0, rot)
+        if trace is not None:
+            trace.seeds.append((i0, j0))
+            if g > best or not trace.paired:
+                trace.paired = paired
+        best = max(best, g)
+    return best
 
 
 def _compat_pairs(
@@ -638,13 +524,8 @@ def _compat_pairs(
 
 
 def _pair_up(
-    reference: Features,
-    probe: Features,
-    i0: int,
-    j0: int,
-    rot: float,
-    sims: dict[tuple[int, int], float],
-) -> _Pairing:
+    reference: Features, probe: Features, i0: int, j0: int, rot: float
+) -> tuple[float, list[tuple[int, int]]]:
     """Pair the minutiae outwards from the seed pair (i0, j0), the probe turned by `rot`.
 
     Region growing under a smooth displacement field: reference minutiae are
@@ -657,8 +538,9 @@ def _pair_up(
 
     Each pair weighs 1 less up to `PLACE_WEIGHT` for its distance and direction
     error, times `TYPE_MISMATCH` when both types are known and differ. The result
-    holds W, the summed weight, the pairs, r and p, the reference and probe
-    minutiae inside the other's area, and the statistics `Evidence` reports.
+    is W^2 / (r x p)^OVERLAP_EXPONENT with W the summed weight and r, p the
+    reference and probe minutiae inside the other's area (at least
+    `GLOBAL_MIN_OVERLAP`): normalised by how many minutiae the two could share.
     """
     c, s = math.cos(rot), math.sin(rot)
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
@@ -694,15 +576,11 @@ def _pair_up(
     order = sorted(range(n), key=lambda i: (rx[i] - ax) ** 2 + (ry[i] - ay) ** 2)
     # position, residual offset (reference - aligned probe) and residual turn of each pair
     anchors = [(ax, ay, 0.0, 0.0, _fold(ra[i0] - qa[j0]))]
+    paired = [(i0, j0)]
     uj = {j0}
-    made = [(i0, j0)]
+    matched = 1
     weight = 1.0
     rk, pk = reference.kinds, probe.kinds
-    k0, l0 = (rk[i0] if rk else 0), (pk[j0] if pk else 0)
-    type_known = 1 if k0 and l0 else 0
-    type_agree = 1 if k0 and k0 == l0 else 0
-    residual = 0.0
-    similarity = sims.get((i0, j0), 0.0)
     for i in order:
         if i == i0 or not cands[i]:
             continue
@@ -736,24 +614,20 @@ def _pair_up(
                 limit2, pick = d2, j
         if pick >= 0:
             uj.add(pick)
-            made.append((i, pick))
+            paired.append((i, pick))
+            matched += 1
             anchors.append((xi, yi, xi - qx[pick], yi - qy[pick], _fold(ra[i] - qa[pick])))
 
             # A pair's weight: closer in place and direction, and of the same type, is
             # likelier a true mate than a chance neighbour inside the tolerance.
             da = abs(_fold(qa[pick] - want))
-            place = math.sqrt(limit2 / tol2)
-            wgt = (1.0 - PLACE_WEIGHT * place) * (1.0 - PLACE_WEIGHT * da / (GLOBAL_ANGLE + 1))
-            ki, kj = (rk[i] if rk else 0), (pk[pick] if pk else 0)
-            if ki and kj:
-                type_known += 1
-                if ki == kj:
-                    type_agree += 1
-                else:
-                    wgt *= TYPE_MISMATCH
+            wgt = (1.0 - PLACE_WEIGHT * math.sqrt(limit2 / tol2)) * (
+                1.0 - PLACE_WEIGHT * da / (GLOBAL_ANGLE + 1)
+            )
+            ki, kj = rk[i], pk[pick] if pk else 0
+            if rk and ki and kj and ki != kj:
+                wgt *= TYPE_MISMATCH
             weight += wgt
-            residual += place
-            similarity += sims.get((i, pick), 0.0)
     # Overlap: reference minutiae inside the probe's area, probe minutiae inside the reference's.
     preg, rreg = probe.region, reference.region
     ov_r = 0
@@ -762,68 +636,9 @@ def _pair_up(
         if preg.contains(c * x + s * y, -s * x + c * y):
             ov_r += 1
     ov_p = sum(1 for j in range(m) if rreg.contains(qx[j], qy[j]))
-    hull = _convex_hull([(rx[i], ry[i]) for i, _ in made])
-    area = 0.0
-    for (x1, y1), (x2, y2) in zip(hull, hull[1:] + hull[:1], strict=True):
-        area += x1 * y2 - x2 * y1
-    return _Pairing(
-        (i0, j0), frozenset(made), weight, ov_r, ov_p, type_agree, type_known, residual,
-        similarity, abs(area) / 200.0,
-    )  # fmt: skip
-
-
-def _pairing_glob(q: _Pairing) -> float:
-    """W^2 / (r x p)^OVERLAP_EXPONENT, r and p at least `GLOBAL_MIN_OVERLAP`: the share of
-    the minutiae the two could share that paired, squared (main's global score)."""
-    matched = len(q.pairs)
-    ov_r = max(q.overlap_r, GLOBAL_MIN_OVERLAP, matched)
-    ov_p = max(q.overlap_p, GLOBAL_MIN_OVERLAP, matched)
-    return min(1.0, q.weight * q.weight / (ov_r * ov_p) ** OVERLAP_EXPONENT)
-
-
-def score_features(ev: Evidence) -> tuple[float, ...]:
-    """The features the score weighs (`SCORE_COEFFICIENTS`), from a comparison's evidence.
-
-    W and the matched count against the overlaps r, p and the template sizes (chance
-    pairs grow with the minutiae two templates have: the sizes normalise for it), the
-    local and global similarities of main's score, type agreement, residuals, local
-    similarity of the pairs, the area they cover, and the strongest disagreeing seed.
-    """
-    w = ev.weight
-    r, p = max(ev.overlap_r, 1), max(ev.overlap_p, 1)
-    return (
-        ev.local,
-        math.sqrt(ev.glob),
-        math.log(w),
-        math.log(r),
-        math.log(p),
-        (ev.type_agree + 1) / (ev.type_known + 2),
-        ev.residual,
-        ev.similarity,
-        math.log1p(ev.area),
-        ev.rival / w,
-        math.log(ev.size_r),
-        math.log(ev.size_p),
-        ev.matched / min(r, p),
-        math.log(ev.matched),
-        w / ev.matched,
-        math.log(max(ev.local, 1e-4)),
-        math.log(max(ev.glob, 1e-4)),
-    )
-
-
-def score_evidence(ev: Evidence) -> int:
-    """The score of a comparison's evidence, 0..SCORE_MAX: `SCORE_OFFSET` + `SCORE_SCALE` x
-    the log-odds of a genuine comparison, a logistic regression on `score_features`."""
-    return max(0, min(SCORE_MAX, int(round(SCORE_OFFSET + SCORE_SCALE * log_odds(ev)))))
-
-
-def log_odds(ev: Evidence) -> float:
-    """The log-odds of a genuine comparison: `SCORE_COEFFICIENTS` . (1, `score_features`)."""
-    z = SCORE_COEFFICIENTS[0]
-    for c, v in zip(SCORE_COEFFICIENTS[1:], score_features(ev), strict=True):
-        z += c * v
-    return z
+    ov_r = max(ov_r, GLOBAL_MIN_OVERLAP, matched)
+    ov_p = max(ov_p, GLOBAL_MIN_OVERLAP, matched)
+    return min(1.0, weight * weight / (ov_r * ov_p) ** OVERLAP_EXPONENT), paired
 
 
 def _fold(d: float) -> float:

@@ -9,7 +9,7 @@ relaxation, whether it kept weight there, whether a consolidation seed was true;
 how many true pairs the best consolidation made, missed, and how many false ones it
 made. Each rejected pair is put in the first stage that failed it.
 
-Run: `python -m host.bio.diagnose --setting hard --seeds 1 2 3 --threshold 5310`.
+Run: `python -m host.bio.diagnose --setting hard --seeds 1 2 3 --threshold 449`.
 """
 
 from __future__ import annotations

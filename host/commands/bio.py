@@ -302,55 +302,6 @@ def calibrate_cmd(
     )
 
 
-@bio.command("train", short_help="Refit the on-card score's constants.")
-# (the defaults are host.bio.train's DEFAULT_FINGERS, _IMPRESSIONS and _IMPOSTORS)
-@click.option("--fingers", type=click.IntRange(2, 10000), default=60, show_default=True)
-@click.option("--impressions", type=click.IntRange(2, 100), default=4, show_default=True)
-@click.option("--impostors", type=click.IntRange(1), default=3000, show_default=True)
-@click.option(
-    "--seed",
-    "seeds",
-    type=int,
-    multiple=True,
-    help="Training seeds (default: host.bio.train.TRAINING_SEEDS, 5001..5010).",
-)
-@json_option
-def train_cmd(
-    fingers: int, impressions: int, impostors: int, seeds: tuple[int, ...], as_json: bool
-) -> None:
-    """The score's logistic-regression constants (applets.biometric.matcher's
-    SCORE_COEFFICIENTS), fitted on every difficulty setting of the training seeds,
-    which are neither calibration (9001..9004) nor evaluation (0..3) seeds.
-
-    Takes tens of minutes; then run `cardemu bio calibrate` for the thresholds.
-
-    \b
-    Examples:
-      cardemu bio train --fingers 6 --impressions 2 --impostors 20 --seed 5001
-    """
-    from applets.biometric import matcher
-    from host.bio import train
-
-    tty = sys.stderr.isatty()
-    samples = train.gather(
-        seeds or train.TRAINING_SEEDS,
-        fingers=fingers,
-        impressions=impressions,
-        impostors=impostors,
-        progress=(lambda line: click.echo(line, err=True)) if tty else None,
-    )
-    coef = [round(c, 4) for c in train.train(samples)]
-    if as_json:
-        click.echo(json.dumps({"coefficients": coef, "shipped": matcher.SCORE_COEFFICIENTS}))
-        return
-    click.echo("SCORE_COEFFICIENTS = (")
-    for c in coef:
-        click.echo(f"    {c!r},")
-    click.echo(")")
-    same = tuple(coef) == matcher.SCORE_COEFFICIENTS
-    click.echo("(the shipped constants)" if same else "(differs from the shipped constants)")
-
-
 @bio.command("demo", short_help="Enrol a finger, then match it and another.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option

