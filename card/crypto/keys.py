@@ -346,7 +346,9 @@ def _derive(curve: Curve, d: int) -> ec.EllipticCurvePrivateKey:
     is the applet's RAM, which a power-up clears) and when a card is rebuilt from
     its seed and replays its commands (the fuzzer's clones, `cardemu run`). A
     `cryptography` key is immutable, so one object serves every caller; the 256
-    most recent are kept.
+    most recent are kept. Only `deterministic` keys come here (a seeded RNG's, and the
+    stored keys the applets rebuild to sign with RFC 6979 nonces); a key the host
+    loads (`from_private_value` without it) is never kept past its owner.
 
     Raises:
         ValueError: d is not in 1..n-1.
@@ -405,7 +407,11 @@ class EcKeyPair:
         value = int.from_bytes(d, "big") if isinstance(d, (bytes, bytearray)) else d
         if not 0 < value < curve.order:
             raise ValueError("private value out of range 1..n-1")
-        return cls(_derive(curve, value), deterministic=deterministic, d=value)
+        if not deterministic:
+            # A host's key (a keystore's, a role's): never kept in the process-wide
+            # memo, where it would outlive its owner.
+            return cls(ec.derive_private_key(value, curve.ec_curve()), d=value)
+        return cls(_derive(curve, value), deterministic=True, d=value)
 
     @property
     def cryptography_key(self) -> ec.EllipticCurvePrivateKey:

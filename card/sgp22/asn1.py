@@ -175,7 +175,9 @@ class _Module:
             stamp = self._stamp(text)
             path = resources.files("card.sgp22") / "asn1" / f"{self.name}.parsed.json"
             parsed = None
-            with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
+            with contextlib.suppress(
+                OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError
+            ):  # a file of another shape (null, a list, nested too deep): parse the text
                 raw = path.read_text(encoding="utf-8")
                 doc = json.loads(raw, object_hook=_from_json)
                 if doc["stamp"] == stamp:

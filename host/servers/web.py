@@ -668,10 +668,10 @@ class Store:
         """
         with self._lock:
             relaxed = not durable and self.path != ":memory:"
-            if relaxed:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
             cur = self._conn.cursor()
             try:
+                if relaxed:  # inside the try: whatever happens next, FULL comes back
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("BEGIN IMMEDIATE")
                 try:
                     yield cur

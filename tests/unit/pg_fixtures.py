@@ -14,6 +14,7 @@ Skipped, with the reason, when the binaries, psycopg or that user are missing.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import pwd
@@ -51,13 +52,15 @@ _PREFIX = "cardemu-pg-"
 _OWNER = "owner"
 
 
-def _process_id(pid: int) -> str:
-    """`pid` with its start time (field 22 of /proc/PID/stat); "" if no such process."""
+def _postmaster_of(data: Path) -> bool:
+    """True if `data/postmaster.pid` names a running postgres whose data directory is `data`."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+        pid_line, dir_line = (data / "postmaster.pid").read_text().splitlines()[:2]
+        cmdline = Path(f"/proc/{int(pid_line)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    program = Path(cmdline.split(b"\0", 1)[0].decode(errors="replace")).name
+    return program in ("postgres", "postmaster") and Path(dir_line) == data
 
 
 def _run_as_postgres(tmp: Path) -> list[str]:
@@ -84,7 +87,15 @@ class PgServer:
         self.prefix: list[str] = []
         self._sweep_orphans()
         self.tmp = Path(tempfile.mkdtemp(prefix=_PREFIX))
-        (self.tmp / _OWNER).write_text(_process_id(os.getpid()))
+        # The owner file is locked for as long as this process lives (the kernel drops the
+        # lock when it dies, however it dies); it gets its name only once locked, so a
+        # sweep never sees it unlocked while this run is alive.
+        making = self.tmp / (_OWNER + ".new")
+        self._owner = open(making, "w")  # noqa: SIM115 - held until the process ends
+        fcntl.flock(self._owner, fcntl.LOCK_EX)
+        self._owner.write(f"{os.getpid()}\n")
+        self._owner.flush()
+        making.rename(self.tmp / _OWNER)
         if os.geteuid() == 0:
             try:
                 user = pwd.getpwnam("postgres")
@@ -127,27 +138,34 @@ class PgServer:
 
         A test process killed (SIGKILL, a CI timeout) never reaches `stop`, and its
         postgres would run on, holding memory and a port, until the machine restarts.
-        Each cluster's directory names its owner (pid and start time, so a reused pid
-        does not pass for the owner); one whose owner is gone is stopped with
-        `pg_ctl stop -m immediate` and deleted.
+        Each cluster's directory holds an owner file its run keeps locked (`flock`,
+        released by the kernel when the run dies, and seen alike from another pid
+        namespace sharing the directory). A cluster whose lock is free is orphaned:
+        its postmaster is stopped with `pg_ctl stop -m immediate` only if the pid in
+        `postmaster.pid` is a postgres serving that very directory (a pid reused since
+        is left alone), and the directory is deleted.
         """
         for tmp in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
             try:
-                owner = (tmp / _OWNER).read_text()
+                with open(tmp / _OWNER) as owner:
+                    try:
+                        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # its test run is alive
             except OSError:
-                continue  # not ours, or still being made
-            pid = owner.split()[0]
-            if pid.isdigit() and _process_id(int(pid)) == owner:
-                continue  # its test run is alive
+                continue  # not ours to read, or still being made
             data = tmp / "data"
-            if (data / "postmaster.pid").exists():
-                prefix = _run_as_postgres(tmp)
-                subprocess.run(
-                    [*prefix, self.pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                    capture_output=True,
-                    timeout=60,
-                    cwd=tempfile.gettempdir(),
-                )
+            if _postmaster_of(data):
+                try:
+                    subprocess.run(
+                        [*_run_as_postgres(tmp), self.pg_ctl, "-D", str(data), "-m",
+                         "immediate", "-w", "stop"],
+                        capture_output=True,
+                        timeout=60,
+                        cwd=tempfile.gettempdir(),
+                    )  # fmt: skip
+                except subprocess.TimeoutExpired:
+                    continue  # try again next time rather than delete under a live server
             shutil.rmtree(tmp, ignore_errors=True)
 
     def _run(self, cmd: list[str]) -> None:
@@ -172,6 +190,7 @@ class PgServer:
             self._run([self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"])
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            self._owner.close()
 
 
 @pytest.fixture(scope="session")

@@ -337,7 +337,7 @@ def test_a_key_drawn_again_from_the_same_seed_is_the_same_key() -> None:
     assert a.cryptography_key is b.cryptography_key
     d = a.cryptography_key.private_numbers().private_value
     assert a.private_bytes() == b.private_bytes() == d.to_bytes(48, "big")
-    c = EcKeyPair.from_private_value(P384, a.private_bytes())
+    c = EcKeyPair.from_private_value(P384, a.private_bytes(), deterministic=True)
     assert c.cryptography_key is a.cryptography_key and c.public == a.public
     fresh = EcKeyPair.generate(P384, CardRng())  # OS randomness: not kept
     assert fresh.private_bytes() == fresh.cryptography_key.private_numbers().private_value.to_bytes(
@@ -345,3 +345,16 @@ def test_a_key_drawn_again_from_the_same_seed_is_the_same_key() -> None:
     )
     with pytest.raises(ValueError):
         EcKeyPair.from_private_value(P384, P384.order)
+
+
+def test_a_key_loaded_without_deterministic_is_not_kept_in_the_memo() -> None:
+    """`from_private_value` of a host's key leaves the process-wide (curve, d) memo as it was;
+    a deterministic one is kept (and the same key object comes back)."""
+    from card.crypto import keys
+
+    before = keys._derive.cache_info().currsize
+    d = int.from_bytes(CardRng().random(32), "big") % (P256.order - 1) + 1
+    loaded = EcKeyPair.from_private_value(P256, d)
+    assert keys._derive.cache_info().currsize == before
+    assert loaded.public == EcKeyPair.from_private_value(P256, d, deterministic=True).public
+    assert keys._derive.cache_info().currsize == before + 1

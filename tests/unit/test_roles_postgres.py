@@ -273,3 +273,20 @@ def test_a_cluster_left_by_a_killed_test_run_is_stopped_and_removed(
         for _ in range(100):
             os.kill(postmaster, 0)
             threading.Event().wait(0.05)
+
+
+def test_the_sweep_never_signals_a_pid_reused_since(request: pytest.FixtureRequest) -> None:
+    """An orphaned cluster whose `postmaster.pid` names a pid now used by another process
+    (here: this test's own) is deleted without `pg_ctl stop`, which would SIGQUIT that pid."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    request.getfixturevalue("pg_server")  # skips without PostgreSQL
+    orphan = Path(tempfile.mkdtemp(prefix="cardemu-pg-"))
+    (orphan / "owner").write_text("1\n")  # nobody holds its lock
+    (orphan / "data").mkdir()
+    (orphan / "data" / "PG_VERSION").write_text("15\n")  # pg_ctl would take it for a cluster
+    (orphan / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n{orphan / 'data'}\n")
+    PgServer().stop()
+    assert not orphan.exists()  # and this process is still here to say so

@@ -494,6 +494,15 @@ def test_a_parse_file_that_does_not_match_is_not_used(monkeypatch: pytest.Monkey
     missing = asn1._Module("nothing-here", asn1._SAIP_FILES)
     assert missing.parse() == asn1._MODULES["saip"].parse()
     assert len(parsed) == 2
+    # A file of another shape (valid JSON, but null or a list): the texts are parsed.
+    import json
+    import types
+
+    for shape in (None, [], 1):
+        fake = types.SimpleNamespace(loads=lambda *a, v=shape, **k: v, dumps=json.dumps)
+        monkeypatch.setattr(asn1, "json", fake)
+        assert asn1._Module("rsp", asn1._RSP_FILES).parse() == asn1._MODULES["rsp"].parse()
+    assert len(parsed) == 5
 
 
 def test_parse_encoding_round_trips_tuples_and_refuses_what_it_cannot_carry() -> None:
