@@ -799,7 +799,9 @@ class NVM:
         n = 0
         for owner, seg in segments.items():
             if seg:
-                self._segments[owner] = dict(seg)
+                # Into the segment's own dict when it exists: a Store handed out before
+                # (`segment`) reads the same one.
+                self._segments.setdefault(owner, {}).update(seg)
                 n += len(seg)
         self._used = used
         self.total_writes += n

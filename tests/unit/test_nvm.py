@@ -245,3 +245,10 @@ def test_atr_is_kept_in_the_image(tmp_path: Path) -> None:
     rt2 = CardRuntime(path)
     assert rt2.power_on() == bytes.fromhex("3B85801F078073F6219BA2")
     rt2.close()
+
+
+def test_load_stored_is_seen_through_a_segment_handed_out_before() -> None:
+    n = NVM()
+    seg = n.segment("x")
+    n.load_stored({"x": {"k": 1}}, 10)
+    assert seg.get("k") == 1 and n.read("x", "k") == 1
