@@ -171,6 +171,9 @@ PARSE_ONLY: dict[str, str] = {
         "flaky: two workers sometimes take one worker index"
     ),
     "cardemu load --worker & cardemu load --worker": "the workers of the line above",
+    "cardemu load --smdp localhost:8443 --first 260 -n 20 --master --expect-workers 2 &": (
+        "the same pair in `cardemu load --help`: once still waiting for a worker after 60 s"
+    ),
     "cardemu bio eval": "a 1-2 minute evaluation",
     "cardemu bio eval --json": "a 1-2 minute evaluation",
     "cardemu bio eval --fingers 50 --impressions 4 --png det.png": "a minute's evaluation",
