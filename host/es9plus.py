@@ -41,6 +41,8 @@ __all__ = [
     "status_of",
     # The status codes used here, (subject code, reason code).
     "SC_BAD_REQUEST",
+    "SC_FIELD_MISSING",
+    "SC_CONDITION_MISSING",
     "SC_SMDP_ADDRESS_REFUSED",
     "SC_SECURITY_CONFIG_UNSUPPORTED",
     "SC_SVN_UNSUPPORTED",
@@ -60,14 +62,22 @@ __all__ = [
     "SC_CC_REFUSED",
     "SC_CC_RETRIES_EXCEEDED",
     "SC_SMDS_ADDRESS_REFUSED",
+    "SC_SMDS_SECURITY_CONFIG_UNSUPPORTED",
+    "SC_SMDS_SVN_UNSUPPORTED",
+    "SC_SMDS_CERT_UNAVAILABLE",
+    "SC_SMDS_ERROR",
     "SC_EVENT_ID_IN_USE",
     "SC_EVENT_ID_UNKNOWN",
     "SC_EID_INVALID",
+    "SC_EID_MISSING",
+    "SC_EID_OTHER_ASSOCIATED",
     "SC_ICCID_UNKNOWN",
     "SC_ICCID_IN_USE",
     "SC_PROFILE_TYPE_UNKNOWN",
+    "SC_PROFILE_TYPE_EXHAUSTED",
     "SC_ORDER_STATE_REFUSED",
     "SC_MATCHING_ID_IN_USE",
+    "SC_MATCHING_ID_OTHER_ASSOCIATED",
     "SC_SMDS_INACCESSIBLE",
 ]
 
@@ -100,41 +110,69 @@ ES2P_PATHS = {
     "handleDownloadProgressInfo": "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
 }
 
-# SGP.22 v2.x §5.6 (per function) and §6.5.1.4 status codes: (subjectCode, reasonCode).
-SC_BAD_REQUEST = ("1.2", "2.1")  # the request itself: a missing or malformed field
-SC_SMDP_ADDRESS_REFUSED = ("8.8.1", "3.8")
-SC_SECURITY_CONFIG_UNSUPPORTED = ("8.8.2", "3.1")
-SC_SVN_UNSUPPORTED = ("8.8.3", "3.1")
-SC_SMDP_CERT_UNAVAILABLE = ("8.8.4", "3.7")
-SC_EUM_CERT_INVALID = ("8.1.2", "6.1")
-SC_EUM_CERT_EXPIRED = ("8.1.2", "6.3")
-SC_EUICC_CERT_INVALID = ("8.1.3", "6.1")
-SC_EUICC_CERT_EXPIRED = ("8.1.3", "6.3")
-SC_EUICC_SIGNATURE_INVALID = ("8.1", "6.1")
-SC_TRANSACTION_UNKNOWN = ("8.10.1", "3.9")
-SC_CI_KEY_UNKNOWN = ("8.11.1", "3.9")
-SC_MATCHING_ID_REFUSED = ("8.2.6", "3.8")
-SC_EID_REFUSED = ("8.1.1", "3.8")
-SC_SMDP_OID_INVALID = ("8.8", "3.10")
-SC_DOWNLOAD_REFUSED = ("8.2", "1.2")  # Profile - not allowed (the eUICC refused the step)
+# Status codes: (subjectCode, reasonCode), SGP.22 v2.x §5.2.6 (the subject and reason
+# code lists) and the table of each function (§5.3 ES2+, §5.6 ES9+, §5.8 ES12, §5.9 ES11).
+# The specification's tables could not be retrieved here; every pair below was checked
+# against these public sources instead (tests/unit/test_status_codes.py pins them):
+#   [pySim]  osmocom pySim osmo-smdpp.py (commit 597f1e0): the ES9+ codes it raises, each
+#            beside the SGP.22 clause it implements;
+#   [lpac]   estkme-group/lpac euicc/es9p_errors.c (commit 8b9ebee): (subject, reason,
+#            description) rows for ES9+/ES11/ES2+/ES12, the descriptions in the spec's words.
+#            Its rows with reason 3.10 and 4.10 lost the trailing zero (3.1, 4.1): pySim
+#            raises 8.8/3.10 for the same "SM-DP+ OID is invalid", and no reason code 4.1
+#            exists;
+#   [common] the GSMA common status codes (docs.connectedyou.io "GSMA codes and
+#            descriptions": 1.6 Function / 2.1 Invalid, 2.2 Mandatory element missing,
+#            2.3 Conditional element missing), the codes SGP.02 defines for every function;
+#            SGP.22's own wording of them could not be retrieved.
+SC_BAD_REQUEST = ("1.6", "2.1")  # [common] an input parameter is invalid (the message names it)
+SC_FIELD_MISSING = ("1.6", "2.2")  # [common] a mandatory input parameter is missing
+SC_CONDITION_MISSING = ("1.6", "2.3")  # [common] a conditional input parameter is missing
+SC_SMDP_ADDRESS_REFUSED = ("8.8.1", "3.8")  # [pySim][lpac] Invalid SM-DP+ Address
+SC_SECURITY_CONFIG_UNSUPPORTED = ("8.8.2", "3.1")  # [pySim][lpac] no proposed CI PKID supported
+SC_SVN_UNSUPPORTED = ("8.8.3", "3.1")  # [lpac] the eUICC's SVN is not supported by the SM-DP+
+SC_SMDP_CERT_UNAVAILABLE = ("8.8.4", "3.7")  # [pySim][lpac] no CERT.DPauth under the eUICC's CIs
+SC_EUM_CERT_INVALID = ("8.1.2", "6.1")  # [lpac] EUM Certificate is invalid
+SC_EUM_CERT_EXPIRED = ("8.1.2", "6.3")  # [lpac] EUM Certificate has expired
+SC_EUICC_CERT_INVALID = ("8.1.3", "6.1")  # [pySim][lpac] eUICC Certificate is invalid
+SC_EUICC_CERT_EXPIRED = ("8.1.3", "6.3")  # [pySim][lpac] eUICC Certificate has expired
+SC_EUICC_SIGNATURE_INVALID = ("8.1", "6.1")  # [pySim][lpac] eUICC signature/serverChallenge
+SC_TRANSACTION_UNKNOWN = ("8.10.1", "3.9")  # [pySim][lpac] the RSP session is unknown
+SC_CI_KEY_UNKNOWN = ("8.11.1", "3.9")  # [pySim][lpac] Unknown CI Public Key
+SC_MATCHING_ID_REFUSED = ("8.2.6", "3.8")  # [pySim][lpac] MatchingID is refused
+SC_EID_REFUSED = ("8.1.1", "3.8")  # [lpac] EID doesn't match the expected value (ES9+)
+SC_SMDP_OID_INVALID = ("8.8", "3.10")  # [pySim] (and [lpac] as "3.1") SM-DP+ OID is invalid
+# The eUICC answered the SM-DP+ with an error (AuthenticateServer, PrepareDownload, the
+# installation): no source names a code for that. 8.2/1.2 is "Profile - Not allowed", which
+# [lpac] describes as "Profile has not yet been released": NOT VERIFIED for this use.
+SC_DOWNLOAD_REFUSED = ("8.2", "1.2")
 # GetBoundProfilePackage (§5.6.2): 8.2.7 is the confirmation code.
-SC_CC_MISSING = ("8.2.7", "2.2")  # mandatory element missing
-SC_CC_REFUSED = ("8.2.7", "3.8")
-SC_CC_RETRIES_EXCEEDED = ("8.2.7", "6.4")  # maximum number of retries exceeded
-# ES11 / ES12 (§5.8, §5.9): the SM-DS address, the event record. These and the ES2+
-# codes below follow SGP.22's subject/reason scheme (§6.5.1.4), but their exact
-# subject codes were not checked against the specification's tables here.
-SC_SMDS_ADDRESS_REFUSED = ("8.9.1", "3.8")
-SC_EVENT_ID_IN_USE = ("8.9.5", "3.3")  # already in use
-SC_EVENT_ID_UNKNOWN = ("8.9.5", "3.9")
-# ES2+ (§5.3): the EID, the profile (ICCID), its type, the order's state, the SM-DS.
-SC_EID_INVALID = ("8.1.1", "2.1")  # invalid format
-SC_ICCID_UNKNOWN = ("8.2.1", "3.9")
-SC_ICCID_IN_USE = ("8.2.1", "3.3")
-SC_PROFILE_TYPE_UNKNOWN = ("8.2.5", "3.9")
-SC_ORDER_STATE_REFUSED = ("8.2.1", "3.5")  # the profile is not in a state for this function
-SC_MATCHING_ID_IN_USE = ("8.2.6", "3.3")
-SC_SMDS_INACCESSIBLE = ("8.9", "5.1")
+SC_CC_MISSING = ("8.2.7", "2.2")  # [lpac] Confirmation Code is missing
+SC_CC_REFUSED = ("8.2.7", "3.8")  # [lpac] Confirmation Code is refused
+SC_CC_RETRIES_EXCEEDED = ("8.2.7", "6.4")  # [lpac] maximum number of retries exceeded
+# ES11 (§5.9): the SM-DS's InitiateAuthentication refusals, 8.9.x where the SM-DP+ has 8.8.x.
+SC_SMDS_ADDRESS_REFUSED = ("8.9.1", "3.8")  # [lpac] Invalid SM-DS Address
+SC_SMDS_SECURITY_CONFIG_UNSUPPORTED = ("8.9.2", "3.1")  # [lpac] no proposed CI PKID supported
+SC_SMDS_SVN_UNSUPPORTED = ("8.9.3", "3.1")  # [lpac] the eUICC's SVN is not supported
+SC_SMDS_CERT_UNAVAILABLE = ("8.9.4", "3.7")  # [lpac] no CERT.DSauth under the eUICC's CIs
+# ES12 (§5.8): the event record.
+SC_EVENT_ID_IN_USE = ("8.9.5", "3.3")  # [lpac] the Event Record already exists (EventID)
+SC_EVENT_ID_UNKNOWN = ("8.9.5", "3.9")  # [lpac] no Event with this EventID for the EID
+SC_SMDS_ERROR = ("8.9", "4.2")  # [lpac] the (root) SM-DS raised an error (cascade)
+SC_SMDS_INACCESSIBLE = ("8.9", "5.1")  # [lpac] the SM-DS was unavailable (not reachable)
+# ES2+ (§5.3): the EID, the profile (ICCID), its type, the order's state.
+# 8.1.1/2.1 (EID - Invalid) is made of §5.2.6's subject and reason codes; no source lists it
+# in a function's table: NOT VERIFIED.
+SC_EID_INVALID = ("8.1.1", "2.1")
+SC_EID_MISSING = ("8.1.1", "2.2")  # [lpac] EID missing (SM-DS address given, or no MatchingID)
+SC_EID_OTHER_ASSOCIATED = ("8.1.1", "3.10")  # [lpac] a different EID is already associated
+SC_ICCID_UNKNOWN = ("8.2.1", "3.9")  # [lpac] the Profile (ICCID) is unknown to the SM-DP+
+SC_ICCID_IN_USE = ("8.2.1", "3.3")  # [lpac] the Profile (ICCID) is not available
+SC_ORDER_STATE_REFUSED = ("8.2.1", "3.5")  # [lpac] the target Profile cannot be released
+SC_PROFILE_TYPE_UNKNOWN = ("8.2.5", "3.9")  # [lpac] the Profile Type is unknown
+SC_PROFILE_TYPE_EXHAUSTED = ("8.2.5", "3.7")  # [lpac] no more Profile of the Profile Type
+SC_MATCHING_ID_IN_USE = ("8.2.6", "3.3")  # [lpac] Conflicting MatchingID value
+SC_MATCHING_ID_OTHER_ASSOCIATED = ("8.2.6", "3.10")  # [lpac] another MatchingID for this ICCID
 
 
 @dataclass
@@ -178,10 +216,12 @@ def unb64(value: Any, field: str) -> bytes:
     """Decode a base64 field.
 
     Raises:
-        Es9Error: missing, not a string, or not base64 (SC_BAD_REQUEST).
+        Es9Error: missing (SC_FIELD_MISSING), not a string or not base64 (SC_BAD_REQUEST).
     """
+    if value is None:
+        raise Es9Error.of(SC_FIELD_MISSING, f"{field} is missing")
     if not isinstance(value, str):
-        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: missing or not a string")
+        raise Es9Error.of(SC_BAD_REQUEST, f"{field}: not a string")
     try:
         return base64.b64decode(value.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):

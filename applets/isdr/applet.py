@@ -54,6 +54,10 @@ MAX_REQUEST = 64 * 1024
 DECODE_SECONDS = 5.0
 #: The tag of ProfileInfoListRequest (GetProfilesInfo, SGP.22 §5.7.15), as it starts a request.
 _GET_PROFILES_INFO = b"\xbf\x2d"
+# RetrieveNotificationsListResponse / NotificationSentResponse codes (SGP.22 Annex H).
+NOTIFICATIONS_NO_RESULT = 1  # notificationsListResultError noResultAvailable
+NOTIFICATION_REMOVED = 0  # deleteNotificationStatus ok
+NOTIFICATION_NOTHING_TO_DELETE = 1  # deleteNotificationStatus nothingToDelete
 _BPP_TAGS = frozenset({0xBF36, 0xA0, 0xA1, 0xA2, 0xA3, 0x86, 0x87, 0x88})
 
 
@@ -225,13 +229,14 @@ class IsdR(RspFunctions, BppFunctions, ProfileFunctions, CrlFunctions):
                 events = event_filter(value)
         found = self.notifications().retrieve(seq, events)
         if seq is not None and not found:
-            return ("notificationsListResultError", 1)
+            return ("notificationsListResultError", NOTIFICATIONS_NO_RESULT)
         return ("notificationList", found)
 
     def remove_notification(self, request: Any, raw: bytes) -> Any:
         with self.system.transaction():
             removed = self.notifications().remove(request["seqNumber"])
-        return {"deleteNotificationStatus": 0 if removed else 1}
+        status = NOTIFICATION_REMOVED if removed else NOTIFICATION_NOTHING_TO_DELETE
+        return {"deleteNotificationStatus": status}
 
     # -- GetRAT (§5.7.22): the rules the ES10c functions apply (rsp.RAT) -------------------------
 

@@ -59,11 +59,17 @@ _TAG_FIELDS = {
     0x99: "profilePolicyRules",
 }
 
+# EnableProfileResponse / DisableProfileResponse / DeleteProfileResponse results (SGP.22
+# Annex H): ok, iccidOrAidNotFound, profileNotIn{Disabled,Enabled}State, disallowedByPolicy,
+# undefinedError; the same numbers in all three (tests/unit/test_status_codes.py).
 OK = 0
 NOT_FOUND = 1
 WRONG_STATE = 2
 DISALLOWED = 3
 UNDEFINED_ERROR = 127
+PROFILE_INFO_INCORRECT_INPUT = 1  # ProfileInfoListError incorrectInputValues
+RESET_NOTHING_TO_DELETE = 1  # EuiccMemoryResetResponse resetResult nothingToDelete
+NICKNAME_ICCID_NOT_FOUND = 1  # SetNicknameResponse setNicknameResult iccidNotFound
 
 
 @dataclass(frozen=True)
@@ -209,7 +215,7 @@ class ProfileFunctions(IsdrBase):
         try:
             fields = _tag_list(request["tagList"]) if "tagList" in request else None
         except ValueError:
-            return ("profileInfoListError", 1)
+            return ("profileInfoListError", PROFILE_INFO_INCORRECT_INPUT)
         views = self.profiles()
         crit = request.get("searchCriteria")
         if crit is not None:
@@ -343,7 +349,7 @@ class ProfileFunctions(IsdrBase):
         dp, ds = self.config()
         reset_dp = 2 in options and dp is not None
         if not victims and not reset_dp:
-            return {"resetResult": 1}
+            return {"resetResult": RESET_NOTHING_TO_DELETE}
         store = self.profile_store()
         try:
             with self.system.transaction():
@@ -367,10 +373,10 @@ class ProfileFunctions(IsdrBase):
         try:
             iccid = iccid_from_bytes(request["iccid"])
         except ValueError:
-            return {"setNicknameResult": 1}
+            return {"setNicknameResult": NICKNAME_ICCID_NOT_FOUND}
         if not any(s.iccid == iccid for s in self.profile_store().list_profiles()):
-            return {"setNicknameResult": 1}
+            return {"setNicknameResult": NICKNAME_ICCID_NOT_FOUND}
         # A preloaded profile gets a record the first time it needs one.
         rec = self.record(iccid) or (preloaded_isdp_aid(iccid), b"", None, b"")
         self.set_record(iccid, (rec[0], rec[1], request["profileNickname"] or None, rec[3]))
-        return {"setNicknameResult": 0}
+        return {"setNicknameResult": OK}

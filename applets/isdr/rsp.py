@@ -78,6 +78,7 @@ DL_UNSUPPORTED_CURVE = 3
 DL_NO_SESSION = 4
 DL_INVALID_TRANSACTION_ID = 5
 UNDEFINED_ERROR = 127
+CANCEL_INVALID_TRANSACTION_ID = 5  # CancelSessionResponse cancelSessionResponseError
 
 _AUTH_CODES = {
     CertReason.FORMAT: AUTH_INVALID_CERTIFICATE,
@@ -287,7 +288,7 @@ class RspFunctions(IsdrBase):
     def cancel_session(self, request: Any, raw: bytes) -> Any:
         session: Session | None = self.session
         if session is None or session.transaction_id != request["transactionId"]:
-            return ("cancelSessionResponseError", 5)
+            return ("cancelSessionResponseError", CANCEL_INVALID_TRANSACTION_ID)
         if session.dpauth is None or session.dpauth.oid is None:
             return ("cancelSessionResponseError", UNDEFINED_ERROR)
         signed = {

@@ -73,6 +73,7 @@ __all__ = [
     "decode_pe_sequence",
     "encode",
     "encode_pe",
+    "named_numbers",
     "rsp",
     "rsp_type",
     "saip",
@@ -321,6 +322,31 @@ def _spec(module: str, type_name: str) -> Any:
     except KeyError:
         # Unknown to the module: asn1tools' own error, from the whole module.
         return _MODULES[module].full()
+
+
+def named_numbers(type_name: str, *path: str, module: str = "rsp") -> dict[str, int]:
+    """The named numbers of an INTEGER type of the module text (name -> value).
+
+    `path` walks into a constructed type's members, for the INTEGERs declared in
+    place: `named_numbers("EnableProfileResponse", "enableResult")`, or a CHOICE
+    alternative `named_numbers("RetrieveNotificationsListResponse",
+    "notificationsListResultError")`. Read from the parse of the specification's
+    text, so a constant of ours can be checked against the number the text gives.
+
+    Raises:
+        KeyError: no such type or member, or it has no named numbers.
+    """
+    defined = _MODULES[module].parse()
+    node: Any = next(b["types"][type_name] for b in defined.values() if type_name in b["types"])
+    for name in path:
+        node = next(m for m in node["members"] if m is not None and m.get("name") == name)
+    while "named-numbers" not in node and node.get("type") in _named_types(defined):
+        node = _named_types(defined)[node["type"]]
+    return dict(node["named-numbers"])
+
+
+def _named_types(defined: dict[str, Any]) -> dict[str, Any]:
+    return {t: d for body in defined.values() for t, d in body.get("types", {}).items()}
 
 
 def write_parsed(directory: str | os.PathLike[str] | None = None) -> list[Path]:

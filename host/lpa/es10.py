@@ -38,6 +38,7 @@ __all__ = [
     "decode_lenient",
     "iccid_from_ef",
     "iccid_to_ef",
+    "result_name",
     "split_tlvs",
 ]
 
@@ -71,6 +72,17 @@ class Es10Exchange:
     function: str
     request: bytes
     response: bytes
+
+
+def result_name(code: int, type_name: str, *path: str) -> str:
+    """The name SGP.22 Annex H gives an ES10 result code ("" if it names none).
+
+    Args:
+        code: the number the eUICC answered.
+        type_name, path: where the INTEGER is declared (`card.sgp22.asn1.named_numbers`),
+            e.g. "EnableProfileResponse", "enableResult".
+    """
+    return {v: k for k, v in asn1.named_numbers(type_name, *path).items()}.get(code, "")
 
 
 def iccid_to_ef(iccid: str) -> bytes:
@@ -257,9 +269,10 @@ class Es10Client:
         return asn1.decode(resp_type, raw)
 
     @staticmethod
-    def _check(function: str, code: int, names: dict[int, str]) -> int:
+    def _check(function: str, code: int, type_name: str, *path: str) -> int:
+        """`code` if it is ok (0); else the Es10Error naming it as the ASN.1 text does."""
         if code != 0:
-            raise Es10Error(function, code, names.get(code, ""))
+            raise Es10Error(function, code, result_name(code, type_name, *path))
         return code
 
     # -- ES10a ------------------------------------------------------------------------
@@ -283,7 +296,12 @@ class Es10Client:
             {"defaultDpAddress": address},
             "SetDefaultDpAddressResponse",
         )
-        self._check("SetDefaultDpAddress", r["setDefaultDpAddressResult"], {127: "undefinedError"})
+        self._check(
+            "SetDefaultDpAddress",
+            r["setDefaultDpAddressResult"],
+            "SetDefaultDpAddressResponse",
+            "setDefaultDpAddressResult",
+        )
 
     # -- ES10b ------------------------------------------------------------------------
 
@@ -304,14 +322,7 @@ class Es10Client:
         request = _tlv(0xBF35, b"\xa0" + crl[1:])
         kind, value = asn1.decode("LoadCRLResponse", self.call("LoadCRL", request))
         if kind != "loadCRLResponseOk":
-            names = {
-                1: "invalidSignature",
-                2: "invalidCRLFormat",
-                3: "notEnoughMemorySpace",
-                4: "verificationKeyNotFound",
-                127: "undefinedError",
-            }
-            raise Es10Error("LoadCRL", int(value), names.get(int(value), ""))
+            raise Es10Error("LoadCRL", int(value), result_name(int(value), "LoadCRLResponseError"))
 
     def get_euicc_challenge(self) -> bytes:
         """ES10b.GetEUICCChallenge (§5.7.7): 16 random bytes."""
@@ -455,7 +466,8 @@ class Es10Client:
         self._check(
             "RemoveNotificationFromList",
             r["deleteNotificationStatus"],
-            {1: "nothingToDelete", 127: "undefinedError"},
+            "NotificationSentResponse",
+            "deleteNotificationStatus",
         )
 
     # -- ES10c ------------------------------------------------------------------------
@@ -474,9 +486,7 @@ class Es10Client:
         )
         if kind != "profileInfoListOk":
             raise Es10Error(
-                "GetProfilesInfo",
-                int(value),
-                "incorrectInputValues" if value == 1 else "undefinedError",
+                "GetProfilesInfo", int(value), result_name(int(value), "ProfileInfoListError")
             )
         return [dict(v) for v in value]
 
@@ -488,18 +498,8 @@ class Es10Client:
             ident if refresh is None else {"profileIdentifier": ident, "refreshFlag": refresh}
         )
         r = self._call(function, req_type, value, resp_type)
-        code = next(iter(r.values()))
-        self._check(
-            function,
-            code,
-            {
-                1: "iccidOrAidNotFound",
-                2: "wrongProfileState",
-                3: "disallowedByPolicy",
-                4: "wrongProfileReenabling",
-                127: "undefinedError",
-            },
-        )
+        (result, code), *_ = r.items()
+        self._check(function, code, resp_type, result)
 
     def enable_profile(self, iccid: str, refresh: bool = False) -> None:
         """ES10c.EnableProfile (§5.7.16)."""
@@ -553,5 +553,5 @@ class Es10Client:
             "SetNicknameResponse",
         )
         self._check(
-            "SetNickname", r["setNicknameResult"], {1: "iccidNotFound", 127: "undefinedError"}
+            "SetNickname", r["setNicknameResult"], "SetNicknameResponse", "setNicknameResult"
         )

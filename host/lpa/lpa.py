@@ -34,7 +34,7 @@ from typing import Any
 from card.sgp22 import asn1
 from host.es9plus import Es9Error, b64, unb64
 from host.lpa.es9 import ES11_PATHS, Es9Client, Es9TransportError, HttpHook
-from host.lpa.es10 import Es10Client, Es10Error, decode_lenient, iccid_from_ef
+from host.lpa.es10 import Es10Client, Es10Error, decode_lenient, iccid_from_ef, result_name
 
 __all__ = [
     "ActivationCode",
@@ -607,34 +607,7 @@ def _version(v: bytes) -> str:
 
 
 def _named(type_name: str, value: int) -> str:
-    names = {
-        "BppCommandId": [
-            "initialiseSecureChannel",
-            "configureISDP",
-            "storeMetadata",
-            "storeMetadata2",
-            "replaceSessionKeys",
-            "loadProfileElements",
-        ],
-        "ErrorReason": [
-            "",
-            "incorrectInputValues",
-            "invalidSignature",
-            "invalidTransactionId",
-            "unsupportedCrtValues",
-            "unsupportedRemoteOperationType",
-            "unsupportedProfileClass",
-            "scp03tStructureError",
-            "scp03tSecurityError",
-            "installFailedDueToIccidAlreadyExistsOnEuicc",
-            "installFailedDueToInsufficientMemoryForProfile",
-            "installFailedDueToInterruption",
-            "installFailedDueToPEProcessingError",
-            "installFailedDueToIccidMismatch",
-            "testProfileInstallFailedDueToInvalidNaaKey",
-            "pprNotAllowed",
-        ],
-    }[type_name]
+    """A BppCommandId / ErrorReason as SGP.22 Annex H names it (the number if it names none)."""
     if isinstance(value, str):
         return value
-    return names[value] if 0 <= value < len(names) and names[value] else str(value)
+    return result_name(value, type_name) or str(value)

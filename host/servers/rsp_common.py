@@ -32,9 +32,7 @@ from host.es9plus import (
     SC_EUICC_SIGNATURE_INVALID,
     SC_EUM_CERT_EXPIRED,
     SC_EUM_CERT_INVALID,
-    SC_SECURITY_CONFIG_UNSUPPORTED,
-    SC_SMDP_CERT_UNAVAILABLE,
-    SC_SVN_UNSUPPORTED,
+    SC_FIELD_MISSING,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
     b64,
@@ -140,9 +138,9 @@ def error_code(resp: Any, name: str) -> Any:
 
 
 def field(body: dict[str, Any], name: str) -> Any:
-    """A request field that must be there ("bad request" if not)."""
+    """A request field that must be there (SC_FIELD_MISSING if not)."""
     if name not in body:
-        raise Es9Error.of(SC_BAD_REQUEST, f"{name} is missing")
+        raise Es9Error.of(SC_FIELD_MISSING, f"{name} is missing")
     return body[name]
 
 
@@ -276,12 +274,20 @@ class RspRole:
         address_refused: the status code when it names another server (§5.6.1, §5.9.1).
         name: the role as the refusal names it ("SM-DP+", "SM-DS").
         auth_name: the certificate that signs serverSigned1 ("CERT.DPauth", "CERT.DSauth").
+        svn_unsupported: the eUICC's SVN is not one this server supports (8.8.3, 8.9.3).
+        security_config_unsupported: no CI in common for the eUICC's signatures (8.8.2,
+            8.9.2).
+        cert_unavailable: no certificate of the server under a CI the eUICC verifies
+            (8.8.4, 8.9.4).
     """
 
     address_field: str
     address_refused: tuple[str, str]
     name: str
     auth_name: str
+    svn_unsupported: tuple[str, str]
+    security_config_unsupported: tuple[str, str]
+    cert_unavailable: tuple[str, str]
 
 
 def initiate_authentication(
@@ -331,18 +337,18 @@ def initiate_authentication(
         raise Es9Error.of(role.address_refused, f"this is not that {role.name} address")
     info1 = decode("EUICCInfo1", unb64(field(body, "euiccInfo1"), "euiccInfo1"), "euiccInfo1")
     if info1["svn"][0] != 2:
-        raise Es9Error.of(SC_SVN_UNSUPPORTED, f"SGP.22 version {info1['svn'].hex()} is not 2.x")
+        raise Es9Error.of(role.svn_unsupported, f"SGP.22 version {info1['svn'].hex()} is not 2.x")
     verifiable = [bytes(k) for k in info1["euiccCiPKIdListForVerification"]]
     signing = [bytes(k) for k in info1["euiccCiPKIdListForSigning"]]
     usable = [c for c in credentials if c.ci_ski in verifiable]
     if not usable:
         raise Es9Error.of(
-            SC_SMDP_CERT_UNAVAILABLE, f"no {role.auth_name} under a CI the eUICC can verify"
+            role.cert_unavailable, f"no {role.auth_name} under a CI the eUICC can verify"
         )
     creds = next((c for c in usable if c.ci_ski in signing), None)
     if creds is None:
         raise Es9Error.of(
-            SC_SECURITY_CONFIG_UNSUPPORTED, "no CI in common for the eUICC's signatures"
+            role.security_config_unsupported, "no CI in common for the eUICC's signatures"
         )
     tid_bytes = random(16)
     tid = tid_bytes.hex().upper()

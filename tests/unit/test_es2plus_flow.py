@@ -24,13 +24,19 @@ from host.es9plus import (
     SC_CC_MISSING,
     SC_CC_REFUSED,
     SC_CC_RETRIES_EXCEEDED,
+    SC_CONDITION_MISSING,
+    SC_EID_MISSING,
+    SC_EID_OTHER_ASSOCIATED,
     SC_EID_REFUSED,
     SC_EUICC_CERT_INVALID,
+    SC_FIELD_MISSING,
     SC_ICCID_IN_USE,
     SC_ICCID_UNKNOWN,
     SC_MATCHING_ID_IN_USE,
+    SC_MATCHING_ID_OTHER_ASSOCIATED,
     SC_MATCHING_ID_REFUSED,
     SC_ORDER_STATE_REFUSED,
+    SC_PROFILE_TYPE_EXHAUSTED,
     SC_PROFILE_TYPE_UNKNOWN,
     SC_SMDS_INACCESSIBLE,
     Es9Error,
@@ -275,15 +281,16 @@ def test_es2_refusals(world) -> None:
     world.smdp.add_package(None, pool_upp(6), profile_type="cardemu")
     refused(SC_ICCID_UNKNOWN, es2.download_order, iccid="8988211000000000999")
     refused(SC_PROFILE_TYPE_UNKNOWN, es2.download_order, profile_type="gold")
-    refused(SC_BAD_REQUEST, es2.download_order)
+    refused(SC_CONDITION_MISSING, es2.download_order)  # neither iccid nor profileType
     iccid = es2.download_order(profile_type="cardemu")
     refused(SC_ICCID_IN_USE, es2.download_order, iccid=iccid)
     refused(SC_ORDER_STATE_REFUSED, es2.release_profile, iccid)  # allocated, not confirmed
     # Another operator sees no such profile.
     other = Es2Client(world.smdp.address, requester="OPERATOR-2", ca_pem=PKI.ci.pem)
     refused(SC_ICCID_UNKNOWN, other.confirm_order, iccid)
-    # An SM-DS event needs the EID.
-    refused(SC_BAD_REQUEST, es2.confirm_order, iccid, smds_address=world.smds.address)
+    # An SM-DS event needs the EID (8.1.1/2.2), and so does the default SM-DP+ flow.
+    refused(SC_EID_MISSING, es2.confirm_order, iccid, smds_address=world.smds.address)
+    refused(SC_EID_MISSING, es2.confirm_order, iccid, matching_id="")
     es2.confirm_order(iccid, matching_id="MINE", release=False)
     refused(SC_ORDER_STATE_REFUSED, es2.confirm_order, iccid)  # confirmed already
     # A confirmed order is not downloadable before ReleaseProfile.
@@ -404,7 +411,15 @@ def test_es2_malformed_requests(world) -> None:
     world.smdp.add_package(None, pool_upp(11), profile_type="cardemu")
     refused(SC_EID_INVALID, world.es2.download_order, eid="1234", profile_type="cardemu")
     iccid = world.es2.download_order(profile_type="cardemu")
-    refused(SC_BAD_REQUEST, world.es2.call, "cancelOrder", {"iccid": iccid})  # no final state
+    refused(SC_FIELD_MISSING, world.es2.call, "cancelOrder", {"iccid": iccid})  # no final state
+    refused(
+        SC_BAD_REQUEST,
+        world.es2.call,
+        "cancelOrder",
+        {"iccid": iccid, "finalProfileStatusIndicator": "Gone"},
+    )
+    refused(SC_FIELD_MISSING, world.es2.call, "confirmOrder", {"iccid": iccid})  # no releaseFlag
+    refused(SC_FIELD_MISSING, world.es2.call, "releaseProfile", {})  # no iccid
     refused(
         SC_BAD_REQUEST,
         world.es2.call,
@@ -414,7 +429,7 @@ def test_es2_malformed_requests(world) -> None:
     refused(SC_BAD_REQUEST, world.es2.call, "releaseProfile", {"iccid": "12AB"})
     # No request header: no requester, nothing done.
     bare = Es9Client(world.smdp.address, ca_pem=PKI.ci.pem, paths=ES2P_PATHS)
-    refused(SC_BAD_REQUEST, bare.call, "cancelOrder", {"iccid": iccid})
+    refused(SC_FIELD_MISSING, bare.call, "cancelOrder", {"iccid": iccid})
     row = world.smdp.store.query_one("SELECT state FROM orders WHERE iccid = ?", (iccid,))
     assert row["state"] == OrderState.ALLOCATED
 
@@ -424,7 +439,29 @@ def test_cancel_unavailable_takes_it_out_of_use(world) -> None:
     iccid = world.es2.download_order(profile_type="cardemu")
     world.es2.cancel_order(iccid, available=False)
     refused(SC_ICCID_IN_USE, world.es2.download_order, iccid=iccid)
-    refused(SC_PROFILE_TYPE_UNKNOWN, world.es2.download_order, profile_type="cardemu")
+    # The SM-DP+ knows the type, but has no profile of it left: 8.2.5/3.7, not "unknown".
+    refused(SC_PROFILE_TYPE_EXHAUSTED, world.es2.download_order, profile_type="cardemu")
+    refused(SC_PROFILE_TYPE_UNKNOWN, world.es2.download_order, profile_type="gold")
+
+
+def test_es2_order_linked_to_another_eid_or_matching_id(world) -> None:
+    """An order linked to an EID or a matching ID refuses another one (SGP.22 §5.3.2/§5.3.3):
+    8.1.1/3.10 "a different EID is already associated", 8.2.6/3.10 "a different MatchingID
+    is associated with this ICCID"; nothing changes."""
+    world.smdp.add_package(None, pool_upp(13), profile_type="cardemu")
+    other_eid = make_eid(serial=424242)
+    iccid = world.es2.download_order(eid=EID, profile_type="cardemu")
+    refused(SC_EID_OTHER_ASSOCIATED, world.es2.confirm_order, iccid, eid=other_eid)
+    world.es2.confirm_order(iccid, matching_id="LINKED", release=False)
+    refused(SC_EID_OTHER_ASSOCIATED, world.es2.cancel_order, iccid, eid=other_eid)
+    refused(
+        SC_MATCHING_ID_OTHER_ASSOCIATED,
+        world.es2.call,
+        "cancelOrder",
+        {"iccid": iccid, "matchingId": "OTHER", "finalProfileStatusIndicator": "Available"},
+    )
+    row = world.smdp.store.query_one("SELECT * FROM orders WHERE iccid = ?", (iccid,))
+    assert (row["state"], row["eid"], row["matching_id"]) == (OrderState.CONFIRMED, EID, "LINKED")
 
 
 def test_cli_notifications_send_no_tls_memory_reset_default_dp(tmp_path, capsys) -> None:
@@ -515,4 +552,4 @@ def test_es2_iccid_field_round_trip(digits: str, pad: str) -> None:
 def test_es2_iccid_field_refuses_the_rest(value: str) -> None:
     from host.servers.smdpp.es2plus import _iccid
 
-    refused(SC_BAD_REQUEST, _iccid, {"iccid": value})
+    refused(SC_FIELD_MISSING if not value else SC_BAD_REQUEST, _iccid, {"iccid": value})

@@ -16,10 +16,14 @@ from rsp_soft_euicc import SoftEuicc
 from card.sgp22 import asn1
 from host.es9plus import (
     SC_BAD_REQUEST,
+    SC_FIELD_MISSING,
     SC_SECURITY_CONFIG_UNSUPPORTED,
     SC_SMDP_ADDRESS_REFUSED,
     SC_SMDP_CERT_UNAVAILABLE,
     SC_SMDS_ADDRESS_REFUSED,
+    SC_SMDS_CERT_UNAVAILABLE,
+    SC_SMDS_SECURITY_CONFIG_UNSUPPORTED,
+    SC_SMDS_SVN_UNSUPPORTED,
     SC_SVN_UNSUPPORTED,
     Es9Error,
 )
@@ -42,9 +46,15 @@ def server(request) -> Any:
     if request.param == "smdp":
         s: Any = SmdpPlus(PKI, address=ADDRESS)
         s.address_field, s.address_refused = "smdpAddress", SC_SMDP_ADDRESS_REFUSED
+        # The SM-DP+'s refusals are 8.8.x (SGP.22 §5.6.1) ...
+        s.svn_refused, s.cert_refused = SC_SVN_UNSUPPORTED, SC_SMDP_CERT_UNAVAILABLE
+        s.ci_refused = SC_SECURITY_CONFIG_UNSUPPORTED
     else:
         s = SmDs(PKI, address=ADDRESS)
         s.address_field, s.address_refused = "smdsAddress", SC_SMDS_ADDRESS_REFUSED
+        # ... the SM-DS's the same under 8.9.x (§5.9.1).
+        s.svn_refused, s.cert_refused = SC_SMDS_SVN_UNSUPPORTED, SC_SMDS_CERT_UNAVAILABLE
+        s.ci_refused = SC_SMDS_SECURITY_CONFIG_UNSUPPORTED
     yield s
     s.store.close()
 
@@ -79,7 +89,7 @@ def test_wrong_address(server) -> None:
 
 
 def test_svn_not_2(server) -> None:
-    refused(SC_SVN_UNSUPPORTED, server, body_for(server, SoftEuicc(PKI), svn=b"\x03\x00\x00"))
+    refused(server.svn_refused, server, body_for(server, SoftEuicc(PKI), svn=b"\x03\x00\x00"))
 
 
 def test_euicc_challenge_not_16_bytes(server) -> None:
@@ -92,11 +102,11 @@ def test_euicc_challenge_not_16_bytes(server) -> None:
 def test_field_missing(server, name: str) -> None:
     body = body_for(server, SoftEuicc(PKI))
     del body[server.address_field if name == "address" else name]
-    refused(SC_BAD_REQUEST, server, body)
+    refused(SC_FIELD_MISSING, server, body)
 
 
 def test_no_certificate_under_a_ci_the_euicc_verifies(server) -> None:
-    refused(SC_SMDP_CERT_UNAVAILABLE, server, body_for(server, SoftEuicc(STRANGER)))
+    refused(server.cert_refused, server, body_for(server, SoftEuicc(STRANGER)))
 
 
 def test_no_ci_the_euicc_signs_under(server) -> None:
@@ -106,4 +116,4 @@ def test_no_ci_the_euicc_signs_under(server) -> None:
         euiccCiPKIdListForVerification=[PKI.ci.ski],
         euiccCiPKIdListForSigning=[STRANGER.ci.ski],
     )
-    refused(SC_SECURITY_CONFIG_UNSUPPORTED, server, body)
+    refused(server.ci_refused, server, body)

@@ -29,6 +29,7 @@ from host.es9plus import (
     SC_CI_KEY_UNKNOWN,
     SC_EID_REFUSED,
     SC_EUICC_CERT_INVALID,
+    SC_FIELD_MISSING,
     SC_EUICC_SIGNATURE_INVALID,
     SC_MATCHING_ID_REFUSED,
     SC_SECURITY_CONFIG_UNSUPPORTED,
@@ -409,7 +410,8 @@ def test_cancel_session(smdp, pki) -> None:
 
 
 def test_malformed_requests(smdp, pki) -> None:
-    refused(SC_BAD_REQUEST, smdp.initiate_authentication, {"smdpAddress": "localhost"})
+    # Mandatory fields missing: 1.6/2.2; present but malformed: 1.6/2.1.
+    refused(SC_FIELD_MISSING, smdp.initiate_authentication, {"smdpAddress": "localhost"})
     body = SoftEuicc(pki).initiate_body("localhost")
     body["euiccInfo1"] = "!!!"
     refused(SC_BAD_REQUEST, smdp.initiate_authentication, body)

@@ -24,7 +24,9 @@ from host.es9plus import (
     SC_EUICC_CERT_INVALID,
     SC_EVENT_ID_IN_USE,
     SC_EVENT_ID_UNKNOWN,
+    SC_FIELD_MISSING,
     SC_SMDS_ADDRESS_REFUSED,
+    SC_SMDS_ERROR,
     SC_SMDS_INACCESSIBLE,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
@@ -118,7 +120,7 @@ def test_register_malformed_fields_refused(smds) -> None:
     body = {"eid": EID, "eventId": "E", "rspServerAddress": DP, "forwardingIndicator": "yes"}
     refused(SC_BAD_REQUEST, smds.register_event, body)
     refused(SC_BAD_REQUEST, smds.register_event, {**body, "forwardingIndicator": False, "eid": 5})
-    refused(SC_BAD_REQUEST, smds.register_event, {"eid": EID, "eventId": "E"})
+    refused(SC_FIELD_MISSING, smds.register_event, {"eid": EID, "eventId": "E"})
     assert smds.events.all() == []
 
 
@@ -166,6 +168,23 @@ def test_root_unreachable_refuses_and_records_nothing() -> None:
     )
     refused(SC_SMDS_INACCESSIBLE, alt.register, EID, "E", DP, forward=True)
     assert alt.events.all() == []
+
+
+def test_root_refusal_is_a_cascade_error_and_records_nothing() -> None:
+    """The root SM-DS refuses the forwarded event: 8.9/4.2 "the (root) SM-DS raised an
+    error" (lpac's es9p_errors.c), not the root's own code as if it were this SM-DS's."""
+    root = SmDs(PKI, address="localhost:0")
+    with root.serve() as rs:
+        root.address = f"localhost:{rs.port}"
+        root.register(EID, "E", "someone.else:1")  # the root has the event already
+        alt = SmDs(
+            PKI,
+            address="localhost:1",
+            root=Es12Client(root.address, requester="alt", ca_pem=PKI.ci.pem),
+        )
+        e = refused(SC_SMDS_ERROR, alt.register, EID, "E", DP, forward=True)
+        assert "8.9.5/3.3" in str(e)  # the root's reason, for the operator to read
+        assert alt.events.all() == []
 
 
 # -- ES11 --------------------------------------------------------------------------------

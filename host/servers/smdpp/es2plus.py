@@ -33,12 +33,17 @@ from typing import TYPE_CHECKING, Any
 from host.es9plus import (
     ES2P_PATHS,
     SC_BAD_REQUEST,
+    SC_CONDITION_MISSING,
     SC_EID_INVALID,
-    SC_EID_REFUSED,
+    SC_EID_MISSING,
+    SC_EID_OTHER_ASSOCIATED,
+    SC_FIELD_MISSING,
     SC_ICCID_IN_USE,
     SC_ICCID_UNKNOWN,
     SC_MATCHING_ID_IN_USE,
+    SC_MATCHING_ID_OTHER_ASSOCIATED,
     SC_ORDER_STATE_REFUSED,
+    SC_PROFILE_TYPE_EXHAUSTED,
     SC_PROFILE_TYPE_UNKNOWN,
     Es9Error,
 )
@@ -59,7 +64,7 @@ def _requester(body: dict[str, Any]) -> str:
     header = body.get("header")
     requester = header.get("functionRequesterIdentifier") if isinstance(header, dict) else None
     if not isinstance(requester, str) or not requester:
-        raise Es9Error.of(SC_BAD_REQUEST, "header.functionRequesterIdentifier is missing")
+        raise Es9Error.of(SC_FIELD_MISSING, "header.functionRequesterIdentifier is missing")
     return requester
 
 
@@ -74,7 +79,7 @@ def _iccid(body: dict[str, Any]) -> str:
     """The ICCID of an ES2+ request: its digits (18 to 20), a trailing F padding dropped."""
     value = _opt_text(body, "iccid")
     if not value:
-        raise Es9Error.of(SC_BAD_REQUEST, "iccid is missing")
+        raise Es9Error.of(SC_FIELD_MISSING, "iccid is missing")
     digits = value[:-1] if value[-1] in "Ff" else value
     if not digits.isdigit() or len(digits) not in (18, 19, 20):
         raise Es9Error.of(SC_BAD_REQUEST, "iccid is not 18-20 digits")
@@ -132,11 +137,17 @@ class Es2Plus:
                     (OrderState.AVAILABLE, profile_type),
                 ).fetchone()
                 if row is None:
+                    # A type the SM-DP+ has profiles of, all taken: "no more Profile
+                    # available" (8.2.5/3.7); a type it never had: "unknown" (8.2.5/3.9).
+                    known = c.execute(
+                        "SELECT 1 FROM orders WHERE profile_type = ? LIMIT 1", (profile_type,)
+                    ).fetchone()
                     raise Es9Error.of(
-                        SC_PROFILE_TYPE_UNKNOWN, f"no available profile of type {profile_type!r}"
+                        SC_PROFILE_TYPE_EXHAUSTED if known else SC_PROFILE_TYPE_UNKNOWN,
+                        f"no available profile of type {profile_type!r}",
                     )
             else:
-                raise Es9Error.of(SC_BAD_REQUEST, "give an iccid or a profileType")
+                raise Es9Error.of(SC_CONDITION_MISSING, "give an iccid or a profileType")
             c.execute(
                 "UPDATE orders SET state = ?, eid = ?, operator = ?, updated = ? WHERE iccid = ?",
                 (OrderState.ALLOCATED, eid, requester, self.smdp._clock(), row["iccid"]),
@@ -159,16 +170,18 @@ class Es2Plus:
         cc = _opt_text(body, "confirmationCode")
         smds = _opt_text(body, "smdsAddress") or None
         release = body.get("releaseFlag")
+        if release is None:
+            raise Es9Error.of(SC_FIELD_MISSING, "releaseFlag is missing")
         if not isinstance(release, bool):
-            raise Es9Error.of(SC_BAD_REQUEST, "releaseFlag is missing or not a boolean")
+            raise Es9Error.of(SC_BAD_REQUEST, "releaseFlag is not a boolean")
         row = self._order(iccid, requester)
         if row["state"] != OrderState.ALLOCATED:
             raise Es9Error.of(SC_ORDER_STATE_REFUSED, f"profile {iccid} is {row['state']}")
         if eid is not None and row["eid"] is not None and eid != row["eid"]:
-            raise Es9Error.of(SC_EID_REFUSED, "the order is linked to another EID")
+            raise Es9Error.of(SC_EID_OTHER_ASSOCIATED, "the order is linked to another EID")
         eid = eid or row["eid"]
         if (matching_id == "" or smds) and eid is None:
-            raise Es9Error.of(SC_BAD_REQUEST, "the default SM-DP+ and SM-DS flows need the EID")
+            raise Es9Error.of(SC_EID_MISSING, "the default SM-DP+ and SM-DS flows need the EID")
         # The key the order is stored under: the matching ID, or a generated one the
         # LPA never needs (the default SM-DP+ looks the EID up, SGP.22 §3.1.3.2).
         key = matching_id or secrets.token_hex(8).upper()
@@ -238,16 +251,20 @@ class Es2Plus:
         requester = _requester(body)
         row = self._order(_iccid(body), requester)
         final = body.get("finalProfileStatusIndicator")
+        if final is None:
+            raise Es9Error.of(SC_FIELD_MISSING, "finalProfileStatusIndicator is missing")
         if final not in _FINAL_STATES:
             raise Es9Error.of(
                 SC_BAD_REQUEST, "finalProfileStatusIndicator is Available or Unavailable"
             )
         eid = _eid(body)
         if eid is not None and row["eid"] not in (None, eid):
-            raise Es9Error.of(SC_EID_REFUSED, "the order is linked to another EID")
+            raise Es9Error.of(SC_EID_OTHER_ASSOCIATED, "the order is linked to another EID")
         matching_id = _opt_text(body, "matchingId")
         if matching_id and matching_id != row["matching_id"]:
-            raise Es9Error.of(SC_ORDER_STATE_REFUSED, "the order has another matching ID")
+            raise Es9Error.of(
+                SC_MATCHING_ID_OTHER_ASSOCIATED, "the order has another matching ID"
+            )
         allowed = (OrderState.ALLOCATED, OrderState.CONFIRMED, *DOWNLOADABLE, OrderState.ERROR)
         if row["state"] not in allowed:
             raise Es9Error.of(SC_ORDER_STATE_REFUSED, f"profile {row['iccid']} is {row['state']}")

@@ -66,9 +66,12 @@ from host.es9plus import (
     SC_EID_REFUSED,
     SC_EUICC_SIGNATURE_INVALID,
     SC_MATCHING_ID_REFUSED,
+    SC_SECURITY_CONFIG_UNSUPPORTED,
     SC_SMDP_ADDRESS_REFUSED,
+    SC_SMDP_CERT_UNAVAILABLE,
     SC_SMDP_OID_INVALID,
     SC_SMDS_INACCESSIBLE,
+    SC_SVN_UNSUPPORTED,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
     b64,
@@ -173,13 +176,20 @@ class OrderState:
 #: The states an LPA may download in: released, or handed out and not yet installed (a retry).
 DOWNLOADABLE = (OrderState.RELEASED, OrderState.DOWNLOADED)
 
-# ES2+.HandleDownloadProgressInfo notification points (SGP.22 §5.3.5).
+# ES2+.HandleDownloadProgressInfo notification points (SGP.22 §5.3.5). 1-4 are the
+# download steps, in the order §3.1.3 reaches them; no retrievable source gives SGP.22's
+# own table, but a vendor's ES2+ interface document (a China Mobile International channel
+# API, "esim 状态通知接口" handleDownloadProgressInfo) lists the same four with the same
+# numbers: 1 eligibility and retry limit check, 2 failure, 3 BPP download, 4 BPP
+# installation.
 POINT_ELIGIBILITY = 1  # eligibility and retry limit check (AuthenticateClient)
 POINT_CONFIRMATION_FAILURE = 2  # a wrong confirmation code
 POINT_BPP_DOWNLOAD = 3  # GetBoundProfilePackage
 POINT_BPP_INSTALLATION = 4  # the ProfileInstallationResult
-# The eUICC's other notifications relayed to the operator, as deployed SM-DP+ servers
-# number them (SGP.22 v2 leaves values past the download steps to the implementation).
+# The eUICC's other notifications relayed to the operator. NOT VERIFIED against SGP.22:
+# the only source found is that vendor document, which lists 5 "已删除" (deleted),
+# 101 "已安装" (literally "installed"; used here for enabled, the notification an
+# installed profile sends next) and 102 "已关闭" (switched off: disabled).
 POINT_DELETED = 5
 POINT_ENABLED = 101
 POINT_DISABLED = 102
@@ -242,7 +252,15 @@ _code = rsp_common.error_code
 _field = rsp_common.field
 _tid = rsp_common.transaction_id
 
-_ES9_ROLE = rsp_common.RspRole("smdpAddress", SC_SMDP_ADDRESS_REFUSED, "SM-DP+", "CERT.DPauth")
+_ES9_ROLE = rsp_common.RspRole(
+    "smdpAddress",
+    SC_SMDP_ADDRESS_REFUSED,
+    "SM-DP+",
+    "CERT.DPauth",
+    svn_unsupported=SC_SVN_UNSUPPORTED,
+    security_config_unsupported=SC_SECURITY_CONFIG_UNSUPPORTED,
+    cert_unavailable=SC_SMDP_CERT_UNAVAILABLE,
+)
 
 
 class _OrderRefused(Exception):
@@ -1082,7 +1100,7 @@ class SmdpPlus:
                 POINT_BPP_INSTALLATION,
                 error=None
                 if ok
-                else Es9Error("8.2", "1.2", outcome),  # the eUICC could not install it
+                else Es9Error.of(SC_DOWNLOAD_REFUSED, outcome),  # the eUICC could not install it
                 result_data=asn1.encode("ProfileInstallationResult", pir),
             )
             if ok:

@@ -37,7 +37,11 @@ from host.es9plus import (
     SC_EVENT_ID_IN_USE,
     SC_EVENT_ID_UNKNOWN,
     SC_SMDS_ADDRESS_REFUSED,
+    SC_SMDS_CERT_UNAVAILABLE,
+    SC_SMDS_ERROR,
     SC_SMDS_INACCESSIBLE,
+    SC_SMDS_SECURITY_CONFIG_UNSUPPORTED,
+    SC_SMDS_SVN_UNSUPPORTED,
     SC_TRANSACTION_UNKNOWN,
     Es9Error,
     unb64,
@@ -63,7 +67,15 @@ __all__ = ["SmDs", "SessionState"]
 
 log = logging.getLogger(__name__)
 
-_ES11_ROLE = RspRole("smdsAddress", SC_SMDS_ADDRESS_REFUSED, "SM-DS", "CERT.DSauth")
+_ES11_ROLE = RspRole(
+    "smdsAddress",
+    SC_SMDS_ADDRESS_REFUSED,
+    "SM-DS",
+    "CERT.DSauth",
+    svn_unsupported=SC_SMDS_SVN_UNSUPPORTED,
+    security_config_unsupported=SC_SMDS_SECURITY_CONFIG_UNSUPPORTED,
+    cert_unavailable=SC_SMDS_CERT_UNAVAILABLE,
+)
 
 _MAX_EVENT_ID = 255  # an EventID travels as a matching ID (UTF8String) in ctxParams1
 
@@ -144,7 +156,8 @@ class SmDs:
 
         Raises:
             Es9Error: a malformed EID or EventID, an EventID in use, or the root
-                SM-DS refused or could not be reached (nothing is recorded then).
+                SM-DS refused (SC_SMDS_ERROR) or could not be reached
+                (SC_SMDS_INACCESSIBLE); nothing is recorded then.
         """
         if not eid_is_valid(eid):
             raise Es9Error.of(SC_EID_INVALID, "the EID is not 32 digits with valid check digits")
@@ -161,6 +174,9 @@ class SmDs:
                 self.root.register_event(eid, event_id, self.address)
             except Es9TransportError as e:
                 raise Es9Error.of(SC_SMDS_INACCESSIBLE, f"the root SM-DS: {e}") from None
+            except Es9Error as e:
+                # The cascade registration failed at the root (its own code in the message).
+                raise Es9Error.of(SC_SMDS_ERROR, f"the root SM-DS refused: {e}") from None
             forwarded_to = self.root.address
         try:
             return self.events.register(eid, event_id, address, forwarded_to=forwarded_to)
