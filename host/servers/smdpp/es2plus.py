@@ -262,9 +262,7 @@ class Es2Plus:
             raise Es9Error.of(SC_EID_OTHER_ASSOCIATED, "the order is linked to another EID")
         matching_id = _opt_text(body, "matchingId")
         if matching_id and matching_id != row["matching_id"]:
-            raise Es9Error.of(
-                SC_MATCHING_ID_OTHER_ASSOCIATED, "the order has another matching ID"
-            )
+            raise Es9Error.of(SC_MATCHING_ID_OTHER_ASSOCIATED, "the order has another matching ID")
         allowed = (OrderState.ALLOCATED, OrderState.CONFIRMED, *DOWNLOADABLE, OrderState.ERROR)
         if row["state"] not in allowed:
             raise Es9Error.of(SC_ORDER_STATE_REFUSED, f"profile {row['iccid']} is {row['state']}")
