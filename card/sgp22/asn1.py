@@ -73,6 +73,7 @@ __all__ = [
     "decode_pe_sequence",
     "encode",
     "encode_pe",
+    "named_bits",
     "named_numbers",
     "rsp",
     "rsp_type",
@@ -336,17 +337,29 @@ def named_numbers(type_name: str, *path: str, module: str = "rsp") -> dict[str, 
     Raises:
         KeyError: no such type or member, or it has no named numbers.
     """
-    defined = _MODULES[module].parse()
-    node: Any = next(b["types"][type_name] for b in defined.values() if type_name in b["types"])
+    return dict(_declared(module, type_name, path, "named-numbers"))
+
+
+def named_bits(type_name: str, *path: str, module: str = "rsp") -> dict[str, int]:
+    """The named bits of a BIT STRING type of the module text (name -> bit position).
+
+    Raises:
+        KeyError: no such type or member, or it has no named bits.
+    """
+    return {name: int(bit) for name, bit in _declared(module, type_name, path, "named-bits")}
+
+
+def _declared(module: str, type_name: str, path: tuple[str, ...], key: str) -> Any:
+    types = {t: d for body in _MODULES[module].parse().values() for t, d in body["types"].items()}
+    node = types[type_name]
     for name in path:
-        node = next(m for m in node["members"] if m is not None and m.get("name") == name)
-    while "named-numbers" not in node and node.get("type") in _named_types(defined):
-        node = _named_types(defined)[node["type"]]
-    return dict(node["named-numbers"])
-
-
-def _named_types(defined: dict[str, Any]) -> dict[str, Any]:
-    return {t: d for body in defined.values() for t, d in body.get("types", {}).items()}
+        members = [m for m in node.get("members", ()) if m is not None and m.get("name") == name]
+        if not members:
+            raise KeyError(f"{type_name}: no member {name}")
+        node = members[0]
+    while key not in node and node.get("type") in types:
+        node = types[node["type"]]  # a member whose type is a named type
+    return node[key]
 
 
 def write_parsed(directory: str | os.PathLike[str] | None = None) -> list[Path]:
