@@ -49,7 +49,13 @@ SMS_RESPONSE_PREFIX = b"\x02\x71\x00"
 
 
 class ResponseStatus(IntEnum):
-    """Response Status Codes of the proof of receipt (TS 102 225 §5.2.2, Table 5)."""
+    """Response Status Codes of the proof of receipt (TS 102 225 §5.2.2, Table 5).
+
+    0B and 0C are the two 3GPP TS 31.115 §7 adds for the SMS bearer. Checked against
+    osmocom pySim's pySim/ota.py `ResponseStatus` ("ETSI TS 102 225 Table 5 + 3GPP
+    TS 31.115 Section 7"), which gives every code the same meaning; the ETSI table
+    itself could not be retrieved (tests/unit/test_status_codes.py pins the values).
+    """
 
     POR_OK = 0x00
     RC_CC_DS_FAILED = 0x01

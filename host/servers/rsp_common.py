@@ -309,9 +309,11 @@ def initiate_authentication(
     The new session goes into the role's `sessions` table (transaction_id, state
     "initiated", updated, ci_ski, euicc_challenge, server_challenge).
 
-    Both roles answer "no certificate under a CI the eUICC can verify" with the
-    SM-DP+'s code 8.8.4/3.7: SGP.22 §5.9.1 gives ES11 the same table of codes
-    for the eUICC's CIs as §5.6.1 gives ES9+.
+    Each role refuses with its own subject codes (`RspRole`): the SM-DP+ with
+    8.8.2/8.8.3/8.8.4, the SM-DS with 8.9.2/8.9.3/8.9.4 ("None of the proposed
+    Public Key Identifiers is supported by the SM-DS", "... not supported by the
+    SM-DS", "The SM-DS has no CERT.DS ..."), as lpac's table of SGP.22 codes
+    (euicc/es9p_errors.c) gives them.
 
     Args:
         body: the request's JSON object, without the header.
