@@ -53,7 +53,7 @@ from typing import Any
 
 from card import tlv
 from card.crypto.keypairs import ALGORITHMS, KeyRecord, generate, key_identifier
-from card.crypto.keys import EcKeyPair, EcPublicKey
+from card.crypto.keys import EcPublicKey
 from card.framework import APDU, SW, CardError, OwnerPIN, persistent
 from card.sm.applet import SmApplet
 from card.sm.auth import AuthError, card_authenticate
@@ -374,9 +374,7 @@ class KeyPairApplet(SmApplet):
         cert = self.card_certificate
         if protected or terminal is None or r_card is None or record is None or cert is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED)
-        curve = record.alg.curve
-        assert curve is not None
-        card_key = EcKeyPair.from_private_value(curve, record.private[0], deterministic=True)
+        card_key = record.ec_key()
         try:
             result = card_authenticate(
                 data,

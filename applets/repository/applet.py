@@ -136,7 +136,8 @@ class RepositoryCardApplet(SmApplet):
     #: root public key template (7F49) certifying the card and its peers
     root = persistent(None)
     card_certificate = persistent(None)
-    #: (private scalar, 7F49) of key 81, of the issued key 01, of the session key 02
+    #: (private scalar, 7F49[, True when a seeded RNG drew it]) of key 81, of the issued key 01,
+    #: of the session key 02
     auth_key = persistent(None)
     issued_key = persistent(None)
     session_key = persistent(None)
@@ -188,8 +189,13 @@ class RepositoryCardApplet(SmApplet):
         return self.url is not None
 
     @staticmethod
-    def _key(record: tuple[bytes, bytes]) -> EcKeyPair:
-        return EcKeyPair.from_private_value(P256, record[0], deterministic=True)
+    def _key(record: tuple[Any, ...]) -> EcKeyPair:
+        """The key of a stored (d, 7F49[, seeded]) record; a two-item record is not seeded.
+
+        Only a key the card drew from a seeded RNG goes into the process-wide EC memo.
+        """
+        seeded = len(record) > 2 and record[2] is True
+        return EcKeyPair.from_private_value(P256, record[0], deterministic=True, seeded=seeded)
 
     # -- GET DATA ---------------------------------------------------------------------
 
@@ -350,10 +356,12 @@ class RepositoryCardApplet(SmApplet):
             raise CardError(SW.INCORRECT_P1P2)
         return record[1] + tlv.build(TAG_KEY_ID, key_identifier(record[1]))
 
-    def _new_key(self) -> tuple[bytes, bytes]:
+    def _new_key(self) -> tuple[Any, ...]:
         # One persistent tuple, one atomic write: a tear leaves the old key or the new one.
-        key = EcKeyPair.generate(P256, self.system.rng)
-        return (key.private_bytes(), public_key_template(key.public))
+        rng = self.system.rng
+        key = EcKeyPair.generate(P256, rng)
+        record = (key.private_bytes(), public_key_template(key.public))
+        return (*record, True) if rng.seeded else record
 
     # -- PSO ------------------------------------------------------------------------
 

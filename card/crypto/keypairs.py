@@ -115,29 +115,54 @@ def key_identifier(public_template: bytes) -> bytes:
     return hashlib.sha256(spk).digest()[:20]
 
 
+#: A stored key record: (algorithm, policy, private parts, public key template), and a
+#: fifth item True when a seeded `CardRng` drew the key (older records have four items).
+RecordValue = tuple[Any, ...]
+
+
 @dataclass(frozen=True, repr=False)
 class KeyRecord:
-    """A stored key pair. `repr` never shows the private parts."""
+    """A stored key pair. `repr` never shows the private parts.
+
+    `seeded` records, at generation, that the card's RNG was a seeded (reproducible)
+    one: only such a key is kept in the process-wide EC memo (`keys._derive`) when it
+    is rebuilt to sign. A key from OS randomness is rebuilt into the applet's RAM
+    cache alone, and a record without the flag (one stored before it existed) counts
+    as not seeded, the safe reading.
+    """
 
     algorithm: int
     policy: int
     private: tuple[bytes, ...]
     public: bytes
+    seeded: bool = False
     #: the applet's volatile cache of loaded keys (rebuilding an RSA key costs more than
     #: signing with it), keyed by the private parts
     cache: dict[tuple[bytes, ...], Any] | None = field(default=None, compare=False)
 
-    def to_value(self) -> tuple[int, int, tuple[bytes, ...], bytes]:
-        return (self.algorithm, self.policy, self.private, self.public)
+    def to_value(self) -> RecordValue:
+        """The persistent tuple; a key from OS randomness keeps the four-item form."""
+        base = (self.algorithm, self.policy, self.private, self.public)
+        return (*base, True) if self.seeded else base
 
     @classmethod
     def from_value(
-        cls,
-        value: tuple[int, int, tuple[bytes, ...], bytes],
-        cache: dict[tuple[bytes, ...], Any] | None = None,
+        cls, value: RecordValue, cache: dict[tuple[bytes, ...], Any] | None = None
     ) -> KeyRecord:
-        alg, policy, private, public = value
-        return cls(alg, policy, tuple(private), public, cache)
+        """From the persistent tuple, of four items (not seeded) or five.
+
+        Raises:
+            ValueError: a tuple of another length.
+        """
+        if len(value) == 4:
+            alg, policy, private, public = value
+            seeded = False
+        elif len(value) == 5:
+            alg, policy, private, public, flag = value
+            seeded = flag is True
+        else:
+            raise ValueError(f"a key record of {len(value)} items")
+        return cls(alg, policy, tuple(private), public, seeded, cache)
 
     def _cached(self, build: Any) -> Any:
         if self.cache is None:
@@ -157,7 +182,9 @@ class KeyRecord:
         curve = self.alg.curve
         assert curve is not None
         return self._cached(
-            lambda: EcKeyPair.from_private_value(curve, self.private[0], deterministic=True)
+            lambda: EcKeyPair.from_private_value(
+                curve, self.private[0], deterministic=True, seeded=self.seeded
+            )
         )
 
     def rsa_key(self) -> rsa.RSAPrivateKey:
@@ -265,10 +292,19 @@ class KeyRecord:
 
 
 def generate(algorithm: Algorithm, rng: CardRng, policy: int) -> KeyRecord:
-    """A new key pair from the card RNG (EC: FIPS 186-4 §B.4.1; RSA: `card.crypto.rsa`)."""
+    """A new key pair from the card RNG (EC: FIPS 186-4 §B.4.1; RSA: `card.crypto.rsa`).
+
+    The record notes whether `rng` is seeded (see `KeyRecord`).
+    """
     if algorithm.curve is not None:
         key = EcKeyPair.generate(algorithm.curve, rng)
-        return KeyRecord(algorithm.ident, policy, (key.private_bytes(),), _public_template_ec(key))
+        return KeyRecord(
+            algorithm.ident,
+            policy,
+            (key.private_bytes(),),
+            _public_template_ec(key),
+            seeded=rng.seeded,
+        )
     rkey = generate_rsa(algorithm.rsa_bits, rng)
     nums = rkey.private_numbers()
     size = algorithm.rsa_bits // 16
@@ -277,4 +313,5 @@ def generate(algorithm: Algorithm, rng: CardRng, policy: int) -> KeyRecord:
         policy,
         (nums.p.to_bytes(size, "big"), nums.q.to_bytes(size, "big")),
         _public_template_rsa(rkey),
+        seeded=rng.seeded,
     )

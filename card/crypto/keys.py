@@ -342,13 +342,16 @@ def _derive(curve: Curve, d: int) -> ec.EllipticCurvePrivateKey:
     """The key of private scalar d: d x G worked out once for each (curve, d) seen again.
 
     The public point is most of a key generation (P-384: about 0.4 ms). The same d
-    comes back when a stored key is rebuilt to sign (`KeyRecord.ec_key`: its cache
-    is the applet's RAM, which a power-up clears) and when a card is rebuilt from
-    its seed and replays its commands (the fuzzer's clones, `cardemu run`). A
-    `cryptography` key is immutable, so one object serves every caller; the 256
-    most recent are kept. Only `deterministic` keys come here (a seeded RNG's, and the
-    stored keys the applets rebuild to sign with RFC 6979 nonces); a key the host
-    loads (`from_private_value` without it) is never kept past its owner.
+    comes back when a card is rebuilt from its seed and replays its commands (the
+    fuzzer's clones, `cardemu run`) and when a stored key is rebuilt to sign
+    (`KeyRecord.ec_key`: its cache is the applet's RAM, which a power-up clears). A
+    `cryptography` key is immutable, so one object serves every caller; the 256 most
+    recent are kept. Only keys drawn from a seeded `CardRng` come here (`generate`
+    with one, `from_private_value(..., seeded=True)` for a stored key whose record
+    says so): their d is reproducible from the seed, so keeping it adds nothing a
+    seed does not already give away. A key from OS randomness (a card's real key, a
+    host's) never comes here, whatever its signing mode, and lives no longer than
+    its owner's objects.
 
     Raises:
         ValueError: d is not in 1..n-1.
@@ -361,7 +364,8 @@ class EcKeyPair:
 
     Args:
         private_key: a `cryptography` EC private key on a supported curve.
-        deterministic: sign with RFC 6979 nonces (set for keys from a seeded RNG).
+        deterministic: sign with RFC 6979 nonces (set for keys from a seeded RNG, and
+            for the stored keys the applets sign with, whatever RNG drew them).
         d: the private scalar, when the caller has it (saves asking the key for it).
     """
 
@@ -397,9 +401,16 @@ class EcKeyPair:
 
     @classmethod
     def from_private_value(
-        cls, curve: Curve, d: int | bytes, *, deterministic: bool = False
+        cls, curve: Curve, d: int | bytes, *, deterministic: bool = False, seeded: bool = False
     ) -> EcKeyPair:
         """From the private scalar d (an int or big-endian bytes).
+
+        Args:
+            deterministic: sign with RFC 6979 nonces.
+            seeded: d was drawn from a seeded `CardRng` (a stored key's record says so):
+                its key may be kept in the process-wide memo (`_derive`), so that a
+                replay rebuilding it again is fast. Without it (a key from OS
+                randomness, a host's key) nothing of d outlives the returned object.
 
         Raises:
             ValueError: d is not in 1..n-1.
@@ -407,11 +418,11 @@ class EcKeyPair:
         value = int.from_bytes(d, "big") if isinstance(d, (bytes, bytearray)) else d
         if not 0 < value < curve.order:
             raise ValueError("private value out of range 1..n-1")
-        if not deterministic:
-            # A host's key (a keystore's, a role's): never kept in the process-wide
-            # memo, where it would outlive its owner.
-            return cls(ec.derive_private_key(value, curve.ec_curve()), d=value)
-        return cls(_derive(curve, value), deterministic=True, d=value)
+        if not seeded:
+            return cls(
+                ec.derive_private_key(value, curve.ec_curve()), deterministic=deterministic, d=value
+            )
+        return cls(_derive(curve, value), deterministic=deterministic, d=value)
 
     @property
     def cryptography_key(self) -> ec.EllipticCurvePrivateKey:

@@ -337,7 +337,7 @@ def test_a_key_drawn_again_from_the_same_seed_is_the_same_key() -> None:
     assert a.cryptography_key is b.cryptography_key
     d = a.cryptography_key.private_numbers().private_value
     assert a.private_bytes() == b.private_bytes() == d.to_bytes(48, "big")
-    c = EcKeyPair.from_private_value(P384, a.private_bytes(), deterministic=True)
+    c = EcKeyPair.from_private_value(P384, a.private_bytes(), deterministic=True, seeded=True)
     assert c.cryptography_key is a.cryptography_key and c.public == a.public
     fresh = EcKeyPair.generate(P384, CardRng())  # OS randomness: not kept
     assert fresh.private_bytes() == fresh.cryptography_key.private_numbers().private_value.to_bytes(
@@ -347,14 +347,27 @@ def test_a_key_drawn_again_from_the_same_seed_is_the_same_key() -> None:
         EcKeyPair.from_private_value(P384, P384.order)
 
 
-def test_a_key_loaded_without_deterministic_is_not_kept_in_the_memo() -> None:
-    """`from_private_value` of a host's key leaves the process-wide (curve, d) memo as it was;
-    a deterministic one is kept (and the same key object comes back)."""
+def test_only_a_seeded_key_is_kept_in_the_memo() -> None:
+    """`from_private_value` of a host's key, or of a card key from OS randomness signing
+    with RFC 6979 (`deterministic`), leaves the process-wide (curve, d) memo as it was; a
+    `seeded` one is kept (and the same key object comes back)."""
     from card.crypto import keys
 
-    before = keys._derive.cache_info().currsize
+    def calls() -> int:
+        info = keys._derive.cache_info()
+        return info.hits + info.misses
+
     d = int.from_bytes(CardRng().random(32), "big") % (P256.order - 1) + 1
+    before = calls()
     loaded = EcKeyPair.from_private_value(P256, d)
-    assert keys._derive.cache_info().currsize == before
-    assert loaded.public == EcKeyPair.from_private_value(P256, d, deterministic=True).public
-    assert keys._derive.cache_info().currsize == before + 1
+    stored = EcKeyPair.from_private_value(P256, d, deterministic=True)
+    assert stored.deterministic and not loaded.deterministic
+    assert calls() == before  # the memo was not even asked
+    misses = keys._derive.cache_info().misses
+    seeded = EcKeyPair.from_private_value(P256, d, deterministic=True, seeded=True)
+    assert keys._derive.cache_info().misses == misses + 1
+    assert loaded.public == stored.public == seeded.public
+    hits = keys._derive.cache_info().hits
+    again = EcKeyPair.from_private_value(P256, d, deterministic=True, seeded=True)
+    assert again.cryptography_key is seeded.cryptography_key
+    assert keys._derive.cache_info().hits == hits + 1

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from applets.biometric.applet import BIO_AID, BiometricApplet
 from applets.keypair import KEYPAIR_AID, KeyPairApplet
 from card import tlv
-from card.crypto.keys import P256, EcKeyPair
+from card.crypto.keypairs import ALGORITHMS, KeyRecord, generate
+from card.crypto.keys import P256, P384, Curve, EcKeyPair
 from card.crypto.rng import CardRng
 from card.runtime import CardRuntime, CardTorn
 from card.sm.auth import TerminalAuthentication
@@ -30,7 +31,7 @@ from host.readers.sm import SmReader
 PIN = b"123456"
 
 
-def new_card(seed: int = 11) -> CardRuntime:
+def new_card(seed: int | None = 11) -> CardRuntime:
     rt = CardRuntime(rng_seed=seed)
     rt.install(KeyPairApplet, KEYPAIR_AID, default=True)
     rt.power_on()
@@ -135,6 +136,51 @@ def test_a_seeded_card_generates_the_same_keys() -> None:
     other = session(new_card(seed=43))
     other.verify_pin(PIN)
     assert keys[0] == keys[1] != other.generate(0x03, "p256").template
+
+
+def _in_ec_memo(curve: Curve, d: bytes) -> bool:
+    """Whether the process-wide (curve, d) memo holds this key (the probe adds it if not)."""
+    from card.crypto import keys
+
+    hits = keys._derive.cache_info().hits
+    keys._derive(curve, int.from_bytes(d, "big"))
+    return keys._derive.cache_info().hits == hits + 1
+
+
+@pytest.mark.parametrize("seed", [None, 42])
+def test_only_a_key_from_a_seeded_rng_is_kept_in_the_ec_memo(seed: int | None) -> None:
+    """A key the card drew from OS randomness, rebuilt from its record to sign (also after
+    a power cycle clears the applet's RAM cache), leaves no entry in the process-wide EC
+    memo; one from a seeded RNG does, and its record says so (a fifth item)."""
+    rt = new_card(seed)
+    s = session(rt)
+    s.verify_pin(PIN)
+    pub = s.generate(0x01, "p384").public_key
+    for _ in range(2):
+        digest = hashlib.sha384(b"m").digest()
+        _verify_signature(pub, digest, s.sign(0x01, digest))
+        rt.power_off()
+        rt.power_on()
+        s = session(rt)
+        s.verify_pin(PIN)
+    value = rt.nvm.snapshot()[KEYPAIR_AID.hex()]["key.01"]
+    assert value[4:] == ((True,) if seed is not None else ())
+    assert _in_ec_memo(P384, value[2][0]) is (seed is not None)
+
+
+def test_a_key_record_without_the_seeded_item_is_not_seeded() -> None:
+    """Records stored before the flag existed (four items) read as not seeded; both forms
+    round-trip; another length is refused."""
+    seeded = generate(ALGORITHMS[0x11], CardRng(3), 0)
+    fresh = generate(ALGORITHMS[0x11], CardRng(), 0)
+    assert seeded.seeded and not fresh.seeded
+    assert len(fresh.to_value()) == 4 and seeded.to_value()[4] is True
+    assert KeyRecord.from_value(seeded.to_value()) == seeded
+    assert KeyRecord.from_value(fresh.to_value()) == fresh
+    old = KeyRecord.from_value(seeded.to_value()[:4])
+    assert not old.seeded and old.private == seeded.private
+    with pytest.raises(ValueError):
+        KeyRecord.from_value(seeded.to_value()[:3])
 
 
 def test_pin_refusals_and_blocking() -> None:
