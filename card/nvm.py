@@ -284,6 +284,10 @@ class NVM:
         #: keeps data derived from persistent memory in RAM (the runtime's applet
         #: registry) can rebuild it from what is stored
         self.rollback_listeners: list[Callable[[], None]] = []
+        #: called after every commit, once the transaction's writes are final, so that RAM
+        #: effects an operation ordered inside it (the runtime's deselections) happen only
+        #: if the operation did
+        self.commit_listeners: list[Callable[[], None]] = []
         #: the image holds an undo journal (written while torn inside a transaction)
         self._journal_in_image = False
         self._db: sqlite3.Connection | None = None
@@ -866,6 +870,8 @@ class NVM:
             self._count_write()
         self._journal = None
         self._journaled = set()
+        for listener in tuple(self.commit_listeners):
+            listener()
 
     def abort(self) -> None:
         if self._journal is None:

@@ -187,6 +187,14 @@ class CardRuntime:
         self.nvm.rollback_listeners.append(self._load_registry)
         self._rollbacks = 0
         self.nvm.rollback_listeners.append(self._count_rollback)
+        #: deselections ordered inside the open transaction (channel -> the context to
+        #: leave), done when it commits and forgotten if it rolls back (`deselect_everywhere`)
+        self._leaving: dict[int, Context] = {}
+        #: the entries deleted inside the open transaction: a rollback brings back these
+        #: same contexts, which channels whose deselection it cancels still hold
+        self._gone: dict[bytes, _Entry] = {}
+        self.nvm.rollback_listeners.append(self._forget_leaving)
+        self.nvm.commit_listeners.append(self._leave)
         nvm, runtime = self.nvm, self
 
         def nvm_version() -> tuple[int, int]:
@@ -234,6 +242,8 @@ class CardRuntime:
         entries: dict[bytes, _Entry] = {}
         for aid, ref, lifecycle, default in value:
             old = self._entries.get(aid)
+            if old is None or old.ref != ref:
+                old = self._gone.get(aid)
             if old is not None and old.ref == ref:
                 old.lifecycle, old.default = lifecycle, default
                 entries[aid] = old
@@ -307,8 +317,9 @@ class CardRuntime:
         entry = self._entries.get(key)
         if entry is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-        for ch in self._channels.values():
-            if ch.ctx is entry.ctx:
+        for ch_no, ch in self._channels.items():
+            # Active here, unless this transaction already ordered it out (at its commit).
+            if ch.ctx is entry.ctx and self._leaving.get(ch_no) is not entry.ctx:
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         nvm = self.nvm
         own_txn = not nvm.in_transaction
@@ -319,6 +330,7 @@ class CardRuntime:
         try:
             self.call_in_context(entry.ctx, applet.on_uninstall)
             del self._entries[key]
+            self._gone[key] = entry
             nvm.delete_owner(entry.ctx.owner)
             self._save_registry()
             if own_txn:
@@ -337,16 +349,47 @@ class CardRuntime:
         §11.3.4.2), and `delete` refuses one that is. Each such channel stays open
         with no application selected (ISO 7816-4 §11.1.1: until the next SELECT),
         as it would after a SELECT that failed. Returns those channels' numbers.
+
+        Inside a transaction the deselection is part of the operation: it takes effect
+        when the transaction commits (`delete` in the same transaction already counts
+        the instance as out of use) and not at all if it rolls back. GP Card
+        Specification v2.3 §11 and SGP.22 §5.7 operations are atomic: a disable or a
+        delete that did not happen leaves the card as it was, its applications'
+        sessions on other channels included; a deselection done at once could not be
+        undone (the applet's `deselect()` has run, its CLEAR_ON_DESELECT memory is
+        gone).
         """
         entry = self._entries.get(bytes(AID(aid)))
         if entry is None:
             return []
         out = []
+        deferred = self.nvm.in_transaction
         for ch_no, ch in sorted(self._channels.items()):
             if ch.ctx is entry.ctx:
-                self._deselect(ch, ch_no)
+                if deferred:
+                    self._leaving[ch_no] = entry.ctx
+                else:
+                    self._deselect(ch, ch_no)
                 out.append(ch_no)
         return out
+
+    def _leave(self) -> None:
+        """After a commit: the deselections the transaction ordered (`deselect_everywhere`)."""
+        leaving, gone = self._leaving, self._gone
+        if not leaving and not gone:
+            return
+        self._leaving, self._gone = {}, {}
+        deleted = {id(e.ctx) for e in gone.values()}
+        for ch_no, ctx in sorted(leaving.items()):
+            ch = self._channels.get(ch_no)
+            if ch is not None and ch.ctx is ctx:
+                # A deleted instance is not called again after its on_uninstall().
+                self._deselect(ch, ch_no, notify=id(ctx) not in deleted)
+
+    def _forget_leaving(self) -> None:
+        """After a rollback: the operation did not happen, so neither do its deselections."""
+        self._leaving.clear()
+        self._gone.clear()
 
     def set_lifecycle(self, aid: bytes | str, lifecycle: int) -> None:
         entry = self._entries.get(bytes(AID(aid)))
@@ -468,6 +511,7 @@ class CardRuntime:
 
     def _clear_volatile(self) -> None:
         self.toolkit.clear()
+        self._leaving.clear()  # every channel closes with the power
         for e in self._entries.values():
             e.ctx.clear_on_reset()
         self._active = None
@@ -900,7 +944,7 @@ class CardRuntime:
     def _active_elsewhere(self, ctx: Context, ch_no: int) -> bool:
         return any(c.ctx is ctx for n, c in self._channels.items() if n != ch_no)
 
-    def _deselect(self, ch: _Channel, ch_no: int) -> None:
+    def _deselect(self, ch: _Channel, ch_no: int, notify: bool = True) -> None:
         ctx = ch.ctx
         if ctx is None:
             return
@@ -909,17 +953,18 @@ class CardRuntime:
         ch.quick = None
         ch.quick_ins = _NO_INS
         ch.select_name = None
-        prev = self._channel
-        self._channel = ch_no
-        try:
-            assert ctx.applet is not None  # a selected context is a registered one
-            self.call_in_context(ctx, ctx.applet.deselect)
-        except PowerLoss:
-            raise
-        except Exception:
-            log.warning("exception in deselect() of %s ignored", ctx.aid, exc_info=True)
-        finally:
-            self._channel = prev
+        if notify:
+            prev = self._channel
+            self._channel = ch_no
+            try:
+                assert ctx.applet is not None  # a selected context is a registered one
+                self.call_in_context(ctx, ctx.applet.deselect)
+            except PowerLoss:
+                raise
+            except Exception:
+                log.warning("exception in deselect() of %s ignored", ctx.aid, exc_info=True)
+            finally:
+                self._channel = prev
         ctx.clear_on_deselect(ch_no, self._active_elsewhere(ctx, ch_no))
 
     # -- MANAGE CHANNEL (ISO 7816-4 §11.1.2) ------------------------------------------------

@@ -242,9 +242,9 @@ class ProfileFunctions(IsdrBase):
             return {"enableResult": UNDEFINED_ERROR}
         try:
             with self.system.transaction():
-                # The store's switch last: it ends by deselecting the disabled
-                # profile's applications (RAM, not rolled back), so nothing after it
-                # can abort the transaction and leave them deselected for nothing.
+                # The store's switch last; its deselection of the disabled profile's
+                # applications takes effect only when this transaction commits
+                # (CardRuntime.deselect_everywhere), and not at all if it aborts.
                 if current is not None:
                     self._notify(current, NotificationEvent.DISABLE)
                 self._notify(target, NotificationEvent.ENABLE)

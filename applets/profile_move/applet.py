@@ -31,7 +31,8 @@ Commands (CLA 80):
 - `E3` DELETE (steps 207, 208, 575): `C1` move ID, `D1` the provider's
   signature over wire.delete_order_data, checked with the key of the provider
   this move was made with. Deletes the profile (disabling it first) in one
-  transaction; an absent profile answers 9000 (idempotent).
+  transaction; an absent profile answers 9000 (idempotent); a delete the store
+  refuses answers 6985 and changes nothing, its applications' selections included.
 - `E4` ACTIVATE (FIG. 4): `5A` ICCID. Step 403: the profile's eSE ID is this
   eSE's; step 405: the binding signature verifies with the provider
   certificate the profile carries (itself checked against the root, of the
@@ -284,11 +285,31 @@ class MoveAgentApplet(Applet, ProfileBindingInterface):
 
     @staticmethod
     def _erase(store: Any, iccid: str) -> None:
+        """Disable the profile if it is enabled, then delete it, inside the caller's transaction.
+
+        All or nothing, RAM included: GP Card Specification v2.3 §11.2 (DELETE) and
+        SGP.22 §5.7.17-18 (Disable, Delete) leave the card as it was when the operation
+        does not happen, and a terminal talking to the profile's applications on other
+        logical channels must not lose them to a deletion that failed. So the
+        deselection that disabling orders on every channel takes effect only when the
+        transaction commits (`CardRuntime.deselect_everywhere`, deferred inside a
+        transaction) and not at all if it rolls back; the delete counts the instances
+        as out of use meanwhile. A tear needs nothing more: power is lost, every
+        channel closes, and the NVM rolls back at power-up.
+
+        Raises:
+            CardError: 6985 when the store refuses the delete (GP DELETE: an
+                application of the profile could not be deleted); the caller's
+                transaction then rolls back.
+        """
         if not any(p.iccid == iccid for p in store.list_profiles()):
             return
-        if store.enabled_profile() == iccid:
-            store.disable_profile(iccid)
-        store.delete_profile(iccid)
+        try:
+            if store.enabled_profile() == iccid:
+                store.disable_profile(iccid)
+            store.delete_profile(iccid)
+        except ProfileStoreError:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED) from None
 
     def _activate(self, objs: dict[int, bytes]) -> bytes | None:
         iccid = objs.get(TAG_ICCID, b"").decode("ascii", "replace")

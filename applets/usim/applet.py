@@ -1156,8 +1156,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         "file or application not found"). A security domain instance
         `keep` (the enabled profile) also has stays selected: it answers for that
         profile's record. The USIM's own view (its ADF and PINs) is reset by the
-        'enabled' generation instead (`_current`). Enable and disable call this after
-        their writes, so a refusal before them deselects nothing; selection is RAM, so a
+        'enabled' generation instead (`_current`). Enable, disable and delete call this
+        inside their transaction, so the deselection takes effect when it commits
+        (`CardRuntime.deselect_everywhere`): a refusal, or a rollback of the caller's
+        transaction that the operation joined, deselects nothing; selection is RAM, so a
         tear (power lost: every channel closes) leaves nothing of it behind.
         """
         if slot is None:

@@ -32,6 +32,9 @@ from applets.usim import UICC_AID
 from card import tlv
 from card.crypto.keys import P256, EcKeyPair
 from card.crypto.rng import CardRng
+from card.framework import APDU, SW, Applet, CardError
+from card.framework.aid import AID
+from card.framework.catalogue import class_ref
 from card.runtime import CardRuntime
 from card.uicc.builder import sample_profile
 from card.uicc.profile import AppSpec, Profile
@@ -40,6 +43,7 @@ from host.readers.base import ReaderError
 from host.readers.inprocess import InProcessReader
 from host.systems.profile_move.card import MoveAgent, bind, make_ese
 from host.systems.profile_move.pki import DEMO_MNO, demo_pki, ese_id_of
+from tests.unit.usim_cards import send
 
 PKI = demo_pki(0)
 MOVE = bytes(range(16))
@@ -254,6 +258,68 @@ def test_delete_needs_the_move_providers_signature_and_is_idempotent() -> None:
         a.delete(MOVE, PKI.provider.sign(order))  # the enabled profile: disabled, then deleted
         assert a.status() == []
         a.delete(MOVE, PKI.provider.sign(order))  # again: already done
+
+
+class _Undeletable(Applet):
+    """An application of the profile that the card cannot delete while `refuse` is set (a GP
+    DELETE that fails, as for an instance still referenced: 6985)."""
+
+    refuse = True
+
+    def process(self, apdu: APDU) -> bytes | None:
+        return None
+
+    def on_uninstall(self) -> None:
+        if type(self).refuse:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
+
+
+def test_a_delete_that_fails_deselects_nothing_and_leaves_the_profile_whole() -> None:
+    """`_erase` disables then deletes the enabled profile in one transaction; the store's
+    delete fails (an application of the profile cannot be deleted) after the disable: 6985,
+    the NVM rolls back, and the profile's application selected on another logical channel
+    is still selected there, its PIN still verified (no deselect happened). The same delete
+    once the fault is gone deselects it (6999 on that channel)."""
+    undeletable = bytes.fromhex("F0000000AA01")
+    rt = make_ese(1, PKI)
+    rt.catalogue.add(_Undeletable)
+    base = sample_profile(
+        apps=(AppSpec(PURSE_AID, "purse", b"1234"), AppSpec(undeletable, class_ref(_Undeletable)))
+    )
+    profile = bind(
+        base,
+        key=PKI.provider,
+        certificate=PKI.provider_cert,
+        ese_id=ese_id_of(1),
+        profile_id="P-1",
+        variant=Variant.FULL,
+    )
+    _put(rt, profile)
+    with _agent(rt) as a:
+        a.activate(profile.iccid)
+    _backup(rt)
+    assert rt.process(bytes.fromhex("0070000001")) == b"\x01\x90\x00"  # channel 1
+    assert send(rt, b"\x01\xa4\x04\x00" + bytes((len(PURSE_AID),)) + PURSE_AID)[1] == 0x9000
+    assert rt.process(bytes.fromhex("012000010431323334"))[-2:] == b"\x90\x00"
+    before = rt.nvm.snapshot()
+    order = delete_order_data(MOVE, ese_id_of(1), profile.iccid)
+    try:
+        with _agent(rt) as a:
+            assert _sw(lambda: a.delete(MOVE, PKI.provider.sign(order))) == 0x6985
+            assert a.status() == [(profile.iccid, True)]  # intact, still enabled
+        assert rt.exceptions == 0
+        assert rt.nvm.snapshot() == before
+        assert rt.selected_aid(1) == AID(PURSE_AID)
+        assert rt.process(bytes.fromhex("0120000100"))[-2:] == b"\x90\x00"  # still verified
+        assert rt.process(bytes.fromhex("8150000004"))[-2:] == b"\x90\x00"
+        _Undeletable.refuse = False
+        with _agent(rt) as a:
+            a.delete(MOVE, PKI.provider.sign(order))
+            assert a.status() == []
+    finally:
+        _Undeletable.refuse = True
+    assert rt.selected_context(1) is None
+    assert rt.process(bytes.fromhex("8150000004"))[-2:] == b"\x69\x99"
 
 
 # -- tears: every NVM write of install, delete and backup --------------------------------------

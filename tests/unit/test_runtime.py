@@ -275,3 +275,40 @@ def test_warning_with_data_respects_ne() -> None:
     assert tx(card, "800400000C") == "000102030405060708090A0B6310"
     assert tx(card, "8004000001") == "6C0C"  # Ne too small: the exact length
     assert tx(card, "80040000") == "6310"  # no Le: the warning alone
+
+
+@pytest.mark.parametrize("outcome", ["commit", "abort", "tear"])
+def test_a_deselection_inside_a_transaction_takes_effect_only_at_commit(outcome: str) -> None:
+    """`deselect_everywhere` inside a transaction (a profile disabled and deleted in one) is
+    part of the operation: done when it commits, not at all when it rolls back (the echo
+    applet stays selected on channel 1, the same instance), lost with the power on a tear.
+    A `delete` in the same transaction counts the instance as out of use already."""
+    rt = sample_card()
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, cla=1)) == "9000"
+    ctx = rt.selected_context(1)
+    nvm = rt.nvm
+    nvm.begin()
+    assert rt.deselect_everywhere(ECHO_AID) == [1]
+    assert rt.selected_context(1) is ctx  # not yet
+    if outcome == "tear":
+        nvm.tear_after(0)
+        with pytest.raises(PowerLoss):
+            rt.delete(ECHO_AID)
+        rt.power_on()
+        assert ECHO_AID in [bytes(a) for a, *_ in rt.applets()]
+        assert rt.selected_context(1) is None  # every channel closed with the power
+        return
+    rt.delete(ECHO_AID)
+    if outcome == "abort":
+        nvm.abort()
+        assert rt.selected_context(1) is ctx and rt.applet(ECHO_AID) is ctx.applet
+        assert tx(rt, "01CA000000")[-4:] != "6999"  # the echo applet answers
+        nvm.begin()
+        nvm.commit()  # a later commit does not replay the forgotten deselection
+        assert rt.selected_context(1) is ctx
+    else:
+        nvm.commit()
+        assert rt.selected_context(1) is None
+        assert tx(rt, "01CA000000") == "6999"
+        assert ECHO_AID not in [bytes(a) for a, *_ in rt.applets()]
