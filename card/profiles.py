@@ -41,6 +41,8 @@ class ProfileStoreReason(Enum):
     BAD_FORMAT = "invalid-profile"
     NO_MEMORY = "insufficient-memory"
     APPLICATION = "application-error"
+    #: the stored profile fails its integrity check: it cannot be used (nor exported)
+    DAMAGED = "profile-damaged"
 
 
 class ProfileStoreError(Exception):
@@ -108,7 +110,11 @@ class ProfileStoreInterface(Shareable):
         raise NotImplementedError
 
     def enable_profile(self, iccid: str) -> None:
-        """Enable a disabled profile, disabling the one enabled before."""
+        """Enable a disabled profile, disabling the one enabled before.
+
+        A profile whose stored form fails the store's integrity check is refused
+        (reason DAMAGED) and nothing changes.
+        """
         raise NotImplementedError
 
     def disable_profile(self, iccid: str) -> None:

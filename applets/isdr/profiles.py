@@ -230,6 +230,19 @@ class ProfileFunctions(IsdrBase):
     # -- EnableProfile / DisableProfile / DeleteProfile (§5.7.16-18) -------------------------------
 
     def enable_profile(self, request: Any, raw: bytes) -> Any:
+        """ES10c.EnableProfile (SGP.22 §5.7.16).
+
+        A profile the store cannot use (its stored form fails the store's integrity
+        check: ProfileStoreError DAMAGED, raised before the store writes anything)
+        answers undefinedError(127), and the transaction rolls back the notifications
+        written for the switch: the enabled profile stays enabled. The other codes
+        say something false of it: the profile is found (not iccidOrAidNotFound), is
+        disabled (not profileNotInDisabledState), no policy rule refuses it (not
+        disallowedByPolicy: PPR1 of the enabled profile), it is not a fallback's
+        re-enabling (wrongProfileReenabling) and no proactive session is running
+        (catBusy). undefinedError is SGP.22's answer for an eUICC that cannot carry
+        out the function for a reason of its own.
+        """
         target = self._find(request["profileIdentifier"])
         if target is None:
             return {"enableResult": NOT_FOUND}

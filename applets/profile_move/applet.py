@@ -211,10 +211,19 @@ class MoveAgentApplet(Applet, ProfileBindingInterface):
         return out
 
     def _profile(self, store: Any, iccid: str) -> Profile:
+        """The profile as the store exports it.
+
+        Raises:
+            CardError: 6A88 no such profile; 6581 (ISO/IEC 7816-4 memory failure) its
+                stored form is damaged; 6A80 it does not decode.
+        """
         try:
             return Profile.from_bytes(store.export_profile(iccid))
-        except ProfileStoreError:
-            raise CardError(SW.REFERENCED_DATA_NOT_FOUND) from None
+        except ProfileStoreError as e:
+            damaged = e.reason == ProfileStoreReason.DAMAGED
+            raise CardError(
+                SW.MEMORY_FAILURE if damaged else SW.REFERENCED_DATA_NOT_FOUND
+            ) from None
         except ProfileFormatError:
             raise CardError(SW.WRONG_DATA) from None
 

@@ -71,7 +71,7 @@ from typing import Any
 
 from applets.usim.ins import Ins
 from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
-from applets.usim.store import PinRecord, Slot, build_once
+from applets.usim.store import DamagedProfile, PinRecord, Slot, build_once
 from applets.usim.suci import INS_GET_IDENTITY, P2_SUCI_CONTEXT, calculate_suci
 from card.apdu import CommandApdu
 from card.framework import AID, APDU, SW, Applet, CardError, transient
@@ -1170,11 +1170,35 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         for aid in self._sd_aids(slot) - self._sd_aids(keep):
             card.deselect_everywhere(aid)
 
+    def _intact(self, slot: Slot) -> Slot:
+        """`slot`, if its stored profile passes the integrity check (`Slot.check`).
+
+        Raises:
+            ProfileStoreError: DAMAGED, nothing changed.
+        """
+        try:
+            slot.check()
+        except DamagedProfile as e:
+            raise ProfileStoreError(ProfileStoreReason.DAMAGED, str(e)) from None
+        return slot
+
     def enable_profile(self, iccid: str) -> None:
+        """Enable a disabled profile, disabling the one enabled before (one transaction).
+
+        A profile is checked before any write (`Slot.check`: its install-time records
+        against the seal written with them, the shape of what commands change; no
+        file content read, nothing decoded whole): a damaged one is not enabled, as
+        an eUICC does not switch the terminal to a profile it cannot run, and the
+        one enabled stays enabled.
+
+        Raises:
+            ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED.
+        """
         target = self._find(iccid)
         current, gen = self._current()
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
+        self._intact(target)
         with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self._set_apps(target, _SELECTABLE)
@@ -1249,7 +1273,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return tuple(sorted(CAPABILITY_BITS.values()))
 
     def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
-        profile = self._find(iccid).read()
+        profile = self._intact(self._find(iccid)).read()
         return (profile if with_secrets else profile.without_secrets()).to_bytes()
 
 

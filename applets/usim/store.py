@@ -2,7 +2,8 @@
 
 Profile n lives under the keys "p<n>." of the applet's store:
 
-    p<n>.meta        (iccid, name, provider, metadata, apps, pin refs)
+    p<n>.meta        (iccid, name, provider, metadata, apps, pin refs, SD AIDs,
+                      own-key app AIDs, seal)
     p<n>.auth        (algorithm, K, OPc, OP, RES length, IND bits, delta, L)
     p<n>.sqn         (SEQ_MS array, SQN_MS)        -- changed by AUTHENTICATE
     p<n>.auth.<AID>  the same two for an application with keys of its own
@@ -17,10 +18,18 @@ Every value a command changes is one key, so each change is one atomic write: a
 PIN try (PIN and PUK counters share one tuple), the SQN state, a file's content.
 Installing and erasing a profile are many writes; the caller runs them in a
 transaction.
+
+The seal (`Slot.check`): the records written at install and never again (meta,
+the AKA keys, RFM, CDMA) are sealed by a check value stored in meta, the install's
+last write; the records commands change (SQN, PINs, security domains, the file
+tree) are checked for their stored shape. A profile stored before seals existed
+(meta of at most eight items) is checked by reading it back whole.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +37,7 @@ from typing import Any, Protocol
 from card.crypto.milenage import AkaAlgorithm
 from card.framework.system import Store as SystemStore
 from card.fs import FileSystem
+from card.fs.files import MF_HANDLE
 from card.nvm import NVM
 from card.uicc.auth import SqnPolicy, SqnState, make_algorithm
 from card.uicc.fsstore import CompactFsStore
@@ -128,10 +138,44 @@ def build_once(
         store.set(k, value)
 
 
+class DamagedProfile(Exception):
+    """A stored profile fails its integrity check (`Slot.check`)."""
+
+
+_SEAL_LABEL = b"cardemu profile seal v1"
+_SEAL_INDEX = 8  # meta[8]; meta[:8] is what it seals, with the records below
+
+
+def _canonical(value: Any, out: list[bytes]) -> None:
+    """A stored value as unambiguous bytes: type-tagged and length-prefixed.
+
+    Raises:
+        TypeError: a value of a type NVM does not store (a damaged record).
+    """
+    t = type(value)
+    if value is None:
+        out.append(b"N")
+    elif t is bool:
+        out.append(b"T" if value else b"F")
+    elif t is int:
+        out.append(b"I%d;" % value)
+    elif t is str:
+        raw = value.encode("utf-8", "surrogatepass")
+        out.append(b"S%d:" % len(raw) + raw)
+    elif t is bytes:
+        out.append(b"B%d:" % len(value) + value)
+    elif t is tuple:
+        out.append(b"L%d:" % len(value))
+        for v in value:
+            _canonical(v, out)
+    else:
+        raise TypeError(f"a stored {t.__name__}")
+
+
 class Slot:
     """One installed profile: typed access to its keys."""
 
-    __slots__ = ("store", "number", "prefix", "fs", "_alg", "_pins", "_pin_values")
+    __slots__ = ("store", "number", "prefix", "fs", "_alg", "_pins", "_pin_values", "_sealed")
 
     _alg: dict[str, tuple[Any, AkaAlgorithm]]
 
@@ -151,6 +195,8 @@ class Slot:
         #: and with the counter one lower (VERIFY writes these again and again: the same
         #: objects are not rebuilt, and NVM does not check them again)
         self._pin_values: dict[int, tuple[PinRecord, tuple[Any, ...], int, tuple[Any, ...]]] = {}
+        #: the sealed records (the stored objects themselves) last found to match the seal
+        self._sealed: tuple[Any, ...] = ()
 
     # -- metadata and keys ---------------------------------------------------------
 
@@ -317,20 +363,99 @@ class Slot:
             )
         if profile.cdma:
             self.store.set(self.prefix + "cdma", profile.cdma)
-        # The metadata goes last: a slot without it is not a profile yet.
-        self.store.set(
-            self.prefix + "meta",
-            (
-                profile.iccid,
-                profile.name,
-                profile.provider,
-                profile.metadata,
-                tuple((x.aid, x.class_ref, x.params) for x in profile.apps),
-                tuple(p.ref for p in profile.pins),
-                tuple(sd.aid for sd in profile.security_domains),
-                tuple(aid for aid, _ in profile.app_auth),
-            ),
+        meta = (
+            profile.iccid,
+            profile.name,
+            profile.provider,
+            profile.metadata,
+            tuple((x.aid, x.class_ref, x.params) for x in profile.apps),
+            tuple(p.ref for p in profile.pins),
+            tuple(sd.aid for sd in profile.security_domains),
+            tuple(aid for aid, _ in profile.app_auth),
         )
+        # The metadata goes last, sealed: a slot without it is not a profile yet.
+        self.store.set(self.prefix + "meta", (*meta, self._seal(meta)))
+
+    def _sealed_records(self, meta: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The stored objects the seal covers: meta, the AKA keys, RFM, CDMA."""
+        store, prefix = self.store, self.prefix
+        auths = tuple(store.get(f"{prefix}auth.{aid.hex().upper()}") for aid in meta[7])
+        return (
+            meta,
+            store.get(prefix + "auth"),
+            *auths,
+            store.get(prefix + "rfm"),
+            store.get(prefix + "cdma"),
+        )
+
+    def _seal(self, meta: tuple[Any, ...]) -> bytes:
+        """The check value of the install-time records: meta[:8], the AKA keys, RFM, CDMA.
+
+        None of them changes after the install, so one value written with the
+        profile covers them for its life. 16 bytes of SHA-256 over a canonical
+        encoding: an integrity check against damaged memory, not a MAC (whoever
+        can write the store can write the seal too).
+
+        Raises:
+            TypeError, ValueError, IndexError: a record of the wrong shape.
+        """
+        records = self._sealed_records(meta)
+        out = [_SEAL_LABEL]
+        _canonical((records[0][:_SEAL_INDEX], *records[1:]), out)
+        return hashlib.sha256(b"".join(out)).digest()[:16]
+
+    def _seal_holds(self, meta: tuple[Any, ...]) -> bool:
+        """Whether meta's seal matches; the very objects last found to match are not hashed
+        again (stored values are immutable, and the memo holds them, so none is reused)."""
+        records = self._sealed_records(meta)
+        memo = self._sealed
+        if len(memo) == len(records) and all(a is b for a, b in zip(memo, records, strict=True)):
+            return True
+        if not hmac.compare_digest(meta[_SEAL_INDEX], self._seal(meta)):
+            return False
+        self._sealed = records
+        return True
+
+    def check(self) -> None:
+        """Whether the stored profile can be used: its seal, and the shape of what changes.
+
+        Cheap (a few records, no file content read, nothing decoded whole): the
+        records sealed at install must match their seal; each SQN state, PIN record
+        and security domain the metadata names must be there and unpack; the MF's
+        and every ADF's metadata and directory must unpack. A file deeper in the
+        tree that is damaged shows when it is read, as on a card whose memory
+        fails a read. A profile stored before seals existed is read back whole.
+
+        Raises:
+            DamagedProfile: the profile fails one of these.
+        """
+        try:
+            meta = self.meta
+            if len(meta) <= _SEAL_INDEX:
+                self.read()
+                return
+            if not self._seal_holds(meta):
+                raise DamagedProfile(f"profile {meta[0]}: the seal does not match")
+            for aid in (None, *meta[7]):
+                seq, sqn_ms = self.store.get(self.prefix + "sqn" + self._suffix(aid))
+                if not (isinstance(seq, tuple) and isinstance(sqn_ms, int)):
+                    raise DamagedProfile(f"profile {meta[0]}: SQN state")
+            for ref in meta[5]:
+                rec = self.pin(ref)
+                if rec is None or not isinstance(rec.value, bytes):
+                    raise DamagedProfile(f"profile {meta[0]}: PIN {ref:02X}")
+            for aid in meta[6]:
+                if self.security_domain(aid) is None:
+                    raise DamagedProfile(f"profile {meta[0]}: security domain {aid.hex()}")
+            fs = self.fs
+            for handle in (MF_HANDLE, *(h for _name, h in fs.applications())):
+                if fs.info(handle) is None:
+                    raise DamagedProfile(f"profile {meta[0]}: file {handle}")
+                fs.child(handle, 0x3F00)  # no DF has the MF as a child: decodes the directory
+        except DamagedProfile:
+            raise
+        except Exception as e:  # whatever a damaged record makes a read raise
+            raise DamagedProfile(f"profile {self.number}: {type(e).__name__}") from None
 
     def _write_auth(self, suffix: str, a: AuthSpec) -> None:
         seq = SqnState.initial(a.policy, a.sqn_ms, a.seq).seq

@@ -1,0 +1,152 @@
+"""A damaged stored profile is not enabled (ES10c EnableProfile, SGP.22 §5.7.16).
+
+The profile store seals the records written at install and never again (the
+metadata, the AKA keys, RFM, CDMA) with a check value in the metadata, and checks
+the shape of the records commands change (SQN, PINs, security domains, the MF's
+and ADFs' metadata and directories) before an enable, without reading the profile
+back whole. A damaged profile answers undefinedError(127) and nothing changes:
+the enabled profile stays enabled, the NVM is as it was. A profile stored before
+seals existed is read back whole instead. A damaged profile can still be deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from applets.profile_move.wire import MOVE_AGENT_AID, Ins
+from applets.usim import UICC_AID
+from card import tlv
+from card.runtime import CardRuntime
+from card.sgp22.values import iccid_to_bytes
+from card.uicc.builder import sample_profile
+from card.uicc.profile import Profile
+from tests.unit.sgp22_helpers import Lpa
+from tests.unit.test_profile_move_es10 import _bound, _card, _put, _state
+
+OK, UNDEFINED_ERROR = 0, 127
+ENABLED = sample_profile(iccid="8900000000000000011")
+OTHER = sample_profile(iccid="8900000000000000022")
+OWNER = UICC_AID.hex()
+
+
+def _es10c(lpa: Lpa, function: str, iccid: str) -> int:
+    res = lpa.es10(
+        f"{function}ProfileRequest",
+        {"profileIdentifier": ("iccid", iccid_to_bytes(iccid)), "refreshFlag": False},
+        f"{function}ProfileResponse",
+    )
+    return int(res[f"{function.lower()}Result"])
+
+
+def _slot_key(rt: CardRuntime, iccid: str, name: str) -> str:
+    """The store's key `name` of the profile `iccid` (its slot's prefix)."""
+    store: Any = rt.applet(UICC_AID)
+    slot = next(s for s in store._slots() if s.iccid == iccid)
+    return slot.prefix + name
+
+
+def _card_with(profile: Profile = OTHER, *, agent: bool = False) -> CardRuntime:
+    """ENABLED enabled, `profile` installed beside it, disabled."""
+    rt = _card(agent=agent)
+    _put(rt, ENABLED)
+    _put(rt, profile)
+    assert _es10c(Lpa(rt), "Enable", ENABLED.iccid) == OK
+    return rt
+
+
+def _rewrite(name: str, change: Callable[[Any], Any]) -> Callable[[CardRuntime, str], None]:
+    def damage(rt: CardRuntime, iccid: str) -> None:
+        key = _slot_key(rt, iccid, name)
+        new = change(rt.nvm.read(OWNER, key))
+        if new is None:
+            rt.nvm.delete(OWNER, key)
+        else:
+            rt.nvm.write(OWNER, key, new)
+
+    return damage
+
+
+DAMAGE: dict[str, Callable[[CardRuntime, str], None]] = {
+    # sealed records
+    "K one byte changed": _rewrite(
+        "auth", lambda a: (a[0], bytes([a[1][0] ^ 1]) + a[1][1:], *a[2:])
+    ),
+    "K cut short": _rewrite("auth", lambda a: (a[0], a[1][:15], *a[2:])),
+    "keys record gone": _rewrite("auth", lambda a: None),
+    "the metadata's name changed": _rewrite("meta", lambda m: (m[0], "renamed", *m[2:])),
+    "the seal itself changed": _rewrite("meta", lambda m: (*m[:8], bytes(16))),
+    # records commands change: their shape
+    "SQN record gone": _rewrite("sqn", lambda v: None),
+    "SQN record of another shape": _rewrite("sqn", lambda v: (v[0],)),
+    "a PIN record gone": _rewrite("pin.01", lambda v: None),
+    "a PIN record of another shape": _rewrite("pin.01", lambda v: v[:3]),
+    "the MF's metadata garbled": _rewrite("fs.m.3F00", lambda v: b"\x01"),
+    "the MF's directory garbled": _rewrite("fs.c.3F00", lambda v: b"\x01"),
+    "the MF gone": _rewrite("fs.m.3F00", lambda v: None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_a_damaged_profile_is_refused_and_the_enabled_one_stays(case: str) -> None:
+    rt = _card_with()
+    lpa = Lpa(rt)
+    DAMAGE[case](rt, OTHER.iccid)
+    before = rt.nvm.snapshot()
+    assert _es10c(lpa, "Enable", OTHER.iccid) == UNDEFINED_ERROR
+    assert _state(rt) == [(ENABLED.iccid, True), (OTHER.iccid, False)]
+    assert rt.nvm.snapshot() == before  # the notifications written for the switch rolled back
+    assert rt.exceptions == 0
+    # It can still be deleted (nothing of it needs reading back), and the card goes on.
+    assert _es10c(lpa, "Disable", ENABLED.iccid) == OK
+    res = lpa.es10(
+        "DeleteProfileRequest", ("iccid", iccid_to_bytes(OTHER.iccid)), "DeleteProfileResponse"
+    )
+    assert int(res["deleteResult"]) == OK
+    assert _state(rt) == [(ENABLED.iccid, False)]
+    assert _es10c(lpa, "Enable", ENABLED.iccid) == OK
+
+
+def test_an_intact_profile_is_sealed_at_install_and_enables() -> None:
+    rt = _card_with()
+    meta = rt.nvm.read(OWNER, _slot_key(rt, OTHER.iccid, "meta"))
+    assert len(meta) == 9 and isinstance(meta[8], bytes) and len(meta[8]) == 16
+    lpa = Lpa(rt)
+    for _ in range(2):  # switching back and forth: the commands' writes break no seal
+        assert _es10c(lpa, "Enable", OTHER.iccid) == OK
+        assert _es10c(lpa, "Enable", ENABLED.iccid) == OK
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_profile_stored_before_seals_is_read_back_whole(damaged: bool) -> None:
+    """Metadata of eight items (no seal, as images written before it hold): the store reads
+    the profile back whole before enabling it; one that does not read back is refused."""
+    rt = _card_with()
+    key = _slot_key(rt, OTHER.iccid, "meta")
+    rt.nvm.write(OWNER, key, rt.nvm.read(OWNER, key)[:8])
+    if damaged:
+        DAMAGE["K cut short"](rt, OTHER.iccid)
+    expected = UNDEFINED_ERROR if damaged else OK
+    assert _es10c(Lpa(rt), "Enable", OTHER.iccid) == expected
+    assert dict(_state(rt))[OTHER.iccid] is not damaged
+
+
+def test_a_damaged_bound_profile_is_refused_and_the_agent_answers_memory_failure() -> None:
+    """A move-bound profile is exported for its binding check: a damaged one is refused by
+    ES10c as well, and the move agent's ACTIVATE answers 6581 (ISO/IEC 7816-4: memory
+    failure), not 6A88 (no such profile)."""
+    bound = _bound()
+    rt = _card_with(bound, agent=True)
+    DAMAGE["K one byte changed"](rt, bound.iccid)
+    assert _es10c(Lpa(rt), "Enable", bound.iccid) == UNDEFINED_ERROR
+    assert _state(rt) == [(ENABLED.iccid, True), (bound.iccid, False)]
+    lpa = Lpa(rt)  # a channel to select the agent on
+    ch = lpa.channel
+    select = bytes((ch, 0xA4, 0x04, 0x00, len(MOVE_AGENT_AID))) + MOVE_AGENT_AID + b"\x00"
+    assert lpa.send(select)[1] == 0x9000
+    activate = tlv.build(0x5A, bound.iccid.encode())
+    resp = rt.process(bytes((0x80 | ch, Ins.ACTIVATE, 0, 0, len(activate))) + activate)
+    assert resp == b"\x65\x81"
+    assert rt.exceptions == 0
