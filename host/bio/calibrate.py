@@ -5,10 +5,10 @@ The card's thresholds (`applets.biometric.applet.THRESHOLD_FMR_1PCT` and
 matcher on `host.bio.difficulty` data at every setting (easy, medium, hard),
 on calibration seeds that the evaluation does not use (`CALIBRATION_SEEDS`;
 `cardemu bio eval` defaults to seed 0 and the closing figures use 1..3). For
-each target FMR the threshold is the highest of the per-(setting, seed)
-thresholds, so the FMR stays at or under the target on every setting the
-calibration saw, not only on average (ISO/IEC 19795-1 §4.6: FMR is a property
-of the threshold, estimated on a stated population).
+each target FMR the threshold is the highest of the per-setting thresholds, so
+the FMR stays at or under the target on every setting the calibration saw, not
+only on average (ISO/IEC 19795-1 §4.6: FMR is a property of the threshold,
+estimated on a stated population).
 
 Two choices make the thresholds hold on populations the calibration did not
 see, which a threshold at the bare empirical quantile of one small population
@@ -21,10 +21,25 @@ did not (the 1103/1291 of 60 fingers x 4 impressions on two seeds gave FMR
   that counts is the number of distinct finger pairs, and the impostor tail is
   a property of the finger population. 200 fingers x 2 impressions give 19900
   finger pairs, nearly one comparison each.
-- Each run's threshold is the lowest whose FMR is at or under the target with
-  95 % confidence (`threshold_for_upper`: the upper end of the Wilson interval
-  of the run's FMR, `host.bio.det.wilson_interval`), as an operating point
-  stated to a relying party is a bound, not an estimate.
+- Each setting's threshold is the lowest whose FMR is at or under the target
+  with confidence (`threshold_for_upper`: the upper end of the Wilson interval
+  of the FMR, `host.bio.det.wilson_interval`), as an operating point stated to
+  a relying party is a bound, not an estimate. The claim is joint: "the FMR is
+  at or under the target on every setting" with `CONFIDENCE` (95 %, one-sided),
+  by Bonferroni each setting's bound at 1 - 0.05 / 3 one-sided (the upper end
+  of the two-sided interval at 1 - 2 x 0.05 / 3, `setting_confidence`), on the
+  setting's comparisons of all seeds pooled (4 x 20,000: 800 fingers, 79,600
+  finger pairs).
+
+The pooling replaced (in this form) the highest over the 12 (setting, seed)
+runs of each run's own bound at 95 % two-sided: each run's bound at n = 20,000
+allows only 12 false matches where the target allows 20, and the highest of 12
+such thresholds falls further in the tail, so the thresholds sat well under
+their FMR on every setting (the cost measured: README, "Match-on-card
+accuracy"). Both are still printed (`Calibration.per_run`). The comparisons of
+one run share fingers (each finger is in about 200 of them), so they are not
+quite the independent trials the interval assumes; pooling 4 populations of
+fingers is what makes the sample of fingers, not only of comparisons, large.
 
 Run `cardemu bio calibrate` to reproduce the constants.
 """
@@ -45,15 +60,25 @@ TARGETS = (1e-2, 1e-3)
 DEFAULT_FINGERS = 200
 DEFAULT_IMPRESSIONS = 2
 DEFAULT_IMPOSTORS = 20000
+CONFIDENCE = 0.95  # one-sided, of the joint claim over the settings
+
+
+def setting_confidence(settings: int, confidence: float = CONFIDENCE) -> float:
+    """The two-sided Wilson confidence whose upper end bounds each of `settings` FMRs so
+    that all hold together with one-sided `confidence` (Bonferroni: each fails with at
+    most (1 - confidence) / settings, one side of an interval of twice that)."""
+    return 1.0 - 2.0 * (1.0 - confidence) / max(1, settings)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per target FMR: the chosen threshold and the per-(setting, seed) ones behind it."""
+    """Per target FMR: the chosen threshold, the per-setting ones behind it (pooled seeds,
+    joint confidence) and, for comparison, each (setting, seed) run's own 95 % bound."""
 
     thresholds: dict[float, int]
     per_run: dict[tuple[str, int], dict[float, int]]
     impostors_per_run: int
+    per_setting: dict[str, dict[float, int]]
 
 
 def impostor_scores(
@@ -107,14 +132,21 @@ def calibrate(
     impostors: int = DEFAULT_IMPOSTORS,
     progress: Callable[[str], None] | None = None,
 ) -> Calibration:
-    """Thresholds for each of `TARGETS`, the highest over every (setting, seed), each run's
-    at its 95 %-confidence bound (`threshold_for_upper`)."""
+    """Thresholds for each of `TARGETS`: the highest over the settings of each setting's
+    threshold at its confidence bound on its seeds pooled (`setting_confidence`)."""
     per_run: dict[tuple[str, int], dict[float, int]] = {}
+    per_setting: dict[str, dict[float, int]] = {}
+    level = setting_confidence(len(settings))
     for setting in settings:
+        pooled: list[int] = []
         for seed in seeds:
             scores = impostor_scores(setting, seed, fingers, impressions, impostors)
+            pooled += scores
             per_run[(setting, seed)] = {t: threshold_for_upper(scores, t) for t in TARGETS}
             if progress is not None:
                 progress(f"{setting} seed {seed}: {per_run[(setting, seed)]}")
-    thresholds = {t: max(r[t] for r in per_run.values()) for t in TARGETS}
-    return Calibration(thresholds, per_run, impostors)
+        per_setting[setting] = {t: threshold_for_upper(pooled, t, level) for t in TARGETS}
+        if progress is not None:
+            progress(f"{setting} pooled: {per_setting[setting]}")
+    thresholds = {t: max(r[t] for r in per_setting.values()) for t in TARGETS}
+    return Calibration(thresholds, per_run, impostors, per_setting)
