@@ -42,17 +42,19 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
    `TYPE_MISMATCH` = 0.2 (it was 0.4), the likelihood ratio of a disagreement
    to that of an agreement between true mates and chance neighbours: with a
    10 % type flip per impression 18 % of true pairs disagree, against about
-   half of chance pairs (0.36 / 1.64 = 0.22). The global score is W^2 / (r x
-   p), W the summed pair weight and r, p the minutiae of each template inside
-   the other's area (at least `GLOBAL_MIN_OVERLAP`): the share of the
-   minutiae the two impressions can share that paired, squared. The full
-   exponent keeps impostor scores from growing with the overlap (chance pairs
-   grow in proportion to it), so that one threshold holds the FMR on small
-   and large overlaps alike; an exponent of 0.75 let impostors with many
-   minutiae in common (the easy setting of `host.bio.difficulty`) score
-   highest and set the thresholds, at the cost of the FNMR on the hard
-   setting (README, "Match-on-card accuracy"). The score is local^0.5 x
-   global^0.5.
+   half of chance pairs (0.36 / 1.64 = 0.22). The global score (`_global_score`)
+   is how far W, the summed pair weight, lies above what chance pairs give: under
+   the impostor hypothesis their expected weight E grows with r and p, the
+   minutiae of each template inside the other's area (at least
+   `GLOBAL_MIN_OVERLAP`), AND with the templates' densities (minutiae per unit of
+   area); the score is the Poisson tail's significance -log10 P(X >= W | E)
+   (its Chernoff bound) over `SIGNIFICANCE_MAX`. It replaced W^2 / (r x p), which
+   ignored the density: the easy setting of `host.bio.difficulty` (no missed
+   minutiae, so denser templates) gave the highest impostor scores, set the
+   thresholds, and the hard setting's FMR at them was far under its target at the
+   cost of its FNMR. Now the impostor tails of the three settings coincide
+   (README, "Match-on-card accuracy"). The score is local^0.5 x global^0.5
+   (`_fuse`).
 
 Where genuine comparisons are lost is measured stage by stage against the
 generator's ground truth by `host.bio.diagnose`. On the hard setting (seeds
@@ -550,9 +552,8 @@ def _pair_up(
 
     Each pair weighs 1 less up to `PLACE_WEIGHT` for its distance and direction
     error, times `TYPE_MISMATCH` when both types are known and differ. The result
-    is W^2 / (r x p)^OVERLAP_EXPONENT with W the summed weight and r, p the
-    reference and probe minutiae inside the other's area (at least
-    `GLOBAL_MIN_OVERLAP`): normalised by how many minutiae the two could share.
+    is `_global_score` of the summed weight W and of r, p, the reference and probe
+    minutiae inside the other's area: how far W lies above chance.
     """
     c, s = math.cos(rot), math.sin(rot)
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys

@@ -123,6 +123,68 @@ def test_confident_threshold_on_a_known_sample() -> None:
     )
 
 
+def test_setting_confidence_is_bonferroni_over_the_settings() -> None:
+    # each of 3 settings fails with at most 0.05 / 3 on one side: a two-sided 1 - 0.1 / 3
+    assert calibrate.setting_confidence(3) == pytest.approx(1 - 0.1 / 3)
+    assert calibrate.setting_confidence(1) == pytest.approx(0.9)
+
+
+def test_calibration_takes_the_highest_pooled_setting_threshold() -> None:
+    cal = calibrate.calibrate(
+        seeds=(9001, 9002), settings=("easy", "hard"), fingers=8, impressions=2, impostors=60
+    )
+    assert set(cal.per_setting) == {"easy", "hard"}
+    assert set(cal.per_run) == {(s, d) for s in ("easy", "hard") for d in (9001, 9002)}
+    for t in calibrate.TARGETS:
+        assert cal.thresholds[t] == max(r[t] for r in cal.per_setting.values())
+    # each setting's bound is on its seeds pooled, at the joint confidence
+    level = calibrate.setting_confidence(2)
+    for setting in ("easy", "hard"):
+        pooled = [
+            s for seed in (9001, 9002) for s in calibrate.impostor_scores(setting, seed, 8, 2, 60)
+        ]
+        groups = [
+            g
+            for index, seed in enumerate((9001, 9002))
+            for g in calibrate.finger_groups(
+                index, calibrate.impostor_pairs(setting, seed, 8, 2, 60)
+            )
+        ]
+        for t in calibrate.TARGETS:
+            want = calibrate.threshold_for_clustered(pooled, groups, t, level)
+            assert cal.per_setting[setting][t] == want
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 9), st.integers(0, 9)),
+             min_size=1, max_size=3000),
+    st.sampled_from(calibrate.TARGETS),
+)  # fmt: skip
+def test_clustered_threshold_is_never_laxer_than_the_independent_one(
+    sample: list[tuple[int, int, int]], target: float
+) -> None:
+    scores = [s for s, _, _ in sample]
+    groups = [(a, b) for _, a, b in sample]
+    level = calibrate.setting_confidence(3)
+    t = calibrate.threshold_for_clustered(scores, groups, target, level)
+    assert t >= calibrate.threshold_for_upper(scores, target, level)
+
+
+def test_clustered_threshold_widens_when_one_finger_carries_the_tail() -> None:
+    # 20,000 comparisons of 100 groups; the 150 highest scores all involve group 0: the
+    # same count of false matches, but from one group, is a much less certain FMR.
+    n = 20000
+    scores = list(range(n))
+    spread = [(c % 100, (c * 7 + 1) % 100) for c in range(n)]
+    clumped = [(0, 1 + c % 99) if c >= n - 150 else (1 + c % 99, 1 + (c * 7) % 99)
+               for c in range(n)]  # fmt: skip
+    level = calibrate.setting_confidence(3)
+    independent = calibrate.threshold_for_upper(scores, 0.01, level)
+    assert calibrate.threshold_for_clustered(scores, spread, 0.01, level) <= independent + 3
+    assert calibrate.threshold_for_clustered(scores, clumped, 0.01, level) > independent + 20
+
+
 def test_calibrate_cli_defaults_are_the_module_defaults() -> None:
     from host.commands.bio import calibrate_cmd
 
