@@ -217,9 +217,7 @@ def test_global_score_is_the_significance_over_chance() -> None:
     assert matcher._global_score(floor, 3, n, n, sparse, sparse) == 0.0
 
 
-def _scaled_region(region: object, factor: float) -> object:
-    scaled = object.__new__(type(region))
-    for name in type(region).__slots__:  # type: ignore[attr-defined]
-        setattr(scaled, name, getattr(region, name))
-    scaled.area = region.area * factor  # type: ignore[attr-defined]
+def _scaled_region(region: matcher._Region, factor: float) -> matcher._Region:
+    scaled = object.__new__(matcher._Region)
+    scaled.y0, scaled.spans, scaled.area = region.y0, region.spans, region.area * factor
     return scaled
