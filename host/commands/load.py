@@ -168,7 +168,7 @@ def load(
     Examples:
       cardemu server smdpp --port 8443 --db dp.sqlite --load-orders 300 &
       cardemu load --smdp localhost:8443 --users 10 --downloads 40
-      cardemu load --smdp localhost:8443 --first 40 -u 10 -t 5s --enable --notify --json
+      cardemu load --smdp localhost:8443 --first 40 -u 10 -t 5s --wait 1 --enable --notify --json
       cardemu load --smdp localhost:8443 --first 260 -n 20 --master --expect-workers 2 &
       cardemu load --worker & cardemu load --worker
     """

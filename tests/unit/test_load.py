@@ -80,6 +80,112 @@ def test_importing_cardemu_patches_nothing() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, check=True, timeout=60)
 
 
+def test_a_worker_draws_only_under_an_index_its_master_gave() -> None:
+    """Worker i of W draws i, i+W, ...; an index outside 0..W-1 is refused before any draw.
+
+    Locust's `WorkerRunner.worker_index` is -1 until the master's "ack" sets it (a master
+    before Locust 2.10.3 sends none): worker -1 of 2 would draw first-1, first+1, ...,
+    worker 1's numbers, and every second download would be refused (8.2.6/3.8).
+    """
+    code = (
+        "from locust.runners import WorkerRunner\n"
+        "from host.load import locust_run as lr\n"
+        "env = lr._environment(lr.LoadSettings(address='x', template='L-{n}', first=10),\n"
+        "    expect_workers=2)\n"
+        "for index in (-1, 0, 1, 2):\n"
+        "    runner = WorkerRunner.__new__(WorkerRunner)\n"  # its index, no connection
+        "    runner.worker_index = index\n"
+        "    env.runner = runner\n"
+        "    lr.RUN.reset()\n"
+        "    lr.RUN.pki = object()\n"  # no PKI needed: nothing is downloaded
+        "    try:\n"
+        "        lr.RUN.configure(env)\n"
+        "    except RuntimeError as e:\n"
+        "        print(index, 'refused' if 'would repeat' in str(e) else e)\n"
+        "    else:\n"
+        "        print(index, [lr.RUN.next_number() for _ in range(3)])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [
+        "-1 refused",
+        "0 [10, 12, 14]",
+        "1 [11, 13, 15]",
+        "2 refused",
+    ]
+
+
+_MASTER_AND_WORKER = (
+    "import gevent\n"
+    "from locust import User, task\n"
+    "from locust.env import Environment\n"
+    "from host.load import locust_run as lr\n"
+    "class U(User):\n"
+    "    @task\n"
+    "    def t(self): pass\n"
+    "def pair(worker_env=None):\n"
+    "    master = Environment(user_classes=[U]).create_master_runner('127.0.0.1', 0)\n"
+    "    port = master.server.port\n"
+    "    if worker_env is None:\n"
+    "        worker = Environment(user_classes=[U]).create_worker_runner('127.0.0.1', port)\n"
+    "    else:\n"
+    "        worker = lr.worker_runner(worker_env, '127.0.0.1', port)\n"
+    "    for _ in range(100):\n"
+    "        if master.clients.ready: break\n"
+    "        gevent.sleep(0.05)\n"
+    "    assert master.clients.ready, 'the worker never connected'\n"
+    "    return master, worker\n"
+)
+
+
+def test_a_busy_worker_is_not_called_missing() -> None:
+    """A worker busy for 6 s (no heartbeat) is still the master's: Locust's own 3 beats
+    would call it missing, and with every worker missing the master stops the run
+    (under load a `-n 8` run ended after 4 downloads). The control: with Locust's 3,
+    the same silence makes it missing (Locust still reads the constant we set)."""
+    code = _MASTER_AND_WORKER + (
+        "import sys\n"
+        "for liveness in (3, lr.WORKER_LIVENESS):\n"
+        "    lr.tolerate_busy_workers(liveness)\n"
+        "    master, worker = pair()\n"
+        "    send = worker.client.send\n"  # busy: its heartbeats never leave
+        "    worker.client.send = lambda msg: None if msg.type == 'heartbeat' else send(msg)\n"
+        "    gevent.sleep(6)\n"
+        "    print(liveness, master.clients[worker.client_id].state)\n"
+        "    worker.client.send = send\n"
+        "    worker.quit(); master.quit()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=90
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["3", "missing", "30", "ready"]
+
+
+def test_a_stopped_worker_says_done() -> None:
+    """A worker stopped by Locust's own "stop" (its master's answer to every worker
+    missing) says done even with no user started: else the master waits for it."""
+    code = _MASTER_AND_WORKER + (
+        "from locust.rpc import Message\n"
+        "lr.RUN.reset()\n"
+        "master, worker = pair(lr._environment(None))\n"
+        "done = []\n"
+        "master.register_message(lr.DONE_MESSAGE, lambda environment, msg, **_: done.append(msg))\n"
+        "master.server.send_to_client(Message('stop', None, worker.client_id))\n"
+        "for _ in range(100):\n"
+        "    if done: break\n"
+        "    gevent.sleep(0.05)\n"
+        "assert [m.node_id for m in done] == [worker.client_id], done\n"
+        "worker.quit(); master.quit()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_send_stats_now_reaches_the_master() -> None:
     """A worker's statistics flushed by `send_stats_now` arrive at the master as a
     `worker_report` (Locust's master and worker on loopback, in a child process)."""
