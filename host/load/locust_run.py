@@ -403,10 +403,9 @@ def tolerate_busy_workers(liveness: int = WORKER_LIVENESS) -> None:
     included. Locust's master calls a worker missing after 3 missed heartbeats (3 s)
     and, once every worker is missing, stops the run: each worker stops its users. On
     a busy machine that cut a `-n 8` run short after 4 downloads (both workers were
-    "missing" 2.5 s after the spawn), and a worker stopped before any of its users had
-    started never said done (the master waited for it). A load generator is busy by
-    design, so a real deployment waits longer: a worker that really died is noticed
-    after `liveness` seconds instead of 3, in a run of minutes.
+    "missing" 2.5 s after the spawn, each got Locust's "stop"). A load generator is
+    busy by design, so a real deployment waits longer: a worker that really died is
+    noticed after `liveness` seconds instead of 3, in a run of minutes.
 
     Locust 2.47.0 has no option for this: its master reads the module constant
     `HEARTBEAT_LIVENESS` each time it counts a worker's heartbeats (checked against
@@ -448,7 +447,8 @@ def worker_runner(env: Environment, master_host: str, master_port: int) -> Worke
     """The worker's Locust runner, connected, saying done to its master exactly once:
     when its users have drawn every number of its share, or when it is stopped (our
     stop message, or Locust's own "stop", which its master sends once every worker is
-    missing: with no user started yet, no user would ever say it)."""
+    missing). A worker stopped before any of its users started would otherwise never
+    say done, and its master would wait for it with no end."""
     runner = env.create_worker_runner(master_host, master_port)
     assert isinstance(runner, WorkerRunner)
 
