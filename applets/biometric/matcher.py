@@ -130,11 +130,13 @@ DIR_TOLERANCE = 3  # steps (16.9 degrees) beyond a layer's own half-width
 HULL_MARGIN = 15  # 1.5 mm
 MIN_VALID_CELLS = 20  # spatial cells valid in both cylinders, else no similarity
 MIN_BITS = 6  # set bits in a cylinder (on the common cells), else no similarity
-MAX_ROTATION = 10  # steps: 56 degrees between a reference and a probe minutia
+MAX_ROTATION = 8  # steps: 45 degrees between a reference and a probe minutia (see 2.)
 MAX_PAIRS = 36
 RELAX_ITERATIONS = 5
 RELAX_WEIGHT = 0.5
 MIN_NP, MAX_NP = 4, 12
+SEED_SPACING = 0.0  # the pairs handed to the consolidation this far apart (0: the top n_P)
+TYPE_LAYERS = 0  # 1: endings and bifurcations in separate direction layers (see 1.)
 # Consolidation (`_global`, `_pair_up`): region growing from a few seed pairs.
 GLOBAL_SEEDS = 6  # seed pairs tried, the strongest after relaxation
 GLOBAL_ANGLE = 7  # steps (39.4 degrees) from the direction the nearby pairs predict
@@ -159,7 +161,9 @@ ANGLE_TOL = math.pi / 10
 _TWO_PI = 2 * math.pi
 _STEP = _TWO_PI / ANGLE_STEPS
 _CELLS = NS * NS
-_LAYER_REPEAT = sum(1 << (_CELLS * k) for k in range(ND))
+#: the validity mask copied into every layer of both type blocks (the second is empty
+#: when TYPE_LAYERS is 0)
+_LAYER_REPEAT = sum(1 << (_CELLS * k) for k in range(2 * ND))
 _LN10 = math.log(10.0)
 _QUANT = 2.0  # resolution of the spatial lookup table
 
@@ -256,6 +260,14 @@ def extract(template: bytes) -> Features:
     angles = tuple(template[3 * i + 2] & 0x3F for i in range(n))
     cos_t = [math.cos(a * _STEP) for a in angles]
     sin_t = [math.sin(a * _STEP) for a in angles]
+    kinds = tuple(template[3 * i + 2] >> 6 for i in range(n))
+    # With TYPE_LAYERS, an ending lights the first block of ND layers, a bifurcation
+    # the second, a minutia of unknown or other type both.
+    block = 1 << (_CELLS * ND)
+    if TYPE_LAYERS:
+        tmult = [1 if k == 1 else block if k == 2 else 1 + block for k in kinds]
+    else:
+        tmult = [1] * n
     region = _Region(xs, ys)
     y0, spans, row = region.y0, region.spans, _Region.ROW
     rows = len(spans)
@@ -284,7 +296,7 @@ def extract(template: bytes) -> Features:
             if 0 <= iu < size and 0 <= iv < size:
                 spatial = _SPATIAL[iv][iu]
                 if spatial:
-                    cyl |= spatial * _LAYERS[(angles[j] - ai) % ANGLE_STEPS]
+                    cyl |= spatial * _LAYERS[(angles[j] - ai) % ANGLE_STEPS] * tmult[j]
                     count += 1
         # `region.contains` for each cell centre, inlined (the same arithmetic): a
         # VERIFY extracts two templates, and these are most of the work.
@@ -302,7 +314,6 @@ def extract(template: bytes) -> Features:
         cylinders.append(cyl)
         valid.append(mask)
         neighbours.append(count)
-    kinds = tuple(template[3 * i + 2] >> 6 for i in range(n))
     return Features(
         xs, ys, angles, tuple(cylinders), tuple(valid), tuple(neighbours), region, kinds
     )
@@ -415,6 +426,49 @@ def compare(reference: Features, probe: Features, trace: Trace | None = None) ->
     if n < 2 or m < 2:
         return 0
     # 2. Local similarities.
+    pairs = _local_pairs(reference, probe)
+    if not pairs:
+        return 0
+    # 3. One-to-one selection of the best pairs.
+    pairs.sort(reverse=True)
+    if trace is not None:
+        trace.candidates = pairs
+    chosen = _choose(pairs, min(MAX_PAIRS, n, m))
+    k = len(chosen)
+    if k < 2:
+        return 0
+    # Relaxation by pair compatibility.
+    lam0 = [c[0] for c in chosen]
+    lam = _relax(reference, probe, chosen)
+    # The n_P most efficient pairs (relaxed weight kept relative to the initial one).
+    order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
+    # 4. Global consolidation: several local alignments, every minutia paired under each.
+    seeds = _seeds(reference, chosen, lam, order)
+    glob = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], trace)
+    local = _local_score(lam, order, _n_pairs(min(n, m)))
+    if trace is not None:
+        trace.chosen, trace.relaxed, trace.local, trace.glob = chosen, lam, local, glob
+    # Both must agree: local structures alone are fooled by similar ridge flow, the
+    # global pairing alone by a lucky alignment of a few minutiae.
+    if local <= 0.0 or glob <= 0.0:
+        return 0
+    return _fuse(local, glob)
+
+
+def _fuse(local: float, glob: float) -> int:
+    """The score 0..SCORE_MAX from the local (0..1) and the global (0..1) ones, both > 0:
+    local^LOCAL_WEIGHT x global^(1 - LOCAL_WEIGHT)."""
+    score = local**LOCAL_WEIGHT * glob ** (1.0 - LOCAL_WEIGHT)
+    return max(0, min(SCORE_MAX, int(round(score * SCORE_MAX))))
+
+
+def _local_pairs(reference: Features, probe: Features) -> list[tuple[float, int, int]]:
+    """(similarity, reference index, probe index) of every pair whose cylinders compare.
+
+    A pair compares when the directions differ by at most `MAX_ROTATION` and the two
+    cylinders share `MIN_VALID_CELLS` valid cells holding `MIN_BITS` set bits each.
+    """
+    n, m = len(reference), len(probe)
     rot = MAX_ROTATION
     steps = ANGLE_STEPS
     pairs: list[tuple[float, int, int]] = []
@@ -446,16 +500,14 @@ def compare(reference: Features, probe: Features, trace: Trace | None = None) ->
             s = 1.0 - (a ^ b).bit_count() / (na + nb)
             if s > 0.0:
                 pairs.append((s, i, j))
-    if not pairs:
-        return 0
-    # 3. One-to-one selection of the best pairs.
-    pairs.sort(reverse=True)
-    if trace is not None:
-        trace.candidates = pairs
+    return pairs
+
+
+def _choose(pairs: list[tuple[float, int, int]], limit: int) -> list[tuple[float, int, int]]:
+    """The best `limit` pairs, one-to-one, greedily from the sorted `pairs`."""
     used_r: set[int] = set()
     used_p: set[int] = set()
     chosen: list[tuple[float, int, int]] = []
-    limit = min(MAX_PAIRS, n, m)
     for s, i, j in pairs:
         if i in used_r or j in used_p:
             continue
@@ -464,21 +516,29 @@ def compare(reference: Features, probe: Features, trace: Trace | None = None) ->
         chosen.append((s, i, j))
         if len(chosen) == limit:
             break
+    return chosen
+
+
+def _relax(
+    reference: Features, probe: Features, chosen: list[tuple[float, int, int]]
+) -> list[float]:
+    """The relaxed weight of each chosen pair.
+
+    Each round a pair's weight moves towards the mean of the others' weights times
+    their compatibility with it (`RELAX_WEIGHT` of its own kept), never above its
+    initial similarity.
+    """
     k = len(chosen)
-    if k < 2:
-        return 0
-    # Relaxation by pair compatibility.
     rx, ry, px, py = reference.xs, reference.ys, probe.xs, probe.ys
-    rt = [a * _STEP for a in ra]
-    pt = [a * _STEP for a in pa]
+    ra, pa = reference.angles, probe.angles
     rho = [[0.0] * k for _ in range(k)]
     for p in range(k):
         _, i1, j1 = chosen[p]
         for q in range(p + 1, k):
             _, i2, j2 = chosen[q]
             c = _compatibility(
-                rx[i1], ry[i1], rt[i1], rx[i2], ry[i2], rt[i2],
-                px[j1], py[j1], pt[j1], px[j2], py[j2], pt[j2],
+                rx[i1], ry[i1], ra[i1] * _STEP, rx[i2], ry[i2], ra[i2] * _STEP,
+                px[j1], py[j1], pa[j1] * _STEP, px[j2], py[j2], pa[j2] * _STEP,
             )  # fmt: skip
             rho[p][q] = rho[q][p] = c
     lam0 = [c[0] for c in chosen]
@@ -490,29 +550,50 @@ def compare(reference: Features, probe: Features, trace: Trace | None = None) ->
             min(lam0[p], w * lam[p] + (1 - w) * sum(rho[p][q] * lam[q] for q in range(k)) / norm)
             for p in range(k)
         ]
-    # The n_P most efficient pairs (relaxed weight kept relative to the initial one).
-    order = sorted(range(k), key=lambda p: lam[p] / lam0[p], reverse=True)
-    # 4. Global consolidation: several local alignments, every minutia paired under each.
-    seeds = order[:MAX_NP]
-    glob = _global(reference, probe, [chosen[p] for p in seeds], [lam[p] for p in seeds], trace)
-    n_p = _n_pairs(min(n, m))
-    # Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
-    top = order[:n_p]
-    local = sum(lam[p] for p in top) / n_p
-    if trace is not None:
-        trace.chosen, trace.relaxed, trace.local, trace.glob = chosen, lam, local, glob
-    # Both must agree: local structures alone are fooled by similar ridge flow, the
-    # global pairing alone by a lucky alignment of a few minutiae.
-    if local <= 0.0 or glob <= 0.0:
-        return 0
-    return _fuse(local, glob)
+    return lam
 
 
-def _fuse(local: float, glob: float) -> int:
-    """The score 0..SCORE_MAX from the local (0..1) and the global (0..1) ones, both > 0:
-    local^LOCAL_WEIGHT x global^(1 - LOCAL_WEIGHT)."""
-    score = local**LOCAL_WEIGHT * glob ** (1.0 - LOCAL_WEIGHT)
-    return max(0, min(SCORE_MAX, int(round(score * SCORE_MAX))))
+def _seeds(
+    reference: Features, chosen: list[tuple[float, int, int]], lam: list[float], order: list[int]
+) -> list[int]:
+    """The chosen pairs handed to the consolidation (its seeds and rotation estimate).
+
+    The `MAX_NP` most efficient pairs; the consolidation grows from the strongest of
+    them (`GLOBAL_SEEDS`). With `SEED_SPACING` > 0 instead: up to `MAX_NP` pairs with
+    a positive relaxed weight, strongest first, each at least that far from those
+    picked before it on the reference, then the rest in order of weight. The idea:
+    the top pairs tend to sit in one patch (their cylinders overlap, so their
+    similarities rise and fall together), and when that patch lies in the sheared
+    brake band every seed starts from the same wrong local rotation. Measured at 4 mm
+    (hard setting, tuning seeds 11-13), it changed the FNMR by noise only (module
+    docstring), so it is off.
+    """
+    if SEED_SPACING <= 0:
+        return order[:MAX_NP]
+    xs, ys = reference.xs, reference.ys
+    byw = sorted(range(len(chosen)), key=lambda p: lam[p], reverse=True)
+    picked: list[int] = []
+    rest: list[int] = []
+    sp2 = SEED_SPACING * SEED_SPACING
+    for p in byw:
+        i = chosen[p][1]
+        if lam[p] > 0.0 and all(
+            (xs[i] - xs[chosen[q][1]]) ** 2 + (ys[i] - ys[chosen[q][1]]) ** 2 >= sp2 for q in picked
+        ):
+            picked.append(p)
+            if len(picked) == MAX_NP:
+                break
+        else:
+            rest.append(p)
+    return picked + rest[: MAX_NP - len(picked)]
+
+
+def _local_score(lam: list[float], order: list[int], n_p: int) -> float:
+    """The mean relaxed weight of the `n_p` most efficient pairs.
+
+    Fewer surviving pairs than n_P count as zeros: a few lucky pairs are not a match.
+    """
+    return sum(lam[p] for p in order[:n_p]) / n_p
 
 
 def _global(

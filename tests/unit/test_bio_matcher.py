@@ -78,9 +78,33 @@ def test_bounded_to_max_minutiae() -> None:
     many = tuple(Minutia(10 + (k % 15) * 15, 10 + (k // 15) * 15, 1, k % 64) for k in range(90))
     f = matcher.extract(_t(many))
     assert len(f) == matcher.MAX_MINUTIAE
-    assert all(c.bit_length() <= matcher.NS * matcher.NS * matcher.ND for c in f.cylinders)
+    layers = matcher.ND * (1 + matcher.TYPE_LAYERS)
+    assert all(c.bit_length() <= matcher.NS * matcher.NS * layers for c in f.cylinders)
     probe = matcher.extract(_t(make_impression(finger, 5, 0)))
     assert 0 <= matcher.compare(f, probe) <= matcher.SCORE_MAX
+
+
+def test_type_layers_keep_endings_and_bifurcations_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = DS.impressions[3][0]
+    flipped = [dataclasses.replace(m, kind=3 - m.kind if m.kind else 0) for m in base]
+    untyped = [dataclasses.replace(m, kind=0) for m in base]
+    assert any(m.kind for m in base)
+    # Off (the shipped setting): types do not reach the cylinders.
+    monkeypatch.setattr(matcher, "TYPE_LAYERS", 0)
+    assert matcher.extract(_t(base)).cylinders == matcher.extract(_t(flipped)).cylinders
+    monkeypatch.setattr(matcher, "TYPE_LAYERS", 1)
+    a, b, u = (matcher.extract(_t(x)) for x in (base, flipped, untyped))
+    cells = matcher.NS * matcher.NS
+    assert all(c.bit_length() <= 2 * cells * matcher.ND for c in a.cylinders)
+    assert a.cylinders != b.cylinders
+    # Untyped minutiae light both blocks: the same bits in each.
+    block = (1 << cells * matcher.ND) - 1
+    assert all(c & block == c >> cells * matcher.ND for c in u.cylinders)
+    assert matcher.compare(a, a) == matcher.compare(u, u) == matcher.SCORE_MAX
+    # Every neighbour's type turned: the cylinders of true mates now disagree.
+    t = matcher.Trace()
+    matcher.compare(a, b, t)
+    assert t.local < 0.5 * matcher.compare(a, a) / matcher.SCORE_MAX
 
 
 def test_features_do_not_print_minutiae() -> None:
