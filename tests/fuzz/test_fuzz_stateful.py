@@ -22,6 +22,11 @@ from host.fuzz.targets import preset_target
 from host.presets import PRESETS
 from tests.fuzz import buggy
 
+# The shrink-length tests leave the response-time oracle out: on a loaded machine a slow
+# step is a second, different failure for hypothesis to chase while it shrinks the one
+# the test is about (a CI run shrank the torn pair to 5 steps instead of 3).
+_UNTIMED = o.ALL_ORACLES - {o.RESPONSE_TIME}
+
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = 300 if LONG else 15
 STEPS = 50 if LONG else 25
@@ -52,7 +57,7 @@ def test_applet_state_machine_holds_every_oracle(preset: str, applet: str) -> No
 
 def test_stateful_engine_finds_and_shrinks_a_state_dependent_bug() -> None:
     target = buggy.target_for(buggy.CrashesWhenVerified)
-    finding, rec = run_stateful(target, seed=1, examples=1000, steps=20)
+    finding, rec = run_stateful(target, seed=1, examples=1000, steps=20, oracles=_UNTIMED)
     assert finding is not None, f"{rec.runs} runs, {rec.apdus} APDUs"
     assert finding.violation.oracle == o.NO_EXCEPTION
     # The shrunk sequence: enter the PIN-verified state (SELECT, VERIFY), then the command.
@@ -65,7 +70,9 @@ def test_stateful_engine_finds_and_shrinks_a_state_dependent_bug() -> None:
 
 
 def test_stateful_engine_finds_a_torn_pair() -> None:
-    finding, _ = run_stateful(buggy.target_for(buggy.TornPair), seed=0, examples=1000, steps=20)
+    finding, _ = run_stateful(
+        buggy.target_for(buggy.TornPair), seed=0, examples=1000, steps=20, oracles=_UNTIMED
+    )
     assert finding is not None and finding.violation.oracle == o.TEAR_ATOMICITY
     assert len(finding.steps) <= 3
 
