@@ -452,10 +452,14 @@ def check_auth(result: AuthResult, alg: AkaAlgorithm, rand: bytes) -> AuthCheck:
 def card_profiles(card: Any) -> list[dict[str, Any]]:
     """The profiles of a card (its UICC applets' profile stores), described without secrets.
 
+    A profile whose stored records fail their integrity check is described only as
+    {"iccid", "enabled", "damaged": True}.
+
     Args:
         card: a `CardRuntime`, outside any command.
     """
     from applets.usim import UiccApplet
+    from card.profiles import ProfileStoreError
     from card.uicc.profile import Profile
 
     out: list[dict[str, Any]] = []
@@ -464,7 +468,13 @@ def card_profiles(card: Any) -> list[dict[str, Any]]:
         if not isinstance(applet, UiccApplet):
             continue
         for summary in applet.list_profiles():
-            data = applet.export_profile(summary.iccid, with_secrets=False)
+            try:
+                data = applet.export_profile(summary.iccid, with_secrets=False)
+            except ProfileStoreError:
+                # A damaged profile (its seal or a record fails) is listed, not read:
+                # one bad slot must not hide the others.
+                out.append({"iccid": summary.iccid, "enabled": summary.enabled, "damaged": True})
+                continue
             desc = Profile.from_bytes(data).describe()
             desc["enabled"] = summary.enabled
             out.append(desc)

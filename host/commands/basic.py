@@ -310,7 +310,8 @@ def card_info(as_json: bool, path: str) -> None:
     card's file-system applet). On a card with a GlobalPlatform ISD, the card
     life cycle is shown too, and is the ISD's state (GPC v2.3.1 §5.1). JSON keys
     of an applet: aid, class, lifecycle (hex), default (default-selected on the
-    basic channel), default_channels, files.
+    basic channel), default_channels, files. A profile whose stored records fail
+    their integrity check is listed only as {iccid, enabled, damaged: true}.
 
     \b
     Examples:
@@ -321,28 +322,30 @@ def card_info(as_json: bool, path: str) -> None:
         rt = CardRuntime(path, create=False, readonly=True)
     except NvmError as e:
         raise click.ClickException(image_error(e)) from None
-    gp = _gp_card_life_cycle(rt)
-    info: dict[str, Any] = {
-        "atr": to_hex(rt.atr),
-        "card_life_cycle": None
-        if gp is None
-        else {"value": f"{gp[1]:02X}", "name": card_state_name(gp[1])},
-        "applets": [
-            {
-                "aid": to_hex(aid),
-                "class": ref,
-                "lifecycle": f"{gp[1] if gp and gp[0] == bytes(aid) else lc:02X}",
-                "default": bool(default & 1),
-                "default_channels": _channels(default),
-                "files": _file_tree(rt, bytes(aid)),
-            }
-            for aid, ref, lc, default in rt.applets()
-        ],
-        "profiles": card_profiles(rt),
-        "persistent_used": rt.nvm.used,
-        "persistent_capacity": rt.nvm.capacity,
-    }
-    rt.close()
+    try:
+        gp = _gp_card_life_cycle(rt)
+        info: dict[str, Any] = {
+            "atr": to_hex(rt.atr),
+            "card_life_cycle": None
+            if gp is None
+            else {"value": f"{gp[1]:02X}", "name": card_state_name(gp[1])},
+            "applets": [
+                {
+                    "aid": to_hex(aid),
+                    "class": ref,
+                    "lifecycle": f"{gp[1] if gp and gp[0] == bytes(aid) else lc:02X}",
+                    "default": bool(default & 1),
+                    "default_channels": _channels(default),
+                    "files": _file_tree(rt, bytes(aid)),
+                }
+                for aid, ref, lc, default in rt.applets()
+            ],
+            "profiles": card_profiles(rt),
+            "persistent_used": rt.nvm.used,
+            "persistent_capacity": rt.nvm.capacity,
+        }
+    finally:
+        rt.close()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -358,6 +361,9 @@ def card_info(as_json: bool, path: str) -> None:
             click.echo(_file_line(f))
     for p in info["profiles"]:
         state = "enabled" if p["enabled"] else "disabled"
+        if p.get("damaged"):
+            click.echo(f"profile   {p['iccid']:<20} {state:<8} DAMAGED (stored records fail)")
+            continue
         click.echo(
             f"profile   {p['iccid']:<20} {state:<8} IMSI {p['imsi']}  {p['name']}"
             f"  ({p['algorithm']}, MSISDN {p['msisdn']})"

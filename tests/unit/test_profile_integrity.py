@@ -11,6 +11,7 @@ seals existed is read back whole instead. A damaged profile can still be deleted
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -150,3 +151,26 @@ def test_a_damaged_bound_profile_is_refused_and_the_agent_answers_memory_failure
     resp = rt.process(bytes((0x80 | ch, Ins.ACTIVATE, 0, 0, len(activate))) + activate)
     assert resp == b"\x65\x81"
     assert rt.exceptions == 0
+
+
+@pytest.mark.parametrize("case", ["K one byte changed", "the MF gone"])
+def test_card_info_lists_a_damaged_profile_as_damaged(tmp_path: Any, case: str) -> None:
+    """Regression: one damaged profile made `cardemu card info` a traceback."""
+    from click.testing import CliRunner
+
+    from card.uicc.builder import sample_iccid
+    from host.cli import cli
+    from host.presets import new_card
+
+    path = str(tmp_path / "u.card")
+    new_card("usim", path).close()
+    rt = CardRuntime(path, create=False)
+    DAMAGE[case](rt, sample_iccid())
+    rt.close()
+    r = CliRunner().invoke(cli, ["card", "info", "--json", path])
+    assert r.exit_code == 0, r.output
+    (profile,) = json.loads(r.output)["profiles"]
+    assert profile == {"iccid": sample_iccid(), "enabled": True, "damaged": True}
+    r = CliRunner().invoke(cli, ["card", "info", path])
+    assert r.exit_code == 0, r.output
+    assert f"profile   {sample_iccid():<20} enabled  DAMAGED" in r.output
