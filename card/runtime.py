@@ -241,9 +241,12 @@ class CardRuntime:
         value = self.nvm.read(CARD_OWNER, "registry", ())
         entries: dict[bytes, _Entry] = {}
         for aid, ref, lifecycle, default in value:
-            old = self._entries.get(aid)
+            # An instance deleted in the rolled-back transaction comes back as the same
+            # context (channels whose deselection the rollback cancels hold it), even when
+            # the transaction installed the same class again at its AID.
+            old = self._gone.get(aid)
             if old is None or old.ref != ref:
-                old = self._gone.get(aid)
+                old = self._entries.get(aid)
             if old is not None and old.ref == ref:
                 old.lifecycle, old.default = lifecycle, default
                 entries[aid] = old
@@ -330,7 +333,7 @@ class CardRuntime:
         try:
             self.call_in_context(entry.ctx, applet.on_uninstall)
             del self._entries[key]
-            self._gone[key] = entry
+            self._gone.setdefault(key, entry)  # the first: the one a rollback restores
             nvm.delete_owner(entry.ctx.owner)
             self._save_registry()
             if own_txn:

@@ -312,3 +312,24 @@ def test_a_deselection_inside_a_transaction_takes_effect_only_at_commit(outcome:
         assert rt.selected_context(1) is None
         assert tx(rt, "01CA000000") == "6999"
         assert ECHO_AID not in [bytes(a) for a, *_ in rt.applets()]
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_a_rollback_of_delete_then_reinstall_keeps_the_selected_instance(rounds: int) -> None:
+    """Regression: deselect, delete, and install of the same class at the same AID in one
+    transaction (`rounds` times), then a rollback: the registry gets back the instance
+    channel 1 still has selected (the first one deleted), not a reinstalled one."""
+    rt = sample_card()
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, cla=1)) == "9000"
+    ctx = rt.selected_context(1)
+    nvm = rt.nvm
+    nvm.begin()
+    assert rt.deselect_everywhere(ECHO_AID) == [1]
+    for _ in range(rounds):
+        rt.delete(ECHO_AID)
+        rt.install(EchoApplet, ECHO_AID)
+    nvm.abort()
+    assert rt.selected_context(1) is ctx
+    assert rt._entries[ECHO_AID].ctx is ctx and rt.applet(ECHO_AID) is ctx.applet
+    assert tx(rt, "01CA000000")[-4:] != "6999"  # the echo applet answers
