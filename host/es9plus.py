@@ -123,11 +123,17 @@ ES2P_PATHS = {
 #            exists;
 #   [common] the GSMA common status codes (docs.connectedyou.io "GSMA codes and
 #            descriptions": 1.6 Function / 2.1 Invalid, 2.2 Mandatory element missing,
-#            2.3 Conditional element missing), the codes SGP.02 defines for every function;
-#            SGP.22's own wording of them could not be retrieved.
-SC_BAD_REQUEST = ("1.6", "2.1")  # [common] an input parameter is invalid (the message names it)
-SC_FIELD_MISSING = ("1.6", "2.2")  # [common] a mandatory input parameter is missing
-SC_CONDITION_MISSING = ("1.6", "2.3")  # [common] a conditional input parameter is missing
+#            2.3 Conditional element missing), a list that comes from SGP.02 (M2M), not
+#            SGP.22; SGP.22's own wording of them could not be retrieved.
+# The generic codes below rest on [common] alone, and [pySim] uses others for these
+# cases (1.2.1/2.1 for a bad Content-Type, 1.3.1/2.2 for a missing ctxParams1): the
+# three 1.6 codes are NOT VERIFIED for SGP.22.
+# An input parameter is invalid (the message names it): [common] 1.6/2.1, NOT VERIFIED.
+SC_BAD_REQUEST = ("1.6", "2.1")
+# A mandatory input parameter is missing: [common] 1.6/2.2, NOT VERIFIED.
+SC_FIELD_MISSING = ("1.6", "2.2")
+# A conditional input parameter is missing: [common] 1.6/2.3, NOT VERIFIED.
+SC_CONDITION_MISSING = ("1.6", "2.3")
 SC_SMDP_ADDRESS_REFUSED = ("8.8.1", "3.8")  # [pySim][lpac] Invalid SM-DP+ Address
 SC_SECURITY_CONFIG_UNSUPPORTED = ("8.8.2", "3.1")  # [pySim][lpac] no proposed CI PKID supported
 SC_SVN_UNSUPPORTED = ("8.8.3", "3.1")  # [lpac] the eUICC's SVN is not supported by the SM-DP+
@@ -216,7 +222,8 @@ def unb64(value: Any, field: str) -> bytes:
     """Decode a base64 field.
 
     Raises:
-        Es9Error: missing (SC_FIELD_MISSING), not a string or not base64 (SC_BAD_REQUEST).
+        Es9Error: missing (SC_FIELD_MISSING), not a string or not base64 (SC_BAD_REQUEST);
+            both generic codes are NOT VERIFIED for SGP.22 (see their definitions).
     """
     if value is None:
         raise Es9Error.of(SC_FIELD_MISSING, f"{field} is missing")

@@ -3,8 +3,8 @@ against (the tables of GSMA SGP.22 and ETSI TS 102 225 themselves could not be r
 
 - SGP.22 JSON `statusCodeData` (subjectCode, reasonCode) of ES9+/ES11/ES12/ES2+: checked
   against osmocom pySim's osmo-smdpp.py (commit 597f1e0, "pySim") and estkme-group lpac's
-  euicc/es9p_errors.c (commit 8b9ebee, "lpac"); the generic 1.6 codes against the GSMA
-  common status codes ("common", see host/es9plus.py).
+  euicc/es9p_errors.c (commit 8b9ebee, "lpac"); the generic 1.6 codes only against the
+  GSMA common status codes (an SGP.02 list, see host/es9plus.py): NOT VERIFIED for SGP.22.
 - ES10 result codes (the card's answers): the ASN.1 of SGP.22 Annex H in card/sgp22/asn1/
   (read through `card.sgp22.asn1.named_numbers`, so a constant is checked against the
   number the specification's text gives its name).
@@ -30,10 +30,6 @@ from host.lpa.es10 import result_name
 
 #: constant name -> (subjectCode, reasonCode, what the source says it means, sources).
 VERIFIED = {
-    # Generic codes (GSMA common status codes).
-    "SC_BAD_REQUEST": ("1.6", "2.1", "Function - Invalid: an input parameter", "common"),
-    "SC_FIELD_MISSING": ("1.6", "2.2", "Function - Mandatory element missing", "common"),
-    "SC_CONDITION_MISSING": ("1.6", "2.3", "Function - Conditional element missing", "common"),
     # ES9+ InitiateAuthentication (§5.6.1).
     "SC_SMDP_ADDRESS_REFUSED": ("8.8.1", "3.8", "Invalid SM-DP+ Address", "pySim lpac"),
     "SC_SECURITY_CONFIG_UNSUPPORTED": (
@@ -164,6 +160,12 @@ VERIFIED = {
 UNVERIFIED = {
     "SC_EID_INVALID": ("8.1.1", "2.1"),  # EID - Invalid: built from §5.2.6's lists
     "SC_DOWNLOAD_REFUSED": ("8.2", "1.2"),  # lpac: "Profile has not yet been released"
+    # The generic codes: only the GSMA common status code list, which comes from SGP.02
+    # (M2M); osmo-smdpp (pySim) answers 1.2.1/2.1 to a bad Content-Type and 1.3.1/2.2 to a
+    # missing ctxParams1 instead.
+    "SC_BAD_REQUEST": ("1.6", "2.1"),  # common: Function - Invalid
+    "SC_FIELD_MISSING": ("1.6", "2.2"),  # common: Function - Mandatory element missing
+    "SC_CONDITION_MISSING": ("1.6", "2.3"),  # common: Function - Conditional element missing
 }
 
 
