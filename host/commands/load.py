@@ -114,6 +114,14 @@ def _host_port(text: str) -> tuple[str, int]:
     show_default=True,
     help="With --master: the address workers connect to.",
 )
+@click.option(
+    "--worker-liveness",
+    type=click.IntRange(1),
+    default=30,
+    show_default=True,
+    help="With --master: seconds a worker may stay silent before it is called missing "
+    "(the run then ends without it, exit code 1).",
+)
 @click.option("--worker", is_flag=True, help="Be a Locust worker of --master-host.")
 @click.option(
     "--master-host", default="127.0.0.1", show_default=True, help="With --worker: the master."
@@ -144,6 +152,7 @@ def load(
     master: bool,
     expect_workers: int,
     master_bind_host: str,
+    worker_liveness: int,
     worker: bool,
     master_host: str,
     master_port: int,
@@ -157,7 +166,7 @@ def load(
     --matching-id (n = --first, --first+1, ... across all users), then
     deletes it locally and goes on. At the end: downloads/s, p50/p95/p99 per
     ES9+ function, failures by SGP.22 status code. Exit code 1 if any
-    download failed.
+    download failed, or if a worker went missing (killed) before it said done.
 
     For cardemu's SM-DP+, make the orders first (`cardemu server smdpp
     --load-orders N`: LOAD-000000 ...). Across machines: one `--master
@@ -236,6 +245,7 @@ def load(
                 bind_host=master_bind_host,
                 bind_port=master_port,
                 web_port=ui,
+                liveness=worker_liveness,
                 on_summary=show,
             )
         except TimeoutError as e:
@@ -251,6 +261,14 @@ def load(
         )
     downloads_ = summary["downloads"]
     assert isinstance(downloads_, dict)
+    lost = summary.get("missingWorkers")
+    if lost:
+        assert isinstance(lost, list)
+        raise CommandError(
+            f"{len(lost)} of {expect_workers} workers went missing ({', '.join(lost)}):"
+            f" downloads not all done, {downloads_['completed']} completed",
+            reported=as_json,
+        )
     if downloads_["failed"] or not downloads_["completed"]:
         raise CommandError(
             f"{downloads_['failed']} downloads failed, {downloads_['completed']} completed",

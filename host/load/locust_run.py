@@ -339,23 +339,72 @@ def run_master(
     bind_port: int = 5557,
     web_port: int | None = None,
     expect_timeout: float = 120.0,
+    liveness: int = WORKER_LIVENESS,
     on_summary: Any = None,
 ) -> dict[str, Any]:
     """The master: waits for `expect_workers` workers, runs, gathers their statistics.
+
+    The run ends when every worker has said done, or is missing (silent for `liveness`
+    heartbeats: killed, out of memory) or Locust has stopped the run: a dead worker never
+    says done, and waiting for it would hang the master. The summary's `missingWorkers`
+    names each worker that never said done (its downloads are not all done or counted).
+    Locust's `HEARTBEAT_LIVENESS` is set for the run and restored on return.
 
     Raises:
         TimeoutError: the workers did not all connect within `expect_timeout` seconds.
     """
     RUN.reset()
-    tolerate_busy_workers()
+    old_liveness = tolerate_busy_workers(liveness)
+    try:
+        return _run_master(
+            settings,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time=run_time,
+            expect_workers=expect_workers,
+            bind_host=bind_host,
+            bind_port=bind_port,
+            web_port=web_port,
+            expect_timeout=expect_timeout,
+            on_summary=on_summary,
+        )
+    finally:
+        locust_runners.HEARTBEAT_LIVENESS = old_liveness
+
+
+def _run_master(
+    settings: LoadSettings,
+    *,
+    users: int,
+    spawn_rate: float,
+    run_time: float | None,
+    expect_workers: int,
+    bind_host: str,
+    bind_port: int,
+    web_port: int | None,
+    expect_timeout: float,
+    on_summary: Any,
+) -> dict[str, Any]:
     env = _environment(settings, expect_workers=expect_workers)
     runner = env.create_master_runner(master_bind_host=bind_host, master_bind_port=bind_port)
     assert isinstance(runner, MasterRunner)
     finished: set[str] = set()
+    started: set[str] = set()
+
+    def missing() -> set[str]:
+        """Workers of the run that did not say done and are missing (or were dropped)."""
+        return {
+            w
+            for w in started - finished
+            if w not in runner.clients or runner.clients[w].state == locust_runners.STATE_MISSING
+        }
+
+    def settled() -> bool:
+        return len(finished) + len(missing()) >= expect_workers
 
     def worker_done(environment: Environment, msg: Any, **_: Any) -> None:
         finished.add(str(msg.node_id))
-        if len(finished) >= expect_workers:
+        if settled():
             RUN.done.set()
 
     runner.register_message(DONE_MESSAGE, worker_done)
@@ -372,31 +421,50 @@ def run_master(
                 f" in {expect_timeout:.0f} s"
             )
         gevent.sleep(0.1)
+    started.update(str(c.id) for c in runner.clients.ready)
     t0 = time.monotonic()
     runner.start(users, spawn_rate=spawn_rate)
+    end = None if run_time is None else t0 + run_time
     try:
-        _wait(None if run_time is None else t0 + run_time, RUN.done)
+        while not RUN.done.is_set() and not settled():
+            if runner.state == locust_runners.STATE_STOPPED:
+                break  # Locust stopped the run (its last worker went missing)
+            if end is not None and time.monotonic() >= end:
+                break
+            left = 0.2 if end is None else end - time.monotonic()
+            RUN.done.wait(timeout=max(0.0, min(0.2, left)))
     except KeyboardInterrupt:
         log.warning("interrupted: stopping the workers")
     seconds = time.monotonic() - t0
-    if not RUN.done.is_set():
-        # Stopped by the clock: each worker stops its users, sends its statistics and
-        # says done (Locust's own "stop" would keep a worker deaf for stop_timeout).
+    if not settled():
+        # Stopped by the clock (or by Locust): each live worker stops its users, sends its
+        # statistics and says done (Locust's own "stop" would keep a worker deaf for
+        # stop_timeout). A worker that dies meanwhile is waited for no longer than this.
         for client in list(runner.clients.values()):
-            runner.send_message(STOP_MESSAGE, None, client_id=client.id)
-        RUN.done.wait(timeout=STOP_TIMEOUT + 2 * WORKER_REPORT_INTERVAL)
+            if str(client.id) not in finished | missing():
+                runner.send_message(STOP_MESSAGE, None, client_id=client.id)
+        stop_by = time.monotonic() + STOP_TIMEOUT + 2 * WORKER_REPORT_INTERVAL
+        while not settled() and time.monotonic() < stop_by:
+            gevent.sleep(0.1)
+    lost = sorted((started - finished) | missing())
+    if lost:
+        log.warning("worker(s) missing, never said done: %s", ", ".join(lost))
     runner.quit()
     summary = summarise(
         env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
     )
+    summary["missingWorkers"] = lost
     if on_summary is not None:
         on_summary(summary)
     _linger(ui)
     return summary
 
 
-def tolerate_busy_workers(liveness: int = WORKER_LIVENESS) -> None:
+def tolerate_busy_workers(liveness: int = WORKER_LIVENESS) -> int:
     """Let a worker miss `liveness` heartbeats before the master calls it missing.
+
+    Returns:
+        The value it replaces (`run_master` restores it when it returns).
 
     A worker's eUICCs run the card's cryptography in Python on gevent's one thread:
     while a user computes, nothing else in that process runs, its heartbeat greenlet
@@ -412,7 +480,9 @@ def tolerate_busy_workers(liveness: int = WORKER_LIVENESS) -> None:
     its runners.py); test_load's `test_a_busy_worker_is_not_called_missing` fails if
     a Locust release stops reading it.
     """
+    old = int(locust_runners.HEARTBEAT_LIVENESS)
     locust_runners.HEARTBEAT_LIVENESS = liveness
+    return old
 
 
 def send_stats_now(runner: WorkerRunner) -> None:

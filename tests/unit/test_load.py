@@ -229,6 +229,39 @@ def test_send_stats_now_reaches_the_master() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
 
 
+def test_run_master_restores_heartbeat_liveness() -> None:
+    """`run_master` sets Locust's process-wide `HEARTBEAT_LIVENESS` for its run only: back
+    to what it was after a master that timed out waiting and after one that ran (one
+    in-process worker, one refused download against a closed port)."""
+    code = (
+        "import socket, gevent\n"
+        "from locust import runners\n"
+        "from host.load import locust_run as lr\n"
+        "def free():\n"
+        "    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close()\n"
+        "    return p\n"
+        "before = runners.HEARTBEAT_LIVENESS\n"
+        "settings = lr.LoadSettings('localhost:1', 'X-{n}', downloads=1, tls=False)\n"
+        "kw = dict(users=1, spawn_rate=1, run_time=None, expect_workers=1, liveness=before + 4)\n"
+        "try:\n"
+        "    lr.run_master(settings, bind_port=free(), expect_timeout=0.3, **kw)\n"
+        "except TimeoutError:\n"
+        "    print(runners.HEARTBEAT_LIVENESS == before)\n"
+        "port = free()\n"
+        "def worker():\n"
+        "    gevent.sleep(0.5)\n"
+        "    lr.worker_runner(lr._environment(None), '127.0.0.1', port)\n"
+        "gevent.spawn(worker)\n"
+        "s = lr.run_master(settings, bind_port=port, expect_timeout=30, **kw)\n"
+        "print(runners.HEARTBEAT_LIVENESS == before, s['missingWorkers'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True", "[]"]
+
+
 def test_matching_id_templates() -> None:
     assert matching_id("LOAD-{n:06d}", 42) == "LOAD-000042"
     assert matching_id("X{n}", 7) == "X7"
@@ -393,6 +426,45 @@ def test_cardemu_load_across_two_worker_processes(dp: Dp) -> None:
     assert all(dp.smdp.order_state(f"LOAD-{n:06d}") == OrderState.INSTALLED for n in range(8))
     eids = {n["eid"] for n in dp.smdp.notifications()}
     assert len(eids) == 4  # four users, each its own eUICC, spread over the two workers
+
+
+def test_cardemu_load_master_ends_when_a_worker_is_killed(dp: Dp) -> None:
+    """A worker killed mid-run (SIGKILL: it never says done) is called missing after
+    --worker-liveness seconds of silence; the master then ends with the survivor's share,
+    names the missing worker and exits 1, instead of waiting for it until Ctrl-C."""
+    port = _free_port()
+    master = subprocess.Popen(
+        [sys.executable, "-m", "host.cli", "load", "--smdp", dp.address, "-u", "2", "-n", "8"]
+        + ["--wait", "1", "--master", "--expect-workers", "2", "--master-port", str(port)]
+        + ["--worker-liveness", "4", "--json"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_cmd = [sys.executable, "-m", "host.cli", "load", "--worker", "--master-port", str(port)]
+    workers = [
+        subprocess.Popen(worker_cmd, cwd=ROOT, env=ENV, stderr=subprocess.DEVNULL) for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 90
+        while not any(o["state"] == OrderState.INSTALLED for o in dp.smdp.orders()):
+            assert time.monotonic() < deadline and master.poll() is None, "no download started"
+            time.sleep(0.1)
+        # each worker has 4 downloads 1 s apart: this one is mid-run, it never says done
+        workers[0].send_signal(signal.SIGKILL)
+        out, err = master.communicate(timeout=45)
+        assert workers[1].wait(timeout=30) == 0
+    finally:
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert master.returncode == 1, err[-2000:]
+    assert "workers went missing" in err and "downloads not all done" in err
+    s = json.loads(out)
+    assert len(s["missingWorkers"]) >= 1 and s["downloads"]["completed"] < 8
 
 
 def test_cardemu_load_web_ui(dp: Dp) -> None:
