@@ -454,14 +454,7 @@ def _port_free(port: int) -> bool:
 
 def _parse_only(argv: list[str]) -> None:
     """Parse the arguments with the real commands, as running them would (no callback)."""
-    cmd: click.Command = cli
-    ctx = cmd.make_context("cardemu", list(argv))
-    while isinstance(cmd, click.Group):
-        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
-        name, sub, rest = cmd.resolve_command(ctx, rest)
-        assert sub is not None and name is not None
-        ctx = sub.make_context(name, rest, parent=ctx)
-        cmd = sub
+    _leaf_params(argv)
 
 
 def _env() -> dict[str, str]:

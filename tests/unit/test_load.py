@@ -80,6 +80,17 @@ def test_importing_cardemu_patches_nothing() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, check=True, timeout=60)
 
 
+def _python(code: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter (Locust patches the process with gevent); it must
+    exit 0 (its stderr's tail is the message otherwise)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
 def test_a_worker_draws_only_under_an_index_its_master_gave() -> None:
     """Worker i of W draws i, i+W, ...; an index outside 0..W-1 is refused before any draw.
 
@@ -105,10 +116,7 @@ def test_a_worker_draws_only_under_an_index_its_master_gave() -> None:
         "    else:\n"
         "        print(index, [lr.RUN.next_number() for _ in range(3)])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code, timeout=60)
     assert out.stdout.splitlines() == [
         "-1 refused",
         "0 [10, 12, 14]",
@@ -157,10 +165,7 @@ def test_a_busy_worker_is_not_called_missing() -> None:
         "    worker.client.send = send\n"
         "    worker.quit(); master.quit()\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=90
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code, timeout=90)
     assert out.stdout.split() == ["3", "missing", "30", "ready"]
 
 
@@ -180,10 +185,7 @@ def test_a_stopped_worker_says_done() -> None:
         "assert [m.node_id for m in done] == [worker.client_id], done\n"
         "worker.quit(); master.quit()\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    _python(code, timeout=60)
 
 
 def test_send_stats_now_reaches_the_master() -> None:
@@ -223,10 +225,7 @@ def test_send_stats_now_reaches_the_master() -> None:
         "assert master_env.stats.get('download', 'LPA').num_requests == 1, 'stats not merged'\n"
         "worker.quit(); master.quit()\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    _python(code, timeout=60)
 
 
 def test_run_master_restores_heartbeat_liveness() -> None:
@@ -255,10 +254,7 @@ def test_run_master_restores_heartbeat_liveness() -> None:
         "s = lr.run_master(settings, bind_port=port, expect_timeout=30, **kw)\n"
         "print(runners.HEARTBEAT_LIVENESS == before, s['missingWorkers'])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code, timeout=60)
     assert out.stdout.split() == ["True", "True", "[]"]
 
 

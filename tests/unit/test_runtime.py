@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from applets.sample import ECHO_AID, PURSE_AID, EchoApplet
 from card.framework import APDU, CardError
+from card.framework.system import Context
 from card.nvm import PowerLoss
 from card.runtime import CardRuntime, CardStateError
 from tests.unit.cards import sample_card, select, tx
@@ -277,19 +278,26 @@ def test_warning_with_data_respects_ne() -> None:
     assert tx(card, "80040000") == "6310"  # no Le: the warning alone
 
 
+def _echo_deselected_in_a_transaction() -> tuple[CardRuntime, Context | None]:
+    """A card with the echo applet selected on channel 1 (opened by MANAGE CHANNEL), then a
+    transaction begun and the applet's deselection ordered in it: (card, channel 1's context)."""
+    rt = sample_card()
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, cla=1)) == "9000"
+    ctx = rt.selected_context(1)
+    rt.nvm.begin()
+    assert rt.deselect_everywhere(ECHO_AID) == [1]
+    return rt, ctx
+
+
 @pytest.mark.parametrize("outcome", ["commit", "abort", "tear"])
 def test_a_deselection_inside_a_transaction_takes_effect_only_at_commit(outcome: str) -> None:
     """`deselect_everywhere` inside a transaction (a profile disabled and deleted in one) is
     part of the operation: done when it commits, not at all when it rolls back (the echo
     applet stays selected on channel 1, the same instance), lost with the power on a tear.
     A `delete` in the same transaction counts the instance as out of use already."""
-    rt = sample_card()
-    assert tx(rt, "0070000001") == "019000"
-    assert tx(rt, select(ECHO_AID, cla=1)) == "9000"
-    ctx = rt.selected_context(1)
+    rt, ctx = _echo_deselected_in_a_transaction()
     nvm = rt.nvm
-    nvm.begin()
-    assert rt.deselect_everywhere(ECHO_AID) == [1]
     assert rt.selected_context(1) is ctx  # not yet
     if outcome == "tear":
         nvm.tear_after(0)
@@ -319,13 +327,8 @@ def test_a_rollback_of_delete_then_reinstall_keeps_the_selected_instance(rounds:
     """Regression: deselect, delete, and install of the same class at the same AID in one
     transaction (`rounds` times), then a rollback: the registry gets back the instance
     channel 1 still has selected (the first one deleted), not a reinstalled one."""
-    rt = sample_card()
-    assert tx(rt, "0070000001") == "019000"
-    assert tx(rt, select(ECHO_AID, cla=1)) == "9000"
-    ctx = rt.selected_context(1)
+    rt, ctx = _echo_deselected_in_a_transaction()
     nvm = rt.nvm
-    nvm.begin()
-    assert rt.deselect_everywhere(ECHO_AID) == [1]
     for _ in range(rounds):
         rt.delete(ECHO_AID)
         rt.install(EchoApplet, ECHO_AID)
