@@ -394,7 +394,14 @@ def extract(template: bytes) -> Features:
 
 
 class _Region:
-    """The area a template covers: its convex hull widened by HULL_MARGIN, as row spans."""
+    """The area a template covers: its convex hull widened by HULL_MARGIN, as row spans.
+
+    Row r stands for the band of height ROW around y0 + r x ROW (`contains` rounds to
+    the nearest row). A hull is sampled on the rows' lines; one that no line crosses
+    (a point, a horizontal segment, any hull thinner than a row between two lines) is
+    put on the row whose band holds its middle, so it still gets the margin around it
+    like any other shape instead of an empty region.
+    """
 
     __slots__ = ("y0", "spans", "area")
 
@@ -406,7 +413,7 @@ class _Region:
         self.area = 0.0  # (0.1 mm)^2, the rows' spans times the row height
         hull = _convex_hull(list(zip(xs, ys, strict=True)))
         if not hull:
-            return  # (a segment or a point still has the margin around it)
+            return  # no minutiae: no area
         m = HULL_MARGIN
         ymin = min(p[1] for p in hull) - m
         ymax = max(p[1] for p in hull) + m
@@ -424,6 +431,10 @@ class _Region:
                         x = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
                         lo, hi = min(lo, x), max(hi, x)
             raw.append((lo, hi) if lo <= hi else None)
+        if not any(raw):  # thinner than a row and between two lines: onto the nearest row
+            middle = (min(p[1] for p in hull) + max(p[1] for p in hull)) / 2
+            r = min(rows - 1, int((middle - ymin) / self.ROW + 0.5))
+            raw[r] = (min(p[0] for p in hull), max(p[0] for p in hull))
         # Widen: a row takes the union of the rows within the margin, then the margin in x.
         k = int(m / self.ROW)
         spans = []

@@ -170,6 +170,69 @@ def test_validity_masks_are_the_cells_inside_the_region(template: bytes) -> None
         assert f.valid[i] == want
 
 
+def _area_of_contains(region: matcher._Region) -> float:
+    """The area of the points `region.contains`, counted on a 0.5 x 0.5 grid."""
+    step = 0.5
+    lo = min(a for a, b in region.spans if a <= b) - 5.0
+    hi = max(b for a, b in region.spans if a <= b) + 5.0
+    top = region.y0 + len(region.spans) * matcher._Region.ROW + 5.0
+    ny, nx = int((top - region.y0 + 10.0) / step), int((hi - lo) / step)
+    hits = sum(
+        region.contains(lo + i * step, region.y0 - 5.0 + j * step)
+        for j in range(ny)
+        for i in range(nx)
+    )
+    return step * step * hits
+
+
+_ON_A_LINE = [(40 + 12 * k, 120, (7 * k) % 64) for k in range(14)]
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        pytest.param([(100, 100, 5 * k) for k in range(8)], id="point"),
+        pytest.param([(100, 100, 5)], id="one-minutia"),
+        pytest.param(_ON_A_LINE, id="horizontal-line"),
+        pytest.param([(40 + 12 * k, 40 + 12 * k, 7) for k in range(14)], id="diagonal-line"),
+        pytest.param([(m.x, m.y, m.angle) for m in DS.impressions[0][0]], id="finger"),
+    ],
+)
+def test_a_region_keeps_the_margin_around_any_hull(points: list[tuple[int, int, int]]) -> None:
+    """Regression: a point or a horizontal segment (a hull no sampled row crosses) had
+    an empty region, area 0 and `contains` false everywhere, so no cell was ever valid.
+    Every hull has the margin around it, and the area is that of what `contains` says."""
+    f = matcher.extract(bytes(b for x, y, a in points for b in (x, y, a | 0x40)))
+    region, m = f.region, matcher.HULL_MARGIN
+    assert region.area > 0.0
+    assert region.area == pytest.approx(_area_of_contains(region), rel=0.03)
+    for x, y in zip(f.xs, f.ys, strict=True):
+        assert region.contains(x, y)
+        assert region.contains(x, y - matcher._Region.ROW)
+        assert region.contains(x, y + matcher._Region.ROW)
+    if len(set(f.ys)) == 1:  # flat: the margin in x is exact (sloped edges lose up to a row)
+        assert region.contains(min(f.xs) - (m - 1), f.ys[0])
+        assert region.contains(max(f.xs) + (m - 1), f.ys[0])
+    assert not region.contains(min(f.xs) - (m + 1), f.ys[0])
+    assert not region.contains(f.xs[0], max(f.ys) + 2 * m)
+    if len(f) > 1:
+        assert all(f.valid)
+
+
+def test_a_horizontal_line_covers_what_a_line_one_unit_off_it_covers() -> None:
+    """The degenerate hull gets the region of its nearest regular neighbour: the same
+    minutiae with every other one moved down by 0.1 mm (a thin parallelogram)."""
+    flat = matcher.extract(bytes(b for x, y, a in _ON_A_LINE for b in (x, y, a)))
+    zigzag = [(x, y + k % 2, a) for k, (x, y, a) in enumerate(_ON_A_LINE)]
+    bent = matcher.extract(bytes(b for x, y, a in zigzag for b in (x, y, a)))
+    assert flat.region.area == pytest.approx(bent.region.area, rel=0.1)
+    cells = [sum(bin(v).count("1") for v in f.valid) for f in (flat, bent)]
+    assert cells[0] == pytest.approx(cells[1], rel=0.1)
+    # One minutia still fails closed (`compare` needs two on each side).
+    one = _t(DS.impressions[0][0][:1])
+    assert matcher.score(one, one) == 0
+
+
 def _junk_probe(kind: str, rng: random.Random) -> bytes:
     """A probe made up without any finger (format units: 0.1 mm, 64 direction steps)."""
 
