@@ -170,6 +170,17 @@ def _check_value(value: Value) -> tuple[Value, int]:
     raise TypeError(f"a persistent value must be None/bool/int/str/bytes/tuple, not {t.__name__}")
 
 
+def stored_form(value: Value) -> Value:
+    """The value exactly as `NVM.write` stores it (and a read gives it back): lists as
+    tuples, bytearrays and memoryviews as bytes, all the way down; a stored value is its
+    own stored form.
+
+    Raises:
+        TypeError: a value NVM does not store.
+    """
+    return _check_value(value)[0]
+
+
 def _same(a: Value, b: Value) -> bool:
     """Whether two stored values are the same, type for type (True is not 1, even in a tuple).
 

@@ -38,7 +38,7 @@ from card.crypto.milenage import AkaAlgorithm
 from card.framework.system import Store as SystemStore
 from card.fs import FileSystem
 from card.fs.files import MF_HANDLE
-from card.nvm import NVM
+from card.nvm import NVM, stored_form
 from card.uicc.auth import SqnPolicy, SqnState, make_algorithm
 from card.uicc.fsstore import CompactFsStore
 from card.uicc.profile import (
@@ -394,14 +394,17 @@ class Slot:
         None of them changes after the install, so one value written with the
         profile covers them for its life. 16 bytes of SHA-256 over a canonical
         encoding: an integrity check against damaged memory, not a MAC (whoever
-        can write the store can write the seal too).
+        can write the store can write the seal too). Computed over the records'
+        stored form (`card.nvm.stored_form`: what a read gives back), so the seal
+        `write` makes from the metadata in memory is the one `check` recomputes from
+        the stored metadata, whatever sequence types the metadata was built with.
 
         Raises:
             TypeError, ValueError, IndexError: a record of the wrong shape.
         """
         records = self._sealed_records(meta)
         out = [_SEAL_LABEL]
-        _canonical((records[0][:_SEAL_INDEX], *records[1:]), out)
+        _canonical(stored_form((records[0][:_SEAL_INDEX], *records[1:])), out)
         return hashlib.sha256(b"".join(out)).digest()[:16]
 
     def _seal_holds(self, meta: tuple[Any, ...]) -> bool:

@@ -11,6 +11,7 @@ seals existed is read back whole instead. A damaged profile can still be deleted
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +20,14 @@ import pytest
 
 from applets.profile_move.wire import MOVE_AGENT_AID, Ins
 from applets.usim import UICC_AID
+from applets.usim.store import DamagedProfile, Slot
 from card import tlv
+from card.framework.system import Store
+from card.nvm import NVM, stored_form
 from card.runtime import CardRuntime
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.builder import sample_profile
-from card.uicc.profile import Profile
+from card.uicc.profile import AppSpec, Profile
 from tests.unit.sgp22_helpers import Lpa
 from tests.unit.test_profile_move_es10 import _bound, _card, _put, _state
 
@@ -118,6 +122,30 @@ def test_an_intact_profile_is_sealed_at_install_and_enables() -> None:
     for _ in range(2):  # switching back and forth: the commands' writes break no seal
         assert _es10c(lpa, "Enable", OTHER.iccid) == OK
         assert _es10c(lpa, "Enable", ENABLED.iccid) == OK
+
+
+def test_the_seal_is_made_over_the_metadata_as_stored() -> None:
+    """Regression: the seal was computed over the metadata as built and checked over the
+    stored one, which NVM normalises (lists to tuples, bytearrays to bytes): a list or a
+    bytearray in the metadata made the install fail. Both sides now seal the stored form."""
+    listed: Any = (["operator", "cardemu"],)  # as a builder might make them
+    params: Any = bytearray(b"\x01\x02")
+    app = AppSpec(bytes.fromhex("A0000000871004"), "usim", params)
+    built = dataclasses.replace(OTHER, metadata=listed, apps=(app,))
+    store = Store(NVM(None), OWNER)
+    Slot(store, 1).write(built)
+    slot = Slot(store, 1)  # a fresh one: nothing remembered from the write
+    meta = slot.meta
+    assert meta[3] == (("operator", "cardemu"),) and type(meta[4][0][2]) is bytes
+    assert meta == stored_form(meta)
+    slot.check()
+    in_memory = (built.iccid, built.name, built.provider, built.metadata,
+                 tuple((a.aid, a.class_ref, a.params) for a in built.apps), *meta[5:8])  # fmt: skip
+    assert meta[8] == slot._seal(meta) == slot._seal(in_memory)
+    # and the seal still catches a change of the normalised metadata
+    store.set(slot.prefix + "meta", (*meta[:3], (("operator", "other"),), *meta[4:]))
+    with pytest.raises(DamagedProfile, match="seal"):
+        Slot(store, 1).check()
 
 
 @pytest.mark.parametrize("damaged", [False, True])
