@@ -81,13 +81,16 @@ class ProfileSummary:
     #: move binding's), stored with it at install time: what the ISD-R looks at before
     #: an enable without reading the whole profile back (card.profile_binding)
     metadata: tuple[tuple[str, str], ...] = ()
+    #: its metadata record is damaged: only `iccid` ("" if the record names none) and
+    #: `enabled` are known; it cannot be enabled and can be deleted
+    damaged: bool = False
 
 
 class ProfileStoreInterface(Shareable):
     """The operations of the profile store (each one atomic; see the module docstring)."""
 
     def list_profiles(self) -> tuple[ProfileSummary, ...]:
-        """Every installed profile, in installation order."""
+        """Every installed profile, in installation order (a damaged one flagged so)."""
         raise NotImplementedError
 
     def enabled_profile(self) -> str | None:

@@ -453,13 +453,13 @@ def card_profiles(card: Any) -> list[dict[str, Any]]:
     """The profiles of a card (its UICC applets' profile stores), described without secrets.
 
     A profile whose stored records fail their integrity check is described only as
-    {"iccid", "enabled", "damaged": True}.
+    {"iccid", "enabled", "damaged": True} (iccid None when its record names none).
 
     Args:
         card: a `CardRuntime`, outside any command.
     """
     from applets.usim import UiccApplet
-    from card.profiles import ProfileStoreError
+    from card.profiles import ProfileStoreError, ProfileStoreReason
     from card.uicc.profile import Profile
 
     out: list[dict[str, Any]] = []
@@ -469,11 +469,14 @@ def card_profiles(card: Any) -> list[dict[str, Any]]:
             continue
         for summary in applet.list_profiles():
             try:
+                if summary.damaged:  # its metadata record: not even found by ICCID
+                    raise ProfileStoreError(ProfileStoreReason.DAMAGED)
                 data = applet.export_profile(summary.iccid, with_secrets=False)
             except ProfileStoreError:
                 # A damaged profile (its seal or a record fails) is listed, not read:
                 # one bad slot must not hide the others.
-                out.append({"iccid": summary.iccid, "enabled": summary.enabled, "damaged": True})
+                iccid = summary.iccid or None  # None: the record names no ICCID any more
+                out.append({"iccid": iccid, "enabled": summary.enabled, "damaged": True})
                 continue
             desc = Profile.from_bytes(data).describe()
             desc["enabled"] = summary.enabled

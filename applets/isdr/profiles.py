@@ -171,8 +171,23 @@ class ProfileFunctions(IsdrBase):
     # -- the profiles as the ISD-R sees them --------------------------------------------------
 
     def profiles(self) -> list[ProfileView]:
+        """The profiles as the ISD-R lists and finds them (GetProfilesInfo, Enable, ...).
+
+        A profile whose stored metadata record is damaged (`ProfileSummary.damaged`) is
+        listed like any other, from what is still known: its ICCID, its state, and the
+        ISD-R's own record (ISD-P AID, the SM-DP+'s StoreMetadata, nickname), which is
+        kept apart from the profile as an ISD-R keeps its ISD-Ps' metadata. SGP.22's
+        ProfileInfo has no "damaged" state, and leaving the profile out would tell the
+        LPA its ICCID is free and leave it nothing to delete: so it is shown, and
+        EnableProfile answers undefinedError(127) (the store's integrity check), while
+        DeleteProfile removes it, as `cardemu card info` shows it DAMAGED. A preloaded
+        one has no record, so its names are empty. A profile whose record no longer
+        names an ICCID cannot be addressed by any ES10c function and is not listed.
+        """
         out = []
         for s in self.profile_store().list_profiles():
+            if s.damaged and not s.iccid:
+                continue
             rec = self.record(s.iccid) or (preloaded_isdp_aid(s.iccid), b"", None, b"")
             aid, smr_der, nickname, cfg_der = rec
             if smr_der:

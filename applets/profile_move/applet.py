@@ -203,6 +203,8 @@ class MoveAgentApplet(Applet, ProfileBindingInterface):
     def _status(self) -> bytes:
         out = b""
         for p in self._store().list_profiles():
+            if not p.iccid:
+                continue  # a damaged record naming no ICCID: nothing to address it by
             out += tlv.build(
                 TAG_PROFILE,
                 tlv.build(TAG_ICCID, p.iccid.encode())

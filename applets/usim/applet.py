@@ -95,7 +95,7 @@ from card.profiles import (
     ProfileSummary,
 )
 from card.uicc.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
-from card.uicc.profile import Profile, ProfileFormatError, RfmSpec
+from card.uicc.profile import AppSpec, Profile, ProfileFormatError, RfmSpec
 from card.uicc.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
 from card.uicc.ts_31_102 import (
     DF_5GS,
@@ -996,14 +996,27 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def _find(self, iccid: str) -> Slot:
         for s in self._slots():
-            if s.iccid == iccid:
+            if s.stored_iccid == iccid:
                 return s
         raise ProfileStoreError(ProfileStoreReason.ICCID_NOT_FOUND, f"no profile {iccid}")
 
     def list_profiles(self) -> tuple[ProfileSummary, ...]:
+        """Every installed profile; one whose metadata record is damaged is listed too.
+
+        A real eUICC keeps a profile's ISD-P, and the ISD-R's knowledge of it, even when
+        the profile's contents fail: the slot is still taken, the profile cannot be
+        enabled (`enable_profile`: DAMAGED) and can still be deleted. So a slot whose
+        metadata record does not read back (`Slot.readable`) is listed with
+        `damaged` set, its ICCID if the record still names one ("" if not), whether it
+        is the enabled one, and nothing else; one slot's damage does not hide the others.
+        """
         current, _ = self._current()
         out = []
         for s in self._slots():
+            enabled = current is not None and current.number == s.number
+            if not s.readable():
+                out.append(ProfileSummary(s.stored_iccid or "", "", "", enabled, damaged=True))
+                continue
             iccid, name, provider, metadata, apps, _refs = s.meta[:6]
             imsi = None
             adf = next((h for n, h in s.fs.applications() if n.startswith(USIM_AID_PREFIX)), None)
@@ -1018,7 +1031,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     iccid,
                     name,
                     provider,
-                    current is not None and current.number == s.number,
+                    enabled,
                     imsi,
                     tuple(a[0] for a in apps),
                     metadata,
@@ -1070,7 +1083,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def _install(self, profile: Profile) -> str:
         store = self.system.store
-        if any(s.iccid == profile.iccid for s in self._slots()):
+        if any(s.stored_iccid == profile.iccid for s in self._slots()):
             raise ProfileStoreError(ProfileStoreReason.ICCID_EXISTS, f"{profile.iccid} exists")
         try:
             with self.system.transaction():
@@ -1126,7 +1139,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 ) from None
 
     def _sd_aids(self, slot: Slot | None) -> set[bytes]:
-        return set() if slot is None else {sd.aid for sd in slot.security_domains()}
+        if slot is None or not slot.readable():
+            return set()  # a damaged metadata record names none
+        return {sd.aid for sd in slot.security_domains()}
+
+    @staticmethod
+    def _apps(slot: Slot) -> tuple[AppSpec, ...]:
+        """The slot's applications; none when its metadata record is damaged."""
+        return slot.apps() if slot.readable() else ()
 
     def _switch_sds(self, old: Slot | None, new: Slot | None) -> None:
         card = self.system.card
@@ -1138,7 +1158,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     def _set_apps(self, slot: Slot | None, lifecycle: int) -> None:
         if slot is None:
             return
-        apps = slot.apps()
+        apps = self._apps(slot)
         if apps:
             card = self.system.card
             for app in apps:
@@ -1165,7 +1185,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if slot is None:
             return
         card = self.system.card
-        for app in slot.apps():
+        for app in self._apps(slot):
             card.deselect_everywhere(app.aid)
         for aid in self._sd_aids(slot) - self._sd_aids(keep):
             card.deselect_everywhere(aid)
@@ -1226,7 +1246,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         sure once more (a Java Card instance is deleted only while not active), then
         they are deleted: nothing of the profile stays on the card. An MNO-SD instance
         whose AID another profile still has stays, for that profile, selected only
-        where the enabled profile has it too.
+        where the enabled profile has it too. A profile whose metadata record is
+        damaged is deleted too (its slot freed): the instances that record named
+        cannot be told any more and stay, locked since its disable, never selectable.
         """
         target = self._find(iccid)
         current, _ = self._current()
@@ -1236,7 +1258,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         card = self.system.card
         with self.system.transaction():
             self._deselect_profile(target, keep=current)
-            for app in target.apps():
+            for app in self._apps(target):
                 try:
                     card.delete(app.aid)
                 except CardError as e:

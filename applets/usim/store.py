@@ -172,10 +172,58 @@ def _canonical(value: Any, out: list[bytes]) -> None:
         raise TypeError(f"a stored {t.__name__}")
 
 
+def _is_iccid(value: str) -> bool:
+    return value.isdigit() and value.isascii() and 1 <= len(value) <= 20
+
+
+def _all(items: Any, ok: Callable[[Any], bool]) -> bool:
+    return type(items) is tuple and all(ok(x) for x in items)
+
+
+def _meta_shape_ok(meta: Any) -> bool:
+    """Whether a stored metadata record has the shape `Slot.write` gives it: (iccid,
+    name, provider, metadata pairs, application triples, PIN references[, SD AIDs[,
+    own-key application AIDs[, seal]]]); records stored before the later items existed
+    have six or seven."""
+    if type(meta) is not tuple or len(meta) < 6:
+        return False
+    iccid, name, provider, metadata, apps, refs = meta[:6]
+    return (
+        type(iccid) is str
+        and _is_iccid(iccid)
+        and type(name) is str
+        and type(provider) is str
+        and _all(metadata, lambda kv: _all(kv, lambda x: type(x) is str) and len(kv) == 2)
+        and _all(
+            apps,
+            lambda a: (
+                type(a) is tuple
+                and len(a) == 3
+                and type(a[0]) is bytes
+                and 5 <= len(a[0]) <= 16
+                and type(a[1]) is str
+                and type(a[2]) is bytes
+            ),
+        )
+        and _all(refs, lambda r: type(r) is int)
+        and all(_all(aids, lambda a: type(a) is bytes) for aids in meta[6:8])
+    )
+
+
 class Slot:
     """One installed profile: typed access to its keys."""
 
-    __slots__ = ("store", "number", "prefix", "fs", "_alg", "_pins", "_pin_values", "_sealed")
+    __slots__ = (
+        "store",
+        "number",
+        "prefix",
+        "fs",
+        "_alg",
+        "_pins",
+        "_pin_values",
+        "_sealed",
+        "_listed",
+    )
 
     _alg: dict[str, tuple[Any, AkaAlgorithm]]
 
@@ -197,6 +245,8 @@ class Slot:
         self._pin_values: dict[int, tuple[PinRecord, tuple[Any, ...], int, tuple[Any, ...]]] = {}
         #: the sealed records (the stored objects themselves) last found to match the seal
         self._sealed: tuple[Any, ...] = ()
+        #: the metadata record last found readable (`readable`)
+        self._listed: Any = None
 
     # -- metadata and keys ---------------------------------------------------------
 
@@ -207,6 +257,27 @@ class Slot:
     @property
     def iccid(self) -> str:
         return self.meta[0]
+
+    @property
+    def stored_iccid(self) -> str | None:
+        """The ICCID the metadata record holds; None when the record is too damaged to
+        name one (gone, not a tuple, or its first item not 1 to 20 digits)."""
+        meta = self.meta
+        if type(meta) is tuple and meta and type(meta[0]) is str and _is_iccid(meta[0]):
+            return meta[0]
+        return None
+
+    def readable(self) -> bool:
+        """Whether the metadata record has its stored shape: what listing the profile and
+        finding its applications and security domains read (`list_profiles`, `apps`,
+        `security_domains`). Not the seal: `check` is the whole integrity check."""
+        meta = self.meta
+        if meta is self._listed and meta is not None:
+            return True
+        if not _meta_shape_ok(meta):
+            return False
+        self._listed = meta
+        return True
 
     def apps(self) -> tuple[AppSpec, ...]:
         return tuple(AppSpec(aid, ref, params) for aid, ref, params in self.meta[4])

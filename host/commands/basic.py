@@ -311,7 +311,8 @@ def card_info(as_json: bool, path: str) -> None:
     life cycle is shown too, and is the ISD's state (GPC v2.3.1 §5.1). JSON keys
     of an applet: aid, class, lifecycle (hex), default (default-selected on the
     basic channel), default_channels, files. A profile whose stored records fail
-    their integrity check is listed only as {iccid, enabled, damaged: true}.
+    their integrity check is listed only as {iccid, enabled, damaged: true} (iccid
+    null when its metadata record names none any more).
 
     \b
     Examples:
@@ -362,7 +363,8 @@ def card_info(as_json: bool, path: str) -> None:
     for p in info["profiles"]:
         state = "enabled" if p["enabled"] else "disabled"
         if p.get("damaged"):
-            click.echo(f"profile   {p['iccid']:<20} {state:<8} DAMAGED (stored records fail)")
+            iccid = p["iccid"] or "(unreadable)"
+            click.echo(f"profile   {iccid:<20} {state:<8} DAMAGED (stored records fail)")
             continue
         click.echo(
             f"profile   {p['iccid']:<20} {state:<8} IMSI {p['imsi']}  {p['name']}"

@@ -91,6 +91,16 @@ DAMAGE: dict[str, Callable[[CardRuntime, str], None]] = {
     "the MF's metadata garbled": _rewrite("fs.m.3F00", lambda v: b"\x01"),
     "the MF's directory garbled": _rewrite("fs.c.3F00", lambda v: b"\x01"),
     "the MF gone": _rewrite("fs.m.3F00", lambda v: None),
+    # the metadata record itself, its ICCID still readable
+    "the metadata cut short": _rewrite("meta", lambda m: m[:3]),
+    "the metadata's name not a string": _rewrite("meta", lambda m: (m[0], 5, *m[2:])),
+    "the metadata's applications garbled": _rewrite("meta", lambda m: (*m[:4], b"x", *m[5:])),
+}
+#: the metadata record damaged past naming an ICCID
+NAMELESS: dict[str, Callable[[CardRuntime, str], None]] = {
+    "the metadata gone": _rewrite("meta", lambda m: None),
+    "the metadata garbled": _rewrite("meta", lambda m: b"\x01"),
+    "the metadata's ICCID not digits": _rewrite("meta", lambda m: ("89ab", *m[1:])),
 }
 
 
@@ -112,6 +122,49 @@ def test_a_damaged_profile_is_refused_and_the_enabled_one_stays(case: str) -> No
     assert int(res["deleteResult"]) == OK
     assert _state(rt) == [(ENABLED.iccid, False)]
     assert _es10c(lpa, "Enable", ENABLED.iccid) == OK
+
+
+def _profiles_info(lpa: Lpa) -> list[dict[str, Any]]:
+    tag, infos = lpa.es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")
+    assert tag == "profileInfoListOk"
+    return list(infos)
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE) + sorted(NAMELESS))
+def test_get_profiles_info_answers_beside_a_damaged_profile(case: str) -> None:
+    """Regression: a damaged metadata record made GetProfilesInfo (and every ES10c
+    function finding a profile) answer 6F00. The others are listed as before; the
+    damaged one is listed, disabled, from what is still known (ProfileInfo has no
+    "damaged" state; EnableProfile refuses it, DeleteProfile removes it), unless its
+    record names no ICCID any more: then nothing can address it and it is left out."""
+    rt = _card_with()
+    lpa = Lpa(rt)
+    intact = _profiles_info(lpa)
+    (DAMAGE | NAMELESS)[case](rt, OTHER.iccid)
+    infos = _profiles_info(lpa)
+    assert rt.exceptions == 0
+    assert infos[0] == intact[0]  # ENABLED, untouched
+    if case in NAMELESS:
+        assert len(infos) == 1
+    else:
+        assert infos[1]["iccid"] == intact[1]["iccid"]
+        assert infos[1]["isdpAid"] == intact[1]["isdpAid"]
+        assert infos[1]["profileState"] == 0
+    # The card goes on for the other profile: disable, enable, and a new install.
+    assert _es10c(lpa, "Disable", ENABLED.iccid) == OK
+    assert _es10c(lpa, "Enable", ENABLED.iccid) == OK
+    _put(rt, sample_profile(iccid="8900000000000000033"))
+    assert [p["iccid"] for p in _profiles_info(lpa)][-1] == iccid_to_bytes("8900000000000000033")
+    assert rt.exceptions == 0
+
+
+@pytest.mark.parametrize("case", sorted(NAMELESS))
+def test_a_profile_whose_record_names_no_iccid_is_not_found(case: str) -> None:
+    rt = _card_with()
+    NAMELESS[case](rt, OTHER.iccid)
+    assert _es10c(Lpa(rt), "Enable", OTHER.iccid) == 1  # iccidOrAidNotFound
+    assert _state(rt) == [(ENABLED.iccid, True), ("", False)]
+    assert rt.exceptions == 0
 
 
 def test_an_intact_profile_is_sealed_at_install_and_enables() -> None:
@@ -181,9 +234,12 @@ def test_a_damaged_bound_profile_is_refused_and_the_agent_answers_memory_failure
     assert rt.exceptions == 0
 
 
-@pytest.mark.parametrize("case", ["K one byte changed", "the MF gone"])
+@pytest.mark.parametrize(
+    "case", ["K one byte changed", "the MF gone", "the metadata cut short", "the metadata gone"]
+)
 def test_card_info_lists_a_damaged_profile_as_damaged(tmp_path: Any, case: str) -> None:
-    """Regression: one damaged profile made `cardemu card info` a traceback."""
+    """Regression: one damaged profile made `cardemu card info` a traceback (and one
+    whose metadata record was damaged still did)."""
     from click.testing import CliRunner
 
     from card.uicc.builder import sample_iccid
@@ -193,12 +249,13 @@ def test_card_info_lists_a_damaged_profile_as_damaged(tmp_path: Any, case: str) 
     path = str(tmp_path / "u.card")
     new_card("usim", path).close()
     rt = CardRuntime(path, create=False)
-    DAMAGE[case](rt, sample_iccid())
+    (DAMAGE | NAMELESS)[case](rt, sample_iccid())
     rt.close()
     r = CliRunner().invoke(cli, ["card", "info", "--json", path])
     assert r.exit_code == 0, r.output
     (profile,) = json.loads(r.output)["profiles"]
-    assert profile == {"iccid": sample_iccid(), "enabled": True, "damaged": True}
+    iccid = None if case in NAMELESS else sample_iccid()
+    assert profile == {"iccid": iccid, "enabled": True, "damaged": True}
     r = CliRunner().invoke(cli, ["card", "info", path])
     assert r.exit_code == 0, r.output
-    assert f"profile   {sample_iccid():<20} enabled  DAMAGED" in r.output
+    assert f"profile   {iccid or '(unreadable)':<20} enabled  DAMAGED" in r.output
