@@ -60,7 +60,7 @@ from typing import Any
 
 from card import tlv
 from card.crypto.keys import P256, EcKeyPair
-from card.framework import APDU, SW, CardError, persistent
+from card.framework import APDU, CLEAR_ON_DESELECT, SW, CardError, persistent, transient
 from card.sm.applet import SmApplet
 from card.sm.auth import AuthError, card_authenticate
 from card.sm.cvc import Cvc, ec_sign, ec_verify, parse_public_key_template, public_key_template
@@ -146,6 +146,8 @@ class RepositoryCardApplet(SmApplet):
     url = persistent(None)
     url_signature = persistent(None)
     hsm_key = persistent(None)
+    #: RAM only: (the stored session-key record, its key built from it); see `_signing_key`
+    session_signer = transient(None, CLEAR_ON_DESELECT)
 
     # -- dispatch ------------------------------------------------------------------
 
@@ -352,6 +354,7 @@ class RepositoryCardApplet(SmApplet):
                 raise CardError(SW.CONDITIONS_NOT_SATISFIED)
             record = self._new_key()
             self.session_key = record
+            self.session_signer = None  # the old key leaves RAM with its record
         else:
             raise CardError(SW.INCORRECT_P1P2)
         return record[1] + tlv.build(TAG_KEY_ID, key_identifier(record[1]))
@@ -378,8 +381,29 @@ class RepositoryCardApplet(SmApplet):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         if not apdu.data:
             raise CardError(SW.WRONG_LENGTH)
-        key = self._key(record)
+        key = self._signing_key(record)
         return ec_sign(key.cryptography_key, key.curve, apdu.data)
+
+    def _signing_key(self, record: tuple[Any, ...]) -> EcKeyPair:
+        """The session key of the stored `record`, built once and kept in RAM.
+
+        Building the key from its scalar costs about as much as the signature
+        (d x G: ~50 us for a key from OS randomness), and a repository may have
+        many credentials signed in one session (ST55). The key is kept in a
+        transient field (CLEAR_ON_DESELECT: gone when the applet is deselected on
+        every channel, and at reset or power loss, as Java Card's transient key
+        objects) beside the very record object it was built from: persistent values
+        are immutable, so a new key (a new record) or a deleted one no longer is
+        that object, and the key is built again or refused; a rollback that brings
+        an old record back brings back an object the cache does not hold either.
+        """
+        cached = self.session_signer
+        if cached is not None and cached[0] is record:
+            key: EcKeyPair = cached[1]
+            return key
+        key = self._key(record)
+        self.session_signer = (record, key)
+        return key
 
     # -- secure messaging set-up (card.sm.auth) -----------------------------------
 

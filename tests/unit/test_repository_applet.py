@@ -269,6 +269,79 @@ def test_session_key_signature_and_token_through_the_card(pki: Pki) -> None:
     assert repo.generate_session_key().template != key.template
 
 
+def _key_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the card's rebuilds of a stored key (`RepositoryCardApplet._key`), calling
+    through to the real one."""
+    from applets.repository.applet import RepositoryCardApplet
+
+    builds: list[int] = []
+    real = RepositoryCardApplet._key
+
+    def counted(record: tuple[object, ...]) -> EcKeyPair:
+        builds.append(1)
+        return real(record)
+
+    monkeypatch.setattr(RepositoryCardApplet, "_key", staticmethod(counted))
+    return builds
+
+
+@pytest.mark.parametrize("seed", [None, 9])
+def test_the_session_key_is_built_once_and_kept_in_ram_only(
+    pki: Pki, seed: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the session key was rebuilt from its record for every signature. It is
+    built once and kept in a transient (RAM) field, never in persistent memory; a power
+    cycle, a reset or the applet's deselection clears it."""
+    rt = make_card(pki.root, HOLDER, rng_seed=seed)
+    issue(rt, pki)
+    rt.reset()
+    assert touch(rt)
+    repo, _, _ = sm_channel(rt, pki.peer(pki.repo, b"REP-01"))
+    key = repo.generate_session_key()
+    builds = _key_builds(monkeypatch)
+    for k in range(5):
+        assert ec_verify(key.public, b"credential %d" % k, repo.sign(b"credential %d" % k))
+    assert len(builds) == 1
+    applet = rt.applet(REPOSITORY_AID)
+    assert applet.session_signer is not None
+    assert not any("signer" in name for name in applet_store(rt))  # RAM only
+    rt.reset()
+    assert applet.session_signer is None
+    assert touch(rt)
+    repo, _, _ = sm_channel(rt, pki.peer(pki.repo, b"REP-01"))  # builds key 81
+    n = len(builds)
+    assert ec_verify(key.public, b"again", repo.sign(b"again"))
+    assert len(builds) == n + 1  # rebuilt after the reset
+    # Deselected on every channel: cleared (Java Card CLEAR_ON_DESELECT).
+    assert applet.session_signer is not None
+    for ch in range(1, 4):
+        rt.process(bytes((0x00, 0x70, 0x80, ch)))  # MANAGE CHANNEL close
+    assert applet.session_signer is None
+
+
+def test_a_changed_or_deleted_session_key_is_not_signed_with_from_ram(pki: Pki) -> None:
+    """The RAM copy is tied to the stored record it was built from: a new key (by GENERATE
+    or written into the store some other way, as a rollback would) signs with the new
+    key; a deleted one signs nothing."""
+    from card.crypto.rng import CardRng
+
+    rt = issued_and_touched(pki)
+    repo, _, _ = sm_channel(rt, pki.peer(pki.repo, b"REP-01"))
+    first = repo.generate_session_key()
+    assert ec_verify(first.public, b"one", repo.sign(b"one"))
+    second = repo.generate_session_key()
+    sig = repo.sign(b"two")
+    assert ec_verify(second.public, b"two", sig) and not ec_verify(first.public, b"two", sig)
+    other = EcKeyPair.generate(P256, CardRng(77))
+    owner = REPOSITORY_AID.hex()
+    rt.nvm.write(owner, "session_key", (other.private_bytes(), public_key_template(other.public)))
+    assert ec_verify(other.public, b"three", repo.sign(b"three"))
+    rt.nvm.delete(owner, "session_key")
+    with pytest.raises(ApduError) as e:
+        repo.sign(b"four")
+    assert e.value.sw == 0x6A88
+
+
 def test_repository_commands_need_the_finger_and_the_repository(pki: Pki) -> None:
     rt = new_card(pki)
     issue(rt, pki)
