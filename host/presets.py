@@ -179,6 +179,7 @@ def install_euicc(
     default_dp_address: str | None = None,
     extra_ci_certificates: tuple[bytes, ...] = (),
     root_ds_address: str | None = None,
+    profile: bytes = b"",
 ) -> None:
     """Make `rt` an eUICC (GSMA SGP.22): the UICC/profile store, the ECASD, the ISD-R, and
     beside them the local-authentication applet of seed 000 (`applets.localauth`).
@@ -192,6 +193,8 @@ def install_euicc(
         extra_ci_certificates: more CI certificates (DER) to trust, e.g. the CI an
             external SM-DP+ was issued by.
         root_ds_address: the root SM-DS address (ES10a; default: the GSMA's).
+        profile: a profile (card.uicc.profile bytes) installed and enabled at
+            manufacture, as the UICC applet's install parameter (default: none).
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -227,7 +230,7 @@ def install_euicc(
         test_pki.eum.der,
         cis,
     )
-    rt.install(UiccApplet, UICC_AID, default=True)
+    rt.install(UiccApplet, UICC_AID, profile, default=True)
     rt.install(Ecasd, ECASD_AID, params.to_bytes())
     isdr = (
         IsdrParams(default_dp_address)

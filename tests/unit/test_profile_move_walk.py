@@ -6,7 +6,10 @@ party killed and restarted, each eSE torn at the first, middle and last NVM
 write of its backup, install and delete) and, for the failure branch, the AuC
 refusing the new K. After each run every party is back and every move
 finished, and exactly one of the two profiles authenticates against the AuC,
-with the user's phone book entry and added application where it is.
+with the user's phone book entry and added application where it is. The
+activation on the target (FIG. 4) is the LPA's ES10c EnableProfile, so a
+binding edited on the target after the move is refused there with
+undefinedError(127).
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from applets.profile_move.wire import META_ESE_ID
+from applets.usim import UICC_AID
+from card.uicc.profile import Profile
 from host.cli import main
+from host.lpa.es10 import ISDR_AID
 from host.systems.faults import FaultSpec, walk
+from host.systems.profile_move.pki import ese_id_of
+from host.systems.profile_move.scenario import ProfileMoveScenario
 from host.systems.run import get_scenario, run_scenario
 from host.systems.scenario import RunResult
 
@@ -71,6 +82,75 @@ def test_both_triggers_in_the_seed_steps(clean_run: RunResult) -> None:
     assert r.nvm_writes[535] >= 1 and r.nvm_writes[560] > 50 and r.nvm_writes[575] > 50
     assert {m.kind for m in by[535].messages} == {"apdu"}
     assert {m.kind for m in by[530].messages} == {"link"}
+
+
+def test_the_activation_on_the_target_is_the_lpas_enable_profile(clean_run: RunResult) -> None:
+    """402 is ES10c EnableProfile (STORE DATA 'BF31' to the ISD-R), not the agent's ACTIVATE."""
+    for step in (s for s in clean_run.steps if s.spec.number == 402):
+        apdus = [bytes.fromhex(m.request) for m in step.messages if m.kind == "apdu"]
+        assert any(a[1] == 0xA4 and ISDR_AID in a for a in apdus), step.spec.name
+        enables = [a for a in apdus if a[1] == 0xE2 and a[5:7] == b"\xbf\x31"]
+        assert len(enables) == 1, [a.hex() for a in apdus]
+        assert not any(a[0] & 0x80 and a[1] == 0xE4 for a in apdus)  # no move-agent ACTIVATE
+        assert "verified" in step.detail
+
+
+class _EditedOnTarget(ProfileMoveScenario):
+    """Move 1, then the moved profile's eSE ID rewritten in eSE 2's store (FIG. 4, 403).
+
+    As an attacker with the eSE's memory would (the agent's install would have
+    refused such a package): the binding now names eSE 1, the signature is untouched.
+    """
+
+    world: Any = None
+    edited: bytes = b""
+
+    def before_activation(self, world: Any, move: int) -> None:
+        self.world = world
+        rt = world.cards[1]
+        ctx = rt.selected_context(0)
+        assert ctx is not None and ctx.aid == UICC_AID  # the store, default-selected
+        store: Any = rt.applet(UICC_AID)
+        profile = Profile.from_bytes(store.export_profile(world.iccid))
+        meta = tuple(
+            (k, ese_id_of(1).hex() if k == META_ESE_ID else v) for k, v in profile.metadata
+        )
+        self.edited = replace(profile, metadata=meta).to_bytes()
+        rt.call_in_context(ctx, store.delete_profile, world.iccid)
+        rt.call_in_context(ctx, store.install_profile, self.edited)
+
+
+def test_an_edited_binding_on_the_target_is_refused_by_the_lpas_enable_and_nothing_half_moved() -> (
+    None
+):
+    scenario = _EditedOnTarget()
+    r = run_scenario(scenario, seed=5)
+    by = {s.spec.number: s for s in r.steps}
+    assert by[402].detail == "refused: undefinedError (127)", by[402].detail
+    assert not r.ok and r.error is not None and "refused" in r.error
+    assert r.nvm_writes.get(402, 0) == 0  # the refused EnableProfile wrote nothing
+    # 406 holds the error, then recovery's messages: the enable asked again, refused
+    # again (enableResult 127), and no attach with the refused profile.
+    assert by[406].verdict == "failed" and "refused" in by[406].detail
+    messages = [m for step in r.steps for m in step.messages]
+    enables = [m for m in messages if m.kind == "apdu" and m.request[10:14].upper() == "BF31"]
+    assert len(enables) == 2
+    assert all(bytes.fromhex(m.response) == bytes.fromhex("BF310380017F9000") for m in enables)
+    assert not any(m.target == "auc" for m in messages[-len(by[406].messages) :])
+    verdicts = {v.name: v for v in r.verdicts}
+    moved = next(v for n, v in verdicts.items() if n.startswith("every move finished"))
+    assert moved.ok and moved.detail == "moves: done"
+    # Nothing half-moved: eSE 1's copy was deleted by the finished move (575), eSE 2 holds
+    # the one copy, still disabled and exactly as edited (recovery asked again: refused).
+    world = scenario.world
+    stores = [rt.applet(UICC_AID) for rt in world.cards]
+    assert [(p.iccid, p.enabled) for p in stores[0].list_profiles()] == []
+    assert [(p.iccid, p.enabled) for p in stores[1].list_profiles()] == [(world.iccid, False)]
+    assert stores[1].export_profile(world.iccid) == scenario.edited
+    # So neither phone attaches: the AuC holds the moved profile's new K, and the only
+    # profile with that K is the refused one (the edit cost the user the profile).
+    one = next(v for n, v in verdicts.items() if n.startswith("exactly one profile"))
+    assert not one.ok and one.detail == "terminal-1 does not, terminal-2 does not", one.detail
 
 
 def test_declared_drop_and_dup_points_cover_every_http_message(clean_run: RunResult) -> None:

@@ -3,8 +3,10 @@
 `MoveAgent(reader)` speaks the commands `applets.profile_move.applet`
 documents, on a logical channel of its own so that the USIM stays selected on
 the basic channel (the phone keeps working while a move runs). `make_ese`
-builds an emulated eSE: the UICC platform with its profile store
-(default-selected, as on the "euicc" preset) and the move agent.
+builds an emulated eSE: an eUICC as the "euicc" preset makes one (the profile
+store default-selected, the ECASD, the ISD-R) and the move agent, so that a
+phone's LPA enables a moved profile with ES10c EnableProfile (SGP.22 §5.7.16)
+as on any eUICC, and the ISD-R runs the move agent's FIG. 4 check first.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from card.runtime import CardRuntime
 from card.uicc.profile import Profile
 from host.readers.base import Reader, ReaderError
 from host.session import AppletSession
-from host.systems.profile_move.pki import MovePki, ese_id_of
+from host.systems.profile_move.pki import MovePki, eid_of, ese_id_of, euicc_pki
 from host.systems.repository.card import ChannelReader, open_channel
 
 __all__ = ["MoveAgent", "bind", "make_ese"]
@@ -158,18 +160,28 @@ def make_ese(
     discard: bool = False,
     rng_seed: int | None = None,
 ) -> CardRuntime:
-    """An emulated eSE n: the profile store (default-selected) and the move agent.
+    """An emulated eSE n: an eUICC (profile store default-selected, ECASD, ISD-R) and the
+    move agent.
+
+    The eUICC part is `host.presets.install_euicc` with the EID of eSE n in the
+    demo eUICC PKI (`pki.euicc_pki`); the move agent carries the seed's eSE ID.
 
     Args:
+        n: which eSE (1 to `pki.ESE_COUNT`).
         profile: a profile installed and enabled at manufacture (already bound).
         variant: the binding check the eSE enforces (its policy).
         discard: discard a profile that fails activation (FIG. 4 step 404).
     """
     from applets.profile_move import MoveAgentApplet
-    from applets.usim import UICC_AID, UiccApplet
+    from host.presets import install_euicc
 
     rt = CardRuntime(rng_seed=None if rng_seed is None else rng_seed + n)
-    rt.install(UiccApplet, UICC_AID, profile.to_bytes() if profile else b"", default=True)
+    install_euicc(
+        rt,
+        pki=euicc_pki(pki.seed),
+        eid=eid_of(n),
+        profile=profile.to_bytes() if profile else b"",
+    )
     params = (
         tlv.build(TAG_ESE_ID, ese_id_of(n))
         + tlv.build(TAG_ROOT, pki.root.public.to_point())

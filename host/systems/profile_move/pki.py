@@ -10,7 +10,10 @@ sharing files. Test keys only: a deployment issues its own.
   OU "profile provider"), and one of another MNO for the refusal tests;
 - eSEs: `ese_key(n)` and `ese_certificate(n)` (CN = the eSE ID in hex, OU "eSE");
 - K4: the transport key provider and AuC share to carry K wrapped (RFC 3394),
-  as operators carry Ki from a SIM vendor to the HLR/AuC.
+  as operators carry Ki from a SIM vendor to the HLR/AuC;
+- the eSEs as eUICCs (`euicc_pki`): an SGP.22 test PKI whose EUM certifies one
+  EID per eSE, for the ECASD beside the ISD-R through which a phone's LPA enables
+  a profile (ES10c).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import datetime
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -27,7 +31,22 @@ from cryptography.x509.oid import NameOID
 from applets.profile_move.wire import ESE_OU, PROVIDER_OU
 from card.crypto.keys import P256, EcKeyPair
 
-__all__ = ["DEMO_MNO", "OTHER_MNO", "MovePki", "demo_pki", "ese_id_of"]
+if TYPE_CHECKING:
+    from host.pki import TestPki
+
+__all__ = [
+    "DEMO_MNO",
+    "OTHER_MNO",
+    "ESE_COUNT",
+    "MovePki",
+    "demo_pki",
+    "eid_of",
+    "ese_id_of",
+    "euicc_pki",
+]
+
+#: eSEs 1..ESE_COUNT have an EID in `euicc_pki` (the scenario uses two; tests a third).
+ESE_COUNT = 8
 
 DEMO_MNO = "cardemu"
 OTHER_MNO = "other-mno"
@@ -107,3 +126,31 @@ def demo_pki(seed: int = 0) -> MovePki:
     provider_cert = pki.issue(provider, "profile provider", DEMO_MNO, PROVIDER_OU, 1)
     other_cert = pki.issue(other, "profile provider", OTHER_MNO, PROVIDER_OU, 2)
     return MovePki(seed, root, provider, provider_cert, other, other_cert, k4)
+
+
+@lru_cache(maxsize=4)
+def euicc_pki(seed: int = 0) -> TestPki:
+    """The SGP.22 test PKI (CI, EUM, eUICC credentials) of the demo eSEs of `seed`.
+
+    eSE n is the eUICC whose EID is `host.pki.make_eid(DEFAULT_EIN, n)` (n from 1 to
+    `ESE_COUNT`): an EID is a GSMA identifier with check digits (SGP.02 §2.2.2), so
+    it is kept apart from the seed's eSE ID (`ese_id_of`), which the profile binding
+    names. Every process of a run builds the same keys from the seed.
+    """
+    from host.pki import DEFAULT_EIN, create_pki, make_eid
+
+    eids = [make_eid(DEFAULT_EIN, n) for n in range(1, ESE_COUNT + 1)]
+    return create_pki(eids=eids, seed=f"cardemu-move/{seed}/euicc")
+
+
+def eid_of(n: int) -> str:
+    """The EID of demo eSE n (in `euicc_pki` of any seed).
+
+    Raises:
+        ValueError: n outside 1..ESE_COUNT.
+    """
+    from host.pki import DEFAULT_EIN, make_eid
+
+    if not 1 <= n <= ESE_COUNT:
+        raise ValueError(f"demo eSE {n}: only eSEs 1 to {ESE_COUNT} have an EID")
+    return make_eid(DEFAULT_EIN, n)

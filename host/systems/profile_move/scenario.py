@@ -5,8 +5,9 @@ the user and forwards the request to the profile provider; the provider has
 eSE 1 back the profile up through its manager, rebuilds it for eSE 2 (new eSE
 ID, new K, binding re-signed), installs it through eSE 2's manager, has the
 AuC switch K and eSE 1's copy deleted. Then FIG. 4 on phone 2 (402-406: the
-eSE checks its ID and the provider's signature, enables the profile) and an
-attach with AKA: phone 2 attaches, phone 1 cannot (208).
+phone's LPA sends ES10c EnableProfile to the ISD-R; the eSE checks its ID and
+the provider's signature, enables the profile) and an attach with AKA: phone 2
+attaches, phone 1 cannot (208).
 
 Move 2 (FIG. 6, steps 605-675): phone 2 itself asks its manager to move the
 profile back to eSE 1; the same checks follow.
@@ -102,9 +103,9 @@ _ROLLBACK = step_table(
 
 def _checks(suffix: str, new: str, old: str, new_ese: str) -> tuple[StepSpec, ...]:
     return step_table(
-        (402, "fig4", f"ACTIVATE{suffix}", new, new_ese,
-         "402-406: the eSE checks the profile's eSE ID (403) and the provider's signature "
-         "(405), then uses it (406)"),
+        (402, "fig4", f"EnableProfile{suffix}", new, new_ese,
+         "402-406: the phone's LPA asks the ISD-R to enable the profile (ES10c); the eSE "
+         "checks its eSE ID (403) and the provider's signature (405), then uses it (406)"),
         (406, "network", f"attach{suffix}", new, AUC, "406: the new phone attaches (AKA)"),
         (208, "network", f"stale{suffix}", old, AUC,
          "208: the old phone cannot attach: its K is not the AuC's any more"),
@@ -242,14 +243,23 @@ class ProfileMoveScenario(Scenario):
                 world.check_rolled_back()
                 ctx.state["checked"] = True
                 return
+            self.before_activation(world, 0)
             world.check_after(0, world.phones[1], world.phones[0], "")
             if ctx.fault is not None and ctx.fault.step < FIG6_FIRST:
                 # The fault was move 1's: move 2 would be a clean run (the walk stays short).
                 ctx.state["finished"] = True
                 return
             world.move_by_terminal()
+            self.before_activation(world, 1)
             world.check_after(1, world.phones[0], world.phones[1], " back")
             ctx.state["finished"] = True
+
+    def before_activation(self, world: _World, move: int) -> None:
+        """What befalls the target eSE between move `move` (0, 1) and its FIG. 4 activation.
+
+        Nothing here; a test's subclass edits the installed profile's binding there
+        (an attacker with the eSE's memory) to show the LPA's EnableProfile refuse it.
+        """
 
     def recover(self, ctx: RunContext) -> list[Verdict]:
         claims: list[Verdict] = ctx.state["world"].recover()
@@ -618,8 +628,8 @@ class _World:
         self.end_states.append(self.final_state(self.moves[-1]) if len(self.moves) > 1 else "none")
 
     def check_after(self, n: int, new: Any, old: Any, suffix: str) -> None:
-        ok, detail = new.activate(self.iccid)
-        self.rec.step_done("fig4", f"ACTIVATE{suffix}", detail)
+        ok, detail = new.activate(self.iccid)  # the LPA's ES10c EnableProfile
+        self.rec.step_done("fig4", f"EnableProfile{suffix}", detail)
         if not ok:
             raise RuntimeError(f"the moved profile was refused on {new.name}: {detail}")
         attach = new.attach(self.roles[AUC].url)
@@ -680,7 +690,7 @@ class _World:
             profiles = phone.profiles()
             ok = False
             for iccid, _enabled in profiles:
-                active, _ = phone.activate(iccid)
+                active, _ = phone.activate(iccid)  # the LPA's way; an enabled one stays
                 if active and phone.attach(self.roles[AUC].url).attached:
                     ok = True
             attached.append(ok)

@@ -2,9 +2,10 @@
 
 The phone carries out the orders its profile manager pushes (steps 530-540:
 backup, and the installs and deletions of steps 560, 575, 207) on its eSE and
-answers the manager; it activates a profile (FIG. 4), attaches to the network
-with AKA against the AuC, keeps a phone book on the USIM, and can itself ask
-for a move (FIG. 6, steps 605-610).
+answers the manager; its LPA activates a profile (FIG. 4) with ES10c
+EnableProfile on the ISD-R, as on any eUICC, and the eSE runs the binding check
+before it enables; the phone attaches to the network with AKA against the AuC,
+keeps a phone book on the USIM, and can itself ask for a move (FIG. 6, steps 605-610).
 
 A card that loses power in the middle of an order (a tear) comes back at the
 next power-up with its last transaction undone; the phone then leaves the order
@@ -20,6 +21,7 @@ from typing import Any
 
 from card.uicc import ts_31_102 as u
 from host.errors import ApduError
+from host.lpa.es10 import Es10Client, Es10Error
 from host.readers.base import Reader, ReaderError
 from host.session import ApduSession
 from host.systems.profile_move.card import MoveAgent
@@ -30,6 +32,8 @@ from host.usim import UsimSession
 __all__ = ["Phone", "Attach"]
 
 EF_ADN = 0x6F3A
+#: EnableProfileResponse enableResult profileNotInDisabledState (SGP.22 §5.7.16)
+PROFILE_NOT_IN_DISABLED_STATE = 2
 DF_TELECOM = 0x7F10
 
 
@@ -168,13 +172,26 @@ class Phone:
             return agent.status()
 
     def activate(self, iccid: str) -> tuple[bool, str]:
-        """FIG. 4: the eSE checks the binding and enables the profile, or refuses it."""
+        """FIG. 4 the way an LPA does it: ES10c EnableProfile on the ISD-R (SGP.22 §5.7.16).
+
+        The ISD-R enables a move-bound profile only after the move agent's check
+        (its eSE ID, step 403; the provider's signature, 405); a refusal is
+        undefinedError(127), answered (False, why). A profile already enabled
+        (profileNotInDisabledState, 2) is in use already, as an LPA takes it: it
+        passed the check when it was enabled (or was enabled at manufacture). A
+        phone switches profiles through its LPA, not through the move agent's own
+        ACTIVATE, so this is the path a copied or rebound profile must not pass.
+        """
         try:
-            with MoveAgent(self.reader) as agent:
-                agent.activate(iccid)
+            with Es10Client(self.reader) as es10:
+                es10.enable_profile(iccid)
+        except Es10Error as e:
+            if e.code == PROFILE_NOT_IN_DISABLED_STATE:
+                return True, "already enabled (profileNotInDisabledState)"
+            return False, f"refused: {e.name or 'error'} ({e.code})"
         except ApduError as e:
             return False, f"refused ({e.sw:04X})"
-        return True, "eSE ID and provider signature verified; enabled"
+        return True, "eSE ID and provider signature verified; enabled (ES10c EnableProfile)"
 
     def attach(self, auc_url: str) -> Attach:
         """AKA with the AuC (TS 33.102 §6.3): the USIM checks AUTN, the network checks RES."""
