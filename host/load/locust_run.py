@@ -53,6 +53,7 @@ __all__ = [
     "LoadSettings",
     "run_local",
     "run_master",
+    "release_master_port",
     "run_worker",
     "send_stats_now",
     "tolerate_busy_workers",
@@ -388,6 +389,62 @@ def _run_master(
     env = _environment(settings, expect_workers=expect_workers)
     runner = env.create_master_runner(master_bind_host=bind_host, master_bind_port=bind_port)
     assert isinstance(runner, MasterRunner)
+    try:
+        return _master_run(
+            env,
+            runner,
+            settings,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time=run_time,
+            expect_workers=expect_workers,
+            bind_host=bind_host,
+            bind_port=bind_port,
+            web_port=web_port,
+            expect_timeout=expect_timeout,
+            on_summary=on_summary,
+        )
+    finally:
+        release_master_port(runner)
+
+
+def release_master_port(runner: MasterRunner) -> None:
+    """Quit `runner` and free the port its workers connect to.
+
+    Locust's `MasterRunner.quit()` kills its greenlets but leaves its ZeroMQ ROUTER
+    socket (`runner.server`, bound to the master port) open, and with it the port,
+    for as long as the process lives (checked against Locust 2.47.0): a second
+    master in the same process (a test, a script that retries after a TimeoutError)
+    then fails to bind ("Address already in use"). Here the socket is closed with no
+    linger (nothing is left to send: the workers were told to quit) and its context,
+    which Locust makes for this socket alone, terminated: that returns once the port
+    is released, so a new master can bind it at once. Safe to call twice (the
+    second call does nothing).
+    """
+    server = runner.server
+    if server.socket.closed:
+        return
+    runner.quit()
+    server.close(linger=0)
+    server.socket.context.term()
+
+
+def _master_run(
+    env: Environment,
+    runner: MasterRunner,
+    settings: LoadSettings,
+    *,
+    users: int,
+    spawn_rate: float,
+    run_time: float | None,
+    expect_workers: int,
+    bind_host: str,
+    bind_port: int,
+    web_port: int | None,
+    expect_timeout: float,
+    on_summary: Any,
+) -> dict[str, Any]:
+    """The master's run on a bound `runner` (`_run_master` releases its port after it)."""
     finished: set[str] = set()
     started: set[str] = set()
 
@@ -415,7 +472,7 @@ def _run_master(
     deadline = time.monotonic() + expect_timeout
     while len(runner.clients.ready) < expect_workers:
         if time.monotonic() > deadline:
-            runner.quit()
+            release_master_port(runner)
             raise TimeoutError(
                 f"{len(runner.clients.ready)} of {expect_workers} workers connected"
                 f" in {expect_timeout:.0f} s"
@@ -449,7 +506,7 @@ def _run_master(
     lost = sorted((started - finished) | missing())
     if lost:
         log.warning("worker(s) missing, never said done: %s", ", ".join(lost))
-    runner.quit()
+    release_master_port(runner)
     summary = summarise(
         env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
     )

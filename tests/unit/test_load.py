@@ -258,6 +258,39 @@ def test_run_master_restores_heartbeat_liveness() -> None:
     assert out.stdout.split() == ["True", "True", "[]"]
 
 
+def test_a_master_frees_its_port_when_it_ends() -> None:
+    """Locust's `MasterRunner.quit()` leaves its ZeroMQ socket bound: a second master on the
+    same port in the same process failed ("Address already in use") after the first timed
+    out waiting for its worker. Now: the first times out, a second on the same port runs
+    with an in-process worker (one refused download against a closed port), and a third
+    binds it again after that run (and times out: the worker has quit)."""
+    code = (
+        "import socket, gevent\n"
+        "from host.load import locust_run as lr\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]; s.close()\n"
+        "settings = lr.LoadSettings('localhost:1', 'X-{n}', downloads=1, tls=False)\n"
+        "kw = dict(users=1, spawn_rate=1, run_time=None, expect_workers=1, bind_port=port)\n"
+        "def timed_out():\n"
+        "    try:\n"
+        "        lr.run_master(settings, expect_timeout=0.3, **kw)\n"
+        "    except TimeoutError:\n"
+        "        return 'timed-out'\n"
+        "    return 'ran'\n"
+        "print(timed_out())\n"
+        "workers = []\n"
+        "def worker():\n"
+        "    gevent.sleep(0.5)\n"
+        "    workers.append(lr.worker_runner(lr._environment(None), '127.0.0.1', port))\n"
+        "gevent.spawn(worker)\n"
+        "s = lr.run_master(settings, expect_timeout=60, **kw)\n"
+        "print(s['downloads']['failed'], s['missingWorkers'])\n"
+        "workers[0].client.close(linger=0)\n"
+        "print(timed_out())\n"
+    )
+    out = _python(code, timeout=120)
+    assert out.stdout.split() == ["timed-out", "1", "[]", "timed-out"], out.stderr[-2000:]
+
+
 def test_matching_id_templates() -> None:
     assert matching_id("LOAD-{n:06d}", 42) == "LOAD-000042"
     assert matching_id("X{n}", 7) == "X7"
