@@ -31,6 +31,7 @@ need a card in a PC/SC reader, a network name or another program.
 from __future__ import annotations
 
 import faulthandler
+import json
 import os
 import re
 import shlex
@@ -565,6 +566,42 @@ def _finish(job: Job) -> None:
     assert job.proc.returncode == 0, (
         f"{job.line}: exit {job.proc.returncode}: {job.stderr()}\n{out[-2000:]}"
     )
+    _check_download_count(job.line, job.argv, out)
+
+
+_SUMMARY_DOWNLOADS = re.compile(r"^downloads: (\d+) completed, (\d+) failed,", re.MULTILINE)
+_SUMMARY_WORKERS = re.compile(r"^\S+: \d+ eUICCs \((?:(\d+) Locust workers|one process)\)", re.M)
+
+
+def _check_download_count(line: str, argv: list[str], stdout: str) -> None:
+    """A `cardemu load -n N` run's summary accounts for exactly N downloads (completed or
+    failed), and a master's for its --expect-workers workers.
+
+    `-n` counts across all workers (worker i of W draws i, i+W, ...; host.load.orders), so
+    a master's figure is the sum of its workers' reports: a summary made before the last
+    worker's statistics arrived, or one worker's share, or N per worker, is caught here,
+    where the exit code (0 unless a download failed or a worker went missing) says nothing.
+    """
+    if argv[:1] != ["load"]:
+        return
+    _command, params = _leaf_params(argv)
+    if params["worker"] or not params["downloads"]:
+        return
+    n = int(str(params["downloads"]))
+    workers = int(str(params["expect_workers"])) if params["master"] else 0
+    if params["as_json"]:
+        doc = json.loads(stdout)
+        counted = (doc["downloads"]["completed"], doc["downloads"]["failed"], doc["workers"])
+    else:
+        downloads = _SUMMARY_DOWNLOADS.search(stdout)
+        where = _SUMMARY_WORKERS.search(stdout)
+        assert downloads and where, f"{line}: no summary in\n{stdout[-2000:]}"
+        completed, failed = int(downloads[1]), int(downloads[2])
+        counted = (completed, failed, int(where[1] or 0))
+    assert (counted[0] + counted[1], counted[2]) == (n, workers), (
+        f"{line}: {counted[0]} completed + {counted[1]} failed downloads by {counted[2]}"
+        f" workers, not -n {n} by {workers}\n{stdout[-2000:]}"
+    )
 
 
 def _substitute(command: str, cwd: Path) -> str:
@@ -661,6 +698,7 @@ def _run_line(block: Block, index: int, line: str, cwd: Path, logs: Path, jobs: 
         stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
     expected = EXPECTED.get((block.source.split(":")[0], line), 0)
     assert code == expected, f"{block.source}: {line}\n{stderr}\n{stdout[-2000:]}"
+    _check_download_count(line, argv, stdout)
     if block.outputs and block.outputs[index] and "applet" in block.source:
         assert stdout == block.outputs[index], f"{block.source}: {line}"
     return True
