@@ -7,16 +7,18 @@ one of its writes; after every rule the oracles must hold. Hypothesis looks for
 a failing sequence and shrinks it: `run_stateful` turns the smallest failing
 sequence into a `Finding`, as the random engine does.
 
-Tests use it directly:
+The same seed gives the same run whatever the process imported before
+(`fixed_local_constants`). Tests use it directly:
 
     TestPurse = machine_for(preset_target("demo").only(["purse"])).TestCase
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,6 +252,44 @@ def _ident(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
+@contextlib.contextmanager
+def fixed_local_constants() -> Iterator[None]:
+    """Hypothesis' generation from its seed alone, whatever the process imported before.
+
+    Hypothesis (6.131 on; 6.155.2 here) draws, with probability 0.05 per choice, a
+    "local constant": a literal scraped from the source of every module of the
+    project that happens to be in `sys.modules` (`providers._get_local_constants`,
+    rescanned whenever `sys.modules` grows). So one `@seed` generated other sequences
+    after other imports: `run_stateful(seed=0)` found the torn pair of
+    tests/fuzz/buggy.py in 588 runs in a bare process, 1,763 after importing
+    tests.unit.doorlock_cards (whose imports bring in the door-lock applets' and
+    systems' literals). For the run, the pool is empty (Hypothesis' own global
+    constants stay) and its filtered cache cleared on the way in and out; a process-
+    wide change while it lasts, so not for threads running Hypothesis meanwhile. A
+    Hypothesis without the pool has nothing to fix. Checked in a fresh interpreter by
+    tests/fuzz/test_fuzz_stateful.py (its `_disturbing` imports).
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # a Hypothesis before local constants
+        yield
+        return
+    scan = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if scan is None or cache is None:
+        yield
+        return
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    cache.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = scan
+        cache.cache.clear()
+
+
 def run_stateful(
     target: CardTarget,
     *,
@@ -284,7 +324,7 @@ def run_stateful(
         report_multiple_bugs=False,
     )
     test = hypothesis_seed(seed)(get_state_machine_test(machine, settings=conf))
-    with quiet_card_logs():
+    with quiet_card_logs(), fixed_local_constants():
         try:
             test()
         except Exception:
@@ -295,12 +335,11 @@ def run_stateful(
         return None, recorder
     v = recorder.violation
     found = tuple(recorder.steps)
-    # Hypothesis' shrinking is not the same from one process to the next: which
-    # sequences it tries first depends on more than its seed (the same seed, run after
-    # other modules were imported, found the torn pair of `tests/fuzz/buggy.py` in 135
-    # runs or in 1,763 and shrank it to 3 or to 6 steps). The engine's own minimiser
-    # (delta debugging, then plainer APDUs, on fresh cards) finishes the job, so the
-    # reported sequence is one no single step can be dropped from, whatever the path.
+    # Hypothesis' shrinking stops at a local minimum, which can still hold a step that
+    # is not needed (before `fixed_local_constants`, the same seed after other imports
+    # shrank the torn pair of `tests/fuzz/buggy.py` to 3 or to 6 steps). The engine's
+    # own minimiser (delta debugging, then plainer APDUs, on fresh cards) finishes the
+    # job, so the reported sequence is one no single step can be dropped from.
     smaller = minimise(target, cs, [s.event for s in found], v, max_ms=max_ms)
     if smaller is not None and len(smaller[0]) <= len(found):
         found, v = smaller
