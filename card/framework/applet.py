@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from card.apdu import CommandApdu, parse_body
 from card.framework.aid import AID
 from card.framework.system import CLEAR_ON_DESELECT, CLEAR_ON_RESET, Context, JCSystem
-from card.nvm import _check_value
+from card.nvm import stored_form
 from card.sw import SW, CardError
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class persistent(Declared):  # noqa: N801 - used like a keyword in class bodies
     __slots__ = ("default",)
 
     def __init__(self, default: Any = None) -> None:
-        self.default = _check_value(default)[0]
+        self.default = stored_form(default)
         self.name = ""
 
     def __get__(self, obj: Applet | None, objtype: type | None = None) -> Any:

@@ -231,3 +231,19 @@ def test_echo_generate_answers_the_counting_pattern(n: int) -> None:
     resp = bytes.fromhex(tx(rt, f"8002{n:04X}{le}"))
     assert resp[-2:] == b"\x90\x00"
     assert resp[:-2] == bytes(i & 0xFF for i in range(n))
+
+
+def test_the_framework_uses_only_the_public_names_of_card_nvm() -> None:
+    """Regression: card.framework.applet imported the private `card.nvm._check_value`
+    (for a persistent field's default); the public `card.nvm.stored_form` gives the same."""
+    import ast
+    from pathlib import Path
+
+    import card.framework
+
+    private = []
+    for path in sorted(Path(card.framework.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "card.nvm":
+                private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []
