@@ -1141,7 +1141,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     def _sd_aids(self, slot: Slot | None) -> set[bytes]:
         if slot is None or not slot.readable():
             return set()  # a damaged metadata record names none
-        return {sd.aid for sd in slot.security_domains()}
+        return set(slot.sd_aids())  # no SD record decoded: a damaged one hides no instance
 
     @staticmethod
     def _apps(slot: Slot) -> tuple[AppSpec, ...]:

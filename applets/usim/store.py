@@ -369,15 +369,24 @@ class Slot:
     # -- security domains, RFM, CDMA ----------------------------------------------------
 
     def security_domains(self) -> tuple[SdSpec, ...]:
-        """The profile's security domains (the MNO-SD first), with their keys as they are now."""
+        """The profile's security domains (the MNO-SD first), with their keys as they are now;
+        one whose record is damaged is left out (`security_domain`)."""
         out = []
-        for aid in self.meta[6] if len(self.meta) > 6 else ():
+        for aid in self.sd_aids():
             sd = self.security_domain(aid)
             if sd is not None:
                 out.append(sd)
         return tuple(out)
 
+    def sd_aids(self) -> tuple[bytes, ...]:
+        """The AIDs of the profile's security domains, no SD record decoded: what a delete
+        and a switch need (a damaged SD record hides no instance)."""
+        meta = self.meta
+        return tuple(meta[6]) if len(meta) > 6 else ()
+
     def security_domain(self, aid: bytes) -> SdSpec | None:
+        """The security domain `aid` as stored; None if the slot has none, or a damaged
+        record (one that does not unpack into an SdSpec: `check` finds it so)."""
         v = self.store.get(f"{self.prefix}sd.{aid.hex().upper()}")
         return None if v is None else _sd_from_value(v)
 
@@ -638,21 +647,30 @@ def _sd_to_value(sd: SdSpec) -> tuple[Any, ...]:
     )
 
 
-def _sd_from_value(v: tuple[Any, ...]) -> SdSpec:
-    aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v[:10]
-    return SdSpec(
-        aid,
-        package,
-        cls,
-        priv,
-        lcs,
-        tuple(SdKey(*k) for k in keys),
-        params,
-        toolkit,
-        perso,
-        counter,
-        v[10] if len(v) > 10 else (),
-    )
+def _sd_from_value(v: Any) -> SdSpec | None:
+    """The SdSpec a stored SD record holds; None for a record of another shape (damaged).
+
+    Only the unpacking is guarded (TypeError, ValueError: too few items, not a
+    sequence, an AID of the wrong length): a record is data, and a damaged one is
+    an answer, not a fault.
+    """
+    try:
+        aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v[:10]
+        return SdSpec(
+            aid,
+            package,
+            cls,
+            priv,
+            lcs,
+            tuple(SdKey(*k) for k in keys),
+            params,
+            toolkit,
+            perso,
+            counter,
+            v[10] if len(v) > 10 else (),
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 def _tuak_options(auth: tuple[Any, ...]) -> tuple[int, int, int]:
