@@ -1139,9 +1139,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 ) from None
 
     def _sd_aids(self, slot: Slot | None) -> set[bytes]:
-        if slot is None or not slot.readable():
-            return set()  # a damaged metadata record names none
-        return set(slot.sd_aids())  # no SD record decoded: a damaged one hides no instance
+        if slot is None:
+            return set()
+        # No SD record decoded, and found by the slot's keys when its metadata is
+        # damaged (`Slot.sd_aids`): damage hides no instance.
+        return set(slot.sd_aids())
 
     @staticmethod
     def _apps(slot: Slot) -> tuple[AppSpec, ...]:
@@ -1246,9 +1248,17 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         sure once more (a Java Card instance is deleted only while not active), then
         they are deleted: nothing of the profile stays on the card. An MNO-SD instance
         whose AID another profile still has stays, for that profile, selected only
-        where the enabled profile has it too. A profile whose metadata record is
-        damaged is deleted too (its slot freed): the instances that record named
-        cannot be told any more and stay, locked since its disable, never selectable.
+        where the enabled profile has it too.
+
+        A damaged profile is deleted too (its slot freed, its records erased), with
+        its security domains: the slot's SD records name them by their keys even
+        when the metadata record that lists them is damaged (`Slot.sd_aids`). Its
+        other applications cannot be found once the metadata record is damaged:
+        only that record names them, and the card's registry records no owner, so
+        telling them from an applet the issuer installed (and locked) would be a
+        guess, and deleting on a guess could remove another party's applet. They
+        stay, locked since the profile's disable, never selectable; a GP DELETE by
+        the card issuer can remove them.
         """
         target = self._find(iccid)
         current, _ = self._current()

@@ -380,9 +380,24 @@ class Slot:
 
     def sd_aids(self) -> tuple[bytes, ...]:
         """The AIDs of the profile's security domains, no SD record decoded: what a delete
-        and a switch need (a damaged SD record hides no instance)."""
-        meta = self.meta
-        return tuple(meta[6]) if len(meta) > 6 else ()
+        and a switch need (a damaged SD record hides no instance).
+
+        The metadata lists them; when the metadata record is damaged (`readable`), the
+        slot's SD records still name them, each stored under its AID ("p<n>.sd.<AID>"),
+        so the instances of a damaged profile can still be locked and deleted with it.
+        """
+        if self.readable():
+            meta = self.meta
+            return tuple(meta[6]) if len(meta) > 6 else ()
+        prefix = self.prefix + "sd."
+        out = []
+        for key in sorted(self.store.keys()):
+            if key.startswith(prefix):
+                try:
+                    out.append(bytes.fromhex(key[len(prefix) :]))
+                except ValueError:
+                    continue  # not a key this store writes
+        return tuple(out)
 
     def security_domain(self, aid: bytes) -> SdSpec | None:
         """The security domain `aid` as stored; None if the slot has none, or a damaged

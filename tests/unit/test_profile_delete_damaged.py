@@ -4,7 +4,9 @@ A profile whose stored records are damaged can still be deleted: the delete need
 none of its records decoded. Its security domains are found by the store's own
 keys (each SD record is stored under its AID) even when the metadata record that
 lists them is damaged, so their instances go with it; a damaged SD record (of the
-profile deleted or of another) neither stops the delete nor hides an instance. A
+profile deleted or of another) neither stops the delete nor hides an instance. Its
+other applications are named by the metadata record only: with it damaged they
+stay, locked (the registry records no owner to find them by). A
 tear at any write of the delete leaves the profile whole or gone, never half.
 """
 
@@ -71,10 +73,18 @@ SD_DAMAGE: dict[str, Callable[[CardRuntime, str], None]] = {
     "its SD record cut short": _rewrite(f"sd.{SSD_AID.hex().upper()}", lambda v: v[:3]),
     "its shared SD record garbled": _rewrite(f"sd.{SHARED_SD.hex().upper()}", lambda v: (1,)),
 }
-META_DAMAGE = {k: DAMAGE[k] for k in DAMAGE if k.startswith("the metadata")}
+#: the metadata record itself damaged, its ICCID still readable (the profile still addressable)
+META_DAMAGE = {
+    k: DAMAGE[k]
+    for k in (
+        "the metadata cut short",
+        "the metadata's name not a string",
+        "the metadata's applications garbled",
+    )
+}
 
 
-@pytest.mark.parametrize("case", sorted(SD_DAMAGE))
+@pytest.mark.parametrize("case", sorted(SD_DAMAGE) + sorted(META_DAMAGE))
 def test_a_damaged_profile_is_deleted_with_its_security_domains(case: str) -> None:
     """Regression: a damaged SD record made the delete raise (`_sd_from_value`: 6F00), and a
     damaged metadata record left the profile's SD instances on the card for good."""
@@ -89,6 +99,12 @@ def test_a_damaged_profile_is_deleted_with_its_security_domains(case: str) -> No
     assert SHARED_SD in on_card  # KEEPER still has it
     if case in SD_DAMAGE:
         assert APP_AID not in on_card
+    else:
+        # Only the damaged record named the applet, and the registry records no owner:
+        # it stays, locked, never selectable (UiccApplet.delete_profile).
+        assert APP_AID in on_card
+        select = bytes((0x00, 0xA4, 0x04, 0x00, len(APP_AID))) + APP_AID
+        assert rt.process(select) == b"\x6a\x82"
     # KEEPER goes too, and with it the shared SD
     assert _delete(Lpa(rt), KEEPER.iccid) == OK
     assert SHARED_SD not in _on_card(rt)
@@ -103,7 +119,7 @@ def test_a_damaged_sd_record_of_another_profile_does_not_stop_a_delete() -> None
     assert SHARED_SD in _on_card(rt)  # KEEPER's record of it is damaged, not gone
 
 
-@pytest.mark.parametrize("case", ["its SD record garbled"])
+@pytest.mark.parametrize("case", ["its SD record garbled", "the metadata cut short"])
 def test_a_delete_of_a_damaged_profile_is_all_or_nothing_under_tears(case: str) -> None:
     rt = _card()
     (SD_DAMAGE | META_DAMAGE)[case](rt, DOOMED.iccid)
