@@ -66,6 +66,7 @@ enabled at once; none gives an eUICC with no profile.
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -286,6 +287,14 @@ _NO_REFS: frozenset[int] = frozenset()
 #: the stored "enabled" value when there is none: no profile, generation 0
 _NONE_ENABLED: tuple[None, int] = (None, 0)
 
+log = logging.getLogger("cardemu.usim")
+
+#: ctx.transient: the enabled profile's activation (`UiccApplet._activate`), as ("enabled"
+#: as stored when it was made, passed); RAM, so made again after every power-up and reset
+_ACTIVATION = "activation"
+#: TS 51.011 §9.4.2: 92 40, memory problem (6581 in TS 102 221 §10.2.1.3)
+_SW_GSM_MEMORY_PROBLEM = 0x9240
+
 #: channel state: (the `verified` transient value, the file system, the environment's
 #: cache_key) of the last READ RECORD answered on the ordinary path (`quick_process`)
 _QUICK_READ = "rr.quick"
@@ -336,9 +345,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     #: READ RECORD (`quick_process`)
     quick_ins = frozenset({Ins.READ_RECORD})
 
-    #: ("enabled" as stored, what `_current` made of it) and the last `_Env`: derived,
-    #: volatile, each checked against what it came from at every use
-    _current_memo: tuple[Any, tuple[Slot | None, int]] | None = None
+    #: ("enabled" as stored, what `_current` made of it, the activation it was made
+    #: with) and the last `_Env`: derived, volatile, each checked against what it came
+    #: from at every use
+    _current_memo: tuple[Any, tuple[Slot | None, int], Any] | None = None
     _env_memo: _Env | None = None
 
     #: (generation, frozenset of verified key references): lost on reset and on a switch
@@ -403,17 +413,80 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             fs = self._base = FileSystem(self.system.store, _BASE_PREFIX)
         return fs
 
+    def _enabled_slot(self) -> tuple[Slot | None, int]:
+        """The enabled profile as stored (the ISD-R's view: enabled, whatever its state)."""
+        number, gen = self.system.store.get("enabled", _NONE_ENABLED)
+        return (None if number is None else self._slot(number)), gen
+
     def _current(self) -> tuple[Slot | None, int]:
+        """The profile the terminal sees: the enabled one once activated, else none.
+
+        The enabled profile is activated by the first command after each power-up,
+        reset or switch (`_activate`): a profile that fails the check, or whose
+        metadata record is found damaged at any command, is not used; the terminal
+        sees the card as with no profile enabled (the platform's MF, no USIM or
+        ISIM, 6A88 for PINs and AUTHENTICATE), on a generation of its own so the
+        channels and PINs of the profile are left behind.
+        """
         # Every command asks: the context's store, not through two properties.
-        raw = self._ctx.store.get("enabled", _NONE_ENABLED)
+        ctx = self._ctx
+        raw = ctx.store.get("enabled", _NONE_ENABLED)
+        act = ctx.transient.get(_ACTIVATION)
         # The stored value is immutable: while it is the same object, so is the answer.
         memo = self._current_memo
-        if memo is not None and memo[0] is raw:
-            return memo[1]
+        if memo is not None and memo[0] is raw and memo[2] is act:
+            out = memo[1]
+            if out[0] is None or out[0].readable():
+                return out
+        return self._activate(raw, act)
+
+    def _activate(self, raw: Any, act: Any) -> tuple[Slot | None, int]:
+        """The enabled profile's activation: checked once per power-up, reset or switch.
+
+        A real eUICC checks the integrity of a profile's data before it runs it and
+        keeps answering when the check fails: its ISD-R still lists the profile
+        (SGP.22 knows no "damaged" state: Enabled, as GetProfilesInfo shows it) and
+        can disable and delete it, while the terminal gets no network access from
+        it. So a profile that fails `Slot.check` is kept enabled in memory, and not
+        activated: nothing is written (the result is RAM, `ctx.transient`, made
+        again after the next power-up), and the card answers as with no profile
+        enabled: what TS 102 221 §10.2.1 defines for a card without the
+        application (6A82 for the USIM's ADF, 6A88 for a PIN or key it does not
+        have), not 6F00, which is left to a genuine fault.
+        """
         number, gen = raw
-        out = (None if number is None else self._slot(number)), gen
-        self._current_memo = (raw, out)
+        out: tuple[Slot | None, int]
+        if number is None:
+            out = (None, gen)
+        else:
+            slot = self._slot(number)
+            if act is None or act[0] is not raw:
+                act = (raw, self._activation_passes(slot))
+                self._ctx.transient[_ACTIVATION] = act
+            out = (slot, gen) if act[1] and slot.readable() else (None, -1 - gen)
+        self._current_memo = (raw, out, act)
         return out
+
+    def _activation_passes(self, slot: Slot) -> bool:
+        """Whether the enabled profile can be run: its integrity check (`Slot.check`)."""
+        try:
+            slot.check()
+        except DamagedProfile as e:
+            log.warning("the enabled profile is not activated: %s", e)
+            return False
+        return True
+
+    def _found_damaged(self) -> bool:
+        """After an unexpected exception: whether the enabled profile fails its integrity
+        check now (a record damaged since its activation). If so it is not used any
+        more (until the next power-up's check) and the caller answers 6581."""
+        raw = self._ctx.store.get("enabled", _NONE_ENABLED)
+        slot, _ = self._enabled_slot()
+        if slot is None or self._activation_passes(slot):
+            return False
+        self._ctx.transient[_ACTIVATION] = (raw, False)
+        self._current_memo = None
+        return True
 
     def _channel_state(self, gen: int) -> dict[str, Any]:
         # A profile switch bumps the generation: the channel starts again at the MF.
@@ -446,6 +519,26 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     # -- the command path ----------------------------------------------------------------
 
     def process(self, apdu: APDU) -> bytes | None:
+        """A command (see the module docstring), never an exception for a damaged profile.
+
+        A record of the enabled profile damaged since its activation (found when a
+        command reads it and the read fails) answers 6581, "memory problem" (TS 102
+        221 §10.2.1.3; 9240 in class A0, TS 51.011 §9.4.2), and the profile is used
+        no more (`_found_damaged`). An exception while the profile passes its check
+        is a genuine fault and goes on to the runtime (6F00).
+        """
+        try:
+            return self._process(apdu)
+        except CardError:
+            raise
+        except Exception:
+            if not self._found_damaged():
+                raise
+            raise CardError(
+                _SW_GSM_MEMORY_PROBLEM if apdu.cla == 0xA0 else SW.MEMORY_FAILURE
+            ) from None
+
+    def _process(self, apdu: APDU) -> bytes | None:
         cla = apdu.cla
         if cla == 0xA0:
             try:
@@ -531,7 +624,12 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         prepared = state.get(_QUICK_READ)
         if prepared is None or ctx.transient.get("verified") is not prepared[0]:
             return None
-        record = prepared[1].read_record_prepared(state, prepared[2], command[2], command[4] or 256)
+        try:
+            record = prepared[1].read_record_prepared(
+                state, prepared[2], command[2], command[4] or 256
+            )
+        except Exception:
+            return None  # a damaged record: the ordinary path answers (`process`)
         return None if record is None else record + _SW9000
 
     # -- the toolkit (TS 102 223, TS 31.111) and SMS-PP download (TS 31.115) ------------------
@@ -1010,7 +1108,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         `damaged` set, its ICCID if the record still names one ("" if not), whether it
         is the enabled one, and nothing else; one slot's damage does not hide the others.
         """
-        current, _ = self._current()
+        current, _ = self._enabled_slot()
         out = []
         for s in self._slots():
             enabled = current is not None and current.number == s.number
@@ -1040,8 +1138,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return tuple(out)
 
     def enabled_profile(self) -> str | None:
-        current, _ = self._current()
-        return None if current is None else current.iccid
+        """The enabled profile's ICCID as the ISD-R sees it (`list_profiles`): also when it
+        is damaged or not activated (`_current`); "" when its damaged metadata record
+        names no ICCID any more (a profile is enabled all the same)."""
+        current, _ = self._enabled_slot()
+        return None if current is None else current.stored_iccid or ""
 
     def install_profile(self, data: bytes) -> str:
         try:
@@ -1217,7 +1318,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED.
         """
         target = self._find(iccid)
-        current, gen = self._current()
+        current, gen = self._enabled_slot()
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         self._intact(target)
@@ -1230,7 +1331,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def disable_profile(self, iccid: str) -> None:
         target = self._find(iccid)
-        current, gen = self._current()
+        current, gen = self._enabled_slot()
         if current is None or current.number != target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_ENABLED, f"{iccid} is not enabled")
         with self.system.transaction():
@@ -1261,7 +1362,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         the card issuer can remove them.
         """
         target = self._find(iccid)
-        current, _ = self._current()
+        current, _ = self._enabled_slot()
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         store = self.system.store

@@ -1,0 +1,166 @@
+"""The enabled profile's data found damaged: the card answers, the ISD-R still manages it.
+
+A real eUICC whose enabled profile fails its integrity check gives the terminal no
+network access from it and keeps answering; its ISD-R still lists the profile
+(SGP.22 has no "damaged" state: Enabled) and the LPA can disable and delete it.
+Here the profile is checked at its activation (the first command after each
+power-up, reset or switch) and its metadata record at every command: a profile
+that fails is not used and the card answers as with no profile enabled (6A82 for
+the USIM's ADF, 6A88 for PINs and AUTHENTICATE: TS 102 221 §10.2.1), writing
+nothing. A record damaged after the activation answers 6581 (memory problem) at
+the command that finds it, and the profile is used no more. Never 6F00.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from applets.usim import UICC_AID
+from card.runtime import CardRuntime
+from card.sgp22.values import iccid_to_bytes
+from card.uicc.builder import DEFAULT_USIM_AID
+from card.uicc.ts_31_103 import DEFAULT_ISIM_AID
+from tests.unit.sgp22_helpers import Lpa
+from tests.unit.test_profile_integrity import (
+    DAMAGE,
+    ENABLED,
+    NAMELESS,
+    OTHER,
+    _card_with,
+    _es10c,
+    _profiles_info,
+)
+from tests.unit.test_profile_move_es10 import _state
+from tests.unit.usim_cards import send
+
+OK = 0
+PIN1 = b"1234".ljust(8, b"\xff")
+
+
+def _select(aid: bytes) -> bytes:
+    return bytes((0x00, 0xA4, 0x04, 0x04, len(aid))) + aid
+
+
+def _auth(p2: int) -> bytes:
+    body = bytes((16,)) + bytes(16) + (bytes((16,)) + bytes(16) if p2 == 0x81 else b"")
+    return bytes((0x00, 0x88, 0x00, p2, len(body))) + body
+
+
+#: every path of the UICC applet's command dispatch (ISO, proprietary, PIN, GSM class)
+COMMANDS: dict[str, bytes] = {
+    "SELECT MF": bytes.fromhex("00A40004023F00"),
+    "SELECT (no name)": bytes.fromhex("00A4000400"),
+    "SELECT EF.ICCID": bytes.fromhex("00A40004022FE2"),
+    "READ BINARY": bytes.fromhex("00B0000000"),
+    "UPDATE BINARY": bytes.fromhex("00D600000100"),
+    "SELECT ADF.USIM": _select(DEFAULT_USIM_AID),
+    "SELECT EF.IMSI": bytes.fromhex("00A40004026F07"),
+    "READ RECORD": bytes.fromhex("00B2010400"),
+    "SEARCH RECORD": bytes.fromhex("00A2010401FF00"),
+    "STATUS": bytes.fromhex("80F2000000"),
+    "VERIFY PIN1": bytes.fromhex("0020000108") + PIN1,
+    "VERIFY (tries left)": bytes.fromhex("00200001"),
+    "CHANGE PIN1": bytes.fromhex("0024000110") + PIN1 + PIN1,
+    "AUTHENTICATE 3G": _auth(0x81),
+    "AUTHENTICATE GSM": _auth(0x80),
+    "GET IDENTITY": bytes.fromhex("8078000100"),
+    "INCREASE": bytes.fromhex("8032000003000001"),
+    "SELECT ADF.ISIM": _select(DEFAULT_ISIM_AID),
+    "GSM SELECT DF.GSM": bytes.fromhex("A0A40000027F20"),
+    "GSM STATUS": bytes.fromhex("A0F2000016"),
+    "GSM VERIFY CHV1": bytes.fromhex("A020000108") + PIN1,
+    "GSM RUN ALGORITHM": bytes.fromhex("A088000010") + bytes(16),
+}
+
+
+def _answers(rt: CardRuntime) -> dict[str, int]:
+    return {name: send(rt, apdu)[1] for name, apdu in COMMANDS.items()}
+
+
+def _no_profile_answers() -> dict[str, int]:
+    """What the same commands answer on a card with no profile enabled."""
+    rt = _card_with()
+    assert _es10c(Lpa(rt), "Disable", ENABLED.iccid) == OK
+    return _answers(rt)
+
+
+NO_PROFILE = _no_profile_answers()
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE) + sorted(NAMELESS))
+def test_a_damaged_enabled_profile_is_not_used_and_the_card_answers(case: str) -> None:
+    """Regression: a damaged metadata record of the enabled profile made `enabled_profile()`
+    raise and commands answer 6F00; other damage let the terminal run the profile."""
+    rt = _card_with()
+    (DAMAGE | NAMELESS)[case](rt, ENABLED.iccid)
+    before = rt.nvm.snapshot()
+    answers = _answers(rt)
+    assert rt.exceptions == 0
+    assert rt.nvm.snapshot() == before  # nothing written
+    assert answers == NO_PROFILE  # as with no profile enabled
+    assert answers["SELECT ADF.USIM"] == 0x6A82  # no network access from it
+    assert answers["AUTHENTICATE 3G"] == answers["VERIFY PIN1"] == 0x6A88
+    # The ISD-R still sees it enabled, and the LPA can disable and delete it.
+    store = rt.applet(UICC_AID)
+    lpa = Lpa(rt)
+    if case in NAMELESS:
+        assert store.enabled_profile() == ""  # enabled, its ICCID unreadable
+        assert [p["iccid"] for p in _profiles_info(lpa)] == [iccid_to_bytes(OTHER.iccid)]
+        assert _es10c(lpa, "Enable", OTHER.iccid) == OK  # the switch disables it
+    else:
+        assert store.enabled_profile() == ENABLED.iccid
+        assert _profiles_info(lpa)[0]["profileState"] == 1
+        assert _es10c(lpa, "Disable", ENABLED.iccid) == OK
+        res = lpa.es10(
+            "DeleteProfileRequest",
+            ("iccid", iccid_to_bytes(ENABLED.iccid)),
+            "DeleteProfileResponse",
+        )
+        assert int(res["deleteResult"]) == OK
+        assert _state(rt) == [(OTHER.iccid, False)]
+        assert _es10c(lpa, "Enable", OTHER.iccid) == OK
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x9000  # the other one runs
+    assert send(rt, COMMANDS["VERIFY PIN1"])[1] == 0x9000
+    assert rt.exceptions == 0
+
+
+def test_a_damaged_enabled_profile_is_checked_again_at_power_up() -> None:
+    """The check's result is RAM: a power cycle checks again (and still refuses)."""
+    rt = _card_with()
+    DAMAGE["K one byte changed"](rt, ENABLED.iccid)
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82
+    rt.power_off()
+    rt.power_on()
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82
+    assert rt.exceptions == 0
+
+
+#: damage after the activation, and the command that finds it
+LATE: dict[str, tuple[Callable[[CardRuntime, str], None], str]] = {
+    "keys record gone": (DAMAGE["keys record gone"], "AUTHENTICATE 3G"),
+    "SQN record of another shape": (DAMAGE["SQN record of another shape"], "AUTHENTICATE 3G"),
+    "a PIN record of another shape": (DAMAGE["a PIN record of another shape"], "VERIFY PIN1"),
+    "the metadata gone": (NAMELESS["the metadata gone"], "VERIFY PIN1"),
+    "the metadata cut short": (DAMAGE["the metadata cut short"], "AUTHENTICATE 3G"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LATE))
+def test_a_record_damaged_while_the_profile_runs_answers_memory_problem(case: str) -> None:
+    rt = _card_with()
+    for name in ("SELECT ADF.USIM", "VERIFY PIN1", "AUTHENTICATE GSM"):
+        assert send(rt, COMMANDS[name])[1] == 0x9000, name  # activated, running
+    damage, command = LATE[case]
+    damage(rt, ENABLED.iccid)
+    before = rt.nvm.snapshot()
+    sw = send(rt, COMMANDS[command])[1]
+    # A damaged metadata record is seen before the command runs: no profile (6A88);
+    # another record when the command reads it: 6581.
+    assert sw == (0x6A88 if case.startswith("the metadata") else 0x6581)
+    assert rt.exceptions == 0
+    # From then on, as with no profile enabled (the channel back at the MF).
+    assert _answers(rt) == NO_PROFILE
+    assert rt.exceptions == 0
+    assert rt.nvm.snapshot() == before
