@@ -129,8 +129,9 @@ class MoveAgentApplet(Applet, ProfileBindingInterface):
     def get_shareable_interface_object(
         self, client_aid: AID, parameter: int
     ) -> ProfileBindingInterface | None:
-        """The binding policy, for the ISD-R's EnableProfile only (ARCHITECTURE.md)."""
-        return self if bytes(client_aid) == ISD_R_AID else None
+        """The binding policy, for the ISD-R's EnableProfile and the profile store's check
+        at power-up (ARCHITECTURE.md; card.profile_binding), no one else."""
+        return self if bytes(client_aid) in (ISD_R_AID, PROFILE_STORE_AID) else None
 
     def binding_policy(self) -> BindingPolicy:
         """This eSE's side of the FIG. 4 check (its personalisation; nothing secret)."""

@@ -68,7 +68,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from applets.usim.ins import Ins
 from applets.usim.sd import ProfileSdInterface, ProfileSecurityDomain
@@ -88,7 +88,14 @@ from card.ota.toolkit import (
     REMOTE_MANAGEMENT_PARAMETER,
     RemoteFileInterface,
 )
+from card.profile_binding import (
+    BindingError,
+    ProfileBindingInterface,
+    check_with_policy,
+    metadata_has_binding,
+)
 from card.profiles import (
+    MOVE_AGENT_AID,
     PROFILE_STORE_CLIENTS,
     ProfileStoreError,
     ProfileStoreInterface,
@@ -468,11 +475,45 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return out
 
     def _activation_passes(self, slot: Slot) -> bool:
-        """Whether the enabled profile can be run: its integrity check (`Slot.check`)."""
+        """Whether the enabled profile can be run: its integrity check (`Slot.check`), and
+        for a move-bound profile seed 003's FIG. 4 check (`_binding_holds`)."""
         try:
             slot.check()
         except DamagedProfile as e:
             log.warning("the enabled profile is not activated: %s", e)
+            return False
+        if metadata_has_binding(slot.meta[3]):
+            return self._binding_holds(slot)
+        return True
+
+    def _binding_holds(self, slot: Slot) -> bool:
+        """Seed 003 FIG. 4 on the enabled move-bound profile at its activation (402-406).
+
+        The seed selects a profile (step 402) when the user picks one and also when
+        the terminal boots or leaves flight mode, and checks it each time (403: its
+        eSE ID is this eSE's, 405: the provider's signature); ES10c EnableProfile
+        runs the check on the LPA's enable (applets.isdr.profiles), but an enabled
+        profile is not enabled again, so the card runs it here, at the first command
+        after each power-up, with the move agent's policy (card.profile_binding). No
+        agent: no eSE ID to check against, so not activated (fail closed, as ES10c).
+
+        A profile that fails is not used (404) and stays enabled in the store; it is
+        not discarded here, though the seed allows it (404 "may discard") and the
+        agent's discard policy may ask it: a discard is a delete, which is the
+        ISD-R's (its record of the profile and the delete notification go in the
+        same transaction), and a power-up writes nothing. The LPA sees the profile
+        enabled and can disable it; ES10c then refuses to enable it again and,
+        under the discard policy, deletes it.
+        """
+        agent = self.system.get_shareable(MOVE_AGENT_AID)
+        if agent is None:
+            log.warning("the enabled bound profile is not activated: no move agent")
+            return False
+        policy = cast(ProfileBindingInterface, agent).binding_policy()
+        try:
+            check_with_policy(slot.read(), policy)
+        except BindingError as e:
+            log.warning("the enabled bound profile is not activated (FIG. 4): %s", e)
             return False
         return True
 

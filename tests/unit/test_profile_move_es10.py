@@ -208,11 +208,14 @@ def test_an_ordinary_profile_enables_as_before(agent: bool) -> None:
     assert _state(rt) == [(plain.iccid, True)]
 
 
-def test_the_binding_policy_is_granted_to_the_isdr_only() -> None:
+def test_the_binding_policy_is_granted_to_the_isdr_and_the_profile_store_only() -> None:
+    """The ISD-R checks on EnableProfile, the profile store at power-up
+    (test_profile_move_power_up.py); no other applet gets the policy."""
     rt = _card()
     agent: Any = rt.applet(MOVE_AGENT_AID)
     assert agent.get_shareable_interface_object(ISD_R_AID, 0) is agent
-    assert agent.get_shareable_interface_object(UICC_AID, 0) is None
+    assert agent.get_shareable_interface_object(UICC_AID, 0) is agent
+    assert agent.get_shareable_interface_object(bytes.fromhex("A000000151000000"), 0) is None
 
 
 @pytest.fixture
