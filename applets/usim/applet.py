@@ -385,10 +385,17 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             return None
         if not apdu.data:
             # SELECT with no name: the MF, answered as SELECT 3F00 would be.
-            slot, gen = self._current()
-            fs = slot.fs if slot else self._base_fs()
-            state = self._channel_state(gen)
-            return fs.select(state, 0x00, apdu.p2 & 0x0C, b"", self._env(slot, gen))
+            try:
+                slot, gen = self._current()
+                fs = slot.fs if slot else self._base_fs()
+                state = self._channel_state(gen)
+                return fs.select(state, 0x00, apdu.p2 & 0x0C, b"", self._env(slot, gen))
+            except CardError:
+                raise
+            except Exception:
+                if not self._found_damaged():  # as in `process`
+                    raise
+                raise CardError(SW.MEMORY_FAILURE) from None
         return super().select_response(apdu)
 
     def get_shareable_interface_object(
@@ -739,6 +746,18 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     # -- Remote File Management (TS 102 226 §6) ---------------------------------------------------
 
     def run_rfm_script(self, tar: bytes, script: bytes) -> bytes:
+        """An RFM script on the enabled profile's files; 6581 if a damaged record of it
+        stops the script (as in `process`)."""
+        try:
+            return self._run_rfm_script(tar, script)
+        except CardError:
+            raise
+        except Exception:
+            if not self._found_damaged():
+                raise
+            raise CardError(SW.MEMORY_FAILURE) from None
+
+    def _run_rfm_script(self, tar: bytes, script: bytes) -> bytes:
         slot, gen = self._current()
         fs = slot.fs if slot is not None else self._base_fs()
         env = _Env(slot, _ALL_KEYS)

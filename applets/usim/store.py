@@ -217,6 +217,7 @@ class Slot:
         "store",
         "number",
         "prefix",
+        "_meta_key",
         "fs",
         "_alg",
         "_pins",
@@ -234,6 +235,7 @@ class Slot:
         self.store = store
         self.number = number
         self.prefix = f"p{number}."
+        self._meta_key = self.prefix + "meta"
         fs_prefix = self.prefix + "fs."
         self.fs = FileSystem(CompactFsStore(store, fs_prefix, version), fs_prefix)
         self._alg = {}
@@ -252,7 +254,7 @@ class Slot:
 
     @property
     def meta(self) -> tuple[Any, ...]:
-        return self.store.get(self.prefix + "meta")
+        return self.store.get(self._meta_key)
 
     @property
     def iccid(self) -> str:
@@ -270,8 +272,9 @@ class Slot:
     def readable(self) -> bool:
         """Whether the metadata record has its stored shape: what listing the profile and
         finding its applications and security domains read (`list_profiles`, `apps`,
-        `security_domains`). Not the seal: `check` is the whole integrity check."""
-        meta = self.meta
+        `security_domains`). Not the seal: `check` is the whole integrity check. Asked at
+        every command of the enabled profile: one read and an identity test."""
+        meta = self.store.get(self._meta_key)
         if meta is self._listed and meta is not None:
             return True
         if not _meta_shape_ok(meta):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from applets.usim import UICC_AID
+from card.framework import CardError
 from card.runtime import CardRuntime
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.builder import DEFAULT_USIM_AID
@@ -52,6 +53,7 @@ def _auth(p2: int) -> bytes:
 COMMANDS: dict[str, bytes] = {
     "SELECT MF": bytes.fromhex("00A40004023F00"),
     "SELECT (no name)": bytes.fromhex("00A4000400"),
+    "SELECT by DF name, none": bytes.fromhex("00A4040400"),  # the applet's select_response
     "SELECT EF.ICCID": bytes.fromhex("00A40004022FE2"),
     "READ BINARY": bytes.fromhex("00B0000000"),
     "UPDATE BINARY": bytes.fromhex("00D600000100"),
@@ -144,6 +146,12 @@ LATE: dict[str, tuple[Callable[[CardRuntime, str], None], str]] = {
     "a PIN record of another shape": (DAMAGE["a PIN record of another shape"], "VERIFY PIN1"),
     "the metadata gone": (NAMELESS["the metadata gone"], "VERIFY PIN1"),
     "the metadata cut short": (DAMAGE["the metadata cut short"], "AUTHENTICATE 3G"),
+    "the MF's metadata garbled": (DAMAGE["the MF's metadata garbled"], "SELECT (no name)"),
+    "the MF's directory garbled": (DAMAGE["the MF's directory garbled"], "SELECT EF.ICCID"),
+    "the MF's metadata garbled, SELECT P1 04": (
+        DAMAGE["the MF's metadata garbled"],
+        "SELECT by DF name, none",
+    ),
 }
 
 
@@ -164,3 +172,19 @@ def test_a_record_damaged_while_the_profile_runs_answers_memory_problem(case: st
     assert _answers(rt) == NO_PROFILE
     assert rt.exceptions == 0
     assert rt.nvm.snapshot() == before
+
+
+def test_an_rfm_script_that_meets_a_damaged_record_answers_memory_problem() -> None:
+    """The ISD's Remote File Management runs on the enabled profile's files
+    (RemoteFileInterface): a damaged record it meets is 6581 too, not an exception."""
+    rt = _card_with()
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x9000  # activated
+    DAMAGE["the MF's metadata garbled"](rt, ENABLED.iccid)
+    ctx = rt.selected_context(0)
+    assert ctx is not None  # the UICC, default-selected
+    script = bytes.fromhex("00A4000C023F00")  # compact format: SELECT MF
+    with pytest.raises(CardError) as e:
+        rt.call_in_context(ctx, rt.applet(UICC_AID).run_rfm_script, b"\xb0\x00\x00", script)
+    assert e.value.sw == 0x6581
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82  # used no more
+    assert rt.exceptions == 0
