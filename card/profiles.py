@@ -94,7 +94,9 @@ class ProfileStoreInterface(Shareable):
         raise NotImplementedError
 
     def enabled_profile(self) -> str | None:
-        """The ICCID of the enabled profile, or None."""
+        """The ICCID of the enabled profile, or None; an enabled profile the card does not
+        run (damaged, or failing its activation check) is enabled all the same, and one
+        whose damaged metadata record names no ICCID any more gives ""."""
         raise NotImplementedError
 
     def install_profile(self, data: bytes) -> str:

@@ -59,6 +59,14 @@ of their own (applets.usim.sd), one instance per SD AID, selectable while a
 profile that has that SD is enabled; they reach their keys through
 `ProfileSdInterface`, which this applet offers them alone.
 
+The enabled profile is activated at the first command after each power-up, reset
+or switch: its integrity check (applets.usim.store `Slot.check`) and, for a
+move-bound profile, seed 003's FIG. 4 check (card.profile_binding). One that
+fails, or whose metadata record is found damaged later, stays enabled for the
+ISD-R (which can disable and delete it) but is not used: the terminal sees the
+card as with no profile enabled; a record found damaged by a command answers
+6581 (`UiccApplet._activate`, `UiccApplet.process`).
+
 Install parameters: an exported profile (card.profiles format), installed and
 enabled at once; none gives an eUICC with no profile.
 """
