@@ -291,7 +291,7 @@ def test_global_score_is_the_significance_over_chance() -> None:
     f = matcher.extract(t)
     n = len(f)
     rho = n / f.region.area
-    expected = matcher.CHANCE_AREA * n * max(rho, matcher.MIN_DENSITY)
+    expected = matcher.CHANCE_AREA * n * matcher._density_term(max(rho, matcher.MIN_DENSITY))
     assert matcher._global_score(expected, 3, n, n, f, f) == 0.0
     scores = [matcher._global_score(w, 3, n, n, f, f) for w in (expected * 1.5, expected * 2, n)]
     assert 0.0 < scores[0] < scores[1] < scores[2] <= 1.0
@@ -300,8 +300,46 @@ def test_global_score_is_the_significance_over_chance() -> None:
     assert matcher._global_score(expected * 2, 3, n, n, half, half) < scores[1]
     # in ten times the area: sparser than MIN_DENSITY, scored as MIN_DENSITY
     sparse = dataclasses.replace(f, region=_scaled_region(f.region, 1000.0))
-    floor = matcher.CHANCE_AREA * n * matcher.MIN_DENSITY
+    floor = matcher.CHANCE_AREA * n * matcher._density_term(matcher.MIN_DENSITY)
     assert matcher._global_score(floor, 3, n, n, sparse, sparse) == 0.0
+
+
+def test_density_term_grows_with_the_density_and_restores_the_old_e_at_exponent_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_density_term`: DENSITY_REF at DENSITY_REF, strictly increasing, slower than the
+    density itself at the shipped exponent (0.5), and the density itself at exponent 1."""
+    ref = matcher.DENSITY_REF
+    assert matcher._density_term(ref) == pytest.approx(ref)
+    rhos = [0.0008, 0.001, 0.0013, 0.0016, 0.002]
+    terms = [matcher._density_term(r) for r in rhos]
+    assert all(a < b for a, b in zip(terms, terms[1:]))
+    assert matcher._density_term(2 * ref) / ref == pytest.approx(2**matcher.DENSITY_EXP)
+    assert matcher._density_term(2 * ref) < 2 * ref
+    monkeypatch.setattr(matcher, "DENSITY_EXP", 1.0)
+    assert [matcher._density_term(r) for r in rhos] == rhos
+
+
+def test_the_fill_correction_only_lowers_and_spares_a_perfect_local_score() -> None:
+    """`_fill_factor` is at least 1 and grows with the cylinders' fill (fuller templates:
+    more chance agreement); `_chance_corrected` lowers a local score by it, the more the
+    fuller, never raises one, and leaves 0 and a perfect 1 alone."""
+    t = _t(DS.impressions[0][0])
+    f = matcher.extract(t)
+    assert matcher._fill_factor(f, f) >= 1.0
+    # empty cylinders count as FILL_REF full; full ones (120 bits, 4 x FILL_REF) as such
+    sparse = dataclasses.replace(f, cylinders=tuple(0 for _ in f.cylinders))
+    assert matcher._fill_factor(sparse, sparse) == 1.0
+    full = dataclasses.replace(f, cylinders=tuple((1 << 120) - 1 for _ in f.cylinders))
+    assert matcher._fill_factor(full, full) == pytest.approx(4.0**matcher.FILL_EXP)
+    assert matcher._fill_factor(full, f) > matcher._fill_factor(f, f)
+    for local in (0.01, 0.03, 0.1, 0.5):
+        lowered = [matcher._chance_corrected(local, k) for k in (1.0, 1.5, 2.0, 4.0)]
+        assert lowered[0] == local
+        assert all(a > b for a, b in zip(lowered, lowered[1:]))
+        assert matcher._chance_corrected(local, 0.5) == local  # never raised
+    assert matcher._chance_corrected(1.0, 4.0) == 1.0
+    assert matcher._chance_corrected(0.0, 4.0) == 0.0
 
 
 def _scaled_region(region: matcher._Region, factor: float) -> matcher._Region:
