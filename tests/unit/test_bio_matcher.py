@@ -313,7 +313,7 @@ def test_density_term_grows_with_the_density_and_restores_the_old_e_at_exponent_
     assert matcher._density_term(ref) == pytest.approx(ref)
     rhos = [0.0008, 0.001, 0.0013, 0.0016, 0.002]
     terms = [matcher._density_term(r) for r in rhos]
-    assert all(a < b for a, b in zip(terms, terms[1:]))
+    assert all(a < b for a, b in zip(terms, terms[1:], strict=False))
     assert matcher._density_term(2 * ref) / ref == pytest.approx(2**matcher.DENSITY_EXP)
     assert matcher._density_term(2 * ref) < 2 * ref
     monkeypatch.setattr(matcher, "DENSITY_EXP", 1.0)
@@ -336,7 +336,7 @@ def test_the_fill_correction_only_lowers_and_spares_a_perfect_local_score() -> N
     for local in (0.01, 0.03, 0.1, 0.5):
         lowered = [matcher._chance_corrected(local, k) for k in (1.0, 1.5, 2.0, 4.0)]
         assert lowered[0] == local
-        assert all(a > b for a, b in zip(lowered, lowered[1:]))
+        assert all(a > b for a, b in zip(lowered, lowered[1:], strict=False))
         assert matcher._chance_corrected(local, 0.5) == local  # never raised
     assert matcher._chance_corrected(1.0, 4.0) == 1.0
     assert matcher._chance_corrected(0.0, 4.0) == 0.0
