@@ -182,6 +182,43 @@ at FMR 1 % (W^2 / (r x p) score) had a local score of 0.01-0.02, about the media
 impostor's (0.012), while the highest impostors paired 6-12 minutiae by chance in
 common areas of 13-20.
 
+The mate choice in `_pair_up`, tried and not kept (issue 24; `tails.py` on hard tuning
+seeds 11-13: the hard FNMR at the max over settings of the empirical FMR 1 % / 0.1 %
+thresholds, then own DET; today 6.2 / 13.2 % at 216 / 339, own 5.6 / 9.2 %, EER 3.73 %):
+- The candidate of least joint cost (-2 ln of a likelihood ratio true mate / chance
+  neighbour: the place error over the tolerance at a scale of 0.5, the direction error
+  at 3 steps, a type disagreement -2 ln `TYPE_MISMATCH`) instead of the nearest: 6.6 /
+  13.7 % (own 5.5 / 9.3 %). The true pairs found from a true seed hardly move (seed 11:
+  12.27 -> 12.30 of 15.6 shared) while impostors' pairs weigh more: the rule picks
+  the candidate the pair weight favours, chance or not.
+- A second, leave-one-out pass: every reference minutia's mate predicted by the field
+  of all the growing's pairs but its own, then all candidates assigned one-to-one by
+  least place error (a conflict goes to the likelier pair, not to the one visited
+  first): 6.1 / 11.7 % (own 5.4 / 8.8 %, EER 3.45 %), but seeds 14-16 6.7 / 12.7 ->
+  7.2 / 12.4 %, pooled 11-16 6.4 / 12.8 -> 6.7 / 12.5 % (own 5.6 / 10.0 -> 5.7 / 10.4
+  %), evaluation seeds 1-3 own 7.7 / 12.8 -> 7.8 / 12.2 %. It finds 12.43 true pairs
+  instead of 12.27 and 1.41 false instead of 1.47 (seed 11), but every setting's
+  impostor thresholds rise by 13-16 (easy 232 / 336); VERIFY +5 %. With the joint
+  cost 6.7 / 13.3 %; its tolerance x 1.2, 0.9, 0.8: 6.8 / 13.9, 6.0 / 12.6, 6.2 / 14.4
+  %; only dropping the growing's pairs it rejects (adding none) 6.6 / 12.5 %; two
+  passes find no more true pairs than one. A more local field (weights 1 / (d^2 +
+  `FIELD_SOFT`)^2) with it: 6.5 / 15.1 %.
+- When no candidate lies inside the place tolerance, the nearest within 1.3-1.4 times
+  it whose cylinders agree (local similarity from `_local_pairs` at least 0.4-0.47):
+  hard own DET improves (5.0 / 8.4 %, EER 3.46 %, at 1.4 / 0.4: 12.80 true pairs
+  found instead of 12.27, 1.69 false instead of 1.47), but the easy setting's impostors
+  gain most (its thresholds 216 / 339 -> 246 / 388), so at the max over settings 6.6 /
+  15.4 %; at 1.3 / 0.47 6.1 / 13.5 % (own 5.0 / 9.1 %), with such pairs weighing 0.4
+  6.0 / 13.6 % (own 5.1 / 8.3 %): the gain is the hard setting's only and a null that
+  priced these pairs per setting would be needed to keep it.
+After that second pass (seed 11, true seeds), 984 of 5,148 true mates are still missed:
+51 % never among the candidates (more than 1.76 mm from the seed's rigid alignment or
+7 steps turned from it), 39 % outside the place tolerance (a median 1.29 mm from the
+prediction against 1.01 mm), 10 % to a conflict, under 1 % to the direction gate; with
+the prefilter widened (8 mm reach, 10 steps) the first become place misses (72 %, 1.5 mm
+against 1.04 mm) and 0.1 more true pairs are found. So the mates are lost to the field's
+prediction, not to the choice among the candidates inside the tolerance.
+
 Tried for the local stage and left out (issue 24; hard setting, tuning seeds
 11-13, own DET, FNMR at FMR 1 % / 0.1 %, local score alone then combined, the
 combined one with the earlier global score W^2 / (r x p); with `MAX_ROTATION`
