@@ -18,13 +18,15 @@ from applets.biometric.iso19794 import encode_minutiae
 from host.bio import calibrate, det, difficulty
 
 #: FNMR of the hard setting at the shipped FMR 1% and 0.1% thresholds on the CI sample of
-#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 1/48 and 5/48 at 222 / 343,
-#: the density-aware global score and the pooled calibration; 1/48 and 8/48 at 449 / 564;
+#: `test_shipped_thresholds_on_an_evaluation_seed` (measured 1/48 and 2/48 at 168 / 262,
+#: the chance corrections of the local score's fill and the global null's density term;
+#: 1/48 and 5/48 at 222 / 343, the density-aware global score and the pooled calibration;
+#: 1/48 and 8/48 at 449 / 564;
 #: 2/48 and 9/48 at 476 / 617 before the type-mismatch weight 0.2, 36 relaxation pairs and
 #: the direction tolerance of 7 steps, 4/48 and 11/48 before the overlap exponent went to
 #: 1): a regression floor, not the targets (5% and 10% at FMR 1% and 0.1% on the full
 #: evaluation), which are not met yet.
-HARD_FNMR_FLOOR = (0.03, 0.11)
+HARD_FNMR_FLOOR = (0.03, 0.07)
 
 
 def test_settings_are_the_issue_rows() -> None:
