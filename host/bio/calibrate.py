@@ -53,7 +53,6 @@ import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from applets.biometric import matcher
 from applets.biometric.iso19794 import encode_minutiae
@@ -121,14 +120,10 @@ def finger_groups(
 
 def _upper(rate: float, trials: float, confidence: float) -> float:
     """The upper end of the Wilson interval of `rate` over `trials` (possibly an effective,
-    fractional count), `host.bio.det.wilson_interval`'s formula."""
+    fractional count), `host.bio.det.wilson_bounds`."""
     if trials <= 0:
         return 1.0
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    denom = 1 + z * z / trials
-    centre = (rate + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denom
-    return min(1.0, centre + half)
+    return det.wilson_bounds(rate, trials, confidence)[1]
 
 
 def threshold_for_clustered(
@@ -140,7 +135,8 @@ def threshold_for_clustered(
     """The lowest integer threshold at and above which the FMR's upper bound is at most
     `target`, the comparisons sharing fingers: `threshold_for_upper` on the effective
     sample size n / deff, the design effect deff (at least 1) the delete-a-group
-    jackknife variance of the FMR over the binomial one (Kish; groups of fingers, each
+    jackknife variance of the FMR over the binomial one (Kish, `host.bio.det.design_effect`,
+    which `cardemu bio eval` shares through `host.bio.det.clustered_fmr`; groups of fingers, each
     comparison's two fingers in `groups`: dropping a group drops every comparison that
     involves one of its fingers).
 
@@ -174,11 +170,7 @@ def threshold_for_clustered(
             k += 1
             c += 1
         rate = k / n
-        est = [(k - hits[g]) / (n - touched[g]) for g in range(ngroups) if touched[g] < n]
-        mean = sum(est) / len(est) if est else rate
-        var_j = (len(est) - 1) / len(est) * sum((e - mean) ** 2 for e in est) if est else 0.0
-        var_b = rate * (1 - rate) / n
-        deff = max(1.0, var_j / var_b) if var_b > 0 else 1.0
+        deff = det.design_effect(k, n, hits, touched)
         if _upper(rate, n / deff, confidence) > target:
             break
         best = score
