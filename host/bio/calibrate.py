@@ -170,7 +170,7 @@ def threshold_for_clustered(
             k += 1
             c += 1
         rate = k / n
-        deff = det.design_effect(k, n, hits, touched)
+        deff = det.design_effect(k, n, det.jackknife_variance(k, n, hits, touched))
         if _upper(rate, n / deff, confidence) > target:
             break
         best = score

@@ -22,7 +22,9 @@ difficulty of the independent generator `host.bio.difficulty` (easy, medium,
 hard: the outside trial's settings); `EvalConfig.data_dir` reads the user's
 own minutiae
 files (`host.bio.formats`: ISO/IEC 19794-2, ANSI/INCITS 378, NIST .xyt). Every
-FNMR comes with its 95% Wilson interval; afis's MCC is a second, opt-in
+FNMR comes with its 95% Wilson interval, each FMR at a threshold also with the
+interval clustered by finger (`det.clustered_fmr`: one finger is in many impostor
+comparisons, so they are not independent trials); afis's MCC is a second, opt-in
 reference (`host.bio.mcc`); the rates at both of the applet's documented
 thresholds (FMR 1% and 0.1%) are reported.
 
@@ -190,6 +192,9 @@ class EvalResult:
     mcc_skipped: str | None = None
     #: (FMR, FNMR) of the direct scores at each of the applet's documented thresholds
     shipped: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    #: the FMR at the card's threshold ("card") and at each shipped one (the keys of
+    #: `shipped`) with its interval clustered by finger (`det.clustered_fmr`)
+    clustered: dict[str, det.ClusteredRate] = field(default_factory=dict)
 
     def targets(self) -> dict[str, bool | None]:
         """The targets `report` judges, each True/False (None when it cannot be judged)."""
@@ -272,13 +277,28 @@ class EvalResult:
                 "fmr_ci95": det.fnmr_interval(self.card_threshold_fmr, self.impostor_pairs),
                 "fnmr": self.card_threshold_fnmr,
                 "fnmr_ci95": det.fnmr_interval(self.card_threshold_fnmr, self.genuine_pairs),
+                **_clustered_json(self.clustered.get("card")),
             },
             "shipped_thresholds": {
-                k: {"threshold": t, "fmr": a, "fnmr": b} for k, (t, a, b) in self.shipped.items()
+                k: {"threshold": t, "fmr": a, "fnmr": b, **_clustered_json(self.clustered.get(k))}
+                for k, (t, a, b) in self.shipped.items()
             },
             "targets": self.targets(),
             "targets_not_judged": self.unjudged(),
         }
+
+
+def _clustered_json(c: det.ClusteredRate | None) -> dict[str, Any]:
+    """The keys `det.clustered_fmr` adds to a threshold's entry (none when not computed)."""
+    if c is None:
+        return {}
+    return {
+        "fmr_ci95_clustered": c.interval,
+        "fmr_design_effect": c.design_effect,
+        "fmr_effective_comparisons": c.effective_trials,
+        "fmr_false_matches": c.errors,
+        "fmr_fingers": c.groups,
+    }
 
 
 def _need(*points: det.OperatingPoint) -> str:
@@ -530,6 +550,12 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
             )
     apdu = _apdu_path(ds, templates, genuine, impostor, direct, config, progress)
     sg = det._Sorted(g, i)
+    shipped = {"fmr_1pct": THRESHOLD_FMR_1PCT, "fmr_0.1pct": THRESHOLD_FMR_01PCT}
+    fingers = [(a, b) for a, _, b, _ in impostor]
+    clustered = {
+        name: det.clustered_fmr(i, fingers, t)
+        for name, t in (("card", config.threshold), *shipped.items())
+    }
     counts = [len(imp) for f in ds.impressions for imp in f]
     return EvalResult(
         config,
@@ -545,13 +571,8 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
         library,
         mcc_result,
         mcc_skipped,
-        {
-            name: (t, sg.fmr(t), sg.fnmr(t))
-            for name, t in (
-                ("fmr_1pct", THRESHOLD_FMR_1PCT),
-                ("fmr_0.1pct", THRESHOLD_FMR_01PCT),
-            )
-        },
+        {name: (t, sg.fmr(t), sg.fnmr(t)) for name, t in shipped.items()},
+        clustered,
     )
 
 
@@ -562,6 +583,17 @@ def _pct(x: float) -> str:
 def _ci(rate: float, n: int) -> str:
     lo, hi = det.fnmr_interval(rate, n)
     return f"[{100 * lo:.2f}-{100 * hi:.2f}%]"
+
+
+def _clustered_ci(c: det.ClusteredRate | None) -> str:
+    """ ", clustered by finger [lo-hi%] (design effect d)" for a report line, or nothing."""
+    if c is None:
+        return ""
+    lo, hi = c.interval
+    return (
+        f", clustered by finger [{100 * lo:.2f}-{100 * hi:.2f}%] "
+        f"(design effect {c.design_effect:.1f})"
+    )
 
 
 def report(result: EvalResult, png: str | None = None, png_note: str | None = None) -> list[str]:
@@ -630,7 +662,16 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         lines.append(f"    MCC: {result.mcc.source}")
     else:
         lines.append(f"    {result.mcc_skipped}")
-    lines.append("    [lo-hi]: 95% Wilson interval of the FNMR over the genuine comparisons")
+    lines.append(
+        "    [lo-hi]: 95% Wilson interval of each FNMR over the genuine comparisons "
+        "and of each FMR over the impostor ones"
+    )
+    if result.clustered:
+        lines.append(
+            "      clustered by finger: the FMR's over the impostor comparisons divided by "
+            "the design effect (delete-one-finger jackknife variance over the binomial: "
+            "comparisons sharing a finger are not independent trials)"
+        )
     a = result.apdu
     lines += [
         "",
@@ -643,14 +684,16 @@ def report(result: EvalResult, png: str | None = None, png_note: str | None = No
         f"(max {max(a.cpu_ms, default=0):.2f} ms), "
         f"99th percentile {a.p99_ms:.2f} ms, max {max(a.times_ms, default=0):.2f} ms",
         f"  Card threshold {c.threshold}: FMR {_pct(result.card_threshold_fmr)} "
-        f"{_ci(result.card_threshold_fmr, result.impostor_pairs)}, "
+        f"{_ci(result.card_threshold_fmr, result.impostor_pairs)}"
+        f"{_clustered_ci(result.clustered.get('card'))}, "
         f"FNMR {_pct(result.card_threshold_fnmr)} "
         f"{_ci(result.card_threshold_fnmr, result.genuine_pairs)} (direct scores)",
     ]
     for name, (thr, fmr, fnmr) in result.shipped.items():
         lines.append(
             f"  Shipped threshold {name} ({thr}): FMR {_pct(fmr)} "
-            f"{_ci(fmr, result.impostor_pairs)}, FNMR {_pct(fnmr)} "
+            f"{_ci(fmr, result.impostor_pairs)}{_clustered_ci(result.clustered.get(name))}, "
+            f"FNMR {_pct(fnmr)} "
             f"{_ci(fnmr, result.genuine_pairs)}"
         )
     if png:
