@@ -144,7 +144,12 @@ def threshold_for_clustered(
     resemble many others' (a common pattern class, many minutiae) is in many of the
     high scores. Measured on the calibration data (hard, 80,000 comparisons of 800
     fingers, 100 groups): deff 3.6 at FMR 1 % and 2.9 at 0.1 %, so a bound that treats
-    the 80,000 as independent is about 1.8 times too narrow.
+    the 80,000 as independent is about 1.8 times too narrow. A comparison is in two
+    groups, so this jackknife counts its own variance twice: on independent comparisons
+    deff comes out about 2, not 1, and these thresholds are conservative by that much.
+    `host.bio.det.clustered_fmr` (the evaluation's interval) subtracts the
+    delete-a-pair jackknife to remove it; the calibration keeps this form, as the shipped
+    thresholds were computed with it.
     """
     n = len(impostor)
     if n == 0:
