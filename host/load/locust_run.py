@@ -70,6 +70,8 @@ STOP_MESSAGE = "cardemu_load_stop"
 STOP_TIMEOUT = 10.0
 #: heartbeats (one a second) a worker may miss before the master calls it missing
 WORKER_LIVENESS = 30
+#: milliseconds the master's socket may take, once closed, to send its workers' "quit"
+QUIT_LINGER_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,7 @@ def _web_ui(env: Environment, port: int | None) -> Any:
 
 
 def _linger(ui: Any) -> None:
-    """Keep the web UI's charts up after the run until Ctrl-C."""
+    """Keep the web UI's charts up after a run until Ctrl-C (its caller stops the UI)."""
     if ui is None:
         return
     try:
@@ -290,8 +292,6 @@ def _linger(ui: Any) -> None:
             gevent.sleep(3600)
     except KeyboardInterrupt:
         pass
-    finally:
-        ui.stop()
 
 
 def run_local(
@@ -314,19 +314,25 @@ def run_local(
     RUN.configure(env)
     runner = env.create_local_runner()
     ui = _web_ui(env, web_port)
-    t0 = time.monotonic()
-    runner.start(users, spawn_rate=spawn_rate)
     try:
-        _wait(None if run_time is None else t0 + run_time, RUN.done)
-    except KeyboardInterrupt:
-        log.warning("interrupted: stopping the users")
-    seconds = time.monotonic() - t0
-    runner.quit()
-    summary = summarise(env.stats, seconds=seconds, users=users, workers=0, target=settings.address)
-    if on_summary is not None:
-        on_summary(summary)
-    _linger(ui)
-    return summary
+        t0 = time.monotonic()
+        runner.start(users, spawn_rate=spawn_rate)
+        try:
+            _wait(None if run_time is None else t0 + run_time, RUN.done)
+        except KeyboardInterrupt:
+            log.warning("interrupted: stopping the users")
+        seconds = time.monotonic() - t0
+        runner.quit()
+        summary = summarise(
+            env.stats, seconds=seconds, users=users, workers=0, target=settings.address
+        )
+        if on_summary is not None:
+            on_summary(summary)
+        _linger(ui)
+        return summary
+    finally:
+        if ui is not None:
+            ui.stop()
 
 
 def run_master(
@@ -349,102 +355,18 @@ def run_master(
     heartbeats: killed, out of memory) or Locust has stopped the run: a dead worker never
     says done, and waiting for it would hang the master. The summary's `missingWorkers`
     names each worker that never said done (its downloads are not all done or counted).
-    Locust's `HEARTBEAT_LIVENESS` is set for the run and restored on return.
+    Locust's `HEARTBEAT_LIVENESS` is set for the run and restored on return. However the
+    master ends (the run, a `TimeoutError`, any other exception) its port is released and
+    its web UI stopped, so a retry in the same process binds both again; only after a run
+    does the UI linger (until Ctrl-C) with its charts.
 
     Raises:
         TimeoutError: the workers did not all connect within `expect_timeout` seconds.
     """
     RUN.reset()
-    old_liveness = tolerate_busy_workers(liveness)
-    try:
-        return _run_master(
-            settings,
-            users=users,
-            spawn_rate=spawn_rate,
-            run_time=run_time,
-            expect_workers=expect_workers,
-            bind_host=bind_host,
-            bind_port=bind_port,
-            web_port=web_port,
-            expect_timeout=expect_timeout,
-            on_summary=on_summary,
-        )
-    finally:
-        locust_runners.HEARTBEAT_LIVENESS = old_liveness
-
-
-def _run_master(
-    settings: LoadSettings,
-    *,
-    users: int,
-    spawn_rate: float,
-    run_time: float | None,
-    expect_workers: int,
-    bind_host: str,
-    bind_port: int,
-    web_port: int | None,
-    expect_timeout: float,
-    on_summary: Any,
-) -> dict[str, Any]:
     env = _environment(settings, expect_workers=expect_workers)
     runner = env.create_master_runner(master_bind_host=bind_host, master_bind_port=bind_port)
     assert isinstance(runner, MasterRunner)
-    try:
-        return _master_run(
-            env,
-            runner,
-            settings,
-            users=users,
-            spawn_rate=spawn_rate,
-            run_time=run_time,
-            expect_workers=expect_workers,
-            bind_host=bind_host,
-            bind_port=bind_port,
-            web_port=web_port,
-            expect_timeout=expect_timeout,
-            on_summary=on_summary,
-        )
-    finally:
-        release_master_port(runner)
-
-
-def release_master_port(runner: MasterRunner) -> None:
-    """Quit `runner` and free the port its workers connect to.
-
-    Locust's `MasterRunner.quit()` kills its greenlets but leaves its ZeroMQ ROUTER
-    socket (`runner.server`, bound to the master port) open, and with it the port,
-    for as long as the process lives (checked against Locust 2.47.0): a second
-    master in the same process (a test, a script that retries after a TimeoutError)
-    then fails to bind ("Address already in use"). Here the socket is closed with no
-    linger (nothing is left to send: the workers were told to quit) and its context,
-    which Locust makes for this socket alone, terminated: that returns once the port
-    is released, so a new master can bind it at once. Safe to call twice (the
-    second call does nothing).
-    """
-    server = runner.server
-    if server.socket.closed:
-        return
-    runner.quit()
-    server.close(linger=0)
-    server.socket.context.term()
-
-
-def _master_run(
-    env: Environment,
-    runner: MasterRunner,
-    settings: LoadSettings,
-    *,
-    users: int,
-    spawn_rate: float,
-    run_time: float | None,
-    expect_workers: int,
-    bind_host: str,
-    bind_port: int,
-    web_port: int | None,
-    expect_timeout: float,
-    on_summary: Any,
-) -> dict[str, Any]:
-    """The master's run on a bound `runner` (`_run_master` releases its port after it)."""
     finished: set[str] = set()
     started: set[str] = set()
 
@@ -465,56 +387,90 @@ def _master_run(
             RUN.done.set()
 
     runner.register_message(DONE_MESSAGE, worker_done)
-    ui = _web_ui(env, web_port)
-    log.warning(
-        "Locust master on %s:%d: waiting for %d workers", bind_host, bind_port, expect_workers
-    )
-    deadline = time.monotonic() + expect_timeout
-    while len(runner.clients.ready) < expect_workers:
-        if time.monotonic() > deadline:
-            release_master_port(runner)
-            raise TimeoutError(
-                f"{len(runner.clients.ready)} of {expect_workers} workers connected"
-                f" in {expect_timeout:.0f} s"
-            )
-        gevent.sleep(0.1)
-    started.update(str(c.id) for c in runner.clients.ready)
-    t0 = time.monotonic()
-    runner.start(users, spawn_rate=spawn_rate)
-    end = None if run_time is None else t0 + run_time
+    old_liveness = tolerate_busy_workers(liveness)
+    ui: Any = None
     try:
-        while not RUN.done.is_set() and not settled():
-            if runner.state == locust_runners.STATE_STOPPED:
-                break  # Locust stopped the run (its last worker went missing)
-            if end is not None and time.monotonic() >= end:
-                break
-            left = 0.2 if end is None else end - time.monotonic()
-            RUN.done.wait(timeout=max(0.0, min(0.2, left)))
-    except KeyboardInterrupt:
-        log.warning("interrupted: stopping the workers")
-    seconds = time.monotonic() - t0
-    if not settled():
-        # Stopped by the clock (or by Locust): each live worker stops its users, sends its
-        # statistics and says done (Locust's own "stop" would keep a worker deaf for
-        # stop_timeout). A worker that dies meanwhile is waited for no longer than this.
-        for client in list(runner.clients.values()):
-            if str(client.id) not in finished | missing():
-                runner.send_message(STOP_MESSAGE, None, client_id=client.id)
-        stop_by = time.monotonic() + STOP_TIMEOUT + 2 * WORKER_REPORT_INTERVAL
-        while not settled() and time.monotonic() < stop_by:
+        ui = _web_ui(env, web_port)
+        log.warning(
+            "Locust master on %s:%d: waiting for %d workers", bind_host, bind_port, expect_workers
+        )
+        deadline = time.monotonic() + expect_timeout
+        while len(runner.clients.ready) < expect_workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(runner.clients.ready)} of {expect_workers} workers connected"
+                    f" in {expect_timeout:.0f} s"
+                )
             gevent.sleep(0.1)
-    lost = sorted((started - finished) | missing())
-    if lost:
-        log.warning("worker(s) missing, never said done: %s", ", ".join(lost))
-    release_master_port(runner)
-    summary = summarise(
-        env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
-    )
-    summary["missingWorkers"] = lost
-    if on_summary is not None:
-        on_summary(summary)
-    _linger(ui)
-    return summary
+        started.update(str(c.id) for c in runner.clients.ready)
+        t0 = time.monotonic()
+        runner.start(users, spawn_rate=spawn_rate)
+        end = None if run_time is None else t0 + run_time
+        try:
+            while not RUN.done.is_set() and not settled():
+                if runner.state == locust_runners.STATE_STOPPED:
+                    break  # Locust stopped the run (its last worker went missing)
+                if end is not None and time.monotonic() >= end:
+                    break
+                left = 0.2 if end is None else end - time.monotonic()
+                RUN.done.wait(timeout=max(0.0, min(0.2, left)))
+        except KeyboardInterrupt:
+            log.warning("interrupted: stopping the workers")
+        seconds = time.monotonic() - t0
+        if not settled():
+            # Stopped by the clock (or by Locust): each live worker stops its users, sends its
+            # statistics and says done (Locust's own "stop" would keep a worker deaf for
+            # stop_timeout). A worker that dies meanwhile is waited for no longer than this.
+            for client in list(runner.clients.values()):
+                if str(client.id) not in finished | missing():
+                    runner.send_message(STOP_MESSAGE, None, client_id=client.id)
+            stop_by = time.monotonic() + STOP_TIMEOUT + 2 * WORKER_REPORT_INTERVAL
+            while not settled() and time.monotonic() < stop_by:
+                gevent.sleep(0.1)
+        lost = sorted((started - finished) | missing())
+        if lost:
+            log.warning("worker(s) missing, never said done: %s", ", ".join(lost))
+        release_master_port(runner)
+        summary = summarise(
+            env.stats, seconds=seconds, users=users, workers=expect_workers, target=settings.address
+        )
+        summary["missingWorkers"] = lost
+        if on_summary is not None:
+            on_summary(summary)
+        _linger(ui)
+        return summary
+    finally:
+        locust_runners.HEARTBEAT_LIVENESS = old_liveness
+        release_master_port(runner)
+        if ui is not None:
+            ui.stop()
+
+
+def release_master_port(runner: MasterRunner) -> None:
+    """Quit `runner` and free the port its workers connect to.
+
+    Locust's `MasterRunner.quit()` kills its greenlets but leaves its ZeroMQ ROUTER
+    socket (`runner.server`, bound to the master port) open, and with it the port,
+    for as long as the process lives (checked against Locust 2.47.0): a second
+    master in the same process (a test, a script that retries after a TimeoutError)
+    then fails to bind ("Address already in use"). Here the socket is closed and its
+    context, which Locust makes for this socket alone, terminated: that returns once
+    the port is released, so a new master can bind it at once. Safe to call twice
+    (the second call does nothing).
+
+    The close lingers up to `QUIT_LINGER_MS`, not 0: `runner.quit()` has just queued a
+    "quit" to each worker, which ZeroMQ's I/O thread sends later; with no linger,
+    one not yet sent when the socket closes (that thread starved of the CPU on a
+    busy machine) is dropped, and its worker runs on until it notices the master is
+    gone. A peer that has gone is no wait (ROUTER drops what it cannot route), so
+    the linger costs time only while a live worker's "quit" is still queued.
+    """
+    server = runner.server
+    if server.socket.closed:
+        return
+    runner.quit()
+    server.close(linger=QUIT_LINGER_MS)
+    server.socket.context.term()
 
 
 def tolerate_busy_workers(liveness: int = WORKER_LIVENESS) -> int:

@@ -291,6 +291,36 @@ def test_a_master_frees_its_port_when_it_ends() -> None:
     assert out.stdout.split() == ["timed-out", "1", "[]", "timed-out"], out.stderr[-2000:]
 
 
+def test_a_master_that_times_out_frees_its_web_ui_port() -> None:
+    """Regression: a master with a web UI that timed out waiting for its workers left the
+    UI serving (it was stopped only after a run's linger): the next master on the same
+    `web_port` could not bind it ("Address already in use", only logged). Now the UI's
+    port is closed once `run_master` raises, and a retry binds it again."""
+    code = (
+        "import socket, gevent\n"
+        "from host.load import locust_run as lr\n"
+        "def free():\n"
+        "    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close()\n"
+        "    return p\n"
+        "port, web = free(), free()\n"
+        "settings = lr.LoadSettings('localhost:1', 'X-{n}', downloads=1, tls=False)\n"
+        "kw = dict(users=1, spawn_rate=1, run_time=None, expect_workers=1, bind_port=port,\n"
+        "          web_port=web, expect_timeout=0.3)\n"
+        "for _ in range(2):\n"
+        "    try:\n"
+        "        lr.run_master(settings, **kw)\n"
+        "    except TimeoutError:\n"
+        "        pass\n"
+        "    gevent.sleep(0.2)\n"
+        "    c = socket.socket()\n"
+        "    print('open' if c.connect_ex(('127.0.0.1', web)) == 0 else 'closed')\n"
+        "    c.close()\n"
+    )
+    out = _python(code, timeout=60)
+    assert out.stdout.split() == ["closed", "closed"], out.stderr[-2000:]
+    assert "Address already in use" not in out.stderr
+
+
 def test_matching_id_templates() -> None:
     assert matching_id("LOAD-{n:06d}", 42) == "LOAD-000042"
     assert matching_id("X{n}", 7) == "X7"
