@@ -185,11 +185,26 @@ def test_a_profile_whose_k_is_stale_cannot_attach_even_if_it_activates(tmp_path:
     rt = make_ese(1, PKI, profile=profile)
     phone = Phone("t1", InProcessReader(rt), power_cycle=lambda: None, ese_id="",
                   manager_url="", client=lambda url: _Direct(auc))  # fmt: skip
-    assert phone.activate(profile.iccid)[0]
+    active, detail = phone.activate(profile.iccid)  # enabled at manufacture, bound to eSE 1
+    assert active and "USIM answers" in detail, detail
     assert phone.attach("auc").attached
     _update(auc, "m5")
     stale = phone.attach("auc")
     assert not stale.attached and "9862" in stale.detail  # the USIM found the MAC wrong
+
+
+def test_a_copy_enabled_at_manufacture_is_not_taken_as_activated() -> None:
+    """Regression: a profile bound to eSE 1, found enabled on eSE 2 (copied, enabled at
+    manufacture), made EnableProfile answer profileNotInDisabledState, which the phone took
+    as "in use"; the card refuses to activate it at power-up (FIG. 4) and its USIM is not
+    there (SELECT 6A82). Now the phone checks the USIM answers and says it is not in use."""
+    copy = bind(sample_profile(), key=PKI.provider, certificate=PKI.provider_cert,
+                ese_id=ese_id_of(1), profile_id="P")  # fmt: skip
+    phone = Phone("t2", InProcessReader(make_ese(2, PKI, profile=copy)),
+                  power_cycle=lambda: None, ese_id="", manager_url="", client=None)  # fmt: skip
+    active, detail = phone.activate(copy.iccid)
+    assert not active and "enabled but not activated" in detail, detail
+    assert phone.profiles() == [(copy.iccid, True)]  # enabled, yet not in use
 
 
 # -- the MNO front end -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from applets.isdr.profiles import WRONG_STATE
 from card.uicc import ts_31_102 as u
 from host.errors import ApduError
 from host.lpa.es10 import Es10Client, Es10Error
@@ -32,8 +33,6 @@ from host.usim import UsimSession
 __all__ = ["Phone", "Attach"]
 
 EF_ADN = 0x6F3A
-#: EnableProfileResponse enableResult profileNotInDisabledState (SGP.22 §5.7.16)
-PROFILE_NOT_IN_DISABLED_STATE = 2
 DF_TELECOM = 0x7F10
 
 
@@ -177,18 +176,29 @@ class Phone:
         The ISD-R enables a move-bound profile only after the move agent's check
         (its eSE ID, step 403; the provider's signature, 405); a refusal is
         undefinedError(127), answered (False, why). A profile already enabled
-        (profileNotInDisabledState, 2) is in use already, as an LPA takes it: it
-        passed the check when it was enabled (or was enabled at manufacture). A
-        phone switches profiles through its LPA, not through the move agent's own
-        ACTIVATE, so this is the path a copied or rebound profile must not pass.
+        (profileNotInDisabledState, 2) is not thereby in use: one enabled at
+        manufacture (a copy, or one rebound to another eSE) never passed the check,
+        and the eSE, running it at power-up (FIG. 4), keeps such a profile's files
+        out of reach. So the phone, as a handset does before it registers, selects
+        the USIM (TS 31.102 §4.1): it is in use only if the USIM answers; else
+        (False, "enabled but not activated ..."). A phone switches profiles through
+        its LPA, not through the move agent's own ACTIVATE, so this is the path a
+        copied or rebound profile must not pass.
         """
         try:
             with Es10Client(self.reader) as es10:
                 es10.enable_profile(iccid)
         except Es10Error as e:
-            if e.code == PROFILE_NOT_IN_DISABLED_STATE:
-                return True, "already enabled (profileNotInDisabledState)"
-            return False, f"refused: {e.name or 'error'} ({e.code})"
+            if e.code != WRONG_STATE:
+                return False, f"refused: {e.name or 'error'} ({e.code})"
+            try:
+                UsimSession(self.reader).select_usim()
+            except ApduError as usim:
+                return False, (
+                    "enabled but not activated: the eSE refused it at power-up"
+                    f" (SELECT USIM {usim.sw:04X})"
+                )
+            return True, "already enabled (profileNotInDisabledState); its USIM answers"
         except ApduError as e:
             return False, f"refused ({e.sw:04X})"
         return True, "eSE ID and provider signature verified; enabled (ES10c EnableProfile)"
