@@ -222,9 +222,10 @@ def walk(
 ) -> list[tuple[FaultPoint, FaultSpec, RunResult]]:
     """Run `scenario` under every declared fault point.
 
-    A tear point with `=*` expands to NVM write indices of its step, counted in
-    a clean run first: every index when `exhaustive`, else the first, the
-    middle and the last.
+    A tear point with `=*` expands to NVM write indices of its step on its card,
+    counted in a clean run first (on that card alone: a step number a scenario
+    runs on two cards, once each, counts each card's writes): every index when
+    `exhaustive`, else the first, the middle and the last.
 
     Returns:
         (point, the spec that ran, the result) for every run.
@@ -233,16 +234,19 @@ def walk(
 
     runner = run or run_scenario
     out: list[tuple[FaultPoint, FaultSpec, RunResult]] = []
-    writes: dict[int, int] | None = None
+    clean: RunResult | None = None
     for point in scenario.fault_points:
         spec = point.fault
         specs = [spec]
         if spec.action == "tear" and spec.arg is None:
-            if writes is None:
-                writes = runner(scenario).nvm_writes
-            n = writes.get(spec.step, 0)
+            if clean is None:
+                clean = runner(scenario)
+            if clean.card_nvm_writes:
+                n = clean.card_nvm_writes.get((str(spec.target), spec.step), 0)
+            else:  # a runner that counts per step only
+                n = clean.nvm_writes.get(spec.step, 0)
             if n == 0:
-                raise FaultError(f"{spec}: step {spec.step} makes no NVM write")
+                raise FaultError(f"{spec}: step {spec.step} makes no NVM write on {spec.target}")
             indices = range(1, n + 1) if exhaustive else sorted({1, (n + 1) // 2, n})
             specs = [FaultSpec("tear", spec.target, spec.step, 1, i) for i in indices]
         for s in specs:

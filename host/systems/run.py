@@ -147,6 +147,7 @@ def run_scenario(
         f"{type(error).__name__}: {error}" if error is not None else None,
         time.perf_counter() - t0,
         dict(recorder.nvm_writes),
+        dict(recorder.card_nvm_writes),
     )
 
 

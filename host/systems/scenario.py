@@ -206,6 +206,9 @@ class Recorder:
         self._pending: list[Message] = []
         #: NVM writes the emulated cards made, per step number
         self.nvm_writes: dict[int, int] = {}
+        #: the same per (card, step number): a step that writes on two cards (each
+        #: once, in two rounds of a scenario) has a count for each
+        self.card_nvm_writes: dict[tuple[str, int], int] = {}
         self._cursor = 0  # index of the next expected spec
         self._t0 = clock()
         self._last = self._t0
@@ -379,6 +382,8 @@ class TracingReader(ReaderWrapper):
             if self.runtime is not None and step is not None:
                 made = self.runtime.nvm.total_writes - writes
                 rec.nvm_writes[step] = rec.nvm_writes.get(step, 0) + made
+                key = (self.card, step)
+                rec.card_nvm_writes[key] = rec.card_nvm_writes.get(key, 0) + made
         message.elapsed = time.perf_counter() - t0
         message.response = response.hex().upper()
         message.fault = "; ".join(x for x in (note, fault) if x)
@@ -537,6 +542,7 @@ class RunResult:
     error: str | None
     elapsed: float
     nvm_writes: dict[int, int] = field(default_factory=dict)
+    card_nvm_writes: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

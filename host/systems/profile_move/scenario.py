@@ -24,10 +24,12 @@ before it could log the answer, the worst place. The pumps (each role's
 worker, one round after another) run until the move is finished.
 
 A run under a fault of move 1 ends after move 1's checks (move 2 would be a
-clean run). Claims checked after every run, fault or not, once every party is back and
-every move finished: exactly one of the two eSEs' profiles authenticates
-against the AuC (never both, never neither), and that one still has the
-user's phone book entry and the application added to the profile.
+clean run); move 2's enable (402 back, on eSE 1) shares its step number with
+move 1's, so a tear of eSE 1 at 402 is move 2's. Claims checked after every
+run, fault or not, once every party is back and every move finished: exactly
+one of the two eSEs' profiles authenticates against the AuC (never both, never
+neither), and that one still has the user's phone book entry and the
+application added to the profile.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from host.systems.faults import FaultPoint
+from host.systems.faults import FaultPoint, FaultSpec
 from host.systems.scenario import (
     HttpRecorder,
     LocalLink,
@@ -99,6 +101,11 @@ _ROLLBACK = step_table(
     (406, "network", "attach_kept", T1, AUC,
      "after the rollback the first phone attaches as before; the second cannot"),
 )  # fmt: skip
+
+
+#: the checks on the target's phone after each move (FIG. 4 enable, attach): the same
+#: step numbers in both moves, on eSE 2 after move 1, on eSE 1 after move 2
+_TARGET_CHECKS = (402, 406)
 
 
 def _checks(suffix: str, new: str, old: str, new_ese: str) -> tuple[StepSpec, ...]:
@@ -205,7 +212,28 @@ def _fig5_points() -> tuple[FaultPoint, ...]:
                 f"{card} torn at step {step}: its transaction undone, redone",
             )
         )
+    # The LPA's enable writes the profile's state and its notification in one transaction:
+    # torn on the target of move 1 (eSE 2) and of move 2 (eSE 1, the same step number).
+    for card, move in ((E2, "move 1"), (E1, "move 2")):
+        points.append(
+            FaultPoint(
+                f"tear:{card}@402=*",
+                "completed",
+                f"{card} torn in {move}'s EnableProfile: undone; powered up, enabled again",
+            )
+        )
     return tuple(points)
+
+
+def _fault_of_move_1(fault: FaultSpec) -> bool:
+    """Whether `fault` strikes in move 1 (then move 2 is not run: it would be a clean run).
+
+    Steps below `FIG6_FIRST` are move 1's, but for the target's checks, which both moves
+    run: a tear there on eSE 1 (move 2's target) is move 2's.
+    """
+    if fault.step >= FIG6_FIRST:
+        return False
+    return not (fault.action == "tear" and fault.target == E1 and fault.step in _TARGET_CHECKS)
 
 
 class ProfileMoveScenario(Scenario):
@@ -245,7 +273,7 @@ class ProfileMoveScenario(Scenario):
                 return
             self.before_activation(world, 0)
             world.check_after(0, world.phones[1], world.phones[0], "")
-            if ctx.fault is not None and ctx.fault.step < FIG6_FIRST:
+            if ctx.fault is not None and _fault_of_move_1(ctx.fault):
                 # The fault was move 1's: move 2 would be a clean run (the walk stays short).
                 ctx.state["finished"] = True
                 return

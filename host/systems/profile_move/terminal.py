@@ -186,8 +186,7 @@ class Phone:
         copied or rebound profile must not pass.
         """
         try:
-            with Es10Client(self.reader) as es10:
-                es10.enable_profile(iccid)
+            self._enable(iccid)
         except Es10Error as e:
             if e.code != WRONG_STATE:
                 return False, f"refused: {e.name or 'error'} ({e.code})"
@@ -202,6 +201,22 @@ class Phone:
         except ApduError as e:
             return False, f"refused ({e.sw:04X})"
         return True, "eSE ID and provider signature verified; enabled (ES10c EnableProfile)"
+
+    def _enable(self, iccid: str) -> None:
+        """ES10c EnableProfile; once more after a power cycle if the eSE lost power in it.
+
+        The eSE undoes a torn enable at the next power-up (the profile's state and its
+        notification are one transaction), so the phone, powered up again, asks again,
+        as for a torn order; a second loss is the caller's.
+        """
+        try:
+            with Es10Client(self.reader) as es10:
+                es10.enable_profile(iccid)
+            return
+        except ReaderError:
+            self.power_cycle()
+        with Es10Client(self.reader) as es10:
+            es10.enable_profile(iccid)
 
     def attach(self, auc_url: str) -> Attach:
         """AKA with the AuC (TS 33.102 §6.3): the USIM checks AUTN, the network checks RES."""
