@@ -7,10 +7,14 @@ one of its writes; after every rule the oracles must hold. Hypothesis looks for
 a failing sequence and shrinks it: `run_stateful` turns the smallest failing
 sequence into a `Finding`, as the random engine does.
 
-The same seed gives the same run whatever the process imported before
-(`fixed_local_constants`). Tests use it directly:
+Through `run_stateful`, the same seed gives the same run whatever the process
+imported before (it runs under `fixed_local_constants`). Tests may use the
+machine directly:
 
     TestPurse = machine_for(preset_target("demo").only(["purse"])).TestCase
+
+but that path (like `run_state_machine_as_test`) is Hypothesis' own: its draws
+depend on the modules imported before unless run inside `fixed_local_constants()`.
 """
 
 from __future__ import annotations
@@ -256,14 +260,15 @@ def _ident(name: str) -> str:
 def fixed_local_constants() -> Iterator[None]:
     """Hypothesis' generation from its seed alone, whatever the process imported before.
 
-    Hypothesis (6.131 on; 6.155.2 here) draws, with probability 0.05 per choice, a
-    "local constant": a literal scraped from the source of every module of the
-    project that happens to be in `sys.modules` (`providers._get_local_constants`,
-    rescanned whenever `sys.modules` grows). So one `@seed` generated other sequences
-    after other imports: `run_stateful(seed=0)` found the torn pair of
-    tests/fuzz/buggy.py in 588 runs in a bare process, 1,763 after importing
-    tests.unit.doorlock_cards (whose imports bring in the door-lock applets' and
-    systems' literals). For the run, the pool is empty (Hypothesis' own global
+    Hypothesis (6.131 on; checked with 6.155.2 and 6.170.27) draws, with probability
+    0.05 per choice, a "local constant": a literal scraped from the source of every
+    module of the project that happens to be in `sys.modules`
+    (`providers._get_local_constants`, rescanned whenever `sys.modules` grows). So one
+    `@seed` generated other sequences after other imports: without this,
+    `run_stateful(seed=0)` found the torn pair of tests/fuzz/buggy.py in 588 runs in a
+    bare process, 1,763 after importing tests.unit.doorlock_cards (whose imports bring
+    in the door-lock applets' and systems' literals), with either version; with it, in
+    471 runs in both (6.170.27). For the run, the pool is empty (Hypothesis' own global
     constants stay) and its filtered cache cleared on the way in and out; a process-
     wide change while it lasts, so not for threads running Hypothesis meanwhile. A
     Hypothesis without the pool has nothing to fix. Checked in a fresh interpreter by

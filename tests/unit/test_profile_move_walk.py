@@ -215,9 +215,9 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenario", "profile-move", "--json", "--fault", "kill:provider@565"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] and doc["fault"] == "kill:provider@565"
-    assert any(
-        "provider killed" in m.get("fault", "") or True for s in doc["steps"] for m in s["messages"]
-    )
+    notes = [m.get("fault") or "" for s in doc["steps"] for m in s["messages"]]
+    killed = [n for n in notes if "provider killed" in n]
+    assert len(killed) == 1 and "restarted" in killed[0], notes
 
 
 def test_pcsc_run() -> None:

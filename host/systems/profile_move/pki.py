@@ -132,14 +132,14 @@ def demo_pki(seed: int = 0) -> MovePki:
 def euicc_pki(seed: int = 0) -> TestPki:
     """The SGP.22 test PKI (CI, EUM, eUICC credentials) of the demo eSEs of `seed`.
 
-    eSE n is the eUICC whose EID is `host.pki.make_eid(DEFAULT_EIN, n)` (n from 1 to
-    `ESE_COUNT`): an EID is a GSMA identifier with check digits (SGP.02 §2.2.2), so
-    it is kept apart from the seed's eSE ID (`ese_id_of`), which the profile binding
-    names. Every process of a run builds the same keys from the seed.
+    eSE n is the eUICC whose EID is `eid_of(n)` (n from 1 to `ESE_COUNT`): an EID is
+    a GSMA identifier with check digits (SGP.02 §2.2.2), so it is kept apart from
+    the seed's eSE ID (`ese_id_of`), which the profile binding names. Every process
+    of a run builds the same keys from the seed.
     """
-    from host.pki import DEFAULT_EIN, create_pki, make_eid
+    from host.pki import create_pki
 
-    eids = [make_eid(DEFAULT_EIN, n) for n in range(1, ESE_COUNT + 1)]
+    eids = [eid_of(n) for n in range(1, ESE_COUNT + 1)]
     return create_pki(eids=eids, seed=f"cardemu-move/{seed}/euicc")
 
 
