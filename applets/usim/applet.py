@@ -639,9 +639,16 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 return self._write(fs, state, env, apdu)
             if ins == Ins.READ_RECORD:
                 data = fs.process(state, env, apdu)
-                # For `quick_process`: the environment it was read under (the file
-                # system keeps the rest, `FileSystem.read_record_prepared`).
-                state[_QUICK_READ] = (self._ctx.transient.get("verified"), fs, env.cache_key)
+                # For `quick_process`: the environment it was read under, with the
+                # activation it ran on (the file system keeps the rest,
+                # `FileSystem.read_record_prepared`).
+                transient = self._ctx.transient
+                state[_QUICK_READ] = (
+                    transient.get("verified"),
+                    fs,
+                    env.cache_key,
+                    transient.get(_ACTIVATION),
+                )
                 return data
             return fs.process(state, env, apdu)
         if ins in (Ins.TERMINAL_PROFILE, Ins.TERMINAL_CAPABILITY):
@@ -667,9 +674,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         (`FileSystem.read_record_prepared`: the record read from the store, within
         Ne) while the card's persistent state, this applet's verified PINs (the
         `verified` transient, by identity: every VERIFY, profile switch and reset
-        changes or clears it) and the channel's current EF stay as they were. A
-        reset, a SELECT on the channel, a deselect or a channel closed drop it with
-        the channel state. Anything else is None: the ordinary path answers it.
+        changes or clears it), the enabled profile's activation (by identity: a
+        profile found damaged, `_found_damaged`, is used no more on any channel) and
+        the channel's current EF stay as they were. A reset, a SELECT on the channel,
+        a deselect or a channel closed drop it with the channel state. Anything else
+        is None: the ordinary path answers it.
         """
         if command[3] != 0x04 or len(command) != 5:
             return None
@@ -678,7 +687,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if state is None:
             return None
         prepared = state.get(_QUICK_READ)
-        if prepared is None or ctx.transient.get("verified") is not prepared[0]:
+        if prepared is None:
+            return None
+        transient = ctx.transient
+        if (
+            transient.get("verified") is not prepared[0]
+            or transient.get(_ACTIVATION) is not prepared[3]
+        ):
             return None
         try:
             record = prepared[1].read_record_prepared(

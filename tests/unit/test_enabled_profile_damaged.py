@@ -188,3 +188,31 @@ def test_an_rfm_script_that_meets_a_damaged_record_answers_memory_problem() -> N
     assert e.value.sw == 0x6581
     assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82  # used no more
     assert rt.exceptions == 0
+
+
+def test_a_prepared_read_record_stops_when_the_profile_is_found_damaged() -> None:
+    """Regression: after a command answered 6581 (the profile used no more), the quick
+    READ RECORD path (`UiccApplet.quick_process`) kept serving the profile's records,
+    on the channel that found the damage and on another with a prepared read; they
+    answer as the ordinary path does with the profile not in use (6986: no current EF)."""
+    rt = _card_with()
+    opened, sw = send(rt, "0070000001")
+    assert sw == 0x9000 and 0 < opened[0] < 4
+    read = {ch: bytes((ch, 0xB2, 0x01, 0x04, 0x00)) for ch in (0, opened[0])}
+    for ch in read:
+        for name in ("SELECT ADF.USIM", "VERIFY PIN1"):
+            apdu = bytearray(COMMANDS[name])
+            apdu[0] |= ch
+            assert send(rt, bytes(apdu))[1] == 0x9000, name
+        assert send(rt, bytes((ch, 0xA4, 0x00, 0x04, 0x02, 0x6F, 0x40)))[1] == 0x9000
+    for ch in read:  # (a VERIFY drops the prepared reads: none after these)
+        record = send(rt, read[ch])
+        assert record[1] == 0x9000
+        assert send(rt, read[ch]) == record  # the quick path, prepared
+    DAMAGE["keys record gone"](rt, ENABLED.iccid)
+    for ch in read:  # a READ RECORD does not read the keys: prepared again
+        assert send(rt, read[ch]) == record
+    assert send(rt, COMMANDS["AUTHENTICATE 3G"])[1] == 0x6581
+    for ch in sorted(read, reverse=True):
+        assert send(rt, read[ch]) == (b"", 0x6986), ch
+    assert rt.exceptions == 0
