@@ -512,6 +512,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         after each power-up, with the move agent's policy (card.profile_binding). No
         agent: no eSE ID to check against, so not activated (fail closed, as ES10c).
 
+        A profile whose data do not read back whole (a damaged file `Slot.check` does
+        not cover) fails as well: any exception of the read or the check is a failed
+        activation, never an exception out of `process`.
+
         A profile that fails is not used (404) and stays enabled in the store; it is
         not discarded here, though the seed allows it (404 "may discard") and the
         agent's discard policy may ask it: a discard is a delete, which is the
@@ -529,6 +533,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             check_with_policy(slot.read(), policy)
         except BindingError as e:
             log.warning("the enabled bound profile is not activated (FIG. 4): %s", e)
+            return False
+        except Exception as e:
+            # A record `Slot.check` does not cover, damaged: `read` reads every file.
+            # The exception's type only: its text may quote a stored value (a key).
+            log.warning(
+                "the enabled bound profile is not activated: it does not read back (%s)",
+                type(e).__name__,
+            )
             return False
         return True
 

@@ -96,6 +96,16 @@ DAMAGE: dict[str, Callable[[CardRuntime, str], None]] = {
     "the metadata's name not a string": _rewrite("meta", lambda m: (m[0], 5, *m[2:])),
     "the metadata's applications garbled": _rewrite("meta", lambda m: (*m[:4], b"x", *m[5:])),
 }
+
+
+def garble_deep_file(rt: CardRuntime, iccid: str) -> None:
+    """EF.IMSI's stored content (under ADF.USIM) made a value that does not decode: a
+    file `Slot.check` does not read (it shows when a command or `Slot.read` reads it)."""
+    prefix = _slot_key(rt, iccid, "fs.z.ADF")
+    key = next(k for k in rt.nvm.segment(OWNER) if k.startswith(prefix) and k.endswith("/6F07"))
+    rt.nvm.write(OWNER, key, 7)
+
+
 #: the metadata record damaged past naming an ICCID
 NAMELESS: dict[str, Callable[[CardRuntime, str], None]] = {
     "the metadata gone": _rewrite("meta", lambda m: None),

@@ -23,7 +23,7 @@ from card.runtime import CardRuntime
 from host.systems.profile_move.pki import ese_id_of
 from tests.unit.sgp22_helpers import Lpa
 from tests.unit.test_enabled_profile_damaged import COMMANDS
-from tests.unit.test_profile_integrity import OWNER, _es10c
+from tests.unit.test_profile_integrity import OWNER, _es10c, garble_deep_file
 from tests.unit.test_profile_move_es10 import _bound, _card, _put, _state
 from tests.unit.usim_cards import send
 
@@ -108,4 +108,21 @@ def test_an_enabled_bound_profile_is_not_activated_without_the_move_agent() -> N
     rt.power_off()
     rt.power_on()
     assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82
+    assert rt.exceptions == 0
+
+
+def test_an_enabled_bound_profile_with_a_damaged_file_is_not_activated() -> None:
+    """Regression: a file `Slot.check` does not cover, damaged, made the FIG. 4 check's
+    read of the profile raise TypeError (not BindingError) at power-up, and every
+    command answered 6F00; its activation fails instead, as for any damage."""
+    rt = _enabled_bound()
+    garble_deep_file(rt, BOUND.iccid)
+    rt.power_off()
+    rt.power_on()
+    before = rt.nvm.snapshot()
+    assert send(rt, COMMANDS["SELECT MF"])[1] == 0x9000
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82  # not used
+    assert send(rt, COMMANDS["VERIFY PIN1"])[1] == 0x6A88
+    assert send(rt, COMMANDS["STATUS"])[1] == 0x9000
+    assert rt.nvm.snapshot() == before
     assert rt.exceptions == 0
