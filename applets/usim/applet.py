@@ -111,6 +111,7 @@ from card.profiles import (
     ProfileSummary,
 )
 from card.uicc.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
+from card.uicc.fsstore import DamagedRecord
 from card.uicc.profile import AppSpec, Profile, ProfileFormatError, RfmSpec
 from card.uicc.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
 from card.uicc.ts_31_102 import (
@@ -400,10 +401,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 return fs.select(state, 0x00, apdu.p2 & 0x0C, b"", self._env(slot, gen))
             except CardError:
                 raise
-            except Exception:
-                if not self._found_damaged():  # as in `process`
-                    raise
-                raise CardError(SW.MEMORY_FAILURE) from None
+            except Exception as e:
+                raise self._memory_problem(e, apdu.cla == 0xA0) from None
         return super().select_response(apdu)
 
     def get_shareable_interface_object(
@@ -552,9 +551,32 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         slot, _ = self._enabled_slot()
         if slot is None or self._activation_passes(slot):
             return False
-        self._ctx.transient[_ACTIVATION] = (raw, False)
-        self._current_memo = None
+        self._used_no_more(raw)
         return True
+
+    def _used_no_more(self, raw: Any) -> None:
+        """The enabled profile (`raw`, as stored) not used until the next activation."""
+        if raw[0] is not None:
+            self._ctx.transient[_ACTIVATION] = (raw, False)
+        self._current_memo = None
+
+    def _memory_problem(self, exc: Exception, gsm: bool = False) -> CardError:
+        """The answer to an unexpected exception `exc` of a command (`process`,
+        `select_response`, `run_rfm_script`), or `exc` raised again.
+
+        A stored file record that does not decode (`DamagedRecord`) is damaged memory
+        whatever `Slot.check` says (it does not read every file): 6581 "memory
+        problem" (TS 102 221 §10.2.1.3; 9240 in class A0, `gsm`: TS 51.011 §9.4.2),
+        and the enabled profile is used no more (until the next power-up's check). Any
+        other exception is damage only if the profile now fails its check
+        (`_found_damaged`), else a genuine fault, raised again (6F00).
+        """
+        if isinstance(exc, DamagedRecord):
+            log.warning("a memory problem: %s", exc)  # a key's name, no value
+            self._used_no_more(self._ctx.store.get("enabled", _NONE_ENABLED))
+        elif not self._found_damaged():
+            raise exc
+        return CardError(_SW_GSM_MEMORY_PROBLEM if gsm else SW.MEMORY_FAILURE)
 
     def _channel_state(self, gen: int) -> dict[str, Any]:
         # A profile switch bumps the generation: the channel starts again at the MF.
@@ -592,19 +614,16 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         A record of the enabled profile damaged since its activation (found when a
         command reads it and the read fails) answers 6581, "memory problem" (TS 102
         221 §10.2.1.3; 9240 in class A0, TS 51.011 §9.4.2), and the profile is used
-        no more (`_found_damaged`). An exception while the profile passes its check
-        is a genuine fault and goes on to the runtime (6F00).
+        no more (`_memory_problem`). An exception while the profile passes its check
+        and no stored record failed to decode is a genuine fault and goes on to the
+        runtime (6F00).
         """
         try:
             return self._process(apdu)
         except CardError:
             raise
-        except Exception:
-            if not self._found_damaged():
-                raise
-            raise CardError(
-                _SW_GSM_MEMORY_PROBLEM if apdu.cla == 0xA0 else SW.MEMORY_FAILURE
-            ) from None
+        except Exception as e:
+            raise self._memory_problem(e, apdu.cla == 0xA0) from None
 
     def _process(self, apdu: APDU) -> bytes | None:
         cla = apdu.cla
@@ -787,10 +806,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             return self._run_rfm_script(tar, script)
         except CardError:
             raise
-        except Exception:
-            if not self._found_damaged():
-                raise
-            raise CardError(SW.MEMORY_FAILURE) from None
+        except Exception as e:
+            raise self._memory_problem(e) from None
 
     def _run_rfm_script(self, tar: bytes, script: bytes) -> bytes:
         slot, gen = self._current()
@@ -1217,8 +1234,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 try:
                     raw = s.fs.read(f"{adf}/{_EF_IMSI:04X}")
                     imsi = decode_imsi(raw) if isinstance(raw, bytes) else None
-                except (CardError, ValueError):
-                    imsi = None
+                except (CardError, ValueError, DamagedRecord):
+                    imsi = None  # EF.IMSI unreadable: listed without it
             out.append(
                 ProfileSummary(
                     iccid,

@@ -23,7 +23,9 @@ same value back:
 
 Values read back are cached per key against the stored value's identity, so
 card.fs sees the same tuple for the same stored value (its caches compare by
-identity first).
+identity first). A stored value that does not decode (damaged memory) raises
+`DamagedRecord`, naming the key and never the value, so that the applet answers
+it as a memory problem rather than as a fault of its own.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from card.fs.files import (
     child_handle,
 )
 
-__all__ = ["CompactFsStore"]
+__all__ = ["CompactFsStore", "DamagedRecord"]
 
 _FILL = 0xFF
 _FILL_BYTE = b"\xff"
@@ -65,6 +67,14 @@ class Store(Protocol):
     def set(self, key: str, value: Any) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+
+class DamagedRecord(Exception):
+    """A stored record of the file system does not decode (its key, never its value).
+
+    Raised by `CompactFsStore` reads; the UICC applet answers it 6581, "memory
+    problem" (TS 102 221 §10.2.1.3).
+    """
 
 
 def _parent_of(handle: str) -> str | None:
@@ -171,14 +181,38 @@ def _pack_content(meta: tuple[Any, ...], content: Any) -> Any:
 
 
 def _unpack_content(meta: tuple[Any, ...], packed: Any) -> Any:
+    """Raises TypeError for a packed value of another type than `_pack_content` gives."""
     fdb = meta[M_FDB]
     if _is_transparent(fdb):
+        if type(packed) is not bytes:
+            raise TypeError("transparent content")
         return packed + _FILL_BYTE * (meta[M_SIZE] - len(packed))
+    if type(packed) is not tuple or not all(type(r) is bytes for r in packed):
+        raise TypeError("record content")
     reclen, nrec = meta[M_RECLEN], meta[M_NREC]
     full = _FILL_BYTE * reclen
     return tuple(r + _FILL_BYTE * (reclen - len(r)) for r in packed) + (full,) * (
         nrec - len(packed)
     )
+
+
+def _directory(parent: str, raw: bytes) -> tuple[tuple[int, int, str], ...]:
+    """A DF's packed directory: (FID, SFI, handle) per child, 3 bytes each."""
+    if len(raw) % 3:
+        raise ValueError("a directory of 3-byte entries")
+    return tuple(
+        (fid, raw[i + 2], child_handle(parent, fid))
+        for i in range(0, len(raw), 3)
+        for fid in (int.from_bytes(raw[i : i + 2], "big"),)
+    )
+
+
+def _decoded(key: str, decode: Callable[..., Any], *args: Any) -> Any:
+    """`decode(*args)`, its failure on a damaged stored value raised as `DamagedRecord`."""
+    try:
+        return decode(*args)
+    except (struct.error, IndexError, TypeError, ValueError, OverflowError):
+        raise DamagedRecord(f"the stored record {key} does not decode") from None
 
 
 class CompactFsStore:
@@ -253,7 +287,7 @@ class CompactFsStore:
         if c is not None and c[0] is raw:  # `_cached`, inline: no closure per read
             meta: tuple[Any, ...] = c[1]
             return meta
-        return self._cached(key, raw, lambda: _unpack_meta(handle, raw))
+        return self._cached(key, raw, lambda: _decoded(key, _unpack_meta, handle, raw))
 
     def get(self, key: str, default: Any = None) -> Any:
         version = self._version
@@ -280,15 +314,7 @@ class CompactFsStore:
             raw = self.store.get(key)
             if isinstance(raw, bytes):
                 parent = key[len(self._kc) :]
-                value = self._cached(
-                    key,
-                    raw,
-                    lambda: tuple(
-                        (fid, raw[i + 2], child_handle(parent, fid))
-                        for i in range(0, len(raw), 3)
-                        for fid in (int.from_bytes(raw[i : i + 2], "big"),)
-                    ),
-                )
+                value = self._cached(key, raw, lambda: _decoded(key, _directory, parent, raw))
             else:
                 value = raw
         else:
@@ -307,7 +333,7 @@ class CompactFsStore:
         c = self._cache.get(key)
         if c is not None and c[0] is raw and c[1][0] is meta:
             return c[1][1]
-        value = _unpack_content(meta, raw)
+        value = _decoded(key, _unpack_content, meta, raw)
         self._cache[key] = (raw, (meta, value))
         return value
 

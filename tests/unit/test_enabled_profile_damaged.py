@@ -32,6 +32,7 @@ from tests.unit.test_profile_integrity import (
     _card_with,
     _es10c,
     _profiles_info,
+    garble_deep_file,
 )
 from tests.unit.test_profile_move_es10 import _state
 from tests.unit.usim_cards import send
@@ -215,4 +216,36 @@ def test_a_prepared_read_record_stops_when_the_profile_is_found_damaged() -> Non
     assert send(rt, COMMANDS["AUTHENTICATE 3G"])[1] == 0x6581
     for ch in sorted(read, reverse=True):
         assert send(rt, read[ch]) == (b"", 0x6986), ch
+    assert rt.exceptions == 0
+
+
+@pytest.mark.parametrize(
+    "commands,sw",
+    [
+        (("SELECT ADF.USIM", "SELECT EF.IMSI", "READ BINARY"), 0x6581),
+        (("GSM SELECT DF.GSM", "GSM SELECT EF.IMSI", "GSM READ BINARY"), 0x9240),
+    ],
+)
+def test_a_damaged_file_the_check_does_not_cover_answers_memory_problem(
+    commands: tuple[str, ...], sw: int
+) -> None:
+    """Regression: a file deeper than `Slot.check` reads (EF.IMSI), its stored content
+    damaged, answered 6F00 at the READ BINARY that found it; the file store raises
+    `DamagedRecord` and the card answers 6581 (9240 in class A0), the profile then
+    used no more, and the ISD-R still lists it (without an IMSI)."""
+    more = {
+        "GSM SELECT EF.IMSI": bytes.fromhex("A0A40000026F07"),
+        "GSM READ BINARY": bytes.fromhex("A0B0000009"),
+    }
+    rt = _card_with()
+    garble_deep_file(rt, ENABLED.iccid)
+    before = rt.nvm.snapshot()
+    *selects, read = ((COMMANDS | more)[name] for name in commands)
+    for apdu in selects:
+        assert send(rt, apdu)[1] == 0x9000
+    assert send(rt, read)[1] == sw
+    assert rt.exceptions == 0
+    assert _answers(rt) == NO_PROFILE  # used no more
+    assert rt.nvm.snapshot() == before
+    assert _state(rt) == [(ENABLED.iccid, True), (OTHER.iccid, False)]
     assert rt.exceptions == 0

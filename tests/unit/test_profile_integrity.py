@@ -99,11 +99,14 @@ DAMAGE: dict[str, Callable[[CardRuntime, str], None]] = {
 
 
 def garble_deep_file(rt: CardRuntime, iccid: str) -> None:
-    """EF.IMSI's stored content (under ADF.USIM) made a value that does not decode: a
-    file `Slot.check` does not read (it shows when a command or `Slot.read` reads it)."""
-    prefix = _slot_key(rt, iccid, "fs.z.ADF")
-    key = next(k for k in rt.nvm.segment(OWNER) if k.startswith(prefix) and k.endswith("/6F07"))
-    rt.nvm.write(OWNER, key, 7)
+    """EF.IMSI's stored content (under ADF.USIM and DF.GSM) made a value that does not
+    decode: files `Slot.check` does not read (it shows when a command or `Slot.read`
+    reads one)."""
+    prefix = _slot_key(rt, iccid, "fs.z.")
+    keys = [k for k in rt.nvm.segment(OWNER) if k.startswith(prefix) and k.endswith("/6F07")]
+    assert keys
+    for key in keys:
+        rt.nvm.write(OWNER, key, 7)
 
 
 #: the metadata record damaged past naming an ICCID

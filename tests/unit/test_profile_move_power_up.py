@@ -126,3 +126,7 @@ def test_an_enabled_bound_profile_with_a_damaged_file_is_not_activated() -> None
     assert send(rt, COMMANDS["STATUS"])[1] == 0x9000
     assert rt.nvm.snapshot() == before
     assert rt.exceptions == 0
+    # The ISD-R lists it (its IMSI unreadable) and the LPA can disable it.
+    assert _state(rt) == [(BOUND.iccid, True)]
+    assert _es10c(Lpa(rt), "Disable", BOUND.iccid) == OK
+    assert rt.exceptions == 0
