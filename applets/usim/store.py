@@ -665,13 +665,58 @@ def _sd_to_value(sd: SdSpec) -> tuple[Any, ...]:
     )
 
 
-def _sd_from_value(v: Any) -> SdSpec | None:
-    """The SdSpec a stored SD record holds; None for a record of another shape (damaged).
+def _is_int(x: Any) -> bool:
+    return type(x) is int
 
-    Only the unpacking is guarded (TypeError, ValueError: too few items, not a
-    sequence, an AID of the wrong length): a record is data, and a damaged one is
-    an answer, not a fault.
+
+def _is_bytes(x: Any) -> bool:
+    return type(x) is bytes
+
+
+def _sd_key_shape_ok(k: Any) -> bool:
+    """(KVN, KID, usage, access, ((key type, value), ...)) as `_sd_to_value` stores a key."""
+    return (
+        type(k) is tuple
+        and len(k) == 5
+        and all(_is_int(x) for x in k[:4])
+        and _all(
+            k[4], lambda c: type(c) is tuple and len(c) == 2 and _is_int(c[0]) and _is_bytes(c[1])
+        )
+    )
+
+
+def _sd_shape_ok(v: Any) -> bool:
+    """Whether a stored SD record has the shape and field types `_sd_to_value` gives it
+    (as `_meta_shape_ok` for the metadata): a record of the right length with a field
+    of another type would pass an unpacking and fail later, in the SD's own commands
+    (INITIALIZE UPDATE reading a key). Records stored before the OTA counters have 10."""
+    if type(v) is not tuple or len(v) not in (10, 11):
+        return False
+    aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v[:10]
+    return (
+        all(_is_bytes(x) for x in (aid, package, cls, priv, params))
+        and _is_int(lcs)
+        and _all(keys, _sd_key_shape_ok)
+        and (toolkit is None or _is_bytes(toolkit))
+        and _all(perso, _is_bytes)
+        and _is_int(counter)
+        and (
+            len(v) == 10
+            or _all(v[10], lambda c: type(c) is tuple and len(c) == 2 and all(map(_is_int, c)))
+        )
+    )
+
+
+def _sd_from_value(v: Any) -> SdSpec | None:
+    """The SdSpec a stored SD record holds; None for a record of another shape or with a
+    field of another type (`_sd_shape_ok`: damaged), which `check` finds so.
+
+    The unpacking is guarded too (ValueError: an AID of the wrong length, two keys
+    with one identifier): a record is data, and a damaged one is an answer, not a
+    fault.
     """
+    if not _sd_shape_ok(v):
+        return None
     try:
         aid, package, cls, priv, lcs, keys, params, toolkit, perso, counter = v[:10]
         return SdSpec(

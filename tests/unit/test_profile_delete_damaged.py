@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from applets.usim import UICC_AID
+from applets.usim.store import DamagedProfile
 from card.runtime import CardRuntime, CardTorn
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.builder import sample_profile
-from card.uicc.profile import AppSpec, Profile, SdSpec
+from card.uicc.profile import AppSpec, Profile, SdKey, SdSpec
 from tests.unit.sgp22_helpers import Lpa
-from tests.unit.test_profile_integrity import DAMAGE, _card_with, _rewrite
+from tests.unit.test_profile_integrity import DAMAGE, OTHER, _card_with, _es10c, _rewrite
+from tests.unit.test_profile_move_es10 import _card as _bare_card
 from tests.unit.test_profile_move_es10 import _put, _state
 
 OK = 0
@@ -143,3 +147,49 @@ def test_a_delete_of_a_damaged_profile_is_all_or_nothing_under_tears(case: str) 
         assert _delete(Lpa(rt), DOOMED.iccid) == OK
         assert (_state(rt), _on_card(rt)) == (after_state, after_card), write
         assert rt.exceptions == 0
+
+
+def _keyed_sd() -> SdSpec:
+    keys = tuple(SdKey(0x30, kid, usage, 0, ((0x88, bytes(16)),)) for kid, usage in
+                 ((1, 0x38), (2, 0x34), (3, 0xC8)))  # fmt: skip
+    return dataclasses.replace(_sd(SSD_AID), keys=keys)
+
+
+#: an SD record of the right length, a field of another type
+SD_TYPES: dict[str, Callable[[tuple], tuple]] = {
+    "a key's components an integer": lambda v: (*v[:5], tuple((*k[:4], 5) for k in v[5]), *v[6:]),
+    "the lifecycle bytes": lambda v: (*v[:4], b"\x0f", *v[5:]),
+    "the AID a string": lambda v: ("A000000151535344", *v[1:]),
+    "the counter None": lambda v: (*v[:9], None, *v[10:]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SD_TYPES))
+def test_an_sd_record_with_a_field_of_another_type_fails_the_check(case: str) -> None:
+    """Regression: an SD record of the right length with a key's components not a tuple
+    passed `Slot.check` and the activation, and INITIALIZE UPDATE then answered 6F00."""
+    p = dataclasses.replace(sample_profile(iccid="8900000000000000077"),
+                            security_domains=(_keyed_sd(),))  # fmt: skip
+    rt = _bare_card()
+    _put(rt, p)
+    _put(rt, OTHER)
+    assert _es10c(Lpa(rt), "Enable", p.iccid) == OK
+    select = bytes((0x00, 0xA4, 0x04, 0x00, len(SSD_AID))) + SSD_AID
+    init_update = bytes.fromhex("8050300008") + bytes(8) + b"\x00"
+    assert rt.process(select)[-2:] == b"\x61\x46"
+    assert rt.process(init_update)[-2:] == b"\x90\x00"
+    _rewrite(f"sd.{SSD_AID.hex().upper()}", SD_TYPES[case])(rt, p.iccid)
+    store: Any = rt.applet(UICC_AID)
+    slot = next(s for s in store._slots() if s.stored_iccid == p.iccid)
+    assert slot.security_domain(SSD_AID) is None
+    with pytest.raises(DamagedProfile):
+        slot.check()
+    rt.power_off()
+    rt.power_on()
+    assert rt.process(select)[-2:] != b"\x61\x46"  # not activated: nor is its SD
+    assert rt.process(init_update)[-2:] != b"\x6f\x00"
+    assert rt.exceptions == 0
+    lpa = Lpa(rt)
+    assert _es10c(lpa, "Enable", OTHER.iccid) == OK  # the switch disables it
+    assert _es10c(lpa, "Enable", p.iccid) != OK  # and it is not enabled again
+    assert rt.exceptions == 0
