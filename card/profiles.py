@@ -130,6 +130,16 @@ class ProfileStoreInterface(Shareable):
         """Delete a disabled profile and the applications installed with it."""
         raise NotImplementedError
 
+    def nameless_slots(self) -> tuple[int, ...]:
+        """The slots of profiles whose damaged metadata record names no ICCID any more:
+        no function that takes an ICCID reaches them (`delete_nameless_slot` does)."""
+        raise NotImplementedError
+
+    def delete_nameless_slot(self, number: int) -> None:
+        """Delete the profile in slot `number` (one of `nameless_slots`), disabling it
+        first if it is enabled; atomic, and joins the caller's transaction."""
+        raise NotImplementedError
+
     def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
         """The profile in the export format, with its current state (SQN, PINs, files)."""
         raise NotImplementedError

@@ -182,7 +182,8 @@ class ProfileFunctions(IsdrBase):
         EnableProfile answers undefinedError(127) (the store's integrity check), while
         DeleteProfile removes it, as `cardemu card info` shows it DAMAGED. A preloaded
         one has no record, so its names are empty. A profile whose record no longer
-        names an ICCID cannot be addressed by any ES10c function and is not listed.
+        names an ICCID cannot be addressed by any ES10c function and is not listed;
+        eUICCMemoryReset deletes it (`memory_reset`, by its slot).
         """
         out = []
         for s in self.profile_store().list_profiles():
@@ -374,11 +375,15 @@ class ProfileFunctions(IsdrBase):
             if (0 in options and p.profile_class != CLASS_TEST)
             or (1 in options and p.profile_class == CLASS_TEST and not p.preloaded)
         ]
+        store = self.profile_store()
+        # A profile whose damaged record names no ICCID (not listed: `profiles`) has no
+        # class to tell; the class defaults to operational (SGP.22 ProfileInfo), so the
+        # reset of the operational profiles deletes it, by its slot.
+        nameless = store.nameless_slots() if 0 in options else ()
         dp, ds = self.config()
         reset_dp = 2 in options and dp is not None
-        if not victims and not reset_dp:
+        if not victims and not nameless and not reset_dp:
             return {"resetResult": RESET_NOTHING_TO_DELETE}
-        store = self.profile_store()
         try:
             with self.system.transaction():
                 for p in victims:
@@ -386,6 +391,8 @@ class ProfileFunctions(IsdrBase):
                         store.disable_profile(p.iccid)
                     store.delete_profile(p.iccid)
                     self.set_record(p.iccid, None)
+                for number in nameless:
+                    store.delete_nameless_slot(number)
                 if reset_dp:
                     self.set_config(None, ds)
         except ProfileStoreError:

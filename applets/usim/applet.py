@@ -1443,9 +1443,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def disable_profile(self, iccid: str) -> None:
         target = self._find(iccid)
-        current, gen = self._enabled_slot()
+        current, _ = self._enabled_slot()
         if current is None or current.number != target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_ENABLED, f"{iccid} is not enabled")
+        self._disable(current)
+
+    def _disable(self, current: Slot) -> None:
+        """Disable the enabled profile `current` (one transaction)."""
+        _, gen = self._enabled_slot()
         with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self._switch_sds(current, None)
@@ -1477,6 +1482,40 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         current, _ = self._enabled_slot()
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
+        self._delete(target, current)
+
+    def nameless_slots(self) -> tuple[int, ...]:
+        return tuple(s.number for s in self._slots() if s.stored_iccid is None)
+
+    def delete_nameless_slot(self, number: int) -> None:
+        """Delete the profile in slot `number`, whose damaged metadata record names no
+        ICCID, disabling it first if it is enabled (one transaction).
+
+        Such a profile is listed to no ES10c function (applets.isdr.profiles), so
+        DeleteProfile cannot name it; eUICCMemoryReset, which deletes every
+        operational profile (SGP.22 §5.7.19), does, by its slot. Only a nameless
+        slot: a profile that still has its ICCID goes by `delete_profile`.
+
+        Raises:
+            ProfileStoreError: ICCID_NOT_FOUND (no such slot, or its record names an
+            ICCID), APPLICATION (an instance could not be deleted).
+        """
+        target = next(
+            (s for s in self._slots() if s.number == number and s.stored_iccid is None), None
+        )
+        if target is None:
+            raise ProfileStoreError(
+                ProfileStoreReason.ICCID_NOT_FOUND, f"no nameless profile in slot {number}"
+            )
+        with self.system.transaction():
+            current, _ = self._enabled_slot()
+            if current is not None and current.number == target.number:
+                self._disable(current)
+                current = None
+            self._delete(target, current)
+
+    def _delete(self, target: Slot, current: Slot | None) -> None:
+        """Delete the disabled profile `target` (`current`: the enabled one; one transaction)."""
         store = self.system.store
         card = self.system.card
         with self.system.transaction():

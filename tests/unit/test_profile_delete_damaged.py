@@ -21,11 +21,18 @@ import pytest
 from applets.usim import UICC_AID
 from applets.usim.store import DamagedProfile
 from card.runtime import CardRuntime, CardTorn
-from card.sgp22.values import iccid_to_bytes
+from card.sgp22.values import bits_from_names, iccid_to_bytes
 from card.uicc.builder import sample_profile
 from card.uicc.profile import AppSpec, Profile, SdKey, SdSpec
 from tests.unit.sgp22_helpers import Lpa
-from tests.unit.test_profile_integrity import DAMAGE, OTHER, _card_with, _es10c, _rewrite
+from tests.unit.test_profile_integrity import (
+    DAMAGE,
+    NAMELESS,
+    OTHER,
+    _card_with,
+    _es10c,
+    _rewrite,
+)
 from tests.unit.test_profile_move_es10 import _card as _bare_card
 from tests.unit.test_profile_move_es10 import _put, _state
 
@@ -193,3 +200,60 @@ def test_an_sd_record_with_a_field_of_another_type_fails_the_check(case: str) ->
     assert _es10c(lpa, "Enable", OTHER.iccid) == OK  # the switch disables it
     assert _es10c(lpa, "Enable", p.iccid) != OK  # and it is not enabled again
     assert rt.exceptions == 0
+
+
+def _reset(lpa: Lpa) -> int:
+    """eUICCMemoryReset of the operational profiles (SGP.22 §5.7.19, resetOptions bit 0)."""
+    res = lpa.es10(
+        "EuiccMemoryResetRequest",
+        {"resetOptions": bits_from_names(0)},
+        "EuiccMemoryResetResponse",
+    )
+    return int(res["resetResult"])
+
+
+def _nameless_card(enabled: bool) -> CardRuntime:
+    """`_card()` with DOOMED's metadata garbled past naming an ICCID (enabled first, or not)."""
+    rt = _card()
+    if enabled:
+        assert _es10c(Lpa(rt), "Enable", DOOMED.iccid) == OK
+    NAMELESS["the metadata garbled"](rt, DOOMED.iccid)
+    return rt
+
+
+def _everything(rt: CardRuntime) -> tuple[Any, ...]:
+    slots = rt.nvm.read(UICC_AID.hex(), "profiles")
+    return _state(rt), _on_card(rt), len(slots), rt.applet(UICC_AID).enabled_profile()
+
+
+@pytest.mark.parametrize("enabled", [False, True], ids=["disabled", "enabled"])
+def test_memory_reset_deletes_a_profile_whose_record_names_no_iccid(enabled: bool) -> None:
+    """Regression: a damaged profile whose record names no ICCID is reached by no ES10c
+    function, and eUICCMemoryReset, which deletes every operational profile (SGP.22
+    §5.7.19), left it (and answered "nothing to delete" the next time): it is deleted by
+    its slot, disabled first if enabled, with its security domains; all or nothing
+    across a tear at any write."""
+    rt = _nameless_card(enabled)
+    whole = _everything(rt)
+    assert ("", enabled) in whole[0] and whole[2] == 3
+    before = rt.nvm.total_writes
+    assert _reset(Lpa(rt)) == OK
+    after = _everything(rt)
+    assert after == ([], _on_card(rt), 0, None)
+    assert SSD_AID not in after[1] and SHARED_SD not in after[1]
+    assert _reset(Lpa(rt)) == 1  # nothing to delete
+    assert rt.exceptions == 0
+    n = int(rt.nvm.total_writes - before)
+    for write in range(1, n + 1):
+        rt = _nameless_card(enabled)
+        lpa = Lpa(rt)
+        rt.nvm.tear_after(write - 1)
+        with pytest.raises(CardTorn):
+            _reset(lpa)
+        rt.nvm.tear_after(None)
+        rt.power_off()
+        rt.power_on()
+        assert _everything(rt) == whole, write
+        assert _reset(Lpa(rt)) == OK
+        assert _everything(rt) == after, write
+        assert rt.exceptions == 0
