@@ -112,7 +112,7 @@ from card.profiles import (
 )
 from card.uicc.auth import authenticate_3g, authenticate_gsm, gsm_sres_kc, parse_lv_items
 from card.uicc.fsstore import DamagedRecord
-from card.uicc.profile import AppSpec, Profile, ProfileFormatError, RfmSpec
+from card.uicc.profile import Profile, ProfileFormatError, RfmSpec
 from card.uicc.saip import CAPABILITY_BITS, PeStatus, SaipError, profile_from_package
 from card.uicc.ts_31_102 import (
     DF_5GS,
@@ -1359,9 +1359,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return set(slot.sd_aids())
 
     @staticmethod
-    def _apps(slot: Slot) -> tuple[AppSpec, ...]:
-        """The slot's applications; none when its metadata record is damaged."""
-        return slot.apps() if slot.readable() else ()
+    def _app_aids(slot: Slot) -> tuple[bytes, ...]:
+        """The AIDs of the slot's applications, also when its metadata record is damaged
+        (`Slot.app_aids`: the slot's application records)."""
+        return slot.app_aids()
 
     def _switch_sds(self, old: Slot | None, new: Slot | None) -> None:
         card = self.system.card
@@ -1373,11 +1374,16 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     def _set_apps(self, slot: Slot | None, lifecycle: int) -> None:
         if slot is None:
             return
-        apps = self._apps(slot)
-        if apps:
+        aids = self._app_aids(slot)
+        if aids:
             card = self.system.card
-            for app in apps:
-                card.set_lifecycle(app.aid, lifecycle)
+            for aid in aids:
+                try:
+                    card.set_lifecycle(aid, lifecycle)
+                except CardError:
+                    if lifecycle != _LOCKED:
+                        raise
+                    # A lock of an instance that is gone (GP DELETE by the issuer) is moot.
 
     def _deselect_profile(self, slot: Slot | None, keep: Slot | None = None) -> None:
         """Deselect a profile's applications and security domains on every logical channel.
@@ -1400,8 +1406,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if slot is None:
             return
         card = self.system.card
-        for app in self._apps(slot):
-            card.deselect_everywhere(app.aid)
+        for aid in self._app_aids(slot):
+            card.deselect_everywhere(aid)
         for aid in self._sd_aids(slot) - self._sd_aids(keep):
             card.deselect_everywhere(aid)
 
@@ -1469,14 +1475,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         where the enabled profile has it too.
 
         A damaged profile is deleted too (its slot freed, its records erased), with
-        its security domains: the slot's SD records name them by their keys even
-        when the metadata record that lists them is damaged (`Slot.sd_aids`). Its
-        other applications cannot be found once the metadata record is damaged:
-        only that record names them, and the card's registry records no owner, so
-        telling them from an applet the issuer installed (and locked) would be a
-        guess, and deleting on a guess could remove another party's applet. They
-        stay, locked since the profile's disable, never selectable; a GP DELETE by
-        the card issuer can remove them.
+        its security domains and its other applications: the slot's SD and
+        application records name them by their keys even when the metadata record
+        that lists them is damaged (`Slot.sd_aids`, `Slot.app_aids`), and the
+        profile's disable locked them the same way. Only a profile stored before the
+        application records existed, its metadata damaged, leaves its applications:
+        the card's registry records no owner, and deleting on a guess could remove
+        another party's applet; they stay (selectable if they were when the metadata
+        was damaged) until a GP DELETE by the card issuer.
         """
         target = self._find(iccid)
         current, _ = self._enabled_slot()
@@ -1520,12 +1526,12 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         card = self.system.card
         with self.system.transaction():
             self._deselect_profile(target, keep=current)
-            for app in self._apps(target):
+            for aid in self._app_aids(target):
                 try:
-                    card.delete(app.aid)
+                    card.delete(aid)
                 except CardError as e:
                     raise ProfileStoreError(
-                        ProfileStoreReason.APPLICATION, f"application {app.aid.hex()}: {e}"
+                        ProfileStoreReason.APPLICATION, f"application {aid.hex()}: {e}"
                     ) from None
             store.set("profiles", tuple(n for n in store.get("profiles", ()) if n != target.number))
             # A security domain instance goes with the last profile that has its AID.

@@ -285,6 +285,32 @@ class Slot:
     def apps(self) -> tuple[AppSpec, ...]:
         return tuple(AppSpec(aid, ref, params) for aid, ref, params in self.meta[4])
 
+    def app_aids(self) -> tuple[bytes, ...]:
+        """The AIDs of the profile's Java Card applications, none decoded: what a disable
+        and a delete need (damage hides no instance).
+
+        The metadata lists them; when the metadata record is damaged (`readable`),
+        the slot's application records still name them, each stored under its AID
+        ("p<n>.app.<AID>", as the SD records are), so the instances of a damaged
+        profile can still be locked and deleted with it. A profile stored before these
+        records existed has none: with its metadata damaged, its applications are
+        not found.
+        """
+        if self.readable():
+            return tuple(a[0] for a in self.meta[4])
+        return self._aids_under(self.prefix + "app.")
+
+    def _aids_under(self, prefix: str) -> tuple[bytes, ...]:
+        """The AIDs that name the slot's keys "<prefix><AID hex>", in key order."""
+        out = []
+        for key in sorted(self.store.keys()):
+            if key.startswith(prefix):
+                try:
+                    out.append(bytes.fromhex(key[len(prefix) :]))
+                except ValueError:
+                    continue  # not a key this store writes
+        return tuple(out)
+
     def own_auth_aids(self) -> tuple[bytes, ...]:
         """The applications with AKA keys of their own (Profile.app_auth)."""
         return tuple(self.meta[7]) if len(self.meta) > 7 else ()
@@ -392,15 +418,7 @@ class Slot:
         if self.readable():
             meta = self.meta
             return tuple(meta[6]) if len(meta) > 6 else ()
-        prefix = self.prefix + "sd."
-        out = []
-        for key in sorted(self.store.keys()):
-            if key.startswith(prefix):
-                try:
-                    out.append(bytes.fromhex(key[len(prefix) :]))
-                except ValueError:
-                    continue  # not a key this store writes
-        return tuple(out)
+        return self._aids_under(self.prefix + "sd.")
 
     def security_domain(self, aid: bytes) -> SdSpec | None:
         """The security domain `aid` as stored; None if the slot has none, or a damaged
@@ -441,6 +459,8 @@ class Slot:
             )
         for sd in profile.security_domains:
             self.set_security_domain(sd)
+        for app in profile.apps:  # (`app_aids`: found also with the metadata damaged)
+            self.store.set(f"{self.prefix}app.{app.aid.hex().upper()}", True)
         if profile.rfm:
             self.store.set(
                 self.prefix + "rfm",

@@ -3,11 +3,11 @@
 A profile whose stored records are damaged can still be deleted: the delete needs
 none of its records decoded. Its security domains are found by the store's own
 keys (each SD record is stored under its AID) even when the metadata record that
-lists them is damaged, so their instances go with it; a damaged SD record (of the
-profile deleted or of another) neither stops the delete nor hides an instance. Its
-other applications are named by the metadata record only: with it damaged they
-stay, locked (the registry records no owner to find them by). A
-tear at any write of the delete leaves the profile whole or gone, never half.
+lists them is damaged, so their instances go with it, and so do its other
+applications (each has an application record under its AID); a damaged SD record
+(of the profile deleted or of another) neither stops the delete nor hides an
+instance. A tear at any write of the delete leaves the profile whole or gone,
+never half.
 """
 
 from __future__ import annotations
@@ -108,14 +108,9 @@ def test_a_damaged_profile_is_deleted_with_its_security_domains(case: str) -> No
     on_card = _on_card(rt)
     assert SSD_AID not in on_card
     assert SHARED_SD in on_card  # KEEPER still has it
-    if case in SD_DAMAGE:
-        assert APP_AID not in on_card
-    else:
-        # Only the damaged record named the applet, and the registry records no owner:
-        # it stays, locked, never selectable (UiccApplet.delete_profile).
-        assert APP_AID in on_card
-        select = bytes((0x00, 0xA4, 0x04, 0x00, len(APP_AID))) + APP_AID
-        assert rt.process(select) == b"\x6a\x82"
+    # The applet too, also when the damaged metadata no longer names it: the slot's
+    # application record does (`Slot.app_aids`).
+    assert APP_AID not in on_card
     # KEEPER goes too, and with it the shared SD
     assert _delete(Lpa(rt), KEEPER.iccid) == OK
     assert SHARED_SD not in _on_card(rt)
@@ -257,3 +252,25 @@ def test_memory_reset_deletes_a_profile_whose_record_names_no_iccid(enabled: boo
         assert _reset(Lpa(rt)) == OK
         assert _everything(rt) == after, write
         assert rt.exceptions == 0
+
+
+def test_a_profile_whose_metadata_is_damaged_locks_and_deletes_its_applets() -> None:
+    """Regression: with the enabled profile's metadata damaged, a switch left its applet
+    selectable (610E) and a delete left it on the card: only the metadata named it.
+    The slot's application records name it now: locked at the switch (6A82), deleted
+    with the profile."""
+    e = _with_sds("8900000000000000055", app=APP_AID)
+    rt = _bare_card()
+    _put(rt, e)
+    _put(rt, OTHER)
+    lpa = Lpa(rt)
+    assert _es10c(lpa, "Enable", e.iccid) == OK
+    select = bytes((0x00, 0xA4, 0x04, 0x00, len(APP_AID))) + APP_AID
+    assert rt.process(select)[-2:] == b"\x61\x0e"
+    DAMAGE["the metadata cut short"](rt, e.iccid)
+    assert _es10c(lpa, "Enable", OTHER.iccid) == OK
+    assert rt.process(select) == b"\x6a\x82"  # locked with its profile's disable
+    assert _delete(lpa, e.iccid) == OK
+    assert _state(rt) == [(OTHER.iccid, True)]
+    assert APP_AID not in _on_card(rt)
+    assert rt.exceptions == 0
