@@ -474,6 +474,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         enabled: what TS 102 221 §10.2.1 defines for a card without the
         application (6A82 for the USIM's ADF, 6A88 for a PIN or key it does not
         have), not 6F00, which is left to a genuine fault.
+
+        Not covered yet: the profile's Java Card applications and security domains
+        keep the SELECTABLE life cycle its enable gave them, so while it is not
+        activated they can still be selected (the USIM's files, PINs and keys
+        cannot). Refusing them needs a RAM-only suspension in the runtime's registry
+        that holds from power-up until the activation passes (the first command
+        after a power-up may be their SELECT, before this check has run).
         """
         number, gen = raw
         out: tuple[Slot | None, int]
