@@ -178,6 +178,10 @@ class CardRuntime:
         #: every instruction some channel's quick path takes (a superset: a filter only)
         self._quick_ins: frozenset[int] = frozenset()
         self._entries: dict[bytes, _Entry] = {}
+        #: RAM: AID -> the context of the applet that decides whether that instance may
+        #: be selected now (`Applet.selection_gate`); None: to be asked again
+        #: (`_gate_map`). Never stored: derived from the registry and the gates' answers.
+        self._gates: dict[bytes, Context] | None = None
         self._active: Context | None = None
         self._channel = 0
         self._context_stack: list[Context | None] = []
@@ -260,12 +264,64 @@ class CardRuntime:
             applet._bind(ctx)
             entries[aid] = _Entry(ctx, ref, lifecycle, int(default))
         self._entries = entries
+        self._gates = None
+
+    # -- selection gates (RAM only) ------------------------------------------------
+
+    def selection_gates_changed(self) -> None:
+        """Ask the gating applets again which instances they decide (`Applet.gated_aids`).
+
+        For a gate whose set changed with no change of the registry (a profile that
+        names an already installed security domain); every registry change asks
+        again by itself.
+        """
+        self._gates = None
+
+    def _gate_map(self) -> dict[bytes, Context]:
+        """AID -> the context of the applet that gates it (`Applet.selection_gate`)."""
+        gates = self._gates
+        if gates is None:
+            gates = {}
+            for aid, e in list(self._entries.items()):
+                applet = e.ctx.applet
+                if applet is None or not type(applet).selection_gate:
+                    continue
+                for gated in self.call_in_context(e.ctx, applet.gated_aids):
+                    gated = bytes(gated)
+                    if gated != aid and gated in self._entries:
+                        gates[gated] = e.ctx
+            self._gates = gates
+        return gates
+
+    def _may_select(self, aid: bytes) -> bool:
+        """Whether the selectable instance `aid` may be selected now: True unless an applet
+        gates it (`Applet.selection_gate`) and its `may_select` says no.
+
+        One dict lookup for an instance no applet gates (the ISD-R, the ECASD, an
+        applet of no profile). A gate's exception refuses (fails closed), as an
+        exception in an applet's `select()` does.
+        """
+        gate = (self._gates if self._gates is not None else self._gate_map()).get(aid)
+        if gate is None:
+            return True
+        applet = gate.applet
+        assert applet is not None  # a registered context is bound
+        try:
+            return bool(self.call_in_context(gate, applet.may_select, aid))
+        except (CardError, SecurityException):
+            return False
+        except Exception:
+            self.exceptions += 1
+            self.last_exception = traceback.format_exc()
+            log.error("exception in may_select() of %s:\n%s", gate.aid, self.last_exception)
+            return False
 
     def _save_registry(self) -> None:
         value = tuple(
             (bytes(e.ctx.aid), e.ref, e.lifecycle, e.default) for e in self._entries.values()
         )
         self.nvm.write(CARD_OWNER, "registry", value)
+        self._gates = None
 
     def install(
         self,
@@ -521,8 +577,8 @@ class CardRuntime:
         self._context_stack.clear()
 
     def _select_default(self, channel: int) -> None:
-        for e in self._entries.values():
-            if e.default >> channel & 1 and e.selectable:
+        for aid, e in self._entries.items():
+            if e.default >> channel & 1 and e.selectable and self._may_select(aid):
                 self._do_select(self._channels[channel], channel, e.ctx)
                 return
 
@@ -642,6 +698,8 @@ class CardRuntime:
             aid = bytes(e.ctx.aid)
             applet = e.ctx.applet
             if len(aid) < 15 or aid[12:15] != tar or applet is None or not e.selectable:
+                continue
+            if not self._may_select(aid):
                 continue
             msl = type(applet).ota_msl
             if msl is not None:
@@ -876,13 +934,19 @@ class CardRuntime:
         occurrence = p2 & 0x03
         if len(name) > 16:
             return False, None
+        # An instance whose gate refuses it now (`_may_select`: a profile's application
+        # while the profile is not activated) is no candidate: as one not selectable.
         if not name:
             candidates = [
-                e for e in self._entries.values() if e.default >> ch_no & 1 and e.selectable
+                e
+                for aid, e in self._entries.items()
+                if e.default >> ch_no & 1 and e.selectable and self._may_select(aid)
             ]
         else:
             candidates = [
-                e for e in self._entries.values() if e.selectable and e.ctx.aid.startswith(name)
+                e
+                for aid, e in self._entries.items()
+                if e.selectable and aid.startswith(name) and self._may_select(aid)
             ]
         if not candidates:
             if ch.ctx is None:
@@ -991,7 +1055,8 @@ class CardRuntime:
                 new = p2
             nch = self._channels[new] = _Channel()
             if ch_no != 0 and ch.ctx is not None:
-                self._do_select(nch, new, ch.ctx)
+                if self._may_select(bytes(ch.ctx.aid)):
+                    self._do_select(nch, new, ch.ctx)
             else:
                 self._select_default(new)
             # P2 = 00: the channel number is the response data (§11.1.2), fitted to

@@ -64,8 +64,10 @@ or switch: its integrity check (applets.usim.store `Slot.check`) and, for a
 move-bound profile, seed 003's FIG. 4 check (card.profile_binding). One that
 fails, or whose metadata record is found damaged later, stays enabled for the
 ISD-R (which can disable and delete it) but is not used: the terminal sees the
-card as with no profile enabled; a record found damaged by a command answers
-6581 (`UiccApplet._activate`, `UiccApplet.process`).
+card as with no profile enabled, and the profile's applications and security
+domains answer a SELECT as not selectable (6A82: the runtime asks this applet,
+`UiccApplet.may_select`); a record found damaged by a command answers 6581
+(`UiccApplet._activate`, `UiccApplet.process`).
 
 Install parameters: an exported profile (card.profiles format), installed and
 enabled at once; none gives an eUICC with no profile.
@@ -360,6 +362,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     toolkit_platform = True
     #: READ RECORD (`quick_process`)
     quick_ins = frozenset({Ins.READ_RECORD})
+    #: The runtime asks it whether a profile's application or SD may be selected
+    #: (`gated_aids`, `may_select`): only while the profile is activated.
+    selection_gate = True
 
     #: ("enabled" as stored, what `_current` made of it, the activation it was made
     #: with) and the last `_Env`: derived, volatile, each checked against what it came
@@ -475,12 +480,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         application (6A82 for the USIM's ADF, 6A88 for a PIN or key it does not
         have), not 6F00, which is left to a genuine fault.
 
-        Not covered yet: the profile's Java Card applications and security domains
-        keep the SELECTABLE life cycle its enable gave them, so while it is not
-        activated they can still be selected (the USIM's files, PINs and keys
-        cannot). Refusing them needs a RAM-only suspension in the runtime's registry
-        that holds from power-up until the activation passes (the first command
-        after a power-up may be their SELECT, before this check has run).
+        The profile's Java Card applications and security domains keep the
+        SELECTABLE life cycle its enable gave them (a life cycle is stored: changing
+        it would write), so they are refused another way, in RAM: the runtime asks
+        this applet at each of their selections (`may_select`), which runs this
+        check if it has not run since the power-up (the first command after a
+        power-up may be their SELECT), and a profile not activated has its
+        instances answer as not selectable (6A82).
         """
         number, gen = raw
         out: tuple[Slot | None, int]
@@ -549,6 +555,60 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             )
             return False
         return True
+
+    # -- the selection gate (card.framework.Applet.selection_gate) ------------------------
+
+    def gated_aids(self) -> frozenset[bytes]:
+        """Every profile's applications and security domains, as far as the store names them.
+
+        The metadata record lists them; the slot's application and SD records
+        ("p<n>.app.<AID>", "p<n>.sd.<AID>") name them too, also when the metadata
+        is damaged; a card image stored before the application records existed has
+        only the metadata's list. The union of both, so that damage hides none.
+        One pass over the store's keys, read only (asked after each power-up and
+        registry change, not per command).
+        """
+        return self._instance_aids(self._slots())
+
+    def may_select(self, aid: bytes) -> bool:
+        """Whether a profile's application or security domain `aid` may be selected now.
+
+        Only while the enabled profile is activated (`_activate`, run here if it has
+        not run since the power-up, reset or switch): seed 003 FIG. 4 (404) has a
+        profile that fails its check not used, and SGP.22 §1.4 (Enabled, Disabled)
+        has a profile's applications selectable only while it is the profile in use,
+        so a damaged profile, or a copy bound to another eSE, runs none of its
+        applets or SDs either; they answer 6A82 as a locked application does (GP
+        Card Specification, LOCKED: its selection fails). Instances of no profile
+        never reach here (the runtime gates only `gated_aids`); an instance of a
+        disabled profile only is left to its life cycle (its disable locked it). RAM
+        only: the activation's result is a transient, nothing is written.
+        """
+        current, _ = self._current()
+        if current is not None:
+            return True
+        enabled, _ = self._enabled_slot()
+        if enabled is None:
+            return True  # no profile enabled: the life cycles (locked) decide
+        aid = bytes(aid)
+        return aid not in self._instance_aids([enabled])
+
+    def _instance_aids(self, slots: list[Slot]) -> frozenset[bytes]:
+        """The applications and security domains of `slots` (see `gated_aids`)."""
+        out: set[bytes] = set()
+        for s in slots:
+            if s.readable():
+                out.update(s.app_aids())
+                out.update(s.sd_aids())
+        prefixes = tuple(s.prefix + part for s in slots for part in ("app.", "sd."))
+        if prefixes:
+            for key in self.system.store.keys():
+                if key.startswith(prefixes):
+                    try:
+                        out.add(bytes.fromhex(key.rpartition(".")[2]))
+                    except ValueError:
+                        continue  # not a key the store writes
+        return frozenset(out)
 
     def _found_damaged(self) -> bool:
         """After an unexpected exception: whether the enabled profile fails its integrity
@@ -1314,6 +1374,9 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                 self._install_apps(profile)
                 self._install_sds(profile)
                 store.set("profiles", store.get("profiles", ()) + (number,))
+                # Its instances are gated (`gated_aids`) from now on, also an SD
+                # instance already on the card for another profile (no registry change).
+                self.system.card.selection_gates_changed()
         except ProfileFormatError as e:
             raise ProfileStoreError(ProfileStoreReason.BAD_FORMAT, str(e)) from None
         except OutOfMemory as e:

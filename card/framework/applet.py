@@ -15,6 +15,7 @@ Private attributes (`_cache`) stay allowed for derived, volatile data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from card.apdu import CommandApdu, parse_body
@@ -225,6 +226,11 @@ class Applet:
     ota_msl: ClassVar[int | None] = None
     #: The instructions `quick_process` takes (none: it is never called).
     quick_ins: ClassVar[frozenset[int]] = frozenset()
+    #: Does the applet decide whether some other instances may be selected now (a
+    #: UICC's profile store: a profile's applications run only while it is activated)?
+    #: Then the runtime asks it which (`gated_aids`) and, at each selection of one of
+    #: them, whether it may be selected (`may_select`).
+    selection_gate: ClassVar[bool] = False
     _declared: ClassVar[tuple[str, ...]] = ()
 
     _ctx: Context
@@ -311,6 +317,23 @@ class Applet:
         `command` is the proactive command (D0 ...) as the terminal fetched it,
         `response` the TERMINAL RESPONSE data. The default ignores it.
         """
+
+    def gated_aids(self) -> Iterable[bytes]:
+        """The AIDs of the instances whose selection this applet decides (`selection_gate`).
+
+        Asked again after every change of the card's registry and after
+        `CardRuntime.selection_gates_changed`; it must write nothing.
+        """
+        return ()
+
+    def may_select(self, aid: bytes) -> bool:
+        """Whether the instance `aid` (one of `gated_aids`) may be selected now.
+
+        Asked at every selection of it (by name, implicit, on any logical channel),
+        after its life cycle allows it; False answers as for an instance that is not
+        selectable. It must write nothing persistent.
+        """
+        return True
 
     def get_shareable_interface_object(self, client_aid: AID, parameter: int) -> Shareable | None:
         """Grant (return an object) or refuse (None) a Shareable interface to a client."""
