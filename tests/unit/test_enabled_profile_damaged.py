@@ -14,11 +14,13 @@ the command that finds it, and the profile is used no more. Never 6F00.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from applets.usim import UICC_AID
 from card.framework import CardError
+from card.profiles import ISD_R_AID
 from card.runtime import CardRuntime
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.builder import DEFAULT_USIM_AID
@@ -29,9 +31,11 @@ from tests.unit.test_profile_integrity import (
     ENABLED,
     NAMELESS,
     OTHER,
+    OWNER,
     _card_with,
     _es10c,
     _profiles_info,
+    _slot_key,
     garble_deep_file,
 )
 from tests.unit.test_profile_move_es10 import _state
@@ -248,4 +252,164 @@ def test_a_damaged_file_the_check_does_not_cover_answers_memory_problem(
     assert _answers(rt) == NO_PROFILE  # used no more
     assert rt.nvm.snapshot() == before
     assert _state(rt) == [(ENABLED.iccid, True), (OTHER.iccid, False)]
+    assert rt.exceptions == 0
+
+
+# -- the profile's applications and security domains ------------------------------------
+#
+# Seed 003 FIG. 4 (404): a profile that fails its check is not used; SGP.22 §1.4: a
+# profile's applications are selectable only while it is the profile in use. So the
+# Java Card applications and SDs of an enabled profile that is not activated answer a
+# SELECT as applications that are not selectable do (6A82, as a locked one: GP), on
+# every channel and for an implicit selection, in RAM (their stored life cycle stays
+# SELECTABLE), the check run at their SELECT if it is the first command after power-up.
+
+APP_2 = bytes.fromhex("F043415244454D550A02")
+SSD_2 = bytes.fromhex("A000000151535345")
+
+
+def _profiles() -> tuple[Any, Any]:
+    from tests.unit.test_profile_delete_damaged import APP_AID, SSD_AID, _with_sds
+
+    return (
+        _with_sds("8900000000000000055", SSD_AID, app=APP_AID),
+        _with_sds("8900000000000000066", SSD_2, app=APP_2),
+    )
+
+
+APPS, APPS_OTHER = _profiles()
+
+
+def _apps_card() -> CardRuntime:
+    """APPS enabled (an application and an SD), APPS_OTHER beside it, disabled."""
+    from tests.unit.test_profile_move_es10 import _card, _put
+
+    rt = _card()
+    _put(rt, APPS)
+    _put(rt, APPS_OTHER)
+    assert _es10c(Lpa(rt), "Enable", APPS.iccid) == OK
+    return rt
+
+
+def _select_sw(rt: CardRuntime, aid: bytes, channel: int = 0) -> int:
+    """The status word of SELECT `aid` (FCI asked) on `channel`, after GET RESPONSE."""
+    return send(rt, bytes((channel, 0xA4, 0x04, 0x00, len(aid))) + aid)[1]
+
+
+def _instances(profile: Any) -> list[bytes]:
+    return [a.aid for a in profile.apps] + [sd.aid for sd in profile.security_domains]
+
+
+def test_regression_a_damaged_profile_runs_no_application_after_power_up() -> None:
+    """Regression (probe_apps2): with the enabled profile's K changed, after a power cycle
+    ADF.USIM answered 6A82 but the profile's applet was selected (610E) and ran."""
+    rt = _apps_card()
+    DAMAGE["K one byte changed"](rt, APPS.iccid)
+    rt.power_off()
+    rt.power_on()
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82
+    for aid in _instances(APPS):
+        assert _select_sw(rt, aid) == 0x6A82, aid.hex()
+    assert rt.exceptions == 0
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE) + sorted(NAMELESS))
+def test_a_damaged_profile_s_applications_are_refused_at_the_first_command(case: str) -> None:
+    """The first command after power-up a SELECT of the profile's application: the
+    activation check runs at it (nothing written), and it fails as for a locked one;
+    the platform's applets are selectable all the same."""
+    rt = _apps_card()
+    (DAMAGE | NAMELESS)[case](rt, APPS.iccid)
+    rt.power_off()
+    rt.power_on()
+    before = rt.nvm.snapshot()
+    for aid in _instances(APPS):
+        assert _select_sw(rt, aid) == 0x6A82, aid.hex()  # the first command
+        # On a logical channel too.
+        ch = send(rt, bytes.fromhex("0070000001"))[0][0]
+        assert _select_sw(rt, aid, ch) == 0x6A82
+        assert send(rt, bytes((0x00, 0x70, 0x80, ch)))[1] == 0x9000
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82
+    assert _select_sw(rt, ISD_R_AID) == 0x9000  # the platform's: unaffected
+    assert _select_sw(rt, UICC_AID) == 0x9000
+    assert rt.nvm.snapshot() == before  # nothing written
+    assert rt.exceptions == 0
+
+
+def test_a_damaged_profile_s_application_is_not_selected_implicitly() -> None:
+    """An application of the profile made the default of channel 3: opening the channel
+    selects nothing while the profile is not activated (a command there: 6999, as on a
+    channel whose selection failed), and selects it on a healthy profile."""
+    rt = _apps_card()
+    rt.set_default(APPS.apps[0].aid, [3])
+    rt.power_off()
+    rt.power_on()
+    assert send(rt, bytes.fromhex("0070000300"))[1] == 0x9000
+    assert rt.selected_aid(3) == APPS.apps[0].aid  # healthy: the default is selected
+    assert send(rt, bytes.fromhex("0070800300"))[1] == 0x9000
+    DAMAGE["K one byte changed"](rt, APPS.iccid)
+    rt.power_off()
+    rt.power_on()
+    assert send(rt, bytes.fromhex("0070000300"))[1] == 0x9000  # the first command
+    assert rt.selected_aid(3) is None
+    assert send(rt, bytes.fromhex("03CA006600"))[1] == 0x6999
+    assert rt.exceptions == 0
+
+
+def test_after_the_lpa_switches_the_other_profile_s_applications_run() -> None:
+    rt = _apps_card()
+    DAMAGE["K one byte changed"](rt, APPS.iccid)
+    rt.power_off()
+    rt.power_on()
+    for aid in _instances(APPS):
+        assert _select_sw(rt, aid) == 0x6A82
+    lpa = Lpa(rt)
+    assert _es10c(lpa, "Disable", APPS.iccid) == OK
+    assert _es10c(lpa, "Enable", APPS_OTHER.iccid) == OK
+    for aid in _instances(APPS_OTHER):
+        assert _select_sw(rt, aid) == 0x9000, aid.hex()
+        ch = send(rt, bytes.fromhex("0070000001"))[0][0]
+        assert _select_sw(rt, aid, ch) == 0x9000
+        assert send(rt, bytes((0x00, 0x70, 0x80, ch)))[1] == 0x9000
+    for aid in _instances(APPS):
+        assert _select_sw(rt, aid) == 0x6A82  # disabled: locked
+    assert _select_sw(rt, UICC_AID) == 0x9000  # the UICC again on channel 0
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x9000
+    # Disabled too: none of either profile's instances, the platform's still.
+    assert _es10c(lpa, "Disable", APPS_OTHER.iccid) == OK
+    for aid in _instances(APPS) + _instances(APPS_OTHER):
+        assert _select_sw(rt, aid) == 0x6A82
+    assert _select_sw(rt, ISD_R_AID) == 0x9000
+    assert rt.exceptions == 0
+
+
+def test_a_healthy_profile_s_applications_are_selectable_after_power_up() -> None:
+    rt = _apps_card()
+    for how in ("power cycle", "warm reset"):
+        if how == "power cycle":
+            rt.power_off()
+            rt.power_on()
+        else:
+            rt.reset()
+        for aid in _instances(APPS):
+            assert _select_sw(rt, aid) == 0x9000, aid.hex()  # the first command
+            ch = send(rt, bytes.fromhex("0070000001"))[0][0]
+            assert _select_sw(rt, aid, ch) == 0x9000
+            assert send(rt, bytes((0x00, 0x70, 0x80, ch)))[1] == 0x9000
+        assert _select_sw(rt, UICC_AID) == 0x9000  # the UICC again on channel 0
+        assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x9000
+    assert rt.exceptions == 0
+
+
+def test_an_old_image_s_damaged_profile_applications_found_by_the_metadata() -> None:
+    """A card image stored before the per-slot application records ("p<n>.app.<AID>")
+    has only the metadata's list: the application is refused all the same."""
+    rt = _apps_card()
+    for aid in (a.aid for a in APPS.apps):
+        rt.nvm.delete(OWNER, _slot_key(rt, APPS.iccid, f"app.{aid.hex().upper()}"))
+    DAMAGE["K one byte changed"](rt, APPS.iccid)
+    rt.power_off()
+    rt.power_on()
+    for aid in _instances(APPS):
+        assert _select_sw(rt, aid) == 0x6A82, aid.hex()
     assert rt.exceptions == 0
