@@ -39,12 +39,12 @@ def _running(rt: CardRuntime) -> bool:
     )
 
 
-def _rebind(rt: CardRuntime, ese_id: bytes) -> None:
+def _rebind(rt: CardRuntime, ese_id: bytes, iccid: str = BOUND.iccid) -> None:
     """The stored binding's eSE ID rewritten and the record sealed again: an intact
     profile (the store's integrity check passes) bound to another eSE, as an image
     copied onto another eSE, or edited by someone who can write the store, would be."""
     store: Any = rt.applet(UICC_AID)
-    slot = next(s for s in store._slots() if s.stored_iccid == BOUND.iccid)
+    slot = next(s for s in store._slots() if s.stored_iccid == iccid)
     meta = rt.nvm.read(OWNER, slot.prefix + "meta")
     metadata = tuple((k, ese_id.hex() if k == META_ESE_ID else v) for k, v in meta[3])
     new = (*meta[:3], metadata, *meta[4:8])
@@ -130,3 +130,49 @@ def test_an_enabled_bound_profile_with_a_damaged_file_is_not_activated() -> None
     assert _state(rt) == [(BOUND.iccid, True)]
     assert _es10c(Lpa(rt), "Disable", BOUND.iccid) == OK
     assert rt.exceptions == 0
+
+
+def _bound_with_apps() -> Any:
+    """BOUND's binding on a profile with an application and a security domain."""
+    from host.systems.profile_move.card import bind
+    from tests.unit.test_enabled_profile_damaged import APPS
+    from tests.unit.test_profile_move_es10 import PKI
+
+    return bind(
+        APPS, key=PKI.provider, certificate=PKI.provider_cert, ese_id=ese_id_of(1),
+        profile_id="P-2",
+    )  # fmt: skip
+
+
+def test_a_copy_bound_to_another_ese_runs_none_of_its_applications() -> None:
+    """Seed 003 FIG. 4 (404): a bound profile whose eSE ID is not this eSE's is not used,
+    its Java Card applications and SDs included (SGP.22 §1.4: selectable only while
+    the profile is in use): a SELECT of one, the first command after power-up, runs
+    the check and answers 6A82, on every channel, writing nothing; bound to this eSE
+    again, they run."""
+    profile = _bound_with_apps()
+    rt = _card()
+    _put(rt, profile)
+    assert _es10c(Lpa(rt), "Enable", profile.iccid) == OK
+    aids = [a.aid for a in profile.apps] + [sd.aid for sd in profile.security_domains]
+    _rebind(rt, ese_id_of(2), profile.iccid)
+    rt.power_off()
+    rt.power_on()
+    before = rt.nvm.snapshot()
+    for aid in aids:
+        assert _select(rt, aid) == 0x6A82, aid.hex()  # the first command
+        ch = send(rt, bytes.fromhex("0070000001"))[0][0]
+        assert _select(rt, aid, ch) == 0x6A82
+        assert send(rt, bytes((0x00, 0x70, 0x80, ch)))[1] == 0x9000
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x6A82
+    assert rt.nvm.snapshot() == before  # nothing written
+    _rebind(rt, ese_id_of(1), profile.iccid)  # bound to this eSE again
+    rt.power_off()
+    rt.power_on()
+    for aid in aids:
+        assert _select(rt, aid) == 0x9000, aid.hex()
+    assert rt.exceptions == 0
+
+
+def _select(rt: CardRuntime, aid: bytes, channel: int = 0) -> int:
+    return send(rt, bytes((channel, 0xA4, 0x04, 0x00, len(aid))) + aid)[1]
