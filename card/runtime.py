@@ -286,8 +286,18 @@ class CardRuntime:
                 applet = e.ctx.applet
                 if applet is None or not type(applet).selection_gate:
                     continue
-                for gated in self.call_in_context(e.ctx, applet.gated_aids):
-                    gated = bytes(gated)
+                try:
+                    names = [bytes(a) for a in self.call_in_context(e.ctx, applet.gated_aids)]
+                except Exception:
+                    # Not known which: the gate is asked about every other instance
+                    # (its `may_select` decides each), until the next power-up or change.
+                    self.exceptions += 1
+                    self.last_exception = traceback.format_exc()
+                    log.error(
+                        "exception in gated_aids() of %s:\n%s", aid.hex(), self.last_exception
+                    )
+                    names = list(self._entries)
+                for gated in names:
                     if gated != aid and gated in self._entries:
                         gates[gated] = e.ctx
             self._gates = gates

@@ -561,12 +561,12 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     def gated_aids(self) -> frozenset[bytes]:
         """Every profile's applications and security domains, as far as the store names them.
 
-        The metadata record lists them; the slot's application and SD records
-        ("p<n>.app.<AID>", "p<n>.sd.<AID>") name them too, also when the metadata
-        is damaged; a card image stored before the application records existed has
-        only the metadata's list. The union of both, so that damage hides none.
-        One pass over the store's keys, read only (asked after each power-up and
-        registry change, not per command).
+        `Slot.app_aids` and `Slot.sd_aids`: the metadata record's lists, and when it
+        is damaged the slot's application and SD records ("p<n>.app.<AID>",
+        "p<n>.sd.<AID>"), so that damage hides none; a card image stored before the
+        application records existed has the metadata's list (with its metadata
+        damaged, its applications are not found: as for its delete). Read only;
+        asked after each power-up and registry change, not per command.
         """
         return self._instance_aids(self._slots())
 
@@ -593,21 +593,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         aid = bytes(aid)
         return aid not in self._instance_aids([enabled])
 
-    def _instance_aids(self, slots: list[Slot]) -> frozenset[bytes]:
+    @staticmethod
+    def _instance_aids(slots: list[Slot]) -> frozenset[bytes]:
         """The applications and security domains of `slots` (see `gated_aids`)."""
         out: set[bytes] = set()
         for s in slots:
-            if s.readable():
-                out.update(s.app_aids())
-                out.update(s.sd_aids())
-        prefixes = tuple(s.prefix + part for s in slots for part in ("app.", "sd."))
-        if prefixes:
-            for key in self.system.store.keys():
-                if key.startswith(prefixes):
-                    try:
-                        out.add(bytes.fromhex(key.rpartition(".")[2]))
-                    except ValueError:
-                        continue  # not a key the store writes
+            out.update(s.app_aids())
+            out.update(s.sd_aids())
         return frozenset(out)
 
     def _found_damaged(self) -> bool:

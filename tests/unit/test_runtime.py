@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -336,3 +338,75 @@ def test_a_rollback_of_delete_then_reinstall_keeps_the_selected_instance(rounds:
     assert rt.selected_context(1) is ctx
     assert rt._entries[ECHO_AID].ctx is ctx and rt.applet(ECHO_AID) is ctx.applet
     assert tx(rt, "01CA000000")[-4:] != "6999"  # the echo applet answers
+
+
+# -- selection gates (Applet.selection_gate) ------------------------------------------
+
+GATE_AID = bytes.fromhex("F04341524445474154")
+_GATE: dict[str, Any] = {}
+
+
+class _Gate(EchoApplet):
+    """Gates the echo applet: `_GATE["open"]` decides, `_GATE["fail"]` raises."""
+
+    selection_gate = True
+
+    def gated_aids(self) -> tuple[bytes, ...]:
+        return (ECHO_AID,)
+
+    def may_select(self, aid: bytes) -> bool:
+        _GATE["asked"].append(bytes(aid))
+        if _GATE["fail"]:
+            raise RuntimeError("deliberate failure for tests")
+        return bool(_GATE["open"])
+
+
+def _gated_card() -> CardRuntime:
+    _GATE.update(open=False, fail=False, asked=[])
+    rt = sample_card(power=False)
+    rt.install(_Gate, GATE_AID)
+    rt.power_on()
+    return rt
+
+
+def test_a_gated_instance_answers_as_a_locked_one_and_writes_nothing() -> None:
+    locked = sample_card()
+    locked.set_lifecycle(ECHO_AID, 0x83)  # LOCKED
+    rt = _gated_card()
+    before = rt.nvm.snapshot()
+    for sel in (select(ECHO_AID), f"00A40400{len(ECHO_AID):02X}{ECHO_AID.hex()}00"):
+        assert tx(rt, sel) == tx(locked, sel) != "9000"
+    assert tx(rt, "0070000001") == tx(locked, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, 1)) == tx(locked, select(ECHO_AID, 1))
+    assert rt.selected_aid(1) != ECHO_AID
+    assert rt.nvm.snapshot() == before
+    assert set(_GATE["asked"]) == {ECHO_AID}  # only the gated instance is asked
+    _GATE["open"] = True
+    assert tx(rt, select(ECHO_AID, 1)) == "9000"
+    assert rt.selected_aid(1) == ECHO_AID
+    assert tx(rt, select(PURSE_AID)) == "9000"  # ungated: never asked
+    assert set(_GATE["asked"]) == {ECHO_AID}
+    assert rt.exceptions == 0
+
+
+def test_a_gated_instance_is_not_selected_implicitly() -> None:
+    rt = _gated_card()
+    rt.set_default(ECHO_AID, [2])
+    assert tx(rt, "0070000200") == "9000"
+    assert rt.selected_aid(2) is None  # the default refused: nothing selected
+    assert tx(rt, "02CA000000") == "6999"
+    assert tx(rt, "0070800200") == "9000"
+    _GATE["open"] = True
+    assert tx(rt, "0070000200") == "9000"
+    assert rt.selected_aid(2) == ECHO_AID
+
+
+def test_a_gate_that_fails_refuses_and_is_counted() -> None:
+    rt = _gated_card()
+    _GATE.update(open=True, fail=True)
+    assert tx(rt, f"00A40400{len(ECHO_AID):02X}{ECHO_AID.hex()}") != "9000"
+    assert rt.selected_aid(0) != ECHO_AID
+    assert rt.exceptions == 1
+    assert "deliberate failure" in (rt.last_exception or "")
+    _GATE["fail"] = False
+    assert tx(rt, select(ECHO_AID)) == "9000"
