@@ -13,6 +13,11 @@ What the runtime itself handles, before any applet sees a command:
 - MANAGE CHANNEL open/close (ISO 7816-4 §11.1.2);
 - SELECT by DF name when it names an applet (full or right-truncated AID, first/
   last/next/previous occurrence, FCI/FCP/none) — other SELECTs go to the applet;
+  an instance is selected (by name, by default, on any channel) only if its life
+  cycle allows it and, when an applet gates it (`Applet.selection_gate`: the
+  UICC's profile store, for a profile's applications while the profile is not
+  activated), that applet's `may_select` agrees; else it is as one not selectable
+  (6A82). The gates are RAM: nothing is written to decide;
 - GET RESPONSE (61xx, and 9Fxx for the GSM class A0), 6Cxx for a wrong Le;
 - command chaining assembly (ISO 7816-4 §5.3.3);
 - Ne: every response with data, whoever made it, goes through `_answer`, which
