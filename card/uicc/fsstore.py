@@ -39,6 +39,7 @@ from card.fs.files import (
     M_NREC,
     M_RECLEN,
     M_SIZE,
+    M_VERSION,
     META_LEN,
     META_VERSION,
     MF_HANDLE,
@@ -207,6 +208,67 @@ def _directory(parent: str, raw: bytes) -> tuple[tuple[int, int, str], ...]:
     )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int)
+
+
+def _is_opt(kind: type, value: Any) -> bool:
+    return value is None or isinstance(value, kind)
+
+
+def _checked_meta(meta: Any) -> tuple[Any, ...]:
+    """A metadata tuple kept whole, returned if it has card.fs's layout (`Meta`: length,
+    version, each field's type); else ValueError, which `FileInfo` would raise later
+    (or a TypeError further on) and the card answer 6F00 instead of 6581."""
+    if type(meta) is not tuple or len(meta) != META_LEN or meta[M_VERSION] != META_VERSION:
+        raise ValueError("file metadata layout")
+    (
+        _v,
+        handle,
+        parent,
+        fdb,
+        fid,
+        sfi,
+        name,
+        lcs,
+        size,
+        reclen,
+        nrec,
+        sec,
+        flags,
+        pins,
+        prop,
+        total,
+    ) = meta
+    ok = (
+        type(handle) is str
+        and _is_opt(str, parent)
+        and all(map(_is_int, (fdb, sfi, lcs, size, reclen, nrec, flags)))
+        and _is_opt(int, fid)
+        and _is_opt(int, total)
+        and all(_is_opt(bytes, v) for v in (name, sec, prop))
+        and type(pins) is tuple
+        and all(
+            type(p) is tuple and len(p) == 2 and _is_int(p[0]) and _is_opt(int, p[1]) for p in pins
+        )
+    )
+    if not ok:
+        raise TypeError("file metadata field")
+    return meta
+
+
+def _checked_directory(entries: Any) -> tuple[tuple[int, int, str], ...]:
+    """A directory kept whole (`CompactFsStore.set`: a child whose handle is not the one
+    `child_handle` gives), returned if it is the tuple of (FID, SFI, handle) card.fs
+    wrote; else TypeError."""
+    if type(entries) is not tuple or not all(
+        type(e) is tuple and len(e) == 3 and _is_int(e[0]) and _is_int(e[1]) and type(e[2]) is str
+        for e in entries
+    ):
+        raise TypeError("directory")
+    return entries
+
+
 def _decoded(key: str, decode: Callable[..., Any], *args: Any) -> Any:
     """`decode(*args)`, its failure on a damaged stored value raised as `DamagedRecord`."""
     try:
@@ -281,12 +343,14 @@ class CompactFsStore:
     def _meta(self, handle: str) -> tuple[Any, ...] | None:
         key = self._km + handle
         raw = self.store.get(key)
-        if raw is None or isinstance(raw, tuple):
-            return raw
+        if raw is None:
+            return None
         c = self._cache.get(key)
         if c is not None and c[0] is raw:  # `_cached`, inline: no closure per read
             meta: tuple[Any, ...] = c[1]
             return meta
+        if isinstance(raw, tuple):  # kept whole (`_pack_meta` gave None): checked once
+            return self._cached(key, raw, lambda: _decoded(key, _checked_meta, raw))
         return self._cached(key, raw, lambda: _decoded(key, _unpack_meta, handle, raw))
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -312,11 +376,13 @@ class CompactFsStore:
             value = self._content(key[len(self._kd) :])
         elif key.startswith(self._kc):
             raw = self.store.get(key)
-            if isinstance(raw, bytes):
+            if raw is None:
+                value = None
+            elif isinstance(raw, bytes):
                 parent = key[len(self._kc) :]
                 value = self._cached(key, raw, lambda: _decoded(key, _directory, parent, raw))
-            else:
-                value = raw
+            else:  # kept whole (`set`): checked once
+                value = self._cached(key, raw, lambda: _decoded(key, _checked_directory, raw))
         else:
             value = self.store.get(key)
         return value

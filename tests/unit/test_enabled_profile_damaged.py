@@ -28,6 +28,7 @@ from card.uicc.ts_31_103 import DEFAULT_ISIM_AID
 from tests.unit.sgp22_helpers import Lpa
 from tests.unit.test_profile_integrity import (
     DAMAGE,
+    DEEP_DAMAGE,
     ENABLED,
     NAMELESS,
     OTHER,
@@ -223,6 +224,7 @@ def test_a_prepared_read_record_stops_when_the_profile_is_found_damaged() -> Non
     assert rt.exceptions == 0
 
 
+@pytest.mark.parametrize("part", sorted(DEEP_DAMAGE))
 @pytest.mark.parametrize(
     "commands,sw",
     [
@@ -231,28 +233,41 @@ def test_a_prepared_read_record_stops_when_the_profile_is_found_damaged() -> Non
     ],
 )
 def test_a_damaged_file_the_check_does_not_cover_answers_memory_problem(
-    commands: tuple[str, ...], sw: int
+    commands: tuple[str, ...], sw: int, part: str
 ) -> None:
     """Regression: a file deeper than `Slot.check` reads (EF.IMSI), its stored content
     damaged, answered 6F00 at the READ BINARY that found it; the file store raises
     `DamagedRecord` and the card answers 6581 (9240 in class A0), the profile then
-    used no more, and the ISD-R still lists it (without an IMSI)."""
+    used no more, and the ISD-R still lists it (without an IMSI).
+
+    Regression too: its metadata a tuple of another layout or field type, or its DF's
+    directory a value neither bytes nor a directory tuple, was returned unchecked and
+    failed in card.fs (ValueError, TypeError): 6F00 at the SELECT, after every power-up.
+    """
     more = {
         "GSM SELECT EF.IMSI": bytes.fromhex("A0A40000026F07"),
         "GSM READ BINARY": bytes.fromhex("A0B0000009"),
     }
     rt = _card_with()
-    garble_deep_file(rt, ENABLED.iccid)
+    garble_deep_file(rt, ENABLED.iccid, part)
     before = rt.nvm.snapshot()
-    *selects, read = ((COMMANDS | more)[name] for name in commands)
-    for apdu in selects:
-        assert send(rt, apdu)[1] == 0x9000
-    assert send(rt, read)[1] == sw
-    assert rt.exceptions == 0
-    assert _answers(rt) == NO_PROFILE  # used no more
-    assert rt.nvm.snapshot() == before
-    assert _state(rt) == [(ENABLED.iccid, True), (OTHER.iccid, False)]
-    assert rt.exceptions == 0
+    apdus = [(COMMANDS | more)[name] for name in commands]
+    for _power_up in range(2):
+        answers = [send(rt, apdu)[1] for apdu in apdus]
+        if set(answers) == {0x9000}:  # DF.GSM's directory is not on ADF.USIM's path
+            assert part.startswith("parent directory") and commands[0] == "SELECT ADF.USIM"
+            return
+        found = next(i for i, a in enumerate(answers) if a != 0x9000)
+        assert answers[found] == sw, answers
+        if part == "content":
+            assert found == len(apdus) - 1  # the READ BINARY
+        assert rt.exceptions == 0
+        assert _answers(rt) == NO_PROFILE  # used no more
+        assert rt.nvm.snapshot() == before
+        assert _state(rt) == [(ENABLED.iccid, True), (OTHER.iccid, False)]
+        assert rt.exceptions == 0
+        rt.power_off()
+        rt.power_on()
 
 
 # -- the profile's applications and security domains ------------------------------------

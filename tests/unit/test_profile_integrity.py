@@ -23,10 +23,12 @@ from applets.usim import UICC_AID
 from applets.usim.store import DamagedProfile, Slot
 from card import tlv
 from card.framework.system import Store
+from card.fs.files import M_FDB
 from card.nvm import NVM, stored_form
 from card.runtime import CardRuntime
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.builder import sample_profile
+from card.uicc.fsstore import _unpack_meta
 from card.uicc.profile import AppSpec, Profile
 from tests.unit.sgp22_helpers import Lpa
 from tests.unit.test_profile_move_es10 import _bound, _card, _put, _state
@@ -98,15 +100,40 @@ DAMAGE: dict[str, Callable[[CardRuntime, str], None]] = {
 }
 
 
-def garble_deep_file(rt: CardRuntime, iccid: str) -> None:
-    """EF.IMSI's stored content (under ADF.USIM and DF.GSM) made a value that does not
-    decode: files `Slot.check` does not read (it shows when a command or `Slot.read`
-    reads one)."""
-    prefix = _slot_key(rt, iccid, "fs.z.")
-    keys = [k for k in rt.nvm.segment(OWNER) if k.startswith(prefix) and k.endswith("/6F07")]
-    assert keys
-    for key in keys:
-        rt.nvm.write(OWNER, key, 7)
+#: what `garble_deep_file` damages: (the record's key prefix, the damaged value); "fs.c."
+#: is the directory of DF.GSM, EF.IMSI's parent
+DEEP_DAMAGE: dict[str, tuple[str, Any]] = {
+    "content": ("fs.z.", 7),
+    "metadata not decoding": ("fs.m.", b"\x01"),
+    "metadata of another layout": ("fs.m.", (1, 2)),
+    "metadata with a field of another type": ("fs.m.", None),
+    "parent directory not bytes": ("fs.c.", 7),
+    "parent directory of another shape": ("fs.c.", ((0x6F07, 0, 7),)),
+}
+
+
+def garble_deep_file(rt: CardRuntime, iccid: str, part: str = "content") -> None:
+    """A record of EF.IMSI (under ADF.USIM and DF.GSM) made a value that does not decode
+    (`DEEP_DAMAGE[part]`): its content, its metadata or DF.GSM's directory, files
+    `Slot.check` does not read (it shows when a command or `Slot.read` reads one)."""
+    prefix, value = DEEP_DAMAGE[part]
+    metas = _slot_key(rt, iccid, "fs.m.")
+    imsi = [
+        k[len(metas) :]
+        for k in rt.nvm.segment(OWNER)
+        if k.startswith(metas) and k.endswith("/6F07")
+    ]
+    handles = imsi
+    if prefix == "fs.c.":  # DF.GSM's: ADF.USIM's directory is read at the activation
+        handles = [p for p in (h.rsplit("/", 1)[0] for h in imsi) if "/" in p]
+    keys = [_slot_key(rt, iccid, prefix + h) for h in handles]
+    assert keys and all(k in rt.nvm.segment(OWNER) for k in keys)
+    for handle, key in zip(handles, keys, strict=True):
+        if value is None:  # the file's own metadata tuple, its FDB (M_FDB) a string
+            meta = _unpack_meta(handle, rt.nvm.segment(OWNER)[key])
+            rt.nvm.write(OWNER, key, (*meta[:M_FDB], "01", *meta[M_FDB + 1 :]))
+        else:
+            rt.nvm.write(OWNER, key, value)
 
 
 #: the metadata record damaged past naming an ICCID

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from card.fs import FileSystem, Structure
-from card.fs.files import META_VERSION
+from card.fs.files import META_VERSION, meta_tuple
 from card.nvm import _size
-from card.uicc.fsstore import CompactFsStore, _pack_meta, _unpack_meta
+from card.uicc.fsstore import CompactFsStore, DamagedRecord, _pack_meta, _unpack_meta
 from card.uicc.profile import DictStore
 
 
@@ -50,9 +51,43 @@ def test_metadata_packs_and_unpacks(data: Any, handle: str) -> None:
 
 def test_metadata_that_does_not_fit_is_kept_whole() -> None:
     store = CompactFsStore(DictStore(), "p.")
-    odd = (META_VERSION, "3F00/7F10", "3F00/7F20", 0x38) + (0,) * 12  # parent not its path
-    store.set("p.m.3F00/7F10", odd)
+    odd = meta_tuple(handle="3F00/7F10", parent="3F00/7F20", fdb=0x38, fid=0x7F10)
+    store.set("p.m.3F00/7F10", odd)  # its parent not its path's
     assert store.get("p.m.3F00/7F10") == odd
+    entries = ((0x6F07, 0, "elsewhere"),)  # a child whose handle is not its path's
+    store.set("p.c.3F00/7F10", entries)
+    assert store.get("p.c.3F00/7F10") == entries
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("p.m.3F00/7F10", (META_VERSION, "3F00/7F10")),  # another length
+        (
+            "p.m.3F00/7F10",
+            (2,) + meta_tuple(handle="3F00/7F10", parent="3F00", fdb=0x38, fid=0x7F10)[1:],
+        ),
+        ("p.m.3F00/7F10", (META_VERSION, "3F00/7F10", "3F00", 0x38) + (0,) * 12),  # field types
+        (
+            "p.m.3F00/7F10",
+            meta_tuple(handle="3F00/7F10", parent="3F00", fdb=0x38, fid=0x7F10)[:13]
+            + ((1,), None, None),
+        ),
+        ("p.c.3F00/7F10", 7),
+        ("p.c.3F00/7F10", (1, 2)),
+        ("p.c.3F00/7F10", ((0x6F07, 0),)),
+        ("p.c.3F00/7F10", ((0x6F07, "0", "3F00/7F10/6F07"),)),
+    ],
+)
+def test_a_kept_whole_value_of_another_shape_is_a_damaged_record(key: str, value: Any) -> None:
+    """Regression: a metadata tuple or a directory kept whole was returned unchecked, and
+    card.fs failed on it later (ValueError, TypeError: 6F00); the store raises
+    `DamagedRecord` naming the key, never the value."""
+    plain = DictStore()
+    plain.set(key, value)
+    with pytest.raises(DamagedRecord) as e:
+        CompactFsStore(plain, "p.").get(key)
+    assert str(e.value) == f"the stored record {key} does not decode"
 
 
 @settings(max_examples=80, deadline=None)
