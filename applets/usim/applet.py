@@ -1625,8 +1625,24 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return tuple(sorted(CAPABILITY_BITS.values()))
 
     def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
-        profile = self._intact(self._find(iccid)).read()
-        return (profile if with_secrets else profile.without_secrets()).to_bytes()
+        """The stored profile, read whole and encoded (the ISD-R's binding check, the move
+        agent's backup).
+
+        `Slot.check` reads no file content, so a record deeper down may still fail to
+        decode here (`DamagedRecord`, or any error of a value of another shape): that is
+        the profile found damaged, answered by the callers as such (ES10c: undefinedError;
+        the move agent: 6581), never as a fault of the card (6F00). The error's type is
+        named, never its text (it may quote the stored value).
+
+        Raises:
+            ProfileStoreError: ICCID_NOT_FOUND; DAMAGED (the check, or the read).
+        """
+        slot = self._intact(self._find(iccid))
+        try:
+            profile = slot.read()
+            return (profile if with_secrets else profile.without_secrets()).to_bytes()
+        except Exception as e:  # noqa: BLE001 - any failure of stored data is damage
+            raise ProfileStoreError(ProfileStoreReason.DAMAGED, type(e).__name__) from None
 
 
 class _SdAccess(ProfileSdInterface):

@@ -255,13 +255,23 @@ def test_a_profile_stored_before_seals_is_read_back_whole(damaged: bool) -> None
     assert dict(_state(rt))[OTHER.iccid] is not damaged
 
 
-def test_a_damaged_bound_profile_is_refused_and_the_agent_answers_memory_failure() -> None:
+@pytest.mark.parametrize("case", ["K one byte changed", *(f"deep: {p}" for p in DEEP_DAMAGE)])
+def test_a_damaged_bound_profile_is_refused_and_the_agent_answers_memory_failure(
+    case: str,
+) -> None:
     """A move-bound profile is exported for its binding check: a damaged one is refused by
     ES10c as well, and the move agent's ACTIVATE answers 6581 (ISO/IEC 7816-4: memory
-    failure), not 6A88 (no such profile)."""
+    failure), not 6A88 (no such profile).
+
+    Regression ("deep: ..."): damage `Slot.check` does not see, found by the export's read
+    (`DamagedRecord`), escaped `export_profile`: Enable answered 6F00, not undefinedError,
+    and the agent 6F00, not 6581."""
     bound = _bound()
     rt = _card_with(bound, agent=True)
-    DAMAGE["K one byte changed"](rt, bound.iccid)
+    if case.startswith("deep: "):
+        garble_deep_file(rt, bound.iccid, case.removeprefix("deep: "))
+    else:
+        DAMAGE[case](rt, bound.iccid)
     assert _es10c(Lpa(rt), "Enable", bound.iccid) == UNDEFINED_ERROR
     assert _state(rt) == [(ENABLED.iccid, True), (bound.iccid, False)]
     lpa = Lpa(rt)  # a channel to select the agent on
