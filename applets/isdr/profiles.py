@@ -393,11 +393,25 @@ class ProfileFunctions(IsdrBase):
                     self.set_record(p.iccid, None)
                 for number in nameless:
                     store.delete_nameless_slot(number)
+                if nameless:
+                    self._drop_orphan_records(store)
                 if reset_dp:
                     self.set_config(None, ds)
         except ProfileStoreError:
             return {"resetResult": UNDEFINED_ERROR}
         return {"resetResult": OK}
+
+    def _drop_orphan_records(self, store: Any) -> None:
+        """Delete the ISD-R's record ("meta.<ICCID>") of every profile the store no longer
+        lists: those of the profiles whose slots `memory_reset` deleted by number, their
+        damaged metadata naming no ICCID: their ISD-P AID, StoreMetadata and nickname
+        would otherwise stay in NVM for ever, where the reset deletes the ISD-Ps "with
+        their Profiles and their associated data and Profile Metadata" (SGP.22 §3.3.2,
+        §5.7.19). In the caller's transaction."""
+        listed = {p.iccid for p in store.list_profiles()}
+        for key in sorted(self.system.store.keys()):
+            if key.startswith("meta.") and key[len("meta.") :] not in listed:
+                self.set_record(key[len("meta.") :], None)
 
     # -- GetEID (§5.7.20), SetNickname (§5.7.21) ---------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from applets.isdr import ISD_R_AID
 from applets.usim import UICC_AID
 from applets.usim.store import DamagedProfile
 from card.runtime import CardRuntime, CardTorn
@@ -208,17 +209,28 @@ def _reset(lpa: Lpa) -> int:
 
 
 def _nameless_card(enabled: bool) -> CardRuntime:
-    """`_card()` with DOOMED's metadata garbled past naming an ICCID (enabled first, or not)."""
+    """`_card()` with DOOMED's metadata garbled past naming an ICCID (enabled first, or not),
+    a nickname given it first (so the ISD-R holds a record of it, "meta.<ICCID>")."""
     rt = _card()
+    lpa = Lpa(rt)
+    nickname = {"iccid": iccid_to_bytes(DOOMED.iccid), "profileNickname": "doomed"}
+    res = lpa.es10("SetNicknameRequest", nickname, "SetNicknameResponse")
+    assert res == {"setNicknameResult": OK}
     if enabled:
-        assert _es10c(Lpa(rt), "Enable", DOOMED.iccid) == OK
+        assert _es10c(lpa, "Enable", DOOMED.iccid) == OK
     NAMELESS["the metadata garbled"](rt, DOOMED.iccid)
     return rt
 
 
+def _isdr_records(rt: CardRuntime) -> list[str]:
+    """The ISD-R's per-profile records ("meta.<ICCID>") in NVM."""
+    return sorted(k for k in rt.nvm.segment(ISD_R_AID.hex()) if k.startswith("meta."))
+
+
 def _everything(rt: CardRuntime) -> tuple[Any, ...]:
     slots = rt.nvm.read(UICC_AID.hex(), "profiles")
-    return _state(rt), _on_card(rt), len(slots), rt.applet(UICC_AID).enabled_profile()
+    enabled = rt.applet(UICC_AID).enabled_profile()
+    return _state(rt), _on_card(rt), len(slots), enabled, _isdr_records(rt)
 
 
 @pytest.mark.parametrize("enabled", [False, True], ids=["disabled", "enabled"])
@@ -226,15 +238,17 @@ def test_memory_reset_deletes_a_profile_whose_record_names_no_iccid(enabled: boo
     """Regression: a damaged profile whose record names no ICCID is reached by no ES10c
     function, and eUICCMemoryReset, which deletes every operational profile (SGP.22
     §5.7.19), left it (and answered "nothing to delete" the next time): it is deleted by
-    its slot, disabled first if enabled, with its security domains; all or nothing
-    across a tear at any write."""
+    its slot, disabled first if enabled, with its security domains and (regression) the
+    ISD-R's record of it (its ISD-P AID, metadata, nickname); all or nothing across a
+    tear at any write."""
     rt = _nameless_card(enabled)
     whole = _everything(rt)
     assert ("", enabled) in whole[0] and whole[2] == 3
+    assert whole[4] == ["meta." + DOOMED.iccid]
     before = rt.nvm.total_writes
     assert _reset(Lpa(rt)) == OK
     after = _everything(rt)
-    assert after == ([], _on_card(rt), 0, None)
+    assert after == ([], _on_card(rt), 0, None, [])  # the ISD-R's record of it gone too
     assert SSD_AID not in after[1] and SHARED_SD not in after[1]
     assert _reset(Lpa(rt)) == 1  # nothing to delete
     assert rt.exceptions == 0
