@@ -1434,6 +1434,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             card.set_lifecycle(aid, _SELECTABLE)
 
     def _set_apps(self, slot: Slot | None, lifecycle: int) -> None:
+        """Lock or make selectable the slot's application instances.
+
+        An instance that is gone (a GP DELETE by the card issuer): its lock is moot; it
+        cannot be made selectable, so the profile cannot run as it was installed and is
+        not enabled (`enable_profile`).
+
+        Raises:
+            ProfileStoreError: APPLICATION, an instance to make selectable is gone.
+        """
         if slot is None:
             return
         aids = self._app_aids(slot)
@@ -1444,8 +1453,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
                     card.set_lifecycle(aid, lifecycle)
                 except CardError:
                     if lifecycle != _LOCKED:
-                        raise
-                    # A lock of an instance that is gone (GP DELETE by the issuer) is moot.
+                        raise ProfileStoreError(
+                            ProfileStoreReason.APPLICATION,
+                            f"application {aid.hex()} is not on the card",
+                        ) from None
 
     def _deselect_profile(self, slot: Slot | None, keep: Slot | None = None) -> None:
         """Deselect a profile's applications and security domains on every logical channel.
@@ -1494,8 +1505,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         an eUICC does not switch the terminal to a profile it cannot run, and the
         one enabled stays enabled.
 
+        A profile one of whose applications the card issuer deleted (GP DELETE) is
+        not enabled either, the transaction rolled back (APPLICATION): ES10c answers
+        it undefinedError(127) (SGP.22 §5.7.16), as no other enableResult is true of
+        it (iccidOrAidNotFound names the profile, which is there; the others are
+        states and policy rules). It can still be deleted (`_delete`).
+
         Raises:
-            ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED.
+            ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED, APPLICATION.
         """
         target = self._find(iccid)
         current, gen = self._enabled_slot()
@@ -1583,12 +1600,20 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             self._delete(target, current)
 
     def _delete(self, target: Slot, current: Slot | None) -> None:
-        """Delete the disabled profile `target` (`current`: the enabled one; one transaction)."""
+        """Delete the disabled profile `target` (`current`: the enabled one; one transaction).
+
+        An instance of it already gone from the card (a GP DELETE by the card issuer) is
+        skipped: what the delete would remove is removed, and DeleteProfile and
+        eUICCMemoryReset do not fail on it for ever.
+        """
         store = self.system.store
         card = self.system.card
         with self.system.transaction():
             self._deselect_profile(target, keep=current)
+            present = {bytes(a) for a, *_ in card.applets()}
             for aid in self._app_aids(target):
+                if aid not in present:
+                    continue
                 try:
                     card.delete(aid)
                 except CardError as e:
@@ -1598,7 +1623,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             store.set("profiles", tuple(n for n in store.get("profiles", ()) if n != target.number))
             # A security domain instance goes with the last profile that has its AID.
             others = set().union(*(self._sd_aids(s) for s in self._slots()))
-            for aid in self._sd_aids(target) - others:
+            for aid in (self._sd_aids(target) - others) & present:
                 try:
                     card.delete(aid)
                 except CardError as e:

@@ -30,6 +30,7 @@ from tests.unit.test_profile_integrity import (
     DAMAGE,
     NAMELESS,
     OTHER,
+    UNDEFINED_ERROR,
     _card_with,
     _es10c,
     _rewrite,
@@ -287,4 +288,46 @@ def test_a_profile_whose_metadata_is_damaged_locks_and_deletes_its_applets() -> 
     assert _delete(lpa, e.iccid) == OK
     assert _state(rt) == [(OTHER.iccid, True)]
     assert APP_AID not in _on_card(rt)
+    assert rt.exceptions == 0
+
+
+def _issuer_deleted_app() -> CardRuntime:
+    """DOOMED installed, enabled and disabled again, then its application deleted by the
+    card issuer (GP DELETE: `CardRuntime.delete`), the slot still naming it."""
+    rt = _bare_card()
+    _put(rt, DOOMED)
+    lpa = Lpa(rt)
+    assert _es10c(lpa, "Enable", DOOMED.iccid) == OK
+    assert _es10c(lpa, "Disable", DOOMED.iccid) == OK
+    rt.delete(APP_AID)
+    assert APP_AID not in _on_card(rt)
+    return rt
+
+
+@pytest.mark.parametrize("how", ["DeleteProfile", "eUICCMemoryReset"])
+def test_a_profile_whose_application_the_issuer_deleted_is_deleted(how: str) -> None:
+    """Regression: the delete of an application instance already gone (the issuer's GP
+    DELETE) failed, so DeleteProfile and eUICCMemoryReset answered undefinedError for
+    ever; the gone instance is skipped and the rest of the profile deleted."""
+    rt = _issuer_deleted_app()
+    lpa = Lpa(rt)
+    result = _delete(lpa, DOOMED.iccid) if how == "DeleteProfile" else _reset(lpa)
+    assert result == OK
+    assert _state(rt) == []
+    assert SSD_AID not in _on_card(rt) and SHARED_SD not in _on_card(rt)
+    assert rt.nvm.read(UICC_AID.hex(), "profiles") == ()
+    assert rt.exceptions == 0
+
+
+def test_a_profile_whose_application_the_issuer_deleted_is_not_enabled() -> None:
+    """Regression: enabling it again answered a raw 6A88 (the instance to make selectable
+    not found) instead of an EnableProfileResponse; it answers undefinedError(127) (no
+    other enableResult is true of it), nothing written, and it can still be deleted."""
+    rt = _issuer_deleted_app()
+    lpa = Lpa(rt)
+    before = rt.nvm.snapshot()
+    assert _es10c(lpa, "Enable", DOOMED.iccid) == UNDEFINED_ERROR
+    assert rt.nvm.snapshot() == before
+    assert _state(rt) == [(DOOMED.iccid, False)]
+    assert _delete(lpa, DOOMED.iccid) == OK
     assert rt.exceptions == 0
