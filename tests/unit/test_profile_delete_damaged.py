@@ -246,11 +246,13 @@ def test_memory_reset_deletes_a_profile_whose_record_names_no_iccid(enabled: boo
     whole = _everything(rt)
     assert ("", enabled) in whole[0] and whole[2] == 3
     assert whole[4] == ["meta." + DOOMED.iccid]
+    assert {APP_AID, SSD_AID, SHARED_SD} <= whole[1]
     before = rt.nvm.total_writes
     assert _reset(Lpa(rt)) == OK
     after = _everything(rt)
-    assert after == ([], _on_card(rt), 0, None, [])  # the ISD-R's record of it gone too
-    assert SSD_AID not in after[1] and SHARED_SD not in after[1]
+    assert after[0] == [] and after[2:] == (0, None, [])  # the ISD-R's record of it gone too
+    assert not {APP_AID, SSD_AID, SHARED_SD} & after[1]  # its application and its SDs
+    assert after[1] == whole[1] - {APP_AID, SSD_AID, SHARED_SD}
     assert _reset(Lpa(rt)) == 1  # nothing to delete
     assert rt.exceptions == 0
     n = int(rt.nvm.total_writes - before)
