@@ -1427,11 +1427,29 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return slot.app_aids()
 
     def _switch_sds(self, old: Slot | None, new: Slot | None) -> None:
+        """Lock `old`'s security domain instances that `new` has not, make `new`'s selectable.
+
+        As `_set_apps`: an SD instance that is gone (a GP DELETE by the card issuer)
+        needs no lock, so the profile it served can still be disabled and deleted; it
+        cannot be made selectable, so the profile is not enabled (`enable_profile`).
+
+        Raises:
+            ProfileStoreError: APPLICATION, an SD instance to make selectable is gone.
+        """
         card = self.system.card
         for aid in self._sd_aids(old) - self._sd_aids(new):
-            card.set_lifecycle(aid, _LOCKED)
+            try:
+                card.set_lifecycle(aid, _LOCKED)
+            except CardError:
+                pass  # gone: nothing to lock
         for aid in self._sd_aids(new):
-            card.set_lifecycle(aid, _SELECTABLE)
+            try:
+                card.set_lifecycle(aid, _SELECTABLE)
+            except CardError:
+                raise ProfileStoreError(
+                    ProfileStoreReason.APPLICATION,
+                    f"security domain {aid.hex().upper()} is not on the card",
+                ) from None
 
     def _set_apps(self, slot: Slot | None, lifecycle: int) -> None:
         """Lock or make selectable the slot's application instances.
@@ -1505,8 +1523,8 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         an eUICC does not switch the terminal to a profile it cannot run, and the
         one enabled stays enabled.
 
-        A profile one of whose applications the card issuer deleted (GP DELETE) is
-        not enabled either, the transaction rolled back (APPLICATION): ES10c answers
+        A profile one of whose applications or security domains the card issuer
+        deleted (GP DELETE) is not enabled either, the transaction rolled back (APPLICATION): ES10c answers
         it undefinedError(127) (SGP.22 §5.7.16), as no other enableResult is true of
         it (iccidOrAidNotFound names the profile, which is there; the others are
         states and policy rules). It can still be deleted (`_delete`).

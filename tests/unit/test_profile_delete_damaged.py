@@ -333,3 +333,47 @@ def test_a_profile_whose_application_the_issuer_deleted_is_not_enabled() -> None
     assert _state(rt) == [(DOOMED.iccid, False)]
     assert _delete(lpa, DOOMED.iccid) == OK
     assert rt.exceptions == 0
+
+
+def test_the_enabled_profile_whose_sd_the_issuer_deleted_is_disabled_then_deleted() -> None:
+    """Regression: with the enabled profile's SSD deleted by the card issuer (GP DELETE),
+    DisableProfile answered a raw 6A88 (the lock of the gone instance failed) and the
+    profile could be neither disabled nor deleted; the gone instance needs no lock, so
+    it is disabled, then deleted, with no command answering an error after a write."""
+    rt = _bare_card()
+    _put(rt, DOOMED)
+    lpa = Lpa(rt)
+    assert _es10c(lpa, "Enable", DOOMED.iccid) == OK
+    rt.delete(SSD_AID)
+    assert SSD_AID not in _on_card(rt)
+    lpa = Lpa(rt)
+    assert _es10c(lpa, "Disable", DOOMED.iccid) == OK
+    assert _state(rt) == [(DOOMED.iccid, False)]
+    assert _delete(lpa, DOOMED.iccid) == OK
+    assert _state(rt) == []
+    assert not {SSD_AID, SHARED_SD, APP_AID} & _on_card(rt)
+    assert rt.exceptions == 0 and rt.nvm_violations == 0
+
+
+@pytest.mark.parametrize("other_enabled", [False, True])
+def test_a_profile_whose_sd_the_issuer_deleted_is_not_enabled(other_enabled: bool) -> None:
+    """Regression: enabling a profile whose SSD the issuer deleted answered a raw 6A88;
+    it answers undefinedError(127) (as for a gone application), the transaction rolled
+    back whole (the profile enabled before, whose instances the switch had locked,
+    stays enabled and selectable: NVM unchanged), and it can still be deleted."""
+    if other_enabled:
+        rt = _card()  # ENABLED enabled
+    else:
+        rt = _bare_card()
+        _put(rt, DOOMED)
+    rt.delete(SSD_AID)
+    lpa = Lpa(rt)
+    state = _state(rt)
+    before = rt.nvm.snapshot()
+    assert _es10c(lpa, "Enable", DOOMED.iccid) == UNDEFINED_ERROR
+    assert rt.nvm.snapshot() == before
+    assert _state(rt) == state
+    assert (ENABLED_ICCID, True) in state if other_enabled else True
+    assert _delete(lpa, DOOMED.iccid) == OK
+    assert DOOMED.iccid not in {i for i, _ in _state(rt)}
+    assert rt.exceptions == 0 and rt.nvm_violations == 0
