@@ -287,6 +287,11 @@ class NVM:
         self._tear_countdown: int | None = None
         #: writes since the runtime last reset it (the runtime uses it per APDU)
         self.apdu_writes = 0
+        #: of those, the writes an abort undid (`abort`): `apdu_writes` counts every
+        #: write attempted (tear points), this says how many left nothing behind
+        self.apdu_undone = 0
+        #: `apdu_writes` when the open transaction began
+        self._begin_writes = 0
         #: every write ever attempted on this NVM object, for tear enumeration
         self.total_writes = 0
         #: True between a tear and the next power-up
@@ -872,6 +877,7 @@ class NVM:
             raise TransactionError(TransactionError.IN_PROGRESS, "transaction already in progress")
         self._journal = []
         self._journaled = set()
+        self._begin_writes = self.apdu_writes
 
     def commit(self) -> None:
         if self._journal is None:
@@ -885,8 +891,17 @@ class NVM:
             listener()
 
     def abort(self) -> None:
+        """Undo the open transaction's writes (JC 3.0 RE §7.6), counted in `apdu_undone`.
+
+        Every write since `begin` is undone, so the command whose transaction this
+        is changed nothing by them: the runtime's "persistent memory changed" check
+        on its status word (`CardRuntime.process`) counts `apdu_writes -
+        apdu_undone`, and an applet may abort, then answer an error that says "NVM
+        unchanged" (ISO 7816-4 §5.1.3), as Java Card allows.
+        """
         if self._journal is None:
             raise TransactionError(TransactionError.NOT_IN_PROGRESS, "no transaction in progress")
+        self.apdu_undone += max(0, self.apdu_writes - self._begin_writes)
         self._rollback()
 
     def _rollback(self) -> None:

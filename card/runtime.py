@@ -641,7 +641,7 @@ class CardRuntime:
         if not self._powered:
             raise CardStateError("the card is not powered: call power_on() first")
         nvm = self.nvm
-        nvm.apdu_writes = 0
+        nvm.apdu_writes = nvm.apdu_undone = 0
         try:
             try:
                 resp = None
@@ -689,7 +689,9 @@ class CardRuntime:
             resp = b"\x6f\x00"
         if nvm.apdu_writes:
             sw = (resp[-2] << 8) | resp[-1]
-            if sw != 0x9000 and not nvm_may_change(sw):
+            # Writes an abort undid changed nothing (`NVM.abort`): an error after them is
+            # all-or-nothing, as ISO 7816-4 §5.1.3 asks of an "NVM unchanged" SW.
+            if sw != 0x9000 and nvm.apdu_writes > nvm.apdu_undone and not nvm_may_change(sw):
                 self.nvm_violations += 1
                 log.warning(
                     "command %s changed persistent memory but answered %04X", apdu[:4].hex(), sw

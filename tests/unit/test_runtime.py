@@ -410,3 +410,44 @@ def test_a_gate_that_fails_refuses_and_is_counted() -> None:
     assert "deliberate failure" in (rt.last_exception or "")
     _GATE["fail"] = False
     assert tx(rt, select(ECHO_AID)) == "9000"
+
+
+class _AbortingApplet(EchoApplet):
+    """INS 05: writes, then answers 6A88 (ISO 7816-4: NVM unchanged). P1 00: the write in a
+    transaction the error aborts; 01: outside any; 02: in one, then one outside."""
+
+    def process(self, apdu: APDU) -> bytes | None:
+        if apdu.ins != 0x05:
+            return super().process(apdu)
+        store = self.system.store
+        if apdu.p1 == 0x01:
+            store.set("x", bytes(apdu.data))
+        else:
+            try:
+                with self.system.transaction():
+                    store.set("x", bytes(apdu.data))
+                    store.set("y", bytes(apdu.data))
+                    raise CardError(0x6A88)
+            except CardError:
+                if apdu.p1 == 0x02:
+                    store.set("x", bytes(apdu.data))
+                raise
+        raise CardError(0x6A88)
+
+
+@pytest.mark.parametrize(("p1", "violations"), [("00", 0), ("01", 1), ("02", 1)])
+def test_an_error_after_an_aborted_transaction_is_no_partial_write(
+    p1: str, violations: int
+) -> None:
+    """Regression: writes an abort undid counted as a change of persistent memory, so a
+    command that rolled its transaction back whole, then answered an "NVM unchanged"
+    status word (the ISD-R's DisableProfile over a gone SD), was reported a partial
+    write (`nvm_violations`); a write that stays still is."""
+    card = CardRuntime()
+    card.install(_AbortingApplet, ECHO_AID, default=True)
+    card.power_on()
+    before = card.nvm.snapshot()
+    assert tx(card, f"8005{p1}0001AA") == "6A88"
+    assert (card.nvm.snapshot() == before) is (violations == 0)
+    assert card.nvm_violations == violations
+    assert card.exceptions == 0
