@@ -1524,10 +1524,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         one enabled stays enabled.
 
         A profile one of whose applications or security domains the card issuer
-        deleted (GP DELETE) is not enabled either, the transaction rolled back (APPLICATION): ES10c answers
-        it undefinedError(127) (SGP.22 §5.7.16), as no other enableResult is true of
-        it (iccidOrAidNotFound names the profile, which is there; the others are
-        states and policy rules). It can still be deleted (`_delete`).
+        deleted (GP DELETE) is not enabled either, the transaction rolled back
+        (APPLICATION): ES10c answers it undefinedError(127) (SGP.22 §5.7.16), as no
+        other enableResult is true of it (iccidOrAidNotFound names the profile, which
+        is there; the others are states and policy rules). It can still be deleted (`_delete`).
 
         Raises:
             ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED, APPLICATION.
