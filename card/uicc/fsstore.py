@@ -36,9 +36,20 @@ from typing import Any, Protocol
 
 from card.fs.files import (
     M_FDB,
+    M_FID,
+    M_FLAGS,
+    M_HANDLE,
+    M_LCS,
+    M_NAME,
     M_NREC,
+    M_PARENT,
+    M_PINS,
+    M_PROPRIETARY,
     M_RECLEN,
+    M_SECURITY,
+    M_SFI,
     M_SIZE,
+    M_TOTAL,
     M_VERSION,
     META_LEN,
     META_VERSION,
@@ -222,34 +233,18 @@ def _checked_meta(meta: Any) -> tuple[Any, ...]:
     (or a TypeError further on) and the card answer 6F00 instead of 6581."""
     if type(meta) is not tuple or len(meta) != META_LEN or meta[M_VERSION] != META_VERSION:
         raise ValueError("file metadata layout")
-    (
-        _v,
-        handle,
-        parent,
-        fdb,
-        fid,
-        sfi,
-        name,
-        lcs,
-        size,
-        reclen,
-        nrec,
-        sec,
-        flags,
-        pins,
-        prop,
-        total,
-    ) = meta
+    m = meta
     ok = (
-        type(handle) is str
-        and _is_opt(str, parent)
-        and all(map(_is_int, (fdb, sfi, lcs, size, reclen, nrec, flags)))
-        and _is_opt(int, fid)
-        and _is_opt(int, total)
-        and all(_is_opt(bytes, v) for v in (name, sec, prop))
-        and type(pins) is tuple
+        type(m[M_HANDLE]) is str
+        and _is_opt(str, m[M_PARENT])
+        and all(_is_int(m[i]) for i in (M_FDB, M_SFI, M_LCS, M_SIZE, M_RECLEN, M_NREC, M_FLAGS))
+        and _is_opt(int, m[M_FID])
+        and _is_opt(int, m[M_TOTAL])
+        and all(_is_opt(bytes, m[i]) for i in (M_NAME, M_SECURITY, M_PROPRIETARY))
+        and type(m[M_PINS]) is tuple
         and all(
-            type(p) is tuple and len(p) == 2 and _is_int(p[0]) and _is_opt(int, p[1]) for p in pins
+            type(p) is tuple and len(p) == 2 and _is_int(p[0]) and _is_opt(int, p[1])
+            for p in m[M_PINS]
         )
     )
     if not ok:

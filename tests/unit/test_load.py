@@ -453,12 +453,15 @@ def test_cardemu_load_refuses_a_run_without_end() -> None:
     assert proc.returncode == 2 and "loopback" in proc.stderr
 
 
-def test_cardemu_load_across_two_worker_processes(dp: Dp) -> None:
-    """Locust's own master and workers: the downloads split between two processes."""
+def _master_and_two_workers(
+    master_args: list[str], worker_stderr: int
+) -> tuple[subprocess.Popen[str], list[subprocess.Popen[str]]]:
+    """`cardemu load` as a master (`master_args`, on a free port, --json, its output piped)
+    and two `--worker` processes connecting to it."""
     port = _free_port()
     master = subprocess.Popen(
-        [sys.executable, "-m", "host.cli", "load", "--smdp", dp.address, "-u", "4", "-n", "8"]
-        + ["--master", "--expect-workers", "2", "--master-port", str(port), "--json"],
+        [sys.executable, "-m", "host.cli", "load", *master_args]
+        + ["--master-port", str(port), "--json"],
         cwd=ROOT,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -467,9 +470,18 @@ def test_cardemu_load_across_two_worker_processes(dp: Dp) -> None:
     )
     worker_cmd = [sys.executable, "-m", "host.cli", "load", "--worker", "--master-port", str(port)]
     workers = [
-        subprocess.Popen(worker_cmd, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(worker_cmd, cwd=ROOT, env=ENV, stderr=worker_stderr, text=True)
         for _ in range(2)
     ]
+    return master, workers
+
+
+def test_cardemu_load_across_two_worker_processes(dp: Dp) -> None:
+    """Locust's own master and workers: the downloads split between two processes."""
+    master, workers = _master_and_two_workers(
+        ["--smdp", dp.address, "-u", "4", "-n", "8", "--master", "--expect-workers", "2"],
+        worker_stderr=subprocess.PIPE,
+    )
     try:
         out, err = master.communicate(timeout=120)
         assert master.returncode == 0, err[-2000:]
@@ -491,21 +503,11 @@ def test_cardemu_load_master_ends_when_a_worker_is_killed(dp: Dp) -> None:
     """A worker killed mid-run (SIGKILL: it never says done) is called missing after
     --worker-liveness seconds of silence; the master then ends with the survivor's share,
     names the missing worker and exits 1, instead of waiting for it until Ctrl-C."""
-    port = _free_port()
-    master = subprocess.Popen(
-        [sys.executable, "-m", "host.cli", "load", "--smdp", dp.address, "-u", "2", "-n", "8"]
-        + ["--wait", "1", "--master", "--expect-workers", "2", "--master-port", str(port)]
-        + ["--worker-liveness", "4", "--json"],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    master, workers = _master_and_two_workers(
+        ["--smdp", dp.address, "-u", "2", "-n", "8", "--wait", "1", "--master"]
+        + ["--expect-workers", "2", "--worker-liveness", "4"],
+        worker_stderr=subprocess.DEVNULL,
     )
-    worker_cmd = [sys.executable, "-m", "host.cli", "load", "--worker", "--master-port", str(port)]
-    workers = [
-        subprocess.Popen(worker_cmd, cwd=ROOT, env=ENV, stderr=subprocess.DEVNULL) for _ in range(2)
-    ]
     try:
         deadline = time.monotonic() + 90
         while not any(o["state"] == OrderState.INSTALLED for o in dp.smdp.orders()):
