@@ -21,7 +21,7 @@ SELECT_MF = bytes.fromhex("00A4000C023F00")
 READ_BINARY_128 = bytes.fromhex("00B0000080")
 
 
-def _mix(ef_select: bytes, fs_select: bytes) -> list[tuple[str, bytes]]:
+def command_mix(ef_select: bytes, fs_select: bytes) -> list[tuple[str, bytes]]:
     return [
         ("SELECT purse by AID", bytes.fromhex("00A4040C09") + PURSE_AID),
         ("VERIFY PIN", bytes.fromhex("002000010431323334")),
@@ -101,7 +101,7 @@ def run_card_benchmark(seconds: float = 1.0) -> dict[str, Any]:
     card.power_on()
     fs_select = bytes.fromhex("00A4040C") + bytes((len(FS_APPLET_AID),)) + FS_APPLET_AID
     ef_select = bytes.fromhex("00A4020C02") + BENCH_EF_FID
-    mix = _mix(ef_select, fs_select)
+    mix = command_mix(ef_select, fs_select)
     mix_rate = rate(card, [a for _, a in mix], seconds)
 
     def our_select_mf(t: float) -> float:

@@ -139,17 +139,20 @@ def run_doorlock_benchmark(
     from host.systems.doorlock.ams import AppManagementServer
     from host.systems.doorlock.card import make_sim
     from host.systems.doorlock.delivery import DirectGpDelivery
-    from host.systems.doorlock.scenario import IMEIS, LOCK_MAC, _sim
+    from host.systems.doorlock.scenario import IMEIS, LOCK_MAC, sim_identity
     from host.systems.doorlock.terminal import InProcessLink, LockController, PhoneHost
     from host.systems.repository.demo import demo_tls
 
-    lock_rt, phone_rt = make_sim(_sim(100), rng_seed=1), make_sim(_sim(201), rng_seed=2)
+    lock_rt, phone_rt = (
+        make_sim(sim_identity(100), rng_seed=1),
+        make_sim(sim_identity(201), rng_seed=2),
+    )
     delivery = DirectGpDelivery(
         {"lock": lambda: InProcessReader(lock_rt), "phone": lambda: InProcessReader(phone_rt)}
     )
     ams = AppManagementServer(":memory:", delivery, rng=CardRng(1))
-    ams.register_lock("lock", mac=LOCK_MAC, sim=_sim(100))
-    ams.register_phone("phone", imei=IMEIS["phone-1"], sim=_sim(201))
+    ams.register_lock("lock", mac=LOCK_MAC, sim=sim_identity(100))
+    ams.register_phone("phone", imei=IMEIS["phone-1"], sim=sim_identity(201))
     if not ams.provision_lock("lock", force=True).receipt.ok:
         raise RuntimeError("the lock's SIM could not be provisioned")
     if not ams.enrol_phone("phone", "lock").receipt.ok:

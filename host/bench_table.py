@@ -243,7 +243,7 @@ def benchmark(name: str, title: str) -> Callable[[Callable[[Settings], list[Row]
 @benchmark("inprocess", "in-process APDUs/s beside vsmartcard's vicc")
 def _inprocess(s: Settings) -> list[Row]:
     from applets.iso7816 import BENCH_EF_FID, FS_APPLET_AID
-    from host.bench import READ_BINARY_128, SELECT_MF, _mix, rate
+    from host.bench import READ_BINARY_128, SELECT_MF, command_mix, rate
     from host.presets import new_card
 
     seconds = 0.02 if s.quick else 0.25
@@ -252,7 +252,7 @@ def _inprocess(s: Settings) -> list[Row]:
     card.power_on()
     fs_select = bytes.fromhex("00A4040C") + bytes((len(FS_APPLET_AID),)) + FS_APPLET_AID
     ef_select = bytes.fromhex("00A4020C02") + BENCH_EF_FID
-    mix = [a for _, a in _mix(ef_select, fs_select)]
+    mix = [a for _, a in command_mix(ef_select, fs_select)]
 
     def ours_mix() -> float:
         card.reset()

@@ -98,7 +98,7 @@ def _legacy_server(smdp: Any) -> Any:
     """The SM-DP+'s ES9+ routes as the old stack served them (SmdpPlus.app before the move)."""
     from host import bench_legacy_http as legacy
     from host.es9plus import Es9Error, failed_header, ok_header
-    from host.servers.rsp_http import _bounded  # the same decode budget as the real route
+    from host.servers.rsp_http import run_bounded  # the same decode budget as the real route
 
     app = legacy.JsonApp("smdpp", headers={"X-Admin-Protocol": ADMIN_PROTOCOL})
 
@@ -109,7 +109,7 @@ def _legacy_server(smdp: Any) -> Any:
                 raise legacy.HttpError(400, "unsupported X-Admin-Protocol")
             body = request.json_object()
             try:
-                result = _bounded(fn, body)
+                result = run_bounded(fn, body)
             except Es9Error as e:
                 return {"header": failed_header(e)}
             if result is None:

@@ -15,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 
 from card.crypto.cmac import pad80
-from card.sm.codec import SmError, SmSession, _des_cbc, retail_mac
+from card.sm.codec import SmError, SmSession, des_cbc, retail_mac
 from card.sm.kdf import KDF_ENC, KDF_MAC, icao_kdf
 
 __all__ = ["BacKeys", "bac_cryptogram", "bac_open", "bac_session"]
@@ -38,7 +38,7 @@ class BacKeys:
 
 def bac_cryptogram(keys: BacKeys, plain: bytes) -> bytes:
     """E || M: 3DES-CBC (zero IV) of 32 bytes, then its retail MAC (§9.7.2.1)."""
-    e = _des_cbc(keys.k_enc, plain)
+    e = des_cbc(keys.k_enc, plain)
     return e + retail_mac(keys.k_mac, pad80(e, 8))
 
 
@@ -53,7 +53,7 @@ def bac_open(keys: BacKeys, cryptogram: bytes) -> bytes:
     e, m = cryptogram[:32], cryptogram[32:]
     if not hmac.compare_digest(retail_mac(keys.k_mac, pad80(e, 8)), m):
         raise SmError(reason="BAC MAC mismatch")
-    return _des_cbc(keys.k_enc, e, decrypt=True)
+    return des_cbc(keys.k_enc, e, decrypt=True)
 
 
 def bac_session(k_ifd: bytes, k_ic: bytes, rnd_ic: bytes, rnd_ifd: bytes) -> SmSession:

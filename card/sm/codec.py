@@ -120,7 +120,7 @@ def _des3(key16: bytes) -> TripleDES:
     return TripleDES(key16 + key16[:8] if len(key16) == 16 else key16)
 
 
-def _des_cbc(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+def des_cbc(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
     c = Cipher(_des3(key), modes.CBC(bytes(8)))
     ctx = c.decryptor() if decrypt else c.encryptor()
     return ctx.update(data) + ctx.finalize()
@@ -139,9 +139,9 @@ def retail_mac(key: bytes, data: bytes) -> bytes:
     if len(key) != 16 or len(data) % 8 or not data:
         raise ValueError("retail MAC: a 16-byte key and whole 8-byte blocks")
     ka, kb = key[:8], key[8:]
-    h = _des_cbc(ka * 2, data)[-8:]  # single DES: K1 = K2 = K3
-    h = _des_cbc(kb * 2, h, decrypt=True)
-    return _des_cbc(ka * 2, h)
+    h = des_cbc(ka * 2, data)[-8:]  # single DES: K1 = K2 = K3
+    h = des_cbc(kb * 2, h, decrypt=True)
+    return des_cbc(ka * 2, h)
 
 
 class SmSuite(ABC):
@@ -182,12 +182,12 @@ class Des3Suite(SmSuite):
         super().__init__(k_enc, k_mac)
 
     def encrypt(self, ssc: bytes, padded: bytes) -> bytes:
-        return _des_cbc(self._k_enc, padded)
+        return des_cbc(self._k_enc, padded)
 
     def decrypt(self, ssc: bytes, cryptogram: bytes) -> bytes:
         if not cryptogram or len(cryptogram) % 8:
             raise ValueError("cryptogram is not whole blocks")
-        return _des_cbc(self._k_enc, cryptogram, decrypt=True)
+        return des_cbc(self._k_enc, cryptogram, decrypt=True)
 
     def mac(self, padded: bytes) -> bytes:
         return retail_mac(self._k_mac, padded)

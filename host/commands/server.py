@@ -149,12 +149,12 @@ def smdpp(
       cardemu server smdpp --port 0 --db dp.sqlite --load-orders 100
       cardemu server smdpp --workers 2
     """
-    from host.commands.smdpp import _smdp, operator_links
+    from host.commands.smdpp import open_smdp, operator_links
     from host.lpa.demo import DEMO_MATCHING_ID
     from host.lpa.demo import demo_order as make_demo_order
     from host.servers.smdpp.app import ENV_ADDRESS, ENV_DB, ENV_PKI, create_app
 
-    smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
+    smdp = open_smdp(pki_dir, db, address or f"localhost:{port}")
     smdp.operators.update(operator_links(operators))
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())

@@ -23,7 +23,7 @@ from host.servers.web import is_store_url
 DEFAULT_PORT = 8443
 
 
-def _smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
+def open_smdp(pki_dir: str | None, db: str, address: str) -> SmdpPlus:
     try:
         if not is_store_url(db):
             check_store(db, what=STORE_KIND, tables=STORE_TABLES)  # never tables in a foreign file
@@ -124,7 +124,7 @@ def serve(
       cardemu smdpp serve --pki ./pki --db orders.sqlite --port 9443
       cardemu smdpp serve --operator cardemu=localhost:8900
     """
-    smdp = _smdp(pki_dir, db, address or f"localhost:{port}")
+    smdp = open_smdp(pki_dir, db, address or f"localhost:{port}")
     smdp.operators.update(operator_links(operators))
     if demo_order and smdp.order_state(DEMO_MATCHING_ID) is None:
         smdp.add_order(make_demo_order())
@@ -236,7 +236,7 @@ def order(
             )
         except ValueError as e:
             raise InvalidInput(str(e)) from None
-    smdp = _smdp(pki_dir, db, address)
+    smdp = open_smdp(pki_dir, db, address)
     header = {"functionRequesterIdentifier": operator_id, "functionCallIdentifier": "cli"}
     try:
         try:

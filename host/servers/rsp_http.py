@@ -34,7 +34,7 @@ REQUEST_DECODE_SECONDS = 5.0
 RspFunction = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
-def _bounded(fn: RspFunction, body: dict[str, Any]) -> dict[str, Any] | None:
+def run_bounded(fn: RspFunction, body: dict[str, Any]) -> dict[str, Any] | None:
     """Run one function with every decode of its request under one budget.
 
     A request that cannot be decoded in bounded work is malformed (SGP.22
@@ -57,7 +57,7 @@ def rsp_answer(name: str, fn: RspFunction, body: dict[str, Any]) -> dict[str, An
         status codes of the `Es9Error` it raised), or None: 204 No Content.
     """
     try:
-        result = _bounded(fn, body)
+        result = run_bounded(fn, body)
     except Es9Error as e:
         e.function = name
         log.info("%s failed: %s", name, e)

@@ -161,7 +161,7 @@ class Es2Plus:
         default-SM-DP+ flow and needs the EID (the LPA then sends no matching ID).
         With an smdsAddress the event is registered once the order is released.
         """
-        from host.servers.smdpp.server import OrderState, _pool_key, cc_hash_of
+        from host.servers.smdpp.server import OrderState, cc_hash_of, pool_key
 
         requester = _requester(body)
         iccid = _iccid(body)
@@ -185,7 +185,7 @@ class Es2Plus:
         # The key the order is stored under: the matching ID, or a generated one the
         # LPA never needs (the default SM-DP+ looks the EID up, SGP.22 §3.1.3.2).
         key = matching_id or secrets.token_hex(8).upper()
-        if key == _pool_key(iccid):
+        if key == pool_key(iccid):
             raise Es9Error.of(SC_BAD_REQUEST, "that matching ID is reserved")
         state = OrderState.RELEASED if release else OrderState.CONFIRMED
         try:
@@ -246,7 +246,7 @@ class Es2Plus:
 
     def cancel_order(self, body: dict[str, Any]) -> dict[str, Any]:
         """ES2+.CancelOrder (§5.3.3): back to the pool ("Available") or out of use."""
-        from host.servers.smdpp.server import DOWNLOADABLE, OrderState, _pool_key
+        from host.servers.smdpp.server import DOWNLOADABLE, OrderState, pool_key
 
         requester = _requester(body)
         row = self._order(_iccid(body), requester)
@@ -274,7 +274,7 @@ class Es2Plus:
                     " cc_hash = NULL, cc_failures = 0, smds_address = NULL, event_id = NULL,"
                     " updated = ? WHERE iccid = ?",
                     (
-                        _pool_key(row["iccid"]),
+                        pool_key(row["iccid"]),
                         OrderState.AVAILABLE,
                         self.smdp._clock(),
                         row["iccid"],

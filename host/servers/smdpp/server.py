@@ -271,7 +271,7 @@ class _OrderRefused(Exception):
         self.error, self.order = error, order
 
 
-def _pool_key(iccid: str) -> str:
+def pool_key(iccid: str) -> str:
     """The key of a package in the ES2+ pool (no matching ID yet); never a matching ID.
 
     It starts with a control character no matching ID holds: \\x01, not NUL, which
@@ -450,7 +450,7 @@ class SmdpPlus:
             raise ValueError(f"unknown profile class {profile_class!r}")
         if smds_address and not eid:
             raise ValueError("an SM-DS event needs the EID it is for")
-        key = matching_id if matching_id is not None else _pool_key(iccid)
+        key = matching_id if matching_id is not None else pool_key(iccid)
         try:
             with self.store.transaction() as c:
                 c.execute(

@@ -63,7 +63,7 @@ NIGHT = datetime(2026, 12, 7, 2, 0)
 AFTERNOON = datetime(2026, 12, 7, 14, 0)
 
 
-def _sim(n: int) -> Any:
+def sim_identity(n: int) -> Any:
     from card.uicc.ts_102_221 import luhn_digit
     from host.systems.doorlock.card import SimIdentity
 
@@ -239,7 +239,7 @@ class DoorLockScenario(Scenario):
         ota = self.delivery == "ota"
         seed = ctx.seed if ctx.seed is not None else None
         sims = {
-            name: make_sim(_sim(n), rng_seed=None if seed is None else seed + n)
+            name: make_sim(sim_identity(n), rng_seed=None if seed is None else seed + n)
             for name, n in SIMS.items()
         }
         ctx.state.update(sims=sims, presentations={}, opened=0, delivery=self.delivery)
@@ -271,7 +271,7 @@ class DoorLockScenario(Scenario):
                     client = SmscClient(smsc.url, hook=strikes.hook(host))
                     stack.callback(client.close)
                     modem = ToolkitTerminal(
-                        traced(name, host), msisdn=_sim(SIMS[name]).msisdn, smsc=client
+                        traced(name, host), msisdn=sim_identity(SIMS[name]).msisdn, smsc=client
                     )
                     modem.start()  # TERMINAL PROFILE, as a modem does at power-on
                     terminals[host] = modem
@@ -325,10 +325,12 @@ class DoorLockScenario(Scenario):
             strikes.roles[AMS] = _AmsRole(start_ams, stop_ams, lambda: world["server"].port)
             ams = world["ams"]
             ctx.state["ams_url"] = world["server"].url
-            ams.register_lock(LOCK, mac=LOCK_MAC, sim=_sim(SIMS[LOCK_SIM]), combination="B")
-            ams.register_lock("lock-next-door", mac=bytes.fromhex("02CA4DE0D002"), sim=_sim(101))
+            ams.register_lock(LOCK, mac=LOCK_MAC, sim=sim_identity(SIMS[LOCK_SIM]), combination="B")
+            ams.register_lock(
+                "lock-next-door", mac=bytes.fromhex("02CA4DE0D002"), sim=sim_identity(101)
+            )
             for phone in PHONES:
-                ams.register_phone(phone, imei=IMEIS[phone], sim=_sim(SIMS[f"{phone}-sim"]))
+                ams.register_phone(phone, imei=IMEIS[phone], sim=sim_identity(SIMS[f"{phone}-sim"]))
             path = ams.delivery.path
 
             # §6.1 and §6.2 (server-triggered): the lock's SIM at night, phone-1's.

@@ -40,7 +40,7 @@ from host.servers.web import HttpError, Refused, Store, hex_field, json_object, 
 from host.systems.repository.card import ChannelReader, RepositoryCard
 from host.systems.repository.keystore import KeyStore, SqliteKeyStore
 from host.systems.repository.pipe import CardJob, JobError, mark, poll
-from host.systems.repository.server import _seq, key_id_of
+from host.systems.repository.server import key_id_of, poll_seq
 
 __all__ = ["Hsm", "RegistrationDevice", "create_app", "SCHEMA"]
 
@@ -241,7 +241,7 @@ def create_app(device: RegistrationDevice) -> Starlette:
     async def card(request: Request) -> Response:
         body = await json_object(request)
         resp = None if body.get("response") is None else hex_field(body, "response")
-        seq = _seq(body)
+        seq = poll_seq(body)
         return JSONResponse(
             await off_loop(lambda: device.exchange(request.path_params["iid"], resp, seq))
         )

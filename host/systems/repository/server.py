@@ -407,7 +407,7 @@ class Repository:
 # -- HTTP ------------------------------------------------------------------------------
 
 
-def _seq(body: dict[str, Any]) -> int | None:
+def poll_seq(body: dict[str, Any]) -> int | None:
     value = body.get("seq")
     if value is None:
         return None
@@ -448,7 +448,7 @@ def create_app(repo: Repository) -> Starlette:
     async def card(request: Request) -> Response:
         body = await json_object(request)
         resp = None if body.get("response") is None else hex_field(body, "response")
-        seq = _seq(body)
+        seq = poll_seq(body)
         return JSONResponse(
             await off_loop(lambda: repo.exchange(request.path_params["sid"], resp, seq))
         )
