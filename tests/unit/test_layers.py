@@ -92,3 +92,35 @@ def test_host_imports_no_usim_internals(tmp_path: Path) -> None:
         ("host/bad.py", "applets.usim.store"),
         ("host/bad.py", "applets.usim"),
     }
+
+
+def _private_imports(root: Path) -> set[tuple[str, str]]:
+    """`from project.module import _name` anywhere in the project's code (tests excluded).
+
+    A name with a leading underscore is its module's own business; another module that
+    needs it needs a public name for it, so that renaming a private helper never breaks
+    a module elsewhere.
+    """
+    found = set()
+    for base in ("card", "applets", "apdu_specs", "host"):
+        for path in sorted((root / base).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            for module, name in _imported_names(path):
+                if name is None or not name.startswith("_") or name.startswith("__"):
+                    continue
+                if module.split(".")[0] in ("card", "applets", "apdu_specs", "host"):
+                    found.add((rel, f"{module}.{name}"))
+    return found
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    assert sorted(_private_imports(ROOT)) == []
+
+
+def test_a_private_import_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "a.py").write_text(
+        "from __future__ import annotations\nfrom host.b import _helper, public\n"
+        "from os import _exit\n"
+    )
+    assert _private_imports(tmp_path) == {("host/a.py", "host.b._helper")}
