@@ -331,6 +331,49 @@ class CardRuntime:
             log.error("exception in may_select() of %s:\n%s", gate.aid, self.last_exception)
             return False
 
+    def _still_usable(self, ctx: Context) -> bool:
+        """Whether the instance selected as `ctx` may still take commands on its channel.
+
+        Not when it is locked (its life cycle's b8, GPC v2.3.1 §5.3.1: LOCKED stops
+        the application's use; only unlocking brings it back) or its gate has closed
+        since its selection (`Applet.selection_gate`: the enabled profile found
+        damaged, answered 6581, or not activated). A few dict lookups for an instance
+        no applet gates; the gate's `may_select` for one it does.
+        """
+        aid = ctx.aid
+        e = self._entries.get(aid)
+        if e is None or e.ctx is not ctx or e.lifecycle & 0x80:
+            return False
+        gates = self._gates if self._gates is not None else self._gate_map()
+        return aid not in gates or self._may_select(bytes(aid))
+
+    def _end_unusable(self, ch: _Channel, ch_no: int) -> None:
+        """Deselect the instance selected on `ch` if it may no longer take commands.
+
+        An application locked, or gated off, while it is selected (`_still_usable`)
+        must not go on answering on its channel until the terminal reselects: a
+        real OPEN lets no LOCKED application run (GPC v2.3.1 §5.3.1), and a profile
+        whose data are found damaged runs none of its applications (seed 003 FIG. 4,
+        404; SGP.22 §1.4). So at the next command on such a channel the runtime deselects it
+        (its `deselect()` runs, its CLEAR_ON_DESELECT memory is cleared, data
+        waiting for GET RESPONSE and a pending chain are dropped), and the command
+        is then handled as on any channel with no application selected: a SELECT by
+        name selects another (the gated one answers 6A82), MANAGE CHANNEL works, and
+        any other command answers 6999 (Java Card RE §4.5 SW_APPLET_SELECT_FAILED:
+        no applet is active on the channel) -- what the ISD-R's disable already
+        gives a disabled profile's applications (`deselect_everywhere`), and what a
+        locked application's session gets. Not 6A82 (the command names no file) and
+        not 6985 (nothing the terminal could satisfy would let the command run).
+        RAM only: nothing is written.
+        """
+        ctx = ch.ctx
+        if ctx is None or self._still_usable(ctx):
+            return
+        ch.pending = b""
+        ch.chain_header = None
+        ch.chain_data = bytearray()
+        self._deselect(ch, ch_no)
+
     def _save_registry(self) -> None:
         value = tuple(
             (bytes(e.ctx.aid), e.ref, e.lifecycle, e.default) for e in self._entries.values()
@@ -523,15 +566,33 @@ class CardRuntime:
             raise KeyError(f"no applet {AID(aid)}")
         return entry.ctx.applet
 
+    def gate_allows(self, aid: bytes | str) -> bool:
+        """Whether no applet's selection gate refuses the instance `aid` now.
+
+        `Applet.selection_gate`: a profile's application or security domain while the
+        enabled profile is not activated is refused. True for an instance no applet
+        gates (and for an AID not registered: its own lookup refuses it). RAM only.
+        """
+        return self._may_select(bytes(AID(aid)))
+
     def deliver(self, aid: bytes | str, apdu: APDU) -> bytes | None:
         """Give a command to an applet's `process` in the applet's own context.
 
         For a card manager forwarding data to an application (GP STORE DATA after
         INSTALL [for personalization], GPC v2.3.1 §11.11.2.2).
+
+        Raises:
+            CardError: 6A88 for no such instance; 6985 for one its selection gate
+                refuses now (`gate_allows`): a gated application is reached no more
+                than a selected one is (`_end_unusable`), and 6985 is what STORE
+                DATA answers for a locked one (card.gp.content.store_data).
         """
-        entry = self._entries.get(bytes(AID(aid)))
+        key = bytes(AID(aid))
+        entry = self._entries.get(key)
         if entry is None or entry.ctx.applet is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
+        if not self._may_select(key):
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED)
         return self.call_in_context(entry.ctx, entry.ctx.applet.process, apdu)
 
     def selected_context(self, channel: int) -> Context | None:
@@ -617,8 +678,19 @@ class CardRuntime:
     def get_shareable(
         self, client: Context, server_aid: AID, parameter: int
     ) -> ShareableProxy | None:
-        entry = self._entries.get(bytes(server_aid))
+        """The server's Shareable interface object for `client` (Java Card's
+        JCSystem.getAppletShareableInterfaceObject), or None.
+
+        None, as for an absent server, when the server is not selectable (LOCKED, or
+        its selection gate refuses it now, `Applet.selection_gate`): a gated profile's
+        applet is reached through the firewall no more than by SELECT, so a profile
+        not activated runs none of its code for another applet either.
+        """
+        key = bytes(server_aid)
+        entry = self._entries.get(key)
         if entry is None or not entry.selectable or entry.ctx.applet is None:
+            return None
+        if not self._may_select(key):
             return None
         obj = self.call_in_context(
             entry.ctx, entry.ctx.applet.get_shareable_interface_object, client.aid, parameter
@@ -656,6 +728,8 @@ class CardRuntime:
                         and ch.quick is not None
                         and not ch.pending
                         and ch.chain_header is None
+                        and ch.ctx is not None
+                        and self._still_usable(ch.ctx)
                     ):
                         self._channel = apdu[0]
                         self._active = ch.ctx
@@ -755,6 +829,8 @@ class CardRuntime:
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         self._channel = ch_no
         cmd.channel = ch_no
+        if ch.ctx is not None:
+            self._end_unusable(ch, ch_no)
         ins = cmd.ins
         interindustry = cla & 0x80 == 0
         # ISO 7816-4 §5.4.1: an interindustry CLA announcing secure messaging (b4-b3 of

@@ -275,7 +275,9 @@ def _install_for_personalization(isd: IssuerSecurityDomain, cmd: Command) -> byt
     app = isd.registry().application(aid)
     if app is None:
         raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
-    if lifecycle.is_locked(app.lifecycle):
+    if lifecycle.is_locked(app.lifecycle) or not isd.runtime.gate_allows(aid):
+        # A profile's application while the profile is not activated is refused as a
+        # locked one is (CardRuntime.gate_allows; `deliver` checks again per block).
         raise CardError(SW.CONDITIONS_NOT_SATISFIED)
     gp.perso = aid
     return _confirm(cmd)
@@ -440,7 +442,7 @@ def store_data(isd: IssuerSecurityDomain, cmd: Command) -> bytes | None:
         gp.perso = None  # the last block ends the personalization
     rt = isd.runtime
     app = isd.registry().application(target)
-    if app is None or lifecycle.is_locked(app.lifecycle):
+    if app is None or lifecycle.is_locked(app.lifecycle) or not rt.gate_allows(target):
         gp.perso = None
         raise CardError(SW.CONDITIONS_NOT_SATISFIED)
     # The application sees the STORE DATA in its own context, as Java Card's
