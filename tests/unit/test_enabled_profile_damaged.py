@@ -428,3 +428,33 @@ def test_an_old_image_s_damaged_profile_applications_found_by_the_metadata() -> 
     for aid in _instances(APPS):
         assert _select_sw(rt, aid) == 0x6A82, aid.hex()
     assert rt.exceptions == 0
+
+
+def test_an_application_selected_when_damage_is_found_answers_no_more() -> None:
+    """Regression: the profile's application and SD, selected on logical channels before a
+    command found the profile damaged (6581), went on answering there until reselected.
+    Now their channels' next command deselects them (6999, as on a channel whose
+    application the ISD-R's disable deselected); SELECT of them answers 6A82; nothing
+    is written."""
+    rt = _apps_card()
+    app, sd = APPS.apps[0].aid, APPS.security_domains[0].aid
+    for name in ("SELECT ADF.USIM", "VERIFY PIN1", "AUTHENTICATE GSM"):
+        assert send(rt, COMMANDS[name])[1] == 0x9000, name  # activated, running
+    assert send(rt, bytes.fromhex("0070000001"))[1] == 0x9000
+    assert send(rt, bytes.fromhex("0070000002"))[1] == 0x9000
+    assert _select_sw(rt, app, 1) == 0x9000
+    assert _select_sw(rt, sd, 2) == 0x9000
+    echo = bytes.fromhex("81010000020102")  # the echo applet's ECHO on channel 1
+    assert send(rt, echo) == (b"\x01\x02", 0x9000)
+    DAMAGE["keys record gone"](rt, APPS.iccid)
+    before = rt.nvm.snapshot()
+    assert send(rt, COMMANDS["AUTHENTICATE 3G"])[1] == 0x6581  # found, on channel 0
+    assert send(rt, echo)[1] == 0x6999
+    assert rt.selected_aid(1) is None
+    assert send(rt, bytes.fromhex("82CA006600"))[1] == 0x6999  # the SD's channel
+    assert rt.selected_aid(2) is None
+    assert _select_sw(rt, app, 1) == 0x6A82
+    assert _select_sw(rt, sd, 2) == 0x6A82
+    assert _select_sw(rt, ISD_R_AID, 1) == 0x9000  # the platform's: unaffected
+    assert rt.nvm.snapshot() == before
+    assert rt.exceptions == 0

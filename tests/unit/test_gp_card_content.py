@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from applets.notes import NOTES_AID
-from applets.sample import ECHO_AID, PURSE_AID
+from applets.sample import ECHO_AID, PURSE_AID, EchoApplet
 from card import tlv
 from card.crypto.keys import P256, EcKeyPair
 from card.gp import lifecycle
@@ -574,3 +574,45 @@ def test_build_load_file_is_what_the_card_accepts() -> None:
     assert lfdb == NOTES.to_bytes()
     assert host.install_for_load(NOTES_ELF, lfdb_hash(lfdb, 20)) == 0x9000  # SHA-1 too
     assert host.load(load_file_stream(lfdb), block=255) == 0x9000
+
+
+# -- STORE DATA to an application its selection gate refuses ---------------------------------
+
+_ECHO_GATE = {"open": True}
+ECHO_GATE_AID = h("F0434152444547415403")
+
+
+class _EchoGate(EchoApplet):
+    """Gates the echo applet (`Applet.selection_gate`), as the UICC gates a profile's."""
+
+    selection_gate = True
+
+    def gated_aids(self) -> tuple[bytes, ...]:
+        return (ECHO_AID,)
+
+    def may_select(self, aid: bytes) -> bool:
+        return _ECHO_GATE["open"]
+
+
+def test_store_data_does_not_reach_an_application_its_gate_refuses() -> None:
+    """Regression: STORE DATA after INSTALL [for personalization] reached a gated
+    application (a profile's, its profile not activated) that SELECT refuses. Now it is
+    refused as for a locked application: 6985 at INSTALL [for personalization], and at
+    STORE DATA when the gate closed in between. The echo applet answers STORE DATA
+    6D00: that is the command reaching it."""
+    _ECHO_GATE["open"] = True
+    rt, host = session()
+    rt.install(_EchoGate, ECHO_GATE_AID)
+    perso = lv(b"") + lv(b"") + lv(ECHO_AID) + lv(b"") + lv(b"") + lv(b"")
+    assert host.send(host.cmd(0xE6, 0x20, 0x00, perso))[1] == 0x9000
+    assert host.send(host.cmd(0xE2, 0x80, 0x00, b"x", None))[1] == 0x6D00  # reached
+    assert host.send(host.cmd(0xE6, 0x20, 0x00, perso))[1] == 0x9000
+    _ECHO_GATE["open"] = False
+    before = rt.nvm.snapshot()
+    assert host.send(host.cmd(0xE2, 0x80, 0x00, b"x", None))[1] == 0x6985
+    assert host.send(host.cmd(0xE6, 0x20, 0x00, perso))[1] == 0x6985
+    assert rt.nvm.snapshot() == before
+    _ECHO_GATE["open"] = True
+    assert host.send(host.cmd(0xE6, 0x20, 0x00, perso))[1] == 0x9000
+    assert host.send(host.cmd(0xE2, 0x80, 0x00, b"x", None))[1] == 0x6D00
+    assert rt.exceptions == 0

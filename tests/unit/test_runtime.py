@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from applets.sample import ECHO_AID, PURSE_AID, EchoApplet
+from applets.sample import (
+    COUNTER_CLIENT_AID,
+    COUNTER_SERVER_AID,
+    ECHO_AID,
+    PURSE_AID,
+    EchoApplet,
+)
 from card.framework import APDU, CardError
 from card.framework.system import Context
 from card.nvm import PowerLoss
@@ -410,6 +416,78 @@ def test_a_gate_that_fails_refuses_and_is_counted() -> None:
     assert "deliberate failure" in (rt.last_exception or "")
     _GATE["fail"] = False
     assert tx(rt, select(ECHO_AID)) == "9000"
+
+
+def _echo(channel: int) -> str:
+    return f"{channel:02X}01000002CAFE00"
+
+
+@pytest.mark.parametrize("how", ["gate closed", "locked"])
+def test_a_selected_instance_that_may_no_longer_run_is_deselected_at_its_next_command(
+    how: str,
+) -> None:
+    """Regression: an instance selected while its gate was open (or while SELECTABLE) went
+    on answering on its channel after the gate closed (or SET STATUS locked it) until the
+    terminal reselected. Now its channel's next command deselects it and is answered as
+    on a channel with nothing selected (6999); a SELECT of it answers 6A82; the other
+    channels and applets are untouched; nothing is written."""
+    rt = _gated_card()
+    _GATE["open"] = True
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, 1)) == "9000"
+    assert tx(rt, _echo(1)) == "CAFE9000"
+    if how == "locked":
+        rt.set_lifecycle(ECHO_AID, 0x87)  # LOCKED from SELECTABLE (GP SET STATUS 80)
+    else:
+        _GATE["open"] = False
+    before = rt.nvm.snapshot()
+    assert tx(rt, _echo(1)) == "6999"
+    assert rt.selected_aid(1) is None
+    assert tx(rt, _echo(1)) == "6999"
+    assert tx(rt, select(ECHO_AID, 1)) == "6A82"
+    assert tx(rt, select(PURSE_AID, 1)) == "9000"  # another application: selectable
+    assert tx(rt, "00CA000000") != "6999"  # channel 0's purse: untouched
+    assert rt.nvm.snapshot() == before
+    assert rt.exceptions == 0
+
+
+def test_pending_data_of_an_instance_gated_off_is_not_handed_out() -> None:
+    """Data the instance left for GET RESPONSE goes with its selection."""
+    rt = _gated_card()
+    _GATE["open"] = True
+    assert tx(rt, select(ECHO_AID)) == "9000"
+    assert tx(rt, "8001000002CAFE") == "6102"  # no Le: the data waits
+    _GATE["open"] = False
+    assert tx(rt, "00C0000002") == "6985"  # nothing waits (ISO 7816-4 §11.7.1)
+    assert rt.selected_aid(0) is None
+
+
+COUNTER_GATE_AID = bytes.fromhex("F0434152444547415402")
+
+
+class _CounterGate(_Gate):
+    """Gates the counter server (the Shareable interface's server) the same way."""
+
+    def gated_aids(self) -> tuple[bytes, ...]:
+        return (COUNTER_SERVER_AID,)
+
+
+def test_a_gated_server_offers_no_shareable_interface() -> None:
+    """Regression: `get_shareable` did not ask the gate, so a profile's applet the card
+    refuses to select could still run for another applet through the firewall."""
+    _GATE.update(open=True, fail=False, asked=[])
+    rt = sample_card(power=False)
+    rt.install(_CounterGate, COUNTER_GATE_AID)
+    rt.power_on()
+    assert tx(rt, select(COUNTER_CLIENT_AID)) == "9000"
+    assert tx(rt, "8010000000") == "00019000"
+    _GATE["open"] = False
+    before = rt.nvm.snapshot()
+    assert tx(rt, "8010000000") == "6985"  # the client's answer for no interface
+    assert rt.nvm.snapshot() == before  # the server's counter did not move
+    _GATE["open"] = True
+    assert tx(rt, "8010000000") == "00029000"
+    assert rt.exceptions == 0
 
 
 class _AbortingApplet(EchoApplet):

@@ -158,3 +158,14 @@ def test_copies_for_a_select_and_an_assembled_chain() -> None:
     assert whole.command == CommandApdu(0x00, 0xDB, 0, 0, bytes(300))
     short = APDU.parse(bytes.fromhex("10DB00000201020A"), 0).assembled(0x00, b"\x01\x02\x03")
     assert short.command.to_bytes() == bytes.fromhex("00DB000003010203" + "0A")
+
+
+def test_a_locked_selected_applet_s_quick_path_is_not_offered(card: CardRuntime) -> None:
+    """Regression: the quick path skipped the check of the ordinary path: an applet
+    locked while selected answered its quick commands on until reselected."""
+    assert tx(card, "0001010001AA00") == QUICK
+    card.set_lifecycle(ECHO_AID, 0x87)  # LOCKED (GP SET STATUS 80)
+    _QuickEcho.seen = []
+    assert tx(card, "0001010001AA00") == "6999"  # as on a channel with nothing selected
+    assert _QuickEcho.seen == []
+    assert card.selected_aid(0) is None
