@@ -118,7 +118,11 @@ class ProfileStoreInterface(Shareable):
         """Enable a disabled profile, disabling the one enabled before.
 
         A profile whose stored form fails the store's integrity check is refused
-        (reason DAMAGED) and nothing changes.
+        (reason DAMAGED) and nothing changes. A profile carrying a seed 003 move
+        binding is checked (FIG. 4) by the caller before it calls this, as both
+        clients do (the ISD-R's ES10c EnableProfile, the move agent's ACTIVATE): the
+        store counts the profile it enables activated on that check, and checks it
+        again only at the next power-up or reset.
         """
         raise NotImplementedError
 

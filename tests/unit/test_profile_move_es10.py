@@ -283,3 +283,52 @@ def test_the_store_summary_shows_the_binding_at_every_tear_of_the_install() -> N
     assert summary.metadata == bound.metadata and metadata_has_binding(summary.metadata)
     assert n > 10
     assert not metadata_has_binding(sample_profile().metadata)
+
+
+@pytest.fixture
+def fig4_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ICCIDs of the profiles FIG. 4 was run on (`check_binding`: every path's check,
+    the ISD-R's and the store's activation both come through `check_with_policy`; a spy
+    that calls the real check, not a mock)."""
+    import card.profile_binding as pb
+
+    seen: list[str] = []
+    real = pb.check_binding
+
+    def spy(profile: Profile, *args: Any) -> str:
+        seen.append(profile.iccid)
+        return real(profile, *args)
+
+    monkeypatch.setattr(pb, "check_binding", spy)
+    return seen
+
+
+def test_one_enable_checks_the_binding_once(fig4_checks: list[str]) -> None:
+    """Regression: ES10c EnableProfile ran FIG. 4 on the bound profile (the ISD-R), and the
+    first command after it ran it again (the store's activation of the newly enabled
+    profile, which reads every file back). Once per enable now; a power-up or reset
+    checks again, once."""
+    from card.uicc.builder import DEFAULT_USIM_AID
+    from tests.unit.usim_cards import send
+
+    rt = _card()
+    bound = _bound()
+    _put(rt, bound)
+    fig4_checks.clear()
+    assert _enable(rt, bound.iccid) == OK
+    assert fig4_checks == [bound.iccid]
+    select_usim = bytes((0x00, 0xA4, 0x04, 0x0C, len(DEFAULT_USIM_AID))) + DEFAULT_USIM_AID
+    for _ in range(3):
+        assert send(rt, select_usim)[1] == 0x9000  # activated: the profile runs
+    assert fig4_checks == [bound.iccid]
+    for cycle in ("power", "reset"):
+        if cycle == "power":
+            rt.power_off()
+            rt.power_on()
+        else:
+            rt.reset()
+        fig4_checks.clear()
+        for _ in range(2):
+            assert send(rt, select_usim)[1] == 0x9000
+        assert fig4_checks == [bound.iccid]  # the activation's own check, once
+    assert rt.exceptions == 0
