@@ -494,7 +494,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             out = (None, gen)
         else:
             slot = self._slot(number)
-            if act is None or act[0] is not raw:
+            # By value: the activation an enable records (`enable_profile`) is keyed
+            # by the value it stored, which reads back as another object after the
+            # commit; (slot, generation) is never stored twice for two profiles.
+            if act is None or act[0] != raw:
                 act = (raw, self._activation_passes(slot))
                 self._ctx.transient[_ACTIVATION] = act
             out = (slot, gen) if act[1] and slot.readable() else (None, -1 - gen)
@@ -1529,6 +1532,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         other enableResult is true of it (iccidOrAidNotFound names the profile, which
         is there; the others are states and policy rules). It can still be deleted (`_delete`).
 
+        The profile enabled is activated here, on the checks just made: its integrity
+        (`_intact`, above) and, for a move-bound one, FIG. 4, which the caller ran
+        just before (the store's clients, card.profiles.PROFILE_STORE_CLIENTS: the
+        ISD-R's `_binding_allows`, the move agent's ACTIVATE): the first command
+        after the enable does not run them again (`_activate`), so one EnableProfile
+        checks the binding once. The activation is RAM, keyed by the stored
+        "enabled" value: a rollback of the caller's transaction brings back another
+        value and forgets it, and the next power-up or reset checks again.
+
         Raises:
             ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED, APPLICATION.
         """
@@ -1537,12 +1549,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         self._intact(target)
+        enabled = (target.number, gen + 1)
         with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self._set_apps(target, _SELECTABLE)
             self._switch_sds(current, target)
-            self.system.store.set("enabled", (target.number, gen + 1))
+            self.system.store.set("enabled", enabled)
             self._deselect_profile(current)
+        self._ctx.transient[_ACTIVATION] = (enabled, True)
+        self._current_memo = None
 
     def disable_profile(self, iccid: str) -> None:
         target = self._find(iccid)
