@@ -18,10 +18,13 @@ agent's ACTIVATE requires.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from applets.isdr.base import IsdrBase, preloaded_isdp_aid
+from card.nvm import OutOfMemory
 from card.profile_binding import (
     MOVE_AGENT_AID,
     BindingError,
@@ -30,13 +33,62 @@ from card.profile_binding import (
     has_binding,
     metadata_has_binding,
 )
-from card.profiles import ProfileStoreError
+from card.profiles import ProfileStoreError, ProfileStoreInterface, ProfileStoreReason
 from card.sgp22 import asn1
 from card.sgp22.values import NotificationEvent, bits_to_set, iccid_from_bytes, iccid_to_bytes
 from card.tlv import TlvError, decode_tag
+from card.uicc.fsstore import DamagedRecord
 from card.uicc.profile import Profile, ProfileFormatError
 
 __all__ = ["ProfileFunctions", "ProfileView"]
+
+log = logging.getLogger("cardemu.card.isdr")
+
+#: What the profile store raises when a value it reads from persistent memory is not of
+#: the shape it wrote (a damaged record): a value of another type or length, a missing
+#: entry, a file-system record that does not decode; and persistent memory found full
+#: in the middle of the operation (OutOfMemory: the operation did not happen, rolled
+#: back, as SGP.22 has any function end that the eUICC cannot carry out). Not card
+#: faults, which stay 6F00:
+#: a tear (PowerLoss, a BaseException), an unusable card image (NvmError), a firewall
+#: refusal (SecurityException), an SW the store chose (CardError).
+_DAMAGED_DATA_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    DamagedRecord,
+    OutOfMemory,
+)
+
+
+class _GuardedStore:
+    """The profile store as ES10c's Enable, Disable, Delete and MemoryReset use it.
+
+    Every call that fails on the store's damaged data (`_DAMAGED_DATA_ERRORS`) raises
+    ProfileStoreError(DAMAGED) instead, so that the function answers its protocol
+    error, undefinedError(127) (SGP.22 §5.7.16-19: the result for a reason the other
+    codes do not name), after its transaction rolled back whole (the notifications
+    written for it, the store's own writes: `system.transaction` aborts on the
+    exception), and not 6F00, which is left to a fault of the card. Only the store's
+    calls are translated: an error of the ISD-R's own code still escapes as 6F00,
+    counted. The error's type is logged, never its text (it may quote a stored value).
+    """
+
+    def __init__(self, store: ProfileStoreInterface) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        fn = getattr(self._store, name)
+
+        def call(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except _DAMAGED_DATA_ERRORS as e:
+                log.warning("profile store: %s failed on stored data (%s)", name, type(e).__name__)
+                raise ProfileStoreError(ProfileStoreReason.DAMAGED, type(e).__name__) from None
+
+        return call
+
 
 CLASS_TEST, CLASS_PROVISIONING, CLASS_OPERATIONAL = 0, 1, 2
 PPR_DISABLE_NOT_ALLOWED = 1
@@ -186,7 +238,7 @@ class ProfileFunctions(IsdrBase):
         eUICCMemoryReset deletes it (`memory_reset`, by its slot).
         """
         out = []
-        for s in self.profile_store().list_profiles():
+        for s in self._store().list_profiles():
             if s.damaged and not s.iccid:
                 continue
             rec = self.record(s.iccid) or (preloaded_isdp_aid(s.iccid), b"", None, b"")
@@ -209,6 +261,10 @@ class ProfileFunctions(IsdrBase):
                 )
             )
         return out
+
+    def _store(self) -> ProfileStoreInterface:
+        """The profile store, its failures on damaged data ProfileStoreError (`_GuardedStore`)."""
+        return cast(ProfileStoreInterface, _GuardedStore(self.profile_store()))
 
     def _find(self, ident: tuple[str, bytes]) -> ProfileView | None:
         kind, value = ident
@@ -258,29 +314,36 @@ class ProfileFunctions(IsdrBase):
         re-enabling (wrongProfileReenabling) and no proactive session is running
         (catBusy). undefinedError is SGP.22's answer for an eUICC that cannot carry
         out the function for a reason of its own.
+
+        So is any other failure of the store on its damaged data, met anywhere in the
+        function (a record of the store read back as another shape, `_store`): the
+        transaction is rolled back whole and NVM is as before, never 6F00.
         """
-        target = self._find(request["profileIdentifier"])
+        try:
+            return {"enableResult": self._enable(request["profileIdentifier"])}
+        except ProfileStoreError:  # also the store's failures on damaged data (`_store`)
+            return {"enableResult": UNDEFINED_ERROR}
+
+    def _enable(self, ident: tuple[str, bytes]) -> int:
+        target = self._find(ident)
         if target is None:
-            return {"enableResult": NOT_FOUND}
+            return NOT_FOUND
         if target.enabled:
-            return {"enableResult": WRONG_STATE}
+            return WRONG_STATE
         current = next((p for p in self.profiles() if p.enabled), None)
         if current is not None and PPR_DISABLE_NOT_ALLOWED in current.pprs:
-            return {"enableResult": DISALLOWED}
+            return DISALLOWED
         if not self._binding_allows(target):
-            return {"enableResult": UNDEFINED_ERROR}
-        try:
-            with self.system.transaction():
-                # The store's switch last; its deselection of the disabled profile's
-                # applications takes effect only when this transaction commits
-                # (CardRuntime.deselect_everywhere), and not at all if it aborts.
-                if current is not None:
-                    self._notify(current, NotificationEvent.DISABLE)
-                self._notify(target, NotificationEvent.ENABLE)
-                self.profile_store().enable_profile(target.iccid)
-        except ProfileStoreError:
-            return {"enableResult": UNDEFINED_ERROR}
-        return {"enableResult": OK}
+            return UNDEFINED_ERROR
+        with self.system.transaction():
+            # The store's switch last; its deselection of the disabled profile's
+            # applications takes effect only when this transaction commits
+            # (CardRuntime.deselect_everywhere), and not at all if it aborts.
+            if current is not None:
+                self._notify(current, NotificationEvent.DISABLE)
+            self._notify(target, NotificationEvent.ENABLE)
+            self._store().enable_profile(target.iccid)
+        return OK
 
     def _binding_allows(self, target: ProfileView) -> bool:
         """Seed 003 FIG. 4 on a move-bound profile before ES10c enables it (steps 403-406).
@@ -307,7 +370,7 @@ class ProfileFunctions(IsdrBase):
         """
         if not target.bound:
             return True
-        store = self.profile_store()
+        store = self._store()
         try:
             profile = Profile.from_bytes(store.export_profile(target.iccid, with_secrets=False))
         except (ProfileStoreError, ProfileFormatError):
@@ -333,49 +396,63 @@ class ProfileFunctions(IsdrBase):
         return True
 
     def disable_profile(self, request: Any, raw: bytes) -> Any:
-        target = self._find(request["profileIdentifier"])
-        if target is None:
-            return {"disableResult": NOT_FOUND}
-        if not target.enabled:
-            return {"disableResult": WRONG_STATE}
-        if PPR_DISABLE_NOT_ALLOWED in target.pprs:
-            return {"disableResult": DISALLOWED}
+        """ES10c.DisableProfile (SGP.22 §5.7.17); a store failure as in `enable_profile`."""
         try:
-            with self.system.transaction():
-                self._notify(target, NotificationEvent.DISABLE)
-                self.profile_store().disable_profile(target.iccid)  # last, as in enable
+            return {"disableResult": self._disable(request["profileIdentifier"])}
         except ProfileStoreError:
             return {"disableResult": UNDEFINED_ERROR}
-        return {"disableResult": OK}
+
+    def _disable(self, ident: tuple[str, bytes]) -> int:
+        target = self._find(ident)
+        if target is None:
+            return NOT_FOUND
+        if not target.enabled:
+            return WRONG_STATE
+        if PPR_DISABLE_NOT_ALLOWED in target.pprs:
+            return DISALLOWED
+        with self.system.transaction():
+            self._notify(target, NotificationEvent.DISABLE)
+            self._store().disable_profile(target.iccid)  # last, as in enable
+        return OK
 
     def delete_profile(self, request: Any, raw: bytes) -> Any:
-        target = self._find(request)
-        if target is None:
-            return {"deleteResult": NOT_FOUND}
-        if target.enabled:
-            return {"deleteResult": WRONG_STATE}
-        if PPR_DELETE_NOT_ALLOWED in target.pprs:
-            return {"deleteResult": DISALLOWED}
+        """ES10c.DeleteProfile (SGP.22 §5.7.18); a store failure as in `enable_profile`."""
         try:
-            with self.system.transaction():
-                self._notify(target, NotificationEvent.DELETE)
-                self.profile_store().delete_profile(target.iccid)
-                self.set_record(target.iccid, None)
+            return {"deleteResult": self._delete(request)}
         except ProfileStoreError:
             return {"deleteResult": UNDEFINED_ERROR}
-        return {"deleteResult": OK}
+
+    def _delete(self, ident: tuple[str, bytes]) -> int:
+        target = self._find(ident)
+        if target is None:
+            return NOT_FOUND
+        if target.enabled:
+            return WRONG_STATE
+        if PPR_DELETE_NOT_ALLOWED in target.pprs:
+            return DISALLOWED
+        with self.system.transaction():
+            self._notify(target, NotificationEvent.DELETE)
+            self._store().delete_profile(target.iccid)
+            self.set_record(target.iccid, None)
+        return OK
 
     # -- eUICCMemoryReset (§5.7.19) ----------------------------------------------------------------
 
     def memory_reset(self, request: Any, raw: bytes) -> Any:
-        options = bits_to_set(request["resetOptions"])
+        """ES10c.eUICCMemoryReset (SGP.22 §5.7.19); a store failure as in `enable_profile`."""
+        try:
+            return {"resetResult": self._memory_reset(bits_to_set(request["resetOptions"]))}
+        except ProfileStoreError:
+            return {"resetResult": UNDEFINED_ERROR}
+
+    def _memory_reset(self, options: Any) -> int:
         victims = [
             p
             for p in self.profiles()
             if (0 in options and p.profile_class != CLASS_TEST)
             or (1 in options and p.profile_class == CLASS_TEST and not p.preloaded)
         ]
-        store = self.profile_store()
+        store = self._store()
         # A profile whose damaged record names no ICCID (not listed: `profiles`) has no
         # class to tell; the class defaults to operational (SGP.22 ProfileInfo), so the
         # reset of the operational profiles deletes it, by its slot.
@@ -383,23 +460,20 @@ class ProfileFunctions(IsdrBase):
         dp, ds = self.config()
         reset_dp = 2 in options and dp is not None
         if not victims and not nameless and not reset_dp:
-            return {"resetResult": RESET_NOTHING_TO_DELETE}
-        try:
-            with self.system.transaction():
-                for p in victims:
-                    if p.enabled:
-                        store.disable_profile(p.iccid)
-                    store.delete_profile(p.iccid)
-                    self.set_record(p.iccid, None)
-                for number in nameless:
-                    store.delete_nameless_slot(number)
-                if nameless:
-                    self._drop_orphan_records(store)
-                if reset_dp:
-                    self.set_config(None, ds)
-        except ProfileStoreError:
-            return {"resetResult": UNDEFINED_ERROR}
-        return {"resetResult": OK}
+            return RESET_NOTHING_TO_DELETE
+        with self.system.transaction():
+            for p in victims:
+                if p.enabled:
+                    store.disable_profile(p.iccid)
+                store.delete_profile(p.iccid)
+                self.set_record(p.iccid, None)
+            for number in nameless:
+                store.delete_nameless_slot(number)
+            if nameless:
+                self._drop_orphan_records(store)
+            if reset_dp:
+                self.set_config(None, ds)
+        return OK
 
     def _drop_orphan_records(self, store: Any) -> None:
         """Delete the ISD-R's record ("meta.<ICCID>") of every profile the store no longer

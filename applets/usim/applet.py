@@ -1549,11 +1549,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         if current is not None and current.number == target.number:
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         self._intact(target)
-        enabled = (target.number, gen + 1)
         with self.system.transaction():
             self._set_apps(current, _LOCKED)
             self._set_apps(target, _SELECTABLE)
             self._switch_sds(current, target)
+            enabled = (target.number, gen + 1)
             self.system.store.set("enabled", enabled)
             self._deselect_profile(current)
         self._ctx.transient[_ACTIVATION] = (enabled, True)

@@ -458,3 +458,62 @@ def test_an_application_selected_when_damage_is_found_answers_no_more() -> None:
     assert _select_sw(rt, ISD_R_AID, 1) == 0x9000  # the platform's: unaffected
     assert rt.nvm.snapshot() == before
     assert rt.exceptions == 0
+
+
+# -- ES10c on a store whose own records are damaged: undefinedError, rolled back ------------
+
+UNDEFINED_ERROR = 127
+
+#: the store's record of which profile is enabled, damaged (read before any write)
+ENABLED_RECORD_DAMAGE: dict[str, Any] = {
+    "not a tuple": b"\x01",
+    "cut short": (0,),
+}
+
+
+def _es10c_any(lpa: Lpa, function: str, iccid: str) -> int:
+    if function != "Delete":
+        return _es10c(lpa, function, iccid)
+    res = lpa.es10(
+        "DeleteProfileRequest", ("iccid", iccid_to_bytes(iccid)), "DeleteProfileResponse"
+    )
+    return int(res["deleteResult"])
+
+
+@pytest.mark.parametrize("damage", sorted(ENABLED_RECORD_DAMAGE))
+@pytest.mark.parametrize(
+    ("function", "target"), [("Enable", "other"), ("Disable", "enabled"), ("Delete", "other")]
+)
+def test_a_store_failure_on_damaged_data_answers_undefined_error(
+    function: str, target: str, damage: str
+) -> None:
+    """Regression: the ISD-R mapped only ProfileStoreError to undefinedError(127); the
+    store's record of the enabled profile damaged, ES10c Enable, Disable and Delete
+    answered 6F00 (an exception counted as a card fault). Now SGP.22's undefinedError
+    (§5.7.16-18), nothing written."""
+    rt = _card_with()
+    rt.nvm.write(OWNER, "enabled", ENABLED_RECORD_DAMAGE[damage])
+    before = rt.nvm.snapshot()
+    iccid = ENABLED.iccid if target == "enabled" else OTHER.iccid
+    assert _es10c_any(Lpa(rt), function, iccid) == UNDEFINED_ERROR
+    assert rt.nvm.snapshot() == before
+    assert rt.exceptions == 0
+
+
+@pytest.mark.parametrize("function", ["Enable", "Disable"])
+def test_a_store_failure_after_its_writes_is_rolled_back_whole(function: str) -> None:
+    """The failure met after the store (and the ISD-R) wrote: the enabled profile's
+    generation stored as a string, met when the switch computes the next one, after
+    the applications' life cycles were written. undefinedError, and the transaction
+    undoes every write (the registry's included): NVM as before, no partial write."""
+    rt = _apps_card()
+    number, gen = rt.nvm.read(OWNER, "enabled")
+    rt.nvm.write(OWNER, "enabled", (number, str(gen)))
+    before, registry = rt.nvm.snapshot(), rt.applets()
+    iccid = APPS_OTHER.iccid if function == "Enable" else APPS.iccid
+    assert _es10c(Lpa(rt), function, iccid) == UNDEFINED_ERROR
+    assert rt.nvm.apdu_writes > 0  # it did write, and
+    assert rt.nvm.apdu_undone == rt.nvm.apdu_writes  # the abort undid all of it
+    assert rt.nvm.snapshot() == before
+    assert rt.applets() == registry
+    assert rt.exceptions == 0 and rt.nvm_violations == 0
