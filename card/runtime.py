@@ -798,9 +798,14 @@ class CardRuntime:
         return None
 
     def deliver_secured_data(self, aid: bytes, data: bytes) -> bytes:
-        """Hand checked secured data to an applet's `on_secured_data`, in its context."""
-        entry = self._entries.get(bytes(AID(aid)))
-        if entry is None or entry.ctx.applet is None:
+        """Hand checked secured data to an applet's `on_secured_data`, in its context.
+
+        An applet its selection gate refuses now is as one not there (6A88), as
+        `application_for_tar` does not find it.
+        """
+        key = bytes(AID(aid))
+        entry = self._entries.get(key)
+        if entry is None or entry.ctx.applet is None or not self._may_select(key):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND)
         out = self.call_in_context(entry.ctx, entry.ctx.applet.on_secured_data, data)
         return bytes(out or b"")
@@ -811,10 +816,11 @@ class CardRuntime:
         """Hand a TERMINAL RESPONSE to the applet that issued the proactive command.
 
         It runs in the applet's context (`Applet.on_terminal_response`); an applet
-        deleted meanwhile is simply not told.
+        deleted meanwhile, or one its selection gate refuses now (a profile's, the
+        profile not activated any more), is simply not told.
         """
         entry = None if issuer is None else self._entries.get(issuer)
-        if entry is None or entry.ctx.applet is None:
+        if entry is None or entry.ctx.applet is None or not self._may_select(bytes(issuer or b"")):
             return
         self.call_in_context(entry.ctx, entry.ctx.applet.on_terminal_response, command, response)
 

@@ -57,7 +57,13 @@ class ShareableProxy:
         server = self._server
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return server.runtime.call_in_context(server, method, *args, **kwargs)
+            runtime = server.runtime
+            # A proxy kept from before the server's selection gate closed (a profile's
+            # applet, the profile found damaged) reaches it no more than a new lookup
+            # would (CardRuntime.get_shareable): the call is refused.
+            if not runtime.gate_allows(server.aid):
+                raise SecurityException(f"{server.aid} is not available now (selection gate)")
+            return runtime.call_in_context(server, method, *args, **kwargs)
 
         return call
 

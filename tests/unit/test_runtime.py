@@ -16,6 +16,7 @@ from applets.sample import (
     EchoApplet,
 )
 from card.framework import APDU, CardError
+from card.framework.exceptions import SecurityException
 from card.framework.system import Context
 from card.nvm import PowerLoss
 from card.runtime import CardRuntime, CardStateError
@@ -488,6 +489,25 @@ def test_a_gated_server_offers_no_shareable_interface() -> None:
     _GATE["open"] = True
     assert tx(rt, "8010000000") == "00029000"
     assert rt.exceptions == 0
+
+
+def test_a_shareable_proxy_kept_from_before_the_gate_closed_is_refused() -> None:
+    """A client that kept the proxy it got while the gate was open does not reach the
+    server after the gate closes: the call is refused (SecurityException), the
+    server's code does not run."""
+    _GATE.update(open=True, fail=False, asked=[])
+    rt = sample_card(power=False)
+    rt.install(_CounterGate, COUNTER_GATE_AID)
+    rt.power_on()
+    client = rt.applet(COUNTER_CLIENT_AID)
+    proxy = client.system.get_shareable(COUNTER_SERVER_AID)
+    assert proxy is not None
+    assert rt.call_in_context(client._ctx, proxy.increment) == 1
+    _GATE["open"] = False
+    with pytest.raises(SecurityException):
+        rt.call_in_context(client._ctx, proxy.increment)
+    _GATE["open"] = True
+    assert rt.call_in_context(client._ctx, proxy.increment) == 2
 
 
 class _AbortingApplet(EchoApplet):
