@@ -573,7 +573,7 @@ class CardRuntime:
         enabled profile is not activated is refused. True for an instance no applet
         gates (and for an AID not registered: its own lookup refuses it). RAM only.
         """
-        return self._may_select(bytes(AID(aid)))
+        return self._may_select(bytes(aid) if isinstance(aid, bytes) else bytes(AID(aid)))
 
     def deliver(self, aid: bytes | str, apdu: APDU) -> bytes | None:
         """Give a command to an applet's `process` in the applet's own context.

@@ -310,6 +310,8 @@ log = logging.getLogger("cardemu.usim")
 #: ctx.transient: the enabled profile's activation (`UiccApplet._activate`), as ("enabled"
 #: as stored when it was made, passed); RAM, so made again after every power-up and reset
 _ACTIVATION = "activation"
+#: the "enabled" value whose profile's binding (FIG. 4) the enable that stored it checked
+_BINDING_CHECKED = "binding_checked"
 #: TS 51.011 §9.4.2: 92 40, memory problem (6581 in TS 102 221 §10.2.1.3)
 _SW_GSM_MEMORY_PROBLEM = 0x9240
 
@@ -494,25 +496,27 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             out = (None, gen)
         else:
             slot = self._slot(number)
-            # By value: the activation an enable records (`enable_profile`) is keyed
-            # by the value it stored, which reads back as another object after the
-            # commit; (slot, generation) is never stored twice for two profiles.
-            if act is None or act[0] != raw:
-                act = (raw, self._activation_passes(slot))
+            if act is None or act[0] is not raw:
+                # FIG. 4 not again if the enable that made `raw` just ran it (by value:
+                # the value stored reads back as another object after the commit).
+                checked = self._ctx.transient.get(_BINDING_CHECKED) == raw
+                act = (raw, self._activation_passes(slot, binding_checked=checked))
                 self._ctx.transient[_ACTIVATION] = act
             out = (slot, gen) if act[1] and slot.readable() else (None, -1 - gen)
         self._current_memo = (raw, out, act)
         return out
 
-    def _activation_passes(self, slot: Slot) -> bool:
+    def _activation_passes(self, slot: Slot, *, binding_checked: bool = False) -> bool:
         """Whether the enabled profile can be run: its integrity check (`Slot.check`), and
-        for a move-bound profile seed 003's FIG. 4 check (`_binding_holds`)."""
+        for a move-bound profile seed 003's FIG. 4 check (`_binding_holds`), unless
+        `binding_checked`: the enable that made it the enabled profile ran FIG. 4 on it
+        just before (`enable_profile`), so one EnableProfile checks the binding once."""
         try:
             slot.check()
         except DamagedProfile as e:
             log.warning("the enabled profile is not activated: %s", e)
             return False
-        if metadata_has_binding(slot.meta[3]):
+        if not binding_checked and metadata_has_binding(slot.meta[3]):
             return self._binding_holds(slot)
         return True
 
@@ -1532,14 +1536,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         other enableResult is true of it (iccidOrAidNotFound names the profile, which
         is there; the others are states and policy rules). It can still be deleted (`_delete`).
 
-        The profile enabled is activated here, on the checks just made: its integrity
-        (`_intact`, above) and, for a move-bound one, FIG. 4, which the caller ran
-        just before (the store's clients, card.profiles.PROFILE_STORE_CLIENTS: the
-        ISD-R's `_binding_allows`, the move agent's ACTIVATE): the first command
-        after the enable does not run them again (`_activate`), so one EnableProfile
-        checks the binding once. The activation is RAM, keyed by the stored
-        "enabled" value: a rollback of the caller's transaction brings back another
-        value and forgets it, and the next power-up or reset checks again.
+        A move-bound profile's FIG. 4 check is the caller's, run just before (the
+        store's clients, card.profiles.PROFILE_STORE_CLIENTS: the ISD-R's
+        `_binding_allows`, the move agent's ACTIVATE): the activation at the first
+        command after the enable (`_activate`) runs the integrity check again, not
+        FIG. 4, so one EnableProfile checks the binding once. What is noted is RAM,
+        keyed by the "enabled" value stored (`_BINDING_CHECKED`): a rollback of the
+        caller's transaction brings back another value, and the next power-up or
+        reset checks the binding again.
 
         Raises:
             ProfileStoreError: ICCID_NOT_FOUND, NOT_DISABLED, DAMAGED, APPLICATION.
@@ -1556,8 +1560,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             enabled = (target.number, gen + 1)
             self.system.store.set("enabled", enabled)
             self._deselect_profile(current)
-        self._ctx.transient[_ACTIVATION] = (enabled, True)
-        self._current_memo = None
+        self._ctx.transient[_BINDING_CHECKED] = enabled
 
     def disable_profile(self, iccid: str) -> None:
         target = self._find(iccid)
