@@ -835,8 +835,20 @@ class CardRuntime:
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
         self._channel = ch_no
         cmd.channel = ch_no
-        if ch.ctx is not None:
-            self._end_unusable(ch, ch_no)
+        ctx = ch.ctx
+        if ctx is not None:
+            # `_still_usable`, its common answer inline (an ungated, unlocked instance):
+            # every command passes here.
+            gates = self._gates
+            e = self._entries.get(ctx.aid)
+            if (
+                e is None
+                or e.ctx is not ctx
+                or e.lifecycle & 0x80
+                or gates is None
+                or ctx.aid in gates
+            ):
+                self._end_unusable(ch, ch_no)
         ins = cmd.ins
         interindustry = cla & 0x80 == 0
         # ISO 7816-4 §5.4.1: an interindustry CLA announcing secure messaging (b4-b3 of
