@@ -17,7 +17,10 @@ What the runtime itself handles, before any applet sees a command:
   cycle allows it and, when an applet gates it (`Applet.selection_gate`: the
   UICC's profile store, for a profile's applications while the profile is not
   activated), that applet's `may_select` agrees; else it is as one not selectable
-  (6A82). The gates are RAM: nothing is written to decide;
+  (6A82). An instance selected when it became locked or its gate closed is
+  deselected at its channel's next command, answered then as on a channel with
+  nothing selected (6999; `_end_unusable`). The gates are RAM: nothing is
+  written to decide;
 - GET RESPONSE (61xx, and 9Fxx for the GSM class A0), 6Cxx for a wrong Le;
 - command chaining assembly (ISO 7816-4 §5.3.3);
 - Ne: every response with data, whoever made it, goes through `_answer`, which

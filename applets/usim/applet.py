@@ -67,7 +67,9 @@ ISD-R (which can disable and delete it) but is not used: the terminal sees the
 card as with no profile enabled, and the profile's applications and security
 domains answer a SELECT as not selectable (6A82: the runtime asks this applet,
 `UiccApplet.may_select`); a record found damaged by a command answers 6581
-(`UiccApplet._activate`, `UiccApplet.process`).
+(`UiccApplet._activate`, `UiccApplet.process`), and from then on an application
+or SD of the profile still selected on some channel is deselected at that
+channel's next command (6999), nor reached through the firewall or STORE DATA.
 
 Install parameters: an exported profile (card.profiles format), installed and
 enabled at once; none gives an eUICC with no profile.

@@ -229,7 +229,8 @@ class Applet:
     #: Does the applet decide whether some other instances may be selected now (a
     #: UICC's profile store: a profile's applications run only while it is activated)?
     #: Then the runtime asks it which (`gated_aids`) and, at each selection of one of
-    #: them, whether it may be selected (`may_select`).
+    #: them, at each command to one selected, and before any other way in (Shareable
+    #: lookups and calls, GP STORE DATA delivery, OTA), whether it may run (`may_select`).
     selection_gate: ClassVar[bool] = False
     _declared: ClassVar[tuple[str, ...]] = ()
 
@@ -331,7 +332,11 @@ class Applet:
 
         Asked at every selection of it (by name, implicit, on any logical channel),
         after its life cycle allows it; False answers as for an instance that is not
-        selectable. It must write nothing persistent.
+        selectable. Asked too at every command to it while it is selected (False:
+        the runtime deselects it, `CardRuntime._end_unusable`), and before a
+        Shareable lookup or call, a STORE DATA delivery or secured data reach it
+        (False: refused as for a locked instance). It must write nothing persistent,
+        and be cheap: it runs per command.
         """
         return True
 
