@@ -472,6 +472,10 @@ ENABLED_RECORD_DAMAGE: dict[str, Any] = {
 
 
 def _es10c_any(lpa: Lpa, function: str, iccid: str) -> int:
+    if function == "MemoryReset":
+        from tests.unit.test_profile_delete_damaged import _reset
+
+        return _reset(lpa)
     if function != "Delete":
         return _es10c(lpa, function, iccid)
     res = lpa.es10(
@@ -482,7 +486,8 @@ def _es10c_any(lpa: Lpa, function: str, iccid: str) -> int:
 
 @pytest.mark.parametrize("damage", sorted(ENABLED_RECORD_DAMAGE))
 @pytest.mark.parametrize(
-    ("function", "target"), [("Enable", "other"), ("Disable", "enabled"), ("Delete", "other")]
+    ("function", "target"),
+    [("Enable", "other"), ("Disable", "enabled"), ("Delete", "other"), ("MemoryReset", "all")],
 )
 def test_a_store_failure_on_damaged_data_answers_undefined_error(
     function: str, target: str, damage: str
@@ -490,7 +495,7 @@ def test_a_store_failure_on_damaged_data_answers_undefined_error(
     """Regression: the ISD-R mapped only ProfileStoreError to undefinedError(127); the
     store's record of the enabled profile damaged, ES10c Enable, Disable and Delete
     answered 6F00 (an exception counted as a card fault). Now SGP.22's undefinedError
-    (§5.7.16-18), nothing written."""
+    (§5.7.16-19), nothing written."""
     rt = _card_with()
     rt.nvm.write(OWNER, "enabled", ENABLED_RECORD_DAMAGE[damage])
     before = rt.nvm.snapshot()
