@@ -1562,7 +1562,11 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             enabled = (target.number, gen + 1)
             self.system.store.set("enabled", enabled)
             self._deselect_profile(current)
-        self._ctx.transient[_BINDING_CHECKED] = enabled
+        # Only a client's enable comes with its FIG. 4 check (this applet's own, at its
+        # installation with a profile, does not): the caller is the previous context.
+        caller = self.system.previous_context_aid
+        if caller is not None and bytes(caller) in PROFILE_STORE_CLIENTS:
+            self._ctx.transient[_BINDING_CHECKED] = enabled
 
     def disable_profile(self, iccid: str) -> None:
         target = self._find(iccid)

@@ -332,3 +332,26 @@ def test_one_enable_checks_the_binding_once(fig4_checks: list[str]) -> None:
             assert send(rt, select_usim)[1] == 0x9000
         assert fig4_checks == [bound.iccid]  # the activation's own check, once
     assert rt.exceptions == 0
+
+
+def test_an_enable_not_by_a_client_leaves_the_binding_to_the_activation(
+    fig4_checks: list[str],
+) -> None:
+    """The store's own enable (as at its installation with a profile) ran no FIG. 4: the
+    activation at the first command runs it, once."""
+    from card.uicc.builder import DEFAULT_USIM_AID
+    from tests.unit.usim_cards import send
+
+    rt = _card()
+    bound = _bound()
+    _put(rt, bound)
+    ctx = rt.selected_context(0)
+    assert ctx is not None  # the profile store, default-selected
+    fig4_checks.clear()
+    rt.call_in_context(ctx, rt.applet(UICC_AID).enable_profile, bound.iccid)
+    assert fig4_checks == []
+    select_usim = bytes((0x00, 0xA4, 0x04, 0x0C, len(DEFAULT_USIM_AID))) + DEFAULT_USIM_AID
+    for _ in range(2):
+        assert send(rt, select_usim)[1] == 0x9000
+    assert fig4_checks == [bound.iccid]
+    assert rt.exceptions == 0
