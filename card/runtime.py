@@ -578,6 +578,21 @@ class CardRuntime:
         """
         return self._may_select(bytes(aid) if isinstance(aid, bytes) else bytes(AID(aid)))
 
+    def serves_shareable(self, server: Context) -> bool:
+        """Whether a Shareable interface object of `server` may still be called now.
+
+        As `get_shareable` decides a new lookup: the instance is still registered as
+        `server` (not deleted), selectable (not LOCKED: GPC v2.3.1 §5.3.1, a locked
+        application is not used), and no selection gate refuses it
+        (`Applet.selection_gate`). A proxy kept from before reaches its server no more
+        than a new lookup would (`ShareableProxy`). RAM and one registry read only.
+        """
+        key = bytes(server.aid)
+        entry = self._entries.get(key)
+        if entry is None or entry.ctx is not server or entry.ctx.applet is None:
+            return False
+        return entry.selectable and self._may_select(key)
+
     def deliver(self, aid: bytes | str, apdu: APDU) -> bytes | None:
         """Give a command to an applet's `process` in the applet's own context.
 
@@ -1168,11 +1183,15 @@ class CardRuntime:
                     raise CardError(SW.FUNCTION_NOT_SUPPORTED)
                 new = p2
             nch = self._channels[new] = _Channel()
-            if ch_no != 0 and ch.ctx is not None:
-                if self._may_select(bytes(ch.ctx.aid)):
-                    self._do_select(nch, new, ch.ctx)
-            else:
+            # Java Card RE (3.0.x, MANAGE CHANNEL OPEN): from the basic channel the new
+            # channel gets the default applet; from any other the origin's selected
+            # applet, and none when none is selected there -- as when `_end_unusable`
+            # just deselected a locked or gated instance at this very command: the
+            # default applet is not a stand-in for it.
+            if ch_no == 0:
                 self._select_default(new)
+            elif ch.ctx is not None and self._may_select(bytes(ch.ctx.aid)):
+                self._do_select(nch, new, ch.ctx)
             # P2 = 00: the channel number is the response data (§11.1.2), fitted to
             # Ne by `_answer` like any other: 6101 for a case 1 command.
             return bytes((new,)) if p2 == 0 else None

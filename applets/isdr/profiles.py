@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from applets.isdr.base import IsdrBase, preloaded_isdp_aid
 from card.nvm import OutOfMemory
@@ -33,7 +33,12 @@ from card.profile_binding import (
     has_binding,
     metadata_has_binding,
 )
-from card.profiles import ProfileStoreError, ProfileStoreInterface, ProfileStoreReason
+from card.profiles import (
+    ProfileStoreError,
+    ProfileStoreInterface,
+    ProfileStoreReason,
+    ProfileSummary,
+)
 from card.sgp22 import asn1
 from card.sgp22.values import NotificationEvent, bits_to_set, iccid_from_bytes, iccid_to_bytes
 from card.tlv import TlvError, decode_tag
@@ -44,50 +49,66 @@ __all__ = ["ProfileFunctions", "ProfileView"]
 
 log = logging.getLogger("cardemu.card.isdr")
 
-#: What the profile store raises when a value it reads from persistent memory is not of
-#: the shape it wrote (a damaged record): a value of another type or length, a missing
-#: entry, a file-system record that does not decode; and persistent memory found full
-#: in the middle of the operation (OutOfMemory: the operation did not happen, rolled
-#: back, as SGP.22 has any function end that the eUICC cannot carry out). Not card
-#: faults, which stay 6F00:
-#: a tear (PowerLoss, a BaseException), an unusable card image (NvmError), a firewall
-#: refusal (SecurityException), an SW the store chose (CardError).
-_DAMAGED_DATA_ERRORS: tuple[type[Exception], ...] = (
-    ValueError,
-    TypeError,
-    LookupError,
-    DamagedRecord,
-    OutOfMemory,
-)
+_T = TypeVar("_T")
+
+#: What the profile store raises on its own damaged data: a record it reads back that
+#: is not of the shape it wrote (`DamagedRecord`: a file-system record that does not
+#: decode, its "enabled" or "profiles" record of another shape; a profile failing its
+#: integrity check is already ProfileStoreError DAMAGED); and persistent memory found
+#: full in the middle of the operation (OutOfMemory: the operation did not happen,
+#: rolled back). Nothing else: a ValueError, TypeError or KeyError under a store call
+#: is a bug of the card's code, not damaged data, and escapes as 6F00, counted in
+#: `CardRuntime.exceptions`, like a tear (PowerLoss), an unusable card image
+#: (NvmError), a firewall refusal (SecurityException) or an SW the store chose.
+_STORE_DATA_ERRORS: tuple[type[Exception], ...] = (DamagedRecord, OutOfMemory)
 
 
 class _GuardedStore:
     """The profile store as ES10c's Enable, Disable, Delete and MemoryReset use it.
 
-    Every call that fails on the store's damaged data (`_DAMAGED_DATA_ERRORS`) raises
-    ProfileStoreError(DAMAGED) instead, so that the function answers its protocol
-    error, undefinedError(127) (SGP.22 §5.7.16-19: the result for a reason the other
-    codes do not name), after its transaction rolled back whole (the notifications
-    written for it, the store's own writes: `system.transaction` aborts on the
-    exception), and not 6F00, which is left to a fault of the card. Only the store's
-    calls are translated: an error of the ISD-R's own code still escapes as 6F00,
-    counted. The error's type is logged, never its text (it may quote a stored value).
+    Each method the ISD-R uses, wrapped explicitly (typed, so mypy sees a misspelt
+    one): a failure the store raises itself on its damaged data or on full memory
+    (`_STORE_DATA_ERRORS`) becomes ProfileStoreError(DAMAGED, or NO_MEMORY), so that
+    the function answers its protocol error, undefinedError(127) (SGP.22 §5.7.16-19:
+    the result for a reason the other codes do not name), after its transaction
+    rolled back whole (`system.transaction` aborts on the exception). Any other
+    exception is not translated (6F00, counted). The error's type is logged, never
+    its text.
     """
 
     def __init__(self, store: ProfileStoreInterface) -> None:
         self._store = store
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        fn = getattr(self._store, name)
+    def _call(self, name: str, fn: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return fn(*args)
+        except OutOfMemory:
+            log.warning("profile store: %s ran out of persistent memory", name)
+            raise ProfileStoreError(ProfileStoreReason.NO_MEMORY, "OutOfMemory") from None
+        except DamagedRecord:
+            log.warning("profile store: %s failed on damaged stored data", name)
+            raise ProfileStoreError(ProfileStoreReason.DAMAGED, "DamagedRecord") from None
 
-        def call(*args: Any, **kw: Any) -> Any:
-            try:
-                return fn(*args, **kw)
-            except _DAMAGED_DATA_ERRORS as e:
-                log.warning("profile store: %s failed on stored data (%s)", name, type(e).__name__)
-                raise ProfileStoreError(ProfileStoreReason.DAMAGED, type(e).__name__) from None
+    def list_profiles(self) -> tuple[ProfileSummary, ...]:
+        return self._call("list_profiles", self._store.list_profiles)
 
-        return call
+    def enable_profile(self, iccid: str) -> None:
+        self._call("enable_profile", self._store.enable_profile, iccid)
+
+    def disable_profile(self, iccid: str) -> None:
+        self._call("disable_profile", self._store.disable_profile, iccid)
+
+    def delete_profile(self, iccid: str) -> None:
+        self._call("delete_profile", self._store.delete_profile, iccid)
+
+    def nameless_slots(self) -> tuple[int, ...]:
+        return self._call("nameless_slots", self._store.nameless_slots)
+
+    def delete_nameless_slot(self, number: int) -> None:
+        self._call("delete_nameless_slot", self._store.delete_nameless_slot, number)
+
+    def export_profile(self, iccid: str, with_secrets: bool = True) -> bytes:
+        return self._call("export_profile", self._store.export_profile, iccid, with_secrets)
 
 
 CLASS_TEST, CLASS_PROVISIONING, CLASS_OPERATIONAL = 0, 1, 2
@@ -262,9 +283,9 @@ class ProfileFunctions(IsdrBase):
             )
         return out
 
-    def _store(self) -> ProfileStoreInterface:
+    def _store(self) -> _GuardedStore:
         """The profile store, its failures on damaged data ProfileStoreError (`_GuardedStore`)."""
-        return cast(ProfileStoreInterface, _GuardedStore(self.profile_store()))
+        return _GuardedStore(self.profile_store())
 
     def _find(self, ident: tuple[str, bytes]) -> ProfileView | None:
         kind, value = ident
@@ -315,13 +336,22 @@ class ProfileFunctions(IsdrBase):
         (catBusy). undefinedError is SGP.22's answer for an eUICC that cannot carry
         out the function for a reason of its own.
 
-        So is any other failure of the store on its damaged data, met anywhere in the
-        function (a record of the store read back as another shape, `_store`): the
-        transaction is rolled back whole and NVM is as before, never 6F00.
+        So is any other failure the store raises on its damaged data, met anywhere in
+        the function (a record of the store read back as another shape, `_store`): the
+        transaction is rolled back whole and NVM is as before. A bug of the card's code
+        (any other exception) is not hidden so: 6F00, counted as a card fault.
+
+        Persistent memory found full (OutOfMemory) answers undefinedError as well,
+        whether the store's writes or the ISD-R's own (the notifications, its record)
+        met it: the same condition, in the same transaction, rolled back whole, gets
+        the same answer. SGP.22 §5.7.16 has no "insufficient memory" code for these
+        functions (unlike §5.7.6 for a download), and undefinedError tells the LPA the
+        eUICC did not carry the function out, with nothing changed, which is true;
+        6F00 would tell it the card is faulty, which it is not.
         """
         try:
             return {"enableResult": self._enable(request["profileIdentifier"])}
-        except ProfileStoreError:  # also the store's failures on damaged data (`_store`)
+        except (ProfileStoreError, OutOfMemory):  # also damaged data, full memory (`_store`)
             return {"enableResult": UNDEFINED_ERROR}
 
     def _enable(self, ident: tuple[str, bytes]) -> int:
@@ -399,7 +429,7 @@ class ProfileFunctions(IsdrBase):
         """ES10c.DisableProfile (SGP.22 §5.7.17); a store failure as in `enable_profile`."""
         try:
             return {"disableResult": self._disable(request["profileIdentifier"])}
-        except ProfileStoreError:
+        except (ProfileStoreError, OutOfMemory):
             return {"disableResult": UNDEFINED_ERROR}
 
     def _disable(self, ident: tuple[str, bytes]) -> int:
@@ -419,7 +449,7 @@ class ProfileFunctions(IsdrBase):
         """ES10c.DeleteProfile (SGP.22 §5.7.18); a store failure as in `enable_profile`."""
         try:
             return {"deleteResult": self._delete(request)}
-        except ProfileStoreError:
+        except (ProfileStoreError, OutOfMemory):
             return {"deleteResult": UNDEFINED_ERROR}
 
     def _delete(self, ident: tuple[str, bytes]) -> int:
@@ -442,7 +472,7 @@ class ProfileFunctions(IsdrBase):
         """ES10c.eUICCMemoryReset (SGP.22 §5.7.19); a store failure as in `enable_profile`."""
         try:
             return {"resetResult": self._memory_reset(bits_to_set(request["resetOptions"]))}
-        except ProfileStoreError:
+        except (ProfileStoreError, OutOfMemory):
             return {"resetResult": UNDEFINED_ERROR}
 
     def _memory_reset(self, options: Any) -> int:
@@ -475,7 +505,7 @@ class ProfileFunctions(IsdrBase):
                 self.set_config(None, ds)
         return OK
 
-    def _drop_orphan_records(self, store: Any) -> None:
+    def _drop_orphan_records(self, store: _GuardedStore) -> None:
         """Delete the ISD-R's record ("meta.<ICCID>") of every profile the store no longer
         lists: those of the profiles whose slots `memory_reset` deleted by number, their
         damaged metadata naming no ICCID: their ISD-P AID, StoreMetadata and nickname

@@ -309,6 +309,17 @@ _NONE_ENABLED: tuple[None, int] = (None, 0)
 
 log = logging.getLogger("cardemu.usim")
 
+
+def _enabled_shape_ok(raw: Any) -> bool:
+    """Whether a stored "enabled" record has the shape written: (slot number or None,
+    generation), both ints (not bools)."""
+    return (
+        type(raw) is tuple
+        and len(raw) == 2
+        and (raw[0] is None or type(raw[0]) is int)
+        and type(raw[1]) is int
+    )
+
 #: ctx.transient: the enabled profile's activation (`UiccApplet._activate`), as ("enabled"
 #: as stored when it was made, passed); RAM, so made again after every power-up and reset
 _ACTIVATION = "activation"
@@ -444,8 +455,17 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         return fs
 
     def _enabled_slot(self) -> tuple[Slot | None, int]:
-        """The enabled profile as stored (the ISD-R's view: enabled, whatever its state)."""
-        number, gen = self.system.store.get("enabled", _NONE_ENABLED)
+        """The enabled profile as stored (the ISD-R's view: enabled, whatever its state).
+
+        Raises:
+            DamagedRecord: the stored "enabled" record is not of the shape written
+                (slot number or None, generation): damaged data, which the store's
+                clients tell from a fault of its code (the ISD-R: undefinedError).
+        """
+        raw = self.system.store.get("enabled", _NONE_ENABLED)
+        if not _enabled_shape_ok(raw):
+            raise DamagedRecord("the stored record enabled is not of its shape")
+        number, gen = raw
         return (None if number is None else self._slot(number)), gen
 
     def _current(self) -> tuple[Slot | None, int]:
@@ -1270,7 +1290,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
     # -- the profile store (card.profiles.ProfileStoreInterface) ------------------------------
 
     def _slots(self) -> list[Slot]:
-        return [self._slot(n) for n in self.system.store.get("profiles", ())]
+        """Every profile slot, in installation order.
+
+        Raises:
+            DamagedRecord: the stored "profiles" record is not a tuple of slot numbers.
+        """
+        numbers = self.system.store.get("profiles", ())
+        if type(numbers) is not tuple or not all(type(n) is int for n in numbers):
+            raise DamagedRecord("the stored record profiles is not of its shape")
+        return [self._slot(n) for n in numbers]
 
     def _find(self, iccid: str) -> Slot:
         for s in self._slots():

@@ -58,11 +58,12 @@ class ShareableProxy:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             runtime = server.runtime
-            # A proxy kept from before the server's selection gate closed (a profile's
-            # applet, the profile found damaged) reaches it no more than a new lookup
-            # would (CardRuntime.get_shareable): the call is refused.
-            if not runtime.gate_allows(server.aid):
-                raise SecurityException(f"{server.aid} is not available now (selection gate)")
+            # A proxy kept from before its server was LOCKED, deleted or its selection
+            # gate closed (a profile's applet, the profile found damaged) reaches it no
+            # more than a new lookup would (CardRuntime.get_shareable answers None):
+            # the call is refused (CardRuntime.serves_shareable).
+            if not runtime.serves_shareable(server):
+                raise SecurityException(f"{server.aid} is not available now")
             return runtime.call_in_context(server, method, *args, **kwargs)
 
         return call

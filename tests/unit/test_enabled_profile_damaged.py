@@ -468,6 +468,8 @@ UNDEFINED_ERROR = 127
 ENABLED_RECORD_DAMAGE: dict[str, Any] = {
     "not a tuple": b"\x01",
     "cut short": (0,),
+    "generation a string": (0, "1"),
+    "slot number a bool": (True, 1),
 }
 
 
@@ -506,14 +508,23 @@ def test_a_store_failure_on_damaged_data_answers_undefined_error(
 
 
 @pytest.mark.parametrize("function", ["Enable", "Disable"])
-def test_a_store_failure_after_its_writes_is_rolled_back_whole(function: str) -> None:
-    """The failure met after the store (and the ISD-R) wrote: the enabled profile's
-    generation stored as a string, met when the switch computes the next one, after
-    the applications' life cycles were written. undefinedError, and the transaction
-    undoes every write (the registry's included): NVM as before, no partial write."""
+def test_a_store_failure_after_its_writes_is_rolled_back_whole(
+    function: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure met after the store (and the ISD-R) wrote: a record of the profile's
+    security domains found damaged (DamagedRecord, what the store raises on a stored
+    record that does not decode) when the switch reaches them, after the applications'
+    life cycles were written. undefinedError, and the transaction undoes every write
+    (the registry's included): NVM as before, no partial write. (The "enabled" record
+    itself damaged is found before any write: `_enabled_slot` checks its shape.)"""
+    from applets.usim.applet import UiccApplet
+    from card.uicc.fsstore import DamagedRecord
+
+    def switch_sds(self: Any, old: Any, new: Any) -> None:
+        raise DamagedRecord("the stored record p0.sd does not decode")
+
     rt = _apps_card()
-    number, gen = rt.nvm.read(OWNER, "enabled")
-    rt.nvm.write(OWNER, "enabled", (number, str(gen)))
+    monkeypatch.setattr(UiccApplet, "_switch_sds", switch_sds)
     before, registry = rt.nvm.snapshot(), rt.applets()
     iccid = APPS_OTHER.iccid if function == "Enable" else APPS.iccid
     assert _es10c(Lpa(rt), function, iccid) == UNDEFINED_ERROR
