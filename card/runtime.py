@@ -358,8 +358,9 @@ class CardRuntime:
         real OPEN lets no LOCKED application run (GPC v2.3.1 §5.3.1), and a profile
         whose data are found damaged runs none of its applications (seed 003 FIG. 4,
         404; SGP.22 §1.4). So at the next command on such a channel the runtime deselects it
-        (its `deselect()` runs, its CLEAR_ON_DESELECT memory is cleared, data
-        waiting for GET RESPONSE and a pending chain are dropped), and the command
+        (its CLEAR_ON_DESELECT memory is cleared, data waiting for GET RESPONSE and
+        a pending chain are dropped; its `deselect()` runs only if no gate refuses it,
+        `_gated_off`), and the command
         is then handled as on any channel with no application selected: a SELECT by
         name selects another (the gated one answers 6A82), MANAGE CHANNEL works, and
         any other command answers 6999 (Java Card RE §4.5 SW_APPLET_SELECT_FAILED:
@@ -370,12 +371,31 @@ class CardRuntime:
         RAM only: nothing is written.
         """
         ctx = ch.ctx
-        if ctx is None or self._still_usable(ctx):
+        if ctx is None:
+            return
+        gated_off = self._gated_off(ctx)
+        e = self._entries.get(ctx.aid)
+        if not gated_off and e is not None and e.ctx is ctx and not e.lifecycle & 0x80:
             return
         ch.pending = b""
         ch.chain_header = None
         ch.chain_data = bytearray()
-        self._deselect(ch, ch_no)
+        self._deselect(ch, ch_no, notify=not gated_off)
+
+    def _gated_off(self, ctx: Context) -> bool:
+        """Whether a selection gate refuses the instance `ctx` now (`Applet.selection_gate`).
+
+        Such an instance is deselected without its `deselect()` being called (by
+        `_end_unusable`, by MANAGE CHANNEL CLOSE): a profile not activated runs none of
+        its code (seed 003 FIG. 4, 404; SGP.22 §1.4), not even its clean-up; the
+        runtime still clears its CLEAR_ON_DESELECT memory (`Context.clear_on_deselect`),
+        the part of a deselection that is the platform's, so nothing of its session
+        survives for a later selection. A LOCKED instance's `deselect()` does run (GP
+        locks an application's use by the terminal; its own code is not suspect).
+        One dict lookup for an instance no applet gates.
+        """
+        gates = self._gates if self._gates is not None else self._gate_map()
+        return ctx.aid in gates and not self._may_select(bytes(ctx.aid))
 
     def _save_registry(self) -> None:
         value = tuple(
@@ -1202,7 +1222,9 @@ class CardRuntime:
             tch = self._channels.get(target)
             if tch is None:
                 raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED)
-            self._deselect(tch, target)
+            # A gated-off instance's code is not run (`_gated_off`); its memory is cleared.
+            gone = tch.ctx
+            self._deselect(tch, target, notify=gone is None or not self._gated_off(gone))
             del self._channels[target]
             return None
         raise CardError(SW.INCORRECT_P1P2)

@@ -510,6 +510,135 @@ def test_a_shareable_proxy_kept_from_before_the_gate_closed_is_refused() -> None
     assert rt.call_in_context(client._ctx, proxy.increment) == 2
 
 
+def test_a_shareable_proxy_kept_from_before_its_server_was_locked_is_refused() -> None:
+    """Regression (review G): the kept proxy asked only the selection gate, so a client
+    still ran a LOCKED server's code, though `get_shareable` refuses a LOCKED server.
+    Now refused as for a gated one (SecurityException); unlocked, it works again."""
+    rt = sample_card()
+    client: Any = rt.applet(COUNTER_CLIENT_AID)
+    proxy: Any = client.system.get_shareable(COUNTER_SERVER_AID)
+    assert proxy is not None
+    assert rt.call_in_context(client._ctx, proxy.increment) == 1
+    rt.set_lifecycle(COUNTER_SERVER_AID, 0x87)  # LOCKED (GP SET STATUS 80)
+    assert client.system.get_shareable(COUNTER_SERVER_AID) is None  # a new lookup: refused
+    before = rt.nvm.snapshot()
+    with pytest.raises(SecurityException):
+        rt.call_in_context(client._ctx, proxy.increment)  # the kept proxy: refused too
+    assert rt.nvm.snapshot() == before  # the server's counter did not move
+    rt.set_lifecycle(COUNTER_SERVER_AID, 0x07)  # unlocked: SELECTABLE
+    assert rt.call_in_context(client._ctx, proxy.increment) == 2
+
+
+def test_a_shareable_proxy_of_a_deleted_server_is_refused() -> None:
+    """A proxy kept from before its server was deleted does not run the gone instance."""
+    rt = sample_card()
+    client: Any = rt.applet(COUNTER_CLIENT_AID)
+    proxy: Any = client.system.get_shareable(COUNTER_SERVER_AID)
+    assert proxy is not None
+    rt.delete(COUNTER_SERVER_AID)
+    with pytest.raises(SecurityException):
+        rt.call_in_context(client._ctx, proxy.increment)
+
+
+def test_manage_channel_open_from_a_gated_channel_selects_nothing() -> None:
+    """Regression (review G): MANAGE CHANNEL OPEN from a non-basic channel whose instance
+    the gate just deselected (`_end_unusable`, at that very command) selected the card's
+    default applet on the new channel. Java Card RE (MANAGE CHANNEL OPEN): from a
+    channel other than 0 the new channel gets the origin's selection, here none."""
+    rt = _gated_card()
+    _GATE["open"] = True
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, 1)) == "9000"
+    default = rt.selected_aid(0)
+    assert default is not None and default != ECHO_AID
+    _GATE["open"] = False
+    assert tx(rt, "0170000000") == "029000"  # opened from channel 1
+    assert rt.selected_aid(1) is None  # the gated instance went
+    assert rt.selected_aid(2) is None
+    # From the basic channel: the default, as before; from a channel with an applet
+    # selected normally: that applet.
+    assert tx(rt, "0070000000") == "039000"
+    assert rt.selected_aid(3) == default
+    assert tx(rt, select(PURSE_AID, 2)) == "9000"
+    assert tx(rt, "0270000000") == "049000"
+    assert rt.selected_aid(4) == PURSE_AID
+    assert rt.exceptions == 0
+
+
+def test_manage_channel_open_from_a_channel_with_nothing_selected_selects_nothing(
+    card: CardRuntime,
+) -> None:
+    """Java Card RE: from a non-basic channel the origin's selection, none if none."""
+    assert tx(card, "0070000001") == "019000"
+    assert card.selected_aid(1) == PURSE_AID  # the default, from channel 0
+    # Application session termination (TS 102 221 §11.1.1.2): channel 1 left empty.
+    assert tx(card, f"01A4044C{len(PURSE_AID):02X}{PURSE_AID.hex()}") == "9000"
+    assert card.selected_aid(1) is None
+    assert tx(card, "0170000001") == "029000"
+    assert card.selected_aid(2) is None
+    assert tx(card, "02CA000000") == "6999"
+
+
+class _Spy:
+    """Counts the echo applet's `deselect()` calls (the real one runs too)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = EchoApplet.deselect
+
+        def deselect(applet: EchoApplet) -> None:
+            self.calls += 1
+            real(applet)
+
+        monkeypatch.setattr(EchoApplet, "deselect", deselect)
+
+
+@pytest.mark.parametrize("how", ["next command", "channel closed", "locked"])
+def test_a_gated_off_instance_s_deselection_runs_none_of_its_code(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review G: `_end_unusable` and MANAGE CHANNEL CLOSE called a gated-off instance's
+    `deselect()`: a profile not activated ran code of its. Now the runtime deselects it
+    without calling it, and clears its CLEAR_ON_DESELECT memory itself. A LOCKED (not
+    gated) instance's `deselect()` still runs."""
+    spy = _Spy(monkeypatch)
+    rt = _gated_card()
+    _GATE["open"] = True
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, 1)) == "9000"
+    ctx = rt.selected_context(1)
+    assert ctx is not None
+    ctx.deselect_transient["session"] = b"secret of the session"
+    if how == "locked":
+        rt.set_lifecycle(ECHO_AID, 0x87)
+    else:
+        _GATE["open"] = False
+    if how == "channel closed":
+        assert tx(rt, "00708001") == "9000"
+    else:
+        assert tx(rt, _echo(1)) == "6999"
+    assert rt.selected_context(1) is None
+    assert ctx.deselect_transient == {}
+    assert spy.calls == (1 if how == "locked" else 0)
+    assert rt.exceptions == 0
+
+
+def test_deliver_refuses_an_instance_its_gate_refuses() -> None:
+    """`CardRuntime.deliver` (GP STORE DATA's way to an application) checks the gate itself:
+    6985 while it is closed, the applet's code not run; open, the command reaches it."""
+    rt = _gated_card()
+    cmd = APDU.parse(bytes.fromhex("8001000002CAFE"))
+    with pytest.raises(CardError) as e:
+        rt.deliver(ECHO_AID, cmd)
+    assert e.value.sw == 0x6985
+    assert _GATE["asked"] == [ECHO_AID]
+    _GATE["open"] = True
+    assert rt.deliver(ECHO_AID, cmd) == b"\xca\xfe"
+    with pytest.raises(CardError) as e:
+        rt.deliver(bytes.fromhex("F0FFFFFFFF"), cmd)
+    assert e.value.sw == 0x6A88
+
+
 class _AbortingApplet(EchoApplet):
     """INS 05: writes, then answers 6A88 (ISO 7816-4: NVM unchanged). P1 00: the write in a
     transaction the error aborts; 01: outside any; 02: in one, then one outside."""
