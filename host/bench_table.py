@@ -308,17 +308,17 @@ def _vicc_meters(seconds: float) -> dict[str, Callable[[], float]] | str:
 
     def meter(select_ef: bool, command: bytes, expected: bytes) -> Callable[[], float]:
         def run() -> float:
-            with v._contained_logging():
-                execute = v._vicc_card()
+            with v.contained_logging():
+                execute = v.vicc_card()
                 if select_ef:
-                    v._expect(execute, v.VICC_SELECT_EF, v._OK)
-                return v._rate(execute, command, expected, seconds)
+                    v.expect_answer(execute, v.VICC_SELECT_EF, v.SW_OK)
+                return v.measure_rate(execute, command, expected, seconds)
 
         return run
 
     return {
-        "select_mf": meter(False, v.VICC_SELECT_MF, v._OK),
-        "read_binary_128": meter(True, v.READ_BINARY_128, v.VICC_EF_DATA[:128] + v._OK),
+        "select_mf": meter(False, v.VICC_SELECT_MF, v.SW_OK),
+        "read_binary_128": meter(True, v.READ_BINARY_128, v.VICC_EF_DATA[:128] + v.SW_OK),
     }
 
 

@@ -51,7 +51,7 @@ VICC_SELECT_EF = bytes.fromhex("00A4020C02") + VICC_EF_FID.to_bytes(2, "big")
 # ISO/IEC 7816-4 §11.3.3: READ BINARY, offset 0, Ne=128, from the current EF.
 READ_BINARY_128 = bytes.fromhex("00B0000080")
 
-_OK = SW.SUCCESS.to_bytes()
+SW_OK = SW.SUCCESS.to_bytes()
 # APDUs per clock read: keeps perf_counter's own cost out of the rate.
 _BATCH = 64
 
@@ -137,7 +137,7 @@ def _import_vicc() -> tuple[ModuleType, ModuleType, ModuleType]:
 
 
 @contextmanager
-def _contained_logging() -> Iterator[None]:
+def contained_logging() -> Iterator[None]:
     """Keep vicc's logging from leaking into, or being slowed by, the caller's.
 
     vicc logs through the root logger's module functions, which run
@@ -161,7 +161,7 @@ def _contained_logging() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _vicc_card() -> Callable[[bytes], bytes]:
+def vicc_card() -> Callable[[bytes], bytes]:
     """Build vicc's iso7816 card plus one transparent EF and return its `execute`.
 
     Raises:
@@ -177,7 +177,7 @@ def _vicc_card() -> Callable[[bytes], bytes]:
     return execute
 
 
-def _expect(execute: Callable[[bytes], bytes], command: bytes, expected: bytes) -> None:
+def expect_answer(execute: Callable[[bytes], bytes], command: bytes, expected: bytes) -> None:
     try:
         response = execute(command)
     except Exception as exc:  # vicc lets non-SwError bugs escape execute(); keep them typed
@@ -186,11 +186,11 @@ def _expect(execute: Callable[[bytes], bytes], command: bytes, expected: bytes) 
         raise ViccResponseError(command, response)
 
 
-def _rate(
+def measure_rate(
     execute: Callable[[bytes], bytes], command: bytes, expected: bytes, seconds: float
 ) -> float:
     """APDUs/s of `command` over at least `seconds`, checking every response."""
-    _expect(execute, command, expected)  # warm-up, and fail fast
+    expect_answer(execute, command, expected)  # warm-up, and fail fast
     count = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -215,11 +215,11 @@ def vicc_available() -> tuple[bool, str]:
         (True, "") or (False, the reason).
     """
     try:
-        with _contained_logging():
-            execute = _vicc_card()
-            _expect(execute, VICC_SELECT_MF, _OK)
-            _expect(execute, VICC_SELECT_EF, _OK)
-            _expect(execute, READ_BINARY_128, VICC_EF_DATA[:128] + _OK)
+        with contained_logging():
+            execute = vicc_card()
+            expect_answer(execute, VICC_SELECT_MF, SW_OK)
+            expect_answer(execute, VICC_SELECT_EF, SW_OK)
+            expect_answer(execute, READ_BINARY_128, VICC_EF_DATA[:128] + SW_OK)
     except ViccBenchError as exc:
         return False, str(exc)
     return True, ""
@@ -244,11 +244,11 @@ def bench_vicc(seconds: float = 2.0) -> dict[str, float]:
         ViccResponseError: vicc answered something unexpected.
     """
     each = seconds / 2
-    with _contained_logging():
-        execute = _vicc_card()
-        select_mf = _rate(execute, VICC_SELECT_MF, _OK, each)
-        _expect(execute, VICC_SELECT_EF, _OK)
-        read_binary = _rate(execute, READ_BINARY_128, VICC_EF_DATA[:128] + _OK, each)
+    with contained_logging():
+        execute = vicc_card()
+        select_mf = measure_rate(execute, VICC_SELECT_MF, SW_OK, each)
+        expect_answer(execute, VICC_SELECT_EF, SW_OK)
+        read_binary = measure_rate(execute, READ_BINARY_128, VICC_EF_DATA[:128] + SW_OK, each)
     return {"select_mf": select_mf, "read_binary_128": read_binary}
 
 
@@ -261,17 +261,17 @@ def vicc_meters() -> dict[str, Callable[[float], float]]:
     Raises:
         ViccUnavailableError: vicc or pycryptodome is missing.
     """
-    with _contained_logging():
-        execute = _vicc_card()
+    with contained_logging():
+        execute = vicc_card()
 
     def select_mf(seconds: float) -> float:
-        with _contained_logging():
-            return _rate(execute, VICC_SELECT_MF, _OK, seconds)
+        with contained_logging():
+            return measure_rate(execute, VICC_SELECT_MF, SW_OK, seconds)
 
     def read_binary_128(seconds: float) -> float:
-        with _contained_logging():
-            _expect(execute, VICC_SELECT_EF, _OK)
-            return _rate(execute, READ_BINARY_128, VICC_EF_DATA[:128] + _OK, seconds)
+        with contained_logging():
+            expect_answer(execute, VICC_SELECT_EF, SW_OK)
+            return measure_rate(execute, READ_BINARY_128, VICC_EF_DATA[:128] + SW_OK, seconds)
 
     return {"select_mf": select_mf, "read_binary_128": read_binary_128}
 

@@ -51,7 +51,7 @@ class Rates:
         return 1.0 / self.impostor if self.impostor else math.inf
 
 
-class _Sorted:
+class SortedScores:
     """Genuine and impostor scores, sorted, for rate queries by threshold."""
 
     def __init__(self, genuine: Sequence[float], impostor: Sequence[float]) -> None:
@@ -76,7 +76,7 @@ def fnmr_at_fmr(
     genuine: Sequence[float], impostor: Sequence[float], target: float
 ) -> OperatingPoint:
     """The FNMR at the lowest threshold whose FMR is at most `target`."""
-    s = _Sorted(genuine, impostor)
+    s = SortedScores(genuine, impostor)
     n = len(s.i)
     # FMR(t) <= target  <=>  at most floor(target * n) impostor scores are >= t.
     allowed = int(math.floor(target * n + 1e-9))
@@ -88,7 +88,7 @@ def fnmr_at_fmr(
     return OperatingPoint(target, t, s.fmr(t), s.fnmr(t), target * n >= 1.0)
 
 
-def _next_above(v: float, s: _Sorted) -> float:
+def _next_above(v: float, s: SortedScores) -> float:
     """The smallest score present in either set that is above v (or v plus a bit)."""
     candidates = []
     k = bisect.bisect_right(s.g, v)
@@ -104,7 +104,7 @@ def _next_above(v: float, s: _Sorted) -> float:
 
 def equal_error_rate(genuine: Sequence[float], impostor: Sequence[float]) -> tuple[float, float]:
     """(EER, threshold): where FMR and FNMR cross, the mean of the two at the closest point."""
-    s = _Sorted(genuine, impostor)
+    s = SortedScores(genuine, impostor)
     best = (math.inf, 0.0, 0.0)
     for t in s.thresholds():
         a, b = s.fmr(t), s.fnmr(t)
@@ -126,7 +126,7 @@ def rates(
 
 def det_curve(genuine: Sequence[float], impostor: Sequence[float]) -> list[tuple[float, float]]:
     """(FMR, FNMR) at every threshold, FMR decreasing."""
-    s = _Sorted(genuine, impostor)
+    s = SortedScores(genuine, impostor)
     return [(s.fmr(t), s.fnmr(t)) for t in s.thresholds()]
 
 

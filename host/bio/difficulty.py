@@ -108,7 +108,7 @@ def _rng(tag: str, *parts: object) -> random.Random:
 def make_finger(seed: int, index: int, d: Difficulty = HARD) -> Finger:
     """The master minutiae of finger `index` of population `seed` (same for every setting)."""
     rng = _rng("finger", seed, index)
-    pattern, singular = synthetic._pattern(rng)
+    pattern, singular = synthetic.draw_pattern(rng)
     target = rng.randint(*d.minutiae)
     pts: list[MasterMinutia] = []
     sp2 = d.min_spacing_mm**2
@@ -121,7 +121,7 @@ def make_finger(seed: int, index: int, d: Difficulty = HARD) -> Finger:
             continue
         if any((p.x - x) ** 2 + (p.y - y) ** 2 < sp2 for p in pts):
             continue
-        theta = synthetic._orientation(singular, x, y) + (math.pi if rng.random() < 0.5 else 0.0)
+        theta = synthetic.orientation(singular, x, y) + (math.pi if rng.random() < 0.5 else 0.0)
         kind = MinutiaType.RIDGE_ENDING if rng.random() < 0.55 else MinutiaType.BIFURCATION
         pts.append(MasterMinutia(x, y, theta % (2 * math.pi), int(kind)))
     return Finger(index, pattern, singular, tuple(pts))

@@ -549,7 +549,7 @@ def run(config: EvalConfig, progress: Progress | None = None) -> EvalResult:
                 ms3,
             )
     apdu = _apdu_path(ds, templates, genuine, impostor, direct, config, progress)
-    sg = det._Sorted(g, i)
+    sg = det.SortedScores(g, i)
     shipped = {"fmr_1pct": THRESHOLD_FMR_1PCT, "fmr_0.1pct": THRESHOLD_FMR_01PCT}
     fingers = [(a, b) for a, _, b, _ in impostor]
     clustered = {

@@ -118,7 +118,7 @@ class Finger:
     minutiae: tuple[MasterMinutia, ...] = field(repr=False)
 
     def orientation(self, x: float, y: float) -> float:
-        return _orientation(self.singular, x, y)
+        return orientation(self.singular, x, y)
 
 
 def _rng(seed: int, *parts: int) -> random.Random:
@@ -126,7 +126,7 @@ def _rng(seed: int, *parts: int) -> random.Random:
     return random.Random(":".join(str(p) for p in (seed, *parts)))
 
 
-def _orientation(singular: Sequence[tuple[str, float, float]], x: float, y: float) -> float:
+def orientation(singular: Sequence[tuple[str, float, float]], x: float, y: float) -> float:
     """Zero-pole ridge orientation (mod pi): half the sum of core angles minus delta angles."""
     if not singular:
         # Plain arch: ridges bow upwards across the finger.
@@ -138,7 +138,7 @@ def _orientation(singular: Sequence[tuple[str, float, float]], x: float, y: floa
     return a / 2
 
 
-def _pattern(rng: random.Random) -> tuple[str, tuple[tuple[str, float, float], ...]]:
+def draw_pattern(rng: random.Random) -> tuple[str, tuple[tuple[str, float, float], ...]]:
     r = rng.random()
     acc = 0.0
     name = PATTERN_CLASSES[-1][0]
@@ -185,7 +185,7 @@ def _kind(rng: random.Random, model: Model) -> int:
 def make_finger(seed: int, index: int, model: Model = DEFAULT_MODEL) -> Finger:
     """The master minutiae of finger `index` of the population `seed`."""
     rng = _rng(seed, index)
-    pattern, singular = _pattern(rng)
+    pattern, singular = draw_pattern(rng)
     area = math.pi * FINGER_WIDTH * FINGER_HEIGHT / 4
     target = int(round(area * rng.uniform(*model.density_per_mm2)))
     pts: list[MasterMinutia] = []
@@ -202,7 +202,7 @@ def make_finger(seed: int, index: int, model: Model = DEFAULT_MODEL) -> Finger:
         # Singular regions are where the ridge flow is least defined: keep them sparse.
         if any((x - sx) ** 2 + (y - sy) ** 2 < 0.8**2 for _, sx, sy in singular):
             continue
-        theta = _orientation(singular, x, y) + (math.pi if rng.random() < 0.5 else 0.0)
+        theta = orientation(singular, x, y) + (math.pi if rng.random() < 0.5 else 0.0)
         pts.append(MasterMinutia(x, y, theta % (2 * math.pi), _kind(rng, model)))
     return Finger(index, pattern, singular, tuple(pts))
 

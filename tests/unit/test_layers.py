@@ -94,22 +94,74 @@ def test_host_imports_no_usim_internals(tmp_path: Path) -> None:
     }
 
 
+_PROJECT = ("card", "applets", "apdu_specs", "host")
+
+
+def _absolute_module(root: Path, path: Path, node: ast.ImportFrom) -> str:
+    """The module an ImportFrom names, a relative one (`from . import x`) resolved."""
+    if node.level == 0:
+        return node.module or ""
+    package = list(path.relative_to(root).with_suffix("").parts[:-1])  # an __init__'s too
+    if node.level > 1:
+        package = package[: len(package) - (node.level - 1)]
+    return ".".join([*package, *([node.module] if node.module else [])])
+
+
+def _private_uses(root: Path, path: Path) -> set[str]:
+    """The other project modules' private names `path` reaches, dotted.
+
+    `from project.module import _name` (relative imports too), and attribute access
+    through a name an import of the project binds: `import host.b as v` or
+    `from host import b as v` (a module), `from host.b import Thing` (a name of one),
+    then `v._helper`, `Thing._private`.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bound: dict[str, str] = {}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                if top in _PROJECT:
+                    bound[a.asname or top] = a.name if a.asname else top
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute_module(root, path, node)
+            if module.split(".")[0] not in _PROJECT:
+                continue
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    out.add(f"{module}.{a.name}")
+                bound[a.asname or a.name] = f"{module}.{a.name}"
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        if not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        chain: list[str] = []
+        value = node.value
+        while isinstance(value, ast.Attribute):
+            chain.append(value.attr)
+            value = value.value
+        if isinstance(value, ast.Name) and value.id in bound:
+            out.add(".".join([bound[value.id], *reversed(chain), node.attr]))
+    return out
+
+
 def _private_imports(root: Path) -> set[tuple[str, str]]:
-    """`from project.module import _name` anywhere in the project's code (tests excluded).
+    """Another project module's private name reached anywhere in the project's code
+    (tests excluded): imported (`from project.module import _name`, relative imports
+    included) or reached through an imported module or name (`mod._name`,
+    `_private_uses`).
 
     A name with a leading underscore is its module's own business; another module that
     needs it needs a public name for it, so that renaming a private helper never breaks
     a module elsewhere.
     """
     found = set()
-    for base in ("card", "applets", "apdu_specs", "host"):
+    for base in _PROJECT:
         for path in sorted((root / base).rglob("*.py")):
             rel = path.relative_to(root).as_posix()
-            for module, name in _imported_names(path):
-                if name is None or not name.startswith("_") or name.startswith("__"):
-                    continue
-                if module.split(".")[0] in ("card", "applets", "apdu_specs", "host"):
-                    found.add((rel, f"{module}.{name}"))
+            found.update((rel, name) for name in _private_uses(root, path))
     return found
 
 
@@ -124,3 +176,37 @@ def test_a_private_import_is_reported(tmp_path: Path) -> None:
         "from os import _exit\n"
     )
     assert _private_imports(tmp_path) == {("host/a.py", "host.b._helper")}
+
+
+def test_a_private_name_reached_through_its_module_is_reported(tmp_path: Path) -> None:
+    """Regression (review G): the rule saw only `from m import _x`; `from pkg import m`
+    then `m._x` passed it (host/bench_table.py used `v._vicc_card` of host.bench_vicc)."""
+    (tmp_path / "host" / "sub").mkdir(parents=True)
+    (tmp_path / "host" / "a.py").write_text(
+        "from __future__ import annotations\n"
+        "from host import b as v\n"
+        "import host.c\n"
+        "import host.d as d\n"
+        "from host.e import Thing\n"
+        "import os\n"
+        "\n"
+        "v._helper()\n"
+        "host.c._x\n"
+        "d._y\n"
+        "Thing._z\n"
+        "v.__name__\n"
+        "os._exit\n"
+        "v.public\n"
+    )
+    (tmp_path / "host" / "sub" / "f.py").write_text(
+        "from . import g\nfrom .. import h\nfrom .i import _j\n\ng._k\nh._m\n"
+    )
+    assert _private_imports(tmp_path) == {
+        ("host/a.py", "host.b._helper"),
+        ("host/a.py", "host.c._x"),
+        ("host/a.py", "host.d._y"),
+        ("host/a.py", "host.e.Thing._z"),
+        ("host/sub/f.py", "host.sub.g._k"),
+        ("host/sub/f.py", "host.h._m"),
+        ("host/sub/f.py", "host.sub.i._j"),
+    }
