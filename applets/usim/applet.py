@@ -320,6 +320,7 @@ def _enabled_shape_ok(raw: Any) -> bool:
         and type(raw[1]) is int
     )
 
+
 #: ctx.transient: the enabled profile's activation (`UiccApplet._activate`), as ("enabled"
 #: as stored when it was made, passed); RAM, so made again after every power-up and reset
 _ACTIVATION = "activation"
