@@ -51,29 +51,25 @@ log = logging.getLogger("cardemu.card.isdr")
 
 _T = TypeVar("_T")
 
-#: What the profile store raises on its own damaged data: a record it reads back that
-#: is not of the shape it wrote (`DamagedRecord`: a file-system record that does not
-#: decode, its "enabled" or "profiles" record of another shape; a profile failing its
-#: integrity check is already ProfileStoreError DAMAGED); and persistent memory found
-#: full in the middle of the operation (OutOfMemory: the operation did not happen,
-#: rolled back). Nothing else: a ValueError, TypeError or KeyError under a store call
-#: is a bug of the card's code, not damaged data, and escapes as 6F00, counted in
-#: `CardRuntime.exceptions`, like a tear (PowerLoss), an unusable card image
-#: (NvmError), a firewall refusal (SecurityException) or an SW the store chose.
-_STORE_DATA_ERRORS: tuple[type[Exception], ...] = (DamagedRecord, OutOfMemory)
-
 
 class _GuardedStore:
     """The profile store as ES10c's Enable, Disable, Delete and MemoryReset use it.
 
     Each method the ISD-R uses, wrapped explicitly (typed, so mypy sees a misspelt
-    one): a failure the store raises itself on its damaged data or on full memory
-    (`_STORE_DATA_ERRORS`) becomes ProfileStoreError(DAMAGED, or NO_MEMORY), so that
-    the function answers its protocol error, undefinedError(127) (SGP.22 §5.7.16-19:
-    the result for a reason the other codes do not name), after its transaction
-    rolled back whole (`system.transaction` aborts on the exception). Any other
-    exception is not translated (6F00, counted). The error's type is logged, never
-    its text.
+    one). What the store raises itself on its own damaged data -- a record it reads
+    back that is not of the shape it wrote (`DamagedRecord`: a file-system record
+    that does not decode, its "enabled" or "profiles" record of another shape; a
+    profile failing its integrity check is ProfileStoreError DAMAGED already) -- and
+    persistent memory found full in the middle of the operation (OutOfMemory)
+    become ProfileStoreError(DAMAGED, or NO_MEMORY), so that the function answers
+    its protocol error, undefinedError(127) (SGP.22 §5.7.16-19: the result for a
+    reason the other codes do not name), after its transaction rolled back whole
+    (`system.transaction` aborts on the exception). Nothing else is translated: a
+    ValueError, TypeError or KeyError under a store call is a bug of the card's
+    code, not damaged data, and escapes as 6F00, counted in `CardRuntime.exceptions`,
+    as do a tear (PowerLoss), an unusable card image (NvmError), a firewall refusal
+    (SecurityException) and an SW the store chose (CardError). The error's type is
+    logged, never its text.
     """
 
     def __init__(self, store: ProfileStoreInterface) -> None:
