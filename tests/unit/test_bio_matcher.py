@@ -283,6 +283,49 @@ def test_blind_probes_stay_under_the_documented_false_match_rates(kind: str, pro
     assert over_1 <= 0.001 * probes * len(refs) and over_01 == 0
 
 
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=matcher.GLOBAL_SEEDS),
+    st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_pooled_growings_never_beat_the_best_and_agreement_keeps_it(
+    gs: list[float], pool: float
+) -> None:
+    """`_pooled`: the best growing's significance at `GLOBAL_POOL` 0 (the score before),
+    their mean over `GLOBAL_SEEDS` at 1; never above the best, equal to it when every
+    seed's growing agrees with the best, and a lone lucky growing (the others finding
+    nothing) is scaled down by the seeds tried."""
+    old = matcher.GLOBAL_POOL
+    try:
+        matcher.GLOBAL_POOL = pool
+        best, total = max(gs), sum(gs)
+        pooled = matcher._pooled(best, total)
+        assert 0.0 <= pooled <= best + 1e-12
+        if pool == 0.0:
+            assert pooled == best
+        full = matcher.GLOBAL_SEEDS * best
+        assert matcher._pooled(best, full) == pytest.approx(best)
+        lone = matcher._pooled(best, best)
+        assert lone == pytest.approx(best * (1 - pool + pool / matcher.GLOBAL_SEEDS))
+    finally:
+        matcher.GLOBAL_POOL = old
+
+
+def test_pooling_keeps_a_self_match_and_lowers_no_score_above_the_max(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the growings pooled, a template against itself still scores SCORE_MAX, and no
+    comparison scores above what the best growing alone gave it."""
+    t = matcher.extract(_t(DS.impressions[0][0]))
+    probes = [matcher.extract(_t(DS.impressions[f][k])) for f in range(3) for k in range(3)]
+    monkeypatch.setattr(matcher, "GLOBAL_POOL", 0.0)
+    before = [matcher.compare(t, p) for p in probes]
+    monkeypatch.setattr(matcher, "GLOBAL_POOL", 1.0)
+    after = [matcher.compare(t, p) for p in probes]
+    assert matcher.compare(t, t) == matcher.SCORE_MAX
+    assert all(a <= b for a, b in zip(after, before, strict=True))
+    assert any(a < b for a, b in zip(after, before, strict=True))
+
+
 def test_global_score_is_the_significance_over_chance() -> None:
     """`_global_score`: 0 at or under the expected chance weight, growing with the weight,
     lower for denser templates (more chance pairs), and a template sparser than
