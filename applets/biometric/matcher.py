@@ -392,7 +392,7 @@ SEED_SPACING = 0.0  # the pairs handed to the consolidation this far apart (0: t
 TYPE_LAYERS = 0  # 1: endings and bifurcations in separate direction layers (see 1.)
 # Consolidation (`_global`, `_pair_up`): region growing from a few seed pairs.
 GLOBAL_SEEDS = 6  # seed pairs tried, the strongest after relaxation
-GLOBAL_POOL = 1.0  # the global score: (1 - this) x the best growing's + this x their mean (0: before)
+GLOBAL_POOL = 1.0  # global: (1 - this) x the best growing's + this x their mean (0: before)
 GLOBAL_ANGLE = 7  # steps (39.4 degrees) from the direction the nearby pairs predict
 WIDE_ANGLE = 7  # steps: the candidates' prefilter, before the local turn is known
 GROW_DIST = 8.0  # 0.8 mm: the place tolerance next to a made pair ...
