@@ -111,7 +111,8 @@ probes (`/work/exp/arch.py`) over each variant's own highest thresholds: 149 / 1
 (before 176 / 13); the tests' blind probes' top scores 43 (dense), 47 (uniform), 20
 (sparse), 34 (clusters) against 98 (before 74, 99, 49, 65 against 166). `compare` time:
 unchanged (hard seed 11, 500 comparisons each way interleaved twice: median 2.04 ms against
-2.24 ms, noise). With `GLOBAL_SEEDS` 8: 5.4 / 11.3 % on 11-13 (92 / 172): not kept.
+2.24 ms, noise). With `GLOBAL_SEEDS` 8: 5.4 / 11.3 % on 11-13 (92 / 172); 3 / 4 / 5:
+5.7 / 12.2, 5.5 / 12.2, 5.6 / 11.5 % and 5.8 / 11.5, 5.8 / 11.1, 5.6 / 10.4 %: 6 stays.
 Evaluation seeds 1-3, once: 8.0 / 15.3 % -> 7.2 / 14.2 % (thresholds 98 / 166, 90 / 173,
 92 / 161 against 169 / 243, 164 / 266, 166 / 250).
 Why: in a genuine comparison nearly every seed is a true pair and grows into the same
@@ -912,7 +913,7 @@ def _global(
     weights: list[float],
     trace: Trace | None = None,
 ) -> float:
-    """The best consolidation over a few seeds (see `_pair_up`), 0..1.
+    """The consolidations grown from a few seeds (see `_pair_up`), pooled by `_pooled`, 0..1.
 
     No single rigid transform holds over a distorted print, so each of the
     `GLOBAL_SEEDS` strongest relaxed pairs seeds its own: the probe is turned by
