@@ -114,7 +114,9 @@ unchanged (hard seed 11, 500 comparisons each way interleaved twice: median 2.04
 2.24 ms, noise). With `GLOBAL_SEEDS` 8: 5.4 / 11.3 % on 11-13 (92 / 172); 3 / 4 / 5:
 5.7 / 12.2, 5.5 / 12.2, 5.6 / 11.5 % and 5.8 / 11.5, 5.8 / 11.1, 5.6 / 10.4 %: 6 stays.
 Evaluation seeds 1-3, once: 8.0 / 15.3 % -> 7.2 / 14.2 % (thresholds 98 / 166, 90 / 173,
-92 / 161 against 169 / 243, 164 / 266, 166 / 250).
+92 / 161 against 169 / 243, 164 / 266, 166 / 250). Own DET (`/work/exp/quick.py`, FNMR at FMR
+1 % / 0.1 %, EER): seeds 11-13 5.5 / 8.8 / 3.41 % -> 4.4 / 8.3 / 3.33 %, seeds 1-3 7.8 / 13.3
+/ 4.38 % -> 6.9 / 12.4 / 4.53 %.
 Why: in a genuine comparison nearly every seed is a true pair and grows into the same
 alignment (all five other growings share 2 or more pairs with the best in 81 % of hard
 genuine comparisons, in 3 % of impostor ones), so the mean stays near the best; an
