@@ -413,7 +413,7 @@ DENSITY_EXP = 0.5  # E grows as the densities' geometric mean to this power (1: 
 DENSITY_REF = 0.0013  # minutiae per (0.1 mm)^2 (13 per cm^2, the generator's median)
 # The local score's chance correction (`_fill_factor`, `_chance_corrected`).
 FILL_EXP = 2.0  # the chance level of relaxed weights grows as the cylinders' fill to this power
-FILL_REF = 30.0  # set bits per cylinder: fuller templates are scaled down, none scaled up
+FILL_REF = 25.0  # set bits per cylinder: fuller templates are scaled down, none scaled up
 LOCAL_WEIGHT = 0.5  # the score is local^w x global^(1-w)
 # Pair compatibility: distance tolerance grows with the distance (elastic distortion).
 DIST_TOL_BASE = 4.0
