@@ -105,10 +105,11 @@ then 14-16). The best growing's significance alone: 5.6 / 10.8 % and 5.7 / 11.8 
 11-13). Every score drops (the thresholds must be recalibrated): easy / medium / hard
 thresholds 98 / 174, 90 / 148, 87 / 145 (11-13) and 94 / 156, 87 / 146, 89 / 158 (14-16),
 against 166 / 256, 159 / 246, 160 / 236 and 166 / 231, 161 / 228, 163 / 252. The easy
-setting now leads the hard one by more (98 against 87 at 1 %: its impostors' growings
-agree a little more often), which a retuned density term could take back. Made-up arch-flow
-probes (`/work/exp/arch.py`) over each variant's own highest thresholds: 149 / 10 of 3,000
-(before 176 / 13); the tests' blind probes' top scores 43 (dense), 47 (uniform), 20
+setting now leads the hard one by more (98 against 87 at 1 %: its impostors' growings agree
+a little more often), which no retuned chance constant takes back (below: "Re-tuned with the
+growings pooled"). Made-up arch-flow probes (`/work/exp/arch.py`) over each variant's own
+highest thresholds: 149 / 10 of 3,000 (before 176 / 13); the tests' blind probes' top scores
+43 (dense), 47 (uniform), 20
 (sparse), 34 (clusters) against 98 (before 74, 99, 49, 65 against 166). `compare` time:
 unchanged (hard seed 11, 500 comparisons each way interleaved twice: median 2.04 ms against
 2.24 ms, noise). With `GLOBAL_SEEDS` 8: 5.4 / 11.3 % on 11-13 (92 / 172); 3 / 4 / 5:
@@ -915,17 +916,17 @@ def _fill_factor(reference: Features, probe: Features) -> float:
 
     `FILL_REF` 25 (it was 30, set with the best growing's global score): the floor at 30
     bound on 0.04 % of easy impostor pairs, 4.5 / 6.0 % of medium / hard ones and 11 % of
-    hard genuine pairs (tuning seeds 11-13; fills 25-30); at 25 those are corrected too,
-    and for the rest the change is nearly a common factor (30 / 25)^2 = 1.44, which moves
-    the scores' order only through the exponent 1 - local of `_chance_corrected` (high,
-    genuine, local scores are divided a little less than low, chance, ones). With the growings pooled
-    (`GLOBAL_POOL` 1) the hard FNMR at the highest setting's FMR 1 % / 0.1 % thresholds
-    went 5.09 / 10.65 -> 5.00 / 10.56 % (tuning seeds 11-13) and 5.56 / 10.28 -> 5.37 /
-    10.28 % (14-16), the easy setting's 1 % threshold over the hard one's from 98 / 87 to
-    82 / 73 and from 94 / 89 to 78 / 75: 1-2 genuine pairs in 1,080 (noise-level), but the
-    only neighbour of the chance constants that helped on both seed sets (module
-    docstring, "Re-tuned with the growings pooled"). `FILL_REF` 22 / 27.5 / 30 / 35: 5.0 /
-    10.6, 5.1 / 10.7, 5.1 / 10.7, 5.7 / 11.2 % on 11-13.
+    hard genuine pairs (tuning seeds 11-13; fills 25-30); at 25 those are corrected too, and
+    for the rest the change is nearly a common factor (30 / 25)^2 = 1.44, which moves the
+    scores' order only through the exponent 1 - local of `_chance_corrected` (high, genuine,
+    local scores are divided a little less than low, chance, ones). With the growings pooled
+    (`GLOBAL_POOL` 1) the hard FNMR at the highest setting's FMR 1 % / 0.1 % thresholds went
+    5.09 / 10.65 -> 5.00 / 10.56 % (tuning seeds 11-13) and 5.56 / 10.28 -> 5.37 / 10.28 %
+    (14-16), the easy setting's 1 % threshold over the hard one's from 98 / 87 to 82 / 73
+    and from 94 / 89 to 78 / 75: 1-2 genuine pairs in 1,080 (noise-level), but the only
+    neighbour of the chance constants that helped on both seed sets (module docstring,
+    "Re-tuned with the growings pooled"). `FILL_REF` 22 / 27.5 / 30 / 35: 5.0 / 10.6, 5.1 /
+    10.7, 5.1 / 10.7, 5.7 / 11.2 % on 11-13.
     """
     if FILL_EXP == 0.0:
         return 1.0
