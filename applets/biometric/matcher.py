@@ -109,8 +109,8 @@ setting now leads the hard one by more (98 against 87 at 1 %: its impostors' gro
 a little more often), which no retuned chance constant takes back (below: "Re-tuned with the
 growings pooled"). Made-up arch-flow probes (`/work/exp/arch.py`) over each variant's own
 highest thresholds: 149 / 10 of 3,000 (before 176 / 13); the tests' blind probes' top scores
-43 (dense), 47 (uniform), 20
-(sparse), 34 (clusters) against 98 (before 74, 99, 49, 65 against 166). `compare` time:
+43 (dense), 47 (uniform), 20 (sparse), 34 (clusters) against 98 (before 74, 99, 49, 65
+against 166). `compare` time:
 unchanged (hard seed 11, 500 comparisons each way interleaved twice: median 2.04 ms against
 2.24 ms, noise). With `GLOBAL_SEEDS` 8: 5.4 / 11.3 % on 11-13 (92 / 172); 3 / 4 / 5:
 5.7 / 12.2, 5.5 / 12.2, 5.6 / 11.5 % and 5.8 / 11.5, 5.8 / 11.1, 5.6 / 10.4 %: 6 stays.
