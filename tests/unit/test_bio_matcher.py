@@ -370,11 +370,12 @@ def test_the_fill_correction_only_lowers_and_spares_a_perfect_local_score() -> N
     t = _t(DS.impressions[0][0])
     f = matcher.extract(t)
     assert matcher._fill_factor(f, f) >= 1.0
-    # empty cylinders count as FILL_REF full; full ones (120 bits, 4 x FILL_REF) as such
+    # empty cylinders count as FILL_REF full; full ones (120 bits) as such
     sparse = dataclasses.replace(f, cylinders=tuple(0 for _ in f.cylinders))
     assert matcher._fill_factor(sparse, sparse) == 1.0
     full = dataclasses.replace(f, cylinders=tuple((1 << 120) - 1 for _ in f.cylinders))
-    assert matcher._fill_factor(full, full) == pytest.approx(4.0**matcher.FILL_EXP)
+    want = (120 / matcher.FILL_REF) ** matcher.FILL_EXP
+    assert matcher._fill_factor(full, full) == pytest.approx(want)
     assert matcher._fill_factor(full, f) > matcher._fill_factor(f, f)
     for local in (0.01, 0.03, 0.1, 0.5):
         lowered = [matcher._chance_corrected(local, k) for k in (1.0, 1.5, 2.0, 4.0)]
