@@ -399,6 +399,44 @@ median of 10 true minutiae of which 6 enter the relaxation.
   combined 5.5 / 10.8 %, and with `MAX_ROTATION` 8 5.6 / 10.6 % against 5.5 /
   10.1 % without: noise.
 
+The cylinder's geometry and the relaxation's tolerances retried on top of the chance
+corrections (issue 24, round of 2026-12-08; `_build_tables` rebuilds the cylinder from
+the knobs). Figures: the three settings' empirical impostor thresholds at FMR 1 % /
+0.1 % (easy, medium, hard), the hard FNMR at the highest, then the hard own DET; tuning
+seeds 11-13, baseline 166 / 256, 159 / 246, 160 / 236, 5.6 / 10.8 % (own 5.5 / 8.8 %);
+seeds 14-16, baseline 166 / 231, 161 / 228, 163 / 252, 5.7 / 11.8 % (own 5.6 / 11.7 %,
+EER 3.71 %). `FILL_REF`, `MIN_BITS` and `MIN_VALID_CELLS` were
+scaled with the geometry (the bits a neighbour lights, the cells in the disc, the
+disc's area). Differences under about half a point are the noise of 1,080 genuine
+pairs; nothing helped on both seed sets:
+- A finer grid at the same spread in mm (1.35 mm): `NS` 12 (`SPREAD_CELLS` 1.35) 177 /
+  267, 169 / 262, 166 / 240, 5.3 / 10.3 % (own 5.1 / 8.0 %), but seeds 14-16 6.0 /
+  12.4 %; `NS` 16 (1.8) 177 / 273, 161 / 251, 165 / 245, 5.2 / 10.6 % (own 5.2 / 8.1
+  %), seeds 14-16 5.9 / 12.4 %. Cost (median, interleaved with main's, hard seed 11):
+  `NS` 12 extract 2.24 -> 3.42 ms, compare 2.00 -> 1.87 ms; `NS` 16 extract 2.55 ->
+  5.99 ms, compare 2.05 -> 4.60 ms (a VERIFY extracts the probe, the reference's
+  features are cached by the applet: 10.6 ms on that loaded machine, over the bound).
+  Arch-flow probes over their own thresholds: 167 / 18 and 156 / 13 of 3,000 (main
+  176 / 13).
+- `NS` 12 with a spread growing with the cell's distance (1.0 mm at the centre, +0.05
+  per unit, `SPREAD_GROWTH`; 1.3 mm at the rim): 165 / 250, 153 / 221, 157 / 228, 5.7
+  / 10.8 % (own 5.3 / 8.9 %).
+- A narrower spread, `SPREAD_CELLS` 0.75 (1.1 mm; fewer chance bits, as the wider
+  growing spread gave more): 150 / 233, 145 / 207, 143 / 217, 5.1 / 10.9 % (own 4.2 /
+  9.4 %, EER 2.83 % against 3.4 %), but seeds 14-16 142 / 199, 145 / 204, 144 / 222,
+  5.8 / 11.5 % (own 5.7 / 11.4 %, EER 3.71 %): noise there; the closest to a gain, a
+  candidate for a pooled check (arch probes 178 / 13 of 3,000 over 150 / 233).
+- A larger cylinder, radius 7.5 mm (`NS` 10, the same cells): 199 / 296, 180 / 275,
+  185 / 274, 6.3 / 12.2 % (own 5.6 / 10.2 %).
+- `ND` 8: 174 / 266, 159 / 241, 164 / 242, 5.8 / 11.9 % (own 5.3 / 9.7 %); `ND` 5:
+  172 / 266, 161 / 241, 164 / 258, 5.6 / 11.2 % (own 5.4 / 10.7 %).
+- `DIR_TOLERANCE` 2: 160 / 257, 156 / 239, 158 / 227, 4.5 / 11.0 % (own 4.5 / 8.6 %),
+  but seeds 14-16 161 / 225, 156 / 225, 160 / 254, 6.2 / 11.9 % (own 6.1 / 11.9 %).
+- Tighter relaxation tolerances (wider ones are above): `DIST_TOL_SLOPE` 0.05 163 /
+  245, 156 / 239, 155 / 229, 5.6 / 10.6 % (own 5.4 / 9.5 %); `DIST_TOL_BASE` 3 163 /
+  251, 158 / 243, 156 / 232, 5.5 / 10.7 % (own 5.3 / 9.4 %); `ANGLE_TOL` pi / 12 161 /
+  248, 156 / 235, 156 / 229, 5.5 / 10.8 % (own 5.3 / 9.3 %).
+
 Bounds, as a card would have them: at most `MAX_MINUTIAE` minutiae a template
 (the BIT declares it), cylinders of `NS*NS*ND` bits (twice that with
 `TYPE_LAYERS`), an n x m similarity table,
@@ -424,8 +462,8 @@ SCORE_MAX = 10000
 RADIUS = 60  # cylinder radius: 6 mm
 NS = 8  # spatial cells along a side
 ND = 6  # direction layers
-CELL = 2 * RADIUS / NS
-SPREAD = 0.9 * CELL  # a neighbour lights the cells whose centre is this close
+SPREAD_CELLS = 0.9  # a neighbour lights the cells whose centre is this close (in cells)
+SPREAD_GROWTH = 0.0  # ... plus this per unit of the cell centre's distance from the minutia
 DIR_TOLERANCE = 3  # steps (16.9 degrees) beyond a layer's own half-width
 HULL_MARGIN = 15  # 1.5 mm
 MIN_VALID_CELLS = 20  # spatial cells valid in both cylinders, else no similarity
@@ -466,51 +504,45 @@ ANGLE_TOL = math.pi / 10
 
 _TWO_PI = 2 * math.pi
 _STEP = _TWO_PI / ANGLE_STEPS
-_CELLS = NS * NS
-#: the validity mask copied into every layer of both type blocks (the second is empty
-#: when TYPE_LAYERS is 0)
-_LAYER_REPEAT = sum(1 << (_CELLS * k) for k in range(2 * ND))
 _LN10 = math.log(10.0)
 _QUANT = 2.0  # resolution of the spatial lookup table
 
 
-def _cell_centres() -> tuple[tuple[float, float], ...]:
-    half = NS / 2
+def _cell_centres(ns: int, cell: float) -> tuple[tuple[float, float], ...]:
+    half = ns / 2
     return tuple(
-        ((i - half + 0.5) * CELL, (j - half + 0.5) * CELL) for j in range(NS) for i in range(NS)
+        ((i - half + 0.5) * cell, (j - half + 0.5) * cell) for j in range(ns) for i in range(ns)
     )
 
 
-_CENTRES = _cell_centres()
-#: cells inside the cylinder's disc
-_DISC = sum(1 << k for k, (cx, cy) in enumerate(_CENTRES) if cx * cx + cy * cy <= RADIUS * RADIUS)
-_DISC_CELLS = tuple(k for k in range(_CELLS) if _DISC >> k & 1)
-#: (bit, centre x, centre y) of each cell inside the disc
-_DISC_CENTRES = tuple((1 << k, *_CENTRES[k]) for k in _DISC_CELLS)
-_REACH = RADIUS + SPREAD
+def _spatial_table(
+    centres: tuple[tuple[float, float], ...], disc_cells: tuple[int, ...], spread: float
+) -> tuple[tuple[int, ...], ...]:
+    """Spatial bits lit by a neighbour at each quantised offset (u, v) in the minutia's frame.
 
-
-def _spatial_table() -> tuple[tuple[int, ...], ...]:
-    """Spatial bits lit by a neighbour at each quantised offset (u, v) in the minutia's frame."""
-    n = int(math.ceil(_REACH / _QUANT))
+    A cell whose centre lies r from the minutia is lit by a neighbour within
+    `spread` + `SPREAD_GROWTH` x r of that centre (0 growth: one spread everywhere).
+    """
+    reach = RADIUS + spread + SPREAD_GROWTH * RADIUS
+    n = int(math.ceil(reach / _QUANT))
+    lim = {k: (spread + SPREAD_GROWTH * math.hypot(*centres[k])) ** 2 for k in disc_cells}
     rows = []
-    s2 = SPREAD * SPREAD
     for iv in range(-n, n + 1):
         row = []
         v = iv * _QUANT
         for iu in range(-n, n + 1):
             u = iu * _QUANT
             mask = 0
-            for k in _DISC_CELLS:
-                cx, cy = _CENTRES[k]
-                if (cx - u) ** 2 + (cy - v) ** 2 <= s2:
+            for k in disc_cells:
+                cx, cy = centres[k]
+                if (cx - u) ** 2 + (cy - v) ** 2 <= lim[k]:
                     mask |= 1 << k
             row.append(mask)
         rows.append(tuple(row))
     return tuple(rows)
 
 
-def _layer_table() -> tuple[int, ...]:
+def _layer_table(cells: int) -> tuple[int, ...]:
     """For each relative direction (in angle steps), a multiplier copying spatial bits into
     the direction layers it falls in (with the tolerance)."""
     per = ANGLE_STEPS / ND
@@ -521,14 +553,45 @@ def _layer_table() -> tuple[int, ...]:
             centre = (k + 0.5) * per
             diff = abs((d - centre + ANGLE_STEPS / 2) % ANGLE_STEPS - ANGLE_STEPS / 2)
             if diff <= per / 2 + DIR_TOLERANCE:
-                mult |= 1 << (_CELLS * k)
+                mult |= 1 << (cells * k)
         out.append(mult)
     return tuple(out)
 
 
-_SPATIAL = _spatial_table()
-_SPATIAL_OFFSET = int(math.ceil(_REACH / _QUANT))
-_LAYERS = _layer_table()
+def _build_tables() -> None:
+    """(Re)compute the cylinder's lookup tables from `RADIUS`, `NS`, `ND`, `SPREAD_CELLS`,
+    `SPREAD_GROWTH` and `DIR_TOLERANCE` (at import; the experiments call it again after
+    changing them)."""
+    global CELL, SPREAD, _CELLS, _LAYER_REPEAT, _CENTRES, _DISC, _DISC_CELLS, _DISC_CENTRES
+    global _REACH, _SPATIAL, _SPATIAL_OFFSET, _LAYERS
+    CELL = 2 * RADIUS / NS
+    SPREAD = SPREAD_CELLS * CELL
+    _CELLS = NS * NS
+    # the validity mask copied into every layer of both type blocks (the second is empty
+    # when TYPE_LAYERS is 0)
+    _LAYER_REPEAT = sum(1 << (_CELLS * k) for k in range(2 * ND))
+    _CENTRES = _cell_centres(NS, CELL)
+    # cells inside the cylinder's disc
+    _DISC = sum(
+        1 << k for k, (cx, cy) in enumerate(_CENTRES) if cx * cx + cy * cy <= RADIUS * RADIUS
+    )
+    _DISC_CELLS = tuple(k for k in range(_CELLS) if _DISC >> k & 1)
+    # (bit, centre x, centre y) of each cell inside the disc
+    _DISC_CENTRES = tuple((1 << k, *_CENTRES[k]) for k in _DISC_CELLS)
+    _REACH = RADIUS + SPREAD + SPREAD_GROWTH * RADIUS
+    _SPATIAL = _spatial_table(_CENTRES, _DISC_CELLS, SPREAD)
+    _SPATIAL_OFFSET = int(math.ceil(_REACH / _QUANT))
+    _LAYERS = _layer_table(_CELLS)
+
+
+CELL = SPREAD = _REACH = 0.0
+_CELLS = _LAYER_REPEAT = _DISC = _SPATIAL_OFFSET = 0
+_CENTRES: tuple[tuple[float, float], ...] = ()
+_DISC_CELLS: tuple[int, ...] = ()
+_DISC_CENTRES: tuple[tuple[int, float, float], ...] = ()
+_SPATIAL: tuple[tuple[int, ...], ...] = ()
+_LAYERS: tuple[int, ...] = ()
+_build_tables()
 
 
 @dataclass(frozen=True, slots=True)
