@@ -14,7 +14,7 @@ after the Minutia Cylinder-Code of Cappelli, Ferrara and Maltoni (IEEE PAMI
    layers. A cell's bit is set when a neighbouring minutia lies near the
    cell's centre with a relative direction in that layer. Bits are packed in
    one integer, so comparing two cylinders is an AND, an XOR and two popcounts.
-   The lookup tables follow these knobs through `_build_tables` (call it again
+   The lookup tables follow these knobs through `build_tables` (call it again
    after changing them).
    `TYPE_LAYERS` (off until the thresholds are recalibrated with it) doubles
    the layers: endings light one block of `ND`, bifurcations the other,
@@ -470,7 +470,7 @@ genuine pairs.
   without), but the tests' blind cluster probes reach 253 (one of 800 over its 1 %
   threshold of 223), and `compare` 5.5 -> 7.7 ms. What is left of it: a flow guard from
   the direction window's density alone.
-- The cylinder's geometry (bioG; `_build_tables` rebuilds the tables from the knobs;
+- The cylinder's geometry (bioG; `build_tables` rebuilds the tables from the knobs;
   `FILL_REF`, `MIN_BITS`, `MIN_VALID_CELLS` scaled with it; then own DET): `NS` 12 at the
   same 1.35 mm spread 5.3 / 10.3 % (own 5.1 / 8.0 %) but 6.0 / 12.4 %; `NS` 16 5.2 / 10.6
   % (own 5.2 / 8.1 %) but 5.9 / 12.4 %, and extract 2.55 -> 5.99 ms, compare 2.05 -> 4.60
@@ -603,7 +603,7 @@ def _layer_table(cells: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _build_tables() -> None:
+def build_tables() -> None:
     """(Re)compute the cylinder's lookup tables from `RADIUS`, `NS`, `ND`, `SPREAD_CELLS`,
     `SPREAD_GROWTH` and `DIR_TOLERANCE` (at import; the experiments call it again after
     changing them)."""
@@ -636,7 +636,7 @@ _DISC_CELLS: tuple[int, ...] = ()
 _DISC_CENTRES: tuple[tuple[int, float, float], ...] = ()
 _SPATIAL: tuple[tuple[int, ...], ...] = ()
 _LAYERS: tuple[int, ...] = ()
-_build_tables()
+build_tables()
 
 
 @dataclass(frozen=True, slots=True)

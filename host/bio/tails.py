@@ -72,14 +72,24 @@ def _set_knob(assignment: str) -> None:
     setattr(matcher, name, int(float(value)) if isinstance(current, int) else float(value))
 
 
+def apply_knobs(assignments: Sequence[str]) -> None:
+    """Set each `NAME=VALUE` matcher constant, then rebuild the cylinder's lookup tables
+    (`matcher.build_tables`), which are computed from `NS`, `ND`, `RADIUS`,
+    `SPREAD_CELLS`, `SPREAD_GROWTH` and `DIR_TOLERANCE` at import: without the rebuild
+    those knobs would silently change nothing."""
+    for knob in assignments:
+        _set_knob(knob)
+    if assignments:
+        matcher.build_tables()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m host.bio.tails", description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     parser.add_argument("--impostors", type=int, default=4000, help="a seed and setting")
     parser.add_argument("knobs", nargs="*", metavar="NAME=VALUE")
     args = parser.parse_args(argv)
-    for knob in args.knobs:
-        _set_knob(knob)
+    apply_knobs(args.knobs)
     tails = measure(args.seeds, impostors=args.impostors)
     for name, thr in tails.thresholds.items():
         print(f"{name:7s} {tails.impostors} impostors: FMR 1% at {thr[0]}, FMR 0.1% at {thr[1]}")

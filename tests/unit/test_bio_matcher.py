@@ -434,7 +434,7 @@ def test_a_made_up_arch_flow_probe_stays_under_the_fmr_01_threshold() -> None:
 def test_rebuilt_cylinder_tables_follow_the_knobs_and_restore_main(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`_build_tables` (the experiments' switch for `NS`, `SPREAD_CELLS`, `SPREAD_GROWTH`):
+    """`build_tables` (the experiments' switch for `NS`, `SPREAD_CELLS`, `SPREAD_GROWTH`):
     a finer grid gives more bits, a growing spread lights more cells far out than near the
     centre, and rebuilding at the defaults gives back exactly the tables and scores."""
     a, b = _t(DS.impressions[0][0]), _t(DS.impressions[0][1])
@@ -442,7 +442,7 @@ def test_rebuilt_cylinder_tables_follow_the_knobs_and_restore_main(
     try:
         monkeypatch.setattr(matcher, "NS", 12)
         monkeypatch.setattr(matcher, "SPREAD_CELLS", 1.35)
-        matcher._build_tables()
+        matcher.build_tables()
         assert len(matcher._DISC_CELLS) == 112 and matcher._CELLS == 144
         f = matcher.extract(a)
         assert all(c < 1 << (144 * 2 * matcher.ND) for c in f.cylinders)
@@ -450,12 +450,12 @@ def test_rebuilt_cylinder_tables_follow_the_knobs_and_restore_main(
         monkeypatch.setattr(matcher, "NS", 8)
         monkeypatch.setattr(matcher, "SPREAD_CELLS", 0.9)
         monkeypatch.setattr(matcher, "SPREAD_GROWTH", 0.3)
-        matcher._build_tables()
+        matcher.build_tables()
         off, q = matcher._SPATIAL_OFFSET, matcher._QUANT
         near = matcher._SPATIAL[off][off].bit_count()  # a neighbour on the minutia itself
         rim = matcher._SPATIAL[off][off + int(45 / q)].bit_count()  # 4.5 mm ahead
         assert rim > near
     finally:
         monkeypatch.undo()
-        matcher._build_tables()
+        matcher.build_tables()
     assert (matcher._SPATIAL, matcher._LAYERS, matcher._DISC, matcher.score(a, b)) == before

@@ -31,3 +31,17 @@ def test_a_knob_is_set_for_the_run_and_a_non_constant_refused(
         tails._set_knob("compare=1")
     with pytest.raises(SystemExit, match="not a numeric matcher constant"):
         tails._set_knob("NO_SUCH=1")
+
+
+def test_a_geometry_knob_rebuilds_the_cylinder_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NS and the like feed tables built at import: `apply_knobs` rebuilds them, so the
+    knob takes effect (it silently did not before `matcher.build_tables`)."""
+    cells = matcher._CELLS
+    monkeypatch.setattr(matcher, "NS", matcher.NS)
+    try:
+        tails.apply_knobs(["NS=12"])
+        assert matcher._CELLS == 144 != cells
+    finally:
+        monkeypatch.undo()
+        matcher.build_tables()
+    assert matcher._CELLS == cells
