@@ -8,7 +8,7 @@ quick measure used while tuning (issue 24; the matcher's docstring quotes it); i
 no confidence margin, so it is not a calibration.
 
     python -m host.bio.tails                      # tuning seeds 11-13, 4,000 impostors a seed
-    python -m host.bio.tails --seeds 14 15 16 FILL_EXP=1.5
+    python -m host.bio.tails FILL_EXP=1.5 --seeds 14 15 16   # knobs before --seeds
 
 `NAME=VALUE` arguments set module constants of `applets.biometric.matcher` for the run
 (a knob's effect without editing the file). Figures depend on nothing else: the

@@ -305,7 +305,10 @@ def test_pooled_growings_never_beat_the_best_and_agreement_keeps_it(
         full = matcher.GLOBAL_SEEDS * best
         assert matcher._pooled(best, full) == pytest.approx(best)
         lone = matcher._pooled(best, best)
-        assert lone == pytest.approx(best * (1 - pool + pool / matcher.GLOBAL_SEEDS))
+        if best >= 1.0:  # a growing at the clip decides alone
+            assert lone == 1.0
+        else:
+            assert lone == pytest.approx(best * (1 - pool + pool / matcher.GLOBAL_SEEDS))
     finally:
         matcher.GLOBAL_POOL = old
 
@@ -459,3 +462,18 @@ def test_rebuilt_cylinder_tables_follow_the_knobs_and_restore_main(
         monkeypatch.undo()
         matcher.build_tables()
     assert (matcher._SPATIAL, matcher._LAYERS, matcher._DISC, matcher.score(a, b)) == before
+
+
+def test_a_template_whose_other_growings_stop_short_still_scores_score_max_against_itself() -> None:
+    """Found by a review: hard setting, seed 1, finger 32, impression 0 (25 minutiae, a
+    valid enrolment) scored 9670 against itself with the growings pooled (one growing at
+    the clip, five at 0.92); a growing at the clip decides alone (`_pooled`)."""
+    from host.bio.difficulty import HARD, make_dataset
+
+    ds = make_dataset(60, 2, seed=1, d=HARD)
+    t = matcher.extract(encode_minutiae(ds.impressions[32][0]))
+    assert len(t) == 25
+    assert matcher.compare(t, t) == matcher.SCORE_MAX
+    assert matcher._pooled(1.0, 1.0) == 1.0  # one certain growing of six
+    assert matcher._pooled(0.9, 0.9 * 6) == pytest.approx(0.9)
+    assert matcher._pooled(0.9, 0.9) == pytest.approx(0.15)  # the mean over GLOBAL_SEEDS

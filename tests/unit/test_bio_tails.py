@@ -45,3 +45,19 @@ def test_a_geometry_knob_rebuilds_the_cylinder_tables(monkeypatch: pytest.Monkey
         monkeypatch.undo()
         matcher.build_tables()
     assert matcher._CELLS == cells
+
+
+def test_the_docstrings_knob_example_parses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The module docstring's example order (knobs, then --seeds) runs; knobs after
+    --seeds would be read as seeds."""
+    monkeypatch.setattr(matcher, "FILL_EXP", matcher.FILL_EXP)
+    tails.main(["FILL_EXP=1.5", "--seeds", "14", "--impostors", "5"])
+    assert matcher.FILL_EXP == 1.5
+    out = capsys.readouterr().out
+    assert "hard    5 impostors: FMR 1% at" in out  # one seed, 5 impostors a setting
+    assert "hard FNMR at the highest FMR 1% threshold" in out
+    assert "--seeds 14 15 16" in (tails.__doc__ or "")
+    with pytest.raises(SystemExit):
+        tails.main(["--seeds", "14", "FILL_EXP=1.5"])
