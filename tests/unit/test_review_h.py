@@ -12,12 +12,20 @@ import pytest
 
 from applets.biometric import matcher
 from applets.biometric.iso19794 import encode_minutiae
-from applets.sample import COUNTER_CLIENT_AID
+from applets.sample import COUNTER_CLIENT_AID, ECHO_AID, EchoApplet
 from host.bio import difficulty
 from tests.unit.cards import sample_card, select, tx
 from tests.unit.sgp22_helpers import Lpa
-from tests.unit.test_enabled_profile_damaged import COMMANDS, ENABLED_RECORD_DAMAGE
-from tests.unit.test_profile_integrity import OWNER, _card_with
+from tests.unit.test_enabled_profile_damaged import (
+    APPS,
+    COMMANDS,
+    DAMAGE,
+    ENABLED_RECORD_DAMAGE,
+    _apps_card,
+    _select_sw,
+)
+from tests.unit.test_profile_integrity import OWNER, _card_with, _es10c
+from tests.unit.test_runtime import _GATE, _gated_card
 from tests.unit.usim_cards import send
 
 UNDEFINED_ERROR = 127
@@ -97,3 +105,64 @@ def test_the_terminal_path_treats_a_damaged_enabled_record_as_the_store_does(
     sws: dict[str, Any] = {n: send(rt, COMMANDS[n])[1] for n in ("SELECT MF", "STATUS")}
     assert sws == {"SELECT MF": 0x6581, "STATUS": 0x6581}
     assert rt.exceptions == 0
+
+
+def _count_deselects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = EchoApplet.deselect
+
+    def deselect(applet: EchoApplet) -> None:
+        calls.append(1)
+        real(applet)
+
+    monkeypatch.setattr(EchoApplet, "deselect", deselect)
+    return calls
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review H: deselect_everywhere (and _leave after a commit) still call a "
+    "gated-off instance's deselect(); only _end_unusable and MANAGE CHANNEL CLOSE skip it",
+)
+def test_deselect_everywhere_runs_no_code_of_a_gated_off_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_gated_off`'s rule: 'a profile not activated runs none of its code, not even its
+    clean-up'. The card's own deselection of the instance (`deselect_everywhere`, what a
+    profile switch or delete does) calls its `deselect()` while its gate refuses it."""
+    calls = _count_deselects(monkeypatch)
+    rt = _gated_card()
+    _GATE["open"] = True
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, 1)) == "9000"
+    _GATE["open"] = False  # gated off while selected; no command on channel 1 since
+    assert rt.deselect_everywhere(ECHO_AID) == [1]
+    assert rt.selected_context(1) is None
+    assert calls == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review H: ES10c Disable of the damaged enabled profile calls deselect() of "
+    "its application still selected on a channel (the switch's deselect_everywhere)",
+)
+def test_disabling_a_damaged_profile_runs_none_of_its_applications_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The profile found damaged (6581 on channel 0) while its application stays selected
+    on channel 1 with no command there since; SELECT of it answers 6A82 (gated off). The
+    LPA then disables the profile (SGP.22: a damaged profile can be disabled): the
+    application's `deselect()` runs -- code of a profile not activated."""
+    rt = _apps_card()
+    app = APPS.apps[0].aid
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x9000
+    assert send(rt, bytes.fromhex("0070000001"))[1] == 0x9000
+    assert _select_sw(rt, app, 1) == 0x9000
+    calls = _count_deselects(monkeypatch)
+    DAMAGE["keys record gone"](rt, APPS.iccid)
+    assert send(rt, COMMANDS["AUTHENTICATE 3G"])[1] == 0x6581  # found damaged
+    assert _select_sw(rt, app, 0) == 0x6A82  # gated off (channel 0)
+    assert rt.selected_aid(1) == app and calls == []  # still selected on channel 1
+    assert _es10c(Lpa(rt), "Disable", APPS.iccid) == 0
+    assert rt.selected_aid(1) is None
+    assert calls == []
