@@ -202,6 +202,8 @@ class CardRuntime:
         #: deselections ordered inside the open transaction (channel -> the context to
         #: leave), done when it commits and forgotten if it rolls back (`deselect_everywhere`)
         self._leaving: dict[int, Context] = {}
+        #: of `_leaving`'s channels, those whose instance was gated off when ordered out
+        self._leaving_gated: set[int] = set()
         #: the entries deleted inside the open transaction: a rollback brings back these
         #: same contexts, which channels whose deselection it cancels still hold
         self._gone: dict[bytes, _Entry] = {}
@@ -497,19 +499,28 @@ class CardRuntime:
         delete that did not happen leaves the card as it was, its applications'
         sessions on other channels included; a deselection done at once could not be
         undone (the applet's `deselect()` has run, its CLEAR_ON_DESELECT memory is
-        gone).
+        gone). An instance gated off when its deselection is ordered (`_gated_off`: its
+        profile found damaged or not activated) is dropped as `_end_unusable` drops it:
+        its `deselect()` is not called, its CLEAR_ON_DESELECT memory is cleared.
         """
         entry = self._entries.get(bytes(AID(aid)))
         if entry is None:
             return []
         out = []
         deferred = self.nvm.in_transaction
+        gated_off: bool | None = None
         for ch_no, ch in sorted(self._channels.items()):
             if ch.ctx is entry.ctx:
+                if gated_off is None:
+                    gated_off = self._gated_off(entry.ctx)
                 if deferred:
                     self._leaving[ch_no] = entry.ctx
+                    if gated_off:
+                        self._leaving_gated.add(ch_no)
+                    else:
+                        self._leaving_gated.discard(ch_no)
                 else:
-                    self._deselect(ch, ch_no)
+                    self._deselect(ch, ch_no, notify=not gated_off)
                 out.append(ch_no)
         return out
 
@@ -518,17 +529,21 @@ class CardRuntime:
         leaving, gone = self._leaving, self._gone
         if not leaving and not gone:
             return
-        self._leaving, self._gone = {}, {}
+        gated = self._leaving_gated
+        self._leaving, self._gone, self._leaving_gated = {}, {}, set()
         deleted = {id(e.ctx) for e in gone.values()}
         for ch_no, ctx in sorted(leaving.items()):
             ch = self._channels.get(ch_no)
             if ch is not None and ch.ctx is ctx:
-                # A deleted instance is not called again after its on_uninstall().
-                self._deselect(ch, ch_no, notify=id(ctx) not in deleted)
+                # A deleted instance is not called again after its on_uninstall(); nor is
+                # one gated off when ordered out (`_gated_off`): its memory is cleared.
+                notify = id(ctx) not in deleted and ch_no not in gated
+                self._deselect(ch, ch_no, notify=notify)
 
     def _forget_leaving(self) -> None:
         """After a rollback: the operation did not happen, so neither do its deselections."""
         self._leaving.clear()
+        self._leaving_gated.clear()
         self._gone.clear()
 
     def set_lifecycle(self, aid: bytes | str, lifecycle: int) -> None:
@@ -685,6 +700,7 @@ class CardRuntime:
     def _clear_volatile(self) -> None:
         self.toolkit.clear()
         self._leaving.clear()  # every channel closes with the power
+        self._leaving_gated.clear()
         for e in self._entries.values():
             e.ctx.clear_on_reset()
         self._active = None
@@ -1207,11 +1223,18 @@ class CardRuntime:
             # channel gets the default applet; from any other the origin's selected
             # applet, and none when none is selected there -- as when `_end_unusable`
             # just deselected a locked or gated instance at this very command: the
-            # default applet is not a stand-in for it.
+            # default applet is not a stand-in for it. The origin's applet not
+            # multiselectable (its context active there) or its select() refusing: the
+            # RE closes the new channel and answers 6985 (JC RE 3.0.5 §4.5.1), not an
+            # empty channel with 9000.
             if ch_no == 0:
                 self._select_default(new)
             elif ch.ctx is not None and self._may_select(bytes(ch.ctx.aid)):
-                self._do_select(nch, new, ch.ctx)
+                try:
+                    self._do_select(nch, new, ch.ctx, strict=True)
+                except CardError:
+                    del self._channels[new]
+                    raise CardError(SW.CONDITIONS_NOT_SATISFIED) from None
             # P2 = 00: the channel number is the response data (§11.1.2), fitted to
             # Ne by `_answer` like any other: 6101 for a case 1 command.
             return bytes((new,)) if p2 == 0 else None

@@ -234,6 +234,14 @@ def _decoded(type_name: str, der: bytes) -> Any:
     return value
 
 
+def _matches(view: ProfileView, ident: tuple[str, bytes]) -> bool:
+    """Whether `view` is the profile an ES10c identifier (iccid or isdpAid) names."""
+    kind, value = ident
+    if kind == "iccid":
+        return iccid_to_bytes(view.iccid) == value
+    return kind == "isdpAid" and view.isdp_aid == value
+
+
 class ProfileFunctions(IsdrBase):
     """ES10c functions over the profile store and the ISD-R's records."""
 
@@ -284,13 +292,7 @@ class ProfileFunctions(IsdrBase):
         return _GuardedStore(self.profile_store())
 
     def _find(self, ident: tuple[str, bytes]) -> ProfileView | None:
-        kind, value = ident
-        for p in self.profiles():
-            if kind == "iccid" and iccid_to_bytes(p.iccid) == value:
-                return p
-            if kind == "isdpAid" and p.isdp_aid == value:
-                return p
-        return None
+        return next((p for p in self.profiles() if _matches(p, ident)), None)
 
     def _notify(self, view: ProfileView, event: NotificationEvent) -> None:
         ntf = self.notifications()
@@ -301,18 +303,28 @@ class ProfileFunctions(IsdrBase):
     # -- GetProfilesInfo (§5.7.15) ------------------------------------------------------------
 
     def get_profiles_info(self, request: Any, raw: bytes) -> Any:
+        """ES10c GetProfilesInfo (SGP.22 §5.7.15); reads only.
+
+        The store's own data damaged (its "enabled" or "profiles" record not of the
+        shape it wrote: ProfileStoreError from `_store`, as for Enable or Disable)
+        answers ProfileInfoListError undefinedError(127), the code for a reason the
+        others do not name, not 6F00: damaged data, not a fault of the card's code.
+        """
         try:
             fields = _tag_list(request["tagList"]) if "tagList" in request else None
         except ValueError:
             return ("profileInfoListError", PROFILE_INFO_INCORRECT_INPUT)
-        views = self.profiles()
+        try:
+            views = self.profiles()
+        except ProfileStoreError:
+            return ("profileInfoListError", UNDEFINED_ERROR)
         crit = request.get("searchCriteria")
         if crit is not None:
             kind, value = crit
             if kind == "profileClass":
                 views = [v for v in views if v.profile_class == value]
             else:
-                v = self._find((kind, value))
+                v = next((p for p in views if _matches(p, (kind, value))), None)
                 views = [] if v is None else [v]
         return ("profileInfoListOk", [v.info(fields) for v in views])
 

@@ -433,7 +433,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             return self
         if bytes(client_aid) in PROFILE_STORE_CLIENTS:
             return self
-        current, _ = self._current()
+        try:
+            current, _ = self._current()
+        except DamagedRecord:
+            return None  # the "enabled" record damaged: no profile is activated
         if current is not None and current.security_domain(bytes(client_aid)) is not None:
             # A security domain of the enabled profile: its own record, nothing else.
             return _SdAccess(self, current, bytes(client_aid))
@@ -512,7 +515,15 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         check if it has not run since the power-up (the first command after a
         power-up may be their SELECT), and a profile not activated has its
         instances answer as not selectable (6A82).
+
+        Raises:
+            DamagedRecord: the stored "enabled" record is not of the shape written (the
+                check `_enabled_slot` makes for the ISD-R): no profile runs on it.
         """
+        if not _enabled_shape_ok(raw):
+            # The store's own check (`_enabled_slot`): damaged data, 6581 by
+            # `_memory_problem` for a command, not activated for a selection.
+            raise DamagedRecord("the stored record enabled is not of its shape")
         number, gen = raw
         out: tuple[Slot | None, int]
         if number is None:
@@ -614,10 +625,13 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         disabled profile only is left to its life cycle (its disable locked it). RAM
         only: the activation's result is a transient, nothing is written.
         """
-        current, _ = self._current()
-        if current is not None:
-            return True
-        enabled, _ = self._enabled_slot()
+        try:
+            current, _ = self._current()
+            if current is not None:
+                return True
+            enabled, _ = self._enabled_slot()
+        except DamagedRecord:
+            return False  # the "enabled" record damaged: no profile's instance runs
         if enabled is None:
             return True  # no profile enabled: the life cycles (locked) decide
         aid = bytes(aid)
@@ -645,7 +659,7 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
 
     def _used_no_more(self, raw: Any) -> None:
         """The enabled profile (`raw`, as stored) not used until the next activation."""
-        if raw[0] is not None:
+        if _enabled_shape_ok(raw) and raw[0] is not None:
             self._ctx.transient[_ACTIVATION] = (raw, False)
         self._current_memo = None
 
@@ -1530,7 +1544,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         inside their transaction, so the deselection takes effect when it commits
         (`CardRuntime.deselect_everywhere`): a refusal, or a rollback of the caller's
         transaction that the operation joined, deselects nothing; selection is RAM, so a
-        tear (power lost: every channel closes) leaves nothing of it behind.
+        tear (power lost: every channel closes) leaves nothing of it behind. Called
+        before the switch's writes: an instance the gates refuse then (its profile
+        found damaged or not activated) is dropped without its `deselect()` running
+        (`CardRuntime._gated_off`).
         """
         if slot is None:
             return
@@ -1585,12 +1602,14 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
             raise ProfileStoreError(ProfileStoreReason.NOT_DISABLED, f"{iccid} is enabled")
         self._intact(target)
         with self.system.transaction():
+            # First, while the gates still see the profile as it was: an application
+            # of a profile not activated is dropped without its deselect() running.
+            self._deselect_profile(current)
             self._set_apps(current, _LOCKED)
             self._set_apps(target, _SELECTABLE)
             self._switch_sds(current, target)
             enabled = (target.number, gen + 1)
             self.system.store.set("enabled", enabled)
-            self._deselect_profile(current)
         # Only a client's enable comes with its FIG. 4 check (this applet's own, at its
         # installation with a profile, does not): the caller is the previous context.
         caller = self.system.previous_context_aid
@@ -1608,10 +1627,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         """Disable the enabled profile `current` (one transaction)."""
         _, gen = self._enabled_slot()
         with self.system.transaction():
+            self._deselect_profile(current)  # first: as in `enable_profile`
             self._set_apps(current, _LOCKED)
             self._switch_sds(current, None)
             self.system.store.set("enabled", (None, gen + 1))
-            self._deselect_profile(current)
 
     def delete_profile(self, iccid: str) -> None:
         """Delete a disabled profile with its applications and security domains.
@@ -1713,7 +1732,10 @@ class UiccApplet(Applet, ProfileStoreInterface, RemoteFileInterface):
         tools and the OTA layer; applets reach them through ProfileSdInterface.
         """
         if iccid is None:
-            current, _ = self._current()
+            try:
+                current, _ = self._current()
+            except DamagedRecord:
+                return ()  # the "enabled" record damaged: no profile is activated
             return () if current is None else current.rfm()
         return self._find(iccid).rfm()
 

@@ -40,6 +40,7 @@ from tests.unit.test_profile_integrity import (
     garble_deep_file,
 )
 from tests.unit.test_profile_move_es10 import _state
+from tests.unit.test_runtime import _count_deselects
 from tests.unit.usim_cards import send
 
 OK = 0
@@ -533,3 +534,40 @@ def test_a_store_failure_after_its_writes_is_rolled_back_whole(
     assert rt.nvm.snapshot() == before
     assert rt.applets() == registry
     assert rt.exceptions == 0 and rt.nvm_violations == 0
+
+
+@pytest.mark.parametrize("damage", sorted(ENABLED_RECORD_DAMAGE))
+def test_the_terminal_path_treats_a_damaged_enabled_record_as_the_store_does(
+    damage: str,
+) -> None:
+    """The same damaged record: the ISD-R answers undefinedError (damaged data), while the
+    USIM's own commands answer 9000 for (0, "1") and (True, 1) -- the profile runs on a
+    record the store refuses -- and 6F00 counted for b"\\x01" and (0,) -- a card fault,
+    not the 6581 memory problem `_memory_problem` gives a DamagedRecord."""
+    rt = _card_with()
+    rt.nvm.write(OWNER, "enabled", ENABLED_RECORD_DAMAGE[damage])
+    sws: dict[str, Any] = {n: send(rt, COMMANDS[n])[1] for n in ("SELECT MF", "STATUS")}
+    assert sws == {"SELECT MF": 0x6581, "STATUS": 0x6581}
+    assert rt.exceptions == 0
+
+
+def test_disabling_a_damaged_profile_runs_none_of_its_applications_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The profile found damaged (6581 on channel 0) while its application stays selected
+    on channel 1 with no command there since; SELECT of it answers 6A82 (gated off). The
+    LPA then disables the profile (SGP.22: a damaged profile can be disabled): the
+    application's `deselect()` runs -- code of a profile not activated."""
+    rt = _apps_card()
+    app = APPS.apps[0].aid
+    assert send(rt, COMMANDS["SELECT ADF.USIM"])[1] == 0x9000
+    assert send(rt, bytes.fromhex("0070000001"))[1] == 0x9000
+    assert _select_sw(rt, app, 1) == 0x9000
+    calls = _count_deselects(monkeypatch)
+    DAMAGE["keys record gone"](rt, APPS.iccid)
+    assert send(rt, COMMANDS["AUTHENTICATE 3G"])[1] == 0x6581  # found damaged
+    assert _select_sw(rt, app, 0) == 0x6A82  # gated off (channel 0)
+    assert rt.selected_aid(1) == app and calls == []  # still selected on channel 1
+    assert _es10c(Lpa(rt), "Disable", APPS.iccid) == 0
+    assert rt.selected_aid(1) is None
+    assert calls == []

@@ -18,7 +18,8 @@ from card.nvm import OutOfMemory
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.fsstore import DamagedRecord
 from tests.unit.sgp22_helpers import Es10Error, Lpa
-from tests.unit.test_profile_integrity import OTHER, _card_with, _es10c
+from tests.unit.test_enabled_profile_damaged import ENABLED_RECORD_DAMAGE
+from tests.unit.test_profile_integrity import OTHER, OWNER, _card_with, _es10c
 from tests.unit.test_sgp22_isdr import ICCID_ID, _lpa_with_two_profiles
 
 UNDEFINED_ERROR = 127
@@ -95,3 +96,16 @@ def test_full_memory_met_by_the_isdr_s_own_notification_answers_undefined_error(
     assert res == UNDEFINED_ERROR
     assert rt.exceptions == 0
     assert rt.nvm.snapshot() == before
+
+
+@pytest.mark.parametrize("damage", sorted(ENABLED_RECORD_DAMAGE))
+def test_get_profiles_info_on_a_damaged_enabled_record_is_not_a_card_fault(damage: str) -> None:
+    """_GuardedStore turns the store's DamagedRecord into ProfileStoreError for every
+    store call, but `get_profiles_info` (via `profiles()`) does not catch it: the
+    ProfileStoreError escapes as 6F00 and `rt.exceptions` counts it as a bug of the card,
+    the very distinction the fix draws (damaged data: undefinedError, uncounted)."""
+    rt = _card_with()
+    rt.nvm.write(OWNER, "enabled", ENABLED_RECORD_DAMAGE[damage])
+    res = Lpa(rt).es10("ProfileInfoListRequest", {}, "ProfileInfoListResponse")
+    assert res == ("profileInfoListError", UNDEFINED_ERROR)
+    assert rt.exceptions == 0

@@ -678,3 +678,45 @@ def test_an_error_after_an_aborted_transaction_is_no_partial_write(
     assert (card.nvm.snapshot() == before) is (violations == 0)
     assert card.nvm_violations == violations
     assert card.exceptions == 0
+
+
+def test_manage_channel_open_copying_a_non_multiselectable_applet_is_refused() -> None:
+    """Java Card RE §4.5.1: from a channel other than 0 the candidate is the origin's
+    applet; 'if the candidate applet instance is not a multiselectable applet and the
+    candidate applet's context is active, the Java Card RE shall close the new logical
+    channel' and answer 6985. The runtime's comment cites the RE for this branch, but
+    `_do_select(strict=False)` returns silently and the channel stays open, empty."""
+    rt = sample_card()
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(COUNTER_CLIENT_AID, cla=1)) == "9000"  # not multiselectable
+    assert tx(rt, "0170000000") == "6985"
+    assert rt.open_channels() == [0, 1]
+
+
+def _count_deselects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = EchoApplet.deselect
+
+    def deselect(applet: EchoApplet) -> None:
+        calls.append(1)
+        real(applet)
+
+    monkeypatch.setattr(EchoApplet, "deselect", deselect)
+    return calls
+
+
+def test_deselect_everywhere_runs_no_code_of_a_gated_off_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_gated_off`'s rule: 'a profile not activated runs none of its code, not even its
+    clean-up'. The card's own deselection of the instance (`deselect_everywhere`, what a
+    profile switch or delete does) calls its `deselect()` while its gate refuses it."""
+    calls = _count_deselects(monkeypatch)
+    rt = _gated_card()
+    _GATE["open"] = True
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(ECHO_AID, 1)) == "9000"
+    _GATE["open"] = False  # gated off while selected; no command on channel 1 since
+    assert rt.deselect_everywhere(ECHO_AID) == [1]
+    assert rt.selected_context(1) is None
+    assert calls == []
