@@ -1224,9 +1224,10 @@ class CardRuntime:
             # applet, and none when none is selected there -- as when `_end_unusable`
             # just deselected a locked or gated instance at this very command: the
             # default applet is not a stand-in for it. The origin's applet not
-            # multiselectable (its context active there) or its select() refusing: the
-            # RE closes the new channel and answers 6985 (JC RE 3.0.5 §4.5.1), not an
-            # empty channel with 9000.
+            # multiselectable (its context active there): the RE closes the new channel
+            # and answers 6985 (JC RE 3.0.5 §4.5.1 step 8); its select() refusing or
+            # throwing: closed too, 6999 (SW_APPLET_SELECT_FAILED, as for SELECT; step
+            # 10) -- not an empty channel with 9000.
             if ch_no == 0:
                 self._select_default(new)
             elif ch.ctx is not None and self._may_select(bytes(ch.ctx.aid)):
@@ -1234,7 +1235,7 @@ class CardRuntime:
                     self._do_select(nch, new, ch.ctx, strict=True)
                 except CardError:
                     del self._channels[new]
-                    raise CardError(SW.CONDITIONS_NOT_SATISFIED) from None
+                    raise
             # P2 = 00: the channel number is the response data (§11.1.2), fitted to
             # Ne by `_answer` like any other: 6101 for a case 1 command.
             return bytes((new,)) if p2 == 0 else None

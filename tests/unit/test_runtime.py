@@ -693,6 +693,35 @@ def test_manage_channel_open_copying_a_non_multiselectable_applet_is_refused() -
     assert rt.open_channels() == [0, 1]
 
 
+class _Shy(EchoApplet):
+    """A multiselectable applet whose select() refuses while `refuse` is set."""
+
+    multiselectable = True
+    refuse = False
+
+    def select(self) -> bool:
+        return not _Shy.refuse
+
+
+def test_manage_channel_open_copying_an_applet_that_refuses_selection_answers_6999() -> None:
+    """JC RE 3.0.5 §4.5.1 step 10: the candidate's select() refusing closes the new
+    channel with 6999 (SW_APPLET_SELECT_FAILED), as a refused SELECT answers; a
+    multiselectable applet that accepts is copied to the new channel."""
+    aid = bytes.fromhex("F0434152444555D5A901")
+    rt = sample_card()
+    rt.install(_Shy, aid)
+    assert tx(rt, "0070000001") == "019000"
+    assert tx(rt, select(aid, cla=1)) == "9000"
+    try:
+        _Shy.refuse = True
+        assert tx(rt, "0170000000") == "6999"
+        assert rt.open_channels() == [0, 1]
+    finally:
+        _Shy.refuse = False
+    assert tx(rt, "0170000000") == "029000"
+    assert rt.open_channels() == [0, 1, 2]
+
+
 def _count_deselects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = EchoApplet.deselect
