@@ -28,6 +28,18 @@ def sample_card(image: str | None = None, *, power: bool = True) -> CardRuntime:
     return rt
 
 
+def restart(rt: CardRuntime, how: str) -> None:
+    """Power the card up again: "power cycle" (off, then on: RAM lost, ATR) or "warm
+    reset" (ISO/IEC 7816-3 warm reset)."""
+    if how == "power cycle":
+        rt.power_off()
+        rt.power_on()
+    elif how == "warm reset":
+        rt.reset()
+    else:
+        raise ValueError(f"restart how? {how!r}")
+
+
 def tx(rt: CardRuntime, hexstr: str) -> str:
     """Send one APDU given in hex; return the response in upper-case hex."""
     return rt.process(bytes.fromhex(hexstr.replace(" ", ""))).hex().upper()

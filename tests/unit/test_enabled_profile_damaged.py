@@ -25,6 +25,7 @@ from card.runtime import CardRuntime
 from card.sgp22.values import iccid_to_bytes
 from card.uicc.builder import DEFAULT_USIM_AID
 from card.uicc.ts_31_103 import DEFAULT_ISIM_AID
+from tests.unit.cards import restart
 from tests.unit.sgp22_helpers import Lpa
 from tests.unit.test_profile_integrity import (
     DAMAGE,
@@ -402,11 +403,7 @@ def test_after_the_lpa_switches_the_other_profile_s_applications_run() -> None:
 def test_a_healthy_profile_s_applications_are_selectable_after_power_up() -> None:
     rt = _apps_card()
     for how in ("power cycle", "warm reset"):
-        if how == "power cycle":
-            rt.power_off()
-            rt.power_on()
-        else:
-            rt.reset()
+        restart(rt, how)
         for aid in _instances(APPS):
             assert _select_sw(rt, aid) == 0x9000, aid.hex()  # the first command
             ch = send(rt, bytes.fromhex("0070000001"))[0][0]

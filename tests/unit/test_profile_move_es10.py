@@ -44,6 +44,7 @@ from card.uicc.profile import Profile
 from host.presets import install_euicc
 from host.systems.profile_move.card import bind
 from host.systems.profile_move.pki import demo_pki, ese_id_of
+from tests.unit.cards import restart
 from tests.unit.sgp22_helpers import Lpa
 
 PKI = demo_pki(0)
@@ -321,12 +322,8 @@ def test_one_enable_checks_the_binding_once(fig4_checks: list[str]) -> None:
     for _ in range(3):
         assert send(rt, select_usim)[1] == 0x9000  # activated: the profile runs
     assert fig4_checks == [bound.iccid]
-    for cycle in ("power", "reset"):
-        if cycle == "power":
-            rt.power_off()
-            rt.power_on()
-        else:
-            rt.reset()
+    for how in ("power cycle", "warm reset"):
+        restart(rt, how)
         fig4_checks.clear()
         for _ in range(2):
             assert send(rt, select_usim)[1] == 0x9000

@@ -21,6 +21,7 @@ from applets.profile_move.wire import META_ESE_ID
 from applets.usim import UICC_AID
 from card.runtime import CardRuntime
 from host.systems.profile_move.pki import ese_id_of
+from tests.unit.cards import restart
 from tests.unit.sgp22_helpers import Lpa
 from tests.unit.test_enabled_profile_damaged import COMMANDS
 from tests.unit.test_profile_integrity import OWNER, _es10c, garble_deep_file
@@ -65,11 +66,8 @@ def test_an_enabled_bound_profile_is_checked_at_power_up(how: str) -> None:
     rt = _enabled_bound()
     _rebind(rt, ese_id_of(2))
     assert _running(rt)  # activated this session: checked when it was enabled
-    if how == "power cycle":
-        rt.power_off()
-        rt.power_on()
-    elif how == "warm reset":
-        rt.reset()
+    if how != "tear":
+        restart(rt, how)
     else:
         from card.runtime import CardTorn
 
